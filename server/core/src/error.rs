@@ -1,0 +1,91 @@
+//! The solver's error type. Errors are `Clone` because one failure of a
+//! deduplicated operation is handed to every caller waiting on it; foreign
+//! sources are therefore held in `Arc`s or, for the runtime, as data.
+
+use std::sync::Arc;
+
+use crate::runtime::RuntimeError;
+
+/// A command that exited with a code its `expect` did not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecFailure {
+    pub cmd: Vec<String>,
+    pub exit_code: i64,
+    /// Captured output with secret values already replaced by `***`.
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("process {cmd:?} did not complete successfully: exit code: {exit_code}", cmd = .0.cmd.join(" "), exit_code = .0.exit_code)]
+    Exec(Box<ExecFailure>),
+    #[error("no command has been set")]
+    NoCommand,
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: is a directory, not a file")]
+    IsADirectory { path: String },
+    #[error("path {path:?} climbs out of its root")]
+    PathEscapes { path: String },
+    #[error("invalid argument: {message}")]
+    InvalidArgument { message: String },
+    #[error("unknown {kind} ID {id:?}: it was not made by this engine or its state was pruned")]
+    UnknownId { kind: String, id: String },
+    #[error("{found} ID passed where a {expected} ID is expected")]
+    WrongIdKind { expected: String, found: String },
+    #[error("secret {name:?} is not known to this engine: secret values live in memory only, so set it again in this session")]
+    SecretUnavailable { name: String },
+    #[error("{message}")]
+    Unsupported { message: String },
+    #[error("cache store failed while {action}")]
+    Store {
+        action: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("reading an archive failed")]
+    Archive(#[source] Arc<std::io::Error>),
+    #[error("host path {path}: {reason}")]
+    Host { path: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn tar(source: std::io::Error) -> Self {
+        Self::Archive(Arc::new(source))
+    }
+
+    pub fn store(action: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Store {
+            action: action.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// A stable, machine-readable code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Exec(_) => "EXEC_ERROR",
+            Error::NoCommand => "NO_COMMAND",
+            Error::Runtime(RuntimeError::ImageNotFound { .. }) => "IMAGE_NOT_FOUND",
+            Error::Runtime(RuntimeError::Unauthorized { .. }) => "UNAUTHORIZED",
+            Error::Runtime(RuntimeError::PathNotFound { .. }) | Error::NotFound { .. } => {
+                "NOT_FOUND"
+            }
+            Error::Runtime(_) => "RUNTIME_ERROR",
+            Error::NotADirectory { .. } | Error::IsADirectory { .. } => "WRONG_FILE_TYPE",
+            Error::PathEscapes { .. } | Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::UnknownId { .. } | Error::WrongIdKind { .. } => "INVALID_ID",
+            Error::SecretUnavailable { .. } => "SECRET_UNAVAILABLE",
+            Error::Unsupported { .. } => "UNSUPPORTED",
+            Error::Store { .. } | Error::Archive(_) => "INTERNAL",
+            Error::Host { .. } => "HOST_ERROR",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,204 @@
+//! Reading the client's host filesystem into content-addressed trees.
+//!
+//! A host directory becomes a `Tree` whose digest covers names, modes,
+//! symlink targets and contents. Re-reading an unchanged tree must not
+//! re-read every byte, so an index (like git's) remembers each file's
+//! blob digest keyed by path, size, mtime and inode; a file whose stat
+//! matches is not opened again. The index is per root path and persisted
+//! in the state directory, so it survives restarts.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, Encoder};
+use crate::error::{Error, Result};
+use crate::store::{Space, Store};
+use crate::tree::{Entry, PathFilter, Tree};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    mode: u32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    files: HashMap<String, (Stat, Digest)>,
+}
+
+/// The key a host tree is stored under, by content digest.
+fn tree_key(content: &Digest) -> Digest {
+    let mut encoder = Encoder::new("hostTree");
+    encoder.digest(content);
+    encoder.finish()
+}
+
+/// A tree read earlier by `read_directory`/`read_file`.
+pub fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
+    let bytes = store
+        .get(Space::Result, &tree_key(content))?
+        .ok_or_else(|| Error::UnknownId {
+            kind: "host directory".into(),
+            id: content.to_string(),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::store("reading a host tree", source.into()))
+}
+
+fn host_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Host {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn index_path(state_dir: &Path, root: &Path) -> PathBuf {
+    let mut encoder = Encoder::new("hostIndex");
+    encoder.str(&root.to_string_lossy());
+    state_dir.join("host-index").join(format!("{}.json", encoder.finish().hex()))
+}
+
+/// Reads a host directory (filtered) and stores its tree; returns the tree
+/// digest, which identifies the content.
+pub fn read_directory(
+    store: &dyn Store,
+    state_dir: &Path,
+    root: &Path,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Digest> {
+    let meta = fs::metadata(root).map_err(|error| host_error(root, error.to_string()))?;
+    if !meta.is_dir() {
+        return Err(host_error(root, "not a directory"));
+    }
+    let filter = PathFilter::new(include, exclude)?;
+    let index_file = index_path(state_dir, root);
+    let old: Index = fs::read(&index_file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let mut new = Index::default();
+    let mut tree = Tree::default();
+    walk(store, root, "", &filter, &old, &mut new, &mut tree)?;
+    let digest = tree.digest();
+    let json = serde_json::to_vec(&tree).expect("trees always serialise");
+    store.put(Space::Result, &tree_key(&digest), &json)?;
+    if new.files != old.files {
+        if let Some(parent) = index_file.parent() {
+            fs::create_dir_all(parent).map_err(|source| Error::store("writing the host index", source))?;
+        }
+        let bytes = serde_json::to_vec(&new).expect("indexes always serialise");
+        write_atomic(&index_file, &bytes)?;
+    }
+    Ok(digest)
+}
+
+/// Reads one host file as a one-entry tree named after the file.
+pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
+    let meta = fs::metadata(path).map_err(|error| host_error(path, error.to_string()))?;
+    if !meta.is_file() {
+        return Err(host_error(path, "not a regular file"));
+    }
+    let data = fs::read(path).map_err(|error| host_error(path, error.to_string()))?;
+    let blob = store.put_blob(&data)?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tree = Tree::single(
+        &name,
+        Entry::File {
+            blob,
+            size: data.len() as u64,
+            mode: meta.permissions().mode() & 0o7777,
+            mtime: 0,
+        },
+    )?;
+    let digest = tree.digest();
+    let json = serde_json::to_vec(&tree).expect("trees always serialise");
+    store.put(Space::Result, &tree_key(&digest), &json)?;
+    Ok(digest)
+}
+
+fn walk(
+    store: &dyn Store,
+    dir: &Path,
+    prefix: &str,
+    filter: &PathFilter,
+    old: &Index,
+    new: &mut Index,
+    tree: &mut Tree,
+) -> Result<()> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(|error| host_error(dir, error.to_string()))?
+        .filter_map(|entry| entry.ok())
+        .collect();
+    names.sort_by_key(|entry| entry.file_name());
+    for entry in names {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|error| host_error(&path, error.to_string()))?;
+        let file_type = meta.file_type();
+        if !filter.accepts(&rel, file_type.is_dir()) {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if file_type.is_dir() {
+            tree.insert(&rel, Entry::Dir { mode })?;
+            walk(store, &path, &rel, filter, old, new, tree)?;
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(&path).map_err(|error| host_error(&path, error.to_string()))?;
+            tree.insert(
+                &rel,
+                Entry::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                },
+            )?;
+        } else if file_type.is_file() {
+            let stat = Stat {
+                size: meta.len(),
+                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                inode: meta.ino(),
+                mode,
+            };
+            let blob = match old.files.get(&rel) {
+                Some((known, blob)) if *known == stat => *blob,
+                _ => {
+                    let data = fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
+                    store.put_blob(&data)?
+                }
+            };
+            new.files.insert(rel.clone(), (stat.clone(), blob));
+            tree.insert(
+                &rel,
+                Entry::File {
+                    blob,
+                    size: stat.size,
+                    mode,
+                    mtime: 0,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file atomically: a temp file beside it, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    fs::write(&tmp, bytes).map_err(|source| Error::store("writing a temp file", source))?;
+    fs::rename(&tmp, path).map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        Error::store("renaming a temp file into place", source)
+    })
+}
