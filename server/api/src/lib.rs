@@ -1,1 +1,82 @@
-//! gantry-api
+//! gantry-api: the GraphQL schema (async-graphql) over gantry-core's engine,
+//! the mapping of core errors to GraphQL errors, and the HTTP router that
+//! serves `POST /query` on a Unix socket or on loopback with a token.
+//!
+//! Resolvers only build DAG nodes or ask the engine for values; all caching
+//! and execution policy lives in gantry-core.
+
+mod client;
+mod error;
+mod http;
+mod ids;
+mod objects;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use gantry_core::Engine;
+
+pub use client::ClientInfo;
+pub use http::{router, Access};
+pub use objects::Query;
+
+/// How deeply a query may nest (one level per chained call). async-graphql's
+/// parser refuses documents nested deeper than 64 selection sets, so longer
+/// chains must continue from an ID (`loadContainerFromID`), as the SDKs do.
+pub const MAX_QUERY_DEPTH: usize = 64;
+
+/// The engine version reported by `Query.version` and `gantry version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub type GantrySchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// Builds the schema; `engine` is reachable from every resolver.
+pub fn schema(engine: Arc<Engine>) -> GantrySchema {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .data(engine)
+        // SDKs replay whole chains, so documents nest as deep as pipelines
+        // are long; async-graphql's default of 32 is far too low.
+        .limit_recursive_depth(MAX_QUERY_DEPTH)
+        .register_output_type::<objects::Node>()
+        .finish()
+}
+
+/// The SDL of the schema, as checked in at the repository root.
+pub fn sdl() -> String {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .register_output_type::<objects::Node>()
+        .finish()
+        .sdl()
+}
+
+/// Resolves a secret URI: `env://NAME` (also `env:NAME`) reads the
+/// environment, `file://PATH` (also `file:PATH`) reads a file.
+pub(crate) fn secret_from_uri(uri: &str) -> Result<String, gantry_core::Error> {
+    let unsupported = || gantry_core::Error::InvalidArgument {
+        message: format!("secret URI {uri:?}: gantry supports env://NAME and file://PATH"),
+    };
+    let (scheme, rest) = uri.split_once(':').ok_or_else(unsupported)?;
+    let rest = rest.trim_start_matches("//");
+    match scheme {
+        "env" => std::env::var(rest).map_err(|_| gantry_core::Error::InvalidArgument {
+            message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
+        }),
+        "file" => std::fs::read_to_string(rest).map_err(|error| gantry_core::Error::Host {
+            path: rest.into(),
+            reason: error.to_string(),
+        }),
+        _ => Err(unsupported()),
+    }
+}
+
+/// Executes a GraphQL-over-HTTP JSON body in process (for `gantry query`
+/// without a server) and returns the JSON response.
+pub async fn execute_json(
+    schema: &GantrySchema,
+    body: serde_json::Value,
+    client: ClientInfo,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let request: async_graphql::Request = serde_json::from_value(body)?;
+    let response = schema.execute(request.data(client)).await;
+    serde_json::to_value(&response)
+}

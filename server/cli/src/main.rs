@@ -1,1 +1,114 @@
-fn main() {}
+//! `gantry`: the binary. Parses the command line, installs the tracing
+//! subscriber and dispatches to the subcommands; anyhow lives here only.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: printing is its interface (libraries never print)"
+)]
+
+mod engine;
+mod env;
+mod prune;
+mod query;
+mod serve;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// CI/CD pipelines as code: every step runs in a container and is cached by
+/// a digest of its inputs.
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, propagate_version = true)]
+#[command(after_help = "Docs: README.md and docs/ in the gantry repository.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine: GraphQL on a Unix socket (and optionally loopback TCP)
+    Serve(serve::ServeArgs),
+    /// Run a command inside an engine session (how CI jobs and SDK scripts run)
+    Run(session::RunArgs),
+    /// Send one GraphQL document to the engine and print the result
+    Query(query::QueryArgs),
+    /// Print the GraphQL schema (SDL)
+    Schema,
+    /// Print gantry's version
+    Version,
+    /// Remove cached results and their images
+    Prune(prune::PruneArgs),
+    /// Start a session for Dagger's SDKs: prints {"port","session_token"} and serves until stdin closes
+    #[command(disable_help_flag = true)]
+    Session {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+}
+
+fn init_tracing(default: &str) {
+    let filter = std::env::var(env::LOG)
+        .ok()
+        .and_then(|value| EnvFilter::try_new(value).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Worker stack size. Deeply chained queries (SDKs replay whole pipelines)
+/// recurse through async-graphql's resolvers; 2 MiB, tokio's default, is
+/// not enough for the `MAX_QUERY_DEPTH` the API accepts.
+const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("gantry: error: could not start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(default_filter);
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => session::run(args).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Schema => {
+            print!("{}", gantry_api::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("gantry {}", gantry_api::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune(args) => prune::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Session { args } => session::session(args).await.map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("gantry: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -45,7 +45,13 @@ impl EventSink {
         self.sender.subscribe()
     }
 
-    pub(crate) fn step(&self, digest: &Digest, cmd: &[String], state: StepState, detail: Option<String>) {
+    pub(crate) fn step(
+        &self,
+        digest: &Digest,
+        cmd: &[String],
+        state: StepState,
+        detail: Option<String>,
+    ) {
         if self.sender.receiver_count() == 0 {
             return;
         }

@@ -32,7 +32,11 @@ impl FakeRuntime {
 
 #[async_trait]
 impl Runtime for FakeRuntime {
-    async fn pull(&self, reference: &str, _auth: Option<&RegistryAuth>) -> Result<PulledImage, RuntimeError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<PulledImage, RuntimeError> {
         self.pull_count.fetch_add(1, Ordering::SeqCst);
         if reference.contains("missing") {
             return Err(RuntimeError::ImageNotFound {
@@ -55,11 +59,17 @@ impl Runtime for FakeRuntime {
         let number = self.exec_count.fetch_add(1, Ordering::SeqCst) + 1;
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_concurrent.fetch_max(running, Ordering::SeqCst);
-        self.envs.lock().expect("not poisoned").push(spec.env.clone());
+        self.envs
+            .lock()
+            .expect("not poisoned")
+            .push(spec.env.clone());
         let args = spec.args;
         let (stdout, exit_code) = match args.first().map(String::as_str) {
             Some("echo") => (format!("{}\n", args[1..].join(" ")), 0),
-            Some("fail") => (String::new(), args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1)),
+            Some("fail") => (
+                String::new(),
+                args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1),
+            ),
             Some("sleep-ms") => {
                 let ms = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -81,11 +91,21 @@ impl Runtime for FakeRuntime {
         Err(RuntimeError::PathNotFound { path: path.into() })
     }
 
-    async fn build_image(&self, _rootfs: &RootfsSpec, _config: &ImageConfig, tag: &str) -> Result<String, RuntimeError> {
+    async fn build_image(
+        &self,
+        _rootfs: &RootfsSpec,
+        _config: &ImageConfig,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
         Ok(format!("fake-built:{tag}"))
     }
 
-    async fn push(&self, _image_id: &str, _reference: &str, _auth: Option<&RegistryAuth>) -> Result<String, RuntimeError> {
+    async fn push(
+        &self,
+        _image_id: &str,
+        _reference: &str,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
         Ok(format!("sha256:{}", "1".repeat(64)))
     }
 

@@ -47,7 +47,8 @@ pub fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
             kind: "host directory".into(),
             id: content.to_string(),
         })?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::store("reading a host tree", source.into()))
+    serde_json::from_slice(&bytes)
+        .map_err(|source| Error::store("reading a host tree", source.into()))
 }
 
 fn host_error(path: &Path, reason: impl Into<String>) -> Error {
@@ -60,7 +61,9 @@ fn host_error(path: &Path, reason: impl Into<String>) -> Error {
 fn index_path(state_dir: &Path, root: &Path) -> PathBuf {
     let mut encoder = Encoder::new("hostIndex");
     encoder.str(&root.to_string_lossy());
-    state_dir.join("host-index").join(format!("{}.json", encoder.finish().hex()))
+    state_dir
+        .join("host-index")
+        .join(format!("{}.json", encoder.finish().hex()))
 }
 
 /// Reads a host directory (filtered) and stores its tree; returns the tree
@@ -90,7 +93,8 @@ pub fn read_directory(
     store.put(Space::Result, &tree_key(&digest), &json)?;
     if new.files != old.files {
         if let Some(parent) = index_file.parent() {
-            fs::create_dir_all(parent).map_err(|source| Error::store("writing the host index", source))?;
+            fs::create_dir_all(parent)
+                .map_err(|source| Error::store("writing the host index", source))?;
         }
         let bytes = serde_json::to_vec(&new).expect("indexes always serialise");
         write_atomic(&index_file, &bytes)?;
@@ -147,7 +151,8 @@ fn walk(
             format!("{prefix}/{name}")
         };
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(|error| host_error(&path, error.to_string()))?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(|error| host_error(&path, error.to_string()))?;
         let file_type = meta.file_type();
         if !filter.accepts(&rel, file_type.is_dir()) {
             continue;
@@ -157,7 +162,8 @@ fn walk(
             tree.insert(&rel, Entry::Dir { mode })?;
             walk(store, &path, &rel, filter, old, new, tree)?;
         } else if file_type.is_symlink() {
-            let target = fs::read_link(&path).map_err(|error| host_error(&path, error.to_string()))?;
+            let target =
+                fs::read_link(&path).map_err(|error| host_error(&path, error.to_string()))?;
             tree.insert(
                 &rel,
                 Entry::Symlink {
@@ -174,7 +180,8 @@ fn walk(
             let blob = match old.files.get(&rel) {
                 Some((known, blob)) if *known == stat => *blob,
                 _ => {
-                    let data = fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
+                    let data =
+                        fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
                     store.put_blob(&data)?
                 }
             };
@@ -195,7 +202,11 @@ fn walk(
 
 /// Writes a file atomically: a temp file beside it, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     fs::write(&tmp, bytes).map_err(|source| Error::store("writing a temp file", source))?;
     fs::rename(&tmp, path).map_err(|source| {
         let _ = fs::remove_file(&tmp);

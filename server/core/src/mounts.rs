@@ -117,7 +117,12 @@ impl PreparedMounts {
                         read_only: false,
                     });
                 }
-                MountSource::Cache { volume, source, owner, .. } => {
+                MountSource::Cache {
+                    volume,
+                    source,
+                    owner,
+                    ..
+                } => {
                     let dir = engine.cache_volume_dir(volume);
                     if !dir.exists() {
                         // First use: seed from `source`, then make it visible

@@ -114,18 +114,58 @@ pub struct ExecArgs {
 pub enum Op {
     // ---- Container
     /// `Query.container`: an empty container.
-    Scratch { platform: Option<String> },
-    From { parent: Digest, address: String },
-    WithRootfs { parent: Digest, directory: Digest },
-    WithExec { parent: Digest, exec: ExecArgs },
-    WithEnvVariable { parent: Digest, name: String, value: String, expand: bool },
-    WithoutEnvVariable { parent: Digest, name: String },
-    WithSecretVariable { parent: Digest, name: String, secret: Digest },
-    WithWorkdir { parent: Digest, path: String },
-    WithUser { parent: Digest, name: String },
-    WithEntrypoint { parent: Digest, args: Vec<String>, keep_default_args: bool },
-    WithDefaultArgs { parent: Digest, args: Vec<String> },
-    WithLabel { parent: Digest, name: String, value: String },
+    Scratch {
+        platform: Option<String>,
+    },
+    From {
+        parent: Digest,
+        address: String,
+    },
+    WithRootfs {
+        parent: Digest,
+        directory: Digest,
+    },
+    WithExec {
+        parent: Digest,
+        exec: ExecArgs,
+    },
+    WithEnvVariable {
+        parent: Digest,
+        name: String,
+        value: String,
+        expand: bool,
+    },
+    WithoutEnvVariable {
+        parent: Digest,
+        name: String,
+    },
+    WithSecretVariable {
+        parent: Digest,
+        name: String,
+        secret: Digest,
+    },
+    WithWorkdir {
+        parent: Digest,
+        path: String,
+    },
+    WithUser {
+        parent: Digest,
+        name: String,
+    },
+    WithEntrypoint {
+        parent: Digest,
+        args: Vec<String>,
+        keep_default_args: bool,
+    },
+    WithDefaultArgs {
+        parent: Digest,
+        args: Vec<String>,
+    },
+    WithLabel {
+        parent: Digest,
+        name: String,
+        value: String,
+    },
     /// `Container.withNewFile`, `withFile`, `withDirectory`: put content into
     /// the root filesystem at `path` (a file's or a directory's destination).
     WithContent {
@@ -137,8 +177,17 @@ pub enum Op {
         include: Vec<String>,
         exclude: Vec<String>,
     },
-    WithMountedDirectory { parent: Digest, path: String, source: Digest, read_only: bool },
-    WithMountedFile { parent: Digest, path: String, source: Digest },
+    WithMountedDirectory {
+        parent: Digest,
+        path: String,
+        source: Digest,
+        read_only: bool,
+    },
+    WithMountedFile {
+        parent: Digest,
+        path: String,
+        source: Digest,
+    },
     WithMountedCache {
         parent: Digest,
         path: String,
@@ -147,18 +196,55 @@ pub enum Op {
         sharing: Option<Sharing>,
         owner: String,
     },
-    WithMountedTemp { parent: Digest, path: String, size: Option<u64> },
-    WithMountedSecret { parent: Digest, path: String, secret: Digest, mode: u32 },
-    WithoutMount { parent: Digest, path: String },
-    WithRegistryAuth { parent: Digest, address: String, username: String, secret: Digest },
-    WithoutRegistryAuth { parent: Digest, address: String },
-    Import { source: Digest, tag: String },
+    WithMountedTemp {
+        parent: Digest,
+        path: String,
+        size: Option<u64>,
+    },
+    WithMountedSecret {
+        parent: Digest,
+        path: String,
+        secret: Digest,
+        mode: u32,
+    },
+    WithoutMount {
+        parent: Digest,
+        path: String,
+    },
+    WithRegistryAuth {
+        parent: Digest,
+        address: String,
+        username: String,
+        secret: Digest,
+    },
+    WithoutRegistryAuth {
+        parent: Digest,
+        address: String,
+    },
+    Import {
+        source: Digest,
+        tag: String,
+    },
 
     // ---- Directory
     EmptyDirectory,
-    DirectoryWithNewFile { parent: Digest, path: String, contents: String, permissions: u32 },
-    DirectoryWithNewDirectory { parent: Digest, path: String, permissions: u32 },
-    DirectoryWithFile { parent: Digest, path: String, source: Digest, permissions: Option<u32> },
+    DirectoryWithNewFile {
+        parent: Digest,
+        path: String,
+        contents: String,
+        permissions: u32,
+    },
+    DirectoryWithNewDirectory {
+        parent: Digest,
+        path: String,
+        permissions: u32,
+    },
+    DirectoryWithFile {
+        parent: Digest,
+        path: String,
+        source: Digest,
+        permissions: Option<u32>,
+    },
     DirectoryWithDirectory {
         parent: Digest,
         path: String,
@@ -166,31 +252,81 @@ pub enum Op {
         include: Vec<String>,
         exclude: Vec<String>,
     },
-    DirectoryWithoutFile { parent: Digest, path: String },
-    DirectoryWithoutDirectory { parent: Digest, path: String },
-    DirectoryDiff { parent: Digest, other: Digest },
-    DirectoryWithTimestamps { parent: Digest, timestamp: i64 },
-    Subdirectory { parent: Digest, path: String },
-    ContainerDirectory { container: Digest, path: String },
-    ContainerRootfs { container: Digest },
+    DirectoryWithoutFile {
+        parent: Digest,
+        path: String,
+    },
+    DirectoryWithoutDirectory {
+        parent: Digest,
+        path: String,
+    },
+    DirectoryDiff {
+        parent: Digest,
+        other: Digest,
+    },
+    DirectoryWithTimestamps {
+        parent: Digest,
+        timestamp: i64,
+    },
+    Subdirectory {
+        parent: Digest,
+        path: String,
+    },
+    ContainerDirectory {
+        container: Digest,
+        path: String,
+    },
+    ContainerRootfs {
+        container: Digest,
+    },
     /// A host directory as it was when first loaded: `content` is the tree
     /// digest of what was read, so a changed checkout is a different node.
-    HostDirectory { path: String, include: Vec<String>, exclude: Vec<String>, content: Digest },
+    HostDirectory {
+        path: String,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        content: Digest,
+    },
 
     // ---- File
-    NewFile { contents: String, permissions: u32 },
-    DirectoryFile { parent: Digest, path: String },
-    ContainerFile { container: Digest, path: String },
-    FileWithName { parent: Digest, name: String },
-    FileWithTimestamps { parent: Digest, timestamp: i64 },
-    HostFile { path: String, content: Digest },
-    AsTarball { container: Digest },
+    NewFile {
+        contents: String,
+        permissions: u32,
+    },
+    DirectoryFile {
+        parent: Digest,
+        path: String,
+    },
+    ContainerFile {
+        container: Digest,
+        path: String,
+    },
+    FileWithName {
+        parent: Digest,
+        name: String,
+    },
+    FileWithTimestamps {
+        parent: Digest,
+        timestamp: i64,
+    },
+    HostFile {
+        path: String,
+        content: Digest,
+    },
+    AsTarball {
+        container: Digest,
+    },
 
     // ---- Secret and cache volume
     /// `mac` is an HMAC of the value under the engine's key: it changes when
     /// the value does, yet does not reveal it.
-    Secret { name: String, mac: Digest },
-    CacheVolume { key: String },
+    Secret {
+        name: String,
+        mac: Digest,
+    },
+    CacheVolume {
+        key: String,
+    },
 }
 
 impl Op {
@@ -198,24 +334,48 @@ impl Op {
     pub fn kind(&self) -> Kind {
         use Op::*;
         match self {
-            Scratch { .. } | From { .. } | WithRootfs { .. } | WithExec { .. }
-            | WithEnvVariable { .. } | WithoutEnvVariable { .. } | WithSecretVariable { .. }
-            | WithWorkdir { .. } | WithUser { .. } | WithEntrypoint { .. }
-            | WithDefaultArgs { .. } | WithLabel { .. } | WithContent { .. }
-            | WithMountedDirectory { .. } | WithMountedFile { .. } | WithMountedCache { .. }
-            | WithMountedTemp { .. } | WithMountedSecret { .. } | WithoutMount { .. }
-            | WithRegistryAuth { .. } | WithoutRegistryAuth { .. } | Import { .. } => {
-                Kind::Container
-            }
-            EmptyDirectory | DirectoryWithNewFile { .. } | DirectoryWithNewDirectory { .. }
-            | DirectoryWithFile { .. } | DirectoryWithDirectory { .. }
-            | DirectoryWithoutFile { .. } | DirectoryWithoutDirectory { .. }
-            | DirectoryDiff { .. } | DirectoryWithTimestamps { .. } | Subdirectory { .. }
-            | ContainerDirectory { .. } | ContainerRootfs { .. } | HostDirectory { .. } => {
-                Kind::Directory
-            }
-            NewFile { .. } | DirectoryFile { .. } | ContainerFile { .. } | FileWithName { .. }
-            | FileWithTimestamps { .. } | HostFile { .. } | AsTarball { .. } => Kind::File,
+            Scratch { .. }
+            | From { .. }
+            | WithRootfs { .. }
+            | WithExec { .. }
+            | WithEnvVariable { .. }
+            | WithoutEnvVariable { .. }
+            | WithSecretVariable { .. }
+            | WithWorkdir { .. }
+            | WithUser { .. }
+            | WithEntrypoint { .. }
+            | WithDefaultArgs { .. }
+            | WithLabel { .. }
+            | WithContent { .. }
+            | WithMountedDirectory { .. }
+            | WithMountedFile { .. }
+            | WithMountedCache { .. }
+            | WithMountedTemp { .. }
+            | WithMountedSecret { .. }
+            | WithoutMount { .. }
+            | WithRegistryAuth { .. }
+            | WithoutRegistryAuth { .. }
+            | Import { .. } => Kind::Container,
+            EmptyDirectory
+            | DirectoryWithNewFile { .. }
+            | DirectoryWithNewDirectory { .. }
+            | DirectoryWithFile { .. }
+            | DirectoryWithDirectory { .. }
+            | DirectoryWithoutFile { .. }
+            | DirectoryWithoutDirectory { .. }
+            | DirectoryDiff { .. }
+            | DirectoryWithTimestamps { .. }
+            | Subdirectory { .. }
+            | ContainerDirectory { .. }
+            | ContainerRootfs { .. }
+            | HostDirectory { .. } => Kind::Directory,
+            NewFile { .. }
+            | DirectoryFile { .. }
+            | ContainerFile { .. }
+            | FileWithName { .. }
+            | FileWithTimestamps { .. }
+            | HostFile { .. }
+            | AsTarball { .. } => Kind::File,
             Secret { .. } => Kind::Secret,
             CacheVolume { .. } => Kind::CacheVolume,
         }
@@ -279,7 +439,12 @@ impl Op {
                     .str(exec.expect.tag())
                     .bool(exec.expand);
             }
-            WithEnvVariable { parent, name, value, expand } => {
+            WithEnvVariable {
+                parent,
+                name,
+                value,
+                expand,
+            } => {
                 e.str("withEnvVariable");
                 inp(e, parent);
                 e.str(name).str(value).bool(*expand);
@@ -289,7 +454,11 @@ impl Op {
                 inp(e, parent);
                 e.str(name);
             }
-            WithSecretVariable { parent, name, secret } => {
+            WithSecretVariable {
+                parent,
+                name,
+                secret,
+            } => {
                 e.str("withSecretVariable");
                 inp(e, parent);
                 e.str(name);
@@ -305,7 +474,11 @@ impl Op {
                 inp(e, parent);
                 e.str(name);
             }
-            WithEntrypoint { parent, args, keep_default_args } => {
+            WithEntrypoint {
+                parent,
+                args,
+                keep_default_args,
+            } => {
                 e.str("withEntrypoint");
                 inp(e, parent);
                 e.strs(args).bool(*keep_default_args);
@@ -315,12 +488,24 @@ impl Op {
                 inp(e, parent);
                 e.strs(args);
             }
-            WithLabel { parent, name, value } => {
+            WithLabel {
+                parent,
+                name,
+                value,
+            } => {
                 e.str("withLabel");
                 inp(e, parent);
                 e.str(name).str(value);
             }
-            WithContent { parent, path, source, permissions, owner, include, exclude } => {
+            WithContent {
+                parent,
+                path,
+                source,
+                permissions,
+                owner,
+                include,
+                exclude,
+            } => {
                 e.str("withContent");
                 inp(e, parent);
                 e.str(path);
@@ -330,20 +515,36 @@ impl Op {
                     .strs(include)
                     .strs(exclude);
             }
-            WithMountedDirectory { parent, path, source, read_only } => {
+            WithMountedDirectory {
+                parent,
+                path,
+                source,
+                read_only,
+            } => {
                 e.str("withMountedDirectory");
                 inp(e, parent);
                 e.str(path);
                 inp(e, source);
                 e.bool(*read_only);
             }
-            WithMountedFile { parent, path, source } => {
+            WithMountedFile {
+                parent,
+                path,
+                source,
+            } => {
                 e.str("withMountedFile");
                 inp(e, parent);
                 e.str(path);
                 inp(e, source);
             }
-            WithMountedCache { parent, path, cache, source, sharing, owner } => {
+            WithMountedCache {
+                parent,
+                path,
+                cache,
+                source,
+                sharing,
+                owner,
+            } => {
                 e.str("withMountedCache");
                 inp(e, parent);
                 e.str(path);
@@ -364,7 +565,12 @@ impl Op {
                 inp(e, parent);
                 e.str(path).opt_u64(*size);
             }
-            WithMountedSecret { parent, path, secret, mode } => {
+            WithMountedSecret {
+                parent,
+                path,
+                secret,
+                mode,
+            } => {
                 e.str("withMountedSecret");
                 inp(e, parent);
                 e.str(path);
@@ -376,7 +582,12 @@ impl Op {
                 inp(e, parent);
                 e.str(path);
             }
-            WithRegistryAuth { parent, address, username, secret } => {
+            WithRegistryAuth {
+                parent,
+                address,
+                username,
+                secret,
+            } => {
                 e.str("withRegistryAuth");
                 inp(e, parent);
                 e.str(address).str(username);
@@ -395,24 +606,44 @@ impl Op {
             EmptyDirectory => {
                 e.str("emptyDirectory");
             }
-            DirectoryWithNewFile { parent, path, contents, permissions } => {
+            DirectoryWithNewFile {
+                parent,
+                path,
+                contents,
+                permissions,
+            } => {
                 e.str("directoryWithNewFile");
                 inp(e, parent);
                 e.str(path).str(contents).u64(u64::from(*permissions));
             }
-            DirectoryWithNewDirectory { parent, path, permissions } => {
+            DirectoryWithNewDirectory {
+                parent,
+                path,
+                permissions,
+            } => {
                 e.str("directoryWithNewDirectory");
                 inp(e, parent);
                 e.str(path).u64(u64::from(*permissions));
             }
-            DirectoryWithFile { parent, path, source, permissions } => {
+            DirectoryWithFile {
+                parent,
+                path,
+                source,
+                permissions,
+            } => {
                 e.str("directoryWithFile");
                 inp(e, parent);
                 e.str(path);
                 inp(e, source);
                 e.opt_u64(permissions.map(u64::from));
             }
-            DirectoryWithDirectory { parent, path, source, include, exclude } => {
+            DirectoryWithDirectory {
+                parent,
+                path,
+                source,
+                include,
+                exclude,
+            } => {
                 e.str("directoryWithDirectory");
                 inp(e, parent);
                 e.str(path);
@@ -453,10 +684,22 @@ impl Op {
                 e.str("containerRootfs");
                 inp(e, container);
             }
-            HostDirectory { path, include, exclude, content } => {
-                e.str("hostDirectory").str(path).strs(include).strs(exclude).digest(content);
+            HostDirectory {
+                path,
+                include,
+                exclude,
+                content,
+            } => {
+                e.str("hostDirectory")
+                    .str(path)
+                    .strs(include)
+                    .strs(exclude)
+                    .digest(content);
             }
-            NewFile { contents, permissions } => {
+            NewFile {
+                contents,
+                permissions,
+            } => {
                 e.str("newFile").str(contents).u64(u64::from(*permissions));
             }
             DirectoryFile { parent, path } => {
@@ -555,8 +798,14 @@ mod tests {
     #[test]
     fn cache_key_follows_input_keys_not_recipes() {
         let p1 = Node::new(Op::Scratch { platform: None }).digest;
-        let p2 = Node::new(Op::Scratch { platform: Some("linux/amd64".into()) }).digest;
-        let exec = |parent| Op::WithExec { parent, exec: ExecArgs::default() };
+        let p2 = Node::new(Op::Scratch {
+            platform: Some("linux/amd64".into()),
+        })
+        .digest;
+        let exec = |parent| Op::WithExec {
+            parent,
+            exec: ExecArgs::default(),
+        };
         let same = Digest::of_bytes(b"same content");
         assert_ne!(exec(p1).digest(), exec(p2).digest());
         assert_eq!(
@@ -569,7 +818,10 @@ mod tests {
     fn recipes_round_trip_through_json() {
         let op = Op::WithExec {
             parent: Node::new(Op::EmptyDirectory).digest,
-            exec: ExecArgs { args: vec!["echo".into()], ..ExecArgs::default() },
+            exec: ExecArgs {
+                args: vec!["echo".into()],
+                ..ExecArgs::default()
+            },
         };
         let json = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);

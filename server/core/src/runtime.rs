@@ -149,9 +149,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// container. A non-zero exit code is a successful `ExecOutput`.
     async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError>;
 
-    /// Reads `path` (absolute) from a root filesystem as a tar archive whose
-    /// entries are relative to `path` itself (a file yields a one-entry tar
-    /// named after the file). Missing paths give `PathNotFound`.
+    /// Reads `path` (absolute) from a root filesystem as a tar archive. A
+    /// directory yields a `./` root entry first, then its contents relative
+    /// to `path`; a file (or symlink) yields one entry named after it.
+    /// Missing paths give `PathNotFound`.
     async fn read_path(&self, rootfs: &RootfsSpec, path: &str) -> Result<Bytes, RuntimeError>;
 
     /// Commits `rootfs` with `config` applied as a new image tagged `tag` and

@@ -29,7 +29,9 @@ use crate::events::{EventSink, StepState};
 use crate::inflight::InFlight;
 use crate::mounts::PreparedMounts;
 use crate::op::{ExecArgs, Kind, Node, Op, Sharing};
-use crate::runtime::{ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
+use crate::runtime::{
+    ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer,
+};
 use crate::store::{Space, Store};
 use crate::text::{expand_vars, scrub_secrets, tail};
 use crate::tree::{self, Entry, PathFilter, Tree};
@@ -199,9 +201,7 @@ impl Engine {
                 return Ok(value);
             }
             let node = self.node(&digest)?;
-            self.values
-                .run(digest, || self.compute(node.clone()))
-                .await
+            self.values.run(digest, || self.compute(node.clone())).await
         }
         .boxed()
     }
@@ -254,7 +254,8 @@ impl Engine {
     async fn compute(&self, node: Arc<Node>) -> Result<Value> {
         let op = &node.op;
         // Evaluate inputs concurrently: independent branches run in parallel.
-        let inputs = try_join_all(op.inputs().into_iter().map(|input| self.evaluate(input))).await?;
+        let inputs =
+            try_join_all(op.inputs().into_iter().map(|input| self.evaluate(input))).await?;
         let mut input_keys = inputs.iter().map(Value::key);
         let key = op.key_with(&mut |_| {
             input_keys
@@ -328,7 +329,12 @@ impl Engine {
                 state.exec = Some(record);
                 Value::Container(Arc::new(state))
             }
-            WithEnvVariable { name, value, expand, .. } => {
+            WithEnvVariable {
+                name,
+                value,
+                expand,
+                ..
+            } => {
                 let parent = as_container(next())?;
                 self.derive(&parent, key, |state| {
                     let value = if *expand {
@@ -371,7 +377,11 @@ impl Engine {
                     Ok(())
                 })?
             }
-            WithEntrypoint { args, keep_default_args, .. } => {
+            WithEntrypoint {
+                args,
+                keep_default_args,
+                ..
+            } => {
                 let parent = as_container(next())?;
                 self.derive(&parent, key, |state| {
                     state.config.entrypoint = args.clone();
@@ -395,7 +405,14 @@ impl Engine {
                     Ok(())
                 })?
             }
-            WithContent { path, permissions, owner, include, exclude, .. } => {
+            WithContent {
+                path,
+                permissions,
+                owner,
+                include,
+                exclude,
+                ..
+            } => {
                 let parent = as_container(next())?;
                 let source = next();
                 let owner = parse_owner(owner)?;
@@ -431,20 +448,32 @@ impl Engine {
                     Ok(())
                 })?
             }
-            WithMountedDirectory { path, read_only, .. } => {
+            WithMountedDirectory {
+                path, read_only, ..
+            } => {
                 let parent = as_container(next())?;
                 let tree = as_tree(next())?;
-                self.mount(&parent, key, path, MountSource::Directory {
-                    tree,
-                    read_only: *read_only,
-                })?
+                self.mount(
+                    &parent,
+                    key,
+                    path,
+                    MountSource::Directory {
+                        tree,
+                        read_only: *read_only,
+                    },
+                )?
             }
             WithMountedFile { path, .. } => {
                 let parent = as_container(next())?;
                 let file = as_file(next())?;
                 self.mount(&parent, key, path, MountSource::File(file))?
             }
-            WithMountedCache { path, sharing, owner, .. } => {
+            WithMountedCache {
+                path,
+                sharing,
+                owner,
+                ..
+            } => {
                 let parent = as_container(next())?;
                 let volume = match next() {
                     Value::CacheVolume { key } => key,
@@ -454,24 +483,36 @@ impl Engine {
                     Some(value) => Some(as_tree(value)?),
                     None => None,
                 };
-                self.mount(&parent, key, path, MountSource::Cache {
-                    volume,
-                    sharing: sharing.unwrap_or_default(),
-                    source,
-                    owner: owner.clone(),
-                })?
+                self.mount(
+                    &parent,
+                    key,
+                    path,
+                    MountSource::Cache {
+                        volume,
+                        sharing: sharing.unwrap_or_default(),
+                        source,
+                        owner: owner.clone(),
+                    },
+                )?
             }
             WithMountedTemp { path, size, .. } => {
                 let parent = as_container(next())?;
                 self.mount(&parent, key, path, MountSource::Temp { size: *size })?
             }
-            WithMountedSecret { path, secret, mode, .. } => {
+            WithMountedSecret {
+                path, secret, mode, ..
+            } => {
                 let parent = as_container(next())?;
                 let _ = next();
-                self.mount(&parent, key, path, MountSource::Secret {
-                    secret: *secret,
-                    mode: *mode,
-                })?
+                self.mount(
+                    &parent,
+                    key,
+                    path,
+                    MountSource::Secret {
+                        secret: *secret,
+                        mode: *mode,
+                    },
+                )?
             }
             WithoutMount { path, .. } => {
                 let parent = as_container(next())?;
@@ -481,13 +522,22 @@ impl Engine {
                     Ok(())
                 })?
             }
-            WithRegistryAuth { address, username, secret, .. } => {
+            WithRegistryAuth {
+                address,
+                username,
+                secret,
+                ..
+            } => {
                 let parent = as_container(next())?;
                 let _ = next();
                 let host = registry_host(address);
                 self.derive(&parent, key, |state| {
-                    state.registry_auth.retain(|(existing, _, _)| *existing != host);
-                    state.registry_auth.push((host.clone(), username.clone(), *secret));
+                    state
+                        .registry_auth
+                        .retain(|(existing, _, _)| *existing != host);
+                    state
+                        .registry_auth
+                        .push((host.clone(), username.clone(), *secret));
                     Ok(())
                 })?
             }
@@ -495,7 +545,9 @@ impl Engine {
                 let parent = as_container(next())?;
                 let host = registry_host(address);
                 self.derive(&parent, key, |state| {
-                    state.registry_auth.retain(|(existing, _, _)| *existing != host);
+                    state
+                        .registry_auth
+                        .retain(|(existing, _, _)| *existing != host);
                     Ok(())
                 })?
             }
@@ -517,29 +569,46 @@ impl Engine {
             }
 
             EmptyDirectory => Value::directory(Tree::default()),
-            DirectoryWithNewFile { path, contents, permissions, .. } => {
+            DirectoryWithNewFile {
+                path,
+                contents,
+                permissions,
+                ..
+            } => {
                 let mut tree = (*as_tree(next())?).clone();
                 let blob = self.store.put_blob(contents.as_bytes())?;
-                tree.insert(path, Entry::File {
-                    blob,
-                    size: contents.len() as u64,
-                    mode: *permissions,
-                    mtime: 0,
-                })?;
+                tree.insert(
+                    path,
+                    Entry::File {
+                        blob,
+                        size: contents.len() as u64,
+                        mode: *permissions,
+                        mtime: 0,
+                    },
+                )?;
                 Value::directory(tree)
             }
-            DirectoryWithNewDirectory { path, permissions, .. } => {
+            DirectoryWithNewDirectory {
+                path, permissions, ..
+            } => {
                 let mut tree = (*as_tree(next())?).clone();
                 tree.insert(path, Entry::Dir { mode: *permissions })?;
                 Value::directory(tree)
             }
-            DirectoryWithFile { path, permissions, .. } => {
+            DirectoryWithFile {
+                path, permissions, ..
+            } => {
                 let mut tree = (*as_tree(next())?).clone();
                 let file = as_file(next())?;
                 tree.insert(path, file_entry(&file, *permissions))?;
                 Value::directory(tree)
             }
-            DirectoryWithDirectory { path, include, exclude, .. } => {
+            DirectoryWithDirectory {
+                path,
+                include,
+                exclude,
+                ..
+            } => {
                 let mut tree = (*as_tree(next())?).clone();
                 let source = as_tree(next())?;
                 tree.merge_at(path, &source, &PathFilter::new(include, exclude)?)?;
@@ -591,7 +660,10 @@ impl Engine {
                 let tree = crate::host::load_tree(self.store.as_ref(), content)?;
                 Value::directory(tree)
             }
-            NewFile { contents, permissions } => {
+            NewFile {
+                contents,
+                permissions,
+            } => {
                 let blob = self.store.put_blob(contents.as_bytes())?;
                 Value::File(Arc::new(FileValue {
                     name: String::new(),
@@ -603,13 +675,21 @@ impl Engine {
             }
             DirectoryFile { path, .. } => {
                 let tree = as_tree(next())?;
-                Value::File(Arc::new(file_in_tree(&tree, &tree::normalize(path)?, path)?))
+                Value::File(Arc::new(file_in_tree(
+                    &tree,
+                    &tree::normalize(path)?,
+                    path,
+                )?))
             }
             ContainerFile { path, .. } => {
                 let container = as_container(next())?;
                 let target = tree::absolute(&workdir_of(&container), path)?;
                 let tree = self.read_container_path(&container, &target).await?;
-                Value::File(Arc::new(file_in_tree(&tree, Tree::name_of(&target), &target)?))
+                Value::File(Arc::new(file_in_tree(
+                    &tree,
+                    Tree::name_of(&target),
+                    &target,
+                )?))
             }
             FileWithName { name, .. } => {
                 let mut file = (*as_file(next())?).clone();
@@ -710,9 +790,17 @@ impl Engine {
             .await
     }
 
-    fn registry_auth_for(&self, state: &ContainerState, address: &str) -> Result<Option<RegistryAuth>> {
+    fn registry_auth_for(
+        &self,
+        state: &ContainerState,
+        address: &str,
+    ) -> Result<Option<RegistryAuth>> {
         let host = registry_host(address);
-        match state.registry_auth.iter().find(|(server, _, _)| *server == host) {
+        match state
+            .registry_auth
+            .iter()
+            .find(|(server, _, _)| *server == host)
+        {
             None => Ok(None),
             Some((server, username, secret)) => {
                 let secret = self.secret(secret)?;
@@ -743,7 +831,8 @@ impl Engine {
         if let Some(bytes) = self.store.get(Space::Result, &key)? {
             if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
                 debug!(%key, "exec cache hit");
-                self.events.step(&node.digest, &cmd, StepState::Cached, None);
+                self.events
+                    .step(&node.digest, &cmd, StepState::Cached, None);
                 return Ok(Arc::new(record));
             }
         }
@@ -792,7 +881,8 @@ impl Engine {
                     .acquire()
                     .await
                     .expect("the exec semaphore is never closed");
-                self.events.step(&node.digest, &cmd, StepState::Running, None);
+                self.events
+                    .step(&node.digest, &cmd, StepState::Running, None);
                 let output = self
                     .runtime
                     .exec(spec)
@@ -802,7 +892,8 @@ impl Engine {
                 let output = match output {
                     Ok(output) => output,
                     Err(error) => {
-                        self.events.step(&node.digest, &cmd, StepState::Failed, None);
+                        self.events
+                            .step(&node.digest, &cmd, StepState::Failed, None);
                         return Err(error.into());
                     }
                 };
@@ -851,14 +942,17 @@ impl Engine {
 
     /// Holds the locks of every LOCKED/PRIVATE cache volume the exec mounts,
     /// in a fixed order so two execs can never deadlock on each other.
-    async fn lock_cache_volumes(&self, state: &ContainerState) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    async fn lock_cache_volumes(
+        &self,
+        state: &ContainerState,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
         let mut volumes: Vec<&str> = state
             .mounts
             .iter()
             .filter_map(|mount| match &mount.source {
-                MountSource::Cache { volume, sharing, .. } if *sharing != Sharing::Shared => {
-                    Some(volume.as_str())
-                }
+                MountSource::Cache {
+                    volume, sharing, ..
+                } if *sharing != Sharing::Shared => Some(volume.as_str()),
                 _ => None,
             })
             .collect();
@@ -963,22 +1057,25 @@ impl Engine {
             }
         } else {
             let spec = self.rootfs_spec(&state.rootfs)?;
-            let tar = self.runtime.read_path(&spec, path).await.map_err(|error| match error {
-                crate::runtime::RuntimeError::PathNotFound { .. } => Error::NotFound {
-                    path: path.into(),
-                },
-                other => other.into(),
-            })?;
+            let tar = self
+                .runtime
+                .read_path(&spec, path)
+                .await
+                .map_err(|error| match error {
+                    crate::runtime::RuntimeError::PathNotFound { .. } => {
+                        Error::NotFound { path: path.into() }
+                    }
+                    other => other.into(),
+                })?;
             let tree = Tree::from_tar(&tar, self.store.as_ref())?;
             if path == "/" {
                 tree
             } else {
-                // The runtime gives entries relative to `path`; a file comes
-                // back as one entry with its own name.
+                // The runtime gives a directory's entries relative to `path`,
+                // starting with a `./` root entry; a file comes back as one
+                // entry with its own name.
                 let name = Tree::name_of(path);
-                let is_single_file = tree.entries.len() == 1
-                    && matches!(tree.get(name), Some(Entry::File { .. } | Entry::Symlink { .. }));
-                if is_single_file {
+                if !tar_starts_with_root_dir(&tar) {
                     tree
                 } else {
                     let mut out = Tree::default();
@@ -1000,7 +1097,10 @@ impl Engine {
             .run(key, || async {
                 let spec = self.rootfs_spec(&state.rootfs)?;
                 let mut config = state.config.clone();
-                config.labels.entry("dev.gantry.managed".into()).or_insert_with(|| "true".into());
+                config
+                    .labels
+                    .entry("dev.gantry.managed".into())
+                    .or_insert_with(|| "true".into());
                 let tag = format!("gantry.local/image:{}", key.hex());
                 Ok(self.runtime.build_image(&spec, &config, &tag).await?)
             })
@@ -1034,6 +1134,26 @@ impl Engine {
 
     pub(crate) fn scratch_dir(&self) -> PathBuf {
         self.options.state_dir.join("tmp")
+    }
+}
+
+/// Whether a tar archive's first entry is its root directory (`./`).
+fn tar_starts_with_root_dir(tar: &[u8]) -> bool {
+    let mut archive = tar::Archive::new(tar);
+    let Ok(mut entries) = archive.entries() else {
+        return false;
+    };
+    match entries.next() {
+        Some(Ok(entry)) => {
+            entry.header().entry_type().is_dir()
+                && entry
+                    .path()
+                    .map(|path| {
+                        tree::normalize(&path.to_string_lossy()).is_ok_and(|p| p.is_empty())
+                    })
+                    .unwrap_or(false)
+        }
+        _ => false,
     }
 }
 
@@ -1159,7 +1279,12 @@ fn apply_permissions(tree: &mut Tree, mode: u32) {
 
 fn file_in_tree(tree: &Tree, inner: &str, shown: &str) -> Result<FileValue> {
     match tree.get(inner) {
-        Some(Entry::File { blob, size, mode, mtime }) => Ok(FileValue {
+        Some(Entry::File {
+            blob,
+            size,
+            mode,
+            mtime,
+        }) => Ok(FileValue {
             name: Tree::name_of(inner).to_owned(),
             blob: *blob,
             size: *size,
@@ -1197,7 +1322,8 @@ fn parse_owner(owner: &str) -> Result<Option<(u64, u64)>> {
 /// The registry host part of an image address (`docker.io` when none).
 pub fn registry_host(address: &str) -> String {
     let first = address.split('/').next().unwrap_or(address);
-    if address.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+    if address.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
         first.to_owned()
     } else {
         "docker.io".to_owned()
@@ -1234,9 +1360,18 @@ mod tests {
 
     #[test]
     fn references_are_normalised() {
-        assert_eq!(normalize_reference("alpine"), "docker.io/library/alpine:latest");
-        assert_eq!(normalize_reference("127.0.0.1:5000/app"), "127.0.0.1:5000/app:latest");
-        assert_eq!(normalize_reference("127.0.0.1:5000/app:v1"), "127.0.0.1:5000/app:v1");
+        assert_eq!(
+            normalize_reference("alpine"),
+            "docker.io/library/alpine:latest"
+        );
+        assert_eq!(
+            normalize_reference("127.0.0.1:5000/app"),
+            "127.0.0.1:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_reference("127.0.0.1:5000/app:v1"),
+            "127.0.0.1:5000/app:v1"
+        );
         assert_eq!(registry_host("127.0.0.1:5000/app:v1"), "127.0.0.1:5000");
         assert_eq!(registry_host("user/app"), "docker.io");
     }

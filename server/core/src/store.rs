@@ -43,8 +43,23 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// Every record and blob as lossy text, for leak assertions in tests.
+    pub fn dump_text(&self) -> String {
+        let mut out = String::new();
+        for item in self.records.iter() {
+            out.push_str(&String::from_utf8_lossy(item.value()));
+        }
+        for item in self.blobs.iter() {
+            out.push_str(&String::from_utf8_lossy(item.value()));
+        }
+        out
+    }
+
     pub fn record_count(&self, space: Space) -> usize {
-        self.records.iter().filter(|item| item.key().0 == space).count()
+        self.records
+            .iter()
+            .filter(|item| item.key().0 == space)
+            .count()
     }
 }
 

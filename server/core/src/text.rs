@@ -91,7 +91,10 @@ mod tests {
 
     #[test]
     fn scrubs_secrets_and_trimmed_forms() {
-        assert_eq!(scrub_secrets("token=abc123 again abc123", &["abc123\n"]), "token=*** again ***");
+        assert_eq!(
+            scrub_secrets("token=abc123 again abc123", &["abc123\n"]),
+            "token=*** again ***"
+        );
         assert_eq!(scrub_secrets("nothing here", &[""]), "nothing here");
     }
 

@@ -276,7 +276,9 @@ impl Tree {
                         .append_data(&mut header, format!("{path}/"), std::io::empty())
                         .map_err(Error::tar)?;
                 }
-                Entry::File { blob, mode, mtime, .. } => {
+                Entry::File {
+                    blob, mode, mtime, ..
+                } => {
                     let data = store.get_blob(blob)?;
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(*mode);
@@ -307,7 +309,11 @@ impl Tree {
         let mut hard_links = Vec::new();
         for entry in archive.entries().map_err(Error::tar)? {
             let mut entry = entry.map_err(Error::tar)?;
-            let raw_path = entry.path().map_err(Error::tar)?.to_string_lossy().into_owned();
+            let raw_path = entry
+                .path()
+                .map_err(Error::tar)?
+                .to_string_lossy()
+                .into_owned();
             let path = normalize(&raw_path)?;
             if path.is_empty() {
                 continue;
@@ -399,9 +405,12 @@ impl PathFilter {
                 // A pattern naming a directory keeps everything under it.
                 builder.add(build_glob(&format!("{trimmed}/**"))?.glob().clone());
             }
-            builder.build().map(Some).map_err(|source| Error::InvalidArgument {
-                message: format!("invalid glob patterns: {source}"),
-            })
+            builder
+                .build()
+                .map(Some)
+                .map_err(|source| Error::InvalidArgument {
+                    message: format!("invalid glob patterns: {source}"),
+                })
         };
         let include_prefixes = include
             .iter()

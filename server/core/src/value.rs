@@ -27,12 +27,25 @@ pub struct Layer {
 
 #[derive(Debug, Clone)]
 pub enum MountSource {
-    Directory { tree: Arc<Tree>, read_only: bool },
+    Directory {
+        tree: Arc<Tree>,
+        read_only: bool,
+    },
     File(Arc<FileValue>),
-    Cache { volume: String, sharing: Sharing, source: Option<Arc<Tree>>, owner: String },
-    Temp { size: Option<u64> },
+    Cache {
+        volume: String,
+        sharing: Sharing,
+        source: Option<Arc<Tree>>,
+        owner: String,
+    },
+    Temp {
+        size: Option<u64>,
+    },
     /// The secret's node digest; its value is looked up only at exec time.
-    Secret { secret: Digest, mode: u32 },
+    Secret {
+        secret: Digest,
+        mode: u32,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -28,9 +28,15 @@ impl DiskStore {
     /// Opens (creating when missing) a store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["blobs", Space::Result.dir_name(), Space::Recipe.dir_name(), "tmp"] {
-            fs::create_dir_all(root.join(dir))
-                .map_err(|source| Error::store(format!("creating {}", root.join(dir).display()), source))?;
+        for dir in [
+            "blobs",
+            Space::Result.dir_name(),
+            Space::Recipe.dir_name(),
+            "tmp",
+        ] {
+            fs::create_dir_all(root.join(dir)).map_err(|source| {
+                Error::store(format!("creating {}", root.join(dir).display()), source)
+            })?;
         }
         Ok(Self {
             root,
@@ -49,7 +55,8 @@ impl DiskStore {
 
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let parent = path.parent().expect("store paths always have a parent");
-        fs::create_dir_all(parent).map_err(|source| Error::store("creating a store directory", source))?;
+        fs::create_dir_all(parent)
+            .map_err(|source| Error::store("creating a store directory", source))?;
         let tmp = parent.join(format!(
             ".tmp-{}-{:016x}",
             std::process::id(),
@@ -93,7 +100,8 @@ impl Store for DiskStore {
     }
 
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        fs::read(self.path("blobs", digest)).map_err(|source| Error::store(format!("reading blob {digest}"), source))
+        fs::read(self.path("blobs", digest))
+            .map_err(|source| Error::store(format!("reading blob {digest}"), source))
     }
 
     fn put(&self, space: Space, key: &Digest, value: &[u8]) -> Result<()> {
@@ -141,7 +149,10 @@ mod tests {
             assert_eq!(store.get_blob(&blob).unwrap(), b"content");
         }
         let store = DiskStore::open(dir.path()).unwrap();
-        assert_eq!(store.get(Space::Result, &key).unwrap().as_deref(), Some(&b"value"[..]));
+        assert_eq!(
+            store.get(Space::Result, &key).unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
         assert_eq!(store.get(Space::Recipe, &key).unwrap(), None);
         assert_eq!(store.keys(Space::Result), vec![key]);
     }
@@ -151,11 +162,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path()).unwrap();
         for n in 0..20u8 {
-            store.put(Space::Result, &Digest::of_bytes(&[n]), &[n; 100]).unwrap();
+            store
+                .put(Space::Result, &Digest::of_bytes(&[n]), &[n; 100])
+                .unwrap();
         }
         let leftovers = walk(dir.path())
             .into_iter()
-            .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+            .filter(|path| {
+                path.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            })
             .count();
         assert_eq!(leftovers, 0);
     }

@@ -1,0 +1,109 @@
+//! What the API knows about the client making a request: its working
+//! directory, against which host paths (`host.directory`, `export`)
+//! resolve. `gantry run` and `gantry session` use the command's directory;
+//! socket clients send an `X-Gantry-Workdir` header (the SDKs send their
+//! process's working directory), else the server's own directory is used.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use gantry_core::tree::{Entry, Tree};
+use gantry_core::{Engine, Error};
+
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub workdir: PathBuf,
+}
+
+fn host_error(path: &Path, error: std::io::Error) -> Error {
+    Error::Host {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+impl ClientInfo {
+    /// An absolute host path for `path` (relative paths join the workdir).
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let joined = self.workdir.join(path);
+        // Lexically normalise `.` and `..` so returned paths are clean.
+        let mut out = PathBuf::from("/");
+        for part in joined.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::Normal(name) => out.push(name),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub(crate) fn write_host_file(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        _executable: bool,
+    ) -> Result<String, Error> {
+        self.write_host_file_mode(&self.resolve(path), bytes, 0o644)
+    }
+
+    pub(crate) fn write_host_file_mode(
+        &self,
+        target: &Path,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<String, Error> {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|error| host_error(parent, error))?;
+        }
+        let tmp = target.with_file_name(format!(
+            ".{}.gantry-tmp",
+            target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        fs::write(&tmp, bytes).map_err(|error| host_error(target, error))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+            .map_err(|error| host_error(target, error))?;
+        fs::rename(&tmp, target).map_err(|error| host_error(target, error))?;
+        Ok(target.display().to_string())
+    }
+
+    pub(crate) fn export_tree(
+        &self,
+        engine: &Engine,
+        tree: &Tree,
+        path: &str,
+        wipe: bool,
+    ) -> Result<String, Error> {
+        let root = self.resolve(path);
+        if wipe && root.exists() {
+            fs::remove_dir_all(&root).map_err(|error| host_error(&root, error))?;
+        }
+        fs::create_dir_all(&root).map_err(|error| host_error(&root, error))?;
+        for (rel, entry) in &tree.entries {
+            let target = root.join(rel);
+            match entry {
+                Entry::Dir { mode } => {
+                    fs::create_dir_all(&target).map_err(|error| host_error(&target, error))?;
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                        .map_err(|error| host_error(&target, error))?;
+                }
+                Entry::File { blob, mode, .. } => {
+                    let bytes = engine.read_blob(blob)?;
+                    self.write_host_file_mode(&target, &bytes, *mode)?;
+                }
+                Entry::Symlink { target: link } => {
+                    let _ = fs::remove_file(&target);
+                    std::os::unix::fs::symlink(link, &target)
+                        .map_err(|error| host_error(&target, error))?;
+                }
+            }
+        }
+        Ok(root.display().to_string())
+    }
+}

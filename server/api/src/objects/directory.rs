@@ -1,0 +1,242 @@
+//! `Directory`: a content-addressed directory tree.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, ID};
+use gantry_core::{Kind, Node, Op};
+
+use super::{add, client, engine, File};
+use crate::error::gql;
+use crate::ids::{format_id, load};
+
+#[derive(Clone)]
+pub(crate) struct Directory(pub(crate) Arc<Node>);
+
+impl Directory {
+    fn then(&self, ctx: &Context<'_>, op: Op) -> Directory {
+        Directory(add(ctx, op))
+    }
+
+    async fn tree(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<(Arc<gantry_core::tree::Tree>, gantry_core::Digest)> {
+        engine(ctx).directory(self.0.digest).await.map_err(gql)
+    }
+}
+
+/// A directory.
+#[Object]
+impl Directory {
+    /// A unique identifier for this Directory.
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
+        format_id(engine(ctx), &self.0)
+    }
+
+    /// Force evaluation in the engine.
+    async fn sync(&self, ctx: &Context<'_>) -> Result<ID> {
+        self.tree(ctx).await?;
+        format_id(engine(ctx), &self.0)
+    }
+
+    /// Returns a list of files and directories at the given path. Directories end with a slash.
+    async fn entries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the directory to look at (e.g., \"/src\").")] path: Option<
+            String,
+        >,
+    ) -> Result<Vec<String>> {
+        let (tree, _) = self.tree(ctx).await?;
+        tree.list(path.as_deref().unwrap_or("")).map_err(gql)
+    }
+
+    /// Returns a list of files and directories that match the given pattern.
+    async fn glob(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Pattern to match (e.g., \"*.md\").")] pattern: String,
+    ) -> Result<Vec<String>> {
+        let (tree, _) = self.tree(ctx).await?;
+        tree.glob(&pattern).map_err(gql)
+    }
+
+    /// Return the directory's digest. The format of the digest is not guaranteed to be stable between releases of gantry.
+    async fn digest(&self, ctx: &Context<'_>) -> Result<String> {
+        let (_, key) = self.tree(ctx).await?;
+        Ok(key.to_string())
+    }
+
+    /// Retrieve a file at the given path.
+    async fn file(&self, ctx: &Context<'_>, path: String) -> File {
+        File(add(
+            ctx,
+            Op::DirectoryFile {
+                parent: self.0.digest,
+                path,
+            },
+        ))
+    }
+
+    /// Retrieves a directory at the given path.
+    async fn directory(&self, ctx: &Context<'_>, path: String) -> Directory {
+        self.then(
+            ctx,
+            Op::Subdirectory {
+                parent: self.0.digest,
+                path,
+            },
+        )
+    }
+
+    /// Retrieves this directory plus the contents of the given file copied to the given path.
+    async fn with_file(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+        source: ID,
+        permissions: Option<i32>,
+        #[graphql(default = "")] owner: String,
+    ) -> Result<Directory> {
+        let _ = owner;
+        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        Ok(self.then(
+            ctx,
+            Op::DirectoryWithFile {
+                parent: self.0.digest,
+                path,
+                source: source.digest,
+                permissions: permissions.map(|p| p as u32),
+            },
+        ))
+    }
+
+    /// Return a snapshot with a new file added.
+    async fn with_new_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Path of the new file. Example: \"foo/bar.txt\"")] path: String,
+        #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
+        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
+    ) -> Directory {
+        self.then(
+            ctx,
+            Op::DirectoryWithNewFile {
+                parent: self.0.digest,
+                path,
+                contents,
+                permissions: permissions as u32,
+            },
+        )
+    }
+
+    /// Return a snapshot with a directory added.
+    async fn with_directory(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+        source: ID,
+        #[graphql(default)] exclude: Vec<String>,
+        #[graphql(default)] include: Vec<String>,
+        #[graphql(default = false)] gitignore: bool,
+        #[graphql(default = "")] owner: String,
+        permissions: Option<i32>,
+    ) -> Result<Directory> {
+        let _ = (gitignore, owner, permissions);
+        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        Ok(self.then(
+            ctx,
+            Op::DirectoryWithDirectory {
+                parent: self.0.digest,
+                path,
+                source: source.digest,
+                include,
+                exclude,
+            },
+        ))
+    }
+
+    /// Retrieves this directory plus a new directory created at the given path.
+    async fn with_new_directory(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+        #[graphql(default = 420)] permissions: i32,
+    ) -> Directory {
+        self.then(
+            ctx,
+            Op::DirectoryWithNewDirectory {
+                parent: self.0.digest,
+                path,
+                permissions: permissions as u32,
+            },
+        )
+    }
+
+    /// Return a snapshot with a file removed.
+    async fn without_file(&self, ctx: &Context<'_>, path: String) -> Directory {
+        self.then(
+            ctx,
+            Op::DirectoryWithoutFile {
+                parent: self.0.digest,
+                path,
+            },
+        )
+    }
+
+    /// Return a snapshot with a subdirectory removed.
+    async fn without_directory(&self, ctx: &Context<'_>, path: String) -> Directory {
+        self.then(
+            ctx,
+            Op::DirectoryWithoutDirectory {
+                parent: self.0.digest,
+                path,
+            },
+        )
+    }
+
+    /// Return the difference between this directory and another directory: what `other` adds or changes. Deletions are not represented.
+    async fn diff(&self, ctx: &Context<'_>, other: ID) -> Result<Directory> {
+        let other = load(engine(ctx), &other, Kind::Directory).map_err(gql)?;
+        Ok(self.then(
+            ctx,
+            Op::DirectoryDiff {
+                parent: self.0.digest,
+                other: other.digest,
+            },
+        ))
+    }
+
+    /// Retrieves this directory with all file/dir timestamps set to the given time.
+    async fn with_timestamps(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Timestamp to set dir/files in (seconds since the Unix epoch).")]
+        timestamp: i64,
+    ) -> Directory {
+        self.then(
+            ctx,
+            Op::DirectoryWithTimestamps {
+                parent: self.0.digest,
+                timestamp,
+            },
+        )
+    }
+
+    /// Writes the contents of the directory to a path on the host. Returns the absolute path written.
+    async fn export(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the copied directory (e.g., \"logs/\").")] path: String,
+        #[graphql(
+            default = false,
+            desc = "If true, then the host directory will be wiped clean before exporting so that it exactly matches the directory being exported."
+        )]
+        wipe: bool,
+    ) -> Result<String> {
+        let (tree, _) = self.tree(ctx).await?;
+        client(ctx)
+            .export_tree(engine(ctx), &tree, &path, wipe)
+            .map_err(gql)
+    }
+}

@@ -1,0 +1,128 @@
+//! `File`: a single file's content and metadata.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, ID};
+use gantry_core::{Node, Op};
+
+use super::{add, client, engine};
+use crate::error::gql;
+use crate::ids::format_id;
+
+#[derive(Clone)]
+pub(crate) struct File(pub(crate) Arc<Node>);
+
+impl File {
+    async fn value(&self, ctx: &Context<'_>) -> Result<Arc<gantry_core::value::FileValue>> {
+        engine(ctx).file(self.0.digest).await.map_err(gql)
+    }
+}
+
+/// A file.
+#[Object]
+impl File {
+    /// A unique identifier for this File.
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
+        format_id(engine(ctx), &self.0)
+    }
+
+    /// Force evaluation in the engine.
+    async fn sync(&self, ctx: &Context<'_>) -> Result<ID> {
+        self.value(ctx).await?;
+        format_id(engine(ctx), &self.0)
+    }
+
+    /// Retrieves the contents of the file.
+    async fn contents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Start reading after this line")] offset_lines: Option<i32>,
+        #[graphql(desc = "Maximum number of lines to read")] limit_lines: Option<i32>,
+    ) -> Result<String> {
+        let file = self.value(ctx).await?;
+        let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if offset_lines.is_none() && limit_lines.is_none() {
+            return Ok(text.into_owned());
+        }
+        let skip = offset_lines.unwrap_or(0).max(0) as usize;
+        let take = limit_lines.map_or(usize::MAX, |n| n.max(0) as usize);
+        Ok(text.split_inclusive('\n').skip(skip).take(take).collect())
+    }
+
+    /// Retrieves the size of the file, in bytes.
+    async fn size(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(self.value(ctx).await?.size as i64)
+    }
+
+    /// Retrieves the name of the file.
+    async fn name(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.value(ctx).await?.name.clone())
+    }
+
+    /// Return the file's digest. With excludeMetadata, only the contents are hashed.
+    async fn digest(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] exclude_metadata: bool,
+    ) -> Result<String> {
+        let file = self.value(ctx).await?;
+        Ok(if exclude_metadata {
+            file.blob.to_string()
+        } else {
+            file.key().to_string()
+        })
+    }
+
+    /// Writes the file to a file path on the host. Returns the absolute path written.
+    async fn export(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the written file (e.g., \"output.txt\").")] path: String,
+        #[graphql(
+            default = false,
+            desc = "If allowParentDirPath is true, the path argument can be a directory path, in which case the file will be created in that directory."
+        )]
+        allow_parent_dir_path: bool,
+    ) -> Result<String> {
+        let file = self.value(ctx).await?;
+        let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
+        let client = client(ctx);
+        let target = client.resolve(&path);
+        let target = if target.is_dir() {
+            if !allow_parent_dir_path {
+                return Err(gql(gantry_core::Error::IsADirectory {
+                    path: target.display().to_string(),
+                }));
+            }
+            target.join(&file.name)
+        } else {
+            target
+        };
+        client
+            .write_host_file_mode(&target, &bytes, file.mode)
+            .map_err(gql)
+    }
+
+    /// Retrieves this file with its name set to the given name.
+    async fn with_name(&self, ctx: &Context<'_>, name: String) -> File {
+        File(add(
+            ctx,
+            Op::FileWithName {
+                parent: self.0.digest,
+                name,
+            },
+        ))
+    }
+
+    /// Retrieves this file with its created/modified timestamps set to the given time.
+    async fn with_timestamps(&self, ctx: &Context<'_>, timestamp: i64) -> File {
+        File(add(
+            ctx,
+            Op::FileWithTimestamps {
+                parent: self.0.digest,
+                timestamp,
+            },
+        ))
+    }
+}

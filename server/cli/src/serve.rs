@@ -1,0 +1,127 @@
+//! `gantry serve`: the engine as a long-running server on a Unix socket,
+//! optionally also on loopback TCP with a token.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use gantry_api::Access;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+use crate::engine::{self, EngineArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The Unix socket is created with mode 0600: only its owner can connect.\n\
+With --listen, every request needs the printed token as the HTTP basic-auth username."
+)]
+pub(crate) struct ServeArgs {
+    /// Unix socket to listen on [env: GANTRY_SOCKET] [default: $XDG_RUNTIME_DIR/gantry/engine.sock or /tmp/gantry-$UID/engine.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Also listen on this loopback address, e.g. 127.0.0.1:8080 (token required)
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Token for --listen [default: random, printed at start]
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub(crate) fn socket_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(crate::env::SOCKET)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(crate::env::default_socket)
+}
+
+pub(crate) fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Binds the socket, refusing to steal it from a live engine and removing a
+/// stale one left by an engine that died.
+async fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "another engine is already listening on {}; stop it or pass --socket with another path",
+                path.display()
+            );
+        }
+        fs::remove_file(path)
+            .with_context(|| format!("while removing the stale socket {}", path.display()))?;
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("while creating {}", parent.display()))?;
+        fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).ok();
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("while binding {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("while setting the mode of {}", path.display()))?;
+    Ok(listener)
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    let socket = socket_path(args.socket.as_deref());
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            bail!("--listen {addr}: only loopback addresses (127.0.0.1, ::1) are allowed");
+        }
+    }
+    let engine = engine::start(&args.engine).await?;
+    let schema = gantry_api::schema(engine.clone());
+    let workdir = std::env::current_dir().context("while reading the current directory")?;
+    let unix = bind_socket(&socket).await?;
+    tracing::info!(socket = %socket.display(), state_dir = %engine.state_dir().display(), "engine serving");
+    eprintln!("gantry: serving on unix://{}", socket.display());
+    let unix_app = gantry_api::router(schema.clone(), Access::Open, workdir.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        axum::serve(unix, unix_app)
+            .await
+            .context("while serving the socket")
+    });
+    if let Some(addr) = args.listen {
+        let token = args.token.clone().unwrap_or_else(random_token);
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("while binding {addr}"))?;
+        let local = tcp.local_addr()?;
+        eprintln!("gantry: serving on http://{local}/query (token: {token})");
+        eprintln!("gantry: open GraphiQL at http://{local}/?token={token}");
+        let tcp_app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
+        tasks.spawn(async move { axum::serve(tcp, tcp_app).await.context("while serving TCP") });
+    }
+    let outcome = tokio::select! {
+        result = tasks.join_next() => match result {
+            Some(Ok(Err(error))) => Err(error),
+            _ => Ok(()),
+        },
+        _ = shutdown_signal() => Ok(()),
+    };
+    let _ = fs::remove_file(&socket);
+    tracing::info!("engine stopped");
+    outcome
+}
+
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,312 @@
+//! Solver behaviour against `FakeRuntime`: laziness, caching, single-flight,
+//! parallelism, failures and secrets. No Docker needed.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gantry_core::fake::FakeRuntime;
+use gantry_core::op::{ExecArgs, Expect};
+use gantry_core::store::{MemoryStore, Space, Store};
+use gantry_core::{Digest, Engine, EngineOptions, Error, Op};
+
+fn engine_with(runtime: Arc<FakeRuntime>, store: Arc<MemoryStore>) -> Engine {
+    let state_dir = std::env::temp_dir().join(format!("gantry-core-test-{}", std::process::id()));
+    Engine::new(
+        runtime,
+        store,
+        EngineOptions {
+            state_dir,
+            max_parallel: 16,
+            secret_key: [7; 32],
+        },
+    )
+}
+
+fn new_engine() -> (Engine, Arc<FakeRuntime>, Arc<MemoryStore>) {
+    let runtime = Arc::new(FakeRuntime::default());
+    let store = Arc::new(MemoryStore::default());
+    (engine_with(runtime.clone(), store.clone()), runtime, store)
+}
+
+fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
+    engine
+        .add(Op::WithExec {
+            parent,
+            exec: ExecArgs {
+                args: args.iter().map(|arg| arg.to_string()).collect(),
+                ..ExecArgs::default()
+            },
+        })
+        .digest
+}
+
+fn base(engine: &Engine) -> Digest {
+    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    engine
+        .add(Op::From {
+            parent: scratch,
+            address: "127.0.0.1:5000/busybox".into(),
+        })
+        .digest
+}
+
+async fn stdout(engine: &Engine, digest: Digest) -> Result<String, Error> {
+    let state = engine.container(digest).await?;
+    Ok(state.exec.as_ref().ok_or(Error::NoCommand)?.stdout.clone())
+}
+
+#[tokio::test]
+async fn building_a_long_chain_runs_nothing() {
+    let (engine, runtime, _) = new_engine();
+    let mut digest = base(&engine);
+    for n in 0..1000 {
+        digest = engine
+            .add(Op::WithEnvVariable {
+                parent: digest,
+                name: format!("V{n}"),
+                value: n.to_string(),
+                expand: false,
+            })
+            .digest;
+        digest = exec(&engine, digest, &["echo", "step"]);
+    }
+    assert_eq!(runtime.execs(), 0);
+    assert_eq!(runtime.pull_count.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_leaf_evaluates_only_what_it_needs() {
+    let (engine, runtime, _) = new_engine();
+    let from = base(&engine);
+    let first = exec(&engine, from, &["echo", "one"]);
+    let _unused_branch = exec(&engine, from, &["echo", "never"]);
+    assert_eq!(stdout(&engine, first).await.unwrap(), "one\n");
+    assert_eq!(runtime.execs(), 1);
+}
+
+#[tokio::test]
+async fn identical_work_is_memoised_and_persisted() {
+    let runtime = Arc::new(FakeRuntime::default());
+    let store = Arc::new(MemoryStore::default());
+    {
+        let engine = engine_with(runtime.clone(), store.clone());
+        let step = exec(&engine, base(&engine), &["echo", "hi"]);
+        assert_eq!(stdout(&engine, step).await.unwrap(), "hi\n");
+        assert_eq!(stdout(&engine, step).await.unwrap(), "hi\n");
+        assert_eq!(runtime.execs(), 1);
+    }
+    // A fresh engine over the same store: a restart. Nothing re-runs.
+    let engine = engine_with(runtime.clone(), store.clone());
+    let step = exec(&engine, base(&engine), &["echo", "hi"]);
+    assert_eq!(stdout(&engine, step).await.unwrap(), "hi\n");
+    assert_eq!(runtime.execs(), 1);
+    assert!(store.record_count(Space::Result) >= 1);
+}
+
+#[tokio::test]
+async fn ids_load_after_a_restart() {
+    let runtime = Arc::new(FakeRuntime::default());
+    let store = Arc::new(MemoryStore::default());
+    let step = {
+        let engine = engine_with(runtime.clone(), store.clone());
+        let step = exec(&engine, base(&engine), &["echo", "persisted"]);
+        engine.persist(&step).unwrap();
+        step
+    };
+    let engine = engine_with(runtime.clone(), store);
+    assert_eq!(stdout(&engine, step).await.unwrap(), "persisted\n");
+    let unknown = Digest::of_bytes(b"never made");
+    assert!(matches!(
+        engine.node(&unknown),
+        Err(Error::UnknownId { .. })
+    ));
+}
+
+#[tokio::test]
+async fn two_identical_concurrent_builds_exec_once() {
+    let (engine, runtime, _) = new_engine();
+    let engine = Arc::new(engine);
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let step = exec(&engine, base(&engine), &["sleep-ms", "100"]);
+            engine.container(step).await.map(|_| ())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(runtime.execs(), 1);
+    assert_eq!(runtime.pull_count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn independent_branches_run_in_parallel() {
+    let (engine, runtime, _) = new_engine();
+    let from = base(&engine);
+    // A directory assembled from 8 containers' outputs depends on 8
+    // independent execs; evaluating it must run them concurrently.
+    let mut dir = engine.add(Op::EmptyDirectory).digest;
+    let mut files = Vec::new();
+    for n in 0..8 {
+        let step = exec(&engine, from, &["sleep-ms", "300", &n.to_string()]);
+        files.push(step);
+    }
+    let started = Instant::now();
+    let results = futures::future::join_all(files.iter().map(|step| engine.container(*step))).await;
+    assert!(results.iter().all(Result::is_ok));
+    let elapsed = started.elapsed();
+    assert_eq!(runtime.execs(), 8);
+    assert_eq!(runtime.max_concurrent.load(Ordering::SeqCst), 8);
+    assert!(elapsed < Duration::from_millis(8 * 300), "took {elapsed:?}");
+    dir = engine
+        .add(Op::DirectoryWithNewFile {
+            parent: dir,
+            path: "done".into(),
+            contents: "yes".into(),
+            permissions: 0o644,
+        })
+        .digest;
+    assert!(engine.directory(dir).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_failed_exec_errors_with_its_output_and_is_not_cached() {
+    let (engine, runtime, store) = new_engine();
+    let step = exec(&engine, base(&engine), &["fail", "3"]);
+    let error = engine.container(step).await.unwrap_err();
+    match &error {
+        Error::Exec(failure) => {
+            assert_eq!(failure.exit_code, 3);
+            assert_eq!(failure.cmd, vec!["fail", "3"]);
+            assert_eq!(failure.stderr, "fake stderr\n");
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+    assert!(error.to_string().ends_with("exit code: 3"));
+    assert_eq!(store.record_count(Space::Result), 0);
+    assert!(engine.container(step).await.is_err());
+    assert_eq!(
+        runtime.execs(),
+        2,
+        "a failure must be retried, not replayed from cache"
+    );
+}
+
+#[tokio::test]
+async fn expect_failure_accepts_a_non_zero_exit() {
+    let (engine, _, _) = new_engine();
+    let step = engine
+        .add(Op::WithExec {
+            parent: base(&engine),
+            exec: ExecArgs {
+                args: vec!["fail".into(), "2".into()],
+                expect: Expect::Failure,
+                ..ExecArgs::default()
+            },
+        })
+        .digest;
+    let state = engine.container(step).await.unwrap();
+    assert_eq!(state.exec.as_ref().unwrap().exit_code, 2);
+}
+
+#[tokio::test]
+async fn no_command_is_an_error() {
+    let (engine, _, _) = new_engine();
+    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    let step = exec(&engine, scratch, &[]);
+    assert!(matches!(
+        engine.container(step).await,
+        Err(Error::NoCommand)
+    ));
+}
+
+#[tokio::test]
+async fn secrets_reach_the_exec_but_not_ids_outputs_or_the_store() {
+    let (engine, runtime, store) = new_engine();
+    let plaintext = "s3cr3t-value-xyz";
+    let secret = engine.set_secret("token", plaintext);
+    let with_secret = engine
+        .add(Op::WithSecretVariable {
+            parent: base(&engine),
+            name: "TOKEN".into(),
+            secret: secret.digest,
+        })
+        .digest;
+    let step = exec(&engine, with_secret, &["printenv"]);
+    engine.persist(&step).unwrap();
+    let out = stdout(&engine, step).await.unwrap();
+    assert!(out.contains("TOKEN=***"), "{out}");
+    assert!(!out.contains(plaintext));
+    let envs = runtime.envs.lock().unwrap().clone();
+    assert!(envs[0].contains(&format!("TOKEN={plaintext}")));
+    let recipe = store.get(Space::Recipe, &secret.digest).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&recipe).contains(plaintext));
+    assert!(
+        !store.dump_text().contains(plaintext),
+        "the store holds the secret"
+    );
+    // A changed value changes the cache key: the step runs again.
+    let other = engine.set_secret("token", "another-value");
+    let changed = engine
+        .add(Op::WithSecretVariable {
+            parent: base(&engine),
+            name: "TOKEN".into(),
+            secret: other.digest,
+        })
+        .digest;
+    let step2 = exec(&engine, changed, &["printenv"]);
+    stdout(&engine, step2).await.unwrap();
+    assert_eq!(runtime.execs(), 2);
+}
+
+#[tokio::test]
+async fn directories_are_pure_values() {
+    let (engine, runtime, _) = new_engine();
+    let empty = engine.add(Op::EmptyDirectory).digest;
+    let one = engine
+        .add(Op::DirectoryWithNewFile {
+            parent: empty,
+            path: "src/main.go".into(),
+            contents: "package main\n".into(),
+            permissions: 0o644,
+        })
+        .digest;
+    let (tree, key) = engine.directory(one).await.unwrap();
+    assert_eq!(tree.list("").unwrap(), vec!["src/"]);
+    assert_eq!(tree.list("src").unwrap(), vec!["main.go"]);
+    let file = engine
+        .add(Op::DirectoryFile {
+            parent: one,
+            path: "src/main.go".into(),
+        })
+        .digest;
+    let value = engine.file(file).await.unwrap();
+    assert_eq!(engine.read_blob(&value.blob).unwrap(), b"package main\n");
+    // Same content by another recipe has the same content key.
+    let two = engine
+        .add(Op::DirectoryWithNewDirectory {
+            parent: one,
+            path: "src".into(),
+            permissions: 0o755,
+        })
+        .digest;
+    let (_, key2) = engine.directory(two).await.unwrap();
+    assert_eq!(key, key2);
+    assert!(matches!(
+        engine
+            .directory(
+                engine
+                    .add(Op::Subdirectory {
+                        parent: one,
+                        path: "../x".into()
+                    })
+                    .digest
+            )
+            .await,
+        Err(Error::PathEscapes { .. })
+    ));
+    assert_eq!(runtime.execs(), 0);
+}

@@ -1,0 +1,334 @@
+//! `Runtime::exec`: one command in a fresh container, its output captured, its
+//! filesystem committed.
+
+use std::collections::{HashMap, HashSet};
+
+use bollard::container::{AttachContainerResults, LogOutput};
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CommitContainerOptionsBuilder, StartContainerOptions,
+    WaitContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use gantry_core::runtime::{ExecOutput, ExecSpec, RuntimeError};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{message, runtime_error, Operation};
+use crate::reference::split_tag;
+use crate::{DockerRuntime, LABEL_MANAGED};
+
+/// Captured output beyond this many bytes per stream is dropped (and a warning logged):
+/// the result lives in memory and in the cache.
+const MAX_CAPTURE: usize = 64 << 20;
+
+impl DockerRuntime {
+    /// `Runtime::exec`.
+    pub(crate) async fn run(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+        let failed = |reason: &str| RuntimeError::Failed {
+            action: "running a command".to_owned(),
+            reason: reason.to_owned(),
+        };
+        if spec.args.is_empty() {
+            return Err(failed("the command line is empty"));
+        }
+        let binds = spec
+            .mounts
+            .iter()
+            .map(|mount| {
+                // The `Binds` syntax is colon-separated.
+                if mount.host_path.contains(':') || mount.container_path.contains(':') {
+                    return Err(failed(&format!(
+                        "cannot bind-mount a path containing ':' ({} -> {})",
+                        mount.host_path, mount.container_path
+                    )));
+                }
+                let mode = if mount.read_only { ":ro" } else { "" };
+                Ok(format!(
+                    "{}:{}{mode}",
+                    mount.host_path, mount.container_path
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Docker mounts tmpfs `noexec` by default; build steps run binaries from /tmp.
+        let tmpfs: HashMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|path| (path.clone(), "exec".to_owned()))
+            .collect();
+
+        let base = self.base_image(&spec.rootfs).await?;
+        let base_config = self.inspect_config(&base).await?;
+        let has_stdin = spec.stdin.is_some();
+        let body = ContainerCreateBody {
+            image: Some(base.clone()),
+            cmd: Some(spec.args.clone()),
+            // Explicitly empty: the solver has already prepended the image's entrypoint
+            // when the command asked for it.
+            entrypoint: Some(Vec::new()),
+            env: Some(spec.env.clone()),
+            working_dir: Some(spec.workdir.clone()).filter(|w| !w.is_empty()),
+            user: Some(spec.user.clone()).filter(|u| !u.is_empty()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            attach_stdin: Some(has_stdin),
+            open_stdin: Some(has_stdin),
+            stdin_once: Some(has_stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                binds: Some(binds).filter(|b| !b.is_empty()),
+                tmpfs: Some(tmpfs).filter(|t| !t.is_empty()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        tracing::debug!(
+            args = spec.args.len(),
+            env = spec.env.len(),
+            mounts = spec.mounts.len(),
+            tmpfs = spec.tmpfs.len(),
+            stdin = has_stdin,
+            "creating container"
+        );
+        let container = self.create_container(body).await?;
+        let name = container.name().to_owned();
+        self.apply_layers(&name, &spec.rootfs.layers).await?;
+
+        // Attaching before the start is what guarantees that nothing a fast command
+        // prints is missed, whatever logging driver the daemon uses.
+        let attach_options = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdin(has_stdin)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(&name, Some(attach_options))
+            .await
+            .map_err(|error| other("attaching to a container", &error))?;
+
+        let (output, exit_code) = match self
+            .docker
+            .start_container(&name, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(()) => {
+                let AttachContainerResults { output, input } = attached;
+                // stdin is fed while the output is collected (a command may fill its
+                // output pipe before reading all its input) and until the command has
+                // exited: its output may end earlier, and once it has exited dockerd
+                // stops reading stdin, so a command ignoring a large input would leave
+                // the write blocked forever.
+                let mut feed = std::pin::pin!(feed_stdin(input, spec.stdin));
+                let output = tokio::select! {
+                    output = collect_output(output) => output
+                        .map_err(|error| other("reading a container's output", &error))?,
+                    never = &mut feed => match never {},
+                };
+                let exit_code = tokio::select! {
+                    exit_code = self.wait_exit(&name) => exit_code?,
+                    never = &mut feed => match never {},
+                };
+                (output, exit_code)
+            }
+            Err(error) => match exec_failure_code(&error) {
+                // The process never ran (no such executable, not executable): report it
+                // the way a shell would rather than as a runtime failure.
+                Some(code) => {
+                    drop(attached);
+                    let mut stderr = message(&error).into_bytes();
+                    stderr.push(b'\n');
+                    let output = Captured {
+                        stderr,
+                        ..Default::default()
+                    };
+                    (output, code)
+                }
+                None => return Err(other("starting a container", &error)),
+            },
+        };
+        tracing::debug!(
+            exit_code,
+            stdout = output.stdout.len(),
+            stderr = output.stderr.len(),
+            "command finished"
+        );
+
+        // The committed configuration is the base's, not the container's: the
+        // container's holds `spec.env`, secrets included (see `exec_commit_config`).
+        let config = exec_commit_config(base_config.as_ref(), &spec.env);
+        let image_id = self.commit(&name, &spec.commit_tag, config).await?;
+        if let Err(error) = container.remove().await {
+            tracing::warn!(container = %name, %error, "cannot remove container");
+        }
+        Ok(ExecOutput {
+            image_id,
+            stdout: output.stdout,
+            stderr: output.stderr,
+            exit_code,
+        })
+    }
+
+    async fn wait_exit(&self, name: &str) -> Result<i64, RuntimeError> {
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
+        let mut wait = self.docker.wait_container(name, Some(options));
+        match wait.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            // bollard turns every non-zero exit into this error.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(error)) => Err(other("waiting for a container", &error)),
+            None => Err(RuntimeError::Failed {
+                action: "waiting for a container".to_owned(),
+                reason: "dockerd ended the wait without an exit status".to_owned(),
+            }),
+        }
+    }
+
+    /// Commits a container as `tag` (`repo:tag`) and returns the image ID.
+    pub(crate) async fn commit(
+        &self,
+        container: &str,
+        tag: &str,
+        config: ContainerConfig,
+    ) -> Result<String, RuntimeError> {
+        let (repo, tag) = split_tag(tag);
+        let options = CommitContainerOptionsBuilder::new()
+            .container(container)
+            .repo(&repo)
+            .tag(&tag)
+            .pause(false)
+            .build();
+        let response = self
+            .docker
+            .commit_container(options, config)
+            .await
+            .map_err(|error| other("committing a container", &error))?;
+        let image_id = response.id;
+        tracing::debug!(container, image = %image_id, "container committed");
+        Ok(image_id)
+    }
+}
+
+fn other(action: &'static str, error: &BollardError) -> RuntimeError {
+    runtime_error(Operation::Other { action }, error)
+}
+
+/// The exit code a shell reports when it cannot run a command, for the start errors
+/// that mean exactly that: 127 for not found, 126 for not executable.
+fn exec_failure_code(error: &BollardError) -> Option<i64> {
+    let BollardError::DockerResponseServerError { message, .. } = error else {
+        return None;
+    };
+    // runc: `exec: "nonexistent-cmd": executable file not found in $PATH`,
+    // `exec: "/x": stat /x: no such file or directory`, `exec: "/etc": permission denied`.
+    if !message.contains("exec: \"") {
+        return None;
+    }
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        Some(127)
+    } else if message.contains("permission denied") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+/// What `docker commit` should record for an exec container.
+///
+/// dockerd merges the container's configuration into whatever is passed here: every env
+/// key and label of the container that the passed configuration lacks is appended with
+/// the container's value. Passing the base image's configuration plus an empty value for
+/// every key only the command had keeps secret values out of the committed image (the
+/// key names remain, empty). The solver owns the image configuration anyway; the
+/// committed one only matters as dockerd's defaults for later containers.
+fn exec_commit_config(
+    base: Option<&bollard::models::ImageConfig>,
+    spec_env: &[String],
+) -> ContainerConfig {
+    let mut env = base.and_then(|b| b.env.clone()).unwrap_or_default();
+    let mut known: HashSet<String> = env.iter().map(|e| env_name(e).to_owned()).collect();
+    for entry in spec_env {
+        let name = env_name(entry);
+        if known.insert(name.to_owned()) {
+            env.push(format!("{name}="));
+        }
+    }
+    ContainerConfig {
+        env: Some(env),
+        cmd: Some(base.and_then(|b| b.cmd.clone()).unwrap_or_default()),
+        entrypoint: Some(base.and_then(|b| b.entrypoint.clone()).unwrap_or_default()),
+        working_dir: Some(base.and_then(|b| b.working_dir.clone()).unwrap_or_default()),
+        user: Some(base.and_then(|b| b.user.clone()).unwrap_or_default()),
+        labels: Some(HashMap::from([(
+            LABEL_MANAGED.to_owned(),
+            "true".to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(name, _)| name)
+}
+
+#[derive(Default)]
+struct Captured {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Writes `stdin` to the container, then closes it; never completes, so that the write
+/// half (and the connection) stays open for as long as the caller polls it.
+async fn feed_stdin(
+    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    stdin: Option<Bytes>,
+) -> std::convert::Infallible {
+    if let Some(data) = stdin {
+        // A command may exit without reading its input; that is its business.
+        if let Err(error) = input.write_all(&data).await {
+            tracing::debug!(%error, "container stopped reading stdin");
+        }
+        if let Err(error) = input.shutdown().await {
+            tracing::debug!(%error, "cannot close container stdin");
+        }
+    }
+    std::future::pending().await
+}
+
+/// Collects stdout and stderr until the container's output streams end.
+async fn collect_output(
+    mut output: std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<LogOutput, BollardError>> + Send>,
+    >,
+) -> Result<Captured, BollardError> {
+    let mut captured = Captured::default();
+    let mut dropped = (0usize, 0usize);
+    while let Some(item) = output.next().await {
+        let (buffer, lost, message) = match item? {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (&mut captured.stdout, &mut dropped.0, message)
+            }
+            LogOutput::StdErr { message } => (&mut captured.stderr, &mut dropped.1, message),
+            LogOutput::StdIn { .. } => continue,
+        };
+        let keep = MAX_CAPTURE.saturating_sub(buffer.len()).min(message.len());
+        buffer.extend_from_slice(&message[..keep]);
+        *lost += message.len() - keep;
+    }
+    if dropped != (0, 0) {
+        tracing::warn!(
+            stdout_dropped = dropped.0,
+            stderr_dropped = dropped.1,
+            limit = MAX_CAPTURE,
+            "command output exceeded the capture limit"
+        );
+    }
+    Ok(captured)
+}

@@ -1,0 +1,560 @@
+//! Images: pulling, pushing, building from a root filesystem, saving and loading.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bollard::auth::DockerCredentials;
+use bollard::body_full;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerConfig, ImageInspect};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use gantry_core::runtime::{ImageConfig, PulledImage, RegistryAuth, RootfsSpec, RuntimeError};
+
+use crate::error::{redact, runtime_error, status, Operation};
+use crate::exec::env_name;
+use crate::reference::{is_image_id, split_tag, Reference};
+use crate::{archive, DockerRuntime, LABEL_MANAGED, SCRATCH_TAG};
+
+/// The registry host of the names gantry gives to images it makes (`gantry.local/…`).
+const LOCAL_REGISTRY: &str = "gantry.local/";
+
+impl DockerRuntime {
+    /// `Runtime::pull`.
+    pub(crate) async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PulledImage, RuntimeError> {
+        let password = auth.map(|a| a.password.as_str());
+        if is_image_id(reference) {
+            let inspect = self
+                .docker
+                .inspect_image(reference)
+                .await
+                .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
+            return pulled_image(inspect, None, None);
+        }
+        let parsed = Reference::parse(reference);
+        // gantry's own names are never in a registry: skip the (DNS-bound) pull attempt.
+        if parsed.repo.starts_with(LOCAL_REGISTRY) {
+            let inspect = self
+                .docker
+                .inspect_image(&parsed.local_name())
+                .await
+                .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
+            return pulled_image(inspect, Some(&parsed), None);
+        }
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&parsed.repo)
+            .tag(parsed.pull_tag())
+            .build();
+        let mut stream = self
+            .docker
+            .create_image(Some(options), None, auth.map(credentials));
+        let mut pulled_digest = None;
+        let mut pull_error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(digest) = info
+                        .status
+                        .as_deref()
+                        .and_then(|s| s.strip_prefix("Digest: "))
+                    {
+                        pulled_digest = Some(digest.trim().to_owned());
+                    }
+                }
+                Err(error) => {
+                    pull_error = Some(error);
+                    break;
+                }
+            }
+        }
+        drop(stream);
+
+        let local_name = parsed.local_name();
+        if let Some(error) = pull_error {
+            let mapped = redact(
+                runtime_error(Operation::Pull { reference }, &error),
+                password,
+            );
+            // A tag gantry built or loaded itself exists only here; so may an image the
+            // registry no longer serves. Refused credentials are reported, though.
+            let explicit_refusal =
+                auth.is_some() && matches!(mapped, RuntimeError::Unauthorized { .. });
+            if matches!(mapped, RuntimeError::Unavailable { .. }) || explicit_refusal {
+                return Err(mapped);
+            }
+            return match self.docker.inspect_image(&local_name).await {
+                Ok(inspect) => {
+                    tracing::debug!(reason = %crate::error::message(&error), "pull failed; using the local image");
+                    pulled_image(inspect, Some(&parsed), None)
+                }
+                Err(_) => Err(mapped),
+            };
+        }
+        let inspect = self
+            .docker
+            .inspect_image(&local_name)
+            .await
+            .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
+        let pulled = pulled_image(inspect, Some(&parsed), pulled_digest.as_deref())?;
+        tracing::debug!(image = %pulled.image_id, resolved = %pulled.resolved_ref, "image pulled");
+        Ok(pulled)
+    }
+
+    /// `Runtime::push`.
+    pub(crate) async fn push_image(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        let password = auth.map(|a| a.password.as_str());
+        let parsed = Reference::parse(reference);
+        self.tag(image_id, &parsed.repo, parsed.tag_or_latest())
+            .await?;
+        let options = PushImageOptionsBuilder::new()
+            .tag(parsed.tag_or_latest())
+            .build();
+        // dockerd 20.10 rejects a push without an X-Registry-Auth header, even for
+        // registries that need none: send empty credentials then.
+        let credentials = auth.map_or_else(DockerCredentials::default, credentials);
+        let mut stream = self
+            .docker
+            .push_image(&parsed.repo, Some(options), Some(credentials));
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|error| {
+                redact(
+                    runtime_error(Operation::Push { reference }, &error),
+                    password,
+                )
+            })?;
+            if let Some(found) = info.status.as_deref().and_then(push_digest) {
+                digest = Some(found);
+            }
+        }
+        let digest = digest.ok_or_else(|| RuntimeError::Failed {
+            action: format!("pushing {reference}"),
+            reason: "dockerd reported no digest for the pushed manifest".to_owned(),
+        })?;
+        tracing::debug!(%digest, "image pushed");
+        Ok(digest)
+    }
+
+    /// `Runtime::build_image`.
+    pub(crate) async fn build(
+        &self,
+        rootfs: &RootfsSpec,
+        config: &ImageConfig,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        let base = self.base_image(rootfs).await?;
+        let base_env = self
+            .inspect_config(&base)
+            .await?
+            .and_then(|c| c.env)
+            .unwrap_or_default();
+        let container = self.create_unstarted(rootfs, &base).await?;
+        let commit_config = build_commit_config(config, &base_env);
+        let image_id = self.commit(container.name(), tag, commit_config).await?;
+        if let Err(error) = container.remove().await {
+            tracing::warn!(%error, "cannot remove container");
+        }
+        Ok(image_id)
+    }
+
+    /// `Runtime::save_image`.
+    pub(crate) async fn save(
+        &self,
+        image_id: &str,
+        reference: &str,
+    ) -> Result<Bytes, RuntimeError> {
+        let parsed = Reference::parse(reference);
+        let (repo, tag) = (parsed.repo.as_str(), parsed.tag_or_latest());
+        // Saved by name so that `docker load` restores the name too.
+        self.tag(image_id, repo, tag).await?;
+        let mut stream = self.docker.export_image(&format!("{repo}:{tag}"));
+        let mut tarball = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| {
+                runtime_error(
+                    Operation::Other {
+                        action: "saving an image",
+                    },
+                    &error,
+                )
+            })?;
+            tarball.extend_from_slice(&chunk);
+        }
+        tracing::debug!(bytes = tarball.len(), "image saved");
+        Ok(tarball.freeze())
+    }
+
+    /// `Runtime::load_image`.
+    pub(crate) async fn load(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {
+        let failed = |error: &BollardError| {
+            runtime_error(
+                Operation::Other {
+                    action: "loading an image",
+                },
+                error,
+            )
+        };
+        let options = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = self.docker.import_image(options, body_full(tarball), None);
+        let mut loaded: Option<String> = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|error| failed(&error))?;
+            for line in info.stream.as_deref().unwrap_or_default().lines() {
+                let name = line
+                    .strip_prefix("Loaded image ID: ")
+                    .or_else(|| line.strip_prefix("Loaded image: "));
+                if let (None, Some(name)) = (&loaded, name) {
+                    loaded = Some(name.trim().to_owned());
+                }
+            }
+        }
+        let loaded = loaded.ok_or_else(|| RuntimeError::Failed {
+            action: "loading an image".to_owned(),
+            reason: "dockerd did not report which image the tarball held".to_owned(),
+        })?;
+        let inspect = self
+            .docker
+            .inspect_image(&loaded)
+            .await
+            .map_err(|error| failed(&error))?;
+        let reference = (!is_image_id(&loaded)).then(|| Reference::parse(&loaded));
+        let pulled = pulled_image(inspect, reference.as_ref(), None)?;
+        tracing::debug!(image = %pulled.image_id, name = %loaded, "image loaded");
+        Ok(pulled)
+    }
+
+    /// `Runtime::image_exists`.
+    pub(crate) async fn exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image_id).await {
+            Ok(_) => Ok(true),
+            Err(error) if status(&error) == Some(404) => Ok(false),
+            Err(error) => Err(runtime_error(
+                Operation::Other {
+                    action: "inspecting an image",
+                },
+                &error,
+            )),
+        }
+    }
+
+    /// `Runtime::remove_images`. An image still in use (a container or a child image
+    /// depends on it) is left in place with a warning rather than failing the batch.
+    pub(crate) async fn remove(&self, images: &[String]) -> Result<(), RuntimeError> {
+        let mut first_error = None;
+        for image in images {
+            let options = RemoveImageOptionsBuilder::new().force(true).build();
+            match self.docker.remove_image(image, Some(options), None).await {
+                Ok(_) => tracing::debug!(%image, "image removed"),
+                Err(error) if status(&error) == Some(404) => {}
+                Err(error) if status(&error) == Some(409) => {
+                    tracing::warn!(%image, reason = %crate::error::message(&error), "image in use; not removed");
+                }
+                Err(error) => {
+                    first_error.get_or_insert(runtime_error(
+                        Operation::Other {
+                            action: "removing an image",
+                        },
+                        &error,
+                    ));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// IDs of every local image labelled as gantry's ([`LABEL_MANAGED`](crate::LABEL_MANAGED)),
+    /// children before their parents so that `remove_images` can take them in order.
+    #[tracing::instrument(skip_all)]
+    pub async fn managed_images(&self) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
+        let options = ListImagesOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|error| {
+                runtime_error(
+                    Operation::Other {
+                        action: "listing images",
+                    },
+                    &error,
+                )
+            })?;
+        let parents: HashMap<String, String> = images
+            .into_iter()
+            .map(|image| (image.id, image.parent_id))
+            .collect();
+        // Depth of the parent chain within the listed images (`docker commit` records
+        // the base as parent); deepest first.
+        let depth = |id: &String| {
+            let mut id = id;
+            let mut depth = 0usize;
+            while let Some(parent) = parents.get(id).filter(|p| parents.contains_key(*p)) {
+                depth += 1;
+                id = parent;
+                if depth > parents.len() {
+                    break;
+                }
+            }
+            depth
+        };
+        let mut ids: Vec<(usize, String)> =
+            parents.keys().map(|id| (depth(id), id.clone())).collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        tracing::debug!(count = ids.len(), "listed managed images");
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// The configuration of a local image (`None` when it has none).
+    pub(crate) async fn inspect_config(
+        &self,
+        image: &str,
+    ) -> Result<Option<bollard::models::ImageConfig>, RuntimeError> {
+        let inspect = self.docker.inspect_image(image).await.map_err(|error| {
+            runtime_error(
+                Operation::Other {
+                    action: "inspecting an image",
+                },
+                &error,
+            )
+        })?;
+        Ok(inspect.config)
+    }
+
+    /// The empty image `scratch` root filesystems start from: the existing
+    /// `SCRATCH_TAG` if gantry made one, otherwise a fresh import of an empty archive.
+    pub(crate) async fn scratch_image(&self) -> Result<String, RuntimeError> {
+        let failed = |error: &BollardError| {
+            runtime_error(
+                Operation::Other {
+                    action: "creating the empty base image",
+                },
+                error,
+            )
+        };
+        if let Ok(inspect) = self.docker.inspect_image(SCRATCH_TAG).await {
+            let ours = inspect
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .is_some_and(|l| l.get(LABEL_MANAGED).is_some_and(|v| v == "true"));
+            if let (true, Some(id)) = (ours, inspect.id) {
+                return Ok(id);
+            }
+        }
+        let (repo, tag) = split_tag(SCRATCH_TAG);
+        let options = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(&repo)
+            .tag(&tag)
+            .changes(vec![format!("LABEL {LABEL_MANAGED}=true")])
+            .build();
+        let mut stream = self.docker.create_image(
+            Some(options),
+            Some(body_full(archive::empty().into())),
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            item.map_err(|error| failed(&error))?;
+        }
+        let inspect = self
+            .docker
+            .inspect_image(SCRATCH_TAG)
+            .await
+            .map_err(|error| failed(&error))?;
+        let id = inspect.id.ok_or_else(|| RuntimeError::Failed {
+            action: "creating the empty base image".to_owned(),
+            reason: "dockerd reported no image ID".to_owned(),
+        })?;
+        tracing::debug!(image = %id, "empty base image created");
+        Ok(id)
+    }
+
+    async fn tag(&self, image_id: &str, repo: &str, tag: &str) -> Result<(), RuntimeError> {
+        let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        self.docker
+            .tag_image(image_id, Some(options))
+            .await
+            .map_err(|error| {
+                runtime_error(
+                    Operation::Other {
+                        action: "tagging an image",
+                    },
+                    &error,
+                )
+            })
+    }
+}
+
+fn credentials(auth: &RegistryAuth) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(auth.username.clone()),
+        password: Some(auth.password.clone()),
+        serveraddress: Some(auth.server.clone()),
+        ..Default::default()
+    }
+}
+
+/// The digest in dockerd's final push status, `<tag>: digest: sha256:… size: N`.
+fn push_digest(status: &str) -> Option<String> {
+    let (_, rest) = status.split_once("digest: ")?;
+    let digest = rest.split_whitespace().next()?;
+    digest.starts_with("sha256:").then(|| digest.to_owned())
+}
+
+/// Builds a `PulledImage` from an inspection. `digest` is what the pull reported; else a
+/// repository digest of the same repository is used, else the image ID.
+fn pulled_image(
+    inspect: ImageInspect,
+    reference: Option<&Reference>,
+    digest: Option<&str>,
+) -> Result<PulledImage, RuntimeError> {
+    let image_id = inspect.id.ok_or_else(|| RuntimeError::Failed {
+        action: "inspecting an image".to_owned(),
+        reason: "dockerd reported no image ID".to_owned(),
+    })?;
+    let repo_digest = || {
+        let reference = reference?;
+        inspect
+            .repo_digests
+            .iter()
+            .flatten()
+            .filter_map(|d| d.split_once('@'))
+            .find(|(repo, _)| reference.same_repo(repo))
+            .map(|(_, digest)| digest.to_owned())
+    };
+    let resolved_ref = match reference {
+        Some(reference) => match reference
+            .digest
+            .clone()
+            .or_else(|| digest.map(str::to_owned))
+            .or_else(repo_digest)
+        {
+            Some(digest) => reference.resolved(&digest),
+            None => image_id.clone(),
+        },
+        None => image_id.clone(),
+    };
+    Ok(PulledImage {
+        image_id,
+        resolved_ref,
+        config: image_config(inspect.config.unwrap_or_default()),
+    })
+}
+
+fn image_config(config: bollard::models::ImageConfig) -> ImageConfig {
+    ImageConfig {
+        env: config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => (entry, String::new()),
+            })
+            .collect(),
+        workdir: config.working_dir.unwrap_or_default(),
+        user: config.user.unwrap_or_default(),
+        entrypoint: config.entrypoint.unwrap_or_default(),
+        cmd: config.cmd.unwrap_or_default(),
+        labels: config
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The `docker commit` configuration for `build_image`.
+///
+/// dockerd appends to it every env key and label of the container it lacks, and the
+/// container inherits those of its base image (see `exec_commit_config`); env keys of
+/// the base that `config` dropped are therefore set empty, the closest docker commit
+/// gets to removing them. `Entrypoint`/`Cmd` come out exactly as given because the
+/// container was created with an entrypoint and no `Cmd` (see `NEVER_STARTED`).
+fn build_commit_config(config: &ImageConfig, base_env: &[String]) -> ContainerConfig {
+    let mut env: Vec<String> = config
+        .env
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let mut known: HashSet<&str> = config.env.iter().map(|(name, _)| name.as_str()).collect();
+    for entry in base_env {
+        let name = env_name(entry);
+        if known.insert(name) {
+            env.push(format!("{name}="));
+        }
+    }
+    let mut labels: HashMap<String, String> = config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_MANAGED.to_owned(), "true".to_owned());
+    ContainerConfig {
+        env: Some(env),
+        working_dir: Some(config.workdir.clone()),
+        user: Some(config.user.clone()),
+        entrypoint: Some(config.entrypoint.clone()),
+        cmd: Some(config.cmd.clone()),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_digest_from_final_status() {
+        assert_eq!(
+            push_digest("latest: digest: sha256:abc size: 527").as_deref(),
+            Some("sha256:abc")
+        );
+        assert_eq!(push_digest("Pushed"), None);
+    }
+
+    #[test]
+    fn image_config_splits_env_at_first_equals() {
+        let config = image_config(bollard::models::ImageConfig {
+            env: Some(vec!["A=b=c".into(), "EMPTY=".into(), "BARE".into()]),
+            ..Default::default()
+        });
+        assert_eq!(
+            config.env,
+            [
+                ("A".into(), "b=c".into()),
+                ("EMPTY".into(), String::new()),
+                ("BARE".into(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn build_commit_blanks_dropped_base_env() {
+        let config = ImageConfig {
+            env: vec![("PATH".into(), "/bin".into())],
+            ..Default::default()
+        };
+        let commit = build_commit_config(&config, &["PATH=/usr/bin".into(), "OLD=1".into()]);
+        assert_eq!(commit.env.unwrap(), ["PATH=/bin", "OLD="]);
+        assert_eq!(commit.entrypoint, Some(vec![]));
+        assert_eq!(commit.labels.unwrap()[LABEL_MANAGED], "true");
+    }
+}

@@ -1,0 +1,671 @@
+//! DockerRuntime against a real dockerd and the local test registry (`make setup`).
+//! Each test skips with a printed reason when no daemon answers, unless
+//! `GANTRY_TEST_REQUIRE_DOCKER=1` turns that into a failure.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use gantry_core::runtime::{
+    ExecSpec, ImageConfig, RegistryAuth, RootfsSpec, Runtime, RuntimeError, TarLayer,
+};
+use gantry_docker::{DockerRuntime, LABEL_ENGINE_PID, LABEL_MANAGED};
+
+const BUSYBOX: &str = "127.0.0.1:5000/gantry-fixtures/busybox:latest";
+const TEST_LABEL: &str = "dev.gantry.test";
+
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+async fn runtime() -> Option<DockerRuntime> {
+    match DockerRuntime::connect().await {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            let mut reason = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                reason = format!("{reason}: {cause}");
+                source = cause.source();
+            }
+            if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("GANTRY_TEST_REQUIRE_DOCKER=1 but dockerd is unavailable: {reason}");
+            }
+            eprintln!("skipping: {reason}");
+            None
+        }
+    }
+}
+
+/// A name no other test or run uses.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn busybox(runtime: &DockerRuntime) -> String {
+    runtime
+        .pull(BUSYBOX, None)
+        .await
+        .unwrap_or_else(|e| panic!("fixture {BUSYBOX} missing (run `make setup`): {e}"))
+        .image_id
+}
+
+fn spec(image_id: &str, args: &[&str]) -> ExecSpec {
+    ExecSpec {
+        rootfs: RootfsSpec {
+            image_id: Some(image_id.to_owned()),
+            layers: Vec::new(),
+        },
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        workdir: "/".into(),
+        commit_tag: format!("gantry.local/test-docker:{}", unique("exec")),
+        ..Default::default()
+    }
+}
+
+/// A tar holding `files` (path, content, mode).
+fn tar_of(files: &[(&str, &[u8], u32)]) -> Bytes {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        builder.append_data(&mut header, path, *data).unwrap();
+    }
+    builder.into_inner().unwrap().into()
+}
+
+/// (name, kind, link target, content) of each entry.
+fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, Option<String>, Vec<u8>)> {
+    tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let kind = entry.header().entry_type();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8(l.into_owned()).unwrap());
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (name, kind, link, data)
+        })
+        .collect()
+}
+
+async fn cleanup(runtime: &DockerRuntime, images: &[String]) {
+    runtime.remove_images(images).await.unwrap();
+}
+
+#[tokio::test]
+async fn pull_resolves_digest_and_config() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let pulled = runtime.pull(BUSYBOX, None).await.unwrap();
+    assert!(pulled.image_id.starts_with("sha256:"), "{pulled:?}");
+    assert!(
+        pulled
+            .resolved_ref
+            .starts_with(&format!("{BUSYBOX}@sha256:")),
+        "{pulled:?}"
+    );
+    assert!(
+        pulled.config.env.iter().any(|(name, _)| name == "PATH"),
+        "{pulled:?}"
+    );
+
+    // A local image ID cannot be pulled; it is inspected instead.
+    let by_id = runtime.pull(&pulled.image_id, None).await.unwrap();
+    assert_eq!(by_id.image_id, pulled.image_id);
+    assert_eq!(by_id.config, pulled.config);
+
+    let missing = "127.0.0.1:5000/gantry-fixtures/does-not-exist:latest";
+    match runtime.pull(missing, None).await {
+        Err(RuntimeError::ImageNotFound { reference, .. }) => assert_eq!(reference, missing),
+        other => panic!("expected ImageNotFound, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+async fn pull_with_wrong_credentials_is_unauthorized() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let registry = std::env::var("GANTRY_TEST_AUTH_REGISTRY").unwrap_or_default();
+    if registry.is_empty() {
+        eprintln!("skipping: GANTRY_TEST_AUTH_REGISTRY is not set");
+        return;
+    }
+    let password = "not-the-password-ZZ9";
+    let auth = RegistryAuth {
+        server: registry.clone(),
+        username: "gantry".into(),
+        password: password.into(),
+    };
+    let reference = format!("{registry}/gantry-fixtures/busybox:latest");
+    match runtime.pull(&reference, Some(&auth)).await {
+        Err(error @ RuntimeError::Unauthorized { .. }) => {
+            assert!(!error.to_string().contains(password), "{error}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    let image = busybox(&runtime).await;
+    let target = format!("{registry}/gantry-test/docker-it:{}", unique("denied"));
+    match runtime.push(&image, &target, Some(&auth)).await {
+        Err(error @ RuntimeError::Unauthorized { .. }) => {
+            assert!(!error.to_string().contains(password), "{error}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+
+    let good = RegistryAuth {
+        password: std::env::var("GANTRY_TEST_AUTH_REGISTRY_PASSWORD").unwrap_or_default(),
+        username: std::env::var("GANTRY_TEST_AUTH_REGISTRY_USER").unwrap_or_default(),
+        ..auth
+    };
+    let pulled = runtime.pull(&reference, Some(&good)).await.unwrap();
+    assert!(
+        pulled
+            .resolved_ref
+            .starts_with(&format!("{reference}@sha256:")),
+        "{pulled:?}"
+    );
+    cleanup(&runtime, &[target]).await;
+}
+
+#[tokio::test]
+async fn exec_separates_stdout_stderr_and_exit_code() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let out = runtime
+        .exec(spec(
+            &image,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+    assert_eq!(out.exit_code, 3);
+    assert!(out.image_id.starts_with("sha256:"));
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_feeds_stdin_and_keeps_binary_output() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let mut exec = spec(&image, &["cat"]);
+    exec.stdin = Some(Bytes::from(input.clone()));
+    let out = runtime.exec(exec).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), input.len());
+    assert!(out.stdout == input, "stdin did not round-trip");
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_ignoring_stdin_still_finishes() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let mut exec = spec(
+        &image,
+        &["sh", "-c", "head -c 3000000 /dev/zero; echo done >&2"],
+    );
+    exec.stdin = Some(Bytes::from(vec![b'x'; 4_000_000]));
+    let out = tokio::time::timeout(Duration::from_secs(20), runtime.exec(exec))
+        .await
+        .expect("exec hung")
+        .unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(out.stdout.len(), 3_000_000);
+    assert_eq!(out.stderr, b"done\n");
+    cleanup(&runtime, &[out.image_id]).await;
+
+    // The output closes before the input is read: the input is still delivered.
+    let mut exec = spec(
+        &image,
+        &["sh", "-c", "exec >/dev/null 2>&1; sleep 0.3; cat > /late"],
+    );
+    exec.stdin = Some(Bytes::from_static(b"late input"));
+    let late = runtime.exec(exec).await.unwrap();
+    let read = runtime
+        .exec(spec(&late.image_id, &["cat", "/late"]))
+        .await
+        .unwrap();
+    assert_eq!(read.stdout, b"late input");
+    cleanup(&runtime, &[read.image_id, late.image_id]).await;
+
+    let mut exec = spec(&image, &["wc", "-c"]);
+    exec.stdin = Some(Bytes::new());
+    let out = runtime.exec(exec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_sees_env_workdir_user_and_mounts() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let host_dir = std::env::temp_dir().join(unique("gantry-docker-it-mount"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("m.txt"), "mounted").unwrap();
+    let mut exec = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            "echo $GREETING; pwd; id -u; cat /mnt/m.txt; echo; touch /tmp/t/x && echo tmpfs",
+        ],
+    );
+    exec.env.push("GREETING=hello world".into());
+    exec.workdir = "/work/dir".into();
+    exec.user = "1000".into();
+    exec.mounts.push(gantry_core::runtime::BindMount {
+        host_path: host_dir.to_str().unwrap().to_owned(),
+        container_path: "/mnt".into(),
+        read_only: true,
+    });
+    exec.tmpfs.push("/tmp/t".into());
+    let out = runtime.exec(exec).await.unwrap();
+    std::fs::remove_dir_all(&host_dir).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello world\n/work/dir\n1000\nmounted\ntmpfs\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_applies_layers_and_commits() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let mut exec = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            "cat /data/in/f.txt /data/in/g.txt; stat -c %a /data/in/f.txt; echo hi > /f",
+        ],
+    );
+    exec.rootfs.layers = vec![
+        TarLayer {
+            // Missing directory: created first.
+            dest: "/data/in".into(),
+            tar: tar_of(&[("f.txt", b"one\n", 0o640)]),
+        },
+        TarLayer {
+            dest: "/data/in".into(),
+            tar: tar_of(&[("g.txt", b"two\n", 0o644)]),
+        },
+    ];
+    let first = runtime.exec(exec).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "one\ntwo\n640\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(first.exit_code, 0);
+
+    // The committed image holds both the layers and what the command wrote.
+    let second = runtime
+        .exec(spec(&first.image_id, &["cat", "/f", "/data/in/g.txt"]))
+        .await
+        .unwrap();
+    assert_eq!(second.stdout, b"hi\ntwo\n");
+    cleanup(&runtime, &[second.image_id, first.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_on_scratch_runs_a_static_binary_from_a_layer() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let busybox_binary = std::fs::read("/bin/busybox");
+    let Ok(busybox_binary) = busybox_binary else {
+        return;
+    };
+    let mut exec = spec("unused", &["/bin/busybox", "echo", "from scratch"]);
+    exec.rootfs = RootfsSpec {
+        image_id: None,
+        layers: vec![TarLayer {
+            dest: "/bin".into(),
+            tar: tar_of(&[("busybox", &busybox_binary, 0o755)]),
+        }],
+    };
+    let out = runtime.exec(exec).await.unwrap();
+    assert_eq!(out.stdout, b"from scratch\n");
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_keeps_env_values_out_of_the_committed_image() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let mut exec = spec(&image, &["sh", "-c", "echo $TOKEN"]);
+    exec.env.push("TOKEN=s3cr3t-value".into());
+    let out = runtime.exec(exec).await.unwrap();
+    assert_eq!(out.stdout, b"s3cr3t-value\n");
+    let committed = runtime.pull(&out.image_id, None).await.unwrap();
+    assert!(
+        !format!("{:?}", committed.config).contains("s3cr3t-value"),
+        "{committed:?}"
+    );
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_missing_command_exits_127() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let out = runtime
+        .exec(spec(&image, &["nonexistent-cmd", "arg"]))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 127);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("executable file not found"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn read_path_of_a_directory_and_a_file() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let made = runtime
+        .exec(spec(
+            &image,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /out/sub && printf a > /out/a && printf b > /out/sub/b \
+                 && ln -s a /out/l && chmod 750 /out/sub",
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(made.exit_code, 0);
+    let rootfs = RootfsSpec {
+        image_id: Some(made.image_id.clone()),
+        layers: vec![TarLayer {
+            dest: "/out/extra".into(),
+            tar: tar_of(&[("x", b"x", 0o600)]),
+        }],
+    };
+
+    let dir = runtime.read_path(&rootfs, "/out").await.unwrap();
+    let mut got = entries(&dir);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["./", "a", "extra/", "extra/x", "l", "sub/", "sub/b"]
+    );
+    let link = got.iter().find(|e| e.0 == "l").unwrap();
+    assert_eq!(link.1, tar::EntryType::Symlink);
+    assert_eq!(link.2.as_deref(), Some("a"));
+    assert_eq!(got.iter().find(|e| e.0 == "sub/b").unwrap().3, b"b");
+    let modes: HashMap<String, u32> = tar::Archive::new(&dir[..])
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                String::from_utf8(e.path_bytes().into_owned()).unwrap(),
+                e.header().mode().unwrap() & 0o7777,
+            )
+        })
+        .collect();
+    assert_eq!(modes["sub/"], 0o750);
+
+    let file = runtime.read_path(&rootfs, "/out/sub/b").await.unwrap();
+    let got = entries(&file);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "b");
+    assert_eq!(got[0].3, b"b");
+
+    let root = runtime.read_path(&rootfs, "/").await.unwrap();
+    let root = entries(&root);
+    assert_eq!(root[0].0, "./");
+    assert!(root.iter().any(|e| e.0 == "out/sub/b"));
+    assert!(root.iter().any(|e| e.0 == "bin/busybox"));
+
+    let link = runtime.read_path(&rootfs, "/out/l").await.unwrap();
+    let link = entries(&link);
+    assert_eq!(link.len(), 1);
+    assert_eq!(
+        (link[0].1, link[0].2.as_deref()),
+        (tar::EntryType::Symlink, Some("a"))
+    );
+
+    match runtime.read_path(&rootfs, "/nope/missing").await {
+        Err(RuntimeError::PathNotFound { path }) => assert_eq!(path, "/nope/missing"),
+        other => panic!("expected PathNotFound, got {other:?}"),
+    }
+    cleanup(&runtime, &[made.image_id]).await;
+}
+
+#[tokio::test]
+async fn dropped_exec_removes_its_container() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let marker = unique("cancel");
+    let mut exec = spec(&image, &["sleep", "30"]);
+    exec.labels = BTreeMap::from([(TEST_LABEL.to_owned(), marker.clone())]);
+    let result = tokio::time::timeout(Duration::from_millis(1500), runtime.exec(exec)).await;
+    assert!(result.is_err(), "sleep 30 finished within 1.5s?");
+
+    let docker = runtime.docker();
+    let filters = HashMap::from([("label", vec![format!("{TEST_LABEL}={marker}")])]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let left = docker.list_containers(Some(options)).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container still there 10s after the exec was dropped: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn build_image_then_push() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let rootfs = RootfsSpec {
+        image_id: Some(image.clone()),
+        layers: vec![TarLayer {
+            dest: "/app".into(),
+            tar: tar_of(&[("hello.txt", b"hello\n", 0o644)]),
+        }],
+    };
+    let config = ImageConfig {
+        env: vec![
+            ("PATH".into(), "/bin".into()),
+            ("FOO".into(), "bar=baz".into()),
+        ],
+        workdir: "/app".into(),
+        user: String::new(),
+        entrypoint: vec!["/bin/cat".into()],
+        cmd: vec!["hello.txt".into()],
+        labels: BTreeMap::from([("org.example.x".into(), "y".into())]),
+    };
+    // A tag in a registry that never saw it: only the local image has it.
+    let tag = format!("127.0.0.1:5000/gantry-test/local-only:{}", unique("b"));
+    let built = runtime.build_image(&rootfs, &config, &tag).await.unwrap();
+    assert!(built.starts_with("sha256:"));
+
+    // A local-only tag cannot be pulled; pull falls back to the local image.
+    let local = runtime.pull(&tag, None).await.unwrap();
+    assert_eq!(local.image_id, built);
+    assert_eq!(local.resolved_ref, built);
+    assert_eq!(local.config.entrypoint, config.entrypoint);
+    assert_eq!(local.config.cmd, config.cmd);
+    assert_eq!(local.config.workdir, "/app");
+    assert_eq!(
+        local.config.env,
+        [
+            ("PATH".to_owned(), "/bin".to_owned()),
+            ("FOO".to_owned(), "bar=baz".to_owned())
+        ]
+    );
+    assert_eq!(local.config.labels["org.example.x"], "y");
+    assert_eq!(local.config.labels[LABEL_MANAGED], "true");
+
+    let managed = runtime.managed_images().await.unwrap();
+    let built_at = managed.iter().position(|id| *id == built).unwrap();
+    let parent_at = managed.iter().position(|id| *id == image);
+    assert!(parent_at.is_none(), "the fixture is not gantry's");
+    assert!(built_at < managed.len());
+
+    // exec does not apply the image's entrypoint by itself.
+    let mut exec = spec(&built, &["echo", "no entrypoint"]);
+    exec.workdir = "/app".into();
+    let out = runtime.exec(exec).await.unwrap();
+    assert_eq!(out.stdout, b"no entrypoint\n");
+
+    let reference = format!("127.0.0.1:5000/gantry-test/docker-it:{}", unique("p"));
+    let digest = runtime.push(&built, &reference, None).await.unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(digest.len(), "sha256:".len() + 64, "{digest}");
+    let pulled = runtime.pull(&reference, None).await.unwrap();
+    assert_eq!(pulled.resolved_ref, format!("{reference}@{digest}"));
+    assert_eq!(pulled.image_id, built);
+    cleanup(&runtime, &[out.image_id, reference, tag]).await;
+}
+
+#[tokio::test]
+async fn save_and_load_round_trip() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let made = runtime
+        .exec(spec(&image, &["sh", "-c", "echo saved > /saved"]))
+        .await
+        .unwrap();
+    let name = format!("gantry.local/test-docker-save:{}", unique("s"));
+    let tarball = runtime.save_image(&made.image_id, &name).await.unwrap();
+    assert!(!tarball.is_empty());
+    runtime
+        .remove_images(&[name.clone(), made.image_id.clone()])
+        .await
+        .unwrap();
+    assert!(!runtime.image_exists(&made.image_id).await.unwrap());
+
+    let loaded = runtime.load_image(tarball).await.unwrap();
+    assert_eq!(loaded.image_id, made.image_id);
+    assert!(runtime.image_exists(&loaded.image_id).await.unwrap());
+    let out = runtime
+        .exec(spec(&loaded.image_id, &["cat", "/saved"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"saved\n");
+    cleanup(&runtime, &[out.image_id, name, loaded.image_id]).await;
+}
+
+#[tokio::test]
+async fn remove_orphans_removes_containers_of_dead_engines() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let dead_pid = (999_999..)
+        .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap();
+    let docker = runtime.docker();
+    let name = unique("gantry-orphan");
+    let mk = |pid: String| ContainerCreateBody {
+        image: Some(image.clone()),
+        cmd: Some(vec!["true".into()]),
+        labels: Some(HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_ENGINE_PID.to_owned(), pid),
+        ])),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    docker
+        .create_container(Some(options), mk(dead_pid.to_string()))
+        .await
+        .unwrap();
+    // A container of this (live) engine stays.
+    let live = format!("{name}-live");
+    let options = CreateContainerOptionsBuilder::new().name(&live).build();
+    docker
+        .create_container(Some(options), mk(runtime.engine_pid().to_string()))
+        .await
+        .unwrap();
+
+    // Nor does one whose name says its pid was recorded in another pid namespace.
+    let foreign = format!(
+        "gantry-00000000-{dead_pid}-0-{}",
+        unique("x").replace('-', "")
+    );
+    let options = CreateContainerOptionsBuilder::new().name(&foreign).build();
+    docker
+        .create_container(Some(options), mk(dead_pid.to_string()))
+        .await
+        .unwrap();
+
+    let removed = runtime.remove_orphans().await.unwrap();
+    assert!(removed >= 1, "removed {removed}");
+    let gone = docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await;
+    assert!(gone.is_err(), "orphan still there");
+    for kept in [&live, &foreign] {
+        assert!(
+            docker
+                .inspect_container(kept, None::<InspectContainerOptions>)
+                .await
+                .is_ok(),
+            "{kept} was removed"
+        );
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        docker.remove_container(kept, Some(options)).await.unwrap();
+    }
+}
