@@ -32,21 +32,24 @@ pub type GantrySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 /// Builds the schema; `engine` is reachable from every resolver.
 pub fn schema(engine: Arc<Engine>) -> GantrySchema {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+    builder()
         .data(engine)
         // SDKs replay whole chains, so documents nest as deep as pipelines
         // are long; async-graphql's default of 32 is far too low.
         .limit_recursive_depth(MAX_QUERY_DEPTH)
-        .register_output_type::<objects::Node>()
         .finish()
+}
+
+/// The schema's types, shared by `schema` and `sdl`.
+fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .register_output_type::<objects::Node>()
+        .register_output_type::<objects::Void>()
 }
 
 /// The SDL of the schema, as checked in at the repository root.
 pub fn sdl() -> String {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
-        .register_output_type::<objects::Node>()
-        .finish()
-        .sdl()
+    builder().finish().sdl()
 }
 
 /// Resolves a secret URI: `env://NAME` (also `env:NAME`) reads the

@@ -27,6 +27,23 @@ pub(crate) use secret::{CacheVolume, Secret};
 
 use crate::ClientInfo;
 
+/// The absence of a value: fields of this type always return null.
+pub(crate) struct Void;
+
+#[async_graphql::Scalar(name = "Void")]
+impl async_graphql::ScalarType for Void {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match value {
+            async_graphql::Value::Null => Ok(Void),
+            other => Err(async_graphql::InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::Null
+    }
+}
+
 /// Every object with an ID.
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "A unique identifier for this object."))]
