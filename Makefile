@@ -3,6 +3,9 @@
 #   make setup           install/start what the tests need (scripts/setup.sh; idempotent)
 #   make test            setup, then every step in TEST_STEPS, in order
 #   make rust-test       fmt, clippy and cargo tests only (after setup)
+#   make python-test     Python SDK: codegen --check, ruff, mypy, pytest (after setup)
+#   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
+#   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -24,6 +27,12 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
+TEST_STEPS += python-test
+TEST_STEPS += go-test
+TEST_STEPS += dagger-sdk-test
+TEST_STEPS += php-test
+TEST_STEPS += typescript-test
+TEST_STEPS += browser-test
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -68,3 +77,99 @@ clean-test-env:
 		fi; \
 		rm -f "$$pidfile"; \
 	done
+
+# Python SDK (sdk-python/): generated code is fresh, then ruff, mypy --strict and pytest
+# against an engine the tests start themselves (target/debug/gantry). The venv lives in
+# sdk-python/.venv (gitignored); pinned tools are reinstalled only when
+# sdk-python/requirements-dev.txt changes, the SDK itself on every run.
+PYTHON ?= python3
+PY_VENV := sdk-python/.venv
+PIP := $(PY_VENV)/bin/python -m pip --disable-pip-version-check -q
+
+.PHONY: python-test
+python-test: setup
+	$(CARGO) xtask codegen --check
+	$(CARGO) build --locked -p gantry
+	@if [[ ! -x $(PY_VENV)/bin/python ]]; then $(PYTHON) -m venv $(PY_VENV); fi
+	@if ! cmp -s sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; then \
+		echo "python-test: installing sdk-python/requirements-dev.txt into $(PY_VENV)"; \
+		$(PIP) install -r sdk-python/requirements-dev.txt; \
+		cp sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; \
+	fi
+	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
+	cd sdk-python && .venv/bin/ruff format --check . && .venv/bin/ruff check .
+	cd sdk-python && .venv/bin/mypy src examples tests
+	cd sdk-python && GANTRY_BIN=$(CURDIR)/target/debug/gantry .venv/bin/pytest
+
+# GraphiQL in the browser: tests/browser/graphiql.test.mjs starts target/debug/gantry serve
+# --listen, logs in with the printed token URL, types and runs a query in Debian's headless
+# Chromium (scripts/setup.sh installs it) via playwright-core (npm ci, no browser download),
+# and saves target/test-artifacts/graphiql.png.
+.PHONY: browser-test
+browser-test: setup
+	@command -v npm >/dev/null || { echo "browser-test: needs Node.js 20+ with npm" >&2; exit 1; }
+	$(CARGO) build --locked -p gantry
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/browser && GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+		GANTRY_TEST_ARTIFACTS=$(CURDIR)/target/test-artifacts node --test
+
+# TypeScript SDK (sdk-typescript/): generated code is fresh, npm ci, tsc build, tsc --noEmit of
+# examples/, then node --test against an engine the tests start themselves (target/debug/gantry),
+# including the README example from an `npm pack` tarball installed into an empty folder.
+.PHONY: typescript-test
+typescript-test: setup
+	$(CARGO) xtask codegen --check
+	$(CARGO) build --locked -p gantry
+	cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error
+	cd sdk-typescript && npx tsc -p tsconfig.json && npx tsc -p examples/tsconfig.json --noEmit
+	cd sdk-typescript && GANTRY_BIN=$(CURDIR)/target/debug/gantry npm test
+
+# PHP SDK (sdk-php/): generated code is fresh, `php -l` on every file, then PHPUnit (Debian's
+# phpunit 9.6) against an engine the tests start themselves (target/debug/gantry), including
+# the README example in a fresh Composer project with Packagist disabled. scripts/setup.sh
+# installs php-cli, php-curl, php-mbstring, composer and phpunit. There are no Composer
+# dependencies: `composer dump-autoload` only writes sdk-php/vendor/autoload.php (gitignored).
+# The tests' engine state persists in target/php-test-state/ so warm runs reuse the Go cache.
+.PHONY: php-test
+php-test: setup
+	$(CARGO) xtask codegen --check
+	$(CARGO) build --locked -p gantry
+	@for tool in php composer phpunit; do \
+		command -v $$tool >/dev/null || { echo "php-test: $$tool is missing: run make setup" >&2; exit 1; }; \
+	done
+	@php -r 'exit(extension_loaded("curl") && extension_loaded("mbstring") ? 0 : 1);' || \
+		{ echo "php-test: needs the php-curl and php-mbstring extensions: run make setup" >&2; exit 1; }
+	cd sdk-php && find src generated tests examples -name '*.php' -print0 | xargs -0 -n1 php -l \
+		| { grep -v '^No syntax errors detected' || true; }
+	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer validate --no-check-publish --no-check-lock -q
+	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload --dev -q
+	cd sdk-php && GANTRY_BIN=$(CURDIR)/target/debug/gantry phpunit
+
+# Dagger's official SDKs (PyPI dagger-io, npm @dagger.io/dagger, Go dagger.io/dagger, all
+# 0.21.9) running unmodified scenarios against target/debug/gantry, via `gantry run` and via
+# `_EXPERIMENTAL_DAGGER_CLI_BIN=gantry` (conformance-tests/dagger/run.sh). Installs are cached
+# in conformance-tests/dagger/python/.venv and typescript/node_modules (gitignored); the
+# engine state in target/dagger-sdk-test. Last line: `dagger-sdks: N passed, M failed`.
+.PHONY: dagger-sdk-test
+dagger-sdk-test: setup
+	$(CARGO) build --locked -p gantry
+	bash conformance-tests/dagger/run.sh
+
+# Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
+# fetched through the Go module proxy; skipped with a note when that is unreachable), then
+# go test against an engine the tests start themselves (target/debug/gantry, built if missing;
+# engine state kept in target/go-test-engine/ so the Go cache volumes stay warm).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: go-test
+go-test: export PATH := $(PATH):/usr/local/go/bin
+go-test: setup
+	$(CARGO) xtask codegen --check
+	@if [[ ! -x target/debug/gantry ]]; then $(CARGO) build --locked -p gantry; fi
+	@unformatted=$$(cd sdk-go && gofmt -l .); \
+		if [[ -n $$unformatted ]]; then echo "go-test: gofmt -l sdk-go:"; echo "$$unformatted"; exit 1; fi
+	cd sdk-go && go vet ./...
+	@cd sdk-go && if go run $(STATICCHECK) -version >/dev/null 2>&1; then \
+		echo "staticcheck ./..."; go run $(STATICCHECK) ./...; \
+	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
+	cd sdk-go && GANTRY_BIN=$(CURDIR)/target/debug/gantry GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...

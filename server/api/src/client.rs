@@ -85,24 +85,37 @@ impl ClientInfo {
             fs::remove_dir_all(&root).map_err(|error| host_error(&root, error))?;
         }
         fs::create_dir_all(&root).map_err(|error| host_error(&root, error))?;
+        // Directory modes are applied last, deepest first, so that a
+        // read-only directory can still be filled.
+        let mut dir_modes = Vec::new();
         for (rel, entry) in &tree.entries {
             let target = root.join(rel);
             match entry {
                 Entry::Dir { mode } => {
+                    if fs::symlink_metadata(&target).is_ok_and(|meta| !meta.is_dir()) {
+                        fs::remove_file(&target).map_err(|error| host_error(&target, error))?;
+                    }
                     fs::create_dir_all(&target).map_err(|error| host_error(&target, error))?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
-                        .map_err(|error| host_error(&target, error))?;
+                    dir_modes.push((target, *mode));
                 }
                 Entry::File { blob, mode, .. } => {
                     let bytes = engine.read_blob(blob)?;
                     self.write_host_file_mode(&target, &bytes, *mode)?;
                 }
                 Entry::Symlink { target: link } => {
-                    let _ = fs::remove_file(&target);
+                    if fs::symlink_metadata(&target).is_ok_and(|meta| meta.is_dir()) {
+                        fs::remove_dir_all(&target).map_err(|error| host_error(&target, error))?;
+                    } else {
+                        let _ = fs::remove_file(&target);
+                    }
                     std::os::unix::fs::symlink(link, &target)
                         .map_err(|error| host_error(&target, error))?;
                 }
             }
+        }
+        for (target, mode) in dir_modes.into_iter().rev() {
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|error| host_error(&target, error))?;
         }
         Ok(root.display().to_string())
     }

@@ -1,19 +1,30 @@
-//! The HTTP front: `POST /query` with GraphQL-over-HTTP JSON bodies.
+//! The HTTP front: `POST /query` with GraphQL-over-HTTP JSON bodies,
+//! `GET /events` (the engine's step events as server-sent events) and
+//! GraphiQL at `/` (see `graphiql`).
 //!
 //! On the Unix socket (mode 0600, so only its owner connects) no token is
-//! needed; on loopback TCP every request needs the session token as HTTP
-//! basic-auth username (what Dagger's SDKs send) and gets 401 without it.
+//! needed; on loopback TCP every request needs the session token and gets
+//! 401 without it. SDKs send the token as the HTTP basic-auth username (or
+//! as a bearer token); a browser exchanges `/?token=…` for an HttpOnly,
+//! SameSite=Strict cookie, which is honoured only on same-origin requests.
 
+mod graphiql;
+
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use futures::StreamExt as _;
+use gantry_core::Engine;
+use tokio::sync::broadcast;
 
 use crate::{ClientInfo, GantrySchema};
 
@@ -40,6 +51,9 @@ struct AppState {
 pub fn router(schema: GantrySchema, access: Access, workdir: PathBuf) -> Router {
     Router::new()
         .route("/query", post(query))
+        .route("/events", get(events))
+        .route("/", get(graphiql::index))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(AppState {
             schema,
@@ -56,19 +70,34 @@ fn error_body(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// Accepts `Authorization: Basic base64(token:)` (any password) or
-/// `Authorization: Bearer token`.
-fn authorized(access: &Access, headers: &HeaderMap) -> bool {
+/// How a request showed it may use the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    /// The listener needs no token.
+    Open,
+    /// `Authorization: Basic` (token as username) or `Bearer`.
+    Header,
+    /// The login cookie GraphiQL's page got from `/?token=…`.
+    Cookie,
+}
+
+/// Accepts `Authorization: Basic base64(token:)` (any password),
+/// `Authorization: Bearer token`, or the login cookie on a same-origin
+/// request.
+fn authenticate(access: &Access, headers: &HeaderMap) -> Option<Credential> {
     let Access::Token(token) = access else {
-        return true;
+        return Some(Credential::Open);
     };
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let presented = if let Some(encoded) = value.strip_prefix("Basic ") {
+    if header_token(headers).is_some_and(|presented| token_matches(&presented, token)) {
+        return Some(Credential::Header);
+    }
+    let cookie = graphiql::login_cookie(headers)?;
+    (token_matches(&cookie, token) && same_origin(headers)).then_some(Credential::Cookie)
+}
+
+fn header_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(encoded) = value.strip_prefix("Basic ") {
         base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()
@@ -78,25 +107,62 @@ fn authorized(access: &Access, headers: &HeaderMap) -> bool {
         value
             .strip_prefix("Bearer ")
             .map(|token| token.trim().to_owned())
-    };
-    presented.is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.as_bytes()))
+    }
+}
+
+fn token_matches(presented: &str, token: &str) -> bool {
+    constant_time_eq(presented.as_bytes(), token.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a cookie-carrying request comes from our own page. SameSite
+/// keeps other sites' requests from carrying the cookie, but every port on
+/// 127.0.0.1 is the same site, so a page served by anything else on this
+/// machine could otherwise send it: browsers say where a request comes from
+/// in `Origin` and `Sec-Fetch-Site`, and both must name this origin.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    let Some(host) = text(header::HOST) else {
+        return false;
+    };
+    if let Some(origin) = text(header::ORIGIN) {
+        if origin != format!("http://{host}") {
+            return false;
+        }
+    }
+    match text(header::HeaderName::from_static("sec-fetch-site")) {
+        None | Some("same-origin" | "none") => true,
+        Some(_) => false,
+    }
+}
+
+fn unauthorized_json() -> Response {
+    let mut response = error_body(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong session token: send it as the HTTP basic-auth username",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"gantry\""),
+    );
+    response
+}
+
 async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&state.access, &headers) {
-        let mut response = error_body(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong session token: send it as the HTTP basic-auth username",
+    let Some(credential) = authenticate(&state.access, &headers) else {
+        return unauthorized_json();
+    };
+    // A cookie is sent by the browser on its own: insisting on a JSON body
+    // means a cross-origin page cannot send one without a CORS preflight,
+    // which this server never grants.
+    if credential == Credential::Cookie && !is_json(&headers) {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests authorised by the login cookie must be Content-Type: application/json",
         );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"gantry\""),
-        );
-        return response;
     }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -125,6 +191,47 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     Json(response).into_response()
 }
 
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `GET /events`: every step event of this engine from now on, one
+/// server-sent event per step (`data: {"digest","name","state","time","detail"}`),
+/// for every client of the engine. The first message is a comment, so a
+/// client knows it is subscribed once it has read it.
+async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if authenticate(&state.access, &headers).is_none() {
+        return unauthorized_json();
+    }
+    let Some(engine) = state.schema.data::<Arc<Engine>>() else {
+        return error_body(StatusCode::NOT_FOUND, "this schema has no engine");
+    };
+    let receiver = engine.events().subscribe();
+    let steps = futures::stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok(step) => Event::default()
+                .json_data(&step)
+                .expect("step events always serialise"),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "event stream client fell behind");
+                Event::default().comment(format!("missed {missed} events"))
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((event, receiver))
+    });
+    let stream = futures::stream::once(async { Event::default().comment("gantry events") })
+        .chain(steps)
+        .map(Ok::<_, Infallible>);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,19 +240,67 @@ mod tests {
     fn basic_auth_uses_the_username() {
         let access = Access::Token(Arc::from("tok"));
         let mut headers = HeaderMap::new();
-        assert!(!authorized(&access, &headers));
+        assert!(authenticate(&access, &headers).is_none());
         let encoded = base64::engine::general_purpose::STANDARD.encode("tok:");
         headers.insert(
             header::AUTHORIZATION,
             format!("Basic {encoded}").parse().unwrap(),
         );
-        assert!(authorized(&access, &headers));
+        assert_eq!(authenticate(&access, &headers), Some(Credential::Header));
         let wrong = base64::engine::general_purpose::STANDARD.encode("nope:");
         headers.insert(
             header::AUTHORIZATION,
             format!("Basic {wrong}").parse().unwrap(),
         );
-        assert!(!authorized(&access, &headers));
-        assert!(authorized(&Access::Open, &HeaderMap::new()));
+        assert!(authenticate(&access, &headers).is_none());
+        assert_eq!(
+            authenticate(&Access::Open, &HeaderMap::new()),
+            Some(Credential::Open)
+        );
+    }
+
+    fn cookie_request(origin: Option<&str>, site: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        headers.insert(
+            header::COOKIE,
+            "other=1; gantry-token-8080=tok".parse().unwrap(),
+        );
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        if let Some(site) = site {
+            headers.insert("sec-fetch-site", site.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_login_cookie_counts_only_from_the_same_origin() {
+        let access = Access::Token(Arc::from("tok"));
+        let ok = [
+            cookie_request(None, None),
+            cookie_request(Some("http://127.0.0.1:8080"), Some("same-origin")),
+            cookie_request(None, Some("none")),
+        ];
+        for headers in ok {
+            assert_eq!(authenticate(&access, &headers), Some(Credential::Cookie));
+        }
+        let refused = [
+            cookie_request(Some("http://127.0.0.1:9999"), None),
+            cookie_request(Some("null"), None),
+            cookie_request(None, Some("same-site")),
+            cookie_request(None, Some("cross-site")),
+        ];
+        for headers in refused {
+            assert_eq!(authenticate(&access, &headers), None, "{headers:?}");
+        }
+        // Another port's cookie (another engine) is not ours.
+        let mut other_port = cookie_request(None, None);
+        other_port.insert(header::HOST, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(authenticate(&access, &other_port), None);
+        let mut wrong = cookie_request(None, None);
+        wrong.insert(header::COOKIE, "gantry-token-8080=nope".parse().unwrap());
+        assert_eq!(authenticate(&access, &wrong), None);
     }
 }

@@ -52,9 +52,13 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-/// Resolves a secret URI: `env://NAME` (also `env:NAME`) reads the
-/// environment, `file://PATH` (also `file:PATH`) reads a file.
-pub(crate) fn secret_from_uri(uri: &str) -> Result<String, gantry_core::Error> {
+/// Resolves a secret URI: `env://NAME` (also `env:NAME`) reads the engine
+/// process's environment, `file://PATH` (also `file:PATH`) reads a file, a
+/// relative path against the client's working directory.
+pub(crate) fn secret_from_uri(
+    uri: &str,
+    client: &ClientInfo,
+) -> Result<String, gantry_core::Error> {
     let unsupported = || gantry_core::Error::InvalidArgument {
         message: format!("secret URI {uri:?}: gantry supports env://NAME and file://PATH"),
     };
@@ -64,10 +68,13 @@ pub(crate) fn secret_from_uri(uri: &str) -> Result<String, gantry_core::Error> {
         "env" => std::env::var(rest).map_err(|_| gantry_core::Error::InvalidArgument {
             message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
         }),
-        "file" => std::fs::read_to_string(rest).map_err(|error| gantry_core::Error::Host {
-            path: rest.into(),
-            reason: error.to_string(),
-        }),
+        "file" => {
+            let path = client.resolve(rest);
+            std::fs::read_to_string(&path).map_err(|error| gantry_core::Error::Host {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })
+        }
         _ => Err(unsupported()),
     }
 }

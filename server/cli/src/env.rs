@@ -9,6 +9,8 @@ pub(crate) const SOCKET: &str = "GANTRY_SOCKET";
 pub(crate) const STATE_DIR: &str = "GANTRY_STATE_DIR";
 /// Log filter (tracing EnvFilter syntax), e.g. `gantry=debug`.
 pub(crate) const LOG: &str = "GANTRY_LOG";
+/// Default for `--progress` (auto, plain, tty, quiet); `gantry session` reads it too.
+pub(crate) const PROGRESS: &str = "GANTRY_PROGRESS";
 /// Set by `gantry run` for the command it runs.
 pub(crate) const SESSION_PORT: &str = "GANTRY_SESSION_PORT";
 pub(crate) const SESSION_TOKEN: &str = "GANTRY_SESSION_TOKEN";

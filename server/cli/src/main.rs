@@ -9,6 +9,7 @@
 
 mod engine;
 mod env;
+mod progress;
 mod prune;
 mod query;
 mod serve;

@@ -1,7 +1,7 @@
 //! `gantry prune`: removes cached results and the images they point at.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use gantry_core::runtime::Runtime as _;
@@ -52,20 +52,57 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// The image tag a cached exec result keeps its filesystem under (see the
+/// solver's `commit_tag`).
+fn exec_image_tag(key_hex: &str) -> String {
+    format!("gantry.local/cache:{key_hex}")
+}
+
+/// Result records of this state directory that are exec results, with the
+/// path of each record and its image tag.
+fn exec_records(results: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for shard in fs::read_dir(results).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let is_exec = fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some_and(|record| {
+                    record.get("image_id").is_some() && record.get("exit_code").is_some()
+                });
+            if is_exec {
+                if let Some(name) = path.file_name().and_then(|name| name.to_str()) {
+                    let tag = exec_image_tag(name);
+                    out.push((path, tag));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     let state_dir = args.engine.state_dir();
+    if !state_dir.exists() {
+        eprintln!("gantry: nothing to prune in {}", state_dir.display());
+        return Ok(());
+    }
     let runtime = DockerRuntime::connect()
         .await
         .context("while connecting to Docker")?;
+    let results = state_dir.join("store").join("results");
     let before = dir_size(&state_dir);
     match &args.keep_storage {
         None => {
-            let images = runtime
-                .managed_images()
-                .await
-                .context("while listing gantry's images")?;
+            // Only this state directory's images: another engine's cache on
+            // the same daemon stays intact.
+            let tags: Vec<String> = exec_records(&results)
+                .into_iter()
+                .map(|(_, tag)| tag)
+                .collect();
             runtime
-                .remove_images(&images)
+                .remove_images(&tags)
                 .await
                 .context("while removing gantry's images")?;
             for sub in ["store", "cache-volumes", "host-index", "tmp"] {
@@ -76,20 +113,28 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
                 }
             }
             eprintln!(
-                "gantry: pruned {} images and {} bytes of cache in {}",
-                images.len(),
-                before,
+                "gantry: removed {} step images and {before} bytes of cache from {}",
+                tags.len(),
                 state_dir.display()
             );
         }
         Some(size) => {
             let keep = parse_size(size)?;
-            let removed = prune_results_to(
-                &state_dir.join("store").join("results"),
-                keep.saturating_sub(dir_size(&state_dir.join("store").join("blobs"))),
-            )?;
+            let blobs = dir_size(&state_dir.join("store").join("blobs"));
+            let removed = prune_results_to(&results, keep.saturating_sub(blobs))?;
+            let tags: Vec<String> = removed
+                .iter()
+                .filter_map(|path| path.file_name().and_then(|name| name.to_str()))
+                .map(exec_image_tag)
+                .collect();
+            runtime
+                .remove_images(&tags)
+                .await
+                .context("while removing gantry's images")?;
             eprintln!(
-                "gantry: removed {removed} cached results; the state directory now holds {} bytes",
+                "gantry: removed {} cached results; {} now holds {} bytes",
+                removed.len(),
+                state_dir.display(),
                 dir_size(&state_dir)
             );
         }
@@ -97,8 +142,9 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// Removes the oldest result records until the rest fit in `budget` bytes.
-fn prune_results_to(results: &Path, budget: u64) -> Result<usize> {
+/// Removes the oldest result records until the rest fit in `budget` bytes;
+/// returns the removed records' paths.
+fn prune_results_to(results: &Path, budget: u64) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for shard in fs::read_dir(results).into_iter().flatten().flatten() {
         for entry in fs::read_dir(shard.path()).into_iter().flatten().flatten() {
@@ -109,14 +155,14 @@ fn prune_results_to(results: &Path, budget: u64) -> Result<usize> {
     }
     files.sort_by_key(|(modified, _, _)| *modified);
     let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for (_, len, path) in files {
         if total <= budget {
             break;
         }
         fs::remove_file(&path).with_context(|| format!("while removing {}", path.display()))?;
         total -= len;
-        removed += 1;
+        removed.push(path);
     }
     Ok(removed)
 }

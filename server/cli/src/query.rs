@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UnixStream;
 
 use crate::engine::{self, EngineArgs};
+use crate::progress::{Progress, ProgressArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -36,6 +37,8 @@ pub(crate) struct QueryArgs {
     in_process: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 fn variables(args: &QueryArgs) -> Result<serde_json::Map<String, serde_json::Value>> {
@@ -75,17 +78,32 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         body["operationName"] = serde_json::Value::String(name.clone());
     }
     let socket = crate::serve::socket_path(args.socket.as_deref());
+    let progress = Progress::start(args.progress.progress);
     let response: serde_json::Value = match (args.in_process, UnixStream::connect(&socket).await) {
-        (false, Ok(stream)) => post_over_socket(stream, &body).await?,
+        (false, Ok(stream)) => {
+            // The running engine's event stream carries every client's steps.
+            let follower = progress.follow_socket(&socket).await;
+            let answer = post_over_socket(stream, &body).await;
+            if let Some(follower) = follower {
+                follower.stop().await;
+            }
+            answer?
+        }
         _ => {
             let engine = engine::start(&args.engine).await?;
+            let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine);
             let workdir = std::env::current_dir()?;
-            gantry_api::execute_json(&schema, body, gantry_api::ClientInfo { workdir })
-                .await
-                .context("while reading the GraphQL request")?
+            let answer =
+                gantry_api::execute_json(&schema, body, gantry_api::ClientInfo { workdir }).await;
+            if let Some(follower) = follower {
+                follower.stop().await;
+            }
+            answer.context("while reading the GraphQL request")?
         }
     };
+    // The progress list is gone from the terminal before the answer prints.
+    progress.finish();
     let errors = response
         .get("errors")
         .and_then(|e| e.as_array())

@@ -16,13 +16,21 @@ use crate::engine::{self, EngineArgs};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "The Unix socket is created with mode 0600: only its owner can connect.\n\
-With --listen, every request needs the printed token as the HTTP basic-auth username."
+With --listen, every request needs the printed token as the HTTP basic-auth username.\n\
+\n\
+GraphiQL: start with --listen (e.g. --listen 127.0.0.1:8080) and open the printed\n\
+http://127.0.0.1:8080/?token=... URL in a browser. It logs the browser in with an\n\
+HttpOnly cookie for that port and shows GraphiQL (schema docs, completion, history),\n\
+served by gantry itself: no internet access is needed. Without the token: 401.\n\
+\n\
+Both listeners also stream step events at GET /events (server-sent events), which\n\
+`gantry query` shows as progress."
 )]
 pub(crate) struct ServeArgs {
     /// Unix socket to listen on [env: GANTRY_SOCKET] [default: $XDG_RUNTIME_DIR/gantry/engine.sock or /tmp/gantry-$UID/engine.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Also listen on this loopback address, e.g. 127.0.0.1:8080 (token required)
+    /// Also listen on this loopback address, e.g. 127.0.0.1:8080 (token required; GraphiQL at /)
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Token for --listen [default: random, printed at start]
@@ -94,7 +102,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             .context("while serving the socket")
     });
     if let Some(addr) = args.listen {
-        let token = args.token.clone().unwrap_or_else(random_token);
+        // An empty GANTRY_TOKEN would let any basic-auth request in.
+        let token = args
+            .token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .unwrap_or_else(random_token);
         let tcp = TcpListener::bind(addr)
             .await
             .with_context(|| format!("while binding {addr}"))?;

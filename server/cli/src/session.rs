@@ -3,27 +3,32 @@
 //! gantry's and Dagger's SDKs read); `gantry session` implements the
 //! protocol Dagger's SDKs use when they start an engine CLI themselves.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
+use std::process::{ExitCode, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use gantry_api::Access;
-use tokio::io::AsyncReadExt as _;
+use gantry_core::Engine;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::net::TcpListener;
 
 use crate::engine::{self, EngineArgs};
 use crate::env;
+use crate::progress::{Message, Progress, ProgressArgs, ProgressMode, Stream};
 use crate::serve::random_token;
 
 struct Session {
     port: u16,
     token: String,
+    engine: Arc<Engine>,
 }
 
 async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
     let engine = engine::start(args).await?;
-    let schema = gantry_api::schema(engine);
+    let schema = gantry_api::schema(engine.clone());
     let token = random_token();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -35,7 +40,11 @@ async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
             tracing::error!(%error, "session server failed");
         }
     });
-    Ok(Session { port, token })
+    Ok(Session {
+        port,
+        token,
+        engine,
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +56,8 @@ DAGGER_SESSION_TOKEN, so gantry's SDKs and Dagger's official SDKs both connect t
 pub(crate) struct RunArgs {
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    progress: ProgressArgs,
     /// The command to run, after `--`
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
@@ -54,17 +65,44 @@ pub(crate) struct RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let workdir = std::env::current_dir().context("while reading the current directory")?;
+    let progress = Progress::start(args.progress.progress);
     let session = start_session(&args.engine, workdir).await?;
+    let follower = progress.follow_engine(&session.engine);
     let port = session.port.to_string();
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(rest)
         .env(env::SESSION_PORT, &port)
         .env(env::SESSION_TOKEN, &session.token)
         .env(env::DAGGER_SESSION_PORT, &port)
-        .env(env::DAGGER_SESSION_TOKEN, &session.token)
+        .env(env::DAGGER_SESSION_TOKEN, &session.token);
+    // On a terminal, the command's terminal output goes through the progress
+    // renderer, which prints it above the steps it redraws in place.
+    let routed = progress.sender().filter(|_| progress.is_tty());
+    if let Some(sender) = &routed {
+        let url = format!(
+            "gantry: GraphiQL for this run: http://127.0.0.1:{port}/?token={}\n",
+            session.token
+        );
+        let _ = sender.send(Message::Output(Stream::Stderr, url.into_bytes()));
+        if std::io::stdout().is_terminal() {
+            command.stdout(Stdio::piped());
+        }
+        command.stderr(Stdio::piped());
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("while starting {program:?}: is it installed and on PATH?"))?;
+    let mut pipes = Vec::new();
+    if let Some(sender) = &routed {
+        if let Some(stdout) = child.stdout.take() {
+            pipes.push(forward_lines(stdout, Stream::Stdout, sender.clone()));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pipes.push(forward_lines(stderr, Stream::Stderr, sender.clone()));
+        }
+    }
     let status = tokio::select! {
         status = child.wait() => status.with_context(|| format!("while waiting for {program:?}"))?,
         _ = crate::serve::shutdown_signal() => {
@@ -72,10 +110,46 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
     };
+    for pipe in pipes {
+        // A process the command left behind may hold its output open.
+        if tokio::time::timeout(Duration::from_secs(2), pipe)
+            .await
+            .is_err()
+        {
+            tracing::debug!("stopped forwarding output still open after the command exited");
+        }
+    }
+    if let Some(follower) = follower {
+        follower.stop().await;
+    }
+    progress.finish();
     Ok(match status.code() {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         // Killed by a signal: report it the way shells do.
         None => ExitCode::from(128u8.saturating_add(signal_of(&status))),
+    })
+}
+
+/// Sends `reader`'s output to the renderer a line at a time (a partial
+/// line at the end as it is).
+fn forward_lines(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    stream: Stream,
+    sender: mpsc::Sender<Message>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if sender.send(Message::Output(stream, line)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -116,7 +190,14 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
             _ => tracing::debug!(arg = %arg, "ignoring session argument"),
         }
     }
+    // The SDK that started us owns our stderr: progress only when asked for.
+    let mode = std::env::var(env::PROGRESS)
+        .ok()
+        .and_then(|value| <ProgressMode as clap::ValueEnum>::from_str(&value, true).ok())
+        .unwrap_or(ProgressMode::Quiet);
+    let progress = Progress::start(mode);
     let session = start_session(&engine_args, workdir).await?;
+    let follower = progress.follow_engine(&session.engine);
     let line = serde_json::json!({ "port": session.port, "session_token": session.token });
     {
         use std::io::Write as _;
@@ -124,12 +205,28 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         writeln!(stdout, "{line}").context("while writing the session line")?;
         stdout.flush()?;
     }
-    // The session lives until the client closes our stdin.
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 1024];
+    // The session lives until the client closes our stdin (Python, Go) or
+    // sends SIGTERM (TypeScript). stdin is read on a detached thread: tokio's
+    // own stdin reader blocks runtime shutdown until the read returns, which
+    // kept the process alive after SIGTERM while the client held stdin open.
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("session-stdin".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 1024];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = closed_tx.send(());
+        })
+        .context("while starting the stdin watcher")?;
     tokio::select! {
-        _ = async { while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
+        _ = closed_rx => {}
         _ = crate::serve::shutdown_signal() => {}
     }
+    if let Some(follower) = follower {
+        follower.stop().await;
+    }
+    progress.finish();
     Ok(())
 }

@@ -20,8 +20,12 @@ pub struct FakeRuntime {
     pub pull_count: AtomicUsize,
     pub max_concurrent: AtomicUsize,
     running: AtomicUsize,
-    /// Every exec's environment, for assertions about secrets.
+    /// Every exec's environment (plain and secret), for assertions about secrets.
     pub envs: Mutex<Vec<Vec<String>>>,
+    /// Every exec's plain and secret environment, apart.
+    pub specs: Mutex<Vec<(Vec<String>, Vec<String>)>>,
+    /// Every pull's credentials (server, username), if any.
+    pub pull_auths: Mutex<Vec<Option<(String, String)>>>,
 }
 
 impl FakeRuntime {
@@ -35,9 +39,13 @@ impl Runtime for FakeRuntime {
     async fn pull(
         &self,
         reference: &str,
-        _auth: Option<&RegistryAuth>,
+        auth: Option<&RegistryAuth>,
     ) -> Result<PulledImage, RuntimeError> {
         self.pull_count.fetch_add(1, Ordering::SeqCst);
+        self.pull_auths
+            .lock()
+            .expect("not poisoned")
+            .push(auth.map(|auth| (auth.server.clone(), auth.username.clone())));
         if reference.contains("missing") {
             return Err(RuntimeError::ImageNotFound {
                 reference: reference.into(),
@@ -59,10 +67,13 @@ impl Runtime for FakeRuntime {
         let number = self.exec_count.fetch_add(1, Ordering::SeqCst) + 1;
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_concurrent.fetch_max(running, Ordering::SeqCst);
-        self.envs
+        let mut env = spec.env.clone();
+        env.extend(spec.secret_env.iter().cloned());
+        self.envs.lock().expect("not poisoned").push(env.clone());
+        self.specs
             .lock()
             .expect("not poisoned")
-            .push(spec.env.clone());
+            .push((spec.env.clone(), spec.secret_env.clone()));
         let args = spec.args;
         let (stdout, exit_code) = match args.first().map(String::as_str) {
             Some("echo") => (format!("{}\n", args[1..].join(" ")), 0),
@@ -75,7 +86,7 @@ impl Runtime for FakeRuntime {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 (String::new(), 0)
             }
-            Some("printenv") => (format!("{}\n", spec.env.join("\n")), 0),
+            Some("printenv") => (format!("{}\n", env.join("\n")), 0),
             _ => (args.join(" "), 0),
         };
         self.running.fetch_sub(1, Ordering::SeqCst);

@@ -4,8 +4,12 @@
 //! symlink targets and contents. Re-reading an unchanged tree must not
 //! re-read every byte, so an index (like git's) remembers each file's
 //! blob digest keyed by path, size, mtime and inode; a file whose stat
-//! matches is not opened again. The index is per root path and persisted
-//! in the state directory, so it survives restarts.
+//! matches is not opened again. The index is per root path and filter and
+//! persisted in the state directory, so it survives restarts.
+//!
+//! As in git, a file modified in the same clock tick as the read that
+//! indexed it could keep its recorded stat ("racily clean"), so entries
+//! whose mtime is not safely older than that read are re-read.
 
 use std::collections::HashMap;
 use std::fs;
@@ -30,6 +34,36 @@ struct Stat {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
     files: HashMap<String, (Stat, Digest)>,
+    /// When the walk that wrote this index started (ns since the epoch).
+    #[serde(default)]
+    started_ns: i128,
+}
+
+/// How far file timestamps may trail the wall clock: kernels stamp files
+/// from a clock that ticks every few milliseconds, and some filesystems
+/// round further. An indexed file whose mtime is within this margin of the
+/// indexing walk's start is re-read (see the module docs).
+const RACY_MARGIN_NS: i128 = 1_000_000_000;
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+impl Index {
+    /// The recorded blob of `rel`, when its stat is unchanged and was
+    /// recorded safely after its last modification.
+    fn known(&self, rel: &str, stat: &Stat) -> Option<Digest> {
+        match self.files.get(rel) {
+            Some((known, blob))
+                if known == stat && stat.mtime_ns < self.started_ns - RACY_MARGIN_NS =>
+            {
+                Some(*blob)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The key a host tree is stored under, by content digest.
@@ -58,9 +92,12 @@ fn host_error(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn index_path(state_dir: &Path, root: &Path) -> PathBuf {
+fn index_path(state_dir: &Path, root: &Path, include: &[String], exclude: &[String]) -> PathBuf {
     let mut encoder = Encoder::new("hostIndex");
-    encoder.str(&root.to_string_lossy());
+    encoder
+        .str(&root.to_string_lossy())
+        .strs(include)
+        .strs(exclude);
     state_dir
         .join("host-index")
         .join(format!("{}.json", encoder.finish().hex()))
@@ -80,17 +117,24 @@ pub fn read_directory(
         return Err(host_error(root, "not a directory"));
     }
     let filter = PathFilter::new(include, exclude)?;
-    let index_file = index_path(state_dir, root);
+    let index_file = index_path(state_dir, root, include, exclude);
     let old: Index = fs::read(&index_file)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let mut new = Index::default();
+    let mut new = Index {
+        files: HashMap::new(),
+        started_ns: now_ns(),
+    };
     let mut tree = Tree::default();
     walk(store, root, "", &filter, &old, &mut new, &mut tree)?;
     let digest = tree.digest();
-    let json = serde_json::to_vec(&tree).expect("trees always serialise");
-    store.put(Space::Result, &tree_key(&digest), &json)?;
+    if store.get(Space::Result, &tree_key(&digest))?.is_none() {
+        let json = serde_json::to_vec(&tree).expect("trees always serialise");
+        store.put(Space::Result, &tree_key(&digest), &json)?;
+    }
+    // Rewritten only when something changed; an index left as it was keeps
+    // its older start time, which only makes it more cautious.
     if new.files != old.files {
         if let Some(parent) = index_file.parent() {
             fs::create_dir_all(parent)
@@ -98,6 +142,27 @@ pub fn read_directory(
         }
         let bytes = serde_json::to_vec(&new).expect("indexes always serialise");
         write_atomic(&index_file, &bytes)?;
+    }
+    Ok(digest)
+}
+
+/// Reads a directory the engine itself manages (no filter, no index) and
+/// stores its tree; returns the tree digest for `load_tree`.
+pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
+    let mut tree = Tree::default();
+    walk(
+        store,
+        root,
+        "",
+        &PathFilter::default(),
+        &Index::default(),
+        &mut Index::default(),
+        &mut tree,
+    )?;
+    let digest = tree.digest();
+    if store.get(Space::Result, &tree_key(&digest))?.is_none() {
+        let json = serde_json::to_vec(&tree).expect("trees always serialise");
+        store.put(Space::Result, &tree_key(&digest), &json)?;
     }
     Ok(digest)
 }
@@ -177,9 +242,9 @@ fn walk(
                 inode: meta.ino(),
                 mode,
             };
-            let blob = match old.files.get(&rel) {
-                Some((known, blob)) if *known == stat => *blob,
-                _ => {
+            let blob = match old.known(&rel, &stat) {
+                Some(blob) => blob,
+                None => {
                     let data =
                         fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
                     store.put_blob(&data)?
@@ -212,4 +277,86 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         Error::store("renaming a temp file into place", source)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "gantry-host-test-{name}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Rewrites `path` in place with `contents` (same length), then puts
+    /// its mtime back: only the contents differ from what was indexed.
+    fn rewrite_keeping_stat(path: &Path, contents: &str) {
+        let mtime = fs::metadata(path).unwrap().modified().unwrap();
+        fs::write(path, contents).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_index_spares_unchanged_files_but_not_racily_clean_ones() {
+        let state = temp_dir("state");
+        let root = temp_dir("root");
+        let store = MemoryStore::default();
+        let old = root.join("old.txt");
+        let fresh = root.join("fresh.txt");
+        fs::write(&old, "old-1").unwrap();
+        fs::write(&fresh, "new-1").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let read = |store: &MemoryStore| {
+            let digest = read_directory(store, &state, &root, &[], &[]).unwrap();
+            let tree = load_tree(store, &digest).unwrap();
+            let contents = |name: &str| match tree.get(name) {
+                Some(Entry::File { blob, .. }) => {
+                    String::from_utf8(store.get_blob(blob).unwrap()).unwrap()
+                }
+                other => panic!("{name}: {other:?}"),
+            };
+            (contents("old.txt"), contents("fresh.txt"))
+        };
+        assert_eq!(read(&store), ("old-1".into(), "new-1".into()));
+        // Same size, inode and mtime: an old file is trusted (not re-read)...
+        rewrite_keeping_stat(&old, "old-2");
+        // ...but one modified around the time it was indexed is re-read.
+        rewrite_keeping_stat(&fresh, "new-2");
+        assert_eq!(read(&store), ("old-1".into(), "new-2".into()));
+        // A real change (new mtime) is always seen.
+        fs::write(&old, "old-3").unwrap();
+        assert_eq!(read(&store).0, "old-3");
+        let _ = fs::remove_dir_all(&state);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn filters_keep_separate_indexes() {
+        let state = temp_dir("state");
+        let root = temp_dir("root");
+        let a = index_path(&state, &root, &[], &[]);
+        let b = index_path(&state, &root, &["*.go".into()], &[]);
+        let c = index_path(&state, &root, &[], &["*.go".into()]);
+        assert!(a != b && b != c && a != c);
+        let _ = fs::remove_dir_all(&state);
+        let _ = fs::remove_dir_all(&root);
+    }
 }

@@ -24,6 +24,8 @@ pub(crate) struct PreparedMounts {
     pub(crate) binds: Vec<BindMount>,
     pub(crate) tmpfs: Vec<String>,
     scratch: Vec<PathBuf>,
+    /// Writable directory mounts: container path and the host copy.
+    writable: Vec<(String, PathBuf)>,
 }
 
 impl Drop for PreparedMounts {
@@ -89,6 +91,7 @@ impl PreparedMounts {
             binds: Vec::new(),
             tmpfs: Vec::new(),
             scratch: Vec::new(),
+            writable: Vec::new(),
         };
         let _ = secrets;
         for mount in &state.mounts {
@@ -97,6 +100,9 @@ impl PreparedMounts {
                     let dir = unique_dir(&engine.scratch_dir())?;
                     prepared.scratch.push(dir.clone());
                     write_tree(engine, tree, &dir)?;
+                    if !read_only {
+                        prepared.writable.push((mount.path.clone(), dir.clone()));
+                    }
                     prepared.binds.push(BindMount {
                         host_path: dir.to_string_lossy().into_owned(),
                         container_path: mount.path.clone(),
@@ -160,8 +166,15 @@ impl PreparedMounts {
                             message: "mounting a secret needs a tmpfs at /dev/shm, so its value never reaches disk".into(),
                         });
                     }
-                    let dir = unique_dir(&shm.join("gantry-secrets"))?;
+                    let parent = shm.join("gantry-secrets");
+                    let dir = unique_dir(&parent)?;
                     prepared.scratch.push(dir.clone());
+                    // Only root on the host may look in (the container reaches
+                    // the file through its bind mount, whatever these modes).
+                    for private in [&parent, &dir] {
+                        fs::set_permissions(private, fs::Permissions::from_mode(0o700))
+                            .map_err(io("setting permissions"))?;
+                    }
                     let target = dir.join("secret");
                     let mut file = fs::OpenOptions::new()
                         .write(true)
@@ -182,6 +195,20 @@ impl PreparedMounts {
             }
         }
         Ok(prepared)
+    }
+}
+
+impl PreparedMounts {
+    /// Reads each writable directory mount back as a stored tree: a later
+    /// `directory(path)` under it sees what the command left there.
+    pub(crate) fn read_back(&self, engine: &Engine) -> Result<Vec<(String, crate::Digest)>> {
+        self.writable
+            .iter()
+            .map(|(path, dir)| {
+                let content = crate::host::read_plain(engine.store().as_ref(), dir)?;
+                Ok((path.clone(), content))
+            })
+            .collect()
     }
 }
 

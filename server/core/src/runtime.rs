@@ -87,8 +87,13 @@ pub struct ExecSpec {
     pub rootfs: RootfsSpec,
     /// The full command line (entrypoint already prepended when asked for).
     pub args: Vec<String>,
-    /// `NAME=value` pairs, secrets included (never logged by the runtime).
+    /// `NAME=value` pairs with plain values; secrets go in `secret_env`.
     pub env: Vec<String>,
+    /// `NAME=value` pairs whose values are secrets. The runtime hands them to
+    /// the process only: never to a container or image configuration (Docker
+    /// records a container's config in the images committed from it), a file
+    /// on disk or a log.
+    pub secret_env: Vec<String>,
     /// Absolute; `/` when the container has no workdir.
     pub workdir: String,
     /// Empty means the image default (root).

@@ -312,6 +312,19 @@ impl Engine {
                     image_id: Some(record.image_id.clone()),
                     layers: Vec::new(),
                 };
+                for (path, content) in &record.mounts {
+                    let tree = Arc::new(crate::host::load_tree(self.store.as_ref(), content)?);
+                    for mount in &mut state.mounts {
+                        if mount.path == *path {
+                            if let MountSource::Directory { read_only, .. } = mount.source {
+                                mount.source = MountSource::Directory {
+                                    tree: tree.clone(),
+                                    read_only,
+                                };
+                            }
+                        }
+                    }
+                }
                 let workdir = workdir_of(&parent);
                 for (path, output) in [
                     (&exec.redirect_stdout, &record.stdout),
@@ -483,13 +496,30 @@ impl Engine {
                     Some(value) => Some(as_tree(value)?),
                     None => None,
                 };
+                let sharing = sharing.unwrap_or_default();
+                let target = tree::absolute(&workdir_of(&parent), path)?;
+                // An exec holds a LOCKED (or PRIVATE) volume's lock for its whole
+                // run, so the same volume at a second path of one container
+                // could only deadlock or break the promise of exclusive use.
+                if let Some(other) = parent.mounts.iter().find(|mount| {
+                    mount.path != target
+                        && matches!(&mount.source, MountSource::Cache { volume: v, sharing: s, .. }
+                            if *v == volume && (*s != Sharing::Shared || sharing != Sharing::Shared))
+                }) {
+                    return Err(Error::InvalidArgument {
+                        message: format!(
+                            "cache volume {volume:?} is already mounted at {} in this container; a volume with LOCKED or PRIVATE sharing can be mounted only once per container (mount it once, or use SHARED)",
+                            other.path
+                        ),
+                    });
+                }
                 self.mount(
                     &parent,
                     key,
                     path,
                     MountSource::Cache {
                         volume,
-                        sharing: sharing.unwrap_or_default(),
+                        sharing,
                         source,
                         owner: owner.clone(),
                     },
@@ -530,7 +560,7 @@ impl Engine {
             } => {
                 let parent = as_container(next())?;
                 let _ = next();
-                let host = registry_host(address);
+                let host = auth_host(address);
                 self.derive(&parent, key, |state| {
                     state
                         .registry_auth
@@ -543,7 +573,7 @@ impl Engine {
             }
             WithoutRegistryAuth { address, .. } => {
                 let parent = as_container(next())?;
-                let host = registry_host(address);
+                let host = auth_host(address);
                 self.derive(&parent, key, |state| {
                     state
                         .registry_auth
@@ -708,8 +738,7 @@ impl Engine {
             }
             AsTarball { .. } => {
                 let container = as_container(next())?;
-                let image_id = self.build_image(&container).await?;
-                let tarball = self.runtime.save_image(&image_id, &image_id).await?;
+                let tarball = self.image_tarball(&container).await?;
                 let blob = self.store.put_blob(&tarball)?;
                 Value::File(Arc::new(FileValue {
                     name: "image.tar".into(),
@@ -773,19 +802,45 @@ impl Engine {
         })
     }
 
-    /// Pulls an image once per engine: the tag is pinned to the digest it
-    /// resolved to for as long as this engine runs.
+    /// Pulls an image once per engine and set of credentials: the tag is
+    /// pinned to the digest it resolved to for as long as this engine runs.
+    /// The credentials are part of the key so that a pull that succeeded
+    /// with one password does not vouch for another (or for none).
     async fn pull(&self, address: &str, auth: Option<RegistryAuth>) -> Result<PulledImage> {
         let runtime = self.runtime.clone();
         let address_owned = address.to_owned();
+        let mut key = address.to_owned();
+        if let Some(auth) = &auth {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&self.options.secret_key)
+                .expect("HMAC accepts keys of any length");
+            for part in [&auth.server, &auth.username, &auth.password] {
+                mac.update(&(part.len() as u64).to_be_bytes());
+                mac.update(part.as_bytes());
+            }
+            key.push_str(&format!(
+                "#auth:{}",
+                hex::encode(mac.finalize().into_bytes())
+            ));
+        }
         self.pulls
-            .run(address.to_owned(), || async move {
+            .run(key, || async move {
                 let span = info_span!("pull", image = %address_owned);
-                runtime
+                let step = Digest::of_bytes(address_owned.as_bytes());
+                let name = || format!("pull {address_owned}");
+                self.events.emit(&step, name(), StepState::Running, None);
+                let pulled = runtime
                     .pull(&address_owned, auth.as_ref())
                     .instrument(span)
                     .await
-                    .map_err(Error::from)
+                    .map_err(Error::from);
+                match &pulled {
+                    Ok(_) => self.events.emit(&step, name(), StepState::Done, None),
+                    Err(error) => {
+                        let detail = Some(error.to_string());
+                        self.events.emit(&step, name(), StepState::Failed, detail);
+                    }
+                }
+                pulled
             })
             .await
     }
@@ -860,14 +915,18 @@ impl Engine {
                 if !parent.config.env.iter().any(|(name, _)| name == "PATH") {
                     env.push(format!("PATH={DEFAULT_PATH}"));
                 }
+                let mut secret_env = Vec::new();
                 for (name, secret) in &parent.secret_env {
                     let value = self.secret(secret)?;
-                    env.push(format!("{name}={}", value.plaintext));
+                    // A secret variable overrides a plain one of the same name.
+                    env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+                    secret_env.push(format!("{name}={}", value.plaintext));
                 }
                 let spec = ExecSpec {
                     rootfs: self.rootfs_spec(&parent.rootfs)?,
                     args: cmd.clone(),
                     env,
+                    secret_env,
                     workdir: workdir_of(parent),
                     user: parent.config.user.clone(),
                     stdin,
@@ -888,13 +947,24 @@ impl Engine {
                     .exec(spec)
                     .instrument(info_span!("exec", %key))
                     .await;
+                // What the command left in writable directory mounts, read
+                // back before the scratch copies go.
+                let mount_trees = match &output {
+                    Ok(_) => mounts.read_back(self),
+                    Err(_) => Ok(Vec::new()),
+                };
                 drop(mounts);
-                let output = match output {
-                    Ok(output) => output,
-                    Err(error) => {
+                let (output, mount_trees) = match (output, mount_trees) {
+                    (Ok(output), Ok(trees)) => (output, trees),
+                    (Err(error), _) => {
                         self.events
                             .step(&node.digest, &cmd, StepState::Failed, None);
                         return Err(error.into());
+                    }
+                    (_, Err(error)) => {
+                        self.events
+                            .step(&node.digest, &cmd, StepState::Failed, None);
+                        return Err(error);
                     }
                 };
                 let plaintexts: Vec<&str> = secrets.iter().map(|s| &*s.plaintext).collect();
@@ -904,13 +974,22 @@ impl Engine {
                     stdout: scrub_secrets(&String::from_utf8_lossy(&output.stdout), &plaintexts),
                     stderr: scrub_secrets(&String::from_utf8_lossy(&output.stderr), &plaintexts),
                     exit_code: output.exit_code,
+                    mounts: mount_trees,
                 };
                 if !exec.expect.allows(record.exit_code) {
                     self.events.step(
                         &node.digest,
                         &cmd,
                         StepState::Failed,
-                        Some(tail(&record.stderr, 2000)),
+                        // The tail of stderr, or of stdout when stderr is empty.
+                        Some(tail(
+                            if record.stderr.trim().is_empty() {
+                                &record.stdout
+                            } else {
+                                &record.stderr
+                            },
+                            2000,
+                        )),
                     );
                     return Err(Error::Exec(Box::new(ExecFailure {
                         cmd: record.cmd,
@@ -1031,6 +1110,11 @@ impl Engine {
         let read_key = encoder.finish();
         if let Some(bytes) = self.store.get(Space::Result, &read_key)? {
             if let Ok(tree) = serde_json::from_slice::<Tree>(&bytes) {
+                // Reported like the copy out of a container it saves.
+                if state.rootfs.image_id.is_some() {
+                    let name = format!("read {path}");
+                    self.events.emit(&read_key, name, StepState::Cached, None);
+                }
                 return Ok(Arc::new(tree));
             }
         }
@@ -1057,6 +1141,9 @@ impl Engine {
             }
         } else {
             let spec = self.rootfs_spec(&state.rootfs)?;
+            let name = || format!("read {path}");
+            self.events
+                .emit(&read_key, name(), StepState::Running, None);
             let tar = self
                 .runtime
                 .read_path(&spec, path)
@@ -1066,7 +1153,14 @@ impl Engine {
                         Error::NotFound { path: path.into() }
                     }
                     other => other.into(),
-                })?;
+                });
+            let outcome = if tar.is_ok() {
+                StepState::Done
+            } else {
+                StepState::Failed
+            };
+            self.events.emit(&read_key, name(), outcome, None);
+            let tar = tar?;
             let tree = Tree::from_tar(&tar, self.store.as_ref())?;
             if path == "/" {
                 tree
@@ -1101,10 +1195,21 @@ impl Engine {
                     .labels
                     .entry("dev.gantry.managed".into())
                     .or_insert_with(|| "true".into());
-                let tag = format!("gantry.local/image:{}", key.hex());
-                Ok(self.runtime.build_image(&spec, &config, &tag).await?)
+                Ok(self
+                    .runtime
+                    .build_image(&spec, &config, &image_tag(&key))
+                    .await?)
             })
             .await
+    }
+
+    /// A container as an image tarball that `docker load` accepts. It is
+    /// saved under the name `build_image` tagged it with (an image ID cannot
+    /// serve as a name), which `docker load` restores.
+    pub async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
+        let image_id = self.build_image(state).await?;
+        let key = state.key.expect("evaluated containers have keys");
+        Ok(self.runtime.save_image(&image_id, &image_tag(&key)).await?)
     }
 
     /// Pushes a container to `address` and returns the reference with its
@@ -1135,6 +1240,11 @@ impl Engine {
     pub(crate) fn scratch_dir(&self) -> PathBuf {
         self.options.state_dir.join("tmp")
     }
+}
+
+/// The local tag of the image built from a container state with `key`.
+fn image_tag(key: &Digest) -> String {
+    format!("gantry.local/image:{}", key.hex())
 }
 
 /// Whether a tar archive's first entry is its root directory (`./`).
@@ -1330,6 +1440,37 @@ pub fn registry_host(address: &str) -> String {
     }
 }
 
+/// The registry host that `withRegistryAuth(address:)` binds credentials
+/// to. Besides image references (`127.0.0.1:5001/app:v1`), a bare registry
+/// address (`127.0.0.1:5001`, `registry.example.com`, `docker.io`, with or
+/// without a scheme) names a host, which `registry_host` would take for a
+/// Docker Hub image name.
+pub fn auth_host(address: &str) -> String {
+    let address = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+        .unwrap_or(address)
+        .trim_end_matches('/');
+    let host = if address.contains('/') {
+        registry_host(address)
+    } else {
+        let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        let looks_like_host = match address.split_once(':') {
+            Some((_, port)) => port_ok(port),
+            None => address.contains('.') || address == "localhost",
+        };
+        if looks_like_host {
+            address.to_owned()
+        } else {
+            registry_host(address)
+        }
+    };
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        _ => host,
+    }
+}
+
 /// Adds `docker.io/library/` and `:latest` where an address leaves them out.
 pub fn normalize_reference(address: &str) -> String {
     let (name, digest) = match address.split_once('@') {
@@ -1374,6 +1515,21 @@ mod tests {
         );
         assert_eq!(registry_host("127.0.0.1:5000/app:v1"), "127.0.0.1:5000");
         assert_eq!(registry_host("user/app"), "docker.io");
+    }
+
+    #[test]
+    fn auth_addresses_name_hosts() {
+        assert_eq!(auth_host("127.0.0.1:5001"), "127.0.0.1:5001");
+        assert_eq!(auth_host("127.0.0.1:5001/app:v1"), "127.0.0.1:5001");
+        assert_eq!(
+            auth_host("https://registry.example.com/"),
+            "registry.example.com"
+        );
+        assert_eq!(auth_host("localhost"), "localhost");
+        assert_eq!(auth_host("docker.io"), "docker.io");
+        assert_eq!(auth_host("index.docker.io"), "docker.io");
+        assert_eq!(auth_host("busybox:latest"), "docker.io");
+        assert_eq!(auth_host("user/app"), "docker.io");
     }
 
     #[test]

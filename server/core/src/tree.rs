@@ -107,6 +107,32 @@ impl Tree {
         encoder.finish()
     }
 
+    /// The cache key of the tree: its `digest`, plus the timestamps of files
+    /// that have one. Timestamps reach containers (a tar layer carries them),
+    /// so `withTimestamps` must change the key of every step downstream;
+    /// host trees have none (the reader zeroes them) and keep `digest` as key,
+    /// so an unchanged checkout stays a cache hit whatever its mtimes.
+    pub fn key(&self) -> Digest {
+        let digest = self.digest();
+        let mut stamped = self
+            .entries
+            .iter()
+            .filter_map(|(path, entry)| match entry {
+                Entry::File { mtime, .. } if *mtime != 0 => Some((path, *mtime)),
+                _ => None,
+            })
+            .peekable();
+        if stamped.peek().is_none() {
+            return digest;
+        }
+        let mut encoder = Encoder::new("treeWithTimestamps");
+        encoder.digest(&digest);
+        for (path, mtime) in stamped {
+            encoder.str(path).u64(mtime);
+        }
+        encoder.finish()
+    }
+
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
     }
@@ -140,11 +166,21 @@ impl Tree {
             self.entries.clear();
             return had;
         }
+        // Children sort right after `path/`: a range, not a scan of the tree
+        // (inserting n entries must not cost n²).
+        let mut removed = self.entries.remove(path).is_some();
         let prefix = format!("{path}/");
-        let before = self.entries.len();
-        self.entries
-            .retain(|key, _| key != path && !key.starts_with(&prefix));
-        before != self.entries.len()
+        let children: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for child in children {
+            self.entries.remove(&child);
+            removed = true;
+        }
+        removed
     }
 
     /// Inserts one entry, creating parent directories and replacing whatever
@@ -453,5 +489,42 @@ impl PathFilter {
 
     pub fn is_empty(&self) -> bool {
         self.include.is_none() && self.exclude.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(n: u8, mtime: u64) -> Entry {
+        Entry::File {
+            blob: Digest::of_bytes(&[n]),
+            size: 1,
+            mode: FILE_MODE,
+            mtime,
+        }
+    }
+
+    #[test]
+    fn remove_takes_a_path_and_its_children_only() {
+        let mut tree = Tree::default();
+        for path in ["a/x", "a/y/z", "ab", "a.txt", "b"] {
+            tree.insert(path, file(1, 0)).unwrap();
+        }
+        assert!(tree.remove("a"));
+        let left: Vec<&str> = tree.entries.keys().map(String::as_str).collect();
+        assert_eq!(left, ["a.txt", "ab", "b"]);
+        assert!(!tree.remove("a"));
+    }
+
+    #[test]
+    fn timestamps_are_in_the_key_not_the_digest() {
+        let plain = Tree::single("f", file(1, 0)).unwrap();
+        let stamped = Tree::single("f", file(1, 5)).unwrap();
+        let restamped = Tree::single("f", file(1, 6)).unwrap();
+        assert_eq!(plain.digest(), stamped.digest());
+        assert_eq!(plain.key(), plain.digest());
+        assert_ne!(stamped.key(), plain.key());
+        assert_ne!(stamped.key(), restamped.key());
     }
 }

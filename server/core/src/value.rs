@@ -64,6 +64,10 @@ pub struct ExecRecord {
     pub stdout: String,
     pub stderr: String,
     pub exit_code: i64,
+    /// The contents each writable directory mount (by path) had after the
+    /// command, as stored trees (`host::load_tree`).
+    #[serde(default)]
+    pub mounts: Vec<(String, Digest)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +134,7 @@ pub enum Value {
 
 impl Value {
     pub fn directory(tree: Tree) -> Self {
-        let key = tree.digest();
+        let key = tree.key();
         Value::Directory {
             tree: Arc::new(tree),
             key,

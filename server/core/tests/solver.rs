@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gantry_core::fake::FakeRuntime;
-use gantry_core::op::{ExecArgs, Expect};
+use gantry_core::op::{ExecArgs, Expect, Sharing};
 use gantry_core::store::{MemoryStore, Space, Store};
 use gantry_core::{Digest, Engine, EngineOptions, Error, Op};
 
@@ -309,4 +309,142 @@ async fn directories_are_pure_values() {
         Err(Error::PathEscapes { .. })
     ));
     assert_eq!(runtime.execs(), 0);
+}
+
+fn cache_mount(engine: &Engine, parent: Digest, path: &str, key: &str, sharing: Sharing) -> Digest {
+    let cache = engine.add(Op::CacheVolume { key: key.into() }).digest;
+    engine
+        .add(Op::WithMountedCache {
+            parent,
+            path: path.into(),
+            cache,
+            source: None,
+            sharing: Some(sharing),
+            owner: String::new(),
+        })
+        .digest
+}
+
+#[tokio::test]
+async fn a_locked_volume_mounted_twice_is_an_error_before_anything_runs() {
+    let (engine, runtime, _) = new_engine();
+    for (first, second) in [
+        (Sharing::Locked, Sharing::Locked),
+        (Sharing::Shared, Sharing::Private),
+        (Sharing::Locked, Sharing::Shared),
+    ] {
+        let once = cache_mount(&engine, base(&engine), "/a", "vol", first);
+        let twice = cache_mount(&engine, once, "/b", "vol", second);
+        let error = stdout(&engine, exec(&engine, twice, &["echo", "x"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidArgument { message } if message.contains("\"vol\" is already mounted at /a")),
+            "{error}"
+        );
+    }
+    assert_eq!(runtime.execs(), 0);
+    // SHARED twice, another volume, or the same path again are fine.
+    let shared = cache_mount(&engine, base(&engine), "/a", "vol", Sharing::Shared);
+    let shared = cache_mount(&engine, shared, "/b", "vol", Sharing::Shared);
+    let other = cache_mount(&engine, shared, "/c", "other", Sharing::Locked);
+    let again = cache_mount(&engine, other, "/c", "other", Sharing::Locked);
+    stdout(&engine, exec(&engine, again, &["echo", "x"]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn secret_variables_travel_apart_from_the_plain_environment() {
+    let (engine, runtime, _) = new_engine();
+    let secret = engine.set_secret("token", "s3cr3t");
+    let plain = engine
+        .add(Op::WithEnvVariable {
+            parent: base(&engine),
+            name: "TOKEN".into(),
+            value: "plain".into(),
+            expand: false,
+        })
+        .digest;
+    let with_secret = engine
+        .add(Op::WithSecretVariable {
+            parent: plain,
+            name: "TOKEN".into(),
+            secret: secret.digest,
+        })
+        .digest;
+    stdout(&engine, exec(&engine, with_secret, &["printenv"]))
+        .await
+        .unwrap();
+    let specs = runtime.specs.lock().unwrap().clone();
+    let (env, secret_env) = &specs[0];
+    assert!(
+        !env.iter().any(|entry| entry.starts_with("TOKEN=")),
+        "{env:?}"
+    );
+    assert_eq!(secret_env, &["TOKEN=s3cr3t".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_pull_with_other_credentials_is_another_pull() {
+    let (engine, runtime, _) = new_engine();
+    let from_with = |password: &str| {
+        let secret = engine.set_secret("password", password);
+        let scratch = engine.add(Op::Scratch { platform: None }).digest;
+        let authed = engine
+            .add(Op::WithRegistryAuth {
+                parent: scratch,
+                address: "127.0.0.1:5001".into(),
+                username: "user".into(),
+                secret: secret.digest,
+            })
+            .digest;
+        engine
+            .add(Op::From {
+                parent: authed,
+                address: "127.0.0.1:5001/app:1".into(),
+            })
+            .digest
+    };
+    for password in ["one", "two", "one"] {
+        engine.container(from_with(password)).await.unwrap();
+    }
+    let auths = runtime.pull_auths.lock().unwrap().clone();
+    assert_eq!(
+        auths,
+        [
+            Some(("127.0.0.1:5001".to_owned(), "user".to_owned())),
+            Some(("127.0.0.1:5001".to_owned(), "user".to_owned()))
+        ],
+        "one pull per set of credentials, bound to the registry host"
+    );
+}
+
+#[tokio::test]
+async fn timestamps_change_a_directorys_key_but_not_its_digest() {
+    let (engine, _, _) = new_engine();
+    let empty = engine.add(Op::EmptyDirectory).digest;
+    let dir = engine
+        .add(Op::DirectoryWithNewFile {
+            parent: empty,
+            path: "f".into(),
+            contents: "x".into(),
+            permissions: 0o644,
+        })
+        .digest;
+    let stamped = engine
+        .add(Op::DirectoryWithTimestamps {
+            parent: dir,
+            timestamp: 1_000,
+        })
+        .digest;
+    let (plain_tree, plain_key) = engine.directory(dir).await.unwrap();
+    let (stamped_tree, stamped_key) = engine.directory(stamped).await.unwrap();
+    assert_eq!(plain_tree.digest(), stamped_tree.digest());
+    assert_eq!(
+        plain_key,
+        plain_tree.digest(),
+        "no timestamps: the key is the digest"
+    );
+    assert_ne!(plain_key, stamped_key);
 }

@@ -33,8 +33,23 @@ impl DockerRuntime {
         if spec.args.is_empty() {
             return Err(failed("the command line is empty"));
         }
-        let binds = spec
-            .mounts
+        // Secret variables travel in a tmpfs file that /bin/sh sources (see `SecretEnv`).
+        let secret_env = if spec.secret_env.is_empty() {
+            None
+        } else {
+            Some(SecretEnv::write(&spec.secret_env)?)
+        };
+        let mut mounts = spec.mounts.clone();
+        let mut args = spec.args.clone();
+        if let Some(secret_env) = &secret_env {
+            mounts.push(gantry_core::runtime::BindMount {
+                host_path: secret_env.host_path(),
+                container_path: SECRET_ENV_PATH.to_owned(),
+                read_only: true,
+            });
+            args = SecretEnv::wrap(&spec.args);
+        }
+        let binds = mounts
             .iter()
             .map(|mount| {
                 // The `Binds` syntax is colon-separated.
@@ -63,7 +78,7 @@ impl DockerRuntime {
         let has_stdin = spec.stdin.is_some();
         let body = ContainerCreateBody {
             image: Some(base.clone()),
-            cmd: Some(spec.args.clone()),
+            cmd: Some(args),
             // Explicitly empty: the solver has already prepended the image's entrypoint
             // when the command asked for it.
             entrypoint: Some(Vec::new()),
@@ -134,6 +149,15 @@ impl DockerRuntime {
                 };
                 (output, exit_code)
             }
+            Err(error) if secret_env.is_some() && message(&error).contains(SECRET_ENV_SHELL) => {
+                return Err(failed(&format!(
+                    "secret variables need {SECRET_ENV_SHELL} in the container, which has none: \
+                     gantry passes them through a shell so that their values stay out of the \
+                     container's configuration and the committed image; mount the secret as a \
+                     file with withMountedSecret instead ({})",
+                    message(&error)
+                )));
+            }
             Err(error) => match exec_failure_code(&error) {
                 // The process never ran (no such executable, not executable): report it
                 // the way a shell would rather than as a runtime failure.
@@ -158,12 +182,13 @@ impl DockerRuntime {
         );
 
         // The committed configuration is the base's, not the container's: the
-        // container's holds `spec.env`, secrets included (see `exec_commit_config`).
+        // container's holds `spec.env` (see `exec_commit_config`).
         let config = exec_commit_config(base_config.as_ref(), &spec.env);
         let image_id = self.commit(&name, &spec.commit_tag, config).await?;
         if let Err(error) = container.remove().await {
             tracing::warn!(container = %name, %error, "cannot remove container");
         }
+        drop(secret_env);
         Ok(ExecOutput {
             image_id,
             stdout: output.stdout,
@@ -245,9 +270,11 @@ fn exec_failure_code(error: &BollardError) -> Option<i64> {
 /// dockerd merges the container's configuration into whatever is passed here: every env
 /// key and label of the container that the passed configuration lacks is appended with
 /// the container's value. Passing the base image's configuration plus an empty value for
-/// every key only the command had keeps secret values out of the committed image (the
-/// key names remain, empty). The solver owns the image configuration anyway; the
-/// committed one only matters as dockerd's defaults for later containers.
+/// every key only the command had keeps the command's values out of the image config
+/// (the key names remain, empty); dockerd still records the container's own
+/// configuration as the image's `container_config`, which is why secrets never enter it
+/// (see `SecretEnv`). The solver owns the image configuration anyway; the committed one
+/// only matters as dockerd's defaults for later containers.
 fn exec_commit_config(
     base: Option<&bollard::models::ImageConfig>,
     spec_env: &[String],
@@ -271,6 +298,118 @@ fn exec_commit_config(
             "true".to_owned(),
         )])),
         ..Default::default()
+    }
+}
+
+/// Where the secret variables file is bind-mounted: under `/dev`, which Docker mounts as
+/// a tmpfs of its own, so not even an empty mount point reaches the committed image.
+const SECRET_ENV_PATH: &str = "/dev/.gantry-secret-env";
+/// The shell that sources it; every image with a shell has one here.
+const SECRET_ENV_SHELL: &str = "/bin/sh";
+/// A tmpfs on the host: secret values must never reach a disk.
+const SECRET_TMPFS: &str = "/dev/shm";
+
+static SECRET_ENV_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The secret variables of one exec, written as `export NAME='value'` lines to a file on
+/// the host's tmpfs (in a directory only root can enter) and removed when dropped.
+///
+/// Why not the container's `Env`: dockerd copies a container's configuration, `Env`
+/// included, into every image committed from it (the image's `container_config`), and
+/// keeps it on disk for the container's lifetime. Instead the command runs as
+/// `/bin/sh -c '. FILE && exec "$@"' sh ARGS…`: the shell reads the file and replaces
+/// itself with the command, which then has the variables and nothing else differs.
+struct SecretEnv {
+    dir: std::path::PathBuf,
+}
+
+impl SecretEnv {
+    fn write(secret_env: &[String]) -> Result<Self, RuntimeError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let failed = |reason: String| RuntimeError::Failed {
+            action: "passing secret variables".to_owned(),
+            reason,
+        };
+        let mut script = String::new();
+        for entry in secret_env {
+            let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+                && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+            if !valid {
+                return Err(failed(format!(
+                    "{name:?} is not a valid environment variable name (letters, digits and _, not starting with a digit)"
+                )));
+            }
+            script.push_str(&format!(
+                "export {name}='{}'\n",
+                value.replace('\'', r"'\''")
+            ));
+        }
+        let shm = std::path::Path::new(SECRET_TMPFS);
+        if !shm.is_dir() {
+            return Err(failed(format!(
+                "no tmpfs at {SECRET_TMPFS}: gantry keeps secret values off disk"
+            )));
+        }
+        let parent = shm.join("gantry-secrets");
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder
+            .create(&parent)
+            .map_err(|error| failed(format!("creating {}: {error}", parent.display())))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let sequence = SECRET_ENV_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("env-{}-{sequence}-{nanos:08x}", std::process::id()));
+        builder
+            .recursive(false)
+            .create(&dir)
+            .map_err(|error| failed(format!("creating {}: {error}", dir.display())))?;
+        let guard = SecretEnv { dir };
+        // Readable by any user in the container (the command may run as non-root); the
+        // directory above keeps other users of the host out.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(guard.file())
+            .map_err(|error| failed(format!("writing the secret variables file: {error}")))?;
+        file.write_all(script.as_bytes())
+            .map_err(|error| failed(format!("writing the secret variables file: {error}")))?;
+        Ok(guard)
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.join("env")
+    }
+
+    fn host_path(&self) -> String {
+        self.file().to_string_lossy().into_owned()
+    }
+
+    /// `args` run through the shell that sources the variables first.
+    fn wrap(args: &[String]) -> Vec<String> {
+        let mut wrapped = vec![
+            SECRET_ENV_SHELL.to_owned(),
+            "-c".to_owned(),
+            format!(". {SECRET_ENV_PATH} && exec \"$@\""),
+            "sh".to_owned(),
+        ];
+        wrapped.extend(args.iter().cloned());
+        wrapped
+    }
+}
+
+impl Drop for SecretEnv {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot remove a secret variables file");
+        }
     }
 }
 

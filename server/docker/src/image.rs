@@ -128,16 +128,34 @@ impl DockerRuntime {
             .docker
             .push_image(&parsed.repo, Some(options), Some(credentials));
         let mut digest = None;
+        let mut failure = None;
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|error| {
-                redact(
-                    runtime_error(Operation::Push { reference }, &error),
-                    password,
-                )
-            })?;
-            if let Some(found) = info.status.as_deref().and_then(push_digest) {
-                digest = Some(found);
+            match item {
+                Ok(info) => {
+                    if let Some(found) = info.status.as_deref().and_then(push_digest) {
+                        digest = Some(found);
+                    }
+                }
+                Err(error) => {
+                    failure = Some(redact(
+                        runtime_error(Operation::Push { reference }, &error),
+                        password,
+                    ));
+                    break;
+                }
             }
+        }
+        drop(stream);
+        if let Some(failure) = failure {
+            // The tag was made only to push; left behind, it would pass for the
+            // pushed image when a later pull of the reference falls back to a
+            // local image (see `pull_image`).
+            let local = format!("{}:{}", parsed.repo, parsed.tag_or_latest());
+            let options = RemoveImageOptionsBuilder::new().noprune(true).build();
+            if let Err(error) = self.docker.remove_image(&local, Some(options), None).await {
+                tracing::debug!(tag = %local, reason = %crate::error::message(&error), "cannot untag after a failed push");
+            }
+            return Err(failure);
         }
         let digest = digest.ok_or_else(|| RuntimeError::Failed {
             action: format!("pushing {reference}"),

@@ -765,14 +765,8 @@ impl Container {
                 message: "platformVariants are not supported by gantry yet".into(),
             }));
         }
-        let engine = engine(ctx);
         let state = self.state(ctx).await?;
-        let image_id = engine.build_image(&state).await.map_err(gql)?;
-        let tarball = engine
-            .runtime()
-            .save_image(&image_id, &image_id)
-            .await
-            .map_err(|e| gql(e.into()))?;
+        let tarball = engine(ctx).image_tarball(&state).await.map_err(gql)?;
         client(ctx)
             .write_host_file(&path, &tarball, false)
             .map_err(gql)

@@ -63,8 +63,9 @@ impl Directory {
 
     /// Return the directory's digest. The format of the digest is not guaranteed to be stable between releases of gantry.
     async fn digest(&self, ctx: &Context<'_>) -> Result<String> {
-        let (_, key) = self.tree(ctx).await?;
-        Ok(key.to_string())
+        // Content only (names, modes, link targets, contents), not timestamps.
+        let (tree, _) = self.tree(ctx).await?;
+        Ok(tree.digest().to_string())
     }
 
     /// Retrieve a file at the given path.

@@ -184,7 +184,7 @@ impl Query {
         cache_key: Option<String>,
     ) -> Result<Secret> {
         let _ = cache_key;
-        let value = crate::secret_from_uri(&uri).map_err(gql)?;
+        let value = crate::secret_from_uri(&uri, super::client(ctx)).map_err(gql)?;
         Ok(Secret(engine(ctx).set_secret(&uri, &value)))
     }
 

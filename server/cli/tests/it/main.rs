@@ -22,6 +22,11 @@ macro_rules! require_docker {
     };
 }
 
+// After the macro, which the test modules use.
+mod progress;
+
+mod tier1;
+
 fn exec_query(image: &str, args: &[&str]) -> String {
     format!(
         r#"{{ container {{ from(address: "{image}") {{ withExec(args: {}) {{ stdout }} }} }} }}"#,
@@ -308,6 +313,57 @@ fn run_exports_session_variables_and_exit_status() {
     );
 }
 
+/// `gantry session` as Dagger's SDKs drive it: one JSON line on stdout, then
+/// serve until stdin closes (Python, Go) or SIGTERM arrives while stdin is
+/// still open (TypeScript's `Close`).
+#[test]
+fn session_prints_its_line_and_ends_on_stdin_close_or_sigterm() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    for ending in ["stdin", "sigterm"] {
+        let mut child = support::gantry(dir.path())
+            .args(["session", "--label", "dagger.io/sdk.name:nodejs"])
+            .args(["--workdir", ".", "--project", "x"])
+            .arg("--load-workspace-modules")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let params: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(params["port"].as_u64().is_some(), "{line}");
+        assert!(params["session_token"].as_str().is_some(), "{line}");
+        let stdin = child.stdin.take().unwrap();
+        if ending == "stdin" {
+            drop(stdin);
+        } else {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gantry session did not exit after {ending}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{ending}: {status}");
+    }
+}
+
 #[test]
 fn query_command_reports_errors_with_a_non_zero_exit() {
     require_docker!();
@@ -325,4 +381,42 @@ fn query_command_reports_errors_with_a_non_zero_exit() {
     let good = server.query_command(&exec_query(&busybox(), &["echo", "fine"]));
     assert!(good.status.success());
     assert!(String::from_utf8_lossy(&good.stdout).contains("fine"));
+}
+
+#[test]
+fn prune_removes_this_state_dirs_results_and_images() {
+    require_docker!();
+    let mut server = Server::start();
+    let marker = support::unique("prune");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("echo {marker} > /f; cat /f")],
+    );
+    assert!(server.query(&query)["errors"].is_null());
+    server.stop();
+    let tag = support::exec_image_tag_with_output(server.dir(), &marker);
+    assert!(
+        support::image_exists(&tag),
+        "the step's image {tag} exists before prune"
+    );
+    let out = support::gantry(server.dir()).arg("prune").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!server.dir().join("state").join("store").exists());
+    assert!(
+        !support::image_exists(&tag),
+        "prune must remove the step's image {tag}"
+    );
+    // After a prune the same pipeline runs again (nothing stale is left).
+    server.restart();
+    let since = support::now();
+    let again = server.query(&query);
+    assert_eq!(
+        again["data"]["container"]["from"]["withExec"]["stdout"],
+        format!("{marker}\n")
+    );
+    assert_eq!(support::containers_created_since(&since, server.pid()), 1);
 }

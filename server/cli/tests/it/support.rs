@@ -76,6 +76,30 @@ pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
         .count()
 }
 
+/// The image tag of the cached exec result in `dir`'s state whose stdout
+/// contains `needle` (results are JSON files named by their cache key).
+pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
+    let results = dir.join("state").join("store").join("results");
+    for shard in std::fs::read_dir(&results).unwrap().flatten() {
+        for entry in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if text.contains("exit_code") && text.contains(needle) {
+                return format!("gantry.local/cache:{}", entry.file_name().to_string_lossy());
+            }
+        }
+    }
+    panic!("no exec result mentions {needle}");
+}
+
+pub(crate) fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Containers that exist now and belong to the engine with `pid`.
 pub(crate) fn gantry_containers_of(pid: u32) -> usize {
     let out = Command::new("docker")
@@ -103,34 +127,57 @@ pub(crate) fn gantry(dir: &Path) -> Command {
     command
 }
 
+/// How to start a test engine beyond the defaults.
+#[derive(Default, Clone)]
+pub(crate) struct ServerOptions {
+    /// Extra environment variables of the engine process.
+    pub(crate) env: Vec<(String, String)>,
+    /// `GANTRY_LOG` for the engine (its stderr goes to `Server::log`).
+    pub(crate) log: Option<String>,
+}
+
 pub(crate) struct Server {
     dir: tempfile::TempDir,
     child: Child,
     listen: Option<(u16, String)>,
+    options: ServerOptions,
 }
 
 impl Server {
     pub(crate) fn start() -> Self {
-        Self::spawn(false)
+        Self::spawn(false, ServerOptions::default())
     }
 
     pub(crate) fn start_with_listen() -> Self {
-        Self::spawn(true)
+        Self::spawn(true, ServerOptions::default())
     }
 
-    fn spawn(listen: bool) -> Self {
+    pub(crate) fn start_with(options: ServerOptions) -> Self {
+        Self::spawn(false, options)
+    }
+
+    fn spawn(listen: bool, options: ServerOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (child, listen) = Self::launch(dir.path(), listen);
-        Self { dir, child, listen }
+        let (child, listen) = Self::launch(dir.path(), listen, &options);
+        Self {
+            dir,
+            child,
+            listen,
+            options,
+        }
     }
 
-    fn launch(dir: &Path, listen: bool) -> (Child, Option<(u16, String)>) {
+    fn launch(dir: &Path, listen: bool, options: &ServerOptions) -> (Child, Option<(u16, String)>) {
         let socket = dir.join("engine.sock");
         let mut command = gantry(dir);
         command
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
+        if let Some(log) = &options.log {
+            command.env("GANTRY_LOG", log);
+        }
         let listen_spec = listen.then(|| {
             let port = free_port();
             let token = unique("token");
@@ -148,13 +195,27 @@ impl Server {
             assert!(Instant::now() < deadline, "gantry serve did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Drain stderr in the background so the engine never blocks on it.
+        // Drain stderr in the background so the engine never blocks on it,
+        // into a log file that survives restarts (appended to).
         let mut stderr = child.stderr.take().unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("engine.log"))
+            .unwrap();
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
+            let _ = std::io::copy(&mut stderr, &mut log);
         });
         (child, listen_spec)
+    }
+
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Everything the engine wrote to stderr so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("engine.log")).unwrap_or_default()
     }
 
     pub(crate) fn socket(&self) -> PathBuf {
@@ -169,21 +230,50 @@ impl Server {
         &self.listen.as_ref().expect("started with --listen").1
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the engine (SIGTERM) and waits for it to exit.
+    pub(crate) fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Stops the engine (SIGTERM) and starts a new one on the same state.
     pub(crate) fn restart(&mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-        let (child, listen) = Self::launch(self.dir.path(), self.listen.is_some());
+        let (child, listen) = Self::launch(self.dir.path(), self.listen.is_some(), &self.options);
         self.child = child;
         self.listen = listen;
     }
 
     pub(crate) fn query(&self, query: &str) -> Value {
-        let body = serde_json::json!({ "query": query }).to_string();
+        self.request(query, &Value::Null, None)
+    }
+
+    /// A query with variables.
+    pub(crate) fn query_vars(&self, query: &str, variables: &Value) -> Value {
+        self.request(query, variables, None)
+    }
+
+    /// A query sent as a client whose working directory is `workdir`
+    /// (`X-Gantry-Workdir`, as the SDKs and `gantry query` send it).
+    pub(crate) fn query_in(&self, workdir: &Path, query: &str, variables: &Value) -> Value {
+        self.request(query, variables, Some(workdir))
+    }
+
+    fn request(&self, query: &str, variables: &Value, workdir: Option<&Path>) -> Value {
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
         let mut stream = UnixStream::connect(self.socket()).unwrap();
-        let (status, text) = http_exchange(&mut stream, &body, None);
+        let header = workdir.map(|dir| format!("X-Gantry-Workdir: {}\r\n", dir.display()));
+        let (status, text) =
+            http_exchange_with(&mut stream, &body, None, header.as_deref().unwrap_or(""));
         assert_eq!(status, 200, "{text}");
         serde_json::from_str(&text).unwrap()
     }
@@ -275,12 +365,22 @@ fn http_exchange(
     body: &str,
     token: Option<&str>,
 ) -> (u16, String) {
+    http_exchange_with(stream, body, token, "")
+}
+
+/// `extra_headers`: complete header lines, each ending in `\r\n`.
+fn http_exchange_with(
+    stream: &mut (impl std::io::Read + std::io::Write),
+    body: &str,
+    token: Option<&str>,
+    extra_headers: &str,
+) -> (u16, String) {
     let auth = token
         .map(|token| format!("Authorization: Basic {}\r\n", base64(&format!("{token}:"))))
         .unwrap_or_default();
     write!(
         stream,
-        "POST /query HTTP/1.1\r\nHost: gantry\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /query HTTP/1.1\r\nHost: gantry\r\nContent-Type: application/json\r\n{auth}{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -294,4 +394,109 @@ fn http_exchange(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, rest.to_owned())
+}
+
+/// A test registry setting: `GANTRY_TEST_*` as the Makefile exports them,
+/// else the defaults of scripts/test-registry.env.
+pub(crate) fn test_env(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+pub(crate) fn registry() -> String {
+    test_env("GANTRY_TEST_REGISTRY", "127.0.0.1:5000")
+}
+
+pub(crate) fn auth_registry() -> (String, String, String) {
+    (
+        test_env("GANTRY_TEST_AUTH_REGISTRY", "127.0.0.1:5001"),
+        test_env("GANTRY_TEST_AUTH_REGISTRY_USER", "gantry"),
+        test_env("GANTRY_TEST_AUTH_REGISTRY_PASSWORD", "gantry-test-password"),
+    )
+}
+
+pub(crate) fn fixture(name: &str) -> String {
+    let fixtures = test_env("GANTRY_TEST_FIXTURES", "127.0.0.1:5000/gantry-fixtures");
+    format!("{fixtures}/{name}")
+}
+
+/// Runs `docker ARGS…` and returns its output (whatever the exit status).
+pub(crate) fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+/// Whether `haystack` contains `needle`.
+pub(crate) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
+/// Whether `docker save IMAGE` contains `needle`, streamed so that large
+/// images need not fit in memory.
+pub(crate) fn docker_save_contains(image: &str, needle: &[u8]) -> bool {
+    let mut child = Command::new("docker")
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut found = false;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0usize;
+    loop {
+        let n = stdout.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        carry.extend_from_slice(&buffer[..n]);
+        if contains_bytes(&carry, needle) {
+            found = true;
+        }
+        let keep = needle.len().saturating_sub(1).min(carry.len());
+        carry.drain(..carry.len() - keep);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success() && total > 0, "docker save {image} failed");
+    found
+}
+
+/// Files under `dir` (recursively, symlinks not followed) whose bytes
+/// contain `needle`.
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    if contains_bytes(&bytes, needle) {
+                        hits.push(path);
+                    }
+                }
+            } else if meta.file_type().is_symlink() {
+                if let Ok(target) = std::fs::read_link(&path) {
+                    if contains_bytes(target.as_os_str().as_encoded_bytes(), needle) {
+                        hits.push(path);
+                    }
+                }
+            }
+        }
+    }
+    hits
 }

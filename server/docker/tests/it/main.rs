@@ -369,16 +369,42 @@ async fn exec_keeps_env_values_out_of_the_committed_image() {
         return;
     };
     let image = busybox(&runtime).await;
-    let mut exec = spec(&image, &["sh", "-c", "echo $TOKEN"]);
-    exec.env.push("TOKEN=s3cr3t-value".into());
+    let mut exec = spec(&image, &["sh", "-c", "echo $TOKEN $PLAIN"]);
+    exec.env.push("PLAIN=plain-value".into());
+    exec.secret_env
+        .push("TOKEN=s3cr3t-value with 'quotes' and $dollars".into());
+    exec.user = "65532".into();
     let out = runtime.exec(exec).await.unwrap();
-    assert_eq!(out.stdout, b"s3cr3t-value\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "s3cr3t-value with 'quotes' and $dollars plain-value\n"
+    );
     let committed = runtime.pull(&out.image_id, None).await.unwrap();
     assert!(
-        !format!("{:?}", committed.config).contains("s3cr3t-value"),
+        !format!("{:?}", committed.config).contains("plain-value"),
         "{committed:?}"
     );
-    cleanup(&runtime, &[out.image_id]).await;
+    // `docker save` holds the image's `container_config` too, where dockerd records the
+    // configuration of the container the image was committed from.
+    let name = format!("gantry.local/test-docker-secret:{}", unique("s"));
+    let saved = runtime.save_image(&out.image_id, &name).await.unwrap();
+    assert!(
+        !saved.windows(12).any(|w| w == b"s3cr3t-value"),
+        "the secret reached the committed image"
+    );
+    cleanup(&runtime, &[name, out.image_id]).await;
+}
+
+#[tokio::test]
+async fn secret_variables_need_a_shell() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let mut exec = spec("", &["/hello"]);
+    exec.rootfs = RootfsSpec::default();
+    exec.secret_env.push("TOKEN=x".into());
+    let error = runtime.exec(exec).await.unwrap_err();
+    assert!(error.to_string().contains("/bin/sh"), "{error}");
 }
 
 #[tokio::test]

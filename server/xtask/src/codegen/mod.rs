@@ -11,9 +11,12 @@
 //! Adding a language: a `templates/<language>/` set, a module like
 //! `python.rs` with its filters, and an entry in [`LANGUAGES`].
 
+mod go;
 mod model;
+mod php;
 mod python;
 mod text;
+mod typescript;
 
 use std::path::{Path, PathBuf};
 
@@ -39,14 +42,19 @@ struct Language {
     extras: fn(&Model) -> minijinja::Value,
 }
 
-const LANGUAGES: &[Language] = &[Language {
-    name: "python",
-    templates: python::TEMPLATES,
-    entry: python::ENTRY,
-    output: python::OUTPUT,
-    register: python::register,
-    extras: |model| minijinja::Value::from(Serde(python::extras(model))),
-}];
+const LANGUAGES: &[Language] = &[
+    Language {
+        name: "python",
+        templates: python::TEMPLATES,
+        entry: python::ENTRY,
+        output: python::OUTPUT,
+        register: python::register,
+        extras: |model| minijinja::Value::from(Serde(python::extras(model))),
+    },
+    typescript::LANGUAGE,
+    php::LANGUAGE,
+    go::LANGUAGE,
+];
 
 /// A generated file: path relative to the repository root, and contents.
 #[derive(Debug)]

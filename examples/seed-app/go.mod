@@ -1,0 +1,3 @@
+module example.com/seed-app
+
+go 1.22

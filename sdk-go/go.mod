@@ -1,0 +1,3 @@
+module github.com/gantry-dev/gantry/sdk-go
+
+go 1.22

@@ -1,0 +1,116 @@
+/** Connection rules: session variables, socket, auto-start, clear errors. */
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, test } from "node:test";
+
+import { connect, ConnectError } from "@gantry/sdk";
+
+import { BUSYBOX, engine, SDK } from "./support.js";
+
+let saved: NodeJS.ProcessEnv;
+beforeEach(() => {
+  saved = { ...process.env };
+});
+afterEach(() => {
+  for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+  Object.assign(process.env, saved);
+});
+
+function temp(): string {
+  return mkdtempSync(join(tmpdir(), "gantry-ts-conn-"));
+}
+
+const version = (): Promise<string> => connect((client) => client.version());
+
+test("the Unix socket from GANTRY_SOCKET", async () => {
+  assert.ok(await version());
+});
+
+test("GANTRY_SESSION_PORT needs a token", async () => {
+  process.env["GANTRY_SESSION_PORT"] = "41234";
+  await assert.rejects(version(), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.match(error.message, /GANTRY_SESSION_TOKEN is not/);
+    return true;
+  });
+});
+
+test("a missing binary says how to install it", async () => {
+  const dir = temp();
+  process.env["GANTRY_SOCKET"] = join(dir, "run", "engine.sock");
+  process.env["PATH"] = dir;
+  await assert.rejects(version(), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.match(error.message, /no `gantry` binary was found/);
+    assert.match(error.message, /cargo build --release -p gantry/);
+    assert.match(error.message, /GANTRY_BIN/);
+    return true;
+  });
+});
+
+test("GANTRY_BIN must be an executable", async () => {
+  const dir = temp();
+  process.env["GANTRY_SOCKET"] = join(dir, "run", "engine.sock");
+  process.env["GANTRY_BIN"] = join(dir, "nope");
+  await assert.rejects(version(), /GANTRY_BIN=.* is not an executable/);
+});
+
+test("no auto-start when disabled", async () => {
+  const sock = join(temp(), "engine.sock");
+  await assert.rejects(
+    connect((client) => client.version(), { socket: sock, startEngine: false }),
+    /no gantry engine answers/,
+  );
+});
+
+test("an engine that fails to start points at its log", async () => {
+  const dir = temp();
+  const fake = join(dir, "gantry");
+  writeFileSync(fake, "#!/bin/sh\necho 'cannot start: docker is gone' >&2\nexit 7\n");
+  chmodSync(fake, 0o755);
+  process.env["GANTRY_BIN"] = fake;
+  const sock = join(dir, "run", "engine.sock");
+  await assert.rejects(connect((client) => client.version(), { socket: sock }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.logPath, join(dir, "run", "engine.log"));
+    assert.match(error.message, /exited with status 7/);
+    assert.match(error.message, /cannot start: docker is gone/);
+    return true;
+  });
+});
+
+test("gantry run: the SDK uses the session, and a wrong token is a 401", () => {
+  const dir = temp();
+  writeFileSync(join(dir, "hello.txt"), "from the run directory\n");
+  const script = join(dir, "in-session.mjs");
+  const sdk = new URL("dist/index.js", `file://${SDK}`).href;
+  writeFileSync(
+    script,
+    `import { connect, TransportError } from ${JSON.stringify(sdk)};
+if (!process.env.GANTRY_SESSION_PORT) throw new Error("no session");
+const out = await connect((client) =>
+  client.container().from(${JSON.stringify(BUSYBOX)})
+    .withFile("/hello.txt", client.host().file("hello.txt"))
+    .withExec(["cat", "/hello.txt"]).stdout());
+process.stdout.write(out);
+process.env.GANTRY_SESSION_TOKEN = "wrong-token";
+try { await connect((client) => client.version()); }
+catch (error) { if (error instanceof TransportError) console.log("wrong token:", error.status); else throw error; }
+`,
+  );
+  const state = join(dir, "state");
+  // A socket nobody serves: the script must not fall back to it.
+  const result = spawnSync(engine.binary, ["run", "--state-dir", state, "--", process.execPath, script], {
+    cwd: dir,
+    env: { ...process.env, GANTRY_SOCKET: join(dir, "unused.sock") },
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  spawnSync(engine.binary, ["prune", "--state-dir", state], { stdio: "ignore", timeout: 120_000 });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, "from the run directory\nwrong token: 401\n");
+});

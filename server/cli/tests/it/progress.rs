@@ -1,0 +1,342 @@
+//! Live progress on stderr: plain timestamped lines (`--progress=plain`, or
+//! auto when stderr is not a terminal) and the list redrawn in place on a
+//! terminal, checked under tmux.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{self, busybox, docker_available, Server};
+
+/// A two-step pipeline whose commands carry `marker`.
+fn two_steps(marker: &str, first_sleep: u32) -> String {
+    format!(
+        r#"{{ container {{ from(address: "{}") {{ withExec(args: ["sh", "-c", "sleep {first_sleep}; echo {marker}-one"]) {{ withExec(args: ["echo", "{marker}-two"]) {{ stdout }} }} }} }} }}"#,
+        busybox()
+    )
+}
+
+/// `gantry query ARGS` in `dir` (its own state; no engine on its socket, so
+/// the engine runs in process), with `query` on stdin.
+fn query_in(dir: &Path, args: &[&str], query: &str) -> Output {
+    let mut command = support::gantry(dir);
+    command.env_remove("GANTRY_PROGRESS");
+    run_query(command, args, query)
+}
+
+fn run_query(mut command: Command, args: &[&str], query: &str) -> Output {
+    let mut child = command
+        .arg("query")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(query.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The `[label]` of the plain line about `name`, in order of appearance.
+fn labels_for<'a>(stderr: &'a str, name: &str) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|line| line.ends_with(name))
+        .map(|line| {
+            let (time, rest) = line.split_once(' ').unwrap();
+            assert!(
+                is_clock(time),
+                "plain lines start with HH:MM:SS.mmm: {line:?}"
+            );
+            rest.strip_prefix('[').unwrap().split_once(']').unwrap().0
+        })
+        .collect()
+}
+
+fn is_clock(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 12
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            2 | 5 => *b == b':',
+            8 => *b == b'.',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+fn is_done_with_time(label: &str) -> bool {
+    label
+        .strip_prefix("done ")
+        .and_then(|took| took.strip_suffix('s'))
+        .is_some_and(|seconds| seconds.parse::<f64>().is_ok())
+}
+
+#[test]
+fn plain_progress_shows_running_and_done_then_cached() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("plain");
+    let query = two_steps(&marker, 1);
+    let one = format!("exec sh -c sleep 1; echo {marker}-one");
+    let two = format!("exec echo {marker}-two");
+
+    let first = query_in(dir.path(), &["--progress=plain"], &query);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains(&format!("{marker}-two")));
+    for name in [&one, &two] {
+        let labels = labels_for(&stderr, name);
+        assert_eq!(labels.len(), 2, "running then done for {name}:\n{stderr}");
+        assert_eq!(labels[0], "running", "{stderr}");
+        assert!(is_done_with_time(labels[1]), "{stderr}");
+    }
+    // Step one must finish before step two (its input) starts.
+    let position = |needle: &str| stderr.find(needle).unwrap();
+    assert!(position(&format!("] {one}")) < position(&format!("[running] {two}")));
+    assert!(
+        stderr.contains(&format!("] pull {}", busybox())),
+        "the image pull is a step too:\n{stderr}"
+    );
+
+    // Not a terminal, so `auto` (the default) is plain too.
+    let second = query_in(dir.path(), &[], &query);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert_eq!(labels_for(&stderr, &one), ["cached"], "{stderr}");
+    assert_eq!(labels_for(&stderr, &two), ["cached"], "{stderr}");
+
+    let quiet = query_in(dir.path(), &["--progress=quiet"], &query);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+}
+
+#[test]
+fn a_failed_step_shows_its_output_tail_without_secret_values() {
+    require_docker!();
+    // Through a running engine: `gantry query` follows its event stream.
+    let server = Server::start();
+    let secret = support::unique("hunter2");
+    let created = server.query(&format!(
+        r#"{{ setSecret(name: "token", plaintext: "{secret}") {{ id }} }}"#
+    ));
+    let id = created["data"]["setSecret"]["id"].as_str().unwrap();
+    let query = format!(
+        r#"{{ container {{ from(address: "{}") {{ withSecretVariable(name: "TOKEN", secret: "{id}") {{ withExec(args: ["sh", "-c", "echo first line >&2; echo token is $TOKEN >&2; exit 3"]) {{ stdout }} }} }} }} }}"#,
+        busybox()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = support::gantry(dir.path());
+    command
+        .env("GANTRY_SOCKET", server.socket())
+        .env_remove("GANTRY_PROGRESS");
+    let out = run_query(command, &["--progress=plain"], &query);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let name = "exec sh -c echo first line >&2; echo token is $TOKEN >&2; exit 3";
+    let labels = labels_for(&stderr, name);
+    assert_eq!(labels.first(), Some(&"running"), "{stderr}");
+    assert!(
+        labels.last().unwrap().starts_with("failed"),
+        "{labels:?}\n{stderr}"
+    );
+    assert!(stderr.contains("    | first line\n"), "{stderr}");
+    assert!(stderr.contains("    | token is ***\n"), "{stderr}");
+    assert!(
+        !stderr.contains(&secret),
+        "a secret value leaked:\n{stderr}"
+    );
+}
+
+#[test]
+fn gantry_run_shows_the_steps_of_its_session() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("run");
+    let body = json!({ "query": two_steps(&marker, 0) }).to_string();
+    std::fs::write(dir.path().join("query.json"), body).unwrap();
+    let out = support::gantry(dir.path())
+        .env_remove("GANTRY_PROGRESS")
+        .args([
+            "run",
+            "--progress=plain",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -u \"$GANTRY_SESSION_TOKEN:\" -H 'Content-Type: application/json' \
+             --data-binary @query.json \"http://127.0.0.1:$GANTRY_SESSION_PORT/query\"",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{marker}-two")));
+    let labels = labels_for(&stderr, &format!("exec echo {marker}-two"));
+    assert_eq!(labels.len(), 2, "{stderr}");
+    assert_eq!(labels[0], "running");
+    assert!(is_done_with_time(labels[1]), "{stderr}");
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !ok {
+            if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("tmux is not installed: run `make setup`");
+            }
+            eprintln!("skipping: tmux is not installed (run `make setup`)");
+        }
+        ok
+    }
+
+    fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.socket]);
+        command
+    }
+
+    /// Runs `shell` in a new 100x30 window.
+    fn start(shell: &str) -> Self {
+        let tmux = Self {
+            socket: support::unique("gantry-progress"),
+        };
+        let status = tmux
+            .tmux()
+            .args([
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .arg(shell)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux
+    }
+
+    fn screen(&self) -> String {
+        let out = self.tmux().args(["capture-pane", "-p"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[test]
+fn on_a_terminal_running_steps_are_redrawn_in_place() {
+    require_docker!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("tty");
+    std::fs::write(dir.path().join("query.graphql"), two_steps(&marker, 3)).unwrap();
+    // stdout (the answer) goes to a file: the screen shows only progress.
+    let run = format!(
+        "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state GANTRY_SOCKET={dir}/engine.sock \
+         {gantry} query query.graphql > out.json; echo exit=$?; sleep 600",
+        dir = shell_quote(&dir.path().display().to_string()),
+        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
+    );
+    let one = format!("exec sh -c sleep 3; echo {marker}-one");
+    let two = format!("exec echo {marker}-two");
+
+    let tmux = Tmux::start(&run);
+    // While step one runs, its line shows a spinner and a growing elapsed time.
+    let running = tmux.wait_for(
+        "step one to be running",
+        Duration::from_secs(60),
+        |screen| {
+            screen.lines().any(|line| {
+                line.contains(&one) && line.trim_end().ends_with('s') && !line.starts_with('✔')
+            })
+        },
+    );
+    let line = running.lines().find(|line| line.contains(&one)).unwrap();
+    assert!(
+        line.starts_with(|c: char| ('\u{2800}'..='\u{28ff}').contains(&c)),
+        "a running step starts with a spinner: {line:?}\n{running}"
+    );
+    let finished = tmux.wait_for("the query to finish", Duration::from_secs(60), |screen| {
+        screen.contains("exit=")
+    });
+    assert!(finished.contains("exit=0"), "{finished}");
+    // Each step is on the screen once, finished: the running line was
+    // replaced in place, not followed by a new one.
+    for name in [&one, &two] {
+        let lines: Vec<&str> = finished
+            .lines()
+            .filter(|line| line.contains(name.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name} once:\n{finished}");
+        assert!(lines[0].starts_with("✔ "), "{finished}");
+        assert!(
+            lines[0].trim_end().ends_with('s'),
+            "with its time: {finished}"
+        );
+    }
+    assert!(
+        finished.contains("gantry: 3 steps (3 done, 0 cached)"),
+        "{finished}"
+    );
+    drop(tmux);
+
+    // Again: every exec is a cache hit.
+    let tmux = Tmux::start(&run);
+    let cached = tmux.wait_for(
+        "the cached run to finish",
+        Duration::from_secs(60),
+        |screen| screen.contains("exit="),
+    );
+    for name in [&one, &two] {
+        assert!(
+            cached
+                .lines()
+                .any(|line| line.starts_with("✔ ") && line.contains(&format!("{name} CACHED"))),
+            "{name} CACHED:\n{cached}"
+        );
+    }
+    assert!(cached.contains("(1 done, 2 cached)"), "{cached}");
+}

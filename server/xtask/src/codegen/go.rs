@@ -1,0 +1,496 @@
+//! Go: naming, type spelling and doc comments for `templates/go/`.
+//!
+//! The output must already be what `gofmt` writes (`make go-test` checks
+//! `gofmt -l`), and the generator does not run gofmt itself so that the
+//! output never depends on which Go toolchain is installed. The templates
+//! avoid every construct gofmt would realign: no trailing comments, and the
+//! fields of an `Opts` struct and the constants of an enum are separated by
+//! blank lines, so each stands in its own alignment section. Doc comments are
+//! wrapped here to [`LINE_LENGTH`] columns.
+
+use minijinja::value::Serde;
+use minijinja::Environment;
+
+use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::text;
+
+/// Where the generated file goes, relative to the repository root.
+pub(crate) const OUTPUT: &str = "sdk-go/gantry.gen.go";
+/// The template that renders [`OUTPUT`].
+pub(crate) const ENTRY: &str = "go/gantry.gen.go.jinja";
+/// Every template of the set, embedded so the generator is one binary.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+    (
+        ENTRY,
+        include_str!("../../templates/go/gantry.gen.go.jinja"),
+    ),
+    (
+        "go/macros.jinja",
+        include_str!("../../templates/go/macros.jinja"),
+    ),
+];
+
+/// This language's entry in [`super::LANGUAGES`].
+pub(super) const LANGUAGE: super::Language = super::Language {
+    name: "go",
+    templates: TEMPLATES,
+    entry: ENTRY,
+    output: OUTPUT,
+    register,
+    extras: |model| minijinja::Value::from(Serde(extras(model))),
+};
+
+/// Doc comments wrap at this column (a tab counts as 4).
+const LINE_LENGTH: usize = 80;
+
+/// Go keywords and predeclared names a parameter must not shadow.
+const RESERVED: &[&str] = &[
+    "break",
+    "case",
+    "chan",
+    "const",
+    "continue",
+    "default",
+    "defer",
+    "else",
+    "fallthrough",
+    "for",
+    "func",
+    "go",
+    "goto",
+    "if",
+    "import",
+    "interface",
+    "map",
+    "package",
+    "range",
+    "return",
+    "select",
+    "struct",
+    "switch",
+    "type",
+    "var",
+    // Names the generated method bodies use.
+    "ctx",
+    "opts",
+    "opt",
+    "r",
+    "q",
+    "res",
+    "resID",
+    "resIDs",
+    "err",
+    "i",
+    "context",
+    // Predeclared identifiers that would be shadowed.
+    "string",
+    "int",
+    "bool",
+    "error",
+    "len",
+    "make",
+    "append",
+    "nil",
+    "true",
+    "false",
+];
+
+/// Words Go spells in capitals inside identifiers (`ID`, `URL`, ...).
+const INITIALISMS: &[&str] = &[
+    "api", "cpu", "dns", "html", "http", "https", "id", "ip", "json", "oci", "sha", "ssh", "tcp",
+    "tls", "ttl", "udp", "uid", "uri", "url", "uuid", "xml",
+];
+
+/// Naming rules that depend on the schema (the root's type name).
+#[derive(Clone)]
+struct Names {
+    root: String,
+    /// Interface names: referenced as Go interfaces, not pointers.
+    interfaces: Vec<String>,
+    /// The Go type of an `ID` argument whose object type the schema does not name.
+    any_object: String,
+}
+
+impl Names {
+    /// The Go type name of a GraphQL object or interface.
+    fn class(&self, name: &str) -> String {
+        if name == self.root {
+            "Client".to_owned()
+        } else {
+            exported(name)
+        }
+    }
+
+    /// How a value of an object or interface type is spelled: `*Container`, `Node`.
+    fn reference(&self, name: &str) -> String {
+        if name == self.any_object || self.interfaces.iter().any(|known| known == name) {
+            self.class(name)
+        } else {
+            format!("*{}", self.class(name))
+        }
+    }
+
+    /// The Go spelling of a type. Objects are pointers (interfaces are not);
+    /// null is the zero value, so nullable and non-null types look the same.
+    fn ty(&self, ty: &TypeRef) -> String {
+        match ty {
+            TypeRef::Scalar { name, .. } => scalar(name),
+            TypeRef::Enum { name, .. } => exported(name),
+            TypeRef::Object { name: None, .. } => self.any_object.clone(),
+            TypeRef::Object {
+                name: Some(name), ..
+            } => self.reference(name),
+            TypeRef::List { of, .. } => format!("[]{}", self.ty(of)),
+        }
+    }
+
+    /// The first result type of a method that talks to the engine.
+    fn returns(&self, field: &Field) -> String {
+        match &field.kind {
+            FieldKind::Id => "string".to_owned(),
+            FieldKind::Object { object } | FieldKind::Sync { object } => self.reference(object),
+            FieldKind::ObjectList { object } => format!("[]{}", self.reference(object)),
+            FieldKind::Leaf => self.ty(&field.ty),
+        }
+    }
+
+    /// The method's parameter list, without parentheses.
+    fn params(&self, owner: &str, field: &Field) -> String {
+        let mut params = Vec::new();
+        if !matches!(field.kind, FieldKind::Object { .. }) {
+            params.push("ctx context.Context".to_owned());
+        }
+        for arg in &field.required_args {
+            params.push(format!("{} {}", parameter(&arg.name), self.ty(&arg.ty)));
+        }
+        if !field.optional_args.is_empty() {
+            params.push(format!("opts ...{}", opts_name(&self.class(owner), field)));
+        }
+        params.join(", ")
+    }
+}
+
+/// `<Type><Field>Opts`, e.g. `ContainerWithExecOpts`.
+fn opts_name(class: &str, field: &Field) -> String {
+    format!("{class}{}Opts", exported(&field.name))
+}
+
+fn scalar(name: &str) -> String {
+    match name {
+        "String" | "ID" => "string".to_owned(),
+        "Int" => "int".to_owned(),
+        "Float" => "float64".to_owned(),
+        "Boolean" => "bool".to_owned(),
+        custom => exported(custom),
+    }
+}
+
+/// `withExec` → `WithExec`, `loadContainerFromID` → `LoadContainerFromID`,
+/// `insecureSkipTLSVerify` → `InsecureSkipTLSVerify`, `SHARED` → `Shared`.
+pub(crate) fn exported(name: &str) -> String {
+    text::snake_case(name)
+        .split('_')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            if INITIALISMS.contains(&word) {
+                word.to_ascii_uppercase()
+            } else {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            }
+        })
+        .collect()
+}
+
+/// A parameter name: lowerCamelCase, with a trailing underscore when it
+/// would clash with a keyword or a name the method body uses.
+fn parameter(name: &str) -> String {
+    let exported = exported(name);
+    // Lower the leading word: `ID` → `id`, `InsecureSkip` → `insecureSkip`.
+    let split = exported
+        .char_indices()
+        .skip(1)
+        .find(|&(index, ch)| {
+            ch.is_ascii_lowercase()
+                && exported[..index]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_uppercase())
+        })
+        .map_or(
+            exported.len(),
+            |(index, _)| {
+                if index > 1 {
+                    index - 1
+                } else {
+                    index
+                }
+            },
+        );
+    let lowered = exported[..split].to_ascii_lowercase() + &exported[split..];
+    if RESERVED.contains(&lowered.as_str()) {
+        format!("{lowered}_")
+    } else {
+        lowered
+    }
+}
+
+/// A GraphQL default value as Go would spell it, for doc comments.
+fn go_literal(literal: &str, ty: &TypeRef) -> String {
+    match ty {
+        TypeRef::Enum { name, .. } => format!("{}{}", exported(name), exported(literal)),
+        TypeRef::List { .. } if literal == "[]" => "empty".to_owned(),
+        _ => literal.to_owned(),
+    }
+}
+
+/// The constant names of an enum's values: `ReturnTypeSuccess`. A value
+/// whose name is taken already (Dagger's schema has both `Gzip` and `GZIP`)
+/// keeps its spelling: `ImageLayerCompressionGZIP`.
+fn enum_names(enumeration: &str, values: &[String]) -> Vec<String> {
+    let prefix = exported(enumeration);
+    let mut names: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let mut name = format!("{prefix}{}", exported(value));
+        if names.contains(&name) {
+            name = format!("{prefix}{value}");
+        }
+        names.push(name);
+    }
+    names
+}
+
+/// A `//` comment block whose first line starts at the template's position
+/// and whose later lines are indented by `indent` tabs. Empty when there is
+/// no text.
+fn comment(text: &str, indent: usize) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let width = LINE_LENGTH.saturating_sub(indent * 4 + 3).max(20);
+    let pad = "\t".repeat(indent);
+    let mut out = String::new();
+    for (index, line) in text::wrap(text, width).iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        if line.is_empty() {
+            out.push_str("//");
+        } else {
+            out.push_str("// ");
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// The doc comment of a method: description, then deprecation.
+fn field_comment(field: &Field, indent: usize) -> String {
+    let mut summary = field
+        .description
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if let Some(reason) = &field.deprecated {
+        summary = format!("{summary}\n\nDeprecated: {reason}")
+            .trim()
+            .to_owned();
+    }
+    comment(&summary, indent)
+}
+
+/// The doc comment of an optional argument's `Opts` field.
+fn opt_comment(arg: &Arg, indent: usize) -> String {
+    let mut text = arg
+        .description
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if let Some(default) = &arg.default {
+        if !text.is_empty() && !text.ends_with('.') {
+            text.push('.');
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!(
+            "Defaults to {} (the zero value leaves it out).",
+            go_literal(default, &arg.ty)
+        ));
+    }
+    comment(&text, indent)
+}
+
+/// Variables the Go templates need beyond the model.
+#[derive(serde::Serialize)]
+pub(crate) struct Extras {
+    /// The type an `ID` argument of unknown object type accepts.
+    any_object: String,
+    /// Whether the template must declare [`Extras::any_object`] itself (the
+    /// schema has no `Node` interface).
+    declare_any_object: bool,
+}
+
+pub(crate) fn extras(model: &Model) -> Extras {
+    Extras {
+        any_object: any_object(model),
+        declare_any_object: model.node_interface.is_none(),
+    }
+}
+
+fn any_object(model: &Model) -> String {
+    model
+        .node_interface
+        .clone()
+        .unwrap_or_else(|| "Object".to_owned())
+}
+
+/// Registers the Go filters on `env`.
+pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
+    let names = Names {
+        root: model.root.clone(),
+        interfaces: model.interfaces.iter().map(|i| i.name.clone()).collect(),
+        any_object: any_object(model),
+    };
+    let n = names.clone();
+    env.add_filter("go_class", move |name: String| n.class(&name));
+    env.add_filter("go_name", |name: String| exported(&name));
+    env.add_filter("go_param", |name: String| parameter(&name));
+    let n = names.clone();
+    env.add_filter("go_returns", move |field: Serde<Field>| n.returns(&field));
+    let n = names.clone();
+    env.add_filter("go_type", move |ty: Serde<TypeRef>| n.ty(&ty));
+    let n = names.clone();
+    env.add_filter("go_params", move |field: Serde<Field>, owner: String| {
+        n.params(&owner, &field)
+    });
+    let n = names;
+    env.add_filter("go_opts", move |field: Serde<Field>, owner: String| {
+        opts_name(&n.class(&owner), &field)
+    });
+    env.add_filter(
+        "go_enum_names",
+        |values: Vec<String>, enumeration: String| enum_names(&enumeration, &values),
+    );
+    env.add_filter("go_doc", |text: Option<String>, indent: usize| {
+        comment(text.as_deref().unwrap_or_default(), indent)
+    });
+    env.add_filter("go_field_doc", |field: Serde<Field>, indent: usize| {
+        field_comment(&field, indent)
+    });
+    env.add_filter("go_opt_doc", |arg: Serde<Arg>, indent: usize| {
+        opt_comment(&arg, indent)
+    });
+    // Whether an interface can declare the method: a field with optional
+    // arguments takes a per-type `Opts` struct, which implementors spell
+    // differently.
+    env.add_filter("go_interface_method", |field: Serde<Field>| {
+        field.optional_args.is_empty()
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{render, Model, LANGUAGES};
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
+
+    fn rendered() -> String {
+        let model = Model::from_sdl(FIXTURE).unwrap();
+        let language = LANGUAGES.iter().find(|l| l.name == "go").unwrap();
+        render(language, &model).unwrap()
+    }
+
+    #[test]
+    fn go_snapshot() {
+        insta::assert_snapshot!("go", rendered());
+    }
+
+    /// The output is what gofmt would write; skipped when Go is not installed
+    /// (`make go-test` runs `gofmt -l` on the real output either way).
+    #[test]
+    fn go_output_is_gofmt_clean() {
+        let dir = std::env::temp_dir().join(format!("xtask-go-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tiny.gen.go");
+        std::fs::write(&file, rendered()).unwrap();
+        let output = std::process::Command::new("gofmt")
+            .arg("-d")
+            .arg(&file)
+            .output();
+        std::fs::remove_dir_all(&dir).ok();
+        let Ok(output) = output else {
+            return;
+        };
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+
+    #[test]
+    fn names_follow_go_initialisms() {
+        assert_eq!(exported("withExec"), "WithExec");
+        assert_eq!(exported("loadContainerFromID"), "LoadContainerFromID");
+        assert_eq!(exported("insecureSkipTLSVerify"), "InsecureSkipTLSVerify");
+        assert_eq!(exported("id"), "ID");
+        assert_eq!(exported("uri"), "URI");
+        assert_eq!(exported("SHARED"), "Shared");
+        assert_eq!(exported("OCIMediaTypes"), "OCIMediaTypes");
+        assert_eq!(exported("None"), "None");
+        assert_eq!(exported("from"), "From");
+    }
+
+    #[test]
+    fn enum_names_never_collide() {
+        let values = ["Gzip", "EStarGZ", "GZIP", "ESTARGZ"].map(String::from);
+        assert_eq!(
+            enum_names("ImageLayerCompression", &values),
+            [
+                "ImageLayerCompressionGzip",
+                "ImageLayerCompressionEStarGz",
+                "ImageLayerCompressionGZIP",
+                "ImageLayerCompressionEstargz"
+            ]
+        );
+    }
+
+    #[test]
+    fn parameters_are_lower_camel_and_never_keywords() {
+        assert_eq!(parameter("address"), "address");
+        assert_eq!(parameter("id"), "id");
+        assert_eq!(parameter("ID"), "id");
+        assert_eq!(parameter("insecureSkipTLSVerify"), "insecureSkipTLSVerify");
+        assert_eq!(parameter("TLSConfig"), "tlsConfig");
+        assert_eq!(parameter("type"), "type_");
+        assert_eq!(parameter("ctx"), "ctx_");
+        assert_eq!(parameter("opts"), "opts_");
+        assert_eq!(parameter("platformVariants"), "platformVariants");
+    }
+
+    #[test]
+    fn comments_wrap_and_keep_paragraphs() {
+        assert_eq!(comment("Short.", 1), "// Short.");
+        assert_eq!(comment("", 1), "");
+        let long = "word ".repeat(30);
+        let doc = comment(&format!("{long}\n\nDeprecated: x"), 1);
+        assert!(
+            doc.lines().all(|line| line.len() + 4 <= LINE_LENGTH),
+            "{doc}"
+        );
+        assert!(doc.contains("\n\t//\n\t// Deprecated: x"), "{doc}");
+    }
+}

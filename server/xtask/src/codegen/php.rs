@@ -1,0 +1,484 @@
+//! PHP: naming, type spelling, PHPDoc and method bodies for `templates/php/`.
+//!
+//! The output is PSR-12 as emitted (4-space indents, braces on their own line
+//! for classes and single-line method signatures, `): T {` after an exploded
+//! parameter list), because no formatter is run over it. Signatures longer
+//! than [`LINE_LENGTH`] are exploded one parameter per line with a trailing
+//! comma; PHPDoc is wrapped to the same width.
+//!
+//! Everything lands in one file (`sdk-php/generated/Api.php`, one per language
+//! like the other SDKs), so the package's `composer.json` autoloads it with a
+//! classmap rather than one-class-per-file PSR-4.
+
+use minijinja::value::Serde;
+use minijinja::Environment;
+
+use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::{text, Language};
+
+/// Where the generated file goes, relative to the repository root.
+pub(crate) const OUTPUT: &str = "sdk-php/generated/Api.php";
+/// The template that renders [`OUTPUT`].
+pub(crate) const ENTRY: &str = "php/Api.php.jinja";
+/// Every template of the set, embedded so the generator is one binary.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+    (ENTRY, include_str!("../../templates/php/Api.php.jinja")),
+    (
+        "php/macros.jinja",
+        include_str!("../../templates/php/macros.jinja"),
+    ),
+];
+
+/// The entry in [`super::LANGUAGES`].
+pub(super) const LANGUAGE: Language = Language {
+    name: "php",
+    templates: TEMPLATES,
+    entry: ENTRY,
+    output: OUTPUT,
+    register,
+    extras: |model| minijinja::Value::from(Serde(extras(model))),
+};
+
+/// PSR-12's "lines SHOULD NOT be longer than 80 characters".
+const LINE_LENGTH: usize = 80;
+
+/// Names PHP does not accept as a class, interface or enum name
+/// (lowercase; PHP names are case-insensitive).
+const RESERVED_CLASS_NAMES: &[&str] = &[
+    "array", "bool", "callable", "class", "enum", "false", "float", "int", "iterable", "list",
+    "mixed", "never", "null", "object", "parent", "self", "static", "string", "true", "void",
+];
+
+/// Naming rules that depend on the schema (the root's class name).
+#[derive(Clone)]
+struct Names {
+    root: String,
+    /// Type of an `ID` argument whose object type the schema does not name.
+    any_object: String,
+}
+
+impl Names {
+    fn class(&self, name: &str) -> String {
+        if name == self.root {
+            "Client".to_owned()
+        } else {
+            class_name(name)
+        }
+    }
+
+    /// The native type declaration (`?string`, `array`, `Container`).
+    fn native(&self, ty: &TypeRef) -> String {
+        let (inner, non_null) = match ty {
+            TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
+            TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
+            TypeRef::Object { name, non_null } => (self.object(name.as_deref()), *non_null),
+            TypeRef::List { non_null, .. } => ("array".to_owned(), *non_null),
+        };
+        if non_null {
+            inner
+        } else {
+            format!("?{inner}")
+        }
+    }
+
+    /// The PHPDoc type (`list<string>|null`).
+    fn doc(&self, ty: &TypeRef) -> String {
+        let (inner, non_null) = match ty {
+            TypeRef::List { of, non_null } => (format!("list<{}>", self.doc(of)), *non_null),
+            TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
+            TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
+            TypeRef::Object { name, non_null } => (self.object(name.as_deref()), *non_null),
+        };
+        if non_null {
+            inner
+        } else {
+            format!("{inner}|null")
+        }
+    }
+
+    fn object(&self, name: Option<&str>) -> String {
+        name.map_or_else(|| self.any_object.clone(), |name| self.class(name))
+    }
+
+    /// (native, PHPDoc) return types of a method.
+    fn returns(&self, field: &Field) -> (String, String) {
+        match &field.kind {
+            FieldKind::Id => ("string".to_owned(), "string".to_owned()),
+            FieldKind::Object { object } | FieldKind::Sync { object } => {
+                (self.class(object), self.class(object))
+            }
+            FieldKind::ObjectList { object } => {
+                ("array".to_owned(), format!("list<{}>", self.class(object)))
+            }
+            FieldKind::Leaf => (self.native(&field.ty), self.doc(&field.ty)),
+        }
+    }
+
+    /// `T $name`, or `?T $name = null` for an optional argument.
+    fn param(&self, arg: &Arg) -> String {
+        let name = variable(&arg.name);
+        let native = self.native(&arg.ty);
+        if !arg.optional {
+            return format!("{native} ${name}");
+        }
+        if native.starts_with('?') {
+            format!("{native} ${name} = null")
+        } else {
+            format!("?{native} ${name} = null")
+        }
+    }
+
+    /// The method header through `{` (or `;` when `abstract`), at `indent`.
+    fn signature(&self, field: &Field, indent: usize, abstract_: bool) -> String {
+        let pad = " ".repeat(indent);
+        let (returns, _) = self.returns(field);
+        let params: Vec<String> = field
+            .required_args
+            .iter()
+            .chain(&field.optional_args)
+            .map(|arg| self.param(arg))
+            .collect();
+        let end = if abstract_ { ";" } else { "" };
+        let one_line = format!(
+            "{pad}public function {}({}): {returns}",
+            field.name,
+            params.join(", ")
+        );
+        if one_line.len() + end.len() <= LINE_LENGTH || params.is_empty() {
+            let brace = if abstract_ {
+                ";".to_owned()
+            } else {
+                format!("\n{pad}{{")
+            };
+            return format!("{one_line}{brace}");
+        }
+        let mut out = format!("{pad}public function {}(\n", field.name);
+        for param in &params {
+            out.push_str(&format!("{pad}    {param},\n"));
+        }
+        out.push_str(&format!(
+            "{pad}): {returns}{}",
+            if abstract_ { ";" } else { " {" }
+        ));
+        out
+    }
+
+    /// The statements of a method body, at `indent`.
+    fn body(&self, field: &Field, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        let select = select_expression(field, indent);
+        match &field.kind {
+            FieldKind::Id => format!("{pad}return $this->ctx->id();"),
+            FieldKind::Object { object } => {
+                format!("{pad}return new {}({select});", self.class(object))
+            }
+            FieldKind::Sync { object } => format!(
+                "{pad}$__q = {select};\n\
+                 {pad}return new {class}($this->ctx->load('{object}', $__q->execute()));",
+                class = self.class(object),
+            ),
+            FieldKind::ObjectList { object } => format!(
+                "{pad}$__ids = {select}->select('id')->executeList();\n\
+                 {pad}return array_map(\n\
+                 {pad}    fn (mixed $__id): {class} => new {class}($this->ctx->load('{object}', $__id)),\n\
+                 {pad}    $__ids,\n\
+                 {pad});",
+                class = self.class(object),
+            ),
+            FieldKind::Leaf => match enum_shape(&field.ty) {
+                None => format!("{pad}return {select}->execute();"),
+                Some((name, EnumShape::One { non_null: true })) => format!(
+                    "{pad}$__q = {select};\n{pad}return {}::from($__q->execute());",
+                    class_name(name)
+                ),
+                Some((name, EnumShape::One { non_null: false })) => format!(
+                    "{pad}$__r = {select}->execute();\n\
+                     {pad}return $__r === null ? null : {}::from($__r);",
+                    class_name(name)
+                ),
+                Some((name, EnumShape::List)) => format!(
+                    "{pad}$__r = {select}->executeList();\n\
+                     {pad}return array_map(static fn (string $__v): {class} => {class}::from($__v), $__r);",
+                    class = class_name(name)
+                ),
+            },
+        }
+    }
+}
+
+/// `$this->ctx->select('name')`, or with an argument array exploded one
+/// entry per line (the array's closing `]` at `indent`).
+fn select_expression(field: &Field, indent: usize) -> String {
+    if field.args.is_empty() {
+        return format!("$this->ctx->select('{}')", field.name);
+    }
+    let pad = " ".repeat(indent);
+    let mut out = format!("$this->ctx->select('{}', [\n", field.name);
+    for arg in &field.args {
+        out.push_str(&format!(
+            "{pad}    '{}' => ${},\n",
+            arg.name,
+            variable(&arg.name)
+        ));
+    }
+    out.push_str(&format!("{pad}])"));
+    out
+}
+
+enum EnumShape {
+    One { non_null: bool },
+    List,
+}
+
+fn enum_shape(ty: &TypeRef) -> Option<(&str, EnumShape)> {
+    match ty {
+        TypeRef::Enum { name, non_null } => Some((
+            name,
+            EnumShape::One {
+                non_null: *non_null,
+            },
+        )),
+        TypeRef::List { of, .. } => match of.as_ref() {
+            TypeRef::Enum {
+                name,
+                non_null: true,
+            } => Some((name, EnumShape::List)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn scalar(name: &str) -> &str {
+    match name {
+        "Int" => "int",
+        "Float" => "float",
+        "Boolean" => "bool",
+        // ID, String and every custom scalar (`Platform`, `ContainerID`) are
+        // strings on the wire.
+        _ => "string",
+    }
+}
+
+/// A class, interface or enum name: reserved words get a `Type` suffix.
+fn class_name(name: &str) -> String {
+    if RESERVED_CLASS_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        format!("{name}Type")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A variable name: `$this` is the only one PHP refuses.
+fn variable(name: &str) -> String {
+    if name == "this" {
+        "this_".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A GraphQL default value as PHP would spell it, for PHPDoc.
+fn php_literal(literal: &str, ty: &TypeRef) -> String {
+    match ty {
+        TypeRef::Enum { name, .. } => format!("{}::{literal}", class_name(name)),
+        _ => literal.to_owned(),
+    }
+}
+
+/// Makes text safe inside a `/** */` block.
+fn escape_doc(text: &str) -> String {
+    text.replace("*/", "*\\/")
+}
+
+/// A complete PHPDoc block at `indent` (empty when there is nothing to say).
+/// `tags` are `@param`/`@return`/`@deprecated` lines, wrapped with a
+/// four-space hanging indent.
+fn doc_block(summary: Option<&str>, tags: &[String], indent: usize) -> String {
+    let summary = summary.map(str::trim).filter(|text| !text.is_empty());
+    if summary.is_none() && tags.is_empty() {
+        return String::new();
+    }
+    let pad = " ".repeat(indent);
+    let width = LINE_LENGTH.saturating_sub(indent + 3).max(20);
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(summary) = summary {
+        lines.extend(text::wrap(&escape_doc(summary), width));
+    }
+    if !tags.is_empty() {
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        for tag in tags {
+            let mut wrapped = text::wrap_line(&escape_doc(tag), width).into_iter();
+            if let Some(first) = wrapped.next() {
+                lines.push(first);
+            }
+            let rest: Vec<String> = wrapped.collect();
+            if !rest.is_empty() {
+                for line in text::wrap_line(&rest.join(" "), width - 4) {
+                    lines.push(format!("    {line}"));
+                }
+            }
+        }
+    }
+    let mut out = String::from("/**\n");
+    for line in lines {
+        if line.is_empty() {
+            out.push_str(&format!("{pad} *\n"));
+        } else {
+            out.push_str(&format!("{pad} * {line}\n"));
+        }
+    }
+    out.push_str(&format!("{pad} */"));
+    out
+}
+
+impl Names {
+    fn field_doc(&self, field: &Field, indent: usize) -> String {
+        let mut tags: Vec<String> = field
+            .required_args
+            .iter()
+            .chain(&field.optional_args)
+            .filter_map(|arg| {
+                let mut text = arg
+                    .description
+                    .clone()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                if let Some(default) = &arg.default {
+                    if !text.is_empty() && !text.ends_with('.') {
+                        text.push('.');
+                    }
+                    if !text.is_empty() {
+                        text.push(' ');
+                    }
+                    text.push_str(&format!("Defaults to {}.", php_literal(default, &arg.ty)));
+                }
+                // A tag only when it says more than the native type.
+                if text.is_empty() && !matches!(arg.ty, TypeRef::List { .. }) {
+                    return None;
+                }
+                let mut ty = self.doc(&arg.ty);
+                if arg.optional && !ty.ends_with("|null") {
+                    ty.push_str("|null");
+                }
+                let tag = format!("@param {ty} ${}", variable(&arg.name));
+                Some(if text.is_empty() {
+                    tag
+                } else {
+                    format!("{tag} {text}")
+                })
+            })
+            .collect();
+        let (_, doc) = self.returns(field);
+        if doc.contains("list<") {
+            tags.push(format!("@return {doc}"));
+        }
+        if let Some(reason) = &field.deprecated {
+            tags.push(format!("@deprecated {reason}"));
+        }
+        doc_block(field.description.as_deref(), &tags, indent)
+    }
+}
+
+/// Variables the PHP templates need beyond the model.
+#[derive(serde::Serialize)]
+pub(crate) struct Extras {
+    /// The type an `ID` argument of unknown object type accepts.
+    any_object: String,
+}
+
+pub(crate) fn extras(model: &Model) -> Extras {
+    Extras {
+        any_object: any_object(model),
+    }
+}
+
+fn any_object(model: &Model) -> String {
+    model
+        .node_interface
+        .as_deref()
+        .map_or_else(|| "ApiObject".to_owned(), class_name)
+}
+
+/// Registers the PHP filters on `env`.
+pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
+    let names = Names {
+        root: model.root.clone(),
+        any_object: any_object(model),
+    };
+    let n = names.clone();
+    env.add_filter("php_class", move |name: String| n.class(&name));
+    env.add_filter("php_doc", |text: Option<String>, indent: usize| {
+        doc_block(text.as_deref(), &[], indent)
+    });
+    let n = names.clone();
+    env.add_filter(
+        "php_field_doc",
+        move |field: Serde<Field>, indent: usize| n.field_doc(&field, indent),
+    );
+    let n = names.clone();
+    env.add_filter(
+        "php_signature",
+        move |field: Serde<Field>, indent: usize, abstract_: bool| {
+            n.signature(&field, indent, abstract_)
+        },
+    );
+    let n = names;
+    env.add_filter("php_body", move |field: Serde<Field>, indent: usize| {
+        n.body(&field, indent)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
+
+    #[test]
+    fn php_snapshot() {
+        let model = Model::from_sdl(FIXTURE).unwrap();
+        insta::assert_snapshot!("php", super::super::render(&LANGUAGE, &model).unwrap());
+    }
+
+    #[test]
+    fn first_line_opens_php_and_carries_the_header() {
+        let model = Model::from_sdl(FIXTURE).unwrap();
+        let rendered = super::super::render(&LANGUAGE, &model).unwrap();
+        let first = rendered.lines().next().unwrap();
+        assert_eq!(first, format!("<?php // {}", super::super::HEADER));
+        assert!(rendered.contains("\ndeclare(strict_types=1);\n"));
+        assert!(rendered.lines().all(|line| line.len() <= 120), "{rendered}");
+        assert!(
+            rendered.lines().all(|line| line == line.trim_end()),
+            "no trailing whitespace"
+        );
+    }
+
+    #[test]
+    fn doc_blocks_escape_and_wrap() {
+        assert_eq!(
+            doc_block(Some("Short."), &[], 4),
+            "/**\n     * Short.\n     */"
+        );
+        assert_eq!(doc_block(Some("a */ b"), &[], 0), "/**\n * a *\\/ b\n */");
+        let long = "word ".repeat(30);
+        let doc = doc_block(Some(&long), &["@param string $name text".into()], 4);
+        assert!(doc.lines().all(|line| line.len() <= LINE_LENGTH), "{doc}");
+        assert!(
+            doc.contains("\n     *\n     * @param string $name text\n"),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn reserved_names_are_renamed() {
+        assert_eq!(class_name("List"), "ListType");
+        assert_eq!(class_name("Container"), "Container");
+        assert_eq!(variable("this"), "this_");
+        assert_eq!(variable("from"), "from");
+    }
+}

@@ -1,0 +1,465 @@
+//! TypeScript: naming, type spelling and TSDoc for `templates/typescript/`.
+//!
+//! The output is what Prettier's defaults would keep (two-space indent, double
+//! quotes, semicolons, trailing commas, lines up to 100 columns): signatures
+//! that would be longer are exploded one parameter per line here, and argument
+//! objects are always written one property per line, which Prettier preserves.
+//! No formatter runs at generation time.
+//!
+//! Optional arguments go in one options object per method (`ContainerWithExecOpts`),
+//! enums are TypeScript string enums whose values are the GraphQL names, and
+//! enum-typed arguments are wrapped in `enumArg(...)` so the runtime inlines them
+//! unquoted.
+
+use minijinja::value::Serde;
+use minijinja::Environment;
+
+use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::text;
+
+/// Where the generated module goes, relative to the repository root.
+pub(crate) const OUTPUT: &str = "sdk-typescript/src/api/client.gen.ts";
+/// The template that renders [`OUTPUT`].
+pub(crate) const ENTRY: &str = "typescript/client.gen.ts.jinja";
+/// Every template of the set, embedded so the generator is one binary.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+    (
+        ENTRY,
+        include_str!("../../templates/typescript/client.gen.ts.jinja"),
+    ),
+    (
+        "typescript/macros.jinja",
+        include_str!("../../templates/typescript/macros.jinja"),
+    ),
+];
+
+/// This language's entry in [`super::LANGUAGES`].
+pub(super) const LANGUAGE: super::Language = super::Language {
+    name: "typescript",
+    templates: TEMPLATES,
+    entry: ENTRY,
+    output: OUTPUT,
+    register,
+    extras: |model| minijinja::Value::from(Serde(extras(model))),
+};
+
+const LINE_LENGTH: usize = 100;
+
+/// Words that cannot name a parameter; such a parameter gets a trailing underscore.
+const RESERVED: &[&str] = &[
+    "arguments",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "eval",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "opts",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+];
+
+/// Naming rules that depend on the schema (the root's class name).
+#[derive(Clone)]
+struct Names {
+    root: String,
+    /// Type of an `ID` argument whose object type the schema does not name.
+    any_object: String,
+}
+
+impl Names {
+    fn class(&self, name: &str) -> String {
+        if name == self.root {
+            "Client".to_owned()
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// The type of a value; `null` is part of it unless `non_null` (or `strip_null`).
+    fn ty(&self, ty: &TypeRef, strip_null: bool) -> String {
+        let (inner, non_null) = match ty {
+            TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
+            TypeRef::Enum { name, non_null } => (name.clone(), *non_null),
+            TypeRef::Object { name, non_null } => (
+                name.as_deref()
+                    .map_or_else(|| self.any_object.clone(), |name| self.class(name)),
+                *non_null,
+            ),
+            TypeRef::List { of, non_null } => {
+                let item = self.ty(of, false);
+                let item = if item.contains(' ') {
+                    format!("({item})")
+                } else {
+                    item
+                };
+                (format!("{item}[]"), *non_null)
+            }
+        };
+        if non_null || strip_null {
+            inner
+        } else {
+            format!("{inner} | null")
+        }
+    }
+
+    fn returns(&self, field: &Field) -> String {
+        match &field.kind {
+            FieldKind::Id => "Promise<string>".to_owned(),
+            FieldKind::Object { object } => self.class(object),
+            FieldKind::Sync { object } => format!("Promise<{}>", self.class(object)),
+            FieldKind::ObjectList { object } => format!("Promise<{}[]>", self.class(object)),
+            FieldKind::Leaf => format!("Promise<{}>", self.ty(&field.ty, false)),
+        }
+    }
+
+    /// The leaf's value type, as passed to `execute<T>()`.
+    fn leaf_type(&self, field: &Field) -> String {
+        self.ty(&field.ty, false)
+    }
+
+    /// `name(params): Returns` for a class method (`async` when it returns a
+    /// promise) or an interface member, exploded when longer than a line.
+    fn signature(&self, field: &Field, owner: &str, indent: usize, declaration: bool) -> String {
+        let mut params: Vec<String> = field
+            .required_args
+            .iter()
+            .map(|arg| format!("{}: {}", identifier(&arg.name), self.ty(&arg.ty, false)))
+            .collect();
+        if !field.optional_args.is_empty() {
+            params.push(format!(
+                "opts?: {}",
+                opts_name(&self.class(owner), &field.name)
+            ));
+        }
+        let prefix = if !declaration && !matches!(field.kind, FieldKind::Object { .. }) {
+            "async "
+        } else {
+            ""
+        };
+        let returns = self.returns(field);
+        let end = if declaration { ";" } else { " {" };
+        let one_line = format!(
+            "{prefix}{}({}): {returns}{end}",
+            field.name,
+            params.join(", ")
+        );
+        if indent + one_line.len() <= LINE_LENGTH || params.is_empty() {
+            return one_line;
+        }
+        let pad = " ".repeat(indent);
+        let mut out = format!("{prefix}{}(\n", field.name);
+        for param in &params {
+            out.push_str(&format!("{pad}  {param},\n"));
+        }
+        out.push_str(&format!("{pad}): {returns}{end}"));
+        out
+    }
+
+    /// The expression passing `arg` to the runtime.
+    fn arg_value(&self, arg: &Arg) -> String {
+        let value = if arg.optional {
+            format!("opts?.{}", arg.name)
+        } else {
+            identifier(&arg.name)
+        };
+        if holds_enum(&arg.ty) {
+            format!("enumArg({value})")
+        } else {
+            value
+        }
+    }
+
+    /// One property of the argument object: `name` (shorthand) or `name: value`.
+    fn arg_property(&self, arg: &Arg) -> String {
+        let value = self.arg_value(arg);
+        if value == arg.name {
+            value
+        } else {
+            format!("{}: {value}", property(&arg.name))
+        }
+    }
+}
+
+fn holds_enum(ty: &TypeRef) -> bool {
+    match ty {
+        TypeRef::Enum { .. } => true,
+        TypeRef::List { of, .. } => holds_enum(of),
+        _ => false,
+    }
+}
+
+fn scalar(name: &str) -> &str {
+    match name {
+        "String" | "ID" => "string",
+        "Int" | "Float" => "number",
+        "Boolean" => "boolean",
+        custom => custom,
+    }
+}
+
+/// A parameter name: reserved words get a trailing underscore.
+fn identifier(name: &str) -> String {
+    if RESERVED.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// An object property name: GraphQL names are always valid identifiers.
+fn property(name: &str) -> String {
+    name.to_owned()
+}
+
+/// `Container` + `withExec` → `ContainerWithExecOpts`.
+fn opts_name(class: &str, field: &str) -> String {
+    let mut chars = field.chars();
+    let first = chars.next().map(|c| c.to_ascii_uppercase());
+    format!(
+        "{class}{}{}Opts",
+        first.map(String::from).unwrap_or_default(),
+        chars.as_str()
+    )
+}
+
+/// A GraphQL default value as TypeScript would spell it, for TSDoc.
+fn ts_literal(literal: &str, ty: &TypeRef) -> String {
+    match ty {
+        TypeRef::Enum { name, .. } if literal != "null" => format!("{name}.{literal}"),
+        _ => literal.to_owned(),
+    }
+}
+
+/// Escapes text for a `/** */` comment.
+fn escape_comment(text: &str) -> String {
+    text.replace("*/", "*\\/")
+}
+
+/// A complete TSDoc comment whose first line starts at column `indent`; later
+/// lines carry their own indentation. Empty when there is nothing to say.
+fn doc_comment(summary: Option<&str>, tags: &[String], indent: usize) -> String {
+    let summary = summary.map(str::trim).filter(|text| !text.is_empty());
+    if summary.is_none() && tags.is_empty() {
+        return String::new();
+    }
+    let width = LINE_LENGTH.saturating_sub(indent + 3).max(20);
+    let pad = " ".repeat(indent);
+    if tags.is_empty() {
+        let body = escape_comment(summary.unwrap_or_default());
+        if !body.contains('\n') && body.len() + 7 + indent <= LINE_LENGTH {
+            return format!("/** {body} */");
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(summary) = summary {
+        lines.extend(text::wrap(&escape_comment(summary), width));
+    }
+    if !tags.is_empty() {
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        for tag in tags {
+            let mut wrapped = text::wrap_line(&escape_comment(tag), width).into_iter();
+            if let Some(first) = wrapped.next() {
+                lines.push(first);
+            }
+            let rest: Vec<String> = wrapped.collect();
+            if !rest.is_empty() {
+                for line in text::wrap_line(&rest.join(" "), width - 2) {
+                    lines.push(format!("  {line}"));
+                }
+            }
+        }
+    }
+    let mut out = String::from("/**");
+    for line in &lines {
+        out.push('\n');
+        out.push_str(&pad);
+        if line.is_empty() {
+            out.push_str(" *");
+        } else {
+            out.push_str(" * ");
+            out.push_str(line);
+        }
+    }
+    out.push('\n');
+    out.push_str(&pad);
+    out.push_str(" */");
+    out
+}
+
+fn field_doc(field: &Field, indent: usize) -> String {
+    let mut tags: Vec<String> = field
+        .required_args
+        .iter()
+        .filter_map(|arg| {
+            let text = arg.description.as_deref().unwrap_or_default().trim();
+            (!text.is_empty()).then(|| format!("@param {} - {text}", identifier(&arg.name)))
+        })
+        .collect();
+    if let Some(reason) = &field.deprecated {
+        tags.push(format!("@deprecated {reason}"));
+    }
+    doc_comment(field.description.as_deref(), &tags, indent)
+}
+
+fn option_doc(arg: &Arg, indent: usize) -> String {
+    let mut text = arg
+        .description
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if let Some(default) = &arg.default {
+        if !text.is_empty() && !text.ends_with('.') {
+            text.push('.');
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("Defaults to `{}`.", ts_literal(default, &arg.ty)));
+    }
+    doc_comment(Some(&text), &[], indent)
+}
+
+/// Variables the TypeScript templates need beyond the model.
+#[derive(serde::Serialize)]
+pub(crate) struct Extras {
+    /// Whether any argument is an enum (`enumArg` is imported only then).
+    uses_enum_args: bool,
+}
+
+pub(crate) fn extras(model: &Model) -> Extras {
+    let uses_enum_args = model
+        .objects
+        .iter()
+        .flat_map(|object| &object.fields)
+        .flat_map(|field| &field.args)
+        .any(|arg| holds_enum(&arg.ty));
+    Extras { uses_enum_args }
+}
+
+fn any_object(model: &Model) -> String {
+    model
+        .node_interface
+        .clone()
+        .unwrap_or_else(|| "BaseObject".to_owned())
+}
+
+/// Registers the TypeScript filters on `env`.
+pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
+    let names = Names {
+        root: model.root.clone(),
+        any_object: any_object(model),
+    };
+    let n = names.clone();
+    env.add_filter("ts_class", move |name: String| n.class(&name));
+    let n = names.clone();
+    env.add_filter("ts_opts", move |field: Serde<Field>, owner: String| {
+        opts_name(&n.class(&owner), &field.name)
+    });
+    let n = names.clone();
+    env.add_filter(
+        "ts_signature",
+        move |field: Serde<Field>, owner: String, indent: usize, declaration: bool| {
+            n.signature(&field, &owner, indent, declaration)
+        },
+    );
+    let n = names.clone();
+    env.add_filter("ts_leaf_type", move |field: Serde<Field>| {
+        n.leaf_type(&field)
+    });
+    let n = names.clone();
+    env.add_filter("ts_option_type", move |arg: Serde<Arg>| n.ty(&arg.ty, true));
+    let n = names;
+    env.add_filter("ts_arg_property", move |arg: Serde<Arg>| {
+        n.arg_property(&arg)
+    });
+    env.add_filter("ts_doc", |text: Option<String>, indent: usize| {
+        doc_comment(text.as_deref(), &[], indent)
+    });
+    env.add_filter("ts_field_doc", |field: Serde<Field>, indent: usize| {
+        field_doc(&field, indent)
+    });
+    env.add_filter("ts_option_doc", |arg: Serde<Arg>, indent: usize| {
+        option_doc(&arg, indent)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{render, Model, LANGUAGES};
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
+
+    #[test]
+    fn typescript_snapshot() {
+        let model = Model::from_sdl(FIXTURE).unwrap();
+        let language = LANGUAGES.iter().find(|l| l.name == "typescript").unwrap();
+        insta::assert_snapshot!("typescript", render(language, &model).unwrap());
+    }
+
+    #[test]
+    fn comments_escape_and_wrap() {
+        assert_eq!(doc_comment(Some("Short."), &[], 2), "/** Short. */");
+        assert_eq!(doc_comment(Some("a */ b"), &[], 2), "/** a *\\/ b */");
+        assert_eq!(doc_comment(None, &[], 2), "");
+        let long = "word ".repeat(30);
+        let doc = doc_comment(Some(&long), &["@param name - text".to_owned()], 2);
+        let mut lines = doc.lines();
+        assert_eq!(lines.next(), Some("/**"));
+        assert!(lines.all(|line| line.len() <= LINE_LENGTH), "{doc}");
+        assert!(
+            doc.ends_with("\n   *\n   * @param name - text\n   */"),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(opts_name("Container", "withExec"), "ContainerWithExecOpts");
+        assert_eq!(identifier("default"), "default_");
+        assert_eq!(identifier("address"), "address");
+    }
+}
