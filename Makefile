@@ -27,6 +27,7 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
+TEST_STEPS += docs-test
 TEST_STEPS += python-test
 TEST_STEPS += go-test
 TEST_STEPS += dagger-sdk-test
@@ -173,3 +174,7 @@ go-test: setup
 		echo "staticcheck ./..."; go run $(STATICCHECK) ./...; \
 	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
 	cd sdk-go && GANTRY_BIN=$(CURDIR)/target/debug/gantry GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
+
+# The root README's SDK examples must be the ones each SDK's tests run.
+docs-test: setup
+	python3 scripts/check-readme-examples.py
