@@ -24,6 +24,47 @@ struct Session {
     port: u16,
     token: String,
     engine: Arc<Engine>,
+    socket: SessionSocket,
+}
+
+/// The session's Unix socket, in a private directory of its own (mode
+/// 0700), removed with the session.
+struct SessionSocket {
+    dir: PathBuf,
+}
+
+impl SessionSocket {
+    fn path(&self) -> PathBuf {
+        self.dir.join("engine.sock")
+    }
+}
+
+impl Drop for SessionSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Serves `app` on a fresh socket under the temp directory.
+fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!(
+        "gantry-session-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir(&dir).with_context(|| format!("while creating {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let socket = SessionSocket { dir };
+    let listener = tokio::net::UnixListener::bind(socket.path())
+        .with_context(|| format!("while binding {}", socket.path().display()))?;
+    std::fs::set_permissions(socket.path(), std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "session socket failed");
+        }
+    });
+    Ok(socket)
 }
 
 async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
@@ -34,6 +75,11 @@ async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
         .await
         .context("while binding a loopback port for the session")?;
     let port = listener.local_addr()?.port();
+    let socket = bind_session_socket(gantry_api::router(
+        schema.clone(),
+        Access::Open,
+        workdir.clone(),
+    ))?;
     let app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -44,14 +90,16 @@ async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
         port,
         token,
         engine,
+        socket,
     })
 }
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  gantry run -- python ci.py\n  gantry run -- go run ./ci\n\n\
-The command sees GANTRY_SESSION_PORT/GANTRY_SESSION_TOKEN and DAGGER_SESSION_PORT/\n\
-DAGGER_SESSION_TOKEN, so gantry's SDKs and Dagger's official SDKs both connect to this session."
+The command sees GANTRY_SESSION_PORT/GANTRY_SESSION_TOKEN, DAGGER_SESSION_PORT/\n\
+DAGGER_SESSION_TOKEN and GANTRY_SOCKET (the session's own Unix socket), so gantry's SDKs\n\
+and Dagger's official SDKs both connect to this session."
 )]
 pub(crate) struct RunArgs {
     #[command(flatten)]
@@ -76,7 +124,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         .env(env::SESSION_PORT, &port)
         .env(env::SESSION_TOKEN, &session.token)
         .env(env::DAGGER_SESSION_PORT, &port)
-        .env(env::DAGGER_SESSION_TOKEN, &session.token);
+        .env(env::DAGGER_SESSION_TOKEN, &session.token)
+        .env(env::SOCKET, session.socket.path());
     // On a terminal, the command's terminal output goes through the progress
     // renderer, which prints it above the steps it redraws in place.
     let routed = progress.sender().filter(|_| progress.is_tty());

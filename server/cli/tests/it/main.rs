@@ -302,7 +302,7 @@ fn run_exports_session_variables_and_exit_status() {
     require_docker!();
     let dir = tempfile::tempdir().unwrap();
     let out = support::gantry(dir.path())
-        .args(["run", "--", "sh", "-c", "test -n \"$DAGGER_SESSION_PORT\" && test \"$GANTRY_SESSION_TOKEN\" = \"$DAGGER_SESSION_TOKEN\" && exit 7"])
+        .args(["run", "--", "sh", "-c", "test -n \"$DAGGER_SESSION_PORT\" && test \"$GANTRY_SESSION_TOKEN\" = \"$DAGGER_SESSION_TOKEN\" && test -S \"$GANTRY_SOCKET\" && exit 7"])
         .output()
         .unwrap();
     assert_eq!(
