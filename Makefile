@@ -34,6 +34,7 @@ TEST_STEPS += dagger-sdk-test
 TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
+TEST_STEPS += conformance
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -178,3 +179,24 @@ go-test: setup
 # The root README's SDK examples must be the ones each SDK's tests run.
 docs-test: setup
 	python3 scripts/check-readme-examples.py
+
+# Conformance (conformance-tests/): the same scenarios as small programs in each gantry SDK
+# (Python, TypeScript, Go, PHP), one expected output per scenario, all against one engine
+# that conformance-tests/run.py starts (state kept in target/conformance/state, so the Go
+# caches stay warm). Builds what each SDK needs: the engine, the Python SDK into
+# sdk-python/.venv (python-test's venv), sdk-typescript/dist when missing, sdk-php's
+# autoloader when missing; Go uses the checkout through a `replace` in conformance-tests/go.
+# Prints `python: N passed, M failed` (typescript, go, php likewise), then the total line.
+.PHONY: conformance
+conformance: export PATH := $(PATH):/usr/local/go/bin
+conformance: setup
+	$(CARGO) build --locked -p gantry
+	@if [[ ! -x $(PY_VENV)/bin/python ]]; then $(PYTHON) -m venv $(PY_VENV); fi
+	@if $(PY_VENV)/bin/python -c 'import hatchling' 2>/dev/null; then iso=--no-build-isolation; else iso=; fi; \
+		$(PIP) install $$iso --no-deps --force-reinstall ./sdk-python
+	@if [[ ! -f sdk-typescript/dist/index.js ]]; then \
+		cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json; fi
+	@if [[ ! -f sdk-php/vendor/autoload.php ]]; then \
+		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
+	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
+		$(PYTHON) conformance-tests/run.py
