@@ -6,6 +6,7 @@
 #   make python-test     Python SDK: codegen --check, ruff, mypy, pytest (after setup)
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
+#   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started

@@ -81,7 +81,11 @@ def prepare(sdk: str) -> str | None:
         # One `go build` for every scenario: faster than `go run` per program.
         result = subprocess.run(
             ["go", "build", "-o", f"{bin_dir}/", "./..."],
-            cwd=HERE / "go", env=env, capture_output=True, text=True,
+            cwd=HERE / "go",
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             return f"go build failed:\n{result.stdout}{result.stderr}"
@@ -106,10 +110,23 @@ def containers_created(since: float, until: float, pid: int) -> int:
     Filtered here, not with --filter label=: dockerd 20.10 ignores label filters on events.
     """
     out = subprocess.run(
-        ["docker", "events", "--since", f"{since:.6f}", "--until", f"{until:.6f}",
-         "--filter", "type=container", "--filter", "event=create",
-         "--format", '{{index .Actor.Attributes "dev.gantry.engine-pid"}}'],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.6f}",
+            "--until",
+            f"{until:.6f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--format",
+            '{{index .Actor.Attributes "dev.gantry.engine-pid"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return sum(1 for line in out.splitlines() if line.strip() == str(pid))
 
@@ -142,17 +159,32 @@ def run_scenario(sdk: str, scenario: str, engine_pid: int, env: dict[str, str]) 
     stdout, reason = "", ""
     with open(log, "w") as log_file:
         for run in range(1, runs + 1):
-            run_env = dict(env, CONFORMANCE_MARKER=marker, CONFORMANCE_RUN=str(run),
-                           CONFORMANCE_OUT=str(out_dir), CONFORMANCE_SECRET=secret)
+            run_env = dict(
+                env,
+                CONFORMANCE_MARKER=marker,
+                CONFORMANCE_RUN=str(run),
+                CONFORMANCE_OUT=str(out_dir),
+                CONFORMANCE_SECRET=secret,
+            )
             since = time.time()
             try:
-                result = subprocess.run(cmd, cwd=cwd, env=run_env, capture_output=True,
-                                        text=True, timeout=300, stdin=subprocess.DEVNULL)
+                result = subprocess.run(
+                    cmd,
+                    check=False,
+                    cwd=cwd,
+                    env=run_env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    stdin=subprocess.DEVNULL,
+                )
             except subprocess.TimeoutExpired:
                 reason = f"run {run} timed out after 300 s"
                 break
-            log_file.write(f"$ {' '.join(cmd)}  (run {run}, exit {result.returncode})\n"
-                           f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}\n")
+            log_file.write(
+                f"$ {' '.join(cmd)}  (run {run}, exit {result.returncode})\n"
+                f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}\n"
+            )
             if secret in result.stdout + result.stderr:
                 reason = "the secret's value appears in the output"
                 break
@@ -169,7 +201,9 @@ def run_scenario(sdk: str, scenario: str, engine_pid: int, env: dict[str, str]) 
         if not reason and actual != expected:
             reason = "output differs from expected"
         if reason:
-            diff = "\n".join(difflib.unified_diff(expected, actual, "expected", "actual", lineterm=""))
+            diff = "\n".join(
+                difflib.unified_diff(expected, actual, "expected", "actual", lineterm="")
+            )
             log_file.write(f"FAILED: {reason}\n{diff}\n")
             reason += "\n" + "\n".join("        | " + line for line in diff.splitlines()[2:])
     return not reason, reason
@@ -181,7 +215,9 @@ def start_engine() -> subprocess.Popen[bytes]:
     with open(OUT / "engine.log", "wb") as log:
         proc = subprocess.Popen(
             [GANTRY, "serve", "--socket", sock, "--state-dir", OUT / "state"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while True:
@@ -210,8 +246,11 @@ def main(argv: list[str]) -> int:
         old.unlink()
 
     engine = start_engine()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GANTRY_SESSION_", "DAGGER_SESSION_")) and k != "GANTRY_BIN"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GANTRY_SESSION_", "DAGGER_SESSION_")) and k != "GANTRY_BIN"
+    }
     env["GANTRY_SOCKET"] = str(OUT / "engine.sock")
     totals = {}
     started = time.monotonic()
@@ -228,8 +267,11 @@ def main(argv: list[str]) -> int:
                     ok, reason = run_scenario(sdk, scenario, engine.pid, env)
                 took = time.monotonic() - start
                 status = "ok  " if ok else "FAIL"
-                print(f"  {status}  {sdk + '/' + scenario:<30} {took:5.1f}s"
-                      + ("" if ok else f"  {reason}"), flush=True)
+                print(
+                    f"  {status}  {sdk + '/' + scenario:<30} {took:5.1f}s"
+                    + ("" if ok else f"  {reason}"),
+                    flush=True,
+                )
                 passed, failed = passed + ok, failed + (not ok)
             totals[sdk] = (passed, failed)
             print(f"  ({sdk}: {time.monotonic() - sdk_start:.1f}s)", flush=True)

@@ -7,7 +7,7 @@ require __DIR__ . '/common.php';
 const SCRIPT = 'echo out; echo err >&2; exit 3';
 
 $client = \Gantry\Client::connect();
-$base = $client->container()->from(BUSYBOX);
+$base = $client->container()->from(BUSYBOX)->withEnvVariable('MARKER', MARKER);
 try {
     $base->withExec(['sh', '-c', SCRIPT])->sync();
     echo "no error\n";

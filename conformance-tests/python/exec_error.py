@@ -1,14 +1,14 @@
 import asyncio
 
 import gantry
-from common import BUSYBOX
+from common import BUSYBOX, MARKER
 
 SCRIPT = "echo out; echo err >&2; exit 3"
 
 
 async def main() -> None:
     async with gantry.Connection() as client:
-        base = client.container().from_(BUSYBOX)
+        base = client.container().from_(BUSYBOX).with_env_variable("MARKER", MARKER)
         try:
             await base.with_exec(["sh", "-c", SCRIPT]).sync()
             print("no error")

@@ -8,7 +8,10 @@ async def main() -> None:
     async with gantry.Connection() as client:
         ctr = client.container().from_(BUSYBOX).with_new_file("/marker.txt", MARKER)
         ctr_id = await ctr.id()
-        print("container id:", "non-empty string" if isinstance(ctr_id, str) and ctr_id else repr(ctr_id))
+        print(
+            "container id:",
+            "non-empty string" if isinstance(ctr_id, str) and ctr_id else repr(ctr_id),
+        )
         loaded = client.load_container_from_id(ctr_id)
         print("loaded container:", await loaded.with_exec(["cat", "/marker.txt"]).stdout())
         dir_id = await client.directory().with_new_file("m.txt", MARKER).id()

@@ -34,10 +34,7 @@ def build(client: gantry.Client, src: gantry.Directory) -> gantry.Container:
         .file("/out/server")
     )
     return (
-        client.container()
-        .from_(STATIC)
-        .with_file("/server", binary)
-        .with_entrypoint(["/server"])
+        client.container().from_(STATIC).with_file("/server", binary).with_entrypoint(["/server"])
     )
 
 
@@ -61,7 +58,9 @@ async def main() -> None:
         for line in (await test(client, src)).splitlines():
             print("test:", " ".join(line.split()[:2]))
         token = client.set_secret("registry-token", AUTH_PASSWORD)
-        ref = await publish(client, src, f"{AUTH_REGISTRY}/gantry-conformance/seed-app", MARKER, token)
+        ref = await publish(
+            client, src, f"{AUTH_REGISTRY}/gantry-conformance/seed-app", MARKER, token
+        )
         print("published:", ref)
         out = await (
             client.container()

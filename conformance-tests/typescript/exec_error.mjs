@@ -1,10 +1,10 @@
 import { connect, ExecError, ReturnType } from "@gantry/sdk";
-import { BUSYBOX } from "./common.mjs";
+import { BUSYBOX, MARKER } from "./common.mjs";
 
 const SCRIPT = "echo out; echo err >&2; exit 3";
 
 await connect(async (client) => {
-  const base = client.container().from(BUSYBOX);
+  const base = client.container().from(BUSYBOX).withEnvVariable("MARKER", MARKER);
   try {
     await base.withExec(["sh", "-c", SCRIPT]).sync();
     console.log("no error");

@@ -17,7 +17,7 @@ func main() {
 	client := conf.Connect(ctx)
 	defer client.Close()
 
-	base := client.Container().From(conf.Busybox)
+	base := client.Container().From(conf.Busybox).WithEnvVariable("MARKER", conf.Marker)
 	_, err := base.WithExec([]string{"sh", "-c", script}).Sync(ctx)
 	var execErr *gantry.ExecError
 	switch {
