@@ -366,7 +366,7 @@ class Suite:
             **(extra or {}),
         }
         self.results.append(row)
-        verdict = "" if target is None else f"  target {target}: {'met' if met else 'MISSED'}"
+        verdict = "" if target is None else f"  target {target}: {verdict_word(met)}"
         if ratio is None:
             log(f"ratio: not measurable{verdict}")
         else:
@@ -402,12 +402,24 @@ class Suite:
             listed = subprocess.run(
                 ["docker", "image", "inspect", "-f", "{{.Created}} {{.Id}}", *new],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
-            ordered = [line.split()[-1] for line in sorted(listed.stdout.splitlines(), reverse=True)]
+            def created(line: str) -> str:  # RFC 3339 with its fraction padded to 9 digits
+                stamp = line.split()[0].rstrip("Z")
+                whole, _, frac = stamp.partition(".")
+                return f"{whole}.{frac.ljust(9, '0')}"
+
+            ordered = [line.split()[-1]
+                       for line in sorted(listed.stdout.splitlines(), key=created, reverse=True)]
+            for _ in range(2):  # a second pass for any parent that went too early
+                if not ordered:
+                    break
+                subprocess.run(["docker", "rmi", "-f", *ordered], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+                left = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", *ordered],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True, check=False)
+                ordered = left.stdout.split()
             if ordered:
-                removed = subprocess.run(["docker", "rmi", "-f", *ordered], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True, check=False)
-                if removed.returncode != 0:
-                    log(f"bench: could not remove some images: {removed.stderr.strip()[:500]}")
+                log(f"bench: could not remove {len(ordered)} of its images")
         for tag in reversed(self.docker_tags):
             subprocess.run(["docker", "rmi", "-f", tag], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
@@ -868,7 +880,7 @@ class Suite:
             log(f"not yet measurable: {reason}")
             self.record("9", "Python SDK: one cached step, whole process", gantry=None,
                         ratio=None, ratio_of="gantry / baseline", target="<= 0.3 s",
-                        met=False, extra={"not_measurable": reason})
+                        met=None, extra={"not_measurable": reason})
             return
         engine = self.main
         assert engine is not None
@@ -935,6 +947,14 @@ class Suite:
         (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
         (out_dir / f"{stem}.md").write_text(markdown(doc))
         log(f"wrote {out_dir / (stem + '.json')} and {stem}.md")
+
+
+def verdict_word(met: bool | None, md: bool = False) -> str:
+    if met is None:
+        return "not measured"
+    if met:
+        return "met"
+    return "**missed**" if md else "MISSED"
 
 
 def machine_info() -> dict[str, Any]:
@@ -1011,7 +1031,7 @@ def markdown(doc: dict[str, Any]) -> str:
         ratio = "n/a" if not r else (
             f"**{r['median']:.3f}x**" + (f" ({r['min']:.3f}–{r['max']:.3f})" if r.get("runs", 1) > 1 else "")
             + f" {row['ratio_of']}")
-        target = "" if row["target"] is None else f"{row['target']}: {'met' if row['met'] else '**missed**'}"
+        target = "" if row["target"] is None else f"{row['target']}: {verdict_word(row['met'], md=True)}"
         cells = [row["bench"], row["name"], g, b, ratio, target]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## Details", ""]

@@ -82,6 +82,7 @@ async fn bind_socket(path: &Path) -> Result<UnixListener> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    let shutdown = Shutdown::listen();
     let socket = socket_path(args.socket.as_deref());
     if let Some(addr) = args.listen {
         if !addr.ip().is_loopback() {
@@ -122,19 +123,33 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             Some(Ok(Err(error))) => Err(error),
             _ => Ok(()),
         },
-        _ = shutdown_signal() => Ok(()),
+        _ = shutdown.wait() => Ok(()),
     };
     let _ = fs::remove_file(&socket);
     tracing::info!("engine stopped");
     outcome
 }
 
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM/SIGINT handlers, installed when created: a signal that arrives
+/// before anyone awaits `wait` is still caught instead of killing us.
+pub(crate) struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub(crate) fn listen() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            term: signal(SignalKind::terminate()).expect("installing a SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("installing a SIGINT handler"),
+        }
+    }
+
+    pub(crate) async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -140,6 +140,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         }
         command.stderr(Stdio::piped());
     }
+    let shutdown = crate::serve::Shutdown::listen();
     let mut child = command
         .spawn()
         .with_context(|| format!("while starting {program:?}: is it installed and on PATH?"))?;
@@ -154,7 +155,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let status = tokio::select! {
         status = child.wait() => status.with_context(|| format!("while waiting for {program:?}"))?,
-        _ = crate::serve::shutdown_signal() => {
+        _ = shutdown.wait() => {
             let _ = child.kill().await;
             return Ok(ExitCode::from(130));
         }
@@ -214,6 +215,8 @@ fn signal_of(status: &std::process::ExitStatus) -> u8 {
 /// serves until stdin closes. Flags Dagger's SDKs pass are accepted; only
 /// `--workdir` is used.
 pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
+    // Before the session line is printed: a client may signal right after.
+    let shutdown = crate::serve::Shutdown::listen();
     let mut workdir = std::env::current_dir().context("while reading the current directory")?;
     let mut engine_args = EngineArgs {
         state_dir: None,
@@ -271,7 +274,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         .context("while starting the stdin watcher")?;
     tokio::select! {
         _ = closed_rx => {}
-        _ = crate::serve::shutdown_signal() => {}
+        _ = shutdown.wait() => {}
     }
     if let Some(follower) = follower {
         follower.stop().await;

@@ -2,14 +2,13 @@
 //! auto when stderr is not a terminal) and the list redrawn in place on a
 //! terminal, checked under tmux.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{self, busybox, docker_available, Server};
+use crate::support::{self, busybox, docker_available, run_query, Server};
 
 /// A two-step pipeline whose commands carry `marker`.
 fn two_steps(marker: &str, first_sleep: u32) -> String {
@@ -25,24 +24,6 @@ fn query_in(dir: &Path, args: &[&str], query: &str) -> Output {
     let mut command = support::gantry(dir);
     command.env_remove("GANTRY_PROGRESS");
     run_query(command, args, query)
-}
-
-fn run_query(mut command: Command, args: &[&str], query: &str) -> Output {
-    let mut child = command
-        .arg("query")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(query.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 /// The `[label]` of the plain line about `name`, in order of appearance.

@@ -279,20 +279,7 @@ impl Server {
     }
 
     pub(crate) fn query_command(&self, query: &str) -> Output {
-        let mut child = gantry(self.dir.path())
-            .arg("query")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(query.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_query(gantry(self.dir.path()), &[], query)
     }
 
     /// Sends a query, waits `after`, and returns the open stream; dropping
@@ -499,4 +486,24 @@ pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         }
     }
     hits
+}
+
+/// Runs `gantry query ARGS` with `query` on stdin (the `command` carries
+/// the engine's environment and working directory).
+pub(crate) fn run_query(mut command: Command, args: &[&str], query: &str) -> Output {
+    let mut child = command
+        .arg("query")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(query.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

@@ -5,7 +5,6 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -122,22 +121,13 @@ fn host_directory_resolves_against_the_client_filters_and_keeps_symlinks() {
     );
 
     // `gantry query` sends its own working directory.
-    let mut child = support::gantry(server.dir())
-        .current_dir(work.path().join("sub"))
-        .arg("query")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{ host { directory(path: ".") { entries } } }"#)
-        .unwrap();
-    let cli = child.wait_with_output().unwrap();
+    let mut command = support::gantry(server.dir());
+    command.current_dir(work.path().join("sub"));
+    let cli = support::run_query(
+        command,
+        &[],
+        r#"{ host { directory(path: ".") { entries } } }"#,
+    );
     assert!(
         cli.status.success(),
         "{}",
