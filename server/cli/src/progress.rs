@@ -272,12 +272,15 @@ async fn read_events(
 ) {
     let mut body = Dechunk::new(chunked);
     let mut events = SseParser::default();
+    let mut seen_any = false;
     let mut forward = |input: &[u8]| {
         let mut data = Vec::new();
         body.feed(input, &mut data);
         for event in events.feed(&data) {
+            seen_any = true;
             let _ = sender.send(Message::Step(event));
         }
+        seen_any
     };
     forward(&rest);
     let mut buf = vec![0u8; 16 * 1024];
@@ -288,6 +291,11 @@ async fn read_events(
             None => tokio::select! {
                 read = stream.read(&mut buf) => read,
                 _ = &mut stopped => {
+                    // A query that ran no step (all answered from the
+                    // engine's memory) has nothing trailing: stop now.
+                    if !forward(&[]) {
+                        return;
+                    }
                     stopping_since = Some(Instant::now());
                     continue;
                 }
@@ -304,7 +312,9 @@ async fn read_events(
         };
         match read {
             Ok(0) | Err(_) => return,
-            Ok(n) => forward(&buf[..n]),
+            Ok(n) => {
+                forward(&buf[..n]);
+            }
         }
     }
 }

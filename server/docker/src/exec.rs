@@ -181,10 +181,20 @@ impl DockerRuntime {
             "command finished"
         );
 
-        // The committed configuration is the base's, not the container's: the
-        // container's holds `spec.env` (see `exec_commit_config`).
-        let config = exec_commit_config(base_config.as_ref(), &spec.env);
-        let image_id = self.commit(&name, &spec.commit_tag, config).await?;
+        // A command that changed no file (most test and check steps) needs no
+        // commit: asking dockerd for the changes costs a fraction of one, and
+        // the base image, tagged for this step, is the result.
+        let image_id = if spec.rootfs.layers.is_empty() && self.unchanged(&name).await {
+            let (repo, tag) = split_tag(&spec.commit_tag);
+            self.tag(&base, &repo, &tag).await?;
+            tracing::debug!(container = %name, image = %base, "no changes; base image reused");
+            base.clone()
+        } else {
+            // The committed configuration is the base's, not the container's: the
+            // container's holds `spec.env` (see `exec_commit_config`).
+            let config = exec_commit_config(base_config.as_ref(), &spec.env);
+            self.commit(&name, &spec.commit_tag, config).await?
+        };
         if let Err(error) = container.remove().await {
             tracing::warn!(container = %name, %error, "cannot remove container");
         }
@@ -195,6 +205,18 @@ impl DockerRuntime {
             stderr: output.stderr,
             exit_code,
         })
+    }
+
+    /// Whether a stopped container's filesystem is exactly its image's. Any
+    /// doubt (an error) answers no, which costs only a commit.
+    async fn unchanged(&self, name: &str) -> bool {
+        match self.docker.container_changes(name).await {
+            Ok(changes) => changes.is_none_or(|changes| changes.is_empty()),
+            Err(error) => {
+                tracing::debug!(container = %name, %error, "cannot list changes; committing");
+                false
+            }
+        }
     }
 
     async fn wait_exit(&self, name: &str) -> Result<i64, RuntimeError> {

@@ -403,7 +403,12 @@ impl DockerRuntime {
         Ok(id)
     }
 
-    async fn tag(&self, image_id: &str, repo: &str, tag: &str) -> Result<(), RuntimeError> {
+    pub(crate) async fn tag(
+        &self,
+        image_id: &str,
+        repo: &str,
+        tag: &str,
+    ) -> Result<(), RuntimeError> {
         let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
         self.docker
             .tag_image(image_id, Some(options))
