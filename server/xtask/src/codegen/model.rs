@@ -128,6 +128,33 @@ pub(crate) enum TypeRef {
     },
 }
 
+/// How a leaf's type involves an enum, for SDKs that convert enum results
+/// from their wire strings.
+pub(crate) enum EnumShape {
+    One { non_null: bool },
+    List,
+}
+
+/// The enum a leaf returns (one, possibly null, or a list of non-null ones).
+pub(crate) fn enum_shape(ty: &TypeRef) -> Option<(&str, EnumShape)> {
+    match ty {
+        TypeRef::Enum { name, non_null } => Some((
+            name,
+            EnumShape::One {
+                non_null: *non_null,
+            },
+        )),
+        TypeRef::List { of, .. } => match of.as_ref() {
+            TypeRef::Enum {
+                name,
+                non_null: true,
+            } => Some((name, EnumShape::List)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Enum {
     pub(crate) name: String,

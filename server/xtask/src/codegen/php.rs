@@ -13,7 +13,7 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::model::{enum_shape, Arg, EnumShape, Field, FieldKind, Model, TypeRef};
 use super::{text, Language};
 
 /// Where the generated file goes, relative to the repository root.
@@ -225,30 +225,6 @@ fn select_expression(field: &Field, indent: usize) -> String {
     out
 }
 
-enum EnumShape {
-    One { non_null: bool },
-    List,
-}
-
-fn enum_shape(ty: &TypeRef) -> Option<(&str, EnumShape)> {
-    match ty {
-        TypeRef::Enum { name, non_null } => Some((
-            name,
-            EnumShape::One {
-                non_null: *non_null,
-            },
-        )),
-        TypeRef::List { of, .. } => match of.as_ref() {
-            TypeRef::Enum {
-                name,
-                non_null: true,
-            } => Some((name, EnumShape::List)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 fn scalar(name: &str) -> &str {
     match name {
         "Int" => "int",
@@ -301,27 +277,9 @@ fn doc_block(summary: Option<&str>, tags: &[String], indent: usize) -> String {
     }
     let pad = " ".repeat(indent);
     let width = LINE_LENGTH.saturating_sub(indent + 3).max(20);
-    let mut lines: Vec<String> = Vec::new();
-    if let Some(summary) = summary {
-        lines.extend(text::wrap(&escape_doc(summary), width));
-    }
-    if !tags.is_empty() {
-        if !lines.is_empty() {
-            lines.push(String::new());
-        }
-        for tag in tags {
-            let mut wrapped = text::wrap_line(&escape_doc(tag), width).into_iter();
-            if let Some(first) = wrapped.next() {
-                lines.push(first);
-            }
-            let rest: Vec<String> = wrapped.collect();
-            if !rest.is_empty() {
-                for line in text::wrap_line(&rest.join(" "), width - 4) {
-                    lines.push(format!("    {line}"));
-                }
-            }
-        }
-    }
+    let summary = summary.map(escape_doc);
+    let tags: Vec<String> = tags.iter().map(|tag| escape_doc(tag)).collect();
+    let lines = text::doc_lines(summary.as_deref(), &tags, width, 4);
     let mut out = String::from("/**\n");
     for line in lines {
         if line.is_empty() {

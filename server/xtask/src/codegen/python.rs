@@ -8,7 +8,7 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::model::{enum_shape, Arg, EnumShape, Field, FieldKind, Model, TypeRef};
 use super::text;
 
 /// Where the generated module goes, relative to the repository root.
@@ -119,30 +119,6 @@ impl Names {
                  {pad}return [{name}(_v) for _v in _r]"
             ),
         }
-    }
-}
-
-enum EnumShape {
-    One { non_null: bool },
-    List,
-}
-
-fn enum_shape(ty: &TypeRef) -> Option<(&str, EnumShape)> {
-    match ty {
-        TypeRef::Enum { name, non_null } => Some((
-            name,
-            EnumShape::One {
-                non_null: *non_null,
-            },
-        )),
-        TypeRef::List { of, .. } => match of.as_ref() {
-            TypeRef::Enum {
-                name,
-                non_null: true,
-            } => Some((name, EnumShape::List)),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -61,6 +61,40 @@ pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
         .collect()
 }
 
+/// The lines of a doc comment: the wrapped summary, a blank line, then each
+/// tag (`@param …`) wrapped with a hanging indent of `hang` spaces. Text is
+/// taken as given (escape it first); lines carry no comment markers.
+pub(crate) fn doc_lines(
+    summary: Option<&str>,
+    tags: &[String],
+    width: usize,
+    hang: usize,
+) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(summary) = summary {
+        lines.extend(wrap(summary, width));
+    }
+    if !tags.is_empty() {
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        let indent = " ".repeat(hang);
+        for tag in tags {
+            let mut wrapped = wrap_line(tag, width).into_iter();
+            if let Some(first) = wrapped.next() {
+                lines.push(first);
+            }
+            let rest: Vec<String> = wrapped.collect();
+            if !rest.is_empty() {
+                for line in wrap_line(&rest.join(" "), width - hang) {
+                    lines.push(format!("{indent}{line}"));
+                }
+            }
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

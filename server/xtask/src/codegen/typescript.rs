@@ -290,27 +290,9 @@ fn doc_comment(summary: Option<&str>, tags: &[String], indent: usize) -> String 
             return format!("/** {body} */");
         }
     }
-    let mut lines: Vec<String> = Vec::new();
-    if let Some(summary) = summary {
-        lines.extend(text::wrap(&escape_comment(summary), width));
-    }
-    if !tags.is_empty() {
-        if !lines.is_empty() {
-            lines.push(String::new());
-        }
-        for tag in tags {
-            let mut wrapped = text::wrap_line(&escape_comment(tag), width).into_iter();
-            if let Some(first) = wrapped.next() {
-                lines.push(first);
-            }
-            let rest: Vec<String> = wrapped.collect();
-            if !rest.is_empty() {
-                for line in text::wrap_line(&rest.join(" "), width - 2) {
-                    lines.push(format!("  {line}"));
-                }
-            }
-        }
-    }
+    let summary = summary.map(escape_comment);
+    let tags: Vec<String> = tags.iter().map(|tag| escape_comment(tag)).collect();
+    let lines = text::doc_lines(summary.as_deref(), &tags, width, 2);
     let mut out = String::from("/**");
     for line in &lines {
         out.push('\n');
