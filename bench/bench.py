@@ -131,7 +131,7 @@ def proc_status(pid: int) -> dict[str, int]:
 def images_in(state_dir: Path) -> set[str]:
     """Docker image IDs named by the exec results in a state directory."""
     found: set[str] = set()
-    for dirpath, _dirs, files in os.walk(state_dir / "store" / "results"):
+    for dirpath, _dirs, files in os.walk(state_dir / "store" / "exec"):
         for name in files:
             try:
                 text = Path(dirpath, name).read_text(errors="replace")

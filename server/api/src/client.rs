@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use gantry_core::files::AtomicFile;
 use gantry_core::tree::{Entry, Tree};
 use gantry_core::{Engine, Error};
 
@@ -59,17 +60,10 @@ impl ClientInfo {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(|error| host_error(parent, error))?;
         }
-        let tmp = target.with_file_name(format!(
-            ".{}.gantry-tmp",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        fs::write(&tmp, bytes).map_err(|error| host_error(target, error))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-            .map_err(|error| host_error(target, error))?;
-        fs::rename(&tmp, target).map_err(|error| host_error(target, error))?;
+        AtomicFile::new(target)
+            .mode(mode)
+            .write(bytes)
+            .map_err(|error| host_error(target, error.source))?;
         Ok(target.display().to_string())
     }
 

@@ -15,7 +15,6 @@ fn schema() -> (gantry_api::GantrySchema, Arc<FakeRuntime>) {
         runtime.clone(),
         Arc::new(MemoryStore::default()),
         EngineOptions {
-            state_dir: std::env::temp_dir().join("gantry-api-tests"),
             max_parallel: 8,
             secret_key: [1; 32],
         },

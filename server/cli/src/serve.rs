@@ -93,7 +93,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let schema = gantry_api::schema(engine.clone());
     let workdir = std::env::current_dir().context("while reading the current directory")?;
     let unix = bind_socket(&socket).await?;
-    tracing::info!(socket = %socket.display(), state_dir = %engine.state_dir().display(), "engine serving");
+    tracing::info!(socket = %socket.display(), state_dir = %args.engine.state_dir().display(), "engine serving");
     eprintln!("gantry: serving on unix://{}", socket.display());
     let unix_app = gantry_api::router(schema.clone(), Access::Open, workdir.clone());
     let mut tasks = tokio::task::JoinSet::new();

@@ -5,7 +5,7 @@
 //! re-read every byte, so an index (like git's) remembers each file's
 //! blob digest keyed by path, size, mtime and inode; a file whose stat
 //! matches is not opened again. The index is per root path and filter and
-//! persisted in the state directory, so it survives restarts.
+//! kept in the store (`RecordKind::HostIndex`), so it survives restarts.
 //!
 //! As in git, a file modified in the same clock tick as the read that
 //! indexed it could keep its recorded stat ("racily clean"), so entries
@@ -14,13 +14,13 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Encoder};
 use crate::error::{Error, Result};
-use crate::store::{Space, Store};
+use crate::store::{RecordKind, Store};
 use crate::tree::{Entry, PathFilter, Tree};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +66,9 @@ impl Index {
     }
 }
 
-/// The key a host tree is stored under, by content digest.
-fn tree_key(content: &Digest) -> Digest {
+/// The key a host tree is stored under (`RecordKind::HostTree`), by content
+/// digest.
+pub fn tree_key(content: &Digest) -> Digest {
     let mut encoder = Encoder::new("hostTree");
     encoder.digest(content);
     encoder.finish()
@@ -76,7 +77,7 @@ fn tree_key(content: &Digest) -> Digest {
 /// A tree read earlier by `read_directory`/`read_file`.
 pub fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
     let bytes = store
-        .get(Space::Result, &tree_key(content))?
+        .get(RecordKind::HostTree, &tree_key(content))?
         .ok_or_else(|| Error::UnknownId {
             kind: "host directory".into(),
             id: content.to_string(),
@@ -92,22 +93,20 @@ fn host_error(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn index_path(state_dir: &Path, root: &Path, include: &[String], exclude: &[String]) -> PathBuf {
+/// The key a directory's index is stored under (`RecordKind::HostIndex`).
+fn index_key(root: &Path, include: &[String], exclude: &[String]) -> Digest {
     let mut encoder = Encoder::new("hostIndex");
     encoder
         .str(&root.to_string_lossy())
         .strs(include)
         .strs(exclude);
-    state_dir
-        .join("host-index")
-        .join(format!("{}.json", encoder.finish().hex()))
+    encoder.finish()
 }
 
 /// Reads a host directory (filtered) and stores its tree; returns the tree
 /// digest, which identifies the content.
 pub fn read_directory(
     store: &dyn Store,
-    state_dir: &Path,
     root: &Path,
     include: &[String],
     exclude: &[String],
@@ -117,9 +116,9 @@ pub fn read_directory(
         return Err(host_error(root, "not a directory"));
     }
     let filter = PathFilter::new(include, exclude)?;
-    let index_file = index_path(state_dir, root, include, exclude);
-    let old: Index = fs::read(&index_file)
-        .ok()
+    let index_key = index_key(root, include, exclude);
+    let old: Index = store
+        .get(RecordKind::HostIndex, &index_key)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     let mut new = Index {
@@ -128,20 +127,12 @@ pub fn read_directory(
     };
     let mut tree = Tree::default();
     walk(store, root, "", &filter, &old, &mut new, &mut tree)?;
-    let digest = tree.digest();
-    if store.get(Space::Result, &tree_key(&digest))?.is_none() {
-        let json = serde_json::to_vec(&tree).expect("trees always serialise");
-        store.put(Space::Result, &tree_key(&digest), &json)?;
-    }
+    let digest = store_tree(store, &tree)?;
     // Rewritten only when something changed; an index left as it was keeps
     // its older start time, which only makes it more cautious.
     if new.files != old.files {
-        if let Some(parent) = index_file.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|source| Error::store("writing the host index", source))?;
-        }
         let bytes = serde_json::to_vec(&new).expect("indexes always serialise");
-        write_atomic(&index_file, &bytes)?;
+        store.put(RecordKind::HostIndex, &index_key, &bytes)?;
     }
     Ok(digest)
 }
@@ -159,10 +150,18 @@ pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
         &mut Index::default(),
         &mut tree,
     )?;
+    store_tree(store, &tree)
+}
+
+/// Stores a tree (once) under its content digest, which it returns.
+fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
     let digest = tree.digest();
-    if store.get(Space::Result, &tree_key(&digest))?.is_none() {
-        let json = serde_json::to_vec(&tree).expect("trees always serialise");
-        store.put(Space::Result, &tree_key(&digest), &json)?;
+    if store
+        .get(RecordKind::HostTree, &tree_key(&digest))?
+        .is_none()
+    {
+        let json = serde_json::to_vec(tree).expect("trees always serialise");
+        store.put(RecordKind::HostTree, &tree_key(&digest), &json)?;
     }
     Ok(digest)
 }
@@ -188,10 +187,7 @@ pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
             mtime: 0,
         },
     )?;
-    let digest = tree.digest();
-    let json = serde_json::to_vec(&tree).expect("trees always serialise");
-    store.put(Space::Result, &tree_key(&digest), &json)?;
-    Ok(digest)
+    store_tree(store, &tree)
 }
 
 fn walk(
@@ -265,22 +261,9 @@ fn walk(
     Ok(())
 }
 
-/// Writes a file atomically: a temp file beside it, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    fs::write(&tmp, bytes).map_err(|source| Error::store("writing a temp file", source))?;
-    fs::rename(&tmp, path).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        Error::store("renaming a temp file into place", source)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::{Duration, SystemTime};
 
     use super::*;
@@ -311,7 +294,6 @@ mod tests {
 
     #[test]
     fn the_index_spares_unchanged_files_but_not_racily_clean_ones() {
-        let state = temp_dir("state");
         let root = temp_dir("root");
         let store = MemoryStore::default();
         let old = root.join("old.txt");
@@ -325,7 +307,7 @@ mod tests {
             .set_modified(SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
         let read = |store: &MemoryStore| {
-            let digest = read_directory(store, &state, &root, &[], &[]).unwrap();
+            let digest = read_directory(store, &root, &[], &[]).unwrap();
             let tree = load_tree(store, &digest).unwrap();
             let contents = |name: &str| match tree.get(name) {
                 Some(Entry::File { blob, .. }) => {
@@ -344,19 +326,17 @@ mod tests {
         // A real change (new mtime) is always seen.
         fs::write(&old, "old-3").unwrap();
         assert_eq!(read(&store).0, "old-3");
-        let _ = fs::remove_dir_all(&state);
+        assert_eq!(store.record_count(RecordKind::HostIndex), 1);
         let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
     fn filters_keep_separate_indexes() {
-        let state = temp_dir("state");
         let root = temp_dir("root");
-        let a = index_path(&state, &root, &[], &[]);
-        let b = index_path(&state, &root, &["*.go".into()], &[]);
-        let c = index_path(&state, &root, &[], &["*.go".into()]);
+        let a = index_key(&root, &[], &[]);
+        let b = index_key(&root, &["*.go".into()], &[]);
+        let c = index_key(&root, &[], &["*.go".into()]);
         assert!(a != b && b != c && a != c);
-        let _ = fs::remove_dir_all(&state);
         let _ = fs::remove_dir_all(&root);
     }
 }

@@ -7,6 +7,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod fake;
+pub mod files;
 pub mod host;
 pub mod inflight;
 mod mounts;

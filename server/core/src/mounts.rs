@@ -42,14 +42,6 @@ fn io(action: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::store(action, source)
 }
 
-fn unique_dir(parent: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(parent).map_err(io("creating a scratch directory"))?;
-    let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-    let dir = parent.join(name);
-    fs::create_dir(&dir).map_err(io("creating a scratch directory"))?;
-    Ok(dir)
-}
-
 /// Writes `tree` under `dir` (which exists).
 pub(crate) fn write_tree(engine: &Engine, tree: &Tree, dir: &Path) -> Result<()> {
     for (path, entry) in &tree.entries {
@@ -97,7 +89,7 @@ impl PreparedMounts {
         for mount in &state.mounts {
             match &mount.source {
                 MountSource::Directory { tree, read_only } => {
-                    let dir = unique_dir(&engine.scratch_dir())?;
+                    let dir = engine.store().scratch_dir()?;
                     prepared.scratch.push(dir.clone());
                     write_tree(engine, tree, &dir)?;
                     if !read_only {
@@ -110,7 +102,7 @@ impl PreparedMounts {
                     });
                 }
                 MountSource::File(file) => {
-                    let dir = unique_dir(&engine.scratch_dir())?;
+                    let dir = engine.store().scratch_dir()?;
                     prepared.scratch.push(dir.clone());
                     let target = dir.join("file");
                     fs::write(&target, engine.read_blob(&file.blob)?)
@@ -129,16 +121,16 @@ impl PreparedMounts {
                     owner,
                     ..
                 } => {
-                    let dir = engine.cache_volume_dir(volume);
+                    let dir = engine.store().cache_volume_dir(volume);
                     if !dir.exists() {
                         // First use: seed from `source`, then make it visible
                         // atomically so a concurrent first use sees all or none.
-                        let staging = unique_dir(&engine.scratch_dir())?;
+                        let staging = engine.store().scratch_dir()?;
                         if let Some(tree) = source {
                             write_tree(engine, tree, &staging)?;
                         }
-                        if let Some((uid, gid)) = parse_numeric_owner(owner) {
-                            std::os::unix::fs::chown(&staging, Some(uid), Some(gid))
+                        if let Some(owner) = owner {
+                            std::os::unix::fs::chown(&staging, Some(owner.uid), Some(owner.gid))
                                 .map_err(io("setting a cache volume's owner"))?;
                         }
                         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
@@ -167,7 +159,8 @@ impl PreparedMounts {
                         });
                     }
                     let parent = shm.join("gantry-secrets");
-                    let dir = unique_dir(&parent)?;
+                    let dir = crate::files::create_unique_dir(&parent)
+                        .map_err(io("creating a secret directory"))?;
                     prepared.scratch.push(dir.clone());
                     // Only root on the host may look in (the container reaches
                     // the file through its bind mount, whatever these modes).
@@ -210,11 +203,4 @@ impl PreparedMounts {
             })
             .collect()
     }
-}
-
-fn parse_numeric_owner(owner: &str) -> Option<(u32, u32)> {
-    let mut parts = owner.splitn(2, ':');
-    let uid = parts.next()?.parse().ok()?;
-    let gid = parts.next().map_or(Some(uid), |gid| gid.parse().ok())?;
-    Some((uid, gid))
 }

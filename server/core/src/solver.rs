@@ -12,7 +12,6 @@
 //! independent inputs are evaluated concurrently; a semaphore bounds how
 //! many containers run at once.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,11 +31,12 @@ use crate::op::{ExecArgs, Kind, Node, Op, Sharing};
 use crate::runtime::{
     ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer,
 };
-use crate::store::{Space, Store};
+use crate::store::{step_image_tag, RecordKind, Store};
 use crate::text::{expand_vars, scrub_secrets, tail};
 use crate::tree::{self, Entry, PathFilter, Tree};
 use crate::value::{
-    ContainerState, ExecRecord, FileValue, Layer, Mount, MountSource, Rootfs, SecretValue, Value,
+    ContainerState, ExecRecord, FileValue, Layer, Mount, MountSource, Owner, Rootfs, SecretValue,
+    Value,
 };
 
 /// The platform's default `PATH`, filled in at exec time when unset.
@@ -46,8 +46,6 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 const ERROR_OUTPUT_CAP: usize = 100 * 1024;
 
 pub struct EngineOptions {
-    /// Where cache volumes and per-exec scratch space live.
-    pub state_dir: PathBuf,
     /// How many containers may run at once.
     pub max_parallel: usize,
     /// Keys secret MACs; persisted so cache keys survive restarts.
@@ -102,10 +100,6 @@ impl Engine {
         &self.events
     }
 
-    pub fn state_dir(&self) -> &std::path::Path {
-        &self.options.state_dir
-    }
-
     // ------------------------------------------------------------------
     // Building the DAG (no evaluation happens here)
 
@@ -148,7 +142,10 @@ impl Engine {
             kind: "object".into(),
             id: digest.to_string(),
         };
-        let bytes = self.store.get(Space::Recipe, digest)?.ok_or_else(unknown)?;
+        let bytes = self
+            .store
+            .get(RecordKind::Recipe, digest)?
+            .ok_or_else(unknown)?;
         let op: Op = serde_json::from_slice(&bytes).map_err(|_| unknown())?;
         let node = Node::new(op);
         if node.digest != *digest {
@@ -184,7 +181,7 @@ impl Engine {
             }
             let node = self.node(&current)?;
             let json = serde_json::to_vec(&node.op).expect("ops always serialise");
-            self.store.put(Space::Recipe, &current, &json)?;
+            self.store.put(RecordKind::Recipe, &current, &json)?;
             self.persisted.insert(current);
             stack.extend(node.op.inputs());
         }
@@ -428,7 +425,7 @@ impl Engine {
             } => {
                 let parent = as_container(next())?;
                 let source = next();
-                let owner = parse_owner(owner)?;
+                let owner = Owner::parse(owner)?;
                 let target = tree::absolute(&workdir_of(&parent), path)?;
                 let layer = match source {
                     Value::File(file) => {
@@ -521,7 +518,7 @@ impl Engine {
                         volume,
                         sharing,
                         source,
-                        owner: owner.clone(),
+                        owner: Owner::parse(owner)?,
                     },
                 )?
             }
@@ -883,7 +880,7 @@ impl Engine {
                 message: "cannot set both stdin and redirectStdin".into(),
             });
         }
-        if let Some(bytes) = self.store.get(Space::Result, &key)? {
+        if let Some(bytes) = self.store.get(RecordKind::Exec, &key)? {
             if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
                 debug!(%key, "exec cache hit");
                 self.events
@@ -933,7 +930,7 @@ impl Engine {
                     mounts: mounts.binds.clone(),
                     tmpfs: mounts.tmpfs.clone(),
                     labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
-                    commit_tag: format!("gantry.local/cache:{}", key.hex()),
+                    commit_tag: step_image_tag(&key),
                 };
                 let _slot = self
                     .exec_slots
@@ -999,7 +996,7 @@ impl Engine {
                     })));
                 }
                 let json = serde_json::to_vec(&record).expect("records always serialise");
-                self.store.put(Space::Result, &key, &json)?;
+                self.store.put(RecordKind::Exec, &key, &json)?;
                 self.events.step(&node.digest, &cmd, StepState::Done, None);
                 Ok(Arc::new(record))
             })
@@ -1108,7 +1105,7 @@ impl Engine {
             .digest(&state.key.expect("evaluated containers have keys"))
             .str(path);
         let read_key = encoder.finish();
-        if let Some(bytes) = self.store.get(Space::Result, &read_key)? {
+        if let Some(bytes) = self.store.get(RecordKind::PathRead, &read_key)? {
             if let Ok(tree) = serde_json::from_slice::<Tree>(&bytes) {
                 // Reported like the copy out of a container it saves.
                 if state.rootfs.image_id.is_some() {
@@ -1179,7 +1176,7 @@ impl Engine {
             }
         };
         let json = serde_json::to_vec(&tree).expect("trees always serialise");
-        self.store.put(Space::Result, &read_key, &json)?;
+        self.store.put(RecordKind::PathRead, &read_key, &json)?;
         Ok(Arc::new(tree))
     }
 
@@ -1225,20 +1222,6 @@ impl Engine {
             .instrument(info_span!("push", reference = %reference))
             .await?;
         Ok(format!("{reference}@{pushed}"))
-    }
-
-    /// Cache volume host directory for `volume`, created on first use.
-    pub(crate) fn cache_volume_dir(&self, volume: &str) -> PathBuf {
-        let mut encoder = Encoder::new("cacheVolumeDir");
-        encoder.str(volume);
-        self.options
-            .state_dir
-            .join("cache-volumes")
-            .join(encoder.finish().hex())
-    }
-
-    pub(crate) fn scratch_dir(&self) -> PathBuf {
-        self.options.state_dir.join("tmp")
     }
 }
 
@@ -1409,26 +1392,6 @@ fn file_in_tree(tree: &Tree, inner: &str, shown: &str) -> Result<FileValue> {
     }
 }
 
-/// `uid[:gid]` as numbers; names are not resolved yet.
-fn parse_owner(owner: &str) -> Result<Option<(u64, u64)>> {
-    if owner.is_empty() {
-        return Ok(None);
-    }
-    if owner == "root" || owner == "root:root" {
-        return Ok(Some((0, 0)));
-    }
-    let mut parts = owner.splitn(2, ':');
-    let uid = parts.next().unwrap_or_default().parse::<u64>();
-    let gid = parts.next().map(str::parse::<u64>);
-    match (uid, gid) {
-        (Ok(uid), None) => Ok(Some((uid, uid))),
-        (Ok(uid), Some(Ok(gid))) => Ok(Some((uid, gid))),
-        _ => Err(Error::Unsupported {
-            message: format!("owner {owner:?}: only numeric owners (uid or uid:gid) are supported"),
-        }),
-    }
-}
-
 /// The registry host part of an image address (`docker.io` when none).
 pub fn registry_host(address: &str) -> String {
     let first = address.split('/').next().unwrap_or(address);
@@ -1536,13 +1499,5 @@ mod tests {
     fn split_parent_handles_root() {
         assert_eq!(split_parent("/a"), ("/".into(), "a".into()));
         assert_eq!(split_parent("/a/b/c"), ("/a/b".into(), "c".into()));
-    }
-
-    #[test]
-    fn owners_parse() {
-        assert_eq!(parse_owner("").unwrap(), None);
-        assert_eq!(parse_owner("1000").unwrap(), Some((1000, 1000)));
-        assert_eq!(parse_owner("1:2").unwrap(), Some((1, 2)));
-        assert!(parse_owner("nobody").is_err());
     }
 }

@@ -1,28 +1,62 @@
-//! The persistence boundary. `gantry-store` implements `Store` on disk; the
-//! in-memory `MemoryStore` here serves unit tests.
+//! The persistence boundary: what the solver keeps between runs, and the
+//! room it needs on the host while it runs. `gantry-store` implements `Store`
+//! over the state directory and owns every path in it; core never builds a
+//! path under the state directory itself. `MemoryStore` here serves unit
+//! tests.
 //!
-//! Three key spaces: blobs (file contents, keyed by their own sha256),
-//! results (cached outcomes, keyed by a cache key) and recipes (the
-//! operation behind an ID, so IDs load after a restart).
+//! What is kept: blobs (file contents, keyed by their own sha256) and
+//! records, each of one `RecordKind` with its own key space.
+
+use std::fs;
+use std::path::PathBuf;
 
 use dashmap::DashMap;
 
-use crate::digest::Digest;
-use crate::error::Result;
+use crate::digest::{Digest, Encoder};
+use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Space {
-    Result,
+/// The kinds of record the solver keeps. A record's kind is part of where
+/// it is stored, so every record can be listed, sized and pruned by kind
+/// without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// A `withExec`'s outcome (`ExecRecord`), by the exec's cache key. Its
+    /// filesystem is the Docker image tagged `step_image_tag(key)`.
+    Exec,
+    /// A tree read out of a container's filesystem, by the container's key
+    /// and the path.
+    PathRead,
+    /// A tree read from the host, or from a writable mount after an exec,
+    /// by `host::tree_key` of its content digest.
+    HostTree,
+    /// The stat index of a host directory read (`host`), by root and filter.
+    HostIndex,
+    /// The op behind an ID, by node digest, so IDs load after a restart.
     Recipe,
 }
 
-impl Space {
-    pub fn dir_name(self) -> &'static str {
-        match self {
-            Space::Result => "results",
-            Space::Recipe => "recipes",
-        }
-    }
+impl RecordKind {
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Exec,
+        RecordKind::PathRead,
+        RecordKind::HostTree,
+        RecordKind::HostIndex,
+        RecordKind::Recipe,
+    ];
+}
+
+/// The Docker tag that keeps the filesystem an exec committed, by the
+/// exec's cache key: the solver commits under it and prune removes it.
+pub fn step_image_tag(key: &Digest) -> String {
+    format!("gantry.local/cache:{}", key.hex())
+}
+
+/// The key that names cache volume `name`'s directory (names are free text,
+/// directory names are not).
+pub fn cache_volume_key(name: &str) -> Digest {
+    let mut encoder = Encoder::new("cacheVolumeDir");
+    encoder.str(name);
+    encoder.finish()
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -30,16 +64,43 @@ pub trait Store: Send + Sync + 'static {
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>>;
     /// Stores a record atomically: a reader sees the old value or the whole
     /// new one, never a partial write.
-    fn put(&self, space: Space, key: &Digest, value: &[u8]) -> Result<()>;
-    fn get(&self, space: Space, key: &Digest) -> Result<Option<Vec<u8>>>;
-    fn remove(&self, space: Space, key: &Digest) -> Result<()>;
+    fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()>;
+    fn get(&self, kind: RecordKind, key: &Digest) -> Result<Option<Vec<u8>>>;
+    /// A new, empty directory for one exec's mount copies, on the same
+    /// filesystem as the cache volumes. The caller removes it when done.
+    fn scratch_dir(&self) -> Result<PathBuf>;
+    /// The host directory of cache volume `name`; it may not exist yet.
+    fn cache_volume_dir(&self, name: &str) -> PathBuf;
 }
 
-/// A `Store` in memory, for tests.
-#[derive(Debug, Default)]
+/// A `Store` in memory, for tests. Scratch directories and cache volumes
+/// still need a real directory: a private one under the system temp
+/// directory, removed when the store is dropped.
+#[derive(Debug)]
 pub struct MemoryStore {
     blobs: DashMap<Digest, Vec<u8>>,
-    records: DashMap<(Space, Digest), Vec<u8>>,
+    records: DashMap<(RecordKind, Digest), Vec<u8>>,
+    dir: PathBuf,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            blobs: DashMap::new(),
+            records: DashMap::new(),
+            dir: std::env::temp_dir().join(format!(
+                "gantry-memory-store-{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            )),
+        }
+    }
+}
+
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl MemoryStore {
@@ -55,10 +116,10 @@ impl MemoryStore {
         out
     }
 
-    pub fn record_count(&self, space: Space) -> usize {
+    pub fn record_count(&self, kind: RecordKind) -> usize {
         self.records
             .iter()
-            .filter(|item| item.key().0 == space)
+            .filter(|item| item.key().0 == kind)
             .count()
     }
 }
@@ -75,24 +136,30 @@ impl Store for MemoryStore {
             .get(digest)
             .map(|bytes| bytes.clone())
             .ok_or_else(|| {
-                crate::error::Error::store(
+                Error::store(
                     "reading a blob",
                     std::io::Error::new(std::io::ErrorKind::NotFound, digest.to_string()),
                 )
             })
     }
 
-    fn put(&self, space: Space, key: &Digest, value: &[u8]) -> Result<()> {
-        self.records.insert((space, *key), value.to_vec());
+    fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()> {
+        self.records.insert((kind, *key), value.to_vec());
         Ok(())
     }
 
-    fn get(&self, space: Space, key: &Digest) -> Result<Option<Vec<u8>>> {
-        Ok(self.records.get(&(space, *key)).map(|value| value.clone()))
+    fn get(&self, kind: RecordKind, key: &Digest) -> Result<Option<Vec<u8>>> {
+        Ok(self.records.get(&(kind, *key)).map(|value| value.clone()))
     }
 
-    fn remove(&self, space: Space, key: &Digest) -> Result<()> {
-        self.records.remove(&(space, *key));
-        Ok(())
+    fn scratch_dir(&self) -> Result<PathBuf> {
+        crate::files::create_unique_dir(&self.dir.join("scratch"))
+            .map_err(|source| Error::store("creating a scratch directory", source))
+    }
+
+    fn cache_volume_dir(&self, name: &str) -> PathBuf {
+        self.dir
+            .join("cache-volumes")
+            .join(cache_volume_key(name).hex())
     }
 }

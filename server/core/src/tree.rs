@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Digest, Encoder};
 use crate::error::Error;
 use crate::store::Store;
+use crate::value::Owner;
 
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,14 +295,14 @@ impl Tree {
     }
 
     /// Writes the tree as a tar archive (paths relative, parents first).
-    pub fn to_tar(&self, store: &dyn Store, owner: Option<(u64, u64)>) -> Result<Vec<u8>, Error> {
+    pub fn to_tar(&self, store: &dyn Store, owner: Option<Owner>) -> Result<Vec<u8>, Error> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, entry) in &self.entries {
             let mut header = tar::Header::new_gnu();
             header.set_mtime(0);
-            if let Some((uid, gid)) = owner {
-                header.set_uid(uid);
-                header.set_gid(gid);
+            if let Some(owner) = owner {
+                header.set_uid(u64::from(owner.uid));
+                header.set_gid(u64::from(owner.gid));
             }
             match entry {
                 Entry::Dir { mode } => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::{Error, Result};
 use crate::op::Sharing;
 use crate::runtime::ImageConfig;
 use crate::tree::Tree;
@@ -22,7 +23,39 @@ pub struct Layer {
     /// Absolute directory the tree is unpacked into.
     pub dest: String,
     pub tree: Arc<Tree>,
-    pub owner: Option<(u64, u64)>,
+    pub owner: Option<Owner>,
+}
+
+/// A numeric owner, as `owner:` arguments give it (`uid`, `uid:gid` or
+/// `root`); user and group names are not resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// Parses an `owner:` argument; empty means "leave the owner as it is".
+    pub fn parse(owner: &str) -> Result<Option<Owner>> {
+        if owner.is_empty() {
+            return Ok(None);
+        }
+        if owner == "root" || owner == "root:root" {
+            return Ok(Some(Owner { uid: 0, gid: 0 }));
+        }
+        let mut parts = owner.splitn(2, ':');
+        let uid = parts.next().unwrap_or_default().parse::<u32>();
+        let gid = parts.next().map(str::parse::<u32>);
+        match (uid, gid) {
+            (Ok(uid), None) => Ok(Some(Owner { uid, gid: uid })),
+            (Ok(uid), Some(Ok(gid))) => Ok(Some(Owner { uid, gid })),
+            _ => Err(Error::Unsupported {
+                message: format!(
+                    "owner {owner:?}: only numeric owners (uid or uid:gid) are supported"
+                ),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +69,7 @@ pub enum MountSource {
         volume: String,
         sharing: Sharing,
         source: Option<Arc<Tree>>,
-        owner: String,
+        owner: Option<Owner>,
     },
     Temp {
         size: Option<u64>,
@@ -153,6 +186,28 @@ impl Value {
                 encoder.str(key);
                 encoder.finish()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_parse() {
+        assert_eq!(Owner::parse("").unwrap(), None);
+        let owner = |uid, gid| Some(Owner { uid, gid });
+        assert_eq!(Owner::parse("1000").unwrap(), owner(1000, 1000));
+        assert_eq!(Owner::parse("1:2").unwrap(), owner(1, 2));
+        assert_eq!(Owner::parse("root").unwrap(), owner(0, 0));
+        assert_eq!(Owner::parse("root:root").unwrap(), owner(0, 0));
+        for bad in ["nobody", "1000:staff", "-1", "1:2:3"] {
+            let error = Owner::parse(bad).unwrap_err();
+            assert!(
+                error.to_string().contains("only numeric owners"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -7,16 +7,14 @@ use std::time::{Duration, Instant};
 
 use gantry_core::fake::FakeRuntime;
 use gantry_core::op::{ExecArgs, Expect, Sharing};
-use gantry_core::store::{MemoryStore, Space, Store};
+use gantry_core::store::{MemoryStore, RecordKind, Store};
 use gantry_core::{Digest, Engine, EngineOptions, Error, Op};
 
 fn engine_with(runtime: Arc<FakeRuntime>, store: Arc<MemoryStore>) -> Engine {
-    let state_dir = std::env::temp_dir().join(format!("gantry-core-test-{}", std::process::id()));
     Engine::new(
         runtime,
         store,
         EngineOptions {
-            state_dir,
             max_parallel: 16,
             secret_key: [7; 32],
         },
@@ -101,7 +99,7 @@ async fn identical_work_is_memoised_and_persisted() {
     let step = exec(&engine, base(&engine), &["echo", "hi"]);
     assert_eq!(stdout(&engine, step).await.unwrap(), "hi\n");
     assert_eq!(runtime.execs(), 1);
-    assert!(store.record_count(Space::Result) >= 1);
+    assert!(store.record_count(RecordKind::Exec) >= 1);
 }
 
 #[tokio::test]
@@ -186,7 +184,7 @@ async fn a_failed_exec_errors_with_its_output_and_is_not_cached() {
         other => panic!("expected an exec error, got {other:?}"),
     }
     assert!(error.to_string().ends_with("exit code: 3"));
-    assert_eq!(store.record_count(Space::Result), 0);
+    assert_eq!(store.record_count(RecordKind::Exec), 0);
     assert!(engine.container(step).await.is_err());
     assert_eq!(
         runtime.execs(),
@@ -242,7 +240,10 @@ async fn secrets_reach_the_exec_but_not_ids_outputs_or_the_store() {
     assert!(!out.contains(plaintext));
     let envs = runtime.envs.lock().unwrap().clone();
     assert!(envs[0].contains(&format!("TOKEN={plaintext}")));
-    let recipe = store.get(Space::Recipe, &secret.digest).unwrap().unwrap();
+    let recipe = store
+        .get(RecordKind::Recipe, &secret.digest)
+        .unwrap()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&recipe).contains(plaintext));
     assert!(
         !store.dump_text().contains(plaintext),
@@ -352,6 +353,28 @@ async fn a_locked_volume_mounted_twice_is_an_error_before_anything_runs() {
     stdout(&engine, exec(&engine, again, &["echo", "x"]))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn cache_volume_owners_parse_like_every_other_owner() {
+    let (engine, runtime, _) = new_engine();
+    let cache = engine.add(Op::CacheVolume { key: "v".into() }).digest;
+    let mounted = engine
+        .add(Op::WithMountedCache {
+            parent: base(&engine),
+            path: "/c".into(),
+            cache,
+            source: None,
+            sharing: None,
+            owner: "nobody".into(),
+        })
+        .digest;
+    let error = engine.container(mounted).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Unsupported { message } if message.contains("only numeric owners")),
+        "{error}"
+    );
+    assert_eq!(runtime.execs(), 0);
 }
 
 #[tokio::test]

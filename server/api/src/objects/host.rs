@@ -43,13 +43,11 @@ impl Host {
         let engine = engine(ctx);
         let root = client(ctx).resolve(&path);
         let store = engine.store().clone();
-        let state_dir = engine.state_dir().to_path_buf();
         let (root_for_read, include_for_read, exclude_for_read) =
             (root.clone(), include.clone(), exclude.clone());
         let content = tokio::task::spawn_blocking(move || {
             host::read_directory(
                 store.as_ref(),
-                &state_dir,
                 &root_for_read,
                 &include_for_read,
                 &exclude_for_read,

@@ -25,6 +25,7 @@ macro_rules! require_docker {
 // After the macro, which the test modules use.
 mod progress;
 
+mod state_dir;
 mod tier1;
 
 fn exec_query(image: &str, args: &[&str]) -> String {
@@ -381,42 +382,4 @@ fn query_command_reports_errors_with_a_non_zero_exit() {
     let good = server.query_command(&exec_query(&busybox(), &["echo", "fine"]));
     assert!(good.status.success());
     assert!(String::from_utf8_lossy(&good.stdout).contains("fine"));
-}
-
-#[test]
-fn prune_removes_this_state_dirs_results_and_images() {
-    require_docker!();
-    let mut server = Server::start();
-    let marker = support::unique("prune");
-    let query = exec_query(
-        &busybox(),
-        &["sh", "-c", &format!("echo {marker} > /f; cat /f")],
-    );
-    assert!(server.query(&query)["errors"].is_null());
-    server.stop();
-    let tag = support::exec_image_tag_with_output(server.dir(), &marker);
-    assert!(
-        support::image_exists(&tag),
-        "the step's image {tag} exists before prune"
-    );
-    let out = support::gantry(server.dir()).arg("prune").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!server.dir().join("state").join("store").exists());
-    assert!(
-        !support::image_exists(&tag),
-        "prune must remove the step's image {tag}"
-    );
-    // After a prune the same pipeline runs again (nothing stale is left).
-    server.restart();
-    let since = support::now();
-    let again = server.query(&query);
-    assert_eq!(
-        again["data"]["container"]["from"]["withExec"]["stdout"],
-        format!("{marker}\n")
-    );
-    assert_eq!(support::containers_created_since(&since, server.pid()), 1);
 }

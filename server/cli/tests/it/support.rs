@@ -77,15 +77,14 @@ pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
 }
 
 /// The image tag of the cached exec result in `dir`'s state whose stdout
-/// contains `needle` (results are JSON files named by their cache key).
+/// contains `needle`, as the state directory reports it.
 pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
-    let results = dir.join("state").join("store").join("results");
-    for shard in std::fs::read_dir(&results).unwrap().flatten() {
-        for entry in std::fs::read_dir(shard.path()).unwrap().flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            if text.contains("exit_code") && text.contains(needle) {
-                return format!("gantry.local/cache:{}", entry.file_name().to_string_lossy());
-            }
+    use gantry_core::store::{RecordKind, Store as _};
+    let store = gantry_store::DiskStore::open(dir.join("state")).unwrap();
+    for record in store.state_dir().records(RecordKind::Exec).unwrap() {
+        let bytes = store.get(RecordKind::Exec, &record.key).unwrap().unwrap();
+        if String::from_utf8_lossy(&bytes).contains(needle) {
+            return record.image().expect("exec results refer to an image");
         }
     }
     panic!("no exec result mentions {needle}");

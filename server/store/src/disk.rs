@@ -1,0 +1,195 @@
+//! `DiskStore`: the solver's `Store` over a `StateDir`.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+
+use dashmap::DashMap;
+use gantry_core::store::{RecordKind, Store};
+use gantry_core::Digest;
+
+use crate::error::Error;
+use crate::layout::{Bucket, StateDir};
+
+pub struct DiskStore {
+    dir: StateDir,
+    /// Records already read or written by this engine (see `memoized`).
+    records: DashMap<(RecordKind, Digest), Vec<u8>>,
+}
+
+/// Whether records of `kind` are kept in memory once read. Most are small
+/// and read on every cache lookup; a host index is read once per directory
+/// read, rewritten when the directory changes and can be large.
+fn memoized(kind: RecordKind) -> bool {
+    kind != RecordKind::HostIndex
+}
+
+impl DiskStore {
+    /// Opens (creating or migrating) the state directory at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> crate::Result<Self> {
+        Ok(Self::new(StateDir::open(root)?))
+    }
+
+    pub fn new(dir: StateDir) -> Self {
+        Self {
+            dir,
+            records: DashMap::new(),
+        }
+    }
+
+    pub fn state_dir(&self) -> &StateDir {
+        &self.dir
+    }
+}
+
+impl Store for DiskStore {
+    fn put_blob(&self, bytes: &[u8]) -> gantry_core::Result<Digest> {
+        let digest = Digest::of_bytes(bytes);
+        let path = self.dir.entry(Bucket::Blobs, &digest);
+        if !path.exists() {
+            // Content-addressed: whoever wrote it first wrote the same bytes.
+            self.dir.write(&path, bytes, true)?;
+        }
+        Ok(digest)
+    }
+
+    fn get_blob(&self, digest: &Digest) -> gantry_core::Result<Vec<u8>> {
+        let path = self.dir.entry(Bucket::Blobs, digest);
+        Ok(fs::read(&path).map_err(Error::io("reading", path))?)
+    }
+
+    fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> gantry_core::Result<()> {
+        self.dir
+            .write(&self.dir.entry(Bucket::Records(kind), key), value, false)?;
+        if memoized(kind) {
+            self.records.insert((kind, *key), value.to_vec());
+        }
+        Ok(())
+    }
+
+    fn get(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<Option<Vec<u8>>> {
+        if let Some(value) = self.records.get(&(kind, *key)) {
+            return Ok(Some(value.clone()));
+        }
+        let path = self.dir.entry(Bucket::Records(kind), key);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                if memoized(kind) {
+                    self.records.insert((kind, *key), bytes.clone());
+                }
+                Ok(Some(bytes))
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::io("reading", path)(source).into()),
+        }
+    }
+
+    fn scratch_dir(&self) -> gantry_core::Result<PathBuf> {
+        Ok(self.dir.new_scratch_dir()?)
+    }
+
+    fn cache_volume_dir(&self, name: &str) -> PathBuf {
+        self.dir.cache_volume_dir(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn records_survive_reopening_in_their_kinds_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of_bytes(b"key");
+        {
+            let store = DiskStore::open(dir.path()).unwrap();
+            store.put(RecordKind::Exec, &key, b"value").unwrap();
+            let blob = store.put_blob(b"content").unwrap();
+            assert_eq!(store.get_blob(&blob).unwrap(), b"content");
+        }
+        let store = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get(RecordKind::Exec, &key).unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
+        // Kinds are separate key spaces.
+        assert_eq!(store.get(RecordKind::Recipe, &key).unwrap(), None);
+        let hex = key.hex();
+        let expected = dir.path().join("store/exec").join(&hex[..2]).join(&hex);
+        assert_eq!(fs::read(expected).unwrap(), b"value");
+    }
+
+    #[test]
+    fn no_temp_files_are_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        for n in 0..20u8 {
+            store
+                .put(RecordKind::Exec, &Digest::of_bytes(&[n]), &[n; 100])
+                .unwrap();
+            store.put_blob(&[n; 10]).unwrap();
+        }
+        let temp = store.state_dir().bucket(Bucket::Temp);
+        assert_eq!(files_under(&temp), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_failed_write_names_the_path_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let key = Digest::of_bytes(b"k");
+        // Something that is not a record sits where the record must go.
+        let path = store
+            .state_dir()
+            .entry(Bucket::Records(RecordKind::Exec), &key);
+        fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let error = store.put(RecordKind::Exec, &key, b"value").unwrap_err();
+        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(message.contains(&key.hex()), "{message}");
+        let temp = store.state_dir().bucket(Bucket::Temp);
+        assert_eq!(files_under(&temp), Vec::<PathBuf>::new());
+        // The engine carries on: other records still write.
+        store
+            .put(RecordKind::Exec, &Digest::of_bytes(b"other"), b"v")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_torn_temp_file_is_not_a_valid_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let key = Digest::of_bytes(b"k");
+        // A crash after writing the temp file but before the rename.
+        let temp = store.state_dir().bucket(Bucket::Temp);
+        fs::write(temp.join(".gantry-tmp-1-0"), b"partial").unwrap();
+        assert_eq!(store.get(RecordKind::Exec, &key).unwrap(), None);
+    }
+
+    #[test]
+    fn writes_recover_when_a_prune_removed_the_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        fs::remove_dir_all(dir.path().join("store")).unwrap();
+        let key = Digest::of_bytes(b"k");
+        store.put(RecordKind::PathRead, &key, b"tree").unwrap();
+        let blob = store.put_blob(b"content").unwrap();
+        assert_eq!(store.get_blob(&blob).unwrap(), b"content");
+        let scratch = store.scratch_dir().unwrap();
+        assert!(scratch.is_dir());
+    }
+}

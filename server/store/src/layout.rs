@@ -1,0 +1,279 @@
+//! `StateDir`: the layout of the state directory. Every path under it is
+//! decided here, and every file written under it goes through
+//! `StateDir::write` (one atomic write, temp files in one bucket).
+//!
+//! Like uv's cache, the directory is divided into buckets, one per kind of
+//! thing it holds; records are sharded by the first two hex digits of their
+//! key so no directory grows too large.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use gantry_core::files::{create_unique_dir, AtomicFile, WriteOutcome};
+use gantry_core::store::{cache_volume_key, RecordKind};
+use gantry_core::Digest;
+
+use crate::error::{Error, Result};
+
+/// The layout this gantry writes; `StateDir::open` migrates older ones.
+pub const LAYOUT: u32 = 2;
+
+/// Holds the layout number. Layout 1 (before this file existed) had none.
+const LAYOUT_FILE: &str = "layout";
+
+/// The key that MACs secret values in cache keys (see `StateDir::secret_key`).
+const SECRET_KEY_FILE: &str = "secret-mac.key";
+
+/// One directory of the state directory, by what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// File contents by their sha256: `store/blobs/ab/<hex>`.
+    Blobs,
+    /// Records of one kind by key: `store/<kind>/ab/<hex>`.
+    Records(RecordKind),
+    /// One directory per cache volume, by `cache_volume_key` of its name.
+    CacheVolumes,
+    /// Per-exec copies of mounted directories and files, removed after each
+    /// exec; `<pid>-<random>` names tell whose they are.
+    Scratch,
+    /// Temp files of writes in progress (`.gantry-tmp-<pid>-<random>`),
+    /// renamed into their bucket when complete.
+    Temp,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 9] = [
+        Bucket::Blobs,
+        Bucket::Records(RecordKind::Exec),
+        Bucket::Records(RecordKind::PathRead),
+        Bucket::Records(RecordKind::HostTree),
+        Bucket::Records(RecordKind::HostIndex),
+        Bucket::Records(RecordKind::Recipe),
+        Bucket::CacheVolumes,
+        Bucket::Scratch,
+        Bucket::Temp,
+    ];
+
+    /// The bucket's directory, relative to the state directory.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Bucket::Blobs => "store/blobs",
+            Bucket::Records(RecordKind::Exec) => "store/exec",
+            Bucket::Records(RecordKind::PathRead) => "store/path-reads",
+            Bucket::Records(RecordKind::HostTree) => "store/host-trees",
+            Bucket::Records(RecordKind::HostIndex) => "store/host-indexes",
+            Bucket::Records(RecordKind::Recipe) => "store/recipes",
+            Bucket::CacheVolumes => "cache-volumes",
+            Bucket::Scratch => "scratch",
+            Bucket::Temp => "store/tmp",
+        }
+    }
+
+    /// What the bucket holds, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Blobs => "blobs",
+            Bucket::Records(RecordKind::Exec) => "exec results",
+            Bucket::Records(RecordKind::PathRead) => "container path reads",
+            Bucket::Records(RecordKind::HostTree) => "host trees",
+            Bucket::Records(RecordKind::HostIndex) => "host indexes",
+            Bucket::Records(RecordKind::Recipe) => "recipes",
+            Bucket::CacheVolumes => "cache volumes",
+            Bucket::Scratch => "scratch",
+            Bucket::Temp => "temp files",
+        }
+    }
+}
+
+/// The state directory: everything gantry keeps on disk, in one place.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Opens the state directory at `root`, creating it when missing and
+    /// migrating an older layout (logged) before anything reads it.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
+        // Private: it holds the secret MAC key and every cached output. Best
+        // effort, as before: a directory someone else set up keeps its mode.
+        let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o700));
+        let dir = Self { root };
+        let marker = dir.root.join(LAYOUT_FILE);
+        let found = match fs::read_to_string(&marker) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(error) if error.kind() == ErrorKind::NotFound => None,
+            Err(source) => return Err(Error::io("reading", &marker)(source)),
+        };
+        let migrate = found.is_none();
+        match found {
+            Some(found) if found == LAYOUT.to_string() => {}
+            Some(found) => {
+                return Err(Error::NewerLayout {
+                    path: dir.root.clone(),
+                    found,
+                    known: LAYOUT,
+                })
+            }
+            None => crate::migrate::from_layout_1(&dir)?,
+        }
+        for bucket in Bucket::ALL {
+            let path = dir.bucket(bucket);
+            fs::create_dir_all(&path).map_err(Error::io("creating", &path))?;
+        }
+        if migrate {
+            // Last, so that an interrupted migration runs again.
+            dir.write(&marker, format!("{LAYOUT}\n").as_bytes(), false)?;
+        }
+        Ok(dir)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn bucket(&self, bucket: Bucket) -> PathBuf {
+        self.root.join(bucket.dir())
+    }
+
+    /// Where the entry `key` of a sharded bucket (blobs, records) lives.
+    pub(crate) fn entry(&self, bucket: Bucket, key: &Digest) -> PathBuf {
+        let hex = key.hex();
+        self.bucket(bucket).join(&hex[..2]).join(hex)
+    }
+
+    pub fn cache_volume_dir(&self, name: &str) -> PathBuf {
+        self.bucket(Bucket::CacheVolumes)
+            .join(cache_volume_key(name).hex())
+    }
+
+    /// A new, empty scratch directory for one exec (see `Bucket::Scratch`).
+    pub fn new_scratch_dir(&self) -> Result<PathBuf> {
+        let scratch = self.bucket(Bucket::Scratch);
+        create_unique_dir(&scratch).map_err(Error::io("creating a directory in", scratch))
+    }
+
+    /// The one write under the state directory: atomic, with its temp file
+    /// in the `Temp` bucket. With `first_writer_wins`, an existing file is
+    /// kept (even against another process writing at the same time).
+    pub(crate) fn write(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        first_writer_wins: bool,
+    ) -> Result<WriteOutcome> {
+        let temp = self.bucket(Bucket::Temp);
+        let mut file = AtomicFile::new(path).temp_dir(&temp);
+        if first_writer_wins {
+            file = file.keep_existing();
+        }
+        match file.write(bytes) {
+            // A new shard, or a bucket that a prune removed under a running
+            // engine: create the directories and try once more.
+            Err(error) if error.source.kind() == ErrorKind::NotFound => {
+                for dir in [&temp, path.parent().unwrap_or(&self.root)] {
+                    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+                }
+                Ok(file.write(bytes)?)
+            }
+            outcome => Ok(outcome?),
+        }
+    }
+
+    /// The key that MACs secret values in cache keys, created (mode 0600)
+    /// on first use and kept so that cache keys survive restarts. It is not
+    /// itself a secret value, but keeping it private stops anyone from
+    /// testing guesses against cache keys. Engines starting together on a
+    /// new state directory all end up with the first one written.
+    pub fn secret_key(&self) -> Result<[u8; 32]> {
+        let path = self.root.join(SECRET_KEY_FILE);
+        let read = || match fs::read(&path) {
+            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::io("reading", &path)(source)),
+        };
+        if let Some(key) = read()? {
+            return Ok(key);
+        }
+        let key: [u8; 32] = rand::random();
+        let replace = path.exists();
+        if replace {
+            tracing::warn!(path = %path.display(), "the secret MAC key is damaged; replacing it (steps that use secrets run again)");
+        }
+        if self.write(&path, &key, !replace)? == WriteOutcome::Written {
+            return Ok(key);
+        }
+        read()?.ok_or_else(|| {
+            Error::io("reading", &path)(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "not a 32-byte key",
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_directory_gets_every_bucket_and_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path().join("state")).unwrap();
+        for bucket in Bucket::ALL {
+            assert!(state.bucket(bucket).is_dir(), "{bucket:?}");
+        }
+        let marker = fs::read_to_string(state.root().join(LAYOUT_FILE)).unwrap();
+        assert_eq!(marker, "2\n");
+        let mode = fs::metadata(state.root()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_newer_layout_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(LAYOUT_FILE), "3\n").unwrap();
+        let error = StateDir::open(dir.path()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("has layout 3") && message.contains("--state-dir"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_secret_key_is_private_stable_and_first_writer_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let key = state.secret_key().unwrap();
+        let path = dir.path().join(SECRET_KEY_FILE);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            StateDir::open(dir.path()).unwrap().secret_key().unwrap(),
+            key
+        );
+        // Many engines starting at once on a new state directory agree.
+        fs::remove_file(&path).unwrap();
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| state.secret_key().unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        assert_eq!(fs::read(&path).unwrap(), keys[0]);
+        // A damaged key is replaced.
+        fs::write(&path, b"short").unwrap();
+        let replaced = state.secret_key().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), replaced);
+        assert!(fs::read_dir(state.bucket(Bucket::Temp))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}

@@ -1,0 +1,450 @@
+//! What the state directory holds, what each part costs, and pruning it.
+//!
+//! `gantry prune` asks these questions and never walks the directory
+//! itself: `StateDir::usage` sizes every bucket, `StateDir::records` lists
+//! one kind's records with their sizes and ages, `RecordInfo::image` names
+//! the Docker image a record keeps alive, and a `PrunePlan` says what goes,
+//! so the caller can remove the images before the records that name them.
+//! Sizes are apparent sizes (file lengths), not allocated blocks.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::SystemTime;
+
+use gantry_core::store::{step_image_tag, RecordKind};
+use gantry_core::Digest;
+
+use crate::error::{Error, Result};
+use crate::layout::{Bucket, StateDir};
+
+/// One stored record, as prune sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    pub kind: RecordKind,
+    pub key: Digest,
+    pub bytes: u64,
+    /// When it was written (records are not rewritten when read).
+    pub modified: SystemTime,
+}
+
+impl RecordInfo {
+    /// The Docker image this record refers to: an exec result's committed
+    /// filesystem. Removing the record without it leaks the image.
+    pub fn image(&self) -> Option<String> {
+        (self.kind == RecordKind::Exec).then(|| step_image_tag(&self.key))
+    }
+}
+
+/// How much one bucket holds: entries (files, or directories for cache
+/// volumes and scratch space) and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Size {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Size {
+    fn add_assign(&mut self, other: Size) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+    }
+}
+
+/// The size of every bucket of a state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    buckets: Vec<(Bucket, Size)>,
+}
+
+impl Usage {
+    pub fn of(&self, bucket: Bucket) -> Size {
+        self.buckets
+            .iter()
+            .find(|(b, _)| *b == bucket)
+            .map(|(_, size)| *size)
+            .unwrap_or_default()
+    }
+
+    pub fn buckets(&self) -> &[(Bucket, Size)] {
+        &self.buckets
+    }
+
+    pub fn total(&self) -> Size {
+        let mut total = Size::default();
+        for (_, size) in &self.buckets {
+            total += *size;
+        }
+        total
+    }
+}
+
+/// How much a prune keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Remove everything but the secret key.
+    Nothing,
+    /// Remove the oldest evictable records until blobs and records fit in
+    /// this many bytes. Blobs, recipes and cache volumes are kept.
+    UpTo(u64),
+}
+
+/// Whether `Keep::UpTo` may remove records of this kind. Recipes stay: an
+/// ID handed out must keep loading.
+fn evictable(kind: RecordKind) -> bool {
+    kind != RecordKind::Recipe
+}
+
+/// What a prune will remove (see `StateDir::plan_prune`).
+#[derive(Debug, Clone)]
+pub struct PrunePlan {
+    keep: Keep,
+    records: Vec<RecordInfo>,
+}
+
+impl PrunePlan {
+    pub fn records(&self) -> &[RecordInfo] {
+        &self.records
+    }
+
+    /// The Docker images the removed records refer to: remove these first.
+    pub fn images(&self) -> Vec<String> {
+        self.records.iter().filter_map(RecordInfo::image).collect()
+    }
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub records: usize,
+    pub bytes: u64,
+}
+
+impl StateDir {
+    /// Every record of `kind`, with its size and age.
+    pub fn records(&self, kind: RecordKind) -> Result<Vec<RecordInfo>> {
+        let bucket = self.bucket(Bucket::Records(kind));
+        let mut out = Vec::new();
+        for shard in read_dir(&bucket)? {
+            for entry in read_dir(&shard.path())? {
+                let name = entry.file_name();
+                let Some(key) = name.to_str().and_then(Digest::from_hex) else {
+                    continue;
+                };
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Removed since the listing (a concurrent prune).
+                    Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                    Err(error) => return Err(Error::io("reading", entry.path())(error)),
+                };
+                out.push(RecordInfo {
+                    kind,
+                    key,
+                    bytes: meta.len(),
+                    modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn usage(&self) -> Result<Usage> {
+        let buckets = Bucket::ALL
+            .into_iter()
+            .map(|bucket| {
+                let dir = self.bucket(bucket);
+                let size = match bucket {
+                    Bucket::Blobs | Bucket::Records(_) => {
+                        let mut size = Size::default();
+                        for shard in read_dir(&dir)? {
+                            let shard = tree_size(&shard.path())?;
+                            size += shard;
+                        }
+                        size
+                    }
+                    Bucket::Temp => tree_size(&dir)?,
+                    Bucket::CacheVolumes | Bucket::Scratch => {
+                        let mut size = Size::default();
+                        for entry in read_dir(&dir)? {
+                            size += Size {
+                                entries: 1,
+                                bytes: tree_size(&entry.path())?.bytes,
+                            };
+                        }
+                        size
+                    }
+                };
+                Ok((bucket, size))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Usage { buckets })
+    }
+
+    /// Decides what a prune removes. With `Keep::Nothing`, everything; with
+    /// `Keep::UpTo`, the least recently written evictable records until the
+    /// blobs and records left fit in the budget.
+    pub fn plan_prune(&self, keep: Keep) -> Result<PrunePlan> {
+        let records = match keep {
+            Keep::Nothing => {
+                let mut all = Vec::new();
+                for kind in RecordKind::ALL {
+                    all.extend(self.records(kind)?);
+                }
+                all
+            }
+            Keep::UpTo(budget) => {
+                let usage = self.usage()?;
+                let mut candidates = Vec::new();
+                for kind in RecordKind::ALL.into_iter().filter(|kind| evictable(*kind)) {
+                    candidates.extend(self.records(kind)?);
+                }
+                candidates.sort_by_key(|record| (record.modified, record.kind, record.key));
+                let mut held = usage.of(Bucket::Blobs).bytes;
+                for kind in RecordKind::ALL {
+                    held += usage.of(Bucket::Records(kind)).bytes;
+                }
+                let mut plan = Vec::new();
+                for record in candidates {
+                    if held <= budget {
+                        break;
+                    }
+                    held = held.saturating_sub(record.bytes);
+                    plan.push(record);
+                }
+                plan
+            }
+        };
+        Ok(PrunePlan { keep, records })
+    }
+
+    /// Carries out a plan. With `Keep::Nothing` every bucket goes (blobs,
+    /// records, cache volumes, scratch and temp files); the secret key stays,
+    /// so cache keys of secret steps stay stable for the next run.
+    pub fn prune(&self, plan: &PrunePlan) -> Result<Pruned> {
+        match plan.keep {
+            Keep::Nothing => {
+                let bytes = self.usage()?.total().bytes;
+                for bucket in Bucket::ALL {
+                    let dir = self.bucket(bucket);
+                    match fs::remove_dir_all(&dir) {
+                        Err(error) if error.kind() != ErrorKind::NotFound => {
+                            return Err(Error::io("removing", dir)(error));
+                        }
+                        _ => {}
+                    }
+                }
+                // Empty now, unless something else was put there.
+                let _ = fs::remove_dir(self.root().join("store"));
+                Ok(Pruned {
+                    records: plan.records.len(),
+                    bytes,
+                })
+            }
+            Keep::UpTo(_) => {
+                let mut pruned = Pruned {
+                    records: 0,
+                    bytes: 0,
+                };
+                for record in &plan.records {
+                    let path = self.entry(Bucket::Records(record.kind), &record.key);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            pruned.records += 1;
+                            pruned.bytes += record.bytes;
+                        }
+                        Err(error) if error.kind() == ErrorKind::NotFound => {}
+                        Err(error) => return Err(Error::io("removing", path)(error)),
+                    }
+                }
+                Ok(pruned)
+            }
+        }
+    }
+}
+
+/// The entries of `dir`; none when it does not exist.
+fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(Error::io("reading", dir)(error)),
+    }
+}
+
+/// Files under `path` (itself, when a file) and their bytes. Symlinks are
+/// counted, never followed.
+fn tree_size(path: &Path) -> Result<Size> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Size::default()),
+        Err(error) => return Err(Error::io("reading", path)(error)),
+    };
+    if !meta.is_dir() {
+        return Ok(Size {
+            entries: 1,
+            bytes: meta.len(),
+        });
+    }
+    let mut size = Size::default();
+    for entry in read_dir(path)? {
+        size += tree_size(&entry.path())?;
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gantry_core::store::Store as _;
+
+    use super::*;
+    use crate::DiskStore;
+
+    fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
+        let path = state.entry(Bucket::Records(kind), key);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(seconds_ago))
+            .unwrap();
+    }
+
+    /// A store with one record of every kind (100 bytes each, the exec the
+    /// oldest), a 1000-byte blob and a cache volume.
+    fn filled() -> (tempfile::TempDir, DiskStore, Vec<Digest>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let keys: Vec<Digest> = RecordKind::ALL
+            .iter()
+            .enumerate()
+            .map(|(n, kind)| {
+                let key = Digest::of_bytes(&[n as u8]);
+                store.put(*kind, &key, &[b'x'; 100]).unwrap();
+                age(store.state_dir(), *kind, &key, 1000 - 100 * n as u64);
+                key
+            })
+            .collect();
+        store.put_blob(&[b'b'; 1000]).unwrap();
+        let volume = store.cache_volume_dir("go-mod");
+        fs::create_dir_all(volume.join("pkg")).unwrap();
+        fs::write(volume.join("pkg/a"), [0; 30]).unwrap();
+        (dir, store, keys)
+    }
+
+    #[test]
+    fn usage_sizes_every_bucket() {
+        let (_dir, store, _) = filled();
+        let usage = store.state_dir().usage().unwrap();
+        for kind in RecordKind::ALL {
+            assert_eq!(
+                usage.of(Bucket::Records(kind)),
+                Size {
+                    entries: 1,
+                    bytes: 100
+                },
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            usage.of(Bucket::Blobs),
+            Size {
+                entries: 1,
+                bytes: 1000
+            }
+        );
+        assert_eq!(
+            usage.of(Bucket::CacheVolumes),
+            Size {
+                entries: 1,
+                bytes: 30
+            }
+        );
+        assert_eq!(usage.of(Bucket::Temp), Size::default());
+        assert_eq!(usage.total().bytes, 1530);
+    }
+
+    #[test]
+    fn records_know_their_kind_size_and_image() {
+        let (_dir, store, keys) = filled();
+        let state = store.state_dir();
+        let exec = state.records(RecordKind::Exec).unwrap();
+        assert_eq!(exec.len(), 1);
+        assert_eq!((exec[0].key, exec[0].bytes), (keys[0], 100));
+        assert_eq!(
+            exec[0].image(),
+            Some(format!("gantry.local/cache:{}", keys[0].hex()))
+        );
+        for kind in &RecordKind::ALL[1..] {
+            let records = state.records(*kind).unwrap();
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].image(), None, "{kind:?} refers to no image");
+        }
+    }
+
+    #[test]
+    fn keep_up_to_removes_the_oldest_evictable_records_first() {
+        let (_dir, store, keys) = filled();
+        let state = store.state_dir();
+        // Blobs and records hold 1500 bytes; keeping 1300 must drop two
+        // records: the exec (oldest) and the path read (next).
+        let plan = state.plan_prune(Keep::UpTo(1300)).unwrap();
+        let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
+        assert_eq!(
+            planned,
+            [(RecordKind::Exec, keys[0]), (RecordKind::PathRead, keys[1])]
+        );
+        assert_eq!(
+            plan.images(),
+            [format!("gantry.local/cache:{}", keys[0].hex())]
+        );
+        let pruned = state.prune(&plan).unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                records: 2,
+                bytes: 200
+            }
+        );
+        assert_eq!(state.records(RecordKind::Exec).unwrap(), Vec::new());
+        assert_eq!(state.records(RecordKind::HostTree).unwrap().len(), 1);
+        // However small the budget, recipes, blobs and volumes stay.
+        let plan = state.plan_prune(Keep::UpTo(0)).unwrap();
+        assert!(plan.records().iter().all(|r| r.kind != RecordKind::Recipe));
+        state.prune(&plan).unwrap();
+        let usage = state.usage().unwrap();
+        assert_eq!(usage.of(Bucket::Records(RecordKind::Recipe)).entries, 1);
+        assert_eq!(usage.of(Bucket::Blobs).entries, 1);
+        assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
+        assert_eq!(usage.total().bytes, 1130);
+    }
+
+    #[test]
+    fn keep_nothing_removes_everything_but_the_secret_key() {
+        let (dir, store, keys) = filled();
+        let state = store.state_dir();
+        let key = state.secret_key().unwrap();
+        let plan = state.plan_prune(Keep::Nothing).unwrap();
+        assert_eq!(plan.records().len(), RecordKind::ALL.len());
+        assert_eq!(
+            plan.images(),
+            [format!("gantry.local/cache:{}", keys[0].hex())]
+        );
+        let pruned = state.prune(&plan).unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                records: 5,
+                bytes: 1530
+            }
+        );
+        assert_eq!(state.usage().unwrap().total(), Size::default());
+        assert!(!dir.path().join("store").exists());
+        assert!(!dir.path().join("cache-volumes").exists());
+        assert_eq!(
+            StateDir::open(dir.path()).unwrap().secret_key().unwrap(),
+            key
+        );
+    }
+}
