@@ -50,10 +50,9 @@ impl From<Error> for gantry_core::Error {
             Error::Write(error) => {
                 gantry_core::Error::store(format!("writing {}", error.path.display()), error.source)
             }
-            other @ Error::NewerLayout { .. } => gantry_core::Error::store(
-                other.to_string(),
-                std::io::Error::other("unsupported state directory layout"),
-            ),
+            other @ Error::NewerLayout { .. } => gantry_core::Error::Unsupported {
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -166,18 +166,20 @@ impl StateDir {
         bytes: &[u8],
         first_writer_wins: bool,
     ) -> Result<WriteOutcome> {
+        let parent = path.parent().unwrap_or(&self.root);
+        if !parent.is_dir() {
+            // A new shard, or a bucket a prune removed under a running engine.
+            fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+        }
         let temp = self.bucket(Bucket::Temp);
         let mut file = AtomicFile::new(path).temp_dir(&temp);
         if first_writer_wins {
             file = file.keep_existing();
         }
         match file.write(bytes) {
-            // A new shard, or a bucket that a prune removed under a running
-            // engine: create the directories and try once more.
-            Err(error) if error.source.kind() == ErrorKind::NotFound => {
-                for dir in [&temp, path.parent().unwrap_or(&self.root)] {
-                    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-                }
+            // The temp bucket was removed (by a prune) under a running engine.
+            Err(error) if error.source.kind() == ErrorKind::NotFound && !temp.is_dir() => {
+                fs::create_dir_all(&temp).map_err(Error::io("creating", &temp))?;
                 Ok(file.write(bytes)?)
             }
             outcome => Ok(outcome?),

@@ -301,6 +301,12 @@ mod tests {
     use super::*;
     use crate::DiskStore;
 
+    /// The step image tag, pinned: changing its format would leave every
+    /// image tagged before the change out of reach of prune.
+    fn tag(key: &Digest) -> String {
+        format!("gantry.local/cache:{}", key.hex())
+    }
+
     fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
         let path = state.entry(Bucket::Records(kind), key);
         fs::File::options()
@@ -372,10 +378,7 @@ mod tests {
         let exec = state.records(RecordKind::Exec).unwrap();
         assert_eq!(exec.len(), 1);
         assert_eq!((exec[0].key, exec[0].bytes), (keys[0], 100));
-        assert_eq!(
-            exec[0].image(),
-            Some(format!("gantry.local/cache:{}", keys[0].hex()))
-        );
+        assert_eq!(exec[0].image(), Some(tag(&keys[0])));
         for kind in &RecordKind::ALL[1..] {
             let records = state.records(*kind).unwrap();
             assert_eq!(records.len(), 1);
@@ -395,18 +398,9 @@ mod tests {
             planned,
             [(RecordKind::Exec, keys[0]), (RecordKind::PathRead, keys[1])]
         );
-        assert_eq!(
-            plan.images(),
-            [format!("gantry.local/cache:{}", keys[0].hex())]
-        );
+        assert_eq!(plan.images(), [tag(&keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!(
-            pruned,
-            Pruned {
-                records: 2,
-                bytes: 200
-            }
-        );
+        assert_eq!((pruned.records, pruned.bytes), (2, 200));
         assert_eq!(state.records(RecordKind::Exec).unwrap(), Vec::new());
         assert_eq!(state.records(RecordKind::HostTree).unwrap().len(), 1);
         // However small the budget, recipes, blobs and volumes stay.
@@ -427,18 +421,9 @@ mod tests {
         let key = state.secret_key().unwrap();
         let plan = state.plan_prune(Keep::Nothing).unwrap();
         assert_eq!(plan.records().len(), RecordKind::ALL.len());
-        assert_eq!(
-            plan.images(),
-            [format!("gantry.local/cache:{}", keys[0].hex())]
-        );
+        assert_eq!(plan.images(), [tag(&keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!(
-            pruned,
-            Pruned {
-                records: 5,
-                bytes: 1530
-            }
-        );
+        assert_eq!((pruned.records, pruned.bytes), (5, 1530));
         assert_eq!(state.usage().unwrap().total(), Size::default());
         assert!(!dir.path().join("store").exists());
         assert!(!dir.path().join("cache-volumes").exists());
