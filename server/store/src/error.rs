@@ -1,3 +1,6 @@
+//! Errors of the state directory: I/O with the path and what was being
+//! done, and a layout this gantry does not know.
+
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
