@@ -176,7 +176,7 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         }
     };
     let workdir = headers
-        .get("x-gantry-workdir")
+        .get(crate::env::WORKDIR_HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|path| path.starts_with('/'))
         .map(PathBuf::from)

@@ -6,6 +6,7 @@
 //! and execution policy lives in gantry-core.
 
 mod client;
+pub mod env;
 mod error;
 mod http;
 mod ids;

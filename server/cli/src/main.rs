@@ -7,6 +7,7 @@
     reason = "a command-line program: printing is its interface (libraries never print)"
 )]
 
+mod client;
 mod engine;
 mod env;
 mod progress;

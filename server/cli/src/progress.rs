@@ -3,22 +3,21 @@
 //! is cached, starts, runs, finishes or fails.
 //!
 //! The engine emits each event once (`Engine::events`, also served as
-//! `GET /events`); this module only renders them, either as plain
+//! `GET /events` and read by `client.rs`); this module only renders them,
+//! fed by a follower per source of events, either as plain
 //! timestamped lines (CI logs, `--progress=plain`) or as a list redrawn in
 //! place on a terminal. Events never carry environment variables, and exec
 //! output in them was scrubbed of secret values by the engine.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context as _, Result};
+use futures::stream::BoxStream;
+use futures::{FutureExt as _, StreamExt as _};
 use gantry_core::events::{StepEvent, StepState};
 use gantry_core::Engine;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::UnixStream;
 use tokio::sync::{broadcast, oneshot};
 
 /// `--progress`.
@@ -116,59 +115,43 @@ impl Progress {
         self.style.map(|_| self.sender.clone())
     }
 
-    /// Forwards the events of an engine in this process.
+    /// Whether nothing is shown (`--progress=quiet`): no events are needed.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.style.is_none()
+    }
+
+    /// Shows the events of an engine in this process.
     pub(crate) fn follow_engine(&self, engine: &Engine) -> Option<Follower> {
-        let sender = self.sender()?;
-        let mut events = engine.events().subscribe();
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let events = futures::stream::unfold(engine.events().subscribe(), |mut receiver| async {
             loop {
-                tokio::select! {
-                    biased;
-                    event = events.recv() => match event {
-                        Ok(event) => {
-                            if sender.send(Message::Step(event)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
-                    _ = &mut stopped => break,
-                }
-            }
-            // Whatever the engine emitted before the work ended.
-            loop {
-                match events.try_recv() {
-                    Ok(event) => {
-                        let _ = sender.send(Message::Step(event));
-                    }
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
+                match receiver.recv().await {
+                    Ok(event) => return Some((event, receiver)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
         });
-        Some(Follower {
-            stop: Some(stop),
-            task,
-        })
+        // Everything the engine emitted before its work ended is already
+        // queued when the follower is stopped.
+        self.follow(events.boxed(), Duration::ZERO)
     }
 
-    /// Follows the event stream (`GET /events`) of the engine serving on
-    /// `socket`. Returns once subscribed, so no event of a request sent
-    /// afterwards is missed; `None` (and a debug log) if the engine has no
-    /// event stream.
-    pub(crate) async fn follow_socket(&self, socket: &Path) -> Option<Follower> {
+    /// Shows the events of an engine in another process (its `GET /events`
+    /// stream, see `client.rs`). Those travel on a connection of their own,
+    /// so they can trail the answer they belong to: once stopped, the
+    /// follower still waits for events that arrive close together.
+    pub(crate) fn follow_remote(&self, events: BoxStream<'static, StepEvent>) -> Option<Follower> {
+        self.follow(events, TRAILING_EVENTS_QUIET)
+    }
+
+    fn follow(
+        &self,
+        events: BoxStream<'static, StepEvent>,
+        trailing: Duration,
+    ) -> Option<Follower> {
         let sender = self.sender()?;
-        let (stream, rest, chunked) = match subscribe(socket).await {
-            Ok(subscribed) => subscribed,
-            Err(error) => {
-                tracing::debug!(error = %format!("{error:#}"), "no progress: the engine's event stream is unavailable");
-                return None;
-            }
-        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(read_events(stream, rest, chunked, sender, stopped));
+        let task = tokio::spawn(forward(events, sender, stopped, trailing));
         Some(Follower {
             stop: Some(stop),
             task,
@@ -217,206 +200,54 @@ impl Drop for Follower {
     }
 }
 
-// ---------------------------------------------------------------------------
-// The event stream over the engine socket
-
-/// How long a stopped socket follower waits for more events (they travel on
-/// their own connection, so they can trail the answer they belong to).
+/// How long a stopped follower of a remote engine waits for one more
+/// event, and for all of them at most.
 const TRAILING_EVENTS_QUIET: Duration = Duration::from_millis(150);
 const TRAILING_EVENTS_MAX: Duration = Duration::from_secs(1);
 
-async fn subscribe(socket: &Path) -> Result<(UnixStream, Vec<u8>, bool)> {
-    let mut stream = UnixStream::connect(socket)
-        .await
-        .with_context(|| format!("while connecting to {}", socket.display()))?;
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: gantry\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .context("while asking for the event stream")?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        if raw.len() > 64 * 1024 {
-            bail!("the engine sent an oversized response head");
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
-            .await
-            .context("while waiting for the event stream")??;
-        if n == 0 {
-            bail!("the engine closed the event stream");
-        }
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        bail!(
-            "the engine answered {}",
-            head.lines().next().unwrap_or_default()
-        );
-    }
-    let chunked = head
-        .lines()
-        .any(|line| line.starts_with("transfer-encoding:") && line.contains("chunked"));
-    Ok((stream, raw[head_end + 4..].to_vec(), chunked))
-}
-
-async fn read_events(
-    mut stream: UnixStream,
-    rest: Vec<u8>,
-    chunked: bool,
+/// Sends `events` to the renderer until stopped, then what is already in
+/// hand, then events that arrive within `trailing` of each other (for at
+/// most `TRAILING_EVENTS_MAX`). A source that showed no event at all has
+/// nothing trailing: the work ran no step (all answered from memory).
+async fn forward(
+    mut events: BoxStream<'static, StepEvent>,
     sender: mpsc::Sender<Message>,
     mut stopped: oneshot::Receiver<()>,
+    trailing: Duration,
 ) {
-    let mut body = Dechunk::new(chunked);
-    let mut events = SseParser::default();
     let mut seen_any = false;
-    let mut forward = |input: &[u8]| {
-        let mut data = Vec::new();
-        body.feed(input, &mut data);
-        for event in events.feed(&data) {
-            seen_any = true;
-            let _ = sender.send(Message::Step(event));
-        }
-        seen_any
-    };
-    forward(&rest);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut stopping_since: Option<Instant> = None;
     loop {
-        // `read` is cancel-safe, so racing it against the stop signal loses nothing.
-        let read = match stopping_since {
-            None => tokio::select! {
-                read = stream.read(&mut buf) => read,
-                _ = &mut stopped => {
-                    // A query that ran no step (all answered from the
-                    // engine's memory) has nothing trailing: stop now.
-                    if !forward(&[]) {
+        // `next` is cancel-safe, so racing it against the stop signal loses nothing.
+        tokio::select! {
+            biased;
+            event = events.next() => match event {
+                Some(event) => {
+                    seen_any = true;
+                    if sender.send(Message::Step(event)).is_err() {
                         return;
                     }
-                    stopping_since = Some(Instant::now());
-                    continue;
                 }
+                None => return,
             },
-            Some(since) => {
-                if since.elapsed() > TRAILING_EVENTS_MAX {
-                    return;
-                }
-                match tokio::time::timeout(TRAILING_EVENTS_QUIET, stream.read(&mut buf)).await {
-                    Ok(read) => read,
-                    Err(_) => return,
-                }
-            }
-        };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                forward(&buf[..n]);
-            }
+            _ = &mut stopped => break,
         }
     }
-}
-
-/// Undoes HTTP/1.1 chunked transfer coding, incrementally.
-#[derive(Debug)]
-enum Dechunk {
-    Identity,
-    Size(Vec<u8>),
-    Data(usize),
-    DataEnd(usize),
-    Done,
-}
-
-impl Dechunk {
-    fn new(chunked: bool) -> Self {
-        if chunked {
-            Dechunk::Size(Vec::new())
+    let quiet = if seen_any { trailing } else { Duration::ZERO };
+    let deadline = Instant::now() + TRAILING_EVENTS_MAX;
+    loop {
+        let event = if quiet.is_zero() {
+            events.next().now_or_never().flatten()
         } else {
-            Dechunk::Identity
+            let wait = quiet.min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::timeout(wait, events.next())
+                .await
+                .ok()
+                .flatten()
+        };
+        let Some(event) = event else { return };
+        if sender.send(Message::Step(event)).is_err() || Instant::now() >= deadline {
+            return;
         }
-    }
-
-    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
-        while !input.is_empty() {
-            match self {
-                Dechunk::Identity => {
-                    out.extend_from_slice(input);
-                    return;
-                }
-                Dechunk::Done => return,
-                Dechunk::Size(line) => {
-                    let Some(newline) = input.iter().position(|&b| b == b'\n') else {
-                        line.extend_from_slice(input);
-                        return;
-                    };
-                    line.extend_from_slice(&input[..newline]);
-                    input = &input[newline + 1..];
-                    let text = String::from_utf8_lossy(line);
-                    let size = text.split(';').next().unwrap_or_default().trim();
-                    *self = match usize::from_str_radix(size, 16) {
-                        Ok(0) | Err(_) => Dechunk::Done,
-                        Ok(size) => Dechunk::Data(size),
-                    };
-                }
-                Dechunk::Data(left) => {
-                    let take = (*left).min(input.len());
-                    out.extend_from_slice(&input[..take]);
-                    input = &input[take..];
-                    *left -= take;
-                    if *left == 0 {
-                        *self = Dechunk::DataEnd(2);
-                    }
-                }
-                Dechunk::DataEnd(left) => {
-                    let take = (*left).min(input.len());
-                    input = &input[take..];
-                    *left -= take;
-                    if *left == 0 {
-                        *self = Dechunk::Size(Vec::new());
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Server-sent events: `data:` lines up to a blank line make one event;
-/// comments (`:`) and other fields are skipped.
-#[derive(Debug, Default)]
-struct SseParser {
-    line: Vec<u8>,
-    data: String,
-}
-
-impl SseParser {
-    fn feed(&mut self, input: &[u8]) -> Vec<StepEvent> {
-        let mut events = Vec::new();
-        for &byte in input {
-            if byte != b'\n' {
-                self.line.push(byte);
-                continue;
-            }
-            let line = String::from_utf8_lossy(&self.line).into_owned();
-            self.line.clear();
-            let line = line.strip_suffix('\r').unwrap_or(&line);
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    match serde_json::from_str::<StepEvent>(&self.data) {
-                        Ok(event) => events.push(event),
-                        Err(error) => tracing::debug!(%error, "skipping an unreadable event"),
-                    }
-                    self.data.clear();
-                }
-            } else if let Some(data) = line.strip_prefix("data:") {
-                if !self.data.is_empty() {
-                    self.data.push('\n');
-                }
-                self.data.push_str(data.strip_prefix(' ').unwrap_or(data));
-            }
-        }
-        events
     }
 }
 
@@ -775,25 +606,6 @@ mod tests {
             time: 1.5,
             detail: None,
         }
-    }
-
-    #[test]
-    fn chunked_sse_is_decoded_across_reads() {
-        let body = serde_json::to_string(&event(StepState::Running)).unwrap();
-        let payload = format!(": gantry events\n\ndata: {body}\n\n");
-        let chunk = format!("{:x}\r\n{payload}\r\n", payload.len());
-        let mut dechunk = Dechunk::new(true);
-        let mut parser = SseParser::default();
-        let mut events = Vec::new();
-        // One byte at a time: chunk sizes, data and CRLFs split anywhere.
-        for byte in chunk.as_bytes() {
-            let mut data = Vec::new();
-            dechunk.feed(std::slice::from_ref(byte), &mut data);
-            events.extend(parser.feed(&data));
-        }
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].state, StepState::Running);
-        assert_eq!(events[0].name, "exec echo hi");
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //! one answers on the socket) or by an engine started in this process.
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::UnixStream;
 
+use crate::client::Connection;
 use crate::engine::{self, EngineArgs};
-use crate::progress::{Progress, ProgressArgs};
+use crate::progress::{Follower, Progress, ProgressArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -78,22 +77,27 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         body["operationName"] = serde_json::Value::String(name.clone());
     }
     let socket = crate::serve::socket_path(args.socket.as_deref());
+    let workdir = std::env::current_dir().context("while reading the current directory")?;
     let progress = Progress::start(args.progress.progress);
-    let response: serde_json::Value = match (args.in_process, UnixStream::connect(&socket).await) {
-        (false, Ok(stream)) => {
-            // The running engine's event stream carries every client's steps.
-            let follower = progress.follow_socket(&socket).await;
-            let answer = post_over_socket(stream, &body).await;
+    // A running engine answers when one listens on the socket.
+    let running = if args.in_process {
+        None
+    } else {
+        Connection::open(&socket).await.ok()
+    };
+    let response: serde_json::Value = match running {
+        Some(connection) => {
+            let follower = follow_running(&progress, &socket).await;
+            let answer = connection.query(&body, &workdir).await;
             if let Some(follower) = follower {
                 follower.stop().await;
             }
             answer?
         }
-        _ => {
+        None => {
             let engine = engine::start(&args.engine).await?;
             let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine);
-            let workdir = std::env::current_dir()?;
             let answer =
                 gantry_api::execute_json(&schema, body, gantry_api::ClientInfo { workdir }).await;
             if let Some(follower) = follower {
@@ -136,48 +140,19 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
     }
 }
 
-/// A minimal HTTP/1.1 POST over the engine socket (the server always sends
-/// Content-Length and we ask it to close the connection).
-async fn post_over_socket(
-    mut stream: UnixStream,
-    body: &serde_json::Value,
-) -> Result<serde_json::Value> {
-    let payload = serde_json::to_vec(body)?;
-    let workdir = std::env::current_dir()?;
-    let head = format!(
-        "POST /query HTTP/1.1\r\nHost: gantry\r\nContent-Type: application/json\r\nX-Gantry-Workdir: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        workdir.display(),
-        payload.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&payload).await?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .context("while reading the engine's answer")?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the engine sent a malformed HTTP response")?;
-    let status_line = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    if !status_line.starts_with("HTTP/1.1 200") {
-        bail!(
-            "the engine answered {}: {}",
-            status_line.lines().next().unwrap_or_default(),
-            String::from_utf8_lossy(body)
-        );
+/// Follows the event stream of the engine on `socket` (its steps for every
+/// client), subscribed before the query is sent so that none of its steps is
+/// missed. Without an event stream the query still runs, without progress.
+async fn follow_running(progress: &Progress, socket: &Path) -> Option<Follower> {
+    if progress.is_quiet() {
+        return None;
     }
-    parse_deep(body).context("while parsing the engine's JSON answer")
-}
-
-/// Parses JSON without serde_json's nesting limit of 128: answers nest one
-/// level per chained call, and pipelines can be longer than that. The worker
-/// stack (see main.rs) is sized for `MAX_QUERY_DEPTH`.
-fn parse_deep(bytes: &[u8]) -> serde_json::Result<serde_json::Value> {
-    use serde::Deserialize as _;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    deserializer.disable_recursion_limit();
-    serde_json::Value::deserialize(&mut deserializer)
+    let events = async { Connection::open(socket).await?.events().await };
+    match events.await {
+        Ok(events) => progress.follow_remote(events),
+        Err(error) => {
+            tracing::debug!(error = %format!("{error:#}"), "no progress: the engine's event stream is unavailable");
+            None
+        }
+    }
 }

@@ -34,21 +34,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Token for --listen [default: random, printed at start]
-    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    #[arg(long, env = crate::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
+/// `--socket` if given, else `GANTRY_SOCKET`, else the default path.
 pub(crate) fn socket_path(explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
-        .or_else(|| {
-            std::env::var_os(crate::env::SOCKET)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(crate::env::default_socket)
+        .unwrap_or_else(crate::env::socket_path)
 }
 
 pub(crate) fn random_token() -> String {
