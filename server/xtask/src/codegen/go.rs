@@ -11,7 +11,7 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
 use super::text;
 
 /// Where the generated file goes, relative to the repository root.
@@ -42,6 +42,9 @@ pub(super) const LANGUAGE: super::Language = super::Language {
 
 /// Doc comments wrap at this column (a tab counts as 4).
 const LINE_LENGTH: usize = 80;
+
+/// The type an open `ID` argument accepts when the schema has no `Node` interface (the template declares it then).
+const BASE_CLASS: &str = "Object";
 
 /// Go keywords and predeclared names a parameter must not shadow.
 const RESERVED: &[&str] = &[
@@ -101,32 +104,25 @@ const INITIALISMS: &[&str] = &[
     "tls", "ttl", "udp", "uid", "uri", "url", "uuid", "xml",
 ];
 
-/// Naming rules that depend on the schema (the root's type name).
+/// Go's type spelling over the naming rule every SDK shares.
 #[derive(Clone)]
-struct Names {
-    root: String,
-    /// Interface names: referenced as Go interfaces, not pointers.
-    interfaces: Vec<String>,
-    /// The Go type of an `ID` argument whose object type the schema does not name.
-    any_object: String,
+struct Go {
+    names: Names,
 }
 
-impl Names {
-    /// The Go type name of a GraphQL object or interface.
-    fn class(&self, name: &str) -> String {
-        if name == self.root {
-            "Client".to_owned()
-        } else {
-            exported(name)
+impl Go {
+    fn new(model: &Model) -> Self {
+        Self {
+            names: Names::new(model, exported, BASE_CLASS),
         }
     }
 
     /// How a value of an object or interface type is spelled: `*Container`, `Node`.
     fn reference(&self, name: &str) -> String {
-        if name == self.any_object || self.interfaces.iter().any(|known| known == name) {
-            self.class(name)
+        if name == self.names.any_object() || self.names.is_interface(name) {
+            self.names.class(name)
         } else {
-            format!("*{}", self.class(name))
+            format!("*{}", self.names.class(name))
         }
     }
 
@@ -136,7 +132,7 @@ impl Names {
         match ty {
             TypeRef::Scalar { name, .. } => scalar(name),
             TypeRef::Enum { name, .. } => exported(name),
-            TypeRef::Object { name: None, .. } => self.any_object.clone(),
+            TypeRef::Object { name: None, .. } => self.names.any_object().to_owned(),
             TypeRef::Object {
                 name: Some(name), ..
             } => self.reference(name),
@@ -164,7 +160,10 @@ impl Names {
             params.push(format!("{} {}", parameter(&arg.name), self.ty(&arg.ty)));
         }
         if !field.optional_args.is_empty() {
-            params.push(format!("opts ...{}", opts_name(&self.class(owner), field)));
+            params.push(format!(
+                "opts ...{}",
+                opts_name(&self.names.class(owner), field)
+            ));
         }
         params.join(", ")
     }
@@ -306,24 +305,12 @@ fn field_comment(field: &Field, indent: usize) -> String {
 
 /// The doc comment of an optional argument's `Opts` field.
 fn opt_comment(arg: &Arg, indent: usize) -> String {
-    let mut text = arg
-        .description
-        .clone()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    if let Some(default) = &arg.default {
-        if !text.is_empty() && !text.ends_with('.') {
-            text.push('.');
-        }
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(&format!(
+    let text = describe_arg(arg, |default, ty| {
+        format!(
             "Defaults to {} (the zero value leaves it out).",
-            go_literal(default, &arg.ty)
-        ));
-    }
+            go_literal(default, ty)
+        )
+    });
     comment(&text, indent)
 }
 
@@ -339,27 +326,16 @@ pub(crate) struct Extras {
 
 pub(crate) fn extras(model: &Model) -> Extras {
     Extras {
-        any_object: any_object(model),
+        any_object: Go::new(model).names.any_object().to_owned(),
         declare_any_object: model.node_interface.is_none(),
     }
 }
 
-fn any_object(model: &Model) -> String {
-    model
-        .node_interface
-        .clone()
-        .unwrap_or_else(|| "Object".to_owned())
-}
-
 /// Registers the Go filters on `env`.
 pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
-    let names = Names {
-        root: model.root.clone(),
-        interfaces: model.interfaces.iter().map(|i| i.name.clone()).collect(),
-        any_object: any_object(model),
-    };
+    let names = Go::new(model);
     let n = names.clone();
-    env.add_filter("go_class", move |name: String| n.class(&name));
+    env.add_filter("go_class", move |name: String| n.names.class(&name));
     env.add_filter("go_name", |name: String| exported(&name));
     env.add_filter("go_param", |name: String| parameter(&name));
     let n = names.clone();
@@ -372,7 +348,7 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
     });
     let n = names;
     env.add_filter("go_opts", move |field: Serde<Field>, owner: String| {
-        opts_name(&n.class(&owner), &field)
+        opts_name(&n.names.class(&owner), &field)
     });
     env.add_filter(
         "go_enum_names",

@@ -470,3 +470,78 @@ fn deprecation(directives: &[Positioned<ConstDirective>]) -> Option<String> {
     directive_string_arg(directives, "deprecated", "reason")
         .map(|reason| reason.unwrap_or_else(|| "No longer supported".to_owned()))
 }
+
+/// How an SDK names the schema's object types, the rule every language
+/// shares: the root query type is `Client`, any other type is spelled by the
+/// language (`spell`), and an `ID` argument whose object type the schema does
+/// not name accepts [`Names::any_object`]: the `Node` interface, else the
+/// runtime's base class. Each language module adds its own type mapping on
+/// top (a wrapper that dereferences to this).
+#[derive(Clone)]
+pub(crate) struct Names {
+    root: String,
+    any_object: String,
+    interfaces: Vec<String>,
+    spell: fn(&str) -> String,
+}
+
+impl Names {
+    /// `base_class`: what an open `ID` argument accepts when the schema has
+    /// no `Node` interface.
+    pub(crate) fn new(model: &Model, spell: fn(&str) -> String, base_class: &str) -> Self {
+        Self {
+            root: model.root.clone(),
+            any_object: model
+                .node_interface
+                .as_deref()
+                .map_or_else(|| base_class.to_owned(), spell),
+            interfaces: model.interfaces.iter().map(|i| i.name.clone()).collect(),
+            spell,
+        }
+    }
+
+    /// The class (type) name of a GraphQL object or interface.
+    pub(crate) fn class(&self, name: &str) -> String {
+        if name == self.root {
+            "Client".to_owned()
+        } else {
+            (self.spell)(name)
+        }
+    }
+
+    /// The class an object reference names; `None` is any object.
+    pub(crate) fn object(&self, name: Option<&str>) -> String {
+        name.map_or_else(|| self.any_object.clone(), |name| self.class(name))
+    }
+
+    /// What an `ID` argument of unknown object type accepts.
+    pub(crate) fn any_object(&self) -> &str {
+        &self.any_object
+    }
+
+    /// Whether `name` is one of the schema's interfaces.
+    pub(crate) fn is_interface(&self, name: &str) -> bool {
+        self.interfaces.iter().any(|known| known == name)
+    }
+}
+
+/// An argument's description followed by the sentence `defaults` writes
+/// about its default (each language spells the GraphQL literal its way).
+pub(crate) fn describe_arg(arg: &Arg, defaults: impl Fn(&str, &TypeRef) -> String) -> String {
+    let mut text = arg
+        .description
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if let Some(default) = &arg.default {
+        if !text.is_empty() && !text.ends_with('.') {
+            text.push('.');
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&defaults(default, &arg.ty));
+    }
+    text
+}

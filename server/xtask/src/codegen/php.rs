@@ -13,7 +13,9 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{enum_shape, Arg, EnumShape, Field, FieldKind, Model, TypeRef};
+use super::model::{
+    describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
+};
 use super::{text, Language};
 
 /// Where the generated file goes, relative to the repository root.
@@ -42,6 +44,9 @@ pub(super) const LANGUAGE: Language = Language {
 /// PSR-12's "lines SHOULD NOT be longer than 80 characters".
 const LINE_LENGTH: usize = 80;
 
+/// The class an open `ID` argument accepts when the schema has no `Node` interface (the runtime's base class).
+const BASE_CLASS: &str = "ApiObject";
+
 /// Names PHP does not accept as a class, interface or enum name
 /// (lowercase; PHP names are case-insensitive).
 const RESERVED_CLASS_NAMES: &[&str] = &[
@@ -49,20 +54,16 @@ const RESERVED_CLASS_NAMES: &[&str] = &[
     "mixed", "never", "null", "object", "parent", "self", "static", "string", "true", "void",
 ];
 
-/// Naming rules that depend on the schema (the root's class name).
+/// Php's type spelling over the naming rule every SDK shares.
 #[derive(Clone)]
-struct Names {
-    root: String,
-    /// Type of an `ID` argument whose object type the schema does not name.
-    any_object: String,
+struct Php {
+    names: Names,
 }
 
-impl Names {
-    fn class(&self, name: &str) -> String {
-        if name == self.root {
-            "Client".to_owned()
-        } else {
-            class_name(name)
+impl Php {
+    fn new(model: &Model) -> Self {
+        Self {
+            names: Names::new(model, class_name, BASE_CLASS),
         }
     }
 
@@ -71,7 +72,7 @@ impl Names {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
             TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
-            TypeRef::Object { name, non_null } => (self.object(name.as_deref()), *non_null),
+            TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { non_null, .. } => ("array".to_owned(), *non_null),
         };
         if non_null {
@@ -87,7 +88,7 @@ impl Names {
             TypeRef::List { of, non_null } => (format!("list<{}>", self.doc(of)), *non_null),
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
             TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
-            TypeRef::Object { name, non_null } => (self.object(name.as_deref()), *non_null),
+            TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
         };
         if non_null {
             inner
@@ -96,20 +97,17 @@ impl Names {
         }
     }
 
-    fn object(&self, name: Option<&str>) -> String {
-        name.map_or_else(|| self.any_object.clone(), |name| self.class(name))
-    }
-
     /// (native, PHPDoc) return types of a method.
     fn returns(&self, field: &Field) -> (String, String) {
         match &field.kind {
             FieldKind::Id => ("string".to_owned(), "string".to_owned()),
             FieldKind::Object { object } | FieldKind::Sync { object } => {
-                (self.class(object), self.class(object))
+                (self.names.class(object), self.names.class(object))
             }
-            FieldKind::ObjectList { object } => {
-                ("array".to_owned(), format!("list<{}>", self.class(object)))
-            }
+            FieldKind::ObjectList { object } => (
+                "array".to_owned(),
+                format!("list<{}>", self.names.class(object)),
+            ),
             FieldKind::Leaf => (self.native(&field.ty), self.doc(&field.ty)),
         }
     }
@@ -170,12 +168,12 @@ impl Names {
         match &field.kind {
             FieldKind::Id => format!("{pad}return $this->ctx->id();"),
             FieldKind::Object { object } => {
-                format!("{pad}return new {}({select});", self.class(object))
+                format!("{pad}return new {}({select});", self.names.class(object))
             }
             FieldKind::Sync { object } => format!(
                 "{pad}$__q = {select};\n\
                  {pad}return new {class}($this->ctx->load('{object}', $__q->execute()));",
-                class = self.class(object),
+                class = self.names.class(object),
             ),
             FieldKind::ObjectList { object } => format!(
                 "{pad}$__ids = {select}->select('id')->executeList();\n\
@@ -183,7 +181,7 @@ impl Names {
                  {pad}    fn (mixed $__id): {class} => new {class}($this->ctx->load('{object}', $__id)),\n\
                  {pad}    $__ids,\n\
                  {pad});",
-                class = self.class(object),
+                class = self.names.class(object),
             ),
             FieldKind::Leaf => match enum_shape(&field.ty) {
                 None => format!("{pad}return {select}->execute();"),
@@ -292,28 +290,16 @@ fn doc_block(summary: Option<&str>, tags: &[String], indent: usize) -> String {
     out
 }
 
-impl Names {
+impl Php {
     fn field_doc(&self, field: &Field, indent: usize) -> String {
         let mut tags: Vec<String> = field
             .required_args
             .iter()
             .chain(&field.optional_args)
             .filter_map(|arg| {
-                let mut text = arg
-                    .description
-                    .clone()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                if let Some(default) = &arg.default {
-                    if !text.is_empty() && !text.ends_with('.') {
-                        text.push('.');
-                    }
-                    if !text.is_empty() {
-                        text.push(' ');
-                    }
-                    text.push_str(&format!("Defaults to {}.", php_literal(default, &arg.ty)));
-                }
+                let text = describe_arg(arg, |default, ty| {
+                    format!("Defaults to {}.", php_literal(default, ty))
+                });
                 // A tag only when it says more than the native type.
                 if text.is_empty() && !matches!(arg.ty, TypeRef::List { .. }) {
                     return None;
@@ -350,25 +336,15 @@ pub(crate) struct Extras {
 
 pub(crate) fn extras(model: &Model) -> Extras {
     Extras {
-        any_object: any_object(model),
+        any_object: Php::new(model).names.any_object().to_owned(),
     }
-}
-
-fn any_object(model: &Model) -> String {
-    model
-        .node_interface
-        .as_deref()
-        .map_or_else(|| "ApiObject".to_owned(), class_name)
 }
 
 /// Registers the PHP filters on `env`.
 pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
-    let names = Names {
-        root: model.root.clone(),
-        any_object: any_object(model),
-    };
+    let names = Php::new(model);
     let n = names.clone();
-    env.add_filter("php_class", move |name: String| n.class(&name));
+    env.add_filter("php_class", move |name: String| n.names.class(&name));
     env.add_filter("php_doc", |text: Option<String>, indent: usize| {
         doc_block(text.as_deref(), &[], indent)
     });

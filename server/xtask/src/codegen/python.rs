@@ -8,7 +8,9 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{enum_shape, Arg, EnumShape, Field, FieldKind, Model, TypeRef};
+use super::model::{
+    describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
+};
 use super::text;
 
 /// Where the generated module goes, relative to the repository root.
@@ -26,6 +28,9 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
 
 const LINE_LENGTH: usize = 88;
 
+/// The class an open `ID` argument accepts when the schema has no `Node` interface.
+const BASE_CLASS: &str = "Object";
+
 /// Python keywords; a name that is one gets a trailing underscore (`from_`).
 const KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
@@ -34,20 +39,16 @@ const KEYWORDS: &[&str] = &[
     "with", "yield",
 ];
 
-/// Naming rules that depend on the schema (the root's class name).
+/// Python's type spelling over the naming rule every SDK shares.
 #[derive(Clone)]
-struct Names {
-    root: String,
-    /// Type of an `ID` argument whose object type the schema does not name.
-    any_object: String,
+struct Python {
+    names: Names,
 }
 
-impl Names {
-    fn class(&self, name: &str) -> String {
-        if name == self.root {
-            "Client".to_owned()
-        } else {
-            name.to_owned()
+impl Python {
+    fn new(model: &Model) -> Self {
+        Self {
+            names: Names::new(model, str::to_owned, BASE_CLASS),
         }
     }
 
@@ -55,11 +56,7 @@ impl Names {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
             TypeRef::Enum { name, non_null } => (name.clone(), *non_null),
-            TypeRef::Object { name, non_null } => (
-                name.as_deref()
-                    .map_or_else(|| self.any_object.clone(), |name| self.class(name)),
-                *non_null,
-            ),
+            TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { of, non_null } => {
                 // Object lists are covariant `Sequence`s so a `list[Container]`
                 // passes where any object is expected.
@@ -81,8 +78,8 @@ impl Names {
     fn returns(&self, field: &Field) -> String {
         match &field.kind {
             FieldKind::Id => "str".to_owned(),
-            FieldKind::Object { object } | FieldKind::Sync { object } => self.class(object),
-            FieldKind::ObjectList { object } => format!("list[{}]", self.class(object)),
+            FieldKind::Object { object } | FieldKind::Sync { object } => self.names.class(object),
+            FieldKind::ObjectList { object } => format!("list[{}]", self.names.class(object)),
             FieldKind::Leaf => self.ty(&field.ty, false),
         }
     }
@@ -237,24 +234,9 @@ fn field_docstring(field: &Field, indent: usize) -> String {
         .args
         .iter()
         .filter_map(|arg| {
-            let mut text = arg
-                .description
-                .clone()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            if let Some(default) = &arg.default {
-                if !text.is_empty() && !text.ends_with('.') {
-                    text.push('.');
-                }
-                if !text.is_empty() {
-                    text.push(' ');
-                }
-                text.push_str(&format!(
-                    "Defaults to {}.",
-                    python_literal(default, &arg.ty)
-                ));
-            }
+            let text = describe_arg(arg, |default, ty| {
+                format!("Defaults to {}.", python_literal(default, ty))
+            });
             (!text.is_empty()).then(|| (identifier(&text::snake_case(&arg.name)), text))
         })
         .collect();
@@ -280,25 +262,15 @@ pub(crate) fn extras(model: &Model) -> Extras {
         .any(|arg| matches!(&arg.ty, TypeRef::List { of, .. } if holds_objects(of)));
     Extras {
         uses_sequence,
-        any_object: any_object(model),
+        any_object: Python::new(model).names.any_object().to_owned(),
     }
-}
-
-fn any_object(model: &Model) -> String {
-    model
-        .node_interface
-        .clone()
-        .unwrap_or_else(|| "Object".to_owned())
 }
 
 /// Registers the Python filters on `env`.
 pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
-    let names = Names {
-        root: model.root.clone(),
-        any_object: any_object(model),
-    };
+    let names = Python::new(model);
     let n = names.clone();
-    env.add_filter("py_class", move |name: String| n.class(&name));
+    env.add_filter("py_class", move |name: String| n.names.class(&name));
     env.add_filter("py_name", |name: String| {
         identifier(&text::snake_case(&name))
     });

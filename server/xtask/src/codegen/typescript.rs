@@ -14,7 +14,7 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{Arg, Field, FieldKind, Model, TypeRef};
+use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
 use super::text;
 
 /// Where the generated module goes, relative to the repository root.
@@ -44,6 +44,9 @@ pub(super) const LANGUAGE: super::Language = super::Language {
 };
 
 const LINE_LENGTH: usize = 100;
+
+/// The class an open `ID` argument accepts when the schema has no `Node` interface (the runtime's base class).
+const BASE_CLASS: &str = "BaseObject";
 
 /// Words that cannot name a parameter; such a parameter gets a trailing underscore.
 const RESERVED: &[&str] = &[
@@ -98,20 +101,16 @@ const RESERVED: &[&str] = &[
     "yield",
 ];
 
-/// Naming rules that depend on the schema (the root's class name).
+/// TypeScript's type spelling over the naming rule every SDK shares.
 #[derive(Clone)]
-struct Names {
-    root: String,
-    /// Type of an `ID` argument whose object type the schema does not name.
-    any_object: String,
+struct TypeScript {
+    names: Names,
 }
 
-impl Names {
-    fn class(&self, name: &str) -> String {
-        if name == self.root {
-            "Client".to_owned()
-        } else {
-            name.to_owned()
+impl TypeScript {
+    fn new(model: &Model) -> Self {
+        Self {
+            names: Names::new(model, str::to_owned, BASE_CLASS),
         }
     }
 
@@ -120,11 +119,7 @@ impl Names {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
             TypeRef::Enum { name, non_null } => (name.clone(), *non_null),
-            TypeRef::Object { name, non_null } => (
-                name.as_deref()
-                    .map_or_else(|| self.any_object.clone(), |name| self.class(name)),
-                *non_null,
-            ),
+            TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { of, non_null } => {
                 let item = self.ty(of, false);
                 let item = if item.contains(' ') {
@@ -145,9 +140,9 @@ impl Names {
     fn returns(&self, field: &Field) -> String {
         match &field.kind {
             FieldKind::Id => "Promise<string>".to_owned(),
-            FieldKind::Object { object } => self.class(object),
-            FieldKind::Sync { object } => format!("Promise<{}>", self.class(object)),
-            FieldKind::ObjectList { object } => format!("Promise<{}[]>", self.class(object)),
+            FieldKind::Object { object } => self.names.class(object),
+            FieldKind::Sync { object } => format!("Promise<{}>", self.names.class(object)),
+            FieldKind::ObjectList { object } => format!("Promise<{}[]>", self.names.class(object)),
             FieldKind::Leaf => format!("Promise<{}>", self.ty(&field.ty, false)),
         }
     }
@@ -168,7 +163,7 @@ impl Names {
         if !field.optional_args.is_empty() {
             params.push(format!(
                 "opts?: {}",
-                opts_name(&self.class(owner), &field.name)
+                opts_name(&self.names.class(owner), &field.name)
             ));
         }
         let prefix = if !declaration && !matches!(field.kind, FieldKind::Object { .. }) {
@@ -326,21 +321,9 @@ fn field_doc(field: &Field, indent: usize) -> String {
 }
 
 fn option_doc(arg: &Arg, indent: usize) -> String {
-    let mut text = arg
-        .description
-        .clone()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    if let Some(default) = &arg.default {
-        if !text.is_empty() && !text.ends_with('.') {
-            text.push('.');
-        }
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(&format!("Defaults to `{}`.", ts_literal(default, &arg.ty)));
-    }
+    let text = describe_arg(arg, |default, ty| {
+        format!("Defaults to `{}`.", ts_literal(default, ty))
+    });
     doc_comment(Some(&text), &[], indent)
 }
 
@@ -361,24 +344,14 @@ pub(crate) fn extras(model: &Model) -> Extras {
     Extras { uses_enum_args }
 }
 
-fn any_object(model: &Model) -> String {
-    model
-        .node_interface
-        .clone()
-        .unwrap_or_else(|| "BaseObject".to_owned())
-}
-
 /// Registers the TypeScript filters on `env`.
 pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
-    let names = Names {
-        root: model.root.clone(),
-        any_object: any_object(model),
-    };
+    let names = TypeScript::new(model);
     let n = names.clone();
-    env.add_filter("ts_class", move |name: String| n.class(&name));
+    env.add_filter("ts_class", move |name: String| n.names.class(&name));
     let n = names.clone();
     env.add_filter("ts_opts", move |field: Serde<Field>, owner: String| {
-        opts_name(&n.class(&owner), &field.name)
+        opts_name(&n.names.class(&owner), &field.name)
     });
     let n = names.clone();
     env.add_filter(
