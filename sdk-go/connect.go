@@ -22,30 +22,11 @@ import (
 	"time"
 )
 
-// Environment variables the SDK reads: the same names as the engine's own
-// (server/cli/src/env.rs) and the other SDKs'.
-const (
-	// EnvSessionPort is set by `gantry run`: the session's loopback port.
-	EnvSessionPort = "GANTRY_SESSION_PORT"
-	// EnvSessionToken is set by `gantry run`: sent as the basic-auth username.
-	EnvSessionToken = "GANTRY_SESSION_TOKEN"
-	// EnvSocket is the path of the engine's Unix socket.
-	EnvSocket = "GANTRY_SOCKET"
-	// EnvBin is the gantry binary to start when no engine answers.
-	EnvBin = "GANTRY_BIN"
-)
+// The names shared with the engine (EnvSocket, DefaultSocket, ...) are
+// generated into env.gen.go.
 
 const installHint = "build it with `cargo build --release -p gantry` in the gantry repository and " +
-	"put target/release/gantry on PATH, or set GANTRY_BIN to the binary's path"
-
-// DefaultSocket is $XDG_RUNTIME_DIR/gantry/engine.sock, else
-// /tmp/gantry-$UID/engine.sock.
-func DefaultSocket() string {
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
-		return filepath.Join(dir, "gantry", "engine.sock")
-	}
-	return fmt.Sprintf("/tmp/gantry-%d/engine.sock", os.Getuid())
-}
+	"put target/release/gantry on PATH, or set " + EnvBin + " to the binary's path"
 
 // session sends GraphQL documents to one engine endpoint.
 type session struct {
@@ -75,14 +56,11 @@ func dial(ctx context.Context, config connectConfig) (*session, error) {
 	}
 	path := config.socket
 	if path == "" {
-		path = os.Getenv(EnvSocket)
-	}
-	if path == "" {
-		path = DefaultSocket()
+		path = socketPath()
 	}
 	headers := map[string]string{}
 	if dir := workdirHeader(config.workdir); dir != "" {
-		headers["X-Gantry-Workdir"] = dir
+		headers[workdirHeaderName] = dir
 	}
 	sess := &session{
 		url:      "http://gantry/query",

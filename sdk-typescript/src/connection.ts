@@ -24,13 +24,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { Client } from "./api/client.gen.js";
 import { Context, type Session } from "./core.js";
-import * as env from "./env.js";
+import * as env from "./api/env.gen.js";
 import { ConnectError, TransportError, throwForErrors } from "./errors.js";
 import { describe, post, type Endpoint } from "./http.js";
 
 const INSTALL_HINT =
   "build it with `cargo build --release -p gantry` in the gantry repository and put " +
-  "target/release/gantry on PATH, or set GANTRY_BIN to the binary's path";
+  `target/release/gantry on PATH, or set ${env.BIN} to the binary's path`;
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -139,7 +139,7 @@ async function findEndpoint(options: ConnectOptions): Promise<Endpoint> {
 function workdirHeader(workdir: string | undefined): Record<string, string> {
   const dir = workdir !== undefined ? resolve(workdir) : process.cwd();
   // Header values are printable ASCII; otherwise the engine falls back to its own directory.
-  return /^[\x20-\x7e]+$/.test(dir) ? { "X-Gantry-Workdir": dir } : {};
+  return /^[\x20-\x7e]+$/.test(dir) ? { [env.WORKDIR_HEADER]: dir } : {};
 }
 
 /** Whether an engine accepts connections on the socket. */

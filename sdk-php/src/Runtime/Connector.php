@@ -23,7 +23,7 @@ use Gantry\ConnectError;
 final class Connector
 {
     private const INSTALL_HINT = 'build it with `cargo build --release -p gantry` in the gantry repository '
-        . 'and put target/release/gantry on PATH, or set GANTRY_BIN to the binary\'s path';
+        . 'and put target/release/gantry on PATH, or set ' . Env::BIN . ' to the binary\'s path';
 
     public static function open(
         ?string $socket,
@@ -66,7 +66,7 @@ final class Connector
         $dir = $workdir !== null ? (realpath($workdir) ?: $workdir) : getcwd();
         // Header values are ASCII; the engine falls back to its own directory.
         if (is_string($dir) && preg_match('/^[\x20-\x7e]+$/', $dir) === 1) {
-            return ["X-Gantry-Workdir: {$dir}"];
+            return [Env::WORKDIR_HEADER . ": {$dir}"];
         }
         return [];
     }

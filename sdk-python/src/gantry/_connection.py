@@ -32,7 +32,7 @@ __all__ = ["Connection"]
 
 _INSTALL_HINT = (
     "build it with `cargo build --release -p gantry` in the gantry repository and "
-    "put target/release/gantry on PATH, or set GANTRY_BIN to the binary's path"
+    f"put target/release/gantry on PATH, or set {_env.BIN} to the binary's path"
 )
 
 
@@ -151,7 +151,7 @@ class Connection:
         workdir = os.path.abspath(self._workdir) if self._workdir else os.getcwd()
         # Header values are ASCII; the engine falls back to its own directory.
         if workdir.isascii() and workdir.isprintable():
-            return {"X-Gantry-Workdir": workdir}
+            return {_env.WORKDIR_HEADER: workdir}
         return {}
 
 

@@ -23,8 +23,11 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where `cargo xtask schema` writes, relative to the repository root.
+const SCHEMA_PATH: &str = "schema.graphql";
+
 fn schema(check: bool) -> Result<()> {
-    let path = repo_root().join("schema.graphql");
+    let path = repo_root().join(SCHEMA_PATH);
     let fresh = gantry_api::sdl();
     if check {
         let current = std::fs::read_to_string(&path).unwrap_or_default();

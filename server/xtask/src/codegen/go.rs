@@ -12,17 +12,17 @@ use minijinja::value::Serde;
 use minijinja::Environment;
 
 use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
-use super::text;
+use super::{text, Language, Output};
 
-/// Where the generated file goes, relative to the repository root.
-pub(crate) const OUTPUT: &str = "sdk-go/gantry.gen.go";
-/// The template that renders [`OUTPUT`].
-pub(crate) const ENTRY: &str = "go/gantry.gen.go.jinja";
 /// Every template of the set, embedded so the generator is one binary.
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+const TEMPLATES: &[(&str, &str)] = &[
     (
-        ENTRY,
+        "go/gantry.gen.go.jinja",
         include_str!("../../templates/go/gantry.gen.go.jinja"),
+    ),
+    (
+        "go/env.gen.go.jinja",
+        include_str!("../../templates/go/env.gen.go.jinja"),
     ),
     (
         "go/macros.jinja",
@@ -31,11 +31,19 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: super::Language = super::Language {
+pub(super) const LANGUAGE: Language = Language {
     name: "go",
     templates: TEMPLATES,
-    entry: ENTRY,
-    output: OUTPUT,
+    outputs: &[
+        Output {
+            template: "go/gantry.gen.go.jinja",
+            path: "sdk-go/gantry.gen.go",
+        },
+        Output {
+            template: "go/env.gen.go.jinja",
+            path: "sdk-go/env.gen.go",
+        },
+    ],
     register,
     extras: |model| minijinja::Value::from(Serde(extras(model))),
 };
@@ -337,6 +345,10 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
     let n = names.clone();
     env.add_filter("go_class", move |name: String| n.names.class(&name));
     env.add_filter("go_name", |name: String| exported(&name));
+    // A shared name's key as a Go constant: `SESSION_PORT` → `EnvSessionPort`.
+    env.add_filter("go_env_name", |key: String| {
+        format!("Env{}", exported(&key.to_ascii_lowercase()))
+    });
     env.add_filter("go_param", |name: String| parameter(&name));
     let n = names.clone();
     env.add_filter("go_returns", move |field: Serde<Field>| n.returns(&field));
@@ -373,15 +385,12 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{render, Model, LANGUAGES};
     use super::*;
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
 
     fn rendered() -> String {
-        let model = Model::from_sdl(FIXTURE).unwrap();
-        let language = LANGUAGES.iter().find(|l| l.name == "go").unwrap();
-        render(language, &model).unwrap()
+        super::super::tests::rendered("go")
     }
 
     #[test]

@@ -16,27 +16,38 @@ use minijinja::Environment;
 use super::model::{
     describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
 };
-use super::{text, Language};
+use super::{text, Language, Output};
 
-/// Where the generated file goes, relative to the repository root.
-pub(crate) const OUTPUT: &str = "sdk-php/generated/Api.php";
-/// The template that renders [`OUTPUT`].
-pub(crate) const ENTRY: &str = "php/Api.php.jinja";
 /// Every template of the set, embedded so the generator is one binary.
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[
-    (ENTRY, include_str!("../../templates/php/Api.php.jinja")),
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "php/Api.php.jinja",
+        include_str!("../../templates/php/Api.php.jinja"),
+    ),
+    (
+        "php/Env.php.jinja",
+        include_str!("../../templates/php/Env.php.jinja"),
+    ),
     (
         "php/macros.jinja",
         include_str!("../../templates/php/macros.jinja"),
     ),
 ];
 
-/// The entry in [`super::LANGUAGES`].
+/// This language's entry in [`super::LANGUAGES`].
 pub(super) const LANGUAGE: Language = Language {
     name: "php",
     templates: TEMPLATES,
-    entry: ENTRY,
-    output: OUTPUT,
+    outputs: &[
+        Output {
+            template: "php/Api.php.jinja",
+            path: "sdk-php/generated/Api.php",
+        },
+        Output {
+            template: "php/Env.php.jinja",
+            path: "sdk-php/generated/Runtime/Env.php",
+        },
+    ],
     register,
     extras: |model| minijinja::Value::from(Serde(extras(model))),
 };
@@ -374,14 +385,12 @@ mod tests {
 
     #[test]
     fn php_snapshot() {
-        let model = Model::from_sdl(FIXTURE).unwrap();
-        insta::assert_snapshot!("php", super::super::render(&LANGUAGE, &model).unwrap());
+        insta::assert_snapshot!("php", super::super::tests::rendered("php"));
     }
 
     #[test]
     fn first_line_opens_php_and_carries_the_header() {
-        let model = Model::from_sdl(FIXTURE).unwrap();
-        let rendered = super::super::render(&LANGUAGE, &model).unwrap();
+        let rendered = super::super::tests::rendered("php");
         let first = rendered.lines().next().unwrap();
         assert_eq!(first, format!("<?php // {}", super::super::HEADER));
         assert!(rendered.contains("\ndeclare(strict_types=1);\n"));

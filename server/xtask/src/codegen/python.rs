@@ -11,20 +11,41 @@ use minijinja::Environment;
 use super::model::{
     describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
 };
-use super::text;
+use super::{text, Language, Output};
 
-/// Where the generated module goes, relative to the repository root.
-pub(crate) const OUTPUT: &str = "sdk-python/src/gantry/_gen.py";
-/// The template that renders [`OUTPUT`].
-pub(crate) const ENTRY: &str = "python/_gen.py.jinja";
 /// Every template of the set, embedded so the generator is one binary.
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[
-    (ENTRY, include_str!("../../templates/python/_gen.py.jinja")),
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "python/_gen.py.jinja",
+        include_str!("../../templates/python/_gen.py.jinja"),
+    ),
+    (
+        "python/_env.py.jinja",
+        include_str!("../../templates/python/_env.py.jinja"),
+    ),
     (
         "python/macros.jinja",
         include_str!("../../templates/python/macros.jinja"),
     ),
 ];
+
+/// This language's entry in [`super::LANGUAGES`].
+pub(super) const LANGUAGE: Language = Language {
+    name: "python",
+    templates: TEMPLATES,
+    outputs: &[
+        Output {
+            template: "python/_gen.py.jinja",
+            path: "sdk-python/src/gantry/_gen.py",
+        },
+        Output {
+            template: "python/_env.py.jinja",
+            path: "sdk-python/src/gantry/_env.py",
+        },
+    ],
+    register,
+    extras: |model| minijinja::Value::from(Serde(extras(model))),
+};
 
 const LINE_LENGTH: usize = 88;
 

@@ -15,17 +15,17 @@ use minijinja::value::Serde;
 use minijinja::Environment;
 
 use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
-use super::text;
+use super::{text, Language, Output};
 
-/// Where the generated module goes, relative to the repository root.
-pub(crate) const OUTPUT: &str = "sdk-typescript/src/api/client.gen.ts";
-/// The template that renders [`OUTPUT`].
-pub(crate) const ENTRY: &str = "typescript/client.gen.ts.jinja";
 /// Every template of the set, embedded so the generator is one binary.
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+const TEMPLATES: &[(&str, &str)] = &[
     (
-        ENTRY,
+        "typescript/client.gen.ts.jinja",
         include_str!("../../templates/typescript/client.gen.ts.jinja"),
+    ),
+    (
+        "typescript/env.gen.ts.jinja",
+        include_str!("../../templates/typescript/env.gen.ts.jinja"),
     ),
     (
         "typescript/macros.jinja",
@@ -34,11 +34,19 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: super::Language = super::Language {
+pub(super) const LANGUAGE: Language = Language {
     name: "typescript",
     templates: TEMPLATES,
-    entry: ENTRY,
-    output: OUTPUT,
+    outputs: &[
+        Output {
+            template: "typescript/client.gen.ts.jinja",
+            path: "sdk-typescript/src/api/client.gen.ts",
+        },
+        Output {
+            template: "typescript/env.gen.ts.jinja",
+            path: "sdk-typescript/src/api/env.gen.ts",
+        },
+    ],
     register,
     extras: |model| minijinja::Value::from(Serde(extras(model))),
 };
@@ -383,16 +391,13 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{render, Model, LANGUAGES};
     use super::*;
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
 
     #[test]
     fn typescript_snapshot() {
-        let model = Model::from_sdl(FIXTURE).unwrap();
-        let language = LANGUAGES.iter().find(|l| l.name == "typescript").unwrap();
-        insta::assert_snapshot!("typescript", render(language, &model).unwrap());
+        insta::assert_snapshot!("typescript", super::super::tests::rendered("typescript"));
     }
 
     #[test]
