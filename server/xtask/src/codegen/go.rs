@@ -387,8 +387,6 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
-
     fn rendered() -> String {
         super::super::tests::rendered("go")
     }

@@ -381,8 +381,6 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
-
     #[test]
     fn php_snapshot() {
         insta::assert_snapshot!("php", super::super::tests::rendered("php"));

@@ -393,8 +393,6 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/tiny.graphql");
-
     #[test]
     fn typescript_snapshot() {
         insta::assert_snapshot!("typescript", super::super::tests::rendered("typescript"));
