@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{self, busybox, docker_available, run_query, Server};
+use crate::support::{self, busybox, run_query, Server};
 
 /// A two-step pipeline whose commands carry `marker`.
 fn two_steps(marker: &str, first_sleep: u32) -> String {

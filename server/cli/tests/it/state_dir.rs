@@ -67,7 +67,7 @@ fn prune_removes_this_state_dirs_results_and_images() {
     require_docker!();
     let mut server = Server::start();
     let marker = support::unique("prune");
-    let query = crate::exec_query(
+    let query = support::exec_query(
         &busybox(),
         &["sh", "-c", &format!("echo {marker} > /f; cat /f")],
     );
@@ -100,7 +100,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     fs::write(host.path().join("a.txt"), "a").unwrap();
     let old = support::unique("keep-old");
     let new = support::unique("keep-new");
-    let old_query = crate::exec_query(
+    let old_query = support::exec_query(
         &busybox(),
         &["sh", "-c", &format!("echo {old} > /f; cat /f")],
     );

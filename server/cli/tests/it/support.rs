@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub(crate) fn docker_available() -> bool {
     let ok = Command::new("docker")
@@ -505,4 +505,74 @@ pub(crate) fn run_query(mut command: Command, args: &[&str], query: &str) -> Out
         .write_all(query.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+// Answers and workspaces, for the API tests.
+
+/// The `data` of an answer that must have no errors.
+pub(crate) fn data(out: Value) -> Value {
+    assert!(out["errors"].is_null(), "unexpected errors: {out}");
+    out["data"].clone()
+}
+
+/// The first error's message of an answer that must have failed.
+pub(crate) fn error_message(out: &Value) -> String {
+    out["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {out}"))
+        .to_owned()
+}
+
+/// `value.a.b.c` for the path `"a.b.c"`.
+pub(crate) fn at<'a>(value: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(value, |value, key| &value[key])
+}
+
+pub(crate) fn text(value: &Value, path: &str) -> String {
+    at(value, path)
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string in {value}"))
+        .to_owned()
+}
+
+/// A temp directory holding `files` (relative path, contents).
+pub(crate) fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    dir
+}
+
+pub(crate) fn still_serving(server: &Server) {
+    assert!(server.query("{ version }")["data"]["version"].is_string());
+}
+
+/// Runs `query` with `vars` and returns `data`, asserting no errors.
+pub(crate) fn run(server: &Server, query: &str, vars: Value) -> Value {
+    data(server.query_vars(query, &vars))
+}
+
+/// The ID of the object at `path` in the answer to `query`.
+pub(crate) fn id_of(server: &Server, query: &str, vars: Value, path: &str) -> String {
+    text(&run(server, query, vars), &format!("{path}.id"))
+}
+
+pub(crate) fn stdout_of(server: &Server, query: &str, vars: Value, path: &str) -> String {
+    text(&run(server, query, vars), &format!("{path}.stdout"))
+}
+
+pub(crate) const EXEC_WITH_DIRECTORY: &str = r#"
+query($image: String!, $dir: ID!, $args: [String!]!) {
+  container { from(address: $image) { withDirectory(path: "/w", source: $dir) {
+    withExec(args: $args) { stdout } } } }
+}"#;
+
+pub(crate) fn exec_query(image: &str, args: &[&str]) -> String {
+    format!(
+        r#"{{ container {{ from(address: "{image}") {{ withExec(args: {}) {{ stdout }} }} }} }}"#,
+        json!(args)
+    )
 }

@@ -1,0 +1,210 @@
+//! The engine's contract: laziness, caching across restarts, deduplicated
+//! and parallel work, failed execs, and clients that go away.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{self, busybox, exec_query, Server};
+
+#[test]
+fn laziness_a_thousand_calls_create_no_container() {
+    require_docker!();
+    let server = Server::start();
+    let since = support::now();
+    // 1,000 chained calls in 50 documents of 20, each continuing from the
+    // previous one's ID, as SDKs do: only `id` is asked, so nothing runs.
+    let first = server.query(&format!(
+        r#"{{ container {{ from(address: "{}") {{ id }} }} }}"#,
+        busybox()
+    ));
+    let mut id = first["data"]["container"]["from"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for batch in 0..50 {
+        let mut chain = format!(r#"loadContainerFromID(id: "{id}")"#);
+        let mut path = vec!["loadContainerFromID".to_owned()];
+        for n in 0..20 {
+            chain.push_str(&format!(
+                r#" {{ withExec(args: ["sh", "-c", "echo {batch}-{n}"])"#
+            ));
+            path.push("withExec".to_owned());
+        }
+        let query = format!("{{ {chain} {{ id }} {} }}", "}".repeat(20));
+        let out = server.query(&query);
+        assert!(out["errors"].is_null(), "{out}");
+        let mut node = &out["data"];
+        for key in &path {
+            node = &node[key];
+        }
+        id = node["id"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(support::containers_created_since(&since, server.pid()), 0);
+}
+
+#[test]
+fn deep_documents_get_a_clear_error_and_the_engine_keeps_serving() {
+    require_docker!();
+    let server = Server::start();
+    let mut chain = format!(r#"container {{ from(address: "{}")"#, busybox());
+    for n in 0..100 {
+        chain.push_str(&format!(r#" {{ withExec(args: ["echo", "{n}"])"#));
+    }
+    let out = server.query(&format!("{{ {chain} {{ id }} {} }}", "}".repeat(101)));
+    assert!(
+        out["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion"),
+        "{out}"
+    );
+    assert!(server.query("{ version }")["data"]["version"].is_string());
+}
+
+#[test]
+fn cached_rerun_after_restart_creates_no_container() {
+    require_docker!();
+    let mut server = Server::start();
+    let marker = support::unique("restart");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("echo {marker}; echo two")],
+    );
+    let first = server.query(&query);
+    assert_eq!(
+        first["data"]["container"]["from"]["withExec"]["stdout"],
+        format!("{marker}\ntwo\n")
+    );
+    server.restart();
+    let since = support::now();
+    let second = server.query(&query);
+    assert_eq!(second, first);
+    assert_eq!(
+        support::containers_created_since(&since, server.pid()),
+        0,
+        "a cached re-run must not touch containers"
+    );
+}
+
+#[test]
+fn concurrent_identical_queries_run_once() {
+    require_docker!();
+    let server = Server::start();
+    let marker = support::unique("flight");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("sleep 1; echo {marker}")],
+    );
+    let since = support::now();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| server.query(&query)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &results {
+        assert_eq!(
+            out["data"]["container"]["from"]["withExec"]["stdout"],
+            format!("{marker}\n")
+        );
+    }
+    assert_eq!(support::containers_created_since(&since, server.pid()), 1);
+}
+
+#[test]
+fn parallel_branches_overlap() {
+    require_docker!();
+    let server = Server::start();
+    let marker = support::unique("par");
+    let branches: String = (0..8)
+        .map(|n| {
+            format!(
+                r#"b{n}: withExec(args: ["sh", "-c", "sleep 1; echo {marker}-{n}"]) {{ stdout }} "#
+            )
+        })
+        .collect();
+    let query = format!(
+        r#"{{ container {{ from(address: "{}") {{ {branches} }} }} }}"#,
+        busybox()
+    );
+    // Warm the image pull so only the execs are measured.
+    server.query(&exec_query(&busybox(), &["true"]));
+    let started = Instant::now();
+    let out = server.query(&query);
+    let elapsed = started.elapsed();
+    assert!(out["errors"].is_null(), "{out}");
+    assert_eq!(
+        out["data"]["container"]["from"]["b7"]["stdout"],
+        format!("{marker}-7\n")
+    );
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "8 parallel 1 s branches took {elapsed:?}"
+    );
+}
+
+#[test]
+fn failed_exec_has_the_error_shape_and_leaves_no_container() {
+    require_docker!();
+    let server = Server::start();
+    let out = server.query(&exec_query(
+        &busybox(),
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+    ));
+    let error = &out["errors"][0];
+    assert!(
+        error["message"].as_str().unwrap().ends_with("exit code: 3"),
+        "{out}"
+    );
+    let ext = &error["extensions"];
+    assert_eq!(ext["_type"], "EXEC_ERROR");
+    assert_eq!(ext["exitCode"], 3);
+    assert_eq!(ext["stdout"], "out\n");
+    assert_eq!(ext["stderr"], "err\n");
+    assert_eq!(
+        ext["cmd"],
+        json!(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    );
+    assert_eq!(support::gantry_containers_of(server.pid()), 0);
+    // Unknown image and missing command: named errors, engine still serving.
+    let missing = server.query(&exec_query(
+        "127.0.0.1:5000/gantry-fixtures/no-such-image:1",
+        &["true"],
+    ));
+    assert!(
+        missing["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-image"),
+        "{missing}"
+    );
+    let no_cmd = server.query(&exec_query(&busybox(), &["no-such-command"]));
+    assert_eq!(
+        no_cmd["errors"][0]["extensions"]["exitCode"], 127,
+        "{no_cmd}"
+    );
+    let ok = server.query("{ version }");
+    assert!(ok["data"]["version"].is_string());
+}
+
+#[test]
+fn a_client_that_goes_away_mid_exec_leaves_no_container() {
+    require_docker!();
+    let server = Server::start();
+    let marker = support::unique("gone");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("sleep 60; echo {marker}")],
+    );
+    let client = server.send_and_hang_up(&query, Duration::from_secs(3));
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while support::gantry_containers_of(server.pid()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the container outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

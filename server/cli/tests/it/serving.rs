@@ -1,0 +1,120 @@
+//! How the engine is reached: the socket and the loopback listener, `gantry
+//! run`, `gantry session` and `gantry query`.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{self, busybox, exec_query, Server};
+
+#[test]
+fn loopback_listener_requires_the_token() {
+    require_docker!();
+    let server = Server::start_with_listen();
+    let (status, _) = server.tcp_post("{ version }", None);
+    assert_eq!(status, 401);
+    let (status, _) = server.tcp_post("{ version }", Some("wrong"));
+    assert_eq!(status, 401);
+    let token = server.token().to_owned();
+    let (status, body) = server.tcp_post("{ version }", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.tcp_raw("not json", Some(&token));
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn socket_is_private_to_its_owner() {
+    require_docker!();
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start();
+    let mode = std::fs::metadata(server.socket())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn run_exports_session_variables_and_exit_status() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::gantry(dir.path())
+        .args(["run", "--", "sh", "-c", "test -n \"$DAGGER_SESSION_PORT\" && test \"$GANTRY_SESSION_TOKEN\" = \"$DAGGER_SESSION_TOKEN\" && test -S \"$GANTRY_SOCKET\" && exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `gantry session` as Dagger's SDKs drive it: one JSON line on stdout, then
+/// serve until stdin closes (Python, Go) or SIGTERM arrives while stdin is
+/// still open (TypeScript's `Close`).
+#[test]
+fn session_prints_its_line_and_ends_on_stdin_close_or_sigterm() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    for ending in ["stdin", "sigterm"] {
+        let mut child = support::gantry(dir.path())
+            .args(["session", "--label", "dagger.io/sdk.name:nodejs"])
+            .args(["--workdir", ".", "--project", "x"])
+            .arg("--load-workspace-modules")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let params: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(params["port"].as_u64().is_some(), "{line}");
+        assert!(params["session_token"].as_str().is_some(), "{line}");
+        let stdin = child.stdin.take().unwrap();
+        if ending == "stdin" {
+            drop(stdin);
+        } else {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gantry session did not exit after {ending}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{ending}: {status}");
+    }
+}
+
+#[test]
+fn query_command_reports_errors_with_a_non_zero_exit() {
+    require_docker!();
+    let server = Server::start();
+    let out = server.query_command(&exec_query(
+        &busybox(),
+        &["sh", "-c", "echo bad >&2; exit 4"],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exit code: 4") && stderr.contains("bad"),
+        "{stderr}"
+    );
+    let good = server.query_command(&exec_query(&busybox(), &["echo", "fine"]));
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("fine"));
+}
