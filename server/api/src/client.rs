@@ -42,12 +42,8 @@ impl ClientInfo {
         out
     }
 
-    pub(crate) fn write_host_file(
-        &self,
-        path: &str,
-        bytes: &[u8],
-        _executable: bool,
-    ) -> Result<String, Error> {
+    /// Writes `bytes` to the host path `path` (mode 0644).
+    pub(crate) fn write_host_file(&self, path: &str, bytes: &[u8]) -> Result<String, Error> {
         self.write_host_file_mode(&self.resolve(path), bytes, 0o644)
     }
 

@@ -767,9 +767,7 @@ impl Container {
         }
         let state = self.state(ctx).await?;
         let tarball = engine(ctx).image_tarball(&state).await.map_err(gql)?;
-        client(ctx)
-            .write_host_file(&path, &tarball, false)
-            .map_err(gql)
+        client(ctx).write_host_file(&path, &tarball).map_err(gql)
     }
 
     /// Package the container state as an OCI image, and return it as a tar archive.
