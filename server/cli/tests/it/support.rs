@@ -269,10 +269,11 @@ impl Server {
 
     fn request(&self, query: &str, variables: &Value, workdir: Option<&Path>) -> Value {
         let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-        let mut stream = UnixStream::connect(self.socket()).unwrap();
-        let header = workdir.map(|dir| format!("X-Gantry-Workdir: {}\r\n", dir.display()));
-        let (status, text) =
-            http_exchange_with(&mut stream, &body, None, header.as_deref().unwrap_or(""));
+        let headers: Vec<(&str, String)> = workdir
+            .map(|dir| ("X-Gantry-Workdir", dir.display().to_string()))
+            .into_iter()
+            .collect();
+        let (status, text) = post_query(Endpoint::Unix(self.socket()), &body, &headers);
         assert_eq!(status, 200, "{text}");
         serde_json::from_str(&text).unwrap()
     }
@@ -282,7 +283,8 @@ impl Server {
     }
 
     /// Sends a query, waits `after`, and returns the open stream; dropping
-    /// it hangs up mid-request.
+    /// it hangs up mid-request. Written by hand: the test needs the bare
+    /// connection, with no client that would read the answer.
     pub(crate) fn send_and_hang_up(&self, query: &str, after: Duration) -> UnixStream {
         let body = serde_json::json!({ "query": query }).to_string();
         let mut stream = UnixStream::connect(self.socket()).unwrap();
@@ -301,9 +303,16 @@ impl Server {
     }
 
     pub(crate) fn tcp_raw(&self, body: &str, token: Option<&str>) -> (u16, String) {
+        use base64::Engine as _;
         let (port, _) = self.listen.as_ref().expect("started with --listen");
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
-        http_exchange(&mut stream, body, token)
+        let headers: Vec<(&str, String)> = token
+            .map(|token| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{token}:"));
+                ("Authorization", format!("Basic {encoded}"))
+            })
+            .into_iter()
+            .collect();
+        post_query(Endpoint::Tcp(*port), body, &headers)
     }
 }
 
@@ -324,62 +333,60 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn base64(text: &str) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
+enum Endpoint {
+    Unix(PathBuf),
+    Tcp(u16),
+}
+
+/// `POST /query` with `body` and `headers` through hyper's HTTP/1.1 client,
+/// as `gantry query` sends it; the tests are synchronous, so the exchange
+/// has a runtime of its own.
+fn post_query(to: Endpoint, body: &str, headers: &[(&str, String)]) -> (u16, String) {
+    let mut request = hyper::Request::post("/query")
+        .header("Host", "gantry")
+        .header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        match to {
+            Endpoint::Unix(path) => {
+                send(tokio::net::UnixStream::connect(path).await, request).await
+            }
+            Endpoint::Tcp(port) => {
+                send(
+                    tokio::net::TcpStream::connect(("127.0.0.1", port)).await,
+                    request,
+                )
+                .await
             }
         }
-    }
-    out
+    })
 }
 
-fn http_exchange(
-    stream: &mut (impl std::io::Read + std::io::Write),
-    body: &str,
-    token: Option<&str>,
+async fn send(
+    stream: std::io::Result<
+        impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    >,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
 ) -> (u16, String) {
-    http_exchange_with(stream, body, token, "")
-}
-
-/// `extra_headers`: complete header lines, each ending in `\r\n`.
-fn http_exchange_with(
-    stream: &mut (impl std::io::Read + std::io::Write),
-    body: &str,
-    token: Option<&str>,
-    extra_headers: &str,
-) -> (u16, String) {
-    let auth = token
-        .map(|token| format!("Authorization: Basic {}\r\n", base64(&format!("{token}:"))))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "POST /query HTTP/1.1\r\nHost: gantry\r\nContent-Type: application/json\r\n{auth}{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, rest.to_owned())
+    use http_body_util::BodyExt as _;
+    let io = hyper_util::rt::TokioIo::new(stream.unwrap());
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A test registry setting: `GANTRY_TEST_*` as the Makefile exports them,
