@@ -608,6 +608,54 @@ mod tests {
         }
     }
 
+    /// Runs `forward` over a channel: `before` is sent before the stop,
+    /// `after` 50 ms after it. Returns the names the renderer got.
+    async fn forwarded(before: &[&str], after: &[&str], trailing: Duration) -> Vec<String> {
+        let (events_tx, events_rx) = futures::channel::mpsc::unbounded();
+        let (sender, receiver) = mpsc::channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(forward(events_rx.boxed(), sender, stopped, trailing));
+        for name in before {
+            let mut step = event(StepState::Running);
+            step.name = (*name).into();
+            events_tx.unbounded_send(step).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for name in after {
+            let mut step = event(StepState::Done);
+            step.name = (*name).into();
+            let _ = events_tx.unbounded_send(step);
+        }
+        task.await.unwrap();
+        receiver
+            .try_iter()
+            .map(|message| match message {
+                Message::Step(step) => step.name,
+                _ => unreachable!("only steps are forwarded"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_remote_follower_waits_for_trailing_events() {
+        let names = forwarded(&["one"], &["two"], TRAILING_EVENTS_QUIET).await;
+        assert_eq!(names, ["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_saw_nothing_stops_at_once() {
+        let names = forwarded(&[], &["late"], TRAILING_EVENTS_QUIET).await;
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn an_in_process_follower_forwards_only_what_is_queued() {
+        let names = forwarded(&["one"], &["late"], Duration::ZERO).await;
+        assert_eq!(names, ["one"]);
+    }
+
     #[test]
     fn names_stay_on_one_line() {
         assert_eq!(one_line("sh -c a\nb\x1b[2J", 100), "sh -c a\\nb\\u{1b}[2J");
