@@ -12,41 +12,13 @@ use minijinja::value::Serde;
 use minijinja::Environment;
 
 use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
-use super::{text, Language, Output};
+use super::text;
 
-/// Every template of the set, embedded so the generator is one binary.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "go/gantry.gen.go.jinja",
-        include_str!("../../templates/go/gantry.gen.go.jinja"),
-    ),
-    (
-        "go/env.gen.go.jinja",
-        include_str!("../../templates/go/env.gen.go.jinja"),
-    ),
-    (
-        "go/macros.jinja",
-        include_str!("../../templates/go/macros.jinja"),
-    ),
-];
-
-/// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: Language = Language {
+language! {
     name: "go",
-    templates: TEMPLATES,
-    outputs: &[
-        Output {
-            template: "go/gantry.gen.go.jinja",
-            path: "sdk-go/gantry.gen.go",
-        },
-        Output {
-            template: "go/env.gen.go.jinja",
-            path: "sdk-go/env.gen.go",
-        },
-    ],
-    register,
-    extras: |model| minijinja::Value::from(Serde(extras(model))),
-};
+    api: "gantry.gen.go.jinja" => "sdk-go/gantry.gen.go",
+    names: "env.gen.go.jinja" => "sdk-go/env.gen.go",
+}
 
 /// Doc comments wrap at this column (a tab counts as 4).
 const LINE_LENGTH: usize = 80;

@@ -16,41 +16,13 @@ use minijinja::Environment;
 use super::model::{
     describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
 };
-use super::{text, Language, Output};
+use super::text;
 
-/// Every template of the set, embedded so the generator is one binary.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "php/Api.php.jinja",
-        include_str!("../../templates/php/Api.php.jinja"),
-    ),
-    (
-        "php/Env.php.jinja",
-        include_str!("../../templates/php/Env.php.jinja"),
-    ),
-    (
-        "php/macros.jinja",
-        include_str!("../../templates/php/macros.jinja"),
-    ),
-];
-
-/// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: Language = Language {
+language! {
     name: "php",
-    templates: TEMPLATES,
-    outputs: &[
-        Output {
-            template: "php/Api.php.jinja",
-            path: "sdk-php/generated/Api.php",
-        },
-        Output {
-            template: "php/Env.php.jinja",
-            path: "sdk-php/generated/Runtime/Env.php",
-        },
-    ],
-    register,
-    extras: |model| minijinja::Value::from(Serde(extras(model))),
-};
+    api: "Api.php.jinja" => "sdk-php/generated/Api.php",
+    names: "Env.php.jinja" => "sdk-php/generated/Runtime/Env.php",
+}
 
 /// PSR-12's "lines SHOULD NOT be longer than 80 characters".
 const LINE_LENGTH: usize = 80;

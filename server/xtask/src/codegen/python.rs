@@ -11,41 +11,13 @@ use minijinja::Environment;
 use super::model::{
     describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
 };
-use super::{text, Language, Output};
+use super::text;
 
-/// Every template of the set, embedded so the generator is one binary.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "python/_gen.py.jinja",
-        include_str!("../../templates/python/_gen.py.jinja"),
-    ),
-    (
-        "python/_env.py.jinja",
-        include_str!("../../templates/python/_env.py.jinja"),
-    ),
-    (
-        "python/macros.jinja",
-        include_str!("../../templates/python/macros.jinja"),
-    ),
-];
-
-/// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: Language = Language {
+language! {
     name: "python",
-    templates: TEMPLATES,
-    outputs: &[
-        Output {
-            template: "python/_gen.py.jinja",
-            path: "sdk-python/src/gantry/_gen.py",
-        },
-        Output {
-            template: "python/_env.py.jinja",
-            path: "sdk-python/src/gantry/_env.py",
-        },
-    ],
-    register,
-    extras: |model| minijinja::Value::from(Serde(extras(model))),
-};
+    api: "_gen.py.jinja" => "sdk-python/src/gantry/_gen.py",
+    names: "_env.py.jinja" => "sdk-python/src/gantry/_env.py",
+}
 
 const LINE_LENGTH: usize = 88;
 

@@ -15,41 +15,13 @@ use minijinja::value::Serde;
 use minijinja::Environment;
 
 use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
-use super::{text, Language, Output};
+use super::text;
 
-/// Every template of the set, embedded so the generator is one binary.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "typescript/client.gen.ts.jinja",
-        include_str!("../../templates/typescript/client.gen.ts.jinja"),
-    ),
-    (
-        "typescript/env.gen.ts.jinja",
-        include_str!("../../templates/typescript/env.gen.ts.jinja"),
-    ),
-    (
-        "typescript/macros.jinja",
-        include_str!("../../templates/typescript/macros.jinja"),
-    ),
-];
-
-/// This language's entry in [`super::LANGUAGES`].
-pub(super) const LANGUAGE: Language = Language {
+language! {
     name: "typescript",
-    templates: TEMPLATES,
-    outputs: &[
-        Output {
-            template: "typescript/client.gen.ts.jinja",
-            path: "sdk-typescript/src/api/client.gen.ts",
-        },
-        Output {
-            template: "typescript/env.gen.ts.jinja",
-            path: "sdk-typescript/src/api/env.gen.ts",
-        },
-    ],
-    register,
-    extras: |model| minijinja::Value::from(Serde(extras(model))),
-};
+    api: "client.gen.ts.jinja" => "sdk-typescript/src/api/client.gen.ts",
+    names: "env.gen.ts.jinja" => "sdk-typescript/src/api/env.gen.ts",
+}
 
 const LINE_LENGTH: usize = 100;
 
