@@ -10,7 +10,7 @@ use gantry_core::store::{RecordKind, Store as _};
 use gantry_store::{Bucket, DiskStore, RecordInfo};
 use serde_json::{json, Value};
 
-use crate::support::{self, busybox, docker_available, Server};
+use crate::support::{self, busybox, Server};
 
 /// A pipeline that leaves a record of every kind: a host directory read
 /// (host tree and index), an exec that writes a file (exec result and its
