@@ -1,0 +1,503 @@
+//! Compatibility pins: recipes persisted by earlier builds (JSON under
+//! `STATE/store/recipes/`) must still load, and node digests and cache keys
+//! must not move, or every user's cache would be silently invalidated.
+//!
+//! The expected values were computed by the code before ops were split into
+//! `ops/`; a failure here means an encoding changed. If that is deliberate,
+//! bump `ENCODING_VERSION` and recompute the values (and say so in the change).
+
+use std::sync::Arc;
+
+use gantry_core::fake::FakeRuntime;
+use gantry_core::op::{ExecArgs, Sharing};
+use gantry_core::store::{MemoryStore, RecordKind, Store};
+use gantry_core::{Digest, Engine, EngineOptions, Op};
+
+/// `(recipe JSON, node digest, cache key, input digests)`, one or
+/// two per op kind. `parent` and `source` stand for two input digests; the
+/// cache key maps each input to the sha256 of its digest's hex.
+const RECIPES: &[(&str, &str, &str, &[&str])] = &[
+    (
+        r#"{"op":"scratch","platform":"linux/amd64"}"#,
+        "c96a2b7b987897db6550ec8aaf8c946a2aed1361d6d4b8dd87634a6d80da3887",
+        "7f1424899236f35a65de554d032ee34c3c2b9f7c2a2fc8d4a7f4472e027de50e",
+        &[],
+    ),
+    (
+        r#"{"op":"scratch","platform":null}"#,
+        "583a9f82acf273571c3b016aa75111109adc156e32d9ec167af65c9a4b1ce8b4",
+        "51328f0415df75dc33ede7611428f1bfffa36d6bb7e82c9810e85e3f126115b3",
+        &[],
+    ),
+    (
+        r#"{"op":"from","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","address":"127.0.0.1:5000/busybox:latest"}"#,
+        "3ce45dbb37c06b6faea5202cbc392620a3197ce3d5fc3cc0217046df82c307dc",
+        "d03b87a5375531195e77f4525e2419cfda9ce1351a304df5dadf6dfe550ca262",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withRootfs","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","directory":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "6dd2fecec9aca54139f047045c24e9cf49d3f85280ca7ddd43ba333fdc0456d7",
+        "f136b9547c14d88a792e759d4a00189d7e6242405cb676fe0a4cd3e0a4064119",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withExec","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","exec":{"args":["sh","-c","echo hi"],"use_entrypoint":true,"stdin":"in","redirect_stdin":"","redirect_stdout":"/out","redirect_stderr":"err","expect":"Any","expand":true}}"#,
+        "45a2e722d80e120f052b0146b60905d079ad37774d9d5c261c3d49f67f0a64bb",
+        "522ce49e7a6c2f9a0a3498f177cd52ea8496d6897fd49a3d6cfdcf9cc9a66d29",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withExec","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","exec":{"args":["true"],"use_entrypoint":false,"stdin":"","redirect_stdin":"","redirect_stdout":"","redirect_stderr":"","expect":"Success","expand":false}}"#,
+        "b513e2c1e73329e87573f2fb53318e46bfc9b927731218019c4c19d05dd946fc",
+        "7ac8e0da8c9dc0ce0b210e4dfa8916cd705d64823f9923059d7492861a2566d6",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withEnvVariable","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"A","value":"$B","expand":true}"#,
+        "ef734fa817c27fc65d40ab83d841d1181aed5276c47e0b58cbb5f96f5b2873af",
+        "267856f2fa4b94d075d92bcd07d69d435bd317e584c39c0c734c0493f152916e",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withoutEnvVariable","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"A"}"#,
+        "7922a1dae4537ddf794fb6cf9c878d13b57fe9c4c36721cfa3003d04c9891797",
+        "bf62f6ecb7e10106a482492ca3b3c28a4c2c180caade50af8ed15f6d06dc5229",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withSecretVariable","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"TOKEN","secret":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "b3069d78b3c351a4c9020f328ea2dd05f20efd5f6f018ad6e3f8935e2e75e467",
+        "c58cbe65ae47b2f99e9513f186ce17576a7b953778102de8df822c4676ca4941",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withWorkdir","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/src"}"#,
+        "75c36474b819325644aeb85fa18f581704e521e254d16e03239928654bc87f44",
+        "97aca6178d90dd8579e8eae1c9425d4e6b7660b4e1d214d4bd6243de756620b1",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withUser","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"1000:1000"}"#,
+        "12fc81210efd108bab43d851781e996f950328a8b8628d562b97c53dad1b3e6c",
+        "8ed1d923c9f98ab792cfcc0ef4b7171e74a06d96b4b4a6f6d07bad7fdf1e7915",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withEntrypoint","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["/bin/sh"],"keepDefaultArgs":true}"#,
+        "3d23435c7e2bfe8c506696e428aa4f04767c672110ba435a6895f6accde7365e",
+        "1c884ac64a04d94460318634bea709c6113388db3387fb4bae07341a027188a3",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withDefaultArgs","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["-c","x"]}"#,
+        "5e113c188dbecd8132afb25cac5c2d0cb961c4d87d787cd628a9b86a75ff1481",
+        "49806fb74c742ed51a78ca96687c51a5951e36fff7e4d8a9df3e3fe51e757511",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withLabel","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"l","value":"v"}"#,
+        "c92de95e167dd4692d9082ac625ca2d04b0c431c18e9589426b92b4d3043c426",
+        "3fb01ae380376da54ac6393a02cefa40173893a953c1705679ba54b12f369fd5",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withContent","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/app","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","permissions":493,"owner":"1:2","include":["*.go"],"exclude":["vendor"]}"#,
+        "1bcf6148d33ef9412dfba68d25f1f969dfc7c1596fbc32459ff3b24c97f8b9fb",
+        "c8dbced20d7ae0f40721c9f4807d8abe5f990b064d1741d1448f3c462fff0a2d",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withContent","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"f","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","permissions":null,"owner":"","include":[],"exclude":[]}"#,
+        "b45e8f42d614d15475a5d94d541ed77ebee9770be0030a302fce947f5fef706e",
+        "e9b48f2782f1766edd1559fff1285d248e9ad233366ebd1d0f72a8deae33395a",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withMountedDirectory","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/m","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","readOnly":true}"#,
+        "b124ecdab0e0d110fd9da37d2d73c34a57c79db27ebcd3329d001a811b611a5d",
+        "0b76f3fec3c5f5fa7946a86e6c2afc317b9def45a4aa27e9bd7fab7b9612df7a",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withMountedFile","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/m/f","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "6b962812b59e030dee5b35d6663b01cebc1ae2b729cd8813aa4de088f011271f",
+        "326d4c327e5e297743164874f95b886e9ddc79bd25e1e18ebeb7c7985c739f86",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withMountedCache","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/cache","cache":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","source":"sha256:19b25856e1c150ca834cffc8b59b23adbd0ec0389e58eb22b3b64768098d002b","sharing":"Locked","owner":"1000"}"#,
+        "648b89d484eef7e3d619d1a36d0d762563347bb6e45b9d7fd05c1a6f84c14a66",
+        "4bdf6884c7b5b8742da3dd506066687008be248a286c2b44a599f448fd65a13d",
+        &["parent", "source", "seed"],
+    ),
+    (
+        r#"{"op":"withMountedCache","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/cache","cache":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","source":null,"sharing":null,"owner":""}"#,
+        "b1befa7faaea7e10cfc0d07e6a473e6b3e01dc73b0cc2011b44431c6b4fc404d",
+        "962779c19e0d15eaa1e42392283c22fd524367ebd3668e785221e71f6effe7fe",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withMountedTemp","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/tmp","size":1024}"#,
+        "fd65ece9bc93970810e346af271a5fd526ddb3310cd1465c19a40d322353bdb7",
+        "bd18bfad0380e27f357b262214304a9e19dd3fca99b529e707ae7280ba96a14c",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withMountedSecret","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/run/s","secret":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","mode":256}"#,
+        "5a58be3421b067038283e2b3bcd9e5fc3c88600a8c9588789f6e1d3407812e23",
+        "cee3faee017388a1552eadf33a611ec0812f757a94d081e041fbc08a546574d4",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withoutMount","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/m"}"#,
+        "09dde2a96c519eeec5533e2f7f6562b2488fcdba4ee2ee67e20320b768595e80",
+        "0e7a648f7141becd305d36890642a33da4fb3d42f475a0ceba55c2764916e147",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withRegistryAuth","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","address":"127.0.0.1:5001","username":"gantry","secret":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "cd545ddc32653583a11ab69df08d25f04d90c572e1ca2e2b6d8abc6cfc60befe",
+        "dc229228da3c2b1d1547aca81882d478041022838613bee2bb567282c7512204",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withoutRegistryAuth","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","address":"127.0.0.1:5001"}"#,
+        "ab99b97182347243d3bdd1f3c29fd72cf1c6ef24f8daed900d3c8a4455055966",
+        "4207cc327f743626c775408f36032ad87d993418f0ef81bf06225f10e795d03c",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"import","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","tag":"t"}"#,
+        "aa915d203d6ad20ef2fb9e0ceb8b726e3952347be88cb1e0de7b9ca6dcd87fbf",
+        "aef85744268b70f228ecc9cde4443ddab6f1d6c34be03d9fc10e092b1dc4124c",
+        &["source"],
+    ),
+    (
+        r#"{"op":"emptyDirectory"}"#,
+        "7951623bcd9cfc5ff6cc2fe366cb33ef3c27d21df028ed3461dcce57160ec570",
+        "4d2824cb35e6573aed472438015442693a488864341d8caef6b4ac34b0999127",
+        &[],
+    ),
+    (
+        r#"{"op":"directoryWithNewFile","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"a/b.txt","contents":"hello","permissions":384}"#,
+        "5d2ef07f3d99219a53fdd696c2cbb86921137b523ee603b58adf414e215b29d6",
+        "7e313e2cd61c1db1cec2b27f994d8f7e6f52499edc9e51aec0499ae9cb47d5db",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"directoryWithNewDirectory","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"a/c","permissions":448}"#,
+        "d17b9aba9ab9d1c7ff7d21591a302a33633ee6cf11dab9419c8cb3c36b754d0c",
+        "91faf978c14149ab0b7ae10ccb71a3a58b8b9d164cbaa533abd7f1689a56d450",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"directoryWithFile","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"x","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","permissions":420}"#,
+        "ee0d2d06a7423d02570f71ce34abd387560cd097661580c1a5895fb97237fb84",
+        "4929886964504cb39f75d12ff084ade636bade6d104f7b05d2d96d62edce2acc",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"directoryWithDirectory","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"sub","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","include":["a"],"exclude":["b"]}"#,
+        "7a089e724c750ab529accd479c5fac856483b9657d966c7456963f2217db03a3",
+        "14bd38ea35a5201d8e8f15d58724ee20db91ca4c2ab54510724175c6a4b32a94",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"directoryWithoutFile","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"x"}"#,
+        "3b7ecbbdab534c970cd04ba122a0e8f229fa9d20369da068b4c79f8e1c2965e9",
+        "bb151a2b2435f7074ad3a77aaa23adbca59455206b3bf5322d0fbd1b47934721",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"directoryWithoutDirectory","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"sub"}"#,
+        "23106dee23e45b86f852c66bfde736d774f60f19fca99325c34794d608b618be",
+        "aedb22d13d1008e19429a17c6d1967ccbd71ab3d5398bfade5df38a9ee4d6416",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"directoryDiff","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","other":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "08604760a0e46fd665b1990148baacf156298249af0abf5fa7d6816659f83930",
+        "e4a0e30feecb1fb93a4e90ecba1e6cff7fbbd4695098746b87d6f5ca5894a225",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"directoryWithTimestamps","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","timestamp":1700000000}"#,
+        "77b8750c5dc821f8f1835c507a7b0f2792aadc3475765e7750c538bdae940ad7",
+        "a18b6de7d8893f8c5290a9e266ddab490cdf782b9d6ec144f9f471332915b98a",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"subdirectory","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"sub"}"#,
+        "e30f170b62873922e815c18b3a865131e6283ac53c4c7d5bc140ddf7587ed66c",
+        "9aea6a4db338ef2e4720be81c8e8a06b6b9b4d5da5ce751572f57abd134a026a",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"containerDirectory","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/etc"}"#,
+        "8ef756e6d5f115b0e207c98057494f04d295d02d5a2d32a5bde4c7f74e5d0b9a",
+        "2f62201cc177372b9105acc305acc1a5eae4faf42dbfc5b8730699b23f803ebc",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"containerRootfs","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c"}"#,
+        "ae148a0819df1f987aa3463cb93a5dbc41ef7c927b0f6f6f58cc34ea8b12f7fe",
+        "a7f5f935eaf24bfd4b8d889a7f9c04d7fa95f5235e6a8269f1c3829c052051a8",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"hostDirectory","path":"/src","include":["*.rs"],"exclude":[],"content":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "b076cbfddfab940ce20ff534d3b6ea1a7b17f736d3d5b0c2794be5b4c0198e02",
+        "c975e812e31266d0333172568e87b50f471034664599e794b778d018b32334ee",
+        &[],
+    ),
+    (
+        r#"{"op":"newFile","contents":"hi","permissions":420}"#,
+        "e3c7d918dd215f2580868da57d98544e6a2b55ea2065ccc0569080078cc266ad",
+        "be4861248c27e924c8e29021a75f931569666a510613cd93e9160f27ec8917b1",
+        &[],
+    ),
+    (
+        r#"{"op":"directoryFile","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"a/b.txt"}"#,
+        "6ec08ff09438c4fd024a8665c95bbf13d7552b1676974cb6692a9f77ad115518",
+        "28a52befe02978abf5b0599c30eec3e853e145fcc836b8ba07d832a5aaa9f6da",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"containerFile","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/etc/os-release"}"#,
+        "3a1d388c5b0e0d8d980e95fe01db7b1367ec9680a0afd8330fd975e58e1f2d76",
+        "7740acc0441ae889f66c9fc2d1824090c13e773378daf3302c26c525f581718c",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"fileWithName","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","name":"n"}"#,
+        "d0421b164e4b7dbf940e18c685218ccff932cd4212284fa95e58929a26cdd8cc",
+        "3b7d18dbc857286061dcaf5c02156dac2bd0b72636bf61a9ab9caf33cbd7861a",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"fileWithTimestamps","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","timestamp":-5}"#,
+        "6d85169f69bb7f89315a60d89a3d3486c0e74cd18f4827ab02da80a36b4b6268",
+        "768ef9cfd9d3165763c99d8b99bc1d64845f32d5e0ff5ecf0b5ebb548895c060",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"hostFile","path":"/src/README.md","content":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "97d67ecf91379c784910a4289a12f996ab0348b73776c5ea48f1483b293d57c2",
+        "06ba5c2f80f45c5552e8cf79ee44f2ff1eb9656df4b015d9fb75b4f5e886a3ae",
+        &[],
+    ),
+    (
+        r#"{"op":"asTarball","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c"}"#,
+        "86d77341b19b7994898e5eca9171d16308a27e3716d851ac621bc88690d3f3e6",
+        "4c19b137604dc1d91362100ff07b8b119d58b138c3c39d8c91a9d8eae6ed6b49",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"secret","name":"token","mac":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "ad644518c5aa639b54b5f67ad1d10f7a54f7decfee915e554806a5b607010394",
+        "af34884d5546f0193c7eb25b4579d60063fe90a65ef4b52463094e1ce11f8bbd",
+        &[],
+    ),
+    (
+        r#"{"op":"cacheVolume","key":"go-mod"}"#,
+        "798f5e2d695d2a64431d5b5f7f5608c15a7662144140f562ce19d0b88e29caf5",
+        "5106e1bf9a324cf9483ff7edc9360da1b4047191b92f6fac04194edf3c272f39",
+        &[],
+    ),
+];
+
+fn input_named(name: &str) -> Digest {
+    Digest::of_bytes(name.as_bytes())
+}
+
+#[test]
+fn persisted_recipes_load_and_keep_their_digests_and_cache_keys() {
+    for (json, digest, key, inputs) in RECIPES {
+        let op: Op = serde_json::from_str(json).unwrap_or_else(|error| panic!("{json}: {error}"));
+        assert_eq!(
+            &serde_json::to_string(&op).unwrap(),
+            json,
+            "recipe JSON changed"
+        );
+        assert_eq!(&op.digest().hex(), digest, "node digest of {json}");
+        let mapped = op.key_with(&mut |input| Digest::of_bytes(input.hex().as_bytes()));
+        assert_eq!(&mapped.hex(), key, "cache key of {json}");
+        let mut expected: Vec<Digest> = inputs.iter().map(|name| input_named(name)).collect();
+        let mut found = op.inputs();
+        expected.sort();
+        found.sort();
+        assert_eq!(found, expected, "inputs of {json}");
+    }
+}
+
+fn engine() -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let engine = Engine::new(
+        Arc::new(FakeRuntime::default()),
+        store.clone(),
+        EngineOptions {
+            max_parallel: 4,
+            secret_key: [7; 32],
+        },
+    );
+    (engine, store)
+}
+
+fn hex(digest: Option<Digest>) -> String {
+    digest.expect("evaluated containers have keys").hex()
+}
+
+/// The keys evaluation derives (image keys, exec keys, file and tree keys,
+/// secret MACs, read-path keys, cache volume directories) stay put.
+#[tokio::test]
+async fn content_keys_survive_the_upgrade() {
+    let (engine, store) = engine();
+
+    let secret = engine.set_secret("token", "s3cret").digest;
+    assert_eq!(
+        secret.hex(),
+        "9770ed54dcbdde7d163ec55c6402895bb7ed002fd783dd619dcc2b4ea2dc59a1"
+    );
+
+    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    let from = engine
+        .add(Op::From {
+            parent: scratch,
+            address: "127.0.0.1:5000/busybox".into(),
+        })
+        .digest;
+    assert_eq!(
+        hex(engine.container(from).await.unwrap().key),
+        "bfed566f9517c0441e035fa27dbb072ef68cb75e294d728de8a7760eccbfc1be"
+    );
+    let volume = engine
+        .add(Op::CacheVolume {
+            key: "go-mod".into(),
+        })
+        .digest;
+    let mounted = engine
+        .add(Op::WithMountedCache {
+            parent: from,
+            path: "/cache".into(),
+            cache: volume,
+            source: None,
+            sharing: Some(Sharing::Locked),
+            owner: String::new(),
+        })
+        .digest;
+    let exec = engine
+        .add(Op::WithExec {
+            parent: mounted,
+            exec: ExecArgs {
+                args: vec!["echo".into(), "hi".into()],
+                ..ExecArgs::default()
+            },
+        })
+        .digest;
+    let state = engine.container(exec).await.unwrap();
+    assert_eq!(
+        hex(engine.container(mounted).await.unwrap().key),
+        "4ca93402aa5a126663a5383ec945a00cc59542ec803aaa9bd0b82c5ad275ee69"
+    );
+    let exec_key = "a93b3d6c6e88e585bb27b4d4491dae37717186938656aac9a3be696ebf798ab8";
+    assert_eq!(hex(state.key), exec_key);
+    let stored = store.get(RecordKind::Exec, &Digest::from_hex(exec_key).unwrap());
+    assert!(
+        stored.unwrap().is_some(),
+        "the exec result is stored under its key"
+    );
+    let volume_dir = store.cache_volume_dir("go-mod");
+    assert!(
+        volume_dir.is_dir(),
+        "the exec created the volume's directory"
+    );
+    assert_eq!(
+        volume_dir.file_name().unwrap().to_string_lossy(),
+        "b991a9bc291e57a0d3e2782cd63289686076365d057a5c06aaf7769a6152b367"
+    );
+
+    let file = engine
+        .add(Op::NewFile {
+            contents: "hello".into(),
+            permissions: 0o600,
+        })
+        .digest;
+    let named = engine
+        .add(Op::FileWithName {
+            parent: file,
+            name: "a.txt".into(),
+        })
+        .digest;
+    assert_eq!(
+        engine.file(named).await.unwrap().key().hex(),
+        "f2459d358c5e3de2fff514fb995de666e9814af96435e49526961f29627f070d"
+    );
+    let import = engine
+        .add(Op::Import {
+            source: file,
+            tag: String::new(),
+        })
+        .digest;
+    assert_eq!(
+        hex(engine.container(import).await.unwrap().key),
+        "474df35e2bc446f60c55572171de2c06da54678be49082c94551686cac631fe8"
+    );
+
+    let empty = engine.add(Op::EmptyDirectory).digest;
+    let dir = engine
+        .add(Op::DirectoryWithNewFile {
+            parent: empty,
+            path: "a/b.txt".into(),
+            contents: "hello".into(),
+            permissions: 0o644,
+        })
+        .digest;
+    let tree_digest = "396fd8085618ba4179494beaa039e065bd7f6148cea391c246700e5a6ac91c18";
+    let (tree, key) = engine.directory(dir).await.unwrap();
+    assert_eq!(
+        (tree.digest().hex(), key.hex()),
+        (tree_digest.into(), tree_digest.into())
+    );
+    let stamped = engine
+        .add(Op::DirectoryWithTimestamps {
+            parent: dir,
+            timestamp: 1_700_000_000,
+        })
+        .digest;
+    let (tree, key) = engine.directory(stamped).await.unwrap();
+    assert_eq!(tree.digest().hex(), tree_digest);
+    assert_eq!(
+        key.hex(),
+        "804fa8c40f04a9a6658d349f72de33bce728f25640723f925a64b5022fc33a7d"
+    );
+
+    let with = engine
+        .add(Op::WithContent {
+            parent: scratch,
+            path: "/src".into(),
+            source: dir,
+            permissions: None,
+            owner: String::new(),
+            include: vec![],
+            exclude: vec![],
+        })
+        .digest;
+    assert_eq!(
+        hex(engine.container(with).await.unwrap().key),
+        "b752a277e416b86528f258353b907c8c3ef52588831e0ac7047d67ada17cb840"
+    );
+    let read = engine
+        .add(Op::ContainerFile {
+            container: with,
+            path: "/src/a/b.txt".into(),
+        })
+        .digest;
+    engine.file(read).await.unwrap();
+    let read_key = "b86caebd7abf861411534f26671e0626e6326eadcb9bf04ac7fe87ac6f1ce29b";
+    let stored = store.get(RecordKind::PathRead, &Digest::from_hex(read_key).unwrap());
+    assert!(
+        stored.unwrap().is_some(),
+        "a read tree is stored under its read key"
+    );
+}
