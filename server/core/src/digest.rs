@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 /// Bump to invalidate every cached result after a change in how operations
 /// are encoded or evaluated.
-pub const ENCODING_VERSION: &str = "gantry.v1";
+pub(crate) const ENCODING_VERSION: &str = "gantry.v1";
 
 /// A sha256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,57 +80,120 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// Defines `Domain` from one list, so `Domain::ALL` cannot miss a variant.
+macro_rules! domains {
+    ($($(#[doc = $doc:literal])* $variant:ident = $tag:literal,)*) => {
+        /// What an encoding is for, written right after `ENCODING_VERSION`:
+        /// records of different domains never share a digest, even when their
+        /// fields match. The tags are part of every digest on disk, so a tag
+        /// never changes; a new kind of record gets a new variant.
+        /// `docs/solver.md` lists them (a test checks).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum Domain {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Domain {
+            /// Every domain, in declaration order.
+            #[cfg(test)]
+            pub(crate) const ALL: &[Domain] = &[$(Domain::$variant,)*];
+
+            /// The tag written into the encoding.
+            pub(crate) fn tag(self) -> &'static str {
+                match self {
+                    $(Domain::$variant => $tag,)*
+                }
+            }
+        }
+    };
+}
+
+domains! {
+    /// A node's digest (its ID): the op over its inputs' node digests.
+    Op = "op",
+    /// A node's cache key: the op over its inputs' content keys.
+    Key = "key",
+    /// A container's content key after `from`: the op's cache key plus the
+    /// pulled image's ID, so a retagged image is a different container.
+    FromKey = "fromKey",
+    /// A container's content key after `import`: the op's cache key plus the
+    /// loaded image's ID.
+    ImportKey = "importKey",
+    /// Where a path read out of a container is cached: the container's
+    /// content key plus the absolute path.
+    ReadPath = "readPath",
+    /// A secret's MAC: `HMAC-SHA256(engine key, value)` hashed once more, so
+    /// a recipe identifies a secret's value without holding it.
+    SecretMac = "secretMac",
+    /// The name of a cache volume's host directory, from the volume's name.
+    CacheVolumeDir = "cacheVolumeDir",
+    /// A file's content key: name, content digest, mode and timestamp.
+    File = "file",
+    /// A cache volume's content key, from its name (its contents are in no key).
+    CacheVolume = "cacheVolume",
+    /// A directory's content digest: names, modes, symlink targets and
+    /// content digests (`Tree::digest`).
+    Tree = "tree",
+    /// A directory's content key when some files carry timestamps: the tree
+    /// digest plus those timestamps (`Tree::key`).
+    TreeWithTimestamps = "treeWithTimestamps",
+    /// The key a tree read from the host is stored under, from its digest.
+    HostTree = "hostTree",
+    /// The file name of a host directory's stat index, from root and filter.
+    HostIndex = "hostIndex",
+}
+
 /// Writes typed, length-prefixed fields into a sha256 state.
 ///
 /// Each field is a one-byte tag followed by its payload, and variable-length
 /// payloads carry their length, so no two different field sequences can
 /// produce the same byte stream.
-pub struct Encoder {
+pub(crate) struct Encoder {
     hasher: Sha256,
 }
 
 impl Encoder {
-    /// Starts an encoding for one kind of record, e.g. `"op"` or `"tree"`.
-    pub fn new(domain: &str) -> Self {
+    /// Starts an encoding for one kind of record.
+    pub(crate) fn new(domain: Domain) -> Self {
         let mut encoder = Self {
             hasher: Sha256::new(),
         };
-        encoder.str(ENCODING_VERSION).str(domain);
+        encoder.str(ENCODING_VERSION).str(domain.tag());
         encoder
     }
 
-    pub fn str(&mut self, value: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, value: &str) -> &mut Self {
         self.bytes_tagged(b's', value.as_bytes())
     }
 
-    pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, value: &[u8]) -> &mut Self {
         self.bytes_tagged(b'b', value)
     }
 
-    pub fn u64(&mut self, value: u64) -> &mut Self {
+    pub(crate) fn u64(&mut self, value: u64) -> &mut Self {
         self.hasher.update([b'u']);
         self.hasher.update(value.to_be_bytes());
         self
     }
 
-    pub fn i64(&mut self, value: i64) -> &mut Self {
+    pub(crate) fn i64(&mut self, value: i64) -> &mut Self {
         self.hasher.update([b'i']);
         self.hasher.update(value.to_be_bytes());
         self
     }
 
-    pub fn bool(&mut self, value: bool) -> &mut Self {
+    pub(crate) fn bool(&mut self, value: bool) -> &mut Self {
         self.hasher.update([b'?', u8::from(value)]);
         self
     }
 
-    pub fn digest(&mut self, value: &Digest) -> &mut Self {
+    pub(crate) fn digest(&mut self, value: &Digest) -> &mut Self {
         self.hasher.update([b'd']);
         self.hasher.update(value.0);
         self
     }
 
-    pub fn opt_str(&mut self, value: Option<&str>) -> &mut Self {
+    pub(crate) fn opt_str(&mut self, value: Option<&str>) -> &mut Self {
         match value {
             Some(text) => {
                 self.hasher.update([b'+']);
@@ -143,7 +206,7 @@ impl Encoder {
         }
     }
 
-    pub fn opt_u64(&mut self, value: Option<u64>) -> &mut Self {
+    pub(crate) fn opt_u64(&mut self, value: Option<u64>) -> &mut Self {
         match value {
             Some(number) => {
                 self.hasher.update([b'+']);
@@ -156,20 +219,7 @@ impl Encoder {
         }
     }
 
-    pub fn opt_digest(&mut self, value: Option<&Digest>) -> &mut Self {
-        match value {
-            Some(digest) => {
-                self.hasher.update([b'+']);
-                self.digest(digest)
-            }
-            None => {
-                self.hasher.update([b'-']);
-                self
-            }
-        }
-    }
-
-    pub fn strs(&mut self, values: &[String]) -> &mut Self {
+    pub(crate) fn strs(&mut self, values: &[String]) -> &mut Self {
         self.hasher.update([b'l']);
         self.hasher.update((values.len() as u64).to_be_bytes());
         for value in values {
@@ -178,7 +228,7 @@ impl Encoder {
         self
     }
 
-    pub fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         Digest(self.hasher.finalize().into())
     }
 
@@ -196,18 +246,18 @@ mod tests {
 
     #[test]
     fn field_boundaries_matter() {
-        let mut a = Encoder::new("t");
+        let mut a = Encoder::new(Domain::Op);
         a.str("ab").str("c");
-        let mut b = Encoder::new("t");
+        let mut b = Encoder::new(Domain::Op);
         b.str("a").str("bc");
         assert_ne!(a.finish(), b.finish());
     }
 
     #[test]
     fn list_and_fields_differ() {
-        let mut a = Encoder::new("t");
+        let mut a = Encoder::new(Domain::Op);
         a.strs(&["x".into()]);
-        let mut b = Encoder::new("t");
+        let mut b = Encoder::new(Domain::Op);
         b.str("x");
         assert_ne!(a.finish(), b.finish());
     }
@@ -216,12 +266,93 @@ mod tests {
     fn encoding_is_stable() {
         // Pinned: a change here invalidates every cache on disk, so it must be
         // deliberate (bump ENCODING_VERSION and update this value).
-        let mut e = Encoder::new("op");
+        let mut e = Encoder::new(Domain::Op);
         e.str("hello").u64(7).bool(true);
         assert_eq!(e.finish().hex(), PINNED);
     }
 
     const PINNED: &str = "bdd0a30623921cb148ca67ea1649c46d171a4b4000b5d53b968b55606459a8ce";
+
+    /// Each domain's tag as the string literals before `Domain` existed
+    /// wrote it: `Encoder::new(tag).str("x")`, computed by that code.
+    const DOMAIN_PINS: [(&str, &str); 13] = [
+        (
+            "op",
+            "b4b6a71e9a6819e0d8b64dd67bbfc1b98cc45f7d348d639f758adba8c848104a",
+        ),
+        (
+            "key",
+            "8b18594eb712d75c50bee340c81a87e704fdcfab28fcc1c96a94404e8c5502ab",
+        ),
+        (
+            "fromKey",
+            "076cf70fb88b3ed0329747f1b1fe1570c5ed1a6e9346f17bb591a765e56a006f",
+        ),
+        (
+            "importKey",
+            "74c585843ced6352733c57b5a8cfbce538799ed9a33865bd063e026df6146a1c",
+        ),
+        (
+            "readPath",
+            "6eef4488a407c0aedcadca369290f0f4cb37271ad6c2b635c0175d52d7aa633d",
+        ),
+        (
+            "secretMac",
+            "89c181c4afe7e6fd87f9c4cb438530c717dd21b8eda56eca1368942e559a2211",
+        ),
+        (
+            "cacheVolumeDir",
+            "dc28f8286321411fee1b9c280650ebfbe8253e9774793d32cdc6eea2863fe101",
+        ),
+        (
+            "file",
+            "ed83a42841779fb39f631d23de91394d09f66de2429c3c1326ae5212c19788f8",
+        ),
+        (
+            "cacheVolume",
+            "8fb7399d6896d87708acf95ec24bcfbb8b4b1435919d34141bbe15fa16a7f6a2",
+        ),
+        (
+            "tree",
+            "de24a5dab4c432cac41c111d185862dd25bf6b944701fc78a7c4241cd73d8b1d",
+        ),
+        (
+            "treeWithTimestamps",
+            "d5936b16fa921a304bf40bd86ffe92d4b729b247efaad20c8c259e13bdf2b8f4",
+        ),
+        (
+            "hostTree",
+            "7748f02c24fc8720432d31b12aa5084fe8c10639755c0ddf3a0c6e649c1d09b3",
+        ),
+        (
+            "hostIndex",
+            "375e4a16cbf5ad32e2624b6a28561f82c9bb9a6281719c81fdc2fd042de17f1a",
+        ),
+    ];
+
+    #[test]
+    fn domains_encode_as_before_and_are_distinct() {
+        assert_eq!(Domain::ALL.len(), DOMAIN_PINS.len());
+        for (domain, (tag, pinned)) in Domain::ALL.iter().copied().zip(DOMAIN_PINS) {
+            assert_eq!(domain.tag(), tag);
+            let mut e = Encoder::new(domain);
+            e.str("x");
+            assert_eq!(e.finish().hex(), pinned, "{domain:?}");
+        }
+        let mut tags: Vec<&str> = Domain::ALL.iter().map(|domain| domain.tag()).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), Domain::ALL.len());
+    }
+
+    #[test]
+    fn the_docs_list_every_domain() {
+        let docs = include_str!("../../../docs/solver.md");
+        for &domain in Domain::ALL {
+            let row = format!("| `{}` | `{:?}` |", domain.tag(), domain);
+            assert!(docs.contains(&row), "docs/solver.md lacks the row {row}");
+        }
+    }
 
     #[test]
     fn digest_round_trips_through_text() {

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, Encoder};
+use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::store::{RecordKind, Store};
 use crate::tree::{Entry, PathFilter, Tree};
@@ -69,13 +69,13 @@ impl Index {
 /// The key a host tree is stored under (`RecordKind::HostTree`), by content
 /// digest.
 pub fn tree_key(content: &Digest) -> Digest {
-    let mut encoder = Encoder::new("hostTree");
+    let mut encoder = Encoder::new(Domain::HostTree);
     encoder.digest(content);
     encoder.finish()
 }
 
 /// A tree read earlier by `read_directory`/`read_file`.
-pub fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
+pub(crate) fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
     let bytes = store
         .get(RecordKind::HostTree, &tree_key(content))?
         .ok_or_else(|| Error::UnknownId {
@@ -95,7 +95,7 @@ fn host_error(path: &Path, reason: impl Into<String>) -> Error {
 
 /// The key a directory's index is stored under (`RecordKind::HostIndex`).
 fn index_key(root: &Path, include: &[String], exclude: &[String]) -> Digest {
-    let mut encoder = Encoder::new("hostIndex");
+    let mut encoder = Encoder::new(Domain::HostIndex);
     encoder
         .str(&root.to_string_lossy())
         .strs(include)

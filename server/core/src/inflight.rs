@@ -14,7 +14,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
-pub struct InFlight<K, V, E> {
+pub(crate) struct InFlight<K, V, E> {
     cells: DashMap<K, Arc<OnceCell<Result<V, E>>>>,
 }
 
@@ -37,7 +37,7 @@ where
 {
     /// Returns the memoised value for `key`, or runs `work` once for all
     /// concurrent callers.
-    pub async fn run<F, Fut>(&self, key: K, work: F) -> Result<V, E>
+    pub(crate) async fn run<F, Fut>(&self, key: K, work: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -54,20 +54,12 @@ where
     }
 
     /// The memoised success for `key`, if any, without running anything.
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         let cell = self.cells.get(key)?.clone();
         match cell.get() {
             Some(Ok(value)) => Some(value.clone()),
             _ => None,
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.cells.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
     }
 }
 

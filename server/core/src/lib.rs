@@ -2,24 +2,34 @@
 //! evaluates it with caching and single-flight, and the `Runtime` trait that
 //! container runtimes implement. It knows nothing of HTTP, GraphQL or Docker,
 //! so everything here is testable against `FakeRuntime`.
+//!
+//! `docs/architecture.md` has the code map (what each module owns) and the
+//! invariants `tests/architecture.rs` enforces.
 
-pub mod digest;
-pub mod error;
+mod context;
+mod digest;
+mod error;
+mod eval;
 pub mod events;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod files;
 pub mod host;
-pub mod inflight;
+mod inflight;
 mod mounts;
-pub mod op;
+pub mod ops;
+mod reference;
 pub mod runtime;
-pub mod solver;
+mod secrets;
+mod solver;
 pub mod store;
-pub mod text;
+mod text;
 pub mod tree;
 pub mod value;
 
-pub use digest::Digest;
-pub use error::{Error, Result};
-pub use op::{Kind, Node, Op};
-pub use solver::{Engine, EngineOptions};
+pub use context::EngineOptions;
+pub use digest::{Digest, InvalidDigest};
+pub use error::{Error, ExecFailure, Result};
+pub use ops::{Node, Op};
+pub use solver::Engine;
+pub use value::Kind;

@@ -12,11 +12,12 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use crate::context::Context;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::runtime::BindMount;
-use crate::solver::Engine;
-use crate::tree::{Entry, Tree};
-use crate::value::{ContainerState, MountSource, SecretValue};
+use crate::tree::{Entry, Owner, Tree};
+use crate::value::{ContainerState, MountSource};
 
 const SECRET_TMPFS: &str = "/dev/shm";
 
@@ -43,7 +44,7 @@ fn io(action: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `tree` under `dir` (which exists).
-pub(crate) fn write_tree(engine: &Engine, tree: &Tree, dir: &Path) -> Result<()> {
+fn write_tree(cx: &Context, tree: &Tree, dir: &Path) -> Result<()> {
     for (path, entry) in &tree.entries {
         let target = dir.join(path);
         match entry {
@@ -56,7 +57,7 @@ pub(crate) fn write_tree(engine: &Engine, tree: &Tree, dir: &Path) -> Result<()>
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(io("writing a directory"))?;
                 }
-                let data = engine.read_blob(blob)?;
+                let data = cx.store.get_blob(blob)?;
                 fs::write(&target, data).map_err(io("writing a file"))?;
                 fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
                     .map_err(io("setting permissions"))?;
@@ -74,46 +75,33 @@ pub(crate) fn write_tree(engine: &Engine, tree: &Tree, dir: &Path) -> Result<()>
 }
 
 impl PreparedMounts {
-    pub(crate) fn prepare(
-        engine: &Engine,
-        state: &ContainerState,
-        secrets: &[SecretValue],
-    ) -> Result<Self> {
+    /// Puts every mount of `state` in place on the host.
+    pub(crate) fn prepare(cx: &Context, state: &ContainerState) -> Result<Self> {
         let mut prepared = PreparedMounts {
             binds: Vec::new(),
             tmpfs: Vec::new(),
             scratch: Vec::new(),
             writable: Vec::new(),
         };
-        let _ = secrets;
         for mount in &state.mounts {
+            let path = &mount.path;
             match &mount.source {
                 MountSource::Directory { tree, read_only } => {
-                    let dir = engine.store().scratch_dir()?;
-                    prepared.scratch.push(dir.clone());
-                    write_tree(engine, tree, &dir)?;
+                    let dir = prepared.scratch_dir(cx)?;
+                    write_tree(cx, tree, &dir)?;
                     if !read_only {
-                        prepared.writable.push((mount.path.clone(), dir.clone()));
+                        prepared.writable.push((path.clone(), dir.clone()));
                     }
-                    prepared.binds.push(BindMount {
-                        host_path: dir.to_string_lossy().into_owned(),
-                        container_path: mount.path.clone(),
-                        read_only: *read_only,
-                    });
+                    prepared.bind(&dir, path, *read_only);
                 }
                 MountSource::File(file) => {
-                    let dir = engine.store().scratch_dir()?;
-                    prepared.scratch.push(dir.clone());
+                    let dir = prepared.scratch_dir(cx)?;
                     let target = dir.join("file");
-                    fs::write(&target, engine.read_blob(&file.blob)?)
+                    fs::write(&target, cx.store.get_blob(&file.blob)?)
                         .map_err(io("writing a mounted file"))?;
                     fs::set_permissions(&target, fs::Permissions::from_mode(file.mode))
                         .map_err(io("setting permissions"))?;
-                    prepared.binds.push(BindMount {
-                        host_path: target.to_string_lossy().into_owned(),
-                        container_path: mount.path.clone(),
-                        read_only: false,
-                    });
+                    prepared.bind(&target, path, false);
                 }
                 MountSource::Cache {
                     volume,
@@ -121,86 +109,111 @@ impl PreparedMounts {
                     owner,
                     ..
                 } => {
-                    let dir = engine.store().cache_volume_dir(volume);
-                    if !dir.exists() {
-                        // First use: seed from `source`, then make it visible
-                        // atomically so a concurrent first use sees all or none.
-                        let staging = engine.store().scratch_dir()?;
-                        if let Some(tree) = source {
-                            write_tree(engine, tree, &staging)?;
-                        }
-                        if let Some(owner) = owner {
-                            std::os::unix::fs::chown(&staging, Some(owner.uid), Some(owner.gid))
-                                .map_err(io("setting a cache volume's owner"))?;
-                        }
-                        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
-                            .map_err(io("setting permissions"))?;
-                        if let Some(parent) = dir.parent() {
-                            fs::create_dir_all(parent).map_err(io("creating cache volumes"))?;
-                        }
-                        if fs::rename(&staging, &dir).is_err() {
-                            // Someone else created it first: theirs wins.
-                            let _ = fs::remove_dir_all(&staging);
-                        }
-                    }
-                    prepared.binds.push(BindMount {
-                        host_path: dir.to_string_lossy().into_owned(),
-                        container_path: mount.path.clone(),
-                        read_only: false,
-                    });
+                    let dir = cache_volume(cx, volume, source.as_deref(), *owner)?;
+                    prepared.bind(&dir, path, false);
                 }
-                MountSource::Temp { .. } => prepared.tmpfs.push(mount.path.clone()),
+                MountSource::Temp => prepared.tmpfs.push(path.clone()),
                 MountSource::Secret { secret, mode } => {
-                    let value = engine.secret(secret)?;
-                    let shm = Path::new(SECRET_TMPFS);
-                    if !shm.is_dir() {
-                        return Err(Error::Unsupported {
-                            message: "mounting a secret needs a tmpfs at /dev/shm, so its value never reaches disk".into(),
-                        });
-                    }
-                    let parent = shm.join("gantry-secrets");
-                    let dir = crate::files::create_unique_dir(&parent)
-                        .map_err(io("creating a secret directory"))?;
-                    prepared.scratch.push(dir.clone());
-                    // Only root on the host may look in (the container reaches
-                    // the file through its bind mount, whatever these modes).
-                    for private in [&parent, &dir] {
-                        fs::set_permissions(private, fs::Permissions::from_mode(0o700))
-                            .map_err(io("setting permissions"))?;
-                    }
-                    let target = dir.join("secret");
-                    let mut file = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(*mode)
-                        .open(&target)
-                        .map_err(io("writing a secret to tmpfs"))?;
-                    file.write_all(value.plaintext.as_bytes())
-                        .map_err(io("writing a secret to tmpfs"))?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
-                        .map_err(io("setting permissions"))?;
-                    prepared.binds.push(BindMount {
-                        host_path: target.to_string_lossy().into_owned(),
-                        container_path: mount.path.clone(),
-                        read_only: true,
-                    });
+                    let file = prepared.secret_file(cx, secret, *mode)?;
+                    prepared.bind(&file, path, true);
                 }
             }
         }
         Ok(prepared)
     }
-}
 
-impl PreparedMounts {
+    fn bind(&mut self, host: &Path, container_path: &str, read_only: bool) {
+        self.binds.push(BindMount {
+            host_path: host.to_string_lossy().into_owned(),
+            container_path: container_path.to_owned(),
+            read_only,
+        });
+    }
+
+    /// A fresh scratch directory from the store, removed on drop.
+    fn scratch_dir(&mut self, cx: &Context) -> Result<PathBuf> {
+        let dir = cx.store.scratch_dir()?;
+        self.scratch.push(dir.clone());
+        Ok(dir)
+    }
+
+    /// Writes a secret's value to a file on tmpfs, removed on drop.
+    fn secret_file(&mut self, cx: &Context, secret: &Digest, mode: u32) -> Result<PathBuf> {
+        let value = cx.secret(secret)?;
+        let shm = Path::new(SECRET_TMPFS);
+        if !shm.is_dir() {
+            return Err(Error::Unsupported {
+                message:
+                    "mounting a secret needs a tmpfs at /dev/shm, so its value never reaches disk"
+                        .into(),
+            });
+        }
+        let parent = shm.join("gantry-secrets");
+        let dir =
+            crate::files::create_unique_dir(&parent).map_err(io("creating a secret directory"))?;
+        self.scratch.push(dir.clone());
+        // Only root on the host may look in (the container reaches the file
+        // through its bind mount, whatever these modes).
+        for private in [&parent, &dir] {
+            fs::set_permissions(private, fs::Permissions::from_mode(0o700))
+                .map_err(io("setting permissions"))?;
+        }
+        let target = dir.join("secret");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&target)
+            .map_err(io("writing a secret to tmpfs"))?;
+        file.write_all(value.plaintext.as_bytes())
+            .map_err(io("writing a secret to tmpfs"))?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+            .map_err(io("setting permissions"))?;
+        Ok(target)
+    }
+
     /// Reads each writable directory mount back as a stored tree: a later
     /// `directory(path)` under it sees what the command left there.
-    pub(crate) fn read_back(&self, engine: &Engine) -> Result<Vec<(String, crate::Digest)>> {
+    pub(crate) fn read_back(&self, cx: &Context) -> Result<Vec<(String, Digest)>> {
         self.writable
             .iter()
             .map(|(path, dir)| {
-                let content = crate::host::read_plain(engine.store().as_ref(), dir)?;
+                let content = crate::host::read_plain(cx.store.as_ref(), dir)?;
                 Ok((path.clone(), content))
             })
             .collect()
     }
+}
+
+/// A cache volume's host directory. On first use it is seeded from
+/// `source` and given to `owner`, then made visible atomically, so a
+/// concurrent first use sees all of it or none.
+fn cache_volume(
+    cx: &Context,
+    volume: &str,
+    source: Option<&Tree>,
+    owner: Option<Owner>,
+) -> Result<PathBuf> {
+    let dir = cx.store.cache_volume_dir(volume);
+    if dir.exists() {
+        return Ok(dir);
+    }
+    let staging = cx.store.scratch_dir()?;
+    if let Some(tree) = source {
+        write_tree(cx, tree, &staging)?;
+    }
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(&staging, Some(owner.uid), Some(owner.gid))
+            .map_err(io("setting a cache volume's owner"))?;
+    }
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
+        .map_err(io("setting permissions"))?;
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(io("creating cache volumes"))?;
+    }
+    if fs::rename(&staging, &dir).is_err() {
+        // Someone else created it first: theirs wins.
+        let _ = fs::remove_dir_all(&staging);
+    }
+    Ok(dir)
 }

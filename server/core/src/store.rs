@@ -1,19 +1,23 @@
 //! The persistence boundary: what the solver keeps between runs, and the
 //! room it needs on the host while it runs. `gantry-store` implements `Store`
 //! over the state directory and owns every path in it; core never builds a
-//! path under the state directory itself. `MemoryStore` here serves unit
-//! tests.
+//! path under the state directory itself. `MemoryStore` here serves tests
+//! (the `testing` feature).
 //!
 //! What is kept: blobs (file contents, keyed by their own sha256) and
 //! records, each of one `RecordKind` with its own key space.
 
+#[cfg(any(test, feature = "testing"))]
 use std::fs;
 use std::path::PathBuf;
 
+#[cfg(any(test, feature = "testing"))]
 use dashmap::DashMap;
 
-use crate::digest::{Digest, Encoder};
-use crate::error::{Error, Result};
+use crate::digest::{Digest, Domain, Encoder};
+#[cfg(any(test, feature = "testing"))]
+use crate::error::Error;
+use crate::error::Result;
 
 /// The kinds of record the solver keeps. A record's kind is part of where
 /// it is stored, so every record can be listed, sized and pruned by kind
@@ -54,7 +58,7 @@ pub fn step_image_tag(key: &Digest) -> String {
 /// The key that names cache volume `name`'s directory (names are free text,
 /// directory names are not).
 pub fn cache_volume_key(name: &str) -> Digest {
-    let mut encoder = Encoder::new("cacheVolumeDir");
+    let mut encoder = Encoder::new(Domain::CacheVolumeDir);
     encoder.str(name);
     encoder.finish()
 }
@@ -76,6 +80,7 @@ pub trait Store: Send + Sync + 'static {
 /// A `Store` in memory, for tests. Scratch directories and cache volumes
 /// still need a real directory: a private one under the system temp
 /// directory, removed when the store is dropped.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub struct MemoryStore {
     blobs: DashMap<Digest, Vec<u8>>,
@@ -83,6 +88,7 @@ pub struct MemoryStore {
     dir: PathBuf,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
@@ -97,12 +103,14 @@ impl Default for MemoryStore {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Drop for MemoryStore {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryStore {
     /// Every record and blob as lossy text, for leak assertions in tests.
     pub fn dump_text(&self) -> String {
@@ -124,6 +132,7 @@ impl MemoryStore {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Store for MemoryStore {
     fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of_bytes(bytes);

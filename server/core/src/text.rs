@@ -2,7 +2,7 @@
 //! scrubbing and output trimming.
 
 /// Expands `$NAME` and `${NAME}` from `env`; unknown names expand to "".
-pub fn expand_vars(text: &str, env: &[(String, String)]) -> String {
+pub(crate) fn expand_vars(text: &str, env: &[(String, String)]) -> String {
     let lookup = |name: &str| {
         env.iter()
             .rev()
@@ -50,7 +50,7 @@ pub fn expand_vars(text: &str, env: &[(String, String)]) -> String {
 /// Replaces every occurrence of each secret (and its whitespace-trimmed
 /// form) with `***`. Longer secrets go first so a secret containing another
 /// is masked whole.
-pub fn scrub_secrets(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn scrub_secrets(text: &str, secrets: &[&str]) -> String {
     let mut needles: Vec<&str> = secrets
         .iter()
         .flat_map(|secret| [*secret, secret.trim()])
@@ -68,7 +68,7 @@ pub fn scrub_secrets(text: &str, secrets: &[&str]) -> String {
 }
 
 /// The last `max` bytes of `text` (on a character boundary).
-pub fn tail(text: &str, max: usize) -> String {
+pub(crate) fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }

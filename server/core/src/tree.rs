@@ -10,10 +10,9 @@ use std::io::Read as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, Encoder};
-use crate::error::Error;
+use crate::digest::{Digest, Domain, Encoder};
+use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::value::Owner;
 
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +45,44 @@ pub struct Tree {
     pub entries: BTreeMap<String, Entry>,
 }
 
-/// Default modes, as Docker and Dagger use them.
-pub const DIR_MODE: u32 = 0o755;
-pub const FILE_MODE: u32 = 0o644;
+/// The default directory mode, as Docker and Dagger use it.
+pub(crate) const DIR_MODE: u32 = 0o755;
+
+/// A numeric owner, as `owner:` arguments give it (`uid` or `uid:gid`;
+/// user and group names are not resolved, apart from `root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+impl Owner {
+    /// Parses an `owner:` argument; empty means "unchanged".
+    pub(crate) fn parse(owner: &str) -> Result<Option<Owner>> {
+        if owner.is_empty() {
+            return Ok(None);
+        }
+        if owner == "root" || owner == "root:root" {
+            return Ok(Some(Owner { uid: 0, gid: 0 }));
+        }
+        let mut parts = owner.splitn(2, ':');
+        let uid = parts.next().unwrap_or_default().parse::<u32>();
+        let gid = parts.next().map(str::parse::<u32>);
+        match (uid, gid) {
+            (Ok(uid), None) => Ok(Some(Owner { uid, gid: uid })),
+            (Ok(uid), Some(Ok(gid))) => Ok(Some(Owner { uid, gid })),
+            _ => Err(Error::Unsupported {
+                message: format!(
+                    "owner {owner:?}: only numeric owners (uid or uid:gid) are supported"
+                ),
+            }),
+        }
+    }
+}
 
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
 /// empty components, and refuses `..` that would climb out of the root.
-pub fn normalize(path: &str) -> Result<String, Error> {
+pub(crate) fn normalize(path: &str) -> Result<String, Error> {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -72,13 +102,23 @@ pub fn normalize(path: &str) -> Result<String, Error> {
 
 /// Joins a possibly-relative path onto an absolute base, returning an
 /// absolute, normalised path (`/` for the root).
-pub fn absolute(base: &str, path: &str) -> Result<String, Error> {
+pub(crate) fn absolute(base: &str, path: &str) -> Result<String, Error> {
     let joined = if path.starts_with('/') {
         path.to_owned()
     } else {
         format!("{}/{}", if base.is_empty() { "/" } else { base }, path)
     };
     Ok(format!("/{}", normalize(&joined)?))
+}
+
+/// Splits an absolute path into its parent directory and last component
+/// (`/a/b` → `/a`, `b`; `/a` → `/`, `a`).
+pub(crate) fn split_parent(path: &str) -> (String, String) {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) | None => ("/".into(), trimmed.trim_start_matches('/').to_owned()),
+        Some(index) => (trimmed[..index].to_owned(), trimmed[index + 1..].to_owned()),
+    }
 }
 
 fn parent_of(path: &str) -> Option<&str> {
@@ -93,7 +133,7 @@ impl Tree {
     /// The content digest: names, modes, symlink targets and content digests.
     /// Timestamps are left out, so an unchanged checkout hashes the same.
     pub fn digest(&self) -> Digest {
-        let mut encoder = Encoder::new("tree");
+        let mut encoder = Encoder::new(Domain::Tree);
         encoder.u64(self.entries.len() as u64);
         for (path, entry) in &self.entries {
             encoder.str(path);
@@ -126,12 +166,22 @@ impl Tree {
         if stamped.peek().is_none() {
             return digest;
         }
-        let mut encoder = Encoder::new("treeWithTimestamps");
+        let mut encoder = Encoder::new(Domain::TreeWithTimestamps);
         encoder.digest(&digest);
         for (path, mtime) in stamped {
             encoder.str(path).u64(mtime);
         }
         encoder.finish()
+    }
+
+    /// Sets the mode of every file and directory (symlinks keep theirs).
+    pub(crate) fn set_modes(&mut self, mode: u32) {
+        for entry in self.entries.values_mut() {
+            match entry {
+                Entry::File { mode: current, .. } | Entry::Dir { mode: current } => *current = mode,
+                Entry::Symlink { .. } => {}
+            }
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&Entry> {
@@ -203,7 +253,12 @@ impl Tree {
 
     /// Copies `other` into this tree at `dest` (merging directories), keeping
     /// only the entries that `filter` accepts.
-    pub fn merge_at(&mut self, dest: &str, other: &Tree, filter: &PathFilter) -> Result<(), Error> {
+    pub(crate) fn merge_at(
+        &mut self,
+        dest: &str,
+        other: &Tree,
+        filter: &PathFilter,
+    ) -> Result<(), Error> {
         let dest = normalize(dest)?;
         if !dest.is_empty() {
             self.ensure_parents(&dest)?;
@@ -228,7 +283,7 @@ impl Tree {
     }
 
     /// The subtree under `path`, re-rooted. Errors when it is not a directory.
-    pub fn subtree(&self, path: &str) -> Result<Tree, Error> {
+    pub(crate) fn subtree(&self, path: &str) -> Result<Tree, Error> {
         let path = normalize(path)?;
         if path.is_empty() {
             return Ok(self.clone());
@@ -295,7 +350,7 @@ impl Tree {
     }
 
     /// Writes the tree as a tar archive (paths relative, parents first).
-    pub fn to_tar(&self, store: &dyn Store, owner: Option<Owner>) -> Result<Vec<u8>, Error> {
+    pub(crate) fn to_tar(&self, store: &dyn Store, owner: Option<Owner>) -> Result<Vec<u8>, Error> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, entry) in &self.entries {
             let mut header = tar::Header::new_gnu();
@@ -340,7 +395,7 @@ impl Tree {
 
     /// Reads a tar archive into a tree, storing file contents as blobs.
     /// Hard links become copies; device files and FIFOs are skipped.
-    pub fn from_tar(bytes: &[u8], store: &dyn Store) -> Result<Tree, Error> {
+    pub(crate) fn from_tar(bytes: &[u8], store: &dyn Store) -> Result<Tree, Error> {
         let mut tree = Tree::default();
         let mut archive = tar::Archive::new(bytes);
         let mut hard_links = Vec::new();
@@ -404,7 +459,7 @@ impl Tree {
         Ok(tree)
     }
 
-    pub fn name_of(path: &str) -> &str {
+    pub(crate) fn name_of(path: &str) -> &str {
         name_of(path)
     }
 }
@@ -423,14 +478,14 @@ fn build_glob(pattern: &str) -> Result<globset::GlobMatcher, Error> {
 /// a path is kept when it matches an include pattern (or there are none), or
 /// lies under or above a kept path, and matches no exclude pattern.
 #[derive(Debug, Default)]
-pub struct PathFilter {
+pub(crate) struct PathFilter {
     include: Option<globset::GlobSet>,
     include_prefixes: Vec<String>,
     exclude: Option<globset::GlobSet>,
 }
 
 impl PathFilter {
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, Error> {
+    pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<Self, Error> {
         let set = |patterns: &[String]| -> Result<Option<globset::GlobSet>, Error> {
             if patterns.is_empty() {
                 return Ok(None);
@@ -468,7 +523,7 @@ impl PathFilter {
         })
     }
 
-    pub fn accepts(&self, path: &str, is_dir: bool) -> bool {
+    pub(crate) fn accepts(&self, path: &str, is_dir: bool) -> bool {
         if let Some(exclude) = &self.exclude {
             if exclude.is_match(path) {
                 return false;
@@ -487,10 +542,6 @@ impl PathFilter {
             }
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.include.is_none() && self.exclude.is_none()
-    }
 }
 
 #[cfg(test)]
@@ -501,7 +552,7 @@ mod tests {
         Entry::File {
             blob: Digest::of_bytes(&[n]),
             size: 1,
-            mode: FILE_MODE,
+            mode: 0o644,
             mtime,
         }
     }
@@ -516,6 +567,29 @@ mod tests {
         let left: Vec<&str> = tree.entries.keys().map(String::as_str).collect();
         assert_eq!(left, ["a.txt", "ab", "b"]);
         assert!(!tree.remove("a"));
+    }
+
+    #[test]
+    fn owners_parse() {
+        assert_eq!(Owner::parse("").unwrap(), None);
+        let owner = |uid, gid| Some(Owner { uid, gid });
+        assert_eq!(Owner::parse("1000").unwrap(), owner(1000, 1000));
+        assert_eq!(Owner::parse("1:2").unwrap(), owner(1, 2));
+        assert_eq!(Owner::parse("root").unwrap(), owner(0, 0));
+        assert_eq!(Owner::parse("root:root").unwrap(), owner(0, 0));
+        for bad in ["nobody", "1000:staff", "-1", "1:2:3"] {
+            let error = Owner::parse(bad).unwrap_err();
+            assert!(
+                error.to_string().contains("only numeric owners"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn split_parent_handles_root() {
+        assert_eq!(split_parent("/a"), ("/".into(), "a".into()));
+        assert_eq!(split_parent("/a/b/c"), ("/a/b".into(), "c".into()));
     }
 
     #[test]

@@ -1,65 +1,86 @@
 //! What nodes evaluate to. Every value carries a content `key`: the digest
-//! that cache keys downstream are computed from (see `op.rs`).
+//! that cache keys downstream are computed from (see `ops/mod.rs`).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
-use crate::op::Sharing;
 use crate::runtime::ImageConfig;
-use crate::tree::Tree;
+use crate::tree::{self, Entry, Owner, Tree};
 
-/// A root filesystem: an image plus layers of content not yet committed.
-#[derive(Debug, Clone, Default)]
-pub struct Rootfs {
-    pub image_id: Option<String>,
-    pub layers: Vec<Layer>,
+/// The type of object a node evaluates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Container,
+    Directory,
+    File,
+    Secret,
+    CacheVolume,
 }
 
-#[derive(Debug, Clone)]
-pub struct Layer {
-    /// Absolute directory the tree is unpacked into.
-    pub dest: String,
-    pub tree: Arc<Tree>,
-    pub owner: Option<Owner>,
-}
-
-/// A numeric owner, as `owner:` arguments give it (`uid`, `uid:gid` or
-/// `root`); user and group names are not resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl Owner {
-    /// Parses an `owner:` argument; empty means "leave the owner as it is".
-    pub fn parse(owner: &str) -> Result<Option<Owner>> {
-        if owner.is_empty() {
-            return Ok(None);
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Container => "Container",
+            Kind::Directory => "Directory",
+            Kind::File => "File",
+            Kind::Secret => "Secret",
+            Kind::CacheVolume => "CacheVolume",
         }
-        if owner == "root" || owner == "root:root" {
-            return Ok(Some(Owner { uid: 0, gid: 0 }));
-        }
-        let mut parts = owner.splitn(2, ':');
-        let uid = parts.next().unwrap_or_default().parse::<u32>();
-        let gid = parts.next().map(str::parse::<u32>);
-        match (uid, gid) {
-            (Ok(uid), None) => Ok(Some(Owner { uid, gid: uid })),
-            (Ok(uid), Some(Ok(gid))) => Ok(Some(Owner { uid, gid })),
-            _ => Err(Error::Unsupported {
-                message: format!(
-                    "owner {owner:?}: only numeric owners (uid or uid:gid) are supported"
-                ),
-            }),
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Kind::Container,
+            Kind::Directory,
+            Kind::File,
+            Kind::Secret,
+            Kind::CacheVolume,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
+}
+
+/// How concurrent execs share a cache volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Sharing {
+    #[default]
+    Shared,
+    Private,
+    Locked,
+}
+
+impl Sharing {
+    /// How the sharing mode is written into encodings.
+    pub(crate) fn tag(self) -> &'static str {
+        match self {
+            Sharing::Shared => "shared",
+            Sharing::Private => "private",
+            Sharing::Locked => "locked",
         }
     }
 }
 
+/// A root filesystem: an image plus layers of content not yet committed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rootfs {
+    pub(crate) image_id: Option<String>,
+    pub(crate) layers: Vec<Layer>,
+}
+
 #[derive(Debug, Clone)]
-pub enum MountSource {
+pub(crate) struct Layer {
+    /// Absolute directory the tree is unpacked into.
+    pub(crate) dest: String,
+    pub(crate) tree: Arc<Tree>,
+    pub(crate) owner: Option<Owner>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum MountSource {
     Directory {
         tree: Arc<Tree>,
         read_only: bool,
@@ -69,11 +90,11 @@ pub enum MountSource {
         volume: String,
         sharing: Sharing,
         source: Option<Arc<Tree>>,
+        /// Given the volume's directory when it is first created.
         owner: Option<Owner>,
     },
-    Temp {
-        size: Option<u64>,
-    },
+    /// A tmpfs.
+    Temp,
     /// The secret's node digest; its value is looked up only at exec time.
     Secret {
         secret: Digest,
@@ -85,7 +106,7 @@ pub enum MountSource {
 pub struct Mount {
     /// Absolute path in the container.
     pub path: String,
-    pub source: MountSource,
+    pub(crate) source: MountSource,
 }
 
 /// The recorded outcome of a `withExec`, as cached (output already scrubbed
@@ -107,16 +128,53 @@ pub struct ExecRecord {
 pub struct ContainerState {
     pub key: Option<Digest>,
     pub config: ImageConfig,
-    pub rootfs: Rootfs,
+    pub(crate) rootfs: Rootfs,
     pub exec: Option<Arc<ExecRecord>>,
     /// Set only directly after `from`.
     pub image_ref: Option<String>,
     pub mounts: Vec<Mount>,
     /// Environment variables whose values come from secrets (node digests).
-    pub secret_env: Vec<(String, Digest)>,
+    pub(crate) secret_env: Vec<(String, Digest)>,
     /// Registry address → (username, secret node digest).
-    pub registry_auth: Vec<(String, String, Digest)>,
-    pub platform: Option<String>,
+    pub(crate) registry_auth: Vec<(String, String, Digest)>,
+}
+
+impl ContainerState {
+    /// The working directory, `/` when unset.
+    pub fn workdir(&self) -> String {
+        if self.config.workdir.is_empty() {
+            "/".into()
+        } else {
+            self.config.workdir.clone()
+        }
+    }
+
+    /// A copy of this state with content key `key`, changed by `change`:
+    /// how most container ops derive their value from their parent's.
+    pub(crate) fn derive(
+        &self,
+        key: Digest,
+        change: impl FnOnce(&mut ContainerState) -> Result<()>,
+    ) -> Result<Value> {
+        let mut state = self.clone();
+        state.key = Some(key);
+        change(&mut state)?;
+        Ok(Value::Container(Arc::new(state)))
+    }
+
+    /// A copy with `source` mounted at `path` (relative to the workdir),
+    /// replacing whatever was mounted there.
+    pub(crate) fn with_mount(&self, key: Digest, path: &str, source: MountSource) -> Result<Value> {
+        let target = tree::absolute(&self.workdir(), path)?;
+        self.derive(key, |state| {
+            state.mounts.retain(|mount| mount.path != target);
+            state.mounts.push(Mount {
+                path: target,
+                source,
+            });
+            Ok(())
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,13 +188,48 @@ pub struct FileValue {
 
 impl FileValue {
     pub fn key(&self) -> Digest {
-        let mut encoder = crate::digest::Encoder::new("file");
+        let mut encoder = Encoder::new(Domain::File);
         encoder
             .str(&self.name)
             .digest(&self.blob)
             .u64(u64::from(self.mode))
             .u64(self.mtime);
         encoder.finish()
+    }
+
+    /// The tree entry for this file, with `permissions` instead of its own
+    /// mode when given.
+    pub(crate) fn entry(&self, permissions: Option<u32>) -> Entry {
+        Entry::File {
+            blob: self.blob,
+            size: self.size,
+            mode: permissions.unwrap_or(self.mode),
+            mtime: self.mtime,
+        }
+    }
+
+    /// The file at `inner` (a normalised path) of `tree`; `shown` is the
+    /// path errors name.
+    pub(crate) fn in_tree(tree: &Tree, inner: &str, shown: &str) -> Result<FileValue> {
+        match tree.get(inner) {
+            Some(Entry::File {
+                blob,
+                size,
+                mode,
+                mtime,
+            }) => Ok(FileValue {
+                name: Tree::name_of(inner).to_owned(),
+                blob: *blob,
+                size: *size,
+                mode: *mode,
+                mtime: *mtime,
+            }),
+            Some(Entry::Dir { .. }) => Err(Error::IsADirectory { path: shown.into() }),
+            Some(Entry::Symlink { target }) => Err(Error::Unsupported {
+                message: format!("{shown} is a symlink to {target}; read the target instead"),
+            }),
+            None => Err(Error::NotFound { path: shown.into() }),
+        }
     }
 }
 
@@ -157,16 +250,17 @@ impl std::fmt::Debug for SecretValue {
 
 /// The value of any node.
 #[derive(Debug, Clone)]
-pub enum Value {
+pub(crate) enum Value {
     Container(Arc<ContainerState>),
     Directory { tree: Arc<Tree>, key: Digest },
     File(Arc<FileValue>),
-    Secret { name: String, mac: Digest },
+    Secret { mac: Digest },
     CacheVolume { key: String },
 }
 
 impl Value {
-    pub fn directory(tree: Tree) -> Self {
+    /// A directory value, keyed by its tree's content key.
+    pub(crate) fn from_tree(tree: Tree) -> Self {
         let key = tree.key();
         Value::Directory {
             tree: Arc::new(tree),
@@ -175,39 +269,65 @@ impl Value {
     }
 
     /// The content key downstream cache keys are built from.
-    pub fn key(&self) -> Digest {
+    pub(crate) fn key(&self) -> Digest {
         match self {
             Value::Container(state) => state.key.expect("every evaluated container has a key"),
             Value::Directory { key, .. } => *key,
             Value::File(file) => file.key(),
-            Value::Secret { mac, .. } => *mac,
+            Value::Secret { mac } => *mac,
             Value::CacheVolume { key } => {
-                let mut encoder = crate::digest::Encoder::new("cacheVolume");
+                let mut encoder = Encoder::new(Domain::CacheVolume);
                 encoder.str(key);
                 encoder.finish()
             }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Value::Container(_) => Kind::Container,
+            Value::Directory { .. } => Kind::Directory,
+            Value::File(_) => Kind::File,
+            Value::Secret { .. } => Kind::Secret,
+            Value::CacheVolume { .. } => Kind::CacheVolume,
+        }
+    }
 
-    #[test]
-    fn owners_parse() {
-        assert_eq!(Owner::parse("").unwrap(), None);
-        let owner = |uid, gid| Some(Owner { uid, gid });
-        assert_eq!(Owner::parse("1000").unwrap(), owner(1000, 1000));
-        assert_eq!(Owner::parse("1:2").unwrap(), owner(1, 2));
-        assert_eq!(Owner::parse("root").unwrap(), owner(0, 0));
-        assert_eq!(Owner::parse("root:root").unwrap(), owner(0, 0));
-        for bad in ["nobody", "1000:staff", "-1", "1:2:3"] {
-            let error = Owner::parse(bad).unwrap_err();
-            assert!(
-                error.to_string().contains("only numeric owners"),
-                "{bad}: {error}"
-            );
+    /// The error for this value where a `expected` one was needed.
+    fn mismatch(&self, expected: Kind) -> Error {
+        Error::WrongIdKind {
+            expected: expected.name().into(),
+            found: self.kind().name().into(),
+        }
+    }
+
+    pub(crate) fn container(&self) -> Result<Arc<ContainerState>> {
+        match self {
+            Value::Container(state) => Ok(state.clone()),
+            other => Err(other.mismatch(Kind::Container)),
+        }
+    }
+
+    /// A directory's tree and content key.
+    pub(crate) fn directory(&self) -> Result<(Arc<Tree>, Digest)> {
+        match self {
+            Value::Directory { tree, key } => Ok((tree.clone(), *key)),
+            other => Err(other.mismatch(Kind::Directory)),
+        }
+    }
+
+    pub(crate) fn file(&self) -> Result<Arc<FileValue>> {
+        match self {
+            Value::File(file) => Ok(file.clone()),
+            other => Err(other.mismatch(Kind::File)),
+        }
+    }
+
+    /// A cache volume's name.
+    pub(crate) fn cache_volume(&self) -> Result<String> {
+        match self {
+            Value::CacheVolume { key } => Ok(key.clone()),
+            other => Err(other.mismatch(Kind::CacheVolume)),
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use gantry_core::fake::FakeRuntime;
-use gantry_core::op::{ExecArgs, Sharing};
+use gantry_core::ops::{self, ExecArgs, Sharing};
 use gantry_core::store::{MemoryStore, RecordKind, Store};
 use gantry_core::{Digest, Engine, EngineOptions, Op};
 
@@ -360,9 +360,9 @@ async fn content_keys_survive_the_upgrade() {
         "9770ed54dcbdde7d163ec55c6402895bb7ed002fd783dd619dcc2b4ea2dc59a1"
     );
 
-    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    let scratch = engine.add(ops::Scratch { platform: None }).digest;
     let from = engine
-        .add(Op::From {
+        .add(ops::FromImage {
             parent: scratch,
             address: "127.0.0.1:5000/busybox".into(),
         })
@@ -372,12 +372,12 @@ async fn content_keys_survive_the_upgrade() {
         "bfed566f9517c0441e035fa27dbb072ef68cb75e294d728de8a7760eccbfc1be"
     );
     let volume = engine
-        .add(Op::CacheVolume {
+        .add(ops::CacheVolume {
             key: "go-mod".into(),
         })
         .digest;
     let mounted = engine
-        .add(Op::WithMountedCache {
+        .add(ops::WithMountedCache {
             parent: from,
             path: "/cache".into(),
             cache: volume,
@@ -387,7 +387,7 @@ async fn content_keys_survive_the_upgrade() {
         })
         .digest;
     let exec = engine
-        .add(Op::WithExec {
+        .add(ops::WithExec {
             parent: mounted,
             exec: ExecArgs {
                 args: vec!["echo".into(), "hi".into()],
@@ -418,13 +418,13 @@ async fn content_keys_survive_the_upgrade() {
     );
 
     let file = engine
-        .add(Op::NewFile {
+        .add(ops::NewFile {
             contents: "hello".into(),
             permissions: 0o600,
         })
         .digest;
     let named = engine
-        .add(Op::FileWithName {
+        .add(ops::FileWithName {
             parent: file,
             name: "a.txt".into(),
         })
@@ -434,7 +434,7 @@ async fn content_keys_survive_the_upgrade() {
         "f2459d358c5e3de2fff514fb995de666e9814af96435e49526961f29627f070d"
     );
     let import = engine
-        .add(Op::Import {
+        .add(ops::Import {
             source: file,
             tag: String::new(),
         })
@@ -444,9 +444,9 @@ async fn content_keys_survive_the_upgrade() {
         "474df35e2bc446f60c55572171de2c06da54678be49082c94551686cac631fe8"
     );
 
-    let empty = engine.add(Op::EmptyDirectory).digest;
+    let empty = engine.add(ops::EmptyDirectory {}).digest;
     let dir = engine
-        .add(Op::DirectoryWithNewFile {
+        .add(ops::DirectoryWithNewFile {
             parent: empty,
             path: "a/b.txt".into(),
             contents: "hello".into(),
@@ -460,7 +460,7 @@ async fn content_keys_survive_the_upgrade() {
         (tree_digest.into(), tree_digest.into())
     );
     let stamped = engine
-        .add(Op::DirectoryWithTimestamps {
+        .add(ops::DirectoryWithTimestamps {
             parent: dir,
             timestamp: 1_700_000_000,
         })
@@ -473,7 +473,7 @@ async fn content_keys_survive_the_upgrade() {
     );
 
     let with = engine
-        .add(Op::WithContent {
+        .add(ops::WithContent {
             parent: scratch,
             path: "/src".into(),
             source: dir,
@@ -488,7 +488,7 @@ async fn content_keys_survive_the_upgrade() {
         "b752a277e416b86528f258353b907c8c3ef52588831e0ac7047d67ada17cb840"
     );
     let read = engine
-        .add(Op::ContainerFile {
+        .add(ops::ContainerFile {
             container: with,
             path: "/src/a/b.txt".into(),
         })

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gantry_core::fake::FakeRuntime;
-use gantry_core::op::{ExecArgs, Expect, Sharing};
+use gantry_core::ops::{self, ExecArgs, Expect, Sharing};
 use gantry_core::store::{MemoryStore, RecordKind, Store};
-use gantry_core::{Digest, Engine, EngineOptions, Error, Op};
+use gantry_core::{Digest, Engine, EngineOptions, Error};
 
 fn engine_with(runtime: Arc<FakeRuntime>, store: Arc<MemoryStore>) -> Engine {
     Engine::new(
@@ -29,7 +29,7 @@ fn new_engine() -> (Engine, Arc<FakeRuntime>, Arc<MemoryStore>) {
 
 fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
     engine
-        .add(Op::WithExec {
+        .add(ops::WithExec {
             parent,
             exec: ExecArgs {
                 args: args.iter().map(|arg| arg.to_string()).collect(),
@@ -40,9 +40,9 @@ fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
 }
 
 fn base(engine: &Engine) -> Digest {
-    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    let scratch = engine.add(ops::Scratch { platform: None }).digest;
     engine
-        .add(Op::From {
+        .add(ops::FromImage {
             parent: scratch,
             address: "127.0.0.1:5000/busybox".into(),
         })
@@ -60,7 +60,7 @@ async fn building_a_long_chain_runs_nothing() {
     let mut digest = base(&engine);
     for n in 0..1000 {
         digest = engine
-            .add(Op::WithEnvVariable {
+            .add(ops::WithEnvVariable {
                 parent: digest,
                 name: format!("V{n}"),
                 value: n.to_string(),
@@ -146,7 +146,7 @@ async fn independent_branches_run_in_parallel() {
     let from = base(&engine);
     // A directory assembled from 8 containers' outputs depends on 8
     // independent execs; evaluating it must run them concurrently.
-    let mut dir = engine.add(Op::EmptyDirectory).digest;
+    let mut dir = engine.add(ops::EmptyDirectory {}).digest;
     let mut files = Vec::new();
     for n in 0..8 {
         let step = exec(&engine, from, &["sleep-ms", "300", &n.to_string()]);
@@ -160,7 +160,7 @@ async fn independent_branches_run_in_parallel() {
     assert_eq!(runtime.max_concurrent.load(Ordering::SeqCst), 8);
     assert!(elapsed < Duration::from_millis(8 * 300), "took {elapsed:?}");
     dir = engine
-        .add(Op::DirectoryWithNewFile {
+        .add(ops::DirectoryWithNewFile {
             parent: dir,
             path: "done".into(),
             contents: "yes".into(),
@@ -197,7 +197,7 @@ async fn a_failed_exec_errors_with_its_output_and_is_not_cached() {
 async fn expect_failure_accepts_a_non_zero_exit() {
     let (engine, _, _) = new_engine();
     let step = engine
-        .add(Op::WithExec {
+        .add(ops::WithExec {
             parent: base(&engine),
             exec: ExecArgs {
                 args: vec!["fail".into(), "2".into()],
@@ -213,7 +213,7 @@ async fn expect_failure_accepts_a_non_zero_exit() {
 #[tokio::test]
 async fn no_command_is_an_error() {
     let (engine, _, _) = new_engine();
-    let scratch = engine.add(Op::Scratch { platform: None }).digest;
+    let scratch = engine.add(ops::Scratch { platform: None }).digest;
     let step = exec(&engine, scratch, &[]);
     assert!(matches!(
         engine.container(step).await,
@@ -227,7 +227,7 @@ async fn secrets_reach_the_exec_but_not_ids_outputs_or_the_store() {
     let plaintext = "s3cr3t-value-xyz";
     let secret = engine.set_secret("token", plaintext);
     let with_secret = engine
-        .add(Op::WithSecretVariable {
+        .add(ops::WithSecretVariable {
             parent: base(&engine),
             name: "TOKEN".into(),
             secret: secret.digest,
@@ -252,7 +252,7 @@ async fn secrets_reach_the_exec_but_not_ids_outputs_or_the_store() {
     // A changed value changes the cache key: the step runs again.
     let other = engine.set_secret("token", "another-value");
     let changed = engine
-        .add(Op::WithSecretVariable {
+        .add(ops::WithSecretVariable {
             parent: base(&engine),
             name: "TOKEN".into(),
             secret: other.digest,
@@ -266,9 +266,9 @@ async fn secrets_reach_the_exec_but_not_ids_outputs_or_the_store() {
 #[tokio::test]
 async fn directories_are_pure_values() {
     let (engine, runtime, _) = new_engine();
-    let empty = engine.add(Op::EmptyDirectory).digest;
+    let empty = engine.add(ops::EmptyDirectory {}).digest;
     let one = engine
-        .add(Op::DirectoryWithNewFile {
+        .add(ops::DirectoryWithNewFile {
             parent: empty,
             path: "src/main.go".into(),
             contents: "package main\n".into(),
@@ -279,7 +279,7 @@ async fn directories_are_pure_values() {
     assert_eq!(tree.list("").unwrap(), vec!["src/"]);
     assert_eq!(tree.list("src").unwrap(), vec!["main.go"]);
     let file = engine
-        .add(Op::DirectoryFile {
+        .add(ops::DirectoryFile {
             parent: one,
             path: "src/main.go".into(),
         })
@@ -288,7 +288,7 @@ async fn directories_are_pure_values() {
     assert_eq!(engine.read_blob(&value.blob).unwrap(), b"package main\n");
     // Same content by another recipe has the same content key.
     let two = engine
-        .add(Op::DirectoryWithNewDirectory {
+        .add(ops::DirectoryWithNewDirectory {
             parent: one,
             path: "src".into(),
             permissions: 0o755,
@@ -300,7 +300,7 @@ async fn directories_are_pure_values() {
         engine
             .directory(
                 engine
-                    .add(Op::Subdirectory {
+                    .add(ops::Subdirectory {
                         parent: one,
                         path: "../x".into()
                     })
@@ -313,9 +313,9 @@ async fn directories_are_pure_values() {
 }
 
 fn cache_mount(engine: &Engine, parent: Digest, path: &str, key: &str, sharing: Sharing) -> Digest {
-    let cache = engine.add(Op::CacheVolume { key: key.into() }).digest;
+    let cache = engine.add(ops::CacheVolume { key: key.into() }).digest;
     engine
-        .add(Op::WithMountedCache {
+        .add(ops::WithMountedCache {
             parent,
             path: path.into(),
             cache,
@@ -358,9 +358,9 @@ async fn a_locked_volume_mounted_twice_is_an_error_before_anything_runs() {
 #[tokio::test]
 async fn cache_volume_owners_parse_like_every_other_owner() {
     let (engine, runtime, _) = new_engine();
-    let cache = engine.add(Op::CacheVolume { key: "v".into() }).digest;
+    let cache = engine.add(ops::CacheVolume { key: "v".into() }).digest;
     let mounted = engine
-        .add(Op::WithMountedCache {
+        .add(ops::WithMountedCache {
             parent: base(&engine),
             path: "/c".into(),
             cache,
@@ -382,7 +382,7 @@ async fn secret_variables_travel_apart_from_the_plain_environment() {
     let (engine, runtime, _) = new_engine();
     let secret = engine.set_secret("token", "s3cr3t");
     let plain = engine
-        .add(Op::WithEnvVariable {
+        .add(ops::WithEnvVariable {
             parent: base(&engine),
             name: "TOKEN".into(),
             value: "plain".into(),
@@ -390,7 +390,7 @@ async fn secret_variables_travel_apart_from_the_plain_environment() {
         })
         .digest;
     let with_secret = engine
-        .add(Op::WithSecretVariable {
+        .add(ops::WithSecretVariable {
             parent: plain,
             name: "TOKEN".into(),
             secret: secret.digest,
@@ -413,9 +413,9 @@ async fn a_pull_with_other_credentials_is_another_pull() {
     let (engine, runtime, _) = new_engine();
     let from_with = |password: &str| {
         let secret = engine.set_secret("password", password);
-        let scratch = engine.add(Op::Scratch { platform: None }).digest;
+        let scratch = engine.add(ops::Scratch { platform: None }).digest;
         let authed = engine
-            .add(Op::WithRegistryAuth {
+            .add(ops::WithRegistryAuth {
                 parent: scratch,
                 address: "127.0.0.1:5001".into(),
                 username: "user".into(),
@@ -423,7 +423,7 @@ async fn a_pull_with_other_credentials_is_another_pull() {
             })
             .digest;
         engine
-            .add(Op::From {
+            .add(ops::FromImage {
                 parent: authed,
                 address: "127.0.0.1:5001/app:1".into(),
             })
@@ -446,9 +446,9 @@ async fn a_pull_with_other_credentials_is_another_pull() {
 #[tokio::test]
 async fn timestamps_change_a_directorys_key_but_not_its_digest() {
     let (engine, _, _) = new_engine();
-    let empty = engine.add(Op::EmptyDirectory).digest;
+    let empty = engine.add(ops::EmptyDirectory {}).digest;
     let dir = engine
-        .add(Op::DirectoryWithNewFile {
+        .add(ops::DirectoryWithNewFile {
             parent: empty,
             path: "f".into(),
             contents: "x".into(),
@@ -456,7 +456,7 @@ async fn timestamps_change_a_directorys_key_but_not_its_digest() {
         })
         .digest;
     let stamped = engine
-        .add(Op::DirectoryWithTimestamps {
+        .add(ops::DirectoryWithTimestamps {
             parent: dir,
             timestamp: 1_000,
         })

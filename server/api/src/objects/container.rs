@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::op::ExecArgs;
-use gantry_core::{Kind, Node, Op};
+use gantry_core::ops::ExecArgs;
+use gantry_core::{ops, Kind, Node, Op};
 
 use super::{
     add, client, engine, CacheSharingMode, Directory, File, ImageLayerCompression, ImageMediaTypes,
@@ -59,7 +59,7 @@ fn unsupported_expand(expand: bool) -> Result<()> {
 }
 
 impl Container {
-    fn then(&self, ctx: &Context<'_>, op: Op) -> Container {
+    fn then(&self, ctx: &Context<'_>, op: impl Into<Op>) -> Container {
         Container(add(ctx, op))
     }
 
@@ -112,7 +112,7 @@ impl Container {
         }
         Ok(self.then(
             ctx,
-            Op::From {
+            ops::FromImage {
                 parent: self.parent(),
                 address,
             },
@@ -124,7 +124,7 @@ impl Container {
         let directory = load(engine(ctx), &directory, Kind::Directory).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithRootfs {
+            ops::WithRootfs {
                 parent: self.parent(),
                 directory: directory.digest,
             },
@@ -149,7 +149,7 @@ impl Container {
     async fn rootfs(&self, ctx: &Context<'_>) -> Directory {
         Directory(add(
             ctx,
-            Op::ContainerRootfs {
+            ops::ContainerRootfs {
                 container: self.parent(),
             },
         ))
@@ -212,7 +212,7 @@ impl Container {
         }
         Ok(self.then(
             ctx,
-            Op::WithExec {
+            ops::WithExec {
                 parent: self.parent(),
                 exec: ExecArgs {
                     args,
@@ -257,7 +257,7 @@ impl Container {
     ) -> Container {
         self.then(
             ctx,
-            Op::WithEnvVariable {
+            ops::WithEnvVariable {
                 parent: self.parent(),
                 name,
                 value,
@@ -270,7 +270,7 @@ impl Container {
     async fn without_env_variable(&self, ctx: &Context<'_>, name: String) -> Container {
         self.then(
             ctx,
-            Op::WithoutEnvVariable {
+            ops::WithoutEnvVariable {
                 parent: self.parent(),
                 name,
             },
@@ -316,7 +316,7 @@ impl Container {
         let secret = load(engine(ctx), &secret, Kind::Secret).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithSecretVariable {
+            ops::WithSecretVariable {
                 parent: self.parent(),
                 name,
                 secret: secret.digest,
@@ -328,7 +328,7 @@ impl Container {
     async fn with_user(&self, ctx: &Context<'_>, name: String) -> Container {
         self.then(
             ctx,
-            Op::WithUser {
+            ops::WithUser {
                 parent: self.parent(),
                 name,
             },
@@ -350,7 +350,7 @@ impl Container {
         unsupported_expand(expand)?;
         Ok(self.then(
             ctx,
-            Op::WithWorkdir {
+            ops::WithWorkdir {
                 parent: self.parent(),
                 path,
             },
@@ -375,7 +375,7 @@ impl Container {
     ) -> Container {
         self.then(
             ctx,
-            Op::WithEntrypoint {
+            ops::WithEntrypoint {
                 parent: self.parent(),
                 args,
                 keep_default_args,
@@ -392,7 +392,7 @@ impl Container {
     async fn with_default_args(&self, ctx: &Context<'_>, args: Vec<String>) -> Container {
         self.then(
             ctx,
-            Op::WithDefaultArgs {
+            ops::WithDefaultArgs {
                 parent: self.parent(),
                 args,
             },
@@ -408,7 +408,7 @@ impl Container {
     async fn with_label(&self, ctx: &Context<'_>, name: String, value: String) -> Container {
         self.then(
             ctx,
-            Op::WithLabel {
+            ops::WithLabel {
                 parent: self.parent(),
                 name,
                 value,
@@ -437,7 +437,7 @@ impl Container {
         };
         self.then(
             ctx,
-            Op::WithLabel {
+            ops::WithLabel {
                 parent: self.parent(),
                 name: "dev.gantry.exposed-port".into(),
                 value,
@@ -477,7 +477,7 @@ impl Container {
         let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithContent {
+            ops::WithContent {
                 parent: self.parent(),
                 path,
                 source: source.digest,
@@ -507,7 +507,7 @@ impl Container {
         let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithContent {
+            ops::WithContent {
                 parent: self.parent(),
                 path,
                 source: source.digest,
@@ -534,14 +534,14 @@ impl Container {
         unsupported_expand(expand)?;
         let file = add(
             ctx,
-            Op::NewFile {
+            ops::NewFile {
                 contents,
                 permissions: permissions as u32,
             },
         );
         Ok(self.then(
             ctx,
-            Op::WithContent {
+            ops::WithContent {
                 parent: self.parent(),
                 path,
                 source: file.digest,
@@ -563,7 +563,7 @@ impl Container {
         unsupported_expand(expand)?;
         Ok(File(add(
             ctx,
-            Op::ContainerFile {
+            ops::ContainerFile {
                 container: self.parent(),
                 path,
             },
@@ -580,7 +580,7 @@ impl Container {
         unsupported_expand(expand)?;
         Ok(Directory(add(
             ctx,
-            Op::ContainerDirectory {
+            ops::ContainerDirectory {
                 container: self.parent(),
                 path,
             },
@@ -613,7 +613,7 @@ impl Container {
         };
         Ok(self.then(
             ctx,
-            Op::WithMountedCache {
+            ops::WithMountedCache {
                 parent: self.parent(),
                 path,
                 cache: cache.digest,
@@ -640,7 +640,7 @@ impl Container {
         let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithMountedDirectory {
+            ops::WithMountedDirectory {
                 parent: self.parent(),
                 path,
                 source: source.digest,
@@ -664,7 +664,7 @@ impl Container {
         let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithMountedFile {
+            ops::WithMountedFile {
                 parent: self.parent(),
                 path,
                 source: source.digest,
@@ -692,7 +692,7 @@ impl Container {
         let secret = load(engine(ctx), &source, Kind::Secret).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithMountedSecret {
+            ops::WithMountedSecret {
                 parent: self.parent(),
                 path,
                 secret: secret.digest,
@@ -712,7 +712,7 @@ impl Container {
         unsupported_expand(expand)?;
         Ok(self.then(
             ctx,
-            Op::WithMountedTemp {
+            ops::WithMountedTemp {
                 parent: self.parent(),
                 path,
                 size: size.map(|s| s as u64),
@@ -730,7 +730,7 @@ impl Container {
         unsupported_expand(expand)?;
         Ok(self.then(
             ctx,
-            Op::WithoutMount {
+            ops::WithoutMount {
                 parent: self.parent(),
                 path,
             },
@@ -781,7 +781,7 @@ impl Container {
         let _ = (forced_compression, media_types, platform_variants);
         Ok(File(add(
             ctx,
-            Op::AsTarball {
+            ops::AsTarball {
                 container: self.parent(),
             },
         )))
@@ -835,7 +835,7 @@ impl Container {
         let secret = load(engine(ctx), &secret, Kind::Secret).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::WithRegistryAuth {
+            ops::WithRegistryAuth {
                 parent: self.parent(),
                 address,
                 username,
@@ -848,7 +848,7 @@ impl Container {
     async fn without_registry_auth(&self, ctx: &Context<'_>, address: String) -> Container {
         self.then(
             ctx,
-            Op::WithoutRegistryAuth {
+            ops::WithoutRegistryAuth {
                 parent: self.parent(),
                 address,
             },
@@ -865,7 +865,7 @@ impl Container {
         let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::Import {
+            ops::Import {
                 source: source.digest,
                 tag,
             },

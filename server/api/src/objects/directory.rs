@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::{Kind, Node, Op};
+use gantry_core::{ops, Kind, Node, Op};
 
 use super::{add, client, engine, File};
 use crate::error::gql;
@@ -13,7 +13,7 @@ use crate::ids::{format_id, load};
 pub(crate) struct Directory(pub(crate) Arc<Node>);
 
 impl Directory {
-    fn then(&self, ctx: &Context<'_>, op: Op) -> Directory {
+    fn then(&self, ctx: &Context<'_>, op: impl Into<Op>) -> Directory {
         Directory(add(ctx, op))
     }
 
@@ -72,7 +72,7 @@ impl Directory {
     async fn file(&self, ctx: &Context<'_>, path: String) -> File {
         File(add(
             ctx,
-            Op::DirectoryFile {
+            ops::DirectoryFile {
                 parent: self.0.digest,
                 path,
             },
@@ -83,7 +83,7 @@ impl Directory {
     async fn directory(&self, ctx: &Context<'_>, path: String) -> Directory {
         self.then(
             ctx,
-            Op::Subdirectory {
+            ops::Subdirectory {
                 parent: self.0.digest,
                 path,
             },
@@ -103,7 +103,7 @@ impl Directory {
         let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::DirectoryWithFile {
+            ops::DirectoryWithFile {
                 parent: self.0.digest,
                 path,
                 source: source.digest,
@@ -122,7 +122,7 @@ impl Directory {
     ) -> Directory {
         self.then(
             ctx,
-            Op::DirectoryWithNewFile {
+            ops::DirectoryWithNewFile {
                 parent: self.0.digest,
                 path,
                 contents,
@@ -147,7 +147,7 @@ impl Directory {
         let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::DirectoryWithDirectory {
+            ops::DirectoryWithDirectory {
                 parent: self.0.digest,
                 path,
                 source: source.digest,
@@ -166,7 +166,7 @@ impl Directory {
     ) -> Directory {
         self.then(
             ctx,
-            Op::DirectoryWithNewDirectory {
+            ops::DirectoryWithNewDirectory {
                 parent: self.0.digest,
                 path,
                 permissions: permissions as u32,
@@ -178,7 +178,7 @@ impl Directory {
     async fn without_file(&self, ctx: &Context<'_>, path: String) -> Directory {
         self.then(
             ctx,
-            Op::DirectoryWithoutFile {
+            ops::DirectoryWithoutFile {
                 parent: self.0.digest,
                 path,
             },
@@ -189,7 +189,7 @@ impl Directory {
     async fn without_directory(&self, ctx: &Context<'_>, path: String) -> Directory {
         self.then(
             ctx,
-            Op::DirectoryWithoutDirectory {
+            ops::DirectoryWithoutDirectory {
                 parent: self.0.digest,
                 path,
             },
@@ -201,7 +201,7 @@ impl Directory {
         let other = load(engine(ctx), &other, Kind::Directory).map_err(gql)?;
         Ok(self.then(
             ctx,
-            Op::DirectoryDiff {
+            ops::DirectoryDiff {
                 parent: self.0.digest,
                 other: other.digest,
             },
@@ -217,7 +217,7 @@ impl Directory {
     ) -> Directory {
         self.then(
             ctx,
-            Op::DirectoryWithTimestamps {
+            ops::DirectoryWithTimestamps {
                 parent: self.0.digest,
                 timestamp,
             },

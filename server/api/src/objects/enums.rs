@@ -1,7 +1,7 @@
 //! Enums of the API, with Dagger's names and aliases.
 
 use async_graphql::Enum;
-use gantry_core::op::{Expect, Sharing};
+use gantry_core::ops::{Expect, Sharing};
 
 /// Sharing mode of a cache volume.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::{Node, Op};
+use gantry_core::{ops, Node};
 
 use super::{add, client, engine};
 use crate::error::gql;
@@ -108,7 +108,7 @@ impl File {
     async fn with_name(&self, ctx: &Context<'_>, name: String) -> File {
         File(add(
             ctx,
-            Op::FileWithName {
+            ops::FileWithName {
                 parent: self.0.digest,
                 name,
             },
@@ -119,7 +119,7 @@ impl File {
     async fn with_timestamps(&self, ctx: &Context<'_>, timestamp: i64) -> File {
         File(add(
             ctx,
-            Op::FileWithTimestamps {
+            ops::FileWithTimestamps {
                 parent: self.0.digest,
                 timestamp,
             },

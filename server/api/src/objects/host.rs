@@ -1,7 +1,7 @@
 //! `Host`: the client's filesystem, read relative to its working directory.
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::{host, Op};
+use gantry_core::{host, ops};
 
 use super::{add, client, engine, Directory, File};
 use crate::error::gql;
@@ -60,7 +60,7 @@ impl Host {
         .map_err(gql)?;
         Ok(Directory(add(
             ctx,
-            Op::HostDirectory {
+            ops::HostDirectory {
                 path: root.display().to_string(),
                 include,
                 exclude,
@@ -82,7 +82,7 @@ impl Host {
         let content = host::read_file(engine.store().as_ref(), &target).map_err(gql)?;
         Ok(File(add(
             ctx,
-            Op::HostFile {
+            ops::HostFile {
                 path: target.display().to_string(),
                 content,
             },

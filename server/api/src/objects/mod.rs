@@ -66,6 +66,6 @@ pub(crate) fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
 }
 
 /// Adds an op to the DAG (no evaluation).
-pub(crate) fn add(ctx: &Context<'_>, op: Op) -> Arc<DagNode> {
+pub(crate) fn add(ctx: &Context<'_>, op: impl Into<Op>) -> Arc<DagNode> {
     engine(ctx).add(op)
 }

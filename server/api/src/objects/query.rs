@@ -1,7 +1,7 @@
 //! The root `Query` type.
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::{Digest, Kind, Op};
+use gantry_core::{ops, Digest, Kind};
 
 use super::{
     add, engine, CacheSharingMode, CacheVolume, Container, Directory, EnvVariable, File, Host,
@@ -105,7 +105,7 @@ impl Query {
     ) -> Container {
         Container(add(
             ctx,
-            Op::Scratch {
+            ops::Scratch {
                 platform: platform.map(|p| p.0),
             },
         ))
@@ -113,7 +113,7 @@ impl Query {
 
     /// Creates an empty directory.
     async fn directory(&self, ctx: &Context<'_>) -> Directory {
-        Directory(add(ctx, Op::EmptyDirectory))
+        Directory(add(ctx, ops::EmptyDirectory {}))
     }
 
     /// Creates a file with the specified contents.
@@ -126,14 +126,14 @@ impl Query {
     ) -> File {
         let file = add(
             ctx,
-            Op::NewFile {
+            ops::NewFile {
                 contents,
                 permissions: permissions as u32,
             },
         );
         File(add(
             ctx,
-            Op::FileWithName {
+            ops::FileWithName {
                 parent: file.digest,
                 name,
             },
@@ -168,7 +168,7 @@ impl Query {
                 message: "cacheVolume: key must not be empty".into(),
             }));
         }
-        Ok(CacheVolume(add(ctx, Op::CacheVolume { key })))
+        Ok(CacheVolume(add(ctx, ops::CacheVolume { key })))
     }
 
     /// Sets a secret given a user defined name to its plaintext and returns the secret. The plaintext value is kept in memory only.

@@ -1,0 +1,177 @@
+//! The context ops evaluate in: the runtime, the store, the event sink and
+//! the secrets, plus the engine-wide tables that make shared work run once
+//! (pulls, execs, image builds) and bound it (exec slots, cache volume
+//! locks). Ops get this, never the `Engine`. Paths under the state
+//! directory come from the `Store`, which owns that directory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::events::EventSink;
+use crate::inflight::InFlight;
+use crate::reference::registry_host;
+use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
+use crate::secrets::Secrets;
+use crate::store::Store;
+use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing};
+
+pub struct EngineOptions {
+    /// How many containers may run at once.
+    pub max_parallel: usize,
+    /// Keys secret MACs; persisted so cache keys survive restarts.
+    pub secret_key: [u8; 32],
+}
+
+pub(crate) struct Context {
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) events: EventSink,
+    pub(crate) secrets: Secrets,
+    /// Image pulls, by address and credentials.
+    pub(crate) pulls: InFlight<String, PulledImage, Error>,
+    /// Execs, by cache key.
+    pub(crate) execs: InFlight<Digest, Arc<ExecRecord>, Error>,
+    /// Images built from container states, by content key.
+    builds: InFlight<Digest, String, Error>,
+    /// Bounds how many containers run at once.
+    pub(crate) exec_slots: Semaphore,
+    cache_locks: DashMap<String, Arc<Mutex<()>>>,
+}
+
+impl Context {
+    pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
+        store: Arc<dyn Store>,
+        options: EngineOptions,
+    ) -> Self {
+        Self {
+            runtime,
+            store,
+            events: EventSink::default(),
+            secrets: Secrets::new(options.secret_key),
+            pulls: InFlight::default(),
+            execs: InFlight::default(),
+            builds: InFlight::default(),
+            exec_slots: Semaphore::new(options.max_parallel.max(1)),
+            cache_locks: DashMap::new(),
+        }
+    }
+
+    /// The local tag of the image built from a container state with `key`
+    /// (for `publish` and `asTarball`; exec results use `step_image_tag`).
+    pub(crate) fn image_tag(key: &Digest) -> String {
+        format!("gantry.local/image:{}", key.hex())
+    }
+
+    /// A secret's value, when this engine holds it.
+    pub(crate) fn secret(&self, digest: &Digest) -> Result<SecretValue> {
+        self.secrets.get(digest)
+    }
+
+    /// The credentials `state` holds for the registry of `address`.
+    pub(crate) fn registry_auth_for(
+        &self,
+        state: &ContainerState,
+        address: &str,
+    ) -> Result<Option<RegistryAuth>> {
+        let host = registry_host(address);
+        let Some((server, username, secret)) = state
+            .registry_auth
+            .iter()
+            .find(|(server, _, _)| *server == host)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RegistryAuth {
+            server: server.clone(),
+            username: username.clone(),
+            password: self.secret(secret)?.plaintext.to_string(),
+        }))
+    }
+
+    /// A root filesystem as the runtime takes it: pending layers as tars.
+    pub(crate) fn rootfs_spec(&self, rootfs: &Rootfs) -> Result<RootfsSpec> {
+        let layers = rootfs
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(TarLayer {
+                    dest: layer.dest.clone(),
+                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref(), layer.owner)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RootfsSpec {
+            image_id: rootfs.image_id.clone(),
+            layers,
+        })
+    }
+
+    /// Commits a container's filesystem and config as an image (once per
+    /// container state) and returns the image ID.
+    pub(crate) async fn build_image(&self, state: &ContainerState) -> Result<String> {
+        let key = state.key.expect("evaluated containers have keys");
+        self.builds
+            .run(key, || async {
+                let spec = self.rootfs_spec(&state.rootfs)?;
+                let mut config = state.config.clone();
+                config
+                    .labels
+                    .entry("dev.gantry.managed".into())
+                    .or_insert_with(|| "true".into());
+                Ok(self
+                    .runtime
+                    .build_image(&spec, &config, &Self::image_tag(&key))
+                    .await?)
+            })
+            .await
+    }
+
+    /// A container as an image tarball that `docker load` accepts. It is
+    /// saved under the name `build_image` tagged it with (an image ID cannot
+    /// serve as a name), which `docker load` restores.
+    pub(crate) async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
+        let image_id = self.build_image(state).await?;
+        let key = state.key.expect("evaluated containers have keys");
+        Ok(self
+            .runtime
+            .save_image(&image_id, &Self::image_tag(&key))
+            .await?)
+    }
+
+    /// Holds the locks of every LOCKED/PRIVATE cache volume an exec of
+    /// `state` mounts, taken in a fixed order so two execs can never
+    /// deadlock on each other.
+    pub(crate) async fn lock_cache_volumes(
+        &self,
+        state: &ContainerState,
+    ) -> Vec<OwnedMutexGuard<()>> {
+        let mut volumes: Vec<&str> = state
+            .mounts
+            .iter()
+            .filter_map(|mount| match &mount.source {
+                MountSource::Cache {
+                    volume, sharing, ..
+                } if *sharing != Sharing::Shared => Some(volume.as_str()),
+                _ => None,
+            })
+            .collect();
+        volumes.sort_unstable();
+        volumes.dedup();
+        let mut guards = Vec::new();
+        for volume in volumes {
+            let lock = self
+                .cache_locks
+                .entry(volume.to_owned())
+                .or_default()
+                .clone();
+            guards.push(lock.lock_owned().await);
+        }
+        guards
+    }
+}

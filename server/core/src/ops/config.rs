@@ -1,0 +1,332 @@
+//! Ops that change a container's configuration, not its filesystem:
+//! environment, secret variables, workdir, user, entrypoint, default args,
+//! labels and registry credentials.
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::eval::{Call, OpEncoder, Operation};
+use crate::reference::auth_host;
+use crate::text::expand_vars;
+use crate::tree;
+use crate::value::{Kind, Value};
+
+/// `Container.withEnvVariable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithEnvVariable {
+    pub parent: Digest,
+    pub name: String,
+    pub value: String,
+    pub expand: bool,
+}
+
+impl Operation for WithEnvVariable {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .str(&self.name)
+            .str(&self.value)
+            .bool(self.expand);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            let value = if self.expand {
+                expand_vars(&self.value, &state.config.env)
+            } else {
+                self.value.clone()
+            };
+            let env = &mut state.config.env;
+            match env.iter_mut().find(|(existing, _)| *existing == self.name) {
+                Some(slot) => slot.1 = value,
+                None => env.push((self.name.clone(), value)),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withoutEnvVariable` (plain or secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithoutEnvVariable {
+    pub parent: Digest,
+    pub name: String,
+}
+
+impl Operation for WithoutEnvVariable {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state
+                .config
+                .env
+                .retain(|(existing, _)| *existing != self.name);
+            state
+                .secret_env
+                .retain(|(existing, _)| *existing != self.name);
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withSecretVariable`: the value is looked up only at exec time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithSecretVariable {
+    pub parent: Digest,
+    pub name: String,
+    pub secret: Digest,
+}
+
+impl Operation for WithSecretVariable {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent, self.secret]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+        e.input(&self.secret);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state
+                .secret_env
+                .retain(|(existing, _)| *existing != self.name);
+            state.secret_env.push((self.name.clone(), self.secret));
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withWorkdir` (relative paths resolve against the current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithWorkdir {
+    pub parent: Digest,
+    pub path: String,
+}
+
+impl Operation for WithWorkdir {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.path);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.workdir = tree::absolute(&state.workdir(), &self.path)?;
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withUser`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithUser {
+    pub parent: Digest,
+    pub name: String,
+}
+
+impl Operation for WithUser {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.user = self.name.clone();
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withEntrypoint`: clears the default args unless kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithEntrypoint {
+    pub parent: Digest,
+    pub args: Vec<String>,
+    pub keep_default_args: bool,
+}
+
+impl Operation for WithEntrypoint {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .strs(&self.args)
+            .bool(self.keep_default_args);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.entrypoint = self.args.clone();
+            if !self.keep_default_args {
+                state.config.cmd.clear();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withDefaultArgs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithDefaultArgs {
+    pub parent: Digest,
+    pub args: Vec<String>,
+}
+
+impl Operation for WithDefaultArgs {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).strs(&self.args);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.cmd = self.args.clone();
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withLabel` (and `withExposedPort`, recorded as a label).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithLabel {
+    pub parent: Digest,
+    pub name: String,
+    pub value: String,
+}
+
+impl Operation for WithLabel {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name).str(&self.value);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state
+                .config
+                .labels
+                .insert(self.name.clone(), self.value.clone());
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withRegistryAuth`: credentials for one registry host, used
+/// by `from` and `publish`; the password is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithRegistryAuth {
+    pub parent: Digest,
+    pub address: String,
+    pub username: String,
+    pub secret: Digest,
+}
+
+impl Operation for WithRegistryAuth {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent, self.secret]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.address).str(&self.username);
+        e.input(&self.secret);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let host = auth_host(&self.address);
+        call.derive(&self.parent, |state| {
+            state
+                .registry_auth
+                .retain(|(existing, _, _)| *existing != host);
+            state
+                .registry_auth
+                .push((host.clone(), self.username.clone(), self.secret));
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withoutRegistryAuth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithoutRegistryAuth {
+    pub parent: Digest,
+    pub address: String,
+}
+
+impl Operation for WithoutRegistryAuth {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.address);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let host = auth_host(&self.address);
+        call.derive(&self.parent, |state| {
+            state
+                .registry_auth
+                .retain(|(existing, _, _)| *existing != host);
+            Ok(())
+        })
+    }
+}

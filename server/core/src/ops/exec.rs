@@ -1,0 +1,366 @@
+//! `withExec`: run a command in the container and continue from its
+//! filesystem. Allowed outcomes are cached persistently under the op's
+//! cache key; failures are handed to every waiter and never cached.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info_span, Instrument};
+
+use super::read::read_container_path;
+use crate::context::Context;
+use crate::digest::Digest;
+use crate::error::{Error, ExecFailure, Result};
+use crate::eval::{Call, OpEncoder, Operation};
+use crate::events::StepState;
+use crate::mounts::PreparedMounts;
+use crate::runtime::{ExecOutput, ExecSpec};
+use crate::store::{step_image_tag, RecordKind};
+use crate::text::{expand_vars, scrub_secrets, tail};
+use crate::tree::{self, Entry, Tree};
+use crate::value::{
+    ContainerState, ExecRecord, FileValue, Kind, Layer, MountSource, Rootfs, SecretValue, Value,
+};
+
+/// The platform's default `PATH`, filled in at exec time when unset.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The most output an exec error carries per stream.
+const ERROR_OUTPUT_CAP: usize = 100 * 1024;
+
+/// Which exit codes a `withExec` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Expect {
+    #[default]
+    Success,
+    Failure,
+    Any,
+}
+
+impl Expect {
+    /// Dagger's rule: 128-191 (killed by a signal) always fails.
+    pub(crate) fn allows(self, code: i64) -> bool {
+        let signalled = (128..=191).contains(&code);
+        match self {
+            Expect::Success => code == 0,
+            Expect::Failure => code != 0 && !signalled && (0..=255).contains(&code),
+            Expect::Any => !signalled && (0..=255).contains(&code),
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Expect::Success => "success",
+            Expect::Failure => "failure",
+            Expect::Any => "any",
+        }
+    }
+}
+
+/// `withExec`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExecArgs {
+    pub args: Vec<String>,
+    pub use_entrypoint: bool,
+    pub stdin: String,
+    pub redirect_stdin: String,
+    pub redirect_stdout: String,
+    pub redirect_stderr: String,
+    pub expect: Expect,
+    pub expand: bool,
+}
+
+/// `Container.withExec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithExec {
+    pub parent: Digest,
+    pub exec: ExecArgs,
+}
+
+impl Operation for WithExec {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        let exec = &self.exec;
+        e.input(&self.parent)
+            .strs(&exec.args)
+            .bool(exec.use_entrypoint)
+            .str(&exec.stdin)
+            .str(&exec.redirect_stdin)
+            .str(&exec.redirect_stdout)
+            .str(&exec.redirect_stderr)
+            .str(exec.expect.tag())
+            .bool(exec.expand);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let parent = call.inputs.container(&self.parent)?;
+        let record = run_exec(cx, call, &parent, &self.exec).await?;
+        let mut state = (*parent).clone();
+        state.key = Some(call.key);
+        state.rootfs = Rootfs {
+            image_id: Some(record.image_id.clone()),
+            layers: Vec::new(),
+        };
+        for (path, content) in &record.mounts {
+            let tree = Arc::new(crate::host::load_tree(cx.store.as_ref(), content)?);
+            for mount in &mut state.mounts {
+                if mount.path == *path {
+                    if let MountSource::Directory { read_only, .. } = mount.source {
+                        mount.source = MountSource::Directory {
+                            tree: tree.clone(),
+                            read_only,
+                        };
+                    }
+                }
+            }
+        }
+        let workdir = parent.workdir();
+        for (path, output) in [
+            (&self.exec.redirect_stdout, &record.stdout),
+            (&self.exec.redirect_stderr, &record.stderr),
+        ] {
+            if !path.is_empty() {
+                let target = tree::absolute(&workdir, path)?;
+                let layer = file_layer(cx, &target, output.as_bytes(), 0o644)?;
+                state.rootfs.layers.push(layer);
+            }
+        }
+        state.image_ref = None;
+        state.exec = Some(record);
+        Ok(Value::Container(Arc::new(state)))
+    }
+}
+
+/// A layer holding one file at `path` (absolute).
+fn file_layer(cx: &Context, path: &str, contents: &[u8], mode: u32) -> Result<Layer> {
+    let (dir, name) = tree::split_parent(path);
+    let blob = cx.store.put_blob(contents)?;
+    let entry = Entry::File {
+        blob,
+        size: contents.len() as u64,
+        mode,
+        mtime: 0,
+    };
+    Ok(Layer {
+        dest: dir,
+        tree: Arc::new(Tree::single(&name, entry)?),
+        owner: None,
+    })
+}
+
+/// Runs (or recalls) one exec. Failures are returned as errors and never
+/// cached; allowed outcomes are cached persistently under the call's key.
+async fn run_exec(
+    cx: &Context,
+    call: &Call,
+    parent: &ContainerState,
+    exec: &ExecArgs,
+) -> Result<Arc<ExecRecord>> {
+    let key = call.key;
+    let cmd = command_line(parent, exec)?;
+    if !exec.stdin.is_empty() && !exec.redirect_stdin.is_empty() {
+        return Err(Error::InvalidArgument {
+            message: "cannot set both stdin and redirectStdin".into(),
+        });
+    }
+    if let Some(bytes) = cx.store.get(RecordKind::Exec, &key)? {
+        if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
+            debug!(%key, "exec cache hit");
+            cx.events.step(&call.node, &cmd, StepState::Cached, None);
+            return Ok(Arc::new(record));
+        }
+    }
+    cx.execs
+        .run(key, || async {
+            let stdin = stdin(cx, parent, exec).await?;
+            let secrets = attached_secrets(cx, parent)?;
+            let _locks = cx.lock_cache_volumes(parent).await;
+            let mounts = PreparedMounts::prepare(cx, parent)?;
+            let environment = environment(cx, parent)?;
+            let spec = ExecSpec {
+                rootfs: cx.rootfs_spec(&parent.rootfs)?,
+                args: cmd.clone(),
+                stdin,
+                mounts: mounts.binds.clone(),
+                tmpfs: mounts.tmpfs.clone(),
+                labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
+                commit_tag: step_image_tag(&key),
+                ..environment
+            };
+            let _slot = cx
+                .exec_slots
+                .acquire()
+                .await
+                .expect("the exec semaphore is never closed");
+            cx.events.step(&call.node, &cmd, StepState::Running, None);
+            let output = cx
+                .runtime
+                .exec(spec)
+                .instrument(info_span!("exec", %key))
+                .await
+                .map_err(Error::from);
+            // What the command left in writable directory mounts, read back
+            // before the scratch copies go.
+            let output = output.and_then(|output| Ok((output, mounts.read_back(cx)?)));
+            drop(mounts);
+            let (output, mount_trees) = output.inspect_err(|_| {
+                cx.events.step(&call.node, &cmd, StepState::Failed, None);
+            })?;
+            let record = record_of(output, cmd.clone(), mount_trees, &secrets);
+            check_outcome(cx, call, exec, &record)?;
+            let json = serde_json::to_vec(&record).expect("records always serialise");
+            cx.store.put(RecordKind::Exec, &key, &json)?;
+            cx.events.step(&call.node, &cmd, StepState::Done, None);
+            Ok(Arc::new(record))
+        })
+        .await
+}
+
+/// What the command reads on stdin: a file of the container
+/// (`redirectStdin`), the `stdin` text, or nothing.
+async fn stdin(cx: &Context, parent: &ContainerState, exec: &ExecArgs) -> Result<Option<Bytes>> {
+    if !exec.redirect_stdin.is_empty() {
+        let path = tree::absolute(&parent.workdir(), &exec.redirect_stdin)?;
+        let tree = read_container_path(cx, parent, &path).await?;
+        let file = FileValue::in_tree(&tree, Tree::name_of(&path), &path)?;
+        Ok(Some(Bytes::from(cx.store.get_blob(&file.blob)?)))
+    } else if !exec.stdin.is_empty() {
+        Ok(Some(Bytes::from(exec.stdin.clone())))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The exec's environment, workdir and user. Secret variables go apart
+/// from the plain ones (see `ExecSpec::secret_env`).
+fn environment(cx: &Context, parent: &ContainerState) -> Result<ExecSpec> {
+    let mut env: Vec<String> = parent
+        .config
+        .env
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    if !parent.config.env.iter().any(|(name, _)| name == "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    let mut secret_env = Vec::new();
+    for (name, secret) in &parent.secret_env {
+        let value = cx.secret(secret)?;
+        // A secret variable overrides a plain one of the same name.
+        env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+        secret_env.push(format!("{name}={}", value.plaintext));
+    }
+    Ok(ExecSpec {
+        env,
+        secret_env,
+        workdir: parent.workdir(),
+        user: parent.config.user.clone(),
+        ..ExecSpec::default()
+    })
+}
+
+/// The record of a finished command, its output scrubbed of `secrets`.
+fn record_of(
+    output: ExecOutput,
+    cmd: Vec<String>,
+    mounts: Vec<(String, Digest)>,
+    secrets: &[SecretValue],
+) -> ExecRecord {
+    let plaintexts: Vec<&str> = secrets.iter().map(|s| &*s.plaintext).collect();
+    ExecRecord {
+        image_id: output.image_id,
+        cmd,
+        stdout: scrub_secrets(&String::from_utf8_lossy(&output.stdout), &plaintexts),
+        stderr: scrub_secrets(&String::from_utf8_lossy(&output.stderr), &plaintexts),
+        exit_code: output.exit_code,
+        mounts,
+    }
+}
+
+/// Fails (and reports the step failed) when `expect` does not allow the
+/// command's exit code.
+fn check_outcome(cx: &Context, call: &Call, exec: &ExecArgs, record: &ExecRecord) -> Result<()> {
+    if exec.expect.allows(record.exit_code) {
+        return Ok(());
+    }
+    // The tail of stderr, or of stdout when stderr is empty.
+    let shown = if record.stderr.trim().is_empty() {
+        &record.stdout
+    } else {
+        &record.stderr
+    };
+    cx.events.step(
+        &call.node,
+        &record.cmd,
+        StepState::Failed,
+        Some(tail(shown, 2000)),
+    );
+    Err(Error::Exec(Box::new(ExecFailure {
+        cmd: record.cmd.clone(),
+        exit_code: record.exit_code,
+        stdout: tail(&record.stdout, ERROR_OUTPUT_CAP),
+        stderr: tail(&record.stderr, ERROR_OUTPUT_CAP),
+    })))
+}
+
+/// The values of every secret an exec of `state` sees (to scrub output).
+fn attached_secrets(cx: &Context, state: &ContainerState) -> Result<Vec<SecretValue>> {
+    let mut out = Vec::new();
+    for (_, secret) in &state.secret_env {
+        out.push(cx.secret(secret)?);
+    }
+    for mount in &state.mounts {
+        if let MountSource::Secret { secret, .. } = &mount.source {
+            out.push(cx.secret(secret)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The full command `withExec` runs: entrypoint (when asked) + args, or the
+/// default args when `args` is empty.
+fn command_line(state: &ContainerState, exec: &ExecArgs) -> Result<Vec<String>> {
+    let mut args = if exec.args.is_empty() {
+        state.config.cmd.clone()
+    } else {
+        exec.args.clone()
+    };
+    if exec.expand {
+        args = args
+            .iter()
+            .map(|arg| expand_vars(arg, &state.config.env))
+            .collect();
+    }
+    if exec.use_entrypoint {
+        let mut full = state.config.entrypoint.clone();
+        full.extend(args);
+        args = full;
+    }
+    if args.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_follows_dagger_rules() {
+        assert!(Expect::Success.allows(0));
+        assert!(!Expect::Success.allows(1));
+        assert!(Expect::Failure.allows(1));
+        assert!(!Expect::Failure.allows(0));
+        assert!(!Expect::Failure.allows(137));
+        assert!(Expect::Any.allows(0) && Expect::Any.allows(200));
+        assert!(!Expect::Any.allows(130));
+    }
+}

@@ -1,0 +1,122 @@
+//! Ops that make and change files (in memory; contents in the blob store).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::eval::{Call, OpEncoder, Operation};
+use crate::tree;
+use crate::value::{FileValue, Kind, Value};
+
+/// A new file from text (`Container.withNewFile` and `Directory.withNewFile`
+/// build on it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewFile {
+    pub contents: String,
+    pub permissions: u32,
+}
+
+impl Operation for NewFile {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        Vec::new()
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.str(&self.contents).u64(u64::from(self.permissions));
+    }
+
+    async fn evaluate(&self, cx: &Context, _call: &Call) -> Result<Value> {
+        let blob = cx.store.put_blob(self.contents.as_bytes())?;
+        Ok(Value::File(Arc::new(FileValue {
+            name: String::new(),
+            blob,
+            size: self.contents.len() as u64,
+            mode: self.permissions,
+            mtime: 0,
+        })))
+    }
+}
+
+/// `Directory.file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryFile {
+    pub parent: Digest,
+    pub path: String,
+}
+
+impl Operation for DirectoryFile {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.path);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let tree = call.inputs.tree(&self.parent)?;
+        let file = FileValue::in_tree(&tree, &tree::normalize(&self.path)?, &self.path)?;
+        Ok(Value::File(Arc::new(file)))
+    }
+}
+
+/// `File.withName`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileWithName {
+    pub parent: Digest,
+    pub name: String,
+}
+
+impl Operation for FileWithName {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let mut file = (*call.inputs.file(&self.parent)?).clone();
+        file.name = self.name.clone();
+        Ok(Value::File(Arc::new(file)))
+    }
+}
+
+/// `File.withTimestamps` (negative means 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileWithTimestamps {
+    pub parent: Digest,
+    pub timestamp: i64,
+}
+
+impl Operation for FileWithTimestamps {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).i64(self.timestamp);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let mut file = (*call.inputs.file(&self.parent)?).clone();
+        file.mtime = u64::try_from(self.timestamp).unwrap_or(0);
+        Ok(Value::File(Arc::new(file)))
+    }
+}

@@ -1,0 +1,267 @@
+//! The operations of the lazy DAG. Every API call that returns an object adds
+//! one `Node` holding one `Op`; nothing runs until a leaf asks for a value.
+//!
+//! Each kind of op is a struct in a file here that implements `Operation`
+//! (`eval.rs`): the inputs it reads, its encoding and its evaluation. `Op`
+//! is the serialisable recipe, one variant per kind, generated from the
+//! registry below, which is the only list of kinds.
+//!
+//! An op refers to its inputs by digest. The same encoding serves twice:
+//! with inputs' node digests it gives the node's digest (its ID, stable
+//! across restarts); with inputs' content keys it gives a cache key, so two
+//! recipes that produce identical inputs (a retagged image, an unchanged
+//! checkout) share cached results. The encoding starts with the op's tag.
+//!
+//! To add an op: write its struct and `Operation` impl (in a new file, or
+//! beside its siblings), and add one line to the registry with a new tag.
+//! Existing digests stay valid. A tag is also the recipe's `op` field in
+//! JSON (`STATE/store/recipes/`), so tags and field names never change;
+//! changing what an existing op encodes requires bumping `ENCODING_VERSION`.
+
+mod config;
+mod directory;
+mod exec;
+mod file;
+mod handle;
+mod host;
+mod image;
+mod mount;
+mod read;
+mod rootfs;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::exec::{ExecArgs, Expect};
+pub use crate::value::Sharing;
+
+use crate::context::Context;
+use crate::digest::{Digest, Domain, Encoder};
+use crate::error::Result;
+use crate::eval::{Call, OpEncoder, Operation};
+use crate::value::{Kind, Value};
+
+/// Generates `Op` and its dispatch from the list of kinds: `"tag" =>
+/// module::Struct`.
+macro_rules! registry {
+    ($($tag:literal => $module:ident::$op:ident,)*) => {
+        $(pub use self::$module::$op;)*
+
+        /// A recorded API call: the recipe of one node. Serialised as JSON
+        /// with the tag in `op` and the struct's fields beside it
+        /// (`{"op":"withExec","parent":"sha256:…",…}`).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "op")]
+        pub enum Op {
+            $(#[serde(rename = $tag)] $op($op),)*
+        }
+
+        $(impl ::core::convert::From<$op> for Op {
+            fn from(op: $op) -> Self {
+                Op::$op(op)
+            }
+        })*
+
+        impl Op {
+            /// The tag the encoding starts with (and the JSON `op` field).
+            pub fn tag(&self) -> &'static str {
+                match self {
+                    $(Op::$op(_) => $tag,)*
+                }
+            }
+
+            /// The kind of object this op produces.
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Op::$op(_) => <$op as Operation>::KIND,)*
+                }
+            }
+
+            /// The digests of the nodes this op reads.
+            pub fn inputs(&self) -> Vec<Digest> {
+                match self {
+                    $(Op::$op(op) => op.inputs(),)*
+                }
+            }
+
+            fn encode_fields(&self, e: &mut OpEncoder<'_>) {
+                match self {
+                    $(Op::$op(op) => op.encode(e),)*
+                }
+            }
+
+            /// Evaluates this op, whose inputs `call` holds.
+            pub(crate) async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+                match self {
+                    $(Op::$op(op) => op.evaluate(cx, call).await,)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    // ---- Container
+    "scratch" => image::Scratch,
+    "from" => image::FromImage,
+    "withRootfs" => rootfs::WithRootfs,
+    "withExec" => exec::WithExec,
+    "withEnvVariable" => config::WithEnvVariable,
+    "withoutEnvVariable" => config::WithoutEnvVariable,
+    "withSecretVariable" => config::WithSecretVariable,
+    "withWorkdir" => config::WithWorkdir,
+    "withUser" => config::WithUser,
+    "withEntrypoint" => config::WithEntrypoint,
+    "withDefaultArgs" => config::WithDefaultArgs,
+    "withLabel" => config::WithLabel,
+    "withContent" => rootfs::WithContent,
+    "withMountedDirectory" => mount::WithMountedDirectory,
+    "withMountedFile" => mount::WithMountedFile,
+    "withMountedCache" => mount::WithMountedCache,
+    "withMountedTemp" => mount::WithMountedTemp,
+    "withMountedSecret" => mount::WithMountedSecret,
+    "withoutMount" => mount::WithoutMount,
+    "withRegistryAuth" => config::WithRegistryAuth,
+    "withoutRegistryAuth" => config::WithoutRegistryAuth,
+    "import" => image::Import,
+    // ---- Directory
+    "emptyDirectory" => directory::EmptyDirectory,
+    "directoryWithNewFile" => directory::DirectoryWithNewFile,
+    "directoryWithNewDirectory" => directory::DirectoryWithNewDirectory,
+    "directoryWithFile" => directory::DirectoryWithFile,
+    "directoryWithDirectory" => directory::DirectoryWithDirectory,
+    "directoryWithoutFile" => directory::DirectoryWithoutFile,
+    "directoryWithoutDirectory" => directory::DirectoryWithoutDirectory,
+    "directoryDiff" => directory::DirectoryDiff,
+    "directoryWithTimestamps" => directory::DirectoryWithTimestamps,
+    "subdirectory" => directory::Subdirectory,
+    "containerDirectory" => read::ContainerDirectory,
+    "containerRootfs" => read::ContainerRootfs,
+    "hostDirectory" => host::HostDirectory,
+    // ---- File
+    "newFile" => file::NewFile,
+    "directoryFile" => file::DirectoryFile,
+    "containerFile" => read::ContainerFile,
+    "fileWithName" => file::FileWithName,
+    "fileWithTimestamps" => file::FileWithTimestamps,
+    "hostFile" => host::HostFile,
+    "asTarball" => image::AsTarball,
+    // ---- Secret and cache volume
+    "secret" => handle::Secret,
+    "cacheVolume" => handle::CacheVolume,
+}
+
+impl Op {
+    /// The node digest: this op over its inputs' node digests.
+    pub fn digest(&self) -> Digest {
+        self.encode_as(Domain::Op, &mut |digest| *digest)
+    }
+
+    /// A cache key: this op over whatever `input_key` maps each input to.
+    pub fn key_with(&self, input_key: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
+        self.encode_as(Domain::Key, input_key)
+    }
+
+    fn encode_as(&self, domain: Domain, input: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
+        let mut encoder = Encoder::new(domain);
+        encoder.str(self.tag());
+        let mut encoded = Vec::new();
+        let mut record = |digest: &Digest| {
+            encoded.push(*digest);
+            input(digest)
+        };
+        self.encode_fields(&mut OpEncoder::new(&mut encoder, &mut record));
+        if cfg!(debug_assertions) {
+            // Evaluation finds inputs through `inputs()`, so it must list
+            // exactly what the encoding covers.
+            let mut listed = self.inputs();
+            listed.sort_unstable();
+            encoded.sort_unstable();
+            assert_eq!(
+                listed,
+                encoded,
+                "{}: inputs() and encode() disagree",
+                self.tag()
+            );
+        }
+        encoder.finish()
+    }
+}
+
+/// A node of the DAG: an op and its digest, computed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub digest: Digest,
+    pub op: Op,
+}
+
+impl Node {
+    pub fn new(op: impl Into<Op>) -> Self {
+        let op = op.into();
+        Self {
+            digest: op.digest(),
+            op,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.op.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_recipes_have_equal_digests() {
+        let base = Node::new(Scratch { platform: None });
+        let a = Op::from(WithEnvVariable {
+            parent: base.digest,
+            name: "A".into(),
+            value: "1".into(),
+            expand: false,
+        });
+        assert_eq!(a.digest(), a.clone().digest());
+        let b = Op::from(WithEnvVariable {
+            parent: base.digest,
+            name: "A".into(),
+            value: "2".into(),
+            expand: false,
+        });
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn cache_key_follows_input_keys_not_recipes() {
+        let p1 = Node::new(Scratch { platform: None }).digest;
+        let p2 = Node::new(Scratch {
+            platform: Some("linux/amd64".into()),
+        })
+        .digest;
+        let exec = |parent| {
+            Op::from(WithExec {
+                parent,
+                exec: ExecArgs::default(),
+            })
+        };
+        let same = Digest::of_bytes(b"same content");
+        assert_ne!(exec(p1).digest(), exec(p2).digest());
+        assert_eq!(
+            exec(p1).key_with(&mut |_| same),
+            exec(p2).key_with(&mut |_| same)
+        );
+    }
+
+    #[test]
+    fn recipes_round_trip_through_json() {
+        let op = Op::from(WithExec {
+            parent: Node::new(EmptyDirectory {}).digest,
+            exec: ExecArgs {
+                args: vec!["echo".into()],
+                ..ExecArgs::default()
+            },
+        });
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading out of a container's filesystem: `Container.directory`,
+//! `rootfs` and `file`, and the read behind `redirectStdin`. Reads are
+//! cached persistently per container content key and path.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::digest::{Digest, Domain, Encoder};
+use crate::error::{Error, Result};
+use crate::eval::{Call, OpEncoder, Operation};
+use crate::events::StepState;
+use crate::runtime::RuntimeError;
+use crate::store::RecordKind;
+use crate::tree::{self, Entry, PathFilter, Tree};
+use crate::value::{ContainerState, FileValue, Kind, Mount, MountSource, Value};
+
+/// `Container.directory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDirectory {
+    pub container: Digest,
+    pub path: String,
+}
+
+impl Operation for ContainerDirectory {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.container]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.container).str(&self.path);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let container = call.inputs.container(&self.container)?;
+        let target = tree::absolute(&container.workdir(), &self.path)?;
+        let tree = read_container_path(cx, &container, &target).await?;
+        match tree.get(Tree::name_of(&target)) {
+            Some(Entry::Dir { .. }) => Ok(Value::from_tree(tree.subtree(Tree::name_of(&target))?)),
+            Some(_) => Err(Error::NotADirectory { path: target }),
+            None if target == "/" => Ok(Value::from_tree((*tree).clone())),
+            None => Err(Error::NotFound { path: target }),
+        }
+    }
+}
+
+/// `Container.rootfs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRootfs {
+    pub container: Digest,
+}
+
+impl Operation for ContainerRootfs {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.container]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.container);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let container = call.inputs.container(&self.container)?;
+        let tree = read_container_path(cx, &container, "/").await?;
+        Ok(Value::from_tree((*tree).clone()))
+    }
+}
+
+/// `Container.file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerFile {
+    pub container: Digest,
+    pub path: String,
+}
+
+impl Operation for ContainerFile {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.container]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.container).str(&self.path);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let container = call.inputs.container(&self.container)?;
+        let target = tree::absolute(&container.workdir(), &self.path)?;
+        let tree = read_container_path(cx, &container, &target).await?;
+        let file = FileValue::in_tree(&tree, Tree::name_of(&target), &target)?;
+        Ok(Value::File(Arc::new(file)))
+    }
+}
+
+/// Reads `path` (absolute) from a container's filesystem as a tree that
+/// holds one entry named after the path's last component (the whole
+/// filesystem for `/`). Cached persistently per container state and path.
+pub(super) async fn read_container_path(
+    cx: &Context,
+    state: &ContainerState,
+    path: &str,
+) -> Result<Arc<Tree>> {
+    if let Some(mount) = state
+        .mounts
+        .iter()
+        .find(|mount| path == mount.path || path.starts_with(&format!("{}/", mount.path)))
+    {
+        return read_mount(mount, path).map(Arc::new);
+    }
+    let mut encoder = Encoder::new(Domain::ReadPath);
+    encoder
+        .digest(&state.key.expect("evaluated containers have keys"))
+        .str(path);
+    let read_key = encoder.finish();
+    if let Some(bytes) = cx.store.get(RecordKind::PathRead, &read_key)? {
+        if let Ok(tree) = serde_json::from_slice::<Tree>(&bytes) {
+            // Reported like the copy out of a container it saves.
+            if state.rootfs.image_id.is_some() {
+                let name = format!("read {path}");
+                cx.events.emit(&read_key, name, StepState::Cached, None);
+            }
+            return Ok(Arc::new(tree));
+        }
+    }
+    let tree = if state.rootfs.image_id.is_none() {
+        read_layers(state, path)?
+    } else {
+        read_image(cx, state, path, &read_key).await?
+    };
+    let json = serde_json::to_vec(&tree).expect("trees always serialise");
+    cx.store.put(RecordKind::PathRead, &read_key, &json)?;
+    Ok(Arc::new(tree))
+}
+
+/// A read under a mount: the mounted directory or file, never the
+/// container's own filesystem.
+fn read_mount(mount: &Mount, path: &str) -> Result<Tree> {
+    let name = Tree::name_of(path);
+    match &mount.source {
+        MountSource::Directory { tree, .. } => {
+            let inner = tree::normalize(&path[mount.path.len()..])?;
+            let mut out = Tree::default();
+            if inner.is_empty() {
+                out.merge_at(name, tree, &PathFilter::default())?;
+                return Ok(out);
+            }
+            match tree.get(&inner) {
+                Some(Entry::Dir { .. }) => {
+                    out.merge_at(name, &tree.subtree(&inner)?, &PathFilter::default())?
+                }
+                Some(entry) => out.insert(name, entry.clone())?,
+                None => return Err(Error::NotFound { path: path.into() }),
+            }
+            Ok(out)
+        }
+        MountSource::File(file) => Tree::single(name, file.entry(None)),
+        _ => Err(Error::InvalidArgument {
+            message: format!(
+                "{path} is under a cache, temporary or secret mount, whose contents are not part of the container"
+            ),
+        }),
+    }
+}
+
+/// A read from a container without an image: its filesystem is exactly
+/// its layers.
+fn read_layers(state: &ContainerState, path: &str) -> Result<Tree> {
+    let mut whole = Tree::default();
+    for layer in &state.rootfs.layers {
+        whole.merge_at(&layer.dest, &layer.tree, &PathFilter::default())?;
+    }
+    if path == "/" {
+        return Ok(whole);
+    }
+    let inner = tree::normalize(path)?;
+    let name = Tree::name_of(path);
+    let mut out = Tree::default();
+    match whole.get(&inner) {
+        Some(Entry::Dir { .. }) => {
+            out.merge_at(name, &whole.subtree(&inner)?, &PathFilter::default())?
+        }
+        Some(entry) => out.insert(name, entry.clone())?,
+        None => return Err(Error::NotFound { path: path.into() }),
+    }
+    Ok(out)
+}
+
+/// A read through the runtime (a step of its own in progress events).
+async fn read_image(
+    cx: &Context,
+    state: &ContainerState,
+    path: &str,
+    read_key: &Digest,
+) -> Result<Tree> {
+    let spec = cx.rootfs_spec(&state.rootfs)?;
+    let name = || format!("read {path}");
+    cx.events.emit(read_key, name(), StepState::Running, None);
+    let tar = cx
+        .runtime
+        .read_path(&spec, path)
+        .await
+        .map_err(|error| match error {
+            RuntimeError::PathNotFound { .. } => Error::NotFound { path: path.into() },
+            other => other.into(),
+        });
+    let outcome = if tar.is_ok() {
+        StepState::Done
+    } else {
+        StepState::Failed
+    };
+    cx.events.emit(read_key, name(), outcome, None);
+    let tar = tar?;
+    let tree = Tree::from_tar(&tar, cx.store.as_ref())?;
+    // The runtime gives a directory's entries relative to `path`, starting
+    // with a `./` root entry; a file comes back as one entry with its own
+    // name.
+    if path == "/" || !tar_starts_with_root_dir(&tar) {
+        return Ok(tree);
+    }
+    let mut out = Tree::default();
+    out.merge_at(Tree::name_of(path), &tree, &PathFilter::default())?;
+    Ok(out)
+}
+
+/// Whether a tar archive's first entry is its root directory (`./`).
+fn tar_starts_with_root_dir(tar: &[u8]) -> bool {
+    let mut archive = tar::Archive::new(tar);
+    let Ok(mut entries) = archive.entries() else {
+        return false;
+    };
+    match entries.next() {
+        Some(Ok(entry)) => {
+            entry.header().entry_type().is_dir()
+                && entry
+                    .path()
+                    .map(|path| {
+                        tree::normalize(&path.to_string_lossy()).is_ok_and(|p| p.is_empty())
+                    })
+                    .unwrap_or(false)
+        }
+        _ => false,
+    }
+}
