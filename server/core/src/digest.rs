@@ -139,7 +139,8 @@ domains! {
     TreeWithTimestamps = "treeWithTimestamps",
     /// The key a tree read from the host is stored under, from its digest.
     HostTree = "hostTree",
-    /// The file name of a host directory's stat index, from root and filter.
+    /// The key a host directory's stat index is stored under, from root and
+    /// filter.
     HostIndex = "hostIndex",
 }
 
