@@ -41,6 +41,17 @@ pub fn schema(engine: Arc<Engine>) -> GantrySchema {
         .finish()
 }
 
+/// Builds the schema of an engine that serves one session (`gantry run`,
+/// `gantry session`): host paths are read once per session, as Dagger
+/// snapshots them, rather than once per request.
+pub fn session_schema(engine: Arc<Engine>) -> GantrySchema {
+    builder()
+        .data(engine)
+        .data(objects::HostSnapshots::default())
+        .limit_recursive_depth(MAX_QUERY_DEPTH)
+        .finish()
+}
+
 /// The schema's types, shared by `schema` and `sdl`.
 fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
     Schema::build(Query, EmptyMutation, EmptySubscription)

@@ -69,7 +69,7 @@ fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
 
 async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
     let engine = engine::start(args).await?;
-    let schema = gantry_api::schema(engine.clone());
+    let schema = gantry_api::session_schema(engine.clone());
     let token = random_token();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -64,10 +64,10 @@ impl File {
     async fn digest(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] exclude_metadata: bool,
+        #[graphql(default_with = "Some(false)")] exclude_metadata: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        Ok(if exclude_metadata {
+        Ok(if exclude_metadata.unwrap_or_default() {
             file.blob.to_string()
         } else {
             file.key().to_string()
@@ -80,17 +80,17 @@ impl File {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written file (e.g., \"output.txt\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If allowParentDirPath is true, the path argument can be a directory path, in which case the file will be created in that directory."
         )]
-        allow_parent_dir_path: bool,
+        allow_parent_dir_path: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
         let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
         let client = client(ctx);
         let target = client.resolve(&path);
         let target = if target.is_dir() {
-            if !allow_parent_dir_path {
+            if !allow_parent_dir_path.unwrap_or_default() {
                 return Err(gql(gantry_core::Error::IsADirectory {
                     path: target.display().to_string(),
                 }));
@@ -99,9 +99,11 @@ impl File {
         } else {
             target
         };
-        client
+        let written = client
             .write_host_file_mode(&target, &bytes, file.mode)
-            .map_err(gql)
+            .map_err(gql)?;
+        crate::client::set_mtime(&target, file.mtime).map_err(gql)?;
+        Ok(written)
     }
 
     /// Retrieves this file with its name set to the given name.
