@@ -7,6 +7,7 @@
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
+#   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -201,3 +202,17 @@ conformance: setup
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
 	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
 		$(PYTHON) conformance-tests/run.py
+
+# Dagger's own core integration tests (core/integration at v0.21.8, unmodified, fetched through
+# the Go module proxy) against target/debug/gantry: conformance-tests/dagger-core/run.py. A
+# measurement, not a gate, so not in TEST_STEPS: it exits 0 whatever the tests do. The first
+# run builds the test binary (cached in target/dagger-core/); see that folder's README.md for
+# timings. Results: target/dagger-core/results.json and summary.md.
+# Pass options with DAGGER_CORE_ARGS, e.g. DAGGER_CORE_ARGS="--suites TestFile --only Digest".
+DAGGER_CORE_ARGS ?=
+
+.PHONY: dagger-core
+dagger-core: export PATH := $(PATH):/usr/local/go/bin
+dagger-core: setup
+	$(CARGO) build --locked -p gantry
+	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
