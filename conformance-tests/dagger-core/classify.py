@@ -388,7 +388,7 @@ _NOISE = (
     (re.compile(r"sha256:[0-9a-f]{12,}"), "sha256:…"),
     (re.compile(r"\b[0-9a-f]{24,}\b"), "…"),
     (re.compile(r"\b[0-9a-z]{25}\b"), "…"),  # buildkit identity.NewID()
-    (re.compile(r"(?:/tmp|/var/tmp|/root|/work|/home)(?:/[^\s/:\"']+)*/([^\s/:\"']+)"), r"…/\1"),
+    (re.compile(r"(?<![\w:/.~])(?:/[^\s/:\"']+)+/([^\s/:\"']+)"), r"…/\1"),  # absolute paths, not URLs
     (re.compile(r"\b\d+(\.\d+)?(ms|s|µs)\b"), "<dur>"),
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
 )
