@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use crate::engine::EngineArgs;
 use crate::module::manifest::{self, Module};
 use crate::module::runtime::Loaded;
-use crate::progress::ProgressArgs;
+use crate::progress::{ProgressArgs, ProgressMode};
 use api::{CoreApi, Field};
 use chain::Start;
 
@@ -191,9 +191,19 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Takes `--output`, `-o`, `--json` and `--help` out of the words after the
-/// function (they may come anywhere).
-fn global_flags(words: Vec<String>, output: &mut Option<PathBuf>, json: &mut bool) -> Result<(Vec<String>, bool), Usage> {
+/// Takes `--output`, `-o`, `--json`, `--progress` and `--help` out of the
+/// words after the function (they may come anywhere; no function argument
+/// may use these names).
+fn global_flags(
+    words: Vec<String>,
+    output: &mut Option<PathBuf>,
+    json: &mut bool,
+    progress: &mut ProgressMode,
+) -> Result<(Vec<String>, bool), Usage> {
+    let mode = |value: &str| {
+        <ProgressMode as clap::ValueEnum>::from_str(value, true)
+            .map_err(|_| Usage::new(format!("--progress: expected auto, plain, tty or quiet, got {value:?}")))
+    };
     let mut rest = Vec::with_capacity(words.len());
     let mut help = false;
     let mut iter = words.into_iter();
@@ -201,6 +211,10 @@ fn global_flags(words: Vec<String>, output: &mut Option<PathBuf>, json: &mut boo
         match word.as_str() {
             "--help" | "-h" => help = true,
             "--json" => *json = true,
+            "--progress" => match iter.next() {
+                Some(value) => *progress = mode(&value)?,
+                None => return Err(Usage::new("--progress needs a mode")),
+            },
             "-o" | "--output" => match iter.next() {
                 Some(path) => *output = Some(PathBuf::from(path)),
                 None => return Err(Usage::new(format!("{word} needs a path"))),
@@ -208,6 +222,8 @@ fn global_flags(words: Vec<String>, output: &mut Option<PathBuf>, json: &mut boo
             _ => {
                 if let Some(path) = word.strip_prefix("--output=").or_else(|| word.strip_prefix("-o=")) {
                     *output = Some(PathBuf::from(path));
+                } else if let Some(value) = word.strip_prefix("--progress=") {
+                    *progress = mode(value)?;
                 } else {
                     rest.push(word);
                 }
@@ -221,7 +237,8 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("while reading the current directory")?;
     let mut output = args.output.clone();
     let mut json = args.json;
-    let (words, help) = match global_flags(args.words.clone(), &mut output, &mut json) {
+    let mut progress = args.progress.progress;
+    let (words, help) = match global_flags(args.words.clone(), &mut output, &mut json, &mut progress) {
         Ok(split) => split,
         Err(usage) => return Ok(usage_error(&usage)),
     };
@@ -294,7 +311,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
         json,
         cwd,
         engine: &args.engine,
-        progress: args.progress.progress,
+        progress,
     })
     .await
 }
