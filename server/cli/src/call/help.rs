@@ -5,9 +5,14 @@ use std::fmt::Write as _;
 
 use super::api::{Field, Ty};
 
-/// First line of a doc string.
-fn summary(text: &str) -> &str {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+/// The first paragraph of a doc string, on one line.
+fn summary(text: &str) -> String {
+    text.trim()
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The list `gantry functions` prints: one line per function.
@@ -44,7 +49,7 @@ pub(crate) fn usage(prefix: &str, field: &Field, chainable: Option<&[Field]>) ->
             .iter()
             .map(|param| {
                 let left = format!("--{} {}", param.flag(), param.ty.display());
-                let mut right = summary(&param.description).to_owned();
+                let mut right = summary(&param.description);
                 let extra = if param.required {
                     "required".to_owned()
                 } else if let Some(default) = &param.default {
