@@ -178,7 +178,7 @@ func read(dir, object string) (*description, bool, error) {
 				if !decl.Name.IsExported() || receiver(decl.Recv) != object {
 					continue
 				}
-				fn, err := describeFunc(fset, file, decl, imports)
+				fn, err := describeFunc(file, decl, imports)
 				if err != nil {
 					return nil, false, fmt.Errorf("%s: %s.%s: %w", fset.Position(decl.Pos()), object, decl.Name.Name, err)
 				}
@@ -275,7 +275,7 @@ func pragmas(file *ast.File, from, to token.Pos) (optional bool, def string, doc
 	return optional, def, strings.Join(lines, " ")
 }
 
-func describeFunc(fset *token.FileSet, file *ast.File, decl *ast.FuncDecl, imports map[string]string) (*function, error) {
+func describeFunc(file *ast.File, decl *ast.FuncDecl, imports map[string]string) (*function, error) {
 	fn := &function{Name: decl.Name.Name, Description: strings.TrimSpace(decl.Doc.Text()), Returns: "Void"}
 	prev := decl.Type.Params.Opening
 	for i, field := range decl.Type.Params.List {
@@ -337,7 +337,6 @@ func describeFunc(fset *token.FileSet, file *ast.File, decl *ast.FuncDecl, impor
 			return nil, fmt.Errorf("return one value, optionally followed by error")
 		}
 	}
-	_ = fset
 	return fn, nil
 }
 

@@ -63,8 +63,8 @@ def load_class(spec: dict[str, Any]) -> type:
         candidates.append((source, "main"))
     if not candidates:
         raise LoadError(
-            f"no Python code found in {source}: expected main.py, {package}/__init__.py "
-            f"or src/{package}/__init__.py"
+            f"no Python code found in {source}: expected main.py, "
+            f"{package}/__init__.py or src/{package}/__init__.py"
         )
     path, name = candidates[0]
     sys.path.insert(0, str(path))
@@ -77,7 +77,9 @@ def load_class(spec: dict[str, Any]) -> type:
             main = None
         found = getattr(main, object_name, None) if main else None
     if not inspect.isclass(found):
-        raise LoadError(f"{path / name}: no class {object_name} (the module's main object)")
+        raise LoadError(
+            f"{path / name}: no class {object_name} (the module's main object)"
+        )
     return found
 
 
@@ -85,7 +87,11 @@ def functions(cls: type, dagger_format: bool) -> list[tuple[str, Any]]:
     """The (name, function) pairs the class exports, in source order."""
     out = []
     for attr, member in cls.__dict__.items():
-        fn = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+        fn = (
+            member.__func__
+            if isinstance(member, (staticmethod, classmethod))
+            else member
+        )
         if not callable(fn) or not inspect.isfunction(fn):
             continue
         meta = getattr(fn, "__dagger_function__", None)
@@ -118,9 +124,9 @@ def type_of(hint: Any) -> tuple[str, bool, list[str] | None]:
         return "Void", True, None
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            name, _, values = type_of(args[0])
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(members) == 1:
+            name, _, values = type_of(members[0])
             return name, True, values
         raise LoadError(f"unsupported union type {hint!r}")
     if origin is typing.Literal:
@@ -136,10 +142,15 @@ def type_of(hint: Any) -> tuple[str, bool, list[str] | None]:
             return SCALARS[hint], False, None
         if issubclass(hint, enum.Enum):
             return "String", False, [m.name for m in hint]
-        if hint.__name__ in OBJECTS and hint.__module__.split(".")[0] in ("gantry", "dagger"):
+        if hint.__name__ in OBJECTS and hint.__module__.split(".")[0] in (
+            "gantry",
+            "dagger",
+        ):
             return hint.__name__, False, None
-    raise LoadError(f"unsupported type {hint!r}: use str, int, float, bool, list, Directory, File, "
-                    "Secret, Container or CacheVolume")
+    raise LoadError(
+        f"unsupported type {hint!r}: use str, int, float, bool, list, Directory, File, "
+        "Secret, Container or CacheVolume"
+    )
 
 
 def split_doc(doc: str) -> tuple[str, dict[str, str]]:
@@ -175,7 +186,9 @@ def json_default(value: Any) -> Any:
         return value.name
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, (str, int, float, bool)) for v in value
+    ):
         return list(value)
     return None
 
@@ -194,14 +207,16 @@ def describe_function(name: str, fn: Any) -> dict[str, Any]:
         if param.default is not inspect.Parameter.empty:
             optional = True
             default = json_default(param.default)
-        args.append({
-            "name": param.name,
-            "type": type_name,
-            "optional": optional,
-            "default": default,
-            "description": annotated_doc or param_docs.get(param.name, ""),
-            "enum": values,
-        })
+        args.append(
+            {
+                "name": param.name,
+                "type": type_name,
+                "optional": optional,
+                "default": default,
+                "description": annotated_doc or param_docs.get(param.name, ""),
+                "enum": values,
+            }
+        )
     returns, _, _ = type_of(hints.get("return", type(None)))
     return {"name": name, "description": doc, "args": args, "returns": returns}
 
@@ -212,12 +227,14 @@ def describe(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": spec["object"],
         "description": inspect.getdoc(cls) or "",
-        "functions": [describe_function(name, fn) for name, fn in functions(cls, dagger_format)],
+        "functions": [
+            describe_function(name, fn) for name, fn in functions(cls, dagger_format)
+        ],
     }
 
 
 class Clients:
-    """The gantry and Dagger clients that arguments are loaded into, opened on demand."""
+    """The gantry and Dagger clients that arguments are loaded into, on demand."""
 
     def __init__(self) -> None:
         self.gantry: Any = None
@@ -233,8 +250,7 @@ class Clients:
         return self.gantry
 
     async def dagger_client(self) -> Any:
-        import dagger
-
+        dagger: Any = importlib.import_module("dagger")
         if not self.dagger:
             await dagger.connect()
             self.dagger = True
@@ -244,9 +260,7 @@ class Clients:
         if self.gantry_connection is not None:
             await self.gantry_connection.__aexit__(None, None, None)
         if self.dagger:
-            import dagger
-
-            await dagger.close()
+            await importlib.import_module("dagger").close()
 
 
 async def convert(clients: Clients, hint: Any, value: Any) -> Any:
@@ -256,9 +270,11 @@ async def convert(clients: Clients, hint: Any, value: Any) -> Any:
     if value is None:
         return None
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return await convert(clients, args[0], value)
-    if origin in (list, tuple) or (origin is not None and getattr(origin, "__name__", "") == "Sequence"):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        return await convert(clients, members[0], value)
+    if origin in (list, tuple) or (
+        origin is not None and getattr(origin, "__name__", "") == "Sequence"
+    ):
         args = typing.get_args(hint)
         items = [await convert(clients, args[0] if args else str, v) for v in value]
         return tuple(items) if origin is tuple else items
@@ -266,10 +282,13 @@ async def convert(clients: Clients, hint: Any, value: Any) -> Any:
         if issubclass(hint, enum.Enum):
             return hint[value] if value in hint.__members__ else hint(value)
         if hint.__name__ in OBJECTS:
-            loader = "load_" + snake(re.sub(r"(?<!^)(?=[A-Z])", "_", hint.__name__)) + "_from_id"
+            loader = (
+                "load_"
+                + snake(re.sub(r"(?<!^)(?=[A-Z])", "_", hint.__name__))
+                + "_from_id"
+            )
             if hint.__module__.split(".")[0] == "dagger":
-                import dagger
-
+                dagger: Any = importlib.import_module("dagger")
                 dag = await clients.dagger_client()
                 id_type = getattr(dagger, f"{hint.__name__}ID")
                 return getattr(dag, loader)(id_type(value))
@@ -295,13 +314,17 @@ async def result_of(value: Any, declared: str) -> dict[str, Any]:
 
 
 def print_failure(error: BaseException) -> None:
-    """A failed exec as command, exit code and output tails; anything else as a traceback."""
+    """A failed exec as command, exit code and output tails; else a traceback."""
     if all(hasattr(error, a) for a in ("exit_code", "stdout", "stderr", "cmd")):
-        cmd = getattr(error, "cmd")
-        print(f"exec failed: {' '.join(cmd) if isinstance(cmd, list) else cmd}", file=sys.stderr)
-        print(f"  exit code: {getattr(error, 'exit_code')}", file=sys.stderr)
+        failed: Any = error
+        cmd = failed.cmd
+        print(
+            f"exec failed: {' '.join(cmd) if isinstance(cmd, list) else cmd}",
+            file=sys.stderr,
+        )
+        print(f"  exit code: {failed.exit_code}", file=sys.stderr)
         for stream in ("stdout", "stderr"):
-            text = str(getattr(error, stream) or "").rstrip()
+            text = str(getattr(failed, stream) or "").rstrip()
             if text:
                 print(f"  --- {stream} (last lines) ---", file=sys.stderr)
                 for line in text.splitlines()[-20:]:
@@ -328,7 +351,9 @@ async def invoke(spec: dict[str, Any], request: dict[str, Any]) -> dict[str, Any
             for arg, value in request.get("args", {}).items()
         }
         instance = cls()
-        attr = next(a for a, m in cls.__dict__.items() if getattr(m, "__func__", m) is fn)
+        attr = next(
+            a for a, m in cls.__dict__.items() if getattr(m, "__func__", m) is fn
+        )
         value = getattr(instance, attr)(**kwargs)
         if inspect.isawaitable(value):
             value = await value

@@ -124,8 +124,9 @@ pub(crate) fn kebab_case(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            let boundary =
-                prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower);
+            let boundary = prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower);
             if boundary && !out.ends_with('-') {
                 out.push('-');
             }
@@ -234,7 +235,9 @@ fn id_object(field: &str, arg: &str) -> Option<String> {
     let by_field = || {
         ["Directory", "File", "Secret", "CacheVolume", "Container"]
             .into_iter()
-            .find(|object| field.contains(object) || (*object == "CacheVolume" && field.contains("Cache")))
+            .find(|object| {
+                field.contains(object) || (*object == "CacheVolume" && field.contains("Cache"))
+            })
     };
     by_arg.or_else(by_field).map(str::to_owned)
 }
@@ -245,59 +248,67 @@ impl CoreApi {
     }
 
     pub(crate) fn from_sdl(sdl: &str) -> Result<Self> {
-        let document = async_graphql_parser::parse_schema(sdl).context("while parsing gantry's SDL")?;
+        let document =
+            async_graphql_parser::parse_schema(sdl).context("while parsing gantry's SDL")?;
         let mut enums = BTreeMap::new();
         for definition in &document.definitions {
             if let TypeSystemDefinition::Type(ty) = definition {
                 if let TypeKind::Enum(values) = &ty.node.kind {
                     enums.insert(
                         ty.node.name.node.to_string(),
-                        values.values.iter().map(|v| v.node.value.node.to_string()).collect::<Vec<_>>(),
+                        values
+                            .values
+                            .iter()
+                            .map(|v| v.node.value.node.to_string())
+                            .collect::<Vec<_>>(),
                     );
                 }
             }
         }
-        let convert = |field: &str, arg: Option<&str>, ty: &async_graphql_parser::types::Type| -> Ty {
-            fn walk(
-                ty: &async_graphql_parser::types::Type,
-                field: &str,
-                arg: Option<&str>,
-                enums: &BTreeMap<String, Vec<String>>,
-            ) -> Ty {
-                match &ty.base {
-                    BaseType::List(inner) => Ty::List(Box::new(walk(inner, field, arg, enums))),
-                    BaseType::Named(name) => match name.as_str() {
-                        "String" | "Platform" | "JSON" => Ty::String,
-                        "Int" => Ty::Int,
-                        "Float" => Ty::Float,
-                        "Boolean" => Ty::Boolean,
-                        "Void" => Ty::Void,
-                        id if id == "ID" || id.ends_with("ID") => {
-                            let inferred = id
-                                .strip_suffix("ID")
-                                .filter(|object| !object.is_empty())
-                                .map(str::to_owned)
-                                .or_else(|| arg.and_then(|arg| id_object(field, arg)));
-                            match inferred {
-                                Some(object) if arg.is_some() => Ty::Object(object),
-                                _ => Ty::String,
+        let convert =
+            |field: &str, arg: Option<&str>, ty: &async_graphql_parser::types::Type| -> Ty {
+                fn walk(
+                    ty: &async_graphql_parser::types::Type,
+                    field: &str,
+                    arg: Option<&str>,
+                    enums: &BTreeMap<String, Vec<String>>,
+                ) -> Ty {
+                    match &ty.base {
+                        BaseType::List(inner) => Ty::List(Box::new(walk(inner, field, arg, enums))),
+                        BaseType::Named(name) => match name.as_str() {
+                            "String" | "Platform" | "JSON" => Ty::String,
+                            "Int" => Ty::Int,
+                            "Float" => Ty::Float,
+                            "Boolean" => Ty::Boolean,
+                            "Void" => Ty::Void,
+                            id if id == "ID" || id.ends_with("ID") => {
+                                let inferred = id
+                                    .strip_suffix("ID")
+                                    .filter(|object| !object.is_empty())
+                                    .map(str::to_owned)
+                                    .or_else(|| arg.and_then(|arg| id_object(field, arg)));
+                                match inferred {
+                                    Some(object) if arg.is_some() => Ty::Object(object),
+                                    _ => Ty::String,
+                                }
                             }
-                        }
-                        other => match enums.get(other) {
-                            Some(values) => Ty::Enum {
-                                name: other.to_owned(),
-                                values: values.clone(),
+                            other => match enums.get(other) {
+                                Some(values) => Ty::Enum {
+                                    name: other.to_owned(),
+                                    values: values.clone(),
+                                },
+                                None => Ty::Object(other.to_owned()),
                             },
-                            None => Ty::Object(other.to_owned()),
                         },
-                    },
+                    }
                 }
-            }
-            walk(ty, field, arg, &enums)
-        };
+                walk(ty, field, arg, &enums)
+            };
         let mut objects = BTreeMap::new();
         for definition in &document.definitions {
-            let TypeSystemDefinition::Type(ty) = definition else { continue };
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
             let fields = match &ty.node.kind {
                 TypeKind::Object(object) => &object.fields,
                 _ => continue,
@@ -377,14 +388,24 @@ mod tests {
     fn core_api_types_id_arguments_by_object() {
         let api = CoreApi::load().unwrap();
         let container = api.fields("Container").unwrap();
-        let with_directory = container.iter().find(|f| f.name == "withDirectory").unwrap();
-        let source = with_directory.params.iter().find(|p| p.name == "source").unwrap();
+        let with_directory = container
+            .iter()
+            .find(|f| f.name == "withDirectory")
+            .unwrap();
+        let source = with_directory
+            .params
+            .iter()
+            .find(|p| p.name == "source")
+            .unwrap();
         assert_eq!(source.ty, Ty::Object("Directory".into()));
         let with_exec = container.iter().find(|f| f.name == "withExec").unwrap();
         let args = &with_exec.params[0];
         assert_eq!(args.ty, Ty::List(Box::new(Ty::String)));
         assert!(args.required);
-        let secret = container.iter().find(|f| f.name == "withSecretVariable").unwrap();
+        let secret = container
+            .iter()
+            .find(|f| f.name == "withSecretVariable")
+            .unwrap();
         assert_eq!(secret.params[1].ty, Ty::Object("Secret".into()));
         let from = container.iter().find(|f| f.name == "from").unwrap();
         assert_eq!(from.returns, Ty::Object("Container".into()));
@@ -392,8 +413,14 @@ mod tests {
 
     #[test]
     fn description_types_parse() {
-        assert_eq!(Ty::parse("[String]").unwrap(), Ty::List(Box::new(Ty::String)));
-        assert_eq!(Ty::parse("Directory").unwrap(), Ty::Object("Directory".into()));
+        assert_eq!(
+            Ty::parse("[String]").unwrap(),
+            Ty::List(Box::new(Ty::String))
+        );
+        assert_eq!(
+            Ty::parse("Directory").unwrap(),
+            Ty::Object("Directory".into())
+        );
         assert!(Ty::parse("dict[str, int]").is_err());
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::api::{CoreApi, Field, Param, Ty, FLAG_OBJECTS};
+use super::dotenv::FlagDefault;
 use super::Usage;
 
 /// One flag value, checked and converted.
@@ -47,7 +48,10 @@ pub(crate) struct Segment {
 
 /// Where a chain starts: a module's functions or the core API's `Query`.
 pub(crate) enum Start<'a> {
-    Module { name: &'a str, functions: &'a [Field] },
+    Module {
+        name: &'a str,
+        functions: &'a [Field],
+    },
     Core,
 }
 
@@ -66,7 +70,7 @@ pub(crate) fn parse(
     api: &CoreApi,
     words: &[String],
     cwd: &Path,
-    defaults: &dyn Fn(&Field) -> Vec<(String, String, PathBuf)>,
+    defaults: &dyn Fn(&Field) -> Vec<FlagDefault>,
     check_required: bool,
 ) -> Result<Chain, Usage> {
     let mut segments = Vec::new();
@@ -80,7 +84,10 @@ pub(crate) fn parse(
             owner = format!("module {name}");
         }
         Start::Core => {
-            fields = api.fields("Query").map(<[Field]>::to_vec).unwrap_or_default();
+            fields = api
+                .fields("Query")
+                .map(<[Field]>::to_vec)
+                .unwrap_or_default();
             owner = "the core API".into();
         }
     }
@@ -93,7 +100,10 @@ pub(crate) fn parse(
             };
             return Err(Usage::new(format!("unexpected flag {word}: {hint}")));
         }
-        let Some(field) = fields.iter().find(|f| f.command() == *word || f.name == *word).cloned()
+        let Some(field) = fields
+            .iter()
+            .find(|f| f.command() == *word || f.name == *word)
+            .cloned()
         else {
             let names: Vec<String> = fields.iter().map(Field::command).collect();
             let mut message = match segments.last() {
@@ -119,7 +129,10 @@ pub(crate) fn parse(
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
                 None => (word.trim_start_matches('-').to_owned(), None),
             };
-            let Some(param) = field.params.iter().find(|p| p.flag() == name || p.name == name)
+            let Some(param) = field
+                .params
+                .iter()
+                .find(|p| p.flag() == name || p.name == name)
             else {
                 let flags: Vec<String> = field.params.iter().map(Param::flag).collect();
                 let mut message = format!("{} has no flag --{name}", field.command());
@@ -151,17 +164,21 @@ pub(crate) fn parse(
         }
         let mut args = BTreeMap::new();
         for (name, values) in raw {
-            let param = field.params.iter().find(|p| p.name == name).expect("matched above");
+            let param = field
+                .params
+                .iter()
+                .find(|p| p.name == name)
+                .expect("matched above");
             args.insert(name, convert(param, &values, cwd, "")?);
         }
         if first {
-            for (name, value, base) in defaults(&field) {
-                if args.contains_key(&name) {
+            for default in defaults(&field) {
+                if args.contains_key(&default.param) {
                     continue;
                 }
-                if let Some(param) = field.params.iter().find(|p| p.name == name) {
-                    let value = convert(param, &[value], &base, " (from .env)")?;
-                    args.insert(name, value);
+                if let Some(param) = field.params.iter().find(|p| p.name == default.param) {
+                    let value = convert(param, &[default.value], &default.base, " (from .env)")?;
+                    args.insert(default.param, value);
                 }
             }
         }
@@ -244,7 +261,12 @@ fn scalar(flag: &str, ty: &Ty, value: &str) -> Result<Option<serde_json::Value>,
     let wrong = |what: &str| Usage::new(format!("{flag}: expected {what}, got {value:?}"));
     Ok(Some(match ty {
         Ty::String => serde_json::Value::String(value.to_owned()),
-        Ty::Int => serde_json::Value::from(value.trim().parse::<i64>().map_err(|_| wrong("an integer"))?),
+        Ty::Int => serde_json::Value::from(
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| wrong("an integer"))?,
+        ),
         Ty::Float => {
             let number: f64 = value.trim().parse().map_err(|_| wrong("a number"))?;
             serde_json::Number::from_f64(number)
@@ -272,21 +294,29 @@ fn scalar(flag: &str, ty: &Ty, value: &str) -> Result<Option<serde_json::Value>,
 
 fn object(flag: &str, ty: &Ty, value: &str, base: &Path) -> Result<ObjectSource, Usage> {
     let Ty::Object(name) = ty else {
-        return Err(Usage::new(format!("{flag}: this argument's type cannot be given on the command line")));
+        return Err(Usage::new(format!(
+            "{flag}: this argument's type cannot be given on the command line"
+        )));
     };
     let path = || base.join(value);
     Ok(match name.as_str() {
         "Directory" => {
             let path = path();
             if !path.is_dir() {
-                return Err(Usage::new(format!("{flag}: no such directory: {}", path.display())));
+                return Err(Usage::new(format!(
+                    "{flag}: no such directory: {}",
+                    path.display()
+                )));
             }
             ObjectSource::Directory(path)
         }
         "File" => {
             let path = path();
             if !path.is_file() {
-                return Err(Usage::new(format!("{flag}: no such file: {}", path.display())));
+                return Err(Usage::new(format!(
+                    "{flag}: no such file: {}",
+                    path.display()
+                )));
             }
             ObjectSource::File(path)
         }
@@ -311,14 +341,20 @@ fn secret_source(flag: &str, value: &str, base: &Path) -> Result<SecretSource, U
         "cmd" => SecretSource::Command(rest.to_owned()),
         _ => {
             // The value may be the secret itself: never echo it.
-            let shown = if scheme.is_empty() || scheme.len() > 16 { "<value>".to_owned() } else { format!("{scheme}:…") };
+            let shown = if scheme.is_empty() || scheme.len() > 16 {
+                "<value>".to_owned()
+            } else {
+                format!("{scheme}:…")
+            };
             return Err(Usage::new(format!(
                 "{flag}: unknown secret source {shown}: use env:NAME, file:PATH or cmd:COMMAND"
             )));
         }
     };
     if rest.is_empty() {
-        return Err(Usage::new(format!("{flag}: {scheme}: needs a name, path or command after the colon")));
+        return Err(Usage::new(format!(
+            "{flag}: {scheme}: needs a name, path or command after the colon"
+        )));
     }
     Ok(source)
 }
@@ -377,7 +413,10 @@ mod tests {
     fn run(words: &[&str]) -> Result<Chain, Usage> {
         let api = CoreApi::load().unwrap();
         let functions = functions();
-        let start = Start::Module { name: "pipeline", functions: &functions };
+        let start = Start::Module {
+            name: "pipeline",
+            functions: &functions,
+        };
         let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
         let cwd = std::env::temp_dir();
         parse(&start, &api, &words, &cwd, &|_| Vec::new(), true)
@@ -392,11 +431,24 @@ mod tests {
 
     #[test]
     fn typed_flags_and_chaining() {
-        let chain = run(&["test", "--src", ".", "--count=3", "--race", "--tags=a,b", "--tags", "c", "--level=HIGH"]).unwrap();
+        let chain = run(&[
+            "test",
+            "--src",
+            ".",
+            "--count=3",
+            "--race",
+            "--tags=a,b",
+            "--tags",
+            "c",
+            "--level=HIGH",
+        ])
+        .unwrap();
         let args = &chain.segments[0].args;
         assert!(matches!(&args["count"], Value::Json(v) if v == 3));
         assert!(matches!(&args["race"], Value::Json(v) if v == true));
-        assert!(matches!(&args["tags"], Value::Json(v) if v == &serde_json::json!(["a", "b", "c"])));
+        assert!(
+            matches!(&args["tags"], Value::Json(v) if v == &serde_json::json!(["a", "b", "c"]))
+        );
         assert!(matches!(&args["level"], Value::Json(v) if v == "high"));
         let chain = run(&["build", "--src=.", "file", "--path=/server", "size"]).unwrap();
         assert_eq!(chain.segments.len(), 3);
@@ -408,12 +460,14 @@ mod tests {
         assert!(message(run(&["tset"])).contains("did you mean \"test\""));
         assert!(message(run(&["test", "--src=.", "--rase"])).contains("did you mean --race"));
         assert!(message(run(&["test"])).contains("test needs --src"));
-        assert!(message(run(&["test", "--src=.", "--count=many"])).contains("expected an integer, got \"many\""));
+        assert!(message(run(&["test", "--src=.", "--count=many"]))
+            .contains("expected an integer, got \"many\""));
         assert!(message(run(&["test", "--src=.", "--level=mid"])).contains("one of low, high"));
         assert!(message(run(&["test", "--src=/no/such/dir"])).contains("no such directory"));
         let unknown = message(run(&["publish", "--registry-token=hunter2"]));
         assert!(unknown.contains("unknown secret source"), "{unknown}");
         assert!(!unknown.contains("hunter2"));
-        assert!(message(run(&["test", "--src=.", "stdout"])).contains("returns string, which has no fields"));
+        assert!(message(run(&["test", "--src=.", "stdout"]))
+            .contains("returns string, which has no fields"));
     }
 }

@@ -13,7 +13,9 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error).with_context(|| format!("while reading {}", path.display())),
+        Err(error) => {
+            return Err(error).with_context(|| format!("while reading {}", path.display()))
+        }
     };
     Ok(parse(&text))
 }
@@ -46,13 +48,21 @@ fn env_name(text: &str) -> String {
     text.replace('-', "_").to_ascii_uppercase()
 }
 
-/// `(argument, value, base directory for relative paths)` for each argument
-/// of `field` that `.env` sets.
+/// A value for one argument from `.env`.
+pub(crate) struct FlagDefault {
+    /// The argument, as declared.
+    pub(crate) param: String,
+    pub(crate) value: String,
+    /// What relative paths in the value resolve against (the manifest's directory).
+    pub(crate) base: PathBuf,
+}
+
+/// The defaults `.env` sets for the arguments of `field`.
 pub(crate) fn defaults_for(
     pairs: &[(String, String)],
     field: &Field,
     root: &Path,
-) -> Vec<(String, String, PathBuf)> {
+) -> Vec<FlagDefault> {
     let function = env_name(&field.command());
     field
         .params
@@ -63,7 +73,11 @@ pub(crate) fn defaults_for(
                 .iter()
                 .rev()
                 .find(|(name, _)| env_name(name) == key)
-                .map(|(_, value)| (param.name.clone(), value.clone(), root.to_path_buf()))
+                .map(|(_, value)| FlagDefault {
+                    param: param.name.clone(),
+                    value: value.clone(),
+                    base: root.to_path_buf(),
+                })
         })
         .collect()
 }
@@ -74,7 +88,8 @@ mod tests {
 
     #[test]
     fn parses_quotes_comments_and_export() {
-        let pairs = parse("# x\nPUBLISH_TAG=v1 # note\nexport publish_registry='r/app'\nBAD\nE=\"a b\"\n");
+        let pairs =
+            parse("# x\nPUBLISH_TAG=v1 # note\nexport publish_registry='r/app'\nBAD\nE=\"a b\"\n");
         assert_eq!(
             pairs,
             vec![

@@ -26,7 +26,12 @@ pub(crate) fn list(title: &str, fields: &[Field]) -> String {
     let width = fields.iter().map(|f| f.command().len()).max().unwrap_or(0);
     let _ = writeln!(out);
     for field in fields {
-        let _ = writeln!(out, "  {:width$}  {}", field.command(), summary(&field.description));
+        let _ = writeln!(
+            out,
+            "  {:width$}  {}",
+            field.command(),
+            summary(&field.description)
+        );
     }
     out
 }
@@ -34,8 +39,16 @@ pub(crate) fn list(title: &str, fields: &[Field]) -> String {
 /// `gantry call [PREFIX] FUNCTION --help`.
 pub(crate) fn usage(prefix: &str, field: &Field, chainable: Option<&[Field]>) -> String {
     let mut out = String::new();
-    let flags_hint = if field.params.is_empty() { "" } else { " [FLAGS]" };
-    let _ = writeln!(out, "Usage: gantry call {prefix}{}{flags_hint}", field.command());
+    let flags_hint = if field.params.is_empty() {
+        ""
+    } else {
+        " [FLAGS]"
+    };
+    let _ = writeln!(
+        out,
+        "Usage: gantry call {prefix}{}{flags_hint}",
+        field.command()
+    );
     if !field.description.is_empty() {
         let _ = writeln!(out);
         for line in field.description.lines() {
@@ -84,7 +97,9 @@ pub(crate) fn usage(prefix: &str, field: &Field, chainable: Option<&[Field]>) ->
         let hint = match &param.ty {
             Ty::Object(name) => match name.as_str() {
                 "Directory" | "File" => "a host path",
-                "Secret" => "env:NAME, file:PATH or cmd:COMMAND (the value never appears in output)",
+                "Secret" => {
+                    "env:NAME, file:PATH or cmd:COMMAND (the value never appears in output)"
+                }
                 "Container" => "an image address",
                 "CacheVolume" => "a cache volume name",
                 _ => continue,

@@ -69,7 +69,16 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
         schema: gantry_api::schema(session.engine.clone()),
         workdir: call.cwd.clone(),
     };
-    let outcome = run(&call, &engine, &session, command, &result_path, &secrets, &progress).await;
+    let outcome = run(
+        &call,
+        &engine,
+        &session,
+        command,
+        &result_path,
+        &secrets,
+        &progress,
+    )
+    .await;
     stop(follower).await;
     progress.finish();
     match outcome {
@@ -106,7 +115,11 @@ impl Engine {
                 return Err(Reported(exit::FAILED));
             }
         };
-        if let Some(errors) = response.get("errors").and_then(Json::as_array).filter(|e| !e.is_empty()) {
+        if let Some(errors) = response
+            .get("errors")
+            .and_then(Json::as_array)
+            .filter(|e| !e.is_empty())
+        {
             for error in errors {
                 print_graphql_error(error);
             }
@@ -152,13 +165,20 @@ async fn read_secrets(chain: &Chain, cwd: &Path) -> Result<Secrets, String> {
     let mut secrets = BTreeMap::new();
     for (index, segment) in chain.segments.iter().enumerate() {
         for (name, value) in &segment.args {
-            let Value::Object(ObjectSource::Secret(source)) = value else { continue };
+            let Value::Object(ObjectSource::Secret(source)) = value else {
+                continue;
+            };
             let flag = format!("--{}", super::api::kebab_case(name));
             let plaintext = match source {
-                SecretSource::Env(var) => std::env::var(var)
-                    .map_err(|_| format!("{flag}: environment variable {var} is not set (from env:{var})"))?,
-                SecretSource::File(path) => std::fs::read_to_string(path)
-                    .map_err(|error| format!("{flag}: cannot read secret file {}: {error}", path.display()))?,
+                SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                    format!("{flag}: environment variable {var} is not set (from env:{var})")
+                })?,
+                SecretSource::File(path) => std::fs::read_to_string(path).map_err(|error| {
+                    format!(
+                        "{flag}: cannot read secret file {}: {error}",
+                        path.display()
+                    )
+                })?,
                 SecretSource::Command(command) => {
                     let output = tokio::process::Command::new("sh")
                         .arg("-c")
@@ -168,16 +188,25 @@ async fn read_secrets(chain: &Chain, cwd: &Path) -> Result<Secrets, String> {
                         .stderr(Stdio::inherit())
                         .output()
                         .await
-                        .map_err(|error| format!("{flag}: cannot run the secret command: {error}"))?;
+                        .map_err(|error| {
+                            format!("{flag}: cannot run the secret command: {error}")
+                        })?;
                     if !output.status.success() {
-                        return Err(format!("{flag}: the secret command exited with {}", output.status));
+                        return Err(format!(
+                            "{flag}: the secret command exited with {}",
+                            output.status
+                        ));
                     }
-                    String::from_utf8(output.stdout)
-                        .map_err(|_| format!("{flag}: the secret command printed bytes that are not UTF-8"))?
+                    String::from_utf8(output.stdout).map_err(|_| {
+                        format!("{flag}: the secret command printed bytes that are not UTF-8")
+                    })?
                 }
             };
             // Like Dagger: one trailing newline (from a file or `echo`) is not part of it.
-            let plaintext = plaintext.strip_suffix('\n').unwrap_or(&plaintext).to_owned();
+            let plaintext = plaintext
+                .strip_suffix('\n')
+                .unwrap_or(&plaintext)
+                .to_owned();
             secrets.insert((index, name.clone()), plaintext);
         }
     }
@@ -223,7 +252,10 @@ async fn object_id(
     match data.pointer(pointer).and_then(Json::as_str) {
         Some(id) => Ok(id.to_owned()),
         None => {
-            eprintln!("gantry: error: the engine returned no ID for --{}", super::api::kebab_case(name));
+            eprintln!(
+                "gantry: error: the engine returned no ID for --{}",
+                super::api::kebab_case(name)
+            );
             Err(Reported(exit::FAILED))
         }
     }
@@ -249,7 +281,11 @@ async fn arguments(
             Value::Object(source) => {
                 let secret = secrets.get(&(index, name.clone())).map(String::as_str);
                 let secret_name = format!("{}.{}", segment.field.name, name);
-                let name_for_engine = if secret.is_some() { secret_name.as_str() } else { name };
+                let name_for_engine = if secret.is_some() {
+                    secret_name.as_str()
+                } else {
+                    name
+                };
                 Json::String(object_id(engine, source, secret, name_for_engine).await?)
             }
         };
@@ -272,8 +308,10 @@ async fn run(
         (Some(loaded), Some(command)) => {
             let function = &segments[0];
             let args = arguments(engine, 0, function, secrets).await?;
-            let args: serde_json::Map<String, Json> =
-                args.into_iter().map(|(name, (_, json))| (name, json)).collect();
+            let args: serde_json::Map<String, Json> = args
+                .into_iter()
+                .map(|(name, (_, json))| (name, json))
+                .collect();
             let request = json!({ "function": function.field.name, "args": args });
             let outcome = invoke(loaded, command, session, &request, result_path, progress).await?;
             (Some(outcome), &segments[1..], 1)
@@ -304,11 +342,16 @@ async fn run(
     let mut returns = match &current {
         Some(Outcome::Object { ty, id }) => {
             let field = format!("load{ty}FromID");
-            calls.push(format!("{field}(id: {})", literal(&Json::String(id.clone()))));
+            calls.push(format!(
+                "{field}(id: {})",
+                literal(&Json::String(id.clone()))
+            ));
             keys.push(field);
             Ty::Object(ty.clone())
         }
-        Some(Outcome::Value(_)) => unreachable!("scalars have no fields; the parser refuses to chain them"),
+        Some(Outcome::Value(_)) => {
+            unreachable!("scalars have no fields; the parser refuses to chain them")
+        }
         None => Ty::Object("Query".into()),
     };
     for (i, segment) in rest.iter().enumerate() {
@@ -331,24 +374,33 @@ async fn run(
             eprintln!("gantry: error: name a field of the core API (`gantry functions -m core` lists them)");
             return Err(Reported(exit::USAGE));
         }
-        Ty::Object(ty) => match &call.output {
-            Some(output) => {
-                if !["Container", "Directory", "File"].contains(&ty.as_str()) {
-                    eprintln!("gantry: error: -o saves a Container, Directory or File; this returns {ty}");
-                    return Err(Reported(exit::USAGE));
+        Ty::Object(ty) => {
+            match &call.output {
+                Some(output) => {
+                    if !["Container", "Directory", "File"].contains(&ty.as_str()) {
+                        eprintln!("gantry: error: -o saves a Container, Directory or File; this returns {ty}");
+                        return Err(Reported(exit::USAGE));
+                    }
+                    let absolute = call.cwd.join(output);
+                    calls.push(format!(
+                        "export(path: {})",
+                        literal(&Json::String(absolute.display().to_string()))
+                    ));
+                    keys.push("export".into());
                 }
-                let absolute = call.cwd.join(output);
-                calls.push(format!("export(path: {})", literal(&Json::String(absolute.display().to_string()))));
-                keys.push("export".into());
+                None => {
+                    // Evaluated (where the type can be) and shown by its ID.
+                    let leaf = if ["Container", "Directory", "File"].contains(&ty.as_str()) {
+                        "sync"
+                    } else {
+                        "id"
+                    };
+                    calls.push(leaf.into());
+                    keys.push(leaf.into());
+                    evaluated_object = Some(ty.clone());
+                }
             }
-            None => {
-                // Evaluated (where the type can be) and shown by its ID.
-                let leaf = if ["Container", "Directory", "File"].contains(&ty.as_str()) { "sync" } else { "id" };
-                calls.push(leaf.into());
-                keys.push(leaf.into());
-                evaluated_object = Some(ty.clone());
-            }
-        },
+        }
         // A list of objects: each element's ID.
         Ty::List(inner) if matches!(**inner, Ty::Object(_)) => calls.push("id".into()),
         _ => {}
@@ -356,7 +408,10 @@ async fn run(
     let document = format!("{{ {} }}", nest(&calls));
     tracing::debug!(%document, "chained query");
     let data = engine.query(&document, json!({})).await?;
-    let value = keys.iter().fold(&data, |value, key| &value[key.as_str()]).clone();
+    let value = keys
+        .iter()
+        .fold(&data, |value, key| &value[key.as_str()])
+        .clone();
     Ok(match evaluated_object {
         Some(ty) => Outcome::Object {
             ty,
@@ -403,22 +458,37 @@ async fn invoke(
             None => command.stdout(Stdio::null()),
         };
     }
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
     let shutdown = crate::serve::Shutdown::listen();
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
-            eprintln!("gantry: error: could not start {program:?} for module {}: {error}", loaded.module.name);
+            eprintln!(
+                "gantry: error: could not start {program:?} for module {}: {error}",
+                loaded.module.name
+            );
             return Err(Reported(exit::MODULE));
         }
     };
     let mut pipes = Vec::new();
     if let Some(sender) = &routed {
         if let Some(stdout) = child.stdout.take() {
-            pipes.push(session::forward_lines(stdout, Stream::Stderr, sender.clone()));
+            pipes.push(session::forward_lines(
+                stdout,
+                Stream::Stderr,
+                sender.clone(),
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
-            pipes.push(session::forward_lines(stderr, Stream::Stderr, sender.clone()));
+            pipes.push(session::forward_lines(
+                stderr,
+                Stream::Stderr,
+                sender.clone(),
+            ));
         }
     }
     if let Some(mut stdin) = child.stdin.take() {
@@ -450,7 +520,10 @@ async fn invoke(
     match status.code() {
         Some(0) => {}
         Some(LOAD_FAILED) => {
-            eprintln!("gantry: error: module {} could not be loaded (see above)", loaded.module.name);
+            eprintln!(
+                "gantry: error: module {} could not be loaded (see above)",
+                loaded.module.name
+            );
             return Err(Reported(exit::MODULE));
         }
         _ => {
@@ -470,7 +543,8 @@ async fn invoke(
 
 fn read_result(path: &Path) -> Result<Outcome> {
     let bytes = std::fs::read(path).context("the module runtime wrote no result")?;
-    let result: Json = serde_json::from_slice(&bytes).context("the module runtime's result is not JSON")?;
+    let result: Json =
+        serde_json::from_slice(&bytes).context("the module runtime's result is not JSON")?;
     let ty = result["type"].as_str().unwrap_or("String");
     if FLAG_OBJECTS.contains(&ty) {
         let Some(id) = result["id"].as_str() else {
@@ -481,13 +555,19 @@ fn read_result(path: &Path) -> Result<Outcome> {
             id: id.to_owned(),
         });
     }
-    Ok(Outcome::Value(result.get("value").cloned().unwrap_or(Json::Null)))
+    Ok(Outcome::Value(
+        result.get("value").cloned().unwrap_or(Json::Null),
+    ))
 }
 
 /// Our stderr as a child's stdout.
 fn stderr_as_stdio() -> Option<Stdio> {
     use std::os::fd::AsFd as _;
-    std::io::stderr().as_fd().try_clone_to_owned().ok().map(Stdio::from)
+    std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(Stdio::from)
 }
 
 /// A JSON string or number as a GraphQL literal (their syntax agrees).
@@ -501,7 +581,11 @@ fn graphql_literal(ty: &Ty, value: &Json) -> String {
         (Ty::Enum { .. }, Json::String(name)) => name.clone(),
         (Ty::List(inner), Json::Array(items)) => format!(
             "[{}]",
-            items.iter().map(|item| graphql_literal(inner, item)).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(|item| graphql_literal(inner, item))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         _ => literal(value),
     }
@@ -517,7 +601,9 @@ fn print(outcome: &Outcome, json: bool) -> Result<()> {
                 writeln!(stdout, "{id}")?;
             }
         }
-        Outcome::Value(value) if json => writeln!(stdout, "{}", serde_json::to_string_pretty(value)?)?,
+        Outcome::Value(value) if json => {
+            writeln!(stdout, "{}", serde_json::to_string_pretty(value)?)?
+        }
         Outcome::Value(Json::Null) => {}
         Outcome::Value(Json::String(text)) => {
             stdout.write_all(text.as_bytes())?;
@@ -531,7 +617,14 @@ fn print(outcome: &Outcome, json: bool) -> Result<()> {
                     Json::String(text) => writeln!(stdout, "{text}")?,
                     Json::Object(map) if map.len() == 1 => {
                         let inner = map.values().next().expect("one entry");
-                        writeln!(stdout, "{}", inner.as_str().map(str::to_owned).unwrap_or_else(|| inner.to_string()))?;
+                        writeln!(
+                            stdout,
+                            "{}",
+                            inner
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| inner.to_string())
+                        )?;
                     }
                     other => writeln!(stdout, "{other}")?,
                 }

@@ -91,7 +91,11 @@ pub(crate) struct CallArgs {
     #[command(flatten)]
     progress: ProgressArgs,
     /// The function, its flags, then fields to chain with theirs
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "FUNCTION [ARGS]")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "FUNCTION [ARGS]"
+    )]
     words: Vec<String>,
 }
 
@@ -104,7 +108,9 @@ pub(crate) struct TargetArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Lists from a cache keyed by the module's source digest: no language runtime starts when nothing changed.")]
+#[command(
+    after_help = "Lists from a cache keyed by the module's source digest: no language runtime starts when nothing changed."
+)]
 pub(crate) struct FunctionsArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -177,7 +183,10 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
         Target::Module(loaded, fields) => (title(&loaded.module), fields.clone()),
         Target::Core => (
             "Fields of the core API (gantry call -m core FIELD ...):".to_owned(),
-            CoreApi::load()?.fields("Query").map(<[Field]>::to_vec).unwrap_or_default(),
+            CoreApi::load()?
+                .fields("Query")
+                .map(<[Field]>::to_vec)
+                .unwrap_or_default(),
         ),
     };
     if args.json {
@@ -201,8 +210,11 @@ fn global_flags(
     progress: &mut ProgressMode,
 ) -> Result<(Vec<String>, bool), Usage> {
     let mode = |value: &str| {
-        <ProgressMode as clap::ValueEnum>::from_str(value, true)
-            .map_err(|_| Usage::new(format!("--progress: expected auto, plain, tty or quiet, got {value:?}")))
+        <ProgressMode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+            Usage::new(format!(
+                "--progress: expected auto, plain, tty or quiet, got {value:?}"
+            ))
+        })
     };
     let mut rest = Vec::with_capacity(words.len());
     let mut help = false;
@@ -220,7 +232,10 @@ fn global_flags(
                 None => return Err(Usage::new(format!("{word} needs a path"))),
             },
             _ => {
-                if let Some(path) = word.strip_prefix("--output=").or_else(|| word.strip_prefix("-o=")) {
+                if let Some(path) = word
+                    .strip_prefix("--output=")
+                    .or_else(|| word.strip_prefix("-o="))
+                {
                     *output = Some(PathBuf::from(path));
                 } else if let Some(value) = word.strip_prefix("--progress=") {
                     *progress = mode(value)?;
@@ -238,10 +253,11 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
     let mut output = args.output.clone();
     let mut json = args.json;
     let mut progress = args.progress.progress;
-    let (words, help) = match global_flags(args.words.clone(), &mut output, &mut json, &mut progress) {
-        Ok(split) => split,
-        Err(usage) => return Ok(usage_error(&usage)),
-    };
+    let (words, help) =
+        match global_flags(args.words.clone(), &mut output, &mut json, &mut progress) {
+            Ok(split) => split,
+            Err(usage) => return Ok(usage_error(&usage)),
+        };
     let state_dir = args.engine.state_dir();
     let target = match target(&args.target, &state_dir, &cwd).await {
         Ok(target) => target,
@@ -268,7 +284,11 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
         };
         eprint!("{listing}");
         eprintln!("\nUsage: gantry call {prefix}FUNCTION [--flag=value ...] [FIELD [--flag=value ...]] ...");
-        return Ok(if help { ExitCode::SUCCESS } else { ExitCode::from(exit::USAGE) });
+        return Ok(if help {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(exit::USAGE)
+        });
     }
     let env_file = match &target {
         Target::Module(loaded, _) => dotenv::read(&loaded.module.root.join(".env"))?,
@@ -286,7 +306,10 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
             Ok(chain) => chain,
             Err(usage) => return Ok(usage_error(&usage)),
         };
-        let last = chain.segments.last().expect("words name at least one field");
+        let last = chain
+            .segments
+            .last()
+            .expect("words name at least one field");
         let mut command_prefix = prefix;
         for segment in &chain.segments[..chain.segments.len() - 1] {
             command_prefix.push_str(&segment.field.command());

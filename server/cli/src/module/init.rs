@@ -7,7 +7,9 @@ use anyhow::{bail, Context as _, Result};
 use super::manifest::{pascal_case, Sdk, DAGGER_MANIFEST, GANTRY_MANIFEST};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  gantry init --sdk=python ci && cd ci && gantry call hello --name=you")]
+#[command(
+    after_help = "Example:\n  gantry init --sdk=python ci && cd ci && gantry call hello --name=you"
+)]
 pub(crate) struct InitArgs {
     /// The module's language
     #[arg(long, value_enum)]
@@ -30,7 +32,9 @@ fn module_name(args: &InitArgs, dir: &Path) -> Result<String> {
             .unwrap_or_else(|| "ci".into()),
     };
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
         bail!("{name:?} is not a module name: use letters, digits, - and _, starting with a letter (pass --name)");
     }
@@ -44,21 +48,33 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
     let dir = std::fs::canonicalize(&dir)?;
     for manifest in [GANTRY_MANIFEST, DAGGER_MANIFEST] {
         if dir.join(manifest).exists() {
-            bail!("{} already has a {manifest}: it is a module already", dir.display());
+            bail!(
+                "{} already has a {manifest}: it is a module already",
+                dir.display()
+            );
         }
     }
     let name = module_name(&args, &dir)?;
     let object = pascal_case(&name);
     let snake = name.replace('-', "_");
     let files: Vec<(&str, String)> = match args.sdk {
-        Sdk::Python => vec![("main.py", PYTHON.replace("OBJECT", &object).replace("NAME", &name))],
+        Sdk::Python => vec![(
+            "main.py",
+            PYTHON.replace("OBJECT", &object).replace("NAME", &name),
+        )],
         Sdk::Typescript => vec![
-            ("src/index.ts", TYPESCRIPT.replace("OBJECT", &object).replace("NAME", &name)),
+            (
+                "src/index.ts",
+                TYPESCRIPT.replace("OBJECT", &object).replace("NAME", &name),
+            ),
             ("package.json", TS_PACKAGE.replace("NAME", &name)),
             ("tsconfig.json", TS_CONFIG.to_owned()),
         ],
         Sdk::Go => vec![
-            ("main.go", GO.replace("OBJECT", &object).replace("NAME", &name)),
+            (
+                "main.go",
+                GO.replace("OBJECT", &object).replace("NAME", &name),
+            ),
             ("go.mod", GO_MOD.replace("NAME", &snake)),
         ],
         Sdk::Php => vec![
@@ -72,7 +88,10 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
     for (path, _) in &files {
         let path = dir.join(path.replace("OBJECT", &object));
         if path.exists() {
-            bail!("{} exists: gantry init does not overwrite files", path.display());
+            bail!(
+                "{} exists: gantry init does not overwrite files",
+                path.display()
+            );
         }
     }
     std::fs::write(
@@ -87,7 +106,9 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
         std::fs::write(&path, text).with_context(|| format!("while writing {}", path.display()))?;
     }
     let setup = match args.sdk {
-        Sdk::Python => "pip install gantry-sdk (from sdk-python/) into the Python gantry uses, then ",
+        Sdk::Python => {
+            "pip install gantry-sdk (from sdk-python/) into the Python gantry uses, then "
+        }
         Sdk::Typescript => "npm install (needs @gantry/sdk and typescript), then ",
         Sdk::Go => "go mod tidy, then ",
         Sdk::Php => "composer install (needs gantry/sdk), then ",
@@ -101,7 +122,11 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
     let mut text = std::fs::read_to_string(&readme).unwrap_or_else(|_| format!("# {name}\n"));
     text.push_str(&line);
     std::fs::write(&readme, text)?;
-    eprintln!("created module {name} ({}) in {}", args.sdk.name(), dir.display());
+    eprintln!(
+        "created module {name} ({}) in {}",
+        args.sdk.name(),
+        dir.display()
+    );
     eprintln!("next: {setup}gantry call hello --name=you");
     Ok(())
 }

@@ -137,10 +137,10 @@ impl Loaded {
             Sdk::Php => "php",
             Sdk::Go => "go",
         };
-        let path = self
-            .cache
-            .join("runtime")
-            .join(format!("{}-{}.{ext}", sdk.name(), short_digest(text)));
+        let path =
+            self.cache
+                .join("runtime")
+                .join(format!("{}-{}.{ext}", sdk.name(), short_digest(text)));
         if !path.is_file() {
             write_atomic(&path, text.as_bytes())?;
         }
@@ -151,7 +151,8 @@ impl Loaded {
     fn interpreter(&self) -> PathBuf {
         match self.module.sdk {
             Sdk::Python => {
-                if let Some(python) = std::env::var_os(crate::env::PYTHON).filter(|v| !v.is_empty()) {
+                if let Some(python) = std::env::var_os(crate::env::PYTHON).filter(|v| !v.is_empty())
+                {
                     return PathBuf::from(python);
                 }
                 [&self.module.root, &self.module.source]
@@ -168,7 +169,11 @@ impl Loaded {
 
     /// The command that runs `verb` (`describe` or `invoke`), writing its
     /// answer to `result`.
-    pub(crate) async fn command(&self, verb: &str, result: &Path) -> Result<tokio::process::Command, LoadError> {
+    pub(crate) async fn command(
+        &self,
+        verb: &str,
+        result: &Path,
+    ) -> Result<tokio::process::Command, LoadError> {
         let mut command = match self.module.sdk {
             Sdk::Go => {
                 let dispatcher = self.go_dispatcher().await?;
@@ -195,7 +200,11 @@ impl Loaded {
         let dir = tempfile::tempdir()?;
         let result = dir.path().join("description.json");
         let mut command = self.command("describe", &result).await?;
-        let program = command.as_std().get_program().to_string_lossy().into_owned();
+        let program = command
+            .as_std()
+            .get_program()
+            .to_string_lossy()
+            .into_owned();
         let output = command
             .stdin(Stdio::null())
             .output()
@@ -218,14 +227,22 @@ impl Loaded {
 
     /// The describe/generate tool, built once per version of its source.
     async fn go_tool(&self) -> Result<PathBuf, LoadError> {
-        let dir = self.cache.join("go").join(format!("tool-{}", short_digest(GO_TOOL)));
+        let dir = self
+            .cache
+            .join("go")
+            .join(format!("tool-{}", short_digest(GO_TOOL)));
         let binary = dir.join("gantry-go-module");
         if binary.is_file() {
             return Ok(binary);
         }
-        let build = tempfile::Builder::new().prefix("gantry-go-tool").tempdir()?;
+        let build = tempfile::Builder::new()
+            .prefix("gantry-go-tool")
+            .tempdir()?;
         std::fs::write(build.path().join("main.go"), GO_TOOL)?;
-        std::fs::write(build.path().join("go.mod"), "module gantry.dev/gantry-go-module\n\ngo 1.21\n")?;
+        std::fs::write(
+            build.path().join("go.mod"),
+            "module gantry.dev/gantry-go-module\n\ngo 1.21\n",
+        )?;
         std::fs::create_dir_all(&dir)?;
         let staged = dir.join(format!(".gantry-go-module.{}", std::process::id()));
         run_go(
@@ -272,7 +289,9 @@ impl Loaded {
             return Ok(binary);
         }
         let tool = self.go_tool().await?;
-        let work = tempfile::Builder::new().prefix("gantry-go-dispatch").tempdir()?;
+        let work = tempfile::Builder::new()
+            .prefix("gantry-go-dispatch")
+            .tempdir()?;
         let generated = work.path().join("zz_gantry_dispatch.go");
         let output = tokio::process::Command::new(tool)
             .arg("generate")

@@ -48,8 +48,12 @@ fn is_source(sdk: Sdk, name: &str) -> bool {
 /// source file (path and bytes, in sorted order).
 pub(crate) fn digest(module: &Module, runtime: &str) -> Result<String> {
     let mut files = Vec::new();
-    collect(module.sdk, &module.source, &module.source, &mut files)
-        .with_context(|| format!("while reading the module source in {}", module.source.display()))?;
+    collect(module.sdk, &module.source, &module.source, &mut files).with_context(|| {
+        format!(
+            "while reading the module source in {}",
+            module.source.display()
+        )
+    })?;
     files.sort();
     let mut hasher = Sha256::new();
     hasher.update(b"gantry-module-source-v1\0");
@@ -64,7 +68,8 @@ pub(crate) fn digest(module: &Module, runtime: &str) -> Result<String> {
     hasher.update(&manifest);
     hasher.update(b"\0");
     for (relative, path) in files {
-        let bytes = std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
         hasher.update(relative.as_bytes());
         hasher.update(b"\0");
         hasher.update((bytes.len() as u64).to_le_bytes());
@@ -73,7 +78,12 @@ pub(crate) fn digest(module: &Module, runtime: &str) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn collect(sdk: Sdk, root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+fn collect(
+    sdk: Sdk,
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -99,11 +109,15 @@ fn collect(sdk: Sdk, root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) 
 /// Writes `bytes` to `path` atomically (a temp file renamed into place), so a
 /// concurrent reader sees the old file or the new one, never half of one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("a cache file has a parent directory")?;
+    let dir = path
+        .parent()
+        .context("a cache file has a parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.{}.{:08x}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id(),
         rand::random::<u32>()
     ));
@@ -120,7 +134,11 @@ mod tests {
     #[test]
     fn digest_changes_with_source_and_ignores_dependencies() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("gantry.toml"), "name = \"ci\"\nsdk = \"python\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("gantry.toml"),
+            "name = \"ci\"\nsdk = \"python\"\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("main.py"), "class Ci: pass\n").unwrap();
         let module = manifest::find(Some(dir.path()), dir.path()).unwrap();
         let first = digest(&module, "r1").unwrap();

@@ -13,7 +13,10 @@ use std::process::{Command, Output, Stdio};
 use crate::support::{containers_created_since, docker_available, now, unique};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn auth_registry() -> String {
@@ -25,14 +28,18 @@ fn auth_user() -> String {
 }
 
 fn auth_password() -> String {
-    std::env::var("GANTRY_TEST_AUTH_REGISTRY_PASSWORD").unwrap_or_else(|_| "gantry-test-password".into())
+    std::env::var("GANTRY_TEST_AUTH_REGISTRY_PASSWORD")
+        .unwrap_or_else(|_| "gantry-test-password".into())
 }
 
 /// `gantry ARGS` in `cwd` with the state in `state`; Python modules use the
 /// checkout's SDK; Go from /usr/local/go when it is not on PATH.
 fn gantry(state: &Path, cwd: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
-    let path = format!("{}:/usr/local/go/bin", std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:/usr/local/go/bin",
+        std::env::var("PATH").unwrap_or_default()
+    );
     command
         .args(args)
         .current_dir(cwd)
@@ -56,9 +63,17 @@ struct Run {
 }
 
 fn run(mut command: Command) -> Run {
-    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -70,17 +85,37 @@ fn run(mut command: Command) -> Run {
 impl Run {
     #[track_caller]
     fn ok(self) -> Self {
-        assert_eq!(self.code, Some(0), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     #[track_caller]
     fn fails(self, code: i32, needles: &[&str]) -> Self {
-        assert_eq!(self.code, Some(code), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         for needle in needles {
-            assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+            assert!(
+                self.stderr.contains(needle),
+                "stderr lacks {needle:?}:\n{}",
+                self.stderr
+            );
         }
-        assert!(self.stdout.is_empty(), "a failed call printed a result: {}", self.stdout);
+        assert!(
+            self.stdout.is_empty(),
+            "a failed call printed a result: {}",
+            self.stdout
+        );
         self
     }
 }
@@ -100,26 +135,50 @@ fn seed_pipeline(module: &Path, language: &str) {
 
     let tested = run(call(&["test", &src])).ok();
     assert!(tested.stdout.contains("ok"), "{}", tested.stdout);
-    assert!(tested.stderr.contains("exec go test ./..."), "progress goes to stderr: {}", tested.stderr);
+    assert!(
+        tested.stderr.contains("exec go test ./..."),
+        "progress goes to stderr: {}",
+        tested.stderr
+    );
 
     // The same call again: every step is cached, no container is created.
     let since = now();
     let again = run(call(&["test", &src])).ok();
     assert_eq!(again.stdout, tested.stdout);
-    assert_eq!(containers_created_since(&since, again.pid), 0, "{}", again.stderr);
+    assert_eq!(
+        containers_created_since(&since, again.pid),
+        0,
+        "{}",
+        again.stderr
+    );
 
     let tarball = work.path().join("image.tar");
     let built = run(call(&["build", &src, "-o", tarball.to_str().unwrap()])).ok();
     assert_eq!(built.stdout.trim(), tarball.to_str().unwrap());
-    let listing = Command::new("tar").arg("-tf").arg(&tarball).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(listing.contains("manifest.json") || listing.contains("index.json"), "not an image tarball: {listing}");
+    assert!(
+        listing.contains("manifest.json") || listing.contains("index.json"),
+        "not an image tarball: {listing}"
+    );
 
     // Chained: a field of the returned Container, then of the File.
     let size = run(call(&["build", &src, "file", "--path=/server", "size"])).ok();
-    assert!(size.stdout.trim().parse::<u64>().unwrap() > 100_000, "{}", size.stdout);
+    assert!(
+        size.stdout.trim().parse::<u64>().unwrap() > 100_000,
+        "{}",
+        size.stdout
+    );
 
-    let repository = format!("{}/gantry-it/{}", auth_registry(), unique(&format!("module-{language}")));
+    let repository = format!(
+        "{}/gantry-it/{}",
+        auth_registry(),
+        unique(&format!("module-{language}"))
+    );
     let password = auth_password();
     let mut publish = call(&[
         "publish",
@@ -131,8 +190,17 @@ fn seed_pipeline(module: &Path, language: &str) {
     ]);
     publish.env("GANTRY_IT_REGISTRY_TOKEN", &password);
     let published = run(publish).ok();
-    assert!(published.stdout.starts_with(&format!("{repository}:v1@sha256:")), "{}", published.stdout);
-    assert!(!published.stdout.contains(&password) && !published.stderr.contains(&password), "the secret leaked");
+    assert!(
+        published
+            .stdout
+            .starts_with(&format!("{repository}:v1@sha256:")),
+        "{}",
+        published.stdout
+    );
+    assert!(
+        !published.stdout.contains(&password) && !published.stderr.contains(&password),
+        "the secret leaked"
+    );
 
     // A wrong token: the registry refuses, the call fails with exit 1, and
     // the value never shows.
@@ -146,7 +214,11 @@ fn seed_pipeline(module: &Path, language: &str) {
     ]);
     refused.env("GANTRY_IT_REGISTRY_TOKEN", "not-the-password-4711");
     let refused = run(refused).fails(1, &["failed"]);
-    assert!(!refused.stderr.contains("not-the-password-4711"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("not-the-password-4711"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
@@ -166,7 +238,13 @@ fn functions_and_help_come_from_the_description() {
     let state = tempfile::tempdir().unwrap();
     let module = repo().join("examples/modules/python");
     let listed = run(gantry(state.path(), &module, &["functions"])).ok();
-    assert!(listed.stdout.starts_with("Functions of module pipeline (python, "), "{}", listed.stdout);
+    assert!(
+        listed
+            .stdout
+            .starts_with("Functions of module pipeline (python, "),
+        "{}",
+        listed.stdout
+    );
     for line in [
         "  test     Runs `go test ./...` and returns its output.",
         "  build    Builds the server into a minimal non-root image.",
@@ -174,7 +252,12 @@ fn functions_and_help_come_from_the_description() {
     ] {
         assert!(listed.stdout.contains(line), "{line:?} missing from:\n{}", listed.stdout);
     }
-    let help = run(gantry(state.path(), &module, &["call", "publish", "--help"])).ok();
+    let help = run(gantry(
+        state.path(),
+        &module,
+        &["call", "publish", "--help"],
+    ))
+    .ok();
     let expected = "\
 Usage: gantry call publish [FLAGS]
 
@@ -195,16 +278,39 @@ Values:
 ";
     assert_eq!(help.stdout, expected);
     let build = run(gantry(state.path(), &module, &["call", "build", "--help"])).ok();
-    assert!(build.stdout.contains("Returns: Container"), "{}", build.stdout);
-    assert!(build.stdout.contains("Chain a field of Container after it ("), "{}", build.stdout);
+    assert!(
+        build.stdout.contains("Returns: Container"),
+        "{}",
+        build.stdout
+    );
+    assert!(
+        build
+            .stdout
+            .contains("Chain a field of Container after it ("),
+        "{}",
+        build.stdout
+    );
     // A chained core field has help too.
-    let file = run(gantry(state.path(), &module, &["call", "build", "file", "--help"])).ok();
-    assert!(file.stdout.starts_with("Usage: gantry call build [...] file [FLAGS]"), "{}", file.stdout);
+    let file = run(gantry(
+        state.path(),
+        &module,
+        &["call", "build", "file", "--help"],
+    ))
+    .ok();
+    assert!(
+        file.stdout
+            .starts_with("Usage: gantry call build [...] file [FLAGS]"),
+        "{}",
+        file.stdout
+    );
     assert!(file.stdout.contains("--path string"), "{}", file.stdout);
     // The JSON description, from the cache now.
     let json = run(gantry(state.path(), &module, &["functions", "--json"])).ok();
     let description: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(description["functions"][2]["args"][4]["name"], "registry_token");
+    assert_eq!(
+        description["functions"][2]["args"][4]["name"],
+        "registry_token"
+    );
     assert_eq!(description["functions"][2]["args"][4]["type"], "Secret");
 }
 
@@ -251,8 +357,16 @@ class Errors:
 
 fn errors_module() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("gantry.toml"), "name = \"errors\"\nsdk = \"python\"\n").unwrap();
-    std::fs::write(dir.path().join("main.py"), ERRORS_MODULE.replace("BUSYBOX_IMAGE", &crate::support::busybox())).unwrap();
+    std::fs::write(
+        dir.path().join("gantry.toml"),
+        "name = \"errors\"\nsdk = \"python\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("main.py"),
+        ERRORS_MODULE.replace("BUSYBOX_IMAGE", &crate::support::busybox()),
+    )
+    .unwrap();
     dir
 }
 
@@ -262,20 +376,37 @@ fn command_line_mistakes_are_usage_errors_with_a_hint() {
     let module = errors_module();
     let m = module.path();
     let call = |args: &[&str]| run(gantry(state.path(), m, &[&["call"], args].concat()));
-    call(&["ehco"]).fails(2, &["unknown function \"ehco\" in module errors: did you mean \"echo\"?"]);
-    call(&["echo", "--nmae=x"]).fails(2, &["echo has no flag --nmae: did you mean --name?", "gantry call echo --help"]);
+    call(&["ehco"]).fails(
+        2,
+        &["unknown function \"ehco\" in module errors: did you mean \"echo\"?"],
+    );
+    call(&["echo", "--nmae=x"]).fails(
+        2,
+        &[
+            "echo has no flag --nmae: did you mean --name?",
+            "gantry call echo --help",
+        ],
+    );
     call(&["echo"]).fails(2, &["echo needs --name", "(see `gantry call echo --help`)"]);
-    call(&["echo", "--name=x", "--count=many"]).fails(2, &["--count: expected an integer, got \"many\""]);
-    call(&["echo", "--name=x", "--level=mid"]).fails(2, &["--level: expected one of low, high, got \"mid\""]);
-    call(&["echo", "--name=x", "--token=env:GANTRY_IT_SURELY_UNSET"])
-        .fails(2, &["--token: environment variable GANTRY_IT_SURELY_UNSET is not set"]);
-    let leaked = call(&["echo", "--name=x", "--token=s3cr3t-value"]).fails(2, &["--token: unknown secret source <value>: use env:NAME, file:PATH or cmd:COMMAND"]);
+    call(&["echo", "--name=x", "--count=many"])
+        .fails(2, &["--count: expected an integer, got \"many\""]);
+    call(&["echo", "--name=x", "--level=mid"])
+        .fails(2, &["--level: expected one of low, high, got \"mid\""]);
+    call(&["echo", "--name=x", "--token=env:GANTRY_IT_SURELY_UNSET"]).fails(
+        2,
+        &["--token: environment variable GANTRY_IT_SURELY_UNSET is not set"],
+    );
+    let leaked = call(&["echo", "--name=x", "--token=s3cr3t-value"]).fails(
+        2,
+        &["--token: unknown secret source <value>: use env:NAME, file:PATH or cmd:COMMAND"],
+    );
     assert!(!leaked.stderr.contains("s3cr3t-value"));
     call(&["echo", "--name=x", "--token=vault:kv/x"]).fails(2, &["unknown secret source vault:"]);
     call(&["echo", "--name=x", "stdout"]).fails(2, &["echo returns string, which has no fields"]);
     // Without any module.
     let empty = tempfile::tempdir().unwrap();
-    run(gantry(state.path(), empty.path(), &["call", "echo"])).fails(3, &["no module here", "gantry init"]);
+    run(gantry(state.path(), empty.path(), &["call", "echo"]))
+        .fails(3, &["no module here", "gantry init"]);
 }
 
 #[test]
@@ -285,16 +416,37 @@ fn flags_defaults_and_output_shapes() {
     let m = module.path();
     let call = |args: &[&str]| run(gantry(state.path(), m, &[&["call"], args].concat()));
     require_docker!();
-    let out = call(&["echo", "--name", "hi", "--count=2", "--loud", "--tags=a,b", "--tags", "c", "--level=HIGH"]).ok();
+    let out = call(&[
+        "echo",
+        "--name",
+        "hi",
+        "--count=2",
+        "--loud",
+        "--tags=a,b",
+        "--tags",
+        "c",
+        "--level=HIGH",
+    ])
+    .ok();
     assert_eq!(out.stdout, "HI HI level=high tags=a,b,c token=unset\n");
     let out = call(&["echo", "--name=hi", "--loud=false", "--json"]).ok();
     assert_eq!(out.stdout.trim(), "\"hi level=low tags= token=unset\"");
     std::fs::write(m.join(".env"), "ECHO_NAME=from-dotenv\necho_count=2\n").unwrap();
     let out = call(&["echo"]).ok();
-    assert_eq!(out.stdout, "from-dotenv from-dotenv level=low tags= token=unset\n");
+    assert_eq!(
+        out.stdout,
+        "from-dotenv from-dotenv level=low tags= token=unset\n"
+    );
     let out = call(&["echo", "--name=flag"]).ok();
-    assert_eq!(out.stdout, "flag flag level=low tags= token=unset\n", "flags win over .env");
-    let mut with_secret = gantry(state.path(), m, &["call", "echo", "--name=x", "--token=env:GANTRY_IT_TOKEN"]);
+    assert_eq!(
+        out.stdout, "flag flag level=low tags= token=unset\n",
+        "flags win over .env"
+    );
+    let mut with_secret = gantry(
+        state.path(),
+        m,
+        &["call", "echo", "--name=x", "--token=env:GANTRY_IT_TOKEN"],
+    );
     with_secret.env("GANTRY_IT_TOKEN", "value-4711");
     let out = run(with_secret).ok();
     assert!(out.stdout.ends_with("token=set\n"), "{}", out.stdout);
@@ -311,10 +463,29 @@ fn module_failures_show_their_own_error() {
     let module = errors_module();
     let m = module.path();
     let call = |args: &[&str]| run(gantry(state.path(), m, &[&["call"], args].concat()));
-    call(&["fail"]).fails(1, &["Traceback", "ValueError: boom from the module", "function fail failed"]);
-    call(&["bad-exec"]).fails(1, &["exit code: 3", "out-line", "err-line", "sh -c echo out-line"]);
+    call(&["fail"]).fails(
+        1,
+        &[
+            "Traceback",
+            "ValueError: boom from the module",
+            "function fail failed",
+        ],
+    );
+    call(&["bad-exec"]).fails(
+        1,
+        &[
+            "exit code: 3",
+            "out-line",
+            "err-line",
+            "sh -c echo out-line",
+        ],
+    );
     // Code that cannot be imported: exit 3 with Python's own error.
-    std::fs::write(m.join("main.py"), "class Errors:\n    def broken(self) -> str\n").unwrap();
+    std::fs::write(
+        m.join("main.py"),
+        "class Errors:\n    def broken(self) -> str\n",
+    )
+    .unwrap();
     call(&["broken"]).fails(3, &["SyntaxError", "could not load module errors"]);
 }
 
@@ -327,7 +498,17 @@ fn core_api_without_a_module() {
     let out = run(gantry(
         state.path(),
         work.path(),
-        &["call", "-m", "core", "container", "from", &address, "with-exec", "--args=echo,hi from core", "stdout"],
+        &[
+            "call",
+            "-m",
+            "core",
+            "container",
+            "from",
+            &address,
+            "with-exec",
+            "--args=echo,hi from core",
+            "stdout",
+        ],
     ))
     .ok();
     assert_eq!(out.stdout, "hi from core\n");
@@ -335,12 +516,32 @@ fn core_api_without_a_module() {
     let out = run(gantry(
         state.path(),
         work.path(),
-        &["call", "-m", "core", "container", "from", &address, "with-file", "--path=/in.txt", "--source=in.txt", "file", "--path=/in.txt", "contents"],
+        &[
+            "call",
+            "-m",
+            "core",
+            "container",
+            "from",
+            &address,
+            "with-file",
+            "--path=/in.txt",
+            "--source=in.txt",
+            "file",
+            "--path=/in.txt",
+            "contents",
+        ],
     ))
     .ok();
     assert_eq!(out.stdout, "host file\n");
-    run(gantry(state.path(), work.path(), &["call", "-m", "core", "contianer"]))
-        .fails(2, &["the core API has no field \"contianer\": did you mean \"container\"?"]);
+    run(gantry(
+        state.path(),
+        work.path(),
+        &["call", "-m", "core", "contianer"],
+    ))
+    .fails(
+        2,
+        &["the core API has no field \"contianer\": did you mean \"container\"?"],
+    );
 }
 
 #[test]
@@ -349,21 +550,44 @@ fn init_scaffolds_a_module_that_lists_its_function() {
     let work = tempfile::tempdir().unwrap();
     for sdk in ["python", "typescript", "go", "php"] {
         let dir = work.path().join(format!("ci-{sdk}"));
-        run(gantry(state.path(), work.path(), &["init", &format!("--sdk={sdk}"), dir.to_str().unwrap()])).ok();
+        run(gantry(
+            state.path(),
+            work.path(),
+            &["init", &format!("--sdk={sdk}"), dir.to_str().unwrap()],
+        ))
+        .ok();
         let manifest = std::fs::read_to_string(dir.join("gantry.toml")).unwrap();
         assert_eq!(manifest, format!("name = \"ci-{sdk}\"\nsdk = \"{sdk}\"\n"));
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(readme.contains("gantry call hello --name=you"), "{readme}");
         // A second init refuses to overwrite.
-        run(gantry(state.path(), work.path(), &["init", &format!("--sdk={sdk}"), dir.to_str().unwrap()]))
-            .fails(1, &["already has a gantry.toml"]);
+        run(gantry(
+            state.path(),
+            work.path(),
+            &["init", &format!("--sdk={sdk}"), dir.to_str().unwrap()],
+        ))
+        .fails(1, &["already has a gantry.toml"]);
     }
     // Python and Go list without installing anything.
     for sdk in ["python", "go"] {
         let dir = work.path().join(format!("ci-{sdk}"));
         let listed = run(gantry(state.path(), &dir, &["functions"])).ok();
-        assert!(listed.stdout.contains("  hello  "), "{sdk}: {}", listed.stdout);
+        assert!(
+            listed.stdout.contains("  hello  "),
+            "{sdk}: {}",
+            listed.stdout
+        );
     }
-    let help = run(gantry(state.path(), &work.path().join("ci-python"), &["call", "hello", "--help"])).ok();
-    assert!(help.stdout.contains("--name string   Who to greet. (default: \"world\")"), "{}", help.stdout);
+    let help = run(gantry(
+        state.path(),
+        &work.path().join("ci-python"),
+        &["call", "hello", "--help"],
+    ))
+    .ok();
+    assert!(
+        help.stdout
+            .contains("--name string   Who to greet. (default: \"world\")"),
+        "{}",
+        help.stdout
+    );
 }
