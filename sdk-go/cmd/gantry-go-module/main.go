@@ -276,7 +276,7 @@ func pragmas(file *ast.File, from, to token.Pos) (optional bool, def string, doc
 }
 
 func describeFunc(file *ast.File, decl *ast.FuncDecl, imports map[string]string) (*function, error) {
-	fn := &function{Name: decl.Name.Name, Description: strings.TrimSpace(decl.Doc.Text()), Returns: "Void"}
+	fn := &function{Name: decl.Name.Name, Description: strings.TrimSpace(decl.Doc.Text()), Args: []param{}, Returns: "Void"}
 	prev := decl.Type.Params.Opening
 	for i, field := range decl.Type.Params.List {
 		if i == 0 && isContext(field.Type, imports) {

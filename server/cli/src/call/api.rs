@@ -144,7 +144,17 @@ pub(crate) struct Description {
     pub(crate) object: String,
     #[serde(default)]
     pub(crate) description: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub(crate) functions: Vec<FunctionDescription>,
+}
+
+/// `null` (a nil slice from Go's encoding/json) as an empty list.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,7 +162,7 @@ pub(crate) struct FunctionDescription {
     pub(crate) name: String,
     #[serde(default)]
     pub(crate) description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub(crate) args: Vec<ArgDescription>,
     pub(crate) returns: String,
 }
