@@ -260,18 +260,21 @@ impl Loaded {
         Ok(binary)
     }
 
-    async fn go_describe(&self) -> Result<Vec<u8>, LoadError> {
+    /// Runs the Go tool's `verb` on the module (with `extra` arguments); its
+    /// stdout, or its error message in a load error.
+    async fn go_tool_run(&self, verb: &str, extra: &[&Path]) -> Result<Vec<u8>, LoadError> {
         let tool = self.go_tool().await?;
         let output = tokio::process::Command::new(tool)
-            .arg("describe")
+            .arg(verb)
             .arg(&self.module.source)
             .arg(&self.module.object)
+            .args(extra)
             .stdin(Stdio::null())
             .output()
             .await?;
         if !output.status.success() {
             return Err(anyhow::anyhow!(
-                "could not read Go module {} ({}):\n{}",
+                "Go module {} ({}): {verb} failed:\n{}",
                 self.module.name,
                 self.module.source.display(),
                 String::from_utf8_lossy(&output.stderr).trim_end()
@@ -281,6 +284,10 @@ impl Loaded {
         Ok(output.stdout)
     }
 
+    async fn go_describe(&self) -> Result<Vec<u8>, LoadError> {
+        self.go_tool_run("describe", &[]).await
+    }
+
     /// The module's dispatcher binary, built once per source digest.
     async fn go_dispatcher(&self) -> Result<PathBuf, LoadError> {
         let dir = self.cache.join("go").join("bin").join(&self.digest);
@@ -288,27 +295,11 @@ impl Loaded {
         if binary.is_file() {
             return Ok(binary);
         }
-        let tool = self.go_tool().await?;
         let work = tempfile::Builder::new()
             .prefix("gantry-go-dispatch")
             .tempdir()?;
         let generated = work.path().join("zz_gantry_dispatch.go");
-        let output = tokio::process::Command::new(tool)
-            .arg("generate")
-            .arg(&self.module.source)
-            .arg(&self.module.object)
-            .arg(&generated)
-            .stdin(Stdio::null())
-            .output()
-            .await?;
-        if !output.status.success() {
-            return Err(anyhow::anyhow!(
-                "could not generate the dispatcher of Go module {}:\n{}",
-                self.module.name,
-                String::from_utf8_lossy(&output.stderr).trim_end()
-            )
-            .into());
-        }
+        self.go_tool_run("generate", &[&generated]).await?;
         // The generated file joins the package through an overlay, so the
         // module's directory is never written to.
         let overlay = work.path().join("overlay.json");

@@ -180,16 +180,19 @@ fn seed_pipeline(module: &Path, language: &str) {
         unique(&format!("module-{language}"))
     );
     let password = auth_password();
-    let mut publish = call(&[
-        "publish",
-        &src,
-        &format!("--registry={repository}"),
-        "--tag=v1",
-        &format!("--registry-user={}", auth_user()),
-        "--registry-token=env:GANTRY_IT_REGISTRY_TOKEN",
-    ]);
-    publish.env("GANTRY_IT_REGISTRY_TOKEN", &password);
-    let published = run(publish).ok();
+    let publish = |tag: &str, token: &str| {
+        let mut command = call(&[
+            "publish",
+            &src,
+            &format!("--registry={repository}"),
+            &format!("--tag={tag}"),
+            &format!("--registry-user={}", auth_user()),
+            "--registry-token=env:GANTRY_IT_REGISTRY_TOKEN",
+        ]);
+        command.env("GANTRY_IT_REGISTRY_TOKEN", token);
+        run(command)
+    };
+    let published = publish("v1", &password).ok();
     assert!(
         published
             .stdout
@@ -204,16 +207,7 @@ fn seed_pipeline(module: &Path, language: &str) {
 
     // A wrong token: the registry refuses, the call fails with exit 1, and
     // the value never shows.
-    let mut refused = call(&[
-        "publish",
-        &src,
-        &format!("--registry={repository}"),
-        "--tag=v2",
-        &format!("--registry-user={}", auth_user()),
-        "--registry-token=env:GANTRY_IT_REGISTRY_TOKEN",
-    ]);
-    refused.env("GANTRY_IT_REGISTRY_TOKEN", "not-the-password-4711");
-    let refused = run(refused).fails(1, &["failed"]);
+    let refused = publish("v2", "not-the-password-4711").fails(1, &["failed"]);
     assert!(
         !refused.stderr.contains("not-the-password-4711"),
         "{}",
