@@ -331,10 +331,27 @@ def print_failure(error: BaseException) -> None:
                     print(f"  {line}", file=sys.stderr)
         return
     traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, ModuleNotFoundError) and error.name in ("dagger", "gantry"):
+        package = (
+            "dagger-io==0.21.9"
+            if error.name == "dagger"
+            else "gantry-sdk (sdk-python/)"
+        )
+        print(
+            f"hint: install {package} into {sys.executable}, or set GANTRY_PYTHON "
+            "to an interpreter that has it",
+            file=sys.stderr,
+        )
 
 
 async def invoke(spec: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    cls = load_class(spec)
+    try:
+        cls = load_class(spec)
+    except LoadError:
+        raise
+    except Exception as error:
+        print_failure(error)
+        raise LoadError("the module's code could not be imported") from error
     dagger_format = spec.get("format") == "dagger"
     found = dict(functions(cls, dagger_format))
     name = request["function"]

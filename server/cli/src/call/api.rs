@@ -252,11 +252,14 @@ fn id_object(field: &str, arg: &str) -> Option<String> {
     by_arg.or_else(by_field).map(str::to_owned)
 }
 
-impl CoreApi {
-    pub(crate) fn load() -> Result<Self> {
-        Self::from_sdl(&gantry_api::sdl())
-    }
+/// gantry's own API, read from its SDL the first time a command needs it (a
+/// plain module call does not).
+pub(crate) fn core() -> &'static CoreApi {
+    static CORE: std::sync::OnceLock<CoreApi> = std::sync::OnceLock::new();
+    CORE.get_or_init(|| CoreApi::from_sdl(&gantry_api::sdl()).expect("gantry's own SDL parses"))
+}
 
+impl CoreApi {
     pub(crate) fn from_sdl(sdl: &str) -> Result<Self> {
         let document =
             async_graphql_parser::parse_schema(sdl).context("while parsing gantry's SDL")?;
@@ -396,7 +399,7 @@ mod tests {
 
     #[test]
     fn core_api_types_id_arguments_by_object() {
-        let api = CoreApi::load().unwrap();
+        let api = core();
         let container = api.fields("Container").unwrap();
         let with_directory = container
             .iter()

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::api::{CoreApi, Field, Param, Ty, FLAG_OBJECTS};
+use super::api::{core, Field, Param, Ty, FLAG_OBJECTS};
 use super::dotenv::FlagDefault;
 use super::Usage;
 
@@ -67,7 +67,6 @@ pub(crate) struct Chain {
 /// `check_required` is false when only help is wanted.
 pub(crate) fn parse(
     start: &Start<'_>,
-    api: &CoreApi,
     words: &[String],
     cwd: &Path,
     defaults: &dyn Fn(&Field) -> Vec<FlagDefault>,
@@ -84,7 +83,7 @@ pub(crate) fn parse(
             owner = format!("module {name}");
         }
         Start::Core => {
-            fields = api
+            fields = core()
                 .fields("Query")
                 .map(<[Field]>::to_vec)
                 .unwrap_or_default();
@@ -198,8 +197,10 @@ pub(crate) fn parse(
                 .with_help(field.command()));
             }
         }
+        // The returned type's fields, only when a word follows.
         let next = match &field.returns {
-            Ty::Object(object) => api.fields(object).map(<[Field]>::to_vec),
+            Ty::Object(object) if i < words.len() => core().fields(object).map(<[Field]>::to_vec),
+            Ty::Object(_) => Some(Vec::new()),
             _ => None,
         };
         owner = field.returns.display();
@@ -411,7 +412,6 @@ mod tests {
     }
 
     fn run(words: &[&str]) -> Result<Chain, Usage> {
-        let api = CoreApi::load().unwrap();
         let functions = functions();
         let start = Start::Module {
             name: "pipeline",
@@ -419,7 +419,7 @@ mod tests {
         };
         let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
         let cwd = std::env::temp_dir();
-        parse(&start, &api, &words, &cwd, &|_| Vec::new(), true)
+        parse(&start, &words, &cwd, &|_| Vec::new(), true)
     }
 
     fn message(result: Result<Chain, Usage>) -> String {

@@ -24,7 +24,7 @@ use crate::engine::EngineArgs;
 use crate::module::manifest::{self, Module};
 use crate::module::runtime::Loaded;
 use crate::progress::{ProgressArgs, ProgressMode};
-use api::{CoreApi, Field};
+use api::{core, Field};
 use chain::Start;
 
 /// Exit statuses of `gantry call` (docs/modules.md, "Exit codes").
@@ -183,7 +183,7 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
         Target::Module(loaded, fields) => (title(&loaded.module), fields.clone()),
         Target::Core => (
             "Fields of the core API (gantry call -m core FIELD ...):".to_owned(),
-            CoreApi::load()?
+            core()
                 .fields("Query")
                 .map(<[Field]>::to_vec)
                 .unwrap_or_default(),
@@ -263,7 +263,6 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
         Ok(target) => target,
         Err(code) => return Ok(code),
     };
-    let api = CoreApi::load()?;
     let (start, prefix) = match &target {
         Target::Module(loaded, fields) => (
             Start::Module {
@@ -279,7 +278,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
             Target::Module(loaded, fields) => help::list(&title(&loaded.module), fields),
             Target::Core => help::list(
                 "Fields of the core API:",
-                api.fields("Query").unwrap_or_default(),
+                core().fields("Query").unwrap_or_default(),
             ),
         };
         eprint!("{listing}");
@@ -299,7 +298,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
         Target::Core => cwd.clone(),
     };
     let defaults = |field: &Field| dotenv::defaults_for(&env_file, field, &env_root);
-    let parsed = chain::parse(&start, &api, &words, &cwd, &defaults, !help);
+    let parsed = chain::parse(&start, &words, &cwd, &defaults, !help);
     if help {
         // Explain the last field named, even if its flags are incomplete.
         let chain = match parsed {
@@ -315,7 +314,11 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
             command_prefix.push_str(&segment.field.command());
             command_prefix.push_str(" [...] ");
         }
-        let chainable = last.field.returns.object_name().and_then(|o| api.fields(o));
+        let chainable = last
+            .field
+            .returns
+            .object_name()
+            .and_then(|o| core().fields(o));
         print!("{}", help::usage(&command_prefix, &last.field, chainable));
         return Ok(ExitCode::SUCCESS);
     }
