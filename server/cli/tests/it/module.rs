@@ -298,6 +298,11 @@ Values:
         file.stdout
     );
     assert!(file.stdout.contains("--path string"), "{}", file.stdout);
+    // GANTRY_MODULE names the module from anywhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut by_env = gantry(state.path(), elsewhere.path(), &["functions"]);
+    by_env.env("GANTRY_MODULE", &module);
+    assert_eq!(run(by_env).ok().stdout, listed.stdout);
     // The JSON description, from the cache now.
     let json = run(gantry(state.path(), &module, &["functions", "--json"])).ok();
     let description: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
@@ -333,6 +338,17 @@ class Errors:
         if loud:
             text = text.upper()
         return f"{text} level={level} tags={','.join(tags or [])} token={'set' if token else 'unset'}"
+
+    async def objects(
+        self, ctr: gantry.Container, cache: gantry.CacheVolume, note: gantry.File
+    ) -> str:
+        """Reads a host file inside a container with a cache volume mounted."""
+        return await (
+            ctr.with_mounted_cache("/cache", cache)
+            .with_file("/note.txt", note)
+            .with_exec(["sh", "-c", "cat /note.txt; test -d /cache && echo cache mounted"])
+            .stdout()
+        )
 
     def fail(self) -> str:
         """Raises."""
@@ -448,6 +464,16 @@ fn flags_defaults_and_output_shapes() {
     std::fs::write(&file, "from-a-file\n").unwrap();
     call(&["echo", "--name=x", "--token=file:token.txt"]).ok();
     call(&["echo", "--name=x", "--token=cmd:echo from-a-command"]).ok();
+    // A Container from an image address, a CacheVolume from a name, a File from a path.
+    let image = format!("--ctr={}", crate::support::busybox());
+    let out = call(&[
+        "objects",
+        &image,
+        "--cache=it-module-cache",
+        "--note=token.txt",
+    ])
+    .ok();
+    assert_eq!(out.stdout, "from-a-file\ncache mounted\n");
 }
 
 #[test]
