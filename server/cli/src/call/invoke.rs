@@ -17,7 +17,7 @@ use super::chain::{Chain, ObjectSource, SecretSource, Segment, Value};
 use super::exit;
 use crate::engine::EngineArgs;
 use crate::module::runtime::{Loaded, LOAD_FAILED};
-use crate::progress::{Follower, Message, Progress, ProgressMode, Stream};
+use crate::progress::{Follower, Progress, ProgressMode, Stream};
 use crate::session;
 
 pub(crate) struct Call<'a> {
@@ -505,9 +505,6 @@ async fn invoke(
     };
     for pipe in pipes {
         let _ = tokio::time::timeout(Duration::from_secs(2), pipe).await;
-    }
-    if let Some(sender) = &routed {
-        let _ = sender.send(Message::Output(Stream::Stderr, Vec::new()));
     }
     let status = match status {
         Ok(status) => status,
