@@ -935,7 +935,7 @@ class Suite:
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(os.path.relpath(sdk_dir, link.parent))
             modules = module / "node_modules"
-            if not modules.exists():
+            if not modules.is_symlink():
                 modules.symlink_to(os.path.relpath(example / "node_modules", module))
             return ["node", "script.mjs"], env
         if sdk == "go":

@@ -9,10 +9,10 @@ use sha2::{Digest as _, Sha256};
 use super::manifest::{Module, Sdk};
 
 /// Where gantry keeps module caches: function descriptions, runtime files and
-/// built Go dispatchers. The one place that decides it, so the state-dir
-/// layout can move it.
+/// built Go dispatchers, in the state directory's `Modules` bucket (so the
+/// layout owns the path, `gantry prune` removes it, and usage counts it).
 pub(crate) fn cache_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("modules")
+    state_dir.join(gantry_store::Bucket::Modules.dir())
 }
 
 /// Directories never read as module source: dependencies, virtualenvs,
@@ -106,23 +106,14 @@ fn collect(
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (a temp file renamed into place), so a
+/// Writes `bytes` to `path` atomically (gantry's one atomic write), so a
 /// concurrent reader sees the old file or the new one, never half of one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .context("a cache file has a parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{:08x}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("while writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("while writing {}", path.display()))?;
+    gantry_core::files::AtomicFile::new(path).write(bytes)?;
     Ok(())
 }
 
