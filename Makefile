@@ -143,7 +143,7 @@ php-test: setup
 	done
 	@php -r 'exit(extension_loaded("curl") && extension_loaded("mbstring") ? 0 : 1);' || \
 		{ echo "php-test: needs the php-curl and php-mbstring extensions: run make setup" >&2; exit 1; }
-	cd sdk-php && find src generated tests examples -name '*.php' -print0 | xargs -0 -n1 php -l \
+	cd sdk-php && find src generated tests examples module -name '*.php' -print0 | xargs -0 -n1 php -l \
 		| { grep -v '^No syntax errors detected' || true; }
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer validate --no-check-publish --no-check-lock -q
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload --dev -q

@@ -41,10 +41,14 @@ pub enum Bucket {
     /// Temp files of writes in progress (`.gantry-tmp-<pid>-<random>`),
     /// renamed into their bucket when complete.
     Temp,
+    /// What `gantry call` keeps per module, all of it rebuilt when missing:
+    /// function descriptions by source digest, the language runtimes' files
+    /// and built Go dispatchers (docs/modules.md, "Caches").
+    Modules,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
@@ -54,6 +58,7 @@ impl Bucket {
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
+        Bucket::Modules,
     ];
 
     /// The bucket's directory, relative to the state directory.
@@ -68,6 +73,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
+            Bucket::Modules => "modules",
         }
     }
 
@@ -83,6 +89,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",
+            Bucket::Modules => "module caches",
         }
     }
 }

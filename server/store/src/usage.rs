@@ -163,7 +163,7 @@ impl StateDir {
                         size
                     }
                     Bucket::Temp => tree_size(&dir)?,
-                    Bucket::CacheVolumes | Bucket::Scratch => {
+                    Bucket::CacheVolumes | Bucket::Scratch | Bucket::Modules => {
                         let mut size = Size::default();
                         for entry in read_dir(&dir)? {
                             size += Size {
