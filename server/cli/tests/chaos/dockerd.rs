@@ -1,7 +1,11 @@
 //! A dockerd restart under a running engine (a daemon upgrade, a crash):
 //! the first pipeline after it must work. The scenario starts a private
-//! dockerd (its own data root, exec root and socket, no bridge or iptables
-//! changes) so the machine's daemon and other users are not disturbed.
+//! dockerd (its own data root, exec root and socket) in a network namespace
+//! of its own (`unshare --net`): a dockerd started with `--bridge=none`
+//! deletes the host's `docker0` interface, which would break the machine's
+//! own daemon. Without a network it cannot pull, so the test image is
+//! loaded into it from the machine's daemon (`docker save | docker load`),
+//! and gantry falls back to that local image when the pull fails.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,7 +32,8 @@ impl Daemon {
             .append(true)
             .open(self.root.join("dockerd.log"))
             .unwrap();
-        let child = Command::new("dockerd")
+        let child = Command::new("unshare")
+            .args(["--net", "dockerd"])
             .arg("--data-root")
             .arg(self.root.join("data"))
             .arg("--exec-root")
@@ -80,6 +85,7 @@ pub(crate) fn run() -> Outcome {
     };
     std::fs::create_dir_all(&daemon.root).unwrap();
     daemon.start();
+    load_test_image(&daemon);
     let spec = Spec {
         env: vec![("DOCKER_HOST".into(), daemon.host())],
         ..Spec::under(&dir.path().join("engine"))
@@ -116,4 +122,20 @@ pub(crate) fn run() -> Outcome {
         ),
         outcome == "ok" && second,
     )
+}
+
+/// `docker save` from the machine's daemon into the private one.
+fn load_test_image(daemon: &Daemon) {
+    let image = crate::support::busybox();
+    let mut save = Command::new("docker")
+        .args(["save", &image])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = Command::new("docker")
+        .args(["-H", &daemon.host(), "load", "-q"])
+        .stdin(save.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(save.wait().unwrap().success() && load.status.success(), "loading {image} into the private dockerd");
 }

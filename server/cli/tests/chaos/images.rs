@@ -116,7 +116,7 @@ impl Step {
     /// Runs it; returns the images it committed.
     fn run(&self, engine: &Engine) -> Vec<String> {
         let since = crate::support::now();
-        let answer = engine.query(&format!("{{ {} stdout }} }} }} }}", self.head), &json!(null));
+        let answer = engine.query(&format!("{{ {} stdout }} }} }} }} }}", self.head), &json!(null));
         assert!(answer["errors"].is_null(), "{answer}");
         let images = engine::images_committed(&since, &[engine.pid()]);
         assert!(!images.is_empty(), "the step committed no image");
@@ -128,7 +128,7 @@ impl Step {
     fn use_on_top(&self, engine: &Engine) -> (String, bool) {
         let since = crate::support::now();
         let answer = engine.query(
-            &format!("{{ {} withExec(args: [\"cat\", \"/u\"]) {{ stdout }} }} }} }} }}", self.head),
+            &format!("{{ {} withExec(args: [\"cat\", \"/u\"]) {{ stdout }} }} }} }} }} }}", self.head),
             &json!(null),
         );
         let created = engine::containers_created(&since, &[engine.pid()]);
