@@ -204,50 +204,78 @@ pub(crate) fn error_of(answer: &Value) -> Option<String> {
     answer["errors"][0]["message"].as_str().map(str::to_owned)
 }
 
-/// Containers created since `since` (a `docker events` timestamp) by the
-/// engines with these pids.
-pub(crate) fn containers_created(since: &str, pids: &[u32]) -> usize {
-    events(since, "create")
-        .iter()
-        .filter(|attributes| engine_pid(attributes).is_some_and(|pid| pids.contains(&pid)))
-        .count()
+/// Docker's container events, watched live: dockerd keeps only its last
+/// 256 events for `docker events --since`, far fewer than a busy shared
+/// daemon produces while a scenario runs.
+pub(crate) struct Events {
+    child: Child,
+    reader: std::thread::JoinHandle<Vec<Value>>,
 }
 
-/// The images committed since `since` by the engines with these pids.
-pub(crate) fn images_committed(since: &str, pids: &[u32]) -> Vec<String> {
-    events(since, "commit")
-        .iter()
-        .filter(|attributes| engine_pid(attributes).is_some_and(|pid| pids.contains(&pid)))
-        .filter_map(|attributes| attributes["imageID"].as_str().map(str::to_owned))
-        .collect()
+impl Events {
+    pub(crate) fn watch() -> Self {
+        let mut child = Command::new("docker")
+            .args([
+                "events",
+                "--since",
+                &crate::support::now(),
+                "--filter",
+                "type=container",
+                "--format",
+                "{{json .}}",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| serde_json::from_str(&line).ok())
+                .collect()
+        });
+        Self { child, reader }
+    }
+
+    /// Stops watching (after a moment for late events) and returns what came.
+    pub(crate) fn stop(mut self) -> Seen {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Seen(self.reader.join().unwrap_or_default())
+    }
+}
+
+/// The container events an `Events` watch saw.
+pub(crate) struct Seen(Vec<Value>);
+
+impl Seen {
+    fn of(&self, action: &str, pids: &[u32]) -> impl Iterator<Item = &Value> {
+        self.0
+            .iter()
+            .filter(move |event| event["Action"] == action)
+            .map(|event| &event["Actor"]["Attributes"])
+            .filter(move |attributes| engine_pid(attributes).is_some_and(|pid| pids.contains(&pid)))
+    }
+
+    /// Containers the engines with these pids created.
+    pub(crate) fn created(&self, pids: &[u32]) -> usize {
+        self.of("create", pids).count()
+    }
+
+    /// Images the engines with these pids committed.
+    pub(crate) fn committed(&self, pids: &[u32]) -> Vec<String> {
+        self.of("commit", pids)
+            .filter_map(|attributes| attributes["imageID"].as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 fn engine_pid(attributes: &Value) -> Option<u32> {
     attributes["dev.gantry.engine-pid"].as_str()?.parse().ok()
-}
-
-/// Container events of one kind since `since`, as their attributes.
-fn events(since: &str, event: &str) -> Vec<Value> {
-    let out = Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            since,
-            "--until",
-            &crate::support::now(),
-            "--filter",
-            "type=container",
-            "--filter",
-            &format!("event={event}"),
-            "--format",
-            "{{json .Actor.Attributes}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }
 
 /// Containers that exist now and belong to the engine with `pid`.

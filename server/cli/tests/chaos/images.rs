@@ -24,7 +24,7 @@ pub(crate) fn prune() -> Outcome {
     let (a_spec, b_spec) = (Spec::under(&a_dir), Spec::under(&b_dir));
     let marker = format!("prune-{:x}", engine::random_u64());
     let step = exec(&json!(["sh", "-c", format!("echo {marker} > /x; cat /x")]).to_string());
-    let since = crate::support::now();
+    let events = engine::Events::watch();
     let a = Engine::start(&a_spec);
     let b = Engine::start(&b_spec);
     let first = a.query(&step, &json!(null));
@@ -39,14 +39,15 @@ pub(crate) fn prune() -> Outcome {
     );
     let built = a.query(&tarball, &json!(null));
     assert!(built["errors"].is_null(), "{built}");
-    let a_images = engine::images_committed(&since, &[a.pid()]);
-    let b_images = engine::images_committed(&since, &[b.pid()]);
+    let seen = events.stop();
+    let a_images = seen.committed(&[a.pid()]);
+    let b_images = seen.committed(&[b.pid()]);
     drop(a);
     let pruned = a_spec.command(&["prune"]).output().unwrap();
     let lost = b_images.iter().filter(|id| !crate::support::image_exists(id)).count();
     let left = a_images.iter().filter(|id| crate::support::image_exists(id)).count();
     // B still answers from its cache, without running anything.
-    let since_b = crate::support::now();
+    let events = engine::Events::watch();
     let again = b.query(
         &format!(
             r#"{{ container {{ from(address: "{}") {{ withExec(args: ["sh", "-c", "echo {marker} > /x; cat /x"]) {{ withExec(args: ["cat", "/x"]) {{ stdout }} }} }} }} }}"#,
@@ -55,7 +56,7 @@ pub(crate) fn prune() -> Outcome {
         &json!(null),
     );
     let b_ok = again["errors"].is_null();
-    let b_reran = engine::containers_created(&since_b, &[b.pid()]);
+    let b_reran = events.stop().created(&[b.pid()]);
     for id in a_images.iter().chain(&b_images) {
         let _ = crate::support::docker(&["rmi", "-f", id]);
     }
@@ -115,10 +116,10 @@ impl Step {
 
     /// Runs it; returns the images it committed.
     fn run(&self, engine: &Engine) -> Vec<String> {
-        let since = crate::support::now();
+        let events = engine::Events::watch();
         let answer = engine.query(&format!("{{ {} stdout }} }} }} }} }}", self.head), &json!(null));
         assert!(answer["errors"].is_null(), "{answer}");
-        let images = engine::images_committed(&since, &[engine.pid()]);
+        let images = events.stop().committed(&[engine.pid()]);
         assert!(!images.is_empty(), "the step committed no image");
         images
     }
@@ -126,12 +127,12 @@ impl Step {
     /// Asks for a step on top of it; returns the figure and whether it
     /// answered after running the removed step again, once.
     fn use_on_top(&self, engine: &Engine) -> (String, bool) {
-        let since = crate::support::now();
+        let events = engine::Events::watch();
         let answer = engine.query(
             &format!("{{ {} withExec(args: [\"cat\", \"/u\"]) {{ stdout }} }} }} }} }} }}", self.head),
             &json!(null),
         );
-        let created = engine::containers_created(&since, &[engine.pid()]);
+        let created = events.stop().created(&[engine.pid()]);
         match engine::error_of(&answer) {
             // The removed step and the new one.
             None => (format!("ok, {created} containers"), created == 2),

@@ -22,7 +22,7 @@ pub(crate) fn run() -> Outcome {
         crate::support::busybox()
     );
     std::fs::write(dir.path().join("q.graphql"), &query).unwrap();
-    let since = crate::support::now();
+    let events = engine::Events::watch();
     let children: Vec<_> = (0..SESSIONS)
         .map(|_| {
             spec.command(&["run", "--progress", "quiet", "--"])
@@ -47,7 +47,7 @@ pub(crate) fn run() -> Outcome {
             _ => failed.push(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
         }
     }
-    let executions = engine::containers_created(&since, &pids);
+    let executions = events.stop().created(&pids);
     let second = second_serve(dir.path());
     let figure = format!(
         "{SESSIONS} sessions: {executions} executions, {} distinct answers, {} failed sessions; \

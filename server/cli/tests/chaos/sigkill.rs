@@ -48,6 +48,7 @@ pub(crate) fn run() -> Outcome {
         (0, 0, 0, 0, 0);
     let mut points = Vec::new();
     let mut failures = Vec::new();
+    let mut killed_pids = Vec::new();
     let mut current = Some(Engine::start(&spec));
     for kill in 0..KILLS {
         let marker = format!("kill-{run_id}-{kill}");
@@ -78,13 +79,19 @@ pub(crate) fn run() -> Outcome {
             Ok(()) => survived += 1,
             Err(why) => failures.push(format!("kill {kill} at {} ms: {why}", point.as_millis())),
         }
-        orphans += engine::containers_of(killed);
-        temp_files += leftovers(&spec.state);
-        corrupt += corrupt_entries(&spec.state);
-        // The state directory, the engine's temp directory and its log.
-        secret_bytes += secret_bytes_on_host(&[dir.path()], &secret);
+        killed_pids.push(killed);
         current = Some(restarted);
     }
+    // What the kills left, once the last engine is up: orphaned containers,
+    // temp files, scratch and secret directories of the killed engines,
+    // corrupt entries, and the secret's bytes anywhere on the host.
+    for pid in &killed_pids {
+        orphans += engine::containers_of(*pid);
+    }
+    temp_files += leftovers(&spec.state, &killed_pids);
+    corrupt += corrupt_entries(&spec.state);
+    // The state directory, the engines' temp directory and log, and /dev/shm.
+    secret_bytes += secret_bytes_on_host(&[dir.path()], &secret);
     drop(current);
     let figure = format!(
         "{survived}/{KILLS} survived, {corrupt} corrupt, {orphans} orphans, {temp_files} temp files, \
@@ -130,29 +137,27 @@ fn check_answer(answer: &Value, marker: &str) -> Result<(), String> {
     }
 }
 
-/// Temp files and scratch directories left in the state directory, and
-/// secret directories on tmpfs whose engine is gone.
-fn leftovers(state: &Path) -> usize {
-    let temp = engine::files_under(&state.join("store/tmp")).len();
-    let scratch = std::fs::read_dir(state.join("scratch"))
-        .map(|entries| entries.count())
-        .unwrap_or(0);
-    let secrets = std::fs::read_dir("/dev/shm/gantry-secrets")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|entry| {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let pid = name
-                        .split('-')
-                        .find(|part| part.parse::<u32>().is_ok())
-                        .unwrap_or("0");
-                    !Path::new(&format!("/proc/{pid}")).exists()
-                })
-                .count()
-        })
-        .unwrap_or(0);
-    temp + scratch + secrets
+/// Temp files and scratch directories in the state directory, and secret
+/// directories on tmpfs, that the killed engines (`pids`) left: their names
+/// carry the writer's pid.
+fn leftovers(state: &Path, pids: &[u32]) -> usize {
+    let ours = |path: &Path| {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        name.split('-')
+            .filter_map(|part| part.parse::<u32>().ok())
+            .any(|pid| pids.contains(&pid))
+    };
+    let entries = |dir: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+            .unwrap_or_default()
+    };
+    engine::files_under(&state.join("store/tmp"))
+        .into_iter()
+        .chain(entries(&state.join("scratch")))
+        .chain(entries(Path::new("/dev/shm/gantry-secrets")))
+        .filter(|path| ours(path))
+        .count()
 }
 
 /// Blobs whose bytes do not hash to their name, and records that do not
