@@ -253,7 +253,7 @@ impl Events {
 pub(crate) struct Seen(Vec<Value>);
 
 impl Seen {
-    fn of(&self, action: &str, pids: &[u32]) -> impl Iterator<Item = &Value> {
+    fn of<'a>(&'a self, action: &'a str, pids: &'a [u32]) -> impl Iterator<Item = &'a Value> + 'a {
         self.0
             .iter()
             .filter(move |event| event["Action"] == action)
