@@ -7,6 +7,7 @@
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
+#   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -36,6 +37,7 @@ TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
+TEST_STEPS += chaos
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -201,3 +203,14 @@ conformance: setup
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
 	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
 		$(PYTHON) conformance-tests/run.py
+
+# Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
+# hostile local user: SIGKILL at random points, 100 `gantry run` sessions on one state dir,
+# two state dirs and a prune on one daemon, images removed behind gantry's back, a full
+# tmpfs state dir, 1,100 idle connections under `prlimit --nofile=1024`, a 1 GiB host
+# file, a dockerd restart (a private dockerd in its own network namespace). One line per
+# scenario with its figure, then `chaos: N passed, M failed`. Needs root (mount, unshare).
+.PHONY: chaos
+chaos: setup
+	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
+	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos

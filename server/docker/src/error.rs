@@ -37,6 +37,15 @@ pub(crate) enum Operation<'a> {
     Other { action: &'a str },
 }
 
+fn operation_action(operation: Operation<'_>) -> String {
+    match operation {
+        Operation::Pull { reference } => format!("pulling {reference}"),
+        Operation::Push { reference } => format!("pushing {reference}"),
+        Operation::ReadPath { path } => format!("reading {path}"),
+        Operation::Other { action } => action.to_owned(),
+    }
+}
+
 /// Maps a bollard error into the core's `RuntimeError`, which holds strings only so the
 /// solver can hand one failure to every waiter of a deduplicated operation.
 ///
@@ -49,6 +58,20 @@ pub(crate) fn runtime_error(operation: Operation<'_>, error: &BollardError) -> R
         };
     }
     let reason = message(error);
+    if status(error) == Some(404) {
+        if let Some(image) = reason.strip_prefix("No such image: ") {
+            return RuntimeError::ImageMissing {
+                image: image.trim().to_owned(),
+            };
+        }
+        if reason.starts_with("No such container") {
+            return RuntimeError::Failed {
+                action: operation_action(operation),
+                reason: "the step's container was removed outside gantry (docker rm?) while it ran"
+                    .to_owned(),
+            };
+        }
+    }
     match operation {
         Operation::Pull { reference } if is_unauthorized(error) => RuntimeError::Unauthorized {
             reference: reference.to_owned(),
@@ -98,6 +121,9 @@ pub(crate) fn redact(error: RuntimeError, secret: Option<&str>) -> RuntimeError 
             reason: clean(reason),
         },
         RuntimeError::PathNotFound { path } => RuntimeError::PathNotFound { path: clean(path) },
+        RuntimeError::ImageMissing { image } => RuntimeError::ImageMissing {
+            image: clean(image),
+        },
         RuntimeError::Unavailable { reason } => RuntimeError::Unavailable {
             reason: clean(reason),
         },
