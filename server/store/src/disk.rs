@@ -191,8 +191,12 @@ mod tests {
             .entry(Bucket::Records(RecordKind::Exec), &key);
         fs::create_dir_all(path.join("in-the-way")).unwrap();
         let error = store.put(RecordKind::Exec, &key, b"value").unwrap_err();
-        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
-        assert!(message.contains(&key.hex()), "{message}");
+        // The OS's reason, then what was being written.
+        let message = error.to_string();
+        assert!(
+            message.contains(&key.hex()) && message.contains("while writing"),
+            "{message}"
+        );
         let temp = store.state_dir().bucket(Bucket::Temp);
         assert_eq!(files_under(&temp), Vec::<PathBuf>::new());
         // The engine carries on: other records still write.

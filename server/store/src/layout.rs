@@ -179,17 +179,15 @@ impl StateDir {
             (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
                 .then(|| id.to_owned())
         };
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                if let Some(id) = valid(&text) {
-                    return Ok(id);
-                }
-            }
-            Err(error) if error.kind() == ErrorKind::NotFound => {}
+        let replace = match fs::read_to_string(&path) {
+            Ok(text) => match valid(&text) {
+                Some(id) => return Ok(id),
+                None => true,
+            },
+            Err(error) if error.kind() == ErrorKind::NotFound => false,
             Err(source) => return Err(Error::io("reading", &path)(source)),
-        }
+        };
         let id = format!("{:016x}", rand::random::<u64>());
-        let replace = path.exists();
         self.write(&path, format!("{id}\n").as_bytes(), !replace)?;
         let text = fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
         valid(&text).ok_or_else(|| {
@@ -319,22 +317,26 @@ impl StateDir {
     pub fn secret_key(&self) -> Result<[u8; 32]> {
         let path = self.root.join(SECRET_KEY_FILE);
         let read = || match fs::read(&path) {
-            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::io("reading", &path)(source)),
         };
-        if let Some(key) = read()? {
+        let key = |bytes: Option<Vec<u8>>| bytes.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        let found = read()?;
+        // Replace only a key that was there and damaged; a missing one is
+        // written first-writer-wins, against engines starting together.
+        let replace = found.is_some();
+        if let Some(key) = key(found) {
             return Ok(key);
         }
-        let key: [u8; 32] = rand::random();
-        let replace = path.exists();
+        let new: [u8; 32] = rand::random();
         if replace {
             tracing::warn!(path = %path.display(), "the secret MAC key is damaged; replacing it (steps that use secrets run again)");
         }
-        if self.write(&path, &key, !replace)? == WriteOutcome::Written {
-            return Ok(key);
+        if self.write(&path, &new, !replace)? == WriteOutcome::Written {
+            return Ok(new);
         }
-        read()?.ok_or_else(|| {
+        key(read()?).ok_or_else(|| {
             Error::io("reading", &path)(std::io::Error::new(
                 ErrorKind::InvalidData,
                 "not a 32-byte key",

@@ -10,7 +10,9 @@
 //!   looks for the record again, and only then does the work and writes it.
 //!   The others wait on the lock and then find the record: one execution,
 //!   one answer for everyone. The lock file is removed once the record
-//!   exists (by whoever holds the lock), so they do not accumulate.
+//!   exists (by whoever holds the lock), so they do not accumulate; a lock
+//!   taken on a file removed meanwhile is taken again on the file at the
+//!   path, so removal never lets two engines in at once.
 //! - **The serving claim** (`StateDir::claim_serving`): one `gantry serve`
 //!   per state directory. A second one is refused with an error naming the
 //!   first one's socket, and `gantry query` finds that socket through
@@ -18,7 +20,7 @@
 
 use std::fs;
 use std::io::{ErrorKind, Read as _, Seek as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use gantry_core::store::RecordKind;
@@ -71,15 +73,25 @@ impl StateDir {
             .join(&hex);
         let parent = lock.parent().expect("lock files have a parent");
         fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock)
-            .map_err(Error::io("opening", &lock))?;
-        file.lock().map_err(Error::io("locking", &lock))?;
+        // The lock file may be removed while we wait for it (by its holder
+        // once the record exists, or by a sweep): a lock on a removed file
+        // excludes nobody, so lock again until the file locked is the one
+        // at the path.
+        let file = loop {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&lock)
+                .map_err(Error::io("opening", &lock))?;
+            file.lock().map_err(Error::io("locking", &lock))?;
+            let held = file.metadata().map_err(Error::io("reading", &lock))?.ino();
+            if fs::metadata(&lock).is_ok_and(|at_path| at_path.ino() == held) {
+                break file;
+            }
+        };
         Ok(RecordLock {
             file,
             lock,

@@ -73,9 +73,8 @@ fn remove_dead(dir: &Path) -> usize {
 
 /// Removes lock files that no engine holds. A lock file is left behind
 /// when its holder died or its work failed; one that is held belongs to
-/// work in progress and stays. (A waiter that opened the file but has not
-/// locked it yet may then lock a removed file while a newcomer locks a new
-/// one: both run the work, whose record is written once per key anyway.)
+/// work in progress and stays. (An engine about to lock a file removed here
+/// notices and locks the new one at the path: see `StateDir::lock_record`.)
 fn unheld_locks(dir: &Path) -> usize {
     let mut removed = 0;
     let mut stack = vec![dir.to_path_buf()];

@@ -355,7 +355,14 @@ mod tests {
         format!("gantry.local/{}/cache:{}", id.trim(), key.hex())
     }
 
+    /// What a recipe's line adds to its JSON: digest, time, spaces, newline.
+    const LINE: u64 = 64 + 1 + 10 + 1 + 1;
+
+    /// Backdates a record (recipes carry their time in the log: written now).
     fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
+        if kind == RecordKind::Recipe {
+            return;
+        }
         let path = state.entry(Bucket::Records(kind), key);
         fs::File::options()
             .write(true)
@@ -375,7 +382,9 @@ mod tests {
             .enumerate()
             .map(|(n, kind)| {
                 let key = Digest::of_bytes(&[n as u8]);
-                store.put(*kind, &key, &[b'x'; 100]).unwrap();
+                // 100 bytes of JSON (recipes must parse).
+                let value = format!("\"{}\"", "x".repeat(98));
+                store.put(*kind, &key, value.as_bytes()).unwrap();
                 age(store.state_dir(), *kind, &key, 1000 - 100 * n as u64);
                 key
             })
@@ -392,11 +401,12 @@ mod tests {
         let (_dir, store, _) = filled();
         let usage = store.state_dir().usage().unwrap();
         for kind in RecordKind::ALL {
+            let overhead = if kind == RecordKind::Recipe { LINE } else { 0 };
             assert_eq!(
                 usage.of(Bucket::Records(kind)),
                 Size {
                     entries: 1,
-                    bytes: 100
+                    bytes: 100 + overhead
                 },
                 "{kind:?}"
             );
@@ -416,7 +426,7 @@ mod tests {
             }
         );
         assert_eq!(usage.of(Bucket::Temp), Size::default());
-        assert_eq!(usage.total().bytes, 1530);
+        assert_eq!(usage.total().bytes, 1530 + LINE);
     }
 
     #[test]
@@ -438,9 +448,10 @@ mod tests {
     fn keep_up_to_removes_the_oldest_evictable_records_first() {
         let (_dir, store, keys) = filled();
         let state = store.state_dir();
-        // Blobs and records hold 1500 bytes; keeping 1300 must drop two
-        // records: the exec (oldest) and the path read (next).
-        let plan = state.plan_prune(Keep::UpTo(1300)).unwrap();
+        // Blobs and records hold 1500 bytes (and a recipe line's overhead);
+        // keeping 200 less must drop two records: the exec (oldest) and the
+        // path read (next).
+        let plan = state.plan_prune(Keep::UpTo(1300 + LINE)).unwrap();
         let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
         assert_eq!(
             planned,
@@ -451,15 +462,16 @@ mod tests {
         assert_eq!((pruned.records, pruned.bytes), (2, 200));
         assert_eq!(state.records(RecordKind::Exec).unwrap(), Vec::new());
         assert_eq!(state.records(RecordKind::HostTree).unwrap().len(), 1);
-        // However small the budget, recipes, blobs and volumes stay.
+        // However small the budget, blobs and volumes stay; the recipe goes
+        // with the results of its time (the log is rewritten without it).
         let plan = state.plan_prune(Keep::UpTo(0)).unwrap();
-        assert!(plan.records().iter().all(|r| r.kind != RecordKind::Recipe));
+        assert!(plan.records().iter().any(|r| r.kind == RecordKind::Recipe));
         state.prune(&plan).unwrap();
         let usage = state.usage().unwrap();
-        assert_eq!(usage.of(Bucket::Records(RecordKind::Recipe)).entries, 1);
+        assert_eq!(usage.of(Bucket::Records(RecordKind::Recipe)), Size::default());
         assert_eq!(usage.of(Bucket::Blobs).entries, 1);
         assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
-        assert_eq!(usage.total().bytes, 1130);
+        assert_eq!(usage.total().bytes, 1030);
     }
 
     #[test]
@@ -471,7 +483,7 @@ mod tests {
         assert_eq!(plan.records().len(), RecordKind::ALL.len());
         assert_eq!(plan.images(), [tag(state, &keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!((pruned.records, pruned.bytes), (5, 1530));
+        assert_eq!((pruned.records, pruned.bytes), (5, 1530 + LINE));
         assert_eq!(state.usage().unwrap().total(), Size::default());
         assert!(!dir.path().join("store").exists());
         assert!(!dir.path().join("cache-volumes").exists());
