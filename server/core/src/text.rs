@@ -97,8 +97,9 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod quoting {
+mod tests {
     use super::*;
+
 
     #[test]
     fn long_arguments_are_cut_with_their_length() {
@@ -108,11 +109,6 @@ mod quoting {
         assert!(shown.len() < ECHO_LIMIT + 40, "{}", shown.len());
         assert!(shown.ends_with(&format!("… ({} bytes)", long.len())), "{shown}");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn expands_both_forms() {

@@ -46,9 +46,13 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !self.docker(&["info"]).status.success() {
-            assert!(Instant::now() < deadline, "the private dockerd did not start");
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.root.join("dockerd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                panic!("the private dockerd did not start within 120 s: {tail:?}");
+            }
             std::thread::sleep(Duration::from_millis(250));
         }
     }

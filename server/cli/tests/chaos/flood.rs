@@ -30,7 +30,7 @@ pub(crate) fn run() -> Outcome {
     let mut idle = Vec::new();
     let mut refused = 0;
     for _ in 0..CONNECTIONS {
-        match TcpStream::connect_timeout(&address, Duration::from_millis(500)) {
+        match TcpStream::connect_timeout(&address, Duration::from_millis(100)) {
             Ok(stream) => idle.push(stream),
             Err(_) => refused += 1,
         }

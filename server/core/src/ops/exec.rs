@@ -179,11 +179,20 @@ async fn run_exec(
             // Other engines on this state directory (every `gantry run` is
             // one) may be running the same step: wait for the one that
             // holds its lock, then look again.
-            let _lock = cx.lock_record(RecordKind::Exec, key).await?;
-            if let Some(record) = recall(cx, &key).await? {
-                cx.events.step(&call.node, &cmd, StepState::Cached, None);
-                return Ok(Arc::new(record));
-            }
+            let lock = cx.lock_record(RecordKind::Exec, key).await?;
+            let _lock = match stored(cx, &key)? {
+                // Produced while we waited. The lock is not held while its
+                // image is checked, so waiting engines go on at once.
+                Some(record) => {
+                    drop(lock);
+                    if usable(cx, &key, &record).await? {
+                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        return Ok(Arc::new(record));
+                    }
+                    cx.lock_record(RecordKind::Exec, key).await?
+                }
+                None => lock,
+            };
             let stdin = stdin(cx, parent, exec).await?;
             let secrets = attached_secrets(cx, parent)?;
             let _locks = cx.lock_cache_volumes(parent).await;
@@ -234,18 +243,28 @@ async fn run_exec(
 /// rmi`, an image prune) makes the step run again rather than break every
 /// step downstream.
 async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
-    let Some(bytes) = cx.store.get(RecordKind::Exec, key)? else {
-        return Ok(None);
-    };
-    let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) else {
-        return Ok(None);
-    };
-    if !cx.runtime.image_exists(&record.image_id).await? {
-        tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
-        return Ok(None);
+    match stored(cx, key)? {
+        Some(record) if usable(cx, key, &record).await? => Ok(Some(record)),
+        _ => Ok(None),
     }
-    debug!(%key, "exec cache hit");
-    Ok(Some(record))
+}
+
+/// The stored result of the exec with cache `key`, if any.
+fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    Ok(cx
+        .store
+        .get(RecordKind::Exec, key)?
+        .and_then(|bytes| serde_json::from_slice::<ExecRecord>(&bytes).ok()))
+}
+
+/// Whether a stored result's image is still on the runtime.
+async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
+    if cx.runtime.image_exists(&record.image_id).await? {
+        debug!(%key, "exec cache hit");
+        return Ok(true);
+    }
+    tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
+    Ok(false)
 }
 
 /// What the command reads on stdin: a file of the container
