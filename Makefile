@@ -8,6 +8,7 @@
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
 #   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
+#   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -37,6 +38,7 @@ TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
+TEST_STEPS += chaos
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -216,3 +218,13 @@ dagger-core: export PATH := $(PATH):/usr/local/go/bin
 dagger-core: setup
 	$(CARGO) build --locked -p gantry
 	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
+# Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
+# hostile local user: SIGKILL at random points, 100 `gantry run` sessions on one state dir,
+# two state dirs and a prune on one daemon, images removed behind gantry's back, a full
+# tmpfs state dir, 1,100 idle connections under `prlimit --nofile=1024`, a 1 GiB host
+# file, a dockerd restart (a private dockerd in its own network namespace). One line per
+# scenario with its figure, then `chaos: N passed, M failed`. Needs root (mount, unshare).
+.PHONY: chaos
+chaos: setup
+	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
+	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos

@@ -75,14 +75,19 @@ pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result
         .await
         .context("while binding a loopback port for the session")?;
     let port = listener.local_addr()?.port();
+    // The session's clients run in the command's directory.
     let socket = bind_session_socket(gantry_api::router(
         schema.clone(),
         Access::Open,
-        workdir.clone(),
+        Some(workdir.clone()),
     ))?;
-    let app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
+    let app = gantry_api::router(
+        schema,
+        Access::Token(Arc::from(token.as_str())),
+        Some(workdir),
+    );
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = gantry_api::serve_tcp(listener, app).await {
             tracing::error!(%error, "session server failed");
         }
     });

@@ -106,7 +106,7 @@ impl Engine {
     async fn query(&self, query: &str, variables: Json) -> Result<Json, Reported> {
         let body = json!({ "query": query, "variables": variables });
         let client = gantry_api::ClientInfo {
-            workdir: self.workdir.clone(),
+            workdir: Some(self.workdir.clone()),
         };
         let response = match gantry_api::execute_json(&self.schema, body, client).await {
             Ok(response) => response,

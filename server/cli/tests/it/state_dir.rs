@@ -115,7 +115,11 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
-    let (old_image, new_image) = (old_record.image().unwrap(), new_record.image().unwrap());
+    let names = DiskStore::open(&state).unwrap().state_dir().image_names();
+    let (old_image, new_image) = (
+        old_record.image(&names).unwrap(),
+        new_record.image(&names).unwrap(),
+    );
     assert!(support::image_exists(&old_image) && support::image_exists(&new_image));
 
     // Keep all but the oldest result's bytes: exactly that result goes,
