@@ -3,7 +3,7 @@
 //! every object a client asks about, and a ~300-byte recipe in a file of its
 //! own took a 4 KiB block and an inode (3,000 IDs: 14 MB in 3,000 files).
 //!
-//! Each line is `<node digest hex> <unix seconds> <op JSON>\n` (serde's JSON
+//! Each line is `<node digest hex> <unix milliseconds> <op JSON>\n` (serde's JSON
 //! has no raw newline). Appends hold an exclusive `flock` on the log, so
 //! engines sharing the state directory never interleave, and first end a
 //! line a crashed writer left torn; readers skip any line that does not
@@ -78,7 +78,7 @@ impl RecipeLog {
         {
             return Ok(());
         }
-        let mut line = format!("{} {} ", key.hex(), now_secs()).into_bytes();
+        let mut line = format!("{} {} ", key.hex(), now_millis()).into_bytes();
         line.extend_from_slice(json);
         line.push(b'\n');
         let file = loop {
@@ -152,7 +152,7 @@ impl RecipeLog {
             .map(|(key, place)| RecipeInfo {
                 key: *key,
                 bytes: place.len,
-                written: UNIX_EPOCH + Duration::from_secs(place.written),
+                written: UNIX_EPOCH + Duration::from_millis(place.written),
             })
             .collect())
     }
@@ -252,10 +252,10 @@ fn parse(line: &[u8]) -> Option<(Digest, u64, &[u8])> {
     Some((key, written, json))
 }
 
-fn now_secs() -> u64 {
+fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

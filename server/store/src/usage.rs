@@ -355,8 +355,8 @@ mod tests {
         format!("gantry.local/{}/cache:{}", id.trim(), key.hex())
     }
 
-    /// What a recipe's line adds to its JSON: digest, time, spaces, newline.
-    const LINE: u64 = 64 + 1 + 10 + 1 + 1;
+    /// What a recipe's line adds to its JSON: digest, time (13 digits of milliseconds), spaces, newline.
+    const LINE: u64 = 64 + 1 + 13 + 1 + 1;
 
     /// Backdates a record (recipes carry their time in the log: written now).
     fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
