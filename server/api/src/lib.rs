@@ -18,7 +18,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use gantry_core::Engine;
 
 pub use client::ClientInfo;
-pub use http::{router, Access};
+pub use http::{router, serve_tcp, Access};
 pub use objects::Query;
 
 /// How deeply a query may nest (one level per chained call). async-graphql's
@@ -42,8 +42,8 @@ pub fn schema(engine: Arc<Engine>) -> GantrySchema {
 }
 
 /// Builds the schema of an engine that serves one session (`gantry run`,
-/// `gantry session`): host paths are read once per session, as Dagger
-/// snapshots them, rather than once per request.
+/// `gantry session`, `gantry call`): host paths are read once per session,
+/// as Dagger snapshots them, rather than once per request.
 pub fn session_schema(engine: Arc<Engine>) -> GantrySchema {
     builder()
         .data(engine)
@@ -81,7 +81,7 @@ pub(crate) fn secret_from_uri(
             message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
         }),
         "file" => {
-            let path = client.resolve(rest);
+            let path = client.resolve(rest)?;
             std::fs::read_to_string(&path).map_err(|error| gantry_core::Error::Host {
                 path: path.display().to_string(),
                 reason: error.to_string(),

@@ -420,12 +420,14 @@ impl Container {
 
     /// The output stream of the last executed command. Returns an error if no command was executed.
     async fn stdout(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stdout.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stdout", &exec.stdout)
     }
 
     /// The error stream of the last executed command. Returns an error if no command was executed.
     async fn stderr(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stderr.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stderr", &exec.stderr)
     }
 
     /// The exit code of the last executed command. Returns an error if no command was executed.
@@ -673,7 +675,8 @@ impl Container {
         inherit_owner: Option<bool>,
         #[graphql(default_with = "Some(false)")] expand: Option<bool>,
         #[graphql(
-            desc = "Permission given to the written directory and its contents (e.g., 0755)."
+            desc = "Permission given to the written directory and its contents (e.g., 0755).",
+            validator(minimum = 0, maximum = 4095)
         )]
         permissions: Option<i32>,
     ) -> Result<Container> {
@@ -706,9 +709,11 @@ impl Container {
             directive = expected_type::apply("File".into())
         )]
         source: ID,
-        #[graphql(desc = "Permission given to the copied file (e.g., 0600).")] permissions: Option<
-            i32,
-        >,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: Option<i32>,
         #[graphql(
             default_with = "Some(String::new())",
             desc = "A user:group to set for the file (IDs or names looked up in the container)."
@@ -748,7 +753,8 @@ impl Container {
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
         #[graphql(
             default_with = "Some(FILE_MODE)",
-            desc = "Permissions of the new file. Example: 0600"
+            desc = "Permissions of the new file. Example: 0600",
+            validator(minimum = 0, maximum = 4095)
         )]
         permissions: Option<i32>,
         #[graphql(
@@ -1078,8 +1084,9 @@ impl Container {
             .await
             .map_err(gql)?;
         let client = client(ctx);
+        let target = client.resolve(&path).map_err(gql)?;
         client
-            .write_host_file_mode(&client.resolve(&path), &tarball, 0o600)
+            .write_host_file_mode(&target, &tarball, 0o600)
             .map_err(gql)
     }
 
@@ -1226,4 +1233,21 @@ impl Container {
             },
         ))
     }
+}
+
+/// A captured stream, unless it reached the capture cap: then part of it
+/// was dropped, and a clear refusal beats a silently cut answer.
+fn capped_output(stream: &str, text: &str) -> Result<String> {
+    use gantry_core::runtime::OUTPUT_CAP;
+    if text.len() < OUTPUT_CAP {
+        return Ok(text.to_owned());
+    }
+    Err(gql(gantry_core::Error::InvalidArgument {
+        message: format!(
+            "the command's {stream} reached the cap of {} MiB that {stream} returns (the rest was \
+             not kept): redirect it to a file (withExec redirectStdout/redirectStderr) and export \
+             that file instead",
+            OUTPUT_CAP >> 20
+        ),
+    }))
 }

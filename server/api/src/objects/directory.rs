@@ -103,9 +103,11 @@ impl Directory {
             directive = expected_type::apply("File".into())
         )]
         source: ID,
-        #[graphql(desc = "Permission given to the copied file (e.g., 0600).")] permissions: Option<
-            i32,
-        >,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: Option<i32>,
         #[graphql(
             default_with = "Some(String::new())",
             desc = "A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd and etc/group."
@@ -133,7 +135,8 @@ impl Directory {
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
         #[graphql(
             default_with = "Some(FILE_MODE)",
-            desc = "Permissions of the new file. Example: 0600"
+            desc = "Permissions of the new file. Example: 0600",
+            validator(minimum = 0, maximum = 4095)
         )]
         permissions: Option<i32>,
     ) -> Directory {
@@ -175,7 +178,8 @@ impl Directory {
         )]
         owner: Option<String>,
         #[graphql(
-            desc = "Permission given to the copied directory and its contents (e.g., 0755)."
+            desc = "Permission given to the copied directory and its contents (e.g., 0755).",
+            validator(minimum = 0, maximum = 4095)
         )]
         permissions: Option<i32>,
     ) -> Result<Directory> {
@@ -200,7 +204,11 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default_with = "Some(FILE_MODE)")] permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,

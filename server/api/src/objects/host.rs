@@ -3,9 +3,9 @@
 //! As in Dagger, a session reads each host directory (per path and filter)
 //! and each host file once, the first time it is asked for, and answers
 //! later calls from that snapshot, unless `noCache` asks for a fresh read.
-//! An engine serving one session (`gantry run`, `gantry session`) keeps the
-//! snapshots for its lifetime (`HostSnapshots`); `gantry serve`, which has no
-//! sessions, reads afresh for every request.
+//! An engine serving one session (`gantry run`, `gantry session`, `gantry
+//! call`) keeps the snapshots for its lifetime (`HostSnapshots`); `gantry
+//! serve`, which has no sessions, reads afresh for every request.
 
 use async_graphql::{Context, Object, Result, ID};
 use dashmap::DashMap;
@@ -88,7 +88,7 @@ impl Host {
         gitignore: Option<bool>,
     ) -> Result<Directory> {
         let engine = engine(ctx);
-        let root = client(ctx).resolve(&path);
+        let root = client(ctx).resolve(&path).map_err(gql)?;
         let (include, exclude) = (include.unwrap_or_default(), exclude.unwrap_or_default());
         let gitignore = gitignore.unwrap_or_default();
         let key = serde_json::json!(["directory", root, include, exclude, gitignore]).to_string();
@@ -128,7 +128,7 @@ impl Host {
         no_cache: Option<bool>,
     ) -> Result<File> {
         let engine = engine(ctx);
-        let target = client(ctx).resolve(&path);
+        let target = client(ctx).resolve(&path).map_err(gql)?;
         let key = serde_json::json!(["file", target]).to_string();
         let store = engine.store().clone();
         let target_read = target.clone();

@@ -125,7 +125,11 @@ impl Query {
         ctx: &Context<'_>,
         name: String,
         contents: String,
-        #[graphql(default_with = "Some(FILE_MODE)")] permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: Option<i32>,
     ) -> File {
         let file = add(
             ctx,
