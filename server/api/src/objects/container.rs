@@ -472,7 +472,7 @@ impl Container {
         owner: String,
         #[graphql(default = false)] inherit_owner: bool,
         #[graphql(default = false)] expand: bool,
-        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
+        #[graphql(validator(custom = "super::file_mode"))] permissions: Option<i32>,
     ) -> Result<Container> {
         let _ = (gitignore, inherit_owner);
         unsupported_expand(expand)?;
@@ -499,7 +499,7 @@ impl Container {
         #[graphql(desc = "Identifier of the file to copy.")] source: ID,
         #[graphql(
             desc = "Permission given to the copied file (e.g., 0600).",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
         #[graphql(default = "")] owner: String,
@@ -532,7 +532,7 @@ impl Container {
         #[graphql(
             default = 420,
             desc = "Permissions of the new file. Example: 0600",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: i32,
         #[graphql(default = "")] owner: String,
