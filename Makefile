@@ -9,6 +9,8 @@
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
+#   make dist            release files in dist/: static musl binaries, install.sh, SDK packages, SHA256SUMS
+#   make image           the gantry container image (FROM scratch) from dist/'s x86_64 archive
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
 #
 # To add a test step: define a target that depends on `setup` and append it to
@@ -36,6 +38,7 @@ TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
+TEST_STEPS += dist-test
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -89,16 +92,18 @@ PYTHON ?= python3
 PY_VENV := sdk-python/.venv
 PIP := $(PY_VENV)/bin/python -m pip --disable-pip-version-check -q
 
-.PHONY: python-test
-python-test: setup
-	$(CARGO) xtask codegen --check
-	$(CARGO) build --locked -p gantry
+.PHONY: python-test python-venv
+python-venv:
 	@if [[ ! -x $(PY_VENV)/bin/python ]]; then $(PYTHON) -m venv $(PY_VENV); fi
 	@if ! cmp -s sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; then \
-		echo "python-test: installing sdk-python/requirements-dev.txt into $(PY_VENV)"; \
+		echo "python-venv: installing sdk-python/requirements-dev.txt into $(PY_VENV)"; \
 		$(PIP) install -r sdk-python/requirements-dev.txt; \
 		cp sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; \
 	fi
+
+python-test: setup python-venv
+	$(CARGO) xtask codegen --check
+	$(CARGO) build --locked -p gantry
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
 	cd sdk-python && .venv/bin/ruff format --check . && .venv/bin/ruff check .
 	cd sdk-python && .venv/bin/mypy src examples tests
@@ -201,3 +206,24 @@ conformance: setup
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
 	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
 		$(PYTHON) conformance-tests/run.py
+
+# Release files (scripts/dist.sh; docs/releasing.md): for each target in DIST_TARGETS (default
+# x86_64 and aarch64 musl) a static binary in dist/gantry-VERSION-TARGET.tar.gz, skipped with a
+# message when its Rust target or cross compiler is missing; dist/install.sh; the SDK packages
+# in dist/sdk/ (scripts/dist-sdks.sh); dist/SHA256SUMS over all of them.
+.PHONY: dist image dist-test
+dist: python-venv
+	bash scripts/dist.sh
+
+# The container image gantry:VERSION (Dockerfile, FROM scratch) from dist/'s x86_64 archive.
+image:
+	bash scripts/image.sh
+
+# The release path on this machine (tests/dist/run.sh): builds the x86_64 musl release once
+# into target/dist (make dist's aarch64 build is left to make dist), then installs the archive
+# with install.sh into a temp folder and runs a real pipeline with the installed binary,
+# refuses a damaged archive, builds and runs the container image against the local daemon,
+# and installs the SDK packages into empty projects. Last line: `dist: N passed, M failed`.
+dist-test: setup python-venv
+	DIST_DIR=$(CURDIR)/target/dist DIST_TARGETS=x86_64-unknown-linux-musl DIST_REQUIRE_ALL=1 bash scripts/dist.sh
+	bash tests/dist/run.sh $(CURDIR)/target/dist
