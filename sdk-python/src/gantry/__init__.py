@@ -22,6 +22,7 @@ connection rules are in `Connection`, the errors in `GantryError`'s subclasses.
 """
 
 from ._connection import Connection
+from ._env import VERSION as __version__
 from ._errors import (
     ConnectError,
     ExecError,
@@ -31,8 +32,6 @@ from ._errors import (
 )
 from ._gen import *  # noqa: F403
 from ._gen import __all__ as _generated
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConnectError",
