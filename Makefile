@@ -30,7 +30,6 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
-TEST_STEPS += docs-test
 TEST_STEPS += python-test
 TEST_STEPS += go-test
 TEST_STEPS += dagger-sdk-test
@@ -39,6 +38,7 @@ TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
 TEST_STEPS += dist-test
+TEST_STEPS += docs-test
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -182,9 +182,19 @@ go-test: setup
 	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
 	cd sdk-go && GANTRY_BIN=$(CURDIR)/target/debug/gantry GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
 
-# The root README's SDK examples must be the ones each SDK's tests run.
-docs-test: setup
-	python3 scripts/check-readme-examples.py
+# Every code block in docs/ is run, or checked identical to a file a test runs
+# (scripts/docs-test.py says how blocks are marked); the root README's SDK examples must be
+# the ones each SDK's tests run. Runs after dist-test in make test: getting-started's
+# `make dist` and `cargo install` then reuse its release build. Needs the Python SDK in
+# sdk-python/.venv and Dagger's Python SDK (conformance-tests/dagger/python/.venv, installed
+# by dagger-sdk-test, or here by its hello scenario when missing).
+.PHONY: docs-test
+docs-test: setup python-venv
+	$(CARGO) build --locked -p gantry
+	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
+	@if [[ ! -x conformance-tests/dagger/python/.venv/bin/python ]]; then \
+		bash conformance-tests/dagger/run.sh hello; fi
+	$(PYTHON) scripts/docs-test.py
 
 # Conformance (conformance-tests/): the same scenarios as small programs in each gantry SDK
 # (Python, TypeScript, Go, PHP), one expected output per scenario, all against one engine

@@ -187,7 +187,8 @@ def environment(tmp: Path) -> dict[str, str]:
     home.mkdir()
     bin_dir = tmp / "bin"
     venv = ROOT / "sdk-python" / ".venv" / "bin"
-    path = [bin_dir, home / ".local" / "bin", venv, ROOT / "target" / "debug"]
+    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    path = [bin_dir, home / ".local" / "bin", venv, ROOT / "target" / "debug", cargo_home / "bin"]
     keep = {k: v for k, v in os.environ.items() if k in {"LANG", "LC_ALL", "TERM", "TMPDIR", "DOCKER_HOST"}}
     keep.update(
         {
@@ -198,13 +199,22 @@ def environment(tmp: Path) -> dict[str, str]:
             "GANTRY_SOCKET": str(tmp / "engine.sock"),
             "GANTRY_PROGRESS": "plain",
             "NO_COLOR": "1",
-            # make dist in a page builds this machine's target only (make dist-test built it).
+            # make dist in a page builds this machine's target only (make dist-test built it),
+            # and `cargo install` reuses that build (same target folder, target and profile),
+            # installing into the temporary folder.
             "DIST_TARGETS": "x86_64-unknown-linux-musl",
+            "CARGO_BUILD_TARGET": "x86_64-unknown-linux-musl",
+            "CARGO_TARGET_DIR": str(ROOT / "target"),
+            "CARGO_INSTALL_ROOT": str(tmp / "cargo"),
+            # The real toolchains, not ones under the temporary HOME.
+            "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup")),
+            "CARGO_HOME": os.environ.get("CARGO_HOME", str(Path.home() / ".cargo")),
             # The images the examples read, here from the local registry.
             "BUSYBOX_IMAGE": f"{fixtures}/busybox:latest",
             "GOLANG_IMAGE": f"{fixtures}/golang:latest",
             "NODE_IMAGE": f"{fixtures}/node:latest",
             "PYTHON_IMAGE": f"{fixtures}/python:latest",
+            "RUST_IMAGE": f"{fixtures}/rust:latest",
             "RUNTIME_IMAGE": f"{fixtures}/static:nonroot",
             "REGISTRY": f"{os.environ.get('GANTRY_TEST_AUTH_REGISTRY', '127.0.0.1:5001')}/gantry-docs",
             "REGISTRY_USER": os.environ.get("GANTRY_TEST_AUTH_REGISTRY_USER", "gantry"),

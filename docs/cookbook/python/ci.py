@@ -23,10 +23,10 @@ async def main() -> None:
         )
         tests = python.with_exec(["python3", "-m", "unittest", "-v"])
         print(await tests.stderr(), end="")
-        app = (
-            tests.with_exec(["python3", "-m", "zipapp", ".", "-m", "greet:main", "-o", "/out/greet.pyz"])
-            .file("/out/greet.pyz")
-        )
+        # Files copied from the host carry a fixed timestamp (1970), which keeps cache keys
+        # independent of mtimes; zip files need dates from 1980 on, so touch them first.
+        zipapp = "find . -exec touch {} + && python3 -m zipapp . -m greet:main -o /tmp/greet.pyz"
+        app = tests.with_exec(["sh", "-c", zipapp]).file("/tmp/greet.pyz")
         await app.export("build/greet.pyz")
         ran = python.with_file("/greet.pyz", app).with_exec(["python3", "/greet.pyz", "zipapp"])
         print(await ran.stdout(), end="")
