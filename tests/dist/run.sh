@@ -229,12 +229,16 @@ composer_package() {
     grep -qx composer.json <<<"$listing" || fail "no composer.json"
     grep -qx 'generated/Api.php' <<<"$listing" || fail "no generated/Api.php"
     if grep -E '^(tests|vendor)/' <<<"$listing"; then fail "tests or vendor packed"; fi
-    # Installed from the archive (an "artifact" repository) into an empty project, offline.
-    mkdir -p "$work/php-project/artifacts"
-    cp "$zip" "$work/php-project/artifacts/"
+    # The archive's contents installed into an empty project, offline: a path repository on
+    # the unpacked archive, with the version a tag would give it on Packagist.
+    mkdir -p "$work/php-project/gantry-sdk"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$zip" "$work/php-project/gantry-sdk"
     cat >"$work/php-project/composer.json" <<EOF
 {
-    "repositories": [{"type": "artifact", "url": "artifacts/"}, {"packagist.org": false}],
+    "repositories": [
+        {"type": "path", "url": "gantry-sdk", "options": {"symlink": false, "versions": {"gantry/sdk": "$version"}}},
+        {"packagist.org": false}
+    ],
     "require": {"gantry/sdk": "$version"}
 }
 EOF
