@@ -20,8 +20,7 @@ python=${PYTHON_VENV:-$root/sdk-python/.venv}/bin/python
 say() { printf 'dist-sdks: %s\n' "$*"; }
 die() { printf 'dist-sdks: error: %s\n' "$*" >&2; exit 1; }
 
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)
-[[ -n $version ]] || die "no version in Cargo.toml's [workspace.package]"
+version=$(bash scripts/version.sh)
 [[ -x $python ]] || die "no Python venv at ${python%/bin/python} (make python-venv creates it)"
 "$python" -c 'import build, hatchling' 2>/dev/null ||
     die "${python%/bin/python} lacks build or hatchling (make python-venv installs sdk-python/requirements-dev.txt)"

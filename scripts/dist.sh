@@ -24,8 +24,7 @@ cargo=${CARGO:-cargo}
 say() { printf 'dist: %s\n' "$*"; }
 die() { printf 'dist: error: %s\n' "$*" >&2; exit 1; }
 
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)
-[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || die "no version in Cargo.toml's [workspace.package]"
+version=$(bash scripts/version.sh)
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 mkdir -p "$out"

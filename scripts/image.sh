@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml")
+version=$(bash "$root/scripts/version.sh")
 archive=${1:-$root/dist/gantry-$version-x86_64-unknown-linux-musl.tar.gz}
 image=${IMAGE:-gantry:$version}
 

@@ -13,7 +13,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dist=$(cd "${1:?usage: tests/dist/run.sh DIST}" && pwd)
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml")
+version=$(bash "$root/scripts/version.sh")
 target=x86_64-unknown-linux-musl
 archive=$dist/gantry-$version-$target.tar.gz
 # shellcheck disable=SC1091
