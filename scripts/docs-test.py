@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,6 +235,7 @@ def run_page(page: Path) -> tuple[int, list[str]]:
         shell = Page(tmp, environment(tmp))
         for block in blocks(page):
             ok: bool
+            started = time.monotonic()
             if block.lang in SHELLS and not block.flags and not block.attrs:
                 ok = shell.run(block)
             elif "save" in block.attrs:
@@ -253,7 +255,8 @@ def run_page(page: Path) -> tuple[int, list[str]]:
                 )
             passed += ok
             status = "ok  " if ok else "FAIL"
-            print(f"  {status}  {block.where()} {block.lang} {' '.join(sorted(block.flags))}".rstrip(), flush=True)
+            took = f" ({time.monotonic() - started:.0f}s)" if block.lang in SHELLS else ""
+            print(f"  {status}  {block.where()} {block.lang} {' '.join(sorted(block.flags))}".rstrip() + took, flush=True)
     return passed, shell.failures
 
 
