@@ -47,7 +47,7 @@ built=()
 skipped=()
 for target in $targets; do
     if ! grep -qx "$target" <<<"$installed_targets"; then
-        say "skipping $target: its Rust standard library is not installed (rustup target add $target; make setup does)"
+        say "skipping $target: its Rust standard library is not installed (rustup target add $target; make setup adds the x86_64 and aarch64 ones)"
         skipped+=("$target")
         continue
     fi
