@@ -676,7 +676,7 @@ impl Container {
         #[graphql(default_with = "Some(false)")] expand: Option<bool>,
         #[graphql(
             desc = "Permission given to the written directory and its contents (e.g., 0755).",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
     ) -> Result<Container> {
@@ -711,7 +711,7 @@ impl Container {
         source: ID,
         #[graphql(
             desc = "Permission given to the copied file (e.g., 0600).",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
         #[graphql(
@@ -754,7 +754,7 @@ impl Container {
         #[graphql(
             default_with = "Some(FILE_MODE)",
             desc = "Permissions of the new file. Example: 0600",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
         #[graphql(

@@ -105,7 +105,7 @@ impl Directory {
         source: ID,
         #[graphql(
             desc = "Permission given to the copied file (e.g., 0600).",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
         #[graphql(
@@ -136,7 +136,7 @@ impl Directory {
         #[graphql(
             default_with = "Some(FILE_MODE)",
             desc = "Permissions of the new file. Example: 0600",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
     ) -> Directory {
@@ -179,7 +179,7 @@ impl Directory {
         owner: Option<String>,
         #[graphql(
             desc = "Permission given to the copied directory and its contents (e.g., 0755).",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
     ) -> Result<Directory> {
@@ -206,7 +206,7 @@ impl Directory {
         path: String,
         #[graphql(
             default_with = "Some(FILE_MODE)",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
     ) -> Directory {

@@ -108,3 +108,15 @@ pub(crate) fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
 pub(crate) fn add(ctx: &Context<'_>, op: impl Into<Op>) -> Arc<DagNode> {
     engine(ctx).add(op)
 }
+
+/// The validator of every `permissions` argument: a Unix file mode, setuid,
+/// setgid and sticky bits allowed (as in Dagger), nothing above them.
+pub(crate) fn file_mode(mode: &i32) -> Result<(), String> {
+    if (0..=0o7777).contains(mode) {
+        Ok(())
+    } else {
+        Err(format!(
+            "permissions {mode} is not a file mode: give 0 to 4095 (0o7777), e.g. 420 for 0o644"
+        ))
+    }
+}

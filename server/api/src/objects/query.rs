@@ -127,7 +127,7 @@ impl Query {
         contents: String,
         #[graphql(
             default_with = "Some(FILE_MODE)",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
         permissions: Option<i32>,
     ) -> File {
