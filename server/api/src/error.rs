@@ -9,8 +9,8 @@ pub(crate) fn to_graphql(error: Error) -> async_graphql::Error {
     let code = error.code();
     let message = error.to_string();
     let base = async_graphql::Error::new(message);
-    match error {
-        Error::Exec(failure) => base.extend_with(|_, ext| {
+    match error.exec_failure() {
+        Some(failure) => base.extend_with(|_, ext| {
             ext.set("_type", "EXEC_ERROR");
             ext.set("code", code);
             ext.set("cmd", failure.cmd.clone());
@@ -18,7 +18,7 @@ pub(crate) fn to_graphql(error: Error) -> async_graphql::Error {
             ext.set("stdout", failure.stdout.clone());
             ext.set("stderr", failure.stderr.clone());
         }),
-        _ => base.extend_with(|_, ext| ext.set("code", code)),
+        None => base.extend_with(|_, ext| ext.set("code", code)),
     }
 }
 

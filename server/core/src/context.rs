@@ -16,10 +16,14 @@ use crate::events::EventSink;
 use crate::inflight::InFlight;
 use crate::oci::ImageFormat;
 use crate::reference::registry_host;
-use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
+use crate::runtime::{ExecSpec, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
+use crate::services::Services;
 use crate::store::{ImageNames, Lock, RecordKind, Store};
 use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing};
+
+/// The platform's default `PATH`, filled in at exec time when unset.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub struct EngineOptions {
     /// How many containers may run at once.
@@ -41,9 +45,12 @@ pub(crate) struct Context {
     pub(crate) execs: InFlight<Digest, Arc<ExecRecord>, Error>,
     /// Images built from container states, by content key.
     builds: InFlight<Digest, String, Error>,
-    /// Bounds how many containers run at once.
+    /// Bounds how many containers run at once (services excepted: they
+    /// run for as long as their dependents, who hold slots).
     pub(crate) exec_slots: Semaphore,
     cache_locks: DashMap<String, Arc<Mutex<()>>>,
+    /// The services running for this engine.
+    pub(crate) services: Services,
 }
 
 impl Context {
@@ -63,6 +70,7 @@ impl Context {
             builds: InFlight::default(),
             exec_slots: Semaphore::new(options.max_parallel.max(1)),
             cache_locks: DashMap::new(),
+            services: Services::default(),
         }
     }
 
@@ -92,6 +100,49 @@ impl Context {
         }))
     }
 
+    /// An exec's environment, workdir and user for `state`. Secret
+    /// variables go apart from the plain ones (see `ExecSpec::secret_env`).
+    pub(crate) fn exec_environment(&self, state: &ContainerState) -> Result<ExecSpec> {
+        let mut env: Vec<String> = state
+            .config
+            .env
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !state.config.env.iter().any(|(name, _)| name == "PATH") {
+            env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        let mut secret_env = Vec::new();
+        for (name, secret) in &state.secret_env {
+            let value = self.secret(secret)?;
+            // A secret variable overrides a plain one of the same name.
+            env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+            secret_env.push(format!("{name}={}", value.plaintext));
+        }
+        Ok(ExecSpec {
+            env,
+            secret_env,
+            workdir: state.workdir(),
+            user: state.config.user.clone(),
+            ..ExecSpec::default()
+        })
+    }
+
+    /// The values of every secret an exec of `state` sees (to scrub its
+    /// output).
+    pub(crate) fn attached_secrets(&self, state: &ContainerState) -> Result<Vec<SecretValue>> {
+        let mut out = Vec::new();
+        for (_, secret) in &state.secret_env {
+            out.push(self.secret(secret)?);
+        }
+        for mount in &state.mounts {
+            if let MountSource::Secret { secret, .. } = &mount.source {
+                out.push(self.secret(secret)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// A root filesystem as the runtime takes it: pending layers as tars.
     pub(crate) fn rootfs_spec(&self, rootfs: &Rootfs) -> Result<RootfsSpec> {
         let layers = rootfs
@@ -118,6 +169,7 @@ impl Context {
             .run(key, || async {
                 let spec = self.rootfs_spec(&state.rootfs)?;
                 let mut config = state.config.clone();
+                config.exposed_ports = state.ports.iter().map(|port| port.oci()).collect();
                 config
                     .labels
                     .entry("dev.gantry.managed".into())

@@ -22,6 +22,8 @@ pub enum Error {
     Exec(Box<ExecFailure>),
     #[error("no command has been set")]
     NoCommand,
+    #[error("no service command has been set: give asService args, or set default args or an entrypoint on the container")]
+    NoServiceCommand,
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("{path}: no such file or directory")]
@@ -55,6 +57,18 @@ pub enum Error {
     Archive(#[source] Arc<std::io::Error>),
     #[error("host path {path}: {reason}")]
     Host { path: String, reason: String },
+    /// A service failed a step that needed it; `context` names the service
+    /// (`start HOST (aliased as ALIAS)`). A service's own exec failure keeps
+    /// its output, so the error reads like Dagger's: `CONTEXT: exit code: N`.
+    #[error("{context}: {}", service_cause(source))]
+    Service { context: String, source: Box<Error> },
+}
+
+fn service_cause(source: &Error) -> String {
+    match source {
+        Error::Exec(failure) => format!("exit code: {}", failure.exit_code),
+        other => other.to_string(),
+    }
 }
 
 impl Error {
@@ -77,16 +91,27 @@ impl Error {
         }
     }
 
+    /// The command failure behind this error, if any (a service's early
+    /// exit carries its service's).
+    pub fn exec_failure(&self) -> Option<&ExecFailure> {
+        match self {
+            Error::Exec(failure) => Some(failure),
+            Error::Service { source, .. } => source.exec_failure(),
+            _ => None,
+        }
+    }
+
     /// A stable, machine-readable code for API errors.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Exec(_) => "EXEC_ERROR",
-            Error::NoCommand => "NO_COMMAND",
+            Error::NoCommand | Error::NoServiceCommand => "NO_COMMAND",
             Error::Runtime(RuntimeError::ImageNotFound { .. }) => "IMAGE_NOT_FOUND",
             Error::Runtime(RuntimeError::Unauthorized { .. }) => "UNAUTHORIZED",
             Error::Runtime(RuntimeError::PathNotFound { .. }) | Error::NotFound { .. } => {
                 "NOT_FOUND"
             }
+            Error::Runtime(RuntimeError::Unsupported { .. }) => "UNSUPPORTED",
             Error::Runtime(_) => "RUNTIME_ERROR",
             Error::NotADirectory { .. } | Error::IsADirectory { .. } => "WRONG_FILE_TYPE",
             Error::PathEscapes { .. } | Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
@@ -95,6 +120,7 @@ impl Error {
             Error::Unsupported { .. } => "UNSUPPORTED",
             Error::Store { .. } | Error::Archive(_) => "INTERNAL",
             Error::Host { .. } => "HOST_ERROR",
+            Error::Service { source, .. } => source.code(),
         }
     }
 }

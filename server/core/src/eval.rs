@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::digest::{Digest, Encoder};
 use crate::error::Result;
 use crate::tree::Tree;
-use crate::value::{ContainerState, FileValue, Kind, Value};
+use crate::value::{ContainerState, FileValue, Kind, ServiceValue, Value};
 
 /// One kind of op: its inputs, its encoding and its evaluation, in one
 /// place. Register a new kind in `ops/mod.rs`.
@@ -162,5 +162,14 @@ impl Inputs {
     /// A cache volume input's name.
     pub(crate) fn cache_volume(&self, digest: &Digest) -> Result<String> {
         self.value(digest).cache_volume()
+    }
+
+    pub(crate) fn service(&self, digest: &Digest) -> Result<Arc<ServiceValue>> {
+        self.value(digest).service()
+    }
+
+    /// A host socket input's path.
+    pub(crate) fn socket(&self, digest: &Digest) -> Result<String> {
+        self.value(digest).socket()
     }
 }

@@ -2,16 +2,26 @@
 //! interprets a tiny command language instead of running anything:
 //! `echo WORDS…` prints, `fail N` exits N, `sleep-ms N` waits, and any
 //! other command prints its own arguments.
+//!
+//! Services (`start_container`) speak their own: `serve PORT…` listens on
+//! each TCP port at a loopback address of its own until signalled,
+//! `serve-after MS PORT…` listens only after a while, `exit N TEXT…` exits
+//! at once with code N and TEXT on stdout, `exit-after MS N` runs a while
+//! and then exits N. `listen_on_step_network` binds loopback ports too.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt as _;
+use tokio::sync::watch;
 
 use crate::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+    ContainerControl, ContainerExit, ExecOutput, ExecSpec, ImageConfig, NetworkSpec, PulledImage,
+    RegistryAuth, RootfsSpec, Runtime, RuntimeError, StartedContainer, StepNetworkListener,
 };
 
 #[derive(Default)]
@@ -26,12 +36,50 @@ pub struct FakeRuntime {
     pub specs: Mutex<Vec<(Vec<String>, Vec<String>)>>,
     /// Every pull's credentials (server, username), if any.
     pub pull_auths: Mutex<Vec<Option<(String, String)>>>,
+    /// Every exec's network spec, in order.
+    pub networks: Mutex<Vec<NetworkSpec>>,
+    /// Services started, and how many of them have stopped.
+    pub service_starts: AtomicUsize,
+    pub service_stops: Arc<AtomicUsize>,
+    /// Every service's command line and network spec, in order.
+    pub services: Mutex<Vec<(Vec<String>, NetworkSpec)>>,
+    /// Addresses handed out (the third and fourth bytes of 127.x.y.z).
+    next_address: AtomicUsize,
 }
 
 impl FakeRuntime {
     pub fn execs(&self) -> usize {
         self.exec_count.load(Ordering::SeqCst)
     }
+
+    /// How many services run now.
+    pub fn services_running(&self) -> usize {
+        self.service_starts.load(Ordering::SeqCst) - self.service_stops.load(Ordering::SeqCst)
+    }
+
+    /// A loopback address no other fake container has.
+    fn address(&self) -> IpAddr {
+        let n = self.next_address.fetch_add(1, Ordering::SeqCst) + 1;
+        // 127.0.0.0/8 is loopback on Linux: every address in it can be bound.
+        IpAddr::V4(Ipv4Addr::new(127, 77, (n / 250) as u8, (n % 250 + 1) as u8))
+    }
+}
+
+/// A fake service's control: signalling it makes it exit.
+struct FakeControl {
+    stop: watch::Sender<Option<i64>>,
+}
+
+#[async_trait]
+impl ContainerControl for FakeControl {
+    async fn signal(&self, kill: bool) -> Result<(), RuntimeError> {
+        let _ = self.stop.send(Some(if kill { 137 } else { 143 }));
+        Ok(())
+    }
+}
+
+fn number(args: &[String], index: usize) -> u64 {
+    args.get(index).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 #[async_trait]
@@ -67,6 +115,10 @@ impl Runtime for FakeRuntime {
         let number = self.exec_count.fetch_add(1, Ordering::SeqCst) + 1;
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_concurrent.fetch_max(running, Ordering::SeqCst);
+        self.networks
+            .lock()
+            .expect("not poisoned")
+            .push(spec.network.clone());
         let mut env = spec.env.clone();
         env.extend(spec.secret_env.iter().cloned());
         self.envs.lock().expect("not poisoned").push(env.clone());
@@ -142,5 +194,90 @@ impl Runtime for FakeRuntime {
 
     async fn remove_orphans(&self) -> Result<usize, RuntimeError> {
         Ok(0)
+    }
+
+    async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        self.service_starts.fetch_add(1, Ordering::SeqCst);
+        self.services
+            .lock()
+            .expect("not poisoned")
+            .push((spec.args.clone(), spec.network.clone()));
+        let address = self.address();
+        let args = spec.args;
+        let (stop, mut stopped) = watch::channel(None::<i64>);
+        let stops = self.service_stops.clone();
+        let command = args.first().cloned().unwrap_or_default();
+        let (delay, ports) = match command.as_str() {
+            "serve" => (0, &args[1..]),
+            "serve-after" => (number(&args, 1), args.get(2..).unwrap_or_default()),
+            _ => (0, &[][..]),
+        };
+        let ports: Vec<u16> = ports.iter().filter_map(|p| p.parse().ok()).collect();
+        let exited = async move {
+            let exit = match command.as_str() {
+                "exit" => ContainerExit {
+                    exit_code: Some(number(&args, 1) as i64),
+                    stdout: format!("{}\n", args.get(2..).unwrap_or_default().join(" ")).into_bytes(),
+                    stderr: b"fake service failed\n".to_vec(),
+                    error: None,
+                },
+                _ => {
+                    let mut listeners = Vec::new();
+                    let serve = async {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        for port in &ports {
+                            if let Ok(listener) = tokio::net::TcpListener::bind((address, *port)).await {
+                                listeners.push(listener);
+                            }
+                        }
+                        if command == "exit-after" {
+                            tokio::time::sleep(Duration::from_millis(number(&args, 1))).await;
+                            return Some(number(&args, 2) as i64);
+                        }
+                        std::future::pending::<Option<i64>>().await
+                    };
+                    let code = tokio::select! {
+                        code = serve => code,
+                        signal = stopped.wait_for(Option::is_some) => signal.map_or(None, |code| *code),
+                    };
+                    drop(listeners);
+                    ContainerExit {
+                        exit_code: code,
+                        ..ContainerExit::default()
+                    }
+                }
+            };
+            stops.fetch_add(1, Ordering::SeqCst);
+            exit
+        }
+        .boxed()
+        .shared();
+        // Run it even when nobody waits, as a real process would.
+        tokio::spawn(exited.clone());
+        Ok(StartedContainer {
+            address,
+            exited,
+            control: Box::new(FakeControl { stop }),
+        })
+    }
+
+    async fn listen_on_step_network(
+        &self,
+        ports: &[u16],
+    ) -> Result<StepNetworkListener, RuntimeError> {
+        let address = self.address();
+        let listeners = ports
+            .iter()
+            .map(|port| std::net::TcpListener::bind((address, *port)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| RuntimeError::Failed {
+                action: "binding fake host service ports".into(),
+                reason: error.to_string(),
+            })?;
+        Ok(StepNetworkListener {
+            address,
+            listeners,
+            guard: Box::new(()),
+        })
     }
 }

@@ -187,6 +187,18 @@ impl PreparedMounts {
                         .secret_files
                         .push(file.to_string_lossy().into_owned());
                 }
+                MountSource::Socket { host_path } => {
+                    let socket = Path::new(host_path);
+                    if !socket.exists() {
+                        return Err(Error::Host {
+                            path: host_path.clone(),
+                            reason: "the Unix socket is gone (withUnixSocket mounts it as it is \
+                                     when the step runs)"
+                                .into(),
+                        });
+                    }
+                    prepared.bind(socket, path, false);
+                }
             }
         }
         Ok(prepared)
@@ -322,6 +334,11 @@ pub(crate) fn read_input(
             }
         }
         MountSource::Temp { .. } => Err(Error::NotFound { path: path.into() }),
+        MountSource::Socket { .. } => Err(Error::InvalidArgument {
+            message: format!(
+                "{path} is a Unix socket (withUnixSocket): stdin cannot read from one"
+            ),
+        }),
         MountSource::Directory { .. } | MountSource::File(_) => Ok(None),
     }
 }

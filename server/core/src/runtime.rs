@@ -6,9 +6,11 @@
 //! `gantry-docker` implements it with bollard; `FakeRuntime` (tests) in memory.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 
 /// Image configuration as gantry tracks it (a subset of the OCI image config).
@@ -24,6 +26,9 @@ pub struct ImageConfig {
     /// The image's `CMD`.
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// `EXPOSE`d ports as OCI writes them (`8080/tcp`), in order.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 /// The platform containers run as on this machine (`linux/amd64`, …), in
@@ -147,6 +152,77 @@ pub struct ExecSpec {
     /// start (a bind mount keeps the file for the container), so no secret
     /// value outlives the start on the host, whatever happens next.
     pub remove_after_start: Vec<String>,
+    /// Names and addresses on the step network.
+    pub network: NetworkSpec,
+}
+
+/// How a container sees the step network: every container of an engine
+/// (execs and services) is on one network, where they reach each other by
+/// address. Names come from the solver, which decides what each step may
+/// resolve.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The container's own hostname; empty for the runtime's default.
+    pub hostname: String,
+    /// Names every container of the engine resolves to this one through
+    /// DNS (a service's hostname, bare and in the search domain).
+    pub aliases: Vec<String>,
+    /// Extra `/etc/hosts` lines: the services a step is bound to, by alias
+    /// and by hostname.
+    pub hosts: Vec<(String, IpAddr)>,
+    /// DNS search domains, so that bare service hostnames resolve.
+    pub search: Vec<String>,
+}
+
+/// A container started by `Runtime::start_container`, whose process keeps
+/// running until it exits or is signalled.
+pub struct StartedContainer {
+    /// Its address on the step network: every step and the engine's host
+    /// reach it there.
+    pub address: IpAddr,
+    /// Resolves once the process has exited (any number of waiters).
+    pub exited: Shared<BoxFuture<'static, ContainerExit>>,
+    /// Signals the process; dropping it removes the container (and kills
+    /// the process if it still runs).
+    pub control: Box<dyn ContainerControl>,
+}
+
+impl std::fmt::Debug for StartedContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedContainer")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a started container's process ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerExit {
+    /// `None` when the runtime lost track of it (`error` says why).
+    pub exit_code: Option<i64>,
+    /// What it wrote, up to a cap (the runtime keeps the first part).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub error: Option<String>,
+}
+
+/// What the solver can do to a running container.
+#[async_trait]
+pub trait ContainerControl: Send + Sync {
+    /// Sends SIGTERM, or SIGKILL with `kill`, and returns once sent (a
+    /// process that already exited is not an error).
+    async fn signal(&self, kill: bool) -> Result<(), RuntimeError>;
+}
+
+/// Listening sockets the engine itself serves on the step network, at an
+/// address of their own (`Host.service`: containers reach a port of the
+/// engine's host there). Dropping it releases the address.
+pub struct StepNetworkListener {
+    pub address: IpAddr,
+    /// One per requested port, in order, bound to `address`'s port space.
+    pub listeners: Vec<std::net::TcpListener>,
+    /// Releases the address when dropped.
+    pub guard: Box<dyn Send + Sync>,
 }
 
 /// The most of each output stream (stdout, stderr) of a command a runtime
@@ -184,6 +260,8 @@ pub enum RuntimeError {
     ImageMissing { image: String },
     #[error("container runtime failed while {action}: {reason}")]
     Failed { action: String, reason: String },
+    #[error("{what} is not supported by this container runtime")]
+    Unsupported { what: String },
 }
 
 /// Everything the solver needs from a container runtime.
@@ -245,4 +323,33 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes containers left behind by engines that are no longer running.
     /// Returns how many were removed.
     async fn remove_orphans(&self) -> Result<usize, RuntimeError>;
+
+    // ---- Services. The defaults refuse, so a runtime can run pipelines
+    // before it runs services.
+
+    /// Starts `spec` as a long-running container (a service) and returns once
+    /// its process runs. Nothing is committed; `spec.commit_tag` and
+    /// `spec.stdin` are ignored. Its output is kept for errors (capped).
+    async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        let _ = spec;
+        Err(RuntimeError::Unsupported {
+            what: "running services".into(),
+        })
+    }
+
+    /// Binds `ports` (TCP) at an address of their own on the step network,
+    /// for the engine to serve (`Host.service`).
+    async fn listen_on_step_network(
+        &self,
+        ports: &[u16],
+    ) -> Result<StepNetworkListener, RuntimeError> {
+        let _ = ports;
+        Err(RuntimeError::Unsupported {
+            what: "reaching the host from containers".into(),
+        })
+    }
+
+    /// Releases what the runtime set up for this engine (the step network).
+    /// Called once, when the engine stops, after every container is gone.
+    async fn shutdown(&self) {}
 }

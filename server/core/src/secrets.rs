@@ -54,6 +54,20 @@ impl Secrets {
         self.mac(&format!("gantry.cacheKey\0{cache_key}"))
     }
 
+    /// A host socket's handle: a MAC of its path and of the identity of the
+    /// socket file there (device and inode), so a cache key never holds a
+    /// socket by its path alone.
+    pub(crate) fn socket_handle(&self, path: &str, identity: &str) -> Digest {
+        let mut mac = self.hmac();
+        for part in [path, identity] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        let mut encoder = Encoder::new(Domain::SocketHandle);
+        encoder.bytes(&mac.finalize().into_bytes());
+        encoder.finish()
+    }
+
     /// Keeps the value of the secret node `digest`.
     pub(crate) fn insert(&self, digest: Digest, name: &str, plaintext: &str) {
         self.values.insert(

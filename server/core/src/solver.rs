@@ -25,13 +25,31 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, Inputs};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
+use crate::launch;
 use crate::oci::ImageFormat;
 use crate::ops::{Node, Op, Secret};
 use crate::reference::normalize_reference;
 use crate::runtime::Runtime;
+use crate::services::{Lease, Services};
 use crate::store::{RecordKind, Store};
 use crate::tree::Tree;
-use crate::value::{ContainerState, FileValue, Kind, SecretValue, Value};
+use crate::value::{
+    ContainerState, FileValue, Kind, PortSpec, SecretValue, ServiceSource, ServiceValue, Value,
+};
+
+/// A hold on a running service (`Engine::hold_service`); dropping it lets
+/// the service stop after its grace period.
+pub struct ServiceHold {
+    lease: Lease,
+}
+
+impl ServiceHold {
+    /// The service's ports as reached from where it is held (a tunnel's
+    /// host ports).
+    pub fn ports(&self) -> &[PortSpec] {
+        &self.lease.instance.ports
+    }
+}
 
 pub struct Engine {
     cx: Context,
@@ -48,6 +66,20 @@ impl Engine {
             persisted: DashSet::new(),
             values: InFlight::default(),
         }
+    }
+
+    /// How long a service outlives its last dependent (10 s by default,
+    /// as in Dagger).
+    pub fn with_service_grace(mut self, grace: std::time::Duration) -> Self {
+        self.cx.services = Services::new(grace);
+        self
+    }
+
+    /// Stops every service and releases what the runtime set up for this
+    /// engine. Call once, when the engine stops.
+    pub async fn shutdown(&self) {
+        self.cx.services.shutdown().await;
+        self.cx.runtime.shutdown().await;
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -218,6 +250,99 @@ impl Engine {
 
     pub async fn file(&self, digest: Digest) -> Result<Arc<FileValue>> {
         self.evaluate(digest).await?.file()
+    }
+
+    pub async fn service(&self, digest: Digest) -> Result<Arc<ServiceValue>> {
+        self.evaluate(digest).await?.service()
+    }
+
+    /// The handle of a host Unix socket (see `ops::HostUnixSocket`).
+    pub fn socket_handle(&self, path: &str, identity: &str) -> Digest {
+        self.cx.secrets.socket_handle(path, identity)
+    }
+
+    /// Starts a service (if it does not run) and keeps it running until
+    /// `stop_service` (`Service.start`).
+    pub async fn start_service(&self, digest: Digest) -> Result<()> {
+        let service = self.service(digest).await?;
+        let lease = launch::start(&self.cx, &service).await?;
+        self.cx.services.keep_started(service.key, lease);
+        Ok(())
+    }
+
+    /// Stops a service now, whoever uses it (`Service.stop`): SIGTERM, or
+    /// SIGKILL with `kill`.
+    pub async fn stop_service(&self, digest: Digest, kill: bool) -> Result<()> {
+        let service = self.service(digest).await?;
+        self.cx.services.stop(&service.key, kill).await;
+        Ok(())
+    }
+
+    /// Starts a service and holds it for as long as the returned hold lives
+    /// (`up`, which forwards ports until its client goes away).
+    pub async fn hold_service(&self, digest: Digest) -> Result<ServiceHold> {
+        let service = self.service(digest).await?;
+        let lease = launch::start(&self.cx, &service).await?;
+        Ok(ServiceHold { lease })
+    }
+
+    /// A service's ports. A tunnel's are chosen when it starts, so it must
+    /// run (`Service.start`) first.
+    pub async fn service_ports(&self, digest: Digest) -> Result<Vec<PortSpec>> {
+        let service = self.service(digest).await?;
+        match &service.source {
+            ServiceSource::Tunnel { .. } => Ok(self.running_tunnel(&service)?.ports.clone()),
+            _ => Ok(service.ports()),
+        }
+    }
+
+    /// `Service.endpoint`: `host:port`, or `scheme://host:port`. Without a
+    /// port, the first one the service has.
+    pub async fn service_endpoint(
+        &self,
+        digest: Digest,
+        port: Option<u16>,
+        scheme: &str,
+    ) -> Result<String> {
+        let service = self.service(digest).await?;
+        let (host, ports) = match &service.source {
+            ServiceSource::Tunnel { .. } => {
+                let running = self.running_tunnel(&service)?;
+                (running.hostname.clone(), running.ports.clone())
+            }
+            _ => (service.hostname.clone(), service.ports()),
+        };
+        let port = match port {
+            Some(port) => port,
+            None => ports
+                .first()
+                .map(|p| p.port)
+                .ok_or_else(|| Error::InvalidArgument {
+                    message: "Service.endpoint: no port given and the service exposes none \
+                          (withExposedPort)"
+                        .into(),
+                })?,
+        };
+        Ok(if scheme.is_empty() {
+            format!("{host}:{port}")
+        } else {
+            format!("{scheme}://{host}:{port}")
+        })
+    }
+
+    fn running_tunnel(&self, service: &ServiceValue) -> Result<Arc<crate::services::Instance>> {
+        self.cx
+            .services
+            .running(&service.key)
+            .ok_or_else(|| Error::InvalidArgument {
+                message: format!(
+                    "the tunnel to {} is not running: start it first (Service.start)",
+                    match &service.source {
+                        ServiceSource::Tunnel { upstream, .. } => upstream.hostname.as_str(),
+                        _ => service.hostname.as_str(),
+                    }
+                ),
+            })
     }
 
     /// A secret's value, when this engine holds it.

@@ -18,6 +18,8 @@ pub enum Kind {
     File,
     Secret,
     CacheVolume,
+    Service,
+    Socket,
 }
 
 impl Kind {
@@ -28,6 +30,8 @@ impl Kind {
             Kind::File => "File",
             Kind::Secret => "Secret",
             Kind::CacheVolume => "CacheVolume",
+            Kind::Service => "Service",
+            Kind::Socket => "Socket",
         }
     }
 
@@ -38,6 +42,8 @@ impl Kind {
             Kind::File,
             Kind::Secret,
             Kind::CacheVolume,
+            Kind::Service,
+            Kind::Socket,
         ]
         .into_iter()
         .find(|kind| kind.name() == name)
@@ -102,6 +108,10 @@ pub(crate) enum MountSource {
         mode: u32,
         owner: Owner,
     },
+    /// A Unix socket of the engine's host (`withUnixSocket`).
+    Socket {
+        host_path: String,
+    },
 }
 
 impl MountSource {
@@ -113,6 +123,7 @@ impl MountSource {
             MountSource::Cache { .. } => "cache volume",
             MountSource::Temp { .. } => "temporary directory",
             MountSource::Secret { .. } => "secret",
+            MountSource::Socket { .. } => "Unix socket",
         }
     }
 }
@@ -152,6 +163,13 @@ pub struct ContainerState {
     pub(crate) secret_env: Vec<(String, Digest)>,
     /// Registry address → (username, secret node digest).
     pub(crate) registry_auth: Vec<(String, String, Digest)>,
+    /// Exposed ports, in the order they were added.
+    pub ports: Vec<PortSpec>,
+    /// Services this container's execs reach, by alias.
+    pub services: Vec<ServiceBinding>,
+    /// Whether `withDefaultArgs` set the default args (then `asService`
+    /// runs them without the entrypoint unless asked to).
+    pub(crate) default_args_set: bool,
 }
 
 impl ContainerState {
@@ -209,6 +227,156 @@ impl ContainerState {
             Ok(())
         })
     }
+}
+
+impl ContainerState {
+    /// Moves the ports an image config exposes into the container's ports
+    /// (after those already there; the image's description-less entries do
+    /// not replace ones with descriptions).
+    pub(crate) fn adopt_image_ports(&mut self) {
+        for exposed in std::mem::take(&mut self.config.exposed_ports) {
+            let (number, protocol) = exposed.split_once('/').unwrap_or((&exposed, "tcp"));
+            let Ok(port) = number.parse::<u16>() else {
+                continue;
+            };
+            let protocol = if protocol.eq_ignore_ascii_case("udp") {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            if !self
+                .ports
+                .iter()
+                .any(|p| p.port == port && p.protocol == protocol)
+            {
+                self.ports.push(PortSpec {
+                    port,
+                    protocol,
+                    description: None,
+                    skip_healthcheck: false,
+                });
+            }
+        }
+    }
+}
+
+/// A network protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// As OCI configs and encodings write it: `tcp`, `udp`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// An exposed port (`withExposedPort`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub port: u16,
+    pub protocol: Protocol,
+    pub description: Option<String>,
+    /// Not waited for before dependents start.
+    pub skip_healthcheck: bool,
+}
+
+impl PortSpec {
+    /// The OCI config's name for it: `8080/tcp`.
+    pub fn oci(&self) -> String {
+        format!("{}/{}", self.port, self.protocol.tag())
+    }
+}
+
+/// A port forward: `frontend` on one side to `backend` on the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    /// `None`: the same as the backend (host services) or a free port
+    /// (tunnels), as Dagger does.
+    pub frontend: Option<u16>,
+    pub backend: u16,
+    pub protocol: Protocol,
+}
+
+/// A service bound into a container under an alias.
+#[derive(Debug, Clone)]
+pub struct ServiceBinding {
+    pub alias: String,
+    pub service: Arc<ServiceValue>,
+}
+
+/// What a `Service` node evaluates to: what to run, and under which name.
+#[derive(Debug, Clone)]
+pub struct ServiceValue {
+    /// The content key: dependents' cache keys hold it.
+    pub key: Digest,
+    /// `withHostname`'s, else derived from the key (stable across sessions).
+    pub hostname: String,
+    pub source: ServiceSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ServiceSource {
+    /// `asService`: a container and the full command line it runs.
+    Container {
+        state: Arc<ContainerState>,
+        cmd: Vec<String>,
+    },
+    /// `Host.service`: ports of the engine's host (`host`), reachable from
+    /// containers at the service's own address.
+    Host {
+        host: String,
+        forwards: Vec<PortForward>,
+    },
+    /// `Host.tunnel`: ports of a service, reachable on the engine's host.
+    Tunnel {
+        upstream: Arc<ServiceValue>,
+        forwards: Vec<PortForward>,
+    },
+}
+
+impl ServiceValue {
+    /// The ports a dependent can reach, as far as they are known before
+    /// the service runs (a tunnel's are chosen when it starts).
+    pub fn ports(&self) -> Vec<PortSpec> {
+        match &self.source {
+            ServiceSource::Container { state, .. } => state.ports.clone(),
+            ServiceSource::Host { forwards, .. } => forwards
+                .iter()
+                .map(|forward| PortSpec {
+                    port: forward.frontend.unwrap_or(forward.backend),
+                    protocol: forward.protocol,
+                    description: None,
+                    skip_healthcheck: false,
+                })
+                .collect(),
+            ServiceSource::Tunnel { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The hostname a service gets unless `withHostname` names it: 13 base32
+/// characters of its key (the same service has the same name in every
+/// session).
+pub(crate) fn host_hash(key: &Digest) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let bytes = hex::decode(key.hex()).expect("a digest's hex decodes");
+    let head: [u8; 16] = bytes[..16].try_into().expect("a digest has 32 bytes");
+    let mut bits = u128::from_be_bytes(head);
+    (0..13)
+        .map(|_| {
+            let symbol = ALPHABET[(bits >> 123) as usize];
+            bits <<= 5;
+            char::from(symbol)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,10 +480,23 @@ impl std::fmt::Debug for SecretValue {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Container(Arc<ContainerState>),
-    Directory { tree: Arc<Tree>, key: Digest },
+    Directory {
+        tree: Arc<Tree>,
+        key: Digest,
+    },
     File(Arc<FileValue>),
-    Secret { mac: Digest },
-    CacheVolume { key: String },
+    Secret {
+        mac: Digest,
+    },
+    CacheVolume {
+        key: String,
+    },
+    Service(Arc<ServiceValue>),
+    /// A host Unix socket: `key` stands for it in cache keys.
+    Socket {
+        key: Digest,
+        path: String,
+    },
 }
 
 impl Value {
@@ -340,6 +521,8 @@ impl Value {
                 encoder.str(key);
                 encoder.finish()
             }
+            Value::Service(service) => service.key,
+            Value::Socket { key, .. } => *key,
         }
     }
 
@@ -350,6 +533,8 @@ impl Value {
             Value::File(_) => Kind::File,
             Value::Secret { .. } => Kind::Secret,
             Value::CacheVolume { .. } => Kind::CacheVolume,
+            Value::Service(_) => Kind::Service,
+            Value::Socket { .. } => Kind::Socket,
         }
     }
 
@@ -389,5 +574,36 @@ impl Value {
             Value::CacheVolume { key } => Ok(key.clone()),
             other => Err(other.mismatch(Kind::CacheVolume)),
         }
+    }
+
+    pub(crate) fn service(&self) -> Result<Arc<ServiceValue>> {
+        match self {
+            Value::Service(service) => Ok(service.clone()),
+            other => Err(other.mismatch(Kind::Service)),
+        }
+    }
+
+    /// A host socket's path.
+    pub(crate) fn socket(&self) -> Result<String> {
+        match self {
+            Value::Socket { path, .. } => Ok(path.clone()),
+            other => Err(other.mismatch(Kind::Socket)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_hashes_are_stable_dns_labels() {
+        let name = host_hash(&Digest::of_bytes(b"service"));
+        assert_eq!(name.len(), 13);
+        assert!(name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+        assert_eq!(name, host_hash(&Digest::of_bytes(b"service")));
+        assert_ne!(name, host_hash(&Digest::of_bytes(b"other")));
     }
 }

@@ -202,6 +202,7 @@ impl Operation for WithEntrypoint {
             state.config.entrypoint = self.args.clone();
             if !self.keep_default_args {
                 state.config.cmd.clear();
+                state.default_args_set = false;
             }
             Ok(())
         })
@@ -230,12 +231,13 @@ impl Operation for WithDefaultArgs {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         call.derive(&self.parent, |state| {
             state.config.cmd = self.args.clone();
+            state.default_args_set = true;
             Ok(())
         })
     }
 }
 
-/// `Container.withLabel` (and `withExposedPort`, recorded as a label).
+/// `Container.withLabel`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WithLabel {

@@ -14,17 +14,14 @@ use crate::digest::Digest;
 use crate::error::{Error, ExecFailure, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
-use crate::mounts::PreparedMounts;
-use crate::runtime::{ExecOutput, ExecSpec};
+use crate::launch;
+use crate::runtime::ExecOutput;
 use crate::store::RecordKind;
 use crate::text::{expand_vars, scrub_secrets, tail};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
     ContainerState, ExecRecord, FileValue, Kind, Layer, MountSource, Rootfs, SecretValue, Value,
 };
-
-/// The platform's default `PATH`, filled in at exec time when unset.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The most output an exec error carries per stream.
 const ERROR_OUTPUT_CAP: usize = 100 * 1024;
@@ -209,47 +206,49 @@ async fn run_exec(
                 None => lock,
             };
             let stdin = stdin(cx, parent, exec).await?;
-            let secrets = attached_secrets(cx, parent)?;
-            let _locks = cx.lock_cache_volumes(parent).await;
-            let mounts = PreparedMounts::prepare(cx, parent)?;
-            let environment = environment(cx, parent)?;
-            let spec = ExecSpec {
-                rootfs: cx.rootfs_spec(&parent.rootfs)?,
-                args: cmd.clone(),
-                stdin,
-                mounts: mounts.binds.clone(),
-                tmpfs: mounts.tmpfs.clone(),
-                labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
-                commit_tag: cx.images.step(&key),
-                remove_after_start: mounts.secret_files.clone(),
-                ..environment
-            };
+            let mut process =
+                launch::prepare(cx, parent, cmd.clone())
+                    .await
+                    .inspect_err(|error| {
+                        let detail = Some(error.to_string());
+                        cx.events.step(&call.node, &cmd, StepState::Failed, detail);
+                    })?;
+            process.spec.stdin = stdin;
+            process.spec.labels = [("dev.gantry.step".to_owned(), key.hex())].into();
+            process.spec.commit_tag = cx.images.step(&key);
             let _slot = cx
                 .exec_slots
                 .acquire()
                 .await
                 .expect("the exec semaphore is never closed");
             cx.events.step(&call.node, &cmd, StepState::Running, None);
-            let output = cx
+            let run = cx
                 .runtime
-                .exec(spec)
-                .instrument(info_span!("exec", %key))
-                .await
-                .map_err(Error::from);
+                .exec(process.spec.clone())
+                .instrument(info_span!("exec", %key));
+            // A bound service that stops fails the step at once (dropping
+            // the exec removes its container) rather than leave it hanging.
+            let output = tokio::select! {
+                output = run => output.map_err(Error::from),
+                error = process.services.exited() => Err(error),
+            };
             // What the command left in writable directory mounts, read back
             // before the scratch copies go.
             let output = output.and_then(|output| {
-                let record = record_of(output.clone(), cmd.clone(), Vec::new(), &secrets);
+                let record = record_of(output.clone(), cmd.clone(), Vec::new(), &process.secrets);
                 for (target, text) in redirects(parent, exec, &record)? {
-                    mounts.write_output(cx, parent, &target, text.as_bytes())?;
+                    process
+                        .mounts
+                        .write_output(cx, parent, &target, text.as_bytes())?;
                 }
-                Ok((output, mounts.read_back(cx)?))
+                Ok((output, process.mounts.read_back(cx)?))
             });
-            drop(mounts);
-            let (output, mount_trees) = output.inspect_err(|_| {
-                cx.events.step(&call.node, &cmd, StepState::Failed, None);
+            let (output, mount_trees) = output.inspect_err(|error| {
+                let detail = Some(error.to_string());
+                cx.events.step(&call.node, &cmd, StepState::Failed, detail);
             })?;
-            let record = record_of(output, cmd.clone(), mount_trees, &secrets);
+            let record = record_of(output, cmd.clone(), mount_trees, &process.secrets);
+            drop(process);
             check_outcome(cx, call, exec, &record)?;
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
@@ -306,34 +305,6 @@ async fn stdin(cx: &Context, parent: &ContainerState, exec: &ExecArgs) -> Result
     }
 }
 
-/// The exec's environment, workdir and user. Secret variables go apart
-/// from the plain ones (see `ExecSpec::secret_env`).
-fn environment(cx: &Context, parent: &ContainerState) -> Result<ExecSpec> {
-    let mut env: Vec<String> = parent
-        .config
-        .env
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-    if !parent.config.env.iter().any(|(name, _)| name == "PATH") {
-        env.push(format!("PATH={DEFAULT_PATH}"));
-    }
-    let mut secret_env = Vec::new();
-    for (name, secret) in &parent.secret_env {
-        let value = cx.secret(secret)?;
-        // A secret variable overrides a plain one of the same name.
-        env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
-        secret_env.push(format!("{name}={}", value.plaintext));
-    }
-    Ok(ExecSpec {
-        env,
-        secret_env,
-        workdir: parent.workdir(),
-        user: parent.config.user.clone(),
-        ..ExecSpec::default()
-    })
-}
-
 /// The record of a finished command, its output scrubbed of `secrets`.
 fn record_of(
     output: ExecOutput,
@@ -376,20 +347,6 @@ fn check_outcome(cx: &Context, call: &Call, exec: &ExecArgs, record: &ExecRecord
         stdout: tail(&record.stdout, ERROR_OUTPUT_CAP),
         stderr: tail(&record.stderr, ERROR_OUTPUT_CAP),
     })))
-}
-
-/// The values of every secret an exec of `state` sees (to scrub output).
-fn attached_secrets(cx: &Context, state: &ContainerState) -> Result<Vec<SecretValue>> {
-    let mut out = Vec::new();
-    for (_, secret) in &state.secret_env {
-        out.push(cx.secret(secret)?);
-    }
-    for mount in &state.mounts {
-        if let MountSource::Secret { secret, .. } = &mount.source {
-            out.push(cx.secret(secret)?);
-        }
-    }
-    Ok(out)
 }
 
 /// The full command `withExec` runs: entrypoint (when asked) + args, or the

@@ -72,6 +72,7 @@ impl Operation for FromImage {
         encoder.digest(&call.key).str(&pulled.image_id);
         state.key = Some(encoder.finish());
         state.config = merge_image_config(&parent.config, &pulled.config);
+        state.adopt_image_ports();
         state.rootfs = Rootfs {
             image_id: Some(pulled.image_id.clone()),
             layers: Vec::new(),
@@ -158,7 +159,7 @@ impl Operation for Import {
         let loaded = cx.runtime.load_image(Bytes::from(tarball)).await?;
         let mut encoder = Encoder::new(Domain::ImportKey);
         encoder.digest(&call.key).str(&loaded.image_id);
-        Ok(Value::Container(Arc::new(ContainerState {
+        let mut state = ContainerState {
             key: Some(encoder.finish()),
             config: loaded.config,
             rootfs: Rootfs {
@@ -166,7 +167,9 @@ impl Operation for Import {
                 layers: Vec::new(),
             },
             ..ContainerState::default()
-        })))
+        };
+        state.adopt_image_ports();
+        Ok(Value::Container(Arc::new(state)))
     }
 }
 

@@ -28,6 +28,8 @@ mod image;
 mod mount;
 mod read;
 mod rootfs;
+mod service;
+mod socket;
 
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +126,11 @@ registry! {
     "withRegistryAuth" => config::WithRegistryAuth,
     "withoutRegistryAuth" => config::WithoutRegistryAuth,
     "import" => image::Import,
+    "withServiceBinding" => service::WithServiceBinding,
+    "withExposedPort" => service::WithExposedPort,
+    "withoutExposedPort" => service::WithoutExposedPort,
+    "withUnixSocket" => socket::WithUnixSocket,
+    "withoutUnixSocket" => socket::WithoutUnixSocket,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,
@@ -149,6 +156,12 @@ registry! {
     // ---- Secret and cache volume
     "secret" => handle::Secret,
     "cacheVolume" => handle::CacheVolume,
+    // ---- Service and socket
+    "asService" => service::AsService,
+    "serviceWithHostname" => service::ServiceWithHostname,
+    "hostService" => service::HostService,
+    "hostTunnel" => service::HostTunnel,
+    "hostUnixSocket" => socket::HostUnixSocket,
 }
 
 impl Op {

@@ -214,7 +214,7 @@ fn read_mount(mount: &Mount, path: &str) -> Result<Tree> {
         MountSource::File(file) => Tree::single(name, file.entry(None)),
         _ => Err(Error::InvalidArgument {
             message: format!(
-                "{path} is under a cache, temporary or secret mount, whose contents are not part of the container"
+                "{path} is under a cache, temporary, secret or socket mount, whose contents are not part of the container"
             ),
         }),
     }
