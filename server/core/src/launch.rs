@@ -283,6 +283,10 @@ fn exit_error(cmd: Vec<String>, exit: ContainerExit, secrets: &[String]) -> Erro
 /// Returns once every exposed TCP port that is health-checked accepts a
 /// connection at `address` (UDP cannot be checked; Dagger skips it too).
 async fn wait_ready(address: IpAddr, ports: &[PortSpec]) {
+    if address.is_unspecified() {
+        // No address: the process is gone, and its exit says why.
+        return futures::future::pending().await;
+    }
     let checks = ports
         .iter()
         .filter(|port| port.protocol == Protocol::Tcp && !port.skip_healthcheck)

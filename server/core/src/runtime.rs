@@ -178,7 +178,8 @@ pub struct NetworkSpec {
 /// running until it exits or is signalled.
 pub struct StartedContainer {
     /// Its address on the step network: every step and the engine's host
-    /// reach it there.
+    /// reach it there. Unspecified (`0.0.0.0`) when the process exited before
+    /// it had one (then `exited` says why).
     pub address: IpAddr,
     /// Resolves once the process has exited (any number of waiters).
     pub exited: Shared<BoxFuture<'static, ContainerExit>>,

@@ -159,6 +159,7 @@ pub(crate) fn redact(error: RuntimeError, secret: Option<&str>) -> RuntimeError 
             action: clean(action),
             reason: clean(reason),
         },
+        RuntimeError::Unsupported { what } => RuntimeError::Unsupported { what: clean(what) },
     }
 }
 

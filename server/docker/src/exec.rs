@@ -10,6 +10,7 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CommitContainerOptionsBuilder, StartContainerOptions,
     WaitContainerOptionsBuilder,
 };
+use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
 use gantry_core::runtime::{ExecOutput, ExecSpec, RuntimeError};
@@ -18,6 +19,14 @@ use tokio::io::AsyncWriteExt;
 use crate::error::{message, runtime_error, Operation};
 use crate::reference::split_tag;
 use crate::{DockerRuntime, LABEL_MANAGED};
+
+/// A container about to be created: `DockerRuntime::prepare`.
+pub(crate) struct Prepared {
+    pub(crate) body: ContainerCreateBody,
+    /// Holds the secret variables file until the container has started.
+    pub(crate) secret_env: Option<SecretEnv>,
+    pub(crate) base: String,
+}
 
 /// Captured output beyond this many bytes per stream is dropped (and a warning logged):
 /// the result lives in memory and in the cache.
@@ -33,78 +42,14 @@ impl DockerRuntime {
         if spec.args.is_empty() {
             return Err(failed("the command line is empty"));
         }
-        // Secret variables travel in a tmpfs file that /bin/sh sources (see `SecretEnv`).
-        let secret_env = if spec.secret_env.is_empty() {
-            None
-        } else {
-            Some(SecretEnv::write(&spec.secret_env)?)
-        };
-        let mut mounts = spec.mounts.clone();
-        let mut args = spec.args.clone();
-        if let Some(secret_env) = &secret_env {
-            mounts.push(gantry_core::runtime::BindMount {
-                host_path: secret_env.host_path(),
-                container_path: SECRET_ENV_PATH.to_owned(),
-                read_only: true,
-            });
-            args = SecretEnv::wrap(&spec.args);
-        }
-        let binds = mounts
-            .iter()
-            .map(|mount| {
-                // The `Binds` syntax is colon-separated.
-                if mount.host_path.contains(':') || mount.container_path.contains(':') {
-                    return Err(failed(&format!(
-                        "cannot bind-mount a path containing ':' ({} -> {})",
-                        mount.host_path, mount.container_path
-                    )));
-                }
-                let mode = if mount.read_only { ":ro" } else { "" };
-                Ok(format!(
-                    "{}:{}{mode}",
-                    mount.host_path, mount.container_path
-                ))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Docker mounts tmpfs `noexec` by default; build steps run binaries from /tmp.
-        let tmpfs: HashMap<String, String> = spec
-            .tmpfs
-            .iter()
-            .map(|tmpfs| {
-                let options = match tmpfs.size {
-                    Some(size) => format!("exec,size={size}"),
-                    None => "exec".to_owned(),
-                };
-                (tmpfs.path.clone(), options)
-            })
-            .collect();
-
-        let base = self.base_image(&spec.rootfs).await?;
-        let base_config = self.inspect_config(&base).await?;
         let has_stdin = spec.stdin.is_some();
-        let body = ContainerCreateBody {
-            image: Some(base.clone()),
-            cmd: Some(args),
-            // Explicitly empty: the solver has already prepended the image's entrypoint
-            // when the command asked for it.
-            entrypoint: Some(Vec::new()),
-            env: Some(spec.env.clone()),
-            working_dir: Some(spec.workdir.clone()).filter(|w| !w.is_empty()),
-            user: Some(spec.user.clone()).filter(|u| !u.is_empty()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            attach_stdin: Some(has_stdin),
-            open_stdin: Some(has_stdin),
-            stdin_once: Some(has_stdin),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            host_config: Some(HostConfig {
-                binds: Some(binds).filter(|b| !b.is_empty()),
-                tmpfs: Some(tmpfs).filter(|t| !t.is_empty()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let Prepared {
+            mut body,
+            secret_env,
+            base,
+        } = self.prepare(&spec, has_stdin).await?;
+        let base_config = self.inspect_config(&base).await?;
+        self.join_network(&mut body, &spec.network, false).await?;
         tracing::debug!(
             args = spec.args.len(),
             env = spec.env.len(),
@@ -153,12 +98,12 @@ impl DockerRuntime {
                 // the write blocked forever.
                 let mut feed = std::pin::pin!(feed_stdin(input, spec.stdin));
                 let output = tokio::select! {
-                    output = collect_output(output) => output
+                    output = collect_output(output, MAX_CAPTURE) => output
                         .map_err(|error| other("reading a container's output", &error))?,
                     never = &mut feed => match never {},
                 };
                 let exit_code = tokio::select! {
-                    exit_code = self.wait_exit(&name) => exit_code?,
+                    exit_code = wait_exit(&self.docker, &name) => exit_code?,
                     never = &mut feed => match never {},
                 };
                 (output, exit_code)
@@ -221,6 +166,94 @@ impl DockerRuntime {
         })
     }
 
+    /// The container `spec` runs in (not yet created), with the secret
+    /// variables file it mounts, and its base image.
+    pub(crate) async fn prepare(
+        &self,
+        spec: &ExecSpec,
+        has_stdin: bool,
+    ) -> Result<Prepared, RuntimeError> {
+        let failed = |reason: &str| RuntimeError::Failed {
+            action: "running a command".to_owned(),
+            reason: reason.to_owned(),
+        };
+        // Secret variables travel in a tmpfs file that /bin/sh sources (see `SecretEnv`).
+        let secret_env = if spec.secret_env.is_empty() {
+            None
+        } else {
+            Some(SecretEnv::write(&spec.secret_env)?)
+        };
+        let mut mounts = spec.mounts.clone();
+        let mut args = spec.args.clone();
+        if let Some(secret_env) = &secret_env {
+            mounts.push(gantry_core::runtime::BindMount {
+                host_path: secret_env.host_path(),
+                container_path: SECRET_ENV_PATH.to_owned(),
+                read_only: true,
+            });
+            args = SecretEnv::wrap(&spec.args);
+        }
+        let binds = mounts
+            .iter()
+            .map(|mount| {
+                // The `Binds` syntax is colon-separated.
+                if mount.host_path.contains(':') || mount.container_path.contains(':') {
+                    return Err(failed(&format!(
+                        "cannot bind-mount a path containing ':' ({} -> {})",
+                        mount.host_path, mount.container_path
+                    )));
+                }
+                let mode = if mount.read_only { ":ro" } else { "" };
+                Ok(format!(
+                    "{}:{}{mode}",
+                    mount.host_path, mount.container_path
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Docker mounts tmpfs `noexec` by default; build steps run binaries from /tmp.
+        let tmpfs: HashMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|tmpfs| {
+                let options = match tmpfs.size {
+                    Some(size) => format!("exec,size={size}"),
+                    None => "exec".to_owned(),
+                };
+                (tmpfs.path.clone(), options)
+            })
+            .collect();
+
+        let base = self.base_image(&spec.rootfs).await?;
+        let body = ContainerCreateBody {
+            image: Some(base.clone()),
+            cmd: Some(args),
+            // Explicitly empty: the solver has already prepended the image's entrypoint
+            // when the command asked for it.
+            entrypoint: Some(Vec::new()),
+            env: Some(spec.env.clone()),
+            working_dir: Some(spec.workdir.clone()).filter(|w| !w.is_empty()),
+            user: Some(spec.user.clone()).filter(|u| !u.is_empty()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            attach_stdin: Some(has_stdin),
+            open_stdin: Some(has_stdin),
+            stdin_once: Some(has_stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                binds: Some(binds).filter(|b| !b.is_empty()),
+                tmpfs: Some(tmpfs).filter(|t| !t.is_empty()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Ok(Prepared {
+            body,
+            secret_env,
+            base,
+        })
+    }
+
     /// Whether a stopped container's filesystem is exactly its image's. Any
     /// doubt (an error) answers no, which costs only a commit.
     async fn unchanged(&self, name: &str) -> bool {
@@ -230,23 +263,6 @@ impl DockerRuntime {
                 tracing::debug!(container = %name, %error, "cannot list changes; committing");
                 false
             }
-        }
-    }
-
-    async fn wait_exit(&self, name: &str) -> Result<i64, RuntimeError> {
-        let options = WaitContainerOptionsBuilder::new()
-            .condition("not-running")
-            .build();
-        let mut wait = self.docker.wait_container(name, Some(options));
-        match wait.next().await {
-            Some(Ok(response)) => Ok(response.status_code),
-            // bollard turns every non-zero exit into this error.
-            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(error)) => Err(other("waiting for a container", &error)),
-            None => Err(RuntimeError::Failed {
-                action: "waiting for a container".to_owned(),
-                reason: "dockerd ended the wait without an exit status".to_owned(),
-            }),
         }
     }
 
@@ -275,13 +291,31 @@ impl DockerRuntime {
     }
 }
 
-fn other(action: &'static str, error: &BollardError) -> RuntimeError {
+/// Waits until a started container has exited; returns its exit code.
+pub(crate) async fn wait_exit(docker: &Docker, name: &str) -> Result<i64, RuntimeError> {
+    let options = WaitContainerOptionsBuilder::new()
+        .condition("not-running")
+        .build();
+    let mut wait = docker.wait_container(name, Some(options));
+    match wait.next().await {
+        Some(Ok(response)) => Ok(response.status_code),
+        // bollard turns every non-zero exit into this error.
+        Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(error)) => Err(other("waiting for a container", &error)),
+        None => Err(RuntimeError::Failed {
+            action: "waiting for a container".to_owned(),
+            reason: "dockerd ended the wait without an exit status".to_owned(),
+        }),
+    }
+}
+
+pub(crate) fn other(action: &'static str, error: &BollardError) -> RuntimeError {
     runtime_error(Operation::Other { action }, error)
 }
 
 /// The exit code a shell reports when it cannot run a command, for the start errors
 /// that mean exactly that: 127 for not found, 126 for not executable.
-fn exec_failure_code(error: &BollardError) -> Option<i64> {
+pub(crate) fn exec_failure_code(error: &BollardError) -> Option<i64> {
     let BollardError::DockerResponseServerError { message, .. } = error else {
         return None;
     };
@@ -351,7 +385,7 @@ const SECRET_ENV_SHELL: &str = "/bin/sh";
 /// keeps it on disk for the container's lifetime. Instead the command runs as
 /// `/bin/sh -c '. FILE && exec "$@"' sh ARGS…`: the shell reads the file and replaces
 /// itself with the command, which then has the variables and nothing else differs.
-struct SecretEnv {
+pub(crate) struct SecretEnv {
     dir: std::path::PathBuf,
 }
 
@@ -402,7 +436,7 @@ impl SecretEnv {
     }
 
     /// Unlinks the file (the container keeps it through its bind mount).
-    fn remove_file(&self) {
+    pub(crate) fn remove_file(&self) {
         let _ = std::fs::remove_file(self.file());
     }
 
@@ -436,9 +470,9 @@ pub(crate) fn env_name(entry: &str) -> &str {
 }
 
 #[derive(Default)]
-struct Captured {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub(crate) struct Captured {
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 /// Writes `stdin` to the container, then closes it; never completes, so that the write
@@ -459,11 +493,13 @@ async fn feed_stdin(
     std::future::pending().await
 }
 
-/// Collects stdout and stderr until the container's output streams end.
-async fn collect_output(
+/// Collects stdout and stderr until the container's output streams end,
+/// the first `cap` bytes of each.
+pub(crate) async fn collect_output(
     mut output: std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<LogOutput, BollardError>> + Send>,
     >,
+    cap: usize,
 ) -> Result<Captured, BollardError> {
     let mut captured = Captured::default();
     let mut dropped = (0usize, 0usize);
@@ -475,7 +511,7 @@ async fn collect_output(
             LogOutput::StdErr { message } => (&mut captured.stderr, &mut dropped.1, message),
             LogOutput::StdIn { .. } => continue,
         };
-        let keep = MAX_CAPTURE.saturating_sub(buffer.len()).min(message.len());
+        let keep = cap.saturating_sub(buffer.len()).min(message.len());
         buffer.extend_from_slice(&message[..keep]);
         *lost += message.len() - keep;
     }
@@ -483,7 +519,7 @@ async fn collect_output(
         tracing::warn!(
             stdout_dropped = dropped.0,
             stderr_dropped = dropped.1,
-            limit = MAX_CAPTURE,
+            limit = cap,
             "command output exceeded the capture limit"
         );
     }

@@ -510,7 +510,14 @@ fn pulled_image(
 }
 
 fn image_config(config: bollard::models::ImageConfig) -> ImageConfig {
+    let mut exposed_ports: Vec<String> = config
+        .exposed_ports
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    exposed_ports.sort();
     ImageConfig {
+        exposed_ports,
         env: config
             .env
             .unwrap_or_default()
@@ -565,6 +572,14 @@ fn build_commit_config(config: &ImageConfig, base_env: &[String]) -> ContainerCo
         entrypoint: Some(config.entrypoint.clone()),
         cmd: Some(config.cmd.clone()),
         labels: Some(labels),
+        exposed_ports: Some(
+            config
+                .exposed_ports
+                .iter()
+                .map(|port| (port.clone(), HashMap::new()))
+                .collect(),
+        )
+        .filter(|ports: &HashMap<_, _>| !ports.is_empty()),
         ..Default::default()
     }
 }

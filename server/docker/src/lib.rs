@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod image;
 mod reference;
+mod service;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use async_trait::async_trait;
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
+    RuntimeError, StartedContainer, StepNetworkListener,
 };
 use tokio::sync::OnceCell;
 
@@ -56,6 +58,8 @@ pub struct DockerRuntime {
     pid_scope: String,
     /// The empty base image, created (or found) once per process.
     scratch: OnceCell<String>,
+    /// The network of steps and services, created when a service first runs.
+    network: OnceCell<service::StepNetwork>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -112,6 +116,7 @@ impl DockerRuntime {
             engine_pid: std::process::id(),
             pid_scope: container::pid_scope(),
             scratch: OnceCell::new(),
+            network: OnceCell::new(),
         })
     }
 
@@ -265,7 +270,31 @@ impl Runtime for DockerRuntime {
 
     #[tracing::instrument(skip_all)]
     async fn remove_orphans(&self) -> Result<usize, RuntimeError> {
-        self.remove_orphan_containers().await
+        let containers = self.remove_orphan_containers().await?;
+        // Their containers first: a network with endpoints cannot go.
+        let networks = self.remove_orphan_networks().await;
+        Ok(containers + networks)
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        image = spec.rootfs.image_id.as_deref().unwrap_or("scratch"),
+        hostname = %spec.network.hostname,
+    ))]
+    async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        self.start_service(spec).await
+    }
+
+    #[tracing::instrument(skip_all, fields(ports = ?ports))]
+    async fn listen_on_step_network(
+        &self,
+        ports: &[u16],
+    ) -> Result<StepNetworkListener, RuntimeError> {
+        self.listen_on_network(ports).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn shutdown(&self) {
+        self.remove_step_network().await;
     }
 }
 

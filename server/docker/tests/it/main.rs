@@ -561,6 +561,7 @@ async fn build_image_then_push() {
         entrypoint: vec!["/bin/cat".into()],
         cmd: vec!["hello.txt".into()],
         labels: BTreeMap::from([("org.example.x".into(), "y".into())]),
+        exposed_ports: vec!["53/udp".into(), "8080/tcp".into()],
     };
     // A tag in a registry that never saw it: only the local image has it.
     let tag = format!("127.0.0.1:5000/gantry-test/local-only:{}", unique("b"));
@@ -582,6 +583,7 @@ async fn build_image_then_push() {
         ]
     );
     assert_eq!(local.config.labels["org.example.x"], "y");
+    assert_eq!(local.config.exposed_ports, config.exposed_ports);
     assert_eq!(local.config.labels[LABEL_MANAGED], "true");
 
     let managed = runtime.managed_images().await.unwrap();
@@ -697,4 +699,96 @@ async fn remove_orphans_removes_containers_of_dead_engines() {
         let options = RemoveContainerOptionsBuilder::new().force(true).build();
         docker.remove_container(kept, Some(options)).await.unwrap();
     }
+}
+
+/// A service on the step network: reachable by a dependent through its alias
+/// (DNS) and its `/etc/hosts` names, signalled, removed when dropped.
+#[tokio::test]
+async fn services_run_on_the_step_network_and_answer_by_name() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let mut service = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            "echo started; exec nc -ll -p 8080 -e echo hello-from-service",
+        ],
+    );
+    let hostname = unique("svc").replace('-', "");
+    let hostname = &hostname[hostname.len() - 20..];
+    service.network.hostname = hostname.to_owned();
+    service.network.aliases = vec![hostname.to_owned(), format!("{hostname}.gantry.local")];
+    service.labels = BTreeMap::from([(TEST_LABEL.to_owned(), "service".to_owned())]);
+    let started = runtime.start_container(service).await.unwrap();
+
+    // A dependent: its alias through /etc/hosts, the hostname through Docker's DNS.
+    let mut client = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            &format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do nc db 8080 </dev/null && break; sleep 0.3; done; \
+             nc {hostname} 8080 </dev/null; nslookup {hostname} >/dev/null && echo dns-ok"
+        ),
+        ],
+    );
+    client.network.hosts = vec![("db".to_owned(), started.address)];
+    client.network.search = vec!["gantry.local".to_owned()];
+    let out = runtime.exec(client).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("hello-from-service").count(),
+        2,
+        "{stdout} / {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("dns-ok"), "{stdout}");
+
+    // The engine's host reaches it at its address too.
+    let mut stream = tokio::net::TcpStream::connect((started.address, 8080))
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    assert_eq!(answer.trim(), "hello-from-service");
+
+    started.control.signal(true).await.unwrap();
+    let exit = started.exited.clone().await;
+    assert_eq!(exit.exit_code, Some(137), "{exit:?}");
+    assert!(String::from_utf8_lossy(&exit.stdout).contains("started"));
+    drop(started);
+    runtime.shutdown().await;
+}
+
+/// A service that exits at once reports its exit code and output; one whose
+/// executable is missing exits 127 like a shell would say.
+#[tokio::test]
+async fn a_service_that_exits_reports_its_output() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let started = runtime
+        .start_container(spec(&image, &["sh", "-c", "echo bad config >&2; exit 3"]))
+        .await
+        .unwrap();
+    let exit = started.exited.clone().await;
+    assert_eq!(exit.exit_code, Some(3));
+    assert_eq!(String::from_utf8_lossy(&exit.stderr), "bad config\n");
+
+    let missing = runtime
+        .start_container(spec(&image, &["/no/such/server"]))
+        .await
+        .unwrap();
+    let exit = missing.exited.clone().await;
+    assert_eq!(exit.exit_code, Some(127));
+    assert!(String::from_utf8_lossy(&exit.stderr).contains("/no/such/server"));
+    drop((started, missing));
+    runtime.shutdown().await;
 }
