@@ -89,3 +89,6 @@ legacy_id_scalar!(SecretId, "SecretID");
 legacy_id_scalar!(CacheVolumeId, "CacheVolumeID");
 legacy_id_scalar!(HostId, "HostID");
 legacy_id_scalar!(EnvVariableId, "EnvVariableID");
+legacy_id_scalar!(ServiceId, "ServiceID");
+legacy_id_scalar!(SocketId, "SocketID");
+legacy_id_scalar!(PortId, "PortID");

@@ -72,6 +72,19 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
     )))
 }
 
+/// Stops the engine's services and removes what its runtime set up (the step
+/// network), bounded so that a stuck daemon cannot hold the exit forever.
+pub(crate) async fn stop(engine: &Engine) {
+    if tokio::time::timeout(std::time::Duration::from_secs(30), engine.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "services were still stopping after 30s; leaving them to the next engine's cleanup"
+        );
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit. Every client
 /// connection holds a descriptor, and the common soft limit (1024) is low
 /// for an engine many jobs talk to at once; the hard limit is what the

@@ -166,9 +166,11 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         status = child.wait() => status.with_context(|| format!("while waiting for {program:?}"))?,
         _ = shutdown.wait() => {
             let _ = child.kill().await;
+            engine::stop(&session.engine).await;
             return Ok(ExitCode::from(130));
         }
     };
+    engine::stop(&session.engine).await;
     for pipe in pipes {
         // A process the command left behind may hold its output open.
         if tokio::time::timeout(Duration::from_secs(2), pipe)
@@ -285,6 +287,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         _ = closed_rx => {}
         _ = shutdown.wait() => {}
     }
+    engine::stop(&session.engine).await;
     if let Some(follower) = follower {
         follower.stop().await;
     }

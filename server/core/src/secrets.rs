@@ -55,7 +55,7 @@ impl Secrets {
     }
 
     /// A host socket's handle: a MAC of its path and of the identity of the
-    /// socket file there (device and inode), so a cache key never holds a
+    /// socket file there (device, inode and change time), so a cache key never holds a
     /// socket by its path alone.
     pub(crate) fn socket_handle(&self, path: &str, identity: &str) -> Digest {
         let mut mac = self.hmac();

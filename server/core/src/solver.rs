@@ -286,12 +286,12 @@ impl Engine {
         Ok(ServiceHold { lease })
     }
 
-    /// A service's ports. A tunnel's are chosen when it starts, so it must
-    /// run (`Service.start`) first.
+    /// A service's ports. A tunnel's are chosen when it starts, so asking
+    /// starts it (as Dagger does), until `Service.stop`.
     pub async fn service_ports(&self, digest: Digest) -> Result<Vec<PortSpec>> {
         let service = self.service(digest).await?;
         match &service.source {
-            ServiceSource::Tunnel { .. } => Ok(self.running_tunnel(&service)?.ports.clone()),
+            ServiceSource::Tunnel { .. } => Ok(self.running_tunnel(&service).await?.ports.clone()),
             _ => Ok(service.ports()),
         }
     }
@@ -307,7 +307,7 @@ impl Engine {
         let service = self.service(digest).await?;
         let (host, ports) = match &service.source {
             ServiceSource::Tunnel { .. } => {
-                let running = self.running_tunnel(&service)?;
+                let running = self.running_tunnel(&service).await?;
                 (running.hostname.clone(), running.ports.clone())
             }
             _ => (service.hostname.clone(), service.ports()),
@@ -330,19 +330,19 @@ impl Engine {
         })
     }
 
-    fn running_tunnel(&self, service: &ServiceValue) -> Result<Arc<crate::services::Instance>> {
-        self.cx
-            .services
-            .running(&service.key)
-            .ok_or_else(|| Error::InvalidArgument {
-                message: format!(
-                    "the tunnel to {} is not running: start it first (Service.start)",
-                    match &service.source {
-                        ServiceSource::Tunnel { upstream, .. } => upstream.hostname.as_str(),
-                        _ => service.hostname.as_str(),
-                    }
-                ),
-            })
+    /// A tunnel's running instance, started (and kept, as `Service.start`
+    /// keeps it) if it does not run: its host ports exist only then.
+    async fn running_tunnel(
+        &self,
+        service: &Arc<ServiceValue>,
+    ) -> Result<Arc<crate::services::Instance>> {
+        if let Some(instance) = self.cx.services.running(&service.key) {
+            return Ok(instance);
+        }
+        let lease = launch::start(&self.cx, service).await?;
+        let instance = lease.instance.clone();
+        self.cx.services.keep_started(service.key, lease);
+        Ok(instance)
     }
 
     /// A secret's value, when this engine holds it.

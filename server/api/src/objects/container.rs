@@ -6,9 +6,10 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::ops::ExecArgs;
 use gantry_core::{ops, Kind, Node, Op};
 
+use super::service::{self, Port, PortForward, Service};
 use super::{
     add, client, engine, expected_type, load_arg, unsupported, CacheSharingMode, Directory, File,
-    ImageLayerCompression, ImageMediaTypes, NetworkProtocol, RegistryProtocol, ReturnType,
+    ImageLayerCompression, ImageMediaTypes, NetworkProtocol, RegistryProtocol, ReturnType, Void,
     FILE_MODE, SECRET_MODE,
 };
 use crate::error::gql;
@@ -46,6 +47,23 @@ impl EnvVariable {
     async fn value(&self) -> &str {
         &self.value
     }
+}
+
+/// Services run unprivileged, without nested engine access.
+fn refuse_service_privileges(nesting: Option<bool>, root: Option<bool>) -> Result<()> {
+    for (given, option) in [
+        (nesting, "experimentalPrivilegedNesting: true"),
+        (root, "insecureRootCapabilities: true"),
+    ] {
+        if given.unwrap_or_default() {
+            return Err(unsupported(
+                option,
+                "services run unprivileged; give the service what it needs through mounts and \
+                 sockets (withUnixSocket)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unsupported_expand(expand: Option<bool>) -> Result<()> {
@@ -611,30 +629,6 @@ impl Container {
     /// Retrieves the value of the specified label.
     async fn label(&self, ctx: &Context<'_>, name: String) -> Result<Option<String>> {
         Ok(self.state(ctx).await?.config.labels.get(&name).cloned())
-    }
-
-    /// Expose a network port. Recorded for compatibility; gantry runs no services yet.
-    async fn with_exposed_port(
-        &self,
-        ctx: &Context<'_>,
-        port: i32,
-        #[graphql(default_with = "Some(NetworkProtocol::Tcp)")] protocol: Option<NetworkProtocol>,
-        description: Option<String>,
-        #[graphql(default_with = "Some(false)")] experimental_skip_healthcheck: Option<bool>,
-    ) -> Container {
-        let _ = (description, experimental_skip_healthcheck);
-        let value = match protocol.unwrap_or(NetworkProtocol::Tcp) {
-            NetworkProtocol::Tcp => format!("{port}/tcp"),
-            NetworkProtocol::Udp => format!("{port}/udp"),
-        };
-        self.then(
-            ctx,
-            ops::WithLabel {
-                parent: self.parent(),
-                name: "dev.gantry.exposed-port".into(),
-                value,
-            },
-        )
     }
 
     /// Retrieves this container plus a directory written at the given path.
@@ -1230,6 +1224,240 @@ impl Container {
             ops::Import {
                 source: source.digest,
                 tag: tag.unwrap_or_default(),
+            },
+        ))
+    }
+
+    // ---- Services and sockets (objects/service.rs)
+
+    /// Expose a network port. Exposed ports serve two purposes: health checks (a service
+    /// is ready once its exposed TCP ports accept connections) and naming the ports of
+    /// the container's image (its EXPOSE entries).
+    async fn with_exposed_port(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Port number to expose. Example: 8080")] port: i32,
+        #[graphql(
+            default_with = "Some(NetworkProtocol::Tcp)",
+            desc = "Network protocol. Example: \"tcp\""
+        )]
+        protocol: Option<NetworkProtocol>,
+        #[graphql(desc = "Port description. Example: \"payment API endpoint\"")]
+        description: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Skip the health check when run as a service."
+        )]
+        experimental_skip_healthcheck: Option<bool>,
+    ) -> Result<Container> {
+        Ok(self.then(
+            ctx,
+            ops::WithExposedPort {
+                parent: self.parent(),
+                port: service::port_number(port)?,
+                protocol: service::protocol(protocol),
+                description,
+                skip_healthcheck: experimental_skip_healthcheck.unwrap_or_default(),
+            },
+        ))
+    }
+
+    /// Unexpose a previously exposed port.
+    async fn without_exposed_port(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Port number to unexpose")] port: i32,
+        #[graphql(
+            default_with = "Some(NetworkProtocol::Tcp)",
+            desc = "Port protocol to unexpose"
+        )]
+        protocol: Option<NetworkProtocol>,
+    ) -> Result<Container> {
+        Ok(self.then(
+            ctx,
+            ops::WithoutExposedPort {
+                parent: self.parent(),
+                port: service::port_number(port)?,
+                protocol: service::protocol(protocol),
+            },
+        ))
+    }
+
+    /// Retrieves the list of exposed ports.
+    ///
+    /// This includes ports already exposed by the image, even if not explicitly added with dagger.
+    async fn exposed_ports(&self, ctx: &Context<'_>) -> Result<Vec<Port>> {
+        let ports = self.state(ctx).await?.ports.clone();
+        Ok(service::ports_of(&self.0, ports))
+    }
+
+    /// Establish a runtime dependency from a container to a network service.
+    ///
+    /// The service will be started automatically when needed and detached when it is no longer needed, executing the default command if none is set.
+    ///
+    /// The service will be reachable from the container via the provided hostname alias.
+    ///
+    /// The service dependency will also convey to any files or directories produced by the container.
+    async fn with_service_binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Hostname that will resolve to the target service (only accessible from within this container)"
+        )]
+        alias: String,
+        #[graphql(
+            desc = "Identifier of the service container",
+            directive = expected_type::apply("Service".into())
+        )]
+        service: ID,
+    ) -> Result<Container> {
+        service::check_hostname(&alias)?;
+        let service = load_arg(ctx, "service", &service, Kind::Service)?;
+        Ok(self.then(
+            ctx,
+            ops::WithServiceBinding {
+                parent: self.parent(),
+                alias,
+                service: service.digest,
+            },
+        ))
+    }
+
+    /// Turn the container into a Service.
+    ///
+    /// Be sure to set any exposed ports before this conversion.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per GraphQL argument"
+    )]
+    async fn as_service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Command to run instead of the container's default command (e.g., [\"go\", \"run\", \"main.go\"]).\n\nIf empty, the container's default command is used."
+        )]
+        args: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If the container has an entrypoint, prepend it to the args."
+        )]
+        use_entrypoint: Option<bool>,
+        #[graphql(default_with = "Some(false)")] experimental_privileged_nesting: Option<bool>,
+        #[graphql(default_with = "Some(false)")] insecure_root_capabilities: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the args according to the current environment variables defined in the container (e.g. \"/opt/bin:$PATH\")."
+        )]
+        expand: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If set, skip the automatic init process injected into containers by default."
+        )]
+        no_init: Option<bool>,
+    ) -> Result<Service> {
+        refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
+        // gantry injects no init process: noInit asks for what it does anyway.
+        let _ = no_init;
+        Ok(Service(add(
+            ctx,
+            ops::AsService {
+                container: self.parent(),
+                args: args.unwrap_or_default(),
+                use_entrypoint: use_entrypoint.unwrap_or_default(),
+                expand: expand.unwrap_or_default(),
+            },
+        )))
+    }
+
+    /// Starts a Service and creates a tunnel that forwards traffic from the caller's network to that service.
+    ///
+    /// Be sure to set any exposed ports before calling this api.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per GraphQL argument"
+    )]
+    async fn up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Bind each tunnel port to a random port on the host."
+        )]
+        random: Option<bool>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "List of frontend/backend port mappings to forward.\n\nFrontend is the port accepting traffic on the host, backend is the service port."
+        )]
+        ports: Option<Vec<PortForward>>,
+        #[graphql(default_with = "Some(Vec::new())")] args: Option<Vec<String>>,
+        #[graphql(default_with = "Some(false)")] use_entrypoint: Option<bool>,
+        #[graphql(default_with = "Some(false)")] experimental_privileged_nesting: Option<bool>,
+        #[graphql(default_with = "Some(false)")] insecure_root_capabilities: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
+        #[graphql(default_with = "Some(false)")] no_init: Option<bool>,
+    ) -> Result<Option<Void>> {
+        refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
+        let _ = no_init;
+        let service = add(
+            ctx,
+            ops::AsService {
+                container: self.parent(),
+                args: args.unwrap_or_default(),
+                use_entrypoint: use_entrypoint.unwrap_or_default(),
+                expand: expand.unwrap_or_default(),
+            },
+        );
+        service::up(ctx, service.digest, ports, random).await
+    }
+
+    /// Retrieves this container plus a socket forwarded to the given Unix socket path.
+    async fn with_unix_socket(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the forwarded Unix socket (e.g., \"/tmp/socket\").")]
+        path: String,
+        #[graphql(
+            desc = "Identifier of the socket to forward.",
+            directive = expected_type::apply("Socket".into())
+        )]
+        source: ID,
+        #[graphql(default_with = "Some(String::new())")] owner: Option<String>,
+        #[graphql(default_with = "Some(false)")] inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
+    ) -> Result<Container> {
+        unsupported_expand(expand)?;
+        if !owner.unwrap_or_default().is_empty() || inherit_owner.unwrap_or_default() {
+            return Err(unsupported(
+                "withUnixSocket(owner:/inheritOwner:)",
+                "the socket keeps its owner on the host; make it reachable by the container's \
+                 user there",
+            ));
+        }
+        let source = load_arg(ctx, "source", &source, Kind::Socket)?;
+        Ok(self.then(
+            ctx,
+            ops::WithUnixSocket {
+                parent: self.parent(),
+                path,
+                source: source.digest,
+            },
+        ))
+    }
+
+    /// Retrieves this container with a previously added Unix socket removed.
+    async fn without_unix_socket(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the socket to remove (e.g., \"/tmp/socket\").")] path: String,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
+    ) -> Result<Container> {
+        unsupported_expand(expand)?;
+        Ok(self.then(
+            ctx,
+            ops::WithoutUnixSocket {
+                parent: self.parent(),
+                path,
             },
         ))
     }

@@ -9,9 +9,10 @@
 
 use async_graphql::{Context, Object, Result, ID};
 use dashmap::DashMap;
-use gantry_core::{host, ops, Digest};
+use gantry_core::{host, ops, Digest, Kind};
 
-use super::{add, client, engine, Directory, File};
+use super::service::{self, PortForward, Service, Socket};
+use super::{add, client, engine, expected_type, load_arg, Directory, File};
 use crate::error::gql;
 
 #[derive(Clone, Default)]
@@ -142,6 +143,108 @@ impl Host {
             ops::HostFile {
                 path: target.display().to_string(),
                 content,
+            },
+        )))
+    }
+
+    /// Creates a service that forwards traffic to a specified address via the host.
+    async fn service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Ports to expose via the service, forwarding through the host network.\n\nIf a port's frontend is unspecified or 0, it defaults to the same as the backend port.\n\nAn empty set of ports is not valid; an error will be returned."
+        )]
+        ports: Vec<PortForward>,
+        #[graphql(
+            default_with = "Some(\"localhost\".to_owned())",
+            desc = "Upstream host to forward traffic to."
+        )]
+        host: Option<String>,
+    ) -> Result<Service> {
+        let ports = service::forwards(Some(ports))?;
+        if ports.is_empty() {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: "Host.service: give at least one port to forward".into(),
+            }));
+        }
+        Ok(Service(add(
+            ctx,
+            ops::HostService {
+                host: host.unwrap_or_else(|| "localhost".to_owned()),
+                ports,
+            },
+        )))
+    }
+
+    /// Creates a tunnel that forwards traffic from the host to a service.
+    async fn tunnel(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Service to send traffic from the tunnel.",
+            directive = expected_type::apply("Service".into())
+        )]
+        service: ID,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Map each service port to the same port on the host, as if the service were running natively.\n\nNote: enabling may result in port conflicts."
+        )]
+        native: Option<bool>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Configure explicit port forwarding rules for the tunnel.\n\nIf a port's frontend is unspecified or 0, a random port will be chosen by the host.\n\nIf no ports are given, all of the service's ports are forwarded. If native is true, each port maps to the same port on the host. If native is false, each port maps to a random port chosen by the host.\n\nIf ports are given and native is true, the ports are additive."
+        )]
+        ports: Option<Vec<PortForward>>,
+    ) -> Result<Service> {
+        let service = load_arg(ctx, "service", &service, Kind::Service)?;
+        Ok(Service(add(
+            ctx,
+            ops::HostTunnel {
+                service: service.digest,
+                native: native.unwrap_or_default(),
+                ports: service::forwards(ports)?,
+            },
+        )))
+    }
+
+    /// Accesses a Unix socket on the host.
+    async fn unix_socket(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Location of the Unix socket (e.g., \"/var/run/docker.sock\").")]
+        path: String,
+    ) -> Result<Socket> {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let target = client(ctx).resolve(&path).map_err(gql)?;
+        let shown = target.display().to_string();
+        let metadata = std::fs::metadata(&target).map_err(|error| {
+            gql(gantry_core::Error::Host {
+                path: shown.clone(),
+                reason: error.to_string(),
+            })
+        })?;
+        if !metadata.file_type().is_socket() {
+            return Err(gql(gantry_core::Error::Host {
+                path: shown,
+                reason: "not a Unix socket".into(),
+            }));
+        }
+        // Its identity, so that a socket re-created at the path is another
+        // input (a freed inode number is often reused at once: the change
+        // time tells the two apart).
+        let identity = format!(
+            "{}:{}:{}.{}",
+            metadata.dev(),
+            metadata.ino(),
+            metadata.ctime(),
+            metadata.ctime_nsec()
+        );
+        let handle = engine(ctx).socket_handle(&shown, &identity);
+        Ok(Socket(add(
+            ctx,
+            ops::HostUnixSocket {
+                path: shown,
+                handle,
             },
         )))
     }

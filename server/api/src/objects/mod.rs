@@ -8,6 +8,7 @@ mod file;
 mod host;
 mod query;
 mod secret;
+mod service;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub(crate) use file::File;
 pub(crate) use host::{Host, HostSnapshots};
 pub use query::Query;
 pub(crate) use secret::{CacheVolume, Secret};
+pub(crate) use service::{Port, Service, Socket};
 
 use crate::error::gql;
 use crate::ClientInfo;
@@ -94,6 +96,9 @@ pub(crate) enum Node {
     CacheVolume(CacheVolume),
     Host(Host),
     EnvVariable(EnvVariable),
+    Service(Service),
+    Socket(Socket),
+    Port(Port),
 }
 
 pub(crate) fn engine<'a>(ctx: &Context<'a>) -> &'a Arc<Engine> {

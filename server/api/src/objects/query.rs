@@ -4,13 +4,13 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, expected_type, load_arg, CacheSharingMode, CacheVolume, Container, Directory,
-    EnvVariable, File, Host, Node, Secret, FILE_MODE,
+    add, engine, expected_type, load_arg, service, CacheSharingMode, CacheVolume, Container,
+    Directory, EnvVariable, File, Host, Node, Port, Secret, Service, Socket, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
-    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, HostId,
-    SecretId,
+    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, HostId, PortId,
+    SecretId, ServiceId, SocketId,
 };
 
 #[derive(Default)]
@@ -22,6 +22,7 @@ async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
     Ok(match type_name {
         "Host" => Node::Host(Host),
         "EnvVariable" => Node::EnvVariable(env_variable(ctx, id).await?),
+        "Port" => Node::Port(service::load_port(ctx, id).await?),
         other => {
             let kind = Kind::from_name(other).ok_or_else(|| {
                 gql(gantry_core::Error::UnknownId {
@@ -36,6 +37,8 @@ async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
                 Kind::File => Node::File(File(node)),
                 Kind::Secret => Node::Secret(Secret(node)),
                 Kind::CacheVolume => Node::CacheVolume(CacheVolume(node)),
+                Kind::Service => Node::Service(Service(node)),
+                Kind::Socket => Node::Socket(Socket(node)),
             }
         }
     })
@@ -298,6 +301,26 @@ impl Query {
         id: EnvVariableId,
     ) -> Result<EnvVariable> {
         env_variable(ctx, &id.0).await
+    }
+
+    /// Load a Service from its ID.
+    #[graphql(name = "loadServiceFromID")]
+    async fn load_service_from_id(&self, ctx: &Context<'_>, id: ServiceId) -> Result<Service> {
+        Ok(Service(
+            load(engine(ctx), &id.0, Kind::Service).map_err(gql)?,
+        ))
+    }
+
+    /// Load a Socket from its ID.
+    #[graphql(name = "loadSocketFromID")]
+    async fn load_socket_from_id(&self, ctx: &Context<'_>, id: SocketId) -> Result<Socket> {
+        Ok(Socket(load(engine(ctx), &id.0, Kind::Socket).map_err(gql)?))
+    }
+
+    /// Load a Port from its ID.
+    #[graphql(name = "loadPortFromID")]
+    async fn load_port_from_id(&self, ctx: &Context<'_>, id: PortId) -> Result<Port> {
+        service::load_port(ctx, &id.0).await
     }
 }
 

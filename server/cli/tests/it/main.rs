@@ -28,5 +28,6 @@ mod pipeline;
 mod progress;
 mod registry;
 mod secrets;
+mod services;
 mod serving;
 mod state_dir;

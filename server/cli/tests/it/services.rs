@@ -1,0 +1,302 @@
+//! Services on a real dockerd: an HTTP server (busybox httpd) reached by its
+//! alias and hostname, health-checked, shared, stopped; early exits; ports
+//! forwarded both ways (`up`, `Host.tunnel`, `Host.service`); host Unix
+//! sockets.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{self, busybox, data, error_message, run, text, Server};
+
+/// A service serving `page` over HTTP on port 8080 (busybox httpd), as an ID.
+fn http_service(server: &Server, page: &str) -> String {
+    let out = run(
+        server,
+        r#"query($image: String!, $page: String!) { container { from(address: $image) {
+            withNewFile(path: "/www/index.html", contents: $page) { withExposedPort(port: 8080) {
+              asService(args: ["httpd", "-f", "-p", "8080", "-h", "/www"]) { id hostname } } } } } }"#,
+        json!({ "image": busybox(), "page": page }),
+    );
+    text(
+        &out,
+        "container.from.withNewFile.withExposedPort.asService.id",
+    )
+}
+
+/// The stdout of `script` run by busybox sh in a container bound to `service`
+/// as `alias`.
+fn client_stdout(server: &Server, service: &str, alias: &str, script: &str) -> Value {
+    server.query_vars(
+        r#"query($image: String!, $svc: ID!, $alias: String!, $script: String!) { container {
+            from(address: $image) { withServiceBinding(alias: $alias, service: $svc) {
+              withExec(args: ["sh", "-c", $script]) { stdout } } } } }"#,
+        &json!({ "image": busybox(), "svc": service, "alias": alias, "script": script }),
+    )
+}
+
+fn stdout(answer: Value) -> String {
+    text(
+        &data(answer),
+        "container.from.withServiceBinding.withExec.stdout",
+    )
+}
+
+fn service_field(server: &Server, id: &str, field: &str) -> Value {
+    let out = run(
+        server,
+        &format!(r#"query($id: ServiceID!) {{ loadServiceFromID(id: $id) {{ {field} }} }}"#),
+        json!({ "id": id }),
+    );
+    out["loadServiceFromID"].clone()
+}
+
+/// GET / over a plain TCP connection; the body.
+fn http_get(host: &str, port: u16) -> String {
+    let mut stream = std::net::TcpStream::connect((host, port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or(answer)
+}
+
+#[test]
+fn a_bound_service_answers_by_alias_and_hostname() {
+    require_docker!();
+    let server = Server::start();
+    let page = support::unique("page");
+    let svc = http_service(&server, &page);
+    let hostname = text(&service_field(&server, &svc, "hostname"), "hostname");
+    assert_eq!(hostname.len(), 13, "{hostname}");
+    // The alias through /etc/hosts, the hostname bare (search domain) and
+    // qualified.
+    let script = format!(
+        "wget -qO- http://www:8080/ && wget -qO- http://{hostname}:8080/ && \
+         wget -qO- http://{hostname}.gantry.local:8080/"
+    );
+    let out = stdout(client_stdout(&server, &svc, "www", &script));
+    assert_eq!(out.matches(page.as_str()).count(), 3, "{out}");
+
+    let endpoint = service_field(&server, &svc, r#"endpoint(scheme: "http")"#);
+    assert_eq!(endpoint["endpoint"], format!("http://{hostname}:8080"));
+    let ports = service_field(
+        &server,
+        &svc,
+        "ports { port protocol description experimentalSkipHealthcheck }",
+    );
+    assert_eq!(
+        ports["ports"],
+        json!([{ "port": 8080, "protocol": "TCP", "description": null,
+                 "experimentalSkipHealthcheck": false }])
+    );
+    support::still_serving(&server);
+}
+
+#[test]
+fn a_changed_service_reruns_its_dependents() {
+    require_docker!();
+    let server = Server::start();
+    let script = "wget -qO- http://www:8080/";
+    let first = support::unique("first");
+    let second = support::unique("second");
+    let one = stdout(client_stdout(
+        &server,
+        &http_service(&server, &first),
+        "www",
+        script,
+    ));
+    let two = stdout(client_stdout(
+        &server,
+        &http_service(&server, &second),
+        "www",
+        script,
+    ));
+    assert_eq!(one, first);
+    assert_eq!(
+        two, second,
+        "the same command with another service ran again"
+    );
+}
+
+#[test]
+fn a_service_that_exits_early_fails_its_dependent_with_its_output() {
+    require_docker!();
+    let server = Server::start();
+    let out = run(
+        &server,
+        r#"query($image: String!) { container { from(address: $image) { withExposedPort(port: 8080) {
+            asService(args: ["sh", "-c", "echo missing configuration; exit 3"]) { id } } } } }"#,
+        json!({ "image": busybox() }),
+    );
+    let svc = text(&out, "container.from.withExposedPort.asService.id");
+    let started = Instant::now();
+    let answer = client_stdout(&server, &svc, "db", "echo never");
+    let message = error_message(&answer);
+    assert!(message.contains("(aliased as db)"), "{message}");
+    assert!(message.contains("exit code: 3"), "{message}");
+    let extensions = &answer["errors"][0]["extensions"];
+    assert_eq!(extensions["_type"], "EXEC_ERROR", "{answer}");
+    assert_eq!(extensions["exitCode"], 3, "{answer}");
+    assert!(
+        extensions["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("missing configuration"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    support::still_serving(&server);
+}
+
+#[test]
+fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
+    require_docker!();
+    let server = Server::start();
+    let page = support::unique("tunnelled");
+    let svc = http_service(&server, &page);
+    let out = run(
+        &server,
+        r#"query($id: ID!) { host { tunnel(service: $id) { start endpoint ports { port } } } }"#,
+        json!({ "id": svc }),
+    );
+    let endpoint = text(&out, "host.tunnel.endpoint");
+    let (host, port) = endpoint.rsplit_once(':').unwrap();
+    assert_eq!(host, "127.0.0.1");
+    let port: u16 = port.parse().unwrap();
+    assert_eq!(out["host"]["tunnel"]["ports"][0]["port"], port);
+    assert_eq!(http_get(host, port), page);
+
+    // Stopping the tunnel closes its port.
+    let stopped = run(
+        &server,
+        r#"query($id: ID!) { host { tunnel(service: $id) { stop } } }"#,
+        json!({ "id": svc }),
+    );
+    assert!(stopped["host"]["tunnel"]["stop"].is_string());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
+    require_docker!();
+    let server = Server::start();
+    let page = support::unique("up");
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let query = format!(
+        r#"{{ container {{ from(address: "{}") {{ withNewFile(path: "/www/index.html", contents: "{page}") {{
+            withExposedPort(port: 8080) {{
+              up(args: ["httpd", "-f", "-p", "8080", "-h", "/www"], ports: [{{ frontend: {port}, backend: 8080 }}]) }} }} }} }} }}"#,
+        busybox()
+    );
+    let connection = server.send_and_hang_up(&query, Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "up never opened port {port}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http_get("127.0.0.1", port), page);
+    drop(connection);
+    // The forward goes once the client is gone (after the grace period).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "port {port} still open");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn host_services_reach_a_server_on_the_host() {
+    require_docker!();
+    let server = Server::start();
+    // A one-answer-per-connection server on the host's loopback.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let greeting = support::unique("from-the-host");
+    let answer = greeting.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    let out = run(
+        &server,
+        r#"query($port: Int!) { host { service(ports: [{ backend: $port }]) { id endpoint } } }"#,
+        json!({ "port": port }),
+    );
+    let svc = text(&out, "host.service.id");
+    assert!(text(&out, "host.service.endpoint").ends_with(&format!(":{port}")));
+    let out = stdout(client_stdout(
+        &server,
+        &svc,
+        "hostapp",
+        &format!("wget -qO- http://hostapp:{port}/"),
+    ));
+    assert_eq!(out, greeting);
+}
+
+#[test]
+fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
+    require_docker!();
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.sock");
+    let query = r#"query($image: String!, $path: String!) { host { unixSocket(path: $path) { id } }
+        container { from(address: $image) { id } } }"#;
+    let step = r#"query($image: String!, $sock: ID!) { container { from(address: $image) {
+        withUnixSocket(path: "/run/agent.sock", source: $sock) {
+          withExec(args: ["sh", "-c", "test -S /run/agent.sock && echo socket $(cat /proc/sys/kernel/random/uuid)"]) { stdout }
+          withoutUnixSocket(path: "/run/agent.sock") {
+            withExec(args: ["sh", "-c", "test -e /run/agent.sock || echo gone"]) { stdout } } } } } }"#;
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let _ = std::fs::remove_file(&path);
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let vars = json!({ "image": busybox(), "path": path.display().to_string() });
+        let sock = text(&run(&server, query, vars), "host.unixSocket.id");
+        assert!(!sock.contains("agent.sock"), "the ID holds no path: {sock}");
+        let out = run(&server, step, json!({ "image": busybox(), "sock": sock }));
+        let mounted = text(&out, "container.from.withUnixSocket.withExec.stdout");
+        assert!(mounted.starts_with("socket "), "{mounted}");
+        assert_eq!(
+            text(
+                &out,
+                "container.from.withUnixSocket.withoutUnixSocket.withExec.stdout"
+            ),
+            "gone\n"
+        );
+        outputs.push(mounted);
+    }
+    assert_ne!(
+        outputs[0], outputs[1],
+        "a socket re-created at the same path is another input"
+    );
+
+    let not_a_socket = server.query_vars(
+        r#"query($path: String!) { host { unixSocket(path: $path) { id } } }"#,
+        &json!({ "path": dir.path().display().to_string() }),
+    );
+    assert!(
+        error_message(&not_a_socket).contains("not a Unix socket"),
+        "{not_a_socket}"
+    );
+}
