@@ -50,6 +50,7 @@ SCENARIOS: dict[str, tuple[int, bool]] = {
     "cached_rerun": (2, True),
     "publish_auth": (1, False),
     "ids": (1, False),
+    "services": (1, False),
     "seed": (1, False),
     "module": (1, False),
 }

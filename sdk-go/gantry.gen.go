@@ -23,7 +23,13 @@ type HostID string
 
 type Platform string
 
+type PortID string
+
 type SecretID string
+
+type ServiceID string
+
+type SocketID string
 
 type Void string
 
@@ -139,6 +145,51 @@ func (r *CacheVolume) ID(ctx context.Context) (string, error) {
 // An OCI-compatible container, also known as a Docker container.
 type Container struct {
 	object
+}
+
+// ContainerAsServiceOpts holds the optional arguments of [Container.AsService].
+type ContainerAsServiceOpts struct {
+	// Command to run instead of the container's default command (e.g., ["go",
+	// "run", "main.go"]).
+	//
+	// If empty, the container's default command is used. Defaults to empty (the
+	// zero value leaves it out).
+	Args []string
+
+	// If the container has an entrypoint, prepend it to the args. Defaults to
+	// false (the zero value leaves it out).
+	UseEntrypoint bool
+
+	// Defaults to false (the zero value leaves it out).
+	ExperimentalPrivilegedNesting bool
+
+	// Defaults to false (the zero value leaves it out).
+	InsecureRootCapabilities bool
+
+	// Replace "${VAR}" or "$VAR" in the args according to the current
+	// environment variables defined in the container (e.g. "/opt/bin:$PATH").
+	// Defaults to false (the zero value leaves it out).
+	Expand bool
+
+	// If set, skip the automatic init process injected into containers by
+	// default. Defaults to false (the zero value leaves it out).
+	NoInit bool
+}
+
+// Turn the container into a Service.
+//
+// Be sure to set any exposed ports before this conversion.
+func (r *Container) AsService(opts ...ContainerAsServiceOpts) *Service {
+	q := r.q.sel("asService")
+	for _, opt := range opts {
+		q = q.optArg("args", opt.Args)
+		q = q.optArg("useEntrypoint", opt.UseEntrypoint)
+		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
+		q = q.optArg("insecureRootCapabilities", opt.InsecureRootCapabilities)
+		q = q.optArg("expand", opt.Expand)
+		q = q.optArg("noInit", opt.NoInit)
+	}
+	return &Service{newObject(q)}
 }
 
 // ContainerAsTarballOpts holds the optional arguments of [Container.AsTarball].
@@ -263,6 +314,23 @@ func (r *Container) Export(ctx context.Context, path string, opts ...ContainerEx
 	var res string
 	err := q.execute(ctx, &res)
 	return res, err
+}
+
+// Retrieves the list of exposed ports.
+//
+// This includes ports already exposed by the image, even if not explicitly
+// added with dagger.
+func (r *Container) ExposedPorts(ctx context.Context) ([]*Port, error) {
+	q := r.q.sel("exposedPorts")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*Port, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &Port{r.load("Port", resID)}
+	}
+	return res, nil
 }
 
 // ContainerFileOpts holds the optional arguments of [Container.File].
@@ -440,6 +508,51 @@ func (r *Container) Sync(ctx context.Context) (*Container, error) {
 	return &Container{r.load("Container", resID)}, nil
 }
 
+// ContainerUpOpts holds the optional arguments of [Container.Up].
+type ContainerUpOpts struct {
+	// Bind each tunnel port to a random port on the host. Defaults to false
+	// (the zero value leaves it out).
+	Random bool
+
+	// Defaults to empty (the zero value leaves it out).
+	Args []string
+
+	// Defaults to false (the zero value leaves it out).
+	UseEntrypoint bool
+
+	// Defaults to false (the zero value leaves it out).
+	ExperimentalPrivilegedNesting bool
+
+	// Defaults to false (the zero value leaves it out).
+	InsecureRootCapabilities bool
+
+	// Defaults to false (the zero value leaves it out).
+	Expand bool
+
+	// Defaults to false (the zero value leaves it out).
+	NoInit bool
+}
+
+// Starts a Service and creates a tunnel that forwards traffic from the caller's
+// network to that service.
+//
+// Be sure to set any exposed ports before calling this api.
+func (r *Container) Up(ctx context.Context, opts ...ContainerUpOpts) (Void, error) {
+	q := r.q.sel("up")
+	for _, opt := range opts {
+		q = q.optArg("random", opt.Random)
+		q = q.optArg("args", opt.Args)
+		q = q.optArg("useEntrypoint", opt.UseEntrypoint)
+		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
+		q = q.optArg("insecureRootCapabilities", opt.InsecureRootCapabilities)
+		q = q.optArg("expand", opt.Expand)
+		q = q.optArg("noInit", opt.NoInit)
+	}
+	var res Void
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Retrieves the user to be set for all commands.
 func (r *Container) User(ctx context.Context) (string, error) {
 	q := r.q.sel("user")
@@ -606,17 +719,23 @@ func (r *Container) WithExec(args []string, opts ...ContainerWithExecOpts) *Cont
 
 // ContainerWithExposedPortOpts holds the optional arguments of [Container.WithExposedPort].
 type ContainerWithExposedPortOpts struct {
-	// Defaults to NetworkProtocolTCP (the zero value leaves it out).
+	// Network protocol. Example: "tcp". Defaults to NetworkProtocolTCP (the
+	// zero value leaves it out).
 	Protocol NetworkProtocol
 
+	// Port description. Example: "payment API endpoint"
 	Description string
 
-	// Defaults to false (the zero value leaves it out).
+	// Skip the health check when run as a service. Defaults to false (the zero
+	// value leaves it out).
 	ExperimentalSkipHealthcheck bool
 }
 
-// Expose a network port. Recorded for compatibility; gantry runs no services
-// yet.
+// Expose a network port. Exposed ports serve two purposes: health checks (a
+// service
+// is ready once its exposed TCP ports accept connections) and naming the ports
+// of
+// the container's image (its EXPOSE entries).
 func (r *Container) WithExposedPort(port int, opts ...ContainerWithExposedPortOpts) *Container {
 	q := r.q.sel("withExposedPort")
 	q = q.arg("port", port)
@@ -875,6 +994,49 @@ func (r *Container) WithSecretVariable(name string, secret *Secret) *Container {
 	return &Container{newObject(q)}
 }
 
+// Establish a runtime dependency from a container to a network service.
+//
+// The service will be started automatically when needed and detached when it is
+// no longer needed, executing the default command if none is set.
+//
+// The service will be reachable from the container via the provided hostname
+// alias.
+//
+// The service dependency will also convey to any files or directories produced
+// by the container.
+func (r *Container) WithServiceBinding(alias string, service *Service) *Container {
+	q := r.q.sel("withServiceBinding")
+	q = q.arg("alias", alias)
+	q = q.arg("service", service)
+	return &Container{newObject(q)}
+}
+
+// ContainerWithUnixSocketOpts holds the optional arguments of [Container.WithUnixSocket].
+type ContainerWithUnixSocketOpts struct {
+	// Defaults to "" (the zero value leaves it out).
+	Owner string
+
+	// Defaults to false (the zero value leaves it out).
+	InheritOwner bool
+
+	// Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// Retrieves this container plus a socket forwarded to the given Unix socket
+// path.
+func (r *Container) WithUnixSocket(path string, source *Socket, opts ...ContainerWithUnixSocketOpts) *Container {
+	q := r.q.sel("withUnixSocket")
+	q = q.arg("path", path)
+	q = q.arg("source", source)
+	for _, opt := range opts {
+		q = q.optArg("owner", opt.Owner)
+		q = q.optArg("inheritOwner", opt.InheritOwner)
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
 // Retrieves this container with a different command user.
 func (r *Container) WithUser(name string) *Container {
 	q := r.q.sel("withUser")
@@ -905,6 +1067,23 @@ func (r *Container) WithoutEnvVariable(name string) *Container {
 	return &Container{newObject(q)}
 }
 
+// ContainerWithoutExposedPortOpts holds the optional arguments of [Container.WithoutExposedPort].
+type ContainerWithoutExposedPortOpts struct {
+	// Port protocol to unexpose. Defaults to NetworkProtocolTCP (the zero value
+	// leaves it out).
+	Protocol NetworkProtocol
+}
+
+// Unexpose a previously exposed port.
+func (r *Container) WithoutExposedPort(port int, opts ...ContainerWithoutExposedPortOpts) *Container {
+	q := r.q.sel("withoutExposedPort")
+	q = q.arg("port", port)
+	for _, opt := range opts {
+		q = q.optArg("protocol", opt.Protocol)
+	}
+	return &Container{newObject(q)}
+}
+
 // ContainerWithoutMountOpts holds the optional arguments of [Container.WithoutMount].
 type ContainerWithoutMountOpts struct {
 	// Defaults to false (the zero value leaves it out).
@@ -926,6 +1105,22 @@ func (r *Container) WithoutMount(path string, opts ...ContainerWithoutMountOpts)
 func (r *Container) WithoutRegistryAuth(address string) *Container {
 	q := r.q.sel("withoutRegistryAuth")
 	q = q.arg("address", address)
+	return &Container{newObject(q)}
+}
+
+// ContainerWithoutUnixSocketOpts holds the optional arguments of [Container.WithoutUnixSocket].
+type ContainerWithoutUnixSocketOpts struct {
+	// Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// Retrieves this container with a previously added Unix socket removed.
+func (r *Container) WithoutUnixSocket(path string, opts ...ContainerWithoutUnixSocketOpts) *Container {
+	q := r.q.sel("withoutUnixSocket")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
 	return &Container{newObject(q)}
 }
 
@@ -1349,6 +1544,74 @@ func (r *Host) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
 }
 
+// HostTunnelOpts holds the optional arguments of [Host.Tunnel].
+type HostTunnelOpts struct {
+	// Map each service port to the same port on the host, as if the service
+	// were running natively.
+	//
+	// Note: enabling may result in port conflicts. Defaults to false (the zero
+	// value leaves it out).
+	Native bool
+}
+
+// Creates a tunnel that forwards traffic from the host to a service.
+func (r *Host) Tunnel(service *Service, opts ...HostTunnelOpts) *Service {
+	q := r.q.sel("tunnel")
+	q = q.arg("service", service)
+	for _, opt := range opts {
+		q = q.optArg("native", opt.Native)
+	}
+	return &Service{newObject(q)}
+}
+
+// Accesses a Unix socket on the host.
+func (r *Host) UnixSocket(path string) *Socket {
+	q := r.q.sel("unixSocket")
+	q = q.arg("path", path)
+	return &Socket{newObject(q)}
+}
+
+type Port struct {
+	object
+}
+
+// The port description.
+func (r *Port) Description(ctx context.Context) (string, error) {
+	q := r.q.sel("description")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Skip the health check when run as a service.
+func (r *Port) ExperimentalSkipHealthcheck(ctx context.Context) (bool, error) {
+	q := r.q.sel("experimentalSkipHealthcheck")
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this Port.
+func (r *Port) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The port number.
+func (r *Port) Port(ctx context.Context) (int, error) {
+	q := r.q.sel("port")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The transport layer protocol.
+func (r *Port) Protocol(ctx context.Context) (NetworkProtocol, error) {
+	q := r.q.sel("protocol")
+	var res NetworkProtocol
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // ClientCacheVolumeOpts holds the optional arguments of [Client.CacheVolume].
 type ClientCacheVolumeOpts struct {
 	// Identifier of the directory to use as the cache volume's root when it is
@@ -1471,11 +1734,32 @@ func (r *Client) LoadHostFromID(id HostID) *Host {
 	return &Host{newObject(q)}
 }
 
+// Load a Port from its ID.
+func (r *Client) LoadPortFromID(id PortID) *Port {
+	q := r.q.sel("loadPortFromID")
+	q = q.arg("id", id)
+	return &Port{newObject(q)}
+}
+
 // Load a Secret from its ID.
 func (r *Client) LoadSecretFromID(id SecretID) *Secret {
 	q := r.q.sel("loadSecretFromID")
 	q = q.arg("id", id)
 	return &Secret{newObject(q)}
+}
+
+// Load a Service from its ID.
+func (r *Client) LoadServiceFromID(id ServiceID) *Service {
+	q := r.q.sel("loadServiceFromID")
+	q = q.arg("id", id)
+	return &Service{newObject(q)}
+}
+
+// Load a Socket from its ID.
+func (r *Client) LoadSocketFromID(id SocketID) *Socket {
+	q := r.q.sel("loadSocketFromID")
+	q = q.arg("id", id)
+	return &Socket{newObject(q)}
 }
 
 // ClientSecretOpts holds the optional arguments of [Client.Secret].
@@ -1546,4 +1830,143 @@ func (r *Secret) URI(ctx context.Context) (string, error) {
 	var res string
 	err := q.execute(ctx, &res)
 	return res, err
+}
+
+// A content-addressed service providing TCP connectivity.
+type Service struct {
+	object
+}
+
+// ServiceEndpointOpts holds the optional arguments of [Service.Endpoint].
+type ServiceEndpointOpts struct {
+	// The exposed port number for the endpoint
+	Port int
+
+	// Return a URL with the given scheme, eg. http for http://. Defaults to ""
+	// (the zero value leaves it out).
+	Scheme string
+}
+
+// Retrieves an endpoint that clients can use to reach this container.
+//
+// If no port is specified, the first exposed port is used. If none exist an
+// error is returned.
+//
+// If a scheme is specified, a URL is returned. Otherwise, a host:port pair is
+// returned.
+func (r *Service) Endpoint(ctx context.Context, opts ...ServiceEndpointOpts) (string, error) {
+	q := r.q.sel("endpoint")
+	for _, opt := range opts {
+		q = q.optArg("port", opt.Port)
+		q = q.optArg("scheme", opt.Scheme)
+	}
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Retrieves a hostname which can be used by clients to reach this container.
+func (r *Service) Hostname(ctx context.Context) (string, error) {
+	q := r.q.sel("hostname")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this Service.
+func (r *Service) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Retrieves the list of ports provided by the service.
+func (r *Service) Ports(ctx context.Context) ([]*Port, error) {
+	q := r.q.sel("ports")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*Port, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &Port{r.load("Port", resID)}
+	}
+	return res, nil
+}
+
+// Start the service and wait for its health checks to succeed.
+//
+// Services bound to a Container do not need to be manually started.
+func (r *Service) Start(ctx context.Context) (*Service, error) {
+	q := r.q.sel("start")
+	var resID string
+	if err := q.execute(ctx, &resID); err != nil {
+		return nil, err
+	}
+	return &Service{r.load("Service", resID)}, nil
+}
+
+// ServiceStopOpts holds the optional arguments of [Service.Stop].
+type ServiceStopOpts struct {
+	// Immediately kill the service without waiting for a graceful exit.
+	// Defaults to false (the zero value leaves it out).
+	Kill bool
+}
+
+// Stop the service.
+func (r *Service) Stop(ctx context.Context, opts ...ServiceStopOpts) (*Service, error) {
+	q := r.q.sel("stop")
+	for _, opt := range opts {
+		q = q.optArg("kill", opt.Kill)
+	}
+	var resID string
+	if err := q.execute(ctx, &resID); err != nil {
+		return nil, err
+	}
+	return &Service{r.load("Service", resID)}, nil
+}
+
+// Forces evaluation of the pipeline in the engine.
+func (r *Service) Sync(ctx context.Context) (*Service, error) {
+	q := r.q.sel("sync")
+	var resID string
+	if err := q.execute(ctx, &resID); err != nil {
+		return nil, err
+	}
+	return &Service{r.load("Service", resID)}, nil
+}
+
+// ServiceUpOpts holds the optional arguments of [Service.Up].
+type ServiceUpOpts struct {
+	// Bind each tunnel port to a random port on the host. Defaults to false
+	// (the zero value leaves it out).
+	Random bool
+}
+
+// Creates a tunnel that forwards traffic from the caller's network to this
+// service.
+func (r *Service) Up(ctx context.Context, opts ...ServiceUpOpts) (Void, error) {
+	q := r.q.sel("up")
+	for _, opt := range opts {
+		q = q.optArg("random", opt.Random)
+	}
+	var res Void
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Configures a hostname which can be used by clients within the session to
+// reach this container.
+func (r *Service) WithHostname(hostname string) *Service {
+	q := r.q.sel("withHostname")
+	q = q.arg("hostname", hostname)
+	return &Service{newObject(q)}
+}
+
+// A Unix or TCP/IP socket that can be mounted into a container.
+type Socket struct {
+	object
+}
+
+// A unique identifier for this Socket.
+func (r *Socket) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
 }

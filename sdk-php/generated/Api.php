@@ -125,6 +125,42 @@ final class CacheVolume extends ApiObject implements Node
 final class Container extends ApiObject implements Node
 {
     /**
+     * Turn the container into a Service.
+     *
+     * Be sure to set any exposed ports before this conversion.
+     *
+     * @param list<string>|null $args Command to run instead of the container's
+     *     default command (e.g., ["go", "run", "main.go"]). If empty, the
+     *     container's default command is used. Defaults to [].
+     * @param bool|null $useEntrypoint If the container has an entrypoint,
+     *     prepend it to the args. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Defaults to false.
+     * @param bool|null $insecureRootCapabilities Defaults to false.
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the args according
+     *     to the current environment variables defined in the container (e.g.
+     *     "/opt/bin:$PATH"). Defaults to false.
+     * @param bool|null $noInit If set, skip the automatic init process injected
+     *     into containers by default. Defaults to false.
+     */
+    public function asService(
+        ?array $args = null,
+        ?bool $useEntrypoint = null,
+        ?bool $experimentalPrivilegedNesting = null,
+        ?bool $insecureRootCapabilities = null,
+        ?bool $expand = null,
+        ?bool $noInit = null,
+    ): Service {
+        return new Service($this->ctx->select('asService', [
+            'args' => $args,
+            'useEntrypoint' => $useEntrypoint,
+            'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
+            'insecureRootCapabilities' => $insecureRootCapabilities,
+            'expand' => $expand,
+            'noInit' => $noInit,
+        ]));
+    }
+
+    /**
      * Package the container state as an OCI image, and return it as a tar
      * archive.
      *
@@ -242,6 +278,23 @@ final class Container extends ApiObject implements Node
             'mediaTypes' => $mediaTypes,
             'expand' => $expand,
         ])->execute();
+    }
+
+    /**
+     * Retrieves the list of exposed ports.
+     *
+     * This includes ports already exposed by the image, even if not explicitly
+     * added with dagger.
+     *
+     * @return list<Port>
+     */
+    public function exposedPorts(): array
+    {
+        $__ids = $this->ctx->select('exposedPorts')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): Port => new Port($this->ctx->load('Port', $__id)),
+            $__ids,
+        );
     }
 
     /**
@@ -421,6 +474,41 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * Starts a Service and creates a tunnel that forwards traffic from the
+     * caller's network to that service.
+     *
+     * Be sure to set any exposed ports before calling this api.
+     *
+     * @param bool|null $random Bind each tunnel port to a random port on the
+     *     host. Defaults to false.
+     * @param list<string>|null $args Defaults to [].
+     * @param bool|null $useEntrypoint Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Defaults to false.
+     * @param bool|null $insecureRootCapabilities Defaults to false.
+     * @param bool|null $expand Defaults to false.
+     * @param bool|null $noInit Defaults to false.
+     */
+    public function up(
+        ?bool $random = null,
+        ?array $args = null,
+        ?bool $useEntrypoint = null,
+        ?bool $experimentalPrivilegedNesting = null,
+        ?bool $insecureRootCapabilities = null,
+        ?bool $expand = null,
+        ?bool $noInit = null,
+    ): ?string {
+        return $this->ctx->select('up', [
+            'random' => $random,
+            'args' => $args,
+            'useEntrypoint' => $useEntrypoint,
+            'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
+            'insecureRootCapabilities' => $insecureRootCapabilities,
+            'expand' => $expand,
+            'noInit' => $noInit,
+        ])->execute();
+    }
+
+    /**
      * Retrieves the user to be set for all commands.
      */
     public function user(): string
@@ -580,11 +668,19 @@ final class Container extends ApiObject implements Node
     }
 
     /**
-     * Expose a network port. Recorded for compatibility; gantry runs no
-     * services yet.
+     * Expose a network port. Exposed ports serve two purposes: health checks (a
+     * service
+     * is ready once its exposed TCP ports accept connections) and naming the
+     * ports of
+     * the container's image (its EXPOSE entries).
      *
-     * @param NetworkProtocol|null $protocol Defaults to NetworkProtocol::TCP.
-     * @param bool|null $experimentalSkipHealthcheck Defaults to false.
+     * @param int $port Port number to expose. Example: 8080
+     * @param NetworkProtocol|null $protocol Network protocol. Example: "tcp".
+     *     Defaults to NetworkProtocol::TCP.
+     * @param string|null $description Port description. Example: "payment API
+     *     endpoint"
+     * @param bool|null $experimentalSkipHealthcheck Skip the health check when
+     *     run as a service. Defaults to false.
      */
     public function withExposedPort(
         int $port,
@@ -859,6 +955,59 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * Establish a runtime dependency from a container to a network service.
+     *
+     * The service will be started automatically when needed and detached when
+     * it is no longer needed, executing the default command if none is set.
+     *
+     * The service will be reachable from the container via the provided
+     * hostname alias.
+     *
+     * The service dependency will also convey to any files or directories
+     * produced by the container.
+     *
+     * @param string $alias Hostname that will resolve to the target service
+     *     (only accessible from within this container)
+     * @param Service $service Identifier of the service container
+     */
+    public function withServiceBinding(
+        string $alias,
+        Service $service,
+    ): Container {
+        return new Container($this->ctx->select('withServiceBinding', [
+            'alias' => $alias,
+            'service' => $service,
+        ]));
+    }
+
+    /**
+     * Retrieves this container plus a socket forwarded to the given Unix socket
+     * path.
+     *
+     * @param string $path Location of the forwarded Unix socket (e.g.,
+     *     "/tmp/socket").
+     * @param Socket $source Identifier of the socket to forward.
+     * @param string|null $owner Defaults to "".
+     * @param bool|null $inheritOwner Defaults to false.
+     * @param bool|null $expand Defaults to false.
+     */
+    public function withUnixSocket(
+        string $path,
+        Socket $source,
+        ?string $owner = null,
+        ?bool $inheritOwner = null,
+        ?bool $expand = null,
+    ): Container {
+        return new Container($this->ctx->select('withUnixSocket', [
+            'path' => $path,
+            'source' => $source,
+            'owner' => $owner,
+            'inheritOwner' => $inheritOwner,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
      * Retrieves this container with a different command user.
      */
     public function withUser(string $name): Container
@@ -892,6 +1041,23 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * Unexpose a previously exposed port.
+     *
+     * @param int $port Port number to unexpose
+     * @param NetworkProtocol|null $protocol Port protocol to unexpose. Defaults
+     *     to NetworkProtocol::TCP.
+     */
+    public function withoutExposedPort(
+        int $port,
+        ?NetworkProtocol $protocol = null,
+    ): Container {
+        return new Container($this->ctx->select('withoutExposedPort', [
+            'port' => $port,
+            'protocol' => $protocol,
+        ]));
+    }
+
+    /**
      * Retrieves this container after unmounting everything at the given path.
      *
      * @param bool|null $expand Defaults to false.
@@ -912,6 +1078,23 @@ final class Container extends ApiObject implements Node
     {
         return new Container($this->ctx->select('withoutRegistryAuth', [
             'address' => $address,
+        ]));
+    }
+
+    /**
+     * Retrieves this container with a previously added Unix socket removed.
+     *
+     * @param string $path Location of the socket to remove (e.g.,
+     *     "/tmp/socket").
+     * @param bool|null $expand Defaults to false.
+     */
+    public function withoutUnixSocket(
+        string $path,
+        ?bool $expand = null,
+    ): Container {
+        return new Container($this->ctx->select('withoutUnixSocket', [
+            'path' => $path,
+            'expand' => $expand,
         ]));
     }
 
@@ -1357,6 +1540,79 @@ final class Host extends ApiObject implements Node
     {
         return $this->ctx->id();
     }
+
+    /**
+     * Creates a tunnel that forwards traffic from the host to a service.
+     *
+     * @param Service $service Service to send traffic from the tunnel.
+     * @param bool|null $native Map each service port to the same port on the
+     *     host, as if the service were running natively. Note: enabling may
+     *     result in port conflicts. Defaults to false.
+     */
+    public function tunnel(Service $service, ?bool $native = null): Service
+    {
+        return new Service($this->ctx->select('tunnel', [
+            'service' => $service,
+            'native' => $native,
+        ]));
+    }
+
+    /**
+     * Accesses a Unix socket on the host.
+     *
+     * @param string $path Location of the Unix socket (e.g.,
+     *     "/var/run/docker.sock").
+     */
+    public function unixSocket(string $path): Socket
+    {
+        return new Socket($this->ctx->select('unixSocket', [
+            'path' => $path,
+        ]));
+    }
+}
+
+final class Port extends ApiObject implements Node
+{
+    /**
+     * The port description.
+     */
+    public function description(): ?string
+    {
+        return $this->ctx->select('description')->execute();
+    }
+
+    /**
+     * Skip the health check when run as a service.
+     */
+    public function experimentalSkipHealthcheck(): bool
+    {
+        return $this->ctx->select('experimentalSkipHealthcheck')->execute();
+    }
+
+    /**
+     * A unique identifier for this Port.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The port number.
+     */
+    public function port(): int
+    {
+        return $this->ctx->select('port')->execute();
+    }
+
+    /**
+     * The transport layer protocol.
+     */
+    public function protocol(): NetworkProtocol
+    {
+        $__q = $this->ctx->select('protocol');
+        return NetworkProtocol::from($__q->execute());
+    }
 }
 
 /**
@@ -1508,11 +1764,41 @@ final class Client extends ApiClient
     }
 
     /**
+     * Load a Port from its ID.
+     */
+    public function loadPortFromID(string $id): Port
+    {
+        return new Port($this->ctx->select('loadPortFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a Secret from its ID.
      */
     public function loadSecretFromID(string $id): Secret
     {
         return new Secret($this->ctx->select('loadSecretFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a Service from its ID.
+     */
+    public function loadServiceFromID(string $id): Service
+    {
+        return new Service($this->ctx->select('loadServiceFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a Socket from its ID.
+     */
+    public function loadSocketFromID(string $id): Socket
+    {
+        return new Socket($this->ctx->select('loadSocketFromID', [
             'id' => $id,
         ]));
     }
@@ -1590,5 +1876,138 @@ final class Secret extends ApiObject implements Node
     public function uri(): string
     {
         return $this->ctx->select('uri')->execute();
+    }
+}
+
+/**
+ * A content-addressed service providing TCP connectivity.
+ */
+final class Service extends ApiObject implements Node
+{
+    /**
+     * Retrieves an endpoint that clients can use to reach this container.
+     *
+     * If no port is specified, the first exposed port is used. If none exist an
+     * error is returned.
+     *
+     * If a scheme is specified, a URL is returned. Otherwise, a host:port pair
+     * is returned.
+     *
+     * @param int|null $port The exposed port number for the endpoint
+     * @param string|null $scheme Return a URL with the given scheme, eg. http
+     *     for http://. Defaults to "".
+     */
+    public function endpoint(?int $port = null, ?string $scheme = null): string
+    {
+        return $this->ctx->select('endpoint', [
+            'port' => $port,
+            'scheme' => $scheme,
+        ])->execute();
+    }
+
+    /**
+     * Retrieves a hostname which can be used by clients to reach this
+     * container.
+     */
+    public function hostname(): string
+    {
+        return $this->ctx->select('hostname')->execute();
+    }
+
+    /**
+     * A unique identifier for this Service.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Retrieves the list of ports provided by the service.
+     *
+     * @return list<Port>
+     */
+    public function ports(): array
+    {
+        $__ids = $this->ctx->select('ports')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): Port => new Port($this->ctx->load('Port', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Start the service and wait for its health checks to succeed.
+     *
+     * Services bound to a Container do not need to be manually started.
+     */
+    public function start(): Service
+    {
+        $__q = $this->ctx->select('start');
+        return new Service($this->ctx->load('Service', $__q->execute()));
+    }
+
+    /**
+     * Stop the service.
+     *
+     * @param bool|null $kill Immediately kill the service without waiting for a
+     *     graceful exit. Defaults to false.
+     */
+    public function stop(?bool $kill = null): Service
+    {
+        $__q = $this->ctx->select('stop', [
+            'kill' => $kill,
+        ]);
+        return new Service($this->ctx->load('Service', $__q->execute()));
+    }
+
+    /**
+     * Forces evaluation of the pipeline in the engine.
+     */
+    public function sync(): Service
+    {
+        $__q = $this->ctx->select('sync');
+        return new Service($this->ctx->load('Service', $__q->execute()));
+    }
+
+    /**
+     * Creates a tunnel that forwards traffic from the caller's network to this
+     * service.
+     *
+     * @param bool|null $random Bind each tunnel port to a random port on the
+     *     host. Defaults to false.
+     */
+    public function up(?bool $random = null): ?string
+    {
+        return $this->ctx->select('up', [
+            'random' => $random,
+        ])->execute();
+    }
+
+    /**
+     * Configures a hostname which can be used by clients within the session to
+     * reach this container.
+     *
+     * @param string $hostname The hostname to use.
+     */
+    public function withHostname(string $hostname): Service
+    {
+        return new Service($this->ctx->select('withHostname', [
+            'hostname' => $hostname,
+        ]));
+    }
+}
+
+/**
+ * A Unix or TCP/IP socket that can be mounted into a container.
+ */
+final class Socket extends ApiObject implements Node
+{
+    /**
+     * A unique identifier for this Socket.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
     }
 }

@@ -32,10 +32,16 @@ __all__ = [
     "NetworkProtocol",
     "Node",
     "Platform",
+    "Port",
+    "PortID",
     "RegistryProtocol",
     "ReturnType",
     "Secret",
     "SecretID",
+    "Service",
+    "ServiceID",
+    "Socket",
+    "SocketID",
     "Void",
 ]
 
@@ -53,7 +59,13 @@ HostID = str
 
 Platform = str
 
+PortID = str
+
 SecretID = str
+
+ServiceID = str
+
+SocketID = str
 
 Void = str
 
@@ -152,6 +164,44 @@ class CacheVolume(Node):
 
 class Container(Node):
     """An OCI-compatible container, also known as a Docker container."""
+
+    def as_service(
+        self,
+        *,
+        args: list[str] | None = None,
+        use_entrypoint: bool | None = None,
+        experimental_privileged_nesting: bool | None = None,
+        insecure_root_capabilities: bool | None = None,
+        expand: bool | None = None,
+        no_init: bool | None = None,
+    ) -> Service:
+        """Turn the container into a Service.
+
+        Be sure to set any exposed ports before this conversion.
+
+        Args:
+            args: Command to run instead of the container's default command (e.g.,
+                ["go", "run", "main.go"]). If empty, the container's default command is
+                used. Defaults to [].
+            use_entrypoint: If the container has an entrypoint, prepend it to the args.
+                Defaults to False.
+            experimental_privileged_nesting: Defaults to False.
+            insecure_root_capabilities: Defaults to False.
+            expand: Replace "${VAR}" or "$VAR" in the args according to the current
+                environment variables defined in the container (e.g. "/opt/bin:$PATH").
+                Defaults to False.
+            no_init: If set, skip the automatic init process injected into containers by
+                default. Defaults to False.
+        """
+        _args = [
+            Arg("args", args),
+            Arg("useEntrypoint", use_entrypoint),
+            Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
+            Arg("insecureRootCapabilities", insecure_root_capabilities),
+            Arg("expand", expand),
+            Arg("noInit", no_init),
+        ]
+        return Service(self._select("asService", _args))
 
     def as_tarball(
         self,
@@ -258,6 +308,16 @@ class Container(Node):
         ]
         _r: str = await self._select("export", _args).execute()
         return _r
+
+    async def exposed_ports(self) -> list[Port]:
+        """Retrieves the list of exposed ports.
+
+        This includes ports already exposed by the image, even if not explicitly
+        added with dagger.
+        """
+        _ctx = self._select("exposedPorts").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [Port(self._load("Port", _i)) for _i in _ids]
 
     def file(
         self,
@@ -420,6 +480,44 @@ class Container(Node):
         """
         _id: str = await self._select("sync").execute()
         return Container(self._load("Container", _id))
+
+    async def up(
+        self,
+        *,
+        random: bool | None = None,
+        args: list[str] | None = None,
+        use_entrypoint: bool | None = None,
+        experimental_privileged_nesting: bool | None = None,
+        insecure_root_capabilities: bool | None = None,
+        expand: bool | None = None,
+        no_init: bool | None = None,
+    ) -> Void | None:
+        """Starts a Service and creates a tunnel that forwards traffic from the caller's
+        network to that service.
+
+        Be sure to set any exposed ports before calling this api.
+
+        Args:
+            random: Bind each tunnel port to a random port on the host. Defaults to
+                False.
+            args: Defaults to [].
+            use_entrypoint: Defaults to False.
+            experimental_privileged_nesting: Defaults to False.
+            insecure_root_capabilities: Defaults to False.
+            expand: Defaults to False.
+            no_init: Defaults to False.
+        """
+        _args = [
+            Arg("random", random),
+            Arg("args", args),
+            Arg("useEntrypoint", use_entrypoint),
+            Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
+            Arg("insecureRootCapabilities", insecure_root_capabilities),
+            Arg("expand", expand),
+            Arg("noInit", no_init),
+        ]
+        _r: Void | None = await self._select("up", _args).execute()
+        return _r
 
     async def user(self) -> str:
         """Retrieves the user to be set for all commands."""
@@ -585,12 +683,18 @@ class Container(Node):
         description: str | None = None,
         experimental_skip_healthcheck: bool | None = None,
     ) -> Container:
-        """Expose a network port. Recorded for compatibility; gantry runs no services
-        yet.
+        """Expose a network port. Exposed ports serve two purposes: health checks (a
+        service
+        is ready once its exposed TCP ports accept connections) and naming the ports
+        of
+        the container's image (its EXPOSE entries).
 
         Args:
-            protocol: Defaults to NetworkProtocol.TCP.
-            experimental_skip_healthcheck: Defaults to False.
+            port: Port number to expose. Example: 8080
+            protocol: Network protocol. Example: "tcp". Defaults to NetworkProtocol.TCP.
+            description: Port description. Example: "payment API endpoint\"
+            experimental_skip_healthcheck: Skip the health check when run as a service.
+                Defaults to False.
         """
         _args = [
             Arg("port", port),
@@ -867,6 +971,61 @@ class Container(Node):
         ]
         return Container(self._select("withSecretVariable", _args))
 
+    def with_service_binding(
+        self,
+        alias: str,
+        service: Service,
+    ) -> Container:
+        """Establish a runtime dependency from a container to a network service.
+
+        The service will be started automatically when needed and detached when it is
+        no longer needed, executing the default command if none is set.
+
+        The service will be reachable from the container via the provided hostname
+        alias.
+
+        The service dependency will also convey to any files or directories produced
+        by the container.
+
+        Args:
+            alias: Hostname that will resolve to the target service (only accessible
+                from within this container)
+            service: Identifier of the service container
+        """
+        _args = [
+            Arg("alias", alias),
+            Arg("service", service),
+        ]
+        return Container(self._select("withServiceBinding", _args))
+
+    def with_unix_socket(
+        self,
+        path: str,
+        source: Socket,
+        *,
+        owner: str | None = None,
+        inherit_owner: bool | None = None,
+        expand: bool | None = None,
+    ) -> Container:
+        """Retrieves this container plus a socket forwarded to the given Unix socket
+        path.
+
+        Args:
+            path: Location of the forwarded Unix socket (e.g., "/tmp/socket").
+            source: Identifier of the socket to forward.
+            owner: Defaults to "".
+            inherit_owner: Defaults to False.
+            expand: Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("source", source),
+            Arg("owner", owner),
+            Arg("inheritOwner", inherit_owner),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withUnixSocket", _args))
+
     def with_user(
         self,
         name: str,
@@ -904,6 +1063,24 @@ class Container(Node):
         ]
         return Container(self._select("withoutEnvVariable", _args))
 
+    def without_exposed_port(
+        self,
+        port: int,
+        *,
+        protocol: NetworkProtocol | None = None,
+    ) -> Container:
+        """Unexpose a previously exposed port.
+
+        Args:
+            port: Port number to unexpose
+            protocol: Port protocol to unexpose. Defaults to NetworkProtocol.TCP.
+        """
+        _args = [
+            Arg("port", port),
+            Arg("protocol", protocol),
+        ]
+        return Container(self._select("withoutExposedPort", _args))
+
     def without_mount(
         self,
         path: str,
@@ -932,6 +1109,24 @@ class Container(Node):
             Arg("address", address),
         ]
         return Container(self._select("withoutRegistryAuth", _args))
+
+    def without_unix_socket(
+        self,
+        path: str,
+        *,
+        expand: bool | None = None,
+    ) -> Container:
+        """Retrieves this container with a previously added Unix socket removed.
+
+        Args:
+            path: Location of the socket to remove (e.g., "/tmp/socket").
+            expand: Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withoutUnixSocket", _args))
 
     async def workdir(self) -> str:
         """Retrieves the working directory for all commands."""
@@ -1358,6 +1553,65 @@ class Host(Node):
         """A unique identifier for this Host."""
         return await self._id()
 
+    def tunnel(
+        self,
+        service: Service,
+        *,
+        native: bool | None = None,
+    ) -> Service:
+        """Creates a tunnel that forwards traffic from the host to a service.
+
+        Args:
+            service: Service to send traffic from the tunnel.
+            native: Map each service port to the same port on the host, as if the
+                service were running natively. Note: enabling may result in port
+                conflicts. Defaults to False.
+        """
+        _args = [
+            Arg("service", service),
+            Arg("native", native),
+        ]
+        return Service(self._select("tunnel", _args))
+
+    def unix_socket(
+        self,
+        path: str,
+    ) -> Socket:
+        """Accesses a Unix socket on the host.
+
+        Args:
+            path: Location of the Unix socket (e.g., "/var/run/docker.sock").
+        """
+        _args = [
+            Arg("path", path),
+        ]
+        return Socket(self._select("unixSocket", _args))
+
+
+class Port(Node):
+    async def description(self) -> str | None:
+        """The port description."""
+        _r: str | None = await self._select("description").execute()
+        return _r
+
+    async def experimental_skip_healthcheck(self) -> bool:
+        """Skip the health check when run as a service."""
+        _r: bool = await self._select("experimentalSkipHealthcheck").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this Port."""
+        return await self._id()
+
+    async def port(self) -> int:
+        """The port number."""
+        _r: int = await self._select("port").execute()
+        return _r
+
+    async def protocol(self) -> NetworkProtocol:
+        """The transport layer protocol."""
+        return NetworkProtocol(await self._select("protocol").execute())
+
 
 class Client(Object):
     """The root of the API."""
@@ -1498,6 +1752,16 @@ class Client(Object):
         ]
         return Host(self._select("loadHostFromID", _args))
 
+    def load_port_from_id(
+        self,
+        id: PortID,
+    ) -> Port:
+        """Load a Port from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Port(self._select("loadPortFromID", _args))
+
     def load_secret_from_id(
         self,
         id: SecretID,
@@ -1507,6 +1771,26 @@ class Client(Object):
             Arg("id", id),
         ]
         return Secret(self._select("loadSecretFromID", _args))
+
+    def load_service_from_id(
+        self,
+        id: ServiceID,
+    ) -> Service:
+        """Load a Service from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Service(self._select("loadServiceFromID", _args))
+
+    def load_socket_from_id(
+        self,
+        id: SocketID,
+    ) -> Socket:
+        """Load a Socket from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Socket(self._select("loadSocketFromID", _args))
 
     def secret(
         self,
@@ -1570,3 +1854,119 @@ class Secret(Node):
         """The URI of this secret."""
         _r: str = await self._select("uri").execute()
         return _r
+
+
+class Service(Node):
+    """A content-addressed service providing TCP connectivity."""
+
+    async def endpoint(
+        self,
+        *,
+        port: int | None = None,
+        scheme: str | None = None,
+    ) -> str:
+        """Retrieves an endpoint that clients can use to reach this container.
+
+        If no port is specified, the first exposed port is used. If none exist an
+        error is returned.
+
+        If a scheme is specified, a URL is returned. Otherwise, a host:port pair is
+        returned.
+
+        Args:
+            port: The exposed port number for the endpoint
+            scheme: Return a URL with the given scheme, eg. http for http://. Defaults
+                to "".
+        """
+        _args = [
+            Arg("port", port),
+            Arg("scheme", scheme),
+        ]
+        _r: str = await self._select("endpoint", _args).execute()
+        return _r
+
+    async def hostname(self) -> str:
+        """Retrieves a hostname which can be used by clients to reach this container."""
+        _r: str = await self._select("hostname").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this Service."""
+        return await self._id()
+
+    async def ports(self) -> list[Port]:
+        """Retrieves the list of ports provided by the service."""
+        _ctx = self._select("ports").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [Port(self._load("Port", _i)) for _i in _ids]
+
+    async def start(self) -> Service:
+        """Start the service and wait for its health checks to succeed.
+
+        Services bound to a Container do not need to be manually started.
+        """
+        _id: str = await self._select("start").execute()
+        return Service(self._load("Service", _id))
+
+    async def stop(
+        self,
+        *,
+        kill: bool | None = None,
+    ) -> Service:
+        """Stop the service.
+
+        Args:
+            kill: Immediately kill the service without waiting for a graceful exit.
+                Defaults to False.
+        """
+        _args = [
+            Arg("kill", kill),
+        ]
+        _id: str = await self._select("stop", _args).execute()
+        return Service(self._load("Service", _id))
+
+    async def sync(self) -> Service:
+        """Forces evaluation of the pipeline in the engine."""
+        _id: str = await self._select("sync").execute()
+        return Service(self._load("Service", _id))
+
+    async def up(
+        self,
+        *,
+        random: bool | None = None,
+    ) -> Void | None:
+        """Creates a tunnel that forwards traffic from the caller's network to this
+        service.
+
+        Args:
+            random: Bind each tunnel port to a random port on the host. Defaults to
+                False.
+        """
+        _args = [
+            Arg("random", random),
+        ]
+        _r: Void | None = await self._select("up", _args).execute()
+        return _r
+
+    def with_hostname(
+        self,
+        hostname: str,
+    ) -> Service:
+        """Configures a hostname which can be used by clients within the session to
+        reach this container.
+
+        Args:
+            hostname: The hostname to use.
+        """
+        _args = [
+            Arg("hostname", hostname),
+        ]
+        return Service(self._select("withHostname", _args))
+
+
+class Socket(Node):
+    """A Unix or TCP/IP socket that can be mounted into a container."""
+
+    async def id(self) -> str:
+        """A unique identifier for this Socket."""
+        return await self._id()

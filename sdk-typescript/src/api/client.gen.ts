@@ -24,7 +24,13 @@ export type HostID = string;
 
 export type Platform = string;
 
+export type PortID = string;
+
 export type SecretID = string;
+
+export type ServiceID = string;
+
+export type SocketID = string;
 
 export type Void = string;
 
@@ -95,6 +101,32 @@ export class CacheVolume extends BaseObject implements Node {
   async id(): Promise<string> {
     return this._id();
   }
+}
+
+/** Optional arguments of `Container.asService`. */
+export interface ContainerAsServiceOpts {
+  /**
+   * Command to run instead of the container's default command (e.g., ["go", "run", "main.go"]).
+   *
+   * If empty, the container's default command is used. Defaults to `[]`.
+   */
+  args?: string[];
+  /** If the container has an entrypoint, prepend it to the args. Defaults to `false`. */
+  useEntrypoint?: boolean;
+  /** Defaults to `false`. */
+  experimentalPrivilegedNesting?: boolean;
+  /** Defaults to `false`. */
+  insecureRootCapabilities?: boolean;
+  /**
+   * Replace "${VAR}" or "$VAR" in the args according to the current environment variables defined
+   * in the container (e.g. "/opt/bin:$PATH"). Defaults to `false`.
+   */
+  expand?: boolean;
+  /**
+   * If set, skip the automatic init process injected into containers by default. Defaults to
+   * `false`.
+   */
+  noInit?: boolean;
 }
 
 /** Optional arguments of `Container.asTarball`. */
@@ -181,6 +213,24 @@ export interface ContainerPublishOpts {
   insecureSkipTLSVerify?: boolean;
 }
 
+/** Optional arguments of `Container.up`. */
+export interface ContainerUpOpts {
+  /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
+  random?: boolean;
+  /** Defaults to `[]`. */
+  args?: string[];
+  /** Defaults to `false`. */
+  useEntrypoint?: boolean;
+  /** Defaults to `false`. */
+  experimentalPrivilegedNesting?: boolean;
+  /** Defaults to `false`. */
+  insecureRootCapabilities?: boolean;
+  /** Defaults to `false`. */
+  expand?: boolean;
+  /** Defaults to `false`. */
+  noInit?: boolean;
+}
+
 /** Optional arguments of `Container.withDirectory`. */
 export interface ContainerWithDirectoryOpts {
   /**
@@ -259,10 +309,11 @@ export interface ContainerWithExecOpts {
 
 /** Optional arguments of `Container.withExposedPort`. */
 export interface ContainerWithExposedPortOpts {
-  /** Defaults to `NetworkProtocol.TCP`. */
+  /** Network protocol. Example: "tcp". Defaults to `NetworkProtocol.TCP`. */
   protocol?: NetworkProtocol;
+  /** Port description. Example: "payment API endpoint" */
   description?: string;
-  /** Defaults to `false`. */
+  /** Skip the health check when run as a service. Defaults to `false`. */
   experimentalSkipHealthcheck?: boolean;
 }
 
@@ -362,10 +413,26 @@ export interface ContainerWithNewFileOpts {
   expand?: boolean;
 }
 
+/** Optional arguments of `Container.withUnixSocket`. */
+export interface ContainerWithUnixSocketOpts {
+  /** Defaults to `""`. */
+  owner?: string;
+  /** Defaults to `false`. */
+  inheritOwner?: boolean;
+  /** Defaults to `false`. */
+  expand?: boolean;
+}
+
 /** Optional arguments of `Container.withWorkdir`. */
 export interface ContainerWithWorkdirOpts {
   /** Defaults to `false`. */
   expand?: boolean;
+}
+
+/** Optional arguments of `Container.withoutExposedPort`. */
+export interface ContainerWithoutExposedPortOpts {
+  /** Port protocol to unexpose. Defaults to `NetworkProtocol.TCP`. */
+  protocol?: NetworkProtocol;
 }
 
 /** Optional arguments of `Container.withoutMount`. */
@@ -374,10 +441,33 @@ export interface ContainerWithoutMountOpts {
   expand?: boolean;
 }
 
+/** Optional arguments of `Container.withoutUnixSocket`. */
+export interface ContainerWithoutUnixSocketOpts {
+  /** Defaults to `false`. */
+  expand?: boolean;
+}
+
 /** An OCI-compatible container, also known as a Docker container. */
 export class Container extends BaseObject implements Node {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "Container";
+
+  /**
+   * Turn the container into a Service.
+   *
+   * Be sure to set any exposed ports before this conversion.
+   */
+  asService(opts?: ContainerAsServiceOpts): Service {
+    const _args = {
+      args: opts?.args,
+      useEntrypoint: opts?.useEntrypoint,
+      experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
+      insecureRootCapabilities: opts?.insecureRootCapabilities,
+      expand: opts?.expand,
+      noInit: opts?.noInit,
+    };
+    return new Service(this._select("asService", _args));
+  }
 
   /** Package the container state as an OCI image, and return it as a tar archive. */
   asTarball(opts?: ContainerAsTarballOpts): File {
@@ -440,6 +530,16 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return this._select("export", _args).execute<string>();
+  }
+
+  /**
+   * Retrieves the list of exposed ports.
+   *
+   * This includes ports already exposed by the image, even if not explicitly added with dagger.
+   */
+  async exposedPorts(): Promise<Port[]> {
+    const ids = await this._select("exposedPorts").select("id").execute<string[]>();
+    return ids.map((id) => new Port(this._load("Port", id)));
   }
 
   /** Retrieves a file at the given path. Mounts are included. */
@@ -555,6 +655,25 @@ export class Container extends BaseObject implements Node {
     return new Container(this._load("Container", id));
   }
 
+  /**
+   * Starts a Service and creates a tunnel that forwards traffic from the caller's network to that
+   * service.
+   *
+   * Be sure to set any exposed ports before calling this api.
+   */
+  async up(opts?: ContainerUpOpts): Promise<Void | null> {
+    const _args = {
+      random: opts?.random,
+      args: opts?.args,
+      useEntrypoint: opts?.useEntrypoint,
+      experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
+      insecureRootCapabilities: opts?.insecureRootCapabilities,
+      expand: opts?.expand,
+      noInit: opts?.noInit,
+    };
+    return this._select("up", _args).execute<Void | null>();
+  }
+
   /** Retrieves the user to be set for all commands. */
   async user(): Promise<string> {
     return this._select("user").execute<string>();
@@ -632,7 +751,13 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withExec", _args));
   }
 
-  /** Expose a network port. Recorded for compatibility; gantry runs no services yet. */
+  /**
+   * Expose a network port. Exposed ports serve two purposes: health checks (a service
+   * is ready once its exposed TCP ports accept connections) and naming the ports of
+   * the container's image (its EXPOSE entries).
+   *
+   * @param port - Port number to expose. Example: 8080
+   */
   withExposedPort(port: number, opts?: ContainerWithExposedPortOpts): Container {
     const _args = {
       port,
@@ -801,6 +926,45 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withSecretVariable", _args));
   }
 
+  /**
+   * Establish a runtime dependency from a container to a network service.
+   *
+   * The service will be started automatically when needed and detached when it is no longer needed,
+   * executing the default command if none is set.
+   *
+   * The service will be reachable from the container via the provided hostname alias.
+   *
+   * The service dependency will also convey to any files or directories produced by the container.
+   *
+   * @param alias - Hostname that will resolve to the target service (only accessible from within
+   *   this container)
+   * @param service - Identifier of the service container
+   */
+  withServiceBinding(alias: string, service: Service): Container {
+    const _args = {
+      alias,
+      service,
+    };
+    return new Container(this._select("withServiceBinding", _args));
+  }
+
+  /**
+   * Retrieves this container plus a socket forwarded to the given Unix socket path.
+   *
+   * @param path - Location of the forwarded Unix socket (e.g., "/tmp/socket").
+   * @param source - Identifier of the socket to forward.
+   */
+  withUnixSocket(path: string, source: Socket, opts?: ContainerWithUnixSocketOpts): Container {
+    const _args = {
+      path,
+      source,
+      owner: opts?.owner,
+      inheritOwner: opts?.inheritOwner,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withUnixSocket", _args));
+  }
+
   /** Retrieves this container with a different command user. */
   withUser(name: string): Container {
     const _args = {
@@ -826,6 +990,19 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withoutEnvVariable", _args));
   }
 
+  /**
+   * Unexpose a previously exposed port.
+   *
+   * @param port - Port number to unexpose
+   */
+  withoutExposedPort(port: number, opts?: ContainerWithoutExposedPortOpts): Container {
+    const _args = {
+      port,
+      protocol: enumArg(opts?.protocol),
+    };
+    return new Container(this._select("withoutExposedPort", _args));
+  }
+
   /** Retrieves this container after unmounting everything at the given path. */
   withoutMount(path: string, opts?: ContainerWithoutMountOpts): Container {
     const _args = {
@@ -841,6 +1018,19 @@ export class Container extends BaseObject implements Node {
       address,
     };
     return new Container(this._select("withoutRegistryAuth", _args));
+  }
+
+  /**
+   * Retrieves this container with a previously added Unix socket removed.
+   *
+   * @param path - Location of the socket to remove (e.g., "/tmp/socket").
+   */
+  withoutUnixSocket(path: string, opts?: ContainerWithoutUnixSocketOpts): Container {
+    const _args = {
+      path,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withoutUnixSocket", _args));
   }
 
   /** Retrieves the working directory for all commands. */
@@ -1221,6 +1411,16 @@ export interface HostFileOpts {
   noCache?: boolean;
 }
 
+/** Optional arguments of `Host.tunnel`. */
+export interface HostTunnelOpts {
+  /**
+   * Map each service port to the same port on the host, as if the service were running natively.
+   *
+   * Note: enabling may result in port conflicts. Defaults to `false`.
+   */
+  native?: boolean;
+}
+
 /** Information about the host environment. */
 export class Host extends BaseObject implements Node {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
@@ -1259,6 +1459,61 @@ export class Host extends BaseObject implements Node {
   /** A unique identifier for this Host. */
   async id(): Promise<string> {
     return this._id();
+  }
+
+  /**
+   * Creates a tunnel that forwards traffic from the host to a service.
+   *
+   * @param service - Service to send traffic from the tunnel.
+   */
+  tunnel(service: Service, opts?: HostTunnelOpts): Service {
+    const _args = {
+      service,
+      native: opts?.native,
+    };
+    return new Service(this._select("tunnel", _args));
+  }
+
+  /**
+   * Accesses a Unix socket on the host.
+   *
+   * @param path - Location of the Unix socket (e.g., "/var/run/docker.sock").
+   */
+  unixSocket(path: string): Socket {
+    const _args = {
+      path,
+    };
+    return new Socket(this._select("unixSocket", _args));
+  }
+}
+
+export class Port extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Port";
+
+  /** The port description. */
+  async description(): Promise<string | null> {
+    return this._select("description").execute<string | null>();
+  }
+
+  /** Skip the health check when run as a service. */
+  async experimentalSkipHealthcheck(): Promise<boolean> {
+    return this._select("experimentalSkipHealthcheck").execute<boolean>();
+  }
+
+  /** A unique identifier for this Port. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The port number. */
+  async port(): Promise<number> {
+    return this._select("port").execute<number>();
+  }
+
+  /** The transport layer protocol. */
+  async protocol(): Promise<NetworkProtocol> {
+    return this._select("protocol").execute<NetworkProtocol>();
   }
 }
 
@@ -1406,12 +1661,36 @@ export class Client extends BaseObject {
     return new Host(this._select("loadHostFromID", _args));
   }
 
+  /** Load a Port from its ID. */
+  loadPortFromID(id: PortID): Port {
+    const _args = {
+      id,
+    };
+    return new Port(this._select("loadPortFromID", _args));
+  }
+
   /** Load a Secret from its ID. */
   loadSecretFromID(id: SecretID): Secret {
     const _args = {
       id,
     };
     return new Secret(this._select("loadSecretFromID", _args));
+  }
+
+  /** Load a Service from its ID. */
+  loadServiceFromID(id: ServiceID): Service {
+    const _args = {
+      id,
+    };
+    return new Service(this._select("loadServiceFromID", _args));
+  }
+
+  /** Load a Socket from its ID. */
+  loadSocketFromID(id: SocketID): Socket {
+    const _args = {
+      id,
+    };
+    return new Socket(this._select("loadSocketFromID", _args));
   }
 
   /**
@@ -1467,5 +1746,118 @@ export class Secret extends BaseObject implements Node {
   /** The URI of this secret. */
   async uri(): Promise<string> {
     return this._select("uri").execute<string>();
+  }
+}
+
+/** Optional arguments of `Service.endpoint`. */
+export interface ServiceEndpointOpts {
+  /** The exposed port number for the endpoint */
+  port?: number;
+  /** Return a URL with the given scheme, eg. http for http://. Defaults to `""`. */
+  scheme?: string;
+}
+
+/** Optional arguments of `Service.stop`. */
+export interface ServiceStopOpts {
+  /** Immediately kill the service without waiting for a graceful exit. Defaults to `false`. */
+  kill?: boolean;
+}
+
+/** Optional arguments of `Service.up`. */
+export interface ServiceUpOpts {
+  /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
+  random?: boolean;
+}
+
+/** A content-addressed service providing TCP connectivity. */
+export class Service extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Service";
+
+  /**
+   * Retrieves an endpoint that clients can use to reach this container.
+   *
+   * If no port is specified, the first exposed port is used. If none exist an error is returned.
+   *
+   * If a scheme is specified, a URL is returned. Otherwise, a host:port pair is returned.
+   */
+  async endpoint(opts?: ServiceEndpointOpts): Promise<string> {
+    const _args = {
+      port: opts?.port,
+      scheme: opts?.scheme,
+    };
+    return this._select("endpoint", _args).execute<string>();
+  }
+
+  /** Retrieves a hostname which can be used by clients to reach this container. */
+  async hostname(): Promise<string> {
+    return this._select("hostname").execute<string>();
+  }
+
+  /** A unique identifier for this Service. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Retrieves the list of ports provided by the service. */
+  async ports(): Promise<Port[]> {
+    const ids = await this._select("ports").select("id").execute<string[]>();
+    return ids.map((id) => new Port(this._load("Port", id)));
+  }
+
+  /**
+   * Start the service and wait for its health checks to succeed.
+   *
+   * Services bound to a Container do not need to be manually started.
+   */
+  async start(): Promise<Service> {
+    const id = await this._select("start").execute<string>();
+    return new Service(this._load("Service", id));
+  }
+
+  /** Stop the service. */
+  async stop(opts?: ServiceStopOpts): Promise<Service> {
+    const _args = {
+      kill: opts?.kill,
+    };
+    const id = await this._select("stop", _args).execute<string>();
+    return new Service(this._load("Service", id));
+  }
+
+  /** Forces evaluation of the pipeline in the engine. */
+  async sync(): Promise<Service> {
+    const id = await this._select("sync").execute<string>();
+    return new Service(this._load("Service", id));
+  }
+
+  /** Creates a tunnel that forwards traffic from the caller's network to this service. */
+  async up(opts?: ServiceUpOpts): Promise<Void | null> {
+    const _args = {
+      random: opts?.random,
+    };
+    return this._select("up", _args).execute<Void | null>();
+  }
+
+  /**
+   * Configures a hostname which can be used by clients within the session to reach this container.
+   *
+   * @param hostname - The hostname to use.
+   */
+  withHostname(hostname: string): Service {
+    const _args = {
+      hostname,
+    };
+    return new Service(this._select("withHostname", _args));
+  }
+}
+
+/** A Unix or TCP/IP socket that can be mounted into a container. */
+export class Socket extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Socket";
+
+  /** A unique identifier for this Socket. */
+  async id(): Promise<string> {
+    return this._id();
   }
 }

@@ -299,6 +299,19 @@ mod tests {
     }
 
     #[test]
+    fn input_objects_are_left_out_until_generated() {
+        let sdl = "type Query { open(ports: [Forward!]! name: String!): Int! \
+                   up(ports: [Forward!] = [] name: String!): Int! }\n\
+                   input Forward { backend: Int! }";
+        let model = Model::from_sdl(sdl).unwrap();
+        let fields = &model.objects[0].fields;
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["up"], "a field requiring one goes");
+        let args: Vec<&str> = fields[0].args.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(args, ["name"], "an optional one is left out");
+    }
+
+    #[test]
     fn check_reports_stale_files() {
         let described = describe_difference(Path::new("x.py"), Some("a\nb\n"), "a\nc\n");
         assert_eq!(described, "  x.py: differs from line 2");
