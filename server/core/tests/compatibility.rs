@@ -305,6 +305,67 @@ const RECIPES: &[(&str, &str, &str, &[&str])] = &[
         "5106e1bf9a324cf9483ff7edc9360da1b4047191b92f6fac04194edf3c272f39",
         &[],
     ),
+    // Services and sockets.
+    (
+        r#"{"op":"asService","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["httpd","-f"],"useEntrypoint":true,"expand":false}"#,
+        "cc27894038efb776faf0c164aa106fa3ac6184448b71151d4bca153fed1f7a76",
+        "46a5c9be9be2ac5b1563736b028ffd0d84ecf1b8708f169d02630ed7e8b86d6b",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"serviceWithHostname","service":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","hostname":"db"}"#,
+        "3162e0983903716b59eb43cb26d78de6ab2db289e521da018ce5b73d4c6725cf",
+        "9fe382b4bfbe0a0384d29bc3f5fbb9299c601995515387f04e6c339463f59e89",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"hostService","host":"localhost","ports":[{"frontend":null,"backend":5432,"protocol":"Tcp"},{"frontend":53,"backend":5353,"protocol":"Udp"}]}"#,
+        "a9c5fa5b6aea7c63ce8a83247c5f167e5f8715fb40e5762a296a5ba9b721318f",
+        "b2c27a8b9c2eb507240047368e2dc2dac500c79483afa281e6b655ccd1fb8a15",
+        &[],
+    ),
+    (
+        r#"{"op":"hostTunnel","service":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","native":true,"ports":[{"frontend":8080,"backend":80,"protocol":"Tcp"}]}"#,
+        "f8a22219c1afd6b4529feafa2b430bc4537e5c443097d32ba915bbb1edd6753b",
+        "16c5fb26e4cb82479b1a2fe6fa115a7ffc1a4ba76b4be5f8e31a064fc29675e6",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withServiceBinding","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","alias":"db","service":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "359b516ce0c93996396153c81133c5db477386d618a2ec70522049df260fbe10",
+        "801df61addd481651e69f153133995c3a26792e030de50d858e473d0d12d7415",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withExposedPort","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","port":8080,"protocol":"Tcp","description":"web","skipHealthcheck":true}"#,
+        "a6f76f71dcbe5a75d7b4101f0f943aef20ee5970268fd8ceffc9d2ae226224fc",
+        "d2a20f11fab9dc5eec7e182bc0561d1639275b36d2b36519b3e2ebac8132238c",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withoutExposedPort","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","port":53,"protocol":"Udp"}"#,
+        "7d8766aa1ac9940122c368a15fdb7866fe83ae2aaca6118229c3fc19121e7323",
+        "7395d45afc225ea10f48aea9f381625a5feaa9d1d7966c0a7a6827934bcad2c0",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"hostUnixSocket","path":"/run/agent.sock","handle":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "a75b4d7ecc4044d1712e7e286e7329d9c25f373b165e4bf27b13d3bdb23bf18b",
+        "c56698c81f9fcac6a0718c9797388b059b66a062c033edd6ed350432357e8e46",
+        &[],
+    ),
+    (
+        r#"{"op":"withUnixSocket","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/run/agent.sock","source":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "26186b2a67a554c04bdafa7bdea7e322151862dddad394e74d7aef3e36151980",
+        "fa853e431fecaca75cd450e7177c9a7744b4b6ec27a4f08e448ebad00ae0bdc6",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withoutUnixSocket","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","path":"/run/agent.sock"}"#,
+        "6e74c611b3b80ae92b4827a94efeabc88fdf49e5fabdadbb5c04cb30b0f3cfcd",
+        "d56dc503c0c1d1dda584dec912884c217ee530b1f83680478c6a08158a98e853",
+        &["parent"],
+    ),
 ];
 
 fn input_named(name: &str) -> Digest {
