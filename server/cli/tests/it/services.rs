@@ -189,6 +189,46 @@ fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
 }
 
 #[test]
+fn a_started_service_answers_by_its_hostname_without_a_binding() {
+    require_docker!();
+    let server = Server::start();
+    let page = support::unique("named");
+    let svc = http_service(&server, &page);
+    let hostname = support::unique("web").replace('_', "-");
+    let out = run(
+        &server,
+        r#"query($id: ServiceID!, $name: String!) { loadServiceFromID(id: $id) {
+            withHostname(hostname: $name) { start hostname } } }"#,
+        json!({ "id": svc, "name": hostname }),
+    );
+    let named = text(&out, "loadServiceFromID.withHostname.start");
+    assert_eq!(
+        text(&out, "loadServiceFromID.withHostname.hostname"),
+        hostname
+    );
+    let fetched = run(
+        &server,
+        r#"query($image: String!, $url: String!) { container { from(address: $image) {
+            withExec(args: ["wget", "-qO-", $url]) { stdout } } } }"#,
+        json!({ "image": busybox(), "url": format!("http://{hostname}:8080/") }),
+    );
+    assert_eq!(text(&fetched, "container.from.withExec.stdout"), page);
+    let stopped = run(
+        &server,
+        r#"query($id: ServiceID!) { loadServiceFromID(id: $id) { stop(kill: true) } }"#,
+        json!({ "id": named }),
+    );
+    assert_eq!(text(&stopped, "loadServiceFromID.stop"), named);
+    // Stopped: a new step no longer resolves the name.
+    let after = server.query_vars(
+        r#"query($image: String!, $url: String!) { container { from(address: $image) {
+            withExec(args: ["wget", "-qO-", "-T", "2", $url]) { stdout } } } }"#,
+        &json!({ "image": busybox(), "url": format!("http://{hostname}:8080/?again") }),
+    );
+    assert!(after["errors"].is_array(), "{after}");
+}
+
+#[test]
 fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
     require_docker!();
     let server = Server::start();
