@@ -10,6 +10,9 @@
 #       The Go build cache for the standard library is pre-warmed (as root).
 #   127.0.0.1:5000/gantry-fixtures/static:nonroot  scratch-like image for static binaries:
 #       /etc/passwd, /etc/group, /tmp, /home/nonroot; USER 65532 (stands in for distroless).
+#   127.0.0.1:5000/gantry-fixtures/httpserver:latest  static:nonroot plus the HTTP server of
+#       scripts/fixtures/httpserver (built here with CGO_ENABLED=0): ENTRYPOINT
+#       ["/usr/local/bin/httpserver"], CMD ["--listen", ":8080"], EXPOSE 8080/tcp.
 #   127.0.0.1:5000/gantry-fixtures/node:latest     busybox + the host's Node.js and npm (for the
 #       cookbook, docs/cookbook/node.md), with the shared libraries they load.
 #   127.0.0.1:5000/gantry-fixtures/python:latest   busybox + the host's Python 3 and its standard
@@ -275,6 +278,22 @@ build_static() {
     fi
 }
 
+build_httpserver() {
+    local ref=$1 fp=$2 root
+    root=$WORK/httpserver
+    rm -rf "$root"
+    write_users "$root" /sbin/nologin
+    mkdir -p "$root/usr/local/bin"
+    (cd "$SCRIPT_DIR/fixtures/httpserver" && CGO_ENABLED=0 GOFLAGS='' GOTOOLCHAIN=local \
+        "$GO" build -trimpath -o "$root/usr/local/bin/httpserver" .) ||
+        die "building scripts/fixtures/httpserver failed"
+    import "$root" "$ref" "$fp" 'USER 65532' "ENV PATH=$BASE_PATH" 'EXPOSE 8080/tcp' \
+        'ENTRYPOINT ["/usr/local/bin/httpserver"]' 'CMD ["--listen", ":8080"]'
+    rm -rf "$root"
+    docker run --rm --entrypoint /usr/local/bin/httpserver "$ref" --help >/dev/null 2>&1 ||
+        die "$ref: the server does not run"
+}
+
 # with_libraries ROOT FILE...: copy into ROOT every shared library FILE... load (ldd), and the
 # dynamic loader, at the same paths as on the host.
 with_libraries() {
@@ -377,6 +396,8 @@ ensure static nonroot "r$FIXTURE_REV-static" build_static
 if [[ -n $GO ]]; then
     go_version=$("$GO" env GOVERSION)
     ensure golang latest "r$FIXTURE_REV-busybox-$busybox_sum-$go_version" build_golang
+    httpserver_sum=$(cat "$SCRIPT_DIR"/fixtures/httpserver/* | sha256sum | cut -c1-16)
+    ensure httpserver latest "r$FIXTURE_REV-httpserver-$httpserver_sum-$go_version" build_httpserver
 else
     die "no Go toolchain found (go on PATH or /usr/local/go/bin/go); needed for $NS/golang:latest"
 fi

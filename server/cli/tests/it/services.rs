@@ -340,3 +340,64 @@ fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
         "{not_a_socket}"
     );
 }
+
+/// The HTTP server fixture (scripts/fixtures/httpserver): its image's
+/// entrypoint, default args and EXPOSE run as a service with no arguments.
+#[test]
+fn an_image_runs_as_a_service_with_its_own_command_and_ports() {
+    require_docker!();
+    let server = Server::start();
+    let greeting = support::unique("greeting");
+    let out = run(
+        &server,
+        r#"query($image: String!, $greeting: String!) { container { from(address: $image) {
+            exposedPorts { port protocol }
+            withEnvVariable(name: "GREETING", value: $greeting) { asService { id } } } } }"#,
+        json!({ "image": support::fixture("httpserver:latest"), "greeting": greeting }),
+    );
+    assert_eq!(
+        out["container"]["from"]["exposedPorts"],
+        json!([{ "port": 8080, "protocol": "TCP" }])
+    );
+    let svc = text(&out, "container.from.withEnvVariable.asService.id");
+    let page = stdout(client_stdout(
+        &server,
+        &svc,
+        "api",
+        "wget -qO- http://api:8080/ && wget -qO- http://api:8080/env/GREETING",
+    ));
+    assert_eq!(
+        page,
+        format!("hello from httpserver (host api:8080)\n{greeting}\n")
+    );
+}
+
+#[test]
+fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
+    require_docker!();
+    let server = Server::start();
+    let out = run(
+        &server,
+        r#"query($image: String!) { container { from(address: $image) {
+            asService(args: ["--listen", ":8080", "--fail-after", "2s"], useEntrypoint: true) { id } } } }"#,
+        json!({ "image": support::fixture("httpserver:latest") }),
+    );
+    let svc = text(&out, "container.from.asService.id");
+    let started = Instant::now();
+    let answer = client_stdout(&server, &svc, "api", "wget -qO- http://api:8080/ && sleep 60");
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the step was stopped when its service died"
+    );
+    let message = error_message(&answer);
+    assert!(message.contains("(aliased as api) exited"), "{message}");
+    assert!(message.contains("exit code: 3"), "{message}");
+    let extensions = &answer["errors"][0]["extensions"];
+    assert!(
+        extensions["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("failing on purpose"),
+        "{answer}"
+    );
+}
