@@ -261,8 +261,10 @@ pub enum RuntimeError {
     ImageMissing { image: String },
     #[error("container runtime failed while {action}: {reason}")]
     Failed { action: String, reason: String },
-    #[error("{what} is not supported by this container runtime")]
-    Unsupported { what: String },
+    /// Something this runtime does not do; `reason` says what and what to
+    /// do instead (another runtime).
+    #[error("{reason}")]
+    Unsupported { reason: String },
 }
 
 /// Everything the solver needs from a container runtime.
@@ -334,7 +336,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
         let _ = spec;
         Err(RuntimeError::Unsupported {
-            what: "running services".into(),
+            reason: "this container runtime does not run services (asService, up, Host.tunnel)"
+                .into(),
         })
     }
 
@@ -346,7 +349,9 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<StepNetworkListener, RuntimeError> {
         let _ = ports;
         Err(RuntimeError::Unsupported {
-            what: "reaching the host from containers".into(),
+            reason: "this container runtime does not forward host ports to containers \
+                     (Host.service)"
+                .into(),
         })
     }
 

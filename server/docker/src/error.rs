@@ -159,7 +159,9 @@ pub(crate) fn redact(error: RuntimeError, secret: Option<&str>) -> RuntimeError 
             action: clean(action),
             reason: clean(reason),
         },
-        RuntimeError::Unsupported { what } => RuntimeError::Unsupported { what: clean(what) },
+        RuntimeError::Unsupported { reason } => RuntimeError::Unsupported {
+            reason: clean(reason),
+        },
     }
 }
 

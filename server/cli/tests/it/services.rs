@@ -9,7 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{self, busybox, data, error_message, run, text, Server};
+use crate::support::{self, busybox, data, error_message, run, text, Server, ServerOptions};
+
+/// An engine on the Docker runtime, whatever the machine's default: services
+/// run there (the native runtime refuses them).
+fn docker_server() -> Server {
+    Server::start_with(ServerOptions {
+        env: vec![("GANTRY_RUNTIME".into(), "docker".into())],
+        ..ServerOptions::default()
+    })
+}
 
 /// A service serving `page` over HTTP on port 8080 (busybox httpd), as an ID.
 fn http_service(server: &Server, page: &str) -> String {
@@ -75,7 +84,7 @@ fn http_get(host: &str, port: u16) -> String {
 #[test]
 fn a_bound_service_answers_by_alias_and_hostname() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let page = support::unique("page");
     let svc = http_service(&server, &page);
     let hostname = text(&service_field(&server, &svc, "hostname"), "hostname");
@@ -107,7 +116,7 @@ fn a_bound_service_answers_by_alias_and_hostname() {
 #[test]
 fn a_changed_service_reruns_its_dependents() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let script = "wget -qO- http://www:8080/";
     let first = support::unique("first");
     let second = support::unique("second");
@@ -133,7 +142,7 @@ fn a_changed_service_reruns_its_dependents() {
 #[test]
 fn a_service_that_exits_early_fails_its_dependent_with_its_output() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let out = run(
         &server,
         r#"query($image: String!) { container { from(address: $image) { withExposedPort(port: 8080) {
@@ -163,7 +172,7 @@ fn a_service_that_exits_early_fails_its_dependent_with_its_output() {
 #[test]
 fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let page = support::unique("tunnelled");
     let svc = http_service(&server, &page);
     let out = run(
@@ -191,7 +200,7 @@ fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
 #[test]
 fn a_started_service_answers_by_its_hostname_without_a_binding() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let page = support::unique("named");
     let svc = http_service(&server, &page);
     let hostname = support::unique("web").replace('_', "-");
@@ -231,7 +240,7 @@ fn a_started_service_answers_by_its_hostname_without_a_binding() {
 #[test]
 fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let page = support::unique("up");
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -262,7 +271,7 @@ fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
 #[test]
 fn host_services_reach_a_server_on_the_host() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     // A one-answer-per-connection server on the host's loopback.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -297,7 +306,7 @@ fn host_services_reach_a_server_on_the_host() {
 #[test]
 fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.sock");
     let query = r#"query($image: String!, $path: String!) { host { unixSocket(path: $path) { id } }
@@ -346,7 +355,7 @@ fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
 #[test]
 fn an_image_runs_as_a_service_with_its_own_command_and_ports() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let greeting = support::unique("greeting");
     let out = run(
         &server,
@@ -375,7 +384,7 @@ fn an_image_runs_as_a_service_with_its_own_command_and_ports() {
 #[test]
 fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
     require_docker!();
-    let server = Server::start();
+    let server = docker_server();
     let out = run(
         &server,
         r#"query($image: String!) { container { from(address: $image) {
@@ -384,7 +393,12 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
     );
     let svc = text(&out, "container.from.asService.id");
     let started = Instant::now();
-    let answer = client_stdout(&server, &svc, "api", "wget -qO- http://api:8080/ && sleep 60");
+    let answer = client_stdout(
+        &server,
+        &svc,
+        "api",
+        "wget -qO- http://api:8080/ && sleep 60",
+    );
     assert!(
         started.elapsed() < Duration::from_secs(45),
         "the step was stopped when its service died"
