@@ -140,7 +140,7 @@ fn refuse_registry_options(
     if registry_service.is_some() {
         return Err(unsupported(
             &format!("{field}(registryService:)"),
-            "services do not exist in gantry; use a registry that Docker's daemon reaches by its address",
+            "Docker's daemon pulls and pushes and does not reach gantry's services; use a registry that it reaches by its address",
         ));
     }
     if protocol.is_some() {
