@@ -239,7 +239,13 @@ async fn launch_container(
         .boxed();
     let exited = first_exit(vec![own_exit, process.services.exited()]).shared();
     tokio::select! {
-        () = wait_ready(started.address, &state.ports) => {}
+        ready = wait_ready(started.address, &state.ports, cx.services.ready_timeout) => {
+            if let Err(error) = ready {
+                cx.events.emit(&step, name, StepState::Failed, Some(error.to_string()));
+                // Dropping `started` removes the container.
+                return Err(error);
+            }
+        }
         error = exited.clone() => {
             cx.events.emit(&step, name, StepState::Failed, Some(error.to_string()));
             // Dropping `started` removes the container.
@@ -281,17 +287,44 @@ fn exit_error(cmd: Vec<String>, exit: ContainerExit, secrets: &[String]) -> Erro
 }
 
 /// Returns once every exposed TCP port that is health-checked accepts a
-/// connection at `address` (UDP cannot be checked; Dagger skips it too).
-async fn wait_ready(address: IpAddr, ports: &[PortSpec]) {
+/// connection at `address` (UDP cannot be checked; Dagger skips it too), or
+/// fails naming the first port still closed after `timeout`.
+async fn wait_ready(address: IpAddr, ports: &[PortSpec], timeout: Duration) -> Result<()> {
     if address.is_unspecified() {
         // No address: the process is gone, and its exit says why.
         return futures::future::pending().await;
     }
-    let checks = ports
+    let checked: Vec<&PortSpec> = ports
         .iter()
         .filter(|port| port.protocol == Protocol::Tcp && !port.skip_healthcheck)
-        .map(|port| wait_for_port(address, port.port));
-    futures::future::join_all(checks).await;
+        .collect();
+    let checks = checked.iter().map(|port| wait_for_port(address, port.port));
+    if tokio::time::timeout(timeout, futures::future::join_all(checks))
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let mut closed = Vec::new();
+    for port in checked {
+        let attempt = tokio::net::TcpStream::connect((address, port.port));
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(1), attempt).await,
+            Ok(Ok(_))
+        ) {
+            closed.push(port.oci());
+        }
+    }
+    Err(Error::Runtime(RuntimeError::Failed {
+        action: "waiting for a service to be ready".into(),
+        reason: format!(
+            "port {} accepted no connection within {} s: a service must listen on all \
+             interfaces (0.0.0.0), not only on 127.0.0.1; a port that is not meant to answer \
+             skips the check (withExposedPort(experimentalSkipHealthcheck: true))",
+            closed.join(", "),
+            timeout.as_secs_f64()
+        ),
+    }))
 }
 
 async fn wait_for_port(address: IpAddr, port: u16) {

@@ -25,6 +25,9 @@ use crate::value::PortSpec;
 /// How long a service outlives its last dependent, as in Dagger.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a service has to accept connections on its exposed ports.
+pub(crate) const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long a stopping service has between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_secs(10);
 
@@ -134,11 +137,13 @@ struct Table {
 /// The engine's table of services.
 pub(crate) struct Services {
     table: Arc<Table>,
+    /// How long a starting service may take to accept connections.
+    pub(crate) ready_timeout: Duration,
 }
 
 impl Default for Services {
     fn default() -> Self {
-        Self::new(DEFAULT_GRACE)
+        Self::new(DEFAULT_GRACE, DEFAULT_READY_TIMEOUT)
     }
 }
 
@@ -202,13 +207,14 @@ impl Table {
 }
 
 impl Services {
-    pub(crate) fn new(grace: Duration) -> Self {
+    pub(crate) fn new(grace: Duration, ready_timeout: Duration) -> Self {
         Self {
             table: Arc::new(Table {
                 entries: Mutex::new(HashMap::new()),
                 started: Mutex::new(HashMap::new()),
                 grace,
             }),
+            ready_timeout,
         }
     }
 
@@ -408,7 +414,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_acquirers_share_one_start() {
-        let services = Arc::new(Services::new(Duration::ZERO));
+        let services = Arc::new(Services::new(Duration::ZERO, DEFAULT_READY_TIMEOUT));
         let starts = Arc::new(AtomicUsize::new(0));
         let key = Digest::of_bytes(b"svc");
         let mut tasks = Vec::new();
@@ -436,7 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_release_stops_it_after_the_grace_period() {
-        let services = Services::new(Duration::from_millis(50));
+        let services = Services::new(Duration::from_millis(50), DEFAULT_READY_TIMEOUT);
         let key = Digest::of_bytes(b"svc");
         let a = services
             .acquire(key, || async { Ok(instance()) })
@@ -464,7 +470,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_start_is_shared_then_forgotten() {
-        let services = Services::new(Duration::ZERO);
+        let services = Services::new(Duration::ZERO, DEFAULT_READY_TIMEOUT);
         let key = Digest::of_bytes(b"svc");
         let error = services
             .acquire(key, || async {

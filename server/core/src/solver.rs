@@ -71,7 +71,14 @@ impl Engine {
     /// How long a service outlives its last dependent (10 s by default,
     /// as in Dagger).
     pub fn with_service_grace(mut self, grace: std::time::Duration) -> Self {
-        self.cx.services = Services::new(grace);
+        self.cx.services = Services::new(grace, self.cx.services.ready_timeout);
+        self
+    }
+
+    /// How long a starting service may take before its exposed ports accept
+    /// connections (5 minutes by default); then its dependents fail.
+    pub fn with_service_ready_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.cx.services.ready_timeout = timeout;
         self
     }
 

@@ -447,3 +447,35 @@ async fn shutdown_stops_every_service() {
     engine.shutdown().await;
     assert_eq!(runtime.services_running(), 0);
 }
+
+#[tokio::test]
+async fn a_service_whose_port_never_opens_fails_its_dependent_in_time() {
+    let (engine, runtime) = new_engine();
+    let engine = Arc::new(
+        Arc::try_unwrap(engine)
+            .ok()
+            .expect("only reference")
+            .with_service_ready_timeout(Duration::from_millis(300)),
+    );
+    // It listens on 9999 but exposes 8080.
+    let deaf = service(&engine, &["serve", "9999"], &[8080]);
+    let hostname = engine.service(deaf).await.unwrap().hostname.clone();
+    let run = exec(
+        &engine,
+        bind(&engine, base(&engine), "www", deaf),
+        &["echo", "never"],
+    );
+    let error = engine.container(run).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("start {hostname} (aliased as www)")),
+        "{message}"
+    );
+    assert!(
+        message.contains("port 8080/tcp accepted no connection"),
+        "{message}"
+    );
+    assert!(message.contains("0.0.0.0"), "{message}");
+    assert_eq!(runtime.execs(), 0, "the dependent never ran");
+    settle(&runtime, 0).await;
+}
