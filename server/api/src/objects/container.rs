@@ -233,6 +233,25 @@ impl Container {
         self.0.digest
     }
 
+    /// `asService`'s node (also `up`'s).
+    fn service(
+        &self,
+        ctx: &Context<'_>,
+        args: Option<Vec<String>>,
+        use_entrypoint: Option<bool>,
+        expand: Option<bool>,
+    ) -> Service {
+        Service(add(
+            ctx,
+            ops::AsService {
+                container: self.parent(),
+                args: args.unwrap_or_default(),
+                use_entrypoint: use_entrypoint.unwrap_or_default(),
+                expand: expand.unwrap_or_default(),
+            },
+        ))
+    }
+
     async fn state(&self, ctx: &Context<'_>) -> Result<Arc<gantry_core::value::ContainerState>> {
         engine(ctx).container(self.0.digest).await.map_err(gql)
     }
@@ -1359,15 +1378,7 @@ impl Container {
         refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
         // gantry injects no init process: noInit asks for what it does anyway.
         let _ = no_init;
-        Ok(Service(add(
-            ctx,
-            ops::AsService {
-                container: self.parent(),
-                args: args.unwrap_or_default(),
-                use_entrypoint: use_entrypoint.unwrap_or_default(),
-                expand: expand.unwrap_or_default(),
-            },
-        )))
+        Ok(self.service(ctx, args, use_entrypoint, expand))
     }
 
     /// Starts a Service and creates a tunnel that forwards traffic from the caller's network to that service.
@@ -1399,16 +1410,8 @@ impl Container {
     ) -> Result<Option<Void>> {
         refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
         let _ = no_init;
-        let service = add(
-            ctx,
-            ops::AsService {
-                container: self.parent(),
-                args: args.unwrap_or_default(),
-                use_entrypoint: use_entrypoint.unwrap_or_default(),
-                expand: expand.unwrap_or_default(),
-            },
-        );
-        service::up(ctx, service.digest, ports, random).await
+        let service = self.service(ctx, args, use_entrypoint, expand);
+        service::up(ctx, service.0.digest, ports, random).await
     }
 
     /// Retrieves this container plus a socket forwarded to the given Unix socket path.
