@@ -280,6 +280,13 @@ fn host_services_reach_a_server_on_the_host() {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
+            // Read the request first: closing a socket with unread input
+            // resets the connection, which can lose the answer.
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
