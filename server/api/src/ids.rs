@@ -89,3 +89,5 @@ legacy_id_scalar!(SecretId, "SecretID");
 legacy_id_scalar!(CacheVolumeId, "CacheVolumeID");
 legacy_id_scalar!(HostId, "HostID");
 legacy_id_scalar!(EnvVariableId, "EnvVariableID");
+legacy_id_scalar!(GitRepositoryId, "GitRepositoryID");
+legacy_id_scalar!(GitRefId, "GitRefID");

@@ -1,4 +1,5 @@
-//! Building an engine: Docker runtime, the state directory's store, secret key.
+//! Building an engine: Docker runtime, the state directory's store, secret key,
+//! the network client for Git and HTTP sources.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use anyhow::{Context as _, Result};
 use gantry_core::runtime::Runtime as _;
 use gantry_core::{Engine, EngineOptions};
 use gantry_docker::DockerRuntime;
+use gantry_remote::HostRemote;
 use gantry_store::DiskStore;
 
 /// Options every engine-hosting command shares.
@@ -53,9 +55,8 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
             .context("while reading the secret MAC key")?,
         max_parallel: args.max_parallel,
     };
-    Ok(Arc::new(Engine::new(
-        Arc::new(runtime),
-        Arc::new(store),
-        options,
-    )))
+    let remote = HostRemote::new().context("while setting up Git and HTTP sources")?;
+    Ok(Arc::new(
+        Engine::new(Arc::new(runtime), Arc::new(store), options).with_remote(Arc::new(remote)),
+    ))
 }

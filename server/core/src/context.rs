@@ -15,10 +15,11 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
 use crate::reference::registry_host;
+use crate::remote::{GitRefs, NoRemote, Remote};
 use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
 use crate::store::Store;
-use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing};
+use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing, Value};
 
 pub struct EngineOptions {
     /// How many containers may run at once.
@@ -29,6 +30,8 @@ pub struct EngineOptions {
 
 pub(crate) struct Context {
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// Git and HTTP sources (`NoRemote` unless `Engine::with_remote`).
+    pub(crate) remote: Arc<dyn Remote>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) events: EventSink,
     pub(crate) secrets: Secrets,
@@ -36,6 +39,11 @@ pub(crate) struct Context {
     pub(crate) pulls: InFlight<String, PulledImage, Error>,
     /// Execs, by cache key.
     pub(crate) execs: InFlight<Digest, Arc<ExecRecord>, Error>,
+    /// Git ref listings, by repository content key: one `ls-remote` per
+    /// repository and engine, shared by every ref resolved from it.
+    pub(crate) git_listings: InFlight<Digest, Arc<GitRefs>, Error>,
+    /// Checkouts and downloads, by store key.
+    pub(crate) fetches: InFlight<Digest, Value, Error>,
     /// Images built from container states, by content key.
     builds: InFlight<Digest, String, Error>,
     /// Bounds how many containers run at once.
@@ -51,11 +59,14 @@ impl Context {
     ) -> Self {
         Self {
             runtime,
+            remote: Arc::new(NoRemote),
             store,
             events: EventSink::default(),
             secrets: Secrets::new(options.secret_key),
             pulls: InFlight::default(),
             execs: InFlight::default(),
+            git_listings: InFlight::default(),
+            fetches: InFlight::default(),
             builds: InFlight::default(),
             exec_slots: Semaphore::new(options.max_parallel.max(1)),
             cache_locks: DashMap::new(),

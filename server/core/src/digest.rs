@@ -142,6 +142,15 @@ domains! {
     /// The key a host directory's stat index is stored under, from root and
     /// filter.
     HostIndex = "hostIndex",
+    /// A Git ref's content key: the repository's identity (its URL, or a
+    /// local repository's content key), the commit, the ref name and
+    /// whether `.git` is kept.
+    GitRef = "gitRef",
+    /// Where a Git checkout's tree digest is stored: the repository's
+    /// identity, the commit and what the checkout keeps of `.git`.
+    GitTree = "gitTree",
+    /// Where what an HTTP URL last answered (validators, content) is stored.
+    HttpCache = "httpCache",
 }
 
 /// Writes typed, length-prefixed fields into a sha256 state.
@@ -276,7 +285,7 @@ mod tests {
 
     /// Each domain's tag as the string literals before `Domain` existed
     /// wrote it: `Encoder::new(tag).str("x")`, computed by that code.
-    const DOMAIN_PINS: [(&str, &str); 13] = [
+    const DOMAIN_PINS: [(&str, &str); 16] = [
         (
             "op",
             "b4b6a71e9a6819e0d8b64dd67bbfc1b98cc45f7d348d639f758adba8c848104a",
@@ -328,6 +337,18 @@ mod tests {
         (
             "hostIndex",
             "375e4a16cbf5ad32e2624b6a28561f82c9bb9a6281719c81fdc2fd042de17f1a",
+        ),
+        (
+            "gitRef",
+            "c775ea5bf1d66c339897f7dc781fc66340f76b3d2f88dc3831e13e18fdee8859",
+        ),
+        (
+            "gitTree",
+            "c810ef07a58e6f1c3db6079cfc344febf574da7426badf5d14192baf2871f8c1",
+        ),
+        (
+            "httpCache",
+            "5ec6698a7627456c31a0b5917b200f2ba6af74563ac43960e858379c79bfb650",
         ),
     ];
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::remote::RemoteError;
 use crate::runtime::RuntimeError;
 
 /// A command that exited with a code its `expect` did not allow.
@@ -24,6 +25,14 @@ pub enum Error {
     NoCommand,
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: no such file or directory")]
     NotFound { path: String },
     #[error("{path}: not a directory")]
@@ -77,6 +86,10 @@ impl Error {
                 "NOT_FOUND"
             }
             Error::Runtime(_) => "RUNTIME_ERROR",
+            Error::Remote(RemoteError::GitAuth { .. }) => "UNAUTHORIZED",
+            Error::Remote(RemoteError::Unsupported { .. }) => "UNSUPPORTED",
+            Error::Remote(_) => "REMOTE_ERROR",
+            Error::Checksum { .. } => "CHECKSUM_MISMATCH",
             Error::NotADirectory { .. } | Error::IsADirectory { .. } => "WRONG_FILE_TYPE",
             Error::PathEscapes { .. } | Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::UnknownId { .. } | Error::WrongIdKind { .. } => "INVALID_ID",

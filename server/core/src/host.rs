@@ -140,6 +140,12 @@ pub fn read_directory(
 /// Reads a directory the engine itself manages (no filter, no index) and
 /// stores its tree; returns the tree digest for `load_tree`.
 pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
+    store_tree(store, &read_tree(store, root)?)
+}
+
+/// Reads a directory the engine itself manages (no filter, no index) into
+/// a tree; file contents go to the blob store, the tree is not stored.
+pub(crate) fn read_tree(store: &dyn Store, root: &Path) -> Result<Tree> {
     let mut tree = Tree::default();
     walk(
         store,
@@ -150,7 +156,7 @@ pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
         &mut Index::default(),
         &mut tree,
     )?;
-    store_tree(store, &tree)
+    Ok(tree)
 }
 
 /// Stores a tree (once) under its content digest, which it returns.

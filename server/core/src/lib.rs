@@ -19,6 +19,7 @@ mod inflight;
 mod mounts;
 pub mod ops;
 mod reference;
+pub mod remote;
 pub mod runtime;
 mod secrets;
 mod solver;

@@ -44,7 +44,7 @@ fn io(action: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `tree` under `dir` (which exists).
-fn write_tree(cx: &Context, tree: &Tree, dir: &Path) -> Result<()> {
+pub(crate) fn write_tree(cx: &Context, tree: &Tree, dir: &Path) -> Result<()> {
     for (path, entry) in &tree.entries {
         let target = dir.join(path);
         match entry {

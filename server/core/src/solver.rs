@@ -25,12 +25,13 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, Inputs};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
-use crate::ops::{Node, Op, Secret};
+use crate::ops::{git_listing, Node, Op, Secret};
 use crate::reference::normalize_reference;
+use crate::remote::{GitRefs, Remote};
 use crate::runtime::Runtime;
 use crate::store::{RecordKind, Store};
 use crate::tree::Tree;
-use crate::value::{ContainerState, FileValue, Kind, SecretValue, Value};
+use crate::value::{ContainerState, FileValue, GitRefValue, Kind, SecretValue, Value};
 
 pub struct Engine {
     cx: Context,
@@ -47,6 +48,12 @@ impl Engine {
             persisted: DashSet::new(),
             values: InFlight::default(),
         }
+    }
+
+    /// Gives the engine its network client for Git and HTTP sources.
+    pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
+        self.cx.remote = remote;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -178,6 +185,17 @@ impl Engine {
 
     pub async fn file(&self, digest: Digest) -> Result<Arc<FileValue>> {
         self.evaluate(digest).await?.file()
+    }
+
+    /// The refs a Git repository lists (one `ls-remote` per engine).
+    pub async fn git_refs(&self, repository: Digest) -> Result<Arc<GitRefs>> {
+        let repository = self.evaluate(repository).await?.git_repository()?;
+        git_listing(&self.cx, &repository).await
+    }
+
+    /// A Git ref resolved to its commit.
+    pub async fn git_ref(&self, reference: Digest) -> Result<Arc<GitRefValue>> {
+        self.evaluate(reference).await?.git_ref()
     }
 
     /// A secret's value, when this engine holds it.

@@ -18,6 +18,8 @@ pub enum Kind {
     File,
     Secret,
     CacheVolume,
+    GitRepository,
+    GitRef,
 }
 
 impl Kind {
@@ -28,6 +30,8 @@ impl Kind {
             Kind::File => "File",
             Kind::Secret => "Secret",
             Kind::CacheVolume => "CacheVolume",
+            Kind::GitRepository => "GitRepository",
+            Kind::GitRef => "GitRef",
         }
     }
 
@@ -38,6 +42,8 @@ impl Kind {
             Kind::File,
             Kind::Secret,
             Kind::CacheVolume,
+            Kind::GitRepository,
+            Kind::GitRef,
         ]
         .into_iter()
         .find(|kind| kind.name() == name)
@@ -248,6 +254,55 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
+/// Where a Git repository lives.
+#[derive(Debug, Clone)]
+pub enum GitSource {
+    /// A remote, fetched with `Remote`; credentials are secret node digests.
+    Remote {
+        url: String,
+        username: String,
+        token: Option<Digest>,
+        header: Option<Digest>,
+        ssh_known_hosts: String,
+    },
+    /// A directory holding a repository (`Directory.asGit`).
+    Local { tree: Arc<Tree>, key: Digest },
+}
+
+/// A Git repository: where it is and how trees come out of it. Evaluating
+/// one touches no network; refs are resolved by the `GitRef` nodes.
+#[derive(Debug, Clone)]
+pub struct GitRepositoryValue {
+    /// Content key: the repository node's cache key.
+    pub key: Digest,
+    pub source: GitSource,
+    /// Whether trees keep `.git` (unless `tree(discardGitDir: true)`).
+    pub keep_git_dir: bool,
+}
+
+impl GitRepositoryValue {
+    /// What identifies the repository's contents in keys: its URL, or a
+    /// local repository's content key. Never a credential.
+    pub(crate) fn identity(&self) -> String {
+        match &self.source {
+            GitSource::Remote { url, .. } => url.clone(),
+            GitSource::Local { key, .. } => key.to_string(),
+        }
+    }
+}
+
+/// A ref resolved to a commit.
+#[derive(Debug, Clone)]
+pub struct GitRefValue {
+    pub repository: Arc<GitRepositoryValue>,
+    /// The full ref name (`refs/heads/main`), empty for a bare commit.
+    pub name: String,
+    /// The commit, in full hex.
+    pub commit: String,
+    /// Content key: repository identity, commit, name and `.git` policy.
+    pub key: Digest,
+}
+
 /// The value of any node.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
@@ -256,6 +311,8 @@ pub(crate) enum Value {
     File(Arc<FileValue>),
     Secret { mac: Digest },
     CacheVolume { key: String },
+    GitRepository(Arc<GitRepositoryValue>),
+    GitRef(Arc<GitRefValue>),
 }
 
 impl Value {
@@ -280,6 +337,8 @@ impl Value {
                 encoder.str(key);
                 encoder.finish()
             }
+            Value::GitRepository(repository) => repository.key,
+            Value::GitRef(reference) => reference.key,
         }
     }
 
@@ -290,6 +349,8 @@ impl Value {
             Value::File(_) => Kind::File,
             Value::Secret { .. } => Kind::Secret,
             Value::CacheVolume { .. } => Kind::CacheVolume,
+            Value::GitRepository(_) => Kind::GitRepository,
+            Value::GitRef(_) => Kind::GitRef,
         }
     }
 
@@ -328,6 +389,20 @@ impl Value {
         match self {
             Value::CacheVolume { key } => Ok(key.clone()),
             other => Err(other.mismatch(Kind::CacheVolume)),
+        }
+    }
+
+    pub(crate) fn git_repository(&self) -> Result<Arc<GitRepositoryValue>> {
+        match self {
+            Value::GitRepository(repository) => Ok(repository.clone()),
+            other => Err(other.mismatch(Kind::GitRepository)),
+        }
+    }
+
+    pub(crate) fn git_ref(&self) -> Result<Arc<GitRefValue>> {
+        match self {
+            Value::GitRef(reference) => Ok(reference.clone()),
+            other => Err(other.mismatch(Kind::GitRef)),
         }
     }
 }

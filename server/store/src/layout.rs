@@ -44,13 +44,14 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
         Bucket::Records(RecordKind::HostTree),
         Bucket::Records(RecordKind::HostIndex),
         Bucket::Records(RecordKind::Recipe),
+        Bucket::Records(RecordKind::Fetch),
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
@@ -65,6 +66,7 @@ impl Bucket {
             Bucket::Records(RecordKind::HostTree) => "store/host-trees",
             Bucket::Records(RecordKind::HostIndex) => "store/host-indexes",
             Bucket::Records(RecordKind::Recipe) => "store/recipes",
+            Bucket::Records(RecordKind::Fetch) => "store/fetches",
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
@@ -80,6 +82,7 @@ impl Bucket {
             Bucket::Records(RecordKind::HostTree) => "host trees",
             Bucket::Records(RecordKind::HostIndex) => "host indexes",
             Bucket::Records(RecordKind::Recipe) => "recipes",
+            Bucket::Records(RecordKind::Fetch) => "fetched sources",
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",

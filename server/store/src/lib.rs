@@ -14,6 +14,7 @@
 //! STATE/store/host-trees/ab/<hex>  trees read from the host or a writable mount, by content
 //! STATE/store/host-indexes/ab/<hex> stat indexes of host directories, by root and filter
 //! STATE/store/recipes/ab/<hex>     the op behind an ID (JSON), by node digest
+//! STATE/store/fetches/ab/<hex>     Git checkouts and HTTP downloads (JSON), by source key
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it

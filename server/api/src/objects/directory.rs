@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Kind, Node, Op};
 
-use super::{add, client, engine, File};
+use super::{add, client, engine, File, GitRepository};
 use crate::error::gql;
 use crate::ids::{format_id, load};
 
@@ -222,6 +222,16 @@ impl Directory {
                 timestamp,
             },
         )
+    }
+
+    /// Converts this directory to a local git repository
+    async fn as_git(&self, ctx: &Context<'_>) -> GitRepository {
+        GitRepository(add(
+            ctx,
+            ops::AsGit {
+                directory: self.0.digest,
+            },
+        ))
     }
 
     /// Writes the contents of the directory to a path on the host. Returns the absolute path written.

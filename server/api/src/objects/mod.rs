@@ -5,6 +5,7 @@ mod container;
 mod directory;
 mod enums;
 mod file;
+mod git;
 mod host;
 mod query;
 mod secret;
@@ -21,6 +22,7 @@ pub(crate) use enums::{
     ReturnType,
 };
 pub(crate) use file::File;
+pub(crate) use git::{GitRef, GitRepository};
 pub(crate) use host::Host;
 pub use query::Query;
 pub(crate) use secret::{CacheVolume, Secret};
@@ -55,6 +57,8 @@ pub(crate) enum Node {
     CacheVolume(CacheVolume),
     Host(Host),
     EnvVariable(EnvVariable),
+    GitRepository(GitRepository),
+    GitRef(GitRef),
 }
 
 pub(crate) fn engine<'a>(ctx: &Context<'a>) -> &'a Arc<Engine> {

@@ -4,13 +4,13 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, CacheSharingMode, CacheVolume, Container, Directory, EnvVariable, File, Host,
-    Node, Secret,
+    add, engine, CacheSharingMode, CacheVolume, Container, Directory, EnvVariable, File, GitRef,
+    GitRepository, Host, Node, Secret,
 };
 use crate::error::gql;
 use crate::ids::{
-    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, HostId,
-    SecretId,
+    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, GitRefId,
+    GitRepositoryId, HostId, SecretId,
 };
 
 #[derive(Default)]
@@ -36,6 +36,8 @@ async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
                 Kind::File => Node::File(File(node)),
                 Kind::Secret => Node::Secret(Secret(node)),
                 Kind::CacheVolume => Node::CacheVolume(CacheVolume(node)),
+                Kind::GitRepository => Node::GitRepository(GitRepository(node)),
+                Kind::GitRef => Node::GitRef(GitRef(node)),
             }
         }
     })
@@ -188,6 +190,91 @@ impl Query {
         Ok(Secret(engine(ctx).set_secret(&uri, &value)))
     }
 
+    /// Queries a Git repository.
+    async fn git(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "URL of the git repository. Can be formatted as `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix \".git\" is optional."
+        )]
+        url: String,
+        #[graphql(
+            default_with = "Some(true)",
+            deprecation = "Use `discardGitDir` on `GitRef.tree` instead.",
+            desc = "Set to true to keep .git directory."
+        )]
+        keep_git_dir: Option<bool>,
+        #[graphql(default_with = "Some(String::new())", desc = "Set SSH known hosts")]
+        ssh_known_hosts: Option<String>,
+        #[graphql(desc = "Set SSH auth socket")] ssh_auth_socket: Option<ID>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "Username used to populate the password during basic HTTP Authorization"
+        )]
+        http_auth_username: Option<String>,
+        #[graphql(desc = "Secret used to populate the password during basic HTTP Authorization")]
+        http_auth_token: Option<ID>,
+        #[graphql(desc = "Secret used to populate the Authorization HTTP header")]
+        http_auth_header: Option<ID>,
+        #[graphql(desc = "A service which must be started before the repo is fetched.")]
+        experimental_service_host: Option<ID>,
+    ) -> Result<GitRepository> {
+        refuse_services_and_sockets(
+            "git",
+            ssh_auth_socket.is_some(),
+            experimental_service_host.is_some(),
+        )?;
+        let engine = engine(ctx);
+        let secret = |id: Option<ID>| -> Result<Option<Digest>> {
+            id.map(|id| Ok(load(engine, &id, Kind::Secret).map_err(gql)?.digest))
+                .transpose()
+        };
+        Ok(GitRepository(add(
+            ctx,
+            ops::Git {
+                url: ops::normalize_url(&url),
+                keep_git_dir: keep_git_dir.unwrap_or(true),
+                ssh_known_hosts: ssh_known_hosts.unwrap_or_default(),
+                http_auth_username: http_auth_username.unwrap_or_default(),
+                http_auth_token: secret(http_auth_token)?,
+                http_auth_header: secret(http_auth_header)?,
+            },
+        )))
+    }
+
+    /// Returns a file containing an http remote url content.
+    async fn http(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "HTTP url to get the content from (e.g., \"https://docs.dagger.io\").")]
+        url: String,
+        #[graphql(desc = "File name to use for the file. Defaults to the last part of the URL.")]
+        name: Option<String>,
+        #[graphql(desc = "Permissions to set on the file.")] permissions: Option<i32>,
+        #[graphql(desc = "Expected digest of the downloaded content (e.g., \"sha256:...\").")]
+        checksum: Option<String>,
+        #[graphql(desc = "Secret used to populate the Authorization HTTP header")]
+        auth_header: Option<ID>,
+        #[graphql(desc = "A service which must be started before the URL is fetched.")]
+        experimental_service_host: Option<ID>,
+    ) -> Result<File> {
+        refuse_services_and_sockets("http", false, experimental_service_host.is_some())?;
+        let auth_header = match auth_header {
+            Some(id) => Some(load(engine(ctx), &id, Kind::Secret).map_err(gql)?.digest),
+            None => None,
+        };
+        Ok(File(add(
+            ctx,
+            ops::Http {
+                url,
+                name,
+                permissions: permissions.map(|mode| mode as u32),
+                checksum,
+                auth_header,
+            },
+        )))
+    }
+
     /// Load any object by its ID.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         node_for(ctx, &id).await.map(Some)
@@ -248,6 +335,24 @@ impl Query {
         Ok(Host)
     }
 
+    /// Load a GitRepository from its ID.
+    #[graphql(name = "loadGitRepositoryFromID")]
+    async fn load_git_repository_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: GitRepositoryId,
+    ) -> Result<GitRepository> {
+        Ok(GitRepository(
+            load(engine(ctx), &id.0, Kind::GitRepository).map_err(gql)?,
+        ))
+    }
+
+    /// Load a GitRef from its ID.
+    #[graphql(name = "loadGitRefFromID")]
+    async fn load_git_ref_from_id(&self, ctx: &Context<'_>, id: GitRefId) -> Result<GitRef> {
+        Ok(GitRef(load(engine(ctx), &id.0, Kind::GitRef).map_err(gql)?))
+    }
+
     /// Load an EnvVariable from its ID.
     #[graphql(name = "loadEnvVariableFromID")]
     async fn load_env_variable_from_id(
@@ -257,6 +362,21 @@ impl Query {
     ) -> Result<EnvVariable> {
         env_variable(ctx, &id.0).await
     }
+}
+
+/// Services and sockets do not exist in gantry yet: arguments that need
+/// them are refused by name rather than ignored.
+fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Result<()> {
+    let argument = match (socket, service) {
+        (true, _) => "sshAuthSocket",
+        (_, true) => "experimentalServiceHost",
+        _ => return Ok(()),
+    };
+    Err(gql(gantry_core::Error::Unsupported {
+        message: format!(
+            "{field}: `{argument}` is not supported yet (gantry has no sockets or services); leave it out"
+        ),
+    }))
 }
 
 /// The platform config OS and architecture in a Container, e.g. "linux/amd64".

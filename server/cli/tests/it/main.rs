@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stderr, reason = "tests explain why they skip")]
 
+mod servers;
 mod support;
 
 macro_rules! require_docker {
@@ -21,7 +22,9 @@ macro_rules! require_docker {
 mod cache_volumes;
 mod directory;
 mod engine;
+mod git;
 mod host;
+mod http;
 mod mounts;
 mod pipeline;
 mod progress;

@@ -111,7 +111,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
 
     let state = server.state_dir();
     let counts = || RecordKind::ALL.map(|kind| records(&state, kind).len());
-    let [exec, path_reads, host_trees, host_indexes, recipes] = counts();
+    let [exec, path_reads, host_trees, host_indexes, recipes, fetches] = counts();
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
@@ -142,7 +142,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     assert!(support::image_exists(&new_image), "{new_image} was removed");
     assert_eq!(
         counts(),
-        [1, path_reads, host_trees, host_indexes, recipes],
+        [1, path_reads, host_trees, host_indexes, recipes, fetches],
         "only the old exec result goes"
     );
     assert_eq!(records(&state, RecordKind::Exec)[0].key, new_record.key);

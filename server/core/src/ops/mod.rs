@@ -22,8 +22,10 @@ mod config;
 mod directory;
 mod exec;
 mod file;
+mod git;
 mod handle;
 mod host;
+mod http;
 mod image;
 mod mount;
 mod read;
@@ -32,12 +34,14 @@ mod rootfs;
 use serde::{Deserialize, Serialize};
 
 pub use self::exec::{ExecArgs, Expect};
+pub(crate) use self::git::listing as git_listing;
+pub use self::git::{is_commit_sha, normalize_url, short_names, RefSelector};
 pub use crate::value::Sharing;
 
 use crate::context::Context;
-use crate::digest::{Digest, Domain, Encoder};
+use crate::digest::{Digest, Domain};
 use crate::error::Result;
-use crate::eval::{Call, OpEncoder, Operation};
+use crate::eval::{encode_op, Call, Operation, Tagged};
 use crate::value::{Kind, Value};
 
 /// Generates `Op` and its dispatch from the list of kinds: `"tag" =>
@@ -54,6 +58,10 @@ macro_rules! registry {
         pub enum Op {
             $(#[serde(rename = $tag)] $op($op),)*
         }
+
+        $(impl Tagged for $op {
+            const TAG: &'static str = $tag;
+        })*
 
         $(impl ::core::convert::From<$op> for Op {
             fn from(op: $op) -> Self {
@@ -83,9 +91,13 @@ macro_rules! registry {
                 }
             }
 
-            fn encode_fields(&self, e: &mut OpEncoder<'_>) {
+            fn encode_in(
+                &self,
+                domain: Domain,
+                input: &mut dyn FnMut(&Digest) -> Digest,
+            ) -> Digest {
                 match self {
-                    $(Op::$op(op) => op.encode(e),)*
+                    $(Op::$op(op) => encode_op($tag, op, domain, input),)*
                 }
             }
 
@@ -137,6 +149,7 @@ registry! {
     "containerDirectory" => read::ContainerDirectory,
     "containerRootfs" => read::ContainerRootfs,
     "hostDirectory" => host::HostDirectory,
+    "gitTree" => git::GitTree,
     // ---- File
     "newFile" => file::NewFile,
     "directoryFile" => file::DirectoryFile,
@@ -145,45 +158,25 @@ registry! {
     "fileWithTimestamps" => file::FileWithTimestamps,
     "hostFile" => host::HostFile,
     "asTarball" => image::AsTarball,
+    "http" => http::Http,
     // ---- Secret and cache volume
     "secret" => handle::Secret,
     "cacheVolume" => handle::CacheVolume,
+    // ---- Git
+    "git" => git::Git,
+    "directoryAsGit" => git::AsGit,
+    "gitRef" => git::GitRef,
 }
 
 impl Op {
     /// The node digest: this op over its inputs' node digests.
     pub fn digest(&self) -> Digest {
-        self.encode_as(Domain::Op, &mut |digest| *digest)
+        self.encode_in(Domain::Op, &mut |digest| *digest)
     }
 
     /// A cache key: this op over whatever `input_key` maps each input to.
     pub fn key_with(&self, input_key: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
-        self.encode_as(Domain::Key, input_key)
-    }
-
-    fn encode_as(&self, domain: Domain, input: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
-        let mut encoder = Encoder::new(domain);
-        encoder.str(self.tag());
-        let mut encoded = Vec::new();
-        let mut record = |digest: &Digest| {
-            encoded.push(*digest);
-            input(digest)
-        };
-        self.encode_fields(&mut OpEncoder::new(&mut encoder, &mut record));
-        if cfg!(debug_assertions) {
-            // Evaluation finds inputs through `inputs()`, so it must list
-            // exactly what the encoding covers.
-            let mut listed = self.inputs();
-            listed.sort_unstable();
-            encoded.sort_unstable();
-            assert_eq!(
-                listed,
-                encoded,
-                "{}: inputs() and encode() disagree",
-                self.tag()
-            );
-        }
-        encoder.finish()
+        self.encode_in(Domain::Key, input_key)
     }
 }
 
