@@ -5,12 +5,22 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Kind, Node, Op};
 
-use super::{add, client, engine, File, GitRepository};
+use super::query::Platform;
+use super::{add, client, engine, Container, File, GitRepository};
 use crate::error::gql;
 use crate::ids::{format_id, load};
 
 #[derive(Clone)]
 pub(crate) struct Directory(pub(crate) Arc<Node>);
+
+/// Key value object that represents a build argument.
+#[derive(async_graphql::InputObject)]
+pub(crate) struct BuildArg {
+    /// The build argument name.
+    name: String,
+    /// The build argument value.
+    value: String,
+}
 
 impl Directory {
     fn then(&self, ctx: &Context<'_>, op: impl Into<Op>) -> Directory {
@@ -222,6 +232,77 @@ impl Directory {
                 timestamp,
             },
         )
+    }
+
+    /// Use Dockerfile compatibility to build a container from this directory. Only use this function for Dockerfile compatibility. Otherwise use the native Container type directly, it is feature-complete and supports all Dockerfile features.
+    #[allow(clippy::too_many_arguments)]
+    async fn docker_build(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(\"Dockerfile\".to_owned())",
+            desc = "Path to the Dockerfile to use (e.g., \"frontend.Dockerfile\")."
+        )]
+        dockerfile: Option<String>,
+        #[graphql(desc = "The platform to build.")] platform: Option<Platform>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Build arguments to use in the build."
+        )]
+        build_args: Option<Vec<BuildArg>>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "Target build stage to build."
+        )]
+        target: Option<String>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Secrets to pass to the build. They will be mounted at /run/secrets/[secret-name]."
+        )]
+        secrets: Option<Vec<ID>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If set, skip the automatic init process injected into containers created by RUN statements."
+        )]
+        no_init: Option<bool>,
+        #[graphql(
+            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions)."
+        )]
+        ssh: Option<ID>,
+    ) -> Result<Container> {
+        // gantry starts no init process in RUN steps, so noInit changes nothing.
+        let _ = no_init;
+        if ssh.is_some() {
+            return Err(gql(gantry_core::Error::Unsupported {
+                message:
+                    "dockerBuild: `ssh` is not supported yet (gantry has no sockets); leave it out"
+                        .into(),
+            }));
+        }
+        let engine = engine(ctx);
+        let mut named = Vec::new();
+        for id in secrets.unwrap_or_default() {
+            let secret = load(engine, &id, Kind::Secret).map_err(gql)?;
+            named.push((
+                engine.secret_name(&secret.digest).map_err(gql)?,
+                secret.digest,
+            ));
+        }
+        Ok(Container(add(
+            ctx,
+            ops::DockerBuild {
+                context: self.0.digest,
+                dockerfile: dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+                platform: platform.map(|platform| platform.0),
+                build_args: build_args
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|arg| (arg.name, arg.value))
+                    .collect(),
+                target: target.unwrap_or_default(),
+                secrets: named,
+            },
+        )))
     }
 
     /// Converts this directory to a local git repository

@@ -21,6 +21,7 @@ macro_rules! require_docker {
 // After the macro, which the test modules use.
 mod cache_volumes;
 mod directory;
+mod dockerfile;
 mod engine;
 mod git;
 mod host;

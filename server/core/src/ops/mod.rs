@@ -20,6 +20,7 @@
 
 mod config;
 mod directory;
+mod dockerfile;
 mod exec;
 mod file;
 mod git;
@@ -135,6 +136,7 @@ registry! {
     "withRegistryAuth" => config::WithRegistryAuth,
     "withoutRegistryAuth" => config::WithoutRegistryAuth,
     "import" => image::Import,
+    "dockerBuild" => dockerfile::DockerBuild,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,
