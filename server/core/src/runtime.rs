@@ -24,6 +24,104 @@ pub struct ImageConfig {
     /// The image's `CMD`.
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// The image's health check (`HEALTHCHECK`, `withDockerHealthcheck`).
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// A health check as Docker's image config holds it, with durations as Go
+/// writes them (`30s`, `1m30s`; empty for Docker's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// The command; with `shell`, one string run by the image's shell.
+    pub args: Vec<String>,
+    pub shell: bool,
+    pub interval: String,
+    pub timeout: String,
+    pub start_period: String,
+    pub start_interval: String,
+    /// Failures before unhealthy; 0 for Docker's default.
+    pub retries: i64,
+}
+
+impl Healthcheck {
+    /// Each duration in nanoseconds (0 when empty), or the first that is
+    /// not a Go duration (`1m30s`, `500ms`, `2h`).
+    pub fn durations(&self) -> Result<[i64; 4], String> {
+        let mut out = [0; 4];
+        let fields = [
+            &self.interval,
+            &self.timeout,
+            &self.start_period,
+            &self.start_interval,
+        ];
+        for (slot, text) in out.iter_mut().zip(fields) {
+            *slot = go_duration(text).ok_or_else(|| text.clone())?;
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a Go duration (`1h2m3.5s`, `300ms`; empty is 0) to nanoseconds.
+pub fn go_duration(text: &str) -> Option<i64> {
+    if text.is_empty() || text == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|end| *end > 0)?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total.round() as i64)
+}
+
+/// Formats nanoseconds as Go does (`1m30s`, `1.5s`, `250ms`, `0s`).
+pub fn format_go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos % 1_000_000_000 != 0 && nanos < 1_000_000_000 {
+        return if nanos % 1_000_000 == 0 {
+            format!("{}ms", nanos / 1_000_000)
+        } else {
+            format!("{nanos}ns")
+        };
+    }
+    let seconds = nanos / 1_000_000_000;
+    let fraction = nanos % 1_000_000_000;
+    let (hours, minutes, secs) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    let mut out = String::new();
+    if hours > 0 {
+        out.push_str(&format!("{hours}h"));
+    }
+    if hours > 0 || minutes > 0 {
+        out.push_str(&format!("{minutes}m"));
+    }
+    if fraction == 0 {
+        out.push_str(&format!("{secs}s"));
+    } else {
+        let digits = format!("{fraction:09}");
+        out.push_str(&format!("{secs}.{}s", digits.trim_end_matches('0')));
+    }
+    out
 }
 
 /// What `Runtime::pull` learned about an image.
@@ -139,6 +237,24 @@ pub enum RuntimeError {
 ///
 /// Implementations must be cancel-safe: when a returned future is dropped
 /// mid-way (the client went away), every container it created is removed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_and_format() {
+        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration("250ms"), Some(250_000_000));
+        assert_eq!(go_duration(""), Some(0));
+        assert_eq!(go_duration("5"), None);
+        assert_eq!(go_duration("3x"), None);
+        for text in ["1m30s", "1.5s", "250ms", "2h0m0s", "30s"] {
+            assert_eq!(format_go_duration(go_duration(text).unwrap()), text);
+        }
+    }
+}
+
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// Pulls `reference` (with `auth` when given) and returns its local ID,

@@ -305,6 +305,60 @@ const RECIPES: &[(&str, &str, &str, &[&str])] = &[
         "5106e1bf9a324cf9483ff7edc9360da1b4047191b92f6fac04194edf3c272f39",
         &[],
     ),
+    (
+        r#"{"op":"git","url":"https://example.com/o/r.git","keepGitDir":true,"sshKnownHosts":"","httpAuthUsername":"u","httpAuthToken":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","httpAuthHeader":null}"#,
+        "76ed39243a7db726b86758131cff369111d9150d342f6594c264926cf45e30b1",
+        "58a2b72886e29f06876670921742e63ae5d7ad447f80ff4544786c510cf035bb",
+        &["source"],
+    ),
+    (
+        r#"{"op":"directoryAsGit","directory":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c"}"#,
+        "0dbbaf7e74509f652815ca6caa155615465e99e920abfd3a6c6c0f88a62314c2",
+        "cf7d179c83c7cce4703bf1df38dee584206f131cad12b0db5860166453dea940",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"gitRef","repository":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","selector":{"by":"branch","name":"main"}}"#,
+        "fae3c0e663190f63795f5895534bd22e3419b6411f18a69c104aa87046c60154",
+        "55e80164b4c29d88906b96fad9c24c4ee565ccaa836140f0ad101c3649a9175c",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"gitRef","repository":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","selector":{"by":"head"}}"#,
+        "df60291ecdacee115a7ddb9bfd0c29ec01e1c1819c041d7572cf7ef62f9a9621",
+        "5c1ac7cca3e48a4123f1b07f2600765598145054cd9d12a203652d6b9d7a3b28",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"gitTree","reference":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","discardGitDir":true,"depth":1,"includeTags":false}"#,
+        "5414f0a6ecfe895d509fb3da9764e92068c10c5f93cdc9a5f87f723b841fe2b4",
+        "65663d1898bc0d7aed7ec1286092d139b75daa55a77fa4f4b76d2b537dfacdd8",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"http","url":"https://example.com/f.tgz","name":null,"permissions":493,"checksum":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","authHeader":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "246e55af33c396c9a03aba10052647ac2759a039daffc3a4b695f06c593fc5c2",
+        "4bc46008c7843daefcb0a5b8a6b82b37c73ba438d292aff611d74d0210b0eb43",
+        &["source"],
+    ),
+    (
+        r#"{"op":"dockerBuild","context":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","dockerfile":"Dockerfile","platform":null,"buildArgs":[["A","1"]],"target":"","secrets":[["token","sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"]]}"#,
+        "86b4eeeb83481efcf3c5a13e384e8ddcb4e24617a7c31181e0072b1966931a27",
+        "bb58aab0d5a6a225938d01703063ff5035dd7f699569543cb1e755a6c9b51802",
+        &["parent", "source"],
+    ),
+    (
+        r#"{"op":"withDockerHealthcheck","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","healthcheck":{"args":["true"],"shell":false,"interval":"30s","timeout":"","start_period":"","start_interval":"","retries":3}}"#,
+        "fa9ea3694816d1f23f718b74bbbe890cf2f9268c7ce711edcc02f94dc2a9a3e2",
+        "01a4f4d1865bcf4e85c19cb20861b74e4fd7f45b49f5646eff8d854e1715b71a",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withDockerHealthcheck","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","healthcheck":null}"#,
+        "faf3161ecfdb7d718dbe8965313995cb63a4cc8725dd5304282d7e81c2fa485a",
+        "62a3bcc52a71d1701d5c086a043bf4e1be343510f13577a1a8a47fcabbbd7cdb",
+        &["parent"],
+    ),
 ];
 
 fn input_named(name: &str) -> Digest {

@@ -16,6 +16,47 @@ use crate::ids::{format_id, load};
 #[derive(Clone)]
 pub(crate) struct Container(pub(crate) Arc<Node>);
 
+/// Image healthcheck configuration.
+pub(crate) struct HealthcheckConfig(gantry_core::runtime::Healthcheck);
+
+#[Object]
+impl HealthcheckConfig {
+    /// Healthcheck command arguments.
+    async fn args(&self) -> &[String] {
+        &self.0.args
+    }
+
+    /// If true, run the command using the container's shell.
+    async fn shell(&self) -> bool {
+        self.0.shell
+    }
+
+    /// Interval between running healthcheck.
+    async fn interval(&self) -> &str {
+        &self.0.interval
+    }
+
+    /// Healthcheck timeout.
+    async fn timeout(&self) -> &str {
+        &self.0.timeout
+    }
+
+    /// StartPeriod allows for failures during container initialization.
+    async fn start_period(&self) -> &str {
+        &self.0.start_period
+    }
+
+    /// StartInterval configures the duration between checks during the startup period.
+    async fn start_interval(&self) -> &str {
+        &self.0.start_interval
+    }
+
+    /// The maximum number of consecutive failures before the container is marked as unhealthy.
+    async fn retries(&self) -> i32 {
+        i32::try_from(self.0.retries).unwrap_or(i32::MAX)
+    }
+}
+
 /// An environment variable name and value.
 #[derive(Clone)]
 pub(crate) struct EnvVariable {
@@ -414,6 +455,72 @@ impl Container {
                 value,
             },
         )
+    }
+
+    /// Retrieves this container with the given Docker health check. The check is recorded in the image config; gantry runs no services yet, so it is never run by gantry itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_docker_healthcheck(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Healthcheck command to execute within the container.")] args: Vec<String>,
+        #[graphql(
+            desc = "When true, command must be a single element, which is run using the container's shell"
+        )]
+        shell: Option<bool>,
+        #[graphql(desc = "Interval between running healthcheck. Example: \"30s\"")]
+        interval: Option<String>,
+        #[graphql(desc = "Healthcheck timeout. Example: \"3s\"")] timeout: Option<String>,
+        #[graphql(
+            desc = "StartPeriod allows for failures during container initialization. Example: \"0s\""
+        )]
+        start_period: Option<String>,
+        #[graphql(
+            desc = "StartInterval configures the duration between checks during the startup period. Example: \"5s\""
+        )]
+        start_interval: Option<String>,
+        #[graphql(
+            desc = "The maximum number of consecutive failures before the container is marked as unhealthy. Example: \"3\""
+        )]
+        retries: Option<i32>,
+    ) -> Container {
+        let healthcheck = gantry_core::runtime::Healthcheck {
+            args,
+            shell: shell.unwrap_or(false),
+            interval: interval.unwrap_or_default(),
+            timeout: timeout.unwrap_or_default(),
+            start_period: start_period.unwrap_or_default(),
+            start_interval: start_interval.unwrap_or_default(),
+            retries: i64::from(retries.unwrap_or(0)),
+        };
+        self.then(
+            ctx,
+            ops::WithHealthcheck {
+                parent: self.parent(),
+                healthcheck: Some(healthcheck),
+            },
+        )
+    }
+
+    /// Retrieves this container without a configured docker healthcheck command.
+    async fn without_docker_healthcheck(&self, ctx: &Context<'_>) -> Container {
+        self.then(
+            ctx,
+            ops::WithHealthcheck {
+                parent: self.parent(),
+                healthcheck: None,
+            },
+        )
+    }
+
+    /// Retrieves this container's configured docker healthcheck.
+    async fn docker_healthcheck(&self, ctx: &Context<'_>) -> Result<Option<HealthcheckConfig>> {
+        Ok(self
+            .state(ctx)
+            .await?
+            .config
+            .healthcheck
+            .clone()
+            .map(HealthcheckConfig))
     }
 
     /// Retrieves the value of the specified label.

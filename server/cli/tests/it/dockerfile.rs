@@ -29,6 +29,7 @@ COPY --from=builder --chmod=755 /out/hello /usr/local/bin/hello
 WORKDIR /app
 USER 65532
 EXPOSE 8080 9090/udp
+HEALTHCHECK --interval=30s --start-period=1m30s --retries=3 CMD hello --check || exit 1
 ENTRYPOINT ["/usr/local/bin/hello"]
 CMD ["--name", "gantry"]
 "#;
@@ -69,6 +70,7 @@ query($dir: String!, $args: [BuildArg!]) {
     ports: label(name: "dev.gantry.exposed-port")
     envVariable(name: "APP_VERSION")
     vars: envVariables { name }
+    dockerHealthcheck { args shell interval startPeriod timeout retries }
   } } }
 }"#;
 
@@ -100,6 +102,17 @@ fn a_multi_stage_go_build_runs_as_gantry_steps_and_a_rebuild_runs_nothing() {
     assert_eq!(text(built, "version"), "1.2.3");
     assert_eq!(text(built, "ports"), "8080/tcp 9090/udp");
     assert_eq!(text(built, "envVariable"), "1.2.3");
+    assert_eq!(
+        built["dockerHealthcheck"],
+        json!({
+            "args": ["hello --check || exit 1"],
+            "shell": true,
+            "interval": "30s",
+            "startPeriod": "1m30s",
+            "timeout": "",
+            "retries": 3,
+        })
+    );
     // ARG values are visible to RUN only, never kept in the image's env.
     let names: Vec<&str> = built["vars"]
         .as_array()

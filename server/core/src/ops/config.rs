@@ -9,6 +9,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::reference::auth_host;
+use crate::runtime::Healthcheck;
 use crate::text::expand_vars;
 use crate::tree;
 use crate::value::{Kind, Value};
@@ -326,6 +327,56 @@ impl Operation for WithoutRegistryAuth {
             state
                 .registry_auth
                 .retain(|(existing, _, _)| *existing != host);
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withDockerHealthcheck`, `withoutDockerHealthcheck` (`None`)
+/// and a Dockerfile's `HEALTHCHECK`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithHealthcheck {
+    pub parent: Digest,
+    pub healthcheck: Option<Healthcheck>,
+}
+
+impl Operation for WithHealthcheck {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent);
+        match &self.healthcheck {
+            None => {
+                e.str("-");
+            }
+            Some(check) => {
+                e.str("+")
+                    .strs(&check.args)
+                    .bool(check.shell)
+                    .str(&check.interval)
+                    .str(&check.timeout)
+                    .str(&check.start_period)
+                    .str(&check.start_interval)
+                    .i64(check.retries);
+            }
+        }
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        if let Some(check) = &self.healthcheck {
+            check
+                .durations()
+                .map_err(|bad| crate::error::Error::InvalidArgument {
+                    message: format!("health check: {bad:?} is not a duration (e.g. 30s, 1m30s)"),
+                })?;
+        }
+        call.derive(&self.parent, |state| {
+            state.config.healthcheck = self.healthcheck.clone();
             Ok(())
         })
     }

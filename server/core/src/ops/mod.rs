@@ -137,6 +137,7 @@ registry! {
     "withoutRegistryAuth" => config::WithoutRegistryAuth,
     "import" => image::Import,
     "dockerBuild" => dockerfile::DockerBuild,
+    "withDockerHealthcheck" => config::WithHealthcheck,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,

@@ -3,7 +3,7 @@
 //! `COPY`/`ADD` in `copy.rs`.
 
 use futures::future::{BoxFuture, FutureExt};
-use parse_dockerfile::{Command, Dockerfile, Instruction};
+use parse_dockerfile::{Command, Dockerfile, HealthcheckArguments, Instruction};
 
 use super::errors::{at_line, invalid, unsupported};
 use super::words::{self, Vars};
@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 use crate::eval::{Operation, Subgraph, Tagged};
 use crate::inflight::InFlight;
 use crate::ops::config::{
-    WithDefaultArgs, WithEntrypoint, WithEnvVariable, WithLabel, WithUser, WithWorkdir,
+    WithDefaultArgs, WithEntrypoint, WithEnvVariable, WithHealthcheck, WithLabel, WithUser,
+    WithWorkdir,
 };
 use crate::ops::directory::EmptyDirectory;
 use crate::ops::image::{FromImage, Scratch};
 use crate::ops::rootfs::WithContent;
+use crate::runtime::Healthcheck;
 use crate::tree;
 use crate::value::{ContainerState, Value};
 
@@ -543,10 +545,60 @@ impl<'b, 'a> StageState<'b, 'a> {
         .await
     }
 
+    /// `HEALTHCHECK [options] CMD …` or `HEALTHCHECK NONE`.
     async fn healthcheck(
         &mut self,
-        _check: &parse_dockerfile::HealthcheckInstruction<'_>,
+        check: &parse_dockerfile::HealthcheckInstruction<'_>,
     ) -> Result<()> {
-        Err(unsupported("HEALTHCHECK is not supported yet"))
+        let healthcheck = match &check.arguments {
+            HealthcheckArguments::Cmd { arguments, .. } => {
+                let mut healthcheck = Healthcheck::default();
+                match arguments {
+                    Command::Exec(args) => {
+                        healthcheck.args = args.value.iter().map(|a| a.value.to_string()).collect();
+                    }
+                    Command::Shell(text) => {
+                        healthcheck.args =
+                            vec![words::shell_command(text.value, self.build.escape)];
+                        healthcheck.shell = true;
+                    }
+                    _ => return Err(unsupported("HEALTHCHECK: unsupported command form")),
+                }
+                for flag in &check.options {
+                    let raw = flag
+                        .value
+                        .as_ref()
+                        .map(|v| v.value.as_ref())
+                        .unwrap_or_default();
+                    let value = self.word(raw)?;
+                    let slot = match flag.name.value.as_ref() {
+                        "interval" => &mut healthcheck.interval,
+                        "timeout" => &mut healthcheck.timeout,
+                        "start-period" => &mut healthcheck.start_period,
+                        "start-interval" => &mut healthcheck.start_interval,
+                        "retries" => {
+                            healthcheck.retries = value.parse().map_err(|_| {
+                                invalid(format!("HEALTHCHECK --retries={value} is not a number"))
+                            })?;
+                            continue;
+                        }
+                        other => {
+                            return Err(unsupported(format!(
+                                "HEALTHCHECK --{other} is not supported"
+                            )))
+                        }
+                    };
+                    *slot = value;
+                }
+                Some(healthcheck)
+            }
+            HealthcheckArguments::None { .. } => None,
+            _ => return Err(unsupported("HEALTHCHECK: unsupported form")),
+        };
+        self.then(|parent| WithHealthcheck {
+            parent,
+            healthcheck,
+        })
+        .await
     }
 }
