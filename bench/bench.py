@@ -906,6 +906,89 @@ class Suite:
                     met=g["median"] <= 0.3,
                     extra={"python_startup_s": bare["median"], "import_s": imp["median"]})
 
+
+    # -- 10/11. modules: `gantry call` and `gantry functions`, per SDK
+
+    def _prepare_module(self, sdk: str, module: Path, venv: Path) -> tuple[list[str], dict[str, str]]:
+        """Installs what the bench module needs; returns the comparison script and env."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GANTRY_SESSION_", "DAGGER_SESSION_")) and k != "GANTRY_SOCKET"}
+        env.update(BENCH_IMAGE=BUSYBOX, GANTRY_STATE_DIR=str(self.work / "call-state"),
+                   GANTRY_PROGRESS="quiet", PATH=f"{env.get('PATH', '')}:/usr/local/go/bin")
+        if sdk == "python":
+            if not (venv / "bin/python").exists():
+                run([sys.executable, "-m", "venv", str(venv)])
+                run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+                     str(ROOT / "sdk-python")], timeout=300)
+            env["GANTRY_PYTHON"] = str(venv / "bin/python")
+            return [str(venv / "bin/python"), "main.py"], env
+        if sdk == "typescript":
+            sdk_dir = ROOT / "sdk-typescript"
+            if not (sdk_dir / "dist/index.js").exists():
+                run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=sdk_dir, timeout=600)
+                run(["npx", "tsc", "-p", "tsconfig.json"], cwd=sdk_dir, timeout=600)
+            example = ROOT / "examples/modules/typescript"
+            if not (example / "node_modules/typescript").exists():
+                run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=example, timeout=600)
+            link = example / "node_modules/@gantry/sdk"
+            if not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(os.path.relpath(sdk_dir, link.parent))
+            modules = module / "node_modules"
+            if not modules.is_symlink():
+                modules.symlink_to(os.path.relpath(example / "node_modules", module))
+            return ["node", "script.mjs"], env
+        if sdk == "go":
+            binary = self.work / "go-step-script"
+            run(["go", "build", "-o", str(binary), "./script"], cwd=module, env=env, timeout=600)
+            return [str(binary)], env
+        if not (module / "vendor/autoload.php").exists():
+            run(["composer", "update", "--no-interaction", "-q"], cwd=module,
+                env=dict(env, COMPOSER_DISABLE_NETWORK="1"), timeout=300)
+        return ["php", "script.php"], env
+
+    def bench_modules(self) -> None:
+        targets = {"python": 0.3, "typescript": 0.4, "go": 0.3, "php": 0.3}
+        for letter, (sdk, target) in zip("abcd", targets.items()):
+            module = BENCH / "modules" / sdk
+            log(f"== 10{letter}. {sdk}: warm `gantry call step` (one cached step, whole process), "
+                f"vs `gantry run -- SCRIPT` doing the same work")
+            try:
+                script, env = self._prepare_module(sdk, module, ROOT / "target/bench/venv")
+                call = [str(GANTRY), "call", "-m", str(module), "step"]
+                # The first call describes the module (and builds the Go dispatcher) and
+                # runs the step; every call after it is warm.
+                out = run(call, env=env, cwd=module, timeout=600)
+                assert "cached step" in out, out
+                session = [str(GANTRY), "run", "--", *script]
+                out = run(session, env=env, cwd=module, timeout=600)
+                assert "cached step" in out, out
+            except Exception as error:  # noqa: BLE001 - reported, not fatal
+                reason = f"setup failed: {str(error)[:300]}"
+                log(f"not measurable: {reason}")
+                for key, name in ((f"10{letter}", "warm `gantry call`"), (f"11{letter}", "warm `gantry functions`")):
+                    self.record(key, f"{sdk} module: {name}", gantry=None, ratio=None,
+                                ratio_of="gantry call / gantry run", met=None,
+                                extra={"not_measurable": reason})
+                continue
+            runs = self.n(9, 2)
+            xs, ys, ratios = paired(lambda: timed(call, env=env, cwd=module),
+                                    lambda: timed(session, env=env, cwd=module), runs)
+            g = summary(xs)
+            log(f"gantry call step:           {fmt_s(g)}")
+            log(f"gantry run -- {' '.join(Path(a).name for a in script)}: {fmt_s(summary(ys))}")
+            self.record(f"10{letter}", f"{sdk} module: warm `gantry call` of a cached step, whole process",
+                        gantry=g, baseline_name=f"gantry run -- {' '.join(Path(a).name for a in script)}",
+                        baseline=summary(ys), ratio=summary(ratios),
+                        ratio_of="gantry call / gantry run", target=f"<= {target} s",
+                        met=g["median"] <= target)
+            log(f"== 11{letter}. {sdk}: warm `gantry functions` (description from the cache)")
+            listing = [str(GANTRY), "functions", "-m", str(module)]
+            fs = summary([timed(listing, env=env, cwd=module) for _ in range(self.n(9, 2))])
+            log(f"gantry functions: {fmt_s(fs)}")
+            self.record(f"11{letter}", f"{sdk} module: warm `gantry functions`", gantry=fs,
+                        ratio=None, ratio_of="", target="<= 0.2 s", met=fs["median"] <= 0.2)
+
     # -- driver
 
     def run_all(self) -> None:
@@ -925,7 +1008,7 @@ class Suite:
         log()
         steps = [("2", self.bench_steps), ("3", self.bench_seed), ("4", self.bench_parallel),
                  ("5", self.bench_host_dir), ("6", self.bench_throughput),
-                 ("9", self.bench_python_sdk), ("7", self.bench_memory)]
+                 ("9", self.bench_python_sdk), ("10", self.bench_modules), ("7", self.bench_memory)]
         for key, fn in steps:
             if want(key):
                 fn()
@@ -1066,7 +1149,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer runs (a smoke test of the suite); writes results/partial.*")
     parser.add_argument("--only", default="",
-                        help="comma-separated benchmark numbers (1-9); writes results/partial.*")
+                        help="comma-separated benchmark numbers (1-10; 10 runs 10 and 11); writes results/partial.*")
     args = parser.parse_args()
     for tool, path in (("gantry", GANTRY), ("loadgen", LOADGEN)):
         if not path.exists():

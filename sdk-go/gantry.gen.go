@@ -19,6 +19,10 @@ type EnvVariableID string
 
 type FileID string
 
+type GitRefID string
+
+type GitRepositoryID string
+
 type HostID string
 
 type Platform string
@@ -143,12 +147,16 @@ type Container struct {
 
 // ContainerAsTarballOpts holds the optional arguments of [Container.AsTarball].
 type ContainerAsTarballOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Force each layer of the image to use the specified compression algorithm
+	// (Gzip or Uncompressed in gantry).
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Use the specified media types for the image's layers. Defaults to
+	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 }
 
@@ -185,6 +193,12 @@ func (r *Container) Directory(path string, opts ...ContainerDirectoryOpts) *Dire
 		q = q.optArg("expand", opt.Expand)
 	}
 	return &Directory{newObject(q)}
+}
+
+// Retrieves this container's configured docker healthcheck.
+func (r *Container) DockerHealthcheck() *HealthcheckConfig {
+	q := r.q.sel("dockerHealthcheck")
+	return &HealthcheckConfig{newObject(q)}
 }
 
 // Return the entrypoint of this container.
@@ -229,12 +243,16 @@ func (r *Container) ExitCode(ctx context.Context) (int, error) {
 
 // ContainerExportOpts holds the optional arguments of [Container.Export].
 type ContainerExportOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Force each layer of the exported image to use the specified compression
+	// algorithm (Gzip or Uncompressed in gantry).
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Use the specified media types for the exported image's layers. Defaults
+	// to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 
 	// Defaults to false (the zero value leaves it out).
@@ -242,7 +260,7 @@ type ContainerExportOpts struct {
 }
 
 // Writes the container as an OCI tarball to the destination file path on the
-// host. Returns the absolute path written.
+// host (mode 0600). Returns the absolute path written.
 func (r *Container) Export(ctx context.Context, path string, opts ...ContainerExportOpts) (string, error) {
 	q := r.q.sel("export")
 	q = q.arg("path", path)
@@ -275,12 +293,13 @@ func (r *Container) File(path string, opts ...ContainerFileOpts) *File {
 
 // ContainerFromOpts holds the optional arguments of [Container.From].
 type ContainerFromOpts struct {
-	// Not supported by gantry; must be null.
+	// Not supported by gantry (it has no services); must be null.
 	RegistryService Node
 
-	// Ignored: gantry lets Docker choose.
+	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
 
+	// Not supported by gantry: configure Docker's daemon; must be false.
 	// Defaults to false (the zero value leaves it out).
 	InsecureSkipTLSVerify bool
 }
@@ -313,12 +332,13 @@ func (r *Container) ImageRef(ctx context.Context) (string, error) {
 
 // ContainerImportOpts holds the optional arguments of [Container.Import].
 type ContainerImportOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// Identifies the tag to import from the archive, if the archive bundles
+	// multiple tags. Defaults to "" (the zero value leaves it out).
 	Tag string
 }
 
 // Reads the container from an OCI tarball.
-func (r *Container) Import(source Node, opts ...ContainerImportOpts) *Container {
+func (r *Container) Import(source *File, opts ...ContainerImportOpts) *Container {
 	q := r.q.sel("import")
 	q = q.arg("source", source)
 	for _, opt := range opts {
@@ -354,18 +374,25 @@ func (r *Container) Platform(ctx context.Context) (string, error) {
 
 // ContainerPublishOpts holds the optional arguments of [Container.Publish].
 type ContainerPublishOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Docker's daemon pushes gzip layers: only Gzip is accepted.
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only
+	// as the default (see docs/compatibility.md). Defaults to
+	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 
+	// Not supported by gantry (it has no services); must be null.
 	RegistryService Node
 
+	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
 
+	// Not supported by gantry: configure Docker's daemon; must be false.
 	// Defaults to false (the zero value leaves it out).
 	InsecureSkipTLSVerify bool
 }
@@ -449,24 +476,29 @@ type ContainerWithDirectoryOpts struct {
 	// "go.sum"]). Defaults to empty (the zero value leaves it out).
 	Include []string
 
+	// Apply the .gitignore rules found in the directory when writing it.
 	// Defaults to false (the zero value leaves it out).
 	Gitignore bool
 
-	// A user:group to set for the directory and its contents (numeric in
-	// gantry). Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the directory and its contents. The user and
+	// group can either be an ID (1000:1000) or a name (foo:bar), looked up in
+	// the container. If the group is omitted, it defaults to the same as the
+	// user. Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
 	Expand bool
 
+	// Permission given to the written directory and its contents (e.g., 0755).
 	Permissions int
 }
 
 // Retrieves this container plus a directory written at the given path.
-func (r *Container) WithDirectory(path string, source Node, opts ...ContainerWithDirectoryOpts) *Container {
+func (r *Container) WithDirectory(path string, source *Directory, opts ...ContainerWithDirectoryOpts) *Container {
 	q := r.q.sel("withDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -478,6 +510,48 @@ func (r *Container) WithDirectory(path string, source Node, opts ...ContainerWit
 		q = q.optArg("inheritOwner", opt.InheritOwner)
 		q = q.optArg("expand", opt.Expand)
 		q = q.optArg("permissions", opt.Permissions)
+	}
+	return &Container{newObject(q)}
+}
+
+// ContainerWithDockerHealthcheckOpts holds the optional arguments of [Container.WithDockerHealthcheck].
+type ContainerWithDockerHealthcheckOpts struct {
+	// When true, command must be a single element, which is run using the
+	// container's shell
+	Shell bool
+
+	// Interval between running healthcheck. Example: "30s"
+	Interval string
+
+	// Healthcheck timeout. Example: "3s"
+	Timeout string
+
+	// StartPeriod allows for failures during container initialization. Example:
+	// "0s"
+	StartPeriod string
+
+	// StartInterval configures the duration between checks during the startup
+	// period. Example: "5s"
+	StartInterval string
+
+	// The maximum number of consecutive failures before the container is marked
+	// as unhealthy. Example: "3"
+	Retries int
+}
+
+// Retrieves this container with the given Docker health check. The check is
+// recorded in the image config; gantry runs no services yet, so it is never run
+// by gantry itself.
+func (r *Container) WithDockerHealthcheck(args []string, opts ...ContainerWithDockerHealthcheckOpts) *Container {
+	q := r.q.sel("withDockerHealthcheck")
+	q = q.arg("args", args)
+	for _, opt := range opts {
+		q = q.optArg("shell", opt.Shell)
+		q = q.optArg("interval", opt.Interval)
+		q = q.optArg("timeout", opt.Timeout)
+		q = q.optArg("startPeriod", opt.StartPeriod)
+		q = q.optArg("startInterval", opt.StartInterval)
+		q = q.optArg("retries", opt.Retries)
 	}
 	return &Container{newObject(q)}
 }
@@ -544,10 +618,12 @@ type ContainerWithExecOpts struct {
 	// to ReturnTypeSuccess (the zero value leaves it out).
 	Expect ReturnType
 
+	// Not supported by gantry (it needs a nested engine); must be false.
 	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
 	InsecureRootCapabilities bool
 
 	// Replace ${VAR} or $VAR in the args according to the current environment
@@ -555,7 +631,8 @@ type ContainerWithExecOpts struct {
 	// leaves it out).
 	Expand bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Run without an init process. gantry never starts one, so every command
+	// runs this way. Defaults to false (the zero value leaves it out).
 	NoInit bool
 }
 
@@ -608,10 +685,12 @@ type ContainerWithFileOpts struct {
 	// Permission given to the copied file (e.g., 0600).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the file (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -620,7 +699,7 @@ type ContainerWithFileOpts struct {
 
 // Retrieves this container plus the contents of the given file copied to the
 // given path.
-func (r *Container) WithFile(path string, source Node, opts ...ContainerWithFileOpts) *Container {
+func (r *Container) WithFile(path string, source *File, opts ...ContainerWithFileOpts) *Container {
 	q := r.q.sel("withFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -644,16 +723,19 @@ func (r *Container) WithLabel(name string, value string) *Container {
 // ContainerWithMountedCacheOpts holds the optional arguments of [Container.WithMountedCache].
 type ContainerWithMountedCacheOpts struct {
 	// Identifier of the directory to use as the cache volume's root.
-	Source Node
+	Source *Directory
 
 	// Sharing mode of the cache volume. Defaults to CacheSharingModeShared (the
 	// zero value leaves it out).
 	Sharing CacheSharingMode
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted cache directory when the volume is
+	// first created (IDs or names looked up in the container). Defaults to ""
+	// (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -661,7 +743,7 @@ type ContainerWithMountedCacheOpts struct {
 }
 
 // Retrieves this container plus a cache volume mounted at the given path.
-func (r *Container) WithMountedCache(path string, cache Node, opts ...ContainerWithMountedCacheOpts) *Container {
+func (r *Container) WithMountedCache(path string, cache *CacheVolume, opts ...ContainerWithMountedCacheOpts) *Container {
 	q := r.q.sel("withMountedCache")
 	q = q.arg("path", path)
 	q = q.arg("cache", cache)
@@ -677,10 +759,13 @@ func (r *Container) WithMountedCache(path string, cache Node, opts ...ContainerW
 
 // ContainerWithMountedDirectoryOpts holds the optional arguments of [Container.WithMountedDirectory].
 type ContainerWithMountedDirectoryOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted directory and its contents (IDs or
+	// names looked up in the container). Defaults to "" (the zero value leaves
+	// it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -691,7 +776,7 @@ type ContainerWithMountedDirectoryOpts struct {
 }
 
 // Retrieves this container plus a directory mounted at the given path.
-func (r *Container) WithMountedDirectory(path string, source Node, opts ...ContainerWithMountedDirectoryOpts) *Container {
+func (r *Container) WithMountedDirectory(path string, source *Directory, opts ...ContainerWithMountedDirectoryOpts) *Container {
 	q := r.q.sel("withMountedDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -706,10 +791,12 @@ func (r *Container) WithMountedDirectory(path string, source Node, opts ...Conta
 
 // ContainerWithMountedFileOpts holds the optional arguments of [Container.WithMountedFile].
 type ContainerWithMountedFileOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user or user:group to set for the mounted file (IDs or names looked up
+	// in the container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -717,7 +804,7 @@ type ContainerWithMountedFileOpts struct {
 }
 
 // Retrieves this container plus a file mounted at the given path.
-func (r *Container) WithMountedFile(path string, source Node, opts ...ContainerWithMountedFileOpts) *Container {
+func (r *Container) WithMountedFile(path string, source *File, opts ...ContainerWithMountedFileOpts) *Container {
 	q := r.q.sel("withMountedFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -731,10 +818,12 @@ func (r *Container) WithMountedFile(path string, source Node, opts ...ContainerW
 
 // ContainerWithMountedSecretOpts holds the optional arguments of [Container.WithMountedSecret].
 type ContainerWithMountedSecretOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted secret (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Permission given to the mounted secret (e.g., 0600). Defaults to 256 (the
@@ -746,7 +835,7 @@ type ContainerWithMountedSecretOpts struct {
 }
 
 // Retrieves this container plus a secret mounted into a file at the given path.
-func (r *Container) WithMountedSecret(path string, source Node, opts ...ContainerWithMountedSecretOpts) *Container {
+func (r *Container) WithMountedSecret(path string, source *Secret, opts ...ContainerWithMountedSecretOpts) *Container {
 	q := r.q.sel("withMountedSecret")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -786,10 +875,12 @@ type ContainerWithNewFileOpts struct {
 	// value leaves it out).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the file (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -813,7 +904,7 @@ func (r *Container) WithNewFile(path string, contents string, opts ...ContainerW
 
 // Attach credentials for future publishing to a registry. Use in combination
 // with publish.
-func (r *Container) WithRegistryAuth(address string, username string, secret Node) *Container {
+func (r *Container) WithRegistryAuth(address string, username string, secret *Secret) *Container {
 	q := r.q.sel("withRegistryAuth")
 	q = q.arg("address", address)
 	q = q.arg("username", username)
@@ -822,14 +913,14 @@ func (r *Container) WithRegistryAuth(address string, username string, secret Nod
 }
 
 // Retrieves this container with its rootfs replaced by the given directory.
-func (r *Container) WithRootfs(directory Node) *Container {
+func (r *Container) WithRootfs(directory *Directory) *Container {
 	q := r.q.sel("withRootfs")
 	q = q.arg("directory", directory)
 	return &Container{newObject(q)}
 }
 
 // Retrieves this container plus an env variable containing the given secret.
-func (r *Container) WithSecretVariable(name string, secret Node) *Container {
+func (r *Container) WithSecretVariable(name string, secret *Secret) *Container {
 	q := r.q.sel("withSecretVariable")
 	q = q.arg("name", name)
 	q = q.arg("secret", secret)
@@ -856,6 +947,12 @@ func (r *Container) WithWorkdir(path string, opts ...ContainerWithWorkdirOpts) *
 	for _, opt := range opts {
 		q = q.optArg("expand", opt.Expand)
 	}
+	return &Container{newObject(q)}
+}
+
+// Retrieves this container without a configured docker healthcheck command.
+func (r *Container) WithoutDockerHealthcheck() *Container {
+	q := r.q.sel("withoutDockerHealthcheck")
 	return &Container{newObject(q)}
 }
 
@@ -903,9 +1000,15 @@ type Directory struct {
 	object
 }
 
+// Converts this directory to a local git repository
+func (r *Directory) AsGit() *GitRepository {
+	q := r.q.sel("asGit")
+	return &GitRepository{newObject(q)}
+}
+
 // Return the difference between this directory and another directory: what
 // `other` adds or changes. Deletions are not represented.
-func (r *Directory) Diff(other Node) *Directory {
+func (r *Directory) Diff(other *Directory) *Directory {
 	q := r.q.sel("diff")
 	q = q.arg("other", other)
 	return &Directory{newObject(q)}
@@ -925,6 +1028,52 @@ func (r *Directory) Directory(path string) *Directory {
 	q := r.q.sel("directory")
 	q = q.arg("path", path)
 	return &Directory{newObject(q)}
+}
+
+// DirectoryDockerBuildOpts holds the optional arguments of [Directory.DockerBuild].
+type DirectoryDockerBuildOpts struct {
+	// Path to the Dockerfile to use (e.g., "frontend.Dockerfile"). Defaults to
+	// "Dockerfile" (the zero value leaves it out).
+	Dockerfile string
+
+	// The platform to build. gantry builds for its own machine's platform only.
+	Platform Platform
+
+	// Target build stage to build. Defaults to "" (the zero value leaves it
+	// out).
+	Target string
+
+	// Secrets to pass to the build. They will be mounted at
+	// /run/secrets/[secret-name]. Defaults to empty (the zero value leaves it
+	// out).
+	Secrets []*Secret
+
+	// If set, skip the automatic init process injected into containers created
+	// by RUN statements. gantry never starts one, so every RUN step runs this
+	// way. Defaults to false (the zero value leaves it out).
+	NoInit bool
+
+	// A socket to use for SSH authentication during the build (e.g., for
+	// Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
+	// (it has no sockets); must be null.
+	SSH Node
+}
+
+// Use Dockerfile compatibility to build a container from this directory. Only
+// use this function for Dockerfile compatibility. Otherwise use the native
+// Container type directly, it is feature-complete and supports all Dockerfile
+// features.
+func (r *Directory) DockerBuild(opts ...DirectoryDockerBuildOpts) *Container {
+	q := r.q.sel("dockerBuild")
+	for _, opt := range opts {
+		q = q.optArg("dockerfile", opt.Dockerfile)
+		q = q.optArg("platform", opt.Platform)
+		q = q.optArg("target", opt.Target)
+		q = q.optArg("secrets", opt.Secrets)
+		q = q.optArg("noInit", opt.NoInit)
+		q = q.optArg("ssh", opt.SSH)
+	}
+	return &Container{newObject(q)}
 }
 
 // DirectoryEntriesOpts holds the optional arguments of [Directory.Entries].
@@ -999,23 +1148,29 @@ func (r *Directory) Sync(ctx context.Context) (*Directory, error) {
 
 // DirectoryWithDirectoryOpts holds the optional arguments of [Directory.WithDirectory].
 type DirectoryWithDirectoryOpts struct {
-	// Defaults to empty (the zero value leaves it out).
+	// Exclude artifacts that match the given pattern (e.g., ["node_modules/",
+	// ".git*"]). Defaults to empty (the zero value leaves it out).
 	Exclude []string
 
-	// Defaults to empty (the zero value leaves it out).
+	// Include only artifacts that match the given pattern (e.g., ["app/",
+	// "package.*"]). Defaults to empty (the zero value leaves it out).
 	Include []string
 
-	// Defaults to false (the zero value leaves it out).
+	// Apply the .gitignore rules found in the copied directory. Defaults to
+	// false (the zero value leaves it out).
 	Gitignore bool
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the copied directory and its contents. Names are
+	// looked up in the directory's own etc/passwd and etc/group. Defaults to ""
+	// (the zero value leaves it out).
 	Owner string
 
+	// Permission given to the copied directory and its contents (e.g., 0755).
 	Permissions int
 }
 
 // Return a snapshot with a directory added.
-func (r *Directory) WithDirectory(path string, source Node, opts ...DirectoryWithDirectoryOpts) *Directory {
+func (r *Directory) WithDirectory(path string, source *Directory, opts ...DirectoryWithDirectoryOpts) *Directory {
 	q := r.q.sel("withDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1031,15 +1186,18 @@ func (r *Directory) WithDirectory(path string, source Node, opts ...DirectoryWit
 
 // DirectoryWithFileOpts holds the optional arguments of [Directory.WithFile].
 type DirectoryWithFileOpts struct {
+	// Permission given to the copied file (e.g., 0600).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the copied file. Names are looked up in the
+	// directory's own etc/passwd and etc/group. Defaults to "" (the zero value
+	// leaves it out).
 	Owner string
 }
 
 // Retrieves this directory plus the contents of the given file copied to the
 // given path.
-func (r *Directory) WithFile(path string, source Node, opts ...DirectoryWithFileOpts) *Directory {
+func (r *Directory) WithFile(path string, source *File, opts ...DirectoryWithFileOpts) *Directory {
 	q := r.q.sel("withFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1240,6 +1398,212 @@ func (r *File) WithTimestamps(timestamp int) *File {
 	return &File{newObject(q)}
 }
 
+// A git ref (tag, branch, or commit).
+type GitRef struct {
+	object
+}
+
+// The resolved commit id at this ref.
+func (r *GitRef) Commit(ctx context.Context) (string, error) {
+	q := r.q.sel("commit")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this GitRef.
+func (r *GitRef) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The resolved ref name at this ref.
+func (r *GitRef) Ref(ctx context.Context) (string, error) {
+	q := r.q.sel("ref")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// GitRefTreeOpts holds the optional arguments of [GitRef.Tree].
+type GitRefTreeOpts struct {
+	// Set to true to discard .git directory. Defaults to false (the zero value
+	// leaves it out).
+	DiscardGitDir bool
+
+	// The depth of the tree to fetch. Defaults to 1 (the zero value leaves it
+	// out).
+	Depth int
+
+	// Set to true to populate tag refs in the local checkout .git. Defaults to
+	// false (the zero value leaves it out).
+	IncludeTags bool
+}
+
+// The filesystem tree at this ref.
+func (r *GitRef) Tree(opts ...GitRefTreeOpts) *Directory {
+	q := r.q.sel("tree")
+	for _, opt := range opts {
+		q = q.optArg("discardGitDir", opt.DiscardGitDir)
+		q = q.optArg("depth", opt.Depth)
+		q = q.optArg("includeTags", opt.IncludeTags)
+	}
+	return &Directory{newObject(q)}
+}
+
+// A git repository.
+type GitRepository struct {
+	object
+}
+
+// Returns details of a branch.
+func (r *GitRepository) Branch(name string) *GitRef {
+	q := r.q.sel("branch")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// GitRepositoryBranchesOpts holds the optional arguments of [GitRepository.Branches].
+type GitRepositoryBranchesOpts struct {
+	// Glob patterns (e.g., "refs/tags/v*").
+	Patterns []string
+}
+
+// branches that match any of the given glob patterns.
+func (r *GitRepository) Branches(ctx context.Context, opts ...GitRepositoryBranchesOpts) ([]string, error) {
+	q := r.q.sel("branches")
+	for _, opt := range opts {
+		q = q.optArg("patterns", opt.Patterns)
+	}
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Returns details of a commit.
+func (r *GitRepository) Commit(id string) *GitRef {
+	q := r.q.sel("commit")
+	q = q.arg("id", id)
+	return &GitRef{newObject(q)}
+}
+
+// Returns details for HEAD.
+func (r *GitRepository) Head() *GitRef {
+	q := r.q.sel("head")
+	return &GitRef{newObject(q)}
+}
+
+// A unique identifier for this GitRepository.
+func (r *GitRepository) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Returns details for the latest semver tag.
+func (r *GitRepository) LatestVersion() *GitRef {
+	q := r.q.sel("latestVersion")
+	return &GitRef{newObject(q)}
+}
+
+// Returns details of a ref.
+func (r *GitRepository) Ref(name string) *GitRef {
+	q := r.q.sel("ref")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// Returns details of a tag.
+func (r *GitRepository) Tag(name string) *GitRef {
+	q := r.q.sel("tag")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// GitRepositoryTagsOpts holds the optional arguments of [GitRepository.Tags].
+type GitRepositoryTagsOpts struct {
+	// Glob patterns (e.g., "refs/tags/v*").
+	Patterns []string
+}
+
+// tags that match any of the given glob patterns.
+func (r *GitRepository) Tags(ctx context.Context, opts ...GitRepositoryTagsOpts) ([]string, error) {
+	q := r.q.sel("tags")
+	for _, opt := range opts {
+		q = q.optArg("patterns", opt.Patterns)
+	}
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The URL of the git repository.
+func (r *GitRepository) URL(ctx context.Context) (string, error) {
+	q := r.q.sel("url")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+type HealthcheckConfig struct {
+	object
+}
+
+// Healthcheck command arguments.
+func (r *HealthcheckConfig) Args(ctx context.Context) ([]string, error) {
+	q := r.q.sel("args")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Interval between running healthcheck.
+func (r *HealthcheckConfig) Interval(ctx context.Context) (string, error) {
+	q := r.q.sel("interval")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The maximum number of consecutive failures before the container is marked as
+// unhealthy.
+func (r *HealthcheckConfig) Retries(ctx context.Context) (int, error) {
+	q := r.q.sel("retries")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// If true, run the command using the container's shell.
+func (r *HealthcheckConfig) Shell(ctx context.Context) (bool, error) {
+	q := r.q.sel("shell")
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// StartInterval configures the duration between checks during the startup
+// period.
+func (r *HealthcheckConfig) StartInterval(ctx context.Context) (string, error) {
+	q := r.q.sel("startInterval")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// StartPeriod allows for failures during container initialization.
+func (r *HealthcheckConfig) StartPeriod(ctx context.Context) (string, error) {
+	q := r.q.sel("startPeriod")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Healthcheck timeout.
+func (r *HealthcheckConfig) Timeout(ctx context.Context) (string, error) {
+	q := r.q.sel("timeout")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Information about the host environment.
 type Host struct {
 	object
@@ -1259,7 +1623,8 @@ type HostDirectoryOpts struct {
 	// false (the zero value leaves it out).
 	NoCache bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Apply the .gitignore rules of the enclosing git repository (none outside
+	// one). Defaults to false (the zero value leaves it out).
 	Gitignore bool
 }
 
@@ -1279,7 +1644,8 @@ func (r *Host) Directory(path string, opts ...HostDirectoryOpts) *Directory {
 
 // HostFileOpts holds the optional arguments of [Host.File].
 type HostFileOpts struct {
-	// Defaults to false (the zero value leaves it out).
+	// If true, the file will always be reloaded from the host. Defaults to
+	// false (the zero value leaves it out).
 	NoCache bool
 }
 
@@ -1301,13 +1667,18 @@ func (r *Host) ID(ctx context.Context) (string, error) {
 
 // ClientCacheVolumeOpts holds the optional arguments of [Client.CacheVolume].
 type ClientCacheVolumeOpts struct {
-	// Identifier of the directory to use as the cache volume's root.
-	Source Node
+	// Identifier of the directory to use as the cache volume's root when it is
+	// first created.
+	Source *Directory
 
-	// Defaults to CacheSharingModeShared (the zero value leaves it out).
+	// Sharing mode of the cache volume, used by withMountedCache when it is
+	// given none. Defaults to CacheSharingModeShared (the zero value leaves it
+	// out).
 	Sharing CacheSharingMode
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to own the cache volume when it is first created, used by
+	// withMountedCache when it is given none. Defaults to "" (the zero value
+	// leaves it out).
 	Owner string
 }
 
@@ -1325,7 +1696,8 @@ func (r *Client) CacheVolume(key string, opts ...ClientCacheVolumeOpts) *CacheVo
 
 // ClientContainerOpts holds the optional arguments of [Client.Container].
 type ClientContainerOpts struct {
-	// Platform to initialize the container with. Only linux/amd64 is supported.
+	// Platform to initialize the container with. gantry runs containers of its
+	// own machine's platform only.
 	Platform Platform
 }
 
@@ -1362,10 +1734,87 @@ func (r *Client) File(name string, contents string, opts ...ClientFileOpts) *Fil
 	return &File{newObject(q)}
 }
 
+// ClientGitOpts holds the optional arguments of [Client.Git].
+type ClientGitOpts struct {
+	// Set to true to keep .git directory. Defaults to true (the zero value
+	// leaves it out).
+	KeepGitDir bool
+
+	// Set SSH known hosts. Defaults to "" (the zero value leaves it out).
+	SSHKnownHosts string
+
+	// Set SSH auth socket. Not supported by gantry (it has no sockets); must be
+	// null.
+	SSHAuthSocket Node
+
+	// Username used to populate the password during basic HTTP Authorization.
+	// Defaults to "" (the zero value leaves it out).
+	HTTPAuthUsername string
+
+	// Secret used to populate the password during basic HTTP Authorization
+	HTTPAuthToken *Secret
+
+	// Secret used to populate the Authorization HTTP header
+	HTTPAuthHeader *Secret
+
+	// A service which must be started before the repo is fetched. Not supported
+	// by gantry (it has no services); must be null.
+	ExperimentalServiceHost Node
+}
+
+// Queries a Git repository.
+func (r *Client) Git(url string, opts ...ClientGitOpts) *GitRepository {
+	q := r.q.sel("git")
+	q = q.arg("url", url)
+	for _, opt := range opts {
+		q = q.optArg("keepGitDir", opt.KeepGitDir)
+		q = q.optArg("sshKnownHosts", opt.SSHKnownHosts)
+		q = q.optArg("sshAuthSocket", opt.SSHAuthSocket)
+		q = q.optArg("httpAuthUsername", opt.HTTPAuthUsername)
+		q = q.optArg("httpAuthToken", opt.HTTPAuthToken)
+		q = q.optArg("httpAuthHeader", opt.HTTPAuthHeader)
+		q = q.optArg("experimentalServiceHost", opt.ExperimentalServiceHost)
+	}
+	return &GitRepository{newObject(q)}
+}
+
 // Queries the host environment.
 func (r *Client) Host() *Host {
 	q := r.q.sel("host")
 	return &Host{newObject(q)}
+}
+
+// ClientHTTPOpts holds the optional arguments of [Client.HTTP].
+type ClientHTTPOpts struct {
+	// File name to use for the file. Defaults to the last part of the URL.
+	Name string
+
+	// Permissions to set on the file.
+	Permissions int
+
+	// Expected digest of the downloaded content (e.g., "sha256:...").
+	Checksum string
+
+	// Secret used to populate the Authorization HTTP header
+	AuthHeader *Secret
+
+	// A service which must be started before the URL is fetched. Not supported
+	// by gantry (it has no services); must be null.
+	ExperimentalServiceHost Node
+}
+
+// Returns a file containing an http remote url content.
+func (r *Client) HTTP(url string, opts ...ClientHTTPOpts) *File {
+	q := r.q.sel("http")
+	q = q.arg("url", url)
+	for _, opt := range opts {
+		q = q.optArg("name", opt.Name)
+		q = q.optArg("permissions", opt.Permissions)
+		q = q.optArg("checksum", opt.Checksum)
+		q = q.optArg("authHeader", opt.AuthHeader)
+		q = q.optArg("experimentalServiceHost", opt.ExperimentalServiceHost)
+	}
+	return &File{newObject(q)}
 }
 
 // A unique identifier for the root object.
@@ -1408,6 +1857,20 @@ func (r *Client) LoadFileFromID(id FileID) *File {
 	return &File{newObject(q)}
 }
 
+// Load a GitRef from its ID.
+func (r *Client) LoadGitRefFromID(id GitRefID) *GitRef {
+	q := r.q.sel("loadGitRefFromID")
+	q = q.arg("id", id)
+	return &GitRef{newObject(q)}
+}
+
+// Load a GitRepository from its ID.
+func (r *Client) LoadGitRepositoryFromID(id GitRepositoryID) *GitRepository {
+	q := r.q.sel("loadGitRepositoryFromID")
+	q = q.arg("id", id)
+	return &GitRepository{newObject(q)}
+}
+
 // Load a Host from its ID.
 func (r *Client) LoadHostFromID(id HostID) *Host {
 	q := r.q.sel("loadHostFromID")
@@ -1424,6 +1887,8 @@ func (r *Client) LoadSecretFromID(id SecretID) *Secret {
 
 // ClientSecretOpts holds the optional arguments of [Client.Secret].
 type ClientSecretOpts struct {
+	// If set, the cache identity of the secret: steps that use it stay cached
+	// when its value changes but this key does not.
 	CacheKey string
 }
 

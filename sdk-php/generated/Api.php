@@ -128,9 +128,13 @@ final class Container extends ApiObject implements Node
      * Package the container state as an OCI image, and return it as a tar
      * archive.
      *
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
-     *     ImageMediaTypes::OCIMediaTypes.
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Force each layer of
+     *     the image to use the specified compression algorithm (Gzip or
+     *     Uncompressed in gantry).
+     * @param ImageMediaTypes|null $mediaTypes Use the specified media types for
+     *     the image's layers. Defaults to ImageMediaTypes::OCIMediaTypes.
      */
     public function asTarball(
         ?array $platformVariants = null,
@@ -165,6 +169,14 @@ final class Container extends ApiObject implements Node
             'path' => $path,
             'expand' => $expand,
         ]));
+    }
+
+    /**
+     * Retrieves this container's configured docker healthcheck.
+     */
+    public function dockerHealthcheck(): HealthcheckConfig
+    {
+        return new HealthcheckConfig($this->ctx->select('dockerHealthcheck'));
     }
 
     /**
@@ -212,10 +224,15 @@ final class Container extends ApiObject implements Node
 
     /**
      * Writes the container as an OCI tarball to the destination file path on
-     * the host. Returns the absolute path written.
+     * the host (mode 0600). Returns the absolute path written.
      *
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Force each layer of
+     *     the exported image to use the specified compression algorithm (Gzip
+     *     or Uncompressed in gantry).
+     * @param ImageMediaTypes|null $mediaTypes Use the specified media types for
+     *     the exported image's layers. Defaults to
      *     ImageMediaTypes::OCIMediaTypes.
      * @param bool|null $expand Defaults to false.
      */
@@ -253,10 +270,12 @@ final class Container extends ApiObject implements Node
      *
      * @param string $address Image's address from its registry, e.g.
      *     127.0.0.1:5000/busybox:latest.
-     * @param Node|null $registryService Not supported by gantry; must be null.
-     * @param RegistryProtocol|null $protocol Ignored: gantry lets Docker
-     *     choose.
-     * @param bool|null $insecureSkipTLSVerify Defaults to false.
+     * @param Node|null $registryService Not supported by gantry (it has no
+     *     services); must be null.
+     * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
+     *     daemon chooses; must be null.
+     * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
+     *     configure Docker's daemon; must be false. Defaults to false.
      */
     public function from(
         string $address,
@@ -292,10 +311,11 @@ final class Container extends ApiObject implements Node
     /**
      * Reads the container from an OCI tarball.
      *
-     * @param Node $source File to read the container from.
-     * @param string|null $tag Defaults to "".
+     * @param File $source File to read the container from.
+     * @param string|null $tag Identifies the tag to import from the archive, if
+     *     the archive bundles multiple tags. Defaults to "".
      */
-    public function import(Node $source, ?string $tag = null): Container
+    public function import(File $source, ?string $tag = null): Container
     {
         return new Container($this->ctx->select('import', [
             'source' => $source,
@@ -338,10 +358,19 @@ final class Container extends ApiObject implements Node
      *
      * @param string $address Registry's address to publish the image to, e.g.
      *     127.0.0.1:5000/app:v1.
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
-     *     ImageMediaTypes::OCIMediaTypes.
-     * @param bool|null $insecureSkipTLSVerify Defaults to false.
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Docker's daemon
+     *     pushes gzip layers: only Gzip is accepted.
+     * @param ImageMediaTypes|null $mediaTypes Docker's daemon pushes Docker
+     *     media types: OCIMediaTypes is accepted only as the default (see
+     *     docs/compatibility.md). Defaults to ImageMediaTypes::OCIMediaTypes.
+     * @param Node|null $registryService Not supported by gantry (it has no
+     *     services); must be null.
+     * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
+     *     daemon chooses; must be null.
+     * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
+     *     configure Docker's daemon; must be false. Defaults to false.
      */
     public function publish(
         string $address,
@@ -424,21 +453,27 @@ final class Container extends ApiObject implements Node
      *
      * @param string $path Location of the written directory (e.g.,
      *     "/tmp/directory").
-     * @param Node $source Identifier of the directory to write
+     * @param Directory $source Identifier of the directory to write
      * @param list<string>|null $exclude Patterns to exclude in the written
      *     directory (e.g. ["node_modules/**", ".gitignore", ".git/"]). Defaults
      *     to [].
      * @param list<string>|null $include Patterns to include in the written
      *     directory (e.g. ["*.go", "go.mod", "go.sum"]). Defaults to [].
-     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $gitignore Apply the .gitignore rules found in the
+     *     directory when writing it. Defaults to false.
      * @param string|null $owner A user:group to set for the directory and its
-     *     contents (numeric in gantry). Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     *     contents. The user and group can either be an ID (1000:1000) or a
+     *     name (foo:bar), looked up in the container. If the group is omitted,
+     *     it defaults to the same as the user. Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
+     * @param int|null $permissions Permission given to the written directory
+     *     and its contents (e.g., 0755).
      */
     public function withDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?array $exclude = null,
         ?array $include = null,
         ?bool $gitignore = null,
@@ -457,6 +492,45 @@ final class Container extends ApiObject implements Node
             'inheritOwner' => $inheritOwner,
             'expand' => $expand,
             'permissions' => $permissions,
+        ]));
+    }
+
+    /**
+     * Retrieves this container with the given Docker health check. The check is
+     * recorded in the image config; gantry runs no services yet, so it is never
+     * run by gantry itself.
+     *
+     * @param list<string> $args Healthcheck command to execute within the
+     *     container.
+     * @param bool|null $shell When true, command must be a single element,
+     *     which is run using the container's shell
+     * @param string|null $interval Interval between running healthcheck.
+     *     Example: "30s"
+     * @param string|null $timeout Healthcheck timeout. Example: "3s"
+     * @param string|null $startPeriod StartPeriod allows for failures during
+     *     container initialization. Example: "0s"
+     * @param string|null $startInterval StartInterval configures the duration
+     *     between checks during the startup period. Example: "5s"
+     * @param int|null $retries The maximum number of consecutive failures
+     *     before the container is marked as unhealthy. Example: "3"
+     */
+    public function withDockerHealthcheck(
+        array $args,
+        ?bool $shell = null,
+        ?string $interval = null,
+        ?string $timeout = null,
+        ?string $startPeriod = null,
+        ?string $startInterval = null,
+        ?int $retries = null,
+    ): Container {
+        return new Container($this->ctx->select('withDockerHealthcheck', [
+            'args' => $args,
+            'shell' => $shell,
+            'interval' => $interval,
+            'timeout' => $timeout,
+            'startPeriod' => $startPeriod,
+            'startInterval' => $startInterval,
+            'retries' => $retries,
         ]));
     }
 
@@ -514,12 +588,15 @@ final class Container extends ApiObject implements Node
      *     to a file in the container. Defaults to "".
      * @param ReturnType|null $expect Exit codes this command is allowed to exit
      *     with without error. Defaults to ReturnType::SUCCESS.
-     * @param bool|null $experimentalPrivilegedNesting Defaults to false.
-     * @param bool|null $insecureRootCapabilities Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
+     *     be false. Defaults to false.
      * @param bool|null $expand Replace ${VAR} or $VAR in the args according to
      *     the current environment variables defined in the container. Defaults
      *     to false.
-     * @param bool|null $noInit Defaults to false.
+     * @param bool|null $noInit Run without an init process. gantry never starts
+     *     one, so every command runs this way. Defaults to false.
      */
     public function withExec(
         array $args,
@@ -575,16 +652,18 @@ final class Container extends ApiObject implements Node
      * the given path.
      *
      * @param string $path Location of the copied file (e.g., "/tmp/file.txt").
-     * @param Node $source Identifier of the file to copy.
+     * @param File $source Identifier of the file to copy.
      * @param int|null $permissions Permission given to the copied file (e.g.,
      *     0600).
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the file (IDs or names
+     *     looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withFile(
         string $path,
-        Node $source,
+        File $source,
         ?int $permissions = null,
         ?string $owner = null,
         ?bool $inheritOwner = null,
@@ -615,19 +694,22 @@ final class Container extends ApiObject implements Node
      * Retrieves this container plus a cache volume mounted at the given path.
      *
      * @param string $path Location of the cache directory (e.g., "/root/.npm").
-     * @param Node $cache Identifier of the cache volume to mount.
-     * @param Node|null $source Identifier of the directory to use as the cache
-     *     volume's root.
+     * @param CacheVolume $cache Identifier of the cache volume to mount.
+     * @param Directory|null $source Identifier of the directory to use as the
+     *     cache volume's root.
      * @param CacheSharingMode|null $sharing Sharing mode of the cache volume.
      *     Defaults to CacheSharingMode::SHARED.
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted cache
+     *     directory when the volume is first created (IDs or names looked up in
+     *     the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedCache(
         string $path,
-        Node $cache,
-        ?Node $source = null,
+        CacheVolume $cache,
+        ?Directory $source = null,
         ?CacheSharingMode $sharing = null,
         ?string $owner = null,
         ?bool $inheritOwner = null,
@@ -647,14 +729,17 @@ final class Container extends ApiObject implements Node
     /**
      * Retrieves this container plus a directory mounted at the given path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted directory
+     *     and its contents (IDs or names looked up in the container). Defaults
+     *     to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $readOnly Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?bool $readOnly = null,
@@ -673,13 +758,15 @@ final class Container extends ApiObject implements Node
     /**
      * Retrieves this container plus a file mounted at the given path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user or user:group to set for the mounted
+     *     file (IDs or names looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedFile(
         string $path,
-        Node $source,
+        File $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?bool $expand = null,
@@ -697,15 +784,17 @@ final class Container extends ApiObject implements Node
      * Retrieves this container plus a secret mounted into a file at the given
      * path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted secret (IDs
+     *     or names looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param int|null $mode Permission given to the mounted secret (e.g.,
      *     0600). Defaults to 256.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedSecret(
         string $path,
-        Node $source,
+        Secret $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?int $mode = null,
@@ -748,8 +837,10 @@ final class Container extends ApiObject implements Node
      * @param string $contents Contents of the new file. Example: "Hello world!"
      * @param int|null $permissions Permissions of the new file. Example: 0600.
      *     Defaults to 420.
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the file (IDs or names
+     *     looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withNewFile(
@@ -777,13 +868,13 @@ final class Container extends ApiObject implements Node
      * @param string $address Registry's address to bind the authentication to.
      *     Formatted as [host]/[user]/[repo]:[tag] (e.g. 127.0.0.1:5001/app).
      * @param string $username The username to authenticate with.
-     * @param Node $secret The API key, password or token to authenticate to
+     * @param Secret $secret The API key, password or token to authenticate to
      *     this registry.
      */
     public function withRegistryAuth(
         string $address,
         string $username,
-        Node $secret,
+        Secret $secret,
     ): Container {
         return new Container($this->ctx->select('withRegistryAuth', [
             'address' => $address,
@@ -795,7 +886,7 @@ final class Container extends ApiObject implements Node
     /**
      * Retrieves this container with its rootfs replaced by the given directory.
      */
-    public function withRootfs(Node $directory): Container
+    public function withRootfs(Directory $directory): Container
     {
         return new Container($this->ctx->select('withRootfs', [
             'directory' => $directory,
@@ -806,7 +897,7 @@ final class Container extends ApiObject implements Node
      * Retrieves this container plus an env variable containing the given
      * secret.
      */
-    public function withSecretVariable(string $name, Node $secret): Container
+    public function withSecretVariable(string $name, Secret $secret): Container
     {
         return new Container($this->ctx->select('withSecretVariable', [
             'name' => $name,
@@ -835,6 +926,14 @@ final class Container extends ApiObject implements Node
             'path' => $path,
             'expand' => $expand,
         ]));
+    }
+
+    /**
+     * Retrieves this container without a configured docker healthcheck command.
+     */
+    public function withoutDockerHealthcheck(): Container
+    {
+        return new Container($this->ctx->select('withoutDockerHealthcheck'));
     }
 
     /**
@@ -886,10 +985,18 @@ final class Container extends ApiObject implements Node
 final class Directory extends ApiObject implements Node
 {
     /**
+     * Converts this directory to a local git repository
+     */
+    public function asGit(): GitRepository
+    {
+        return new GitRepository($this->ctx->select('asGit'));
+    }
+
+    /**
      * Return the difference between this directory and another directory: what
      * `other` adds or changes. Deletions are not represented.
      */
-    public function diff(Node $other): Directory
+    public function diff(Directory $other): Directory
     {
         return new Directory($this->ctx->select('diff', [
             'other' => $other,
@@ -912,6 +1019,44 @@ final class Directory extends ApiObject implements Node
     {
         return new Directory($this->ctx->select('directory', [
             'path' => $path,
+        ]));
+    }
+
+    /**
+     * Use Dockerfile compatibility to build a container from this directory.
+     * Only use this function for Dockerfile compatibility. Otherwise use the
+     * native Container type directly, it is feature-complete and supports all
+     * Dockerfile features.
+     *
+     * @param string|null $dockerfile Path to the Dockerfile to use (e.g.,
+     *     "frontend.Dockerfile"). Defaults to "Dockerfile".
+     * @param string|null $platform The platform to build. gantry builds for its
+     *     own machine's platform only.
+     * @param string|null $target Target build stage to build. Defaults to "".
+     * @param list<Secret>|null $secrets Secrets to pass to the build. They will
+     *     be mounted at /run/secrets/[secret-name]. Defaults to [].
+     * @param bool|null $noInit If set, skip the automatic init process injected
+     *     into containers created by RUN statements. gantry never starts one,
+     *     so every RUN step runs this way. Defaults to false.
+     * @param Node|null $ssh A socket to use for SSH authentication during the
+     *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not
+     *     supported by gantry (it has no sockets); must be null.
+     */
+    public function dockerBuild(
+        ?string $dockerfile = null,
+        ?string $platform = null,
+        ?string $target = null,
+        ?array $secrets = null,
+        ?bool $noInit = null,
+        ?Node $ssh = null,
+    ): Container {
+        return new Container($this->ctx->select('dockerBuild', [
+            'dockerfile' => $dockerfile,
+            'platform' => $platform,
+            'target' => $target,
+            'secrets' => $secrets,
+            'noInit' => $noInit,
+            'ssh' => $ssh,
         ]));
     }
 
@@ -990,14 +1135,21 @@ final class Directory extends ApiObject implements Node
     /**
      * Return a snapshot with a directory added.
      *
-     * @param list<string>|null $exclude Defaults to [].
-     * @param list<string>|null $include Defaults to [].
-     * @param bool|null $gitignore Defaults to false.
-     * @param string|null $owner Defaults to "".
+     * @param list<string>|null $exclude Exclude artifacts that match the given
+     *     pattern (e.g., ["node_modules/", ".git*"]). Defaults to [].
+     * @param list<string>|null $include Include only artifacts that match the
+     *     given pattern (e.g., ["app/", "package.*"]). Defaults to [].
+     * @param bool|null $gitignore Apply the .gitignore rules found in the
+     *     copied directory. Defaults to false.
+     * @param string|null $owner A user:group to set for the copied directory
+     *     and its contents. Names are looked up in the directory's own
+     *     etc/passwd and etc/group. Defaults to "".
+     * @param int|null $permissions Permission given to the copied directory and
+     *     its contents (e.g., 0755).
      */
     public function withDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?array $exclude = null,
         ?array $include = null,
         ?bool $gitignore = null,
@@ -1019,11 +1171,19 @@ final class Directory extends ApiObject implements Node
      * Retrieves this directory plus the contents of the given file copied to
      * the given path.
      *
-     * @param string|null $owner Defaults to "".
+     * @param string $path Location of the copied file (e.g., "/file.txt"). A
+     *     directory (".", "dir/" or an existing one) receives the file under
+     *     its own name.
+     * @param File $source Identifier of the file to copy.
+     * @param int|null $permissions Permission given to the copied file (e.g.,
+     *     0600).
+     * @param string|null $owner A user:group to set for the copied file. Names
+     *     are looked up in the directory's own etc/passwd and etc/group.
+     *     Defaults to "".
      */
     public function withFile(
         string $path,
-        Node $source,
+        File $source,
         ?int $permissions = null,
         ?string $owner = null,
     ): Directory {
@@ -1241,6 +1401,234 @@ final class File extends ApiObject implements Node
 }
 
 /**
+ * A git ref (tag, branch, or commit).
+ */
+final class GitRef extends ApiObject implements Node
+{
+    /**
+     * The resolved commit id at this ref.
+     */
+    public function commit(): string
+    {
+        return $this->ctx->select('commit')->execute();
+    }
+
+    /**
+     * A unique identifier for this GitRef.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The resolved ref name at this ref.
+     */
+    public function ref(): string
+    {
+        return $this->ctx->select('ref')->execute();
+    }
+
+    /**
+     * The filesystem tree at this ref.
+     *
+     * @param bool|null $discardGitDir Set to true to discard .git directory.
+     *     Defaults to false.
+     * @param int|null $depth The depth of the tree to fetch. Defaults to 1.
+     * @param bool|null $includeTags Set to true to populate tag refs in the
+     *     local checkout .git. Defaults to false.
+     */
+    public function tree(
+        ?bool $discardGitDir = null,
+        ?int $depth = null,
+        ?bool $includeTags = null,
+    ): Directory {
+        return new Directory($this->ctx->select('tree', [
+            'discardGitDir' => $discardGitDir,
+            'depth' => $depth,
+            'includeTags' => $includeTags,
+        ]));
+    }
+}
+
+/**
+ * A git repository.
+ */
+final class GitRepository extends ApiObject implements Node
+{
+    /**
+     * Returns details of a branch.
+     *
+     * @param string $name Branch's name (e.g., "main").
+     */
+    public function branch(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('branch', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * branches that match any of the given glob patterns.
+     *
+     * @param list<string>|null $patterns Glob patterns (e.g., "refs/tags/v*").
+     * @return list<string>
+     */
+    public function branches(?array $patterns = null): array
+    {
+        return $this->ctx->select('branches', [
+            'patterns' => $patterns,
+        ])->execute();
+    }
+
+    /**
+     * Returns details of a commit.
+     *
+     * @param string $id Identifier of the commit (e.g.,
+     *     "b6315d8f2810962c601af73f86831f6866ea798b").
+     */
+    public function commit(string $id): GitRef
+    {
+        return new GitRef($this->ctx->select('commit', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Returns details for HEAD.
+     */
+    public function head(): GitRef
+    {
+        return new GitRef($this->ctx->select('head'));
+    }
+
+    /**
+     * A unique identifier for this GitRepository.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Returns details for the latest semver tag.
+     */
+    public function latestVersion(): GitRef
+    {
+        return new GitRef($this->ctx->select('latestVersion'));
+    }
+
+    /**
+     * Returns details of a ref.
+     *
+     * @param string $name Ref's name (can be a commit identifier, a tag name, a
+     *     branch name, or a fully-qualified ref).
+     */
+    public function ref(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('ref', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * Returns details of a tag.
+     *
+     * @param string $name Tag's name (e.g., "v0.3.9").
+     */
+    public function tag(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('tag', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * tags that match any of the given glob patterns.
+     *
+     * @param list<string>|null $patterns Glob patterns (e.g., "refs/tags/v*").
+     * @return list<string>
+     */
+    public function tags(?array $patterns = null): array
+    {
+        return $this->ctx->select('tags', [
+            'patterns' => $patterns,
+        ])->execute();
+    }
+
+    /**
+     * The URL of the git repository.
+     */
+    public function url(): ?string
+    {
+        return $this->ctx->select('url')->execute();
+    }
+}
+
+final class HealthcheckConfig extends ApiObject
+{
+    /**
+     * Healthcheck command arguments.
+     *
+     * @return list<string>
+     */
+    public function args(): array
+    {
+        return $this->ctx->select('args')->execute();
+    }
+
+    /**
+     * Interval between running healthcheck.
+     */
+    public function interval(): string
+    {
+        return $this->ctx->select('interval')->execute();
+    }
+
+    /**
+     * The maximum number of consecutive failures before the container is marked
+     * as unhealthy.
+     */
+    public function retries(): int
+    {
+        return $this->ctx->select('retries')->execute();
+    }
+
+    /**
+     * If true, run the command using the container's shell.
+     */
+    public function shell(): bool
+    {
+        return $this->ctx->select('shell')->execute();
+    }
+
+    /**
+     * StartInterval configures the duration between checks during the startup
+     * period.
+     */
+    public function startInterval(): string
+    {
+        return $this->ctx->select('startInterval')->execute();
+    }
+
+    /**
+     * StartPeriod allows for failures during container initialization.
+     */
+    public function startPeriod(): string
+    {
+        return $this->ctx->select('startPeriod')->execute();
+    }
+
+    /**
+     * Healthcheck timeout.
+     */
+    public function timeout(): string
+    {
+        return $this->ctx->select('timeout')->execute();
+    }
+}
+
+/**
  * Information about the host environment.
  */
 final class Host extends ApiObject implements Node
@@ -1256,7 +1644,8 @@ final class Host extends ApiObject implements Node
      *     given pattern (e.g., ["app/", "package.*"]). Defaults to [].
      * @param bool|null $noCache If true, the directory will always be reloaded
      *     from the host. Defaults to false.
-     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $gitignore Apply the .gitignore rules of the enclosing
+     *     git repository (none outside one). Defaults to false.
      */
     public function directory(
         string $path,
@@ -1279,7 +1668,8 @@ final class Host extends ApiObject implements Node
      * working directory.
      *
      * @param string $path Location of the file to retrieve (e.g., "README.md").
-     * @param bool|null $noCache Defaults to false.
+     * @param bool|null $noCache If true, the file will always be reloaded from
+     *     the host. Defaults to false.
      */
     public function file(string $path, ?bool $noCache = null): File
     {
@@ -1308,15 +1698,18 @@ final class Client extends ApiClient
      *
      * @param string $key A string identifier to target this cache volume (e.g.,
      *     "modules-cache").
-     * @param Node|null $source Identifier of the directory to use as the cache
-     *     volume's root.
-     * @param CacheSharingMode|null $sharing Defaults to
+     * @param Directory|null $source Identifier of the directory to use as the
+     *     cache volume's root when it is first created.
+     * @param CacheSharingMode|null $sharing Sharing mode of the cache volume,
+     *     used by withMountedCache when it is given none. Defaults to
      *     CacheSharingMode::SHARED.
-     * @param string|null $owner Defaults to "".
+     * @param string|null $owner A user:group to own the cache volume when it is
+     *     first created, used by withMountedCache when it is given none.
+     *     Defaults to "".
      */
     public function cacheVolume(
         string $key,
-        ?Node $source = null,
+        ?Directory $source = null,
         ?CacheSharingMode $sharing = null,
         ?string $owner = null,
     ): CacheVolume {
@@ -1333,7 +1726,7 @@ final class Client extends ApiClient
      * follow up with the "from" function.
      *
      * @param string|null $platform Platform to initialize the container with.
-     *     Only linux/amd64 is supported.
+     *     gantry runs containers of its own machine's platform only.
      */
     public function container(?string $platform = null): Container
     {
@@ -1368,11 +1761,88 @@ final class Client extends ApiClient
     }
 
     /**
+     * Queries a Git repository.
+     *
+     * @param string $url URL of the git repository. Can be formatted as
+     *     `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix
+     *     ".git" is optional.
+     * @param bool|null $keepGitDir Set to true to keep .git directory. Defaults
+     *     to true.
+     * @param string|null $sshKnownHosts Set SSH known hosts. Defaults to "".
+     * @param Node|null $sshAuthSocket Set SSH auth socket. Not supported by
+     *     gantry (it has no sockets); must be null.
+     * @param string|null $httpAuthUsername Username used to populate the
+     *     password during basic HTTP Authorization. Defaults to "".
+     * @param Secret|null $httpAuthToken Secret used to populate the password
+     *     during basic HTTP Authorization
+     * @param Secret|null $httpAuthHeader Secret used to populate the
+     *     Authorization HTTP header
+     * @param Node|null $experimentalServiceHost A service which must be started
+     *     before the repo is fetched. Not supported by gantry (it has no
+     *     services); must be null.
+     */
+    public function git(
+        string $url,
+        ?bool $keepGitDir = null,
+        ?string $sshKnownHosts = null,
+        ?Node $sshAuthSocket = null,
+        ?string $httpAuthUsername = null,
+        ?Secret $httpAuthToken = null,
+        ?Secret $httpAuthHeader = null,
+        ?Node $experimentalServiceHost = null,
+    ): GitRepository {
+        return new GitRepository($this->ctx->select('git', [
+            'url' => $url,
+            'keepGitDir' => $keepGitDir,
+            'sshKnownHosts' => $sshKnownHosts,
+            'sshAuthSocket' => $sshAuthSocket,
+            'httpAuthUsername' => $httpAuthUsername,
+            'httpAuthToken' => $httpAuthToken,
+            'httpAuthHeader' => $httpAuthHeader,
+            'experimentalServiceHost' => $experimentalServiceHost,
+        ]));
+    }
+
+    /**
      * Queries the host environment.
      */
     public function host(): Host
     {
         return new Host($this->ctx->select('host'));
+    }
+
+    /**
+     * Returns a file containing an http remote url content.
+     *
+     * @param string $url HTTP url to get the content from (e.g.,
+     *     "https://docs.dagger.io").
+     * @param string|null $name File name to use for the file. Defaults to the
+     *     last part of the URL.
+     * @param int|null $permissions Permissions to set on the file.
+     * @param string|null $checksum Expected digest of the downloaded content
+     *     (e.g., "sha256:...").
+     * @param Secret|null $authHeader Secret used to populate the Authorization
+     *     HTTP header
+     * @param Node|null $experimentalServiceHost A service which must be started
+     *     before the URL is fetched. Not supported by gantry (it has no
+     *     services); must be null.
+     */
+    public function http(
+        string $url,
+        ?string $name = null,
+        ?int $permissions = null,
+        ?string $checksum = null,
+        ?Secret $authHeader = null,
+        ?Node $experimentalServiceHost = null,
+    ): File {
+        return new File($this->ctx->select('http', [
+            'url' => $url,
+            'name' => $name,
+            'permissions' => $permissions,
+            'checksum' => $checksum,
+            'authHeader' => $authHeader,
+            'experimentalServiceHost' => $experimentalServiceHost,
+        ]));
     }
 
     /**
@@ -1434,6 +1904,26 @@ final class Client extends ApiClient
     }
 
     /**
+     * Load a GitRef from its ID.
+     */
+    public function loadGitRefFromID(string $id): GitRef
+    {
+        return new GitRef($this->ctx->select('loadGitRefFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a GitRepository from its ID.
+     */
+    public function loadGitRepositoryFromID(string $id): GitRepository
+    {
+        return new GitRepository($this->ctx->select('loadGitRepositoryFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a Host from its ID.
      */
     public function loadHostFromID(string $id): Host
@@ -1456,6 +1946,10 @@ final class Client extends ApiClient
     /**
      * Creates a new secret from a URI: env://NAME reads an environment variable
      * of the engine's client, file://PATH a file.
+     *
+     * @param string|null $cacheKey If set, the cache identity of the secret:
+     *     steps that use it stay cached when its value changes but this key
+     *     does not.
      */
     public function secret(string $uri, ?string $cacheKey = null): Secret
     {

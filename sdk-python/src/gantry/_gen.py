@@ -25,6 +25,11 @@ __all__ = [
     "EnvVariableID",
     "File",
     "FileID",
+    "GitRef",
+    "GitRefID",
+    "GitRepository",
+    "GitRepositoryID",
+    "HealthcheckConfig",
     "Host",
     "HostID",
     "ImageLayerCompression",
@@ -48,6 +53,10 @@ DirectoryID = str
 EnvVariableID = str
 
 FileID = str
+
+GitRefID = str
+
+GitRepositoryID = str
 
 HostID = str
 
@@ -156,15 +165,19 @@ class Container(Node):
     def as_tarball(
         self,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
     ) -> File:
         """Package the container state as an OCI image, and return it as a tar archive.
 
         Args:
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Force each layer of the image to use the specified
+                compression algorithm (Gzip or Uncompressed in gantry).
+            media_types: Use the specified media types for the image's layers. Defaults
+                to ImageMediaTypes.OCIMediaTypes.
         """
         _args = [
             Arg("platformVariants", platform_variants),
@@ -194,6 +207,10 @@ class Container(Node):
             Arg("expand", expand),
         ]
         return Directory(self._select("directory", _args))
+
+    def docker_healthcheck(self) -> HealthcheckConfig:
+        """Retrieves this container's configured docker healthcheck."""
+        return HealthcheckConfig(self._select("dockerHealthcheck"))
 
     async def entrypoint(self) -> list[str]:
         """Return the entrypoint of this container."""
@@ -228,17 +245,21 @@ class Container(Node):
         self,
         path: str,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
         expand: bool | None = None,
     ) -> str:
         """Writes the container as an OCI tarball to the destination file path on the
-        host. Returns the absolute path written.
+        host (mode 0600). Returns the absolute path written.
 
         Args:
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Force each layer of the exported image to use the
+                specified compression algorithm (Gzip or Uncompressed in gantry).
+            media_types: Use the specified media types for the exported image's layers.
+                Defaults to ImageMediaTypes.OCIMediaTypes.
             expand: Defaults to False.
         """
         _args = [
@@ -281,9 +302,11 @@ class Container(Node):
         Args:
             address: Image's address from its registry, e.g.
                 127.0.0.1:5000/busybox:latest.
-            registry_service: Not supported by gantry; must be null.
-            protocol: Ignored: gantry lets Docker choose.
-            insecure_skip_tls_verify: Defaults to False.
+            registry_service: Not supported by gantry (it has no services); must be
+                null.
+            protocol: Not supported by gantry: Docker's daemon chooses; must be null.
+            insecure_skip_tls_verify: Not supported by gantry: configure Docker's
+                daemon; must be false. Defaults to False.
         """
         _args = [
             Arg("address", address),
@@ -306,7 +329,7 @@ class Container(Node):
 
     def import_(
         self,
-        source: Node,
+        source: File,
         *,
         tag: str | None = None,
     ) -> Container:
@@ -314,7 +337,8 @@ class Container(Node):
 
         Args:
             source: File to read the container from.
-            tag: Defaults to "".
+            tag: Identifies the tag to import from the archive, if the archive bundles
+                multiple tags. Defaults to "".
         """
         _args = [
             Arg("source", source),
@@ -347,7 +371,7 @@ class Container(Node):
         self,
         address: str,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
         registry_service: Node | None = None,
@@ -360,9 +384,18 @@ class Container(Node):
         Args:
             address: Registry's address to publish the image to, e.g.
                 127.0.0.1:5000/app:v1.
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
-            insecure_skip_tls_verify: Defaults to False.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Docker's daemon pushes gzip layers: only Gzip is
+                accepted.
+            media_types: Docker's daemon pushes Docker media types: OCIMediaTypes is
+                accepted only as the default (see docs/compatibility.md). Defaults to
+                ImageMediaTypes.OCIMediaTypes.
+            registry_service: Not supported by gantry (it has no services); must be
+                null.
+            protocol: Not supported by gantry: Docker's daemon chooses; must be null.
+            insecure_skip_tls_verify: Not supported by gantry: configure Docker's
+                daemon; must be false. Defaults to False.
         """
         _args = [
             Arg("address", address),
@@ -419,7 +452,7 @@ class Container(Node):
     def with_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         exclude: list[str] | None = None,
         include: list[str] | None = None,
@@ -438,11 +471,17 @@ class Container(Node):
                 ["node_modules/**", ".gitignore", ".git/"]). Defaults to [].
             include: Patterns to include in the written directory (e.g. ["*.go",
                 "go.mod", "go.sum"]). Defaults to [].
-            gitignore: Defaults to False.
-            owner: A user:group to set for the directory and its contents (numeric in
-                gantry). Defaults to "".
-            inherit_owner: Defaults to False.
+            gitignore: Apply the .gitignore rules found in the directory when writing
+                it. Defaults to False.
+            owner: A user:group to set for the directory and its contents. The user and
+                group can either be an ID (1000:1000) or a name (foo:bar), looked up in
+                the container. If the group is omitted, it defaults to the same as the
+                user. Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
+            permissions: Permission given to the written directory and its contents
+                (e.g., 0755).
         """
         _args = [
             Arg("path", path),
@@ -456,6 +495,45 @@ class Container(Node):
             Arg("permissions", permissions),
         ]
         return Container(self._select("withDirectory", _args))
+
+    def with_docker_healthcheck(
+        self,
+        args: list[str],
+        *,
+        shell: bool | None = None,
+        interval: str | None = None,
+        timeout: str | None = None,
+        start_period: str | None = None,
+        start_interval: str | None = None,
+        retries: int | None = None,
+    ) -> Container:
+        """Retrieves this container with the given Docker health check. The check is
+        recorded in the image config; gantry runs no services yet, so it is never run
+        by gantry itself.
+
+        Args:
+            args: Healthcheck command to execute within the container.
+            shell: When true, command must be a single element, which is run using the
+                container's shell
+            interval: Interval between running healthcheck. Example: "30s\"
+            timeout: Healthcheck timeout. Example: "3s\"
+            start_period: StartPeriod allows for failures during container
+                initialization. Example: "0s\"
+            start_interval: StartInterval configures the duration between checks during
+                the startup period. Example: "5s\"
+            retries: The maximum number of consecutive failures before the container is
+                marked as unhealthy. Example: "3\"
+        """
+        _args = [
+            Arg("args", args),
+            Arg("shell", shell),
+            Arg("interval", interval),
+            Arg("timeout", timeout),
+            Arg("startPeriod", start_period),
+            Arg("startInterval", start_interval),
+            Arg("retries", retries),
+        ]
+        return Container(self._select("withDockerHealthcheck", _args))
 
     def with_entrypoint(
         self,
@@ -527,11 +605,14 @@ class Container(Node):
                 container. Defaults to "".
             expect: Exit codes this command is allowed to exit with without error.
                 Defaults to ReturnType.SUCCESS.
-            experimental_privileged_nesting: Defaults to False.
-            insecure_root_capabilities: Defaults to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
+                to False.
             expand: Replace ${VAR} or $VAR in the args according to the current
                 environment variables defined in the container. Defaults to False.
-            no_init: Defaults to False.
+            no_init: Run without an init process. gantry never starts one, so every
+                command runs this way. Defaults to False.
         """
         _args = [
             Arg("args", args),
@@ -574,7 +655,7 @@ class Container(Node):
     def with_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         permissions: int | None = None,
         owner: str | None = None,
@@ -588,8 +669,10 @@ class Container(Node):
             path: Location of the copied file (e.g., "/tmp/file.txt").
             source: Identifier of the file to copy.
             permissions: Permission given to the copied file (e.g., 0600).
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the file (IDs or names looked up in the
+                container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -617,9 +700,9 @@ class Container(Node):
     def with_mounted_cache(
         self,
         path: str,
-        cache: Node,
+        cache: CacheVolume,
         *,
-        source: Node | None = None,
+        source: Directory | None = None,
         sharing: CacheSharingMode | None = None,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -633,8 +716,11 @@ class Container(Node):
             source: Identifier of the directory to use as the cache volume's root.
             sharing: Sharing mode of the cache volume. Defaults to
                 CacheSharingMode.SHARED.
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted cache directory when the volume
+                is first created (IDs or names looked up in the container). Defaults to
+                "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -651,7 +737,7 @@ class Container(Node):
     def with_mounted_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -661,8 +747,10 @@ class Container(Node):
         """Retrieves this container plus a directory mounted at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted directory and its contents (IDs
+                or names looked up in the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             read_only: Defaults to False.
             expand: Defaults to False.
         """
@@ -679,7 +767,7 @@ class Container(Node):
     def with_mounted_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -688,8 +776,10 @@ class Container(Node):
         """Retrieves this container plus a file mounted at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user or user:group to set for the mounted file (IDs or names looked
+                up in the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -704,7 +794,7 @@ class Container(Node):
     def with_mounted_secret(
         self,
         path: str,
-        source: Node,
+        source: Secret,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -714,8 +804,10 @@ class Container(Node):
         """Retrieves this container plus a secret mounted into a file at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted secret (IDs or names looked up in
+                the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             mode: Permission given to the mounted secret (e.g., 0600). Defaults to 256.
             expand: Defaults to False.
         """
@@ -767,8 +859,10 @@ class Container(Node):
             path: Location of the written file (e.g., "/tmp/file.txt").
             contents: Contents of the new file. Example: "Hello world!\"
             permissions: Permissions of the new file. Example: 0600. Defaults to 420.
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the file (IDs or names looked up in the
+                container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -785,7 +879,7 @@ class Container(Node):
         self,
         address: str,
         username: str,
-        secret: Node,
+        secret: Secret,
     ) -> Container:
         """Attach credentials for future publishing to a registry. Use in combination
         with publish.
@@ -805,7 +899,7 @@ class Container(Node):
 
     def with_rootfs(
         self,
-        directory: Node,
+        directory: Directory,
     ) -> Container:
         """Retrieves this container with its rootfs replaced by the given directory."""
         _args = [
@@ -816,7 +910,7 @@ class Container(Node):
     def with_secret_variable(
         self,
         name: str,
-        secret: Node,
+        secret: Secret,
     ) -> Container:
         """Retrieves this container plus an env variable containing the given secret."""
         _args = [
@@ -851,6 +945,10 @@ class Container(Node):
             Arg("expand", expand),
         ]
         return Container(self._select("withWorkdir", _args))
+
+    def without_docker_healthcheck(self) -> Container:
+        """Retrieves this container without a configured docker healthcheck command."""
+        return Container(self._select("withoutDockerHealthcheck"))
 
     def without_env_variable(
         self,
@@ -900,9 +998,13 @@ class Container(Node):
 class Directory(Node):
     """A directory."""
 
+    def as_git(self) -> GitRepository:
+        """Converts this directory to a local git repository"""
+        return GitRepository(self._select("asGit"))
+
     def diff(
         self,
-        other: Node,
+        other: Directory,
     ) -> Directory:
         """Return the difference between this directory and another directory: what
         `other` adds or changes. Deletions are not represented.
@@ -928,6 +1030,46 @@ class Directory(Node):
             Arg("path", path),
         ]
         return Directory(self._select("directory", _args))
+
+    def docker_build(
+        self,
+        *,
+        dockerfile: str | None = None,
+        platform: Platform | None = None,
+        target: str | None = None,
+        secrets: Sequence[Secret] | None = None,
+        no_init: bool | None = None,
+        ssh: Node | None = None,
+    ) -> Container:
+        """Use Dockerfile compatibility to build a container from this directory. Only
+        use this function for Dockerfile compatibility. Otherwise use the native
+        Container type directly, it is feature-complete and supports all Dockerfile
+        features.
+
+        Args:
+            dockerfile: Path to the Dockerfile to use (e.g., "frontend.Dockerfile").
+                Defaults to "Dockerfile".
+            platform: The platform to build. gantry builds for its own machine's
+                platform only.
+            target: Target build stage to build. Defaults to "".
+            secrets: Secrets to pass to the build. They will be mounted at
+                /run/secrets/[secret-name]. Defaults to [].
+            no_init: If set, skip the automatic init process injected into containers
+                created by RUN statements. gantry never starts one, so every RUN step
+                runs this way. Defaults to False.
+            ssh: A socket to use for SSH authentication during the build (e.g., for
+                Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
+                (it has no sockets); must be null.
+        """
+        _args = [
+            Arg("dockerfile", dockerfile),
+            Arg("platform", platform),
+            Arg("target", target),
+            Arg("secrets", secrets),
+            Arg("noInit", no_init),
+            Arg("ssh", ssh),
+        ]
+        return Container(self._select("dockerBuild", _args))
 
     async def entries(
         self,
@@ -1005,7 +1147,7 @@ class Directory(Node):
     def with_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         exclude: list[str] | None = None,
         include: list[str] | None = None,
@@ -1016,10 +1158,17 @@ class Directory(Node):
         """Return a snapshot with a directory added.
 
         Args:
-            exclude: Defaults to [].
-            include: Defaults to [].
-            gitignore: Defaults to False.
-            owner: Defaults to "".
+            exclude: Exclude artifacts that match the given pattern (e.g.,
+                ["node_modules/", ".git*"]). Defaults to [].
+            include: Include only artifacts that match the given pattern (e.g., ["app/",
+                "package.*"]). Defaults to [].
+            gitignore: Apply the .gitignore rules found in the copied directory.
+                Defaults to False.
+            owner: A user:group to set for the copied directory and its contents. Names
+                are looked up in the directory's own etc/passwd and etc/group. Defaults
+                to "".
+            permissions: Permission given to the copied directory and its contents
+                (e.g., 0755).
         """
         _args = [
             Arg("path", path),
@@ -1035,7 +1184,7 @@ class Directory(Node):
     def with_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         permissions: int | None = None,
         owner: str | None = None,
@@ -1044,7 +1193,12 @@ class Directory(Node):
         given path.
 
         Args:
-            owner: Defaults to "".
+            path: Location of the copied file (e.g., "/file.txt"). A directory (".",
+                "dir/" or an existing one) receives the file under its own name.
+            source: Identifier of the file to copy.
+            permissions: Permission given to the copied file (e.g., 0600).
+            owner: A user:group to set for the copied file. Names are looked up in the
+                directory's own etc/passwd and etc/group. Defaults to "".
         """
         _args = [
             Arg("path", path),
@@ -1245,6 +1399,198 @@ class File(Node):
         return File(self._select("withTimestamps", _args))
 
 
+class GitRef(Node):
+    """A git ref (tag, branch, or commit)."""
+
+    async def commit(self) -> str:
+        """The resolved commit id at this ref."""
+        _r: str = await self._select("commit").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this GitRef."""
+        return await self._id()
+
+    async def ref(self) -> str:
+        """The resolved ref name at this ref."""
+        _r: str = await self._select("ref").execute()
+        return _r
+
+    def tree(
+        self,
+        *,
+        discard_git_dir: bool | None = None,
+        depth: int | None = None,
+        include_tags: bool | None = None,
+    ) -> Directory:
+        """The filesystem tree at this ref.
+
+        Args:
+            discard_git_dir: Set to true to discard .git directory. Defaults to False.
+            depth: The depth of the tree to fetch. Defaults to 1.
+            include_tags: Set to true to populate tag refs in the local checkout .git.
+                Defaults to False.
+        """
+        _args = [
+            Arg("discardGitDir", discard_git_dir),
+            Arg("depth", depth),
+            Arg("includeTags", include_tags),
+        ]
+        return Directory(self._select("tree", _args))
+
+
+class GitRepository(Node):
+    """A git repository."""
+
+    def branch(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a branch.
+
+        Args:
+            name: Branch's name (e.g., "main").
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("branch", _args))
+
+    async def branches(
+        self,
+        *,
+        patterns: list[str] | None = None,
+    ) -> list[str]:
+        """branches that match any of the given glob patterns.
+
+        Args:
+            patterns: Glob patterns (e.g., "refs/tags/v*").
+        """
+        _args = [
+            Arg("patterns", patterns),
+        ]
+        _r: list[str] = await self._select("branches", _args).execute()
+        return _r
+
+    def commit(
+        self,
+        id: str,
+    ) -> GitRef:
+        """Returns details of a commit.
+
+        Args:
+            id: Identifier of the commit (e.g.,
+                "b6315d8f2810962c601af73f86831f6866ea798b").
+        """
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRef(self._select("commit", _args))
+
+    def head(self) -> GitRef:
+        """Returns details for HEAD."""
+        return GitRef(self._select("head"))
+
+    async def id(self) -> str:
+        """A unique identifier for this GitRepository."""
+        return await self._id()
+
+    def latest_version(self) -> GitRef:
+        """Returns details for the latest semver tag."""
+        return GitRef(self._select("latestVersion"))
+
+    def ref(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a ref.
+
+        Args:
+            name: Ref's name (can be a commit identifier, a tag name, a branch name, or
+                a fully-qualified ref).
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("ref", _args))
+
+    def tag(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a tag.
+
+        Args:
+            name: Tag's name (e.g., "v0.3.9").
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("tag", _args))
+
+    async def tags(
+        self,
+        *,
+        patterns: list[str] | None = None,
+    ) -> list[str]:
+        """tags that match any of the given glob patterns.
+
+        Args:
+            patterns: Glob patterns (e.g., "refs/tags/v*").
+        """
+        _args = [
+            Arg("patterns", patterns),
+        ]
+        _r: list[str] = await self._select("tags", _args).execute()
+        return _r
+
+    async def url(self) -> str | None:
+        """The URL of the git repository."""
+        _r: str | None = await self._select("url").execute()
+        return _r
+
+
+class HealthcheckConfig(Object):
+    async def args(self) -> list[str]:
+        """Healthcheck command arguments."""
+        _r: list[str] = await self._select("args").execute()
+        return _r
+
+    async def interval(self) -> str:
+        """Interval between running healthcheck."""
+        _r: str = await self._select("interval").execute()
+        return _r
+
+    async def retries(self) -> int:
+        """The maximum number of consecutive failures before the container is marked as
+        unhealthy.
+        """
+        _r: int = await self._select("retries").execute()
+        return _r
+
+    async def shell(self) -> bool:
+        """If true, run the command using the container's shell."""
+        _r: bool = await self._select("shell").execute()
+        return _r
+
+    async def start_interval(self) -> str:
+        """StartInterval configures the duration between checks during the startup
+        period.
+        """
+        _r: str = await self._select("startInterval").execute()
+        return _r
+
+    async def start_period(self) -> str:
+        """StartPeriod allows for failures during container initialization."""
+        _r: str = await self._select("startPeriod").execute()
+        return _r
+
+    async def timeout(self) -> str:
+        """Healthcheck timeout."""
+        _r: str = await self._select("timeout").execute()
+        return _r
+
+
 class Host(Node):
     """Information about the host environment."""
 
@@ -1268,7 +1614,8 @@ class Host(Node):
                 "package.*"]). Defaults to [].
             no_cache: If true, the directory will always be reloaded from the host.
                 Defaults to False.
-            gitignore: Defaults to False.
+            gitignore: Apply the .gitignore rules of the enclosing git repository (none
+                outside one). Defaults to False.
         """
         _args = [
             Arg("path", path),
@@ -1290,7 +1637,8 @@ class Host(Node):
 
         Args:
             path: Location of the file to retrieve (e.g., "README.md").
-            no_cache: Defaults to False.
+            no_cache: If true, the file will always be reloaded from the host. Defaults
+                to False.
         """
         _args = [
             Arg("path", path),
@@ -1310,7 +1658,7 @@ class Client(Object):
         self,
         key: str,
         *,
-        source: Node | None = None,
+        source: Directory | None = None,
         sharing: CacheSharingMode | None = None,
         owner: str | None = None,
     ) -> CacheVolume:
@@ -1319,9 +1667,12 @@ class Client(Object):
         Args:
             key: A string identifier to target this cache volume (e.g.,
                 "modules-cache").
-            source: Identifier of the directory to use as the cache volume's root.
-            sharing: Defaults to CacheSharingMode.SHARED.
-            owner: Defaults to "".
+            source: Identifier of the directory to use as the cache volume's root when
+                it is first created.
+            sharing: Sharing mode of the cache volume, used by withMountedCache when it
+                is given none. Defaults to CacheSharingMode.SHARED.
+            owner: A user:group to own the cache volume when it is first created, used
+                by withMountedCache when it is given none. Defaults to "".
         """
         _args = [
             Arg("key", key),
@@ -1340,8 +1691,8 @@ class Client(Object):
         follow up with the "from" function.
 
         Args:
-            platform: Platform to initialize the container with. Only linux/amd64 is
-                supported.
+            platform: Platform to initialize the container with. gantry runs containers
+                of its own machine's platform only.
         """
         _args = [
             Arg("platform", platform),
@@ -1371,9 +1722,82 @@ class Client(Object):
         ]
         return File(self._select("file", _args))
 
+    def git(
+        self,
+        url: str,
+        *,
+        keep_git_dir: bool | None = None,
+        ssh_known_hosts: str | None = None,
+        ssh_auth_socket: Node | None = None,
+        http_auth_username: str | None = None,
+        http_auth_token: Secret | None = None,
+        http_auth_header: Secret | None = None,
+        experimental_service_host: Node | None = None,
+    ) -> GitRepository:
+        """Queries a Git repository.
+
+        Args:
+            url: URL of the git repository. Can be formatted as
+                `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix
+                ".git" is optional.
+            keep_git_dir: Set to true to keep .git directory. Defaults to True.
+            ssh_known_hosts: Set SSH known hosts. Defaults to "".
+            ssh_auth_socket: Set SSH auth socket. Not supported by gantry (it has no
+                sockets); must be null.
+            http_auth_username: Username used to populate the password during basic HTTP
+                Authorization. Defaults to "".
+            http_auth_token: Secret used to populate the password during basic HTTP
+                Authorization
+            http_auth_header: Secret used to populate the Authorization HTTP header
+            experimental_service_host: A service which must be started before the repo
+                is fetched. Not supported by gantry (it has no services); must be null.
+        """
+        _args = [
+            Arg("url", url),
+            Arg("keepGitDir", keep_git_dir),
+            Arg("sshKnownHosts", ssh_known_hosts),
+            Arg("sshAuthSocket", ssh_auth_socket),
+            Arg("httpAuthUsername", http_auth_username),
+            Arg("httpAuthToken", http_auth_token),
+            Arg("httpAuthHeader", http_auth_header),
+            Arg("experimentalServiceHost", experimental_service_host),
+        ]
+        return GitRepository(self._select("git", _args))
+
     def host(self) -> Host:
         """Queries the host environment."""
         return Host(self._select("host"))
+
+    def http(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        permissions: int | None = None,
+        checksum: str | None = None,
+        auth_header: Secret | None = None,
+        experimental_service_host: Node | None = None,
+    ) -> File:
+        """Returns a file containing an http remote url content.
+
+        Args:
+            url: HTTP url to get the content from (e.g., "https://docs.dagger.io").
+            name: File name to use for the file. Defaults to the last part of the URL.
+            permissions: Permissions to set on the file.
+            checksum: Expected digest of the downloaded content (e.g., "sha256:...").
+            auth_header: Secret used to populate the Authorization HTTP header
+            experimental_service_host: A service which must be started before the URL is
+                fetched. Not supported by gantry (it has no services); must be null.
+        """
+        _args = [
+            Arg("url", url),
+            Arg("name", name),
+            Arg("permissions", permissions),
+            Arg("checksum", checksum),
+            Arg("authHeader", auth_header),
+            Arg("experimentalServiceHost", experimental_service_host),
+        ]
+        return File(self._select("http", _args))
 
     async def id(self) -> str:
         """A unique identifier for the root object."""
@@ -1429,6 +1853,26 @@ class Client(Object):
         ]
         return File(self._select("loadFileFromID", _args))
 
+    def load_git_ref_from_id(
+        self,
+        id: GitRefID,
+    ) -> GitRef:
+        """Load a GitRef from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRef(self._select("loadGitRefFromID", _args))
+
+    def load_git_repository_from_id(
+        self,
+        id: GitRepositoryID,
+    ) -> GitRepository:
+        """Load a GitRepository from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRepository(self._select("loadGitRepositoryFromID", _args))
+
     def load_host_from_id(
         self,
         id: HostID,
@@ -1457,6 +1901,10 @@ class Client(Object):
     ) -> Secret:
         """Creates a new secret from a URI: env://NAME reads an environment variable of
         the engine's client, file://PATH a file.
+
+        Args:
+            cache_key: If set, the cache identity of the secret: steps that use it stay
+                cached when its value changes but this key does not.
         """
         _args = [
             Arg("uri", uri),

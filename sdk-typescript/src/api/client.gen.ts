@@ -20,6 +20,10 @@ export type EnvVariableID = string;
 
 export type FileID = string;
 
+export type GitRefID = string;
+
+export type GitRepositoryID = string;
+
 export type HostID = string;
 
 export type Platform = string;
@@ -88,6 +92,9 @@ export interface Node {
 
 /** A directory whose contents persist across runs. */
 export class CacheVolume extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "CacheVolume";
+
   /** A unique identifier for this CacheVolume. */
   async id(): Promise<string> {
     return this._id();
@@ -96,10 +103,17 @@ export class CacheVolume extends BaseObject implements Node {
 
 /** Optional arguments of `Container.asTarball`. */
 export interface ContainerAsTarballOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the image to use the specified compression algorithm (Gzip or Uncompressed
+   * in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
 }
 
@@ -111,10 +125,17 @@ export interface ContainerDirectoryOpts {
 
 /** Optional arguments of `Container.export`. */
 export interface ContainerExportOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the exported image to use the specified compression algorithm (Gzip or
+   * Uncompressed in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the exported image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -128,30 +149,39 @@ export interface ContainerFileOpts {
 
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
-  /** Not supported by gantry; must be null. */
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
-  /** Ignored: gantry lets Docker choose. */
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
 /** Optional arguments of `Container.import`. */
 export interface ContainerImportOpts {
-  /** Defaults to `""`. */
+  /**
+   * Identifies the tag to import from the archive, if the archive bundles multiple tags. Defaults
+   * to `""`.
+   */
   tag?: string;
 }
 
 /** Optional arguments of `Container.publish`. */
 export interface ContainerPublishOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /** Docker's daemon pushes gzip layers: only Gzip is accepted. */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only as the default (see
+   * docs/compatibility.md). Defaults to `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
@@ -167,17 +197,41 @@ export interface ContainerWithDirectoryOpts {
    * `[]`.
    */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the directory when writing it. Defaults to `false`. */
   gitignore?: boolean;
   /**
-   * A user:group to set for the directory and its contents (numeric in gantry). Defaults to `""`.
+   * A user:group to set for the directory and its contents. The user and group can either be an ID
+   * (1000:1000) or a name (foo:bar), looked up in the container. If the group is omitted, it
+   * defaults to the same as the user. Defaults to `""`.
    */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
+  /** Permission given to the written directory and its contents (e.g., 0755). */
   permissions?: number;
+}
+
+/** Optional arguments of `Container.withDockerHealthcheck`. */
+export interface ContainerWithDockerHealthcheckOpts {
+  /** When true, command must be a single element, which is run using the container's shell */
+  shell?: boolean;
+  /** Interval between running healthcheck. Example: "30s" */
+  interval?: string;
+  /** Healthcheck timeout. Example: "3s" */
+  timeout?: string;
+  /** StartPeriod allows for failures during container initialization. Example: "0s" */
+  startPeriod?: string;
+  /**
+   * StartInterval configures the duration between checks during the startup period. Example: "5s"
+   */
+  startInterval?: string;
+  /**
+   * The maximum number of consecutive failures before the container is marked as unhealthy.
+   * Example: "3"
+   */
+  retries?: number;
 }
 
 /** Optional arguments of `Container.withEntrypoint`. */
@@ -212,16 +266,19 @@ export interface ContainerWithExecOpts {
    * `ReturnType.SUCCESS`.
    */
   expect?: ReturnType;
-  /** Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Defaults to `false`. */
+  /** Not supported by gantry; must be false. Defaults to `false`. */
   insecureRootCapabilities?: boolean;
   /**
    * Replace ${VAR} or $VAR in the args according to the current environment variables defined in
    * the container. Defaults to `false`.
    */
   expand?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Run without an init process. gantry never starts one, so every command runs this way. Defaults
+   * to `false`.
+   */
   noInit?: boolean;
 }
 
@@ -238,9 +295,11 @@ export interface ContainerWithExposedPortOpts {
 export interface ContainerWithFileOpts {
   /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -249,12 +308,15 @@ export interface ContainerWithFileOpts {
 /** Optional arguments of `Container.withMountedCache`. */
 export interface ContainerWithMountedCacheOpts {
   /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
+  source?: Directory;
   /** Sharing mode of the cache volume. Defaults to `CacheSharingMode.SHARED`. */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted cache directory when the volume is first created (IDs or
+   * names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -262,9 +324,12 @@ export interface ContainerWithMountedCacheOpts {
 
 /** Optional arguments of `Container.withMountedDirectory`. */
 export interface ContainerWithMountedDirectoryOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted directory and its contents (IDs or names looked up in the
+   * container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   readOnly?: boolean;
@@ -274,9 +339,12 @@ export interface ContainerWithMountedDirectoryOpts {
 
 /** Optional arguments of `Container.withMountedFile`. */
 export interface ContainerWithMountedFileOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user or user:group to set for the mounted file (IDs or names looked up in the container).
+   * Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -284,9 +352,12 @@ export interface ContainerWithMountedFileOpts {
 
 /** Optional arguments of `Container.withMountedSecret`. */
 export interface ContainerWithMountedSecretOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted secret (IDs or names looked up in the container). Defaults
+   * to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Permission given to the mounted secret (e.g., 0600). Defaults to `256`. */
   mode?: number;
@@ -306,9 +377,11 @@ export interface ContainerWithMountedTempOpts {
 export interface ContainerWithNewFileOpts {
   /** Permissions of the new file. Example: 0600. Defaults to `420`. */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -328,6 +401,9 @@ export interface ContainerWithoutMountOpts {
 
 /** An OCI-compatible container, also known as a Docker container. */
 export class Container extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Container";
+
   /** Package the container state as an OCI image, and return it as a tar archive. */
   asTarball(opts?: ContainerAsTarballOpts): File {
     const _args = {
@@ -350,6 +426,11 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Directory(this._select("directory", _args));
+  }
+
+  /** Retrieves this container's configured docker healthcheck. */
+  dockerHealthcheck(): HealthcheckConfig {
+    return new HealthcheckConfig(this._select("dockerHealthcheck"));
   }
 
   /** Return the entrypoint of this container. */
@@ -377,8 +458,8 @@ export class Container extends BaseObject implements Node {
   }
 
   /**
-   * Writes the container as an OCI tarball to the destination file path on the host. Returns the
-   * absolute path written.
+   * Writes the container as an OCI tarball to the destination file path on the host (mode 0600).
+   * Returns the absolute path written.
    */
   async export(path: string, opts?: ContainerExportOpts): Promise<string> {
     const _args = {
@@ -433,7 +514,7 @@ export class Container extends BaseObject implements Node {
    *
    * @param source - File to read the container from.
    */
-  import(source: Node, opts?: ContainerImportOpts): Container {
+  import(source: File, opts?: ContainerImportOpts): Container {
     const _args = {
       source,
       tag: opts?.tag,
@@ -523,7 +604,7 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the written directory (e.g., "/tmp/directory").
    * @param source - Identifier of the directory to write
    */
-  withDirectory(path: string, source: Node, opts?: ContainerWithDirectoryOpts): Container {
+  withDirectory(path: string, source: Directory, opts?: ContainerWithDirectoryOpts): Container {
     const _args = {
       path,
       source,
@@ -536,6 +617,25 @@ export class Container extends BaseObject implements Node {
       permissions: opts?.permissions,
     };
     return new Container(this._select("withDirectory", _args));
+  }
+
+  /**
+   * Retrieves this container with the given Docker health check. The check is recorded in the image
+   * config; gantry runs no services yet, so it is never run by gantry itself.
+   *
+   * @param args - Healthcheck command to execute within the container.
+   */
+  withDockerHealthcheck(args: string[], opts?: ContainerWithDockerHealthcheckOpts): Container {
+    const _args = {
+      args,
+      shell: opts?.shell,
+      interval: opts?.interval,
+      timeout: opts?.timeout,
+      startPeriod: opts?.startPeriod,
+      startInterval: opts?.startInterval,
+      retries: opts?.retries,
+    };
+    return new Container(this._select("withDockerHealthcheck", _args));
   }
 
   /** Retrieves this container but with a different command entrypoint. */
@@ -598,7 +698,7 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the copied file (e.g., "/tmp/file.txt").
    * @param source - Identifier of the file to copy.
    */
-  withFile(path: string, source: Node, opts?: ContainerWithFileOpts): Container {
+  withFile(path: string, source: File, opts?: ContainerWithFileOpts): Container {
     const _args = {
       path,
       source,
@@ -625,7 +725,11 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the cache directory (e.g., "/root/.npm").
    * @param cache - Identifier of the cache volume to mount.
    */
-  withMountedCache(path: string, cache: Node, opts?: ContainerWithMountedCacheOpts): Container {
+  withMountedCache(
+    path: string,
+    cache: CacheVolume,
+    opts?: ContainerWithMountedCacheOpts,
+  ): Container {
     const _args = {
       path,
       cache,
@@ -641,7 +745,7 @@ export class Container extends BaseObject implements Node {
   /** Retrieves this container plus a directory mounted at the given path. */
   withMountedDirectory(
     path: string,
-    source: Node,
+    source: Directory,
     opts?: ContainerWithMountedDirectoryOpts,
   ): Container {
     const _args = {
@@ -656,7 +760,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus a file mounted at the given path. */
-  withMountedFile(path: string, source: Node, opts?: ContainerWithMountedFileOpts): Container {
+  withMountedFile(path: string, source: File, opts?: ContainerWithMountedFileOpts): Container {
     const _args = {
       path,
       source,
@@ -668,7 +772,11 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus a secret mounted into a file at the given path. */
-  withMountedSecret(path: string, source: Node, opts?: ContainerWithMountedSecretOpts): Container {
+  withMountedSecret(
+    path: string,
+    source: Secret,
+    opts?: ContainerWithMountedSecretOpts,
+  ): Container {
     const _args = {
       path,
       source,
@@ -716,7 +824,7 @@ export class Container extends BaseObject implements Node {
    * @param username - The username to authenticate with.
    * @param secret - The API key, password or token to authenticate to this registry.
    */
-  withRegistryAuth(address: string, username: string, secret: Node): Container {
+  withRegistryAuth(address: string, username: string, secret: Secret): Container {
     const _args = {
       address,
       username,
@@ -726,7 +834,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container with its rootfs replaced by the given directory. */
-  withRootfs(directory: Node): Container {
+  withRootfs(directory: Directory): Container {
     const _args = {
       directory,
     };
@@ -734,7 +842,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus an env variable containing the given secret. */
-  withSecretVariable(name: string, secret: Node): Container {
+  withSecretVariable(name: string, secret: Secret): Container {
     const _args = {
       name,
       secret,
@@ -757,6 +865,11 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Container(this._select("withWorkdir", _args));
+  }
+
+  /** Retrieves this container without a configured docker healthcheck command. */
+  withoutDockerHealthcheck(): Container {
+    return new Container(this._select("withoutDockerHealthcheck"));
   }
 
   /** Retrieves this container minus the given environment variable. */
@@ -790,6 +903,31 @@ export class Container extends BaseObject implements Node {
   }
 }
 
+/** Optional arguments of `Directory.dockerBuild`. */
+export interface DirectoryDockerBuildOpts {
+  /** Path to the Dockerfile to use (e.g., "frontend.Dockerfile"). Defaults to `"Dockerfile"`. */
+  dockerfile?: string;
+  /** The platform to build. gantry builds for its own machine's platform only. */
+  platform?: Platform;
+  /** Target build stage to build. Defaults to `""`. */
+  target?: string;
+  /**
+   * Secrets to pass to the build. They will be mounted at /run/secrets/[secret-name]. Defaults to
+   * `[]`.
+   */
+  secrets?: Secret[];
+  /**
+   * If set, skip the automatic init process injected into containers created by RUN statements.
+   * gantry never starts one, so every RUN step runs this way. Defaults to `false`.
+   */
+  noInit?: boolean;
+  /**
+   * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
+   * --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.
+   */
+  ssh?: Node;
+}
+
 /** Optional arguments of `Directory.entries`. */
 export interface DirectoryEntriesOpts {
   /** Location of the directory to look at (e.g., "/src"). */
@@ -807,21 +945,35 @@ export interface DirectoryExportOpts {
 
 /** Optional arguments of `Directory.withDirectory`. */
 export interface DirectoryWithDirectoryOpts {
-  /** Defaults to `[]`. */
+  /**
+   * Exclude artifacts that match the given pattern (e.g., ["node_modules/", ".git*"]). Defaults to
+   * `[]`.
+   */
   exclude?: string[];
-  /** Defaults to `[]`. */
+  /**
+   * Include only artifacts that match the given pattern (e.g., ["app/", "package.*"]). Defaults to
+   * `[]`.
+   */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the copied directory. Defaults to `false`. */
   gitignore?: boolean;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied directory and its contents. Names are looked up in the
+   * directory's own etc/passwd and etc/group. Defaults to `""`.
+   */
   owner?: string;
+  /** Permission given to the copied directory and its contents (e.g., 0755). */
   permissions?: number;
 }
 
 /** Optional arguments of `Directory.withFile`. */
 export interface DirectoryWithFileOpts {
+  /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd
+   * and etc/group. Defaults to `""`.
+   */
   owner?: string;
 }
 
@@ -839,11 +991,19 @@ export interface DirectoryWithNewFileOpts {
 
 /** A directory. */
 export class Directory extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Directory";
+
+  /** Converts this directory to a local git repository */
+  asGit(): GitRepository {
+    return new GitRepository(this._select("asGit"));
+  }
+
   /**
    * Return the difference between this directory and another directory: what `other` adds or
    * changes. Deletions are not represented.
    */
-  diff(other: Node): Directory {
+  diff(other: Directory): Directory {
     const _args = {
       other,
     };
@@ -864,6 +1024,23 @@ export class Directory extends BaseObject implements Node {
       path,
     };
     return new Directory(this._select("directory", _args));
+  }
+
+  /**
+   * Use Dockerfile compatibility to build a container from this directory. Only use this function
+   * for Dockerfile compatibility. Otherwise use the native Container type directly, it is
+   * feature-complete and supports all Dockerfile features.
+   */
+  dockerBuild(opts?: DirectoryDockerBuildOpts): Container {
+    const _args = {
+      dockerfile: opts?.dockerfile,
+      platform: opts?.platform,
+      target: opts?.target,
+      secrets: opts?.secrets,
+      noInit: opts?.noInit,
+      ssh: opts?.ssh,
+    };
+    return new Container(this._select("dockerBuild", _args));
   }
 
   /** Returns a list of files and directories at the given path. Directories end with a slash. */
@@ -919,7 +1096,7 @@ export class Directory extends BaseObject implements Node {
   }
 
   /** Return a snapshot with a directory added. */
-  withDirectory(path: string, source: Node, opts?: DirectoryWithDirectoryOpts): Directory {
+  withDirectory(path: string, source: Directory, opts?: DirectoryWithDirectoryOpts): Directory {
     const _args = {
       path,
       source,
@@ -932,8 +1109,14 @@ export class Directory extends BaseObject implements Node {
     return new Directory(this._select("withDirectory", _args));
   }
 
-  /** Retrieves this directory plus the contents of the given file copied to the given path. */
-  withFile(path: string, source: Node, opts?: DirectoryWithFileOpts): Directory {
+  /**
+   * Retrieves this directory plus the contents of the given file copied to the given path.
+   *
+   * @param path - Location of the copied file (e.g., "/file.txt"). A directory (".", "dir/" or an
+   *   existing one) receives the file under its own name.
+   * @param source - Identifier of the file to copy.
+   */
+  withFile(path: string, source: File, opts?: DirectoryWithFileOpts): Directory {
     const _args = {
       path,
       source,
@@ -997,6 +1180,9 @@ export class Directory extends BaseObject implements Node {
 }
 
 export class EnvVariable extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "EnvVariable";
+
   /** A unique identifier for this EnvVariable. */
   async id(): Promise<string> {
     return this._id();
@@ -1038,6 +1224,9 @@ export interface FileExportOpts {
 
 /** A file. */
 export class File extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "File";
+
   /** Retrieves the contents of the file. */
   async contents(opts?: FileContentsOpts): Promise<string> {
     const _args = {
@@ -1106,6 +1295,190 @@ export class File extends BaseObject implements Node {
   }
 }
 
+/** Optional arguments of `GitRef.tree`. */
+export interface GitRefTreeOpts {
+  /** Set to true to discard .git directory. Defaults to `false`. */
+  discardGitDir?: boolean;
+  /** The depth of the tree to fetch. Defaults to `1`. */
+  depth?: number;
+  /** Set to true to populate tag refs in the local checkout .git. Defaults to `false`. */
+  includeTags?: boolean;
+}
+
+/** A git ref (tag, branch, or commit). */
+export class GitRef extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "GitRef";
+
+  /** The resolved commit id at this ref. */
+  async commit(): Promise<string> {
+    return this._select("commit").execute<string>();
+  }
+
+  /** A unique identifier for this GitRef. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The resolved ref name at this ref. */
+  async ref(): Promise<string> {
+    return this._select("ref").execute<string>();
+  }
+
+  /** The filesystem tree at this ref. */
+  tree(opts?: GitRefTreeOpts): Directory {
+    const _args = {
+      discardGitDir: opts?.discardGitDir,
+      depth: opts?.depth,
+      includeTags: opts?.includeTags,
+    };
+    return new Directory(this._select("tree", _args));
+  }
+}
+
+/** Optional arguments of `GitRepository.branches`. */
+export interface GitRepositoryBranchesOpts {
+  /** Glob patterns (e.g., "refs/tags/v*"). */
+  patterns?: string[];
+}
+
+/** Optional arguments of `GitRepository.tags`. */
+export interface GitRepositoryTagsOpts {
+  /** Glob patterns (e.g., "refs/tags/v*"). */
+  patterns?: string[];
+}
+
+/** A git repository. */
+export class GitRepository extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "GitRepository";
+
+  /**
+   * Returns details of a branch.
+   *
+   * @param name - Branch's name (e.g., "main").
+   */
+  branch(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("branch", _args));
+  }
+
+  /** branches that match any of the given glob patterns. */
+  async branches(opts?: GitRepositoryBranchesOpts): Promise<string[]> {
+    const _args = {
+      patterns: opts?.patterns,
+    };
+    return this._select("branches", _args).execute<string[]>();
+  }
+
+  /**
+   * Returns details of a commit.
+   *
+   * @param id - Identifier of the commit (e.g., "b6315d8f2810962c601af73f86831f6866ea798b").
+   */
+  commit(id: string): GitRef {
+    const _args = {
+      id,
+    };
+    return new GitRef(this._select("commit", _args));
+  }
+
+  /** Returns details for HEAD. */
+  head(): GitRef {
+    return new GitRef(this._select("head"));
+  }
+
+  /** A unique identifier for this GitRepository. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Returns details for the latest semver tag. */
+  latestVersion(): GitRef {
+    return new GitRef(this._select("latestVersion"));
+  }
+
+  /**
+   * Returns details of a ref.
+   *
+   * @param name - Ref's name (can be a commit identifier, a tag name, a branch name, or a
+   *   fully-qualified ref).
+   */
+  ref(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("ref", _args));
+  }
+
+  /**
+   * Returns details of a tag.
+   *
+   * @param name - Tag's name (e.g., "v0.3.9").
+   */
+  tag(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("tag", _args));
+  }
+
+  /** tags that match any of the given glob patterns. */
+  async tags(opts?: GitRepositoryTagsOpts): Promise<string[]> {
+    const _args = {
+      patterns: opts?.patterns,
+    };
+    return this._select("tags", _args).execute<string[]>();
+  }
+
+  /** The URL of the git repository. */
+  async url(): Promise<string | null> {
+    return this._select("url").execute<string | null>();
+  }
+}
+
+export class HealthcheckConfig extends BaseObject {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "HealthcheckConfig";
+
+  /** Healthcheck command arguments. */
+  async args(): Promise<string[]> {
+    return this._select("args").execute<string[]>();
+  }
+
+  /** Interval between running healthcheck. */
+  async interval(): Promise<string> {
+    return this._select("interval").execute<string>();
+  }
+
+  /** The maximum number of consecutive failures before the container is marked as unhealthy. */
+  async retries(): Promise<number> {
+    return this._select("retries").execute<number>();
+  }
+
+  /** If true, run the command using the container's shell. */
+  async shell(): Promise<boolean> {
+    return this._select("shell").execute<boolean>();
+  }
+
+  /** StartInterval configures the duration between checks during the startup period. */
+  async startInterval(): Promise<string> {
+    return this._select("startInterval").execute<string>();
+  }
+
+  /** StartPeriod allows for failures during container initialization. */
+  async startPeriod(): Promise<string> {
+    return this._select("startPeriod").execute<string>();
+  }
+
+  /** Healthcheck timeout. */
+  async timeout(): Promise<string> {
+    return this._select("timeout").execute<string>();
+  }
+}
+
 /** Optional arguments of `Host.directory`. */
 export interface HostDirectoryOpts {
   /**
@@ -1120,18 +1493,24 @@ export interface HostDirectoryOpts {
   include?: string[];
   /** If true, the directory will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Apply the .gitignore rules of the enclosing git repository (none outside one). Defaults to
+   * `false`.
+   */
   gitignore?: boolean;
 }
 
 /** Optional arguments of `Host.file`. */
 export interface HostFileOpts {
-  /** Defaults to `false`. */
+  /** If true, the file will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
 }
 
 /** Information about the host environment. */
 export class Host extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Host";
+
   /**
    * Accesses a directory on the host. Relative paths resolve against the client's working
    * directory.
@@ -1170,17 +1549,26 @@ export class Host extends BaseObject implements Node {
 
 /** Optional arguments of `Client.cacheVolume`. */
 export interface ClientCacheVolumeOpts {
-  /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
-  /** Defaults to `CacheSharingMode.SHARED`. */
+  /** Identifier of the directory to use as the cache volume's root when it is first created. */
+  source?: Directory;
+  /**
+   * Sharing mode of the cache volume, used by withMountedCache when it is given none. Defaults to
+   * `CacheSharingMode.SHARED`.
+   */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to own the cache volume when it is first created, used by withMountedCache when it
+   * is given none. Defaults to `""`.
+   */
   owner?: string;
 }
 
 /** Optional arguments of `Client.container`. */
 export interface ClientContainerOpts {
-  /** Platform to initialize the container with. Only linux/amd64 is supported. */
+  /**
+   * Platform to initialize the container with. gantry runs containers of its own machine's platform
+   * only.
+   */
   platform?: Platform;
 }
 
@@ -1190,13 +1578,58 @@ export interface ClientFileOpts {
   permissions?: number;
 }
 
+/** Optional arguments of `Client.git`. */
+export interface ClientGitOpts {
+  /** Set to true to keep .git directory. Defaults to `true`. */
+  keepGitDir?: boolean;
+  /** Set SSH known hosts. Defaults to `""`. */
+  sshKnownHosts?: string;
+  /** Set SSH auth socket. Not supported by gantry (it has no sockets); must be null. */
+  sshAuthSocket?: Node;
+  /** Username used to populate the password during basic HTTP Authorization. Defaults to `""`. */
+  httpAuthUsername?: string;
+  /** Secret used to populate the password during basic HTTP Authorization */
+  httpAuthToken?: Secret;
+  /** Secret used to populate the Authorization HTTP header */
+  httpAuthHeader?: Secret;
+  /**
+   * A service which must be started before the repo is fetched. Not supported by gantry (it has no
+   * services); must be null.
+   */
+  experimentalServiceHost?: Node;
+}
+
+/** Optional arguments of `Client.http`. */
+export interface ClientHttpOpts {
+  /** File name to use for the file. Defaults to the last part of the URL. */
+  name?: string;
+  /** Permissions to set on the file. */
+  permissions?: number;
+  /** Expected digest of the downloaded content (e.g., "sha256:..."). */
+  checksum?: string;
+  /** Secret used to populate the Authorization HTTP header */
+  authHeader?: Secret;
+  /**
+   * A service which must be started before the URL is fetched. Not supported by gantry (it has no
+   * services); must be null.
+   */
+  experimentalServiceHost?: Node;
+}
+
 /** Optional arguments of `Client.secret`. */
 export interface ClientSecretOpts {
+  /**
+   * If set, the cache identity of the secret: steps that use it stay cached when its value changes
+   * but this key does not.
+   */
   cacheKey?: string;
 }
 
 /** The root of the API. */
 export class Client extends BaseObject {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Query";
+
   /**
    * Constructs a cache volume for a given cache key.
    *
@@ -1238,9 +1671,46 @@ export class Client extends BaseObject {
     return new File(this._select("file", _args));
   }
 
+  /**
+   * Queries a Git repository.
+   *
+   * @param url - URL of the git repository. Can be formatted as `https://{host}/{owner}/{repo}`,
+   *   `git@{host}:{owner}/{repo}`. Suffix ".git" is optional.
+   */
+  git(url: string, opts?: ClientGitOpts): GitRepository {
+    const _args = {
+      url,
+      keepGitDir: opts?.keepGitDir,
+      sshKnownHosts: opts?.sshKnownHosts,
+      sshAuthSocket: opts?.sshAuthSocket,
+      httpAuthUsername: opts?.httpAuthUsername,
+      httpAuthToken: opts?.httpAuthToken,
+      httpAuthHeader: opts?.httpAuthHeader,
+      experimentalServiceHost: opts?.experimentalServiceHost,
+    };
+    return new GitRepository(this._select("git", _args));
+  }
+
   /** Queries the host environment. */
   host(): Host {
     return new Host(this._select("host"));
+  }
+
+  /**
+   * Returns a file containing an http remote url content.
+   *
+   * @param url - HTTP url to get the content from (e.g., "https://docs.dagger.io").
+   */
+  http(url: string, opts?: ClientHttpOpts): File {
+    const _args = {
+      url,
+      name: opts?.name,
+      permissions: opts?.permissions,
+      checksum: opts?.checksum,
+      authHeader: opts?.authHeader,
+      experimentalServiceHost: opts?.experimentalServiceHost,
+    };
+    return new File(this._select("http", _args));
   }
 
   /** A unique identifier for the root object. */
@@ -1286,6 +1756,22 @@ export class Client extends BaseObject {
       id,
     };
     return new File(this._select("loadFileFromID", _args));
+  }
+
+  /** Load a GitRef from its ID. */
+  loadGitRefFromID(id: GitRefID): GitRef {
+    const _args = {
+      id,
+    };
+    return new GitRef(this._select("loadGitRefFromID", _args));
+  }
+
+  /** Load a GitRepository from its ID. */
+  loadGitRepositoryFromID(id: GitRepositoryID): GitRepository {
+    const _args = {
+      id,
+    };
+    return new GitRepository(this._select("loadGitRepositoryFromID", _args));
   }
 
   /** Load a Host from its ID. */
@@ -1336,6 +1822,9 @@ export class Client extends BaseObject {
 
 /** A reference to a secret value, which can be handled more safely than the value itself. */
 export class Secret extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Secret";
+
   /** A unique identifier for this Secret. It never contains the value. */
   async id(): Promise<string> {
     return this._id();

@@ -18,6 +18,11 @@ pub(crate) const LOG: &str = "GANTRY_LOG";
 pub(crate) const PROGRESS: &str = "GANTRY_PROGRESS";
 /// Token for `gantry serve --listen`.
 pub(crate) const TOKEN: &str = "GANTRY_TOKEN";
+/// The module `gantry call` and `gantry functions` use (like `-m DIR`).
+pub(crate) const MODULE: &str = "GANTRY_MODULE";
+/// The Python interpreter that runs Python modules (default: the module's
+/// `.venv/bin/python`, else `python3`).
+pub(crate) const PYTHON: &str = "GANTRY_PYTHON";
 
 /// The default state directory: `$XDG_CACHE_HOME/gantry`, else
 /// `~/.cache/gantry`.

@@ -14,22 +14,25 @@ pub mod events;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod files;
+mod filter;
 pub mod host;
 mod inflight;
 mod mounts;
+mod oci;
 pub mod ops;
+mod owner;
 mod reference;
 pub mod remote;
 pub mod runtime;
 mod secrets;
 mod solver;
 pub mod store;
-mod text;
+pub mod text;
 pub mod tree;
 pub mod value;
 
 pub use context::EngineOptions;
-pub use digest::{Digest, InvalidDigest};
+pub use digest::{BlobHasher, Digest, InvalidDigest};
 pub use error::{Error, ExecFailure, Result};
 pub use ops::{Node, Op};
 pub use solver::Engine;

@@ -124,6 +124,33 @@ pub fn format_go_duration(nanos: i64) -> String {
     out
 }
 
+/// The platform containers run as on this machine (`linux/amd64`, …), in
+/// Docker's and OCI's spelling.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm/v7",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Whether `platform` (`os/arch[/variant]`) is this machine's own.
+pub fn is_host_platform(platform: &str) -> bool {
+    let host = host_platform();
+    let normalize = |platform: &str| -> String {
+        match platform.trim() {
+            "linux/arm64/v8" => "linux/arm64".to_owned(),
+            "linux/x86_64" => "linux/amd64".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    normalize(platform) == normalize(&host)
+}
+
 /// What `Runtime::pull` learned about an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PulledImage {
@@ -171,6 +198,14 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A tmpfs mounted at `path` (absolute), of `size` bytes (the runtime's
+/// default when `None`). Programs on it may be executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub path: String,
+    pub size: Option<u64>,
+}
+
 /// A root filesystem: a base image (or empty) plus layers not yet committed.
 #[derive(Debug, Clone, Default)]
 pub struct RootfsSpec {
@@ -199,13 +234,24 @@ pub struct ExecSpec {
     /// Written to the process's stdin, which is then closed. `None`: no stdin.
     pub stdin: Option<Bytes>,
     pub mounts: Vec<BindMount>,
-    /// `tmpfs` mounts at these absolute paths.
-    pub tmpfs: Vec<String>,
+    /// `tmpfs` mounts.
+    pub tmpfs: Vec<Tmpfs>,
     /// Labels put on the container (the runtime adds its own ownership labels).
     pub labels: BTreeMap<String, String>,
-    /// Tag given to the committed image, e.g. `gantry.local/cache:<hex>`.
+    /// Tag given to the committed image, e.g. `gantry.local/<state>/cache:<hex>`.
     pub commit_tag: String,
+    /// Host files (secret values on tmpfs) that only need to exist until the
+    /// container has started: the runtime removes them right after the
+    /// start (a bind mount keeps the file for the container), so no secret
+    /// value outlives the start on the host, whatever happens next.
+    pub remove_after_start: Vec<String>,
 }
+
+/// The most of each output stream (stdout, stderr) of a command a runtime
+/// keeps: results live in memory and in the cache. Beyond it output is
+/// dropped, and `stdout`/`stderr` refuse to answer rather than return part
+/// of it (redirect the stream to a file and export that instead).
+pub const OUTPUT_CAP: usize = 64 << 20;
 
 /// The outcome of a command that ran (any exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +275,11 @@ pub enum RuntimeError {
     PathNotFound { path: String },
     #[error("container runtime unavailable: {reason}")]
     Unavailable { reason: String },
+    /// An image gantry made or pulled earlier is no longer on the daemon
+    /// (`docker rmi`, `docker image prune`, a prune by another process): the
+    /// solver runs the steps that made it again.
+    #[error("image {image} is no longer on the container runtime")]
+    ImageMissing { image: String },
     #[error("container runtime failed while {action}: {reason}")]
     Failed { action: String, reason: String },
 }
@@ -237,24 +288,6 @@ pub enum RuntimeError {
 ///
 /// Implementations must be cancel-safe: when a returned future is dropped
 /// mid-way (the client went away), every container it created is removed.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations_parse_and_format() {
-        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
-        assert_eq!(go_duration("250ms"), Some(250_000_000));
-        assert_eq!(go_duration(""), Some(0));
-        assert_eq!(go_duration("5"), None);
-        assert_eq!(go_duration("3x"), None);
-        for text in ["1m30s", "1.5s", "250ms", "2h0m0s", "30s"] {
-            assert_eq!(format_go_duration(go_duration(text).unwrap()), text);
-        }
-    }
-}
-
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// Pulls `reference` (with `auth` when given) and returns its local ID,
@@ -310,4 +343,22 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes containers left behind by engines that are no longer running.
     /// Returns how many were removed.
     async fn remove_orphans(&self) -> Result<usize, RuntimeError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_and_format() {
+        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration("250ms"), Some(250_000_000));
+        assert_eq!(go_duration(""), Some(0));
+        assert_eq!(go_duration("5"), None);
+        assert_eq!(go_duration("3x"), None);
+        for text in ["1m30s", "1.5s", "250ms", "2h0m0s", "30s"] {
+            assert_eq!(format_go_duration(go_duration(text).unwrap()), text);
+        }
+    }
 }

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Kind, Node, Op};
 
-use super::query::Platform;
-use super::{add, client, engine, Container, File, GitRepository};
+use super::query::{refuse_foreign_platform, Platform};
+use super::{
+    add, client, engine, expected_type, load_arg, unsupported, Container, File, GitRepository,
+    FILE_MODE,
+};
 use crate::error::gql;
-use crate::ids::{format_id, load};
+use crate::ids::format_id;
 
 #[derive(Clone)]
 pub(crate) struct Directory(pub(crate) Arc<Node>);
@@ -104,13 +107,27 @@ impl Directory {
     async fn with_file(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Location of the copied file (e.g., \"/file.txt\"). A directory (\".\", \"dir/\" or an existing one) receives the file under its own name."
+        )]
         path: String,
+        #[graphql(
+            desc = "Identifier of the file to copy.",
+            directive = expected_type::apply("File".into())
+        )]
         source: ID,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(custom = "super::file_mode")
+        )]
         permissions: Option<i32>,
-        #[graphql(default = "")] owner: String,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
     ) -> Result<Directory> {
-        let _ = owner;
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithFile {
@@ -118,6 +135,7 @@ impl Directory {
                 path,
                 source: source.digest,
                 permissions: permissions.map(|p| p as u32),
+                owner: owner.unwrap_or_default(),
             },
         ))
     }
@@ -128,7 +146,12 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Path of the new file. Example: \"foo/bar.txt\"")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
-        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            desc = "Permissions of the new file. Example: 0600",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
@@ -136,7 +159,7 @@ impl Directory {
                 parent: self.0.digest,
                 path,
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -146,23 +169,45 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default)] exclude: Vec<String>,
-        #[graphql(default)] include: Vec<String>,
-        #[graphql(default = false)] gitignore: bool,
-        #[graphql(default = "")] owner: String,
+        #[graphql(directive = expected_type::apply("Directory".into()))] source: ID,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Exclude artifacts that match the given pattern (e.g., [\"node_modules/\", \".git*\"])."
+        )]
+        exclude: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Include only artifacts that match the given pattern (e.g., [\"app/\", \"package.*\"])."
+        )]
+        include: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Apply the .gitignore rules found in the copied directory."
+        )]
+        gitignore: Option<bool>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied directory and its contents. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            desc = "Permission given to the copied directory and its contents (e.g., 0755).",
+            validator(custom = "super::file_mode")
+        )]
         permissions: Option<i32>,
     ) -> Result<Directory> {
-        let _ = (gitignore, owner, permissions);
-        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithDirectory {
                 parent: self.0.digest,
                 path,
                 source: source.digest,
-                include,
-                exclude,
+                include: include.unwrap_or_default(),
+                exclude: exclude.unwrap_or_default(),
+                owner: owner.unwrap_or_default(),
+                permissions: permissions.map(|mode| mode as u32),
+                gitignore: gitignore.unwrap_or_default(),
             },
         ))
     }
@@ -172,14 +217,18 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
             ops::DirectoryWithNewDirectory {
                 parent: self.0.digest,
                 path,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -207,8 +256,12 @@ impl Directory {
     }
 
     /// Return the difference between this directory and another directory: what `other` adds or changes. Deletions are not represented.
-    async fn diff(&self, ctx: &Context<'_>, other: ID) -> Result<Directory> {
-        let other = load(engine(ctx), &other, Kind::Directory).map_err(gql)?;
+    async fn diff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(directive = expected_type::apply("Directory".into()))] other: ID,
+    ) -> Result<Directory> {
+        let other = load_arg(ctx, "other", &other, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryDiff {
@@ -244,7 +297,10 @@ impl Directory {
             desc = "Path to the Dockerfile to use (e.g., \"frontend.Dockerfile\")."
         )]
         dockerfile: Option<String>,
-        #[graphql(desc = "The platform to build.")] platform: Option<Platform>,
+        #[graphql(
+            desc = "The platform to build. gantry builds for its own machine's platform only."
+        )]
+        platform: Option<Platform>,
         #[graphql(
             default_with = "Some(Vec::new())",
             desc = "Build arguments to use in the build."
@@ -257,32 +313,36 @@ impl Directory {
         target: Option<String>,
         #[graphql(
             default_with = "Some(Vec::new())",
+            directive = expected_type::apply("Secret".into()),
             desc = "Secrets to pass to the build. They will be mounted at /run/secrets/[secret-name]."
         )]
         secrets: Option<Vec<ID>>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "If set, skip the automatic init process injected into containers created by RUN statements."
+            desc = "If set, skip the automatic init process injected into containers created by RUN statements. gantry never starts one, so every RUN step runs this way."
         )]
         no_init: Option<bool>,
         #[graphql(
-            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions)."
+            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null."
         )]
         ssh: Option<ID>,
     ) -> Result<Container> {
-        // gantry starts no init process in RUN steps, so noInit changes nothing.
-        let _ = no_init;
+        // gantry runs RUN steps without an init process, which is what
+        // noInit: true asks for; see docs/compatibility.md.
+        let _no_init = no_init;
         if ssh.is_some() {
-            return Err(gql(gantry_core::Error::Unsupported {
-                message:
-                    "dockerBuild: `ssh` is not supported yet (gantry has no sockets); leave it out"
-                        .into(),
-            }));
+            return Err(unsupported(
+                "dockerBuild(ssh:)",
+                "gantry has no sockets yet; leave it out (RUN --mount=type=ssh is refused too)",
+            ));
+        }
+        if let Some(platform) = &platform {
+            refuse_foreign_platform(&platform.0)?;
         }
         let engine = engine(ctx);
         let mut named = Vec::new();
         for id in secrets.unwrap_or_default() {
-            let secret = load(engine, &id, Kind::Secret).map_err(gql)?;
+            let secret = load_arg(ctx, "secrets", &id, Kind::Secret)?;
             named.push((
                 engine.secret_name(&secret.digest).map_err(gql)?,
                 secret.digest,
@@ -321,14 +381,14 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the copied directory (e.g., \"logs/\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If true, then the host directory will be wiped clean before exporting so that it exactly matches the directory being exported."
         )]
-        wipe: bool,
+        wipe: Option<bool>,
     ) -> Result<String> {
         let (tree, _) = self.tree(ctx).await?;
         client(ctx)
-            .export_tree(engine(ctx), &tree, &path, wipe)
+            .export_tree(engine(ctx), &tree, &path, wipe.unwrap_or_default())
             .map_err(gql)
     }
 }

@@ -4,8 +4,8 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, CacheSharingMode, CacheVolume, Container, Directory, EnvVariable, File, GitRef,
-    GitRepository, Host, Node, Secret,
+    add, engine, expected_type, load_arg, unsupported, CacheSharingMode, CacheVolume, Container,
+    Directory, EnvVariable, File, GitRef, GitRepository, Host, Node, Secret, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
@@ -101,16 +101,19 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         #[graphql(
-            desc = "Platform to initialize the container with. Only linux/amd64 is supported."
+            desc = "Platform to initialize the container with. gantry runs containers of its own machine's platform only."
         )]
         platform: Option<Platform>,
-    ) -> Container {
-        Container(add(
+    ) -> Result<Container> {
+        if let Some(platform) = &platform {
+            refuse_foreign_platform(&platform.0)?;
+        }
+        Ok(Container(add(
             ctx,
             ops::Scratch {
                 platform: platform.map(|p| p.0),
             },
-        ))
+        )))
     }
 
     /// Creates an empty directory.
@@ -124,13 +127,17 @@ impl Query {
         ctx: &Context<'_>,
         name: String,
         contents: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> File {
         let file = add(
             ctx,
             ops::NewFile {
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         );
         File(add(
@@ -160,17 +167,46 @@ impl Query {
             desc = "A string identifier to target this cache volume (e.g., \"modules-cache\")."
         )]
         key: String,
-        #[graphql(desc = "Identifier of the directory to use as the cache volume's root.")] source: Option<ID>,
-        #[graphql(default_with = "CacheSharingMode::Shared")] sharing: CacheSharingMode,
-        #[graphql(default = "")] owner: String,
+        #[graphql(
+            desc = "Identifier of the directory to use as the cache volume's root when it is first created.",
+            directive = expected_type::apply("Directory".into())
+        )]
+        source: Option<ID>,
+        #[graphql(
+            default_with = "Some(CacheSharingMode::Shared)",
+            desc = "Sharing mode of the cache volume, used by withMountedCache when it is given none."
+        )]
+        sharing: Option<CacheSharingMode>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to own the cache volume when it is first created, used by withMountedCache when it is given none."
+        )]
+        owner: Option<String>,
     ) -> Result<CacheVolume> {
-        let _ = (source, sharing, owner);
         if key.is_empty() {
             return Err(gql(gantry_core::Error::InvalidArgument {
                 message: "cacheVolume: key must not be empty".into(),
             }));
         }
-        Ok(CacheVolume(add(ctx, ops::CacheVolume { key })))
+        let source = match source {
+            Some(id) => Some(load_arg(ctx, "source", &id, Kind::Directory)?.digest),
+            None => None,
+        };
+        let sharing_given = ctx
+            .field()
+            .arguments()
+            .unwrap_or_default()
+            .iter()
+            .any(|(name, _)| name.as_str() == "sharing");
+        Ok(CacheVolume(add(
+            ctx,
+            ops::CacheVolume {
+                key,
+                source,
+                sharing: sharing.filter(|_| sharing_given).map(Into::into),
+                owner: owner.unwrap_or_default(),
+            },
+        )))
     }
 
     /// Sets a secret given a user defined name to its plaintext and returns the secret. The plaintext value is kept in memory only.
@@ -183,11 +219,17 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         uri: String,
+        #[graphql(
+            desc = "If set, the cache identity of the secret: steps that use it stay cached when its value changes but this key does not."
+        )]
         cache_key: Option<String>,
     ) -> Result<Secret> {
-        let _ = cache_key;
         let value = crate::secret_from_uri(&uri, super::client(ctx)).map_err(gql)?;
-        Ok(Secret(engine(ctx).set_secret(&uri, &value)))
+        Ok(Secret(engine(ctx).set_secret_keyed(
+            &uri,
+            &value,
+            cache_key.as_deref(),
+        )))
     }
 
     /// Queries a Git repository.
@@ -206,17 +248,28 @@ impl Query {
         keep_git_dir: Option<bool>,
         #[graphql(default_with = "Some(String::new())", desc = "Set SSH known hosts")]
         ssh_known_hosts: Option<String>,
-        #[graphql(desc = "Set SSH auth socket")] ssh_auth_socket: Option<ID>,
+        #[graphql(
+            desc = "Set SSH auth socket. Not supported by gantry (it has no sockets); must be null."
+        )]
+        ssh_auth_socket: Option<ID>,
         #[graphql(
             default_with = "Some(String::new())",
             desc = "Username used to populate the password during basic HTTP Authorization"
         )]
         http_auth_username: Option<String>,
-        #[graphql(desc = "Secret used to populate the password during basic HTTP Authorization")]
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the password during basic HTTP Authorization"
+        )]
         http_auth_token: Option<ID>,
-        #[graphql(desc = "Secret used to populate the Authorization HTTP header")]
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the Authorization HTTP header"
+        )]
         http_auth_header: Option<ID>,
-        #[graphql(desc = "A service which must be started before the repo is fetched.")]
+        #[graphql(
+            desc = "A service which must be started before the repo is fetched. Not supported by gantry (it has no services); must be null."
+        )]
         experimental_service_host: Option<ID>,
     ) -> Result<GitRepository> {
         refuse_services_and_sockets(
@@ -224,9 +277,8 @@ impl Query {
             ssh_auth_socket.is_some(),
             experimental_service_host.is_some(),
         )?;
-        let engine = engine(ctx);
-        let secret = |id: Option<ID>| -> Result<Option<Digest>> {
-            id.map(|id| Ok(load(engine, &id, Kind::Secret).map_err(gql)?.digest))
+        let secret = |argument: &str, id: Option<ID>| -> Result<Option<Digest>> {
+            id.map(|id| Ok(load_arg(ctx, argument, &id, Kind::Secret)?.digest))
                 .transpose()
         };
         Ok(GitRepository(add(
@@ -236,8 +288,8 @@ impl Query {
                 keep_git_dir: keep_git_dir.unwrap_or(true),
                 ssh_known_hosts: ssh_known_hosts.unwrap_or_default(),
                 http_auth_username: http_auth_username.unwrap_or_default(),
-                http_auth_token: secret(http_auth_token)?,
-                http_auth_header: secret(http_auth_header)?,
+                http_auth_token: secret("httpAuthToken", http_auth_token)?,
+                http_auth_header: secret("httpAuthHeader", http_auth_header)?,
             },
         )))
     }
@@ -250,17 +302,26 @@ impl Query {
         url: String,
         #[graphql(desc = "File name to use for the file. Defaults to the last part of the URL.")]
         name: Option<String>,
-        #[graphql(desc = "Permissions to set on the file.")] permissions: Option<i32>,
+        #[graphql(
+            validator(custom = "super::file_mode"),
+            desc = "Permissions to set on the file."
+        )]
+        permissions: Option<i32>,
         #[graphql(desc = "Expected digest of the downloaded content (e.g., \"sha256:...\").")]
         checksum: Option<String>,
-        #[graphql(desc = "Secret used to populate the Authorization HTTP header")]
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the Authorization HTTP header"
+        )]
         auth_header: Option<ID>,
-        #[graphql(desc = "A service which must be started before the URL is fetched.")]
+        #[graphql(
+            desc = "A service which must be started before the URL is fetched. Not supported by gantry (it has no services); must be null."
+        )]
         experimental_service_host: Option<ID>,
     ) -> Result<File> {
         refuse_services_and_sockets("http", false, experimental_service_host.is_some())?;
         let auth_header = match auth_header {
-            Some(id) => Some(load(engine(ctx), &id, Kind::Secret).map_err(gql)?.digest),
+            Some(id) => Some(load_arg(ctx, "authHeader", &id, Kind::Secret)?.digest),
             None => None,
         };
         Ok(File(add(
@@ -372,11 +433,23 @@ fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Resu
         (_, true) => "experimentalServiceHost",
         _ => return Ok(()),
     };
-    Err(gql(gantry_core::Error::Unsupported {
-        message: format!(
-            "{field}: `{argument}` is not supported yet (gantry has no sockets or services); leave it out"
-        ),
-    }))
+    Err(unsupported(
+        &format!("{field}({argument}:)"),
+        "gantry has no sockets or services yet; leave it out",
+    ))
+}
+
+/// Refuses a platform other than this machine's: running it would need an
+/// emulator, which gantry does not drive.
+pub(super) fn refuse_foreign_platform(platform: &str) -> Result<()> {
+    if gantry_core::runtime::is_host_platform(platform) {
+        return Ok(());
+    }
+    let host = gantry_core::runtime::host_platform();
+    Err(super::unsupported(
+        &format!("container(platform: {platform:?})"),
+        &format!("gantry runs containers of this machine's platform ({host}) only; leave platform out, or run the pipeline on a {platform} machine"),
+    ))
 }
 
 /// The platform config OS and architecture in a Container, e.g. "linux/amd64".

@@ -26,6 +26,7 @@ mod engine;
 mod git;
 mod host;
 mod http;
+mod module;
 mod mounts;
 mod pipeline;
 mod progress;

@@ -92,6 +92,7 @@ impl Operation for Http {
             size: record.size,
             mode: self.permissions.unwrap_or(DEFAULT_MODE),
             mtime,
+            owner: crate::owner::Owner::ROOT,
         })))
     }
 }

@@ -334,8 +334,20 @@ impl Builder<'_> {
             else {
                 continue;
             };
-            let args = field
+            // Input objects (`PortForward`) are not generated yet: SDKs leave
+            // out an optional argument of one, and a field that requires one
+            // (`Host.service`), rather than generate code that cannot send it.
+            let (inputs, arguments): (Vec<_>, Vec<_>) = field
                 .arguments
+                .iter()
+                .partition(|arg| self.is_input(&arg.node.ty.node));
+            if inputs
+                .iter()
+                .any(|arg| !arg.node.ty.node.nullable && arg.node.default_value.is_none())
+            {
+                continue;
+            }
+            let args = arguments
                 .iter()
                 .map(|arg| self.arg(&arg.node))
                 .collect::<Result<Vec<_>>>()
@@ -407,6 +419,14 @@ impl Builder<'_> {
             default,
             ty,
         })
+    }
+
+    /// Whether `ty` is an input object or a list of them.
+    fn is_input(&self, ty: &Type) -> bool {
+        match &ty.base {
+            BaseType::List(inner) => self.is_input(inner),
+            BaseType::Named(name) => self.kinds.get(name.as_str()) == Some(&Named::Input),
+        }
     }
 
     fn kind_of(&self, name: &str) -> Result<Named> {

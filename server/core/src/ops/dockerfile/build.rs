@@ -495,6 +495,8 @@ impl<'b, 'a> StageState<'b, 'a> {
             owner: String::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            inherit_owner: false,
+            gitignore: false,
         })
         .await?;
         self.then(|parent| WithWorkdir { parent, path }).await

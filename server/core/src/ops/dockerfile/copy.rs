@@ -14,7 +14,8 @@ use crate::ops::file::{DirectoryFile, NewFile};
 use crate::ops::http::Http;
 use crate::ops::read::ContainerDirectory;
 use crate::ops::rootfs::WithContent;
-use crate::tree::{self, Entry, Owner, Tree};
+use crate::owner::OwnerSpec;
+use crate::tree::{self, Entry, Tree};
 
 /// Glob characters Docker's source paths may hold.
 fn is_glob(path: &str) -> bool {
@@ -53,11 +54,10 @@ impl StageState<'_, '_> {
             match flag.name.value.as_ref() {
                 "from" => out.from = Some(value),
                 "chown" => {
-                    Owner::parse(&value).map_err(|_| {
-                        unsupported(format!(
-                            "--chown={value}: only numeric owners (uid or uid:gid) or root are supported"
-                        ))
-                    })?;
+                    // Names resolve against the stage's /etc/passwd and
+                    // /etc/group when the step runs, as for `owner:`.
+                    OwnerSpec::parse(&value)
+                        .map_err(|error| invalid(format!("--chown={value}: {error}")))?;
                     out.owner = value;
                 }
                 "chmod" => {
@@ -146,6 +146,8 @@ impl StageState<'_, '_> {
                 owner,
                 include: Vec::new(),
                 exclude,
+                inherit_owner: false,
+                gitignore: false,
             })
             .await?;
         }

@@ -94,6 +94,7 @@ mod tests {
                 size: 1,
                 mode: 0o644,
                 mtime: 0,
+                owner: crate::tree::Owner::ROOT,
             };
             tree.insert(path, entry).unwrap();
         }

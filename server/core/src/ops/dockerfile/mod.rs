@@ -17,8 +17,9 @@
 //! supported fails with an error naming the instruction and its line:
 //! `ONBUILD`, `RUN --mount=type=ssh`, `--network` other than `default`,
 //! `--security=insecure`, `ADD` of Git URLs or local archives, `COPY
-//! --parents`, user or group names in `--chown`, platforms other than the
-//! engine's.
+//! --parents`, platforms other than the engine's. `--chown` takes names
+//! as well as numbers, resolved against the stage's `/etc/passwd` and
+//! `/etc/group` like an `owner:` argument.
 
 mod build;
 mod copy;

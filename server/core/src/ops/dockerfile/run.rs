@@ -231,7 +231,14 @@ impl StageState<'_, '_> {
             other => return Err(invalid(format!("RUN --mount: unknown sharing {other:?}"))),
         };
         let owner = Self::owner(mount)?;
-        let cache = self.eval(CacheVolume { key }).await?;
+        let cache = self
+            .eval(CacheVolume {
+                key,
+                source: None,
+                sharing: None,
+                owner: String::new(),
+            })
+            .await?;
         undo.mounts.push(path.clone());
         self.then(|parent| WithMountedCache {
             parent,
@@ -240,6 +247,7 @@ impl StageState<'_, '_> {
             source: None,
             sharing: Some(sharing),
             owner,
+            inherit_owner: false,
         })
         .await
     }
@@ -289,6 +297,8 @@ impl StageState<'_, '_> {
             path,
             secret,
             mode,
+            owner: String::new(),
+            inherit_owner: false,
         })
         .await
     }
@@ -311,6 +321,8 @@ impl StageState<'_, '_> {
                 path,
                 source: digest,
                 read_only,
+                owner: String::new(),
+                inherit_owner: false,
             })
             .await
         } else {
@@ -318,6 +330,8 @@ impl StageState<'_, '_> {
                 parent,
                 path,
                 source: digest,
+                owner: String::new(),
+                inherit_owner: false,
             })
             .await
         }
