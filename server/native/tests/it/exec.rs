@@ -1,0 +1,2 @@
+//! exec tests.
+use crate::support::*;

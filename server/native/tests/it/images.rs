@@ -1,0 +1,2 @@
+//! images tests.
+use crate::support::*;
