@@ -48,18 +48,51 @@ impl Step {
         self.scratch.join("upper")
     }
 
-    /// Tears down in order: processes, container state, cgroup, mount.
+    fn leftovers(&mut self) -> Leftovers {
+        Leftovers {
+            inner: self.inner.clone(),
+            id: self.id.clone(),
+            mount: self.mount.take(),
+            network: self.network.take(),
+            cgroup: self.cgroup.take(),
+            started: std::mem::replace(&mut self.started, false),
+        }
+    }
+
+    /// Tears down in order: processes, container state, cgroup, network, mount.
     async fn release(&mut self) {
+        let leftovers = self.leftovers();
+        if leftovers.needed() {
+            let _ = tokio::task::spawn_blocking(move || leftovers.release()).await;
+        }
+    }
+}
+
+/// What a step still holds, released without any async runtime (a cancelled step
+/// is released on a thread of its own, which works even while the runtime shuts down).
+struct Leftovers {
+    inner: Arc<Inner>,
+    id: String,
+    mount: Option<OverlayMount>,
+    network: Option<StepNetwork>,
+    cgroup: Option<String>,
+    started: bool,
+}
+
+impl Leftovers {
+    fn needed(&self) -> bool {
+        self.started || self.cgroup.is_some() || self.network.is_some() || self.mount.is_some()
+    }
+
+    fn release(mut self) {
         if self.started {
-            self.inner.oci.destroy(&self.inner.run.oci_root(), &self.id).await;
-            self.started = false;
+            self.inner.oci.destroy(&self.inner.run.oci_root(), &self.id);
         }
         if let Some(cgroup) = self.cgroup.take() {
-            let cgroups = self.inner.cgroups.clone();
-            let _ = tokio::task::spawn_blocking(move || cgroups.kill_and_remove(&cgroup)).await;
+            self.inner.cgroups.kill_and_remove(&cgroup);
         }
         if let (Some(network), Some(net)) = (self.inner.network.as_ref(), self.network.take()) {
-            network.release(net).await;
+            network.release(net);
         }
         if let Some(mount) = self.mount.take() {
             if let Err(error) = mount.unmount() {
@@ -71,35 +104,20 @@ impl Step {
 
 impl Drop for Step {
     fn drop(&mut self) {
-        let cleanup_needed = self.started || self.cgroup.is_some() || self.network.is_some() || self.mount.is_some();
+        let leftovers = self.leftovers();
         let scratch = std::mem::take(&mut self.scratch);
         let dir = std::mem::take(&mut self.dir);
-        if !cleanup_needed {
+        let cleanup = move || {
+            if leftovers.needed() {
+                tracing::debug!(step = %leftovers.id, "cleaning up a cancelled step");
+                leftovers.release();
+            }
             remove_tree(&scratch);
             remove_tree(&dir);
-            return;
-        }
-        // Cancelled midway: finish the teardown in the background.
-        let mut rest = Step {
-            inner: self.inner.clone(),
-            id: std::mem::take(&mut self.id),
-            scratch: PathBuf::new(),
-            dir: PathBuf::new(),
-            mount: self.mount.take(),
-            network: self.network.take(),
-            cgroup: self.cgroup.take(),
-            started: std::mem::replace(&mut self.started, false),
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                tracing::debug!(step = %rest.id, "cleaning up a cancelled step");
-                handle.spawn(async move {
-                    rest.release().await;
-                    remove_tree(&scratch);
-                    remove_tree(&dir);
-                });
-            }
-            Err(_) => tracing::warn!("cannot clean up a cancelled step outside a tokio runtime"),
+        // Cancelled midway, processes may need killing: not on the caller's thread.
+        if let Err(error) = std::thread::Builder::new().name("gantry-step-cleanup".into()).spawn(cleanup) {
+            tracing::warn!(%error, "cannot start a thread to clean up a step");
         }
     }
 }

@@ -168,16 +168,14 @@ impl NativeRuntime {
         self.inner.store.image_ids()
     }
 
-    /// Stops the engine's share of the step network (the last engine removes the
-    /// bridge and its rules). Steps must have ended.
-    pub async fn shutdown(self) {
-        if let Ok(inner) = Arc::try_unwrap(self.inner) {
-            let Inner { network, run, .. } = inner;
-            if let Some(network) = network {
-                network.stop().await;
-            }
-            drop(run);
-        }
+}
+
+impl Drop for Inner {
+    /// The engine is going: its cgroups, then (fields drop after this) its share of the
+    /// step network (the last engine removes the bridge and its rules) and its run
+    /// directory.
+    fn drop(&mut self) {
+        self.cgroups.kill_and_remove(&format!("gantry/{}", self.run.name));
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) struct Network {
     /// Held for the engine's lifetime: the claim on `block`.
     _block_lock: OwnedFd,
     free: Mutex<BTreeSet<u8>>,
+    last: Mutex<u8>,
     run_root: PathBuf,
     resolv_conf: Vec<u8>,
 }
@@ -173,6 +174,7 @@ impl Network {
             block,
             _block_lock: block_lock,
             free: Mutex::new((2..=254).collect()),
+            last: Mutex::new(1),
             run_root: run_root.to_owned(),
             resolv_conf: step_resolv_conf(),
         })
@@ -233,12 +235,16 @@ impl Network {
 
     /// A namespace for one step, connected to the bridge.
     pub(crate) async fn create(&self, engine: &str, sequence: u64) -> Result<StepNetwork, Error> {
-        let host = self
-            .free
-            .lock()
-            .expect("the address set is never poisoned")
-            .pop_first()
-            .ok_or_else(|| Error::other("giving a step an address", "all 253 addresses of this engine are in use"))?;
+        let host = {
+            // Round robin: an address just released is the last to be reused.
+            let mut free = self.free.lock().expect("the address set is never poisoned");
+            let mut last = self.last.lock().expect("the cursor is never poisoned");
+            let next = free.range(last.saturating_add(1)..).next().or_else(|| free.iter().next()).copied();
+            let host = next.ok_or_else(|| Error::other("giving a step an address", "all 253 addresses of this engine are in use"))?;
+            free.remove(&host);
+            *last = host;
+            host
+        };
         let step = StepNetwork {
             name: format!("gantry-{engine}-{sequence}"),
             address: format!("{SUBNET_PREFIX}.{}.{host}", self.block),
@@ -261,16 +267,32 @@ impl Network {
         match outcome {
             Ok(()) => Ok(step),
             Err(error) => {
-                self.release(step).await;
+                self.release(step);
                 Err(error)
             }
         }
     }
 
     /// Deletes a step's namespace (its veth pair goes with it) and frees its address.
-    pub(crate) async fn release(&self, step: StepNetwork) {
-        if let Err(error) = run("ip", &["netns", "delete", &step.name], None).await {
-            tracing::debug!(%error, "cannot delete a step's network namespace");
+    /// Blocking.
+    pub(crate) fn release(&self, step: StepNetwork) {
+        // The namespace itself goes when its last user does, asynchronously, and its
+        // veth pair with it: delete the pair now so that its name can be reused.
+        let veth = format!("gv{}-{}", self.block, step.host);
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &veth])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deleted = std::process::Command::new("ip")
+            .args(["netns", "delete", &step.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !deleted.is_ok_and(|status| status.success()) {
+            tracing::debug!(namespace = %step.name, "cannot delete a step's network namespace");
         }
         self.free.lock().expect("the address set is never poisoned").insert(step.host);
     }
@@ -279,33 +301,43 @@ impl Network {
         &self.resolv_conf
     }
 
+}
+
+impl Drop for Network {
     /// The engine is stopping: when no other engine holds a block, the bridge, the
-    /// chains and the jumps go.
-    pub(crate) async fn stop(self) {
+    /// chains and the jumps go (blocking: this runs when the runtime is dropped).
+    fn drop(&mut self) {
         let net_dir = self.run_root.join("net");
         let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else { return };
-        let Self { block, _block_lock, .. } = self;
-        drop(_block_lock);
-        let others = (1..=254u8).filter(|b| *b != block).any(|b| {
+        let others = (1..=254u8).filter(|b| *b != self.block).any(|b| {
             let path = net_dir.join(format!("block-{b}.lock"));
             path.exists() && matches!(lock_file(&path, false), Ok(None))
         });
         if !others {
-            remove_shared().await;
+            remove_shared();
         }
         drop(guard);
     }
 }
 
 /// Removes the jumps, chains and bridge (each if present).
-pub(crate) async fn remove_shared() {
+fn remove_shared() {
+    let quiet = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
     for (table, hook, chain) in [("nat", "POSTROUTING", NAT_CHAIN), ("filter", "FORWARD", FORWARD_CHAIN)] {
-        while succeeds("iptables", &["-t", table, "-D", hook, "-j", chain]).await {}
-        let _ = succeeds("iptables", &["-t", table, "-F", chain]).await;
-        let _ = succeeds("iptables", &["-t", table, "-X", chain]).await;
+        while quiet("iptables", &["-t", table, "-D", hook, "-j", chain]) {}
+        quiet("iptables", &["-t", table, "-F", chain]);
+        quiet("iptables", &["-t", table, "-X", chain]);
     }
     if Path::new(&format!("/sys/class/net/{BRIDGE}")).exists() {
-        let _ = succeeds("ip", &["link", "delete", BRIDGE]).await;
+        quiet("ip", &["link", "delete", BRIDGE]);
     }
     tracing::info!("removed the step network");
 }

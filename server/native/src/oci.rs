@@ -106,20 +106,20 @@ impl OciRuntime {
     }
 
     /// `kill ID KILL` then `delete --force ID`; errors (it is gone already) ignored.
-    pub(crate) async fn destroy(&self, root: &Path, id: &str) {
+    /// Blocking.
+    pub(crate) fn destroy(&self, root: &Path, id: &str) {
         for args in [
             vec!["kill", id, "KILL"],
             vec!["delete", "--force", id],
         ] {
-            let status = tokio::process::Command::new(&self.binary)
+            let status = std::process::Command::new(&self.binary)
                 .arg("--root")
                 .arg(root)
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status()
-                .await;
+                .status();
             tracing::debug!(container = id, command = args[0], ok = status.is_ok_and(|s| s.success()), "runtime cleanup");
         }
     }

@@ -158,7 +158,7 @@ pub(crate) async fn orphans(run_root: &Path, oci: &OciRuntime, cgroups: &Cgroups
         let oci_root = dir.join("oci");
         for container in fs::read_dir(&oci_root).into_iter().flatten().flatten() {
             let id = container.file_name().to_string_lossy().into_owned();
-            oci.destroy(&oci_root, &id).await;
+            oci.destroy(&oci_root, &id);
             removed += 1;
         }
         for mount in overlay::mounts_under(&dir) {

@@ -205,9 +205,11 @@ impl<'a> Unpacker<'a> {
         let path = entry.path_bytes().into_owned();
         let mut components = components(&path)?;
         let header = entry.header().clone();
-        let mode = header.mode().map_err(Error::archive)? & 0o7777;
-        let uid = header.uid().map_err(Error::archive)?;
-        let gid = header.gid().map_err(Error::archive)?;
+        // Archives written by lax tools leave numeric fields empty: tar reads them as 0.
+        let default_mode = if kind.is_dir() { 0o755 } else { 0o644 };
+        let mode = header.mode().unwrap_or(default_mode) & 0o7777;
+        let uid = header.uid().unwrap_or(0);
+        let gid = header.gid().unwrap_or(0);
         let mtime = header.mtime().unwrap_or(0);
         let xattrs = xattrs(&mut entry)?;
 
