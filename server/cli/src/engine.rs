@@ -1,12 +1,11 @@
-//! Building an engine: Docker runtime, the state directory's store, secret key.
+//! Building an engine: container runtime (see `runtime`), the state directory's store,
+//! secret key.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use gantry_core::runtime::Runtime as _;
 use gantry_core::{Engine, EngineOptions};
-use gantry_docker::DockerRuntime;
 use gantry_store::DiskStore;
 
 /// Options every engine-hosting command shares.
@@ -18,6 +17,9 @@ pub(crate) struct EngineArgs {
     /// How many containers may run at once
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub(crate) max_parallel: usize,
+    /// Container runtime: auto (native when it can run here, else Docker), native or docker [env: GANTRY_RUNTIME]
+    #[arg(long, value_enum)]
+    pub(crate) runtime: Option<crate::runtime::RuntimeChoice>,
 }
 
 impl EngineArgs {
@@ -33,19 +35,14 @@ impl EngineArgs {
     }
 }
 
-/// Connects to Docker, cleans up after engines that died, opens the store.
+/// Opens the store, starts the container runtime (which cleans up after engines
+/// that died).
 pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
     let state_dir = args.state_dir();
-    let runtime = DockerRuntime::connect()
-        .await
-        .context("while connecting to Docker")?;
-    match runtime.remove_orphans().await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "removed containers left by a stopped engine"),
-        Err(error) => tracing::warn!(%error, "could not clean up orphaned containers"),
-    }
+    let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
     let store = DiskStore::open(&state_dir)
         .with_context(|| format!("while opening the state directory {}", state_dir.display()))?;
+    let runtime = crate::runtime::start(choice, &state_dir).await?;
     let options = EngineOptions {
         secret_key: store
             .state_dir()
@@ -54,7 +51,7 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
         max_parallel: args.max_parallel,
     };
     Ok(Arc::new(Engine::new(
-        Arc::new(runtime),
+        runtime,
         Arc::new(store),
         options,
     )))

@@ -13,6 +13,7 @@ mod env;
 mod progress;
 mod prune;
 mod query;
+mod runtime;
 mod serve;
 mod session;
 

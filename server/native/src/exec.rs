@@ -216,6 +216,15 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    tracing::debug!(
+        step = %id,
+        args = spec.args.len(),
+        env = spec.env.len(),
+        mounts = spec.mounts.len(),
+        tmpfs = spec.tmpfs.len(),
+        stdin = spec.stdin.is_some(),
+        "creating container"
+    );
     let mut child = command.spawn().map_err(|source| {
         Error::io("starting the OCI runtime", &inner.oci.binary, source).into_runtime(action)
     })?;

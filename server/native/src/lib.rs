@@ -91,6 +91,15 @@ pub fn unavailable_reason() -> Option<String> {
     None
 }
 
+/// Removes images by ID or name from the snapshot store at `store_root` (with the
+/// layers nothing else uses), without starting a runtime: `gantry prune`.
+pub fn remove_images_in(store_root: &Path, names: &[String]) -> Result<usize, Error> {
+    if !store_root.exists() {
+        return Ok(0);
+    }
+    store::Store::open(store_root)?.remove(names)
+}
+
 /// `Runtime` on crun/runc and overlayfs snapshots.
 #[derive(Clone)]
 pub struct NativeRuntime {

@@ -10,7 +10,7 @@ use crate::support::{at, data, error_message, run, stdout_of, still_serving, tex
 
 #[test]
 fn directory_and_file_operations() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let out = run(
         &server,
@@ -181,7 +181,7 @@ fn directory_and_file_operations() {
 
 #[test]
 fn with_timestamps_reaches_containers_and_changes_the_cache_key() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let query = r#"{
       directory { withNewFile(path: "f.txt", contents: "stamped") {
@@ -245,7 +245,7 @@ fn with_timestamps_reaches_containers_and_changes_the_cache_key() {
 
 #[test]
 fn rootfs_and_with_rootfs_round_trip() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("rootfs");
     let out = run(

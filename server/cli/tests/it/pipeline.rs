@@ -33,7 +33,7 @@ fn seed_operation(server: &Server, operation: &str, vars: &[(&str, &str)]) -> Va
 
 #[test]
 fn seed_pipeline_tests_builds_publishes_and_the_image_runs() {
-    require_docker!();
+    require_runtime!();
     let (auth_registry, user, password) = support::auth_registry();
     let server = Server::start_with(ServerOptions {
         env: vec![("REGISTRY_TOKEN".into(), password.clone())],

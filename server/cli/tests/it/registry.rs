@@ -19,7 +19,7 @@ pub(crate) fn assert_reference(reference: &str, prefix: &str) {
 
 #[test]
 fn publish_and_pull_with_and_without_registry_auth() {
-    require_docker!();
+    require_runtime!();
     let (auth_registry, user, password) = support::auth_registry();
     let wrong = support::unique("wrong-password");
     let server = Server::start_with(ServerOptions {
@@ -156,7 +156,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
 
 #[test]
 fn export_and_as_tarball_load_into_docker_and_import_back() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("tarball");
     let host = tempfile::tempdir().unwrap();

@@ -1,5 +1,10 @@
 //! Helpers for the end-to-end tests: a `gantry serve` per test, queries
-//! over its socket, and container counts read from Docker.
+//! over its socket, and container counts read from the runtime under test:
+//! Docker's events, or the native runtime's own counter (`created`, a line per
+//! container in the engine's run directory) and its running steps.
+//!
+//! The runtime is the engine's own choice: `GANTRY_RUNTIME` (which the engines
+//! inherit), else `auto`, which is the native runtime wherever it can run.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -8,6 +13,33 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+/// Whether the engines under test run on the native runtime.
+pub(crate) fn native() -> bool {
+    match std::env::var("GANTRY_RUNTIME").unwrap_or_default().as_str() {
+        "native" => true,
+        "docker" => false,
+        _ => gantry_native::unavailable_reason().is_none(),
+    }
+}
+
+/// Whether the runtime under test can run here (skip, or fail under
+/// `GANTRY_TEST_REQUIRE_DOCKER=1`, when not).
+pub(crate) fn runtime_available() -> bool {
+    if native() {
+        return match gantry_native::unavailable_reason() {
+            None => true,
+            Some(reason) => {
+                if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                    panic!("GANTRY_RUNTIME=native cannot run here ({reason}) but GANTRY_TEST_REQUIRE_DOCKER=1");
+                }
+                eprintln!("skipping: the native runtime cannot run here: {reason}");
+                false
+            }
+        };
+    }
+    docker_available()
+}
 
 pub(crate) fn docker_available() -> bool {
     let ok = Command::new("docker")
@@ -48,11 +80,38 @@ pub(crate) fn now() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The native run directories of the engine process `pid`.
+fn native_run_dirs(pid: u32) -> Vec<PathBuf> {
+    let engines = Path::new(gantry_native::DEFAULT_RUN_ROOT).join("engines");
+    let prefix = format!("{pid}-");
+    std::fs::read_dir(engines)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// Containers the engine with `pid` created since `since`, counted from
 /// Docker's events (tests run in parallel, each with its own engine; the
 /// pid is matched here because dockerd 20.10 ignores label filters on
-/// events).
+/// events), or from the native runtime's `created` counter.
 pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
+    if native() {
+        let since: f64 = since.parse().unwrap();
+        let since_nanos = (since * 1e9) as u128;
+        return native_run_dirs(pid)
+            .iter()
+            .filter_map(|dir| std::fs::read_to_string(dir.join("created")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|line| line.split_whitespace().next()?.parse::<u128>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|nanos| *nanos >= since_nanos)
+            .count();
+    }
     let out = Command::new("docker")
         .args([
             "events",
@@ -90,7 +149,17 @@ pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
     panic!("no exec result mentions {needle}");
 }
 
-pub(crate) fn image_exists(reference: &str) -> bool {
+/// Whether the step image `reference` exists in the runtime's image store (the
+/// native one lives in the state directory under `dir`).
+pub(crate) fn image_exists(dir: &Path, reference: &str) -> bool {
+    if native() {
+        use sha2::Digest as _;
+        let tag = hex::encode(sha2::Sha256::digest(reference.as_bytes()));
+        return gantry_native::default_root(&dir.join("state"))
+            .join("tags")
+            .join(format!("{tag}.json"))
+            .exists();
+    }
     Command::new("docker")
         .args(["image", "inspect", reference])
         .stdout(Stdio::null())
@@ -99,8 +168,15 @@ pub(crate) fn image_exists(reference: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Containers that exist now and belong to the engine with `pid`.
+/// Containers that exist now and belong to the engine with `pid` (for the
+/// native runtime: its steps' run directories).
 pub(crate) fn gantry_containers_of(pid: u32) -> usize {
+    if native() {
+        return native_run_dirs(pid)
+            .iter()
+            .map(|dir| std::fs::read_dir(dir.join("steps")).map(|d| d.count()).unwrap_or(0))
+            .sum();
+    }
     let out = Command::new("docker")
         .args([
             "ps",
@@ -426,6 +502,23 @@ pub(crate) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
         && haystack
             .windows(needle.len())
             .any(|window| window == needle)
+}
+
+/// Whether a step image (an image ID from a result record) contains `needle`:
+/// `docker save` of it, or for the native runtime the files of its layers in
+/// the snapshot store under `state`.
+pub(crate) fn step_image_contains(state: &Path, image: &str, needle: &[u8]) -> bool {
+    if !native() {
+        return docker_save_contains(image, needle);
+    }
+    let store = gantry_native::default_root(state);
+    let hex = image.trim_start_matches("sha256:");
+    let record: Value = serde_json::from_slice(&std::fs::read(store.join("images").join(format!("{hex}.json"))).unwrap()).unwrap();
+    record["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|layer| !files_containing(&store.join("layers").join(layer.as_str().unwrap()), needle).is_empty())
 }
 
 /// Whether `docker save IMAGE` contains `needle`, streamed so that large
