@@ -5,6 +5,8 @@
 #
 # What it sets up (nothing is pulled from Docker Hub or any outside registry):
 #   * Debian packages: docker.io docker-registry busybox-static apache2-utils tmux chromium
+#     crun iproute2 iptables (the native runtime: crun runs steps, iproute2 and iptables
+#     give them their network; runc comes with docker.io)
 #     (plus curl / golang-go only if no curl / no Go toolchain is found).
 #   * dockerd (`dockerd --storage-driver=overlay2`, log /var/log/gantry-dockerd.log),
 #     started only if `docker info` does not answer.
@@ -30,7 +32,7 @@ REGISTRY_LOG=/var/log/gantry-registry.log
 REGISTRY_AUTH_LOG=/var/log/gantry-registry-auth.log
 APT_LOG=/var/log/gantry-setup-apt.log
 
-PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring composer phpunit)
+PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring composer phpunit crun iproute2 iptables)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
