@@ -50,9 +50,5 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
             .context("while reading the secret MAC key")?,
         max_parallel: args.max_parallel,
     };
-    Ok(Arc::new(Engine::new(
-        runtime,
-        Arc::new(store),
-        options,
-    )))
+    Ok(Arc::new(Engine::new(runtime, Arc::new(store), options)))
 }

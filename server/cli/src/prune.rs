@@ -93,9 +93,11 @@ async fn remove_images(choice: Settled, state_dir: &Path, tags: &[String]) -> Re
             .remove_images(tags)
             .await
             .context("while removing gantry's images"),
-        Settled::Native => gantry_native::remove_images_in(&gantry_native::default_root(state_dir), tags)
-            .map(drop)
-            .context("while removing gantry's snapshots"),
+        Settled::Native => {
+            gantry_native::remove_images_in(&gantry_native::default_root(state_dir), tags)
+                .map(drop)
+                .context("while removing gantry's snapshots")
+        }
     }
 }
 

@@ -25,10 +25,16 @@ impl RuntimeChoice {
         if let Some(choice) = flag {
             return Ok(choice);
         }
-        match std::env::var(crate::env::RUNTIME).ok().filter(|v| !v.is_empty()) {
+        match std::env::var(crate::env::RUNTIME)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             None => Ok(Self::Auto),
             Some(value) => <Self as clap::ValueEnum>::from_str(&value, true).map_err(|_| {
-                anyhow::anyhow!("{}={value:?} is not a runtime: use auto, native or docker", crate::env::RUNTIME)
+                anyhow::anyhow!(
+                    "{}={value:?} is not a runtime: use auto, native or docker",
+                    crate::env::RUNTIME
+                )
             }),
         }
     }
@@ -39,7 +45,9 @@ impl RuntimeChoice {
             Self::Docker => Ok(Settled::Docker),
             Self::Native => match gantry_native::unavailable_reason() {
                 None => Ok(Settled::Native),
-                Some(reason) => bail!("the native runtime cannot run here: {reason}; use --runtime=docker"),
+                Some(reason) => {
+                    bail!("the native runtime cannot run here: {reason}; use --runtime=docker")
+                }
             },
             Self::Auto => match gantry_native::unavailable_reason() {
                 None => Ok(Settled::Native),
@@ -61,18 +69,28 @@ pub(crate) enum Settled {
 /// The native runtime's options from the environment.
 fn native_options(state_dir: &Path) -> Result<gantry_native::NativeOptions> {
     let mut options = gantry_native::NativeOptions::new(gantry_native::default_root(state_dir));
-    options.oci_runtime = std::env::var(crate::env::OCI_RUNTIME).ok().filter(|v| !v.is_empty());
+    options.oci_runtime = std::env::var(crate::env::OCI_RUNTIME)
+        .ok()
+        .filter(|v| !v.is_empty());
     options.network = match std::env::var(crate::env::NATIVE_NETWORK).ok().as_deref() {
         None | Some("" | "bridge") => gantry_native::NetworkMode::Bridge,
         Some("host") => gantry_native::NetworkMode::Host,
-        Some(other) => bail!("{}={other:?} is not a network mode: use bridge or host", crate::env::NATIVE_NETWORK),
+        Some(other) => bail!(
+            "{}={other:?} is not a network mode: use bridge or host",
+            crate::env::NATIVE_NETWORK
+        ),
     };
-    options.source_date_epoch = match std::env::var(crate::env::SOURCE_DATE_EPOCH).ok().filter(|v| !v.is_empty()) {
+    options.source_date_epoch = match std::env::var(crate::env::SOURCE_DATE_EPOCH)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         None => 0,
-        Some(value) => value
-            .trim()
-            .parse()
-            .with_context(|| format!("{}={value:?} is not a number of seconds", crate::env::SOURCE_DATE_EPOCH))?,
+        Some(value) => value.trim().parse().with_context(|| {
+            format!(
+                "{}={value:?} is not a number of seconds",
+                crate::env::SOURCE_DATE_EPOCH
+            )
+        })?,
     };
     Ok(options)
 }

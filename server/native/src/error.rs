@@ -26,7 +26,10 @@ pub enum Error {
     #[error("invalid archive: {reason}")]
     Archive { reason: String },
     #[error("{action}: {reason}")]
-    Other { action: &'static str, reason: String },
+    Other {
+        action: &'static str,
+        reason: String,
+    },
 }
 
 impl Error {

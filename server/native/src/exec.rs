@@ -59,12 +59,18 @@ impl Step {
         }
     }
 
-    /// Tears down in order: processes, container state, cgroup, network, mount.
+    /// Tears down in order: processes, container state, cgroup, network, mount, and
+    /// the step's run directory (so that a step that returned has no trace there).
     async fn release(&mut self) {
         let leftovers = self.leftovers();
-        if leftovers.needed() {
-            let _ = tokio::task::spawn_blocking(move || leftovers.release()).await;
-        }
+        let dir = std::mem::take(&mut self.dir);
+        let _ = tokio::task::spawn_blocking(move || {
+            if leftovers.needed() {
+                leftovers.release();
+            }
+            remove_tree(&dir);
+        })
+        .await;
     }
 }
 
@@ -116,7 +122,10 @@ impl Drop for Step {
             remove_tree(&dir);
         };
         // Cancelled midway, processes may need killing: not on the caller's thread.
-        if let Err(error) = std::thread::Builder::new().name("gantry-step-cleanup".into()).spawn(cleanup) {
+        if let Err(error) = std::thread::Builder::new()
+            .name("gantry-step-cleanup".into())
+            .spawn(cleanup)
+        {
             tracing::warn!(%error, "cannot start a thread to clean up a step");
         }
     }
@@ -175,20 +184,31 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         let layers = spec.rootfs.layers.clone();
         let user_spec = spec.user.clone();
         let base = base_id.clone();
-        tokio::task::spawn_blocking(move || prepare(&inner, base.as_deref(), &layers, &scratch, &dir, &user_spec))
-            .await
-            .map_err(|error| RuntimeError::Failed {
-                action: action.to_owned(),
-                reason: error.to_string(),
-            })?
+        tokio::task::spawn_blocking(move || {
+            prepare(&inner, base.as_deref(), &layers, &scratch, &dir, &user_spec)
+        })
+        .await
+        .map_err(|error| RuntimeError::Failed {
+            action: action.to_owned(),
+            reason: error.to_string(),
+        })?
     }?;
     step.mount = Some(mount);
     timings.prepare_ms = ms(phase);
 
     let phase = Instant::now();
     if let Some(network) = &inner.network {
-        let sequence = id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        step.network = Some(network.create(&inner.run.name, sequence).await.map_err(failed(action))?);
+        let sequence = id
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        step.network = Some(
+            network
+                .create(&inner.run.name, sequence)
+                .await
+                .map_err(failed(action))?,
+        );
     }
     timings.network_ms = ms(phase);
 
@@ -243,7 +263,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         }
     };
     let (_, out, err, status) = tokio::join!(feed, capture(stdout), capture(stderr), child.wait());
-    let status = status.map_err(|source| Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action))?;
+    let status = status.map_err(|source| {
+        Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action)
+    })?;
     timings.run_ms = ms(phase);
     let (stdout, mut stderr) = (out?, err?);
     let mut exit_code = status.code().map_or_else(
@@ -280,13 +302,15 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         let inner = inner.clone();
         let upper = step.upper();
         let commit_tag = spec.commit_tag.clone();
-        tokio::task::spawn_blocking(move || commit(&inner, base_id.as_deref(), base_layers, &upper, &commit_tag))
-            .await
-            .map_err(|error| RuntimeError::Failed {
-                action: action.to_owned(),
-                reason: error.to_string(),
-            })?
-            .map_err(failed("keeping a step's snapshot"))?
+        tokio::task::spawn_blocking(move || {
+            commit(&inner, base_id.as_deref(), base_layers, &upper, &commit_tag)
+        })
+        .await
+        .map_err(|error| RuntimeError::Failed {
+            action: action.to_owned(),
+            reason: error.to_string(),
+        })?
+        .map_err(failed("keeping a step's snapshot"))?
     };
     timings.commit_ms = ms(phase);
     drop(step);
@@ -299,7 +323,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         timings = ?timings,
         "command finished"
     );
-    inner.run.record_timings(&serde_json::to_string(&timings).expect("timings serialise"));
+    inner
+        .run
+        .record_timings(&serde_json::to_string(&timings).expect("timings serialise"));
     Ok(ExecOutput {
         image_id,
         stdout,
@@ -324,7 +350,9 @@ fn prepare(
     let work = scratch.join("work");
     let mountpoint = dir.join("rootfs");
     for path in [&upper, &work, &mountpoint] {
-        std::fs::create_dir_all(path).map_err(|source| Error::io("creating a directory", path, source).into_runtime(action))?;
+        std::fs::create_dir_all(path).map_err(|source| {
+            Error::io("creating a directory", path, source).into_runtime(action)
+        })?;
     }
     let base_layers = inner.mountable_layers(base, 1).map_err(failed(action))?;
     let mut lowers = vec![inner.store.init_dir()];
@@ -339,22 +367,31 @@ fn prepare(
     )
     .map_err(failed(action))?;
     image::apply_layers(&mountpoint, layers).map_err(failed("copying files into a container"))?;
-    let exec_user = user::resolve(&mountpoint, user_spec).map_err(|reason| RuntimeError::Failed {
-        action: "starting a container".to_owned(),
-        reason,
-    })?;
+    let exec_user =
+        user::resolve(&mountpoint, user_spec).map_err(|reason| RuntimeError::Failed {
+            action: "starting a container".to_owned(),
+            reason,
+        })?;
     Ok((base_layers, mount, exec_user))
 }
 
 /// The spec and the files gantry bind-mounts, in the step's run directory.
-fn write_bundle(inner: &Inner, step: &Step, exec: &ExecSpec, exec_user: &user::ExecUser, cgroup: &str) -> Result<(), RuntimeError> {
+fn write_bundle(
+    inner: &Inner,
+    step: &Step,
+    exec: &ExecSpec,
+    exec_user: &user::ExecUser,
+    cgroup: &str,
+) -> Result<(), RuntimeError> {
     let action = "writing a step's spec";
     let write = |name: &str, data: &[u8]| {
         let path = step.dir.join(name);
-        std::fs::write(&path, data).map_err(|source| Error::io("writing", &path, source).into_runtime(action))
+        std::fs::write(&path, data)
+            .map_err(|source| Error::io("writing", &path, source).into_runtime(action))
     };
     let address = step.network.as_ref().map(|n| n.address.as_str());
-    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(address) = address {
         hosts.push_str(&format!("{address}\t{HOSTNAME}\n"));
     }
@@ -367,7 +404,10 @@ fn write_bundle(inner: &Inner, step: &Step, exec: &ExecSpec, exec_user: &user::E
     write("resolv.conf", &resolv)?;
 
     let mut env = exec.env.clone();
-    let has = |env: &[String], name: &str| env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == name);
+    let has = |env: &[String], name: &str| {
+        env.iter()
+            .any(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == name)
+    };
     if !has(&env, "HOME") {
         env.push(format!("HOME={}", exec_user.home));
     }
@@ -396,7 +436,11 @@ fn write_bundle(inner: &Inner, step: &Step, exec: &ExecSpec, exec_user: &user::E
     }));
     let netns = step.network.as_ref().map(StepNetwork::path);
     let container_cgroup = format!("/{cgroup}/c");
-    let cwd = if exec.workdir.is_empty() { "/" } else { exec.workdir.as_str() };
+    let cwd = if exec.workdir.is_empty() {
+        "/"
+    } else {
+        exec.workdir.as_str()
+    };
     let rootfs = step.dir.join("rootfs");
     let oci_spec = spec::build(&StepSpec {
         rootfs: &rootfs,
@@ -421,10 +465,13 @@ async fn capture(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<Vec<u8
     let mut dropped = 0usize;
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut buffer).await.map_err(|error| RuntimeError::Failed {
-            action: "reading a command's output".to_owned(),
-            reason: error.to_string(),
-        })?;
+        let n = stream
+            .read(&mut buffer)
+            .await
+            .map_err(|error| RuntimeError::Failed {
+                action: "reading a command's output".to_owned(),
+                reason: error.to_string(),
+            })?;
         if n == 0 {
             break;
         }
@@ -433,14 +480,24 @@ async fn capture(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<Vec<u8
         dropped += n - keep;
     }
     if dropped > 0 {
-        tracing::warn!(dropped, limit = MAX_CAPTURE, "command output exceeded the capture limit");
+        tracing::warn!(
+            dropped,
+            limit = MAX_CAPTURE,
+            "command output exceeded the capture limit"
+        );
     }
     Ok(kept)
 }
 
 /// Keeps the upper directory as the step's layer; a step that changed nothing
 /// yields its base image.
-fn commit(inner: &Inner, base_id: Option<&str>, base_layers: Vec<String>, upper: &Path, tag: &str) -> Result<String, Error> {
+fn commit(
+    inner: &Inner,
+    base_id: Option<&str>,
+    base_layers: Vec<String>,
+    upper: &Path,
+    tag: &str,
+) -> Result<String, Error> {
     let unchanged = std::fs::read_dir(upper)
         .map_err(|source| Error::io("reading a step's changes", upper, source))?
         .next()
@@ -454,7 +511,10 @@ fn commit(inner: &Inner, base_id: Option<&str>, base_layers: Vec<String>, upper:
                 inner.store.commit_layer(upper, &layer)?;
                 layers.push(layer);
             }
-            let record = ImageRecord { layers, config: None };
+            let record = ImageRecord {
+                layers,
+                config: None,
+            };
             let id = record.derived_id();
             inner.store.put_image(&id, &record)?;
             id

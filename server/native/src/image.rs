@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gantry_core::runtime::{ImageConfig, PulledImage, RegistryAuth, RootfsSpec, RuntimeError, TarLayer};
+use gantry_core::runtime::{
+    ImageConfig, PulledImage, RegistryAuth, RootfsSpec, RuntimeError, TarLayer,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{failed, Error};
@@ -21,6 +23,7 @@ use crate::Inner;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Tag prefix of flattened copies of deep images.
 const FLAT_TAG: &str = "gantry.internal/flat:";
@@ -40,7 +43,12 @@ pub(crate) fn image_config(config: Option<&serde_json::Value>) -> ImageConfig {
     let strings = |value: &serde_json::Value| -> Vec<String> {
         value
             .as_array()
-            .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     ImageConfig {
@@ -85,7 +93,10 @@ fn config_document(config: &ImageConfig) -> serde_json::Value {
         inner.insert("User".into(), config.user.clone().into());
     }
     if !config.labels.is_empty() {
-        inner.insert("Labels".into(), serde_json::to_value(&config.labels).expect("labels serialise"));
+        inner.insert(
+            "Labels".into(),
+            serde_json::to_value(&config.labels).expect("labels serialise"),
+        );
     }
     serde_json::json!({
         "architecture": oci_architecture(),
@@ -113,13 +124,20 @@ fn pulled(image_id: &str, resolved_ref: String, record: &ImageRecord) -> PulledI
 
 impl Inner {
     /// `Runtime::pull`.
-    pub(crate) async fn pull(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<PulledImage, RuntimeError> {
+    pub(crate) async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PulledImage, RuntimeError> {
         let not_found = |reason: &str| RuntimeError::ImageNotFound {
             reference: reference.to_owned(),
             reason: reason.to_owned(),
         };
         if is_image_id(reference) {
-            let record = self.store.image(reference).ok_or_else(|| not_found("no such image in the snapshot store"))?;
+            let record = self
+                .store
+                .image(reference)
+                .ok_or_else(|| not_found("no such image in the snapshot store"))?;
             return Ok(pulled(reference, reference.to_owned(), &record));
         }
         // gantry's own names are never in a registry.
@@ -129,7 +147,10 @@ impl Inner {
                 .resolve_tag(reference)
                 .or_else(|| self.store.resolve_tag(&format!("{reference}:latest")))
                 .ok_or_else(|| not_found("no such image in the snapshot store"))?;
-            let record = self.store.image(&id).ok_or_else(|| not_found("no such image in the snapshot store"))?;
+            let record = self
+                .store
+                .image(&id)
+                .ok_or_else(|| not_found("no such image in the snapshot store"))?;
             return Ok(pulled(&id, id.clone(), &record));
         }
         let image = registry::parse(reference)?;
@@ -138,7 +159,9 @@ impl Inner {
         let password = auth.map(|a| a.password.as_str());
         match registry::pull(&self.store, &image, &credentials, password).await {
             Ok(result) => {
-                self.store.tag(&name, &result.image_id).map_err(failed("recording a pulled image"))?;
+                self.store
+                    .tag(&name, &result.image_id)
+                    .map_err(failed("recording a pulled image"))?;
                 let repo = format!("{}/{}", image.registry(), image.repository());
                 let resolved = match (image.tag(), image.digest()) {
                     (None, Some(_)) => format!("{repo}@{}", result.digest),
@@ -153,7 +176,11 @@ impl Inner {
                 if matches!(error, RuntimeError::Unauthorized { .. }) && auth.is_some() {
                     return Err(error);
                 }
-                match self.store.resolve_tag(&name).filter(|id| self.store.image_complete(id)) {
+                match self
+                    .store
+                    .resolve_tag(&name)
+                    .filter(|id| self.store.image_complete(id))
+                {
                     Some(id) => {
                         tracing::debug!(%error, "pull failed; using the stored image");
                         let record = self.store.image(&id).expect("complete images have records");
@@ -170,29 +197,49 @@ impl Inner {
             "finding an image",
             format!("{image_id} is not in the snapshot store (was it pruned? run the pipeline again)"),
         ))?;
-        if let Some(missing) = record.layers.iter().find(|layer| !self.store.has_layer(layer)) {
-            return Err(Error::other("finding an image", format!("layer {missing} of {image_id} is missing from the snapshot store")));
+        if let Some(missing) = record
+            .layers
+            .iter()
+            .find(|layer| !self.store.has_layer(layer))
+        {
+            return Err(Error::other(
+                "finding an image",
+                format!("layer {missing} of {image_id} is missing from the snapshot store"),
+            ));
         }
         Ok(record)
     }
 
     /// The layers to mount for `image_id` (bottom first), flattened when the chain
     /// is too deep to mount with `extra` more layers on top.
-    pub(crate) fn mountable_layers(&self, image_id: Option<&str>, extra: usize) -> Result<Vec<String>, Error> {
-        let Some(image_id) = image_id else { return Ok(Vec::new()) };
+    pub(crate) fn mountable_layers(
+        &self,
+        image_id: Option<&str>,
+        extra: usize,
+    ) -> Result<Vec<String>, Error> {
+        let Some(image_id) = image_id else {
+            return Ok(Vec::new());
+        };
         let record = self.record(image_id)?;
         if self.fits(&record.layers, extra) {
             return Ok(record.layers);
         }
         let flat_tag = format!("{FLAT_TAG}{}", image_id.trim_start_matches("sha256:"));
-        if let Some(flat) = self.store.resolve_tag(&flat_tag).and_then(|id| self.store.image(&id)) {
+        if let Some(flat) = self
+            .store
+            .resolve_tag(&flat_tag)
+            .and_then(|id| self.store.image(&id))
+        {
             if flat.layers.iter().all(|layer| self.store.has_layer(layer)) {
                 return Ok(flat.layers);
             }
         }
         let mut layers = record.layers.clone();
         while !self.fits(&layers, extra) {
-            let take = layers.len().min(overlay::MAX_LOWER_LAYERS - extra - 1).max(2);
+            let take = layers
+                .len()
+                .min(overlay::MAX_LOWER_LAYERS - extra - 1)
+                .max(2);
             let merged = self.flatten(&layers[..take])?;
             layers.splice(..take, [merged]);
         }
@@ -217,7 +264,11 @@ impl Inner {
 
     /// Layer directories top first, as overlayfs wants them.
     pub(crate) fn lower_paths(&self, layers: &[String]) -> Vec<PathBuf> {
-        layers.iter().rev().map(|id| self.store.layer_dir(id)).collect()
+        layers
+            .iter()
+            .rev()
+            .map(|id| self.store.layer_dir(id))
+            .collect()
     }
 
     /// Copies the merged view of `layers` into one new layer; returns its ID.
@@ -226,10 +277,12 @@ impl Inner {
         let target = scratch.join("merged");
         let output = scratch.join("layer");
         for dir in [&target, &output] {
-            std::fs::create_dir(dir).map_err(|source| Error::io("creating a directory", dir, source))?;
+            std::fs::create_dir(dir)
+                .map_err(|source| Error::io("creating a directory", dir, source))?;
         }
         let empty = scratch.join("empty");
-        std::fs::create_dir(&empty).map_err(|source| Error::io("creating a directory", &empty, source))?;
+        std::fs::create_dir(&empty)
+            .map_err(|source| Error::io("creating a directory", &empty, source))?;
         let result = (|| {
             let mount = OverlayMount::mount(
                 Layers {
@@ -254,13 +307,19 @@ impl Inner {
     /// A scratch directory with `merged/` mounted over `image_id`'s layers and, when
     /// `layers` is not empty, an upper directory holding them (applied as Docker
     /// applies archives to a container). Read-only when `layers` is empty.
-    pub(crate) fn mount_rootfs(&self, image_id: Option<&str>, layers: &[TarLayer], mountpoint: &Path) -> Result<(PathBuf, OverlayMount), Error> {
+    pub(crate) fn mount_rootfs(
+        &self,
+        image_id: Option<&str>,
+        layers: &[TarLayer],
+        mountpoint: &Path,
+    ) -> Result<(PathBuf, OverlayMount), Error> {
         let scratch = self.store.scratch("mount")?;
         let upper = scratch.join("upper");
         let work = scratch.join("work");
         let empty = scratch.join("empty");
         for dir in [&upper, &work, &empty] {
-            std::fs::create_dir(dir).map_err(|source| Error::io("creating a directory", dir, source))?;
+            std::fs::create_dir(dir)
+                .map_err(|source| Error::io("creating a directory", dir, source))?;
         }
         let base = self.mountable_layers(image_id, 1)?;
         let writable = !layers.is_empty();
@@ -305,7 +364,8 @@ pub(crate) fn apply_layers(root: &Path, layers: &[TarLayer]) -> Result<(), Error
 /// Copies a directory tree with everything tar keeps (pack on one thread, unpack on
 /// another, through a pipe).
 fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    let (reader, writer) = std::io::pipe().map_err(|source| Error::io("copying a tree", from, source))?;
+    let (reader, writer) =
+        std::io::pipe().map_err(|source| Error::io("copying a tree", from, source))?;
     let source = from.to_owned();
     let packer = std::thread::spawn(move || {
         pack::pack_layer(
@@ -318,18 +378,25 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
         )
     });
     let unpacked = unpack::unpack(reader, to, Mode::Layer);
-    let packed = packer.join().map_err(|_| Error::other("copying a tree", "the packing thread panicked"))?;
+    let packed = packer
+        .join()
+        .map_err(|_| Error::other("copying a tree", "the packing thread panicked"))?;
     packed.and(unpacked)
 }
 
 /// `Runtime::read_path`.
-pub(crate) async fn read_path(inner: Arc<Inner>, rootfs: RootfsSpec, path: String) -> Result<Bytes, RuntimeError> {
+pub(crate) async fn read_path(
+    inner: Arc<Inner>,
+    rootfs: RootfsSpec,
+    path: String,
+) -> Result<Bytes, RuntimeError> {
     let task = tokio::task::spawn_blocking(move || {
         let id = inner.next_id();
         let step_dir = inner.run.step_dir(&id);
         let mountpoint = step_dir.join("rootfs");
-        std::fs::create_dir_all(&mountpoint)
-            .map_err(|source| Error::io("creating a mount point", &mountpoint, source).into_runtime("reading a path"))?;
+        std::fs::create_dir_all(&mountpoint).map_err(|source| {
+            Error::io("creating a mount point", &mountpoint, source).into_runtime("reading a path")
+        })?;
         let outcome = (|| {
             let (scratch, mount) = inner
                 .mount_rootfs(rootfs.image_id.as_deref(), &rootfs.layers, &mountpoint)
@@ -343,17 +410,18 @@ pub(crate) async fn read_path(inner: Arc<Inner>, rootfs: RootfsSpec, path: Strin
         remove_tree(&step_dir);
         outcome
     });
-    task.await
-        .map_err(|error| RuntimeError::Failed {
-            action: "reading a path".to_owned(),
-            reason: error.to_string(),
-        })?
+    task.await.map_err(|error| RuntimeError::Failed {
+        action: "reading a path".to_owned(),
+        reason: error.to_string(),
+    })?
 }
 
 /// Packs `path` of the filesystem mounted at `root`.
 fn read_in_mount(root: &Path, path: &str) -> Result<Bytes, RuntimeError> {
     let mut components = unpack::components(path.as_bytes()).map_err(failed("reading a path"))?;
-    let not_found = || RuntimeError::PathNotFound { path: path.to_owned() };
+    let not_found = || RuntimeError::PathNotFound {
+        path: path.to_owned(),
+    };
     let (parent, name) = match components.pop() {
         None => (root.to_owned(), b"./".to_vec()),
         Some(name) => {
@@ -375,7 +443,12 @@ fn read_in_mount(root: &Path, path: &str) -> Result<Bytes, RuntimeError> {
 }
 
 /// `Runtime::build_image`: the rootfs's pending layers become one new layer.
-pub(crate) async fn build(inner: Arc<Inner>, rootfs: RootfsSpec, config: ImageConfig, tag: String) -> Result<String, RuntimeError> {
+pub(crate) async fn build(
+    inner: Arc<Inner>,
+    rootfs: RootfsSpec,
+    config: ImageConfig,
+    tag: String,
+) -> Result<String, RuntimeError> {
     let task = tokio::task::spawn_blocking(move || {
         let mut layers = match &rootfs.image_id {
             Some(id) => inner.record(id)?.layers,
@@ -407,12 +480,14 @@ impl Inner {
         let id = self.next_id();
         let step_dir = self.run.step_dir(&id);
         let mountpoint = step_dir.join("rootfs");
-        std::fs::create_dir_all(&mountpoint).map_err(|source| Error::io("creating a mount point", &mountpoint, source))?;
+        std::fs::create_dir_all(&mountpoint)
+            .map_err(|source| Error::io("creating a mount point", &mountpoint, source))?;
         let outcome = (|| {
             let (scratch, mount) = self.mount_rootfs(image_id, layers, &mountpoint)?;
             let unmounted = mount.unmount();
             let layer = Store::new_layer_id();
-            let committed = unmounted.and_then(|()| self.store.commit_layer(&scratch.join("upper"), &layer));
+            let committed =
+                unmounted.and_then(|()| self.store.commit_layer(&scratch.join("upper"), &layer));
             remove_tree(&scratch);
             committed.map(|()| layer)
         })();
@@ -425,6 +500,8 @@ impl Inner {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ExportedLayer {
     diff_id: String,
+    /// Bytes of the uncompressed tar.
+    diff_size: u64,
     digest: String,
     size: u64,
 }
@@ -441,10 +518,17 @@ fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), 
             return Ok((exported, blob));
         }
     }
-    let tmp = blob.with_extension(format!("tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
-    let file = std::fs::File::create(&tmp).map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
+    let tmp = blob.with_extension(format!(
+        "tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let file = std::fs::File::create(&tmp)
+        .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
     let compressed = HashingWriter::new(std::io::BufWriter::new(file));
-    let encoder = flate2::GzBuilder::new().mtime(0).write(compressed, flate2::Compression::fast());
+    let encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(compressed, flate2::Compression::fast());
     let mut uncompressed = HashingWriter::new(encoder);
     pack::pack_layer(
         &inner.store.layer_dir(layer),
@@ -454,12 +538,21 @@ fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), 
             clamp_mtime: Some(epoch),
         },
     )?;
-    let (encoder, diff_id, _) = uncompressed.finish();
-    let compressed = encoder.finish().map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
+    let (encoder, diff_id, diff_size) = uncompressed.finish();
+    let compressed = encoder
+        .finish()
+        .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
     let (mut file, digest, size) = compressed.finish();
-    std::io::Write::flush(&mut file).map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-    std::fs::rename(&tmp, &blob).map_err(|source| Error::io("writing a layer blob", &blob, source))?;
-    let exported = ExportedLayer { diff_id, digest, size };
+    std::io::Write::flush(&mut file)
+        .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
+    std::fs::rename(&tmp, &blob)
+        .map_err(|source| Error::io("writing a layer blob", &blob, source))?;
+    let exported = ExportedLayer {
+        diff_id,
+        diff_size,
+        digest,
+        size,
+    };
     write_atomic(&meta, &serde_json::to_vec(&exported).expect("serialises"))?;
     Ok((exported, blob))
 }
@@ -480,7 +573,11 @@ impl<W> HashingWriter<W> {
     }
 
     fn finish(self) -> (W, String, u64) {
-        (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.size)
+        (
+            self.inner,
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.size,
+        )
     }
 }
 
@@ -529,14 +626,19 @@ fn rfc3339(epoch: u64) -> String {
     )
 }
 
-fn export(inner: &Inner, image_id: &str) -> Result<Exported, Error> {
+/// The image as OCI blobs; `compressed`: gzip layers (pushes), else plain tars
+/// (saved tarballs, as `docker save` writes them).
+fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, Error> {
     let record = inner.record(image_id)?;
     let layers = record
         .layers
         .iter()
         .map(|layer| export_layer(inner, layer))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut config = record.config.clone().unwrap_or_else(|| config_document(&ImageConfig::default()));
+    let mut config = record
+        .config
+        .clone()
+        .unwrap_or_else(|| config_document(&ImageConfig::default()));
     config["rootfs"] = serde_json::json!({
         "type": "layers",
         "diff_ids": layers.iter().map(|(l, _)| l.diff_id.clone()).collect::<Vec<_>>(),
@@ -554,20 +656,31 @@ fn export(inner: &Inner, image_id: &str) -> Result<Exported, Error> {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": { "mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len() },
-        "layers": layers.iter().map(|(l, _)| serde_json::json!({
-            "mediaType": OCI_LAYER_GZIP, "digest": l.digest, "size": l.size,
-        })).collect::<Vec<_>>(),
+        "layers": layers.iter().map(|(l, _)| if compressed {
+            serde_json::json!({ "mediaType": OCI_LAYER_GZIP, "digest": l.digest, "size": l.size })
+        } else {
+            serde_json::json!({ "mediaType": OCI_LAYER, "digest": l.diff_id, "size": l.diff_size })
+        }).collect::<Vec<_>>(),
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifests serialise");
-    Ok(Exported { layers, config, manifest })
+    Ok(Exported {
+        layers,
+        config,
+        manifest,
+    })
 }
 
 /// `Runtime::push`.
-pub(crate) async fn push(inner: Arc<Inner>, image_id: &str, reference: &str, auth: Option<&RegistryAuth>) -> Result<String, RuntimeError> {
+pub(crate) async fn push(
+    inner: Arc<Inner>,
+    image_id: &str,
+    reference: &str,
+    auth: Option<&RegistryAuth>,
+) -> Result<String, RuntimeError> {
     let image = registry::parse(reference)?;
     let id = image_id.to_owned();
     let exporter = inner.clone();
-    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id))
+    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, true))
         .await
         .map_err(|error| RuntimeError::Failed {
             action: "exporting an image".to_owned(),
@@ -576,7 +689,9 @@ pub(crate) async fn push(inner: Arc<Inner>, image_id: &str, reference: &str, aut
         .map_err(failed("exporting an image"))?;
     let mut blobs = Vec::new();
     for (layer, path) in &exported.layers {
-        let data = tokio::fs::read(path).await.map_err(|source| Error::io("reading a layer blob", path, source).into_runtime("pushing an image"))?;
+        let data = tokio::fs::read(path).await.map_err(|source| {
+            Error::io("reading a layer blob", path, source).into_runtime("pushing an image")
+        })?;
         blobs.push(registry::Blob {
             digest: layer.digest.clone(),
             media_type: OCI_LAYER_GZIP.to_owned(),
@@ -590,16 +705,29 @@ pub(crate) async fn push(inner: Arc<Inner>, image_id: &str, reference: &str, aut
     };
     let credentials = registry::credentials(image.resolve_registry(), auth).await;
     let password = auth.map(|a| a.password.as_str());
-    let digest = registry::push(&image, &credentials, password, blobs, config, exported.manifest.into(), OCI_MANIFEST).await?;
+    let digest = registry::push(
+        &image,
+        &credentials,
+        password,
+        blobs,
+        config,
+        exported.manifest.into(),
+        OCI_MANIFEST,
+    )
+    .await?;
     tracing::debug!(%digest, "image pushed");
     Ok(digest)
 }
 
 /// `Runtime::save_image`: a tarball both `docker load` (`manifest.json`) and OCI tools
 /// (`index.json`, `oci-layout`) read.
-pub(crate) async fn save(inner: Arc<Inner>, image_id: String, reference: String) -> Result<Bytes, RuntimeError> {
+pub(crate) async fn save(
+    inner: Arc<Inner>,
+    image_id: String,
+    reference: String,
+) -> Result<Bytes, RuntimeError> {
     tokio::task::spawn_blocking(move || {
-        let exported = export(&inner, &image_id)?;
+        let exported = export(&inner, &image_id, false)?;
         let name = match registry::parse(&reference) {
             Ok(image) => format!("{}/{}:{}", image.registry(), image.repository(), image.tag().unwrap_or("latest")),
             Err(_) => reference.clone(),
@@ -618,8 +746,12 @@ pub(crate) async fn save(inner: Arc<Inner>, image_id: String, reference: String)
         add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         add(&blob_path(&digest_of(&exported.config)), &exported.config)?;
         for (layer, path) in &exported.layers {
-            let data = std::fs::read(path).map_err(|source| Error::io("reading a layer blob", path, source))?;
-            add(&blob_path(&layer.digest), &data)?;
+            let file = std::fs::File::open(path).map_err(|source| Error::io("reading a layer blob", path, source))?;
+            let mut data = Vec::with_capacity(usize::try_from(layer.diff_size).unwrap_or(0));
+            flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+                .read_to_end(&mut data)
+                .map_err(|source| Error::io("reading a layer blob", path, source))?;
+            add(&blob_path(&layer.diff_id), &data)?;
         }
         let manifest_digest = digest_of(&exported.manifest);
         add(&blob_path(&manifest_digest), &exported.manifest)?;
@@ -640,7 +772,7 @@ pub(crate) async fn save(inner: Arc<Inner>, image_id: String, reference: String)
         let docker_manifest = serde_json::json!([{
             "Config": blob_path(&digest_of(&exported.config)),
             "RepoTags": [name],
-            "Layers": exported.layers.iter().map(|(l, _)| blob_path(&l.digest)).collect::<Vec<_>>(),
+            "Layers": exported.layers.iter().map(|(l, _)| blob_path(&l.diff_id)).collect::<Vec<_>>(),
         }]);
         add("manifest.json", &serde_json::to_vec(&docker_manifest).expect("serialises"))?;
         let bytes = builder.into_inner().map_err(|source| Error::io("writing an image tarball", Path::new("-"), source))?;
@@ -673,46 +805,81 @@ fn load_blocking(inner: &Inner, tarball: &[u8]) -> Result<PulledImage, Error> {
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let name = String::from_utf8_lossy(&entry.path_bytes()).trim_start_matches("./").to_owned();
+        let name = String::from_utf8_lossy(&entry.path_bytes())
+            .trim_start_matches("./")
+            .to_owned();
         let mut data = Vec::new();
         entry.read_to_end(&mut data).map_err(Error::archive)?;
         files.insert(name, data);
     }
-    let file = |name: &str| files.get(name).ok_or_else(|| Error::archive(format!("the tarball has no {name}")));
-    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).map_err(Error::archive);
-    let blob = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
-    let (config_path, layer_paths, tags): (String, Vec<String>, Vec<String>) = if files.contains_key("manifest.json") {
-        let manifest = json(file("manifest.json")?)?;
-        let first = &manifest[0];
-        let strings = |v: &serde_json::Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-        };
-        (
-            first["Config"].as_str().ok_or_else(|| Error::archive("manifest.json names no Config"))?.to_owned(),
-            strings(&first["Layers"]),
-            strings(&first["RepoTags"]),
-        )
-    } else {
-        let index = json(file("index.json")?)?;
-        let entry = &index["manifests"][0];
-        let digest = entry["digest"].as_str().ok_or_else(|| Error::archive("index.json lists no manifest"))?;
-        let manifest = json(file(&blob(digest))?)?;
-        let config = manifest["config"]["digest"].as_str().ok_or_else(|| Error::archive("the manifest has no config"))?;
-        let layers = manifest["layers"]
-            .as_array()
-            .map(|layers| layers.iter().filter_map(|l| l["digest"].as_str().map(&blob)).collect())
-            .unwrap_or_default();
-        let tags = entry["annotations"]["io.containerd.image.name"].as_str().map(|n| vec![n.to_owned()]).unwrap_or_default();
-        (blob(config), layers, tags)
+    let file = |name: &str| {
+        files
+            .get(name)
+            .ok_or_else(|| Error::archive(format!("the tarball has no {name}")))
     };
+    let json =
+        |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).map_err(Error::archive);
+    let blob = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    let (config_path, layer_paths, tags): (String, Vec<String>, Vec<String>) =
+        if files.contains_key("manifest.json") {
+            let manifest = json(file("manifest.json")?)?;
+            let first = &manifest[0];
+            let strings = |v: &serde_json::Value| -> Vec<String> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            (
+                first["Config"]
+                    .as_str()
+                    .ok_or_else(|| Error::archive("manifest.json names no Config"))?
+                    .to_owned(),
+                strings(&first["Layers"]),
+                strings(&first["RepoTags"]),
+            )
+        } else {
+            let index = json(file("index.json")?)?;
+            let entry = &index["manifests"][0];
+            let digest = entry["digest"]
+                .as_str()
+                .ok_or_else(|| Error::archive("index.json lists no manifest"))?;
+            let manifest = json(file(&blob(digest))?)?;
+            let config = manifest["config"]["digest"]
+                .as_str()
+                .ok_or_else(|| Error::archive("the manifest has no config"))?;
+            let layers = manifest["layers"]
+                .as_array()
+                .map(|layers| {
+                    layers
+                        .iter()
+                        .filter_map(|l| l["digest"].as_str().map(&blob))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let tags = entry["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .map(|n| vec![n.to_owned()])
+                .unwrap_or_default();
+            (blob(config), layers, tags)
+        };
     let config_bytes = file(&config_path)?;
     let config = json(config_bytes)?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
         .as_array()
-        .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != layer_paths.len() {
-        return Err(Error::archive("the config's diff IDs do not match the layers"));
+        return Err(Error::archive(
+            "the config's diff IDs do not match the layers",
+        ));
     }
     let mut layers = Vec::new();
     for (path, diff_id) in layer_paths.iter().zip(&diff_ids) {

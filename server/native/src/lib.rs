@@ -78,7 +78,10 @@ pub fn unavailable_reason() -> Option<String> {
         return Some("it needs root (rootless user namespaces are not supported yet)".to_owned());
     }
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.lines().any(|line| line.split_whitespace().last() == Some("overlay")) {
+    if !filesystems
+        .lines()
+        .any(|line| line.split_whitespace().last() == Some("overlay"))
+    {
         return Some("the kernel has no overlayfs (modprobe overlay)".to_owned());
     }
     let cgroups = match oci::Cgroups::detect() {
@@ -176,7 +179,6 @@ impl NativeRuntime {
     pub fn image_ids(&self) -> Vec<String> {
         self.inner.store.image_ids()
     }
-
 }
 
 impl Drop for Inner {
@@ -184,7 +186,8 @@ impl Drop for Inner {
     /// step network (the last engine removes the bridge and its rules) and its run
     /// directory.
     fn drop(&mut self) {
-        self.cgroups.kill_and_remove(&format!("gantry/{}", self.run.name));
+        self.cgroups
+            .kill_and_remove(&format!("gantry/{}", self.run.name));
     }
 }
 
@@ -198,7 +201,11 @@ impl Inner {
 #[async_trait]
 impl Runtime for NativeRuntime {
     #[tracing::instrument(skip_all, fields(reference = %reference, auth = auth.is_some()))]
-    async fn pull(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<PulledImage, RuntimeError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PulledImage, RuntimeError> {
         self.inner.pull(reference, auth).await
     }
 
@@ -216,18 +223,39 @@ impl Runtime for NativeRuntime {
     }
 
     #[tracing::instrument(skip_all, fields(tag = %tag))]
-    async fn build_image(&self, rootfs: &RootfsSpec, config: &ImageConfig, tag: &str) -> Result<String, RuntimeError> {
-        image::build(self.inner.clone(), rootfs.clone(), config.clone(), tag.to_owned()).await
+    async fn build_image(
+        &self,
+        rootfs: &RootfsSpec,
+        config: &ImageConfig,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        image::build(
+            self.inner.clone(),
+            rootfs.clone(),
+            config.clone(),
+            tag.to_owned(),
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference))]
-    async fn push(&self, image_id: &str, reference: &str, auth: Option<&RegistryAuth>) -> Result<String, RuntimeError> {
+    async fn push(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
         image::push(self.inner.clone(), image_id, reference, auth).await
     }
 
     #[tracing::instrument(skip_all, fields(image = %image_id))]
     async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
-        image::save(self.inner.clone(), image_id.to_owned(), reference.to_owned()).await
+        image::save(
+            self.inner.clone(),
+            image_id.to_owned(),
+            reference.to_owned(),
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(bytes = tarball.len()))]
@@ -257,7 +285,8 @@ impl Runtime for NativeRuntime {
         let removed = run::orphans(&inner.options.run_root, &inner.oci, &inner.cgroups).await;
         let tmp = inner.store.tmp_dir();
         let run_root = inner.options.run_root.clone();
-        let _ = tokio::task::spawn_blocking(move || run::remove_stale_scratch(&tmp, &run_root)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || run::remove_stale_scratch(&tmp, &run_root)).await;
         Ok(removed)
     }
 }

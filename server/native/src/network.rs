@@ -76,7 +76,11 @@ async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Er
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|source| Error::Command {
@@ -88,11 +92,14 @@ async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Er
         let _ = input.write_all(text.as_bytes()).await;
         drop(input);
     }
-    let output = child.wait_with_output().await.map_err(|source| Error::Command {
-        program: program.to_owned(),
-        action: "setting up the step network",
-        detail: source.to_string(),
-    })?;
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|source| Error::Command {
+            program: program.to_owned(),
+            action: "setting up the step network",
+            detail: source.to_string(),
+        })?;
     if output.status.success() {
         Ok(())
     } else {
@@ -155,8 +162,10 @@ impl Network {
     /// Sets up the bridge and the rules (once per machine) and claims a block.
     pub(crate) async fn start(run_root: &Path) -> Result<Self, Error> {
         let net_dir = run_root.join("net");
-        std::fs::create_dir_all(&net_dir).map_err(|source| Error::io("creating", &net_dir, source))?;
-        let guard = lock_file(&net_dir.join("setup.lock"), true)?.expect("a blocking lock is taken");
+        std::fs::create_dir_all(&net_dir)
+            .map_err(|source| Error::io("creating", &net_dir, source))?;
+        let guard =
+            lock_file(&net_dir.join("setup.lock"), true)?.expect("a blocking lock is taken");
         let mut claimed = None;
         for block in 1..=254u8 {
             if let Some(lock) = lock_file(&net_dir.join(format!("block-{block}.lock")), false)? {
@@ -165,7 +174,9 @@ impl Network {
             }
         }
         let (block, block_lock) = claimed.ok_or_else(|| Error::Unsupported {
-            reason: "every address block of the step network is held by a running engine (254 at most)".to_owned(),
+            reason:
+                "every address block of the step network is held by a running engine (254 at most)"
+                    .to_owned(),
         })?;
         let outcome = Self::ensure_shared().await;
         drop(guard);
@@ -197,14 +208,28 @@ impl Network {
         }
         let subnet = format!("{SUBNET_PREFIX}.0.0/16");
         let rules: [(&str, &str, &str, Vec<Vec<&str>>); 2] = [
-            ("nat", "POSTROUTING", NAT_CHAIN, vec![vec!["-s", &subnet, "!", "-o", BRIDGE, "-j", "MASQUERADE"]]),
+            (
+                "nat",
+                "POSTROUTING",
+                NAT_CHAIN,
+                vec![vec!["-s", &subnet, "!", "-o", BRIDGE, "-j", "MASQUERADE"]],
+            ),
             (
                 "filter",
                 "FORWARD",
                 FORWARD_CHAIN,
                 vec![
                     vec!["-i", BRIDGE, "-j", "ACCEPT"],
-                    vec!["-o", BRIDGE, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+                    vec![
+                        "-o",
+                        BRIDGE,
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "RELATED,ESTABLISHED",
+                        "-j",
+                        "ACCEPT",
+                    ],
                 ],
             ),
         ];
@@ -226,8 +251,13 @@ impl Network {
             }
         }
         if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
-            std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1")
-                .map_err(|source| Error::io("enabling IPv4 forwarding", Path::new("/proc/sys/net/ipv4/ip_forward"), source))?;
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1").map_err(|source| {
+                Error::io(
+                    "enabling IPv4 forwarding",
+                    Path::new("/proc/sys/net/ipv4/ip_forward"),
+                    source,
+                )
+            })?;
             tracing::info!("enabled net.ipv4.ip_forward for the step network");
         }
         Ok(())
@@ -239,8 +269,17 @@ impl Network {
             // Round robin: an address just released is the last to be reused.
             let mut free = self.free.lock().expect("the address set is never poisoned");
             let mut last = self.last.lock().expect("the cursor is never poisoned");
-            let next = free.range(last.saturating_add(1)..).next().or_else(|| free.iter().next()).copied();
-            let host = next.ok_or_else(|| Error::other("giving a step an address", "all 253 addresses of this engine are in use"))?;
+            let next = free
+                .range(last.saturating_add(1)..)
+                .next()
+                .or_else(|| free.iter().next())
+                .copied();
+            let host = next.ok_or_else(|| {
+                Error::other(
+                    "giving a step an address",
+                    "all 253 addresses of this engine are in use",
+                )
+            })?;
             free.remove(&host);
             *last = host;
             host
@@ -294,13 +333,15 @@ impl Network {
         if !deleted.is_ok_and(|status| status.success()) {
             tracing::debug!(namespace = %step.name, "cannot delete a step's network namespace");
         }
-        self.free.lock().expect("the address set is never poisoned").insert(step.host);
+        self.free
+            .lock()
+            .expect("the address set is never poisoned")
+            .insert(step.host);
     }
 
     pub(crate) fn resolv_conf(&self) -> &[u8] {
         &self.resolv_conf
     }
-
 }
 
 impl Drop for Network {
@@ -308,7 +349,9 @@ impl Drop for Network {
     /// chains and the jumps go (blocking: this runs when the runtime is dropped).
     fn drop(&mut self) {
         let net_dir = self.run_root.join("net");
-        let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else { return };
+        let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else {
+            return;
+        };
         let others = (1..=254u8).filter(|b| *b != self.block).any(|b| {
             let path = net_dir.join(format!("block-{b}.lock"));
             path.exists() && matches!(lock_file(&path, false), Ok(None))
@@ -331,7 +374,10 @@ fn remove_shared() {
             .status()
             .is_ok_and(|status| status.success())
     };
-    for (table, hook, chain) in [("nat", "POSTROUTING", NAT_CHAIN), ("filter", "FORWARD", FORWARD_CHAIN)] {
+    for (table, hook, chain) in [
+        ("nat", "POSTROUTING", NAT_CHAIN),
+        ("filter", "FORWARD", FORWARD_CHAIN),
+    ] {
         while quiet("iptables", &["-t", table, "-D", hook, "-j", chain]) {}
         quiet("iptables", &["-t", table, "-F", chain]);
         quiet("iptables", &["-t", table, "-X", chain]);

@@ -37,12 +37,15 @@ pub(crate) struct OciRuntime {
 
 /// Finds `name` on `PATH`.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|meta| meta.is_file() && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0)
+            std::fs::metadata(candidate).is_ok_and(|meta| {
+                meta.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0
+            })
         })
 }
 
@@ -51,7 +54,10 @@ impl OciRuntime {
     /// run here, else runc.
     pub(crate) fn detect(preference: Option<&str>, cgroups: &Cgroups) -> Result<Self, Error> {
         let flavor_of = |path: &Path| {
-            if path.file_name().is_some_and(|name| name.to_string_lossy().contains("crun")) {
+            if path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().contains("crun"))
+            {
                 Flavor::Crun
             } else {
                 Flavor::Runc
@@ -108,10 +114,7 @@ impl OciRuntime {
     /// `kill ID KILL` then `delete --force ID`; errors (it is gone already) ignored.
     /// Blocking.
     pub(crate) fn destroy(&self, root: &Path, id: &str) {
-        for args in [
-            vec!["kill", id, "KILL"],
-            vec!["delete", "--force", id],
-        ] {
+        for args in [vec!["kill", id, "KILL"], vec!["delete", "--force", id]] {
             let status = std::process::Command::new(&self.binary)
                 .arg("--root")
                 .arg(root)
@@ -120,7 +123,12 @@ impl OciRuntime {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            tracing::debug!(container = id, command = args[0], ok = status.is_ok_and(|s| s.success()), "runtime cleanup");
+            tracing::debug!(
+                container = id,
+                command = args[0],
+                ok = status.is_ok_and(|s| s.success()),
+                "runtime cleanup"
+            );
         }
     }
 }
@@ -157,7 +165,10 @@ pub(crate) enum Cgroups {
     /// cgroup v2 at `/sys/fs/cgroup`.
     Unified(PathBuf),
     /// cgroup v1: one directory per mounted controller hierarchy.
-    Legacy { hierarchies: Vec<PathBuf>, unified_controllers: bool },
+    Legacy {
+        hierarchies: Vec<PathBuf>,
+        unified_controllers: bool,
+    },
 }
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -179,7 +190,10 @@ impl Cgroups {
             .filter(|path| path.join("cgroup.procs").exists() && !path.ends_with("unified"))
             .collect();
         hierarchies.sort();
-        if !hierarchies.iter().any(|h| h.ends_with("pids") || h.ends_with("memory")) {
+        if !hierarchies
+            .iter()
+            .any(|h| h.ends_with("pids") || h.ends_with("memory"))
+        {
             return Err(Error::Unsupported {
                 reason: format!("no cgroup controllers are mounted under {CGROUP_ROOT}"),
             });
@@ -194,7 +208,13 @@ impl Cgroups {
 
     /// crun (1.8) refuses hybrid hierarchies whose unified half has controllers.
     fn crun_compatible(&self) -> bool {
-        !matches!(self, Self::Legacy { unified_controllers: true, .. })
+        !matches!(
+            self,
+            Self::Legacy {
+                unified_controllers: true,
+                ..
+            }
+        )
     }
 
     pub(crate) fn version(&self) -> u8 {
@@ -211,8 +231,11 @@ impl Cgroups {
             Self::Legacy { hierarchies, .. } => hierarchies
                 .iter()
                 .filter(|h| {
-                    h.file_name()
-                        .is_some_and(|name| ACCOUNTED.iter().any(|c| name.to_string_lossy().split(',').any(|part| part == *c)))
+                    h.file_name().is_some_and(|name| {
+                        ACCOUNTED
+                            .iter()
+                            .any(|c| name.to_string_lossy().split(',').any(|part| part == *c))
+                    })
                 })
                 .map(|h| h.join(relative))
                 .collect(),
@@ -223,7 +246,9 @@ impl Cgroups {
     fn all_dirs(&self, relative: &str) -> Vec<PathBuf> {
         match self {
             Self::Unified(root) => vec![root.join(relative)],
-            Self::Legacy { hierarchies, .. } => hierarchies.iter().map(|h| h.join(relative)).collect(),
+            Self::Legacy { hierarchies, .. } => {
+                hierarchies.iter().map(|h| h.join(relative)).collect()
+            }
         }
     }
 
@@ -233,7 +258,8 @@ impl Cgroups {
     pub(crate) fn create(&self, relative: &str) -> Result<Vec<PathBuf>, Error> {
         let mut procs = Vec::new();
         for dir in self.accounted_dirs(&format!("{relative}/rt")) {
-            std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating a cgroup", &dir, source))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| Error::io("creating a cgroup", &dir, source))?;
             if let Self::Unified(root) = self {
                 enable_controllers(root, &dir);
             }
@@ -314,10 +340,15 @@ impl Cgroups {
 /// On cgroup v2, processes may only sit in leaves and controllers must be enabled
 /// down the path: turn on cpu, memory and pids for the new cgroup's ancestors.
 fn enable_controllers(root: &Path, dir: &Path) {
-    let Ok(relative) = dir.strip_prefix(root) else { return };
+    let Ok(relative) = dir.strip_prefix(root) else {
+        return;
+    };
     let mut current = root.to_owned();
     for component in relative.components() {
-        let _ = std::fs::write(current.join("cgroup.subtree_control"), b"+cpu +memory +pids");
+        let _ = std::fs::write(
+            current.join("cgroup.subtree_control"),
+            b"+cpu +memory +pids",
+        );
         current.push(component);
     }
 }
@@ -369,14 +400,23 @@ mod tests {
     #[test]
     fn start_errors_map_to_shell_exit_codes() {
         assert_eq!(
-            exec_failure_code(r#"runc run failed: unable to start container process: exec: "nosuch": executable file not found in $PATH"#),
+            exec_failure_code(
+                r#"runc run failed: unable to start container process: exec: "nosuch": executable file not found in $PATH"#
+            ),
             Some(127)
         );
         assert_eq!(
-            exec_failure_code(r#"unable to start container process: exec: "/etc": permission denied"#),
+            exec_failure_code(
+                r#"unable to start container process: exec: "/etc": permission denied"#
+            ),
             Some(126)
         );
-        assert_eq!(exec_failure_code("executable file `nosuch` not found in $PATH: No such file or directory"), Some(127));
+        assert_eq!(
+            exec_failure_code(
+                "executable file `nosuch` not found in $PATH: No such file or directory"
+            ),
+            Some(127)
+        );
         assert_eq!(exec_failure_code("cgroup: permission denied"), None);
     }
 }

@@ -33,7 +33,9 @@ pub(crate) struct Layers<'a> {
 }
 
 fn check_path(path: &Path) -> Result<&str, Error> {
-    let text = path.to_str().filter(|text| !text.contains([':', ',', '\n']));
+    let text = path
+        .to_str()
+        .filter(|text| !text.contains([':', ',', '\n']));
     text.ok_or_else(|| Error::Unsupported {
         reason: format!(
             "{} contains ':' or ',' or is not UTF-8; overlayfs options cannot name it (choose another --state-dir)",
@@ -65,13 +67,21 @@ pub(crate) fn options(layers: &Layers<'_>) -> Result<String, Error> {
 /// Whether `lowers` can be mounted as they are.
 pub(crate) fn fits(lowers: &[PathBuf]) -> bool {
     lowers.len() <= MAX_LOWER_LAYERS
-        && lowers.iter().map(|l| l.as_os_str().len() + 1).sum::<usize>() < MAX_OPTIONS - 200
+        && lowers
+            .iter()
+            .map(|l| l.as_os_str().len() + 1)
+            .sum::<usize>()
+            < MAX_OPTIONS - 200
 }
 
 impl OverlayMount {
     /// Mounts `layers` at `target` (an existing empty directory). An overlay needs a
     /// lower directory, or two without an upper: `empty` fills in.
-    pub(crate) fn mount(mut layers: Layers<'_>, empty: &Path, target: &Path) -> Result<Self, Error> {
+    pub(crate) fn mount(
+        mut layers: Layers<'_>,
+        empty: &Path,
+        target: &Path,
+    ) -> Result<Self, Error> {
         let needed = if layers.upper.is_some() { 1 } else { 2 };
         while layers.lowers.len() < needed {
             layers.lowers.push(empty.to_owned());
@@ -80,12 +90,21 @@ impl OverlayMount {
         if data.len() > MAX_OPTIONS {
             return Err(Error::other(
                 "mounting an overlay",
-                format!("{} layers make a mount option string too long", layers.lowers.len()),
+                format!(
+                    "{} layers make a mount option string too long",
+                    layers.lowers.len()
+                ),
             ));
         }
         let c_data = std::ffi::CString::new(data).expect("paths were checked for NUL");
-        rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), c_data.as_c_str())
-            .map_err(|errno| Error::io("mounting an overlay", target, errno.into()))?;
+        rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::empty(),
+            c_data.as_c_str(),
+        )
+        .map_err(|errno| Error::io("mounting an overlay", target, errno.into()))?;
         Ok(Self {
             target: target.to_owned(),
             mounted: true,
@@ -146,8 +165,12 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
@@ -184,7 +207,9 @@ mod tests {
 
     #[test]
     fn deep_chains_do_not_fit() {
-        let lowers: Vec<PathBuf> = (0..MAX_LOWER_LAYERS + 1).map(|i| format!("/x/{i}").into()).collect();
+        let lowers: Vec<PathBuf> = (0..MAX_LOWER_LAYERS + 1)
+            .map(|i| format!("/x/{i}").into())
+            .collect();
         assert!(!fits(&lowers));
         assert!(fits(&lowers[..3]));
     }

@@ -37,8 +37,8 @@ pub(crate) fn pack_layer(dir: &Path, out: impl Write, options: PackOptions) -> R
 /// way `Runtime::read_path` promises: a directory as a `./` entry and its contents
 /// relative to it, anything else as one entry named `name`.
 pub(crate) fn pack_path(path: &Path, name: &[u8], out: impl Write) -> Result<(), Error> {
-    let meta = fs::symlink_metadata(path)
-        .map_err(|source| Error::io("reading a path", path, source))?;
+    let meta =
+        fs::symlink_metadata(path).map_err(|source| Error::io("reading a path", path, source))?;
     let mut packer = Packer::new(
         out,
         PackOptions {
@@ -93,7 +93,10 @@ impl<W: Write> Packer<W> {
                 .cmp(&b.file_name().map(OsStr::as_bytes))
         });
         for path in names {
-            let file_name = path.file_name().expect("listed entries have names").as_bytes();
+            let file_name = path
+                .file_name()
+                .expect("listed entries have names")
+                .as_bytes();
             let mut name = prefix.to_vec();
             name.extend_from_slice(file_name);
             let meta = fs::symlink_metadata(&path)
@@ -141,8 +144,18 @@ impl<W: Write> Packer<W> {
         header.set_gid(0);
         header.set_mtime(self.options.clamp_mtime.unwrap_or(0));
         self.builder
-            .append_data(&mut header, Path::new(OsStr::from_bytes(name)), std::io::empty())
-            .map_err(|source| Error::io("writing an archive", Path::new(OsStr::from_bytes(name)), source))
+            .append_data(
+                &mut header,
+                Path::new(OsStr::from_bytes(name)),
+                std::io::empty(),
+            )
+            .map_err(|source| {
+                Error::io(
+                    "writing an archive",
+                    Path::new(OsStr::from_bytes(name)),
+                    source,
+                )
+            })
     }
 
     fn entry(&mut self, path: &Path, name: &[u8], meta: &fs::Metadata) -> Result<(), Error> {
@@ -165,7 +178,8 @@ impl<W: Write> Packer<W> {
         let name_path = Path::new(OsStr::from_bytes(name));
         let file_type = meta.file_type();
         if file_type.is_symlink() {
-            let target = fs::read_link(path).map_err(|source| Error::io("reading a symlink", path, source))?;
+            let target = fs::read_link(path)
+                .map_err(|source| Error::io("reading a symlink", path, source))?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             return self
@@ -197,7 +211,8 @@ impl<W: Write> Packer<W> {
             }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
-            let file = fs::File::open(path).map_err(|source| Error::io("reading a file", path, source))?;
+            let file =
+                fs::File::open(path).map_err(|source| Error::io("reading a file", path, source))?;
             // A file that shrinks while being read would corrupt the archive: read
             // exactly the size announced, padding with zeros if it came up short.
             let reader = std::io::Read::take(
@@ -212,7 +227,11 @@ impl<W: Write> Packer<W> {
         let (kind, major, minor) = if file_type.is_char_device() {
             (tar::EntryType::Char, major(meta.rdev()), minor(meta.rdev()))
         } else if file_type.is_block_device() {
-            (tar::EntryType::Block, major(meta.rdev()), minor(meta.rdev()))
+            (
+                tar::EntryType::Block,
+                major(meta.rdev()),
+                minor(meta.rdev()),
+            )
         } else if file_type.is_fifo() {
             (tar::EntryType::Fifo, 0, 0)
         } else {
@@ -258,11 +277,15 @@ pub(crate) fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     names.truncate(len);
     let mut out = Vec::new();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         if name.starts_with("trusted.overlay.") {
             continue;
         }
-        let Ok(size) = rustix::fs::lgetxattr_query(path, name) else { continue };
+        let Ok(size) = rustix::fs::lgetxattr_query(path, name) else {
+            continue;
+        };
         let mut value = vec![0u8; size];
         if let Ok(len) = rustix::fs::lgetxattr(path, name, &mut value[..]) {
             value.truncate(len);

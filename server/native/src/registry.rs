@@ -29,10 +29,12 @@ use crate::unpack::{self, Mode};
 const PARALLEL_LAYERS: usize = 4;
 
 pub(crate) fn parse(reference: &str) -> Result<Reference, RuntimeError> {
-    reference.parse::<Reference>().map_err(|error| RuntimeError::ImageNotFound {
-        reference: reference.to_owned(),
-        reason: format!("not a valid image reference: {error}"),
-    })
+    reference
+        .parse::<Reference>()
+        .map_err(|error| RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason: format!("not a valid image reference: {error}"),
+        })
 }
 
 fn is_loopback(registry: &str) -> bool {
@@ -91,9 +93,17 @@ fn docker_config_auth(registry: &str) -> Option<OciAuth> {
     let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
     // Docker Hub is keyed by its historical URL.
     let keys: Vec<String> = if registry == "docker.io" || registry == "index.docker.io" {
-        vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()]
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
     } else {
-        vec![registry.to_owned(), format!("https://{registry}"), format!("http://{registry}")]
+        vec![
+            registry.to_owned(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+        ]
     };
     let helper = keys
         .iter()
@@ -106,7 +116,9 @@ fn docker_config_auth(registry: &str) -> Option<OciAuth> {
     }
     let entry = keys.iter().find_map(|key| config["auths"].get(key))?;
     let encoded = entry["auth"].as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some(OciAuth::Basic(user.to_owned(), password.to_owned()))
@@ -145,10 +157,15 @@ pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
 }
 
 /// A registry error as the solver's `RuntimeError`.
-pub(crate) fn registry_error(reference: &str, error: &OciDistributionError, password: Option<&str>) -> RuntimeError {
+pub(crate) fn registry_error(
+    reference: &str,
+    error: &OciDistributionError,
+    password: Option<&str>,
+) -> RuntimeError {
     let reason = redact(&crate::error::chain(error), password);
     let unauthorized = match error {
-        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => true,
+        OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::UnauthorizedError { .. } => true,
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
             .iter()
@@ -188,21 +205,31 @@ pub(crate) struct Pulled {
 /// Pulls `reference` into `store`: the manifest and config, then every layer the
 /// store lacks (downloaded, decompressed, verified against its diff ID and unpacked
 /// in one stream, several layers at once).
-pub(crate) async fn pull(store: &Store, image: &Reference, auth: &OciAuth, password: Option<&str>) -> Result<Pulled, RuntimeError> {
+pub(crate) async fn pull(
+    store: &Store,
+    image: &Reference,
+    auth: &OciAuth,
+    password: Option<&str>,
+) -> Result<Pulled, RuntimeError> {
     let reference = image.whole();
     let client = client(image.resolve_registry());
     let (manifest, manifest_digest, config, list_digest) = client
         .pull_manifest_and_config_and_list_digest(image, auth)
         .await
         .map_err(|error| registry_error(&reference, &error, password))?;
-    let config: serde_json::Value = serde_json::from_str(&config).map_err(|error| RuntimeError::Failed {
-        action: format!("pulling {reference}"),
-        reason: format!("the image config is not JSON: {error}"),
-    })?;
+    let config: serde_json::Value =
+        serde_json::from_str(&config).map_err(|error| RuntimeError::Failed {
+            action: format!("pulling {reference}"),
+            reason: format!("the image config is not JSON: {error}"),
+        })?;
     let image_id = manifest.config.digest.clone();
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
         .as_array()
-        .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != manifest.layers.len() {
         return Err(RuntimeError::Failed {
@@ -232,22 +259,32 @@ pub(crate) async fn pull(store: &Store, image: &Reference, auth: &OciAuth, passw
         .map(|(descriptor, diff_id, id)| {
             let client = &client;
             let reference = &reference;
-            async move { fetch_layer(store, client, image, &descriptor, &diff_id, &id, password).await.map_err(|error| match error {
-                FetchError::Registry(error) => registry_error(reference, &error, password),
-                FetchError::Local(error) => error.into_runtime("unpacking a pulled layer"),
-            }) }
+            async move {
+                fetch_layer(store, client, image, &descriptor, &diff_id, &id, password)
+                    .await
+                    .map_err(|error| match error {
+                        FetchError::Registry(error) => registry_error(reference, &error, password),
+                        FetchError::Local(error) => error.into_runtime("unpacking a pulled layer"),
+                    })
+            }
         })
         .buffer_unordered(PARALLEL_LAYERS)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<Vec<()>, _>>()?;
-    tracing::debug!(layers = count, elapsed_ms = started.elapsed().as_millis() as u64, "layers pulled");
+    tracing::debug!(
+        layers = count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "layers pulled"
+    );
     let record = ImageRecord {
         layers,
         config: Some(config),
     };
-    store.put_image(&image_id, &record).map_err(crate::error::failed("recording a pulled image"))?;
+    store
+        .put_image(&image_id, &record)
+        .map_err(crate::error::failed("recording a pulled image"))?;
     Ok(Pulled {
         image_id,
         digest: list_digest.unwrap_or(manifest_digest),
@@ -270,13 +307,23 @@ async fn fetch_layer(
     id: &str,
     _password: Option<&str>,
 ) -> Result<(), FetchError> {
-    let mut stream = client.pull_blob_stream(image, descriptor).await.map_err(FetchError::Registry)?;
+    let mut stream = client
+        .pull_blob_stream(image, descriptor)
+        .await
+        .map_err(FetchError::Registry)?;
     let dir = store.scratch("pull").map_err(FetchError::Local)?;
     let (sender, receiver) = mpsc::sync_channel::<Bytes>(64);
     let media_type = descriptor.media_type.clone();
     let expected = diff_id.to_owned();
     let target = dir.clone();
-    let unpacker = tokio::task::spawn_blocking(move || unpack_stream(ChannelReader::new(receiver), &media_type, &target, &expected));
+    let unpacker = tokio::task::spawn_blocking(move || {
+        unpack_stream(
+            ChannelReader::new(receiver),
+            &media_type,
+            &target,
+            &expected,
+        )
+    });
     let mut download_error = None;
     while let Some(chunk) = stream.next().await {
         match chunk {
@@ -297,7 +344,11 @@ async fn fetch_layer(
         .map_err(|error| FetchError::Local(Error::other("unpacking a layer", error)))?;
     if let Some(error) = download_error {
         crate::store::remove_tree(&dir);
-        return Err(FetchError::Local(Error::io("downloading a layer", &dir, error)));
+        return Err(FetchError::Local(Error::io(
+            "downloading a layer",
+            &dir,
+            error,
+        )));
     }
     if let Err(error) = unpacked {
         crate::store::remove_tree(&dir);
@@ -307,14 +358,22 @@ async fn fetch_layer(
 }
 
 /// Decompresses (by media type, or by magic number), hashes and unpacks a layer.
-pub(crate) fn unpack_stream(reader: impl Read, media_type: &str, target: &std::path::Path, diff_id: &str) -> Result<(), Error> {
+pub(crate) fn unpack_stream(
+    reader: impl Read,
+    media_type: &str,
+    target: &std::path::Path,
+    diff_id: &str,
+) -> Result<(), Error> {
     let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
     let gzip = if media_type.ends_with("gzip") {
         true
     } else if media_type.contains("zstd") {
-        return Err(Error::archive(format!("{media_type} layers are not supported yet")));
+        return Err(Error::archive(format!(
+            "{media_type} layers are not supported yet"
+        )));
     } else {
-        let head = std::io::BufRead::fill_buf(&mut reader).map_err(|source| Error::io("reading a layer", target, source))?;
+        let head = std::io::BufRead::fill_buf(&mut reader)
+            .map_err(|source| Error::io("reading a layer", target, source))?;
         head.starts_with(&[0x1f, 0x8b])
     };
     let decompressed: Box<dyn Read> = if gzip {
@@ -328,10 +387,13 @@ pub(crate) fn unpack_stream(reader: impl Read, media_type: &str, target: &std::p
     };
     unpack::unpack(&mut hashing, target, Mode::Layer)?;
     // The archive may end before its reader does (padding blocks): hash the rest.
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|source| Error::io("reading a layer", target, source))?;
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .map_err(|source| Error::io("reading a layer", target, source))?;
     let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
     if actual != diff_id {
-        return Err(Error::archive(format!("layer content is {actual}, but the image config says {diff_id}")));
+        return Err(Error::archive(format!(
+            "layer content is {actual}, but the image config says {diff_id}"
+        )));
     }
     Ok(())
 }
@@ -398,7 +460,9 @@ pub(crate) async fn push(
 ) -> Result<String, RuntimeError> {
     let reference = image.whole();
     let client = client(image.resolve_registry());
-    client.store_auth_if_needed(image.resolve_registry(), auth).await;
+    client
+        .store_auth_if_needed(image.resolve_registry(), auth)
+        .await;
     let fail = |error: OciDistributionError| {
         let mapped = registry_error(&reference, &error, password);
         match mapped {
@@ -410,17 +474,31 @@ pub(crate) async fn push(
         }
     };
     // A first authenticated request, so that the push operations get a token.
-    client.auth(image, auth, oci_client::RegistryOperation::Push).await.map_err(fail)?;
+    client
+        .auth(image, auth, oci_client::RegistryOperation::Push)
+        .await
+        .map_err(fail)?;
     for blob in layers.iter().chain(std::iter::once(&config)) {
-        if client.blob_exists(image, &blob.digest).await.unwrap_or(false) {
+        if client
+            .blob_exists(image, &blob.digest)
+            .await
+            .unwrap_or(false)
+        {
             continue;
         }
-        client.push_blob(image, blob.data.clone(), &blob.digest).await.map_err(fail)?;
+        client
+            .push_blob(image, blob.data.clone(), &blob.digest)
+            .await
+            .map_err(fail)?;
         tracing::debug!(digest = %blob.digest, media_type = %blob.media_type, bytes = blob.data.len(), "blob pushed");
     }
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
-    let content_type = http::HeaderValue::from_str(manifest_type).expect("media types are valid header values");
-    client.push_manifest_raw(image, manifest, content_type).await.map_err(fail)?;
+    let content_type =
+        http::HeaderValue::from_str(manifest_type).expect("media types are valid header values");
+    client
+        .push_manifest_raw(image, manifest, content_type)
+        .await
+        .map_err(fail)?;
     Ok(digest)
 }
 

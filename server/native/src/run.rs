@@ -66,7 +66,10 @@ impl EngineRun {
         let statfs = rustix::fs::statfs(run_root)
             .map_err(|errno| Error::io("inspecting the run directory", run_root, errno.into()))?;
         const TMPFS_MAGIC: i64 = 0x0102_1994;
-        #[expect(clippy::useless_conversion, reason = "f_type's width differs between targets")]
+        #[expect(
+            clippy::useless_conversion,
+            reason = "f_type's width differs between targets"
+        )]
         if i64::from(statfs.f_type) != TMPFS_MAGIC {
             return Err(Error::Unsupported {
                 reason: format!(
@@ -84,11 +87,13 @@ impl EngineRun {
         }
         for sub in ["oci", "steps"] {
             let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(|source| Error::io("creating the run directory", &path, source))?;
+            fs::create_dir_all(&path)
+                .map_err(|source| Error::io("creating the run directory", &path, source))?;
         }
         use std::os::unix::fs::PermissionsExt as _;
         let _ = fs::set_permissions(run_root, fs::Permissions::from_mode(0o700));
-        let lock = try_lock(&dir.join("lock"))?.ok_or_else(|| Error::other("locking the run directory", "another process holds it"))?;
+        let lock = try_lock(&dir.join("lock"))?
+            .ok_or_else(|| Error::other("locking the run directory", "another process holds it"))?;
         fs::write(dir.join("store"), store_root.as_os_str().as_encoded_bytes())
             .map_err(|source| Error::io("writing the run directory", &dir, source))?;
         let created = fs::OpenOptions::new()
@@ -123,7 +128,10 @@ impl EngineRun {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let mut file = self.created.lock().expect("the counter file is never poisoned");
+        let mut file = self
+            .created
+            .lock()
+            .expect("the counter file is never poisoned");
         let _ = writeln!(file, "{nanos} {id}");
     }
 }
@@ -131,7 +139,10 @@ impl EngineRun {
 impl EngineRun {
     /// Appends one step's phase timings (a JSON line) to `timings`.
     pub(crate) fn record_timings(&self, line: &str) {
-        let mut file = self.timings.lock().expect("the timings file is never poisoned");
+        let mut file = self
+            .timings
+            .lock()
+            .expect("the timings file is never poisoned");
         let _ = writeln!(file, "{line}");
     }
 }
@@ -217,7 +228,9 @@ pub(crate) fn remove_stale_scratch(tmp: &Path, run_root: &Path) {
     let own = std::process::id().to_string();
     for entry in fs::read_dir(tmp).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else { continue };
+        let Some(pid) = name.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else {
+            continue;
+        };
         if pid != own && !process_has_engine(run_root, pid) {
             remove_tree(&entry.path());
         }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespace,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use crate::error::Error;
@@ -110,26 +110,66 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
 
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         )?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
     ];
     for path in step.tmpfs {
         // Docker mounts tmpfs `noexec`; build steps run binaries from /tmp, so not here
         // (the Docker runtime asks for `exec` too).
-        mounts.push(mount(path, "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"])?);
+        mounts.push(mount(
+            path,
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "mode=1777"],
+        )?);
     }
     for bind in &step.binds {
         let source = bind.source.to_str().ok_or_else(|| {
-            Error::other("building a mount", format!("{} is not UTF-8", bind.source.display()))
+            Error::other(
+                "building a mount",
+                format!("{} is not UTF-8", bind.source.display()),
+            )
         })?;
         let mut options = vec!["rbind", "rprivate"];
         if bind.read_only {
@@ -220,8 +260,12 @@ mod tests {
         assert_eq!(json["process"]["args"][2], "true");
         assert_eq!(json["linux"]["cgroupsPath"], "/gantry/1/2/c");
         let mounts = json["mounts"].as_array().unwrap();
-        assert!(mounts.iter().any(|m| m["destination"] == "/cache" && m["source"] == "/host/cache"));
-        assert!(mounts.iter().any(|m| m["destination"] == "/tmp" && m["type"] == "tmpfs"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/cache" && m["source"] == "/host/cache"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/tmp" && m["type"] == "tmpfs"));
         let net = json["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -230,7 +274,9 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(net["path"], "/run/netns/x");
-        let caps = json["process"]["capabilities"]["bounding"].as_array().unwrap();
+        let caps = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap();
         assert!(caps.iter().any(|c| c == "CAP_CHOWN"));
     }
 }

@@ -149,8 +149,13 @@ impl Store {
     }
 
     pub(crate) fn put_image(&self, id: &str, record: &ImageRecord) -> Result<(), Error> {
-        let path = self.image_path(id).ok_or_else(|| Error::BadId { id: id.to_owned() })?;
-        write_atomic(&path, &serde_json::to_vec(record).expect("records serialise"))
+        let path = self
+            .image_path(id)
+            .ok_or_else(|| Error::BadId { id: id.to_owned() })?;
+        write_atomic(
+            &path,
+            &serde_json::to_vec(record).expect("records serialise"),
+        )
     }
 
     pub(crate) fn image(&self, id: &str) -> Option<ImageRecord> {
@@ -271,7 +276,8 @@ impl Store {
             .flatten()
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".json").map(|hex| format!("sha256:{hex}"))
+                name.strip_suffix(".json")
+                    .map(|hex| format!("sha256:{hex}"))
             })
             .collect()
     }

@@ -255,7 +255,8 @@ impl<'a> Unpacker<'a> {
                 let dir = self
                     .resolve(&full)
                     .map_err(|errno| self.fail("opening a directory", &full, errno))?;
-                let dir = reopen(&dir).map_err(|errno| self.fail("opening a directory", &full, errno))?;
+                let dir =
+                    reopen(&dir).map_err(|errno| self.fail("opening a directory", &full, errno))?;
                 self.set_owner_mode(&dir, b".", uid, gid, mode, true, &xattrs)?;
                 self.dir_times.push((full, mtime));
             }
@@ -263,7 +264,11 @@ impl<'a> Unpacker<'a> {
                 let fd = rustix::fs::openat(
                     &parent,
                     name_os,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     FileMode::from_raw_mode(0o600),
                 )
                 .map_err(|errno| self.fail("creating a file", &full, errno))?;
@@ -332,7 +337,12 @@ impl<'a> Unpacker<'a> {
                 )
                 .map_err(|errno| self.fail("creating a device node", &full, errno))?;
                 self.set_owner_mode(&parent, &name, uid, gid, mode, false, &[])?;
-                let _ = rustix::fs::utimensat(&parent, name_os, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
+                let _ = rustix::fs::utimensat(
+                    &parent,
+                    name_os,
+                    &times(mtime),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                );
             }
             other => {
                 tracing::debug!(path = %String::from_utf8_lossy(&path), kind = ?other, "skipping an archive entry of an unsupported type");
@@ -341,11 +351,17 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
-    fn whiteout(&self, parent: &OwnedFd, components: &[Vec<u8>], hidden: &[u8]) -> Result<(), Error> {
+    fn whiteout(
+        &self,
+        parent: &OwnedFd,
+        components: &[Vec<u8>],
+        hidden: &[u8],
+    ) -> Result<(), Error> {
         let opaque = hidden == &OPAQUE_MARKER.as_bytes()[WHITEOUT_PREFIX.len()..];
         match (self.mode, opaque) {
             (Mode::Layer, true) => {
-                let dir = reopen(parent).map_err(|errno| self.fail("opening a directory", components, errno))?;
+                let dir = reopen(parent)
+                    .map_err(|errno| self.fail("opening a directory", components, errno))?;
                 rustix::fs::fsetxattr(&dir, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
                     .map_err(|errno| self.fail("marking a directory opaque", components, errno))
             }
@@ -365,7 +381,8 @@ impl<'a> Unpacker<'a> {
                 .map_err(|errno| self.fail("creating a whiteout", components, errno))
             }
             (Mode::Apply, true) => {
-                let dir = reopen(parent).map_err(|errno| self.fail("opening a directory", components, errno))?;
+                let dir = reopen(parent)
+                    .map_err(|errno| self.fail("opening a directory", components, errno))?;
                 let listing = std::fs::read_dir(fd_path(&dir))
                     .map_err(|source| Error::io("listing a directory", self.root_path, source))?;
                 for child in listing.flatten() {
@@ -379,8 +396,9 @@ impl<'a> Unpacker<'a> {
                 match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(stat) => {
                         let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-                        remove_entry(parent, name, is_dir)
-                            .map_err(|errno| self.fail("removing a whited-out entry", components, errno))
+                        remove_entry(parent, name, is_dir).map_err(|errno| {
+                            self.fail("removing a whited-out entry", components, errno)
+                        })
                     }
                     Err(_) => Ok(()),
                 }
@@ -390,7 +408,10 @@ impl<'a> Unpacker<'a> {
 
     /// Owner first (changing it clears setuid bits), then mode, then xattrs (a
     /// `security.capability` would be cleared by a later chown).
-    #[expect(clippy::too_many_arguments, reason = "one call site per entry kind, all fields needed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per entry kind, all fields needed"
+    )]
     fn set_owner_mode(
         &self,
         dir: &impl AsFd,
@@ -408,13 +429,23 @@ impl<'a> Unpacker<'a> {
             rustix::fs::fchown(dir, owner, group)
                 .and_then(|()| rustix::fs::fchmod(dir, FileMode::from_raw_mode(mode)))
         } else {
-            rustix::fs::chownat(dir, name_os, owner, group, AtFlags::SYMLINK_NOFOLLOW)
-                .and_then(|()| rustix::fs::chmodat(dir, name_os, FileMode::from_raw_mode(mode), AtFlags::empty()))
+            rustix::fs::chownat(dir, name_os, owner, group, AtFlags::SYMLINK_NOFOLLOW).and_then(
+                |()| {
+                    rustix::fs::chmodat(
+                        dir,
+                        name_os,
+                        FileMode::from_raw_mode(mode),
+                        AtFlags::empty(),
+                    )
+                },
+            )
         };
         result.map_err(|errno| self.fail("setting an owner and mode", &[name.to_vec()], errno))?;
         if is_self {
             for (key, value) in xattrs {
-                if let Err(errno) = rustix::fs::fsetxattr(dir, key.as_str(), value, rustix::fs::XattrFlags::empty()) {
+                if let Err(errno) =
+                    rustix::fs::fsetxattr(dir, key.as_str(), value, rustix::fs::XattrFlags::empty())
+                {
                     tracing::debug!(xattr = %key, %errno, "cannot set an extended attribute");
                 }
             }
@@ -454,9 +485,8 @@ fn remove_entry(parent: &impl AsFd, name: &OsStr, is_dir: bool) -> Result<(), Er
         let parent_fd: BorrowedFd<'_> = parent.as_fd();
         let owned = rustix::io::dup(parent_fd)?;
         let path = fd_path(&owned).join(name);
-        std::fs::remove_dir_all(path).map_err(|error| {
-            Errno::from_io_error(&error).unwrap_or(Errno::IO)
-        })
+        std::fs::remove_dir_all(path)
+            .map_err(|error| Errno::from_io_error(&error).unwrap_or(Errno::IO))
     } else {
         rustix::fs::unlinkat(parent, name, AtFlags::empty())
     }
@@ -486,7 +516,10 @@ mod tests {
 
     #[test]
     fn components_refuse_parent_references() {
-        assert_eq!(components(b"./a//b/").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            components(b"./a//b/").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
         assert!(components(b"a/../../etc").is_err());
         assert!(components(b"./").unwrap().is_empty());
     }

@@ -20,7 +20,12 @@ pub(crate) struct ExecUser {
 
 /// Reads `path` (absolute, inside `root`), resolving symlinks inside `root`.
 pub(crate) fn read_in_root(root: &Path, path: &str) -> Option<Vec<u8>> {
-    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     let relative = path.trim_start_matches('/');
     let fd = rustix::fs::openat2(
         &dir,
@@ -73,7 +78,12 @@ fn groups(text: &str) -> Vec<Group> {
                 gid: fields.get(2)?.parse().ok()?,
                 members: fields
                     .get(3)
-                    .map(|m| m.split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|m| !m.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
         })
@@ -83,12 +93,18 @@ fn groups(text: &str) -> Vec<Group> {
 /// Resolves `user` in the root filesystem at `root`. Names must exist in the image's
 /// files; numeric IDs need not (the group is then 0, or the passwd entry's).
 pub(crate) fn resolve(root: &Path, user: &str) -> Result<ExecUser, String> {
-    let passwd_text = read_in_root(root, "/etc/passwd").map(|b| String::from_utf8_lossy(&b).into_owned());
-    let group_text = read_in_root(root, "/etc/group").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let passwd_text =
+        read_in_root(root, "/etc/passwd").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let group_text =
+        read_in_root(root, "/etc/group").map(|b| String::from_utf8_lossy(&b).into_owned());
     resolve_with(user, passwd_text.as_deref(), group_text.as_deref())
 }
 
-fn resolve_with(user: &str, passwd_text: Option<&str>, group_text: Option<&str>) -> Result<ExecUser, String> {
+fn resolve_with(
+    user: &str,
+    passwd_text: Option<&str>,
+    group_text: Option<&str>,
+) -> Result<ExecUser, String> {
     let users = passwd(passwd_text.unwrap_or(""));
     let all_groups = groups(group_text.unwrap_or(""));
     let (user_part, group_part) = match user.split_once(':') {
@@ -99,7 +115,9 @@ fn resolve_with(user: &str, passwd_text: Option<&str>, group_text: Option<&str>)
     let entry = match user_part.parse::<u32>() {
         Ok(uid) => users.iter().find(|p| p.uid == uid),
         Err(_) => Some(users.iter().find(|p| p.name == user_part).ok_or_else(|| {
-            format!("unable to find user {user_part}: no matching entries in the image's /etc/passwd")
+            format!(
+                "unable to find user {user_part}: no matching entries in the image's /etc/passwd"
+            )
         })?),
     };
     let uid = match user_part.parse::<u32>() {
@@ -132,7 +150,10 @@ fn resolve_with(user: &str, passwd_text: Option<&str>, group_text: Option<&str>)
         uid,
         gid,
         additional_gids,
-        home: entry.map(|p| p.home.clone()).filter(|h| !h.is_empty()).unwrap_or_else(|| "/".to_owned()),
+        home: entry
+            .map(|p| p.home.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".to_owned()),
     })
 }
 
@@ -151,11 +172,16 @@ mod tests {
         assert_eq!((named.uid, named.gid), (65532, 65532));
         assert_eq!(named.additional_gids, vec![10]);
         let numeric = resolve_with("1234", Some(PASSWD), Some(GROUP)).unwrap();
-        assert_eq!((numeric.uid, numeric.gid, numeric.home.as_str()), (1234, 0, "/"));
+        assert_eq!(
+            (numeric.uid, numeric.gid, numeric.home.as_str()),
+            (1234, 0, "/")
+        );
         let with_group = resolve_with("nonroot:wheel", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((with_group.uid, with_group.gid), (65532, 10));
         assert_eq!(resolve_with("1:2", None, None).unwrap().gid, 2);
-        assert!(resolve_with("nobody-here", Some(PASSWD), Some(GROUP)).unwrap_err().contains("nobody-here"));
+        assert!(resolve_with("nobody-here", Some(PASSWD), Some(GROUP))
+            .unwrap_err()
+            .contains("nobody-here"));
         assert!(resolve_with("root:nogroup", Some(PASSWD), Some(GROUP)).is_err());
     }
 }

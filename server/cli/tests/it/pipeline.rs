@@ -95,6 +95,7 @@ fn seed_pipeline_tests_builds_publishes_and_the_image_runs() {
         "{tested}"
     );
     assert_reference(&published, &address);
+    support::ensure_in_docker(&published);
     let ran = support::docker(&["run", "--rm", &published]);
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),

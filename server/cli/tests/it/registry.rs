@@ -59,12 +59,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
         "loadContainerFromID.publish",
     );
     assert_reference(&published, &plain);
-    let untagged = support::docker(&["rmi", &plain]);
-    assert!(
-        untagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&untagged.stderr)
-    );
+    support::forget_published(&plain);
     let pulled = support::docker(&["pull", &published]);
     assert!(
         pulled.status.success(),
@@ -106,12 +101,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
     assert!(!refused.to_string().contains(&wrong), "{refused}");
 
     // Pulls: only the registry has the image now.
-    let untagged = support::docker(&["rmi", &authed]);
-    assert!(
-        untagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&untagged.stderr)
-    );
+    support::forget_published(&authed);
     let pull = r#"query($address: String!, $auth: String!, $user: String!, $secret: ID!) { container {
         withRegistryAuth(address: $auth, username: $user, secret: $secret) { from(address: $address) {
           withExec(args: ["cat", "/msg"]) { stdout } } } } }"#;

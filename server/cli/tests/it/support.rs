@@ -174,7 +174,11 @@ pub(crate) fn gantry_containers_of(pid: u32) -> usize {
     if native() {
         return native_run_dirs(pid)
             .iter()
-            .map(|dir| std::fs::read_dir(dir.join("steps")).map(|d| d.count()).unwrap_or(0))
+            .map(|dir| {
+                std::fs::read_dir(dir.join("steps"))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
             .sum();
     }
     let out = Command::new("docker")
@@ -513,17 +517,79 @@ pub(crate) fn step_image_contains(state: &Path, image: &str, needle: &[u8]) -> b
     }
     let store = gantry_native::default_root(state);
     let hex = image.trim_start_matches("sha256:");
-    let record: Value = serde_json::from_slice(&std::fs::read(store.join("images").join(format!("{hex}.json"))).unwrap()).unwrap();
-    record["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|layer| !files_containing(&store.join("layers").join(layer.as_str().unwrap()), needle).is_empty())
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(store.join("images").join(format!("{hex}.json"))).unwrap(),
+    )
+    .unwrap();
+    record["layers"].as_array().unwrap().iter().any(|layer| {
+        !files_containing(&store.join("layers").join(layer.as_str().unwrap()), needle).is_empty()
+    })
+}
+
+/// Removes the local Docker tag a publish left (the Docker runtime pushes from its
+/// daemon, which keeps the tag; the native runtime pushes from its own store).
+pub(crate) fn forget_published(reference: &str) {
+    if native() {
+        return;
+    }
+    let untagged = docker(&["rmi", reference]);
+    assert!(
+        untagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&untagged.stderr)
+    );
+}
+
+/// Makes a published image available to the local Docker daemon: with the Docker
+/// runtime it is there already; with the native runtime it is pulled (with the
+/// test credentials for the registry that needs them, through a throw-away
+/// client configuration).
+pub(crate) fn ensure_in_docker(reference: &str) {
+    if !native() || docker(&["image", "inspect", reference]).status.success() {
+        return;
+    }
+    let config = tempfile::tempdir().unwrap();
+    let config_dir = config.path().to_str().unwrap();
+    let (auth_registry, user, password) = auth_registry();
+    if reference.starts_with(&format!("{auth_registry}/")) {
+        let mut login = Command::new("docker")
+            .args([
+                "--config",
+                config_dir,
+                "login",
+                "-u",
+                &user,
+                "--password-stdin",
+                &auth_registry,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        assert!(
+            login.wait().unwrap().success(),
+            "docker login {auth_registry}"
+        );
+    }
+    let pulled = docker(&["--config", config_dir, "pull", "-q", reference]);
+    assert!(
+        pulled.status.success(),
+        "docker pull {reference}: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
 }
 
 /// Whether `docker save IMAGE` contains `needle`, streamed so that large
 /// images need not fit in memory.
 pub(crate) fn docker_save_contains(image: &str, needle: &[u8]) -> bool {
+    ensure_in_docker(image);
     let mut child = Command::new("docker")
         .args(["save", image])
         .stdout(Stdio::piped())

@@ -25,21 +25,40 @@ fn tar_of(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn exit_codes_stdin_users_and_workdir() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await.image_id;
-    assert_eq!(fixture.exec(&image, &["no-such-command"]).await.exit_code, 127);
+    assert_eq!(
+        fixture.exec(&image, &["no-such-command"]).await.exit_code,
+        127
+    );
     let not_exec = fixture.exec(&image, &["/etc"]).await;
-    assert_eq!(not_exec.exit_code, 126, "{}", String::from_utf8_lossy(&not_exec.stderr));
+    assert_eq!(
+        not_exec.exit_code,
+        126,
+        "{}",
+        String::from_utf8_lossy(&not_exec.stderr)
+    );
 
     let mut with_stdin = spec(&image, &["sh", "-c", "cat; echo done"]);
     with_stdin.stdin = Some(bytes::Bytes::from_static(b"from stdin\n"));
     assert_eq!(fixture.run(with_stdin).await.stdout, b"from stdin\ndone\n");
 
-    for (user, expected) in [("nonroot", "65532:65532"), ("65532:0", "65532:0"), ("", "0:0"), ("1234", "1234:0")] {
+    for (user, expected) in [
+        ("nonroot", "65532:65532"),
+        ("65532:0", "65532:0"),
+        ("", "0:0"),
+        ("1234", "1234:0"),
+    ] {
         let mut step = spec(&image, &["sh", "-c", "echo $(id -u):$(id -g)"]);
         step.user = user.to_owned();
         let out = fixture.run(step).await;
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "user {user:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "user {user:?}"
+        );
     }
     let mut unknown = spec(&image, &["true"]);
     unknown.user = "nobody-here".to_owned();
@@ -50,26 +69,70 @@ async fn exit_codes_stdin_users_and_workdir() {
     in_workdir.workdir = "/work/dir".to_owned();
     let out = fixture.run(in_workdir).await;
     assert_eq!(out.stdout, b"/work/dir\n/root\n");
-    assert_eq!(fixture.sh(&out.image_id, "ls /work/dir").await, "made-here\n");
+    assert_eq!(
+        fixture.sh(&out.image_id, "ls /work/dir").await,
+        "made-here\n"
+    );
 }
 
 #[tokio::test]
 async fn snapshots_chain_and_unchanged_steps_reuse_their_base() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await.image_id;
     let unchanged = fixture.exec(&image, &["echo", "nothing written"]).await;
-    assert_eq!(unchanged.image_id, image, "a step that wrote nothing yields its base");
+    assert_eq!(
+        unchanged.image_id, image,
+        "a step that wrote nothing yields its base"
+    );
 
-    let first = fixture.exec(&image, &["sh", "-c", "echo one > /one; rm /bin/ls; mkdir -p /d && echo x > /d/x"]).await;
+    let first = fixture
+        .exec(
+            &image,
+            &[
+                "sh",
+                "-c",
+                "echo one > /one; rm /bin/ls; mkdir -p /d && echo x > /d/x",
+            ],
+        )
+        .await;
     assert_ne!(first.image_id, image);
-    let second = fixture.exec(&first.image_id, &["sh", "-c", "echo two > /two; rm -r /d; mkdir /d; echo y > /d/y"]).await;
-    let listing = fixture.sh(&second.image_id, "cat /one /two; ls /d; test -e /bin/ls || echo no-ls").await;
+    let second = fixture
+        .exec(
+            &first.image_id,
+            &[
+                "sh",
+                "-c",
+                "echo two > /two; rm -r /d; mkdir /d; echo y > /d/y",
+            ],
+        )
+        .await;
+    let listing = fixture
+        .sh(
+            &second.image_id,
+            "cat /one /two; ls /d; test -e /bin/ls || echo no-ls",
+        )
+        .await;
     assert_eq!(listing, "one\ntwo\ny\nno-ls\n");
     // The snapshot holds no mount points of the runtime's (/proc, /etc/hosts…):
     // the busybox image has neither.
-    let names = listing_of(&fixture.runtime.read_path(&rootfs(&first.image_id), "/").await.unwrap());
+    let names = listing_of(
+        &fixture
+            .runtime
+            .read_path(&rootfs(&first.image_id), "/")
+            .await
+            .unwrap(),
+    );
     assert!(names.iter().any(|n| n == "one"), "{names:?}");
-    for absent in ["proc/", "sys/", "dev/", "etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+    for absent in [
+        "proc/",
+        "sys/",
+        "dev/",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ] {
         assert!(!names.iter().any(|n| n == absent), "{absent} in {names:?}");
     }
 }
@@ -87,15 +150,32 @@ fn listing_of(tar: &[u8]) -> Vec<String> {
 
 #[tokio::test]
 async fn pending_layers_apply_through_symlinks_inside_the_root() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await.image_id;
-    let linked = fixture.exec(&image, &["sh", "-c", "mkdir -p /real && ln -s /real /link"]).await.image_id;
-    let mut step = spec(&linked, &["sh", "-c", "cat /real/in.txt; stat -c %a /real/in.txt"]);
-    step.rootfs.layers = vec![layer("/link", tar_of(&[("in.txt", b"through the link", 0o640)]))];
+    let linked = fixture
+        .exec(&image, &["sh", "-c", "mkdir -p /real && ln -s /real /link"])
+        .await
+        .image_id;
+    let mut step = spec(
+        &linked,
+        &["sh", "-c", "cat /real/in.txt; stat -c %a /real/in.txt"],
+    );
+    step.rootfs.layers = vec![layer(
+        "/link",
+        tar_of(&[("in.txt", b"through the link", 0o640)]),
+    )];
     let out = fixture.run(step).await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "through the link640\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "through the link640\n"
+    );
     // Absolute symlinks resolve inside the root, never on the host.
-    let escape = fixture.exec(&image, &["sh", "-c", "ln -s /tmp/gantry-host-escape /esc"]).await.image_id;
+    let escape = fixture
+        .exec(&image, &["sh", "-c", "ln -s /tmp/gantry-host-escape /esc"])
+        .await
+        .image_id;
     let mut step = spec(&escape, &["true"]);
     step.rootfs.layers = vec![layer("/esc", tar_of(&[("f", b"x", 0o644)]))];
     // A dangling symlink as destination may be refused; it must not reach the host.
@@ -107,7 +187,14 @@ async fn pending_layers_apply_through_symlinks_inside_the_root() {
         .read_path(
             &gantry_core::runtime::RootfsSpec {
                 image_id: Some(linked.clone()),
-                layers: vec![layer("/work", tar_of(&[("a.txt", b"A", 0o600), ("sub/", b"", 0o755), ("sub/b", b"B", 0o644)]))],
+                layers: vec![layer(
+                    "/work",
+                    tar_of(&[
+                        ("a.txt", b"A", 0o600),
+                        ("sub/", b"", 0o755),
+                        ("sub/b", b"B", 0o644),
+                    ]),
+                )],
             },
             "/work",
         )
@@ -118,16 +205,34 @@ async fn pending_layers_apply_through_symlinks_inside_the_root() {
     assert_eq!(names, ["./", "a.txt", "sub/", "sub/b"]);
     assert_eq!(entries[1].2, 0o600);
     assert_eq!(entries[1].6, b"A");
-    let file = listing(&fixture.runtime.read_path(&rootfs(&linked), "/etc/passwd").await.unwrap());
+    let file = listing(
+        &fixture
+            .runtime
+            .read_path(&rootfs(&linked), "/etc/passwd")
+            .await
+            .unwrap(),
+    );
     assert_eq!(file.len(), 1);
     assert_eq!(file[0].0, "passwd");
-    let missing = fixture.runtime.read_path(&rootfs(&linked), "/nope").await.unwrap_err();
-    assert!(matches!(missing, gantry_core::runtime::RuntimeError::PathNotFound { .. }), "{missing}");
+    let missing = fixture
+        .runtime
+        .read_path(&rootfs(&linked), "/nope")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            gantry_core::runtime::RuntimeError::PathNotFound { .. }
+        ),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
 async fn every_mount_kind_and_secrets_stay_off_disk() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await.image_id;
     let host = tempfile::tempdir().unwrap();
     let cache = host.path().join("cache");
@@ -169,9 +274,17 @@ async fn every_mount_kind_and_secrets_stay_off_disk() {
         stdout,
         format!("read only\nro-refused\na mounted file\n{secret_value}\n{secret_value}\nvisible\nmounted\n")
     );
-    assert_eq!(std::fs::read_to_string(cache.join("log")).unwrap(), "cached\n");
+    assert_eq!(
+        std::fs::read_to_string(cache.join("log")).unwrap(),
+        "cached\n"
+    );
     // Nothing of the tmpfs or of the secrets is in the snapshot or anywhere in the store.
-    let after = fixture.sh(&out.image_id, "ls -a /scratch | wc -l; cat /run/secrets/token | wc -c").await;
+    let after = fixture
+        .sh(
+            &out.image_id,
+            "ls -a /scratch | wc -l; cat /run/secrets/token | wc -c",
+        )
+        .await;
     assert_eq!(after, "2\n0\n");
     let hits = files_containing(&fixture.state.path().to_path_buf(), secret_value.as_bytes());
     assert!(hits.is_empty(), "secret found on disk in {hits:?}");
@@ -184,7 +297,9 @@ fn files_containing(dir: &std::path::PathBuf, needle: &[u8]) -> Vec<std::path::P
     while let Some(current) = stack.pop() {
         for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
             let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
@@ -201,7 +316,9 @@ fn files_containing(dir: &std::path::PathBuf, needle: &[u8]) -> Vec<std::path::P
 
 #[tokio::test]
 async fn steps_reach_a_server_on_the_host() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await.image_id;
     // Listen on every address: steps come in through gantry's bridge.
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -212,14 +329,26 @@ async fn steps_reach_a_server_on_the_host() {
         let (mut stream, _) = listener.accept().unwrap();
         let mut request = [0u8; 1024];
         let _ = stream.read(&mut request).unwrap();
-        write!(stream, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        write!(
+            stream,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
     });
     let out = fixture
         .exec(&image, &["sh", "-c", &format!("ip=$(ip route | awk '/default/ {{print $3}}'); printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 $ip {port} | tail -n 1")])
         .await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), marker, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        marker,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.join().unwrap();
     // Its own namespace: an address on the bridge, not the host's interfaces.
-    let addresses = fixture.sh(&image, "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'").await;
+    let addresses = fixture
+        .sh(&image, "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'")
+        .await;
     assert!(addresses.starts_with("inet 10.87."), "{addresses}");
 }

@@ -41,7 +41,9 @@ fn layer_tar(entries: &[(&str, Item<'_>)]) -> Vec<u8> {
                 header.set_mode(*mode);
                 header.set_uid(*owner);
                 header.set_gid(*owner);
-                builder.append_data(&mut header, name, std::io::empty()).unwrap();
+                builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .unwrap();
             }
             Item::File(data, mode, owner) => {
                 header.set_entry_type(tar::EntryType::Regular);
@@ -62,7 +64,9 @@ fn layer_tar(entries: &[(&str, Item<'_>)]) -> Vec<u8> {
             }
             Item::Fifo => {
                 header.set_entry_type(tar::EntryType::Fifo);
-                builder.append_data(&mut header, name, std::io::empty()).unwrap();
+                builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .unwrap();
             }
             Item::Xattr(data, key, value) => {
                 builder
@@ -84,21 +88,35 @@ async fn push_image_with(repository: &str, tag: &str, extra: &[Vec<u8>]) -> (Str
         ..Default::default()
     });
     let base: oci_client::Reference = busybox().parse().unwrap();
-    let (manifest, _, config) = client.pull_manifest_and_config(&base, &OciAuth::Anonymous).await.unwrap();
+    let (manifest, _, config) = client
+        .pull_manifest_and_config(&base, &OciAuth::Anonymous)
+        .await
+        .unwrap();
     let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
-    let target: oci_client::Reference = format!("{}/{repository}:{tag}", registry()).parse().unwrap();
+    let target: oci_client::Reference = format!("{}/{repository}:{tag}", registry())
+        .parse()
+        .unwrap();
     let mut layers = Vec::new();
     for descriptor in &manifest.layers {
         let mut blob = Vec::new();
-        client.pull_blob(&base, descriptor, &mut blob).await.unwrap();
-        client.push_blob(&target, blob, &descriptor.digest).await.unwrap();
+        client
+            .pull_blob(&base, descriptor, &mut blob)
+            .await
+            .unwrap();
+        client
+            .push_blob(&target, blob, &descriptor.digest)
+            .await
+            .unwrap();
         layers.push(serde_json::json!({ "mediaType": descriptor.media_type, "digest": descriptor.digest, "size": descriptor.size }));
     }
     let mut diff_ids = Vec::new();
     for tar in extra {
         let compressed = gzip(tar);
         diff_ids.push(digest(tar));
-        client.push_blob(&target, compressed.clone(), &digest(&compressed)).await.unwrap();
+        client
+            .push_blob(&target, compressed.clone(), &digest(&compressed))
+            .await
+            .unwrap();
         layers.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "digest": digest(&compressed),
@@ -108,7 +126,10 @@ async fn push_image_with(repository: &str, tag: &str, extra: &[Vec<u8>]) -> (Str
     let ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
     ids.extend(diff_ids.iter().map(|d| serde_json::Value::from(d.clone())));
     let config = serde_json::to_vec(&config).unwrap();
-    client.push_blob(&target, config.clone(), &digest(&config)).await.unwrap();
+    client
+        .push_blob(&target, config.clone(), &digest(&config))
+        .await
+        .unwrap();
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -117,7 +138,11 @@ async fn push_image_with(repository: &str, tag: &str, extra: &[Vec<u8>]) -> (Str
     }))
     .unwrap();
     client
-        .push_manifest_raw(&target, manifest, http::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"))
+        .push_manifest_raw(
+            &target,
+            manifest,
+            http::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"),
+        )
         .await
         .unwrap();
     (target.whole(), diff_ids)
@@ -131,7 +156,9 @@ const EXPECTED: &str = "/fid 750 1000 1000 directory\n/fid/setuid 4755 0 0 regul
 
 #[tokio::test]
 async fn pulled_layers_keep_modes_owners_links_xattrs_and_whiteouts() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let first = layer_tar(&[
         ("fid/", Item::Dir(0o750, 1000)),
         ("fid/setuid", Item::File(b"x", 0o4755, 0)),
@@ -139,10 +166,19 @@ async fn pulled_layers_keep_modes_owners_links_xattrs_and_whiteouts() {
         ("fid/abs", Item::Symlink("/etc/passwd")),
         ("fid/hard", Item::Hardlink("fid/setuid")),
         ("fid/fifo", Item::Fifo),
-        ("fid/xattr", Item::Xattr(b"with attributes", "user.gantry", b"kept")),
-        ("fid/gone", Item::File(b"removed by the next layer", 0o644, 0)),
+        (
+            "fid/xattr",
+            Item::Xattr(b"with attributes", "user.gantry", b"kept"),
+        ),
+        (
+            "fid/gone",
+            Item::File(b"removed by the next layer", 0o644, 0),
+        ),
         ("fid/opaque/", Item::Dir(0o755, 0)),
-        ("fid/opaque/old", Item::File(b"hidden by the opaque marker", 0o644, 0)),
+        (
+            "fid/opaque/old",
+            Item::File(b"hidden by the opaque marker", 0o644, 0),
+        ),
         ("etc/fid-owned", Item::File(b"private", 0o600, 65532)),
     ]);
     let second = layer_tar(&[
@@ -154,7 +190,8 @@ async fn pulled_layers_keep_modes_owners_links_xattrs_and_whiteouts() {
         ("bin/.wh.ls", Item::File(b"", 0o644, 0)),
     ]);
     let tag = format!("t{:x}", rand_u64());
-    let (reference, diff_ids) = push_image_with("gantry-test/fidelity", &tag, &[first, second]).await;
+    let (reference, diff_ids) =
+        push_image_with("gantry-test/fidelity", &tag, &[first, second]).await;
     let image = fixture.pull(&reference).await.image_id;
     assert_eq!(fixture.sh(&image, CHECK).await, EXPECTED);
 
@@ -163,15 +200,27 @@ async fn pulled_layers_keep_modes_owners_links_xattrs_and_whiteouts() {
     let first_dir = layers.join(&diff_ids[0]["sha256:".len().."sha256:".len() + 32]);
     let second_dir = layers.join(&diff_ids[1]["sha256:".len().."sha256:".len() + 32]);
     let mut value = [0u8; 16];
-    let len = rustix::fs::lgetxattr(first_dir.join("fid/xattr"), "user.gantry", &mut value[..]).unwrap();
+    let len =
+        rustix::fs::lgetxattr(first_dir.join("fid/xattr"), "user.gantry", &mut value[..]).unwrap();
     assert_eq!(&value[..len], b"kept");
     let whiteout = std::fs::symlink_metadata(second_dir.join("fid/gone")).unwrap();
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&whiteout.file_type()));
-    let len = rustix::fs::lgetxattr(second_dir.join("fid/opaque"), "trusted.overlay.opaque", &mut value[..]).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &whiteout.file_type()
+    ));
+    let len = rustix::fs::lgetxattr(
+        second_dir.join("fid/opaque"),
+        "trusted.overlay.opaque",
+        &mut value[..],
+    )
+    .unwrap();
     assert_eq!(&value[..len], b"y");
 
     // Saved and loaded into another store, the image is the same filesystem.
-    let tarball = fixture.runtime.save_image(&image, "gantry.local/fidelity:saved").await.unwrap();
+    let tarball = fixture
+        .runtime
+        .save_image(&image, "gantry.local/fidelity:saved")
+        .await
+        .unwrap();
     let other = Fixture::start().await.unwrap();
     let loaded = other.runtime.load_image(tarball.clone()).await.unwrap();
     assert_eq!(other.sh(&loaded.image_id, CHECK).await, EXPECTED);
@@ -185,14 +234,22 @@ async fn pulled_layers_keep_modes_owners_links_xattrs_and_whiteouts() {
     {
         child.stdin.take().unwrap().write_all(&tarball).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "docker load: {}", String::from_utf8_lossy(&out.stderr));
-        let _ = std::process::Command::new("docker").args(["rmi", "gantry.local/fidelity:saved"]).output();
+        assert!(
+            out.status.success(),
+            "docker load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "gantry.local/fidelity:saved"])
+            .output();
     }
 }
 
 #[tokio::test]
 async fn the_same_pipeline_publishes_the_same_digest() {
-    let Some(first) = Fixture::start().await else { return };
+    let Some(first) = Fixture::start().await else {
+        return;
+    };
     let second = Fixture::start().await.unwrap();
     let config = ImageConfig {
         env: vec![("PATH".into(), "/bin:/usr/bin".into())],
@@ -206,7 +263,14 @@ async fn the_same_pipeline_publishes_the_same_digest() {
         // Files written at different times in each run.
         std::thread::sleep(std::time::Duration::from_millis(1100 * n as u64));
         let built = fixture
-            .exec(&base, &["sh", "-c", "mkdir -p /app && echo built > /app/out && ln -s out /app/link && rm /bin/ls"])
+            .exec(
+                &base,
+                &[
+                    "sh",
+                    "-c",
+                    "mkdir -p /app && echo built > /app/out && ln -s out /app/link && rm /bin/ls",
+                ],
+            )
             .await;
         let rootfs = RootfsSpec {
             image_id: Some(built.image_id.clone()),
@@ -220,23 +284,56 @@ async fn the_same_pipeline_publishes_the_same_digest() {
                 b.into_inner().unwrap()
             })],
         };
-        let image = fixture.runtime.build_image(&rootfs, &config, "gantry.local/image:determinism").await.unwrap();
-        let reference = format!("{}/gantry-test/determinism:run{n}-{:x}", registry(), rand_u64());
-        let pushed = fixture.runtime.push(&image, &reference, None).await.unwrap();
+        let image = fixture
+            .runtime
+            .build_image(&rootfs, &config, "gantry.local/image:determinism")
+            .await
+            .unwrap();
+        let reference = format!(
+            "{}/gantry-test/determinism:run{n}-{:x}",
+            registry(),
+            rand_u64()
+        );
+        let pushed = fixture
+            .runtime
+            .push(&image, &reference, None)
+            .await
+            .unwrap();
         digests.push((reference, pushed));
     }
     assert_eq!(digests[0].1, digests[1].1, "{digests:?}");
     // What was pushed runs elsewhere with its configuration.
     let third = Fixture::start().await.unwrap();
-    let pulled = third.pull(&format!("{}@{}", digests[0].0.split(':').take(2).collect::<Vec<_>>().join(":"), digests[0].1)).await;
+    let pulled = third
+        .pull(&format!(
+            "{}@{}",
+            digests[0]
+                .0
+                .split(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(":"),
+            digests[0].1
+        ))
+        .await;
     assert_eq!(pulled.config.workdir, "/app");
     assert_eq!(pulled.config.cmd, ["cat", "/app/out"]);
-    assert_eq!(third.sh(&pulled.image_id, "cat /app/out /app/added; readlink /app/link; test -e /bin/ls || echo no-ls").await, "built\naddedout\nno-ls\n");
+    assert_eq!(
+        third
+            .sh(
+                &pulled.image_id,
+                "cat /app/out /app/added; readlink /app/link; test -e /bin/ls || echo no-ls"
+            )
+            .await,
+        "built\naddedout\nno-ls\n"
+    );
 }
 
 #[tokio::test]
 async fn registry_credentials_are_used_and_refusals_reported() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let server = test_env("GANTRY_TEST_AUTH_REGISTRY", "127.0.0.1:5001");
     let reference = format!("{server}/gantry-fixtures/busybox:latest");
     let password = test_env("GANTRY_TEST_AUTH_REGISTRY_PASSWORD", "gantry-test-password");
@@ -252,9 +349,26 @@ async fn registry_credentials_are_used_and_refusals_reported() {
         ..auth
     };
     let other = Fixture::start().await.unwrap();
-    let refused = other.runtime.pull(&reference, Some(&wrong)).await.unwrap_err();
-    assert!(matches!(refused, RuntimeError::Unauthorized { .. }), "{refused}");
-    assert!(!refused.to_string().contains("not-the-password"), "{refused}");
-    let missing = other.runtime.pull(&format!("{}/gantry-fixtures/no-such-image:1", registry()), None).await.unwrap_err();
+    let refused = other
+        .runtime
+        .pull(&reference, Some(&wrong))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RuntimeError::Unauthorized { .. }),
+        "{refused}"
+    );
+    assert!(
+        !refused.to_string().contains("not-the-password"),
+        "{refused}"
+    );
+    let missing = other
+        .runtime
+        .pull(
+            &format!("{}/gantry-fixtures/no-such-image:1", registry()),
+            None,
+        )
+        .await
+        .unwrap_err();
     assert!(missing.to_string().contains("no-such-image"), "{missing}");
 }

@@ -16,11 +16,18 @@ use support::*;
 
 #[tokio::test]
 async fn pulls_and_runs_a_command() {
-    let Some(fixture) = Fixture::start().await else { return };
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
     let image = fixture.pull(&busybox()).await;
     assert!(image.image_id.starts_with("sha256:"), "{image:?}");
     assert!(image.resolved_ref.contains("@sha256:"), "{image:?}");
-    let out = fixture.exec(&image.image_id, &["sh", "-c", "echo hello; echo oops >&2; exit 3"]).await;
+    let out = fixture
+        .exec(
+            &image.image_id,
+            &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        )
+        .await;
     assert_eq!(out.stdout, b"hello\n");
     assert_eq!(out.stderr, b"oops\n");
     assert_eq!(out.exit_code, 3);

@@ -2,15 +2,23 @@
 
 use std::path::{Path, PathBuf};
 
-use gantry_core::runtime::{BindMount, ExecOutput, ExecSpec, PulledImage, RootfsSpec, Runtime, TarLayer};
+use gantry_core::runtime::{
+    BindMount, ExecOutput, ExecSpec, PulledImage, RootfsSpec, Runtime, TarLayer,
+};
 use gantry_native::{NativeOptions, NativeRuntime};
 
 pub(crate) fn test_env(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 pub(crate) fn fixture(name: &str) -> String {
-    format!("{}/{name}", test_env("GANTRY_TEST_FIXTURES", "127.0.0.1:5000/gantry-fixtures"))
+    format!(
+        "{}/{name}",
+        test_env("GANTRY_TEST_FIXTURES", "127.0.0.1:5000/gantry-fixtures")
+    )
 }
 
 pub(crate) fn busybox() -> String {
@@ -58,7 +66,10 @@ impl Fixture {
     }
 
     pub(crate) async fn pull(&self, reference: &str) -> PulledImage {
-        self.runtime.pull(reference, None).await.unwrap_or_else(|error| panic!("pull {reference}: {error}"))
+        self.runtime
+            .pull(reference, None)
+            .await
+            .unwrap_or_else(|error| panic!("pull {reference}: {error}"))
     }
 
     pub(crate) async fn exec(&self, image: &str, args: &[&str]) -> ExecOutput {
@@ -66,13 +77,21 @@ impl Fixture {
     }
 
     pub(crate) async fn run(&self, spec: ExecSpec) -> ExecOutput {
-        self.runtime.exec(spec).await.unwrap_or_else(|error| panic!("exec: {error}"))
+        self.runtime
+            .exec(spec)
+            .await
+            .unwrap_or_else(|error| panic!("exec: {error}"))
     }
 
     /// The stdout of `sh -c script` on `image`, which must exit 0.
     pub(crate) async fn sh(&self, image: &str, script: &str) -> String {
         let out = self.exec(image, &["sh", "-c", script]).await;
-        assert_eq!(out.exit_code, 0, "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.exit_code,
+            0,
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -115,12 +134,27 @@ pub(crate) fn layer(dest: &str, tar: Vec<u8>) -> TarLayer {
 pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     hasher.finish()
 }
 
 /// Entries of a tar archive: (name, kind, mode, uid, gid, link target, data).
-pub(crate) fn listing(tar: &[u8]) -> Vec<(String, tar::EntryType, u32, u64, u64, Option<String>, Vec<u8>)> {
+pub(crate) fn listing(
+    tar: &[u8],
+) -> Vec<(
+    String,
+    tar::EntryType,
+    u32,
+    u64,
+    u64,
+    Option<String>,
+    Vec<u8>,
+)> {
     let mut archive = tar::Archive::new(tar);
     archive
         .entries()
@@ -129,7 +163,9 @@ pub(crate) fn listing(tar: &[u8]) -> Vec<(String, tar::EntryType, u32, u64, u64,
             let mut entry = entry.unwrap();
             let header = entry.header().clone();
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
             (
