@@ -137,10 +137,10 @@ impl OciRuntime {
 pub(crate) fn logged_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|entry| matches!(entry["level"].as_str(), Some("error" | "fatal")))
-        .filter_map(|entry| entry["msg"].as_str().map(str::to_owned))
-        .last()
+        .find_map(|entry| entry["msg"].as_str().map(str::to_owned))
 }
 
 /// The exit code a shell gives for a command it cannot run, when `message` (the

@@ -408,10 +408,6 @@ impl<'a> Unpacker<'a> {
 
     /// Owner first (changing it clears setuid bits), then mode, then xattrs (a
     /// `security.capability` would be cleared by a later chown).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site per entry kind, all fields needed"
-    )]
     fn set_owner_mode(
         &self,
         dir: &impl AsFd,

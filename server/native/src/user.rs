@@ -138,7 +138,7 @@ fn resolve_with(
     let mut additional_gids: Vec<u32> = match entry {
         Some(entry) if group_part.is_none() => all_groups
             .iter()
-            .filter(|g| g.members.iter().any(|m| *m == entry.name))
+            .filter(|g| g.members.contains(&entry.name))
             .map(|g| g.gid)
             .filter(|g| *g != gid)
             .collect(),

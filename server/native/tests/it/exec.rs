@@ -286,14 +286,14 @@ async fn every_mount_kind_and_secrets_stay_off_disk() {
         )
         .await;
     assert_eq!(after, "2\n0\n");
-    let hits = files_containing(&fixture.state.path().to_path_buf(), secret_value.as_bytes());
+    let hits = files_containing(fixture.state.path(), secret_value.as_bytes());
     assert!(hits.is_empty(), "secret found on disk in {hits:?}");
 }
 
 /// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &std::path::PathBuf, needle: &[u8]) -> Vec<std::path::PathBuf> {
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
     let mut hits = Vec::new();
-    let mut stack = vec![dir.clone()];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
             let path = entry.path();

@@ -143,10 +143,8 @@ pub(crate) fn rand_u64() -> u64 {
     hasher.finish()
 }
 
-/// Entries of a tar archive: (name, kind, mode, uid, gid, link target, data).
-pub(crate) fn listing(
-    tar: &[u8],
-) -> Vec<(
+/// One archive entry: (name, kind, mode, uid, gid, link target, data).
+pub(crate) type Listed = (
     String,
     tar::EntryType,
     u32,
@@ -154,7 +152,10 @@ pub(crate) fn listing(
     u64,
     Option<String>,
     Vec<u8>,
-)> {
+);
+
+/// Entries of a tar archive.
+pub(crate) fn listing(tar: &[u8]) -> Vec<Listed> {
     let mut archive = tar::Archive::new(tar);
     archive
         .entries()
