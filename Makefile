@@ -2,11 +2,13 @@
 #
 #   make setup           install/start what the tests need (scripts/setup.sh; idempotent)
 #   make test            setup, then every step in TEST_STEPS, in order
-#   make rust-test       fmt, clippy and cargo tests only (after setup)
+#   make rust-test       fmt, clippy and cargo tests only (after setup); the end-to-end suite
+#                        runs once per runtime (GANTRY_RUNTIME=native, then docker)
 #   make python-test     Python SDK: codegen --check, ruff, mypy, pytest (after setup)
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
-#   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
+#   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/),
+#                        once per runtime (RUNTIMES, default: native docker)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -46,10 +48,18 @@ setup:
 
 test: setup $(TEST_STEPS)
 
+# The runtimes the end-to-end suites run on (GANTRY_RUNTIME of their engines). The SDKs'
+# own tests start engines with the default, `auto`: the native runtime where it can run.
+RUNTIMES ?= native docker
+
 rust-test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
+	GANTRY_RUNTIME=$(firstword $(RUNTIMES)) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
+	@for runtime in $(wordlist 2,9,$(RUNTIMES)); do \
+		echo "rust-test: the end-to-end suite on GANTRY_RUNTIME=$$runtime"; \
+		GANTRY_RUNTIME=$$runtime GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test it || exit 1; \
+	done
 
 demo: setup
 	$(CARGO) build --release -p gantry
@@ -156,7 +166,10 @@ php-test: setup
 .PHONY: dagger-sdk-test
 dagger-sdk-test: setup
 	$(CARGO) build --locked -p gantry
-	bash conformance-tests/dagger/run.sh
+	@for runtime in $(RUNTIMES); do \
+		echo "dagger-sdk-test: GANTRY_RUNTIME=$$runtime"; \
+		GANTRY_RUNTIME=$$runtime bash conformance-tests/dagger/run.sh || exit 1; \
+	done
 
 # Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
 # fetched through the Go module proxy; skipped with a note when that is unreachable), then
@@ -199,5 +212,8 @@ conformance: setup
 		cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json; fi
 	@if [[ ! -f sdk-php/vendor/autoload.php ]]; then \
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
-	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
-		$(PYTHON) conformance-tests/run.py
+	@for runtime in $(RUNTIMES); do \
+		echo "conformance: GANTRY_RUNTIME=$$runtime"; \
+		GANTRY_RUNTIME=$$runtime GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+			CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py || exit 1; \
+	done

@@ -214,7 +214,9 @@ def start_engine() -> subprocess.Popen[bytes]:
     sock.unlink(missing_ok=True)
     with open(OUT / "engine.log", "wb") as log:
         proc = subprocess.Popen(
-            [GANTRY, "serve", "--socket", sock, "--state-dir", OUT / "state"],
+            # One state directory per runtime: a step image of one is not in the other.
+            [GANTRY, "serve", "--socket", sock, "--state-dir",
+             OUT / f"state-{os.environ.get('GANTRY_RUNTIME') or 'auto'}"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
