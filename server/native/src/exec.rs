@@ -95,7 +95,21 @@ impl Leftovers {
             self.inner.oci.destroy(&self.inner.run.oci_root(), &self.id);
         }
         if let Some(cgroup) = self.cgroup.take() {
-            self.inner.cgroups.kill_and_remove(&cgroup);
+            if self.started {
+                // Cancelled: its processes must be gone before the mount goes.
+                self.inner.cgroups.kill_and_remove(&cgroup);
+            } else {
+                // The runtime exited, and the container with it (its PID namespace
+                // ended with its init). Removing cgroups costs up to ~100 ms per v1
+                // hierarchy (the memory controller waits for RCU): off the step's path.
+                let cgroups = self.inner.cgroups.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("gantry-cgroup-cleanup".into())
+                    .spawn(move || cgroups.kill_and_remove(&cgroup));
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot start a thread to remove a step's cgroup");
+                }
+            }
         }
         if let (Some(network), Some(net)) = (self.inner.network.as_ref(), self.network.take()) {
             network.release(net);
