@@ -868,14 +868,7 @@ fn load_blocking(inner: &Inner, tarball: &[u8]) -> Result<PulledImage, Error> {
         };
     let config_bytes = file(&config_path)?;
     let config = json(config_bytes)?;
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|id| id.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let diff_ids = registry::diff_ids(&config);
     if diff_ids.len() != layer_paths.len() {
         return Err(Error::archive(
             "the config's diff IDs do not match the layers",

@@ -186,6 +186,18 @@ pub(crate) fn registry_error(
     }
 }
 
+/// The layers' uncompressed digests an OCI image config lists, bottom first.
+pub(crate) fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The layer ID under which a layer with uncompressed digest `diff_id` is stored.
 pub(crate) fn layer_id(diff_id: &str) -> Result<String, Error> {
     let hex = diff_id
@@ -223,14 +235,7 @@ pub(crate) async fn pull(
             reason: format!("the image config is not JSON: {error}"),
         })?;
     let image_id = manifest.config.digest.clone();
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|id| id.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let diff_ids = diff_ids(&config);
     if diff_ids.len() != manifest.layers.len() {
         return Err(RuntimeError::Failed {
             action: format!("pulling {reference}"),
