@@ -42,7 +42,7 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
     let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
     let store = DiskStore::open(&state_dir)
         .with_context(|| format!("while opening the state directory {}", state_dir.display()))?;
-    let runtime = crate::runtime::start(choice, &state_dir).await?;
+    let runtime = crate::runtime::start(choice, store.state_dir()).await?;
     let options = EngineOptions {
         secret_key: store
             .state_dir()

@@ -3,15 +3,11 @@
 //! each record costs and which images the removed records refer to; this
 //! module only asks and reports.
 
-use std::path::Path;
-
 use anyhow::{bail, Context as _, Result};
-use gantry_core::runtime::Runtime as _;
-use gantry_docker::DockerRuntime;
 use gantry_store::{Keep, StateDir};
 
 use crate::engine::EngineArgs;
-use crate::runtime::{RuntimeChoice, Settled};
+use crate::runtime::RuntimeChoice;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PruneArgs {
@@ -63,7 +59,7 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     // another engine's cache on the same daemon stays intact.
     let images = plan.images();
     if !images.is_empty() {
-        remove_images(choice, &root, &images).await?;
+        crate::runtime::remove_images(choice, &state, &images).await?;
     }
     let pruned = state
         .prune(&plan)
@@ -81,24 +77,6 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         left.bytes
     );
     Ok(())
-}
-
-/// Removes step images from the runtime's image store: Docker's, or the native
-/// runtime's snapshot store in the state directory.
-async fn remove_images(choice: Settled, state_dir: &Path, tags: &[String]) -> Result<()> {
-    match choice {
-        Settled::Docker => DockerRuntime::connect()
-            .await
-            .context("while connecting to Docker")?
-            .remove_images(tags)
-            .await
-            .context("while removing gantry's images"),
-        Settled::Native => {
-            gantry_native::remove_images_in(&gantry_native::default_root(state_dir), tags)
-                .map(drop)
-                .context("while removing gantry's snapshots")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! crun or runc installed), else Docker, which stays fully supported (macOS, Docker
 //! Desktop, a remote `DOCKER_HOST`).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use gantry_core::runtime::Runtime;
+use gantry_store::{Bucket, StateDir};
 
 /// The runtime asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -66,9 +66,10 @@ pub(crate) enum Settled {
     Docker,
 }
 
-/// The native runtime's options from the environment.
-fn native_options(state_dir: &Path) -> Result<gantry_native::NativeOptions> {
-    let mut options = gantry_native::NativeOptions::new(gantry_native::default_root(state_dir));
+/// The native runtime's options from the environment; its snapshots go in the state
+/// directory's snapshot bucket.
+fn native_options(state: &StateDir) -> Result<gantry_native::NativeOptions> {
+    let mut options = gantry_native::NativeOptions::new(state.bucket(Bucket::Snapshots));
     options.oci_runtime = std::env::var(crate::env::OCI_RUNTIME)
         .ok()
         .filter(|v| !v.is_empty());
@@ -96,10 +97,10 @@ fn native_options(state_dir: &Path) -> Result<gantry_native::NativeOptions> {
 }
 
 /// Starts the chosen runtime and cleans up after engines that died.
-pub(crate) async fn start(choice: Settled, state_dir: &Path) -> Result<Arc<dyn Runtime>> {
+pub(crate) async fn start(choice: Settled, state: &StateDir) -> Result<Arc<dyn Runtime>> {
     let runtime: Arc<dyn Runtime> = match choice {
         Settled::Native => Arc::new(
-            gantry_native::NativeRuntime::start(native_options(state_dir)?)
+            gantry_native::NativeRuntime::start(native_options(state)?)
                 .await
                 .context("while starting the native runtime")?,
         ),
@@ -115,4 +116,26 @@ pub(crate) async fn start(choice: Settled, state_dir: &Path) -> Result<Arc<dyn R
         Err(error) => tracing::warn!(%error, "could not clean up orphaned containers"),
     }
     Ok(runtime)
+}
+
+/// Removes step images from the chosen runtime's image store: Docker's, or the native
+/// runtime's snapshot bucket of `state` (`gantry prune`: no engine runs).
+pub(crate) async fn remove_images(
+    choice: Settled,
+    state: &StateDir,
+    images: &[String],
+) -> Result<()> {
+    match choice {
+        Settled::Docker => gantry_docker::DockerRuntime::connect()
+            .await
+            .context("while connecting to Docker")?
+            .remove_images(images)
+            .await
+            .context("while removing gantry's images"),
+        Settled::Native => {
+            gantry_native::remove_images_in(&state.bucket(Bucket::Snapshots), images)
+                .map(drop)
+                .context("while removing gantry's snapshots")
+        }
+    }
 }

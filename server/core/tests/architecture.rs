@@ -528,7 +528,7 @@ fn every_public_module_of_core_is_used_by_another_crate() {
         .collect();
     assert!(!public.is_empty());
     let mut users = String::new();
-    for krate in ["api", "docker", "cli", "store", "xtask"] {
+    for krate in ["api", "docker", "native", "cli", "store", "xtask"] {
         for dir in ["src", "tests"] {
             let dir = repo().join("server").join(krate).join(dir);
             if dir.is_dir() {
@@ -606,7 +606,7 @@ fn test_doubles_stay_out_of_release_builds() {
         !core_line.contains("features"),
         "[workspace.dependencies] must not enable core features: {core_line}"
     );
-    for krate in ["api", "docker", "cli", "store", "xtask", "core"] {
+    for krate in ["api", "docker", "native", "cli", "store", "xtask", "core"] {
         let manifest = read(&repo().join("server").join(krate).join("Cargo.toml"));
         let mut section = "";
         for line in manifest.lines() {

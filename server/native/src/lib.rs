@@ -39,12 +39,12 @@ pub use network::NetworkMode;
 pub use oci::Flavor;
 pub use overlay::MAX_LOWER_LAYERS;
 pub use run::DEFAULT_RUN_ROOT;
-pub use store::default_root;
 
 /// How to set up a native runtime.
 #[derive(Debug, Clone)]
 pub struct NativeOptions {
-    /// The snapshot store ([`default_root`] of the state directory).
+    /// The snapshot store: the state directory's snapshot bucket
+    /// (`gantry_store::Bucket::Snapshots`).
     pub store_root: PathBuf,
     /// Per-engine run directories; must be on a tmpfs ([`DEFAULT_RUN_ROOT`]).
     pub run_root: PathBuf,
@@ -97,10 +97,34 @@ pub fn unavailable_reason() -> Option<String> {
 /// Removes images by ID or name from the snapshot store at `store_root` (with the
 /// layers nothing else uses), without starting a runtime: `gantry prune`.
 pub fn remove_images_in(store_root: &Path, names: &[String]) -> Result<usize, Error> {
-    if !store_root.exists() {
-        return Ok(0);
+    match store::Store::open_existing(store_root) {
+        Some(store) => store.remove(names),
+        None => Ok(0),
     }
-    store::Store::open(store_root)?.remove(names)
+}
+
+/// Whether the snapshot store at `store_root` holds the image `name` (an image ID or a
+/// tag such as `gantry.local/cache:<key>`) with all its layers.
+pub fn image_exists_in(store_root: &Path, name: &str) -> bool {
+    let Some(store) = store::Store::open_existing(store_root) else {
+        return false;
+    };
+    let id = store.resolve_tag(name).unwrap_or_else(|| name.to_owned());
+    store.image_complete(&id)
+}
+
+/// The layer directories of image `id` in the snapshot store at `store_root`, bottom
+/// first: what a test scans to see what an image holds.
+pub fn image_layer_dirs_in(store_root: &Path, id: &str) -> Option<Vec<PathBuf>> {
+    let store = store::Store::open_existing(store_root)?;
+    let record = store.image(id)?;
+    Some(
+        record
+            .layers
+            .iter()
+            .map(|layer| store.layer_dir(layer))
+            .collect(),
+    )
 }
 
 /// `Runtime` on crun/runc and overlayfs snapshots.

@@ -15,24 +15,19 @@
 //! Image IDs of pulled and loaded images are their config digests (as Docker's); IDs of
 //! images gantry made (step results, builds) are the digest of their record. Both stay
 //! valid across engine restarts, which matters because the solver persists them.
-//! The root is chosen by the caller ([`default_root`]), so the state directory's layout
-//! can move it without touching this module.
+//! The root is the state directory's snapshot bucket, which `gantry_store::StateDir`
+//! places (and removes on a full prune); this module lays out only what is inside it.
 
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use gantry_core::files::AtomicFile;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
-
-/// Where the snapshot store of a state directory lives.
-pub fn default_root(state_dir: &Path) -> PathBuf {
-    state_dir.join("native")
-}
 
 /// Layer IDs are 32 hex digits (128 bits): short, so that the overlayfs `lowerdir`
 /// option of a long chain fits in one page.
@@ -85,6 +80,14 @@ impl Store {
         };
         store.make_init_layer()?;
         Ok(store)
+    }
+
+    /// The store at `root` as it is, creating nothing (`None` when there is none):
+    /// for readers outside an engine (`gantry prune`, tests).
+    pub(crate) fn open_existing(root: &Path) -> Option<Self> {
+        root.join("images").is_dir().then(|| Self {
+            root: root.to_owned(),
+        })
     }
 
     pub(crate) fn root(&self) -> &Path {
@@ -311,20 +314,13 @@ impl Store {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` with gantry's one atomic write (a temp file beside it,
+/// renamed into place when complete).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let result = fs::File::create(&tmp)
-        .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| fs::rename(&tmp, path));
-    result.map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        Error::io("writing a store record", path, source)
-    })
+    AtomicFile::new(path)
+        .write(bytes)
+        .map(drop)
+        .map_err(|error| Error::io("writing a store record", path, error.source))
 }
 
 /// Removes a directory tree, best effort (logged). Overlayfs work directories hold

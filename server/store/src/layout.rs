@@ -41,10 +41,15 @@ pub enum Bucket {
     /// Temp files of writes in progress (`.gantry-tmp-<pid>-<random>`),
     /// renamed into their bucket when complete.
     Temp,
+    /// The native runtime's snapshot store (`gantry-native`): unpacked
+    /// layers, image and tag records, the upper directories of running
+    /// steps. The runtime lays out the inside; removing the bucket removes
+    /// every step image of the native runtime.
+    Snapshots,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
@@ -54,6 +59,7 @@ impl Bucket {
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
+        Bucket::Snapshots,
     ];
 
     /// The bucket's directory, relative to the state directory.
@@ -68,6 +74,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
+            Bucket::Snapshots => "snapshots",
         }
     }
 
@@ -83,6 +90,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",
+            Bucket::Snapshots => "snapshots (native runtime)",
         }
     }
 }

@@ -17,6 +17,7 @@
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it
+//! STATE/snapshots/                 the native runtime's layers and images (gantry-native lays it out)
 //! ```
 //!
 //! Every write goes to a temp file and is renamed into place

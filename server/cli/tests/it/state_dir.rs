@@ -116,7 +116,10 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
     let (old_image, new_image) = (old_record.image().unwrap(), new_record.image().unwrap());
-    assert!(support::image_exists(server.dir(), &old_image) && support::image_exists(server.dir(), &new_image));
+    assert!(
+        support::image_exists(server.dir(), &old_image)
+            && support::image_exists(server.dir(), &new_image)
+    );
 
     // Keep all but the oldest result's bytes: exactly that result goes,
     // with its image and no other.
@@ -138,8 +141,14 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
         )),
         "{report}"
     );
-    assert!(!support::image_exists(server.dir(), &old_image), "{old_image} is left");
-    assert!(support::image_exists(server.dir(), &new_image), "{new_image} was removed");
+    assert!(
+        !support::image_exists(server.dir(), &old_image),
+        "{old_image} is left"
+    );
+    assert!(
+        support::image_exists(server.dir(), &new_image),
+        "{new_image} was removed"
+    );
     assert_eq!(
         counts(),
         [1, path_reads, host_trees, host_indexes, recipes],

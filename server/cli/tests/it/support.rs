@@ -150,15 +150,10 @@ pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
 }
 
 /// Whether the step image `reference` exists in the runtime's image store (the
-/// native one lives in the state directory under `dir`).
+/// native one is the snapshot bucket of the state directory under `dir`).
 pub(crate) fn image_exists(dir: &Path, reference: &str) -> bool {
     if native() {
-        use sha2::Digest as _;
-        let tag = hex::encode(sha2::Sha256::digest(reference.as_bytes()));
-        return gantry_native::default_root(&dir.join("state"))
-            .join("tags")
-            .join(format!("{tag}.json"))
-            .exists();
+        return gantry_native::image_exists_in(&snapshots(&dir.join("state")), reference);
     }
     Command::new("docker")
         .args(["image", "inspect", reference])
@@ -515,15 +510,18 @@ pub(crate) fn step_image_contains(state: &Path, image: &str, needle: &[u8]) -> b
     if !native() {
         return docker_save_contains(image, needle);
     }
-    let store = gantry_native::default_root(state);
-    let hex = image.trim_start_matches("sha256:");
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(store.join("images").join(format!("{hex}.json"))).unwrap(),
-    )
-    .unwrap();
-    record["layers"].as_array().unwrap().iter().any(|layer| {
-        !files_containing(&store.join("layers").join(layer.as_str().unwrap()), needle).is_empty()
-    })
+    let layers = gantry_native::image_layer_dirs_in(&snapshots(state), image)
+        .unwrap_or_else(|| panic!("no image {image} in the snapshot store"));
+    layers
+        .iter()
+        .any(|layer| !files_containing(layer, needle).is_empty())
+}
+
+/// The native runtime's snapshot store in the state directory `state`.
+fn snapshots(state: &Path) -> PathBuf {
+    gantry_store::StateDir::open(state)
+        .unwrap()
+        .bucket(gantry_store::Bucket::Snapshots)
 }
 
 /// Removes the local Docker tag a publish left (the Docker runtime pushes from its

@@ -154,7 +154,7 @@ async fn a_killed_engines_leftovers_are_cleaned_by_the_next() {
         mounts_mentioning(&format!("/engines/{engine}")) > 0,
         "the child's overlay is mounted"
     );
-    let tmp = gantry_native::default_root(state.path()).join("tmp");
+    let tmp = crate::support::store_root(state.path()).join("tmp");
     let leftovers = |prefix: &str| {
         std::fs::read_dir(&tmp)
             .unwrap()

@@ -62,7 +62,7 @@ impl Fixture {
     }
 
     pub(crate) fn store_root(&self) -> PathBuf {
-        gantry_native::default_root(self.state.path())
+        store_root(self.state.path())
     }
 
     pub(crate) async fn pull(&self, reference: &str) -> PulledImage {
@@ -96,8 +96,14 @@ impl Fixture {
     }
 }
 
+/// The snapshot store in a test's state directory (where `gantry_store::StateDir`
+/// would put its snapshot bucket; these tests need no more of a state directory).
+pub(crate) fn store_root(state: &Path) -> PathBuf {
+    state.join("snapshots")
+}
+
 pub(crate) async fn start_runtime(state: &Path) -> NativeRuntime {
-    let mut options = NativeOptions::new(gantry_native::default_root(state));
+    let mut options = NativeOptions::new(store_root(state));
     options.oci_runtime = std::env::var("GANTRY_OCI_RUNTIME").ok();
     NativeRuntime::start(options).await.unwrap()
 }
