@@ -158,7 +158,10 @@ impl<'a> Unpacker<'a> {
         )
     }
 
-    /// Opens the directory at `components`, creating missing ones (mode 0755).
+    /// Opens the directory at `components`, creating missing ones (mode 0755). A
+    /// dangling symlink where a directory is needed is replaced by one, as Docker does
+    /// (its archive upload makes the missing directories at the deepest existing
+    /// ancestor, and unpacking a directory over a non-directory replaces it).
     fn ensure_dir(&self, components: &[Vec<u8>]) -> Result<OwnedFd, Error> {
         match self.resolve(components) {
             Ok(fd) => return Ok(fd),
@@ -172,7 +175,18 @@ impl<'a> Unpacker<'a> {
                 Ok(fd) => current = fd,
                 Err(Errno::NOENT) => {
                     let name = OsStr::from_bytes(&components[depth - 1]);
-                    match rustix::fs::mkdirat(&current, name, FileMode::from_raw_mode(0o755)) {
+                    let make =
+                        || rustix::fs::mkdirat(&current, name, FileMode::from_raw_mode(0o755));
+                    let made = match make() {
+                        // Something is there, yet resolving it found nothing: a
+                        // dangling symlink (or one that leads to a dangling one).
+                        Err(Errno::EXIST) if is_symlink(&current, name) => {
+                            rustix::fs::unlinkat(&current, name, AtFlags::empty())
+                                .and_then(|()| make())
+                        }
+                        other => other,
+                    };
+                    match made {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(errno) => {
                             return Err(self.fail(
@@ -476,6 +490,12 @@ fn fd_path(fd: &OwnedFd) -> std::path::PathBuf {
 }
 
 /// Removes `name` under `parent`: a directory with all it holds.
+/// Whether `name` in `parent` is a symlink (not followed).
+fn is_symlink(parent: &impl AsFd, name: &OsStr) -> bool {
+    rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
+}
+
 fn remove_entry(parent: &impl AsFd, name: &OsStr, is_dir: bool) -> Result<(), Errno> {
     if is_dir {
         let parent_fd: BorrowedFd<'_> = parent.as_fd();
@@ -518,5 +538,26 @@ mod tests {
         );
         assert!(components(b"a/../../etc").is_err());
         assert!(components(b"./").unwrap().is_empty());
+    }
+
+    #[test]
+    fn destinations_follow_symlinks_inside_the_root_and_replace_dangling_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("/nowhere/data", root.join("dangling")).unwrap();
+        let path = |text: &str| components(text.as_bytes()).unwrap();
+
+        // A symlink to a directory is followed, inside the root.
+        let made = make_dirs(root, &path("link/sub")).unwrap();
+        assert_eq!(made, root.join("real/sub").canonicalize().unwrap());
+        assert!(root.join("link").is_symlink());
+
+        // A dangling one becomes a directory; its target is never created.
+        let made = make_dirs(root, &path("dangling/sub")).unwrap();
+        assert_eq!(made, root.join("dangling/sub").canonicalize().unwrap());
+        assert!(root.join("dangling").is_dir() && !root.join("dangling").is_symlink());
+        assert!(!root.join("nowhere").exists());
     }
 }

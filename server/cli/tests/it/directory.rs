@@ -282,3 +282,23 @@ fn rootfs_and_with_rootfs_round_trip() {
     );
     assert_eq!(stdout, format!("extra {marker}\n"));
 }
+
+/// A file put under a dangling symlink: the symlink becomes a directory, its target
+/// is never created. Docker's archive upload does this; the native runtime matches.
+#[test]
+fn content_under_a_dangling_symlink_replaces_it_with_a_directory() {
+    require_runtime!();
+    let server = Server::start();
+    let marker = support::unique("dangling");
+    let stdout = stdout_of(
+        &server,
+        r#"query($image: String!, $marker: String!) { container { from(address: $image) {
+            withExec(args: ["ln", "-s", "/nowhere/data", "/data"]) {
+              withNewFile(path: "/data/f.txt", contents: $marker) {
+                withExec(args: ["sh", "-c", "test -d /data && ! test -L /data && ! test -e /nowhere && cat /data/f.txt"]) {
+                  stdout } } } } } }"#,
+        json!({ "image": busybox(), "marker": marker }),
+        "container.from.withExec.withNewFile.withExec",
+    );
+    assert_eq!(stdout, marker);
+}
