@@ -152,7 +152,14 @@ struct Timings {
     prepare_ms: f64,
     network_ms: f64,
     spec_ms: f64,
+    /// `start_ms` + `wait_ms`.
     run_ms: f64,
+    /// From spawning the OCI runtime to the command's start (its pid file written):
+    /// the runtime's own start-up, namespaces, mounts, the container's init.
+    start_ms: Option<f64>,
+    /// The rest of the run: the command itself, its exit, the runtime deleting the
+    /// container.
+    wait_ms: Option<f64>,
     teardown_ms: f64,
     commit_ms: f64,
     total_ms: f64,
@@ -237,6 +244,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
     // Run: the runtime process joins gantry's cgroup before it starts (a shell writes
     // its own pid, then execs the runtime), so everything it forks is accounted there.
     let phase = Instant::now();
+    let spawned_at = std::time::SystemTime::now();
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
@@ -281,6 +289,12 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action)
     })?;
     timings.run_ms = ms(phase);
+    timings.start_ms = std::fs::metadata(step.dir.join(oci::PID_FILE))
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|at| at.duration_since(spawned_at).ok())
+        .map(|took| took.as_secs_f64() * 1000.0);
+    timings.wait_ms = timings.start_ms.map(|start| timings.run_ms - start);
     let (stdout, mut stderr) = (out?, err?);
     let mut exit_code = status.code().map_or_else(
         || 128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)),

@@ -28,6 +28,9 @@ impl Flavor {
     }
 }
 
+/// The container's pid, written by the runtime into the bundle when it has started it.
+pub(crate) const PID_FILE: &str = "container.pid";
+
 /// The OCI runtime binary and where it keeps container state.
 #[derive(Debug, Clone)]
 pub(crate) struct OciRuntime {
@@ -95,7 +98,9 @@ impl OciRuntime {
     }
 
     /// The arguments of `run` for a container `id` in `bundle`, its state under `root`
-    /// and its own errors (JSON lines) in `log`.
+    /// and its own errors (JSON lines) in `log`. The runtime writes the container's pid
+    /// to `bundle/PID_FILE` once it has started the command (the file's modification
+    /// time splits a step's run into the runtime's start and the wait).
     pub(crate) fn run_args(&self, root: &Path, log: &Path, bundle: &Path, id: &str) -> Vec<String> {
         vec![
             "--root".into(),
@@ -107,6 +112,8 @@ impl OciRuntime {
             "run".into(),
             "--bundle".into(),
             bundle.display().to_string(),
+            "--pid-file".into(),
+            bundle.join(PID_FILE).display().to_string(),
             id.to_owned(),
         ]
     }
