@@ -9,6 +9,8 @@
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/),
 #                        once per runtime (RUNTIMES, default: native docker)
+#   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
+#   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
@@ -38,6 +40,7 @@ TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
+TEST_STEPS += chaos
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -152,7 +155,7 @@ php-test: setup
 	done
 	@php -r 'exit(extension_loaded("curl") && extension_loaded("mbstring") ? 0 : 1);' || \
 		{ echo "php-test: needs the php-curl and php-mbstring extensions: run make setup" >&2; exit 1; }
-	cd sdk-php && find src generated tests examples -name '*.php' -print0 | xargs -0 -n1 php -l \
+	cd sdk-php && find src generated tests examples module -name '*.php' -print0 | xargs -0 -n1 php -l \
 		| { grep -v '^No syntax errors detected' || true; }
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer validate --no-check-publish --no-check-lock -q
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload --dev -q
@@ -217,3 +220,32 @@ conformance: setup
 		GANTRY_RUNTIME=$$runtime GANTRY_BIN=$(CURDIR)/target/debug/gantry \
 			CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py || exit 1; \
 	done
+
+# Dagger's own core integration tests (core/integration at v0.21.8, unmodified, fetched through
+# the Go module proxy) against target/debug/gantry: conformance-tests/dagger-core/run.py. A
+# measurement, not a gate, so not in TEST_STEPS: it exits 0 whatever the tests do. The first
+# run builds the test binary (cached in target/dagger-core/); see that folder's README.md for
+# timings. Results: target/dagger-core/results.json and summary.md.
+# Pass options with DAGGER_CORE_ARGS, e.g. DAGGER_CORE_ARGS="--suites TestFile --only Digest".
+DAGGER_CORE_ARGS ?=
+
+.PHONY: dagger-core
+dagger-core: export PATH := $(PATH):/usr/local/go/bin
+dagger-core: setup
+	$(CARGO) build --locked -p gantry
+	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
+
+# Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
+# hostile local user: SIGKILL at random points, 100 `gantry run` sessions on one state dir,
+# two state dirs and a prune on one daemon, images removed behind gantry's back, a full
+# tmpfs state dir, 1,100 idle connections under `prlimit --nofile=1024`, a 1 GiB host
+# file, a dockerd restart (a private dockerd in its own network namespace). One line per
+# scenario with its figure, then `chaos: N passed, M failed`. Needs root (mount, unshare).
+# The scenarios read Docker's containers, images and events (and restart a dockerd), so
+# their engines run on the Docker runtime (CHAOS_RUNTIME).
+CHAOS_RUNTIME ?= docker
+
+.PHONY: chaos
+chaos: setup
+	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
+	GANTRY_RUNTIME=$(CHAOS_RUNTIME) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos

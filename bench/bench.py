@@ -956,9 +956,90 @@ class Suite:
                     met=g["median"] <= 0.3,
                     extra={"python_startup_s": bare["median"], "import_s": imp["median"]})
 
-    # -- driver
 
-    # -- 10. the native runtime (crun/runc on overlayfs snapshots) beside Docker
+    # -- 10/11. modules: `gantry call` and `gantry functions`, per SDK
+
+    def _prepare_module(self, sdk: str, module: Path, venv: Path) -> tuple[list[str], dict[str, str]]:
+        """Installs what the bench module needs; returns the comparison script and env."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GANTRY_SESSION_", "DAGGER_SESSION_")) and k != "GANTRY_SOCKET"}
+        env.update(BENCH_IMAGE=BUSYBOX, GANTRY_STATE_DIR=str(self.work / "call-state"),
+                   GANTRY_PROGRESS="quiet", PATH=f"{env.get('PATH', '')}:/usr/local/go/bin")
+        if sdk == "python":
+            if not (venv / "bin/python").exists():
+                run([sys.executable, "-m", "venv", str(venv)])
+                run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+                     str(ROOT / "sdk-python")], timeout=300)
+            env["GANTRY_PYTHON"] = str(venv / "bin/python")
+            return [str(venv / "bin/python"), "main.py"], env
+        if sdk == "typescript":
+            sdk_dir = ROOT / "sdk-typescript"
+            if not (sdk_dir / "dist/index.js").exists():
+                run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=sdk_dir, timeout=600)
+                run(["npx", "tsc", "-p", "tsconfig.json"], cwd=sdk_dir, timeout=600)
+            example = ROOT / "examples/modules/typescript"
+            if not (example / "node_modules/typescript").exists():
+                run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=example, timeout=600)
+            link = example / "node_modules/@gantry/sdk"
+            if not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(os.path.relpath(sdk_dir, link.parent))
+            modules = module / "node_modules"
+            if not modules.is_symlink():
+                modules.symlink_to(os.path.relpath(example / "node_modules", module))
+            return ["node", "script.mjs"], env
+        if sdk == "go":
+            binary = self.work / "go-step-script"
+            run(["go", "build", "-o", str(binary), "./script"], cwd=module, env=env, timeout=600)
+            return [str(binary)], env
+        if not (module / "vendor/autoload.php").exists():
+            run(["composer", "update", "--no-interaction", "-q"], cwd=module,
+                env=dict(env, COMPOSER_DISABLE_NETWORK="1"), timeout=300)
+        return ["php", "script.php"], env
+
+    def bench_modules(self) -> None:
+        targets = {"python": 0.3, "typescript": 0.4, "go": 0.3, "php": 0.3}
+        for letter, (sdk, target) in zip("abcd", targets.items()):
+            module = BENCH / "modules" / sdk
+            log(f"== 10{letter}. {sdk}: warm `gantry call step` (one cached step, whole process), "
+                f"vs `gantry run -- SCRIPT` doing the same work")
+            try:
+                script, env = self._prepare_module(sdk, module, ROOT / "target/bench/venv")
+                call = [str(GANTRY), "call", "-m", str(module), "step"]
+                # The first call describes the module (and builds the Go dispatcher) and
+                # runs the step; every call after it is warm.
+                out = run(call, env=env, cwd=module, timeout=600)
+                assert "cached step" in out, out
+                session = [str(GANTRY), "run", "--", *script]
+                out = run(session, env=env, cwd=module, timeout=600)
+                assert "cached step" in out, out
+            except Exception as error:  # noqa: BLE001 - reported, not fatal
+                reason = f"setup failed: {str(error)[:300]}"
+                log(f"not measurable: {reason}")
+                for key, name in ((f"10{letter}", "warm `gantry call`"), (f"11{letter}", "warm `gantry functions`")):
+                    self.record(key, f"{sdk} module: {name}", gantry=None, ratio=None,
+                                ratio_of="gantry call / gantry run", met=None,
+                                extra={"not_measurable": reason})
+                continue
+            runs = self.n(9, 2)
+            xs, ys, ratios = paired(lambda: timed(call, env=env, cwd=module),
+                                    lambda: timed(session, env=env, cwd=module), runs)
+            g = summary(xs)
+            log(f"gantry call step:           {fmt_s(g)}")
+            log(f"gantry run -- {' '.join(Path(a).name for a in script)}: {fmt_s(summary(ys))}")
+            self.record(f"10{letter}", f"{sdk} module: warm `gantry call` of a cached step, whole process",
+                        gantry=g, baseline_name=f"gantry run -- {' '.join(Path(a).name for a in script)}",
+                        baseline=summary(ys), ratio=summary(ratios),
+                        ratio_of="gantry call / gantry run", target=f"<= {target} s",
+                        met=g["median"] <= target)
+            log(f"== 11{letter}. {sdk}: warm `gantry functions` (description from the cache)")
+            listing = [str(GANTRY), "functions", "-m", str(module)]
+            fs = summary([timed(listing, env=env, cwd=module) for _ in range(self.n(9, 2))])
+            log(f"gantry functions: {fmt_s(fs)}")
+            self.record(f"11{letter}", f"{sdk} module: warm `gantry functions`", gantry=fs,
+                        ratio=None, ratio_of="", target="<= 0.2 s", met=fs["median"] <= 0.2)
+
+    # -- 12. the native runtime (crun/runc on overlayfs snapshots) beside Docker
 
     def native_timings(self, engine: Engine) -> list[dict[str, Any]]:
         """The per-step phase timings the native runtime records in its run directory."""
@@ -972,14 +1053,14 @@ class Suite:
         return rows
 
     def bench_native(self) -> None:
-        log("== 10. the native runtime (--runtime=native: crun/runc on overlayfs snapshots, no daemon) "
+        log("== 12. the native runtime (--runtime=native: crun/runc on overlayfs snapshots, no daemon) "
             "beside the Docker runtime and `docker run`")
         engine = self.engine("native", runtime="native")
         try:
             engine.start()
         except RuntimeError as error:
             log(f"native runtime unavailable: {error}")
-            self.record("10", "native runtime", gantry=None, ratio=None, ratio_of="-")
+            self.record("12", "native runtime", gantry=None, ratio=None, ratio_of="-")
             return
         docker_engine = self.main
         assert docker_engine is not None
@@ -1026,7 +1107,7 @@ class Suite:
             log("  native, mean per step (engine's own timings): " + ", ".join(
                 f"{k.removesuffix('_ms')} {v:.1f} ms" for k, v in phases_ms.items()))
         r = summary(ratios)
-        self.record("10a", f"native: {steps} sequential withExec steps", gantry=gx,
+        self.record("12a", f"native: {steps} sequential withExec steps", gantry=gx,
                     baseline_name=f"{steps} x docker run --rm", baseline=gy, ratio=r,
                     ratio_of="native / baseline", target="<= 0.25x", met=r["median"] <= 0.25,
                     extra={"ms_per_step": gx["median"] / steps * 1000, "native_phases_ms": phases_ms,
@@ -1044,7 +1125,7 @@ class Suite:
             par = [engine.timed_query(par_doc(f"par-{uuid.uuid4().hex[:12]}")) for _ in range(self.n(5, 2))]
         g = summary(par)
         log(f"native, one query with {branches} `sleep 1` branches: {fmt_s(g)} (peak RSS {sampler.peak / MB:.1f} MB)")
-        self.record("10b", f"native: {branches} parallel `sleep 1` branches", gantry=g, ratio=summary(par),
+        self.record("12b", f"native: {branches} parallel `sleep 1` branches", gantry=g, ratio=summary(par),
                     ratio_of="wall / ideal 1 s", target="<= 1.2 s", met=g["median"] <= 1.2)
 
         # First uncached exec after a restart, the image already pulled (same state).
@@ -1059,7 +1140,7 @@ class Suite:
             owns.append(timed(["docker", "run", "--rm", BUSYBOX, "true"]))
         f = summary(firsts)
         log(f"native, first uncached exec after engine start: {fmt_s(f)} (command's own time ~0)")
-        self.record("10c", "native: first uncached exec after engine start (image pulled)", gantry=f,
+        self.record("12c", "native: first uncached exec after engine start (image pulled)", gantry=f,
                     baseline_name="docker run --rm busybox true", baseline=summary(owns),
                     ratio=summary([a / b for a, b in zip(firsts, owns)]), ratio_of="native / baseline",
                     target="<= 0.1 s over the command", met=f["median"] <= 0.1)
@@ -1067,7 +1148,7 @@ class Suite:
         time.sleep(0.5)
         idle = proc_status(engine.pid).get("VmRSS", 0)
         log(f"native engine idle RSS: {idle / MB:.1f} MB")
-        self.record("10d", "native: engine idle RSS", gantry={"median": idle / MB, "min": idle / MB, "max": idle / MB, "runs": 1},
+        self.record("12d", "native: engine idle RSS", gantry={"median": idle / MB, "min": idle / MB, "max": idle / MB, "runs": 1},
                     ratio=None, ratio_of="-", unit="MB", target="<= 20 MB", met=idle / MB <= 20)
 
         # Pull + unpack of the Go fixture vs `docker pull` of it. Docker skips layers it
@@ -1107,13 +1188,15 @@ class Suite:
             d = summary(docker_pulls)
             log(f"docker pull of it:                {fmt_s(d)}")
             r = summary([a / b for a, b in zip(pulls, docker_pulls)])
-            self.record("10e", "native: pull + unpack of the Go fixture image", gantry=p,
+            self.record("12e", "native: pull + unpack of the Go fixture image", gantry=p,
                         baseline_name="docker pull", baseline=d, ratio=r, ratio_of="native / baseline",
                         target="<= 1.0x", met=r["median"] <= 1.0)
         else:
-            self.record("10e", "native: pull + unpack of the Go fixture image", gantry=p,
+            self.record("12e", "native: pull + unpack of the Go fixture image", gantry=p,
                         ratio=None, ratio_of="-")
         engine.stop()
+
+    # -- driver
 
     def run_all(self) -> None:
         only = set(self.args.only.split(",")) if self.args.only else None
@@ -1132,7 +1215,8 @@ class Suite:
         log()
         steps = [("2", self.bench_steps), ("3", self.bench_seed), ("4", self.bench_parallel),
                  ("5", self.bench_host_dir), ("6", self.bench_throughput),
-                 ("9", self.bench_python_sdk), ("7", self.bench_memory), ("10", self.bench_native)]
+                 ("9", self.bench_python_sdk), ("10", self.bench_modules), ("7", self.bench_memory),
+                 ("12", self.bench_native)]
         for key, fn in steps:
             if want(key):
                 fn()
@@ -1279,7 +1363,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer runs (a smoke test of the suite); writes results/partial.*")
     parser.add_argument("--only", default="",
-                        help="comma-separated benchmark numbers (1-10); writes results/partial.*")
+                        help="comma-separated benchmark numbers (1-12; 10 runs 10 and 11); writes results/partial.*")
     args = parser.parse_args()
     for tool, path in (("gantry", GANTRY), ("loadgen", LOADGEN)):
         if not path.exists():

@@ -52,12 +52,19 @@ SCENARIOS: dict[str, tuple[int, bool]] = {
     "publish_auth": (1, False),
     "ids": (1, False),
     "seed": (1, False),
+    "module": (1, False),
 }
+MODULES = ROOT / "examples" / "modules"
 
 
 def command(sdk: str, scenario: str) -> tuple[list[str], Path] | None:
     """The command line and working directory of one program, None if it is missing."""
     folder = HERE / sdk
+    if scenario == "module":
+        # The seed pipeline as a module in this SDK, called through `gantry call`.
+        module = MODULES / sdk
+        cmd = [sys.executable, str(HERE / "module_call.py"), str(GANTRY), str(module)]
+        return (cmd, folder) if (module / "gantry.toml").exists() else None
     if sdk == "python":
         cmd, program = [PYTHON, f"{scenario}.py"], folder / f"{scenario}.py"
     elif sdk == "typescript":
@@ -98,10 +105,50 @@ def prepare(sdk: str) -> str | None:
             link.symlink_to(os.path.relpath(ROOT / "sdk-typescript", link.parent))
         if not (ROOT / "sdk-typescript" / "dist" / "index.js").exists():
             return "sdk-typescript/dist is missing: run `npx tsc` in sdk-typescript"
+        return prepare_typescript_module()
     elif sdk == "python" and not os.access(PYTHON, os.X_OK):
         return f"no Python at {PYTHON}: run `make conformance`"
     elif sdk == "php" and not (ROOT / "sdk-php" / "vendor" / "autoload.php").exists():
         return "sdk-php/vendor/autoload.php is missing: run `composer dump-autoload` in sdk-php"
+    elif sdk == "php":
+        return prepare_php_module()
+    return None
+
+
+def prepare_typescript_module() -> str | None:
+    """examples/modules/typescript: `npm ci` (typescript 6 for the module runtime) when
+    its lock file changed, and `@gantry/sdk` linked to the checkout."""
+    module = MODULES / "typescript"
+    lock = module / "package-lock.json"
+    stamp = module / "node_modules" / ".package-lock.json.installed"
+    if not stamp.exists() or stamp.read_bytes() != lock.read_bytes():
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=module, capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            return f"npm ci in {module} failed:\n{result.stdout}{result.stderr}"
+        stamp.write_bytes(lock.read_bytes())
+    link = module / "node_modules" / "@gantry" / "sdk"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(ROOT / "sdk-typescript", link.parent))
+    return None
+
+
+def prepare_php_module() -> str | None:
+    """examples/modules/php: its Composer autoloader, with gantry/sdk from the checkout
+    (a path repository; Packagist is disabled)."""
+    module = MODULES / "php"
+    if (module / "vendor" / "autoload.php").exists():
+        return None
+    result = subprocess.run(
+        ["composer", "update", "--no-interaction", "-q"],
+        cwd=module, capture_output=True, text=True, check=False,
+        env=dict(os.environ, COMPOSER_DISABLE_NETWORK="1"),
+    )
+    if result.returncode != 0:
+        return f"composer update in {module} failed:\n{result.stdout}{result.stderr}"
     return None
 
 
@@ -266,6 +313,9 @@ def main(argv: list[str]) -> int:
         if not k.startswith(("GANTRY_SESSION_", "DAGGER_SESSION_")) and k != "GANTRY_BIN"
     }
     env["GANTRY_SOCKET"] = str(OUT / "engine.sock")
+    # `gantry call` (the module scenario) runs its own engine on its own state.
+    env["GANTRY_STATE_DIR"] = str(OUT / "call-state")
+    env["GANTRY_PYTHON"] = PYTHON
     totals = {}
     started = time.monotonic()
     try:

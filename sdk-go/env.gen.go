@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Environment variables the SDK reads: the same names as the engine's own.
@@ -32,8 +33,27 @@ const (
 )
 
 // workdirHeaderName is the request header carrying the client's working
-// directory (an absolute path).
+// directory (an absolute path, percent-encoded: see encodeWorkdir).
 const workdirHeaderName = "X-Gantry-Workdir"
+
+// workdirUnreserved holds the bytes a working directory keeps as they are in
+// the header; every other byte is percent-encoded.
+const workdirUnreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+
+// encodeWorkdir is path as the working-directory header carries it: its
+// bytes, percent-encoded outside workdirUnreserved, so that any directory
+// name reaches the engine.
+func encodeWorkdir(path string) string {
+	var out strings.Builder
+	for i := 0; i < len(path); i++ {
+		if strings.IndexByte(workdirUnreserved, path[i]) >= 0 {
+			out.WriteByte(path[i])
+		} else {
+			fmt.Fprintf(&out, "%%%02X", path[i])
+		}
+	}
+	return out.String()
+}
 
 // DefaultSocket is $XDG_RUNTIME_DIR/gantry/engine.sock, else
 // /tmp/gantry-$UID/engine.sock.

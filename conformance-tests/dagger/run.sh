@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs Dagger's official SDKs (pinned to 0.21.9) unmodified against gantry: every scenario
 # of every SDK under `gantry run -- CMD`, and `hello` of each SDK once more through
-# `_EXPERIMENTAL_DAGGER_CLI_BIN=gantry` (the SDK starts `gantry session` itself).
+# `_EXPERIMENTAL_DAGGER_CLI_BIN=gantry` (the SDK starts `gantry session` itself), and the
+# seed pipeline written as a Dagger module for the Python and TypeScript SDKs
+# (python/module, typescript/module: dagger.json, @object_type/@object()) called
+# unmodified through `gantry call` (scenario `module`, driven by ../module_call.py).
 #
-#   conformance-tests/dagger/run.sh [SCENARIO...]     (default: all)
+#   conformance-tests/dagger/run.sh [SCENARIO...]     (default: all, `module` last)
 #
 # Needs target/debug/gantry (or GANTRY_BIN), Docker and the test registries (`make setup`).
 # Installs are cached in gitignored places: python/.venv, typescript/node_modules and
@@ -52,7 +55,14 @@ fi
 
 # --- scenarios -------------------------------------------------------------------------
 scenarios=(hello host_cache_secret exec_error seed more_api)
-(($# > 0)) && scenarios=("$@")
+modules=1
+if (($# > 0)); then
+	scenarios=()
+	modules=0
+	for name in "$@"; do
+		if [[ $name == module ]]; then modules=1; else scenarios+=("$name"); fi
+	done
+fi
 passed=0
 failed=0
 failures=()
@@ -90,6 +100,15 @@ if [[ " ${scenarios[*]} " == *" hello "* ]]; then
 	run "python/hello (cli bin)" "$here/python" "${cli[@]}" "$py" hello.py
 	run "typescript/hello (cli bin)" "$here/typescript" "${cli[@]}" node hello.mjs
 	run "go/hello (cli bin)" "$here/go" "${cli[@]}" go run ./hello
+fi
+
+if ((modules)); then
+	# Modules in Dagger's format, run by gantry's module runtimes with `dag` connected
+	# to the call's session; the Python one with the venv that has dagger-io.
+	run "python/module (gantry call)" "$here/python" env GANTRY_PYTHON="$py" \
+		python3 "$here/../module_call.py" "$gantry" "$here/python/module"
+	run "typescript/module (gantry call)" "$here/typescript" \
+		python3 "$here/../module_call.py" "$gantry" "$here/typescript/module"
 fi
 
 if ((failed > 0)); then

@@ -26,8 +26,26 @@ final class Env
     public const SOCKET = 'GANTRY_SOCKET';
     /** The `gantry` binary to start when no engine answers (else `gantry` on PATH). */
     public const BIN = 'GANTRY_BIN';
-    /** The request header carrying the client's working directory. */
+    /** The request header carrying the client's working directory (percent-encoded: see encodeWorkdir). */
     public const WORKDIR_HEADER = 'X-Gantry-Workdir';
+
+    /** Bytes a working directory keeps as they are in the header; every other byte is percent-encoded. */
+    public const WORKDIR_UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/';
+
+    /**
+     * The path as the working-directory header carries it: its bytes, percent-encoded
+     * outside WORKDIR_UNRESERVED, so that any directory name reaches the engine.
+     */
+    public static function encodeWorkdir(string $path): string
+    {
+        $out = '';
+        $length = strlen($path);
+        for ($i = 0; $i < $length; $i++) {
+            $byte = $path[$i];
+            $out .= strpos(self::WORKDIR_UNRESERVED, $byte) !== false ? $byte : sprintf('%%%02X', ord($byte));
+        }
+        return $out;
+    }
 
     public static function get(string $name): ?string
     {

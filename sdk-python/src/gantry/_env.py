@@ -17,8 +17,22 @@ SESSION_TOKEN = "GANTRY_SESSION_TOKEN"
 SOCKET = "GANTRY_SOCKET"
 #: The `gantry` binary to start when no engine answers (else `gantry` on PATH).
 BIN = "GANTRY_BIN"
-#: The request header carrying the client's working directory (an absolute path).
+#: The request header carrying the client's working directory (an absolute path,
+#: percent-encoded: see `encode_workdir`).
 WORKDIR_HEADER = "X-Gantry-Workdir"
+
+#: Bytes a working directory keeps as they are in the header; every other byte is
+#: percent-encoded.
+WORKDIR_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+
+
+def encode_workdir(path: str) -> str:
+    """`path` as the working-directory header carries it: its bytes, percent-encoded
+    outside `WORKDIR_UNRESERVED`, so that any directory name reaches the engine."""
+    return "".join(
+        chr(byte) if chr(byte) in WORKDIR_UNRESERVED else f"%{byte:02X}"
+        for byte in os.fsencode(path)
+    )
 
 
 def default_socket() -> str:

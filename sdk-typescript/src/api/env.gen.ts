@@ -18,8 +18,21 @@ export const SESSION_TOKEN = "GANTRY_SESSION_TOKEN";
 export const SOCKET = "GANTRY_SOCKET";
 /** The `gantry` binary to start when no engine answers (else `gantry` on PATH). */
 export const BIN = "GANTRY_BIN";
-/** The request header carrying the client's working directory (an absolute path). */
+/** The request header carrying the client's working directory (an absolute path, percent-encoded: see `encodeWorkdir`). */
 export const WORKDIR_HEADER = "X-Gantry-Workdir";
+
+/** Bytes a working directory keeps as they are in the header; every other byte is percent-encoded. */
+export const WORKDIR_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/";
+
+/** `path` as the working-directory header carries it: its UTF-8 bytes, percent-encoded outside `WORKDIR_UNRESERVED`, so that any directory name reaches the engine. */
+export function encodeWorkdir(path: string): string {
+  let out = "";
+  for (const byte of Buffer.from(path, "utf8")) {
+    const char = String.fromCharCode(byte);
+    out += WORKDIR_UNRESERVED.includes(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
 
 /** `$XDG_RUNTIME_DIR/gantry/engine.sock`, else `/tmp/gantry-$UID/engine.sock`. */
 export function defaultSocket(): string {

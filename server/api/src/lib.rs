@@ -18,7 +18,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use gantry_core::Engine;
 
 pub use client::ClientInfo;
-pub use http::{router, Access};
+pub use http::{router, serve_tcp, Access};
 pub use objects::Query;
 
 /// How deeply a query may nest (one level per chained call). async-graphql's
@@ -70,7 +70,7 @@ pub(crate) fn secret_from_uri(
             message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
         }),
         "file" => {
-            let path = client.resolve(rest);
+            let path = client.resolve(rest)?;
             std::fs::read_to_string(&path).map_err(|error| gantry_core::Error::Host {
                 path: path.display().to_string(),
                 reason: error.to_string(),

@@ -1,5 +1,5 @@
 //! Building an engine: container runtime (see `runtime`), the state directory's store,
-//! secret key.
+//! secret key, and the process's open files limit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use gantry_core::{Engine, EngineOptions};
 use gantry_store::DiskStore;
+use rustix::process::{getrlimit, setrlimit, Resource};
 
 /// Options every engine-hosting command shares.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,10 +39,21 @@ impl EngineArgs {
 /// Opens the store, starts the container runtime (which cleans up after engines
 /// that died).
 pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
+    let store = open_store(args)?;
+    start_with(args, store).await
+}
+
+/// Opens (creating, migrating, sweeping) the state directory.
+pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
     let state_dir = args.state_dir();
+    DiskStore::open(&state_dir)
+        .with_context(|| format!("while opening the state directory {}", state_dir.display()))
+}
+
+/// `start` on a store already opened (`gantry serve` claims it first): starts the
+/// container runtime (which cleans up after engines that died).
+pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
     let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
-    let store = DiskStore::open(&state_dir)
-        .with_context(|| format!("while opening the state directory {}", state_dir.display()))?;
     let runtime = crate::runtime::start(choice, store.state_dir()).await?;
     let options = EngineOptions {
         secret_key: store
@@ -51,4 +63,25 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
         max_parallel: args.max_parallel,
     };
     Ok(Arc::new(Engine::new(runtime, Arc::new(store), options)))
+}
+
+/// Raises the soft limit on open files to the hard limit. Every client
+/// connection holds a descriptor, and the common soft limit (1024) is low
+/// for an engine many jobs talk to at once; the hard limit is what the
+/// administrator allows. Best effort: a failure only logs.
+pub(crate) fn raise_fd_limit() {
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = ?limit.current, to = ?limit.maximum, "raised the open files limit")
+        }
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
 }

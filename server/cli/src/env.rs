@@ -27,6 +27,11 @@ pub(crate) const OCI_RUNTIME: &str = "GANTRY_OCI_RUNTIME";
 pub(crate) const NATIVE_NETWORK: &str = "GANTRY_NATIVE_NETWORK";
 /// Exported layers' file times are clamped to this (seconds; 0 when unset).
 pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// The module `gantry call` and `gantry functions` use (like `-m DIR`).
+pub(crate) const MODULE: &str = "GANTRY_MODULE";
+/// The Python interpreter that runs Python modules (default: the module's
+/// `.venv/bin/python`, else `python3`).
+pub(crate) const PYTHON: &str = "GANTRY_PYTHON";
 
 /// The default state directory: `$XDG_CACHE_HOME/gantry`, else
 /// `~/.cache/gantry`.

@@ -7,9 +7,11 @@
     reason = "a command-line program: printing is its interface (libraries never print)"
 )]
 
+mod call;
 mod client;
 mod engine;
 mod env;
+mod module;
 mod progress;
 mod prune;
 mod query;
@@ -38,6 +40,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a command inside an engine session (how CI jobs and SDK scripts run)
     Run(session::RunArgs),
+    /// Call a function of a module (or the core API with -m core) and print its result
+    Call(call::CallArgs),
+    /// List the functions of a module
+    Functions(call::FunctionsArgs),
+    /// Create a module with one example function
+    Init(module::init::InitArgs),
     /// Send one GraphQL document to the engine and print the result
     Query(query::QueryArgs),
     /// Print the GraphQL schema (SDL)
@@ -92,10 +100,14 @@ async fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_filter);
+    engine::raise_fd_limit();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Run(args) => session::run(args).await,
         Command::Query(args) => query::run(args).await,
+        Command::Call(args) => call::run(args).await,
+        Command::Functions(args) => call::functions(args).await,
+        Command::Init(args) => module::init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Schema => {
             print!("{}", gantry_api::sdl());
             Ok(ExitCode::SUCCESS)

@@ -117,25 +117,3 @@ pub(crate) async fn start(choice: Settled, state: &StateDir) -> Result<Arc<dyn R
     }
     Ok(runtime)
 }
-
-/// Removes step images from the chosen runtime's image store: Docker's, or the native
-/// runtime's snapshot bucket of `state` (`gantry prune`: no engine runs).
-pub(crate) async fn remove_images(
-    choice: Settled,
-    state: &StateDir,
-    images: &[String],
-) -> Result<()> {
-    match choice {
-        Settled::Docker => gantry_docker::DockerRuntime::connect()
-            .await
-            .context("while connecting to Docker")?
-            .remove_images(images)
-            .await
-            .context("while removing gantry's images"),
-        Settled::Native => {
-            gantry_native::remove_images_in(&state.bucket(Bucket::Snapshots), images)
-                .map(drop)
-                .context("while removing gantry's snapshots")
-        }
-    }
-}

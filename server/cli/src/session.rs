@@ -20,21 +20,21 @@ use crate::env;
 use crate::progress::{Message, Progress, ProgressArgs, ProgressMode, Stream};
 use crate::serve::random_token;
 
-struct Session {
-    port: u16,
-    token: String,
-    engine: Arc<Engine>,
-    socket: SessionSocket,
+pub(crate) struct Session {
+    pub(crate) port: u16,
+    pub(crate) token: String,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) socket: SessionSocket,
 }
 
 /// The session's Unix socket, in a private directory of its own (mode
 /// 0700), removed with the session.
-struct SessionSocket {
+pub(crate) struct SessionSocket {
     dir: PathBuf,
 }
 
 impl SessionSocket {
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join("engine.sock")
     }
 }
@@ -67,7 +67,7 @@ fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
     Ok(socket)
 }
 
-async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
+pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
     let engine = engine::start(args).await?;
     let schema = gantry_api::schema(engine.clone());
     let token = random_token();
@@ -75,14 +75,19 @@ async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
         .await
         .context("while binding a loopback port for the session")?;
     let port = listener.local_addr()?.port();
+    // The session's clients run in the command's directory.
     let socket = bind_session_socket(gantry_api::router(
         schema.clone(),
         Access::Open,
-        workdir.clone(),
+        Some(workdir.clone()),
     ))?;
-    let app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
+    let app = gantry_api::router(
+        schema,
+        Access::Token(Arc::from(token.as_str())),
+        Some(workdir),
+    );
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = gantry_api::serve_tcp(listener, app).await {
             tracing::error!(%error, "session server failed");
         }
     });
@@ -182,7 +187,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
 
 /// Sends `reader`'s output to the renderer a line at a time (a partial
 /// line at the end as it is).
-fn forward_lines(
+pub(crate) fn forward_lines(
     reader: impl AsyncRead + Unpin + Send + 'static,
     stream: Stream,
     sender: mpsc::Sender<Message>,

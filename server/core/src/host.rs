@@ -166,14 +166,14 @@ fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
     Ok(digest)
 }
 
-/// Reads one host file as a one-entry tree named after the file.
+/// Reads one host file as a one-entry tree named after the file, streamed
+/// into the store (a 1 GiB file costs no more memory than a small one).
 pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
     let meta = fs::metadata(path).map_err(|error| host_error(path, error.to_string()))?;
     if !meta.is_file() {
         return Err(host_error(path, "not a regular file"));
     }
-    let data = fs::read(path).map_err(|error| host_error(path, error.to_string()))?;
-    let blob = store.put_blob(&data)?;
+    let (blob, size) = store.put_blob_file(path)?;
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -182,7 +182,7 @@ pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
         &name,
         Entry::File {
             blob,
-            size: data.len() as u64,
+            size,
             mode: meta.permissions().mode() & 0o7777,
             mtime: 0,
         },
@@ -240,11 +240,9 @@ fn walk(
             };
             let blob = match old.known(&rel, &stat) {
                 Some(blob) => blob,
-                None => {
-                    let data =
-                        fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
-                    store.put_blob(&data)?
-                }
+                // Streamed into the store: memory stays bounded whatever
+                // the file's size.
+                None => store.put_blob_file(&path)?.0,
             };
             new.files.insert(rel.clone(), (stat.clone(), blob));
             tree.insert(

@@ -23,12 +23,12 @@ pub mod runtime;
 mod secrets;
 mod solver;
 pub mod store;
-mod text;
+pub mod text;
 pub mod tree;
 pub mod value;
 
 pub use context::EngineOptions;
-pub use digest::{Digest, InvalidDigest};
+pub use digest::{BlobHasher, Digest, InvalidDigest};
 pub use error::{Error, ExecFailure, Result};
 pub use ops::{Node, Op};
 pub use solver::Engine;

@@ -19,11 +19,11 @@ use crate::runtime::BindMount;
 use crate::tree::{Entry, Owner, Tree};
 use crate::value::{ContainerState, MountSource};
 
-const SECRET_TMPFS: &str = "/dev/shm";
-
 pub(crate) struct PreparedMounts {
     pub(crate) binds: Vec<BindMount>,
     pub(crate) tmpfs: Vec<String>,
+    /// Secret files: the runtime unlinks them once the container started.
+    pub(crate) secret_files: Vec<String>,
     scratch: Vec<PathBuf>,
     /// Writable directory mounts: container path and the host copy.
     writable: Vec<(String, PathBuf)>,
@@ -80,6 +80,7 @@ impl PreparedMounts {
         let mut prepared = PreparedMounts {
             binds: Vec::new(),
             tmpfs: Vec::new(),
+            secret_files: Vec::new(),
             scratch: Vec::new(),
             writable: Vec::new(),
         };
@@ -116,6 +117,9 @@ impl PreparedMounts {
                 MountSource::Secret { secret, mode } => {
                     let file = prepared.secret_file(cx, secret, *mode)?;
                     prepared.bind(&file, path, true);
+                    prepared
+                        .secret_files
+                        .push(file.to_string_lossy().into_owned());
                 }
             }
         }
@@ -137,27 +141,20 @@ impl PreparedMounts {
         Ok(dir)
     }
 
-    /// Writes a secret's value to a file on tmpfs, removed on drop.
+    /// Writes a secret's value to a file on tmpfs (`files::SECRET_FILES_DIR`),
+    /// removed on drop if the runtime has not unlinked it already.
     fn secret_file(&mut self, cx: &Context, secret: &Digest, mode: u32) -> Result<PathBuf> {
         let value = cx.secret(secret)?;
-        let shm = Path::new(SECRET_TMPFS);
-        if !shm.is_dir() {
-            return Err(Error::Unsupported {
-                message:
-                    "mounting a secret needs a tmpfs at /dev/shm, so its value never reaches disk"
-                        .into(),
-            });
-        }
-        let parent = shm.join("gantry-secrets");
-        let dir =
-            crate::files::create_unique_dir(&parent).map_err(io("creating a secret directory"))?;
+        let dir = crate::files::create_secret_dir().map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::Unsupported {
+                    message: format!("mounting a secret needs a tmpfs: {source}"),
+                }
+            } else {
+                Error::store("creating a secret directory", source)
+            }
+        })?;
         self.scratch.push(dir.clone());
-        // Only root on the host may look in (the container reaches the file
-        // through its bind mount, whatever these modes).
-        for private in [&parent, &dir] {
-            fs::set_permissions(private, fs::Permissions::from_mode(0o700))
-                .map_err(io("setting permissions"))?;
-        }
         let target = dir.join("secret");
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -199,15 +196,22 @@ fn cache_volume(
         return Ok(dir);
     }
     let staging = cx.store.scratch_dir()?;
-    if let Some(tree) = source {
-        write_tree(cx, tree, &staging)?;
+    let seeded = (|| {
+        if let Some(tree) = source {
+            write_tree(cx, tree, &staging)?;
+        }
+        if let Some(owner) = owner {
+            std::os::unix::fs::chown(&staging, Some(owner.uid), Some(owner.gid))
+                .map_err(io("setting a cache volume's owner"))?;
+        }
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
+            .map_err(io("setting permissions"))
+    })();
+    if let Err(error) = seeded {
+        // A full disk, say: nothing half-seeded stays behind.
+        let _ = fs::remove_dir_all(&staging);
+        return Err(error);
     }
-    if let Some(owner) = owner {
-        std::os::unix::fs::chown(&staging, Some(owner.uid), Some(owner.gid))
-            .map_err(io("setting a cache volume's owner"))?;
-    }
-    fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
-        .map_err(io("setting permissions"))?;
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).map_err(io("creating cache volumes"))?;
     }

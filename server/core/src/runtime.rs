@@ -105,9 +105,20 @@ pub struct ExecSpec {
     pub tmpfs: Vec<String>,
     /// Labels put on the container (the runtime adds its own ownership labels).
     pub labels: BTreeMap<String, String>,
-    /// Tag given to the committed image, e.g. `gantry.local/cache:<hex>`.
+    /// Tag given to the committed image, e.g. `gantry.local/<state>/cache:<hex>`.
     pub commit_tag: String,
+    /// Host files (secret values on tmpfs) that only need to exist until the
+    /// container has started: the runtime removes them right after the
+    /// start (a bind mount keeps the file for the container), so no secret
+    /// value outlives the start on the host, whatever happens next.
+    pub remove_after_start: Vec<String>,
 }
+
+/// The most of each output stream (stdout, stderr) of a command a runtime
+/// keeps: results live in memory and in the cache. Beyond it output is
+/// dropped, and `stdout`/`stderr` refuse to answer rather than return part
+/// of it (redirect the stream to a file and export that instead).
+pub const OUTPUT_CAP: usize = 64 << 20;
 
 /// The outcome of a command that ran (any exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +142,11 @@ pub enum RuntimeError {
     PathNotFound { path: String },
     #[error("container runtime unavailable: {reason}")]
     Unavailable { reason: String },
+    /// An image gantry made or pulled earlier is no longer on the daemon
+    /// (`docker rmi`, `docker image prune`, a prune by another process): the
+    /// solver runs the steps that made it again.
+    #[error("image {image} is no longer on the container runtime")]
+    ImageMissing { image: String },
     #[error("container runtime failed while {action}: {reason}")]
     Failed { action: String, reason: String },
 }

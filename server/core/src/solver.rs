@@ -151,20 +151,43 @@ impl Engine {
     }
 
     /// Evaluates a node's inputs (concurrently: independent branches run
-    /// in parallel), then lets its op evaluate itself.
+    /// in parallel), then lets its op evaluate itself. When the op finds an
+    /// image it needs gone from the runtime (removed behind gantry's back),
+    /// everything memoised with that image is forgotten and the node is
+    /// evaluated once more: the steps that made the image run again (their
+    /// stored results are checked against the runtime before use too, see
+    /// `ops::exec`). An input's own failure is its own to retry.
     async fn compute(&self, node: Arc<Node>) -> Result<Value> {
+        let call = self.call(&node).await?;
+        match node.op.evaluate(&self.cx, &call).await {
+            Err(error) if error.missing_image().is_some() => {
+                let image = error.missing_image().unwrap_or_default().to_owned();
+                tracing::warn!(%image, node = %node.digest, "an image is gone from the runtime; running the steps that made it again");
+                self.values.forget_where(|value| match value {
+                    Value::Container(state) => state.rootfs.image_id.as_deref() == Some(&image),
+                    _ => false,
+                });
+                self.cx.forget_image(&image);
+                let call = self.call(&node).await?;
+                node.op.evaluate(&self.cx, &call).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// A node's evaluated inputs and cache key.
+    async fn call(&self, node: &Node) -> Result<Call> {
         let mut digests = node.op.inputs();
         digests.sort_unstable();
         digests.dedup();
         let values = try_join_all(digests.iter().map(|input| self.evaluate(*input))).await?;
         let inputs = Inputs::new(digests.into_iter().zip(values).collect());
         let key = node.op.key_with(&mut |input| inputs.key(input));
-        let call = Call {
+        Ok(Call {
             node: node.digest,
             key,
             inputs,
-        };
-        node.op.evaluate(&self.cx, &call).await
+        })
     }
 
     pub async fn container(&self, digest: Digest) -> Result<Arc<ContainerState>> {
@@ -201,6 +224,11 @@ impl Engine {
 
     pub fn read_blob(&self, blob: &Digest) -> Result<Vec<u8>> {
         self.cx.store.get_blob(blob)
+    }
+
+    /// A blob as a stream (exports of large files).
+    pub fn open_blob(&self, blob: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        self.cx.store.open_blob(blob)
     }
 
     /// A container as an image tarball that `docker load` accepts.

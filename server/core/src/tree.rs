@@ -83,6 +83,14 @@ impl Owner {
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
 /// empty components, and refuses `..` that would climb out of the root.
 pub(crate) fn normalize(path: &str) -> Result<String, Error> {
+    if path.contains('\0') {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "path {} contains a NUL byte, which no file name can hold",
+                crate::text::quoted(path)
+            ),
+        });
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

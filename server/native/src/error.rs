@@ -23,6 +23,10 @@ pub enum Error {
         action: &'static str,
         detail: String,
     },
+    /// An image the solver holds is gone from the snapshot store (pruned by another
+    /// process, removed by hand): the solver runs the steps that made it again.
+    #[error("{reason}")]
+    ImageMissing { image: String, reason: String },
     #[error("invalid archive: {reason}")]
     Archive { reason: String },
     #[error("{action}: {reason}")]
@@ -57,8 +61,10 @@ impl Error {
     /// As a `RuntimeError` the solver can share between waiters: the message of
     /// this error and of each of its sources.
     pub(crate) fn into_runtime(self, action: &str) -> RuntimeError {
-        if let Self::Unsupported { reason } = self {
-            return RuntimeError::Unavailable { reason };
+        match self {
+            Self::Unsupported { reason } => return RuntimeError::Unavailable { reason },
+            Self::ImageMissing { image, .. } => return RuntimeError::ImageMissing { image },
+            _ => {}
         }
         RuntimeError::Failed {
             action: action.to_owned(),

@@ -25,7 +25,7 @@ use crate::{image, oci, user, Inner};
 
 /// Captured output beyond this many bytes per stream is dropped (and a warning logged):
 /// the result lives in memory and in the cache.
-const MAX_CAPTURE: usize = 64 << 20;
+const MAX_CAPTURE: usize = gantry_core::runtime::OUTPUT_CAP;
 const HOSTNAME: &str = "gantry";
 
 /// Everything one step holds; dropping it (cancellation) releases all of it.
@@ -284,7 +284,33 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
             drop(input);
         }
     };
-    let (_, out, err, status) = tokio::join!(feed, capture(stdout), capture(stderr), child.wait());
+    // Secret files (and the spec, which holds secret variables) are needed only until
+    // the container has started: the runtime writes its pid file once the container
+    // exists with its mounts in place, and the bind mounts keep the files for it.
+    let mut after_start: Vec<PathBuf> = spec.remove_after_start.iter().map(PathBuf::from).collect();
+    if !spec.secret_env.is_empty() {
+        after_start.push(step.dir.join("config.json"));
+    }
+    let exited = std::sync::atomic::AtomicBool::new(false);
+    let unlink = async {
+        if after_start.is_empty() {
+            return;
+        }
+        let pid_file = step.dir.join(oci::PID_FILE);
+        while !pid_file.exists() && !exited.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        remove_files(&after_start);
+    };
+    let wait = async {
+        let status = child.wait().await;
+        exited.store(true, std::sync::atomic::Ordering::Relaxed);
+        status
+    };
+    let (_, _, out, err, status) =
+        tokio::join!(unlink, feed, capture(stdout), capture(stderr), wait);
+    // Whatever happened, none of them outlives the run.
+    remove_files(&after_start);
     let status = status.map_err(|source| {
         Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action)
     })?;
@@ -485,6 +511,13 @@ fn write_bundle(
     .map_err(failed(action))?;
     let json = serde_json::to_vec(&oci_spec).expect("specs serialise");
     write("config.json", &json)
+}
+
+/// Removes files, those already gone included.
+fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Reads a stream to its end, keeping at most `MAX_CAPTURE` bytes.

@@ -193,19 +193,23 @@ impl Inner {
     }
 
     pub(crate) fn record(&self, image_id: &str) -> Result<ImageRecord, Error> {
-        let record = self.store.image(image_id).ok_or_else(|| Error::other(
-            "finding an image",
-            format!("{image_id} is not in the snapshot store (was it pruned? run the pipeline again)"),
-        ))?;
-        if let Some(missing) = record
+        let missing = |reason: String| Error::ImageMissing {
+            image: image_id.to_owned(),
+            reason,
+        };
+        let record = self.store.image(image_id).ok_or_else(|| {
+            missing(format!(
+                "{image_id} is not in the snapshot store (was it pruned? run the pipeline again)"
+            ))
+        })?;
+        if let Some(layer) = record
             .layers
             .iter()
             .find(|layer| !self.store.has_layer(layer))
         {
-            return Err(Error::other(
-                "finding an image",
-                format!("layer {missing} of {image_id} is missing from the snapshot store"),
-            ));
+            return Err(missing(format!(
+                "layer {layer} of {image_id} is missing from the snapshot store"
+            )));
         }
         Ok(record)
     }

@@ -103,6 +103,16 @@ pub fn remove_images_in(store_root: &Path, names: &[String]) -> Result<usize, Er
     }
 }
 
+/// Every name in the snapshot store at `store_root` in one of `repos` (exact
+/// repository names, as `repo:tag`), without starting a runtime: what `gantry prune`
+/// finds of a state directory's own repositories (`gantry_core::store::ImageNames`).
+pub fn tags_in(store_root: &Path, repos: &[String]) -> Vec<String> {
+    match store::Store::open_existing(store_root) {
+        Some(store) => store.tags_in(repos),
+        None => Vec::new(),
+    }
+}
+
 /// Whether the snapshot store at `store_root` holds the image `name` (an image ID or a
 /// tag such as `gantry.local/cache:<key>`) with all its layers.
 pub fn image_exists_in(store_root: &Path, name: &str) -> bool {

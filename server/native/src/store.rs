@@ -6,7 +6,7 @@
 //!                          `trusted.overlay.opaque` xattr. Unpacked once, never modified.
 //! ROOT/images/<hex>.json   an image: its layers bottom to top, and its OCI config if it
 //!                          has one. Named by the image ID (`sha256:<hex>`).
-//! ROOT/tags/<hex>.json     a name (`gantry.local/cache:…`, a pulled reference) → image ID.
+//! ROOT/tags/<hex>.json     a name (`gantry.local/<state id>/cache:…`, a pulled reference) → image ID.
 //! ROOT/tmp/                layers being written (unpacks, upper dirs of running steps),
 //!                          renamed into `layers/` when complete.
 //! ROOT/init/               the mount-point skeleton every step gets as its top lower layer.
@@ -207,6 +207,21 @@ impl Store {
             .collect()
     }
 
+    /// Every tag whose repository is one of `repos` (`repo:tag` names).
+    pub(crate) fn tags_in(&self, repos: &[String]) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tags()
+            .into_iter()
+            .map(|(_, tag)| tag.name)
+            .filter(|name| {
+                name.rsplit_once(':')
+                    .is_some_and(|(repo, _)| repos.iter().any(|wanted| wanted == repo))
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Removes images by ID or name. A name goes, and its image with it when no
     /// other name points there; an ID goes with every name pointing at it. Layers no
     /// remaining image uses are deleted. Missing names are not an error.
@@ -367,5 +382,29 @@ mod tests {
         assert!(store.has_layer(&"a".repeat(32)));
         assert!(!store.has_layer(&"b".repeat(32)));
         assert!(store.init_dir().join("etc/resolv.conf").is_file());
+    }
+
+    #[test]
+    fn tags_in_lists_only_the_named_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = format!("sha256:{}", "c".repeat(64));
+        for name in [
+            "gantry.local/aaaa/cache:1",
+            "gantry.local/aaaa/image:2",
+            "gantry.local/bbbb/cache:3",
+            "gantry.local/aaaa/cache-other:4",
+            "127.0.0.1:5000/busybox:latest",
+        ] {
+            store.tag(name, &id).unwrap();
+        }
+        let repos = [
+            "gantry.local/aaaa/cache".to_owned(),
+            "gantry.local/aaaa/image".to_owned(),
+        ];
+        assert_eq!(
+            store.tags_in(&repos),
+            ["gantry.local/aaaa/cache:1", "gantry.local/aaaa/image:2"]
+        );
     }
 }

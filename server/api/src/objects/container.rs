@@ -230,12 +230,14 @@ impl Container {
 
     /// The output stream of the last executed command. Returns an error if no command was executed.
     async fn stdout(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stdout.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stdout", &exec.stdout)
     }
 
     /// The error stream of the last executed command. Returns an error if no command was executed.
     async fn stderr(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stderr.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stderr", &exec.stderr)
     }
 
     /// The exit code of the last executed command. Returns an error if no command was executed.
@@ -470,7 +472,7 @@ impl Container {
         owner: String,
         #[graphql(default = false)] inherit_owner: bool,
         #[graphql(default = false)] expand: bool,
-        permissions: Option<i32>,
+        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
     ) -> Result<Container> {
         let _ = (gitignore, inherit_owner);
         unsupported_expand(expand)?;
@@ -495,9 +497,11 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the copied file (e.g., \"/tmp/file.txt\").")] path: String,
         #[graphql(desc = "Identifier of the file to copy.")] source: ID,
-        #[graphql(desc = "Permission given to the copied file (e.g., 0600).")] permissions: Option<
-            i32,
-        >,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: Option<i32>,
         #[graphql(default = "")] owner: String,
         #[graphql(default = false)] inherit_owner: bool,
         #[graphql(default = false)] expand: bool,
@@ -525,7 +529,12 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written file (e.g., \"/tmp/file.txt\").")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
-        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
+        #[graphql(
+            default = 420,
+            desc = "Permissions of the new file. Example: 0600",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: i32,
         #[graphql(default = "")] owner: String,
         #[graphql(default = false)] inherit_owner: bool,
         #[graphql(default = false)] expand: bool,
@@ -871,4 +880,21 @@ impl Container {
             },
         ))
     }
+}
+
+/// A captured stream, unless it reached the capture cap: then part of it
+/// was dropped, and a clear refusal beats a silently cut answer.
+fn capped_output(stream: &str, text: &str) -> Result<String> {
+    use gantry_core::runtime::OUTPUT_CAP;
+    if text.len() < OUTPUT_CAP {
+        return Ok(text.to_owned());
+    }
+    Err(gql(gantry_core::Error::InvalidArgument {
+        message: format!(
+            "the command's {stream} reached the cap of {} MiB that {stream} returns (the rest was \
+             not kept): redirect it to a file (withExec redirectStdout/redirectStderr) and export \
+             that file instead",
+            OUTPUT_CAP >> 20
+        ),
+    }))
 }

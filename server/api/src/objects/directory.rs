@@ -96,7 +96,7 @@ impl Directory {
         ctx: &Context<'_>,
         path: String,
         source: ID,
-        permissions: Option<i32>,
+        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
         #[graphql(default = "")] owner: String,
     ) -> Result<Directory> {
         let _ = owner;
@@ -118,7 +118,12 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Path of the new file. Example: \"foo/bar.txt\"")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
-        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
+        #[graphql(
+            default = 420,
+            desc = "Permissions of the new file. Example: 0600",
+            validator(minimum = 0, maximum = 4095)
+        )]
+        permissions: i32,
     ) -> Directory {
         self.then(
             ctx,
@@ -141,7 +146,7 @@ impl Directory {
         #[graphql(default)] include: Vec<String>,
         #[graphql(default = false)] gitignore: bool,
         #[graphql(default = "")] owner: String,
-        permissions: Option<i32>,
+        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
     ) -> Result<Directory> {
         let _ = (gitignore, owner, permissions);
         let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
@@ -162,7 +167,7 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(default = 420, validator(minimum = 0, maximum = 4095))] permissions: i32,
     ) -> Directory {
         self.then(
             ctx,

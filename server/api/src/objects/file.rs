@@ -9,6 +9,10 @@ use super::{add, client, engine};
 use crate::error::gql;
 use crate::ids::format_id;
 
+/// The largest file `contents` returns (bytes): an answer is built in
+/// memory, as one JSON string. Larger files are for `export`.
+pub(crate) const CONTENTS_CAP: u64 = 64 << 20;
+
 #[derive(Clone)]
 pub(crate) struct File(pub(crate) Arc<Node>);
 
@@ -40,6 +44,17 @@ impl File {
         #[graphql(desc = "Maximum number of lines to read")] limit_lines: Option<i32>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
+        if file.size > CONTENTS_CAP {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: format!(
+                    "file {} is {} bytes, more than the cap of {} MiB that contents returns: \
+                     use export to write it to the host",
+                    gantry_core::text::quoted(&file.name),
+                    file.size,
+                    CONTENTS_CAP >> 20
+                ),
+            }));
+        }
         let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
         let text = String::from_utf8_lossy(&bytes);
         if offset_lines.is_none() && limit_lines.is_none() {
@@ -86,9 +101,9 @@ impl File {
         allow_parent_dir_path: bool,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
+        let blob = engine(ctx).open_blob(&file.blob).map_err(gql)?;
         let client = client(ctx);
-        let target = client.resolve(&path);
+        let target = client.resolve(&path).map_err(gql)?;
         let target = if target.is_dir() {
             if !allow_parent_dir_path {
                 return Err(gql(gantry_core::Error::IsADirectory {
@@ -99,8 +114,13 @@ impl File {
         } else {
             target
         };
-        client
-            .write_host_file_mode(&target, &bytes, file.mode)
+        // Streamed from the store: a file of any size exports in bounded memory.
+        let client = client.clone();
+        tokio::task::spawn_blocking(move || client.copy_to_host(&target, blob, file.mode))
+            .await
+            .map_err(|error| {
+                async_graphql::Error::new(format!("exporting the file failed: {error}"))
+            })?
             .map_err(gql)
     }
 

@@ -41,7 +41,7 @@ impl Host {
     ) -> Result<Directory> {
         let _ = (no_cache, gitignore);
         let engine = engine(ctx);
-        let root = client(ctx).resolve(&path);
+        let root = client(ctx).resolve(&path).map_err(gql)?;
         let store = engine.store().clone();
         let (root_for_read, include_for_read, exclude_for_read) =
             (root.clone(), include.clone(), exclude.clone());
@@ -78,8 +78,16 @@ impl Host {
     ) -> Result<File> {
         let _ = no_cache;
         let engine = engine(ctx);
-        let target = client(ctx).resolve(&path);
-        let content = host::read_file(engine.store().as_ref(), &target).map_err(gql)?;
+        let target = client(ctx).resolve(&path).map_err(gql)?;
+        // Off the async runtime: a large file takes a while to hash.
+        let store = engine.store().clone();
+        let read = target.clone();
+        let content = tokio::task::spawn_blocking(move || host::read_file(store.as_ref(), &read))
+            .await
+            .map_err(|error| {
+                async_graphql::Error::new(format!("reading the host file failed: {error}"))
+            })?
+            .map_err(gql)?;
         Ok(File(add(
             ctx,
             ops::HostFile {

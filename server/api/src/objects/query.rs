@@ -122,7 +122,7 @@ impl Query {
         ctx: &Context<'_>,
         name: String,
         contents: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(default = 420, validator(minimum = 0, maximum = 4095))] permissions: i32,
     ) -> File {
         let file = add(
             ctx,

@@ -24,6 +24,7 @@ mod cache_volumes;
 mod directory;
 mod engine;
 mod host;
+mod module;
 mod mounts;
 mod pipeline;
 mod progress;

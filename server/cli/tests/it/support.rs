@@ -143,7 +143,10 @@ pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
     for record in store.state_dir().records(RecordKind::Exec).unwrap() {
         let bytes = store.get(RecordKind::Exec, &record.key).unwrap().unwrap();
         if String::from_utf8_lossy(&bytes).contains(needle) {
-            return record.image().expect("exec results refer to an image");
+            let names = store.state_dir().image_names();
+            return record
+                .image(&names)
+                .expect("exec results refer to an image");
         }
     }
     panic!("no exec result mentions {needle}");
@@ -155,6 +158,11 @@ pub(crate) fn image_exists(dir: &Path, reference: &str) -> bool {
     if native() {
         return gantry_native::image_exists_in(&snapshots(&dir.join("state")), reference);
     }
+    docker_image_exists(reference)
+}
+
+/// Whether Docker has the image `reference` (an ID or a name).
+pub(crate) fn docker_image_exists(reference: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", reference])
         .stdout(Stdio::null())

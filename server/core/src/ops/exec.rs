@@ -16,7 +16,7 @@ use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::mounts::PreparedMounts;
 use crate::runtime::{ExecOutput, ExecSpec};
-use crate::store::{step_image_tag, RecordKind};
+use crate::store::RecordKind;
 use crate::text::{expand_vars, scrub_secrets, tail};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
@@ -170,15 +170,29 @@ async fn run_exec(
             message: "cannot set both stdin and redirectStdin".into(),
         });
     }
-    if let Some(bytes) = cx.store.get(RecordKind::Exec, &key)? {
-        if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
-            debug!(%key, "exec cache hit");
-            cx.events.step(&call.node, &cmd, StepState::Cached, None);
-            return Ok(Arc::new(record));
-        }
+    if let Some(record) = recall(cx, &key).await? {
+        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+        return Ok(Arc::new(record));
     }
     cx.execs
         .run(key, || async {
+            // Other engines on this state directory (every `gantry run` is
+            // one) may be running the same step: wait for the one that
+            // holds its lock, then look again.
+            let lock = cx.lock_record(RecordKind::Exec, key).await?;
+            let _lock = match stored(cx, &key)? {
+                // Produced while we waited. The lock is not held while its
+                // image is checked, so waiting engines go on at once.
+                Some(record) => {
+                    drop(lock);
+                    if usable(cx, &key, &record).await? {
+                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        return Ok(Arc::new(record));
+                    }
+                    cx.lock_record(RecordKind::Exec, key).await?
+                }
+                None => lock,
+            };
             let stdin = stdin(cx, parent, exec).await?;
             let secrets = attached_secrets(cx, parent)?;
             let _locks = cx.lock_cache_volumes(parent).await;
@@ -191,7 +205,8 @@ async fn run_exec(
                 mounts: mounts.binds.clone(),
                 tmpfs: mounts.tmpfs.clone(),
                 labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
-                commit_tag: step_image_tag(&key),
+                commit_tag: cx.images.step(&key),
+                remove_after_start: mounts.secret_files.clone(),
                 ..environment
             };
             let _slot = cx
@@ -221,6 +236,35 @@ async fn run_exec(
             Ok(Arc::new(record))
         })
         .await
+}
+
+/// The stored result of the exec with cache `key`, when there is one and
+/// its image is still there: an image removed behind gantry's back (`docker
+/// rmi`, an image prune) makes the step run again rather than break every
+/// step downstream.
+async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    match stored(cx, key)? {
+        Some(record) if usable(cx, key, &record).await? => Ok(Some(record)),
+        _ => Ok(None),
+    }
+}
+
+/// The stored result of the exec with cache `key`, if any.
+fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    Ok(cx
+        .store
+        .get(RecordKind::Exec, key)?
+        .and_then(|bytes| serde_json::from_slice::<ExecRecord>(&bytes).ok()))
+}
+
+/// Whether a stored result's image is still on the runtime.
+async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
+    if cx.runtime.image_exists(&record.image_id).await? {
+        debug!(%key, "exec cache hit");
+        return Ok(true);
+    }
+    tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
+    Ok(false)
 }
 
 /// What the command reads on stdin: a file of the container

@@ -15,6 +15,8 @@ pub(crate) struct Shared {
     /// Its name (`GANTRY_SOCKET`).
     socket_name: &'static str,
     workdir_header: &'static str,
+    /// Bytes the header carries as they are; every other is percent-encoded.
+    workdir_unreserved: &'static str,
     socket: Socket,
 }
 
@@ -57,6 +59,7 @@ impl Shared {
             socket_key,
             socket_name: names::SOCKET,
             workdir_header: names::WORKDIR_HEADER,
+            workdir_unreserved: names::WORKDIR_UNRESERVED,
             socket: Socket {
                 runtime_dir_variable: rule.runtime_dir_variable,
                 subdirectory: rule.subdirectory,

@@ -1,0 +1,3 @@
+"""The seed pipeline as a module for Dagger's Python SDK."""
+
+from .main import Pipeline as Pipeline

@@ -1,0 +1,7 @@
+module github.com/gantry-dev/gantry/examples/modules/go
+
+go 1.22
+
+require github.com/gantry-dev/gantry/sdk-go v0.0.0
+
+replace github.com/gantry-dev/gantry/sdk-go => ../../../sdk-go
