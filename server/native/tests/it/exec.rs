@@ -304,6 +304,37 @@ async fn every_mount_kind_and_secrets_stay_off_disk() {
     assert!(hits.is_empty(), "secret found on disk in {hits:?}");
 }
 
+/// `remove_after_start`: secret files go from the host as soon as the container has
+/// started (while its command still runs), and the container keeps reading them
+/// through its bind mount.
+#[tokio::test]
+async fn secret_files_are_unlinked_once_the_container_started() {
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
+    let image = fixture.pull(&busybox()).await.image_id;
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let secret_file = shm.path().join("secret");
+    std::fs::write(&secret_file, "s3cret").unwrap();
+    let mut step = spec(&image, &["sh", "-c", "sleep 3; cat /run/secrets/token"]);
+    step.mounts = vec![bind(&secret_file, "/run/secrets/token", true)];
+    step.remove_after_start = vec![secret_file.display().to_string()];
+    let watch = async {
+        let started = std::time::Instant::now();
+        while secret_file.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        started.elapsed()
+    };
+    let (out, gone_after) = tokio::join!(fixture.run(step), watch);
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cret");
+    assert!(
+        gone_after < std::time::Duration::from_millis(2500),
+        "the secret file stayed on the host while the command ran ({gone_after:?})"
+    );
+}
+
 /// Files under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
     let mut hits = Vec::new();
