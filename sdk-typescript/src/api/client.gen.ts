@@ -88,6 +88,9 @@ export interface Node {
 
 /** A directory whose contents persist across runs. */
 export class CacheVolume extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "CacheVolume";
+
   /** A unique identifier for this CacheVolume. */
   async id(): Promise<string> {
     return this._id();
@@ -96,10 +99,17 @@ export class CacheVolume extends BaseObject implements Node {
 
 /** Optional arguments of `Container.asTarball`. */
 export interface ContainerAsTarballOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the image to use the specified compression algorithm (Gzip or Uncompressed
+   * in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
 }
 
@@ -111,10 +121,17 @@ export interface ContainerDirectoryOpts {
 
 /** Optional arguments of `Container.export`. */
 export interface ContainerExportOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the exported image to use the specified compression algorithm (Gzip or
+   * Uncompressed in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the exported image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -128,30 +145,39 @@ export interface ContainerFileOpts {
 
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
-  /** Not supported by gantry; must be null. */
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
-  /** Ignored: gantry lets Docker choose. */
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
 /** Optional arguments of `Container.import`. */
 export interface ContainerImportOpts {
-  /** Defaults to `""`. */
+  /**
+   * Identifies the tag to import from the archive, if the archive bundles multiple tags. Defaults
+   * to `""`.
+   */
   tag?: string;
 }
 
 /** Optional arguments of `Container.publish`. */
 export interface ContainerPublishOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /** Docker's daemon pushes gzip layers: only Gzip is accepted. */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only as the default (see
+   * docs/compatibility.md). Defaults to `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
@@ -167,16 +193,19 @@ export interface ContainerWithDirectoryOpts {
    * `[]`.
    */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the directory when writing it. Defaults to `false`. */
   gitignore?: boolean;
   /**
-   * A user:group to set for the directory and its contents (numeric in gantry). Defaults to `""`.
+   * A user:group to set for the directory and its contents. The user and group can either be an ID
+   * (1000:1000) or a name (foo:bar), looked up in the container. If the group is omitted, it
+   * defaults to the same as the user. Defaults to `""`.
    */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
+  /** Permission given to the written directory and its contents (e.g., 0755). */
   permissions?: number;
 }
 
@@ -212,16 +241,19 @@ export interface ContainerWithExecOpts {
    * `ReturnType.SUCCESS`.
    */
   expect?: ReturnType;
-  /** Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Defaults to `false`. */
+  /** Not supported by gantry; must be false. Defaults to `false`. */
   insecureRootCapabilities?: boolean;
   /**
    * Replace ${VAR} or $VAR in the args according to the current environment variables defined in
    * the container. Defaults to `false`.
    */
   expand?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Run without an init process. gantry never starts one, so every command runs this way. Defaults
+   * to `false`.
+   */
   noInit?: boolean;
 }
 
@@ -238,9 +270,11 @@ export interface ContainerWithExposedPortOpts {
 export interface ContainerWithFileOpts {
   /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -249,12 +283,15 @@ export interface ContainerWithFileOpts {
 /** Optional arguments of `Container.withMountedCache`. */
 export interface ContainerWithMountedCacheOpts {
   /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
+  source?: Directory;
   /** Sharing mode of the cache volume. Defaults to `CacheSharingMode.SHARED`. */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted cache directory when the volume is first created (IDs or
+   * names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -262,9 +299,12 @@ export interface ContainerWithMountedCacheOpts {
 
 /** Optional arguments of `Container.withMountedDirectory`. */
 export interface ContainerWithMountedDirectoryOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted directory and its contents (IDs or names looked up in the
+   * container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   readOnly?: boolean;
@@ -274,9 +314,12 @@ export interface ContainerWithMountedDirectoryOpts {
 
 /** Optional arguments of `Container.withMountedFile`. */
 export interface ContainerWithMountedFileOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user or user:group to set for the mounted file (IDs or names looked up in the container).
+   * Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -284,9 +327,12 @@ export interface ContainerWithMountedFileOpts {
 
 /** Optional arguments of `Container.withMountedSecret`. */
 export interface ContainerWithMountedSecretOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted secret (IDs or names looked up in the container). Defaults
+   * to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Permission given to the mounted secret (e.g., 0600). Defaults to `256`. */
   mode?: number;
@@ -306,9 +352,11 @@ export interface ContainerWithMountedTempOpts {
 export interface ContainerWithNewFileOpts {
   /** Permissions of the new file. Example: 0600. Defaults to `420`. */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -328,6 +376,9 @@ export interface ContainerWithoutMountOpts {
 
 /** An OCI-compatible container, also known as a Docker container. */
 export class Container extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Container";
+
   /** Package the container state as an OCI image, and return it as a tar archive. */
   asTarball(opts?: ContainerAsTarballOpts): File {
     const _args = {
@@ -377,8 +428,8 @@ export class Container extends BaseObject implements Node {
   }
 
   /**
-   * Writes the container as an OCI tarball to the destination file path on the host. Returns the
-   * absolute path written.
+   * Writes the container as an OCI tarball to the destination file path on the host (mode 0600).
+   * Returns the absolute path written.
    */
   async export(path: string, opts?: ContainerExportOpts): Promise<string> {
     const _args = {
@@ -433,7 +484,7 @@ export class Container extends BaseObject implements Node {
    *
    * @param source - File to read the container from.
    */
-  import(source: Node, opts?: ContainerImportOpts): Container {
+  import(source: File, opts?: ContainerImportOpts): Container {
     const _args = {
       source,
       tag: opts?.tag,
@@ -523,7 +574,7 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the written directory (e.g., "/tmp/directory").
    * @param source - Identifier of the directory to write
    */
-  withDirectory(path: string, source: Node, opts?: ContainerWithDirectoryOpts): Container {
+  withDirectory(path: string, source: Directory, opts?: ContainerWithDirectoryOpts): Container {
     const _args = {
       path,
       source,
@@ -598,7 +649,7 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the copied file (e.g., "/tmp/file.txt").
    * @param source - Identifier of the file to copy.
    */
-  withFile(path: string, source: Node, opts?: ContainerWithFileOpts): Container {
+  withFile(path: string, source: File, opts?: ContainerWithFileOpts): Container {
     const _args = {
       path,
       source,
@@ -625,7 +676,11 @@ export class Container extends BaseObject implements Node {
    * @param path - Location of the cache directory (e.g., "/root/.npm").
    * @param cache - Identifier of the cache volume to mount.
    */
-  withMountedCache(path: string, cache: Node, opts?: ContainerWithMountedCacheOpts): Container {
+  withMountedCache(
+    path: string,
+    cache: CacheVolume,
+    opts?: ContainerWithMountedCacheOpts,
+  ): Container {
     const _args = {
       path,
       cache,
@@ -641,7 +696,7 @@ export class Container extends BaseObject implements Node {
   /** Retrieves this container plus a directory mounted at the given path. */
   withMountedDirectory(
     path: string,
-    source: Node,
+    source: Directory,
     opts?: ContainerWithMountedDirectoryOpts,
   ): Container {
     const _args = {
@@ -656,7 +711,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus a file mounted at the given path. */
-  withMountedFile(path: string, source: Node, opts?: ContainerWithMountedFileOpts): Container {
+  withMountedFile(path: string, source: File, opts?: ContainerWithMountedFileOpts): Container {
     const _args = {
       path,
       source,
@@ -668,7 +723,11 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus a secret mounted into a file at the given path. */
-  withMountedSecret(path: string, source: Node, opts?: ContainerWithMountedSecretOpts): Container {
+  withMountedSecret(
+    path: string,
+    source: Secret,
+    opts?: ContainerWithMountedSecretOpts,
+  ): Container {
     const _args = {
       path,
       source,
@@ -716,7 +775,7 @@ export class Container extends BaseObject implements Node {
    * @param username - The username to authenticate with.
    * @param secret - The API key, password or token to authenticate to this registry.
    */
-  withRegistryAuth(address: string, username: string, secret: Node): Container {
+  withRegistryAuth(address: string, username: string, secret: Secret): Container {
     const _args = {
       address,
       username,
@@ -726,7 +785,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container with its rootfs replaced by the given directory. */
-  withRootfs(directory: Node): Container {
+  withRootfs(directory: Directory): Container {
     const _args = {
       directory,
     };
@@ -734,7 +793,7 @@ export class Container extends BaseObject implements Node {
   }
 
   /** Retrieves this container plus an env variable containing the given secret. */
-  withSecretVariable(name: string, secret: Node): Container {
+  withSecretVariable(name: string, secret: Secret): Container {
     const _args = {
       name,
       secret,
@@ -807,21 +866,35 @@ export interface DirectoryExportOpts {
 
 /** Optional arguments of `Directory.withDirectory`. */
 export interface DirectoryWithDirectoryOpts {
-  /** Defaults to `[]`. */
+  /**
+   * Exclude artifacts that match the given pattern (e.g., ["node_modules/", ".git*"]). Defaults to
+   * `[]`.
+   */
   exclude?: string[];
-  /** Defaults to `[]`. */
+  /**
+   * Include only artifacts that match the given pattern (e.g., ["app/", "package.*"]). Defaults to
+   * `[]`.
+   */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the copied directory. Defaults to `false`. */
   gitignore?: boolean;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied directory and its contents. Names are looked up in the
+   * directory's own etc/passwd and etc/group. Defaults to `""`.
+   */
   owner?: string;
+  /** Permission given to the copied directory and its contents (e.g., 0755). */
   permissions?: number;
 }
 
 /** Optional arguments of `Directory.withFile`. */
 export interface DirectoryWithFileOpts {
+  /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd
+   * and etc/group. Defaults to `""`.
+   */
   owner?: string;
 }
 
@@ -839,11 +912,14 @@ export interface DirectoryWithNewFileOpts {
 
 /** A directory. */
 export class Directory extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Directory";
+
   /**
    * Return the difference between this directory and another directory: what `other` adds or
    * changes. Deletions are not represented.
    */
-  diff(other: Node): Directory {
+  diff(other: Directory): Directory {
     const _args = {
       other,
     };
@@ -919,7 +995,7 @@ export class Directory extends BaseObject implements Node {
   }
 
   /** Return a snapshot with a directory added. */
-  withDirectory(path: string, source: Node, opts?: DirectoryWithDirectoryOpts): Directory {
+  withDirectory(path: string, source: Directory, opts?: DirectoryWithDirectoryOpts): Directory {
     const _args = {
       path,
       source,
@@ -932,8 +1008,14 @@ export class Directory extends BaseObject implements Node {
     return new Directory(this._select("withDirectory", _args));
   }
 
-  /** Retrieves this directory plus the contents of the given file copied to the given path. */
-  withFile(path: string, source: Node, opts?: DirectoryWithFileOpts): Directory {
+  /**
+   * Retrieves this directory plus the contents of the given file copied to the given path.
+   *
+   * @param path - Location of the copied file (e.g., "/file.txt"). A directory (".", "dir/" or an
+   *   existing one) receives the file under its own name.
+   * @param source - Identifier of the file to copy.
+   */
+  withFile(path: string, source: File, opts?: DirectoryWithFileOpts): Directory {
     const _args = {
       path,
       source,
@@ -997,6 +1079,9 @@ export class Directory extends BaseObject implements Node {
 }
 
 export class EnvVariable extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "EnvVariable";
+
   /** A unique identifier for this EnvVariable. */
   async id(): Promise<string> {
     return this._id();
@@ -1038,6 +1123,9 @@ export interface FileExportOpts {
 
 /** A file. */
 export class File extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "File";
+
   /** Retrieves the contents of the file. */
   async contents(opts?: FileContentsOpts): Promise<string> {
     const _args = {
@@ -1120,18 +1208,24 @@ export interface HostDirectoryOpts {
   include?: string[];
   /** If true, the directory will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Apply the .gitignore rules of the enclosing git repository (none outside one). Defaults to
+   * `false`.
+   */
   gitignore?: boolean;
 }
 
 /** Optional arguments of `Host.file`. */
 export interface HostFileOpts {
-  /** Defaults to `false`. */
+  /** If true, the file will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
 }
 
 /** Information about the host environment. */
 export class Host extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Host";
+
   /**
    * Accesses a directory on the host. Relative paths resolve against the client's working
    * directory.
@@ -1170,17 +1264,26 @@ export class Host extends BaseObject implements Node {
 
 /** Optional arguments of `Client.cacheVolume`. */
 export interface ClientCacheVolumeOpts {
-  /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
-  /** Defaults to `CacheSharingMode.SHARED`. */
+  /** Identifier of the directory to use as the cache volume's root when it is first created. */
+  source?: Directory;
+  /**
+   * Sharing mode of the cache volume, used by withMountedCache when it is given none. Defaults to
+   * `CacheSharingMode.SHARED`.
+   */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to own the cache volume when it is first created, used by withMountedCache when it
+   * is given none. Defaults to `""`.
+   */
   owner?: string;
 }
 
 /** Optional arguments of `Client.container`. */
 export interface ClientContainerOpts {
-  /** Platform to initialize the container with. Only linux/amd64 is supported. */
+  /**
+   * Platform to initialize the container with. gantry runs containers of its own machine's platform
+   * only.
+   */
   platform?: Platform;
 }
 
@@ -1192,11 +1295,18 @@ export interface ClientFileOpts {
 
 /** Optional arguments of `Client.secret`. */
 export interface ClientSecretOpts {
+  /**
+   * If set, the cache identity of the secret: steps that use it stay cached when its value changes
+   * but this key does not.
+   */
   cacheKey?: string;
 }
 
 /** The root of the API. */
 export class Client extends BaseObject {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Query";
+
   /**
    * Constructs a cache volume for a given cache key.
    *
@@ -1336,6 +1446,9 @@ export class Client extends BaseObject {
 
 /** A reference to a secret value, which can be handled more safely than the value itself. */
 export class Secret extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Secret";
+
   /** A unique identifier for this Secret. It never contains the value. */
   async id(): Promise<string> {
     return this._id();

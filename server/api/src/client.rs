@@ -59,11 +59,6 @@ impl ClientInfo {
         Ok(out)
     }
 
-    /// Writes `bytes` to the host path `path` (mode 0644).
-    pub(crate) fn write_host_file(&self, path: &str, bytes: &[u8]) -> Result<String, Error> {
-        self.write_host_file_mode(&self.resolve(path)?, bytes, 0o644)
-    }
-
     pub(crate) fn write_host_file_mode(
         &self,
         target: &Path,
@@ -109,24 +104,28 @@ impl ClientInfo {
             fs::remove_dir_all(&root).map_err(|error| host_error(&root, error))?;
         }
         fs::create_dir_all(&root).map_err(|error| host_error(&root, error))?;
-        // Directory modes are applied last, deepest first, so that a
-        // read-only directory can still be filled.
-        let mut dir_modes = Vec::new();
+        // Directory modes and times are applied last, deepest first, so that
+        // a read-only directory can still be filled and its time is not
+        // moved by what goes in it.
+        let mut dirs = Vec::new();
         for (rel, entry) in &tree.entries {
             let target = root.join(rel);
             match entry {
-                Entry::Dir { mode } => {
+                Entry::Dir { mode, mtime, .. } => {
                     if fs::symlink_metadata(&target).is_ok_and(|meta| !meta.is_dir()) {
                         fs::remove_file(&target).map_err(|error| host_error(&target, error))?;
                     }
                     fs::create_dir_all(&target).map_err(|error| host_error(&target, error))?;
-                    dir_modes.push((target, *mode));
+                    dirs.push((target, *mode, *mtime));
                 }
-                Entry::File { blob, mode, .. } => {
+                Entry::File {
+                    blob, mode, mtime, ..
+                } => {
                     let bytes = engine.read_blob(blob)?;
                     self.write_host_file_mode(&target, &bytes, *mode)?;
+                    set_mtime(&target, *mtime)?;
                 }
-                Entry::Symlink { target: link } => {
+                Entry::Symlink { target: link, .. } => {
                     if fs::symlink_metadata(&target).is_ok_and(|meta| meta.is_dir()) {
                         fs::remove_dir_all(&target).map_err(|error| host_error(&target, error))?;
                     } else {
@@ -137,10 +136,24 @@ impl ClientInfo {
                 }
             }
         }
-        for (target, mode) in dir_modes.into_iter().rev() {
+        for (target, mode, mtime) in dirs.into_iter().rev() {
+            set_mtime(&target, mtime)?;
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                 .map_err(|error| host_error(&target, error))?;
         }
         Ok(root.display().to_string())
     }
+}
+
+/// Gives a written file or directory the modification (and access) time
+/// its entry records; 0 means none was recorded, and the write's time stays.
+pub(crate) fn set_mtime(path: &Path, mtime: u64) -> Result<(), Error> {
+    if mtime == 0 {
+        return Ok(());
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    let times = fs::FileTimes::new().set_modified(time).set_accessed(time);
+    fs::File::open(path)
+        .and_then(|file| file.set_times(times))
+        .map_err(|error| host_error(path, error))
 }

@@ -168,7 +168,7 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             "requests authorised by the login cookie must be Content-Type: application/json",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let request = match crate::parse_request(&body) {
         Ok(request) if has_query(&body) => request,
         Ok(_) => {
             return error_body(

@@ -24,6 +24,9 @@ pub(crate) struct Session {
     pub(crate) port: u16,
     pub(crate) token: String,
     pub(crate) engine: Arc<Engine>,
+    /// The session's schema: its host snapshots are shared by every client
+    /// of the session, in process ones included (`gantry call`).
+    pub(crate) schema: gantry_api::GantrySchema,
     pub(crate) socket: SessionSocket,
 }
 
@@ -69,7 +72,7 @@ fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
 
 pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
     let engine = engine::start(args).await?;
-    let schema = gantry_api::schema(engine.clone());
+    let schema = gantry_api::session_schema(engine.clone());
     let token = random_token();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -82,7 +85,7 @@ pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result
         Some(workdir.clone()),
     ))?;
     let app = gantry_api::router(
-        schema,
+        schema.clone(),
         Access::Token(Arc::from(token.as_str())),
         Some(workdir),
     );
@@ -95,6 +98,7 @@ pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result
         port,
         token,
         engine,
+        schema,
         socket,
     })
 }

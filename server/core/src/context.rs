@@ -14,6 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
+use crate::oci::ImageFormat;
 use crate::reference::registry_host;
 use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
@@ -99,7 +100,7 @@ impl Context {
             .map(|layer| {
                 Ok(TarLayer {
                     dest: layer.dest.clone(),
-                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref(), layer.owner)?),
+                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref())?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -129,16 +130,22 @@ impl Context {
             .await
     }
 
-    /// A container as an image tarball that `docker load` accepts. It is
-    /// saved under the name `build_image` tagged it with (an image ID cannot
-    /// serve as a name), which `docker load` restores.
-    pub(crate) async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
+    /// A container as an image tarball: an OCI image layout in `format`
+    /// that `docker load` accepts too. It is saved under the name
+    /// `build_image` tagged it with (an image ID cannot serve as a name),
+    /// which `docker load` restores.
+    pub(crate) async fn image_tarball(
+        &self,
+        state: &ContainerState,
+        format: ImageFormat,
+    ) -> Result<Bytes> {
         let image_id = self.build_image(state).await?;
         let key = state.key.expect("evaluated containers have keys");
-        Ok(self
+        let saved = self
             .runtime
             .save_image(&image_id, &self.images.built(&key))
-            .await?)
+            .await?;
+        Ok(Bytes::from(crate::oci::image_layout(&saved, format)?))
     }
 
     /// Takes the cross-engine lock of a record (see `Store::lock`) without

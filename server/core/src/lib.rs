@@ -14,10 +14,13 @@ pub mod events;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod files;
+mod filter;
 pub mod host;
 mod inflight;
 mod mounts;
+mod oci;
 pub mod ops;
+mod owner;
 mod reference;
 pub mod runtime;
 mod secrets;

@@ -26,6 +26,33 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The platform containers run as on this machine (`linux/amd64`, …), in
+/// Docker's and OCI's spelling.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm/v7",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Whether `platform` (`os/arch[/variant]`) is this machine's own.
+pub fn is_host_platform(platform: &str) -> bool {
+    let host = host_platform();
+    let normalize = |platform: &str| -> String {
+        match platform.trim() {
+            "linux/arm64/v8" => "linux/arm64".to_owned(),
+            "linux/x86_64" => "linux/amd64".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    normalize(platform) == normalize(&host)
+}
+
 /// What `Runtime::pull` learned about an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PulledImage {
@@ -73,6 +100,14 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A tmpfs mounted at `path` (absolute), of `size` bytes (the runtime's
+/// default when `None`). Programs on it may be executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub path: String,
+    pub size: Option<u64>,
+}
+
 /// A root filesystem: a base image (or empty) plus layers not yet committed.
 #[derive(Debug, Clone, Default)]
 pub struct RootfsSpec {
@@ -101,8 +136,8 @@ pub struct ExecSpec {
     /// Written to the process's stdin, which is then closed. `None`: no stdin.
     pub stdin: Option<Bytes>,
     pub mounts: Vec<BindMount>,
-    /// `tmpfs` mounts at these absolute paths.
-    pub tmpfs: Vec<String>,
+    /// `tmpfs` mounts.
+    pub tmpfs: Vec<Tmpfs>,
     /// Labels put on the container (the runtime adds its own ownership labels).
     pub labels: BTreeMap<String, String>,
     /// Tag given to the committed image, e.g. `gantry.local/<state>/cache:<hex>`.

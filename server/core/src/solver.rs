@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, Inputs};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
+use crate::oci::ImageFormat;
 use crate::ops::{Node, Op, Secret};
 use crate::reference::normalize_reference;
 use crate::runtime::Runtime;
@@ -71,9 +72,25 @@ impl Engine {
 
     /// Records a secret: its value stays in memory, its node holds a MAC.
     pub fn set_secret(&self, name: &str, plaintext: &str) -> Arc<Node> {
+        self.set_secret_keyed(name, plaintext, None)
+    }
+
+    /// Records a secret whose cache identity is `cache_key` when given (as
+    /// Dagger's `secret(cacheKey:)`): steps that read it stay cached when
+    /// the value changes but the key does not.
+    pub fn set_secret_keyed(
+        &self,
+        name: &str,
+        plaintext: &str,
+        cache_key: Option<&str>,
+    ) -> Arc<Node> {
+        let mac = match cache_key {
+            Some(key) => self.cx.secrets.mac_of_cache_key(key),
+            None => self.cx.secrets.mac(plaintext),
+        };
         let node = self.add(Secret {
             name: name.to_owned(),
-            mac: self.cx.secrets.mac(plaintext),
+            mac,
         });
         self.cx.secrets.insert(node.digest, name, plaintext);
         node
@@ -231,9 +248,13 @@ impl Engine {
         self.cx.store.open_blob(blob)
     }
 
-    /// A container as an image tarball that `docker load` accepts.
-    pub async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
-        self.cx.image_tarball(state).await
+    /// A container as an image tarball (an OCI layout `docker load` accepts).
+    pub async fn image_tarball(
+        &self,
+        state: &ContainerState,
+        format: ImageFormat,
+    ) -> Result<Bytes> {
+        self.cx.image_tarball(state, format).await
     }
 
     /// Pushes a container to `address` and returns the reference with its

@@ -64,6 +64,18 @@ fn operation_action(operation: Operation<'_>) -> String {
     }
 }
 
+/// Whether dockerd says the container is gone: 404 "No such container", or
+/// 409 "… which is Dead" / "removal … is already in progress" when a
+/// `docker rm -f` from outside races with the step's commit.
+fn removed_outside(error: &BollardError, reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    match status(error) {
+        Some(404) => reason.contains("no such container"),
+        Some(409) => reason.contains("which is dead") || reason.contains("removal of container"),
+        _ => false,
+    }
+}
+
 /// Maps a bollard error into the core's `RuntimeError`, which holds strings only so the
 /// solver can hand one failure to every waiter of a deduplicated operation.
 ///
@@ -80,13 +92,13 @@ pub(crate) fn runtime_error(operation: Operation<'_>, error: &BollardError) -> R
         if let Some(image) = missing_image(&reason) {
             return RuntimeError::ImageMissing { image };
         }
-        if reason.to_ascii_lowercase().contains("no such container") {
-            return RuntimeError::Failed {
-                action: operation_action(operation),
-                reason: "the step's container was removed outside gantry (docker rm?) while it ran"
-                    .to_owned(),
-            };
-        }
+    }
+    if removed_outside(error, &reason) {
+        return RuntimeError::Failed {
+            action: operation_action(operation),
+            reason: "the step's container was removed outside gantry (docker rm?) while it ran"
+                .to_owned(),
+        };
     }
     match operation {
         Operation::Pull { reference } if is_unauthorized(error) => RuntimeError::Unauthorized {

@@ -70,7 +70,13 @@ impl DockerRuntime {
         let tmpfs: HashMap<String, String> = spec
             .tmpfs
             .iter()
-            .map(|path| (path.clone(), "exec".to_owned()))
+            .map(|tmpfs| {
+                let options = match tmpfs.size {
+                    Some(size) => format!("exec,size={size}"),
+                    None => "exec".to_owned(),
+                };
+                (tmpfs.path.clone(), options)
+            })
             .collect();
 
         let base = self.base_image(&spec.rootfs).await?;

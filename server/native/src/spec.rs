@@ -13,6 +13,8 @@ use oci_spec::runtime::{
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
+use gantry_core::runtime::Tmpfs;
+
 use crate::error::Error;
 use crate::user::ExecUser;
 
@@ -52,7 +54,7 @@ pub(crate) struct StepSpec<'a> {
     pub(crate) user: &'a ExecUser,
     pub(crate) hostname: &'a str,
     pub(crate) binds: Vec<Bind>,
-    pub(crate) tmpfs: &'a [String],
+    pub(crate) tmpfs: &'a [Tmpfs],
     /// `None`: the host's network namespace (explicit opt-in).
     pub(crate) netns: Option<&'a Path>,
     /// The cgroup path the runtime puts the container in.
@@ -154,15 +156,13 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         )?,
     ];
-    for path in step.tmpfs {
+    for tmpfs in step.tmpfs {
         // Docker mounts tmpfs `noexec`; build steps run binaries from /tmp, so not here
         // (the Docker runtime asks for `exec` too).
-        mounts.push(mount(
-            path,
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "nodev", "mode=1777"],
-        )?);
+        let size = tmpfs.size.map(|size| format!("size={size}"));
+        let mut options = vec!["nosuid", "nodev", "mode=1777"];
+        options.extend(size.as_deref());
+        mounts.push(mount(&tmpfs.path, "tmpfs", "tmpfs", &options)?);
     }
     for bind in &step.binds {
         let source = bind.source.to_str().ok_or_else(|| {
@@ -236,7 +236,10 @@ mod tests {
             home: "/home/nonroot".into(),
         };
         let args = vec!["sh".to_owned(), "-c".to_owned(), "true".to_owned()];
-        let tmpfs = vec!["/tmp".to_owned()];
+        let tmpfs = vec![Tmpfs {
+            path: "/tmp".to_owned(),
+            size: None,
+        }];
         let spec = build(&StepSpec {
             rootfs: Path::new("/r"),
             args: &args,

@@ -219,6 +219,7 @@ mod tests {
                 size: 8,
                 mode: 0o644,
                 mtime: 0,
+                owner: gantry_core::tree::Owner::ROOT,
             },
         )
         .unwrap();

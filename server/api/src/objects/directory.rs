@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Kind, Node, Op};
 
-use super::{add, client, engine, File};
+use super::{add, client, engine, expected_type, load_arg, File, FILE_MODE};
 use crate::error::gql;
-use crate::ids::{format_id, load};
+use crate::ids::format_id;
 
 #[derive(Clone)]
 pub(crate) struct Directory(pub(crate) Arc<Node>);
@@ -94,13 +94,27 @@ impl Directory {
     async fn with_file(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Location of the copied file (e.g., \"/file.txt\"). A directory (\".\", \"dir/\" or an existing one) receives the file under its own name."
+        )]
         path: String,
+        #[graphql(
+            desc = "Identifier of the file to copy.",
+            directive = expected_type::apply("File".into())
+        )]
         source: ID,
-        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
-        #[graphql(default = "")] owner: String,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
     ) -> Result<Directory> {
-        let _ = owner;
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithFile {
@@ -108,6 +122,7 @@ impl Directory {
                 path,
                 source: source.digest,
                 permissions: permissions.map(|p| p as u32),
+                owner: owner.unwrap_or_default(),
             },
         ))
     }
@@ -119,11 +134,11 @@ impl Directory {
         #[graphql(desc = "Path of the new file. Example: \"foo/bar.txt\"")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
         #[graphql(
-            default = 420,
+            default_with = "Some(FILE_MODE)",
             desc = "Permissions of the new file. Example: 0600",
-            validator(minimum = 0, maximum = 4095)
+            validator(custom = "super::file_mode")
         )]
-        permissions: i32,
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
@@ -131,7 +146,7 @@ impl Directory {
                 parent: self.0.digest,
                 path,
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -141,23 +156,45 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default)] exclude: Vec<String>,
-        #[graphql(default)] include: Vec<String>,
-        #[graphql(default = false)] gitignore: bool,
-        #[graphql(default = "")] owner: String,
-        #[graphql(validator(minimum = 0, maximum = 4095))] permissions: Option<i32>,
+        #[graphql(directive = expected_type::apply("Directory".into()))] source: ID,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Exclude artifacts that match the given pattern (e.g., [\"node_modules/\", \".git*\"])."
+        )]
+        exclude: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Include only artifacts that match the given pattern (e.g., [\"app/\", \"package.*\"])."
+        )]
+        include: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Apply the .gitignore rules found in the copied directory."
+        )]
+        gitignore: Option<bool>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied directory and its contents. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            desc = "Permission given to the copied directory and its contents (e.g., 0755).",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Result<Directory> {
-        let _ = (gitignore, owner, permissions);
-        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithDirectory {
                 parent: self.0.digest,
                 path,
                 source: source.digest,
-                include,
-                exclude,
+                include: include.unwrap_or_default(),
+                exclude: exclude.unwrap_or_default(),
+                owner: owner.unwrap_or_default(),
+                permissions: permissions.map(|mode| mode as u32),
+                gitignore: gitignore.unwrap_or_default(),
             },
         ))
     }
@@ -167,14 +204,18 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = 420, validator(minimum = 0, maximum = 4095))] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
             ops::DirectoryWithNewDirectory {
                 parent: self.0.digest,
                 path,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -202,8 +243,12 @@ impl Directory {
     }
 
     /// Return the difference between this directory and another directory: what `other` adds or changes. Deletions are not represented.
-    async fn diff(&self, ctx: &Context<'_>, other: ID) -> Result<Directory> {
-        let other = load(engine(ctx), &other, Kind::Directory).map_err(gql)?;
+    async fn diff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(directive = expected_type::apply("Directory".into()))] other: ID,
+    ) -> Result<Directory> {
+        let other = load_arg(ctx, "other", &other, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryDiff {
@@ -235,14 +280,14 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the copied directory (e.g., \"logs/\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If true, then the host directory will be wiped clean before exporting so that it exactly matches the directory being exported."
         )]
-        wipe: bool,
+        wipe: Option<bool>,
     ) -> Result<String> {
         let (tree, _) = self.tree(ctx).await?;
         client(ctx)
-            .export_tree(engine(ctx), &tree, &path, wipe)
+            .export_tree(engine(ctx), &tree, &path, wipe.unwrap_or_default())
             .map_err(gql)
     }
 }

@@ -79,10 +79,10 @@ impl File {
     async fn digest(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] exclude_metadata: bool,
+        #[graphql(default_with = "Some(false)")] exclude_metadata: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        Ok(if exclude_metadata {
+        Ok(if exclude_metadata.unwrap_or_default() {
             file.blob.to_string()
         } else {
             file.key().to_string()
@@ -95,17 +95,17 @@ impl File {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written file (e.g., \"output.txt\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If allowParentDirPath is true, the path argument can be a directory path, in which case the file will be created in that directory."
         )]
-        allow_parent_dir_path: bool,
+        allow_parent_dir_path: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
         let blob = engine(ctx).open_blob(&file.blob).map_err(gql)?;
         let client = client(ctx);
         let target = client.resolve(&path).map_err(gql)?;
         let target = if target.is_dir() {
-            if !allow_parent_dir_path {
+            if !allow_parent_dir_path.unwrap_or_default() {
                 return Err(gql(gantry_core::Error::IsADirectory {
                     path: target.display().to_string(),
                 }));
@@ -116,12 +116,15 @@ impl File {
         };
         // Streamed from the store: a file of any size exports in bounded memory.
         let client = client.clone();
-        tokio::task::spawn_blocking(move || client.copy_to_host(&target, blob, file.mode))
-            .await
-            .map_err(|error| {
-                async_graphql::Error::new(format!("exporting the file failed: {error}"))
-            })?
-            .map_err(gql)
+        let (mode, mtime) = (file.mode, file.mtime);
+        tokio::task::spawn_blocking(move || {
+            let written = client.copy_to_host(&target, blob, mode)?;
+            crate::client::set_mtime(&target, mtime)?;
+            Ok::<_, gantry_core::Error>(written)
+        })
+        .await
+        .map_err(|error| async_graphql::Error::new(format!("exporting the file failed: {error}")))?
+        .map_err(gql)
     }
 
     /// Retrieves this file with its name set to the given name.

@@ -66,7 +66,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
     let session = session::start_session(call.engine, call.cwd.clone()).await?;
     let follower = progress.follow_engine(&session.engine);
     let engine = Engine {
-        schema: gantry_api::schema(session.engine.clone()),
+        schema: session.schema.clone(),
         workdir: call.cwd.clone(),
     };
     let outcome = run(

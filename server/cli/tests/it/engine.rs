@@ -212,3 +212,51 @@ fn a_client_that_goes_away_mid_exec_leaves_no_container() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_step_container_removed_outside_gantry_is_named_and_the_engine_keeps_serving() {
+    require_runtime!();
+    if support::native() {
+        // `docker rm -f` is the fault under test; make test's Docker pass runs it.
+        eprintln!("skipping: removes a Docker container; runs on the Docker runtime");
+        return;
+    }
+    let server = Server::start();
+    let marker = support::unique("removed");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("echo {marker}; sleep 60")],
+    );
+    let out = std::thread::scope(|scope| {
+        let running = scope.spawn(|| server.query(&query));
+        // Remove the step's container from outside as soon as it exists.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids = support::docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=dev.gantry.engine-pid={}", server.pid()),
+            ]);
+            let ids = String::from_utf8_lossy(&ids.stdout).trim().to_owned();
+            if !ids.is_empty() {
+                for id in ids.lines() {
+                    support::docker(&["rm", "-f", id]);
+                }
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the step's container never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        running.join().unwrap()
+    });
+    let message = support::error_message(&out);
+    assert!(
+        message.contains("removed outside gantry"),
+        "the error should say the container was removed from outside: {out}"
+    );
+    support::still_serving(&server);
+}

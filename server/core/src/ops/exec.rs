@@ -121,13 +121,10 @@ impl Operation for WithExec {
                 }
             }
         }
-        let workdir = parent.workdir();
-        for (path, output) in [
-            (&self.exec.redirect_stdout, &record.stdout),
-            (&self.exec.redirect_stderr, &record.stderr),
-        ] {
-            if !path.is_empty() {
-                let target = tree::absolute(&workdir, path)?;
+        // Redirected output under a mount went into the mount during the
+        // run (`PreparedMounts::write_output`); the rest becomes a layer.
+        for (target, output) in redirects(&parent, &self.exec, &record)? {
+            if state.mount_at(&target).is_none() {
                 let layer = file_layer(cx, &target, output.as_bytes(), 0o644)?;
                 state.rootfs.layers.push(layer);
             }
@@ -136,6 +133,24 @@ impl Operation for WithExec {
         state.exec = Some(record);
         Ok(Value::Container(Arc::new(state)))
     }
+}
+
+/// The absolute paths `redirectStdout`/`redirectStderr` name, with the
+/// output each receives.
+fn redirects<'a>(
+    parent: &ContainerState,
+    exec: &ExecArgs,
+    record: &'a ExecRecord,
+) -> Result<Vec<(String, &'a str)>> {
+    let workdir = parent.workdir();
+    [
+        (&exec.redirect_stdout, record.stdout.as_str()),
+        (&exec.redirect_stderr, record.stderr.as_str()),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !path.is_empty())
+    .map(|(path, output)| Ok((tree::absolute(&workdir, path)?, output)))
+    .collect()
 }
 
 /// A layer holding one file at `path` (absolute).
@@ -147,11 +162,11 @@ fn file_layer(cx: &Context, path: &str, contents: &[u8], mode: u32) -> Result<La
         size: contents.len() as u64,
         mode,
         mtime: 0,
+        owner: crate::tree::Owner::ROOT,
     };
     Ok(Layer {
         dest: dir,
         tree: Arc::new(Tree::single(&name, entry)?),
-        owner: None,
     })
 }
 
@@ -223,7 +238,13 @@ async fn run_exec(
                 .map_err(Error::from);
             // What the command left in writable directory mounts, read back
             // before the scratch copies go.
-            let output = output.and_then(|output| Ok((output, mounts.read_back(cx)?)));
+            let output = output.and_then(|output| {
+                let record = record_of(output.clone(), cmd.clone(), Vec::new(), &secrets);
+                for (target, text) in redirects(parent, exec, &record)? {
+                    mounts.write_output(cx, parent, &target, text.as_bytes())?;
+                }
+                Ok((output, mounts.read_back(cx)?))
+            });
             drop(mounts);
             let (output, mount_trees) = output.inspect_err(|_| {
                 cx.events.step(&call.node, &cmd, StepState::Failed, None);
@@ -272,6 +293,9 @@ async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool>
 async fn stdin(cx: &Context, parent: &ContainerState, exec: &ExecArgs) -> Result<Option<Bytes>> {
     if !exec.redirect_stdin.is_empty() {
         let path = tree::absolute(&parent.workdir(), &exec.redirect_stdin)?;
+        if let Some(bytes) = crate::mounts::read_input(cx, parent, &path)? {
+            return Ok(Some(Bytes::from(bytes)));
+        }
         let tree = read_container_path(cx, parent, &path).await?;
         let file = FileValue::in_tree(&tree, Tree::name_of(&path), &path)?;
         Ok(Some(Bytes::from(cx.store.get_blob(&file.blob)?)))

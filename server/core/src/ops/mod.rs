@@ -32,6 +32,7 @@ mod rootfs;
 use serde::{Deserialize, Serialize};
 
 pub use self::exec::{ExecArgs, Expect};
+pub use crate::oci::{Compression, ImageFormat, MediaTypes};
 pub use crate::value::Sharing;
 
 use crate::context::Context;

@@ -278,7 +278,10 @@ async fn every_mount_kind_and_secrets_stay_off_disk() {
         bind(&file, "/mnt/file", false),
         bind(&secret_file, "/run/secrets/token", true),
     ];
-    step.tmpfs = vec!["/scratch".to_owned()];
+    step.tmpfs = vec![gantry_core::runtime::Tmpfs {
+        path: "/scratch".to_owned(),
+        size: Some(4 << 20),
+    }];
     step.env.push("PLAIN=visible".to_owned());
     step.secret_env = vec![format!("TOKEN={secret_value}")];
     let out = fixture.run(step).await;
