@@ -511,6 +511,29 @@ pub(crate) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|window| window == needle)
 }
 
+/// Whether an image tarball holds `needle`: in its raw bytes (manifests,
+/// configs, uncompressed layers) or inside a gzip-compressed layer.
+pub(crate) fn tarball_contains(tarball: &[u8], needle: &[u8]) -> bool {
+    if contains_bytes(tarball, needle) {
+        return true;
+    }
+    let mut archive = tar::Archive::new(tarball);
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|mut entry| {
+        let mut data = Vec::new();
+        if entry.read_to_end(&mut data).is_err() || !data.starts_with(&[0x1f, 0x8b]) {
+            return false;
+        }
+        let mut layer = Vec::new();
+        flate2::read::GzDecoder::new(&data[..])
+            .read_to_end(&mut layer)
+            .is_ok()
+            && contains_bytes(&layer, needle)
+    })
+}
+
 /// Whether a step image (an image ID from a result record) contains `needle`:
 /// `docker save` of it, or for the native runtime the files of its layers in
 /// the snapshot store under `state`.
