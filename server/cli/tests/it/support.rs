@@ -277,6 +277,16 @@ impl Server {
             assert!(Instant::now() < deadline, "gantry serve did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The TCP listener may come up just after the socket.
+        if let Some((port, _)) = &listen_spec {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "gantry serve did not listen on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         // Drain stderr in the background so the engine never blocks on it,
         // into a log file that survives restarts (appended to).
         let mut stderr = child.stderr.take().unwrap();
