@@ -6,20 +6,25 @@
 //! `docs/architecture.md` has the code map (what each module owns) and the
 //! invariants `tests/architecture.rs` enforces.
 
+pub mod changes;
 mod context;
 mod digest;
+pub mod envfile;
 mod error;
 mod eval;
 pub mod events;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod files;
+mod gitignore;
 pub mod host;
 mod inflight;
+pub mod lookup;
 mod mounts;
 pub mod ops;
 mod reference;
 pub mod runtime;
+pub mod search;
 mod secrets;
 mod solver;
 pub mod store;

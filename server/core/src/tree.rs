@@ -82,7 +82,7 @@ impl Owner {
 
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
 /// empty components, and refuses `..` that would climb out of the root.
-pub(crate) fn normalize(path: &str) -> Result<String, Error> {
+pub fn normalize(path: &str) -> Result<String, Error> {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

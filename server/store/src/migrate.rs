@@ -172,6 +172,7 @@ mod tests {
             cmd: vec!["echo".into(), "hi".into()],
             stdout: "hi\n".into(),
             stderr: String::new(),
+            combined: None,
             exit_code: 0,
             mounts: Vec::new(),
         };

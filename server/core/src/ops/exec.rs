@@ -24,7 +24,7 @@ use crate::value::{
 };
 
 /// The platform's default `PATH`, filled in at exec time when unset.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The most output an exec error carries per stream.
 const ERROR_OUTPUT_CAP: usize = 100 * 1024;
@@ -247,7 +247,11 @@ fn environment(cx: &Context, parent: &ContainerState) -> Result<ExecSpec> {
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
-    if !parent.config.env.iter().any(|(name, _)| name == "PATH") {
+    for (name, value) in &parent.volatile_env {
+        env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+        env.push(format!("{name}={value}"));
+    }
+    if !env.iter().any(|entry| entry.starts_with("PATH=")) {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
     let mut secret_env = Vec::new();
@@ -279,6 +283,9 @@ fn record_of(
         cmd,
         stdout: scrub_secrets(&String::from_utf8_lossy(&output.stdout), &plaintexts),
         stderr: scrub_secrets(&String::from_utf8_lossy(&output.stderr), &plaintexts),
+        combined: output
+            .combined
+            .map(|combined| scrub_secrets(&String::from_utf8_lossy(&combined), &plaintexts)),
         exit_code: output.exit_code,
         mounts,
     }
