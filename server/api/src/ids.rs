@@ -103,7 +103,10 @@ pub(crate) fn value_id<T: serde::Serialize>(type_name: &str, value: &T) -> ID {
 }
 
 /// Loads a plain-data object's ID (see `value_id`).
-pub(crate) fn load_value<T: serde::de::DeserializeOwned>(type_name: &str, id: &str) -> Result<T, Error> {
+pub(crate) fn load_value<T: serde::de::DeserializeOwned>(
+    type_name: &str,
+    id: &str,
+) -> Result<T, Error> {
     use base64::Engine as _;
     let unknown = || Error::UnknownId {
         kind: type_name.into(),

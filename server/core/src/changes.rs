@@ -175,7 +175,13 @@ pub fn diff_stats(store: &dyn Store, before: &Tree, after: &Tree) -> Result<Vec<
     Ok(stats)
 }
 
-fn stat(path: &str, old_path: Option<String>, kind: DiffKind, added: u64, removed: u64) -> DiffStat {
+fn stat(
+    path: &str,
+    old_path: Option<String>,
+    kind: DiffKind,
+    added: u64,
+    removed: u64,
+) -> DiffStat {
     DiffStat {
         path: path.to_owned(),
         old_path,
@@ -245,7 +251,12 @@ pub fn apply(base: &Tree, before: &Tree, after: &Tree) -> Result<Tree> {
 /// The changeset as a `git diff --no-index --no-prefix a b` patch.
 pub fn as_patch(store: &dyn Store, before: &Tree, after: &Tree) -> Result<String> {
     let mut paths: BTreeSet<&String> = BTreeSet::new();
-    paths.extend(before.entries.keys().filter(|p| !before.entries[*p].is_dir()));
+    paths.extend(
+        before
+            .entries
+            .keys()
+            .filter(|p| !before.entries[*p].is_dir()),
+    );
     paths.extend(after.entries.keys().filter(|p| !after.entries[*p].is_dir()));
     let mut out = String::new();
     for path in paths {
@@ -268,13 +279,22 @@ fn git_mode(entry: &Entry) -> String {
     }
 }
 
-fn file_patch(store: &dyn Store, path: &str, old: Option<&Entry>, new: Option<&Entry>) -> Result<String> {
+fn file_patch(
+    store: &dyn Store,
+    path: &str,
+    old: Option<&Entry>,
+    new: Option<&Entry>,
+) -> Result<String> {
     let mut out = format!("diff --git a/{path} b/{path}\n");
     match (old, new) {
         (None, Some(new)) => out.push_str(&format!("new file mode {}\n", git_mode(new))),
         (Some(old), None) => out.push_str(&format!("deleted file mode {}\n", git_mode(old))),
         (Some(old), Some(new)) if git_mode(old) != git_mode(new) => {
-            out.push_str(&format!("old mode {}\nnew mode {}\n", git_mode(old), git_mode(new)));
+            out.push_str(&format!(
+                "old mode {}\nnew mode {}\n",
+                git_mode(old),
+                git_mode(new)
+            ));
         }
         _ => {}
     }
@@ -285,16 +305,30 @@ fn file_patch(store: &dyn Store, path: &str, old: Option<&Entry>, new: Option<&E
             _ => Ok(None),
         }
     };
-    let (old_bytes, new_bytes) = (read(old)?.unwrap_or_default(), read(new)?.unwrap_or_default());
+    let (old_bytes, new_bytes) = (
+        read(old)?.unwrap_or_default(),
+        read(new)?.unwrap_or_default(),
+    );
     if old_bytes == new_bytes {
         return Ok(out); // a mode change only
     }
-    let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(&old_bytes), std::str::from_utf8(&new_bytes)) else {
+    let (Ok(old_text), Ok(new_text)) = (
+        std::str::from_utf8(&old_bytes),
+        std::str::from_utf8(&new_bytes),
+    ) else {
         out.push_str(&format!("Binary files a/{path} and b/{path} differ\n"));
         return Ok(out);
     };
-    let from = if old.is_some() { format!("a/{path}") } else { "/dev/null".into() };
-    let to = if new.is_some() { format!("b/{path}") } else { "/dev/null".into() };
+    let from = if old.is_some() {
+        format!("a/{path}")
+    } else {
+        "/dev/null".into()
+    };
+    let to = if new.is_some() {
+        format!("b/{path}")
+    } else {
+        "/dev/null".into()
+    };
     out.push_str(&format!("--- {from}\n+++ {to}\n"));
     let patch = diffy::create_patch(old_text, new_text).to_string();
     // diffy writes its own `---`/`+++` header lines first.
@@ -321,7 +355,11 @@ fn parse_patch(patch: &str) -> Result<Vec<FilePatch>> {
             return None;
         }
         // `git apply` drops the first component (`a/`, `b/`).
-        Some(path.split_once('/').map_or(path, |(_, rest)| rest).to_owned())
+        Some(
+            path.split_once('/')
+                .map_or(path, |(_, rest)| rest)
+                .to_owned(),
+        )
     };
     let mut files: Vec<FilePatch> = Vec::new();
     let mut in_hunks = false;
@@ -352,7 +390,10 @@ fn parse_patch(patch: &str) -> Result<Vec<FilePatch>> {
         if let Some(rest) = bare.strip_prefix("+++ ") {
             file.new_path = strip(rest);
             file.deleted = file.new_path.is_none();
-        } else if let Some(mode) = bare.strip_prefix("new file mode ").or_else(|| bare.strip_prefix("new mode ")) {
+        } else if let Some(mode) = bare
+            .strip_prefix("new file mode ")
+            .or_else(|| bare.strip_prefix("new mode "))
+        {
             file.new_mode = u32::from_str_radix(mode.trim(), 8).ok();
         } else if bare.starts_with("deleted file mode ") {
             file.deleted = true;
@@ -377,7 +418,11 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
     };
     let mut out = tree.clone();
     for file in parse_patch(patch)? {
-        let target = file.new_path.clone().or(file.old_path.clone()).unwrap_or_default();
+        let target = file
+            .new_path
+            .clone()
+            .or(file.old_path.clone())
+            .unwrap_or_default();
         if file.binary {
             return Err(Error::Unsupported {
                 message: format!("patch for {target}: binary patches are not supported by gantry"),
@@ -386,21 +431,25 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
         let old_entry = file.old_path.as_deref().and_then(|p| tree.get(p)).cloned();
         let old_text = match (&file.old_path, &old_entry) {
             (None, _) => String::new(),
-            (Some(path), Some(Entry::File { blob, .. })) => String::from_utf8(store.get_blob(blob)?)
-                .map_err(|_| failed(path, "not a text file".into()))?,
+            (Some(path), Some(Entry::File { blob, .. })) => {
+                String::from_utf8(store.get_blob(blob)?)
+                    .map_err(|_| failed(path, "not a text file".into()))?
+            }
             (Some(path), _) => return Err(failed(path, "no such file".into())),
         };
         let new_text = if file.hunks.is_empty() {
             old_text
         } else {
             let text = format!("--- a\n+++ b\n{}", file.hunks);
-            let parsed =
-                diffy::Patch::from_str(&text).map_err(|source| failed(&target, source.to_string()))?;
-            diffy::apply(&old_text, &parsed).map_err(|source| failed(&target, source.to_string()))?
+            let parsed = diffy::Patch::from_str(&text)
+                .map_err(|source| failed(&target, source.to_string()))?;
+            diffy::apply(&old_text, &parsed)
+                .map_err(|source| failed(&target, source.to_string()))?
         };
         if let Some(old) = &file.old_path {
             if file.deleted || file.new_path.as_deref() != Some(old.as_str()) {
                 out.remove(old);
+                remove_empty_parents(&mut out, old);
             }
         }
         if file.deleted {
@@ -423,6 +472,25 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
         )?;
     }
     Ok(out)
+}
+
+/// Removes the directories above `path` that are left empty, as `git
+/// apply` does after deleting a file.
+fn remove_empty_parents(tree: &mut Tree, path: &str) {
+    let mut current = path;
+    while let Some(index) = current.rfind('/') {
+        current = &current[..index];
+        let prefix = format!("{current}/");
+        let has_children = tree
+            .entries
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(key, _)| key.starts_with(&prefix));
+        if has_children {
+            return;
+        }
+        tree.remove(current);
+    }
 }
 
 // ---- merges -----------------------------------------------------------------
@@ -450,7 +518,12 @@ pub struct Sides<'a> {
 
 /// Merges `theirs` into `ours`: the result's before is ours (with what
 /// only theirs had before), its after ours with their changes applied.
-pub fn merge(store: &dyn Store, ours: Sides<'_>, theirs: Sides<'_>, on_conflict: OnConflict) -> Result<(Tree, Tree)> {
+pub fn merge(
+    store: &dyn Store,
+    ours: Sides<'_>,
+    theirs: Sides<'_>,
+    on_conflict: OnConflict,
+) -> Result<(Tree, Tree)> {
     let mut before = ours.before.clone();
     for (path, entry) in &theirs.before.entries {
         if before.get(path).is_none() {
@@ -532,7 +605,9 @@ fn resolve_conflict(
             _ => Err(()),
         });
     };
-    let (Some(base_text), Some(mine_text), Some(their_text)) = (text(base)?, text(mine)?, text(their)?) else {
+    let (Some(base_text), Some(mine_text), Some(their_text)) =
+        (text(base)?, text(mine)?, text(their)?)
+    else {
         return Ok(Err(()));
     };
     let merged = match diffy::merge(&base_text, &mine_text, &their_text) {
@@ -579,7 +654,16 @@ mod tests {
     #[test]
     fn paths_collapse_removed_directories() {
         let store = MemoryStore::default();
-        let before = tree(&store, &[("keep", "k"), ("gone/a", "a"), ("gone/sub/b", "b"), ("empty/", ""), ("mod", "1")]);
+        let before = tree(
+            &store,
+            &[
+                ("keep", "k"),
+                ("gone/a", "a"),
+                ("gone/sub/b", "b"),
+                ("empty/", ""),
+                ("mod", "1"),
+            ],
+        );
         let after = tree(&store, &[("keep", "k"), ("mod", "2"), ("new/c", "c")]);
         let paths = compare(&before, &after);
         assert_eq!(paths.added, ["new/", "new/c"]);
@@ -591,8 +675,22 @@ mod tests {
     #[test]
     fn stats_count_lines_and_find_renames() {
         let store = MemoryStore::default();
-        let before = tree(&store, &[("mod.txt", "one\nold\n"), ("remove.txt", "gone\n"), ("old.txt", "same\n")]);
-        let after = tree(&store, &[("mod.txt", "one\nnew\n"), ("add.txt", "hello\n"), ("new.txt", "same\n")]);
+        let before = tree(
+            &store,
+            &[
+                ("mod.txt", "one\nold\n"),
+                ("remove.txt", "gone\n"),
+                ("old.txt", "same\n"),
+            ],
+        );
+        let after = tree(
+            &store,
+            &[
+                ("mod.txt", "one\nnew\n"),
+                ("add.txt", "hello\n"),
+                ("new.txt", "same\n"),
+            ],
+        );
         let stats = diff_stats(&store, &before, &after).unwrap();
         let shown: Vec<(&str, DiffKind, u64, u64)> = stats
             .iter()
@@ -613,16 +711,39 @@ mod tests {
     #[test]
     fn a_patch_applies_back_onto_before() {
         let store = MemoryStore::default();
-        let before = tree(&store, &[("a.txt", "one\ntwo\nthree\n"), ("gone.txt", "x\n"), ("dir/keep", "k")]);
-        let after = tree(&store, &[("a.txt", "one\n2\nthree\n"), ("new.txt", "fresh\n"), ("dir/keep", "k")]);
+        let before = tree(
+            &store,
+            &[
+                ("a.txt", "one\ntwo\nthree\n"),
+                ("gone.txt", "x\n"),
+                ("dir/keep", "k"),
+            ],
+        );
+        let after = tree(
+            &store,
+            &[
+                ("a.txt", "one\n2\nthree\n"),
+                ("new.txt", "fresh\n"),
+                ("dir/keep", "k"),
+            ],
+        );
         let patch = as_patch(&store, &before, &after).unwrap();
-        assert!(patch.contains("diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n"), "{patch}");
-        assert!(patch.contains("new file mode 100644\n--- /dev/null\n+++ b/new.txt\n"), "{patch}");
+        assert!(
+            patch.contains("diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n"),
+            "{patch}"
+        );
+        assert!(
+            patch.contains("new file mode 100644\n--- /dev/null\n+++ b/new.txt\n"),
+            "{patch}"
+        );
         assert!(patch.contains("deleted file mode 100644\n"), "{patch}");
         let applied = apply_patch(&store, &before, &patch).unwrap();
         assert_eq!(applied.digest(), after.digest());
         let error = apply_patch(&store, &after, &patch).unwrap_err();
-        assert!(error.to_string().contains("patch does not apply"), "{error}");
+        assert!(
+            error.to_string().contains("patch does not apply"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -642,7 +763,10 @@ mod tests {
         let base = tree(&store, &[("f", "1\n2\n3\n4\n5\n"), ("g", "g\n")]);
         let ours = tree(&store, &[("f", "one\n2\n3\n4\n5\n"), ("g", "g\n")]);
         let theirs = tree(&store, &[("f", "1\n2\n3\n4\nfive\n"), ("h", "h\n")]);
-        let sides = |after| Sides { before: &base, after };
+        let sides = |after| Sides {
+            before: &base,
+            after,
+        };
         let (_, merged) = merge(&store, sides(&ours), sides(&theirs), OnConflict::Fail).unwrap();
         let expected = tree(&store, &[("f", "one\n2\n3\n4\nfive\n"), ("h", "h\n")]);
         assert_eq!(merged.digest(), expected.digest());
@@ -650,10 +774,26 @@ mod tests {
         assert!(early.to_string().contains("conflict on f"), "{early}");
         let clash = tree(&store, &[("f", "uno\n2\n3\n4\n5\n"), ("g", "g\n")]);
         assert!(merge(&store, sides(&ours), sides(&clash), OnConflict::Fail).is_err());
-        let (_, preferred) = merge(&store, sides(&ours), sides(&clash), OnConflict::PreferTheirs).unwrap();
+        let (_, preferred) = merge(
+            &store,
+            sides(&ours),
+            sides(&clash),
+            OnConflict::PreferTheirs,
+        )
+        .unwrap();
         assert_eq!(preferred.get("f"), clash.get("f"));
-        let (_, marked) = merge(&store, sides(&ours), sides(&clash), OnConflict::LeaveConflictMarkers).unwrap();
-        let Some(Entry::File { blob, .. }) = marked.get("f") else { panic!("f is a file") };
-        assert!(String::from_utf8(store.get_blob(blob).unwrap()).unwrap().contains("<<<<<<<"));
+        let (_, marked) = merge(
+            &store,
+            sides(&ours),
+            sides(&clash),
+            OnConflict::LeaveConflictMarkers,
+        )
+        .unwrap();
+        let Some(Entry::File { blob, .. }) = marked.get("f") else {
+            panic!("f is a file")
+        };
+        assert!(String::from_utf8(store.get_blob(blob).unwrap())
+            .unwrap()
+            .contains("<<<<<<<"));
     }
 }

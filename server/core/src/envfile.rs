@@ -54,7 +54,11 @@ impl EnvFile {
     pub fn with_variable(&self, name: &str, value: &str) -> EnvFile {
         let mut out = self.clone();
         let line = format!("{name}={value}");
-        match out.variables.iter_mut().find(|existing| split(existing).0 == name) {
+        match out
+            .variables
+            .iter_mut()
+            .find(|existing| split(existing).0 == name)
+        {
             Some(slot) => *slot = line,
             None => out.variables.push(line),
         }
@@ -220,21 +224,31 @@ impl<'a> Evaluator<'a> {
         if let Some(value) = self.done.get(name) {
             return Ok(value.clone());
         }
-        let Some(raw) = self.raw.get(name).or_else(|| self.context.get(name)).copied() else {
+        let Some(raw) = self
+            .raw
+            .get(name)
+            .or_else(|| self.context.get(name))
+            .copied()
+        else {
             return (self.fallback)(name).ok_or_else(|| Error::InvalidArgument {
                 message: format!("env file: variable {name} is not set"),
             });
         };
         if self.active.iter().any(|active| active == name) {
             return Err(Error::InvalidArgument {
-                message: format!("env file: circular reference: {} -> {name}", self.active.join(" -> ")),
+                message: format!(
+                    "env file: circular reference: {} -> {name}",
+                    self.active.join(" -> ")
+                ),
             });
         }
         self.active.push(name.to_owned());
         let value = self.word(raw).map_err(|error| match error {
-            Error::InvalidArgument { message } if !message.starts_with("env file") => Error::InvalidArgument {
-                message: format!("env file: {name}: {message}"),
-            },
+            Error::InvalidArgument { message } if !message.starts_with("env file") => {
+                Error::InvalidArgument {
+                    message: format!("env file: {name}: {message}"),
+                }
+            }
             other => other,
         });
         self.active.pop();
@@ -321,7 +335,8 @@ impl<'a> Evaluator<'a> {
             Some('{') => {
                 let end = find(chars, i + 2, '}')?;
                 let inner: String = chars[i + 2..end].iter().collect();
-                let (name, default) = match inner.split_once(":-").or_else(|| inner.split_once('-')) {
+                let (name, default) = match inner.split_once(":-").or_else(|| inner.split_once('-'))
+                {
                     Some((name, default)) => (name.to_owned(), Some(default.to_owned())),
                     None => (inner, None),
                 };
@@ -348,7 +363,9 @@ impl<'a> Evaluator<'a> {
     }
 
     fn known(&self, name: &str) -> bool {
-        self.raw.contains_key(name) || self.context.contains_key(name) || (self.fallback)(name).is_some()
+        self.raw.contains_key(name)
+            || self.context.contains_key(name)
+            || (self.fallback)(name).is_some()
     }
 }
 
@@ -399,8 +416,16 @@ mod tests {
             .with_variable("c", "$nowhere")
             .with_variable("d", "${nowhere:-fallback}")
             .with_variable("e", "$(echo hi)");
-        assert!(file.get("a", &none).unwrap_err().to_string().contains("circular"));
-        assert!(file.get("c", &none).unwrap_err().to_string().contains("not set"));
+        assert!(file
+            .get("a", &none)
+            .unwrap_err()
+            .to_string()
+            .contains("circular"));
+        assert!(file
+            .get("c", &none)
+            .unwrap_err()
+            .to_string()
+            .contains("not set"));
         assert_eq!(file.get("d", &none).unwrap().unwrap(), "fallback");
         let from_engine = |name: &str| (name == "nowhere").then(|| "engine".to_owned());
         assert_eq!(file.get("c", &from_engine).unwrap().unwrap(), "engine");

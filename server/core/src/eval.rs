@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::digest::{Digest, Encoder};
+use crate::envfile::EnvFile;
 use crate::error::Result;
 use crate::tree::Tree;
-use crate::envfile::EnvFile;
 use crate::value::{ChangesetValue, ContainerState, FileValue, Kind, Value};
 
 /// One kind of op: its inputs, its encoding and its evaluation, in one

@@ -261,7 +261,6 @@ fn walk(
     Ok(())
 }
 
-
 /// `Host.findUp`: the nearest `name` in `start` or one of its parents, as
 /// a path relative to `start` (`name`, `../name`, …); `None` when there is
 /// none up to the root.

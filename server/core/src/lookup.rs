@@ -101,7 +101,10 @@ pub fn resolve(tree: &Tree, path: &str, follow: bool) -> Result<Option<Found>> {
             entry: Entry::Dir { mode: DIR_MODE },
         }));
     }
-    let entry = tree.get(&path).cloned().expect("every resolved component exists");
+    let entry = tree
+        .get(&path)
+        .cloned()
+        .expect("every resolved component exists");
     Ok(Some(Found { path, entry }))
 }
 
@@ -189,7 +192,8 @@ mod tests {
             target: target.into(),
         };
         tree.insert("i-am", link("quotes/descartes")).unwrap();
-        tree.insert("nothing", link("quotes/does-not-exist")).unwrap();
+        tree.insert("nothing", link("quotes/does-not-exist"))
+            .unwrap();
         tree.insert("abs", link("/quotes")).unwrap();
         tree.insert("loop", link("loop")).unwrap();
         tree.insert("up", link("../../quotes")).unwrap();
@@ -224,7 +228,12 @@ mod tests {
         let tree = sample();
         let file = stat(&tree, "i-am", true).unwrap();
         assert_eq!(
-            (file.file_type, file.name.as_str(), file.permissions, file.size),
+            (
+                file.file_type,
+                file.name.as_str(),
+                file.permissions,
+                file.size
+            ),
             (FileType::Regular, "i-am", 0o444, 4)
         );
         let link = stat(&tree, "i-am", false).unwrap();

@@ -71,7 +71,11 @@ impl SearchOptions {
 }
 
 /// Searches one file's contents (`File.search`); results name it `name`.
-pub fn search_file(name: &str, content: &[u8], options: &SearchOptions) -> Result<Vec<SearchResult>> {
+pub fn search_file(
+    name: &str,
+    content: &[u8],
+    options: &SearchOptions,
+) -> Result<Vec<SearchResult>> {
     let regex = options.regex()?;
     let mut results = Vec::new();
     if !is_binary(content) {
@@ -111,12 +115,16 @@ pub fn search_tree(
         let Entry::File { blob, .. } = entry else {
             continue;
         };
-        let under_root =
-            roots.is_empty() || roots.iter().any(|root| root.is_empty() || path == root || path.starts_with(&format!("{root}/")));
+        let under_root = roots.is_empty()
+            || roots.iter().any(|root| {
+                root.is_empty() || path == root || path.starts_with(&format!("{root}/"))
+            });
         let explicit = roots.iter().any(|root| root == path);
         if !under_root
             || (options.skip_hidden && !explicit && is_hidden(path))
-            || ignored.as_ref().is_some_and(|rules| rules.ignored(path, false))
+            || ignored
+                .as_ref()
+                .is_some_and(|rules| rules.ignored(path, false))
             || (!explicit && globs.matched(path, false).is_ignore())
         {
             continue;
@@ -183,7 +191,11 @@ fn search_content(
                 .map(|m| (offset + m.start(), offset + m.end()))
                 .collect();
             if !spans.is_empty() {
-                results.push(result_of(name, content, (offset, offset + line.len(), spans)));
+                results.push(result_of(
+                    name,
+                    content,
+                    (offset, offset + line.len(), spans),
+                ));
                 if options.full(results) {
                     return;
                 }
@@ -243,10 +255,18 @@ fn line_end(content: &[u8], at: usize) -> usize {
         .map_or(content.len(), |index| from + index + 1)
 }
 
-fn result_of(name: &str, content: &[u8], (start, end, spans): (usize, usize, Vec<(usize, usize)>)) -> SearchResult {
+fn result_of(
+    name: &str,
+    content: &[u8],
+    (start, end, spans): (usize, usize, Vec<(usize, usize)>),
+) -> SearchResult {
     SearchResult {
         file_path: name.to_owned(),
-        line_number: content[..start].iter().filter(|byte| **byte == b'\n').count() as u64 + 1,
+        line_number: content[..start]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count() as u64
+            + 1,
         absolute_offset: start as u64,
         matched_lines: String::from_utf8_lossy(&content[start..end]).into_owned(),
         submatches: spans
@@ -371,20 +391,28 @@ mod tests {
         assert_eq!(results[0].matched_lines, "alpha beta\n");
         assert_eq!(results[1].line_number, 2);
         assert_eq!(results[1].absolute_offset, 11);
-        let spans: Vec<(u64, u64)> = results[1].submatches.iter().map(|s| (s.start, s.end)).collect();
+        let spans: Vec<(u64, u64)> = results[1]
+            .submatches
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect();
         assert_eq!(spans, [(6, 11), (12, 17)]);
     }
 
     #[test]
     fn options_change_what_matches() {
         let text = b"Hello\nworld\n";
-        assert!(search_file("f", text, &options("hello")).unwrap().is_empty());
+        assert!(search_file("f", text, &options("hello"))
+            .unwrap()
+            .is_empty());
         let insensitive = SearchOptions {
             insensitive: true,
             ..options("hello")
         };
         assert_eq!(search_file("f", text, &insensitive).unwrap().len(), 1);
-        assert!(search_file("f", text, &options("o\\nw")).unwrap().is_empty());
+        assert!(search_file("f", text, &options("o\\nw"))
+            .unwrap()
+            .is_empty());
         let multiline = SearchOptions {
             multiline: true,
             ..options("o\\nw")
@@ -403,17 +431,37 @@ mod tests {
     fn trees_are_searched_in_path_order_with_filters() {
         let store = MemoryStore::default();
         let mut tree = Tree::default();
-        for (path, text) in [("b.txt", "needle"), ("a/c.md", "needle"), (".hidden", "needle"), ("z.txt", "hay")] {
+        for (path, text) in [
+            ("b.txt", "needle"),
+            ("a/c.md", "needle"),
+            (".hidden", "needle"),
+            ("z.txt", "hay"),
+        ] {
             let blob = store.put_blob(text.as_bytes()).unwrap();
-            let entry = Entry::File { blob, size: text.len() as u64, mode: 0o644, mtime: 0 };
+            let entry = Entry::File {
+                blob,
+                size: text.len() as u64,
+                mode: 0o644,
+                mtime: 0,
+            };
             tree.insert(path, entry).unwrap();
         }
-        let paths = |results: Vec<SearchResult>| -> Vec<String> { results.into_iter().map(|r| r.file_path).collect() };
+        let paths = |results: Vec<SearchResult>| -> Vec<String> {
+            results.into_iter().map(|r| r.file_path).collect()
+        };
         let all = search_tree(&store, &tree, &options("needle"), &[], &[]).unwrap();
         assert_eq!(paths(all), [".hidden", "a/c.md", "b.txt"]);
-        let skip = SearchOptions { skip_hidden: true, limit: Some(1), ..options("needle") };
-        assert_eq!(paths(search_tree(&store, &tree, &skip, &[], &[]).unwrap()), ["a/c.md"]);
-        let globbed = search_tree(&store, &tree, &options("needle"), &[], &["*.txt".into()]).unwrap();
+        let skip = SearchOptions {
+            skip_hidden: true,
+            limit: Some(1),
+            ..options("needle")
+        };
+        assert_eq!(
+            paths(search_tree(&store, &tree, &skip, &[], &[]).unwrap()),
+            ["a/c.md"]
+        );
+        let globbed =
+            search_tree(&store, &tree, &options("needle"), &[], &["*.txt".into()]).unwrap();
         assert_eq!(paths(globbed), ["b.txt"]);
         let under = search_tree(&store, &tree, &options("needle"), &["a".into()], &[]).unwrap();
         assert_eq!(paths(under), ["a/c.md"]);
@@ -426,9 +474,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("found multiple times: line 1 (2-3), line 2 (2-3), line 3 (2-3)"));
-        assert_eq!(replace(text, "x", "y", true, None).unwrap(), b"a y\nb y\nc y\n");
-        assert_eq!(replace(text, "x", "y", false, Some(2)).unwrap(), b"a x\nb y\nc x\n");
-        assert_eq!(replace(text, "b", "B", false, None).unwrap(), b"a x\nB x\nc x\n");
+        assert_eq!(
+            replace(text, "x", "y", true, None).unwrap(),
+            b"a y\nb y\nc y\n"
+        );
+        assert_eq!(
+            replace(text, "x", "y", false, Some(2)).unwrap(),
+            b"a x\nb y\nc x\n"
+        );
+        assert_eq!(
+            replace(text, "b", "B", false, None).unwrap(),
+            b"a x\nB x\nc x\n"
+        );
         assert!(replace(text, "q", "y", false, None).is_err());
         assert_eq!(replace(text, "q", "y", true, None).unwrap(), text);
     }

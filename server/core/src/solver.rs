@@ -221,7 +221,9 @@ impl Engine {
                 op => {
                     let parent = op.inputs().first().copied();
                     match parent.map(|parent| self.node(&parent)).transpose()? {
-                        Some(parent) if parent.kind() == Kind::Directory && op.kind() == Kind::Directory => {
+                        Some(parent)
+                            if parent.kind() == Kind::Directory && op.kind() == Kind::Directory =>
+                        {
                             node = parent;
                             continue;
                         }
@@ -231,7 +233,11 @@ impl Engine {
             };
             let normalized = tree::normalize(path)?;
             let name = Tree::name_of(&normalized);
-            return Ok(if name.is_empty() { "/".into() } else { format!("{name}/") });
+            return Ok(if name.is_empty() {
+                "/".into()
+            } else {
+                format!("{name}/")
+            });
         }
     }
 

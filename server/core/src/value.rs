@@ -287,10 +287,17 @@ impl std::fmt::Debug for SecretValue {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Container(Arc<ContainerState>),
-    Directory { tree: Arc<Tree>, key: Digest },
+    Directory {
+        tree: Arc<Tree>,
+        key: Digest,
+    },
     File(Arc<FileValue>),
-    Secret { mac: Digest },
-    CacheVolume { key: String },
+    Secret {
+        mac: Digest,
+    },
+    CacheVolume {
+        key: String,
+    },
     /// Two directories: what a changeset goes from and to.
     Changeset(Arc<ChangesetValue>),
     EnvFile(Arc<EnvFile>),

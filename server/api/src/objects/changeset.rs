@@ -161,7 +161,8 @@ impl Changeset {
     async fn diff_stats(&self, ctx: &Context<'_>) -> Result<Vec<DiffStat>> {
         let value = self.value(ctx).await?;
         let store = engine(ctx).store().clone();
-        let stats = changes::diff_stats(store.as_ref(), &value.before, &value.after).map_err(gql)?;
+        let stats =
+            changes::diff_stats(store.as_ref(), &value.before, &value.after).map_err(gql)?;
         Ok(stats.into_iter().map(DiffStat::from).collect())
     }
 
@@ -303,7 +304,11 @@ impl Changeset {
         self.sync(ctx).await
     }
 
-    pub(crate) async fn export_as_exportable(&self, ctx: &Context<'_>, path: String) -> Result<String> {
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
         self.export(ctx, path).await
     }
 }

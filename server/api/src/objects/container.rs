@@ -916,12 +916,23 @@ impl Container {
     async fn exists(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The path to look for (e.g., \"/file.txt\"), relative to the working directory.")] path: String,
-        #[graphql(desc = "The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE).")]
+        #[graphql(
+            desc = "The path to look for (e.g., \"/file.txt\"), relative to the working directory."
+        )]
+        path: String,
+        #[graphql(
+            desc = "The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE)."
+        )]
         expected_type: Option<ExistsType>,
-        #[graphql(default_with = "Some(false)", desc = "Look at a symlink itself rather than at what it points to.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Look at a symlink itself rather than at what it points to."
+        )]
         do_not_follow_symlinks: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Result<bool> {
         let follow = !do_not_follow_symlinks.unwrap_or(false);
@@ -940,8 +951,14 @@ impl Container {
     async fn stat(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The path to look at (e.g., \"/file.txt\"), relative to the working directory.")] path: String,
-        #[graphql(default_with = "Some(false)", desc = "Look at a symlink itself rather than at what it points to.")]
+        #[graphql(
+            desc = "The path to look at (e.g., \"/file.txt\"), relative to the working directory."
+        )]
+        path: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Look at a symlink itself rather than at what it points to."
+        )]
         do_not_follow_symlinks: Option<bool>,
     ) -> Result<Option<Stat>> {
         let follow = !do_not_follow_symlinks.unwrap_or(false);
@@ -968,7 +985,11 @@ impl Container {
     }
 
     /// This container without the given label.
-    async fn without_label(&self, ctx: &Context<'_>, #[graphql(desc = "The label to remove.")] name: String) -> Container {
+    async fn without_label(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The label to remove.")] name: String,
+    ) -> Container {
         self.then(
             ctx,
             ops::WithoutLabel {
@@ -996,7 +1017,11 @@ impl Container {
     }
 
     /// This container without the given OCI annotation.
-    async fn without_annotation(&self, ctx: &Context<'_>, #[graphql(desc = "The annotation to remove.")] name: String) -> Container {
+    async fn without_annotation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The annotation to remove.")] name: String,
+    ) -> Container {
         self.then(
             ctx,
             ops::WithAnnotation {
@@ -1013,9 +1038,17 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "The directory to copy the files into (e.g., \"/src\").")] path: String,
         #[graphql(desc = "The files to copy.")] sources: Vec<ID>,
-        #[graphql(desc = "The permissions to give the copied files (e.g., 0600).")] permissions: Option<i32>,
-        #[graphql(default_with = "Some(String::new())", desc = "A user:group to own the copied files (numeric in gantry).")] owner: Option<String>,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables.")]
+        #[graphql(desc = "The permissions to give the copied files (e.g., 0600).")]
+        permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to own the copied files (numeric in gantry)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Result<Container> {
         let sources = super::directory::load_all(ctx, &sources, Kind::File)?;
@@ -1037,7 +1070,10 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The file to remove (e.g., \"/file.txt\").")] path: String,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Container {
         self.without_paths(ctx, vec![path], expand)
@@ -1048,7 +1084,10 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The files to remove (e.g., [\"/file.txt\"]).")] paths: Vec<String>,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in the paths from the container's environment variables.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the paths from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Container {
         self.without_paths(ctx, paths, expand)
@@ -1059,7 +1098,10 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The directory to remove (e.g., \"/src\").")] path: String,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Container {
         self.without_paths(ctx, vec![path], expand)
@@ -1070,8 +1112,14 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "What the link points to (e.g., \"/existing/file\").")] target: String,
-        #[graphql(desc = "Where the link is created (e.g., \"/new-file-link\"), relative to the working directory.")] link_name: String,
-        #[graphql(default_with = "Some(false)", desc = "Replace \"${VAR}\" or \"$VAR\" in both paths from the container's environment variables.")]
+        #[graphql(
+            desc = "Where the link is created (e.g., \"/new-file-link\"), relative to the working directory."
+        )]
+        link_name: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in both paths from the container's environment variables."
+        )]
         expand: Option<bool>,
     ) -> Container {
         self.then(
@@ -1089,7 +1137,10 @@ impl Container {
     async fn without_entrypoint(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "Some(false)", desc = "Keep the default arguments, which are otherwise cleared too.")]
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Keep the default arguments, which are otherwise cleared too."
+        )]
         keep_default_args: Option<bool>,
     ) -> Container {
         self.then(
@@ -1126,11 +1177,20 @@ impl Container {
 
     /// This container without a working directory (commands run in /).
     async fn without_workdir(&self, ctx: &Context<'_>) -> Container {
-        self.then(ctx, ops::WithoutWorkdir { parent: self.parent() })
+        self.then(
+            ctx,
+            ops::WithoutWorkdir {
+                parent: self.parent(),
+            },
+        )
     }
 
     /// This container without the given secret variable (a plain variable of the same name stays).
-    async fn without_secret_variable(&self, ctx: &Context<'_>, #[graphql(desc = "The variable to remove.")] name: String) -> Container {
+    async fn without_secret_variable(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The variable to remove.")] name: String,
+    ) -> Container {
         self.then(
             ctx,
             ops::WithoutSecretVariable {
@@ -1158,7 +1218,11 @@ impl Container {
     }
 
     /// This container without the given volatile variable.
-    async fn without_volatile_variable(&self, ctx: &Context<'_>, #[graphql(desc = "The variable to remove.")] name: String) -> Container {
+    async fn without_volatile_variable(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The variable to remove.")] name: String,
+    ) -> Container {
         self.then(
             ctx,
             ops::WithVolatileVariable {
@@ -1170,7 +1234,11 @@ impl Container {
     }
 
     /// This container with the variables of an env file set (values read with quotes removed and references expanded).
-    async fn with_env_file_variables(&self, ctx: &Context<'_>, #[graphql(desc = "The env file to read.")] source: ID) -> Result<Container> {
+    async fn with_env_file_variables(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The env file to read.")] source: ID,
+    ) -> Result<Container> {
         let source = load(engine(ctx), &source, Kind::EnvFile).map_err(gql)?;
         Ok(self.then(
             ctx,
@@ -1182,7 +1250,11 @@ impl Container {
     }
 
     /// A container that fails with the given message wherever it is used. An empty message changes nothing.
-    async fn with_error(&self, ctx: &Context<'_>, #[graphql(desc = "The error's message.")] err: String) -> Container {
+    async fn with_error(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The error's message.")] err: String,
+    ) -> Container {
         if err.is_empty() {
             return self.clone();
         }
@@ -1200,9 +1272,16 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The image's name (e.g., \"my-app:latest\").")] name: String,
-        #[graphql(default_with = "Some(Vec::new())", desc = "Not supported by gantry yet; must be empty.")] platform_variants: Option<Vec<ID>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Not supported by gantry yet; must be empty."
+        )]
+        platform_variants: Option<Vec<ID>>,
         #[graphql(desc = "Ignored: the image store keeps layers uncompressed.")] forced_compression: Option<ImageLayerCompression>,
-        #[graphql(default_with = "Some(ImageMediaTypes::OciMediaTypes)", desc = "Ignored: the image store decides.")]
+        #[graphql(
+            default_with = "Some(ImageMediaTypes::OciMediaTypes)",
+            desc = "Ignored: the image store decides."
+        )]
         media_types: Option<ImageMediaTypes>,
     ) -> Result<Void> {
         let _ = (forced_compression, media_types);
@@ -1220,7 +1299,12 @@ impl Container {
 }
 
 impl Container {
-    fn without_paths(&self, ctx: &Context<'_>, paths: Vec<String>, expand: Option<bool>) -> Container {
+    fn without_paths(
+        &self,
+        ctx: &Context<'_>,
+        paths: Vec<String>,
+        expand: Option<bool>,
+    ) -> Container {
         self.then(
             ctx,
             ops::WithoutPaths {
@@ -1239,8 +1323,19 @@ impl Container {
         self.sync(ctx).await
     }
 
-    pub(crate) async fn export_as_exportable(&self, ctx: &Context<'_>, path: String) -> Result<String> {
-        self.export(ctx, path, Vec::new(), None, ImageMediaTypes::OciMediaTypes, false)
-            .await
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
+        self.export(
+            ctx,
+            path,
+            Vec::new(),
+            None,
+            ImageMediaTypes::OciMediaTypes,
+            false,
+        )
+        .await
     }
 }

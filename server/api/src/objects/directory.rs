@@ -253,9 +253,15 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Path to check (e.g., \"/file.txt\").")] path: String,
-        #[graphql(desc = "If specified, also validate the type of file (e.g. \"REGULAR_TYPE\", \"DIRECTORY_TYPE\", or \"SYMLINK_TYPE\").")]
+        #[graphql(
+            desc = "If specified, also validate the type of file (e.g. \"REGULAR_TYPE\", \"DIRECTORY_TYPE\", or \"SYMLINK_TYPE\")."
+        )]
         expected_type: Option<ExistsType>,
-        #[graphql(default_with = "Some(false)", desc = "If specified, do not follow symlinks.")] do_not_follow_symlinks: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If specified, do not follow symlinks."
+        )]
+        do_not_follow_symlinks: Option<bool>,
     ) -> Result<bool> {
         let (tree, _) = self.tree(ctx).await?;
         let follow = !do_not_follow_symlinks.unwrap_or(false);
@@ -267,11 +273,17 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Path to stat (e.g., \"/file.txt\").")] path: String,
-        #[graphql(default_with = "Some(false)", desc = "If specified, do not follow symlinks.")] do_not_follow_symlinks: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If specified, do not follow symlinks."
+        )]
+        do_not_follow_symlinks: Option<bool>,
     ) -> Result<Option<Stat>> {
         let (tree, _) = self.tree(ctx).await?;
         let follow = !do_not_follow_symlinks.unwrap_or(false);
-        Ok(Some(lookup::stat(&tree, &path, follow).map_err(gql)?.into()))
+        Ok(Some(
+            lookup::stat(&tree, &path, follow).map_err(gql)?.into(),
+        ))
     }
 
     /// Search up the directory tree for a file or directory, and return its path. If no match, return null
@@ -290,16 +302,52 @@ impl Directory {
     async fn search(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "Directory or file paths to search")] paths: Option<Vec<String>>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "Glob patterns to match (e.g., \"*.md\")")] globs: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Directory or file paths to search"
+        )]
+        paths: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Glob patterns to match (e.g., \"*.md\")"
+        )]
+        globs: Option<Vec<String>>,
         #[graphql(desc = "The text to match.")] pattern: String,
-        #[graphql(default_with = "Some(false)", desc = "Interpret the pattern as a literal string instead of a regular expression.")] literal: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Enable searching across multiple lines.")] multiline: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Allow the . pattern to match newlines in multiline mode.")] dotall: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Enable case-insensitive matching.")] insensitive: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Honor .gitignore, .ignore, and .rgignore files.")] skip_ignored: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Skip hidden files (files starting with .).")] skip_hidden: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Only return matching files, not lines and content")] files_only: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Interpret the pattern as a literal string instead of a regular expression."
+        )]
+        literal: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Enable searching across multiple lines."
+        )]
+        multiline: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Allow the . pattern to match newlines in multiline mode."
+        )]
+        dotall: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Enable case-insensitive matching."
+        )]
+        insensitive: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Honor .gitignore, .ignore, and .rgignore files."
+        )]
+        skip_ignored: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Skip hidden files (files starting with .)."
+        )]
+        skip_hidden: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Only return matching files, not lines and content"
+        )]
+        files_only: Option<bool>,
         #[graphql(desc = "Limit the number of results to return")] limit: Option<i32>,
     ) -> Result<Vec<SearchResult>> {
         let options = SearchArgs {
@@ -331,8 +379,14 @@ impl Directory {
     async fn with_symlink(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Location of the file or directory to link to (e.g., \"/existing/file\").")] target: String,
-        #[graphql(desc = "Location where the symbolic link will be created (e.g., \"/new-file-link\").")] link_name: String,
+        #[graphql(
+            desc = "Location of the file or directory to link to (e.g., \"/existing/file\")."
+        )]
+        target: String,
+        #[graphql(
+            desc = "Location where the symbolic link will be created (e.g., \"/new-file-link\")."
+        )]
+        link_name: String,
     ) -> Directory {
         self.then(
             ctx,
@@ -348,9 +402,12 @@ impl Directory {
     async fn with_files(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Location where copied files should be placed (e.g., \"/src\").")] path: String,
+        #[graphql(desc = "Location where copied files should be placed (e.g., \"/src\").")]
+        path: String,
         #[graphql(desc = "Identifiers of the files to copy.")] sources: Vec<ID>,
-        #[graphql(desc = "Permission given to the copied files (e.g., 0600).")] permissions: Option<i32>,
+        #[graphql(desc = "Permission given to the copied files (e.g., 0600).")] permissions: Option<
+            i32,
+        >,
     ) -> Result<Directory> {
         let sources = load_all(ctx, &sources, Kind::File)?;
         Ok(self.then(
@@ -368,7 +425,9 @@ impl Directory {
     async fn without_files(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Location of the files to remove (e.g., [\"/file.txt\"]).")] paths: Vec<String>,
+        #[graphql(desc = "Location of the files to remove (e.g., [\"/file.txt\"]).")] paths: Vec<
+            String,
+        >,
     ) -> Directory {
         self.then(
             ctx,
@@ -383,11 +442,21 @@ impl Directory {
     async fn filter(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "If set, paths matching one of these glob patterns is excluded from the new snapshot. Example: [\"node_modules/\", \".git*\", \".env\"]")]
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "If set, paths matching one of these glob patterns is excluded from the new snapshot. Example: [\"node_modules/\", \".git*\", \".env\"]"
+        )]
         exclude: Option<Vec<String>>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "If set, only paths matching one of these glob patterns is included in the new snapshot. Example: (e.g., [\"app/\", \"package.*\"]).")]
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "If set, only paths matching one of these glob patterns is included in the new snapshot. Example: (e.g., [\"app/\", \"package.*\"])."
+        )]
         include: Option<Vec<String>>,
-        #[graphql(default_with = "Some(false)", desc = "If set, apply .gitignore rules when filtering the directory.")] gitignore: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "If set, apply .gitignore rules when filtering the directory."
+        )]
+        gitignore: Option<bool>,
     ) -> Directory {
         self.then(
             ctx,
@@ -404,7 +473,9 @@ impl Directory {
     async fn with_patch(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Patch to apply (e.g., \"diff --git a/file.txt b/file.txt\\nindex 1234567..abcdef8 100644\\n--- a/file.txt\\n+++ b/file.txt\\n@@ -1,1 +1,1 @@\\n-Hello\\n+World\\n\").")]
+        #[graphql(
+            desc = "Patch to apply (e.g., \"diff --git a/file.txt b/file.txt\\nindex 1234567..abcdef8 100644\\n--- a/file.txt\\n+++ b/file.txt\\n@@ -1,1 +1,1 @@\\n-Hello\\n+World\\n\")."
+        )]
         patch: String,
     ) -> Directory {
         self.then(
@@ -468,7 +539,8 @@ impl Directory {
     async fn with_error(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Message of the error to raise. If empty, the error will be ignored.")] err: String,
+        #[graphql(desc = "Message of the error to raise. If empty, the error will be ignored.")]
+        err: String,
     ) -> Directory {
         if err.is_empty() {
             return self.clone();
@@ -484,7 +556,11 @@ impl Directory {
 }
 
 /// Loads object arguments of one kind (`withFiles(sources:)`).
-pub(crate) fn load_all(ctx: &Context<'_>, ids: &[ID], kind: Kind) -> Result<Vec<gantry_core::Digest>> {
+pub(crate) fn load_all(
+    ctx: &Context<'_>,
+    ids: &[ID],
+    kind: Kind,
+) -> Result<Vec<gantry_core::Digest>> {
     let engine = engine(ctx);
     ids.iter()
         .map(|id| load(engine, id, kind).map(|node| node.digest))
@@ -499,7 +575,11 @@ impl Directory {
         self.sync(ctx).await
     }
 
-    pub(crate) async fn export_as_exportable(&self, ctx: &Context<'_>, path: String) -> Result<String> {
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
         self.export(ctx, path, false).await
     }
 }

@@ -35,13 +35,13 @@ impl EnvFile {
     async fn variables(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Return values exactly as written to the file. No quote removal or variable expansion")]
+        #[graphql(
+            desc = "Return values exactly as written to the file. No quote removal or variable expansion"
+        )]
         raw: Option<bool>,
     ) -> Result<Vec<EnvVariable>> {
         let file = self.value(ctx).await?;
-        let variables = file
-            .list(raw.unwrap_or(false), &engine_env)
-            .map_err(gql)?;
+        let variables = file.list(raw.unwrap_or(false), &engine_env).map_err(gql)?;
         Ok(variables
             .into_iter()
             .map(|(name, value)| EnvVariable::plain(name, value))
@@ -85,24 +85,38 @@ impl EnvFile {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Variable name")] name: String,
-        #[graphql(desc = "Return the value exactly as written to the file. No quote removal or variable expansion")]
+        #[graphql(
+            desc = "Return the value exactly as written to the file. No quote removal or variable expansion"
+        )]
         raw: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
         if raw.unwrap_or(false) {
             return Ok(file.raw(&name).unwrap_or_default().to_owned());
         }
-        Ok(file.get(&name, &engine_env).map_err(gql)?.unwrap_or_default())
+        Ok(file
+            .get(&name, &engine_env)
+            .map_err(gql)?
+            .unwrap_or_default())
     }
 
     /// Check if a variable exists
-    async fn exists(&self, ctx: &Context<'_>, #[graphql(desc = "Variable name")] name: String) -> Result<bool> {
+    async fn exists(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Variable name")] name: String,
+    ) -> Result<bool> {
         Ok(self.value(ctx).await?.exists(&name))
     }
 
     /// Return as a file
     async fn as_file(&self, ctx: &Context<'_>) -> File {
-        File(add(ctx, ops::EnvFileAsFile { parent: self.0.digest }))
+        File(add(
+            ctx,
+            ops::EnvFileAsFile {
+                parent: self.0.digest,
+            },
+        ))
     }
 
     /// Filters variables by prefix and removes the prefix from keys. Variables without the prefix are excluded. For example, with the prefix "MY_APP_" and variables MY_APP_TOKEN=topsecret, MY_APP_NAME=hello and FOO=bar, the resulting environment contains TOKEN=topsecret and NAME=hello. The prefix is compared without regard to case, dashes or underscores.

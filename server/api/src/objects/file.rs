@@ -139,16 +139,45 @@ impl File {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The text to match.")] pattern: String,
-        #[graphql(default_with = "Some(false)", desc = "Match the pattern as plain text, not as a regular expression.")] literal: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Let matches span several lines.")] multiline: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "In multiline mode, let . match line ends too.")] dotall: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Match the pattern as plain text, not as a regular expression."
+        )]
+        literal: Option<bool>,
+        #[graphql(default_with = "Some(false)", desc = "Let matches span several lines.")]
+        multiline: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "In multiline mode, let . match line ends too."
+        )]
+        dotall: Option<bool>,
         #[graphql(default_with = "Some(false)", desc = "Ignore case.")] insensitive: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Has no effect on a single file (kept for Directory.search's signature).")] skip_ignored: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Has no effect on a single file (kept for Directory.search's signature).")] skip_hidden: Option<bool>,
-        #[graphql(default_with = "Some(false)", desc = "Return one result for the file when it matches, without lines.")] files_only: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        skip_ignored: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        skip_hidden: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Return one result for the file when it matches, without lines."
+        )]
+        files_only: Option<bool>,
         #[graphql(desc = "Return at most this many results.")] limit: Option<i32>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "Has no effect on a single file (kept for Directory.search's signature).")] paths: Option<Vec<String>>,
-        #[graphql(default_with = "Some(Vec::new())", desc = "Has no effect on a single file (kept for Directory.search's signature).")] globs: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        paths: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        globs: Option<Vec<String>>,
     ) -> Result<Vec<SearchResult>> {
         let _ = (paths, globs);
         let options = SearchArgs {
@@ -175,12 +204,17 @@ impl File {
         ctx: &Context<'_>,
         #[graphql(desc = "The text to replace.")] search: String,
         #[graphql(desc = "The text to put in its place.")] replacement: String,
-        #[graphql(default_with = "Some(false)", desc = "Replace every occurrence.")] all: Option<bool>,
-        #[graphql(desc = "Replace the first occurrence at or after this line (1-based).")] first_from: Option<i32>,
+        #[graphql(default_with = "Some(false)", desc = "Replace every occurrence.")] all: Option<
+            bool,
+        >,
+        #[graphql(desc = "Replace the first occurrence at or after this line (1-based).")]
+        first_from: Option<i32>,
     ) -> Result<File> {
         if let Some(line) = first_from.filter(|line| *line < 1) {
             return Err(gql(gantry_core::Error::InvalidArgument {
-                message: format!("withReplaced: firstFrom must be a line number from 1, not {line}"),
+                message: format!(
+                    "withReplaced: firstFrom must be a line number from 1, not {line}"
+                ),
             }));
         }
         Ok(File(add(
@@ -199,7 +233,9 @@ impl File {
     async fn as_env_file(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Recorded for Dagger compatibility; values are always read with references expanded unless read raw.")]
+        #[graphql(
+            desc = "Recorded for Dagger compatibility; values are always read with references expanded unless read raw."
+        )]
         expand: Option<bool>,
     ) -> EnvFile {
         EnvFile(add(
@@ -214,7 +250,12 @@ impl File {
     /// The file's contents parsed as JSON.
     #[graphql(name = "asJSON")]
     async fn as_json(&self, ctx: &Context<'_>) -> JsonValue {
-        JsonValue(add(ctx, ops::FileAsJson { file: self.0.digest }))
+        JsonValue(add(
+            ctx,
+            ops::FileAsJson {
+                file: self.0.digest,
+            },
+        ))
     }
 }
 
@@ -225,7 +266,11 @@ impl File {
         self.sync(ctx).await
     }
 
-    pub(crate) async fn export_as_exportable(&self, ctx: &Context<'_>, path: String) -> Result<String> {
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
         self.export(ctx, path, false).await
     }
 }

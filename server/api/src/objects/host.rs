@@ -96,7 +96,11 @@ impl Host {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The name of the file or directory to look for.")] name: String,
-        #[graphql(default_with = "Some(false)", desc = "Has no effect: gantry looks at the host on every call.")] no_cache: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect: gantry looks at the host on every call."
+        )]
+        no_cache: Option<bool>,
     ) -> Result<Option<String>> {
         let _ = no_cache;
         host::find_up(&client(ctx).workdir, &name).map_err(gql)

@@ -43,7 +43,11 @@ impl JsonValue {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)", desc = "Pretty-print")] pretty: Option<bool>,
-        #[graphql(default_with = "Some(\"  \".to_owned())", desc = "Optional line prefix")] indent: Option<String>,
+        #[graphql(
+            default_with = "Some(\"  \".to_owned())",
+            desc = "Optional line prefix"
+        )]
+        indent: Option<String>,
     ) -> Result<JsonScalar> {
         let value = self.value(ctx).await?;
         if !pretty.unwrap_or(false) {
@@ -53,7 +57,8 @@ impl JsonValue {
         let mut out = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
         let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-        serde::Serialize::serialize(&*value, &mut serializer).map_err(|error| invalid(error.to_string()))?;
+        serde::Serialize::serialize(&*value, &mut serializer)
+            .map_err(|error| invalid(error.to_string()))?;
         Ok(JsonScalar(String::from_utf8_lossy(&out).into_owned()))
     }
 
@@ -63,29 +68,44 @@ impl JsonValue {
         ctx: &Context<'_>,
         #[graphql(desc = "New JSON-encoded contents")] contents: JsonScalar,
     ) -> Result<JsonValue> {
-        serde_json::from_str::<Json>(&contents.0).map_err(|error| invalid(format!("invalid JSON: {error}")))?;
+        serde_json::from_str::<Json>(&contents.0)
+            .map_err(|error| invalid(format!("invalid JSON: {error}")))?;
         Ok(JsonValue::literal(ctx, contents.0))
     }
 
     /// Encode an integer to json
-    async fn new_integer(&self, ctx: &Context<'_>, #[graphql(desc = "New integer value")] value: i64) -> JsonValue {
+    async fn new_integer(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "New integer value")] value: i64,
+    ) -> JsonValue {
         JsonValue::literal(ctx, value.to_string())
     }
 
     /// Encode a string to json
-    async fn new_string(&self, ctx: &Context<'_>, #[graphql(desc = "New string value")] value: String) -> JsonValue {
+    async fn new_string(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "New string value")] value: String,
+    ) -> JsonValue {
         JsonValue::literal(ctx, Json::String(value).to_string())
     }
 
     /// Encode a boolean to json
-    async fn new_boolean(&self, ctx: &Context<'_>, #[graphql(desc = "New boolean value")] value: bool) -> JsonValue {
+    async fn new_boolean(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "New boolean value")] value: bool,
+    ) -> JsonValue {
         JsonValue::literal(ctx, value.to_string())
     }
 
     /// Decode an integer from json
     async fn as_integer(&self, ctx: &Context<'_>) -> Result<i64> {
         let value = self.value(ctx).await?;
-        value.as_i64().ok_or_else(|| invalid(format!("value is not an integer: {value}")))
+        value
+            .as_i64()
+            .ok_or_else(|| invalid(format!("value is not an integer: {value}")))
     }
 
     /// Decode a string from json
@@ -100,13 +120,17 @@ impl JsonValue {
     /// Decode a boolean from json
     async fn as_boolean(&self, ctx: &Context<'_>) -> Result<bool> {
         let value = self.value(ctx).await?;
-        value.as_bool().ok_or_else(|| invalid("value is not a boolean"))
+        value
+            .as_bool()
+            .ok_or_else(|| invalid("value is not a boolean"))
     }
 
     /// Decode an array from json
     async fn as_array(&self, ctx: &Context<'_>) -> Result<Vec<JsonValue>> {
         let value = self.value(ctx).await?;
-        let items = value.as_array().ok_or_else(|| invalid("value is not an array"))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| invalid("value is not an array"))?;
         Ok((0..items.len() as u64)
             .map(|index| {
                 JsonValue(add(
@@ -123,7 +147,9 @@ impl JsonValue {
     /// List fields of the encoded object
     async fn fields(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let value = self.value(ctx).await?;
-        let object = value.as_object().ok_or_else(|| invalid("value is not an object"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid("value is not an object"))?;
         Ok(object.keys().cloned().collect())
     }
 
@@ -131,7 +157,8 @@ impl JsonValue {
     async fn field(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Path of the field to lookup, encoded as an array of field names")] path: Vec<String>,
+        #[graphql(desc = "Path of the field to lookup, encoded as an array of field names")]
+        path: Vec<String>,
     ) -> JsonValue {
         JsonValue(add(
             ctx,
@@ -146,7 +173,9 @@ impl JsonValue {
     async fn with_field(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Path of the field to set, encoded as an array of field names")] path: Vec<String>,
+        #[graphql(desc = "Path of the field to set, encoded as an array of field names")] path: Vec<
+            String,
+        >,
         #[graphql(desc = "The new value of the field")] value: ID,
     ) -> Result<JsonValue> {
         let value = load(engine(ctx), &value, Kind::JsonValue).map_err(gql)?;

@@ -32,8 +32,8 @@ pub(crate) use json::JsonValue;
 pub use query::Query;
 pub(crate) use secret::{CacheVolume, Secret};
 pub(crate) use values::{
-    Address, ErrorObject, ErrorValue, ExistsType, Label, SearchArgs, SearchResult,
-    SearchSubmatch, Stat,
+    Address, ErrorObject, ErrorValue, ExistsType, Label, SearchArgs, SearchResult, SearchSubmatch,
+    Stat,
 };
 
 use crate::ClientInfo;

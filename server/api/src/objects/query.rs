@@ -4,9 +4,9 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, Address, CacheSharingMode, CacheVolume, Changeset, Container, DiffStat,
-    Directory, EnvFile, EnvVariable, EnvVariableValue, ErrorObject, ErrorValue, Exportable, File,
-    Host, JsonValue, Label, Node, SearchResult, SearchSubmatch, Secret, Stat, Syncer,
+    add, engine, Address, CacheSharingMode, CacheVolume, Changeset, Container, DiffStat, Directory,
+    EnvFile, EnvVariable, EnvVariableValue, ErrorObject, ErrorValue, Exportable, File, Host,
+    JsonValue, Label, Node, SearchResult, SearchSubmatch, Secret, Stat, Syncer,
 };
 use crate::error::gql;
 use crate::ids::{
@@ -298,7 +298,8 @@ impl Query {
     async fn env_file(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Replace \"${VAR}\" or \"$VAR\" with the value of other vars")] expand: Option<bool>,
+        #[graphql(desc = "Replace \"${VAR}\" or \"$VAR\" with the value of other vars")]
+        expand: Option<bool>,
     ) -> EnvFile {
         EnvFile(add(
             ctx,
@@ -326,20 +327,34 @@ impl Query {
 
     /// Load a Changeset from its ID.
     #[graphql(name = "loadChangesetFromID")]
-    async fn load_changeset_from_id(&self, ctx: &Context<'_>, id: ChangesetId) -> Result<Changeset> {
-        Ok(Changeset(load(engine(ctx), &id.0, Kind::Changeset).map_err(gql)?))
+    async fn load_changeset_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ChangesetId,
+    ) -> Result<Changeset> {
+        Ok(Changeset(
+            load(engine(ctx), &id.0, Kind::Changeset).map_err(gql)?,
+        ))
     }
 
     /// Load an EnvFile from its ID.
     #[graphql(name = "loadEnvFileFromID")]
     async fn load_env_file_from_id(&self, ctx: &Context<'_>, id: EnvFileId) -> Result<EnvFile> {
-        Ok(EnvFile(load(engine(ctx), &id.0, Kind::EnvFile).map_err(gql)?))
+        Ok(EnvFile(
+            load(engine(ctx), &id.0, Kind::EnvFile).map_err(gql)?,
+        ))
     }
 
     /// Load a JSONValue from its ID.
     #[graphql(name = "loadJSONValueFromID")]
-    async fn load_json_value_from_id(&self, ctx: &Context<'_>, id: JsonValueId) -> Result<JsonValue> {
-        Ok(JsonValue(load(engine(ctx), &id.0, Kind::JsonValue).map_err(gql)?))
+    async fn load_json_value_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: JsonValueId,
+    ) -> Result<JsonValue> {
+        Ok(JsonValue(
+            load(engine(ctx), &id.0, Kind::JsonValue).map_err(gql)?,
+        ))
     }
 
     /// Load a Label from its ID.
@@ -404,7 +419,11 @@ impl Query {
 
     /// Load an Exportable from its ID.
     #[graphql(name = "loadExportableFromID")]
-    async fn load_exportable_from_id(&self, ctx: &Context<'_>, id: ExportableId) -> Result<Exportable> {
+    async fn load_exportable_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ExportableId,
+    ) -> Result<Exportable> {
         Ok(match node_for(ctx, &id.0).await? {
             Node::Container(object) => Exportable::Container(object),
             Node::Directory(object) => Exportable::Directory(object),
@@ -417,7 +436,9 @@ impl Query {
 
 /// The error for an ID of an object that is not a `what`.
 fn not_a(id: &str, what: &str) -> async_graphql::Error {
-    let found = split_id(id).map(|(kind, _)| kind.to_owned()).unwrap_or_default();
+    let found = split_id(id)
+        .map(|(kind, _)| kind.to_owned())
+        .unwrap_or_default();
     gql(gantry_core::Error::WrongIdKind {
         expected: what.into(),
         found,

@@ -302,7 +302,10 @@ impl Address {
 
     fn refuse(&self, what: &str, why: &str) -> async_graphql::Error {
         gql(gantry_core::Error::Unsupported {
-            message: format!("address {:?}: loading a {what} is not supported by gantry: {why}", self.value),
+            message: format!(
+                "address {:?}: loading a {what} is not supported by gantry: {why}",
+                self.value
+            ),
         })
     }
 

@@ -37,7 +37,9 @@ impl Operation for DirectoryChanges {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let before = call.inputs.tree(&self.from)?;
         let after = call.inputs.tree(&self.parent)?;
-        Ok(Value::Changeset(Arc::new(ChangesetValue::new(before, after))))
+        Ok(Value::Changeset(Arc::new(ChangesetValue::new(
+            before, after,
+        ))))
     }
 }
 
@@ -56,7 +58,10 @@ impl Operation for EmptyChangeset {
 
     async fn evaluate(&self, _cx: &Context, _call: &Call) -> Result<Value> {
         let empty = Arc::new(Tree::default());
-        Ok(Value::Changeset(Arc::new(ChangesetValue::new(empty.clone(), empty))))
+        Ok(Value::Changeset(Arc::new(ChangesetValue::new(
+            empty.clone(),
+            empty,
+        ))))
     }
 }
 

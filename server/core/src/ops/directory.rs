@@ -380,7 +380,11 @@ impl Operation for DirectoryWithFiles {
 }
 
 /// The files `sources` side by side, by name (`withFiles`).
-pub(super) fn files_tree(call: &Call, sources: &[Digest], permissions: Option<u32>) -> Result<Tree> {
+pub(super) fn files_tree(
+    call: &Call,
+    sources: &[Digest],
+    permissions: Option<u32>,
+) -> Result<Tree> {
     let mut tree = Tree::default();
     for source in sources {
         let file = call.inputs.file(source)?;
@@ -512,8 +516,10 @@ impl Operation for DirectoryWithPatchFile {
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let tree = call.inputs.tree(&self.parent)?;
         let file = call.inputs.file(&self.patch)?;
-        let patch = String::from_utf8(cx.store.get_blob(&file.blob)?).map_err(|_| Error::InvalidArgument {
-            message: "withPatchFile: the patch is not text".into(),
+        let patch = String::from_utf8(cx.store.get_blob(&file.blob)?).map_err(|_| {
+            Error::InvalidArgument {
+                message: "withPatchFile: the patch is not text".into(),
+            }
         })?;
         let patched = changes::apply_patch(cx.store.as_ref(), &tree, &patch)?;
         Ok(Value::from_tree(patched))

@@ -24,7 +24,8 @@ use crate::value::{
 };
 
 /// The platform's default `PATH`, filled in at exec time when unset.
-pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The most output an exec error carries per stream.
 const ERROR_OUTPUT_CAP: usize = 100 * 1024;

@@ -63,7 +63,10 @@ impl Operation for FileAsJson {
         let file = call.inputs.file(&self.file)?;
         let bytes = cx.store.get_blob(&file.blob)?;
         let text = String::from_utf8_lossy(&bytes);
-        Ok(Value::Json(Arc::new(parse(&text, &format!("asJSON of {}", file.name))?)))
+        Ok(Value::Json(Arc::new(parse(
+            &text,
+            &format!("asJSON of {}", file.name),
+        )?)))
     }
 }
 

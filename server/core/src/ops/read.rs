@@ -266,7 +266,12 @@ pub(crate) async fn stat_container_path(
     let mut current = path.to_owned();
     for _ in 0..=MAX_SYMLINK_HOPS {
         if current == "/" {
-            return Ok(Some(Stat::of(shown, &Entry::Dir { mode: tree::DIR_MODE })));
+            return Ok(Some(Stat::of(
+                shown,
+                &Entry::Dir {
+                    mode: tree::DIR_MODE,
+                },
+            )));
         }
         let tree = match read_container_path(cx, state, &current).await {
             Ok(tree) => tree,

@@ -102,7 +102,12 @@ fn prune_layers(layers: &[Layer], targets: &[String]) -> Result<Vec<Layer>> {
 }
 
 /// `image` with `targets` removed: the image an `rm -rf` in it commits.
-async fn remove_from_image(cx: &Context, call: &Call, image: &str, targets: &[String]) -> Result<String> {
+async fn remove_from_image(
+    cx: &Context,
+    call: &Call,
+    image: &str,
+    targets: &[String],
+) -> Result<String> {
     let key = call.key;
     let mut cmd = vec!["rm".to_owned(), "-rf".to_owned(), "--".to_owned()];
     cmd.extend(targets.iter().cloned());
@@ -146,7 +151,11 @@ async fn remove_from_image(cx: &Context, call: &Call, image: &str, targets: &[St
                     Ok(output)
                 } else {
                     let stderr = String::from_utf8_lossy(&output.stderr);
-                    Err(cannot_remove(&format!("rm exited with code {}: {}", output.exit_code, tail(&stderr, 2000))))
+                    Err(cannot_remove(&format!(
+                        "rm exited with code {}: {}",
+                        output.exit_code,
+                        tail(&stderr, 2000)
+                    )))
                 }
             });
             let output = output.inspect_err(|_| {
@@ -193,7 +202,11 @@ mod tests {
             tree: Arc::new(tree.clone()),
             owner: None,
         };
-        let pruned = prune_layers(&[layer("/"), layer("/x/y"), layer("/z")], &["/a".into(), "/x".into()]).unwrap();
+        let pruned = prune_layers(
+            &[layer("/"), layer("/x/y"), layer("/z")],
+            &["/a".into(), "/x".into()],
+        )
+        .unwrap();
         assert_eq!(pruned.len(), 2);
         let kept: Vec<&String> = pruned[0].tree.entries.keys().collect();
         assert_eq!(kept, ["c"]);

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::directory::files_tree;
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::eval::{Call, OpEncoder, Operation};
-use super::directory::files_tree;
 use crate::tree::{self, Entry, Owner, PathFilter, Tree};
 use crate::value::{Kind, Layer, Rootfs, Value};
 
