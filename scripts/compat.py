@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -296,6 +297,7 @@ def read_gantry(sdl: str) -> dict[str, Type]:
 class Difference:
     key: str  # what docs/compatibility.toml explains
     owner: str  # the type it is listed under
+    kind: str  # missing-field, nullability, … (`kind:pattern` explanations match it)
     what: str  # one line, both sides
     signature: bool = True  # whether it makes a field's arguments not match
     implied_by: str | None = None  # a missing type that explains it
@@ -310,17 +312,17 @@ def compare_argument(where: str, owner: str, d: Argument, g: Argument) -> list[D
     key = f"{where}({d.name})"
     d_type, g_type = d.type, g.type
     if d_type.name != g_type.name or d_type.is_list != g_type.is_list:
-        found.append(Difference(key, owner, f"argument `{d.name}` is `{g_type.show()}`, Dagger's is `{d_type.show()}`"))
+        found.append(Difference(key, owner, "type", f"argument `{d.name}` is `{g_type.show()}`, Dagger's is `{d_type.show()}`"))
     elif d.expected and g.expected and d.expected != g.expected:
-        found.append(Difference(key, owner, f"argument `{d.name}` expects a {g.expected} ID, Dagger's a {d.expected} ID"))
+        found.append(Difference(key, owner, "expected-type", f"argument `{d.name}` expects a {g.expected} ID, Dagger's a {d.expected} ID"))
     if d.required and not g.required:
-        found.append(Difference(key, owner, f"argument `{d.name}` is optional, Dagger's is required"))
+        found.append(Difference(key, owner, "optional", f"argument `{d.name}` is optional, Dagger's is required"))
     elif g.required and not d.required:
-        found.append(Difference(key, owner, f"argument `{d.name}` is required, Dagger's is optional"))
+        found.append(Difference(key, owner, "required", f"argument `{d.name}` is required, Dagger's is optional"))
     elif not d.required and not same_default(d.default, g.default):
-        found.append(Difference(key, owner, f"argument `{d.name}` defaults to `{g.default}`, Dagger's to `{d.default}`"))
+        found.append(Difference(key, owner, "default", f"argument `{d.name}` defaults to `{g.default}`, Dagger's to `{d.default}`"))
     if not d.required and not g_type.nullable:
-        found.append(Difference(key, owner, f"argument `{d.name}` is declared `{g_type.show()}` (non-null), Dagger's `{d_type.show()}` (nullable)"))
+        found.append(Difference(key, owner, "nullability", f"argument `{d.name}` is declared `{g_type.show()}` (non-null), Dagger's `{d_type.show()}` (nullable)"))
     return found
 
 
@@ -329,15 +331,15 @@ def compare_field(owner: str, d: Field, g: Field) -> list[Difference]:
     found = []
     returns_ok = d.returns == g.returns or (d.name == "sync" and g.returns == "ID")
     if not returns_ok:
-        found.append(Difference(where, owner, f"`{d.name}` returns `{g.returns}`, Dagger's `{d.returns}`"))
+        found.append(Difference(where, owner, "returns", f"`{d.name}` returns `{g.returns}`, Dagger's `{d.returns}`"))
     for name, arg in d.args.items():
         if name not in g.args:
-            found.append(Difference(f"{where}({name})", owner, f"argument `{name}` is missing"))
+            found.append(Difference(f"{where}({name})", owner, "missing-argument", f"argument `{name}` is missing"))
         else:
             found.extend(compare_argument(where, owner, arg, g.args[name]))
     for name, arg in g.args.items():
         if name not in d.args:
-            found.append(Difference(f"{where}({name})", owner,
+            found.append(Difference(f"{where}({name})", owner, "extra-argument",
                                     f"argument `{name}` is gantry's own ({'required' if arg.required else 'optional'})",
                                     signature=arg.required))
     return found
@@ -356,28 +358,28 @@ def differences(dagger: dict[str, Type], gantry: dict[str, Type]) -> list[Differ
         if g is None:
             if d.kind == "scalar" and name.endswith("ID") and name[:-2] in missing_types:
                 continue  # the legacy ID scalar of a type gantry does not serve
-            found.append(Difference(name, name, f"{d.kind} `{name}` is not served"))
+            found.append(Difference(name, name, "missing-type", f"{d.kind} `{name}` is not served"))
             continue
         if d.kind == "enum":
             for value in d.values:
                 if value not in g.values:
-                    found.append(Difference(f"{name}.{value}", name, f"value `{value}` is missing"))
+                    found.append(Difference(f"{name}.{value}", name, "missing-value", f"value `{value}` is missing"))
             for value in g.values:
                 if value not in d.values:
-                    found.append(Difference(f"{name}.{value}", name, f"value `{value}` is gantry's own"))
+                    found.append(Difference(f"{name}.{value}", name, "extra-value", f"value `{value}` is gantry's own"))
         for field_name, f in d.fields.items():
             if field_name not in g.fields:
                 implied = sorted(object_types_of(f) & missing_types)
-                found.append(Difference(f"{name}.{field_name}", name, f"`{field_name}` is missing",
+                found.append(Difference(f"{name}.{field_name}", name, "missing-field", f"`{field_name}` is missing",
                                         implied_by=implied[0] if implied else None))
             else:
                 found.extend(compare_field(name, f, g.fields[field_name]))
         for field_name in g.fields:
             if field_name not in d.fields:
-                found.append(Difference(f"{name}.{field_name}", name, f"`{field_name}` is gantry's own", signature=False))
+                found.append(Difference(f"{name}.{field_name}", name, "extra-field", f"`{field_name}` is gantry's own", signature=False))
     for name in sorted(set(gantry) - set(dagger) - set(BUILTINS)):
         if gantry[name].kind != "scalar" or not name.endswith("ID"):
-            found.append(Difference(name, name, f"{gantry[name].kind} `{name}` is gantry's own", signature=False))
+            found.append(Difference(name, name, "extra-type", f"{gantry[name].kind} `{name}` is gantry's own", signature=False))
     return found
 
 
@@ -443,13 +445,21 @@ def percent(part: int, whole: int) -> str:
 
 @dataclass
 class Explanations:
-    differences: dict[str, str]
+    differences: dict[str, str]  # key → why
+    patterns: dict[str, str]  # "kind:glob over keys" → why
     families: list[dict]  # {name, why, types}
 
     @classmethod
     def load(cls, path: Path) -> Explanations:
         data = tomllib.loads(path.read_text())
-        return cls(data.get("differences", {}), data.get("family", []))
+        return cls(data.get("differences", {}), data.get("patterns", {}), data.get("family", []))
+
+    def pattern_for(self, d: Difference) -> str | None:
+        for pattern in self.patterns:
+            kind, _, glob = pattern.partition(":")
+            if kind == d.kind and fnmatch.fnmatchcase(d.key, glob):
+                return pattern
+        return None
 
     def for_type(self, name: str) -> str | None:
         for family in self.families:
@@ -460,16 +470,21 @@ class Explanations:
     def explain(self, d: Difference) -> str | None:
         if d.key in self.differences:
             return self.differences[d.key]
+        pattern = self.pattern_for(d)
+        if pattern is not None:
+            return self.patterns[pattern]
         if "." not in d.key and "(" not in d.key:
             return self.for_type(d.key)
         if d.implied_by:
             why = self.for_type(d.implied_by)
-            return f"needs `{d.implied_by}`. {why}" if why else None
+            return f"Needs `{d.implied_by}`, which gantry does not serve. {why}" if why else None
         return None
 
     def unused(self, found: list[Difference]) -> list[str]:
         keys = {d.key for d in found}
         stale = [key for key in self.differences if key not in keys]
+        used = {self.pattern_for(d) for d in found if d.key not in self.differences}
+        stale += [f"pattern {pattern!r}" for pattern in self.patterns if pattern not in used]
         stale += [f"family {f['name']!r}: type {t}" for f in self.families for t in f["types"] if t not in keys]
         return stale
 
@@ -484,9 +499,7 @@ def render(dagger: dict[str, Type], gantry: dict[str, Type], found: list[Differe
     lines = [
         BEGIN,
         "",
-        f"Reference: Dagger's {DAGGER_VERSION} Python SDK (`dagger-io`), its generated client. Regenerate with",
-        "`make compat-update`; `make compat` (in `make test`) fails when this is stale or a difference has",
-        "no explanation in `docs/compatibility.toml`.",
+        f"Reference: Dagger's {DAGGER_VERSION} Python SDK (`dagger-io`).",
         "",
         "### Core types",
         "",
@@ -510,25 +523,25 @@ def render(dagger: dict[str, Type], gantry: dict[str, Type], found: list[Differe
         if name not in CORE_TYPES and name in gantry:
             row = every[name]
             lines.append(f"| {name} | {row.fields} | {row.present} | {row.matching} |")
-    not_served = sorted(name for name in every if name not in gantry)
-    lines += ["", f"Types gantry does not serve ({len(not_served)}), by family:", ""]
+    lines += ["", "Types gantry does not serve, by family:", ""]
     for family in explanations.families:
         names = [t for t in family["types"] if t in dagger and t not in gantry]
         if names:
             lines.append(f"- **{family['name']}** ({', '.join(f'`{n}`' for n in names)}): {family['why']}")
     lines += ["", "### Differences", "",
-              "Every difference of name, argument, type or default, with why. A field that needs a type",
-              "gantry does not serve says so.", ""]
-    by_owner: dict[str, list[Difference]] = {}
-    for d in found:
-        if "." in d.key or "(" in d.key:
-            by_owner.setdefault(d.owner, []).append(d)
-    for owner in sorted(by_owner, key=lambda n: (n not in CORE_TYPES, CORE_TYPES.index(n) if n in CORE_TYPES else 0, n)):
-        lines += [f"#### {owner}", ""]
-        for d in by_owner[owner]:
-            subject = d.key.split(".", 1)[1] if "." in d.key else d.key
-            lines.append(f"- `{subject}`: {d.what}. {explanations.explain(d) or '**unexplained**'}")
-        lines.append("")
+              "Every difference of name, argument, type or default, grouped by why. A field that needs a",
+              "type gantry does not serve is listed under that type's reason.", ""]
+    order = {name: index for index, name in enumerate(CORE_TYPES)}
+    fields = [d for d in found if "." in d.key or "(" in d.key]
+    fields.sort(key=lambda d: (order.get(d.owner, len(order)), d.owner))
+    groups: dict[str, list[Difference]] = {}
+    for d in fields:
+        groups.setdefault(explanations.explain(d) or "**Unexplained.**", []).append(d)
+    for why, items in groups.items():
+        lines.append(f"- {why}")
+        for d in items:
+            lines.append(f"  - `{d.key}`: {d.what}.")
+    lines.append("")
     lines.append(END)
     return "\n".join(lines)
 
