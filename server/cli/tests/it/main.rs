@@ -30,3 +30,4 @@ mod registry;
 mod secrets;
 mod serving;
 mod state_dir;
+mod tier2;
