@@ -1894,9 +1894,9 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
         ?int $limit = null,
     ): array {
         $__ids = $this->ctx->select('search', [
+            'pattern' => $pattern,
             'paths' => $paths,
             'globs' => $globs,
-            'pattern' => $pattern,
             'literal' => $literal,
             'multiline' => $multiline,
             'dotall' => $dotall,

@@ -1870,9 +1870,9 @@ class Directory(Exportable, Node, Syncer):
         Uses Rust regex syntax; escape literal ., [, ], {, }, | with backslashes.
 
         Args:
+            pattern: The text to match.
             paths: Directory or file paths to search. Defaults to [].
             globs: Glob patterns to match (e.g., "*.md"). Defaults to [].
-            pattern: The text to match.
             literal: Interpret the pattern as a literal string instead of a regular
                 expression. Defaults to False.
             multiline: Enable searching across multiple lines. Defaults to False.
@@ -1887,9 +1887,9 @@ class Directory(Exportable, Node, Syncer):
             limit: Limit the number of results to return
         """
         _args = [
+            Arg("pattern", pattern),
             Arg("paths", paths),
             Arg("globs", globs),
-            Arg("pattern", pattern),
             Arg("literal", literal),
             Arg("multiline", multiline),
             Arg("dotall", dotall),

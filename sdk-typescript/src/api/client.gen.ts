@@ -1724,9 +1724,9 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    */
   async search(pattern: string, opts?: DirectorySearchOpts): Promise<SearchResult[]> {
     const _args = {
+      pattern,
       paths: opts?.paths,
       globs: opts?.globs,
-      pattern,
       literal: opts?.literal,
       multiline: opts?.multiline,
       dotall: opts?.dotall,

@@ -455,6 +455,21 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
         if file.deleted {
             continue;
         }
+        let symlink = match file.new_mode {
+            Some(mode) => mode & 0o170000 == 0o120000,
+            None => matches!(old_entry, Some(Entry::Symlink { .. })),
+        };
+        if symlink {
+            // git stores a link as a file holding its target.
+            let target_path = new_text.strip_suffix('\n').unwrap_or(&new_text);
+            out.insert(
+                &target,
+                Entry::Symlink {
+                    target: target_path.to_owned(),
+                },
+            )?;
+            continue;
+        }
         let old_mode = match old_entry {
             Some(Entry::File { mode, .. }) => mode,
             _ => 0o644,

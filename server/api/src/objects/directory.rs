@@ -302,6 +302,7 @@ impl Directory {
     async fn search(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The text to match.")] pattern: String,
         #[graphql(
             default_with = "Some(Vec::new())",
             desc = "Directory or file paths to search"
@@ -312,7 +313,6 @@ impl Directory {
             desc = "Glob patterns to match (e.g., \"*.md\")"
         )]
         globs: Option<Vec<String>>,
-        #[graphql(desc = "The text to match.")] pattern: String,
         #[graphql(
             default_with = "Some(false)",
             desc = "Interpret the pattern as a literal string instead of a regular expression."
