@@ -10,8 +10,11 @@
 #   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
 #   make compat          docs/compatibility.md is fresh and every difference from Dagger's API explained
 #   make compat-update   rewrite the generated table in docs/compatibility.md
+#   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
+#   make dist            release files in dist/: static musl binaries, install.sh, SDK packages, SHA256SUMS
+#   make image           the gantry container image (FROM scratch) from dist/'s x86_64 archive
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
 #
 # To add a test step: define a target that depends on `setup` and append it to
@@ -31,7 +34,6 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
-TEST_STEPS += docs-test
 TEST_STEPS += compat
 TEST_STEPS += python-test
 TEST_STEPS += go-test
@@ -40,6 +42,9 @@ TEST_STEPS += php-test
 TEST_STEPS += typescript-test
 TEST_STEPS += browser-test
 TEST_STEPS += conformance
+TEST_STEPS += chaos
+TEST_STEPS += dist-test
+TEST_STEPS += docs-test
 
 .PHONY: all setup test rust-test demo bench clean-test-env
 
@@ -93,16 +98,18 @@ PYTHON ?= python3
 PY_VENV := sdk-python/.venv
 PIP := $(PY_VENV)/bin/python -m pip --disable-pip-version-check -q
 
-.PHONY: python-test
-python-test: setup
-	$(CARGO) xtask codegen --check
-	$(CARGO) build --locked -p gantry
+.PHONY: python-test python-venv
+python-venv:
 	@if [[ ! -x $(PY_VENV)/bin/python ]]; then $(PYTHON) -m venv $(PY_VENV); fi
 	@if ! cmp -s sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; then \
-		echo "python-test: installing sdk-python/requirements-dev.txt into $(PY_VENV)"; \
+		echo "python-venv: installing sdk-python/requirements-dev.txt into $(PY_VENV)"; \
 		$(PIP) install -r sdk-python/requirements-dev.txt; \
 		cp sdk-python/requirements-dev.txt $(PY_VENV)/requirements-dev.txt; \
 	fi
+
+python-test: setup python-venv
+	$(CARGO) xtask codegen --check
+	$(CARGO) build --locked -p gantry
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
 	cd sdk-python && .venv/bin/ruff format --check . && .venv/bin/ruff check .
 	cd sdk-python && .venv/bin/mypy src examples tests
@@ -181,9 +188,19 @@ go-test: setup
 	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
 	cd sdk-go && GANTRY_BIN=$(CURDIR)/target/debug/gantry GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
 
-# The root README's SDK examples must be the ones each SDK's tests run.
-docs-test: setup
-	python3 scripts/check-readme-examples.py
+# Every code block in docs/ is run, or checked identical to a file a test runs
+# (scripts/docs-test.py says how blocks are marked); the root README's SDK examples must be
+# the ones each SDK's tests run. Runs after dist-test in make test: getting-started's
+# `make dist` and `cargo install` then reuse its release build. Needs the Python SDK in
+# sdk-python/.venv and Dagger's Python SDK (conformance-tests/dagger/python/.venv, installed
+# by dagger-sdk-test, or here by its hello scenario when missing).
+.PHONY: docs-test
+docs-test: setup python-venv
+	$(CARGO) build --locked -p gantry
+	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
+	@if [[ ! -x conformance-tests/dagger/python/.venv/bin/python ]]; then \
+		bash conformance-tests/dagger/run.sh hello; fi
+	$(PYTHON) scripts/docs-test.py
 
 # Compatibility with Dagger's API (docs/compatibility.md): scripts/compat.py compares
 # schema.graphql with the generated client of Dagger's Python SDK (dagger-io, pinned in
@@ -241,3 +258,33 @@ dagger-core: export PATH := $(PATH):/usr/local/go/bin
 dagger-core: setup
 	$(CARGO) build --locked -p gantry
 	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
+# Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
+# hostile local user: SIGKILL at random points, 100 `gantry run` sessions on one state dir,
+# two state dirs and a prune on one daemon, images removed behind gantry's back, a full
+# tmpfs state dir, 1,100 idle connections under `prlimit --nofile=1024`, a 1 GiB host
+# file, a dockerd restart (a private dockerd in its own network namespace). One line per
+# scenario with its figure, then `chaos: N passed, M failed`. Needs root (mount, unshare).
+.PHONY: chaos
+chaos: setup
+	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
+	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos
+# Release files (scripts/dist.sh; docs/releasing.md): for each target in DIST_TARGETS (default
+# x86_64 and aarch64 musl) a static binary in dist/gantry-VERSION-TARGET.tar.gz, skipped with a
+# message when its Rust target or cross compiler is missing; dist/install.sh; the SDK packages
+# in dist/sdk/ (scripts/dist-sdks.sh); dist/SHA256SUMS over all of them.
+.PHONY: dist image dist-test
+dist: python-venv
+	bash scripts/dist.sh
+
+# The container image gantry:VERSION (Dockerfile, FROM scratch) from dist/'s x86_64 archive.
+image:
+	bash scripts/image.sh
+
+# The release path on this machine (tests/dist/run.sh): builds the x86_64 musl release once
+# into target/dist (make dist's aarch64 build is left to make dist), then installs the archive
+# with install.sh into a temp folder and runs a real pipeline with the installed binary,
+# refuses a damaged archive, builds and runs the container image against the local daemon,
+# and installs the SDK packages into empty projects. Last line: `dist: N passed, M failed`.
+dist-test: setup python-venv
+	DIST_DIR=$(CURDIR)/target/dist DIST_TARGETS=x86_64-unknown-linux-musl DIST_REQUIRE_ALL=1 bash scripts/dist.sh
+	bash tests/dist/run.sh $(CURDIR)/target/dist

@@ -10,6 +10,14 @@
 #       The Go build cache for the standard library is pre-warmed (as root).
 #   127.0.0.1:5000/gantry-fixtures/static:nonroot  scratch-like image for static binaries:
 #       /etc/passwd, /etc/group, /tmp, /home/nonroot; USER 65532 (stands in for distroless).
+#   127.0.0.1:5000/gantry-fixtures/node:latest     busybox + the host's Node.js and npm (for the
+#       cookbook, docs/cookbook/node.md), with the shared libraries they load.
+#   127.0.0.1:5000/gantry-fixtures/python:latest   busybox + the host's Python 3 and its standard
+#       library, no pip (for docs/cookbook/python.md), with the shared libraries they load.
+#   127.0.0.1:5000/gantry-fixtures/rust:latest     busybox + rustc and cargo of the toolchain that
+#       rust-toolchain.toml pins, for the musl target only, linking with rust-lld (no C
+#       compiler: crates with build scripts, proc macros or C code do not build); for
+#       docs/cookbook/rust.md. CARGO_BUILD_TARGET=x86_64-unknown-linux-musl.
 #   127.0.0.1:5001/gantry-fixtures/busybox:latest  the busybox image again, in the registry
 #       that needs basic auth (credentials in scripts/test-registry.env).
 #
@@ -267,6 +275,101 @@ build_static() {
     fi
 }
 
+# with_libraries ROOT FILE...: copy into ROOT every shared library FILE... load (ldd), and the
+# dynamic loader, at the same paths as on the host.
+with_libraries() {
+    local root=$1 lib
+    shift
+    while read -r lib; do
+        [[ -e $root$lib ]] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done < <(ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u)
+    # Debian's /lib and /lib64 are links into /usr; the loader's path must resolve.
+    [[ -e $root/lib64/ld-linux-x86-64.so.2 ]] || {
+        mkdir -p "$root/lib64"
+        cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+    }
+}
+
+NODE=$(command -v node || true)
+PYTHON3=$(command -v python3.11 || true)
+[[ -x /usr/bin/python3.11 ]] && PYTHON3=/usr/bin/python3.11
+
+build_node() {
+    local ref=$1 fp=$2 root npm
+    root=$WORK/node
+    rm -rf "$root"
+    busybox_root "$root"
+    npm=$(dirname "$(readlink -f "$(command -v npm)")")/.. # .../node_modules/npm
+    mkdir -p "$root/usr/local/bin" "$root/usr/local/lib/node_modules"
+    install -m 0755 "$(readlink -f "$NODE")" "$root/usr/local/bin/node"
+    cp -a "$(readlink -f "$npm")" "$root/usr/local/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
+    with_libraries "$root" "$(readlink -f "$NODE")"
+    import "$root" "$ref" "$fp" "ENV PATH=$BASE_PATH" 'ENV NPM_CONFIG_UPDATE_NOTIFIER=false' 'CMD ["node"]'
+    rm -rf "$root"
+    local out
+    out=$(docker run --rm "$ref" sh -c 'node -e "console.log(1 + 1)" && npm --version') || die "$ref does not run node/npm"
+    [[ $out == 2$'\n'* ]] || die "$ref: unexpected output '$out'"
+}
+
+build_python() {
+    local ref=$1 fp=$2 root stdlib
+    root=$WORK/python
+    rm -rf "$root"
+    busybox_root "$root"
+    stdlib=/usr/lib/python3.11
+    mkdir -p "$root/usr/bin" "$root$stdlib"
+    install -m 0755 "$PYTHON3" "$root/usr/bin/python3.11"
+    ln -s python3.11 "$root/usr/bin/python3"
+    ln -s python3.11 "$root/usr/bin/python"
+    tar -C "$stdlib" --exclude=./test --exclude=./idlelib --exclude=./tkinter --exclude=./turtledemo \
+        --exclude=__pycache__ --exclude=./config-3.11-x86_64-linux-gnu -cf - . | tar -C "$root$stdlib" -xf -
+    with_libraries "$root" "$PYTHON3" "$stdlib"/lib-dynload/*.so
+    import "$root" "$ref" "$fp" "ENV PATH=$BASE_PATH" 'ENV PYTHONDONTWRITEBYTECODE=1' 'CMD ["python3"]'
+    rm -rf "$root"
+    local out
+    out=$(docker run --rm "$ref" python3 -c 'import json, sqlite3, ssl, zipapp, unittest; print("ok")') ||
+        die "$ref: python3 does not run or lacks standard modules"
+    [[ $out == ok ]] || die "$ref: unexpected output '$out'"
+}
+
+# The toolchain rust-toolchain.toml pins, if rustup has it with the musl target.
+RUST_TOOLCHAIN=
+if command -v rustup >/dev/null; then
+    RUST_TOOLCHAIN=$(cd "$SCRIPT_DIR/.." && rustc --print sysroot 2>/dev/null || true)
+    [[ -d $RUST_TOOLCHAIN/lib/rustlib/x86_64-unknown-linux-musl/lib ]] || RUST_TOOLCHAIN=
+fi
+
+build_rust() {
+    local ref=$1 fp=$2 root sysroot=$RUST_TOOLCHAIN dest=/usr/local/rust
+    root=$WORK/rust
+    rm -rf "$root"
+    busybox_root "$root"
+    mkdir -p "$root$dest/bin" "$root$dest/lib/rustlib/x86_64-unknown-linux-gnu" "$root$dest/lib/rustlib/x86_64-unknown-linux-musl"
+    install -m 0755 "$sysroot/bin/rustc" "$sysroot/bin/cargo" "$root$dest/bin/"
+    cp -a "$sysroot"/lib/*.so* "$root$dest/lib/"
+    cp -a "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin" "$root$dest/lib/rustlib/x86_64-unknown-linux-gnu/"
+    cp -a "$sysroot/lib/rustlib/x86_64-unknown-linux-musl/lib" "$root$dest/lib/rustlib/x86_64-unknown-linux-musl/"
+    ln -s ../lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld "$root$dest/bin/rust-lld"
+    with_libraries "$root" "$sysroot/bin/rustc" "$sysroot/bin/cargo" "$sysroot"/lib/*.so*
+    mkdir -p "$root/usr/local/cargo" && chmod 1777 "$root/usr/local/cargo"
+    import "$root" "$ref" "$fp" "ENV PATH=$dest/bin:$BASE_PATH" 'ENV CARGO_HOME=/usr/local/cargo' \
+        'ENV CARGO_BUILD_TARGET=x86_64-unknown-linux-musl' \
+        'ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld' 'CMD ["sh"]'
+    rm -rf "$root"
+    local out
+    out=$(docker run --rm "$ref" sh -c '
+        set -e
+        mkdir -p /tmp/hello/src && cd /tmp/hello
+        printf "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n" >Cargo.toml
+        printf "fn main() { println!(\"hello\"); }\n" >src/main.rs
+        cargo run -q --offline 2>&1') || { printf '%s\n' "$out" >&2; die "$ref: cargo run of a hello crate failed"; }
+    [[ $out == hello ]] || die "$ref: unexpected output '$out'"
+}
+
 # ---------------------------------------------------------------- main
 busybox_sum=$(sha256sum "$BUSYBOX" | cut -c1-16)
 ensure busybox latest "r$FIXTURE_REV-busybox-$busybox_sum" build_busybox
@@ -276,6 +379,25 @@ if [[ -n $GO ]]; then
     ensure golang latest "r$FIXTURE_REV-busybox-$busybox_sum-$go_version" build_golang
 else
     die "no Go toolchain found (go on PATH or /usr/local/go/bin/go); needed for $NS/golang:latest"
+fi
+
+# The cookbook's Node.js and Python images, from the host's own (skipped with a note when the
+# host has none: the cookbook's docs-test then says which image is missing).
+if [[ -n $NODE ]] && command -v npm >/dev/null; then
+    ensure node latest "r$FIXTURE_REV-busybox-$busybox_sum-node-$("$NODE" --version)-npm-$(npm --version)" build_node
+else
+    say "no node/npm on this machine: $NS/node:latest not built"
+fi
+if [[ -n $PYTHON3 ]]; then
+    ensure python latest "r$FIXTURE_REV-busybox-$busybox_sum-$("$PYTHON3" -c 'import platform; print(platform.python_version())')" build_python
+else
+    say "no python3.11 on this machine: $NS/python:latest not built"
+fi
+
+if [[ -n $RUST_TOOLCHAIN ]]; then
+    ensure rust latest "r$FIXTURE_REV-busybox-$busybox_sum-$(cd "$SCRIPT_DIR/.." && rustc --version | tr -c 'a-z0-9.\n-' '_')" build_rust
+else
+    say "no Rust toolchain with the x86_64-unknown-linux-musl target: $NS/rust:latest not built"
 fi
 
 # The busybox image also in the registry with basic auth, for pulls that need credentials.

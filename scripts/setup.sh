@@ -4,8 +4,10 @@
 # nothing when everything is already in place. Run as root (Debian 12); needs no TTY/stdin.
 #
 # What it sets up (nothing is pulled from Docker Hub or any outside registry):
-#   * Debian packages: docker.io docker-registry busybox-static apache2-utils tmux chromium
+#   * Debian packages: docker.io docker-registry busybox-static apache2-utils tmux chromium,
+#     PHP (with php-zip for the Composer archive test) and gcc-aarch64-linux-gnu (for `make dist`'s aarch64 build)
 #     (plus curl / golang-go only if no curl / no Go toolchain is found).
+#   * Rust's musl targets (x86_64, aarch64) for `make dist`, through rustup when it is there.
 #   * dockerd (`dockerd --storage-driver=overlay2`, log /var/log/gantry-dockerd.log),
 #     started only if `docker info` does not answer.
 #   * 127.0.0.1:5000  plain registry (no auth), log /var/log/gantry-registry.log
@@ -30,7 +32,7 @@ REGISTRY_LOG=/var/log/gantry-registry.log
 REGISTRY_AUTH_LOG=/var/log/gantry-registry-auth.log
 APT_LOG=/var/log/gantry-setup-apt.log
 
-PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring composer phpunit)
+PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring php-zip composer phpunit gcc-aarch64-linux-gnu)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -76,6 +78,21 @@ if ((${#missing[@]})); then
         rm -f /usr/sbin/policy-rc.d
         trap - EXIT
     fi
+fi
+
+# ---------------------------------------------------------------- Rust targets for make dist
+# The static release binaries (scripts/dist.sh) need the musl standard libraries of the
+# toolchain rust-toolchain.toml pins. Without rustup, make dist says what is missing.
+if command -v rustup >/dev/null; then
+    # From the repository root, so rustup uses (and if need be installs) the pinned toolchain.
+    installed=$(cd "$SCRIPT_DIR/.." && rustup target list --installed 2>/dev/null || true)
+    for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+        if ! grep -qx "$target" <<<"$installed"; then
+            say "rustup target add $target"
+            (cd "$SCRIPT_DIR/.." && rustup target add "$target" >/dev/null 2>&1) ||
+                say "could not add the Rust target $target; make dist will skip it"
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------- helpers for daemons

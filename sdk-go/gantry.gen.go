@@ -482,7 +482,7 @@ type ChangesetWithChangesetOpts struct {
 // Add changes to an existing changeset. By default the operation will fail in
 // case of conflicts, for instance a file modified in both changesets. The
 // behavior can be adjusted using the 'onConflict' argument.
-func (r *Changeset) WithChangeset(changes Node, opts ...ChangesetWithChangesetOpts) *Changeset {
+func (r *Changeset) WithChangeset(changes *Changeset, opts ...ChangesetWithChangesetOpts) *Changeset {
 	q := r.q.sel("withChangeset")
 	q = q.arg("changes", changes)
 	for _, opt := range opts {
@@ -500,7 +500,7 @@ type ChangesetWithChangesetsOpts struct {
 
 // Add changes from multiple changesets, one after the other. Only FAIL and
 // FAIL_EARLY are supported.
-func (r *Changeset) WithChangesets(changes []Node, opts ...ChangesetWithChangesetsOpts) *Changeset {
+func (r *Changeset) WithChangesets(changes []*Changeset, opts ...ChangesetWithChangesetsOpts) *Changeset {
 	q := r.q.sel("withChangesets")
 	q = q.arg("changes", changes)
 	for _, opt := range opts {
@@ -516,12 +516,16 @@ type Container struct {
 
 // ContainerAsTarballOpts holds the optional arguments of [Container.AsTarball].
 type ContainerAsTarballOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Force each layer of the image to use the specified compression algorithm
+	// (Gzip or Uncompressed in gantry).
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Use the specified media types for the image's layers. Defaults to
+	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 }
 
@@ -642,12 +646,16 @@ func (r *Container) ExitCode(ctx context.Context) (int, error) {
 
 // ContainerExportOpts holds the optional arguments of [Container.Export].
 type ContainerExportOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Force each layer of the exported image to use the specified compression
+	// algorithm (Gzip or Uncompressed in gantry).
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Use the specified media types for the exported image's layers. Defaults
+	// to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 
 	// Defaults to false (the zero value leaves it out).
@@ -655,7 +663,7 @@ type ContainerExportOpts struct {
 }
 
 // Writes the container as an OCI tarball to the destination file path on the
-// host. Returns the absolute path written.
+// host (mode 0600). Returns the absolute path written.
 func (r *Container) Export(ctx context.Context, path string, opts ...ContainerExportOpts) (string, error) {
 	q := r.q.sel("export")
 	q = q.arg("path", path)
@@ -718,12 +726,13 @@ func (r *Container) File(path string, opts ...ContainerFileOpts) *File {
 
 // ContainerFromOpts holds the optional arguments of [Container.From].
 type ContainerFromOpts struct {
-	// Not supported by gantry; must be null.
+	// Not supported by gantry (it has no services); must be null.
 	RegistryService Node
 
-	// Ignored: gantry lets Docker choose.
+	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
 
+	// Not supported by gantry: configure Docker's daemon; must be false.
 	// Defaults to false (the zero value leaves it out).
 	InsecureSkipTLSVerify bool
 }
@@ -756,12 +765,13 @@ func (r *Container) ImageRef(ctx context.Context) (string, error) {
 
 // ContainerImportOpts holds the optional arguments of [Container.Import].
 type ContainerImportOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// Identifies the tag to import from the archive, if the archive bundles
+	// multiple tags. Defaults to "" (the zero value leaves it out).
 	Tag string
 }
 
 // Reads the container from an OCI tarball.
-func (r *Container) Import(source Node, opts ...ContainerImportOpts) *Container {
+func (r *Container) Import(source *File, opts ...ContainerImportOpts) *Container {
 	q := r.q.sel("import")
 	q = q.arg("source", source)
 	for _, opt := range opts {
@@ -811,18 +821,25 @@ func (r *Container) Platform(ctx context.Context) (string, error) {
 
 // ContainerPublishOpts holds the optional arguments of [Container.Publish].
 type ContainerPublishOpts struct {
-	// Defaults to empty (the zero value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
+	// Docker's daemon pushes gzip layers: only Gzip is accepted.
 	ForcedCompression ImageLayerCompression
 
-	// Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only
+	// as the default (see docs/compatibility.md). Defaults to
+	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 
+	// Not supported by gantry (it has no services); must be null.
 	RegistryService Node
 
+	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
 
+	// Not supported by gantry: configure Docker's daemon; must be false.
 	// Defaults to false (the zero value leaves it out).
 	InsecureSkipTLSVerify bool
 }
@@ -934,24 +951,29 @@ type ContainerWithDirectoryOpts struct {
 	// "go.sum"]). Defaults to empty (the zero value leaves it out).
 	Include []string
 
+	// Apply the .gitignore rules found in the directory when writing it.
 	// Defaults to false (the zero value leaves it out).
 	Gitignore bool
 
-	// A user:group to set for the directory and its contents (numeric in
-	// gantry). Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the directory and its contents. The user and
+	// group can either be an ID (1000:1000) or a name (foo:bar), looked up in
+	// the container. If the group is omitted, it defaults to the same as the
+	// user. Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
 	Expand bool
 
+	// Permission given to the written directory and its contents (e.g., 0755).
 	Permissions int
 }
 
 // Retrieves this container plus a directory written at the given path.
-func (r *Container) WithDirectory(path string, source Node, opts ...ContainerWithDirectoryOpts) *Container {
+func (r *Container) WithDirectory(path string, source *Directory, opts ...ContainerWithDirectoryOpts) *Container {
 	q := r.q.sel("withDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -986,7 +1008,7 @@ func (r *Container) WithEntrypoint(args []string, opts ...ContainerWithEntrypoin
 
 // This container with the variables of an env file set (values read with quotes
 // removed and references expanded).
-func (r *Container) WithEnvFileVariables(source Node) *Container {
+func (r *Container) WithEnvFileVariables(source *EnvFile) *Container {
 	q := r.q.sel("withEnvFileVariables")
 	q = q.arg("source", source)
 	return &Container{newObject(q)}
@@ -1045,10 +1067,12 @@ type ContainerWithExecOpts struct {
 	// to ReturnTypeSuccess (the zero value leaves it out).
 	Expect ReturnType
 
+	// Not supported by gantry (it needs a nested engine); must be false.
 	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
 	InsecureRootCapabilities bool
 
 	// Replace ${VAR} or $VAR in the args according to the current environment
@@ -1056,7 +1080,8 @@ type ContainerWithExecOpts struct {
 	// leaves it out).
 	Expand bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Run without an init process. gantry never starts one, so every command
+	// runs this way. Defaults to false (the zero value leaves it out).
 	NoInit bool
 }
 
@@ -1109,10 +1134,12 @@ type ContainerWithFileOpts struct {
 	// Permission given to the copied file (e.g., 0600).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the file (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -1121,7 +1148,7 @@ type ContainerWithFileOpts struct {
 
 // Retrieves this container plus the contents of the given file copied to the
 // given path.
-func (r *Container) WithFile(path string, source Node, opts ...ContainerWithFileOpts) *Container {
+func (r *Container) WithFile(path string, source *File, opts ...ContainerWithFileOpts) *Container {
 	q := r.q.sel("withFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1150,7 +1177,7 @@ type ContainerWithFilesOpts struct {
 
 // This container with the given files copied into the directory at path, each
 // by its own name.
-func (r *Container) WithFiles(path string, sources []Node, opts ...ContainerWithFilesOpts) *Container {
+func (r *Container) WithFiles(path string, sources []*File, opts ...ContainerWithFilesOpts) *Container {
 	q := r.q.sel("withFiles")
 	q = q.arg("path", path)
 	q = q.arg("sources", sources)
@@ -1173,16 +1200,19 @@ func (r *Container) WithLabel(name string, value string) *Container {
 // ContainerWithMountedCacheOpts holds the optional arguments of [Container.WithMountedCache].
 type ContainerWithMountedCacheOpts struct {
 	// Identifier of the directory to use as the cache volume's root.
-	Source Node
+	Source *Directory
 
 	// Sharing mode of the cache volume. Defaults to CacheSharingModeShared (the
 	// zero value leaves it out).
 	Sharing CacheSharingMode
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted cache directory when the volume is
+	// first created (IDs or names looked up in the container). Defaults to ""
+	// (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -1190,7 +1220,7 @@ type ContainerWithMountedCacheOpts struct {
 }
 
 // Retrieves this container plus a cache volume mounted at the given path.
-func (r *Container) WithMountedCache(path string, cache Node, opts ...ContainerWithMountedCacheOpts) *Container {
+func (r *Container) WithMountedCache(path string, cache *CacheVolume, opts ...ContainerWithMountedCacheOpts) *Container {
 	q := r.q.sel("withMountedCache")
 	q = q.arg("path", path)
 	q = q.arg("cache", cache)
@@ -1206,10 +1236,13 @@ func (r *Container) WithMountedCache(path string, cache Node, opts ...ContainerW
 
 // ContainerWithMountedDirectoryOpts holds the optional arguments of [Container.WithMountedDirectory].
 type ContainerWithMountedDirectoryOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted directory and its contents (IDs or
+	// names looked up in the container). Defaults to "" (the zero value leaves
+	// it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -1220,7 +1253,7 @@ type ContainerWithMountedDirectoryOpts struct {
 }
 
 // Retrieves this container plus a directory mounted at the given path.
-func (r *Container) WithMountedDirectory(path string, source Node, opts ...ContainerWithMountedDirectoryOpts) *Container {
+func (r *Container) WithMountedDirectory(path string, source *Directory, opts ...ContainerWithMountedDirectoryOpts) *Container {
 	q := r.q.sel("withMountedDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1235,10 +1268,12 @@ func (r *Container) WithMountedDirectory(path string, source Node, opts ...Conta
 
 // ContainerWithMountedFileOpts holds the optional arguments of [Container.WithMountedFile].
 type ContainerWithMountedFileOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user or user:group to set for the mounted file (IDs or names looked up
+	// in the container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -1246,7 +1281,7 @@ type ContainerWithMountedFileOpts struct {
 }
 
 // Retrieves this container plus a file mounted at the given path.
-func (r *Container) WithMountedFile(path string, source Node, opts ...ContainerWithMountedFileOpts) *Container {
+func (r *Container) WithMountedFile(path string, source *File, opts ...ContainerWithMountedFileOpts) *Container {
 	q := r.q.sel("withMountedFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1260,10 +1295,12 @@ func (r *Container) WithMountedFile(path string, source Node, opts ...ContainerW
 
 // ContainerWithMountedSecretOpts holds the optional arguments of [Container.WithMountedSecret].
 type ContainerWithMountedSecretOpts struct {
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the mounted secret (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Permission given to the mounted secret (e.g., 0600). Defaults to 256 (the
@@ -1275,7 +1312,7 @@ type ContainerWithMountedSecretOpts struct {
 }
 
 // Retrieves this container plus a secret mounted into a file at the given path.
-func (r *Container) WithMountedSecret(path string, source Node, opts ...ContainerWithMountedSecretOpts) *Container {
+func (r *Container) WithMountedSecret(path string, source *Secret, opts ...ContainerWithMountedSecretOpts) *Container {
 	q := r.q.sel("withMountedSecret")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1315,10 +1352,12 @@ type ContainerWithNewFileOpts struct {
 	// value leaves it out).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the file (IDs or names looked up in the
+	// container). Defaults to "" (the zero value leaves it out).
 	Owner string
 
-	// Defaults to false (the zero value leaves it out).
+	// Set the owner to the container's current user. Defaults to false (the
+	// zero value leaves it out).
 	InheritOwner bool
 
 	// Defaults to false (the zero value leaves it out).
@@ -1342,7 +1381,7 @@ func (r *Container) WithNewFile(path string, contents string, opts ...ContainerW
 
 // Attach credentials for future publishing to a registry. Use in combination
 // with publish.
-func (r *Container) WithRegistryAuth(address string, username string, secret Node) *Container {
+func (r *Container) WithRegistryAuth(address string, username string, secret *Secret) *Container {
 	q := r.q.sel("withRegistryAuth")
 	q = q.arg("address", address)
 	q = q.arg("username", username)
@@ -1351,14 +1390,14 @@ func (r *Container) WithRegistryAuth(address string, username string, secret Nod
 }
 
 // Retrieves this container with its rootfs replaced by the given directory.
-func (r *Container) WithRootfs(directory Node) *Container {
+func (r *Container) WithRootfs(directory *Directory) *Container {
 	q := r.q.sel("withRootfs")
 	q = q.arg("directory", directory)
 	return &Container{newObject(q)}
 }
 
 // Retrieves this container plus an env variable containing the given secret.
-func (r *Container) WithSecretVariable(name string, secret Node) *Container {
+func (r *Container) WithSecretVariable(name string, secret *Secret) *Container {
 	q := r.q.sel("withSecretVariable")
 	q = q.arg("name", name)
 	q = q.arg("secret", secret)
@@ -1630,7 +1669,7 @@ type Directory struct {
 // Return the difference between this directory and another directory, typically
 // an older snapshot. The difference is encoded as a changeset, which also
 // tracks removed files, and can be applied to other directories.
-func (r *Directory) Changes(from Node) *Changeset {
+func (r *Directory) Changes(from *Directory) *Changeset {
 	q := r.q.sel("changes")
 	q = q.arg("from", from)
 	return &Changeset{newObject(q)}
@@ -1638,7 +1677,7 @@ func (r *Directory) Changes(from Node) *Changeset {
 
 // Return the difference between this directory and another directory: what
 // `other` adds or changes. Deletions are not represented.
-func (r *Directory) Diff(other Node) *Directory {
+func (r *Directory) Diff(other *Directory) *Directory {
 	q := r.q.sel("diff")
 	q = q.arg("other", other)
 	return &Directory{newObject(q)}
@@ -1890,7 +1929,7 @@ func (r *Directory) Sync(ctx context.Context) (*Directory, error) {
 }
 
 // Return a directory with changes from another directory applied to it.
-func (r *Directory) WithChanges(changes Node) *Directory {
+func (r *Directory) WithChanges(changes *Changeset) *Directory {
 	q := r.q.sel("withChanges")
 	q = q.arg("changes", changes)
 	return &Directory{newObject(q)}
@@ -1898,23 +1937,29 @@ func (r *Directory) WithChanges(changes Node) *Directory {
 
 // DirectoryWithDirectoryOpts holds the optional arguments of [Directory.WithDirectory].
 type DirectoryWithDirectoryOpts struct {
-	// Defaults to empty (the zero value leaves it out).
+	// Exclude artifacts that match the given pattern (e.g., ["node_modules/",
+	// ".git*"]). Defaults to empty (the zero value leaves it out).
 	Exclude []string
 
-	// Defaults to empty (the zero value leaves it out).
+	// Include only artifacts that match the given pattern (e.g., ["app/",
+	// "package.*"]). Defaults to empty (the zero value leaves it out).
 	Include []string
 
-	// Defaults to false (the zero value leaves it out).
+	// Apply the .gitignore rules found in the copied directory. Defaults to
+	// false (the zero value leaves it out).
 	Gitignore bool
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the copied directory and its contents. Names are
+	// looked up in the directory's own etc/passwd and etc/group. Defaults to ""
+	// (the zero value leaves it out).
 	Owner string
 
+	// Permission given to the copied directory and its contents (e.g., 0755).
 	Permissions int
 }
 
 // Return a snapshot with a directory added.
-func (r *Directory) WithDirectory(path string, source Node, opts ...DirectoryWithDirectoryOpts) *Directory {
+func (r *Directory) WithDirectory(path string, source *Directory, opts ...DirectoryWithDirectoryOpts) *Directory {
 	q := r.q.sel("withDirectory")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1937,15 +1982,18 @@ func (r *Directory) WithError(err_ string) *Directory {
 
 // DirectoryWithFileOpts holds the optional arguments of [Directory.WithFile].
 type DirectoryWithFileOpts struct {
+	// Permission given to the copied file (e.g., 0600).
 	Permissions int
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to set for the copied file. Names are looked up in the
+	// directory's own etc/passwd and etc/group. Defaults to "" (the zero value
+	// leaves it out).
 	Owner string
 }
 
 // Retrieves this directory plus the contents of the given file copied to the
 // given path.
-func (r *Directory) WithFile(path string, source Node, opts ...DirectoryWithFileOpts) *Directory {
+func (r *Directory) WithFile(path string, source *File, opts ...DirectoryWithFileOpts) *Directory {
 	q := r.q.sel("withFile")
 	q = q.arg("path", path)
 	q = q.arg("source", source)
@@ -1964,7 +2012,7 @@ type DirectoryWithFilesOpts struct {
 
 // Retrieves this directory plus the contents of the given files copied to the
 // given path.
-func (r *Directory) WithFiles(path string, sources []Node, opts ...DirectoryWithFilesOpts) *Directory {
+func (r *Directory) WithFiles(path string, sources []*File, opts ...DirectoryWithFilesOpts) *Directory {
 	q := r.q.sel("withFiles")
 	q = q.arg("path", path)
 	q = q.arg("sources", sources)
@@ -2016,7 +2064,7 @@ func (r *Directory) WithPatch(patch string) *Directory {
 }
 
 // Retrieves this directory with the given Git-compatible patch file applied.
-func (r *Directory) WithPatchFile(patch Node) *Directory {
+func (r *Directory) WithPatchFile(patch *File) *Directory {
 	q := r.q.sel("withPatchFile")
 	q = q.arg("patch", patch)
 	return &Directory{newObject(q)}
@@ -2501,7 +2549,8 @@ type HostDirectoryOpts struct {
 	// false (the zero value leaves it out).
 	NoCache bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Apply the .gitignore rules of the enclosing git repository (none outside
+	// one). Defaults to false (the zero value leaves it out).
 	Gitignore bool
 }
 
@@ -2521,7 +2570,8 @@ func (r *Host) Directory(path string, opts ...HostDirectoryOpts) *Directory {
 
 // HostFileOpts holds the optional arguments of [Host.File].
 type HostFileOpts struct {
-	// Defaults to false (the zero value leaves it out).
+	// If true, the file will always be reloaded from the host. Defaults to
+	// false (the zero value leaves it out).
 	NoCache bool
 }
 
@@ -2675,7 +2725,7 @@ func (r *JSONValue) WithContents(contents JSON) *JSONValue {
 }
 
 // Set a new field at the given path
-func (r *JSONValue) WithField(path []string, value Node) *JSONValue {
+func (r *JSONValue) WithField(path []string, value *JSONValue) *JSONValue {
 	q := r.q.sel("withField")
 	q = q.arg("path", path)
 	q = q.arg("value", value)
@@ -2717,13 +2767,18 @@ func (r *Client) Address(value string) *Address {
 
 // ClientCacheVolumeOpts holds the optional arguments of [Client.CacheVolume].
 type ClientCacheVolumeOpts struct {
-	// Identifier of the directory to use as the cache volume's root.
-	Source Node
+	// Identifier of the directory to use as the cache volume's root when it is
+	// first created.
+	Source *Directory
 
-	// Defaults to CacheSharingModeShared (the zero value leaves it out).
+	// Sharing mode of the cache volume, used by withMountedCache when it is
+	// given none. Defaults to CacheSharingModeShared (the zero value leaves it
+	// out).
 	Sharing CacheSharingMode
 
-	// Defaults to "" (the zero value leaves it out).
+	// A user:group to own the cache volume when it is first created, used by
+	// withMountedCache when it is given none. Defaults to "" (the zero value
+	// leaves it out).
 	Owner string
 }
 
@@ -2747,7 +2802,8 @@ func (r *Client) Changeset() *Changeset {
 
 // ClientContainerOpts holds the optional arguments of [Client.Container].
 type ClientContainerOpts struct {
-	// Platform to initialize the container with. Only linux/amd64 is supported.
+	// Platform to initialize the container with. gantry runs containers of its
+	// own machine's platform only.
 	Platform Platform
 }
 
@@ -2959,6 +3015,8 @@ func (r *Client) LoadStatFromID(id StatID) *Stat {
 
 // ClientSecretOpts holds the optional arguments of [Client.Secret].
 type ClientSecretOpts struct {
+	// If set, the cache identity of the secret: steps that use it stay cached
+	// when its value changes but this key does not.
 	CacheKey string
 }
 

@@ -103,8 +103,8 @@ func (r *Client) Close() error {
 	return nil
 }
 
-// workdirHeader is the X-Gantry-Workdir value, or "" when the directory
-// cannot travel in an HTTP header (the engine then uses its own directory).
+// workdirHeader is the X-Gantry-Workdir value (percent-encoded), or "" when
+// the working directory cannot be read.
 func workdirHeader(dir string) string {
 	if dir == "" {
 		wd, err := os.Getwd()
@@ -115,10 +115,7 @@ func workdirHeader(dir string) string {
 	} else if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	for _, ch := range dir {
-		if ch < 0x20 || ch > 0x7e {
-			return ""
-		}
-	}
-	return dir
+	// Percent-encoded: any directory name (café too) reaches the engine,
+	// which refuses relative host paths from a client that sends none.
+	return encodeWorkdir(dir)
 }

@@ -484,12 +484,12 @@ final class Changeset extends ApiObject implements Exportable, Node, Syncer
      * in case of conflicts, for instance a file modified in both changesets.
      * The behavior can be adjusted using the 'onConflict' argument.
      *
-     * @param Node $changes Changes to merge into the actual changeset
+     * @param Changeset $changes Changes to merge into the actual changeset
      * @param ChangesetMergeConflict|null $onConflict What to do on a merge
      *     conflict. Defaults to ChangesetMergeConflict::FAIL.
      */
     public function withChangeset(
-        Node $changes,
+        Changeset $changes,
         ?ChangesetMergeConflict $onConflict = null,
     ): Changeset {
         return new Changeset($this->ctx->select('withChangeset', [
@@ -502,8 +502,8 @@ final class Changeset extends ApiObject implements Exportable, Node, Syncer
      * Add changes from multiple changesets, one after the other. Only FAIL and
      * FAIL_EARLY are supported.
      *
-     * @param list<Node> $changes List of changesets to merge into the actual
-     *     changeset
+     * @param list<Changeset> $changes List of changesets to merge into the
+     *     actual changeset
      * @param ChangesetsMergeConflict|null $onConflict What to do on a merge
      *     conflict. Defaults to ChangesetsMergeConflict::FAIL.
      */
@@ -527,9 +527,13 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Package the container state as an OCI image, and return it as a tar
      * archive.
      *
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
-     *     ImageMediaTypes::OCIMediaTypes.
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Force each layer of
+     *     the image to use the specified compression algorithm (Gzip or
+     *     Uncompressed in gantry).
+     * @param ImageMediaTypes|null $mediaTypes Use the specified media types for
+     *     the image's layers. Defaults to ImageMediaTypes::OCIMediaTypes.
      */
     public function asTarball(
         ?array $platformVariants = null,
@@ -649,10 +653,15 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
 
     /**
      * Writes the container as an OCI tarball to the destination file path on
-     * the host. Returns the absolute path written.
+     * the host (mode 0600). Returns the absolute path written.
      *
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Force each layer of
+     *     the exported image to use the specified compression algorithm (Gzip
+     *     or Uncompressed in gantry).
+     * @param ImageMediaTypes|null $mediaTypes Use the specified media types for
+     *     the exported image's layers. Defaults to
      *     ImageMediaTypes::OCIMediaTypes.
      * @param bool|null $expand Defaults to false.
      */
@@ -717,10 +726,12 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $address Image's address from its registry, e.g.
      *     127.0.0.1:5000/busybox:latest.
-     * @param Node|null $registryService Not supported by gantry; must be null.
-     * @param RegistryProtocol|null $protocol Ignored: gantry lets Docker
-     *     choose.
-     * @param bool|null $insecureSkipTLSVerify Defaults to false.
+     * @param Node|null $registryService Not supported by gantry (it has no
+     *     services); must be null.
+     * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
+     *     daemon chooses; must be null.
+     * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
+     *     configure Docker's daemon; must be false. Defaults to false.
      */
     public function from(
         string $address,
@@ -756,10 +767,11 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     /**
      * Reads the container from an OCI tarball.
      *
-     * @param Node $source File to read the container from.
-     * @param string|null $tag Defaults to "".
+     * @param File $source File to read the container from.
+     * @param string|null $tag Identifies the tag to import from the archive, if
+     *     the archive bundles multiple tags. Defaults to "".
      */
-    public function import(Node $source, ?string $tag = null): Container
+    public function import(File $source, ?string $tag = null): Container
     {
         return new Container($this->ctx->select('import', [
             'source' => $source,
@@ -816,10 +828,19 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $address Registry's address to publish the image to, e.g.
      *     127.0.0.1:5000/app:v1.
-     * @param list<Node>|null $platformVariants Defaults to [].
-     * @param ImageMediaTypes|null $mediaTypes Defaults to
-     *     ImageMediaTypes::OCIMediaTypes.
-     * @param bool|null $insecureSkipTLSVerify Defaults to false.
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Docker's daemon
+     *     pushes gzip layers: only Gzip is accepted.
+     * @param ImageMediaTypes|null $mediaTypes Docker's daemon pushes Docker
+     *     media types: OCIMediaTypes is accepted only as the default (see
+     *     docs/compatibility.md). Defaults to ImageMediaTypes::OCIMediaTypes.
+     * @param Node|null $registryService Not supported by gantry (it has no
+     *     services); must be null.
+     * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
+     *     daemon chooses; must be null.
+     * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
+     *     configure Docker's daemon; must be false. Defaults to false.
      */
     public function publish(
         string $address,
@@ -935,21 +956,27 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $path Location of the written directory (e.g.,
      *     "/tmp/directory").
-     * @param Node $source Identifier of the directory to write
+     * @param Directory $source Identifier of the directory to write
      * @param list<string>|null $exclude Patterns to exclude in the written
      *     directory (e.g. ["node_modules/**", ".gitignore", ".git/"]). Defaults
      *     to [].
      * @param list<string>|null $include Patterns to include in the written
      *     directory (e.g. ["*.go", "go.mod", "go.sum"]). Defaults to [].
-     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $gitignore Apply the .gitignore rules found in the
+     *     directory when writing it. Defaults to false.
      * @param string|null $owner A user:group to set for the directory and its
-     *     contents (numeric in gantry). Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     *     contents. The user and group can either be an ID (1000:1000) or a
+     *     name (foo:bar), looked up in the container. If the group is omitted,
+     *     it defaults to the same as the user. Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
+     * @param int|null $permissions Permission given to the written directory
+     *     and its contents (e.g., 0755).
      */
     public function withDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?array $exclude = null,
         ?array $include = null,
         ?bool $gitignore = null,
@@ -992,9 +1019,9 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * This container with the variables of an env file set (values read with
      * quotes removed and references expanded).
      *
-     * @param Node $source The env file to read.
+     * @param EnvFile $source The env file to read.
      */
-    public function withEnvFileVariables(Node $source): Container
+    public function withEnvFileVariables(EnvFile $source): Container
     {
         return new Container($this->ctx->select('withEnvFileVariables', [
             'source' => $source,
@@ -1051,12 +1078,15 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *     to a file in the container. Defaults to "".
      * @param ReturnType|null $expect Exit codes this command is allowed to exit
      *     with without error. Defaults to ReturnType::SUCCESS.
-     * @param bool|null $experimentalPrivilegedNesting Defaults to false.
-     * @param bool|null $insecureRootCapabilities Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
+     *     be false. Defaults to false.
      * @param bool|null $expand Replace ${VAR} or $VAR in the args according to
      *     the current environment variables defined in the container. Defaults
      *     to false.
-     * @param bool|null $noInit Defaults to false.
+     * @param bool|null $noInit Run without an init process. gantry never starts
+     *     one, so every command runs this way. Defaults to false.
      */
     public function withExec(
         array $args,
@@ -1112,16 +1142,18 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * the given path.
      *
      * @param string $path Location of the copied file (e.g., "/tmp/file.txt").
-     * @param Node $source Identifier of the file to copy.
+     * @param File $source Identifier of the file to copy.
      * @param int|null $permissions Permission given to the copied file (e.g.,
      *     0600).
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the file (IDs or names
+     *     looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withFile(
         string $path,
-        Node $source,
+        File $source,
         ?int $permissions = null,
         ?string $owner = null,
         ?bool $inheritOwner = null,
@@ -1142,7 +1174,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * each by its own name.
      *
      * @param string $path The directory to copy the files into (e.g., "/src").
-     * @param list<Node> $sources The files to copy.
+     * @param list<File> $sources The files to copy.
      * @param int|null $permissions The permissions to give the copied files
      *     (e.g., 0600).
      * @param string|null $owner A user:group to own the copied files (numeric
@@ -1181,19 +1213,22 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Retrieves this container plus a cache volume mounted at the given path.
      *
      * @param string $path Location of the cache directory (e.g., "/root/.npm").
-     * @param Node $cache Identifier of the cache volume to mount.
-     * @param Node|null $source Identifier of the directory to use as the cache
-     *     volume's root.
+     * @param CacheVolume $cache Identifier of the cache volume to mount.
+     * @param Directory|null $source Identifier of the directory to use as the
+     *     cache volume's root.
      * @param CacheSharingMode|null $sharing Sharing mode of the cache volume.
      *     Defaults to CacheSharingMode::SHARED.
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted cache
+     *     directory when the volume is first created (IDs or names looked up in
+     *     the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedCache(
         string $path,
-        Node $cache,
-        ?Node $source = null,
+        CacheVolume $cache,
+        ?Directory $source = null,
         ?CacheSharingMode $sharing = null,
         ?string $owner = null,
         ?bool $inheritOwner = null,
@@ -1213,14 +1248,17 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     /**
      * Retrieves this container plus a directory mounted at the given path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted directory
+     *     and its contents (IDs or names looked up in the container). Defaults
+     *     to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $readOnly Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?bool $readOnly = null,
@@ -1239,13 +1277,15 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     /**
      * Retrieves this container plus a file mounted at the given path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user or user:group to set for the mounted
+     *     file (IDs or names looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedFile(
         string $path,
-        Node $source,
+        File $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?bool $expand = null,
@@ -1263,15 +1303,17 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Retrieves this container plus a secret mounted into a file at the given
      * path.
      *
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the mounted secret (IDs
+     *     or names looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param int|null $mode Permission given to the mounted secret (e.g.,
      *     0600). Defaults to 256.
      * @param bool|null $expand Defaults to false.
      */
     public function withMountedSecret(
         string $path,
-        Node $source,
+        Secret $source,
         ?string $owner = null,
         ?bool $inheritOwner = null,
         ?int $mode = null,
@@ -1314,8 +1356,10 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param string $contents Contents of the new file. Example: "Hello world!"
      * @param int|null $permissions Permissions of the new file. Example: 0600.
      *     Defaults to 420.
-     * @param string|null $owner Defaults to "".
-     * @param bool|null $inheritOwner Defaults to false.
+     * @param string|null $owner A user:group to set for the file (IDs or names
+     *     looked up in the container). Defaults to "".
+     * @param bool|null $inheritOwner Set the owner to the container's current
+     *     user. Defaults to false.
      * @param bool|null $expand Defaults to false.
      */
     public function withNewFile(
@@ -1343,13 +1387,13 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param string $address Registry's address to bind the authentication to.
      *     Formatted as [host]/[user]/[repo]:[tag] (e.g. 127.0.0.1:5001/app).
      * @param string $username The username to authenticate with.
-     * @param Node $secret The API key, password or token to authenticate to
+     * @param Secret $secret The API key, password or token to authenticate to
      *     this registry.
      */
     public function withRegistryAuth(
         string $address,
         string $username,
-        Node $secret,
+        Secret $secret,
     ): Container {
         return new Container($this->ctx->select('withRegistryAuth', [
             'address' => $address,
@@ -1361,7 +1405,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     /**
      * Retrieves this container with its rootfs replaced by the given directory.
      */
-    public function withRootfs(Node $directory): Container
+    public function withRootfs(Directory $directory): Container
     {
         return new Container($this->ctx->select('withRootfs', [
             'directory' => $directory,
@@ -1372,7 +1416,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Retrieves this container plus an env variable containing the given
      * secret.
      */
-    public function withSecretVariable(string $name, Node $secret): Container
+    public function withSecretVariable(string $name, Secret $secret): Container
     {
         return new Container($this->ctx->select('withSecretVariable', [
             'name' => $name,
@@ -1682,9 +1726,9 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * typically an older snapshot. The difference is encoded as a changeset,
      * which also tracks removed files, and can be applied to other directories.
      *
-     * @param Node $from The base directory snapshot to compare against
+     * @param Directory $from The base directory snapshot to compare against
      */
-    public function changes(Node $from): Changeset
+    public function changes(Directory $from): Changeset
     {
         return new Changeset($this->ctx->select('changes', [
             'from' => $from,
@@ -1695,7 +1739,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * Return the difference between this directory and another directory: what
      * `other` adds or changes. Deletions are not represented.
      */
-    public function diff(Node $other): Directory
+    public function diff(Directory $other): Directory
     {
         return new Directory($this->ctx->select('diff', [
             'other' => $other,
@@ -1939,9 +1983,9 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
     /**
      * Return a directory with changes from another directory applied to it.
      *
-     * @param Node $changes Changes to apply to the directory
+     * @param Changeset $changes Changes to apply to the directory
      */
-    public function withChanges(Node $changes): Directory
+    public function withChanges(Changeset $changes): Directory
     {
         return new Directory($this->ctx->select('withChanges', [
             'changes' => $changes,
@@ -1951,14 +1995,21 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
     /**
      * Return a snapshot with a directory added.
      *
-     * @param list<string>|null $exclude Defaults to [].
-     * @param list<string>|null $include Defaults to [].
-     * @param bool|null $gitignore Defaults to false.
-     * @param string|null $owner Defaults to "".
+     * @param list<string>|null $exclude Exclude artifacts that match the given
+     *     pattern (e.g., ["node_modules/", ".git*"]). Defaults to [].
+     * @param list<string>|null $include Include only artifacts that match the
+     *     given pattern (e.g., ["app/", "package.*"]). Defaults to [].
+     * @param bool|null $gitignore Apply the .gitignore rules found in the
+     *     copied directory. Defaults to false.
+     * @param string|null $owner A user:group to set for the copied directory
+     *     and its contents. Names are looked up in the directory's own
+     *     etc/passwd and etc/group. Defaults to "".
+     * @param int|null $permissions Permission given to the copied directory and
+     *     its contents (e.g., 0755).
      */
     public function withDirectory(
         string $path,
-        Node $source,
+        Directory $source,
         ?array $exclude = null,
         ?array $include = null,
         ?bool $gitignore = null,
@@ -1993,11 +2044,19 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * Retrieves this directory plus the contents of the given file copied to
      * the given path.
      *
-     * @param string|null $owner Defaults to "".
+     * @param string $path Location of the copied file (e.g., "/file.txt"). A
+     *     directory (".", "dir/" or an existing one) receives the file under
+     *     its own name.
+     * @param File $source Identifier of the file to copy.
+     * @param int|null $permissions Permission given to the copied file (e.g.,
+     *     0600).
+     * @param string|null $owner A user:group to set for the copied file. Names
+     *     are looked up in the directory's own etc/passwd and etc/group.
+     *     Defaults to "".
      */
     public function withFile(
         string $path,
-        Node $source,
+        File $source,
         ?int $permissions = null,
         ?string $owner = null,
     ): Directory {
@@ -2015,7 +2074,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $path Location where copied files should be placed (e.g.,
      *     "/src").
-     * @param list<Node> $sources Identifiers of the files to copy.
+     * @param list<File> $sources Identifiers of the files to copy.
      * @param int|null $permissions Permission given to the copied files (e.g.,
      *     0600).
      */
@@ -2084,9 +2143,9 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * Retrieves this directory with the given Git-compatible patch file
      * applied.
      *
-     * @param Node $patch File containing the patch to apply
+     * @param File $patch File containing the patch to apply
      */
-    public function withPatchFile(Node $patch): Directory
+    public function withPatchFile(File $patch): Directory
     {
         return new Directory($this->ctx->select('withPatchFile', [
             'patch' => $patch,
@@ -2618,7 +2677,8 @@ final class Host extends ApiObject implements Node
      *     given pattern (e.g., ["app/", "package.*"]). Defaults to [].
      * @param bool|null $noCache If true, the directory will always be reloaded
      *     from the host. Defaults to false.
-     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $gitignore Apply the .gitignore rules of the enclosing
+     *     git repository (none outside one). Defaults to false.
      */
     public function directory(
         string $path,
@@ -2641,7 +2701,8 @@ final class Host extends ApiObject implements Node
      * working directory.
      *
      * @param string $path Location of the file to retrieve (e.g., "README.md").
-     * @param bool|null $noCache Defaults to false.
+     * @param bool|null $noCache If true, the file will always be reloaded from
+     *     the host. Defaults to false.
      */
     public function file(string $path, ?bool $noCache = null): File
     {
@@ -2820,9 +2881,9 @@ final class JSONValue extends ApiObject implements Node
      *
      * @param list<string> $path Path of the field to set, encoded as an array
      *     of field names
-     * @param Node $value The new value of the field
+     * @param JSONValue $value The new value of the field
      */
-    public function withField(array $path, Node $value): JSONValue
+    public function withField(array $path, JSONValue $value): JSONValue
     {
         return new JSONValue($this->ctx->select('withField', [
             'path' => $path,
@@ -2879,15 +2940,18 @@ final class Client extends ApiClient
      *
      * @param string $key A string identifier to target this cache volume (e.g.,
      *     "modules-cache").
-     * @param Node|null $source Identifier of the directory to use as the cache
-     *     volume's root.
-     * @param CacheSharingMode|null $sharing Defaults to
+     * @param Directory|null $source Identifier of the directory to use as the
+     *     cache volume's root when it is first created.
+     * @param CacheSharingMode|null $sharing Sharing mode of the cache volume,
+     *     used by withMountedCache when it is given none. Defaults to
      *     CacheSharingMode::SHARED.
-     * @param string|null $owner Defaults to "".
+     * @param string|null $owner A user:group to own the cache volume when it is
+     *     first created, used by withMountedCache when it is given none.
+     *     Defaults to "".
      */
     public function cacheVolume(
         string $key,
-        ?Node $source = null,
+        ?Directory $source = null,
         ?CacheSharingMode $sharing = null,
         ?string $owner = null,
     ): CacheVolume {
@@ -2912,7 +2976,7 @@ final class Client extends ApiClient
      * follow up with the "from" function.
      *
      * @param string|null $platform Platform to initialize the container with.
-     *     Only linux/amd64 is supported.
+     *     gantry runs containers of its own machine's platform only.
      */
     public function container(?string $platform = null): Container
     {
@@ -3186,6 +3250,10 @@ final class Client extends ApiClient
     /**
      * Creates a new secret from a URI: env://NAME reads an environment variable
      * of the engine's client, file://PATH a file.
+     *
+     * @param string|null $cacheKey If set, the cache identity of the secret:
+     *     steps that use it stay cached when its value changes but this key
+     *     does not.
      */
     public function secret(string $uri, ?string $cacheKey = null): Secret
     {

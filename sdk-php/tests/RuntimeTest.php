@@ -36,6 +36,17 @@ final class RuntimeTest extends TestCase
         self::assertSame([], $session->documents);
     }
 
+    public function testObjectParametersTakeTheirOwnType(): void
+    {
+        $client = self::client(new FakeSession());
+        $container = $client->container();
+        $cache = $client->cacheVolume('c');
+        self::assertInstanceOf(Container::class, $container->withMountedCache('/cache', $cache));
+        $this->expectException(\TypeError::class);
+        // A CacheVolume where a Secret is expected: PHP refuses it.
+        $container->withMountedSecret('/secret', $cache);
+    }
+
     public function testALeafSendsExactlyOneQuery(): void
     {
         $session = new FakeSession([

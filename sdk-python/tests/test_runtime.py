@@ -52,6 +52,25 @@ def test_chained_calls_send_nothing() -> None:
     assert session.documents == []
 
 
+def test_object_parameters_take_their_own_type() -> None:
+    """Object parameters are typed with the object the schema expects
+    (`@expectedType`): mypy, which checks this file, rejects another type
+    (and `warn_unused_ignores` fails it if an ignore below finds no error)."""
+    client = client_with(FakeSession())
+    ctr = client.container()
+    cache = client.cache_volume("c")
+    secret = client.set_secret("s", "v")
+    assert isinstance(ctr.with_mounted_cache("/cache", cache), gantry.Container)
+    assert isinstance(ctr.with_mounted_secret("/secret", secret), gantry.Container)
+
+    def mistakes() -> None:  # type-checked, never called
+        ctr.with_mounted_cache("/cache", secret)  # type: ignore[arg-type]
+        ctr.with_mounted_secret("/secret", cache)  # type: ignore[arg-type]
+        ctr.with_directory("/src", client.container())  # type: ignore[arg-type]
+
+    assert callable(mistakes)
+
+
 def test_awaiting_a_leaf_sends_exactly_one_query() -> None:
     session = FakeSession(
         lambda _doc: {"container": {"from": {"withExec": {"stdout": "hi\n"}}}}

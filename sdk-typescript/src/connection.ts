@@ -138,8 +138,9 @@ async function findEndpoint(options: ConnectOptions): Promise<Endpoint> {
 
 function workdirHeader(workdir: string | undefined): Record<string, string> {
   const dir = workdir !== undefined ? resolve(workdir) : process.cwd();
-  // Header values are printable ASCII; otherwise the engine falls back to its own directory.
-  return /^[\x20-\x7e]+$/.test(dir) ? { [env.WORKDIR_HEADER]: dir } : {};
+  // Percent-encoded: any directory name (`café` too) reaches the engine, which refuses
+  // relative host paths from a client that sends none.
+  return { [env.WORKDIR_HEADER]: env.encodeWorkdir(dir) };
 }
 
 /** Whether an engine accepts connections on the socket. */

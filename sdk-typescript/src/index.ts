@@ -23,6 +23,7 @@
  */
 
 export * from "./api/client.gen.js";
+export { VERSION } from "./api/env.gen.js";
 export { connect, type ConnectOptions } from "./connection.js";
 export { BaseObject } from "./core.js";
 export {

@@ -64,11 +64,12 @@ final class Connector
     private static function workdirHeader(?string $workdir): array
     {
         $dir = $workdir !== null ? (realpath($workdir) ?: $workdir) : getcwd();
-        // Header values are ASCII; the engine falls back to its own directory.
-        if (is_string($dir) && preg_match('/^[\x20-\x7e]+$/', $dir) === 1) {
-            return [Env::WORKDIR_HEADER . ": {$dir}"];
+        // Percent-encoded: any directory name (`café` too) reaches the engine, which
+        // refuses relative host paths from a client that sends none.
+        if (!is_string($dir)) {
+            return [];
         }
-        return [];
+        return [Env::WORKDIR_HEADER . ': ' . Env::encodeWorkdir($dir)];
     }
 
     /**

@@ -22,6 +22,7 @@ connection rules are in `Connection`, the errors in `GantryError`'s subclasses.
 """
 
 from ._connection import Connection
+from ._env import VERSION
 from ._errors import (
     ConnectError,
     ExecError,
@@ -32,7 +33,8 @@ from ._errors import (
 from ._gen import *  # noqa: F403
 from ._gen import __all__ as _generated
 
-__version__ = "0.1.0"
+#: The version of gantry this SDK belongs to (generated from the engine's Cargo.toml).
+__version__ = VERSION
 
 __all__ = [
     "ConnectError",

@@ -149,10 +149,9 @@ class Connection:
 
     def _workdir_header(self) -> dict[str, str]:
         workdir = os.path.abspath(self._workdir) if self._workdir else os.getcwd()
-        # Header values are ASCII; the engine falls back to its own directory.
-        if workdir.isascii() and workdir.isprintable():
-            return {_env.WORKDIR_HEADER: workdir}
-        return {}
+        # Percent-encoded: any directory name (`café` too) reaches the engine, which
+        # refuses relative host paths from a client that sends none.
+        return {_env.WORKDIR_HEADER: _env.encode_workdir(workdir)}
 
 
 async def _answers(path: str) -> bool:

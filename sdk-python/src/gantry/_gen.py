@@ -481,7 +481,7 @@ class Changeset(Exportable, Node, Syncer):
 
     def with_changeset(
         self,
-        changes: Node,
+        changes: Changeset,
         *,
         on_conflict: ChangesetMergeConflict | None = None,
     ) -> Changeset:
@@ -502,7 +502,7 @@ class Changeset(Exportable, Node, Syncer):
 
     def with_changesets(
         self,
-        changes: Sequence[Node],
+        changes: Sequence[Changeset],
         *,
         on_conflict: ChangesetsMergeConflict | None = None,
     ) -> Changeset:
@@ -527,15 +527,19 @@ class Container(Exportable, Node, Syncer):
     def as_tarball(
         self,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
     ) -> File:
         """Package the container state as an OCI image, and return it as a tar archive.
 
         Args:
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Force each layer of the image to use the specified
+                compression algorithm (Gzip or Uncompressed in gantry).
+            media_types: Use the specified media types for the image's layers. Defaults
+                to ImageMediaTypes.OCIMediaTypes.
         """
         _args = [
             Arg("platformVariants", platform_variants),
@@ -637,17 +641,21 @@ class Container(Exportable, Node, Syncer):
         self,
         path: str,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
         expand: bool | None = None,
     ) -> str:
         """Writes the container as an OCI tarball to the destination file path on the
-        host. Returns the absolute path written.
+        host (mode 0600). Returns the absolute path written.
 
         Args:
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Force each layer of the exported image to use the
+                specified compression algorithm (Gzip or Uncompressed in gantry).
+            media_types: Use the specified media types for the exported image's layers.
+                Defaults to ImageMediaTypes.OCIMediaTypes.
             expand: Defaults to False.
         """
         _args = [
@@ -719,9 +727,11 @@ class Container(Exportable, Node, Syncer):
         Args:
             address: Image's address from its registry, e.g.
                 127.0.0.1:5000/busybox:latest.
-            registry_service: Not supported by gantry; must be null.
-            protocol: Ignored: gantry lets Docker choose.
-            insecure_skip_tls_verify: Defaults to False.
+            registry_service: Not supported by gantry (it has no services); must be
+                null.
+            protocol: Not supported by gantry: Docker's daemon chooses; must be null.
+            insecure_skip_tls_verify: Not supported by gantry: configure Docker's
+                daemon; must be false. Defaults to False.
         """
         _args = [
             Arg("address", address),
@@ -744,7 +754,7 @@ class Container(Exportable, Node, Syncer):
 
     def import_(
         self,
-        source: Node,
+        source: File,
         *,
         tag: str | None = None,
     ) -> Container:
@@ -752,7 +762,8 @@ class Container(Exportable, Node, Syncer):
 
         Args:
             source: File to read the container from.
-            tag: Defaults to "".
+            tag: Identifies the tag to import from the archive, if the archive bundles
+                multiple tags. Defaults to "".
         """
         _args = [
             Arg("source", source),
@@ -791,7 +802,7 @@ class Container(Exportable, Node, Syncer):
         self,
         address: str,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
         registry_service: Node | None = None,
@@ -804,9 +815,18 @@ class Container(Exportable, Node, Syncer):
         Args:
             address: Registry's address to publish the image to, e.g.
                 127.0.0.1:5000/app:v1.
-            platform_variants: Defaults to [].
-            media_types: Defaults to ImageMediaTypes.OCIMediaTypes.
-            insecure_skip_tls_verify: Defaults to False.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Docker's daemon pushes gzip layers: only Gzip is
+                accepted.
+            media_types: Docker's daemon pushes Docker media types: OCIMediaTypes is
+                accepted only as the default (see docs/compatibility.md). Defaults to
+                ImageMediaTypes.OCIMediaTypes.
+            registry_service: Not supported by gantry (it has no services); must be
+                null.
+            protocol: Not supported by gantry: Docker's daemon chooses; must be null.
+            insecure_skip_tls_verify: Not supported by gantry: configure Docker's
+                daemon; must be false. Defaults to False.
         """
         _args = [
             Arg("address", address),
@@ -903,7 +923,7 @@ class Container(Exportable, Node, Syncer):
     def with_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         exclude: list[str] | None = None,
         include: list[str] | None = None,
@@ -922,11 +942,17 @@ class Container(Exportable, Node, Syncer):
                 ["node_modules/**", ".gitignore", ".git/"]). Defaults to [].
             include: Patterns to include in the written directory (e.g. ["*.go",
                 "go.mod", "go.sum"]). Defaults to [].
-            gitignore: Defaults to False.
-            owner: A user:group to set for the directory and its contents (numeric in
-                gantry). Defaults to "".
-            inherit_owner: Defaults to False.
+            gitignore: Apply the .gitignore rules found in the directory when writing
+                it. Defaults to False.
+            owner: A user:group to set for the directory and its contents. The user and
+                group can either be an ID (1000:1000) or a name (foo:bar), looked up in
+                the container. If the group is omitted, it defaults to the same as the
+                user. Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
+            permissions: Permission given to the written directory and its contents
+                (e.g., 0755).
         """
         _args = [
             Arg("path", path),
@@ -961,7 +987,7 @@ class Container(Exportable, Node, Syncer):
 
     def with_env_file_variables(
         self,
-        source: Node,
+        source: EnvFile,
     ) -> Container:
         """This container with the variables of an env file set (values read with quotes
         removed and references expanded).
@@ -1041,11 +1067,14 @@ class Container(Exportable, Node, Syncer):
                 container. Defaults to "".
             expect: Exit codes this command is allowed to exit with without error.
                 Defaults to ReturnType.SUCCESS.
-            experimental_privileged_nesting: Defaults to False.
-            insecure_root_capabilities: Defaults to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
+                to False.
             expand: Replace ${VAR} or $VAR in the args according to the current
                 environment variables defined in the container. Defaults to False.
-            no_init: Defaults to False.
+            no_init: Run without an init process. gantry never starts one, so every
+                command runs this way. Defaults to False.
         """
         _args = [
             Arg("args", args),
@@ -1088,7 +1117,7 @@ class Container(Exportable, Node, Syncer):
     def with_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         permissions: int | None = None,
         owner: str | None = None,
@@ -1102,8 +1131,10 @@ class Container(Exportable, Node, Syncer):
             path: Location of the copied file (e.g., "/tmp/file.txt").
             source: Identifier of the file to copy.
             permissions: Permission given to the copied file (e.g., 0600).
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the file (IDs or names looked up in the
+                container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -1119,7 +1150,7 @@ class Container(Exportable, Node, Syncer):
     def with_files(
         self,
         path: str,
-        sources: Sequence[Node],
+        sources: Sequence[File],
         *,
         permissions: int | None = None,
         owner: str | None = None,
@@ -1161,9 +1192,9 @@ class Container(Exportable, Node, Syncer):
     def with_mounted_cache(
         self,
         path: str,
-        cache: Node,
+        cache: CacheVolume,
         *,
-        source: Node | None = None,
+        source: Directory | None = None,
         sharing: CacheSharingMode | None = None,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -1177,8 +1208,11 @@ class Container(Exportable, Node, Syncer):
             source: Identifier of the directory to use as the cache volume's root.
             sharing: Sharing mode of the cache volume. Defaults to
                 CacheSharingMode.SHARED.
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted cache directory when the volume
+                is first created (IDs or names looked up in the container). Defaults to
+                "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -1195,7 +1229,7 @@ class Container(Exportable, Node, Syncer):
     def with_mounted_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -1205,8 +1239,10 @@ class Container(Exportable, Node, Syncer):
         """Retrieves this container plus a directory mounted at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted directory and its contents (IDs
+                or names looked up in the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             read_only: Defaults to False.
             expand: Defaults to False.
         """
@@ -1223,7 +1259,7 @@ class Container(Exportable, Node, Syncer):
     def with_mounted_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -1232,8 +1268,10 @@ class Container(Exportable, Node, Syncer):
         """Retrieves this container plus a file mounted at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user or user:group to set for the mounted file (IDs or names looked
+                up in the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -1248,7 +1286,7 @@ class Container(Exportable, Node, Syncer):
     def with_mounted_secret(
         self,
         path: str,
-        source: Node,
+        source: Secret,
         *,
         owner: str | None = None,
         inherit_owner: bool | None = None,
@@ -1258,8 +1296,10 @@ class Container(Exportable, Node, Syncer):
         """Retrieves this container plus a secret mounted into a file at the given path.
 
         Args:
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the mounted secret (IDs or names looked up in
+                the container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             mode: Permission given to the mounted secret (e.g., 0600). Defaults to 256.
             expand: Defaults to False.
         """
@@ -1311,8 +1351,10 @@ class Container(Exportable, Node, Syncer):
             path: Location of the written file (e.g., "/tmp/file.txt").
             contents: Contents of the new file. Example: "Hello world!\"
             permissions: Permissions of the new file. Example: 0600. Defaults to 420.
-            owner: Defaults to "".
-            inherit_owner: Defaults to False.
+            owner: A user:group to set for the file (IDs or names looked up in the
+                container). Defaults to "".
+            inherit_owner: Set the owner to the container's current user. Defaults to
+                False.
             expand: Defaults to False.
         """
         _args = [
@@ -1329,7 +1371,7 @@ class Container(Exportable, Node, Syncer):
         self,
         address: str,
         username: str,
-        secret: Node,
+        secret: Secret,
     ) -> Container:
         """Attach credentials for future publishing to a registry. Use in combination
         with publish.
@@ -1349,7 +1391,7 @@ class Container(Exportable, Node, Syncer):
 
     def with_rootfs(
         self,
-        directory: Node,
+        directory: Directory,
     ) -> Container:
         """Retrieves this container with its rootfs replaced by the given directory."""
         _args = [
@@ -1360,7 +1402,7 @@ class Container(Exportable, Node, Syncer):
     def with_secret_variable(
         self,
         name: str,
-        secret: Node,
+        secret: Secret,
     ) -> Container:
         """Retrieves this container plus an env variable containing the given secret."""
         _args = [
@@ -1664,7 +1706,7 @@ class Directory(Exportable, Node, Syncer):
 
     def changes(
         self,
-        from_: Node,
+        from_: Directory,
     ) -> Changeset:
         """Return the difference between this directory and another directory, typically
         an older snapshot. The difference is encoded as a changeset, which also
@@ -1680,7 +1722,7 @@ class Directory(Exportable, Node, Syncer):
 
     def diff(
         self,
-        other: Node,
+        other: Directory,
     ) -> Directory:
         """Return the difference between this directory and another directory: what
         `other` adds or changes. Deletions are not represented.
@@ -1929,7 +1971,7 @@ class Directory(Exportable, Node, Syncer):
 
     def with_changes(
         self,
-        changes: Node,
+        changes: Changeset,
     ) -> Directory:
         """Return a directory with changes from another directory applied to it.
 
@@ -1944,7 +1986,7 @@ class Directory(Exportable, Node, Syncer):
     def with_directory(
         self,
         path: str,
-        source: Node,
+        source: Directory,
         *,
         exclude: list[str] | None = None,
         include: list[str] | None = None,
@@ -1955,10 +1997,17 @@ class Directory(Exportable, Node, Syncer):
         """Return a snapshot with a directory added.
 
         Args:
-            exclude: Defaults to [].
-            include: Defaults to [].
-            gitignore: Defaults to False.
-            owner: Defaults to "".
+            exclude: Exclude artifacts that match the given pattern (e.g.,
+                ["node_modules/", ".git*"]). Defaults to [].
+            include: Include only artifacts that match the given pattern (e.g., ["app/",
+                "package.*"]). Defaults to [].
+            gitignore: Apply the .gitignore rules found in the copied directory.
+                Defaults to False.
+            owner: A user:group to set for the copied directory and its contents. Names
+                are looked up in the directory's own etc/passwd and etc/group. Defaults
+                to "".
+            permissions: Permission given to the copied directory and its contents
+                (e.g., 0755).
         """
         _args = [
             Arg("path", path),
@@ -1988,7 +2037,7 @@ class Directory(Exportable, Node, Syncer):
     def with_file(
         self,
         path: str,
-        source: Node,
+        source: File,
         *,
         permissions: int | None = None,
         owner: str | None = None,
@@ -1997,7 +2046,12 @@ class Directory(Exportable, Node, Syncer):
         given path.
 
         Args:
-            owner: Defaults to "".
+            path: Location of the copied file (e.g., "/file.txt"). A directory (".",
+                "dir/" or an existing one) receives the file under its own name.
+            source: Identifier of the file to copy.
+            permissions: Permission given to the copied file (e.g., 0600).
+            owner: A user:group to set for the copied file. Names are looked up in the
+                directory's own etc/passwd and etc/group. Defaults to "".
         """
         _args = [
             Arg("path", path),
@@ -2010,7 +2064,7 @@ class Directory(Exportable, Node, Syncer):
     def with_files(
         self,
         path: str,
-        sources: Sequence[Node],
+        sources: Sequence[File],
         *,
         permissions: int | None = None,
     ) -> Directory:
@@ -2085,7 +2139,7 @@ class Directory(Exportable, Node, Syncer):
 
     def with_patch_file(
         self,
-        patch: Node,
+        patch: File,
     ) -> Directory:
         """Retrieves this directory with the given Git-compatible patch file applied.
 
@@ -2591,7 +2645,8 @@ class Host(Node):
                 "package.*"]). Defaults to [].
             no_cache: If true, the directory will always be reloaded from the host.
                 Defaults to False.
-            gitignore: Defaults to False.
+            gitignore: Apply the .gitignore rules of the enclosing git repository (none
+                outside one). Defaults to False.
         """
         _args = [
             Arg("path", path),
@@ -2613,7 +2668,8 @@ class Host(Node):
 
         Args:
             path: Location of the file to retrieve (e.g., "README.md").
-            no_cache: Defaults to False.
+            no_cache: If true, the file will always be reloaded from the host. Defaults
+                to False.
         """
         _args = [
             Arg("path", path),
@@ -2773,7 +2829,7 @@ class JSONValue(Node):
     def with_field(
         self,
         path: list[str],
-        value: Node,
+        value: JSONValue,
     ) -> JSONValue:
         """Set a new field at the given path
 
@@ -2823,7 +2879,7 @@ class Client(Object):
         self,
         key: str,
         *,
-        source: Node | None = None,
+        source: Directory | None = None,
         sharing: CacheSharingMode | None = None,
         owner: str | None = None,
     ) -> CacheVolume:
@@ -2832,9 +2888,12 @@ class Client(Object):
         Args:
             key: A string identifier to target this cache volume (e.g.,
                 "modules-cache").
-            source: Identifier of the directory to use as the cache volume's root.
-            sharing: Defaults to CacheSharingMode.SHARED.
-            owner: Defaults to "".
+            source: Identifier of the directory to use as the cache volume's root when
+                it is first created.
+            sharing: Sharing mode of the cache volume, used by withMountedCache when it
+                is given none. Defaults to CacheSharingMode.SHARED.
+            owner: A user:group to own the cache volume when it is first created, used
+                by withMountedCache when it is given none. Defaults to "".
         """
         _args = [
             Arg("key", key),
@@ -2857,8 +2916,8 @@ class Client(Object):
         follow up with the "from" function.
 
         Args:
-            platform: Platform to initialize the container with. Only linux/amd64 is
-                supported.
+            platform: Platform to initialize the container with. gantry runs containers
+                of its own machine's platform only.
         """
         _args = [
             Arg("platform", platform),
@@ -3122,6 +3181,10 @@ class Client(Object):
     ) -> Secret:
         """Creates a new secret from a URI: env://NAME reads an environment variable of
         the engine's client, file://PATH a file.
+
+        Args:
+            cache_key: If set, the cache identity of the secret: steps that use it stay
+                cached when its value changes but this key does not.
         """
         _args = [
             Arg("uri", uri),

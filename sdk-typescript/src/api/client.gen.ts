@@ -225,6 +225,9 @@ export interface AddressFileOpts {
 }
 
 export class Address extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Address";
+
   /** Load a container from the address. */
   container(): Container {
     return new Container(this._select("container"));
@@ -270,6 +273,9 @@ export class Address extends BaseObject implements Node {
 
 /** A directory whose contents persist across runs. */
 export class CacheVolume extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "CacheVolume";
+
   /** A unique identifier for this CacheVolume. */
   async id(): Promise<string> {
     return this._id();
@@ -290,6 +296,9 @@ export interface ChangesetWithChangesetsOpts {
 
 /** A comparison between two directories representing changes that can be applied. */
 export class Changeset extends BaseObject implements Exportable, Node, Syncer {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Changeset";
+
   /**
    * Files and directories that were added in the newer directory (directories end with a slash).
    */
@@ -372,7 +381,7 @@ export class Changeset extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param changes - Changes to merge into the actual changeset
    */
-  withChangeset(changes: Node, opts?: ChangesetWithChangesetOpts): Changeset {
+  withChangeset(changes: Changeset, opts?: ChangesetWithChangesetOpts): Changeset {
     const _args = {
       changes,
       onConflict: enumArg(opts?.onConflict),
@@ -386,7 +395,7 @@ export class Changeset extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param changes - List of changesets to merge into the actual changeset
    */
-  withChangesets(changes: Node[], opts?: ChangesetWithChangesetsOpts): Changeset {
+  withChangesets(changes: Changeset[], opts?: ChangesetWithChangesetsOpts): Changeset {
     const _args = {
       changes,
       onConflict: enumArg(opts?.onConflict),
@@ -397,10 +406,17 @@ export class Changeset extends BaseObject implements Exportable, Node, Syncer {
 
 /** Optional arguments of `Container.asTarball`. */
 export interface ContainerAsTarballOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the image to use the specified compression algorithm (Gzip or Uncompressed
+   * in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
 }
 
@@ -425,10 +441,17 @@ export interface ContainerExistsOpts {
 
 /** Optional arguments of `Container.export`. */
 export interface ContainerExportOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /**
+   * Force each layer of the exported image to use the specified compression algorithm (Gzip or
+   * Uncompressed in gantry).
+   */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Use the specified media types for the exported image's layers. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -452,30 +475,39 @@ export interface ContainerFileOpts {
 
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
-  /** Not supported by gantry; must be null. */
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
-  /** Ignored: gantry lets Docker choose. */
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
 /** Optional arguments of `Container.import`. */
 export interface ContainerImportOpts {
-  /** Defaults to `""`. */
+  /**
+   * Identifies the tag to import from the archive, if the archive bundles multiple tags. Defaults
+   * to `""`.
+   */
   tag?: string;
 }
 
 /** Optional arguments of `Container.publish`. */
 export interface ContainerPublishOpts {
-  /** Defaults to `[]`. */
-  platformVariants?: Node[];
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /** Docker's daemon pushes gzip layers: only Gzip is accepted. */
   forcedCompression?: ImageLayerCompression;
-  /** Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only as the default (see
+   * docs/compatibility.md). Defaults to `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
+  /** Not supported by gantry (it has no services); must be null. */
   registryService?: Node;
+  /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
-  /** Defaults to `false`. */
+  /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
   insecureSkipTLSVerify?: boolean;
 }
 
@@ -497,16 +529,19 @@ export interface ContainerWithDirectoryOpts {
    * `[]`.
    */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the directory when writing it. Defaults to `false`. */
   gitignore?: boolean;
   /**
-   * A user:group to set for the directory and its contents (numeric in gantry). Defaults to `""`.
+   * A user:group to set for the directory and its contents. The user and group can either be an ID
+   * (1000:1000) or a name (foo:bar), looked up in the container. If the group is omitted, it
+   * defaults to the same as the user. Defaults to `""`.
    */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
+  /** Permission given to the written directory and its contents (e.g., 0755). */
   permissions?: number;
 }
 
@@ -542,16 +577,19 @@ export interface ContainerWithExecOpts {
    * `ReturnType.SUCCESS`.
    */
   expect?: ReturnType;
-  /** Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Defaults to `false`. */
+  /** Not supported by gantry; must be false. Defaults to `false`. */
   insecureRootCapabilities?: boolean;
   /**
    * Replace ${VAR} or $VAR in the args according to the current environment variables defined in
    * the container. Defaults to `false`.
    */
   expand?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Run without an init process. gantry never starts one, so every command runs this way. Defaults
+   * to `false`.
+   */
   noInit?: boolean;
 }
 
@@ -568,9 +606,11 @@ export interface ContainerWithExposedPortOpts {
 export interface ContainerWithFileOpts {
   /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -592,12 +632,15 @@ export interface ContainerWithFilesOpts {
 /** Optional arguments of `Container.withMountedCache`. */
 export interface ContainerWithMountedCacheOpts {
   /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
+  source?: Directory;
   /** Sharing mode of the cache volume. Defaults to `CacheSharingMode.SHARED`. */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted cache directory when the volume is first created (IDs or
+   * names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -605,9 +648,12 @@ export interface ContainerWithMountedCacheOpts {
 
 /** Optional arguments of `Container.withMountedDirectory`. */
 export interface ContainerWithMountedDirectoryOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted directory and its contents (IDs or names looked up in the
+   * container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   readOnly?: boolean;
@@ -617,9 +663,12 @@ export interface ContainerWithMountedDirectoryOpts {
 
 /** Optional arguments of `Container.withMountedFile`. */
 export interface ContainerWithMountedFileOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user or user:group to set for the mounted file (IDs or names looked up in the container).
+   * Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -627,9 +676,12 @@ export interface ContainerWithMountedFileOpts {
 
 /** Optional arguments of `Container.withMountedSecret`. */
 export interface ContainerWithMountedSecretOpts {
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the mounted secret (IDs or names looked up in the container). Defaults
+   * to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Permission given to the mounted secret (e.g., 0600). Defaults to `256`. */
   mode?: number;
@@ -649,9 +701,11 @@ export interface ContainerWithMountedTempOpts {
 export interface ContainerWithNewFileOpts {
   /** Permissions of the new file. Example: 0600. Defaults to `420`. */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the file (IDs or names looked up in the container). Defaults to `""`.
+   */
   owner?: string;
-  /** Defaults to `false`. */
+  /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
   expand?: boolean;
@@ -713,6 +767,9 @@ export interface ContainerWithoutMountOpts {
 
 /** An OCI-compatible container, also known as a Docker container. */
 export class Container extends BaseObject implements Exportable, Node, Syncer {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Container";
+
   /** Package the container state as an OCI image, and return it as a tar archive. */
   asTarball(opts?: ContainerAsTarballOpts): File {
     const _args = {
@@ -786,8 +843,8 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /**
-   * Writes the container as an OCI tarball to the destination file path on the host. Returns the
-   * absolute path written.
+   * Writes the container as an OCI tarball to the destination file path on the host (mode 0600).
+   * Returns the absolute path written.
    */
   async export(path: string, opts?: ContainerExportOpts): Promise<string> {
     const _args = {
@@ -858,7 +915,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param source - File to read the container from.
    */
-  import(source: Node, opts?: ContainerImportOpts): Container {
+  import(source: File, opts?: ContainerImportOpts): Container {
     const _args = {
       source,
       tag: opts?.tag,
@@ -983,7 +1040,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    * @param path - Location of the written directory (e.g., "/tmp/directory").
    * @param source - Identifier of the directory to write
    */
-  withDirectory(path: string, source: Node, opts?: ContainerWithDirectoryOpts): Container {
+  withDirectory(path: string, source: Directory, opts?: ContainerWithDirectoryOpts): Container {
     const _args = {
       path,
       source,
@@ -1013,7 +1070,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param source - The env file to read.
    */
-  withEnvFileVariables(source: Node): Container {
+  withEnvFileVariables(source: EnvFile): Container {
     const _args = {
       source,
     };
@@ -1084,7 +1141,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    * @param path - Location of the copied file (e.g., "/tmp/file.txt").
    * @param source - Identifier of the file to copy.
    */
-  withFile(path: string, source: Node, opts?: ContainerWithFileOpts): Container {
+  withFile(path: string, source: File, opts?: ContainerWithFileOpts): Container {
     const _args = {
       path,
       source,
@@ -1102,7 +1159,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    * @param path - The directory to copy the files into (e.g., "/src").
    * @param sources - The files to copy.
    */
-  withFiles(path: string, sources: Node[], opts?: ContainerWithFilesOpts): Container {
+  withFiles(path: string, sources: File[], opts?: ContainerWithFilesOpts): Container {
     const _args = {
       path,
       sources,
@@ -1128,7 +1185,11 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    * @param path - Location of the cache directory (e.g., "/root/.npm").
    * @param cache - Identifier of the cache volume to mount.
    */
-  withMountedCache(path: string, cache: Node, opts?: ContainerWithMountedCacheOpts): Container {
+  withMountedCache(
+    path: string,
+    cache: CacheVolume,
+    opts?: ContainerWithMountedCacheOpts,
+  ): Container {
     const _args = {
       path,
       cache,
@@ -1144,7 +1205,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   /** Retrieves this container plus a directory mounted at the given path. */
   withMountedDirectory(
     path: string,
-    source: Node,
+    source: Directory,
     opts?: ContainerWithMountedDirectoryOpts,
   ): Container {
     const _args = {
@@ -1159,7 +1220,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** Retrieves this container plus a file mounted at the given path. */
-  withMountedFile(path: string, source: Node, opts?: ContainerWithMountedFileOpts): Container {
+  withMountedFile(path: string, source: File, opts?: ContainerWithMountedFileOpts): Container {
     const _args = {
       path,
       source,
@@ -1171,7 +1232,11 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** Retrieves this container plus a secret mounted into a file at the given path. */
-  withMountedSecret(path: string, source: Node, opts?: ContainerWithMountedSecretOpts): Container {
+  withMountedSecret(
+    path: string,
+    source: Secret,
+    opts?: ContainerWithMountedSecretOpts,
+  ): Container {
     const _args = {
       path,
       source,
@@ -1219,7 +1284,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
    * @param username - The username to authenticate with.
    * @param secret - The API key, password or token to authenticate to this registry.
    */
-  withRegistryAuth(address: string, username: string, secret: Node): Container {
+  withRegistryAuth(address: string, username: string, secret: Secret): Container {
     const _args = {
       address,
       username,
@@ -1229,7 +1294,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** Retrieves this container with its rootfs replaced by the given directory. */
-  withRootfs(directory: Node): Container {
+  withRootfs(directory: Directory): Container {
     const _args = {
       directory,
     };
@@ -1237,7 +1302,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** Retrieves this container plus an env variable containing the given secret. */
-  withSecretVariable(name: string, secret: Node): Container {
+  withSecretVariable(name: string, secret: Secret): Container {
     const _args = {
       name,
       secret,
@@ -1437,6 +1502,9 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
 }
 
 export class DiffStat extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "DiffStat";
+
   /** Number of added lines for this path. */
   async addedLines(): Promise<number> {
     return this._select("addedLines").execute<number>();
@@ -1544,21 +1612,35 @@ export interface DirectoryStatOpts {
 
 /** Optional arguments of `Directory.withDirectory`. */
 export interface DirectoryWithDirectoryOpts {
-  /** Defaults to `[]`. */
+  /**
+   * Exclude artifacts that match the given pattern (e.g., ["node_modules/", ".git*"]). Defaults to
+   * `[]`.
+   */
   exclude?: string[];
-  /** Defaults to `[]`. */
+  /**
+   * Include only artifacts that match the given pattern (e.g., ["app/", "package.*"]). Defaults to
+   * `[]`.
+   */
   include?: string[];
-  /** Defaults to `false`. */
+  /** Apply the .gitignore rules found in the copied directory. Defaults to `false`. */
   gitignore?: boolean;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied directory and its contents. Names are looked up in the
+   * directory's own etc/passwd and etc/group. Defaults to `""`.
+   */
   owner?: string;
+  /** Permission given to the copied directory and its contents (e.g., 0755). */
   permissions?: number;
 }
 
 /** Optional arguments of `Directory.withFile`. */
 export interface DirectoryWithFileOpts {
+  /** Permission given to the copied file (e.g., 0600). */
   permissions?: number;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd
+   * and etc/group. Defaults to `""`.
+   */
   owner?: string;
 }
 
@@ -1582,6 +1664,9 @@ export interface DirectoryWithNewFileOpts {
 
 /** A directory. */
 export class Directory extends BaseObject implements Exportable, Node, Syncer {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Directory";
+
   /**
    * Return the difference between this directory and another directory, typically an older
    * snapshot. The difference is encoded as a changeset, which also tracks removed files, and can be
@@ -1589,7 +1674,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param from - The base directory snapshot to compare against
    */
-  changes(from: Node): Changeset {
+  changes(from: Directory): Changeset {
     const _args = {
       from,
     };
@@ -1600,7 +1685,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    * Return the difference between this directory and another directory: what `other` adds or
    * changes. Deletions are not represented.
    */
-  diff(other: Node): Directory {
+  diff(other: Directory): Directory {
     const _args = {
       other,
     };
@@ -1764,7 +1849,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param changes - Changes to apply to the directory
    */
-  withChanges(changes: Node): Directory {
+  withChanges(changes: Changeset): Directory {
     const _args = {
       changes,
     };
@@ -1772,7 +1857,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** Return a snapshot with a directory added. */
-  withDirectory(path: string, source: Node, opts?: DirectoryWithDirectoryOpts): Directory {
+  withDirectory(path: string, source: Directory, opts?: DirectoryWithDirectoryOpts): Directory {
     const _args = {
       path,
       source,
@@ -1797,8 +1882,14 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
     return new Directory(this._select("withError", _args));
   }
 
-  /** Retrieves this directory plus the contents of the given file copied to the given path. */
-  withFile(path: string, source: Node, opts?: DirectoryWithFileOpts): Directory {
+  /**
+   * Retrieves this directory plus the contents of the given file copied to the given path.
+   *
+   * @param path - Location of the copied file (e.g., "/file.txt"). A directory (".", "dir/" or an
+   *   existing one) receives the file under its own name.
+   * @param source - Identifier of the file to copy.
+   */
+  withFile(path: string, source: File, opts?: DirectoryWithFileOpts): Directory {
     const _args = {
       path,
       source,
@@ -1814,7 +1905,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    * @param path - Location where copied files should be placed (e.g., "/src").
    * @param sources - Identifiers of the files to copy.
    */
-  withFiles(path: string, sources: Node[], opts?: DirectoryWithFilesOpts): Directory {
+  withFiles(path: string, sources: File[], opts?: DirectoryWithFilesOpts): Directory {
     const _args = {
       path,
       sources,
@@ -1865,7 +1956,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
    *
    * @param patch - File containing the patch to apply
    */
-  withPatchFile(patch: Node): Directory {
+  withPatchFile(patch: File): Directory {
     const _args = {
       patch,
     };
@@ -1941,6 +2032,9 @@ export interface EnvFileVariablesOpts {
 
 /** A collection of environment variables. */
 export class EnvFile extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "EnvFile";
+
   /** Return as a file */
   asFile(): File {
     return new File(this._select("asFile"));
@@ -2028,6 +2122,9 @@ export class EnvFile extends BaseObject implements Node {
 }
 
 export class EnvVariable extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "EnvVariable";
+
   /** A unique identifier for this EnvVariable. */
   async id(): Promise<string> {
     return this._id();
@@ -2045,6 +2142,9 @@ export class EnvVariable extends BaseObject implements Node {
 }
 
 export class Error extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Error";
+
   /** A unique identifier for this Error. */
   async id(): Promise<string> {
     return this._id();
@@ -2077,6 +2177,9 @@ export class Error extends BaseObject implements Node {
 }
 
 export class ErrorValue extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "ErrorValue";
+
   /** A unique identifier for this ErrorValue. */
   async id(): Promise<string> {
     return this._id();
@@ -2163,6 +2266,9 @@ export interface FileWithReplacedOpts {
 
 /** A file. */
 export class File extends BaseObject implements Exportable, Node, Syncer {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "File";
+
   /** The file read as an env file (NAME=value lines). */
   asEnvFile(opts?: FileAsEnvFileOpts): EnvFile {
     const _args = {
@@ -2304,13 +2410,16 @@ export interface HostDirectoryOpts {
   include?: string[];
   /** If true, the directory will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Apply the .gitignore rules of the enclosing git repository (none outside one). Defaults to
+   * `false`.
+   */
   gitignore?: boolean;
 }
 
 /** Optional arguments of `Host.file`. */
 export interface HostFileOpts {
-  /** Defaults to `false`. */
+  /** If true, the file will always be reloaded from the host. Defaults to `false`. */
   noCache?: boolean;
 }
 
@@ -2322,6 +2431,9 @@ export interface HostFindUpOpts {
 
 /** Information about the host environment. */
 export class Host extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Host";
+
   /**
    * An image from the image store of the machine gantry runs containers on (the Docker daemon, for
    * the Docker runtime), by name or ID; nothing is pulled.
@@ -2396,6 +2508,9 @@ export interface JSONValueContentsOpts {
 
 /** A JSON value. */
 export class JSONValue extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "JSONValue";
+
   /** Decode an array from json */
   async asArray(): Promise<JSONValue[]> {
     const ids = await this._select("asArray").select("id").execute<string[]>();
@@ -2502,7 +2617,7 @@ export class JSONValue extends BaseObject implements Node {
    * @param path - Path of the field to set, encoded as an array of field names
    * @param value - The new value of the field
    */
-  withField(path: string[], value: Node): JSONValue {
+  withField(path: string[], value: JSONValue): JSONValue {
     const _args = {
       path,
       value,
@@ -2512,6 +2627,9 @@ export class JSONValue extends BaseObject implements Node {
 }
 
 export class Label extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Label";
+
   /** A unique identifier for this Label. */
   async id(): Promise<string> {
     return this._id();
@@ -2530,17 +2648,26 @@ export class Label extends BaseObject implements Node {
 
 /** Optional arguments of `Client.cacheVolume`. */
 export interface ClientCacheVolumeOpts {
-  /** Identifier of the directory to use as the cache volume's root. */
-  source?: Node;
-  /** Defaults to `CacheSharingMode.SHARED`. */
+  /** Identifier of the directory to use as the cache volume's root when it is first created. */
+  source?: Directory;
+  /**
+   * Sharing mode of the cache volume, used by withMountedCache when it is given none. Defaults to
+   * `CacheSharingMode.SHARED`.
+   */
   sharing?: CacheSharingMode;
-  /** Defaults to `""`. */
+  /**
+   * A user:group to own the cache volume when it is first created, used by withMountedCache when it
+   * is given none. Defaults to `""`.
+   */
   owner?: string;
 }
 
 /** Optional arguments of `Client.container`. */
 export interface ClientContainerOpts {
-  /** Platform to initialize the container with. Only linux/amd64 is supported. */
+  /**
+   * Platform to initialize the container with. gantry runs containers of its own machine's platform
+   * only.
+   */
   platform?: Platform;
 }
 
@@ -2558,11 +2685,18 @@ export interface ClientFileOpts {
 
 /** Optional arguments of `Client.secret`. */
 export interface ClientSecretOpts {
+  /**
+   * If set, the cache identity of the secret: steps that use it stay cached when its value changes
+   * but this key does not.
+   */
   cacheKey?: string;
 }
 
 /** The root of the API. */
 export class Client extends BaseObject {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Query";
+
   /** Initialize an address to load directories, containers, secrets or other object types. */
   address(value: string): Address {
     const _args = {
@@ -2832,6 +2966,9 @@ export class Client extends BaseObject {
 }
 
 export class SearchResult extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "SearchResult";
+
   /** The byte offset of this line within the file. */
   async absoluteOffset(): Promise<number> {
     return this._select("absoluteOffset").execute<number>();
@@ -2865,6 +3002,9 @@ export class SearchResult extends BaseObject implements Node {
 }
 
 export class SearchSubmatch extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "SearchSubmatch";
+
   /** The match's end offset within the matched lines. */
   async end(): Promise<number> {
     return this._select("end").execute<number>();
@@ -2888,6 +3028,9 @@ export class SearchSubmatch extends BaseObject implements Node {
 
 /** A reference to a secret value, which can be handled more safely than the value itself. */
 export class Secret extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Secret";
+
   /** A unique identifier for this Secret. It never contains the value. */
   async id(): Promise<string> {
     return this._id();
@@ -2910,6 +3053,9 @@ export class Secret extends BaseObject implements Node {
 }
 
 export class Stat extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Stat";
+
   /** file type */
   async fileType(): Promise<FileType | null> {
     return this._select("fileType").execute<FileType | null>();

@@ -1,8 +1,10 @@
 //! What the API knows about the client making a request: its working
 //! directory, against which host paths (`host.directory`, `export`)
 //! resolve. `gantry run` and `gantry session` use the command's directory;
-//! socket clients send an `X-Gantry-Workdir` header (the SDKs send their
-//! process's working directory), else the server's own directory is used.
+//! socket clients send an `X-Gantry-Workdir` header (percent-encoded: the
+//! SDKs send their process's working directory). A client without one gets
+//! relative host paths refused, never resolved against the engine's own
+//! directory (which could be another project's).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -14,7 +16,8 @@ use gantry_core::{Engine, Error};
 
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
-    pub workdir: PathBuf,
+    /// `None` when the client did not say (see the module docs).
+    pub workdir: Option<PathBuf>,
 }
 
 fn host_error(path: &Path, error: std::io::Error) -> Error {
@@ -26,8 +29,22 @@ fn host_error(path: &Path, error: std::io::Error) -> Error {
 
 impl ClientInfo {
     /// An absolute host path for `path` (relative paths join the workdir).
-    pub fn resolve(&self, path: &str) -> PathBuf {
-        let joined = self.workdir.join(path);
+    pub fn resolve(&self, path: &str) -> Result<PathBuf, Error> {
+        let joined = match &self.workdir {
+            Some(workdir) => workdir.join(path),
+            None if path.starts_with('/') => PathBuf::from(path),
+            None => {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "relative host path {} needs the client's working directory, and this \
+                         client sent none: send the {} header (percent-encoded) or pass an \
+                         absolute path",
+                        gantry_core::text::quoted(path),
+                        crate::env::WORKDIR_HEADER
+                    ),
+                })
+            }
+        };
         // Lexically normalise `.` and `..` so returned paths are clean.
         let mut out = PathBuf::from("/");
         for part in joined.components() {
@@ -39,12 +56,7 @@ impl ClientInfo {
                 _ => {}
             }
         }
-        out
-    }
-
-    /// Writes `bytes` to the host path `path` (mode 0644).
-    pub(crate) fn write_host_file(&self, path: &str, bytes: &[u8]) -> Result<String, Error> {
-        self.write_host_file_mode(&self.resolve(path), bytes, 0o644)
+        Ok(out)
     }
 
     pub(crate) fn write_host_file_mode(
@@ -63,6 +75,23 @@ impl ClientInfo {
         Ok(target.display().to_string())
     }
 
+    /// Streams `contents` to the host path `target` (atomically, mode `mode`).
+    pub(crate) fn copy_to_host(
+        &self,
+        target: &Path,
+        mut contents: Box<dyn std::io::Read + Send>,
+        mode: u32,
+    ) -> Result<String, Error> {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|error| host_error(parent, error))?;
+        }
+        AtomicFile::new(target)
+            .mode(mode)
+            .write_with(|file| std::io::copy(&mut contents, file).map(|_| ()))
+            .map_err(|error| host_error(target, error.source))?;
+        Ok(target.display().to_string())
+    }
+
     pub(crate) fn export_tree(
         &self,
         engine: &Engine,
@@ -70,29 +99,33 @@ impl ClientInfo {
         path: &str,
         wipe: bool,
     ) -> Result<String, Error> {
-        let root = self.resolve(path);
+        let root = self.resolve(path)?;
         if wipe && root.exists() {
             fs::remove_dir_all(&root).map_err(|error| host_error(&root, error))?;
         }
         fs::create_dir_all(&root).map_err(|error| host_error(&root, error))?;
-        // Directory modes are applied last, deepest first, so that a
-        // read-only directory can still be filled.
-        let mut dir_modes = Vec::new();
+        // Directory modes and times are applied last, deepest first, so that
+        // a read-only directory can still be filled and its time is not
+        // moved by what goes in it.
+        let mut dirs = Vec::new();
         for (rel, entry) in &tree.entries {
             let target = root.join(rel);
             match entry {
-                Entry::Dir { mode } => {
+                Entry::Dir { mode, mtime, .. } => {
                     if fs::symlink_metadata(&target).is_ok_and(|meta| !meta.is_dir()) {
                         fs::remove_file(&target).map_err(|error| host_error(&target, error))?;
                     }
                     fs::create_dir_all(&target).map_err(|error| host_error(&target, error))?;
-                    dir_modes.push((target, *mode));
+                    dirs.push((target, *mode, *mtime));
                 }
-                Entry::File { blob, mode, .. } => {
+                Entry::File {
+                    blob, mode, mtime, ..
+                } => {
                     let bytes = engine.read_blob(blob)?;
                     self.write_host_file_mode(&target, &bytes, *mode)?;
+                    set_mtime(&target, *mtime)?;
                 }
-                Entry::Symlink { target: link } => {
+                Entry::Symlink { target: link, .. } => {
                     if fs::symlink_metadata(&target).is_ok_and(|meta| meta.is_dir()) {
                         fs::remove_dir_all(&target).map_err(|error| host_error(&target, error))?;
                     } else {
@@ -103,7 +136,8 @@ impl ClientInfo {
                 }
             }
         }
-        for (target, mode) in dir_modes.into_iter().rev() {
+        for (target, mode, mtime) in dirs.into_iter().rev() {
+            set_mtime(&target, mtime)?;
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                 .map_err(|error| host_error(&target, error))?;
         }
@@ -114,7 +148,7 @@ impl ClientInfo {
     /// `Changeset.removedPaths` lists them) under the host directory
     /// `path`; missing ones are not an error.
     pub(crate) fn remove_host_paths(&self, path: &str, removed: &[String]) -> Result<(), Error> {
-        let root = self.resolve(path);
+        let root = self.resolve(path)?;
         for rel in removed {
             let rel = gantry_core::tree::normalize(rel)?;
             if rel.is_empty() {
@@ -131,4 +165,17 @@ impl ClientInfo {
         }
         Ok(())
     }
+}
+
+/// Gives a written file or directory the modification (and access) time
+/// its entry records; 0 means none was recorded, and the write's time stays.
+pub(crate) fn set_mtime(path: &Path, mtime: u64) -> Result<(), Error> {
+    if mtime == 0 {
+        return Ok(());
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    let times = fs::FileTimes::new().set_modified(time).set_accessed(time);
+    fs::File::open(path)
+        .and_then(|file| file.set_times(times))
+        .map_err(|error| host_error(path, error))
 }

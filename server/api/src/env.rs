@@ -24,8 +24,51 @@ pub const DAGGER_SESSION_PORT: &str = "DAGGER_SESSION_PORT";
 pub const DAGGER_SESSION_TOKEN: &str = "DAGGER_SESSION_TOKEN";
 
 /// The request header carrying the client's working directory (an absolute
-/// path), against which relative host paths resolve.
+/// path, percent-encoded: `%` followed by two hex digits stands for a byte,
+/// and every byte outside printable ASCII, and `%` itself, is sent so), against
+/// which relative host paths resolve. Clients encode every byte that is not
+/// an unreserved character or `/`; the engine decodes any valid escape.
 pub const WORKDIR_HEADER: &str = "X-Gantry-Workdir";
+
+/// The bytes a client leaves as they are in the workdir header: RFC 3986's
+/// unreserved characters and `/` (everything else is percent-encoded).
+pub const WORKDIR_UNRESERVED: &str =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/";
+
+/// Percent-encodes a working directory for the workdir header.
+pub fn encode_workdir(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut out = String::new();
+    for &byte in path.as_os_str().as_bytes() {
+        if WORKDIR_UNRESERVED.as_bytes().contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes the workdir header: `None` unless it is an absolute path with
+/// only valid escapes and no NUL byte.
+pub fn decode_workdir(header: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt as _;
+    let mut bytes = Vec::with_capacity(header.len());
+    let mut rest = header.iter();
+    while let Some(&byte) = rest.next() {
+        if byte == b'%' {
+            let hex = [*rest.next()?, *rest.next()?];
+            let text = std::str::from_utf8(&hex).ok()?;
+            bytes.push(u8::from_str_radix(text, 16).ok()?);
+        } else if byte.is_ascii_graphic() || byte == b' ' {
+            bytes.push(byte);
+        } else {
+            return None;
+        }
+    }
+    (bytes.first() == Some(&b'/') && !bytes.contains(&0))
+        .then(|| PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
 
 /// An environment variable as the SDKs see it.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +179,36 @@ mod tests {
             DEFAULT_SOCKET.describe(),
             "`$XDG_RUNTIME_DIR/gantry/engine.sock`, else `/tmp/gantry-$UID/engine.sock`"
         );
+    }
+
+    #[test]
+    fn workdirs_round_trip_through_the_header() {
+        for dir in ["/home/me/caf\u{e9}", "/tmp/a b/100%", "/plain/path-1.2_x~"] {
+            let encoded = encode_workdir(std::path::Path::new(dir));
+            assert!(encoded.bytes().all(|b| b.is_ascii_graphic()), "{encoded}");
+            assert_eq!(
+                decode_workdir(encoded.as_bytes()).unwrap(),
+                PathBuf::from(dir)
+            );
+        }
+        assert_eq!(
+            encode_workdir(std::path::Path::new("/caf\u{e9}")),
+            "/caf%C3%A9"
+        );
+        // Older clients sent printable paths as they are.
+        assert_eq!(
+            decode_workdir(b"/srv/app").unwrap(),
+            PathBuf::from("/srv/app")
+        );
+        for bad in [
+            &b"relative"[..],
+            b"/bad%zz",
+            b"/cut%4",
+            b"/nul%00",
+            b"/raw\xc3",
+        ] {
+            assert_eq!(decode_workdir(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! SameSite=Strict cookie, which is honoured only on same-origin requests.
 
 mod graphiql;
+mod tcp;
+
+pub use tcp::serve_tcp;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -43,12 +46,13 @@ pub enum Access {
 struct AppState {
     schema: GantrySchema,
     access: Access,
-    workdir: PathBuf,
+    workdir: Option<PathBuf>,
 }
 
 /// The router for one listener. `workdir` is where relative host paths
-/// resolve for clients that send no `X-Gantry-Workdir` header.
-pub fn router(schema: GantrySchema, access: Access, workdir: PathBuf) -> Router {
+/// resolve for clients that send no `X-Gantry-Workdir` header (a session's
+/// command directory); with none, such clients get relative paths refused.
+pub fn router(schema: GantrySchema, access: Access, workdir: Option<PathBuf>) -> Router {
     Router::new()
         .route("/query", post(query))
         .route("/events", get(events))
@@ -164,8 +168,14 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             "requests authorised by the login cookie must be Content-Type: application/json",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+    let request = match crate::parse_request(&body) {
+        Ok(request) if has_query(&body) => request,
+        Ok(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "the request body has no \"query\": send {\"query\": \"...\"}",
+            )
+        }
         Err(error) => {
             return error_body(
                 StatusCode::BAD_REQUEST,
@@ -175,12 +185,22 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             )
         }
     };
-    let workdir = headers
-        .get(crate::env::WORKDIR_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|path| path.starts_with('/'))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| state.workdir.clone());
+    let workdir = match headers.get(crate::env::WORKDIR_HEADER) {
+        None => state.workdir.clone(),
+        Some(value) => match crate::env::decode_workdir(value.as_bytes()) {
+            Some(path) => Some(path),
+            None => {
+                return error_body(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "the {} header must be an absolute path, percent-encoded (RFC 3986) \
+                         where it is not printable ASCII",
+                        crate::env::WORKDIR_HEADER
+                    ),
+                )
+            }
+        },
+    };
     let response = state
         .schema
         .execute(request.data(ClientInfo { workdir }))
@@ -189,6 +209,20 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         tracing::debug!(message = %error.message, "request failed");
     }
     Json(response).into_response()
+}
+
+/// Whether a JSON body has a non-empty `query` string (async-graphql
+/// defaults a missing one to empty, which would answer 200 with an error).
+fn has_query(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        query: Option<String>,
+    }
+    serde_json::from_slice::<Body>(body)
+        .ok()
+        .and_then(|body| body.query)
+        .is_some_and(|query| !query.trim().is_empty())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

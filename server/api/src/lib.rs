@@ -18,7 +18,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use gantry_core::Engine;
 
 pub use client::ClientInfo;
-pub use http::{router, Access};
+pub use http::{router, serve_tcp, Access};
 pub use objects::Query;
 
 /// How deeply a query may nest (one level per chained call). async-graphql's
@@ -37,6 +37,17 @@ pub fn schema(engine: Arc<Engine>) -> GantrySchema {
         .data(engine)
         // SDKs replay whole chains, so documents nest as deep as pipelines
         // are long; async-graphql's default of 32 is far too low.
+        .limit_recursive_depth(MAX_QUERY_DEPTH)
+        .finish()
+}
+
+/// Builds the schema of an engine that serves one session (`gantry run`,
+/// `gantry session`, `gantry call`): host paths are read once per session,
+/// as Dagger snapshots them, rather than once per request.
+pub fn session_schema(engine: Arc<Engine>) -> GantrySchema {
+    builder()
+        .data(engine)
+        .data(objects::HostSnapshots::default())
         .limit_recursive_depth(MAX_QUERY_DEPTH)
         .finish()
 }
@@ -72,7 +83,7 @@ pub(crate) fn secret_from_uri(
             message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
         }),
         "file" => {
-            let path = client.resolve(rest);
+            let path = client.resolve(rest)?;
             std::fs::read_to_string(&path).map_err(|error| gantry_core::Error::Host {
                 path: path.display().to_string(),
                 reason: error.to_string(),
@@ -82,6 +93,23 @@ pub(crate) fn secret_from_uri(
     }
 }
 
+/// Parses a GraphQL-over-HTTP JSON body.
+pub(crate) fn parse_request(body: &[u8]) -> Result<async_graphql::Request, serde_json::Error> {
+    serde_json::from_slice(body).map(request_without_empty_operation_name)
+}
+
+/// `"operationName": ""` means no operation name, as in Dagger's server: its
+/// Go SDK sends it with every anonymous query. async-graphql would look for
+/// an operation named "" and fail.
+fn request_without_empty_operation_name(
+    mut request: async_graphql::Request,
+) -> async_graphql::Request {
+    if request.operation_name.as_deref() == Some("") {
+        request.operation_name = None;
+    }
+    request
+}
+
 /// Executes a GraphQL-over-HTTP JSON body in process (for `gantry query`
 /// without a server) and returns the JSON response.
 pub async fn execute_json(
@@ -89,7 +117,7 @@ pub async fn execute_json(
     body: serde_json::Value,
     client: ClientInfo,
 ) -> Result<serde_json::Value, serde_json::Error> {
-    let request: async_graphql::Request = serde_json::from_value(body)?;
+    let request = request_without_empty_operation_name(serde_json::from_value(body)?);
     let response = schema.execute(request.data(client)).await;
     serde_json::to_value(&response)
 }

@@ -24,7 +24,7 @@ fn schema() -> (gantry_api::GantrySchema, Arc<FakeRuntime>) {
 
 async fn run(schema: &gantry_api::GantrySchema, query: &str) -> Value {
     let request = Request::new(query).data(ClientInfo {
-        workdir: std::env::temp_dir(),
+        workdir: Some(std::env::temp_dir()),
     });
     serde_json::to_value(schema.execute(request).await).unwrap()
 }

@@ -68,14 +68,10 @@ impl Connection {
         let mut request = Request::post("/query")
             .header(HOST, "gantry")
             .header(CONTENT_TYPE, "application/json");
-        // The engine reads only visible ASCII; for any other path it falls
-        // back to its own directory, as it does without the header.
-        if let Some(dir) = workdir
-            .to_str()
-            .and_then(|dir| HeaderValue::from_str(dir).ok())
-        {
-            request = request.header(env::WORKDIR_HEADER, dir);
-        }
+        // Percent-encoded: any path, `café` included, reaches the engine.
+        let dir = HeaderValue::from_str(&gantry_api::env::encode_workdir(workdir))
+            .context("while encoding the working directory")?;
+        request = request.header(env::WORKDIR_HEADER, dir);
         let request = request
             .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
             .context("while building the query request")?;

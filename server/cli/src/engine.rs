@@ -1,4 +1,5 @@
-//! Building an engine: Docker runtime, the state directory's store, secret key.
+//! Building an engine: Docker runtime, the state directory's store, secret key,
+//! and the process's open files limit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use gantry_core::runtime::Runtime as _;
 use gantry_core::{Engine, EngineOptions};
 use gantry_docker::DockerRuntime;
 use gantry_store::DiskStore;
+use rustix::process::{getrlimit, setrlimit, Resource};
 
 /// Options every engine-hosting command shares.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,7 +37,19 @@ impl EngineArgs {
 
 /// Connects to Docker, cleans up after engines that died, opens the store.
 pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
+    let store = open_store(args)?;
+    start_with(args, store).await
+}
+
+/// Opens (creating, migrating, sweeping) the state directory.
+pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
     let state_dir = args.state_dir();
+    DiskStore::open(&state_dir)
+        .with_context(|| format!("while opening the state directory {}", state_dir.display()))
+}
+
+/// `start` on a store already opened (`gantry serve` claims it first).
+pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
     let runtime = DockerRuntime::connect()
         .await
         .context("while connecting to Docker")?;
@@ -44,8 +58,6 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
         Ok(count) => tracing::info!(count, "removed containers left by a stopped engine"),
         Err(error) => tracing::warn!(%error, "could not clean up orphaned containers"),
     }
-    let store = DiskStore::open(&state_dir)
-        .with_context(|| format!("while opening the state directory {}", state_dir.display()))?;
     let options = EngineOptions {
         secret_key: store
             .state_dir()
@@ -58,4 +70,25 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
         Arc::new(store),
         options,
     )))
+}
+
+/// Raises the soft limit on open files to the hard limit. Every client
+/// connection holds a descriptor, and the common soft limit (1024) is low
+/// for an engine many jobs talk to at once; the hard limit is what the
+/// administrator allows. Best effort: a failure only logs.
+pub(crate) fn raise_fd_limit() {
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = ?limit.current, to = ?limit.maximum, "raised the open files limit")
+        }
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
 }

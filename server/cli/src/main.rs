@@ -99,6 +99,7 @@ async fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_filter);
+    engine::raise_fd_limit();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Run(args) => session::run(args).await,

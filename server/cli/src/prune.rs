@@ -3,10 +3,13 @@
 //! each record costs and which images the removed records refer to; this
 //! module only asks and reports.
 
+use std::collections::HashSet;
+
 use anyhow::{bail, Context as _, Result};
 use gantry_core::runtime::Runtime as _;
+use gantry_core::store::RecordKind;
 use gantry_docker::DockerRuntime;
-use gantry_store::{Keep, StateDir};
+use gantry_store::{Keep, PrunePlan, StateDir};
 
 use crate::engine::EngineArgs;
 
@@ -55,18 +58,32 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         .plan_prune(keep)
         .context("while listing what the state directory holds")?;
     // Images first: a record removed before its image would leave the image
-    // unreachable by any later prune. Only this state directory's images go;
-    // another engine's cache on the same daemon stays intact.
-    let images = plan.images();
-    if !images.is_empty() {
-        let runtime = DockerRuntime::connect()
-            .await
-            .context("while connecting to Docker")?;
-        runtime
-            .remove_images(&images)
-            .await
-            .context("while removing gantry's images")?;
-    }
+    // unreachable by any later prune. Only this state directory's images go
+    // (its own repositories, see `ImageNames`): another state directory's on
+    // the same daemon stay intact, even an image both tagged.
+    let names = state.image_names();
+    let images = match DockerRuntime::connect().await {
+        Ok(runtime) => {
+            let tagged = runtime
+                .tags_in(&[names.step_repo(), names.built_repo()])
+                .await
+                .context("while listing this state directory's images")?;
+            let images = images_to_remove(&state, &plan, &tagged)?;
+            if !images.is_empty() {
+                runtime
+                    .remove_images(&images)
+                    .await
+                    .context("while removing gantry's images")?;
+            }
+            images
+        }
+        // Without Docker, only a prune whose records name no image can go on.
+        Err(error) if plan.images().is_empty() => {
+            eprintln!("gantry: Docker is not answering ({error}); no images were removed");
+            Vec::new()
+        }
+        Err(error) => return Err(error).context("while connecting to Docker"),
+    };
     let pruned = state
         .prune(&plan)
         .context("while removing cached records")?;
@@ -75,7 +92,7 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         .context("while measuring the state directory")?
         .total();
     eprintln!(
-        "gantry: removed {} cached records and {} step images, freeing {} bytes; {} now holds {} bytes",
+        "gantry: removed {} cached records and {} images, freeing {} bytes; {} now holds {} bytes",
         pruned.records,
         images.len(),
         pruned.bytes,
@@ -83,6 +100,31 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         left.bytes
     );
     Ok(())
+}
+
+/// What a prune removes from Docker: the images of the records it removes,
+/// every built image (`publish`/`asTarball` build them again when asked),
+/// and every step image no remaining record refers to (failed steps commit
+/// an image too, and results pruned by an older gantry left theirs).
+fn images_to_remove(state: &StateDir, plan: &PrunePlan, tagged: &[String]) -> Result<Vec<String>> {
+    let names = state.image_names();
+    let kept: HashSet<String> = if plan.keep() == Keep::Nothing {
+        HashSet::new()
+    } else {
+        let removed: HashSet<String> = plan.images().into_iter().collect();
+        state
+            .records(RecordKind::Exec)
+            .context("while listing cached results")?
+            .iter()
+            .filter_map(|record| record.image(&names))
+            .filter(|image| !removed.contains(image))
+            .collect()
+    };
+    let mut images = plan.images();
+    images.extend(tagged.iter().filter(|tag| !kept.contains(*tag)).cloned());
+    images.sort();
+    images.dedup();
+    Ok(images)
 }
 
 #[cfg(test)]

@@ -83,10 +83,13 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
     let running = if args.in_process {
         None
     } else {
-        Connection::open(&socket).await.ok()
+        match Connection::open(&socket).await {
+            Ok(connection) => Some((connection, socket.clone())),
+            Err(_) => serving_engine(&args.engine).await,
+        }
     };
     let response: serde_json::Value = match running {
-        Some(connection) => {
+        Some((connection, socket)) => {
             let follower = follow_running(&progress, &socket).await;
             let answer = connection.query(&body, &workdir).await;
             if let Some(follower) = follower {
@@ -98,8 +101,14 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             let engine = engine::start(&args.engine).await?;
             let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine);
-            let answer =
-                gantry_api::execute_json(&schema, body, gantry_api::ClientInfo { workdir }).await;
+            let answer = gantry_api::execute_json(
+                &schema,
+                body,
+                gantry_api::ClientInfo {
+                    workdir: Some(workdir),
+                },
+            )
+            .await;
             if let Some(follower) = follower {
                 follower.stop().await;
             }
@@ -138,6 +147,20 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The `gantry serve` that serves the state directory (on a socket other
+/// than ours), when one runs: queries go to it rather than to a second
+/// engine on the same directory.
+async fn serving_engine(args: &EngineArgs) -> Option<(Connection, PathBuf)> {
+    let root = args.state_dir();
+    if !root.join("layout").exists() {
+        return None;
+    }
+    let socket = gantry_store::StateDir::open(&root).ok()?.serving_socket()?;
+    let connection = Connection::open(&socket).await.ok()?;
+    tracing::debug!(socket = %socket.display(), "using the engine that serves the state directory");
+    Some((connection, socket))
 }
 
 /// Follows the event stream of the engine on `socket` (its steps for every

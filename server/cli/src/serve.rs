@@ -85,13 +85,23 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             bail!("--listen {addr}: only loopback addresses (127.0.0.1, ::1) are allowed");
         }
     }
-    let engine = engine::start(&args.engine).await?;
+    // One `gantry serve` per state directory: a second is refused with an
+    // error naming the first one's socket (other engines on the directory,
+    // `gantry run` sessions, cooperate through record locks instead).
+    let store = engine::open_store(&args.engine)?;
+    let _claim = store
+        .state_dir()
+        .claim_serving(&socket)
+        .context("while claiming the state directory")?;
+    let engine = engine::start_with(&args.engine, store).await?;
     let schema = gantry_api::schema(engine.clone());
-    let workdir = std::env::current_dir().context("while reading the current directory")?;
     let unix = bind_socket(&socket).await?;
     tracing::info!(socket = %socket.display(), state_dir = %args.engine.state_dir().display(), "engine serving");
     eprintln!("gantry: serving on unix://{}", socket.display());
-    let unix_app = gantry_api::router(schema.clone(), Access::Open, workdir.clone());
+    // A socket client sends its working directory (X-Gantry-Workdir); one
+    // that does not gets relative host paths refused, never resolved against
+    // the engine's own directory.
+    let unix_app = gantry_api::router(schema.clone(), Access::Open, None);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move {
         axum::serve(unix, unix_app)
@@ -111,8 +121,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         let local = tcp.local_addr()?;
         eprintln!("gantry: serving on http://{local}/query (token: {token})");
         eprintln!("gantry: open GraphiQL at http://{local}/?token={token}");
-        let tcp_app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
-        tasks.spawn(async move { axum::serve(tcp, tcp_app).await.context("while serving TCP") });
+        let tcp_app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), None);
+        tasks.spawn(async move {
+            gantry_api::serve_tcp(tcp, tcp_app)
+                .await
+                .context("while serving TCP")
+        });
     }
     let outcome = tokio::select! {
         result = tasks.join_next() => match result {

@@ -24,6 +24,9 @@ pub(crate) struct Session {
     pub(crate) port: u16,
     pub(crate) token: String,
     pub(crate) engine: Arc<Engine>,
+    /// The session's schema: its host snapshots are shared by every client
+    /// of the session, in process ones included (`gantry call`).
+    pub(crate) schema: gantry_api::GantrySchema,
     pub(crate) socket: SessionSocket,
 }
 
@@ -69,20 +72,25 @@ fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
 
 pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
     let engine = engine::start(args).await?;
-    let schema = gantry_api::schema(engine.clone());
+    let schema = gantry_api::session_schema(engine.clone());
     let token = random_token();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("while binding a loopback port for the session")?;
     let port = listener.local_addr()?.port();
+    // The session's clients run in the command's directory.
     let socket = bind_session_socket(gantry_api::router(
         schema.clone(),
         Access::Open,
-        workdir.clone(),
+        Some(workdir.clone()),
     ))?;
-    let app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), workdir);
+    let app = gantry_api::router(
+        schema.clone(),
+        Access::Token(Arc::from(token.as_str())),
+        Some(workdir),
+    );
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = gantry_api::serve_tcp(listener, app).await {
             tracing::error!(%error, "session server failed");
         }
     });
@@ -90,6 +98,7 @@ pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result
         port,
         token,
         engine,
+        schema,
         socket,
     })
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::tree::{Entry, PathFilter, Tree};
+use crate::tree::{Entry, Owner, Tree};
 
 /// The paths of a changeset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,7 +198,7 @@ fn text_of(store: &dyn Store, entry: Option<&Entry>) -> Result<String> {
             let bytes = store.get_blob(blob)?;
             Ok(String::from_utf8(bytes).unwrap_or_default())
         }
-        Some(Entry::Symlink { target }) => Ok(target.clone()),
+        Some(Entry::Symlink { target, .. }) => Ok(target.clone()),
         _ => Ok(String::new()),
     }
 }
@@ -242,7 +242,7 @@ pub fn apply(base: &Tree, before: &Tree, after: &Tree) -> Result<Tree> {
     for path in &paths.removed {
         out.remove(path.trim_end_matches('/'));
     }
-    out.merge_at("", &layer(before, after)?, &PathFilter::default())?;
+    out.merge_at("", &layer(before, after)?)?;
     Ok(out)
 }
 
@@ -301,7 +301,7 @@ fn file_patch(
     let read = |entry: Option<&Entry>| -> Result<Option<Vec<u8>>> {
         match entry {
             Some(Entry::File { blob, .. }) => Ok(Some(store.get_blob(blob)?)),
-            Some(Entry::Symlink { target }) => Ok(Some(target.as_bytes().to_vec())),
+            Some(Entry::Symlink { target, .. }) => Ok(Some(target.as_bytes().to_vec())),
             _ => Ok(None),
         }
     };
@@ -365,10 +365,10 @@ fn parse_patch(patch: &str) -> Result<Vec<FilePatch>> {
     let mut in_hunks = false;
     for line in patch.split_inclusive('\n') {
         let bare = line.trim_end_matches('\n');
-        if bare.starts_with("diff --git ") {
+        if let Some(names) = bare.strip_prefix("diff --git ") {
             files.push(FilePatch::default());
             in_hunks = false;
-            if let Some((a, b)) = bare["diff --git ".len()..].split_once(" b/") {
+            if let Some((a, b)) = names.split_once(" b/") {
                 let file = files.last_mut().expect("just pushed");
                 file.old_path = strip(a);
                 file.new_path = Some(b.to_owned());
@@ -466,6 +466,7 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
                 &target,
                 Entry::Symlink {
                     target: target_path.to_owned(),
+                    owner: old_entry.as_ref().map_or(Owner::ROOT, Entry::owner),
                 },
             )?;
             continue;
@@ -474,6 +475,7 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
             Some(Entry::File { mode, .. }) => mode,
             _ => 0o644,
         };
+        let owner = old_entry.as_ref().map_or(Owner::ROOT, Entry::owner);
         let blob = store.put_blob(new_text.as_bytes())?;
         let mode = file.new_mode.map_or(old_mode, |mode| mode & 0o7777);
         out.insert(
@@ -483,6 +485,7 @@ pub fn apply_patch(store: &dyn Store, tree: &Tree, patch: &str) -> Result<Tree> 
                 size: new_text.len() as u64,
                 mode,
                 mtime: 0,
+                owner,
             },
         )?;
     }
@@ -613,7 +616,7 @@ fn resolve_conflict(
             _ => Ok(None),
         }
     };
-    let (Some(Entry::File { mode, .. }), Some(Entry::File { .. })) = (mine, their) else {
+    let (Some(Entry::File { mode, owner, .. }), Some(Entry::File { .. })) = (mine, their) else {
         // A modify/delete or a type conflict.
         return Ok(match on_conflict {
             OnConflict::LeaveConflictMarkers => Ok(mine.or(their).cloned()),
@@ -639,6 +642,7 @@ fn resolve_conflict(
         size: merged.len() as u64,
         mode: *mode,
         mtime: 0,
+        owner: *owner,
     })))
 }
 
@@ -651,7 +655,7 @@ mod tests {
         let mut tree = Tree::default();
         for (path, text) in files {
             if let Some(dir) = path.strip_suffix('/') {
-                tree.insert(dir, Entry::Dir { mode: 0o755 }).unwrap();
+                tree.insert(dir, Entry::dir(0o755)).unwrap();
                 continue;
             }
             let blob = store.put_blob(text.as_bytes()).unwrap();
@@ -660,6 +664,7 @@ mod tests {
                 size: text.len() as u64,
                 mode: 0o644,
                 mtime: 0,
+                owner: crate::tree::Owner::ROOT,
             };
             tree.insert(path, entry).unwrap();
         }

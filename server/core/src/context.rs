@@ -14,10 +14,11 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
+use crate::oci::ImageFormat;
 use crate::reference::registry_host;
 use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
-use crate::store::Store;
+use crate::store::{ImageNames, Lock, RecordKind, Store};
 use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing};
 
 pub struct EngineOptions {
@@ -30,6 +31,8 @@ pub struct EngineOptions {
 pub(crate) struct Context {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) store: Arc<dyn Store>,
+    /// How this store's images are named (its own repositories).
+    pub(crate) images: ImageNames,
     pub(crate) events: EventSink,
     pub(crate) secrets: Secrets,
     /// Image pulls, by address and credentials.
@@ -51,6 +54,7 @@ impl Context {
     ) -> Self {
         Self {
             runtime,
+            images: store.image_names(),
             store,
             events: EventSink::default(),
             secrets: Secrets::new(options.secret_key),
@@ -60,12 +64,6 @@ impl Context {
             exec_slots: Semaphore::new(options.max_parallel.max(1)),
             cache_locks: DashMap::new(),
         }
-    }
-
-    /// The local tag of the image built from a container state with `key`
-    /// (for `publish` and `asTarball`; exec results use `step_image_tag`).
-    pub(crate) fn image_tag(key: &Digest) -> String {
-        format!("gantry.local/image:{}", key.hex())
     }
 
     /// A secret's value, when this engine holds it.
@@ -102,7 +100,7 @@ impl Context {
             .map(|layer| {
                 Ok(TarLayer {
                     dest: layer.dest.clone(),
-                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref(), layer.owner)?),
+                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref())?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -127,7 +125,7 @@ impl Context {
                     .or_insert_with(|| "true".into());
                 Ok(self
                     .runtime
-                    .build_image(&spec, &config, &Self::image_tag(&key))
+                    .build_image(&spec, &config, &self.images.built(&key))
                     .await?)
             })
             .await
@@ -145,16 +143,42 @@ impl Context {
         })
     }
 
-    /// A container as an image tarball that `docker load` accepts. It is
-    /// saved under the name `build_image` tagged it with (an image ID cannot
-    /// serve as a name), which `docker load` restores.
-    pub(crate) async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
+    /// A container as an image tarball: an OCI image layout in `format`
+    /// that `docker load` accepts too. It is saved under the name
+    /// `build_image` tagged it with (an image ID cannot serve as a name),
+    /// which `docker load` restores.
+    pub(crate) async fn image_tarball(
+        &self,
+        state: &ContainerState,
+        format: ImageFormat,
+    ) -> Result<Bytes> {
         let image_id = self.build_image(state).await?;
         let key = state.key.expect("evaluated containers have keys");
-        Ok(self
+        let saved = self
             .runtime
-            .save_image(&image_id, &Self::image_tag(&key))
-            .await?)
+            .save_image(&image_id, &self.images.built(&key))
+            .await?;
+        Ok(Bytes::from(crate::oci::image_layout(&saved, format)?))
+    }
+
+    /// Takes the cross-engine lock of a record (see `Store::lock`) without
+    /// blocking the async runtime. If the caller is cancelled while waiting,
+    /// the lock is released as soon as it is taken.
+    pub(crate) async fn lock_record(&self, kind: RecordKind, key: Digest) -> Result<Lock> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.lock(kind, &key))
+            .await
+            .map_err(|error| {
+                Error::store("waiting for a record lock", std::io::Error::other(error))
+            })?
+    }
+
+    /// Forgets every memoised pull, exec and build whose image is `image`
+    /// (it was removed from the runtime), so that they run again.
+    pub(crate) fn forget_image(&self, image: &str) {
+        self.pulls.forget_where(|pulled| pulled.image_id == image);
+        self.execs.forget_where(|record| record.image_id == image);
+        self.builds.forget_where(|built| built == image);
     }
 
     /// Holds the locks of every LOCKED/PRIVATE cache volume an exec of

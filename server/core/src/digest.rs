@@ -20,6 +20,21 @@ pub(crate) const ENCODING_VERSION: &str = "gantry.v1";
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
+/// sha256 of bytes fed in pieces: `Digest::of_bytes` of their
+/// concatenation, for contents too large to hold in memory.
+#[derive(Default)]
+pub struct BlobHasher(Sha256);
+
+impl BlobHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+}
+
 impl Digest {
     /// The digest of raw bytes (used for blobs).
     pub fn of_bytes(bytes: &[u8]) -> Self {

@@ -42,11 +42,14 @@ pub enum Error {
     SecretUnavailable { name: String },
     #[error("{message}")]
     Unsupported { message: String },
-    #[error("cache store failed while {action}")]
+    /// A read or write of the state directory failed: the OS's reason, what
+    /// was being done, to which path (the action names it), and on a full
+    /// disk what frees space. (The cause is part of the message, not a
+    /// source: API clients see only messages.)
+    #[error("{} while {action}{}", os_reason(cause), full_disk_hint(cause))]
     Store {
         action: String,
-        #[source]
-        source: Arc<std::io::Error>,
+        cause: Arc<std::io::Error>,
     },
     #[error("reading an archive failed")]
     Archive(#[source] Arc<std::io::Error>),
@@ -65,7 +68,15 @@ impl Error {
     pub fn store(action: impl Into<String>, source: std::io::Error) -> Self {
         Self::Store {
             action: action.into(),
-            source: Arc::new(source),
+            cause: Arc::new(source),
+        }
+    }
+
+    /// The image an operation found missing, when that is why it failed.
+    pub(crate) fn missing_image(&self) -> Option<&str> {
+        match self {
+            Error::Runtime(RuntimeError::ImageMissing { image }) => Some(image),
+            _ => None,
         }
     }
 
@@ -93,3 +104,23 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An OS error as people read it: "no space left on device (os error 28)".
+fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+fn full_disk_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ": free space on that filesystem (`gantry prune` removes cached results); \
+             gantry carries on by itself once there is room"
+        }
+        _ => "",
+    }
+}

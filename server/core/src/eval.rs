@@ -56,6 +56,39 @@ impl<'a> OpEncoder<'a> {
         let mapped = (self.input)(digest);
         self.encoder.digest(&mapped)
     }
+
+    /// Writes a field added to an op after its first release, after all its
+    /// other fields: nothing when it has its default (so recipes written
+    /// before it existed keep their digests and cache keys), else its name
+    /// and value.
+    pub(crate) fn added_str(&mut self, name: &str, value: &str) -> &mut Self {
+        if !value.is_empty() {
+            self.encoder.str(name).str(value);
+        }
+        self
+    }
+
+    /// `added_str` for a flag that defaults to false.
+    pub(crate) fn added_flag(&mut self, name: &str, value: bool) -> &mut Self {
+        if value {
+            self.encoder.str(name);
+        }
+        self
+    }
+
+    /// `added_str` for a number that defaults to none.
+    pub(crate) fn added_u64(&mut self, name: &str, value: Option<u64>) -> &mut Self {
+        if let Some(value) = value {
+            self.encoder.str(name).u64(value);
+        }
+        self
+    }
+}
+
+/// For `skip_serializing_if` on flags added to ops after their first release
+/// (so recipes keep the JSON they had).
+pub(crate) fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Deref for OpEncoder<'_> {

@@ -151,6 +151,39 @@ fn unique_suffix() -> String {
     format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
 }
 
+/// Where secret values are written as files (secret mounts, secret
+/// variables): a tmpfs, so they never reach a disk. Each writer makes its
+/// own directory here with `create_secret_dir`, named like every leftover
+/// gantry can sweep (`<pid>-<random>`): the state directory's owner
+/// (gantry-store) removes those of dead engines when it opens, and the
+/// runtime unlinks each file as soon as the container that mounts it has
+/// started.
+pub const SECRET_FILES_DIR: &str = "/dev/shm/gantry-secrets";
+
+/// A new private directory (mode 0700, in a parent only its owner may
+/// enter) under `SECRET_FILES_DIR`. Fails when there is no tmpfs at
+/// `/dev/shm`, rather than putting secret values on a disk.
+pub fn create_secret_dir() -> io::Result<PathBuf> {
+    let shm = Path::new(SECRET_FILES_DIR)
+        .parent()
+        .expect("the secret directory has a parent");
+    if !shm.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no tmpfs at {}: gantry keeps secret values off disk",
+                shm.display()
+            ),
+        ));
+    }
+    let parent = Path::new(SECRET_FILES_DIR);
+    let dir = create_unique_dir(parent)?;
+    for private in [parent, dir.as_path()] {
+        fs::set_permissions(private, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
 /// Creates a new, empty directory under `parent` (created when missing),
 /// named so that no other caller, in any process, gets the same one.
 pub fn create_unique_dir(parent: &Path) -> io::Result<PathBuf> {

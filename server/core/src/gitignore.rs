@@ -1,6 +1,6 @@
 //! `.gitignore`-style rules read from the ignore files inside a tree, as
-//! `Directory.filter(gitignore: true)` and `search(skipIgnored: true)` apply
-//! them: each file's rules hold for its directory and below, a deeper file
+//! `search(skipIgnored: true)` applies them (copies and `Directory.filter`
+//! use `filter::Gitignores`, Dagger's rules for those): each file's rules hold for its directory and below, a deeper file
 //! overrides a shallower one, and nothing under an ignored directory is kept.
 //! Matching is the `ignore` crate's (ripgrep's), over paths only.
 
@@ -59,7 +59,8 @@ impl IgnoreRules {
         Ok(Self { matchers })
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.matchers.is_empty()
     }
 
@@ -82,7 +83,8 @@ impl IgnoreRules {
     }
 
     /// `tree` without what the rules ignore.
-    pub(crate) fn apply(&self, tree: &Tree) -> Tree {
+    #[cfg(test)]
+    fn apply(&self, tree: &Tree) -> Tree {
         if self.is_empty() {
             return tree.clone();
         }
@@ -119,6 +121,7 @@ mod tests {
                 size: contents.len() as u64,
                 mode: 0o644,
                 mtime: 0,
+                owner: crate::tree::Owner::ROOT,
             };
             tree.insert(path, entry).unwrap();
         }

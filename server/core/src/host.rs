@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
+use crate::filter::{Gitignores, PathFilter, Verdict};
 use crate::store::{RecordKind, Store};
-use crate::tree::{Entry, PathFilter, Tree};
+use crate::tree::{Entry, Owner, Tree};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Stat {
@@ -94,63 +95,138 @@ fn host_error(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The key a directory's index is stored under (`RecordKind::HostIndex`).
-fn index_key(root: &Path, include: &[String], exclude: &[String]) -> Digest {
+fn index_key(root: &Path, options: &ReadOptions<'_>) -> Digest {
     let mut encoder = Encoder::new(Domain::HostIndex);
     encoder
         .str(&root.to_string_lossy())
-        .strs(include)
-        .strs(exclude);
+        .strs(options.include)
+        .strs(options.exclude);
+    // Written only when set, so indexes stored before it still serve.
+    if options.gitignore {
+        encoder.str("gitignore");
+    }
     encoder.finish()
+}
+
+/// How `read_directory` filters what it reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    pub include: &'a [String],
+    pub exclude: &'a [String],
+    /// Apply the `.gitignore` files of the enclosing git repository (none
+    /// when the directory is in no repository, as in Dagger).
+    pub gitignore: bool,
 }
 
 /// Reads a host directory (filtered) and stores its tree; returns the tree
 /// digest, which identifies the content.
-pub fn read_directory(
-    store: &dyn Store,
-    root: &Path,
-    include: &[String],
-    exclude: &[String],
-) -> Result<Digest> {
+pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) -> Result<Digest> {
     let meta = fs::metadata(root).map_err(|error| host_error(root, error.to_string()))?;
     if !meta.is_dir() {
         return Err(host_error(root, "not a directory"));
     }
-    let filter = PathFilter::new(include, exclude)?;
-    let index_key = index_key(root, include, exclude);
+    let filter = PathFilter::new(options.include, options.exclude)?;
+    let index_key = index_key(root, &options);
     let old: Index = store
         .get(RecordKind::HostIndex, &index_key)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let mut new = Index {
-        files: HashMap::new(),
-        started_ns: now_ns(),
+    let mut walk = Walk {
+        store,
+        filter: &filter,
+        git: None,
+        owners: false,
+        old: &old,
+        new: Index {
+            files: HashMap::new(),
+            started_ns: now_ns(),
+        },
+        tree: Tree::default(),
     };
-    let mut tree = Tree::default();
-    walk(store, root, "", &filter, &old, &mut new, &mut tree)?;
-    let digest = store_tree(store, &tree)?;
+    if options.gitignore {
+        walk.git = enclosing_repository(root)?;
+    }
+    walk.dir(root, "", &mut Vec::new())?;
+    let digest = store_tree(store, &walk.tree)?;
     // Rewritten only when something changed; an index left as it was keeps
     // its older start time, which only makes it more cautious.
-    if new.files != old.files {
-        let bytes = serde_json::to_vec(&new).expect("indexes always serialise");
+    if walk.new.files != old.files {
+        let bytes = serde_json::to_vec(&walk.new).expect("indexes always serialise");
         store.put(RecordKind::HostIndex, &index_key, &bytes)?;
     }
     Ok(digest)
 }
 
-/// Reads a directory the engine itself manages (no filter, no index) and
-/// stores its tree; returns the tree digest for `load_tree`.
+/// The git repository around `root` and the `.gitignore` rules that reach
+/// `root` from above; `None` outside any repository. A `root` that those
+/// rules ignore reads as missing, as git would not check it out.
+fn enclosing_repository(root: &Path) -> Result<Option<Repository>> {
+    let Some(top) = root.ancestors().find(|dir| dir.join(".git").exists()) else {
+        return Ok(None);
+    };
+    let relative = root
+        .strip_prefix(top)
+        .expect("an ancestor is a prefix")
+        .to_string_lossy()
+        .into_owned();
+    let mut repository = Repository {
+        rules: Gitignores::default(),
+        prefix: relative.clone(),
+    };
+    let mut dir = String::new();
+    for part in relative.split('/').filter(|part| !part.is_empty()) {
+        repository.add_rules(&top.join(&dir), &dir)?;
+        dir = join(&dir, part);
+        if repository.rules.ignores(&dir, true) {
+            return Err(host_error(root, "no such file or directory"));
+        }
+    }
+    Ok(Some(repository))
+}
+
+/// `.gitignore` rules of a repository, with paths relative to its top.
+struct Repository {
+    rules: Gitignores,
+    /// Where the directory being read sits in the repository.
+    prefix: String,
+}
+
+impl Repository {
+    /// Adds the rules of `host_dir/.gitignore` (`dir` in the repository).
+    fn add_rules(&mut self, host_dir: &Path, dir: &str) -> Result<()> {
+        let path = host_dir.join(".gitignore");
+        match fs::read_to_string(&path) {
+            Ok(text) => self.rules.add(dir, &text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(host_error(&path, error.to_string())),
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// Reads a directory the engine itself manages (no filter, no index; owners
+/// kept) and stores its tree; returns the tree digest for `load_tree`.
 pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
-    let mut tree = Tree::default();
-    walk(
+    let filter = PathFilter::default();
+    let old = Index::default();
+    let mut walk = Walk {
         store,
-        root,
-        "",
-        &PathFilter::default(),
-        &Index::default(),
-        &mut Index::default(),
-        &mut tree,
-    )?;
-    store_tree(store, &tree)
+        filter: &filter,
+        git: None,
+        owners: true,
+        old: &old,
+        new: Index::default(),
+        tree: Tree::default(),
+    };
+    walk.dir(root, "", &mut Vec::new())?;
+    store_tree(store, &walk.tree)
 }
 
 /// Stores a tree (once) under its content digest, which it returns.
@@ -166,14 +242,14 @@ fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
     Ok(digest)
 }
 
-/// Reads one host file as a one-entry tree named after the file.
+/// Reads one host file as a one-entry tree named after the file, streamed
+/// into the store (a 1 GiB file costs no more memory than a small one).
 pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
     let meta = fs::metadata(path).map_err(|error| host_error(path, error.to_string()))?;
     if !meta.is_file() {
         return Err(host_error(path, "not a regular file"));
     }
-    let data = fs::read(path).map_err(|error| host_error(path, error.to_string()))?;
-    let blob = store.put_blob(&data)?;
+    let (blob, size) = store.put_blob_file(path)?;
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -182,83 +258,147 @@ pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
         &name,
         Entry::File {
             blob,
-            size: data.len() as u64,
+            size,
             mode: meta.permissions().mode() & 0o7777,
             mtime: 0,
+            owner: Owner::ROOT,
         },
     )?;
     store_tree(store, &tree)
 }
 
-fn walk(
-    store: &dyn Store,
-    dir: &Path,
-    prefix: &str,
-    filter: &PathFilter,
-    old: &Index,
-    new: &mut Index,
-    tree: &mut Tree,
-) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(|error| host_error(dir, error.to_string()))?
-        .filter_map(|entry| entry.ok())
-        .collect();
-    names.sort_by_key(|entry| entry.file_name());
-    for entry in names {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = entry.path();
-        let meta =
-            fs::symlink_metadata(&path).map_err(|error| host_error(&path, error.to_string()))?;
-        let file_type = meta.file_type();
-        if !filter.accepts(&rel, file_type.is_dir()) {
-            continue;
+/// One walk of a host directory into a tree.
+struct Walk<'a> {
+    store: &'a dyn Store,
+    filter: &'a PathFilter,
+    git: Option<Repository>,
+    /// Keep files' owners (the engine's own directories); the client's
+    /// files are read as root's.
+    owners: bool,
+    old: &'a Index,
+    new: Index,
+    tree: Tree,
+}
+
+impl Walk<'_> {
+    /// Reads `dir` (`prefix` in the tree). `pending` holds the directories
+    /// above it that are kept only if something under them is.
+    fn dir(&mut self, dir: &Path, prefix: &str, pending: &mut Vec<(String, Entry)>) -> Result<()> {
+        if let Some(git) = &mut self.git {
+            let in_repository = join(&git.prefix, prefix);
+            git.add_rules(dir, &in_repository)?;
         }
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .map_err(|error| host_error(dir, error.to_string()))?
+            .filter_map(|entry| entry.ok())
+            .collect();
+        names.sort_by_key(|entry| entry.file_name());
+        for entry in names {
+            let rel = join(prefix, &entry.file_name().to_string_lossy());
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path)
+                .map_err(|error| host_error(&path, error.to_string()))?;
+            let is_dir = meta.file_type().is_dir();
+            let ignored = self
+                .git
+                .as_ref()
+                .is_some_and(|git| git.rules.ignores(&join(&git.prefix, &rel), is_dir));
+            let verdict = if ignored {
+                Verdict::Skip
+            } else {
+                self.filter.verdict(&rel, is_dir)
+            };
+            let owner = match self.owners {
+                true => Owner {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+                false => Owner::ROOT,
+            };
+            let mode = meta.permissions().mode() & 0o7777;
+            match verdict {
+                Verdict::Skip => {}
+                Verdict::Traverse if is_dir => {
+                    pending.push((
+                        rel.clone(),
+                        Entry::Dir {
+                            mode,
+                            owner,
+                            mtime: 0,
+                        },
+                    ));
+                    self.dir(&path, &rel, pending)?;
+                    if pending.last().is_some_and(|(dir, _)| *dir == rel) {
+                        pending.pop();
+                    }
+                }
+                Verdict::Traverse | Verdict::Keep => {
+                    let Some(found) = self.entry(&path, &rel, &meta, owner)? else {
+                        continue;
+                    };
+                    for (dir, entry) in pending.drain(..) {
+                        self.tree.insert(&dir, entry)?;
+                    }
+                    self.tree.insert(&rel, found)?;
+                    if is_dir {
+                        self.dir(&path, &rel, pending)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry for `path`, reading a file's contents unless the index
+    /// vouches for them. `None` for what trees do not hold (sockets, FIFOs).
+    fn entry(
+        &mut self,
+        path: &Path,
+        rel: &str,
+        meta: &fs::Metadata,
+        owner: Owner,
+    ) -> Result<Option<Entry>> {
+        let file_type = meta.file_type();
         let mode = meta.permissions().mode() & 0o7777;
         if file_type.is_dir() {
-            tree.insert(&rel, Entry::Dir { mode })?;
-            walk(store, &path, &rel, filter, old, new, tree)?;
-        } else if file_type.is_symlink() {
-            let target =
-                fs::read_link(&path).map_err(|error| host_error(&path, error.to_string()))?;
-            tree.insert(
-                &rel,
-                Entry::Symlink {
-                    target: target.to_string_lossy().into_owned(),
-                },
-            )?;
-        } else if file_type.is_file() {
-            let stat = Stat {
-                size: meta.len(),
-                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-                inode: meta.ino(),
+            return Ok(Some(Entry::Dir {
                 mode,
-            };
-            let blob = match old.known(&rel, &stat) {
-                Some(blob) => blob,
-                None => {
-                    let data =
-                        fs::read(&path).map_err(|error| host_error(&path, error.to_string()))?;
-                    store.put_blob(&data)?
-                }
-            };
-            new.files.insert(rel.clone(), (stat.clone(), blob));
-            tree.insert(
-                &rel,
-                Entry::File {
-                    blob,
-                    size: stat.size,
-                    mode,
-                    mtime: 0,
-                },
-            )?;
+                owner,
+                mtime: 0,
+            }));
         }
+        if file_type.is_symlink() {
+            let target =
+                fs::read_link(path).map_err(|error| host_error(path, error.to_string()))?;
+            return Ok(Some(Entry::Symlink {
+                target: target.to_string_lossy().into_owned(),
+                owner,
+            }));
+        }
+        if !file_type.is_file() {
+            return Ok(None);
+        }
+        let stat = Stat {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+            mode,
+        };
+        let blob = match self.old.known(rel, &stat) {
+            Some(blob) => blob,
+            // Streamed into the store: memory stays bounded whatever the
+            // file's size.
+            None => self.store.put_blob_file(path)?.0,
+        };
+        self.new.files.insert(rel.to_owned(), (stat.clone(), blob));
+        Ok(Some(Entry::File {
+            blob,
+            size: stat.size,
+            mode,
+            mtime: 0,
+            owner,
+        }))
     }
-    Ok(())
 }
 
 /// `Host.findUp`: the nearest `name` in `start` or one of its parents, as
@@ -328,7 +468,7 @@ mod tests {
             .set_modified(SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
         let read = |store: &MemoryStore| {
-            let digest = read_directory(store, &root, &[], &[]).unwrap();
+            let digest = read_directory(store, &root, ReadOptions::default()).unwrap();
             let tree = load_tree(store, &digest).unwrap();
             let contents = |name: &str| match tree.get(name) {
                 Some(Entry::File { blob, .. }) => {
@@ -354,10 +494,17 @@ mod tests {
     #[test]
     fn filters_keep_separate_indexes() {
         let root = temp_dir("root");
-        let a = index_key(&root, &[], &[]);
-        let b = index_key(&root, &["*.go".into()], &[]);
-        let c = index_key(&root, &[], &["*.go".into()]);
-        assert!(a != b && b != c && a != c);
+        let go = ["*.go".to_owned()];
+        let options = |include, exclude, gitignore| ReadOptions {
+            include,
+            exclude,
+            gitignore,
+        };
+        let a = index_key(&root, &options(&[], &[], false));
+        let b = index_key(&root, &options(&go, &[], false));
+        let c = index_key(&root, &options(&[], &go, false));
+        let d = index_key(&root, &options(&[], &[], true));
+        assert!(a != b && b != c && a != c && d != a);
         let _ = fs::remove_dir_all(&root);
     }
 }

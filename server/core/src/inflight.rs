@@ -53,6 +53,13 @@ where
         outcome
     }
 
+    /// Forgets every memoised success `stale` says is no longer true, so
+    /// that the next caller runs its work again.
+    pub(crate) fn forget_where(&self, stale: impl Fn(&V) -> bool) {
+        self.cells
+            .retain(|_, cell| !matches!(cell.get(), Some(Ok(value)) if stale(value)));
+    }
+
     /// The memoised success for `key`, if any, without running anything.
     pub(crate) fn get(&self, key: &K) -> Option<V> {
         let cell = self.cells.get(key)?.clone();
@@ -119,6 +126,17 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // The failure is not memoised: the next call runs again.
         assert_eq!(flight.run(7, || async { Ok(5) }).await, Ok(5));
+    }
+
+    #[tokio::test]
+    async fn forgotten_values_are_worked_out_again() {
+        let flight: InFlight<u32, u32, String> = InFlight::default();
+        assert_eq!(flight.run(1, || async { Ok(10) }).await, Ok(10));
+        assert_eq!(flight.run(2, || async { Ok(20) }).await, Ok(20));
+        flight.forget_where(|value| *value == 10);
+        assert_eq!(flight.get(&1), None);
+        assert_eq!(flight.get(&2), Some(20));
+        assert_eq!(flight.run(1, || async { Ok(11) }).await, Ok(11));
     }
 
     #[tokio::test]

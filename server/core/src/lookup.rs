@@ -34,8 +34,8 @@ impl Stat {
     pub(crate) fn of(name: &str, entry: &Entry) -> Stat {
         let (file_type, permissions, size) = match entry {
             Entry::File { mode, size, .. } => (FileType::Regular, *mode, *size),
-            Entry::Dir { mode } => (FileType::Directory, *mode, DIRECTORY_SIZE),
-            Entry::Symlink { target } => (FileType::Symlink, 0o777, target.len() as u64),
+            Entry::Dir { mode, .. } => (FileType::Directory, *mode, DIRECTORY_SIZE),
+            Entry::Symlink { target, .. } => (FileType::Symlink, 0o777, target.len() as u64),
         };
         Stat {
             file_type,
@@ -77,7 +77,7 @@ pub fn resolve(tree: &Tree, path: &str, follow: bool) -> Result<Option<Found>> {
         let last = pending.iter().all(|p| p.is_empty() || p == ".");
         match tree.get(&current) {
             None => return Ok(None),
-            Some(Entry::Symlink { target }) if follow || !last => {
+            Some(Entry::Symlink { target, .. }) if follow || !last => {
                 hops += 1;
                 if hops > MAX_SYMLINKS {
                     return Err(Error::InvalidArgument {
@@ -98,7 +98,7 @@ pub fn resolve(tree: &Tree, path: &str, follow: bool) -> Result<Option<Found>> {
     if path.is_empty() {
         return Ok(Some(Found {
             path,
-            entry: Entry::Dir { mode: DIR_MODE },
+            entry: Entry::dir(DIR_MODE),
         }));
     }
     let entry = tree
@@ -186,10 +186,12 @@ mod tests {
             size: 4,
             mode: 0o444,
             mtime: 0,
+            owner: crate::tree::Owner::ROOT,
         };
         tree.insert("quotes/descartes", file).unwrap();
         let link = |target: &str| Entry::Symlink {
             target: target.into(),
+            owner: crate::tree::Owner::ROOT,
         };
         tree.insert("i-am", link("quotes/descartes")).unwrap();
         tree.insert("nothing", link("quotes/does-not-exist"))
@@ -250,8 +252,8 @@ mod tests {
     #[test]
     fn find_up_walks_to_the_root() {
         let mut tree = sample();
-        tree.insert("a/b/c", Entry::Dir { mode: 0o755 }).unwrap();
-        tree.insert("a/go.mod", Entry::Dir { mode: 0o755 }).unwrap();
+        tree.insert("a/b/c", Entry::dir(0o755)).unwrap();
+        tree.insert("a/go.mod", Entry::dir(0o755)).unwrap();
         assert_eq!(
             find_up(&tree, "a/b/c", "go.mod").unwrap().as_deref(),
             Some("a/go.mod")

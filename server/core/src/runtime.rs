@@ -26,6 +26,33 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The platform containers run as on this machine (`linux/amd64`, …), in
+/// Docker's and OCI's spelling.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm/v7",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Whether `platform` (`os/arch[/variant]`) is this machine's own.
+pub fn is_host_platform(platform: &str) -> bool {
+    let host = host_platform();
+    let normalize = |platform: &str| -> String {
+        match platform.trim() {
+            "linux/arm64/v8" => "linux/arm64".to_owned(),
+            "linux/x86_64" => "linux/amd64".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    normalize(platform) == normalize(&host)
+}
+
 /// What `Runtime::pull` learned about an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PulledImage {
@@ -73,6 +100,14 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A tmpfs mounted at `path` (absolute), of `size` bytes (the runtime's
+/// default when `None`). Programs on it may be executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub path: String,
+    pub size: Option<u64>,
+}
+
 /// A root filesystem: a base image (or empty) plus layers not yet committed.
 #[derive(Debug, Clone, Default)]
 pub struct RootfsSpec {
@@ -101,13 +136,24 @@ pub struct ExecSpec {
     /// Written to the process's stdin, which is then closed. `None`: no stdin.
     pub stdin: Option<Bytes>,
     pub mounts: Vec<BindMount>,
-    /// `tmpfs` mounts at these absolute paths.
-    pub tmpfs: Vec<String>,
+    /// `tmpfs` mounts.
+    pub tmpfs: Vec<Tmpfs>,
     /// Labels put on the container (the runtime adds its own ownership labels).
     pub labels: BTreeMap<String, String>,
-    /// Tag given to the committed image, e.g. `gantry.local/cache:<hex>`.
+    /// Tag given to the committed image, e.g. `gantry.local/<state>/cache:<hex>`.
     pub commit_tag: String,
+    /// Host files (secret values on tmpfs) that only need to exist until the
+    /// container has started: the runtime removes them right after the
+    /// start (a bind mount keeps the file for the container), so no secret
+    /// value outlives the start on the host, whatever happens next.
+    pub remove_after_start: Vec<String>,
 }
+
+/// The most of each output stream (stdout, stderr) of a command a runtime
+/// keeps: results live in memory and in the cache. Beyond it output is
+/// dropped, and `stdout`/`stderr` refuse to answer rather than return part
+/// of it (redirect the stream to a file and export that instead).
+pub const OUTPUT_CAP: usize = 64 << 20;
 
 /// The outcome of a command that ran (any exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +181,11 @@ pub enum RuntimeError {
     PathNotFound { path: String },
     #[error("container runtime unavailable: {reason}")]
     Unavailable { reason: String },
+    /// An image gantry made or pulled earlier is no longer on the daemon
+    /// (`docker rmi`, `docker image prune`, a prune by another process): the
+    /// solver runs the steps that made it again.
+    #[error("image {image} is no longer on the container runtime")]
+    ImageMissing { image: String },
     #[error("container runtime failed while {action}: {reason}")]
     Failed { action: String, reason: String },
 }

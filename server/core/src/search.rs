@@ -13,6 +13,9 @@ use crate::gitignore::IgnoreRules;
 use crate::store::Store;
 use crate::tree::{self, Entry, Tree};
 
+/// A byte range `(start, end)` of a match.
+type Span = (usize, usize);
+
 /// The arguments `search` takes on both types.
 #[derive(Debug, Clone, Default)]
 pub struct SearchOptions {
@@ -207,7 +210,8 @@ fn search_content(
     // Each result spans whole lines; matches whose lines overlap the
     // previous result's join it (a line is reported once, with all its
     // matches).
-    let mut current: Option<(usize, usize, Vec<(usize, usize)>)> = None;
+    // (first line start, end, the matches as byte ranges)
+    let mut current: Option<(usize, usize, Vec<Span>)> = None;
     for found in regex.find_iter(content) {
         let start = line_start(content, found.start());
         let last = if found.end() > found.start() {
@@ -443,6 +447,7 @@ mod tests {
                 size: text.len() as u64,
                 mode: 0o644,
                 mtime: 0,
+                owner: crate::tree::Owner::ROOT,
             };
             tree.insert(path, entry).unwrap();
         }

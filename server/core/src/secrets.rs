@@ -47,6 +47,13 @@ impl Secrets {
         encoder.finish()
     }
 
+    /// The MAC standing for a secret given a `cacheKey`: the key, not the
+    /// value, is its cache identity (a prefix keeps it apart from the MAC
+    /// of a value that happens to equal the key).
+    pub(crate) fn mac_of_cache_key(&self, cache_key: &str) -> Digest {
+        self.mac(&format!("gantry.cacheKey\0{cache_key}"))
+    }
+
     /// Keeps the value of the secret node `digest`.
     pub(crate) fn insert(&self, digest: Digest, name: &str, plaintext: &str) {
         self.values.insert(

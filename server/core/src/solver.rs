@@ -27,6 +27,7 @@ use crate::eval::{Call, Inputs};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
 use crate::lookup::Stat;
+use crate::oci::ImageFormat;
 use crate::ops::{stat_container_path, Node, Op, Secret};
 use crate::reference::normalize_reference;
 use crate::runtime::Runtime;
@@ -73,9 +74,25 @@ impl Engine {
 
     /// Records a secret: its value stays in memory, its node holds a MAC.
     pub fn set_secret(&self, name: &str, plaintext: &str) -> Arc<Node> {
+        self.set_secret_keyed(name, plaintext, None)
+    }
+
+    /// Records a secret whose cache identity is `cache_key` when given (as
+    /// Dagger's `secret(cacheKey:)`): steps that read it stay cached when
+    /// the value changes but the key does not.
+    pub fn set_secret_keyed(
+        &self,
+        name: &str,
+        plaintext: &str,
+        cache_key: Option<&str>,
+    ) -> Arc<Node> {
+        let mac = match cache_key {
+            Some(key) => self.cx.secrets.mac_of_cache_key(key),
+            None => self.cx.secrets.mac(plaintext),
+        };
         let node = self.add(Secret {
             name: name.to_owned(),
-            mac: self.cx.secrets.mac(plaintext),
+            mac,
         });
         self.cx.secrets.insert(node.digest, name, plaintext);
         node
@@ -153,20 +170,43 @@ impl Engine {
     }
 
     /// Evaluates a node's inputs (concurrently: independent branches run
-    /// in parallel), then lets its op evaluate itself.
+    /// in parallel), then lets its op evaluate itself. When the op finds an
+    /// image it needs gone from the runtime (removed behind gantry's back),
+    /// everything memoised with that image is forgotten and the node is
+    /// evaluated once more: the steps that made the image run again (their
+    /// stored results are checked against the runtime before use too, see
+    /// `ops::exec`). An input's own failure is its own to retry.
     async fn compute(&self, node: Arc<Node>) -> Result<Value> {
+        let call = self.call(&node).await?;
+        match node.op.evaluate(&self.cx, &call).await {
+            Err(error) if error.missing_image().is_some() => {
+                let image = error.missing_image().unwrap_or_default().to_owned();
+                tracing::warn!(%image, node = %node.digest, "an image is gone from the runtime; running the steps that made it again");
+                self.values.forget_where(|value| match value {
+                    Value::Container(state) => state.rootfs.image_id.as_deref() == Some(&image),
+                    _ => false,
+                });
+                self.cx.forget_image(&image);
+                let call = self.call(&node).await?;
+                node.op.evaluate(&self.cx, &call).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// A node's evaluated inputs and cache key.
+    async fn call(&self, node: &Node) -> Result<Call> {
         let mut digests = node.op.inputs();
         digests.sort_unstable();
         digests.dedup();
         let values = try_join_all(digests.iter().map(|input| self.evaluate(*input))).await?;
         let inputs = Inputs::new(digests.into_iter().zip(values).collect());
         let key = node.op.key_with(&mut |input| inputs.key(input));
-        let call = Call {
+        Ok(Call {
             node: node.digest,
             key,
             inputs,
-        };
-        node.op.evaluate(&self.cx, &call).await
+        })
     }
 
     pub async fn container(&self, digest: Digest) -> Result<Arc<ContainerState>> {
@@ -264,9 +304,18 @@ impl Engine {
         self.cx.store.get_blob(blob)
     }
 
-    /// A container as an image tarball that `docker load` accepts.
-    pub async fn image_tarball(&self, state: &ContainerState) -> Result<Bytes> {
-        self.cx.image_tarball(state).await
+    /// A blob as a stream (exports of large files).
+    pub fn open_blob(&self, blob: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        self.cx.store.open_blob(blob)
+    }
+
+    /// A container as an image tarball (an OCI layout `docker load` accepts).
+    pub async fn image_tarball(
+        &self,
+        state: &ContainerState,
+        format: ImageFormat,
+    ) -> Result<Bytes> {
+        self.cx.image_tarball(state, format).await
     }
 
     /// Commits a container as an image named `name` in the runtime's own

@@ -9,7 +9,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[cfg(any(test, feature = "testing"))]
 use dashmap::DashMap;
@@ -25,7 +25,7 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordKind {
     /// A `withExec`'s outcome (`ExecRecord`), by the exec's cache key. Its
-    /// filesystem is the Docker image tagged `step_image_tag(key)`.
+    /// filesystem is the Docker image tagged `ImageNames::step(key)`.
     Exec,
     /// A tree read out of a container's filesystem, by the container's key
     /// and the path.
@@ -49,10 +49,46 @@ impl RecordKind {
     ];
 }
 
-/// The Docker tag that keeps the filesystem an exec committed, by the
-/// exec's cache key: the solver commits under it and prune removes it.
-pub fn step_image_tag(key: &Digest) -> String {
-    format!("gantry.local/cache:{}", key.hex())
+/// The names a state directory gives its Docker images: repositories of
+/// its own, `gantry.local/<state id>/cache` for what execs committed and
+/// `gantry.local/<state id>/image` for what `publish`/`asTarball` built. A
+/// state directory only ever tags, untags or removes names in its own
+/// repositories, so two state directories on one daemon never take each
+/// other's images: Docker counts the references, and an image another one
+/// also tagged survives an untag. (gantry before this kept one shared
+/// repository, `gantry.local/cache`, for every state directory.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageNames {
+    prefix: String,
+}
+
+impl ImageNames {
+    /// The names of the state directory whose ID is `id` (lowercase hex).
+    pub fn new(id: &str) -> Self {
+        Self {
+            prefix: format!("gantry.local/{id}"),
+        }
+    }
+
+    /// The tag that keeps the filesystem an exec committed, by the exec's
+    /// cache key: the solver commits under it and prune removes it.
+    pub fn step(&self, key: &Digest) -> String {
+        format!("{}:{}", self.step_repo(), key.hex())
+    }
+
+    /// The tag of the image built from a container state with content key
+    /// `key` (for `publish` and `asTarball`).
+    pub fn built(&self, key: &Digest) -> String {
+        format!("{}:{}", self.built_repo(), key.hex())
+    }
+
+    pub fn step_repo(&self) -> String {
+        format!("{}/cache", self.prefix)
+    }
+
+    pub fn built_repo(&self) -> String {
+        format!("{}/image", self.prefix)
+    }
 }
 
 /// The key that names cache volume `name`'s directory (names are free text,
@@ -63,9 +99,17 @@ pub fn cache_volume_key(name: &str) -> Digest {
     encoder.finish()
 }
 
+/// What `Store::lock` hands out: the lock is held until it is dropped.
+pub type Lock = Box<dyn std::any::Any + Send>;
+
 pub trait Store: Send + Sync + 'static {
     fn put_blob(&self, bytes: &[u8]) -> Result<Digest>;
+    /// Stores the contents of the host file at `path` as a blob, streamed
+    /// (memory stays bounded whatever its size); returns its digest and size.
+    fn put_blob_file(&self, path: &Path) -> Result<(Digest, u64)>;
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>>;
+    /// A blob's contents as a stream, for copies too large to hold in memory.
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>>;
     /// Stores a record atomically: a reader sees the old value or the whole
     /// new one, never a partial write.
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()>;
@@ -75,6 +119,12 @@ pub trait Store: Send + Sync + 'static {
     fn scratch_dir(&self) -> Result<PathBuf>;
     /// The host directory of cache volume `name`; it may not exist yet.
     fn cache_volume_dir(&self, name: &str) -> PathBuf;
+    /// Holds other engines sharing this store off record `key` of `kind`
+    /// until the returned lock is dropped (see gantry-store's `locks`).
+    /// Blocking. Within one engine `InFlight` does this job.
+    fn lock(&self, kind: RecordKind, key: &Digest) -> Result<Lock>;
+    /// Where this store's Docker images are named.
+    fn image_names(&self) -> ImageNames;
 }
 
 /// A `Store` in memory, for tests. Scratch directories and cache volumes
@@ -170,5 +220,22 @@ impl Store for MemoryStore {
         self.dir
             .join("cache-volumes")
             .join(cache_volume_key(name).hex())
+    }
+
+    fn put_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
+        let bytes = fs::read(path).map_err(|source| Error::store("reading a host file", source))?;
+        Ok((self.put_blob(&bytes)?, bytes.len() as u64))
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.get_blob(digest)?)))
+    }
+
+    fn lock(&self, _kind: RecordKind, _key: &Digest) -> Result<Lock> {
+        Ok(Box::new(()))
+    }
+
+    fn image_names(&self) -> ImageNames {
+        ImageNames::new("memory")
     }
 }

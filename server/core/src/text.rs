@@ -1,5 +1,22 @@
 //! Small text helpers shared by the solver: variable expansion, secret
-//! scrubbing and output trimming.
+//! scrubbing, output trimming, and arguments as error messages repeat them.
+
+/// The most of an argument an error message repeats (bytes).
+pub const ECHO_LIMIT: usize = 1024;
+
+/// `text` quoted as an error message repeats it: whole when short, else
+/// its first `ECHO_LIMIT` bytes and its length, so a 1 MB argument never
+/// comes back in a 1 MB error.
+pub fn quoted(text: &str) -> String {
+    if text.len() <= ECHO_LIMIT {
+        return format!("{text:?}");
+    }
+    let mut end = ECHO_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &text[..end], text.len())
+}
 
 /// Expands `$NAME` and `${NAME}` from `env`; unknown names expand to "".
 pub(crate) fn expand_vars(text: &str, env: &[(String, String)]) -> String {
@@ -82,6 +99,18 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_arguments_are_cut_with_their_length() {
+        assert_eq!(quoted("a/b"), "\"a/b\"");
+        let long = "é".repeat(ECHO_LIMIT);
+        let shown = quoted(&long);
+        assert!(shown.len() < ECHO_LIMIT + 40, "{}", shown.len());
+        assert!(
+            shown.ends_with(&format!("… ({} bytes)", long.len())),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn expands_both_forms() {

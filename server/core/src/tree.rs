@@ -5,16 +5,19 @@
 //! Paths inside a tree are relative, `/`-separated, never start with `/` or
 //! contain `.`/`..` components; `normalize` is the one place that enforces it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
+pub(crate) use crate::filter::PathFilter;
+use crate::filter::{Gitignores, Verdict};
+pub use crate::owner::Owner;
 use crate::store::Store;
 
-/// One entry of a tree.
+/// One entry of a tree. `owner` is left out of JSON when it is root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Entry {
@@ -24,18 +27,60 @@ pub enum Entry {
         mode: u32,
         #[serde(default)]
         mtime: u64,
+        #[serde(default, skip_serializing_if = "Owner::is_root")]
+        owner: Owner,
     },
     Dir {
         mode: u32,
+        #[serde(default, skip_serializing_if = "Owner::is_root")]
+        owner: Owner,
+        /// 0: unset (the time the directory is written).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        mtime: u64,
     },
     Symlink {
         target: String,
+        #[serde(default, skip_serializing_if = "Owner::is_root")]
+        owner: Owner,
     },
 }
 
 impl Entry {
     pub fn is_dir(&self) -> bool {
         matches!(self, Entry::Dir { .. })
+    }
+
+    /// A directory owned by root.
+    pub fn dir(mode: u32) -> Entry {
+        Entry::Dir {
+            mode,
+            owner: Owner::ROOT,
+            mtime: 0,
+        }
+    }
+
+    /// The modification time of a file or directory (0: unset).
+    pub fn mtime(&self) -> u64 {
+        match self {
+            Entry::File { mtime, .. } | Entry::Dir { mtime, .. } => *mtime,
+            Entry::Symlink { .. } => 0,
+        }
+    }
+
+    pub fn owner(&self) -> Owner {
+        match self {
+            Entry::File { owner, .. } | Entry::Dir { owner, .. } | Entry::Symlink { owner, .. } => {
+                *owner
+            }
+        }
+    }
+
+    pub(crate) fn set_owner(&mut self, new: Owner) {
+        match self {
+            Entry::File { owner, .. } | Entry::Dir { owner, .. } | Entry::Symlink { owner, .. } => {
+                *owner = new;
+            }
+        }
     }
 }
 
@@ -48,41 +93,17 @@ pub struct Tree {
 /// The default directory mode, as Docker and Dagger use it.
 pub(crate) const DIR_MODE: u32 = 0o755;
 
-/// A numeric owner, as `owner:` arguments give it (`uid` or `uid:gid`;
-/// user and group names are not resolved, apart from `root`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Owner {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-}
-
-impl Owner {
-    /// Parses an `owner:` argument; empty means "unchanged".
-    pub(crate) fn parse(owner: &str) -> Result<Option<Owner>> {
-        if owner.is_empty() {
-            return Ok(None);
-        }
-        if owner == "root" || owner == "root:root" {
-            return Ok(Some(Owner { uid: 0, gid: 0 }));
-        }
-        let mut parts = owner.splitn(2, ':');
-        let uid = parts.next().unwrap_or_default().parse::<u32>();
-        let gid = parts.next().map(str::parse::<u32>);
-        match (uid, gid) {
-            (Ok(uid), None) => Ok(Some(Owner { uid, gid: uid })),
-            (Ok(uid), Some(Ok(gid))) => Ok(Some(Owner { uid, gid })),
-            _ => Err(Error::Unsupported {
-                message: format!(
-                    "owner {owner:?}: only numeric owners (uid or uid:gid) are supported"
-                ),
-            }),
-        }
-    }
-}
-
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
 /// empty components, and refuses `..` that would climb out of the root.
 pub fn normalize(path: &str) -> Result<String, Error> {
+    if path.contains('\0') {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "path {} contains a NUL byte, which no file name can hold",
+                crate::text::quoted(path)
+            ),
+        });
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -125,12 +146,20 @@ fn parent_of(path: &str) -> Option<&str> {
     path.rfind('/').map(|index| &path[..index])
 }
 
+/// The directories above `path`, outermost first (`a/b/c` → `a`, `a/b`).
+fn ancestors_top_down(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .map(move |(index, _)| &path[..index])
+}
+
 fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 impl Tree {
-    /// The content digest: names, modes, symlink targets and content digests.
+    /// The content digest: names, modes, symlink targets, content digests
+    /// and owners other than root (written after the entry, so trees owned
+    /// by root keep the digests they had before entries had owners).
     /// Timestamps are left out, so an unchanged checkout hashes the same.
     pub fn digest(&self) -> Digest {
         let mut encoder = Encoder::new(Domain::Tree);
@@ -141,15 +170,22 @@ impl Tree {
                 Entry::File { blob, mode, .. } => {
                     encoder.str("f").digest(blob).u64(u64::from(*mode))
                 }
-                Entry::Dir { mode } => encoder.str("d").u64(u64::from(*mode)),
-                Entry::Symlink { target } => encoder.str("l").str(target),
+                Entry::Dir { mode, .. } => encoder.str("d").u64(u64::from(*mode)),
+                Entry::Symlink { target, .. } => encoder.str("l").str(target),
             };
+            let owner = entry.owner();
+            if !owner.is_root() {
+                encoder
+                    .str("o")
+                    .u64(u64::from(owner.uid))
+                    .u64(u64::from(owner.gid));
+            }
         }
         encoder.finish()
     }
 
     /// The cache key of the tree: its `digest`, plus the timestamps of files
-    /// that have one. Timestamps reach containers (a tar layer carries them),
+    /// and directories that have one. Timestamps reach containers (a tar layer carries them),
     /// so `withTimestamps` must change the key of every step downstream;
     /// host trees have none (the reader zeroes them) and keep `digest` as key,
     /// so an unchanged checkout stays a cache hit whatever its mtimes.
@@ -158,9 +194,9 @@ impl Tree {
         let mut stamped = self
             .entries
             .iter()
-            .filter_map(|(path, entry)| match entry {
-                Entry::File { mtime, .. } if *mtime != 0 => Some((path, *mtime)),
-                _ => None,
+            .filter_map(|(path, entry)| match entry.mtime() {
+                0 => None,
+                mtime => Some((path, mtime)),
             })
             .peekable();
         if stamped.peek().is_none() {
@@ -178,9 +214,18 @@ impl Tree {
     pub(crate) fn set_modes(&mut self, mode: u32) {
         for entry in self.entries.values_mut() {
             match entry {
-                Entry::File { mode: current, .. } | Entry::Dir { mode: current } => *current = mode,
+                Entry::File { mode: current, .. } | Entry::Dir { mode: current, .. } => {
+                    *current = mode
+                }
                 Entry::Symlink { .. } => {}
             }
+        }
+    }
+
+    /// Gives every entry to `owner`.
+    pub(crate) fn set_owners(&mut self, owner: Owner) {
+        for entry in self.entries.values_mut() {
+            entry.set_owner(owner);
         }
     }
 
@@ -205,7 +250,7 @@ impl Tree {
             current = parent;
         }
         for dir in missing {
-            self.entries.insert(dir, Entry::Dir { mode: DIR_MODE });
+            self.entries.insert(dir, Entry::dir(DIR_MODE));
         }
         Ok(())
     }
@@ -251,27 +296,17 @@ impl Tree {
         Ok(())
     }
 
-    /// Copies `other` into this tree at `dest` (merging directories), keeping
-    /// only the entries that `filter` accepts.
-    pub(crate) fn merge_at(
-        &mut self,
-        dest: &str,
-        other: &Tree,
-        filter: &PathFilter,
-    ) -> Result<(), Error> {
+    /// Copies `other` into this tree at `dest` (merging directories).
+    pub(crate) fn merge_at(&mut self, dest: &str, other: &Tree) -> Result<(), Error> {
         let dest = normalize(dest)?;
         if !dest.is_empty() {
             self.ensure_parents(&dest)?;
             if !self.entries.get(&dest).is_some_and(Entry::is_dir) {
                 self.remove(&dest);
-                self.entries
-                    .insert(dest.clone(), Entry::Dir { mode: DIR_MODE });
+                self.entries.insert(dest.clone(), Entry::dir(DIR_MODE));
             }
         }
         for (path, entry) in &other.entries {
-            if !filter.accepts(path, entry.is_dir()) {
-                continue;
-            }
             let target = if dest.is_empty() {
                 path.clone()
             } else {
@@ -280,6 +315,63 @@ impl Tree {
             self.insert(&target, entry.clone())?;
         }
         Ok(())
+    }
+
+    /// The entries `filter` keeps and, with `gitignores`, that no
+    /// `.gitignore` rule ignores, with the directories above them.
+    pub(crate) fn filtered(&self, filter: &PathFilter, gitignores: Option<&Gitignores>) -> Tree {
+        let gitignores = gitignores.filter(|rules| !rules.is_empty());
+        if filter.is_empty() && gitignores.is_none() {
+            return self.clone();
+        }
+        let mut out = Tree::default();
+        let mut skipped: HashSet<&str> = HashSet::new();
+        for (path, entry) in &self.entries {
+            let mut ancestors = std::iter::successors(parent_of(path), |dir| parent_of(dir));
+            if ancestors.any(|dir| skipped.contains(dir)) {
+                continue;
+            }
+            let is_dir = entry.is_dir();
+            let verdict = if gitignores.is_some_and(|rules| rules.ignores(path, is_dir)) {
+                Verdict::Skip
+            } else {
+                filter.verdict(path, is_dir)
+            };
+            match verdict {
+                Verdict::Keep => {
+                    for dir in ancestors_top_down(path) {
+                        if !out.entries.contains_key(dir) {
+                            let parent = self.entries.get(dir).cloned();
+                            out.entries
+                                .insert(dir.to_owned(), parent.unwrap_or(Entry::dir(DIR_MODE)));
+                        }
+                    }
+                    out.entries.insert(path.clone(), entry.clone());
+                }
+                Verdict::Traverse => {}
+                Verdict::Skip => {
+                    if is_dir {
+                        skipped.insert(path);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The rules of every `.gitignore` file in the tree.
+    pub(crate) fn gitignores(&self, store: &dyn Store) -> Result<Gitignores> {
+        let mut rules = Gitignores::default();
+        for (path, entry) in &self.entries {
+            if name_of(path) != ".gitignore" {
+                continue;
+            }
+            if let Entry::File { blob, .. } = entry {
+                let text = String::from_utf8_lossy(&store.get_blob(blob)?).into_owned();
+                rules.add(parent_of(path).unwrap_or(""), &text)?;
+            }
+        }
+        Ok(rules)
     }
 
     /// The subtree under `path`, re-rooted. Errors when it is not a directory.
@@ -322,7 +414,7 @@ impl Tree {
 
     /// Paths matching a glob pattern, directories marked with a `/`.
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Error> {
-        let matcher = build_glob(pattern)?;
+        let matcher = crate::filter::glob(pattern)?.compile_matcher();
         Ok(self
             .entries
             .iter()
@@ -350,19 +442,20 @@ impl Tree {
     }
 
     /// Writes the tree as a tar archive (paths relative, parents first).
-    pub(crate) fn to_tar(&self, store: &dyn Store, owner: Option<Owner>) -> Result<Vec<u8>, Error> {
+    /// Each entry keeps its own mode and owner.
+    pub(crate) fn to_tar(&self, store: &dyn Store) -> Result<Vec<u8>, Error> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, entry) in &self.entries {
             let mut header = tar::Header::new_gnu();
             header.set_mtime(0);
-            if let Some(owner) = owner {
-                header.set_uid(u64::from(owner.uid));
-                header.set_gid(u64::from(owner.gid));
-            }
+            let owner = entry.owner();
+            header.set_uid(u64::from(owner.uid));
+            header.set_gid(u64::from(owner.gid));
             match entry {
-                Entry::Dir { mode } => {
+                Entry::Dir { mode, mtime, .. } => {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_mode(*mode);
+                    header.set_mtime(*mtime);
                     header.set_size(0);
                     builder
                         .append_data(&mut header, format!("{path}/"), std::io::empty())
@@ -380,7 +473,7 @@ impl Tree {
                         .append_data(&mut header, path, data.as_slice())
                         .map_err(Error::tar)?;
                 }
-                Entry::Symlink { target } => {
+                Entry::Symlink { target, .. } => {
                     header.set_entry_type(tar::EntryType::Symlink);
                     header.set_mode(0o777);
                     header.set_size(0);
@@ -394,7 +487,8 @@ impl Tree {
     }
 
     /// Reads a tar archive into a tree, storing file contents as blobs.
-    /// Hard links become copies; device files and FIFOs are skipped.
+    /// Owners are kept; hard links become copies; device files and FIFOs
+    /// are skipped.
     pub(crate) fn from_tar(bytes: &[u8], store: &dyn Store) -> Result<Tree, Error> {
         let mut tree = Tree::default();
         let mut archive = tar::Archive::new(bytes);
@@ -411,8 +505,12 @@ impl Tree {
                 continue;
             }
             let mode = entry.header().mode().map_err(Error::tar)? & 0o7777;
+            let owner = tar_owner(entry.header());
             match entry.header().entry_type() {
-                tar::EntryType::Directory => tree.insert(&path, Entry::Dir { mode })?,
+                tar::EntryType::Directory => {
+                    let mtime = entry.header().mtime().unwrap_or(0);
+                    tree.insert(&path, Entry::Dir { mode, owner, mtime })?
+                }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let mut data = Vec::new();
                     entry.read_to_end(&mut data).map_err(Error::tar)?;
@@ -425,6 +523,7 @@ impl Tree {
                             size: data.len() as u64,
                             mode,
                             mtime,
+                            owner,
                         },
                     )?;
                 }
@@ -434,7 +533,7 @@ impl Tree {
                         .map_err(Error::tar)?
                         .map(|name| name.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    tree.insert(&path, Entry::Symlink { target })?;
+                    tree.insert(&path, Entry::Symlink { target, owner })?;
                 }
                 tar::EntryType::Link => {
                     if let Some(target) = entry.link_name().map_err(Error::tar)? {
@@ -464,83 +563,16 @@ impl Tree {
     }
 }
 
-fn build_glob(pattern: &str) -> Result<globset::GlobMatcher, Error> {
-    globset::GlobBuilder::new(pattern.trim_start_matches("./"))
-        .literal_separator(true)
-        .build()
-        .map(|glob| glob.compile_matcher())
-        .map_err(|source| Error::InvalidArgument {
-            message: format!("invalid glob pattern {pattern:?}: {source}"),
-        })
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
-/// `include`/`exclude` patterns as Dagger applies them to directory copies:
-/// a path is kept when it matches an include pattern (or there are none), or
-/// lies under or above a kept path, and matches no exclude pattern.
-#[derive(Debug, Default)]
-pub(crate) struct PathFilter {
-    include: Option<globset::GlobSet>,
-    include_prefixes: Vec<String>,
-    exclude: Option<globset::GlobSet>,
-}
-
-impl PathFilter {
-    pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<Self, Error> {
-        let set = |patterns: &[String]| -> Result<Option<globset::GlobSet>, Error> {
-            if patterns.is_empty() {
-                return Ok(None);
-            }
-            let mut builder = globset::GlobSetBuilder::new();
-            for pattern in patterns {
-                let trimmed = pattern.trim_start_matches("./").trim_end_matches('/');
-                builder.add(build_glob(trimmed)?.glob().clone());
-                // A pattern naming a directory keeps everything under it.
-                builder.add(build_glob(&format!("{trimmed}/**"))?.glob().clone());
-            }
-            builder
-                .build()
-                .map(Some)
-                .map_err(|source| Error::InvalidArgument {
-                    message: format!("invalid glob patterns: {source}"),
-                })
-        };
-        let include_prefixes = include
-            .iter()
-            .map(|pattern| {
-                let literal: String = pattern
-                    .trim_start_matches("./")
-                    .split('/')
-                    .take_while(|part| !part.contains(['*', '?', '[', '{']))
-                    .collect::<Vec<_>>()
-                    .join("/");
-                literal
-            })
-            .collect();
-        Ok(Self {
-            include: set(include)?,
-            include_prefixes,
-            exclude: set(exclude)?,
-        })
-    }
-
-    pub(crate) fn accepts(&self, path: &str, is_dir: bool) -> bool {
-        if let Some(exclude) = &self.exclude {
-            if exclude.is_match(path) {
-                return false;
-            }
-        }
-        match &self.include {
-            None => true,
-            Some(include) => {
-                include.is_match(path)
-                    || (is_dir
-                        && self.include_prefixes.iter().any(|prefix| {
-                            prefix.is_empty()
-                                || prefix == path
-                                || prefix.starts_with(&format!("{path}/"))
-                        }))
-            }
-        }
+/// The owner a tar header records (ids too large for a `u32` read as root).
+fn tar_owner(header: &tar::Header) -> Owner {
+    let id = |value: std::io::Result<u64>| value.ok().and_then(|id| u32::try_from(id).ok());
+    Owner {
+        uid: id(header.uid()).unwrap_or(0),
+        gid: id(header.gid()).unwrap_or(0),
     }
 }
 
@@ -554,6 +586,7 @@ mod tests {
             size: 1,
             mode: 0o644,
             mtime,
+            owner: Owner::ROOT,
         }
     }
 
@@ -570,20 +603,42 @@ mod tests {
     }
 
     #[test]
-    fn owners_parse() {
-        assert_eq!(Owner::parse("").unwrap(), None);
-        let owner = |uid, gid| Some(Owner { uid, gid });
-        assert_eq!(Owner::parse("1000").unwrap(), owner(1000, 1000));
-        assert_eq!(Owner::parse("1:2").unwrap(), owner(1, 2));
-        assert_eq!(Owner::parse("root").unwrap(), owner(0, 0));
-        assert_eq!(Owner::parse("root:root").unwrap(), owner(0, 0));
-        for bad in ["nobody", "1000:staff", "-1", "1:2:3"] {
-            let error = Owner::parse(bad).unwrap_err();
-            assert!(
-                error.to_string().contains("only numeric owners"),
-                "{bad}: {error}"
-            );
+    fn owners_other_than_root_are_in_the_digest_root_is_not() {
+        let plain = Tree::single("f", file(1, 0)).unwrap();
+        let mut owned = plain.clone();
+        owned.set_owners(Owner::ROOT);
+        assert_eq!(owned.digest(), plain.digest());
+        owned.set_owners(Owner {
+            uid: 1000,
+            gid: 1000,
+        });
+        assert_ne!(owned.digest(), plain.digest());
+        // Root is left out of the JSON too, so stored trees keep their bytes.
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("owner"), "{json}");
+        assert!(serde_json::to_string(&owned)
+            .unwrap()
+            .contains(r#""owner":{"uid":1000,"gid":1000}"#));
+    }
+
+    #[test]
+    fn filtering_keeps_only_the_directories_above_what_it_keeps() {
+        let mut tree = Tree::default();
+        for path in ["a.rar", "sub/b.txt", "sub/deep/c.rar", "empty/x.txt"] {
+            tree.insert(path, file(1, 0)).unwrap();
         }
+        tree.insert("sub", Entry::dir(0o700)).unwrap();
+        let include = PathFilter::new(&["**/*.rar".into()], &[]).unwrap();
+        let kept = tree.filtered(&include, None);
+        let paths: Vec<&str> = kept.entries.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["a.rar", "sub", "sub/deep", "sub/deep/c.rar"]);
+        // A parent keeps its own mode.
+        assert_eq!(kept.get("sub"), Some(&Entry::dir(0o700)));
+        let mut ignored = Gitignores::default();
+        ignored.add("", "sub/\n").unwrap();
+        let kept = tree.filtered(&PathFilter::default(), Some(&ignored));
+        let paths: Vec<&str> = kept.entries.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["a.rar", "empty", "empty/x.txt"]);
     }
 
     #[test]

@@ -88,7 +88,6 @@ pub(crate) struct Layer {
     /// Absolute directory the tree is unpacked into.
     pub(crate) dest: String,
     pub(crate) tree: Arc<Tree>,
-    pub(crate) owner: Option<Owner>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,13 +104,29 @@ pub(crate) enum MountSource {
         /// Given the volume's directory when it is first created.
         owner: Option<Owner>,
     },
-    /// A tmpfs.
-    Temp,
+    /// A tmpfs (`size` in bytes, the runtime's default when `None`).
+    Temp {
+        size: Option<u64>,
+    },
     /// The secret's node digest; its value is looked up only at exec time.
     Secret {
         secret: Digest,
         mode: u32,
+        owner: Owner,
     },
+}
+
+impl MountSource {
+    /// What kind of mount this is, for errors.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            MountSource::Directory { .. } => "directory",
+            MountSource::File(_) => "file",
+            MountSource::Cache { .. } => "cache volume",
+            MountSource::Temp { .. } => "temporary directory",
+            MountSource::Secret { .. } => "secret",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +207,25 @@ impl ContainerState {
         Ok(Value::Container(Arc::new(state)))
     }
 
+    /// The mount `path` (absolute) is at or under, the deepest one, and the
+    /// path inside it ("" for the mount point itself).
+    pub(crate) fn mount_at(&self, path: &str) -> Option<(usize, String)> {
+        self.mounts
+            .iter()
+            .enumerate()
+            .filter_map(|(index, mount)| {
+                let inner = if path == mount.path {
+                    ""
+                } else {
+                    path.strip_prefix(mount.path.as_str())?
+                        .strip_prefix('/')
+                        .or_else(|| (mount.path == "/").then(|| path.trim_start_matches('/')))?
+                };
+                Some((index, inner.to_owned()))
+            })
+            .max_by_key(|(index, _)| self.mounts[*index].path.len())
+    }
+
     /// A copy with `source` mounted at `path` (relative to the workdir),
     /// replacing whatever was mounted there.
     pub(crate) fn with_mount(&self, key: Digest, path: &str, source: MountSource) -> Result<Value> {
@@ -214,9 +248,26 @@ pub struct FileValue {
     pub size: u64,
     pub mode: u32,
     pub mtime: u64,
+    #[serde(default, skip_serializing_if = "Owner::is_root")]
+    pub owner: Owner,
 }
 
 impl FileValue {
+    /// A new file owned by root.
+    pub(crate) fn new(name: String, blob: Digest, size: u64, mode: u32) -> Self {
+        Self {
+            name,
+            blob,
+            size,
+            mode,
+            mtime: 0,
+            owner: Owner::ROOT,
+        }
+    }
+
+    /// The content key: name, contents, mode, mtime and an owner other than
+    /// root (left out for root, so keys stay what they were before files
+    /// had owners).
     pub fn key(&self) -> Digest {
         let mut encoder = Encoder::new(Domain::File);
         encoder
@@ -224,6 +275,12 @@ impl FileValue {
             .digest(&self.blob)
             .u64(u64::from(self.mode))
             .u64(self.mtime);
+        if !self.owner.is_root() {
+            encoder
+                .str("owner")
+                .u64(u64::from(self.owner.uid))
+                .u64(u64::from(self.owner.gid));
+        }
         encoder.finish()
     }
 
@@ -240,6 +297,7 @@ impl FileValue {
             size: self.size,
             mode: permissions.unwrap_or(self.mode),
             mtime: self.mtime,
+            owner: self.owner,
         }
     }
 
@@ -252,15 +310,17 @@ impl FileValue {
                 size,
                 mode,
                 mtime,
+                owner,
             }) => Ok(FileValue {
                 name: Tree::name_of(inner).to_owned(),
                 blob: *blob,
                 size: *size,
                 mode: *mode,
                 mtime: *mtime,
+                owner: *owner,
             }),
             Some(Entry::Dir { .. }) => Err(Error::IsADirectory { path: shown.into() }),
-            Some(Entry::Symlink { target }) => Err(Error::Unsupported {
+            Some(Entry::Symlink { target, .. }) => Err(Error::Unsupported {
                 message: format!("{shown} is a symlink to {target}; read the target instead"),
             }),
             None => Err(Error::NotFound { path: shown.into() }),

@@ -313,7 +313,14 @@ async fn directories_are_pure_values() {
 }
 
 fn cache_mount(engine: &Engine, parent: Digest, path: &str, key: &str, sharing: Sharing) -> Digest {
-    let cache = engine.add(ops::CacheVolume { key: key.into() }).digest;
+    let cache = engine
+        .add(ops::CacheVolume {
+            key: key.into(),
+            source: None,
+            sharing: None,
+            owner: String::new(),
+        })
+        .digest;
     engine
         .add(ops::WithMountedCache {
             parent,
@@ -322,6 +329,7 @@ fn cache_mount(engine: &Engine, parent: Digest, path: &str, key: &str, sharing: 
             source: None,
             sharing: Some(sharing),
             owner: String::new(),
+            inherit_owner: false,
         })
         .digest
 }
@@ -356,9 +364,16 @@ async fn a_locked_volume_mounted_twice_is_an_error_before_anything_runs() {
 }
 
 #[tokio::test]
-async fn cache_volume_owners_parse_like_every_other_owner() {
+async fn cache_volume_owner_names_are_looked_up_in_the_container() {
     let (engine, runtime, _) = new_engine();
-    let cache = engine.add(ops::CacheVolume { key: "v".into() }).digest;
+    let cache = engine
+        .add(ops::CacheVolume {
+            key: "v".into(),
+            source: None,
+            sharing: None,
+            owner: String::new(),
+        })
+        .digest;
     let mounted = engine
         .add(ops::WithMountedCache {
             parent: base(&engine),
@@ -367,11 +382,12 @@ async fn cache_volume_owners_parse_like_every_other_owner() {
             source: None,
             sharing: None,
             owner: "nobody".into(),
+            inherit_owner: false,
         })
         .digest;
     let error = engine.container(mounted).await.unwrap_err();
     assert!(
-        matches!(&error, Error::Unsupported { message } if message.contains("only numeric owners")),
+        matches!(&error, Error::InvalidArgument { message } if message.contains("\"nobody\"") && message.contains("/etc/passwd")),
         "{error}"
     );
     assert_eq!(runtime.execs(), 0);

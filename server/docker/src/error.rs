@@ -37,6 +37,45 @@ pub(crate) enum Operation<'a> {
     Other { action: &'a str },
 }
 
+/// The image a "no such image" answer names. dockerd words it
+/// `No such image: X`, or `no such image: X: No such image: X` on inspect.
+fn missing_image(reason: &str) -> Option<String> {
+    const PREFIX: &str = "no such image: ";
+    let start = reason.to_ascii_lowercase().find(PREFIX)? + PREFIX.len();
+    let rest = &reason[start..];
+    let end = match rest.strip_prefix("sha256:") {
+        Some(hex) => {
+            "sha256:".len()
+                + hex
+                    .find(|c: char| !c.is_ascii_hexdigit())
+                    .unwrap_or(hex.len())
+        }
+        None => rest.find(": ").unwrap_or(rest.len()),
+    };
+    Some(rest[..end].trim().to_owned()).filter(|image| !image.is_empty())
+}
+
+fn operation_action(operation: Operation<'_>) -> String {
+    match operation {
+        Operation::Pull { reference } => format!("pulling {reference}"),
+        Operation::Push { reference } => format!("pushing {reference}"),
+        Operation::ReadPath { path } => format!("reading {path}"),
+        Operation::Other { action } => action.to_owned(),
+    }
+}
+
+/// Whether dockerd says the container is gone: 404 "No such container", or
+/// 409 "… which is Dead" / "removal … is already in progress" when a
+/// `docker rm -f` from outside races with the step's commit.
+fn removed_outside(error: &BollardError, reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    match status(error) {
+        Some(404) => reason.contains("no such container"),
+        Some(409) => reason.contains("which is dead") || reason.contains("removal of container"),
+        _ => false,
+    }
+}
+
 /// Maps a bollard error into the core's `RuntimeError`, which holds strings only so the
 /// solver can hand one failure to every waiter of a deduplicated operation.
 ///
@@ -49,6 +88,18 @@ pub(crate) fn runtime_error(operation: Operation<'_>, error: &BollardError) -> R
         };
     }
     let reason = message(error);
+    if status(error) == Some(404) {
+        if let Some(image) = missing_image(&reason) {
+            return RuntimeError::ImageMissing { image };
+        }
+    }
+    if removed_outside(error, &reason) {
+        return RuntimeError::Failed {
+            action: operation_action(operation),
+            reason: "the step's container was removed outside gantry (docker rm?) while it ran"
+                .to_owned(),
+        };
+    }
     match operation {
         Operation::Pull { reference } if is_unauthorized(error) => RuntimeError::Unauthorized {
             reference: reference.to_owned(),
@@ -98,6 +149,9 @@ pub(crate) fn redact(error: RuntimeError, secret: Option<&str>) -> RuntimeError 
             reason: clean(reason),
         },
         RuntimeError::PathNotFound { path } => RuntimeError::PathNotFound { path: clean(path) },
+        RuntimeError::ImageMissing { image } => RuntimeError::ImageMissing {
+            image: clean(image),
+        },
         RuntimeError::Unavailable { reason } => RuntimeError::Unavailable {
             reason: clean(reason),
         },
@@ -176,6 +230,24 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_images_are_named_as_dockerd_words_them() {
+        let id = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            missing_image(&format!("No such image: {id}")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            missing_image(&format!("no such image: {id}: No such image: {id}")),
+            Some(id)
+        );
+        assert_eq!(
+            missing_image("No such image: gantry.local/x/cache:1"),
+            Some("gantry.local/x/cache:1".to_owned())
+        );
+        assert_eq!(missing_image("No such container: abc"), None);
+    }
 
     fn server(status_code: u16, message: &str) -> BollardError {
         BollardError::DockerResponseServerError {

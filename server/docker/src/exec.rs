@@ -21,7 +21,7 @@ use crate::{DockerRuntime, LABEL_MANAGED};
 
 /// Captured output beyond this many bytes per stream is dropped (and a warning logged):
 /// the result lives in memory and in the cache.
-const MAX_CAPTURE: usize = 64 << 20;
+const MAX_CAPTURE: usize = gantry_core::runtime::OUTPUT_CAP;
 
 impl DockerRuntime {
     /// `Runtime::exec`.
@@ -70,7 +70,13 @@ impl DockerRuntime {
         let tmpfs: HashMap<String, String> = spec
             .tmpfs
             .iter()
-            .map(|path| (path.clone(), "exec".to_owned()))
+            .map(|tmpfs| {
+                let options = match tmpfs.size {
+                    Some(size) => format!("exec,size={size}"),
+                    None => "exec".to_owned(),
+                };
+                (tmpfs.path.clone(), options)
+            })
             .collect();
 
         let base = self.base_image(&spec.rootfs).await?;
@@ -125,11 +131,19 @@ impl DockerRuntime {
             .await
             .map_err(|error| other("attaching to a container", &error))?;
 
-        let (output, exit_code) = match self
+        let started = self
             .docker
             .start_container(&name, None::<StartContainerOptions>)
-            .await
-        {
+            .await;
+        // The container has its bind mounts now (or never will): secret files
+        // on the host are no longer needed, whatever happens next.
+        for path in &spec.remove_after_start {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(secret_env) = &secret_env {
+            secret_env.remove_file();
+        }
+        let (output, exit_code) = match started {
             Ok(()) => {
                 let AttachContainerResults { output, input } = attached;
                 // stdin is fed while the output is collected (a command may fill its
@@ -330,13 +344,9 @@ fn exec_commit_config(
 const SECRET_ENV_PATH: &str = "/dev/.gantry-secret-env";
 /// The shell that sources it; every image with a shell has one here.
 const SECRET_ENV_SHELL: &str = "/bin/sh";
-/// A tmpfs on the host: secret values must never reach a disk.
-const SECRET_TMPFS: &str = "/dev/shm";
-
-static SECRET_ENV_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// The secret variables of one exec, written as `export NAME='value'` lines to a file on
-/// the host's tmpfs (in a directory only root can enter) and removed when dropped.
+/// the host's tmpfs (`gantry_core::files::SECRET_FILES_DIR`, in a directory only root can
+/// enter), unlinked as soon as the container has started and removed when dropped.
 ///
 /// Why not the container's `Env`: dockerd copies a container's configuration, `Env`
 /// included, into every image committed from it (the image's `container_config`), and
@@ -350,7 +360,6 @@ struct SecretEnv {
 impl SecretEnv {
     fn write(secret_env: &[String]) -> Result<Self, RuntimeError> {
         use std::io::Write as _;
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         let failed = |reason: String| RuntimeError::Failed {
             action: "passing secret variables".to_owned(),
             reason,
@@ -373,30 +382,12 @@ impl SecretEnv {
                 value.replace('\'', r"'\''")
             ));
         }
-        let shm = std::path::Path::new(SECRET_TMPFS);
-        if !shm.is_dir() {
-            return Err(failed(format!(
-                "no tmpfs at {SECRET_TMPFS}: gantry keeps secret values off disk"
-            )));
-        }
-        let parent = shm.join("gantry-secrets");
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true).mode(0o700);
-        builder
-            .create(&parent)
-            .map_err(|error| failed(format!("creating {}: {error}", parent.display())))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let sequence = SECRET_ENV_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = parent.join(format!("env-{}-{sequence}-{nanos:08x}", std::process::id()));
-        builder
-            .recursive(false)
-            .create(&dir)
-            .map_err(|error| failed(format!("creating {}: {error}", dir.display())))?;
+        let dir = gantry_core::files::create_secret_dir()
+            .map_err(|error| failed(format!("creating a directory for them: {error}")))?;
         let guard = SecretEnv { dir };
         // Readable by any user in the container (the command may run as non-root); the
         // directory above keeps other users of the host out.
+        use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -410,6 +401,11 @@ impl SecretEnv {
 
     fn file(&self) -> std::path::PathBuf {
         self.dir.join("env")
+    }
+
+    /// Unlinks the file (the container keeps it through its bind mount).
+    fn remove_file(&self) {
+        let _ = std::fs::remove_file(self.file());
     }
 
     fn host_path(&self) -> String {

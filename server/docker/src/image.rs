@@ -307,6 +307,35 @@ impl DockerRuntime {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Every `repo:tag` name of the local images in `repos` (exact
+    /// repository names), for prune: a state directory's images are the ones
+    /// in its own repositories.
+    #[tracing::instrument(skip_all)]
+    pub async fn tags_in(&self, repos: &[String]) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("reference", repos.to_vec())]);
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|error| {
+                runtime_error(
+                    Operation::Other {
+                        action: "listing images",
+                    },
+                    &error,
+                )
+            })?;
+        Ok(images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| {
+                tag.rsplit_once(':')
+                    .is_some_and(|(repo, _)| repos.iter().any(|wanted| wanted == repo))
+            })
+            .collect())
+    }
+
     /// IDs of every local image labelled as gantry's ([`LABEL_MANAGED`](crate::LABEL_MANAGED)),
     /// children before their parents so that `remove_images` can take them in order.
     #[tracing::instrument(skip_all)]

@@ -2,10 +2,10 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dashmap::DashMap;
-use gantry_core::store::{RecordKind, Store};
+use gantry_core::store::{ImageNames, Lock, RecordKind, Store};
 use gantry_core::Digest;
 
 use crate::error::Error;
@@ -19,9 +19,12 @@ pub struct DiskStore {
 
 /// Whether records of `kind` are kept in memory once read. Most are small
 /// and read on every cache lookup; a host index is read once per directory
-/// read, rewritten when the directory changes and can be large.
+/// read, rewritten when the directory changes and can be large; an exec
+/// result is read once per node by the solver, and another engine on the
+/// state directory may replace it (when its image was gone), so it is always
+/// read from disk.
 fn memoized(kind: RecordKind) -> bool {
-    kind != RecordKind::HostIndex
+    !matches!(kind, RecordKind::HostIndex | RecordKind::Exec)
 }
 
 impl DiskStore {
@@ -58,9 +61,19 @@ impl Store for DiskStore {
         Ok(fs::read(&path).map_err(Error::io("reading", path))?)
     }
 
+    fn open_blob(&self, digest: &Digest) -> gantry_core::Result<Box<dyn std::io::Read + Send>> {
+        let path = self.dir.entry(Bucket::Blobs, digest);
+        let file = fs::File::open(&path).map_err(Error::io("reading", path))?;
+        Ok(Box::new(file))
+    }
+
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> gantry_core::Result<()> {
-        self.dir
-            .write(&self.dir.entry(Bucket::Records(kind), key), value, false)?;
+        if kind == RecordKind::Recipe {
+            self.dir.recipes().append(key, value)?;
+        } else {
+            self.dir
+                .write(&self.dir.entry(Bucket::Records(kind), key), value, false)?;
+        }
         if memoized(kind) {
             self.records.insert((kind, *key), value.to_vec());
         }
@@ -70,6 +83,13 @@ impl Store for DiskStore {
     fn get(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<Option<Vec<u8>>> {
         if let Some(value) = self.records.get(&(kind, *key)) {
             return Ok(Some(value.clone()));
+        }
+        if kind == RecordKind::Recipe {
+            let found = self.dir.recipes().get(key)?;
+            if let Some(bytes) = &found {
+                self.records.insert((kind, *key), bytes.clone());
+            }
+            return Ok(found);
         }
         let path = self.dir.entry(Bucket::Records(kind), key);
         match fs::read(&path) {
@@ -90,6 +110,18 @@ impl Store for DiskStore {
 
     fn cache_volume_dir(&self, name: &str) -> PathBuf {
         self.dir.cache_volume_dir(name)
+    }
+
+    fn put_blob_file(&self, path: &Path) -> gantry_core::Result<(Digest, u64)> {
+        Ok(self.dir.write_blob_from(path)?)
+    }
+
+    fn lock(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<Lock> {
+        Ok(Box::new(self.dir.lock_record(kind, key)?))
+    }
+
+    fn image_names(&self) -> ImageNames {
+        self.dir.image_names()
     }
 }
 
@@ -159,8 +191,12 @@ mod tests {
             .entry(Bucket::Records(RecordKind::Exec), &key);
         fs::create_dir_all(path.join("in-the-way")).unwrap();
         let error = store.put(RecordKind::Exec, &key, b"value").unwrap_err();
-        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
-        assert!(message.contains(&key.hex()), "{message}");
+        // The OS's reason, then what was being written.
+        let message = error.to_string();
+        assert!(
+            message.contains(&key.hex()) && message.contains("while writing"),
+            "{message}"
+        );
         let temp = store.state_dir().bucket(Bucket::Temp);
         assert_eq!(files_under(&temp), Vec::<PathBuf>::new());
         // The engine carries on: other records still write.

@@ -24,6 +24,16 @@ pub enum Error {
         found: String,
         known: u32,
     },
+    #[error(
+        "the state directory {} is already served by another engine (pid {pid}) on unix://{}: \
+         point clients at it (GANTRY_SOCKET={}), stop it, or pass another --state-dir",
+        path.display(), socket.display(), socket.display()
+    )]
+    Served {
+        path: PathBuf,
+        socket: PathBuf,
+        pid: u32,
+    },
 }
 
 impl Error {
@@ -53,9 +63,11 @@ impl From<Error> for gantry_core::Error {
             Error::Write(error) => {
                 gantry_core::Error::store(format!("writing {}", error.path.display()), error.source)
             }
-            other @ Error::NewerLayout { .. } => gantry_core::Error::Unsupported {
-                message: other.to_string(),
-            },
+            other @ (Error::NewerLayout { .. } | Error::Served { .. }) => {
+                gantry_core::Error::Unsupported {
+                    message: other.to_string(),
+                }
+            }
         }
     }
 }

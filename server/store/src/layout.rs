@@ -10,21 +10,28 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gantry_core::files::{create_unique_dir, AtomicFile, WriteOutcome};
-use gantry_core::store::{cache_volume_key, RecordKind};
+use gantry_core::store::{cache_volume_key, ImageNames, RecordKind};
 use gantry_core::Digest;
 
 use crate::error::{Error, Result};
+use crate::recipes::RecipeLog;
 
 /// The layout this gantry writes; `StateDir::open` migrates older ones.
-pub const LAYOUT: u32 = 2;
+/// 3: recipes in one log (`store/recipes.log`) instead of a file each.
+pub const LAYOUT: u32 = 3;
 
 /// Holds the layout number. Layout 1 (before this file existed) had none.
 const LAYOUT_FILE: &str = "layout";
 
 /// The key that MACs secret values in cache keys (see `StateDir::secret_key`).
 const SECRET_KEY_FILE: &str = "secret-mac.key";
+
+/// This state directory's name among others on one Docker daemon (see
+/// `StateDir::image_names`): 16 hex digits, first writer wins.
+const ID_FILE: &str = "id";
 
 /// One directory of the state directory, by what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,10 +52,15 @@ pub enum Bucket {
     /// function descriptions by source digest, the language runtimes' files
     /// and built Go dispatchers (docs/modules.md, "Caches").
     Modules,
+    /// One lock file per record being produced (`store/locks/<kind>/ab/<hex>`),
+    /// held while one engine produces it so that the others on this state
+    /// directory wait for its record instead of doing the work again
+    /// (`StateDir::lock_record`).
+    Locks,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 10] = [
+    pub const ALL: [Bucket; 11] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
@@ -59,6 +71,7 @@ impl Bucket {
         Bucket::Scratch,
         Bucket::Temp,
         Bucket::Modules,
+        Bucket::Locks,
     ];
 
     /// The bucket's directory, relative to the state directory.
@@ -69,11 +82,13 @@ impl Bucket {
             Bucket::Records(RecordKind::PathRead) => "store/path-reads",
             Bucket::Records(RecordKind::HostTree) => "store/host-trees",
             Bucket::Records(RecordKind::HostIndex) => "store/host-indexes",
-            Bucket::Records(RecordKind::Recipe) => "store/recipes",
+            // One append-only file, not a directory (see `recipes`).
+            Bucket::Records(RecordKind::Recipe) => "store/recipes.log",
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
             Bucket::Modules => "modules",
+            Bucket::Locks => "store/locks",
         }
     }
 
@@ -90,6 +105,7 @@ impl Bucket {
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",
             Bucket::Modules => "module caches",
+            Bucket::Locks => "record locks",
         }
     }
 }
@@ -98,6 +114,8 @@ impl Bucket {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    id: String,
+    recipes: Arc<RecipeLog>,
 }
 
 impl StateDir {
@@ -109,38 +127,94 @@ impl StateDir {
         // Private: it holds the secret MAC key and every cached output. Best
         // effort, as before: a directory someone else set up keeps its mode.
         let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o700));
-        let dir = Self { root };
+        let recipes = Arc::new(RecipeLog::new(
+            root.join(Bucket::Records(RecordKind::Recipe).dir()),
+            root.join(Bucket::Temp.dir()),
+        ));
+        let mut dir = Self {
+            root,
+            id: String::new(),
+            recipes,
+        };
         let marker = dir.root.join(LAYOUT_FILE);
         let found = match fs::read_to_string(&marker) {
             Ok(text) => Some(text.trim().to_owned()),
             Err(error) if error.kind() == ErrorKind::NotFound => None,
             Err(source) => return Err(Error::io("reading", &marker)(source)),
         };
-        let migrate = found.is_none();
-        match found {
+        let migrate = found.as_deref() != Some(LAYOUT.to_string().as_str());
+        match found.as_deref() {
             Some(found) if found == LAYOUT.to_string() => {}
+            Some("2") => {}
             Some(found) => {
                 return Err(Error::NewerLayout {
                     path: dir.root.clone(),
-                    found,
+                    found: found.to_owned(),
                     known: LAYOUT,
                 })
             }
             None => crate::migrate::from_layout_1(&dir)?,
         }
         for bucket in Bucket::ALL {
+            if bucket == Bucket::Records(RecordKind::Recipe) {
+                continue;
+            }
             let path = dir.bucket(bucket);
             fs::create_dir_all(&path).map_err(Error::io("creating", &path))?;
         }
         if migrate {
+            crate::migrate::from_layout_2(&dir)?;
             // Last, so that an interrupted migration runs again.
             dir.write(&marker, format!("{LAYOUT}\n").as_bytes(), false)?;
         }
+        dir.id = dir.read_or_create_id()?;
+        crate::sweep::sweep(&dir);
         Ok(dir)
+    }
+
+    /// The names this state directory gives its Docker images: its own
+    /// repositories, so that no other state directory on the daemon can
+    /// untag or remove them (see `ImageNames`).
+    pub fn image_names(&self) -> ImageNames {
+        ImageNames::new(&self.id)
+    }
+
+    fn read_or_create_id(&self) -> Result<String> {
+        let path = self.root.join(ID_FILE);
+        let valid = |text: &str| {
+            let id = text.trim();
+            (id.len() == 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            .then(|| id.to_owned())
+        };
+        let replace = match fs::read_to_string(&path) {
+            Ok(text) => match valid(&text) {
+                Some(id) => return Ok(id),
+                None => true,
+            },
+            Err(error) if error.kind() == ErrorKind::NotFound => false,
+            Err(source) => return Err(Error::io("reading", &path)(source)),
+        };
+        let id = format!("{:016x}", rand::random::<u64>());
+        self.write(&path, format!("{id}\n").as_bytes(), !replace)?;
+        let text = fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
+        valid(&text).ok_or_else(|| {
+            Error::io("reading", &path)(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "not a state directory ID",
+            ))
+        })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The recipe log (`Bucket::Records(RecordKind::Recipe)`).
+    pub(crate) fn recipes(&self) -> &RecipeLog {
+        &self.recipes
     }
 
     pub fn bucket(&self, bucket: Bucket) -> PathBuf {
@@ -193,6 +267,62 @@ impl StateDir {
         }
     }
 
+    /// Copies the file at `source` into the blob bucket, hashing it on the
+    /// way (64 KiB at a time: memory stays bounded whatever its size), and
+    /// returns its digest and size. The copy is a temp file renamed into
+    /// place, first writer wins.
+    pub(crate) fn write_blob_from(&self, source: &Path) -> Result<(Digest, u64)> {
+        use std::io::{Read as _, Write as _};
+        let mut input = fs::File::open(source).map_err(Error::io("reading", source))?;
+        let temp = self.bucket(Bucket::Temp);
+        fs::create_dir_all(&temp).map_err(Error::io("creating", &temp))?;
+        // The target is known only once the bytes are hashed: fill a temp
+        // file under a provisional name, then link it into place.
+        let staging = temp.join(format!(
+            ".gantry-tmp-{}-{:016x}-blob",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let outcome = (|| {
+            let mut hasher = gantry_core::BlobHasher::default();
+            let mut size = 0u64;
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut output = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staging)
+                .map_err(Error::io("writing", &staging))?;
+            loop {
+                let n = match input.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                    Err(source_error) => return Err(Error::io("reading", source)(source_error)),
+                };
+                hasher.update(&buffer[..n]);
+                output
+                    .write_all(&buffer[..n])
+                    .map_err(Error::io("writing", &staging))?;
+                size += n as u64;
+            }
+            let digest = hasher.finish();
+            let target = self.entry(Bucket::Blobs, &digest);
+            if !target.exists() {
+                let parent = target.parent().expect("blobs have a shard");
+                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+                match fs::hard_link(&staging, &target) {
+                    Ok(()) => {}
+                    // Content-addressed: whoever wrote it first wrote the same bytes.
+                    Err(error) if error.kind() == ErrorKind::AlreadyExists => {}
+                    Err(error) => return Err(Error::io("writing", &target)(error)),
+                }
+            }
+            Ok((digest, size))
+        })();
+        let _ = fs::remove_file(&staging);
+        outcome
+    }
+
     /// The key that MACs secret values in cache keys, created (mode 0600)
     /// on first use and kept so that cache keys survive restarts. It is not
     /// itself a secret value, but keeping it private stops anyone from
@@ -201,22 +331,27 @@ impl StateDir {
     pub fn secret_key(&self) -> Result<[u8; 32]> {
         let path = self.root.join(SECRET_KEY_FILE);
         let read = || match fs::read(&path) {
-            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::io("reading", &path)(source)),
         };
-        if let Some(key) = read()? {
+        let key =
+            |bytes: Option<Vec<u8>>| bytes.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        let found = read()?;
+        // Replace only a key that was there and damaged; a missing one is
+        // written first-writer-wins, against engines starting together.
+        let replace = found.is_some();
+        if let Some(key) = key(found) {
             return Ok(key);
         }
-        let key: [u8; 32] = rand::random();
-        let replace = path.exists();
+        let new: [u8; 32] = rand::random();
         if replace {
             tracing::warn!(path = %path.display(), "the secret MAC key is damaged; replacing it (steps that use secrets run again)");
         }
-        if self.write(&path, &key, !replace)? == WriteOutcome::Written {
-            return Ok(key);
+        if self.write(&path, &new, !replace)? == WriteOutcome::Written {
+            return Ok(new);
         }
-        read()?.ok_or_else(|| {
+        key(read()?).ok_or_else(|| {
             Error::io("reading", &path)(std::io::Error::new(
                 ErrorKind::InvalidData,
                 "not a 32-byte key",
@@ -234,10 +369,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path().join("state")).unwrap();
         for bucket in Bucket::ALL {
-            assert!(state.bucket(bucket).is_dir(), "{bucket:?}");
+            if bucket != Bucket::Records(RecordKind::Recipe) {
+                assert!(state.bucket(bucket).is_dir(), "{bucket:?}");
+            }
         }
         let marker = fs::read_to_string(state.root().join(LAYOUT_FILE)).unwrap();
-        assert_eq!(marker, "2\n");
+        assert_eq!(marker, "3\n");
         let mode = fs::metadata(state.root()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
@@ -245,11 +382,11 @@ mod tests {
     #[test]
     fn a_newer_layout_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(LAYOUT_FILE), "3\n").unwrap();
+        fs::write(dir.path().join(LAYOUT_FILE), "4\n").unwrap();
         let error = StateDir::open(dir.path()).unwrap_err();
         let message = error.to_string();
         assert!(
-            message.contains("has layout 3") && message.contains("--state-dir"),
+            message.contains("has layout 4") && message.contains("--state-dir"),
             "{message}"
         );
     }

@@ -6,15 +6,18 @@
 //! `usage.rs` answers what the directory holds and prunes it.
 //!
 //! ```text
-//! STATE/layout                     the layout number (2); older layouts are migrated at open
+//! STATE/layout                     the layout number (3); older layouts are migrated at open
 //! STATE/secret-mac.key             the key that MACs secret values in cache keys (0600)
+//! STATE/id                         names this state directory's Docker images (gantry.local/<id>/…)
+//! STATE/engine.lock                held by the `gantry serve` serving the directory (pid, socket)
 //! STATE/store/blobs/ab/<hex>       file contents, by sha256
 //! STATE/store/exec/ab/<hex>        exec results (JSON), by cache key; image gantry.local/cache:<hex>
 //! STATE/store/path-reads/ab/<hex>  trees read from container paths, by container key and path
 //! STATE/store/host-trees/ab/<hex>  trees read from the host or a writable mount, by content
 //! STATE/store/host-indexes/ab/<hex> stat indexes of host directories, by root and filter
-//! STATE/store/recipes/ab/<hex>     the op behind an ID (JSON), by node digest
+//! STATE/store/recipes.log          the op behind each ID (one JSON line each), by node digest
 //! STATE/store/tmp/                 temp files of writes in progress
+//! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it
 //! ```
@@ -28,10 +31,14 @@
 mod disk;
 mod error;
 mod layout;
+mod locks;
 mod migrate;
+mod recipes;
+mod sweep;
 mod usage;
 
 pub use disk::DiskStore;
 pub use error::{Error, Result};
 pub use layout::{Bucket, StateDir, LAYOUT};
+pub use locks::{RecordLock, ServingClaim};
 pub use usage::{Keep, PrunePlan, Pruned, RecordInfo, Size, Usage};

@@ -91,6 +91,40 @@ pub(crate) fn from_layout_1(dir: &StateDir) -> Result<()> {
     Ok(())
 }
 
+/// Layout 2 to layout 3: each recipe file (`store/recipes/ab/<hex>`) is
+/// appended to the recipe log, then the directory goes. Appending twice (an
+/// interrupted migration run again, two engines at once) leaves duplicate
+/// lines, which readers and prune ignore.
+pub(crate) fn from_layout_2(dir: &StateDir) -> Result<()> {
+    let old = dir.root().join("store").join("recipes");
+    let mut moved = 0usize;
+    for shard in entries(&old)? {
+        for path in entries(&shard)? {
+            let Some(key) = file_key(&path, "") else {
+                continue;
+            };
+            match fs::read(&path) {
+                Ok(json) => {
+                    dir.recipes().append(&key, &json)?;
+                    moved += 1;
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => return Err(Error::io("reading", &path)(error)),
+            }
+        }
+    }
+    remove_dir_all(&old)?;
+    if moved > 0 {
+        tracing::info!(
+            state_dir = %dir.root().display(),
+            recipes = moved,
+            layout = LAYOUT,
+            "moved recipes into the recipe log"
+        );
+    }
+    Ok(())
+}
+
 /// The kind of a layout 1 result stored under `key`, from its bytes.
 fn kind_of(key: &Digest, bytes: &[u8]) -> Option<RecordKind> {
     if serde_json::from_slice::<ExecRecord>(bytes).is_ok() {
@@ -186,6 +220,7 @@ mod tests {
                 size: 8,
                 mode: 0o644,
                 mtime: 0,
+                owner: gantry_core::tree::Owner::ROOT,
             },
         )
         .unwrap();
@@ -242,7 +277,7 @@ mod tests {
             [1, 1, 1, 1, 1],
             "exec, path read, host tree, host index, recipe"
         );
-        // Opening again finds layout 2 and changes nothing.
+        // Opening again finds layout 3 and changes nothing.
         drop(store);
         let again = DiskStore::open(root).unwrap();
         assert_eq!(

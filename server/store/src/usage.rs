@@ -12,7 +12,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::time::SystemTime;
 
-use gantry_core::store::{step_image_tag, RecordKind};
+use gantry_core::store::{ImageNames, RecordKind};
 use gantry_core::Digest;
 
 use crate::error::{Error, Result};
@@ -29,10 +29,11 @@ pub struct RecordInfo {
 }
 
 impl RecordInfo {
-    /// The Docker image this record refers to: an exec result's committed
-    /// filesystem. Removing the record without it leaks the image.
-    pub fn image(&self) -> Option<String> {
-        (self.kind == RecordKind::Exec).then(|| step_image_tag(&self.key))
+    /// The Docker image this record refers to, named as `names` (its state
+    /// directory's) name it: an exec result's committed filesystem.
+    /// Removing the record without it leaks the image.
+    pub fn image(&self, names: &ImageNames) -> Option<String> {
+        (self.kind == RecordKind::Exec).then(|| names.step(&self.key))
     }
 }
 
@@ -89,10 +90,11 @@ pub enum Keep {
     UpTo(u64),
 }
 
-/// Whether `Keep::UpTo` may remove records of this kind. Recipes stay: an
-/// ID handed out must keep loading.
-fn evictable(kind: RecordKind) -> bool {
-    kind != RecordKind::Recipe
+/// Whether `Keep::UpTo` may remove records of this kind: all of them,
+/// oldest first. A recipe goes with the results of its time: an ID whose
+/// recipe was evicted no longer loads (its error says the state was pruned).
+fn evictable(_kind: RecordKind) -> bool {
+    true
 }
 
 /// What a prune will remove (see `StateDir::plan_prune`).
@@ -100,6 +102,7 @@ fn evictable(kind: RecordKind) -> bool {
 pub struct PrunePlan {
     keep: Keep,
     records: Vec<RecordInfo>,
+    names: ImageNames,
 }
 
 impl PrunePlan {
@@ -109,7 +112,14 @@ impl PrunePlan {
 
     /// The Docker images the removed records refer to: remove these first.
     pub fn images(&self) -> Vec<String> {
-        self.records.iter().filter_map(RecordInfo::image).collect()
+        self.records
+            .iter()
+            .filter_map(|record| record.image(&self.names))
+            .collect()
+    }
+
+    pub fn keep(&self) -> Keep {
+        self.keep
     }
 }
 
@@ -123,6 +133,19 @@ pub struct Pruned {
 impl StateDir {
     /// Every record of `kind`, with its size and age.
     pub fn records(&self, kind: RecordKind) -> Result<Vec<RecordInfo>> {
+        if kind == RecordKind::Recipe {
+            return Ok(self
+                .recipes()
+                .list()?
+                .into_iter()
+                .map(|recipe| RecordInfo {
+                    kind,
+                    key: recipe.key,
+                    bytes: recipe.bytes,
+                    modified: recipe.written,
+                })
+                .collect());
+        }
         let bucket = self.bucket(Bucket::Records(kind));
         let mut out = Vec::new();
         for shard in read_dir(&bucket)? {
@@ -154,6 +177,10 @@ impl StateDir {
             .map(|bucket| {
                 let dir = self.bucket(bucket);
                 let size = match bucket {
+                    Bucket::Records(RecordKind::Recipe) => Size {
+                        entries: self.recipes().list()?.len() as u64,
+                        bytes: self.recipes().size()?,
+                    },
                     Bucket::Blobs | Bucket::Records(_) => {
                         let mut size = Size::default();
                         for shard in read_dir(&dir)? {
@@ -162,7 +189,7 @@ impl StateDir {
                         }
                         size
                     }
-                    Bucket::Temp => tree_size(&dir)?,
+                    Bucket::Temp | Bucket::Locks => tree_size(&dir)?,
                     Bucket::CacheVolumes | Bucket::Scratch | Bucket::Modules => {
                         let mut size = Size::default();
                         for entry in read_dir(&dir)? {
@@ -214,7 +241,11 @@ impl StateDir {
                 plan
             }
         };
-        Ok(PrunePlan { keep, records })
+        Ok(PrunePlan {
+            keep,
+            records,
+            names: self.image_names(),
+        })
     }
 
     /// Carries out a plan. With `Keep::Nothing` every bucket goes (blobs,
@@ -226,7 +257,12 @@ impl StateDir {
                 let bytes = self.usage()?.total().bytes;
                 for bucket in Bucket::ALL {
                     let dir = self.bucket(bucket);
-                    match fs::remove_dir_all(&dir) {
+                    let removed = if bucket == Bucket::Records(RecordKind::Recipe) {
+                        fs::remove_file(&dir)
+                    } else {
+                        fs::remove_dir_all(&dir)
+                    };
+                    match removed {
                         Err(error) if error.kind() != ErrorKind::NotFound => {
                             return Err(Error::io("removing", dir)(error));
                         }
@@ -245,7 +281,18 @@ impl StateDir {
                     records: 0,
                     bytes: 0,
                 };
-                for record in &plan.records {
+                let recipes: std::collections::HashSet<Digest> = plan
+                    .records
+                    .iter()
+                    .filter(|record| record.kind == RecordKind::Recipe)
+                    .map(|record| record.key)
+                    .collect();
+                if !recipes.is_empty() {
+                    let (dropped, freed) = self.recipes().retain(|key| !recipes.contains(key))?;
+                    pruned.records += dropped.min(recipes.len());
+                    pruned.bytes += freed;
+                }
+                for record in plan.records.iter().filter(|r| r.kind != RecordKind::Recipe) {
                     let path = self.entry(Bucket::Records(record.kind), &record.key);
                     match fs::remove_file(&path) {
                         Ok(()) => {
@@ -303,11 +350,19 @@ mod tests {
 
     /// The step image tag, pinned: changing its format would leave every
     /// image tagged before the change out of reach of prune.
-    fn tag(key: &Digest) -> String {
-        format!("gantry.local/cache:{}", key.hex())
+    fn tag(state: &StateDir, key: &Digest) -> String {
+        let id = fs::read_to_string(state.root().join("id")).unwrap();
+        format!("gantry.local/{}/cache:{}", id.trim(), key.hex())
     }
 
+    /// What a recipe's line adds to its JSON: digest, time (13 digits of milliseconds), spaces, newline.
+    const LINE: u64 = 64 + 1 + 13 + 1 + 1;
+
+    /// Backdates a record (recipes carry their time in the log: written now).
     fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
+        if kind == RecordKind::Recipe {
+            return;
+        }
         let path = state.entry(Bucket::Records(kind), key);
         fs::File::options()
             .write(true)
@@ -327,7 +382,9 @@ mod tests {
             .enumerate()
             .map(|(n, kind)| {
                 let key = Digest::of_bytes(&[n as u8]);
-                store.put(*kind, &key, &[b'x'; 100]).unwrap();
+                // 100 bytes of JSON (recipes must parse).
+                let value = format!("\"{}\"", "x".repeat(98));
+                store.put(*kind, &key, value.as_bytes()).unwrap();
                 age(store.state_dir(), *kind, &key, 1000 - 100 * n as u64);
                 key
             })
@@ -344,11 +401,12 @@ mod tests {
         let (_dir, store, _) = filled();
         let usage = store.state_dir().usage().unwrap();
         for kind in RecordKind::ALL {
+            let overhead = if kind == RecordKind::Recipe { LINE } else { 0 };
             assert_eq!(
                 usage.of(Bucket::Records(kind)),
                 Size {
                     entries: 1,
-                    bytes: 100
+                    bytes: 100 + overhead
                 },
                 "{kind:?}"
             );
@@ -368,7 +426,7 @@ mod tests {
             }
         );
         assert_eq!(usage.of(Bucket::Temp), Size::default());
-        assert_eq!(usage.total().bytes, 1530);
+        assert_eq!(usage.total().bytes, 1530 + LINE);
     }
 
     #[test]
@@ -378,11 +436,18 @@ mod tests {
         let exec = state.records(RecordKind::Exec).unwrap();
         assert_eq!(exec.len(), 1);
         assert_eq!((exec[0].key, exec[0].bytes), (keys[0], 100));
-        assert_eq!(exec[0].image(), Some(tag(&keys[0])));
+        assert_eq!(
+            exec[0].image(&state.image_names()),
+            Some(tag(state, &keys[0]))
+        );
         for kind in &RecordKind::ALL[1..] {
             let records = state.records(*kind).unwrap();
             assert_eq!(records.len(), 1);
-            assert_eq!(records[0].image(), None, "{kind:?} refers to no image");
+            assert_eq!(
+                records[0].image(&state.image_names()),
+                None,
+                "{kind:?} refers to no image"
+            );
         }
     }
 
@@ -390,28 +455,33 @@ mod tests {
     fn keep_up_to_removes_the_oldest_evictable_records_first() {
         let (_dir, store, keys) = filled();
         let state = store.state_dir();
-        // Blobs and records hold 1500 bytes; keeping 1300 must drop two
-        // records: the exec (oldest) and the path read (next).
-        let plan = state.plan_prune(Keep::UpTo(1300)).unwrap();
+        // Blobs and records hold 1500 bytes (and a recipe line's overhead);
+        // keeping 200 less must drop two records: the exec (oldest) and the
+        // path read (next).
+        let plan = state.plan_prune(Keep::UpTo(1300 + LINE)).unwrap();
         let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
         assert_eq!(
             planned,
             [(RecordKind::Exec, keys[0]), (RecordKind::PathRead, keys[1])]
         );
-        assert_eq!(plan.images(), [tag(&keys[0])]);
+        assert_eq!(plan.images(), [tag(state, &keys[0])]);
         let pruned = state.prune(&plan).unwrap();
         assert_eq!((pruned.records, pruned.bytes), (2, 200));
         assert_eq!(state.records(RecordKind::Exec).unwrap(), Vec::new());
         assert_eq!(state.records(RecordKind::HostTree).unwrap().len(), 1);
-        // However small the budget, recipes, blobs and volumes stay.
+        // However small the budget, blobs and volumes stay; the recipe goes
+        // with the results of its time (the log is rewritten without it).
         let plan = state.plan_prune(Keep::UpTo(0)).unwrap();
-        assert!(plan.records().iter().all(|r| r.kind != RecordKind::Recipe));
+        assert!(plan.records().iter().any(|r| r.kind == RecordKind::Recipe));
         state.prune(&plan).unwrap();
         let usage = state.usage().unwrap();
-        assert_eq!(usage.of(Bucket::Records(RecordKind::Recipe)).entries, 1);
+        assert_eq!(
+            usage.of(Bucket::Records(RecordKind::Recipe)),
+            Size::default()
+        );
         assert_eq!(usage.of(Bucket::Blobs).entries, 1);
         assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
-        assert_eq!(usage.total().bytes, 1130);
+        assert_eq!(usage.total().bytes, 1030);
     }
 
     #[test]
@@ -421,9 +491,9 @@ mod tests {
         let key = state.secret_key().unwrap();
         let plan = state.plan_prune(Keep::Nothing).unwrap();
         assert_eq!(plan.records().len(), RecordKind::ALL.len());
-        assert_eq!(plan.images(), [tag(&keys[0])]);
+        assert_eq!(plan.images(), [tag(state, &keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!((pruned.records, pruned.bytes), (5, 1530));
+        assert_eq!((pruned.records, pruned.bytes), (5, 1530 + LINE));
         assert_eq!(state.usage().unwrap().total(), Size::default());
         assert!(!dir.path().join("store").exists());
         assert!(!dir.path().join("cache-volumes").exists());

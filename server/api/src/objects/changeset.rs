@@ -7,9 +7,9 @@ use gantry_core::changes::{self, DiffKind};
 use gantry_core::{ops, Kind, Node};
 use serde::{Deserialize, Serialize};
 
-use super::{add, client, engine, Directory, File};
+use super::{add, client, engine, expected_type, Directory, File};
 use crate::error::gql;
-use crate::ids::{format_id, load, value_id};
+use crate::ids::{format_id, value_id};
 
 #[derive(Clone)]
 pub(crate) struct Changeset(pub(crate) Arc<Node>);
@@ -34,13 +34,14 @@ impl Changeset {
         ))
     }
 
-    fn merge(&self, ctx: &Context<'_>, others: &[ID], on_conflict: &str) -> Result<Changeset> {
-        let engine = engine(ctx);
-        let others = others
-            .iter()
-            .map(|id| load(engine, id, Kind::Changeset).map(|node| node.digest))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(gql)?;
+    fn merge(
+        &self,
+        ctx: &Context<'_>,
+        argument: &str,
+        others: &[ID],
+        on_conflict: &str,
+    ) -> Result<Changeset> {
+        let others = super::directory::load_all(ctx, argument, others, Kind::Changeset)?;
         Ok(Changeset(add(
             ctx,
             ops::ChangesetMerge {
@@ -189,7 +190,11 @@ impl Changeset {
     async fn with_changeset(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Changes to merge into the actual changeset")] changes: ID,
+        #[graphql(
+            desc = "Changes to merge into the actual changeset",
+            directive = expected_type::apply("Changeset".into())
+        )]
+        changes: ID,
         #[graphql(
             default_with = "Some(ChangesetMergeConflict::Fail)",
             desc = "What to do on a merge conflict"
@@ -197,14 +202,23 @@ impl Changeset {
         on_conflict: Option<ChangesetMergeConflict>,
     ) -> Result<Changeset> {
         let strategy = on_conflict.unwrap_or(ChangesetMergeConflict::Fail);
-        self.merge(ctx, std::slice::from_ref(&changes), strategy.tag())
+        self.merge(
+            ctx,
+            "changes",
+            std::slice::from_ref(&changes),
+            strategy.tag(),
+        )
     }
 
     /// Add changes from multiple changesets, one after the other. Only FAIL and FAIL_EARLY are supported.
     async fn with_changesets(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "List of changesets to merge into the actual changeset")] changes: Vec<ID>,
+        #[graphql(
+            desc = "List of changesets to merge into the actual changeset",
+            directive = expected_type::apply("Changeset".into())
+        )]
+        changes: Vec<ID>,
         #[graphql(
             default_with = "Some(ChangesetsMergeConflict::Fail)",
             desc = "What to do on a merge conflict"
@@ -215,7 +229,7 @@ impl Changeset {
             ChangesetsMergeConflict::Fail => ChangesetMergeConflict::Fail,
             ChangesetsMergeConflict::FailEarly => ChangesetMergeConflict::FailEarly,
         };
-        self.merge(ctx, &changes, strategy.tag())
+        self.merge(ctx, "changes", &changes, strategy.tag())
     }
 }
 

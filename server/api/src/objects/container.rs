@@ -7,11 +7,12 @@ use gantry_core::ops::ExecArgs;
 use gantry_core::{ops, Kind, Node, Op};
 
 use super::{
-    add, client, engine, CacheSharingMode, Directory, ExistsType, File, ImageLayerCompression,
-    ImageMediaTypes, Label, NetworkProtocol, RegistryProtocol, ReturnType, Stat, Void,
+    add, client, engine, expected_type, load_arg, unsupported, CacheSharingMode, Directory,
+    ExistsType, File, ImageLayerCompression, ImageMediaTypes, Label, NetworkProtocol,
+    RegistryProtocol, ReturnType, Stat, Void, FILE_MODE, SECRET_MODE,
 };
 use crate::error::gql;
-use crate::ids::{format_id, load};
+use crate::ids::format_id;
 
 #[derive(Clone)]
 pub(crate) struct Container(pub(crate) Arc<Node>);
@@ -76,13 +77,160 @@ impl EnvVariable {
     }
 }
 
-fn unsupported_expand(expand: bool) -> Result<()> {
-    if expand {
-        return Err(gql(gantry_core::Error::Unsupported {
-            message:
-                "expand: true is not supported by gantry yet; expand the value in your program"
-                    .into(),
+fn unsupported_expand(expand: Option<bool>) -> Result<()> {
+    if expand.unwrap_or_default() {
+        return Err(unsupported(
+            "expand: true",
+            "expand the value in your program",
+        ));
+    }
+    Ok(())
+}
+
+/// An `owner:` argument with `inheritOwner`, checked as Dagger checks it.
+pub(crate) struct OwnerArgument {
+    pub(crate) owner: String,
+    pub(crate) inherit: bool,
+}
+
+pub(crate) fn owner_argument(
+    owner: Option<String>,
+    inherit_owner: Option<bool>,
+) -> Result<OwnerArgument> {
+    let owner = owner.unwrap_or_default();
+    let inherit = inherit_owner.unwrap_or_default();
+    if inherit && !owner.is_empty() {
+        return Err(gql(gantry_core::Error::InvalidArgument {
+            message: "cannot set both owner and inheritOwner; give one".into(),
         }));
+    }
+    Ok(OwnerArgument { owner, inherit })
+}
+
+/// The names of the arguments the request gives the current field (to
+/// tell an argument left out from one given its default value).
+fn given_arguments(ctx: &Context<'_>) -> Vec<&'static str> {
+    let given = ctx.field().arguments().unwrap_or_default();
+    ["owner", "sharing", "source"]
+        .into_iter()
+        .filter(|name| given.iter().any(|(given, _)| given.as_str() == *name))
+        .collect()
+}
+
+/// What a cache volume was created with (`cacheVolume(source:, sharing:,
+/// owner:)`), for `withMountedCache` to fall back on.
+struct VolumeDefaults {
+    sharing: gantry_core::ops::Sharing,
+    owner: String,
+    source: Option<gantry_core::Digest>,
+}
+
+fn volume_defaults(cache: &Node) -> VolumeDefaults {
+    match &cache.op {
+        Op::CacheVolume(volume) => VolumeDefaults {
+            sharing: volume.sharing.unwrap_or_default(),
+            owner: volume.owner.clone(),
+            source: volume.source,
+        },
+        _ => VolumeDefaults {
+            sharing: gantry_core::ops::Sharing::Shared,
+            owner: String::new(),
+            source: None,
+        },
+    }
+}
+
+/// Refuses the registry options gantry does not implement (Docker's daemon
+/// decides how it reaches a registry), naming each.
+fn refuse_registry_options(
+    field: &str,
+    registry_service: Option<&ID>,
+    protocol: Option<RegistryProtocol>,
+    insecure_skip_tls_verify: Option<bool>,
+) -> Result<()> {
+    if registry_service.is_some() {
+        return Err(unsupported(
+            &format!("{field}(registryService:)"),
+            "services do not exist in gantry; use a registry that Docker's daemon reaches by its address",
+        ));
+    }
+    if protocol.is_some() {
+        return Err(unsupported(
+            &format!("{field}(protocol:)"),
+            "Docker's daemon picks HTTP or HTTPS: list a plain-HTTP registry under insecure-registries in its daemon.json (loopback registries already are)",
+        ));
+    }
+    if insecure_skip_tls_verify.unwrap_or_default() {
+        return Err(unsupported(
+            &format!("{field}(insecureSkipTLSVerify: true)"),
+            "configure the registry's certificate or insecure-registries in Docker's daemon.json",
+        ));
+    }
+    Ok(())
+}
+
+fn refuse_platform_variants(field: &str, variants: Option<Vec<ID>>) -> Result<()> {
+    if variants.is_some_and(|variants| !variants.is_empty()) {
+        return Err(unsupported(
+            &format!("{field}(platformVariants:)"),
+            "gantry builds one platform per image; publish or export each platform's image on its own",
+        ));
+    }
+    Ok(())
+}
+
+/// The image tarball format `export`/`asTarball` arguments ask for.
+fn image_format(
+    field: &str,
+    platform_variants: Option<Vec<ID>>,
+    forced_compression: Option<ImageLayerCompression>,
+    media_types: Option<ImageMediaTypes>,
+) -> Result<ops::ImageFormat> {
+    refuse_platform_variants(field, platform_variants)?;
+    let compression = match forced_compression {
+        None => ops::Compression::Gzip,
+        Some(compression) => match compression.tarball_compression() {
+            Some(compression) => compression,
+            None => {
+                return Err(unsupported(
+                    &format!("{field}(forcedCompression: {})", compression.name()),
+                    "use Gzip or Uncompressed",
+                ))
+            }
+        },
+    };
+    Ok(ops::ImageFormat {
+        media_types: media_types.unwrap_or(ImageMediaTypes::OciMediaTypes).into(),
+        compression,
+    })
+}
+
+/// `publish` goes through Docker's daemon, which pushes gzip layers with
+/// Docker media types: asking for anything else is refused.
+fn refuse_push_format(
+    ctx: &Context<'_>,
+    forced_compression: Option<ImageLayerCompression>,
+    media_types: Option<ImageMediaTypes>,
+) -> Result<()> {
+    if let Some(compression) = forced_compression {
+        if compression.tarball_compression() != Some(ops::Compression::Gzip) {
+            return Err(unsupported(
+                &format!("publish(forcedCompression: {})", compression.name()),
+                "Docker's daemon pushes gzip layers; export the image with asTarball or export to choose",
+            ));
+        }
+    }
+    let explicit = ctx
+        .field()
+        .arguments()
+        .unwrap_or_default()
+        .iter()
+        .any(|(name, _)| name.as_str() == "mediaTypes");
+    if explicit && media_types.is_some_and(|types| types.is_oci()) {
+        return Err(unsupported(
+            "publish(mediaTypes: OCIMediaTypes)",
+            "Docker's daemon pushes Docker media types; leave mediaTypes out or use DockerMediaTypes",
+        ));
     }
     Ok(())
 }
@@ -129,11 +277,23 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Image's address from its registry, e.g. 127.0.0.1:5000/busybox:latest.")]
         address: String,
-        #[graphql(desc = "Not supported by gantry; must be null.")] registry_service: Option<ID>,
-        #[graphql(desc = "Ignored: gantry lets Docker choose.")] protocol: Option<RegistryProtocol>,
-        #[graphql(default = false, name = "insecureSkipTLSVerify")] insecure_skip_tls_verify: bool,
+        #[graphql(desc = "Not supported by gantry (it has no services); must be null.")]
+        registry_service: Option<ID>,
+        #[graphql(desc = "Not supported by gantry: Docker's daemon chooses; must be null.")]
+        protocol: Option<RegistryProtocol>,
+        #[graphql(
+            default_with = "Some(false)",
+            name = "insecureSkipTLSVerify",
+            desc = "Not supported by gantry: configure Docker's daemon; must be false."
+        )]
+        insecure_skip_tls_verify: Option<bool>,
     ) -> Result<Container> {
-        let _ = (registry_service, protocol, insecure_skip_tls_verify);
+        refuse_registry_options(
+            "from",
+            registry_service.as_ref(),
+            protocol,
+            insecure_skip_tls_verify,
+        )?;
         if address.trim().is_empty() {
             return Err(gql(gantry_core::Error::InvalidArgument {
                 message: "from: address must not be empty".into(),
@@ -149,8 +309,12 @@ impl Container {
     }
 
     /// Retrieves this container with its rootfs replaced by the given directory.
-    async fn with_rootfs(&self, ctx: &Context<'_>, directory: ID) -> Result<Container> {
-        let directory = load(engine(ctx), &directory, Kind::Directory).map_err(gql)?;
+    async fn with_rootfs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(directive = expected_type::apply("Directory".into()))] directory: ID,
+    ) -> Result<Container> {
+        let directory = load_arg(ctx, "directory", &directory, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::WithRootfs {
@@ -161,8 +325,8 @@ impl Container {
     }
 
     /// The platform this container executes and publishes as.
-    async fn platform(&self) -> &str {
-        "linux/amd64"
+    async fn platform(&self) -> String {
+        gantry_core::runtime::host_platform()
     }
 
     /// The unique image reference, which can only be retrieved immediately after the 'Container.From' call.
@@ -192,48 +356,74 @@ impl Container {
             desc = "Command to execute. Must be valid exec() arguments, not a shell command. Empty means the default args."
         )]
         args: Vec<String>,
-        #[graphql(default = false, desc = "Prepend the container's entrypoint to args.")]
-        use_entrypoint: bool,
         #[graphql(
-            default = "",
+            default_with = "Some(false)",
+            desc = "Prepend the container's entrypoint to args."
+        )]
+        use_entrypoint: Option<bool>,
+        #[graphql(
+            default_with = "Some(String::new())",
             desc = "Content to write to the command's standard input."
         )]
-        stdin: String,
+        stdin: Option<String>,
         #[graphql(
-            default = "",
+            default_with = "Some(String::new())",
             desc = "Redirect the command's standard input from a file in the container."
         )]
-        redirect_stdin: String,
+        redirect_stdin: Option<String>,
         #[graphql(
-            default = "",
+            default_with = "Some(String::new())",
             desc = "Redirect the command's standard output to a file in the container."
         )]
-        redirect_stdout: String,
+        redirect_stdout: Option<String>,
         #[graphql(
-            default = "",
+            default_with = "Some(String::new())",
             desc = "Redirect the command's standard error to a file in the container."
         )]
-        redirect_stderr: String,
+        redirect_stderr: Option<String>,
         #[graphql(
-            default_with = "ReturnType::Success",
+            default_with = "Some(ReturnType::Success)",
             desc = "Exit codes this command is allowed to exit with without error."
         )]
-        expect: ReturnType,
-        #[graphql(default = false)] experimental_privileged_nesting: bool,
-        #[graphql(default = false)] insecure_root_capabilities: bool,
+        expect: Option<ReturnType>,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
+            desc = "Not supported by gantry (it needs a nested engine); must be false."
+        )]
+        experimental_privileged_nesting: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        insecure_root_capabilities: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
             desc = "Replace ${VAR} or $VAR in the args according to the current environment variables defined in the container."
         )]
-        expand: bool,
-        #[graphql(default = false)] no_init: bool,
+        expand: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Run without an init process. gantry never starts one, so every command runs this way."
+        )]
+        no_init: Option<bool>,
     ) -> Result<Container> {
-        let _ = (experimental_privileged_nesting, no_init);
-        if insecure_root_capabilities {
-            return Err(gql(gantry_core::Error::Unsupported {
-                message: "insecureRootCapabilities is not supported by gantry".into(),
-            }));
+        // gantry runs the command itself as PID 1 (no init process), which
+        // is what noInit: true asks for; see docs/compatibility.md.
+        let _no_init = no_init;
+        if experimental_privileged_nesting.unwrap_or_default() {
+            return Err(unsupported(
+                "withExec(experimentalPrivilegedNesting: true)",
+                "nested Dagger engines do not exist in gantry; run the nested pipeline as its own gantry script",
+            ));
         }
+        if insecure_root_capabilities.unwrap_or_default() {
+            return Err(unsupported(
+                "withExec(insecureRootCapabilities: true)",
+                "run the command without extra capabilities",
+            ));
+        }
+        let stdin = stdin.unwrap_or_default();
+        let redirect_stdin = redirect_stdin.unwrap_or_default();
         if !stdin.is_empty() && !redirect_stdin.is_empty() {
             return Err(gql(gantry_core::Error::InvalidArgument {
                 message: "withExec: set stdin or redirectStdin, not both".into(),
@@ -245,13 +435,13 @@ impl Container {
                 parent: self.parent(),
                 exec: ExecArgs {
                     args,
-                    use_entrypoint,
+                    use_entrypoint: use_entrypoint.unwrap_or_default(),
                     stdin,
                     redirect_stdin,
-                    redirect_stdout,
-                    redirect_stderr,
-                    expect: expect.into(),
-                    expand,
+                    redirect_stdout: redirect_stdout.unwrap_or_default(),
+                    redirect_stderr: redirect_stderr.unwrap_or_default(),
+                    expect: expect.unwrap_or(ReturnType::Success).into(),
+                    expand: expand.unwrap_or_default(),
                 },
             },
         ))
@@ -259,12 +449,14 @@ impl Container {
 
     /// The output stream of the last executed command. Returns an error if no command was executed.
     async fn stdout(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stdout.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stdout", &exec.stdout)
     }
 
     /// The error stream of the last executed command. Returns an error if no command was executed.
     async fn stderr(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.exec(ctx).await?.stderr.clone())
+        let exec = self.exec(ctx).await?;
+        capped_output("stderr", &exec.stderr)
     }
 
     /// The exit code of the last executed command. Returns an error if no command was executed.
@@ -279,10 +471,10 @@ impl Container {
         name: String,
         value: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "Replace ${VAR} or $VAR in the value according to the current environment variables defined in the container."
         )]
-        expand: bool,
+        expand: Option<bool>,
     ) -> Container {
         self.then(
             ctx,
@@ -290,7 +482,7 @@ impl Container {
                 parent: self.parent(),
                 name,
                 value,
-                expand,
+                expand: expand.unwrap_or_default(),
             },
         )
     }
@@ -340,9 +532,9 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         name: String,
-        secret: ID,
+        #[graphql(directive = expected_type::apply("Secret".into()))] secret: ID,
     ) -> Result<Container> {
-        let secret = load(engine(ctx), &secret, Kind::Secret).map_err(gql)?;
+        let secret = load_arg(ctx, "secret", &secret, Kind::Secret)?;
         Ok(self.then(
             ctx,
             ops::WithSecretVariable {
@@ -374,7 +566,7 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
         unsupported_expand(expand)?;
         Ok(self.then(
@@ -397,17 +589,17 @@ impl Container {
         ctx: &Context<'_>,
         args: Vec<String>,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "Don't reset the default arguments when setting the entrypoint."
         )]
-        keep_default_args: bool,
+        keep_default_args: Option<bool>,
     ) -> Container {
         self.then(
             ctx,
             ops::WithEntrypoint {
                 parent: self.parent(),
                 args,
-                keep_default_args,
+                keep_default_args: keep_default_args.unwrap_or_default(),
             },
         )
     }
@@ -455,12 +647,12 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         port: i32,
-        #[graphql(default_with = "NetworkProtocol::Tcp")] protocol: NetworkProtocol,
+        #[graphql(default_with = "Some(NetworkProtocol::Tcp)")] protocol: Option<NetworkProtocol>,
         description: Option<String>,
-        #[graphql(default = false)] experimental_skip_healthcheck: bool,
+        #[graphql(default_with = "Some(false)")] experimental_skip_healthcheck: Option<bool>,
     ) -> Container {
-        let _ = (protocol, description, experimental_skip_healthcheck);
-        let value = match protocol {
+        let _ = (description, experimental_skip_healthcheck);
+        let value = match protocol.unwrap_or(NetworkProtocol::Tcp) {
             NetworkProtocol::Tcp => format!("{port}/tcp"),
             NetworkProtocol::Udp => format!("{port}/udp"),
         };
@@ -480,30 +672,46 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written directory (e.g., \"/tmp/directory\").")]
         path: String,
-        #[graphql(desc = "Identifier of the directory to write")] source: ID,
         #[graphql(
-            default,
+            desc = "Identifier of the directory to write",
+            directive = expected_type::apply("Directory".into())
+        )]
+        source: ID,
+        #[graphql(
+            default_with = "Some(Vec::new())",
             desc = "Patterns to exclude in the written directory (e.g. [\"node_modules/**\", \".gitignore\", \".git/\"])."
         )]
-        exclude: Vec<String>,
+        exclude: Option<Vec<String>>,
         #[graphql(
-            default,
+            default_with = "Some(Vec::new())",
             desc = "Patterns to include in the written directory (e.g. [\"*.go\", \"go.mod\", \"go.sum\"])."
         )]
-        include: Vec<String>,
-        #[graphql(default = false)] gitignore: bool,
+        include: Option<Vec<String>>,
         #[graphql(
-            default = "",
-            desc = "A user:group to set for the directory and its contents (numeric in gantry)."
+            default_with = "Some(false)",
+            desc = "Apply the .gitignore rules found in the directory when writing it."
         )]
-        owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] expand: bool,
+        gitignore: Option<bool>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the directory and its contents. The user and group can either be an ID (1000:1000) or a name (foo:bar), looked up in the container. If the group is omitted, it defaults to the same as the user."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
+        #[graphql(
+            desc = "Permission given to the written directory and its contents (e.g., 0755).",
+            validator(custom = "super::file_mode")
+        )]
         permissions: Option<i32>,
     ) -> Result<Container> {
-        let _ = (gitignore, inherit_owner);
         unsupported_expand(expand)?;
-        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        let owner = owner_argument(owner, inherit_owner)?;
+        let source = load_arg(ctx, "source", &source, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::WithContent {
@@ -511,9 +719,11 @@ impl Container {
                 path,
                 source: source.digest,
                 permissions: permissions.map(|mode| mode as u32),
-                owner,
-                include,
-                exclude,
+                owner: owner.owner,
+                include: include.unwrap_or_default(),
+                exclude: exclude.unwrap_or_default(),
+                inherit_owner: owner.inherit,
+                gitignore: gitignore.unwrap_or_default(),
             },
         ))
     }
@@ -523,17 +733,31 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the copied file (e.g., \"/tmp/file.txt\").")] path: String,
-        #[graphql(desc = "Identifier of the file to copy.")] source: ID,
-        #[graphql(desc = "Permission given to the copied file (e.g., 0600).")] permissions: Option<
-            i32,
-        >,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(
+            desc = "Identifier of the file to copy.",
+            directive = expected_type::apply("File".into())
+        )]
+        source: ID,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the file (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = inherit_owner;
         unsupported_expand(expand)?;
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let owner = owner_argument(owner, inherit_owner)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::WithContent {
@@ -541,9 +765,11 @@ impl Container {
                 path,
                 source: source.digest,
                 permissions: permissions.map(|mode| mode as u32),
-                owner,
+                owner: owner.owner,
                 include: Vec::new(),
                 exclude: Vec::new(),
+                inherit_owner: owner.inherit,
+                gitignore: false,
             },
         ))
     }
@@ -554,18 +780,31 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written file (e.g., \"/tmp/file.txt\").")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
-        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            desc = "Permissions of the new file. Example: 0600",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the file (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = inherit_owner;
         unsupported_expand(expand)?;
+        let owner = owner_argument(owner, inherit_owner)?;
         let file = add(
             ctx,
             ops::NewFile {
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         );
         Ok(self.then(
@@ -575,9 +814,11 @@ impl Container {
                 path,
                 source: file.digest,
                 permissions: None,
-                owner,
+                owner: owner.owner,
                 include: Vec::new(),
                 exclude: Vec::new(),
+                inherit_owner: owner.inherit,
+                gitignore: false,
             },
         ))
     }
@@ -587,7 +828,7 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<File> {
         unsupported_expand(expand)?;
         Ok(File(add(
@@ -604,7 +845,7 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Directory> {
         unsupported_expand(expand)?;
         Ok(Directory(add(
@@ -621,24 +862,58 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the cache directory (e.g., \"/root/.npm\").")] path: String,
-        #[graphql(desc = "Identifier of the cache volume to mount.")] cache: ID,
-        #[graphql(desc = "Identifier of the directory to use as the cache volume's root.")] source: Option<ID>,
         #[graphql(
-            default_with = "CacheSharingMode::Shared",
+            desc = "Identifier of the cache volume to mount.",
+            directive = expected_type::apply("CacheVolume".into())
+        )]
+        cache: ID,
+        #[graphql(
+            desc = "Identifier of the directory to use as the cache volume's root.",
+            directive = expected_type::apply("Directory".into())
+        )]
+        source: Option<ID>,
+        #[graphql(
+            default_with = "Some(CacheSharingMode::Shared)",
             desc = "Sharing mode of the cache volume."
         )]
-        sharing: CacheSharingMode,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] expand: bool,
+        sharing: Option<CacheSharingMode>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the mounted cache directory when the volume is first created (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = inherit_owner;
         unsupported_expand(expand)?;
-        let engine = engine(ctx);
-        let cache = load(engine, &cache, Kind::CacheVolume).map_err(gql)?;
+        let cache = load_arg(ctx, "cache", &cache, Kind::CacheVolume)?;
         let source = match source {
-            Some(id) => Some(load(engine, &id, Kind::Directory).map_err(gql)?.digest),
+            Some(id) => Some(load_arg(ctx, "source", &id, Kind::Directory)?.digest),
             None => None,
+        };
+        // What withMountedCache leaves out comes from the volume's own
+        // cacheVolume(sharing:, owner:, source:).
+        let given = given_arguments(ctx);
+        let volume = volume_defaults(&cache);
+        let owner = match given.contains(&"owner") || inherit_owner.unwrap_or_default() {
+            true => owner_argument(owner, inherit_owner)?,
+            false => OwnerArgument {
+                owner: volume.owner,
+                inherit: false,
+            },
+        };
+        let sharing = match given.contains(&"sharing") {
+            true => sharing.unwrap_or(CacheSharingMode::Shared).into(),
+            false => volume.sharing,
+        };
+        let source = if given.contains(&"source") {
+            source
+        } else {
+            volume.source
         };
         Ok(self.then(
             ctx,
@@ -647,8 +922,9 @@ impl Container {
                 path,
                 cache: cache.digest,
                 source,
-                sharing: Some(sharing.into()),
-                owner,
+                sharing: Some(sharing),
+                owner: owner.owner,
+                inherit_owner: owner.inherit,
             },
         ))
     }
@@ -658,22 +934,32 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] read_only: bool,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(directive = expected_type::apply("Directory".into()))] source: ID,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the mounted directory and its contents (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] read_only: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = (owner, inherit_owner);
         unsupported_expand(expand)?;
-        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        let owner = owner_argument(owner, inherit_owner)?;
+        let source = load_arg(ctx, "source", &source, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::WithMountedDirectory {
                 parent: self.parent(),
                 path,
                 source: source.digest,
-                read_only,
+                read_only: read_only.unwrap_or_default(),
+                owner: owner.owner,
+                inherit_owner: owner.inherit,
             },
         ))
     }
@@ -683,20 +969,30 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(directive = expected_type::apply("File".into()))] source: ID,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user or user:group to set for the mounted file (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = (owner, inherit_owner);
         unsupported_expand(expand)?;
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let owner = owner_argument(owner, inherit_owner)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::WithMountedFile {
                 parent: self.parent(),
                 path,
                 source: source.digest,
+                owner: owner.owner,
+                inherit_owner: owner.inherit,
             },
         ))
     }
@@ -706,26 +1002,36 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default = "")] owner: String,
-        #[graphql(default = false)] inherit_owner: bool,
+        #[graphql(directive = expected_type::apply("Secret".into()))] source: ID,
         #[graphql(
-            default = 256,
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the mounted secret (IDs or names looked up in the container)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Set the owner to the container's current user."
+        )]
+        inherit_owner: Option<bool>,
+        #[graphql(
+            default_with = "Some(SECRET_MODE)",
             desc = "Permission given to the mounted secret (e.g., 0600)."
         )]
-        mode: i32,
-        #[graphql(default = false)] expand: bool,
+        mode: Option<i32>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
-        let _ = (owner, inherit_owner);
         unsupported_expand(expand)?;
-        let secret = load(engine(ctx), &source, Kind::Secret).map_err(gql)?;
+        let owner = owner_argument(owner, inherit_owner)?;
+        let secret = load_arg(ctx, "source", &source, Kind::Secret)?;
         Ok(self.then(
             ctx,
             ops::WithMountedSecret {
                 parent: self.parent(),
                 path,
                 secret: secret.digest,
-                mode: mode as u32,
+                mode: mode.unwrap_or(SECRET_MODE) as u32,
+                owner: owner.owner,
+                inherit_owner: owner.inherit,
             },
         ))
     }
@@ -736,7 +1042,7 @@ impl Container {
         ctx: &Context<'_>,
         path: String,
         #[graphql(desc = "Size of the temporary directory in bytes.")] size: Option<i64>,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
         unsupported_expand(expand)?;
         Ok(self.then(
@@ -754,7 +1060,7 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<Container> {
         unsupported_expand(expand)?;
         Ok(self.then(
@@ -777,41 +1083,73 @@ impl Container {
             .collect())
     }
 
-    /// Writes the container as an OCI tarball to the destination file path on the host. Returns the absolute path written.
+    /// Writes the container as an OCI tarball to the destination file path on the host (mode 0600). Returns the absolute path written.
     async fn export(
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default)] platform_variants: Vec<ID>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Not supported by gantry (one platform per image); must be empty.",
+            directive = expected_type::apply("Container".into())
+        )]
+        platform_variants: Option<Vec<ID>>,
+        #[graphql(
+            desc = "Force each layer of the exported image to use the specified compression algorithm (Gzip or Uncompressed in gantry)."
+        )]
         forced_compression: Option<ImageLayerCompression>,
-        #[graphql(default_with = "ImageMediaTypes::OciMediaTypes")] media_types: ImageMediaTypes,
-        #[graphql(default = false)] expand: bool,
+        #[graphql(
+            default_with = "Some(ImageMediaTypes::OciMediaTypes)",
+            desc = "Use the specified media types for the exported image's layers."
+        )]
+        media_types: Option<ImageMediaTypes>,
+        #[graphql(default_with = "Some(false)")] expand: Option<bool>,
     ) -> Result<String> {
-        let _ = (forced_compression, media_types);
         unsupported_expand(expand)?;
-        if !platform_variants.is_empty() {
-            return Err(gql(gantry_core::Error::Unsupported {
-                message: "platformVariants are not supported by gantry yet".into(),
-            }));
-        }
+        let format = image_format("export", platform_variants, forced_compression, media_types)?;
         let state = self.state(ctx).await?;
-        let tarball = engine(ctx).image_tarball(&state).await.map_err(gql)?;
-        client(ctx).write_host_file(&path, &tarball).map_err(gql)
+        let tarball = engine(ctx)
+            .image_tarball(&state, format)
+            .await
+            .map_err(gql)?;
+        let client = client(ctx);
+        let target = client.resolve(&path).map_err(gql)?;
+        client
+            .write_host_file_mode(&target, &tarball, 0o600)
+            .map_err(gql)
     }
 
     /// Package the container state as an OCI image, and return it as a tar archive.
     async fn as_tarball(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] platform_variants: Vec<ID>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Not supported by gantry (one platform per image); must be empty.",
+            directive = expected_type::apply("Container".into())
+        )]
+        platform_variants: Option<Vec<ID>>,
+        #[graphql(
+            desc = "Force each layer of the image to use the specified compression algorithm (Gzip or Uncompressed in gantry)."
+        )]
         forced_compression: Option<ImageLayerCompression>,
-        #[graphql(default_with = "ImageMediaTypes::OciMediaTypes")] media_types: ImageMediaTypes,
+        #[graphql(
+            default_with = "Some(ImageMediaTypes::OciMediaTypes)",
+            desc = "Use the specified media types for the image's layers."
+        )]
+        media_types: Option<ImageMediaTypes>,
     ) -> Result<File> {
-        let _ = (forced_compression, media_types, platform_variants);
+        let format = image_format(
+            "asTarball",
+            platform_variants,
+            forced_compression,
+            media_types,
+        )?;
         Ok(File(add(
             ctx,
             ops::AsTarball {
                 container: self.parent(),
+                format,
             },
         )))
     }
@@ -824,25 +1162,38 @@ impl Container {
             desc = "Registry's address to publish the image to, e.g. 127.0.0.1:5000/app:v1."
         )]
         address: String,
-        #[graphql(default)] platform_variants: Vec<ID>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Not supported by gantry (one platform per image); must be empty.",
+            directive = expected_type::apply("Container".into())
+        )]
+        platform_variants: Option<Vec<ID>>,
+        #[graphql(desc = "Docker's daemon pushes gzip layers: only Gzip is accepted.")]
         forced_compression: Option<ImageLayerCompression>,
-        #[graphql(default_with = "ImageMediaTypes::OciMediaTypes")] media_types: ImageMediaTypes,
+        #[graphql(
+            default_with = "Some(ImageMediaTypes::OciMediaTypes)",
+            desc = "Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only as the default (see docs/compatibility.md)."
+        )]
+        media_types: Option<ImageMediaTypes>,
+        #[graphql(desc = "Not supported by gantry (it has no services); must be null.")]
         registry_service: Option<ID>,
+        #[graphql(desc = "Not supported by gantry: Docker's daemon chooses; must be null.")]
         protocol: Option<RegistryProtocol>,
-        #[graphql(default = false, name = "insecureSkipTLSVerify")] insecure_skip_tls_verify: bool,
+        #[graphql(
+            default_with = "Some(false)",
+            name = "insecureSkipTLSVerify",
+            desc = "Not supported by gantry: configure Docker's daemon; must be false."
+        )]
+        insecure_skip_tls_verify: Option<bool>,
     ) -> Result<String> {
-        let _ = (
-            forced_compression,
-            media_types,
-            registry_service,
+        refuse_registry_options(
+            "publish",
+            registry_service.as_ref(),
             protocol,
             insecure_skip_tls_verify,
-        );
-        if !platform_variants.is_empty() {
-            return Err(gql(gantry_core::Error::Unsupported {
-                message: "platformVariants are not supported by gantry yet".into(),
-            }));
-        }
+        )?;
+        refuse_platform_variants("publish", platform_variants)?;
+        refuse_push_format(ctx, forced_compression, media_types)?;
         engine(ctx)
             .publish(self.0.digest, &address)
             .await
@@ -858,10 +1209,13 @@ impl Container {
         )]
         address: String,
         #[graphql(desc = "The username to authenticate with.")] username: String,
-        #[graphql(desc = "The API key, password or token to authenticate to this registry.")]
+        #[graphql(
+            desc = "The API key, password or token to authenticate to this registry.",
+            directive = expected_type::apply("Secret".into())
+        )]
         secret: ID,
     ) -> Result<Container> {
-        let secret = load(engine(ctx), &secret, Kind::Secret).map_err(gql)?;
+        let secret = load_arg(ctx, "secret", &secret, Kind::Secret)?;
         Ok(self.then(
             ctx,
             ops::WithRegistryAuth {
@@ -888,15 +1242,23 @@ impl Container {
     async fn import(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "File to read the container from.")] source: ID,
-        #[graphql(default = "")] tag: String,
+        #[graphql(
+            desc = "File to read the container from.",
+            directive = expected_type::apply("File".into())
+        )]
+        source: ID,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "Identifies the tag to import from the archive, if the archive bundles multiple tags."
+        )]
+        tag: Option<String>,
     ) -> Result<Container> {
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::Import {
                 source: source.digest,
-                tag,
+                tag: tag.unwrap_or_default(),
             },
         ))
     }
@@ -921,9 +1283,10 @@ impl Container {
         )]
         path: String,
         #[graphql(
+            name = "expectedType",
             desc = "The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE)."
         )]
-        expected_type: Option<ExistsType>,
+        kind: Option<ExistsType>,
         #[graphql(
             default_with = "Some(false)",
             desc = "Look at a symlink itself rather than at what it points to."
@@ -940,7 +1303,7 @@ impl Container {
             .container_stat(self.0.digest, &path, follow, expand.unwrap_or(false))
             .await
             .map_err(gql)?;
-        Ok(match (stat, expected_type) {
+        Ok(match (stat, kind) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(stat), Some(kind)) => stat.file_type == kind.into(),
@@ -1037,7 +1400,11 @@ impl Container {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The directory to copy the files into (e.g., \"/src\").")] path: String,
-        #[graphql(desc = "The files to copy.")] sources: Vec<ID>,
+        #[graphql(
+            desc = "The files to copy.",
+            directive = expected_type::apply("File".into())
+        )]
+        sources: Vec<ID>,
         #[graphql(desc = "The permissions to give the copied files (e.g., 0600).")]
         permissions: Option<i32>,
         #[graphql(
@@ -1051,7 +1418,7 @@ impl Container {
         )]
         expand: Option<bool>,
     ) -> Result<Container> {
-        let sources = super::directory::load_all(ctx, &sources, Kind::File)?;
+        let sources = super::directory::load_all(ctx, "sources", &sources, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::WithFiles {
@@ -1237,9 +1604,13 @@ impl Container {
     async fn with_env_file_variables(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The env file to read.")] source: ID,
+        #[graphql(
+            desc = "The env file to read.",
+            directive = expected_type::apply("EnvFile".into())
+        )]
+        source: ID,
     ) -> Result<Container> {
-        let source = load(engine(ctx), &source, Kind::EnvFile).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::EnvFile)?;
         Ok(self.then(
             ctx,
             ops::WithEnvFileVariables {
@@ -1331,11 +1702,28 @@ impl Container {
         self.export(
             ctx,
             path,
-            Vec::new(),
             None,
-            ImageMediaTypes::OciMediaTypes,
-            false,
+            None,
+            Some(ImageMediaTypes::OciMediaTypes),
+            Some(false),
         )
         .await
     }
+}
+
+/// A captured stream, unless it reached the capture cap: then part of it
+/// was dropped, and a clear refusal beats a silently cut answer.
+fn capped_output(stream: &str, text: &str) -> Result<String> {
+    use gantry_core::runtime::OUTPUT_CAP;
+    if text.len() < OUTPUT_CAP {
+        return Ok(text.to_owned());
+    }
+    Err(gql(gantry_core::Error::InvalidArgument {
+        message: format!(
+            "the command's {stream} reached the cap of {} MiB that {stream} returns (the rest was \
+             not kept): redirect it to a file (withExec redirectStdout/redirectStderr) and export \
+             that file instead",
+            OUTPUT_CAP >> 20
+        ),
+    }))
 }

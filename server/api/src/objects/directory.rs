@@ -5,9 +5,12 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{lookup, ops, search, Kind, Node, Op};
 
-use super::{add, client, engine, Changeset, ExistsType, File, SearchArgs, SearchResult, Stat};
+use super::{
+    add, client, engine, expected_type, load_arg, Changeset, ExistsType, File, SearchArgs,
+    SearchResult, Stat, FILE_MODE,
+};
 use crate::error::gql;
-use crate::ids::{format_id, load};
+use crate::ids::format_id;
 
 #[derive(Clone)]
 pub(crate) struct Directory(pub(crate) Arc<Node>);
@@ -94,13 +97,27 @@ impl Directory {
     async fn with_file(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Location of the copied file (e.g., \"/file.txt\"). A directory (\".\", \"dir/\" or an existing one) receives the file under its own name."
+        )]
         path: String,
+        #[graphql(
+            desc = "Identifier of the file to copy.",
+            directive = expected_type::apply("File".into())
+        )]
         source: ID,
+        #[graphql(
+            desc = "Permission given to the copied file (e.g., 0600).",
+            validator(custom = "super::file_mode")
+        )]
         permissions: Option<i32>,
-        #[graphql(default = "")] owner: String,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied file. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
     ) -> Result<Directory> {
-        let _ = owner;
-        let source = load(engine(ctx), &source, Kind::File).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithFile {
@@ -108,6 +125,7 @@ impl Directory {
                 path,
                 source: source.digest,
                 permissions: permissions.map(|p| p as u32),
+                owner: owner.unwrap_or_default(),
             },
         ))
     }
@@ -118,7 +136,12 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Path of the new file. Example: \"foo/bar.txt\"")] path: String,
         #[graphql(desc = "Contents of the new file. Example: \"Hello world!\"")] contents: String,
-        #[graphql(default = 420, desc = "Permissions of the new file. Example: 0600")] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            desc = "Permissions of the new file. Example: 0600",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
@@ -126,7 +149,7 @@ impl Directory {
                 parent: self.0.digest,
                 path,
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -136,23 +159,45 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        source: ID,
-        #[graphql(default)] exclude: Vec<String>,
-        #[graphql(default)] include: Vec<String>,
-        #[graphql(default = false)] gitignore: bool,
-        #[graphql(default = "")] owner: String,
+        #[graphql(directive = expected_type::apply("Directory".into()))] source: ID,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Exclude artifacts that match the given pattern (e.g., [\"node_modules/\", \".git*\"])."
+        )]
+        exclude: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Include only artifacts that match the given pattern (e.g., [\"app/\", \"package.*\"])."
+        )]
+        include: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Apply the .gitignore rules found in the copied directory."
+        )]
+        gitignore: Option<bool>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to set for the copied directory and its contents. Names are looked up in the directory's own etc/passwd and etc/group."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            desc = "Permission given to the copied directory and its contents (e.g., 0755).",
+            validator(custom = "super::file_mode")
+        )]
         permissions: Option<i32>,
     ) -> Result<Directory> {
-        let _ = (gitignore, owner, permissions);
-        let source = load(engine(ctx), &source, Kind::Directory).map_err(gql)?;
+        let source = load_arg(ctx, "source", &source, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithDirectory {
                 parent: self.0.digest,
                 path,
                 source: source.digest,
-                include,
-                exclude,
+                include: include.unwrap_or_default(),
+                exclude: exclude.unwrap_or_default(),
+                owner: owner.unwrap_or_default(),
+                permissions: permissions.map(|mode| mode as u32),
+                gitignore: gitignore.unwrap_or_default(),
             },
         ))
     }
@@ -162,14 +207,18 @@ impl Directory {
         &self,
         ctx: &Context<'_>,
         path: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> Directory {
         self.then(
             ctx,
             ops::DirectoryWithNewDirectory {
                 parent: self.0.digest,
                 path,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         )
     }
@@ -197,8 +246,12 @@ impl Directory {
     }
 
     /// Return the difference between this directory and another directory: what `other` adds or changes. Deletions are not represented.
-    async fn diff(&self, ctx: &Context<'_>, other: ID) -> Result<Directory> {
-        let other = load(engine(ctx), &other, Kind::Directory).map_err(gql)?;
+    async fn diff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(directive = expected_type::apply("Directory".into()))] other: ID,
+    ) -> Result<Directory> {
+        let other = load_arg(ctx, "other", &other, Kind::Directory)?;
         Ok(self.then(
             ctx,
             ops::DirectoryDiff {
@@ -230,14 +283,14 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the copied directory (e.g., \"logs/\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If true, then the host directory will be wiped clean before exporting so that it exactly matches the directory being exported."
         )]
-        wipe: bool,
+        wipe: Option<bool>,
     ) -> Result<String> {
         let (tree, _) = self.tree(ctx).await?;
         client(ctx)
-            .export_tree(engine(ctx), &tree, &path, wipe)
+            .export_tree(engine(ctx), &tree, &path, wipe.unwrap_or_default())
             .map_err(gql)
     }
 
@@ -254,9 +307,10 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Path to check (e.g., \"/file.txt\").")] path: String,
         #[graphql(
+            name = "expectedType",
             desc = "If specified, also validate the type of file (e.g. \"REGULAR_TYPE\", \"DIRECTORY_TYPE\", or \"SYMLINK_TYPE\")."
         )]
-        expected_type: Option<ExistsType>,
+        kind: Option<ExistsType>,
         #[graphql(
             default_with = "Some(false)",
             desc = "If specified, do not follow symlinks."
@@ -265,7 +319,7 @@ impl Directory {
     ) -> Result<bool> {
         let (tree, _) = self.tree(ctx).await?;
         let follow = !do_not_follow_symlinks.unwrap_or(false);
-        lookup::exists(&tree, &path, expected_type.map(Into::into), follow).map_err(gql)
+        lookup::exists(&tree, &path, kind.map(Into::into), follow).map_err(gql)
     }
 
     /// Return file status
@@ -404,12 +458,16 @@ impl Directory {
         ctx: &Context<'_>,
         #[graphql(desc = "Location where copied files should be placed (e.g., \"/src\").")]
         path: String,
-        #[graphql(desc = "Identifiers of the files to copy.")] sources: Vec<ID>,
+        #[graphql(
+            desc = "Identifiers of the files to copy.",
+            directive = expected_type::apply("File".into())
+        )]
+        sources: Vec<ID>,
         #[graphql(desc = "Permission given to the copied files (e.g., 0600).")] permissions: Option<
             i32,
         >,
     ) -> Result<Directory> {
-        let sources = load_all(ctx, &sources, Kind::File)?;
+        let sources = load_all(ctx, "sources", &sources, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithFiles {
@@ -491,9 +549,13 @@ impl Directory {
     async fn with_patch_file(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "File containing the patch to apply")] patch: ID,
+        #[graphql(
+            desc = "File containing the patch to apply",
+            directive = expected_type::apply("File".into())
+        )]
+        patch: ID,
     ) -> Result<Directory> {
-        let patch = load(engine(ctx), &patch, Kind::File).map_err(gql)?;
+        let patch = load_arg(ctx, "patch", &patch, Kind::File)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithPatchFile {
@@ -507,9 +569,13 @@ impl Directory {
     async fn changes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The base directory snapshot to compare against")] from: ID,
+        #[graphql(
+            desc = "The base directory snapshot to compare against",
+            directive = expected_type::apply("Directory".into())
+        )]
+        from: ID,
     ) -> Result<Changeset> {
-        let from = load(engine(ctx), &from, Kind::Directory).map_err(gql)?;
+        let from = load_arg(ctx, "from", &from, Kind::Directory)?;
         Ok(Changeset(add(
             ctx,
             ops::DirectoryChanges {
@@ -523,9 +589,13 @@ impl Directory {
     async fn with_changes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Changes to apply to the directory")] changes: ID,
+        #[graphql(
+            desc = "Changes to apply to the directory",
+            directive = expected_type::apply("Changeset".into())
+        )]
+        changes: ID,
     ) -> Result<Directory> {
-        let changes = load(engine(ctx), &changes, Kind::Changeset).map_err(gql)?;
+        let changes = load_arg(ctx, "changes", &changes, Kind::Changeset)?;
         Ok(self.then(
             ctx,
             ops::DirectoryWithChanges {
@@ -558,14 +628,13 @@ impl Directory {
 /// Loads object arguments of one kind (`withFiles(sources:)`).
 pub(crate) fn load_all(
     ctx: &Context<'_>,
+    argument: &str,
     ids: &[ID],
     kind: Kind,
 ) -> Result<Vec<gantry_core::Digest>> {
-    let engine = engine(ctx);
     ids.iter()
-        .map(|id| load(engine, id, kind).map(|node| node.digest))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(gql)
+        .map(|id| load_arg(ctx, argument, id, kind).map(|node| node.digest))
+        .collect()
 }
 
 /// `Syncer.sync` and `Exportable.export` when selected through the
@@ -580,6 +649,6 @@ impl Directory {
         ctx: &Context<'_>,
         path: String,
     ) -> Result<String> {
-        self.export(ctx, path, false).await
+        self.export(ctx, path, Some(false)).await
     }
 }

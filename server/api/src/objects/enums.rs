@@ -1,7 +1,7 @@
 //! Enums of the API, with Dagger's names and aliases.
 
 use async_graphql::Enum;
-use gantry_core::ops::{Expect, Sharing};
+use gantry_core::ops::{Compression, Expect, MediaTypes, Sharing};
 
 /// Sharing mode of a cache volume.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -75,6 +75,32 @@ pub(crate) enum ImageLayerCompression {
     UncompressedUpper,
 }
 
+impl ImageLayerCompression {
+    /// The compression of an image tarball layer, `None` for those gantry
+    /// does not produce (Zstd, EStarGZ).
+    pub(crate) fn tarball_compression(self) -> Option<Compression> {
+        match self {
+            Self::Gzip | Self::GzipUpper => Some(Compression::Gzip),
+            Self::Uncompressed | Self::UncompressedUpper => Some(Compression::Uncompressed),
+            Self::Zstd | Self::ZstdUpper | Self::EStarGz | Self::EStarGzUpper => None,
+        }
+    }
+
+    /// The GraphQL name, for errors.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "Gzip",
+            Self::Zstd => "Zstd",
+            Self::EStarGz => "EStarGZ",
+            Self::Uncompressed => "Uncompressed",
+            Self::GzipUpper => "GZIP",
+            Self::ZstdUpper => "ZSTD",
+            Self::EStarGzUpper => "ESTARGZ",
+            Self::UncompressedUpper => "UNCOMPRESSED",
+        }
+    }
+}
+
 /// Mediatypes to use in published or exported image metadata.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "ImageMediaTypes")]
@@ -87,6 +113,22 @@ pub(crate) enum ImageMediaTypes {
     Oci,
     #[graphql(name = "DOCKER")]
     Docker,
+}
+
+impl ImageMediaTypes {
+    pub(crate) fn is_oci(self) -> bool {
+        matches!(self, Self::OciMediaTypes | Self::Oci)
+    }
+}
+
+impl From<ImageMediaTypes> for MediaTypes {
+    fn from(types: ImageMediaTypes) -> Self {
+        if types.is_oci() {
+            MediaTypes::Oci
+        } else {
+            MediaTypes::Docker
+        }
+    }
 }
 
 /// Transport layer network protocol.

@@ -9,6 +9,10 @@ use super::{add, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, S
 use crate::error::gql;
 use crate::ids::format_id;
 
+/// The largest file `contents` returns (bytes): an answer is built in
+/// memory, as one JSON string. Larger files are for `export`.
+pub(crate) const CONTENTS_CAP: u64 = 64 << 20;
+
 #[derive(Clone)]
 pub(crate) struct File(pub(crate) Arc<Node>);
 
@@ -40,6 +44,17 @@ impl File {
         #[graphql(desc = "Maximum number of lines to read")] limit_lines: Option<i32>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
+        if file.size > CONTENTS_CAP {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: format!(
+                    "file {} is {} bytes, more than the cap of {} MiB that contents returns: \
+                     use export to write it to the host",
+                    gantry_core::text::quoted(&file.name),
+                    file.size,
+                    CONTENTS_CAP >> 20
+                ),
+            }));
+        }
         let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
         let text = String::from_utf8_lossy(&bytes);
         if offset_lines.is_none() && limit_lines.is_none() {
@@ -64,10 +79,10 @@ impl File {
     async fn digest(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] exclude_metadata: bool,
+        #[graphql(default_with = "Some(false)")] exclude_metadata: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        Ok(if exclude_metadata {
+        Ok(if exclude_metadata.unwrap_or_default() {
             file.blob.to_string()
         } else {
             file.key().to_string()
@@ -80,17 +95,17 @@ impl File {
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the written file (e.g., \"output.txt\").")] path: String,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "If allowParentDirPath is true, the path argument can be a directory path, in which case the file will be created in that directory."
         )]
-        allow_parent_dir_path: bool,
+        allow_parent_dir_path: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
+        let blob = engine(ctx).open_blob(&file.blob).map_err(gql)?;
         let client = client(ctx);
-        let target = client.resolve(&path);
+        let target = client.resolve(&path).map_err(gql)?;
         let target = if target.is_dir() {
-            if !allow_parent_dir_path {
+            if !allow_parent_dir_path.unwrap_or_default() {
                 return Err(gql(gantry_core::Error::IsADirectory {
                     path: target.display().to_string(),
                 }));
@@ -99,9 +114,17 @@ impl File {
         } else {
             target
         };
-        client
-            .write_host_file_mode(&target, &bytes, file.mode)
-            .map_err(gql)
+        // Streamed from the store: a file of any size exports in bounded memory.
+        let client = client.clone();
+        let (mode, mtime) = (file.mode, file.mtime);
+        tokio::task::spawn_blocking(move || {
+            let written = client.copy_to_host(&target, blob, mode)?;
+            crate::client::set_mtime(&target, mtime)?;
+            Ok::<_, gantry_core::Error>(written)
+        })
+        .await
+        .map_err(|error| async_graphql::Error::new(format!("exporting the file failed: {error}")))?
+        .map_err(gql)
     }
 
     /// Retrieves this file with its name set to the given name.
@@ -271,6 +294,6 @@ impl File {
         ctx: &Context<'_>,
         path: String,
     ) -> Result<String> {
-        self.export(ctx, path, false).await
+        self.export(ctx, path, Some(false)).await
     }
 }

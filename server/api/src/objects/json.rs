@@ -6,9 +6,9 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Kind, Node};
 use serde_json::Value as Json;
 
-use super::{add, engine, values::Json as JsonScalar};
+use super::{add, engine, expected_type, load_arg, values::Json as JsonScalar};
 use crate::error::gql;
-use crate::ids::{format_id, load};
+use crate::ids::format_id;
 
 #[derive(Clone)]
 pub(crate) struct JsonValue(pub(crate) Arc<Node>);
@@ -176,9 +176,13 @@ impl JsonValue {
         #[graphql(desc = "Path of the field to set, encoded as an array of field names")] path: Vec<
             String,
         >,
-        #[graphql(desc = "The new value of the field")] value: ID,
+        #[graphql(
+            desc = "The new value of the field",
+            directive = expected_type::apply("JSONValue".into())
+        )]
+        value: ID,
     ) -> Result<JsonValue> {
-        let value = load(engine(ctx), &value, Kind::JsonValue).map_err(gql)?;
+        let value = load_arg(ctx, "value", &value, Kind::JsonValue)?;
         Ok(JsonValue(add(
             ctx,
             ops::JsonWithField {

@@ -15,8 +15,8 @@ mod values;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Interface, ID};
-use gantry_core::{Engine, Node as DagNode, Op};
+use async_graphql::{Context, Interface, TypeDirective, ID};
+use gantry_core::{Engine, Kind, Node as DagNode, Op};
 
 pub(crate) use changeset::{Changeset, DiffStat};
 pub(crate) use container::{Container, EnvVariable, EnvVariableValue};
@@ -27,7 +27,7 @@ pub(crate) use enums::{
 };
 pub(crate) use envfile::EnvFile;
 pub(crate) use file::File;
-pub(crate) use host::Host;
+pub(crate) use host::{Host, HostSnapshots};
 pub(crate) use json::JsonValue;
 pub use query::Query;
 pub(crate) use secret::{CacheVolume, Secret};
@@ -36,7 +36,46 @@ pub(crate) use values::{
     Stat,
 };
 
+use crate::error::gql;
 use crate::ClientInfo;
+
+/// Names the object type an `ID` argument takes (Dagger's directive, read by
+/// the SDK generators): `source: ID! @expectedType(name: "Directory")`.
+#[TypeDirective(
+    name = "expectedType",
+    location = "ArgumentDefinition",
+    location = "FieldDefinition"
+)]
+pub(crate) fn expected_type(name: String) {}
+
+/// The default mode of new files (`permissions: Int = 420`).
+pub(crate) const FILE_MODE: i32 = 0o644;
+
+/// The default mode of mounted secrets (`mode: Int = 256`).
+pub(crate) const SECRET_MODE: i32 = 0o400;
+
+/// The error for an option gantry does not implement. An option is never
+/// accepted and ignored: the error names it and says what to do instead.
+pub(crate) fn unsupported(option: &str, instead: &str) -> async_graphql::Error {
+    gql(gantry_core::Error::Unsupported {
+        message: format!("{option} is not supported by gantry: {instead}"),
+    })
+}
+
+/// Loads the node behind an object argument, refusing an ID of another type
+/// with an error that names the argument.
+pub(crate) fn load_arg(
+    ctx: &Context<'_>,
+    argument: &str,
+    id: &ID,
+    kind: Kind,
+) -> async_graphql::Result<Arc<DagNode>> {
+    crate::ids::load(engine(ctx), id, kind).map_err(|error| {
+        let mut error = gql(error);
+        error.message = format!("argument {argument}: {}", error.message);
+        error
+    })
+}
 
 /// The absence of a value: fields of this type always return null.
 pub(crate) struct Void;
@@ -82,6 +121,9 @@ pub(crate) enum Node {
 /// An object whose evaluation `sync` forces. (Dagger declares it
 /// `implements Node`; async-graphql cannot declare an interface that
 /// implements another.)
+// Two fields of type ID (`id`, `sync`) repeat `ty = "ID"`, which this lint
+// takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Interface)]
 #[graphql(
     field(name = "id", ty = "ID", desc = "A unique identifier for this object."),
@@ -129,4 +171,16 @@ pub(crate) fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
 /// Adds an op to the DAG (no evaluation).
 pub(crate) fn add(ctx: &Context<'_>, op: impl Into<Op>) -> Arc<DagNode> {
     engine(ctx).add(op)
+}
+
+/// The validator of every `permissions` argument: a Unix file mode, setuid,
+/// setgid and sticky bits allowed (as in Dagger), nothing above them.
+pub(crate) fn file_mode(mode: &i32) -> Result<(), String> {
+    if (0..=0o7777).contains(mode) {
+        Ok(())
+    } else {
+        Err(format!(
+            "permissions {mode} is not a file mode: give 0 to 4095 (0o7777), e.g. 420 for 0o644"
+        ))
+    }
 }

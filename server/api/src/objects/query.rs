@@ -4,9 +4,10 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, Address, CacheSharingMode, CacheVolume, Changeset, Container, DiffStat, Directory,
-    EnvFile, EnvVariable, EnvVariableValue, ErrorObject, ErrorValue, Exportable, File, Host,
-    JsonValue, Label, Node, SearchResult, SearchSubmatch, Secret, Stat, Syncer,
+    add, engine, expected_type, load_arg, Address, CacheSharingMode, CacheVolume, Changeset,
+    Container, DiffStat, Directory, EnvFile, EnvVariable, EnvVariableValue, ErrorObject,
+    ErrorValue, Exportable, File, Host, JsonValue, Label, Node, SearchResult, SearchSubmatch,
+    Secret, Stat, Syncer, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
@@ -114,16 +115,19 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         #[graphql(
-            desc = "Platform to initialize the container with. Only linux/amd64 is supported."
+            desc = "Platform to initialize the container with. gantry runs containers of its own machine's platform only."
         )]
         platform: Option<Platform>,
-    ) -> Container {
-        Container(add(
+    ) -> Result<Container> {
+        if let Some(platform) = &platform {
+            refuse_foreign_platform(&platform.0)?;
+        }
+        Ok(Container(add(
             ctx,
             ops::Scratch {
                 platform: platform.map(|p| p.0),
             },
-        ))
+        )))
     }
 
     /// Creates an empty directory.
@@ -137,13 +141,17 @@ impl Query {
         ctx: &Context<'_>,
         name: String,
         contents: String,
-        #[graphql(default = 420)] permissions: i32,
+        #[graphql(
+            default_with = "Some(FILE_MODE)",
+            validator(custom = "super::file_mode")
+        )]
+        permissions: Option<i32>,
     ) -> File {
         let file = add(
             ctx,
             ops::NewFile {
                 contents,
-                permissions: permissions as u32,
+                permissions: permissions.unwrap_or(FILE_MODE) as u32,
             },
         );
         File(add(
@@ -173,17 +181,46 @@ impl Query {
             desc = "A string identifier to target this cache volume (e.g., \"modules-cache\")."
         )]
         key: String,
-        #[graphql(desc = "Identifier of the directory to use as the cache volume's root.")] source: Option<ID>,
-        #[graphql(default_with = "CacheSharingMode::Shared")] sharing: CacheSharingMode,
-        #[graphql(default = "")] owner: String,
+        #[graphql(
+            desc = "Identifier of the directory to use as the cache volume's root when it is first created.",
+            directive = expected_type::apply("Directory".into())
+        )]
+        source: Option<ID>,
+        #[graphql(
+            default_with = "Some(CacheSharingMode::Shared)",
+            desc = "Sharing mode of the cache volume, used by withMountedCache when it is given none."
+        )]
+        sharing: Option<CacheSharingMode>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to own the cache volume when it is first created, used by withMountedCache when it is given none."
+        )]
+        owner: Option<String>,
     ) -> Result<CacheVolume> {
-        let _ = (source, sharing, owner);
         if key.is_empty() {
             return Err(gql(gantry_core::Error::InvalidArgument {
                 message: "cacheVolume: key must not be empty".into(),
             }));
         }
-        Ok(CacheVolume(add(ctx, ops::CacheVolume { key })))
+        let source = match source {
+            Some(id) => Some(load_arg(ctx, "source", &id, Kind::Directory)?.digest),
+            None => None,
+        };
+        let sharing_given = ctx
+            .field()
+            .arguments()
+            .unwrap_or_default()
+            .iter()
+            .any(|(name, _)| name.as_str() == "sharing");
+        Ok(CacheVolume(add(
+            ctx,
+            ops::CacheVolume {
+                key,
+                source,
+                sharing: sharing.filter(|_| sharing_given).map(Into::into),
+                owner: owner.unwrap_or_default(),
+            },
+        )))
     }
 
     /// Sets a secret given a user defined name to its plaintext and returns the secret. The plaintext value is kept in memory only.
@@ -196,11 +233,17 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         uri: String,
+        #[graphql(
+            desc = "If set, the cache identity of the secret: steps that use it stay cached when its value changes but this key does not."
+        )]
         cache_key: Option<String>,
     ) -> Result<Secret> {
-        let _ = cache_key;
         let value = crate::secret_from_uri(&uri, super::client(ctx)).map_err(gql)?;
-        Ok(Secret(engine(ctx).set_secret(&uri, &value)))
+        Ok(Secret(engine(ctx).set_secret_keyed(
+            &uri,
+            &value,
+            cache_key.as_deref(),
+        )))
     }
 
     /// Load any object by its ID.
@@ -455,6 +498,19 @@ fn default_platform() -> String {
         other => other,
     };
     format!("linux/{arch}")
+}
+
+/// Refuses a platform other than this machine's: running it would need an
+/// emulator, which gantry does not drive.
+fn refuse_foreign_platform(platform: &str) -> Result<()> {
+    if gantry_core::runtime::is_host_platform(platform) {
+        return Ok(());
+    }
+    let host = gantry_core::runtime::host_platform();
+    Err(super::unsupported(
+        &format!("container(platform: {platform:?})"),
+        &format!("gantry runs containers of this machine's platform ({host}) only; leave platform out, or run the pipeline on a {platform} machine"),
+    ))
 }
 
 /// The platform config OS and architecture in a Container, e.g. "linux/amd64".

@@ -92,6 +92,7 @@ impl From<lookup::FileType> for FileType {
 /// File type (for exists).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "ExistsType")]
+#[allow(clippy::enum_variant_names)] // Dagger's names: REGULAR_TYPE, …
 pub(crate) enum ExistsType {
     /// Tests path is a regular file
     #[graphql(name = "REGULAR_TYPE")]
@@ -354,14 +355,13 @@ impl Address {
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<Directory> {
         self.refuse_remote()?;
-        let flag = |value: Option<bool>| value.unwrap_or(false);
         Host.directory(
             ctx,
             self.local_path(),
-            exclude.unwrap_or_default(),
-            include.unwrap_or_default(),
-            flag(no_cache),
-            flag(gitignore),
+            exclude,
+            include,
+            no_cache,
+            gitignore,
         )
         .await
     }
@@ -375,10 +375,19 @@ impl Address {
         #[graphql(default_with = "Some(false)")] gitignore: Option<bool>,
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<File> {
-        let _ = (exclude, include, gitignore);
         self.refuse_remote()?;
-        Host.file(ctx, self.local_path(), no_cache.unwrap_or(false))
-            .await
+        // Filters select files of a directory: for one file they would be
+        // ignored, so they are refused (as every ignored option is).
+        if !exclude.unwrap_or_default().is_empty()
+            || !include.unwrap_or_default().is_empty()
+            || gitignore.unwrap_or(false)
+        {
+            return Err(super::unsupported(
+                "Address.file's exclude, include and gitignore",
+                "they filter directories; load the file without them, or use Address.directory",
+            ));
+        }
+        Host.file(ctx, self.local_path(), no_cache).await
     }
 
     /// Load a secret from the address.

@@ -66,7 +66,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
     let session = session::start_session(call.engine, call.cwd.clone()).await?;
     let follower = progress.follow_engine(&session.engine);
     let engine = Engine {
-        schema: gantry_api::schema(session.engine.clone()),
+        schema: session.schema.clone(),
         workdir: call.cwd.clone(),
     };
     let outcome = run(
@@ -106,7 +106,7 @@ impl Engine {
     async fn query(&self, query: &str, variables: Json) -> Result<Json, Reported> {
         let body = json!({ "query": query, "variables": variables });
         let client = gantry_api::ClientInfo {
-            workdir: self.workdir.clone(),
+            workdir: Some(self.workdir.clone()),
         };
         let response = match gantry_api::execute_json(&self.schema, body, client).await {
             Ok(response) => response,

@@ -112,36 +112,40 @@ fn concurrent_identical_queries_run_once() {
     assert_eq!(support::containers_created_since(&since, server.pid()), 1);
 }
 
+/// Eight branches of one query run at the same time: each marks itself in a
+/// shared cache volume and waits (at most 60 s) until all eight have, which
+/// only branches running together can see. Proven inside the containers, not
+/// by elapsed time, which a loaded machine stretches.
 #[test]
 fn parallel_branches_overlap() {
     require_docker!();
     let server = Server::start();
     let marker = support::unique("par");
+    let cache = support::text(
+        &support::run(
+            &server,
+            r#"query($key: String!) { cacheVolume(key: $key) { id } }"#,
+            json!({ "key": marker }),
+        ),
+        "cacheVolume.id",
+    );
+    let script = "touch /sync/$0; i=0; while [ $(ls /sync | wc -l) -lt 8 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo $(ls /sync | wc -l)";
     let branches: String = (0..8)
-        .map(|n| {
-            format!(
-                r#"b{n}: withExec(args: ["sh", "-c", "sleep 1; echo {marker}-{n}"]) {{ stdout }} "#
-            )
-        })
+        .map(|n| format!(r#"b{n}: withExec(args: ["sh", "-c", "{script}", "{n}"]) {{ stdout }} "#))
         .collect();
     let query = format!(
-        r#"{{ container {{ from(address: "{}") {{ {branches} }} }} }}"#,
-        busybox()
+        r#"query($image: String!, $cache: ID!) {{ container {{ from(address: $image) {{
+            withMountedCache(path: "/sync", cache: $cache) {{ {branches} }} }} }} }}"#
     );
-    // Warm the image pull so only the execs are measured.
-    server.query(&exec_query(&busybox(), &["true"]));
-    let started = Instant::now();
-    let out = server.query(&query);
-    let elapsed = started.elapsed();
+    let out = server.query_vars(&query, &json!({ "image": busybox(), "cache": cache }));
     assert!(out["errors"].is_null(), "{out}");
-    assert_eq!(
-        out["data"]["container"]["from"]["b7"]["stdout"],
-        format!("{marker}-7\n")
-    );
-    assert!(
-        elapsed < Duration::from_secs(6),
-        "8 parallel 1 s branches took {elapsed:?}"
-    );
+    for n in 0..8 {
+        assert_eq!(
+            out["data"]["container"]["from"]["withMountedCache"][format!("b{n}")]["stdout"],
+            "8\n",
+            "branch {n} did not see all eight running: {out}"
+        );
+    }
 }
 
 #[test]
@@ -207,4 +211,47 @@ fn a_client_that_goes_away_mid_exec_leaves_no_container() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_step_container_removed_outside_gantry_is_named_and_the_engine_keeps_serving() {
+    require_docker!();
+    let server = Server::start();
+    let marker = support::unique("removed");
+    let query = exec_query(
+        &busybox(),
+        &["sh", "-c", &format!("echo {marker}; sleep 60")],
+    );
+    let out = std::thread::scope(|scope| {
+        let running = scope.spawn(|| server.query(&query));
+        // Remove the step's container from outside as soon as it exists.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids = support::docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=dev.gantry.engine-pid={}", server.pid()),
+            ]);
+            let ids = String::from_utf8_lossy(&ids.stdout).trim().to_owned();
+            if !ids.is_empty() {
+                for id in ids.lines() {
+                    support::docker(&["rm", "-f", id]);
+                }
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the step's container never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        running.join().unwrap()
+    });
+    let message = support::error_message(&out);
+    assert!(
+        message.contains("removed outside gantry"),
+        "the error should say the container was removed from outside: {out}"
+    );
+    support::still_serving(&server);
 }

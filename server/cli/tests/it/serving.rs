@@ -20,6 +20,25 @@ fn loopback_listener_requires_the_token() {
     assert_eq!(status, 400);
 }
 
+/// Dagger's Go SDK sends `"operationName": ""` with every anonymous query;
+/// it means "no name", as in Dagger's server. A name that matches no
+/// operation is still an error.
+#[test]
+fn an_empty_operation_name_means_none() {
+    require_docker!();
+    let server = Server::start_with_listen();
+    let token = server.token().to_owned();
+    let body = serde_json::json!({ "query": "{ version }", "operationName": "" });
+    let (status, response) = server.tcp_raw(&body.to_string(), Some(&token));
+    assert_eq!(status, 200, "{response}");
+    let response: serde_json::Value = serde_json::from_str(&response).unwrap();
+    assert!(response.get("errors").is_none(), "{response}");
+    assert!(response["data"]["version"].is_string(), "{response}");
+    let body = serde_json::json!({ "query": "query A { version }", "operationName": "B" });
+    let (_, response) = server.tcp_raw(&body.to_string(), Some(&token));
+    assert!(response.contains("Unknown operation named"), "{response}");
+}
+
 #[test]
 fn socket_is_private_to_its_owner() {
     require_docker!();

@@ -115,11 +115,16 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
-    let (old_image, new_image) = (old_record.image().unwrap(), new_record.image().unwrap());
+    let names = DiskStore::open(&state).unwrap().state_dir().image_names();
+    let (old_image, new_image) = (
+        old_record.image(&names).unwrap(),
+        new_record.image(&names).unwrap(),
+    );
     assert!(support::image_exists(&old_image) && support::image_exists(&new_image));
 
-    // Keep all but the oldest result's bytes: exactly that result goes,
-    // with its image and no other.
+    // Keep all but the bytes of the old query's records (its result and
+    // anything written before it, such as its recipes): exactly those go,
+    // with the old result's image and no other.
     let usage = DiskStore::open(&state)
         .unwrap()
         .state_dir()
@@ -129,21 +134,34 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
     for kind in RecordKind::ALL {
         held += usage.of(Bucket::Records(kind)).bytes;
     }
-    let budget = (held - old_record.bytes).to_string();
+    let oldest: Vec<RecordInfo> = RecordKind::ALL
+        .into_iter()
+        .flat_map(|kind| records(&state, kind))
+        .filter(|record| record.modified <= old_record.modified)
+        .collect();
+    let old_bytes: u64 = oldest.iter().map(|record| record.bytes).sum();
+    let budget = (held - old_bytes).to_string();
     let report = prune(&server, &["--keep-storage", &budget]);
     assert!(
         report.contains(&format!(
-            "removed 1 cached records and 1 step images, freeing {} bytes",
-            old_record.bytes
+            "removed {} cached records and 1 images, freeing {old_bytes} bytes",
+            oldest.len()
         )),
-        "{report}"
+        "{report} {oldest:?}"
     );
     assert!(!support::image_exists(&old_image), "{old_image} is left");
     assert!(support::image_exists(&new_image), "{new_image} was removed");
+    let gone = |kind: RecordKind| oldest.iter().filter(|r| r.kind == kind).count();
     assert_eq!(
         counts(),
-        [1, path_reads, host_trees, host_indexes, recipes],
-        "only the old exec result goes"
+        [
+            1,
+            path_reads - gone(RecordKind::PathRead),
+            host_trees - gone(RecordKind::HostTree),
+            host_indexes - gone(RecordKind::HostIndex),
+            recipes - gone(RecordKind::Recipe),
+        ],
+        "only the old query's records go"
     );
     assert_eq!(records(&state, RecordKind::Exec)[0].key, new_record.key);
 
@@ -290,7 +308,10 @@ fn a_layout_1_state_dir_is_migrated_at_open_and_still_served() {
     for gone in ["store/results", "host-index", "tmp"] {
         assert!(!state.join(gone).exists(), "{gone} is left after migration");
     }
-    assert_eq!(fs::read_to_string(state.join("layout")).unwrap(), "2\n");
+    assert_eq!(
+        fs::read_to_string(state.join("layout")).unwrap(),
+        format!("{}\n", gantry_store::LAYOUT)
+    );
     server.stop();
     prune(&server, &[]);
 }

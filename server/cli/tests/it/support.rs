@@ -84,7 +84,10 @@ pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
     for record in store.state_dir().records(RecordKind::Exec).unwrap() {
         let bytes = store.get(RecordKind::Exec, &record.key).unwrap().unwrap();
         if String::from_utf8_lossy(&bytes).contains(needle) {
-            return record.image().expect("exec results refer to an image");
+            let names = store.state_dir().image_names();
+            return record
+                .image(&names)
+                .expect("exec results refer to an image");
         }
     }
     panic!("no exec result mentions {needle}");

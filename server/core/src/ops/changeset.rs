@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
-use crate::tree::Tree;
+use crate::tree::{Owner, Tree};
 use crate::value::{ChangesetValue, FileValue, Kind, Value};
 
 /// `Directory.changes(from:)`: from `from` to `parent`.
@@ -194,6 +194,7 @@ impl Operation for ChangesetAsPatch {
             size: patch.len() as u64,
             mode: 0o644,
             mtime: 0,
+            owner: Owner::ROOT,
         })))
     }
 }

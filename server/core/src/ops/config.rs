@@ -38,6 +38,7 @@ impl Operation for WithEnvVariable {
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        check_env_name(&self.name)?;
         call.derive(&self.parent, |state| {
             let value = if self.expand {
                 expand_vars(&self.value, &state.config.env)
@@ -109,6 +110,7 @@ impl Operation for WithSecretVariable {
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        check_env_name(&self.name)?;
         call.derive(&self.parent, |state| {
             state
                 .secret_env
@@ -471,6 +473,7 @@ impl Operation for WithVolatileVariable {
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        check_env_name(&self.name)?;
         let parent = call.inputs.container(&self.parent)?;
         let key = parent.key.expect("evaluated containers have keys");
         parent.derive(key, |state| {
@@ -506,4 +509,18 @@ impl Operation for ContainerWithError {
             message: self.message.clone(),
         })
     }
+}
+
+/// An environment variable's name can hold neither `=` (it ends the name)
+/// nor a NUL byte (it ends the string the kernel gets), and is not empty.
+fn check_env_name(name: &str) -> Result<()> {
+    if !name.is_empty() && !name.contains(['=', '\0']) {
+        return Ok(());
+    }
+    Err(crate::error::Error::InvalidArgument {
+        message: format!(
+            "environment variable name {} must be non-empty, without '=' or NUL bytes",
+            crate::text::quoted(name)
+        ),
+    })
 }

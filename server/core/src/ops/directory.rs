@@ -7,10 +7,36 @@ use crate::changes;
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::eval::{Call, OpEncoder, Operation};
-use crate::gitignore::IgnoreRules;
+use crate::eval::{is_false, Call, OpEncoder, Operation};
+use crate::owner::{Accounts, Owner, OwnerSpec};
 use crate::tree::{self, Entry, PathFilter, Tree};
 use crate::value::{Kind, Value};
+
+/// The owner an `owner:` argument names for content put into `tree`:
+/// names are looked up in the tree's own `etc/passwd` and `etc/group`, as
+/// Dagger does for directories. `None`: leave owners as they are.
+fn directory_owner(cx: &Context, tree: &Tree, owner: &str) -> Result<Option<Owner>> {
+    let Some(spec) = OwnerSpec::parse(owner)? else {
+        return Ok(None);
+    };
+    if let Some(numeric) = spec.numeric() {
+        return Ok(Some(numeric));
+    }
+    let text = |path: &str| -> Result<Option<String>> {
+        match tree.get(path) {
+            Some(Entry::File { blob, .. }) => Ok(Some(
+                String::from_utf8_lossy(&cx.store.get_blob(blob)?).into_owned(),
+            )),
+            _ => Ok(None),
+        }
+    };
+    let accounts = Accounts {
+        of: "the directory",
+        passwd: text("etc/passwd")?,
+        group: text("etc/group")?,
+    };
+    spec.resolve(&accounts).map(Some)
+}
 
 /// `Query.directory`: an empty directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +88,7 @@ impl Operation for DirectoryWithNewFile {
             size: self.contents.len() as u64,
             mode: self.permissions,
             mtime: 0,
+            owner: Owner::ROOT,
         };
         tree.insert(&self.path, entry)?;
         Ok(Value::from_tree(tree))
@@ -92,15 +119,14 @@ impl Operation for DirectoryWithNewDirectory {
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
-        let entry = Entry::Dir {
-            mode: self.permissions,
-        };
+        let entry = Entry::dir(self.permissions);
         tree.insert(&self.path, entry)?;
         Ok(Value::from_tree(tree))
     }
 }
 
-/// `Directory.withFile`.
+/// `Directory.withFile`. A destination that is a directory (the root,
+/// `dir/`, or an existing directory) receives the file under its own name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryWithFile {
@@ -108,6 +134,8 @@ pub struct DirectoryWithFile {
     pub path: String,
     pub source: Digest,
     pub permissions: Option<u32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 impl Operation for DirectoryWithFile {
@@ -121,17 +149,51 @@ impl Operation for DirectoryWithFile {
         e.input(&self.parent).str(&self.path);
         e.input(&self.source)
             .opt_u64(self.permissions.map(u64::from));
+        e.added_str("owner", &self.owner);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         let file = call.inputs.file(&self.source)?;
-        tree.insert(&self.path, file.entry(self.permissions))?;
+        let mut entry = file.entry(self.permissions);
+        if let Some(owner) = directory_owner(cx, &tree, &self.owner)? {
+            entry.set_owner(owner);
+        }
+        let path = file_destination(&tree, &self.path, &file.name)?;
+        tree.insert(&path, entry)?;
         Ok(Value::from_tree(tree))
     }
 }
 
-/// `Directory.withDirectory`: merges `source` (filtered) in at `path`.
+/// Where a file copied to `path` in `tree` goes: `path` itself, or
+/// `path/<name>` when `path` names a directory (the root, a trailing `/` or
+/// `/.`, or a directory that exists), as Dagger's copy does.
+pub(super) fn file_destination(tree: &Tree, path: &str, name: &str) -> Result<String> {
+    let normalized = tree::normalize(path)?;
+    let names_dir = normalized.is_empty()
+        || path.ends_with('/')
+        || path.ends_with("/.")
+        || path == "."
+        || tree.get(&normalized).is_some_and(Entry::is_dir);
+    if !names_dir {
+        return Ok(normalized);
+    }
+    if name.is_empty() {
+        return Err(crate::error::Error::InvalidArgument {
+            message: format!(
+                "{path:?} is a directory and the file has no name to take in it; give a file path"
+            ),
+        });
+    }
+    Ok(if normalized.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{normalized}/{name}")
+    })
+}
+
+/// `Directory.withDirectory`: merges `source` (filtered) in at `path`,
+/// optionally with one owner and one mode for everything copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryWithDirectory {
@@ -140,6 +202,12 @@ pub struct DirectoryWithDirectory {
     pub source: Digest,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gitignore: bool,
 }
 
 impl Operation for DirectoryWithDirectory {
@@ -154,13 +222,38 @@ impl Operation for DirectoryWithDirectory {
         e.input(&self.source)
             .strs(&self.include)
             .strs(&self.exclude);
+        e.added_str("owner", &self.owner)
+            .added_u64("permissions", self.permissions.map(u64::from))
+            .added_flag("gitignore", self.gitignore);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         let source = call.inputs.tree(&self.source)?;
         let filter = PathFilter::new(&self.include, &self.exclude)?;
-        tree.merge_at(&self.path, &source, &filter)?;
+        let gitignores = match self.gitignore {
+            true => Some(source.gitignores(cx.store.as_ref())?),
+            false => None,
+        };
+        let mut copied = source.filtered(&filter, gitignores.as_ref());
+        let owner = directory_owner(cx, &tree, &self.owner)?;
+        if let Some(owner) = owner {
+            copied.set_owners(owner);
+        }
+        if let Some(mode) = self.permissions {
+            copied.set_modes(mode);
+        }
+        tree.merge_at(&self.path, &copied)?;
+        // The destination directory takes the owner and mode too.
+        if let Some(Entry::Dir {
+            mode,
+            owner: current,
+            ..
+        }) = tree.entries.get_mut(&tree::normalize(&self.path)?)
+        {
+            *mode = self.permissions.unwrap_or(*mode);
+            *current = owner.unwrap_or(*current);
+        }
         Ok(Value::from_tree(tree))
     }
 }
@@ -248,7 +341,8 @@ impl Operation for DirectoryDiff {
     }
 }
 
-/// `Directory.withTimestamps`: every file's mtime (negative means 0).
+/// `Directory.withTimestamps`: every file's and directory's mtime
+/// (negative means 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryWithTimestamps {
@@ -271,7 +365,7 @@ impl Operation for DirectoryWithTimestamps {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         let stamp = u64::try_from(self.timestamp).unwrap_or(0);
         for entry in tree.entries.values_mut() {
-            if let Entry::File { mtime, .. } = entry {
+            if let Entry::File { mtime, .. } | Entry::Dir { mtime, .. } = entry {
                 *mtime = stamp;
             }
         }
@@ -337,6 +431,7 @@ impl Operation for DirectoryWithSymlink {
         }
         let entry = Entry::Symlink {
             target: self.target.clone(),
+            owner: Owner::ROOT,
         };
         tree.insert(&link, entry)?;
         Ok(Value::from_tree(tree))
@@ -374,7 +469,7 @@ impl Operation for DirectoryWithFiles {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         let files = files_tree(call, &self.sources, self.permissions)?;
-        tree.merge_at(&self.path, &files, &PathFilter::default())?;
+        tree.merge_at(&self.path, &files)?;
         Ok(Value::from_tree(tree))
     }
 }
@@ -452,16 +547,17 @@ impl Operation for DirectoryFilter {
     }
 
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        // The same filtering as a copy's (`withDirectory`'s include,
+        // exclude and gitignore).
         let source = call.inputs.tree(&self.parent)?;
-        let source = if self.gitignore {
-            IgnoreRules::from_tree(cx.store.as_ref(), &source, &[".gitignore"])?.apply(&source)
-        } else {
-            (*source).clone()
-        };
-        let mut tree = Tree::default();
         let filter = PathFilter::new(&self.include, &self.exclude)?;
-        tree.merge_at("", &source, &filter)?;
-        Ok(Value::from_tree(tree))
+        let gitignores = match self.gitignore {
+            true => Some(source.gitignores(cx.store.as_ref())?),
+            false => None,
+        };
+        Ok(Value::from_tree(
+            source.filtered(&filter, gitignores.as_ref()),
+        ))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::digest::Digest;
 use crate::envfile::EnvFile;
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
+use crate::tree::Owner;
 use crate::value::{FileValue, Kind, Value};
 
 /// Names missing from an env file are looked up in the engine's own
@@ -173,6 +174,7 @@ impl Operation for EnvFileAsFile {
             size: text.len() as u64,
             mode: 0o644,
             mtime: 0,
+            owner: Owner::ROOT,
         })))
     }
 }

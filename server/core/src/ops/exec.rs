@@ -16,7 +16,7 @@ use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::mounts::PreparedMounts;
 use crate::runtime::{ExecOutput, ExecSpec};
-use crate::store::{step_image_tag, RecordKind};
+use crate::store::RecordKind;
 use crate::text::{expand_vars, scrub_secrets, tail};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
@@ -122,13 +122,10 @@ impl Operation for WithExec {
                 }
             }
         }
-        let workdir = parent.workdir();
-        for (path, output) in [
-            (&self.exec.redirect_stdout, &record.stdout),
-            (&self.exec.redirect_stderr, &record.stderr),
-        ] {
-            if !path.is_empty() {
-                let target = tree::absolute(&workdir, path)?;
+        // Redirected output under a mount went into the mount during the
+        // run (`PreparedMounts::write_output`); the rest becomes a layer.
+        for (target, output) in redirects(&parent, &self.exec, &record)? {
+            if state.mount_at(&target).is_none() {
                 let layer = file_layer(cx, &target, output.as_bytes(), 0o644)?;
                 state.rootfs.layers.push(layer);
             }
@@ -137,6 +134,24 @@ impl Operation for WithExec {
         state.exec = Some(record);
         Ok(Value::Container(Arc::new(state)))
     }
+}
+
+/// The absolute paths `redirectStdout`/`redirectStderr` name, with the
+/// output each receives.
+fn redirects<'a>(
+    parent: &ContainerState,
+    exec: &ExecArgs,
+    record: &'a ExecRecord,
+) -> Result<Vec<(String, &'a str)>> {
+    let workdir = parent.workdir();
+    [
+        (&exec.redirect_stdout, record.stdout.as_str()),
+        (&exec.redirect_stderr, record.stderr.as_str()),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !path.is_empty())
+    .map(|(path, output)| Ok((tree::absolute(&workdir, path)?, output)))
+    .collect()
 }
 
 /// A layer holding one file at `path` (absolute).
@@ -148,11 +163,11 @@ fn file_layer(cx: &Context, path: &str, contents: &[u8], mode: u32) -> Result<La
         size: contents.len() as u64,
         mode,
         mtime: 0,
+        owner: crate::tree::Owner::ROOT,
     };
     Ok(Layer {
         dest: dir,
         tree: Arc::new(Tree::single(&name, entry)?),
-        owner: None,
     })
 }
 
@@ -171,15 +186,29 @@ async fn run_exec(
             message: "cannot set both stdin and redirectStdin".into(),
         });
     }
-    if let Some(bytes) = cx.store.get(RecordKind::Exec, &key)? {
-        if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
-            debug!(%key, "exec cache hit");
-            cx.events.step(&call.node, &cmd, StepState::Cached, None);
-            return Ok(Arc::new(record));
-        }
+    if let Some(record) = recall(cx, &key).await? {
+        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+        return Ok(Arc::new(record));
     }
     cx.execs
         .run(key, || async {
+            // Other engines on this state directory (every `gantry run` is
+            // one) may be running the same step: wait for the one that
+            // holds its lock, then look again.
+            let lock = cx.lock_record(RecordKind::Exec, key).await?;
+            let _lock = match stored(cx, &key)? {
+                // Produced while we waited. The lock is not held while its
+                // image is checked, so waiting engines go on at once.
+                Some(record) => {
+                    drop(lock);
+                    if usable(cx, &key, &record).await? {
+                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        return Ok(Arc::new(record));
+                    }
+                    cx.lock_record(RecordKind::Exec, key).await?
+                }
+                None => lock,
+            };
             let stdin = stdin(cx, parent, exec).await?;
             let secrets = attached_secrets(cx, parent)?;
             let _locks = cx.lock_cache_volumes(parent).await;
@@ -192,7 +221,8 @@ async fn run_exec(
                 mounts: mounts.binds.clone(),
                 tmpfs: mounts.tmpfs.clone(),
                 labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
-                commit_tag: step_image_tag(&key),
+                commit_tag: cx.images.step(&key),
+                remove_after_start: mounts.secret_files.clone(),
                 ..environment
             };
             let _slot = cx
@@ -209,7 +239,13 @@ async fn run_exec(
                 .map_err(Error::from);
             // What the command left in writable directory mounts, read back
             // before the scratch copies go.
-            let output = output.and_then(|output| Ok((output, mounts.read_back(cx)?)));
+            let output = output.and_then(|output| {
+                let record = record_of(output.clone(), cmd.clone(), Vec::new(), &secrets);
+                for (target, text) in redirects(parent, exec, &record)? {
+                    mounts.write_output(cx, parent, &target, text.as_bytes())?;
+                }
+                Ok((output, mounts.read_back(cx)?))
+            });
             drop(mounts);
             let (output, mount_trees) = output.inspect_err(|_| {
                 cx.events.step(&call.node, &cmd, StepState::Failed, None);
@@ -224,11 +260,43 @@ async fn run_exec(
         .await
 }
 
+/// The stored result of the exec with cache `key`, when there is one and
+/// its image is still there: an image removed behind gantry's back (`docker
+/// rmi`, an image prune) makes the step run again rather than break every
+/// step downstream.
+pub(super) async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    match stored(cx, key)? {
+        Some(record) if usable(cx, key, &record).await? => Ok(Some(record)),
+        _ => Ok(None),
+    }
+}
+
+/// The stored result of the exec with cache `key`, if any.
+pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    Ok(cx
+        .store
+        .get(RecordKind::Exec, key)?
+        .and_then(|bytes| serde_json::from_slice::<ExecRecord>(&bytes).ok()))
+}
+
+/// Whether a stored result's image is still on the runtime.
+pub(super) async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
+    if cx.runtime.image_exists(&record.image_id).await? {
+        debug!(%key, "exec cache hit");
+        return Ok(true);
+    }
+    tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
+    Ok(false)
+}
+
 /// What the command reads on stdin: a file of the container
 /// (`redirectStdin`), the `stdin` text, or nothing.
 async fn stdin(cx: &Context, parent: &ContainerState, exec: &ExecArgs) -> Result<Option<Bytes>> {
     if !exec.redirect_stdin.is_empty() {
         let path = tree::absolute(&parent.workdir(), &exec.redirect_stdin)?;
+        if let Some(bytes) = crate::mounts::read_input(cx, parent, &path)? {
+            return Ok(Some(Bytes::from(bytes)));
+        }
         let tree = read_container_path(cx, parent, &path).await?;
         let file = FileValue::in_tree(&tree, Tree::name_of(&path), &path)?;
         Ok(Some(Bytes::from(cx.store.get_blob(&file.blob)?)))

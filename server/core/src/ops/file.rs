@@ -34,13 +34,12 @@ impl Operation for NewFile {
 
     async fn evaluate(&self, cx: &Context, _call: &Call) -> Result<Value> {
         let blob = cx.store.put_blob(self.contents.as_bytes())?;
-        Ok(Value::File(Arc::new(FileValue {
-            name: String::new(),
+        Ok(Value::File(Arc::new(FileValue::new(
+            String::new(),
             blob,
-            size: self.contents.len() as u64,
-            mode: self.permissions,
-            mtime: 0,
-        })))
+            self.contents.len() as u64,
+            self.permissions,
+        ))))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
+use crate::oci::{Compression, ImageFormat, MediaTypes};
 use crate::runtime::{ImageConfig, PulledImage, RegistryAuth};
 use crate::value::{ContainerState, FileValue, Kind, Rootfs, Value};
 
@@ -169,11 +170,14 @@ impl Operation for Import {
     }
 }
 
-/// `Container.asTarball`: the container as an image tarball (a file).
+/// `Container.asTarball`: the container as an image tarball (a file, mode
+/// 0600 as Dagger makes it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AsTarball {
     pub container: Digest,
+    #[serde(default, skip_serializing_if = "ImageFormat::is_default")]
+    pub format: ImageFormat,
 }
 
 impl Operation for AsTarball {
@@ -185,19 +189,28 @@ impl Operation for AsTarball {
 
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.container);
+        let media_types = match self.format.media_types {
+            MediaTypes::Oci => "",
+            MediaTypes::Docker => "docker",
+        };
+        let compression = match self.format.compression {
+            Compression::Gzip => "",
+            Compression::Uncompressed => "uncompressed",
+        };
+        e.added_str("mediaTypes", media_types)
+            .added_str("compression", compression);
     }
 
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let container = call.inputs.container(&self.container)?;
-        let tarball = cx.image_tarball(&container).await?;
+        let tarball = cx.image_tarball(&container, self.format).await?;
         let blob = cx.store.put_blob(&tarball)?;
-        Ok(Value::File(Arc::new(FileValue {
-            name: "image.tar".into(),
+        Ok(Value::File(Arc::new(FileValue::new(
+            "image.tar".into(),
             blob,
-            size: tarball.len() as u64,
-            mode: 0o644,
-            mtime: 0,
-        })))
+            tarball.len() as u64,
+            0o600,
+        ))))
     }
 }
 

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use self::envfile::engine_env;
 pub use self::exec::{ExecArgs, Expect};
 pub(crate) use self::read::stat_container_path;
+pub use crate::oci::{Compression, ImageFormat, MediaTypes};
 pub use crate::value::Sharing;
 
 use crate::context::Context;

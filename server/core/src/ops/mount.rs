@@ -3,15 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::read::container_owner;
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::eval::{Call, OpEncoder, Operation};
+use crate::eval::{is_false, Call, OpEncoder, Operation};
 use crate::tree;
-use crate::tree::Owner;
 use crate::value::{ContainerState, Kind, MountSource, Sharing, Value};
 
-/// `Container.withMountedDirectory`.
+/// `Container.withMountedDirectory`. With `owner` (or `inheritOwner`) the
+/// mounted copy is given to that owner, as Dagger's `chown` does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WithMountedDirectory {
@@ -19,6 +22,10 @@ pub struct WithMountedDirectory {
     pub path: String,
     pub source: Digest,
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inherit_owner: bool,
 }
 
 impl Operation for WithMountedDirectory {
@@ -31,12 +38,20 @@ impl Operation for WithMountedDirectory {
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.parent).str(&self.path);
         e.input(&self.source).bool(self.read_only);
+        e.added_str("owner", &self.owner)
+            .added_flag("inheritOwner", self.inherit_owner);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
+        let mut tree = call.inputs.tree(&self.source)?;
+        if let Some(owner) = container_owner(cx, &parent, &self.owner, self.inherit_owner).await? {
+            let mut owned = (*tree).clone();
+            owned.set_owners(owner);
+            tree = Arc::new(owned);
+        }
         let source = MountSource::Directory {
-            tree: call.inputs.tree(&self.source)?,
+            tree,
             read_only: self.read_only,
         };
         parent.with_mount(call.key, &self.path, source)
@@ -50,6 +65,10 @@ pub struct WithMountedFile {
     pub parent: Digest,
     pub path: String,
     pub source: Digest,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inherit_owner: bool,
 }
 
 impl Operation for WithMountedFile {
@@ -62,12 +81,19 @@ impl Operation for WithMountedFile {
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.parent).str(&self.path);
         e.input(&self.source);
+        e.added_str("owner", &self.owner)
+            .added_flag("inheritOwner", self.inherit_owner);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
-        let source = MountSource::File(call.inputs.file(&self.source)?);
-        parent.with_mount(call.key, &self.path, source)
+        let mut file = call.inputs.file(&self.source)?;
+        if let Some(owner) = container_owner(cx, &parent, &self.owner, self.inherit_owner).await? {
+            let mut owned = (*file).clone();
+            owned.owner = owner;
+            file = Arc::new(owned);
+        }
+        parent.with_mount(call.key, &self.path, MountSource::File(file))
     }
 }
 
@@ -84,6 +110,8 @@ pub struct WithMountedCache {
     pub source: Option<Digest>,
     pub sharing: Option<Sharing>,
     pub owner: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inherit_owner: bool,
 }
 
 impl Operation for WithMountedCache {
@@ -108,9 +136,10 @@ impl Operation for WithMountedCache {
             }
         }
         e.opt_str(self.sharing.map(Sharing::tag)).str(&self.owner);
+        e.added_flag("inheritOwner", self.inherit_owner);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
         let volume = call.inputs.cache_volume(&self.cache)?;
         let source = match &self.source {
@@ -120,11 +149,12 @@ impl Operation for WithMountedCache {
         let sharing = self.sharing.unwrap_or_default();
         let target = tree::absolute(&parent.workdir(), &self.path)?;
         check_exclusive(&parent, &target, &volume, sharing)?;
+        let owner = container_owner(cx, &parent, &self.owner, self.inherit_owner).await?;
         let source = MountSource::Cache {
             volume,
             sharing,
             source,
-            owner: Owner::parse(&self.owner)?,
+            owner,
         };
         parent.with_mount(call.key, &self.path, source)
     }
@@ -155,8 +185,8 @@ fn check_exclusive(
     }
 }
 
-/// `Container.withMountedTemp`: a tmpfs. `size` is part of the key but not
-/// passed to the runtime yet (the tmpfs has the runtime's default size).
+/// `Container.withMountedTemp`: a tmpfs of `size` bytes (the runtime's
+/// default without one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WithMountedTemp {
@@ -178,7 +208,7 @@ impl Operation for WithMountedTemp {
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
-        let source = MountSource::Temp;
+        let source = MountSource::Temp { size: self.size };
         parent.with_mount(call.key, &self.path, source)
     }
 }
@@ -191,6 +221,10 @@ pub struct WithMountedSecret {
     pub path: String,
     pub secret: Digest,
     pub mode: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inherit_owner: bool,
 }
 
 impl Operation for WithMountedSecret {
@@ -203,13 +237,17 @@ impl Operation for WithMountedSecret {
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.parent).str(&self.path);
         e.input(&self.secret).u64(u64::from(self.mode));
+        e.added_str("owner", &self.owner)
+            .added_flag("inheritOwner", self.inherit_owner);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
+        let owner = container_owner(cx, &parent, &self.owner, self.inherit_owner).await?;
         let source = MountSource::Secret {
             secret: self.secret,
             mode: self.mode,
+            owner: owner.unwrap_or_default(),
         };
         parent.with_mount(call.key, &self.path, source)
     }

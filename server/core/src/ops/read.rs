@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::lookup::Stat;
+use crate::owner::{Accounts, Owner, OwnerSpec};
 use crate::runtime::RuntimeError;
 use crate::store::RecordKind;
-use crate::tree::{self, Entry, PathFilter, Tree};
+use crate::tree::{self, Entry, Tree};
 use crate::value::{ContainerState, FileValue, Kind, Mount, MountSource, Value};
 
 /// `Container.directory`.
@@ -102,6 +103,51 @@ impl Operation for ContainerFile {
     }
 }
 
+/// The owner an `owner:` argument names, for content put into `state`:
+/// `inherit` takes the container's user instead (Dagger's `inheritOwner`),
+/// and names are looked up in the container's `/etc/passwd` and
+/// `/etc/group` (mounts included). `None`: leave owners as they are.
+pub(super) async fn container_owner(
+    cx: &Context,
+    state: &ContainerState,
+    owner: &str,
+    inherit: bool,
+) -> Result<Option<Owner>> {
+    let owner = if inherit {
+        state.config.user.as_str()
+    } else {
+        owner
+    };
+    let Some(spec) = OwnerSpec::parse(owner)? else {
+        return Ok(None);
+    };
+    if let Some(numeric) = spec.numeric() {
+        return Ok(Some(numeric));
+    }
+    let accounts = Accounts {
+        of: "the container",
+        passwd: read_text(cx, state, "/etc/passwd").await?,
+        group: read_text(cx, state, "/etc/group").await?,
+    };
+    spec.resolve(&accounts).map(Some)
+}
+
+/// A text file of the container, `None` when there is none.
+async fn read_text(cx: &Context, state: &ContainerState, path: &str) -> Result<Option<String>> {
+    let tree = match read_container_path(cx, state, path).await {
+        Ok(tree) => tree,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    match FileValue::in_tree(&tree, Tree::name_of(path), path) {
+        Ok(file) => Ok(Some(
+            String::from_utf8_lossy(&cx.store.get_blob(&file.blob)?).into_owned(),
+        )),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// Reads `path` (absolute) from a container's filesystem as a tree that
 /// holds one entry named after the path's last component (the whole
 /// filesystem for `/`). Cached persistently per container state and path.
@@ -118,9 +164,12 @@ pub(super) async fn read_container_path(
         return read_mount(mount, path).map(Arc::new);
     }
     let mut encoder = Encoder::new(Domain::ReadPath);
+    // "owners": trees read before entries carried owners (all root) are
+    // not reused.
     encoder
         .digest(&state.key.expect("evaluated containers have keys"))
-        .str(path);
+        .str(path)
+        .str("owners");
     let read_key = encoder.finish();
     if let Some(bytes) = cx.store.get(RecordKind::PathRead, &read_key)? {
         if let Ok(tree) = serde_json::from_slice::<Tree>(&bytes) {
@@ -151,12 +200,12 @@ fn read_mount(mount: &Mount, path: &str) -> Result<Tree> {
             let inner = tree::normalize(&path[mount.path.len()..])?;
             let mut out = Tree::default();
             if inner.is_empty() {
-                out.merge_at(name, tree, &PathFilter::default())?;
+                out.merge_at(name, tree)?;
                 return Ok(out);
             }
             match tree.get(&inner) {
                 Some(Entry::Dir { .. }) => {
-                    out.merge_at(name, &tree.subtree(&inner)?, &PathFilter::default())?
+                    out.merge_at(name, &tree.subtree(&inner)?)?
                 }
                 Some(entry) => out.insert(name, entry.clone())?,
                 None => return Err(Error::NotFound { path: path.into() }),
@@ -177,7 +226,7 @@ fn read_mount(mount: &Mount, path: &str) -> Result<Tree> {
 fn read_layers(state: &ContainerState, path: &str) -> Result<Tree> {
     let mut whole = Tree::default();
     for layer in &state.rootfs.layers {
-        whole.merge_at(&layer.dest, &layer.tree, &PathFilter::default())?;
+        whole.merge_at(&layer.dest, &layer.tree)?;
     }
     if path == "/" {
         return Ok(whole);
@@ -186,9 +235,7 @@ fn read_layers(state: &ContainerState, path: &str) -> Result<Tree> {
     let name = Tree::name_of(path);
     let mut out = Tree::default();
     match whole.get(&inner) {
-        Some(Entry::Dir { .. }) => {
-            out.merge_at(name, &whole.subtree(&inner)?, &PathFilter::default())?
-        }
+        Some(Entry::Dir { .. }) => out.merge_at(name, &whole.subtree(&inner)?)?,
         Some(entry) => out.insert(name, entry.clone())?,
         None => return Err(Error::NotFound { path: path.into() }),
     }
@@ -228,7 +275,7 @@ async fn read_image(
         return Ok(tree);
     }
     let mut out = Tree::default();
-    out.merge_at(Tree::name_of(path), &tree, &PathFilter::default())?;
+    out.merge_at(Tree::name_of(path), &tree)?;
     Ok(out)
 }
 
@@ -266,12 +313,7 @@ pub(crate) async fn stat_container_path(
     let mut current = path.to_owned();
     for _ in 0..=MAX_SYMLINK_HOPS {
         if current == "/" {
-            return Ok(Some(Stat::of(
-                shown,
-                &Entry::Dir {
-                    mode: tree::DIR_MODE,
-                },
-            )));
+            return Ok(Some(Stat::of(shown, &Entry::dir(tree::DIR_MODE))));
         }
         let tree = match read_container_path(cx, state, &current).await {
             Ok(tree) => tree,
@@ -282,7 +324,7 @@ pub(crate) async fn stat_container_path(
             return Ok(None);
         };
         match entry {
-            Entry::Symlink { target } if follow => {
+            Entry::Symlink { target, .. } if follow => {
                 let (dir, _) = tree::split_parent(&current);
                 current = tree::absolute(&dir, target)?;
             }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracing::{info_span, Instrument};
 
-use super::exec::DEFAULT_PATH;
+use super::exec::{recall, stored, usable, DEFAULT_PATH};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::runtime::{ExecSpec, RootfsSpec};
-use crate::store::{step_image_tag, RecordKind};
+use crate::store::RecordKind;
 use crate::text::tail;
 use crate::tree;
 use crate::value::{ExecRecord, Kind, Layer, Value};
@@ -95,7 +95,6 @@ fn prune_layers(layers: &[Layer], targets: &[String]) -> Result<Vec<Layer>> {
         out.push(Layer {
             dest: layer.dest.clone(),
             tree: Arc::new(tree),
-            owner: layer.owner,
         });
     }
     Ok(out)
@@ -111,17 +110,27 @@ async fn remove_from_image(
     let key = call.key;
     let mut cmd = vec!["rm".to_owned(), "-rf".to_owned(), "--".to_owned()];
     cmd.extend(targets.iter().cloned());
-    if let Some(bytes) = cx.store.get(RecordKind::Exec, &key)? {
-        if let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) {
-            if cx.runtime.image_exists(&record.image_id).await? {
-                cx.events.step(&call.node, &cmd, StepState::Cached, None);
-                return Ok(record.image_id);
-            }
-        }
+    if let Some(record) = recall(cx, &key).await? {
+        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+        return Ok(record.image_id);
     }
     let record = cx
         .execs
         .run(key, || async {
+            // Another engine on this state directory may be running the
+            // same removal: wait for its lock, then look again (as execs do).
+            let lock = cx.lock_record(RecordKind::Exec, key).await?;
+            let _lock = match stored(cx, &key)? {
+                Some(record) => {
+                    drop(lock);
+                    if usable(cx, &key, &record).await? {
+                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        return Ok(Arc::new(record));
+                    }
+                    cx.lock_record(RecordKind::Exec, key).await?
+                }
+                None => lock,
+            };
             let spec = ExecSpec {
                 rootfs: RootfsSpec {
                     image_id: Some(image.to_owned()),
@@ -131,7 +140,7 @@ async fn remove_from_image(
                 env: vec![format!("PATH={DEFAULT_PATH}")],
                 workdir: "/".into(),
                 labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
-                commit_tag: step_image_tag(&key),
+                commit_tag: cx.images.step(&key),
                 ..ExecSpec::default()
             };
             let _slot = cx
@@ -195,12 +204,11 @@ mod tests {
     #[test]
     fn pruning_drops_entries_and_whole_layers() {
         let mut tree = Tree::default();
-        tree.insert("a/b", Entry::Dir { mode: 0o755 }).unwrap();
-        tree.insert("c", Entry::Dir { mode: 0o755 }).unwrap();
+        tree.insert("a/b", Entry::dir(0o755)).unwrap();
+        tree.insert("c", Entry::dir(0o755)).unwrap();
         let layer = |dest: &str| Layer {
             dest: dest.into(),
             tree: Arc::new(tree.clone()),
-            owner: None,
         };
         let pruned = prune_layers(
             &[layer("/"), layer("/x/y"), layer("/z")],

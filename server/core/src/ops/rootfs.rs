@@ -8,12 +8,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::directory::files_tree;
+use super::read::container_owner;
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::Result;
-use crate::eval::{Call, OpEncoder, Operation};
-use crate::tree::{self, Entry, Owner, PathFilter, Tree};
-use crate::value::{Kind, Layer, Rootfs, Value};
+use crate::error::{Error, Result};
+use crate::eval::{is_false, Call, OpEncoder, Operation};
+use crate::owner::Owner;
+use crate::tree::{self, Entry, PathFilter, Tree};
+use crate::value::{ContainerState, Kind, Layer, Mount, MountSource, Rootfs, Value};
 
 /// `Container.withRootfs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +45,6 @@ impl Operation for WithRootfs {
                 layers: vec![Layer {
                     dest: "/".into(),
                     tree,
-                    owner: None,
                 }],
             };
             Ok(())
@@ -51,8 +52,60 @@ impl Operation for WithRootfs {
     }
 }
 
+/// Where a file copied to `path` (`target` absolute) goes: into the
+/// directory when the path names one by its form (the root, `.`, a
+/// trailing `/` or `/.`), under the file's own name, as Dagger's copy does.
+/// An existing directory of the image named without a trailing `/` is not
+/// looked up (that would cost a read of the image for every copy).
+fn file_target(path: &str, target: String, name: &str) -> Result<String> {
+    let names_dir = target == "/" || path == "." || path.ends_with('/') || path.ends_with("/.");
+    if !names_dir {
+        return Ok(target);
+    }
+    if name.is_empty() {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "{path:?} is a directory and the file has no name to take in it; give a file path"
+            ),
+        });
+    }
+    tree::absolute(&target, name)
+}
+
+/// Content to put into a container: `tree` goes into the directory `dest`
+/// (absolute).
+struct Content {
+    dest: String,
+    tree: Tree,
+}
+
+impl Content {
+    /// A directory copied to `target`. With a mode or an owner for the copy,
+    /// the destination directory takes them too, so the content holds it
+    /// (rooted at its parent) rather than only what goes in it.
+    fn directory(
+        target: String,
+        tree: Tree,
+        permissions: Option<u32>,
+        owner: Option<Owner>,
+    ) -> Result<Self> {
+        if target == "/" || (permissions.is_none() && owner.is_none()) {
+            return Ok(Content { dest: target, tree });
+        }
+        let (parent, name) = tree::split_parent(&target);
+        let mut rooted = Tree::single(&name, Entry::dir(permissions.unwrap_or(0o755)))?;
+        rooted.merge_at(&name, &tree)?;
+        Ok(Content {
+            dest: parent,
+            tree: rooted,
+        })
+    }
+}
+
 /// `Container.withNewFile`, `withFile`, `withDirectory`: put content into
 /// the root filesystem at `path` (a file's or a directory's destination).
+/// The content keeps its owners unless `owner` (or `inheritOwner`: the
+/// container's user) gives it all to one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WithContent {
@@ -64,6 +117,11 @@ pub struct WithContent {
     pub owner: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inherit_owner: bool,
+    /// Leave out what the source's `.gitignore` files ignore.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gitignore: bool,
 }
 
 impl Operation for WithContent {
@@ -80,40 +138,112 @@ impl Operation for WithContent {
             .str(&self.owner)
             .strs(&self.include)
             .strs(&self.exclude);
+        e.added_flag("inheritOwner", self.inherit_owner)
+            .added_flag("gitignore", self.gitignore);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
-        let owner = Owner::parse(&self.owner)?;
+        let owner = container_owner(cx, &parent, &self.owner, self.inherit_owner).await?;
         let target = tree::absolute(&parent.workdir(), &self.path)?;
+        let mut content = self.content(cx, call, target, owner)?;
+        if let Some(owner) = owner {
+            content.tree.set_owners(owner);
+        }
+        put_content(&parent, call.key, content)
+    }
+}
+
+impl WithContent {
+    /// The file or the (filtered) directory to put at `target`.
+    fn content(
+        &self,
+        cx: &Context,
+        call: &Call,
+        target: String,
+        owner: Option<Owner>,
+    ) -> Result<Content> {
         let source = call.inputs.value(&self.source);
-        let layer = if let Ok(file) = source.file() {
-            let (dir, name) = tree::split_parent(&target);
-            let entry = file.entry(self.permissions);
-            Layer {
-                dest: dir,
-                tree: Arc::new(Tree::single(&name, entry)?),
-                owner,
-            }
-        } else {
-            let (source, _) = source.directory()?;
-            let filter = PathFilter::new(&self.include, &self.exclude)?;
-            let mut filtered = Tree::default();
-            filtered.merge_at("", &source, &filter)?;
-            if let Some(mode) = self.permissions {
-                filtered.set_modes(mode);
-            }
-            Layer {
-                dest: target,
-                tree: Arc::new(filtered),
-                owner,
-            }
+        if let Ok(file) = source.file() {
+            let target = file_target(&self.path, target, &file.name)?;
+            let (dest, name) = tree::split_parent(&target);
+            let tree = Tree::single(&name, file.entry(self.permissions))?;
+            return Ok(Content { dest, tree });
+        }
+        let (source, _) = source.directory()?;
+        let filter = PathFilter::new(&self.include, &self.exclude)?;
+        let gitignores = match self.gitignore {
+            true => Some(source.gitignores(cx.store.as_ref())?),
+            false => None,
         };
-        parent.derive(call.key, |state| {
-            state.rootfs.layers.push(layer);
+        let mut filtered = source.filtered(&filter, gitignores.as_ref());
+        if let Some(mode) = self.permissions {
+            filtered.set_modes(mode);
+        }
+        Content::directory(target, filtered, self.permissions, owner)
+    }
+}
+
+/// `parent` with `content` put in place: into the mounted directory when
+/// the destination is under a directory mount (as Dagger writes into the
+/// mount's source), replacing a file mount at exactly that path, else into
+/// the root filesystem. Cache, temporary and secret mounts cannot be
+/// written to this way, in Dagger either.
+fn put_content(parent: &ContainerState, key: Digest, content: Content) -> Result<Value> {
+    // A file mounted where the content goes is unmounted first.
+    let replaced = |mount: &Mount| {
+        matches!(mount.source, MountSource::File(_))
+            && content
+                .tree
+                .entries
+                .keys()
+                .filter(|path| !path.contains('/'))
+                .any(|name| {
+                    tree::absolute(&content.dest, name).is_ok_and(|path| path == mount.path)
+                })
+    };
+    let unmounted;
+    let parent = if parent.mounts.iter().any(replaced) {
+        let mut state = parent.clone();
+        state.mounts.retain(|mount| !replaced(mount));
+        unmounted = state;
+        &unmounted
+    } else {
+        parent
+    };
+    let Some((index, inner)) = parent.mount_at(&content.dest) else {
+        return parent.derive(key, |state| {
+            state.rootfs.layers.push(Layer {
+                dest: content.dest,
+                tree: Arc::new(content.tree),
+            });
             state.image_ref = None;
             Ok(())
-        })
+        });
+    };
+    let mount = &parent.mounts[index];
+    match &mount.source {
+        MountSource::Directory { tree, read_only } => {
+            let mut changed = (**tree).clone();
+            changed.merge_at(&inner, &content.tree)?;
+            let source = MountSource::Directory {
+                tree: Arc::new(changed),
+                read_only: *read_only,
+            };
+            parent.derive(key, |state| {
+                state.mounts[index].source = source;
+                state.image_ref = None;
+                Ok(())
+            })
+        }
+        other => Err(Error::InvalidArgument {
+            message: format!(
+                "cannot write to {}: it is under the {} mounted at {}; write the content before mounting, or outside the mount",
+                content.dest,
+                other.describe(),
+                mount.path
+            ),
+        }),
     }
 }
 
@@ -150,11 +280,11 @@ impl Operation for ContainerWithSymlink {
         let (dir, name) = tree::split_parent(&link);
         let entry = Entry::Symlink {
             target: parent.path_arg(&self.target, self.expand),
+            owner: Owner::ROOT,
         };
         let layer = Layer {
             dest: dir,
             tree: Arc::new(Tree::single(&name, entry)?),
-            owner: None,
         };
         parent.derive(call.key, |state| {
             state.rootfs.layers.push(layer);
@@ -196,21 +326,15 @@ impl Operation for WithFiles {
             .bool(self.expand);
     }
 
-    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
-        let owner = Owner::parse(&self.owner)?;
+        let owner = container_owner(cx, &parent, &self.owner, false).await?;
         let path = parent.path_arg(&self.path, self.expand);
         let dest = tree::absolute(&parent.workdir(), &path)?;
-        let files = files_tree(call, &self.sources, self.permissions)?;
-        let layer = Layer {
-            dest,
-            tree: Arc::new(files),
-            owner,
-        };
-        parent.derive(call.key, |state| {
-            state.rootfs.layers.push(layer);
-            state.image_ref = None;
-            Ok(())
-        })
+        let mut files = files_tree(call, &self.sources, self.permissions)?;
+        if let Some(owner) = owner {
+            files.set_owners(owner);
+        }
+        put_content(&parent, call.key, Content { dest, tree: files })
     }
 }

@@ -275,7 +275,7 @@ async fn exec_sees_env_workdir_user_and_mounts() {
         &[
             "sh",
             "-c",
-            "echo $GREETING; pwd; id -u; cat /mnt/m.txt; echo; touch /tmp/t/x && echo tmpfs",
+            "echo $GREETING; pwd; id -u; cat /mnt/m.txt; echo; touch /tmp/t/x && echo tmpfs; df -k /tmp/t | tail -n 1 | awk '{print $2}'",
         ],
     );
     exec.env.push("GREETING=hello world".into());
@@ -286,12 +286,15 @@ async fn exec_sees_env_workdir_user_and_mounts() {
         container_path: "/mnt".into(),
         read_only: true,
     });
-    exec.tmpfs.push("/tmp/t".into());
+    exec.tmpfs.push(gantry_core::runtime::Tmpfs {
+        path: "/tmp/t".into(),
+        size: Some(2 * 1024 * 1024),
+    });
     let out = runtime.exec(exec).await.unwrap();
     std::fs::remove_dir_all(&host_dir).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "hello world\n/work/dir\n1000\nmounted\ntmpfs\n",
+        "hello world\n/work/dir\n1000\nmounted\ntmpfs\n2048\n",
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,13 +1,17 @@
 //! The names every SDK shares with the engine (`gantry_api::env`: the
 //! environment variables, the working-directory header and the default
-//! socket rule), as the `env` templates see them. Each SDK's names module is
-//! rendered from this, so the engine and the four SDKs cannot drift apart.
+//! socket rule) and the release version (`gantry_api::VERSION`, Cargo.toml's
+//! `[workspace.package] version`), as the `env` templates see them. Each SDK's
+//! names module is rendered from this, so the engine and the four SDKs cannot
+//! drift apart.
 
 use gantry_api::env as names;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Shared {
+    /// The version the engine and every SDK are released under.
+    version: &'static str,
     /// The variables the SDKs read, in definition order.
     variables: Vec<SharedVariable>,
     /// The key of the socket variable (`SOCKET`), for `socket_path`.
@@ -15,6 +19,8 @@ pub(crate) struct Shared {
     /// Its name (`GANTRY_SOCKET`).
     socket_name: &'static str,
     workdir_header: &'static str,
+    /// Bytes the header carries as they are; every other is percent-encoded.
+    workdir_unreserved: &'static str,
     socket: Socket,
 }
 
@@ -46,6 +52,7 @@ impl Shared {
             .map(|variable| variable.key)
             .expect("the SDKs read GANTRY_SOCKET");
         Self {
+            version: gantry_api::VERSION,
             variables: variables
                 .iter()
                 .map(|variable| SharedVariable {
@@ -57,6 +64,7 @@ impl Shared {
             socket_key,
             socket_name: names::SOCKET,
             workdir_header: names::WORKDIR_HEADER,
+            workdir_unreserved: names::WORKDIR_UNRESERVED,
             socket: Socket {
                 runtime_dir_variable: rule.runtime_dir_variable,
                 subdirectory: rule.subdirectory,
