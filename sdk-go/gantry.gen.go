@@ -680,15 +680,17 @@ func (r *Container) Export(ctx context.Context, path string, opts ...ContainerEx
 
 // ContainerExportImageOpts holds the optional arguments of [Container.ExportImage].
 type ContainerExportImageOpts struct {
-	// Not supported by gantry yet; must be empty. Defaults to empty (the zero
-	// value leaves it out).
-	PlatformVariants []Node
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
 
-	// Ignored: the image store keeps layers uncompressed.
+	// Not supported by gantry: the image store decides how it keeps layers;
+	// must be left out.
 	ForcedCompression ImageLayerCompression
 
-	// Ignored: the image store decides. Defaults to
-	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
+	// Not supported by gantry: the image store decides; only the default is
+	// accepted. Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves
+	// it out).
 	MediaTypes ImageMediaTypes
 }
 
@@ -2421,12 +2423,12 @@ type FileSearchOpts struct {
 	// Return at most this many results.
 	Limit int
 
-	// Has no effect on a single file (kept for Directory.search's signature).
-	// Defaults to empty (the zero value leaves it out).
+	// Refused on a single file (kept for Directory.search's signature); must be
+	// empty. Defaults to empty (the zero value leaves it out).
 	Paths []string
 
-	// Has no effect on a single file (kept for Directory.search's signature).
-	// Defaults to empty (the zero value leaves it out).
+	// Refused on a single file (kept for Directory.search's signature); must be
+	// empty. Defaults to empty (the zero value leaves it out).
 	Globs []string
 }
 

@@ -687,12 +687,14 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * runtime).
      *
      * @param string $name The image's name (e.g., "my-app:latest").
-     * @param list<Node>|null $platformVariants Not supported by gantry yet;
-     *     must be empty. Defaults to [].
-     * @param ImageLayerCompression|null $forcedCompression Ignored: the image
-     *     store keeps layers uncompressed.
-     * @param ImageMediaTypes|null $mediaTypes Ignored: the image store decides.
-     *     Defaults to ImageMediaTypes::OCIMediaTypes.
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Not supported by
+     *     gantry: the image store decides how it keeps layers; must be left
+     *     out.
+     * @param ImageMediaTypes|null $mediaTypes Not supported by gantry: the
+     *     image store decides; only the default is accepted. Defaults to
+     *     ImageMediaTypes::OCIMediaTypes.
      */
     public function exportImage(
         string $name,
@@ -2536,10 +2538,10 @@ final class File extends ApiObject implements Exportable, Node, Syncer
      * @param bool|null $filesOnly Return one result for the file when it
      *     matches, without lines. Defaults to false.
      * @param int|null $limit Return at most this many results.
-     * @param list<string>|null $paths Has no effect on a single file (kept for
-     *     Directory.search's signature). Defaults to [].
-     * @param list<string>|null $globs Has no effect on a single file (kept for
-     *     Directory.search's signature). Defaults to [].
+     * @param list<string>|null $paths Refused on a single file (kept for
+     *     Directory.search's signature); must be empty. Defaults to [].
+     * @param list<string>|null $globs Refused on a single file (kept for
+     *     Directory.search's signature); must be empty. Defaults to [].
      * @return list<SearchResult>
      */
     public function search(

@@ -672,7 +672,7 @@ class Container(Exportable, Node, Syncer):
         self,
         name: str,
         *,
-        platform_variants: Sequence[Node] | None = None,
+        platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
     ) -> Void:
@@ -682,11 +682,12 @@ class Container(Exportable, Node, Syncer):
 
         Args:
             name: The image's name (e.g., "my-app:latest").
-            platform_variants: Not supported by gantry yet; must be empty. Defaults to
-                [].
-            forced_compression: Ignored: the image store keeps layers uncompressed.
-            media_types: Ignored: the image store decides. Defaults to
-                ImageMediaTypes.OCIMediaTypes.
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Not supported by gantry: the image store decides how it
+                keeps layers; must be left out.
+            media_types: Not supported by gantry: the image store decides; only the
+                default is accepted. Defaults to ImageMediaTypes.OCIMediaTypes.
         """
         _args = [
             Arg("name", name),
@@ -2521,10 +2522,10 @@ class File(Exportable, Node, Syncer):
             files_only: Return one result for the file when it matches, without lines.
                 Defaults to False.
             limit: Return at most this many results.
-            paths: Has no effect on a single file (kept for Directory.search's
-                signature). Defaults to [].
-            globs: Has no effect on a single file (kept for Directory.search's
-                signature). Defaults to [].
+            paths: Refused on a single file (kept for Directory.search's signature);
+                must be empty. Defaults to [].
+            globs: Refused on a single file (kept for Directory.search's signature);
+                must be empty. Defaults to [].
         """
         _args = [
             Arg("pattern", pattern),

@@ -459,11 +459,14 @@ export interface ContainerExportOpts {
 
 /** Optional arguments of `Container.exportImage`. */
 export interface ContainerExportImageOpts {
-  /** Not supported by gantry yet; must be empty. Defaults to `[]`. */
-  platformVariants?: Node[];
-  /** Ignored: the image store keeps layers uncompressed. */
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /** Not supported by gantry: the image store decides how it keeps layers; must be left out. */
   forcedCompression?: ImageLayerCompression;
-  /** Ignored: the image store decides. Defaults to `ImageMediaTypes.OCIMediaTypes`. */
+  /**
+   * Not supported by gantry: the image store decides; only the default is accepted. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
   mediaTypes?: ImageMediaTypes;
 }
 
@@ -2250,9 +2253,15 @@ export interface FileSearchOpts {
   filesOnly?: boolean;
   /** Return at most this many results. */
   limit?: number;
-  /** Has no effect on a single file (kept for Directory.search's signature). Defaults to `[]`. */
+  /**
+   * Refused on a single file (kept for Directory.search's signature); must be empty. Defaults to
+   * `[]`.
+   */
   paths?: string[];
-  /** Has no effect on a single file (kept for Directory.search's signature). Defaults to `[]`. */
+  /**
+   * Refused on a single file (kept for Directory.search's signature); must be empty. Defaults to
+   * `[]`.
+   */
   globs?: string[];
 }
 

@@ -260,11 +260,17 @@ impl DockerRuntime {
         let name = parsed
             .as_ref()
             .map_or_else(|| reference.to_owned(), Reference::local_name);
-        let inspect = self
-            .docker
-            .inspect_image(&name)
-            .await
-            .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
+        let inspect = self.docker.inspect_image(&name).await.map_err(|error| {
+            match runtime_error(Operation::Pull { reference }, &error) {
+                // A 404 reads as an image gantry made that went missing;
+                // here the user named it, so it was never found.
+                RuntimeError::ImageMissing { image } => RuntimeError::ImageNotFound {
+                    reference: reference.to_owned(),
+                    reason: format!("no such image in the daemon's store: {image}"),
+                },
+                other => other,
+            }
+        })?;
         pulled_image(inspect, parsed.as_ref(), None)
     }
 

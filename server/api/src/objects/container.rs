@@ -1645,21 +1645,34 @@ impl Container {
         #[graphql(desc = "The image's name (e.g., \"my-app:latest\").")] name: String,
         #[graphql(
             default_with = "Some(Vec::new())",
-            desc = "Not supported by gantry yet; must be empty."
+            desc = "Not supported by gantry (one platform per image); must be empty.",
+            directive = expected_type::apply("Container".into())
         )]
         platform_variants: Option<Vec<ID>>,
-        #[graphql(desc = "Ignored: the image store keeps layers uncompressed.")] forced_compression: Option<ImageLayerCompression>,
+        #[graphql(
+            desc = "Not supported by gantry: the image store decides how it keeps layers; must be left out."
+        )]
+        forced_compression: Option<ImageLayerCompression>,
         #[graphql(
             default_with = "Some(ImageMediaTypes::OciMediaTypes)",
-            desc = "Ignored: the image store decides."
+            desc = "Not supported by gantry: the image store decides; only the default is accepted."
         )]
         media_types: Option<ImageMediaTypes>,
     ) -> Result<Void> {
-        let _ = (forced_compression, media_types);
-        if !platform_variants.unwrap_or_default().is_empty() {
-            return Err(gql(gantry_core::Error::Unsupported {
-                message: "platformVariants are not supported by gantry yet".into(),
-            }));
+        refuse_platform_variants("exportImage", platform_variants)?;
+        // The image store decides compression and media types: asking for
+        // them is refused rather than ignored.
+        if let Some(compression) = forced_compression {
+            return Err(unsupported(
+                &format!("exportImage(forcedCompression: {})", compression.name()),
+                "the image store decides how it keeps layers; export with asTarball or export to choose",
+            ));
+        }
+        if media_types.is_some_and(|types| !types.is_oci()) {
+            return Err(unsupported(
+                "exportImage(mediaTypes: DockerMediaTypes)",
+                "the image store decides; export with asTarball or export to choose",
+            ));
         }
         engine(ctx)
             .export_image(self.0.digest, &name)

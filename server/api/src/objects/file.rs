@@ -193,16 +193,21 @@ impl File {
         #[graphql(desc = "Return at most this many results.")] limit: Option<i32>,
         #[graphql(
             default_with = "Some(Vec::new())",
-            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+            desc = "Refused on a single file (kept for Directory.search's signature); must be empty."
         )]
         paths: Option<Vec<String>>,
         #[graphql(
             default_with = "Some(Vec::new())",
-            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+            desc = "Refused on a single file (kept for Directory.search's signature); must be empty."
         )]
         globs: Option<Vec<String>>,
     ) -> Result<Vec<SearchResult>> {
-        let _ = (paths, globs);
+        if !paths.unwrap_or_default().is_empty() || !globs.unwrap_or_default().is_empty() {
+            return Err(super::unsupported(
+                "File.search(paths:, globs:)",
+                "they select files of a directory; leave them out, or search the directory",
+            ));
+        }
         let options = SearchArgs {
             pattern,
             literal,

@@ -383,7 +383,7 @@ impl Address {
             || gitignore.unwrap_or(false)
         {
             return Err(super::unsupported(
-                "Address.file's exclude, include and gitignore",
+                "Address.file(exclude:, include:, gitignore:)",
                 "they filter directories; load the file without them, or use Address.directory",
             ));
         }
