@@ -10,6 +10,8 @@
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/),
 #                        once per runtime (RUNTIMES, default: native docker)
 #   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
+#   make compat          docs/compatibility.md is fresh and every difference from Dagger's API explained
+#   make compat-update   rewrite the generated table in docs/compatibility.md
 #   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
@@ -34,6 +36,7 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
+TEST_STEPS += compat
 TEST_STEPS += python-test
 TEST_STEPS += go-test
 TEST_STEPS += dagger-sdk-test
@@ -211,6 +214,28 @@ docs-test: setup python-venv
 	@if [[ ! -x conformance-tests/dagger/python/.venv/bin/python ]]; then \
 		bash conformance-tests/dagger/run.sh hello; fi
 	$(PYTHON) scripts/docs-test.py
+
+# Compatibility with Dagger's API (docs/compatibility.md): scripts/compat.py compares
+# schema.graphql with the generated client of Dagger's Python SDK (dagger-io, pinned in
+# conformance-tests/dagger/python/requirements.txt; the venv is dagger-sdk-test's) and fails when
+# a difference has no explanation in docs/compatibility.toml or the table is stale.
+DAGGER_PY_VENV := conformance-tests/dagger/python/.venv
+DAGGER_PY := $(DAGGER_PY_VENV)/bin/python
+
+.PHONY: compat compat-update dagger-python-sdk
+dagger-python-sdk:
+	@if [[ ! -x $(DAGGER_PY) ]]; then $(PYTHON) -m venv $(DAGGER_PY_VENV); fi
+	@if ! cmp -s conformance-tests/dagger/python/requirements.txt $(DAGGER_PY_VENV)/requirements.txt; then \
+		echo "compat: installing conformance-tests/dagger/python/requirements.txt into $(DAGGER_PY_VENV)"; \
+		$(DAGGER_PY) -m pip install --disable-pip-version-check -q -r conformance-tests/dagger/python/requirements.txt; \
+		cp conformance-tests/dagger/python/requirements.txt $(DAGGER_PY_VENV)/requirements.txt; \
+	fi
+
+compat: setup dagger-python-sdk
+	$(DAGGER_PY) scripts/compat.py --check
+
+compat-update: dagger-python-sdk
+	$(DAGGER_PY) scripts/compat.py
 
 # Conformance (conformance-tests/): the same scenarios as small programs in each gantry SDK
 # (Python, TypeScript, Go, PHP), one expected output per scenario, all against one engine

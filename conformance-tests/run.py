@@ -53,6 +53,7 @@ SCENARIOS: dict[str, tuple[int, bool]] = {
     "ids": (1, False),
     "seed": (1, False),
     "module": (1, False),
+    "inspect_and_change": (1, False),
 }
 MODULES = ROOT / "examples" / "modules"
 

@@ -384,6 +384,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         image_id,
         stdout,
         stderr,
+        // Two pipes: the order between them is not known (combinedOutput
+        // gives stdout then stderr).
+        combined: None,
         exit_code,
     })
 }

@@ -32,3 +32,4 @@ mod registry;
 mod secrets;
 mod serving;
 mod state_dir;
+mod tier2;
