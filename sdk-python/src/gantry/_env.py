@@ -27,7 +27,9 @@ WORKDIR_HEADER = "X-Gantry-Workdir"
 
 #: Bytes a working directory keeps as they are in the header; every other byte is
 #: percent-encoded.
-WORKDIR_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+WORKDIR_UNRESERVED = (
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+)
 
 
 def encode_workdir(path: str) -> str:

@@ -212,6 +212,22 @@ const REFUSED: &[(&str, &str)] = &[
         "publish(protocol:) is not supported",
     ),
     (
+        r#"{ container { exportImage(name: "x", forcedCompression: Gzip) } }"#,
+        "exportImage(forcedCompression: Gzip) is not supported",
+    ),
+    (
+        r#"{ container { exportImage(name: "x", mediaTypes: DockerMediaTypes) } }"#,
+        "exportImage(mediaTypes: DockerMediaTypes) is not supported",
+    ),
+    (
+        r#"{ file(name: "f", contents: "x") { search(pattern: "x", globs: ["*.txt"]) { filePath } } }"#,
+        "File.search(paths:, globs:) is not supported",
+    ),
+    (
+        r#"{ address(value: "file:///tmp") { file(gitignore: true) { id } } }"#,
+        "Address.file(exclude:, include:, gitignore:) is not supported",
+    ),
+    (
         r#"{ container(platform: "linux/riscv64") { id } }"#,
         "container(platform: \"linux/riscv64\") is not supported by gantry: gantry runs containers of this machine's platform",
     ),

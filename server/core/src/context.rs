@@ -124,6 +124,7 @@ impl Context {
     /// Commits a container's filesystem and config as an image (once per
     /// container state) and returns the image ID.
     pub(crate) async fn build_image(&self, state: &ContainerState) -> Result<String> {
+        Self::refuse_annotations(state)?;
         let key = state.key.expect("evaluated containers have keys");
         self.builds
             .run(key, || async {
@@ -139,6 +140,18 @@ impl Context {
                     .await?)
             })
             .await
+    }
+
+    /// Docker's image store (and so `push` and `save`) keeps no manifest
+    /// annotations: images of a container that has some are refused
+    /// rather than written without them.
+    pub(crate) fn refuse_annotations(state: &ContainerState) -> Result<()> {
+        if state.annotations.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            message: "gantry cannot write OCI annotations (withAnnotation) into published or exported images yet; remove them with withoutAnnotation".into(),
+        })
     }
 
     /// A container as an image tarball: an OCI image layout in `format`

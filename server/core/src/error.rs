@@ -64,6 +64,9 @@ pub enum Error {
     Archive(#[source] Arc<std::io::Error>),
     #[error("host path {path}: {reason}")]
     Host { path: String, reason: String },
+    /// An error the pipeline asked for (`withError`).
+    #[error("{message}")]
+    Raised { message: String },
 }
 
 impl Error {
@@ -108,6 +111,7 @@ impl Error {
             Error::Unsupported { .. } => "UNSUPPORTED",
             Error::Store { .. } | Error::Archive(_) => "INTERNAL",
             Error::Host { .. } => "HOST_ERROR",
+            Error::Raised { .. } => "RAISED",
         }
     }
 }

@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::digest::{Digest, Domain, Encoder};
+use crate::envfile::EnvFile;
 use crate::error::Result;
 use crate::tree::Tree;
-use crate::value::{ContainerState, FileValue, GitRefValue, GitRepositoryValue, Kind, Value};
+use crate::value::{
+    ChangesetValue, ContainerState, FileValue, GitRefValue, GitRepositoryValue, Kind, Value,
+};
 
 /// One kind of op: its inputs, its encoding and its evaluation, in one
 /// place. Register a new kind in `ops/mod.rs`.
@@ -241,6 +244,18 @@ impl Inputs {
 
     pub(crate) fn file(&self, digest: &Digest) -> Result<Arc<FileValue>> {
         self.value(digest).file()
+    }
+
+    pub(crate) fn changeset(&self, digest: &Digest) -> Result<Arc<ChangesetValue>> {
+        self.value(digest).changeset()
+    }
+
+    pub(crate) fn env_file(&self, digest: &Digest) -> Result<Arc<EnvFile>> {
+        self.value(digest).env_file()
+    }
+
+    pub(crate) fn json(&self, digest: &Digest) -> Result<Arc<serde_json::Value>> {
+        self.value(digest).json()
     }
 
     /// A cache volume input's name.

@@ -413,6 +413,27 @@ impl Walk<'_> {
     }
 }
 
+/// `Host.findUp`: the nearest `name` in `start` or one of its parents, as
+/// a path relative to `start` (`name`, `../name`, …); `None` when there is
+/// none up to the root.
+pub fn find_up(start: &Path, name: &str) -> Result<Option<String>> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::InvalidArgument {
+            message: format!("findUp: {name:?} is not the name of a file or directory"),
+        });
+    }
+    let mut dir = Some(start);
+    let mut up = String::new();
+    while let Some(current) = dir {
+        if fs::symlink_metadata(current.join(name)).is_ok() {
+            return Ok(Some(format!("{up}{name}")));
+        }
+        up.push_str("../");
+        dir = current.parent();
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -260,6 +260,10 @@ pub struct ExecOutput {
     pub image_id: String,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Both streams interleaved as the command wrote them, when the runtime
+    /// can tell (`None`: stdout then stderr stands in).
+    #[serde(default)]
+    pub combined: Option<Vec<u8>>,
     pub exit_code: i64,
 }
 
@@ -343,6 +347,16 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes containers left behind by engines that are no longer running.
     /// Returns how many were removed.
     async fn remove_orphans(&self) -> Result<usize, RuntimeError>;
+
+    /// An image already in the store of the machine the runtime runs on,
+    /// by name or ID, without contacting a registry (`Host.containerImage`).
+    /// Runtimes without such a store keep this default.
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        Err(RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason: "this container runtime has no host image store to load from".into(),
+        })
+    }
 }
 
 #[cfg(test)]

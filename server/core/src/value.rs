@@ -6,8 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Domain, Encoder};
+use crate::envfile::EnvFile;
 use crate::error::{Error, Result};
+use crate::lookup::Stat;
 use crate::runtime::ImageConfig;
+use crate::text::expand_vars;
 use crate::tree::{self, Entry, Owner, Tree};
 
 /// The type of object a node evaluates to.
@@ -20,6 +23,9 @@ pub enum Kind {
     CacheVolume,
     GitRepository,
     GitRef,
+    Changeset,
+    EnvFile,
+    JsonValue,
 }
 
 impl Kind {
@@ -32,6 +38,9 @@ impl Kind {
             Kind::CacheVolume => "CacheVolume",
             Kind::GitRepository => "GitRepository",
             Kind::GitRef => "GitRef",
+            Kind::Changeset => "Changeset",
+            Kind::EnvFile => "EnvFile",
+            Kind::JsonValue => "JSONValue",
         }
     }
 
@@ -44,6 +53,9 @@ impl Kind {
             Kind::CacheVolume,
             Kind::GitRepository,
             Kind::GitRef,
+            Kind::Changeset,
+            Kind::EnvFile,
+            Kind::JsonValue,
         ]
         .into_iter()
         .find(|kind| kind.name() == name)
@@ -138,6 +150,10 @@ pub struct ExecRecord {
     pub cmd: Vec<String>,
     pub stdout: String,
     pub stderr: String,
+    /// Both streams interleaved as written (scrubbed too); `None` in
+    /// records written before it was kept: stdout then stderr stands in.
+    #[serde(default)]
+    pub combined: Option<String>,
     pub exit_code: i64,
     /// The contents each writable directory mount (by path) had after the
     /// command, as stored trees (`host::load_tree`).
@@ -158,6 +174,11 @@ pub struct ContainerState {
     pub(crate) secret_env: Vec<(String, Digest)>,
     /// Registry address → (username, secret node digest).
     pub(crate) registry_auth: Vec<(String, String, Digest)>,
+    /// Variables execs see that are in no cache key
+    /// (`withVolatileVariable`); never in the image configuration.
+    pub volatile_env: Vec<(String, String)>,
+    /// OCI annotations for the image manifest (`withAnnotation`).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerState {
@@ -167,6 +188,15 @@ impl ContainerState {
             "/".into()
         } else {
             self.config.workdir.clone()
+        }
+    }
+
+    /// A path argument, `$VAR` expanded from the environment when asked.
+    pub(crate) fn path_arg(&self, path: &str, expand: bool) -> String {
+        if expand {
+            expand_vars(path, &self.config.env)
+        } else {
+            path.to_owned()
         }
     }
 
@@ -258,6 +288,11 @@ impl FileValue {
                 .u64(u64::from(self.owner.gid));
         }
         encoder.finish()
+    }
+
+    /// `stat` of this file (a regular file, by its name).
+    pub fn stat(&self) -> Stat {
+        Stat::of(&self.name, &self.entry(None))
     }
 
     /// The tree entry for this file, with `permissions` instead of its own
@@ -367,12 +402,49 @@ pub struct GitRefValue {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Container(Arc<ContainerState>),
-    Directory { tree: Arc<Tree>, key: Digest },
+    Directory {
+        tree: Arc<Tree>,
+        key: Digest,
+    },
     File(Arc<FileValue>),
-    Secret { mac: Digest },
-    CacheVolume { key: String },
+    Secret {
+        mac: Digest,
+    },
+    CacheVolume {
+        key: String,
+    },
     GitRepository(Arc<GitRepositoryValue>),
     GitRef(Arc<GitRefValue>),
+    /// Two directories: what a changeset goes from and to.
+    Changeset(Arc<ChangesetValue>),
+    EnvFile(Arc<EnvFile>),
+    Json(Arc<serde_json::Value>),
+}
+
+/// A changeset's two sides.
+#[derive(Debug, Clone)]
+pub struct ChangesetValue {
+    pub before: Arc<Tree>,
+    pub after: Arc<Tree>,
+    /// The content keys of the two sides.
+    pub(crate) keys: (Digest, Digest),
+}
+
+impl ChangesetValue {
+    pub(crate) fn new(before: Arc<Tree>, after: Arc<Tree>) -> Self {
+        let keys = (before.key(), after.key());
+        Self {
+            before,
+            after,
+            keys,
+        }
+    }
+
+    fn key(&self) -> Digest {
+        let mut encoder = Encoder::new(Domain::Changeset);
+        encoder.digest(&self.keys.0).digest(&self.keys.1);
+        encoder.finish()
+    }
 }
 
 impl Value {
@@ -399,6 +471,20 @@ impl Value {
             }
             Value::GitRepository(repository) => repository.key,
             Value::GitRef(reference) => reference.key,
+            Value::Changeset(changeset) => changeset.key(),
+            Value::EnvFile(file) => {
+                let mut encoder = Encoder::new(Domain::EnvFile);
+                encoder
+                    .strs(&file.variables)
+                    .strs(&file.context)
+                    .bool(file.expand);
+                encoder.finish()
+            }
+            Value::Json(json) => {
+                let mut encoder = Encoder::new(Domain::JsonValue);
+                encoder.str(&json.to_string());
+                encoder.finish()
+            }
         }
     }
 
@@ -411,6 +497,9 @@ impl Value {
             Value::CacheVolume { .. } => Kind::CacheVolume,
             Value::GitRepository(_) => Kind::GitRepository,
             Value::GitRef(_) => Kind::GitRef,
+            Value::Changeset(_) => Kind::Changeset,
+            Value::EnvFile(_) => Kind::EnvFile,
+            Value::Json(_) => Kind::JsonValue,
         }
     }
 
@@ -441,6 +530,27 @@ impl Value {
         match self {
             Value::File(file) => Ok(file.clone()),
             other => Err(other.mismatch(Kind::File)),
+        }
+    }
+
+    pub(crate) fn changeset(&self) -> Result<Arc<ChangesetValue>> {
+        match self {
+            Value::Changeset(changeset) => Ok(changeset.clone()),
+            other => Err(other.mismatch(Kind::Changeset)),
+        }
+    }
+
+    pub(crate) fn env_file(&self) -> Result<Arc<EnvFile>> {
+        match self {
+            Value::EnvFile(file) => Ok(file.clone()),
+            other => Err(other.mismatch(Kind::EnvFile)),
+        }
+    }
+
+    pub(crate) fn json(&self) -> Result<Arc<serde_json::Value>> {
+        match self {
+            Value::Json(json) => Ok(json.clone()),
+            other => Err(other.mismatch(Kind::JsonValue)),
         }
     }
 

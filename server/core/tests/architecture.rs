@@ -610,7 +610,7 @@ fn test_doubles_stay_out_of_release_builds() {
         !core_line.contains("features"),
         "[workspace.dependencies] must not enable core features: {core_line}"
     );
-    for krate in ["api", "docker", "cli", "store", "xtask", "core"] {
+    for krate in ["api", "docker", "native", "cli", "store", "xtask", "core"] {
         let manifest = read(&repo().join("server").join(krate).join("Cargo.toml"));
         let mut section = "";
         for line in manifest.lines() {

@@ -256,6 +256,27 @@ impl DockerRuntime {
         Ok(pulled)
     }
 
+    /// `Runtime::local_image`: an image of this daemon's store, by name or
+    /// ID; nothing is pulled.
+    pub(crate) async fn local(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        let parsed = (!is_image_id(reference)).then(|| Reference::parse(reference));
+        let name = parsed
+            .as_ref()
+            .map_or_else(|| reference.to_owned(), Reference::local_name);
+        let inspect = self.docker.inspect_image(&name).await.map_err(|error| {
+            match runtime_error(Operation::Pull { reference }, &error) {
+                // A 404 reads as an image gantry made that went missing;
+                // here the user named it, so it was never found.
+                RuntimeError::ImageMissing { image } => RuntimeError::ImageNotFound {
+                    reference: reference.to_owned(),
+                    reason: format!("no such image in the daemon's store: {image}"),
+                },
+                other => other,
+            }
+        })?;
+        pulled_image(inspect, parsed.as_ref(), None)
+    }
+
     /// `Runtime::image_exists`.
     pub(crate) async fn exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
         match self.docker.inspect_image(image_id).await {

@@ -267,6 +267,11 @@ impl Runtime for DockerRuntime {
     async fn remove_orphans(&self) -> Result<usize, RuntimeError> {
         self.remove_orphan_containers().await
     }
+
+    #[tracing::instrument(skip_all, fields(reference = %reference))]
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        self.local(reference).await
+    }
 }
 
 #[cfg(test)]

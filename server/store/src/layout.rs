@@ -48,6 +48,11 @@ pub enum Bucket {
     /// Temp files of writes in progress (`.gantry-tmp-<pid>-<random>`),
     /// renamed into their bucket when complete.
     Temp,
+    /// The native runtime's snapshot store (`gantry-native`): unpacked
+    /// layers, image and tag records, the upper directories of running
+    /// steps. The runtime lays out the inside; removing the bucket removes
+    /// every step image of the native runtime.
+    Snapshots,
     /// What `gantry call` keeps per module, all of it rebuilt when missing:
     /// function descriptions by source digest, the language runtimes' files
     /// and built Go dispatchers (docs/modules.md, "Caches").
@@ -60,7 +65,7 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 12] = [
+    pub const ALL: [Bucket; 13] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
@@ -71,6 +76,7 @@ impl Bucket {
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
+        Bucket::Snapshots,
         Bucket::Modules,
         Bucket::Locks,
     ];
@@ -89,6 +95,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
+            Bucket::Snapshots => "snapshots",
             Bucket::Modules => "modules",
             Bucket::Locks => "store/locks",
         }
@@ -107,6 +114,7 @@ impl Bucket {
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",
+            Bucket::Snapshots => "snapshots (native runtime)",
             Bucket::Modules => "module caches",
             Bucket::Locks => "record locks",
         }

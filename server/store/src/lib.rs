@@ -21,6 +21,7 @@
 //! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it
+//! STATE/snapshots/                 the native runtime's layers and images (gantry-native lays it out)
 //! ```
 //!
 //! Every write goes to a temp file and is renamed into place

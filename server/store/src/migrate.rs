@@ -206,6 +206,7 @@ mod tests {
             cmd: vec!["echo".into(), "hi".into()],
             stdout: "hi\n".into(),
             stderr: String::new(),
+            combined: None,
             exit_code: 0,
             mounts: Vec::new(),
         };

@@ -4,13 +4,17 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, expected_type, load_arg, unsupported, CacheSharingMode, CacheVolume, Container,
-    Directory, EnvVariable, File, GitRef, GitRepository, Host, Node, Secret, FILE_MODE,
+    add, engine, expected_type, load_arg, unsupported, Address, CacheSharingMode, CacheVolume,
+    Changeset, Container, DiffStat, Directory, EnvFile, EnvVariable, EnvVariableValue, ErrorObject,
+    ErrorValue, Exportable, File, GitRef, GitRepository, Host, JsonValue, Label, Node,
+    SearchResult, SearchSubmatch, Secret, Stat, Syncer, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
-    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, GitRefId,
-    GitRepositoryId, HostId, SecretId,
+    load, load_value, split_id, AddressId, CacheVolumeId, ChangesetId, ContainerId, DiffStatId,
+    DirectoryId, EnvFileId, EnvVariableId, ErrorId, ErrorValueId, ExportableId, FileId, GitRefId,
+    GitRepositoryId, HostId, JsonValueId, LabelId, SearchResultId, SearchSubmatchId, SecretId,
+    StatId, SyncerId,
 };
 
 #[derive(Default)]
@@ -19,9 +23,18 @@ pub struct Query;
 async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
     let engine = engine(ctx);
     let (type_name, _) = split_id(id).map_err(gql)?;
+    let value = |error| gql(error);
     Ok(match type_name {
         "Host" => Node::Host(Host),
         "EnvVariable" => Node::EnvVariable(env_variable(ctx, id).await?),
+        "Label" => Node::Label(load_value(type_name, id).map_err(value)?),
+        "Stat" => Node::Stat(load_value(type_name, id).map_err(value)?),
+        "SearchResult" => Node::SearchResult(load_value(type_name, id).map_err(value)?),
+        "SearchSubmatch" => Node::SearchSubmatch(load_value(type_name, id).map_err(value)?),
+        "DiffStat" => Node::DiffStat(load_value(type_name, id).map_err(value)?),
+        "Address" => Node::Address(load_value(type_name, id).map_err(value)?),
+        "Error" => Node::Error(load_value(type_name, id).map_err(value)?),
+        "ErrorValue" => Node::ErrorValue(load_value(type_name, id).map_err(value)?),
         other => {
             let kind = Kind::from_name(other).ok_or_else(|| {
                 gql(gantry_core::Error::UnknownId {
@@ -38,6 +51,9 @@ async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
                 Kind::CacheVolume => Node::CacheVolume(CacheVolume(node)),
                 Kind::GitRepository => Node::GitRepository(GitRepository(node)),
                 Kind::GitRef => Node::GitRef(GitRef(node)),
+                Kind::Changeset => Node::Changeset(Changeset(node)),
+                Kind::EnvFile => Node::EnvFile(EnvFile(node)),
+                Kind::JsonValue => Node::JsonValue(JsonValue(node)),
             }
         }
     })
@@ -53,18 +69,19 @@ fn env_variable_stub(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
         })
     };
     let mut parts = id.splitn(3, ':');
-    let (_, hex, index) = (
-        parts.next(),
-        parts.next().ok_or_else(bad)?,
-        parts.next().ok_or_else(bad)?,
-    );
+    let (_, hex, index) = (parts.next(), parts.next().ok_or_else(bad)?, parts.next());
+    let Some(index) = index else {
+        // An env file's variable: its ID is its content.
+        let value: EnvVariableValue = load_value("EnvVariable", id).map_err(gql)?;
+        return Ok(EnvVariable::plain(value.name, value.value));
+    };
     let digest = Digest::from_hex(hex).ok_or_else(bad)?;
     let index: usize = index.parse().map_err(|_| bad())?;
     let container = engine(ctx)
         .node_of_kind(&digest, Kind::Container)
         .map_err(gql)?;
     Ok(EnvVariable {
-        container,
+        container: Some(container),
         index,
         name: String::new(),
         value: String::new(),
@@ -73,10 +90,10 @@ fn env_variable_stub(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
 
 async fn env_variable(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
     let mut stub = env_variable_stub(ctx, id)?;
-    let state = engine(ctx)
-        .container(stub.container.digest)
-        .await
-        .map_err(gql)?;
+    let Some(container) = &stub.container else {
+        return Ok(stub);
+    };
+    let state = engine(ctx).container(container.digest).await.map_err(gql)?;
     let (name, value) = state.config.env.get(stub.index).cloned().ok_or_else(|| {
         gql(gantry_core::Error::UnknownId {
             kind: "EnvVariable".into(),
@@ -423,6 +440,189 @@ impl Query {
     ) -> Result<EnvVariable> {
         env_variable(ctx, &id.0).await
     }
+    // ---- Tier 2 root fields and the loaders of their types
+
+    /// Initialize an address to load directories, containers, secrets or other object types.
+    async fn address(&self, value: String) -> Result<Address> {
+        if value.is_empty() {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: "resource cannot have empty address".into(),
+            }));
+        }
+        Ok(Address { value })
+    }
+
+    /// Creates an empty changeset
+    async fn changeset(&self, ctx: &Context<'_>) -> Changeset {
+        Changeset(add(ctx, ops::EmptyChangeset {}))
+    }
+
+    /// The default platform of the engine.
+    async fn default_platform(&self) -> Platform {
+        Platform(default_platform())
+    }
+
+    /// Initialize an environment file
+    async fn env_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Replace \"${VAR}\" or \"$VAR\" with the value of other vars")]
+        expand: Option<bool>,
+    ) -> EnvFile {
+        EnvFile(add(
+            ctx,
+            ops::NewEnvFile {
+                expand: expand.unwrap_or(false),
+            },
+        ))
+    }
+
+    /// Create a new error.
+    async fn error(
+        &self,
+        #[graphql(desc = "A brief description of the error.")] message: String,
+    ) -> ErrorObject {
+        ErrorObject {
+            message,
+            values: Vec::new(),
+        }
+    }
+
+    /// Initialize a JSON value
+    async fn json(&self, ctx: &Context<'_>) -> JsonValue {
+        JsonValue::literal(ctx, "null".into())
+    }
+
+    /// Load a Changeset from its ID.
+    #[graphql(name = "loadChangesetFromID")]
+    async fn load_changeset_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ChangesetId,
+    ) -> Result<Changeset> {
+        Ok(Changeset(
+            load(engine(ctx), &id.0, Kind::Changeset).map_err(gql)?,
+        ))
+    }
+
+    /// Load an EnvFile from its ID.
+    #[graphql(name = "loadEnvFileFromID")]
+    async fn load_env_file_from_id(&self, ctx: &Context<'_>, id: EnvFileId) -> Result<EnvFile> {
+        Ok(EnvFile(
+            load(engine(ctx), &id.0, Kind::EnvFile).map_err(gql)?,
+        ))
+    }
+
+    /// Load a JSONValue from its ID.
+    #[graphql(name = "loadJSONValueFromID")]
+    async fn load_json_value_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: JsonValueId,
+    ) -> Result<JsonValue> {
+        Ok(JsonValue(
+            load(engine(ctx), &id.0, Kind::JsonValue).map_err(gql)?,
+        ))
+    }
+
+    /// Load a Label from its ID.
+    #[graphql(name = "loadLabelFromID")]
+    async fn load_label_from_id(&self, id: LabelId) -> Result<Label> {
+        load_value("Label", &id.0).map_err(gql)
+    }
+
+    /// Load a Stat from its ID.
+    #[graphql(name = "loadStatFromID")]
+    async fn load_stat_from_id(&self, id: StatId) -> Result<Stat> {
+        load_value("Stat", &id.0).map_err(gql)
+    }
+
+    /// Load a SearchResult from its ID.
+    #[graphql(name = "loadSearchResultFromID")]
+    async fn load_search_result_from_id(&self, id: SearchResultId) -> Result<SearchResult> {
+        load_value("SearchResult", &id.0).map_err(gql)
+    }
+
+    /// Load a SearchSubmatch from its ID.
+    #[graphql(name = "loadSearchSubmatchFromID")]
+    async fn load_search_submatch_from_id(&self, id: SearchSubmatchId) -> Result<SearchSubmatch> {
+        load_value("SearchSubmatch", &id.0).map_err(gql)
+    }
+
+    /// Load a DiffStat from its ID.
+    #[graphql(name = "loadDiffStatFromID")]
+    async fn load_diff_stat_from_id(&self, id: DiffStatId) -> Result<DiffStat> {
+        load_value("DiffStat", &id.0).map_err(gql)
+    }
+
+    /// Load an Address from its ID.
+    #[graphql(name = "loadAddressFromID")]
+    async fn load_address_from_id(&self, id: AddressId) -> Result<Address> {
+        load_value("Address", &id.0).map_err(gql)
+    }
+
+    /// Load an Error from its ID.
+    #[graphql(name = "loadErrorFromID")]
+    async fn load_error_from_id(&self, id: ErrorId) -> Result<ErrorObject> {
+        load_value("Error", &id.0).map_err(gql)
+    }
+
+    /// Load an ErrorValue from its ID.
+    #[graphql(name = "loadErrorValueFromID")]
+    async fn load_error_value_from_id(&self, id: ErrorValueId) -> Result<ErrorValue> {
+        load_value("ErrorValue", &id.0).map_err(gql)
+    }
+
+    /// Load a Syncer from its ID.
+    #[graphql(name = "loadSyncerFromID")]
+    async fn load_syncer_from_id(&self, ctx: &Context<'_>, id: SyncerId) -> Result<Syncer> {
+        Ok(match node_for(ctx, &id.0).await? {
+            Node::Container(object) => Syncer::Container(object),
+            Node::Directory(object) => Syncer::Directory(object),
+            Node::File(object) => Syncer::File(object),
+            Node::Changeset(object) => Syncer::Changeset(object),
+            _ => return Err(not_a(&id.0, "Syncer")),
+        })
+    }
+
+    /// Load an Exportable from its ID.
+    #[graphql(name = "loadExportableFromID")]
+    async fn load_exportable_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ExportableId,
+    ) -> Result<Exportable> {
+        Ok(match node_for(ctx, &id.0).await? {
+            Node::Container(object) => Exportable::Container(object),
+            Node::Directory(object) => Exportable::Directory(object),
+            Node::File(object) => Exportable::File(object),
+            Node::Changeset(object) => Exportable::Changeset(object),
+            _ => return Err(not_a(&id.0, "Exportable")),
+        })
+    }
+}
+
+/// The error for an ID of an object that is not a `what`.
+fn not_a(id: &str, what: &str) -> async_graphql::Error {
+    let found = split_id(id)
+        .map(|(kind, _)| kind.to_owned())
+        .unwrap_or_default();
+    gql(gantry_core::Error::WrongIdKind {
+        expected: what.into(),
+        found,
+    })
+}
+
+/// The platform of the engine's machine (`linux/<GOARCH-style arch>`).
+fn default_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 /// Services and sockets do not exist in gantry yet: arguments that need

@@ -80,7 +80,7 @@ fn fixtures_prefix() -> String {
 
 #[test]
 fn a_multi_stage_go_build_runs_as_gantry_steps_and_a_rebuild_runs_nothing() {
-    require_docker!();
+    require_runtime!();
     let context = go_context();
     let args = json!([
         { "name": "FIXTURES", "value": fixtures_prefix() },
@@ -151,7 +151,7 @@ COPY --from=b /b.len /
 
 #[test]
 fn a_changed_file_re_runs_only_its_stage() {
-    require_docker!();
+    require_runtime!();
     let context = workspace(&[("Dockerfile", STAGES), ("a.txt", "aaa"), ("b.txt", "bbbb")]);
     let query = r#"
       query($dir: String!, $args: [BuildArg!]) {
@@ -202,7 +202,7 @@ EOF
 
 #[test]
 fn secret_and_cache_mounts_exist_for_their_run_only() {
-    require_docker!();
+    require_runtime!();
     let secret_value = "dockerfile-secret-8c1e";
     let context = workspace(&[("Dockerfile", MOUNTS)]);
     let server = Server::start();
@@ -272,7 +272,7 @@ fn secret_and_cache_mounts_exist_for_their_run_only() {
 
 #[test]
 fn what_is_not_supported_fails_clearly_with_its_line() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let cases = [
         (

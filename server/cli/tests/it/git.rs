@@ -24,7 +24,7 @@ query($url: String!) {
 
 #[test]
 fn refs_resolve_against_a_file_remote() {
-    require_docker!();
+    require_runtime!();
     let root = tempfile::tempdir().unwrap();
     let repo = sample_repo(root.path(), "repo");
     let url = format!("file://{}", repo.display());
@@ -76,7 +76,7 @@ query($url: String!, $keep: Boolean) {
 
 #[test]
 fn trees_keep_git_dir_unless_asked_not_to() {
-    require_docker!();
+    require_runtime!();
     let root = tempfile::tempdir().unwrap();
     let repo = sample_repo(root.path(), "repo");
     let url = format!("file://{}", repo.display());
@@ -102,7 +102,7 @@ fn trees_keep_git_dir_unless_asked_not_to() {
 
 #[test]
 fn a_commit_is_fetched_once_then_only_its_ref_is_resolved() {
-    require_docker!();
+    require_runtime!();
     let root = tempfile::tempdir().unwrap();
     let repo = sample_repo(root.path(), "repo");
     let daemon = GitDaemon::start(root.path(), &root.path().join("daemon.log"));
@@ -151,7 +151,7 @@ fn log(root: &tempfile::TempDir) -> String {
 
 #[test]
 fn smart_http_with_basic_auth_takes_the_token_as_a_secret() {
-    require_docker!();
+    require_runtime!();
     let password = "s3cret-git-token-4711";
     let root = tempfile::tempdir().unwrap();
     let repo = sample_repo(root.path(), "repo");
@@ -213,7 +213,7 @@ fn smart_http_with_basic_auth_takes_the_token_as_a_secret() {
 
 #[test]
 fn a_directory_holding_a_repository_is_one_as_git() {
-    require_docker!();
+    require_runtime!();
     let root = tempfile::tempdir().unwrap();
     let repo = sample_repo(root.path(), "repo");
     let url = format!("file://{}", repo.display());

@@ -45,7 +45,7 @@ query($url: String!) { http(url: $url) { name contents size } }"#;
 
 #[test]
 fn downloads_are_named_and_revalidated_across_engines() {
-    require_docker!();
+    require_runtime!();
     let (http, content) = versioned_server();
     let url = http.url("/file.txt");
     let mut server = Server::start();
@@ -73,7 +73,7 @@ fn downloads_are_named_and_revalidated_across_engines() {
 
 #[test]
 fn names_modes_and_timestamps_follow_dagger() {
-    require_docker!();
+    require_runtime!();
     let (http, _) = versioned_server();
     let server = Server::start();
     let url = http.url("/file.txt");
@@ -109,7 +109,7 @@ fn names_modes_and_timestamps_follow_dagger() {
 
 #[test]
 fn checksums_are_verified_and_pin_content_without_a_request() {
-    require_docker!();
+    require_runtime!();
     let (http, _) = versioned_server();
     let url = http.url("/file.txt");
     let mut server = Server::start();
@@ -147,7 +147,7 @@ fn checksums_are_verified_and_pin_content_without_a_request() {
 
 #[test]
 fn the_auth_header_is_a_secret() {
-    require_docker!();
+    require_runtime!();
     let token = "Bearer http-token-0451-secret";
     let http = HttpServer::start(move |request| {
         if request.headers.get("authorization").map(String::as_str) == Some(token) {

@@ -1,18 +1,20 @@
-//! End-to-end tests of the `gantry` binary against a real Docker daemon and
-//! the local fixture registry (`make setup` provides both).
+//! End-to-end tests of the `gantry` binary against a real container runtime
+//! and the local fixture registry (`make setup` provides both).
 //!
 //! Each test starts its own `gantry serve` with a private socket and state
-//! directory. Without Docker the tests print why and pass, unless
-//! `GANTRY_TEST_REQUIRE_DOCKER=1` (as `make test` sets), which fails them.
+//! directory, on the runtime `GANTRY_RUNTIME` names (`auto` when unset: the
+//! native runtime where it can run, else Docker). Without that runtime the
+//! tests print why and pass, unless `GANTRY_TEST_REQUIRE_DOCKER=1` (as
+//! `make test` sets), which fails them.
 
 #![allow(clippy::print_stderr, reason = "tests explain why they skip")]
 
 mod servers;
 mod support;
 
-macro_rules! require_docker {
+macro_rules! require_runtime {
     () => {
-        if !crate::support::docker_available() {
+        if !crate::support::runtime_available() {
             return;
         }
     };
@@ -34,3 +36,4 @@ mod registry;
 mod secrets;
 mod serving;
 mod state_dir;
+mod tier2;

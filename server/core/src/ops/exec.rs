@@ -24,7 +24,8 @@ use crate::value::{
 };
 
 /// The platform's default `PATH`, filled in at exec time when unset.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The most output an exec error carries per stream.
 const ERROR_OUTPUT_CAP: usize = 100 * 1024;
@@ -263,7 +264,7 @@ async fn run_exec(
 /// its image is still there: an image removed behind gantry's back (`docker
 /// rmi`, an image prune) makes the step run again rather than break every
 /// step downstream.
-async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+pub(super) async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
     match stored(cx, key)? {
         Some(record) if usable(cx, key, &record).await? => Ok(Some(record)),
         _ => Ok(None),
@@ -271,7 +272,7 @@ async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
 }
 
 /// The stored result of the exec with cache `key`, if any.
-fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
     Ok(cx
         .store
         .get(RecordKind::Exec, key)?
@@ -279,7 +280,7 @@ fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
 }
 
 /// Whether a stored result's image is still on the runtime.
-async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
+pub(super) async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
     if cx.runtime.image_exists(&record.image_id).await? {
         debug!(%key, "exec cache hit");
         return Ok(true);
@@ -315,7 +316,11 @@ fn environment(cx: &Context, parent: &ContainerState) -> Result<ExecSpec> {
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
-    if !parent.config.env.iter().any(|(name, _)| name == "PATH") {
+    for (name, value) in &parent.volatile_env {
+        env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+        env.push(format!("{name}={value}"));
+    }
+    if !env.iter().any(|entry| entry.starts_with("PATH=")) {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
     let mut secret_env = Vec::new();
@@ -347,6 +352,9 @@ fn record_of(
         cmd,
         stdout: scrub_secrets(&String::from_utf8_lossy(&output.stdout), &plaintexts),
         stderr: scrub_secrets(&String::from_utf8_lossy(&output.stderr), &plaintexts),
+        combined: output
+            .combined
+            .map(|combined| scrub_secrets(&String::from_utf8_lossy(&combined), &plaintexts)),
         exit_code: output.exit_code,
         mounts,
     }

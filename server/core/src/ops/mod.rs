@@ -18,9 +18,11 @@
 //! JSON (`STATE/store/recipes/`), so tags and field names never change;
 //! changing what an existing op encodes requires bumping `ENCODING_VERSION`.
 
+mod changeset;
 mod config;
 mod directory;
 mod dockerfile;
+mod envfile;
 mod exec;
 mod file;
 mod git;
@@ -28,15 +30,19 @@ mod handle;
 mod host;
 mod http;
 mod image;
+mod json;
 mod mount;
 mod read;
+mod remove;
 mod rootfs;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::envfile::engine_env;
 pub use self::exec::{ExecArgs, Expect};
 pub(crate) use self::git::listing as git_listing;
 pub use self::git::{is_commit_sha, normalize_url, short_names, RefSelector};
+pub(crate) use self::read::stat_container_path;
 pub use crate::oci::{Compression, ImageFormat, MediaTypes};
 pub use crate::value::Sharing;
 
@@ -139,6 +145,17 @@ registry! {
     "import" => image::Import,
     "dockerBuild" => dockerfile::DockerBuild,
     "withDockerHealthcheck" => config::WithHealthcheck,
+    "withSymlink" => rootfs::ContainerWithSymlink,
+    "withFiles" => rootfs::WithFiles,
+    "withoutPaths" => remove::WithoutPaths,
+    "withoutWorkdir" => config::WithoutWorkdir,
+    "withoutLabel" => config::WithoutLabel,
+    "withoutSecretVariable" => config::WithoutSecretVariable,
+    "withAnnotation" => config::WithAnnotation,
+    "withVolatileVariable" => config::WithVolatileVariable,
+    "containerWithError" => config::ContainerWithError,
+    "withEnvFileVariables" => envfile::WithEnvFileVariables,
+    "hostContainerImage" => image::HostContainerImage,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,
@@ -154,6 +171,15 @@ registry! {
     "containerRootfs" => read::ContainerRootfs,
     "hostDirectory" => host::HostDirectory,
     "gitTree" => git::GitTree,
+    "directoryWithSymlink" => directory::DirectoryWithSymlink,
+    "directoryWithFiles" => directory::DirectoryWithFiles,
+    "directoryWithoutFiles" => directory::DirectoryWithoutFiles,
+    "directoryFilter" => directory::DirectoryFilter,
+    "directoryWithPatch" => directory::DirectoryWithPatch,
+    "directoryWithPatchFile" => directory::DirectoryWithPatchFile,
+    "directoryWithChanges" => directory::DirectoryWithChanges,
+    "directoryWithError" => directory::DirectoryWithError,
+    "changesetDirectory" => changeset::ChangesetDirectory,
     // ---- File
     "newFile" => file::NewFile,
     "directoryFile" => file::DirectoryFile,
@@ -162,10 +188,29 @@ registry! {
     "fileWithTimestamps" => file::FileWithTimestamps,
     "hostFile" => host::HostFile,
     "asTarball" => image::AsTarball,
+    "fileWithReplaced" => file::FileWithReplaced,
+    "changesetAsPatch" => changeset::ChangesetAsPatch,
+    "envFileAsFile" => envfile::EnvFileAsFile,
     "http" => http::Http,
     // ---- Secret and cache volume
     "secret" => handle::Secret,
     "cacheVolume" => handle::CacheVolume,
+    // ---- Changeset
+    "directoryChanges" => changeset::DirectoryChanges,
+    "emptyChangeset" => changeset::EmptyChangeset,
+    "changesetMerge" => changeset::ChangesetMerge,
+    // ---- EnvFile
+    "envFile" => envfile::NewEnvFile,
+    "fileAsEnvFile" => envfile::FileAsEnvFile,
+    "envFileWithVariable" => envfile::EnvFileWithVariable,
+    "envFileWithoutVariable" => envfile::EnvFileWithoutVariable,
+    "envFileNamespace" => envfile::EnvFileNamespace,
+    // ---- JSONValue
+    "jsonLiteral" => json::JsonLiteral,
+    "fileAsJson" => json::FileAsJson,
+    "jsonField" => json::JsonField,
+    "jsonWithField" => json::JsonWithField,
+    "jsonItem" => json::JsonItem,
     // ---- Git
     "git" => git::Git,
     "directoryAsGit" => git::AsGit,
