@@ -168,9 +168,14 @@ fn a_changed_file_re_runs_only_its_stage() {
     let rootfs = &answer["host"]["directory"]["dockerBuild"]["rootfs"];
     assert_eq!(text(rootfs, "a.contents").trim(), "3");
     assert_eq!(text(rootfs, "b.contents").trim(), "4");
-    // Each stage's RUN and the read of its output (`COPY --from`): four
-    // containers. The unused stage (which would fail) is never built.
-    assert_eq!(containers_created_since(&since, server.pid()), 4);
+    // Each stage's RUN and, on Docker, the read of its output (`COPY
+    // --from`; the native runtime reads snapshots without a container). The
+    // unused stage (which would fail) is never built.
+    let per_stage = if crate::support::native() { 1 } else { 2 };
+    assert_eq!(
+        containers_created_since(&since, server.pid()),
+        2 * per_stage
+    );
 
     std::fs::write(context.path().join("b.txt"), "bbbbbbb").unwrap();
     server.restart();
@@ -180,7 +185,7 @@ fn a_changed_file_re_runs_only_its_stage() {
     assert_eq!(text(rootfs, "a.contents").trim(), "3");
     assert_eq!(text(rootfs, "b.contents").trim(), "7");
     // Only stage b runs again (its RUN, and the read of its new output).
-    assert_eq!(containers_created_since(&since, server.pid()), 2);
+    assert_eq!(containers_created_since(&since, server.pid()), per_stage);
 }
 
 const MOUNTS: &str = r#"
