@@ -8,7 +8,7 @@
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
 #   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/),
-#                        once per runtime (RUNTIMES, default: native docker)
+#                        on SUITE_RUNTIME (default: docker)
 #   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
 #   make compat          docs/compatibility.md is fresh and every difference from Dagger's API explained
 #   make compat-update   rewrite the generated table in docs/compatibility.md
@@ -57,9 +57,12 @@ setup:
 
 test: setup $(TEST_STEPS)
 
-# The runtimes the end-to-end suites run on (GANTRY_RUNTIME of their engines). The SDKs'
-# own tests start engines with the default, `auto`: the native runtime where it can run.
+# The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
+# The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
+# run. Conformance and the Dagger SDK scripts run once, on SUITE_RUNTIME, so that between them
+# the SDK-level suites cover both runtimes without running every scenario twice (CI time).
 RUNTIMES ?= native docker
+SUITE_RUNTIME ?= docker
 
 rust-test: setup
 	$(CARGO) fmt --all --check
@@ -177,10 +180,7 @@ php-test: setup
 .PHONY: dagger-sdk-test
 dagger-sdk-test: setup
 	$(CARGO) build --locked -p gantry
-	@for runtime in $(RUNTIMES); do \
-		echo "dagger-sdk-test: GANTRY_RUNTIME=$$runtime"; \
-		GANTRY_RUNTIME=$$runtime bash conformance-tests/dagger/run.sh || exit 1; \
-	done
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) bash conformance-tests/dagger/run.sh
 
 # Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
 # fetched through the Go module proxy; skipped with a note when that is unreachable), then
@@ -255,11 +255,8 @@ conformance: setup
 		cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json; fi
 	@if [[ ! -f sdk-php/vendor/autoload.php ]]; then \
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
-	@for runtime in $(RUNTIMES); do \
-		echo "conformance: GANTRY_RUNTIME=$$runtime"; \
-		GANTRY_RUNTIME=$$runtime GANTRY_BIN=$(CURDIR)/target/debug/gantry \
-			CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py || exit 1; \
-	done
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+		CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py
 
 # Dagger's own core integration tests (core/integration at v0.21.8, unmodified, fetched through
 # the Go module proxy) against target/debug/gantry: conformance-tests/dagger-core/run.py. A
