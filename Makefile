@@ -2,12 +2,16 @@
 #
 #   make setup           install/start what the tests need (scripts/setup.sh; idempotent)
 #   make test            setup, then every step in TEST_STEPS, in order
-#   make rust-test       fmt, clippy and cargo tests only (after setup)
+#   make rust-test       fmt, clippy and cargo tests only (after setup); the end-to-end suite
+#                        runs once per runtime (GANTRY_RUNTIME=native, then docker)
 #   make python-test     Python SDK: codegen --check, ruff, mypy, pytest (after setup)
 #   make go-test         Go SDK: codegen --check, gofmt, go vet, staticcheck, go test (after setup)
 #   make browser-test    GraphiQL in headless Chromium (after setup); screenshot in target/test-artifacts/
-#   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/)
+#   make conformance     the same scenarios in every gantry SDK against one engine (conformance-tests/),
+#                        on SUITE_RUNTIME (default: docker)
 #   make dagger-core     Dagger's own core integration tests against gantry (slow; not in `make test`)
+#   make compat          docs/compatibility.md is fresh and every difference from Dagger's API explained
+#   make compat-update   rewrite the generated table in docs/compatibility.md
 #   make chaos           fault scenarios (SIGKILL, shared state dirs, full disk, floods, huge files, dockerd restart)
 #   make demo            setup, release build, scripts/demo.sh
 #   make bench           setup, bench/run.sh
@@ -32,6 +36,7 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 CARGO ?= cargo
 
 TEST_STEPS := rust-test
+TEST_STEPS += compat
 TEST_STEPS += python-test
 TEST_STEPS += go-test
 TEST_STEPS += dagger-sdk-test
@@ -52,10 +57,21 @@ setup:
 
 test: setup $(TEST_STEPS)
 
+# The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
+# The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
+# run. Conformance and the Dagger SDK scripts run once, on SUITE_RUNTIME, so that between them
+# the SDK-level suites cover both runtimes without running every scenario twice (CI time).
+RUNTIMES ?= native docker
+SUITE_RUNTIME ?= docker
+
 rust-test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
+	GANTRY_RUNTIME=$(firstword $(RUNTIMES)) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
+	@for runtime in $(wordlist 2,9,$(RUNTIMES)); do \
+		echo "rust-test: the end-to-end suite on GANTRY_RUNTIME=$$runtime"; \
+		GANTRY_RUNTIME=$$runtime GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test it || exit 1; \
+	done
 
 demo: setup
 	$(CARGO) build --release -p gantry
@@ -164,7 +180,7 @@ php-test: setup
 .PHONY: dagger-sdk-test
 dagger-sdk-test: setup
 	$(CARGO) build --locked -p gantry
-	bash conformance-tests/dagger/run.sh
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) bash conformance-tests/dagger/run.sh
 
 # Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
 # fetched through the Go module proxy; skipped with a note when that is unreachable), then
@@ -199,6 +215,28 @@ docs-test: setup python-venv
 		bash conformance-tests/dagger/run.sh hello; fi
 	$(PYTHON) scripts/docs-test.py
 
+# Compatibility with Dagger's API (docs/compatibility.md): scripts/compat.py compares
+# schema.graphql with the generated client of Dagger's Python SDK (dagger-io, pinned in
+# conformance-tests/dagger/python/requirements.txt; the venv is dagger-sdk-test's) and fails when
+# a difference has no explanation in docs/compatibility.toml or the table is stale.
+DAGGER_PY_VENV := conformance-tests/dagger/python/.venv
+DAGGER_PY := $(DAGGER_PY_VENV)/bin/python
+
+.PHONY: compat compat-update dagger-python-sdk
+dagger-python-sdk:
+	@if [[ ! -x $(DAGGER_PY) ]]; then $(PYTHON) -m venv $(DAGGER_PY_VENV); fi
+	@if ! cmp -s conformance-tests/dagger/python/requirements.txt $(DAGGER_PY_VENV)/requirements.txt; then \
+		echo "compat: installing conformance-tests/dagger/python/requirements.txt into $(DAGGER_PY_VENV)"; \
+		$(DAGGER_PY) -m pip install --disable-pip-version-check -q -r conformance-tests/dagger/python/requirements.txt; \
+		cp conformance-tests/dagger/python/requirements.txt $(DAGGER_PY_VENV)/requirements.txt; \
+	fi
+
+compat: setup dagger-python-sdk
+	$(DAGGER_PY) scripts/compat.py --check
+
+compat-update: dagger-python-sdk
+	$(DAGGER_PY) scripts/compat.py
+
 # Conformance (conformance-tests/): the same scenarios as small programs in each gantry SDK
 # (Python, TypeScript, Go, PHP), one expected output per scenario, all against one engine
 # that conformance-tests/run.py starts (state kept in target/conformance/state, so the Go
@@ -217,8 +255,8 @@ conformance: setup
 		cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json; fi
 	@if [[ ! -f sdk-php/vendor/autoload.php ]]; then \
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
-	GANTRY_BIN=$(CURDIR)/target/debug/gantry CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python \
-		$(PYTHON) conformance-tests/run.py
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+		CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py
 
 # Dagger's own core integration tests (core/integration at v0.21.8, unmodified, fetched through
 # the Go module proxy) against target/debug/gantry: conformance-tests/dagger-core/run.py. A
@@ -233,16 +271,22 @@ dagger-core: export PATH := $(PATH):/usr/local/go/bin
 dagger-core: setup
 	$(CARGO) build --locked -p gantry
 	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
+
 # Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
 # hostile local user: SIGKILL at random points, 100 `gantry run` sessions on one state dir,
 # two state dirs and a prune on one daemon, images removed behind gantry's back, a full
 # tmpfs state dir, 1,100 idle connections under `prlimit --nofile=1024`, a 1 GiB host
 # file, a dockerd restart (a private dockerd in its own network namespace). One line per
 # scenario with its figure, then `chaos: N passed, M failed`. Needs root (mount, unshare).
+# The scenarios read Docker's containers, images and events (and restart a dockerd), so
+# their engines run on the Docker runtime (CHAOS_RUNTIME).
+CHAOS_RUNTIME ?= docker
+
 .PHONY: chaos
 chaos: setup
 	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
-	GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos
+	GANTRY_RUNTIME=$(CHAOS_RUNTIME) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos
+
 # Release files (scripts/dist.sh; docs/releasing.md): for each target in DIST_TARGETS (default
 # x86_64 and aarch64 musl) a static binary in dist/gantry-VERSION-TARGET.tar.gz, skipped with a
 # message when its Rust target or cross compiler is missing; dist/install.sh; the SDK packages

@@ -39,6 +39,8 @@ BENCH = ROOT / "bench"
 GANTRY = Path(os.environ.get("GANTRY_BIN", ROOT / "target/release/gantry"))
 LOADGEN = Path(os.environ.get("BENCH_LOADGEN", ROOT / "target/bench/loadgen"))
 FIXTURES = os.environ.get("GANTRY_TEST_FIXTURES", "127.0.0.1:5000/gantry-fixtures")
+# Where the native runtime keeps each engine's run directory (its `timings` file).
+NATIVE_RUN_ROOT = "/dev/shm/gantry-native"
 BUSYBOX = f"{FIXTURES}/busybox:latest"
 GOLANG = f"{FIXTURES}/golang:latest"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -253,7 +255,9 @@ class QueryError(RuntimeError):
 class Engine:
     """A `gantry serve` process on its own socket and state directory."""
 
-    def __init__(self, workdir: Path, name: str, state_dir: Path | None = None) -> None:
+    def __init__(self, workdir: Path, name: str, state_dir: Path | None = None,
+                 runtime: str = "docker") -> None:
+        self.runtime = runtime
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "engine.sock"
@@ -274,7 +278,7 @@ class Engine:
             t0 = time.perf_counter()
             self.proc = subprocess.Popen(
                 [str(GANTRY), "serve", "--socket", str(self.socket),
-                 "--state-dir", str(self.state_dir)],
+                 "--state-dir", str(self.state_dir), "--runtime", self.runtime],
                 stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL)
         while True:
             try:
@@ -332,6 +336,52 @@ class Engine:
         self.proc = None
 
 
+class PrivateDockerd:
+    """A dockerd of the benchmark's own: its own data root, exec root, socket and
+    containerd, no bridge and no iptables rules, and an empty configuration file (the
+    host's daemon.json is not read). Pulling into it, and removing what it pulled,
+    leaves the shared daemon's images, which other people's tests use, alone."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "daemon.json"
+        config.write_text("{}\n")
+        with open(self.root / "dockerd.log", "ab") as logfile:
+            self.proc = subprocess.Popen(
+                ["dockerd", "--config-file", str(config),
+                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                 "--pidfile", str(self.root / "dockerd.pid"), "--host", f"unix://{self.socket}",
+                 "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                 "--log-level=warn"],
+                stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL)
+        t0 = time.perf_counter()
+        while subprocess.run(self.docker("version", "--format", "{{.Server.Version}}"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             check=False).returncode != 0:
+            if self.proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"a private dockerd did not start; see {self.root / 'dockerd.log'}")
+            time.sleep(0.2)
+
+    def docker(self, *args: str) -> list[str]:
+        return ["docker", "--host", f"unix://{self.socket}", *args]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- the suite
 
 
@@ -373,8 +423,8 @@ class Suite:
             log(f"ratio: {fmt_x(ratio)}  [{ratio_of}]{verdict}")
         log()
 
-    def engine(self, name: str, state_dir: Path | None = None) -> Engine:
-        engine = Engine(self.work, name, state_dir)
+    def engine(self, name: str, state_dir: Path | None = None, runtime: str = "docker") -> Engine:
+        engine = Engine(self.work, name, state_dir, runtime)
         self.engines.append(engine)
         return engine
 
@@ -989,6 +1039,163 @@ class Suite:
             self.record(f"11{letter}", f"{sdk} module: warm `gantry functions`", gantry=fs,
                         ratio=None, ratio_of="", target="<= 0.2 s", met=fs["median"] <= 0.2)
 
+    # -- 12. the native runtime (crun/runc on overlayfs snapshots) beside Docker
+
+    def native_timings(self, engine: Engine) -> list[dict[str, Any]]:
+        """The per-step phase timings the native runtime records in its run directory."""
+        rows: list[dict[str, Any]] = []
+        for run_dir in Path(NATIVE_RUN_ROOT, "engines").glob(f"{engine.pid}-*"):
+            try:
+                text = (run_dir / "timings").read_text()
+            except OSError:
+                continue
+            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+        return rows
+
+    def bench_native(self) -> None:
+        log("== 12. the native runtime (--runtime=native: crun/runc on overlayfs snapshots, no daemon) "
+            "beside the Docker runtime and `docker run`")
+        engine = self.engine("native", runtime="native")
+        try:
+            engine.start()
+        except RuntimeError as error:
+            log(f"native runtime unavailable: {error}")
+            self.record("12", "native runtime", gantry=None, ratio=None, ratio_of="-")
+            return
+        docker_engine = self.main
+        assert docker_engine is not None
+        steps, branches = 20, 8
+
+        def chain_doc(marker: str) -> str:
+            doc = "{ container { from(address: %s) { " % json.dumps(BUSYBOX)
+            for i in range(steps):
+                doc += 'withExec(args: ["echo", "%s-%d"]) { ' % (marker, i)
+            return doc + "stdout" + " }" * steps + " } } }"
+
+        def chain_on(target: Engine) -> Callable[[], float]:
+            def go() -> float:
+                marker = f"bench-{uuid.uuid4().hex[:12]}"
+                t0 = time.perf_counter()
+                out = json.dumps(target.query(chain_doc(marker)))
+                took = time.perf_counter() - t0
+                assert f"{marker}-{steps - 1}" in out, out[:300]
+                return took
+            return go
+
+        def docker_chain() -> float:
+            marker = f"bench-{uuid.uuid4().hex[:12]}"
+            t0 = time.perf_counter()
+            for i in range(steps):
+                run(["docker", "run", "--rm", BUSYBOX, "echo", f"{marker}-{i}"])
+            return time.perf_counter() - t0
+
+        chain_on(engine)()  # warm: the image is pulled once per engine
+        before = len(self.native_timings(engine))
+        runs = self.n(5, 2)
+        xs, ys, ratios = paired(chain_on(engine), docker_chain, runs)
+        timings = self.native_timings(engine)[before:]
+        phase_keys = ["prepare_ms", "network_ms", "spec_ms", "start_ms", "wait_ms", "teardown_ms",
+                      "commit_ms", "total_ms"]
+        phases_ms = {k: statistics.mean(t[k] for t in timings if t.get(k) is not None)
+                     for k in phase_keys if any(t.get(k) is not None for t in timings)}
+        xd = [chain_on(docker_engine)() for _ in range(self.n(3, 1))]
+        gx, gy, gd = summary(xs), summary(ys), summary(xd)
+        log(f"native, {steps} chained withExec (one query): {fmt_s(gx)} = {gx['median'] / steps * 1000:.0f} ms/step")
+        log(f"docker runtime, the same query:             {fmt_s(gd)} = {gd['median'] / steps * 1000:.0f} ms/step")
+        log(f"{steps} x docker run --rm:                      {fmt_s(gy)} = {gy['median'] / steps * 1000:.0f} ms/step")
+        if phases_ms:
+            log("  native, mean per step (engine's own timings): " + ", ".join(
+                f"{k.removesuffix('_ms')} {v:.1f} ms" for k, v in phases_ms.items()))
+        r = summary(ratios)
+        self.record("12a", f"native: {steps} sequential withExec steps", gantry=gx,
+                    baseline_name=f"{steps} x docker run --rm", baseline=gy, ratio=r,
+                    ratio_of="native / baseline", target="<= 0.25x", met=r["median"] <= 0.25,
+                    extra={"ms_per_step": gx["median"] / steps * 1000, "native_phases_ms": phases_ms,
+                           "docker_runtime_same_query": gd})
+
+        def par_doc(marker: str) -> str:
+            parts = [
+                'b%d: container { from(address: %s) { withExec(args: ["sh", "-c", "sleep 1; echo %s-%d"]) { stdout } } }'
+                % (i, json.dumps(BUSYBOX), marker, i)
+                for i in range(branches)
+            ]
+            return "{ " + " ".join(parts) + " }"
+
+        with RssSampler(engine.pid) as sampler:
+            par = [engine.timed_query(par_doc(f"par-{uuid.uuid4().hex[:12]}")) for _ in range(self.n(5, 2))]
+        g = summary(par)
+        log(f"native, one query with {branches} `sleep 1` branches: {fmt_s(g)} (peak RSS {sampler.peak / MB:.1f} MB)")
+        self.record("12b", f"native: {branches} parallel `sleep 1` branches", gantry=g, ratio=summary(par),
+                    ratio_of="wall / ideal 1 s", target="<= 1.2 s", met=g["median"] <= 1.2)
+
+        # First uncached exec after a restart, the image already pulled (same state).
+        firsts, owns = [], []
+        for _ in range(self.n(5, 2)):
+            engine.stop()
+            engine.start()
+            marker = uuid.uuid4().hex[:12]
+            doc = ('{ container { from(address: %s) { withExec(args: ["sh", "-c", "echo %s"]) { stdout } } } }'
+                   % (json.dumps(BUSYBOX), marker))
+            firsts.append(engine.timed_query(doc))
+            owns.append(timed(["docker", "run", "--rm", BUSYBOX, "true"]))
+        f = summary(firsts)
+        log(f"native, first uncached exec after engine start: {fmt_s(f)} (command's own time ~0)")
+        self.record("12c", "native: first uncached exec after engine start (image pulled)", gantry=f,
+                    baseline_name="docker run --rm busybox true", baseline=summary(owns),
+                    ratio=summary([a / b for a, b in zip(firsts, owns)]), ratio_of="native / baseline",
+                    target="<= 0.1 s over the command", met=f["median"] <= 0.1)
+        engine.query("{ version }")
+        time.sleep(0.5)
+        idle = proc_status(engine.pid).get("VmRSS", 0)
+        log(f"native engine idle RSS: {idle / MB:.1f} MB")
+        self.record("12d", "native: engine idle RSS", gantry={"median": idle / MB, "min": idle / MB, "max": idle / MB, "runs": 1},
+                    ratio=None, ratio_of="-", unit="MB", target="<= 20 MB", met=idle / MB <= 20)
+
+        # Pull + unpack of the Go fixture vs `docker pull` of it. Docker skips layers it
+        # has, so its side pulls into a private daemon of the benchmark's own, removing
+        # the image before each pull (the shared daemon's copy, which others use, stays).
+        golang = f"{FIXTURES}/golang:latest"
+        pulls, docker_pulls = [], []
+        private = PrivateDockerd(self.work / "dockerd")
+        try:
+            private.start()
+        except RuntimeError as error:
+            log(f"  docker pull baseline unavailable: {error}")
+            private.stop()
+            private = None
+        try:
+            for rep in range(self.n(3, 1)):
+                fresh = self.engine(f"native-pull-{rep}", runtime="native")
+                fresh.start()
+                doc = '{ container { from(address: %s) { id } } }' % json.dumps(golang)
+                fresh.query(doc)  # `id` pulls nothing: the pull is lazy
+                t0 = time.perf_counter()
+                fresh.query('{ container { from(address: %s) { envVariables { name } } } }'
+                            % json.dumps(golang))
+                pulls.append(time.perf_counter() - t0)
+                fresh.stop()
+                shutil.rmtree(fresh.state_dir, ignore_errors=True)
+                if private is not None:
+                    subprocess.run(private.docker("image", "rm", "--force", golang),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                    docker_pulls.append(timed(private.docker("pull", "-q", golang)))
+        finally:
+            if private is not None:
+                private.stop()
+        p = summary(pulls)
+        log(f"native pull + unpack of {golang}: {fmt_s(p)}")
+        if docker_pulls:
+            d = summary(docker_pulls)
+            log(f"docker pull of it:                {fmt_s(d)}")
+            r = summary([a / b for a, b in zip(pulls, docker_pulls)])
+            self.record("12e", "native: pull + unpack of the Go fixture image", gantry=p,
+                        baseline_name="docker pull", baseline=d, ratio=r, ratio_of="native / baseline",
+                        target="<= 1.0x", met=r["median"] <= 1.0)
+        else:
+            self.record("12e", "native: pull + unpack of the Go fixture image", gantry=p,
+                        ratio=None, ratio_of="-")
+        engine.stop()
+
     # -- driver
 
     def run_all(self) -> None:
@@ -1008,7 +1215,8 @@ class Suite:
         log()
         steps = [("2", self.bench_steps), ("3", self.bench_seed), ("4", self.bench_parallel),
                  ("5", self.bench_host_dir), ("6", self.bench_throughput),
-                 ("9", self.bench_python_sdk), ("10", self.bench_modules), ("7", self.bench_memory)]
+                 ("9", self.bench_python_sdk), ("10", self.bench_modules), ("7", self.bench_memory),
+                 ("12", self.bench_native)]
         for key, fn in steps:
             if want(key):
                 fn()
@@ -1123,6 +1331,12 @@ def markdown(doc: dict[str, Any]) -> str:
         for side, ph in (row.get("phases_ms") or {}).items():
             bits.append(f"{side}, mean per container from the daemon's events: "
                         + ", ".join(f"{k} {v:.0f} ms" for k, v in ph.items()))
+        if row.get("native_phases_ms"):
+            bits.append("native, mean per step from the engine's own timings: " + ", ".join(
+                f"{k.removesuffix('_ms')} {v:.1f} ms" for k, v in row["native_phases_ms"].items()))
+        if row.get("docker_runtime_same_query"):
+            d = row["docker_runtime_same_query"]
+            bits.append(f"the same query on the Docker runtime: {d['median']:.3f} s")
         if row.get("first_run_s"):
             f = row["first_run_s"]
             bits.append(f"first (uncached) run: gantry {f['gantry']:.2f} s, docker build {f['baseline']:.2f} s")
@@ -1149,12 +1363,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer runs (a smoke test of the suite); writes results/partial.*")
     parser.add_argument("--only", default="",
-                        help="comma-separated benchmark numbers (1-10; 10 runs 10 and 11); writes results/partial.*")
+                        help="comma-separated benchmark numbers (1-12; 10 runs 10 and 11); writes results/partial.*")
     args = parser.parse_args()
     for tool, path in (("gantry", GANTRY), ("loadgen", LOADGEN)):
         if not path.exists():
             print(f"bench: {tool} not found at {path}; run `make bench`", file=sys.stderr)
             return 2
+    # The existing benchmarks measure the Docker runtime (their baselines are Docker's);
+    # benchmark 10 starts its engines with --runtime=native.
+    os.environ.setdefault("GANTRY_RUNTIME", "docker")
     suite = Suite(args)
     try:
         suite.run_all()

@@ -9,27 +9,59 @@ package gantry
 
 import "context"
 
+type AddressID string
+
 type CacheVolumeID string
+
+type ChangesetID string
 
 type ContainerID string
 
+type DiffStatID string
+
 type DirectoryID string
+
+type EnvFileID string
 
 type EnvVariableID string
 
+type ErrorID string
+
+type ErrorValueID string
+
+type ExportableID string
+
 type FileID string
 
+type GitRefID string
+
+type GitRepositoryID string
+
 type HostID string
+
+type JSON string
+
+type JSONValueID string
+
+type LabelID string
 
 type Platform string
 
 type PortID string
+
+type SearchResultID string
+
+type SearchSubmatchID string
 
 type SecretID string
 
 type ServiceID string
 
 type SocketID string
+
+type StatID string
+
+type SyncerID string
 
 type Void string
 
@@ -49,6 +81,106 @@ const (
 )
 
 func (v CacheSharingMode) enumValue() string { return string(v) }
+
+// Strategy to use when merging changesets with conflicting changes.
+type ChangesetMergeConflict string
+
+const (
+	// Attempt the merge and fail if a three-way merge of a file fails
+	ChangesetMergeConflictFail ChangesetMergeConflict = "FAIL"
+
+	// Fail before attempting merge if file-level conflicts are detected
+	ChangesetMergeConflictFailEarly ChangesetMergeConflict = "FAIL_EARLY"
+
+	// Keep conflict markers in text files; for modify/delete conflicts, keep
+	// the modified version
+	ChangesetMergeConflictLeaveConflictMarkers ChangesetMergeConflict = "LEAVE_CONFLICT_MARKERS"
+
+	// The conflict is resolved by applying the version of the calling changeset
+	ChangesetMergeConflictPreferOurs ChangesetMergeConflict = "PREFER_OURS"
+
+	// The conflict is resolved by applying the version of the other changeset
+	ChangesetMergeConflictPreferTheirs ChangesetMergeConflict = "PREFER_THEIRS"
+)
+
+func (v ChangesetMergeConflict) enumValue() string { return string(v) }
+
+// Strategy to use when merging multiple changesets.
+type ChangesetsMergeConflict string
+
+const (
+	// Attempt the merge and fail if a three-way merge of a file fails
+	ChangesetsMergeConflictFail ChangesetsMergeConflict = "FAIL"
+
+	// Fail before attempting merge if file-level conflicts are detected between
+	// any changesets
+	ChangesetsMergeConflictFailEarly ChangesetsMergeConflict = "FAIL_EARLY"
+)
+
+func (v ChangesetsMergeConflict) enumValue() string { return string(v) }
+
+// The type of change for a diff stat entry.
+type DiffStatKind string
+
+const (
+	// A file or directory was added.
+	DiffStatKindAdded DiffStatKind = "ADDED"
+
+	// A file was modified.
+	DiffStatKindModified DiffStatKind = "MODIFIED"
+
+	// A file or directory was removed.
+	DiffStatKindRemoved DiffStatKind = "REMOVED"
+
+	// A file was renamed.
+	DiffStatKindRenamed DiffStatKind = "RENAMED"
+)
+
+func (v DiffStatKind) enumValue() string { return string(v) }
+
+// File type (for exists).
+type ExistsType string
+
+const (
+	// Tests path is a regular file
+	ExistsTypeRegularType ExistsType = "REGULAR_TYPE"
+
+	// Tests path is a directory
+	ExistsTypeDirectoryType ExistsType = "DIRECTORY_TYPE"
+
+	// Tests path is a symlink
+	ExistsTypeSymlinkType ExistsType = "SYMLINK_TYPE"
+)
+
+func (v ExistsType) enumValue() string { return string(v) }
+
+// File type.
+type FileType string
+
+const (
+	// unknown file type
+	FileTypeUnknown FileType = "UNKNOWN"
+
+	// regular file type
+	FileTypeRegular FileType = "REGULAR"
+
+	// directory file type
+	FileTypeDirectory FileType = "DIRECTORY"
+
+	// symlink file type
+	FileTypeSymlink FileType = "SYMLINK"
+
+	// regular file type
+	FileTypeRegularType FileType = "REGULAR_TYPE"
+
+	// directory file type
+	FileTypeDirectoryType FileType = "DIRECTORY_TYPE"
+
+	// symlink file type
+	FileTypeSymlinkType FileType = "SYMLINK_TYPE"
+)
+
+func (v FileType) enumValue() string { return string(v) }
 
 // Compression algorithm to use for image layers.
 type ImageLayerCompression string
@@ -126,10 +258,114 @@ const (
 
 func (v ReturnType) enumValue() string { return string(v) }
 
+// An object that can be written to the client's host.
+type Exportable interface {
+	// Writes the object to a path on the host. Returns the absolute path
+	// written.
+	Export(ctx context.Context, path string) (string, error)
+
+	// A unique identifier for this object.
+	ID(ctx context.Context) (string, error)
+}
+
 // Every object with an ID.
 type Node interface {
 	// A unique identifier for this object.
 	ID(ctx context.Context) (string, error)
+}
+
+// An object whose evaluation `sync` forces. (Dagger declares it
+// `implements Node`; async-graphql cannot declare an interface that
+// implements another.)
+type Syncer interface {
+	// A unique identifier for this object.
+	ID(ctx context.Context) (string, error)
+
+	// Force evaluation in the engine.
+	Sync(ctx context.Context) (Syncer, error)
+}
+
+type Address struct {
+	object
+}
+
+// Load a container from the address.
+func (r *Address) Container() *Container {
+	q := r.q.sel("container")
+	return &Container{newObject(q)}
+}
+
+// AddressDirectoryOpts holds the optional arguments of [Address.Directory].
+type AddressDirectoryOpts struct {
+	// Defaults to empty (the zero value leaves it out).
+	Exclude []string
+
+	// Defaults to empty (the zero value leaves it out).
+	Include []string
+
+	// Defaults to false (the zero value leaves it out).
+	Gitignore bool
+
+	// Defaults to false (the zero value leaves it out).
+	NoCache bool
+}
+
+// Load a directory from the address.
+func (r *Address) Directory(opts ...AddressDirectoryOpts) *Directory {
+	q := r.q.sel("directory")
+	for _, opt := range opts {
+		q = q.optArg("exclude", opt.Exclude)
+		q = q.optArg("include", opt.Include)
+		q = q.optArg("gitignore", opt.Gitignore)
+		q = q.optArg("noCache", opt.NoCache)
+	}
+	return &Directory{newObject(q)}
+}
+
+// AddressFileOpts holds the optional arguments of [Address.File].
+type AddressFileOpts struct {
+	// Defaults to empty (the zero value leaves it out).
+	Exclude []string
+
+	// Defaults to empty (the zero value leaves it out).
+	Include []string
+
+	// Defaults to false (the zero value leaves it out).
+	Gitignore bool
+
+	// Defaults to false (the zero value leaves it out).
+	NoCache bool
+}
+
+// Load a file from the address.
+func (r *Address) File(opts ...AddressFileOpts) *File {
+	q := r.q.sel("file")
+	for _, opt := range opts {
+		q = q.optArg("exclude", opt.Exclude)
+		q = q.optArg("include", opt.Include)
+		q = q.optArg("gitignore", opt.Gitignore)
+		q = q.optArg("noCache", opt.NoCache)
+	}
+	return &File{newObject(q)}
+}
+
+// A unique identifier for this Address.
+func (r *Address) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Load a secret from the address.
+func (r *Address) Secret() *Secret {
+	q := r.q.sel("secret")
+	return &Secret{newObject(q)}
+}
+
+// The address value
+func (r *Address) Value(ctx context.Context) (string, error) {
+	q := r.q.sel("value")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
 }
 
 // A directory whose contents persist across runs.
@@ -140,6 +376,147 @@ type CacheVolume struct {
 // A unique identifier for this CacheVolume.
 func (r *CacheVolume) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
+}
+
+// A comparison between two directories representing changes that can be
+// applied.
+type Changeset struct {
+	object
+}
+
+// Files and directories that were added in the newer directory (directories end
+// with a slash).
+func (r *Changeset) AddedPaths(ctx context.Context) ([]string, error) {
+	q := r.q.sel("addedPaths")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The newer/upper snapshot.
+func (r *Changeset) After() *Directory {
+	q := r.q.sel("after")
+	return &Directory{newObject(q)}
+}
+
+// Return a Git-compatible patch of the changes.
+func (r *Changeset) AsPatch() *File {
+	q := r.q.sel("asPatch")
+	return &File{newObject(q)}
+}
+
+// The older/lower snapshot to compare against.
+func (r *Changeset) Before() *Directory {
+	q := r.q.sel("before")
+	return &Directory{newObject(q)}
+}
+
+// Return statistics about the changes, one per path, sorted by path.
+func (r *Changeset) DiffStats(ctx context.Context) ([]*DiffStat, error) {
+	q := r.q.sel("diffStats")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*DiffStat, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &DiffStat{r.load("DiffStat", resID)}
+	}
+	return res, nil
+}
+
+// Applies the diff represented by this changeset to a path on the host. Returns
+// the absolute path written.
+func (r *Changeset) Export(ctx context.Context, path string) (string, error) {
+	q := r.q.sel("export")
+	q = q.arg("path", path)
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this Changeset.
+func (r *Changeset) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Returns true if the changeset is empty (i.e. there are no changes).
+func (r *Changeset) IsEmpty(ctx context.Context) (bool, error) {
+	q := r.q.sel("isEmpty")
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Return a snapshot containing only the created and modified files.
+func (r *Changeset) Layer() *Directory {
+	q := r.q.sel("layer")
+	return &Directory{newObject(q)}
+}
+
+// Files and directories that existed before and were updated in the newer
+// directory.
+func (r *Changeset) ModifiedPaths(ctx context.Context) ([]string, error) {
+	q := r.q.sel("modifiedPaths")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Files and directories that were removed (a removed directory, ending with a
+// slash, stands for its contents).
+func (r *Changeset) RemovedPaths(ctx context.Context) ([]string, error) {
+	q := r.q.sel("removedPaths")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Force evaluation in the engine.
+func (r *Changeset) Sync(ctx context.Context) (*Changeset, error) {
+	q := r.q.sel("sync")
+	var resID string
+	if err := q.execute(ctx, &resID); err != nil {
+		return nil, err
+	}
+	return &Changeset{r.load("Changeset", resID)}, nil
+}
+
+// ChangesetWithChangesetOpts holds the optional arguments of [Changeset.WithChangeset].
+type ChangesetWithChangesetOpts struct {
+	// What to do on a merge conflict. Defaults to ChangesetMergeConflictFail
+	// (the zero value leaves it out).
+	OnConflict ChangesetMergeConflict
+}
+
+// Add changes to an existing changeset. By default the operation will fail in
+// case of conflicts, for instance a file modified in both changesets. The
+// behavior can be adjusted using the 'onConflict' argument.
+func (r *Changeset) WithChangeset(changes *Changeset, opts ...ChangesetWithChangesetOpts) *Changeset {
+	q := r.q.sel("withChangeset")
+	q = q.arg("changes", changes)
+	for _, opt := range opts {
+		q = q.optArg("onConflict", opt.OnConflict)
+	}
+	return &Changeset{newObject(q)}
+}
+
+// ChangesetWithChangesetsOpts holds the optional arguments of [Changeset.WithChangesets].
+type ChangesetWithChangesetsOpts struct {
+	// What to do on a merge conflict. Defaults to ChangesetsMergeConflictFail
+	// (the zero value leaves it out).
+	OnConflict ChangesetsMergeConflict
+}
+
+// Add changes from multiple changesets, one after the other. Only FAIL and
+// FAIL_EARLY are supported.
+func (r *Changeset) WithChangesets(changes []*Changeset, opts ...ChangesetWithChangesetsOpts) *Changeset {
+	q := r.q.sel("withChangesets")
+	q = q.arg("changes", changes)
+	for _, opt := range opts {
+		q = q.optArg("onConflict", opt.OnConflict)
+	}
+	return &Changeset{newObject(q)}
 }
 
 // An OCI-compatible container, also known as a Docker container.
@@ -218,6 +595,15 @@ func (r *Container) AsTarball(opts ...ContainerAsTarballOpts) *File {
 	return &File{newObject(q)}
 }
 
+// The standard output and standard error of the last executed command,
+// interleaved as it wrote them. Returns an error if no command was executed.
+func (r *Container) CombinedOutput(ctx context.Context) (string, error) {
+	q := r.q.sel("combinedOutput")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Return the container's default arguments.
 func (r *Container) DefaultArgs(ctx context.Context) ([]string, error) {
 	q := r.q.sel("defaultArgs")
@@ -240,6 +626,12 @@ func (r *Container) Directory(path string, opts ...ContainerDirectoryOpts) *Dire
 		q = q.optArg("expand", opt.Expand)
 	}
 	return &Directory{newObject(q)}
+}
+
+// Retrieves this container's configured docker healthcheck.
+func (r *Container) DockerHealthcheck() *HealthcheckConfig {
+	q := r.q.sel("dockerHealthcheck")
+	return &HealthcheckConfig{newObject(q)}
 }
 
 // Return the entrypoint of this container.
@@ -271,6 +663,37 @@ func (r *Container) EnvVariables(ctx context.Context) ([]*EnvVariable, error) {
 		res[i] = &EnvVariable{r.load("EnvVariable", resID)}
 	}
 	return res, nil
+}
+
+// ContainerExistsOpts holds the optional arguments of [Container.Exists].
+type ContainerExistsOpts struct {
+	// The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or
+	// SYMLINK_TYPE).
+	ExpectedType ExistsType
+
+	// Look at a symlink itself rather than at what it points to. Defaults to
+	// false (the zero value leaves it out).
+	DoNotFollowSymlinks bool
+
+	// Replace "${VAR}" or "$VAR" in the path from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// Whether a path exists in the container's filesystem (mounts included), of the
+// expected type when given. A symlink counts as what it points to unless
+// doNotFollowSymlinks is set.
+func (r *Container) Exists(ctx context.Context, path string, opts ...ContainerExistsOpts) (bool, error) {
+	q := r.q.sel("exists")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("expectedType", opt.ExpectedType)
+		q = q.optArg("doNotFollowSymlinks", opt.DoNotFollowSymlinks)
+		q = q.optArg("expand", opt.Expand)
+	}
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
 }
 
 // The exit code of the last executed command. Returns an error if no command
@@ -312,6 +735,38 @@ func (r *Container) Export(ctx context.Context, path string, opts ...ContainerEx
 		q = q.optArg("expand", opt.Expand)
 	}
 	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// ContainerExportImageOpts holds the optional arguments of [Container.ExportImage].
+type ContainerExportImageOpts struct {
+	// Not supported by gantry (one platform per image); must be empty. Defaults
+	// to empty (the zero value leaves it out).
+	PlatformVariants []*Container
+
+	// Not supported by gantry: the image store decides how it keeps layers;
+	// must be left out.
+	ForcedCompression ImageLayerCompression
+
+	// Not supported by gantry: the image store decides; only the default is
+	// accepted. Defaults to ImageMediaTypesOCIMediaTypes (the zero value leaves
+	// it out).
+	MediaTypes ImageMediaTypes
+}
+
+// Writes the container as an image named name into the image store of the
+// machine gantry runs containers on (the Docker daemon, for the Docker
+// runtime).
+func (r *Container) ExportImage(ctx context.Context, name string, opts ...ContainerExportImageOpts) (Void, error) {
+	q := r.q.sel("exportImage")
+	q = q.arg("name", name)
+	for _, opt := range opts {
+		q = q.optArg("platformVariants", opt.PlatformVariants)
+		q = q.optArg("forcedCompression", opt.ForcedCompression)
+		q = q.optArg("mediaTypes", opt.MediaTypes)
+	}
+	var res Void
 	err := q.execute(ctx, &res)
 	return res, err
 }
@@ -414,6 +869,20 @@ func (r *Container) Label(ctx context.Context, name string) (string, error) {
 	return res, err
 }
 
+// The container's labels, sorted by name.
+func (r *Container) Labels(ctx context.Context) ([]*Label, error) {
+	q := r.q.sel("labels")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*Label, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &Label{r.load("Label", resID)}
+	}
+	return res, nil
+}
+
 // Retrieves the list of paths where a directory is mounted.
 func (r *Container) Mounts(ctx context.Context) ([]string, error) {
 	q := r.q.sel("mounts")
@@ -477,6 +946,24 @@ func (r *Container) Publish(ctx context.Context, address string, opts ...Contain
 func (r *Container) Rootfs() *Directory {
 	q := r.q.sel("rootfs")
 	return &Directory{newObject(q)}
+}
+
+// ContainerStatOpts holds the optional arguments of [Container.Stat].
+type ContainerStatOpts struct {
+	// Look at a symlink itself rather than at what it points to. Defaults to
+	// false (the zero value leaves it out).
+	DoNotFollowSymlinks bool
+}
+
+// The status of a path in the container's filesystem (mounts included): type,
+// name, permissions and size.
+func (r *Container) Stat(path string, opts ...ContainerStatOpts) *Stat {
+	q := r.q.sel("stat")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("doNotFollowSymlinks", opt.DoNotFollowSymlinks)
+	}
+	return &Stat{newObject(q)}
 }
 
 // The error stream of the last executed command. Returns an error if no command
@@ -561,6 +1048,16 @@ func (r *Container) User(ctx context.Context) (string, error) {
 	return res, err
 }
 
+// This container with an OCI annotation for its image manifest. gantry cannot
+// write annotations into images yet: publishing or exporting a container that
+// has some fails.
+func (r *Container) WithAnnotation(name string, value string) *Container {
+	q := r.q.sel("withAnnotation")
+	q = q.arg("name", name)
+	q = q.arg("value", value)
+	return &Container{newObject(q)}
+}
+
 // Configures default arguments for future commands.
 func (r *Container) WithDefaultArgs(args []string) *Container {
 	q := r.q.sel("withDefaultArgs")
@@ -617,6 +1114,48 @@ func (r *Container) WithDirectory(path string, source *Directory, opts ...Contai
 	return &Container{newObject(q)}
 }
 
+// ContainerWithDockerHealthcheckOpts holds the optional arguments of [Container.WithDockerHealthcheck].
+type ContainerWithDockerHealthcheckOpts struct {
+	// When true, command must be a single element, which is run using the
+	// container's shell
+	Shell bool
+
+	// Interval between running healthcheck. Example: "30s"
+	Interval string
+
+	// Healthcheck timeout. Example: "3s"
+	Timeout string
+
+	// StartPeriod allows for failures during container initialization. Example:
+	// "0s"
+	StartPeriod string
+
+	// StartInterval configures the duration between checks during the startup
+	// period. Example: "5s"
+	StartInterval string
+
+	// The maximum number of consecutive failures before the container is marked
+	// as unhealthy. Example: "3"
+	Retries int
+}
+
+// Retrieves this container with the given Docker health check. The check is
+// recorded in the image config; gantry runs no services yet, so it is never run
+// by gantry itself.
+func (r *Container) WithDockerHealthcheck(args []string, opts ...ContainerWithDockerHealthcheckOpts) *Container {
+	q := r.q.sel("withDockerHealthcheck")
+	q = q.arg("args", args)
+	for _, opt := range opts {
+		q = q.optArg("shell", opt.Shell)
+		q = q.optArg("interval", opt.Interval)
+		q = q.optArg("timeout", opt.Timeout)
+		q = q.optArg("startPeriod", opt.StartPeriod)
+		q = q.optArg("startInterval", opt.StartInterval)
+		q = q.optArg("retries", opt.Retries)
+	}
+	return &Container{newObject(q)}
+}
+
 // ContainerWithEntrypointOpts holds the optional arguments of [Container.WithEntrypoint].
 type ContainerWithEntrypointOpts struct {
 	// Don't reset the default arguments when setting the entrypoint. Defaults
@@ -631,6 +1170,14 @@ func (r *Container) WithEntrypoint(args []string, opts ...ContainerWithEntrypoin
 	for _, opt := range opts {
 		q = q.optArg("keepDefaultArgs", opt.KeepDefaultArgs)
 	}
+	return &Container{newObject(q)}
+}
+
+// This container with the variables of an env file set (values read with quotes
+// removed and references expanded).
+func (r *Container) WithEnvFileVariables(source *EnvFile) *Container {
+	q := r.q.sel("withEnvFileVariables")
+	q = q.arg("source", source)
 	return &Container{newObject(q)}
 }
 
@@ -650,6 +1197,14 @@ func (r *Container) WithEnvVariable(name string, value string, opts ...Container
 	for _, opt := range opts {
 		q = q.optArg("expand", opt.Expand)
 	}
+	return &Container{newObject(q)}
+}
+
+// A container that fails with the given message wherever it is used. An empty
+// message changes nothing.
+func (r *Container) WithError(err_ string) *Container {
+	q := r.q.sel("withError")
+	q = q.arg("err", err_)
 	return &Container{newObject(q)}
 }
 
@@ -774,6 +1329,34 @@ func (r *Container) WithFile(path string, source *File, opts ...ContainerWithFil
 		q = q.optArg("permissions", opt.Permissions)
 		q = q.optArg("owner", opt.Owner)
 		q = q.optArg("inheritOwner", opt.InheritOwner)
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
+// ContainerWithFilesOpts holds the optional arguments of [Container.WithFiles].
+type ContainerWithFilesOpts struct {
+	// The permissions to give the copied files (e.g., 0600).
+	Permissions int
+
+	// A user:group to own the copied files (numeric in gantry). Defaults to ""
+	// (the zero value leaves it out).
+	Owner string
+
+	// Replace "${VAR}" or "$VAR" in the path from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// This container with the given files copied into the directory at path, each
+// by its own name.
+func (r *Container) WithFiles(path string, sources []*File, opts ...ContainerWithFilesOpts) *Container {
+	q := r.q.sel("withFiles")
+	q = q.arg("path", path)
+	q = q.arg("sources", sources)
+	for _, opt := range opts {
+		q = q.optArg("permissions", opt.Permissions)
+		q = q.optArg("owner", opt.Owner)
 		q = q.optArg("expand", opt.Expand)
 	}
 	return &Container{newObject(q)}
@@ -1011,6 +1594,25 @@ func (r *Container) WithServiceBinding(alias string, service *Service) *Containe
 	return &Container{newObject(q)}
 }
 
+// ContainerWithSymlinkOpts holds the optional arguments of [Container.WithSymlink].
+type ContainerWithSymlinkOpts struct {
+	// Replace "${VAR}" or "$VAR" in both paths from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// This container with a symbolic link at linkName pointing to target (kept as
+// written).
+func (r *Container) WithSymlink(target string, linkName string, opts ...ContainerWithSymlinkOpts) *Container {
+	q := r.q.sel("withSymlink")
+	q = q.arg("target", target)
+	q = q.arg("linkName", linkName)
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
 // ContainerWithUnixSocketOpts holds the optional arguments of [Container.WithUnixSocket].
 type ContainerWithUnixSocketOpts struct {
 	// Defaults to "" (the zero value leaves it out).
@@ -1044,6 +1646,16 @@ func (r *Container) WithUser(name string) *Container {
 	return &Container{newObject(q)}
 }
 
+// This container with an environment variable that later commands see but that
+// is in no cache key: changing its value alone does not re-run cached commands.
+// It is not part of the image configuration.
+func (r *Container) WithVolatileVariable(name string, value string) *Container {
+	q := r.q.sel("withVolatileVariable")
+	q = q.arg("name", name)
+	q = q.arg("value", value)
+	return &Container{newObject(q)}
+}
+
 // ContainerWithWorkdirOpts holds the optional arguments of [Container.WithWorkdir].
 type ContainerWithWorkdirOpts struct {
 	// Defaults to false (the zero value leaves it out).
@@ -1056,6 +1668,59 @@ func (r *Container) WithWorkdir(path string, opts ...ContainerWithWorkdirOpts) *
 	q = q.arg("path", path)
 	for _, opt := range opts {
 		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
+// This container without the given OCI annotation.
+func (r *Container) WithoutAnnotation(name string) *Container {
+	q := r.q.sel("withoutAnnotation")
+	q = q.arg("name", name)
+	return &Container{newObject(q)}
+}
+
+// This container without default arguments.
+func (r *Container) WithoutDefaultArgs() *Container {
+	q := r.q.sel("withoutDefaultArgs")
+	return &Container{newObject(q)}
+}
+
+// ContainerWithoutDirectoryOpts holds the optional arguments of [Container.WithoutDirectory].
+type ContainerWithoutDirectoryOpts struct {
+	// Replace "${VAR}" or "$VAR" in the path from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// This container without the directory at the given path and what is in it (a
+// missing path is not an error).
+func (r *Container) WithoutDirectory(path string, opts ...ContainerWithoutDirectoryOpts) *Container {
+	q := r.q.sel("withoutDirectory")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
+// Retrieves this container without a configured docker healthcheck command.
+func (r *Container) WithoutDockerHealthcheck() *Container {
+	q := r.q.sel("withoutDockerHealthcheck")
+	return &Container{newObject(q)}
+}
+
+// ContainerWithoutEntrypointOpts holds the optional arguments of [Container.WithoutEntrypoint].
+type ContainerWithoutEntrypointOpts struct {
+	// Keep the default arguments, which are otherwise cleared too. Defaults to
+	// false (the zero value leaves it out).
+	KeepDefaultArgs bool
+}
+
+// This container without an entrypoint.
+func (r *Container) WithoutEntrypoint(opts ...ContainerWithoutEntrypointOpts) *Container {
+	q := r.q.sel("withoutEntrypoint")
+	for _, opt := range opts {
+		q = q.optArg("keepDefaultArgs", opt.KeepDefaultArgs)
 	}
 	return &Container{newObject(q)}
 }
@@ -1084,6 +1749,49 @@ func (r *Container) WithoutExposedPort(port int, opts ...ContainerWithoutExposed
 	return &Container{newObject(q)}
 }
 
+// ContainerWithoutFileOpts holds the optional arguments of [Container.WithoutFile].
+type ContainerWithoutFileOpts struct {
+	// Replace "${VAR}" or "$VAR" in the path from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// This container without the file at the given path (a missing path is not an
+// error).
+func (r *Container) WithoutFile(path string, opts ...ContainerWithoutFileOpts) *Container {
+	q := r.q.sel("withoutFile")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
+// ContainerWithoutFilesOpts holds the optional arguments of [Container.WithoutFiles].
+type ContainerWithoutFilesOpts struct {
+	// Replace "${VAR}" or "$VAR" in the paths from the container's environment
+	// variables. Defaults to false (the zero value leaves it out).
+	Expand bool
+}
+
+// This container without the files at the given paths (missing paths are not an
+// error).
+func (r *Container) WithoutFiles(paths []string, opts ...ContainerWithoutFilesOpts) *Container {
+	q := r.q.sel("withoutFiles")
+	q = q.arg("paths", paths)
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &Container{newObject(q)}
+}
+
+// This container without the given label.
+func (r *Container) WithoutLabel(name string) *Container {
+	q := r.q.sel("withoutLabel")
+	q = q.arg("name", name)
+	return &Container{newObject(q)}
+}
+
 // ContainerWithoutMountOpts holds the optional arguments of [Container.WithoutMount].
 type ContainerWithoutMountOpts struct {
 	// Defaults to false (the zero value leaves it out).
@@ -1108,6 +1816,14 @@ func (r *Container) WithoutRegistryAuth(address string) *Container {
 	return &Container{newObject(q)}
 }
 
+// This container without the given secret variable (a plain variable of the
+// same name stays).
+func (r *Container) WithoutSecretVariable(name string) *Container {
+	q := r.q.sel("withoutSecretVariable")
+	q = q.arg("name", name)
+	return &Container{newObject(q)}
+}
+
 // ContainerWithoutUnixSocketOpts holds the optional arguments of [Container.WithoutUnixSocket].
 type ContainerWithoutUnixSocketOpts struct {
 	// Defaults to false (the zero value leaves it out).
@@ -1124,6 +1840,25 @@ func (r *Container) WithoutUnixSocket(path string, opts ...ContainerWithoutUnixS
 	return &Container{newObject(q)}
 }
 
+// This container with the image's default user (root).
+func (r *Container) WithoutUser() *Container {
+	q := r.q.sel("withoutUser")
+	return &Container{newObject(q)}
+}
+
+// This container without the given volatile variable.
+func (r *Container) WithoutVolatileVariable(name string) *Container {
+	q := r.q.sel("withoutVolatileVariable")
+	q = q.arg("name", name)
+	return &Container{newObject(q)}
+}
+
+// This container without a working directory (commands run in /).
+func (r *Container) WithoutWorkdir() *Container {
+	q := r.q.sel("withoutWorkdir")
+	return &Container{newObject(q)}
+}
+
 // Retrieves the working directory for all commands.
 func (r *Container) Workdir(ctx context.Context) (string, error) {
 	q := r.q.sel("workdir")
@@ -1132,9 +1867,73 @@ func (r *Container) Workdir(ctx context.Context) (string, error) {
 	return res, err
 }
 
+type DiffStat struct {
+	object
+}
+
+// Number of added lines for this path.
+func (r *DiffStat) AddedLines(ctx context.Context) (int, error) {
+	q := r.q.sel("addedLines")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this DiffStat.
+func (r *DiffStat) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Type of change.
+func (r *DiffStat) Kind(ctx context.Context) (DiffStatKind, error) {
+	q := r.q.sel("kind")
+	var res DiffStatKind
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Previous path of the file, set only for renames.
+func (r *DiffStat) OldPath(ctx context.Context) (string, error) {
+	q := r.q.sel("oldPath")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Path of the changed file or directory.
+func (r *DiffStat) Path(ctx context.Context) (string, error) {
+	q := r.q.sel("path")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Number of removed lines for this path.
+func (r *DiffStat) RemovedLines(ctx context.Context) (int, error) {
+	q := r.q.sel("removedLines")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // A directory.
 type Directory struct {
 	object
+}
+
+// Converts this directory to a local git repository
+func (r *Directory) AsGit() *GitRepository {
+	q := r.q.sel("asGit")
+	return &GitRepository{newObject(q)}
+}
+
+// Return the difference between this directory and another directory, typically
+// an older snapshot. The difference is encoded as a changeset, which also
+// tracks removed files, and can be applied to other directories.
+func (r *Directory) Changes(from *Directory) *Changeset {
+	q := r.q.sel("changes")
+	q = q.arg("from", from)
+	return &Changeset{newObject(q)}
 }
 
 // Return the difference between this directory and another directory: what
@@ -1161,6 +1960,52 @@ func (r *Directory) Directory(path string) *Directory {
 	return &Directory{newObject(q)}
 }
 
+// DirectoryDockerBuildOpts holds the optional arguments of [Directory.DockerBuild].
+type DirectoryDockerBuildOpts struct {
+	// Path to the Dockerfile to use (e.g., "frontend.Dockerfile"). Defaults to
+	// "Dockerfile" (the zero value leaves it out).
+	Dockerfile string
+
+	// The platform to build. gantry builds for its own machine's platform only.
+	Platform Platform
+
+	// Target build stage to build. Defaults to "" (the zero value leaves it
+	// out).
+	Target string
+
+	// Secrets to pass to the build. They will be mounted at
+	// /run/secrets/[secret-name]. Defaults to empty (the zero value leaves it
+	// out).
+	Secrets []*Secret
+
+	// If set, skip the automatic init process injected into containers created
+	// by RUN statements. gantry never starts one, so every RUN step runs this
+	// way. Defaults to false (the zero value leaves it out).
+	NoInit bool
+
+	// A socket to use for SSH authentication during the build (e.g., for
+	// Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
+	// (it has no sockets); must be null.
+	SSH Node
+}
+
+// Use Dockerfile compatibility to build a container from this directory. Only
+// use this function for Dockerfile compatibility. Otherwise use the native
+// Container type directly, it is feature-complete and supports all Dockerfile
+// features.
+func (r *Directory) DockerBuild(opts ...DirectoryDockerBuildOpts) *Container {
+	q := r.q.sel("dockerBuild")
+	for _, opt := range opts {
+		q = q.optArg("dockerfile", opt.Dockerfile)
+		q = q.optArg("platform", opt.Platform)
+		q = q.optArg("target", opt.Target)
+		q = q.optArg("secrets", opt.Secrets)
+		q = q.optArg("noInit", opt.NoInit)
+		q = q.optArg("ssh", opt.SSH)
+	}
+	return &Container{newObject(q)}
+}
+
 // DirectoryEntriesOpts holds the optional arguments of [Directory.Entries].
 type DirectoryEntriesOpts struct {
 	// Location of the directory to look at (e.g., "/src").
@@ -1175,6 +2020,30 @@ func (r *Directory) Entries(ctx context.Context, opts ...DirectoryEntriesOpts) (
 		q = q.optArg("path", opt.Path)
 	}
 	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// DirectoryExistsOpts holds the optional arguments of [Directory.Exists].
+type DirectoryExistsOpts struct {
+	// If specified, also validate the type of file (e.g. "REGULAR_TYPE",
+	// "DIRECTORY_TYPE", or "SYMLINK_TYPE").
+	ExpectedType ExistsType
+
+	// If specified, do not follow symlinks. Defaults to false (the zero value
+	// leaves it out).
+	DoNotFollowSymlinks bool
+}
+
+// check if a file or directory exists
+func (r *Directory) Exists(ctx context.Context, path string, opts ...DirectoryExistsOpts) (bool, error) {
+	q := r.q.sel("exists")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("expectedType", opt.ExpectedType)
+		q = q.optArg("doNotFollowSymlinks", opt.DoNotFollowSymlinks)
+	}
+	var res bool
 	err := q.execute(ctx, &res)
 	return res, err
 }
@@ -1207,6 +2076,45 @@ func (r *Directory) File(path string) *File {
 	return &File{newObject(q)}
 }
 
+// DirectoryFilterOpts holds the optional arguments of [Directory.Filter].
+type DirectoryFilterOpts struct {
+	// If set, paths matching one of these glob patterns is excluded from the
+	// new snapshot. Example: ["node_modules/", ".git*", ".env"]. Defaults to
+	// empty (the zero value leaves it out).
+	Exclude []string
+
+	// If set, only paths matching one of these glob patterns is included in the
+	// new snapshot. Example: (e.g., ["app/", "package.*"]). Defaults to empty
+	// (the zero value leaves it out).
+	Include []string
+
+	// If set, apply .gitignore rules when filtering the directory. Defaults to
+	// false (the zero value leaves it out).
+	Gitignore bool
+}
+
+// Return a snapshot with some paths included or excluded
+func (r *Directory) Filter(opts ...DirectoryFilterOpts) *Directory {
+	q := r.q.sel("filter")
+	for _, opt := range opts {
+		q = q.optArg("exclude", opt.Exclude)
+		q = q.optArg("include", opt.Include)
+		q = q.optArg("gitignore", opt.Gitignore)
+	}
+	return &Directory{newObject(q)}
+}
+
+// Search up the directory tree for a file or directory, and return its path. If
+// no match, return null
+func (r *Directory) FindUp(ctx context.Context, name string, start string) (string, error) {
+	q := r.q.sel("findUp")
+	q = q.arg("name", name)
+	q = q.arg("start", start)
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Returns a list of files and directories that match the given pattern.
 func (r *Directory) Glob(ctx context.Context, pattern string) ([]string, error) {
 	q := r.q.sel("glob")
@@ -1221,6 +2129,102 @@ func (r *Directory) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
 }
 
+// Returns the name of the directory: the last component of the path it was
+// taken from, with a trailing slash ("/" for a root).
+func (r *Directory) Name(ctx context.Context) (string, error) {
+	q := r.q.sel("name")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// DirectorySearchOpts holds the optional arguments of [Directory.Search].
+type DirectorySearchOpts struct {
+	// Directory or file paths to search. Defaults to empty (the zero value
+	// leaves it out).
+	Paths []string
+
+	// Glob patterns to match (e.g., "*.md"). Defaults to empty (the zero value
+	// leaves it out).
+	Globs []string
+
+	// Interpret the pattern as a literal string instead of a regular
+	// expression. Defaults to false (the zero value leaves it out).
+	Literal bool
+
+	// Enable searching across multiple lines. Defaults to false (the zero value
+	// leaves it out).
+	Multiline bool
+
+	// Allow the . pattern to match newlines in multiline mode. Defaults to
+	// false (the zero value leaves it out).
+	Dotall bool
+
+	// Enable case-insensitive matching. Defaults to false (the zero value
+	// leaves it out).
+	Insensitive bool
+
+	// Honor .gitignore, .ignore, and .rgignore files. Defaults to false (the
+	// zero value leaves it out).
+	SkipIgnored bool
+
+	// Skip hidden files (files starting with .). Defaults to false (the zero
+	// value leaves it out).
+	SkipHidden bool
+
+	// Only return matching files, not lines and content. Defaults to false (the
+	// zero value leaves it out).
+	FilesOnly bool
+
+	// Limit the number of results to return
+	Limit int
+}
+
+// Searches for content matching the given regular expression or literal string.
+// Uses Rust regex syntax; escape literal ., [, ], {, }, | with backslashes.
+func (r *Directory) Search(ctx context.Context, pattern string, opts ...DirectorySearchOpts) ([]*SearchResult, error) {
+	q := r.q.sel("search")
+	q = q.arg("pattern", pattern)
+	for _, opt := range opts {
+		q = q.optArg("paths", opt.Paths)
+		q = q.optArg("globs", opt.Globs)
+		q = q.optArg("literal", opt.Literal)
+		q = q.optArg("multiline", opt.Multiline)
+		q = q.optArg("dotall", opt.Dotall)
+		q = q.optArg("insensitive", opt.Insensitive)
+		q = q.optArg("skipIgnored", opt.SkipIgnored)
+		q = q.optArg("skipHidden", opt.SkipHidden)
+		q = q.optArg("filesOnly", opt.FilesOnly)
+		q = q.optArg("limit", opt.Limit)
+	}
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*SearchResult, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &SearchResult{r.load("SearchResult", resID)}
+	}
+	return res, nil
+}
+
+// DirectoryStatOpts holds the optional arguments of [Directory.Stat].
+type DirectoryStatOpts struct {
+	// If specified, do not follow symlinks. Defaults to false (the zero value
+	// leaves it out).
+	DoNotFollowSymlinks bool
+}
+
+// Return file status
+func (r *Directory) Stat(path string, opts ...DirectoryStatOpts) *Stat {
+	q := r.q.sel("stat")
+	q = q.arg("path", path)
+	for _, opt := range opts {
+		q = q.optArg("doNotFollowSymlinks", opt.DoNotFollowSymlinks)
+	}
+	return &Stat{newObject(q)}
+}
+
 // Force evaluation in the engine.
 func (r *Directory) Sync(ctx context.Context) (*Directory, error) {
 	q := r.q.sel("sync")
@@ -1229,6 +2233,13 @@ func (r *Directory) Sync(ctx context.Context) (*Directory, error) {
 		return nil, err
 	}
 	return &Directory{r.load("Directory", resID)}, nil
+}
+
+// Return a directory with changes from another directory applied to it.
+func (r *Directory) WithChanges(changes *Changeset) *Directory {
+	q := r.q.sel("withChanges")
+	q = q.arg("changes", changes)
+	return &Directory{newObject(q)}
 }
 
 // DirectoryWithDirectoryOpts holds the optional arguments of [Directory.WithDirectory].
@@ -1269,6 +2280,13 @@ func (r *Directory) WithDirectory(path string, source *Directory, opts ...Direct
 	return &Directory{newObject(q)}
 }
 
+// Raise an error.
+func (r *Directory) WithError(err_ string) *Directory {
+	q := r.q.sel("withError")
+	q = q.arg("err", err_)
+	return &Directory{newObject(q)}
+}
+
 // DirectoryWithFileOpts holds the optional arguments of [Directory.WithFile].
 type DirectoryWithFileOpts struct {
 	// Permission given to the copied file (e.g., 0600).
@@ -1289,6 +2307,24 @@ func (r *Directory) WithFile(path string, source *File, opts ...DirectoryWithFil
 	for _, opt := range opts {
 		q = q.optArg("permissions", opt.Permissions)
 		q = q.optArg("owner", opt.Owner)
+	}
+	return &Directory{newObject(q)}
+}
+
+// DirectoryWithFilesOpts holds the optional arguments of [Directory.WithFiles].
+type DirectoryWithFilesOpts struct {
+	// Permission given to the copied files (e.g., 0600).
+	Permissions int
+}
+
+// Retrieves this directory plus the contents of the given files copied to the
+// given path.
+func (r *Directory) WithFiles(path string, sources []*File, opts ...DirectoryWithFilesOpts) *Directory {
+	q := r.q.sel("withFiles")
+	q = q.arg("path", path)
+	q = q.arg("sources", sources)
+	for _, opt := range opts {
+		q = q.optArg("permissions", opt.Permissions)
 	}
 	return &Directory{newObject(q)}
 }
@@ -1327,6 +2363,28 @@ func (r *Directory) WithNewFile(path string, contents string, opts ...DirectoryW
 	return &Directory{newObject(q)}
 }
 
+// Retrieves this directory with the given Git-compatible patch applied.
+func (r *Directory) WithPatch(patch string) *Directory {
+	q := r.q.sel("withPatch")
+	q = q.arg("patch", patch)
+	return &Directory{newObject(q)}
+}
+
+// Retrieves this directory with the given Git-compatible patch file applied.
+func (r *Directory) WithPatchFile(patch *File) *Directory {
+	q := r.q.sel("withPatchFile")
+	q = q.arg("patch", patch)
+	return &Directory{newObject(q)}
+}
+
+// Return a snapshot with a symlink
+func (r *Directory) WithSymlink(target string, linkName string) *Directory {
+	q := r.q.sel("withSymlink")
+	q = q.arg("target", target)
+	q = q.arg("linkName", linkName)
+	return &Directory{newObject(q)}
+}
+
 // Retrieves this directory with all file/dir timestamps set to the given time.
 func (r *Directory) WithTimestamps(timestamp int) *Directory {
 	q := r.q.sel("withTimestamps")
@@ -1346,6 +2404,108 @@ func (r *Directory) WithoutFile(path string) *Directory {
 	q := r.q.sel("withoutFile")
 	q = q.arg("path", path)
 	return &Directory{newObject(q)}
+}
+
+// Return a snapshot with files removed
+func (r *Directory) WithoutFiles(paths []string) *Directory {
+	q := r.q.sel("withoutFiles")
+	q = q.arg("paths", paths)
+	return &Directory{newObject(q)}
+}
+
+// A collection of environment variables.
+type EnvFile struct {
+	object
+}
+
+// Return as a file
+func (r *EnvFile) AsFile() *File {
+	q := r.q.sel("asFile")
+	return &File{newObject(q)}
+}
+
+// Check if a variable exists
+func (r *EnvFile) Exists(ctx context.Context, name string) (bool, error) {
+	q := r.q.sel("exists")
+	q = q.arg("name", name)
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// EnvFileGetOpts holds the optional arguments of [EnvFile.Get].
+type EnvFileGetOpts struct {
+	// Return the value exactly as written to the file. No quote removal or
+	// variable expansion
+	Raw bool
+}
+
+// Lookup a variable (last occurrence wins) and return its value, or an empty
+// string
+func (r *EnvFile) Get(ctx context.Context, name string, opts ...EnvFileGetOpts) (string, error) {
+	q := r.q.sel("get")
+	q = q.arg("name", name)
+	for _, opt := range opts {
+		q = q.optArg("raw", opt.Raw)
+	}
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this EnvFile.
+func (r *EnvFile) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Filters variables by prefix and removes the prefix from keys. Variables
+// without the prefix are excluded. For example, with the prefix "MY_APP_" and
+// variables MY_APP_TOKEN=topsecret, MY_APP_NAME=hello and FOO=bar, the
+// resulting environment contains TOKEN=topsecret and NAME=hello. The prefix is
+// compared without regard to case, dashes or underscores.
+func (r *EnvFile) Namespace(prefix string) *EnvFile {
+	q := r.q.sel("namespace")
+	q = q.arg("prefix", prefix)
+	return &EnvFile{newObject(q)}
+}
+
+// EnvFileVariablesOpts holds the optional arguments of [EnvFile.Variables].
+type EnvFileVariablesOpts struct {
+	// Return values exactly as written to the file. No quote removal or
+	// variable expansion
+	Raw bool
+}
+
+// Return all variables (each name once, sorted by name).
+func (r *EnvFile) Variables(ctx context.Context, opts ...EnvFileVariablesOpts) ([]*EnvVariable, error) {
+	q := r.q.sel("variables")
+	for _, opt := range opts {
+		q = q.optArg("raw", opt.Raw)
+	}
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*EnvVariable, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &EnvVariable{r.load("EnvVariable", resID)}
+	}
+	return res, nil
+}
+
+// Add a variable
+func (r *EnvFile) WithVariable(name string, value string) *EnvFile {
+	q := r.q.sel("withVariable")
+	q = q.arg("name", name)
+	q = q.arg("value", value)
+	return &EnvFile{newObject(q)}
+}
+
+// Remove all occurrences of the named variable
+func (r *EnvFile) WithoutVariable(name string) *EnvFile {
+	q := r.q.sel("withoutVariable")
+	q = q.arg("name", name)
+	return &EnvFile{newObject(q)}
 }
 
 type EnvVariable struct {
@@ -1373,9 +2533,95 @@ func (r *EnvVariable) Value(ctx context.Context) (string, error) {
 	return res, err
 }
 
+type Error struct {
+	object
+}
+
+// A unique identifier for this Error.
+func (r *Error) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// A description of the error.
+func (r *Error) Message(ctx context.Context) (string, error) {
+	q := r.q.sel("message")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The extensions of the error.
+func (r *Error) Values(ctx context.Context) ([]*ErrorValue, error) {
+	q := r.q.sel("values")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*ErrorValue, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &ErrorValue{r.load("ErrorValue", resID)}
+	}
+	return res, nil
+}
+
+// Add a value to the error.
+func (r *Error) WithValue(name string, value JSON) *Error {
+	q := r.q.sel("withValue")
+	q = q.arg("name", name)
+	q = q.arg("value", value)
+	return &Error{newObject(q)}
+}
+
+type ErrorValue struct {
+	object
+}
+
+// A unique identifier for this ErrorValue.
+func (r *ErrorValue) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The name of the value.
+func (r *ErrorValue) Name(ctx context.Context) (string, error) {
+	q := r.q.sel("name")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The value.
+func (r *ErrorValue) Value(ctx context.Context) (JSON, error) {
+	q := r.q.sel("value")
+	var res JSON
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // A file.
 type File struct {
 	object
+}
+
+// FileAsEnvFileOpts holds the optional arguments of [File.AsEnvFile].
+type FileAsEnvFileOpts struct {
+	// Recorded for Dagger compatibility; values are always read with references
+	// expanded unless read raw.
+	Expand bool
+}
+
+// The file read as an env file (NAME=value lines).
+func (r *File) AsEnvFile(opts ...FileAsEnvFileOpts) *EnvFile {
+	q := r.q.sel("asEnvFile")
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &EnvFile{newObject(q)}
+}
+
+// The file's contents parsed as JSON.
+func (r *File) AsJSON() *JSONValue {
+	q := r.q.sel("asJSON")
+	return &JSONValue{newObject(q)}
 }
 
 // FileContentsOpts holds the optional arguments of [File.Contents].
@@ -1450,12 +2696,87 @@ func (r *File) Name(ctx context.Context) (string, error) {
 	return res, err
 }
 
+// FileSearchOpts holds the optional arguments of [File.Search].
+type FileSearchOpts struct {
+	// Match the pattern as plain text, not as a regular expression. Defaults to
+	// false (the zero value leaves it out).
+	Literal bool
+
+	// Let matches span several lines. Defaults to false (the zero value leaves
+	// it out).
+	Multiline bool
+
+	// In multiline mode, let . match line ends too. Defaults to false (the zero
+	// value leaves it out).
+	Dotall bool
+
+	// Ignore case. Defaults to false (the zero value leaves it out).
+	Insensitive bool
+
+	// Has no effect on a single file (kept for Directory.search's signature).
+	// Defaults to false (the zero value leaves it out).
+	SkipIgnored bool
+
+	// Has no effect on a single file (kept for Directory.search's signature).
+	// Defaults to false (the zero value leaves it out).
+	SkipHidden bool
+
+	// Return one result for the file when it matches, without lines. Defaults
+	// to false (the zero value leaves it out).
+	FilesOnly bool
+
+	// Return at most this many results.
+	Limit int
+
+	// Refused on a single file (kept for Directory.search's signature); must be
+	// empty. Defaults to empty (the zero value leaves it out).
+	Paths []string
+
+	// Refused on a single file (kept for Directory.search's signature); must be
+	// empty. Defaults to empty (the zero value leaves it out).
+	Globs []string
+}
+
+// Lines of the file matching a regular expression (Rust regex syntax) or a
+// literal string.
+func (r *File) Search(ctx context.Context, pattern string, opts ...FileSearchOpts) ([]*SearchResult, error) {
+	q := r.q.sel("search")
+	q = q.arg("pattern", pattern)
+	for _, opt := range opts {
+		q = q.optArg("literal", opt.Literal)
+		q = q.optArg("multiline", opt.Multiline)
+		q = q.optArg("dotall", opt.Dotall)
+		q = q.optArg("insensitive", opt.Insensitive)
+		q = q.optArg("skipIgnored", opt.SkipIgnored)
+		q = q.optArg("skipHidden", opt.SkipHidden)
+		q = q.optArg("filesOnly", opt.FilesOnly)
+		q = q.optArg("limit", opt.Limit)
+		q = q.optArg("paths", opt.Paths)
+		q = q.optArg("globs", opt.Globs)
+	}
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*SearchResult, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &SearchResult{r.load("SearchResult", resID)}
+	}
+	return res, nil
+}
+
 // Retrieves the size of the file, in bytes.
 func (r *File) Size(ctx context.Context) (int, error) {
 	q := r.q.sel("size")
 	var res int
 	err := q.execute(ctx, &res)
 	return res, err
+}
+
+// The file's status: type, name, permissions and size.
+func (r *File) Stat() *Stat {
+	q := r.q.sel("stat")
+	return &Stat{newObject(q)}
 }
 
 // Force evaluation in the engine.
@@ -1475,6 +2796,31 @@ func (r *File) WithName(name string) *File {
 	return &File{newObject(q)}
 }
 
+// FileWithReplacedOpts holds the optional arguments of [File.WithReplaced].
+type FileWithReplacedOpts struct {
+	// Replace every occurrence. Defaults to false (the zero value leaves it
+	// out).
+	All bool
+
+	// Replace the first occurrence at or after this line (1-based).
+	FirstFrom int
+}
+
+// This file with a literal string replaced. Without all, the string must occur
+// exactly once (or, with firstFrom, the first occurrence at or after that line
+// is replaced); with all, every occurrence is replaced and none is not an
+// error.
+func (r *File) WithReplaced(search string, replacement string, opts ...FileWithReplacedOpts) *File {
+	q := r.q.sel("withReplaced")
+	q = q.arg("search", search)
+	q = q.arg("replacement", replacement)
+	for _, opt := range opts {
+		q = q.optArg("all", opt.All)
+		q = q.optArg("firstFrom", opt.FirstFrom)
+	}
+	return &File{newObject(q)}
+}
+
 // Retrieves this file with its created/modified timestamps set to the given
 // time.
 func (r *File) WithTimestamps(timestamp int) *File {
@@ -1483,9 +2829,223 @@ func (r *File) WithTimestamps(timestamp int) *File {
 	return &File{newObject(q)}
 }
 
+// A git ref (tag, branch, or commit).
+type GitRef struct {
+	object
+}
+
+// The resolved commit id at this ref.
+func (r *GitRef) Commit(ctx context.Context) (string, error) {
+	q := r.q.sel("commit")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this GitRef.
+func (r *GitRef) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The resolved ref name at this ref.
+func (r *GitRef) Ref(ctx context.Context) (string, error) {
+	q := r.q.sel("ref")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// GitRefTreeOpts holds the optional arguments of [GitRef.Tree].
+type GitRefTreeOpts struct {
+	// Set to true to discard .git directory. Defaults to false (the zero value
+	// leaves it out).
+	DiscardGitDir bool
+
+	// The depth of the tree to fetch. Defaults to 1 (the zero value leaves it
+	// out).
+	Depth int
+
+	// Set to true to populate tag refs in the local checkout .git. Defaults to
+	// false (the zero value leaves it out).
+	IncludeTags bool
+}
+
+// The filesystem tree at this ref.
+func (r *GitRef) Tree(opts ...GitRefTreeOpts) *Directory {
+	q := r.q.sel("tree")
+	for _, opt := range opts {
+		q = q.optArg("discardGitDir", opt.DiscardGitDir)
+		q = q.optArg("depth", opt.Depth)
+		q = q.optArg("includeTags", opt.IncludeTags)
+	}
+	return &Directory{newObject(q)}
+}
+
+// A git repository.
+type GitRepository struct {
+	object
+}
+
+// Returns details of a branch.
+func (r *GitRepository) Branch(name string) *GitRef {
+	q := r.q.sel("branch")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// GitRepositoryBranchesOpts holds the optional arguments of [GitRepository.Branches].
+type GitRepositoryBranchesOpts struct {
+	// Glob patterns (e.g., "refs/tags/v*").
+	Patterns []string
+}
+
+// branches that match any of the given glob patterns.
+func (r *GitRepository) Branches(ctx context.Context, opts ...GitRepositoryBranchesOpts) ([]string, error) {
+	q := r.q.sel("branches")
+	for _, opt := range opts {
+		q = q.optArg("patterns", opt.Patterns)
+	}
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Returns details of a commit.
+func (r *GitRepository) Commit(id string) *GitRef {
+	q := r.q.sel("commit")
+	q = q.arg("id", id)
+	return &GitRef{newObject(q)}
+}
+
+// Returns details for HEAD.
+func (r *GitRepository) Head() *GitRef {
+	q := r.q.sel("head")
+	return &GitRef{newObject(q)}
+}
+
+// A unique identifier for this GitRepository.
+func (r *GitRepository) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Returns details for the latest semver tag.
+func (r *GitRepository) LatestVersion() *GitRef {
+	q := r.q.sel("latestVersion")
+	return &GitRef{newObject(q)}
+}
+
+// Returns details of a ref.
+func (r *GitRepository) Ref(name string) *GitRef {
+	q := r.q.sel("ref")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// Returns details of a tag.
+func (r *GitRepository) Tag(name string) *GitRef {
+	q := r.q.sel("tag")
+	q = q.arg("name", name)
+	return &GitRef{newObject(q)}
+}
+
+// GitRepositoryTagsOpts holds the optional arguments of [GitRepository.Tags].
+type GitRepositoryTagsOpts struct {
+	// Glob patterns (e.g., "refs/tags/v*").
+	Patterns []string
+}
+
+// tags that match any of the given glob patterns.
+func (r *GitRepository) Tags(ctx context.Context, opts ...GitRepositoryTagsOpts) ([]string, error) {
+	q := r.q.sel("tags")
+	for _, opt := range opts {
+		q = q.optArg("patterns", opt.Patterns)
+	}
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The URL of the git repository.
+func (r *GitRepository) URL(ctx context.Context) (string, error) {
+	q := r.q.sel("url")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+type HealthcheckConfig struct {
+	object
+}
+
+// Healthcheck command arguments.
+func (r *HealthcheckConfig) Args(ctx context.Context) ([]string, error) {
+	q := r.q.sel("args")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Interval between running healthcheck.
+func (r *HealthcheckConfig) Interval(ctx context.Context) (string, error) {
+	q := r.q.sel("interval")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The maximum number of consecutive failures before the container is marked as
+// unhealthy.
+func (r *HealthcheckConfig) Retries(ctx context.Context) (int, error) {
+	q := r.q.sel("retries")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// If true, run the command using the container's shell.
+func (r *HealthcheckConfig) Shell(ctx context.Context) (bool, error) {
+	q := r.q.sel("shell")
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// StartInterval configures the duration between checks during the startup
+// period.
+func (r *HealthcheckConfig) StartInterval(ctx context.Context) (string, error) {
+	q := r.q.sel("startInterval")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// StartPeriod allows for failures during container initialization.
+func (r *HealthcheckConfig) StartPeriod(ctx context.Context) (string, error) {
+	q := r.q.sel("startPeriod")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Healthcheck timeout.
+func (r *HealthcheckConfig) Timeout(ctx context.Context) (string, error) {
+	q := r.q.sel("timeout")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Information about the host environment.
 type Host struct {
 	object
+}
+
+// An image from the image store of the machine gantry runs containers on (the
+// Docker daemon, for the Docker runtime), by name or ID; nothing is pulled.
+func (r *Host) ContainerImage(name string) *Container {
+	q := r.q.sel("containerImage")
+	q = q.arg("name", name)
+	return &Container{newObject(q)}
 }
 
 // HostDirectoryOpts holds the optional arguments of [Host.Directory].
@@ -1539,6 +3099,27 @@ func (r *Host) File(path string, opts ...HostFileOpts) *File {
 	return &File{newObject(q)}
 }
 
+// HostFindUpOpts holds the optional arguments of [Host.FindUp].
+type HostFindUpOpts struct {
+	// Has no effect: gantry looks at the host on every call. Defaults to false
+	// (the zero value leaves it out).
+	NoCache bool
+}
+
+// Looks for a file or directory named name in the client's working directory,
+// then in each parent up to the root, and returns its path relative to the
+// working directory; null when there is none.
+func (r *Host) FindUp(ctx context.Context, name string, opts ...HostFindUpOpts) (string, error) {
+	q := r.q.sel("findUp")
+	q = q.arg("name", name)
+	for _, opt := range opts {
+		q = q.optArg("noCache", opt.NoCache)
+	}
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // A unique identifier for this Host.
 func (r *Host) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
@@ -1569,6 +3150,151 @@ func (r *Host) UnixSocket(path string) *Socket {
 	q := r.q.sel("unixSocket")
 	q = q.arg("path", path)
 	return &Socket{newObject(q)}
+}
+
+// A JSON value.
+type JSONValue struct {
+	object
+}
+
+// Decode an array from json
+func (r *JSONValue) AsArray(ctx context.Context) ([]*JSONValue, error) {
+	q := r.q.sel("asArray")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*JSONValue, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &JSONValue{r.load("JSONValue", resID)}
+	}
+	return res, nil
+}
+
+// Decode a boolean from json
+func (r *JSONValue) AsBoolean(ctx context.Context) (bool, error) {
+	q := r.q.sel("asBoolean")
+	var res bool
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Decode an integer from json
+func (r *JSONValue) AsInteger(ctx context.Context) (int, error) {
+	q := r.q.sel("asInteger")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Decode a string from json
+func (r *JSONValue) AsString(ctx context.Context) (string, error) {
+	q := r.q.sel("asString")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// JSONValueContentsOpts holds the optional arguments of [JSONValue.Contents].
+type JSONValueContentsOpts struct {
+	// Pretty-print. Defaults to false (the zero value leaves it out).
+	Pretty bool
+
+	// Optional line prefix. Defaults to " " (the zero value leaves it out).
+	Indent string
+}
+
+// Return the value encoded as json
+func (r *JSONValue) Contents(ctx context.Context, opts ...JSONValueContentsOpts) (JSON, error) {
+	q := r.q.sel("contents")
+	for _, opt := range opts {
+		q = q.optArg("pretty", opt.Pretty)
+		q = q.optArg("indent", opt.Indent)
+	}
+	var res JSON
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Lookup the field at the given path, and return its value.
+func (r *JSONValue) Field(path []string) *JSONValue {
+	q := r.q.sel("field")
+	q = q.arg("path", path)
+	return &JSONValue{newObject(q)}
+}
+
+// List fields of the encoded object
+func (r *JSONValue) Fields(ctx context.Context) ([]string, error) {
+	q := r.q.sel("fields")
+	var res []string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this JSONValue.
+func (r *JSONValue) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// Encode a boolean to json
+func (r *JSONValue) NewBoolean(value bool) *JSONValue {
+	q := r.q.sel("newBoolean")
+	q = q.arg("value", value)
+	return &JSONValue{newObject(q)}
+}
+
+// Encode an integer to json
+func (r *JSONValue) NewInteger(value int) *JSONValue {
+	q := r.q.sel("newInteger")
+	q = q.arg("value", value)
+	return &JSONValue{newObject(q)}
+}
+
+// Encode a string to json
+func (r *JSONValue) NewString(value string) *JSONValue {
+	q := r.q.sel("newString")
+	q = q.arg("value", value)
+	return &JSONValue{newObject(q)}
+}
+
+// Return a new json value, decoded from the given content
+func (r *JSONValue) WithContents(contents JSON) *JSONValue {
+	q := r.q.sel("withContents")
+	q = q.arg("contents", contents)
+	return &JSONValue{newObject(q)}
+}
+
+// Set a new field at the given path
+func (r *JSONValue) WithField(path []string, value *JSONValue) *JSONValue {
+	q := r.q.sel("withField")
+	q = q.arg("path", path)
+	q = q.arg("value", value)
+	return &JSONValue{newObject(q)}
+}
+
+type Label struct {
+	object
+}
+
+// A unique identifier for this Label.
+func (r *Label) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The label name.
+func (r *Label) Name(ctx context.Context) (string, error) {
+	q := r.q.sel("name")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The label value.
+func (r *Label) Value(ctx context.Context) (string, error) {
+	q := r.q.sel("value")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
 }
 
 type Port struct {
@@ -1612,6 +3338,14 @@ func (r *Port) Protocol(ctx context.Context) (NetworkProtocol, error) {
 	return res, err
 }
 
+// Initialize an address to load directories, containers, secrets or other
+// object types.
+func (r *Client) Address(value string) *Address {
+	q := r.q.sel("address")
+	q = q.arg("value", value)
+	return &Address{newObject(q)}
+}
+
 // ClientCacheVolumeOpts holds the optional arguments of [Client.CacheVolume].
 type ClientCacheVolumeOpts struct {
 	// Identifier of the directory to use as the cache volume's root when it is
@@ -1641,6 +3375,12 @@ func (r *Client) CacheVolume(key string, opts ...ClientCacheVolumeOpts) *CacheVo
 	return &CacheVolume{newObject(q)}
 }
 
+// Creates an empty changeset
+func (r *Client) Changeset() *Changeset {
+	q := r.q.sel("changeset")
+	return &Changeset{newObject(q)}
+}
+
 // ClientContainerOpts holds the optional arguments of [Client.Container].
 type ClientContainerOpts struct {
 	// Platform to initialize the container with. gantry runs containers of its
@@ -1658,10 +3398,40 @@ func (r *Client) Container(opts ...ClientContainerOpts) *Container {
 	return &Container{newObject(q)}
 }
 
+// The default platform of the engine.
+func (r *Client) DefaultPlatform(ctx context.Context) (Platform, error) {
+	q := r.q.sel("defaultPlatform")
+	var res Platform
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
 // Creates an empty directory.
 func (r *Client) Directory() *Directory {
 	q := r.q.sel("directory")
 	return &Directory{newObject(q)}
+}
+
+// ClientEnvFileOpts holds the optional arguments of [Client.EnvFile].
+type ClientEnvFileOpts struct {
+	// Replace "${VAR}" or "$VAR" with the value of other vars
+	Expand bool
+}
+
+// Initialize an environment file
+func (r *Client) EnvFile(opts ...ClientEnvFileOpts) *EnvFile {
+	q := r.q.sel("envFile")
+	for _, opt := range opts {
+		q = q.optArg("expand", opt.Expand)
+	}
+	return &EnvFile{newObject(q)}
+}
+
+// Create a new error.
+func (r *Client) Error(message string) *Error {
+	q := r.q.sel("error")
+	q = q.arg("message", message)
+	return &Error{newObject(q)}
 }
 
 // ClientFileOpts holds the optional arguments of [Client.File].
@@ -1681,15 +3451,107 @@ func (r *Client) File(name string, contents string, opts ...ClientFileOpts) *Fil
 	return &File{newObject(q)}
 }
 
+// ClientGitOpts holds the optional arguments of [Client.Git].
+type ClientGitOpts struct {
+	// Set to true to keep .git directory. Defaults to true (the zero value
+	// leaves it out).
+	KeepGitDir bool
+
+	// Set SSH known hosts. Defaults to "" (the zero value leaves it out).
+	SSHKnownHosts string
+
+	// Set SSH auth socket. Not supported by gantry (Git sources are fetched by
+	// the engine, which forwards no sockets to them); must be null.
+	SSHAuthSocket Node
+
+	// Username used to populate the password during basic HTTP Authorization.
+	// Defaults to "" (the zero value leaves it out).
+	HTTPAuthUsername string
+
+	// Secret used to populate the password during basic HTTP Authorization
+	HTTPAuthToken *Secret
+
+	// Secret used to populate the Authorization HTTP header
+	HTTPAuthHeader *Secret
+
+	// A service which must be started before the repo is fetched. Not supported
+	// by gantry (Git and HTTP sources are fetched by the engine, not through
+	// services); must be null.
+	ExperimentalServiceHost Node
+}
+
+// Queries a Git repository.
+func (r *Client) Git(url string, opts ...ClientGitOpts) *GitRepository {
+	q := r.q.sel("git")
+	q = q.arg("url", url)
+	for _, opt := range opts {
+		q = q.optArg("keepGitDir", opt.KeepGitDir)
+		q = q.optArg("sshKnownHosts", opt.SSHKnownHosts)
+		q = q.optArg("sshAuthSocket", opt.SSHAuthSocket)
+		q = q.optArg("httpAuthUsername", opt.HTTPAuthUsername)
+		q = q.optArg("httpAuthToken", opt.HTTPAuthToken)
+		q = q.optArg("httpAuthHeader", opt.HTTPAuthHeader)
+		q = q.optArg("experimentalServiceHost", opt.ExperimentalServiceHost)
+	}
+	return &GitRepository{newObject(q)}
+}
+
 // Queries the host environment.
 func (r *Client) Host() *Host {
 	q := r.q.sel("host")
 	return &Host{newObject(q)}
 }
 
+// ClientHTTPOpts holds the optional arguments of [Client.HTTP].
+type ClientHTTPOpts struct {
+	// File name to use for the file. Defaults to the last part of the URL.
+	Name string
+
+	// Permissions to set on the file.
+	Permissions int
+
+	// Expected digest of the downloaded content (e.g., "sha256:...").
+	Checksum string
+
+	// Secret used to populate the Authorization HTTP header
+	AuthHeader *Secret
+
+	// A service which must be started before the URL is fetched. Not supported
+	// by gantry (Git and HTTP sources are fetched by the engine, not through
+	// services); must be null.
+	ExperimentalServiceHost Node
+}
+
+// Returns a file containing an http remote url content.
+func (r *Client) HTTP(url string, opts ...ClientHTTPOpts) *File {
+	q := r.q.sel("http")
+	q = q.arg("url", url)
+	for _, opt := range opts {
+		q = q.optArg("name", opt.Name)
+		q = q.optArg("permissions", opt.Permissions)
+		q = q.optArg("checksum", opt.Checksum)
+		q = q.optArg("authHeader", opt.AuthHeader)
+		q = q.optArg("experimentalServiceHost", opt.ExperimentalServiceHost)
+	}
+	return &File{newObject(q)}
+}
+
 // A unique identifier for the root object.
 func (r *Client) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
+}
+
+// Initialize a JSON value
+func (r *Client) JSON() *JSONValue {
+	q := r.q.sel("json")
+	return &JSONValue{newObject(q)}
+}
+
+// Load an Address from its ID.
+func (r *Client) LoadAddressFromID(id AddressID) *Address {
+	q := r.q.sel("loadAddressFromID")
+	q = q.arg("id", id)
+	return &Address{newObject(q)}
 }
 
 // Load a CacheVolume from its ID.
@@ -1699,11 +3561,25 @@ func (r *Client) LoadCacheVolumeFromID(id CacheVolumeID) *CacheVolume {
 	return &CacheVolume{newObject(q)}
 }
 
+// Load a Changeset from its ID.
+func (r *Client) LoadChangesetFromID(id ChangesetID) *Changeset {
+	q := r.q.sel("loadChangesetFromID")
+	q = q.arg("id", id)
+	return &Changeset{newObject(q)}
+}
+
 // Load a Container from its ID.
 func (r *Client) LoadContainerFromID(id ContainerID) *Container {
 	q := r.q.sel("loadContainerFromID")
 	q = q.arg("id", id)
 	return &Container{newObject(q)}
+}
+
+// Load a DiffStat from its ID.
+func (r *Client) LoadDiffStatFromID(id DiffStatID) *DiffStat {
+	q := r.q.sel("loadDiffStatFromID")
+	q = q.arg("id", id)
+	return &DiffStat{newObject(q)}
 }
 
 // Load a Directory from its ID.
@@ -1713,11 +3589,32 @@ func (r *Client) LoadDirectoryFromID(id DirectoryID) *Directory {
 	return &Directory{newObject(q)}
 }
 
+// Load an EnvFile from its ID.
+func (r *Client) LoadEnvFileFromID(id EnvFileID) *EnvFile {
+	q := r.q.sel("loadEnvFileFromID")
+	q = q.arg("id", id)
+	return &EnvFile{newObject(q)}
+}
+
 // Load an EnvVariable from its ID.
 func (r *Client) LoadEnvVariableFromID(id EnvVariableID) *EnvVariable {
 	q := r.q.sel("loadEnvVariableFromID")
 	q = q.arg("id", id)
 	return &EnvVariable{newObject(q)}
+}
+
+// Load an Error from its ID.
+func (r *Client) LoadErrorFromID(id ErrorID) *Error {
+	q := r.q.sel("loadErrorFromID")
+	q = q.arg("id", id)
+	return &Error{newObject(q)}
+}
+
+// Load an ErrorValue from its ID.
+func (r *Client) LoadErrorValueFromID(id ErrorValueID) *ErrorValue {
+	q := r.q.sel("loadErrorValueFromID")
+	q = q.arg("id", id)
+	return &ErrorValue{newObject(q)}
 }
 
 // Load a File from its ID.
@@ -1727,6 +3624,20 @@ func (r *Client) LoadFileFromID(id FileID) *File {
 	return &File{newObject(q)}
 }
 
+// Load a GitRef from its ID.
+func (r *Client) LoadGitRefFromID(id GitRefID) *GitRef {
+	q := r.q.sel("loadGitRefFromID")
+	q = q.arg("id", id)
+	return &GitRef{newObject(q)}
+}
+
+// Load a GitRepository from its ID.
+func (r *Client) LoadGitRepositoryFromID(id GitRepositoryID) *GitRepository {
+	q := r.q.sel("loadGitRepositoryFromID")
+	q = q.arg("id", id)
+	return &GitRepository{newObject(q)}
+}
+
 // Load a Host from its ID.
 func (r *Client) LoadHostFromID(id HostID) *Host {
 	q := r.q.sel("loadHostFromID")
@@ -1734,11 +3645,39 @@ func (r *Client) LoadHostFromID(id HostID) *Host {
 	return &Host{newObject(q)}
 }
 
+// Load a JSONValue from its ID.
+func (r *Client) LoadJSONValueFromID(id JSONValueID) *JSONValue {
+	q := r.q.sel("loadJSONValueFromID")
+	q = q.arg("id", id)
+	return &JSONValue{newObject(q)}
+}
+
+// Load a Label from its ID.
+func (r *Client) LoadLabelFromID(id LabelID) *Label {
+	q := r.q.sel("loadLabelFromID")
+	q = q.arg("id", id)
+	return &Label{newObject(q)}
+}
+
 // Load a Port from its ID.
 func (r *Client) LoadPortFromID(id PortID) *Port {
 	q := r.q.sel("loadPortFromID")
 	q = q.arg("id", id)
 	return &Port{newObject(q)}
+}
+
+// Load a SearchResult from its ID.
+func (r *Client) LoadSearchResultFromID(id SearchResultID) *SearchResult {
+	q := r.q.sel("loadSearchResultFromID")
+	q = q.arg("id", id)
+	return &SearchResult{newObject(q)}
+}
+
+// Load a SearchSubmatch from its ID.
+func (r *Client) LoadSearchSubmatchFromID(id SearchSubmatchID) *SearchSubmatch {
+	q := r.q.sel("loadSearchSubmatchFromID")
+	q = q.arg("id", id)
+	return &SearchSubmatch{newObject(q)}
 }
 
 // Load a Secret from its ID.
@@ -1760,6 +3699,13 @@ func (r *Client) LoadSocketFromID(id SocketID) *Socket {
 	q := r.q.sel("loadSocketFromID")
 	q = q.arg("id", id)
 	return &Socket{newObject(q)}
+}
+
+// Load a Stat from its ID.
+func (r *Client) LoadStatFromID(id StatID) *Stat {
+	q := r.q.sel("loadStatFromID")
+	q = q.arg("id", id)
+	return &Stat{newObject(q)}
 }
 
 // ClientSecretOpts holds the optional arguments of [Client.Secret].
@@ -1792,6 +3738,94 @@ func (r *Client) SetSecret(name string, plaintext string) *Secret {
 // The gantry engine version.
 func (r *Client) Version(ctx context.Context) (string, error) {
 	q := r.q.sel("version")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+type SearchResult struct {
+	object
+}
+
+// The byte offset of this line within the file.
+func (r *SearchResult) AbsoluteOffset(ctx context.Context) (int, error) {
+	q := r.q.sel("absoluteOffset")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The path to the file that matched.
+func (r *SearchResult) FilePath(ctx context.Context) (string, error) {
+	q := r.q.sel("filePath")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this SearchResult.
+func (r *SearchResult) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The first line that matched.
+func (r *SearchResult) LineNumber(ctx context.Context) (int, error) {
+	q := r.q.sel("lineNumber")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The line content that matched.
+func (r *SearchResult) MatchedLines(ctx context.Context) (string, error) {
+	q := r.q.sel("matchedLines")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// Sub-match positions and content within the matched lines.
+func (r *SearchResult) Submatches(ctx context.Context) ([]*SearchSubmatch, error) {
+	q := r.q.sel("submatches")
+	var resIDs []string
+	if err := q.sel("id").execute(ctx, &resIDs); err != nil {
+		return nil, err
+	}
+	res := make([]*SearchSubmatch, len(resIDs))
+	for i, resID := range resIDs {
+		res[i] = &SearchSubmatch{r.load("SearchSubmatch", resID)}
+	}
+	return res, nil
+}
+
+type SearchSubmatch struct {
+	object
+}
+
+// The match's end offset within the matched lines.
+func (r *SearchSubmatch) End(ctx context.Context) (int, error) {
+	q := r.q.sel("end")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this SearchSubmatch.
+func (r *SearchSubmatch) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// The match's start offset within the matched lines.
+func (r *SearchSubmatch) Start(ctx context.Context) (int, error) {
+	q := r.q.sel("start")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// The matched text.
+func (r *SearchSubmatch) Text(ctx context.Context) (string, error) {
+	q := r.q.sel("text")
 	var res string
 	err := q.execute(ctx, &res)
 	return res, err
@@ -1969,4 +4003,45 @@ type Socket struct {
 // A unique identifier for this Socket.
 func (r *Socket) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
+}
+
+type Stat struct {
+	object
+}
+
+// file type
+func (r *Stat) FileType(ctx context.Context) (FileType, error) {
+	q := r.q.sel("fileType")
+	var res FileType
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// A unique identifier for this Stat.
+func (r *Stat) ID(ctx context.Context) (string, error) {
+	return r.objectID(ctx)
+}
+
+// file name
+func (r *Stat) Name(ctx context.Context) (string, error) {
+	q := r.q.sel("name")
+	var res string
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// permission bits
+func (r *Stat) Permissions(ctx context.Context) (int, error) {
+	q := r.q.sel("permissions")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
+}
+
+// file size
+func (r *Stat) Size(ctx context.Context) (int, error) {
+	q := r.q.sel("size")
+	var res int
+	err := q.execute(ctx, &res)
+	return res, err
 }

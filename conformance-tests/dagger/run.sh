@@ -25,7 +25,7 @@ rm -f "$logs"/*.log
 
 # shellcheck disable=SC1091
 set -a && source "$root/scripts/test-registry.env" && set +a
-export GANTRY_STATE_DIR=$out/state
+export GANTRY_STATE_DIR=$out/state-${GANTRY_RUNTIME:-auto}
 # A fresh secret per run: the scenarios check that it never appears in output.
 GANTRY_DAGGER_SECRET=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 export GANTRY_DAGGER_SECRET

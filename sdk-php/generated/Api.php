@@ -32,6 +32,127 @@ enum CacheSharingMode: string
 }
 
 /**
+ * Strategy to use when merging changesets with conflicting changes.
+ */
+enum ChangesetMergeConflict: string
+{
+    /**
+     * Attempt the merge and fail if a three-way merge of a file fails
+     */
+    case FAIL = 'FAIL';
+    /**
+     * Fail before attempting merge if file-level conflicts are detected
+     */
+    case FAIL_EARLY = 'FAIL_EARLY';
+    /**
+     * Keep conflict markers in text files; for modify/delete conflicts, keep
+     * the modified version
+     */
+    case LEAVE_CONFLICT_MARKERS = 'LEAVE_CONFLICT_MARKERS';
+    /**
+     * The conflict is resolved by applying the version of the calling changeset
+     */
+    case PREFER_OURS = 'PREFER_OURS';
+    /**
+     * The conflict is resolved by applying the version of the other changeset
+     */
+    case PREFER_THEIRS = 'PREFER_THEIRS';
+}
+
+/**
+ * Strategy to use when merging multiple changesets.
+ */
+enum ChangesetsMergeConflict: string
+{
+    /**
+     * Attempt the merge and fail if a three-way merge of a file fails
+     */
+    case FAIL = 'FAIL';
+    /**
+     * Fail before attempting merge if file-level conflicts are detected between
+     * any changesets
+     */
+    case FAIL_EARLY = 'FAIL_EARLY';
+}
+
+/**
+ * The type of change for a diff stat entry.
+ */
+enum DiffStatKind: string
+{
+    /**
+     * A file or directory was added.
+     */
+    case ADDED = 'ADDED';
+    /**
+     * A file was modified.
+     */
+    case MODIFIED = 'MODIFIED';
+    /**
+     * A file or directory was removed.
+     */
+    case REMOVED = 'REMOVED';
+    /**
+     * A file was renamed.
+     */
+    case RENAMED = 'RENAMED';
+}
+
+/**
+ * File type (for exists).
+ */
+enum ExistsType: string
+{
+    /**
+     * Tests path is a regular file
+     */
+    case REGULAR_TYPE = 'REGULAR_TYPE';
+    /**
+     * Tests path is a directory
+     */
+    case DIRECTORY_TYPE = 'DIRECTORY_TYPE';
+    /**
+     * Tests path is a symlink
+     */
+    case SYMLINK_TYPE = 'SYMLINK_TYPE';
+}
+
+/**
+ * File type.
+ */
+enum FileType: string
+{
+    /**
+     * unknown file type
+     */
+    case UNKNOWN = 'UNKNOWN';
+    /**
+     * regular file type
+     */
+    case REGULAR = 'REGULAR';
+    /**
+     * directory file type
+     */
+    case DIRECTORY = 'DIRECTORY';
+    /**
+     * symlink file type
+     */
+    case SYMLINK = 'SYMLINK';
+    /**
+     * regular file type
+     */
+    case REGULAR_TYPE = 'REGULAR_TYPE';
+    /**
+     * directory file type
+     */
+    case DIRECTORY_TYPE = 'DIRECTORY_TYPE';
+    /**
+     * symlink file type
+     */
+    case SYMLINK_TYPE = 'SYMLINK_TYPE';
+}
+
+/**
  * Compression algorithm to use for image layers.
  */
 enum ImageLayerCompression: string
@@ -95,6 +216,25 @@ enum ReturnType: string
 }
 
 /**
+ * An object that can be written to the client's host.
+ */
+interface Exportable
+{
+    /**
+     * Writes the object to a path on the host. Returns the absolute path
+     * written.
+     *
+     * @param string $path Location on the host.
+     */
+    public function export(string $path): string;
+
+    /**
+     * A unique identifier for this object.
+     */
+    public function id(): string;
+}
+
+/**
  * Every object with an ID.
  */
 interface Node
@@ -103,6 +243,103 @@ interface Node
      * A unique identifier for this object.
      */
     public function id(): string;
+}
+
+/**
+ * An object whose evaluation `sync` forces. (Dagger declares it
+ * `implements Node`; async-graphql cannot declare an interface that
+ * implements another.)
+ */
+interface Syncer
+{
+    /**
+     * A unique identifier for this object.
+     */
+    public function id(): string;
+
+    /**
+     * Force evaluation in the engine.
+     */
+    public function sync(): Syncer;
+}
+
+final class Address extends ApiObject implements Node
+{
+    /**
+     * Load a container from the address.
+     */
+    public function container(): Container
+    {
+        return new Container($this->ctx->select('container'));
+    }
+
+    /**
+     * Load a directory from the address.
+     *
+     * @param list<string>|null $exclude Defaults to [].
+     * @param list<string>|null $include Defaults to [].
+     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $noCache Defaults to false.
+     */
+    public function directory(
+        ?array $exclude = null,
+        ?array $include = null,
+        ?bool $gitignore = null,
+        ?bool $noCache = null,
+    ): Directory {
+        return new Directory($this->ctx->select('directory', [
+            'exclude' => $exclude,
+            'include' => $include,
+            'gitignore' => $gitignore,
+            'noCache' => $noCache,
+        ]));
+    }
+
+    /**
+     * Load a file from the address.
+     *
+     * @param list<string>|null $exclude Defaults to [].
+     * @param list<string>|null $include Defaults to [].
+     * @param bool|null $gitignore Defaults to false.
+     * @param bool|null $noCache Defaults to false.
+     */
+    public function file(
+        ?array $exclude = null,
+        ?array $include = null,
+        ?bool $gitignore = null,
+        ?bool $noCache = null,
+    ): File {
+        return new File($this->ctx->select('file', [
+            'exclude' => $exclude,
+            'include' => $include,
+            'gitignore' => $gitignore,
+            'noCache' => $noCache,
+        ]));
+    }
+
+    /**
+     * A unique identifier for this Address.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Load a secret from the address.
+     */
+    public function secret(): Secret
+    {
+        return new Secret($this->ctx->select('secret'));
+    }
+
+    /**
+     * The address value
+     */
+    public function value(): string
+    {
+        return $this->ctx->select('value')->execute();
+    }
 }
 
 /**
@@ -120,9 +357,171 @@ final class CacheVolume extends ApiObject implements Node
 }
 
 /**
+ * A comparison between two directories representing changes that can be
+ * applied.
+ */
+final class Changeset extends ApiObject implements Exportable, Node, Syncer
+{
+    /**
+     * Files and directories that were added in the newer directory (directories
+     * end with a slash).
+     *
+     * @return list<string>
+     */
+    public function addedPaths(): array
+    {
+        return $this->ctx->select('addedPaths')->execute();
+    }
+
+    /**
+     * The newer/upper snapshot.
+     */
+    public function after(): Directory
+    {
+        return new Directory($this->ctx->select('after'));
+    }
+
+    /**
+     * Return a Git-compatible patch of the changes.
+     */
+    public function asPatch(): File
+    {
+        return new File($this->ctx->select('asPatch'));
+    }
+
+    /**
+     * The older/lower snapshot to compare against.
+     */
+    public function before(): Directory
+    {
+        return new Directory($this->ctx->select('before'));
+    }
+
+    /**
+     * Return statistics about the changes, one per path, sorted by path.
+     *
+     * @return list<DiffStat>
+     */
+    public function diffStats(): array
+    {
+        $__ids = $this->ctx->select('diffStats')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): DiffStat => new DiffStat($this->ctx->load('DiffStat', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Applies the diff represented by this changeset to a path on the host.
+     * Returns the absolute path written.
+     *
+     * @param string $path Location of the copied directory (e.g., "logs/").
+     */
+    public function export(string $path): string
+    {
+        return $this->ctx->select('export', [
+            'path' => $path,
+        ])->execute();
+    }
+
+    /**
+     * A unique identifier for this Changeset.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Returns true if the changeset is empty (i.e. there are no changes).
+     */
+    public function isEmpty(): bool
+    {
+        return $this->ctx->select('isEmpty')->execute();
+    }
+
+    /**
+     * Return a snapshot containing only the created and modified files.
+     */
+    public function layer(): Directory
+    {
+        return new Directory($this->ctx->select('layer'));
+    }
+
+    /**
+     * Files and directories that existed before and were updated in the newer
+     * directory.
+     *
+     * @return list<string>
+     */
+    public function modifiedPaths(): array
+    {
+        return $this->ctx->select('modifiedPaths')->execute();
+    }
+
+    /**
+     * Files and directories that were removed (a removed directory, ending with
+     * a slash, stands for its contents).
+     *
+     * @return list<string>
+     */
+    public function removedPaths(): array
+    {
+        return $this->ctx->select('removedPaths')->execute();
+    }
+
+    /**
+     * Force evaluation in the engine.
+     */
+    public function sync(): Changeset
+    {
+        $__q = $this->ctx->select('sync');
+        return new Changeset($this->ctx->load('Changeset', $__q->execute()));
+    }
+
+    /**
+     * Add changes to an existing changeset. By default the operation will fail
+     * in case of conflicts, for instance a file modified in both changesets.
+     * The behavior can be adjusted using the 'onConflict' argument.
+     *
+     * @param Changeset $changes Changes to merge into the actual changeset
+     * @param ChangesetMergeConflict|null $onConflict What to do on a merge
+     *     conflict. Defaults to ChangesetMergeConflict::FAIL.
+     */
+    public function withChangeset(
+        Changeset $changes,
+        ?ChangesetMergeConflict $onConflict = null,
+    ): Changeset {
+        return new Changeset($this->ctx->select('withChangeset', [
+            'changes' => $changes,
+            'onConflict' => $onConflict,
+        ]));
+    }
+
+    /**
+     * Add changes from multiple changesets, one after the other. Only FAIL and
+     * FAIL_EARLY are supported.
+     *
+     * @param list<Changeset> $changes List of changesets to merge into the
+     *     actual changeset
+     * @param ChangesetsMergeConflict|null $onConflict What to do on a merge
+     *     conflict. Defaults to ChangesetsMergeConflict::FAIL.
+     */
+    public function withChangesets(
+        array $changes,
+        ?ChangesetsMergeConflict $onConflict = null,
+    ): Changeset {
+        return new Changeset($this->ctx->select('withChangesets', [
+            'changes' => $changes,
+            'onConflict' => $onConflict,
+        ]));
+    }
+}
+
+/**
  * An OCI-compatible container, also known as a Docker container.
  */
-final class Container extends ApiObject implements Node
+final class Container extends ApiObject implements Exportable, Node, Syncer
 {
     /**
      * Turn the container into a Service.
@@ -185,6 +584,16 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * The standard output and standard error of the last executed command,
+     * interleaved as it wrote them. Returns an error if no command was
+     * executed.
+     */
+    public function combinedOutput(): string
+    {
+        return $this->ctx->select('combinedOutput')->execute();
+    }
+
+    /**
      * Return the container's default arguments.
      *
      * @return list<string>
@@ -205,6 +614,14 @@ final class Container extends ApiObject implements Node
             'path' => $path,
             'expand' => $expand,
         ]));
+    }
+
+    /**
+     * Retrieves this container's configured docker healthcheck.
+     */
+    public function dockerHealthcheck(): HealthcheckConfig
+    {
+        return new HealthcheckConfig($this->ctx->select('dockerHealthcheck'));
     }
 
     /**
@@ -239,6 +656,34 @@ final class Container extends ApiObject implements Node
             fn (mixed $__id): EnvVariable => new EnvVariable($this->ctx->load('EnvVariable', $__id)),
             $__ids,
         );
+    }
+
+    /**
+     * Whether a path exists in the container's filesystem (mounts included), of
+     * the expected type when given. A symlink counts as what it points to
+     * unless doNotFollowSymlinks is set.
+     *
+     * @param string $path The path to look for (e.g., "/file.txt"), relative to
+     *     the working directory.
+     * @param ExistsType|null $expectedType The type the path must have
+     *     (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE).
+     * @param bool|null $doNotFollowSymlinks Look at a symlink itself rather
+     *     than at what it points to. Defaults to false.
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the path from the
+     *     container's environment variables. Defaults to false.
+     */
+    public function exists(
+        string $path,
+        ?ExistsType $expectedType = null,
+        ?bool $doNotFollowSymlinks = null,
+        ?bool $expand = null,
+    ): bool {
+        return $this->ctx->select('exists', [
+            'path' => $path,
+            'expectedType' => $expectedType,
+            'doNotFollowSymlinks' => $doNotFollowSymlinks,
+            'expand' => $expand,
+        ])->execute();
     }
 
     /**
@@ -277,6 +722,35 @@ final class Container extends ApiObject implements Node
             'forcedCompression' => $forcedCompression,
             'mediaTypes' => $mediaTypes,
             'expand' => $expand,
+        ])->execute();
+    }
+
+    /**
+     * Writes the container as an image named name into the image store of the
+     * machine gantry runs containers on (the Docker daemon, for the Docker
+     * runtime).
+     *
+     * @param string $name The image's name (e.g., "my-app:latest").
+     * @param list<Container>|null $platformVariants Not supported by gantry
+     *     (one platform per image); must be empty. Defaults to [].
+     * @param ImageLayerCompression|null $forcedCompression Not supported by
+     *     gantry: the image store decides how it keeps layers; must be left
+     *     out.
+     * @param ImageMediaTypes|null $mediaTypes Not supported by gantry: the
+     *     image store decides; only the default is accepted. Defaults to
+     *     ImageMediaTypes::OCIMediaTypes.
+     */
+    public function exportImage(
+        string $name,
+        ?array $platformVariants = null,
+        ?ImageLayerCompression $forcedCompression = null,
+        ?ImageMediaTypes $mediaTypes = null,
+    ): string {
+        return $this->ctx->select('exportImage', [
+            'name' => $name,
+            'platformVariants' => $platformVariants,
+            'forcedCompression' => $forcedCompression,
+            'mediaTypes' => $mediaTypes,
         ])->execute();
     }
 
@@ -379,6 +853,20 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * The container's labels, sorted by name.
+     *
+     * @return list<Label>
+     */
+    public function labels(): array
+    {
+        $__ids = $this->ctx->select('labels')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): Label => new Label($this->ctx->load('Label', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
      * Retrieves the list of paths where a directory is mounted.
      *
      * @return list<string>
@@ -443,6 +931,23 @@ final class Container extends ApiObject implements Node
     public function rootfs(): Directory
     {
         return new Directory($this->ctx->select('rootfs'));
+    }
+
+    /**
+     * The status of a path in the container's filesystem (mounts included):
+     * type, name, permissions and size.
+     *
+     * @param string $path The path to look at (e.g., "/file.txt"), relative to
+     *     the working directory.
+     * @param bool|null $doNotFollowSymlinks Look at a symlink itself rather
+     *     than at what it points to. Defaults to false.
+     */
+    public function stat(string $path, ?bool $doNotFollowSymlinks = null): Stat
+    {
+        return new Stat($this->ctx->select('stat', [
+            'path' => $path,
+            'doNotFollowSymlinks' => $doNotFollowSymlinks,
+        ]));
     }
 
     /**
@@ -517,6 +1022,22 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container with an OCI annotation for its image manifest. gantry
+     * cannot write annotations into images yet: publishing or exporting a
+     * container that has some fails.
+     *
+     * @param string $name The annotation's name.
+     * @param string $value The annotation's value.
+     */
+    public function withAnnotation(string $name, string $value): Container
+    {
+        return new Container($this->ctx->select('withAnnotation', [
+            'name' => $name,
+            'value' => $value,
+        ]));
+    }
+
+    /**
      * Configures default arguments for future commands.
      *
      * @param list<string> $args
@@ -576,6 +1097,45 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * Retrieves this container with the given Docker health check. The check is
+     * recorded in the image config; gantry runs no services yet, so it is never
+     * run by gantry itself.
+     *
+     * @param list<string> $args Healthcheck command to execute within the
+     *     container.
+     * @param bool|null $shell When true, command must be a single element,
+     *     which is run using the container's shell
+     * @param string|null $interval Interval between running healthcheck.
+     *     Example: "30s"
+     * @param string|null $timeout Healthcheck timeout. Example: "3s"
+     * @param string|null $startPeriod StartPeriod allows for failures during
+     *     container initialization. Example: "0s"
+     * @param string|null $startInterval StartInterval configures the duration
+     *     between checks during the startup period. Example: "5s"
+     * @param int|null $retries The maximum number of consecutive failures
+     *     before the container is marked as unhealthy. Example: "3"
+     */
+    public function withDockerHealthcheck(
+        array $args,
+        ?bool $shell = null,
+        ?string $interval = null,
+        ?string $timeout = null,
+        ?string $startPeriod = null,
+        ?string $startInterval = null,
+        ?int $retries = null,
+    ): Container {
+        return new Container($this->ctx->select('withDockerHealthcheck', [
+            'args' => $args,
+            'shell' => $shell,
+            'interval' => $interval,
+            'timeout' => $timeout,
+            'startPeriod' => $startPeriod,
+            'startInterval' => $startInterval,
+            'retries' => $retries,
+        ]));
+    }
+
+    /**
      * Retrieves this container but with a different command entrypoint.
      *
      * @param list<string> $args
@@ -589,6 +1149,19 @@ final class Container extends ApiObject implements Node
         return new Container($this->ctx->select('withEntrypoint', [
             'args' => $args,
             'keepDefaultArgs' => $keepDefaultArgs,
+        ]));
+    }
+
+    /**
+     * This container with the variables of an env file set (values read with
+     * quotes removed and references expanded).
+     *
+     * @param EnvFile $source The env file to read.
+     */
+    public function withEnvFileVariables(EnvFile $source): Container
+    {
+        return new Container($this->ctx->select('withEnvFileVariables', [
+            'source' => $source,
         ]));
     }
 
@@ -608,6 +1181,19 @@ final class Container extends ApiObject implements Node
             'name' => $name,
             'value' => $value,
             'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * A container that fails with the given message wherever it is used. An
+     * empty message changes nothing.
+     *
+     * @param string $err The error's message.
+     */
+    public function withError(string $err): Container
+    {
+        return new Container($this->ctx->select('withError', [
+            'err' => $err,
         ]));
     }
 
@@ -724,6 +1310,35 @@ final class Container extends ApiObject implements Node
             'permissions' => $permissions,
             'owner' => $owner,
             'inheritOwner' => $inheritOwner,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * This container with the given files copied into the directory at path,
+     * each by its own name.
+     *
+     * @param string $path The directory to copy the files into (e.g., "/src").
+     * @param list<File> $sources The files to copy.
+     * @param int|null $permissions The permissions to give the copied files
+     *     (e.g., 0600).
+     * @param string|null $owner A user:group to own the copied files (numeric
+     *     in gantry). Defaults to "".
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the path from the
+     *     container's environment variables. Defaults to false.
+     */
+    public function withFiles(
+        string $path,
+        array $sources,
+        ?int $permissions = null,
+        ?string $owner = null,
+        ?bool $expand = null,
+    ): Container {
+        return new Container($this->ctx->select('withFiles', [
+            'path' => $path,
+            'sources' => $sources,
+            'permissions' => $permissions,
+            'owner' => $owner,
             'expand' => $expand,
         ]));
     }
@@ -981,6 +1596,28 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container with a symbolic link at linkName pointing to target (kept
+     * as written).
+     *
+     * @param string $target What the link points to (e.g., "/existing/file").
+     * @param string $linkName Where the link is created (e.g.,
+     *     "/new-file-link"), relative to the working directory.
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in both paths from
+     *     the container's environment variables. Defaults to false.
+     */
+    public function withSymlink(
+        string $target,
+        string $linkName,
+        ?bool $expand = null,
+    ): Container {
+        return new Container($this->ctx->select('withSymlink', [
+            'target' => $target,
+            'linkName' => $linkName,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
      * Retrieves this container plus a socket forwarded to the given Unix socket
      * path.
      *
@@ -1018,6 +1655,22 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container with an environment variable that later commands see but
+     * that is in no cache key: changing its value alone does not re-run cached
+     * commands. It is not part of the image configuration.
+     *
+     * @param string $name The variable's name (e.g., "CI_RUN_ID").
+     * @param string $value The variable's value.
+     */
+    public function withVolatileVariable(string $name, string $value): Container
+    {
+        return new Container($this->ctx->select('withVolatileVariable', [
+            'name' => $name,
+            'value' => $value,
+        ]));
+    }
+
+    /**
      * Retrieves this container with a different working directory.
      *
      * @param bool|null $expand Defaults to false.
@@ -1027,6 +1680,65 @@ final class Container extends ApiObject implements Node
         return new Container($this->ctx->select('withWorkdir', [
             'path' => $path,
             'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * This container without the given OCI annotation.
+     *
+     * @param string $name The annotation to remove.
+     */
+    public function withoutAnnotation(string $name): Container
+    {
+        return new Container($this->ctx->select('withoutAnnotation', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * This container without default arguments.
+     */
+    public function withoutDefaultArgs(): Container
+    {
+        return new Container($this->ctx->select('withoutDefaultArgs'));
+    }
+
+    /**
+     * This container without the directory at the given path and what is in it
+     * (a missing path is not an error).
+     *
+     * @param string $path The directory to remove (e.g., "/src").
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the path from the
+     *     container's environment variables. Defaults to false.
+     */
+    public function withoutDirectory(
+        string $path,
+        ?bool $expand = null,
+    ): Container {
+        return new Container($this->ctx->select('withoutDirectory', [
+            'path' => $path,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * Retrieves this container without a configured docker healthcheck command.
+     */
+    public function withoutDockerHealthcheck(): Container
+    {
+        return new Container($this->ctx->select('withoutDockerHealthcheck'));
+    }
+
+    /**
+     * This container without an entrypoint.
+     *
+     * @param bool|null $keepDefaultArgs Keep the default arguments, which are
+     *     otherwise cleared too. Defaults to false.
+     */
+    public function withoutEntrypoint(?bool $keepDefaultArgs = null): Container
+    {
+        return new Container($this->ctx->select('withoutEntrypoint', [
+            'keepDefaultArgs' => $keepDefaultArgs,
         ]));
     }
 
@@ -1058,6 +1770,50 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container without the file at the given path (a missing path is not
+     * an error).
+     *
+     * @param string $path The file to remove (e.g., "/file.txt").
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the path from the
+     *     container's environment variables. Defaults to false.
+     */
+    public function withoutFile(string $path, ?bool $expand = null): Container
+    {
+        return new Container($this->ctx->select('withoutFile', [
+            'path' => $path,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * This container without the files at the given paths (missing paths are
+     * not an error).
+     *
+     * @param list<string> $paths The files to remove (e.g., ["/file.txt"]).
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" in the paths from the
+     *     container's environment variables. Defaults to false.
+     */
+    public function withoutFiles(array $paths, ?bool $expand = null): Container
+    {
+        return new Container($this->ctx->select('withoutFiles', [
+            'paths' => $paths,
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * This container without the given label.
+     *
+     * @param string $name The label to remove.
+     */
+    public function withoutLabel(string $name): Container
+    {
+        return new Container($this->ctx->select('withoutLabel', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
      * Retrieves this container after unmounting everything at the given path.
      *
      * @param bool|null $expand Defaults to false.
@@ -1082,6 +1838,19 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container without the given secret variable (a plain variable of the
+     * same name stays).
+     *
+     * @param string $name The variable to remove.
+     */
+    public function withoutSecretVariable(string $name): Container
+    {
+        return new Container($this->ctx->select('withoutSecretVariable', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
      * Retrieves this container with a previously added Unix socket removed.
      *
      * @param string $path Location of the socket to remove (e.g.,
@@ -1099,6 +1868,34 @@ final class Container extends ApiObject implements Node
     }
 
     /**
+     * This container with the image's default user (root).
+     */
+    public function withoutUser(): Container
+    {
+        return new Container($this->ctx->select('withoutUser'));
+    }
+
+    /**
+     * This container without the given volatile variable.
+     *
+     * @param string $name The variable to remove.
+     */
+    public function withoutVolatileVariable(string $name): Container
+    {
+        return new Container($this->ctx->select('withoutVolatileVariable', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * This container without a working directory (commands run in /).
+     */
+    public function withoutWorkdir(): Container
+    {
+        return new Container($this->ctx->select('withoutWorkdir'));
+    }
+
+    /**
      * Retrieves the working directory for all commands.
      */
     public function workdir(): string
@@ -1107,11 +1904,85 @@ final class Container extends ApiObject implements Node
     }
 }
 
+final class DiffStat extends ApiObject implements Node
+{
+    /**
+     * Number of added lines for this path.
+     */
+    public function addedLines(): int
+    {
+        return $this->ctx->select('addedLines')->execute();
+    }
+
+    /**
+     * A unique identifier for this DiffStat.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Type of change.
+     */
+    public function kind(): DiffStatKind
+    {
+        $__q = $this->ctx->select('kind');
+        return DiffStatKind::from($__q->execute());
+    }
+
+    /**
+     * Previous path of the file, set only for renames.
+     */
+    public function oldPath(): ?string
+    {
+        return $this->ctx->select('oldPath')->execute();
+    }
+
+    /**
+     * Path of the changed file or directory.
+     */
+    public function path(): string
+    {
+        return $this->ctx->select('path')->execute();
+    }
+
+    /**
+     * Number of removed lines for this path.
+     */
+    public function removedLines(): int
+    {
+        return $this->ctx->select('removedLines')->execute();
+    }
+}
+
 /**
  * A directory.
  */
-final class Directory extends ApiObject implements Node
+final class Directory extends ApiObject implements Exportable, Node, Syncer
 {
+    /**
+     * Converts this directory to a local git repository
+     */
+    public function asGit(): GitRepository
+    {
+        return new GitRepository($this->ctx->select('asGit'));
+    }
+
+    /**
+     * Return the difference between this directory and another directory,
+     * typically an older snapshot. The difference is encoded as a changeset,
+     * which also tracks removed files, and can be applied to other directories.
+     *
+     * @param Directory $from The base directory snapshot to compare against
+     */
+    public function changes(Directory $from): Changeset
+    {
+        return new Changeset($this->ctx->select('changes', [
+            'from' => $from,
+        ]));
+    }
+
     /**
      * Return the difference between this directory and another directory: what
      * `other` adds or changes. Deletions are not represented.
@@ -1143,6 +2014,44 @@ final class Directory extends ApiObject implements Node
     }
 
     /**
+     * Use Dockerfile compatibility to build a container from this directory.
+     * Only use this function for Dockerfile compatibility. Otherwise use the
+     * native Container type directly, it is feature-complete and supports all
+     * Dockerfile features.
+     *
+     * @param string|null $dockerfile Path to the Dockerfile to use (e.g.,
+     *     "frontend.Dockerfile"). Defaults to "Dockerfile".
+     * @param string|null $platform The platform to build. gantry builds for its
+     *     own machine's platform only.
+     * @param string|null $target Target build stage to build. Defaults to "".
+     * @param list<Secret>|null $secrets Secrets to pass to the build. They will
+     *     be mounted at /run/secrets/[secret-name]. Defaults to [].
+     * @param bool|null $noInit If set, skip the automatic init process injected
+     *     into containers created by RUN statements. gantry never starts one,
+     *     so every RUN step runs this way. Defaults to false.
+     * @param Node|null $ssh A socket to use for SSH authentication during the
+     *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not
+     *     supported by gantry (it has no sockets); must be null.
+     */
+    public function dockerBuild(
+        ?string $dockerfile = null,
+        ?string $platform = null,
+        ?string $target = null,
+        ?array $secrets = null,
+        ?bool $noInit = null,
+        ?Node $ssh = null,
+    ): Container {
+        return new Container($this->ctx->select('dockerBuild', [
+            'dockerfile' => $dockerfile,
+            'platform' => $platform,
+            'target' => $target,
+            'secrets' => $secrets,
+            'noInit' => $noInit,
+            'ssh' => $ssh,
+        ]));
+    }
+
+    /**
      * Returns a list of files and directories at the given path. Directories
      * end with a slash.
      *
@@ -1154,6 +2063,27 @@ final class Directory extends ApiObject implements Node
     {
         return $this->ctx->select('entries', [
             'path' => $path,
+        ])->execute();
+    }
+
+    /**
+     * check if a file or directory exists
+     *
+     * @param string $path Path to check (e.g., "/file.txt").
+     * @param ExistsType|null $expectedType If specified, also validate the type
+     *     of file (e.g. "REGULAR_TYPE", "DIRECTORY_TYPE", or "SYMLINK_TYPE").
+     * @param bool|null $doNotFollowSymlinks If specified, do not follow
+     *     symlinks. Defaults to false.
+     */
+    public function exists(
+        string $path,
+        ?ExistsType $expectedType = null,
+        ?bool $doNotFollowSymlinks = null,
+    ): bool {
+        return $this->ctx->select('exists', [
+            'path' => $path,
+            'expectedType' => $expectedType,
+            'doNotFollowSymlinks' => $doNotFollowSymlinks,
         ])->execute();
     }
 
@@ -1185,6 +2115,45 @@ final class Directory extends ApiObject implements Node
     }
 
     /**
+     * Return a snapshot with some paths included or excluded
+     *
+     * @param list<string>|null $exclude If set, paths matching one of these
+     *     glob patterns is excluded from the new snapshot. Example:
+     *     ["node_modules/", ".git*", ".env"]. Defaults to [].
+     * @param list<string>|null $include If set, only paths matching one of
+     *     these glob patterns is included in the new snapshot. Example: (e.g.,
+     *     ["app/", "package.*"]). Defaults to [].
+     * @param bool|null $gitignore If set, apply .gitignore rules when filtering
+     *     the directory. Defaults to false.
+     */
+    public function filter(
+        ?array $exclude = null,
+        ?array $include = null,
+        ?bool $gitignore = null,
+    ): Directory {
+        return new Directory($this->ctx->select('filter', [
+            'exclude' => $exclude,
+            'include' => $include,
+            'gitignore' => $gitignore,
+        ]));
+    }
+
+    /**
+     * Search up the directory tree for a file or directory, and return its
+     * path. If no match, return null
+     *
+     * @param string $name The name of the file or directory to search for
+     * @param string $start The path to start the search from
+     */
+    public function findUp(string $name, string $start): ?string
+    {
+        return $this->ctx->select('findUp', [
+            'name' => $name,
+            'start' => $start,
+        ])->execute();
+    }
+
+    /**
      * Returns a list of files and directories that match the given pattern.
      *
      * @param string $pattern Pattern to match (e.g., "*.md").
@@ -1206,12 +2175,107 @@ final class Directory extends ApiObject implements Node
     }
 
     /**
+     * Returns the name of the directory: the last component of the path it was
+     * taken from, with a trailing slash ("/" for a root).
+     */
+    public function name(): string
+    {
+        return $this->ctx->select('name')->execute();
+    }
+
+    /**
+     * Searches for content matching the given regular expression or literal
+     * string. Uses Rust regex syntax; escape literal ., [, ], {, }, | with
+     * backslashes.
+     *
+     * @param string $pattern The text to match.
+     * @param list<string>|null $paths Directory or file paths to search.
+     *     Defaults to [].
+     * @param list<string>|null $globs Glob patterns to match (e.g., "*.md").
+     *     Defaults to [].
+     * @param bool|null $literal Interpret the pattern as a literal string
+     *     instead of a regular expression. Defaults to false.
+     * @param bool|null $multiline Enable searching across multiple lines.
+     *     Defaults to false.
+     * @param bool|null $dotall Allow the . pattern to match newlines in
+     *     multiline mode. Defaults to false.
+     * @param bool|null $insensitive Enable case-insensitive matching. Defaults
+     *     to false.
+     * @param bool|null $skipIgnored Honor .gitignore, .ignore, and .rgignore
+     *     files. Defaults to false.
+     * @param bool|null $skipHidden Skip hidden files (files starting with .).
+     *     Defaults to false.
+     * @param bool|null $filesOnly Only return matching files, not lines and
+     *     content. Defaults to false.
+     * @param int|null $limit Limit the number of results to return
+     * @return list<SearchResult>
+     */
+    public function search(
+        string $pattern,
+        ?array $paths = null,
+        ?array $globs = null,
+        ?bool $literal = null,
+        ?bool $multiline = null,
+        ?bool $dotall = null,
+        ?bool $insensitive = null,
+        ?bool $skipIgnored = null,
+        ?bool $skipHidden = null,
+        ?bool $filesOnly = null,
+        ?int $limit = null,
+    ): array {
+        $__ids = $this->ctx->select('search', [
+            'pattern' => $pattern,
+            'paths' => $paths,
+            'globs' => $globs,
+            'literal' => $literal,
+            'multiline' => $multiline,
+            'dotall' => $dotall,
+            'insensitive' => $insensitive,
+            'skipIgnored' => $skipIgnored,
+            'skipHidden' => $skipHidden,
+            'filesOnly' => $filesOnly,
+            'limit' => $limit,
+        ])->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): SearchResult => new SearchResult($this->ctx->load('SearchResult', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Return file status
+     *
+     * @param string $path Path to stat (e.g., "/file.txt").
+     * @param bool|null $doNotFollowSymlinks If specified, do not follow
+     *     symlinks. Defaults to false.
+     */
+    public function stat(string $path, ?bool $doNotFollowSymlinks = null): Stat
+    {
+        return new Stat($this->ctx->select('stat', [
+            'path' => $path,
+            'doNotFollowSymlinks' => $doNotFollowSymlinks,
+        ]));
+    }
+
+    /**
      * Force evaluation in the engine.
      */
     public function sync(): Directory
     {
         $__q = $this->ctx->select('sync');
         return new Directory($this->ctx->load('Directory', $__q->execute()));
+    }
+
+    /**
+     * Return a directory with changes from another directory applied to it.
+     *
+     * @param Changeset $changes Changes to apply to the directory
+     */
+    public function withChanges(Changeset $changes): Directory
+    {
+        return new Directory($this->ctx->select('withChanges', [
+            'changes' => $changes,
+        ]));
     }
 
     /**
@@ -1250,6 +2314,19 @@ final class Directory extends ApiObject implements Node
     }
 
     /**
+     * Raise an error.
+     *
+     * @param string $err Message of the error to raise. If empty, the error
+     *     will be ignored.
+     */
+    public function withError(string $err): Directory
+    {
+        return new Directory($this->ctx->select('withError', [
+            'err' => $err,
+        ]));
+    }
+
+    /**
      * Retrieves this directory plus the contents of the given file copied to
      * the given path.
      *
@@ -1274,6 +2351,28 @@ final class Directory extends ApiObject implements Node
             'source' => $source,
             'permissions' => $permissions,
             'owner' => $owner,
+        ]));
+    }
+
+    /**
+     * Retrieves this directory plus the contents of the given files copied to
+     * the given path.
+     *
+     * @param string $path Location where copied files should be placed (e.g.,
+     *     "/src").
+     * @param list<File> $sources Identifiers of the files to copy.
+     * @param int|null $permissions Permission given to the copied files (e.g.,
+     *     0600).
+     */
+    public function withFiles(
+        string $path,
+        array $sources,
+        ?int $permissions = null,
+    ): Directory {
+        return new Directory($this->ctx->select('withFiles', [
+            'path' => $path,
+            'sources' => $sources,
+            'permissions' => $permissions,
         ]));
     }
 
@@ -1313,6 +2412,49 @@ final class Directory extends ApiObject implements Node
     }
 
     /**
+     * Retrieves this directory with the given Git-compatible patch applied.
+     *
+     * @param string $patch Patch to apply (e.g., "diff --git a/file.txt
+     *     b/file.txt\nindex 1234567..abcdef8 100644\n--- a/file.txt\n+++
+     *     b/file.txt\n@@ -1,1 +1,1 @@\n-Hello\n+World\n").
+     */
+    public function withPatch(string $patch): Directory
+    {
+        return new Directory($this->ctx->select('withPatch', [
+            'patch' => $patch,
+        ]));
+    }
+
+    /**
+     * Retrieves this directory with the given Git-compatible patch file
+     * applied.
+     *
+     * @param File $patch File containing the patch to apply
+     */
+    public function withPatchFile(File $patch): Directory
+    {
+        return new Directory($this->ctx->select('withPatchFile', [
+            'patch' => $patch,
+        ]));
+    }
+
+    /**
+     * Return a snapshot with a symlink
+     *
+     * @param string $target Location of the file or directory to link to (e.g.,
+     *     "/existing/file").
+     * @param string $linkName Location where the symbolic link will be created
+     *     (e.g., "/new-file-link").
+     */
+    public function withSymlink(string $target, string $linkName): Directory
+    {
+        return new Directory($this->ctx->select('withSymlink', [
+            'target' => $target,
+            'linkName' => $linkName,
+        ]));
+    }
+
+    /**
      * Retrieves this directory with all file/dir timestamps set to the given
      * time.
      *
@@ -1345,6 +2487,129 @@ final class Directory extends ApiObject implements Node
             'path' => $path,
         ]));
     }
+
+    /**
+     * Return a snapshot with files removed
+     *
+     * @param list<string> $paths Location of the files to remove (e.g.,
+     *     ["/file.txt"]).
+     */
+    public function withoutFiles(array $paths): Directory
+    {
+        return new Directory($this->ctx->select('withoutFiles', [
+            'paths' => $paths,
+        ]));
+    }
+}
+
+/**
+ * A collection of environment variables.
+ */
+final class EnvFile extends ApiObject implements Node
+{
+    /**
+     * Return as a file
+     */
+    public function asFile(): File
+    {
+        return new File($this->ctx->select('asFile'));
+    }
+
+    /**
+     * Check if a variable exists
+     *
+     * @param string $name Variable name
+     */
+    public function exists(string $name): bool
+    {
+        return $this->ctx->select('exists', [
+            'name' => $name,
+        ])->execute();
+    }
+
+    /**
+     * Lookup a variable (last occurrence wins) and return its value, or an
+     * empty string
+     *
+     * @param string $name Variable name
+     * @param bool|null $raw Return the value exactly as written to the file. No
+     *     quote removal or variable expansion
+     */
+    public function get(string $name, ?bool $raw = null): string
+    {
+        return $this->ctx->select('get', [
+            'name' => $name,
+            'raw' => $raw,
+        ])->execute();
+    }
+
+    /**
+     * A unique identifier for this EnvFile.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Filters variables by prefix and removes the prefix from keys. Variables
+     * without the prefix are excluded. For example, with the prefix "MY_APP_"
+     * and variables MY_APP_TOKEN=topsecret, MY_APP_NAME=hello and FOO=bar, the
+     * resulting environment contains TOKEN=topsecret and NAME=hello. The prefix
+     * is compared without regard to case, dashes or underscores.
+     *
+     * @param string $prefix The prefix to filter by
+     */
+    public function namespace(string $prefix): EnvFile
+    {
+        return new EnvFile($this->ctx->select('namespace', [
+            'prefix' => $prefix,
+        ]));
+    }
+
+    /**
+     * Return all variables (each name once, sorted by name).
+     *
+     * @param bool|null $raw Return values exactly as written to the file. No
+     *     quote removal or variable expansion
+     * @return list<EnvVariable>
+     */
+    public function variables(?bool $raw = null): array
+    {
+        $__ids = $this->ctx->select('variables', [
+            'raw' => $raw,
+        ])->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): EnvVariable => new EnvVariable($this->ctx->load('EnvVariable', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Add a variable
+     *
+     * @param string $name Variable name
+     * @param string $value Variable value
+     */
+    public function withVariable(string $name, string $value): EnvFile
+    {
+        return new EnvFile($this->ctx->select('withVariable', [
+            'name' => $name,
+            'value' => $value,
+        ]));
+    }
+
+    /**
+     * Remove all occurrences of the named variable
+     *
+     * @param string $name Variable name
+     */
+    public function withoutVariable(string $name): EnvFile
+    {
+        return new EnvFile($this->ctx->select('withoutVariable', [
+            'name' => $name,
+        ]));
+    }
 }
 
 final class EnvVariable extends ApiObject implements Node
@@ -1374,11 +2639,106 @@ final class EnvVariable extends ApiObject implements Node
     }
 }
 
+final class Error extends ApiObject implements Node
+{
+    /**
+     * A unique identifier for this Error.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * A description of the error.
+     */
+    public function message(): string
+    {
+        return $this->ctx->select('message')->execute();
+    }
+
+    /**
+     * The extensions of the error.
+     *
+     * @return list<ErrorValue>
+     */
+    public function values(): array
+    {
+        $__ids = $this->ctx->select('values')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): ErrorValue => new ErrorValue($this->ctx->load('ErrorValue', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Add a value to the error.
+     *
+     * @param string $name The name of the value.
+     * @param string $value The value to store on the error.
+     */
+    public function withValue(string $name, string $value): Error
+    {
+        return new Error($this->ctx->select('withValue', [
+            'name' => $name,
+            'value' => $value,
+        ]));
+    }
+}
+
+final class ErrorValue extends ApiObject implements Node
+{
+    /**
+     * A unique identifier for this ErrorValue.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The name of the value.
+     */
+    public function name(): string
+    {
+        return $this->ctx->select('name')->execute();
+    }
+
+    /**
+     * The value.
+     */
+    public function value(): string
+    {
+        return $this->ctx->select('value')->execute();
+    }
+}
+
 /**
  * A file.
  */
-final class File extends ApiObject implements Node
+final class File extends ApiObject implements Exportable, Node, Syncer
 {
+    /**
+     * The file read as an env file (NAME=value lines).
+     *
+     * @param bool|null $expand Recorded for Dagger compatibility; values are
+     *     always read with references expanded unless read raw.
+     */
+    public function asEnvFile(?bool $expand = null): EnvFile
+    {
+        return new EnvFile($this->ctx->select('asEnvFile', [
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * The file's contents parsed as JSON.
+     */
+    public function asJSON(): JSONValue
+    {
+        return new JSONValue($this->ctx->select('asJSON'));
+    }
+
     /**
      * Retrieves the contents of the file.
      *
@@ -1444,11 +2804,76 @@ final class File extends ApiObject implements Node
     }
 
     /**
+     * Lines of the file matching a regular expression (Rust regex syntax) or a
+     * literal string.
+     *
+     * @param string $pattern The text to match.
+     * @param bool|null $literal Match the pattern as plain text, not as a
+     *     regular expression. Defaults to false.
+     * @param bool|null $multiline Let matches span several lines. Defaults to
+     *     false.
+     * @param bool|null $dotall In multiline mode, let . match line ends too.
+     *     Defaults to false.
+     * @param bool|null $insensitive Ignore case. Defaults to false.
+     * @param bool|null $skipIgnored Has no effect on a single file (kept for
+     *     Directory.search's signature). Defaults to false.
+     * @param bool|null $skipHidden Has no effect on a single file (kept for
+     *     Directory.search's signature). Defaults to false.
+     * @param bool|null $filesOnly Return one result for the file when it
+     *     matches, without lines. Defaults to false.
+     * @param int|null $limit Return at most this many results.
+     * @param list<string>|null $paths Refused on a single file (kept for
+     *     Directory.search's signature); must be empty. Defaults to [].
+     * @param list<string>|null $globs Refused on a single file (kept for
+     *     Directory.search's signature); must be empty. Defaults to [].
+     * @return list<SearchResult>
+     */
+    public function search(
+        string $pattern,
+        ?bool $literal = null,
+        ?bool $multiline = null,
+        ?bool $dotall = null,
+        ?bool $insensitive = null,
+        ?bool $skipIgnored = null,
+        ?bool $skipHidden = null,
+        ?bool $filesOnly = null,
+        ?int $limit = null,
+        ?array $paths = null,
+        ?array $globs = null,
+    ): array {
+        $__ids = $this->ctx->select('search', [
+            'pattern' => $pattern,
+            'literal' => $literal,
+            'multiline' => $multiline,
+            'dotall' => $dotall,
+            'insensitive' => $insensitive,
+            'skipIgnored' => $skipIgnored,
+            'skipHidden' => $skipHidden,
+            'filesOnly' => $filesOnly,
+            'limit' => $limit,
+            'paths' => $paths,
+            'globs' => $globs,
+        ])->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): SearchResult => new SearchResult($this->ctx->load('SearchResult', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
      * Retrieves the size of the file, in bytes.
      */
     public function size(): int
     {
         return $this->ctx->select('size')->execute();
+    }
+
+    /**
+     * The file's status: type, name, permissions and size.
+     */
+    public function stat(): Stat
+    {
+        return new Stat($this->ctx->select('stat'));
     }
 
     /**
@@ -1471,6 +2896,32 @@ final class File extends ApiObject implements Node
     }
 
     /**
+     * This file with a literal string replaced. Without all, the string must
+     * occur exactly once (or, with firstFrom, the first occurrence at or after
+     * that line is replaced); with all, every occurrence is replaced and none
+     * is not an error.
+     *
+     * @param string $search The text to replace.
+     * @param string $replacement The text to put in its place.
+     * @param bool|null $all Replace every occurrence. Defaults to false.
+     * @param int|null $firstFrom Replace the first occurrence at or after this
+     *     line (1-based).
+     */
+    public function withReplaced(
+        string $search,
+        string $replacement,
+        ?bool $all = null,
+        ?int $firstFrom = null,
+    ): File {
+        return new File($this->ctx->select('withReplaced', [
+            'search' => $search,
+            'replacement' => $replacement,
+            'all' => $all,
+            'firstFrom' => $firstFrom,
+        ]));
+    }
+
+    /**
      * Retrieves this file with its created/modified timestamps set to the given
      * time.
      */
@@ -1483,10 +2934,252 @@ final class File extends ApiObject implements Node
 }
 
 /**
+ * A git ref (tag, branch, or commit).
+ */
+final class GitRef extends ApiObject implements Node
+{
+    /**
+     * The resolved commit id at this ref.
+     */
+    public function commit(): string
+    {
+        return $this->ctx->select('commit')->execute();
+    }
+
+    /**
+     * A unique identifier for this GitRef.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The resolved ref name at this ref.
+     */
+    public function ref(): string
+    {
+        return $this->ctx->select('ref')->execute();
+    }
+
+    /**
+     * The filesystem tree at this ref.
+     *
+     * @param bool|null $discardGitDir Set to true to discard .git directory.
+     *     Defaults to false.
+     * @param int|null $depth The depth of the tree to fetch. Defaults to 1.
+     * @param bool|null $includeTags Set to true to populate tag refs in the
+     *     local checkout .git. Defaults to false.
+     */
+    public function tree(
+        ?bool $discardGitDir = null,
+        ?int $depth = null,
+        ?bool $includeTags = null,
+    ): Directory {
+        return new Directory($this->ctx->select('tree', [
+            'discardGitDir' => $discardGitDir,
+            'depth' => $depth,
+            'includeTags' => $includeTags,
+        ]));
+    }
+}
+
+/**
+ * A git repository.
+ */
+final class GitRepository extends ApiObject implements Node
+{
+    /**
+     * Returns details of a branch.
+     *
+     * @param string $name Branch's name (e.g., "main").
+     */
+    public function branch(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('branch', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * branches that match any of the given glob patterns.
+     *
+     * @param list<string>|null $patterns Glob patterns (e.g., "refs/tags/v*").
+     * @return list<string>
+     */
+    public function branches(?array $patterns = null): array
+    {
+        return $this->ctx->select('branches', [
+            'patterns' => $patterns,
+        ])->execute();
+    }
+
+    /**
+     * Returns details of a commit.
+     *
+     * @param string $id Identifier of the commit (e.g.,
+     *     "b6315d8f2810962c601af73f86831f6866ea798b").
+     */
+    public function commit(string $id): GitRef
+    {
+        return new GitRef($this->ctx->select('commit', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Returns details for HEAD.
+     */
+    public function head(): GitRef
+    {
+        return new GitRef($this->ctx->select('head'));
+    }
+
+    /**
+     * A unique identifier for this GitRepository.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Returns details for the latest semver tag.
+     */
+    public function latestVersion(): GitRef
+    {
+        return new GitRef($this->ctx->select('latestVersion'));
+    }
+
+    /**
+     * Returns details of a ref.
+     *
+     * @param string $name Ref's name (can be a commit identifier, a tag name, a
+     *     branch name, or a fully-qualified ref).
+     */
+    public function ref(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('ref', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * Returns details of a tag.
+     *
+     * @param string $name Tag's name (e.g., "v0.3.9").
+     */
+    public function tag(string $name): GitRef
+    {
+        return new GitRef($this->ctx->select('tag', [
+            'name' => $name,
+        ]));
+    }
+
+    /**
+     * tags that match any of the given glob patterns.
+     *
+     * @param list<string>|null $patterns Glob patterns (e.g., "refs/tags/v*").
+     * @return list<string>
+     */
+    public function tags(?array $patterns = null): array
+    {
+        return $this->ctx->select('tags', [
+            'patterns' => $patterns,
+        ])->execute();
+    }
+
+    /**
+     * The URL of the git repository.
+     */
+    public function url(): ?string
+    {
+        return $this->ctx->select('url')->execute();
+    }
+}
+
+final class HealthcheckConfig extends ApiObject
+{
+    /**
+     * Healthcheck command arguments.
+     *
+     * @return list<string>
+     */
+    public function args(): array
+    {
+        return $this->ctx->select('args')->execute();
+    }
+
+    /**
+     * Interval between running healthcheck.
+     */
+    public function interval(): string
+    {
+        return $this->ctx->select('interval')->execute();
+    }
+
+    /**
+     * The maximum number of consecutive failures before the container is marked
+     * as unhealthy.
+     */
+    public function retries(): int
+    {
+        return $this->ctx->select('retries')->execute();
+    }
+
+    /**
+     * If true, run the command using the container's shell.
+     */
+    public function shell(): bool
+    {
+        return $this->ctx->select('shell')->execute();
+    }
+
+    /**
+     * StartInterval configures the duration between checks during the startup
+     * period.
+     */
+    public function startInterval(): string
+    {
+        return $this->ctx->select('startInterval')->execute();
+    }
+
+    /**
+     * StartPeriod allows for failures during container initialization.
+     */
+    public function startPeriod(): string
+    {
+        return $this->ctx->select('startPeriod')->execute();
+    }
+
+    /**
+     * Healthcheck timeout.
+     */
+    public function timeout(): string
+    {
+        return $this->ctx->select('timeout')->execute();
+    }
+}
+
+/**
  * Information about the host environment.
  */
 final class Host extends ApiObject implements Node
 {
+    /**
+     * An image from the image store of the machine gantry runs containers on
+     * (the Docker daemon, for the Docker runtime), by name or ID; nothing is
+     * pulled.
+     *
+     * @param string $name The image's name or ID (e.g., "my-app:latest").
+     */
+    public function containerImage(string $name): Container
+    {
+        return new Container($this->ctx->select('containerImage', [
+            'name' => $name,
+        ]));
+    }
+
     /**
      * Accesses a directory on the host. Relative paths resolve against the
      * client's working directory.
@@ -1534,6 +3227,23 @@ final class Host extends ApiObject implements Node
     }
 
     /**
+     * Looks for a file or directory named name in the client's working
+     * directory, then in each parent up to the root, and returns its path
+     * relative to the working directory; null when there is none.
+     *
+     * @param string $name The name of the file or directory to look for.
+     * @param bool|null $noCache Has no effect: gantry looks at the host on
+     *     every call. Defaults to false.
+     */
+    public function findUp(string $name, ?bool $noCache = null): ?string
+    {
+        return $this->ctx->select('findUp', [
+            'name' => $name,
+            'noCache' => $noCache,
+        ])->execute();
+    }
+
+    /**
      * A unique identifier for this Host.
      */
     public function id(): string
@@ -1568,6 +3278,187 @@ final class Host extends ApiObject implements Node
         return new Socket($this->ctx->select('unixSocket', [
             'path' => $path,
         ]));
+    }
+}
+
+/**
+ * A JSON value.
+ */
+final class JSONValue extends ApiObject implements Node
+{
+    /**
+     * Decode an array from json
+     *
+     * @return list<JSONValue>
+     */
+    public function asArray(): array
+    {
+        $__ids = $this->ctx->select('asArray')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): JSONValue => new JSONValue($this->ctx->load('JSONValue', $__id)),
+            $__ids,
+        );
+    }
+
+    /**
+     * Decode a boolean from json
+     */
+    public function asBoolean(): bool
+    {
+        return $this->ctx->select('asBoolean')->execute();
+    }
+
+    /**
+     * Decode an integer from json
+     */
+    public function asInteger(): int
+    {
+        return $this->ctx->select('asInteger')->execute();
+    }
+
+    /**
+     * Decode a string from json
+     */
+    public function asString(): string
+    {
+        return $this->ctx->select('asString')->execute();
+    }
+
+    /**
+     * Return the value encoded as json
+     *
+     * @param bool|null $pretty Pretty-print. Defaults to false.
+     * @param string|null $indent Optional line prefix. Defaults to " ".
+     */
+    public function contents(
+        ?bool $pretty = null,
+        ?string $indent = null,
+    ): string {
+        return $this->ctx->select('contents', [
+            'pretty' => $pretty,
+            'indent' => $indent,
+        ])->execute();
+    }
+
+    /**
+     * Lookup the field at the given path, and return its value.
+     *
+     * @param list<string> $path Path of the field to lookup, encoded as an
+     *     array of field names
+     */
+    public function field(array $path): JSONValue
+    {
+        return new JSONValue($this->ctx->select('field', [
+            'path' => $path,
+        ]));
+    }
+
+    /**
+     * List fields of the encoded object
+     *
+     * @return list<string>
+     */
+    public function fields(): array
+    {
+        return $this->ctx->select('fields')->execute();
+    }
+
+    /**
+     * A unique identifier for this JSONValue.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * Encode a boolean to json
+     *
+     * @param bool $value New boolean value
+     */
+    public function newBoolean(bool $value): JSONValue
+    {
+        return new JSONValue($this->ctx->select('newBoolean', [
+            'value' => $value,
+        ]));
+    }
+
+    /**
+     * Encode an integer to json
+     *
+     * @param int $value New integer value
+     */
+    public function newInteger(int $value): JSONValue
+    {
+        return new JSONValue($this->ctx->select('newInteger', [
+            'value' => $value,
+        ]));
+    }
+
+    /**
+     * Encode a string to json
+     *
+     * @param string $value New string value
+     */
+    public function newString(string $value): JSONValue
+    {
+        return new JSONValue($this->ctx->select('newString', [
+            'value' => $value,
+        ]));
+    }
+
+    /**
+     * Return a new json value, decoded from the given content
+     *
+     * @param string $contents New JSON-encoded contents
+     */
+    public function withContents(string $contents): JSONValue
+    {
+        return new JSONValue($this->ctx->select('withContents', [
+            'contents' => $contents,
+        ]));
+    }
+
+    /**
+     * Set a new field at the given path
+     *
+     * @param list<string> $path Path of the field to set, encoded as an array
+     *     of field names
+     * @param JSONValue $value The new value of the field
+     */
+    public function withField(array $path, JSONValue $value): JSONValue
+    {
+        return new JSONValue($this->ctx->select('withField', [
+            'path' => $path,
+            'value' => $value,
+        ]));
+    }
+}
+
+final class Label extends ApiObject implements Node
+{
+    /**
+     * A unique identifier for this Label.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The label name.
+     */
+    public function name(): string
+    {
+        return $this->ctx->select('name')->execute();
+    }
+
+    /**
+     * The label value.
+     */
+    public function value(): string
+    {
+        return $this->ctx->select('value')->execute();
     }
 }
 
@@ -1621,6 +3512,17 @@ final class Port extends ApiObject implements Node
 final class Client extends ApiClient
 {
     /**
+     * Initialize an address to load directories, containers, secrets or other
+     * object types.
+     */
+    public function address(string $value): Address
+    {
+        return new Address($this->ctx->select('address', [
+            'value' => $value,
+        ]));
+    }
+
+    /**
      * Constructs a cache volume for a given cache key.
      *
      * @param string $key A string identifier to target this cache volume (e.g.,
@@ -1649,6 +3551,14 @@ final class Client extends ApiClient
     }
 
     /**
+     * Creates an empty changeset
+     */
+    public function changeset(): Changeset
+    {
+        return new Changeset($this->ctx->select('changeset'));
+    }
+
+    /**
      * Creates a scratch container, with no image or metadata. To pull an image,
      * follow up with the "from" function.
      *
@@ -1663,11 +3573,44 @@ final class Client extends ApiClient
     }
 
     /**
+     * The default platform of the engine.
+     */
+    public function defaultPlatform(): string
+    {
+        return $this->ctx->select('defaultPlatform')->execute();
+    }
+
+    /**
      * Creates an empty directory.
      */
     public function directory(): Directory
     {
         return new Directory($this->ctx->select('directory'));
+    }
+
+    /**
+     * Initialize an environment file
+     *
+     * @param bool|null $expand Replace "${VAR}" or "$VAR" with the value of
+     *     other vars
+     */
+    public function envFile(?bool $expand = null): EnvFile
+    {
+        return new EnvFile($this->ctx->select('envFile', [
+            'expand' => $expand,
+        ]));
+    }
+
+    /**
+     * Create a new error.
+     *
+     * @param string $message A brief description of the error.
+     */
+    public function error(string $message): Error
+    {
+        return new Error($this->ctx->select('error', [
+            'message' => $message,
+        ]));
     }
 
     /**
@@ -1688,11 +3631,91 @@ final class Client extends ApiClient
     }
 
     /**
+     * Queries a Git repository.
+     *
+     * @param string $url URL of the git repository. Can be formatted as
+     *     `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix
+     *     ".git" is optional.
+     * @param bool|null $keepGitDir Set to true to keep .git directory. Defaults
+     *     to true.
+     * @param string|null $sshKnownHosts Set SSH known hosts. Defaults to "".
+     * @param Node|null $sshAuthSocket Set SSH auth socket. Not supported by
+     *     gantry (Git sources are fetched by the engine, which forwards no
+     *     sockets to them); must be null.
+     * @param string|null $httpAuthUsername Username used to populate the
+     *     password during basic HTTP Authorization. Defaults to "".
+     * @param Secret|null $httpAuthToken Secret used to populate the password
+     *     during basic HTTP Authorization
+     * @param Secret|null $httpAuthHeader Secret used to populate the
+     *     Authorization HTTP header
+     * @param Node|null $experimentalServiceHost A service which must be started
+     *     before the repo is fetched. Not supported by gantry (Git and HTTP
+     *     sources are fetched by the engine, not through services); must be
+     *     null.
+     */
+    public function git(
+        string $url,
+        ?bool $keepGitDir = null,
+        ?string $sshKnownHosts = null,
+        ?Node $sshAuthSocket = null,
+        ?string $httpAuthUsername = null,
+        ?Secret $httpAuthToken = null,
+        ?Secret $httpAuthHeader = null,
+        ?Node $experimentalServiceHost = null,
+    ): GitRepository {
+        return new GitRepository($this->ctx->select('git', [
+            'url' => $url,
+            'keepGitDir' => $keepGitDir,
+            'sshKnownHosts' => $sshKnownHosts,
+            'sshAuthSocket' => $sshAuthSocket,
+            'httpAuthUsername' => $httpAuthUsername,
+            'httpAuthToken' => $httpAuthToken,
+            'httpAuthHeader' => $httpAuthHeader,
+            'experimentalServiceHost' => $experimentalServiceHost,
+        ]));
+    }
+
+    /**
      * Queries the host environment.
      */
     public function host(): Host
     {
         return new Host($this->ctx->select('host'));
+    }
+
+    /**
+     * Returns a file containing an http remote url content.
+     *
+     * @param string $url HTTP url to get the content from (e.g.,
+     *     "https://docs.dagger.io").
+     * @param string|null $name File name to use for the file. Defaults to the
+     *     last part of the URL.
+     * @param int|null $permissions Permissions to set on the file.
+     * @param string|null $checksum Expected digest of the downloaded content
+     *     (e.g., "sha256:...").
+     * @param Secret|null $authHeader Secret used to populate the Authorization
+     *     HTTP header
+     * @param Node|null $experimentalServiceHost A service which must be started
+     *     before the URL is fetched. Not supported by gantry (Git and HTTP
+     *     sources are fetched by the engine, not through services); must be
+     *     null.
+     */
+    public function http(
+        string $url,
+        ?string $name = null,
+        ?int $permissions = null,
+        ?string $checksum = null,
+        ?Secret $authHeader = null,
+        ?Node $experimentalServiceHost = null,
+    ): File {
+        return new File($this->ctx->select('http', [
+            'url' => $url,
+            'name' => $name,
+            'permissions' => $permissions,
+            'checksum' => $checksum,
+            'authHeader' => $authHeader,
+            'experimentalServiceHost' => $experimentalServiceHost,
+        ]));
     }
 
     /**
@@ -1704,11 +3727,39 @@ final class Client extends ApiClient
     }
 
     /**
+     * Initialize a JSON value
+     */
+    public function json(): JSONValue
+    {
+        return new JSONValue($this->ctx->select('json'));
+    }
+
+    /**
+     * Load an Address from its ID.
+     */
+    public function loadAddressFromID(string $id): Address
+    {
+        return new Address($this->ctx->select('loadAddressFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a CacheVolume from its ID.
      */
     public function loadCacheVolumeFromID(string $id): CacheVolume
     {
         return new CacheVolume($this->ctx->select('loadCacheVolumeFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a Changeset from its ID.
+     */
+    public function loadChangesetFromID(string $id): Changeset
+    {
+        return new Changeset($this->ctx->select('loadChangesetFromID', [
             'id' => $id,
         ]));
     }
@@ -1724,11 +3775,31 @@ final class Client extends ApiClient
     }
 
     /**
+     * Load a DiffStat from its ID.
+     */
+    public function loadDiffStatFromID(string $id): DiffStat
+    {
+        return new DiffStat($this->ctx->select('loadDiffStatFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a Directory from its ID.
      */
     public function loadDirectoryFromID(string $id): Directory
     {
         return new Directory($this->ctx->select('loadDirectoryFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load an EnvFile from its ID.
+     */
+    public function loadEnvFileFromID(string $id): EnvFile
+    {
+        return new EnvFile($this->ctx->select('loadEnvFileFromID', [
             'id' => $id,
         ]));
     }
@@ -1744,11 +3815,51 @@ final class Client extends ApiClient
     }
 
     /**
+     * Load an Error from its ID.
+     */
+    public function loadErrorFromID(string $id): Error
+    {
+        return new Error($this->ctx->select('loadErrorFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load an ErrorValue from its ID.
+     */
+    public function loadErrorValueFromID(string $id): ErrorValue
+    {
+        return new ErrorValue($this->ctx->select('loadErrorValueFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a File from its ID.
      */
     public function loadFileFromID(string $id): File
     {
         return new File($this->ctx->select('loadFileFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a GitRef from its ID.
+     */
+    public function loadGitRefFromID(string $id): GitRef
+    {
+        return new GitRef($this->ctx->select('loadGitRefFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a GitRepository from its ID.
+     */
+    public function loadGitRepositoryFromID(string $id): GitRepository
+    {
+        return new GitRepository($this->ctx->select('loadGitRepositoryFromID', [
             'id' => $id,
         ]));
     }
@@ -1764,11 +3875,51 @@ final class Client extends ApiClient
     }
 
     /**
+     * Load a JSONValue from its ID.
+     */
+    public function loadJSONValueFromID(string $id): JSONValue
+    {
+        return new JSONValue($this->ctx->select('loadJSONValueFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a Label from its ID.
+     */
+    public function loadLabelFromID(string $id): Label
+    {
+        return new Label($this->ctx->select('loadLabelFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
      * Load a Port from its ID.
      */
     public function loadPortFromID(string $id): Port
     {
         return new Port($this->ctx->select('loadPortFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a SearchResult from its ID.
+     */
+    public function loadSearchResultFromID(string $id): SearchResult
+    {
+        return new SearchResult($this->ctx->select('loadSearchResultFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a SearchSubmatch from its ID.
+     */
+    public function loadSearchSubmatchFromID(string $id): SearchSubmatch
+    {
+        return new SearchSubmatch($this->ctx->select('loadSearchSubmatchFromID', [
             'id' => $id,
         ]));
     }
@@ -1799,6 +3950,16 @@ final class Client extends ApiClient
     public function loadSocketFromID(string $id): Socket
     {
         return new Socket($this->ctx->select('loadSocketFromID', [
+            'id' => $id,
+        ]));
+    }
+
+    /**
+     * Load a Stat from its ID.
+     */
+    public function loadStatFromID(string $id): Stat
+    {
+        return new Stat($this->ctx->select('loadStatFromID', [
             'id' => $id,
         ]));
     }
@@ -1837,6 +3998,98 @@ final class Client extends ApiClient
     public function version(): string
     {
         return $this->ctx->select('version')->execute();
+    }
+}
+
+final class SearchResult extends ApiObject implements Node
+{
+    /**
+     * The byte offset of this line within the file.
+     */
+    public function absoluteOffset(): int
+    {
+        return $this->ctx->select('absoluteOffset')->execute();
+    }
+
+    /**
+     * The path to the file that matched.
+     */
+    public function filePath(): string
+    {
+        return $this->ctx->select('filePath')->execute();
+    }
+
+    /**
+     * A unique identifier for this SearchResult.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The first line that matched.
+     */
+    public function lineNumber(): int
+    {
+        return $this->ctx->select('lineNumber')->execute();
+    }
+
+    /**
+     * The line content that matched.
+     */
+    public function matchedLines(): string
+    {
+        return $this->ctx->select('matchedLines')->execute();
+    }
+
+    /**
+     * Sub-match positions and content within the matched lines.
+     *
+     * @return list<SearchSubmatch>
+     */
+    public function submatches(): array
+    {
+        $__ids = $this->ctx->select('submatches')->select('id')->executeList();
+        return array_map(
+            fn (mixed $__id): SearchSubmatch => new SearchSubmatch($this->ctx->load('SearchSubmatch', $__id)),
+            $__ids,
+        );
+    }
+}
+
+final class SearchSubmatch extends ApiObject implements Node
+{
+    /**
+     * The match's end offset within the matched lines.
+     */
+    public function end(): int
+    {
+        return $this->ctx->select('end')->execute();
+    }
+
+    /**
+     * A unique identifier for this SearchSubmatch.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * The match's start offset within the matched lines.
+     */
+    public function start(): int
+    {
+        return $this->ctx->select('start')->execute();
+    }
+
+    /**
+     * The matched text.
+     */
+    public function text(): string
+    {
+        return $this->ctx->select('text')->execute();
     }
 }
 
@@ -2009,5 +4262,49 @@ final class Socket extends ApiObject implements Node
     public function id(): string
     {
         return $this->ctx->id();
+    }
+}
+
+final class Stat extends ApiObject implements Node
+{
+    /**
+     * file type
+     */
+    public function fileType(): ?FileType
+    {
+        $__r = $this->ctx->select('fileType')->execute();
+        return $__r === null ? null : FileType::from($__r);
+    }
+
+    /**
+     * A unique identifier for this Stat.
+     */
+    public function id(): string
+    {
+        return $this->ctx->id();
+    }
+
+    /**
+     * file name
+     */
+    public function name(): string
+    {
+        return $this->ctx->select('name')->execute();
+    }
+
+    /**
+     * permission bits
+     */
+    public function permissions(): int
+    {
+        return $this->ctx->select('permissions')->execute();
+    }
+
+    /**
+     * file size
+     */
+    public function size(): int
+    {
+        return $this->ctx->select('size')->execute();
     }
 }

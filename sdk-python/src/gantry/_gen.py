@@ -13,22 +13,51 @@ from collections.abc import Sequence
 from ._core import Arg, Object
 
 __all__ = [
+    "Address",
+    "AddressID",
     "CacheSharingMode",
     "CacheVolume",
     "CacheVolumeID",
+    "Changeset",
+    "ChangesetID",
+    "ChangesetMergeConflict",
+    "ChangesetsMergeConflict",
     "Client",
     "Container",
     "ContainerID",
+    "DiffStat",
+    "DiffStatID",
+    "DiffStatKind",
     "Directory",
     "DirectoryID",
+    "EnvFile",
+    "EnvFileID",
     "EnvVariable",
     "EnvVariableID",
+    "Error",
+    "ErrorID",
+    "ErrorValue",
+    "ErrorValueID",
+    "ExistsType",
+    "Exportable",
+    "ExportableID",
     "File",
     "FileID",
+    "FileType",
+    "GitRef",
+    "GitRefID",
+    "GitRepository",
+    "GitRepositoryID",
+    "HealthcheckConfig",
     "Host",
     "HostID",
     "ImageLayerCompression",
     "ImageMediaTypes",
+    "JSON",
+    "JSONValue",
+    "JSONValueID",
+    "Label",
+    "LabelID",
     "NetworkProtocol",
     "Node",
     "Platform",
@@ -36,36 +65,76 @@ __all__ = [
     "PortID",
     "RegistryProtocol",
     "ReturnType",
+    "SearchResult",
+    "SearchResultID",
+    "SearchSubmatch",
+    "SearchSubmatchID",
     "Secret",
     "SecretID",
     "Service",
     "ServiceID",
     "Socket",
     "SocketID",
+    "Stat",
+    "StatID",
+    "Syncer",
+    "SyncerID",
     "Void",
 ]
 
+AddressID = str
+
 CacheVolumeID = str
+
+ChangesetID = str
 
 ContainerID = str
 
+DiffStatID = str
+
 DirectoryID = str
+
+EnvFileID = str
 
 EnvVariableID = str
 
+ErrorID = str
+
+ErrorValueID = str
+
+ExportableID = str
+
 FileID = str
 
+GitRefID = str
+
+GitRepositoryID = str
+
 HostID = str
+
+JSON = str
+
+JSONValueID = str
+
+LabelID = str
 
 Platform = str
 
 PortID = str
+
+SearchResultID = str
+
+SearchSubmatchID = str
 
 SecretID = str
 
 ServiceID = str
 
 SocketID = str
+
+StatID = str
+
+SyncerID = str
 
 Void = str
 
@@ -83,6 +152,93 @@ class CacheSharingMode(enum.Enum):
     """Shares the cache volume amongst many build pipelines, but will serialize the
     writes.
     """
+
+
+class ChangesetMergeConflict(enum.Enum):
+    """Strategy to use when merging changesets with conflicting changes."""
+
+    FAIL = "FAIL"
+    """Attempt the merge and fail if a three-way merge of a file fails"""
+
+    FAIL_EARLY = "FAIL_EARLY"
+    """Fail before attempting merge if file-level conflicts are detected"""
+
+    LEAVE_CONFLICT_MARKERS = "LEAVE_CONFLICT_MARKERS"
+    """Keep conflict markers in text files; for modify/delete conflicts, keep the
+    modified version
+    """
+
+    PREFER_OURS = "PREFER_OURS"
+    """The conflict is resolved by applying the version of the calling changeset"""
+
+    PREFER_THEIRS = "PREFER_THEIRS"
+    """The conflict is resolved by applying the version of the other changeset"""
+
+
+class ChangesetsMergeConflict(enum.Enum):
+    """Strategy to use when merging multiple changesets."""
+
+    FAIL = "FAIL"
+    """Attempt the merge and fail if a three-way merge of a file fails"""
+
+    FAIL_EARLY = "FAIL_EARLY"
+    """Fail before attempting merge if file-level conflicts are detected between any
+    changesets
+    """
+
+
+class DiffStatKind(enum.Enum):
+    """The type of change for a diff stat entry."""
+
+    ADDED = "ADDED"
+    """A file or directory was added."""
+
+    MODIFIED = "MODIFIED"
+    """A file was modified."""
+
+    REMOVED = "REMOVED"
+    """A file or directory was removed."""
+
+    RENAMED = "RENAMED"
+    """A file was renamed."""
+
+
+class ExistsType(enum.Enum):
+    """File type (for exists)."""
+
+    REGULAR_TYPE = "REGULAR_TYPE"
+    """Tests path is a regular file"""
+
+    DIRECTORY_TYPE = "DIRECTORY_TYPE"
+    """Tests path is a directory"""
+
+    SYMLINK_TYPE = "SYMLINK_TYPE"
+    """Tests path is a symlink"""
+
+
+class FileType(enum.Enum):
+    """File type."""
+
+    UNKNOWN = "UNKNOWN"
+    """unknown file type"""
+
+    REGULAR = "REGULAR"
+    """regular file type"""
+
+    DIRECTORY = "DIRECTORY"
+    """directory file type"""
+
+    SYMLINK = "SYMLINK"
+    """symlink file type"""
+
+    REGULAR_TYPE = "REGULAR_TYPE"
+    """regular file type"""
+
+    DIRECTORY_TYPE = "DIRECTORY_TYPE"
+    """directory file type"""
+
+    SYMLINK_TYPE = "SYMLINK_TYPE"
+    """symlink file type"""
 
 
 class ImageLayerCompression(enum.Enum):
@@ -146,12 +302,118 @@ class ReturnType(enum.Enum):
     """Any execution (exit codes 0-127 and 192-255)."""
 
 
+class Exportable(Object):
+    """An object that can be written to the client's host."""
+
+    async def export(
+        self,
+        path: str,
+    ) -> str:
+        """Writes the object to a path on the host. Returns the absolute path written.
+
+        Args:
+            path: Location on the host.
+        """
+        _args = [
+            Arg("path", path),
+        ]
+        _r: str = await self._select("export", _args).execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this object."""
+        return await self._id()
+
+
 class Node(Object):
     """Every object with an ID."""
 
     async def id(self) -> str:
         """A unique identifier for this object."""
         return await self._id()
+
+
+class Syncer(Object):
+    """An object whose evaluation `sync` forces. (Dagger declares it
+    `implements Node`; async-graphql cannot declare an interface that
+    implements another.)
+    """
+
+    async def id(self) -> str:
+        """A unique identifier for this object."""
+        return await self._id()
+
+    async def sync(self) -> Syncer:
+        """Force evaluation in the engine."""
+        _id: str = await self._select("sync").execute()
+        return Syncer(self._load("Syncer", _id))
+
+
+class Address(Node):
+    def container(self) -> Container:
+        """Load a container from the address."""
+        return Container(self._select("container"))
+
+    def directory(
+        self,
+        *,
+        exclude: list[str] | None = None,
+        include: list[str] | None = None,
+        gitignore: bool | None = None,
+        no_cache: bool | None = None,
+    ) -> Directory:
+        """Load a directory from the address.
+
+        Args:
+            exclude: Defaults to [].
+            include: Defaults to [].
+            gitignore: Defaults to False.
+            no_cache: Defaults to False.
+        """
+        _args = [
+            Arg("exclude", exclude),
+            Arg("include", include),
+            Arg("gitignore", gitignore),
+            Arg("noCache", no_cache),
+        ]
+        return Directory(self._select("directory", _args))
+
+    def file(
+        self,
+        *,
+        exclude: list[str] | None = None,
+        include: list[str] | None = None,
+        gitignore: bool | None = None,
+        no_cache: bool | None = None,
+    ) -> File:
+        """Load a file from the address.
+
+        Args:
+            exclude: Defaults to [].
+            include: Defaults to [].
+            gitignore: Defaults to False.
+            no_cache: Defaults to False.
+        """
+        _args = [
+            Arg("exclude", exclude),
+            Arg("include", include),
+            Arg("gitignore", gitignore),
+            Arg("noCache", no_cache),
+        ]
+        return File(self._select("file", _args))
+
+    async def id(self) -> str:
+        """A unique identifier for this Address."""
+        return await self._id()
+
+    def secret(self) -> Secret:
+        """Load a secret from the address."""
+        return Secret(self._select("secret"))
+
+    async def value(self) -> str:
+        """The address value"""
+        _r: str = await self._select("value").execute()
+        return _r
 
 
 class CacheVolume(Node):
@@ -162,7 +424,125 @@ class CacheVolume(Node):
         return await self._id()
 
 
-class Container(Node):
+class Changeset(Exportable, Node, Syncer):
+    """A comparison between two directories representing changes that can be applied."""
+
+    async def added_paths(self) -> list[str]:
+        """Files and directories that were added in the newer directory (directories end
+        with a slash).
+        """
+        _r: list[str] = await self._select("addedPaths").execute()
+        return _r
+
+    def after(self) -> Directory:
+        """The newer/upper snapshot."""
+        return Directory(self._select("after"))
+
+    def as_patch(self) -> File:
+        """Return a Git-compatible patch of the changes."""
+        return File(self._select("asPatch"))
+
+    def before(self) -> Directory:
+        """The older/lower snapshot to compare against."""
+        return Directory(self._select("before"))
+
+    async def diff_stats(self) -> list[DiffStat]:
+        """Return statistics about the changes, one per path, sorted by path."""
+        _ctx = self._select("diffStats").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [DiffStat(self._load("DiffStat", _i)) for _i in _ids]
+
+    async def export(
+        self,
+        path: str,
+    ) -> str:
+        """Applies the diff represented by this changeset to a path on the host. Returns
+        the absolute path written.
+
+        Args:
+            path: Location of the copied directory (e.g., "logs/").
+        """
+        _args = [
+            Arg("path", path),
+        ]
+        _r: str = await self._select("export", _args).execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this Changeset."""
+        return await self._id()
+
+    async def is_empty(self) -> bool:
+        """Returns true if the changeset is empty (i.e. there are no changes)."""
+        _r: bool = await self._select("isEmpty").execute()
+        return _r
+
+    def layer(self) -> Directory:
+        """Return a snapshot containing only the created and modified files."""
+        return Directory(self._select("layer"))
+
+    async def modified_paths(self) -> list[str]:
+        """Files and directories that existed before and were updated in the newer
+        directory.
+        """
+        _r: list[str] = await self._select("modifiedPaths").execute()
+        return _r
+
+    async def removed_paths(self) -> list[str]:
+        """Files and directories that were removed (a removed directory, ending with a
+        slash, stands for its contents).
+        """
+        _r: list[str] = await self._select("removedPaths").execute()
+        return _r
+
+    async def sync(self) -> Changeset:
+        """Force evaluation in the engine."""
+        _id: str = await self._select("sync").execute()
+        return Changeset(self._load("Changeset", _id))
+
+    def with_changeset(
+        self,
+        changes: Changeset,
+        *,
+        on_conflict: ChangesetMergeConflict | None = None,
+    ) -> Changeset:
+        """Add changes to an existing changeset. By default the operation will fail in
+        case of conflicts, for instance a file modified in both changesets. The
+        behavior can be adjusted using the 'onConflict' argument.
+
+        Args:
+            changes: Changes to merge into the actual changeset
+            on_conflict: What to do on a merge conflict. Defaults to
+                ChangesetMergeConflict.FAIL.
+        """
+        _args = [
+            Arg("changes", changes),
+            Arg("onConflict", on_conflict),
+        ]
+        return Changeset(self._select("withChangeset", _args))
+
+    def with_changesets(
+        self,
+        changes: Sequence[Changeset],
+        *,
+        on_conflict: ChangesetsMergeConflict | None = None,
+    ) -> Changeset:
+        """Add changes from multiple changesets, one after the other. Only FAIL and
+        FAIL_EARLY are supported.
+
+        Args:
+            changes: List of changesets to merge into the actual changeset
+            on_conflict: What to do on a merge conflict. Defaults to
+                ChangesetsMergeConflict.FAIL.
+        """
+        _args = [
+            Arg("changes", changes),
+            Arg("onConflict", on_conflict),
+        ]
+        return Changeset(self._select("withChangesets", _args))
+
+
+class Container(Exportable, Node, Syncer):
     """An OCI-compatible container, also known as a Docker container."""
 
     def as_service(
@@ -227,6 +607,13 @@ class Container(Node):
         ]
         return File(self._select("asTarball", _args))
 
+    async def combined_output(self) -> str:
+        """The standard output and standard error of the last executed command,
+        interleaved as it wrote them. Returns an error if no command was executed.
+        """
+        _r: str = await self._select("combinedOutput").execute()
+        return _r
+
     async def default_args(self) -> list[str]:
         """Return the container's default arguments."""
         _r: list[str] = await self._select("defaultArgs").execute()
@@ -249,6 +636,10 @@ class Container(Node):
         ]
         return Directory(self._select("directory", _args))
 
+    def docker_healthcheck(self) -> HealthcheckConfig:
+        """Retrieves this container's configured docker healthcheck."""
+        return HealthcheckConfig(self._select("dockerHealthcheck"))
+
     async def entrypoint(self) -> list[str]:
         """Return the entrypoint of this container."""
         _r: list[str] = await self._select("entrypoint").execute()
@@ -270,6 +661,37 @@ class Container(Node):
         _ctx = self._select("envVariables").select("id")
         _ids: list[str] = await _ctx.execute()
         return [EnvVariable(self._load("EnvVariable", _i)) for _i in _ids]
+
+    async def exists(
+        self,
+        path: str,
+        *,
+        expected_type: ExistsType | None = None,
+        do_not_follow_symlinks: bool | None = None,
+        expand: bool | None = None,
+    ) -> bool:
+        """Whether a path exists in the container's filesystem (mounts included), of the
+        expected type when given. A symlink counts as what it points to unless
+        doNotFollowSymlinks is set.
+
+        Args:
+            path: The path to look for (e.g., "/file.txt"), relative to the working
+                directory.
+            expected_type: The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or
+                SYMLINK_TYPE).
+            do_not_follow_symlinks: Look at a symlink itself rather than at what it
+                points to. Defaults to False.
+            expand: Replace "${VAR}" or "$VAR" in the path from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("expectedType", expected_type),
+            Arg("doNotFollowSymlinks", do_not_follow_symlinks),
+            Arg("expand", expand),
+        ]
+        _r: bool = await self._select("exists", _args).execute()
+        return _r
 
     async def exit_code(self) -> int:
         """The exit code of the last executed command. Returns an error if no command
@@ -307,6 +729,36 @@ class Container(Node):
             Arg("expand", expand),
         ]
         _r: str = await self._select("export", _args).execute()
+        return _r
+
+    async def export_image(
+        self,
+        name: str,
+        *,
+        platform_variants: Sequence[Container] | None = None,
+        forced_compression: ImageLayerCompression | None = None,
+        media_types: ImageMediaTypes | None = None,
+    ) -> Void:
+        """Writes the container as an image named name into the image store of the
+        machine gantry runs containers on (the Docker daemon, for the Docker
+        runtime).
+
+        Args:
+            name: The image's name (e.g., "my-app:latest").
+            platform_variants: Not supported by gantry (one platform per image); must be
+                empty. Defaults to [].
+            forced_compression: Not supported by gantry: the image store decides how it
+                keeps layers; must be left out.
+            media_types: Not supported by gantry: the image store decides; only the
+                default is accepted. Defaults to ImageMediaTypes.OCIMediaTypes.
+        """
+        _args = [
+            Arg("name", name),
+            Arg("platformVariants", platform_variants),
+            Arg("forcedCompression", forced_compression),
+            Arg("mediaTypes", media_types),
+        ]
+        _r: Void = await self._select("exportImage", _args).execute()
         return _r
 
     async def exposed_ports(self) -> list[Port]:
@@ -404,6 +856,12 @@ class Container(Node):
         _r: str | None = await self._select("label", _args).execute()
         return _r
 
+    async def labels(self) -> list[Label]:
+        """The container's labels, sorted by name."""
+        _ctx = self._select("labels").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [Label(self._load("Label", _i)) for _i in _ids]
+
     async def mounts(self) -> list[str]:
         """Retrieves the list of paths where a directory is mounted."""
         _r: list[str] = await self._select("mounts").execute()
@@ -459,6 +917,27 @@ class Container(Node):
     def rootfs(self) -> Directory:
         """Retrieves this container's root filesystem. Mounts are not included."""
         return Directory(self._select("rootfs"))
+
+    def stat(
+        self,
+        path: str,
+        *,
+        do_not_follow_symlinks: bool | None = None,
+    ) -> Stat:
+        """The status of a path in the container's filesystem (mounts included): type,
+        name, permissions and size.
+
+        Args:
+            path: The path to look at (e.g., "/file.txt"), relative to the working
+                directory.
+            do_not_follow_symlinks: Look at a symlink itself rather than at what it
+                points to. Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("doNotFollowSymlinks", do_not_follow_symlinks),
+        ]
+        return Stat(self._select("stat", _args))
 
     async def stderr(self) -> str:
         """The error stream of the last executed command. Returns an error if no command
@@ -524,6 +1003,25 @@ class Container(Node):
         _r: str = await self._select("user").execute()
         return _r
 
+    def with_annotation(
+        self,
+        name: str,
+        value: str,
+    ) -> Container:
+        """This container with an OCI annotation for its image manifest. gantry cannot
+        write annotations into images yet: publishing or exporting a container that
+        has some fails.
+
+        Args:
+            name: The annotation's name.
+            value: The annotation's value.
+        """
+        _args = [
+            Arg("name", name),
+            Arg("value", value),
+        ]
+        return Container(self._select("withAnnotation", _args))
+
     def with_default_args(
         self,
         args: list[str],
@@ -581,6 +1079,45 @@ class Container(Node):
         ]
         return Container(self._select("withDirectory", _args))
 
+    def with_docker_healthcheck(
+        self,
+        args: list[str],
+        *,
+        shell: bool | None = None,
+        interval: str | None = None,
+        timeout: str | None = None,
+        start_period: str | None = None,
+        start_interval: str | None = None,
+        retries: int | None = None,
+    ) -> Container:
+        """Retrieves this container with the given Docker health check. The check is
+        recorded in the image config; gantry runs no services yet, so it is never run
+        by gantry itself.
+
+        Args:
+            args: Healthcheck command to execute within the container.
+            shell: When true, command must be a single element, which is run using the
+                container's shell
+            interval: Interval between running healthcheck. Example: "30s\"
+            timeout: Healthcheck timeout. Example: "3s\"
+            start_period: StartPeriod allows for failures during container
+                initialization. Example: "0s\"
+            start_interval: StartInterval configures the duration between checks during
+                the startup period. Example: "5s\"
+            retries: The maximum number of consecutive failures before the container is
+                marked as unhealthy. Example: "3\"
+        """
+        _args = [
+            Arg("args", args),
+            Arg("shell", shell),
+            Arg("interval", interval),
+            Arg("timeout", timeout),
+            Arg("startPeriod", start_period),
+            Arg("startInterval", start_interval),
+            Arg("retries", retries),
+        ]
+        return Container(self._select("withDockerHealthcheck", _args))
+
     def with_entrypoint(
         self,
         args: list[str],
@@ -598,6 +1135,21 @@ class Container(Node):
             Arg("keepDefaultArgs", keep_default_args),
         ]
         return Container(self._select("withEntrypoint", _args))
+
+    def with_env_file_variables(
+        self,
+        source: EnvFile,
+    ) -> Container:
+        """This container with the variables of an env file set (values read with quotes
+        removed and references expanded).
+
+        Args:
+            source: The env file to read.
+        """
+        _args = [
+            Arg("source", source),
+        ]
+        return Container(self._select("withEnvFileVariables", _args))
 
     def with_env_variable(
         self,
@@ -618,6 +1170,21 @@ class Container(Node):
             Arg("expand", expand),
         ]
         return Container(self._select("withEnvVariable", _args))
+
+    def with_error(
+        self,
+        err: str,
+    ) -> Container:
+        """A container that fails with the given message wherever it is used. An empty
+        message changes nothing.
+
+        Args:
+            err: The error's message.
+        """
+        _args = [
+            Arg("err", err),
+        ]
+        return Container(self._select("withError", _args))
 
     def with_exec(
         self,
@@ -736,6 +1303,36 @@ class Container(Node):
             Arg("expand", expand),
         ]
         return Container(self._select("withFile", _args))
+
+    def with_files(
+        self,
+        path: str,
+        sources: Sequence[File],
+        *,
+        permissions: int | None = None,
+        owner: str | None = None,
+        expand: bool | None = None,
+    ) -> Container:
+        """This container with the given files copied into the directory at path, each
+        by its own name.
+
+        Args:
+            path: The directory to copy the files into (e.g., "/src").
+            sources: The files to copy.
+            permissions: The permissions to give the copied files (e.g., 0600).
+            owner: A user:group to own the copied files (numeric in gantry). Defaults to
+                "".
+            expand: Replace "${VAR}" or "$VAR" in the path from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("sources", sources),
+            Arg("permissions", permissions),
+            Arg("owner", owner),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withFiles", _args))
 
     def with_label(
         self,
@@ -998,6 +1595,30 @@ class Container(Node):
         ]
         return Container(self._select("withServiceBinding", _args))
 
+    def with_symlink(
+        self,
+        target: str,
+        link_name: str,
+        *,
+        expand: bool | None = None,
+    ) -> Container:
+        """This container with a symbolic link at linkName pointing to target (kept as
+        written).
+
+        Args:
+            target: What the link points to (e.g., "/existing/file").
+            link_name: Where the link is created (e.g., "/new-file-link"), relative to
+                the working directory.
+            expand: Replace "${VAR}" or "$VAR" in both paths from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("target", target),
+            Arg("linkName", link_name),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withSymlink", _args))
+
     def with_unix_socket(
         self,
         path: str,
@@ -1036,6 +1657,25 @@ class Container(Node):
         ]
         return Container(self._select("withUser", _args))
 
+    def with_volatile_variable(
+        self,
+        name: str,
+        value: str,
+    ) -> Container:
+        """This container with an environment variable that later commands see but that
+        is in no cache key: changing its value alone does not re-run cached commands.
+        It is not part of the image configuration.
+
+        Args:
+            name: The variable's name (e.g., "CI_RUN_ID").
+            value: The variable's value.
+        """
+        _args = [
+            Arg("name", name),
+            Arg("value", value),
+        ]
+        return Container(self._select("withVolatileVariable", _args))
+
     def with_workdir(
         self,
         path: str,
@@ -1052,6 +1692,64 @@ class Container(Node):
             Arg("expand", expand),
         ]
         return Container(self._select("withWorkdir", _args))
+
+    def without_annotation(
+        self,
+        name: str,
+    ) -> Container:
+        """This container without the given OCI annotation.
+
+        Args:
+            name: The annotation to remove.
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return Container(self._select("withoutAnnotation", _args))
+
+    def without_default_args(self) -> Container:
+        """This container without default arguments."""
+        return Container(self._select("withoutDefaultArgs"))
+
+    def without_directory(
+        self,
+        path: str,
+        *,
+        expand: bool | None = None,
+    ) -> Container:
+        """This container without the directory at the given path and what is in it (a
+        missing path is not an error).
+
+        Args:
+            path: The directory to remove (e.g., "/src").
+            expand: Replace "${VAR}" or "$VAR" in the path from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withoutDirectory", _args))
+
+    def without_docker_healthcheck(self) -> Container:
+        """Retrieves this container without a configured docker healthcheck command."""
+        return Container(self._select("withoutDockerHealthcheck"))
+
+    def without_entrypoint(
+        self,
+        *,
+        keep_default_args: bool | None = None,
+    ) -> Container:
+        """This container without an entrypoint.
+
+        Args:
+            keep_default_args: Keep the default arguments, which are otherwise cleared
+                too. Defaults to False.
+        """
+        _args = [
+            Arg("keepDefaultArgs", keep_default_args),
+        ]
+        return Container(self._select("withoutEntrypoint", _args))
 
     def without_env_variable(
         self,
@@ -1080,6 +1778,60 @@ class Container(Node):
             Arg("protocol", protocol),
         ]
         return Container(self._select("withoutExposedPort", _args))
+
+    def without_file(
+        self,
+        path: str,
+        *,
+        expand: bool | None = None,
+    ) -> Container:
+        """This container without the file at the given path (a missing path is not an
+        error).
+
+        Args:
+            path: The file to remove (e.g., "/file.txt").
+            expand: Replace "${VAR}" or "$VAR" in the path from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withoutFile", _args))
+
+    def without_files(
+        self,
+        paths: list[str],
+        *,
+        expand: bool | None = None,
+    ) -> Container:
+        """This container without the files at the given paths (missing paths are not an
+        error).
+
+        Args:
+            paths: The files to remove (e.g., ["/file.txt"]).
+            expand: Replace "${VAR}" or "$VAR" in the paths from the container's
+                environment variables. Defaults to False.
+        """
+        _args = [
+            Arg("paths", paths),
+            Arg("expand", expand),
+        ]
+        return Container(self._select("withoutFiles", _args))
+
+    def without_label(
+        self,
+        name: str,
+    ) -> Container:
+        """This container without the given label.
+
+        Args:
+            name: The label to remove.
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return Container(self._select("withoutLabel", _args))
 
     def without_mount(
         self,
@@ -1110,6 +1862,21 @@ class Container(Node):
         ]
         return Container(self._select("withoutRegistryAuth", _args))
 
+    def without_secret_variable(
+        self,
+        name: str,
+    ) -> Container:
+        """This container without the given secret variable (a plain variable of the
+        same name stays).
+
+        Args:
+            name: The variable to remove.
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return Container(self._select("withoutSecretVariable", _args))
+
     def without_unix_socket(
         self,
         path: str,
@@ -1128,14 +1895,86 @@ class Container(Node):
         ]
         return Container(self._select("withoutUnixSocket", _args))
 
+    def without_user(self) -> Container:
+        """This container with the image's default user (root)."""
+        return Container(self._select("withoutUser"))
+
+    def without_volatile_variable(
+        self,
+        name: str,
+    ) -> Container:
+        """This container without the given volatile variable.
+
+        Args:
+            name: The variable to remove.
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return Container(self._select("withoutVolatileVariable", _args))
+
+    def without_workdir(self) -> Container:
+        """This container without a working directory (commands run in /)."""
+        return Container(self._select("withoutWorkdir"))
+
     async def workdir(self) -> str:
         """Retrieves the working directory for all commands."""
         _r: str = await self._select("workdir").execute()
         return _r
 
 
-class Directory(Node):
+class DiffStat(Node):
+    async def added_lines(self) -> int:
+        """Number of added lines for this path."""
+        _r: int = await self._select("addedLines").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this DiffStat."""
+        return await self._id()
+
+    async def kind(self) -> DiffStatKind:
+        """Type of change."""
+        return DiffStatKind(await self._select("kind").execute())
+
+    async def old_path(self) -> str | None:
+        """Previous path of the file, set only for renames."""
+        _r: str | None = await self._select("oldPath").execute()
+        return _r
+
+    async def path(self) -> str:
+        """Path of the changed file or directory."""
+        _r: str = await self._select("path").execute()
+        return _r
+
+    async def removed_lines(self) -> int:
+        """Number of removed lines for this path."""
+        _r: int = await self._select("removedLines").execute()
+        return _r
+
+
+class Directory(Exportable, Node, Syncer):
     """A directory."""
+
+    def as_git(self) -> GitRepository:
+        """Converts this directory to a local git repository"""
+        return GitRepository(self._select("asGit"))
+
+    def changes(
+        self,
+        from_: Directory,
+    ) -> Changeset:
+        """Return the difference between this directory and another directory, typically
+        an older snapshot. The difference is encoded as a changeset, which also
+        tracks removed files, and can be applied to other directories.
+
+        Args:
+            from_: The base directory snapshot to compare against
+        """
+        _args = [
+            Arg("from", from_),
+        ]
+        return Changeset(self._select("changes", _args))
 
     def diff(
         self,
@@ -1166,6 +2005,46 @@ class Directory(Node):
         ]
         return Directory(self._select("directory", _args))
 
+    def docker_build(
+        self,
+        *,
+        dockerfile: str | None = None,
+        platform: Platform | None = None,
+        target: str | None = None,
+        secrets: Sequence[Secret] | None = None,
+        no_init: bool | None = None,
+        ssh: Node | None = None,
+    ) -> Container:
+        """Use Dockerfile compatibility to build a container from this directory. Only
+        use this function for Dockerfile compatibility. Otherwise use the native
+        Container type directly, it is feature-complete and supports all Dockerfile
+        features.
+
+        Args:
+            dockerfile: Path to the Dockerfile to use (e.g., "frontend.Dockerfile").
+                Defaults to "Dockerfile".
+            platform: The platform to build. gantry builds for its own machine's
+                platform only.
+            target: Target build stage to build. Defaults to "".
+            secrets: Secrets to pass to the build. They will be mounted at
+                /run/secrets/[secret-name]. Defaults to [].
+            no_init: If set, skip the automatic init process injected into containers
+                created by RUN statements. gantry never starts one, so every RUN step
+                runs this way. Defaults to False.
+            ssh: A socket to use for SSH authentication during the build (e.g., for
+                Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
+                (it has no sockets); must be null.
+        """
+        _args = [
+            Arg("dockerfile", dockerfile),
+            Arg("platform", platform),
+            Arg("target", target),
+            Arg("secrets", secrets),
+            Arg("noInit", no_init),
+            Arg("ssh", ssh),
+        ]
+        return Container(self._select("dockerBuild", _args))
+
     async def entries(
         self,
         *,
@@ -1181,6 +2060,30 @@ class Directory(Node):
             Arg("path", path),
         ]
         _r: list[str] = await self._select("entries", _args).execute()
+        return _r
+
+    async def exists(
+        self,
+        path: str,
+        *,
+        expected_type: ExistsType | None = None,
+        do_not_follow_symlinks: bool | None = None,
+    ) -> bool:
+        """check if a file or directory exists
+
+        Args:
+            path: Path to check (e.g., "/file.txt").
+            expected_type: If specified, also validate the type of file (e.g.
+                "REGULAR_TYPE", "DIRECTORY_TYPE", or "SYMLINK_TYPE").
+            do_not_follow_symlinks: If specified, do not follow symlinks. Defaults to
+                False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("expectedType", expected_type),
+            Arg("doNotFollowSymlinks", do_not_follow_symlinks),
+        ]
+        _r: bool = await self._select("exists", _args).execute()
         return _r
 
     async def export(
@@ -1215,6 +2118,51 @@ class Directory(Node):
         ]
         return File(self._select("file", _args))
 
+    def filter(
+        self,
+        *,
+        exclude: list[str] | None = None,
+        include: list[str] | None = None,
+        gitignore: bool | None = None,
+    ) -> Directory:
+        """Return a snapshot with some paths included or excluded
+
+        Args:
+            exclude: If set, paths matching one of these glob patterns is excluded from
+                the new snapshot. Example: ["node_modules/", ".git*", ".env"]. Defaults
+                to [].
+            include: If set, only paths matching one of these glob patterns is included
+                in the new snapshot. Example: (e.g., ["app/", "package.*"]). Defaults to
+                [].
+            gitignore: If set, apply .gitignore rules when filtering the directory.
+                Defaults to False.
+        """
+        _args = [
+            Arg("exclude", exclude),
+            Arg("include", include),
+            Arg("gitignore", gitignore),
+        ]
+        return Directory(self._select("filter", _args))
+
+    async def find_up(
+        self,
+        name: str,
+        start: str,
+    ) -> str | None:
+        """Search up the directory tree for a file or directory, and return its path. If
+        no match, return null
+
+        Args:
+            name: The name of the file or directory to search for
+            start: The path to start the search from
+        """
+        _args = [
+            Arg("name", name),
+            Arg("start", start),
+        ]
+        _r: str | None = await self._select("findUp", _args).execute()
+        return _r
+
     async def glob(
         self,
         pattern: str,
@@ -1234,10 +2182,102 @@ class Directory(Node):
         """A unique identifier for this Directory."""
         return await self._id()
 
+    async def name(self) -> str:
+        """Returns the name of the directory: the last component of the path it was
+        taken from, with a trailing slash ("/" for a root).
+        """
+        _r: str = await self._select("name").execute()
+        return _r
+
+    async def search(
+        self,
+        pattern: str,
+        *,
+        paths: list[str] | None = None,
+        globs: list[str] | None = None,
+        literal: bool | None = None,
+        multiline: bool | None = None,
+        dotall: bool | None = None,
+        insensitive: bool | None = None,
+        skip_ignored: bool | None = None,
+        skip_hidden: bool | None = None,
+        files_only: bool | None = None,
+        limit: int | None = None,
+    ) -> list[SearchResult]:
+        """Searches for content matching the given regular expression or literal string.
+        Uses Rust regex syntax; escape literal ., [, ], {, }, | with backslashes.
+
+        Args:
+            pattern: The text to match.
+            paths: Directory or file paths to search. Defaults to [].
+            globs: Glob patterns to match (e.g., "*.md"). Defaults to [].
+            literal: Interpret the pattern as a literal string instead of a regular
+                expression. Defaults to False.
+            multiline: Enable searching across multiple lines. Defaults to False.
+            dotall: Allow the . pattern to match newlines in multiline mode. Defaults to
+                False.
+            insensitive: Enable case-insensitive matching. Defaults to False.
+            skip_ignored: Honor .gitignore, .ignore, and .rgignore files. Defaults to
+                False.
+            skip_hidden: Skip hidden files (files starting with .). Defaults to False.
+            files_only: Only return matching files, not lines and content. Defaults to
+                False.
+            limit: Limit the number of results to return
+        """
+        _args = [
+            Arg("pattern", pattern),
+            Arg("paths", paths),
+            Arg("globs", globs),
+            Arg("literal", literal),
+            Arg("multiline", multiline),
+            Arg("dotall", dotall),
+            Arg("insensitive", insensitive),
+            Arg("skipIgnored", skip_ignored),
+            Arg("skipHidden", skip_hidden),
+            Arg("filesOnly", files_only),
+            Arg("limit", limit),
+        ]
+        _ctx = self._select("search", _args).select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [SearchResult(self._load("SearchResult", _i)) for _i in _ids]
+
+    def stat(
+        self,
+        path: str,
+        *,
+        do_not_follow_symlinks: bool | None = None,
+    ) -> Stat:
+        """Return file status
+
+        Args:
+            path: Path to stat (e.g., "/file.txt").
+            do_not_follow_symlinks: If specified, do not follow symlinks. Defaults to
+                False.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("doNotFollowSymlinks", do_not_follow_symlinks),
+        ]
+        return Stat(self._select("stat", _args))
+
     async def sync(self) -> Directory:
         """Force evaluation in the engine."""
         _id: str = await self._select("sync").execute()
         return Directory(self._load("Directory", _id))
+
+    def with_changes(
+        self,
+        changes: Changeset,
+    ) -> Directory:
+        """Return a directory with changes from another directory applied to it.
+
+        Args:
+            changes: Changes to apply to the directory
+        """
+        _args = [
+            Arg("changes", changes),
+        ]
+        return Directory(self._select("withChanges", _args))
 
     def with_directory(
         self,
@@ -1276,6 +2316,20 @@ class Directory(Node):
         ]
         return Directory(self._select("withDirectory", _args))
 
+    def with_error(
+        self,
+        err: str,
+    ) -> Directory:
+        """Raise an error.
+
+        Args:
+            err: Message of the error to raise. If empty, the error will be ignored.
+        """
+        _args = [
+            Arg("err", err),
+        ]
+        return Directory(self._select("withError", _args))
+
     def with_file(
         self,
         path: str,
@@ -1302,6 +2356,28 @@ class Directory(Node):
             Arg("owner", owner),
         ]
         return Directory(self._select("withFile", _args))
+
+    def with_files(
+        self,
+        path: str,
+        sources: Sequence[File],
+        *,
+        permissions: int | None = None,
+    ) -> Directory:
+        """Retrieves this directory plus the contents of the given files copied to the
+        given path.
+
+        Args:
+            path: Location where copied files should be placed (e.g., "/src").
+            sources: Identifiers of the files to copy.
+            permissions: Permission given to the copied files (e.g., 0600).
+        """
+        _args = [
+            Arg("path", path),
+            Arg("sources", sources),
+            Arg("permissions", permissions),
+        ]
+        return Directory(self._select("withFiles", _args))
 
     def with_new_directory(
         self,
@@ -1341,6 +2417,55 @@ class Directory(Node):
         ]
         return Directory(self._select("withNewFile", _args))
 
+    def with_patch(
+        self,
+        patch: str,
+    ) -> Directory:
+        """Retrieves this directory with the given Git-compatible patch applied.
+
+        Args:
+            patch: Patch to apply (e.g., "diff --git a/file.txt b/file.txt\\nindex
+                1234567..abcdef8 100644\\n--- a/file.txt\\n+++ b/file.txt\\n@@ -1,1 +1,1
+                @@\\n-Hello\\n+World\\n").
+        """
+        _args = [
+            Arg("patch", patch),
+        ]
+        return Directory(self._select("withPatch", _args))
+
+    def with_patch_file(
+        self,
+        patch: File,
+    ) -> Directory:
+        """Retrieves this directory with the given Git-compatible patch file applied.
+
+        Args:
+            patch: File containing the patch to apply
+        """
+        _args = [
+            Arg("patch", patch),
+        ]
+        return Directory(self._select("withPatchFile", _args))
+
+    def with_symlink(
+        self,
+        target: str,
+        link_name: str,
+    ) -> Directory:
+        """Return a snapshot with a symlink
+
+        Args:
+            target: Location of the file or directory to link to (e.g.,
+                "/existing/file").
+            link_name: Location where the symbolic link will be created (e.g.,
+                "/new-file-link").
+        """
+        _args = [
+            Arg("target", target),
+            Arg("linkName", link_name),
+        ]
+        return Directory(self._select("withSymlink", _args))
+
     def with_timestamps(
         self,
         timestamp: int,
@@ -1375,6 +2500,135 @@ class Directory(Node):
         ]
         return Directory(self._select("withoutFile", _args))
 
+    def without_files(
+        self,
+        paths: list[str],
+    ) -> Directory:
+        """Return a snapshot with files removed
+
+        Args:
+            paths: Location of the files to remove (e.g., ["/file.txt"]).
+        """
+        _args = [
+            Arg("paths", paths),
+        ]
+        return Directory(self._select("withoutFiles", _args))
+
+
+class EnvFile(Node):
+    """A collection of environment variables."""
+
+    def as_file(self) -> File:
+        """Return as a file"""
+        return File(self._select("asFile"))
+
+    async def exists(
+        self,
+        name: str,
+    ) -> bool:
+        """Check if a variable exists
+
+        Args:
+            name: Variable name
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        _r: bool = await self._select("exists", _args).execute()
+        return _r
+
+    async def get(
+        self,
+        name: str,
+        *,
+        raw: bool | None = None,
+    ) -> str:
+        """Lookup a variable (last occurrence wins) and return its value, or an empty
+        string
+
+        Args:
+            name: Variable name
+            raw: Return the value exactly as written to the file. No quote removal or
+                variable expansion
+        """
+        _args = [
+            Arg("name", name),
+            Arg("raw", raw),
+        ]
+        _r: str = await self._select("get", _args).execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this EnvFile."""
+        return await self._id()
+
+    def namespace(
+        self,
+        prefix: str,
+    ) -> EnvFile:
+        """Filters variables by prefix and removes the prefix from keys. Variables
+        without the prefix are excluded. For example, with the prefix "MY_APP_" and
+        variables MY_APP_TOKEN=topsecret, MY_APP_NAME=hello and FOO=bar, the
+        resulting environment contains TOKEN=topsecret and NAME=hello. The prefix is
+        compared without regard to case, dashes or underscores.
+
+        Args:
+            prefix: The prefix to filter by
+        """
+        _args = [
+            Arg("prefix", prefix),
+        ]
+        return EnvFile(self._select("namespace", _args))
+
+    async def variables(
+        self,
+        *,
+        raw: bool | None = None,
+    ) -> list[EnvVariable]:
+        """Return all variables (each name once, sorted by name).
+
+        Args:
+            raw: Return values exactly as written to the file. No quote removal or
+                variable expansion
+        """
+        _args = [
+            Arg("raw", raw),
+        ]
+        _ctx = self._select("variables", _args).select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [EnvVariable(self._load("EnvVariable", _i)) for _i in _ids]
+
+    def with_variable(
+        self,
+        name: str,
+        value: str,
+    ) -> EnvFile:
+        """Add a variable
+
+        Args:
+            name: Variable name
+            value: Variable value
+        """
+        _args = [
+            Arg("name", name),
+            Arg("value", value),
+        ]
+        return EnvFile(self._select("withVariable", _args))
+
+    def without_variable(
+        self,
+        name: str,
+    ) -> EnvFile:
+        """Remove all occurrences of the named variable
+
+        Args:
+            name: Variable name
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return EnvFile(self._select("withoutVariable", _args))
+
 
 class EnvVariable(Node):
     async def id(self) -> str:
@@ -1392,8 +2646,78 @@ class EnvVariable(Node):
         return _r
 
 
-class File(Node):
+class Error(Node):
+    async def id(self) -> str:
+        """A unique identifier for this Error."""
+        return await self._id()
+
+    async def message(self) -> str:
+        """A description of the error."""
+        _r: str = await self._select("message").execute()
+        return _r
+
+    async def values(self) -> list[ErrorValue]:
+        """The extensions of the error."""
+        _ctx = self._select("values").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [ErrorValue(self._load("ErrorValue", _i)) for _i in _ids]
+
+    def with_value(
+        self,
+        name: str,
+        value: JSON,
+    ) -> Error:
+        """Add a value to the error.
+
+        Args:
+            name: The name of the value.
+            value: The value to store on the error.
+        """
+        _args = [
+            Arg("name", name),
+            Arg("value", value),
+        ]
+        return Error(self._select("withValue", _args))
+
+
+class ErrorValue(Node):
+    async def id(self) -> str:
+        """A unique identifier for this ErrorValue."""
+        return await self._id()
+
+    async def name(self) -> str:
+        """The name of the value."""
+        _r: str = await self._select("name").execute()
+        return _r
+
+    async def value(self) -> JSON:
+        """The value."""
+        _r: JSON = await self._select("value").execute()
+        return _r
+
+
+class File(Exportable, Node, Syncer):
     """A file."""
+
+    def as_env_file(
+        self,
+        *,
+        expand: bool | None = None,
+    ) -> EnvFile:
+        """The file read as an env file (NAME=value lines).
+
+        Args:
+            expand: Recorded for Dagger compatibility; values are always read with
+                references expanded unless read raw.
+        """
+        _args = [
+            Arg("expand", expand),
+        ]
+        return EnvFile(self._select("asEnvFile", _args))
+
+    def as_json(self) -> JSONValue:
+        """The file's contents parsed as JSON."""
+        return JSONValue(self._select("asJSON"))
 
     async def contents(
         self,
@@ -1461,10 +2785,68 @@ class File(Node):
         _r: str = await self._select("name").execute()
         return _r
 
+    async def search(
+        self,
+        pattern: str,
+        *,
+        literal: bool | None = None,
+        multiline: bool | None = None,
+        dotall: bool | None = None,
+        insensitive: bool | None = None,
+        skip_ignored: bool | None = None,
+        skip_hidden: bool | None = None,
+        files_only: bool | None = None,
+        limit: int | None = None,
+        paths: list[str] | None = None,
+        globs: list[str] | None = None,
+    ) -> list[SearchResult]:
+        """Lines of the file matching a regular expression (Rust regex syntax) or a
+        literal string.
+
+        Args:
+            pattern: The text to match.
+            literal: Match the pattern as plain text, not as a regular expression.
+                Defaults to False.
+            multiline: Let matches span several lines. Defaults to False.
+            dotall: In multiline mode, let . match line ends too. Defaults to False.
+            insensitive: Ignore case. Defaults to False.
+            skip_ignored: Has no effect on a single file (kept for Directory.search's
+                signature). Defaults to False.
+            skip_hidden: Has no effect on a single file (kept for Directory.search's
+                signature). Defaults to False.
+            files_only: Return one result for the file when it matches, without lines.
+                Defaults to False.
+            limit: Return at most this many results.
+            paths: Refused on a single file (kept for Directory.search's signature);
+                must be empty. Defaults to [].
+            globs: Refused on a single file (kept for Directory.search's signature);
+                must be empty. Defaults to [].
+        """
+        _args = [
+            Arg("pattern", pattern),
+            Arg("literal", literal),
+            Arg("multiline", multiline),
+            Arg("dotall", dotall),
+            Arg("insensitive", insensitive),
+            Arg("skipIgnored", skip_ignored),
+            Arg("skipHidden", skip_hidden),
+            Arg("filesOnly", files_only),
+            Arg("limit", limit),
+            Arg("paths", paths),
+            Arg("globs", globs),
+        ]
+        _ctx = self._select("search", _args).select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [SearchResult(self._load("SearchResult", _i)) for _i in _ids]
+
     async def size(self) -> int:
         """Retrieves the size of the file, in bytes."""
         _r: int = await self._select("size").execute()
         return _r
+
+    def stat(self) -> Stat:
+        """The file's status: type, name, permissions and size."""
+        return Stat(self._select("stat"))
 
     async def sync(self) -> File:
         """Force evaluation in the engine."""
@@ -1481,6 +2863,33 @@ class File(Node):
         ]
         return File(self._select("withName", _args))
 
+    def with_replaced(
+        self,
+        search: str,
+        replacement: str,
+        *,
+        all: bool | None = None,
+        first_from: int | None = None,
+    ) -> File:
+        """This file with a literal string replaced. Without all, the string must occur
+        exactly once (or, with firstFrom, the first occurrence at or after that line
+        is replaced); with all, every occurrence is replaced and none is not an
+        error.
+
+        Args:
+            search: The text to replace.
+            replacement: The text to put in its place.
+            all: Replace every occurrence. Defaults to False.
+            first_from: Replace the first occurrence at or after this line (1-based).
+        """
+        _args = [
+            Arg("search", search),
+            Arg("replacement", replacement),
+            Arg("all", all),
+            Arg("firstFrom", first_from),
+        ]
+        return File(self._select("withReplaced", _args))
+
     def with_timestamps(
         self,
         timestamp: int,
@@ -1494,8 +2903,215 @@ class File(Node):
         return File(self._select("withTimestamps", _args))
 
 
+class GitRef(Node):
+    """A git ref (tag, branch, or commit)."""
+
+    async def commit(self) -> str:
+        """The resolved commit id at this ref."""
+        _r: str = await self._select("commit").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this GitRef."""
+        return await self._id()
+
+    async def ref(self) -> str:
+        """The resolved ref name at this ref."""
+        _r: str = await self._select("ref").execute()
+        return _r
+
+    def tree(
+        self,
+        *,
+        discard_git_dir: bool | None = None,
+        depth: int | None = None,
+        include_tags: bool | None = None,
+    ) -> Directory:
+        """The filesystem tree at this ref.
+
+        Args:
+            discard_git_dir: Set to true to discard .git directory. Defaults to False.
+            depth: The depth of the tree to fetch. Defaults to 1.
+            include_tags: Set to true to populate tag refs in the local checkout .git.
+                Defaults to False.
+        """
+        _args = [
+            Arg("discardGitDir", discard_git_dir),
+            Arg("depth", depth),
+            Arg("includeTags", include_tags),
+        ]
+        return Directory(self._select("tree", _args))
+
+
+class GitRepository(Node):
+    """A git repository."""
+
+    def branch(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a branch.
+
+        Args:
+            name: Branch's name (e.g., "main").
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("branch", _args))
+
+    async def branches(
+        self,
+        *,
+        patterns: list[str] | None = None,
+    ) -> list[str]:
+        """branches that match any of the given glob patterns.
+
+        Args:
+            patterns: Glob patterns (e.g., "refs/tags/v*").
+        """
+        _args = [
+            Arg("patterns", patterns),
+        ]
+        _r: list[str] = await self._select("branches", _args).execute()
+        return _r
+
+    def commit(
+        self,
+        id: str,
+    ) -> GitRef:
+        """Returns details of a commit.
+
+        Args:
+            id: Identifier of the commit (e.g.,
+                "b6315d8f2810962c601af73f86831f6866ea798b").
+        """
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRef(self._select("commit", _args))
+
+    def head(self) -> GitRef:
+        """Returns details for HEAD."""
+        return GitRef(self._select("head"))
+
+    async def id(self) -> str:
+        """A unique identifier for this GitRepository."""
+        return await self._id()
+
+    def latest_version(self) -> GitRef:
+        """Returns details for the latest semver tag."""
+        return GitRef(self._select("latestVersion"))
+
+    def ref(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a ref.
+
+        Args:
+            name: Ref's name (can be a commit identifier, a tag name, a branch name, or
+                a fully-qualified ref).
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("ref", _args))
+
+    def tag(
+        self,
+        name: str,
+    ) -> GitRef:
+        """Returns details of a tag.
+
+        Args:
+            name: Tag's name (e.g., "v0.3.9").
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return GitRef(self._select("tag", _args))
+
+    async def tags(
+        self,
+        *,
+        patterns: list[str] | None = None,
+    ) -> list[str]:
+        """tags that match any of the given glob patterns.
+
+        Args:
+            patterns: Glob patterns (e.g., "refs/tags/v*").
+        """
+        _args = [
+            Arg("patterns", patterns),
+        ]
+        _r: list[str] = await self._select("tags", _args).execute()
+        return _r
+
+    async def url(self) -> str | None:
+        """The URL of the git repository."""
+        _r: str | None = await self._select("url").execute()
+        return _r
+
+
+class HealthcheckConfig(Object):
+    async def args(self) -> list[str]:
+        """Healthcheck command arguments."""
+        _r: list[str] = await self._select("args").execute()
+        return _r
+
+    async def interval(self) -> str:
+        """Interval between running healthcheck."""
+        _r: str = await self._select("interval").execute()
+        return _r
+
+    async def retries(self) -> int:
+        """The maximum number of consecutive failures before the container is marked as
+        unhealthy.
+        """
+        _r: int = await self._select("retries").execute()
+        return _r
+
+    async def shell(self) -> bool:
+        """If true, run the command using the container's shell."""
+        _r: bool = await self._select("shell").execute()
+        return _r
+
+    async def start_interval(self) -> str:
+        """StartInterval configures the duration between checks during the startup
+        period.
+        """
+        _r: str = await self._select("startInterval").execute()
+        return _r
+
+    async def start_period(self) -> str:
+        """StartPeriod allows for failures during container initialization."""
+        _r: str = await self._select("startPeriod").execute()
+        return _r
+
+    async def timeout(self) -> str:
+        """Healthcheck timeout."""
+        _r: str = await self._select("timeout").execute()
+        return _r
+
+
 class Host(Node):
     """Information about the host environment."""
+
+    def container_image(
+        self,
+        name: str,
+    ) -> Container:
+        """An image from the image store of the machine gantry runs containers on (the
+        Docker daemon, for the Docker runtime), by name or ID; nothing is pulled.
+
+        Args:
+            name: The image's name or ID (e.g., "my-app:latest").
+        """
+        _args = [
+            Arg("name", name),
+        ]
+        return Container(self._select("containerImage", _args))
 
     def directory(
         self,
@@ -1549,6 +3165,28 @@ class Host(Node):
         ]
         return File(self._select("file", _args))
 
+    async def find_up(
+        self,
+        name: str,
+        *,
+        no_cache: bool | None = None,
+    ) -> str | None:
+        """Looks for a file or directory named name in the client's working directory,
+        then in each parent up to the root, and returns its path relative to the
+        working directory; null when there is none.
+
+        Args:
+            name: The name of the file or directory to look for.
+            no_cache: Has no effect: gantry looks at the host on every call. Defaults to
+                False.
+        """
+        _args = [
+            Arg("name", name),
+            Arg("noCache", no_cache),
+        ]
+        _r: str | None = await self._select("findUp", _args).execute()
+        return _r
+
     async def id(self) -> str:
         """A unique identifier for this Host."""
         return await self._id()
@@ -1588,6 +3226,162 @@ class Host(Node):
         return Socket(self._select("unixSocket", _args))
 
 
+class JSONValue(Node):
+    """A JSON value."""
+
+    async def as_array(self) -> list[JSONValue]:
+        """Decode an array from json"""
+        _ctx = self._select("asArray").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [JSONValue(self._load("JSONValue", _i)) for _i in _ids]
+
+    async def as_boolean(self) -> bool:
+        """Decode a boolean from json"""
+        _r: bool = await self._select("asBoolean").execute()
+        return _r
+
+    async def as_integer(self) -> int:
+        """Decode an integer from json"""
+        _r: int = await self._select("asInteger").execute()
+        return _r
+
+    async def as_string(self) -> str:
+        """Decode a string from json"""
+        _r: str = await self._select("asString").execute()
+        return _r
+
+    async def contents(
+        self,
+        *,
+        pretty: bool | None = None,
+        indent: str | None = None,
+    ) -> JSON:
+        """Return the value encoded as json
+
+        Args:
+            pretty: Pretty-print. Defaults to False.
+            indent: Optional line prefix. Defaults to " ".
+        """
+        _args = [
+            Arg("pretty", pretty),
+            Arg("indent", indent),
+        ]
+        _r: JSON = await self._select("contents", _args).execute()
+        return _r
+
+    def field(
+        self,
+        path: list[str],
+    ) -> JSONValue:
+        """Lookup the field at the given path, and return its value.
+
+        Args:
+            path: Path of the field to lookup, encoded as an array of field names
+        """
+        _args = [
+            Arg("path", path),
+        ]
+        return JSONValue(self._select("field", _args))
+
+    async def fields(self) -> list[str]:
+        """List fields of the encoded object"""
+        _r: list[str] = await self._select("fields").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this JSONValue."""
+        return await self._id()
+
+    def new_boolean(
+        self,
+        value: bool,
+    ) -> JSONValue:
+        """Encode a boolean to json
+
+        Args:
+            value: New boolean value
+        """
+        _args = [
+            Arg("value", value),
+        ]
+        return JSONValue(self._select("newBoolean", _args))
+
+    def new_integer(
+        self,
+        value: int,
+    ) -> JSONValue:
+        """Encode an integer to json
+
+        Args:
+            value: New integer value
+        """
+        _args = [
+            Arg("value", value),
+        ]
+        return JSONValue(self._select("newInteger", _args))
+
+    def new_string(
+        self,
+        value: str,
+    ) -> JSONValue:
+        """Encode a string to json
+
+        Args:
+            value: New string value
+        """
+        _args = [
+            Arg("value", value),
+        ]
+        return JSONValue(self._select("newString", _args))
+
+    def with_contents(
+        self,
+        contents: JSON,
+    ) -> JSONValue:
+        """Return a new json value, decoded from the given content
+
+        Args:
+            contents: New JSON-encoded contents
+        """
+        _args = [
+            Arg("contents", contents),
+        ]
+        return JSONValue(self._select("withContents", _args))
+
+    def with_field(
+        self,
+        path: list[str],
+        value: JSONValue,
+    ) -> JSONValue:
+        """Set a new field at the given path
+
+        Args:
+            path: Path of the field to set, encoded as an array of field names
+            value: The new value of the field
+        """
+        _args = [
+            Arg("path", path),
+            Arg("value", value),
+        ]
+        return JSONValue(self._select("withField", _args))
+
+
+class Label(Node):
+    async def id(self) -> str:
+        """A unique identifier for this Label."""
+        return await self._id()
+
+    async def name(self) -> str:
+        """The label name."""
+        _r: str = await self._select("name").execute()
+        return _r
+
+    async def value(self) -> str:
+        """The label value."""
+        _r: str = await self._select("value").execute()
+        return _r
+
+
 class Port(Node):
     async def description(self) -> str | None:
         """The port description."""
@@ -1615,6 +3409,18 @@ class Port(Node):
 
 class Client(Object):
     """The root of the API."""
+
+    def address(
+        self,
+        value: str,
+    ) -> Address:
+        """Initialize an address to load directories, containers, secrets or other
+        object types.
+        """
+        _args = [
+            Arg("value", value),
+        ]
+        return Address(self._select("address", _args))
 
     def cache_volume(
         self,
@@ -1644,6 +3450,10 @@ class Client(Object):
         ]
         return CacheVolume(self._select("cacheVolume", _args))
 
+    def changeset(self) -> Changeset:
+        """Creates an empty changeset"""
+        return Changeset(self._select("changeset"))
+
     def container(
         self,
         *,
@@ -1661,9 +3471,43 @@ class Client(Object):
         ]
         return Container(self._select("container", _args))
 
+    async def default_platform(self) -> Platform:
+        """The default platform of the engine."""
+        _r: Platform = await self._select("defaultPlatform").execute()
+        return _r
+
     def directory(self) -> Directory:
         """Creates an empty directory."""
         return Directory(self._select("directory"))
+
+    def env_file(
+        self,
+        *,
+        expand: bool | None = None,
+    ) -> EnvFile:
+        """Initialize an environment file
+
+        Args:
+            expand: Replace "${VAR}" or "$VAR" with the value of other vars
+        """
+        _args = [
+            Arg("expand", expand),
+        ]
+        return EnvFile(self._select("envFile", _args))
+
+    def error(
+        self,
+        message: str,
+    ) -> Error:
+        """Create a new error.
+
+        Args:
+            message: A brief description of the error.
+        """
+        _args = [
+            Arg("message", message),
+        ]
+        return Error(self._select("error", _args))
 
     def file(
         self,
@@ -1684,13 +3528,103 @@ class Client(Object):
         ]
         return File(self._select("file", _args))
 
+    def git(
+        self,
+        url: str,
+        *,
+        keep_git_dir: bool | None = None,
+        ssh_known_hosts: str | None = None,
+        ssh_auth_socket: Node | None = None,
+        http_auth_username: str | None = None,
+        http_auth_token: Secret | None = None,
+        http_auth_header: Secret | None = None,
+        experimental_service_host: Node | None = None,
+    ) -> GitRepository:
+        """Queries a Git repository.
+
+        Args:
+            url: URL of the git repository. Can be formatted as
+                `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix
+                ".git" is optional.
+            keep_git_dir: Set to true to keep .git directory. Defaults to True.
+            ssh_known_hosts: Set SSH known hosts. Defaults to "".
+            ssh_auth_socket: Set SSH auth socket. Not supported by gantry (Git sources
+                are fetched by the engine, which forwards no sockets to them); must be
+                null.
+            http_auth_username: Username used to populate the password during basic HTTP
+                Authorization. Defaults to "".
+            http_auth_token: Secret used to populate the password during basic HTTP
+                Authorization
+            http_auth_header: Secret used to populate the Authorization HTTP header
+            experimental_service_host: A service which must be started before the repo
+                is fetched. Not supported by gantry (Git and HTTP sources are fetched by
+                the engine, not through services); must be null.
+        """
+        _args = [
+            Arg("url", url),
+            Arg("keepGitDir", keep_git_dir),
+            Arg("sshKnownHosts", ssh_known_hosts),
+            Arg("sshAuthSocket", ssh_auth_socket),
+            Arg("httpAuthUsername", http_auth_username),
+            Arg("httpAuthToken", http_auth_token),
+            Arg("httpAuthHeader", http_auth_header),
+            Arg("experimentalServiceHost", experimental_service_host),
+        ]
+        return GitRepository(self._select("git", _args))
+
     def host(self) -> Host:
         """Queries the host environment."""
         return Host(self._select("host"))
 
+    def http(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        permissions: int | None = None,
+        checksum: str | None = None,
+        auth_header: Secret | None = None,
+        experimental_service_host: Node | None = None,
+    ) -> File:
+        """Returns a file containing an http remote url content.
+
+        Args:
+            url: HTTP url to get the content from (e.g., "https://docs.dagger.io").
+            name: File name to use for the file. Defaults to the last part of the URL.
+            permissions: Permissions to set on the file.
+            checksum: Expected digest of the downloaded content (e.g., "sha256:...").
+            auth_header: Secret used to populate the Authorization HTTP header
+            experimental_service_host: A service which must be started before the URL is
+                fetched. Not supported by gantry (Git and HTTP sources are fetched by
+                the engine, not through services); must be null.
+        """
+        _args = [
+            Arg("url", url),
+            Arg("name", name),
+            Arg("permissions", permissions),
+            Arg("checksum", checksum),
+            Arg("authHeader", auth_header),
+            Arg("experimentalServiceHost", experimental_service_host),
+        ]
+        return File(self._select("http", _args))
+
     async def id(self) -> str:
         """A unique identifier for the root object."""
         return await self._id()
+
+    def json(self) -> JSONValue:
+        """Initialize a JSON value"""
+        return JSONValue(self._select("json"))
+
+    def load_address_from_id(
+        self,
+        id: AddressID,
+    ) -> Address:
+        """Load an Address from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Address(self._select("loadAddressFromID", _args))
 
     def load_cache_volume_from_id(
         self,
@@ -1702,6 +3636,16 @@ class Client(Object):
         ]
         return CacheVolume(self._select("loadCacheVolumeFromID", _args))
 
+    def load_changeset_from_id(
+        self,
+        id: ChangesetID,
+    ) -> Changeset:
+        """Load a Changeset from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Changeset(self._select("loadChangesetFromID", _args))
+
     def load_container_from_id(
         self,
         id: ContainerID,
@@ -1711,6 +3655,16 @@ class Client(Object):
             Arg("id", id),
         ]
         return Container(self._select("loadContainerFromID", _args))
+
+    def load_diff_stat_from_id(
+        self,
+        id: DiffStatID,
+    ) -> DiffStat:
+        """Load a DiffStat from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return DiffStat(self._select("loadDiffStatFromID", _args))
 
     def load_directory_from_id(
         self,
@@ -1722,6 +3676,16 @@ class Client(Object):
         ]
         return Directory(self._select("loadDirectoryFromID", _args))
 
+    def load_env_file_from_id(
+        self,
+        id: EnvFileID,
+    ) -> EnvFile:
+        """Load an EnvFile from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return EnvFile(self._select("loadEnvFileFromID", _args))
+
     def load_env_variable_from_id(
         self,
         id: EnvVariableID,
@@ -1731,6 +3695,26 @@ class Client(Object):
             Arg("id", id),
         ]
         return EnvVariable(self._select("loadEnvVariableFromID", _args))
+
+    def load_error_from_id(
+        self,
+        id: ErrorID,
+    ) -> Error:
+        """Load an Error from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Error(self._select("loadErrorFromID", _args))
+
+    def load_error_value_from_id(
+        self,
+        id: ErrorValueID,
+    ) -> ErrorValue:
+        """Load an ErrorValue from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return ErrorValue(self._select("loadErrorValueFromID", _args))
 
     def load_file_from_id(
         self,
@@ -1742,6 +3726,26 @@ class Client(Object):
         ]
         return File(self._select("loadFileFromID", _args))
 
+    def load_git_ref_from_id(
+        self,
+        id: GitRefID,
+    ) -> GitRef:
+        """Load a GitRef from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRef(self._select("loadGitRefFromID", _args))
+
+    def load_git_repository_from_id(
+        self,
+        id: GitRepositoryID,
+    ) -> GitRepository:
+        """Load a GitRepository from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return GitRepository(self._select("loadGitRepositoryFromID", _args))
+
     def load_host_from_id(
         self,
         id: HostID,
@@ -1752,6 +3756,26 @@ class Client(Object):
         ]
         return Host(self._select("loadHostFromID", _args))
 
+    def load_json_value_from_id(
+        self,
+        id: JSONValueID,
+    ) -> JSONValue:
+        """Load a JSONValue from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return JSONValue(self._select("loadJSONValueFromID", _args))
+
+    def load_label_from_id(
+        self,
+        id: LabelID,
+    ) -> Label:
+        """Load a Label from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Label(self._select("loadLabelFromID", _args))
+
     def load_port_from_id(
         self,
         id: PortID,
@@ -1761,6 +3785,26 @@ class Client(Object):
             Arg("id", id),
         ]
         return Port(self._select("loadPortFromID", _args))
+
+    def load_search_result_from_id(
+        self,
+        id: SearchResultID,
+    ) -> SearchResult:
+        """Load a SearchResult from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return SearchResult(self._select("loadSearchResultFromID", _args))
+
+    def load_search_submatch_from_id(
+        self,
+        id: SearchSubmatchID,
+    ) -> SearchSubmatch:
+        """Load a SearchSubmatch from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return SearchSubmatch(self._select("loadSearchSubmatchFromID", _args))
 
     def load_secret_from_id(
         self,
@@ -1791,6 +3835,16 @@ class Client(Object):
             Arg("id", id),
         ]
         return Socket(self._select("loadSocketFromID", _args))
+
+    def load_stat_from_id(
+        self,
+        id: StatID,
+    ) -> Stat:
+        """Load a Stat from its ID."""
+        _args = [
+            Arg("id", id),
+        ]
+        return Stat(self._select("loadStatFromID", _args))
 
     def secret(
         self,
@@ -1828,6 +3882,59 @@ class Client(Object):
     async def version(self) -> str:
         """The gantry engine version."""
         _r: str = await self._select("version").execute()
+        return _r
+
+
+class SearchResult(Node):
+    async def absolute_offset(self) -> int:
+        """The byte offset of this line within the file."""
+        _r: int = await self._select("absoluteOffset").execute()
+        return _r
+
+    async def file_path(self) -> str:
+        """The path to the file that matched."""
+        _r: str = await self._select("filePath").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this SearchResult."""
+        return await self._id()
+
+    async def line_number(self) -> int:
+        """The first line that matched."""
+        _r: int = await self._select("lineNumber").execute()
+        return _r
+
+    async def matched_lines(self) -> str:
+        """The line content that matched."""
+        _r: str = await self._select("matchedLines").execute()
+        return _r
+
+    async def submatches(self) -> list[SearchSubmatch]:
+        """Sub-match positions and content within the matched lines."""
+        _ctx = self._select("submatches").select("id")
+        _ids: list[str] = await _ctx.execute()
+        return [SearchSubmatch(self._load("SearchSubmatch", _i)) for _i in _ids]
+
+
+class SearchSubmatch(Node):
+    async def end(self) -> int:
+        """The match's end offset within the matched lines."""
+        _r: int = await self._select("end").execute()
+        return _r
+
+    async def id(self) -> str:
+        """A unique identifier for this SearchSubmatch."""
+        return await self._id()
+
+    async def start(self) -> int:
+        """The match's start offset within the matched lines."""
+        _r: int = await self._select("start").execute()
+        return _r
+
+    async def text(self) -> str:
+        """The matched text."""
+        _r: str = await self._select("text").execute()
         return _r
 
 
@@ -1970,3 +4077,29 @@ class Socket(Node):
     async def id(self) -> str:
         """A unique identifier for this Socket."""
         return await self._id()
+
+
+class Stat(Node):
+    async def file_type(self) -> FileType | None:
+        """file type"""
+        _r: str | None = await self._select("fileType").execute()
+        return None if _r is None else FileType(_r)
+
+    async def id(self) -> str:
+        """A unique identifier for this Stat."""
+        return await self._id()
+
+    async def name(self) -> str:
+        """file name"""
+        _r: str = await self._select("name").execute()
+        return _r
+
+    async def permissions(self) -> int:
+        """permission bits"""
+        _r: int = await self._select("permissions").execute()
+        return _r
+
+    async def size(self) -> int:
+        """file size"""
+        _r: int = await self._select("size").execute()
+        return _r

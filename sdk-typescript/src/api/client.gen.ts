@@ -10,27 +10,59 @@
 
 import { BaseObject, enumArg } from "../core.js";
 
+export type AddressID = string;
+
 export type CacheVolumeID = string;
+
+export type ChangesetID = string;
 
 export type ContainerID = string;
 
+export type DiffStatID = string;
+
 export type DirectoryID = string;
+
+export type EnvFileID = string;
 
 export type EnvVariableID = string;
 
+export type ErrorID = string;
+
+export type ErrorValueID = string;
+
+export type ExportableID = string;
+
 export type FileID = string;
 
+export type GitRefID = string;
+
+export type GitRepositoryID = string;
+
 export type HostID = string;
+
+export type JSON = string;
+
+export type JSONValueID = string;
+
+export type LabelID = string;
 
 export type Platform = string;
 
 export type PortID = string;
+
+export type SearchResultID = string;
+
+export type SearchSubmatchID = string;
 
 export type SecretID = string;
 
 export type ServiceID = string;
 
 export type SocketID = string;
+
+export type StatID = string;
+
+export type SyncerID = string;
 
 export type Void = string;
 
@@ -42,6 +74,68 @@ export enum CacheSharingMode {
   PRIVATE = "PRIVATE",
   /** Shares the cache volume amongst many build pipelines, but will serialize the writes. */
   LOCKED = "LOCKED",
+}
+
+/** Strategy to use when merging changesets with conflicting changes. */
+export enum ChangesetMergeConflict {
+  /** Attempt the merge and fail if a three-way merge of a file fails */
+  FAIL = "FAIL",
+  /** Fail before attempting merge if file-level conflicts are detected */
+  FAIL_EARLY = "FAIL_EARLY",
+  /** Keep conflict markers in text files; for modify/delete conflicts, keep the modified version */
+  LEAVE_CONFLICT_MARKERS = "LEAVE_CONFLICT_MARKERS",
+  /** The conflict is resolved by applying the version of the calling changeset */
+  PREFER_OURS = "PREFER_OURS",
+  /** The conflict is resolved by applying the version of the other changeset */
+  PREFER_THEIRS = "PREFER_THEIRS",
+}
+
+/** Strategy to use when merging multiple changesets. */
+export enum ChangesetsMergeConflict {
+  /** Attempt the merge and fail if a three-way merge of a file fails */
+  FAIL = "FAIL",
+  /** Fail before attempting merge if file-level conflicts are detected between any changesets */
+  FAIL_EARLY = "FAIL_EARLY",
+}
+
+/** The type of change for a diff stat entry. */
+export enum DiffStatKind {
+  /** A file or directory was added. */
+  ADDED = "ADDED",
+  /** A file was modified. */
+  MODIFIED = "MODIFIED",
+  /** A file or directory was removed. */
+  REMOVED = "REMOVED",
+  /** A file was renamed. */
+  RENAMED = "RENAMED",
+}
+
+/** File type (for exists). */
+export enum ExistsType {
+  /** Tests path is a regular file */
+  REGULAR_TYPE = "REGULAR_TYPE",
+  /** Tests path is a directory */
+  DIRECTORY_TYPE = "DIRECTORY_TYPE",
+  /** Tests path is a symlink */
+  SYMLINK_TYPE = "SYMLINK_TYPE",
+}
+
+/** File type. */
+export enum FileType {
+  /** unknown file type */
+  UNKNOWN = "UNKNOWN",
+  /** regular file type */
+  REGULAR = "REGULAR",
+  /** directory file type */
+  DIRECTORY = "DIRECTORY",
+  /** symlink file type */
+  SYMLINK = "SYMLINK",
+  /** regular file type */
+  REGULAR_TYPE = "REGULAR_TYPE",
+  /** directory file type */
+  DIRECTORY_TYPE = "DIRECTORY_TYPE",
+  /** symlink file type */
+  SYMLINK_TYPE = "SYMLINK_TYPE",
 }
 
 /** Compression algorithm to use for image layers. */
@@ -86,10 +180,105 @@ export enum ReturnType {
   ANY = "ANY",
 }
 
+/** An object that can be written to the client's host. */
+export interface Exportable {
+  /**
+   * Writes the object to a path on the host. Returns the absolute path written.
+   *
+   * @param path - Location on the host.
+   */
+  export(path: string): Promise<string>;
+  /** A unique identifier for this object. */
+  id(): Promise<string>;
+}
+
 /** Every object with an ID. */
 export interface Node {
   /** A unique identifier for this object. */
   id(): Promise<string>;
+}
+
+/**
+ * An object whose evaluation `sync` forces. (Dagger declares it
+ * `implements Node`; async-graphql cannot declare an interface that
+ * implements another.)
+ */
+export interface Syncer {
+  /** A unique identifier for this object. */
+  id(): Promise<string>;
+  /** Force evaluation in the engine. */
+  sync(): Promise<Syncer>;
+}
+
+/** Optional arguments of `Address.directory`. */
+export interface AddressDirectoryOpts {
+  /** Defaults to `[]`. */
+  exclude?: string[];
+  /** Defaults to `[]`. */
+  include?: string[];
+  /** Defaults to `false`. */
+  gitignore?: boolean;
+  /** Defaults to `false`. */
+  noCache?: boolean;
+}
+
+/** Optional arguments of `Address.file`. */
+export interface AddressFileOpts {
+  /** Defaults to `[]`. */
+  exclude?: string[];
+  /** Defaults to `[]`. */
+  include?: string[];
+  /** Defaults to `false`. */
+  gitignore?: boolean;
+  /** Defaults to `false`. */
+  noCache?: boolean;
+}
+
+export class Address extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Address";
+
+  /** Load a container from the address. */
+  container(): Container {
+    return new Container(this._select("container"));
+  }
+
+  /** Load a directory from the address. */
+  directory(opts?: AddressDirectoryOpts): Directory {
+    const _args = {
+      exclude: opts?.exclude,
+      include: opts?.include,
+      gitignore: opts?.gitignore,
+      noCache: opts?.noCache,
+    };
+    return new Directory(this._select("directory", _args));
+  }
+
+  /** Load a file from the address. */
+  file(opts?: AddressFileOpts): File {
+    const _args = {
+      exclude: opts?.exclude,
+      include: opts?.include,
+      gitignore: opts?.gitignore,
+      noCache: opts?.noCache,
+    };
+    return new File(this._select("file", _args));
+  }
+
+  /** A unique identifier for this Address. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Load a secret from the address. */
+  secret(): Secret {
+    return new Secret(this._select("secret"));
+  }
+
+  /** The address value */
+  async value(): Promise<string> {
+    return this._select("value").execute<string>();
+  }
 }
 
 /** A directory whose contents persist across runs. */
@@ -100,6 +289,128 @@ export class CacheVolume extends BaseObject implements Node {
   /** A unique identifier for this CacheVolume. */
   async id(): Promise<string> {
     return this._id();
+  }
+}
+
+/** Optional arguments of `Changeset.withChangeset`. */
+export interface ChangesetWithChangesetOpts {
+  /** What to do on a merge conflict. Defaults to `ChangesetMergeConflict.FAIL`. */
+  onConflict?: ChangesetMergeConflict;
+}
+
+/** Optional arguments of `Changeset.withChangesets`. */
+export interface ChangesetWithChangesetsOpts {
+  /** What to do on a merge conflict. Defaults to `ChangesetsMergeConflict.FAIL`. */
+  onConflict?: ChangesetsMergeConflict;
+}
+
+/** A comparison between two directories representing changes that can be applied. */
+export class Changeset extends BaseObject implements Exportable, Node, Syncer {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Changeset";
+
+  /**
+   * Files and directories that were added in the newer directory (directories end with a slash).
+   */
+  async addedPaths(): Promise<string[]> {
+    return this._select("addedPaths").execute<string[]>();
+  }
+
+  /** The newer/upper snapshot. */
+  after(): Directory {
+    return new Directory(this._select("after"));
+  }
+
+  /** Return a Git-compatible patch of the changes. */
+  asPatch(): File {
+    return new File(this._select("asPatch"));
+  }
+
+  /** The older/lower snapshot to compare against. */
+  before(): Directory {
+    return new Directory(this._select("before"));
+  }
+
+  /** Return statistics about the changes, one per path, sorted by path. */
+  async diffStats(): Promise<DiffStat[]> {
+    const ids = await this._select("diffStats").select("id").execute<string[]>();
+    return ids.map((id) => new DiffStat(this._load("DiffStat", id)));
+  }
+
+  /**
+   * Applies the diff represented by this changeset to a path on the host. Returns the absolute path
+   * written.
+   *
+   * @param path - Location of the copied directory (e.g., "logs/").
+   */
+  async export(path: string): Promise<string> {
+    const _args = {
+      path,
+    };
+    return this._select("export", _args).execute<string>();
+  }
+
+  /** A unique identifier for this Changeset. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Returns true if the changeset is empty (i.e. there are no changes). */
+  async isEmpty(): Promise<boolean> {
+    return this._select("isEmpty").execute<boolean>();
+  }
+
+  /** Return a snapshot containing only the created and modified files. */
+  layer(): Directory {
+    return new Directory(this._select("layer"));
+  }
+
+  /** Files and directories that existed before and were updated in the newer directory. */
+  async modifiedPaths(): Promise<string[]> {
+    return this._select("modifiedPaths").execute<string[]>();
+  }
+
+  /**
+   * Files and directories that were removed (a removed directory, ending with a slash, stands for
+   * its contents).
+   */
+  async removedPaths(): Promise<string[]> {
+    return this._select("removedPaths").execute<string[]>();
+  }
+
+  /** Force evaluation in the engine. */
+  async sync(): Promise<Changeset> {
+    const id = await this._select("sync").execute<string>();
+    return new Changeset(this._load("Changeset", id));
+  }
+
+  /**
+   * Add changes to an existing changeset. By default the operation will fail in case of conflicts,
+   * for instance a file modified in both changesets. The behavior can be adjusted using the
+   * 'onConflict' argument.
+   *
+   * @param changes - Changes to merge into the actual changeset
+   */
+  withChangeset(changes: Changeset, opts?: ChangesetWithChangesetOpts): Changeset {
+    const _args = {
+      changes,
+      onConflict: enumArg(opts?.onConflict),
+    };
+    return new Changeset(this._select("withChangeset", _args));
+  }
+
+  /**
+   * Add changes from multiple changesets, one after the other. Only FAIL and FAIL_EARLY are
+   * supported.
+   *
+   * @param changes - List of changesets to merge into the actual changeset
+   */
+  withChangesets(changes: Changeset[], opts?: ChangesetWithChangesetsOpts): Changeset {
+    const _args = {
+      changes,
+      onConflict: enumArg(opts?.onConflict),
+    };
+    return new Changeset(this._select("withChangesets", _args));
   }
 }
 
@@ -151,6 +462,19 @@ export interface ContainerDirectoryOpts {
   expand?: boolean;
 }
 
+/** Optional arguments of `Container.exists`. */
+export interface ContainerExistsOpts {
+  /** The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE). */
+  expectedType?: ExistsType;
+  /** Look at a symlink itself rather than at what it points to. Defaults to `false`. */
+  doNotFollowSymlinks?: boolean;
+  /**
+   * Replace "${VAR}" or "$VAR" in the path from the container's environment variables. Defaults to
+   * `false`.
+   */
+  expand?: boolean;
+}
+
 /** Optional arguments of `Container.export`. */
 export interface ContainerExportOpts {
   /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
@@ -167,6 +491,19 @@ export interface ContainerExportOpts {
   mediaTypes?: ImageMediaTypes;
   /** Defaults to `false`. */
   expand?: boolean;
+}
+
+/** Optional arguments of `Container.exportImage`. */
+export interface ContainerExportImageOpts {
+  /** Not supported by gantry (one platform per image); must be empty. Defaults to `[]`. */
+  platformVariants?: Container[];
+  /** Not supported by gantry: the image store decides how it keeps layers; must be left out. */
+  forcedCompression?: ImageLayerCompression;
+  /**
+   * Not supported by gantry: the image store decides; only the default is accepted. Defaults to
+   * `ImageMediaTypes.OCIMediaTypes`.
+   */
+  mediaTypes?: ImageMediaTypes;
 }
 
 /** Optional arguments of `Container.file`. */
@@ -213,6 +550,12 @@ export interface ContainerPublishOpts {
   insecureSkipTLSVerify?: boolean;
 }
 
+/** Optional arguments of `Container.stat`. */
+export interface ContainerStatOpts {
+  /** Look at a symlink itself rather than at what it points to. Defaults to `false`. */
+  doNotFollowSymlinks?: boolean;
+}
+
 /** Optional arguments of `Container.up`. */
 export interface ContainerUpOpts {
   /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
@@ -257,6 +600,27 @@ export interface ContainerWithDirectoryOpts {
   expand?: boolean;
   /** Permission given to the written directory and its contents (e.g., 0755). */
   permissions?: number;
+}
+
+/** Optional arguments of `Container.withDockerHealthcheck`. */
+export interface ContainerWithDockerHealthcheckOpts {
+  /** When true, command must be a single element, which is run using the container's shell */
+  shell?: boolean;
+  /** Interval between running healthcheck. Example: "30s" */
+  interval?: string;
+  /** Healthcheck timeout. Example: "3s" */
+  timeout?: string;
+  /** StartPeriod allows for failures during container initialization. Example: "0s" */
+  startPeriod?: string;
+  /**
+   * StartInterval configures the duration between checks during the startup period. Example: "5s"
+   */
+  startInterval?: string;
+  /**
+   * The maximum number of consecutive failures before the container is marked as unhealthy.
+   * Example: "3"
+   */
+  retries?: number;
 }
 
 /** Optional arguments of `Container.withEntrypoint`. */
@@ -328,6 +692,19 @@ export interface ContainerWithFileOpts {
   /** Set the owner to the container's current user. Defaults to `false`. */
   inheritOwner?: boolean;
   /** Defaults to `false`. */
+  expand?: boolean;
+}
+
+/** Optional arguments of `Container.withFiles`. */
+export interface ContainerWithFilesOpts {
+  /** The permissions to give the copied files (e.g., 0600). */
+  permissions?: number;
+  /** A user:group to own the copied files (numeric in gantry). Defaults to `""`. */
+  owner?: string;
+  /**
+   * Replace "${VAR}" or "$VAR" in the path from the container's environment variables. Defaults to
+   * `false`.
+   */
   expand?: boolean;
 }
 
@@ -413,6 +790,15 @@ export interface ContainerWithNewFileOpts {
   expand?: boolean;
 }
 
+/** Optional arguments of `Container.withSymlink`. */
+export interface ContainerWithSymlinkOpts {
+  /**
+   * Replace "${VAR}" or "$VAR" in both paths from the container's environment variables. Defaults
+   * to `false`.
+   */
+  expand?: boolean;
+}
+
 /** Optional arguments of `Container.withUnixSocket`. */
 export interface ContainerWithUnixSocketOpts {
   /** Defaults to `""`. */
@@ -429,10 +815,43 @@ export interface ContainerWithWorkdirOpts {
   expand?: boolean;
 }
 
+/** Optional arguments of `Container.withoutDirectory`. */
+export interface ContainerWithoutDirectoryOpts {
+  /**
+   * Replace "${VAR}" or "$VAR" in the path from the container's environment variables. Defaults to
+   * `false`.
+   */
+  expand?: boolean;
+}
+
+/** Optional arguments of `Container.withoutEntrypoint`. */
+export interface ContainerWithoutEntrypointOpts {
+  /** Keep the default arguments, which are otherwise cleared too. Defaults to `false`. */
+  keepDefaultArgs?: boolean;
+}
+
 /** Optional arguments of `Container.withoutExposedPort`. */
 export interface ContainerWithoutExposedPortOpts {
   /** Port protocol to unexpose. Defaults to `NetworkProtocol.TCP`. */
   protocol?: NetworkProtocol;
+}
+
+/** Optional arguments of `Container.withoutFile`. */
+export interface ContainerWithoutFileOpts {
+  /**
+   * Replace "${VAR}" or "$VAR" in the path from the container's environment variables. Defaults to
+   * `false`.
+   */
+  expand?: boolean;
+}
+
+/** Optional arguments of `Container.withoutFiles`. */
+export interface ContainerWithoutFilesOpts {
+  /**
+   * Replace "${VAR}" or "$VAR" in the paths from the container's environment variables. Defaults to
+   * `false`.
+   */
+  expand?: boolean;
 }
 
 /** Optional arguments of `Container.withoutMount`. */
@@ -448,7 +867,7 @@ export interface ContainerWithoutUnixSocketOpts {
 }
 
 /** An OCI-compatible container, also known as a Docker container. */
-export class Container extends BaseObject implements Node {
+export class Container extends BaseObject implements Exportable, Node, Syncer {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "Container";
 
@@ -479,6 +898,14 @@ export class Container extends BaseObject implements Node {
     return new File(this._select("asTarball", _args));
   }
 
+  /**
+   * The standard output and standard error of the last executed command, interleaved as it wrote
+   * them. Returns an error if no command was executed.
+   */
+  async combinedOutput(): Promise<string> {
+    return this._select("combinedOutput").execute<string>();
+  }
+
   /** Return the container's default arguments. */
   async defaultArgs(): Promise<string[]> {
     return this._select("defaultArgs").execute<string[]>();
@@ -491,6 +918,11 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Directory(this._select("directory", _args));
+  }
+
+  /** Retrieves this container's configured docker healthcheck. */
+  dockerHealthcheck(): HealthcheckConfig {
+    return new HealthcheckConfig(this._select("dockerHealthcheck"));
   }
 
   /** Return the entrypoint of this container. */
@@ -512,6 +944,22 @@ export class Container extends BaseObject implements Node {
     return ids.map((id) => new EnvVariable(this._load("EnvVariable", id)));
   }
 
+  /**
+   * Whether a path exists in the container's filesystem (mounts included), of the expected type
+   * when given. A symlink counts as what it points to unless doNotFollowSymlinks is set.
+   *
+   * @param path - The path to look for (e.g., "/file.txt"), relative to the working directory.
+   */
+  async exists(path: string, opts?: ContainerExistsOpts): Promise<boolean> {
+    const _args = {
+      path,
+      expectedType: enumArg(opts?.expectedType),
+      doNotFollowSymlinks: opts?.doNotFollowSymlinks,
+      expand: opts?.expand,
+    };
+    return this._select("exists", _args).execute<boolean>();
+  }
+
   /** The exit code of the last executed command. Returns an error if no command was executed. */
   async exitCode(): Promise<number> {
     return this._select("exitCode").execute<number>();
@@ -530,6 +978,22 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return this._select("export", _args).execute<string>();
+  }
+
+  /**
+   * Writes the container as an image named name into the image store of the machine gantry runs
+   * containers on (the Docker daemon, for the Docker runtime).
+   *
+   * @param name - The image's name (e.g., "my-app:latest").
+   */
+  async exportImage(name: string, opts?: ContainerExportImageOpts): Promise<Void> {
+    const _args = {
+      name,
+      platformVariants: opts?.platformVariants,
+      forcedCompression: enumArg(opts?.forcedCompression),
+      mediaTypes: enumArg(opts?.mediaTypes),
+    };
+    return this._select("exportImage", _args).execute<Void>();
   }
 
   /**
@@ -600,6 +1064,12 @@ export class Container extends BaseObject implements Node {
     return this._select("label", _args).execute<string | null>();
   }
 
+  /** The container's labels, sorted by name. */
+  async labels(): Promise<Label[]> {
+    const ids = await this._select("labels").select("id").execute<string[]>();
+    return ids.map((id) => new Label(this._load("Label", id)));
+  }
+
   /** Retrieves the list of paths where a directory is mounted. */
   async mounts(): Promise<string[]> {
     return this._select("mounts").execute<string[]>();
@@ -632,6 +1102,20 @@ export class Container extends BaseObject implements Node {
   /** Retrieves this container's root filesystem. Mounts are not included. */
   rootfs(): Directory {
     return new Directory(this._select("rootfs"));
+  }
+
+  /**
+   * The status of a path in the container's filesystem (mounts included): type, name, permissions
+   * and size.
+   *
+   * @param path - The path to look at (e.g., "/file.txt"), relative to the working directory.
+   */
+  stat(path: string, opts?: ContainerStatOpts): Stat {
+    const _args = {
+      path,
+      doNotFollowSymlinks: opts?.doNotFollowSymlinks,
+    };
+    return new Stat(this._select("stat", _args));
   }
 
   /** The error stream of the last executed command. Returns an error if no command was executed. */
@@ -679,6 +1163,21 @@ export class Container extends BaseObject implements Node {
     return this._select("user").execute<string>();
   }
 
+  /**
+   * This container with an OCI annotation for its image manifest. gantry cannot write annotations
+   * into images yet: publishing or exporting a container that has some fails.
+   *
+   * @param name - The annotation's name.
+   * @param value - The annotation's value.
+   */
+  withAnnotation(name: string, value: string): Container {
+    const _args = {
+      name,
+      value,
+    };
+    return new Container(this._select("withAnnotation", _args));
+  }
+
   /** Configures default arguments for future commands. */
   withDefaultArgs(args: string[]): Container {
     const _args = {
@@ -708,6 +1207,25 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withDirectory", _args));
   }
 
+  /**
+   * Retrieves this container with the given Docker health check. The check is recorded in the image
+   * config; gantry runs no services yet, so it is never run by gantry itself.
+   *
+   * @param args - Healthcheck command to execute within the container.
+   */
+  withDockerHealthcheck(args: string[], opts?: ContainerWithDockerHealthcheckOpts): Container {
+    const _args = {
+      args,
+      shell: opts?.shell,
+      interval: opts?.interval,
+      timeout: opts?.timeout,
+      startPeriod: opts?.startPeriod,
+      startInterval: opts?.startInterval,
+      retries: opts?.retries,
+    };
+    return new Container(this._select("withDockerHealthcheck", _args));
+  }
+
   /** Retrieves this container but with a different command entrypoint. */
   withEntrypoint(args: string[], opts?: ContainerWithEntrypointOpts): Container {
     const _args = {
@@ -715,6 +1233,19 @@ export class Container extends BaseObject implements Node {
       keepDefaultArgs: opts?.keepDefaultArgs,
     };
     return new Container(this._select("withEntrypoint", _args));
+  }
+
+  /**
+   * This container with the variables of an env file set (values read with quotes removed and
+   * references expanded).
+   *
+   * @param source - The env file to read.
+   */
+  withEnvFileVariables(source: EnvFile): Container {
+    const _args = {
+      source,
+    };
+    return new Container(this._select("withEnvFileVariables", _args));
   }
 
   /** Retrieves this container plus the given environment variable. */
@@ -725,6 +1256,19 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Container(this._select("withEnvVariable", _args));
+  }
+
+  /**
+   * A container that fails with the given message wherever it is used. An empty message changes
+   * nothing.
+   *
+   * @param err - The error's message.
+   */
+  withError(err: string): Container {
+    const _args = {
+      err,
+    };
+    return new Container(this._select("withError", _args));
   }
 
   /**
@@ -784,6 +1328,23 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Container(this._select("withFile", _args));
+  }
+
+  /**
+   * This container with the given files copied into the directory at path, each by its own name.
+   *
+   * @param path - The directory to copy the files into (e.g., "/src").
+   * @param sources - The files to copy.
+   */
+  withFiles(path: string, sources: File[], opts?: ContainerWithFilesOpts): Container {
+    const _args = {
+      path,
+      sources,
+      permissions: opts?.permissions,
+      owner: opts?.owner,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withFiles", _args));
   }
 
   /** Retrieves this container plus the given label. */
@@ -949,6 +1510,22 @@ export class Container extends BaseObject implements Node {
   }
 
   /**
+   * This container with a symbolic link at linkName pointing to target (kept as written).
+   *
+   * @param target - What the link points to (e.g., "/existing/file").
+   * @param linkName - Where the link is created (e.g., "/new-file-link"), relative to the working
+   *   directory.
+   */
+  withSymlink(target: string, linkName: string, opts?: ContainerWithSymlinkOpts): Container {
+    const _args = {
+      target,
+      linkName,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withSymlink", _args));
+  }
+
+  /**
    * Retrieves this container plus a socket forwarded to the given Unix socket path.
    *
    * @param path - Location of the forwarded Unix socket (e.g., "/tmp/socket").
@@ -973,6 +1550,22 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withUser", _args));
   }
 
+  /**
+   * This container with an environment variable that later commands see but that is in no cache
+   * key: changing its value alone does not re-run cached commands. It is not part of the image
+   * configuration.
+   *
+   * @param name - The variable's name (e.g., "CI_RUN_ID").
+   * @param value - The variable's value.
+   */
+  withVolatileVariable(name: string, value: string): Container {
+    const _args = {
+      name,
+      value,
+    };
+    return new Container(this._select("withVolatileVariable", _args));
+  }
+
   /** Retrieves this container with a different working directory. */
   withWorkdir(path: string, opts?: ContainerWithWorkdirOpts): Container {
     const _args = {
@@ -980,6 +1573,50 @@ export class Container extends BaseObject implements Node {
       expand: opts?.expand,
     };
     return new Container(this._select("withWorkdir", _args));
+  }
+
+  /**
+   * This container without the given OCI annotation.
+   *
+   * @param name - The annotation to remove.
+   */
+  withoutAnnotation(name: string): Container {
+    const _args = {
+      name,
+    };
+    return new Container(this._select("withoutAnnotation", _args));
+  }
+
+  /** This container without default arguments. */
+  withoutDefaultArgs(): Container {
+    return new Container(this._select("withoutDefaultArgs"));
+  }
+
+  /**
+   * This container without the directory at the given path and what is in it (a missing path is not
+   * an error).
+   *
+   * @param path - The directory to remove (e.g., "/src").
+   */
+  withoutDirectory(path: string, opts?: ContainerWithoutDirectoryOpts): Container {
+    const _args = {
+      path,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withoutDirectory", _args));
+  }
+
+  /** Retrieves this container without a configured docker healthcheck command. */
+  withoutDockerHealthcheck(): Container {
+    return new Container(this._select("withoutDockerHealthcheck"));
+  }
+
+  /** This container without an entrypoint. */
+  withoutEntrypoint(opts?: ContainerWithoutEntrypointOpts): Container {
+    const _args = {
+      keepDefaultArgs: opts?.keepDefaultArgs,
+    };
+    return new Container(this._select("withoutEntrypoint", _args));
   }
 
   /** Retrieves this container minus the given environment variable. */
@@ -1003,6 +1640,44 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withoutExposedPort", _args));
   }
 
+  /**
+   * This container without the file at the given path (a missing path is not an error).
+   *
+   * @param path - The file to remove (e.g., "/file.txt").
+   */
+  withoutFile(path: string, opts?: ContainerWithoutFileOpts): Container {
+    const _args = {
+      path,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withoutFile", _args));
+  }
+
+  /**
+   * This container without the files at the given paths (missing paths are not an error).
+   *
+   * @param paths - The files to remove (e.g., ["/file.txt"]).
+   */
+  withoutFiles(paths: string[], opts?: ContainerWithoutFilesOpts): Container {
+    const _args = {
+      paths,
+      expand: opts?.expand,
+    };
+    return new Container(this._select("withoutFiles", _args));
+  }
+
+  /**
+   * This container without the given label.
+   *
+   * @param name - The label to remove.
+   */
+  withoutLabel(name: string): Container {
+    const _args = {
+      name,
+    };
+    return new Container(this._select("withoutLabel", _args));
+  }
+
   /** Retrieves this container after unmounting everything at the given path. */
   withoutMount(path: string, opts?: ContainerWithoutMountOpts): Container {
     const _args = {
@@ -1021,6 +1696,18 @@ export class Container extends BaseObject implements Node {
   }
 
   /**
+   * This container without the given secret variable (a plain variable of the same name stays).
+   *
+   * @param name - The variable to remove.
+   */
+  withoutSecretVariable(name: string): Container {
+    const _args = {
+      name,
+    };
+    return new Container(this._select("withoutSecretVariable", _args));
+  }
+
+  /**
    * Retrieves this container with a previously added Unix socket removed.
    *
    * @param path - Location of the socket to remove (e.g., "/tmp/socket").
@@ -1033,16 +1720,109 @@ export class Container extends BaseObject implements Node {
     return new Container(this._select("withoutUnixSocket", _args));
   }
 
+  /** This container with the image's default user (root). */
+  withoutUser(): Container {
+    return new Container(this._select("withoutUser"));
+  }
+
+  /**
+   * This container without the given volatile variable.
+   *
+   * @param name - The variable to remove.
+   */
+  withoutVolatileVariable(name: string): Container {
+    const _args = {
+      name,
+    };
+    return new Container(this._select("withoutVolatileVariable", _args));
+  }
+
+  /** This container without a working directory (commands run in /). */
+  withoutWorkdir(): Container {
+    return new Container(this._select("withoutWorkdir"));
+  }
+
   /** Retrieves the working directory for all commands. */
   async workdir(): Promise<string> {
     return this._select("workdir").execute<string>();
   }
 }
 
+export class DiffStat extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "DiffStat";
+
+  /** Number of added lines for this path. */
+  async addedLines(): Promise<number> {
+    return this._select("addedLines").execute<number>();
+  }
+
+  /** A unique identifier for this DiffStat. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Type of change. */
+  async kind(): Promise<DiffStatKind> {
+    return this._select("kind").execute<DiffStatKind>();
+  }
+
+  /** Previous path of the file, set only for renames. */
+  async oldPath(): Promise<string | null> {
+    return this._select("oldPath").execute<string | null>();
+  }
+
+  /** Path of the changed file or directory. */
+  async path(): Promise<string> {
+    return this._select("path").execute<string>();
+  }
+
+  /** Number of removed lines for this path. */
+  async removedLines(): Promise<number> {
+    return this._select("removedLines").execute<number>();
+  }
+}
+
+/** Optional arguments of `Directory.dockerBuild`. */
+export interface DirectoryDockerBuildOpts {
+  /** Path to the Dockerfile to use (e.g., "frontend.Dockerfile"). Defaults to `"Dockerfile"`. */
+  dockerfile?: string;
+  /** The platform to build. gantry builds for its own machine's platform only. */
+  platform?: Platform;
+  /** Target build stage to build. Defaults to `""`. */
+  target?: string;
+  /**
+   * Secrets to pass to the build. They will be mounted at /run/secrets/[secret-name]. Defaults to
+   * `[]`.
+   */
+  secrets?: Secret[];
+  /**
+   * If set, skip the automatic init process injected into containers created by RUN statements.
+   * gantry never starts one, so every RUN step runs this way. Defaults to `false`.
+   */
+  noInit?: boolean;
+  /**
+   * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
+   * --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.
+   */
+  ssh?: Node;
+}
+
 /** Optional arguments of `Directory.entries`. */
 export interface DirectoryEntriesOpts {
   /** Location of the directory to look at (e.g., "/src"). */
   path?: string;
+}
+
+/** Optional arguments of `Directory.exists`. */
+export interface DirectoryExistsOpts {
+  /**
+   * If specified, also validate the type of file (e.g. "REGULAR_TYPE", "DIRECTORY_TYPE", or
+   * "SYMLINK_TYPE").
+   */
+  expectedType?: ExistsType;
+  /** If specified, do not follow symlinks. Defaults to `false`. */
+  doNotFollowSymlinks?: boolean;
 }
 
 /** Optional arguments of `Directory.export`. */
@@ -1052,6 +1832,54 @@ export interface DirectoryExportOpts {
    * matches the directory being exported. Defaults to `false`.
    */
   wipe?: boolean;
+}
+
+/** Optional arguments of `Directory.filter`. */
+export interface DirectoryFilterOpts {
+  /**
+   * If set, paths matching one of these glob patterns is excluded from the new snapshot. Example:
+   * ["node_modules/", ".git*", ".env"]. Defaults to `[]`.
+   */
+  exclude?: string[];
+  /**
+   * If set, only paths matching one of these glob patterns is included in the new snapshot.
+   * Example: (e.g., ["app/", "package.*"]). Defaults to `[]`.
+   */
+  include?: string[];
+  /** If set, apply .gitignore rules when filtering the directory. Defaults to `false`. */
+  gitignore?: boolean;
+}
+
+/** Optional arguments of `Directory.search`. */
+export interface DirectorySearchOpts {
+  /** Directory or file paths to search. Defaults to `[]`. */
+  paths?: string[];
+  /** Glob patterns to match (e.g., "*.md"). Defaults to `[]`. */
+  globs?: string[];
+  /**
+   * Interpret the pattern as a literal string instead of a regular expression. Defaults to `false`.
+   */
+  literal?: boolean;
+  /** Enable searching across multiple lines. Defaults to `false`. */
+  multiline?: boolean;
+  /** Allow the . pattern to match newlines in multiline mode. Defaults to `false`. */
+  dotall?: boolean;
+  /** Enable case-insensitive matching. Defaults to `false`. */
+  insensitive?: boolean;
+  /** Honor .gitignore, .ignore, and .rgignore files. Defaults to `false`. */
+  skipIgnored?: boolean;
+  /** Skip hidden files (files starting with .). Defaults to `false`. */
+  skipHidden?: boolean;
+  /** Only return matching files, not lines and content. Defaults to `false`. */
+  filesOnly?: boolean;
+  /** Limit the number of results to return */
+  limit?: number;
+}
+
+/** Optional arguments of `Directory.stat`. */
+export interface DirectoryStatOpts {
+  /** If specified, do not follow symlinks. Defaults to `false`. */
+  doNotFollowSymlinks?: boolean;
 }
 
 /** Optional arguments of `Directory.withDirectory`. */
@@ -1088,6 +1916,12 @@ export interface DirectoryWithFileOpts {
   owner?: string;
 }
 
+/** Optional arguments of `Directory.withFiles`. */
+export interface DirectoryWithFilesOpts {
+  /** Permission given to the copied files (e.g., 0600). */
+  permissions?: number;
+}
+
 /** Optional arguments of `Directory.withNewDirectory`. */
 export interface DirectoryWithNewDirectoryOpts {
   /** Defaults to `420`. */
@@ -1101,9 +1935,28 @@ export interface DirectoryWithNewFileOpts {
 }
 
 /** A directory. */
-export class Directory extends BaseObject implements Node {
+export class Directory extends BaseObject implements Exportable, Node, Syncer {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "Directory";
+
+  /** Converts this directory to a local git repository */
+  asGit(): GitRepository {
+    return new GitRepository(this._select("asGit"));
+  }
+
+  /**
+   * Return the difference between this directory and another directory, typically an older
+   * snapshot. The difference is encoded as a changeset, which also tracks removed files, and can be
+   * applied to other directories.
+   *
+   * @param from - The base directory snapshot to compare against
+   */
+  changes(from: Directory): Changeset {
+    const _args = {
+      from,
+    };
+    return new Changeset(this._select("changes", _args));
+  }
 
   /**
    * Return the difference between this directory and another directory: what `other` adds or
@@ -1132,12 +1985,43 @@ export class Directory extends BaseObject implements Node {
     return new Directory(this._select("directory", _args));
   }
 
+  /**
+   * Use Dockerfile compatibility to build a container from this directory. Only use this function
+   * for Dockerfile compatibility. Otherwise use the native Container type directly, it is
+   * feature-complete and supports all Dockerfile features.
+   */
+  dockerBuild(opts?: DirectoryDockerBuildOpts): Container {
+    const _args = {
+      dockerfile: opts?.dockerfile,
+      platform: opts?.platform,
+      target: opts?.target,
+      secrets: opts?.secrets,
+      noInit: opts?.noInit,
+      ssh: opts?.ssh,
+    };
+    return new Container(this._select("dockerBuild", _args));
+  }
+
   /** Returns a list of files and directories at the given path. Directories end with a slash. */
   async entries(opts?: DirectoryEntriesOpts): Promise<string[]> {
     const _args = {
       path: opts?.path,
     };
     return this._select("entries", _args).execute<string[]>();
+  }
+
+  /**
+   * check if a file or directory exists
+   *
+   * @param path - Path to check (e.g., "/file.txt").
+   */
+  async exists(path: string, opts?: DirectoryExistsOpts): Promise<boolean> {
+    const _args = {
+      path,
+      expectedType: enumArg(opts?.expectedType),
+      doNotFollowSymlinks: opts?.doNotFollowSymlinks,
+    };
+    return this._select("exists", _args).execute<boolean>();
   }
 
   /**
@@ -1161,6 +2045,31 @@ export class Directory extends BaseObject implements Node {
     return new File(this._select("file", _args));
   }
 
+  /** Return a snapshot with some paths included or excluded */
+  filter(opts?: DirectoryFilterOpts): Directory {
+    const _args = {
+      exclude: opts?.exclude,
+      include: opts?.include,
+      gitignore: opts?.gitignore,
+    };
+    return new Directory(this._select("filter", _args));
+  }
+
+  /**
+   * Search up the directory tree for a file or directory, and return its path. If no match, return
+   * null
+   *
+   * @param name - The name of the file or directory to search for
+   * @param start - The path to start the search from
+   */
+  async findUp(name: string, start: string): Promise<string | null> {
+    const _args = {
+      name,
+      start,
+    };
+    return this._select("findUp", _args).execute<string | null>();
+  }
+
   /**
    * Returns a list of files and directories that match the given pattern.
    *
@@ -1178,10 +2087,67 @@ export class Directory extends BaseObject implements Node {
     return this._id();
   }
 
+  /**
+   * Returns the name of the directory: the last component of the path it was taken from, with a
+   * trailing slash ("/" for a root).
+   */
+  async name(): Promise<string> {
+    return this._select("name").execute<string>();
+  }
+
+  /**
+   * Searches for content matching the given regular expression or literal string. Uses Rust regex
+   * syntax; escape literal ., [, ], {, }, | with backslashes.
+   *
+   * @param pattern - The text to match.
+   */
+  async search(pattern: string, opts?: DirectorySearchOpts): Promise<SearchResult[]> {
+    const _args = {
+      pattern,
+      paths: opts?.paths,
+      globs: opts?.globs,
+      literal: opts?.literal,
+      multiline: opts?.multiline,
+      dotall: opts?.dotall,
+      insensitive: opts?.insensitive,
+      skipIgnored: opts?.skipIgnored,
+      skipHidden: opts?.skipHidden,
+      filesOnly: opts?.filesOnly,
+      limit: opts?.limit,
+    };
+    const ids = await this._select("search", _args).select("id").execute<string[]>();
+    return ids.map((id) => new SearchResult(this._load("SearchResult", id)));
+  }
+
+  /**
+   * Return file status
+   *
+   * @param path - Path to stat (e.g., "/file.txt").
+   */
+  stat(path: string, opts?: DirectoryStatOpts): Stat {
+    const _args = {
+      path,
+      doNotFollowSymlinks: opts?.doNotFollowSymlinks,
+    };
+    return new Stat(this._select("stat", _args));
+  }
+
   /** Force evaluation in the engine. */
   async sync(): Promise<Directory> {
     const id = await this._select("sync").execute<string>();
     return new Directory(this._load("Directory", id));
+  }
+
+  /**
+   * Return a directory with changes from another directory applied to it.
+   *
+   * @param changes - Changes to apply to the directory
+   */
+  withChanges(changes: Changeset): Directory {
+    const _args = {
+      changes,
+    };
+    return new Directory(this._select("withChanges", _args));
   }
 
   /** Return a snapshot with a directory added. */
@@ -1199,6 +2165,18 @@ export class Directory extends BaseObject implements Node {
   }
 
   /**
+   * Raise an error.
+   *
+   * @param err - Message of the error to raise. If empty, the error will be ignored.
+   */
+  withError(err: string): Directory {
+    const _args = {
+      err,
+    };
+    return new Directory(this._select("withError", _args));
+  }
+
+  /**
    * Retrieves this directory plus the contents of the given file copied to the given path.
    *
    * @param path - Location of the copied file (e.g., "/file.txt"). A directory (".", "dir/" or an
@@ -1213,6 +2191,21 @@ export class Directory extends BaseObject implements Node {
       owner: opts?.owner,
     };
     return new Directory(this._select("withFile", _args));
+  }
+
+  /**
+   * Retrieves this directory plus the contents of the given files copied to the given path.
+   *
+   * @param path - Location where copied files should be placed (e.g., "/src").
+   * @param sources - Identifiers of the files to copy.
+   */
+  withFiles(path: string, sources: File[], opts?: DirectoryWithFilesOpts): Directory {
+    const _args = {
+      path,
+      sources,
+      permissions: opts?.permissions,
+    };
+    return new Directory(this._select("withFiles", _args));
   }
 
   /** Retrieves this directory plus a new directory created at the given path. */
@@ -1237,6 +2230,45 @@ export class Directory extends BaseObject implements Node {
       permissions: opts?.permissions,
     };
     return new Directory(this._select("withNewFile", _args));
+  }
+
+  /**
+   * Retrieves this directory with the given Git-compatible patch applied.
+   *
+   * @param patch - Patch to apply (e.g., "diff --git a/file.txt b/file.txt\nindex 1234567..abcdef8
+   *   100644\n--- a/file.txt\n+++ b/file.txt\n@@ -1,1 +1,1 @@\n-Hello\n+World\n").
+   */
+  withPatch(patch: string): Directory {
+    const _args = {
+      patch,
+    };
+    return new Directory(this._select("withPatch", _args));
+  }
+
+  /**
+   * Retrieves this directory with the given Git-compatible patch file applied.
+   *
+   * @param patch - File containing the patch to apply
+   */
+  withPatchFile(patch: File): Directory {
+    const _args = {
+      patch,
+    };
+    return new Directory(this._select("withPatchFile", _args));
+  }
+
+  /**
+   * Return a snapshot with a symlink
+   *
+   * @param target - Location of the file or directory to link to (e.g., "/existing/file").
+   * @param linkName - Location where the symbolic link will be created (e.g., "/new-file-link").
+   */
+  withSymlink(target: string, linkName: string): Directory {
+    const _args = {
+      target,
+      linkName,
+    };
+    return new Directory(this._select("withSymlink", _args));
   }
 
   /**
@@ -1266,6 +2298,121 @@ export class Directory extends BaseObject implements Node {
     };
     return new Directory(this._select("withoutFile", _args));
   }
+
+  /**
+   * Return a snapshot with files removed
+   *
+   * @param paths - Location of the files to remove (e.g., ["/file.txt"]).
+   */
+  withoutFiles(paths: string[]): Directory {
+    const _args = {
+      paths,
+    };
+    return new Directory(this._select("withoutFiles", _args));
+  }
+}
+
+/** Optional arguments of `EnvFile.get`. */
+export interface EnvFileGetOpts {
+  /** Return the value exactly as written to the file. No quote removal or variable expansion */
+  raw?: boolean;
+}
+
+/** Optional arguments of `EnvFile.variables`. */
+export interface EnvFileVariablesOpts {
+  /** Return values exactly as written to the file. No quote removal or variable expansion */
+  raw?: boolean;
+}
+
+/** A collection of environment variables. */
+export class EnvFile extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "EnvFile";
+
+  /** Return as a file */
+  asFile(): File {
+    return new File(this._select("asFile"));
+  }
+
+  /**
+   * Check if a variable exists
+   *
+   * @param name - Variable name
+   */
+  async exists(name: string): Promise<boolean> {
+    const _args = {
+      name,
+    };
+    return this._select("exists", _args).execute<boolean>();
+  }
+
+  /**
+   * Lookup a variable (last occurrence wins) and return its value, or an empty string
+   *
+   * @param name - Variable name
+   */
+  async get(name: string, opts?: EnvFileGetOpts): Promise<string> {
+    const _args = {
+      name,
+      raw: opts?.raw,
+    };
+    return this._select("get", _args).execute<string>();
+  }
+
+  /** A unique identifier for this EnvFile. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /**
+   * Filters variables by prefix and removes the prefix from keys. Variables without the prefix are
+   * excluded. For example, with the prefix "MY_APP_" and variables MY_APP_TOKEN=topsecret,
+   * MY_APP_NAME=hello and FOO=bar, the resulting environment contains TOKEN=topsecret and
+   * NAME=hello. The prefix is compared without regard to case, dashes or underscores.
+   *
+   * @param prefix - The prefix to filter by
+   */
+  namespace(prefix: string): EnvFile {
+    const _args = {
+      prefix,
+    };
+    return new EnvFile(this._select("namespace", _args));
+  }
+
+  /** Return all variables (each name once, sorted by name). */
+  async variables(opts?: EnvFileVariablesOpts): Promise<EnvVariable[]> {
+    const _args = {
+      raw: opts?.raw,
+    };
+    const ids = await this._select("variables", _args).select("id").execute<string[]>();
+    return ids.map((id) => new EnvVariable(this._load("EnvVariable", id)));
+  }
+
+  /**
+   * Add a variable
+   *
+   * @param name - Variable name
+   * @param value - Variable value
+   */
+  withVariable(name: string, value: string): EnvFile {
+    const _args = {
+      name,
+      value,
+    };
+    return new EnvFile(this._select("withVariable", _args));
+  }
+
+  /**
+   * Remove all occurrences of the named variable
+   *
+   * @param name - Variable name
+   */
+  withoutVariable(name: string): EnvFile {
+    const _args = {
+      name,
+    };
+    return new EnvFile(this._select("withoutVariable", _args));
+  }
 }
 
 export class EnvVariable extends BaseObject implements Node {
@@ -1286,6 +2433,70 @@ export class EnvVariable extends BaseObject implements Node {
   async value(): Promise<string> {
     return this._select("value").execute<string>();
   }
+}
+
+export class Error extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Error";
+
+  /** A unique identifier for this Error. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** A description of the error. */
+  async message(): Promise<string> {
+    return this._select("message").execute<string>();
+  }
+
+  /** The extensions of the error. */
+  async values(): Promise<ErrorValue[]> {
+    const ids = await this._select("values").select("id").execute<string[]>();
+    return ids.map((id) => new ErrorValue(this._load("ErrorValue", id)));
+  }
+
+  /**
+   * Add a value to the error.
+   *
+   * @param name - The name of the value.
+   * @param value - The value to store on the error.
+   */
+  withValue(name: string, value: JSON): Error {
+    const _args = {
+      name,
+      value,
+    };
+    return new Error(this._select("withValue", _args));
+  }
+}
+
+export class ErrorValue extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "ErrorValue";
+
+  /** A unique identifier for this ErrorValue. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The name of the value. */
+  async name(): Promise<string> {
+    return this._select("name").execute<string>();
+  }
+
+  /** The value. */
+  async value(): Promise<JSON> {
+    return this._select("value").execute<JSON>();
+  }
+}
+
+/** Optional arguments of `File.asEnvFile`. */
+export interface FileAsEnvFileOpts {
+  /**
+   * Recorded for Dagger compatibility; values are always read with references expanded unless read
+   * raw.
+   */
+  expand?: boolean;
 }
 
 /** Optional arguments of `File.contents`. */
@@ -1311,10 +2522,65 @@ export interface FileExportOpts {
   allowParentDirPath?: boolean;
 }
 
+/** Optional arguments of `File.search`. */
+export interface FileSearchOpts {
+  /** Match the pattern as plain text, not as a regular expression. Defaults to `false`. */
+  literal?: boolean;
+  /** Let matches span several lines. Defaults to `false`. */
+  multiline?: boolean;
+  /** In multiline mode, let . match line ends too. Defaults to `false`. */
+  dotall?: boolean;
+  /** Ignore case. Defaults to `false`. */
+  insensitive?: boolean;
+  /**
+   * Has no effect on a single file (kept for Directory.search's signature). Defaults to `false`.
+   */
+  skipIgnored?: boolean;
+  /**
+   * Has no effect on a single file (kept for Directory.search's signature). Defaults to `false`.
+   */
+  skipHidden?: boolean;
+  /** Return one result for the file when it matches, without lines. Defaults to `false`. */
+  filesOnly?: boolean;
+  /** Return at most this many results. */
+  limit?: number;
+  /**
+   * Refused on a single file (kept for Directory.search's signature); must be empty. Defaults to
+   * `[]`.
+   */
+  paths?: string[];
+  /**
+   * Refused on a single file (kept for Directory.search's signature); must be empty. Defaults to
+   * `[]`.
+   */
+  globs?: string[];
+}
+
+/** Optional arguments of `File.withReplaced`. */
+export interface FileWithReplacedOpts {
+  /** Replace every occurrence. Defaults to `false`. */
+  all?: boolean;
+  /** Replace the first occurrence at or after this line (1-based). */
+  firstFrom?: number;
+}
+
 /** A file. */
-export class File extends BaseObject implements Node {
+export class File extends BaseObject implements Exportable, Node, Syncer {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "File";
+
+  /** The file read as an env file (NAME=value lines). */
+  asEnvFile(opts?: FileAsEnvFileOpts): EnvFile {
+    const _args = {
+      expand: opts?.expand,
+    };
+    return new EnvFile(this._select("asEnvFile", _args));
+  }
+
+  /** The file's contents parsed as JSON. */
+  asJSON(): JSONValue {
+    return new JSONValue(this._select("asJSON"));
+  }
 
   /** Retrieves the contents of the file. */
   async contents(opts?: FileContentsOpts): Promise<string> {
@@ -1356,9 +2622,37 @@ export class File extends BaseObject implements Node {
     return this._select("name").execute<string>();
   }
 
+  /**
+   * Lines of the file matching a regular expression (Rust regex syntax) or a literal string.
+   *
+   * @param pattern - The text to match.
+   */
+  async search(pattern: string, opts?: FileSearchOpts): Promise<SearchResult[]> {
+    const _args = {
+      pattern,
+      literal: opts?.literal,
+      multiline: opts?.multiline,
+      dotall: opts?.dotall,
+      insensitive: opts?.insensitive,
+      skipIgnored: opts?.skipIgnored,
+      skipHidden: opts?.skipHidden,
+      filesOnly: opts?.filesOnly,
+      limit: opts?.limit,
+      paths: opts?.paths,
+      globs: opts?.globs,
+    };
+    const ids = await this._select("search", _args).select("id").execute<string[]>();
+    return ids.map((id) => new SearchResult(this._load("SearchResult", id)));
+  }
+
   /** Retrieves the size of the file, in bytes. */
   async size(): Promise<number> {
     return this._select("size").execute<number>();
+  }
+
+  /** The file's status: type, name, permissions and size. */
+  stat(): Stat {
+    return new Stat(this._select("stat"));
   }
 
   /** Force evaluation in the engine. */
@@ -1375,12 +2669,214 @@ export class File extends BaseObject implements Node {
     return new File(this._select("withName", _args));
   }
 
+  /**
+   * This file with a literal string replaced. Without all, the string must occur exactly once (or,
+   * with firstFrom, the first occurrence at or after that line is replaced); with all, every
+   * occurrence is replaced and none is not an error.
+   *
+   * @param search - The text to replace.
+   * @param replacement - The text to put in its place.
+   */
+  withReplaced(search: string, replacement: string, opts?: FileWithReplacedOpts): File {
+    const _args = {
+      search,
+      replacement,
+      all: opts?.all,
+      firstFrom: opts?.firstFrom,
+    };
+    return new File(this._select("withReplaced", _args));
+  }
+
   /** Retrieves this file with its created/modified timestamps set to the given time. */
   withTimestamps(timestamp: number): File {
     const _args = {
       timestamp,
     };
     return new File(this._select("withTimestamps", _args));
+  }
+}
+
+/** Optional arguments of `GitRef.tree`. */
+export interface GitRefTreeOpts {
+  /** Set to true to discard .git directory. Defaults to `false`. */
+  discardGitDir?: boolean;
+  /** The depth of the tree to fetch. Defaults to `1`. */
+  depth?: number;
+  /** Set to true to populate tag refs in the local checkout .git. Defaults to `false`. */
+  includeTags?: boolean;
+}
+
+/** A git ref (tag, branch, or commit). */
+export class GitRef extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "GitRef";
+
+  /** The resolved commit id at this ref. */
+  async commit(): Promise<string> {
+    return this._select("commit").execute<string>();
+  }
+
+  /** A unique identifier for this GitRef. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The resolved ref name at this ref. */
+  async ref(): Promise<string> {
+    return this._select("ref").execute<string>();
+  }
+
+  /** The filesystem tree at this ref. */
+  tree(opts?: GitRefTreeOpts): Directory {
+    const _args = {
+      discardGitDir: opts?.discardGitDir,
+      depth: opts?.depth,
+      includeTags: opts?.includeTags,
+    };
+    return new Directory(this._select("tree", _args));
+  }
+}
+
+/** Optional arguments of `GitRepository.branches`. */
+export interface GitRepositoryBranchesOpts {
+  /** Glob patterns (e.g., "refs/tags/v*"). */
+  patterns?: string[];
+}
+
+/** Optional arguments of `GitRepository.tags`. */
+export interface GitRepositoryTagsOpts {
+  /** Glob patterns (e.g., "refs/tags/v*"). */
+  patterns?: string[];
+}
+
+/** A git repository. */
+export class GitRepository extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "GitRepository";
+
+  /**
+   * Returns details of a branch.
+   *
+   * @param name - Branch's name (e.g., "main").
+   */
+  branch(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("branch", _args));
+  }
+
+  /** branches that match any of the given glob patterns. */
+  async branches(opts?: GitRepositoryBranchesOpts): Promise<string[]> {
+    const _args = {
+      patterns: opts?.patterns,
+    };
+    return this._select("branches", _args).execute<string[]>();
+  }
+
+  /**
+   * Returns details of a commit.
+   *
+   * @param id - Identifier of the commit (e.g., "b6315d8f2810962c601af73f86831f6866ea798b").
+   */
+  commit(id: string): GitRef {
+    const _args = {
+      id,
+    };
+    return new GitRef(this._select("commit", _args));
+  }
+
+  /** Returns details for HEAD. */
+  head(): GitRef {
+    return new GitRef(this._select("head"));
+  }
+
+  /** A unique identifier for this GitRepository. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** Returns details for the latest semver tag. */
+  latestVersion(): GitRef {
+    return new GitRef(this._select("latestVersion"));
+  }
+
+  /**
+   * Returns details of a ref.
+   *
+   * @param name - Ref's name (can be a commit identifier, a tag name, a branch name, or a
+   *   fully-qualified ref).
+   */
+  ref(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("ref", _args));
+  }
+
+  /**
+   * Returns details of a tag.
+   *
+   * @param name - Tag's name (e.g., "v0.3.9").
+   */
+  tag(name: string): GitRef {
+    const _args = {
+      name,
+    };
+    return new GitRef(this._select("tag", _args));
+  }
+
+  /** tags that match any of the given glob patterns. */
+  async tags(opts?: GitRepositoryTagsOpts): Promise<string[]> {
+    const _args = {
+      patterns: opts?.patterns,
+    };
+    return this._select("tags", _args).execute<string[]>();
+  }
+
+  /** The URL of the git repository. */
+  async url(): Promise<string | null> {
+    return this._select("url").execute<string | null>();
+  }
+}
+
+export class HealthcheckConfig extends BaseObject {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "HealthcheckConfig";
+
+  /** Healthcheck command arguments. */
+  async args(): Promise<string[]> {
+    return this._select("args").execute<string[]>();
+  }
+
+  /** Interval between running healthcheck. */
+  async interval(): Promise<string> {
+    return this._select("interval").execute<string>();
+  }
+
+  /** The maximum number of consecutive failures before the container is marked as unhealthy. */
+  async retries(): Promise<number> {
+    return this._select("retries").execute<number>();
+  }
+
+  /** If true, run the command using the container's shell. */
+  async shell(): Promise<boolean> {
+    return this._select("shell").execute<boolean>();
+  }
+
+  /** StartInterval configures the duration between checks during the startup period. */
+  async startInterval(): Promise<string> {
+    return this._select("startInterval").execute<string>();
+  }
+
+  /** StartPeriod allows for failures during container initialization. */
+  async startPeriod(): Promise<string> {
+    return this._select("startPeriod").execute<string>();
+  }
+
+  /** Healthcheck timeout. */
+  async timeout(): Promise<string> {
+    return this._select("timeout").execute<string>();
   }
 }
 
@@ -1411,6 +2907,12 @@ export interface HostFileOpts {
   noCache?: boolean;
 }
 
+/** Optional arguments of `Host.findUp`. */
+export interface HostFindUpOpts {
+  /** Has no effect: gantry looks at the host on every call. Defaults to `false`. */
+  noCache?: boolean;
+}
+
 /** Optional arguments of `Host.tunnel`. */
 export interface HostTunnelOpts {
   /**
@@ -1425,6 +2927,19 @@ export interface HostTunnelOpts {
 export class Host extends BaseObject implements Node {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "Host";
+
+  /**
+   * An image from the image store of the machine gantry runs containers on (the Docker daemon, for
+   * the Docker runtime), by name or ID; nothing is pulled.
+   *
+   * @param name - The image's name or ID (e.g., "my-app:latest").
+   */
+  containerImage(name: string): Container {
+    const _args = {
+      name,
+    };
+    return new Container(this._select("containerImage", _args));
+  }
 
   /**
    * Accesses a directory on the host. Relative paths resolve against the client's working
@@ -1456,6 +2971,21 @@ export class Host extends BaseObject implements Node {
     return new File(this._select("file", _args));
   }
 
+  /**
+   * Looks for a file or directory named name in the client's working directory, then in each parent
+   * up to the root, and returns its path relative to the working directory; null when there is
+   * none.
+   *
+   * @param name - The name of the file or directory to look for.
+   */
+  async findUp(name: string, opts?: HostFindUpOpts): Promise<string | null> {
+    const _args = {
+      name,
+      noCache: opts?.noCache,
+    };
+    return this._select("findUp", _args).execute<string | null>();
+  }
+
   /** A unique identifier for this Host. */
   async id(): Promise<string> {
     return this._id();
@@ -1484,6 +3014,154 @@ export class Host extends BaseObject implements Node {
       path,
     };
     return new Socket(this._select("unixSocket", _args));
+  }
+}
+
+/** Optional arguments of `JSONValue.contents`. */
+export interface JSONValueContentsOpts {
+  /** Pretty-print. Defaults to `false`. */
+  pretty?: boolean;
+  /** Optional line prefix. Defaults to `"  "`. */
+  indent?: string;
+}
+
+/** A JSON value. */
+export class JSONValue extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "JSONValue";
+
+  /** Decode an array from json */
+  async asArray(): Promise<JSONValue[]> {
+    const ids = await this._select("asArray").select("id").execute<string[]>();
+    return ids.map((id) => new JSONValue(this._load("JSONValue", id)));
+  }
+
+  /** Decode a boolean from json */
+  async asBoolean(): Promise<boolean> {
+    return this._select("asBoolean").execute<boolean>();
+  }
+
+  /** Decode an integer from json */
+  async asInteger(): Promise<number> {
+    return this._select("asInteger").execute<number>();
+  }
+
+  /** Decode a string from json */
+  async asString(): Promise<string> {
+    return this._select("asString").execute<string>();
+  }
+
+  /** Return the value encoded as json */
+  async contents(opts?: JSONValueContentsOpts): Promise<JSON> {
+    const _args = {
+      pretty: opts?.pretty,
+      indent: opts?.indent,
+    };
+    return this._select("contents", _args).execute<JSON>();
+  }
+
+  /**
+   * Lookup the field at the given path, and return its value.
+   *
+   * @param path - Path of the field to lookup, encoded as an array of field names
+   */
+  field(path: string[]): JSONValue {
+    const _args = {
+      path,
+    };
+    return new JSONValue(this._select("field", _args));
+  }
+
+  /** List fields of the encoded object */
+  async fields(): Promise<string[]> {
+    return this._select("fields").execute<string[]>();
+  }
+
+  /** A unique identifier for this JSONValue. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /**
+   * Encode a boolean to json
+   *
+   * @param value - New boolean value
+   */
+  newBoolean(value: boolean): JSONValue {
+    const _args = {
+      value,
+    };
+    return new JSONValue(this._select("newBoolean", _args));
+  }
+
+  /**
+   * Encode an integer to json
+   *
+   * @param value - New integer value
+   */
+  newInteger(value: number): JSONValue {
+    const _args = {
+      value,
+    };
+    return new JSONValue(this._select("newInteger", _args));
+  }
+
+  /**
+   * Encode a string to json
+   *
+   * @param value - New string value
+   */
+  newString(value: string): JSONValue {
+    const _args = {
+      value,
+    };
+    return new JSONValue(this._select("newString", _args));
+  }
+
+  /**
+   * Return a new json value, decoded from the given content
+   *
+   * @param contents - New JSON-encoded contents
+   */
+  withContents(contents: JSON): JSONValue {
+    const _args = {
+      contents,
+    };
+    return new JSONValue(this._select("withContents", _args));
+  }
+
+  /**
+   * Set a new field at the given path
+   *
+   * @param path - Path of the field to set, encoded as an array of field names
+   * @param value - The new value of the field
+   */
+  withField(path: string[], value: JSONValue): JSONValue {
+    const _args = {
+      path,
+      value,
+    };
+    return new JSONValue(this._select("withField", _args));
+  }
+}
+
+export class Label extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Label";
+
+  /** A unique identifier for this Label. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The label name. */
+  async name(): Promise<string> {
+    return this._select("name").execute<string>();
+  }
+
+  /** The label value. */
+  async value(): Promise<string> {
+    return this._select("value").execute<string>();
   }
 }
 
@@ -1542,10 +3220,57 @@ export interface ClientContainerOpts {
   platform?: Platform;
 }
 
+/** Optional arguments of `Client.envFile`. */
+export interface ClientEnvFileOpts {
+  /** Replace "${VAR}" or "$VAR" with the value of other vars */
+  expand?: boolean;
+}
+
 /** Optional arguments of `Client.file`. */
 export interface ClientFileOpts {
   /** Defaults to `420`. */
   permissions?: number;
+}
+
+/** Optional arguments of `Client.git`. */
+export interface ClientGitOpts {
+  /** Set to true to keep .git directory. Defaults to `true`. */
+  keepGitDir?: boolean;
+  /** Set SSH known hosts. Defaults to `""`. */
+  sshKnownHosts?: string;
+  /**
+   * Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which
+   * forwards no sockets to them); must be null.
+   */
+  sshAuthSocket?: Node;
+  /** Username used to populate the password during basic HTTP Authorization. Defaults to `""`. */
+  httpAuthUsername?: string;
+  /** Secret used to populate the password during basic HTTP Authorization */
+  httpAuthToken?: Secret;
+  /** Secret used to populate the Authorization HTTP header */
+  httpAuthHeader?: Secret;
+  /**
+   * A service which must be started before the repo is fetched. Not supported by gantry (Git and
+   * HTTP sources are fetched by the engine, not through services); must be null.
+   */
+  experimentalServiceHost?: Node;
+}
+
+/** Optional arguments of `Client.http`. */
+export interface ClientHttpOpts {
+  /** File name to use for the file. Defaults to the last part of the URL. */
+  name?: string;
+  /** Permissions to set on the file. */
+  permissions?: number;
+  /** Expected digest of the downloaded content (e.g., "sha256:..."). */
+  checksum?: string;
+  /** Secret used to populate the Authorization HTTP header */
+  authHeader?: Secret;
+  /**
+   * A service which must be started before the URL is fetched. Not supported by gantry (Git and
+   * HTTP sources are fetched by the engine, not through services); must be null.
+   */
+  experimentalServiceHost?: Node;
 }
 
 /** Optional arguments of `Client.secret`. */
@@ -1562,6 +3287,14 @@ export class Client extends BaseObject {
   /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
   declare readonly __typename: "Query";
 
+  /** Initialize an address to load directories, containers, secrets or other object types. */
+  address(value: string): Address {
+    const _args = {
+      value,
+    };
+    return new Address(this._select("address", _args));
+  }
+
   /**
    * Constructs a cache volume for a given cache key.
    *
@@ -1577,6 +3310,11 @@ export class Client extends BaseObject {
     return new CacheVolume(this._select("cacheVolume", _args));
   }
 
+  /** Creates an empty changeset */
+  changeset(): Changeset {
+    return new Changeset(this._select("changeset"));
+  }
+
   /**
    * Creates a scratch container, with no image or metadata. To pull an image, follow up with the
    * "from" function.
@@ -1588,9 +3326,34 @@ export class Client extends BaseObject {
     return new Container(this._select("container", _args));
   }
 
+  /** The default platform of the engine. */
+  async defaultPlatform(): Promise<Platform> {
+    return this._select("defaultPlatform").execute<Platform>();
+  }
+
   /** Creates an empty directory. */
   directory(): Directory {
     return new Directory(this._select("directory"));
+  }
+
+  /** Initialize an environment file */
+  envFile(opts?: ClientEnvFileOpts): EnvFile {
+    const _args = {
+      expand: opts?.expand,
+    };
+    return new EnvFile(this._select("envFile", _args));
+  }
+
+  /**
+   * Create a new error.
+   *
+   * @param message - A brief description of the error.
+   */
+  error(message: string): Error {
+    const _args = {
+      message,
+    };
+    return new Error(this._select("error", _args));
   }
 
   /** Creates a file with the specified contents. */
@@ -1603,14 +3366,64 @@ export class Client extends BaseObject {
     return new File(this._select("file", _args));
   }
 
+  /**
+   * Queries a Git repository.
+   *
+   * @param url - URL of the git repository. Can be formatted as `https://{host}/{owner}/{repo}`,
+   *   `git@{host}:{owner}/{repo}`. Suffix ".git" is optional.
+   */
+  git(url: string, opts?: ClientGitOpts): GitRepository {
+    const _args = {
+      url,
+      keepGitDir: opts?.keepGitDir,
+      sshKnownHosts: opts?.sshKnownHosts,
+      sshAuthSocket: opts?.sshAuthSocket,
+      httpAuthUsername: opts?.httpAuthUsername,
+      httpAuthToken: opts?.httpAuthToken,
+      httpAuthHeader: opts?.httpAuthHeader,
+      experimentalServiceHost: opts?.experimentalServiceHost,
+    };
+    return new GitRepository(this._select("git", _args));
+  }
+
   /** Queries the host environment. */
   host(): Host {
     return new Host(this._select("host"));
   }
 
+  /**
+   * Returns a file containing an http remote url content.
+   *
+   * @param url - HTTP url to get the content from (e.g., "https://docs.dagger.io").
+   */
+  http(url: string, opts?: ClientHttpOpts): File {
+    const _args = {
+      url,
+      name: opts?.name,
+      permissions: opts?.permissions,
+      checksum: opts?.checksum,
+      authHeader: opts?.authHeader,
+      experimentalServiceHost: opts?.experimentalServiceHost,
+    };
+    return new File(this._select("http", _args));
+  }
+
   /** A unique identifier for the root object. */
   async id(): Promise<string> {
     return this._id();
+  }
+
+  /** Initialize a JSON value */
+  json(): JSONValue {
+    return new JSONValue(this._select("json"));
+  }
+
+  /** Load an Address from its ID. */
+  loadAddressFromID(id: AddressID): Address {
+    const _args = {
+      id,
+    };
+    return new Address(this._select("loadAddressFromID", _args));
   }
 
   /** Load a CacheVolume from its ID. */
@@ -1621,12 +3434,28 @@ export class Client extends BaseObject {
     return new CacheVolume(this._select("loadCacheVolumeFromID", _args));
   }
 
+  /** Load a Changeset from its ID. */
+  loadChangesetFromID(id: ChangesetID): Changeset {
+    const _args = {
+      id,
+    };
+    return new Changeset(this._select("loadChangesetFromID", _args));
+  }
+
   /** Load a Container from its ID. */
   loadContainerFromID(id: ContainerID): Container {
     const _args = {
       id,
     };
     return new Container(this._select("loadContainerFromID", _args));
+  }
+
+  /** Load a DiffStat from its ID. */
+  loadDiffStatFromID(id: DiffStatID): DiffStat {
+    const _args = {
+      id,
+    };
+    return new DiffStat(this._select("loadDiffStatFromID", _args));
   }
 
   /** Load a Directory from its ID. */
@@ -1637,12 +3466,36 @@ export class Client extends BaseObject {
     return new Directory(this._select("loadDirectoryFromID", _args));
   }
 
+  /** Load an EnvFile from its ID. */
+  loadEnvFileFromID(id: EnvFileID): EnvFile {
+    const _args = {
+      id,
+    };
+    return new EnvFile(this._select("loadEnvFileFromID", _args));
+  }
+
   /** Load an EnvVariable from its ID. */
   loadEnvVariableFromID(id: EnvVariableID): EnvVariable {
     const _args = {
       id,
     };
     return new EnvVariable(this._select("loadEnvVariableFromID", _args));
+  }
+
+  /** Load an Error from its ID. */
+  loadErrorFromID(id: ErrorID): Error {
+    const _args = {
+      id,
+    };
+    return new Error(this._select("loadErrorFromID", _args));
+  }
+
+  /** Load an ErrorValue from its ID. */
+  loadErrorValueFromID(id: ErrorValueID): ErrorValue {
+    const _args = {
+      id,
+    };
+    return new ErrorValue(this._select("loadErrorValueFromID", _args));
   }
 
   /** Load a File from its ID. */
@@ -1653,6 +3506,22 @@ export class Client extends BaseObject {
     return new File(this._select("loadFileFromID", _args));
   }
 
+  /** Load a GitRef from its ID. */
+  loadGitRefFromID(id: GitRefID): GitRef {
+    const _args = {
+      id,
+    };
+    return new GitRef(this._select("loadGitRefFromID", _args));
+  }
+
+  /** Load a GitRepository from its ID. */
+  loadGitRepositoryFromID(id: GitRepositoryID): GitRepository {
+    const _args = {
+      id,
+    };
+    return new GitRepository(this._select("loadGitRepositoryFromID", _args));
+  }
+
   /** Load a Host from its ID. */
   loadHostFromID(id: HostID): Host {
     const _args = {
@@ -1661,12 +3530,44 @@ export class Client extends BaseObject {
     return new Host(this._select("loadHostFromID", _args));
   }
 
+  /** Load a JSONValue from its ID. */
+  loadJSONValueFromID(id: JSONValueID): JSONValue {
+    const _args = {
+      id,
+    };
+    return new JSONValue(this._select("loadJSONValueFromID", _args));
+  }
+
+  /** Load a Label from its ID. */
+  loadLabelFromID(id: LabelID): Label {
+    const _args = {
+      id,
+    };
+    return new Label(this._select("loadLabelFromID", _args));
+  }
+
   /** Load a Port from its ID. */
   loadPortFromID(id: PortID): Port {
     const _args = {
       id,
     };
     return new Port(this._select("loadPortFromID", _args));
+  }
+
+  /** Load a SearchResult from its ID. */
+  loadSearchResultFromID(id: SearchResultID): SearchResult {
+    const _args = {
+      id,
+    };
+    return new SearchResult(this._select("loadSearchResultFromID", _args));
+  }
+
+  /** Load a SearchSubmatch from its ID. */
+  loadSearchSubmatchFromID(id: SearchSubmatchID): SearchSubmatch {
+    const _args = {
+      id,
+    };
+    return new SearchSubmatch(this._select("loadSearchSubmatchFromID", _args));
   }
 
   /** Load a Secret from its ID. */
@@ -1691,6 +3592,14 @@ export class Client extends BaseObject {
       id,
     };
     return new Socket(this._select("loadSocketFromID", _args));
+  }
+
+  /** Load a Stat from its ID. */
+  loadStatFromID(id: StatID): Stat {
+    const _args = {
+      id,
+    };
+    return new Stat(this._select("loadStatFromID", _args));
   }
 
   /**
@@ -1720,6 +3629,67 @@ export class Client extends BaseObject {
   /** The gantry engine version. */
   async version(): Promise<string> {
     return this._select("version").execute<string>();
+  }
+}
+
+export class SearchResult extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "SearchResult";
+
+  /** The byte offset of this line within the file. */
+  async absoluteOffset(): Promise<number> {
+    return this._select("absoluteOffset").execute<number>();
+  }
+
+  /** The path to the file that matched. */
+  async filePath(): Promise<string> {
+    return this._select("filePath").execute<string>();
+  }
+
+  /** A unique identifier for this SearchResult. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The first line that matched. */
+  async lineNumber(): Promise<number> {
+    return this._select("lineNumber").execute<number>();
+  }
+
+  /** The line content that matched. */
+  async matchedLines(): Promise<string> {
+    return this._select("matchedLines").execute<string>();
+  }
+
+  /** Sub-match positions and content within the matched lines. */
+  async submatches(): Promise<SearchSubmatch[]> {
+    const ids = await this._select("submatches").select("id").execute<string[]>();
+    return ids.map((id) => new SearchSubmatch(this._load("SearchSubmatch", id)));
+  }
+}
+
+export class SearchSubmatch extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "SearchSubmatch";
+
+  /** The match's end offset within the matched lines. */
+  async end(): Promise<number> {
+    return this._select("end").execute<number>();
+  }
+
+  /** A unique identifier for this SearchSubmatch. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** The match's start offset within the matched lines. */
+  async start(): Promise<number> {
+    return this._select("start").execute<number>();
+  }
+
+  /** The matched text. */
+  async text(): Promise<string> {
+    return this._select("text").execute<string>();
   }
 }
 
@@ -1859,5 +3829,35 @@ export class Socket extends BaseObject implements Node {
   /** A unique identifier for this Socket. */
   async id(): Promise<string> {
     return this._id();
+  }
+}
+
+export class Stat extends BaseObject implements Node {
+  /** The GraphQL type: TypeScript compares shapes, so this keeps objects of different types apart. */
+  declare readonly __typename: "Stat";
+
+  /** file type */
+  async fileType(): Promise<FileType | null> {
+    return this._select("fileType").execute<FileType | null>();
+  }
+
+  /** A unique identifier for this Stat. */
+  async id(): Promise<string> {
+    return this._id();
+  }
+
+  /** file name */
+  async name(): Promise<string> {
+    return this._select("name").execute<string>();
+  }
+
+  /** permission bits */
+  async permissions(): Promise<number> {
+    return this._select("permissions").execute<number>();
+  }
+
+  /** file size */
+  async size(): Promise<number> {
+    return this._select("size").execute<number>();
   }
 }

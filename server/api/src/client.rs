@@ -143,6 +143,28 @@ impl ClientInfo {
         }
         Ok(root.display().to_string())
     }
+
+    /// Removes `removed` (relative paths, directories ending with `/`, as
+    /// `Changeset.removedPaths` lists them) under the host directory
+    /// `path`; missing ones are not an error.
+    pub(crate) fn remove_host_paths(&self, path: &str, removed: &[String]) -> Result<(), Error> {
+        let root = self.resolve(path)?;
+        for rel in removed {
+            let rel = gantry_core::tree::normalize(rel)?;
+            if rel.is_empty() {
+                continue;
+            }
+            let target = root.join(&rel);
+            let outcome = match fs::symlink_metadata(&target) {
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(&target),
+                Ok(_) => fs::remove_file(&target),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(error),
+            };
+            outcome.map_err(|error| host_error(&target, error))?;
+        }
+        Ok(())
+    }
 }
 
 /// Gives a written file or directory the modification (and access) time

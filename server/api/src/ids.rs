@@ -92,3 +92,54 @@ legacy_id_scalar!(EnvVariableId, "EnvVariableID");
 legacy_id_scalar!(ServiceId, "ServiceID");
 legacy_id_scalar!(SocketId, "SocketID");
 legacy_id_scalar!(PortId, "PortID");
+legacy_id_scalar!(GitRepositoryId, "GitRepositoryID");
+legacy_id_scalar!(GitRefId, "GitRefID");
+
+/// The ID of a plain-data object (`Label`, `Stat`, `SearchResult`, …):
+/// `<Type>:` and its fields, serialised, so it loads anywhere without the
+/// engine and equal values have equal IDs.
+pub(crate) fn value_id<T: serde::Serialize>(type_name: &str, value: &T) -> ID {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(value).expect("value objects always serialise");
+    ID(format!(
+        "{type_name}:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    ))
+}
+
+/// Loads a plain-data object's ID (see `value_id`).
+pub(crate) fn load_value<T: serde::de::DeserializeOwned>(
+    type_name: &str,
+    id: &str,
+) -> Result<T, Error> {
+    use base64::Engine as _;
+    let unknown = || Error::UnknownId {
+        kind: type_name.into(),
+        id: truncate(id),
+    };
+    let (found, payload) = split_id(id)?;
+    if found != type_name {
+        return Err(Error::WrongIdKind {
+            expected: type_name.into(),
+            found: found.into(),
+        });
+    }
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| unknown())?;
+    serde_json::from_slice(&json).map_err(|_| unknown())
+}
+
+legacy_id_scalar!(ChangesetId, "ChangesetID");
+legacy_id_scalar!(EnvFileId, "EnvFileID");
+legacy_id_scalar!(JsonValueId, "JSONValueID");
+legacy_id_scalar!(LabelId, "LabelID");
+legacy_id_scalar!(StatId, "StatID");
+legacy_id_scalar!(SearchResultId, "SearchResultID");
+legacy_id_scalar!(SearchSubmatchId, "SearchSubmatchID");
+legacy_id_scalar!(DiffStatId, "DiffStatID");
+legacy_id_scalar!(AddressId, "AddressID");
+legacy_id_scalar!(ErrorId, "ErrorID");
+legacy_id_scalar!(ErrorValueId, "ErrorValueID");
+legacy_id_scalar!(SyncerId, "SyncerID");
+legacy_id_scalar!(ExportableId, "ExportableID");

@@ -56,6 +56,8 @@ pub fn session_schema(engine: Arc<Engine>) -> GantrySchema {
 fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
     Schema::build(Query, EmptyMutation, EmptySubscription)
         .register_output_type::<objects::Node>()
+        .register_output_type::<objects::Syncer>()
+        .register_output_type::<objects::Exportable>()
         .register_output_type::<objects::Void>()
 }
 

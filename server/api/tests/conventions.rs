@@ -75,10 +75,14 @@ fn the_schema_follows_the_argument_conventions() {
                     .directives
                     .iter()
                     .any(|d| d.node.name.node == "expectedType");
-                // `node(id:)` takes any object; `registryService` has no
-                // type in gantry (no services) and is refused when given.
-                let open = matches!(arg.name.node.as_str(), "registryService")
-                    || field.node.name.node == "node";
+                // `node(id:)` takes any object; `registryService`,
+                // `experimentalServiceHost`, `sshAuthSocket` and `ssh` have no type
+                // in gantry (no services, no sockets) and are refused when
+                // given.
+                let open = matches!(
+                    arg.name.node.as_str(),
+                    "registryService" | "experimentalServiceHost" | "sshAuthSocket" | "ssh"
+                ) || field.node.name.node == "node";
                 if is_id && !typed && !open {
                     broken.push(format!("{place}: an ID without @expectedType"));
                 }
@@ -206,6 +210,22 @@ const REFUSED: &[(&str, &str)] = &[
     (
         r#"{ container { publish(address: "127.0.0.1:5000/x", protocol: HTTPS) } }"#,
         "publish(protocol:) is not supported",
+    ),
+    (
+        r#"{ container { exportImage(name: "x", forcedCompression: Gzip) } }"#,
+        "exportImage(forcedCompression: Gzip) is not supported",
+    ),
+    (
+        r#"{ container { exportImage(name: "x", mediaTypes: DockerMediaTypes) } }"#,
+        "exportImage(mediaTypes: DockerMediaTypes) is not supported",
+    ),
+    (
+        r#"{ file(name: "f", contents: "x") { search(pattern: "x", globs: ["*.txt"]) { filePath } } }"#,
+        "File.search(paths:, globs:) is not supported",
+    ),
+    (
+        r#"{ address(value: "file:///tmp") { file(gitignore: true) { id } } }"#,
+        "Address.file(exclude:, include:, gitignore:) is not supported",
     ),
     (
         r#"{ container(platform: "linux/riscv64") { id } }"#,

@@ -1,13 +1,13 @@
-//! Building an engine: Docker runtime, the state directory's store, secret key,
-//! and the process's open files limit.
+//! Building an engine: container runtime (see `runtime`), the state directory's store,
+//! secret key, the network client for Git and HTTP sources, and the process's open
+//! files limit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use gantry_core::runtime::Runtime as _;
 use gantry_core::{Engine, EngineOptions};
-use gantry_docker::DockerRuntime;
+use gantry_remote::HostRemote;
 use gantry_store::DiskStore;
 use rustix::process::{getrlimit, setrlimit, Resource};
 
@@ -20,6 +20,9 @@ pub(crate) struct EngineArgs {
     /// How many containers may run at once
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub(crate) max_parallel: usize,
+    /// Container runtime: auto (native when it can run here, else Docker), native or docker [env: GANTRY_RUNTIME]
+    #[arg(long, value_enum)]
+    pub(crate) runtime: Option<crate::runtime::RuntimeChoice>,
 }
 
 impl EngineArgs {
@@ -35,7 +38,8 @@ impl EngineArgs {
     }
 }
 
-/// Connects to Docker, cleans up after engines that died, opens the store.
+/// Opens the store, starts the container runtime (which cleans up after engines
+/// that died).
 pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
     let store = open_store(args)?;
     start_with(args, store).await
@@ -48,16 +52,11 @@ pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
         .with_context(|| format!("while opening the state directory {}", state_dir.display()))
 }
 
-/// `start` on a store already opened (`gantry serve` claims it first).
+/// `start` on a store already opened (`gantry serve` claims it first): starts the
+/// container runtime (which cleans up after engines that died).
 pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
-    let runtime = DockerRuntime::connect()
-        .await
-        .context("while connecting to Docker")?;
-    match runtime.remove_orphans().await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "removed containers left by a stopped engine"),
-        Err(error) => tracing::warn!(%error, "could not clean up orphaned containers"),
-    }
+    let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
+    let runtime = crate::runtime::start(choice, store.state_dir()).await?;
     let options = EngineOptions {
         secret_key: store
             .state_dir()
@@ -65,11 +64,10 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
             .context("while reading the secret MAC key")?,
         max_parallel: args.max_parallel,
     };
-    Ok(Arc::new(Engine::new(
-        Arc::new(runtime),
-        Arc::new(store),
-        options,
-    )))
+    let remote = HostRemote::new().context("while setting up Git and HTTP sources")?;
+    Ok(Arc::new(
+        Engine::new(runtime, Arc::new(store), options).with_remote(Arc::new(remote)),
+    ))
 }
 
 /// Stops the engine's services and removes what its runtime set up (the step

@@ -18,6 +18,15 @@ pub(crate) const LOG: &str = "GANTRY_LOG";
 pub(crate) const PROGRESS: &str = "GANTRY_PROGRESS";
 /// Token for `gantry serve --listen`.
 pub(crate) const TOKEN: &str = "GANTRY_TOKEN";
+/// Container runtime: `auto` (default), `native` or `docker`.
+pub(crate) const RUNTIME: &str = "GANTRY_RUNTIME";
+/// The native runtime's OCI runtime: `crun`, `runc` or a path (default: crun when it
+/// can run here, else runc).
+pub(crate) const OCI_RUNTIME: &str = "GANTRY_OCI_RUNTIME";
+/// The native runtime's step network: `bridge` (default) or `host`.
+pub(crate) const NATIVE_NETWORK: &str = "GANTRY_NATIVE_NETWORK";
+/// Exported layers' file times are clamped to this (seconds; 0 when unset).
+pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The module `gantry call` and `gantry functions` use (like `-m DIR`).
 pub(crate) const MODULE: &str = "GANTRY_MODULE";
 /// The Python interpreter that runs Python modules (default: the module's

@@ -15,6 +15,7 @@ mod module;
 mod progress;
 mod prune;
 mod query;
+mod runtime;
 mod serve;
 mod session;
 

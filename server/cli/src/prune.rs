@@ -9,9 +9,10 @@ use anyhow::{bail, Context as _, Result};
 use gantry_core::runtime::Runtime as _;
 use gantry_core::store::RecordKind;
 use gantry_docker::DockerRuntime;
-use gantry_store::{Keep, PrunePlan, StateDir};
+use gantry_store::{Bucket, Keep, PrunePlan, StateDir};
 
 use crate::engine::EngineArgs;
+use crate::runtime::{RuntimeChoice, Settled};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PruneArgs {
@@ -48,6 +49,7 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         eprintln!("gantry: nothing to prune in {}", root.display());
         return Ok(());
     }
+    let choice = RuntimeChoice::resolve(args.engine.runtime)?.settle()?;
     let keep = match &args.keep_storage {
         None => Keep::Nothing,
         Some(size) => Keep::UpTo(parse_size(size)?),
@@ -60,29 +62,43 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     // Images first: a record removed before its image would leave the image
     // unreachable by any later prune. Only this state directory's images go
     // (its own repositories, see `ImageNames`): another state directory's on
-    // the same daemon stay intact, even an image both tagged.
+    // the same daemon stay intact, even an image both tagged. The native
+    // runtime's images are in the state directory's own snapshot bucket.
     let names = state.image_names();
-    let images = match DockerRuntime::connect().await {
-        Ok(runtime) => {
-            let tagged = runtime
-                .tags_in(&[names.step_repo(), names.built_repo()])
-                .await
-                .context("while listing this state directory's images")?;
+    let repos = [names.step_repo(), names.built_repo()];
+    let images = match choice {
+        Settled::Native => {
+            let snapshots = state.bucket(Bucket::Snapshots);
+            let tagged = gantry_native::tags_in(&snapshots, &repos);
             let images = images_to_remove(&state, &plan, &tagged)?;
             if !images.is_empty() {
-                runtime
-                    .remove_images(&images)
-                    .await
-                    .context("while removing gantry's images")?;
+                gantry_native::remove_images_in(&snapshots, &images)
+                    .context("while removing gantry's snapshots")?;
             }
             images
         }
-        // Without Docker, only a prune whose records name no image can go on.
-        Err(error) if plan.images().is_empty() => {
-            eprintln!("gantry: Docker is not answering ({error}); no images were removed");
-            Vec::new()
-        }
-        Err(error) => return Err(error).context("while connecting to Docker"),
+        Settled::Docker => match DockerRuntime::connect().await {
+            Ok(runtime) => {
+                let tagged = runtime
+                    .tags_in(&repos)
+                    .await
+                    .context("while listing this state directory's images")?;
+                let images = images_to_remove(&state, &plan, &tagged)?;
+                if !images.is_empty() {
+                    runtime
+                        .remove_images(&images)
+                        .await
+                        .context("while removing gantry's images")?;
+                }
+                images
+            }
+            // Without Docker, only a prune whose records name no image can go on.
+            Err(error) if plan.images().is_empty() => {
+                eprintln!("gantry: Docker is not answering ({error}); no images were removed");
+                Vec::new()
+            }
+            Err(error) => return Err(error).context("while connecting to Docker"),
+        },
     };
     let pruned = state
         .prune(&plan)
@@ -102,7 +118,7 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// What a prune removes from Docker: the images of the records it removes,
+/// What a prune removes from the runtime's image store: the images of the records it removes,
 /// every built image (`publish`/`asTarball` build them again when asked),
 /// and every step image no remaining record refers to (failed steps commit
 /// an image too, and results pruned by an older gantry left theirs).

@@ -232,6 +232,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
     let mut engine_args = EngineArgs {
         state_dir: None,
         max_parallel: 16,
+        runtime: None,
     };
     let mut iter = raw.into_iter();
     while let Some(arg) = iter.next() {

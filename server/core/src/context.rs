@@ -16,14 +16,16 @@ use crate::events::EventSink;
 use crate::inflight::InFlight;
 use crate::oci::ImageFormat;
 use crate::reference::registry_host;
+use crate::remote::{GitRefs, NoRemote, Remote};
 use crate::runtime::{ExecSpec, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
 use crate::services::Services;
 use crate::store::{ImageNames, Lock, RecordKind, Store};
-use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing};
+use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing, Value};
 
 /// The platform's default `PATH`, filled in at exec time when unset.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub struct EngineOptions {
     /// How many containers may run at once.
@@ -34,6 +36,8 @@ pub struct EngineOptions {
 
 pub(crate) struct Context {
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// Git and HTTP sources (`NoRemote` unless `Engine::with_remote`).
+    pub(crate) remote: Arc<dyn Remote>,
     pub(crate) store: Arc<dyn Store>,
     /// How this store's images are named (its own repositories).
     pub(crate) images: ImageNames,
@@ -43,6 +47,11 @@ pub(crate) struct Context {
     pub(crate) pulls: InFlight<String, PulledImage, Error>,
     /// Execs, by cache key.
     pub(crate) execs: InFlight<Digest, Arc<ExecRecord>, Error>,
+    /// Git ref listings, by repository content key: one `ls-remote` per
+    /// repository and engine, shared by every ref resolved from it.
+    pub(crate) git_listings: InFlight<Digest, Arc<GitRefs>, Error>,
+    /// Checkouts and downloads, by store key.
+    pub(crate) fetches: InFlight<Digest, Value, Error>,
     /// Images built from container states, by content key.
     builds: InFlight<Digest, String, Error>,
     /// Bounds how many containers run at once (services excepted: they
@@ -61,12 +70,15 @@ impl Context {
     ) -> Self {
         Self {
             runtime,
+            remote: Arc::new(NoRemote),
             images: store.image_names(),
             store,
             events: EventSink::default(),
             secrets: Secrets::new(options.secret_key),
             pulls: InFlight::default(),
             execs: InFlight::default(),
+            git_listings: InFlight::default(),
+            fetches: InFlight::default(),
             builds: InFlight::default(),
             exec_slots: Semaphore::new(options.max_parallel.max(1)),
             cache_locks: DashMap::new(),
@@ -109,7 +121,11 @@ impl Context {
             .iter()
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
-        if !state.config.env.iter().any(|(name, _)| name == "PATH") {
+        for (name, value) in &state.volatile_env {
+            env.retain(|entry| entry.split_once('=').map(|(n, _)| n) != Some(name));
+            env.push(format!("{name}={value}"));
+        }
+        if !env.iter().any(|entry| entry.starts_with("PATH=")) {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
         let mut secret_env = Vec::new();
@@ -164,6 +180,7 @@ impl Context {
     /// Commits a container's filesystem and config as an image (once per
     /// container state) and returns the image ID.
     pub(crate) async fn build_image(&self, state: &ContainerState) -> Result<String> {
+        Self::refuse_annotations(state)?;
         let key = state.key.expect("evaluated containers have keys");
         self.builds
             .run(key, || async {
@@ -180,6 +197,18 @@ impl Context {
                     .await?)
             })
             .await
+    }
+
+    /// Docker's image store (and so `push` and `save`) keeps no manifest
+    /// annotations: images of a container that has some are refused
+    /// rather than written without them.
+    pub(crate) fn refuse_annotations(state: &ContainerState) -> Result<()> {
+        if state.annotations.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            message: "gantry cannot write OCI annotations (withAnnotation) into published or exported images yet; remove them with withoutAnnotation".into(),
+        })
     }
 
     /// A container as an image tarball: an OCI image layout in `format`

@@ -160,6 +160,21 @@ domains! {
     /// A host Unix socket's handle: a MAC of its path and the socket file's
     /// identity (`Host.unixSocket`).
     SocketHandle = "socketHandle",
+    /// A Git ref's content key: the repository's identity (its URL, or a
+    /// local repository's content key), the commit, the ref name and
+    /// whether `.git` is kept.
+    GitRef = "gitRef",
+    /// Where a Git checkout's tree digest is stored: the repository's
+    /// identity, the commit and what the checkout keeps of `.git`.
+    GitTree = "gitTree",
+    /// Where what an HTTP URL last answered (validators, content) is stored.
+    HttpCache = "httpCache",
+    /// A changeset's content key: the keys of its two directories.
+    Changeset = "changeset",
+    /// An env file's content key: its lines, context and `expand` flag.
+    EnvFile = "envFile",
+    /// A JSON value's content key: its compact serialisation.
+    JsonValue = "jsonValue",
 }
 
 /// Writes typed, length-prefixed fields into a sha256 state.
@@ -294,7 +309,7 @@ mod tests {
 
     /// Each domain's tag as the string literals before `Domain` existed
     /// wrote it: `Encoder::new(tag).str("x")`, computed by that code.
-    const DOMAIN_PINS: [(&str, &str); 14] = [
+    const DOMAIN_PINS: [(&str, &str); 20] = [
         (
             "op",
             "b4b6a71e9a6819e0d8b64dd67bbfc1b98cc45f7d348d639f758adba8c848104a",
@@ -350,6 +365,30 @@ mod tests {
         (
             "socketHandle",
             "3249b1ca3e682da4706f0f029cb36192b615d26ad55e3e2d0fdc99c1d717d6be",
+        ),
+        (
+            "gitRef",
+            "c775ea5bf1d66c339897f7dc781fc66340f76b3d2f88dc3831e13e18fdee8859",
+        ),
+        (
+            "gitTree",
+            "c810ef07a58e6f1c3db6079cfc344febf574da7426badf5d14192baf2871f8c1",
+        ),
+        (
+            "httpCache",
+            "5ec6698a7627456c31a0b5917b200f2ba6af74563ac43960e858379c79bfb650",
+        ),
+        (
+            "changeset",
+            "2b10d666513c0dcaafa40cdf68d8d31ddc0e5a226033e3bb74818d27cbcd3486",
+        ),
+        (
+            "envFile",
+            "83a5ad0fbd129e69b19fcb836c5ebc119c443275f46f1432728a6c8044043a8c",
+        ),
+        (
+            "jsonValue",
+            "efb2d3911d4c7e25f5e250f767b386b2b8a172b522130471a97024a0d2fd79f6",
         ),
     ];
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::remote::RemoteError;
 use crate::runtime::RuntimeError;
 
 /// A command that exited with a code its `expect` did not allow.
@@ -26,6 +27,14 @@ pub enum Error {
     NoServiceCommand,
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: no such file or directory")]
     NotFound { path: String },
     #[error("{path}: not a directory")]
@@ -62,6 +71,9 @@ pub enum Error {
     /// its output, so the error reads like Dagger's: `CONTEXT: exit code: N`.
     #[error("{context}: {}", service_cause(source))]
     Service { context: String, source: Box<Error> },
+    /// An error the pipeline asked for (`withError`).
+    #[error("{message}")]
+    Raised { message: String },
 }
 
 fn service_cause(source: &Error) -> String {
@@ -113,6 +125,10 @@ impl Error {
             }
             Error::Runtime(RuntimeError::Unsupported { .. }) => "UNSUPPORTED",
             Error::Runtime(_) => "RUNTIME_ERROR",
+            Error::Remote(RemoteError::GitAuth { .. }) => "UNAUTHORIZED",
+            Error::Remote(RemoteError::Unsupported { .. }) => "UNSUPPORTED",
+            Error::Remote(_) => "REMOTE_ERROR",
+            Error::Checksum { .. } => "CHECKSUM_MISMATCH",
             Error::NotADirectory { .. } | Error::IsADirectory { .. } => "WRONG_FILE_TYPE",
             Error::PathEscapes { .. } | Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::UnknownId { .. } | Error::WrongIdKind { .. } => "INVALID_ID",
@@ -121,6 +137,7 @@ impl Error {
             Error::Store { .. } | Error::Archive(_) => "INTERNAL",
             Error::Host { .. } => "HOST_ERROR",
             Error::Service { source, .. } => source.code(),
+            Error::Raised { .. } => "RAISED",
         }
     }
 }

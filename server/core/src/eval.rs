@@ -6,14 +6,19 @@
 //! `evaluate` with the `Context`. An op never sees the `Engine`: it cannot
 //! add or evaluate nodes, only read the inputs it declared.
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::digest::{Digest, Encoder};
+use crate::digest::{Digest, Domain, Encoder};
+use crate::envfile::EnvFile;
 use crate::error::Result;
 use crate::tree::Tree;
-use crate::value::{ContainerState, FileValue, Kind, ServiceValue, Value};
+use crate::value::{
+    ChangesetValue, ContainerState, FileValue, GitRefValue, GitRepositoryValue, Kind, ServiceValue,
+    Value,
+};
 
 /// One kind of op: its inputs, its encoding and its evaluation, in one
 /// place. Register a new kind in `ops/mod.rs`.
@@ -33,6 +38,89 @@ pub(crate) trait Operation {
 
     /// The op's value, from its inputs' values.
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value>;
+}
+
+/// An op's tag: what its encoding starts with and its recipe's `op` field.
+/// The registry in `ops/mod.rs` implements it for every kind, so the tag
+/// is written in one place.
+pub(crate) trait Tagged {
+    const TAG: &'static str;
+}
+
+/// The digest of `op` in `domain`: its tag, then its fields, each input
+/// written as `input` maps it (`Op::digest` and `Op::key_with` use this).
+pub(crate) fn encode_op<O: Operation>(
+    tag: &str,
+    op: &O,
+    domain: Domain,
+    input: &mut dyn FnMut(&Digest) -> Digest,
+) -> Digest {
+    let mut encoder = Encoder::new(domain);
+    encoder.str(tag);
+    let mut encoded = Vec::new();
+    let mut record = |digest: &Digest| {
+        encoded.push(*digest);
+        input(digest)
+    };
+    op.encode(&mut OpEncoder::new(&mut encoder, &mut record));
+    if cfg!(debug_assertions) {
+        // Evaluation finds inputs through `inputs()`, so it must list
+        // exactly what the encoding covers.
+        let mut listed = op.inputs();
+        listed.sort_unstable();
+        encoded.sort_unstable();
+        assert_eq!(listed, encoded, "{tag}: inputs() and encode() disagree");
+    }
+    encoder.finish()
+}
+
+/// Ops evaluated outside the engine's DAG, from values in hand: how an op
+/// that builds a small graph of its own (a Dockerfile build) runs it. Each
+/// op gets the node digest and cache key the engine would give it, so its
+/// results (exec results above all) are shared with pipelines that build
+/// the same steps through the API.
+pub(crate) struct Subgraph<'a> {
+    cx: &'a Context,
+    values: HashMap<Digest, Value>,
+}
+
+impl<'a> Subgraph<'a> {
+    pub(crate) fn new(cx: &'a Context) -> Self {
+        Self {
+            cx,
+            values: HashMap::new(),
+        }
+    }
+
+    /// Makes a value known under `digest` (an input of the enclosing node).
+    pub(crate) fn insert(&mut self, digest: Digest, value: Value) {
+        self.values.insert(digest, value);
+    }
+
+    pub(crate) fn value(&self, digest: &Digest) -> &Value {
+        self.values
+            .get(digest)
+            .expect("a subgraph evaluates only ops whose inputs it holds")
+    }
+
+    /// Evaluates `op`, whose inputs must be known; returns its node digest.
+    pub(crate) async fn eval<O: Operation + Tagged>(&mut self, op: O) -> Result<Digest> {
+        let node = encode_op(O::TAG, &op, Domain::Op, &mut |digest| *digest);
+        if self.values.contains_key(&node) {
+            return Ok(node);
+        }
+        let inputs: Vec<(Digest, Value)> = op
+            .inputs()
+            .into_iter()
+            .map(|digest| (digest, self.value(&digest).clone()))
+            .collect();
+        let inputs = Inputs::new(inputs);
+        let key = encode_op(O::TAG, &op, Domain::Key, &mut |digest| inputs.key(digest));
+        let call = Call { node, key, inputs };
+        let value = op.evaluate(self.cx, &call).await?;
+        self.values.insert(node, value);
+        Ok(node)
+    }
 }
 
 /// An `Encoder` whose `input` writes an input's digest as the caller maps
@@ -159,6 +247,18 @@ impl Inputs {
         self.value(digest).file()
     }
 
+    pub(crate) fn changeset(&self, digest: &Digest) -> Result<Arc<ChangesetValue>> {
+        self.value(digest).changeset()
+    }
+
+    pub(crate) fn env_file(&self, digest: &Digest) -> Result<Arc<EnvFile>> {
+        self.value(digest).env_file()
+    }
+
+    pub(crate) fn json(&self, digest: &Digest) -> Result<Arc<serde_json::Value>> {
+        self.value(digest).json()
+    }
+
     /// A cache volume input's name.
     pub(crate) fn cache_volume(&self, digest: &Digest) -> Result<String> {
         self.value(digest).cache_volume()
@@ -171,5 +271,13 @@ impl Inputs {
     /// A host socket input's path.
     pub(crate) fn socket(&self, digest: &Digest) -> Result<String> {
         self.value(digest).socket()
+    }
+
+    pub(crate) fn git_repository(&self, digest: &Digest) -> Result<Arc<GitRepositoryValue>> {
+        self.value(digest).git_repository()
+    }
+
+    pub(crate) fn git_ref(&self, digest: &Digest) -> Result<Arc<GitRefValue>> {
+        self.value(digest).git_ref()
     }
 }

@@ -142,10 +142,13 @@ impl Runtime for FakeRuntime {
             _ => (args.join(" "), 0),
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
+        let stderr = b"fake stderr\n".to_vec();
+        let combined = [stdout.as_bytes(), &stderr].concat();
         Ok(ExecOutput {
             image_id: format!("fake-committed:{number}"),
             stdout: stdout.into_bytes(),
-            stderr: b"fake stderr\n".to_vec(),
+            stderr,
+            combined: Some(combined),
             exit_code,
         })
     }

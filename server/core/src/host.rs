@@ -214,19 +214,31 @@ fn join(prefix: &str, name: &str) -> String {
 /// Reads a directory the engine itself manages (no filter, no index; owners
 /// kept) and stores its tree; returns the tree digest for `load_tree`.
 pub(crate) fn read_plain(store: &dyn Store, root: &Path) -> Result<Digest> {
+    store_tree(store, &walk_plain(store, root, true)?)
+}
+
+/// Reads a directory the engine wrote for a source (a Git checkout: no
+/// filter, no index, every entry root's, as Dagger gives them) into a tree;
+/// file contents go to the blob store, the tree is not stored.
+pub(crate) fn read_tree(store: &dyn Store, root: &Path) -> Result<Tree> {
+    walk_plain(store, root, false)
+}
+
+/// Reads `root` without filter or index; `owners`: keep files' owners.
+fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
     let filter = PathFilter::default();
     let old = Index::default();
     let mut walk = Walk {
         store,
         filter: &filter,
         git: None,
-        owners: true,
+        owners,
         old: &old,
         new: Index::default(),
         tree: Tree::default(),
     };
     walk.dir(root, "", &mut Vec::new())?;
-    store_tree(store, &walk.tree)
+    Ok(walk.tree)
 }
 
 /// Stores a tree (once) under its content digest, which it returns.
@@ -399,6 +411,27 @@ impl Walk<'_> {
             owner,
         }))
     }
+}
+
+/// `Host.findUp`: the nearest `name` in `start` or one of its parents, as
+/// a path relative to `start` (`name`, `../name`, …); `None` when there is
+/// none up to the root.
+pub fn find_up(start: &Path, name: &str) -> Result<Option<String>> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::InvalidArgument {
+            message: format!("findUp: {name:?} is not the name of a file or directory"),
+        });
+    }
+    let mut dir = Some(start);
+    let mut up = String::new();
+    while let Some(current) = dir {
+        if fs::symlink_metadata(current.join(name)).is_ok() {
+            return Ok(Some(format!("{up}{name}")));
+        }
+        up.push_str("../");
+        dir = current.parent();
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 //! `docs/architecture.md` has the code map (what each module owns) and the
 //! invariants `tests/architecture.rs` enforces.
 
+pub mod changes;
 mod context;
 mod digest;
+pub mod envfile;
 mod error;
 mod eval;
 pub mod events;
@@ -15,15 +17,19 @@ pub mod events;
 pub mod fake;
 pub mod files;
 mod filter;
+mod gitignore;
 pub mod host;
 mod inflight;
 mod launch;
+pub mod lookup;
 mod mounts;
 mod oci;
 pub mod ops;
 mod owner;
 mod reference;
+pub mod remote;
 pub mod runtime;
+pub mod search;
 mod secrets;
 mod services;
 mod solver;

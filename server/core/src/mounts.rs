@@ -86,7 +86,7 @@ fn set_mtime(path: &Path, mtime: u64) -> Result<()> {
 /// Writes `tree` under `dir` (which exists), with each entry's mode, owner
 /// and time (directories' times last, deepest first, so that writing into
 /// them does not move them).
-fn write_tree(cx: &Context, tree: &Tree, dir: &Path) -> Result<()> {
+pub(crate) fn write_tree(cx: &Context, tree: &Tree, dir: &Path) -> Result<()> {
     write_entries(cx, tree, dir)?;
     for (path, entry) in tree.entries.iter().rev() {
         if let Entry::Dir { mtime, .. } = entry {

@@ -29,6 +29,104 @@ pub struct ImageConfig {
     /// `EXPOSE`d ports as OCI writes them (`8080/tcp`), in order.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// The image's health check (`HEALTHCHECK`, `withDockerHealthcheck`).
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// A health check as Docker's image config holds it, with durations as Go
+/// writes them (`30s`, `1m30s`; empty for Docker's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// The command; with `shell`, one string run by the image's shell.
+    pub args: Vec<String>,
+    pub shell: bool,
+    pub interval: String,
+    pub timeout: String,
+    pub start_period: String,
+    pub start_interval: String,
+    /// Failures before unhealthy; 0 for Docker's default.
+    pub retries: i64,
+}
+
+impl Healthcheck {
+    /// Each duration in nanoseconds (0 when empty), or the first that is
+    /// not a Go duration (`1m30s`, `500ms`, `2h`).
+    pub fn durations(&self) -> Result<[i64; 4], String> {
+        let mut out = [0; 4];
+        let fields = [
+            &self.interval,
+            &self.timeout,
+            &self.start_period,
+            &self.start_interval,
+        ];
+        for (slot, text) in out.iter_mut().zip(fields) {
+            *slot = go_duration(text).ok_or_else(|| text.clone())?;
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a Go duration (`1h2m3.5s`, `300ms`; empty is 0) to nanoseconds.
+pub fn go_duration(text: &str) -> Option<i64> {
+    if text.is_empty() || text == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|end| *end > 0)?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total.round() as i64)
+}
+
+/// Formats nanoseconds as Go does (`1m30s`, `1.5s`, `250ms`, `0s`).
+pub fn format_go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos % 1_000_000_000 != 0 && nanos < 1_000_000_000 {
+        return if nanos % 1_000_000 == 0 {
+            format!("{}ms", nanos / 1_000_000)
+        } else {
+            format!("{nanos}ns")
+        };
+    }
+    let seconds = nanos / 1_000_000_000;
+    let fraction = nanos % 1_000_000_000;
+    let (hours, minutes, secs) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    let mut out = String::new();
+    if hours > 0 {
+        out.push_str(&format!("{hours}h"));
+    }
+    if hours > 0 || minutes > 0 {
+        out.push_str(&format!("{minutes}m"));
+    }
+    if fraction == 0 {
+        out.push_str(&format!("{secs}s"));
+    } else {
+        let digits = format!("{fraction:09}");
+        out.push_str(&format!("{secs}.{}s", digits.trim_end_matches('0')));
+    }
+    out
 }
 
 /// The platform containers run as on this machine (`linux/amd64`, …), in
@@ -239,6 +337,10 @@ pub struct ExecOutput {
     pub image_id: String,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Both streams interleaved as the command wrote them, when the runtime
+    /// can tell (`None`: stdout then stderr stands in).
+    #[serde(default)]
+    pub combined: Option<Vec<u8>>,
     pub exit_code: i64,
 }
 
@@ -358,4 +460,32 @@ pub trait Runtime: Send + Sync + 'static {
     /// Releases what the runtime set up for this engine (the step network).
     /// Called once, when the engine stops, after every container is gone.
     async fn shutdown(&self) {}
+
+    /// An image already in the store of the machine the runtime runs on,
+    /// by name or ID, without contacting a registry (`Host.containerImage`).
+    /// Runtimes without such a store keep this default.
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        Err(RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason: "this container runtime has no host image store to load from".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_and_format() {
+        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration("250ms"), Some(250_000_000));
+        assert_eq!(go_duration(""), Some(0));
+        assert_eq!(go_duration("5"), None);
+        assert_eq!(go_duration("3x"), None);
+        for text in ["1m30s", "1.5s", "250ms", "2h0m0s", "30s"] {
+            assert_eq!(format_go_duration(go_duration(text).unwrap()), text);
+        }
+    }
 }

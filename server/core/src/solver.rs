@@ -21,20 +21,24 @@ use tracing::{info_span, Instrument};
 
 use crate::context::{Context, EngineOptions};
 use crate::digest::Digest;
+use crate::envfile::EnvFile;
 use crate::error::{Error, Result};
 use crate::eval::{Call, Inputs};
 use crate::events::EventSink;
 use crate::inflight::InFlight;
 use crate::launch;
+use crate::lookup::Stat;
 use crate::oci::ImageFormat;
-use crate::ops::{Node, Op, Secret};
+use crate::ops::{git_listing, stat_container_path, Node, Op, Secret};
 use crate::reference::normalize_reference;
+use crate::remote::{GitRefs, Remote};
 use crate::runtime::Runtime;
 use crate::services::{Lease, Services};
 use crate::store::{RecordKind, Store};
-use crate::tree::Tree;
+use crate::tree::{self, Tree};
 use crate::value::{
-    ContainerState, FileValue, Kind, PortSpec, SecretValue, ServiceSource, ServiceValue, Value,
+    ChangesetValue, ContainerState, FileValue, GitRefValue, Kind, PortSpec, SecretValue,
+    ServiceSource, ServiceValue, Value,
 };
 
 /// A hold on a running service (`Engine::hold_service`); dropping it lets
@@ -87,6 +91,12 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.cx.services.shutdown().await;
         self.cx.runtime.shutdown().await;
+    }
+
+    /// Gives the engine its network client for Git and HTTP sources.
+    pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
+        self.cx.remote = remote;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -352,6 +362,76 @@ impl Engine {
         Ok(instance)
     }
 
+    /// The refs a Git repository lists (one `ls-remote` per engine).
+    pub async fn git_refs(&self, repository: Digest) -> Result<Arc<GitRefs>> {
+        let repository = self.evaluate(repository).await?.git_repository()?;
+        git_listing(&self.cx, &repository).await
+    }
+
+    /// A Git ref resolved to its commit.
+    pub async fn git_ref(&self, reference: Digest) -> Result<Arc<GitRefValue>> {
+        self.evaluate(reference).await?.git_ref()
+    }
+
+    pub async fn changeset(&self, digest: Digest) -> Result<Arc<ChangesetValue>> {
+        self.evaluate(digest).await?.changeset()
+    }
+
+    pub async fn env_file(&self, digest: Digest) -> Result<Arc<EnvFile>> {
+        self.evaluate(digest).await?.env_file()
+    }
+
+    pub async fn json(&self, digest: Digest) -> Result<Arc<serde_json::Value>> {
+        self.evaluate(digest).await?.json()
+    }
+
+    /// `stat` of `path` (relative to the workdir) in a container's
+    /// filesystem, mounts included; `None` when nothing is there.
+    pub async fn container_stat(
+        &self,
+        digest: Digest,
+        path: &str,
+        follow: bool,
+        expand: bool,
+    ) -> Result<Option<Stat>> {
+        let state = self.container(digest).await?;
+        let target = tree::absolute(&state.workdir(), &state.path_arg(path, expand))?;
+        stat_container_path(&self.cx, &state, &target, follow).await
+    }
+
+    /// A directory's name as Dagger gives it: the last component of the
+    /// path it was taken from (`Directory.directory`, `Container.directory`)
+    /// with a trailing `/`, kept through edits; `/` otherwise.
+    pub async fn directory_name(&self, digest: Digest) -> Result<String> {
+        self.directory(digest).await?;
+        let mut node = self.node(&digest)?;
+        loop {
+            let path = match &node.op {
+                Op::Subdirectory(op) => &op.path,
+                Op::ContainerDirectory(op) => &op.path,
+                op => {
+                    let parent = op.inputs().first().copied();
+                    match parent.map(|parent| self.node(&parent)).transpose()? {
+                        Some(parent)
+                            if parent.kind() == Kind::Directory && op.kind() == Kind::Directory =>
+                        {
+                            node = parent;
+                            continue;
+                        }
+                        _ => return Ok("/".into()),
+                    }
+                }
+            };
+            let normalized = tree::normalize(path)?;
+            let name = Tree::name_of(&normalized);
+            return Ok(if name.is_empty() {
+                "/".into()
+            } else {
+                format!("{name}/")
+            });
+        }
+    }
+
     /// A secret's value, when this engine holds it.
     pub fn secret(&self, digest: &Digest) -> Result<SecretValue> {
         self.cx
@@ -387,6 +467,21 @@ impl Engine {
         format: ImageFormat,
     ) -> Result<Bytes> {
         self.cx.image_tarball(state, format).await
+    }
+
+    /// Commits a container as an image named `name` in the runtime's own
+    /// image store (`exportImage`: the host's Docker, for the Docker runtime).
+    pub async fn export_image(&self, digest: Digest, name: &str) -> Result<()> {
+        let state = self.container(digest).await?;
+        Context::refuse_annotations(&state)?;
+        let spec = self.cx.rootfs_spec(&state.rootfs)?;
+        let reference = normalize_reference(name);
+        self.cx
+            .runtime
+            .build_image(&spec, &state.config, &reference)
+            .instrument(info_span!("export image", reference = %reference))
+            .await?;
+        Ok(())
     }
 
     /// Pushes a container to `address` and returns the reference with its

@@ -37,15 +37,20 @@ pub enum RecordKind {
     HostIndex,
     /// The op behind an ID, by node digest, so IDs load after a restart.
     Recipe,
+    /// A source fetched from the network: a Git checkout's tree digest (by
+    /// `Domain::GitTree` key), what an HTTP URL answered (by
+    /// `Domain::HttpCache` key).
+    Fetch,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::Exec,
         RecordKind::PathRead,
         RecordKind::HostTree,
         RecordKind::HostIndex,
         RecordKind::Recipe,
+        RecordKind::Fetch,
     ];
 }
 

@@ -95,7 +95,7 @@ pub(crate) const DIR_MODE: u32 = 0o755;
 
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
 /// empty components, and refuses `..` that would climb out of the root.
-pub(crate) fn normalize(path: &str) -> Result<String, Error> {
+pub fn normalize(path: &str) -> Result<String, Error> {
     if path.contains('\0') {
         return Err(Error::InvalidArgument {
             message: format!(

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Domain, Encoder};
+use crate::envfile::EnvFile;
 use crate::error::{Error, Result};
+use crate::lookup::Stat;
 use crate::runtime::ImageConfig;
+use crate::text::expand_vars;
 use crate::tree::{self, Entry, Owner, Tree};
 
 /// The type of object a node evaluates to.
@@ -20,6 +23,11 @@ pub enum Kind {
     CacheVolume,
     Service,
     Socket,
+    GitRepository,
+    GitRef,
+    Changeset,
+    EnvFile,
+    JsonValue,
 }
 
 impl Kind {
@@ -32,6 +40,11 @@ impl Kind {
             Kind::CacheVolume => "CacheVolume",
             Kind::Service => "Service",
             Kind::Socket => "Socket",
+            Kind::GitRepository => "GitRepository",
+            Kind::GitRef => "GitRef",
+            Kind::Changeset => "Changeset",
+            Kind::EnvFile => "EnvFile",
+            Kind::JsonValue => "JSONValue",
         }
     }
 
@@ -44,6 +57,11 @@ impl Kind {
             Kind::CacheVolume,
             Kind::Service,
             Kind::Socket,
+            Kind::GitRepository,
+            Kind::GitRef,
+            Kind::Changeset,
+            Kind::EnvFile,
+            Kind::JsonValue,
         ]
         .into_iter()
         .find(|kind| kind.name() == name)
@@ -143,6 +161,10 @@ pub struct ExecRecord {
     pub cmd: Vec<String>,
     pub stdout: String,
     pub stderr: String,
+    /// Both streams interleaved as written (scrubbed too); `None` in
+    /// records written before it was kept: stdout then stderr stands in.
+    #[serde(default)]
+    pub combined: Option<String>,
     pub exit_code: i64,
     /// The contents each writable directory mount (by path) had after the
     /// command, as stored trees (`host::load_tree`).
@@ -170,6 +192,11 @@ pub struct ContainerState {
     /// Whether `withDefaultArgs` set the default args (then `asService`
     /// runs them without the entrypoint unless asked to).
     pub(crate) default_args_set: bool,
+    /// Variables execs see that are in no cache key
+    /// (`withVolatileVariable`); never in the image configuration.
+    pub volatile_env: Vec<(String, String)>,
+    /// OCI annotations for the image manifest (`withAnnotation`).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerState {
@@ -179,6 +206,15 @@ impl ContainerState {
             "/".into()
         } else {
             self.config.workdir.clone()
+        }
+    }
+
+    /// A path argument, `$VAR` expanded from the environment when asked.
+    pub(crate) fn path_arg(&self, path: &str, expand: bool) -> String {
+        if expand {
+            expand_vars(path, &self.config.env)
+        } else {
+            path.to_owned()
         }
     }
 
@@ -422,6 +458,11 @@ impl FileValue {
         encoder.finish()
     }
 
+    /// `stat` of this file (a regular file, by its name).
+    pub fn stat(&self) -> Stat {
+        Stat::of(&self.name, &self.entry(None))
+    }
+
     /// The tree entry for this file, with `permissions` instead of its own
     /// mode when given.
     pub(crate) fn entry(&self, permissions: Option<u32>) -> Entry {
@@ -476,6 +517,55 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
+/// Where a Git repository lives.
+#[derive(Debug, Clone)]
+pub enum GitSource {
+    /// A remote, fetched with `Remote`; credentials are secret node digests.
+    Remote {
+        url: String,
+        username: String,
+        token: Option<Digest>,
+        header: Option<Digest>,
+        ssh_known_hosts: String,
+    },
+    /// A directory holding a repository (`Directory.asGit`).
+    Local { tree: Arc<Tree>, key: Digest },
+}
+
+/// A Git repository: where it is and how trees come out of it. Evaluating
+/// one touches no network; refs are resolved by the `GitRef` nodes.
+#[derive(Debug, Clone)]
+pub struct GitRepositoryValue {
+    /// Content key: the repository node's cache key.
+    pub key: Digest,
+    pub source: GitSource,
+    /// Whether trees keep `.git` (unless `tree(discardGitDir: true)`).
+    pub keep_git_dir: bool,
+}
+
+impl GitRepositoryValue {
+    /// What identifies the repository's contents in keys: its URL, or a
+    /// local repository's content key. Never a credential.
+    pub(crate) fn identity(&self) -> String {
+        match &self.source {
+            GitSource::Remote { url, .. } => url.clone(),
+            GitSource::Local { key, .. } => key.to_string(),
+        }
+    }
+}
+
+/// A ref resolved to a commit.
+#[derive(Debug, Clone)]
+pub struct GitRefValue {
+    pub repository: Arc<GitRepositoryValue>,
+    /// The full ref name (`refs/heads/main`), empty for a bare commit.
+    pub name: String,
+    /// The commit, in full hex.
+    pub commit: String,
+    /// Content key: repository identity, commit, name and `.git` policy.
+    pub key: Digest,
+}
+
 /// The value of any node.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
@@ -497,6 +587,38 @@ pub(crate) enum Value {
         key: Digest,
         path: String,
     },
+    GitRepository(Arc<GitRepositoryValue>),
+    GitRef(Arc<GitRefValue>),
+    /// Two directories: what a changeset goes from and to.
+    Changeset(Arc<ChangesetValue>),
+    EnvFile(Arc<EnvFile>),
+    Json(Arc<serde_json::Value>),
+}
+
+/// A changeset's two sides.
+#[derive(Debug, Clone)]
+pub struct ChangesetValue {
+    pub before: Arc<Tree>,
+    pub after: Arc<Tree>,
+    /// The content keys of the two sides.
+    pub(crate) keys: (Digest, Digest),
+}
+
+impl ChangesetValue {
+    pub(crate) fn new(before: Arc<Tree>, after: Arc<Tree>) -> Self {
+        let keys = (before.key(), after.key());
+        Self {
+            before,
+            after,
+            keys,
+        }
+    }
+
+    fn key(&self) -> Digest {
+        let mut encoder = Encoder::new(Domain::Changeset);
+        encoder.digest(&self.keys.0).digest(&self.keys.1);
+        encoder.finish()
+    }
 }
 
 impl Value {
@@ -523,6 +645,22 @@ impl Value {
             }
             Value::Service(service) => service.key,
             Value::Socket { key, .. } => *key,
+            Value::GitRepository(repository) => repository.key,
+            Value::GitRef(reference) => reference.key,
+            Value::Changeset(changeset) => changeset.key(),
+            Value::EnvFile(file) => {
+                let mut encoder = Encoder::new(Domain::EnvFile);
+                encoder
+                    .strs(&file.variables)
+                    .strs(&file.context)
+                    .bool(file.expand);
+                encoder.finish()
+            }
+            Value::Json(json) => {
+                let mut encoder = Encoder::new(Domain::JsonValue);
+                encoder.str(&json.to_string());
+                encoder.finish()
+            }
         }
     }
 
@@ -535,6 +673,11 @@ impl Value {
             Value::CacheVolume { .. } => Kind::CacheVolume,
             Value::Service(_) => Kind::Service,
             Value::Socket { .. } => Kind::Socket,
+            Value::GitRepository(_) => Kind::GitRepository,
+            Value::GitRef(_) => Kind::GitRef,
+            Value::Changeset(_) => Kind::Changeset,
+            Value::EnvFile(_) => Kind::EnvFile,
+            Value::Json(_) => Kind::JsonValue,
         }
     }
 
@@ -568,11 +711,46 @@ impl Value {
         }
     }
 
+    pub(crate) fn changeset(&self) -> Result<Arc<ChangesetValue>> {
+        match self {
+            Value::Changeset(changeset) => Ok(changeset.clone()),
+            other => Err(other.mismatch(Kind::Changeset)),
+        }
+    }
+
+    pub(crate) fn env_file(&self) -> Result<Arc<EnvFile>> {
+        match self {
+            Value::EnvFile(file) => Ok(file.clone()),
+            other => Err(other.mismatch(Kind::EnvFile)),
+        }
+    }
+
+    pub(crate) fn json(&self) -> Result<Arc<serde_json::Value>> {
+        match self {
+            Value::Json(json) => Ok(json.clone()),
+            other => Err(other.mismatch(Kind::JsonValue)),
+        }
+    }
+
     /// A cache volume's name.
     pub(crate) fn cache_volume(&self) -> Result<String> {
         match self {
             Value::CacheVolume { key } => Ok(key.clone()),
             other => Err(other.mismatch(Kind::CacheVolume)),
+        }
+    }
+
+    pub(crate) fn git_repository(&self) -> Result<Arc<GitRepositoryValue>> {
+        match self {
+            Value::GitRepository(repository) => Ok(repository.clone()),
+            other => Err(other.mismatch(Kind::GitRepository)),
+        }
+    }
+
+    pub(crate) fn git_ref(&self) -> Result<Arc<GitRefValue>> {
+        match self {
+            Value::GitRef(reference) => Ok(reference.clone()),
+            other => Err(other.mismatch(Kind::GitRef)),
         }
     }
 

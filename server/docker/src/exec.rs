@@ -125,6 +125,7 @@ impl DockerRuntime {
                     let mut stderr = message(&error).into_bytes();
                     stderr.push(b'\n');
                     let output = Captured {
+                        combined: stderr.clone(),
                         stderr,
                         ..Default::default()
                     };
@@ -162,6 +163,7 @@ impl DockerRuntime {
             image_id,
             stdout: output.stdout,
             stderr: output.stderr,
+            combined: Some(output.combined),
             exit_code,
         })
     }
@@ -473,6 +475,8 @@ pub(crate) fn env_name(entry: &str) -> &str {
 pub(crate) struct Captured {
     pub(crate) stdout: Vec<u8>,
     pub(crate) stderr: Vec<u8>,
+    /// Both streams in the order the frames arrived.
+    pub(crate) combined: Vec<u8>,
 }
 
 /// Writes `stdin` to the container, then closes it; never completes, so that the write
@@ -514,6 +518,10 @@ pub(crate) async fn collect_output(
         let keep = cap.saturating_sub(buffer.len()).min(message.len());
         buffer.extend_from_slice(&message[..keep]);
         *lost += message.len() - keep;
+        let room = (2 * MAX_CAPTURE).saturating_sub(captured.combined.len());
+        captured
+            .combined
+            .extend_from_slice(&message[..keep.min(room)]);
     }
     if dropped != (0, 0) {
         tracing::warn!(

@@ -12,7 +12,10 @@ use bollard::query_parameters::{
 };
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use gantry_core::runtime::{ImageConfig, PulledImage, RegistryAuth, RootfsSpec, RuntimeError};
+use gantry_core::runtime::{
+    format_go_duration, Healthcheck, ImageConfig, PulledImage, RegistryAuth, RootfsSpec,
+    RuntimeError,
+};
 
 use crate::error::{redact, runtime_error, status, Operation};
 use crate::exec::env_name;
@@ -251,6 +254,27 @@ impl DockerRuntime {
         let pulled = pulled_image(inspect, reference.as_ref(), None)?;
         tracing::debug!(image = %pulled.image_id, name = %loaded, "image loaded");
         Ok(pulled)
+    }
+
+    /// `Runtime::local_image`: an image of this daemon's store, by name or
+    /// ID; nothing is pulled.
+    pub(crate) async fn local(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        let parsed = (!is_image_id(reference)).then(|| Reference::parse(reference));
+        let name = parsed
+            .as_ref()
+            .map_or_else(|| reference.to_owned(), Reference::local_name);
+        let inspect = self.docker.inspect_image(&name).await.map_err(|error| {
+            match runtime_error(Operation::Pull { reference }, &error) {
+                // A 404 reads as an image gantry made that went missing;
+                // here the user named it, so it was never found.
+                RuntimeError::ImageMissing { image } => RuntimeError::ImageNotFound {
+                    reference: reference.to_owned(),
+                    reason: format!("no such image in the daemon's store: {image}"),
+                },
+                other => other,
+            }
+        })?;
+        pulled_image(inspect, parsed.as_ref(), None)
     }
 
     /// `Runtime::image_exists`.
@@ -536,6 +560,51 @@ fn image_config(config: bollard::models::ImageConfig) -> ImageConfig {
             .unwrap_or_default()
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
+        healthcheck: config.healthcheck.and_then(healthcheck_of),
+    }
+}
+
+/// Docker's health config as gantry's (`None` when disabled or inherited).
+fn healthcheck_of(config: bollard::models::HealthConfig) -> Option<Healthcheck> {
+    let test = config.test.unwrap_or_default();
+    let (shell, args) = match test.split_first() {
+        Some((kind, rest)) if kind == "CMD-SHELL" => (true, rest.to_vec()),
+        Some((kind, rest)) if kind == "CMD" => (false, rest.to_vec()),
+        _ => return None,
+    };
+    let duration = |nanos: Option<i64>| {
+        nanos
+            .filter(|n| *n > 0)
+            .map(format_go_duration)
+            .unwrap_or_default()
+    };
+    Some(Healthcheck {
+        args,
+        shell,
+        interval: duration(config.interval),
+        timeout: duration(config.timeout),
+        start_period: duration(config.start_period),
+        start_interval: duration(config.start_interval),
+        retries: config.retries.unwrap_or(0),
+    })
+}
+
+/// gantry's health check as Docker's (durations already validated).
+fn health_config(check: &Healthcheck) -> bollard::models::HealthConfig {
+    let [interval, timeout, start_period, start_interval] = check.durations().unwrap_or_default();
+    let kind = if check.shell { "CMD-SHELL" } else { "CMD" };
+    let nonzero = |n: i64| (n > 0).then_some(n);
+    bollard::models::HealthConfig {
+        test: Some(
+            std::iter::once(kind.to_owned())
+                .chain(check.args.iter().cloned())
+                .collect(),
+        ),
+        interval: nonzero(interval),
+        timeout: nonzero(timeout),
+        start_period: nonzero(start_period),
+        start_interval: nonzero(start_interval),
+        retries: (check.retries > 0).then_some(check.retries),
     }
 }
 
@@ -580,6 +649,7 @@ fn build_commit_config(config: &ImageConfig, base_env: &[String]) -> ContainerCo
                 .collect(),
         )
         .filter(|ports: &HashMap<_, _>| !ports.is_empty()),
+        healthcheck: config.healthcheck.as_ref().map(health_config),
         ..Default::default()
     }
 }
@@ -611,6 +681,35 @@ mod tests {
                 ("BARE".into(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn health_checks_round_trip_through_docker_config() {
+        let check = Healthcheck {
+            args: vec!["curl -f localhost || exit 1".into()],
+            shell: true,
+            interval: "30s".into(),
+            start_period: "1m30s".into(),
+            retries: 3,
+            ..Healthcheck::default()
+        };
+        let config = ImageConfig {
+            healthcheck: Some(check.clone()),
+            ..Default::default()
+        };
+        let commit = build_commit_config(&config, &[]).healthcheck.unwrap();
+        assert_eq!(
+            commit.test.as_deref().unwrap(),
+            ["CMD-SHELL", "curl -f localhost || exit 1"]
+        );
+        assert_eq!(commit.interval, Some(30_000_000_000));
+        assert_eq!(commit.timeout, None);
+        assert_eq!(healthcheck_of(commit), Some(check));
+        let none = bollard::models::HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        };
+        assert_eq!(healthcheck_of(none), None);
     }
 
     #[test]

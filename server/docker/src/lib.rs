@@ -296,6 +296,11 @@ impl Runtime for DockerRuntime {
     async fn shutdown(&self) {
         self.remove_step_network().await;
     }
+
+    #[tracing::instrument(skip_all, fields(reference = %reference))]
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        self.local(reference).await
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ pub enum Bucket {
     /// Temp files of writes in progress (`.gantry-tmp-<pid>-<random>`),
     /// renamed into their bucket when complete.
     Temp,
+    /// The native runtime's snapshot store (`gantry-native`): unpacked
+    /// layers, image and tag records, the upper directories of running
+    /// steps. The runtime lays out the inside; removing the bucket removes
+    /// every step image of the native runtime.
+    Snapshots,
     /// What `gantry call` keeps per module, all of it rebuilt when missing:
     /// function descriptions by source digest, the language runtimes' files
     /// and built Go dispatchers (docs/modules.md, "Caches").
@@ -60,16 +65,18 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 11] = [
+    pub const ALL: [Bucket; 13] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
         Bucket::Records(RecordKind::HostTree),
         Bucket::Records(RecordKind::HostIndex),
         Bucket::Records(RecordKind::Recipe),
+        Bucket::Records(RecordKind::Fetch),
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
+        Bucket::Snapshots,
         Bucket::Modules,
         Bucket::Locks,
     ];
@@ -84,9 +91,11 @@ impl Bucket {
             Bucket::Records(RecordKind::HostIndex) => "store/host-indexes",
             // One append-only file, not a directory (see `recipes`).
             Bucket::Records(RecordKind::Recipe) => "store/recipes.log",
+            Bucket::Records(RecordKind::Fetch) => "store/fetches",
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
+            Bucket::Snapshots => "snapshots",
             Bucket::Modules => "modules",
             Bucket::Locks => "store/locks",
         }
@@ -101,9 +110,11 @@ impl Bucket {
             Bucket::Records(RecordKind::HostTree) => "host trees",
             Bucket::Records(RecordKind::HostIndex) => "host indexes",
             Bucket::Records(RecordKind::Recipe) => "recipes",
+            Bucket::Records(RecordKind::Fetch) => "fetched sources",
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",
+            Bucket::Snapshots => "snapshots (native runtime)",
             Bucket::Modules => "module caches",
             Bucket::Locks => "record locks",
         }

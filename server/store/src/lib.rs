@@ -16,10 +16,12 @@
 //! STATE/store/host-trees/ab/<hex>  trees read from the host or a writable mount, by content
 //! STATE/store/host-indexes/ab/<hex> stat indexes of host directories, by root and filter
 //! STATE/store/recipes.log          the op behind each ID (one JSON line each), by node digest
+//! STATE/store/fetches/ab/<hex>     Git checkouts and HTTP downloads (JSON), by source key
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it
+//! STATE/snapshots/                 the native runtime's layers and images (gantry-native lays it out)
 //! ```
 //!
 //! Every write goes to a temp file and is renamed into place

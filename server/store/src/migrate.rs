@@ -206,6 +206,7 @@ mod tests {
             cmd: vec!["echo".into(), "hi".into()],
             stdout: "hi\n".into(),
             stderr: String::new(),
+            combined: None,
             exit_code: 0,
             mounts: Vec::new(),
         };
@@ -273,8 +274,8 @@ mod tests {
         let count = |kind| state.records(kind).unwrap().len();
         assert_eq!(
             RecordKind::ALL.map(count),
-            [1, 1, 1, 1, 1],
-            "exec, path read, host tree, host index, recipe"
+            [1, 1, 1, 1, 1, 0],
+            "exec, path read, host tree, host index, recipe, fetch (none)"
         );
         // Opening again finds layout 3 and changes nothing.
         drop(store);

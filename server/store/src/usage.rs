@@ -29,9 +29,10 @@ pub struct RecordInfo {
 }
 
 impl RecordInfo {
-    /// The Docker image this record refers to, named as `names` (its state
-    /// directory's) name it: an exec result's committed filesystem.
-    /// Removing the record without it leaks the image.
+    /// The step image this record refers to, named as `names` (its state
+    /// directory's) name it: an exec result's committed filesystem (a Docker
+    /// image, or a tag in the native runtime's snapshots). Removing the record
+    /// without it leaks the image.
     pub fn image(&self, names: &ImageNames) -> Option<String> {
         (self.kind == RecordKind::Exec).then(|| names.step(&self.key))
     }
@@ -189,7 +190,7 @@ impl StateDir {
                         }
                         size
                     }
-                    Bucket::Temp | Bucket::Locks => tree_size(&dir)?,
+                    Bucket::Temp | Bucket::Locks | Bucket::Snapshots => tree_size(&dir)?,
                     Bucket::CacheVolumes | Bucket::Scratch | Bucket::Modules => {
                         let mut size = Size::default();
                         for entry in read_dir(&dir)? {
@@ -249,7 +250,8 @@ impl StateDir {
     }
 
     /// Carries out a plan. With `Keep::Nothing` every bucket goes (blobs,
-    /// records, cache volumes, scratch and temp files); the secret key stays,
+    /// records, cache volumes, scratch and temp files, the native runtime's
+    /// snapshots); the secret key stays,
     /// so cache keys of secret steps stay stable for the next run.
     pub fn prune(&self, plan: &PrunePlan) -> Result<Pruned> {
         match plan.keep {
@@ -373,7 +375,7 @@ mod tests {
     }
 
     /// A store with one record of every kind (100 bytes each, the exec the
-    /// oldest), a 1000-byte blob and a cache volume.
+    /// oldest), a 1000-byte blob, a cache volume and a 20-byte snapshot.
     fn filled() -> (tempfile::TempDir, DiskStore, Vec<Digest>) {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path()).unwrap();
@@ -393,6 +395,12 @@ mod tests {
         let volume = store.cache_volume_dir("go-mod");
         fs::create_dir_all(volume.join("pkg")).unwrap();
         fs::write(volume.join("pkg/a"), [0; 30]).unwrap();
+        let layer = store
+            .state_dir()
+            .bucket(Bucket::Snapshots)
+            .join("layers/l1");
+        fs::create_dir_all(&layer).unwrap();
+        fs::write(layer.join("f"), [0; 20]).unwrap();
         (dir, store, keys)
     }
 
@@ -425,8 +433,15 @@ mod tests {
                 bytes: 30
             }
         );
+        assert_eq!(
+            usage.of(Bucket::Snapshots),
+            Size {
+                entries: 1,
+                bytes: 20
+            }
+        );
         assert_eq!(usage.of(Bucket::Temp), Size::default());
-        assert_eq!(usage.total().bytes, 1530 + LINE);
+        assert_eq!(usage.total().bytes, 1650 + LINE);
     }
 
     #[test]
@@ -455,10 +470,10 @@ mod tests {
     fn keep_up_to_removes_the_oldest_evictable_records_first() {
         let (_dir, store, keys) = filled();
         let state = store.state_dir();
-        // Blobs and records hold 1500 bytes (and a recipe line's overhead);
+        // Blobs and records hold 1600 bytes (and a recipe line's overhead);
         // keeping 200 less must drop two records: the exec (oldest) and the
         // path read (next).
-        let plan = state.plan_prune(Keep::UpTo(1300 + LINE)).unwrap();
+        let plan = state.plan_prune(Keep::UpTo(1400 + LINE)).unwrap();
         let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
         assert_eq!(
             planned,
@@ -481,7 +496,8 @@ mod tests {
         );
         assert_eq!(usage.of(Bucket::Blobs).entries, 1);
         assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
-        assert_eq!(usage.total().bytes, 1030);
+        assert_eq!(usage.of(Bucket::Snapshots).bytes, 20);
+        assert_eq!(usage.total().bytes, 1050);
     }
 
     #[test]
@@ -493,10 +509,11 @@ mod tests {
         assert_eq!(plan.records().len(), RecordKind::ALL.len());
         assert_eq!(plan.images(), [tag(state, &keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!((pruned.records, pruned.bytes), (5, 1530 + LINE));
+        assert_eq!((pruned.records, pruned.bytes), (6, 1650 + LINE));
         assert_eq!(state.usage().unwrap().total(), Size::default());
         assert!(!dir.path().join("store").exists());
         assert!(!dir.path().join("cache-volumes").exists());
+        assert!(!dir.path().join("snapshots").exists());
         assert_eq!(
             StateDir::open(dir.path()).unwrap().secret_key().unwrap(),
             key

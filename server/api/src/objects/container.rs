@@ -8,9 +8,9 @@ use gantry_core::{ops, Kind, Node, Op};
 
 use super::service::{self, Port, PortForward, Service};
 use super::{
-    add, client, engine, expected_type, load_arg, unsupported, CacheSharingMode, Directory, File,
-    ImageLayerCompression, ImageMediaTypes, NetworkProtocol, RegistryProtocol, ReturnType, Void,
-    FILE_MODE, SECRET_MODE,
+    add, client, engine, expected_type, load_arg, unsupported, CacheSharingMode, Directory,
+    ExistsType, File, ImageLayerCompression, ImageMediaTypes, Label, NetworkProtocol,
+    RegistryProtocol, ReturnType, Stat, Void, FILE_MODE, SECRET_MODE,
 };
 use crate::error::gql;
 use crate::ids::format_id;
@@ -18,24 +18,94 @@ use crate::ids::format_id;
 #[derive(Clone)]
 pub(crate) struct Container(pub(crate) Arc<Node>);
 
+/// Image healthcheck configuration.
+pub(crate) struct HealthcheckConfig(gantry_core::runtime::Healthcheck);
+
+#[Object]
+impl HealthcheckConfig {
+    /// Healthcheck command arguments.
+    async fn args(&self) -> &[String] {
+        &self.0.args
+    }
+
+    /// If true, run the command using the container's shell.
+    async fn shell(&self) -> bool {
+        self.0.shell
+    }
+
+    /// Interval between running healthcheck.
+    async fn interval(&self) -> &str {
+        &self.0.interval
+    }
+
+    /// Healthcheck timeout.
+    async fn timeout(&self) -> &str {
+        &self.0.timeout
+    }
+
+    /// StartPeriod allows for failures during container initialization.
+    async fn start_period(&self) -> &str {
+        &self.0.start_period
+    }
+
+    /// StartInterval configures the duration between checks during the startup period.
+    async fn start_interval(&self) -> &str {
+        &self.0.start_interval
+    }
+
+    /// The maximum number of consecutive failures before the container is marked as unhealthy.
+    async fn retries(&self) -> i32 {
+        i32::try_from(self.0.retries).unwrap_or(i32::MAX)
+    }
+}
+
 /// An environment variable name and value.
 #[derive(Clone)]
 pub(crate) struct EnvVariable {
-    pub(crate) container: Arc<Node>,
+    /// The container and index it was listed from; `None` for a variable
+    /// of an env file, whose ID is its name and value (`ids::value_id`).
+    pub(crate) container: Option<Arc<Node>>,
     pub(crate) index: usize,
     pub(crate) name: String,
     pub(crate) value: String,
+}
+
+/// The fields an env file variable's ID holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct EnvVariableValue {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+impl EnvVariable {
+    pub(crate) fn plain(name: String, value: String) -> Self {
+        EnvVariable {
+            container: None,
+            index: 0,
+            name,
+            value,
+        }
+    }
 }
 
 #[Object]
 impl EnvVariable {
     /// A unique identifier for this EnvVariable.
     pub(crate) async fn id(&self) -> Result<ID> {
-        Ok(ID(format!(
-            "EnvVariable:{}:{}",
-            self.container.digest.hex(),
-            self.index
-        )))
+        Ok(match &self.container {
+            Some(container) => ID(format!(
+                "EnvVariable:{}:{}",
+                container.digest.hex(),
+                self.index
+            )),
+            None => crate::ids::value_id(
+                "EnvVariable",
+                &EnvVariableValue {
+                    name: self.name.clone(),
+                    value: self.value.clone(),
+                },
+            ),
+        })
     }
 
     /// The environment variable name.
@@ -527,7 +597,7 @@ impl Container {
             .iter()
             .enumerate()
             .map(|(index, (name, value))| EnvVariable {
-                container: self.0.clone(),
+                container: Some(self.0.clone()),
                 index,
                 name: name.clone(),
                 value: value.clone(),
@@ -643,6 +713,72 @@ impl Container {
                 value,
             },
         )
+    }
+
+    /// Retrieves this container with the given Docker health check. The check is recorded in the image config; gantry runs no services yet, so it is never run by gantry itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_docker_healthcheck(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Healthcheck command to execute within the container.")] args: Vec<String>,
+        #[graphql(
+            desc = "When true, command must be a single element, which is run using the container's shell"
+        )]
+        shell: Option<bool>,
+        #[graphql(desc = "Interval between running healthcheck. Example: \"30s\"")]
+        interval: Option<String>,
+        #[graphql(desc = "Healthcheck timeout. Example: \"3s\"")] timeout: Option<String>,
+        #[graphql(
+            desc = "StartPeriod allows for failures during container initialization. Example: \"0s\""
+        )]
+        start_period: Option<String>,
+        #[graphql(
+            desc = "StartInterval configures the duration between checks during the startup period. Example: \"5s\""
+        )]
+        start_interval: Option<String>,
+        #[graphql(
+            desc = "The maximum number of consecutive failures before the container is marked as unhealthy. Example: \"3\""
+        )]
+        retries: Option<i32>,
+    ) -> Container {
+        let healthcheck = gantry_core::runtime::Healthcheck {
+            args,
+            shell: shell.unwrap_or(false),
+            interval: interval.unwrap_or_default(),
+            timeout: timeout.unwrap_or_default(),
+            start_period: start_period.unwrap_or_default(),
+            start_interval: start_interval.unwrap_or_default(),
+            retries: i64::from(retries.unwrap_or(0)),
+        };
+        self.then(
+            ctx,
+            ops::WithHealthcheck {
+                parent: self.parent(),
+                healthcheck: Some(healthcheck),
+            },
+        )
+    }
+
+    /// Retrieves this container without a configured docker healthcheck command.
+    async fn without_docker_healthcheck(&self, ctx: &Context<'_>) -> Container {
+        self.then(
+            ctx,
+            ops::WithHealthcheck {
+                parent: self.parent(),
+                healthcheck: None,
+            },
+        )
+    }
+
+    /// Retrieves this container's configured docker healthcheck.
+    async fn docker_healthcheck(&self, ctx: &Context<'_>) -> Result<Option<HealthcheckConfig>> {
+        Ok(self
+            .state(ctx)
+            .await?
+            .config
+            .healthcheck
+            .clone()
+            .map(HealthcheckConfig))
     }
 
     /// Retrieves the value of the specified label.
@@ -1463,6 +1599,466 @@ impl Container {
                 path,
             },
         ))
+    }
+
+    // ---- Tier 2: inspection, undo helpers, symlinks, files, metadata
+
+    /// The standard output and standard error of the last executed command, interleaved as it wrote them. Returns an error if no command was executed.
+    async fn combined_output(&self, ctx: &Context<'_>) -> Result<String> {
+        let exec = self.exec(ctx).await?;
+        Ok(match &exec.combined {
+            Some(combined) => combined.clone(),
+            None => format!("{}{}", exec.stdout, exec.stderr),
+        })
+    }
+
+    /// Whether a path exists in the container's filesystem (mounts included), of the expected type when given. A symlink counts as what it points to unless doNotFollowSymlinks is set.
+    async fn exists(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The path to look for (e.g., \"/file.txt\"), relative to the working directory."
+        )]
+        path: String,
+        #[graphql(
+            name = "expectedType",
+            desc = "The type the path must have (REGULAR_TYPE, DIRECTORY_TYPE or SYMLINK_TYPE)."
+        )]
+        kind: Option<ExistsType>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Look at a symlink itself rather than at what it points to."
+        )]
+        do_not_follow_symlinks: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Result<bool> {
+        let follow = !do_not_follow_symlinks.unwrap_or(false);
+        let stat = engine(ctx)
+            .container_stat(self.0.digest, &path, follow, expand.unwrap_or(false))
+            .await
+            .map_err(gql)?;
+        Ok(match (stat, kind) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(stat), Some(kind)) => stat.file_type == kind.into(),
+        })
+    }
+
+    /// The status of a path in the container's filesystem (mounts included): type, name, permissions and size.
+    async fn stat(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The path to look at (e.g., \"/file.txt\"), relative to the working directory."
+        )]
+        path: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Look at a symlink itself rather than at what it points to."
+        )]
+        do_not_follow_symlinks: Option<bool>,
+    ) -> Result<Option<Stat>> {
+        let follow = !do_not_follow_symlinks.unwrap_or(false);
+        let stat = engine(ctx)
+            .container_stat(self.0.digest, &path, follow, false)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| gql(gantry_core::Error::NotFound { path: path.clone() }))?;
+        Ok(Some(stat.into()))
+    }
+
+    /// The container's labels, sorted by name.
+    async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<Label>> {
+        let state = self.state(ctx).await?;
+        Ok(state
+            .config
+            .labels
+            .iter()
+            .map(|(name, value)| Label {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect())
+    }
+
+    /// This container without the given label.
+    async fn without_label(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The label to remove.")] name: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithoutLabel {
+                parent: self.parent(),
+                name,
+            },
+        )
+    }
+
+    /// This container with an OCI annotation for its image manifest. gantry cannot write annotations into images yet: publishing or exporting a container that has some fails.
+    async fn with_annotation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The annotation's name.")] name: String,
+        #[graphql(desc = "The annotation's value.")] value: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithAnnotation {
+                parent: self.parent(),
+                name,
+                value: Some(value),
+            },
+        )
+    }
+
+    /// This container without the given OCI annotation.
+    async fn without_annotation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The annotation to remove.")] name: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithAnnotation {
+                parent: self.parent(),
+                name,
+                value: None,
+            },
+        )
+    }
+
+    /// This container with the given files copied into the directory at path, each by its own name.
+    async fn with_files(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The directory to copy the files into (e.g., \"/src\").")] path: String,
+        #[graphql(
+            desc = "The files to copy.",
+            directive = expected_type::apply("File".into())
+        )]
+        sources: Vec<ID>,
+        #[graphql(desc = "The permissions to give the copied files (e.g., 0600).")]
+        permissions: Option<i32>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "A user:group to own the copied files (numeric in gantry)."
+        )]
+        owner: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Result<Container> {
+        let sources = super::directory::load_all(ctx, "sources", &sources, Kind::File)?;
+        Ok(self.then(
+            ctx,
+            ops::WithFiles {
+                parent: self.parent(),
+                path,
+                sources,
+                permissions: permissions.map(|mode| mode as u32),
+                owner: owner.unwrap_or_default(),
+                expand: expand.unwrap_or(false),
+            },
+        ))
+    }
+
+    /// This container without the file at the given path (a missing path is not an error).
+    async fn without_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The file to remove (e.g., \"/file.txt\").")] path: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Container {
+        self.without_paths(ctx, vec![path], expand)
+    }
+
+    /// This container without the files at the given paths (missing paths are not an error).
+    async fn without_files(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The files to remove (e.g., [\"/file.txt\"]).")] paths: Vec<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the paths from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Container {
+        self.without_paths(ctx, paths, expand)
+    }
+
+    /// This container without the directory at the given path and what is in it (a missing path is not an error).
+    async fn without_directory(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The directory to remove (e.g., \"/src\").")] path: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in the path from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Container {
+        self.without_paths(ctx, vec![path], expand)
+    }
+
+    /// This container with a symbolic link at linkName pointing to target (kept as written).
+    async fn with_symlink(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the link points to (e.g., \"/existing/file\").")] target: String,
+        #[graphql(
+            desc = "Where the link is created (e.g., \"/new-file-link\"), relative to the working directory."
+        )]
+        link_name: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Replace \"${VAR}\" or \"$VAR\" in both paths from the container's environment variables."
+        )]
+        expand: Option<bool>,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::ContainerWithSymlink {
+                parent: self.parent(),
+                target,
+                link_name,
+                expand: expand.unwrap_or(false),
+            },
+        )
+    }
+
+    /// This container without an entrypoint.
+    async fn without_entrypoint(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Keep the default arguments, which are otherwise cleared too."
+        )]
+        keep_default_args: Option<bool>,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithEntrypoint {
+                parent: self.parent(),
+                args: Vec::new(),
+                keep_default_args: keep_default_args.unwrap_or(false),
+            },
+        )
+    }
+
+    /// This container without default arguments.
+    async fn without_default_args(&self, ctx: &Context<'_>) -> Container {
+        self.then(
+            ctx,
+            ops::WithDefaultArgs {
+                parent: self.parent(),
+                args: Vec::new(),
+            },
+        )
+    }
+
+    /// This container with the image's default user (root).
+    async fn without_user(&self, ctx: &Context<'_>) -> Container {
+        self.then(
+            ctx,
+            ops::WithUser {
+                parent: self.parent(),
+                name: String::new(),
+            },
+        )
+    }
+
+    /// This container without a working directory (commands run in /).
+    async fn without_workdir(&self, ctx: &Context<'_>) -> Container {
+        self.then(
+            ctx,
+            ops::WithoutWorkdir {
+                parent: self.parent(),
+            },
+        )
+    }
+
+    /// This container without the given secret variable (a plain variable of the same name stays).
+    async fn without_secret_variable(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The variable to remove.")] name: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithoutSecretVariable {
+                parent: self.parent(),
+                name,
+            },
+        )
+    }
+
+    /// This container with an environment variable that later commands see but that is in no cache key: changing its value alone does not re-run cached commands. It is not part of the image configuration.
+    async fn with_volatile_variable(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The variable's name (e.g., \"CI_RUN_ID\").")] name: String,
+        #[graphql(desc = "The variable's value.")] value: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithVolatileVariable {
+                parent: self.parent(),
+                name,
+                value: Some(value),
+            },
+        )
+    }
+
+    /// This container without the given volatile variable.
+    async fn without_volatile_variable(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The variable to remove.")] name: String,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithVolatileVariable {
+                parent: self.parent(),
+                name,
+                value: None,
+            },
+        )
+    }
+
+    /// This container with the variables of an env file set (values read with quotes removed and references expanded).
+    async fn with_env_file_variables(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The env file to read.",
+            directive = expected_type::apply("EnvFile".into())
+        )]
+        source: ID,
+    ) -> Result<Container> {
+        let source = load_arg(ctx, "source", &source, Kind::EnvFile)?;
+        Ok(self.then(
+            ctx,
+            ops::WithEnvFileVariables {
+                parent: self.parent(),
+                source: source.digest,
+            },
+        ))
+    }
+
+    /// A container that fails with the given message wherever it is used. An empty message changes nothing.
+    async fn with_error(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The error's message.")] err: String,
+    ) -> Container {
+        if err.is_empty() {
+            return self.clone();
+        }
+        self.then(
+            ctx,
+            ops::ContainerWithError {
+                parent: self.parent(),
+                message: err,
+            },
+        )
+    }
+
+    /// Writes the container as an image named name into the image store of the machine gantry runs containers on (the Docker daemon, for the Docker runtime).
+    async fn export_image(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The image's name (e.g., \"my-app:latest\").")] name: String,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Not supported by gantry (one platform per image); must be empty.",
+            directive = expected_type::apply("Container".into())
+        )]
+        platform_variants: Option<Vec<ID>>,
+        #[graphql(
+            desc = "Not supported by gantry: the image store decides how it keeps layers; must be left out."
+        )]
+        forced_compression: Option<ImageLayerCompression>,
+        #[graphql(
+            default_with = "Some(ImageMediaTypes::OciMediaTypes)",
+            desc = "Not supported by gantry: the image store decides; only the default is accepted."
+        )]
+        media_types: Option<ImageMediaTypes>,
+    ) -> Result<Void> {
+        refuse_platform_variants("exportImage", platform_variants)?;
+        // The image store decides compression and media types: asking for
+        // them is refused rather than ignored.
+        if let Some(compression) = forced_compression {
+            return Err(unsupported(
+                &format!("exportImage(forcedCompression: {})", compression.name()),
+                "the image store decides how it keeps layers; export with asTarball or export to choose",
+            ));
+        }
+        if media_types.is_some_and(|types| !types.is_oci()) {
+            return Err(unsupported(
+                "exportImage(mediaTypes: DockerMediaTypes)",
+                "the image store decides; export with asTarball or export to choose",
+            ));
+        }
+        engine(ctx)
+            .export_image(self.0.digest, &name)
+            .await
+            .map_err(gql)?;
+        Ok(Void)
+    }
+}
+
+impl Container {
+    fn without_paths(
+        &self,
+        ctx: &Context<'_>,
+        paths: Vec<String>,
+        expand: Option<bool>,
+    ) -> Container {
+        self.then(
+            ctx,
+            ops::WithoutPaths {
+                parent: self.parent(),
+                paths,
+                expand: expand.unwrap_or(false),
+            },
+        )
+    }
+}
+
+/// `Syncer.sync` and `Exportable.export` when selected through the
+/// interfaces (which pass only the interface's arguments).
+impl Container {
+    pub(crate) async fn sync_as_syncer(&self, ctx: &Context<'_>) -> Result<ID> {
+        self.sync(ctx).await
+    }
+
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
+        self.export(
+            ctx,
+            path,
+            None,
+            None,
+            Some(ImageMediaTypes::OciMediaTypes),
+            Some(false),
+        )
+        .await
     }
 }
 

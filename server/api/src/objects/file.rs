@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, ID};
-use gantry_core::{ops, Node};
+use gantry_core::{ops, search, Node};
 
-use super::{add, client, engine};
+use super::{add, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, Stat};
 use crate::error::gql;
 use crate::ids::format_id;
 
@@ -147,5 +147,158 @@ impl File {
                 timestamp,
             },
         ))
+    }
+
+    // ---- Tier 2: inspection, search and replace, reading as env file or JSON
+
+    /// The file's status: type, name, permissions and size.
+    async fn stat(&self, ctx: &Context<'_>) -> Result<Option<Stat>> {
+        Ok(Some(self.value(ctx).await?.stat().into()))
+    }
+
+    /// Lines of the file matching a regular expression (Rust regex syntax) or a literal string.
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The text to match.")] pattern: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Match the pattern as plain text, not as a regular expression."
+        )]
+        literal: Option<bool>,
+        #[graphql(default_with = "Some(false)", desc = "Let matches span several lines.")]
+        multiline: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "In multiline mode, let . match line ends too."
+        )]
+        dotall: Option<bool>,
+        #[graphql(default_with = "Some(false)", desc = "Ignore case.")] insensitive: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        skip_ignored: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect on a single file (kept for Directory.search's signature)."
+        )]
+        skip_hidden: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Return one result for the file when it matches, without lines."
+        )]
+        files_only: Option<bool>,
+        #[graphql(desc = "Return at most this many results.")] limit: Option<i32>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Refused on a single file (kept for Directory.search's signature); must be empty."
+        )]
+        paths: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "Refused on a single file (kept for Directory.search's signature); must be empty."
+        )]
+        globs: Option<Vec<String>>,
+    ) -> Result<Vec<SearchResult>> {
+        if !paths.unwrap_or_default().is_empty() || !globs.unwrap_or_default().is_empty() {
+            return Err(super::unsupported(
+                "File.search(paths:, globs:)",
+                "they select files of a directory; leave them out, or search the directory",
+            ));
+        }
+        let options = SearchArgs {
+            pattern,
+            literal,
+            multiline,
+            dotall,
+            insensitive,
+            skip_ignored,
+            skip_hidden,
+            files_only,
+            limit,
+        }
+        .options();
+        let file = self.value(ctx).await?;
+        let bytes = engine(ctx).read_blob(&file.blob).map_err(gql)?;
+        let found = search::search_file(&file.name, &bytes, &options).map_err(gql)?;
+        Ok(found.into_iter().map(SearchResult::from).collect())
+    }
+
+    /// This file with a literal string replaced. Without all, the string must occur exactly once (or, with firstFrom, the first occurrence at or after that line is replaced); with all, every occurrence is replaced and none is not an error.
+    async fn with_replaced(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The text to replace.")] search: String,
+        #[graphql(desc = "The text to put in its place.")] replacement: String,
+        #[graphql(default_with = "Some(false)", desc = "Replace every occurrence.")] all: Option<
+            bool,
+        >,
+        #[graphql(desc = "Replace the first occurrence at or after this line (1-based).")]
+        first_from: Option<i32>,
+    ) -> Result<File> {
+        if let Some(line) = first_from.filter(|line| *line < 1) {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: format!(
+                    "withReplaced: firstFrom must be a line number from 1, not {line}"
+                ),
+            }));
+        }
+        Ok(File(add(
+            ctx,
+            ops::FileWithReplaced {
+                parent: self.0.digest,
+                search,
+                replacement,
+                all: all.unwrap_or(false),
+                first_from: first_from.map(|line| line as u64),
+            },
+        )))
+    }
+
+    /// The file read as an env file (NAME=value lines).
+    async fn as_env_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Recorded for Dagger compatibility; values are always read with references expanded unless read raw."
+        )]
+        expand: Option<bool>,
+    ) -> EnvFile {
+        EnvFile(add(
+            ctx,
+            ops::FileAsEnvFile {
+                file: self.0.digest,
+                expand: expand.unwrap_or(false),
+            },
+        ))
+    }
+
+    /// The file's contents parsed as JSON.
+    #[graphql(name = "asJSON")]
+    async fn as_json(&self, ctx: &Context<'_>) -> JsonValue {
+        JsonValue(add(
+            ctx,
+            ops::FileAsJson {
+                file: self.0.digest,
+            },
+        ))
+    }
+}
+
+/// `Syncer.sync` and `Exportable.export` when selected through the
+/// interfaces (which pass only the interface's arguments).
+impl File {
+    pub(crate) async fn sync_as_syncer(&self, ctx: &Context<'_>) -> Result<ID> {
+        self.sync(ctx).await
+    }
+
+    pub(crate) async fn export_as_exportable(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> Result<String> {
+        self.export(ctx, path, Some(false)).await
     }
 }

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use gantry_core::{host, ops, Digest, Kind};
 
 use super::service::{self, PortForward, Service, Socket};
-use super::{add, client, engine, expected_type, load_arg, Directory, File};
+use super::{add, client, engine, expected_type, load_arg, Container, Directory, File};
 use crate::error::gql;
 
 #[derive(Clone, Default)]
@@ -63,7 +63,7 @@ impl Host {
     }
 
     /// Accesses a directory on the host. Relative paths resolve against the client's working directory.
-    async fn directory(
+    pub(crate) async fn directory(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the directory to access (e.g., \".\").")] path: String,
@@ -118,7 +118,7 @@ impl Host {
     }
 
     /// Accesses a file on the host. Relative paths resolve against the client's working directory.
-    async fn file(
+    pub(crate) async fn file(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Location of the file to retrieve (e.g., \"README.md\").")] path: String,
@@ -247,5 +247,42 @@ impl Host {
                 handle,
             },
         )))
+    }
+
+    // ---- Tier 2
+
+    /// Looks for a file or directory named name in the client's working directory, then in each parent up to the root, and returns its path relative to the working directory; null when there is none.
+    async fn find_up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The name of the file or directory to look for.")] name: String,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Has no effect: gantry looks at the host on every call."
+        )]
+        no_cache: Option<bool>,
+    ) -> Result<Option<String>> {
+        let _ = no_cache;
+        let client = client(ctx);
+        let start = match &client.workdir {
+            Some(workdir) => workdir.clone(),
+            // Without one, resolve's error names the header to send.
+            None => client.resolve(".").map_err(gql)?,
+        };
+        host::find_up(&start, &name).map_err(gql)
+    }
+
+    /// An image from the image store of the machine gantry runs containers on (the Docker daemon, for the Docker runtime), by name or ID; nothing is pulled.
+    async fn container_image(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The image's name or ID (e.g., \"my-app:latest\").")] name: String,
+    ) -> Result<Container> {
+        if name.trim().is_empty() {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: "containerImage: name must not be empty".into(),
+            }));
+        }
+        Ok(Container(add(ctx, ops::HostContainerImage { name })))
     }
 }

@@ -1,31 +1,44 @@
 //! GraphQL object types. Each wraps a DAG node; `with…` fields add a node
 //! and return a new object, leaf fields ask the engine to evaluate.
 
+mod changeset;
 mod container;
 mod directory;
 mod enums;
+mod envfile;
 mod file;
+mod git;
 mod host;
+mod json;
 mod query;
 mod secret;
 mod service;
+mod values;
 
 use std::sync::Arc;
 
 use async_graphql::{Context, Interface, TypeDirective, ID};
 use gantry_core::{Engine, Kind, Node as DagNode, Op};
 
-pub(crate) use container::{Container, EnvVariable};
+pub(crate) use changeset::{Changeset, DiffStat};
+pub(crate) use container::{Container, EnvVariable, EnvVariableValue};
 pub(crate) use directory::Directory;
 pub(crate) use enums::{
     CacheSharingMode, ImageLayerCompression, ImageMediaTypes, NetworkProtocol, RegistryProtocol,
     ReturnType,
 };
+pub(crate) use envfile::EnvFile;
 pub(crate) use file::File;
+pub(crate) use git::{GitRef, GitRepository};
 pub(crate) use host::{Host, HostSnapshots};
+pub(crate) use json::JsonValue;
 pub use query::Query;
 pub(crate) use secret::{CacheVolume, Secret};
 pub(crate) use service::{Port, Service, Socket};
+pub(crate) use values::{
+    Address, ErrorObject, ErrorValue, ExistsType, Label, SearchArgs, SearchResult, SearchSubmatch,
+    Stat,
+};
 
 use crate::error::gql;
 use crate::ClientInfo;
@@ -99,6 +112,61 @@ pub(crate) enum Node {
     Service(Service),
     Socket(Socket),
     Port(Port),
+    GitRepository(GitRepository),
+    GitRef(GitRef),
+    Changeset(Changeset),
+    EnvFile(EnvFile),
+    JsonValue(JsonValue),
+    Label(Label),
+    Stat(Stat),
+    SearchResult(SearchResult),
+    SearchSubmatch(SearchSubmatch),
+    DiffStat(DiffStat),
+    Address(Address),
+    Error(ErrorObject),
+    ErrorValue(ErrorValue),
+}
+
+/// An object whose evaluation `sync` forces. (Dagger declares it
+/// `implements Node`; async-graphql cannot declare an interface that
+/// implements another.)
+// Two fields of type ID (`id`, `sync`) repeat `ty = "ID"`, which this lint
+// takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(Interface)]
+#[graphql(
+    field(name = "id", ty = "ID", desc = "A unique identifier for this object."),
+    field(
+        name = "sync",
+        ty = "ID",
+        method = "sync_as_syncer",
+        desc = "Force evaluation in the engine."
+    )
+)]
+pub(crate) enum Syncer {
+    Container(Container),
+    Directory(Directory),
+    File(File),
+    Changeset(Changeset),
+}
+
+/// An object that can be written to the client's host.
+#[derive(Interface)]
+#[graphql(
+    field(name = "id", ty = "ID", desc = "A unique identifier for this object."),
+    field(
+        name = "export",
+        ty = "String",
+        method = "export_as_exportable",
+        desc = "Writes the object to a path on the host. Returns the absolute path written.",
+        arg(name = "path", ty = "String", desc = "Location on the host.")
+    )
+)]
+pub(crate) enum Exportable {
+    Container(Container),
+    Directory(Directory),
+    File(File),
+    Changeset(Changeset),
 }
 
 pub(crate) fn engine<'a>(ctx: &Context<'a>) -> &'a Arc<Engine> {

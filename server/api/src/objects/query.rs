@@ -4,13 +4,17 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, expected_type, load_arg, service, CacheSharingMode, CacheVolume, Container,
-    Directory, EnvVariable, File, Host, Node, Port, Secret, Service, Socket, FILE_MODE,
+    add, engine, expected_type, load_arg, service, unsupported, Address, CacheSharingMode,
+    CacheVolume, Changeset, Container, DiffStat, Directory, EnvFile, EnvVariable, EnvVariableValue,
+    ErrorObject, ErrorValue, Exportable, File, GitRef, GitRepository, Host, JsonValue, Label, Node,
+    Port, SearchResult, SearchSubmatch, Secret, Service, Socket, Stat, Syncer, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
-    load, split_id, CacheVolumeId, ContainerId, DirectoryId, EnvVariableId, FileId, HostId, PortId,
-    SecretId, ServiceId, SocketId,
+    load, load_value, split_id, AddressId, CacheVolumeId, ChangesetId, ContainerId, DiffStatId,
+    DirectoryId, EnvFileId, EnvVariableId, ErrorId, ErrorValueId, ExportableId, FileId, GitRefId,
+    GitRepositoryId, HostId, JsonValueId, LabelId, PortId, SearchResultId, SearchSubmatchId,
+    SecretId, ServiceId, SocketId, StatId, SyncerId,
 };
 
 #[derive(Default)]
@@ -19,10 +23,19 @@ pub struct Query;
 async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
     let engine = engine(ctx);
     let (type_name, _) = split_id(id).map_err(gql)?;
+    let value = |error| gql(error);
     Ok(match type_name {
         "Host" => Node::Host(Host),
         "EnvVariable" => Node::EnvVariable(env_variable(ctx, id).await?),
         "Port" => Node::Port(service::load_port(ctx, id).await?),
+        "Label" => Node::Label(load_value(type_name, id).map_err(value)?),
+        "Stat" => Node::Stat(load_value(type_name, id).map_err(value)?),
+        "SearchResult" => Node::SearchResult(load_value(type_name, id).map_err(value)?),
+        "SearchSubmatch" => Node::SearchSubmatch(load_value(type_name, id).map_err(value)?),
+        "DiffStat" => Node::DiffStat(load_value(type_name, id).map_err(value)?),
+        "Address" => Node::Address(load_value(type_name, id).map_err(value)?),
+        "Error" => Node::Error(load_value(type_name, id).map_err(value)?),
+        "ErrorValue" => Node::ErrorValue(load_value(type_name, id).map_err(value)?),
         other => {
             let kind = Kind::from_name(other).ok_or_else(|| {
                 gql(gantry_core::Error::UnknownId {
@@ -39,6 +52,11 @@ async fn node_for(ctx: &Context<'_>, id: &str) -> Result<Node> {
                 Kind::CacheVolume => Node::CacheVolume(CacheVolume(node)),
                 Kind::Service => Node::Service(Service(node)),
                 Kind::Socket => Node::Socket(Socket(node)),
+                Kind::GitRepository => Node::GitRepository(GitRepository(node)),
+                Kind::GitRef => Node::GitRef(GitRef(node)),
+                Kind::Changeset => Node::Changeset(Changeset(node)),
+                Kind::EnvFile => Node::EnvFile(EnvFile(node)),
+                Kind::JsonValue => Node::JsonValue(JsonValue(node)),
             }
         }
     })
@@ -54,18 +72,19 @@ fn env_variable_stub(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
         })
     };
     let mut parts = id.splitn(3, ':');
-    let (_, hex, index) = (
-        parts.next(),
-        parts.next().ok_or_else(bad)?,
-        parts.next().ok_or_else(bad)?,
-    );
+    let (_, hex, index) = (parts.next(), parts.next().ok_or_else(bad)?, parts.next());
+    let Some(index) = index else {
+        // An env file's variable: its ID is its content.
+        let value: EnvVariableValue = load_value("EnvVariable", id).map_err(gql)?;
+        return Ok(EnvVariable::plain(value.name, value.value));
+    };
     let digest = Digest::from_hex(hex).ok_or_else(bad)?;
     let index: usize = index.parse().map_err(|_| bad())?;
     let container = engine(ctx)
         .node_of_kind(&digest, Kind::Container)
         .map_err(gql)?;
     Ok(EnvVariable {
-        container,
+        container: Some(container),
         index,
         name: String::new(),
         value: String::new(),
@@ -74,10 +93,10 @@ fn env_variable_stub(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
 
 async fn env_variable(ctx: &Context<'_>, id: &str) -> Result<EnvVariable> {
     let mut stub = env_variable_stub(ctx, id)?;
-    let state = engine(ctx)
-        .container(stub.container.digest)
-        .await
-        .map_err(gql)?;
+    let Some(container) = &stub.container else {
+        return Ok(stub);
+    };
+    let state = engine(ctx).container(container.digest).await.map_err(gql)?;
     let (name, value) = state.config.env.get(stub.index).cloned().ok_or_else(|| {
         gql(gantry_core::Error::UnknownId {
             kind: "EnvVariable".into(),
@@ -233,6 +252,110 @@ impl Query {
         )))
     }
 
+    /// Queries a Git repository.
+    async fn git(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "URL of the git repository. Can be formatted as `https://{host}/{owner}/{repo}`, `git@{host}:{owner}/{repo}`. Suffix \".git\" is optional."
+        )]
+        url: String,
+        #[graphql(
+            default_with = "Some(true)",
+            deprecation = "Use `discardGitDir` on `GitRef.tree` instead.",
+            desc = "Set to true to keep .git directory."
+        )]
+        keep_git_dir: Option<bool>,
+        #[graphql(default_with = "Some(String::new())", desc = "Set SSH known hosts")]
+        ssh_known_hosts: Option<String>,
+        #[graphql(
+            desc = "Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which forwards no sockets to them); must be null."
+        )]
+        ssh_auth_socket: Option<ID>,
+        #[graphql(
+            default_with = "Some(String::new())",
+            desc = "Username used to populate the password during basic HTTP Authorization"
+        )]
+        http_auth_username: Option<String>,
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the password during basic HTTP Authorization"
+        )]
+        http_auth_token: Option<ID>,
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the Authorization HTTP header"
+        )]
+        http_auth_header: Option<ID>,
+        #[graphql(
+            desc = "A service which must be started before the repo is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null."
+        )]
+        experimental_service_host: Option<ID>,
+    ) -> Result<GitRepository> {
+        refuse_services_and_sockets(
+            "git",
+            ssh_auth_socket.is_some(),
+            experimental_service_host.is_some(),
+        )?;
+        let secret = |argument: &str, id: Option<ID>| -> Result<Option<Digest>> {
+            id.map(|id| Ok(load_arg(ctx, argument, &id, Kind::Secret)?.digest))
+                .transpose()
+        };
+        Ok(GitRepository(add(
+            ctx,
+            ops::Git {
+                url: ops::normalize_url(&url),
+                keep_git_dir: keep_git_dir.unwrap_or(true),
+                ssh_known_hosts: ssh_known_hosts.unwrap_or_default(),
+                http_auth_username: http_auth_username.unwrap_or_default(),
+                http_auth_token: secret("httpAuthToken", http_auth_token)?,
+                http_auth_header: secret("httpAuthHeader", http_auth_header)?,
+            },
+        )))
+    }
+
+    /// Returns a file containing an http remote url content.
+    async fn http(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "HTTP url to get the content from (e.g., \"https://docs.dagger.io\").")]
+        url: String,
+        #[graphql(desc = "File name to use for the file. Defaults to the last part of the URL.")]
+        name: Option<String>,
+        #[graphql(
+            validator(custom = "super::file_mode"),
+            desc = "Permissions to set on the file."
+        )]
+        permissions: Option<i32>,
+        #[graphql(desc = "Expected digest of the downloaded content (e.g., \"sha256:...\").")]
+        checksum: Option<String>,
+        #[graphql(
+            directive = expected_type::apply("Secret".into()),
+            desc = "Secret used to populate the Authorization HTTP header"
+        )]
+        auth_header: Option<ID>,
+        #[graphql(
+            desc = "A service which must be started before the URL is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null."
+        )]
+        experimental_service_host: Option<ID>,
+    ) -> Result<File> {
+        refuse_services_and_sockets("http", false, experimental_service_host.is_some())?;
+        let auth_header = match auth_header {
+            Some(id) => Some(load_arg(ctx, "authHeader", &id, Kind::Secret)?.digest),
+            None => None,
+        };
+        Ok(File(add(
+            ctx,
+            ops::Http {
+                url,
+                name,
+                permissions: permissions.map(|mode| mode as u32),
+                checksum,
+                auth_header,
+            },
+        )))
+    }
+
     /// Load any object by its ID.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         node_for(ctx, &id).await.map(Some)
@@ -293,6 +416,24 @@ impl Query {
         Ok(Host)
     }
 
+    /// Load a GitRepository from its ID.
+    #[graphql(name = "loadGitRepositoryFromID")]
+    async fn load_git_repository_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: GitRepositoryId,
+    ) -> Result<GitRepository> {
+        Ok(GitRepository(
+            load(engine(ctx), &id.0, Kind::GitRepository).map_err(gql)?,
+        ))
+    }
+
+    /// Load a GitRef from its ID.
+    #[graphql(name = "loadGitRefFromID")]
+    async fn load_git_ref_from_id(&self, ctx: &Context<'_>, id: GitRefId) -> Result<GitRef> {
+        Ok(GitRef(load(engine(ctx), &id.0, Kind::GitRef).map_err(gql)?))
+    }
+
     /// Load an EnvVariable from its ID.
     #[graphql(name = "loadEnvVariableFromID")]
     async fn load_env_variable_from_id(
@@ -322,11 +463,209 @@ impl Query {
     async fn load_port_from_id(&self, ctx: &Context<'_>, id: PortId) -> Result<Port> {
         service::load_port(ctx, &id.0).await
     }
+    // ---- Tier 2 root fields and the loaders of their types
+
+    /// Initialize an address to load directories, containers, secrets or other object types.
+    async fn address(&self, value: String) -> Result<Address> {
+        if value.is_empty() {
+            return Err(gql(gantry_core::Error::InvalidArgument {
+                message: "resource cannot have empty address".into(),
+            }));
+        }
+        Ok(Address { value })
+    }
+
+    /// Creates an empty changeset
+    async fn changeset(&self, ctx: &Context<'_>) -> Changeset {
+        Changeset(add(ctx, ops::EmptyChangeset {}))
+    }
+
+    /// The default platform of the engine.
+    async fn default_platform(&self) -> Platform {
+        Platform(default_platform())
+    }
+
+    /// Initialize an environment file
+    async fn env_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Replace \"${VAR}\" or \"$VAR\" with the value of other vars")]
+        expand: Option<bool>,
+    ) -> EnvFile {
+        EnvFile(add(
+            ctx,
+            ops::NewEnvFile {
+                expand: expand.unwrap_or(false),
+            },
+        ))
+    }
+
+    /// Create a new error.
+    async fn error(
+        &self,
+        #[graphql(desc = "A brief description of the error.")] message: String,
+    ) -> ErrorObject {
+        ErrorObject {
+            message,
+            values: Vec::new(),
+        }
+    }
+
+    /// Initialize a JSON value
+    async fn json(&self, ctx: &Context<'_>) -> JsonValue {
+        JsonValue::literal(ctx, "null".into())
+    }
+
+    /// Load a Changeset from its ID.
+    #[graphql(name = "loadChangesetFromID")]
+    async fn load_changeset_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ChangesetId,
+    ) -> Result<Changeset> {
+        Ok(Changeset(
+            load(engine(ctx), &id.0, Kind::Changeset).map_err(gql)?,
+        ))
+    }
+
+    /// Load an EnvFile from its ID.
+    #[graphql(name = "loadEnvFileFromID")]
+    async fn load_env_file_from_id(&self, ctx: &Context<'_>, id: EnvFileId) -> Result<EnvFile> {
+        Ok(EnvFile(
+            load(engine(ctx), &id.0, Kind::EnvFile).map_err(gql)?,
+        ))
+    }
+
+    /// Load a JSONValue from its ID.
+    #[graphql(name = "loadJSONValueFromID")]
+    async fn load_json_value_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: JsonValueId,
+    ) -> Result<JsonValue> {
+        Ok(JsonValue(
+            load(engine(ctx), &id.0, Kind::JsonValue).map_err(gql)?,
+        ))
+    }
+
+    /// Load a Label from its ID.
+    #[graphql(name = "loadLabelFromID")]
+    async fn load_label_from_id(&self, id: LabelId) -> Result<Label> {
+        load_value("Label", &id.0).map_err(gql)
+    }
+
+    /// Load a Stat from its ID.
+    #[graphql(name = "loadStatFromID")]
+    async fn load_stat_from_id(&self, id: StatId) -> Result<Stat> {
+        load_value("Stat", &id.0).map_err(gql)
+    }
+
+    /// Load a SearchResult from its ID.
+    #[graphql(name = "loadSearchResultFromID")]
+    async fn load_search_result_from_id(&self, id: SearchResultId) -> Result<SearchResult> {
+        load_value("SearchResult", &id.0).map_err(gql)
+    }
+
+    /// Load a SearchSubmatch from its ID.
+    #[graphql(name = "loadSearchSubmatchFromID")]
+    async fn load_search_submatch_from_id(&self, id: SearchSubmatchId) -> Result<SearchSubmatch> {
+        load_value("SearchSubmatch", &id.0).map_err(gql)
+    }
+
+    /// Load a DiffStat from its ID.
+    #[graphql(name = "loadDiffStatFromID")]
+    async fn load_diff_stat_from_id(&self, id: DiffStatId) -> Result<DiffStat> {
+        load_value("DiffStat", &id.0).map_err(gql)
+    }
+
+    /// Load an Address from its ID.
+    #[graphql(name = "loadAddressFromID")]
+    async fn load_address_from_id(&self, id: AddressId) -> Result<Address> {
+        load_value("Address", &id.0).map_err(gql)
+    }
+
+    /// Load an Error from its ID.
+    #[graphql(name = "loadErrorFromID")]
+    async fn load_error_from_id(&self, id: ErrorId) -> Result<ErrorObject> {
+        load_value("Error", &id.0).map_err(gql)
+    }
+
+    /// Load an ErrorValue from its ID.
+    #[graphql(name = "loadErrorValueFromID")]
+    async fn load_error_value_from_id(&self, id: ErrorValueId) -> Result<ErrorValue> {
+        load_value("ErrorValue", &id.0).map_err(gql)
+    }
+
+    /// Load a Syncer from its ID.
+    #[graphql(name = "loadSyncerFromID")]
+    async fn load_syncer_from_id(&self, ctx: &Context<'_>, id: SyncerId) -> Result<Syncer> {
+        Ok(match node_for(ctx, &id.0).await? {
+            Node::Container(object) => Syncer::Container(object),
+            Node::Directory(object) => Syncer::Directory(object),
+            Node::File(object) => Syncer::File(object),
+            Node::Changeset(object) => Syncer::Changeset(object),
+            _ => return Err(not_a(&id.0, "Syncer")),
+        })
+    }
+
+    /// Load an Exportable from its ID.
+    #[graphql(name = "loadExportableFromID")]
+    async fn load_exportable_from_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ExportableId,
+    ) -> Result<Exportable> {
+        Ok(match node_for(ctx, &id.0).await? {
+            Node::Container(object) => Exportable::Container(object),
+            Node::Directory(object) => Exportable::Directory(object),
+            Node::File(object) => Exportable::File(object),
+            Node::Changeset(object) => Exportable::Changeset(object),
+            _ => return Err(not_a(&id.0, "Exportable")),
+        })
+    }
+}
+
+/// The error for an ID of an object that is not a `what`.
+fn not_a(id: &str, what: &str) -> async_graphql::Error {
+    let found = split_id(id)
+        .map(|(kind, _)| kind.to_owned())
+        .unwrap_or_default();
+    gql(gantry_core::Error::WrongIdKind {
+        expected: what.into(),
+        found,
+    })
+}
+
+/// The platform of the engine's machine (`linux/<GOARCH-style arch>`).
+fn default_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Git and HTTP sources are fetched by the engine itself, which reaches no
+/// service or socket for them: arguments that need one are refused by name
+/// rather than ignored.
+fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Result<()> {
+    let argument = match (socket, service) {
+        (true, _) => "sshAuthSocket",
+        (_, true) => "experimentalServiceHost",
+        _ => return Ok(()),
+    };
+    Err(unsupported(
+        &format!("{field}({argument}:)"),
+        "gantry fetches Git and HTTP sources itself, not through a service or socket; leave it out",
+    ))
 }
 
 /// Refuses a platform other than this machine's: running it would need an
 /// emulator, which gantry does not drive.
-fn refuse_foreign_platform(platform: &str) -> Result<()> {
+pub(super) fn refuse_foreign_platform(platform: &str) -> Result<()> {
     if gantry_core::runtime::is_host_platform(platform) {
         return Ok(());
     }

@@ -174,6 +174,7 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
     let engine = EngineArgs {
         state_dir: args.state_dir,
         max_parallel: 1,
+        runtime: None,
     };
     let target = match target(&args.target, &engine.state_dir(), &cwd).await {
         Ok(target) => target,

@@ -49,11 +49,11 @@ pub(crate) fn prune() -> Outcome {
     let pruned = a_spec.command(&["prune"]).output().unwrap();
     let lost = b_images
         .iter()
-        .filter(|id| !crate::support::image_exists(id))
+        .filter(|id| !crate::support::docker_image_exists(id))
         .count();
     let left = a_images
         .iter()
-        .filter(|id| crate::support::image_exists(id))
+        .filter(|id| crate::support::docker_image_exists(id))
         .count();
     // B still answers from its cache, without running anything.
     let events = engine::Events::watch();

@@ -33,7 +33,7 @@ fn with_cache(server: &Server, key: &str, path: &str, pipeline: &str, script: &s
 
 #[test]
 fn cache_volumes_persist_are_shared_and_stay_out_of_cache_keys() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let key = support::unique("vol");
     assert_eq!(
@@ -170,7 +170,7 @@ fn two_writers(server: &Server, sharing: &str) -> String {
 
 #[test]
 fn locked_cache_volumes_serialise_execs() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     // Warm the pull.
     run(

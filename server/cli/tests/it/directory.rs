@@ -10,7 +10,7 @@ use crate::support::{at, data, error_message, run, stdout_of, still_serving, tex
 
 #[test]
 fn directory_and_file_operations() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let out = run(
         &server,
@@ -181,7 +181,7 @@ fn directory_and_file_operations() {
 
 #[test]
 fn with_timestamps_reaches_containers_and_changes_the_cache_key() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let query = r#"{
       directory { withNewFile(path: "f.txt", contents: "stamped") {
@@ -245,7 +245,7 @@ fn with_timestamps_reaches_containers_and_changes_the_cache_key() {
 
 #[test]
 fn rootfs_and_with_rootfs_round_trip() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("rootfs");
     let out = run(
@@ -281,4 +281,24 @@ fn rootfs_and_with_rootfs_round_trip() {
         "container.withRootfs.withExec",
     );
     assert_eq!(stdout, format!("extra {marker}\n"));
+}
+
+/// A file put under a dangling symlink: the symlink becomes a directory, its target
+/// is never created. Docker's archive upload does this; the native runtime matches.
+#[test]
+fn content_under_a_dangling_symlink_replaces_it_with_a_directory() {
+    require_runtime!();
+    let server = Server::start();
+    let marker = support::unique("dangling");
+    let stdout = stdout_of(
+        &server,
+        r#"query($image: String!, $marker: String!) { container { from(address: $image) {
+            withExec(args: ["ln", "-s", "/nowhere/data", "/data"]) {
+              withNewFile(path: "/data/f.txt", contents: $marker) {
+                withExec(args: ["sh", "-c", "test -d /data && ! test -L /data && ! test -e /nowhere && cat /data/f.txt"]) {
+                  stdout } } } } } }"#,
+        json!({ "image": busybox(), "marker": marker }),
+        "container.from.withExec.withNewFile.withExec",
+    );
+    assert_eq!(stdout, marker);
 }

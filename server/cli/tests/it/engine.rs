@@ -9,7 +9,7 @@ use crate::support::{self, busybox, exec_query, Server};
 
 #[test]
 fn laziness_a_thousand_calls_create_no_container() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let since = support::now();
     // 1,000 chained calls in 50 documents of 20, each continuing from the
@@ -45,7 +45,7 @@ fn laziness_a_thousand_calls_create_no_container() {
 
 #[test]
 fn deep_documents_get_a_clear_error_and_the_engine_keeps_serving() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let mut chain = format!(r#"container {{ from(address: "{}")"#, busybox());
     for n in 0..100 {
@@ -64,7 +64,7 @@ fn deep_documents_get_a_clear_error_and_the_engine_keeps_serving() {
 
 #[test]
 fn cached_rerun_after_restart_creates_no_container() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let marker = support::unique("restart");
     let query = exec_query(
@@ -89,7 +89,7 @@ fn cached_rerun_after_restart_creates_no_container() {
 
 #[test]
 fn concurrent_identical_queries_run_once() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("flight");
     let query = exec_query(
@@ -118,7 +118,7 @@ fn concurrent_identical_queries_run_once() {
 /// by elapsed time, which a loaded machine stretches.
 #[test]
 fn parallel_branches_overlap() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("par");
     let cache = support::text(
@@ -150,7 +150,7 @@ fn parallel_branches_overlap() {
 
 #[test]
 fn failed_exec_has_the_error_shape_and_leaves_no_container() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let out = server.query(&exec_query(
         &busybox(),
@@ -194,7 +194,7 @@ fn failed_exec_has_the_error_shape_and_leaves_no_container() {
 
 #[test]
 fn a_client_that_goes_away_mid_exec_leaves_no_container() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("gone");
     let query = exec_query(
@@ -215,7 +215,12 @@ fn a_client_that_goes_away_mid_exec_leaves_no_container() {
 
 #[test]
 fn a_step_container_removed_outside_gantry_is_named_and_the_engine_keeps_serving() {
-    require_docker!();
+    require_runtime!();
+    if support::native() {
+        // `docker rm -f` is the fault under test; make test's Docker pass runs it.
+        eprintln!("skipping: removes a Docker container; runs on the Docker runtime");
+        return;
+    }
     let server = Server::start();
     let marker = support::unique("removed");
     let query = exec_query(

@@ -22,7 +22,7 @@ query($path: String!, $exclude: [String!]!, $include: [String!]!) {
 
 #[test]
 fn host_directory_resolves_against_the_client_filters_and_keeps_symlinks() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let work = workspace(&[
         ("a.txt", "alpha\n"),
@@ -145,7 +145,7 @@ fn host_directory_resolves_against_the_client_filters_and_keeps_symlinks() {
 
 #[test]
 fn gantry_run_resolves_host_paths_against_its_working_directory() {
-    require_docker!();
+    require_runtime!();
     let work = workspace(&[("one.txt", "1"), ("nested/two.txt", "2")]);
     let scratch = tempfile::tempdir().unwrap();
     let query = scratch.path().join("query.json");
@@ -237,7 +237,7 @@ fn three_steps(server: &Server, path: &Path, marker: &str) -> (Vec<String>, usiz
 
 #[test]
 fn unchanged_host_directory_is_a_cache_hit_and_a_change_reruns_only_its_steps() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let work = workspace(&[("a.txt", "A1\n"), ("b.txt", "B1\n")]);
     let marker = support::unique("host-cache");
@@ -274,7 +274,7 @@ fn unchanged_host_directory_is_a_cache_hit_and_a_change_reruns_only_its_steps() 
 #[test]
 #[ignore = "a measurement, not a check"]
 fn host_directory_reload_timing() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let tree = tempfile::tempdir().unwrap();
     for n in 0..10_000 {
@@ -306,7 +306,7 @@ fn host_directory_reload_timing() {
 
 #[test]
 fn files_and_directories_move_between_host_and_containers() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let query = format!(
         r#"{{ container {{ from(address: "{}") {{

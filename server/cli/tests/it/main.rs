@@ -1,14 +1,27 @@
-//! End-to-end tests of the `gantry` binary against a real Docker daemon and
-//! the local fixture registry (`make setup` provides both).
+//! End-to-end tests of the `gantry` binary against a real container runtime
+//! and the local fixture registry (`make setup` provides both).
 //!
 //! Each test starts its own `gantry serve` with a private socket and state
-//! directory. Without Docker the tests print why and pass, unless
-//! `GANTRY_TEST_REQUIRE_DOCKER=1` (as `make test` sets), which fails them.
+//! directory, on the runtime `GANTRY_RUNTIME` names (`auto` when unset: the
+//! native runtime where it can run, else Docker). Without that runtime the
+//! tests print why and pass, unless `GANTRY_TEST_REQUIRE_DOCKER=1` (as
+//! `make test` sets), which fails them.
 
 #![allow(clippy::print_stderr, reason = "tests explain why they skip")]
 
+mod servers;
 mod support;
 
+macro_rules! require_runtime {
+    () => {
+        if !crate::support::runtime_available() {
+            return;
+        }
+    };
+}
+
+/// For tests that pin their engine to the Docker runtime (services), in
+/// every pass whatever the runtime under test.
 macro_rules! require_docker {
     () => {
         if !crate::support::docker_available() {
@@ -17,11 +30,14 @@ macro_rules! require_docker {
     };
 }
 
-// After the macro, which the test modules use.
+// After the macros, which the test modules use.
 mod cache_volumes;
 mod directory;
+mod dockerfile;
 mod engine;
+mod git;
 mod host;
+mod http;
 mod module;
 mod mounts;
 mod pipeline;
@@ -31,3 +47,4 @@ mod secrets;
 mod services;
 mod serving;
 mod state_dir;
+mod tier2;

@@ -217,13 +217,13 @@ fn seed_pipeline(module: &Path, language: &str) {
 
 #[test]
 fn seed_module_in_go_with_daggers_types_tests_builds_and_publishes() {
-    require_docker!();
+    require_runtime!();
     seed_pipeline(&repo().join("examples/seed-module"), "go");
 }
 
 #[test]
 fn seed_pipeline_as_a_python_module_tests_builds_and_publishes() {
-    require_docker!();
+    require_runtime!();
     seed_pipeline(&repo().join("examples/modules/python"), "python");
 }
 
@@ -425,7 +425,7 @@ fn flags_defaults_and_output_shapes() {
     let module = errors_module();
     let m = module.path();
     let call = |args: &[&str]| run(gantry(state.path(), m, &[&["call"], args].concat()));
-    require_docker!();
+    require_runtime!();
     let out = call(&[
         "echo",
         "--name",
@@ -478,7 +478,7 @@ fn flags_defaults_and_output_shapes() {
 
 #[test]
 fn module_failures_show_their_own_error() {
-    require_docker!();
+    require_runtime!();
     let state = tempfile::tempdir().unwrap();
     let module = errors_module();
     let m = module.path();
@@ -511,7 +511,7 @@ fn module_failures_show_their_own_error() {
 
 #[test]
 fn core_api_without_a_module() {
-    require_docker!();
+    require_runtime!();
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let address = format!("--address={}", crate::support::busybox());

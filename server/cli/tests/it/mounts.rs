@@ -10,7 +10,7 @@ use crate::support::{at, data, error_message, run, text};
 
 #[test]
 fn mounts_are_visible_to_execs_but_never_part_of_the_image() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("mount-content");
     let ids = run(

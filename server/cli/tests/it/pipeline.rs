@@ -33,7 +33,7 @@ fn seed_operation(server: &Server, operation: &str, vars: &[(&str, &str)]) -> Va
 
 #[test]
 fn seed_pipeline_tests_builds_publishes_and_the_image_runs() {
-    require_docker!();
+    require_runtime!();
     let (auth_registry, user, password) = support::auth_registry();
     let server = Server::start_with(ServerOptions {
         env: vec![("REGISTRY_TOKEN".into(), password.clone())],
@@ -95,6 +95,7 @@ fn seed_pipeline_tests_builds_publishes_and_the_image_runs() {
         "{tested}"
     );
     assert_reference(&published, &address);
+    support::ensure_in_docker(&published);
     let ran = support::docker(&["run", "--rm", &published]);
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),

@@ -61,7 +61,7 @@ fn is_done_with_time(label: &str) -> bool {
 
 #[test]
 fn plain_progress_shows_running_and_done_then_cached() {
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("plain");
     let query = two_steps(&marker, 1);
@@ -100,7 +100,7 @@ fn plain_progress_shows_running_and_done_then_cached() {
 
 #[test]
 fn a_failed_step_shows_its_output_tail_without_secret_values() {
-    require_docker!();
+    require_runtime!();
     // Through a running engine: `gantry query` follows its event stream.
     let server = Server::start();
     let secret = support::unique("hunter2");
@@ -137,7 +137,7 @@ fn a_failed_step_shows_its_output_tail_without_secret_values() {
 
 #[test]
 fn gantry_run_shows_the_steps_of_its_session() {
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("run");
     let body = json!({ "query": two_steps(&marker, 0) }).to_string();
@@ -247,7 +247,7 @@ fn shell_quote(text: &str) -> String {
 
 #[test]
 fn on_a_terminal_running_steps_are_redrawn_in_place() {
-    require_docker!();
+    require_runtime!();
     if !Tmux::available() {
         return;
     }

@@ -19,7 +19,7 @@ pub(crate) fn assert_reference(reference: &str, prefix: &str) {
 
 #[test]
 fn publish_and_pull_with_and_without_registry_auth() {
-    require_docker!();
+    require_runtime!();
     let (auth_registry, user, password) = support::auth_registry();
     let wrong = support::unique("wrong-password");
     let server = Server::start_with(ServerOptions {
@@ -59,12 +59,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
         "loadContainerFromID.publish",
     );
     assert_reference(&published, &plain);
-    let untagged = support::docker(&["rmi", &plain]);
-    assert!(
-        untagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&untagged.stderr)
-    );
+    support::forget_published(&plain);
     let pulled = support::docker(&["pull", &published]);
     assert!(
         pulled.status.success(),
@@ -106,12 +101,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
     assert!(!refused.to_string().contains(&wrong), "{refused}");
 
     // Pulls: only the registry has the image now.
-    let untagged = support::docker(&["rmi", &authed]);
-    assert!(
-        untagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&untagged.stderr)
-    );
+    support::forget_published(&authed);
     let pull = r#"query($address: String!, $auth: String!, $user: String!, $secret: ID!) { container {
         withRegistryAuth(address: $auth, username: $user, secret: $secret) { from(address: $address) {
           withExec(args: ["cat", "/msg"]) { stdout } } } } }"#;
@@ -156,7 +146,7 @@ fn publish_and_pull_with_and_without_registry_auth() {
 
 #[test]
 fn export_and_as_tarball_load_into_docker_and_import_back() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let marker = support::unique("tarball");
     let host = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use crate::support::{self, busybox, exec_query, Server};
 
 #[test]
 fn loopback_listener_requires_the_token() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start_with_listen();
     let (status, _) = server.tcp_post("{ version }", None);
     assert_eq!(status, 401);
@@ -25,7 +25,7 @@ fn loopback_listener_requires_the_token() {
 /// operation is still an error.
 #[test]
 fn an_empty_operation_name_means_none() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start_with_listen();
     let token = server.token().to_owned();
     let body = serde_json::json!({ "query": "{ version }", "operationName": "" });
@@ -41,7 +41,7 @@ fn an_empty_operation_name_means_none() {
 
 #[test]
 fn socket_is_private_to_its_owner() {
-    require_docker!();
+    require_runtime!();
     use std::os::unix::fs::PermissionsExt as _;
     let server = Server::start();
     let mode = std::fs::metadata(server.socket())
@@ -54,7 +54,7 @@ fn socket_is_private_to_its_owner() {
 
 #[test]
 fn run_exports_session_variables_and_exit_status() {
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let out = support::gantry(dir.path())
         .args(["run", "--", "sh", "-c", "test -n \"$DAGGER_SESSION_PORT\" && test \"$GANTRY_SESSION_TOKEN\" = \"$DAGGER_SESSION_TOKEN\" && test -S \"$GANTRY_SOCKET\" && exit 7"])
@@ -75,7 +75,7 @@ fn run_exports_session_variables_and_exit_status() {
 fn session_prints_its_line_and_ends_on_stdin_close_or_sigterm() {
     use std::io::BufRead as _;
     use std::process::Stdio;
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     for ending in ["stdin", "sigterm"] {
         let mut child = support::gantry(dir.path())
@@ -121,7 +121,7 @@ fn session_prints_its_line_and_ends_on_stdin_close_or_sigterm() {
 
 #[test]
 fn query_command_reports_errors_with_a_non_zero_exit() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let out = server.query_command(&exec_query(
         &busybox(),

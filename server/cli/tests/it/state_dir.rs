@@ -64,7 +64,7 @@ fn prune(server: &Server, args: &[&str]) -> String {
 
 #[test]
 fn prune_removes_this_state_dirs_results_and_images() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let marker = support::unique("prune");
     let query = support::exec_query(
@@ -75,13 +75,13 @@ fn prune_removes_this_state_dirs_results_and_images() {
     server.stop();
     let tag = support::exec_image_tag_with_output(server.dir(), &marker);
     assert!(
-        support::image_exists(&tag),
+        support::image_exists(server.dir(), &tag),
         "the step's image {tag} exists before prune"
     );
     prune(&server, &[]);
     assert!(!server.dir().join("state").join("store").exists());
     assert!(
-        !support::image_exists(&tag),
+        !support::image_exists(server.dir(), &tag),
         "prune must remove the step's image {tag}"
     );
     // After a prune the same pipeline runs again (nothing stale is left).
@@ -94,7 +94,7 @@ fn prune_removes_this_state_dirs_results_and_images() {
 
 #[test]
 fn keep_storage_removes_the_oldest_results_and_only_their_images() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("a.txt"), "a").unwrap();
@@ -111,7 +111,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
 
     let state = server.state_dir();
     let counts = || RecordKind::ALL.map(|kind| records(&state, kind).len());
-    let [exec, path_reads, host_trees, host_indexes, recipes] = counts();
+    let [exec, path_reads, host_trees, host_indexes, recipes, fetches] = counts();
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
@@ -120,7 +120,10 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
         old_record.image(&names).unwrap(),
         new_record.image(&names).unwrap(),
     );
-    assert!(support::image_exists(&old_image) && support::image_exists(&new_image));
+    assert!(
+        support::image_exists(server.dir(), &old_image)
+            && support::image_exists(server.dir(), &new_image)
+    );
 
     // Keep all but the bytes of the old query's records (its result and
     // anything written before it, such as its recipes): exactly those go,
@@ -149,8 +152,14 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
         )),
         "{report} {oldest:?}"
     );
-    assert!(!support::image_exists(&old_image), "{old_image} is left");
-    assert!(support::image_exists(&new_image), "{new_image} was removed");
+    assert!(
+        !support::image_exists(server.dir(), &old_image),
+        "{old_image} is left"
+    );
+    assert!(
+        support::image_exists(server.dir(), &new_image),
+        "{new_image} was removed"
+    );
     let gone = |kind: RecordKind| oldest.iter().filter(|r| r.kind == kind).count();
     assert_eq!(
         counts(),
@@ -160,6 +169,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
             host_trees - gone(RecordKind::HostTree),
             host_indexes - gone(RecordKind::HostIndex),
             recipes - gone(RecordKind::Recipe),
+            fetches - gone(RecordKind::Fetch),
         ],
         "only the old query's records go"
     );
@@ -178,9 +188,9 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
 
     // A full prune takes every image this state directory refers to.
     prune(&server, &[]);
-    assert!(!support::image_exists(&new_image));
+    assert!(!support::image_exists(server.dir(), &new_image));
     // The old step ran again under the same cache key, so the same tag.
-    assert!(!support::image_exists(&old_image));
+    assert!(!support::image_exists(server.dir(), &old_image));
     let usage = DiskStore::open(&state)
         .unwrap()
         .state_dir()
@@ -259,7 +269,7 @@ fn strip_ansi(text: &str) -> String {
 
 #[test]
 fn a_layout_1_state_dir_is_migrated_at_open_and_still_served() {
-    require_docker!();
+    require_runtime!();
     let mut server = Server::start();
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("a.txt"), "a").unwrap();

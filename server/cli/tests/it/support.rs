@@ -1,5 +1,10 @@
 //! Helpers for the end-to-end tests: a `gantry serve` per test, queries
-//! over its socket, and container counts read from Docker.
+//! over its socket, and container counts read from the runtime under test:
+//! Docker's events, or the native runtime's own counter (`created`, a line per
+//! container in the engine's run directory) and its running steps.
+//!
+//! The runtime is the engine's own choice: `GANTRY_RUNTIME` (which the engines
+//! inherit), else `auto`, which is the native runtime wherever it can run.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -8,6 +13,33 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+/// Whether the engines under test run on the native runtime.
+pub(crate) fn native() -> bool {
+    match std::env::var("GANTRY_RUNTIME").unwrap_or_default().as_str() {
+        "native" => true,
+        "docker" => false,
+        _ => gantry_native::unavailable_reason().is_none(),
+    }
+}
+
+/// Whether the runtime under test can run here (skip, or fail under
+/// `GANTRY_TEST_REQUIRE_DOCKER=1`, when not).
+pub(crate) fn runtime_available() -> bool {
+    if native() {
+        return match gantry_native::unavailable_reason() {
+            None => true,
+            Some(reason) => {
+                if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                    panic!("GANTRY_RUNTIME=native cannot run here ({reason}) but GANTRY_TEST_REQUIRE_DOCKER=1");
+                }
+                eprintln!("skipping: the native runtime cannot run here: {reason}");
+                false
+            }
+        };
+    }
+    docker_available()
+}
 
 pub(crate) fn docker_available() -> bool {
     let ok = Command::new("docker")
@@ -48,11 +80,38 @@ pub(crate) fn now() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The native run directories of the engine process `pid`.
+fn native_run_dirs(pid: u32) -> Vec<PathBuf> {
+    let engines = Path::new(gantry_native::DEFAULT_RUN_ROOT).join("engines");
+    let prefix = format!("{pid}-");
+    std::fs::read_dir(engines)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// Containers the engine with `pid` created since `since`, counted from
 /// Docker's events (tests run in parallel, each with its own engine; the
 /// pid is matched here because dockerd 20.10 ignores label filters on
-/// events).
+/// events), or from the native runtime's `created` counter.
 pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
+    if native() {
+        let since: f64 = since.parse().unwrap();
+        let since_nanos = (since * 1e9) as u128;
+        return native_run_dirs(pid)
+            .iter()
+            .filter_map(|dir| std::fs::read_to_string(dir.join("created")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|line| line.split_whitespace().next()?.parse::<u128>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|nanos| *nanos >= since_nanos)
+            .count();
+    }
     let out = Command::new("docker")
         .args([
             "events",
@@ -93,7 +152,17 @@ pub(crate) fn exec_image_tag_with_output(dir: &Path, needle: &str) -> String {
     panic!("no exec result mentions {needle}");
 }
 
-pub(crate) fn image_exists(reference: &str) -> bool {
+/// Whether the step image `reference` exists in the runtime's image store (the
+/// native one is the snapshot bucket of the state directory under `dir`).
+pub(crate) fn image_exists(dir: &Path, reference: &str) -> bool {
+    if native() {
+        return gantry_native::image_exists_in(&snapshots(&dir.join("state")), reference);
+    }
+    docker_image_exists(reference)
+}
+
+/// Whether Docker has the image `reference` (an ID or a name).
+pub(crate) fn docker_image_exists(reference: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", reference])
         .stdout(Stdio::null())
@@ -102,8 +171,19 @@ pub(crate) fn image_exists(reference: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Containers that exist now and belong to the engine with `pid`.
+/// Containers that exist now and belong to the engine with `pid` (for the
+/// native runtime: its steps' run directories).
 pub(crate) fn gantry_containers_of(pid: u32) -> usize {
+    if native() {
+        return native_run_dirs(pid)
+            .iter()
+            .map(|dir| {
+                std::fs::read_dir(dir.join("steps"))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum();
+    }
     let out = Command::new("docker")
         .args([
             "ps",
@@ -196,6 +276,16 @@ impl Server {
             }
             assert!(Instant::now() < deadline, "gantry serve did not start");
             std::thread::sleep(Duration::from_millis(50));
+        }
+        // The TCP listener may come up just after the socket.
+        if let Some((port, _)) = &listen_spec {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "gantry serve did not listen on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         // Drain stderr in the background so the engine never blocks on it,
         // into a log file that survives restarts (appended to).
@@ -431,9 +521,114 @@ pub(crate) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|window| window == needle)
 }
 
+/// Whether an image tarball holds `needle`: in its raw bytes (manifests,
+/// configs, uncompressed layers) or inside a gzip-compressed layer.
+pub(crate) fn tarball_contains(tarball: &[u8], needle: &[u8]) -> bool {
+    if contains_bytes(tarball, needle) {
+        return true;
+    }
+    let mut archive = tar::Archive::new(tarball);
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|mut entry| {
+        let mut data = Vec::new();
+        if entry.read_to_end(&mut data).is_err() || !data.starts_with(&[0x1f, 0x8b]) {
+            return false;
+        }
+        let mut layer = Vec::new();
+        flate2::read::GzDecoder::new(&data[..])
+            .read_to_end(&mut layer)
+            .is_ok()
+            && contains_bytes(&layer, needle)
+    })
+}
+
+/// Whether a step image (an image ID from a result record) contains `needle`:
+/// `docker save` of it, or for the native runtime the files of its layers in
+/// the snapshot store under `state`.
+pub(crate) fn step_image_contains(state: &Path, image: &str, needle: &[u8]) -> bool {
+    if !native() {
+        return docker_save_contains(image, needle);
+    }
+    let layers = gantry_native::image_layer_dirs_in(&snapshots(state), image)
+        .unwrap_or_else(|| panic!("no image {image} in the snapshot store"));
+    layers
+        .iter()
+        .any(|layer| !files_containing(layer, needle).is_empty())
+}
+
+/// The native runtime's snapshot store in the state directory `state`.
+fn snapshots(state: &Path) -> PathBuf {
+    gantry_store::StateDir::open(state)
+        .unwrap()
+        .bucket(gantry_store::Bucket::Snapshots)
+}
+
+/// Removes the local Docker tag a publish left (the Docker runtime pushes from its
+/// daemon, which keeps the tag; the native runtime pushes from its own store).
+pub(crate) fn forget_published(reference: &str) {
+    if native() {
+        return;
+    }
+    let untagged = docker(&["rmi", reference]);
+    assert!(
+        untagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&untagged.stderr)
+    );
+}
+
+/// Makes a published image available to the local Docker daemon: with the Docker
+/// runtime it is there already; with the native runtime it is pulled (with the
+/// test credentials for the registry that needs them, through a throw-away
+/// client configuration).
+pub(crate) fn ensure_in_docker(reference: &str) {
+    if !native() || docker(&["image", "inspect", reference]).status.success() {
+        return;
+    }
+    let config = tempfile::tempdir().unwrap();
+    let config_dir = config.path().to_str().unwrap();
+    let (auth_registry, user, password) = auth_registry();
+    if reference.starts_with(&format!("{auth_registry}/")) {
+        let mut login = Command::new("docker")
+            .args([
+                "--config",
+                config_dir,
+                "login",
+                "-u",
+                &user,
+                "--password-stdin",
+                &auth_registry,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        assert!(
+            login.wait().unwrap().success(),
+            "docker login {auth_registry}"
+        );
+    }
+    let pulled = docker(&["--config", config_dir, "pull", "-q", reference]);
+    assert!(
+        pulled.status.success(),
+        "docker pull {reference}: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+}
+
 /// Whether `docker save IMAGE` contains `needle`, streamed so that large
 /// images need not fit in memory.
 pub(crate) fn docker_save_contains(image: &str, needle: &[u8]) -> bool {
+    ensure_in_docker(image);
     let mut child = Command::new("docker")
         .args(["save", image])
         .stdout(Stdio::piped())

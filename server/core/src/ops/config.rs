@@ -1,14 +1,15 @@
 //! Ops that change a container's configuration, not its filesystem:
-//! environment, secret variables, workdir, user, entrypoint, default args,
-//! labels and registry credentials.
+//! environment, secret and volatile variables, workdir, user, entrypoint,
+//! default args, labels, annotations and registry credentials.
 
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::reference::auth_host;
+use crate::runtime::Healthcheck;
 use crate::text::expand_vars;
 use crate::tree;
 use crate::value::{Kind, Value};
@@ -330,6 +331,234 @@ impl Operation for WithoutRegistryAuth {
             state
                 .registry_auth
                 .retain(|(existing, _, _)| *existing != host);
+            Ok(())
+        })
+    }
+}
+
+// ---- undo helpers, annotations, volatile variables, raised errors -------------
+
+/// `Container.withoutWorkdir`: back to the image's default (`/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithoutWorkdir {
+    pub parent: Digest,
+}
+
+impl Operation for WithoutWorkdir {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.workdir.clear();
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withoutLabel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithoutLabel {
+    pub parent: Digest,
+    pub name: String,
+}
+
+impl Operation for WithoutLabel {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state.config.labels.remove(&self.name);
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withoutSecretVariable`: plain variables stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithoutSecretVariable {
+    pub parent: Digest,
+    pub name: String,
+}
+
+impl Operation for WithoutSecretVariable {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            state
+                .secret_env
+                .retain(|(existing, _)| *existing != self.name);
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withAnnotation` / `withoutAnnotation` (`value: None`): OCI
+/// annotations of the container's image manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithAnnotation {
+    pub parent: Digest,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+impl Operation for WithAnnotation {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .str(&self.name)
+            .opt_str(self.value.as_deref());
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        call.derive(&self.parent, |state| {
+            match &self.value {
+                Some(value) => state.annotations.insert(self.name.clone(), value.clone()),
+                None => state.annotations.remove(&self.name),
+            };
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withVolatileVariable` / `withoutVolatileVariable` (`value:
+/// None`): a variable later execs see that is in no cache key. The node
+/// digest covers the value (two values are two containers), but the
+/// container keeps its parent's content key, so execs downstream hit the
+/// same cache whatever the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithVolatileVariable {
+    pub parent: Digest,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+impl Operation for WithVolatileVariable {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .str(&self.name)
+            .opt_str(self.value.as_deref());
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        check_env_name(&self.name)?;
+        let parent = call.inputs.container(&self.parent)?;
+        let key = parent.key.expect("evaluated containers have keys");
+        parent.derive(key, |state| {
+            state.volatile_env.retain(|(name, _)| *name != self.name);
+            if let Some(value) = &self.value {
+                state.volatile_env.push((self.name.clone(), value.clone()));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withError`: a container that fails with `message` when used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerWithError {
+    pub parent: Digest,
+    pub message: String,
+}
+
+impl Operation for ContainerWithError {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.message);
+    }
+
+    async fn evaluate(&self, _cx: &Context, _call: &Call) -> Result<Value> {
+        Err(Error::Raised {
+            message: self.message.clone(),
+        })
+    }
+}
+
+/// `Container.withDockerHealthcheck`, `withoutDockerHealthcheck` (`None`)
+/// and a Dockerfile's `HEALTHCHECK`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithHealthcheck {
+    pub parent: Digest,
+    pub healthcheck: Option<Healthcheck>,
+}
+
+impl Operation for WithHealthcheck {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent);
+        match &self.healthcheck {
+            None => {
+                e.str("-");
+            }
+            Some(check) => {
+                e.str("+")
+                    .strs(&check.args)
+                    .bool(check.shell)
+                    .str(&check.interval)
+                    .str(&check.timeout)
+                    .str(&check.start_period)
+                    .str(&check.start_interval)
+                    .i64(check.retries);
+            }
+        }
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        if let Some(check) = &self.healthcheck {
+            check
+                .durations()
+                .map_err(|bad| crate::error::Error::InvalidArgument {
+                    message: format!("health check: {bad:?} is not a duration (e.g. 30s, 1m30s)"),
+                })?;
+        }
+        call.derive(&self.parent, |state| {
+            state.config.healthcheck = self.healthcheck.clone();
             Ok(())
         })
     }

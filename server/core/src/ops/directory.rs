@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes;
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{is_false, Call, OpEncoder, Operation};
 use crate::owner::{Accounts, Owner, OwnerSpec};
 use crate::tree::{self, Entry, PathFilter, Tree};
@@ -394,5 +395,284 @@ impl Operation for Subdirectory {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let tree = call.inputs.tree(&self.parent)?;
         Ok(Value::from_tree(tree.subtree(&self.path)?))
+    }
+}
+
+// ---- symlinks, several files at once, filters ---------------------------------
+
+/// `Directory.withSymlink`: a symlink at `link_name` (parents created) to
+/// `target`, kept as written. An existing entry there is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithSymlink {
+    pub parent: Digest,
+    pub target: String,
+    pub link_name: String,
+}
+
+impl Operation for DirectoryWithSymlink {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.target).str(&self.link_name);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let mut tree = (*call.inputs.tree(&self.parent)?).clone();
+        let link = tree::normalize(&self.link_name)?;
+        if tree.get(&link).is_some() {
+            return Err(Error::InvalidArgument {
+                message: format!("withSymlink: {} already exists", self.link_name),
+            });
+        }
+        let entry = Entry::Symlink {
+            target: self.target.clone(),
+            owner: Owner::ROOT,
+        };
+        tree.insert(&link, entry)?;
+        Ok(Value::from_tree(tree))
+    }
+}
+
+/// `Directory.withFiles`: each file under `path`, by its own name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithFiles {
+    pub parent: Digest,
+    pub path: String,
+    pub sources: Vec<Digest>,
+    pub permissions: Option<u32>,
+}
+
+impl Operation for DirectoryWithFiles {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        let mut inputs = vec![self.parent];
+        inputs.extend(&self.sources);
+        inputs
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.path);
+        e.u64(self.sources.len() as u64);
+        for source in &self.sources {
+            e.input(source);
+        }
+        e.opt_u64(self.permissions.map(u64::from));
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let mut tree = (*call.inputs.tree(&self.parent)?).clone();
+        let files = files_tree(call, &self.sources, self.permissions)?;
+        tree.merge_at(&self.path, &files)?;
+        Ok(Value::from_tree(tree))
+    }
+}
+
+/// The files `sources` side by side, by name (`withFiles`).
+pub(super) fn files_tree(
+    call: &Call,
+    sources: &[Digest],
+    permissions: Option<u32>,
+) -> Result<Tree> {
+    let mut tree = Tree::default();
+    for source in sources {
+        let file = call.inputs.file(source)?;
+        if file.name.is_empty() || file.name.contains('/') {
+            return Err(Error::InvalidArgument {
+                message: format!("withFiles: a file named {:?} cannot be placed by its name; give it one with withName", file.name),
+            });
+        }
+        tree.insert(&file.name, file.entry(permissions))?;
+    }
+    Ok(tree)
+}
+
+/// `Directory.withoutFiles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithoutFiles {
+    pub parent: Digest,
+    pub paths: Vec<String>,
+}
+
+impl Operation for DirectoryWithoutFiles {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).strs(&self.paths);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let mut tree = (*call.inputs.tree(&self.parent)?).clone();
+        for path in &self.paths {
+            tree.remove(&tree::normalize(path)?);
+        }
+        Ok(Value::from_tree(tree))
+    }
+}
+
+/// `Directory.filter`: the entries `include`/`exclude` keep (as
+/// `withDirectory` filters), without what `.gitignore` files inside ignore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryFilter {
+    pub parent: Digest,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub gitignore: bool,
+}
+
+impl Operation for DirectoryFilter {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .strs(&self.include)
+            .strs(&self.exclude)
+            .bool(self.gitignore);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        // The same filtering as a copy's (`withDirectory`'s include,
+        // exclude and gitignore).
+        let source = call.inputs.tree(&self.parent)?;
+        let filter = PathFilter::new(&self.include, &self.exclude)?;
+        let gitignores = match self.gitignore {
+            true => Some(source.gitignores(cx.store.as_ref())?),
+            false => None,
+        };
+        Ok(Value::from_tree(
+            source.filtered(&filter, gitignores.as_ref()),
+        ))
+    }
+}
+
+// ---- patches and changes ------------------------------------------------------
+
+/// `Directory.withPatch`: a unified diff applied (`git apply` semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithPatch {
+    pub parent: Digest,
+    pub patch: String,
+}
+
+impl Operation for DirectoryWithPatch {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.patch);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let tree = call.inputs.tree(&self.parent)?;
+        let patched = changes::apply_patch(cx.store.as_ref(), &tree, &self.patch)?;
+        Ok(Value::from_tree(patched))
+    }
+}
+
+/// `Directory.withPatchFile`: the patch is a file's contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithPatchFile {
+    pub parent: Digest,
+    pub patch: Digest,
+}
+
+impl Operation for DirectoryWithPatchFile {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent, self.patch]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent);
+        e.input(&self.patch);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let tree = call.inputs.tree(&self.parent)?;
+        let file = call.inputs.file(&self.patch)?;
+        let patch = String::from_utf8(cx.store.get_blob(&file.blob)?).map_err(|_| {
+            Error::InvalidArgument {
+                message: "withPatchFile: the patch is not text".into(),
+            }
+        })?;
+        let patched = changes::apply_patch(cx.store.as_ref(), &tree, &patch)?;
+        Ok(Value::from_tree(patched))
+    }
+}
+
+/// `Directory.withChanges`: a changeset's removals and new content
+/// applied to this directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithChanges {
+    pub parent: Digest,
+    pub changes: Digest,
+}
+
+impl Operation for DirectoryWithChanges {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent, self.changes]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent);
+        e.input(&self.changes);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let tree = call.inputs.tree(&self.parent)?;
+        let changeset = call.inputs.changeset(&self.changes)?;
+        let applied = changes::apply(&tree, &changeset.before, &changeset.after)?;
+        Ok(Value::from_tree(applied))
+    }
+}
+
+/// `Directory.withError`: a directory that fails with `message` when used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithError {
+    pub parent: Digest,
+    pub message: String,
+}
+
+impl Operation for DirectoryWithError {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.message);
+    }
+
+    async fn evaluate(&self, _cx: &Context, _call: &Call) -> Result<Value> {
+        Err(Error::Raised {
+            message: self.message.clone(),
+        })
     }
 }

@@ -262,7 +262,7 @@ async fn run_exec(
 /// its image is still there: an image removed behind gantry's back (`docker
 /// rmi`, an image prune) makes the step run again rather than break every
 /// step downstream.
-async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+pub(super) async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
     match stored(cx, key)? {
         Some(record) if usable(cx, key, &record).await? => Ok(Some(record)),
         _ => Ok(None),
@@ -270,7 +270,7 @@ async fn recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
 }
 
 /// The stored result of the exec with cache `key`, if any.
-fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
     Ok(cx
         .store
         .get(RecordKind::Exec, key)?
@@ -278,7 +278,7 @@ fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
 }
 
 /// Whether a stored result's image is still on the runtime.
-async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
+pub(super) async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
     if cx.runtime.image_exists(&record.image_id).await? {
         debug!(%key, "exec cache hit");
         return Ok(true);
@@ -318,6 +318,9 @@ fn record_of(
         cmd,
         stdout: scrub_secrets(&String::from_utf8_lossy(&output.stdout), &plaintexts),
         stderr: scrub_secrets(&String::from_utf8_lossy(&output.stderr), &plaintexts),
+        combined: output
+            .combined
+            .map(|combined| scrub_secrets(&String::from_utf8_lossy(&combined), &plaintexts)),
         exit_code: output.exit_code,
         mounts,
     }

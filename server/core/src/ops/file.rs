@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::eval::{Call, OpEncoder, Operation};
+use crate::search;
 use crate::tree;
 use crate::value::{FileValue, Kind, Value};
 
@@ -116,6 +117,49 @@ impl Operation for FileWithTimestamps {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let mut file = (*call.inputs.file(&self.parent)?).clone();
         file.mtime = u64::try_from(self.timestamp).unwrap_or(0);
+        Ok(Value::File(Arc::new(file)))
+    }
+}
+
+/// `File.withReplaced`: `search` replaced by `replacement` (see
+/// `search::replace` for which occurrences).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileWithReplaced {
+    pub parent: Digest,
+    pub search: String,
+    pub replacement: String,
+    pub all: bool,
+    pub first_from: Option<u64>,
+}
+
+impl Operation for FileWithReplaced {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .str(&self.search)
+            .str(&self.replacement)
+            .bool(self.all)
+            .opt_u64(self.first_from);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let mut file = (*call.inputs.file(&self.parent)?).clone();
+        let content = cx.store.get_blob(&file.blob)?;
+        let replaced = search::replace(
+            &content,
+            &self.search,
+            &self.replacement,
+            self.all,
+            self.first_from,
+        )?;
+        file.blob = cx.store.put_blob(&replaced)?;
+        file.size = replaced.len() as u64;
         Ok(Value::File(Arc::new(file)))
     }
 }

@@ -18,29 +18,40 @@
 //! JSON (`STATE/store/recipes/`), so tags and field names never change;
 //! changing what an existing op encodes requires bumping `ENCODING_VERSION`.
 
+mod changeset;
 mod config;
 mod directory;
+mod dockerfile;
+mod envfile;
 mod exec;
 mod file;
+mod git;
 mod handle;
 mod host;
+mod http;
 mod image;
+mod json;
 mod mount;
 mod read;
+mod remove;
 mod rootfs;
 mod service;
 mod socket;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::envfile::engine_env;
 pub use self::exec::{ExecArgs, Expect};
+pub(crate) use self::git::listing as git_listing;
+pub use self::git::{is_commit_sha, normalize_url, short_names, RefSelector};
+pub(crate) use self::read::stat_container_path;
 pub use crate::oci::{Compression, ImageFormat, MediaTypes};
 pub use crate::value::Sharing;
 
 use crate::context::Context;
-use crate::digest::{Digest, Domain, Encoder};
+use crate::digest::{Digest, Domain};
 use crate::error::Result;
-use crate::eval::{Call, OpEncoder, Operation};
+use crate::eval::{encode_op, Call, Operation, Tagged};
 use crate::value::{Kind, Value};
 
 /// Generates `Op` and its dispatch from the list of kinds: `"tag" =>
@@ -57,6 +68,10 @@ macro_rules! registry {
         pub enum Op {
             $(#[serde(rename = $tag)] $op($op),)*
         }
+
+        $(impl Tagged for $op {
+            const TAG: &'static str = $tag;
+        })*
 
         $(impl ::core::convert::From<$op> for Op {
             fn from(op: $op) -> Self {
@@ -86,9 +101,13 @@ macro_rules! registry {
                 }
             }
 
-            fn encode_fields(&self, e: &mut OpEncoder<'_>) {
+            fn encode_in(
+                &self,
+                domain: Domain,
+                input: &mut dyn FnMut(&Digest) -> Digest,
+            ) -> Digest {
                 match self {
-                    $(Op::$op(op) => op.encode(e),)*
+                    $(Op::$op(op) => encode_op($tag, op, domain, input),)*
                 }
             }
 
@@ -131,6 +150,19 @@ registry! {
     "withoutExposedPort" => service::WithoutExposedPort,
     "withUnixSocket" => socket::WithUnixSocket,
     "withoutUnixSocket" => socket::WithoutUnixSocket,
+    "dockerBuild" => dockerfile::DockerBuild,
+    "withDockerHealthcheck" => config::WithHealthcheck,
+    "withSymlink" => rootfs::ContainerWithSymlink,
+    "withFiles" => rootfs::WithFiles,
+    "withoutPaths" => remove::WithoutPaths,
+    "withoutWorkdir" => config::WithoutWorkdir,
+    "withoutLabel" => config::WithoutLabel,
+    "withoutSecretVariable" => config::WithoutSecretVariable,
+    "withAnnotation" => config::WithAnnotation,
+    "withVolatileVariable" => config::WithVolatileVariable,
+    "containerWithError" => config::ContainerWithError,
+    "withEnvFileVariables" => envfile::WithEnvFileVariables,
+    "hostContainerImage" => image::HostContainerImage,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,
@@ -145,6 +177,16 @@ registry! {
     "containerDirectory" => read::ContainerDirectory,
     "containerRootfs" => read::ContainerRootfs,
     "hostDirectory" => host::HostDirectory,
+    "gitTree" => git::GitTree,
+    "directoryWithSymlink" => directory::DirectoryWithSymlink,
+    "directoryWithFiles" => directory::DirectoryWithFiles,
+    "directoryWithoutFiles" => directory::DirectoryWithoutFiles,
+    "directoryFilter" => directory::DirectoryFilter,
+    "directoryWithPatch" => directory::DirectoryWithPatch,
+    "directoryWithPatchFile" => directory::DirectoryWithPatchFile,
+    "directoryWithChanges" => directory::DirectoryWithChanges,
+    "directoryWithError" => directory::DirectoryWithError,
+    "changesetDirectory" => changeset::ChangesetDirectory,
     // ---- File
     "newFile" => file::NewFile,
     "directoryFile" => file::DirectoryFile,
@@ -153,6 +195,10 @@ registry! {
     "fileWithTimestamps" => file::FileWithTimestamps,
     "hostFile" => host::HostFile,
     "asTarball" => image::AsTarball,
+    "fileWithReplaced" => file::FileWithReplaced,
+    "changesetAsPatch" => changeset::ChangesetAsPatch,
+    "envFileAsFile" => envfile::EnvFileAsFile,
+    "http" => http::Http,
     // ---- Secret and cache volume
     "secret" => handle::Secret,
     "cacheVolume" => handle::CacheVolume,
@@ -162,42 +208,37 @@ registry! {
     "hostService" => service::HostService,
     "hostTunnel" => service::HostTunnel,
     "hostUnixSocket" => socket::HostUnixSocket,
+    // ---- Changeset
+    "directoryChanges" => changeset::DirectoryChanges,
+    "emptyChangeset" => changeset::EmptyChangeset,
+    "changesetMerge" => changeset::ChangesetMerge,
+    // ---- EnvFile
+    "envFile" => envfile::NewEnvFile,
+    "fileAsEnvFile" => envfile::FileAsEnvFile,
+    "envFileWithVariable" => envfile::EnvFileWithVariable,
+    "envFileWithoutVariable" => envfile::EnvFileWithoutVariable,
+    "envFileNamespace" => envfile::EnvFileNamespace,
+    // ---- JSONValue
+    "jsonLiteral" => json::JsonLiteral,
+    "fileAsJson" => json::FileAsJson,
+    "jsonField" => json::JsonField,
+    "jsonWithField" => json::JsonWithField,
+    "jsonItem" => json::JsonItem,
+    // ---- Git
+    "git" => git::Git,
+    "directoryAsGit" => git::AsGit,
+    "gitRef" => git::GitRef,
 }
 
 impl Op {
     /// The node digest: this op over its inputs' node digests.
     pub fn digest(&self) -> Digest {
-        self.encode_as(Domain::Op, &mut |digest| *digest)
+        self.encode_in(Domain::Op, &mut |digest| *digest)
     }
 
     /// A cache key: this op over whatever `input_key` maps each input to.
     pub fn key_with(&self, input_key: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
-        self.encode_as(Domain::Key, input_key)
-    }
-
-    fn encode_as(&self, domain: Domain, input: &mut dyn FnMut(&Digest) -> Digest) -> Digest {
-        let mut encoder = Encoder::new(domain);
-        encoder.str(self.tag());
-        let mut encoded = Vec::new();
-        let mut record = |digest: &Digest| {
-            encoded.push(*digest);
-            input(digest)
-        };
-        self.encode_fields(&mut OpEncoder::new(&mut encoder, &mut record));
-        if cfg!(debug_assertions) {
-            // Evaluation finds inputs through `inputs()`, so it must list
-            // exactly what the encoding covers.
-            let mut listed = self.inputs();
-            listed.sort_unstable();
-            encoded.sort_unstable();
-            assert_eq!(
-                listed,
-                encoded,
-                "{}: inputs() and encode() disagree",
-                self.tag()
-            );
-        }
-        encoder.finish()
+        self.encode_in(Domain::Key, input_key)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
+use crate::lookup::Stat;
 use crate::owner::{Accounts, Owner, OwnerSpec};
 use crate::runtime::RuntimeError;
 use crate::store::RecordKind;
@@ -297,3 +298,43 @@ fn tar_starts_with_root_dir(tar: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// `stat` of `path` (absolute) in a container's filesystem, mounts
+/// included; a final symlink is followed when `follow` (inside the
+/// container's root). `None` when nothing is there.
+pub(crate) async fn stat_container_path(
+    cx: &Context,
+    state: &ContainerState,
+    path: &str,
+    follow: bool,
+) -> Result<Option<Stat>> {
+    let shown = Tree::name_of(path);
+    let shown = if shown.is_empty() { "/" } else { shown };
+    let mut current = path.to_owned();
+    for _ in 0..=MAX_SYMLINK_HOPS {
+        if current == "/" {
+            return Ok(Some(Stat::of(shown, &Entry::dir(tree::DIR_MODE))));
+        }
+        let tree = match read_container_path(cx, state, &current).await {
+            Ok(tree) => tree,
+            Err(Error::NotFound { .. } | Error::NotADirectory { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let Some(entry) = tree.get(Tree::name_of(&current)) else {
+            return Ok(None);
+        };
+        match entry {
+            Entry::Symlink { target, .. } if follow => {
+                let (dir, _) = tree::split_parent(&current);
+                current = tree::absolute(&dir, target)?;
+            }
+            entry => return Ok(Some(Stat::of(shown, entry))),
+        }
+    }
+    Err(Error::InvalidArgument {
+        message: format!("{path}: too many levels of symbolic links"),
+    })
+}
+
+/// How many symlinks `stat_container_path` follows (Linux's limit).
+const MAX_SYMLINK_HOPS: usize = 40;

@@ -1,11 +1,13 @@
 //! Ops that change a container's root filesystem without running anything:
 //! `withRootfs` replaces it, `withContent` (behind `withNewFile`,
-//! `withFile` and `withDirectory`) adds a layer the next exec applies.
+//! `withFile` and `withDirectory`), `withFiles` and `withSymlink` add a
+//! layer the next exec applies.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::directory::files_tree;
 use super::read::container_owner;
 use crate::context::Context;
 use crate::digest::Digest;
@@ -242,5 +244,97 @@ fn put_content(parent: &ContainerState, key: Digest, content: Content) -> Result
                 mount.path
             ),
         }),
+    }
+}
+
+/// `Container.withSymlink`: a layer holding one symlink at `link_name`
+/// (relative to the workdir) to `target`, kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerWithSymlink {
+    pub parent: Digest,
+    pub target: String,
+    pub link_name: String,
+    /// Expand `$VAR` in both paths from the container's environment.
+    pub expand: bool,
+}
+
+impl Operation for ContainerWithSymlink {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent)
+            .str(&self.target)
+            .str(&self.link_name)
+            .bool(self.expand);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let parent = call.inputs.container(&self.parent)?;
+        let link = parent.path_arg(&self.link_name, self.expand);
+        let link = tree::absolute(&parent.workdir(), &link)?;
+        let (dir, name) = tree::split_parent(&link);
+        let entry = Entry::Symlink {
+            target: parent.path_arg(&self.target, self.expand),
+            owner: Owner::ROOT,
+        };
+        let layer = Layer {
+            dest: dir,
+            tree: Arc::new(Tree::single(&name, entry)?),
+        };
+        parent.derive(call.key, |state| {
+            state.rootfs.layers.push(layer);
+            state.image_ref = None;
+            Ok(())
+        })
+    }
+}
+
+/// `Container.withFiles`: each file under the directory `path`, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithFiles {
+    pub parent: Digest,
+    pub path: String,
+    pub sources: Vec<Digest>,
+    pub permissions: Option<u32>,
+    pub owner: String,
+    pub expand: bool,
+}
+
+impl Operation for WithFiles {
+    const KIND: Kind = Kind::Container;
+
+    fn inputs(&self) -> Vec<Digest> {
+        let mut inputs = vec![self.parent];
+        inputs.extend(&self.sources);
+        inputs
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.path);
+        e.u64(self.sources.len() as u64);
+        for source in &self.sources {
+            e.input(source);
+        }
+        e.opt_u64(self.permissions.map(u64::from))
+            .str(&self.owner)
+            .bool(self.expand);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let parent = call.inputs.container(&self.parent)?;
+        let owner = container_owner(cx, &parent, &self.owner, false).await?;
+        let path = parent.path_arg(&self.path, self.expand);
+        let dest = tree::absolute(&parent.workdir(), &path)?;
+        let mut files = files_tree(call, &self.sources, self.permissions)?;
+        if let Some(owner) = owner {
+            files.set_owners(owner);
+        }
+        put_content(&parent, call.key, Content { dest, tree: files })
     }
 }

@@ -562,6 +562,7 @@ async fn build_image_then_push() {
         cmd: vec!["hello.txt".into()],
         labels: BTreeMap::from([("org.example.x".into(), "y".into())]),
         exposed_ports: vec!["53/udp".into(), "8080/tcp".into()],
+        healthcheck: None,
     };
     // A tag in a registry that never saw it: only the local image has it.
     let tag = format!("127.0.0.1:5000/gantry-test/local-only:{}", unique("b"));

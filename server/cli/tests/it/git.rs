@@ -1,0 +1,248 @@
+//! Git sources against local servers only: `file://`, `git daemon` and
+//! `git http-backend` (smart HTTP with basic auth) on loopback.
+
+use serde_json::json;
+
+use crate::servers::{git, git_http_server, sample_repo, GitDaemon};
+use crate::support::{data, error_message, files_containing, run, text, Server};
+
+const REFS: &str = r#"
+query($url: String!) {
+  git(url: $url) {
+    url
+    head { commit ref }
+    main: branch(name: "main") { commit ref }
+    feature: branch(name: "feature") { commit }
+    annotated: tag(name: "v1.0.0") { commit ref }
+    byRef: ref(name: "v1.2.0") { commit ref }
+    latestVersion { ref }
+    tags
+    vTags: tags(patterns: ["v1.2*"])
+    branches
+  }
+}"#;
+
+#[test]
+fn refs_resolve_against_a_file_remote() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let url = format!("file://{}", repo.display());
+    let server = Server::start();
+    let answer = run(&server, REFS, json!({ "url": url }));
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let first = git(&repo, &["rev-parse", "HEAD~1"]);
+    assert_eq!(text(&answer, "git.url"), url);
+    assert_eq!(text(&answer, "git.head.commit"), head);
+    assert_eq!(text(&answer, "git.head.ref"), "refs/heads/main");
+    assert_eq!(text(&answer, "git.main.commit"), head);
+    assert_eq!(text(&answer, "git.feature.commit"), first);
+    // An annotated tag resolves to its commit, not the tag object.
+    assert_eq!(text(&answer, "git.annotated.commit"), first);
+    assert_eq!(text(&answer, "git.annotated.ref"), "refs/tags/v1.0.0");
+    assert_eq!(text(&answer, "git.byRef.ref"), "refs/tags/v1.2.0");
+    assert_eq!(text(&answer, "git.latestVersion.ref"), "refs/tags/v1.2.0");
+    assert_eq!(answer["git"]["tags"], json!(["v1.0.0", "v1.2.0"]));
+    assert_eq!(answer["git"]["vTags"], json!(["v1.2.0"]));
+    assert_eq!(answer["git"]["branches"], json!(["feature", "main"]));
+
+    let missing = server.query_vars(
+        r#"query($url: String!) { git(url: $url) { branch(name: "nope") { commit } } }"#,
+        &json!({ "url": url }),
+    );
+    assert!(
+        error_message(&missing).contains("branch \"nope\""),
+        "{missing}"
+    );
+    let short = server.query_vars(
+        r#"query($url: String!) { git(url: $url) { commit(id: "abc123") { commit } } }"#,
+        &json!({ "url": url }),
+    );
+    assert!(
+        error_message(&short).contains("invalid commit SHA"),
+        "{short}"
+    );
+}
+
+const TREES: &str = r#"
+query($url: String!, $keep: Boolean) {
+  git(url: $url, keepGitDir: $keep) {
+    head {
+      kept: tree { entries head: file(path: ".git/HEAD") { contents } }
+      discarded: tree(discardGitDir: true) { entries file(path: "src/main.txt") { contents } }
+    }
+  }
+}"#;
+
+#[test]
+fn trees_keep_git_dir_unless_asked_not_to() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let url = format!("file://{}", repo.display());
+    let server = Server::start();
+    let answer = run(&server, TREES, json!({ "url": url }));
+    let kept = &answer["git"]["head"]["kept"];
+    assert_eq!(kept["entries"], json!([".git/", "README.md", "src/"]));
+    assert_eq!(text(kept, "head.contents"), "ref: refs/heads/main\n");
+    let discarded = &answer["git"]["head"]["discarded"];
+    assert_eq!(discarded["entries"], json!(["README.md", "src/"]));
+    assert_eq!(text(discarded, "file.contents"), "second\n");
+    // keepGitDir: false on the repository discards it from every tree.
+    let answer = run(
+        &server,
+        r#"query($url: String!) { git(url: $url, keepGitDir: false) { head { tree { entries } } } }"#,
+        json!({ "url": url }),
+    );
+    assert_eq!(
+        answer["git"]["head"]["tree"]["entries"],
+        json!(["README.md", "src/"])
+    );
+}
+
+#[test]
+fn a_commit_is_fetched_once_then_only_its_ref_is_resolved() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let daemon = GitDaemon::start(root.path(), &root.path().join("daemon.log"));
+    let url = daemon.url("repo");
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let tree_query = r#"
+      query($url: String!) { git(url: $url) { branch(name: "main") {
+        tree(discardGitDir: true) { file(path: "src/main.txt") { contents } } } } }"#;
+    let mut server = Server::start();
+    let answer = run(&server, tree_query, json!({ "url": url }));
+    assert_eq!(text(&answer, "git.branch.tree.file.contents"), "second\n");
+    // One listing and one fetch.
+    assert_eq!(daemon.upload_packs(), 2, "{}", log(&root));
+    // The same engine answers again from memory: no request at all.
+    run(&server, tree_query, json!({ "url": url }));
+    assert_eq!(daemon.upload_packs(), 2);
+    // A new engine on the same state resolves the branch (one listing) and
+    // finds the commit's tree in its store: no fetch.
+    server.restart();
+    let answer = run(&server, tree_query, json!({ "url": url }));
+    assert_eq!(text(&answer, "git.branch.tree.file.contents"), "second\n");
+    assert_eq!(daemon.upload_packs(), 3, "{}", log(&root));
+    // A commit named in full needs no listing either.
+    server.restart();
+    let by_commit = format!(
+        r#"{{ git(url: "{url}") {{ commit(id: "{head}") {{
+            tree(discardGitDir: true) {{ entries }} }} }} }}"#
+    );
+    let answer = data(server.query(&by_commit));
+    assert_eq!(
+        answer["git"]["commit"]["tree"]["entries"],
+        json!(["README.md", "src/"])
+    );
+    assert_eq!(daemon.upload_packs(), 3, "{}", log(&root));
+    // A new commit on the branch is a new tree.
+    std::fs::write(repo.join("src/main.txt"), "third\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "third"]);
+    server.restart();
+    let answer = run(&server, tree_query, json!({ "url": url }));
+    assert_eq!(text(&answer, "git.branch.tree.file.contents"), "third\n");
+}
+
+fn log(root: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(root.path().join("daemon.log")).unwrap_or_default()
+}
+
+#[test]
+fn smart_http_with_basic_auth_takes_the_token_as_a_secret() {
+    require_runtime!();
+    let password = "s3cret-git-token-4711";
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let http = git_http_server(root.path(), Some(("gantry", password)));
+    let url = http.url("/repo");
+    let server = Server::start();
+    let anonymous = server.query_vars(
+        r#"query($url: String!) { git(url: $url) { head { commit } } }"#,
+        &json!({ "url": url }),
+    );
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"], "UNAUTHORIZED",
+        "{anonymous}"
+    );
+    let query = r#"
+      query($password: String!) {
+        setSecret(name: "git-token", plaintext: $password) { id }
+      }"#;
+    let secret = text(
+        &run(&server, query, json!({ "password": password })),
+        "setSecret.id",
+    );
+    let answer = run(
+        &server,
+        r#"query($url: String!, $secret: ID!) {
+          git(url: $url, httpAuthUsername: "gantry", httpAuthToken: $secret) {
+            head { commit tree { file(path: "README.md") { contents } } } } }"#,
+        json!({ "url": url, "secret": secret }),
+    );
+    assert_eq!(
+        text(&answer, "git.head.commit"),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(text(&answer, "git.head.tree.file.contents"), "first\n");
+    // A wrong token fails as an authentication error that holds no secret.
+    let bad = text(
+        &run(
+            &server,
+            r#"{ setSecret(name: "bad", plaintext: "not-the-password-123") { id } }"#,
+            json!({}),
+        ),
+        "setSecret.id",
+    );
+    let refused = server.query_vars(
+        r#"query($url: String!, $secret: ID!) {
+          git(url: $url, httpAuthUsername: "gantry", httpAuthToken: $secret) { head { commit } } }"#,
+        &json!({ "url": url, "secret": bad }),
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNAUTHORIZED",
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("not-the-password-123"));
+    // The token is in no answer, log or file of the state directory.
+    assert!(!answer.to_string().contains(password));
+    assert!(!server.log().contains(password));
+    assert!(files_containing(&server.state_dir(), password.as_bytes()).is_empty());
+}
+
+#[test]
+fn a_directory_holding_a_repository_is_one_as_git() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let url = format!("file://{}", repo.display());
+    let server = Server::start();
+    let answer = run(
+        &server,
+        r#"query($url: String!) { git(url: $url) { head { tree(depth: 0) { asGit {
+            branches
+            url
+            head { commit tree(discardGitDir: true) { entries } }
+        } } } } }"#,
+        json!({ "url": url }),
+    );
+    let local = &answer["git"]["head"]["tree"]["asGit"];
+    assert_eq!(local["branches"], json!(["main"]));
+    assert!(local["url"].is_null());
+    assert_eq!(
+        text(local, "head.commit"),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(
+        local["head"]["tree"]["entries"],
+        json!(["README.md", "src/"])
+    );
+    let plain = server.query(
+        r#"{ directory { withNewFile(path: "a", contents: "b") { asGit { head { commit } } } } }"#,
+    );
+    assert!(
+        error_message(&plain).contains("no Git repository"),
+        "{plain}"
+    );
+}

@@ -1,0 +1,402 @@
+//! Step networking: a network namespace per step on a bridge of gantry's own, with
+//! outbound traffic masqueraded.
+//!
+//! - The bridge `gantry0` holds the gateway `10.87.0.1/16`; each step's namespace gets
+//!   a veth pair (`eth0` inside, `gv…` on the bridge), an address and a default route.
+//!   Steps can reach each other by address, which is what services and their aliases
+//!   will build on (an `/etc/hosts` line per alias).
+//! - Each engine holds one `/24` block of the subnet (`10.87.<block>.0`), claimed with
+//!   a lock file for as long as it runs, so engines sharing the machine never hand
+//!   out the same address and a killed engine's block frees itself.
+//! - NAT and forwarding use rules in chains gantry creates and names
+//!   (`GANTRY-POSTROUTING` in `nat`, `GANTRY-FORWARD` in `filter`), reached through one
+//!   jump each from `POSTROUTING` and `FORWARD`. The last engine to stop removes the
+//!   jumps, the chains and the bridge. The host's own rules, `/etc/resolv.conf` and
+//!   routes are never edited; a step's `/etc/resolv.conf` is a copy of the host's
+//!   without loopback name servers (unreachable from a namespace).
+//! - `net.ipv4.ip_forward` must be 1 for steps to reach beyond the host; gantry turns
+//!   it on when it is off (as Docker does) and says so in its log.
+//!
+//! Host networking (`NetworkMode::Host`) is an explicit opt-in: steps then share the
+//! engine's network namespace and none of the above is set up.
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use tokio::io::AsyncWriteExt as _;
+
+use crate::error::Error;
+
+pub(crate) const BRIDGE: &str = "gantry0";
+const SUBNET_PREFIX: &str = "10.87";
+const NAT_CHAIN: &str = "GANTRY-POSTROUTING";
+const FORWARD_CHAIN: &str = "GANTRY-FORWARD";
+const NETNS_DIR: &str = "/run/netns";
+
+/// How steps reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A namespace per step on gantry's bridge, with NAT (the default).
+    #[default]
+    Bridge,
+    /// The host's network namespace.
+    Host,
+}
+
+/// The bridge network of one engine.
+#[derive(Debug)]
+pub(crate) struct Network {
+    block: u8,
+    /// Held for the engine's lifetime: the claim on `block`.
+    _block_lock: OwnedFd,
+    free: Mutex<BTreeSet<u8>>,
+    last: Mutex<u8>,
+    run_root: PathBuf,
+    resolv_conf: Vec<u8>,
+}
+
+/// One step's namespace, removed by [`Network::release`].
+#[derive(Debug)]
+pub(crate) struct StepNetwork {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    host: u8,
+}
+
+impl StepNetwork {
+    pub(crate) fn path(&self) -> PathBuf {
+        Path::new(NETNS_DIR).join(&self.name)
+    }
+}
+
+async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Error> {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|source| Error::Command {
+        program: program.to_owned(),
+        action: "setting up the step network",
+        detail: format!("cannot start it: {source} (install iproute2 and iptables)"),
+    })?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        let _ = input.write_all(text.as_bytes()).await;
+        drop(input);
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|source| Error::Command {
+            program: program.to_owned(),
+            action: "setting up the step network",
+            detail: source.to_string(),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            program: format!("{program} {}", args.join(" ")),
+            action: "setting up the step network",
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+async fn succeeds(program: &str, args: &[&str]) -> bool {
+    tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|status| status.success())
+}
+
+fn lock_file(path: &Path, wait: bool) -> Result<Option<OwnedFd>, Error> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|errno| Error::io("opening a lock file", path, errno.into()))?;
+    let operation = if wait {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&fd, operation) {
+        Ok(()) => Ok(Some(fd)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(errno) => Err(Error::io("locking", path, errno.into())),
+    }
+}
+
+/// The host's name servers a namespace can reach (loopback ones cannot be).
+fn step_resolv_conf() -> Vec<u8> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    for line in host.lines() {
+        let loopback = line
+            .strip_prefix("nameserver")
+            .map(str::trim)
+            .is_some_and(|server| server.starts_with("127.") || server == "::1");
+        if !loopback {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.into_bytes()
+}
+
+impl Network {
+    /// Sets up the bridge and the rules (once per machine) and claims a block.
+    pub(crate) async fn start(run_root: &Path) -> Result<Self, Error> {
+        let net_dir = run_root.join("net");
+        std::fs::create_dir_all(&net_dir)
+            .map_err(|source| Error::io("creating", &net_dir, source))?;
+        let guard =
+            lock_file(&net_dir.join("setup.lock"), true)?.expect("a blocking lock is taken");
+        let mut claimed = None;
+        for block in 1..=254u8 {
+            if let Some(lock) = lock_file(&net_dir.join(format!("block-{block}.lock")), false)? {
+                claimed = Some((block, lock));
+                break;
+            }
+        }
+        let (block, block_lock) = claimed.ok_or_else(|| Error::Unsupported {
+            reason:
+                "every address block of the step network is held by a running engine (254 at most)"
+                    .to_owned(),
+        })?;
+        let outcome = Self::ensure_shared().await;
+        drop(guard);
+        outcome?;
+        Ok(Self {
+            block,
+            _block_lock: block_lock,
+            free: Mutex::new((2..=254).collect()),
+            last: Mutex::new(1),
+            run_root: run_root.to_owned(),
+            resolv_conf: step_resolv_conf(),
+        })
+    }
+
+    /// The bridge, the chains and their jumps, each created when missing.
+    async fn ensure_shared() -> Result<(), Error> {
+        if !Path::new(&format!("/sys/class/net/{BRIDGE}")).exists() {
+            let gateway = format!("{SUBNET_PREFIX}.0.1/16");
+            let batch = format!(
+                "link add {BRIDGE} type bridge\naddr add {gateway} dev {BRIDGE}\nlink set {BRIDGE} up\n"
+            );
+            if let Err(error) = run("ip", &["-batch", "-"], Some(&batch)).await {
+                // Another engine may have raced us to it.
+                if !Path::new(&format!("/sys/class/net/{BRIDGE}")).exists() {
+                    return Err(error);
+                }
+            }
+            tracing::info!(bridge = BRIDGE, %gateway, "created the step network bridge");
+        }
+        let subnet = format!("{SUBNET_PREFIX}.0.0/16");
+        let rules: [(&str, &str, &str, Vec<Vec<&str>>); 2] = [
+            (
+                "nat",
+                "POSTROUTING",
+                NAT_CHAIN,
+                vec![vec!["-s", &subnet, "!", "-o", BRIDGE, "-j", "MASQUERADE"]],
+            ),
+            (
+                "filter",
+                "FORWARD",
+                FORWARD_CHAIN,
+                vec![
+                    vec!["-i", BRIDGE, "-j", "ACCEPT"],
+                    vec![
+                        "-o",
+                        BRIDGE,
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "RELATED,ESTABLISHED",
+                        "-j",
+                        "ACCEPT",
+                    ],
+                ],
+            ),
+        ];
+        for (table, hook, chain, chain_rules) in rules {
+            if !succeeds("iptables", &["-t", table, "-L", chain, "-n"]).await {
+                run("iptables", &["-t", table, "-N", chain], None).await?;
+            }
+            for rule in chain_rules {
+                let mut check = vec!["-t", table, "-C", chain];
+                check.extend(&rule);
+                if !succeeds("iptables", &check).await {
+                    let mut add = vec!["-t", table, "-A", chain];
+                    add.extend(&rule);
+                    run("iptables", &add, None).await?;
+                }
+            }
+            if !succeeds("iptables", &["-t", table, "-C", hook, "-j", chain]).await {
+                run("iptables", &["-t", table, "-I", hook, "-j", chain], None).await?;
+            }
+        }
+        if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1").map_err(|source| {
+                Error::io(
+                    "enabling IPv4 forwarding",
+                    Path::new("/proc/sys/net/ipv4/ip_forward"),
+                    source,
+                )
+            })?;
+            tracing::info!("enabled net.ipv4.ip_forward for the step network");
+        }
+        Ok(())
+    }
+
+    /// A namespace for one step, connected to the bridge.
+    pub(crate) async fn create(&self, engine: &str, sequence: u64) -> Result<StepNetwork, Error> {
+        let host = {
+            // Round robin: an address just released is the last to be reused.
+            let mut free = self.free.lock().expect("the address set is never poisoned");
+            let mut last = self.last.lock().expect("the cursor is never poisoned");
+            let next = free
+                .range(last.saturating_add(1)..)
+                .next()
+                .or_else(|| free.iter().next())
+                .copied();
+            let host = next.ok_or_else(|| {
+                Error::other(
+                    "giving a step an address",
+                    "all 253 addresses of this engine are in use",
+                )
+            })?;
+            free.remove(&host);
+            *last = host;
+            host
+        };
+        let step = StepNetwork {
+            name: format!("gantry-{engine}-{sequence}"),
+            address: format!("{SUBNET_PREFIX}.{}.{host}", self.block),
+            host,
+        };
+        let veth = format!("gv{}-{host}", self.block);
+        let host_batch = format!(
+            "netns add {name}\nlink add {veth} type veth peer name eth0 netns {name}\nlink set {veth} master {BRIDGE} up\n",
+            name = step.name
+        );
+        let ns_batch = format!(
+            "link set lo up\naddr add {address}/16 dev eth0\nlink set eth0 up\nroute add default via {SUBNET_PREFIX}.0.1\n",
+            address = step.address
+        );
+        let outcome = async {
+            run("ip", &["-batch", "-"], Some(&host_batch)).await?;
+            run("ip", &["-n", &step.name, "-batch", "-"], Some(&ns_batch)).await
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(step),
+            Err(error) => {
+                self.release(step);
+                Err(error)
+            }
+        }
+    }
+
+    /// Deletes a step's namespace (its veth pair goes with it) and frees its address.
+    /// Blocking.
+    pub(crate) fn release(&self, step: StepNetwork) {
+        // The namespace itself goes when its last user does, asynchronously, and its
+        // veth pair with it: delete the pair now so that its name can be reused.
+        let veth = format!("gv{}-{}", self.block, step.host);
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &veth])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deleted = std::process::Command::new("ip")
+            .args(["netns", "delete", &step.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !deleted.is_ok_and(|status| status.success()) {
+            tracing::debug!(namespace = %step.name, "cannot delete a step's network namespace");
+        }
+        self.free
+            .lock()
+            .expect("the address set is never poisoned")
+            .insert(step.host);
+    }
+
+    pub(crate) fn resolv_conf(&self) -> &[u8] {
+        &self.resolv_conf
+    }
+}
+
+impl Drop for Network {
+    /// The engine is stopping: when no other engine holds a block, the bridge, the
+    /// chains and the jumps go (blocking: this runs when the runtime is dropped).
+    fn drop(&mut self) {
+        let net_dir = self.run_root.join("net");
+        let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else {
+            return;
+        };
+        let others = (1..=254u8).filter(|b| *b != self.block).any(|b| {
+            let path = net_dir.join(format!("block-{b}.lock"));
+            path.exists() && matches!(lock_file(&path, false), Ok(None))
+        });
+        if !others {
+            remove_shared();
+        }
+        drop(guard);
+    }
+}
+
+/// Removes the jumps, chains and bridge (each if present).
+fn remove_shared() {
+    let quiet = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    for (table, hook, chain) in [
+        ("nat", "POSTROUTING", NAT_CHAIN),
+        ("filter", "FORWARD", FORWARD_CHAIN),
+    ] {
+        while quiet("iptables", &["-t", table, "-D", hook, "-j", chain]) {}
+        quiet("iptables", &["-t", table, "-F", chain]);
+        quiet("iptables", &["-t", table, "-X", chain]);
+    }
+    if Path::new(&format!("/sys/class/net/{BRIDGE}")).exists() {
+        quiet("ip", &["link", "delete", BRIDGE]);
+    }
+    tracing::info!("removed the step network");
+}
+
+/// Network namespaces left by the engine `name` (orphan cleanup).
+pub(crate) async fn remove_namespaces_of(name: &str) -> usize {
+    let prefix = format!("gantry-{name}-");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(NETNS_DIR).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && succeeds("ip", &["netns", "delete", &name]).await {
+            removed += 1;
+        }
+    }
+    removed
+}

@@ -1,0 +1,528 @@
+//! Registries: pulling images into the snapshot store and pushing images built from
+//! it, through `oci-client`.
+//!
+//! Credentials come from the pipeline (`withRegistryAuth`) or else from the Docker
+//! client configuration (`$DOCKER_CONFIG/config.json`, `~/.docker/config.json`: its
+//! `auths` entries and credential helpers), as `docker pull` would use them.
+//! Registries on loopback addresses are spoken to over plain HTTP, as dockerd does.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use gantry_core::runtime::{RegistryAuth, RuntimeError};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth as OciAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+use crate::store::{ImageRecord, Store, LAYER_ID_LEN};
+use crate::unpack::{self, Mode};
+
+/// Layers downloaded and unpacked at once.
+const PARALLEL_LAYERS: usize = 4;
+
+pub(crate) fn parse(reference: &str) -> Result<Reference, RuntimeError> {
+    reference
+        .parse::<Reference>()
+        .map_err(|error| RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason: format!("not a valid image reference: {error}"),
+        })
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(host, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            host
+        } else {
+            registry
+        }
+    });
+    host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "::1"
+}
+
+pub(crate) fn client(registry: &str) -> Client {
+    // reqwest needs a process-wide TLS crypto provider; another part of the process
+    // may have installed one first, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let protocol = if is_loopback(registry) {
+        ClientProtocol::HttpsExcept(vec![registry.to_owned()])
+    } else {
+        ClientProtocol::Https
+    };
+    Client::new(ClientConfig {
+        protocol,
+        max_concurrent_download: PARALLEL_LAYERS,
+        connect_timeout: Some(std::time::Duration::from_secs(30)),
+        read_timeout: Some(std::time::Duration::from_secs(300)),
+        ..Default::default()
+    })
+}
+
+/// Credentials for `registry`: the pipeline's, else the Docker configuration's.
+pub(crate) async fn credentials(registry: &str, auth: Option<&RegistryAuth>) -> OciAuth {
+    if let Some(auth) = auth {
+        return OciAuth::Basic(auth.username.clone(), auth.password.clone());
+    }
+    let registry = registry.to_owned();
+    tokio::task::spawn_blocking(move || docker_config_auth(&registry))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(OciAuth::Anonymous)
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+}
+
+fn docker_config_auth(registry: &str) -> Option<OciAuth> {
+    let text = std::fs::read(docker_config_path()?).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    // Docker Hub is keyed by its historical URL.
+    let keys: Vec<String> = if registry == "docker.io" || registry == "index.docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
+    } else {
+        vec![
+            registry.to_owned(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+        ]
+    };
+    let helper = keys
+        .iter()
+        .find_map(|key| config["credHelpers"][key].as_str())
+        .or_else(|| config["credsStore"].as_str());
+    if let Some(helper) = helper.filter(|h| !h.is_empty()) {
+        if let Some(auth) = helper_auth(helper, &keys[0]) {
+            return Some(auth);
+        }
+    }
+    let entry = keys.iter().find_map(|key| config["auths"].get(key))?;
+    let encoded = entry["auth"].as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some(OciAuth::Basic(user.to_owned(), password.to_owned()))
+}
+
+/// `docker-credential-HELPER get` with the server on stdin.
+fn helper_auth(helper: &str, server: &str) -> Option<OciAuth> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
+    let output = child.wait_with_output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let user = answer["Username"].as_str()?;
+    let secret = answer["Secret"].as_str()?;
+    if user == "<token>" {
+        return Some(OciAuth::Bearer(secret.to_owned()));
+    }
+    Some(OciAuth::Basic(user.to_owned(), secret.to_owned()))
+}
+
+/// Replaces `secret` in `text` (registry errors may echo what was sent).
+pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(secret) => text.replace(secret, "***"),
+        None => text.to_owned(),
+    }
+}
+
+/// A registry error as the solver's `RuntimeError`.
+pub(crate) fn registry_error(
+    reference: &str,
+    error: &OciDistributionError,
+    password: Option<&str>,
+) -> RuntimeError {
+    let reason = redact(&crate::error::chain(error), password);
+    let unauthorized = match error {
+        OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::UnauthorizedError { .. } => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        OciDistributionError::ServerError { code, .. } => *code == 401 || *code == 403,
+        _ => false,
+    };
+    if unauthorized {
+        RuntimeError::Unauthorized {
+            reference: reference.to_owned(),
+            reason,
+        }
+    } else {
+        RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason,
+        }
+    }
+}
+
+/// The layers' uncompressed digests an OCI image config lists, bottom first.
+pub(crate) fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The layer ID under which a layer with uncompressed digest `diff_id` is stored.
+pub(crate) fn layer_id(diff_id: &str) -> Result<String, Error> {
+    let hex = diff_id
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| Error::archive(format!("{diff_id} is not a sha256 digest")))?;
+    Ok(hex[..LAYER_ID_LEN].to_owned())
+}
+
+/// What a pull found: the manifest digest it resolved and the stored image.
+pub(crate) struct Pulled {
+    pub(crate) image_id: String,
+    pub(crate) digest: String,
+    pub(crate) record: ImageRecord,
+}
+
+/// Pulls `reference` into `store`: the manifest and config, then every layer the
+/// store lacks (downloaded, decompressed, verified against its diff ID and unpacked
+/// in one stream, several layers at once).
+pub(crate) async fn pull(
+    store: &Store,
+    image: &Reference,
+    auth: &OciAuth,
+    password: Option<&str>,
+) -> Result<Pulled, RuntimeError> {
+    let reference = image.whole();
+    let client = client(image.resolve_registry());
+    let (manifest, manifest_digest, config, list_digest) = client
+        .pull_manifest_and_config_and_list_digest(image, auth)
+        .await
+        .map_err(|error| registry_error(&reference, &error, password))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&config).map_err(|error| RuntimeError::Failed {
+            action: format!("pulling {reference}"),
+            reason: format!("the image config is not JSON: {error}"),
+        })?;
+    let image_id = manifest.config.digest.clone();
+    let diff_ids = diff_ids(&config);
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(RuntimeError::Failed {
+            action: format!("pulling {reference}"),
+            reason: format!(
+                "the manifest lists {} layers but the config {} diff IDs",
+                manifest.layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let mut layers = Vec::new();
+    for diff_id in &diff_ids {
+        layers.push(layer_id(diff_id).map_err(crate::error::failed("pulling an image"))?);
+    }
+    let missing: Vec<(OciDescriptor, String, String)> = manifest
+        .layers
+        .iter()
+        .zip(&diff_ids)
+        .zip(&layers)
+        .filter(|(_, id)| !store.has_layer(id))
+        .map(|((descriptor, diff_id), id)| (descriptor.clone(), diff_id.clone(), id.clone()))
+        .collect();
+    let started = std::time::Instant::now();
+    let count = missing.len();
+    futures::stream::iter(missing)
+        .map(|(descriptor, diff_id, id)| {
+            let client = &client;
+            let reference = &reference;
+            async move {
+                fetch_layer(store, client, image, &descriptor, &diff_id, &id, password)
+                    .await
+                    .map_err(|error| match error {
+                        FetchError::Registry(error) => registry_error(reference, &error, password),
+                        FetchError::Local(error) => error.into_runtime("unpacking a pulled layer"),
+                    })
+            }
+        })
+        .buffer_unordered(PARALLEL_LAYERS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
+    tracing::debug!(
+        layers = count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "layers pulled"
+    );
+    let record = ImageRecord {
+        layers,
+        config: Some(config),
+    };
+    store
+        .put_image(&image_id, &record)
+        .map_err(crate::error::failed("recording a pulled image"))?;
+    Ok(Pulled {
+        image_id,
+        digest: list_digest.unwrap_or(manifest_digest),
+        record,
+    })
+}
+
+enum FetchError {
+    Registry(OciDistributionError),
+    Local(Error),
+}
+
+/// Streams one layer blob into an unpacking thread.
+async fn fetch_layer(
+    store: &Store,
+    client: &Client,
+    image: &Reference,
+    descriptor: &OciDescriptor,
+    diff_id: &str,
+    id: &str,
+    _password: Option<&str>,
+) -> Result<(), FetchError> {
+    let mut stream = client
+        .pull_blob_stream(image, descriptor)
+        .await
+        .map_err(FetchError::Registry)?;
+    let dir = store.scratch("pull").map_err(FetchError::Local)?;
+    let (sender, receiver) = mpsc::sync_channel::<Bytes>(64);
+    let media_type = descriptor.media_type.clone();
+    let expected = diff_id.to_owned();
+    let target = dir.clone();
+    let unpacker = tokio::task::spawn_blocking(move || {
+        unpack_stream(
+            ChannelReader::new(receiver),
+            &media_type,
+            &target,
+            &expected,
+        )
+    });
+    let mut download_error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if sender.send(chunk).is_err() {
+                    break; // the unpacker stopped: its error says why
+                }
+            }
+            Err(error) => {
+                download_error = Some(error);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let unpacked = unpacker
+        .await
+        .map_err(|error| FetchError::Local(Error::other("unpacking a layer", error)))?;
+    if let Some(error) = download_error {
+        crate::store::remove_tree(&dir);
+        return Err(FetchError::Local(Error::io(
+            "downloading a layer",
+            &dir,
+            error,
+        )));
+    }
+    if let Err(error) = unpacked {
+        crate::store::remove_tree(&dir);
+        return Err(FetchError::Local(error));
+    }
+    store.commit_layer(&dir, id).map_err(FetchError::Local)
+}
+
+/// Decompresses (by media type, or by magic number), hashes and unpacks a layer.
+pub(crate) fn unpack_stream(
+    reader: impl Read,
+    media_type: &str,
+    target: &std::path::Path,
+    diff_id: &str,
+) -> Result<(), Error> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let gzip = if media_type.ends_with("gzip") {
+        true
+    } else if media_type.contains("zstd") {
+        return Err(Error::archive(format!(
+            "{media_type} layers are not supported yet"
+        )));
+    } else {
+        let head = std::io::BufRead::fill_buf(&mut reader)
+            .map_err(|source| Error::io("reading a layer", target, source))?;
+        head.starts_with(&[0x1f, 0x8b])
+    };
+    let decompressed: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut hashing = HashingReader {
+        inner: decompressed,
+        hasher: Sha256::new(),
+    };
+    unpack::unpack(&mut hashing, target, Mode::Layer)?;
+    // The archive may end before its reader does (padding blocks): hash the rest.
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .map_err(|source| Error::io("reading a layer", target, source))?;
+    let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+    if actual != diff_id {
+        return Err(Error::archive(format!(
+            "layer content is {actual}, but the image config says {diff_id}"
+        )));
+    }
+    Ok(())
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A blocking reader over chunks sent from an async task.
+pub(crate) struct ChannelReader {
+    receiver: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub(crate) fn new(receiver: mpsc::Receiver<Bytes>) -> Self {
+        Self {
+            receiver,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.recv() {
+                Ok(chunk) => self.current = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// A blob to push: its digest, size, media type and bytes.
+pub(crate) struct Blob {
+    pub(crate) digest: String,
+    pub(crate) media_type: String,
+    pub(crate) data: Bytes,
+}
+
+/// Pushes layers, config and manifest; returns the manifest digest.
+pub(crate) async fn push(
+    image: &Reference,
+    auth: &OciAuth,
+    password: Option<&str>,
+    layers: Vec<Blob>,
+    config: Blob,
+    manifest: Bytes,
+    manifest_type: &str,
+) -> Result<String, RuntimeError> {
+    let reference = image.whole();
+    let client = client(image.resolve_registry());
+    client
+        .store_auth_if_needed(image.resolve_registry(), auth)
+        .await;
+    let fail = |error: OciDistributionError| {
+        let mapped = registry_error(&reference, &error, password);
+        match mapped {
+            RuntimeError::ImageNotFound { reason, .. } => RuntimeError::Failed {
+                action: format!("pushing {reference}"),
+                reason,
+            },
+            other => other,
+        }
+    };
+    // A first authenticated request, so that the push operations get a token.
+    client
+        .auth(image, auth, oci_client::RegistryOperation::Push)
+        .await
+        .map_err(fail)?;
+    for blob in layers.iter().chain(std::iter::once(&config)) {
+        if client
+            .blob_exists(image, &blob.digest)
+            .await
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        client
+            .push_blob(image, blob.data.clone(), &blob.digest)
+            .await
+            .map_err(fail)?;
+        tracing::debug!(digest = %blob.digest, media_type = %blob.media_type, bytes = blob.data.len(), "blob pushed");
+    }
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
+    let content_type =
+        http::HeaderValue::from_str(manifest_type).expect("media types are valid header values");
+    client
+        .push_manifest_raw(image, manifest, content_type)
+        .await
+        .map_err(fail)?;
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_use_http() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5001"));
+        assert!(!is_loopback("registry.example.com"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn layer_ids_are_diff_id_prefixes() {
+        let id = layer_id(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        assert_eq!(id.len(), LAYER_ID_LEN);
+        assert!(layer_id("md5:x").is_err());
+    }
+}
