@@ -157,6 +157,9 @@ domains! {
     /// The key a host directory's stat index is stored under, from root and
     /// filter.
     HostIndex = "hostIndex",
+    /// The key of the record of a command line's earlier runs (cache
+    /// explanations), from the command line.
+    StepRuns = "stepRuns",
 }
 
 /// Writes typed, length-prefixed fields into a sha256 state.
@@ -291,7 +294,7 @@ mod tests {
 
     /// Each domain's tag as the string literals before `Domain` existed
     /// wrote it: `Encoder::new(tag).str("x")`, computed by that code.
-    const DOMAIN_PINS: [(&str, &str); 13] = [
+    const DOMAIN_PINS: [(&str, &str); 14] = [
         (
             "op",
             "b4b6a71e9a6819e0d8b64dd67bbfc1b98cc45f7d348d639f758adba8c848104a",
@@ -343,6 +346,10 @@ mod tests {
         (
             "hostIndex",
             "375e4a16cbf5ad32e2624b6a28561f82c9bb9a6281719c81fdc2fd042de17f1a",
+        ),
+        (
+            "stepRuns",
+            "2b724591e51cb8f549620685c1d0b4fd9f9b8d768923a7485b8b2237b174e9e3",
         ),
     ];
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::digest::{Digest, Encoder};
 use crate::error::Result;
+use crate::history::StepInputs;
 use crate::tree::Tree;
 use crate::value::{ContainerState, FileValue, Kind, Value};
 
@@ -111,6 +112,9 @@ pub(crate) struct Call {
     /// The node's cache key: the op over its inputs' content keys.
     pub(crate) key: Digest,
     pub(crate) inputs: Inputs,
+    /// For execs: what the cache key covers, named (cache explanations,
+    /// the image in progress events).
+    pub(crate) step: Option<Arc<StepInputs>>,
 }
 
 impl Call {

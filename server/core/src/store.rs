@@ -37,15 +37,20 @@ pub enum RecordKind {
     HostIndex,
     /// The op behind an ID, by node digest, so IDs load after a restart.
     Recipe,
+    /// The inputs of a command line's last runs, by the command line
+    /// (`history`), so a cache miss can say what changed. Rewritten on
+    /// each miss of that command.
+    StepRuns,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::Exec,
         RecordKind::PathRead,
         RecordKind::HostTree,
         RecordKind::HostIndex,
         RecordKind::Recipe,
+        RecordKind::StepRuns,
     ];
 }
 

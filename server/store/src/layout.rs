@@ -60,13 +60,14 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 11] = [
+    pub const ALL: [Bucket; 12] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
         Bucket::Records(RecordKind::HostTree),
         Bucket::Records(RecordKind::HostIndex),
         Bucket::Records(RecordKind::Recipe),
+        Bucket::Records(RecordKind::StepRuns),
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
@@ -84,6 +85,7 @@ impl Bucket {
             Bucket::Records(RecordKind::HostIndex) => "store/host-indexes",
             // One append-only file, not a directory (see `recipes`).
             Bucket::Records(RecordKind::Recipe) => "store/recipes.log",
+            Bucket::Records(RecordKind::StepRuns) => "store/step-runs",
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
@@ -101,6 +103,7 @@ impl Bucket {
             Bucket::Records(RecordKind::HostTree) => "host trees",
             Bucket::Records(RecordKind::HostIndex) => "host indexes",
             Bucket::Records(RecordKind::Recipe) => "recipes",
+            Bucket::Records(RecordKind::StepRuns) => "step runs (cache explanations)",
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",

@@ -16,6 +16,7 @@
 //! STATE/store/host-trees/ab/<hex>  trees read from the host or a writable mount, by content
 //! STATE/store/host-indexes/ab/<hex> stat indexes of host directories, by root and filter
 //! STATE/store/recipes.log          the op behind each ID (one JSON line each), by node digest
+//! STATE/store/step-runs/ab/<hex>   a command line's last runs' named inputs (cache explanations)
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name

@@ -273,7 +273,7 @@ mod tests {
         let count = |kind| state.records(kind).unwrap().len();
         assert_eq!(
             RecordKind::ALL.map(count),
-            [1, 1, 1, 1, 1],
+            [1, 1, 1, 1, 1, 0],
             "exec, path read, host tree, host index, recipe"
         );
         // Opening again finds layout 3 and changes nothing.

@@ -111,7 +111,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
 
     let state = server.state_dir();
     let counts = || RecordKind::ALL.map(|kind| records(&state, kind).len());
-    let [exec, path_reads, host_trees, host_indexes, recipes] = counts();
+    let [exec, path_reads, host_trees, host_indexes, recipes, step_runs] = counts();
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
@@ -160,6 +160,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
             host_trees - gone(RecordKind::HostTree),
             host_indexes - gone(RecordKind::HostIndex),
             recipes - gone(RecordKind::Recipe),
+            step_runs - gone(RecordKind::StepRuns),
         ],
         "only the old query's records go"
     );
