@@ -51,6 +51,27 @@ fn base(engine: &Engine) -> Digest {
         .digest
 }
 
+fn env_var(engine: &Engine, parent: Digest, name: &str, value: &str) -> Digest {
+    engine
+        .add(ops::WithEnvVariable {
+            parent,
+            name: name.into(),
+            value: value.into(),
+            expand: false,
+        })
+        .digest
+}
+
+fn secret_var(engine: &Engine, parent: Digest, name: &str, secret: Digest) -> Digest {
+    engine
+        .add(ops::WithSecretVariable {
+            parent,
+            name: name.into(),
+            secret,
+        })
+        .digest
+}
+
 async fn stdout(engine: &Engine, digest: Digest) -> Result<String, Error> {
     let state = engine.container(digest).await?;
     Ok(state.exec.as_ref().ok_or(Error::NoCommand)?.stdout.clone())
@@ -399,21 +420,8 @@ async fn cache_volume_owner_names_are_looked_up_in_the_container() {
 async fn secret_variables_travel_apart_from_the_plain_environment() {
     let (engine, runtime, _) = new_engine();
     let secret = engine.set_secret("token", "s3cr3t");
-    let plain = engine
-        .add(ops::WithEnvVariable {
-            parent: base(&engine),
-            name: "TOKEN".into(),
-            value: "plain".into(),
-            expand: false,
-        })
-        .digest;
-    let with_secret = engine
-        .add(ops::WithSecretVariable {
-            parent: plain,
-            name: "TOKEN".into(),
-            secret: secret.digest,
-        })
-        .digest;
+    let plain = env_var(&engine, base(&engine), "TOKEN", "plain");
+    let with_secret = secret_var(&engine, plain, "TOKEN", secret.digest);
     stdout(&engine, exec(&engine, with_secret, &["printenv"]))
         .await
         .unwrap();
@@ -500,13 +508,7 @@ async fn output_streams_as_lines_and_a_secret_split_across_writes_never_shows() 
     let (engine, _, _) = new_engine();
     let mut subscription = engine.events().subscribe();
     let secret = engine.set_secret("token", "s3cr3t-value");
-    let with_secret = engine
-        .add(ops::WithSecretVariable {
-            parent: base(&engine),
-            name: "TOKEN".into(),
-            secret: secret.digest,
-        })
-        .digest;
+    let with_secret = secret_var(&engine, base(&engine), "TOKEN", secret.digest);
     // `pieces` writes each argument separately: the value arrives in three.
     let step = exec(
         &engine,
@@ -566,21 +568,8 @@ async fn explained(store: Arc<MemoryStore>, flavour: &str, token: &str) -> Optio
     let engine = engine_with(Arc::new(FakeRuntime::default()), store);
     let mut subscription = engine.events().subscribe().explaining(true);
     let secret = engine.set_secret("token", token);
-    let env = engine
-        .add(ops::WithEnvVariable {
-            parent: base(&engine),
-            name: "FLAVOUR".into(),
-            value: flavour.into(),
-            expand: false,
-        })
-        .digest;
-    let with_secret = engine
-        .add(ops::WithSecretVariable {
-            parent: env,
-            name: "TOKEN".into(),
-            secret: secret.digest,
-        })
-        .digest;
+    let env = env_var(&engine, base(&engine), "FLAVOUR", flavour);
+    let with_secret = secret_var(&engine, env, "TOKEN", secret.digest);
     stdout(&engine, exec(&engine, with_secret, &["printenv"]))
         .await
         .unwrap();

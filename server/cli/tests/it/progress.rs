@@ -135,6 +135,20 @@ fn a_failed_step_shows_its_output_tail_without_secret_values() {
     );
 }
 
+/// Posts `query.json` to the session of the `gantry run` it runs under.
+const POST_QUERY: &str =
+    "curl -sf -u \"$GANTRY_SESSION_TOKEN:\" -H 'Content-Type: application/json' \
+     --data-binary @query.json \"http://127.0.0.1:$GANTRY_SESSION_PORT/query\"";
+
+/// `gantry run --progress=plain -- sh -c SCRIPT` in `dir`.
+fn run_plain(dir: &Path, script: &str) -> Output {
+    support::gantry(dir)
+        .env_remove("GANTRY_PROGRESS")
+        .args(["run", "--progress=plain", "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn gantry_run_shows_the_steps_of_its_session() {
     require_docker!();
@@ -142,19 +156,7 @@ fn gantry_run_shows_the_steps_of_its_session() {
     let marker = support::unique("run");
     let body = json!({ "query": two_steps(&marker, 0) }).to_string();
     std::fs::write(dir.path().join("query.json"), body).unwrap();
-    let out = support::gantry(dir.path())
-        .env_remove("GANTRY_PROGRESS")
-        .args([
-            "run",
-            "--progress=plain",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -u \"$GANTRY_SESSION_TOKEN:\" -H 'Content-Type: application/json' \
-             --data-binary @query.json \"http://127.0.0.1:$GANTRY_SESSION_PORT/query\"",
-        ])
-        .output()
-        .unwrap();
+    let out = run_plain(dir.path(), POST_QUERY);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{marker}-two")));
@@ -245,6 +247,17 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The shell command a tmux window runs: `gantry query query.graphql` in
+/// `dir` (its own engine), the answer to a file, then `exit=CODE`.
+fn query_on_a_terminal(dir: &Path) -> String {
+    format!(
+        "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state GANTRY_SOCKET={dir}/engine.sock \
+         {gantry} query query.graphql > out.json; echo exit=$?; sleep 600",
+        dir = shell_quote(&dir.display().to_string()),
+        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
+    )
+}
+
 #[test]
 fn on_a_terminal_running_steps_are_redrawn_in_place() {
     require_docker!();
@@ -255,12 +268,7 @@ fn on_a_terminal_running_steps_are_redrawn_in_place() {
     let marker = support::unique("tty");
     std::fs::write(dir.path().join("query.graphql"), two_steps(&marker, 3)).unwrap();
     // stdout (the answer) goes to a file: the screen shows only progress.
-    let run = format!(
-        "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state GANTRY_SOCKET={dir}/engine.sock \
-         {gantry} query query.graphql > out.json; echo exit=$?; sleep 600",
-        dir = shell_quote(&dir.path().display().to_string()),
-        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
-    );
+    let run = query_on_a_terminal(dir.path());
     let one = format!("exec sh -c sleep 3; echo {marker}-one");
     let two = format!("exec echo {marker}-two");
 
@@ -443,21 +451,10 @@ fn gantry_run_never_splits_a_line_of_the_command_with_progress() {
     // The command writes half a line to stderr, runs a failing step (its
     // progress lines come meanwhile), then ends the line: as a traceback
     // printed in pieces would.
-    let out = support::gantry(dir.path())
-        .env_remove("GANTRY_PROGRESS")
-        .args([
-            "run",
-            "--progress=plain",
-            "--",
-            "sh",
-            "-c",
-            "printf 'Traceback: begins-' >&2; \
-             curl -s -u \"$GANTRY_SESSION_TOKEN:\" -H 'Content-Type: application/json' \
-             --data-binary @query.json \"http://127.0.0.1:$GANTRY_SESSION_PORT/query\" > answer.json; \
-             printf 'and ends\\n' >&2; exit 1",
-        ])
-        .output()
-        .unwrap();
+    let script = format!(
+        "printf 'Traceback: begins-' >&2; {POST_QUERY} > answer.json; printf 'and ends\\n' >&2; exit 1"
+    );
+    let out = run_plain(dir.path(), &script);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let label = format!("sh -c echo {marker}-a; echo {marker}-b; exit 4");
@@ -551,12 +548,7 @@ fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
         busybox()
     );
     std::fs::write(dir.path().join("query.graphql"), query).unwrap();
-    let run = format!(
-        "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state GANTRY_SOCKET={dir}/engine.sock \
-         {gantry} query query.graphql > out.json; echo exit=$?; sleep 600",
-        dir = shell_quote(&dir.path().display().to_string()),
-        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
-    );
+    let run = query_on_a_terminal(dir.path());
     let tmux = Tmux::start(&run);
     let running = tmux.wait_for(
         "the step's lines under it",
