@@ -247,12 +247,12 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The shell command a tmux window runs: `gantry query query.graphql` in
-/// `dir` (its own engine), the answer to a file, then `exit=CODE`.
-fn query_on_a_terminal(dir: &Path) -> String {
+/// The shell command a tmux window runs: `gantry query FLAGS query.graphql`
+/// in `dir` (its own engine), the answer to a file, then `exit=CODE`.
+fn query_on_a_terminal(dir: &Path, flags: &str) -> String {
     format!(
         "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state GANTRY_SOCKET={dir}/engine.sock \
-         {gantry} query query.graphql > out.json; echo exit=$?; sleep 600",
+         {gantry} query {flags} query.graphql > out.json; echo exit=$?; sleep 600",
         dir = shell_quote(&dir.display().to_string()),
         gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
     )
@@ -268,7 +268,7 @@ fn on_a_terminal_running_steps_are_redrawn_in_place() {
     let marker = support::unique("tty");
     std::fs::write(dir.path().join("query.graphql"), two_steps(&marker, 3)).unwrap();
     // stdout (the answer) goes to a file: the screen shows only progress.
-    let run = query_on_a_terminal(dir.path());
+    let run = query_on_a_terminal(dir.path(), "");
     let one = format!("exec sh -c sleep 3; echo {marker}-one");
     let two = format!("exec echo {marker}-two");
 
@@ -548,7 +548,7 @@ fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
         busybox()
     );
     std::fs::write(dir.path().join("query.graphql"), query).unwrap();
-    let run = query_on_a_terminal(dir.path());
+    let run = query_on_a_terminal(dir.path(), "--explain-cache");
     let tmux = Tmux::start(&run);
     let running = tmux.wait_for(
         "the step's lines under it",
@@ -558,7 +558,7 @@ fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
     let lines: Vec<&str> = running.lines().collect();
     let step = lines
         .iter()
-        .position(|line| line.contains("exec sh -c for n in"))
+        .position(|line| line.contains("exec sh -c for n in") && !line.starts_with('↻'))
         .unwrap_or_else(|| panic!("the running step:\n{running}"));
     assert!(
         lines[step].starts_with(|c: char| ('\u{2800}'..='\u{28ff}').contains(&c)),
@@ -572,8 +572,18 @@ fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
         screen.contains("exit=")
     });
     assert!(finished.contains("exit=0"), "{finished}");
-    // Finished, the step is one line: its output is gone from the screen.
+    // Finished, the step is one line: its output is gone from the screen;
+    // why it ran stays above it.
     assert!(!finished.contains(&format!("│ {marker}")), "{finished}");
+    let miss = finished
+        .lines()
+        .position(|line| line.starts_with("↻ exec sh -c for n in") && line.ends_with("CACHE MISS"))
+        .unwrap_or_else(|| panic!("the cache miss:\n{finished}"));
+    assert_eq!(
+        finished.lines().nth(miss + 1),
+        Some("  │ new step: no earlier run of this command"),
+        "{finished}"
+    );
     assert!(
         finished
             .lines()
