@@ -1,5 +1,6 @@
 //! The HTTP front: `POST /query` with GraphQL-over-HTTP JSON bodies,
-//! `GET /events` (the engine's step events as server-sent events) and
+//! `GET /events` (the engine's step events and exec output as server-sent
+//! events) and
 //! GraphiQL at `/` (see `graphiql`).
 //!
 //! On the Unix socket (mode 0600, so only its owner connects) no token is
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use futures::StreamExt as _;
+use gantry_core::events::Event as EngineEvent;
 use gantry_core::Engine;
 use tokio::sync::broadcast;
 
@@ -234,36 +236,61 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /events`: every step event of this engine from now on, one
-/// server-sent event per step (`data: {"digest","name","state","time","detail"}`),
-/// for every client of the engine. The first message is a comment, so a
-/// client knows it is subscribed once it has read it.
-async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// server-sent event per step (`data: {"digest","name","state","time",…}`),
+/// and the lines running execs print, scrubbed of secrets, as events named
+/// `output` (`data: {"digest","stream","lines"}`), for every client of the
+/// engine. With `?explain=1`, each exec that runs says why the cache
+/// missed (`cache_miss` on its `running` event) while this client listens.
+/// The first message is a comment, so a client knows it is subscribed once
+/// it has read it.
+async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     if authenticate(&state.access, &headers).is_none() {
         return unauthorized_json();
     }
     let Some(engine) = state.schema.data::<Arc<Engine>>() else {
         return error_body(StatusCode::NOT_FOUND, "this schema has no engine");
     };
-    let receiver = engine.events().subscribe();
-    let steps = futures::stream::unfold(receiver, |mut receiver| async move {
-        let event = match receiver.recv().await {
-            Ok(step) => Event::default()
-                .json_data(&step)
-                .expect("step events always serialise"),
+    let explain = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| matches!(pair, "explain" | "explain=1" | "explain=true"));
+    let subscription = engine.events().subscribe().explaining(explain);
+    let events = futures::stream::unfold(subscription, |mut subscription| async move {
+        let event = match subscription.recv().await {
+            Ok(event) => sse_event(&event),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "event stream client fell behind");
                 Event::default().comment(format!("missed {missed} events"))
             }
             Err(broadcast::error::RecvError::Closed) => return None,
         };
-        Some((event, receiver))
+        Some((event, subscription))
     });
     let stream = futures::stream::once(async { Event::default().comment("gantry events") })
-        .chain(steps)
+        .chain(events)
         .map(Ok::<_, Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// One engine event on the wire: step events unnamed (as before output
+/// events existed), output lines named `output`.
+fn sse_event(event: &EngineEvent) -> Event {
+    match event {
+        EngineEvent::Step(step) => Event::default()
+            .json_data(step)
+            .expect("step events always serialise"),
+        EngineEvent::Output(output) => Event::default()
+            .event("output")
+            .json_data(output)
+            .expect("output events always serialise"),
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt as _;
-use gantry_core::events::StepEvent;
+use gantry_core::events::Event;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
@@ -96,12 +96,18 @@ impl Connection {
         parse_deep(&body).context("while parsing the engine's JSON answer")
     }
 
-    /// `GET /events`: the engine's step events from now on. Returns once the
-    /// engine has subscribed this client (it answers only then), so no event
-    /// of a request sent afterwards is missed. The stream ends when the
-    /// engine closes it.
-    pub(crate) async fn events(mut self) -> Result<BoxStream<'static, StepEvent>> {
-        let request = Request::get("/events")
+    /// `GET /events`: the engine's step events and exec output from now on
+    /// (with `explain`, cache misses explained). Returns once the engine has
+    /// subscribed this client (it answers only then), so no event of a
+    /// request sent afterwards is missed. The stream ends when the engine
+    /// closes it.
+    pub(crate) async fn events(mut self, explain: bool) -> Result<BoxStream<'static, Event>> {
+        let path = if explain {
+            "/events?explain=1"
+        } else {
+            "/events"
+        };
+        let request = Request::get(path)
             .header(HOST, "gantry")
             .header(ACCEPT, "text/event-stream")
             .body(Full::default())
@@ -128,13 +134,21 @@ impl Connection {
 }
 
 /// One server-sent event as the renderer wants it. Step events have no
-/// `event:` name; a new kind of event (say, live exec output) gets a name of
-/// its own and an arm here.
-fn decode(sse: sse_stream::Sse) -> Option<StepEvent> {
+/// `event:` name; exec output lines are named `output`; a new kind of event
+/// gets a name of its own and an arm here.
+fn decode(sse: sse_stream::Sse) -> Option<Event> {
     let data = sse.data?;
+    let unreadable = |error: serde_json::Error| {
+        tracing::debug!(%error, "skipping an unreadable event");
+    };
     match sse.event.as_deref() {
         None | Some("message") => serde_json::from_str(&data)
-            .map_err(|error| tracing::debug!(%error, "skipping an unreadable event"))
+            .map(Event::Step)
+            .map_err(unreadable)
+            .ok(),
+        Some("output") => serde_json::from_str(&data)
+            .map(Event::Output)
+            .map_err(unreadable)
             .ok(),
         Some(kind) => {
             tracing::debug!(kind, "skipping an event of an unknown kind");
@@ -160,16 +174,17 @@ mod tests {
     use axum::response::sse::{Event, Sse};
     use axum::routing::{get, post};
 
+    use gantry_core::events::StepEvent;
+
     use super::*;
 
     fn event(name: &str) -> StepEvent {
-        StepEvent {
-            digest: "abc".into(),
-            name: name.into(),
-            state: gantry_core::events::StepState::Running,
-            time: 1.5,
-            detail: None,
-        }
+        let mut event: StepEvent = serde_json::from_value(serde_json::json!({
+            "digest": "abc", "name": name, "state": "running", "time": 1.5, "detail": null,
+        }))
+        .unwrap();
+        event.cache_miss = Some(vec!["new step".into()]);
+        event
     }
 
     /// Serves `app` on a socket in a fresh directory (kept alive by the
@@ -226,15 +241,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_skip_comments_and_unknown_kinds() {
+    async fn events_skip_comments_and_unknown_kinds_and_read_output() {
         let app = axum::Router::new().route(
             "/events",
             get(|| async {
+                let output = serde_json::json!({
+                    "digest": "abc", "stream": "stderr", "lines": ["a line"],
+                });
                 let events = vec![
                     Event::default().comment("gantry events"),
                     Event::default().json_data(event("one")).unwrap(),
                     Event::default().event("later-kind").data("{}"),
                     Event::default().data("not json"),
+                    Event::default().event("output").json_data(output).unwrap(),
                     Event::default().json_data(event("two")).unwrap(),
                 ];
                 Sse::new(futures::stream::iter(events).map(Ok::<_, Infallible>))
@@ -244,11 +263,28 @@ mod tests {
         let events = Connection::open(&socket)
             .await
             .unwrap()
-            .events()
+            .events(false)
             .await
             .unwrap();
-        let names: Vec<String> = events.map(|event| event.name).collect().await;
-        assert_eq!(names, ["one", "two"]);
+        let seen: Vec<String> = events
+            .map(|event| match event {
+                gantry_core::events::Event::Step(step) => {
+                    format!("{} {:?}", step.name, step.cache_miss.unwrap_or_default())
+                }
+                gantry_core::events::Event::Output(output) => {
+                    format!("{:?} {:?}", output.stream, output.lines)
+                }
+            })
+            .collect()
+            .await;
+        assert_eq!(
+            seen,
+            [
+                r#"one ["new step"]"#,
+                r#"Stderr ["a line"]"#,
+                r#"two ["new step"]"#
+            ]
+        );
     }
 
     #[tokio::test]

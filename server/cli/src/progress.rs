@@ -1,22 +1,29 @@
-//! Live progress on stderr for `gantry run`, `gantry query` and (opt-in)
-//! `gantry session`: every step the engine reports (exec, pull, read) as it
-//! is cached, starts, runs, finishes or fails.
+//! Live progress on stderr for `gantry run`, `gantry query`, `gantry call`
+//! and (opt-in) `gantry session`: every step the engine reports (exec, pull,
+//! read) as it is cached, starts, runs, finishes or fails, and the lines a
+//! running exec prints.
 //!
 //! The engine emits each event once (`Engine::events`, also served as
 //! `GET /events` and read by `client.rs`); this module only renders them,
-//! fed by a follower per source of events, either as plain
-//! timestamped lines (CI logs, `--progress=plain`) or as a list redrawn in
-//! place on a terminal. Events never carry environment variables, and exec
-//! output in them was scrubbed of secret values by the engine.
+//! fed by a follower per source of events, either as plain lines (CI logs,
+//! `--progress=plain`: timestamped step lines, and `[step] line` for each
+//! line of output) or as a list redrawn in place on a terminal (the last
+//! lines of output under each running step, gone once it finishes).
+//!
+//! One thread owns the terminal: step lines, exec output and the output of
+//! the command `gantry run` or `gantry call` runs (routed as `Message::Output`,
+//! a whole line at a time) are written only by it, so none lands inside
+//! another's line. Events never carry environment variables, and exec output
+//! in them was scrubbed of secret values by the engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
-use gantry_core::events::{StepEvent, StepState};
+use gantry_core::events::{Event, OutputEvent, StepEvent, StepState};
 use gantry_core::Engine;
 use tokio::sync::{broadcast, oneshot};
 
@@ -44,11 +51,17 @@ pub(crate) struct ProgressArgs {
         env = crate::env::PROGRESS
     )]
     pub(crate) progress: ProgressMode,
+    /// Say why each step that runs missed the cache (what changed since
+    /// the nearest earlier run of its command)
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
 }
 
 /// What the renderer shows.
 pub(crate) enum Message {
     Step(StepEvent),
+    /// Lines a running exec printed.
+    Lines(OutputEvent),
     /// Output of the command `gantry run` runs, when it is routed through
     /// the renderer so it does not tear the in-place list.
     Output(Stream, Vec<u8>),
@@ -70,13 +83,15 @@ enum Style {
 /// The renderer: a thread that owns stderr's progress output.
 pub(crate) struct Progress {
     style: Option<Style>,
+    /// Whether cache misses are explained (`--explain-cache`).
+    explain: bool,
     sender: mpsc::Sender<Message>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Progress {
-    pub(crate) fn start(mode: ProgressMode) -> Self {
-        let style = match mode {
+    pub(crate) fn start(args: &ProgressArgs) -> Self {
+        let style = match args.progress {
             ProgressMode::Quiet => None,
             ProgressMode::Plain => Some(Style::Plain),
             ProgressMode::Tty => Some(Style::Tty),
@@ -100,17 +115,24 @@ impl Progress {
         });
         Self {
             style,
+            explain: args.explain_cache,
             sender,
             thread,
         }
     }
 
-    /// Whether steps are drawn in place (and a command's terminal output
-    /// should go through `sender`).
+    /// Whether the engine is asked to explain cache misses.
+    pub(crate) fn explains(&self) -> bool {
+        self.explain && self.style.is_some()
+    }
+
+    /// Whether steps are drawn in place.
     pub(crate) fn is_tty(&self) -> bool {
         self.style == Some(Style::Tty)
     }
 
+    /// Where a command's output goes so that it never interleaves with
+    /// progress mid-line; `None` when nothing is shown.
     pub(crate) fn sender(&self) -> Option<mpsc::Sender<Message>> {
         self.style.map(|_| self.sender.clone())
     }
@@ -122,7 +144,8 @@ impl Progress {
 
     /// Shows the events of an engine in this process.
     pub(crate) fn follow_engine(&self, engine: &Engine) -> Option<Follower> {
-        let events = futures::stream::unfold(engine.events().subscribe(), |mut receiver| async {
+        let subscription = engine.events().subscribe().explaining(self.explains());
+        let events = futures::stream::unfold(subscription, |mut receiver| async {
             loop {
                 match receiver.recv().await {
                     Ok(event) => return Some((event, receiver)),
@@ -140,15 +163,11 @@ impl Progress {
     /// stream, see `client.rs`). Those travel on a connection of their own,
     /// so they can trail the answer they belong to: once stopped, the
     /// follower still waits for events that arrive close together.
-    pub(crate) fn follow_remote(&self, events: BoxStream<'static, StepEvent>) -> Option<Follower> {
+    pub(crate) fn follow_remote(&self, events: BoxStream<'static, Event>) -> Option<Follower> {
         self.follow(events, TRAILING_EVENTS_QUIET)
     }
 
-    fn follow(
-        &self,
-        events: BoxStream<'static, StepEvent>,
-        trailing: Duration,
-    ) -> Option<Follower> {
+    fn follow(&self, events: BoxStream<'static, Event>, trailing: Duration) -> Option<Follower> {
         let sender = self.sender()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(forward(events, sender, stopped, trailing));
@@ -210,7 +229,7 @@ const TRAILING_EVENTS_MAX: Duration = Duration::from_secs(1);
 /// most `TRAILING_EVENTS_MAX`). A source that showed no event at all has
 /// nothing trailing: the work ran no step (all answered from memory).
 async fn forward(
-    mut events: BoxStream<'static, StepEvent>,
+    mut events: BoxStream<'static, Event>,
     sender: mpsc::Sender<Message>,
     mut stopped: oneshot::Receiver<()>,
     trailing: Duration,
@@ -223,7 +242,7 @@ async fn forward(
             event = events.next() => match event {
                 Some(event) => {
                     seen_any = true;
-                    if sender.send(Message::Step(event)).is_err() {
+                    if sender.send(message(event)).is_err() {
                         return;
                     }
                 }
@@ -245,9 +264,16 @@ async fn forward(
                 .flatten()
         };
         let Some(event) = event else { return };
-        if sender.send(Message::Step(event)).is_err() || Instant::now() >= deadline {
+        if sender.send(message(event)).is_err() || Instant::now() >= deadline {
             return;
         }
+    }
+}
+
+fn message(event: Event) -> Message {
+    match event {
+        Event::Step(step) => Message::Step(step),
+        Event::Output(output) => Message::Lines(output),
     }
 }
 
@@ -266,6 +292,7 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
             while let Ok(message) = receiver.recv() {
                 match message {
                     Message::Step(event) => view.step(&event),
+                    Message::Lines(output) => view.lines(&output),
                     Message::Output(stream, bytes) => write_stream(stream, &bytes),
                     Message::Finish => break,
                 }
@@ -276,6 +303,7 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
             loop {
                 match receiver.recv_timeout(TICK) {
                     Ok(Message::Step(event)) => view.step(&event),
+                    Ok(Message::Lines(output)) => view.lines(&output),
                     Ok(Message::Output(stream, bytes)) => view.output(stream, &bytes),
                     Ok(Message::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(mpsc::RecvTimeoutError::Timeout) => view.redraw(""),
@@ -358,19 +386,91 @@ fn one_line(text: &str, max: usize) -> String {
     out
 }
 
-/// When each running step started, by digest.
+/// The longest step label an output line starts with (`[label] line`).
+const LABEL_MAX: usize = 40;
+/// The longest line of a step's output a plain line shows.
+const OUTPUT_LINE_MAX: usize = 4000;
+
+/// How output lines name their step: its name without the `exec ` of
+/// commands, on one short line.
+fn step_label(name: &str) -> String {
+    one_line(name.strip_prefix("exec ").unwrap_or(name), LABEL_MAX)
+}
+
+/// A line of a command's output as text that cannot move the cursor:
+/// colour codes (`ESC [ … m`) dropped, tabs kept, other control characters
+/// escaped; cut to `max` characters.
+fn output_text(line: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut chars = line.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '\x1b' && chars.peek() == Some(&'[') {
+            let params = chars
+                .clone()
+                .skip(1)
+                .take_while(|c| c.is_ascii_digit() || *c == ';')
+                .count();
+            if chars.clone().nth(1 + params) == Some('m') {
+                // Consumes `[`, the parameters and `m`.
+                chars.nth(params + 1);
+                continue;
+            }
+        }
+        let piece = match ch {
+            '\t' => "\t".to_owned(),
+            ch if ch.is_control() => ch.escape_default().to_string(),
+            ch => ch.to_string(),
+        };
+        let width = piece.chars().count();
+        if count + width > max {
+            out.push('…');
+            break;
+        }
+        count += width;
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// The lines of a cache miss's explanation, if the event has one.
+fn miss_lines(event: &StepEvent) -> &[String] {
+    event.cache_miss.as_deref().unwrap_or_default()
+}
+
+/// When each running step started, and its label, by digest.
 #[derive(Debug, Default)]
 struct PlainView {
     started: HashMap<String, f64>,
+    labels: HashMap<String, String>,
 }
 
 impl PlainView {
+    /// `[label] line` for each line of a running step's output.
+    fn lines(&mut self, output: &OutputEvent) {
+        let label = self
+            .labels
+            .get(&output.digest)
+            .cloned()
+            .unwrap_or_else(|| output.digest.clone());
+        let mut text = String::new();
+        for line in &output.lines {
+            text.push_str(&format!(
+                "[{label}] {}\n",
+                output_text(line, OUTPUT_LINE_MAX)
+            ));
+        }
+        write_stderr(&text);
+    }
+
     fn step(&mut self, event: &StepEvent) {
         let elapsed = |started: Option<f64>| started.map(|t| duration(event.time - t));
         let label = match event.state {
             StepState::Cached => "cached".to_owned(),
             StepState::Running => {
                 self.started.insert(event.digest.clone(), event.time);
+                self.labels
+                    .insert(event.digest.clone(), step_label(&event.name));
                 "running".to_owned()
             }
             StepState::Done => match elapsed(self.started.remove(&event.digest)) {
@@ -387,10 +487,16 @@ impl PlainView {
             clock(event.time),
             one_line(&event.name, PLAIN_NAME_MAX)
         );
+        for reason in miss_lines(event) {
+            text.push_str(&format!("    miss: {}\n", one_line(reason, PLAIN_NAME_MAX)));
+        }
         if event.state == StepState::Failed {
             for line in detail_lines(event) {
-                text.push_str(&format!("    | {}\n", one_line(line, PLAIN_NAME_MAX)));
+                text.push_str(&format!("    | {}\n", output_text(line, PLAIN_NAME_MAX)));
             }
+        }
+        if matches!(event.state, StepState::Done | StepState::Failed) {
+            self.labels.remove(&event.digest);
         }
         write_stderr(&text);
     }
@@ -414,7 +520,16 @@ struct RunningStep {
     digest: String,
     name: String,
     since: f64,
+    /// Its last lines of output (at most `LIVE_LINES`).
+    lines: VecDeque<String>,
 }
+
+/// How many lines of output the list shows under a running step (fewer
+/// when many steps run and the screen is short).
+const LIVE_LINES: usize = 5;
+/// The least time between redraws caused by output (a chatty command must
+/// not turn into a flood of escape sequences).
+const OUTPUT_REDRAW: Duration = Duration::from_millis(50);
 
 /// Finished steps are printed once, above a block of running steps that is
 /// redrawn in place (cursor up, clear to the end of the screen). Lines are
@@ -422,12 +537,22 @@ struct RunningStep {
 struct TtyView {
     running: Vec<RunningStep>,
     drawn: usize,
+    last_draw: Instant,
     color: bool,
     frame: usize,
     began: Instant,
     done: usize,
     cached: usize,
     failed: usize,
+}
+
+/// How many lines of output fit under each of `running` steps in `room`
+/// rows.
+fn live_lines(room: usize, running: usize) -> usize {
+    if running == 0 {
+        return 0;
+    }
+    (room / running).saturating_sub(1).min(LIVE_LINES)
 }
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -437,6 +562,7 @@ impl TtyView {
         Self {
             running: Vec::new(),
             drawn: 0,
+            last_draw: Instant::now(),
             color: std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
             frame: 0,
             began: Instant::now(),
@@ -480,8 +606,21 @@ impl TtyView {
                     digest: event.digest.clone(),
                     name: event.name.clone(),
                     since: event.time,
+                    lines: VecDeque::new(),
                 });
-                self.redraw("");
+                let mut above = String::new();
+                if !miss_lines(event).is_empty() {
+                    above = format!(
+                        "{} {name} {}\n",
+                        self.paint("33", "↻"),
+                        self.paint("33", "CACHE MISS")
+                    );
+                    for reason in miss_lines(event) {
+                        let reason = one_line(reason, cols.saturating_sub(5).max(10));
+                        above.push_str(&format!("  {} {reason}\n", self.paint("2", "│")));
+                    }
+                }
+                self.redraw(&above);
                 return;
             }
             StepState::Cached => {
@@ -509,7 +648,7 @@ impl TtyView {
                     self.paint("31", "FAILED")
                 );
                 for line in detail_lines(event) {
-                    let line = one_line(line, cols.saturating_sub(5).max(10));
+                    let line = output_text(line, cols.saturating_sub(5).max(10));
                     text.push_str(&format!("  {} {line}\n", self.paint("2", "│")));
                 }
                 text
@@ -525,10 +664,11 @@ impl TtyView {
         out.push_str(above);
         self.frame = (self.frame + 1) % SPINNER.len();
         let room = rows.saturating_sub(2).max(1);
+        let live = live_lines(room, self.running.len());
         let now = now();
         let mut drawn = 0;
         for (index, step) in self.running.iter().enumerate() {
-            if index + 1 == room && self.running.len() > room {
+            if drawn + 2 > room && self.running.len() > index + 1 {
                 let more = self.running.len() - index;
                 out.push_str(&format!("  … and {more} more running\n"));
                 drawn += 1;
@@ -542,8 +682,22 @@ impl TtyView {
                 self.paint("2", &elapsed)
             ));
             drawn += 1;
+            for line in step
+                .lines
+                .iter()
+                .skip(step.lines.len().saturating_sub(live))
+            {
+                let line = output_text(line, cols.saturating_sub(5).max(10));
+                out.push_str(&format!(
+                    "  {} {}\n",
+                    self.paint("2", "│"),
+                    self.paint("2", &line)
+                ));
+                drawn += 1;
+            }
         }
         self.drawn = drawn;
+        self.last_draw = Instant::now();
         if !out.is_empty() {
             write_stderr(&out);
         }
@@ -557,6 +711,26 @@ impl TtyView {
             String::new()
         } else {
             format!("\r\x1b[{drawn}A\x1b[J")
+        }
+    }
+
+    /// Keeps a running step's last lines; redraws unless it just did.
+    fn lines(&mut self, output: &OutputEvent) {
+        let Some(step) = self
+            .running
+            .iter_mut()
+            .find(|step| step.digest == output.digest)
+        else {
+            return;
+        };
+        for line in &output.lines {
+            if step.lines.len() == LIVE_LINES {
+                step.lines.pop_front();
+            }
+            step.lines.push_back(line.clone());
+        }
+        if self.last_draw.elapsed() >= OUTPUT_REDRAW {
+            self.redraw("");
         }
     }
 
@@ -599,13 +773,11 @@ mod tests {
     use super::*;
 
     fn event(state: StepState) -> StepEvent {
-        StepEvent {
-            digest: "abc".into(),
-            name: "exec echo hi".into(),
-            state,
-            time: 1.5,
-            detail: None,
-        }
+        let digest = gantry_core::Digest::of_bytes(b"abc");
+        let mut event = StepEvent::new(&digest, "exec echo hi".into(), state);
+        event.digest = "abc".into();
+        event.time = 1.5;
+        event
     }
 
     /// Runs `forward` over a channel: `before` is sent before the stop,
@@ -618,7 +790,7 @@ mod tests {
         for name in before {
             let mut step = event(StepState::Running);
             step.name = (*name).into();
-            events_tx.unbounded_send(step).unwrap();
+            events_tx.unbounded_send(Event::Step(step)).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         stop.send(()).unwrap();
@@ -626,7 +798,7 @@ mod tests {
         for name in after {
             let mut step = event(StepState::Done);
             step.name = (*name).into();
-            let _ = events_tx.unbounded_send(step);
+            let _ = events_tx.unbounded_send(Event::Step(step));
         }
         task.await.unwrap();
         receiver
@@ -660,6 +832,24 @@ mod tests {
     fn names_stay_on_one_line() {
         assert_eq!(one_line("sh -c a\nb\x1b[2J", 100), "sh -c a\\nb\\u{1b}[2J");
         assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn output_lines_keep_tabs_and_lose_colours_and_control_characters() {
+        assert_eq!(
+            output_text("\x1b[1;31mred\x1b[0m\tok\x07\x1b[2J", 100),
+            "red\tok\\u{7}\\u{1b}[2J"
+        );
+        assert_eq!(output_text("abcdef", 3), "abc…");
+        assert_eq!(step_label("exec go test ./..."), "go test ./...");
+    }
+
+    #[test]
+    fn live_lines_shrink_when_many_steps_run() {
+        assert_eq!(live_lines(28, 1), LIVE_LINES);
+        assert_eq!(live_lines(28, 7), 3);
+        assert_eq!(live_lines(28, 30), 0);
+        assert_eq!(live_lines(28, 0), 0);
     }
 
     #[test]

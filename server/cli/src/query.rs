@@ -78,7 +78,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
     }
     let socket = crate::serve::socket_path(args.socket.as_deref());
     let workdir = std::env::current_dir().context("while reading the current directory")?;
-    let progress = Progress::start(args.progress.progress);
+    let progress = Progress::start(&args.progress);
     // A running engine answers when one listens on the socket.
     let running = if args.in_process {
         None
@@ -170,7 +170,8 @@ async fn follow_running(progress: &Progress, socket: &Path) -> Option<Follower> 
     if progress.is_quiet() {
         return None;
     }
-    let events = async { Connection::open(socket).await?.events().await };
+    let explain = progress.explains();
+    let events = async { Connection::open(socket).await?.events(explain).await };
     match events.await {
         Ok(events) => progress.follow_remote(events),
         Err(error) => {

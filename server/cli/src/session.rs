@@ -122,7 +122,7 @@ pub(crate) struct RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let workdir = std::env::current_dir().context("while reading the current directory")?;
-    let progress = Progress::start(args.progress.progress);
+    let progress = Progress::start(&args.progress);
     let session = start_session(&args.engine, workdir).await?;
     let follower = progress.follow_engine(&session.engine);
     let port = session.port.to_string();
@@ -135,15 +135,19 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         .env(env::DAGGER_SESSION_PORT, &port)
         .env(env::DAGGER_SESSION_TOKEN, &session.token)
         .env(env::SOCKET, session.socket.path());
-    // On a terminal, the command's terminal output goes through the progress
-    // renderer, which prints it above the steps it redraws in place.
-    let routed = progress.sender().filter(|_| progress.is_tty());
+    // The command's stderr (and its stdout on a terminal) goes through the
+    // progress renderer a line at a time, so that progress never lands
+    // inside one of its lines (on a terminal, above the steps redrawn in
+    // place). Its stdout elsewhere (a file, a pipe) stays as it is.
+    let routed = progress.sender();
     if let Some(sender) = &routed {
-        let url = format!(
-            "gantry: GraphiQL for this run: http://127.0.0.1:{port}/?token={}\n",
-            session.token
-        );
-        let _ = sender.send(Message::Output(Stream::Stderr, url.into_bytes()));
+        if progress.is_tty() {
+            let url = format!(
+                "gantry: GraphiQL for this run: http://127.0.0.1:{port}/?token={}\n",
+                session.token
+            );
+            let _ = sender.send(Message::Output(Stream::Stderr, url.into_bytes()));
+        }
         if std::io::stdout().is_terminal() {
             command.stdout(Stdio::piped());
         }
@@ -259,7 +263,10 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         .ok()
         .and_then(|value| <ProgressMode as clap::ValueEnum>::from_str(&value, true).ok())
         .unwrap_or(ProgressMode::Quiet);
-    let progress = Progress::start(mode);
+    let progress = Progress::start(&ProgressArgs {
+        progress: mode,
+        explain_cache: false,
+    });
     let session = start_session(&engine_args, workdir).await?;
     let follower = progress.follow_engine(&session.engine);
     let line = serde_json::json!({ "port": session.port, "session_token": session.token });

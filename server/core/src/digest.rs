@@ -175,6 +175,9 @@ domains! {
     EnvFile = "envFile",
     /// A JSON value's content key: its compact serialisation.
     JsonValue = "jsonValue",
+    /// The key of the record of a command line's earlier runs (cache
+    /// explanations), from the command line.
+    StepRuns = "stepRuns",
 }
 
 /// Writes typed, length-prefixed fields into a sha256 state.
@@ -309,7 +312,7 @@ mod tests {
 
     /// Each domain's tag as the string literals before `Domain` existed
     /// wrote it: `Encoder::new(tag).str("x")`, computed by that code.
-    const DOMAIN_PINS: [(&str, &str); 20] = [
+    const DOMAIN_PINS: [(&str, &str); 21] = [
         (
             "op",
             "b4b6a71e9a6819e0d8b64dd67bbfc1b98cc45f7d348d639f758adba8c848104a",
@@ -389,6 +392,10 @@ mod tests {
         (
             "jsonValue",
             "efb2d3911d4c7e25f5e250f767b386b2b8a172b522130471a97024a0d2fd79f6",
+        ),
+        (
+            "stepRuns",
+            "2b724591e51cb8f549620685c1d0b4fd9f9b8d768923a7485b8b2237b174e9e3",
         ),
     ];
 

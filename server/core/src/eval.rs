@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::digest::{Digest, Domain, Encoder};
 use crate::envfile::EnvFile;
 use crate::error::Result;
+use crate::history::StepInputs;
 use crate::tree::Tree;
 use crate::value::{
     ChangesetValue, ContainerState, FileValue, GitRefValue, GitRepositoryValue, Kind, ServiceValue,
@@ -116,7 +117,14 @@ impl<'a> Subgraph<'a> {
             .collect();
         let inputs = Inputs::new(inputs);
         let key = encode_op(O::TAG, &op, Domain::Key, &mut |digest| inputs.key(digest));
-        let call = Call { node, key, inputs };
+        // A subgraph's steps have no named inputs for cache explanations:
+        // a miss of one is explained as a new step.
+        let call = Call {
+            node,
+            key,
+            inputs,
+            step: None,
+        };
         let value = op.evaluate(self.cx, &call).await?;
         self.values.insert(node, value);
         Ok(node)
@@ -199,6 +207,9 @@ pub(crate) struct Call {
     /// The node's cache key: the op over its inputs' content keys.
     pub(crate) key: Digest,
     pub(crate) inputs: Inputs,
+    /// For execs: what the cache key covers, named (cache explanations,
+    /// the image in progress events).
+    pub(crate) step: Option<Arc<StepInputs>>,
 }
 
 impl Call {

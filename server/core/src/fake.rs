@@ -1,7 +1,9 @@
 //! `FakeRuntime`: an in-memory runtime for solver tests. It counts calls and
 //! interprets a tiny command language instead of running anything:
-//! `echo WORDS…` prints, `fail N` exits N, `sleep-ms N` waits, and any
-//! other command prints its own arguments.
+//! `echo WORDS…` prints, `fail N` exits N (`fail-loud N` printing first), `sleep-ms N` waits, `pieces
+//! A B…` prints each word as a separate write (no separators), and any
+//! other command prints its own arguments. Output goes to the spec's
+//! `OutputSink` as well, as a runtime streams it.
 //!
 //! Services (`start_container`) speak their own: `serve PORT…` listens on
 //! each TCP port at a loopback address of its own until signalled,
@@ -20,8 +22,9 @@ use futures::FutureExt as _;
 use tokio::sync::watch;
 
 use crate::runtime::{
-    ContainerControl, ContainerExit, ExecOutput, ExecSpec, ImageConfig, NetworkSpec, PulledImage,
-    RegistryAuth, RootfsSpec, Runtime, RuntimeError, StartedContainer, StepNetworkListener,
+    ContainerControl, ContainerExit, ExecOutput, ExecSpec, ImageConfig, NetworkSpec, OutputStream,
+    PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError, StartedContainer,
+    StepNetworkListener,
 };
 
 #[derive(Default)]
@@ -127,10 +130,19 @@ impl Runtime for FakeRuntime {
             .expect("not poisoned")
             .push((spec.env.clone(), spec.secret_env.clone()));
         let args = spec.args;
+        if args.first().map(String::as_str) == Some("pieces") {
+            for piece in &args[1..] {
+                spec.output.write(OutputStream::Stdout, piece.as_bytes());
+            }
+        }
         let (stdout, exit_code) = match args.first().map(String::as_str) {
             Some("echo") => (format!("{}\n", args[1..].join(" ")), 0),
             Some("fail") => (
                 String::new(),
+                args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1),
+            ),
+            Some("fail-loud") => (
+                "about to fail\n".to_owned(),
                 args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1),
             ),
             Some("sleep-ms") => {
@@ -139,8 +151,13 @@ impl Runtime for FakeRuntime {
                 (String::new(), 0)
             }
             Some("printenv") => (format!("{}\n", env.join("\n")), 0),
+            Some("pieces") => (args[1..].concat(), 0),
             _ => (args.join(" "), 0),
         };
+        if args.first().map(String::as_str) != Some("pieces") {
+            spec.output.write(OutputStream::Stdout, stdout.as_bytes());
+        }
+        spec.output.write(OutputStream::Stderr, b"fake stderr\n");
         self.running.fetch_sub(1, Ordering::SeqCst);
         let stderr = b"fake stderr\n".to_vec();
         let combined = [stdout.as_bytes(), &stderr].concat();

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -238,6 +239,9 @@ pub struct ExecSpec {
     pub user: String,
     /// Written to the process's stdin, which is then closed. `None`: no stdin.
     pub stdin: Option<Bytes>,
+    /// Receives the command's output as it is produced (raw, unscrubbed:
+    /// the solver scrubs it), besides `ExecOutput` collecting all of it.
+    pub output: OutputSink,
     pub mounts: Vec<BindMount>,
     /// `tmpfs` mounts.
     pub tmpfs: Vec<Tmpfs>,
@@ -329,6 +333,48 @@ pub struct StepNetworkListener {
 /// dropped, and `stdout`/`stderr` refuse to answer rather than return part
 /// of it (redirect the stream to a file and export that instead).
 pub const OUTPUT_CAP: usize = 64 << 20;
+/// Which output stream of a command bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a runtime sends a command's output while it runs: a callback the
+/// solver installs, called with each piece as it arrives (pieces split
+/// anywhere, even inside a line or a character). It must be cheap and
+/// must not block; the default sends nowhere.
+#[derive(Clone, Default)]
+pub struct OutputSink(Option<Arc<OutputWrite>>);
+
+/// The callback behind an `OutputSink`.
+type OutputWrite = dyn Fn(OutputStream, &[u8]) + Send + Sync;
+
+impl OutputSink {
+    pub fn new(write: impl Fn(OutputStream, &[u8]) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(write)))
+    }
+
+    /// Hands one piece of output on.
+    pub fn write(&self, stream: OutputStream, bytes: &[u8]) {
+        if let Some(write) = &self.0 {
+            if !bytes.is_empty() {
+                write(stream, bytes);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OutputSink(..)"
+        } else {
+            "OutputSink(none)"
+        })
+    }
+}
 
 /// The outcome of a command that ran (any exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,8 +430,9 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<PulledImage, RuntimeError>;
 
     /// Runs one command in a fresh container built from `spec.rootfs`, waits
-    /// for it, commits its filesystem under `spec.commit_tag` and removes the
-    /// container. A non-zero exit code is a successful `ExecOutput`.
+    /// for it (sending its output to `spec.output` as it comes), commits its
+    /// filesystem under `spec.commit_tag` and removes the container. A
+    /// non-zero exit code is a successful `ExecOutput`.
     async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError>;
 
     /// Reads `path` (absolute) from a root filesystem as a tar archive. A

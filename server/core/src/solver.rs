@@ -12,6 +12,7 @@
 //! independent inputs are evaluated concurrently. Each op evaluates itself
 //! (`ops/`) in a `Context`; the engine owns the DAG and dispatches.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +25,8 @@ use crate::digest::Digest;
 use crate::envfile::EnvFile;
 use crate::error::{Error, Result};
 use crate::eval::{Call, Inputs};
-use crate::events::EventSink;
+use crate::events::{exec_name, EventSink};
+use crate::history::{InputKind, StepInput, StepInputs};
 use crate::inflight::InFlight;
 use crate::launch;
 use crate::lookup::Stat;
@@ -60,6 +62,73 @@ pub struct Engine {
     nodes: DashMap<Digest, Arc<Node>>,
     persisted: DashSet<Digest>,
     values: InFlight<Digest, Value, Error>,
+    /// The named inputs of exec nodes, by node digest (`step_inputs`).
+    steps: DashMap<Digest, Arc<StepInputs>>,
+}
+
+/// An op as an input of a step: named, with a digest of what it holds,
+/// and whether the walk stops there (a leaf).
+fn name_input(op: &Op, value: &Value) -> (StepInput, bool) {
+    let input = |kind, name: &str, digest| StepInput {
+        kind,
+        name: name.to_owned(),
+        digest,
+        detail: None,
+    };
+    match (op, value) {
+        (Op::WithExec(_), Value::Container(state)) => {
+            let cmd = state.exec.as_ref().map(|exec| exec.cmd.clone());
+            let name = exec_name(&cmd.unwrap_or_default());
+            (input(InputKind::Upstream, &name, value.key()), true)
+        }
+        (Op::FromImage(from), Value::Container(state)) => {
+            let mut named = input(InputKind::Image, &from.address, value.key());
+            named.detail.clone_from(&state.image_ref);
+            (named, false)
+        }
+        (Op::HostDirectory(host), _) => {
+            let mut name = host.path.clone();
+            for (label, patterns) in [("include", &host.include), ("exclude", &host.exclude)] {
+                if !patterns.is_empty() {
+                    name.push_str(&format!(" ({label} {})", patterns.join(", ")));
+                }
+            }
+            (input(InputKind::HostDirectory, &name, host.content), true)
+        }
+        (Op::HostFile(host), _) => (input(InputKind::HostFile, &host.path, host.content), true),
+        (Op::Secret(secret), _) => (input(InputKind::Secret, &secret.name, secret.mac), true),
+        (Op::CacheVolume(volume), _) => (
+            input(InputKind::CacheVolume, &volume.key, value.key()),
+            true,
+        ),
+        (Op::WithEnvVariable(env), _) => {
+            let digest = Digest::of_bytes(env.value.as_bytes());
+            (input(InputKind::Env, &env.name, digest), false)
+        }
+        _ => (own_fields(op), false),
+    }
+}
+
+/// Any op as a `Call` input: its tag (and the path or name it acts on),
+/// with a digest of its own fields (not its inputs).
+fn own_fields(op: &Op) -> StepInput {
+    let mut name = op.tag().to_owned();
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(op) {
+        let target = ["path", "name", "address"]
+            .iter()
+            .find_map(|field| fields.get(*field).and_then(serde_json::Value::as_str));
+        if let Some(target) = target {
+            name.push(' ');
+            name.push_str(target);
+        }
+    }
+    let placeholder = Digest::of_bytes(b"");
+    StepInput {
+        kind: InputKind::Call,
+        name,
+        digest: op.key_with(&mut |_| placeholder),
+        detail: None,
+    }
 }
 
 impl Engine {
@@ -69,6 +138,7 @@ impl Engine {
             nodes: DashMap::new(),
             persisted: DashSet::new(),
             values: InFlight::default(),
+            steps: DashMap::new(),
         }
     }
 
@@ -249,11 +319,53 @@ impl Engine {
         let values = try_join_all(digests.iter().map(|input| self.evaluate(*input))).await?;
         let inputs = Inputs::new(digests.into_iter().zip(values).collect());
         let key = node.op.key_with(&mut |input| inputs.key(input));
+        let step = matches!(node.op, Op::WithExec(_)).then(|| self.step_inputs(node));
         Ok(Call {
             node: node.digest,
             key,
             inputs,
+            step,
         })
+    }
+
+    /// What exec node `node`'s cache key covers, named for people (see
+    /// `history`): a walk of its recipe, parents first, that stops at what
+    /// enters a key from outside (images, host reads, secrets) and at
+    /// upstream execs, which have inputs of their own. Its inputs must have
+    /// been evaluated. Walked once per node.
+    fn step_inputs(&self, node: &Node) -> Arc<StepInputs> {
+        if let Some(found) = self.steps.get(&node.digest) {
+            return found.clone();
+        }
+        let mut step = StepInputs::default();
+        step.inputs.push(own_fields(&node.op));
+        let mut base_found = false;
+        let mut seen = HashSet::new();
+        let mut stack: Vec<Digest> = node.op.inputs().into_iter().rev().collect();
+        while let Some(digest) = stack.pop() {
+            if !seen.insert(digest) {
+                continue;
+            }
+            let (Ok(input), Some(value)) = (self.node(&digest), self.values.get(&digest)) else {
+                continue;
+            };
+            let (named, leaf) = name_input(&input.op, &value);
+            if !base_found && matches!(named.kind, InputKind::Image | InputKind::Upstream) {
+                // The first base on the parent chain is the step's image.
+                base_found = true;
+                step.image = match named.kind {
+                    InputKind::Image => Some(named.name.clone()),
+                    _ => self.step_inputs(&input).image.clone(),
+                };
+            }
+            step.inputs.push(named);
+            if !leaf {
+                stack.extend(input.op.inputs().into_iter().rev());
+            }
+        }
+        let step = Arc::new(step);
+        self.steps.insert(node.digest, step.clone());
+        step
     }
 
     pub async fn container(&self, digest: Digest) -> Result<Arc<ContainerState>> {

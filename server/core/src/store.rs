@@ -41,16 +41,21 @@ pub enum RecordKind {
     /// `Domain::GitTree` key), what an HTTP URL answered (by
     /// `Domain::HttpCache` key).
     Fetch,
+    /// The inputs of a command line's last runs, by the command line
+    /// (`history`), so a cache miss can say what changed. Rewritten on
+    /// each miss of that command.
+    StepRuns,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Exec,
         RecordKind::PathRead,
         RecordKind::HostTree,
         RecordKind::HostIndex,
         RecordKind::Recipe,
         RecordKind::Fetch,
+        RecordKind::StepRuns,
     ];
 }
 

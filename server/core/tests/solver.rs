@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gantry_core::events::{Event, StepState};
 use gantry_core::fake::FakeRuntime;
 use gantry_core::ops::{self, ExecArgs, Expect, Sharing};
+use gantry_core::runtime::OutputStream;
 use gantry_core::store::{MemoryStore, RecordKind, Store};
 use gantry_core::{Digest, Engine, EngineOptions, Error};
 
@@ -45,6 +47,27 @@ fn base(engine: &Engine) -> Digest {
         .add(ops::FromImage {
             parent: scratch,
             address: "127.0.0.1:5000/busybox".into(),
+        })
+        .digest
+}
+
+fn env_var(engine: &Engine, parent: Digest, name: &str, value: &str) -> Digest {
+    engine
+        .add(ops::WithEnvVariable {
+            parent,
+            name: name.into(),
+            value: value.into(),
+            expand: false,
+        })
+        .digest
+}
+
+fn secret_var(engine: &Engine, parent: Digest, name: &str, secret: Digest) -> Digest {
+    engine
+        .add(ops::WithSecretVariable {
+            parent,
+            name: name.into(),
+            secret,
         })
         .digest
 }
@@ -397,21 +420,8 @@ async fn cache_volume_owner_names_are_looked_up_in_the_container() {
 async fn secret_variables_travel_apart_from_the_plain_environment() {
     let (engine, runtime, _) = new_engine();
     let secret = engine.set_secret("token", "s3cr3t");
-    let plain = engine
-        .add(ops::WithEnvVariable {
-            parent: base(&engine),
-            name: "TOKEN".into(),
-            value: "plain".into(),
-            expand: false,
-        })
-        .digest;
-    let with_secret = engine
-        .add(ops::WithSecretVariable {
-            parent: plain,
-            name: "TOKEN".into(),
-            secret: secret.digest,
-        })
-        .digest;
+    let plain = env_var(&engine, base(&engine), "TOKEN", "plain");
+    let with_secret = secret_var(&engine, plain, "TOKEN", secret.digest);
     stdout(&engine, exec(&engine, with_secret, &["printenv"]))
         .await
         .unwrap();
@@ -486,4 +496,127 @@ async fn timestamps_change_a_directorys_key_but_not_its_digest() {
         "no timestamps: the key is the digest"
     );
     assert_ne!(plain_key, stamped_key);
+}
+
+/// Every event of `subscription` queued so far.
+fn drain(subscription: &mut gantry_core::events::Subscription) -> Vec<Event> {
+    std::iter::from_fn(|| subscription.try_recv().ok()).collect()
+}
+
+#[tokio::test]
+async fn output_streams_as_lines_and_a_secret_split_across_writes_never_shows() {
+    let (engine, _, _) = new_engine();
+    let mut subscription = engine.events().subscribe();
+    let secret = engine.set_secret("token", "s3cr3t-value");
+    let with_secret = secret_var(&engine, base(&engine), "TOKEN", secret.digest);
+    // `pieces` writes each argument separately: the value arrives in three.
+    let step = exec(
+        &engine,
+        with_secret,
+        &["pieces", "first line\nkey=s3c", "r3t-v", "alue end\nlast"],
+    );
+    stdout(&engine, step).await.unwrap();
+    let mut lines = Vec::new();
+    let mut states = Vec::new();
+    for event in drain(&mut subscription) {
+        match event {
+            Event::Output(output) => {
+                lines.extend(output.lines.into_iter().map(|l| (output.stream, l)))
+            }
+            Event::Step(step) if step.name.starts_with("exec") => {
+                states.push((step.state, step.exit_code))
+            }
+            Event::Step(_) => {}
+        }
+    }
+    assert_eq!(
+        lines,
+        [
+            (OutputStream::Stdout, "first line".to_owned()),
+            (OutputStream::Stdout, "key=*** end".to_owned()),
+            (OutputStream::Stderr, "fake stderr".to_owned()),
+            // An unfinished line comes when the command ends.
+            (OutputStream::Stdout, "last".to_owned()),
+        ]
+    );
+    assert_eq!(
+        states,
+        [(StepState::Running, None), (StepState::Done, Some(0))]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_detail_holds_both_streams() {
+    let (engine, _, _) = new_engine();
+    let mut subscription = engine.events().subscribe();
+    let step = exec(&engine, base(&engine), &["fail-loud", "3"]);
+    stdout(&engine, step).await.unwrap_err();
+    let failed = drain(&mut subscription)
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Step(step) if step.state == StepState::Failed => Some(step),
+            _ => None,
+        })
+        .expect("a failed event");
+    assert_eq!(failed.exit_code, Some(3));
+    assert_eq!(failed.detail.as_deref(), Some("about to fail\nfake stderr"));
+}
+
+/// The cache-miss explanation an engine on `store` gives for `printenv`
+/// run with `FLAVOUR=flavour` and secret `token`.
+async fn explained(store: Arc<MemoryStore>, flavour: &str, token: &str) -> Option<Vec<String>> {
+    let engine = engine_with(Arc::new(FakeRuntime::default()), store);
+    let mut subscription = engine.events().subscribe().explaining(true);
+    let secret = engine.set_secret("token", token);
+    let env = env_var(&engine, base(&engine), "FLAVOUR", flavour);
+    let with_secret = secret_var(&engine, env, "TOKEN", secret.digest);
+    stdout(&engine, exec(&engine, with_secret, &["printenv"]))
+        .await
+        .unwrap();
+    drain(&mut subscription)
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Step(step)
+                if step.state == StepState::Running && step.name.starts_with("exec") =>
+            {
+                Some(step.cache_miss)
+            }
+            _ => None,
+        })
+        .expect("the step ran")
+}
+
+#[tokio::test]
+async fn a_cache_miss_names_what_changed_and_never_a_value() {
+    let store = Arc::new(MemoryStore::default());
+    let first = explained(store.clone(), "vanilla", "hunter2-old").await;
+    assert_eq!(first.unwrap(), ["new step: no earlier run of this command"]);
+    let second = explained(store.clone(), "chocolate", "hunter2-new")
+        .await
+        .unwrap();
+    assert_eq!(second[0], "compared with the run 0s ago:");
+    assert_eq!(
+        second[1..],
+        [
+            "  env var FLAVOUR changed",
+            "  secret token changed (its value)"
+        ]
+    );
+    // Values are not named (the store holds the variable in the step's
+    // own output here, so only the secret is checked there).
+    let text = format!("{second:?}");
+    for value in ["chocolate", "vanilla", "hunter2"] {
+        assert!(!text.contains(value), "{value} shows: {text}");
+    }
+    assert!(!store.dump_text().contains("hunter2"));
+    // Without a subscriber that asks, nothing is explained.
+    let engine = engine_with(Arc::new(FakeRuntime::default()), store);
+    let mut subscription = engine.events().subscribe();
+    stdout(&engine, exec(&engine, base(&engine), &["echo", "x"]))
+        .await
+        .unwrap();
+    assert!(drain(&mut subscription).iter().all(|event| match event {
+        Event::Step(step) => step.cache_miss.is_none(),
+        Event::Output(_) => true,
+    }));
 }

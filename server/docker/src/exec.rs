@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
-use gantry_core::runtime::{ExecOutput, ExecSpec, RuntimeError};
+use gantry_core::runtime::{ExecOutput, ExecSpec, OutputSink, OutputStream, RuntimeError};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{message, runtime_error, Operation};
@@ -98,7 +98,7 @@ impl DockerRuntime {
                 // the write blocked forever.
                 let mut feed = std::pin::pin!(feed_stdin(input, spec.stdin));
                 let output = tokio::select! {
-                    output = collect_output(output, MAX_CAPTURE) => output
+                    output = collect_output(output, MAX_CAPTURE, &spec.output) => output
                         .map_err(|error| other("reading a container's output", &error))?,
                     never = &mut feed => match never {},
                 };
@@ -498,23 +498,34 @@ async fn feed_stdin(
 }
 
 /// Collects stdout and stderr until the container's output streams end,
-/// the first `cap` bytes of each.
+/// the first `cap` bytes of each, handing every piece to `live` as it comes.
 pub(crate) async fn collect_output(
     mut output: std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<LogOutput, BollardError>> + Send>,
     >,
     cap: usize,
+    live: &OutputSink,
 ) -> Result<Captured, BollardError> {
     let mut captured = Captured::default();
     let mut dropped = (0usize, 0usize);
     while let Some(item) = output.next().await {
-        let (buffer, lost, message) = match item? {
-            LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                (&mut captured.stdout, &mut dropped.0, message)
-            }
-            LogOutput::StdErr { message } => (&mut captured.stderr, &mut dropped.1, message),
+        let (buffer, lost, message, stream) = match item? {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => (
+                &mut captured.stdout,
+                &mut dropped.0,
+                message,
+                OutputStream::Stdout,
+            ),
+            LogOutput::StdErr { message } => (
+                &mut captured.stderr,
+                &mut dropped.1,
+                message,
+                OutputStream::Stderr,
+            ),
             LogOutput::StdIn { .. } => continue,
         };
+        // Live output is not capped: it is passed on, not kept.
+        live.write(stream, &message);
         let keep = cap.saturating_sub(buffer.len()).min(message.len());
         buffer.extend_from_slice(&message[..keep]);
         *lost += message.len() - keep;

@@ -23,8 +23,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::FutureExt as _;
 use gantry_core::runtime::{
-    ContainerControl, ContainerExit, ExecSpec, NetworkSpec, RuntimeError, StartedContainer,
-    StepNetworkListener,
+    ContainerControl, ContainerExit, ExecSpec, NetworkSpec, OutputSink, RuntimeError,
+    StartedContainer, StepNetworkListener,
 };
 
 use crate::container::ContainerGuard;
@@ -240,7 +240,7 @@ impl DockerRuntime {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let docker = self.docker.clone();
         let watcher = tokio::spawn(async move {
-            let captured = collect_output(output, SERVICE_OUTPUT_CAP).await;
+            let captured = collect_output(output, SERVICE_OUTPUT_CAP, &OutputSink::default()).await;
             let exit_code = wait_exit(&docker, &name).await;
             let (stdout, stderr) = captured
                 .map(|captured| (captured.stdout, captured.stderr))

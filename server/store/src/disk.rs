@@ -22,9 +22,13 @@ pub struct DiskStore {
 /// read, rewritten when the directory changes and can be large; an exec
 /// result is read once per node by the solver, and another engine on the
 /// state directory may replace it (when its image was gone), so it is always
-/// read from disk.
+/// read from disk; a step's runs are read once per cache miss and rewritten
+/// by every engine that runs that command.
 fn memoized(kind: RecordKind) -> bool {
-    !matches!(kind, RecordKind::HostIndex | RecordKind::Exec)
+    !matches!(
+        kind,
+        RecordKind::HostIndex | RecordKind::Exec | RecordKind::StepRuns
+    )
 }
 
 impl DiskStore {

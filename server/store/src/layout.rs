@@ -65,7 +65,7 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 13] = [
+    pub const ALL: [Bucket; 14] = [
         Bucket::Blobs,
         Bucket::Records(RecordKind::Exec),
         Bucket::Records(RecordKind::PathRead),
@@ -73,6 +73,7 @@ impl Bucket {
         Bucket::Records(RecordKind::HostIndex),
         Bucket::Records(RecordKind::Recipe),
         Bucket::Records(RecordKind::Fetch),
+        Bucket::Records(RecordKind::StepRuns),
         Bucket::CacheVolumes,
         Bucket::Scratch,
         Bucket::Temp,
@@ -92,6 +93,7 @@ impl Bucket {
             // One append-only file, not a directory (see `recipes`).
             Bucket::Records(RecordKind::Recipe) => "store/recipes.log",
             Bucket::Records(RecordKind::Fetch) => "store/fetches",
+            Bucket::Records(RecordKind::StepRuns) => "store/step-runs",
             Bucket::CacheVolumes => "cache-volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "store/tmp",
@@ -111,6 +113,7 @@ impl Bucket {
             Bucket::Records(RecordKind::HostIndex) => "host indexes",
             Bucket::Records(RecordKind::Recipe) => "recipes",
             Bucket::Records(RecordKind::Fetch) => "fetched sources",
+            Bucket::Records(RecordKind::StepRuns) => "step runs (cache explanations)",
             Bucket::CacheVolumes => "cache volumes",
             Bucket::Scratch => "scratch",
             Bucket::Temp => "temp files",

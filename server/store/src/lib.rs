@@ -17,6 +17,7 @@
 //! STATE/store/host-indexes/ab/<hex> stat indexes of host directories, by root and filter
 //! STATE/store/recipes.log          the op behind each ID (one JSON line each), by node digest
 //! STATE/store/fetches/ab/<hex>     Git checkouts and HTTP downloads (JSON), by source key
+//! STATE/store/step-runs/ab/<hex>   a command line's last runs' named inputs (cache explanations)
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name

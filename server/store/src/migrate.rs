@@ -274,8 +274,8 @@ mod tests {
         let count = |kind| state.records(kind).unwrap().len();
         assert_eq!(
             RecordKind::ALL.map(count),
-            [1, 1, 1, 1, 1, 0],
-            "exec, path read, host tree, host index, recipe, fetch (none)"
+            [1, 1, 1, 1, 1, 0, 0],
+            "exec, path read, host tree, host index, recipe, fetch (none), step runs (none)"
         );
         // Opening again finds layout 3 and changes nothing.
         drop(store);

@@ -17,7 +17,7 @@ use super::chain::{Chain, ObjectSource, SecretSource, Segment, Value};
 use super::exit;
 use crate::engine::EngineArgs;
 use crate::module::runtime::{Loaded, LOAD_FAILED};
-use crate::progress::{Follower, Progress, ProgressMode, Stream};
+use crate::progress::{Follower, Progress, ProgressArgs, Stream};
 use crate::session;
 
 pub(crate) struct Call<'a> {
@@ -27,7 +27,7 @@ pub(crate) struct Call<'a> {
     pub(crate) json: bool,
     pub(crate) cwd: PathBuf,
     pub(crate) engine: &'a EngineArgs,
-    pub(crate) progress: ProgressMode,
+    pub(crate) progress: ProgressArgs,
 }
 
 /// What the function (or the chain) produced.
@@ -62,7 +62,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
         },
         None => None,
     };
-    let progress = Progress::start(call.progress);
+    let progress = Progress::start(&call.progress);
     let session = session::start_session(call.engine, call.cwd.clone()).await?;
     let follower = progress.follow_engine(&session.engine);
     let engine = Engine {
@@ -448,8 +448,9 @@ async fn invoke(
         .env(crate::env::SOCKET, session.socket.path())
         .stdin(Stdio::piped());
     // The module's own output is progress, not the result: it goes to stderr
-    // (through the renderer on a terminal, so it does not tear the list).
-    let routed = progress.sender().filter(|_| progress.is_tty());
+    // through the renderer, a line at a time, so that progress never lands
+    // inside one of its lines (nor tears the list on a terminal).
+    let routed = progress.sender();
     if routed.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     } else {

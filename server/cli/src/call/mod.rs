@@ -201,14 +201,15 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Takes `--output`, `-o`, `--json`, `--progress` and `--help` out of the
+/// Takes `--output`, `-o`, `--json`, `--progress`, `--explain-cache` and
+/// `--help` out of the
 /// words after the function (they may come anywhere; no function argument
 /// may use these names).
 fn global_flags(
     words: Vec<String>,
     output: &mut Option<PathBuf>,
     json: &mut bool,
-    progress: &mut ProgressMode,
+    progress: &mut ProgressArgs,
 ) -> Result<(Vec<String>, bool), Usage> {
     let mode = |value: &str| {
         <ProgressMode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
@@ -224,8 +225,9 @@ fn global_flags(
         match word.as_str() {
             "--help" | "-h" => help = true,
             "--json" => *json = true,
+            "--explain-cache" => progress.explain_cache = true,
             "--progress" => match iter.next() {
-                Some(value) => *progress = mode(&value)?,
+                Some(value) => progress.progress = mode(&value)?,
                 None => return Err(Usage::new("--progress needs a mode")),
             },
             "-o" | "--output" => match iter.next() {
@@ -239,7 +241,7 @@ fn global_flags(
                 {
                     *output = Some(PathBuf::from(path));
                 } else if let Some(value) = word.strip_prefix("--progress=") {
-                    *progress = mode(value)?;
+                    progress.progress = mode(value)?;
                 } else {
                     rest.push(word);
                 }
@@ -253,7 +255,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("while reading the current directory")?;
     let mut output = args.output.clone();
     let mut json = args.json;
-    let mut progress = args.progress.progress;
+    let mut progress = args.progress.clone();
     let (words, help) =
         match global_flags(args.words.clone(), &mut output, &mut json, &mut progress) {
             Ok(split) => split,

@@ -111,7 +111,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
 
     let state = server.state_dir();
     let counts = || RecordKind::ALL.map(|kind| records(&state, kind).len());
-    let [exec, path_reads, host_trees, host_indexes, recipes, fetches] = counts();
+    let [exec, path_reads, host_trees, host_indexes, recipes, fetches, step_runs] = counts();
     assert_eq!(exec, 2);
     assert!(path_reads >= 1 && host_trees >= 1 && host_indexes >= 1 && recipes >= 1);
     let (old_record, new_record) = (exec_record(&state, &old), exec_record(&state, &new));
@@ -170,6 +170,7 @@ fn keep_storage_removes_the_oldest_results_and_only_their_images() {
             host_indexes - gone(RecordKind::HostIndex),
             recipes - gone(RecordKind::Recipe),
             fetches - gone(RecordKind::Fetch),
+            step_runs - gone(RecordKind::StepRuns),
         ],
         "only the old query's records go"
     );

@@ -13,11 +13,13 @@ use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, ExecFailure, Result};
 use crate::eval::{Call, OpEncoder, Operation};
-use crate::events::StepState;
+use crate::events::{exec_name, StepEvent, StepState};
+use crate::history::{self, StepInputs};
 use crate::launch;
+use crate::output::{LiveOutput, TAIL_LINES};
 use crate::runtime::ExecOutput;
 use crate::store::RecordKind;
-use crate::text::{expand_vars, scrub_secrets, tail};
+use crate::text::{expand_vars, scrub_secrets, tail as tail_of};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
     ContainerState, ExecRecord, FileValue, Kind, Layer, MountSource, Rootfs, SecretValue, Value,
@@ -182,8 +184,13 @@ async fn run_exec(
             message: "cannot set both stdin and redirectStdin".into(),
         });
     }
+    let step = Step {
+        cx,
+        call,
+        cmd: &cmd,
+    };
     if let Some(record) = recall(cx, &key).await? {
-        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+        step.emit(StepState::Cached, |_| {});
         return Ok(Arc::new(record));
     }
     cx.execs
@@ -198,7 +205,7 @@ async fn run_exec(
                 Some(record) => {
                     drop(lock);
                     if usable(cx, &key, &record).await? {
-                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        step.emit(StepState::Cached, |_| {});
                         return Ok(Arc::new(record));
                     }
                     cx.lock_record(RecordKind::Exec, key).await?
@@ -210,10 +217,14 @@ async fn run_exec(
                 launch::prepare(cx, parent, cmd.clone())
                     .await
                     .inspect_err(|error| {
-                        let detail = Some(error.to_string());
-                        cx.events.step(&call.node, &cmd, StepState::Failed, detail);
+                        step.emit(StepState::Failed, |event| {
+                            event.detail = Some(error.to_string());
+                        });
                     })?;
+            let plaintexts: Vec<&str> = process.secrets.iter().map(|s| &*s.plaintext).collect();
+            let live = LiveOutput::new(&cx.events, call.node, &plaintexts);
             process.spec.stdin = stdin;
+            process.spec.output = live.sink();
             process.spec.labels = [("dev.gantry.step".to_owned(), key.hex())].into();
             process.spec.commit_tag = cx.images.step(&key);
             let _slot = cx
@@ -221,7 +232,8 @@ async fn run_exec(
                 .acquire()
                 .await
                 .expect("the exec semaphore is never closed");
-            cx.events.step(&call.node, &cmd, StepState::Running, None);
+            let miss = step.explain_miss();
+            step.emit(StepState::Running, |event| event.cache_miss = miss);
             let run = cx
                 .runtime
                 .exec(process.spec.clone())
@@ -232,6 +244,7 @@ async fn run_exec(
                 output = run => output.map_err(Error::from),
                 error = process.services.exited() => Err(error),
             };
+            let tail = live.finish();
             // What the command left in writable directory mounts, read back
             // before the scratch copies go.
             let output = output.and_then(|output| {
@@ -244,15 +257,21 @@ async fn run_exec(
                 Ok((output, process.mounts.read_back(cx)?))
             });
             let (output, mount_trees) = output.inspect_err(|error| {
-                let detail = Some(error.to_string());
-                cx.events.step(&call.node, &cmd, StepState::Failed, detail);
+                step.remember(None, false);
+                step.emit(StepState::Failed, |event| {
+                    event.detail = Some(error.to_string());
+                });
             })?;
             let record = record_of(output, cmd.clone(), mount_trees, &process.secrets);
             drop(process);
-            check_outcome(cx, call, exec, &record)?;
+            let allowed = exec.expect.allows(record.exit_code);
+            step.remember(Some(record.exit_code), allowed);
+            check_outcome(&step, exec, &record, tail)?;
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
-            cx.events.step(&call.node, &cmd, StepState::Done, None);
+            step.emit(StepState::Done, |event| {
+                event.exit_code = Some(record.exit_code);
+            });
             Ok(Arc::new(record))
         })
         .await
@@ -285,6 +304,54 @@ pub(super) async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> R
     }
     tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
     Ok(false)
+}
+
+/// One exec step as its events and history see it.
+struct Step<'a> {
+    cx: &'a Context,
+    call: &'a Call,
+    cmd: &'a [String],
+}
+
+impl Step<'_> {
+    fn inputs(&self) -> Arc<StepInputs> {
+        self.call.step.clone().unwrap_or_default()
+    }
+
+    /// Emits a step event, with the image the step runs on.
+    fn emit(&self, state: StepState, fill: impl FnOnce(&mut StepEvent)) {
+        if !self.cx.events.listening() {
+            return;
+        }
+        let mut event = StepEvent::new(&self.call.node, exec_name(self.cmd), state);
+        event.image.clone_from(&self.inputs().image);
+        fill(&mut event);
+        self.cx.events.send(event);
+    }
+
+    /// Why the cache missed, when a subscriber asked.
+    fn explain_miss(&self) -> Option<Vec<String>> {
+        if !self.cx.events.explaining() {
+            return None;
+        }
+        let inputs = self.inputs();
+        Some(history::explain(
+            self.cx.store.as_ref(),
+            self.cmd,
+            self.call.key,
+            &inputs,
+        ))
+    }
+
+    /// Keeps this run's inputs for the next miss's explanation.
+    fn remember(&self, exit_code: Option<i64>, cached: bool) {
+        let inputs = self.inputs();
+        let store = self.cx.store.as_ref();
+        let kept = history::record(store, self.cmd, self.call.key, &inputs, exit_code, cached);
+        if let Err(error) = kept {
+            tracing::warn!(%error, "cannot keep the inputs of a run (cache explanations)");
+        }
+    }
 }
 
 /// What the command reads on stdin: a file of the container
@@ -326,29 +393,41 @@ fn record_of(
     }
 }
 
-/// Fails (and reports the step failed) when `expect` does not allow the
-/// command's exit code.
-fn check_outcome(cx: &Context, call: &Call, exec: &ExecArgs, record: &ExecRecord) -> Result<()> {
+/// Fails (and reports the step failed, with the last lines of its
+/// output) when `expect` does not allow the command's exit code. `tail` is
+/// the live output's tail; without one (the command never started), the
+/// tails of the recorded streams.
+fn check_outcome(
+    step: &Step<'_>,
+    exec: &ExecArgs,
+    record: &ExecRecord,
+    tail: String,
+) -> Result<()> {
     if exec.expect.allows(record.exit_code) {
         return Ok(());
     }
-    // The tail of stderr, or of stdout when stderr is empty.
-    let shown = if record.stderr.trim().is_empty() {
-        &record.stdout
+    let detail = if tail.is_empty() {
+        let lines = |text: &str| {
+            let lines: Vec<&str> = text.trim_end().lines().collect();
+            lines[lines.len().saturating_sub(TAIL_LINES / 2)..].join("\n")
+        };
+        [lines(&record.stdout), lines(&record.stderr)]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
     } else {
-        &record.stderr
+        tail
     };
-    cx.events.step(
-        &call.node,
-        &record.cmd,
-        StepState::Failed,
-        Some(tail(shown, 2000)),
-    );
+    step.emit(StepState::Failed, |event| {
+        event.detail = Some(detail);
+        event.exit_code = Some(record.exit_code);
+    });
     Err(Error::Exec(Box::new(ExecFailure {
         cmd: record.cmd.clone(),
         exit_code: record.exit_code,
-        stdout: tail(&record.stdout, ERROR_OUTPUT_CAP),
-        stderr: tail(&record.stderr, ERROR_OUTPUT_CAP),
+        stdout: tail_of(&record.stdout, ERROR_OUTPUT_CAP),
+        stderr: tail_of(&record.stderr, ERROR_OUTPUT_CAP),
     })))
 }
 

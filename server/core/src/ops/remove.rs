@@ -19,7 +19,7 @@ use crate::context::DEFAULT_PATH;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
-use crate::events::StepState;
+use crate::events::{exec_name, StepState};
 use crate::runtime::{ExecSpec, RootfsSpec};
 use crate::store::RecordKind;
 use crate::text::tail;
@@ -112,7 +112,8 @@ async fn remove_from_image(
     let mut cmd = vec!["rm".to_owned(), "-rf".to_owned(), "--".to_owned()];
     cmd.extend(targets.iter().cloned());
     if let Some(record) = recall(cx, &key).await? {
-        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+        cx.events
+            .emit(&call.node, exec_name(&cmd), StepState::Cached, None);
         return Ok(record.image_id);
     }
     let record = cx
@@ -125,7 +126,8 @@ async fn remove_from_image(
                 Some(record) => {
                     drop(lock);
                     if usable(cx, &key, &record).await? {
-                        cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                        cx.events
+                            .emit(&call.node, exec_name(&cmd), StepState::Cached, None);
                         return Ok(Arc::new(record));
                     }
                     cx.lock_record(RecordKind::Exec, key).await?
@@ -149,7 +151,8 @@ async fn remove_from_image(
                 .acquire()
                 .await
                 .expect("the exec semaphore is never closed");
-            cx.events.step(&call.node, &cmd, StepState::Running, None);
+            cx.events
+                .emit(&call.node, exec_name(&cmd), StepState::Running, None);
             let output = cx
                 .runtime
                 .exec(spec)
@@ -169,7 +172,8 @@ async fn remove_from_image(
                 }
             });
             let output = output.inspect_err(|_| {
-                cx.events.step(&call.node, &cmd, StepState::Failed, None);
+                cx.events
+                    .emit(&call.node, exec_name(&cmd), StepState::Failed, None);
             })?;
             let record = ExecRecord {
                 image_id: output.image_id,
@@ -182,7 +186,8 @@ async fn remove_from_image(
             };
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
-            cx.events.step(&call.node, &cmd, StepState::Done, None);
+            cx.events
+                .emit(&call.node, exec_name(&cmd), StepState::Done, None);
             Ok(Arc::new(record))
         })
         .await?;

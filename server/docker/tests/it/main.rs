@@ -13,7 +13,8 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecSpec, ImageConfig, RegistryAuth, RootfsSpec, Runtime, RuntimeError, TarLayer,
+    ExecSpec, ImageConfig, OutputSink, OutputStream, RegistryAuth, RootfsSpec, Runtime,
+    RuntimeError, TarLayer,
 };
 use gantry_docker::{DockerRuntime, LABEL_ENGINE_PID, LABEL_MANAGED};
 
@@ -201,6 +202,54 @@ async fn exec_separates_stdout_stderr_and_exit_code() {
     assert_eq!(out.stderr, b"err\n");
     assert_eq!(out.exit_code, 3);
     assert!(out.image_id.starts_with("sha256:"));
+    cleanup(&runtime, &[out.image_id]).await;
+}
+
+#[tokio::test]
+async fn exec_streams_output_while_the_command_runs() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut exec_spec = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            "echo first; echo oops >&2; sleep 3; echo second",
+        ],
+    );
+    exec_spec.output = OutputSink::new(move |stream, bytes| {
+        let _ = sender.send((stream, bytes.to_vec(), Instant::now()));
+    });
+    let runtime = std::sync::Arc::new(runtime);
+    let running = runtime.clone();
+    let exec = tokio::spawn(async move {
+        let out = running.exec(exec_spec).await;
+        out.map(|out| (out, Instant::now()))
+    });
+    let mut pieces: Vec<(OutputStream, Vec<u8>, Instant)> = Vec::new();
+    while let Some(piece) = receiver.recv().await {
+        pieces.push(piece);
+    }
+    let (out, ended) = exec.await.unwrap().unwrap();
+    let first = pieces
+        .iter()
+        .find(|(stream, bytes, _)| *stream == OutputStream::Stdout && bytes.starts_with(b"first"))
+        .expect("the first line came live");
+    // It came while the command slept, not at its end.
+    assert!(ended.duration_since(first.2) >= Duration::from_secs(2));
+    let joined = |wanted: OutputStream| -> Vec<u8> {
+        pieces
+            .iter()
+            .filter(|(stream, _, _)| *stream == wanted)
+            .flat_map(|(_, bytes, _)| bytes.clone())
+            .collect()
+    };
+    assert_eq!(joined(OutputStream::Stdout), b"first\nsecond\n");
+    assert_eq!(joined(OutputStream::Stderr), b"oops\n");
+    assert_eq!(out.stdout, b"first\nsecond\n");
     cleanup(&runtime, &[out.image_id]).await;
 }
 
