@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gantry_core::runtime::{ExecOutput, ExecSpec, RuntimeError};
+use gantry_core::runtime::{ExecOutput, ExecSpec, OutputSink, OutputStream, RuntimeError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::error::{failed, Error};
@@ -307,8 +307,11 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         exited.store(true, std::sync::atomic::Ordering::Relaxed);
         status
     };
-    let (_, _, out, err, status) =
-        tokio::join!(unlink, feed, capture(stdout), capture(stderr), wait);
+    let (out, err) = (
+        capture(stdout, &spec.output, OutputStream::Stdout),
+        capture(stderr, &spec.output, OutputStream::Stderr),
+    );
+    let (_, _, out, err, status) = tokio::join!(unlink, feed, out, err, wait);
     // Whatever happened, none of them outlives the run.
     remove_files(&after_start);
     let status = status.map_err(|source| {
@@ -523,8 +526,13 @@ fn remove_files(paths: &[PathBuf]) {
     }
 }
 
-/// Reads a stream to its end, keeping at most `MAX_CAPTURE` bytes.
-async fn capture(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<Vec<u8>, RuntimeError> {
+/// Reads a stream to its end, keeping at most `MAX_CAPTURE` bytes and handing every
+/// piece to `live` as it arrives (live step output).
+async fn capture(
+    mut stream: impl tokio::io::AsyncRead + Unpin,
+    live: &OutputSink,
+    which: OutputStream,
+) -> Result<Vec<u8>, RuntimeError> {
     let mut kept = Vec::new();
     let mut dropped = 0usize;
     let mut buffer = vec![0u8; 64 * 1024];
@@ -539,6 +547,8 @@ async fn capture(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<Vec<u8
         if n == 0 {
             break;
         }
+        // Live output is not capped: it is passed on as it comes, not kept.
+        live.write(which, &buffer[..n]);
         let keep = MAX_CAPTURE.saturating_sub(kept.len()).min(n);
         kept.extend_from_slice(&buffer[..keep]);
         dropped += n - keep;

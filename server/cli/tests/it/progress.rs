@@ -341,7 +341,7 @@ fn output_lines<'a>(stderr: &'a str, label: &str) -> Vec<&'a str> {
 
 #[test]
 fn plain_progress_shows_a_running_steps_lines_before_it_ends_without_secrets() {
-    require_docker!();
+    require_runtime!();
     // Through a running engine: `gantry query` follows its event stream.
     let server = Server::start();
     let secret = support::unique("hunter2");
@@ -441,7 +441,7 @@ fn plain_progress_shows_a_running_steps_lines_before_it_ends_without_secrets() {
 
 #[test]
 fn gantry_run_never_splits_a_line_of_the_command_with_progress() {
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("lines");
     let query = format!(
@@ -481,7 +481,7 @@ fn gantry_run_never_splits_a_line_of_the_command_with_progress() {
 
 #[test]
 fn explain_cache_names_the_host_file_that_changed() {
-    require_docker!();
+    require_runtime!();
     let server = Server::start();
     let src = support::workspace(&[
         ("app/main.go", "package main\n"),
@@ -539,7 +539,7 @@ fn explain_cache_names_the_host_file_that_changed() {
 
 #[test]
 fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
-    require_docker!();
+    require_runtime!();
     if !Tmux::available() {
         return;
     }
@@ -596,7 +596,7 @@ fn on_a_terminal_a_running_step_shows_its_last_lines_until_it_finishes() {
 
 #[test]
 fn gantry_call_shows_live_lines_and_explains_a_changed_host_file() {
-    require_docker!();
+    require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let address = format!("--address={}", busybox());
     let call = |contents: &str| {
