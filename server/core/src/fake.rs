@@ -216,6 +216,10 @@ impl Runtime for FakeRuntime {
         Ok(0)
     }
 
+    fn check_services(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
         self.service_starts.fetch_add(1, Ordering::SeqCst);
         self.services

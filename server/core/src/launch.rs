@@ -189,6 +189,9 @@ pub(crate) fn start<'a>(
 }
 
 async fn launch(cx: &Context, service: &ServiceValue) -> Result<Instance> {
+    // Before anything is pulled or started for it: a runtime without
+    // services says so, and what to use instead.
+    cx.runtime.check_services()?;
     match &service.source {
         ServiceSource::Container { state, cmd } => {
             launch_container(cx, service, state, cmd.clone()).await

@@ -479,6 +479,19 @@ pub trait Runtime: Send + Sync + 'static {
     // ---- Services. The defaults refuse, so a runtime can run pipelines
     // before it runs services.
 
+    /// Whether this runtime runs services (containers, host forwards,
+    /// tunnels): `Err` (`Unsupported`) says why not and what to use instead.
+    /// The solver asks before it starts anything for a service, so whatever
+    /// needs one fails at once with that reason. A runtime that implements
+    /// `start_container` and `listen_on_step_network` answers `Ok`.
+    fn check_services(&self) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            reason: "this container runtime does not run services (asService, \
+                     withServiceBinding, up, Host.service, Host.tunnel)"
+                .into(),
+        })
+    }
+
     /// Starts `spec` as a long-running container (a service) and returns once
     /// its process runs. Nothing is committed; `spec.commit_tag` and
     /// `spec.stdin` are ignored. Its output is kept for errors (capped).

@@ -434,6 +434,8 @@ impl Engine {
         scheme: &str,
     ) -> Result<String> {
         let service = self.service(digest).await?;
+        // An address of a service that cannot run would lead nowhere.
+        self.cx.runtime.check_services()?;
         let (host, ports) = match &service.source {
             ServiceSource::Tunnel { .. } => {
                 let running = self.running_tunnel(&service).await?;

@@ -276,6 +276,10 @@ impl Runtime for DockerRuntime {
         Ok(containers + networks)
     }
 
+    fn check_services(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(
         image = spec.rootfs.image_id.as_deref().unwrap_or("scratch"),
         hostname = %spec.network.hostname,

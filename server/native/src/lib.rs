@@ -31,7 +31,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
+    RuntimeError, StartedContainer, StepNetworkListener,
 };
 
 pub use error::Error;
@@ -322,5 +323,36 @@ impl Runtime for NativeRuntime {
         let _ =
             tokio::task::spawn_blocking(move || run::remove_stale_scratch(&tmp, &run_root)).await;
         Ok(removed)
+    }
+
+    // Services (long-running containers on a shared step network, host
+    // forwards, tunnels) run on the Docker runtime only: every way in is
+    // refused with the same reason, which names the fix.
+
+    fn check_services(&self) -> Result<(), RuntimeError> {
+        Err(no_services())
+    }
+
+    async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        let _ = spec;
+        Err(no_services())
+    }
+
+    async fn listen_on_step_network(
+        &self,
+        ports: &[u16],
+    ) -> Result<StepNetworkListener, RuntimeError> {
+        let _ = ports;
+        Err(no_services())
+    }
+}
+
+/// Why a service cannot run here, and what to do instead.
+fn no_services() -> RuntimeError {
+    RuntimeError::Unsupported {
+        reason: "the native runtime does not run services (asService, withServiceBinding, up, \
+                 Service.start, Service.endpoint, Host.service, Host.tunnel): run the engine on \
+                 the Docker runtime with `--runtime docker` or GANTRY_RUNTIME=docker"
+            .into(),
     }
 }

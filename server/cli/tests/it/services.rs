@@ -422,3 +422,66 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
         "{answer}"
     );
 }
+
+/// An engine on the native runtime, whatever the pass: it runs no services
+/// and must say so, naming the fix, for every way a pipeline needs one.
+#[test]
+fn the_native_runtime_refuses_services_naming_the_docker_runtime() {
+    if !support::native_available() {
+        return;
+    }
+    let server = Server::start_with(ServerOptions {
+        env: vec![("GANTRY_RUNTIME".into(), "native".into())],
+        ..ServerOptions::default()
+    });
+    let service = http_service(&server, "never served");
+    let refused = |out: &Value, what: &str| {
+        let message = error_message(out);
+        assert!(
+            message.contains("the native runtime does not run services")
+                && message.contains("--runtime docker")
+                && message.contains("GANTRY_RUNTIME=docker"),
+            "{what}: {out}"
+        );
+        assert_eq!(
+            out["errors"][0]["extensions"]["code"], "UNSUPPORTED",
+            "{what}: {out}"
+        );
+    };
+
+    // A step bound to the service: the error names the binding too.
+    let out = client_stdout(&server, &service, "web", "wget -qO- http://web:8080/");
+    refused(&out, "withServiceBinding");
+    assert!(error_message(&out).contains("(aliased as web)"), "{out}");
+    for (what, field) in [
+        ("Service.start", "start"),
+        ("Service.up", "up"),
+        ("Service.endpoint", "endpoint"),
+    ] {
+        let out = server.query_vars(
+            &format!(r#"query($id: ServiceID!) {{ loadServiceFromID(id: $id) {{ {field} }} }}"#),
+            &json!({ "id": service }),
+        );
+        refused(&out, what);
+    }
+    let out = server.query_vars(
+        r#"query($id: ServiceID!) { host { tunnel(service: $id) { endpoint } } }"#,
+        &json!({ "id": service }),
+    );
+    refused(&out, "Host.tunnel");
+    let out = server.query(r#"{ host { service(ports: [{ backend: 8080 }]) { start } } }"#);
+    refused(&out, "Host.service");
+    // Nothing was left half-started: the engine answers, and pipelines
+    // without services still run on it.
+    support::still_serving(&server);
+    let out = run(
+        &server,
+        r#"query($image: String!) { container { from(address: $image) {
+            withExec(args: ["echo", "still running steps"]) { stdout } } } }"#,
+        json!({ "image": busybox() }),
+    );
+    assert_eq!(
+        text(&out, "container.from.withExec.stdout"),
+        "still running steps\n"
+    );
+}

@@ -27,18 +27,24 @@ pub(crate) fn native() -> bool {
 /// `GANTRY_TEST_REQUIRE_DOCKER=1`, when not).
 pub(crate) fn runtime_available() -> bool {
     if native() {
-        return match gantry_native::unavailable_reason() {
-            None => true,
-            Some(reason) => {
-                if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                    panic!("GANTRY_RUNTIME=native cannot run here ({reason}) but GANTRY_TEST_REQUIRE_DOCKER=1");
-                }
-                eprintln!("skipping: the native runtime cannot run here: {reason}");
-                false
-            }
-        };
+        return native_available();
     }
     docker_available()
+}
+
+/// Whether the native runtime can run here, for tests that pin it (skip, or
+/// fail under `GANTRY_TEST_REQUIRE_DOCKER=1`, when not).
+pub(crate) fn native_available() -> bool {
+    match gantry_native::unavailable_reason() {
+        None => true,
+        Some(reason) => {
+            if std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("the native runtime cannot run here ({reason}) but GANTRY_TEST_REQUIRE_DOCKER=1");
+            }
+            eprintln!("skipping: the native runtime cannot run here: {reason}");
+            false
+        }
+    }
 }
 
 pub(crate) fn docker_available() -> bool {
