@@ -11,6 +11,10 @@ package gantry_test
 // seed pipeline tests give their source a fresh marker, so every run still
 // does real container work once). Without a binary the engine tests skip,
 // unless GANTRY_TEST_REQUIRE_DOCKER=1 (as in `make test`).
+//
+// The engine runs on the default runtime (auto: native where it can run).
+// Services run on the Docker runtime only, so their tests use a second engine
+// pinned to it (useDockerEngine), started the first time one asks.
 
 import (
 	"context"
@@ -21,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +40,13 @@ var (
 	gantryBin string
 	// skipReason says why engine tests skip.
 	skipReason string
+
+	// The engine pinned to the Docker runtime (useDockerEngine), its start's
+	// error, and how to stop it (runTests does, at the end).
+	dockerEngine     *testEngine
+	dockerEngineErr  error
+	dockerEngineOnce sync.Once
+	stopDockerEngine = func() {}
 
 	registry     = envOr("GANTRY_TEST_REGISTRY", "127.0.0.1:5000")
 	authRegistry = envOr("GANTRY_TEST_AUTH_REGISTRY", "127.0.0.1:5001")
@@ -85,24 +97,44 @@ func runTests(m *testing.M) int {
 		gantryBin = ""
 		return m.Run()
 	}
-	stop, err := startEngine()
+	state := os.Getenv("GANTRY_GO_TEST_STATE_DIR")
+	if state == "" {
+		state = filepath.Join(repo, "target", "go-test-engine", "state")
+	}
+	started, stop, err := startEngine(state, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gantry engine for the tests:", err)
 		return 1
 	}
+	engine = started
 	defer stop()
+	defer func() { stopDockerEngine() }()
 	os.Setenv("GANTRY_SOCKET", engine.socket)
 	return m.Run()
 }
 
-func startEngine() (func(), error) {
+// useDockerEngine points GANTRY_SOCKET at an engine pinned to the Docker
+// runtime for the rest of test t (services run there only). The engine starts
+// the first time a test asks, with a state directory beside the shared one's.
+func useDockerEngine(t *testing.T) {
+	t.Helper()
+	shared := needEngine(t)
+	dockerEngineOnce.Do(func() {
+		state := filepath.Join(filepath.Dir(shared.stateDir), "docker-state")
+		dockerEngine, stopDockerEngine, dockerEngineErr = startEngine(state, []string{"GANTRY_RUNTIME=docker"})
+	})
+	if dockerEngineErr != nil {
+		t.Fatal("gantry engine on the Docker runtime:", dockerEngineErr)
+	}
+	t.Setenv("GANTRY_SOCKET", dockerEngine.socket)
+}
+
+// startEngine starts `gantry serve` on state directory state, with env added
+// to the environment, and returns it once it answers, with how to stop it.
+func startEngine(state string, env []string) (*testEngine, func(), error) {
 	base, err := os.MkdirTemp("", "gantry-go-test-")
 	if err != nil {
-		return nil, err
-	}
-	state := os.Getenv("GANTRY_GO_TEST_STATE_DIR")
-	if state == "" {
-		state = filepath.Join(repo, "target", "go-test-engine", "state")
+		return nil, nil, err
 	}
 	e := &testEngine{
 		socket:   filepath.Join(base, "engine.sock"),
@@ -111,13 +143,14 @@ func startEngine() (func(), error) {
 	}
 	logFile, err := os.Create(e.log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.cmd = exec.Command(gantryBin, "serve", "--socket", e.socket, "--state-dir", e.stateDir)
+	e.cmd.Env = append(os.Environ(), env...)
 	e.cmd.Stdout = logFile
 	e.cmd.Stderr = logFile
 	if err := e.cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logFile.Close()
 	e.pid = e.cmd.Process.Pid
@@ -133,6 +166,7 @@ func startEngine() (func(), error) {
 		}
 		// Keep the state (warm caches) but not more than 2 GB of results.
 		prune := exec.Command(gantryBin, "prune", "--keep-storage", "2GB", "--state-dir", e.stateDir)
+		prune.Env = append(os.Environ(), env...)
 		_ = prune.Run()
 		os.RemoveAll(base)
 	}
@@ -140,17 +174,16 @@ func startEngine() (func(), error) {
 	for !socketAnswers(e.socket) {
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("gantry serve exited early:\n%s", tailFile(e.log))
+			return nil, nil, fmt.Errorf("gantry serve exited early:\n%s", tailFile(e.log))
 		default:
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("gantry serve did not answer within 60 s:\n%s", tailFile(e.log))
+			return nil, nil, fmt.Errorf("gantry serve did not answer within 60 s:\n%s", tailFile(e.log))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	engine = e
-	return stop, nil
+	return e, stop, nil
 }
 
 // needEngine skips (or, under GANTRY_TEST_REQUIRE_DOCKER=1, fails) a test

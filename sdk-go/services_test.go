@@ -1,7 +1,9 @@
 package gantry_test
 
 // Services against a real engine: examples/services, a service's ports,
-// hostname and endpoint, and a service that exits early.
+// hostname and endpoint, and a service that exits early. Services run on the
+// Docker runtime only: every test here uses the engine pinned to it
+// (useDockerEngine), whatever the machine's default runtime.
 
 import (
 	"crypto/rand"
@@ -24,7 +26,7 @@ func randomHex(t *testing.T) string {
 }
 
 func TestServicesExample(t *testing.T) {
-	needEngine(t)
+	useDockerEngine(t)
 	page := "page " + randomHex(t)
 	out, err := exec.Command("go", "run", "-C", sdkDir, "./examples/services", page).CombinedOutput()
 	if err != nil {
@@ -36,6 +38,7 @@ func TestServicesExample(t *testing.T) {
 }
 
 func TestServicePortsHostnameAndEndpoint(t *testing.T) {
+	useDockerEngine(t)
 	client := connect(t)
 	ctx := testContext(t)
 	web := client.Container().From(busybox).
@@ -65,6 +68,7 @@ func TestServicePortsHostnameAndEndpoint(t *testing.T) {
 }
 
 func TestAServiceThatExitsFailsItsClient(t *testing.T) {
+	useDockerEngine(t)
 	client := connect(t)
 	ctx := testContext(t)
 	broken := client.Container().From(busybox).WithExposedPort(8080).

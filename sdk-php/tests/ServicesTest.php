@@ -11,7 +11,9 @@ use Gantry\NetworkProtocol;
 use PHPUnit\Framework\TestCase;
 
 /**
- * Services (examples/services.php) against a real engine (TestEngine).
+ * Services (examples/services.php) against a real engine on the Docker runtime
+ * (TestEngine::startOnDocker()): services run there only, whatever the
+ * machine's default runtime.
  */
 final class ServicesTest extends TestCase
 {
@@ -19,7 +21,7 @@ final class ServicesTest extends TestCase
 
     public static function setUpBeforeClass(): void
     {
-        self::$engine = TestEngine::start();
+        self::$engine = TestEngine::startOnDocker();
     }
 
     public function testABoundServiceAnswersItsClient(): void

@@ -11,12 +11,17 @@ use PHPUnit\Framework\Assert;
  * socket, started on first use and stopped when PHP exits. Its state
  * directory persists between runs (see stateDir()). The binary is GANTRY_BIN, else
  * target/debug/gantry (`make php-test` builds it first).
+ *
+ * start() runs on the default runtime (auto: native where it can run);
+ * startOnDocker() pins a second engine to the Docker runtime for the services
+ * tests (services run there only). Each points GANTRY_SOCKET at its engine.
  */
 final class TestEngine
 {
     public const UNSERVED_SOCKET = '/nonexistent/gantry-php-tests-without-engine.sock';
 
-    private static ?self $engine = null;
+    /** @var array<string, self> engines by runtime ('' for the default) */
+    private static array $engines = [];
     private static ?string $binary = null;
 
     /** @param resource $process */
@@ -51,18 +56,36 @@ final class TestEngine
 
     public static function start(): self
     {
-        if (self::$engine !== null) {
-            putenv('GANTRY_SOCKET=' . self::$engine->socket);
-            return self::$engine;
+        return self::startOn('');
+    }
+
+    /** The engine pinned to the Docker runtime (`GANTRY_RUNTIME=docker`): services run there only. */
+    public static function startOnDocker(): self
+    {
+        return self::startOn('docker');
+    }
+
+    private static function startOn(string $runtime): self
+    {
+        $running = self::$engines[$runtime] ?? null;
+        if ($running !== null) {
+            putenv('GANTRY_SOCKET=' . $running->socket);
+            return $running;
         }
         $base = self::tempDir('gantry-php-engine');
         $socket = "{$base}/engine.sock";
-        $state = self::stateDir('engine');
+        $state = self::stateDir($runtime === '' ? 'engine' : "engine-{$runtime}");
         $log = "{$base}/engine.log";
+        $env = getenv();
+        if ($runtime !== '') {
+            $env['GANTRY_RUNTIME'] = $runtime;
+        }
         $process = proc_open(
             [self::binary(), 'serve', '--socket', $socket, '--state-dir', $state],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']],
             $pipes,
+            null,
+            $env,
         );
         if ($process === false) {
             Assert::fail('could not start gantry serve');
@@ -78,10 +101,11 @@ final class TestEngine
             }
             usleep(50_000);
         }
-        self::$engine = new self($socket, $state, $log, proc_get_status($process)['pid'], $process, $base);
-        register_shutdown_function([self::$engine, 'stop']);
+        $engine = new self($socket, $state, $log, proc_get_status($process)['pid'], $process, $base);
+        self::$engines[$runtime] = $engine;
+        register_shutdown_function([$engine, 'stop']);
         putenv("GANTRY_SOCKET={$socket}");
-        return self::$engine;
+        return $engine;
     }
 
     public function stop(): void

@@ -77,17 +77,18 @@ class Engine:
     pid: int
 
 
-@pytest.fixture(scope="session")
-def engine(
-    _isolated_env: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """`gantry serve` on a temporary socket and state dir; `GANTRY_SOCKET` names it."""
-    base = tmp_path_factory.mktemp("engine")
+@contextlib.contextmanager
+def serve(base: Path, extra_env: dict[str, str]) -> Iterator[Engine]:
+    """`gantry serve` on a socket and state dir under `base`, with `extra_env`.
+
+    `GANTRY_SOCKET` names it while the context lasts.
+    """
     binary = gantry_bin()
     sock = base / "engine.sock"
     state = base / "state"
     log = base / "engine.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GANTRY_SESSION_")}
+    env.update(extra_env)
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             [binary, "serve", "--socket", str(sock), "--state-dir", str(state)],
@@ -123,8 +124,33 @@ def engine(
             capture_output=True,
             timeout=120,
             check=False,
+            env=env,
         )
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine(
+    _isolated_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """`gantry serve` on the default runtime (`auto`: native where it can run)."""
+    with serve(tmp_path_factory.mktemp("engine"), {}) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def docker_engine(
+    _isolated_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """An engine pinned to the Docker runtime, for one module's tests.
+
+    Services run on the Docker runtime only (the native runtime refuses them),
+    so their tests pin it whatever the machine's default. Module-scoped: when
+    the module is done, `GANTRY_SOCKET` names the session's engine again.
+    """
+    extra = {"GANTRY_RUNTIME": "docker"}
+    with serve(tmp_path_factory.mktemp("docker-engine"), extra) as started:
+        yield started
 
 
 @pytest.fixture(scope="session", autouse=True)

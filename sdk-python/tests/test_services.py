@@ -1,4 +1,8 @@
-"""Services (examples/services.py) against a real engine."""
+"""Services (examples/services.py) against a real engine on the Docker runtime.
+
+Services run on the Docker runtime only, so these tests use `docker_engine`,
+which pins it whatever the machine's default runtime.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ def load_example() -> ModuleType:
 services = load_example()
 
 
-def test_a_bound_service_answers_its_client(engine: Engine) -> None:
+def test_a_bound_service_answers_its_client(docker_engine: Engine) -> None:
     page = f"page {uuid.uuid4().hex}\n"
 
     async def main() -> tuple[str, list[tuple[int, gantry.NetworkProtocol]], bool]:
@@ -43,7 +47,7 @@ def test_a_bound_service_answers_its_client(engine: Engine) -> None:
     assert endpoint_ok
 
 
-def test_a_service_that_exits_fails_its_client(engine: Engine) -> None:
+def test_a_service_that_exits_fails_its_client(docker_engine: Engine) -> None:
     async def main() -> None:
         async with gantry.Connection() as client:
             broken = (

@@ -1,4 +1,8 @@
-/** Services (examples/services.ts) against a real engine. */
+/**
+ * Services (examples/services.ts) against a real engine on the Docker runtime: services run there
+ * only, so these tests use the engine `run.ts` pins to it (`GANTRY_TEST_DOCKER_SOCKET`), whatever
+ * the machine's default runtime. Each test file runs in a process of its own.
+ */
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -8,6 +12,10 @@ import { connect, ExecError, NetworkProtocol } from "@gantry/sdk";
 
 import * as services from "../examples/services.js";
 import { BUSYBOX } from "./support.js";
+
+const dockerSocket = process.env["GANTRY_TEST_DOCKER_SOCKET"];
+if (!dockerSocket) throw new Error("GANTRY_TEST_DOCKER_SOCKET is not set: run the tests with `npm test`");
+process.env["GANTRY_SOCKET"] = dockerSocket;
 
 test("a bound service answers its client", async () => {
   const page = `page ${randomBytes(8).toString("hex")}\n`;
