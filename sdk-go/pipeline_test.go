@@ -201,11 +201,34 @@ func manifestDigest(t *testing.T, host, repo, tag string) string {
 	return resp.Header.Get("Docker-Content-Digest")
 }
 
-// containersCreated lists the containers the engine (by its pid label)
-// created between two instants, from `docker events`, filtered here on the
-// Actor attribute dev.gantry.engine-pid.
+// nativeRunRoot holds the native runtime's per-engine run directories
+// (server/native/src/run.rs): each has `created`, a line `<unix nanos> <id>`
+// per container the engine created.
+const nativeRunRoot = "/dev/shm/gantry-native/engines"
+
+// containersCreated lists the containers the engine created between two
+// instants: from the native runtime's counter when the engine runs natively,
+// else from `docker events`, filtered here on the Actor attribute
+// dev.gantry.engine-pid.
 func containersCreated(t *testing.T, pid int, since, until time.Time) []string {
 	t.Helper()
+	if counters, _ := filepath.Glob(filepath.Join(nativeRunRoot, strconv.Itoa(pid)+"-*", "created")); len(counters) > 0 {
+		var names []string
+		for _, counter := range counters {
+			text, err := os.ReadFile(counter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+				nanos, name, _ := strings.Cut(line, " ")
+				at, err := strconv.ParseInt(nanos, 10, 64)
+				if err == nil && !time.Unix(0, at).Before(since) && !time.Unix(0, at).After(until.Add(time.Second)) {
+					names = append(names, name)
+				}
+			}
+		}
+		return names
+	}
 	stamp := func(at time.Time) string { return fmt.Sprintf("%.3f", float64(at.UnixNano())/1e9) }
 	out, err := exec.Command("docker", "events",
 		"--since", stamp(since), "--until", stamp(until.Add(time.Second)),

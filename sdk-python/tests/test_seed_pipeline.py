@@ -205,7 +205,23 @@ def test_failing_go_tests_stop_the_publish(engine: Engine, app_src: Path) -> Non
     assert "deliberate failure" in str(caught.value)
 
 
+# The native runtime's per-engine run directories (server/native/src/run.rs): each
+# holds `created`, a line `<unix nanos> <container id>` per container it created.
+NATIVE_RUN_ROOT = Path("/dev/shm/gantry-native/engines")
+
+
 def containers_created(engine: Engine, since: float, until: float) -> list[str]:
+    """Containers the engine created in [since, until]: from the native runtime's
+    counter when the engine runs natively, else from Docker's events."""
+    native_runs = list(NATIVE_RUN_ROOT.glob(f"{engine.pid}-*/created"))
+    if native_runs:
+        created = []
+        for counter in native_runs:
+            for line in counter.read_text().splitlines():
+                nanos, _, name = line.partition(" ")
+                if since <= int(nanos) / 1e9 <= until:
+                    created.append(name)
+        return created
     result = subprocess.run(
         [
             "docker",
@@ -240,11 +256,8 @@ def test_second_run_hits_the_cache(
     assert second.test_output == first_run.test_output
     assert second.plain_ref == first_run.plain_ref, "same inputs, same image"
     created = containers_created(engine, second.started, second.finished + 1)
+    # Speed is bench/'s business (no timed assertions); zero containers is the proof.
     assert created == [], "no container work on a re-run"
-    assert second.seconds < max(10.0, first_run.seconds / 2), (
-        first_run.seconds,
-        second.seconds,
-    )
 
 
 def test_secrets_never_reach_the_engine_state_or_log(
