@@ -20,10 +20,6 @@ if (!existsSync(binary)) {
   console.error(`no gantry binary at ${binary}: run \`cargo build -p gantry\` first`);
   process.exit(1);
 }
-const base = mkdtempSync(join(tmpdir(), "gantry-sdk-ts-"));
-const socket = join(base, "engine.sock");
-const state = join(base, "state");
-const log = join(base, "engine.log");
 const env: NodeJS.ProcessEnv = { ...process.env };
 for (const name of ["GANTRY_SESSION_PORT", "GANTRY_SESSION_TOKEN", "GANTRY_BIN"]) delete env[name];
 
