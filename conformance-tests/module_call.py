@@ -66,9 +66,9 @@ def main(argv: list[str]) -> int:
     saved = call("call", "build", src, "-o", str(tarball)).strip()
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
-    # `docker load`'s manifest.json first: a tarball may carry an OCI layout beside it
-    # (the native runtime's, and Docker 25's `docker save`, do).
-    layout = "docker image" if "manifest.json" in names else "OCI image" if "index.json" in names else "?"
+    # An OCI layout (index.json), with `docker load`'s manifest.json beside it on both
+    # runtimes; a tarball with manifest.json alone is Docker's own `docker save` format.
+    layout = "OCI image" if "index.json" in names else "docker image" if "manifest.json" in names else "?"
     print(f"build -o: {layout} tarball, path printed: {saved == str(tarball)}")
     size = int(call("call", "build", src, "file", "--path=/server", "size").strip())
     print(f"build file --path=/server size: {'over 1 MB' if size > 1_000_000 else size}")
