@@ -33,11 +33,11 @@ rm -f "$out"/gantry-*.tar.gz "$out/SHA256SUMS" "$out/install.sh"
 
 installed_targets=$(rustup target list --installed 2>/dev/null || true)
 
-# cross_cc TARGET: the C compiler for TARGET's build scripts (psm assembles a file), or
-# nothing when the host's cc does.
+# cross_cc TARGET: the C compiler for TARGET's build scripts (psm and ring compile C and
+# assembly): musl-gcc (musl-tools) for x86_64, the GNU cross compiler for aarch64.
 cross_cc() {
     case $1 in
-    x86_64-*) ;;
+    x86_64-*) echo musl-gcc ;;
     aarch64-*) echo aarch64-linux-gnu-gcc ;;
     *) die "unknown target $1" ;;
     esac
@@ -55,7 +55,7 @@ for target in $targets; do
     env=()
     if [[ -n $cc ]]; then
         if ! command -v "$cc" >/dev/null; then
-            say "skipping $target: no C cross compiler $cc (apt-get install gcc-${cc%-gcc}; make setup does)"
+            say "skipping $target: no C compiler $cc for it (make setup installs it: musl-tools, gcc-aarch64-linux-gnu)"
             skipped+=("$target")
             continue
         fi

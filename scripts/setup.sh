@@ -5,8 +5,8 @@
 #
 # What it sets up (nothing is pulled from Docker Hub or any outside registry):
 #   * Debian packages: docker.io docker-registry busybox-static apache2-utils tmux chromium,
-#     PHP (with php-zip for the Composer archive test), gcc-aarch64-linux-gnu (for `make dist`'s
-#     aarch64 build), crun iproute2 iptables (the native runtime: crun runs steps, iproute2 and
+#     PHP (with php-zip for the Composer archive test), gcc-aarch64-linux-gnu and musl-tools
+#     (C compilers for `make dist`'s build scripts: ring's C and assembly), crun iproute2 iptables (the native runtime: crun runs steps, iproute2 and
 #     iptables give them their network; runc comes with docker.io)
 #     (plus curl / golang-go only if no curl / no Go toolchain is found).
 #   * Rust's musl targets (x86_64, aarch64) for `make dist`, through rustup when it is there.
@@ -34,7 +34,7 @@ REGISTRY_LOG=/var/log/gantry-registry.log
 REGISTRY_AUTH_LOG=/var/log/gantry-registry-auth.log
 APT_LOG=/var/log/gantry-setup-apt.log
 
-PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring php-zip composer phpunit gcc-aarch64-linux-gnu crun iproute2 iptables)
+PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring php-zip composer phpunit gcc-aarch64-linux-gnu musl-tools crun iproute2 iptables)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
