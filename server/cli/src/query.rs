@@ -100,7 +100,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         None => {
             let engine = engine::start(&args.engine).await?;
             let follower = progress.follow_engine(&engine);
-            let schema = gantry_api::schema(engine);
+            let schema = gantry_api::schema(engine.clone());
             let answer = gantry_api::execute_json(
                 &schema,
                 body,
@@ -109,6 +109,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
                 },
             )
             .await;
+            engine.flush_remote_cache().await;
             if let Some(follower) = follower {
                 follower.stop().await;
             }

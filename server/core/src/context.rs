@@ -19,7 +19,7 @@ use crate::reference::registry_host;
 use crate::remote::{GitRefs, NoRemote, Remote};
 use crate::runtime::{PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
-use crate::store::{ImageNames, Lock, RecordKind, Store};
+use crate::store::{ImageNames, Lock, RecordKind, RemoteCache, Store};
 use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing, Value};
 
 pub struct EngineOptions {
@@ -34,6 +34,8 @@ pub(crate) struct Context {
     /// Git and HTTP sources (`NoRemote` unless `Engine::with_remote`).
     pub(crate) remote: Arc<dyn Remote>,
     pub(crate) store: Arc<dyn Store>,
+    /// The cache tier shared between machines (`Engine::with_remote_cache`).
+    pub(crate) remote_cache: Option<Arc<dyn RemoteCache>>,
     /// How this store's images are named (its own repositories).
     pub(crate) images: ImageNames,
     pub(crate) events: EventSink,
@@ -65,6 +67,7 @@ impl Context {
             remote: Arc::new(NoRemote),
             images: store.image_names(),
             store,
+            remote_cache: None,
             events: EventSink::default(),
             secrets: Secrets::new(options.secret_key),
             pulls: InFlight::default(),

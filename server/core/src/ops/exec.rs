@@ -209,6 +209,10 @@ async fn run_exec(
                 }
                 None => lock,
             };
+            if let Some(record) = remote_recall(cx, &key).await {
+                cx.events.step(&call.node, &cmd, StepState::Cached, None);
+                return Ok(Arc::new(record));
+            }
             let stdin = stdin(cx, parent, exec).await?;
             let secrets = attached_secrets(cx, parent)?;
             let _locks = cx.lock_cache_volumes(parent).await;
@@ -254,6 +258,9 @@ async fn run_exec(
             check_outcome(cx, call, exec, &record)?;
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
+            if let Some(remote) = &cx.remote_cache {
+                remote.offer(&key, &json, !secrets.is_empty());
+            }
             cx.events.step(&call.node, &cmd, StepState::Done, None);
             Ok(Arc::new(record))
         })
@@ -277,6 +284,15 @@ pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
         .store
         .get(RecordKind::Exec, key)?
         .and_then(|bytes| serde_json::from_slice::<ExecRecord>(&bytes).ok()))
+}
+
+/// The result the remote cache tier (if any) shares under `key`. Its image
+/// may be fetched only when a later step or export needs the filesystem.
+async fn remote_recall(cx: &Context, key: &Digest) -> Option<ExecRecord> {
+    let bytes = cx.remote_cache.as_ref()?.lookup(key).await?;
+    let record = serde_json::from_slice::<ExecRecord>(&bytes).ok()?;
+    debug!(%key, "remote cache hit");
+    Some(record)
 }
 
 /// Whether a stored result's image is still on the runtime.
