@@ -302,7 +302,7 @@ impl Inner {
     /// left alone (the pipeline goes on locally).
     fn unreachable(&self, reason: &str) {
         if !self.unreachable.swap(true, Ordering::SeqCst) {
-            tracing::warn!(repository = %self.config.repository, %reason, "the remote cache is unreachable; running without it");
+            tracing::warn!(repository = %self.config.repository, %reason, "the remote cache is unavailable (unreachable, too slow or refusing access); running without it");
         }
     }
 

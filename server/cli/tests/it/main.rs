@@ -21,6 +21,7 @@ macro_rules! require_runtime {
 }
 
 // After the macro, which the test modules use.
+mod cache_remote;
 mod cache_volumes;
 mod directory;
 mod dockerfile;

@@ -112,6 +112,12 @@ pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
             .filter(|nanos| *nanos >= since_nanos)
             .count();
     }
+    docker_containers_created_since(since, pid)
+}
+
+/// Containers the engine with `pid` created on Docker since `since`, whatever
+/// runtime the tests run on (engines started on Docker explicitly).
+pub(crate) fn docker_containers_created_since(since: &str, pid: u32) -> usize {
     let out = Command::new("docker")
         .args([
             "events",
@@ -418,7 +424,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
