@@ -177,6 +177,13 @@ struct Entry {
     image: String,
     /// The exec record as the store keeps it, its image ID blanked.
     record: serde_json::Value,
+    /// When it was pushed (seconds since the Unix epoch).
+    #[serde(default)]
+    created: u64,
+    /// Makes every entry blob new: a corrupt blob on the registry is replaced
+    /// by one of another digest (registries keep the first upload of a digest).
+    #[serde(default)]
+    nonce: u64,
 }
 
 /// Counters the engine logs when it stops and tests read.
@@ -412,11 +419,14 @@ impl Inner {
             .runtime
             .push(&image_id, &fs_tag, self.docker_auth.as_ref())
             .await;
-        // The tag was only for the push: the image keeps its step tag.
-        let _ = self
-            .runtime
-            .remove_images(std::slice::from_ref(&fs_tag))
-            .await;
+        // The tag was only for the push (Docker tags before pushing; the native
+        // runtime pushes without one): the image keeps its step tag.
+        if self.runtime.image_exists(&fs_tag).await == Ok(true) {
+            let _ = self
+                .runtime
+                .remove_images(std::slice::from_ref(&fs_tag))
+                .await;
+        }
         let fs_digest = match pushed {
             Ok(digest) => digest,
             Err(error) => return self.push_failed(&key, &error.to_string()),
@@ -427,6 +437,10 @@ impl Inner {
             key: hex.clone(),
             image: fs_digest,
             record,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            nonce: rand::random(),
         };
         let blob = serde_json::to_vec(&entry).expect("entries always serialise");
         let config = Blob {

@@ -60,9 +60,6 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
     let shared_key = shared_secret_key()?;
     let cache = args.cache.config(shared_key.is_some())?;
     let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
-    if cache.is_some() && choice == crate::runtime::Settled::Native {
-        bail!("the remote cache (--cache / {}) needs the Docker runtime for now: add --runtime docker (or {}=docker)", crate::env::CACHE, crate::env::RUNTIME);
-    }
     let mut runtime = crate::runtime::start(choice, store.state_dir()).await?;
     let secret_key = match shared_key {
         Some(key) => key,

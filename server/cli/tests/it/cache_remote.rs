@@ -1,11 +1,8 @@
-//! The remote cache tier (`--cache REF`, docs/cache.md) on real Docker and the
-//! test registries: two "machines" are two engines with their own state
-//! directories (so their own state IDs: neither sees the other's gantry images)
-//! on this host's one dockerd, sharing one registry repository.
-//!
-//! The engines here run on Docker whatever `GANTRY_RUNTIME` says (the remote cache
-//! needs it for now); `the_native_runtime_refuses_a_remote_cache_clearly` checks
-//! what the native runtime does.
+//! The remote cache tier (`--cache REF`, docs/cache.md) on the runtime under test
+//! and the test registries: two "machines" are two engines with their own state
+//! directories (so their own state IDs: neither sees the other's gantry images,
+//! on this host's one dockerd or in its own snapshot store), sharing one registry
+//! repository.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,17 +12,9 @@ use gantry_core::store::RecordKind;
 use serde_json::{json, Value};
 
 use crate::support::{
-    busybox, docker_available, docker_containers_created_since, free_port, gantry, now, registry,
-    run, text, unique, Server, ServerOptions,
+    busybox, containers_created_since, free_port, gantry, now, registry, run, text, unique, Server,
+    ServerOptions,
 };
-
-macro_rules! require_docker {
-    () => {
-        if !docker_available() {
-            return;
-        }
-    };
-}
 
 /// Three steps, the last reading what the first wrote; `$marker` keeps the keys
 /// this test's own.
@@ -61,17 +50,28 @@ fn repository(name: &str) -> String {
     format!("{}/{}/cache", registry(), unique(name))
 }
 
-/// An engine on Docker with the remote cache `repository` (plus `env`).
+/// An engine (on the runtime under test) with the remote cache `repository` (plus `env`).
 fn cache_server(repository: &str, env: &[(&str, &str)]) -> Server {
-    let mut all = vec![
-        ("GANTRY_RUNTIME".to_owned(), "docker".to_owned()),
-        ("GANTRY_CACHE".to_owned(), repository.to_owned()),
-    ];
+    let mut all = vec![("GANTRY_CACHE".to_owned(), repository.to_owned())];
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     Server::start_with(ServerOptions {
         env: all,
         log: Some("info".into()),
     })
+}
+
+/// Stops `server` and returns its log once the last lines are in (its stderr
+/// is copied to the log by a thread of its own, which may lag the exit).
+fn stop(server: &mut Server) -> String {
+    server.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = plain_log(server);
+        if log.contains("remote cache flushed") || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The engine's log without terminal colours.
@@ -128,7 +128,7 @@ fn state_id(state: &Path) -> String {
 
 #[test]
 fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_key() {
-    require_docker!();
+    require_runtime!();
     let marker = unique("keys");
     let secret_step = r#"
     query($image: String!, $marker: String!, $secret: ID!) {
@@ -153,7 +153,7 @@ fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_k
         "0123456789abcdef0123456789abcdef-test-key",
     )];
     let engine = |env: &[(&str, &str)]| {
-        let mut all = vec![("GANTRY_RUNTIME".to_owned(), "docker".to_owned())];
+        let mut all = Vec::new();
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Server::start_with(ServerOptions {
             env: all,
@@ -180,14 +180,14 @@ fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_k
 
 #[test]
 fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() {
-    require_docker!();
+    require_runtime!();
     let repo = repository("ab");
     let marker = unique("ab");
     let mut a = cache_server(&repo, &[]);
     let cold = pipeline_stdout(&a, &marker);
     assert_eq!(cold, format!("{marker}\ntwo\n"));
-    a.stop();
-    assert_eq!(counter(&plain_log(&a), "pushed"), 3, "{}", plain_log(&a));
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 3, "{log}");
 
     // Machine B: a fresh state directory (another state ID: none of A's
     // gantry images is visible to it), the same registry.
@@ -196,12 +196,11 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
     let since = now();
     assert_eq!(pipeline_stdout(&b, &marker), cold);
     assert_eq!(
-        docker_containers_created_since(&since, b.pid()),
+        containers_created_since(&since, b.pid()),
         0,
         "machine B ran a step"
     );
-    b.stop();
-    let log = plain_log(&b);
+    let log = stop(&mut b);
     assert_eq!(counter(&log, "hits"), 3, "{log}");
     // A leaf (stdout) costs manifests and small blobs: no filesystem pulled.
     assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
@@ -220,43 +219,40 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
         ),
         "4096\ntwo\n"
     );
-    assert_eq!(docker_containers_created_since(&since, c.pid()), 1);
-    c.stop();
-    let log = plain_log(&c);
+    assert_eq!(containers_created_since(&since, c.pid()), 1);
+    let log = stop(&mut c);
     assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
     assert_eq!(counter(&log, "pushed"), 1, "{log}");
 }
 
 #[test]
 fn read_mode_pushes_nothing() {
-    require_docker!();
+    require_runtime!();
     let repo = repository("read");
     let marker = unique("read");
     let mut a = cache_server(&repo, &[("GANTRY_CACHE_MODE", "read")]);
     pipeline_stdout(&a, &marker);
-    a.stop();
-    let log = plain_log(&a);
+    let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 0, "{log}");
     assert_eq!(counter(&log, "lookups"), 3, "{log}");
     // Nothing reached the registry: a second machine finds nothing.
     let mut b = cache_server(&repo, &[("GANTRY_CACHE_MODE", "read")]);
     let since = now();
     pipeline_stdout(&b, &marker);
-    assert_eq!(docker_containers_created_since(&since, b.pid()), 3);
-    b.stop();
-    assert_eq!(counter(&plain_log(&b), "hits"), 0);
+    assert_eq!(containers_created_since(&since, b.pid()), 3);
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "hits"), 0);
 }
 
 #[test]
 fn an_unreachable_registry_is_one_warning_and_the_pipeline_runs_locally() {
-    require_docker!();
+    require_runtime!();
     // Nothing listens on this port.
     let repo = format!("127.0.0.1:{}/nowhere/cache", free_port());
     let marker = unique("down");
     let mut a = cache_server(&repo, &[]);
     assert_eq!(pipeline_stdout(&a, &marker), format!("{marker}\ntwo\n"));
-    a.stop();
-    let log = plain_log(&a);
+    let log = stop(&mut a);
     assert_eq!(
         log.matches("the remote cache is unavailable").count(),
         1,
@@ -283,7 +279,7 @@ fn repo_path(repo: &str) -> &str {
 
 #[test]
 fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
-    require_docker!();
+    require_runtime!();
     let repo = repository("corrupt");
     let marker = unique("corrupt");
     let mut a = cache_server(&repo, &[]);
@@ -337,9 +333,8 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     assert_eq!(pipeline_stdout(&b, &marker), format!("{marker}\ntwo\n"));
     // Only the corrupt step ran here (on the first step's filesystem, pulled);
     // the step after it keys on its lineage, not on its image, and is a hit.
-    assert_eq!(docker_containers_created_since(&since, b.pid()), 1);
-    b.stop();
-    let log = plain_log(&b);
+    assert_eq!(containers_created_since(&since, b.pid()), 1);
+    let log = stop(&mut b);
     assert_eq!(
         log.matches("ignoring a corrupt remote cache entry").count(),
         1,
@@ -386,14 +381,13 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     assert!(put.success());
     let mut c = cache_server(&repo, &[]);
     assert_eq!(pipeline_stdout(&c, &marker), format!("{marker}\ntwo\n"));
-    c.stop();
-    let log = plain_log(&c);
+    let log = stop(&mut c);
     assert!(log.contains("pushed for another cache key"), "{log}");
 }
 
 #[test]
 fn concurrent_pushers_of_one_key_both_succeed() {
-    require_docker!();
+    require_runtime!();
     let repo = repository("race");
     let marker = unique("race");
     let (mut a, mut b) = (cache_server(&repo, &[]), cache_server(&repo, &[]));
@@ -404,22 +398,21 @@ fn concurrent_pushers_of_one_key_both_succeed() {
             assert_eq!(run.join().unwrap(), expected);
         }
     });
-    a.stop();
-    b.stop();
-    for server in [&a, &b] {
-        let log = plain_log(server);
+    for server in [&mut a, &mut b] {
+        let log = stop(server);
+        assert_eq!(counter(&log, "lookups"), 3, "{log}");
         assert!(!log.contains("pushing to the remote cache failed"), "{log}");
     }
     let mut c = cache_server(&repo, &[]);
     let since = now();
     assert_eq!(pipeline_stdout(&c, &marker), expected);
-    assert_eq!(docker_containers_created_since(&since, c.pid()), 0);
+    assert_eq!(containers_created_since(&since, c.pid()), 0);
     c.stop();
 }
 
 #[test]
 fn the_auth_registry_is_used_with_docker_config_credentials() {
-    require_docker!();
+    require_runtime!();
     let (host, user, password) = crate::support::auth_registry();
     let repo = format!("{host}/{}/cache", unique("auth"));
     let marker = unique("auth");
@@ -436,23 +429,21 @@ fn the_auth_registry_is_used_with_docker_config_credentials() {
     let docker_config = config.path().to_str().unwrap();
     let mut a = cache_server(&repo, &[("DOCKER_CONFIG", docker_config)]);
     pipeline_stdout(&a, &marker);
-    a.stop();
-    let log = plain_log(&a);
+    let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 3, "{log}");
     assert!(!log.contains(&password), "the password reached the log");
 
     let mut b = cache_server(&repo, &[("DOCKER_CONFIG", docker_config)]);
     let since = now();
     pipeline_stdout(&b, &marker);
-    assert_eq!(docker_containers_created_since(&since, b.pid()), 0);
+    assert_eq!(containers_created_since(&since, b.pid()), 0);
     b.stop();
 
     // Without credentials: one warning, the pipeline runs.
     let empty = tempfile::tempdir().unwrap();
     let mut c = cache_server(&repo, &[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
     pipeline_stdout(&c, &marker);
-    c.stop();
-    let log = plain_log(&c);
+    let log = stop(&mut c);
     assert_eq!(log.matches("WARN").count(), 1, "{log}");
 }
 
@@ -472,14 +463,7 @@ fn a_bad_cache_reference_is_a_clear_error() {
         ("https://ghcr.io/org/cache", "leave out the scheme"),
     ] {
         let out = gantry(dir.path())
-            .args([
-                "query",
-                "--in-process",
-                "--runtime",
-                "docker",
-                "--cache",
-                reference,
-            ])
+            .args(["query", "--in-process", "--cache", reference])
             .arg(document(dir.path()))
             .output()
             .unwrap();
@@ -490,22 +474,35 @@ fn a_bad_cache_reference_is_a_clear_error() {
 }
 
 #[test]
-fn the_native_runtime_refuses_a_remote_cache_clearly() {
-    if gantry_native::unavailable_reason().is_some() {
-        eprintln!("skipping: the native runtime cannot run here");
+fn a_docker_machine_and_a_native_machine_share_one_cache() {
+    require_runtime!();
+    if gantry_native::unavailable_reason().is_some() || !crate::support::docker_available() {
+        eprintln!("skipping: needs both the Docker and the native runtime");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = gantry(dir.path())
-        .args(["query", "--in-process", "--runtime", "native"])
-        .args(["--cache", &format!("{}/x/cache", registry())])
-        .arg(document(dir.path()))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("needs the Docker runtime for now") && stderr.contains("--runtime docker"),
-        "{stderr}"
-    );
+    let repo = repository("mixed");
+    let marker = unique("mixed");
+    for (first, second) in [("docker", "native"), ("native", "docker")] {
+        let marker = format!("{marker}-{first}");
+        let mut a = cache_server(&repo, &[("GANTRY_RUNTIME", first)]);
+        let cold = pipeline_stdout(&a, &marker);
+        let log = stop(&mut a);
+        assert_eq!(counter(&log, "pushed"), 3, "{log}");
+        let mut b = cache_server(&repo, &[("GANTRY_RUNTIME", second)]);
+        let data = run(&b, DOWNSTREAM, vars(&marker));
+        let log = stop(&mut b);
+        assert_eq!(
+            text(
+                &data,
+                "container.from.withExec.withExec.withExec.withExec.stdout"
+            ),
+            "4096\ntwo\n"
+        );
+        assert!(cold.starts_with(&marker));
+        // The three cached steps were hits (remote hits are not stored locally);
+        // only the new step ran, on the filesystem the other runtime pushed.
+        assert_eq!(counter(&log, "hits"), 3, "{first} → {second}: {log}");
+        assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+        assert_eq!(exec_keys(&b.state_dir()).len(), 1, "{log}");
+    }
 }

@@ -112,12 +112,6 @@ pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
             .filter(|nanos| *nanos >= since_nanos)
             .count();
     }
-    docker_containers_created_since(since, pid)
-}
-
-/// Containers the engine with `pid` created on Docker since `since`, whatever
-/// runtime the tests run on (engines started on Docker explicitly).
-pub(crate) fn docker_containers_created_since(since: &str, pid: u32) -> usize {
     let out = Command::new("docker")
         .args([
             "events",
