@@ -461,7 +461,7 @@ impl Inner {
             "annotations": BTreeMap::from([("dev.gantry.cache.key", hex.as_str())]),
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
-        let outcome = registry::push_with(
+        let outcome = registry::push(
             &self.client,
             &image,
             &self.auth,

@@ -461,33 +461,10 @@ pub struct Blob {
     pub data: Bytes,
 }
 
-/// Pushes layers, config and manifest; returns the manifest digest.
-pub(crate) async fn push(
-    image: &Reference,
-    auth: &OciAuth,
-    password: Option<&str>,
-    layers: Vec<Blob>,
-    config: Blob,
-    manifest: Bytes,
-    manifest_type: &str,
-) -> Result<String, RuntimeError> {
-    let client = client(image.resolve_registry());
-    push_with(
-        &client,
-        image,
-        auth,
-        password,
-        layers,
-        config,
-        manifest,
-        manifest_type,
-    )
-    .await
-}
-
-/// `push` through a client of the caller's (`client_for`).
+/// Pushes layers, config and manifest through `client` (`client_for`); returns the
+/// manifest digest.
 #[allow(clippy::too_many_arguments, reason = "one push, described in full")]
-pub async fn push_with(
+pub async fn push(
     client: &Client,
     image: &Reference,
     auth: &OciAuth,

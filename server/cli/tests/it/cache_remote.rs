@@ -12,8 +12,8 @@ use gantry_core::store::RecordKind;
 use serde_json::{json, Value};
 
 use crate::support::{
-    busybox, containers_created_since, free_port, gantry, now, registry, run, text, unique, Server,
-    ServerOptions,
+    busybox, containers_created_since, free_port, gantry, now, registry, run, strip_ansi, text,
+    unique, Server, ServerOptions,
 };
 
 /// Three steps, the last reading what the first wrote; `$marker` keeps the keys
@@ -76,21 +76,7 @@ fn stop(server: &mut Server) -> String {
 
 /// The engine's log without terminal colours.
 fn plain_log(server: &Server) -> String {
-    let log = server.log();
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    strip_ansi(&server.log())
 }
 
 /// A counter of the last "remote cache flushed" line (written when the engine stops).
