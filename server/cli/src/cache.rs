@@ -48,6 +48,8 @@ const PLACEHOLDER: &str = "gantry-remote-cache:";
 const MAX_ENTRY_BYTES: i64 = 256 << 20;
 /// How long one lookup may take before the registry counts as unreachable.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an engine that is stopping waits for its pushes.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Whether the engine may push to the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -502,10 +504,13 @@ impl RemoteCache for RegistryCache {
         let Some(record) = self.inner.pushable(key, record, secrets) else {
             return;
         };
-        self.pushes
+        let mut pushes = self
+            .pushes
             .lock()
-            .expect("the push set's lock is never poisoned")
-            .spawn(self.inner.clone().push(*key, record));
+            .expect("the push set's lock is never poisoned");
+        // Finished pushes are reaped as new ones start (a long-lived `serve`).
+        while pushes.try_join_next().is_some() {}
+        pushes.spawn(self.inner.clone().push(*key, record));
     }
 
     async fn flush(&self) {
@@ -515,7 +520,19 @@ impl RemoteCache for RegistryCache {
                 .lock()
                 .expect("the push set's lock is never poisoned"),
         );
-        while pushes.join_next().await.is_some() {}
+        let pending = pushes.len();
+        let drained = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            while pushes.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                pending,
+                left = pushes.len(),
+                "gave up waiting for pushes to the remote cache after 5 minutes; their steps stay local"
+            );
+            pushes.abort_all();
+        }
         let counters = &self.inner.shared.counters;
         tracing::info!(
             lookups = counters.lookups.load(Ordering::Relaxed),

@@ -492,3 +492,30 @@ fn a_docker_machine_and_a_native_machine_share_one_cache() {
         assert_eq!(exec_keys(&b.state_dir()).len(), 1, "{log}");
     }
 }
+
+#[test]
+fn a_registry_that_never_answers_is_one_warning_after_the_lookup_timeout() {
+    require_runtime!();
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(64) {
+            held.push(stream);
+        }
+    });
+    let repo = format!("127.0.0.1:{port}/silent/cache");
+    let marker = unique("slow");
+    let mut a = cache_server(&repo, &[]);
+    assert_eq!(pipeline_stdout(&a, &marker), format!("{marker}\ntwo\n"));
+    let log = stop(&mut a);
+    assert_eq!(
+        log.matches("the remote cache is unavailable").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("no answer within 15 s"), "{log}");
+    // One lookup waited; the others did not ask again.
+    assert_eq!(counter(&log, "lookups"), 1, "{log}");
+}
