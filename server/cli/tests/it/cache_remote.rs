@@ -519,3 +519,67 @@ fn a_registry_that_never_answers_is_one_warning_after_the_lookup_timeout() {
     // One lookup waited; the others did not ask again.
     assert_eq!(counter(&log, "lookups"), 1, "{log}");
 }
+
+#[test]
+fn a_missing_filesystem_makes_its_step_run_here() {
+    require_runtime!();
+    let repo = repository("nofs");
+    let marker = unique("nofs");
+    let mut a = cache_server(&repo, &[]);
+    pipeline_stdout(&a, &marker);
+    stop(&mut a);
+    // Delete the third step's filesystem image from the registry; its entry stays.
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+    let entry_of = |key: &str| {
+        let manifest: Value = serde_json::from_slice(&registry_get(
+            &format!("/v2/{}/manifests/{key}", repo_path(&repo)),
+            manifest_type,
+        ))
+        .unwrap();
+        let config = manifest["config"]["digest"].as_str().unwrap().to_owned();
+        serde_json::from_slice::<Value>(&registry_get(
+            &format!("/v2/{}/blobs/{config}", repo_path(&repo)),
+            "*/*",
+        ))
+        .unwrap()
+    };
+    let third = exec_keys(&a.state_dir())
+        .into_iter()
+        .map(|key| entry_of(&key))
+        .find(|entry| entry["record"]["cmd"].to_string().contains("cat /one /two"))
+        .expect("the third step's entry");
+    let image = third["image"].as_str().unwrap();
+    let deleted = Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(format!(
+            "http://{}/v2/{}/manifests/{image}",
+            registry(),
+            repo_path(&repo)
+        ))
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+
+    let mut b = cache_server(&repo, &[]);
+    let since = now();
+    let data = run(&b, DOWNSTREAM, vars(&marker));
+    assert_eq!(
+        text(
+            &data,
+            "container.from.withExec.withExec.withExec.withExec.stdout"
+        ),
+        "4096\ntwo\n"
+    );
+    // The third step changed no file, so its filesystem is the second's: both
+    // entries lost it. Both steps ran again here, on the first's filesystem
+    // (pulled), and then the fourth; the first step was not run.
+    let created = containers_created_since(&since, b.pid());
+    let log = stop(&mut b);
+    assert_eq!(created, 3, "{log}");
+    assert_eq!(
+        log.matches("filesystem cannot be fetched").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+}
