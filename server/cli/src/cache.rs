@@ -73,6 +73,10 @@ pub(crate) struct CacheArgs {
     /// Speak plain HTTP to a cache registry that is not on a loopback address
     #[arg(long)]
     pub(crate) cache_insecure: bool,
+    /// Credentials for the cache registry, the password read from an environment
+    /// variable: USER:env:VAR (default: the Docker configuration, as `docker login` writes it) [env: GANTRY_CACHE_AUTH]
+    #[arg(long, value_name = "USER:env:VAR")]
+    pub(crate) cache_auth: Option<String>,
 }
 
 /// A checked `--cache` setting.
@@ -86,6 +90,8 @@ pub(crate) struct CacheConfig {
     /// Steps with secrets attached are shared too (the secret MAC key is
     /// shared: `GANTRY_CACHE_KEY`).
     pub(crate) share_secret_steps: bool,
+    /// `--cache-auth`; `None`: the Docker configuration's credentials.
+    pub(crate) auth: Option<RegistryAuth>,
 }
 
 impl CacheArgs {
@@ -118,14 +124,48 @@ impl CacheArgs {
         };
         let (repository, registry) = parse_repository(&reference)?;
         let plain_http = registry::is_loopback(&registry) || self.cache_insecure;
+        let spec = self.cache_auth.clone().or_else(|| {
+            std::env::var(crate::env::CACHE_AUTH)
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        let auth = match spec {
+            Some(spec) => Some(parse_auth(&spec, &registry)?),
+            None => None,
+        };
         Ok(Some(CacheConfig {
             repository,
             registry,
             mode,
             plain_http,
             share_secret_steps,
+            auth,
         }))
     }
+}
+
+/// `USER:env:VAR`: the user, and the password from the environment variable `VAR`
+/// (never on the command line, where other users of the machine can read it).
+fn parse_auth(spec: &str, registry: &str) -> Result<RegistryAuth> {
+    let usage = "expected USER:env:VAR, the password in the environment variable VAR (e.g. --cache-auth ci:env:CACHE_PASSWORD)";
+    let Some((username, source)) = spec.split_once(':') else {
+        bail!("--cache-auth {spec:?}: {usage}");
+    };
+    let Some(var) = source.strip_prefix("env:").filter(|v| !v.is_empty()) else {
+        bail!("--cache-auth for user {username:?}: {usage}");
+    };
+    if username.is_empty() {
+        bail!("--cache-auth: no user name; {usage}");
+    }
+    let password = std::env::var(var).ok().filter(|v| !v.is_empty());
+    let Some(password) = password else {
+        bail!("--cache-auth: the environment variable {var} (the password of {username:?}) is not set or empty");
+    };
+    Ok(RegistryAuth {
+        server: registry.to_owned(),
+        username: username.to_owned(),
+        password,
+    })
 }
 
 /// `host[:port]/path` checked: a registry host is required (no Docker Hub
@@ -247,7 +287,7 @@ pub(crate) async fn open(
     config: CacheConfig,
     runtime: Arc<dyn Runtime>,
 ) -> (Arc<RegistryCache>, Arc<dyn Runtime>) {
-    let auth = registry::credentials(&config.registry, None).await;
+    let auth = registry::credentials(&config.registry, config.auth.as_ref()).await;
     let docker_auth = match &auth {
         OciAuth::Basic(username, password) => Some(RegistryAuth {
             server: config.registry.clone(),
@@ -735,6 +775,27 @@ impl Runtime for CachedRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_auth_takes_the_password_from_the_environment_only() {
+        std::env::set_var("GANTRY_TEST_CACHE_AUTH_PASSWORD", "pw-from-env");
+        let auth = parse_auth("ci:env:GANTRY_TEST_CACHE_AUTH_PASSWORD", "r.example").unwrap();
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("ci", "pw-from-env")
+        );
+        assert!(!format!("{auth:?}").contains("pw-from-env"));
+        for (bad, says) in [
+            ("ci", "expected USER:env:VAR"),
+            ("ci:hunter2", "expected USER:env:VAR"),
+            (":env:X", "no user name"),
+            ("ci:env:GANTRY_TEST_CACHE_AUTH_UNSET", "is not set or empty"),
+        ] {
+            let message = parse_auth(bad, "r.example").unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
 
     #[test]
     fn repositories_parse_and_bad_ones_are_named() {

@@ -31,6 +31,8 @@ pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 pub(crate) const CACHE: &str = "GANTRY_CACHE";
 /// The remote cache mode (`--cache-mode`): `readwrite` (default) or `read`.
 pub(crate) const CACHE_MODE: &str = "GANTRY_CACHE_MODE";
+/// Remote cache credentials, `USER:env:VAR` (`--cache-auth`).
+pub(crate) const CACHE_AUTH: &str = "GANTRY_CACHE_AUTH";
 /// A secret MAC key shared between machines (at least 32 characters), so steps
 /// that use secrets get the same cache keys everywhere (docs/cache.md).
 pub(crate) const CACHE_KEY: &str = "GANTRY_CACHE_KEY";

@@ -88,6 +88,9 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             Err(_) => serving_engine(&args.engine).await,
         }
     };
+    if running.is_some() && args.engine.cache.cache.is_some() {
+        tracing::warn!(socket = %socket.display(), "--cache applies to an engine this command starts; the engine already serving this socket keeps its own cache settings (add --in-process, or start that engine with gantry serve --cache)");
+    }
     let response: serde_json::Value = match running {
         Some((connection, socket)) => {
             let follower = follow_running(&progress, &socket).await;

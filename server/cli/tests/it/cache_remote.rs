@@ -425,6 +425,23 @@ fn the_auth_registry_is_used_with_docker_config_credentials() {
     assert_eq!(containers_created_since(&since, b.pid()), 0);
     b.stop();
 
+    // Credentials from --cache-auth (here GANTRY_CACHE_AUTH), the password in a
+    // variable of the engine's environment, no Docker configuration.
+    let empty = tempfile::tempdir().unwrap();
+    let mut d = cache_server(
+        &repo,
+        &[
+            ("DOCKER_CONFIG", empty.path().to_str().unwrap()),
+            ("GANTRY_CACHE_AUTH", &format!("{user}:env:CACHE_PASSWORD")),
+            ("CACHE_PASSWORD", &password),
+        ],
+    );
+    let since = now();
+    pipeline_stdout(&d, &marker);
+    assert_eq!(containers_created_since(&since, d.pid()), 0);
+    let log = stop(&mut d);
+    assert_eq!(counter(&log, "hits"), 3, "{log}");
+
     // Without credentials: one warning, the pipeline runs.
     let empty = tempfile::tempdir().unwrap();
     let mut c = cache_server(&repo, &[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
