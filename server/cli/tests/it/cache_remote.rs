@@ -263,6 +263,41 @@ fn repo_path(repo: &str) -> &str {
     repo.split_once('/').unwrap().1
 }
 
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The raw manifest of the entry for `key` in `repo`.
+fn entry_manifest_bytes(repo: &str, key: &str) -> Vec<u8> {
+    registry_get(
+        &format!("/v2/{}/manifests/{key}", repo_path(repo)),
+        MANIFEST_TYPE,
+    )
+}
+
+/// The digest of the record blob of the entry for `key` in `repo`.
+fn entry_config(repo: &str, key: &str) -> String {
+    let manifest: Value = serde_json::from_slice(&entry_manifest_bytes(repo, key)).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_owned()
+}
+
+/// The record blob (`{key, image, record, ...}`) of the entry for `key` in `repo`.
+fn entry_record(repo: &str, key: &str) -> Value {
+    let config = entry_config(repo, key);
+    let blob = registry_get(&format!("/v2/{}/blobs/{config}", repo_path(repo)), "*/*");
+    serde_json::from_slice(&blob).unwrap()
+}
+
+/// The cache key (hex) of the entry in `state`'s results whose command contains `needle`.
+fn key_of_step(repo: &str, state: &Path, needle: &str) -> String {
+    exec_keys(state)
+        .into_iter()
+        .find(|key| {
+            entry_record(repo, key)["record"]["cmd"]
+                .to_string()
+                .contains(needle)
+        })
+        .unwrap_or_else(|| panic!("no entry runs {needle:?}"))
+}
+
 #[test]
 fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     require_runtime!();
@@ -272,34 +307,10 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     pipeline_stdout(&a, &marker);
     a.stop();
     let keys: Vec<String> = exec_keys(&a.state_dir()).into_iter().collect();
-    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
-    let manifest = |key: &str| {
-        let bytes = registry_get(
-            &format!("/v2/{}/manifests/{key}", repo_path(&repo)),
-            manifest_type,
-        );
-        serde_json::from_slice::<Value>(&bytes).unwrap()
-    };
-    // Corrupt the record blob of one entry on the registry's disk (the same
-    // length, other bytes): its digest no longer matches.
-    let first = keys
-        .iter()
-        .find(|key| {
-            let config = manifest(key)["config"]["digest"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            String::from_utf8_lossy(&registry_get(
-                &format!("/v2/{}/blobs/{config}", repo_path(&repo)),
-                "*/*",
-            ))
-            .contains("cat /one; echo two")
-        })
-        .expect("the second step's entry")
-        .clone();
-    let config = manifest(&first)["config"]["digest"]
-        .as_str()
-        .unwrap()
+    // Corrupt the record blob of the second step's entry on the registry's disk
+    // (the same length, other bytes): its digest no longer matches.
+    let first = key_of_step(&repo, &a.state_dir(), "cat /one; echo two");
+    let config = entry_config(&repo, &first)
         .trim_start_matches("sha256:")
         .to_owned();
     let storage =
@@ -328,26 +339,19 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     );
     assert!(log.contains("does not match its digest"), "{log}");
     // The entry was replaced by B's own.
-    let replaced = manifest(&first)["config"]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_ne!(replaced, format!("sha256:{config}"));
+    assert_ne!(entry_config(&repo, &first), format!("sha256:{config}"));
 
     // A foreign entry: the first step's entry copied under the second step's
     // tag. The key inside the record does not match, so it is never used.
     let foreign_manifest = keys.iter().find(|key| **key != first).unwrap();
-    let bytes = registry_get(
-        &format!("/v2/{}/manifests/{foreign_manifest}", repo_path(&repo)),
-        manifest_type,
-    );
+    let bytes = entry_manifest_bytes(&repo, foreign_manifest);
     let put = Command::new("curl")
         .args([
             "-sf",
             "-X",
             "PUT",
             "-H",
-            &format!("Content-Type: {manifest_type}"),
+            &format!("Content-Type: {MANIFEST_TYPE}"),
         ])
         .arg("--data-binary")
         .arg("@-")
@@ -546,25 +550,7 @@ fn a_missing_filesystem_makes_its_step_run_here() {
     pipeline_stdout(&a, &marker);
     stop(&mut a);
     // Delete the third step's filesystem image from the registry; its entry stays.
-    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
-    let entry_of = |key: &str| {
-        let manifest: Value = serde_json::from_slice(&registry_get(
-            &format!("/v2/{}/manifests/{key}", repo_path(&repo)),
-            manifest_type,
-        ))
-        .unwrap();
-        let config = manifest["config"]["digest"].as_str().unwrap().to_owned();
-        serde_json::from_slice::<Value>(&registry_get(
-            &format!("/v2/{}/blobs/{config}", repo_path(&repo)),
-            "*/*",
-        ))
-        .unwrap()
-    };
-    let third = exec_keys(&a.state_dir())
-        .into_iter()
-        .map(|key| entry_of(&key))
-        .find(|entry| entry["record"]["cmd"].to_string().contains("cat /one /two"))
-        .expect("the third step's entry");
+    let third = entry_record(&repo, &key_of_step(&repo, &a.state_dir(), "cat /one /two"));
     let image = third["image"].as_str().unwrap();
     let deleted = Command::new("curl")
         .args(["-sf", "-X", "DELETE"])
