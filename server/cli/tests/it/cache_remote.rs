@@ -586,3 +586,20 @@ fn a_missing_filesystem_makes_its_step_run_here() {
     );
     assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
 }
+
+#[test]
+fn a_fleet_of_ten_runners_runs_each_step_once() {
+    require_runtime!();
+    let repo = repository("fleet");
+    let marker = unique("fleet");
+    let expected = format!("{marker}\ntwo\n");
+    let mut created = Vec::new();
+    for _ in 0..10 {
+        let mut runner = cache_server(&repo, &[]);
+        let since = now();
+        assert_eq!(pipeline_stdout(&runner, &marker), expected);
+        created.push(containers_created_since(&since, runner.pid()));
+        stop(&mut runner);
+    }
+    assert_eq!(created, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
