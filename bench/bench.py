@@ -43,6 +43,7 @@ FIXTURES = os.environ.get("GANTRY_TEST_FIXTURES", "127.0.0.1:5000/gantry-fixture
 NATIVE_RUN_ROOT = "/dev/shm/gantry-native"
 BUSYBOX = f"{FIXTURES}/busybox:latest"
 GOLANG = f"{FIXTURES}/golang:latest"
+REGISTRY = os.environ.get("GANTRY_TEST_REGISTRY", "127.0.0.1:5000")
 DOCKER_SOCKET = "/var/run/docker.sock"
 MB = 1024 * 1024
 
@@ -256,8 +257,9 @@ class Engine:
     """A `gantry serve` process on its own socket and state directory."""
 
     def __init__(self, workdir: Path, name: str, state_dir: Path | None = None,
-                 runtime: str = "docker") -> None:
+                 runtime: str = "docker", extra_args: list[str] | None = None) -> None:
         self.runtime = runtime
+        self.extra_args = extra_args or []
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "engine.sock"
@@ -278,7 +280,8 @@ class Engine:
             t0 = time.perf_counter()
             self.proc = subprocess.Popen(
                 [str(GANTRY), "serve", "--socket", str(self.socket),
-                 "--state-dir", str(self.state_dir), "--runtime", self.runtime],
+                 "--state-dir", str(self.state_dir), "--runtime", self.runtime,
+                 *self.extra_args],
                 stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL)
         while True:
             try:
@@ -423,8 +426,9 @@ class Suite:
             log(f"ratio: {fmt_x(ratio)}  [{ratio_of}]{verdict}")
         log()
 
-    def engine(self, name: str, state_dir: Path | None = None, runtime: str = "docker") -> Engine:
-        engine = Engine(self.work, name, state_dir, runtime)
+    def engine(self, name: str, state_dir: Path | None = None, runtime: str = "docker",
+               extra_args: list[str] | None = None) -> Engine:
+        engine = Engine(self.work, name, state_dir, runtime, extra_args)
         self.engines.append(engine)
         return engine
 
@@ -458,7 +462,8 @@ class Suite:
                 return f"{whole}.{frac.ljust(9, '0')}"
 
             ordered = [line.split()[-1]
-                       for line in sorted(listed.stdout.splitlines(), key=created, reverse=True)]
+                       for line in sorted((line for line in listed.stdout.splitlines()
+                                           if line.strip()), key=created, reverse=True)]
             for _ in range(2):  # a second pass for any parent that went too early
                 if not ordered:
                     break
@@ -1196,6 +1201,88 @@ class Suite:
                         ratio=None, ratio_of="-")
         engine.stop()
 
+    def bench_remote_cache(self) -> None:
+        runtimes = ["docker"]
+        probe = self.engine("cache-probe", runtime="native")
+        try:
+            probe.start()
+            runtimes.append("native")
+        except RuntimeError as error:
+            log(f"(13 on the native runtime skipped: {error})")
+        probe.stop()
+        for runtime in runtimes:
+            self.bench_remote_cache_on(runtime)
+
+    def bench_remote_cache_on(self, runtime: str) -> None:
+        where = ("one dockerd: B finds A's layers on the daemon, so it downloads nothing"
+                 if runtime == "docker" else
+                 "each state directory its own snapshot store: B downloads the base image and "
+                 "the filesystems its leaves need")
+        log(f"== 13 ({runtime}). the seed pipeline on a fresh machine B from machine A's remote "
+            f"cache (--cache on the local registry); {where}")
+        src = self.work / f"cache-src-{runtime}"
+        shutil.copytree(BENCH / "seed/app", src)
+        source_doc = (BENCH / "seed/source.graphql").read_text()
+        pipeline_doc = (BENCH / "seed/pipeline.graphql").read_text()
+
+        def pipeline(engine: Engine) -> float:
+            t0 = time.perf_counter()
+            sid = engine.query(source_doc, {"path": str(src)})["host"]["directory"]["id"]
+            engine.query(pipeline_doc, {"golang": GOLANG, "src": sid})
+            return time.perf_counter() - t0
+
+        def stopped(engine: Engine) -> float:
+            t0 = time.perf_counter()
+            engine.stop()
+            return time.perf_counter() - t0
+
+        cold_cache, cold_plain, flushes, cached_b, warm_local, b_bytes = [], [], [], [], [], []
+        for i in range(self.n(3, 1)):
+            # A fresh source marker per round: every round is cold on A.
+            (src / "bench_marker.txt").write_text(uuid.uuid4().hex)
+            repo = f"{REGISTRY}/gantry-bench-{uuid.uuid4().hex[:12]}/cache"
+            cache = ["--cache", repo]
+            plain = self.engine(f"cache-plain-{runtime}-{i}", runtime=runtime)
+            plain.start()
+            cold_plain.append(pipeline(plain))
+            plain.stop()
+            (src / "bench_marker.txt").write_text(uuid.uuid4().hex)
+            a = self.engine(f"cache-a-{runtime}-{i}", runtime=runtime, extra_args=cache)
+            a.start()
+            cold_cache.append(pipeline(a))
+            flushes.append(stopped(a))
+            b = self.engine(f"cache-b-{runtime}-{i}", runtime=runtime, extra_args=cache)
+            b.start()
+            cached_b.append(pipeline(b))
+            b.stop()
+            b_bytes.append(tree_bytes(b.state_dir))
+            # Machine A again, without the remote cache: its local cache, warm on disk.
+            warm = self.engine(f"cache-warm-{runtime}-{i}", state_dir=a.state_dir, runtime=runtime)
+            warm.start()
+            warm_local.append(pipeline(warm))
+            warm.stop()
+            log(f"round {i + 1}: A cold {cold_cache[-1]:.2f} s (+{flushes[-1]:.2f} s flushing "
+                f"at stop), no cache {cold_plain[-1]:.2f} s, B cached {cached_b[-1]:.2f} s, "
+                f"A warm local {warm_local[-1]:.2f} s, B's state dir {b_bytes[-1] / MB:.1f} MB")
+        vs_cold = summary([b / a for a, b in zip(cold_cache, cached_b)])
+        vs_warm = summary([b / w for w, b in zip(warm_local, cached_b)])
+        push = summary([(a + f) / p for a, f, p in zip(cold_cache, flushes, cold_plain)])
+        self.record(f"13a-{runtime}", f"remote cache: machine B fully cached vs machine A cold ({runtime})",
+                    gantry=summary(cached_b), baseline_name="machine A, cold",
+                    baseline=summary(cold_cache), ratio=vs_cold, ratio_of="B / A cold",
+                    target="<= 0.1x", met=vs_cold["median"] <= 0.1,
+                    extra={"b_state_dir_bytes": b_bytes})
+        self.record(f"13b-{runtime}", f"remote cache: machine B vs a warm local cache ({runtime})",
+                    gantry=summary(cached_b), baseline_name="machine A again, warm local cache",
+                    baseline=summary(warm_local), ratio=vs_warm, ratio_of="B / warm local",
+                    target="<= 3x", met=vs_warm["median"] <= 3)
+        self.record(f"13c-{runtime}", f"remote cache: push overhead on a cold run ({runtime})",
+                    gantry=summary([a + f for a, f in zip(cold_cache, flushes)]),
+                    baseline_name="the same cold run without --cache",
+                    baseline=summary(cold_plain), ratio=push,
+                    ratio_of="with --cache (flush included) / without",
+                    target="<= 1.1x", met=push["median"] <= 1.1)
+
     # -- driver
 
     def run_all(self) -> None:
@@ -1216,7 +1303,7 @@ class Suite:
         steps = [("2", self.bench_steps), ("3", self.bench_seed), ("4", self.bench_parallel),
                  ("5", self.bench_host_dir), ("6", self.bench_throughput),
                  ("9", self.bench_python_sdk), ("10", self.bench_modules), ("7", self.bench_memory),
-                 ("12", self.bench_native)]
+                 ("12", self.bench_native), ("13", self.bench_remote_cache)]
         for key, fn in steps:
             if want(key):
                 fn()
@@ -1363,7 +1450,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer runs (a smoke test of the suite); writes results/partial.*")
     parser.add_argument("--only", default="",
-                        help="comma-separated benchmark numbers (1-12; 10 runs 10 and 11); writes results/partial.*")
+                        help="comma-separated benchmark numbers (1-13; 10 runs 10 and 11); writes results/partial.*")
     args = parser.parse_args()
     for tool, path in (("gantry", GANTRY), ("loadgen", LOADGEN)):
         if not path.exists():

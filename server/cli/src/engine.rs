@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use gantry_core::{Engine, EngineOptions};
 use gantry_remote::HostRemote;
 use gantry_store::DiskStore;
@@ -23,6 +23,8 @@ pub(crate) struct EngineArgs {
     /// Container runtime: auto (native when it can run here, else Docker), native or docker [env: GANTRY_RUNTIME]
     #[arg(long, value_enum)]
     pub(crate) runtime: Option<crate::runtime::RuntimeChoice>,
+    #[command(flatten)]
+    pub(crate) cache: crate::cache::CacheArgs,
 }
 
 impl EngineArgs {
@@ -55,19 +57,72 @@ pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
 /// `start` on a store already opened (`gantry serve` claims it first): starts the
 /// container runtime (which cleans up after engines that died).
 pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
+    let shared_key = shared_secret_key()?;
+    let cache = args.cache.config(shared_key.is_some())?;
     let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
-    let runtime = crate::runtime::start(choice, store.state_dir()).await?;
-    let options = EngineOptions {
-        secret_key: store
+    let mut runtime = crate::runtime::start(choice, store.state_dir()).await?;
+    let secret_key = match shared_key {
+        Some(key) => key,
+        None => store
             .state_dir()
             .secret_key()
             .context("while reading the secret MAC key")?,
+    };
+    let options = EngineOptions {
+        secret_key,
         max_parallel: args.max_parallel,
     };
     let remote = HostRemote::new().context("while setting up Git and HTTP sources")?;
-    Ok(Arc::new(
-        Engine::new(runtime, Arc::new(store), options).with_remote(Arc::new(remote)),
-    ))
+    let mut remote_cache = None;
+    if let Some(config) = cache {
+        let (cache, wrapped) = crate::cache::open(config, runtime).await;
+        runtime = wrapped;
+        remote_cache = Some(cache);
+    }
+    let mut engine = Engine::new(runtime, Arc::new(store), options).with_remote(Arc::new(remote));
+    if let Some(cache) = remote_cache {
+        engine = engine.with_remote_cache(cache);
+    }
+    Ok(Arc::new(engine))
+}
+
+/// The secret MAC key machines share to share the cached steps that use secrets:
+/// `GANTRY_CACHE_KEY` (the key text) or `GANTRY_CACHE_KEY_FILE` (a file holding it),
+/// at least 32 characters (e.g. `openssl rand -hex 32`). `None`: each state directory
+/// keeps its own (`secret-mac.key`), and steps with secrets stay out of the remote cache.
+fn shared_secret_key() -> Result<Option<[u8; 32]>> {
+    use sha2::Digest as _;
+    let text = match std::env::var(crate::env::CACHE_KEY)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(text) => text,
+        None => match std::env::var_os(crate::env::CACHE_KEY_FILE).filter(|v| !v.is_empty()) {
+            None => return Ok(None),
+            Some(path) => std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "while reading {}={}",
+                        crate::env::CACHE_KEY_FILE,
+                        PathBuf::from(&path).display()
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        },
+    };
+    if text.chars().count() < 32 {
+        bail!(
+            "the shared cache key ({} or {}) has {} characters; it needs at least 32 (e.g. `openssl rand -hex 32`): anyone who can guess it can test guesses of secret values against cache keys",
+            crate::env::CACHE_KEY,
+            crate::env::CACHE_KEY_FILE,
+            text.chars().count()
+        );
+    }
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"gantry shared secret MAC key v1\0");
+    hasher.update(text.as_bytes());
+    Ok(Some(hasher.finalize().into()))
 }
 
 /// Stops the engine's services and removes what its runtime set up (the step

@@ -27,6 +27,17 @@ pub(crate) const OCI_RUNTIME: &str = "GANTRY_OCI_RUNTIME";
 pub(crate) const NATIVE_NETWORK: &str = "GANTRY_NATIVE_NETWORK";
 /// Exported layers' file times are clamped to this (seconds; 0 when unset).
 pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// The remote cache repository (`--cache`), e.g. `127.0.0.1:5000/team/cache`.
+pub(crate) const CACHE: &str = "GANTRY_CACHE";
+/// The remote cache mode (`--cache-mode`): `readwrite` (default) or `read`.
+pub(crate) const CACHE_MODE: &str = "GANTRY_CACHE_MODE";
+/// Remote cache credentials, `USER:env:VAR` (`--cache-auth`).
+pub(crate) const CACHE_AUTH: &str = "GANTRY_CACHE_AUTH";
+/// A secret MAC key shared between machines (at least 32 characters), so steps
+/// that use secrets get the same cache keys everywhere (docs/cache.md).
+pub(crate) const CACHE_KEY: &str = "GANTRY_CACHE_KEY";
+/// A file holding the shared secret MAC key (instead of `GANTRY_CACHE_KEY`).
+pub(crate) const CACHE_KEY_FILE: &str = "GANTRY_CACHE_KEY_FILE";
 /// The module `gantry call` and `gantry functions` use (like `-m DIR`).
 pub(crate) const MODULE: &str = "GANTRY_MODULE";
 /// The Python interpreter that runs Python modules (default: the module's

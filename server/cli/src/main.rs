@@ -7,6 +7,7 @@
     reason = "a command-line program: printing is its interface (libraries never print)"
 )]
 
+mod cache;
 mod call;
 mod client;
 mod engine;

@@ -88,6 +88,9 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             Err(_) => serving_engine(&args.engine).await,
         }
     };
+    if running.is_some() && args.engine.cache.cache.is_some() {
+        tracing::warn!(socket = %socket.display(), "--cache applies to an engine this command starts; the engine already serving this socket keeps its own cache settings (add --in-process, or start that engine with gantry serve --cache)");
+    }
     let response: serde_json::Value = match running {
         Some((connection, socket)) => {
             let follower = follow_running(&progress, &socket).await;
@@ -100,7 +103,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         None => {
             let engine = engine::start(&args.engine).await?;
             let follower = progress.follow_engine(&engine);
-            let schema = gantry_api::schema(engine);
+            let schema = gantry_api::schema(engine.clone());
             let answer = gantry_api::execute_json(
                 &schema,
                 body,
@@ -109,6 +112,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
                 },
             )
             .await;
+            engine.flush_remote_cache().await;
             if let Some(follower) = follower {
                 follower.stop().await;
             }

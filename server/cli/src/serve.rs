@@ -136,6 +136,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         _ = shutdown.wait() => Ok(()),
     };
     let _ = fs::remove_file(&socket);
+    engine.flush_remote_cache().await;
     engine::stop(&engine).await;
     tracing::info!("engine stopped");
     outcome

@@ -184,6 +184,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
             tracing::debug!("stopped forwarding output still open after the command exited");
         }
     }
+    session.engine.flush_remote_cache().await;
     if let Some(follower) = follower {
         follower.stop().await;
     }
@@ -237,6 +238,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         state_dir: None,
         max_parallel: 16,
         runtime: None,
+        cache: crate::cache::CacheArgs::default(),
     };
     let mut iter = raw.into_iter();
     while let Some(arg) = iter.next() {

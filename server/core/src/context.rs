@@ -20,7 +20,7 @@ use crate::remote::{GitRefs, NoRemote, Remote};
 use crate::runtime::{ExecSpec, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
 use crate::secrets::Secrets;
 use crate::services::Services;
-use crate::store::{ImageNames, Lock, RecordKind, Store};
+use crate::store::{ImageNames, Lock, RecordKind, RemoteCache, Store};
 use crate::value::{ContainerState, ExecRecord, MountSource, Rootfs, SecretValue, Sharing, Value};
 
 /// The platform's default `PATH`, filled in at exec time when unset.
@@ -39,6 +39,8 @@ pub(crate) struct Context {
     /// Git and HTTP sources (`NoRemote` unless `Engine::with_remote`).
     pub(crate) remote: Arc<dyn Remote>,
     pub(crate) store: Arc<dyn Store>,
+    /// The cache tier shared between machines (`Engine::with_remote_cache`).
+    pub(crate) remote_cache: Option<Arc<dyn RemoteCache>>,
     /// How this store's images are named (its own repositories).
     pub(crate) images: ImageNames,
     pub(crate) events: EventSink,
@@ -73,6 +75,7 @@ impl Context {
             remote: Arc::new(NoRemote),
             images: store.image_names(),
             store,
+            remote_cache: None,
             events: EventSink::default(),
             secrets: Secrets::new(options.secret_key),
             pulls: InFlight::default(),

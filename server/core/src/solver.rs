@@ -36,7 +36,7 @@ use crate::reference::normalize_reference;
 use crate::remote::{GitRefs, Remote};
 use crate::runtime::Runtime;
 use crate::services::{Lease, Services};
-use crate::store::{RecordKind, Store};
+use crate::store::{RecordKind, RemoteCache, Store};
 use crate::tree::{self, Tree};
 use crate::value::{
     ChangesetValue, ContainerState, FileValue, GitRefValue, Kind, PortSpec, SecretValue,
@@ -167,6 +167,20 @@ impl Engine {
     pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
         self.cx.remote = remote;
         self
+    }
+
+    /// Gives the engine a cache tier shared between machines: exec results
+    /// missing locally are looked up there, and new ones offered to it.
+    pub fn with_remote_cache(mut self, cache: Arc<dyn RemoteCache>) -> Self {
+        self.cx.remote_cache = Some(cache);
+        self
+    }
+
+    /// Waits until the remote cache (if any) has shared what it was offered.
+    pub async fn flush_remote_cache(&self) {
+        if let Some(cache) = &self.cx.remote_cache {
+            cache.flush().await;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

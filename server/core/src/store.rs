@@ -137,6 +137,27 @@ pub trait Store: Send + Sync + 'static {
     fn image_names(&self) -> ImageNames;
 }
 
+/// A cache tier shared between machines, behind the store: exec results
+/// by cache key, kept somewhere every engine can reach (an OCI registry, see
+/// the binary's `cache` module and docs/cache.md). Records cross it as the
+/// JSON the store keeps (`ExecRecord`).
+///
+/// Neither method fails: a cache that cannot be reached reports it itself
+/// (once) and answers as a miss, so the pipeline runs locally.
+#[async_trait::async_trait]
+pub trait RemoteCache: Send + Sync + 'static {
+    /// The record shared under `key`, when there is one and it is sound. Its
+    /// image ID may name a filesystem the runtime fetches only when a step
+    /// or export needs it.
+    async fn lookup(&self, key: &Digest) -> Option<Vec<u8>>;
+    /// Hands over a record just stored locally under `key`, to be shared in
+    /// the background (never blocking the pipeline). `secrets`: secrets were
+    /// attached to the step.
+    fn offer(&self, key: &Digest, record: &[u8], secrets: bool);
+    /// Waits for what was offered to be shared (or given up on).
+    async fn flush(&self);
+}
+
 /// A `Store` in memory, for tests. Scratch directories and cache volumes
 /// still need a real directory: a private one under the system temp
 /// directory, removed when the store is dropped.

@@ -790,7 +790,9 @@ pub(crate) async fn push(
     };
     let credentials = registry::credentials(image.resolve_registry(), auth).await;
     let password = auth.map(|a| a.password.as_str());
+    let client = registry::client(image.resolve_registry());
     let digest = registry::push(
+        &client,
         &image,
         &credentials,
         password,

@@ -41,6 +41,12 @@ pub use oci::Flavor;
 pub use overlay::MAX_LOWER_LAYERS;
 pub use run::DEFAULT_RUN_ROOT;
 
+/// The registry plumbing of image pulls and pushes, for the binary's remote cache
+/// tier (one registry client in the engine: `oci-client` with Docker's credentials).
+pub mod registry_client {
+    pub use crate::registry::{client_for, credentials, is_loopback, push, registry_error, Blob};
+}
+
 /// How to set up a native runtime.
 #[derive(Debug, Clone)]
 pub struct NativeOptions {

@@ -37,7 +37,9 @@ pub(crate) fn parse(reference: &str) -> Result<Reference, RuntimeError> {
         })
 }
 
-fn is_loopback(registry: &str) -> bool {
+/// Whether `registry` (`host[:port]`) is on a loopback address, spoken to over plain
+/// HTTP as dockerd does.
+pub fn is_loopback(registry: &str) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(host, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             host
@@ -49,10 +51,16 @@ fn is_loopback(registry: &str) -> bool {
 }
 
 pub(crate) fn client(registry: &str) -> Client {
+    client_for(registry, is_loopback(registry))
+}
+
+/// A registry client for `registry`, over plain HTTP when `plain_http` (loopback
+/// registries, or one the user declared insecure), else HTTPS.
+pub fn client_for(registry: &str, plain_http: bool) -> Client {
     // reqwest needs a process-wide TLS crypto provider; another part of the process
     // may have installed one first, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let protocol = if is_loopback(registry) {
+    let protocol = if plain_http {
         ClientProtocol::HttpsExcept(vec![registry.to_owned()])
     } else {
         ClientProtocol::Https
@@ -67,7 +75,7 @@ pub(crate) fn client(registry: &str) -> Client {
 }
 
 /// Credentials for `registry`: the pipeline's, else the Docker configuration's.
-pub(crate) async fn credentials(registry: &str, auth: Option<&RegistryAuth>) -> OciAuth {
+pub async fn credentials(registry: &str, auth: Option<&RegistryAuth>) -> OciAuth {
     if let Some(auth) = auth {
         return OciAuth::Basic(auth.username.clone(), auth.password.clone());
     }
@@ -157,7 +165,7 @@ pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
 }
 
 /// A registry error as the solver's `RuntimeError`.
-pub(crate) fn registry_error(
+pub fn registry_error(
     reference: &str,
     error: &OciDistributionError,
     password: Option<&str>,
@@ -447,14 +455,17 @@ impl Read for ChannelReader {
 }
 
 /// A blob to push: its digest, size, media type and bytes.
-pub(crate) struct Blob {
-    pub(crate) digest: String,
-    pub(crate) media_type: String,
-    pub(crate) data: Bytes,
+pub struct Blob {
+    pub digest: String,
+    pub media_type: String,
+    pub data: Bytes,
 }
 
-/// Pushes layers, config and manifest; returns the manifest digest.
-pub(crate) async fn push(
+/// Pushes layers, config and manifest through `client` (`client_for`); returns the
+/// manifest digest.
+#[allow(clippy::too_many_arguments, reason = "one push, described in full")]
+pub async fn push(
+    client: &Client,
     image: &Reference,
     auth: &OciAuth,
     password: Option<&str>,
@@ -464,7 +475,6 @@ pub(crate) async fn push(
     manifest_type: &str,
 ) -> Result<String, RuntimeError> {
     let reference = image.whole();
-    let client = client(image.resolve_registry());
     client
         .store_auth_if_needed(image.resolve_registry(), auth)
         .await;

@@ -175,6 +175,7 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
         state_dir: args.state_dir,
         max_parallel: 1,
         runtime: None,
+        cache: crate::cache::CacheArgs::default(),
     };
     let target = match target(&args.target, &engine.state_dir(), &cwd).await {
         Ok(target) => target,

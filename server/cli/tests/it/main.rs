@@ -31,6 +31,7 @@ macro_rules! require_docker {
 }
 
 // After the macros, which the test modules use.
+mod cache_remote;
 mod cache_volumes;
 mod directory;
 mod dockerfile;

@@ -238,7 +238,7 @@ fn downgrade_to_layout_1(state: &Path) {
 fn wait_for_log_line(server: &Server, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = strip_ansi(&server.log());
+        let log = support::strip_ansi(&server.log());
         if let Some(line) = log.lines().find(|line| line.contains(needle)) {
             return line.to_owned();
         }
@@ -248,24 +248,6 @@ fn wait_for_log_line(server: &Server, needle: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]

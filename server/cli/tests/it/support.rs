@@ -424,7 +424,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -786,4 +786,23 @@ pub(crate) fn exec_query(image: &str, args: &[&str]) -> String {
         r#"{{ container {{ from(address: "{image}") {{ withExec(args: {}) {{ stdout }} }} }} }}"#,
         json!(args)
     )
+}
+
+/// `text` without terminal colours (engine logs).
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

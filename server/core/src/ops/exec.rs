@@ -212,6 +212,10 @@ async fn run_exec(
                 }
                 None => lock,
             };
+            if let Some(record) = remote_recall(cx, &key).await {
+                step.emit(StepState::Cached, |_| {});
+                return Ok(Arc::new(record));
+            }
             let stdin = stdin(cx, parent, exec).await?;
             let mut process =
                 launch::prepare(cx, parent, cmd.clone())
@@ -263,12 +267,16 @@ async fn run_exec(
                 });
             })?;
             let record = record_of(output, cmd.clone(), mount_trees, &process.secrets);
+            let had_secrets = !process.secrets.is_empty();
             drop(process);
             let allowed = exec.expect.allows(record.exit_code);
             step.remember(Some(record.exit_code), allowed);
             check_outcome(&step, exec, &record, tail)?;
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
+            if let Some(remote) = &cx.remote_cache {
+                remote.offer(&key, &json, had_secrets);
+            }
             step.emit(StepState::Done, |event| {
                 event.exit_code = Some(record.exit_code);
             });
@@ -294,6 +302,15 @@ pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
         .store
         .get(RecordKind::Exec, key)?
         .and_then(|bytes| serde_json::from_slice::<ExecRecord>(&bytes).ok()))
+}
+
+/// The result the remote cache tier (if any) shares under `key`. Its image
+/// may be fetched only when a later step or export needs the filesystem.
+async fn remote_recall(cx: &Context, key: &Digest) -> Option<ExecRecord> {
+    let bytes = cx.remote_cache.as_ref()?.lookup(key).await?;
+    let record = serde_json::from_slice::<ExecRecord>(&bytes).ok()?;
+    debug!(%key, "remote cache hit");
+    Some(record)
 }
 
 /// Whether a stored result's image is still on the runtime.

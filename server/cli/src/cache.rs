@@ -1,0 +1,820 @@
+//! The remote cache tier (`--cache REF`): exec results shared between machines
+//! through an OCI registry repository (docs/cache.md).
+//!
+//! An entry per cache key: the tag `<key hex>` is a small OCI manifest whose
+//! config blob (`ENTRY_MEDIA_TYPE`) holds the step's record (stdout, stderr,
+//! exit code) and the key it belongs to; the step's filesystem is the image
+//! Docker pushed beside it (`<key hex>.fs.<image>`), named by manifest digest
+//! in the entry. A lookup costs one manifest and one small blob; the
+//! filesystem is pulled only when a later step or an export needs it
+//! (`CachedRuntime`, which stands between the solver and the runtime and
+//! resolves the placeholder image IDs that remote records carry).
+//!
+//! Faults never fail a pipeline: an unreachable or slow registry is one
+//! warning and the engine stops asking it; a corrupt entry (digest or key
+//! mismatch) is ignored with a warning and replaced by the local run's entry.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use dashmap::{DashMap, DashSet};
+use gantry_core::runtime::{
+    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+};
+use gantry_core::store::RemoteCache;
+use gantry_core::Digest;
+use gantry_native::registry_client::{self as registry, Blob};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth as OciAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+
+/// The media type of an entry's config blob (the step's record).
+pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
+/// The artifact type of an entry's manifest.
+const ARTIFACT_TYPE: &str = "application/vnd.gantry.cache.entry.v1";
+const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Image IDs of filesystems still in the remote cache start with this.
+const PLACEHOLDER: &str = "gantry-remote-cache:";
+/// The largest entry blob read (three streams of at most 64 MiB each, as JSON).
+const MAX_ENTRY_BYTES: i64 = 256 << 20;
+/// How long one lookup may take before the registry counts as unreachable.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an engine that is stopping waits for its pushes.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Whether the engine may push to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum CacheMode {
+    /// Look results up and push new ones.
+    #[default]
+    Readwrite,
+    /// Look results up only (for untrusted builds: pull requests).
+    Read,
+}
+
+/// The remote cache options of every engine-hosting command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Registry repository shared as a remote cache, e.g. 127.0.0.1:5000/team/cache [env: GANTRY_CACHE]
+    #[arg(long = "cache", value_name = "REF")]
+    pub(crate) cache: Option<String>,
+    /// readwrite (look up and push) or read (look up only, for untrusted builds) [env: GANTRY_CACHE_MODE]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) cache_mode: Option<CacheMode>,
+    /// Speak plain HTTP to a cache registry that is not on a loopback address
+    #[arg(long)]
+    pub(crate) cache_insecure: bool,
+    /// Credentials for the cache registry, the password read from an environment
+    /// variable: USER:env:VAR (default: the Docker configuration, as `docker login` writes it) [env: GANTRY_CACHE_AUTH]
+    #[arg(long, value_name = "USER:env:VAR")]
+    pub(crate) cache_auth: Option<String>,
+}
+
+/// A checked `--cache` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheConfig {
+    /// `host[:port]/path`, no tag.
+    pub(crate) repository: String,
+    pub(crate) registry: String,
+    pub(crate) mode: CacheMode,
+    pub(crate) plain_http: bool,
+    /// Steps with secrets attached are shared too (the secret MAC key is
+    /// shared: `GANTRY_CACHE_KEY`).
+    pub(crate) share_secret_steps: bool,
+    /// `--cache-auth`; `None`: the Docker configuration's credentials.
+    pub(crate) auth: Option<RegistryAuth>,
+}
+
+impl CacheArgs {
+    /// The remote cache asked for by flags or environment, checked; `None` without one.
+    pub(crate) fn config(&self, share_secret_steps: bool) -> Result<Option<CacheConfig>> {
+        let reference = self.cache.clone().or_else(|| {
+            std::env::var(crate::env::CACHE)
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        let Some(reference) = reference else {
+            return Ok(None);
+        };
+        let mode = match self.cache_mode {
+            Some(mode) => mode,
+            None => match std::env::var(crate::env::CACHE_MODE)
+                .ok()
+                .filter(|v| !v.is_empty())
+            {
+                None => CacheMode::Readwrite,
+                Some(value) => {
+                    <CacheMode as clap::ValueEnum>::from_str(&value, true).map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}={value:?} is not a cache mode: use readwrite or read",
+                            crate::env::CACHE_MODE
+                        )
+                    })?
+                }
+            },
+        };
+        let (repository, registry) = parse_repository(&reference)?;
+        let plain_http = registry::is_loopback(&registry) || self.cache_insecure;
+        let spec = self.cache_auth.clone().or_else(|| {
+            std::env::var(crate::env::CACHE_AUTH)
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        let auth = match spec {
+            Some(spec) => Some(parse_auth(&spec, &registry)?),
+            None => None,
+        };
+        Ok(Some(CacheConfig {
+            repository,
+            registry,
+            mode,
+            plain_http,
+            share_secret_steps,
+            auth,
+        }))
+    }
+}
+
+/// `USER:env:VAR`: the user, and the password from the environment variable `VAR`
+/// (never on the command line, where other users of the machine can read it).
+fn parse_auth(spec: &str, registry: &str) -> Result<RegistryAuth> {
+    let usage = "expected USER:env:VAR, the password in the environment variable VAR (e.g. --cache-auth ci:env:CACHE_PASSWORD)";
+    let Some((username, source)) = spec.split_once(':') else {
+        bail!("--cache-auth {spec:?}: {usage}");
+    };
+    let Some(var) = source.strip_prefix("env:").filter(|v| !v.is_empty()) else {
+        bail!("--cache-auth for user {username:?}: {usage}");
+    };
+    if username.is_empty() {
+        bail!("--cache-auth: no user name; {usage}");
+    }
+    let password = std::env::var(var).ok().filter(|v| !v.is_empty());
+    let Some(password) = password else {
+        bail!("--cache-auth: the environment variable {var} (the password of {username:?}) is not set or empty");
+    };
+    Ok(RegistryAuth {
+        server: registry.to_owned(),
+        username: username.to_owned(),
+        password,
+    })
+}
+
+/// `host[:port]/path` checked: a registry host is required (no Docker Hub
+/// default), no scheme, tag or digest. Returns the repository and its registry.
+pub(crate) fn parse_repository(text: &str) -> Result<(String, String)> {
+    let usage = "expected a registry repository HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/team/cache or ghcr.io/org/cache";
+    let text = text.trim();
+    if text.starts_with("oci-layout:") {
+        bail!("--cache {text:?}: OCI layout directories are not supported yet; {usage}");
+    }
+    if let Some((scheme, _)) = text.split_once("://") {
+        bail!("--cache {text:?}: leave out the scheme ({scheme}://); {usage} (plain HTTP is used for loopback registries, or with --cache-insecure)");
+    }
+    let Some((registry, path)) = text.split_once('/') else {
+        bail!("--cache {text:?}: no repository path; {usage}");
+    };
+    let is_host = registry.contains('.') || registry.contains(':') || registry == "localhost";
+    if !is_host {
+        bail!("--cache {text:?}: {registry:?} is not a registry host; {usage}");
+    }
+    if path.contains('@')
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
+        bail!("--cache {text:?}: give a repository without a tag or digest (entries are tagged by cache key); {usage}");
+    }
+    let valid_path = !path.is_empty()
+        && path.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        });
+    if !valid_path {
+        bail!("--cache {text:?}: {path:?} is not a repository path (lowercase letters, digits, '.', '_', '-', separated by '/'); {usage}");
+    }
+    if format!("{text}:x").parse::<Reference>().is_err() {
+        bail!("--cache {text:?}: not a valid image repository; {usage}");
+    }
+    Ok((text.to_owned(), registry.to_owned()))
+}
+
+/// What an entry's config blob holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Entry {
+    /// The cache key (hex) the entry was pushed for, checked on every lookup.
+    key: String,
+    /// The manifest digest of the step's filesystem image in the repository.
+    image: String,
+    /// The exec record as the store keeps it, its image ID blanked.
+    record: serde_json::Value,
+    /// When it was pushed (seconds since the Unix epoch).
+    #[serde(default)]
+    created: u64,
+    /// Makes every entry blob new: a corrupt blob on the registry is replaced
+    /// by one of another digest (registries keep the first upload of a digest).
+    #[serde(default)]
+    nonce: u64,
+}
+
+/// Counters the engine logs when it stops and tests read.
+#[derive(Debug, Default)]
+struct Counters {
+    lookups: AtomicUsize,
+    hits: AtomicUsize,
+    filesystems_fetched: AtomicUsize,
+    pushed: AtomicUsize,
+}
+
+/// State the cache and the runtime wrapper share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Placeholder image ID → `repository@digest` of the filesystem.
+    images: DashMap<String, String>,
+    /// Placeholder image ID → the local image ID, once pulled.
+    resolved: DashMap<String, Arc<OnceCell<String>>>,
+    /// Keys (hex) whose entries failed: they are looked up no more and, once
+    /// run locally, replaced.
+    broken: DashSet<String>,
+    counters: Counters,
+}
+
+/// The remote cache tier on one registry repository.
+pub(crate) struct RegistryCache {
+    inner: Arc<Inner>,
+    /// Pushes under way, awaited by `flush`.
+    pushes: Mutex<JoinSet<()>>,
+}
+
+struct Inner {
+    config: CacheConfig,
+    client: Client,
+    auth: OciAuth,
+    /// The same credentials for dockerd's pushes and pulls of filesystems.
+    docker_auth: Option<RegistryAuth>,
+    runtime: Arc<dyn Runtime>,
+    shared: Arc<Shared>,
+    /// Records already found, by key.
+    found: DashMap<Digest, Vec<u8>>,
+    /// Set once the registry failed to answer: no more lookups or pushes.
+    unreachable: AtomicBool,
+    push_warned: AtomicBool,
+}
+
+impl std::fmt::Debug for RegistryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCache")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps `runtime` for the remote cache `config`: returns the cache for the
+/// engine and the runtime it must use (which fetches cached filesystems when
+/// they are needed).
+pub(crate) async fn open(
+    config: CacheConfig,
+    runtime: Arc<dyn Runtime>,
+) -> (Arc<RegistryCache>, Arc<dyn Runtime>) {
+    let auth = registry::credentials(&config.registry, config.auth.as_ref()).await;
+    let docker_auth = match &auth {
+        OciAuth::Basic(username, password) => Some(RegistryAuth {
+            server: config.registry.clone(),
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    let shared = Arc::new(Shared::default());
+    let inner = Arc::new(Inner {
+        client: registry::client_for(&config.registry, config.plain_http),
+        config,
+        auth,
+        docker_auth: docker_auth.clone(),
+        runtime: runtime.clone(),
+        shared: shared.clone(),
+        found: DashMap::new(),
+        unreachable: AtomicBool::new(false),
+        push_warned: AtomicBool::new(false),
+    });
+    tracing::info!(repository = %inner.config.repository, mode = ?inner.config.mode, "remote cache enabled");
+    let cache = Arc::new(RegistryCache {
+        inner,
+        pushes: Mutex::new(JoinSet::new()),
+    });
+    let wrapped = Arc::new(CachedRuntime {
+        inner: runtime,
+        shared,
+        auth: docker_auth,
+    });
+    (cache, wrapped)
+}
+
+/// Whether a registry error means "no such entry" (a miss, not a fault).
+fn is_not_found(error: &OciDistributionError) -> bool {
+    match error {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+            )
+        }),
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        _ => false,
+    }
+}
+
+impl Inner {
+    fn reference(&self, tag: &str) -> Reference {
+        format!("{}:{tag}", self.config.repository)
+            .parse()
+            .expect("the repository was checked when the cache was configured")
+    }
+
+    fn password(&self) -> Option<&str> {
+        self.docker_auth.as_ref().map(|a| a.password.as_str())
+    }
+
+    /// A registry fault: one warning for the engine's life, then the cache is
+    /// left alone (the pipeline goes on locally).
+    fn unreachable(&self, reason: &str) {
+        if !self.unreachable.swap(true, Ordering::SeqCst) {
+            tracing::warn!(repository = %self.config.repository, %reason, "the remote cache is unavailable (unreachable, too slow or refusing access); running without it");
+        }
+    }
+
+    async fn fetch(&self, key: &Digest) -> Result<Option<Vec<u8>>, String> {
+        let hex = key.hex();
+        let image = self.reference(&hex);
+        let redact = |error: &OciDistributionError| {
+            registry::registry_error(&image.whole(), error, self.password()).to_string()
+        };
+        self.client
+            .store_auth_if_needed(image.resolve_registry(), &self.auth)
+            .await;
+        let manifest = self
+            .client
+            .pull_manifest_raw(&image, &self.auth, &[MANIFEST_MEDIA_TYPE])
+            .await;
+        let (manifest, _) = match manifest {
+            Ok(found) => found,
+            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(redact(&error)),
+        };
+        let Some(config) = serde_json::from_slice::<serde_json::Value>(&manifest)
+            .ok()
+            .and_then(|m| serde_json::from_value::<OciDescriptor>(m["config"].clone()).ok())
+            .filter(|c| c.media_type == ENTRY_MEDIA_TYPE)
+        else {
+            self.corrupt(key, "its manifest is not a gantry cache entry");
+            return Ok(None);
+        };
+        if !(0..=MAX_ENTRY_BYTES).contains(&config.size) {
+            self.corrupt(key, "its record is larger than any record");
+            return Ok(None);
+        }
+        let mut blob = Vec::new();
+        if let Err(error) = self.client.pull_blob(&image, &config, &mut blob).await {
+            if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
+                self.corrupt(
+                    key,
+                    "its record blob is missing or does not match its digest",
+                );
+                return Ok(None);
+            }
+            return Err(redact(&error));
+        }
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
+        if digest != config.digest || blob.len() as i64 != config.size {
+            self.corrupt(key, "its record blob does not match its digest");
+            return Ok(None);
+        }
+        let entry = match serde_json::from_slice::<Entry>(&blob) {
+            Ok(entry) if entry.key == hex => entry,
+            Ok(_) => {
+                self.corrupt(key, "it was pushed for another cache key");
+                return Ok(None);
+            }
+            Err(_) => {
+                self.corrupt(key, "its record is not valid");
+                return Ok(None);
+            }
+        };
+        let placeholder = format!("{PLACEHOLDER}{hex}");
+        let mut record = entry.record;
+        record["image_id"] = serde_json::Value::String(placeholder.clone());
+        self.shared.images.insert(
+            placeholder,
+            format!("{}@{}", self.config.repository, entry.image),
+        );
+        Ok(Some(
+            serde_json::to_vec(&record).expect("JSON values always serialise"),
+        ))
+    }
+
+    fn corrupt(&self, key: &Digest, why: &str) {
+        tracing::warn!(%key, %why, "ignoring a corrupt remote cache entry; the step runs here and its entry is replaced");
+        self.shared.broken.insert(key.hex());
+    }
+
+    /// Pushes the step's filesystem (through the runtime) and then its entry.
+    async fn push(self: Arc<Self>, key: Digest, record: serde_json::Value) {
+        let hex = key.hex();
+        let replace = self.shared.broken.contains(&hex);
+        let image = self.reference(&hex);
+        if !replace {
+            // First writer wins: an entry already there is kept.
+            match self.client.fetch_manifest_digest(&image, &self.auth).await {
+                Ok(_) => {
+                    tracing::debug!(%key, "remote cache entry already there");
+                    return;
+                }
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => {
+                    let reason = registry::registry_error(&image.whole(), &error, self.password());
+                    return self.push_failed(&key, &reason.to_string());
+                }
+            }
+        }
+        let Some(image_id) = record["image_id"].as_str().map(str::to_owned) else {
+            return;
+        };
+        let short = image_id.trim_start_matches("sha256:");
+        let fs_tag = format!(
+            "{}:{hex}.fs.{}",
+            self.config.repository,
+            &short[..short.len().min(16)]
+        );
+        let pushed = self
+            .runtime
+            .push(&image_id, &fs_tag, self.docker_auth.as_ref())
+            .await;
+        // The tag was only for the push (Docker tags before pushing; the native
+        // runtime pushes without one): the image keeps its step tag.
+        if self.runtime.image_exists(&fs_tag).await == Ok(true) {
+            let _ = self
+                .runtime
+                .remove_images(std::slice::from_ref(&fs_tag))
+                .await;
+        }
+        let fs_digest = match pushed {
+            Ok(digest) => digest,
+            Err(error) => return self.push_failed(&key, &error.to_string()),
+        };
+        let mut record = record;
+        record["image_id"] = serde_json::Value::String(String::new());
+        let entry = Entry {
+            key: hex.clone(),
+            image: fs_digest,
+            record,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            nonce: rand::random(),
+        };
+        let blob = serde_json::to_vec(&entry).expect("entries always serialise");
+        let config = Blob {
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&blob))),
+            media_type: ENTRY_MEDIA_TYPE.to_owned(),
+            data: Bytes::from(blob),
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "artifactType": ARTIFACT_TYPE,
+            "config": {
+                "mediaType": ENTRY_MEDIA_TYPE,
+                "digest": config.digest,
+                "size": config.data.len(),
+            },
+            "layers": [],
+            "annotations": BTreeMap::from([("dev.gantry.cache.key", hex.as_str())]),
+        });
+        let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
+        let outcome = registry::push(
+            &self.client,
+            &image,
+            &self.auth,
+            self.password(),
+            Vec::new(),
+            config,
+            manifest,
+            MANIFEST_MEDIA_TYPE,
+        )
+        .await;
+        match outcome {
+            Ok(_) => {
+                self.shared.counters.pushed.fetch_add(1, Ordering::Relaxed);
+                self.shared.broken.remove(&hex);
+                tracing::info!(%key, "remote cache entry pushed");
+            }
+            Err(error) => self.push_failed(&key, &error.to_string()),
+        }
+    }
+
+    /// One warning for the engine's life; later pushes are still tried.
+    fn push_failed(&self, key: &Digest, reason: &str) {
+        if !self.push_warned.swap(true, Ordering::SeqCst) {
+            tracing::warn!(%key, %reason, "pushing to the remote cache failed; the pipeline is not affected (further push failures are logged at debug level)");
+        } else {
+            tracing::debug!(%key, %reason, "pushing to the remote cache failed");
+        }
+    }
+}
+
+#[async_trait]
+impl RemoteCache for RegistryCache {
+    async fn lookup(&self, key: &Digest) -> Option<Vec<u8>> {
+        self.inner.lookup(key).await
+    }
+
+    fn offer(&self, key: &Digest, record: &[u8], secrets: bool) {
+        let Some(record) = self.inner.pushable(key, record, secrets) else {
+            return;
+        };
+        let mut pushes = self
+            .pushes
+            .lock()
+            .expect("the push set's lock is never poisoned");
+        // Finished pushes are reaped as new ones start (a long-lived `serve`).
+        while pushes.try_join_next().is_some() {}
+        pushes.spawn(self.inner.clone().push(*key, record));
+    }
+
+    async fn flush(&self) {
+        let mut pushes = std::mem::take(
+            &mut *self
+                .pushes
+                .lock()
+                .expect("the push set's lock is never poisoned"),
+        );
+        let pending = pushes.len();
+        let drained = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            while pushes.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                pending,
+                left = pushes.len(),
+                "gave up waiting for pushes to the remote cache after 5 minutes; their steps stay local"
+            );
+            pushes.abort_all();
+        }
+        let counters = &self.inner.shared.counters;
+        tracing::info!(
+            lookups = counters.lookups.load(Ordering::Relaxed),
+            hits = counters.hits.load(Ordering::Relaxed),
+            filesystems_fetched = counters.filesystems_fetched.load(Ordering::Relaxed),
+            pushed = counters.pushed.load(Ordering::Relaxed),
+            "remote cache flushed"
+        );
+    }
+}
+
+impl Inner {
+    async fn lookup(&self, key: &Digest) -> Option<Vec<u8>> {
+        if self.unreachable.load(Ordering::SeqCst) || self.shared.broken.contains(&key.hex()) {
+            return None;
+        }
+        if let Some(found) = self.found.get(key) {
+            return Some(found.clone());
+        }
+        self.shared.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.fetch(key)).await {
+            Ok(Ok(Some(record))) => {
+                self.shared.counters.hits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%key, "remote cache hit");
+                self.found.insert(*key, record.clone());
+                Some(record)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(reason)) => {
+                self.unreachable(&reason);
+                None
+            }
+            Err(_) => {
+                self.unreachable("no answer within 15 s");
+                None
+            }
+        }
+    }
+
+    /// The record to push for `key`, unless this step stays local.
+    fn pushable(&self, key: &Digest, record: &[u8], secrets: bool) -> Option<serde_json::Value> {
+        if self.config.mode == CacheMode::Read || self.unreachable.load(Ordering::SeqCst) {
+            return None;
+        }
+        if secrets && !self.config.share_secret_steps {
+            tracing::debug!(%key, "a step with secrets stays local (the secret MAC key is not shared: GANTRY_CACHE_KEY)");
+            return None;
+        }
+        let record = serde_json::from_slice::<serde_json::Value>(record).ok()?;
+        if record["mounts"].as_array().is_some_and(|m| !m.is_empty()) {
+            tracing::debug!(%key, "a step that wrote to mounted directories stays local");
+            return None;
+        }
+        Some(record)
+    }
+}
+
+/// The runtime the engine uses with a remote cache: image IDs of filesystems
+/// still in the registry are pulled the first time a runtime operation needs
+/// them; everything else goes straight through.
+struct CachedRuntime {
+    inner: Arc<dyn Runtime>,
+    shared: Arc<Shared>,
+    auth: Option<RegistryAuth>,
+}
+
+impl CachedRuntime {
+    async fn resolve(&self, image: &str) -> Result<String, RuntimeError> {
+        if !image.starts_with(PLACEHOLDER) {
+            return Ok(image.to_owned());
+        }
+        let cell = self
+            .shared
+            .resolved
+            .entry(image.to_owned())
+            .or_default()
+            .clone();
+        let key = image.trim_start_matches(PLACEHOLDER);
+        let missing = || RuntimeError::ImageMissing {
+            image: image.to_owned(),
+        };
+        let resolved = cell
+            .get_or_try_init(|| async {
+                let Some(reference) = self.shared.images.get(image).map(|r| r.clone()) else {
+                    return Err(missing());
+                };
+                match self.inner.pull(&reference, self.auth.as_ref()).await {
+                    Ok(pulled) => {
+                        self.shared
+                            .counters
+                            .filesystems_fetched
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%key, image = %pulled.image_id, "remote cache: step filesystem fetched");
+                        Ok(pulled.image_id)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%key, %error, "a remote cache entry's filesystem cannot be fetched; running the step here");
+                        self.shared.broken.insert(key.to_owned());
+                        Err(missing())
+                    }
+                }
+            })
+            .await;
+        match resolved {
+            Ok(id) => Ok(id.clone()),
+            Err(error) => {
+                // Forgotten, so that the placeholder is never tried again.
+                self.shared.resolved.remove(image);
+                Err(error)
+            }
+        }
+    }
+
+    async fn rootfs(&self, rootfs: &RootfsSpec) -> Result<RootfsSpec, RuntimeError> {
+        let mut rootfs = rootfs.clone();
+        if let Some(image) = &rootfs.image_id {
+            rootfs.image_id = Some(self.resolve(image).await?);
+        }
+        Ok(rootfs)
+    }
+}
+
+#[async_trait]
+impl Runtime for CachedRuntime {
+    async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PulledImage, RuntimeError> {
+        self.inner.pull(reference, auth).await
+    }
+
+    async fn exec(&self, mut spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+        spec.rootfs = self.rootfs(&spec.rootfs).await?;
+        self.inner.exec(spec).await
+    }
+
+    async fn read_path(&self, rootfs: &RootfsSpec, path: &str) -> Result<Bytes, RuntimeError> {
+        let rootfs = self.rootfs(rootfs).await?;
+        self.inner.read_path(&rootfs, path).await
+    }
+
+    async fn build_image(
+        &self,
+        rootfs: &RootfsSpec,
+        config: &ImageConfig,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        let rootfs = self.rootfs(rootfs).await?;
+        self.inner.build_image(&rootfs, config, tag).await
+    }
+
+    async fn push(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        let image_id = self.resolve(image_id).await?;
+        self.inner.push(&image_id, reference, auth).await
+    }
+
+    async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+        let image_id = self.resolve(image_id).await?;
+        self.inner.save_image(&image_id, reference).await
+    }
+
+    async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {
+        self.inner.load_image(tarball).await
+    }
+
+    async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
+        if image_id.starts_with(PLACEHOLDER) {
+            let key = image_id.trim_start_matches(PLACEHOLDER);
+            return Ok(
+                self.shared.images.contains_key(image_id) && !self.shared.broken.contains(key)
+            );
+        }
+        self.inner.image_exists(image_id).await
+    }
+
+    async fn remove_images(&self, images: &[String]) -> Result<(), RuntimeError> {
+        let images: Vec<String> = images
+            .iter()
+            .filter(|image| !image.starts_with(PLACEHOLDER))
+            .cloned()
+            .collect();
+        self.inner.remove_images(&images).await
+    }
+
+    async fn remove_orphans(&self) -> Result<usize, RuntimeError> {
+        self.inner.remove_orphans().await
+    }
+
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        self.inner.local_image(reference).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_auth_takes_the_password_from_the_environment_only() {
+        std::env::set_var("GANTRY_TEST_CACHE_AUTH_PASSWORD", "pw-from-env");
+        let auth = parse_auth("ci:env:GANTRY_TEST_CACHE_AUTH_PASSWORD", "r.example").unwrap();
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("ci", "pw-from-env")
+        );
+        assert!(!format!("{auth:?}").contains("pw-from-env"));
+        for (bad, says) in [
+            ("ci", "expected USER:env:VAR"),
+            ("ci:hunter2", "expected USER:env:VAR"),
+            (":env:X", "no user name"),
+            ("ci:env:GANTRY_TEST_CACHE_AUTH_UNSET", "is not set or empty"),
+        ] {
+            let message = parse_auth(bad, "r.example").unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    #[test]
+    fn repositories_parse_and_bad_ones_are_named() {
+        assert_eq!(
+            parse_repository("127.0.0.1:5000/team/cache").unwrap(),
+            ("127.0.0.1:5000/team/cache".into(), "127.0.0.1:5000".into())
+        );
+        assert_eq!(parse_repository("ghcr.io/org/cache").unwrap().1, "ghcr.io");
+        for (bad, says) in [
+            ("cache", "no repository path"),
+            ("team/cache", "not a registry host"),
+            ("http://127.0.0.1:5000/cache", "leave out the scheme"),
+            ("127.0.0.1:5000/cache:v1", "without a tag"),
+            ("127.0.0.1:5000/cache@sha256:00", "without a tag"),
+            ("127.0.0.1:5000/Team", "not a repository path"),
+            ("oci-layout:./dir", "not supported yet"),
+        ] {
+            let message = parse_repository(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+    }
+}

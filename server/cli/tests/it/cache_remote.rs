@@ -1,0 +1,605 @@
+//! The remote cache tier (`--cache REF`, docs/cache.md) on the runtime under test
+//! and the test registries: two "machines" are two engines with their own state
+//! directories (so their own state IDs: neither sees the other's gantry images,
+//! on this host's one dockerd or in its own snapshot store), sharing one registry
+//! repository.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use gantry_core::store::RecordKind;
+use serde_json::{json, Value};
+
+use crate::support::{
+    busybox, containers_created_since, free_port, gantry, now, registry, run, strip_ansi, text,
+    unique, Server, ServerOptions,
+};
+
+/// Three steps, the last reading what the first wrote; `$marker` keeps the keys
+/// this test's own.
+const PIPELINE: &str = r#"
+query($image: String!, $marker: String!) {
+  container { from(address: $image) {
+    withExec(args: ["sh", "-c", "echo $0 > /one; head -c 4096 /dev/urandom > /noise", $marker]) {
+    withExec(args: ["sh", "-c", "cat /one; echo two > /two"]) {
+    withExec(args: ["sh", "-c", "cat /one /two"]) { stdout } } } } }
+}"#;
+
+/// One more step on top of `PIPELINE`: it needs the cached filesystem.
+const DOWNSTREAM: &str = r#"
+query($image: String!, $marker: String!) {
+  container { from(address: $image) {
+    withExec(args: ["sh", "-c", "echo $0 > /one; head -c 4096 /dev/urandom > /noise", $marker]) {
+    withExec(args: ["sh", "-c", "cat /one; echo two > /two"]) {
+    withExec(args: ["sh", "-c", "cat /one /two"]) {
+    withExec(args: ["sh", "-c", "wc -c < /noise; cat /two"]) { stdout } } } } } }
+}"#;
+
+fn vars(marker: &str) -> Value {
+    json!({ "image": busybox(), "marker": marker })
+}
+
+fn pipeline_stdout(server: &Server, marker: &str) -> String {
+    let data = run(server, PIPELINE, vars(marker));
+    text(&data, "container.from.withExec.withExec.withExec.stdout")
+}
+
+/// A fresh repository on the test registry.
+fn repository(name: &str) -> String {
+    format!("{}/{}/cache", registry(), unique(name))
+}
+
+/// An engine (on the runtime under test) with the remote cache `repository` (plus `env`).
+fn cache_server(repository: &str, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("GANTRY_CACHE".to_owned(), repository.to_owned())];
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Server::start_with(ServerOptions {
+        env: all,
+        log: Some("info".into()),
+    })
+}
+
+/// Stops `server` and returns its log once the last lines are in (its stderr
+/// is copied to the log by a thread of its own, which may lag the exit).
+fn stop(server: &mut Server) -> String {
+    server.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = plain_log(server);
+        if log.contains("remote cache flushed") || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The engine's log without terminal colours.
+fn plain_log(server: &Server) -> String {
+    strip_ansi(&server.log())
+}
+
+/// A counter of the last "remote cache flushed" line (written when the engine stops).
+fn counter(log: &str, name: &str) -> usize {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("remote cache flushed"))
+        .unwrap_or_else(|| panic!("the engine never flushed its remote cache:\n{log}"));
+    let field = format!("{name}=");
+    let start = line.find(&field).unwrap_or_else(|| panic!("{line}")) + field.len();
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The cache keys of every exec result stored in `state`.
+fn exec_keys(state: &Path) -> BTreeSet<String> {
+    let store = gantry_store::DiskStore::open(state).unwrap();
+    store
+        .state_dir()
+        .records(RecordKind::Exec)
+        .unwrap()
+        .iter()
+        .map(|record| record.key.hex())
+        .collect()
+}
+
+fn state_id(state: &Path) -> String {
+    std::fs::read_to_string(state.join("id")).unwrap()
+}
+
+#[test]
+fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_key() {
+    require_runtime!();
+    let marker = unique("keys");
+    let secret_step = r#"
+    query($image: String!, $marker: String!, $secret: ID!) {
+      container { from(address: $image) { withSecretVariable(name: "TOKEN", secret: $secret) {
+        withExec(args: ["sh", "-c", "echo $0; test -n \"$TOKEN\"", $marker]) { stdout } } } }
+    }"#;
+    let secret_keys = |server: &Server| {
+        let secret = run(
+            server,
+            r#"{ setSecret(name: "token", plaintext: "not-a-real-token-42") { id } }"#,
+            json!({}),
+        );
+        let secret = text(&secret, "setSecret.id");
+        let mut vars = vars(&marker);
+        vars["secret"] = json!(secret);
+        let before = exec_keys(&server.state_dir());
+        run(server, secret_step, vars);
+        &exec_keys(&server.state_dir()) - &before
+    };
+    let shared_key = [(
+        "GANTRY_CACHE_KEY",
+        "0123456789abcdef0123456789abcdef-test-key",
+    )];
+    let engine = |env: &[(&str, &str)]| {
+        let mut all = Vec::new();
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Server::start_with(ServerOptions {
+            env: all,
+            log: None,
+        })
+    };
+    let a = engine(&[]);
+    let b = engine(&[]);
+    assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
+    assert_ne!(a.state_dir(), b.state_dir());
+    assert_eq!(pipeline_stdout(&a, &marker), pipeline_stdout(&b, &marker));
+    let keys_a = exec_keys(&a.state_dir());
+    assert_eq!(keys_a.len(), 3, "three steps, three results: {keys_a:?}");
+    assert_eq!(keys_a, exec_keys(&b.state_dir()));
+    // Each state directory keys secrets with its own MAC key...
+    assert_ne!(secret_keys(&a), secret_keys(&b));
+    // ...unless the machines share one.
+    let c = engine(&shared_key);
+    let d = engine(&shared_key);
+    let (keys_c, keys_d) = (secret_keys(&c), secret_keys(&d));
+    assert_eq!(keys_c.len(), 1);
+    assert_eq!(keys_c, keys_d);
+}
+
+#[test]
+fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() {
+    require_runtime!();
+    let repo = repository("ab");
+    let marker = unique("ab");
+    let mut a = cache_server(&repo, &[]);
+    let cold = pipeline_stdout(&a, &marker);
+    assert_eq!(cold, format!("{marker}\ntwo\n"));
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 3, "{log}");
+
+    // Machine B: a fresh state directory (another state ID: none of A's
+    // gantry images is visible to it), the same registry.
+    let mut b = cache_server(&repo, &[]);
+    assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
+    let since = now();
+    assert_eq!(pipeline_stdout(&b, &marker), cold);
+    assert_eq!(
+        containers_created_since(&since, b.pid()),
+        0,
+        "machine B ran a step"
+    );
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "hits"), 3, "{log}");
+    // A leaf (stdout) costs manifests and small blobs: no filesystem pulled.
+    assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
+    assert_eq!(counter(&log, "pushed"), 0, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+
+    // Machine C: a step on top of the cached ones needs their filesystem,
+    // pulled once; only that step runs.
+    let mut c = cache_server(&repo, &[]);
+    let since = now();
+    let data = run(&c, DOWNSTREAM, vars(&marker));
+    assert_eq!(
+        text(
+            &data,
+            "container.from.withExec.withExec.withExec.withExec.stdout"
+        ),
+        "4096\ntwo\n"
+    );
+    assert_eq!(containers_created_since(&since, c.pid()), 1);
+    let log = stop(&mut c);
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+    assert_eq!(counter(&log, "pushed"), 1, "{log}");
+}
+
+#[test]
+fn read_mode_pushes_nothing() {
+    require_runtime!();
+    let repo = repository("read");
+    let marker = unique("read");
+    let mut a = cache_server(&repo, &[("GANTRY_CACHE_MODE", "read")]);
+    pipeline_stdout(&a, &marker);
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 0, "{log}");
+    assert_eq!(counter(&log, "lookups"), 3, "{log}");
+    // Nothing reached the registry: a second machine finds nothing.
+    let mut b = cache_server(&repo, &[("GANTRY_CACHE_MODE", "read")]);
+    let since = now();
+    pipeline_stdout(&b, &marker);
+    assert_eq!(containers_created_since(&since, b.pid()), 3);
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "hits"), 0);
+}
+
+#[test]
+fn an_unreachable_registry_is_one_warning_and_the_pipeline_runs_locally() {
+    require_runtime!();
+    // Nothing listens on this port.
+    let repo = format!("127.0.0.1:{}/nowhere/cache", free_port());
+    let marker = unique("down");
+    let mut a = cache_server(&repo, &[]);
+    assert_eq!(pipeline_stdout(&a, &marker), format!("{marker}\ntwo\n"));
+    let log = stop(&mut a);
+    assert_eq!(
+        log.matches("the remote cache is unavailable").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+}
+
+/// `GET` on the test registry's HTTP API.
+fn registry_get(path: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Accept: {accept}")])
+        .arg(format!("http://{}{path}", registry()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {path} failed");
+    out.stdout
+}
+
+/// The repository path (without the registry) of `repo`.
+fn repo_path(repo: &str) -> &str {
+    repo.split_once('/').unwrap().1
+}
+
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The raw manifest of the entry for `key` in `repo`.
+fn entry_manifest_bytes(repo: &str, key: &str) -> Vec<u8> {
+    registry_get(
+        &format!("/v2/{}/manifests/{key}", repo_path(repo)),
+        MANIFEST_TYPE,
+    )
+}
+
+/// The digest of the record blob of the entry for `key` in `repo`.
+fn entry_config(repo: &str, key: &str) -> String {
+    let manifest: Value = serde_json::from_slice(&entry_manifest_bytes(repo, key)).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_owned()
+}
+
+/// The record blob (`{key, image, record, ...}`) of the entry for `key` in `repo`.
+fn entry_record(repo: &str, key: &str) -> Value {
+    let config = entry_config(repo, key);
+    let blob = registry_get(&format!("/v2/{}/blobs/{config}", repo_path(repo)), "*/*");
+    serde_json::from_slice(&blob).unwrap()
+}
+
+/// The cache key (hex) of the entry in `state`'s results whose command contains `needle`.
+fn key_of_step(repo: &str, state: &Path, needle: &str) -> String {
+    exec_keys(state)
+        .into_iter()
+        .find(|key| {
+            entry_record(repo, key)["record"]["cmd"]
+                .to_string()
+                .contains(needle)
+        })
+        .unwrap_or_else(|| panic!("no entry runs {needle:?}"))
+}
+
+#[test]
+fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
+    require_runtime!();
+    let repo = repository("corrupt");
+    let marker = unique("corrupt");
+    let mut a = cache_server(&repo, &[]);
+    pipeline_stdout(&a, &marker);
+    a.stop();
+    let keys: Vec<String> = exec_keys(&a.state_dir()).into_iter().collect();
+    // Corrupt the record blob of the second step's entry on the registry's disk
+    // (the same length, other bytes): its digest no longer matches.
+    let first = key_of_step(&repo, &a.state_dir(), "cat /one; echo two");
+    let config = entry_config(&repo, &first)
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let storage =
+        std::env::var("GANTRY_TEST_STATE_DIR").unwrap_or_else(|_| "/var/lib/gantry-test".into());
+    let blob = Path::new(&storage).join(format!(
+        "registry/storage/docker/registry/v2/blobs/sha256/{}/{config}/data",
+        &config[..2]
+    ));
+    let original = std::fs::read(&blob).unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
+    let mut corrupted = original.clone();
+    let at = corrupted.len() / 2;
+    corrupted[at] ^= 0x20;
+    std::fs::write(&blob, &corrupted).unwrap();
+
+    let mut b = cache_server(&repo, &[]);
+    let since = now();
+    assert_eq!(pipeline_stdout(&b, &marker), format!("{marker}\ntwo\n"));
+    // Only the corrupt step ran here (on the first step's filesystem, pulled);
+    // the step after it keys on its lineage, not on its image, and is a hit.
+    assert_eq!(containers_created_since(&since, b.pid()), 1);
+    let log = stop(&mut b);
+    assert_eq!(
+        log.matches("ignoring a corrupt remote cache entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("does not match its digest"), "{log}");
+    // The entry was replaced by B's own.
+    assert_ne!(entry_config(&repo, &first), format!("sha256:{config}"));
+
+    // A foreign entry: the first step's entry copied under the second step's
+    // tag. The key inside the record does not match, so it is never used.
+    let foreign_manifest = keys.iter().find(|key| **key != first).unwrap();
+    let bytes = entry_manifest_bytes(&repo, foreign_manifest);
+    let put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {MANIFEST_TYPE}"),
+        ])
+        .arg("--data-binary")
+        .arg("@-")
+        .arg(format!(
+            "http://{}/v2/{}/manifests/{first}",
+            registry(),
+            repo_path(&repo)
+        ))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&bytes)?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(put.success());
+    let mut c = cache_server(&repo, &[]);
+    assert_eq!(pipeline_stdout(&c, &marker), format!("{marker}\ntwo\n"));
+    let log = stop(&mut c);
+    assert!(log.contains("pushed for another cache key"), "{log}");
+}
+
+#[test]
+fn concurrent_pushers_of_one_key_both_succeed() {
+    require_runtime!();
+    let repo = repository("race");
+    let marker = unique("race");
+    let (mut a, mut b) = (cache_server(&repo, &[]), cache_server(&repo, &[]));
+    let expected = format!("{marker}\ntwo\n");
+    std::thread::scope(|scope| {
+        let runs = [&a, &b].map(|server| scope.spawn(|| pipeline_stdout(server, &marker)));
+        for run in runs {
+            assert_eq!(run.join().unwrap(), expected);
+        }
+    });
+    for server in [&mut a, &mut b] {
+        let log = stop(server);
+        assert_eq!(counter(&log, "lookups"), 3, "{log}");
+        assert!(!log.contains("pushing to the remote cache failed"), "{log}");
+    }
+    let mut c = cache_server(&repo, &[]);
+    let since = now();
+    assert_eq!(pipeline_stdout(&c, &marker), expected);
+    assert_eq!(containers_created_since(&since, c.pid()), 0);
+    c.stop();
+}
+
+#[test]
+fn the_auth_registry_is_used_with_docker_config_credentials() {
+    require_runtime!();
+    let (host, user, password) = crate::support::auth_registry();
+    let repo = format!("{host}/{}/cache", unique("auth"));
+    let marker = unique("auth");
+    let config = tempfile::tempdir().unwrap();
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    std::fs::write(
+        config.path().join("config.json"),
+        json!({ "auths": { host.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let docker_config = config.path().to_str().unwrap();
+    let mut a = cache_server(&repo, &[("DOCKER_CONFIG", docker_config)]);
+    pipeline_stdout(&a, &marker);
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 3, "{log}");
+    assert!(!log.contains(&password), "the password reached the log");
+
+    let mut b = cache_server(&repo, &[("DOCKER_CONFIG", docker_config)]);
+    let since = now();
+    pipeline_stdout(&b, &marker);
+    assert_eq!(containers_created_since(&since, b.pid()), 0);
+    b.stop();
+
+    // Credentials from --cache-auth (here GANTRY_CACHE_AUTH), the password in a
+    // variable of the engine's environment, no Docker configuration.
+    let empty = tempfile::tempdir().unwrap();
+    let mut d = cache_server(
+        &repo,
+        &[
+            ("DOCKER_CONFIG", empty.path().to_str().unwrap()),
+            ("GANTRY_CACHE_AUTH", &format!("{user}:env:CACHE_PASSWORD")),
+            ("CACHE_PASSWORD", &password),
+        ],
+    );
+    let since = now();
+    pipeline_stdout(&d, &marker);
+    assert_eq!(containers_created_since(&since, d.pid()), 0);
+    let log = stop(&mut d);
+    assert_eq!(counter(&log, "hits"), 3, "{log}");
+
+    // Without credentials: one warning, the pipeline runs.
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = cache_server(&repo, &[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
+    pipeline_stdout(&c, &marker);
+    let log = stop(&mut c);
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+}
+
+/// A GraphQL document file in `dir`.
+fn document(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("version.graphql");
+    std::fs::write(&path, "{ version }").unwrap();
+    path
+}
+
+#[test]
+fn a_bad_cache_reference_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (reference, says) in [
+        ("team/cache", "is not a registry host"),
+        ("127.0.0.1:5000/cache:v1", "without a tag or digest"),
+        ("https://ghcr.io/org/cache", "leave out the scheme"),
+    ] {
+        let out = gantry(dir.path())
+            .args(["query", "--in-process", "--cache", reference])
+            .arg(document(dir.path()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(says), "{reference}: {stderr}");
+    }
+}
+
+#[test]
+fn a_docker_machine_and_a_native_machine_share_one_cache() {
+    require_runtime!();
+    if gantry_native::unavailable_reason().is_some() || !crate::support::docker_available() {
+        eprintln!("skipping: needs both the Docker and the native runtime");
+        return;
+    }
+    let repo = repository("mixed");
+    let marker = unique("mixed");
+    for (first, second) in [("docker", "native"), ("native", "docker")] {
+        let marker = format!("{marker}-{first}");
+        let mut a = cache_server(&repo, &[("GANTRY_RUNTIME", first)]);
+        let cold = pipeline_stdout(&a, &marker);
+        let log = stop(&mut a);
+        assert_eq!(counter(&log, "pushed"), 3, "{log}");
+        let mut b = cache_server(&repo, &[("GANTRY_RUNTIME", second)]);
+        let data = run(&b, DOWNSTREAM, vars(&marker));
+        let log = stop(&mut b);
+        assert_eq!(
+            text(
+                &data,
+                "container.from.withExec.withExec.withExec.withExec.stdout"
+            ),
+            "4096\ntwo\n"
+        );
+        assert!(cold.starts_with(&marker));
+        // The three cached steps were hits (remote hits are not stored locally);
+        // only the new step ran, on the filesystem the other runtime pushed.
+        assert_eq!(counter(&log, "hits"), 3, "{first} → {second}: {log}");
+        assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+        assert_eq!(exec_keys(&b.state_dir()).len(), 1, "{log}");
+    }
+}
+
+#[test]
+fn a_registry_that_never_answers_is_one_warning_after_the_lookup_timeout() {
+    require_runtime!();
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(64) {
+            held.push(stream);
+        }
+    });
+    let repo = format!("127.0.0.1:{port}/silent/cache");
+    let marker = unique("slow");
+    let mut a = cache_server(&repo, &[]);
+    assert_eq!(pipeline_stdout(&a, &marker), format!("{marker}\ntwo\n"));
+    let log = stop(&mut a);
+    assert_eq!(
+        log.matches("the remote cache is unavailable").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("no answer within 15 s"), "{log}");
+    // One lookup waited; the others did not ask again.
+    assert_eq!(counter(&log, "lookups"), 1, "{log}");
+}
+
+#[test]
+fn a_missing_filesystem_makes_its_step_run_here() {
+    require_runtime!();
+    let repo = repository("nofs");
+    let marker = unique("nofs");
+    let mut a = cache_server(&repo, &[]);
+    pipeline_stdout(&a, &marker);
+    stop(&mut a);
+    // Delete the third step's filesystem image from the registry; its entry stays.
+    let third = entry_record(&repo, &key_of_step(&repo, &a.state_dir(), "cat /one /two"));
+    let image = third["image"].as_str().unwrap();
+    let deleted = Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(format!(
+            "http://{}/v2/{}/manifests/{image}",
+            registry(),
+            repo_path(&repo)
+        ))
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+
+    let mut b = cache_server(&repo, &[]);
+    let since = now();
+    let data = run(&b, DOWNSTREAM, vars(&marker));
+    assert_eq!(
+        text(
+            &data,
+            "container.from.withExec.withExec.withExec.withExec.stdout"
+        ),
+        "4096\ntwo\n"
+    );
+    // The third step changed no file, so its filesystem is the second's: both
+    // entries lost it. Both steps ran again here, on the first's filesystem
+    // (pulled), and then the fourth; the first step was not run.
+    let created = containers_created_since(&since, b.pid());
+    let log = stop(&mut b);
+    assert_eq!(created, 3, "{log}");
+    assert_eq!(
+        log.matches("filesystem cannot be fetched").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+}
+
+#[test]
+fn a_fleet_of_ten_runners_runs_each_step_once() {
+    require_runtime!();
+    let repo = repository("fleet");
+    let marker = unique("fleet");
+    let expected = format!("{marker}\ntwo\n");
+    let mut created = Vec::new();
+    for _ in 0..10 {
+        let mut runner = cache_server(&repo, &[]);
+        let since = now();
+        assert_eq!(pipeline_stdout(&runner, &marker), expected);
+        created.push(containers_created_since(&since, runner.pid()));
+        stop(&mut runner);
+    }
+    assert_eq!(created, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
