@@ -59,8 +59,13 @@ for target in $targets; do
             skipped+=("$target")
             continue
         fi
-        upper=$(tr 'a-z-' 'A-Z_' <<<"$target")
-        env=("CC_${target//-/_}=$cc" "CARGO_TARGET_${upper}_LINKER=$cc")
+        env=("CC_${target//-/_}=$cc")
+        # Rust links x86_64 musl binaries itself (self-contained, static); aarch64 needs the
+        # cross toolchain as linker. musl-gcc as linker would make a dynamic binary.
+        if [[ $target == aarch64-* ]]; then
+            upper=$(tr 'a-z-' 'A-Z_' <<<"$target")
+            env+=("CARGO_TARGET_${upper}_LINKER=$cc")
+        fi
     fi
     say "building gantry $version for $target"
     env "${env[@]}" "$cargo" build --release --locked -p gantry --target "$target"
