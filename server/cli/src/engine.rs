@@ -64,7 +64,7 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
             .context("while reading the secret MAC key")?,
         max_parallel: args.max_parallel,
     };
-    let remote = HostRemote::new().context("while setting up Git and HTTP sources")?;
+    let remote = HostRemote::new();
     Ok(Arc::new(
         Engine::new(runtime, Arc::new(store), options).with_remote(Arc::new(remote)),
     ))
