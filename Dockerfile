@@ -1,4 +1,4 @@
-# The gantry image: the static release binary and an empty /tmp, nothing else. It needs no
+# The gantry image: the static release binary, CA certificates and an empty /tmp, nothing else. It needs no
 # base image, so it builds anywhere, without a registry.
 #
 #   make image        builds gantry:VERSION from the x86_64 release archive in dist/

@@ -19,6 +19,14 @@ trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/rootfs/tmp" "$context/rootfs/run" "$context/rootfs/var/lib/gantry"
 chmod 1777 "$context/rootfs/tmp"
 sh "$root/install.sh" --bin-dir "$context/rootfs/usr/local/bin" "$archive" 2>&1 | sed 's/^/image: /'
+# CA certificates for HTTPS sources (Query.http, git over https), from the build machine's
+# ca-certificates package; without them those sources fail naming the missing trust store.
+if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    mkdir -p "$context/rootfs/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$context/rootfs/etc/ssl/certs/"
+else
+    echo "image: no /etc/ssl/certs/ca-certificates.crt here (apt-get install ca-certificates); the image will have no CA certificates" >&2
+fi
 cp "$root/Dockerfile" "$context/Dockerfile"
 DOCKER_BUILDKIT=0 docker build --quiet --build-arg "VERSION=$version" -t "$image" "$context" >/dev/null
 echo "image: built $image ($(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec))"

@@ -72,7 +72,7 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
         secret_key,
         max_parallel: args.max_parallel,
     };
-    let remote = HostRemote::new().context("while setting up Git and HTTP sources")?;
+    let remote = HostRemote::new();
     let mut remote_cache = None;
     if let Some(config) = cache {
         let (cache, wrapped) = crate::cache::open(config, runtime).await;

@@ -1,7 +1,9 @@
 //! HTTP(S) GETs with reqwest and rustls (ring), trusting the platform's
-//! certificate store.
+//! certificate store. The client is built on first use, so an engine on a
+//! machine or image without a trust store starts and serves everything but
+//! HTTP sources, which then fail naming the cause.
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use bytes::Bytes;
 use gantry_core::remote::{HttpRequest, HttpResponse, RemoteError};
@@ -11,7 +13,7 @@ use reqwest::header::{
 use reqwest::StatusCode;
 
 pub(crate) struct HttpClient {
-    client: reqwest::Client,
+    client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 /// rustls needs a process-wide crypto provider; ring is the one built in.
@@ -24,15 +26,31 @@ fn install_crypto_provider() {
 }
 
 impl HttpClient {
-    pub(crate) fn new() -> Result<Self, RemoteError> {
-        install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| RemoteError::Unavailable {
-                reason: format!("building the HTTP client failed: {error}"),
-            })?;
-        Ok(Self { client })
+    pub(crate) fn new() -> Self {
+        Self {
+            client: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, RemoteError> {
+        self.client
+            .get_or_init(|| {
+                install_crypto_provider();
+                reqwest::Client::builder()
+                    .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|error| {
+                        format!(
+                            "building the HTTP client failed: {error} (is there a TLS trust \
+                             store? gantry reads the system's CA certificates, e.g. \
+                             /etc/ssl/certs; in a container image, mount or copy them)"
+                        )
+                    })
+            })
+            .as_ref()
+            .map_err(|reason| RemoteError::Unavailable {
+                reason: reason.clone(),
+            })
     }
 
     pub(crate) async fn get(&self, request: &HttpRequest) -> Result<HttpResponse, RemoteError> {
@@ -41,7 +59,7 @@ impl HttpClient {
             reason,
         };
         let response = self
-            .client
+            .client()?
             .get(&request.url)
             .headers(headers(request).map_err(failed)?)
             .send()

@@ -26,14 +26,20 @@ pub struct HostRemote {
     http: http::HttpClient,
 }
 
+impl Default for HostRemote {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl HostRemote {
-    /// A remote using `git` from `PATH` and a fresh HTTP client. Fails only
-    /// when no TLS client can be built.
-    pub fn new() -> Result<Self, RemoteError> {
-        Ok(Self {
+    /// A remote using `git` from `PATH` and an HTTP client built on first
+    /// use (a missing TLS trust store fails HTTP sources, not the engine).
+    pub fn new() -> Self {
+        Self {
             git: git::GitCli::new("git"),
-            http: http::HttpClient::new()?,
-        })
+            http: http::HttpClient::new(),
+        }
     }
 }
 
