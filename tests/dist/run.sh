@@ -253,6 +253,55 @@ go_module_version() {
 }
 
 echo "dist: testing $(basename "$dist") (gantry $version)"
+# ------------------------------------------------------------------ the GitHub Actions action
+# .github/actions/setup-gantry run as Actions runs it (action.yml's env mapping gives setup.sh
+# its inputs; later steps get PATH and variables from $GITHUB_PATH and $GITHUB_ENV), for two
+# jobs on fresh "runners" sharing the auth registry as cache: a push build runs the step and
+# pushes it; a pull-request build gets read mode and runs nothing.
+github_action() {
+    # Each failed expectation returns at once (check runs this in an `if`, where set -e is off).
+    local action=$root/.github/actions/setup-gantry repo job dir out
+    repo=$GANTRY_TEST_AUTH_REGISTRY/gantry-dist-action-$$/cache
+    # Every input action.yml declares reaches setup.sh as INPUT_<NAME>.
+    local name inputs
+    inputs=$(sed -n '/^inputs:/,/^runs:/s/^  \([a-z-]*\):$/\1/p' "$action/action.yml")
+    [[ -n $inputs ]] || { fail "no inputs found in action.yml"; return 1; }
+    for name in $inputs; do
+        local var=INPUT_$(tr 'a-z-' 'A-Z_' <<<"$name")
+        grep -qF "$var: \${{ inputs.$name }}" "$action/action.yml" || { fail "input $name: $var does not reach setup.sh"; return 1; }
+    done
+    cat >"$work/action.graphql" <<GRAPHQL
+{ container { from(address: "$busybox") {
+    withExec(args: ["sh", "-c", "echo built once for every runner $$"]) { stdout } } } }
+GRAPHQL
+    for job in push pull_request; do
+        dir=$work/gh-$job
+        mkdir -p "$dir/tmp"
+        : >"$dir/path"
+        : >"$dir/env"
+        out=$(env -i PATH="$PATH" HOME="$dir" DOCKER_CONFIG="$dir/docker" RUNNER_TEMP="$dir/tmp" \
+            GITHUB_PATH="$dir/path" GITHUB_ENV="$dir/env" GITHUB_ACTION_PATH="$action" EVENT_NAME=$job \
+            INPUT_VERSION= INPUT_ARCHIVE_URL="file://$archive" INPUT_CACHE="$repo" INPUT_CACHE_MODE= \
+            INPUT_REGISTRY_USERNAME="$GANTRY_TEST_AUTH_REGISTRY_USER" \
+            INPUT_REGISTRY_PASSWORD="$GANTRY_TEST_AUTH_REGISTRY_PASSWORD" INPUT_CACHE_KEY= \
+            bash "$action/setup.sh" 2>&1) || { fail "$out"; return 1; }
+        echo "$out"
+        [[ $(cat "$dir/path") == "$dir/tmp/gantry/bin" ]] || { fail "GITHUB_PATH: $(cat "$dir/path")"; return 1; }
+        grep -qx "GANTRY_CACHE=$repo" "$dir/env" || { fail "GITHUB_ENV: $(cat "$dir/env")"; return 1; }
+        [[ $out != *"$GANTRY_TEST_AUTH_REGISTRY_PASSWORD"* ]] || { fail "the password was printed"; return 1; }
+        # The job's next step, with what the action exported (KEY=VALUE lines, no spaces).
+        # shellcheck disable=SC2046
+        out=$(env -i PATH="$(cat "$dir/path"):$PATH" HOME="$dir" DOCKER_CONFIG="$dir/docker" \
+            GANTRY_STATE_DIR="$dir/state" GANTRY_SOCKET="$dir/engine.sock" $(cat "$dir/env") \
+            gantry query --in-process --progress=plain "$work/action.graphql" 2>&1) || { fail "$out"; return 1; }
+        echo "$out"
+        contains "$out" "built once for every runner $$" || return 1
+    done
+    grep -qx GANTRY_CACHE_MODE=readwrite "$work/gh-push/env" || { fail "push: $(cat "$work/gh-push/env")"; return 1; }
+    grep -qx GANTRY_CACHE_MODE=read "$work/gh-pull_request/env" || { fail "pull_request: $(cat "$work/gh-pull_request/env")"; return 1; }
+    contains "$out" "[cached] exec sh -c echo built once for every runner" || return 1
+}
+
 check "SHA256SUMS verifies every file" sums_verify
 check "archive holds gantry, README, CHANGELOG, owned by 0/0" archive_layout
 check "binary is a static x86-64 executable" binary_is_static
@@ -270,6 +319,7 @@ check "Python wheel installs and reports the version; sdist is complete" python_
 check "npm tarball installs offline and exports VERSION" npm_package
 check "Composer archive installs offline and has Gantry\\Version::VERSION" composer_package
 check "Go SDK carries the version" go_module_version
+check "the setup-gantry GitHub action installs gantry and shares its cache between jobs" github_action
 
 echo "dist: $passed passed, $failed failed"
 ((failed == 0))
