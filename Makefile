@@ -1,7 +1,8 @@
 # gantry: developer and CI entry points. CI runs `bash .ci/run`, which runs `make test`.
 #
 #   make setup           install/start what the tests need (scripts/setup.sh; idempotent)
-#   make test            setup, then every step in TEST_STEPS, in order
+#   make test            every test step, in lanes that run side by side (see TEST_LANES below)
+#   make test-serial     the same steps one after another (slower; one log in order)
 #   make rust-test       fmt, clippy and cargo tests only (after setup); the end-to-end suite
 #                        runs once per runtime (GANTRY_RUNTIME=native, then docker)
 #   make python-test     Python SDK: codegen --check, ruff, mypy, pytest (after setup)
@@ -19,8 +20,8 @@
 #   make image           the gantry container image (FROM scratch) from dist/'s x86_64 archive
 #   make clean-test-env  stop the dockerd/registries that scripts/setup.sh started
 #
-# To add a test step: define a target that depends on `setup` and append it to
-# TEST_STEPS here (before the `test` rule), e.g. `TEST_STEPS += python-test`.
+# To add a test step: define a target that depends on `setup`, then add it to a lane in
+# TEST_LANES (or to TEST_LAST if it must run alone), below, before the `test` rule.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -35,27 +36,41 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 
 CARGO ?= cargo
 
-TEST_STEPS := rust-test
-TEST_STEPS += compat
-TEST_STEPS += python-test
-TEST_STEPS += go-test
-TEST_STEPS += dagger-sdk-test
-TEST_STEPS += php-test
-TEST_STEPS += typescript-test
-TEST_STEPS += browser-test
-TEST_STEPS += conformance
-TEST_STEPS += chaos
-TEST_STEPS += dist-test
-TEST_STEPS += docs-test
+# `make test` runs in three phases:
+#  1. `setup`, then `test-build`: fmt, clippy and every debug build the steps use, once, so
+#     that no two steps compile at the same time;
+#  2. TEST_LANES side by side (scripts/lanes.sh): the steps of a lane in order, the lanes
+#     concurrently, each lane's log printed whole when it ends. Most steps wait on
+#     containers rather than the CPU. Steps that share a venv, node_modules or generated
+#     files (sdk-python/.venv, sdk-typescript/dist, sdk-php/vendor) are in one lane; the
+#     release lane only compiles (at low priority) what dist-test and docs-test use next;
+#  3. TEST_LAST, one after another, alone: dist-test and docs-test pack the SDK folders the
+#     lanes read from, and chaos restarts a dockerd and floods the machine.
+# `make test-serial` runs the same steps one after another.
+TEST_LANES := rust=rust-e2e
+TEST_LANES += sdk=compat,python-test,php-test,typescript-test,browser-test,conformance
+TEST_LANES += go=go-test,dagger-sdk-test
+TEST_LANES += release=release-build
+TEST_LAST := dist-test docs-test chaos
 
-.PHONY: all setup test rust-test demo bench clean-test-env
+TEST_STEPS := rust-test compat python-test go-test dagger-sdk-test php-test typescript-test \
+	browser-test conformance chaos dist-test docs-test
+
+.PHONY: all setup test test-serial test-build rust-test rust-lint rust-e2e release-build demo bench \
+	clean-test-env
 
 all: test
 
+# SKIP_SETUP=1: the lanes of `make test`, which ran set-up once before them.
 setup:
-	bash scripts/setup.sh
+	@if [[ -z "$(SKIP_SETUP)" ]]; then bash scripts/setup.sh; fi
 
-test: setup $(TEST_STEPS)
+test: setup
+	$(MAKE) --no-print-directory SKIP_SETUP=1 test-build
+	SKIP_SETUP=1 BUILT=1 GANTRY_TEST_BIN=$(LANES_BIN) bash scripts/lanes.sh --nice release $(TEST_LANES)
+	$(MAKE) --no-print-directory SKIP_SETUP=1 $(TEST_LAST)
+
+test-serial: setup $(TEST_STEPS)
 
 # The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
 # The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
@@ -64,14 +79,48 @@ test: setup $(TEST_STEPS)
 RUNTIMES ?= native docker
 SUITE_RUNTIME ?= docker
 
-rust-test: setup
+# The passes after the first rerun only gantry's end-to-end suite, with the workspace's
+# features (`-p gantry` alone would resolve other features and compile everything again;
+# the excluded crates test one runtime each, which the first pass did).
+E2E_ONLY := --workspace --exclude gantry-docker --exclude gantry-native
+
+rust-test: rust-lint rust-e2e
+
+rust-lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+rust-e2e: setup
 	GANTRY_RUNTIME=$(firstword $(RUNTIMES)) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
 	@for runtime in $(wordlist 2,9,$(RUNTIMES)); do \
 		echo "rust-test: the end-to-end suite on GANTRY_RUNTIME=$$runtime"; \
-		GANTRY_RUNTIME=$$runtime GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test it || exit 1; \
+		GANTRY_RUNTIME=$$runtime GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked $(E2E_ONLY) --test it || exit 1; \
 	done
+
+# The engine binary the SDK-level steps run (GANTRY_BIN of their tests). `cargo build -p
+# gantry` and `cargo test` leave different builds at target/debug/gantry (dev-dependencies
+# turn features on), so one lane's cargo would replace the file under another lane's
+# running tests: `make test` gives its lanes a copy made by test-build instead, and BUILT=1
+# tells their steps not to run cargo build.
+GANTRY_TEST_BIN ?= $(CURDIR)/target/debug/gantry
+LANES_BIN := $(CURDIR)/target/lanes/gantry
+BUILT ?=
+BUILD_GANTRY = $(if $(BUILT),@echo "$@: using $(GANTRY_TEST_BIN) (built by test-build)",$(CARGO) build --locked -p gantry)
+
+# Phase 1 of `make test`: lint, then every debug build and tool install the lanes use (the
+# same cargo invocations as the steps, so theirs compile nothing), the test builds last so
+# that target/debug/gantry is theirs when the Rust lane starts.
+test-build: rust-lint python-venv dagger-python-sdk
+	$(BUILD_GANTRY)
+	mkdir -p $(dir $(LANES_BIN)) && cp target/debug/gantry $(LANES_BIN).tmp && mv $(LANES_BIN).tmp $(LANES_BIN)
+	$(CARGO) build --locked -p xtask
+	$(CARGO) clippy --locked $(CHAOS_TARGET) -- -D warnings
+	$(CARGO) test --locked $(CHAOS_TARGET) --no-run
+	$(CARGO) test --workspace --locked --no-run
+
+# The release binary dist-test packs and docs-test installs (scripts/dist.sh, binaries only).
+release-build: setup
+	DIST_BINARIES_ONLY=1 DIST_TARGETS=x86_64-unknown-linux-musl DIST_REQUIRE_ALL=1 bash scripts/dist.sh
 
 demo: setup
 	$(CARGO) build --release -p gantry
@@ -122,11 +171,11 @@ python-venv:
 
 python-test: setup python-venv
 	$(CARGO) xtask codegen --check
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
 	cd sdk-python && .venv/bin/ruff format --check . && .venv/bin/ruff check .
 	cd sdk-python && .venv/bin/mypy src examples tests
-	cd sdk-python && GANTRY_BIN=$(CURDIR)/target/debug/gantry .venv/bin/pytest
+	cd sdk-python && GANTRY_BIN=$(GANTRY_TEST_BIN) .venv/bin/pytest
 
 # GraphiQL in the browser: tests/browser/graphiql.test.mjs starts target/debug/gantry serve
 # --listen, logs in with the printed token URL, types and runs a query in Debian's headless
@@ -135,9 +184,9 @@ python-test: setup python-venv
 .PHONY: browser-test
 browser-test: setup
 	@command -v npm >/dev/null || { echo "browser-test: needs Node.js 20+ with npm" >&2; exit 1; }
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
-	cd tests/browser && GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+	cd tests/browser && GANTRY_BIN=$(GANTRY_TEST_BIN) \
 		GANTRY_TEST_ARTIFACTS=$(CURDIR)/target/test-artifacts node --test
 
 # TypeScript SDK (sdk-typescript/): generated code is fresh, npm ci, tsc build, tsc --noEmit of
@@ -146,10 +195,10 @@ browser-test: setup
 .PHONY: typescript-test
 typescript-test: setup
 	$(CARGO) xtask codegen --check
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error
 	cd sdk-typescript && npx tsc -p tsconfig.json && npx tsc -p examples/tsconfig.json --noEmit
-	cd sdk-typescript && GANTRY_BIN=$(CURDIR)/target/debug/gantry npm test
+	cd sdk-typescript && GANTRY_BIN=$(GANTRY_TEST_BIN) npm test
 
 # PHP SDK (sdk-php/): generated code is fresh, `php -l` on every file, then PHPUnit (Debian's
 # phpunit 9.6) against an engine the tests start themselves (target/debug/gantry), including
@@ -160,7 +209,7 @@ typescript-test: setup
 .PHONY: php-test
 php-test: setup
 	$(CARGO) xtask codegen --check
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	@for tool in php composer phpunit; do \
 		command -v $$tool >/dev/null || { echo "php-test: $$tool is missing: run make setup" >&2; exit 1; }; \
 	done
@@ -170,7 +219,7 @@ php-test: setup
 		| { grep -v '^No syntax errors detected' || true; }
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer validate --no-check-publish --no-check-lock -q
 	cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload --dev -q
-	cd sdk-php && GANTRY_BIN=$(CURDIR)/target/debug/gantry phpunit
+	cd sdk-php && GANTRY_BIN=$(GANTRY_TEST_BIN) phpunit
 
 # Dagger's official SDKs (PyPI dagger-io, npm @dagger.io/dagger, Go dagger.io/dagger, all
 # 0.21.9) running unmodified scenarios against target/debug/gantry, via `gantry run` and via
@@ -179,8 +228,8 @@ php-test: setup
 # engine state in target/dagger-sdk-test. Last line: `dagger-sdks: N passed, M failed`.
 .PHONY: dagger-sdk-test
 dagger-sdk-test: setup
-	$(CARGO) build --locked -p gantry
-	GANTRY_RUNTIME=$(SUITE_RUNTIME) bash conformance-tests/dagger/run.sh
+	$(BUILD_GANTRY)
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(GANTRY_TEST_BIN) bash conformance-tests/dagger/run.sh
 
 # Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
 # fetched through the Go module proxy; skipped with a note when that is unreachable), then
@@ -192,14 +241,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 go-test: export PATH := $(PATH):/usr/local/go/bin
 go-test: setup
 	$(CARGO) xtask codegen --check
-	@if [[ ! -x target/debug/gantry ]]; then $(CARGO) build --locked -p gantry; fi
+	$(BUILD_GANTRY)
 	@unformatted=$$(cd sdk-go && gofmt -l .); \
 		if [[ -n $$unformatted ]]; then echo "go-test: gofmt -l sdk-go:"; echo "$$unformatted"; exit 1; fi
 	cd sdk-go && go vet ./...
 	@cd sdk-go && if go run $(STATICCHECK) -version >/dev/null 2>&1; then \
 		echo "staticcheck ./..."; go run $(STATICCHECK) ./...; \
 	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
-	cd sdk-go && GANTRY_BIN=$(CURDIR)/target/debug/gantry GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
+	cd sdk-go && GANTRY_BIN=$(GANTRY_TEST_BIN) GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
 
 # Every code block in docs/ is run, or checked identical to a file a test runs
 # (scripts/docs-test.py says how blocks are marked); the root README's SDK examples must be
@@ -209,7 +258,7 @@ go-test: setup
 # by dagger-sdk-test, or here by its hello scenario when missing).
 .PHONY: docs-test
 docs-test: setup python-venv
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
 	@if [[ ! -x conformance-tests/dagger/python/.venv/bin/python ]]; then \
 		bash conformance-tests/dagger/run.sh hello; fi
@@ -247,7 +296,7 @@ compat-update: dagger-python-sdk
 .PHONY: conformance
 conformance: export PATH := $(PATH):/usr/local/go/bin
 conformance: setup
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	@if [[ ! -x $(PY_VENV)/bin/python ]]; then $(PYTHON) -m venv $(PY_VENV); fi
 	@if $(PY_VENV)/bin/python -c 'import hatchling' 2>/dev/null; then iso=--no-build-isolation; else iso=; fi; \
 		$(PIP) install $$iso --no-deps --force-reinstall ./sdk-python
@@ -255,7 +304,7 @@ conformance: setup
 		cd sdk-typescript && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json; fi
 	@if [[ ! -f sdk-php/vendor/autoload.php ]]; then \
 		cd sdk-php && COMPOSER_DISABLE_NETWORK=1 composer dump-autoload -q; fi
-	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(CURDIR)/target/debug/gantry \
+	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(GANTRY_TEST_BIN) \
 		CONFORMANCE_PYTHON=$(CURDIR)/$(PY_VENV)/bin/python $(PYTHON) conformance-tests/run.py
 
 # Dagger's own core integration tests (core/integration at v0.21.8, unmodified, fetched through
@@ -269,7 +318,7 @@ DAGGER_CORE_ARGS ?=
 .PHONY: dagger-core
 dagger-core: export PATH := $(PATH):/usr/local/go/bin
 dagger-core: setup
-	$(CARGO) build --locked -p gantry
+	$(BUILD_GANTRY)
 	$(PYTHON) conformance-tests/dagger-core/run.py $(DAGGER_CORE_ARGS)
 
 # Chaos (server/cli/tests/chaos/): the engine against the faults of a busy CI machine and a
@@ -281,11 +330,12 @@ dagger-core: setup
 # The scenarios read Docker's containers, images and events (and restart a dockerd), so
 # their engines run on the Docker runtime (CHAOS_RUNTIME).
 CHAOS_RUNTIME ?= docker
+CHAOS_TARGET := $(E2E_ONLY) --test chaos
 
 .PHONY: chaos
 chaos: setup
-	$(CARGO) clippy --locked -p gantry --test chaos -- -D warnings
-	GANTRY_RUNTIME=$(CHAOS_RUNTIME) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked -p gantry --test chaos
+	$(CARGO) clippy --locked $(CHAOS_TARGET) -- -D warnings
+	GANTRY_RUNTIME=$(CHAOS_RUNTIME) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked $(CHAOS_TARGET)
 
 # Release files (scripts/dist.sh; docs/releasing.md): for each target in DIST_TARGETS (default
 # x86_64 and aarch64 musl) a static binary in dist/gantry-VERSION-TARGET.tar.gz, skipped with a

@@ -13,6 +13,9 @@
 # which and how to install it (scripts/setup.sh installs both); DIST_REQUIRE_ALL=1 turns a
 # skip into a failure. Archives are reproducible: fixed owners, sorted names, mtime of the
 # last commit (SOURCE_DATE_EPOCH when set), gzip without a timestamp.
+#
+# DIST_BINARIES_ONLY=1 only compiles the release binaries into target/ (what `make test`
+# does early, at low priority, so that dist-test later packs without compiling).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,9 +30,12 @@ die() { printf 'dist: error: %s\n' "$*" >&2; exit 1; }
 version=$(bash scripts/version.sh)
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
-mkdir -p "$out"
-# Only what this run writes: a stale archive of another version must not be listed.
-rm -f "$out"/gantry-*.tar.gz "$out/SHA256SUMS" "$out/install.sh"
+binaries_only=${DIST_BINARIES_ONLY:-0}
+if [[ $binaries_only != 1 ]]; then
+    mkdir -p "$out"
+    # Only what this run writes: a stale archive of another version must not be listed.
+    rm -f "$out"/gantry-*.tar.gz "$out/SHA256SUMS" "$out/install.sh"
+fi
 
 installed_targets=$(rustup target list --installed 2>/dev/null || true)
 
@@ -73,6 +79,11 @@ for target in $targets; do
     if readelf -lW "$binary" | grep -q 'program interpreter'; then
         die "$binary is dynamically linked; a release binary must be static"
     fi
+    if [[ $binaries_only == 1 ]]; then
+        say "built $binary"
+        built+=("$target")
+        continue
+    fi
 
     name=gantry-$version-$target
     stage=$(mktemp -d "${TMPDIR:-/tmp}/gantry-dist.XXXXXX")
@@ -90,6 +101,7 @@ done
 if ((${#skipped[@]} > 0)) && [[ ${DIST_REQUIRE_ALL:-0} == 1 ]]; then
     die "DIST_REQUIRE_ALL=1 and skipped: ${skipped[*]}"
 fi
+[[ $binaries_only == 1 ]] && exit 0
 install -m 0755 install.sh "$out/install.sh"
 
 if [[ ${DIST_SDKS:-1} == 1 ]]; then

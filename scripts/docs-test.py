@@ -207,6 +207,9 @@ def environment(tmp: Path) -> dict[str, str]:
             # installing into the temporary folder.
             "DIST_TARGETS": "x86_64-unknown-linux-musl",
             "CARGO_BUILD_TARGET": "x86_64-unknown-linux-musl",
+            # The C compiler scripts/dist.sh gives ring's build script for this target: a
+            # different one (or none) would make cargo rebuild ring and all above it.
+            "CC_x86_64_unknown_linux_musl": "musl-gcc",
             "CARGO_TARGET_DIR": str(ROOT / "target"),
             "CARGO_INSTALL_ROOT": str(tmp / "cargo"),
             # The real toolchains, not ones under the temporary HOME.

@@ -170,7 +170,8 @@ if ! docker_ok; then
         say "starting dockerd --storage-driver=overlay2 (log: $DOCKERD_LOG)"
         start_bg "$RUN_DIR/dockerd.pid" "$DOCKERD_LOG" dockerd --storage-driver=overlay2
     fi
-    deadline=$((SECONDS + 60))
+    # A daemon with many images and containers from earlier runs took over a minute to start here.
+    deadline=$((SECONDS + 180))
     until docker_ok; do
         if [[ -s $RUN_DIR/dockerd.pid ]] && ! pid_running "$RUN_DIR/dockerd.pid"; then
             show_log "$DOCKERD_LOG"
@@ -178,7 +179,7 @@ if ! docker_ok; then
         fi
         if ((SECONDS >= deadline)); then
             show_log "$DOCKERD_LOG"
-            die "dockerd did not answer 'docker info' within 60s; see $DOCKERD_LOG"
+            die "dockerd did not answer 'docker info' within 180s; see $DOCKERD_LOG"
         fi
         sleep 1
     done
