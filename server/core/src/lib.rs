@@ -44,5 +44,6 @@ pub use context::EngineOptions;
 pub use digest::{BlobHasher, Digest, InvalidDigest};
 pub use error::{Error, ExecFailure, Result};
 pub use ops::{Node, Op};
+pub use reference::{is_image_id, ImageRef, InvalidReference};
 pub use solver::{Engine, ServiceHold};
 pub use value::Kind;

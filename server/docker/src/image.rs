@@ -19,8 +19,9 @@ use gantry_core::runtime::{
 
 use crate::error::{redact, runtime_error, status, Operation};
 use crate::exec::env_name;
-use crate::reference::{is_image_id, split_tag, Reference};
+use crate::reference::{parse_pull, parse_target, pull_tag, split_tag};
 use crate::{archive, DockerRuntime, LABEL_MANAGED, SCRATCH_TAG};
+use gantry_core::{is_image_id, ImageRef};
 
 /// The registry host of the names gantry gives to images it makes (`gantry.local/…`).
 const LOCAL_REGISTRY: &str = "gantry.local/";
@@ -41,9 +42,9 @@ impl DockerRuntime {
                 .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
             return pulled_image(inspect, None, None);
         }
-        let parsed = Reference::parse(reference);
+        let parsed = parse_pull(reference)?;
         // gantry's own names are never in a registry: skip the (DNS-bound) pull attempt.
-        if parsed.repo.starts_with(LOCAL_REGISTRY) {
+        if parsed.repo().starts_with(LOCAL_REGISTRY) {
             let inspect = self
                 .docker
                 .inspect_image(&parsed.local_name())
@@ -52,8 +53,8 @@ impl DockerRuntime {
             return pulled_image(inspect, Some(&parsed), None);
         }
         let options = CreateImageOptionsBuilder::new()
-            .from_image(&parsed.repo)
-            .tag(parsed.pull_tag())
+            .from_image(parsed.repo())
+            .tag(pull_tag(&parsed))
             .build();
         let mut stream = self
             .docker
@@ -118,8 +119,8 @@ impl DockerRuntime {
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError> {
         let password = auth.map(|a| a.password.as_str());
-        let parsed = Reference::parse(reference);
-        self.tag(image_id, &parsed.repo, parsed.tag_or_latest())
+        let parsed = parse_target(reference)?;
+        self.tag(image_id, parsed.repo(), parsed.tag_or_latest())
             .await?;
         let options = PushImageOptionsBuilder::new()
             .tag(parsed.tag_or_latest())
@@ -129,7 +130,7 @@ impl DockerRuntime {
         let credentials = auth.map_or_else(DockerCredentials::default, credentials);
         let mut stream = self
             .docker
-            .push_image(&parsed.repo, Some(options), Some(credentials));
+            .push_image(parsed.repo(), Some(options), Some(credentials));
         let mut digest = None;
         let mut failure = None;
         while let Some(item) = stream.next().await {
@@ -153,7 +154,7 @@ impl DockerRuntime {
             // The tag was made only to push; left behind, it would pass for the
             // pushed image when a later pull of the reference falls back to a
             // local image (see `pull_image`).
-            let local = format!("{}:{}", parsed.repo, parsed.tag_or_latest());
+            let local = format!("{}:{}", parsed.repo(), parsed.tag_or_latest());
             let options = RemoveImageOptionsBuilder::new().noprune(true).build();
             if let Err(error) = self.docker.remove_image(&local, Some(options), None).await {
                 tracing::debug!(tag = %local, reason = %crate::error::message(&error), "cannot untag after a failed push");
@@ -196,8 +197,8 @@ impl DockerRuntime {
         image_id: &str,
         reference: &str,
     ) -> Result<Bytes, RuntimeError> {
-        let parsed = Reference::parse(reference);
-        let (repo, tag) = (parsed.repo.as_str(), parsed.tag_or_latest());
+        let parsed = parse_target(reference)?;
+        let (repo, tag) = (parsed.repo(), parsed.tag_or_latest());
         // Saved by name so that `docker load` restores the name too.
         self.tag(image_id, repo, tag).await?;
         let mut stream = self.docker.export_image(&format!("{repo}:{tag}"));
@@ -250,7 +251,9 @@ impl DockerRuntime {
             .inspect_image(&loaded)
             .await
             .map_err(|error| failed(&error))?;
-        let reference = (!is_image_id(&loaded)).then(|| Reference::parse(&loaded));
+        let reference = (!is_image_id(&loaded))
+            .then(|| ImageRef::parse(&loaded).ok())
+            .flatten();
         let pulled = pulled_image(inspect, reference.as_ref(), None)?;
         tracing::debug!(image = %pulled.image_id, name = %loaded, "image loaded");
         Ok(pulled)
@@ -259,10 +262,13 @@ impl DockerRuntime {
     /// `Runtime::local_image`: an image of this daemon's store, by name or
     /// ID; nothing is pulled.
     pub(crate) async fn local(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
-        let parsed = (!is_image_id(reference)).then(|| Reference::parse(reference));
+        let parsed = match is_image_id(reference) {
+            true => None,
+            false => Some(parse_pull(reference)?),
+        };
         let name = parsed
             .as_ref()
-            .map_or_else(|| reference.to_owned(), Reference::local_name);
+            .map_or_else(|| reference.to_owned(), ImageRef::local_name);
         let inspect = self.docker.inspect_image(&name).await.map_err(|error| {
             match runtime_error(Operation::Pull { reference }, &error) {
                 // A 404 reads as an image gantry made that went missing;
@@ -497,7 +503,7 @@ fn push_digest(status: &str) -> Option<String> {
 /// repository digest of the same repository is used, else the image ID.
 fn pulled_image(
     inspect: ImageInspect,
-    reference: Option<&Reference>,
+    reference: Option<&ImageRef>,
     digest: Option<&str>,
 ) -> Result<PulledImage, RuntimeError> {
     let image_id = inspect.id.ok_or_else(|| RuntimeError::Failed {
@@ -516,8 +522,8 @@ fn pulled_image(
     };
     let resolved_ref = match reference {
         Some(reference) => match reference
-            .digest
-            .clone()
+            .digest()
+            .map(str::to_owned)
             .or_else(|| digest.map(str::to_owned))
             .or_else(repo_digest)
         {

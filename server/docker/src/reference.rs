@@ -1,96 +1,40 @@
-//! Just enough image-reference parsing for the Engine API, which takes repository and
-//! tag as separate parameters. Validation is left to dockerd.
+//! Image references for the Engine API, which takes repository and tag as separate
+//! parameters. Parsing is gantry-core's `ImageRef` (the one parser of references);
+//! here only how dockerd wants the parts.
 
-/// `repo[:tag][@digest]`, where `repo` may start with `host:port/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
-    pub(crate) repo: String,
-    pub(crate) tag: Option<String>,
-    pub(crate) digest: Option<String>,
+use gantry_core::runtime::RuntimeError;
+use gantry_core::ImageRef;
+
+/// `reference`, which the user named, for a pull or a lookup: a malformed one is an
+/// image that cannot be found, with the rule it breaks.
+pub(crate) fn parse_pull(reference: &str) -> Result<ImageRef, RuntimeError> {
+    ImageRef::parse(reference).map_err(|error| RuntimeError::ImageNotFound {
+        reference: reference.to_owned(),
+        reason: format!("not a valid image reference: {error}"),
+    })
 }
 
-impl Reference {
-    pub(crate) fn parse(reference: &str) -> Self {
-        let (name, digest) = match reference.split_once('@') {
-            Some((name, digest)) => (name, Some(digest.to_owned())),
-            None => (reference, None),
-        };
-        // A ':' before the last '/' separates a registry port, not a tag.
-        let after_slash = name.rfind('/').map_or(0, |i| i + 1);
-        let (repo, tag) = match name[after_slash..].rfind(':') {
-            Some(i) => (
-                &name[..after_slash + i],
-                Some(name[after_slash + i + 1..].to_owned()),
-            ),
-            None => (name, None),
-        };
-        Self {
-            repo: repo.to_owned(),
-            tag,
-            digest,
-        }
-    }
-
-    /// The tag, `latest` when none was given.
-    pub(crate) fn tag_or_latest(&self) -> &str {
-        self.tag.as_deref().unwrap_or("latest")
-    }
-
-    /// What to pass as `tag` when pulling: the digest wins over the tag, and an empty
-    /// tag would make dockerd pull every tag of the repository.
-    pub(crate) fn pull_tag(&self) -> &str {
-        self.digest
-            .as_deref()
-            .unwrap_or_else(|| self.tag_or_latest())
-    }
-
-    /// The name under which a pulled image can be inspected.
-    pub(crate) fn local_name(&self) -> String {
-        match &self.digest {
-            Some(digest) => format!("{}@{digest}", self.repo),
-            None => format!("{}:{}", self.repo, self.tag_or_latest()),
-        }
-    }
-
-    /// `repo:tag@digest`: the tag defaults to `latest` unless the reference pinned a digest
-    /// without naming a tag, in which case it stays as written.
-    pub(crate) fn resolved(&self, digest: &str) -> String {
-        match (&self.tag, &self.digest) {
-            (None, Some(_)) => format!("{}@{digest}", self.repo),
-            _ => format!("{}:{}@{digest}", self.repo, self.tag_or_latest()),
-        }
-    }
-
-    /// Whether `repo` names the same repository, ignoring Docker Hub's implicit prefixes
-    /// (dockerd reports `busybox@sha256:…` for `docker.io/library/busybox`).
-    pub(crate) fn same_repo(&self, repo: &str) -> bool {
-        familiar(&self.repo) == familiar(repo)
-    }
+/// `reference` for a push or a save, which names where the image goes.
+pub(crate) fn parse_target(reference: &str) -> Result<ImageRef, RuntimeError> {
+    ImageRef::parse(reference).map_err(|error| RuntimeError::Failed {
+        action: format!("reading the image reference '{reference}'"),
+        reason: error.to_string(),
+    })
 }
 
-fn familiar(repo: &str) -> &str {
-    let repo = repo
-        .strip_prefix("docker.io/")
-        .or_else(|| repo.strip_prefix("index.docker.io/"))
-        .unwrap_or(repo);
-    match repo.strip_prefix("library/") {
-        Some(rest) if !rest.contains('/') => rest,
-        _ => repo,
-    }
+/// What to pass as `tag` when pulling: the digest wins over the tag, and an empty tag
+/// would make dockerd pull every tag of the repository.
+pub(crate) fn pull_tag(image: &ImageRef) -> &str {
+    image.digest().unwrap_or_else(|| image.tag_or_latest())
 }
 
-/// A local image ID (`sha256:<hex>` or the bare 64-hex form), which cannot be pulled.
-pub(crate) fn is_image_id(reference: &str) -> bool {
-    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-    let is_hex = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    is_hex && (reference.starts_with("sha256:") || hex.len() == 64)
-}
-
-/// Splits `repo:tag` for the tag and commit APIs (tag `latest` when none is given).
+/// Splits one of gantry's own names (`gantry.local/cache:ab12`) for the tag and commit
+/// APIs, the tag `latest` when none is given.
 pub(crate) fn split_tag(reference: &str) -> (String, String) {
-    let parsed = Reference::parse(reference);
-    let tag = parsed.tag_or_latest().to_owned();
-    (parsed.repo, tag)
+    match ImageRef::parse(reference) {
+        Ok(image) => (image.repo().to_owned(), image.tag_or_latest().to_owned()),
+        Err(_) => (reference.to_owned(), "latest".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -98,43 +42,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_registry_port_tag_and_digest() {
-        let r = Reference::parse("127.0.0.1:5000/a/b:1.0@sha256:abc");
-        assert_eq!(r.repo, "127.0.0.1:5000/a/b");
-        assert_eq!(r.tag.as_deref(), Some("1.0"));
-        assert_eq!(r.digest.as_deref(), Some("sha256:abc"));
-        assert_eq!(r.pull_tag(), "sha256:abc");
+    fn the_digest_wins_when_pulling() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let image = ImageRef::parse(&format!("127.0.0.1:5000/a/b:1.0@{digest}")).unwrap();
+        assert_eq!(pull_tag(&image), digest);
+        assert_eq!(pull_tag(&ImageRef::parse("busybox").unwrap()), "latest");
+    }
 
-        let r = Reference::parse("127.0.0.1:5000/busybox");
-        assert_eq!(r.repo, "127.0.0.1:5000/busybox");
-        assert_eq!(r.tag, None);
-        assert_eq!(r.local_name(), "127.0.0.1:5000/busybox:latest");
-        assert_eq!(
-            r.resolved("sha256:d"),
-            "127.0.0.1:5000/busybox:latest@sha256:d"
+    #[test]
+    fn malformed_references_name_the_rule() {
+        let error = parse_pull("Busybox").unwrap_err().to_string();
+        assert!(
+            error.contains("Busybox") && error.contains("lowercase"),
+            "{error}"
         );
-    }
-
-    #[test]
-    fn digest_without_tag_stays_untagged() {
-        let r = Reference::parse("busybox@sha256:d");
-        assert_eq!(r.resolved("sha256:d"), "busybox@sha256:d");
-        assert_eq!(r.local_name(), "busybox@sha256:d");
-    }
-
-    #[test]
-    fn docker_hub_names_compare_familiar() {
-        assert!(Reference::parse("docker.io/library/busybox:1").same_repo("busybox"));
-        assert!(!Reference::parse("127.0.0.1:5000/busybox").same_repo("busybox"));
-    }
-
-    #[test]
-    fn image_ids() {
-        assert!(is_image_id("sha256:0123abcd"));
-        assert!(is_image_id(&"a".repeat(64)));
-        assert!(!is_image_id("busybox"));
-        assert!(!is_image_id("abcdef"));
-        assert!(!is_image_id("sha256:"));
+        let error = parse_target("app:").unwrap_err().to_string();
+        assert!(error.contains("'app:'") && error.contains("tag"), "{error}");
     }
 
     #[test]

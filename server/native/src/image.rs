@@ -12,6 +12,7 @@ use gantry_core::runtime::{
     format_go_duration, Healthcheck, ImageConfig, PulledImage, RegistryAuth, RootfsSpec,
     RuntimeError, TarLayer,
 };
+use gantry_core::ImageRef;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{failed, Error};
@@ -234,7 +235,7 @@ impl Inner {
                 .ok_or_else(|| not_found("no such image in the snapshot store"))?;
             return Ok(pulled(&id, id.clone(), &record));
         }
-        let image = registry::parse(reference)?;
+        let (parsed, image) = registry::parse(reference)?;
         let name = image.whole();
         let credentials = registry::credentials(image.resolve_registry(), auth).await;
         let password = auth.map(|a| a.password.as_str());
@@ -243,11 +244,7 @@ impl Inner {
                 self.store
                     .tag(&name, &result.image_id)
                     .map_err(failed("recording a pulled image"))?;
-                let repo = format!("{}/{}", image.registry(), image.repository());
-                let resolved = match (image.tag(), image.digest()) {
-                    (None, Some(_)) => format!("{repo}@{}", result.digest),
-                    (tag, _) => format!("{repo}:{}@{}", tag.unwrap_or("latest"), result.digest),
-                };
+                let resolved = parsed.canonical().resolved(&result.digest);
                 tracing::debug!(image = %result.image_id, %resolved, "image pulled");
                 Ok(pulled(&result.image_id, resolved, &result.record))
             }
@@ -762,7 +759,7 @@ pub(crate) async fn push(
     reference: &str,
     auth: Option<&RegistryAuth>,
 ) -> Result<String, RuntimeError> {
-    let image = registry::parse(reference)?;
+    let (_, image) = registry::parse(reference)?;
     let id = image_id.to_owned();
     let exporter = inner.clone();
     let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, true))
@@ -815,8 +812,11 @@ pub(crate) async fn save(
 ) -> Result<Bytes, RuntimeError> {
     tokio::task::spawn_blocking(move || {
         let exported = export(&inner, &image_id, false)?;
-        let name = match registry::parse(&reference) {
-            Ok(image) => format!("{}/{}:{}", image.registry(), image.repository(), image.tag().unwrap_or("latest")),
+        let name = match ImageRef::parse(&reference) {
+            Ok(image) => {
+                let full = image.canonical();
+                format!("{}:{}", full.repo(), full.tag_or_latest())
+            }
             Err(_) => reference.clone(),
         };
         let name = name.strip_prefix("docker.io/").unwrap_or(&name).to_owned();

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use gantry_core::runtime::{RegistryAuth, RuntimeError};
+use gantry_core::ImageRef;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
@@ -28,13 +29,22 @@ use crate::unpack::{self, Mode};
 /// Layers downloaded and unpacked at once.
 const PARALLEL_LAYERS: usize = 4;
 
-pub(crate) fn parse(reference: &str) -> Result<Reference, RuntimeError> {
-    reference
-        .parse::<Reference>()
-        .map_err(|error| RuntimeError::ImageNotFound {
-            reference: reference.to_owned(),
-            reason: format!("not a valid image reference: {error}"),
-        })
+/// `reference` read by gantry-core's parser (the one parser of image references), as
+/// the registry client's type.
+pub(crate) fn parse(reference: &str) -> Result<(ImageRef, Reference), RuntimeError> {
+    let image = ImageRef::parse(reference).map_err(|error| RuntimeError::ImageNotFound {
+        reference: reference.to_owned(),
+        reason: format!("not a valid image reference: {error}"),
+    })?;
+    let (registry, path) = (image.registry().to_owned(), image.path());
+    let client_ref = match (image.tag(), image.digest()) {
+        (None, Some(digest)) => Reference::with_digest(registry, path, digest.to_owned()),
+        (Some(tag), Some(digest)) => {
+            Reference::with_tag_and_digest(registry, path, tag.to_owned(), digest.to_owned())
+        }
+        (_, None) => Reference::with_tag(registry, path, image.tag_or_latest().to_owned()),
+    };
+    Ok((image, client_ref))
 }
 
 /// Whether `registry` (`host[:port]`) is on a loopback address, spoken to over plain
