@@ -352,7 +352,8 @@ mod tests {
             ("app:-x", "tag"),
             ("app@sha256:xyz", "digest"),
             ("app@nodigest", "digest"),
-            ("bad host!/app", "host"),
+            ("bad!.example.com/app", "host"),
+            ("bad host/app", "lowercase"),
         ] {
             let error = ImageRef::parse(text).unwrap_err().to_string();
             assert!(error.contains(rule), "{text:?}: {error}");
