@@ -284,3 +284,119 @@ fn cache_max_size_keeps_the_store_under_its_bound() {
     assert_eq!(containers_for(&server, &step(last, 100_000)), 0);
     assert_eq!(containers_for(&server, &step(&markers[0], 100_000)), 1);
 }
+
+/// An engine that shares the remote cache `repository` (and stops flushed).
+fn remote_server(repository: &str) -> Server {
+    Server::start_with(ServerOptions {
+        env: vec![("GANTRY_CACHE".into(), repository.into())],
+        ..ServerOptions::default()
+    })
+}
+
+/// The keys (tags) `gantry cache ls --remote` lists.
+fn remote_keys(dir: &Path, repository: &str) -> Vec<String> {
+    let listed = cache_json(dir, &["ls", "--remote", repository]);
+    let mut keys: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
+    require_runtime!();
+    let repository = format!("{}/{}/cache", support::registry(), support::unique("admin"));
+    let (old, new) = (support::unique("remote-old"), support::unique("remote-new"));
+    // Steps that write a file: each entry has a filesystem of its own.
+    let writes = |marker: &str| {
+        support::exec_query(&busybox(), &["sh", "-c", &format!("echo {marker} | tee /m")])
+    };
+    let mut machine_a = remote_server(&repository);
+    assert_eq!(containers_for(&machine_a, &writes(&old)), 1);
+    machine_a.stop();
+    let old_key = exec_record(&machine_a.state_dir(), &old).unwrap().key.hex();
+    let listed = cache_json(machine_a.dir(), &["ls", "--remote", &repository]);
+    let entries = listed.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["key"], old_key.as_str());
+    assert!(entries[0]["command"].as_str().unwrap().contains(&old), "{listed}");
+
+    // Entries pushed 10 s apart: an --older-than of 7 s selects the first only
+    // (the prunes run within a few seconds of the second push).
+    std::thread::sleep(Duration::from_secs(10));
+    machine_a.restart();
+    assert_eq!(containers_for(&machine_a, &writes(&new)), 1);
+    machine_a.stop();
+    let dry = cache_json(
+        machine_a.dir(),
+        &["prune", "--remote", &repository, "--older-than", "7s", "--dry-run"],
+    );
+    let done = cache_json(
+        machine_a.dir(),
+        &["prune", "--remote", &repository, "--older-than", "7s"],
+    );
+    assert_eq!(dry["entries"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry["kept"], 1, "{dry}");
+    let entries = done["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{done}");
+    assert_eq!(entries[0]["key"], old_key.as_str(), "{done}");
+    assert_eq!(done["filesystems"].as_array().unwrap().len(), 1, "{done}");
+    let new_key = exec_record(&machine_a.state_dir(), &new).unwrap().key.hex();
+    assert_eq!(remote_keys(machine_a.dir(), &repository), [new_key]);
+
+    // A fresh machine runs the deleted step and takes the kept one from the cache.
+    let machine_b = remote_server(&repository);
+    assert_eq!(containers_for(&machine_b, &writes(&old)), 1);
+    assert_eq!(containers_for(&machine_b, &writes(&new)), 0);
+}
+
+#[test]
+fn a_registry_that_refuses_deletes_is_named_with_the_setting() {
+    require_runtime!();
+    // Debian's docker-registry with deletes left disabled (its default).
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut registry = std::process::Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry (scripts/setup.sh installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let repository = format!("127.0.0.1:{port}/nodelete/cache");
+    let marker = support::unique("nodelete");
+    let mut machine = remote_server(&repository);
+    assert_eq!(containers_for(&machine, &step(&marker, 0)), 1);
+    machine.stop();
+    assert_eq!(remote_keys(machine.dir(), &repository).len(), 1);
+    let out = cache(
+        machine.dir(),
+        &["prune", "--remote", &repository, "--older-than", "0s"],
+    );
+    let _ = registry.kill();
+    let _ = registry.wait();
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(
+        message.contains("refuses to delete") && message.contains("storage: delete: enabled: true"),
+        "{message}"
+    );
+}
