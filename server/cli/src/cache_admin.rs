@@ -211,7 +211,10 @@ fn ls(args: LsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    println!("{:<12}  {:<10}  {:>9}  {:<9}  COMMAND", "KEY", "KIND", "SIZE", "LAST USED");
+    println!(
+        "{:<12}  {:<10}  {:>9}  {:<9}  COMMAND",
+        "KEY", "KIND", "SIZE", "LAST USED"
+    );
     let now = SystemTime::now();
     for record in &records {
         let command = command_of(&store, record).unwrap_or_default();
@@ -280,7 +283,12 @@ async fn du_lines(state: &StateDir, runtime: Option<RuntimeChoice>) -> Result<Ve
     let records = sum(&RecordKind::ALL.map(Bucket::Records));
     let blobs = usage.of(Bucket::Blobs);
     let volumes = usage.of(Bucket::CacheVolumes);
-    let other = sum(&[Bucket::Scratch, Bucket::Temp, Bucket::Locks, Bucket::Modules]);
+    let other = sum(&[
+        Bucket::Scratch,
+        Bucket::Temp,
+        Bucket::Locks,
+        Bucket::Modules,
+    ]);
     // Step images: the native runtime's are the snapshot bucket; Docker's
     // are counted by tag (their layers are shared, so no size is summed).
     let images = match RuntimeChoice::resolve(runtime)?.settle()? {
@@ -354,7 +362,11 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
             ),
             None => None,
         };
-        let max_bytes = args.max_size.as_deref().map(prune::parse_size).transpose()?;
+        let max_bytes = args
+            .max_size
+            .as_deref()
+            .map(prune::parse_size)
+            .transpose()?;
         Keep::Records(Policy {
             unused_before,
             max_bytes,
@@ -481,7 +493,11 @@ async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<
             }))?
         );
     } else {
-        let verb = if args.dry_run { "would remove" } else { "removed" };
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         eprintln!(
             "gantry: {verb} {} remote cache entries and {} filesystems; {} entries kept",
             old.len(),
@@ -556,9 +572,15 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
         let error = parse_duration("7").unwrap_err().to_string();
         assert!(error.contains("no unit"), "{error}");
         assert!(parse_duration("7y").is_err());

@@ -95,8 +95,14 @@ pub(crate) async fn enforce_size_limit(session_over: bool) {
             max = limit.max_bytes,
             "evicted least recently used cache entries"
         ),
-        Ok(report) => tracing::debug!(left = report.left, max = limit.max_bytes, "cache within its size limit"),
-        Err(error) => tracing::warn!(error = %format!("{error:#}"), "cannot keep the cache under its size limit"),
+        Ok(report) => tracing::debug!(
+            left = report.left,
+            max = limit.max_bytes,
+            "cache within its size limit"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot keep the cache under its size limit")
+        }
     }
 }
 

@@ -92,7 +92,7 @@ impl Report {
     pub(crate) fn summary(&self, root: &Path) -> String {
         if self.dry_run {
             return format!(
-                "gantry: would remove {} cached records and {} images, freeing {} bytes ({}); {} holds {} bytes of records and blobs",
+                "gantry: would remove {} cached records and {} images, freeing {} bytes ({}); {} would then hold {} bytes of records and blobs",
                 self.records,
                 self.images.len(),
                 self.bytes,

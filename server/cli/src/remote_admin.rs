@@ -76,7 +76,11 @@ impl Repository {
             .expect("the repository was checked when it was parsed")
     }
 
-    fn failed(&self, what: &str, error: &oci_client::errors::OciDistributionError) -> anyhow::Error {
+    fn failed(
+        &self,
+        what: &str,
+        error: &oci_client::errors::OciDistributionError,
+    ) -> anyhow::Error {
         anyhow::anyhow!(
             "{what} of {} failed: {}",
             self.repository,
@@ -91,7 +95,11 @@ impl Repository {
         self.client
             .store_auth_if_needed(listing.resolve_registry(), &self.auth)
             .await;
-        let tags = match self.client.list_tags(&listing, &self.auth, None, None).await {
+        let tags = match self
+            .client
+            .list_tags(&listing, &self.auth, None, None)
+            .await
+        {
             Ok(response) => response.tags,
             Err(error) if cache::is_not_found(&error) => Vec::new(),
             Err(error) => return Err(self.failed("listing the tags", &error)),
@@ -159,10 +167,7 @@ impl Repository {
     /// Deletes the manifest `digest` (and so every tag on it).
     pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
         let scheme = if self.plain_http { "http" } else { "https" };
-        let path = self
-            .repository
-            .split_once('/')
-            .map_or("", |(_, path)| path);
+        let path = self.repository.split_once('/').map_or("", |(_, path)| path);
         let url = format!("{scheme}://{}/v2/{path}/manifests/{digest}", self.registry);
         let http = reqwest::Client::new();
         let send = |bearer: Option<String>| {

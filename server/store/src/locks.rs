@@ -99,11 +99,7 @@ impl StateDir {
         let dir = self.bucket(Bucket::Locks).join(LEASES_DIR);
         fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         loop {
-            let path = dir.join(format!(
-                "{}-{:016x}",
-                std::process::id(),
-                rand_suffix(&dir)
-            ));
+            let path = dir.join(format!("{}-{:016x}", std::process::id(), rand_suffix(&dir)));
             let file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

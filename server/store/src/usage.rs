@@ -255,11 +255,12 @@ impl StateDir {
                         .used_since_kept
                         .is_none_or(|since| record.modified < since)
                 });
-                let (mut plan, rest): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|record| {
-                    policy
-                        .unused_before
-                        .is_some_and(|before| record.modified < before)
-                });
+                let (mut plan, rest): (Vec<_>, Vec<_>) =
+                    candidates.into_iter().partition(|record| {
+                        policy
+                            .unused_before
+                            .is_some_and(|before| record.modified < before)
+                    });
                 if let Some(budget) = policy.max_bytes {
                     let usage = self.usage()?;
                     let mut held = usage.of(Bucket::Blobs).bytes;

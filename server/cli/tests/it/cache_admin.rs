@@ -15,7 +15,11 @@ use serde_json::Value;
 use crate::support::{self, busybox, Server, ServerOptions};
 
 fn cache(dir: &Path, args: &[&str]) -> Output {
-    support::gantry(dir).arg("cache").args(args).output().unwrap()
+    support::gantry(dir)
+        .arg("cache")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// `gantry cache ARGS --json`, which must succeed.
@@ -69,11 +73,7 @@ fn exec_record(state: &Path, needle: &str) -> Option<RecordInfo> {
 
 /// Records and blobs: what `--max-size` bounds.
 fn held(state: &Path) -> u64 {
-    let usage = DiskStore::open(state)
-        .unwrap()
-        .state_dir()
-        .usage()
-        .unwrap();
+    let usage = DiskStore::open(state).unwrap().state_dir().usage().unwrap();
     usage.of(Bucket::Blobs).bytes
         + RecordKind::ALL
             .into_iter()
@@ -211,7 +211,10 @@ fn prune_max_size_removes_the_least_recently_used() {
     let done = cache_json(server.dir(), &["prune", "--max-size", &budget]);
     assert_eq!(done["bytes"], older, "{done}");
     assert!(done["left_bytes"].as_u64().unwrap() <= budget.parse().unwrap());
-    assert!(exec_record(&state, &b).is_none(), "B was least recently used");
+    assert!(
+        exec_record(&state, &b).is_none(),
+        "B was least recently used"
+    );
     assert!(exec_record(&state, &a).is_some(), "A was used last");
 
     server.restart();
@@ -313,7 +316,10 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
     let (old, new) = (support::unique("remote-old"), support::unique("remote-new"));
     // Steps that write a file: each entry has a filesystem of its own.
     let writes = |marker: &str| {
-        support::exec_query(&busybox(), &["sh", "-c", &format!("echo {marker} | tee /m")])
+        support::exec_query(
+            &busybox(),
+            &["sh", "-c", &format!("echo {marker} | tee /m")],
+        )
     };
     let mut machine_a = remote_server(&repository);
     assert_eq!(containers_for(&machine_a, &writes(&old)), 1);
@@ -323,7 +329,10 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
     let entries = listed.as_array().unwrap();
     assert_eq!(entries.len(), 1, "{listed}");
     assert_eq!(entries[0]["key"], old_key.as_str());
-    assert!(entries[0]["command"].as_str().unwrap().contains(&old), "{listed}");
+    assert!(
+        entries[0]["command"].as_str().unwrap().contains(&old),
+        "{listed}"
+    );
 
     // Entries pushed 10 s apart: an --older-than of 7 s selects the first only
     // (the prunes run within a few seconds of the second push).
@@ -333,7 +342,14 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
     machine_a.stop();
     let dry = cache_json(
         machine_a.dir(),
-        &["prune", "--remote", &repository, "--older-than", "7s", "--dry-run"],
+        &[
+            "prune",
+            "--remote",
+            &repository,
+            "--older-than",
+            "7s",
+            "--dry-run",
+        ],
     );
     let done = cache_json(
         machine_a.dir(),
@@ -378,7 +394,10 @@ fn a_registry_that_refuses_deletes_is_named_with_the_setting() {
         .expect("docker-registry (scripts/setup.sh installs it)");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the registry did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let repository = format!("127.0.0.1:{port}/nodelete/cache");
