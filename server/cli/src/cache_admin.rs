@@ -79,15 +79,22 @@ impl RemoteArgs {
     }
 }
 
+/// What `ls` and `prune` act on (the local store, or `--remote REF`) and how they print.
 #[derive(Debug, clap::Args)]
-struct LsArgs {
-    /// Print JSON (one array of entries)
+struct Target {
+    /// Print JSON
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     store: StoreArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct LsArgs {
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,23 +120,18 @@ struct CachePruneArgs {
     /// Say what would be removed, and remove nothing
     #[arg(long)]
     dry_run: bool,
-    /// Print JSON
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    remote: RemoteArgs,
-    #[command(flatten)]
-    store: StoreArgs,
+    target: Target,
 }
 
 pub(crate) async fn run(args: CacheArgs) -> Result<()> {
     match args.command {
-        CacheCommand::Ls(args) => match args.remote.open().await? {
-            Some(repository) => ls_remote(&repository, args.json).await,
+        CacheCommand::Ls(args) => match args.target.remote.open().await? {
+            Some(repository) => ls_remote(&repository, args.target.json).await,
             None => ls(args),
         },
         CacheCommand::Du(args) => du(args).await,
-        CacheCommand::Prune(args) => match args.remote.open().await? {
+        CacheCommand::Prune(args) => match args.target.remote.open().await? {
             Some(repository) => prune_remote(&repository, &args).await,
             None => prune(args).await,
         },
@@ -197,16 +199,16 @@ fn entry_json(store: &DiskStore, record: &RecordInfo) -> Value {
 }
 
 fn ls(args: LsArgs) -> Result<()> {
-    let root = args.store.root();
+    let root = args.target.store.root();
     let Some((store, records)) = all_records(&root)? else {
-        if args.json {
+        if args.target.json {
             println!("[]");
         } else {
             eprintln!("gantry: {} holds no cache", root.display());
         }
         return Ok(());
     };
-    if args.json {
+    if args.target.json {
         let entries: Vec<Value> = records.iter().map(|r| entry_json(&store, r)).collect();
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
@@ -373,13 +375,13 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
             used_since_kept: None,
         })
     };
-    let root = args.store.root();
+    let root = args.target.store.root();
     let options = Options {
         dry_run: args.dry_run,
         own_session_over: false,
     };
-    let report = prune::prune_local(&root, args.store.runtime, keep, options).await?;
-    if args.json {
+    let report = prune::prune_local(&root, args.target.store.runtime, keep, options).await?;
+    if args.target.json {
         // Commands are read only for a dry run (the records are still there).
         let store = args.dry_run.then(|| DiskStore::open(&root).ok()).flatten();
         let entries: Vec<Value> = report
@@ -482,7 +484,7 @@ async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<
             repository.delete(digest).await?;
         }
     }
-    if args.json {
+    if args.target.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({

@@ -106,11 +106,9 @@ impl StateDir {
                 .mode(0o600)
                 .open(&path)
                 .map_err(Error::io("creating", &path))?;
-            file.lock().map_err(Error::io("locking", &path))?;
             // Another engine's sweep may have removed the file between its
             // creation and the lock (it was unheld then): take a new one.
-            let held = file.metadata().map_err(Error::io("reading", &path))?.ino();
-            if fs::metadata(&path).is_ok_and(|at_path| at_path.ino() == held) {
+            if lock_at_path(&file, &path)? {
                 return Ok(EngineLease { file, path });
             }
         }
@@ -180,9 +178,7 @@ impl StateDir {
                 .mode(0o600)
                 .open(&lock)
                 .map_err(Error::io("opening", &lock))?;
-            file.lock().map_err(Error::io("locking", &lock))?;
-            let held = file.metadata().map_err(Error::io("reading", &lock))?.ino();
-            if fs::metadata(&lock).is_ok_and(|at_path| at_path.ino() == held) {
+            if lock_at_path(&file, &lock)? {
                 break file;
             }
         };
@@ -231,6 +227,14 @@ impl StateDir {
             Err(_) => Some(read_claim(&mut file).1),
         }
     }
+}
+
+/// Locks `file` (opened at `path`), waiting for its holder, and says whether
+/// it is still the file at `path`: one removed meanwhile excludes nobody.
+fn lock_at_path(file: &fs::File, path: &Path) -> Result<bool> {
+    file.lock().map_err(Error::io("locking", path))?;
+    let held = file.metadata().map_err(Error::io("reading", path))?.ino();
+    Ok(fs::metadata(path).is_ok_and(|at_path| at_path.ino() == held))
 }
 
 /// A number that makes a lease's name unique among this process's leases.
