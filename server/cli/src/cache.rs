@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
 /// The artifact type of an entry's manifest.
 const ARTIFACT_TYPE: &str = "application/vnd.gantry.cache.entry.v1";
-const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Image IDs of filesystems still in the remote cache start with this.
 const PLACEHOLDER: &str = "gantry-remote-cache:";
 /// The largest entry blob read (three streams of at most 64 MiB each, as JSON).
@@ -146,7 +146,7 @@ impl CacheArgs {
 
 /// `USER:env:VAR`: the user, and the password from the environment variable `VAR`
 /// (never on the command line, where other users of the machine can read it).
-fn parse_auth(spec: &str, registry: &str) -> Result<RegistryAuth> {
+pub(crate) fn parse_auth(spec: &str, registry: &str) -> Result<RegistryAuth> {
     let usage = "expected USER:env:VAR, the password in the environment variable VAR (e.g. --cache-auth ci:env:CACHE_PASSWORD)";
     let Some((username, source)) = spec.split_once(':') else {
         bail!("--cache-auth {spec:?}: {usage}");
@@ -212,16 +212,16 @@ pub(crate) fn parse_repository(text: &str) -> Result<(String, String)> {
 
 /// What an entry's config blob holds.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     /// The cache key (hex) the entry was pushed for, checked on every lookup.
-    key: String,
+    pub(crate) key: String,
     /// The manifest digest of the step's filesystem image in the repository.
-    image: String,
+    pub(crate) image: String,
     /// The exec record as the store keeps it, its image ID blanked.
-    record: serde_json::Value,
+    pub(crate) record: serde_json::Value,
     /// When it was pushed (seconds since the Unix epoch).
     #[serde(default)]
-    created: u64,
+    pub(crate) created: u64,
     /// Makes every entry blob new: a corrupt blob on the registry is replaced
     /// by one of another digest (registries keep the first upload of a digest).
     #[serde(default)]
@@ -322,7 +322,7 @@ pub(crate) async fn open(
 }
 
 /// Whether a registry error means "no such entry" (a miss, not a fault).
-fn is_not_found(error: &OciDistributionError) -> bool {
+pub(crate) fn is_not_found(error: &OciDistributionError) -> bool {
     match error {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {

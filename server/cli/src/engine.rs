@@ -25,19 +25,92 @@ pub(crate) struct EngineArgs {
     pub(crate) runtime: Option<crate::runtime::RuntimeChoice>,
     #[command(flatten)]
     pub(crate) cache: crate::cache::CacheArgs,
+    /// Keep the local cache's records and blobs under SIZE (e.g. 10GB), evicting the
+    /// least recently used when a session ends (and every 5 minutes while serving) [env: GANTRY_CACHE_MAX_SIZE]
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) cache_max_size: Option<String>,
 }
 
 impl EngineArgs {
     pub(crate) fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .or_else(|| {
-                std::env::var_os(crate::env::STATE_DIR)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(crate::env::default_state_dir)
+        resolve_state_dir(self.state_dir.as_ref())
     }
+
+    /// `--cache-max-size`, else `GANTRY_CACHE_MAX_SIZE`, in bytes; `None`: no limit.
+    pub(crate) fn cache_max_size(&self) -> Result<Option<u64>> {
+        let text = self.cache_max_size.clone().or_else(|| {
+            std::env::var(crate::env::CACHE_MAX_SIZE)
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        text.map(|text| {
+            crate::prune::parse_size(&text)
+                .with_context(|| format!("while reading the cache size limit {text:?}"))
+        })
+        .transpose()
+    }
+}
+
+/// `--state-dir` when given, else `GANTRY_STATE_DIR`, else the default.
+pub(crate) fn resolve_state_dir(flag: Option<&PathBuf>) -> PathBuf {
+    flag.cloned()
+        .or_else(|| {
+            std::env::var_os(crate::env::STATE_DIR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(crate::env::default_state_dir)
+}
+
+/// The local cache's size limit of this process's engine (one per process),
+/// set when it starts, applied by `finish` and `gantry serve`'s timer.
+#[derive(Debug, Clone)]
+pub(crate) struct SizeLimit {
+    root: PathBuf,
+    max_bytes: u64,
+    runtime: Option<crate::runtime::RuntimeChoice>,
+}
+
+static SIZE_LIMIT: std::sync::OnceLock<SizeLimit> = std::sync::OnceLock::new();
+
+/// Evicts the least recently used records (and their images) until the local
+/// cache fits in the engine's `--cache-max-size`; nothing without one. With
+/// `session_over`, what this engine used is no longer protected (it is
+/// stopping); records other live engines used always are. Failures only warn.
+pub(crate) async fn enforce_size_limit(session_over: bool) {
+    let Some(limit) = SIZE_LIMIT.get() else {
+        return;
+    };
+    let keep = gantry_store::Keep::up_to(limit.max_bytes);
+    let options = crate::prune::Options {
+        dry_run: false,
+        own_session_over: session_over,
+    };
+    match crate::prune::prune_local(&limit.root, limit.runtime, keep, options).await {
+        Ok(report) if report.records > 0 => tracing::info!(
+            records = report.records,
+            bytes = report.bytes,
+            images = report.images.len(),
+            left = report.left,
+            max = limit.max_bytes,
+            "evicted least recently used cache entries"
+        ),
+        Ok(report) => tracing::debug!(
+            left = report.left,
+            max = limit.max_bytes,
+            "cache within its size limit"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot keep the cache under its size limit")
+        }
+    }
+}
+
+/// What every engine command does as its session ends: waits for remote
+/// cache pushes, then applies the size limit.
+pub(crate) async fn finish(engine: &Engine) {
+    engine.flush_remote_cache().await;
+    enforce_size_limit(true).await;
 }
 
 /// Opens the store, starts the container runtime (which cleans up after engines
@@ -51,6 +124,7 @@ pub(crate) async fn start(args: &EngineArgs) -> Result<Arc<Engine>> {
 pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
     let state_dir = args.state_dir();
     DiskStore::open(&state_dir)
+        .and_then(DiskStore::for_engine)
         .with_context(|| format!("while opening the state directory {}", state_dir.display()))
 }
 
@@ -59,6 +133,13 @@ pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
 pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
     let shared_key = shared_secret_key()?;
     let cache = args.cache.config(shared_key.is_some())?;
+    if let Some(max_bytes) = args.cache_max_size()? {
+        let _ = SIZE_LIMIT.set(SizeLimit {
+            root: args.state_dir(),
+            max_bytes,
+            runtime: args.runtime,
+        });
+    }
     let choice = crate::runtime::RuntimeChoice::resolve(args.runtime)?.settle()?;
     let mut runtime = crate::runtime::start(choice, store.state_dir()).await?;
     let secret_key = match shared_key {

@@ -36,6 +36,8 @@ pub(crate) const CACHE_AUTH: &str = "GANTRY_CACHE_AUTH";
 /// A secret MAC key shared between machines (at least 32 characters), so steps
 /// that use secrets get the same cache keys everywhere (docs/cache.md).
 pub(crate) const CACHE_KEY: &str = "GANTRY_CACHE_KEY";
+/// The local cache's size limit (`--cache-max-size`), e.g. `10GB`.
+pub(crate) const CACHE_MAX_SIZE: &str = "GANTRY_CACHE_MAX_SIZE";
 /// A file holding the shared secret MAC key (instead of `GANTRY_CACHE_KEY`).
 pub(crate) const CACHE_KEY_FILE: &str = "GANTRY_CACHE_KEY_FILE";
 /// The module `gantry call` and `gantry functions` use (like `-m DIR`).

@@ -8,6 +8,7 @@
 )]
 
 mod cache;
+mod cache_admin;
 mod call;
 mod client;
 mod engine;
@@ -16,6 +17,7 @@ mod module;
 mod progress;
 mod prune;
 mod query;
+mod remote_admin;
 mod runtime;
 mod serve;
 mod session;
@@ -53,7 +55,9 @@ enum Command {
     Schema,
     /// Print gantry's version
     Version,
-    /// Remove cached results and their images
+    /// List, measure and prune the cache (ls, du, prune)
+    Cache(cache_admin::CacheArgs),
+    /// Remove cached results and their images (the same as `gantry cache prune --all`; --keep-storage is --max-size)
     Prune(prune::PruneArgs),
     /// Start a session for Dagger's SDKs: prints {"port","session_token"} and serves until stdin closes
     #[command(disable_help_flag = true)]
@@ -117,6 +121,7 @@ async fn run(cli: Cli) -> ExitCode {
             println!("gantry {}", gantry_api::VERSION);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cache(args) => cache_admin::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Prune(args) => prune::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Session { args } => session::session(args).await.map(|()| ExitCode::SUCCESS),
     };

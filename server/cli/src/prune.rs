@@ -1,9 +1,19 @@
-//! `gantry prune`: removes cached results and the images they point at.
+//! Pruning the local store: `gantry cache prune` and its older spelling
+//! `gantry prune`, and the engines' own size limit (`--cache-max-size`).
 //! The state directory (`gantry_store::StateDir`) says what it holds, what
-//! each record costs and which images the removed records refer to; this
-//! module only asks and reports.
+//! each record costs, when it was last used, which engines are live and
+//! which images the removed records refer to; this module only asks, removes
+//! the images and reports.
+//!
+//! Safe against running engines on the same state directory: a prune that
+//! selects records (`--older-than`, `--max-size`) never removes a record a
+//! live engine used (one used at or after the oldest live lease began), and
+//! removes no image that no record names while an engine lives (a step may
+//! have committed it and not written its record yet). A full prune is
+//! refused while an engine lives.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use gantry_core::runtime::Runtime as _;
@@ -14,9 +24,11 @@ use gantry_store::{Bucket, Keep, PrunePlan, StateDir};
 use crate::engine::EngineArgs;
 use crate::runtime::{RuntimeChoice, Settled};
 
+/// `gantry prune`: `gantry cache prune --all`, or `--max-size` as `--keep-storage`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PruneArgs {
-    /// Keep this much cache (e.g. 10GB, 500MB); remove everything when absent
+    /// Keep this much cache (e.g. 10GB, 500MB), least recently used removed
+    /// first; remove everything when absent
     #[arg(long, value_name = "SIZE")]
     keep_storage: Option<String>,
     #[command(flatten)]
@@ -44,33 +56,166 @@ pub(crate) fn parse_size(text: &str) -> Result<u64> {
 }
 
 pub(crate) async fn run(args: PruneArgs) -> Result<()> {
-    let root = args.engine.state_dir();
-    if !root.exists() {
-        eprintln!("gantry: nothing to prune in {}", root.display());
-        return Ok(());
-    }
-    let choice = RuntimeChoice::resolve(args.engine.runtime)?.settle()?;
     let keep = match &args.keep_storage {
         None => Keep::Nothing,
-        Some(size) => Keep::UpTo(parse_size(size)?),
+        Some(size) => Keep::up_to(parse_size(size)?),
     };
-    let state = StateDir::open(&root)
+    let root = args.engine.state_dir();
+    let report = prune_local(&root, args.engine.runtime, keep, Options::default()).await?;
+    eprintln!("{}", report.summary(&root));
+    Ok(())
+}
+
+/// How a prune runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    /// Only plan: remove nothing.
+    pub(crate) dry_run: bool,
+    /// This process's own engine lease does not protect what it used (its
+    /// session is over: an engine evicting as it stops).
+    pub(crate) own_session_over: bool,
+}
+
+/// What a prune removed (or, dry, would remove).
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) plan: Option<PrunePlan>,
+    pub(crate) records: usize,
+    pub(crate) bytes: u64,
+    pub(crate) images: Vec<String>,
+    /// Records and blobs left (what `--max-size` bounds).
+    pub(crate) left: u64,
+    pub(crate) dry_run: bool,
+}
+
+impl Report {
+    pub(crate) fn summary(&self, root: &Path) -> String {
+        if self.dry_run {
+            return format!(
+                "gantry: would remove {} cached records and {} images, freeing {} bytes ({}); {} would then hold {} bytes of records and blobs",
+                self.records,
+                self.images.len(),
+                self.bytes,
+                crate::cache_admin::human(self.bytes),
+                root.display(),
+                self.left
+            );
+        }
+        format!(
+            "gantry: removed {} cached records and {} images, freeing {} bytes; {} now holds {} bytes",
+            self.records,
+            self.images.len(),
+            self.bytes,
+            root.display(),
+            self.left
+        )
+    }
+}
+
+/// Records and blobs: what a size limit bounds.
+pub(crate) fn held_bytes(state: &StateDir) -> Result<u64> {
+    let usage = state
+        .usage()
+        .context("while measuring the state directory")?;
+    let mut held = usage.of(Bucket::Blobs).bytes;
+    for kind in RecordKind::ALL {
+        held += usage.of(Bucket::Records(kind)).bytes;
+    }
+    Ok(held)
+}
+
+/// Prunes the state directory at `root` (see the module docs).
+pub(crate) async fn prune_local(
+    root: &Path,
+    runtime: Option<RuntimeChoice>,
+    keep: Keep,
+    options: Options,
+) -> Result<Report> {
+    if !root.exists() {
+        return Ok(Report {
+            plan: None,
+            records: 0,
+            bytes: 0,
+            images: Vec::new(),
+            left: 0,
+            dry_run: options.dry_run,
+        });
+    }
+    let state = StateDir::open(root)
         .with_context(|| format!("while opening the state directory {}", root.display()))?;
+    let mut live = state
+        .live_engines()
+        .context("while listing the engines using the state directory")?;
+    if options.own_session_over {
+        live.retain(|engine| engine.pid != std::process::id());
+    }
+    let keep = match keep {
+        Keep::Nothing => {
+            if let Some(engine) = live.first() {
+                bail!(
+                    "an engine (pid {}) is using {}: stop it before removing everything, or prune with --older-than or --max-size, which keep what running engines use",
+                    engine.pid,
+                    root.display()
+                );
+            }
+            Keep::Nothing
+        }
+        Keep::Records(mut policy) => {
+            policy.used_since_kept = live.first().map(|engine| engine.since);
+            Keep::Records(policy)
+        }
+    };
     let plan = state
         .plan_prune(keep)
         .context("while listing what the state directory holds")?;
-    // Images first: a record removed before its image would leave the image
-    // unreachable by any later prune. Only this state directory's images go
-    // (its own repositories, see `ImageNames`): another state directory's on
-    // the same daemon stay intact, even an image both tagged. The native
-    // runtime's images are in the state directory's own snapshot bucket.
+    let planned_bytes: u64 = plan.records().iter().map(|record| record.bytes).sum();
+    if options.dry_run {
+        let held = held_bytes(&state)?;
+        return Ok(Report {
+            records: plan.records().len(),
+            bytes: planned_bytes,
+            images: plan.images(),
+            left: held.saturating_sub(planned_bytes),
+            plan: Some(plan),
+            dry_run: true,
+        });
+    }
+    let choice = RuntimeChoice::resolve(runtime)?.settle()?;
+    let images = remove_images(&state, &plan, choice, !live.is_empty()).await?;
+    let pruned = state
+        .prune(&plan)
+        .context("while removing cached records")?;
+    Ok(Report {
+        records: pruned.records,
+        bytes: pruned.bytes,
+        images,
+        left: held_bytes(&state)?,
+        plan: Some(plan),
+        dry_run: false,
+    })
+}
+
+/// Removes the images a plan's records name (and, with no engine live, the
+/// state directory's images no record names), before the records: a record
+/// removed before its image would leave the image unreachable by any later
+/// prune. Only this state directory's images go (its own repositories, see
+/// `ImageNames`): another state directory's on the same daemon stay intact,
+/// even an image both tagged. The native runtime's images are in the state
+/// directory's own snapshot bucket.
+async fn remove_images(
+    state: &StateDir,
+    plan: &PrunePlan,
+    choice: Settled,
+    engines_live: bool,
+) -> Result<Vec<String>> {
     let names = state.image_names();
     let repos = [names.step_repo(), names.built_repo()];
-    let images = match choice {
+    let tagged_if_idle = |tagged: Vec<String>| if engines_live { Vec::new() } else { tagged };
+    Ok(match choice {
         Settled::Native => {
             let snapshots = state.bucket(Bucket::Snapshots);
-            let tagged = gantry_native::tags_in(&snapshots, &repos);
-            let images = images_to_remove(&state, &plan, &tagged)?;
+            let tagged = tagged_if_idle(gantry_native::tags_in(&snapshots, &repos));
+            let images = images_to_remove(state, plan, &tagged)?;
             if !images.is_empty() {
                 gantry_native::remove_images_in(&snapshots, &images)
                     .context("while removing gantry's snapshots")?;
@@ -79,11 +224,15 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
         }
         Settled::Docker => match DockerRuntime::connect().await {
             Ok(runtime) => {
-                let tagged = runtime
-                    .tags_in(&repos)
-                    .await
-                    .context("while listing this state directory's images")?;
-                let images = images_to_remove(&state, &plan, &tagged)?;
+                let tagged = if engines_live {
+                    Vec::new()
+                } else {
+                    runtime
+                        .tags_in(&repos)
+                        .await
+                        .context("while listing this state directory's images")?
+                };
+                let images = images_to_remove(state, plan, &tagged)?;
                 if !images.is_empty() {
                     runtime
                         .remove_images(&images)
@@ -99,23 +248,7 @@ pub(crate) async fn run(args: PruneArgs) -> Result<()> {
             }
             Err(error) => return Err(error).context("while connecting to Docker"),
         },
-    };
-    let pruned = state
-        .prune(&plan)
-        .context("while removing cached records")?;
-    let left = state
-        .usage()
-        .context("while measuring the state directory")?
-        .total();
-    eprintln!(
-        "gantry: removed {} cached records and {} images, freeing {} bytes; {} now holds {} bytes",
-        pruned.records,
-        images.len(),
-        pruned.bytes,
-        root.display(),
-        left.bytes
-    );
-    Ok(())
+    })
 }
 
 /// What a prune removes from the runtime's image store: the images of the records it removes,

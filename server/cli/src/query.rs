@@ -112,7 +112,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
                 },
             )
             .await;
-            engine.flush_remote_cache().await;
+            engine::finish(&engine).await;
             if let Some(follower) = follower {
                 follower.stop().await;
             }

@@ -96,6 +96,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let engine = engine::start_with(&args.engine, store).await?;
     let schema = gantry_api::schema(engine.clone());
     let unix = bind_socket(&socket).await?;
+    // `--cache-max-size`: evicted every 5 minutes too, keeping what this
+    // engine used since it started (its sessions may still hold it).
+    let evictor = tokio::spawn(async {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            engine::enforce_size_limit(false).await;
+        }
+    });
     tracing::info!(socket = %socket.display(), state_dir = %args.engine.state_dir().display(), "engine serving");
     eprintln!("gantry: serving on unix://{}", socket.display());
     // A socket client sends its working directory (X-Gantry-Workdir); one
@@ -136,7 +146,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         _ = shutdown.wait() => Ok(()),
     };
     let _ = fs::remove_file(&socket);
-    engine.flush_remote_cache().await;
+    evictor.abort();
+    engine::finish(&engine).await;
     engine::stop(&engine).await;
     tracing::info!("engine stopped");
     outcome

@@ -184,7 +184,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
             tracing::debug!("stopped forwarding output still open after the command exited");
         }
     }
-    session.engine.flush_remote_cache().await;
+    engine::finish(&session.engine).await;
     if let Some(follower) = follower {
         follower.stop().await;
     }
@@ -239,6 +239,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         max_parallel: 16,
         runtime: None,
         cache: crate::cache::CacheArgs::default(),
+        cache_max_size: None,
     };
     let mut iter = raw.into_iter();
     while let Some(arg) = iter.next() {

@@ -15,6 +15,8 @@ pub struct DiskStore {
     dir: StateDir,
     /// Records already read or written by this engine (see `memoized`).
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
+    /// Held by an engine (`for_engine`): records it reads are marked used.
+    lease: Option<crate::EngineLease>,
 }
 
 /// Whether records of `kind` are kept in memory once read. Most are small
@@ -41,7 +43,21 @@ impl DiskStore {
         Self {
             dir,
             records: DashMap::new(),
+            lease: None,
         }
+    }
+
+    /// The store of an engine: it holds an engine lease for its life and
+    /// marks every record it reads from disk as used now (its modification
+    /// time), so that prunes evict the least recently used records and
+    /// keep whatever a live engine used (see `locks.rs`). Inspecting a
+    /// store (tests, `gantry cache ls`) does neither.
+    pub fn for_engine(self) -> crate::Result<Self> {
+        let lease = self.dir.lease_engine()?;
+        Ok(Self {
+            lease: Some(lease),
+            ..self
+        })
     }
 
     pub fn state_dir(&self) -> &StateDir {
@@ -96,7 +112,7 @@ impl Store for DiskStore {
             return Ok(found);
         }
         let path = self.dir.entry(Bucket::Records(kind), key);
-        match fs::read(&path) {
+        match read_record(&path, self.lease.is_some()) {
             Ok(bytes) => {
                 if memoized(kind) {
                     self.records.insert((kind, *key), bytes.clone());
@@ -127,6 +143,21 @@ impl Store for DiskStore {
     fn image_names(&self) -> ImageNames {
         self.dir.image_names()
     }
+}
+
+/// A record's bytes; with `mark_used`, its modification time becomes now
+/// (best effort: a record that cannot be marked is still read).
+fn read_record(path: &Path, mark_used: bool) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    if mark_used {
+        if let Err(error) = file.set_modified(std::time::SystemTime::now()) {
+            tracing::debug!(path = %path.display(), %error, "cannot mark a record used");
+        }
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! STATE/store/step-runs/ab/<hex>   a command line's last runs' named inputs (cache explanations)
 //! STATE/store/tmp/                 temp files of writes in progress
 //! STATE/store/locks/<kind>/ab/<hex> a lock per record being produced (engines sharing the directory)
+//! STATE/store/locks/engines/<pid>-<random> a lease per live engine (its time: when it started)
 //! STATE/cache-volumes/<hex>/       cache volume contents, by volume name
 //! STATE/scratch/<pid>-<random>/    one exec's mount copies, removed after it
 //! STATE/snapshots/                 the native runtime's layers and images (gantry-native lays it out)
@@ -43,5 +44,5 @@ mod usage;
 pub use disk::DiskStore;
 pub use error::{Error, Result};
 pub use layout::{Bucket, StateDir, LAYOUT};
-pub use locks::{RecordLock, ServingClaim};
-pub use usage::{Keep, PrunePlan, Pruned, RecordInfo, Size, Usage};
+pub use locks::{EngineLease, LiveEngine, RecordLock, ServingClaim};
+pub use usage::{Keep, Policy, PrunePlan, Pruned, RecordInfo, Size, Usage};

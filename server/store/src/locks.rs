@@ -17,11 +17,19 @@
 //!   per state directory. A second one is refused with an error naming the
 //!   first one's socket, and `gantry query` finds that socket through
 //!   `StateDir::serving_socket` when its own socket has no engine.
+//! - **Engine leases** (`StateDir::lease_engine`): every engine (`serve`,
+//!   `run`, `query`, `call`) holds one for its life, a locked file named by
+//!   its pid whose modification time is when it started. An engine marks
+//!   each record it uses (`DiskStore::for_engine`), so whatever a live
+//!   engine used has a last-use time at or after its lease's: a prune keeps
+//!   those (`StateDir::live_engines`), and a full prune is refused while one
+//!   lives.
 
 use std::fs;
 use std::io::{ErrorKind, Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use gantry_core::store::RecordKind;
 use gantry_core::Digest;
@@ -31,6 +39,9 @@ use crate::layout::{Bucket, StateDir};
 
 /// Holds the serving claim file of a running `gantry serve`.
 const SERVING_FILE: &str = "engine.lock";
+
+/// Engine leases live in the locks bucket, under this directory.
+const LEASES_DIR: &str = "engines";
 
 /// Held while one engine produces a record; dropping it releases the lock
 /// (and removes the lock file when the record now exists).
@@ -59,7 +70,88 @@ pub struct ServingClaim {
     _file: fs::File,
 }
 
+/// A live engine's lease on the state directory; dropping it ends the lease.
+#[derive(Debug)]
+pub struct EngineLease {
+    file: fs::File,
+    path: PathBuf,
+}
+
+impl Drop for EngineLease {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// An engine that holds a lease on the state directory (another process, or
+/// this one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveEngine {
+    pub pid: u32,
+    /// When it started: every record it used was used at or after this.
+    pub since: SystemTime,
+}
+
 impl StateDir {
+    /// Takes a lease for an engine starting now (see the module docs).
+    pub fn lease_engine(&self) -> Result<EngineLease> {
+        let dir = self.bucket(Bucket::Locks).join(LEASES_DIR);
+        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+        loop {
+            let path = dir.join(format!("{}-{:016x}", std::process::id(), rand_suffix(&dir)));
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(Error::io("creating", &path))?;
+            // Another engine's sweep may have removed the file between its
+            // creation and the lock (it was unheld then): take a new one.
+            if lock_at_path(&file, &path)? {
+                return Ok(EngineLease { file, path });
+            }
+        }
+    }
+
+    /// The engines that hold a lease now, oldest first. A lease file nobody
+    /// holds (its engine died) is skipped; the next sweep removes it.
+    pub fn live_engines(&self) -> Result<Vec<LiveEngine>> {
+        let dir = self.bucket(Bucket::Locks).join(LEASES_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::io("reading", &dir)(error)),
+        };
+        let mut live = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.split('-').next())
+                .and_then(|pid| pid.parse().ok())
+            else {
+                continue;
+            };
+            // Ours are held by this process: flock would let us lock them
+            // again through a new descriptor, so they count as live as is.
+            let held = pid == std::process::id()
+                || match fs::File::open(entry.path()) {
+                    Ok(file) => file.try_lock().is_err(),
+                    Err(_) => false,
+                };
+            if !held {
+                continue;
+            }
+            let Ok(since) = entry.metadata().and_then(|meta| meta.modified()) else {
+                continue;
+            };
+            live.push(LiveEngine { pid, since });
+        }
+        live.sort_by_key(|engine| engine.since);
+        Ok(live)
+    }
+
     /// Takes the lock of record `key` of `kind`, waiting for another engine
     /// (process) that holds it. Blocking: call it off the async runtime.
     pub fn lock_record(&self, kind: RecordKind, key: &Digest) -> Result<RecordLock> {
@@ -86,9 +178,7 @@ impl StateDir {
                 .mode(0o600)
                 .open(&lock)
                 .map_err(Error::io("opening", &lock))?;
-            file.lock().map_err(Error::io("locking", &lock))?;
-            let held = file.metadata().map_err(Error::io("reading", &lock))?.ino();
-            if fs::metadata(&lock).is_ok_and(|at_path| at_path.ino() == held) {
+            if lock_at_path(&file, &lock)? {
                 break file;
             }
         };
@@ -137,6 +227,28 @@ impl StateDir {
             Err(_) => Some(read_claim(&mut file).1),
         }
     }
+}
+
+/// Locks `file` (opened at `path`), waiting for its holder, and says whether
+/// it is still the file at `path`: one removed meanwhile excludes nobody.
+fn lock_at_path(file: &fs::File, path: &Path) -> Result<bool> {
+    file.lock().map_err(Error::io("locking", path))?;
+    let held = file.metadata().map_err(Error::io("reading", path))?.ino();
+    Ok(fs::metadata(path).is_ok_and(|at_path| at_path.ino() == held))
+}
+
+/// A number that makes a lease's name unique among this process's leases.
+fn rand_suffix(dir: &Path) -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(dir.as_os_str().as_encoded_bytes());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish()
 }
 
 /// The pid and socket a claim file names.

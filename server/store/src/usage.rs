@@ -24,7 +24,8 @@ pub struct RecordInfo {
     pub kind: RecordKind,
     pub key: Digest,
     pub bytes: u64,
-    /// When it was written (records are not rewritten when read).
+    /// When it was last used: written, or read by an engine
+    /// (`DiskStore::for_engine` marks what it reads). Recipes: when written.
     pub modified: SystemTime,
 }
 
@@ -86,12 +87,34 @@ impl Usage {
 pub enum Keep {
     /// Remove everything but the secret key.
     Nothing,
-    /// Remove the oldest evictable records until blobs and records fit in
-    /// this many bytes. Blobs, recipes, step runs and cache volumes are kept.
-    UpTo(u64),
+    /// Remove the records `Policy` selects. Blobs, cache volumes and the
+    /// native runtime's snapshot store are kept.
+    Records(Policy),
 }
 
-/// Whether `Keep::UpTo` may remove records of this kind: all of them,
+impl Keep {
+    /// Records that fit in `bytes`, least recently used removed first
+    /// (`gantry prune --keep-storage`).
+    pub fn up_to(bytes: u64) -> Self {
+        Keep::Records(Policy {
+            max_bytes: Some(bytes),
+            ..Policy::default()
+        })
+    }
+}
+
+/// Which records a `Keep::Records` prune removes: those not used since
+/// `unused_before`, then the least recently used until blobs and records fit in
+/// `max_bytes`; never one used at or after `used_since_kept` (a live
+/// engine's start, see `StateDir::live_engines`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub unused_before: Option<SystemTime>,
+    pub max_bytes: Option<u64>,
+    pub used_since_kept: Option<SystemTime>,
+}
+
+/// Whether `Keep::Records` may remove records of this kind: all of them,
 /// oldest first. A recipe goes with the results of its time: an ID whose
 /// recipe was evicted no longer loads (its error says the state was pruned).
 /// A command line's step runs go when it has not run for longest: its next
@@ -211,8 +234,7 @@ impl StateDir {
     }
 
     /// Decides what a prune removes. With `Keep::Nothing`, everything; with
-    /// `Keep::UpTo`, the least recently written evictable records until the
-    /// blobs and records left fit in the budget.
+    /// `Keep::Records`, what its `Policy` selects, least recently used first.
     pub fn plan_prune(&self, keep: Keep) -> Result<PrunePlan> {
         let records = match keep {
             Keep::Nothing => {
@@ -222,24 +244,37 @@ impl StateDir {
                 }
                 all
             }
-            Keep::UpTo(budget) => {
-                let usage = self.usage()?;
+            Keep::Records(policy) => {
                 let mut candidates = Vec::new();
                 for kind in RecordKind::ALL.into_iter().filter(|kind| evictable(*kind)) {
                     candidates.extend(self.records(kind)?);
                 }
                 candidates.sort_by_key(|record| (record.modified, record.kind, record.key));
-                let mut held = usage.of(Bucket::Blobs).bytes;
-                for kind in RecordKind::ALL {
-                    held += usage.of(Bucket::Records(kind)).bytes;
-                }
-                let mut plan = Vec::new();
-                for record in candidates {
-                    if held <= budget {
-                        break;
+                candidates.retain(|record| {
+                    policy
+                        .used_since_kept
+                        .is_none_or(|since| record.modified < since)
+                });
+                let (mut plan, rest): (Vec<_>, Vec<_>) =
+                    candidates.into_iter().partition(|record| {
+                        policy
+                            .unused_before
+                            .is_some_and(|before| record.modified < before)
+                    });
+                if let Some(budget) = policy.max_bytes {
+                    let usage = self.usage()?;
+                    let mut held = usage.of(Bucket::Blobs).bytes;
+                    for kind in RecordKind::ALL {
+                        held += usage.of(Bucket::Records(kind)).bytes;
                     }
-                    held = held.saturating_sub(record.bytes);
-                    plan.push(record);
+                    held = held.saturating_sub(plan.iter().map(|record| record.bytes).sum());
+                    for record in rest {
+                        if held <= budget {
+                            break;
+                        }
+                        held = held.saturating_sub(record.bytes);
+                        plan.push(record);
+                    }
                 }
                 plan
             }
@@ -280,7 +315,7 @@ impl StateDir {
                     bytes,
                 })
             }
-            Keep::UpTo(_) => {
+            Keep::Records(_) => {
                 let mut pruned = Pruned {
                     records: 0,
                     bytes: 0,
@@ -475,7 +510,7 @@ mod tests {
         // Blobs and records hold 1700 bytes (and a recipe line's overhead);
         // keeping 200 less must drop two records: the exec (oldest) and the
         // path read (next).
-        let plan = state.plan_prune(Keep::UpTo(1500 + LINE)).unwrap();
+        let plan = state.plan_prune(Keep::up_to(1500 + LINE)).unwrap();
         let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
         assert_eq!(
             planned,
@@ -488,7 +523,7 @@ mod tests {
         assert_eq!(state.records(RecordKind::HostTree).unwrap().len(), 1);
         // However small the budget, blobs and volumes stay; the recipe goes
         // with the results of its time (the log is rewritten without it).
-        let plan = state.plan_prune(Keep::UpTo(0)).unwrap();
+        let plan = state.plan_prune(Keep::up_to(0)).unwrap();
         assert!(plan.records().iter().any(|r| r.kind == RecordKind::Recipe));
         state.prune(&plan).unwrap();
         let usage = state.usage().unwrap();
@@ -504,6 +539,54 @@ mod tests {
         assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
         assert_eq!(usage.of(Bucket::Snapshots).bytes, 20);
         assert_eq!(usage.total().bytes, 1050);
+    }
+
+    #[test]
+    fn unused_before_and_live_engines_select_records() {
+        let (_dir, store, keys) = filled();
+        let state = store.state_dir();
+        // Exec 1000 s old, path read 900 s, host tree 800 s, ...
+        let now = SystemTime::now();
+        let policy = Policy {
+            unused_before: Some(now - Duration::from_secs(850)),
+            ..Policy::default()
+        };
+        let plan = state.plan_prune(Keep::Records(policy)).unwrap();
+        let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
+        assert_eq!(
+            planned,
+            [(RecordKind::Exec, keys[0]), (RecordKind::PathRead, keys[1])]
+        );
+        // A live engine that started 950 s ago used the path read: it stays,
+        // even when the size budget asks for everything.
+        let policy = Policy {
+            unused_before: Some(now - Duration::from_secs(850)),
+            max_bytes: Some(0),
+            used_since_kept: Some(now - Duration::from_secs(950)),
+        };
+        let plan = state.plan_prune(Keep::Records(policy)).unwrap();
+        let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
+        assert_eq!(planned, [(RecordKind::Exec, keys[0])]);
+    }
+
+    #[test]
+    fn an_engine_marks_what_it_reads_and_its_lease_is_live() {
+        let (dir, store, keys) = filled();
+        let state = store.state_dir();
+        let before = state.records(RecordKind::Exec).unwrap()[0].modified;
+        // Inspecting does not mark.
+        store.get(RecordKind::Exec, &keys[0]).unwrap().unwrap();
+        assert_eq!(state.records(RecordKind::Exec).unwrap()[0].modified, before);
+        assert_eq!(state.live_engines().unwrap(), []);
+        let engine = DiskStore::open(dir.path()).unwrap().for_engine().unwrap();
+        let live = state.live_engines().unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].pid, std::process::id());
+        engine.get(RecordKind::Exec, &keys[0]).unwrap().unwrap();
+        let used = state.records(RecordKind::Exec).unwrap()[0].modified;
+        assert!(used >= live[0].since && used > before);
+        drop(engine);
+        assert_eq!(state.live_engines().unwrap(), []);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
         &progress,
     )
     .await;
-    session.engine.flush_remote_cache().await;
+    crate::engine::finish(&session.engine).await;
     stop(follower).await;
     progress.finish();
     match outcome {

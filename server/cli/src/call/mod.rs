@@ -176,6 +176,7 @@ pub(crate) async fn functions(args: FunctionsArgs) -> Result<ExitCode> {
         max_parallel: 1,
         runtime: None,
         cache: crate::cache::CacheArgs::default(),
+        cache_max_size: None,
     };
     let target = match target(&args.target, &engine.state_dir(), &cwd).await {
         Ok(target) => target,

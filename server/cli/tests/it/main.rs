@@ -37,6 +37,7 @@ macro_rules! require_docker {
 }
 
 // After the macros, which the test modules use.
+mod cache_admin;
 mod cache_remote;
 mod cache_volumes;
 mod directory;

@@ -1,0 +1,234 @@
+//! `gantry cache ls --remote REF` and `gantry cache prune --remote REF`: the
+//! entries of a remote cache repository (docs/cache.md, "Entries"), listed
+//! from its tags, and removed by manifest digest through the registry API.
+//!
+//! There is no separate index: the tag list is the index, and each entry's
+//! record blob says when it was pushed and what it ran (one manifest and one
+//! small blob per entry). Deleting needs the registry to allow it
+//! (Distribution: `storage.delete.enabled`); the space is reclaimed by the
+//! registry's own garbage collection.
+
+use anyhow::{bail, Context as _, Result};
+use gantry_core::runtime::RegistryAuth;
+use gantry_native::registry_client as registry;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth as OciAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::cache::{self, Entry, ENTRY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+
+/// One entry of the remote cache.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct RemoteEntry {
+    /// The cache key (hex): the entry's tag.
+    pub(crate) key: String,
+    /// The entry manifest's digest.
+    pub(crate) manifest: String,
+    /// The manifest digest of the step's filesystem image.
+    pub(crate) filesystem: String,
+    /// When it was pushed (seconds since the Unix epoch; 0 when unknown).
+    pub(crate) created: u64,
+    /// The step's command.
+    pub(crate) command: String,
+    /// The record blob's size.
+    pub(crate) record_bytes: i64,
+}
+
+/// A cache repository opened for listing and pruning.
+pub(crate) struct Repository {
+    repository: String,
+    registry: String,
+    plain_http: bool,
+    client: Client,
+    auth: OciAuth,
+    /// Kept out of every error message.
+    password: Option<String>,
+}
+
+impl Repository {
+    /// `reference` as `--cache` takes it; credentials from `auth` (`USER:env:VAR`)
+    /// or the Docker configuration.
+    pub(crate) async fn open(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
+        let (repository, registry) = cache::parse_repository(reference)?;
+        let plain_http = registry::is_loopback(&registry) || insecure;
+        let given: Option<RegistryAuth> = match auth {
+            Some(spec) => Some(cache::parse_auth(spec, &registry)?),
+            None => None,
+        };
+        let auth = registry::credentials(&registry, given.as_ref()).await;
+        let password = match &auth {
+            OciAuth::Basic(_, password) => Some(password.clone()),
+            _ => None,
+        };
+        Ok(Self {
+            client: registry::client_for(&registry, plain_http),
+            repository,
+            registry,
+            plain_http,
+            auth,
+            password,
+        })
+    }
+
+    fn reference(&self, tag: &str) -> Reference {
+        format!("{}:{tag}", self.repository)
+            .parse()
+            .expect("the repository was checked when it was parsed")
+    }
+
+    fn failed(
+        &self,
+        what: &str,
+        error: &oci_client::errors::OciDistributionError,
+    ) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{what} of {} failed: {}",
+            self.repository,
+            registry::registry_error(&self.repository, error, self.password.as_deref())
+        )
+    }
+
+    /// Every gantry entry in the repository, oldest first. Tags that are not
+    /// entries (filesystem tags, other images) are left out.
+    pub(crate) async fn entries(&self) -> Result<Vec<RemoteEntry>> {
+        let listing = self.reference("latest");
+        self.client
+            .store_auth_if_needed(listing.resolve_registry(), &self.auth)
+            .await;
+        let tags = match self
+            .client
+            .list_tags(&listing, &self.auth, None, None)
+            .await
+        {
+            Ok(response) => response.tags,
+            Err(error) if cache::is_not_found(&error) => Vec::new(),
+            Err(error) => return Err(self.failed("listing the tags", &error)),
+        };
+        let mut entries = Vec::new();
+        for tag in tags
+            .iter()
+            .filter(|tag| tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            if let Some(entry) = self.entry(tag).await? {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
+        Ok(entries)
+    }
+
+    /// The entry tagged `tag`; `None` when it is gone or not a gantry entry.
+    async fn entry(&self, tag: &str) -> Result<Option<RemoteEntry>> {
+        let image = self.reference(tag);
+        let (manifest, digest) = match self
+            .client
+            .pull_manifest_raw(&image, &self.auth, &[MANIFEST_MEDIA_TYPE])
+            .await
+        {
+            Ok(found) => found,
+            Err(error) if cache::is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(self.failed("reading an entry", &error)),
+        };
+        let Some(config) = serde_json::from_slice::<serde_json::Value>(&manifest)
+            .ok()
+            .and_then(|m| serde_json::from_value::<OciDescriptor>(m["config"].clone()).ok())
+            .filter(|c| c.media_type == ENTRY_MEDIA_TYPE)
+        else {
+            return Ok(None);
+        };
+        let mut blob = Vec::new();
+        match self.client.pull_blob(&image, &config, &mut blob).await {
+            Ok(()) => {}
+            Err(error) if cache::is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(self.failed("reading an entry's record", &error)),
+        }
+        let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
+            return Ok(None);
+        };
+        let command = entry.record["cmd"]
+            .as_array()
+            .map(|args| {
+                args.iter()
+                    .filter_map(|arg| arg.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        Ok(Some(RemoteEntry {
+            key: tag.to_owned(),
+            manifest: digest,
+            filesystem: entry.image,
+            created: entry.created,
+            command,
+            record_bytes: config.size,
+        }))
+    }
+
+    /// Deletes the manifest `digest` (and so every tag on it).
+    pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        let path = self.repository.split_once('/').map_or("", |(_, path)| path);
+        let url = format!("{scheme}://{}/v2/{path}/manifests/{digest}", self.registry);
+        let http = reqwest::Client::new();
+        let send = |bearer: Option<String>| {
+            let mut request = http.delete(&url);
+            match (&self.auth, bearer) {
+                (_, Some(token)) => request = request.bearer_auth(token),
+                (OciAuth::Basic(user, password), None) => {
+                    request = request.basic_auth(user, Some(password))
+                }
+                (OciAuth::Bearer(token), None) => request = request.bearer_auth(token),
+                _ => {}
+            }
+            request.send()
+        };
+        let mut response = send(None)
+            .await
+            .with_context(|| format!("while deleting {digest} from {}", self.repository))?;
+        let bearer_challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.to_ascii_lowercase().starts_with("bearer"));
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED && bearer_challenge {
+            // A token registry: a token with push scope (which registries
+            // that allow deletes grant it under).
+            let image = self.reference("latest");
+            let token = self
+                .client
+                .auth(&image, &self.auth, RegistryOperation::Push)
+                .await
+                .map_err(|error| self.failed("authenticating to delete", &error))?;
+            response = send(token)
+                .await
+                .with_context(|| format!("while deleting {digest} from {}", self.repository))?;
+        }
+        let status = response.status();
+        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::METHOD_NOT_ALLOWED || body.contains("UNSUPPORTED") {
+            bail!(
+                "the registry {} refuses to delete manifests ({status}): enable deletes in its configuration (Distribution/registry:2 and Debian's docker-registry: `storage: delete: enabled: true`, or REGISTRY_STORAGE_DELETE_ENABLED=true), or use the registry's own retention policy",
+                self.registry
+            );
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            bail!(
+                "the registry {} refused to delete from {} ({status}): the credentials (--cache-auth or the Docker configuration) need delete permission",
+                self.registry,
+                self.repository
+            );
+        }
+        let mut detail: String = body.chars().take(200).collect();
+        if let Some(password) = self.password.as_deref().filter(|p| !p.is_empty()) {
+            detail = detail.replace(password, "***");
+        }
+        bail!(
+            "deleting {digest} from {} failed ({status}): {}",
+            self.repository,
+            detail.trim()
+        )
+    }
+}
