@@ -77,18 +77,10 @@ impl Connection {
         let request = request
             .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
             .context("while building the query request")?;
-        let response = self
-            .sender
-            .send_request(request)
+        let (status, body) = self
+            .exchange(request)
             .await
             .context("while sending the query to the engine")?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("while reading the engine's answer")?
-            .to_bytes();
         if status != StatusCode::OK {
             bail!(
                 "the engine answered {status}: {}",
@@ -111,11 +103,14 @@ impl Connection {
             .header(HOST, "gantry")
             .body(Full::default())
             .with_context(|| format!("while building {method} {path}"))?;
-        let response = self
-            .sender
-            .send_request(request)
+        self.exchange(request)
             .await
-            .with_context(|| format!("while sending {method} {path} to the engine"))?;
+            .with_context(|| format!("while sending {method} {path} to the engine"))
+    }
+
+    /// Sends `request`; the answer's status and whole body.
+    async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes)> {
+        let response = self.sender.send_request(request).await?;
         let status = response.status();
         let body = response
             .into_body()

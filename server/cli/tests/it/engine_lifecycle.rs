@@ -38,6 +38,19 @@ fn log_with(server: &Server, needle: &str) -> String {
     }
 }
 
+/// Waits until the engine counts a request in flight besides the status
+/// request asking.
+fn wait_until_in_flight(server: &Server) {
+    let deadline = std::time::Instant::now() + EXIT_BOUND;
+    while status_json(server.dir())["in_flight"].as_u64().unwrap() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn status_json(dir: &std::path::Path) -> Value {
     let out = engine_command(dir, &["status", "--json"]);
     assert!(out.status.success(), "{out:?}");
@@ -134,15 +147,7 @@ fn stop_drains_the_request_in_flight_then_releases_everything() {
         let socket = socket.clone();
         std::thread::spawn(move || support::raw_query(&socket, &query))
     };
-    // Wait until the engine counts it.
-    let deadline = std::time::Instant::now() + EXIT_BOUND;
-    while status_json(server.dir())["in_flight"].as_u64().unwrap() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the query never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_in_flight(&server);
     let out = engine_command(server.dir(), &["stop"]);
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -240,14 +245,7 @@ fn idle_timeout_stops_an_idle_engine_but_not_a_busy_one() {
     );
     let socket = server.socket();
     let in_flight = std::thread::spawn(move || support::raw_query(&socket, &query));
-    let deadline = std::time::Instant::now() + EXIT_BOUND;
-    while status_json(server.dir())["in_flight"].as_u64().unwrap() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the query never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_in_flight(&server);
     drop(connection);
     let answer = in_flight.join().unwrap();
     assert!(answer.contains(&marker), "{answer}");
