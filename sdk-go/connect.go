@@ -184,6 +184,11 @@ func findBinary() (string, error) {
 	return found, nil
 }
 
+// DefaultIdleTimeout is how long an engine the SDK starts waits with no client
+// before it stops, unless GANTRY_IDLE_TIMEOUT says otherwise (the same in
+// every gantry SDK).
+const DefaultIdleTimeout = "30m"
+
 // startEngine starts `gantry serve --socket path` detached and waits until
 // it answers. One starter at a time (a lock file beside the socket), so
 // programs launched together share one engine.
@@ -233,6 +238,10 @@ func startEngine(ctx context.Context, path string, timeout time.Duration) error 
 	cmd := exec.Command(binary, "serve", "--socket", path)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	cmd.Env = os.Environ()
+	if os.Getenv(EnvIdleTimeout) == "" {
+		cmd.Env = append(cmd.Env, EnvIdleTimeout+"="+DefaultIdleTimeout)
+	}
 	// Setsid: the engine gets no terminal signals meant for this program.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -243,6 +252,7 @@ func startEngine(ctx context.Context, path string, timeout time.Duration) error 
 	go func() { exited <- cmd.Wait() }()
 	for {
 		if answers(path) {
+			fmt.Fprintf(os.Stderr, "gantry: started engine (pid %d) on %s; log: %s\n", cmd.Process.Pid, path, logPath)
 			return nil
 		}
 		select {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -209,7 +210,8 @@ func TestAutoStartRunsTheSeedPipelineAndLeavesTheEngine(t *testing.T) {
 	needEngine(t)
 	src := seedApp(t)
 	sock := filepath.Join(t.TempDir(), "auto", "engine.sock")
-	env := withEnv("GANTRY_SOCKET="+sock, "GANTRY_BIN="+gantryBin, "GANTRY_STATE_DIR="+autoState())
+	logPath := filepath.Join(filepath.Dir(sock), "engine.log")
+	env := withEnv("GANTRY_SOCKET="+sock, "GANTRY_BIN="+gantryBin, "GANTRY_STATE_DIR="+autoState(), "GANTRY_IDLE_TIMEOUT=")
 	t.Cleanup(func() { stopEngineOn(t, sock) })
 	for i := 0; i < 2; i++ {
 		stdout, stderr, err := command(t, sdkDir, env, "go", "run", "./examples/pipeline", "test", "--src="+src)
@@ -220,10 +222,20 @@ func TestAutoStartRunsTheSeedPipelineAndLeavesTheEngine(t *testing.T) {
 		if !socketAnswers(sock) {
 			t.Fatal("the engine keeps running after the program")
 		}
+		// The first program says it started the engine, once; the second says nothing.
+		started := regexp.MustCompile(`(?m)^gantry: started engine \(pid \d+\) on ` +
+			regexp.QuoteMeta(sock) + `; log: ` + regexp.QuoteMeta(logPath) + `$`)
+		if want, got := 1-i, len(started.FindAllString(stderr, -1)); got != want ||
+			strings.Count(stderr, "started engine") != want {
+			t.Fatalf("run %d: %d start messages, want %d:\n%s", i+1, got, want, stderr)
+		}
 	}
-	log, _ := os.ReadFile(filepath.Join(filepath.Dir(sock), "engine.log"))
+	log, _ := os.ReadFile(logPath)
 	if n := strings.Count(string(log), "serving on unix://"); n != 1 {
 		t.Fatalf("the second program must reuse the engine; it started %d times", n)
+	}
+	if !strings.Contains(string(log), "idle_timeout=30m") {
+		t.Fatalf("the engine was not started with the SDKs' idle timeout:\n%s", log)
 	}
 }
 

@@ -34,6 +34,10 @@ const (
 	// EnvBin is GANTRY_BIN. The `gantry` binary to start when no engine answers
 	// (else `gantry` on PATH).
 	EnvBin = "GANTRY_BIN"
+
+	// EnvIdleTimeout is GANTRY_IDLE_TIMEOUT. Idle timeout of an engine the SDK
+	// starts (default 30m; 0 or off: never).
+	EnvIdleTimeout = "GANTRY_IDLE_TIMEOUT"
 )
 
 // workdirHeaderName is the request header carrying the client's working

@@ -82,7 +82,10 @@ func WithStartTimeout(timeout time.Duration) ConnectOption {
 //     the program's working directory.
 //  3. Nothing answers: start `gantry serve --socket PATH` (the binary from
 //     GANTRY_BIN, else gantry on PATH) detached in its own session, logging to
-//     engine.log beside the socket, wait for it and leave it running.
+//     engine.log beside the socket, wait for it and leave it running. It
+//     stops by itself after GANTRY_IDLE_TIMEOUT (default [DefaultIdleTimeout])
+//     with no client. Starting one says so, once, on stderr: `gantry: started
+//     engine (pid N) on SOCKET; log: PATH`; reusing one says nothing.
 //
 // Errors are a [*ConnectError].
 func Connect(ctx context.Context, opts ...ConnectOption) (*Client, error) {

@@ -51,6 +51,7 @@ final class FreshProjectTest extends TestCase
                 'GANTRY_BIN' => TestEngine::binary(),
                 'GANTRY_STATE_DIR' => TestEngine::stateDir('fresh-project'),
                 'REGISTRY_TOKEN' => $token,
+                'GANTRY_IDLE_TIMEOUT' => '',
             ];
             self::assertFalse(TestEngine::answers($socket));
             [$code, $out, $err] = TestEngine::run(['php', 'pipeline.php'], $project, $env, 300);
@@ -62,6 +63,13 @@ final class FreshProjectTest extends TestCase
                 $out,
             );
             self::assertTrue(TestEngine::answers($socket), 'the engine keeps running after the script');
+            // Starting the engine is said once, on stderr.
+            self::assertSame(1, substr_count($err, 'started engine'), $err);
+            self::assertMatchesRegularExpression(
+                '~^gantry: started engine \(pid \d+\) on ' . preg_quote($socket, '~') . '; log: '
+                . preg_quote("{$project}/.engine/engine.log", '~') . '$~m',
+                $err,
+            );
             self::assertStringNotContainsString($token, $out . $err);
             self::assertStringNotContainsString($token, (string) file_get_contents("{$project}/.engine/engine.log"));
 
@@ -71,6 +79,8 @@ final class FreshProjectTest extends TestCase
             self::assertSame($out, $again);
             $log = (string) file_get_contents("{$project}/.engine/engine.log");
             self::assertSame(1, substr_count($log, 'serving on unix://'), 'the second script reused it');
+            self::assertStringNotContainsString('started engine', $err, 'a reused engine says nothing');
+            self::assertStringContainsString('idle_timeout=30m', $log, "the SDKs' idle timeout");
         } finally {
             TestEngine::stopServerOn($socket);
             TestEngine::removeTree($project);

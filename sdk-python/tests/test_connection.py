@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def test_auto_start_leaves_the_engine_running(tmp_path: Path) -> None:
         GANTRY_SOCKET=str(sock),
         GANTRY_BIN=gantry_bin(),
         GANTRY_STATE_DIR=str(tmp_path / "state"),
+        GANTRY_IDLE_TIMEOUT="",
     )
     try:
         first = subprocess.run(
@@ -121,6 +123,16 @@ def test_auto_start_leaves_the_engine_running(tmp_path: Path) -> None:
         assert first.returncode == 0, first.stderr + tail(sock.parent / "engine.log")
         assert first.stdout == "first\n"
         assert socket_answers(sock), "the engine keeps running after the script"
+        log_path = sock.parent / "engine.log"
+        started = [
+            line for line in first.stderr.splitlines() if "started engine" in line
+        ]
+        assert len(started) == 1, first.stderr
+        assert re.fullmatch(
+            rf"gantry: started engine \(pid \d+\) on {re.escape(str(sock))}; "
+            rf"log: {re.escape(str(log_path))}",
+            started[0],
+        ), started
         second = subprocess.run(
             [sys.executable, str(script), "second"],
             env=env,
@@ -131,8 +143,10 @@ def test_auto_start_leaves_the_engine_running(tmp_path: Path) -> None:
         )
         assert second.returncode == 0, second.stderr
         assert second.stdout == "second\n"
-        log = (sock.parent / "engine.log").read_text()
+        assert "started engine" not in second.stderr, "a reused engine says nothing"
+        log = log_path.read_text()
         assert log.count("serving on unix://") == 1, "the second script reused it"
+        assert "idle_timeout=30m" in log, "started with the SDKs' idle timeout"
     finally:
         stop_engine_on(sock)
         subprocess.run(

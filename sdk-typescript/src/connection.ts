@@ -12,6 +12,9 @@
  * 3. If nothing answers on the socket: start `gantry serve --socket PATH` (the binary from
  *    `GANTRY_BIN`, else `gantry` on PATH) detached in its own session, log to `engine.log`
  *    beside the socket, wait for it to answer and leave it running for the next script.
+ *    It stops by itself after `GANTRY_IDLE_TIMEOUT` (default 30m) with no client. Starting
+ *    one says so, once, on stderr: `gantry: started engine (pid N) on SOCKET; log: PATH`;
+ *    reusing one says nothing.
  *
  * @module
  */
@@ -186,6 +189,12 @@ function tail(path: string, lines = 20): string {
   }
 }
 
+/**
+ * How long an engine the SDK starts waits with no client before it stops, unless
+ * `GANTRY_IDLE_TIMEOUT` says otherwise (the same in every gantry SDK).
+ */
+export const DEFAULT_IDLE_TIMEOUT = "30m";
+
 /** Starts `gantry serve --socket path` detached and waits until it answers. */
 async function startEngine(path: string, timeout: number): Promise<void> {
   const binary = findBinary();
@@ -195,6 +204,7 @@ async function startEngine(path: string, timeout: number): Promise<void> {
   const log = openSync(logPath, "a", 0o600);
   let exit: { code: number | null; signal: string | null } | undefined;
   let spawnError: Error | undefined;
+  let pid: number | undefined;
   try {
     // detached: its own session, so it outlives this script and gets no terminal signals.
     // Two scripts starting at once is safe: `gantry serve` refuses a socket that another
@@ -202,8 +212,12 @@ async function startEngine(path: string, timeout: number): Promise<void> {
     const child = spawn(binary, ["serve", "--socket", path], {
       detached: true,
       stdio: ["ignore", log, log],
-      env: process.env,
+      env: {
+        ...process.env,
+        [env.IDLE_TIMEOUT]: process.env[env.IDLE_TIMEOUT] || DEFAULT_IDLE_TIMEOUT,
+      },
     });
+    pid = child.pid;
     child.once("exit", (code, signal) => (exit = { code, signal }));
     child.once("error", (error) => (spawnError = error));
     child.unref();
@@ -212,7 +226,15 @@ async function startEngine(path: string, timeout: number): Promise<void> {
   }
   const deadline = Date.now() + timeout;
   for (;;) {
-    if (await answers(path)) return;
+    if (await answers(path)) {
+      // Still running: ours answers (one that lost a race to another script's exits).
+      if (exit === undefined && spawnError === undefined) {
+        process.stderr.write(
+          `gantry: started engine (pid ${String(pid)}) on ${path}; log: ${logPath}\n`,
+        );
+      }
+      return;
+    }
     if (spawnError !== undefined) {
       throw new ConnectError(`could not start ${binary} serve: ${spawnError.message}`, {
         logPath,

@@ -2,14 +2,14 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 
 import { connect, ConnectError } from "@gantry/sdk";
 
-import { BUSYBOX, engine, SDK } from "./support.js";
+import { BUSYBOX, engine, SDK, stopEngineOn } from "./support.js";
 
 let saved: NodeJS.ProcessEnv;
 beforeEach(() => {
@@ -114,3 +114,46 @@ catch (error) { if (error instanceof TransportError) console.log("wrong token:",
   assert.equal(result.status, 0, result.stderr);
   assert.equal(result.stdout, "from the run directory\nwrong token: 401\n");
 });
+
+test("a script that starts an engine says so once; one that reuses it says nothing", () => {
+  const dir = temp();
+  const sock = join(dir, "run", "engine.sock");
+  const script = join(dir, "version.mjs");
+  const sdk = new URL("dist/index.js", `file://${SDK}`).href;
+  writeFileSync(
+    script,
+    `import { connect } from ${JSON.stringify(sdk)};
+process.stdout.write(await connect((client) => client.version()));
+`,
+  );
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GANTRY_SOCKET: sock,
+    GANTRY_BIN: engine.binary,
+    GANTRY_STATE_DIR: join(dir, "state"),
+  };
+  delete env["GANTRY_SESSION_PORT"];
+  delete env["GANTRY_IDLE_TIMEOUT"];
+  const run = () => spawnSync(process.execPath, [script], { env, encoding: "utf8", timeout: 120_000 });
+  try {
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const log = join(dir, "run", "engine.log");
+    const started = first.stderr.split("\n").filter((line) => line.includes("started engine"));
+    assert.equal(started.length, 1, first.stderr);
+    assert.match(
+      started[0] ?? "",
+      new RegExp(`^gantry: started engine \\(pid \\d+\\) on ${escape(sock)}; log: ${escape(log)}$`),
+    );
+    const second = run();
+    assert.equal(second.status, 0, second.stderr);
+    assert.ok(!second.stderr.includes("started engine"), second.stderr);
+    assert.match(readFileSync(log, "utf8"), /idle_timeout=30m/);
+  } finally {
+    stopEngineOn(sock);
+  }
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -30,6 +30,8 @@ final class Env
     public const SOCKET = 'GANTRY_SOCKET';
     /** The `gantry` binary to start when no engine answers (else `gantry` on PATH). */
     public const BIN = 'GANTRY_BIN';
+    /** Idle timeout of an engine the SDK starts (default 30m; 0 or off: never). */
+    public const IDLE_TIMEOUT = 'GANTRY_IDLE_TIMEOUT';
     /** The request header carrying the client's working directory (percent-encoded: see encodeWorkdir). */
     public const WORKDIR_HEADER = 'X-Gantry-Workdir';
 

@@ -18,10 +18,19 @@ use Gantry\ConnectError;
  * 3. If nothing answers on the socket: start `gantry serve --socket PATH` (the
  *    binary from `GANTRY_BIN`, else `gantry` on PATH) in its own session, log
  *    to `engine.log` beside the socket, wait for it to answer and leave it
- *    running for the next script.
+ *    running for the next script. It stops by itself after
+ *    `GANTRY_IDLE_TIMEOUT` (default 30m) with no client. Starting one says so,
+ *    once, on stderr: `gantry: started engine (pid N) on SOCKET; log: PATH`;
+ *    reusing one says nothing.
  */
 final class Connector
 {
+    /**
+     * How long an engine the SDK starts waits with no client before it stops,
+     * unless `GANTRY_IDLE_TIMEOUT` says otherwise (the same in every gantry SDK).
+     */
+    public const DEFAULT_IDLE_TIMEOUT = '30m';
+
     private const INSTALL_HINT = 'build it with `cargo build --release -p gantry` in the gantry repository '
         . 'and put target/release/gantry on PATH, or set ' . Env::BIN . ' to the binary\'s path';
 
@@ -158,10 +167,16 @@ final class Connector
         if (is_executable('/usr/bin/setsid')) {
             array_unshift($command, '/usr/bin/setsid');
         }
+        $environment = getenv();
+        if (Env::get(Env::IDLE_TIMEOUT) === null) {
+            $environment[Env::IDLE_TIMEOUT] = self::DEFAULT_IDLE_TIMEOUT;
+        }
         $process = @proc_open(
             $command,
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $logPath, 'a'], 2 => ['file', $logPath, 'a']],
             $pipes,
+            null,
+            $environment,
         );
         if ($process === false) {
             throw new ConnectError("could not start {$binary} serve", $logPath);
@@ -172,6 +187,7 @@ final class Connector
         $pid = $status['pid'];
         while (true) {
             if (self::answers($path)) {
+                fwrite(STDERR, "gantry: started engine (pid {$pid}) on {$path}; log: {$logPath}\n");
                 return;
             }
             if ($status['running']) {

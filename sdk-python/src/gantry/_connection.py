@@ -11,7 +11,9 @@ The order (the same in every gantry SDK):
 3. If nothing answers on the socket: start `gantry serve --socket PATH` (the
    binary from `GANTRY_BIN`, else `gantry` on PATH) in its own session, log to
    `engine.log` beside the socket, wait for it to answer and leave it running
-   for the next script.
+   for the next script. It stops by itself after `GANTRY_IDLE_TIMEOUT` (default
+   30m) with no client. Starting one says so, once, on stderr:
+   `gantry: started engine (pid N) on SOCKET; log: PATH`; reusing one says nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +32,10 @@ from ._errors import ConnectError, TransportError, raise_for_errors
 from ._gen import Client
 
 __all__ = ["Connection"]
+
+#: How long an engine the SDK starts waits with no client before it stops,
+#: unless `GANTRY_IDLE_TIMEOUT` says otherwise (the same in every gantry SDK).
+DEFAULT_IDLE_TIMEOUT = "30m"
 
 _INSTALL_HINT = (
     "build it with `cargo build --release -p gantry` in the gantry repository and "
@@ -226,13 +233,16 @@ async def _start_engine(path: str, timeout: float) -> None:
         if await _answers(path):
             return
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        environment = dict(os.environ)
+        if not environment.get(_env.IDLE_TIMEOUT):
+            environment[_env.IDLE_TIMEOUT] = DEFAULT_IDLE_TIMEOUT
         try:
             # posix_spawn + setsid: the engine outlives this script, gets no
             # terminal signals from it, and leaves no Popen object to warn about.
             pid = os.posix_spawn(
                 binary,
                 [binary, "serve", "--socket", path],
-                dict(os.environ),
+                environment,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, log_fd, 1),
@@ -248,6 +258,11 @@ async def _start_engine(path: str, timeout: float) -> None:
             os.close(log_fd)
         while True:
             if await _answers(path):
+                print(
+                    f"gantry: started engine (pid {pid}) on {path}; log: {log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return
             exited, status = os.waitpid(pid, os.WNOHANG)
             if exited:

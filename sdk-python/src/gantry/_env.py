@@ -21,6 +21,8 @@ SESSION_TOKEN = "GANTRY_SESSION_TOKEN"
 SOCKET = "GANTRY_SOCKET"
 #: The `gantry` binary to start when no engine answers (else `gantry` on PATH).
 BIN = "GANTRY_BIN"
+#: Idle timeout of an engine the SDK starts (default 30m; 0 or off: never).
+IDLE_TIMEOUT = "GANTRY_IDLE_TIMEOUT"
 #: The request header carrying the client's working directory (an absolute path,
 #: percent-encoded: see `encode_workdir`).
 WORKDIR_HEADER = "X-Gantry-Workdir"

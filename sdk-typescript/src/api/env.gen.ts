@@ -21,6 +21,8 @@ export const SESSION_TOKEN = "GANTRY_SESSION_TOKEN";
 export const SOCKET = "GANTRY_SOCKET";
 /** The `gantry` binary to start when no engine answers (else `gantry` on PATH). */
 export const BIN = "GANTRY_BIN";
+/** Idle timeout of an engine the SDK starts (default 30m; 0 or off: never). */
+export const IDLE_TIMEOUT = "GANTRY_IDLE_TIMEOUT";
 /** The request header carrying the client's working directory (an absolute path, percent-encoded: see `encodeWorkdir`). */
 export const WORKDIR_HEADER = "X-Gantry-Workdir";
 

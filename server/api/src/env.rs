@@ -18,6 +18,9 @@ pub const SESSION_PORT: &str = "GANTRY_SESSION_PORT";
 pub const SESSION_TOKEN: &str = "GANTRY_SESSION_TOKEN";
 /// The `gantry` binary an SDK starts when no engine answers.
 pub const BIN: &str = "GANTRY_BIN";
+/// `gantry serve --idle-timeout` (e.g. `30m`; `0`/`off`: never). An SDK that
+/// starts an engine sets it to 30m unless it is set already.
+pub const IDLE_TIMEOUT: &str = "GANTRY_IDLE_TIMEOUT";
 /// What Dagger's official SDKs read for the port (`gantry run` sets both names).
 pub const DAGGER_SESSION_PORT: &str = "DAGGER_SESSION_PORT";
 /// What Dagger's official SDKs read for the token.
@@ -104,6 +107,11 @@ pub const SDK_VARIABLES: &[Variable] = &[
         key: "BIN",
         name: BIN,
         doc: "The `gantry` binary to start when no engine answers (else `gantry` on PATH).",
+    },
+    Variable {
+        key: "IDLE_TIMEOUT",
+        name: IDLE_TIMEOUT,
+        doc: "Idle timeout of an engine the SDK starts (default 30m; 0 or off: never).",
     },
 ];
 

@@ -46,7 +46,9 @@ impl Connection {
 
     /// Speaks HTTP/1.1 over `stream`; the connection is driven by a task of
     /// its own until both sides are done with it.
-    async fn over(stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) -> Result<Self> {
+    pub(crate) async fn over(
+        stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    ) -> Result<Self> {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("while starting an HTTP connection to the engine")?;
@@ -75,18 +77,10 @@ impl Connection {
         let request = request
             .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
             .context("while building the query request")?;
-        let response = self
-            .sender
-            .send_request(request)
+        let (status, body) = self
+            .exchange(request)
             .await
             .context("while sending the query to the engine")?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("while reading the engine's answer")?
-            .to_bytes();
         if status != StatusCode::OK {
             bail!(
                 "the engine answered {status}: {}",
@@ -94,6 +88,37 @@ impl Connection {
             );
         }
         parse_deep(&body).context("while parsing the engine's JSON answer")
+    }
+
+    /// A bodiless `method path` (the control endpoint: `GET /engine`, `POST
+    /// /engine/stop`); the status and the body, whatever the status.
+    pub(crate) async fn send(
+        mut self,
+        method: hyper::Method,
+        path: &str,
+    ) -> Result<(StatusCode, Bytes)> {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(HOST, "gantry")
+            .body(Full::default())
+            .with_context(|| format!("while building {method} {path}"))?;
+        self.exchange(request)
+            .await
+            .with_context(|| format!("while sending {method} {path} to the engine"))
+    }
+
+    /// Sends `request`; the answer's status and whole body.
+    async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes)> {
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("while reading the engine's answer")?
+            .to_bytes();
+        Ok((status, body))
     }
 
     /// `GET /events`: the engine's step events and exec output from now on

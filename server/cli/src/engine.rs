@@ -131,6 +131,14 @@ pub(crate) fn open_store(args: &EngineArgs) -> Result<DiskStore> {
 /// `start` on a store already opened (`gantry serve` claims it first): starts the
 /// container runtime (which cleans up after engines that died).
 pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Arc<Engine>> {
+    start_serving(args, store).await.map(|(engine, _)| engine)
+}
+
+/// `start_with`, also saying which runtime `auto` settled on (for `GET /engine`).
+pub(crate) async fn start_serving(
+    args: &EngineArgs,
+    store: DiskStore,
+) -> Result<(Arc<Engine>, crate::runtime::Settled)> {
     let shared_key = shared_secret_key()?;
     let cache = args.cache.config(shared_key.is_some())?;
     if let Some(max_bytes) = args.cache_max_size()? {
@@ -164,7 +172,7 @@ pub(crate) async fn start_with(args: &EngineArgs, store: DiskStore) -> Result<Ar
     if let Some(cache) = remote_cache {
         engine = engine.with_remote_cache(cache);
     }
-    Ok(Arc::new(engine))
+    Ok((Arc::new(engine), choice))
 }
 
 /// The secret MAC key machines share to share the cached steps that use secrets:

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 pub(crate) use gantry_api::env::{
-    socket_path, DAGGER_SESSION_PORT, DAGGER_SESSION_TOKEN, SESSION_PORT, SESSION_TOKEN, SOCKET,
-    WORKDIR_HEADER,
+    socket_path, DAGGER_SESSION_PORT, DAGGER_SESSION_TOKEN, IDLE_TIMEOUT, SESSION_PORT,
+    SESSION_TOKEN, SOCKET, WORKDIR_HEADER,
 };
 
 /// Where the persistent cache lives.

@@ -7,12 +7,14 @@
     reason = "a command-line program: printing is its interface (libraries never print)"
 )]
 
+mod activity;
 mod cache;
 mod cache_admin;
 mod call;
 mod client;
 mod engine;
 mod env;
+mod lifecycle;
 mod module;
 mod progress;
 mod prune;
@@ -21,6 +23,7 @@ mod remote_admin;
 mod runtime;
 mod serve;
 mod session;
+mod status;
 
 use std::process::ExitCode;
 
@@ -41,6 +44,8 @@ struct Cli {
 enum Command {
     /// Run the engine: GraphQL on a Unix socket (and optionally loopback TCP)
     Serve(serve::ServeArgs),
+    /// See and stop the running engine: status, stop, logs
+    Engine(lifecycle::ControlArgs),
     /// Run a command inside an engine session (how CI jobs and SDK scripts run)
     Run(session::RunArgs),
     /// Call a function of a module (or the core API with -m core) and print its result
@@ -75,6 +80,12 @@ fn init_tracing(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: an SDK's engine.log, a
+        // CI log or a service manager's journal gets plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_target(false)
         .init();
 }
@@ -108,6 +119,7 @@ async fn run(cli: Cli) -> ExitCode {
     engine::raise_fd_limit();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Engine(args) => return lifecycle::run(args).await,
         Command::Run(args) => session::run(args).await,
         Command::Query(args) => query::run(args).await,
         Command::Call(args) => call::run(args).await,

@@ -66,6 +66,15 @@ pub(crate) enum Settled {
     Docker,
 }
 
+impl Settled {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Docker => "docker",
+        }
+    }
+}
+
 /// The native runtime's options from the environment; its snapshots go in the state
 /// directory's snapshot bucket.
 fn native_options(state: &StateDir) -> Result<gantry_native::NativeOptions> {

@@ -6,12 +6,23 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
 use gantry_api::Access;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::watch;
 
+use crate::activity::{self, Activity};
 use crate::engine::{self, EngineArgs};
+use crate::status::StopReason;
+
+/// How long a stopping engine waits for the requests in flight to be answered.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long answers already produced get to reach their clients once the
+/// requests have drained (event streams, which never end, are cut after it).
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -24,7 +35,12 @@ HttpOnly cookie for that port and shows GraphiQL (schema docs, completion, histo
 served by gantry itself: no internet access is needed. Without the token: 401.\n\
 \n\
 Both listeners also stream step events at GET /events (server-sent events), which\n\
-`gantry query` shows as progress."
+`gantry query` shows as progress. The socket alone also serves GET /engine (status,\n\
+`gantry engine status`) and POST /engine/stop (`gantry engine stop`).\n\
+\n\
+Stopping (SIGTERM, SIGINT, `gantry engine stop`, idle timeout) is graceful: no new\n\
+connections, requests in flight get up to 60 s to finish, then the socket is removed\n\
+and the state directory released."
 )]
 pub(crate) struct ServeArgs {
     /// Unix socket to listen on [env: GANTRY_SOCKET] [default: $XDG_RUNTIME_DIR/gantry/engine.sock or /tmp/gantry-$UID/engine.sock]
@@ -36,6 +52,9 @@ pub(crate) struct ServeArgs {
     /// Token for --listen [default: random, printed at start]
     #[arg(long, env = crate::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Stop after this long with no open connection and no request in flight, e.g. 30m, 1h, 90s; 0 or off: never [default: never; engines the SDKs start: 30m]
+    #[arg(long, value_name = "DURATION", env = crate::env::IDLE_TIMEOUT)]
+    idle_timeout: Option<activity::IdleTimeout>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -78,13 +97,16 @@ async fn bind_socket(path: &Path) -> Result<UnixListener> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
-    let shutdown = Shutdown::listen();
+    let mut shutdown = Shutdown::listen();
+    let started = Instant::now();
+    let started_at = SystemTime::now();
     let socket = socket_path(args.socket.as_deref());
     if let Some(addr) = args.listen {
         if !addr.ip().is_loopback() {
             bail!("--listen {addr}: only loopback addresses (127.0.0.1, ::1) are allowed");
         }
     }
+    let idle_timeout = args.idle_timeout.and_then(|timeout| timeout.0);
     // One `gantry serve` per state directory: a second is refused with an
     // error naming the first one's socket (other engines on the directory,
     // `gantry run` sessions, cooperate through record locks instead).
@@ -93,7 +115,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         .state_dir()
         .claim_serving(&socket)
         .context("while claiming the state directory")?;
-    let engine = engine::start_with(&args.engine, store).await?;
+    let state = store.state_dir().clone();
+    let (engine, runtime) = engine::start_serving(&args.engine, store).await?;
     let schema = gantry_api::schema(engine.clone());
     let unix = bind_socket(&socket).await?;
     // `--cache-max-size`: evicted every 5 minutes too, keeping what this
@@ -106,15 +129,48 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             engine::enforce_size_limit(false).await;
         }
     });
-    tracing::info!(socket = %socket.display(), state_dir = %args.engine.state_dir().display(), "engine serving");
+    tracing::info!(
+        socket = %socket.display(),
+        state_dir = %args.engine.state_dir().display(),
+        runtime = runtime.name(),
+        idle_timeout = %idle_timeout.map_or_else(|| "never".to_owned(), activity::format_duration),
+        "engine serving"
+    );
     eprintln!("gantry: serving on unix://{}", socket.display());
+    let activity = Activity::new();
+    let (stop, mut stopping) = watch::channel(None::<StopReason>);
+    let control = crate::status::router(crate::status::Control {
+        socket: socket.clone(),
+        state,
+        runtime: runtime.name(),
+        idle_timeout,
+        activity: activity.clone(),
+        stop: stop.clone(),
+        started,
+        started_at,
+    });
     // A socket client sends its working directory (X-Gantry-Workdir); one
     // that does not gets relative host paths refused, never resolved against
     // the engine's own directory.
-    let unix_app = gantry_api::router(schema.clone(), Access::Open, None);
+    let unix_app = gantry_api::router(schema.clone(), Access::Open, None)
+        .merge(control)
+        .layer(axum::middleware::from_fn_with_state(
+            activity.clone(),
+            activity::track,
+        ));
     let mut tasks = tokio::task::JoinSet::new();
+    let listener = activity::CountingListener {
+        listener: unix,
+        activity: activity.clone(),
+    };
+    let mut accepting = stop.subscribe();
     tasks.spawn(async move {
-        axum::serve(unix, unix_app)
+        axum::serve(listener, unix_app)
+            // Stops accepting once stopping; open connections finish their
+            // requests (and are cut after the drain below).
+            .with_graceful_shutdown(async move {
+                let _ = accepting.wait_for(Option::is_some).await;
+            })
             .await
             .context("while serving the socket")
     });
@@ -131,26 +187,72 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         let local = tcp.local_addr()?;
         eprintln!("gantry: serving on http://{local}/query (token: {token})");
         eprintln!("gantry: open GraphiQL at http://{local}/?token={token}");
-        let tcp_app = gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), None);
+        let tcp_app =
+            gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), None).layer(
+                axum::middleware::from_fn_with_state(activity.clone(), activity::track),
+            );
         tasks.spawn(async move {
             gantry_api::serve_tcp(tcp, tcp_app)
                 .await
                 .context("while serving TCP")
         });
     }
-    let outcome = tokio::select! {
+    if let Some(timeout) = idle_timeout {
+        tokio::spawn(stop_when_idle(activity.clone(), timeout, stop.clone()));
+    }
+    let (reason, outcome) = tokio::select! {
         result = tasks.join_next() => match result {
-            Some(Ok(Err(error))) => Err(error),
-            _ => Ok(()),
+            Some(Ok(Err(error))) => (None, Err(error)),
+            _ => (None, Ok(())),
         },
-        _ = shutdown.wait() => Ok(()),
+        () = shutdown.next() => (Some(StopReason::Signal), Ok(())),
+        reason = stopping.wait_for(Option::is_some) => (reason.ok().and_then(|r| *r), Ok(())),
     };
+    if let Some(reason) = reason {
+        tracing::info!(
+            reason = reason.as_str(),
+            in_flight = activity.in_flight(),
+            "engine stopping"
+        );
+        crate::status::request_stop(&stop, reason);
+        tokio::select! {
+            drained = activity.drained(DRAIN_TIMEOUT) => if !drained {
+                tracing::warn!(in_flight = activity.in_flight(), timeout_seconds = DRAIN_TIMEOUT.as_secs(), "requests still in flight after the drain timeout; cutting them off");
+            },
+            () = shutdown.next() => tracing::warn!(in_flight = activity.in_flight(), "second signal: cutting off the requests in flight"),
+        }
+        let _ = tokio::time::timeout(FLUSH_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+    tasks.abort_all();
     let _ = fs::remove_file(&socket);
     evictor.abort();
     engine::finish(&engine).await;
     engine::stop(&engine).await;
     tracing::info!("engine stopped");
     outcome
+}
+
+/// Asks the engine to stop once nothing was open or in flight for `timeout`.
+async fn stop_when_idle(
+    activity: Arc<Activity>,
+    timeout: Duration,
+    stop: watch::Sender<Option<StopReason>>,
+) {
+    let tick = (timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(tick).await;
+        if activity.idle_for().is_some_and(|idle| idle >= timeout) {
+            tracing::info!(
+                idle_timeout = %activity::format_duration(timeout),
+                "no connection or request for the idle timeout"
+            );
+            crate::status::request_stop(&stop, StopReason::Idle);
+            return;
+        }
+    }
 }
 
 /// SIGTERM/SIGINT handlers, installed when created: a signal that arrives
@@ -170,6 +272,11 @@ impl Shutdown {
     }
 
     pub(crate) async fn wait(mut self) {
+        self.next().await;
+    }
+
+    /// The next signal (a stopping engine cuts its drain short on a second one).
+    pub(crate) async fn next(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}

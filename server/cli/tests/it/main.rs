@@ -43,6 +43,7 @@ mod cache_volumes;
 mod directory;
 mod dockerfile;
 mod engine;
+mod engine_lifecycle;
 mod git;
 mod host;
 mod http;

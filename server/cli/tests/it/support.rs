@@ -332,6 +332,21 @@ impl Server {
         self.dir.path()
     }
 
+    /// Waits up to `within` for the engine to exit by itself; its exit status,
+    /// or `None` when it still runs.
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the engine (SIGTERM) and waits for it to exit.
     pub(crate) fn stop(&mut self) {
         let _ = Command::new("kill")
@@ -430,6 +445,13 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `POST /query` of `query` on `socket`, from any thread; the answer's body
+/// whatever its status.
+pub(crate) fn raw_query(socket: &Path, query: &str) -> String {
+    let body = serde_json::json!({ "query": query }).to_string();
+    post_query(Endpoint::Unix(socket.to_path_buf()), &body, &[]).1
 }
 
 enum Endpoint {
