@@ -20,6 +20,7 @@ mod filter;
 mod gitignore;
 mod history;
 pub mod host;
+mod host_index;
 mod inflight;
 mod launch;
 pub mod lookup;

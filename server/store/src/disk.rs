@@ -15,6 +15,9 @@ pub struct DiskStore {
     dir: StateDir,
     /// Records already read or written by this engine (see `memoized`).
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
+    /// Host-directory indexes of this engine, in memory (bounded, see
+    /// `gantry_core::host::Indexes`).
+    host_indexes: gantry_core::host::Indexes,
 }
 
 /// Whether records of `kind` are kept in memory once read. Most are small
@@ -41,6 +44,7 @@ impl DiskStore {
         Self {
             dir,
             records: DashMap::new(),
+            host_indexes: gantry_core::host::Indexes::default(),
         }
     }
 
@@ -126,6 +130,10 @@ impl Store for DiskStore {
 
     fn image_names(&self) -> ImageNames {
         self.dir.image_names()
+    }
+
+    fn host_indexes(&self) -> Option<&gantry_core::host::Indexes> {
+        Some(&self.host_indexes)
     }
 }
 
