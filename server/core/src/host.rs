@@ -35,7 +35,7 @@ use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::filter::{Gitignores, PathFilter, Verdict};
 use crate::host_index::{Check, Role, Snapshot, Stat};
-pub use crate::host_index::{Indexes, MAX_ENTRIES_IN_MEMORY, MAX_INDEXES_IN_MEMORY};
+pub use crate::host_memory::{Indexes, MAX_ENTRIES_IN_MEMORY, MAX_INDEXES_IN_MEMORY};
 use crate::store::{RecordKind, Store};
 use crate::tree::{Entry, Owner, Tree};
 
@@ -119,7 +119,10 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     let filter = PathFilter::new(options.include, options.exclude)?;
     let index_key = index_key(root, &options);
     let memory = store.host_indexes();
-    let old = match memory.and_then(|indexes| indexes.get(&index_key)) {
+    let in_memory = memory
+        .and_then(|indexes| indexes.get(&index_key))
+        .and_then(|any| any.downcast::<Snapshot>().ok());
+    let old = match in_memory {
         Some(old) => Some(old),
         None => store
             .get(RecordKind::HostIndex, &index_key)?
@@ -137,7 +140,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
             // The tree record may have been pruned since: put it back.
             store_tree_as(store, &old.tree, &old.digest)?;
             if let Some(indexes) = memory {
-                indexes.put(index_key, old.clone());
+                indexes.put(index_key, old.clone(), old.checks.len());
             }
             return Ok(old.digest);
         }
@@ -181,7 +184,8 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     )?;
     let digest = snapshot.digest;
     if let Some(indexes) = memory {
-        indexes.put(index_key, Arc::new(snapshot));
+        let entries = snapshot.checks.len();
+        indexes.put(index_key, Arc::new(snapshot), entries);
     }
     Ok(digest)
 }

@@ -10,10 +10,9 @@
 //! rewritten. This module owns the format and the memory bound; `host`
 //! decides what a snapshot's checks mean.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
-use std::sync::{Arc, Mutex};
 
 use crate::digest::Digest;
 use crate::tree::{Entry, Owner, Tree};
@@ -103,101 +102,6 @@ pub(crate) struct Snapshot {
     pub(crate) digest: Digest,
     pub(crate) tree: Tree,
     pub(crate) checks: Vec<Check>,
-}
-
-/// How many entries (recorded paths) the snapshots kept in memory may hold
-/// together: about 250 bytes each, so some 50 MB at most. The least
-/// recently used snapshots go first; the newest is always kept.
-pub const MAX_ENTRIES_IN_MEMORY: usize = 200_000;
-/// How many snapshots are kept in memory at most.
-pub const MAX_INDEXES_IN_MEMORY: usize = 16;
-
-/// Snapshots of recently read host directories, by index key, in memory.
-#[derive(Debug)]
-pub struct Indexes {
-    inner: Mutex<Recent>,
-    max_entries: usize,
-}
-
-impl Default for Indexes {
-    fn default() -> Self {
-        Self::with_bound(MAX_ENTRIES_IN_MEMORY)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Recent {
-    clock: u64,
-    snapshots: HashMap<Digest, (u64, Arc<Snapshot>)>,
-}
-
-impl Indexes {
-    /// Indexes holding at most `max_entries` entries together.
-    pub fn with_bound(max_entries: usize) -> Self {
-        Self {
-            inner: Mutex::default(),
-            max_entries,
-        }
-    }
-
-    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Snapshot>> {
-        let mut recent = self.lock();
-        recent.clock += 1;
-        let clock = recent.clock;
-        let (used, snapshot) = recent.snapshots.get_mut(key)?;
-        *used = clock;
-        Some(snapshot.clone())
-    }
-
-    pub(crate) fn put(&self, key: Digest, snapshot: Arc<Snapshot>) {
-        let mut recent = self.lock();
-        recent.clock += 1;
-        let clock = recent.clock;
-        recent.snapshots.insert(key, (clock, snapshot));
-        loop {
-            let total: usize = recent
-                .snapshots
-                .values()
-                .map(|(_, snapshot)| snapshot.checks.len())
-                .sum();
-            let over = total > self.max_entries || recent.snapshots.len() > MAX_INDEXES_IN_MEMORY;
-            if !over || recent.snapshots.len() <= 1 {
-                break;
-            }
-            let oldest = recent
-                .snapshots
-                .iter()
-                .filter(|(candidate, _)| **candidate != key)
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(oldest, _)| *oldest);
-            match oldest {
-                Some(oldest) => recent.snapshots.remove(&oldest),
-                None => break,
-            };
-        }
-    }
-
-    /// Forgets every snapshot (as a restarted engine would have none).
-    pub fn clear(&self) {
-        self.lock().snapshots.clear();
-    }
-
-    /// How many snapshots are held, for tests.
-    pub fn len(&self) -> usize {
-        self.lock().snapshots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
-        // A panic while holding the lock leaves a consistent map (every
-        // update is one insert or remove).
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// The first bytes of a stored snapshot; the JSON indexes of earlier
@@ -479,25 +383,5 @@ mod tests {
         assert_eq!(decode(&bytes[..bytes.len() - 1]), None);
         assert_eq!(decode(b"{\"files\":{}}"), None);
         assert_eq!(decode(b""), None);
-    }
-
-    #[test]
-    fn memory_is_bounded_by_entries_least_recently_used_first() {
-        let indexes = Indexes::with_bound(25);
-        let big = Arc::new(snapshot(9));
-        let keys: Vec<Digest> = (0u8..4).map(|n| Digest::of_bytes(&[n])).collect();
-        indexes.put(keys[0], big.clone());
-        indexes.put(keys[1], big.clone());
-        // Using the first makes the second the least recently used.
-        assert!(indexes.get(&keys[0]).is_some());
-        indexes.put(keys[2], big.clone());
-        assert_eq!(indexes.len(), 2, "three thirds and a bit exceed the bound");
-        assert!(indexes.get(&keys[1]).is_none());
-        assert!(indexes.get(&keys[0]).is_some() && indexes.get(&keys[2]).is_some());
-        // One snapshot over the bound on its own is still kept.
-        let huge = Arc::new(snapshot(31));
-        indexes.put(keys[3], huge);
-        assert_eq!(indexes.len(), 1);
-        assert!(indexes.get(&keys[3]).is_some());
     }
 }

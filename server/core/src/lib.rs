@@ -21,6 +21,7 @@ mod gitignore;
 mod history;
 pub mod host;
 mod host_index;
+mod host_memory;
 mod inflight;
 mod launch;
 pub mod lookup;

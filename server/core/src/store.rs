@@ -137,7 +137,7 @@ pub trait Store: Send + Sync + 'static {
     fn image_names(&self) -> ImageNames;
     /// The host-directory indexes the engine on this store keeps in memory
     /// (`host::Indexes`); `None`: every read starts from the stored index.
-    fn host_indexes(&self) -> Option<&crate::host::Indexes> {
+    fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
         None
     }
 }
@@ -172,7 +172,7 @@ pub struct MemoryStore {
     blobs: DashMap<Digest, Vec<u8>>,
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
     dir: PathBuf,
-    host_indexes: crate::host::Indexes,
+    host_indexes: crate::host_memory::Indexes,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -186,7 +186,7 @@ impl Default for MemoryStore {
                 std::process::id(),
                 rand::random::<u64>()
             )),
-            host_indexes: crate::host::Indexes::default(),
+            host_indexes: crate::host_memory::Indexes::default(),
         }
     }
 }
@@ -277,7 +277,7 @@ impl Store for MemoryStore {
         ImageNames::new("memory")
     }
 
-    fn host_indexes(&self) -> Option<&crate::host::Indexes> {
+    fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
         Some(&self.host_indexes)
     }
 }
