@@ -51,6 +51,15 @@ impl Digest {
         Some(Self(out))
     }
 
+    /// The raw 32 bytes, for compact binary records.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The first 12 hex characters, for logs and display names.
     pub fn short(&self) -> String {
         self.hex()[..12].to_owned()

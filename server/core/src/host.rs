@@ -1,70 +1,61 @@
 //! Reading the client's host filesystem into content-addressed trees.
 //!
 //! A host directory becomes a `Tree` whose digest covers names, modes,
-//! symlink targets and contents. Re-reading an unchanged tree must not
-//! re-read every byte, so an index (like git's) remembers each file's
-//! blob digest keyed by path, size, mtime and inode; a file whose stat
-//! matches is not opened again. The index is per root path and filter and
-//! kept in the store (`RecordKind::HostIndex`), so it survives restarts.
+//! symlink targets and contents. Re-reading an unchanged tree must cost
+//! little more than a `stat` per entry, so each read leaves a snapshot
+//! (`host_index`): the tree, its digest and the stat of everything the read
+//! depended on (directories walked, entries kept, `.gitignore` files and
+//! `.git` markers). The next read of the same root and options (the index
+//! key) first re-stats those paths relative to the root's descriptor:
+//!
+//! - all unchanged: the stored digest is the answer; nothing is rebuilt;
+//! - only regular files changed (contents, mode): just those are re-read
+//!   and their tree entries replaced;
+//! - anything else (an entry added, removed or replaced, a rules file
+//!   changed): a full walk, which still reuses the blob of every file whose
+//!   stat matches, as git's index does.
+//!
+//! Snapshots live in memory in a running engine (`Indexes`, bounded) and in
+//! the store (`RecordKind::HostIndex`, compact binary), so they survive
+//! restarts; a damaged or older record means a full read, never an error.
 //!
 //! As in git, a file modified in the same clock tick as the read that
-//! indexed it could keep its recorded stat ("racily clean"), so entries
-//! whose mtime is not safely older than that read are re-read.
+//! recorded it could keep its recorded stat ("racily clean"), so entries
+//! whose mtime or ctime is not safely older than that read are re-read.
 
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::filter::{Gitignores, PathFilter, Verdict};
+use crate::host_index::{Check, Role, Snapshot, Stat};
+pub use crate::host_memory::{Indexes, MAX_ENTRIES_IN_MEMORY, MAX_INDEXES_IN_MEMORY};
 use crate::store::{RecordKind, Store};
 use crate::tree::{Entry, Owner, Tree};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stat {
-    size: u64,
-    mtime_ns: i128,
-    inode: u64,
-    mode: u32,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Index {
-    files: HashMap<String, (Stat, Digest)>,
-    /// When the walk that wrote this index started (ns since the epoch).
-    #[serde(default)]
-    started_ns: i128,
-}
-
 /// How far file timestamps may trail the wall clock: kernels stamp files
 /// from a clock that ticks every few milliseconds, and some filesystems
-/// round further. An indexed file whose mtime is within this margin of the
-/// indexing walk's start is re-read (see the module docs).
-const RACY_MARGIN_NS: i128 = 1_000_000_000;
+/// round further. A recorded path whose mtime or ctime is within this
+/// margin of the recording read's start is re-checked (see the module docs).
+const RACY_MARGIN_NS: i64 = 1_000_000_000;
 
-fn now_ns() -> i128 {
+fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-impl Index {
-    /// The recorded blob of `rel`, when its stat is unchanged and was
-    /// recorded safely after its last modification.
-    fn known(&self, rel: &str, stat: &Stat) -> Option<Digest> {
-        match self.files.get(rel) {
-            Some((known, blob))
-                if known == stat && stat.mtime_ns < self.started_ns - RACY_MARGIN_NS =>
-            {
-                Some(*blob)
-            }
-            _ => None,
-        }
-    }
+/// Whether `now` still vouches for what `recorded` did in a snapshot taken
+/// at `started_ns`: the same stat, last changed safely before that read.
+fn still_valid(recorded: Option<Stat>, now: Option<Stat>, started_ns: i64) -> bool {
+    recorded == now
+        && now.is_none_or(|stat| stat.changed_ns() < started_ns.saturating_sub(RACY_MARGIN_NS))
 }
 
 /// The key a host tree is stored under (`RecordKind::HostTree`), by content
@@ -127,41 +118,220 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     }
     let filter = PathFilter::new(options.include, options.exclude)?;
     let index_key = index_key(root, &options);
-    let old: Index = store
-        .get(RecordKind::HostIndex, &index_key)?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    let mut walk = Walk {
-        store,
-        filter: &filter,
-        git: None,
-        owners: false,
-        old: &old,
-        new: Index {
-            files: HashMap::new(),
-            started_ns: now_ns(),
-        },
-        tree: Tree::default(),
+    let memory = store.host_indexes();
+    let in_memory = memory
+        .and_then(|indexes| indexes.get(&index_key))
+        .and_then(|any| any.downcast::<Snapshot>().ok());
+    let old = match in_memory {
+        Some(old) => Some(old),
+        None => store
+            .get(RecordKind::HostIndex, &index_key)?
+            .and_then(|bytes| crate::host_index::decode(&bytes))
+            .map(Arc::new),
     };
-    if options.gitignore {
-        walk.git = enclosing_repository(root)?;
-    }
-    walk.dir(root, "", &mut Vec::new())?;
-    let digest = store_tree(store, &walk.tree)?;
-    // Rewritten only when something changed; an index left as it was keeps
-    // its older start time, which only makes it more cautious.
-    if walk.new.files != old.files {
-        let bytes = serde_json::to_vec(&walk.new).expect("indexes always serialise");
-        store.put(RecordKind::HostIndex, &index_key, &bytes)?;
+    let started_ns = now_ns();
+    let reload = match &old {
+        Some(old) => recheck(store, root, old, started_ns)?,
+        None => Reload::Walk,
+    };
+    let snapshot = match reload {
+        Reload::Same => {
+            let old = old.expect("only a snapshot can be unchanged");
+            // The tree record may have been pruned since: put it back.
+            store_tree_as(store, &old.tree, &old.digest)?;
+            if let Some(indexes) = memory {
+                indexes.put(index_key, old.clone(), old.checks.len());
+            }
+            return Ok(old.digest);
+        }
+        Reload::Patched(snapshot) => snapshot,
+        Reload::Walk => {
+            let mut walk = Walk {
+                store,
+                filter: &filter,
+                git: None,
+                owners: false,
+                known: old.as_deref().map(known_blobs).unwrap_or_default(),
+                checks: Vec::new(),
+                tree: Tree::default(),
+            };
+            if options.gitignore {
+                walk.git = enclosing_repository(root, &mut walk.checks)?;
+            }
+            let dir = open_dir(root)?;
+            let stat =
+                rustix::fs::fstat(&dir).map_err(|error| host_error(root, error.to_string()))?;
+            walk.checks.push(Check {
+                path: String::new(),
+                role: Role::Dir,
+                stat: Some(Stat::of_raw(&stat)),
+            });
+            walk.dir(root, "", &mut Vec::new())?;
+            let digest = walk.tree.digest();
+            Snapshot {
+                started_ns,
+                digest,
+                tree: walk.tree,
+                checks: walk.checks,
+            }
+        }
+    };
+    store_tree_as(store, &snapshot.tree, &snapshot.digest)?;
+    store.put(
+        RecordKind::HostIndex,
+        &index_key,
+        &crate::host_index::encode(&snapshot),
+    )?;
+    let digest = snapshot.digest;
+    if let Some(indexes) = memory {
+        let entries = snapshot.checks.len();
+        indexes.put(index_key, Arc::new(snapshot), entries);
     }
     Ok(digest)
 }
 
+fn open_dir(root: &Path) -> Result<rustix::fd::OwnedFd> {
+    rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|error| host_error(root, std::io::Error::from(error).to_string()))
+}
+
+/// What re-checking a snapshot against the host found.
+enum Reload {
+    /// Every recorded path is as recorded.
+    Same,
+    /// Only regular files changed; they were re-read into this snapshot.
+    Patched(Snapshot),
+    /// Something else changed: walk the directory again.
+    Walk,
+}
+
+/// Re-stats every path `old` recorded, relative to `root`'s descriptor.
+fn recheck(store: &dyn Store, root: &Path, old: &Snapshot, started_ns: i64) -> Result<Reload> {
+    let Ok(dir) = open_dir(root) else {
+        return Ok(Reload::Walk);
+    };
+    let mut changed_files = Vec::new();
+    for (at, check) in old.checks.iter().enumerate() {
+        let path = if check.path.is_empty() {
+            "."
+        } else {
+            check.path.as_str()
+        };
+        let flags = match check.role {
+            Role::Rules | Role::Marker => AtFlags::empty(),
+            _ => AtFlags::SYMLINK_NOFOLLOW,
+        };
+        let now = rustix::fs::statat(&dir, path, flags)
+            .ok()
+            .map(|stat| Stat::of_raw(&stat));
+        let unchanged = match check.role {
+            Role::Marker => now.is_some() == check.stat.is_some(),
+            _ => still_valid(check.stat, now, old.started_ns),
+        };
+        if unchanged {
+            continue;
+        }
+        match (check.role, check.stat, now) {
+            (Role::Entry, Some(was), Some(now)) if was.is_file() && now.is_file() => {
+                changed_files.push((at, now));
+            }
+            _ => return Ok(Reload::Walk),
+        }
+    }
+    if changed_files.is_empty() {
+        return Ok(Reload::Same);
+    }
+    let mut snapshot = Snapshot {
+        started_ns,
+        digest: old.digest,
+        tree: old.tree.clone(),
+        checks: old.checks.clone(),
+    };
+    for (at, stat) in changed_files {
+        let check = &mut snapshot.checks[at];
+        // The stat was taken before the read: a change during the read
+        // shows as a newer stat (or a racy one) next time.
+        let (blob, size) = store.put_blob_file(&root.join(&check.path))?;
+        check.stat = Some(stat);
+        match snapshot.tree.entries.get_mut(&check.path) {
+            Some(Entry::File {
+                blob: old_blob,
+                size: old_size,
+                mode,
+                ..
+            }) => {
+                *old_blob = blob;
+                *old_size = size;
+                *mode = stat.mode & 0o7777;
+            }
+            // A snapshot whose checks and tree disagree: read it all again.
+            _ => return Ok(Reload::Walk),
+        }
+    }
+    snapshot.digest = snapshot.tree.digest();
+    Ok(Reload::Patched(snapshot))
+}
+
+/// The blob of every regular file `snapshot` recorded, by path, with the
+/// stat it had, for a full walk to reuse.
+fn known_blobs(snapshot: &Snapshot) -> Known {
+    let files = snapshot
+        .checks
+        .iter()
+        .filter(|check| check.role == Role::Entry)
+        .filter_map(|check| match (check.stat, snapshot.tree.get(&check.path)) {
+            (Some(stat), Some(Entry::File { blob, .. })) if stat.is_file() => {
+                Some((check.path.clone(), (stat, *blob)))
+            }
+            _ => None,
+        })
+        .collect();
+    Known {
+        files,
+        started_ns: snapshot.started_ns,
+    }
+}
+
+/// Blobs a full walk may reuse (see `known_blobs`).
+#[derive(Default)]
+struct Known {
+    files: HashMap<String, (Stat, Digest)>,
+    started_ns: i64,
+}
+
+impl Known {
+    /// The recorded blob of `rel`, when its stat is unchanged and was
+    /// recorded safely after its last modification.
+    fn blob(&self, rel: &str, stat: Stat) -> Option<Digest> {
+        let (known, blob) = self.files.get(rel)?;
+        still_valid(Some(*known), Some(stat), self.started_ns).then_some(*blob)
+    }
+}
+
 /// The git repository around `root` and the `.gitignore` rules that reach
 /// `root` from above; `None` outside any repository. A `root` that those
-/// rules ignore reads as missing, as git would not check it out.
-fn enclosing_repository(root: &Path) -> Result<Option<Repository>> {
-    let Some(top) = root.ancestors().find(|dir| dir.join(".git").exists()) else {
+/// rules ignore reads as missing, as git would not check it out. Each `.git`
+/// looked for and each rules file read is recorded in `checks`.
+fn enclosing_repository(root: &Path, checks: &mut Vec<Check>) -> Result<Option<Repository>> {
+    let mut top = None;
+    for dir in root.ancestors() {
+        let marker = dir.join(".git");
+        let found = fs::metadata(&marker).ok();
+        checks.push(Check {
+            path: marker.to_string_lossy().into_owned(),
+            role: Role::Marker,
+            stat: found.as_ref().map(Stat::of),
+        });
+        if found.is_some() {
+            top = Some(dir);
+            break;
+        }
+    }
+    let Some(top) = top else {
         return Ok(None);
     };
     let relative = root
@@ -175,7 +345,9 @@ fn enclosing_repository(root: &Path) -> Result<Option<Repository>> {
     };
     let mut dir = String::new();
     for part in relative.split('/').filter(|part| !part.is_empty()) {
-        repository.add_rules(&top.join(&dir), &dir)?;
+        let host_dir = top.join(&dir);
+        let recorded = host_dir.join(".gitignore").to_string_lossy().into_owned();
+        repository.add_rules(&host_dir, &dir, recorded, checks)?;
         dir = join(&dir, part);
         if repository.rules.ignores(&dir, true) {
             return Err(host_error(root, "no such file or directory"));
@@ -192,9 +364,22 @@ struct Repository {
 }
 
 impl Repository {
-    /// Adds the rules of `host_dir/.gitignore` (`dir` in the repository).
-    fn add_rules(&mut self, host_dir: &Path, dir: &str) -> Result<()> {
+    /// Adds the rules of `host_dir/.gitignore` (`dir` in the repository),
+    /// recording its stat, taken before reading it, in `checks` under
+    /// `recorded`.
+    fn add_rules(
+        &mut self,
+        host_dir: &Path,
+        dir: &str,
+        recorded: String,
+        checks: &mut Vec<Check>,
+    ) -> Result<()> {
         let path = host_dir.join(".gitignore");
+        checks.push(Check {
+            path: recorded,
+            role: Role::Rules,
+            stat: fs::metadata(&path).ok().as_ref().map(Stat::of),
+        });
         match fs::read_to_string(&path) {
             Ok(text) => self.rules.add(dir, &text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -227,14 +412,13 @@ pub(crate) fn read_tree(store: &dyn Store, root: &Path) -> Result<Tree> {
 /// Reads `root` without filter or index; `owners`: keep files' owners.
 fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
     let filter = PathFilter::default();
-    let old = Index::default();
     let mut walk = Walk {
         store,
         filter: &filter,
         git: None,
         owners,
-        old: &old,
-        new: Index::default(),
+        known: Known::default(),
+        checks: Vec::new(),
         tree: Tree::default(),
     };
     walk.dir(root, "", &mut Vec::new())?;
@@ -244,14 +428,20 @@ fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
 /// Stores a tree (once) under its content digest, which it returns.
 fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
     let digest = tree.digest();
+    store_tree_as(store, tree, &digest)?;
+    Ok(digest)
+}
+
+/// Stores a tree (once) under `digest`, its content digest.
+fn store_tree_as(store: &dyn Store, tree: &Tree, digest: &Digest) -> Result<()> {
     if store
-        .get(RecordKind::HostTree, &tree_key(&digest))?
+        .get(RecordKind::HostTree, &tree_key(digest))?
         .is_none()
     {
         let json = serde_json::to_vec(tree).expect("trees always serialise");
-        store.put(RecordKind::HostTree, &tree_key(&digest), &json)?;
+        store.put(RecordKind::HostTree, &tree_key(digest), &json)?;
     }
-    Ok(digest)
+    Ok(())
 }
 
 /// Reads one host file as a one-entry tree named after the file, streamed
@@ -287,18 +477,24 @@ struct Walk<'a> {
     /// Keep files' owners (the engine's own directories); the client's
     /// files are read as root's.
     owners: bool,
-    old: &'a Index,
-    new: Index,
+    /// Blobs of the previous read, reused for files whose stat matches.
+    known: Known,
+    /// What this read depended on (see `Snapshot`).
+    checks: Vec<Check>,
     tree: Tree,
 }
 
 impl Walk<'_> {
     /// Reads `dir` (`prefix` in the tree). `pending` holds the directories
-    /// above it that are kept only if something under them is.
+    /// above it that are kept only if something under them is. Entries are
+    /// stat'ed relative to the directory (`DirEntry::metadata` is an
+    /// `fstatat` on its descriptor); full paths are built only for what is
+    /// opened.
     fn dir(&mut self, dir: &Path, prefix: &str, pending: &mut Vec<(String, Entry)>) -> Result<()> {
         if let Some(git) = &mut self.git {
             let in_repository = join(&git.prefix, prefix);
-            git.add_rules(dir, &in_repository)?;
+            let recorded = join(prefix, ".gitignore");
+            git.add_rules(dir, &in_repository, recorded, &mut self.checks)?;
         }
         let mut names: Vec<_> = fs::read_dir(dir)
             .map_err(|error| host_error(dir, error.to_string()))?
@@ -307,9 +503,9 @@ impl Walk<'_> {
         names.sort_by_key(|entry| entry.file_name());
         for entry in names {
             let rel = join(prefix, &entry.file_name().to_string_lossy());
-            let path = entry.path();
-            let meta = fs::symlink_metadata(&path)
-                .map_err(|error| host_error(&path, error.to_string()))?;
+            let meta = entry
+                .metadata()
+                .map_err(|error| host_error(&entry.path(), error.to_string()))?;
             let is_dir = meta.file_type().is_dir();
             let ignored = self
                 .git
@@ -339,13 +535,13 @@ impl Walk<'_> {
                             mtime: 0,
                         },
                     ));
-                    self.dir(&path, &rel, pending)?;
+                    self.subdir(&entry.path(), &rel, &meta, pending)?;
                     if pending.last().is_some_and(|(dir, _)| *dir == rel) {
                         pending.pop();
                     }
                 }
                 Verdict::Traverse | Verdict::Keep => {
-                    let Some(found) = self.entry(&path, &rel, &meta, owner)? else {
+                    let Some(found) = self.entry(dir, &entry, &rel, &meta, owner)? else {
                         continue;
                     };
                     for (dir, entry) in pending.drain(..) {
@@ -353,7 +549,7 @@ impl Walk<'_> {
                     }
                     self.tree.insert(&rel, found)?;
                     if is_dir {
-                        self.dir(&path, &rel, pending)?;
+                        self.subdir(&entry.path(), &rel, &meta, pending)?;
                     }
                 }
             }
@@ -361,11 +557,30 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The entry for `path`, reading a file's contents unless the index
-    /// vouches for them. `None` for what trees do not hold (sockets, FIFOs).
-    fn entry(
+    /// Walks a directory below the root, recording its stat first: names
+    /// added to it after that change its mtime.
+    fn subdir(
         &mut self,
         path: &Path,
+        rel: &str,
+        meta: &fs::Metadata,
+        pending: &mut Vec<(String, Entry)>,
+    ) -> Result<()> {
+        self.checks.push(Check {
+            path: rel.to_owned(),
+            role: Role::Dir,
+            stat: Some(Stat::of(meta)),
+        });
+        self.dir(path, rel, pending)
+    }
+
+    /// The entry for `entry` (in `dir`), reading a file's contents unless
+    /// the previous read vouches for them. `None` for what trees do not
+    /// hold (sockets, FIFOs).
+    fn entry(
+        &mut self,
+        dir: &Path,
+        entry: &fs::DirEntry,
         rel: &str,
         meta: &fs::Metadata,
         owner: Owner,
@@ -379,9 +594,16 @@ impl Walk<'_> {
                 mtime: 0,
             }));
         }
+        let stat = Stat::of(meta);
         if file_type.is_symlink() {
+            let path = dir.join(entry.file_name());
             let target =
-                fs::read_link(path).map_err(|error| host_error(path, error.to_string()))?;
+                fs::read_link(&path).map_err(|error| host_error(&path, error.to_string()))?;
+            self.checks.push(Check {
+                path: rel.to_owned(),
+                role: Role::Entry,
+                stat: Some(stat),
+            });
             return Ok(Some(Entry::Symlink {
                 target: target.to_string_lossy().into_owned(),
                 owner,
@@ -390,22 +612,20 @@ impl Walk<'_> {
         if !file_type.is_file() {
             return Ok(None);
         }
-        let stat = Stat {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
-            mode,
-        };
-        let blob = match self.old.known(rel, &stat) {
-            Some(blob) => blob,
+        let (blob, size) = match self.known.blob(rel, stat) {
+            Some(blob) => (blob, stat.size),
             // Streamed into the store: memory stays bounded whatever the
             // file's size.
-            None => self.store.put_blob_file(path)?.0,
+            None => self.store.put_blob_file(&dir.join(entry.file_name()))?,
         };
-        self.new.files.insert(rel.to_owned(), (stat.clone(), blob));
+        self.checks.push(Check {
+            path: rel.to_owned(),
+            role: Role::Entry,
+            stat: Some(stat),
+        });
         Ok(Some(Entry::File {
             blob,
-            size: stat.size,
+            size,
             mode,
             mtime: 0,
             owner,
@@ -436,11 +656,13 @@ pub fn find_up(start: &Path, name: &str) -> Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::symlink;
     use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::{ImageNames, Lock, MemoryStore};
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -452,9 +674,65 @@ mod tests {
         dir
     }
 
+    /// A `MemoryStore` that counts the host files it reads, so a test can
+    /// tell a shortcut from a full read.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        files_read: AtomicUsize,
+    }
+
+    impl CountingStore {
+        fn files_read(&self) -> usize {
+            self.files_read.swap(0, Ordering::SeqCst)
+        }
+
+        /// As an engine restarted on the same state: nothing in memory.
+        fn restart(&self) {
+            self.inner.host_indexes().unwrap().clear();
+        }
+    }
+
+    impl Store for CountingStore {
+        fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+            self.inner.put_blob(bytes)
+        }
+        fn put_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
+            self.files_read.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_blob_file(path)
+        }
+        fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+            self.inner.get_blob(digest)
+        }
+        fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+            self.inner.open_blob(digest)
+        }
+        fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()> {
+            self.inner.put(kind, key, value)
+        }
+        fn get(&self, kind: RecordKind, key: &Digest) -> Result<Option<Vec<u8>>> {
+            self.inner.get(kind, key)
+        }
+        fn scratch_dir(&self) -> Result<PathBuf> {
+            self.inner.scratch_dir()
+        }
+        fn cache_volume_dir(&self, name: &str) -> PathBuf {
+            self.inner.cache_volume_dir(name)
+        }
+        fn lock(&self, kind: RecordKind, key: &Digest) -> Result<Lock> {
+            self.inner.lock(kind, key)
+        }
+        fn image_names(&self) -> ImageNames {
+            self.inner.image_names()
+        }
+        fn host_indexes(&self) -> Option<&Indexes> {
+            self.inner.host_indexes()
+        }
+    }
+
     /// Rewrites `path` in place with `contents` (same length), then puts
-    /// its mtime back: only the contents differ from what was indexed.
-    fn rewrite_keeping_stat(path: &Path, contents: &str) {
+    /// its mtime back: only the contents (and the ctime) differ.
+    fn rewrite_keeping_mtime(path: &Path, contents: &str) {
         let mtime = fs::metadata(path).unwrap().modified().unwrap();
         fs::write(path, contents).unwrap();
         fs::File::options()
@@ -465,41 +743,232 @@ mod tests {
             .unwrap();
     }
 
+    /// A small project whose every file and directory is older than the
+    /// racy margin by the time it is first read.
+    fn project() -> PathBuf {
+        let root = unaged_project();
+        std::thread::sleep(Duration::from_millis(1100));
+        root
+    }
+
+    fn unaged_project() -> PathBuf {
+        let root = temp_dir("project");
+        fs::create_dir_all(root.join("src/deep")).unwrap();
+        fs::create_dir_all(root.join("target")).unwrap();
+        for (path, text) in [
+            ("README.md", "readme"),
+            ("src/a.rs", "fn a() {}"),
+            ("src/b.rs", "fn b() {}"),
+            ("src/deep/c.rs", "fn c() {}"),
+            ("target/out.bin", "binary"),
+            (".gitignore", "*.log\n"),
+            ("keep.log", "log"),
+        ] {
+            fs::write(root.join(path), text).unwrap();
+        }
+        root
+    }
+
+    fn contents(store: &dyn Store, digest: &Digest, name: &str) -> Option<String> {
+        match load_tree(store, digest).unwrap().get(name)? {
+            Entry::File { blob, .. } => {
+                Some(String::from_utf8(store.get_blob(blob).unwrap()).unwrap())
+            }
+            other => Some(format!("{other:?}")),
+        }
+    }
+
+    type Change = fn(&Path);
+
+    /// Every kind of change, each made to a fresh copy of `project()`.
+    fn changes() -> Vec<(&'static str, Change)> {
+        vec![
+            ("same size, same mtime second, other ns", |root| {
+                let path = root.join("src/a.rs");
+                let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+                fs::write(&path, "fn A() {}").unwrap();
+                let file = fs::File::options().write(true).open(&path).unwrap();
+                file.set_modified(mtime + Duration::from_nanos(1)).unwrap();
+            }),
+            ("contents rewritten, mtime put back", |root| {
+                rewrite_keeping_mtime(&root.join("src/deep/c.rs"), "fn C() {}");
+            }),
+            ("file replaced by a symlink", |root| {
+                fs::remove_file(root.join("src/b.rs")).unwrap();
+                symlink("a.rs", root.join("src/b.rs")).unwrap();
+            }),
+            ("mode changed", |root| {
+                let path = root.join("README.md");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            }),
+            ("file deleted", |root| {
+                fs::remove_file(root.join("src/deep/c.rs")).unwrap();
+            }),
+            ("file added", |root| {
+                fs::write(root.join("src/deep/new.rs"), "new").unwrap();
+            }),
+            (".gitignore changed", |root| {
+                rewrite_keeping_mtime(&root.join(".gitignore"), "*.rs\n");
+            }),
+            ("directory mode changed", |root| {
+                let path = root.join("src/deep");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+            }),
+        ]
+    }
+
+    fn options(gitignore: bool) -> ReadOptions<'static> {
+        ReadOptions {
+            include: &[],
+            exclude: &[],
+            gitignore,
+        }
+    }
+
     #[test]
-    fn the_index_spares_unchanged_files_but_not_racily_clean_ones() {
-        let root = temp_dir("root");
-        let store = MemoryStore::default();
-        let old = root.join("old.txt");
+    fn an_unchanged_directory_is_not_read_again_in_memory_or_after_a_restart() {
+        let root = project();
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(store.files_read(), 7);
+        assert_eq!(
+            read_directory(&store, &root, options(false)).unwrap(),
+            first
+        );
+        assert_eq!(store.files_read(), 0, "an in-memory hit reads no file");
+        store.restart();
+        assert_eq!(
+            read_directory(&store, &root, options(false)).unwrap(),
+            first
+        );
+        assert_eq!(store.files_read(), 0, "nor does a restarted engine");
+        assert_eq!(store.inner.host_indexes().unwrap().len(), 1);
+        // One changed file: that file alone is read again.
+        fs::write(root.join("src/a.rs"), "fn a2() {}").unwrap();
+        let changed = read_directory(&store, &root, options(false)).unwrap();
+        assert_ne!(changed, first);
+        assert_eq!(store.files_read(), 1);
+        assert_eq!(
+            contents(&store, &changed, "src/a.rs").unwrap(),
+            "fn a2() {}"
+        );
+        // The patched tree is the tree a full read gives.
+        let fresh = CountingStore::default();
+        assert_eq!(
+            read_directory(&fresh, &root, options(false)).unwrap(),
+            changed
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn every_change_gives_a_new_digest_across_a_memory_hit_and_a_restart() {
+        let mut cases = Vec::new();
+        for gitignore in [false, true] {
+            for restart in [false, true] {
+                for (name, change) in changes() {
+                    let root = unaged_project();
+                    if gitignore {
+                        fs::create_dir(root.join(".git")).unwrap();
+                    }
+                    cases.push((gitignore, restart, name, change, root));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        for (gitignore, restart, name, change, root) in cases {
+            {
+                {
+                    let store = CountingStore::default();
+                    let before = read_directory(&store, &root, options(gitignore)).unwrap();
+                    // An in-memory hit first, so the shortcut is what sees the change.
+                    assert_eq!(
+                        read_directory(&store, &root, options(gitignore)).unwrap(),
+                        before
+                    );
+                    change(&root);
+                    if restart {
+                        store.restart();
+                    }
+                    let after = read_directory(&store, &root, options(gitignore)).unwrap();
+                    let fresh = CountingStore::default();
+                    let truth = read_directory(&fresh, &root, options(gitignore)).unwrap();
+                    let case = format!("{name} (gitignore: {gitignore}, restart: {restart})");
+                    assert_eq!(after, truth, "{case}: not what a fresh read gives");
+                    assert_ne!(after, before, "{case}: the change was missed");
+                    let _ = fs::remove_dir_all(&root);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn changing_the_filter_options_reads_under_another_index() {
+        let root = project();
+        let store = CountingStore::default();
+        let all = read_directory(&store, &root, options(false)).unwrap();
+        let exclude = ["target".to_owned()];
+        let without_target = ReadOptions {
+            exclude: &exclude,
+            ..options(false)
+        };
+        let filtered = read_directory(&store, &root, without_target).unwrap();
+        assert_ne!(all, filtered);
+        assert_eq!(contents(&store, &filtered, "target/out.bin"), None);
+        assert_eq!(read_directory(&store, &root, options(false)).unwrap(), all);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_damaged_or_old_stored_index_is_ignored_and_rewritten() {
+        let root = project();
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        store.files_read();
+        let key = index_key(&root, &options(false));
+        let stored = store.get(RecordKind::HostIndex, &key).unwrap().unwrap();
+        for damaged in [
+            stored[..stored.len() / 2].to_vec(),
+            b"{\"files\":{}}".to_vec(),
+            {
+                let mut flipped = stored.clone();
+                flipped[stored.len() / 3] ^= 1;
+                flipped
+            },
+        ] {
+            store.put(RecordKind::HostIndex, &key, &damaged).unwrap();
+            store.restart();
+            assert_eq!(
+                read_directory(&store, &root, options(false)).unwrap(),
+                first
+            );
+            assert_eq!(store.files_read(), 7, "a damaged index is not trusted");
+            let rewritten = store.get(RecordKind::HostIndex, &key).unwrap().unwrap();
+            assert!(crate::host_index::decode(&rewritten).is_some());
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn racily_clean_files_are_read_again() {
+        let root = temp_dir("racy");
+        let store = CountingStore::default();
         let fresh = root.join("fresh.txt");
-        fs::write(&old, "old-1").unwrap();
+        let old = root.join("old.txt");
         fs::write(&fresh, "new-1").unwrap();
+        fs::write(&old, "old-1").unwrap();
         fs::File::options()
             .write(true)
             .open(&old)
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
-        let read = |store: &MemoryStore| {
-            let digest = read_directory(store, &root, ReadOptions::default()).unwrap();
-            let tree = load_tree(store, &digest).unwrap();
-            let contents = |name: &str| match tree.get(name) {
-                Some(Entry::File { blob, .. }) => {
-                    String::from_utf8(store.get_blob(blob).unwrap()).unwrap()
-                }
-                other => panic!("{name}: {other:?}"),
-            };
-            (contents("old.txt"), contents("fresh.txt"))
-        };
-        assert_eq!(read(&store), ("old-1".into(), "new-1".into()));
-        // Same size, inode and mtime: an old file is trusted (not re-read)...
-        rewrite_keeping_stat(&old, "old-2");
-        // ...but one modified around the time it was indexed is re-read.
-        rewrite_keeping_stat(&fresh, "new-2");
-        assert_eq!(read(&store), ("old-1".into(), "new-2".into()));
-        // A real change (new mtime) is always seen.
-        fs::write(&old, "old-3").unwrap();
-        assert_eq!(read(&store).0, "old-3");
-        assert_eq!(store.record_count(RecordKind::HostIndex), 1);
+        read_directory(&store, &root, options(false)).unwrap();
+        // Modified around the time it was recorded, with its mtime put back:
+        // only its ctime could tell, and a fresh ctime is never trusted.
+        rewrite_keeping_mtime(&fresh, "new-2");
+        let digest = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(contents(&store, &digest, "fresh.txt").unwrap(), "new-2");
         let _ = fs::remove_dir_all(&root);
     }
 

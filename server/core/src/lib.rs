@@ -20,6 +20,8 @@ mod filter;
 mod gitignore;
 mod history;
 pub mod host;
+mod host_index;
+mod host_memory;
 mod inflight;
 mod launch;
 pub mod lookup;

@@ -135,6 +135,11 @@ pub trait Store: Send + Sync + 'static {
     fn lock(&self, kind: RecordKind, key: &Digest) -> Result<Lock>;
     /// Where this store's Docker images are named.
     fn image_names(&self) -> ImageNames;
+    /// The host-directory indexes the engine on this store keeps in memory
+    /// (`host::Indexes`); `None`: every read starts from the stored index.
+    fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
+        None
+    }
 }
 
 /// A cache tier shared between machines, behind the store: exec results
@@ -167,6 +172,7 @@ pub struct MemoryStore {
     blobs: DashMap<Digest, Vec<u8>>,
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
     dir: PathBuf,
+    host_indexes: crate::host_memory::Indexes,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -180,6 +186,7 @@ impl Default for MemoryStore {
                 std::process::id(),
                 rand::random::<u64>()
             )),
+            host_indexes: crate::host_memory::Indexes::default(),
         }
     }
 }
@@ -268,5 +275,9 @@ impl Store for MemoryStore {
 
     fn image_names(&self) -> ImageNames {
         ImageNames::new("memory")
+    }
+
+    fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
+        Some(&self.host_indexes)
     }
 }

@@ -17,6 +17,9 @@ pub struct DiskStore {
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
     /// Held by an engine (`for_engine`): records it reads are marked used.
     lease: Option<crate::EngineLease>,
+    /// Host-directory indexes of this engine, in memory (bounded, see
+    /// `gantry_core::host::Indexes`).
+    host_indexes: gantry_core::host::Indexes,
 }
 
 /// Whether records of `kind` are kept in memory once read. Most are small
@@ -44,6 +47,7 @@ impl DiskStore {
             dir,
             records: DashMap::new(),
             lease: None,
+            host_indexes: gantry_core::host::Indexes::default(),
         }
     }
 
@@ -142,6 +146,10 @@ impl Store for DiskStore {
 
     fn image_names(&self) -> ImageNames {
         self.dir.image_names()
+    }
+
+    fn host_indexes(&self) -> Option<&gantry_core::host::Indexes> {
+        Some(&self.host_indexes)
     }
 }
 

@@ -132,6 +132,10 @@ pub struct StateDir {
     recipes: Arc<RecipeLog>,
 }
 
+/// Host files up to this size are stored by `write_blob_from` in one
+/// piece (see `write_small_blob`); larger ones are streamed.
+const SMALL_BLOB: u64 = 256 * 1024;
+
 impl StateDir {
     /// Opens the state directory at `root`, creating it when missing and
     /// migrating an older layout (logged) before anything reads it.
@@ -288,6 +292,10 @@ impl StateDir {
     pub(crate) fn write_blob_from(&self, source: &Path) -> Result<(Digest, u64)> {
         use std::io::{Read as _, Write as _};
         let mut input = fs::File::open(source).map_err(Error::io("reading", source))?;
+        let len = input.metadata().map_or(u64::MAX, |meta| meta.len());
+        if len <= SMALL_BLOB {
+            return self.write_small_blob(input, source, len);
+        }
         let temp = self.bucket(Bucket::Temp);
         fs::create_dir_all(&temp).map_err(Error::io("creating", &temp))?;
         // The target is known only once the bytes are hashed: fill a temp
@@ -335,6 +343,32 @@ impl StateDir {
         })();
         let _ = fs::remove_file(&staging);
         outcome
+    }
+
+    /// `write_blob_from` for a file of (about) `len` bytes, up to
+    /// `SMALL_BLOB`: read whole, hashed, and written only when the blob is
+    /// new, as one temp file renamed into place (a rename may replace a copy
+    /// written meanwhile: blobs are content-addressed, so with the same
+    /// bytes). Most files of a source tree are small; this spares each the
+    /// staging copy, hard link and unlink of the streamed path.
+    fn write_small_blob(
+        &self,
+        mut input: fs::File,
+        source: &Path,
+        len: u64,
+    ) -> Result<(Digest, u64)> {
+        use std::io::Read as _;
+        let capacity = usize::try_from(len).unwrap_or(0).saturating_add(1);
+        let mut bytes = Vec::with_capacity(capacity);
+        input
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("reading", source))?;
+        let digest = Digest::of_bytes(&bytes);
+        let target = self.entry(Bucket::Blobs, &digest);
+        if !target.exists() {
+            self.write(&target, &bytes, false)?;
+        }
+        Ok((digest, bytes.len() as u64))
     }
 
     /// The key that MACs secret values in cache keys, created (mode 0600)

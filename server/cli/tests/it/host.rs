@@ -3,7 +3,7 @@
 //! containers.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -266,6 +266,107 @@ fn unchanged_host_directory_is_a_cache_hit_and_a_change_reruns_only_its_steps() 
     let (outputs, created) = three_steps(&server, work.path(), &marker);
     assert_eq!(outputs, ["a: A1\n", "b: B2 changed\n", "A1\nB2 changed\n"]);
     assert_eq!(created, 2, "the step reading only a.txt must stay cached");
+}
+
+const HOST_DIGEST: &str = r#"query($path: String!) {
+  host { directory(path: $path, gitignore: true) { digest } } }"#;
+
+/// Every kind of change to a host directory, each seen by an engine that
+/// holds the directory's snapshot in memory or (every other one) by one
+/// restarted since; then a damaged stored snapshot is ignored, not trusted.
+#[test]
+fn host_directory_changes_are_seen_in_memory_after_a_restart_and_past_a_damaged_index() {
+    require_runtime!();
+    let mut server = Server::start();
+    let work = workspace(&[
+        ("a.txt", "A1"),
+        ("sub/b.txt", "B1"),
+        ("sub/c.txt", "C1"),
+        (".gitignore", "*.log\n"),
+        ("x.log", "x"),
+    ]);
+    fs::create_dir(work.path().join(".git")).unwrap();
+    let root = work.path().to_owned();
+    // Older than the racy margin, as a checkout usually is.
+    std::thread::sleep(Duration::from_millis(1100));
+    let digest = |server: &Server| {
+        let vars = json!({ "path": root.display().to_string() });
+        text(&run(server, HOST_DIGEST, vars), "host.directory.digest")
+    };
+    let keep_mtime = |path: &Path, contents: &str| {
+        let mtime = fs::metadata(path).unwrap().modified().unwrap();
+        fs::write(path, contents).unwrap();
+        let file = fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+    };
+    type Change<'a> = (&'a str, Box<dyn Fn(&Path) + 'a>);
+    let changes: Vec<Change<'_>> = vec![
+        (
+            "same size and mtime",
+            Box::new(|root| keep_mtime(&root.join("a.txt"), "A2")),
+        ),
+        (
+            "file replaced by a symlink",
+            Box::new(|root| {
+                fs::remove_file(root.join("sub/b.txt")).unwrap();
+                symlink("c.txt", root.join("sub/b.txt")).unwrap();
+            }),
+        ),
+        (
+            "mode changed",
+            Box::new(|root| {
+                let path = root.join("sub/c.txt");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            }),
+        ),
+        (
+            "file deleted",
+            Box::new(|root| fs::remove_file(root.join("a.txt")).unwrap()),
+        ),
+        (
+            "file added",
+            Box::new(|root| fs::write(root.join("sub/d.txt"), "D").unwrap()),
+        ),
+        (
+            ".gitignore changed",
+            Box::new(|root| keep_mtime(&root.join(".gitignore"), "*.txt\n")),
+        ),
+    ];
+    let mut last = digest(&server);
+    let mut seen = vec![last.clone()];
+    for (n, (name, change)) in changes.iter().enumerate() {
+        assert_eq!(digest(&server), last, "{name}: an unchanged reload changed");
+        change(&root);
+        if n % 2 == 1 {
+            server.restart();
+        }
+        let now = digest(&server);
+        assert!(!seen.contains(&now), "{name}: the change was missed");
+        seen.push(now.clone());
+        last = now;
+    }
+    // What a fresh engine reads is what the reloads gave.
+    let fresh = Server::start();
+    assert_eq!(digest(&fresh), last);
+
+    // Damaged stored snapshots: ignored and rewritten, never an error.
+    let indexes = server.state_dir().join("store/host-indexes");
+    let mut damaged = 0;
+    for shard in fs::read_dir(&indexes).unwrap() {
+        for record in fs::read_dir(shard.unwrap().path()).unwrap() {
+            let path = record.unwrap().path();
+            let mut bytes = fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            fs::write(&path, &bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1);
+    server.restart();
+    assert_eq!(digest(&server), last);
+    fs::write(root.join("sub/e.md"), "E").unwrap();
+    assert_ne!(digest(&server), last, "a change after recovery is seen");
 }
 
 /// Not run by default: prints how long a 10,000-file host directory takes
