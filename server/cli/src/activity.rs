@@ -18,6 +18,8 @@ use axum::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::units;
+
 /// Open connections and requests in flight, and since when there were none.
 #[derive(Debug)]
 pub(crate) struct Activity {
@@ -224,57 +226,9 @@ pub(crate) fn parse_idle_timeout(text: &str) -> Result<Option<Duration>, String>
     if matches!(text, "0" | "off" | "never" | "") {
         return Ok(None);
     }
-    let invalid = || {
-        format!(
-            "{text:?} is not a duration: use e.g. 30m, 1h, 90s or 1h30m (units ms, s, m, h, d), or 0/off for never"
-        )
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds_per = match &rest[..unit_len] {
-            "ms" => None,
-            "s" | "sec" => Some(1),
-            "m" | "min" => Some(60),
-            "h" => Some(3600),
-            "d" => Some(86_400),
-            _ => return Err(invalid()),
-        };
-        total += match seconds_per {
-            None => Duration::from_millis(number),
-            Some(per) => Duration::from_secs(number.checked_mul(per).ok_or_else(invalid)?),
-        };
-        rest = &rest[unit_len..];
-    }
-    Ok((!total.is_zero()).then_some(total))
-}
-
-/// A duration as `--idle-timeout` accepts it (`1h30m`, `45s`, `250ms`).
-pub(crate) fn format_duration(duration: Duration) -> String {
-    let millis = duration.subsec_millis();
-    let mut seconds = duration.as_secs();
-    let mut out = String::new();
-    for (unit, per) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if seconds >= per {
-            out.push_str(&format!("{}{unit}", seconds / per));
-            seconds %= per;
-        }
-    }
-    if millis > 0 || out.is_empty() {
-        out.push_str(&format!("{millis}ms"));
-    }
-    out
+    let duration =
+        units::parse_duration(text).map_err(|error| format!("{error}, or 0/off for never"))?;
+    Ok((!duration.is_zero()).then_some(duration))
 }
 
 #[cfg(test)]
@@ -305,14 +259,6 @@ mod tests {
         for bad in ["30", "m", "5 minutes", "-1s", "3x"] {
             let error = parse_idle_timeout(bad).unwrap_err();
             assert!(error.contains("is not a duration"), "{bad}: {error}");
-        }
-    }
-
-    #[test]
-    fn durations_format_as_they_parse() {
-        for text in ["30m", "1h30m", "45s", "1d2h", "250ms", "2s500ms"] {
-            let duration = parse_idle_timeout(text).unwrap().unwrap();
-            assert_eq!(format_duration(duration), text);
         }
     }
 

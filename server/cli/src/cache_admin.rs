@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::prune::{self, Options};
 use crate::remote_admin::{RemoteEntry, Repository};
 use crate::runtime::RuntimeChoice;
+use crate::units;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CacheArgs {
@@ -224,7 +225,7 @@ fn ls(args: LsArgs) -> Result<()> {
             "{:<12}  {:<10}  {:>9}  {:<9}  {}",
             &record.key.hex()[..12],
             kind_name(record.kind),
-            human(record.bytes),
+            units::format_size(record.bytes),
             ago(now, record.modified),
             truncate(&command, 60)
         );
@@ -267,7 +268,12 @@ async fn du(args: DuArgs) -> Result<()> {
         let size = line.bytes.map_or_else(|| "-".to_owned(), human);
         println!("{:<16}  {:>8}  {:>9}", line.name, line.entries, size);
     }
-    println!("{:<16}  {:>8}  {:>9}", "total", "", human(total));
+    println!(
+        "{:<16}  {:>8}  {:>9}",
+        "total",
+        "",
+        units::format_size(total)
+    );
     Ok(())
 }
 
@@ -359,7 +365,7 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
         let unused_before = match &args.older_than {
             Some(text) => Some(
                 SystemTime::now()
-                    .checked_sub(parse_duration(text)?)
+                    .checked_sub(units::parse_duration(text).map_err(anyhow::Error::msg)?)
                     .unwrap_or(SystemTime::UNIX_EPOCH),
             ),
             None => None,
@@ -367,7 +373,7 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
         let max_bytes = args
             .max_size
             .as_deref()
-            .map(prune::parse_size)
+            .map(|text| units::parse_size(text).map_err(anyhow::Error::msg))
             .transpose()?;
         Keep::Records(Policy {
             unused_before,
@@ -417,7 +423,7 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
                         "{}  {:<10}  {:>9}",
                         &record.key.hex()[..12],
                         kind_name(record.kind),
-                        human(record.bytes)
+                        units::format_size(record.bytes)
                     );
                 }
             }
@@ -460,7 +466,7 @@ async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<
         bail!("say what to remove from the remote cache: --older-than DURATION (e.g. 30d)");
     };
     let cutoff = SystemTime::now()
-        .checked_sub(parse_duration(older_than)?)
+        .checked_sub(units::parse_duration(older_than).map_err(anyhow::Error::msg)?)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let entries = repository.entries().await?;
     let (old, kept): (Vec<RemoteEntry>, Vec<RemoteEntry>) = entries
@@ -510,44 +516,6 @@ async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<
     Ok(())
 }
 
-/// A duration like `90s`, `30m`, `12h`, `7d` or `2w` (a number and a unit).
-pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 12h, 7d or 2w"))?;
-    let seconds = match unit.trim() {
-        "s" | "sec" | "secs" => 1,
-        "m" | "min" | "mins" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 7 * 86_400,
-        "" => bail!("{text:?} has no unit: write e.g. 12h, 7d or 2w"),
-        other => bail!("unknown duration unit {other:?}: use s, m, h, d or w (e.g. 7d)"),
-    };
-    Ok(Duration::from_secs(number.saturating_mul(seconds)))
-}
-
-/// Bytes in binary units, one decimal: `512 B`, `1.5 KiB`, `2.0 GiB`.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// How long ago `then` was, roughly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 fn ago(now: SystemTime, then: SystemTime) -> String {
     let seconds = now.duration_since(then).unwrap_or_default().as_secs();
@@ -566,33 +534,4 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86_400)
-        );
-        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
-        assert_eq!(
-            parse_duration("2w").unwrap(),
-            Duration::from_secs(14 * 86_400)
-        );
-        let error = parse_duration("7").unwrap_err().to_string();
-        assert!(error.contains("no unit"), "{error}");
-        assert!(parse_duration("7y").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn sizes_print_in_binary_units() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(10 * 1024 * 1024 * 1024), "10.0 GiB");
-    }
 }

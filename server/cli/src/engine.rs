@@ -44,7 +44,8 @@ impl EngineArgs {
                 .filter(|v| !v.is_empty())
         });
         text.map(|text| {
-            crate::prune::parse_size(&text)
+            crate::units::parse_size(&text)
+                .map_err(anyhow::Error::msg)
                 .with_context(|| format!("while reading the cache size limit {text:?}"))
         })
         .transpose()

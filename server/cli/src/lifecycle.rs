@@ -145,7 +145,7 @@ async fn status(socket: &Path, json: bool) -> Result<ExitCode> {
     let log = log_path(socket);
     let idle = status.idle_timeout_seconds.map_or_else(
         || "never".to_owned(),
-        |seconds| crate::activity::format_duration(Duration::from_secs_f64(seconds)),
+        |seconds| crate::units::format_duration(Duration::from_secs_f64(seconds)),
     );
     println!(
         "engine:       running (pid {}, gantry {})",
@@ -156,12 +156,12 @@ async fn status(socket: &Path, json: bool) -> Result<ExitCode> {
     println!("runtime:      {}", status.runtime);
     println!(
         "uptime:       {}",
-        crate::activity::format_duration(Duration::from_secs(status.uptime_seconds))
+        crate::units::format_duration(Duration::from_secs(status.uptime_seconds))
     );
     println!("idle timeout: {idle}");
     println!(
         "cache:        {} in {} entries",
-        human_bytes(status.cache.bytes),
+        crate::units::format_size(status.cache.bytes),
         status.cache.entries
     );
     // This status request is one of them.
@@ -212,7 +212,7 @@ async fn stop(socket: &Path, timeout: Duration) -> Result<ExitCode> {
                  for its requests in flight and 30 s for its services; wait longer \
                  (`gantry engine stop --timeout 5m`) or end it at once with `kill -9 {}`",
                 status.pid,
-                crate::activity::format_duration(timeout),
+                crate::units::format_duration(timeout),
                 status.pid
             );
         }
@@ -330,22 +330,6 @@ fn last_lines(text: &[u8], count: Option<usize>) -> &[u8] {
     &text[start..]
 }
 
-/// `1.5 GiB`, `320 KiB`, `12 B`.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,12 +343,5 @@ mod tests {
         assert_eq!(last_lines(text, Some(9)), text);
         assert_eq!(last_lines(text, Some(0)), b"");
         assert_eq!(last_lines(b"a\nb", Some(1)), b"b");
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_bytes(12), "12 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }

@@ -35,30 +35,10 @@ pub(crate) struct PruneArgs {
     engine: EngineArgs,
 }
 
-pub(crate) fn parse_size(text: &str) -> Result<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a size like 500MB or 2GB"))?;
-    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0_f64.powi(4),
-        other => bail!("unknown size unit {other:?}: use B, KB, MB, GB or TB"),
-    };
-    Ok((number * multiplier) as u64)
-}
-
 pub(crate) async fn run(args: PruneArgs) -> Result<()> {
     let keep = match &args.keep_storage {
         None => Keep::Nothing,
-        Some(size) => Keep::up_to(parse_size(size)?),
+        Some(size) => Keep::up_to(crate::units::parse_size(size).map_err(anyhow::Error::msg)?),
     };
     let root = args.engine.state_dir();
     let report = prune_local(&root, args.engine.runtime, keep, Options::default()).await?;
@@ -96,7 +76,7 @@ impl Report {
                 self.records,
                 self.images.len(),
                 self.bytes,
-                crate::cache_admin::human(self.bytes),
+                crate::units::format_size(self.bytes),
                 root.display(),
                 self.left
             );
@@ -274,18 +254,4 @@ fn images_to_remove(state: &StateDir, plan: &PrunePlan, tagged: &[String]) -> Re
     images.sort();
     images.dedup();
     Ok(images)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("10").unwrap(), 10);
-        assert_eq!(parse_size("2KB").unwrap(), 2048);
-        assert_eq!(parse_size("1.5GB").unwrap(), 1_610_612_736);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5XB").is_err());
-    }
 }

@@ -133,7 +133,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         socket = %socket.display(),
         state_dir = %args.engine.state_dir().display(),
         runtime = runtime.name(),
-        idle_timeout = %idle_timeout.map_or_else(|| "never".to_owned(), activity::format_duration),
+        idle_timeout = %idle_timeout.map_or_else(|| "never".to_owned(), crate::units::format_duration),
         "engine serving"
     );
     eprintln!("gantry: serving on unix://{}", socket.display());
@@ -246,7 +246,7 @@ async fn stop_when_idle(
         tokio::time::sleep(tick).await;
         if activity.idle_for().is_some_and(|idle| idle >= timeout) {
             tracing::info!(
-                idle_timeout = %activity::format_duration(timeout),
+                idle_timeout = %crate::units::format_duration(timeout),
                 "no connection or request for the idle timeout"
             );
             crate::status::request_stop(&stop, StopReason::Idle);
