@@ -201,9 +201,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         tokio::spawn(stop_when_idle(activity.clone(), timeout, stop.clone()));
     }
     let (reason, outcome) = tokio::select! {
+        // The listeners also end on a stop request: then its reason still holds
+        // (they may see the request before this select does).
         result = tasks.join_next() => match result {
             Some(Ok(Err(error))) => (None, Err(error)),
-            _ => (None, Ok(())),
+            _ => (*stop.borrow(), Ok(())),
         },
         () = shutdown.next() => (Some(StopReason::Signal), Ok(())),
         reason = stopping.wait_for(Option::is_some) => (reason.ok().and_then(|r| *r), Ok(())),
