@@ -265,7 +265,9 @@ async fn du(args: DuArgs) -> Result<()> {
     }
     println!("{:<16}  {:>8}  {:>9}", "KIND", "ENTRIES", "SIZE");
     for line in &lines {
-        let size = line.bytes.map_or_else(|| "-".to_owned(), human);
+        let size = line
+            .bytes
+            .map_or_else(|| "-".to_owned(), units::format_size);
         println!("{:<16}  {:>8}  {:>9}", line.name, line.entries, size);
     }
     println!(
