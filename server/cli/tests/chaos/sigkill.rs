@@ -165,6 +165,12 @@ fn leftovers(state: &Path, pids: &[u32]) -> usize {
         .chain(entries(&state.join("scratch")))
         .chain(entries(Path::new("/dev/shm/gantry-secrets")))
         .filter(|path| ours(path))
+        .inspect(|path| {
+            eprintln!(
+                "chaos: sigkill: left by a killed engine: {}",
+                path.display()
+            )
+        })
         .count()
 }
 
@@ -182,17 +188,29 @@ fn corrupt_entries(state: &Path) -> usize {
     let store = gantry_store::DiskStore::open(state).unwrap();
     for kind in RecordKind::ALL {
         for record in store.state_dir().records(kind).unwrap() {
-            let parsed = store
+            let sound = store
                 .get(kind, &record.key)
                 .ok()
                 .flatten()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-            if parsed.is_none() {
+                .is_some_and(|bytes| record_is_sound(kind, &bytes));
+            if !sound {
                 corrupt += 1;
             }
         }
     }
     corrupt
+}
+
+/// Whether a record's bytes are whole: JSON for every kind but host indexes, which are
+/// binary and end with a sha256 of the bytes before it (server/core/src/host_index.rs).
+fn record_is_sound(kind: RecordKind, bytes: &[u8]) -> bool {
+    match kind {
+        RecordKind::HostIndex => bytes.len().checked_sub(32).is_some_and(|end| {
+            let trailer: String = bytes[end..].iter().map(|b| format!("{b:02x}")).collect();
+            gantry_core::Digest::of_bytes(&bytes[..end]).hex() == trailer
+        }),
+        _ => serde_json::from_slice::<Value>(bytes).is_ok(),
+    }
 }
 
 /// Bytes of `secret` found in files under /dev/shm and `dirs`.
