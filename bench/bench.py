@@ -339,6 +339,9 @@ class Engine:
         self.proc = None
 
 
+PRIVATE_BRIDGE = "gantry-bench0"
+
+
 class PrivateDockerd:
     """A dockerd of the benchmark's own: its own data root, exec root, socket and
     containerd, no bridge and no iptables rules, and an empty configuration file (the
@@ -352,6 +355,10 @@ class PrivateDockerd:
 
     def start(self, timeout: float = 60) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        # A bridge of its own: a dockerd started with --bridge=none deletes the
+        # host's docker0, which breaks the machine's own daemon until it restarts.
+        subprocess.run(["ip", "link", "add", PRIVATE_BRIDGE, "type", "bridge"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         config = self.root / "daemon.json"
         config.write_text("{}\n")
         with open(self.root / "dockerd.log", "ab") as logfile:
@@ -359,7 +366,8 @@ class PrivateDockerd:
                 ["dockerd", "--config-file", str(config),
                  "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                  "--pidfile", str(self.root / "dockerd.pid"), "--host", f"unix://{self.socket}",
-                 "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                 f"--bridge={PRIVATE_BRIDGE}", "--iptables=false", "--ip-masq=false",
+                 "--ip-forward=false",
                  "--log-level=warn"],
                 stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL)
         t0 = time.perf_counter()
@@ -383,6 +391,8 @@ class PrivateDockerd:
                 self.proc.wait()
         self.proc = None
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", PRIVATE_BRIDGE],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 # ---------------------------------------------------------------- the suite
