@@ -122,17 +122,12 @@ impl CacheArgs {
                 }
             },
         };
-        let (repository, registry) = parse_repository(&reference)?;
-        let plain_http = registry::is_loopback(&registry) || self.cache_insecure;
-        let spec = self.cache_auth.clone().or_else(|| {
-            std::env::var(crate::env::CACHE_AUTH)
-                .ok()
-                .filter(|v| !v.is_empty())
-        });
-        let auth = match spec {
-            Some(spec) => Some(parse_auth(&spec, &registry)?),
-            None => None,
-        };
+        let Endpoint {
+            repository,
+            registry,
+            plain_http,
+            auth,
+        } = Endpoint::parse(&reference, self.cache_insecure, self.cache_auth.as_deref())?;
         Ok(Some(CacheConfig {
             repository,
             registry,
@@ -141,6 +136,41 @@ impl CacheArgs {
             share_secret_steps,
             auth,
         }))
+    }
+}
+
+/// Where a cache REF points and how to reach it: what `--cache` and
+/// `gantry cache --remote` read alike.
+pub(crate) struct Endpoint {
+    /// `host[:port]/path`, no tag.
+    pub(crate) repository: String,
+    pub(crate) registry: String,
+    pub(crate) plain_http: bool,
+    /// `--cache-auth` (else `GANTRY_CACHE_AUTH`); `None`: the Docker configuration's.
+    pub(crate) auth: Option<RegistryAuth>,
+}
+
+impl Endpoint {
+    /// `reference` checked; plain HTTP for loopback registries or when `insecure`;
+    /// credentials from `auth` (`USER:env:VAR`), else `GANTRY_CACHE_AUTH`.
+    pub(crate) fn parse(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
+        let (repository, registry) = parse_repository(reference)?;
+        let plain_http = registry::is_loopback(&registry) || insecure;
+        let spec = auth.map(str::to_owned).or_else(|| {
+            std::env::var(crate::env::CACHE_AUTH)
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        let auth = match spec {
+            Some(spec) => Some(parse_auth(&spec, &registry)?),
+            None => None,
+        };
+        Ok(Self {
+            repository,
+            registry,
+            plain_http,
+            auth,
+        })
     }
 }
 

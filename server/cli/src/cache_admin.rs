@@ -69,13 +69,8 @@ impl RemoteArgs {
         let Some(reference) = &self.remote else {
             return Ok(None);
         };
-        let auth = self.cache_auth.clone().or_else(|| {
-            std::env::var(crate::env::CACHE_AUTH)
-                .ok()
-                .filter(|v| !v.is_empty())
-        });
         Ok(Some(
-            Repository::open(reference, self.cache_insecure, auth.as_deref()).await?,
+            Repository::open(reference, self.cache_insecure, self.cache_auth.as_deref()).await?,
         ))
     }
 }

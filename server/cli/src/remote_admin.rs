@@ -9,7 +9,6 @@
 //! registry's own garbage collection.
 
 use anyhow::{bail, Context as _, Result};
-use gantry_core::runtime::RegistryAuth;
 use gantry_native::registry_client as registry;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
@@ -49,13 +48,13 @@ impl Repository {
     /// `reference` as `--cache` takes it; credentials from `auth` (`USER:env:VAR`)
     /// or the Docker configuration.
     pub(crate) async fn open(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
-        let (repository, registry) = cache::parse_repository(reference)?;
-        let plain_http = registry::is_loopback(&registry) || insecure;
-        let given: Option<RegistryAuth> = match auth {
-            Some(spec) => Some(cache::parse_auth(spec, &registry)?),
-            None => None,
-        };
-        let auth = registry::credentials(&registry, given.as_ref()).await;
+        let cache::Endpoint {
+            repository,
+            registry,
+            plain_http,
+            auth,
+        } = cache::Endpoint::parse(reference, insecure, auth)?;
+        let auth = registry::credentials(&registry, auth.as_ref()).await;
         let password = match &auth {
             OciAuth::Basic(_, password) => Some(password.clone()),
             _ => None,
