@@ -36,22 +36,39 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 
 CARGO ?= cargo
 
+# The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
+# The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
+# run. Conformance and the Dagger SDK scripts run once, on SUITE_RUNTIME, so that between them
+# the SDK-level suites cover both runtimes without running every scenario twice (CI time).
+RUNTIMES ?= native docker
+SUITE_RUNTIME ?= docker
+
 # `make test` runs in three phases:
 #  1. `setup`, then `test-build`: fmt, clippy and every debug build the steps use, once, so
 #     that no two steps compile at the same time;
 #  2. TEST_LANES side by side (scripts/lanes.sh): the steps of a lane in order, the lanes
 #     concurrently, each lane's log printed whole when it ends. Most steps wait on
-#     containers rather than the CPU. Steps that share a venv, node_modules or generated
-#     files (sdk-python/.venv, sdk-typescript/dist, sdk-php/vendor) are in one lane; the
-#     release lane only compiles (at low priority) what dist-test and docs-test use next;
+#     containers rather than the CPU. One lane per runtime runs the Rust end-to-end suite
+#     (test processes name their state dirs, sockets and images after their pid, so two
+#     passes do not collide). Steps that share a venv, node_modules or generated files
+#     (sdk-python/.venv, sdk-typescript/dist, sdk-php/vendor) are in one lane. The go lane
+#     ends with the release build that dist-test and docs-test use next (it starts when
+#     the Go tests are done, the shortest lane, so it does not slow the others' start);
 #  3. TEST_LAST, one after another, alone: dist-test and docs-test pack the SDK folders the
 #     lanes read from, and chaos restarts a dockerd and floods the machine.
 # `make test-serial` runs the same steps one after another.
-TEST_LANES := rust=rust-e2e
+TEST_LANES := $(foreach runtime,$(RUNTIMES),rust-$(runtime)=rust-e2e-$(runtime))
 TEST_LANES += sdk=compat,python-test,php-test,typescript-test,browser-test,conformance
-TEST_LANES += go=go-test,dagger-sdk-test
-TEST_LANES += release=release-build
+TEST_LANES += go=go-test,dagger-sdk-test,release-build
 TEST_LAST := dist-test docs-test chaos
+
+# The release binary that `make test` packs and installs (dist-test, docs-test) tests the
+# packaging and the static musl link, not the optimiser: it is built without optimisation,
+# which compiles in a fraction of the time (cargo's per-profile environment override,
+# inherited by the cargo that docs-test's pages run, so theirs reuses the same build).
+# `make dist` on its own builds the release profile as it stands in Cargo.toml.
+TEST_RELEASE_OPT_LEVEL ?= 0
+test test-serial: export CARGO_PROFILE_RELEASE_OPT_LEVEL := $(TEST_RELEASE_OPT_LEVEL)
 
 TEST_STEPS := rust-test compat python-test go-test dagger-sdk-test php-test typescript-test \
 	browser-test conformance chaos dist-test docs-test
@@ -67,17 +84,11 @@ setup:
 
 test: setup
 	$(MAKE) --no-print-directory SKIP_SETUP=1 test-build
-	SKIP_SETUP=1 BUILT=1 GANTRY_TEST_BIN=$(LANES_BIN) bash scripts/lanes.sh --nice release $(TEST_LANES)
+	SKIP_SETUP=1 BUILT=1 GANTRY_TEST_BIN=$(LANES_BIN) bash scripts/lanes.sh $(TEST_LANES)
 	$(MAKE) --no-print-directory SKIP_SETUP=1 $(TEST_LAST)
 
 test-serial: setup $(TEST_STEPS)
 
-# The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
-# The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
-# run. Conformance and the Dagger SDK scripts run once, on SUITE_RUNTIME, so that between them
-# the SDK-level suites cover both runtimes without running every scenario twice (CI time).
-RUNTIMES ?= native docker
-SUITE_RUNTIME ?= docker
 
 # The passes after the first rerun only gantry's end-to-end suite, with the workspace's
 # features (`-p gantry` alone would resolve other features and compile everything again;
@@ -90,12 +101,13 @@ rust-lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-rust-e2e: setup
-	GANTRY_RUNTIME=$(firstword $(RUNTIMES)) GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --workspace --locked
-	@for runtime in $(wordlist 2,9,$(RUNTIMES)); do \
-		echo "rust-test: the end-to-end suite on GANTRY_RUNTIME=$$runtime"; \
-		GANTRY_RUNTIME=$$runtime GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked $(E2E_ONLY) --test it || exit 1; \
-	done
+# One pass of the end-to-end suite per runtime (rust-e2e-native, rust-e2e-docker, ...). The
+# first runtime's pass runs every test of the workspace; the others only the suite.
+rust-e2e: $(addprefix rust-e2e-,$(RUNTIMES))
+
+rust-e2e-%: setup
+	GANTRY_RUNTIME=$* GANTRY_TEST_REQUIRE_DOCKER=1 $(CARGO) test --locked \
+		$(if $(filter $*,$(firstword $(RUNTIMES))),--workspace,$(E2E_ONLY) --test it)
 
 # The engine binary the SDK-level steps run (GANTRY_BIN of their tests). `cargo build -p
 # gantry` and `cargo test` leave different builds at target/debug/gantry (dev-dependencies
@@ -108,15 +120,16 @@ BUILT ?=
 BUILD_GANTRY = $(if $(BUILT),@echo "$@: using $(GANTRY_TEST_BIN) (built by test-build)",$(CARGO) build --locked -p gantry)
 
 # Phase 1 of `make test`: lint, then every debug build and tool install the lanes use (the
-# same cargo invocations as the steps, so theirs compile nothing), the test builds last so
-# that target/debug/gantry is theirs when the Rust lane starts.
+# same cargo invocations as the steps, so theirs compile nothing), the workspace's test
+# build last, so that target/debug/gantry is the Rust lanes' own when they start. The
+# lanes' copy is that same binary (the SDK steps need no build of their own: one compile
+# of the CLI instead of two).
 test-build: rust-lint python-venv dagger-python-sdk
-	$(BUILD_GANTRY)
-	mkdir -p $(dir $(LANES_BIN)) && cp target/debug/gantry $(LANES_BIN).tmp && mv $(LANES_BIN).tmp $(LANES_BIN)
 	$(CARGO) build --locked -p xtask
 	$(CARGO) clippy --locked $(CHAOS_TARGET) -- -D warnings
 	$(CARGO) test --locked $(CHAOS_TARGET) --no-run
 	$(CARGO) test --workspace --locked --no-run
+	mkdir -p $(dir $(LANES_BIN)) && cp target/debug/gantry $(LANES_BIN).tmp && mv $(LANES_BIN).tmp $(LANES_BIN)
 
 # The release binary dist-test packs and docs-test installs (scripts/dist.sh, binaries only).
 release-build: setup

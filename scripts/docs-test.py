@@ -192,7 +192,13 @@ def environment(tmp: Path) -> dict[str, str]:
     venv = ROOT / "sdk-python" / ".venv" / "bin"
     cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
     path = [bin_dir, home / ".local" / "bin", venv, ROOT / "target" / "debug", cargo_home / "bin"]
-    keep = {k: v for k, v in os.environ.items() if k in {"LANG", "LC_ALL", "TERM", "TMPDIR", "DOCKER_HOST"}}
+    # CARGO_PROFILE_*: `make test` builds the release archive with its own profile settings
+    # (TEST_RELEASE_OPT_LEVEL); a page's `cargo install` must see the same to reuse that build.
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in {"LANG", "LC_ALL", "TERM", "TMPDIR", "DOCKER_HOST"} or k.startswith("CARGO_PROFILE_")
+    }
     keep.update(
         {
             "HOME": str(home),
