@@ -16,11 +16,6 @@ func main() {
 	client := conf.Connect(ctx)
 	defer client.Close()
 
-	contents := func(file *gantry.File) string {
-		text, err := file.Contents(ctx)
-		conf.Check(err)
-		return strings.TrimSpace(text)
-	}
 	dir := client.Host().Directory(buildContext)
 	final := dir.DockerBuild(gantry.DirectoryDockerBuildOpts{
 		BuildArgs: []gantry.BuildArg{
@@ -30,8 +25,8 @@ func main() {
 		},
 		Target: "final",
 	})
-	fmt.Println("final greeting:", contents(final.File("greeting.txt")))
-	fmt.Println("final message:", contents(final.File("/app/message.txt")))
+	fmt.Println("final greeting:", conf.Contents(ctx, final.File("greeting.txt")))
+	fmt.Println("final message:", conf.Contents(ctx, final.File("/app/message.txt")))
 	workdir, err := final.Workdir(ctx)
 	conf.Check(err)
 	fmt.Println("final workdir:", workdir)
@@ -47,11 +42,11 @@ func main() {
 
 	base := []gantry.BuildArg{{Name: "BASE", Value: conf.Busybox}}
 	build := dir.DockerBuild(gantry.DirectoryDockerBuildOpts{BuildArgs: base, Target: "build"})
-	fmt.Println("build stage greeting:", contents(build.File("/out/greeting.txt")))
+	fmt.Println("build stage greeting:", conf.Contents(ctx, build.File("/out/greeting.txt")))
 	hasApp, err := build.Exists(ctx, "/app")
 	conf.Check(err)
 	fmt.Println("build stage has /app:", hasApp)
 
 	last := dir.DockerBuild(gantry.DirectoryDockerBuildOpts{BuildArgs: base})
-	fmt.Println("no target:", contents(last.File("/last.txt")))
+	fmt.Println("no target:", conf.Contents(ctx, last.File("/last.txt")))
 }

@@ -16,11 +16,6 @@ func main() {
 	client := conf.Connect(ctx)
 	defer client.Close()
 
-	contents := func(file *gantry.File) string {
-		text, err := file.Contents(ctx)
-		conf.Check(err)
-		return strings.TrimSpace(text)
-	}
 	entries := func(dir *gantry.Directory) string {
 		names, err := dir.Entries(ctx)
 		conf.Check(err)
@@ -36,18 +31,18 @@ func main() {
 	conf.Check(err)
 	fmt.Println("tags:", strings.Join(tags, " "))
 	mainTree := repo.Branch("main").Tree(discard)
-	fmt.Println("main README:", contents(mainTree.File("README.md")))
+	fmt.Println("main README:", conf.Contents(ctx, mainTree.File("README.md")))
 	fmt.Println("main entries:", entries(mainTree))
 	tag := repo.Tag("v1.0.0")
 	ref, err := tag.Ref(ctx)
 	conf.Check(err)
 	fmt.Println("tag ref:", ref)
-	fmt.Println("tag README:", contents(tag.Tree().File("README.md")))
+	fmt.Println("tag README:", conf.Contents(ctx, tag.Tree().File("README.md")))
 	commit, err := tag.Commit(ctx)
 	conf.Check(err)
 	fmt.Println("tag commit is 40 hex:", regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(commit))
 	byCommit := repo.Commit(commit).Tree(discard)
-	fmt.Println("commit app:", contents(byCommit.File("src/app.txt")))
+	fmt.Println("commit app:", conf.Contents(ctx, byCommit.File("src/app.txt")))
 	fmt.Println("commit entries:", entries(byCommit))
 	feature := repo.Branch("feature").Tree(discard)
 	fmt.Println("feature entries:", entries(feature))
