@@ -55,6 +55,8 @@ SCENARIOS: dict[str, tuple[int, bool]] = {
     "seed": (1, False),
     "module": (1, False),
     "inspect_and_change": (1, False),
+    "git": (1, False),
+    "docker_build": (1, False),
 }
 MODULES = ROOT / "examples" / "modules"
 
@@ -270,6 +272,50 @@ def run_scenario(sdk: str, scenario: str, engine_pid: int, env: dict[str, str]) 
     return not reason, reason
 
 
+def git_repository() -> str:
+    """The `git` scenario's repository, made afresh: its `file://` URL.
+
+    Author, committer and dates are fixed, so every run makes the same commits:
+    `main` (two commits; `README.md` changes), the annotated tag `v1.0.0` on the
+    first, and `feature` branching from it.
+    """
+    repo = OUT / "git" / "repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="Conformance", GIT_AUTHOR_EMAIL="conformance@example.invalid",
+        GIT_COMMITTER_NAME="Conformance", GIT_COMMITTER_EMAIL="conformance@example.invalid",
+        GIT_AUTHOR_DATE="2026-01-01T00:00:00Z", GIT_COMMITTER_DATE="2026-01-01T00:00:00Z",
+        GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1",
+    )
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+    def write(path: str, text: str) -> None:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+
+    git("init", "-q", "-b", "main")
+    write("README.md", "version one\n")
+    write("src/app.txt", "app at v1\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "first")
+    git("tag", "-a", "v1.0.0", "-m", "release 1.0.0")
+    git("branch", "feature")
+    write("README.md", "version two\n")
+    write("docs/guide.txt", "a guide\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "second")
+    git("switch", "-q", "feature")
+    write("feature.txt", "feature work\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "feature")
+    git("switch", "-q", "main")
+    return f"file://{repo}"
+
+
 def start_engine() -> subprocess.Popen[bytes]:
     sock = OUT / "engine.sock"
     sock.unlink(missing_ok=True)
@@ -318,6 +364,8 @@ def main(argv: list[str]) -> int:
     # `gantry call` (the module scenario) runs its own engine on its own state.
     env["GANTRY_STATE_DIR"] = str(OUT / "call-state")
     env["GANTRY_PYTHON"] = PYTHON
+    if "git" in scenarios:
+        env["CONFORMANCE_GIT_URL"] = git_repository()
     totals = {}
     started = time.monotonic()
     try:

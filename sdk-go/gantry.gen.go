@@ -258,6 +258,43 @@ const (
 
 func (v ReturnType) enumValue() string { return string(v) }
 
+// Key value object that represents a build argument.
+type BuildArg struct {
+	// The build argument name.
+	Name string
+
+	// The build argument value.
+	Value string
+}
+
+func (v BuildArg) inputFields() []inputField {
+	return []inputField{
+		{"name", v.Name, false},
+		{"value", v.Value, false},
+	}
+}
+
+// Port forwarding rules for tunneling network traffic.
+type PortForward struct {
+	// Port to expose to clients. If unspecified, a default will be chosen.
+	Frontend int
+
+	// Destination port for traffic.
+	Backend int
+
+	// Transport layer protocol to use for traffic. Defaults to
+	// NetworkProtocolTCP (the zero value leaves it out).
+	Protocol NetworkProtocol
+}
+
+func (v PortForward) inputFields() []inputField {
+	return []inputField{
+		{"frontend", v.Frontend, true},
+		{"backend", v.Backend, false},
+		{"protocol", v.Protocol, true},
+	}
+}
+
 // An object that can be written to the client's host.
 type Exportable interface {
 	// Writes the object to a path on the host. Returns the absolute path
@@ -1001,6 +1038,12 @@ type ContainerUpOpts struct {
 	// (the zero value leaves it out).
 	Random bool
 
+	// List of frontend/backend port mappings to forward.
+	//
+	// Frontend is the port accepting traffic on the host, backend is the
+	// service port. Defaults to empty (the zero value leaves it out).
+	Ports []PortForward
+
 	// Defaults to empty (the zero value leaves it out).
 	Args []string
 
@@ -1028,6 +1071,7 @@ func (r *Container) Up(ctx context.Context, opts ...ContainerUpOpts) (Void, erro
 	q := r.q.sel("up")
 	for _, opt := range opts {
 		q = q.optArg("random", opt.Random)
+		q = q.optArg("ports", opt.Ports)
 		q = q.optArg("args", opt.Args)
 		q = q.optArg("useEntrypoint", opt.UseEntrypoint)
 		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
@@ -1969,6 +2013,10 @@ type DirectoryDockerBuildOpts struct {
 	// The platform to build. gantry builds for its own machine's platform only.
 	Platform Platform
 
+	// Build arguments to use in the build. Defaults to empty (the zero value
+	// leaves it out).
+	BuildArgs []BuildArg
+
 	// Target build stage to build. Defaults to "" (the zero value leaves it
 	// out).
 	Target string
@@ -1998,6 +2046,7 @@ func (r *Directory) DockerBuild(opts ...DirectoryDockerBuildOpts) *Container {
 	for _, opt := range opts {
 		q = q.optArg("dockerfile", opt.Dockerfile)
 		q = q.optArg("platform", opt.Platform)
+		q = q.optArg("buildArgs", opt.BuildArgs)
 		q = q.optArg("target", opt.Target)
 		q = q.optArg("secrets", opt.Secrets)
 		q = q.optArg("noInit", opt.NoInit)
@@ -3125,6 +3174,23 @@ func (r *Host) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)
 }
 
+// HostServiceOpts holds the optional arguments of [Host.Service].
+type HostServiceOpts struct {
+	// Upstream host to forward traffic to. Defaults to "localhost" (the zero
+	// value leaves it out).
+	Host string
+}
+
+// Creates a service that forwards traffic to a specified address via the host.
+func (r *Host) Service(ports []PortForward, opts ...HostServiceOpts) *Service {
+	q := r.q.sel("service")
+	q = q.arg("ports", ports)
+	for _, opt := range opts {
+		q = q.optArg("host", opt.Host)
+	}
+	return &Service{newObject(q)}
+}
+
 // HostTunnelOpts holds the optional arguments of [Host.Tunnel].
 type HostTunnelOpts struct {
 	// Map each service port to the same port on the host, as if the service
@@ -3133,6 +3199,19 @@ type HostTunnelOpts struct {
 	// Note: enabling may result in port conflicts. Defaults to false (the zero
 	// value leaves it out).
 	Native bool
+
+	// Configure explicit port forwarding rules for the tunnel.
+	//
+	// If a port's frontend is unspecified or 0, a random port will be chosen by
+	// the host.
+	//
+	// If no ports are given, all of the service's ports are forwarded. If
+	// native is true, each port maps to the same port on the host. If native is
+	// false, each port maps to a random port chosen by the host.
+	//
+	// If ports are given and native is true, the ports are additive. Defaults
+	// to empty (the zero value leaves it out).
+	Ports []PortForward
 }
 
 // Creates a tunnel that forwards traffic from the host to a service.
@@ -3141,6 +3220,7 @@ func (r *Host) Tunnel(service *Service, opts ...HostTunnelOpts) *Service {
 	q = q.arg("service", service)
 	for _, opt := range opts {
 		q = q.optArg("native", opt.Native)
+		q = q.optArg("ports", opt.Ports)
 	}
 	return &Service{newObject(q)}
 }
@@ -3970,6 +4050,12 @@ func (r *Service) Sync(ctx context.Context) (*Service, error) {
 
 // ServiceUpOpts holds the optional arguments of [Service.Up].
 type ServiceUpOpts struct {
+	// List of frontend/backend port mappings to forward.
+	//
+	// Frontend is the port accepting traffic on the host, backend is the
+	// service port. Defaults to empty (the zero value leaves it out).
+	Ports []PortForward
+
 	// Bind each tunnel port to a random port on the host. Defaults to false
 	// (the zero value leaves it out).
 	Random bool
@@ -3980,6 +4066,7 @@ type ServiceUpOpts struct {
 func (r *Service) Up(ctx context.Context, opts ...ServiceUpOpts) (Void, error) {
 	q := r.q.sel("up")
 	for _, opt := range opts {
+		q = q.optArg("ports", opt.Ports)
 		q = q.optArg("random", opt.Random)
 	}
 	var res Void

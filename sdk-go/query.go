@@ -10,7 +10,9 @@ package gantry
 //
 // Object arguments are passed by ID: before sending, each object argument's
 // ID is fetched (one request per object, remembered on the object), so the
-// engine receives `withDirectory(path:"/src",source:"Directory:…")`.
+// engine receives `withDirectory(path:"/src",source:"Directory:…")`. Input
+// objects (BuildArg, PortForward) are written inline as object literals,
+// `{name:"A",value:"B"}`, leaving out optional fields at their zero value.
 
 import (
 	"context"
@@ -227,6 +229,19 @@ type enum interface {
 	enumValue() string
 }
 
+// input is implemented by the generated input object structs: each lists
+// its fields under their GraphQL names, in schema order.
+type input interface {
+	inputFields() []inputField
+}
+
+type inputField struct {
+	name  string
+	value any
+	// optional fields at their zero value are left out.
+	optional bool
+}
+
 var errNilObject = errors.New("a nil object was passed as an argument")
 
 // writeLiteral writes a GraphQL literal for an argument value (arguments are
@@ -238,6 +253,29 @@ func writeLiteral(ctx context.Context, b *strings.Builder, value any) error {
 		return nil
 	case enum:
 		b.WriteString(v.enumValue())
+		return nil
+	case input:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			b.WriteString("null")
+			return nil
+		}
+		b.WriteString("{")
+		written := 0
+		for _, field := range v.inputFields() {
+			if field.optional && isZero(field.value) {
+				continue
+			}
+			if written > 0 {
+				b.WriteString(",")
+			}
+			written++
+			b.WriteString(field.name)
+			b.WriteString(":")
+			if err := writeLiteral(ctx, b, field.value); err != nil {
+				return fmt.Errorf("field %s: %w", field.name, err)
+			}
+		}
+		b.WriteString("}")
 		return nil
 	case identified:
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {

@@ -117,3 +117,36 @@ func TestErrorClassification(t *testing.T) {
 		t.Fatalf("message: %s", plain)
 	}
 }
+
+func TestInputObjectsAreObjectLiterals(t *testing.T) {
+	client := testClient()
+	build := client.Directory().DockerBuild(DirectoryDockerBuildOpts{
+		BuildArgs: []BuildArg{{Name: "A", Value: `quote " and \ é`}, {Name: "B", Value: ""}},
+	})
+	doc, err := build.q.sel("sync").document(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `query{directory{dockerBuild(buildArgs:[{name:"A",value:"quote \" and \\ é"},{name:"B",value:""}]){sync}}}`
+	if doc != want {
+		t.Fatalf("document\n got %s\nwant %s", doc, want)
+	}
+}
+
+func TestInputObjectOptionalFieldsAtZeroAreLeftOut(t *testing.T) {
+	client := testClient()
+	svc := client.Host().Service([]PortForward{
+		{Backend: 80},
+		{Frontend: 5353, Backend: 53, Protocol: NetworkProtocolUDP},
+		// A required field is sent even at its zero value.
+		{},
+	})
+	doc, err := svc.q.sel("hostname").document(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `query{host{service(ports:[{backend:80},{frontend:5353,backend:53,protocol:UDP},{backend:0}]){hostname}}}`
+	if doc != want {
+		t.Fatalf("document\n got %s\nwant %s", doc, want)
+	}
+}

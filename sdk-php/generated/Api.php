@@ -216,6 +216,59 @@ enum ReturnType: string
 }
 
 /**
+ * Key value object that represents a build argument.
+ */
+final readonly class BuildArg implements InputObject
+{
+    /**
+     * @param string $name The build argument name.
+     * @param string $value The build argument value.
+     */
+    public function __construct(
+        public string $name,
+        public string $value,
+    ) {
+    }
+
+    public function inputFields(): array
+    {
+        return [
+            'name' => $this->name,
+            'value' => $this->value,
+        ];
+    }
+}
+
+/**
+ * Port forwarding rules for tunneling network traffic.
+ */
+final readonly class PortForward implements InputObject
+{
+    /**
+     * @param int $backend Destination port for traffic.
+     * @param int|null $frontend Port to expose to clients. If unspecified, a
+     *     default will be chosen.
+     * @param NetworkProtocol|null $protocol Transport layer protocol to use for
+     *     traffic. Defaults to NetworkProtocol::TCP.
+     */
+    public function __construct(
+        public int $backend,
+        public ?int $frontend = null,
+        public ?NetworkProtocol $protocol = null,
+    ) {
+    }
+
+    public function inputFields(): array
+    {
+        return [
+            'frontend' => $this->frontend,
+            'backend' => $this->backend,
+            'protocol' => $this->protocol,
+        ];
+    }
+}
+
+/**
  * An object that can be written to the client's host.
  */
 interface Exportable
@@ -986,6 +1039,9 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param bool|null $random Bind each tunnel port to a random port on the
      *     host. Defaults to false.
+     * @param list<PortForward>|null $ports List of frontend/backend port
+     *     mappings to forward. Frontend is the port accepting traffic on the
+     *     host, backend is the service port. Defaults to [].
      * @param list<string>|null $args Defaults to [].
      * @param bool|null $useEntrypoint Defaults to false.
      * @param bool|null $experimentalPrivilegedNesting Defaults to false.
@@ -995,6 +1051,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      */
     public function up(
         ?bool $random = null,
+        ?array $ports = null,
         ?array $args = null,
         ?bool $useEntrypoint = null,
         ?bool $experimentalPrivilegedNesting = null,
@@ -1004,6 +1061,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     ): ?string {
         return $this->ctx->select('up', [
             'random' => $random,
+            'ports' => $ports,
             'args' => $args,
             'useEntrypoint' => $useEntrypoint,
             'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
@@ -2023,6 +2081,8 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      *     "frontend.Dockerfile"). Defaults to "Dockerfile".
      * @param string|null $platform The platform to build. gantry builds for its
      *     own machine's platform only.
+     * @param list<BuildArg>|null $buildArgs Build arguments to use in the
+     *     build. Defaults to [].
      * @param string|null $target Target build stage to build. Defaults to "".
      * @param list<Secret>|null $secrets Secrets to pass to the build. They will
      *     be mounted at /run/secrets/[secret-name]. Defaults to [].
@@ -2036,6 +2096,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
     public function dockerBuild(
         ?string $dockerfile = null,
         ?string $platform = null,
+        ?array $buildArgs = null,
         ?string $target = null,
         ?array $secrets = null,
         ?bool $noInit = null,
@@ -2044,6 +2105,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
         return new Container($this->ctx->select('dockerBuild', [
             'dockerfile' => $dockerfile,
             'platform' => $platform,
+            'buildArgs' => $buildArgs,
             'target' => $target,
             'secrets' => $secrets,
             'noInit' => $noInit,
@@ -3252,18 +3314,48 @@ final class Host extends ApiObject implements Node
     }
 
     /**
+     * Creates a service that forwards traffic to a specified address via the
+     * host.
+     *
+     * @param list<PortForward> $ports Ports to expose via the service,
+     *     forwarding through the host network. If a port's frontend is
+     *     unspecified or 0, it defaults to the same as the backend port. An
+     *     empty set of ports is not valid; an error will be returned.
+     * @param string|null $host Upstream host to forward traffic to. Defaults to
+     *     "localhost".
+     */
+    public function service(array $ports, ?string $host = null): Service
+    {
+        return new Service($this->ctx->select('service', [
+            'ports' => $ports,
+            'host' => $host,
+        ]));
+    }
+
+    /**
      * Creates a tunnel that forwards traffic from the host to a service.
      *
      * @param Service $service Service to send traffic from the tunnel.
      * @param bool|null $native Map each service port to the same port on the
      *     host, as if the service were running natively. Note: enabling may
      *     result in port conflicts. Defaults to false.
+     * @param list<PortForward>|null $ports Configure explicit port forwarding
+     *     rules for the tunnel. If a port's frontend is unspecified or 0, a
+     *     random port will be chosen by the host. If no ports are given, all of
+     *     the service's ports are forwarded. If native is true, each port maps
+     *     to the same port on the host. If native is false, each port maps to a
+     *     random port chosen by the host. If ports are given and native is
+     *     true, the ports are additive. Defaults to [].
      */
-    public function tunnel(Service $service, ?bool $native = null): Service
-    {
+    public function tunnel(
+        Service $service,
+        ?bool $native = null,
+        ?array $ports = null,
+    ): Service {
         return new Service($this->ctx->select('tunnel', [
             'service' => $service,
             'native' => $native,
+            'ports' => $ports,
         ]));
     }
 
@@ -4227,12 +4319,16 @@ final class Service extends ApiObject implements Node
      * Creates a tunnel that forwards traffic from the caller's network to this
      * service.
      *
+     * @param list<PortForward>|null $ports List of frontend/backend port
+     *     mappings to forward. Frontend is the port accepting traffic on the
+     *     host, backend is the service port. Defaults to [].
      * @param bool|null $random Bind each tunnel port to a random port on the
      *     host. Defaults to false.
      */
-    public function up(?bool $random = null): ?string
+    public function up(?array $ports = null, ?bool $random = null): ?string
     {
         return $this->ctx->select('up', [
+            'ports' => $ports,
             'random' => $random,
         ])->execute();
     }

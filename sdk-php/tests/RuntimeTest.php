@@ -4,11 +4,14 @@ declare(strict_types=1);
 
 namespace Gantry\Tests;
 
+use Gantry\BuildArg;
 use Gantry\Client;
 use Gantry\ConnectError;
 use Gantry\Container;
 use Gantry\ExecError;
 use Gantry\GantryError;
+use Gantry\NetworkProtocol;
+use Gantry\PortForward;
 use Gantry\QueryError;
 use Gantry\ReturnType;
 use Gantry\Runtime\Context;
@@ -78,6 +81,47 @@ final class RuntimeTest extends TestCase
         self::assertSame('"a\"b\\\\c\nd é"', Context::literal("a\"b\\c\nd é"));
         self::assertSame('[1,2.5,true,null]', Context::literal([1, 2.5, true, null]));
         self::assertSame('1.0', Context::literal(1.0));
+    }
+
+    public function testInputObjectsAreObjectLiterals(): void
+    {
+        $session = new FakeSession([['directory' => ['dockerBuild' => ['stdout' => 'ok']]]]);
+        $out = self::client($session)->directory()
+            ->dockerBuild(buildArgs: [
+                new BuildArg(name: 'A', value: "quote \" and \\ é"),
+                new BuildArg('B', ''),
+            ])
+            ->stdout();
+        self::assertSame('ok', $out);
+        self::assertSame(
+            ['query{directory{dockerBuild(buildArgs:[{name:"A",value:"quote \\" and \\\\ é"},'
+                . '{name:"B",value:""}]){stdout}}}'],
+            $session->documents,
+        );
+    }
+
+    public function testInputObjectOptionalFieldsAreLeftOutWhenNull(): void
+    {
+        $session = new FakeSession([['host' => ['service' => ['hostname' => 'h']]]]);
+        $hostname = self::client($session)->host()
+            ->service([
+                new PortForward(backend: 80),
+                new PortForward(backend: 53, frontend: 5353, protocol: NetworkProtocol::UDP),
+            ])
+            ->hostname();
+        self::assertSame('h', $hostname);
+        self::assertSame(
+            ['query{host{service(ports:[{backend:80},{frontend:5353,backend:53,protocol:UDP}]){hostname}}}'],
+            $session->documents,
+        );
+    }
+
+    public function testInputObjectsAreReadonly(): void
+    {
+        $arg = new BuildArg(name: 'A', value: '1');
+        $this->expectException(\Error::class);
+        /** @phpstan-ignore-next-line the point of the test */
+        $arg->name = 'B';
     }
 
     public function testObjectArgumentsArePassedByIdFetchedOnce(): void

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import subprocess
@@ -256,3 +257,46 @@ def test_import_pulls_in_only_the_standard_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_input_objects_are_object_literals() -> None:
+    session = FakeSession(lambda _doc: {"directory": {"dockerBuild": {"sync": "x"}}})
+    client = client_with(session)
+    build = client.directory().docker_build(
+        build_args=[
+            gantry.BuildArg(name="A", value='quote " and \\ é'),
+            gantry.BuildArg(name="B", value=""),
+        ],
+    )
+    run(build.sync())
+    assert session.documents == [
+        "query{directory{dockerBuild(buildArgs:["
+        '{name:"A",value:"quote \\" and \\\\ é"},{name:"B",value:""}]){sync}}}'
+    ]
+
+
+def test_input_object_optional_fields_are_left_out_when_none() -> None:
+    session = FakeSession(lambda _doc: {"host": {"service": {"hostname": "h"}}})
+    client = client_with(session)
+    ports = [
+        gantry.PortForward(backend=80),
+        gantry.PortForward(
+            backend=53, frontend=5353, protocol=gantry.NetworkProtocol.UDP
+        ),
+    ]
+    assert run(client.host().service(ports).hostname()) == "h"
+    assert session.documents == [
+        "query{host{service(ports:[{backend:80},"
+        "{frontend:5353,backend:53,protocol:UDP}]){hostname}}}"
+    ]
+
+
+def test_input_objects_are_frozen_keyword_dataclasses() -> None:
+    arg = gantry.BuildArg(name="A", value="1")
+    assert arg == gantry.BuildArg(value="1", name="A")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arg.name = "B"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        gantry.BuildArg("A", "1")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        gantry.PortForward()  # type: ignore[call-arg]

@@ -9,7 +9,9 @@
  *
  * Object arguments are passed by ID: before sending, each object argument's `id` is fetched
  * (one request per object, remembered on the object), so the engine receives
- * `withDirectory(path:"/src", source:"Directory:…")`.
+ * `withDirectory(path:"/src", source:"Directory:…")`. Input objects (`BuildArg`, `PortForward`)
+ * are plain objects written inline as object literals, `{name:"A",value:"B"}`, leaving out the
+ * fields that are `undefined` or `null`.
  *
  * @module
  */
@@ -45,6 +47,22 @@ export function enumArg(value: unknown): unknown {
   if (typeof value === "string") return new EnumLiteral(value);
   if (Array.isArray(value)) return value.map(enumArg);
   return value;
+}
+
+/**
+ * Passes an input object argument (or each element of a list of them) through `mark`, which
+ * the generated code defines for input types holding enums: it wraps those fields in
+ * {@link enumArg}.
+ *
+ * @internal
+ */
+export function inputArg<T extends object>(
+  value: T | readonly T[] | null | undefined,
+  mark: (value: T) => unknown,
+): unknown {
+  if (value === null || value === undefined) return value;
+  if (Array.isArray(value)) return (value as readonly T[]).map((item) => mark(item));
+  return mark(value as T);
 }
 
 /** An immutable chain of selections from the root, plus the session. @internal */

@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Gantry\Runtime;
 
 use Gantry\ApiObject;
+use Gantry\InputObject;
 use Gantry\TransportError;
 
 /**
@@ -140,6 +141,8 @@ final class Context
     {
         if ($value instanceof ApiObject) {
             $value->ctx->id();
+        } elseif ($value instanceof InputObject) {
+            self::resolveIds($value->inputFields());
         } elseif (is_array($value)) {
             foreach ($value as $item) {
                 self::resolveIds($item);
@@ -180,21 +183,34 @@ final class Context
             }
             return self::json($id);
         }
+        if ($value instanceof InputObject) {
+            return self::objectLiteral($value->inputFields());
+        }
         if (is_array($value)) {
             if (array_is_list($value)) {
                 return '[' . implode(',', array_map(self::literal(...), $value)) . ']';
             }
-            $fields = [];
-            foreach ($value as $key => $item) {
-                if ($item !== null) {
-                    $fields[] = $key . ':' . self::literal($item);
-                }
-            }
-            return '{' . implode(',', $fields) . '}';
+            return self::objectLiteral($value);
         }
         throw new \InvalidArgumentException(
             'cannot send a ' . get_debug_type($value) . ' as a GraphQL argument',
         );
+    }
+
+    /**
+     * `{name:value,…}` for the non-null entries of `$fields`.
+     *
+     * @param array<array-key, mixed> $fields
+     */
+    private static function objectLiteral(array $fields): string
+    {
+        $written = [];
+        foreach ($fields as $name => $item) {
+            if ($item !== null) {
+                $written[] = $name . ':' . self::literal($item);
+            }
+        }
+        return '{' . implode(',', $written) . '}';
     }
 
     private static function json(string|float $value): string

@@ -8,7 +8,9 @@ sends it, and walks the response back down the chain.
 
 Object arguments are passed by ID: before sending, each object argument's
 `id` is fetched (one request per object, remembered on the object), so the
-engine receives `withDirectory(path:"/src", source:"Directory:…")`.
+engine receives `withDirectory(path:"/src", source:"Directory:…")`. Input
+objects (`BuildArg`, `PortForward`) are written inline as object literals,
+`{name:"A",value:"B"}`, leaving out the fields that are `None`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["Arg", "Context", "Object", "Session"]
+__all__ = ["Arg", "Context", "Input", "Object", "Session"]
 
 
 class Session(Protocol):
@@ -38,6 +40,18 @@ class Arg:
     def __init__(self, name: str, value: object) -> None:
         self.name = name
         self.value = value
+
+
+class Input:
+    """Base of every generated input object (a frozen dataclass).
+
+    `_fields` lists its fields under their GraphQL names, in schema order.
+    """
+
+    __slots__ = ()
+
+    def _fields(self) -> list[Arg]:
+        raise NotImplementedError
 
 
 class _Selection:
@@ -146,6 +160,9 @@ class Object:
 def _collect_objects(value: object, found: dict[int, Object]) -> None:
     if isinstance(value, Object):
         found[id(value)] = value
+    elif isinstance(value, Input):
+        for field in value._fields():
+            _collect_objects(field.value, found)
     elif isinstance(value, (list, tuple)):
         for item in value:
             _collect_objects(item, found)
@@ -172,6 +189,13 @@ def _literal(value: object) -> str:
         if value._ctx._id is None:
             raise RuntimeError("an object argument was not resolved to its ID")
         return json.dumps(value._ctx._id, ensure_ascii=False)
+    if isinstance(value, Input):
+        fields = ",".join(
+            f"{field.name}:{_literal(field.value)}"
+            for field in value._fields()
+            if field.value is not None
+        )
+        return "{" + fields + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_literal(item) for item in value) + "]"
     if isinstance(value, dict):

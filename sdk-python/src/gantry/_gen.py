@@ -7,14 +7,16 @@ query building, errors) lives in the `_`-prefixed modules beside this one.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Sequence
 
-from ._core import Arg, Object
+from ._core import Arg, Input, Object
 
 __all__ = [
     "Address",
     "AddressID",
+    "BuildArg",
     "CacheSharingMode",
     "CacheVolume",
     "CacheVolumeID",
@@ -62,6 +64,7 @@ __all__ = [
     "Node",
     "Platform",
     "Port",
+    "PortForward",
     "PortID",
     "RegistryProtocol",
     "ReturnType",
@@ -300,6 +303,44 @@ class ReturnType(enum.Enum):
 
     ANY = "ANY"
     """Any execution (exit codes 0-127 and 192-255)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildArg(Input):
+    """Key value object that represents a build argument."""
+
+    name: str
+    """The build argument name."""
+
+    value: str
+    """The build argument value."""
+
+    def _fields(self) -> list[Arg]:
+        return [
+            Arg("name", self.name),
+            Arg("value", self.value),
+        ]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PortForward(Input):
+    """Port forwarding rules for tunneling network traffic."""
+
+    backend: int
+    """Destination port for traffic."""
+
+    frontend: int | None = None
+    """Port to expose to clients. If unspecified, a default will be chosen."""
+
+    protocol: NetworkProtocol | None = None
+    """Transport layer protocol to use for traffic. Defaults to NetworkProtocol.TCP."""
+
+    def _fields(self) -> list[Arg]:
+        return [
+            Arg("frontend", self.frontend),
+            Arg("backend", self.backend),
+            Arg("protocol", self.protocol),
+        ]
 
 
 class Exportable(Object):
@@ -964,6 +1005,7 @@ class Container(Exportable, Node, Syncer):
         self,
         *,
         random: bool | None = None,
+        ports: Sequence[PortForward] | None = None,
         args: list[str] | None = None,
         use_entrypoint: bool | None = None,
         experimental_privileged_nesting: bool | None = None,
@@ -979,6 +1021,9 @@ class Container(Exportable, Node, Syncer):
         Args:
             random: Bind each tunnel port to a random port on the host. Defaults to
                 False.
+            ports: List of frontend/backend port mappings to forward. Frontend is the
+                port accepting traffic on the host, backend is the service port.
+                Defaults to [].
             args: Defaults to [].
             use_entrypoint: Defaults to False.
             experimental_privileged_nesting: Defaults to False.
@@ -988,6 +1033,7 @@ class Container(Exportable, Node, Syncer):
         """
         _args = [
             Arg("random", random),
+            Arg("ports", ports),
             Arg("args", args),
             Arg("useEntrypoint", use_entrypoint),
             Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
@@ -2010,6 +2056,7 @@ class Directory(Exportable, Node, Syncer):
         *,
         dockerfile: str | None = None,
         platform: Platform | None = None,
+        build_args: Sequence[BuildArg] | None = None,
         target: str | None = None,
         secrets: Sequence[Secret] | None = None,
         no_init: bool | None = None,
@@ -2025,6 +2072,7 @@ class Directory(Exportable, Node, Syncer):
                 Defaults to "Dockerfile".
             platform: The platform to build. gantry builds for its own machine's
                 platform only.
+            build_args: Build arguments to use in the build. Defaults to [].
             target: Target build stage to build. Defaults to "".
             secrets: Secrets to pass to the build. They will be mounted at
                 /run/secrets/[secret-name]. Defaults to [].
@@ -2038,6 +2086,7 @@ class Directory(Exportable, Node, Syncer):
         _args = [
             Arg("dockerfile", dockerfile),
             Arg("platform", platform),
+            Arg("buildArgs", build_args),
             Arg("target", target),
             Arg("secrets", secrets),
             Arg("noInit", no_init),
@@ -3191,11 +3240,33 @@ class Host(Node):
         """A unique identifier for this Host."""
         return await self._id()
 
+    def service(
+        self,
+        ports: Sequence[PortForward],
+        *,
+        host: str | None = None,
+    ) -> Service:
+        """Creates a service that forwards traffic to a specified address via the host.
+
+        Args:
+            ports: Ports to expose via the service, forwarding through the host network.
+                If a port's frontend is unspecified or 0, it defaults to the same as the
+                backend port. An empty set of ports is not valid; an error will be
+                returned.
+            host: Upstream host to forward traffic to. Defaults to "localhost".
+        """
+        _args = [
+            Arg("ports", ports),
+            Arg("host", host),
+        ]
+        return Service(self._select("service", _args))
+
     def tunnel(
         self,
         service: Service,
         *,
         native: bool | None = None,
+        ports: Sequence[PortForward] | None = None,
     ) -> Service:
         """Creates a tunnel that forwards traffic from the host to a service.
 
@@ -3204,10 +3275,17 @@ class Host(Node):
             native: Map each service port to the same port on the host, as if the
                 service were running natively. Note: enabling may result in port
                 conflicts. Defaults to False.
+            ports: Configure explicit port forwarding rules for the tunnel. If a port's
+                frontend is unspecified or 0, a random port will be chosen by the host.
+                If no ports are given, all of the service's ports are forwarded. If
+                native is true, each port maps to the same port on the host. If native
+                is false, each port maps to a random port chosen by the host. If ports
+                are given and native is true, the ports are additive. Defaults to [].
         """
         _args = [
             Arg("service", service),
             Arg("native", native),
+            Arg("ports", ports),
         ]
         return Service(self._select("tunnel", _args))
 
@@ -4040,16 +4118,21 @@ class Service(Node):
     async def up(
         self,
         *,
+        ports: Sequence[PortForward] | None = None,
         random: bool | None = None,
     ) -> Void | None:
         """Creates a tunnel that forwards traffic from the caller's network to this
         service.
 
         Args:
+            ports: List of frontend/backend port mappings to forward. Frontend is the
+                port accepting traffic on the host, backend is the service port.
+                Defaults to [].
             random: Bind each tunnel port to a random port on the host. Defaults to
                 False.
         """
         _args = [
+            Arg("ports", ports),
             Arg("random", random),
         ]
         _r: Void | None = await self._select("up", _args).execute()

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { BaseObject, enumArg } from "../core.js";
+import { BaseObject, enumArg, inputArg } from "../core.js";
 
 export type AddressID = string;
 
@@ -178,6 +178,29 @@ export enum ReturnType {
   FAILURE = "FAILURE",
   /** Any execution (exit codes 0-127 and 192-255). */
   ANY = "ANY",
+}
+
+/** Key value object that represents a build argument. */
+export interface BuildArg {
+  /** The build argument name. */
+  name: string;
+  /** The build argument value. */
+  value: string;
+}
+
+/** Port forwarding rules for tunneling network traffic. */
+export interface PortForward {
+  /** Port to expose to clients. If unspecified, a default will be chosen. */
+  frontend?: number;
+  /** Destination port for traffic. */
+  backend: number;
+  /** Transport layer protocol to use for traffic. Defaults to `NetworkProtocol.TCP`. */
+  protocol?: NetworkProtocol;
+}
+
+/** Wraps the enum fields of a `PortForward` so they are sent bare. */
+function markPortForward(value: PortForward): unknown {
+  return { ...value, protocol: enumArg(value.protocol) };
 }
 
 /** An object that can be written to the client's host. */
@@ -560,6 +583,13 @@ export interface ContainerStatOpts {
 export interface ContainerUpOpts {
   /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
   random?: boolean;
+  /**
+   * List of frontend/backend port mappings to forward.
+   *
+   * Frontend is the port accepting traffic on the host, backend is the service port. Defaults to
+   * `[]`.
+   */
+  ports?: PortForward[];
   /** Defaults to `[]`. */
   args?: string[];
   /** Defaults to `false`. */
@@ -1148,6 +1178,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   async up(opts?: ContainerUpOpts): Promise<Void | null> {
     const _args = {
       random: opts?.random,
+      ports: inputArg(opts?.ports, markPortForward),
       args: opts?.args,
       useEntrypoint: opts?.useEntrypoint,
       experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
@@ -1789,6 +1820,8 @@ export interface DirectoryDockerBuildOpts {
   dockerfile?: string;
   /** The platform to build. gantry builds for its own machine's platform only. */
   platform?: Platform;
+  /** Build arguments to use in the build. Defaults to `[]`. */
+  buildArgs?: BuildArg[];
   /** Target build stage to build. Defaults to `""`. */
   target?: string;
   /**
@@ -1994,6 +2027,7 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
     const _args = {
       dockerfile: opts?.dockerfile,
       platform: opts?.platform,
+      buildArgs: opts?.buildArgs,
       target: opts?.target,
       secrets: opts?.secrets,
       noInit: opts?.noInit,
@@ -2913,6 +2947,12 @@ export interface HostFindUpOpts {
   noCache?: boolean;
 }
 
+/** Optional arguments of `Host.service`. */
+export interface HostServiceOpts {
+  /** Upstream host to forward traffic to. Defaults to `"localhost"`. */
+  host?: string;
+}
+
 /** Optional arguments of `Host.tunnel`. */
 export interface HostTunnelOpts {
   /**
@@ -2921,6 +2961,18 @@ export interface HostTunnelOpts {
    * Note: enabling may result in port conflicts. Defaults to `false`.
    */
   native?: boolean;
+  /**
+   * Configure explicit port forwarding rules for the tunnel.
+   *
+   * If a port's frontend is unspecified or 0, a random port will be chosen by the host.
+   *
+   * If no ports are given, all of the service's ports are forwarded. If native is true, each port
+   * maps to the same port on the host. If native is false, each port maps to a random port chosen
+   * by the host.
+   *
+   * If ports are given and native is true, the ports are additive. Defaults to `[]`.
+   */
+  ports?: PortForward[];
 }
 
 /** Information about the host environment. */
@@ -2992,6 +3044,21 @@ export class Host extends BaseObject implements Node {
   }
 
   /**
+   * Creates a service that forwards traffic to a specified address via the host.
+   *
+   * @param ports - Ports to expose via the service, forwarding through the host network. If a
+   *   port's frontend is unspecified or 0, it defaults to the same as the backend port. An empty
+   *   set of ports is not valid; an error will be returned.
+   */
+  service(ports: PortForward[], opts?: HostServiceOpts): Service {
+    const _args = {
+      ports: inputArg(ports, markPortForward),
+      host: opts?.host,
+    };
+    return new Service(this._select("service", _args));
+  }
+
+  /**
    * Creates a tunnel that forwards traffic from the host to a service.
    *
    * @param service - Service to send traffic from the tunnel.
@@ -3000,6 +3067,7 @@ export class Host extends BaseObject implements Node {
     const _args = {
       service,
       native: opts?.native,
+      ports: inputArg(opts?.ports, markPortForward),
     };
     return new Service(this._select("tunnel", _args));
   }
@@ -3735,6 +3803,13 @@ export interface ServiceStopOpts {
 
 /** Optional arguments of `Service.up`. */
 export interface ServiceUpOpts {
+  /**
+   * List of frontend/backend port mappings to forward.
+   *
+   * Frontend is the port accepting traffic on the host, backend is the service port. Defaults to
+   * `[]`.
+   */
+  ports?: PortForward[];
   /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
   random?: boolean;
 }
@@ -3803,6 +3878,7 @@ export class Service extends BaseObject implements Node {
   /** Creates a tunnel that forwards traffic from the caller's network to this service. */
   async up(opts?: ServiceUpOpts): Promise<Void | null> {
     const _args = {
+      ports: inputArg(opts?.ports, markPortForward),
       random: opts?.random,
     };
     return this._select("up", _args).execute<Void | null>();

@@ -1,11 +1,12 @@
 // Package conf is shared by the Go scenarios: fixture images, the runner's
-// variables and a connection helper.
+// variables, a connection helper and a file reader.
 package conf
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/gantry-dev/gantry/sdk-go"
 )
@@ -48,4 +49,11 @@ func Connect(ctx context.Context) *gantry.Client {
 	client, err := gantry.Connect(ctx)
 	Check(err)
 	return client
+}
+
+// Contents reads a file's contents without surrounding whitespace, or exits.
+func Contents(ctx context.Context, file *gantry.File) string {
+	text, err := file.Contents(ctx)
+	Check(err)
+	return strings.TrimSpace(text)
 }

@@ -111,7 +111,7 @@ impl Go {
     fn ty(&self, ty: &TypeRef) -> String {
         match ty {
             TypeRef::Scalar { name, .. } => scalar(name),
-            TypeRef::Enum { name, .. } => exported(name),
+            TypeRef::Enum { name, .. } | TypeRef::Input { name, .. } => exported(name),
             TypeRef::Object { name: None, .. } => self.names.any_object().to_owned(),
             TypeRef::Object {
                 name: Some(name), ..
@@ -283,7 +283,8 @@ fn field_comment(field: &Field, indent: usize) -> String {
     comment(&summary, indent)
 }
 
-/// The doc comment of an optional argument's `Opts` field.
+/// The doc comment of an optional argument's `Opts` field, or of an input
+/// object's field.
 fn opt_comment(arg: &Arg, indent: usize) -> String {
     let text = describe_arg(arg, |default, ty| {
         format!(

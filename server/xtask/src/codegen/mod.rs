@@ -299,16 +299,41 @@ mod tests {
     }
 
     #[test]
-    fn input_objects_are_left_out_until_generated() {
+    fn input_objects_are_generated_and_typed() {
         let sdl = "type Query { open(ports: [Forward!]! name: String!): Int! \
-                   up(ports: [Forward!] = [] name: String!): Int! }\n\
-                   input Forward { backend: Int! }";
+                   up(ports: [Forward!] = [] one: Forward): Int! }\n\
+                   input Forward { frontend: Int backend: Int! protocol: Proto = TCP }\n\
+                   enum Proto { TCP UDP }";
         let model = Model::from_sdl(sdl).unwrap();
         let fields = &model.objects[0].fields;
         let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["up"], "a field requiring one goes");
-        let args: Vec<&str> = fields[0].args.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(args, ["name"], "an optional one is left out");
+        assert_eq!(names, ["open", "up"], "a field requiring one is kept");
+        assert!(matches!(
+            &fields[0].args[0].ty,
+            model::TypeRef::List { of, non_null: true }
+                if matches!(of.as_ref(), model::TypeRef::Input { name, non_null: true } if name == "Forward")
+        ));
+        assert!(fields[1].args.iter().all(|arg| arg.optional));
+        let input = &model.inputs[0];
+        let order: Vec<&str> = input.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(order, ["frontend", "backend", "protocol"], "schema order");
+        let required: Vec<&str> = input
+            .required_fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(required, ["backend"]);
+        assert_eq!(input.optional_fields[1].default.as_deref(), Some("TCP"));
+    }
+
+    #[test]
+    fn a_field_returning_an_input_object_is_refused() {
+        let sdl = "type Query { bad: Forward! }\ninput Forward { backend: Int! }";
+        let error = Model::from_sdl(sdl).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("returns the input type Forward"),
+            "{error:#}"
+        );
     }
 
     #[test]

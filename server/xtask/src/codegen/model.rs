@@ -15,6 +15,10 @@
 //!   object and returns it again ([`FieldKind::Sync`]).
 //! - Fields returning an interface or union (`Query.node`) are internal to the
 //!   runtime and left out.
+//! - An input object (`BuildArg`, `PortForward`) becomes a value type per SDK
+//!   ([`Input`]); its fields are described like arguments (name, type,
+//!   default, optional), in schema order, and an SDK writes it as a GraphQL
+//!   object literal with its optional fields left out when unset.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +46,8 @@ pub(crate) struct Model {
     /// Object types including the root, sorted by name.
     pub(crate) objects: Vec<Object>,
     pub(crate) enums: Vec<Enum>,
+    /// Input objects, sorted by name.
+    pub(crate) inputs: Vec<Input>,
     pub(crate) scalars: Vec<Scalar>,
     /// The interface every object with an ID implements (`Node`), if any:
     /// the type of an `ID` argument whose object type is unknown.
@@ -56,6 +62,20 @@ pub(crate) struct Object {
     /// Implemented interfaces that the model keeps, sorted.
     pub(crate) interfaces: Vec<String>,
     pub(crate) fields: Vec<Field>,
+}
+
+/// An input object type: a value an argument takes, written inline as a
+/// GraphQL object literal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Input {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    /// Fields in schema order, described as arguments are.
+    pub(crate) fields: Vec<Arg>,
+    /// Required fields (non-null, no default), in schema order.
+    pub(crate) required_fields: Vec<Arg>,
+    /// Optional fields (nullable or with a default), in schema order.
+    pub(crate) optional_fields: Vec<Arg>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,6 +133,11 @@ pub(crate) enum TypeRef {
         non_null: bool,
     },
     Enum {
+        name: String,
+        non_null: bool,
+    },
+    /// An input object, passed by value as an object literal.
+    Input {
         name: String,
         non_null: bool,
     },
@@ -229,6 +254,7 @@ impl Model {
             interfaces: Vec::new(),
             objects: Vec::new(),
             enums: Vec::new(),
+            inputs: Vec::new(),
             scalars: Vec::new(),
             node_interface,
         };
@@ -279,14 +305,32 @@ impl Model {
                     description,
                     is_root: false,
                 }),
-                TypeKind::Union(_) | TypeKind::InputObject(_) => {
-                    // Not used by gantry's API yet; add when a field needs them.
+                TypeKind::InputObject(input) => {
+                    let fields = input
+                        .fields
+                        .iter()
+                        .map(|field| builder.arg(&field.node))
+                        .collect::<Result<Vec<_>>>()
+                        .with_context(|| format!("in input {name}"))?;
+                    let (optional_fields, required_fields): (Vec<Arg>, Vec<Arg>) =
+                        fields.iter().cloned().partition(|field| field.optional);
+                    model.inputs.push(Input {
+                        name,
+                        description,
+                        fields,
+                        required_fields,
+                        optional_fields,
+                    });
+                }
+                TypeKind::Union(_) => {
+                    // Not used by gantry's API yet; add when a field needs one.
                 }
             }
         }
         model.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
         model.objects.sort_by(|a, b| a.name.cmp(&b.name));
         model.enums.sort_by(|a, b| a.name.cmp(&b.name));
+        model.inputs.sort_by(|a, b| a.name.cmp(&b.name));
         model.scalars.sort_by(|a, b| a.name.cmp(&b.name));
         // Interfaces extend each other in dependency order, so every language
         // can declare a base before its subtypes.
@@ -334,20 +378,8 @@ impl Builder<'_> {
             else {
                 continue;
             };
-            // Input objects (`PortForward`) are not generated yet: SDKs leave
-            // out an optional argument of one, and a field that requires one
-            // (`Host.service`), rather than generate code that cannot send it.
-            let (inputs, arguments): (Vec<_>, Vec<_>) = field
+            let args = field
                 .arguments
-                .iter()
-                .partition(|arg| self.is_input(&arg.node.ty.node));
-            if inputs
-                .iter()
-                .any(|arg| !arg.node.ty.node.nullable && arg.node.default_value.is_none())
-            {
-                continue;
-            }
-            let args = arguments
                 .iter()
                 .map(|arg| self.arg(&arg.node))
                 .collect::<Result<Vec<_>>>()
@@ -421,14 +453,6 @@ impl Builder<'_> {
         })
     }
 
-    /// Whether `ty` is an input object or a list of them.
-    fn is_input(&self, ty: &Type) -> bool {
-        match &ty.base {
-            BaseType::List(inner) => self.is_input(inner),
-            BaseType::Named(name) => self.kinds.get(name.as_str()) == Some(&Named::Input),
-        }
-    }
-
     fn kind_of(&self, name: &str) -> Result<Named> {
         self.kinds
             .get(name)
@@ -458,7 +482,8 @@ impl Builder<'_> {
                         name: Some(name),
                         non_null,
                     },
-                    (Named::Input, _) => bail!("input object {name} is not supported yet"),
+                    (Named::Input, Some(_)) => TypeRef::Input { name, non_null },
+                    (Named::Input, None) => bail!("a field returns the input type {name}"),
                 }
             }
         })

@@ -14,7 +14,7 @@ use minijinja::value::Serde;
 use minijinja::Environment;
 
 use super::model::{
-    describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Model, Names, TypeRef,
+    describe_arg, enum_shape, Arg, EnumShape, Field, FieldKind, Input, Model, Names, TypeRef,
 };
 use super::text;
 
@@ -54,7 +54,9 @@ impl Php {
     fn native(&self, ty: &TypeRef) -> String {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
-            TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
+            TypeRef::Enum { name, non_null } | TypeRef::Input { name, non_null } => {
+                (class_name(name), *non_null)
+            }
             TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { non_null, .. } => ("array".to_owned(), *non_null),
         };
@@ -70,7 +72,9 @@ impl Php {
         let (inner, non_null) = match ty {
             TypeRef::List { of, non_null } => (format!("list<{}>", self.doc(of)), *non_null),
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
-            TypeRef::Enum { name, non_null } => (class_name(name), *non_null),
+            TypeRef::Enum { name, non_null } | TypeRef::Input { name, non_null } => {
+                (class_name(name), *non_null)
+            }
             TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
         };
         if non_null {
@@ -275,30 +279,7 @@ fn doc_block(summary: Option<&str>, tags: &[String], indent: usize) -> String {
 
 impl Php {
     fn field_doc(&self, field: &Field, indent: usize) -> String {
-        let mut tags: Vec<String> = field
-            .required_args
-            .iter()
-            .chain(&field.optional_args)
-            .filter_map(|arg| {
-                let text = describe_arg(arg, |default, ty| {
-                    format!("Defaults to {}.", php_literal(default, ty))
-                });
-                // A tag only when it says more than the native type.
-                if text.is_empty() && !matches!(arg.ty, TypeRef::List { .. }) {
-                    return None;
-                }
-                let mut ty = self.doc(&arg.ty);
-                if arg.optional && !ty.ends_with("|null") {
-                    ty.push_str("|null");
-                }
-                let tag = format!("@param {ty} ${}", variable(&arg.name));
-                Some(if text.is_empty() {
-                    tag
-                } else {
-                    format!("{tag} {text}")
-                })
-            })
-            .collect();
+        let mut tags = self.param_tags(field.required_args.iter().chain(&field.optional_args));
         let (_, doc) = self.returns(field);
         if doc.contains("list<") {
             tags.push(format!("@return {doc}"));
@@ -307,6 +288,37 @@ impl Php {
             tags.push(format!("@deprecated {reason}"));
         }
         doc_block(field.description.as_deref(), &tags, indent)
+    }
+
+    /// The constructor's PHPDoc of an input object: one `@param` per field.
+    fn input_doc(&self, input: &Input, indent: usize) -> String {
+        let tags = self.param_tags(input.required_fields.iter().chain(&input.optional_fields));
+        doc_block(None, &tags, indent)
+    }
+
+    /// `@param` tags for the arguments that need one (a description, a
+    /// default or a list type says more than the native type).
+    fn param_tags<'a>(&self, args: impl Iterator<Item = &'a Arg>) -> Vec<String> {
+        args.filter_map(|arg| {
+            let text = describe_arg(arg, |default, ty| {
+                format!("Defaults to {}.", php_literal(default, ty))
+            });
+            // A tag only when it says more than the native type.
+            if text.is_empty() && !matches!(arg.ty, TypeRef::List { .. }) {
+                return None;
+            }
+            let mut ty = self.doc(&arg.ty);
+            if arg.optional && !ty.ends_with("|null") {
+                ty.push_str("|null");
+            }
+            let tag = format!("@param {ty} ${}", variable(&arg.name));
+            Some(if text.is_empty() {
+                tag
+            } else {
+                format!("{tag} {text}")
+            })
+        })
+        .collect()
     }
 }
 
@@ -331,6 +343,14 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
     env.add_filter("php_doc", |text: Option<String>, indent: usize| {
         doc_block(text.as_deref(), &[], indent)
     });
+    let n = names.clone();
+    env.add_filter(
+        "php_input_doc",
+        move |input: Serde<Input>, indent: usize| n.input_doc(&input, indent),
+    );
+    let n = names.clone();
+    env.add_filter("php_param", move |arg: Serde<Arg>| n.param(&arg));
+    env.add_filter("php_variable", |name: String| variable(&name));
     let n = names.clone();
     env.add_filter(
         "php_field_doc",

@@ -48,12 +48,15 @@ impl Python {
     fn ty(&self, ty: &TypeRef, argument: bool) -> String {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
-            TypeRef::Enum { name, non_null } => (name.clone(), *non_null),
+            TypeRef::Enum { name, non_null } | TypeRef::Input { name, non_null } => {
+                (name.clone(), *non_null)
+            }
             TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { of, non_null } => {
-                // Object lists are covariant `Sequence`s so a `list[Container]`
-                // passes where any object is expected.
-                let container = if argument && holds_objects(of) {
+                // Object and input lists are covariant `Sequence`s so a
+                // `list[Container]` passes where any object is expected, and
+                // a tuple of `BuildArg`s passes too.
+                let container = if argument && holds_values(of) {
                     "Sequence"
                 } else {
                     "list"
@@ -112,10 +115,12 @@ impl Python {
     }
 }
 
-fn holds_objects(ty: &TypeRef) -> bool {
+/// Whether a list argument of this item type is a `Sequence`: objects and
+/// input objects, possibly in nested lists.
+fn holds_values(ty: &TypeRef) -> bool {
     match ty {
-        TypeRef::Object { .. } => true,
-        TypeRef::List { of, .. } => holds_objects(of),
+        TypeRef::Object { .. } | TypeRef::Input { .. } => true,
+        TypeRef::List { of, .. } => holds_values(of),
         _ => false,
     }
 }
@@ -216,6 +221,19 @@ fn docstring(summary: Option<&str>, args: &[(String, String)], indent: usize) ->
     out
 }
 
+/// An argument's or input field's description with its default, in Python.
+fn describe(arg: &Arg) -> String {
+    describe_arg(arg, |default, ty| {
+        format!("Defaults to {}.", python_literal(default, ty))
+    })
+}
+
+/// The docstring of an input object's field (its default is the engine's:
+/// `None` leaves the field out of the literal).
+fn input_field_docstring(field: &Arg, indent: usize) -> String {
+    docstring(Some(&describe(field)), &[], indent)
+}
+
 fn field_docstring(field: &Field, indent: usize) -> String {
     let mut summary = field.description.clone().unwrap_or_default();
     if let Some(reason) = &field.deprecated {
@@ -227,9 +245,7 @@ fn field_docstring(field: &Field, indent: usize) -> String {
         .args
         .iter()
         .filter_map(|arg| {
-            let text = describe_arg(arg, |default, ty| {
-                format!("Defaults to {}.", python_literal(default, ty))
-            });
+            let text = describe(arg);
             (!text.is_empty()).then(|| (identifier(&text::snake_case(&arg.name)), text))
         })
         .collect();
@@ -252,7 +268,7 @@ pub(crate) fn extras(model: &Model) -> Extras {
         .chain(&model.objects)
         .flat_map(|object| &object.fields)
         .flat_map(|field| &field.args)
-        .any(|arg| matches!(&arg.ty, TypeRef::List { of, .. } if holds_objects(of)));
+        .any(|arg| matches!(&arg.ty, TypeRef::List { of, .. } if holds_values(of)));
     Extras {
         uses_sequence,
         any_object: Python::new(model).names.any_object().to_owned(),
@@ -284,6 +300,9 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
     });
     env.add_filter("py_field_doc", |field: Serde<Field>, indent: usize| {
         field_docstring(&field, indent)
+    });
+    env.add_filter("py_input_field_doc", |field: Serde<Arg>, indent: usize| {
+        input_field_docstring(&field, indent)
     });
 }
 

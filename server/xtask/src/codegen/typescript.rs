@@ -14,7 +14,7 @@
 use minijinja::value::Serde;
 use minijinja::Environment;
 
-use super::model::{describe_arg, Arg, Field, FieldKind, Model, Names, TypeRef};
+use super::model::{describe_arg, Arg, Field, FieldKind, Input, Model, Names, TypeRef};
 use super::text;
 
 language! {
@@ -85,12 +85,17 @@ const RESERVED: &[&str] = &[
 #[derive(Clone)]
 struct TypeScript {
     names: Names,
+    /// Input objects whose values need marking before they are sent: those
+    /// with an enum field (sent bare, not as a string), directly or in a
+    /// nested input.
+    marked_inputs: Vec<String>,
 }
 
 impl TypeScript {
     fn new(model: &Model) -> Self {
         Self {
             names: Names::new(model, str::to_owned, BASE_CLASS),
+            marked_inputs: marked_inputs(model),
         }
     }
 
@@ -98,7 +103,9 @@ impl TypeScript {
     fn ty(&self, ty: &TypeRef, strip_null: bool) -> String {
         let (inner, non_null) = match ty {
             TypeRef::Scalar { name, non_null } => (scalar(name).to_owned(), *non_null),
-            TypeRef::Enum { name, non_null } => (name.clone(), *non_null),
+            TypeRef::Enum { name, non_null } | TypeRef::Input { name, non_null } => {
+                (name.clone(), *non_null)
+            }
             TypeRef::Object { name, non_null } => (self.names.object(name.as_deref()), *non_null),
             TypeRef::List { of, non_null } => {
                 let item = self.ty(of, false);
@@ -177,11 +184,43 @@ impl TypeScript {
         } else {
             identifier(&arg.name)
         };
-        if holds_enum(&arg.ty) {
+        self.marked(&arg.ty, value)
+    }
+
+    /// `value` as the runtime must see it: enums wrapped in `enumArg`, input
+    /// objects that hold enums passed through their marker function.
+    fn marked(&self, ty: &TypeRef, value: String) -> String {
+        if holds_enum(ty) {
             format!("enumArg({value})")
+        } else if let Some(input) = self.marked_input(ty) {
+            format!("inputArg({value}, {})", marker_name(input))
         } else {
             value
         }
+    }
+
+    /// The input object `ty` holds (directly or in lists) if it has a marker.
+    fn marked_input<'a>(&self, ty: &'a TypeRef) -> Option<&'a str> {
+        match ty {
+            TypeRef::Input { name, .. } => self.marked_inputs.contains(name).then_some(name),
+            TypeRef::List { of, .. } => self.marked_input(of),
+            _ => None,
+        }
+    }
+
+    /// The body of an input's marker: a copy of the value with each enum
+    /// field wrapped and each nested input marked.
+    fn marker_body(&self, input: &Input) -> String {
+        let mut out = String::from("{ ...value");
+        for field in &input.fields {
+            let access = format!("value.{}", field.name);
+            let marked = self.marked(&field.ty, access.clone());
+            if marked != access {
+                out.push_str(&format!(", {}: {marked}", property(&field.name)));
+            }
+        }
+        out.push_str(" }");
+        out
     }
 
     /// One property of the argument object: `name` (shorthand) or `name: value`.
@@ -193,6 +232,38 @@ impl TypeScript {
             format!("{}: {value}", property(&arg.name))
         }
     }
+}
+
+/// The inputs that hold an enum, directly or through nested inputs (a
+/// fixpoint: nesting may be deep).
+fn marked_inputs(model: &Model) -> Vec<String> {
+    fn holds(ty: &TypeRef, marked: &[String]) -> bool {
+        match ty {
+            TypeRef::Enum { .. } => true,
+            TypeRef::Input { name, .. } => marked.contains(name),
+            TypeRef::List { of, .. } => holds(of, marked),
+            _ => false,
+        }
+    }
+    let mut marked: Vec<String> = Vec::new();
+    loop {
+        let more: Vec<String> = model
+            .inputs
+            .iter()
+            .filter(|input| !marked.contains(&input.name))
+            .filter(|input| input.fields.iter().any(|field| holds(&field.ty, &marked)))
+            .map(|input| input.name.clone())
+            .collect();
+        if more.is_empty() {
+            return marked;
+        }
+        marked.extend(more);
+    }
+}
+
+/// `PortForward` → `markPortForward`.
+fn marker_name(input: &str) -> String {
+    format!("mark{input}")
 }
 
 fn holds_enum(ty: &TypeRef) -> bool {
@@ -310,18 +381,37 @@ fn option_doc(arg: &Arg, indent: usize) -> String {
 /// Variables the TypeScript templates need beyond the model.
 #[derive(serde::Serialize)]
 pub(crate) struct Extras {
-    /// Whether any argument is an enum (`enumArg` is imported only then).
-    uses_enum_args: bool,
+    /// What the API module imports from the runtime: `enumArg` and
+    /// `inputArg` only when used.
+    imports: Vec<&'static str>,
 }
 
 pub(crate) fn extras(model: &Model) -> Extras {
-    let uses_enum_args = model
+    let args = model
         .objects
         .iter()
         .flat_map(|object| &object.fields)
-        .flat_map(|field| &field.args)
-        .any(|arg| holds_enum(&arg.ty));
-    Extras { uses_enum_args }
+        .flat_map(|field| &field.args);
+    let uses_enum_args = args.clone().any(|arg| holds_enum(&arg.ty));
+    let marker = TypeScript::new(model);
+    let marked_fields = model
+        .inputs
+        .iter()
+        .filter(|input| marker.marked_inputs.contains(&input.name))
+        .flat_map(|input| &input.fields);
+    let uses_enum_args = uses_enum_args || marked_fields.clone().any(|f| holds_enum(&f.ty));
+    let uses_input_args = args
+        .into_iter()
+        .chain(marked_fields)
+        .any(|arg| marker.marked_input(&arg.ty).is_some());
+    let mut imports = vec!["BaseObject"];
+    if uses_enum_args {
+        imports.push("enumArg");
+    }
+    if uses_input_args {
+        imports.push("inputArg");
+    }
+    Extras { imports }
 }
 
 /// Registers the TypeScript filters on `env`.
@@ -346,9 +436,23 @@ pub(crate) fn register(env: &mut Environment<'_>, model: &Model) {
     });
     let n = names.clone();
     env.add_filter("ts_option_type", move |arg: Serde<Arg>| n.ty(&arg.ty, true));
-    let n = names;
+    let n = names.clone();
     env.add_filter("ts_arg_property", move |arg: Serde<Arg>| {
         n.arg_property(&arg)
+    });
+    let n = names.clone();
+    env.add_filter("ts_marked", move |name: String| {
+        n.marked_inputs.contains(&name)
+    });
+    let n = names.clone();
+    env.add_filter("ts_marker_body", move |input: Serde<Input>| {
+        n.marker_body(&input)
+    });
+    env.add_filter("ts_marker_name", |name: String| marker_name(&name));
+    let n = names.clone();
+    env.add_filter("ts_input_field", move |field: Serde<Arg>| {
+        let mark = if field.optional { "?" } else { "" };
+        format!("{}{mark}: {}", property(&field.name), n.ty(&field.ty, true))
     });
     env.add_filter("ts_doc", |text: Option<String>, indent: usize| {
         doc_comment(text.as_deref(), &[], indent)
