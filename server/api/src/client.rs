@@ -28,8 +28,26 @@ fn host_error(path: &Path, error: std::io::Error) -> Error {
 }
 
 impl ClientInfo {
-    /// An absolute host path for `path` (relative paths join the workdir).
+    /// An absolute host path for `path` (relative paths join the workdir; a
+    /// leading `~` is the home directory, as in Dagger and shells).
     pub fn resolve(&self, path: &str) -> Result<PathBuf, Error> {
+        let home_relative = match path.strip_prefix('~') {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => Some(rest),
+            _ => None,
+        };
+        if let Some(rest) = home_relative {
+            let home = std::env::var_os("HOME").filter(|home| Path::new(home).is_absolute());
+            let Some(home) = home else {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "host path {} starts at the home directory, and the engine has no absolute HOME set: pass an absolute path",
+                        gantry_core::text::quoted(path)
+                    ),
+                });
+            };
+            let home = Path::new(&home).display().to_string();
+            return self.resolve(&format!("{home}/{}", rest.trim_start_matches('/')));
+        }
         let joined = match &self.workdir {
             Some(workdir) => workdir.join(path),
             None if path.starts_with('/') => PathBuf::from(path),

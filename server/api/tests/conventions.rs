@@ -232,6 +232,10 @@ const REFUSED: &[(&str, &str)] = &[
         "container(platform: \"linux/riscv64\") is not supported by gantry: gantry runs containers of this machine's platform",
     ),
     (
+        r#"{ container(platform: "windows98") { id } }"#,
+        "unknown operating system or architecture in platform \"windows98\"",
+    ),
+    (
         r#"{ container { withNewFile(path: "/f", contents: "", owner: "1", inheritOwner: true) { id } } }"#,
         "cannot set both owner and inheritOwner",
     ),

@@ -182,3 +182,23 @@ async fn the_router_refuses_bodies_without_a_query_and_bad_workdirs() {
         "{body}"
     );
 }
+
+#[test]
+fn a_leading_tilde_is_the_home_directory() {
+    let client = ClientInfo {
+        workdir: Some("/tmp".into()),
+    };
+    let home = std::env::var("HOME").expect("tests run with HOME set");
+    let home = std::path::Path::new(&home);
+    assert_eq!(client.resolve("~/a/../b").unwrap(), home.join("b"));
+    assert_eq!(client.resolve("~").unwrap(), home);
+    // Only `~` alone or `~/`: `~user` and `a/~` are ordinary names.
+    assert_eq!(
+        client.resolve("~other").unwrap(),
+        std::path::Path::new("/tmp/~other")
+    );
+    assert_eq!(
+        client.resolve("a/~").unwrap(),
+        std::path::Path::new("/tmp/a/~")
+    );
+}

@@ -93,8 +93,13 @@ pub struct Tree {
 /// The default directory mode, as Docker and Dagger use it.
 pub(crate) const DIR_MODE: u32 = 0o755;
 
+/// The longest file name (one path component, in bytes) Linux file systems
+/// hold: a longer one fails here rather than when a runtime writes it.
+pub const MAX_NAME_LEN: usize = 255;
+
 /// Normalises a relative path: strips leading `/` and `./`, collapses `.` and
-/// empty components, and refuses `..` that would climb out of the root.
+/// empty components, and refuses `..` that would climb out of the root and
+/// names longer than [`MAX_NAME_LEN`].
 pub fn normalize(path: &str) -> Result<String, Error> {
     if path.contains('\0') {
         return Err(Error::InvalidArgument {
@@ -114,6 +119,15 @@ pub fn normalize(path: &str) -> Result<String, Error> {
                         path: path.to_owned(),
                     });
                 }
+            }
+            other if other.len() > MAX_NAME_LEN => {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "File name length exceeds the maximum supported {MAX_NAME_LEN} characters: a name of {} bytes, starting {}",
+                        other.len(),
+                        crate::text::quoted(&format!("{}…", other.chars().take(32).collect::<String>()))
+                    ),
+                })
             }
             other => parts.push(other),
         }

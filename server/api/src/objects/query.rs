@@ -666,6 +666,7 @@ fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Resu
 /// Refuses a platform other than this machine's: running it would need an
 /// emulator, which gantry does not drive.
 pub(super) fn refuse_foreign_platform(platform: &str) -> Result<()> {
+    gantry_core::runtime::check_platform(platform).map_err(super::gql)?;
     if gantry_core::runtime::is_host_platform(platform) {
         return Ok(());
     }

@@ -275,3 +275,85 @@ async fn with_error_fails_where_the_directory_is_used() {
     .await;
     assert_eq!(out["directory"]["withError"]["entries"], json!([]));
 }
+
+#[tokio::test]
+async fn removals_take_glob_patterns_within_one_level() {
+    let (schema, _) = schema();
+    let out = data(
+        &schema,
+        r#"{ directory {
+             withNewFile(path: "b/foo.txt", contents: "x") {
+             withNewFile(path: "b/data.json", contents: "x") {
+             withNewFile(path: "b/deep/bar.txt", contents: "x") {
+             withNewFile(path: "a1/f", contents: "x") {
+             withNewFile(path: "b1/f", contents: "x") {
+               file: withoutFile(path: "b/*.txt") { glob(pattern: "b/**") }
+               dirs: withoutDirectory(path: "a*") { entries }
+               files: withoutFiles(paths: ["b/*.json", "b/d?ep"]) { glob(pattern: "b/**") }
+               literal: withoutFile(path: "b/data.json") { glob(pattern: "b/*") }
+             } } } } } } }"#,
+    )
+    .await;
+    let d = at(
+        &out,
+        &[
+            "directory",
+            "withNewFile",
+            "withNewFile",
+            "withNewFile",
+            "withNewFile",
+            "withNewFile",
+        ],
+    );
+    // `*` stays within one level: b/deep/bar.txt is kept.
+    assert_eq!(
+        d["file"]["glob"],
+        json!(["b/data.json", "b/deep/", "b/deep/bar.txt"])
+    );
+    assert_eq!(d["dirs"]["entries"], json!(["b/", "b1/"]));
+    assert_eq!(d["files"]["glob"], json!(["b/foo.txt"]));
+    assert_eq!(d["literal"]["glob"], json!(["b/deep/", "b/foo.txt"]));
+}
+
+#[tokio::test]
+async fn names_are_checked_where_they_are_made() {
+    let (schema, _) = schema();
+    let long = "n".repeat(256);
+    let (message, _) = error(
+        &schema,
+        &format!(r#"{{ directory {{ withNewFile(path: "dir/{long}.txt", contents: "x") {{ entries }} }} }}"#),
+    )
+    .await;
+    assert!(
+        message.contains("File name length exceeds the maximum supported 255 characters"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&long),
+        "the whole name is not echoed: {message}"
+    );
+    let ok = "n".repeat(255);
+    data(
+        &schema,
+        &format!(r#"{{ directory {{ withNewFile(path: "{ok}", contents: "x") {{ entries }} }} }}"#),
+    )
+    .await;
+    let (message, _) = error(
+        &schema,
+        r#"{ file(name: "dir/some-file", contents: "x") { contents } }"#,
+    )
+    .await;
+    assert!(
+        message.contains("must not contain a directory"),
+        "{message}"
+    );
+    let (message, _) = error(
+        &schema,
+        r#"{ directory { withNewDirectory(path: "b") { directory(path: "b") { withNewDirectory(path: "../c") { entries } } } } }"#,
+    )
+    .await;
+    assert!(
+        message.contains("cannot create directory outside parent"),
+        "{message}"
+    );
+}

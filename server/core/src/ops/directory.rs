@@ -120,7 +120,16 @@ impl Operation for DirectoryWithNewDirectory {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         let entry = Entry::dir(self.permissions);
-        tree.insert(&self.path, entry)?;
+        tree.insert(&self.path, entry)
+            .map_err(|error| match error {
+                Error::PathEscapes { path } => Error::InvalidArgument {
+                    message: format!(
+                    "cannot create directory outside parent: path {} climbs out of the directory",
+                    crate::text::quoted(&path)
+                ),
+                },
+                other => other,
+            })?;
         Ok(Value::from_tree(tree))
     }
 }
@@ -310,8 +319,30 @@ impl Operation for DirectoryWithoutDirectory {
 /// path is not an error).
 fn without(call: &Call, parent: &Digest, path: &str) -> Result<Value> {
     let mut tree = (*call.inputs.tree(parent)?).clone();
-    tree.remove(&tree::normalize(path)?);
+    remove_matching(&mut tree, path)?;
     Ok(Value::from_tree(tree))
+}
+
+/// Removes `path` and what is under it from `tree`. A path with a glob
+/// metacharacter (`*`, `?`, `[`) is a pattern, as in Dagger: every entry it
+/// matches goes (`*` stays within one directory level).
+fn remove_matching(tree: &mut tree::Tree, path: &str) -> Result<()> {
+    let path = tree::normalize(path)?;
+    if !path.contains(['*', '?', '[']) {
+        tree.remove(&path);
+        return Ok(());
+    }
+    let matcher = crate::filter::glob(&path)?.compile_matcher();
+    let matched: Vec<String> = tree
+        .entries
+        .keys()
+        .filter(|key| matcher.is_match(key.as_str()))
+        .cloned()
+        .collect();
+    for key in matched {
+        tree.remove(&key);
+    }
+    Ok(())
 }
 
 /// `Directory.diff`: what `other` adds or changes relative to `parent`.
@@ -515,7 +546,7 @@ impl Operation for DirectoryWithoutFiles {
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let mut tree = (*call.inputs.tree(&self.parent)?).clone();
         for path in &self.paths {
-            tree.remove(&tree::normalize(path)?);
+            remove_matching(&mut tree, path)?;
         }
         Ok(Value::from_tree(tree))
     }

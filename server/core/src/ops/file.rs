@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::search;
 use crate::tree;
@@ -89,6 +89,14 @@ impl Operation for FileWithName {
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        if self.name.contains('/') {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "file name {} must not contain a directory: give the name alone, or create the file in a directory (Directory.withNewFile)",
+                    crate::text::quoted(&self.name)
+                ),
+            });
+        }
         let mut file = (*call.inputs.file(&self.parent)?).clone();
         file.name = self.name.clone();
         Ok(Value::File(Arc::new(file)))
