@@ -125,6 +125,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let progress = Progress::start(&args.progress);
     let session = start_session(&args.engine, workdir).await?;
     let follower = progress.follow_engine(&session.engine);
+    let trace = crate::telemetry::SessionTrace::start(&session.engine, "gantry run");
     let port = session.port.to_string();
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut command = tokio::process::Command::new(program);
@@ -135,6 +136,10 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         .env(env::DAGGER_SESSION_PORT, &port)
         .env(env::DAGGER_SESSION_TOKEN, &session.token)
         .env(env::SOCKET, session.socket.path());
+    if let Some(trace) = &trace {
+        // The command's own spans (an SDK's) join the session's trace.
+        command.env(env::TRACEPARENT, trace.traceparent());
+    }
     // The command's stderr (and its stdout on a terminal) goes through the
     // progress renderer a line at a time, so that progress never lands
     // inside one of its lines (on a terminal, above the steps redrawn in
@@ -171,6 +176,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         _ = shutdown.wait() => {
             let _ = child.kill().await;
             engine::stop(&session.engine).await;
+            if let Some(trace) = trace {
+                trace.finish().await;
+            }
             return Ok(ExitCode::from(130));
         }
     };
@@ -185,6 +193,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     engine::finish(&session.engine).await;
+    if let Some(trace) = trace {
+        trace.finish().await;
+    }
     if let Some(follower) = follower {
         follower.stop().await;
     }
@@ -272,6 +283,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
     });
     let session = start_session(&engine_args, workdir).await?;
     let follower = progress.follow_engine(&session.engine);
+    let trace = crate::telemetry::SessionTrace::start(&session.engine, "gantry session");
     let line = serde_json::json!({ "port": session.port, "session_token": session.token });
     {
         use std::io::Write as _;
@@ -299,6 +311,9 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         _ = shutdown.wait() => {}
     }
     engine::stop(&session.engine).await;
+    if let Some(trace) = trace {
+        trace.finish().await;
+    }
     if let Some(follower) = follower {
         follower.stop().await;
     }
