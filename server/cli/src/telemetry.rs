@@ -1,10 +1,12 @@
 //! OpenTelemetry traces of sessions: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, a session (`gantry run`,
-//! `gantry session`) exports one trace over OTLP/HTTP (protobuf): a span for
+//! `gantry call`, `gantry session`, an in-process `gantry query`) exports
+//! one trace over OTLP/HTTP (protobuf): a span for
 //! the session and, under it, one span per step, built from the engine's
 //! step events (`gantry_core::events`). A `TRACEPARENT` in the environment
 //! makes the session span a child of that span (its trace, its sampling);
-//! `gantry run` hands its command the session span as `TRACEPARENT`, so the
+//! `gantry run` (and `gantry call`, its module's runtime) hands its command
+//! the session span as `TRACEPARENT`, so the
 //! spans of an SDK joining the session nest under it.
 //!
 //! What it does not own: the events themselves (core emits them whether or

@@ -349,3 +349,37 @@ fn otel_a_collector_that_is_down_costs_one_warning() {
     assert!(stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{stderr}");
     assert!(!stderr.contains("cannot send traces"), "{stderr}");
 }
+
+#[test]
+fn otel_gantry_query_with_its_engine_in_process_is_a_session_too() {
+    require_runtime!();
+    let (port, received) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("otel-query");
+    let mut command = support::gantry(dir.path());
+    command
+        .env_remove("GANTRY_PROGRESS")
+        .env_remove("TRACEPARENT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://127.0.0.1:{port}/v1/traces"),
+        )
+        .env("OTEL_SERVICE_NAME", "ci-pipeline");
+    let out = support::run_query(
+        command,
+        &["--progress=quiet"],
+        &two_steps(&format!("{marker}-a"), &format!("{marker}-b")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let received = received.spans();
+    let spans: Vec<&Span> = received.iter().map(|(_, span)| span).collect();
+    let session = span_named(&spans, "gantry query");
+    let step = span_named(&spans, &format!("exec echo {marker}-b"));
+    assert_eq!(step.parent_span_id, session.span_id);
+    assert!(received.iter().all(|(service, _)| service == "ci-pipeline"));
+}
