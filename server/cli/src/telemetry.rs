@@ -23,6 +23,7 @@
 //! for it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -204,7 +205,9 @@ impl SessionTrace {
                 .map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
         );
         let (batches, outbox) = mpsc::unbounded_channel();
-        let sender = tokio::spawn(send_batches(exporter, outbox));
+        // One warning per session about the collector, whichever way it fails.
+        let warned = Arc::new(AtomicBool::new(false));
+        let sender = tokio::spawn(send_batches(exporter, outbox, warned.clone()));
         let collector = Collector {
             engine: engine.clone(),
             session: span.clone(),
@@ -221,10 +224,15 @@ impl SessionTrace {
             collector.run(events, stopped).await;
             // Every batch is queued: wait for them to be sent, within bounds.
             if tokio::time::timeout(FLUSH_TIMEOUT, sender).await.is_err() {
-                tracing::warn!(
-                    timeout_seconds = FLUSH_TIMEOUT.as_secs(),
-                    "the OTLP collector did not take the session's spans in time; the rest are dropped"
-                );
+                let timeout_seconds = FLUSH_TIMEOUT.as_secs();
+                if warned.swap(true, Ordering::SeqCst) {
+                    tracing::debug!(
+                        timeout_seconds,
+                        "the OTLP collector did not take the session's spans in time"
+                    );
+                } else {
+                    tracing::warn!(timeout_seconds, "the OTLP collector did not take the session's spans in time; the rest are dropped");
+                }
             }
         });
         Some(Self {
@@ -463,14 +471,13 @@ impl Collector {
 async fn send_batches(
     exporter: opentelemetry_otlp::SpanExporter,
     mut outbox: mpsc::UnboundedReceiver<Vec<SpanData>>,
+    warned: Arc<AtomicBool>,
 ) {
-    let mut warned = false;
     while let Some(batch) = outbox.recv().await {
         let spans = batch.len();
         match exporter.export(batch).await {
             Ok(()) => tracing::debug!(spans, "sent spans to the OTLP collector"),
-            Err(error) if !warned => {
-                warned = true;
+            Err(error) if !warned.swap(true, Ordering::SeqCst) => {
                 tracing::warn!(
                     spans,
                     error = %redact(&error.to_string()),

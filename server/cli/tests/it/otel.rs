@@ -2,11 +2,8 @@
 //! collector, here a small receiver of our own that decodes each request
 //! with the protocol's types (opentelemetry-proto).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -16,25 +13,30 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::json;
 
+use crate::servers::{HttpServer, Response};
 use crate::support::{self, busybox};
 
-/// One request the receiver got: its path and raw body.
-struct Request {
-    path: String,
-    body: Vec<u8>,
-}
+/// An OTLP/HTTP receiver on 127.0.0.1: the tests' HTTP server, answering
+/// every post with an empty success.
+struct Receiver(HttpServer);
 
-/// What the receiver got, in order.
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<Request>>>);
+impl Receiver {
+    fn start() -> Self {
+        Self(HttpServer::start(|_| {
+            Response::new(200, Vec::new()).header("Content-Type", "application/x-protobuf")
+        }))
+    }
 
-impl Received {
     /// Every span received, with the `service.name` of its resource.
     fn spans(&self) -> Vec<(String, Span)> {
         let mut spans = Vec::new();
-        for Request { path, body } in self.0.lock().unwrap().iter() {
-            assert_eq!(path, "/v1/traces", "OTLP/HTTP posts traces to /v1/traces");
-            let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        for (request, _) in self.0.requests.lock().unwrap().iter() {
+            assert_eq!(request.method, "POST");
+            assert_eq!(
+                request.target, "/v1/traces",
+                "OTLP/HTTP posts traces to /v1/traces"
+            );
+            let request = ExportTraceServiceRequest::decode(request.body.as_slice()).unwrap();
             for resource in request.resource_spans {
                 let service = resource
                     .resource
@@ -53,64 +55,11 @@ impl Received {
 
     fn bodies_contain(&self, needle: &[u8]) -> bool {
         self.0
+            .requests
             .lock()
             .unwrap()
             .iter()
-            .any(|request| support::contains_bytes(&request.body, needle))
-    }
-}
-
-/// An OTLP/HTTP receiver on 127.0.0.1 (a thread per connection, requests
-/// kept alive), answering every post with an empty success.
-fn receiver() -> (u16, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = Received::default();
-    let store = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let store = store.clone();
-            std::thread::spawn(move || serve(stream, &store));
-        }
-    });
-    (port, received)
-}
-
-fn serve(stream: TcpStream, received: &Received) {
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        received.0.lock().unwrap().push(Request { path, body });
-        let answer =
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
+            .any(|(request, _)| support::contains_bytes(&request.body, needle))
     }
 }
 
@@ -192,8 +141,8 @@ fn two_steps(first: &str, second: &str) -> String {
 #[test]
 fn otel_a_session_is_one_trace_with_a_span_per_step() {
     require_runtime!();
-    let (port, received) = receiver();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let received = Receiver::start();
+    let endpoint = received.0.url("");
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("otel");
     let first_step = format!("{marker}-shared");
@@ -226,7 +175,7 @@ fn otel_a_session_is_one_trace_with_a_span_per_step() {
     assert!(!hit(shared));
     assert_eq!(shared.parent_span_id, root.span_id);
     assert!(shared.end_time_unix_nano >= shared.start_time_unix_nano);
-    received.0.lock().unwrap().clear();
+    received.0.clear();
 
     // A session under a caller's trace: the first step is a cache hit, the
     // second a miss, the third fails; a secret in a command line is masked.
@@ -353,7 +302,7 @@ fn otel_a_collector_that_is_down_costs_one_warning() {
 #[test]
 fn otel_gantry_query_with_its_engine_in_process_is_a_session_too() {
     require_runtime!();
-    let (port, received) = receiver();
+    let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("otel-query");
     let mut command = support::gantry(dir.path());
@@ -363,7 +312,7 @@ fn otel_gantry_query_with_its_engine_in_process_is_a_session_too() {
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("http://127.0.0.1:{port}/v1/traces"),
+            receiver.0.url("/v1/traces"),
         )
         .env("OTEL_SERVICE_NAME", "ci-pipeline");
     let out = support::run_query(
@@ -376,7 +325,7 @@ fn otel_gantry_query_with_its_engine_in_process_is_a_session_too() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let received = received.spans();
+    let received = receiver.spans();
     let spans: Vec<&Span> = received.iter().map(|(_, span)| span).collect();
     let session = span_named(&spans, "gantry query");
     let step = span_named(&spans, &format!("exec echo {marker}-b"));
