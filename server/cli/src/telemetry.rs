@@ -276,6 +276,8 @@ fn random_span_id() -> SpanId {
 /// A step that started and has not finished.
 struct Running {
     start: SystemTime,
+    /// What the step does (its event's name).
+    name: String,
 }
 
 /// Turns one session's step events into spans.
@@ -328,8 +330,11 @@ impl Collector {
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(event.time.max(0.0));
         match event.state {
             StepState::Running => {
-                self.running
-                    .insert(event.digest.clone(), Running { start: time });
+                let running = Running {
+                    start: time,
+                    name: event.name,
+                };
+                self.running.insert(event.digest, running);
             }
             StepState::Cached | StepState::Done | StepState::Failed => {
                 let start = self
@@ -438,16 +443,19 @@ impl Collector {
         let now = SystemTime::now();
         let unfinished: Vec<(String, Running)> = self.running.drain().collect();
         for (digest, running) in unfinished {
-            let mut span = self.span(
-                format!("step {digest}"),
+            let name = self.engine.scrub_secrets(&running.name);
+            let span = self.span(
+                cut(&name, MAX_SPAN_NAME),
                 random_span_id(),
                 self.session.span_id(),
                 (running.start, now),
-                vec![KeyValue::new("gantry.step.digest", digest)],
+                vec![
+                    KeyValue::new("gantry.step.name", cut(&name, MAX_ATTRIBUTE)),
+                    KeyValue::new("gantry.step.digest", digest),
+                    KeyValue::new("gantry.cache.hit", false),
+                ],
                 Status::error("the session ended before the step finished"),
             );
-            span.attributes
-                .push(KeyValue::new("gantry.cache.hit", false));
             self.batch.push(span);
         }
         let session = self.span(
