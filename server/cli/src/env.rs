@@ -46,6 +46,21 @@ pub(crate) const MODULE: &str = "GANTRY_MODULE";
 /// `.venv/bin/python`, else `python3`).
 pub(crate) const PYTHON: &str = "GANTRY_PYTHON";
 
+/// OpenTelemetry (`telemetry.rs`, the standard names): the OTLP endpoint;
+/// a session exports a trace when either is set.
+pub(crate) const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub(crate) const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// The OTLP protocol: only `http/protobuf` is spoken (others turn traces off
+/// with a warning).
+pub(crate) const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub(crate) const OTEL_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// `otlp` (default) or `none`.
+pub(crate) const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// `true` turns traces off.
+pub(crate) const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// W3C trace context a session's spans join; `gantry run` sets it for its command.
+pub(crate) const TRACEPARENT: &str = "TRACEPARENT";
+
 /// The default state directory: `$XDG_CACHE_HOME/gantry`, else
 /// `~/.cache/gantry`.
 pub(crate) fn default_state_dir() -> PathBuf {

@@ -24,6 +24,7 @@ mod runtime;
 mod serve;
 mod session;
 mod status;
+mod telemetry;
 mod units;
 
 use std::process::ExitCode;

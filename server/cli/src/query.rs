@@ -102,6 +102,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         }
         None => {
             let engine = engine::start(&args.engine).await?;
+            let trace = crate::telemetry::SessionTrace::start(&engine, "gantry query");
             let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine.clone());
             let answer = gantry_api::execute_json(
@@ -113,6 +114,9 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             )
             .await;
             engine::finish(&engine).await;
+            if let Some(trace) = trace {
+                trace.finish().await;
+            }
             if let Some(follower) = follower {
                 follower.stop().await;
             }

@@ -28,6 +28,26 @@ pub(crate) struct Session {
     /// of the session, in process ones included (`gantry call`).
     pub(crate) schema: gantry_api::GantrySchema,
     pub(crate) socket: SessionSocket,
+    /// The session's trace, when OpenTelemetry export is configured.
+    trace: Option<crate::telemetry::SessionTrace>,
+}
+
+impl Session {
+    /// The `TRACEPARENT` the session's commands get (the session span), when
+    /// the session is traced: their own spans (an SDK's) join its trace.
+    pub(crate) fn traceparent(&self) -> Option<String> {
+        self.trace
+            .as_ref()
+            .map(crate::telemetry::SessionTrace::traceparent)
+    }
+
+    /// Ends the session's trace and sends what is left of it (bounded); call
+    /// it once the session's steps are over.
+    pub(crate) async fn finish_trace(&mut self) {
+        if let Some(trace) = self.trace.take() {
+            trace.finish().await;
+        }
+    }
 }
 
 /// The session's Unix socket, in a private directory of its own (mode
@@ -70,8 +90,16 @@ fn bind_session_socket(app: axum::Router) -> Result<SessionSocket> {
     Ok(socket)
 }
 
-pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result<Session> {
+/// Starts an engine served on a fresh loopback port and socket; `name` names
+/// its trace's session span (`gantry run`).
+pub(crate) async fn start_session(
+    args: &EngineArgs,
+    workdir: PathBuf,
+    name: &'static str,
+) -> Result<Session> {
     let engine = engine::start(args).await?;
+    // Before anything is served: no step goes untraced.
+    let trace = crate::telemetry::SessionTrace::start(&engine, name);
     let schema = gantry_api::session_schema(engine.clone());
     let token = random_token();
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -100,6 +128,7 @@ pub(crate) async fn start_session(args: &EngineArgs, workdir: PathBuf) -> Result
         engine,
         schema,
         socket,
+        trace,
     })
 }
 
@@ -123,7 +152,7 @@ pub(crate) struct RunArgs {
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let workdir = std::env::current_dir().context("while reading the current directory")?;
     let progress = Progress::start(&args.progress);
-    let session = start_session(&args.engine, workdir).await?;
+    let mut session = start_session(&args.engine, workdir, "gantry run").await?;
     let follower = progress.follow_engine(&session.engine);
     let port = session.port.to_string();
     let (program, rest) = args.command.split_first().expect("clap requires a command");
@@ -135,6 +164,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         .env(env::DAGGER_SESSION_PORT, &port)
         .env(env::DAGGER_SESSION_TOKEN, &session.token)
         .env(env::SOCKET, session.socket.path());
+    if let Some(traceparent) = session.traceparent() {
+        command.env(env::TRACEPARENT, traceparent);
+    }
     // The command's stderr (and its stdout on a terminal) goes through the
     // progress renderer a line at a time, so that progress never lands
     // inside one of its lines (on a terminal, above the steps redrawn in
@@ -171,6 +203,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         _ = shutdown.wait() => {
             let _ = child.kill().await;
             engine::stop(&session.engine).await;
+            session.finish_trace().await;
             return Ok(ExitCode::from(130));
         }
     };
@@ -185,6 +218,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     engine::finish(&session.engine).await;
+    session.finish_trace().await;
     if let Some(follower) = follower {
         follower.stop().await;
     }
@@ -270,7 +304,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         progress: mode,
         explain_cache: false,
     });
-    let session = start_session(&engine_args, workdir).await?;
+    let mut session = start_session(&engine_args, workdir, "gantry session").await?;
     let follower = progress.follow_engine(&session.engine);
     let line = serde_json::json!({ "port": session.port, "session_token": session.token });
     {
@@ -299,6 +333,7 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         _ = shutdown.wait() => {}
     }
     engine::stop(&session.engine).await;
+    session.finish_trace().await;
     if let Some(follower) = follower {
         follower.stop().await;
     }

@@ -14,6 +14,7 @@ use sha2::Sha256;
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::runtime::RegistryAuth;
+use crate::text::scrub_secrets;
 use crate::value::SecretValue;
 
 pub(crate) struct Secrets {
@@ -86,6 +87,18 @@ impl Secrets {
         }
     }
 
+    /// `text` with every secret value this engine holds masked (`***`), as
+    /// exec output is: for text built outside a step that knows its own
+    /// secrets (trace attributes of step names and failures).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        if self.values.is_empty() {
+            return text.to_owned();
+        }
+        let values: Vec<SecretValue> = self.values.iter().map(|entry| entry.clone()).collect();
+        let plaintexts: Vec<&str> = values.iter().map(|value| &*value.plaintext).collect();
+        scrub_secrets(text, &plaintexts)
+    }
+
     /// The value of the secret node `digest`, when this engine holds it.
     pub(crate) fn get(&self, digest: &Digest) -> Result<SecretValue> {
         if let Some(secret) = self.values.get(digest) {
@@ -108,5 +121,22 @@ impl Secrets {
             mac.update(part.as_bytes());
         }
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_masks_every_value_the_engine_holds() {
+        let secrets = Secrets::new([7; 32]);
+        assert_eq!(secrets.scrub("echo hunter2"), "echo hunter2");
+        secrets.insert(Digest::of_bytes(b"a"), "password", "hunter2");
+        secrets.insert(Digest::of_bytes(b"b"), "token", " t0k3n\n");
+        assert_eq!(
+            secrets.scrub("exec sh -c echo hunter2 t0k3n"),
+            "exec sh -c echo *** ***"
+        );
     }
 }

@@ -191,6 +191,12 @@ impl Engine {
         &self.cx.events
     }
 
+    /// `text` with every secret value set in this engine masked (`***`), with
+    /// the scrubber exec output goes through.
+    pub fn scrub_secrets(&self, text: &str) -> String {
+        self.cx.secrets.scrub(text)
+    }
+
     // ------------------------------------------------------------------
     // Building the DAG (no evaluation happens here)
 

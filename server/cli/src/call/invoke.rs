@@ -63,7 +63,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
         None => None,
     };
     let progress = Progress::start(&call.progress);
-    let session = session::start_session(call.engine, call.cwd.clone()).await?;
+    let mut session = session::start_session(call.engine, call.cwd.clone(), "gantry call").await?;
     let follower = progress.follow_engine(&session.engine);
     let engine = Engine {
         schema: session.schema.clone(),
@@ -80,6 +80,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
     )
     .await;
     crate::engine::finish(&session.engine).await;
+    session.finish_trace().await;
     stop(follower).await;
     progress.finish();
     match outcome {
@@ -448,6 +449,9 @@ async fn invoke(
         .env(crate::env::DAGGER_SESSION_TOKEN, &session.token)
         .env(crate::env::SOCKET, session.socket.path())
         .stdin(Stdio::piped());
+    if let Some(traceparent) = session.traceparent() {
+        command.env(crate::env::TRACEPARENT, traceparent);
+    }
     // The module's own output is progress, not the result: it goes to stderr
     // through the renderer, a line at a time, so that progress never lands
     // inside one of its lines (nor tears the list on a terminal).

@@ -49,6 +49,7 @@ mod host;
 mod http;
 mod module;
 mod mounts;
+mod otel;
 mod pipeline;
 mod progress;
 mod registry;
