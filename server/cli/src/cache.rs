@@ -15,8 +15,8 @@
 //! mismatch) is ignored with a warning and replaced by the local run's entry.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,7 +127,8 @@ impl CacheArgs {
                 }
             },
         };
-        let location = Location::parse(&reference, self.cache_insecure, self.cache_auth.as_deref())?;
+        let location =
+            Location::parse(&reference, self.cache_insecure, self.cache_auth.as_deref())?;
         Ok(Some(CacheConfig {
             location,
             mode,
@@ -163,7 +164,10 @@ impl Location {
         let dir = std::path::absolute(dir)
             .with_context(|| format!("while resolving the cache directory {dir:?}"))?;
         if dir.exists() && !dir.is_dir() {
-            bail!("--cache {reference:?}: {} is not a directory; {usage}", dir.display());
+            bail!(
+                "--cache {reference:?}: {} is not a directory; {usage}",
+                dir.display()
+            );
         }
         Ok(Self::Layout(dir))
     }
@@ -479,7 +483,9 @@ impl RegistryBackend {
             ));
         };
         if !(0..=MAX_ENTRY_BYTES).contains(&config.size) {
-            return Ok(Found::Corrupt("its record is larger than any record".into()));
+            return Ok(Found::Corrupt(
+                "its record is larger than any record".into(),
+            ));
         }
         let mut blob = Vec::new();
         if let Err(error) = self.client.pull_blob(&image, &config, &mut blob).await {
@@ -628,10 +634,8 @@ impl Inner {
             return Ok(None);
         }
         let mut record = entry.record;
-        record["image_id"] = serde_json::Value::String(format!(
-            "{PLACEHOLDER}{hex}/{}@{}",
-            self.name, entry.image
-        ));
+        record["image_id"] =
+            serde_json::Value::String(format!("{PLACEHOLDER}{hex}/{}@{}", self.name, entry.image));
         Ok(Some(
             serde_json::to_vec(&record).expect("JSON values always serialise"),
         ))

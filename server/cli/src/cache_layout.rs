@@ -69,8 +69,11 @@ pub(crate) struct Layout {
     dir: PathBuf,
     /// The entries of the last `index.json` read, by the file's identity
     /// (every write renames a new file into place, so a new inode).
-    listing: Arc<Mutex<Option<(IndexFile, Arc<Vec<Listed>>)>>>,
+    listing: Arc<Mutex<Option<Listing>>>,
 }
+
+/// The entries of one `index.json`, and which file they were read from.
+type Listing = (IndexFile, Arc<Vec<Listed>>);
 
 /// Which `index.json` a listing was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,10 +539,7 @@ impl SavedImage {
         // dockerd saves a layer that repeats an earlier one as a symlink to it.
         let mut links: HashMap<String, String> = HashMap::new();
         let mut archive = tar::Archive::new(tarball);
-        for entry in archive
-            .entries()
-            .context("while reading a saved image")?
-        {
+        for entry in archive.entries().context("while reading a saved image")? {
             let mut entry = entry.context("while reading a saved image")?;
             let name = String::from_utf8_lossy(&entry.path_bytes())
                 .trim_start_matches("./")
@@ -603,7 +603,9 @@ mod tests {
             builder.append_data(&mut header, name, data).unwrap();
         };
         add("abc.json", br#"{"rootfs":{}}"#);
-        let names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}/layer.tar")).collect();
+        let names: Vec<String> = (0..layers.len())
+            .map(|i| format!("l{i}/layer.tar"))
+            .collect();
         for (name, data) in names.iter().zip(layers) {
             add(name, data);
         }

@@ -253,7 +253,12 @@ impl RegistryRepository {
         let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
             return Ok(None);
         };
-        Ok(Some(remote_entry(tag.to_owned(), digest, entry, config.size)))
+        Ok(Some(remote_entry(
+            tag.to_owned(),
+            digest,
+            entry,
+            config.size,
+        )))
     }
 
     /// Deletes the manifest `digest` (and so every tag on it).

@@ -385,7 +385,6 @@ mod tests {
     #[test]
     fn use_marks_move_a_recipes_last_use_and_survive_a_rewrite() {
         let dir = tempfile::tempdir().unwrap();
-        let recipes = log(dir.path());
         let (old, fresh) = (Digest::of_bytes(b"old"), Digest::of_bytes(b"fresh"));
         // Written an hour ago.
         let hour_ago = now_millis() - 3_600_000;
@@ -420,7 +419,11 @@ mod tests {
         // The mark is kept, once, by a rewrite; old readers skip it.
         other.retain(|_| true).unwrap();
         let text = fs::read_to_string(dir.path().join("recipes.log")).unwrap();
-        assert_eq!(text.lines().filter(|l| l.ends_with(" u")).count(), 1, "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.ends_with(" u")).count(),
+            1,
+            "{text}"
+        );
         let rewritten = log(dir.path());
         assert!(used(&rewritten, &fresh) >= since);
         assert_eq!(rewritten.get(&fresh).unwrap().unwrap(), br#"{"op":2}"#);

@@ -433,7 +433,10 @@ fn a_session_keeps_the_cache_under_its_size_limit() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "the session did not end");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not end"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
@@ -482,7 +485,11 @@ fn a_recipe_an_engine_reads_is_kept_by_use_not_by_age() {
     assert!(out["errors"].is_null(), "{out}");
     server.stop();
     let out = cache(server.dir(), &["prune", "--older-than", "1h"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recipes: Vec<String> = all_records(&state)
         .into_iter()
         .filter(|record| record.kind == RecordKind::Recipe)

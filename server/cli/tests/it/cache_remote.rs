@@ -740,7 +740,10 @@ fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
     let pruned = remote_json(a.dir(), &reference, &["prune", "--older-than", "0s"]);
     assert_eq!(pruned["entries"].as_array().unwrap().len(), 4, "{pruned}");
     assert!(layout_keys(&dir).is_empty());
-    assert_eq!(std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -751,10 +754,7 @@ fn a_corrupt_blob_in_an_oci_layout_is_a_warning_and_is_replaced() {
     let reference = layout_reference(&dir);
     let marker = unique("layout-corrupt");
     // Two engines push at once: the first writer of each key wins, both succeed.
-    let (mut a, mut other) = (
-        cache_server(&reference, &[]),
-        cache_server(&reference, &[]),
-    );
+    let (mut a, mut other) = (cache_server(&reference, &[]), cache_server(&reference, &[]));
     let expected = format!("{marker}\ntwo\n");
     std::thread::scope(|scope| {
         let runs = [&a, &other].map(|server| scope.spawn(|| pipeline_stdout(server, &marker)));
@@ -782,9 +782,10 @@ fn a_corrupt_blob_in_an_oci_layout_is_a_warning_and_is_replaced() {
             .unwrap()
             .trim_start_matches("sha256:")
             .to_owned();
-        let manifest: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(manifest)).unwrap())
-                .unwrap();
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("blobs/sha256").join(manifest)).unwrap(),
+        )
+        .unwrap();
         dir.join("blobs/sha256").join(
             manifest["config"]["digest"]
                 .as_str()
@@ -889,7 +890,11 @@ fn a_remote_prune_on_the_auth_registry_deletes_with_the_credentials() {
     let (ok, said) = admin(&["ls"], true);
     assert!(ok, "{said}");
     assert_eq!(
-        serde_json::from_str::<Value>(&said).unwrap().as_array().unwrap().len(),
+        serde_json::from_str::<Value>(&said)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
         3
     );
     let (ok, said) = admin(&["prune", "--older-than", "0s"], true);
