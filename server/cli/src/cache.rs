@@ -1,5 +1,6 @@
 //! The remote cache tier (`--cache REF`): exec results shared between machines
-//! through an OCI registry repository (docs/cache.md).
+//! through an OCI registry repository, or a local OCI image layout directory
+//! (`oci-layout:DIR`, whose format `cache_layout` owns) (docs/cache.md).
 //!
 //! An entry per cache key: the tag `<key hex>` is a small OCI manifest whose
 //! config blob (`ENTRY_MEDIA_TYPE`) holds the step's record (stdout, stderr,
@@ -30,8 +31,6 @@ use gantry_core::runtime::{
 use gantry_core::store::RemoteCache;
 use gantry_core::Digest;
 use gantry_native::registry_client::{self as registry, Blob};
-
-use crate::cache_layout::{fault_text, Fault, Layout};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
@@ -39,6 +38,8 @@ use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
+
+use crate::cache_layout::{fault_text, Fault, Layout};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -1075,6 +1076,46 @@ mod tests {
             ("127.0.0.1:5000/Team", "not a repository path"),
         ] {
             let message = parse_repository(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn layout_directories_are_made_absolute_and_take_no_registry_flags() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            Location::parse("oci-layout:.gantry-cache", false, None).unwrap(),
+            Location::Layout(cwd.join(".gantry-cache"))
+        );
+        assert!(matches!(
+            Location::parse("127.0.0.1:5000/team/cache", false, None).unwrap(),
+            Location::Registry(_)
+        ));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        for (bad, insecure, auth, says) in [
+            ("oci-layout:".to_owned(), false, None, "no directory"),
+            (
+                "oci-layout:dir".to_owned(),
+                true,
+                None,
+                "are for registries",
+            ),
+            (
+                "oci-layout:dir".to_owned(),
+                false,
+                Some("u:env:X"),
+                "are for registries",
+            ),
+            (
+                format!("oci-layout:{}", file.path().display()),
+                false,
+                None,
+                "is not a directory",
+            ),
+        ] {
+            let message = Location::parse(&bad, insecure, auth)
+                .unwrap_err()
+                .to_string();
             assert!(message.contains(says), "{bad}: {message}");
         }
     }

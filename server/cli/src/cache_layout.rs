@@ -423,14 +423,19 @@ impl Layout {
             }
         }
         // What the kept entries reach: manifest, record, filesystem manifest,
-        // its config and layers.
+        // its config and layers; and whatever else the index lists (images
+        // other tools put in the same directory keep their blobs).
         let mut reachable = HashSet::new();
-        for listed in self
-            .listed()
-            .map_err(|f| anyhow::anyhow!("{}", fault_text(&f)))?
-            .iter()
-        {
-            self.reach(&listed.manifest, &mut reachable);
+        for descriptor in index["manifests"].as_array().into_iter().flatten() {
+            if let Some(digest) = descriptor["digest"].as_str() {
+                self.reach(digest, &mut reachable);
+            }
+        }
+        // Temporary files of writers that were killed (none runs: we hold the lock).
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
         let mut removed = (0, 0);
         let blobs = self.blobs();
@@ -471,6 +476,12 @@ impl Layout {
         for layer in manifest["layers"].as_array().into_iter().flatten() {
             if let Some(digest) = layer["digest"].as_str() {
                 reachable.insert(digest.to_owned());
+            }
+        }
+        // A nested index (another tool's multi-platform image).
+        for child in manifest["manifests"].as_array().into_iter().flatten() {
+            if let Some(digest) = child["digest"].as_str().filter(|d| !reachable.contains(*d)) {
+                self.reach(digest, reachable);
             }
         }
         // An entry's record names its filesystem manifest.
@@ -675,12 +686,37 @@ mod tests {
         put(&layout, "k1", &[b"base", b"one"], false);
         put(&layout, "k2", &[b"base", b"two"], false);
         std::fs::write(layout.blobs().join(format!("{TEMP_PREFIX}0")), b"x").unwrap();
+        // Another tool's image in the same directory keeps its blobs.
+        let foreign_layer = layout.put_blob(b"foreign layer").unwrap();
+        let foreign = layout
+            .put_blob(
+                &serde_json::to_vec(&serde_json::json!({
+                    "schemaVersion": 2,
+                    "config": { "digest": foreign_layer },
+                    "layers": [{ "digest": foreign_layer }],
+                }))
+                .unwrap(),
+            )
+            .unwrap();
+        let mut index = layout.index().unwrap();
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "digest": foreign }));
+        layout
+            .write_file(
+                &dir.path().join("index.json"),
+                &serde_json::to_vec(&index).unwrap(),
+            )
+            .unwrap();
         let gone = layout.manifest_of("k1").unwrap().unwrap();
         let (blobs, _) = layout.remove(&HashSet::from([gone])).unwrap();
         // k1's layer, filesystem manifest, record and manifest (configs are equal).
         assert_eq!(blobs, 4);
         assert_eq!(layout.listed().unwrap().len(), 1);
         assert!(layout.blob_path(&digest_of(b"base")).unwrap().exists());
+        assert!(layout.blob_path(&foreign).unwrap().exists());
+        assert!(layout.blob_path(&foreign_layer).unwrap().exists());
         assert!(!layout.blob_path(&digest_of(b"one")).unwrap().exists());
     }
 }

@@ -23,7 +23,7 @@ fn cache(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// `gantry cache ARGS --json`, which must succeed.
-fn cache_json(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn cache_json(dir: &Path, args: &[&str]) -> Value {
     let out = cache(dir, &[args, &["--json"]].concat());
     assert!(
         out.status.success(),
@@ -398,23 +398,10 @@ fn a_registry_that_refuses_deletes_is_named_with_the_setting() {
 /// `serve` and `run` do: when the session ends, the cache is evicted down to it.
 #[test]
 fn a_session_keeps_the_cache_under_its_size_limit() {
-    use std::io::BufRead as _;
-    use std::process::Stdio;
     require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     let marker = support::unique("session-bound");
-    let mut child = support::gantry(dir.path())
-        .args(["session", "--cache-max-size", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let params: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, params) = support::start_session(dir.path(), &["--cache-max-size", "0"]);
     let out = std::process::Command::new("curl")
         .args(["-sf", "-H", "Content-Type: application/json", "-u"])
         .arg(format!("{}:", params["session_token"].as_str().unwrap()))

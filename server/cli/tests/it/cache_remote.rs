@@ -11,6 +11,7 @@ use std::process::Command;
 use gantry_core::store::RecordKind;
 use serde_json::{json, Value};
 
+use crate::cache_admin::cache_json;
 use crate::support::{
     busybox, containers_created_since, free_port, gantry, now, registry, run, strip_ansi, text,
     unique, PrivateRegistry, Server, ServerOptions,
@@ -171,20 +172,26 @@ fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_k
 #[test]
 fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() {
     require_runtime!();
-    let repo = repository("ab");
-    let marker = unique("ab");
-    let mut a = cache_server(&repo, &[]);
-    let cold = pipeline_stdout(&a, &marker);
+    three_machines(&repository("ab"), &unique("ab"));
+}
+
+/// Machine A runs the pipeline cold and pushes to the remote cache
+/// `reference`; machine B (a fresh state directory) runs it without a
+/// container and without fetching a filesystem; machine C runs one step on
+/// top, fetching the filesystem it needs once. Returns A, stopped.
+fn three_machines(reference: &str, marker: &str) -> Server {
+    let mut a = cache_server(reference, &[]);
+    let cold = pipeline_stdout(&a, marker);
     assert_eq!(cold, format!("{marker}\ntwo\n"));
     let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 3, "{log}");
 
     // Machine B: a fresh state directory (another state ID: none of A's
-    // gantry images is visible to it), the same registry.
-    let mut b = cache_server(&repo, &[]);
+    // gantry images is visible to it), the same remote cache.
+    let mut b = cache_server(reference, &[]);
     assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
     let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), cold);
+    assert_eq!(pipeline_stdout(&b, marker), cold);
     assert_eq!(
         containers_created_since(&since, b.pid()),
         0,
@@ -198,10 +205,10 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
     assert!(!log.contains("WARN"), "{log}");
 
     // Machine C: a step on top of the cached ones needs their filesystem,
-    // pulled once; only that step runs.
-    let mut c = cache_server(&repo, &[]);
+    // fetched once; only that step runs.
+    let mut c = cache_server(reference, &[]);
     let since = now();
-    let data = run(&c, DOWNSTREAM, vars(&marker));
+    let data = run(&c, DOWNSTREAM, vars(marker));
     assert_eq!(
         text(
             &data,
@@ -213,6 +220,7 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
     let log = stop(&mut c);
     assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
     assert_eq!(counter(&log, "pushed"), 1, "{log}");
+    a
 }
 
 #[test]
@@ -302,6 +310,25 @@ fn key_of_step(repo: &str, state: &Path, needle: &str) -> String {
         .unwrap_or_else(|| panic!("no entry runs {needle:?}"))
 }
 
+/// A fresh machine runs the pipeline after the second step's record blob in
+/// `reference` was corrupted: one warning, and only that step runs (on the
+/// first step's filesystem, fetched); the step after it keys on its lineage,
+/// not on its image, and is a hit. Returns the engine's log.
+fn runs_past_a_corrupt_entry(reference: &str, marker: &str) -> String {
+    let mut b = cache_server(reference, &[]);
+    let since = now();
+    assert_eq!(pipeline_stdout(&b, marker), format!("{marker}\ntwo\n"));
+    assert_eq!(containers_created_since(&since, b.pid()), 1);
+    let log = stop(&mut b);
+    assert_eq!(
+        log.matches("ignoring a corrupt remote cache entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("does not match its digest"), "{log}");
+    log
+}
+
 #[test]
 fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     require_runtime!();
@@ -329,19 +356,7 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     corrupted[at] ^= 0x20;
     std::fs::write(&blob, &corrupted).unwrap();
 
-    let mut b = cache_server(&repo, &[]);
-    let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), format!("{marker}\ntwo\n"));
-    // Only the corrupt step ran here (on the first step's filesystem, pulled);
-    // the step after it keys on its lineage, not on its image, and is a hit.
-    assert_eq!(containers_created_since(&since, b.pid()), 1);
-    let log = stop(&mut b);
-    assert_eq!(
-        log.matches("ignoring a corrupt remote cache entry").count(),
-        1,
-        "{log}"
-    );
-    assert!(log.contains("does not match its digest"), "{log}");
+    runs_past_a_corrupt_entry(&repo, &marker);
     // The entry was replaced by B's own.
     assert_ne!(entry_config(&repo, &first), format!("sha256:{config}"));
 
@@ -379,19 +394,25 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     assert!(log.contains("pushed for another cache key"), "{log}");
 }
 
+/// Runs the pipeline on `a` and `b` at once; returns its output (both the same).
+fn run_at_once(a: &Server, b: &Server, marker: &str) -> String {
+    let expected = format!("{marker}\ntwo\n");
+    std::thread::scope(|scope| {
+        let runs = [a, b].map(|server| scope.spawn(|| pipeline_stdout(server, marker)));
+        for run in runs {
+            assert_eq!(run.join().unwrap(), expected);
+        }
+    });
+    expected
+}
+
 #[test]
 fn concurrent_pushers_of_one_key_both_succeed() {
     require_runtime!();
     let repo = repository("race");
     let marker = unique("race");
     let (mut a, mut b) = (cache_server(&repo, &[]), cache_server(&repo, &[]));
-    let expected = format!("{marker}\ntwo\n");
-    std::thread::scope(|scope| {
-        let runs = [&a, &b].map(|server| scope.spawn(|| pipeline_stdout(server, &marker)));
-        for run in runs {
-            assert_eq!(run.join().unwrap(), expected);
-        }
-    });
+    let expected = run_at_once(&a, &b, &marker);
     for server in [&mut a, &mut b] {
         let log = stop(server);
         assert_eq!(counter(&log, "lookups"), 3, "{log}");
@@ -668,68 +689,20 @@ fn layout_keys(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// `gantry cache ARGS --remote oci-layout:DIR --json`, which must succeed.
-fn remote_json(dir: &Path, reference: &str, args: &[&str]) -> Value {
-    let out = gantry(dir)
-        .arg("cache")
-        .args(args)
-        .args(["--remote", reference, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
     require_runtime!();
     let cache = tempfile::tempdir().unwrap();
     let dir = cache.path().join("gantry-cache");
     let reference = layout_reference(&dir);
-    let marker = unique("layout");
-    let mut a = cache_server(&reference, &[]);
-    let cold = pipeline_stdout(&a, &marker);
-    let log = stop(&mut a);
-    assert_eq!(counter(&log, "pushed"), 3, "{log}");
-    assert_eq!(layout_keys(&dir), exec_keys(&a.state_dir()));
-
-    // Machine B: another state directory, the same layout (as a CI cache
-    // action restores it). It runs nothing, and reads no filesystem.
-    let mut b = cache_server(&reference, &[]);
-    let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), cold);
-    assert_eq!(containers_created_since(&since, b.pid()), 0);
-    let log = stop(&mut b);
-    assert_eq!(counter(&log, "hits"), 3, "{log}");
-    assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
-    assert_eq!(counter(&log, "pushed"), 0, "{log}");
-    assert!(!log.contains("WARN"), "{log}");
-
-    // Machine C: a step on top needs the last filesystem, loaded from the layout.
-    let mut c = cache_server(&reference, &[]);
-    let since = now();
-    let data = run(&c, DOWNSTREAM, vars(&marker));
-    assert_eq!(
-        text(
-            &data,
-            "container.from.withExec.withExec.withExec.withExec.stdout"
-        ),
-        "4096\ntwo\n"
-    );
-    assert_eq!(containers_created_since(&since, c.pid()), 1);
-    let log = stop(&mut c);
-    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
-    assert_eq!(counter(&log, "pushed"), 1, "{log}");
+    let a = three_machines(&reference, &unique("layout"));
     let keys = layout_keys(&dir);
     assert_eq!(keys.len(), 4);
+    assert!(exec_keys(&a.state_dir()).is_subset(&keys));
 
     // Listed and pruned like a registry's entries; a prune leaves no blob
     // that no entry reaches.
-    let listed = remote_json(a.dir(), &reference, &["ls"]);
+    let listed = cache_json(a.dir(), &["ls", "--remote", &reference]);
     let listed: BTreeSet<String> = listed
         .as_array()
         .unwrap()
@@ -737,7 +710,10 @@ fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
         .map(|entry| entry["key"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(listed, keys);
-    let pruned = remote_json(a.dir(), &reference, &["prune", "--older-than", "0s"]);
+    let pruned = cache_json(
+        a.dir(),
+        &["prune", "--remote", &reference, "--older-than", "0s"],
+    );
     assert_eq!(pruned["entries"].as_array().unwrap().len(), 4, "{pruned}");
     assert!(layout_keys(&dir).is_empty());
     assert_eq!(
@@ -755,13 +731,7 @@ fn a_corrupt_blob_in_an_oci_layout_is_a_warning_and_is_replaced() {
     let marker = unique("layout-corrupt");
     // Two engines push at once: the first writer of each key wins, both succeed.
     let (mut a, mut other) = (cache_server(&reference, &[]), cache_server(&reference, &[]));
-    let expected = format!("{marker}\ntwo\n");
-    std::thread::scope(|scope| {
-        let runs = [&a, &other].map(|server| scope.spawn(|| pipeline_stdout(server, &marker)));
-        for run in runs {
-            assert_eq!(run.join().unwrap(), expected);
-        }
-    });
+    let expected = run_at_once(&a, &other, &marker);
     for server in [&mut a, &mut other] {
         let log = stop(server);
         assert!(!log.contains("WARN"), "{log}");
@@ -810,17 +780,7 @@ fn a_corrupt_blob_in_an_oci_layout_is_a_warning_and_is_replaced() {
     corrupted[at] ^= 0x20;
     std::fs::write(&blob, &corrupted).unwrap();
 
-    let mut b = cache_server(&reference, &[]);
-    let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), expected);
-    assert_eq!(containers_created_since(&since, b.pid()), 1);
-    let log = stop(&mut b);
-    assert_eq!(
-        log.matches("ignoring a corrupt remote cache entry").count(),
-        1,
-        "{log}"
-    );
-    assert!(log.contains("does not match its digest"), "{log}");
+    let log = runs_past_a_corrupt_entry(&reference, &marker);
     assert_eq!(counter(&log, "pushed"), 1, "{log}");
     // Replaced: the index names a new, sound record.
     use sha2::Digest as _;

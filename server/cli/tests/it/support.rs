@@ -504,6 +504,26 @@ impl Drop for PrivateRegistry {
     }
 }
 
+/// `gantry session ARGS` in `dir` as Dagger's SDKs start it (stdin and
+/// stdout piped), and the JSON line it prints (`port`, `session_token`).
+pub(crate) fn start_session(dir: &Path, args: &[&str]) -> (Child, Value) {
+    use std::io::BufRead as _;
+    let mut child = gantry(dir)
+        .arg("session")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let params = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    (child, params)
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
