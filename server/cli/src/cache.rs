@@ -1,5 +1,6 @@
 //! The remote cache tier (`--cache REF`): exec results shared between machines
-//! through an OCI registry repository (docs/cache.md).
+//! through an OCI registry repository, or a local OCI image layout directory
+//! (`oci-layout:DIR`, whose format `cache_layout` owns) (docs/cache.md).
 //!
 //! An entry per cache key: the tag `<key hex>` is a small OCI manifest whose
 //! config blob (`ENTRY_MEDIA_TYPE`) holds the step's record (stdout, stderr,
@@ -15,11 +16,12 @@
 //! mismatch) is ignored with a warning and replaced by the local run's entry.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::{DashMap, DashSet};
@@ -37,13 +39,22 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
+use crate::cache_layout::{fault_text, Fault, Layout};
+
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
 /// The artifact type of an entry's manifest.
 const ARTIFACT_TYPE: &str = "application/vnd.gantry.cache.entry.v1";
 pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Image IDs of filesystems still in the remote cache start with this.
+/// Image IDs of filesystems still in the remote cache start with this:
+/// `gantry-remote-cache:<key hex>/<where>@<digest>`, where `<where>` is the
+/// repository or `oci-layout:DIR` and `<digest>` the filesystem's manifest.
+/// Records keep it in the local store too, so a later engine finds the
+/// filesystem without looking the entry up again.
 const PLACEHOLDER: &str = "gantry-remote-cache:";
+/// The name a filesystem loaded from a layout keeps in the runtime (so a
+/// later engine finds it loaded).
+const LOADED_NAME: &str = "gantry-remote-cache.local/filesystem";
 /// The largest entry blob read (three streams of at most 64 MiB each, as JSON).
 const MAX_ENTRY_BYTES: i64 = 256 << 20;
 /// How long one lookup may take before the registry counts as unreachable.
@@ -64,7 +75,7 @@ pub(crate) enum CacheMode {
 /// The remote cache options of every engine-hosting command.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct CacheArgs {
-    /// Registry repository shared as a remote cache, e.g. 127.0.0.1:5000/team/cache [env: GANTRY_CACHE]
+    /// Remote cache shared between machines: a registry repository (e.g. 127.0.0.1:5000/team/cache) or oci-layout:DIR [env: GANTRY_CACHE]
     #[arg(long = "cache", value_name = "REF")]
     pub(crate) cache: Option<String>,
     /// readwrite (look up and push) or read (look up only, for untrusted builds) [env: GANTRY_CACHE_MODE]
@@ -82,16 +93,11 @@ pub(crate) struct CacheArgs {
 /// A checked `--cache` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CacheConfig {
-    /// `host[:port]/path`, no tag.
-    pub(crate) repository: String,
-    pub(crate) registry: String,
+    pub(crate) location: Location,
     pub(crate) mode: CacheMode,
-    pub(crate) plain_http: bool,
     /// Steps with secrets attached are shared too (the secret MAC key is
     /// shared: `GANTRY_CACHE_KEY`).
     pub(crate) share_secret_steps: bool,
-    /// `--cache-auth`; `None`: the Docker configuration's credentials.
-    pub(crate) auth: Option<RegistryAuth>,
 }
 
 impl CacheArgs {
@@ -122,25 +128,62 @@ impl CacheArgs {
                 }
             },
         };
-        let Endpoint {
-            repository,
-            registry,
-            plain_http,
-            auth,
-        } = Endpoint::parse(&reference, self.cache_insecure, self.cache_auth.as_deref())?;
+        let location =
+            Location::parse(&reference, self.cache_insecure, self.cache_auth.as_deref())?;
         Ok(Some(CacheConfig {
-            repository,
-            registry,
+            location,
             mode,
-            plain_http,
             share_secret_steps,
-            auth,
         }))
     }
 }
 
-/// Where a cache REF points and how to reach it: what `--cache` and
-/// `gantry cache --remote` read alike.
+/// Where the remote cache lives: what `--cache REF` and `gantry cache --remote
+/// REF` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// A registry repository.
+    Registry(Endpoint),
+    /// `oci-layout:DIR`, the directory made absolute.
+    Layout(PathBuf),
+}
+
+impl Location {
+    /// `reference` checked: `oci-layout:DIR`, else a registry repository (see
+    /// `Endpoint::parse`).
+    pub(crate) fn parse(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
+        let Some(dir) = reference.trim().strip_prefix("oci-layout:") else {
+            return Endpoint::parse(reference, insecure, auth).map(Self::Registry);
+        };
+        let usage = "expected oci-layout:DIR, a directory for an OCI image layout (e.g. oci-layout:.gantry-cache)";
+        if dir.is_empty() {
+            bail!("--cache {reference:?}: no directory; {usage}");
+        }
+        if insecure || auth.is_some() {
+            bail!("--cache {reference:?}: --cache-insecure and --cache-auth are for registries; an OCI layout directory is read and written as files");
+        }
+        let dir = std::path::absolute(dir)
+            .with_context(|| format!("while resolving the cache directory {dir:?}"))?;
+        if dir.exists() && !dir.is_dir() {
+            bail!(
+                "--cache {reference:?}: {} is not a directory; {usage}",
+                dir.display()
+            );
+        }
+        Ok(Self::Layout(dir))
+    }
+
+    /// How logs and errors name it.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Self::Registry(endpoint) => endpoint.repository.clone(),
+            Self::Layout(dir) => format!("oci-layout:{}", dir.display()),
+        }
+    }
+}
+
+/// A registry repository and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
     /// `host[:port]/path`, no tag.
     pub(crate) repository: String,
@@ -201,11 +244,8 @@ pub(crate) fn parse_auth(spec: &str, registry: &str) -> Result<RegistryAuth> {
 /// `host[:port]/path` checked: a registry host is required (no Docker Hub
 /// default), no scheme, tag or digest. Returns the repository and its registry.
 pub(crate) fn parse_repository(text: &str) -> Result<(String, String)> {
-    let usage = "expected a registry repository HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/team/cache or ghcr.io/org/cache";
+    let usage = "expected a registry repository HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/team/cache or ghcr.io/org/cache, or oci-layout:DIR";
     let text = text.trim();
-    if text.starts_with("oci-layout:") {
-        bail!("--cache {text:?}: OCI layout directories are not supported yet; {usage}");
-    }
     if let Some((scheme, _)) = text.split_once("://") {
         bail!("--cache {text:?}: leave out the scheme ({scheme}://); {usage} (plain HTTP is used for loopback registries, or with --cache-insecure)");
     }
@@ -270,8 +310,6 @@ struct Counters {
 /// State the cache and the runtime wrapper share.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Placeholder image ID → `repository@digest` of the filesystem.
-    images: DashMap<String, String>,
     /// Placeholder image ID → the local image ID, once pulled.
     resolved: DashMap<String, Arc<OnceCell<String>>>,
     /// Keys (hex) whose entries failed: they are looked up no more and, once
@@ -280,32 +318,47 @@ struct Shared {
     counters: Counters,
 }
 
-/// The remote cache tier on one registry repository.
-pub(crate) struct RegistryCache {
+/// The remote cache tier on one registry repository or OCI layout directory.
+pub(crate) struct SharedCache {
     inner: Arc<Inner>,
     /// Pushes under way, awaited by `flush`.
     pushes: Mutex<JoinSet<()>>,
 }
 
 struct Inner {
-    config: CacheConfig,
-    client: Client,
-    auth: OciAuth,
-    /// The same credentials for dockerd's pushes and pulls of filesystems.
-    docker_auth: Option<RegistryAuth>,
+    /// The repository or `oci-layout:DIR`, for logs.
+    name: String,
+    mode: CacheMode,
+    share_secret_steps: bool,
+    backend: Backend,
     runtime: Arc<dyn Runtime>,
     shared: Arc<Shared>,
     /// Records already found, by key.
     found: DashMap<Digest, Vec<u8>>,
-    /// Set once the registry failed to answer: no more lookups or pushes.
+    /// Set once the cache failed to answer: no more lookups or pushes.
     unreachable: AtomicBool,
     push_warned: AtomicBool,
 }
 
-impl std::fmt::Debug for RegistryCache {
+/// Where entries are read and written.
+enum Backend {
+    Registry(RegistryBackend),
+    Layout(Layout),
+}
+
+struct RegistryBackend {
+    repository: String,
+    client: Client,
+    auth: OciAuth,
+    /// The same credentials for dockerd's pushes and pulls of filesystems.
+    docker_auth: Option<RegistryAuth>,
+}
+
+impl std::fmt::Debug for SharedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryCache")
-            .field("config", &self.inner.config)
+        f.debug_struct("SharedCache")
+            .field("name", &self.inner.name)
+            .field("mode", &self.inner.mode)
             .finish_non_exhaustive()
     }
 }
@@ -316,39 +369,56 @@ impl std::fmt::Debug for RegistryCache {
 pub(crate) async fn open(
     config: CacheConfig,
     runtime: Arc<dyn Runtime>,
-) -> (Arc<RegistryCache>, Arc<dyn Runtime>) {
-    let auth = registry::credentials(&config.registry, config.auth.as_ref()).await;
-    let docker_auth = match &auth {
-        OciAuth::Basic(username, password) => Some(RegistryAuth {
-            server: config.registry.clone(),
-            username: username.clone(),
-            password: password.clone(),
-        }),
-        _ => None,
+) -> Result<(Arc<SharedCache>, Arc<dyn Runtime>)> {
+    let name = config.location.name();
+    let (backend, auth) = match config.location {
+        Location::Registry(endpoint) => {
+            let auth = registry::credentials(&endpoint.registry, endpoint.auth.as_ref()).await;
+            let docker_auth = match &auth {
+                OciAuth::Basic(username, password) => Some(RegistryAuth {
+                    server: endpoint.registry.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                }),
+                _ => None,
+            };
+            let backend = RegistryBackend {
+                client: registry::client_for(&endpoint.registry, endpoint.plain_http),
+                repository: endpoint.repository,
+                auth,
+                docker_auth: docker_auth.clone(),
+            };
+            (Backend::Registry(backend), docker_auth)
+        }
+        Location::Layout(dir) => {
+            let layout = Layout::open(&dir, config.mode == CacheMode::Readwrite)
+                .with_context(|| format!("while opening the cache directory {}", dir.display()))?;
+            (Backend::Layout(layout), None)
+        }
     };
     let shared = Arc::new(Shared::default());
     let inner = Arc::new(Inner {
-        client: registry::client_for(&config.registry, config.plain_http),
-        config,
-        auth,
-        docker_auth: docker_auth.clone(),
+        name,
+        mode: config.mode,
+        share_secret_steps: config.share_secret_steps,
+        backend,
         runtime: runtime.clone(),
         shared: shared.clone(),
         found: DashMap::new(),
         unreachable: AtomicBool::new(false),
         push_warned: AtomicBool::new(false),
     });
-    tracing::info!(repository = %inner.config.repository, mode = ?inner.config.mode, "remote cache enabled");
-    let cache = Arc::new(RegistryCache {
+    tracing::info!(repository = %inner.name, mode = ?inner.mode, "remote cache enabled");
+    let cache = Arc::new(SharedCache {
         inner,
         pushes: Mutex::new(JoinSet::new()),
     });
     let wrapped = Arc::new(CachedRuntime {
         inner: runtime,
         shared,
-        auth: docker_auth,
+        auth,
     });
-    (cache, wrapped)
+    Ok((cache, wrapped))
 }
 
 /// Whether a registry error means "no such entry" (a miss, not a fault).
@@ -366,9 +436,18 @@ pub(crate) fn is_not_found(error: &OciDistributionError) -> bool {
     }
 }
 
-impl Inner {
+/// What a backend found for a key.
+enum Found {
+    /// The entry's record blob, checked against its digest, and where its
+    /// filesystem is (`repository@digest`, or the layout's manifest digest).
+    Blob(Vec<u8>),
+    Missing,
+    Corrupt(String),
+}
+
+impl RegistryBackend {
     fn reference(&self, tag: &str) -> Reference {
-        format!("{}:{tag}", self.config.repository)
+        format!("{}:{tag}", self.repository)
             .parse()
             .expect("the repository was checked when the cache was configured")
     }
@@ -377,17 +456,9 @@ impl Inner {
         self.docker_auth.as_ref().map(|a| a.password.as_str())
     }
 
-    /// A registry fault: one warning for the engine's life, then the cache is
-    /// left alone (the pipeline goes on locally).
-    fn unreachable(&self, reason: &str) {
-        if !self.unreachable.swap(true, Ordering::SeqCst) {
-            tracing::warn!(repository = %self.config.repository, %reason, "the remote cache is unavailable (unreachable, too slow or refusing access); running without it");
-        }
-    }
-
-    async fn fetch(&self, key: &Digest) -> Result<Option<Vec<u8>>, String> {
-        let hex = key.hex();
-        let image = self.reference(&hex);
+    /// The entry blob tagged `hex`; `Err`: the registry failed to answer.
+    async fn entry_blob(&self, hex: &str) -> Result<Found, String> {
+        let image = self.reference(hex);
         let redact = |error: &OciDistributionError| {
             registry::registry_error(&image.whole(), error, self.password()).to_string()
         };
@@ -400,7 +471,7 @@ impl Inner {
             .await;
         let (manifest, _) = match manifest {
             Ok(found) => found,
-            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) if is_not_found(&error) => return Ok(Found::Missing),
             Err(error) => return Err(redact(&error)),
         };
         let Some(config) = serde_json::from_slice::<serde_json::Value>(&manifest)
@@ -408,113 +479,70 @@ impl Inner {
             .and_then(|m| serde_json::from_value::<OciDescriptor>(m["config"].clone()).ok())
             .filter(|c| c.media_type == ENTRY_MEDIA_TYPE)
         else {
-            self.corrupt(key, "its manifest is not a gantry cache entry");
-            return Ok(None);
+            return Ok(Found::Corrupt(
+                "its manifest is not a gantry cache entry".into(),
+            ));
         };
         if !(0..=MAX_ENTRY_BYTES).contains(&config.size) {
-            self.corrupt(key, "its record is larger than any record");
-            return Ok(None);
+            return Ok(Found::Corrupt(
+                "its record is larger than any record".into(),
+            ));
         }
         let mut blob = Vec::new();
         if let Err(error) = self.client.pull_blob(&image, &config, &mut blob).await {
             if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
-                self.corrupt(
-                    key,
-                    "its record blob is missing or does not match its digest",
-                );
-                return Ok(None);
+                return Ok(Found::Corrupt(
+                    "its record blob is missing or does not match its digest".into(),
+                ));
             }
             return Err(redact(&error));
         }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
         if digest != config.digest || blob.len() as i64 != config.size {
-            self.corrupt(key, "its record blob does not match its digest");
-            return Ok(None);
+            return Ok(Found::Corrupt(
+                "its record blob does not match its digest".into(),
+            ));
         }
-        let entry = match serde_json::from_slice::<Entry>(&blob) {
-            Ok(entry) if entry.key == hex => entry,
-            Ok(_) => {
-                self.corrupt(key, "it was pushed for another cache key");
-                return Ok(None);
-            }
-            Err(_) => {
-                self.corrupt(key, "its record is not valid");
-                return Ok(None);
-            }
-        };
-        let placeholder = format!("{PLACEHOLDER}{hex}");
-        let mut record = entry.record;
-        record["image_id"] = serde_json::Value::String(placeholder.clone());
-        self.shared.images.insert(
-            placeholder,
-            format!("{}@{}", self.config.repository, entry.image),
-        );
-        Ok(Some(
-            serde_json::to_vec(&record).expect("JSON values always serialise"),
-        ))
+        Ok(Found::Blob(blob))
     }
 
-    fn corrupt(&self, key: &Digest, why: &str) {
-        tracing::warn!(%key, %why, "ignoring a corrupt remote cache entry; the step runs here and its entry is replaced");
-        self.shared.broken.insert(key.hex());
-    }
-
-    /// Pushes the step's filesystem (through the runtime) and then its entry.
-    async fn push(self: Arc<Self>, key: Digest, record: serde_json::Value) {
-        let hex = key.hex();
-        let replace = self.shared.broken.contains(&hex);
-        let image = self.reference(&hex);
-        if !replace {
-            // First writer wins: an entry already there is kept.
-            match self.client.fetch_manifest_digest(&image, &self.auth).await {
-                Ok(_) => {
-                    tracing::debug!(%key, "remote cache entry already there");
-                    return;
-                }
-                Err(error) if is_not_found(&error) => {}
-                Err(error) => {
-                    let reason = registry::registry_error(&image.whole(), &error, self.password());
-                    return self.push_failed(&key, &reason.to_string());
-                }
+    /// Whether `hex` has an entry; `Err`: the registry's error, as text.
+    async fn has_entry(&self, hex: &str) -> Result<bool, String> {
+        let image = self.reference(hex);
+        match self.client.fetch_manifest_digest(&image, &self.auth).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_not_found(&error) => Ok(false),
+            Err(error) => {
+                Err(registry::registry_error(&image.whole(), &error, self.password()).to_string())
             }
         }
-        let Some(image_id) = record["image_id"].as_str().map(str::to_owned) else {
-            return;
-        };
+    }
+
+    /// Pushes the filesystem `image_id` (through the runtime) and then the
+    /// entry `entry_of(filesystem manifest digest)`.
+    async fn push(
+        &self,
+        runtime: &dyn Runtime,
+        hex: &str,
+        image_id: &str,
+        entry_of: impl FnOnce(&str) -> Vec<u8>,
+    ) -> Result<bool, String> {
         let short = image_id.trim_start_matches("sha256:");
         let fs_tag = format!(
             "{}:{hex}.fs.{}",
-            self.config.repository,
+            self.repository,
             &short[..short.len().min(16)]
         );
-        let pushed = self
-            .runtime
-            .push(&image_id, &fs_tag, self.docker_auth.as_ref())
+        let pushed = runtime
+            .push(image_id, &fs_tag, self.docker_auth.as_ref())
             .await;
         // The tag was only for the push (Docker tags before pushing; the native
         // runtime pushes without one): the image keeps its step tag.
-        if self.runtime.image_exists(&fs_tag).await == Ok(true) {
-            let _ = self
-                .runtime
-                .remove_images(std::slice::from_ref(&fs_tag))
-                .await;
+        if runtime.image_exists(&fs_tag).await == Ok(true) {
+            let _ = runtime.remove_images(std::slice::from_ref(&fs_tag)).await;
         }
-        let fs_digest = match pushed {
-            Ok(digest) => digest,
-            Err(error) => return self.push_failed(&key, &error.to_string()),
-        };
-        let mut record = record;
-        record["image_id"] = serde_json::Value::String(String::new());
-        let entry = Entry {
-            key: hex.clone(),
-            image: fs_digest,
-            record,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
-            nonce: rand::random(),
-        };
-        let blob = serde_json::to_vec(&entry).expect("entries always serialise");
+        let fs_digest = pushed.map_err(|error| error.to_string())?;
+        let blob = entry_of(&fs_digest);
         let config = Blob {
             digest: format!("sha256:{}", hex::encode(Sha256::digest(&blob))),
             media_type: ENTRY_MEDIA_TYPE.to_owned(),
@@ -530,12 +558,12 @@ impl Inner {
                 "size": config.data.len(),
             },
             "layers": [],
-            "annotations": BTreeMap::from([("dev.gantry.cache.key", hex.as_str())]),
+            "annotations": BTreeMap::from([("dev.gantry.cache.key", hex)]),
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
-        let outcome = registry::push(
+        registry::push(
             &self.client,
-            &image,
+            &self.reference(hex),
             &self.auth,
             self.password(),
             Vec::new(),
@@ -543,14 +571,140 @@ impl Inner {
             manifest,
             MANIFEST_MEDIA_TYPE,
         )
-        .await;
-        match outcome {
+        .await
+        .map(|_| true)
+        .map_err(|error| error.to_string())
+    }
+}
+
+/// The layout's entry blob for `hex`; `Err`: the directory cannot be read.
+async fn layout_entry_blob(layout: &Layout, hex: &str) -> Result<Found, String> {
+    let (layout, hex) = (layout.clone(), hex.to_owned());
+    let found = tokio::task::spawn_blocking(move || {
+        let Some(manifest) = layout.manifest_of(&hex)? else {
+            return Ok(None);
+        };
+        layout.entry_blob(&manifest, ENTRY_MEDIA_TYPE).map(Some)
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    match found {
+        Ok(Some(blob)) => Ok(Found::Blob(blob)),
+        Ok(None) => Ok(Found::Missing),
+        Err(Fault::Corrupt(why)) => Ok(Found::Corrupt(why)),
+        Err(Fault::Unreadable(why)) => Err(why),
+    }
+}
+
+impl Inner {
+    /// A fault of the cache itself: one warning for the engine's life, then
+    /// the cache is left alone (the pipeline goes on locally).
+    fn unreachable(&self, reason: &str) {
+        if !self.unreachable.swap(true, Ordering::SeqCst) {
+            tracing::warn!(repository = %self.name, %reason, "the remote cache is unavailable (unreachable, too slow or refusing access); running without it");
+        }
+    }
+
+    async fn fetch(&self, key: &Digest) -> Result<Option<Vec<u8>>, String> {
+        let hex = key.hex();
+        let found = match &self.backend {
+            Backend::Registry(registry) => registry.entry_blob(&hex).await?,
+            Backend::Layout(layout) => layout_entry_blob(layout, &hex).await?,
+        };
+        let blob = match found {
+            Found::Blob(blob) => blob,
+            Found::Missing => return Ok(None),
+            Found::Corrupt(why) => {
+                self.corrupt(key, &why);
+                return Ok(None);
+            }
+        };
+        let entry = match serde_json::from_slice::<Entry>(&blob) {
+            Ok(entry) if entry.key == hex => entry,
             Ok(_) => {
+                self.corrupt(key, "it was pushed for another cache key");
+                return Ok(None);
+            }
+            Err(_) => {
+                self.corrupt(key, "its record is not valid");
+                return Ok(None);
+            }
+        };
+        if Digest::from_hex(entry.image.trim_start_matches("sha256:")).is_none() {
+            self.corrupt(key, "its filesystem is not named by a sha256 digest");
+            return Ok(None);
+        }
+        let mut record = entry.record;
+        record["image_id"] =
+            serde_json::Value::String(format!("{PLACEHOLDER}{hex}/{}@{}", self.name, entry.image));
+        Ok(Some(
+            serde_json::to_vec(&record).expect("JSON values always serialise"),
+        ))
+    }
+
+    fn corrupt(&self, key: &Digest, why: &str) {
+        tracing::warn!(%key, %why, "ignoring a corrupt remote cache entry; the step runs here and its entry is replaced");
+        self.shared.broken.insert(key.hex());
+    }
+
+    /// Pushes the step's filesystem and then its entry.
+    async fn push(self: Arc<Self>, key: Digest, record: serde_json::Value) {
+        let hex = key.hex();
+        let replace = self.shared.broken.contains(&hex);
+        if !replace {
+            // First writer wins: an entry already there is kept.
+            let there = match &self.backend {
+                Backend::Registry(registry) => registry.has_entry(&hex).await,
+                Backend::Layout(layout) => layout
+                    .manifest_of(&hex)
+                    .map(|found| found.is_some())
+                    .map_err(|fault| fault_text(&fault).to_owned()),
+            };
+            match there {
+                Ok(true) => {
+                    tracing::debug!(%key, "remote cache entry already there");
+                    return;
+                }
+                Ok(false) => {}
+                Err(reason) => return self.push_failed(&key, &reason),
+            }
+        }
+        let Some(image_id) = record["image_id"].as_str().map(str::to_owned) else {
+            return;
+        };
+        let mut record = record;
+        record["image_id"] = serde_json::Value::String(String::new());
+        let entry_key = hex.clone();
+        let entry_of = move |image: &str| {
+            let entry = Entry {
+                key: entry_key,
+                image: image.to_owned(),
+                record,
+                created: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs()),
+                nonce: rand::random(),
+            };
+            serde_json::to_vec(&entry).expect("entries always serialise")
+        };
+        let outcome = match &self.backend {
+            Backend::Registry(registry) => {
+                registry
+                    .push(&*self.runtime, &hex, &image_id, entry_of)
+                    .await
+            }
+            Backend::Layout(layout) => {
+                push_to_layout(&*self.runtime, layout, &hex, &image_id, replace, entry_of).await
+            }
+        };
+        match outcome {
+            Ok(false) => tracing::debug!(%key, "remote cache entry already there"),
+            Ok(true) => {
                 self.shared.counters.pushed.fetch_add(1, Ordering::Relaxed);
                 self.shared.broken.remove(&hex);
                 tracing::info!(%key, "remote cache entry pushed");
             }
-            Err(error) => self.push_failed(&key, &error.to_string()),
+            Err(reason) => self.push_failed(&key, &reason),
         }
     }
 
@@ -564,8 +718,42 @@ impl Inner {
     }
 }
 
+/// Saves the filesystem `image_id` through the runtime and writes it and
+/// the entry into the layout; false when another writer got there first
+/// (and not `replace`).
+async fn push_to_layout(
+    runtime: &dyn Runtime,
+    layout: &Layout,
+    hex: &str,
+    image_id: &str,
+    replace: bool,
+    entry_of: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
+) -> Result<bool, String> {
+    // Saved under a name of its own (dockerd saves by name), dropped after.
+    let name = format!("gantry-cache.local/filesystem:{hex}");
+    let saved = runtime.save_image(image_id, &name).await;
+    if runtime.image_exists(&name).await == Ok(true) {
+        let _ = runtime.remove_images(std::slice::from_ref(&name)).await;
+    }
+    let tarball = saved.map_err(|error| error.to_string())?;
+    let (layout, hex) = (layout.clone(), hex.to_owned());
+    let written = tokio::task::spawn_blocking(move || {
+        layout.put(
+            &hex,
+            &tarball,
+            ENTRY_MEDIA_TYPE,
+            ARTIFACT_TYPE,
+            replace,
+            entry_of,
+        )
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    written.map_err(|error| format!("{error:#}"))
+}
+
 #[async_trait]
-impl RemoteCache for RegistryCache {
+impl RemoteCache for SharedCache {
     async fn lookup(&self, key: &Digest) -> Option<Vec<u8>> {
         self.inner.lookup(key).await
     }
@@ -644,10 +832,10 @@ impl Inner {
 
     /// The record to push for `key`, unless this step stays local.
     fn pushable(&self, key: &Digest, record: &[u8], secrets: bool) -> Option<serde_json::Value> {
-        if self.config.mode == CacheMode::Read || self.unreachable.load(Ordering::SeqCst) {
+        if self.mode == CacheMode::Read || self.unreachable.load(Ordering::SeqCst) {
             return None;
         }
-        if secrets && !self.config.share_secret_steps {
+        if secrets && !self.share_secret_steps {
             tracing::debug!(%key, "a step with secrets stays local (the secret MAC key is not shared: GANTRY_CACHE_KEY)");
             return None;
         }
@@ -666,7 +854,16 @@ impl Inner {
 struct CachedRuntime {
     inner: Arc<dyn Runtime>,
     shared: Arc<Shared>,
+    /// The cache registry's credentials, for pulls of filesystems.
     auth: Option<RegistryAuth>,
+}
+
+/// A placeholder image ID taken apart: the key (hex), where the filesystem
+/// is (a repository or `oci-layout:DIR`) and its manifest digest.
+fn placeholder_parts(image: &str) -> Option<(&str, &str, &str)> {
+    let (key, rest) = image.strip_prefix(PLACEHOLDER)?.split_once('/')?;
+    let (place, digest) = rest.rsplit_once('@')?;
+    Some((key, place, digest))
 }
 
 impl CachedRuntime {
@@ -680,16 +877,28 @@ impl CachedRuntime {
             .entry(image.to_owned())
             .or_default()
             .clone();
-        let key = image.trim_start_matches(PLACEHOLDER);
         let missing = || RuntimeError::ImageMissing {
             image: image.to_owned(),
         };
+        let Some((key, place, digest)) = placeholder_parts(image) else {
+            return Err(missing());
+        };
         let resolved = cell
             .get_or_try_init(|| async {
-                let Some(reference) = self.shared.images.get(image).map(|r| r.clone()) else {
-                    return Err(missing());
+                // Fetched by an earlier engine: no round trip.
+                let local = match place.strip_prefix("oci-layout:") {
+                    Some(_) => format!("{LOADED_NAME}:{}", digest.trim_start_matches("sha256:")),
+                    None => format!("{place}@{digest}"),
                 };
-                match self.inner.pull(&reference, self.auth.as_ref()).await {
+                if let Ok(found) = self.inner.local_image(&local).await {
+                    tracing::debug!(%key, image = %found.image_id, "remote cache: step filesystem already here");
+                    return Ok(found.image_id);
+                }
+                let fetched = match place.strip_prefix("oci-layout:") {
+                    Some(dir) => self.load(Path::new(dir), digest, &local).await,
+                    None => self.inner.pull(&local, self.auth.as_ref()).await,
+                };
+                match fetched {
                     Ok(pulled) => {
                         self.shared
                             .counters
@@ -714,6 +923,32 @@ impl CachedRuntime {
                 Err(error)
             }
         }
+    }
+
+    /// Loads the filesystem image `manifest` of the layout in `dir` into the
+    /// runtime, named `name`.
+    async fn load(
+        &self,
+        dir: &Path,
+        manifest: &str,
+        name: &str,
+    ) -> Result<PulledImage, RuntimeError> {
+        let layout = Layout::open(dir, false).map_err(|error| RuntimeError::Failed {
+            action: "reading a cached filesystem".to_owned(),
+            reason: format!("{error:#}"),
+        })?;
+        let (manifest, name) = (manifest.to_owned(), name.to_owned());
+        let tarball = tokio::task::spawn_blocking(move || layout.image_tarball(&manifest, &name))
+            .await
+            .map_err(|error| RuntimeError::Failed {
+                action: "reading a cached filesystem".to_owned(),
+                reason: error.to_string(),
+            })?
+            .map_err(|fault| RuntimeError::Failed {
+                action: "reading a cached filesystem".to_owned(),
+                reason: fault_text(&fault).to_owned(),
+            })?;
+        self.inner.load_image(Bytes::from(tarball)).await
     }
 
     async fn rootfs(&self, rootfs: &RootfsSpec) -> Result<RootfsSpec, RuntimeError> {
@@ -776,10 +1011,8 @@ impl Runtime for CachedRuntime {
 
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
         if image_id.starts_with(PLACEHOLDER) {
-            let key = image_id.trim_start_matches(PLACEHOLDER);
-            return Ok(
-                self.shared.images.contains_key(image_id) && !self.shared.broken.contains(key)
-            );
+            return Ok(placeholder_parts(image_id)
+                .is_some_and(|(key, _, _)| !self.shared.broken.contains(key)));
         }
         self.inner.image_exists(image_id).await
     }
@@ -841,9 +1074,48 @@ mod tests {
             ("127.0.0.1:5000/cache:v1", "without a tag"),
             ("127.0.0.1:5000/cache@sha256:00", "without a tag"),
             ("127.0.0.1:5000/Team", "not a repository path"),
-            ("oci-layout:./dir", "not supported yet"),
         ] {
             let message = parse_repository(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn layout_directories_are_made_absolute_and_take_no_registry_flags() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            Location::parse("oci-layout:.gantry-cache", false, None).unwrap(),
+            Location::Layout(cwd.join(".gantry-cache"))
+        );
+        assert!(matches!(
+            Location::parse("127.0.0.1:5000/team/cache", false, None).unwrap(),
+            Location::Registry(_)
+        ));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        for (bad, insecure, auth, says) in [
+            ("oci-layout:".to_owned(), false, None, "no directory"),
+            (
+                "oci-layout:dir".to_owned(),
+                true,
+                None,
+                "are for registries",
+            ),
+            (
+                "oci-layout:dir".to_owned(),
+                false,
+                Some("u:env:X"),
+                "are for registries",
+            ),
+            (
+                format!("oci-layout:{}", file.path().display()),
+                false,
+                None,
+                "is not a directory",
+            ),
+        ] {
+            let message = Location::parse(&bad, insecure, auth)
+                .unwrap_err()
+                .to_string();
             assert!(message.contains(says), "{bad}: {message}");
         }
     }

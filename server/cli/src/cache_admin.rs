@@ -53,7 +53,7 @@ impl StoreArgs {
 /// A remote cache repository instead of the local store.
 #[derive(Debug, Clone, clap::Args)]
 struct RemoteArgs {
-    /// The remote cache repository (as --cache takes it), e.g. 127.0.0.1:5000/team/cache
+    /// The remote cache (as --cache takes it), e.g. 127.0.0.1:5000/team/cache or oci-layout:DIR
     #[arg(long, value_name = "REF")]
     remote: Option<String>,
     /// Speak plain HTTP to a registry that is not on a loopback address
@@ -480,12 +480,7 @@ async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<
     filesystems.sort();
     filesystems.dedup();
     if !args.dry_run {
-        for entry in &old {
-            repository.delete(&entry.manifest).await?;
-        }
-        for digest in &filesystems {
-            repository.delete(digest).await?;
-        }
+        repository.remove(&old, &filesystems).await?;
     }
     if args.target.json {
         println!(

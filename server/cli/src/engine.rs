@@ -165,7 +165,7 @@ pub(crate) async fn start_serving(
     let remote = HostRemote::new();
     let mut remote_cache = None;
     if let Some(config) = cache {
-        let (cache, wrapped) = crate::cache::open(config, runtime).await;
+        let (cache, wrapped) = crate::cache::open(config, runtime).await?;
         runtime = wrapped;
         remote_cache = Some(cache);
     }

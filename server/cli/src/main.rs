@@ -10,6 +10,7 @@
 mod activity;
 mod cache;
 mod cache_admin;
+mod cache_layout;
 mod call;
 mod client;
 mod engine;

@@ -2,6 +2,10 @@
 //! entries of a remote cache repository (docs/cache.md, "Entries"), listed
 //! from its tags, and removed by manifest digest through the registry API.
 //!
+//! An OCI layout directory (`oci-layout:DIR`) is read as files: its
+//! `index.json` lists the entries, and removing entries also removes the
+//! blobs no remaining entry reaches.
+//!
 //! There is no separate index: the tag list is the index, and each entry's
 //! record blob says when it was pushed and what it ran (one manifest and one
 //! small blob per entry). Deleting needs the registry to allow it
@@ -14,7 +18,10 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
+use std::collections::HashSet;
+
 use crate::cache::{self, Entry, ENTRY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::cache_layout::{fault_text, Layout};
 
 /// One entry of the remote cache.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,8 +40,110 @@ pub(crate) struct RemoteEntry {
     pub(crate) record_bytes: i64,
 }
 
-/// A cache repository opened for listing and pruning.
-pub(crate) struct Repository {
+/// A remote cache opened for listing and pruning.
+pub(crate) enum Repository {
+    Registry(RegistryRepository),
+    Layout(Layout),
+}
+
+impl Repository {
+    /// `reference` as `--cache` takes it; credentials from `auth` (`USER:env:VAR`)
+    /// or the Docker configuration.
+    pub(crate) async fn open(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
+        match cache::Location::parse(reference, insecure, auth)? {
+            cache::Location::Registry(endpoint) => {
+                Ok(Self::Registry(RegistryRepository::open(endpoint).await))
+            }
+            cache::Location::Layout(dir) => Ok(Self::Layout(Layout::existing(&dir)?)),
+        }
+    }
+
+    /// Every gantry entry, oldest first.
+    pub(crate) async fn entries(&self) -> Result<Vec<RemoteEntry>> {
+        match self {
+            Self::Registry(repository) => repository.entries().await,
+            Self::Layout(layout) => {
+                let layout = layout.clone();
+                tokio::task::spawn_blocking(move || layout_entries(&layout))
+                    .await
+                    .context("while listing the cache directory")?
+            }
+        }
+    }
+
+    /// Removes the entries `entries` and the filesystems `filesystems` (a
+    /// layout: with every blob no kept entry reaches).
+    pub(crate) async fn remove(&self, entries: &[RemoteEntry], filesystems: &[&str]) -> Result<()> {
+        match self {
+            Self::Registry(repository) => {
+                for entry in entries {
+                    repository.delete(&entry.manifest).await?;
+                }
+                for digest in filesystems {
+                    repository.delete(digest).await?;
+                }
+                Ok(())
+            }
+            Self::Layout(layout) => {
+                let manifests: HashSet<String> =
+                    entries.iter().map(|entry| entry.manifest.clone()).collect();
+                let layout = layout.clone();
+                tokio::task::spawn_blocking(move || layout.remove(&manifests))
+                    .await
+                    .context("while pruning the cache directory")?
+                    .map(drop)
+            }
+        }
+    }
+}
+
+/// The entries of a layout, oldest first (unsound ones left out, as with a registry).
+fn layout_entries(layout: &Layout) -> Result<Vec<RemoteEntry>> {
+    let listed = layout
+        .listed()
+        .map_err(|fault| anyhow::anyhow!("{}", fault_text(&fault)))?;
+    let mut entries = Vec::new();
+    for listed in listed.iter() {
+        let Ok(blob) = layout.entry_blob(&listed.manifest, ENTRY_MEDIA_TYPE) else {
+            continue;
+        };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
+            continue;
+        };
+        entries.push(remote_entry(
+            listed.key.clone(),
+            listed.manifest.clone(),
+            entry,
+            blob.len() as i64,
+        ));
+    }
+    entries.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
+    Ok(entries)
+}
+
+/// An entry as `ls` shows it.
+fn remote_entry(key: String, manifest: String, entry: Entry, record_bytes: i64) -> RemoteEntry {
+    let command = entry.record["cmd"]
+        .as_array()
+        .map(|args| {
+            args.iter()
+                .filter_map(|arg| arg.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    RemoteEntry {
+        key,
+        manifest,
+        filesystem: entry.image,
+        created: entry.created,
+        command,
+        record_bytes,
+    }
+}
+
+/// A cache repository on a registry.
+pub(crate) struct RegistryRepository {
     repository: String,
     registry: String,
     plain_http: bool,
@@ -44,29 +153,29 @@ pub(crate) struct Repository {
     password: Option<String>,
 }
 
-impl Repository {
-    /// `reference` as `--cache` takes it; credentials from `auth` (`USER:env:VAR`)
-    /// or the Docker configuration.
-    pub(crate) async fn open(reference: &str, insecure: bool, auth: Option<&str>) -> Result<Self> {
+impl RegistryRepository {
+    /// The repository `endpoint`; credentials from its `--cache-auth`, else
+    /// the Docker configuration.
+    async fn open(endpoint: cache::Endpoint) -> Self {
         let cache::Endpoint {
             repository,
             registry,
             plain_http,
             auth,
-        } = cache::Endpoint::parse(reference, insecure, auth)?;
+        } = endpoint;
         let auth = registry::credentials(&registry, auth.as_ref()).await;
         let password = match &auth {
             OciAuth::Basic(_, password) => Some(password.clone()),
             _ => None,
         };
-        Ok(Self {
+        Self {
             client: registry::client_for(&registry, plain_http),
             repository,
             registry,
             plain_http,
             auth,
             password,
-        })
+        }
     }
 
     fn reference(&self, tag: &str) -> Reference {
@@ -89,7 +198,7 @@ impl Repository {
 
     /// Every gantry entry in the repository, oldest first. Tags that are not
     /// entries (filesystem tags, other images) are left out.
-    pub(crate) async fn entries(&self) -> Result<Vec<RemoteEntry>> {
+    async fn entries(&self) -> Result<Vec<RemoteEntry>> {
         let listing = self.reference("latest");
         self.client
             .store_auth_if_needed(listing.resolve_registry(), &self.auth)
@@ -144,27 +253,16 @@ impl Repository {
         let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
             return Ok(None);
         };
-        let command = entry.record["cmd"]
-            .as_array()
-            .map(|args| {
-                args.iter()
-                    .filter_map(|arg| arg.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        Ok(Some(RemoteEntry {
-            key: tag.to_owned(),
-            manifest: digest,
-            filesystem: entry.image,
-            created: entry.created,
-            command,
-            record_bytes: config.size,
-        }))
+        Ok(Some(remote_entry(
+            tag.to_owned(),
+            digest,
+            entry,
+            config.size,
+        )))
     }
 
     /// Deletes the manifest `digest` (and so every tag on it).
-    pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
+    async fn delete(&self, digest: &str) -> Result<()> {
         let scheme = if self.plain_http { "http" } else { "https" };
         let path = self.repository.split_once('/').map_or("", |(_, path)| path);
         let url = format!("{scheme}://{}/v2/{path}/manifests/{digest}", self.registry);

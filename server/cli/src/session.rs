@@ -289,6 +289,18 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
                 }
             }
             "--state-dir" => engine_args.state_dir = value().map(PathBuf::from),
+            // The local and remote cache settings `serve` and `run` take
+            // (also read from GANTRY_CACHE_MAX_SIZE, GANTRY_CACHE, ...).
+            "--cache-max-size" => engine_args.cache_max_size = value(),
+            "--cache" => engine_args.cache.cache = value(),
+            "--cache-mode" => {
+                let mode = value().unwrap_or_default();
+                engine_args.cache.cache_mode = Some(
+                    <crate::cache::CacheMode as clap::ValueEnum>::from_str(&mode, true).map_err(
+                        |_| anyhow::anyhow!("--cache-mode {mode:?}: use readwrite or read"),
+                    )?,
+                );
+            }
             "--label" | "--project" => {
                 let _ = value();
             }
@@ -332,6 +344,8 @@ pub(crate) async fn session(raw: Vec<String>) -> Result<()> {
         _ = closed_rx => {}
         _ = shutdown.wait() => {}
     }
+    // As `run` does: pushes to the remote cache, then the size limit.
+    engine::finish(&session.engine).await;
     engine::stop(&session.engine).await;
     session.finish_trace().await;
     if let Some(follower) = follower {

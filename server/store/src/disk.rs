@@ -17,6 +17,9 @@ pub struct DiskStore {
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
     /// Held by an engine (`for_engine`): records it reads are marked used.
     lease: Option<crate::EngineLease>,
+    /// When the lease was taken: recipes last used before it are marked
+    /// used when this engine reads them.
+    since: std::time::SystemTime,
     /// Host-directory indexes of this engine, in memory (bounded, see
     /// `gantry_core::host::Indexes`).
     host_indexes: gantry_core::host::Indexes,
@@ -47,6 +50,7 @@ impl DiskStore {
             dir,
             records: DashMap::new(),
             lease: None,
+            since: std::time::SystemTime::now(),
             host_indexes: gantry_core::host::Indexes::default(),
         }
     }
@@ -58,8 +62,12 @@ impl DiskStore {
     /// store (tests, `gantry cache ls`) does neither.
     pub fn for_engine(self) -> crate::Result<Self> {
         let lease = self.dir.lease_engine()?;
+        // Taken after the lease file's time: what prunes keep for this engine
+        // (used at or after that time) includes every recipe it marks.
+        let since = std::time::SystemTime::now();
         Ok(Self {
             lease: Some(lease),
+            since,
             ..self
         })
     }
@@ -112,6 +120,12 @@ impl Store for DiskStore {
             let found = self.dir.recipes().get(key)?;
             if let Some(bytes) = &found {
                 self.records.insert((kind, *key), bytes.clone());
+                if self.lease.is_some() {
+                    // Best effort, as for records: the recipe is still read.
+                    if let Err(error) = self.dir.recipes().mark_used(key, self.since) {
+                        tracing::debug!(%key, %error, "cannot mark a recipe used");
+                    }
+                }
             }
             return Ok(found);
         }

@@ -4,7 +4,10 @@
 //! own took a 4 KiB block and an inode (3,000 IDs: 14 MB in 3,000 files).
 //!
 //! Each line is `<node digest hex> <unix milliseconds> <op JSON>\n` (serde's JSON
-//! has no raw newline). Appends hold an exclusive `flock` on the log, so
+//! has no raw newline), or a use mark `<node digest hex> <unix milliseconds> u\n`:
+//! an engine that reads a recipe last used before it started appends one, so
+//! that prunes treat recipes by last use, as they treat results (a mark is
+//! not JSON: readers that predate marks skip it as a torn line). Appends hold an exclusive `flock` on the log, so
 //! engines sharing the state directory never interleave, and first end a
 //! line a crashed writer left torn; readers skip any line that does not
 //! parse, and a recipe re-hashes to its digest before use anyway (see the
@@ -31,8 +34,18 @@ use crate::error::{Error, Result};
 struct Place {
     offset: u64,
     len: u64,
-    written: u64,
+    /// When it was written or last marked used (unix milliseconds).
+    used: u64,
 }
+
+/// A line of the log.
+enum Line<'a> {
+    Recipe(Digest, u64, &'a [u8]),
+    Used(Digest, u64),
+}
+
+/// A use mark's third field.
+const USED: &[u8] = b"u";
 
 #[derive(Debug, Default)]
 struct Index {
@@ -55,7 +68,8 @@ pub(crate) struct RecipeLog {
 pub(crate) struct RecipeInfo {
     pub(crate) key: Digest,
     pub(crate) bytes: u64,
-    pub(crate) written: SystemTime,
+    /// When it was written or last marked used.
+    pub(crate) used: SystemTime,
 }
 
 impl RecipeLog {
@@ -81,6 +95,28 @@ impl RecipeLog {
         let mut line = format!("{} {} ", key.hex(), now_millis()).into_bytes();
         line.extend_from_slice(json);
         line.push(b'\n');
+        self.append_line(line)
+    }
+
+    /// Marks recipe `key` used now, unless it was written or marked at or
+    /// after `since` (the reading engine's start), or is not in the log.
+    pub(crate) fn mark_used(&self, key: &Digest, since: SystemTime) -> Result<()> {
+        let since = since
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let now = now_millis();
+        {
+            let mut index = self.index.lock().expect("never poisoned");
+            match index.places.get_mut(key) {
+                Some(place) if place.used < since => place.used = now,
+                _ => return Ok(()),
+            }
+        }
+        self.append_line(format!("{} {now} u\n", key.hex()).into_bytes())
+    }
+
+    /// Appends one line under the log's lock.
+    fn append_line(&self, mut line: Vec<u8>) -> Result<()> {
         let file = loop {
             let file = fs::OpenOptions::new()
                 .read(true)
@@ -152,7 +188,7 @@ impl RecipeLog {
             .map(|(key, place)| RecipeInfo {
                 key: *key,
                 bytes: place.len,
-                written: UNIX_EPOCH + Duration::from_millis(place.written),
+                used: UNIX_EPOCH + Duration::from_millis(place.used),
             })
             .collect())
     }
@@ -180,14 +216,32 @@ impl RecipeLog {
             .read_to_end(&mut text)
             .map_err(Error::io("reading", &self.path))?;
         let mut kept = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        // The latest use of each kept recipe, when later than its writing:
+        // one mark each, after the recipes.
+        let mut used: HashMap<Digest, (u64, u64)> = HashMap::new();
         let mut dropped = 0;
         for line in text.split_inclusive(|b| *b == b'\n') {
             match parse(line) {
-                Some((key, _, _)) if keep(&key) && seen.insert(key) => kept.extend_from_slice(line),
-                Some(_) => dropped += 1,
+                Some(Line::Recipe(key, written, _)) if keep(&key) && !used.contains_key(&key) => {
+                    kept.extend_from_slice(line);
+                    used.insert(key, (written, written));
+                }
+                Some(Line::Recipe(..)) => dropped += 1,
+                Some(Line::Used(key, at)) => {
+                    if let Some((_, last)) = used.get_mut(&key) {
+                        *last = (*last).max(at);
+                    }
+                }
                 None => {}
             }
+        }
+        let mut marks: Vec<_> = used
+            .into_iter()
+            .filter(|(_, (written, last))| last > written)
+            .collect();
+        marks.sort_by_key(|(key, (_, last))| (*last, *key));
+        for (key, (_, last)) in marks {
+            kept.extend_from_slice(format!("{} {last} u\n", key.hex()).as_bytes());
         }
         AtomicFile::new(&self.path)
             .temp_dir(&self.temp)
@@ -226,13 +280,22 @@ impl RecipeLog {
                 // Being written: scanned next time, once complete.
                 break;
             }
-            if let Some((key, written, json)) = parse(line) {
-                let json_offset = offset + (line.len() - json.len() - 1) as u64;
-                index.places.entry(key).or_insert(Place {
-                    offset: json_offset,
-                    len: json.len() as u64,
-                    written,
-                });
+            match parse(line) {
+                Some(Line::Recipe(key, written, json)) => {
+                    let json_offset = offset + (line.len() - json.len() - 1) as u64;
+                    index.places.entry(key).or_insert(Place {
+                        offset: json_offset,
+                        len: json.len() as u64,
+                        used: written,
+                    });
+                }
+                // A mark follows its recipe (it was read before it was marked).
+                Some(Line::Used(key, at)) => {
+                    if let Some(place) = index.places.get_mut(&key) {
+                        place.used = place.used.max(at);
+                    }
+                }
+                None => {}
             }
             offset += line.len() as u64;
         }
@@ -241,15 +304,19 @@ impl RecipeLog {
     }
 }
 
-/// A complete line's digest, time and JSON; `None` for a torn or foreign one.
-fn parse(line: &[u8]) -> Option<(Digest, u64, &[u8])> {
+/// A complete line: a recipe (digest, time, JSON) or a use mark; `None`
+/// for a torn or foreign one.
+fn parse(line: &[u8]) -> Option<Line<'_>> {
     let line = line.strip_suffix(b"\n")?;
     let mut parts = line.splitn(3, |b| *b == b' ');
     let key = Digest::from_hex(std::str::from_utf8(parts.next()?).ok()?)?;
-    let written = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
-    let json = parts.next()?;
-    serde_json::from_slice::<serde_json::Value>(json).ok()?;
-    Some((key, written, json))
+    let at = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let rest = parts.next()?;
+    if rest == USED {
+        return Some(Line::Used(key, at));
+    }
+    serde_json::from_slice::<serde_json::Value>(rest).ok()?;
+    Some(Line::Recipe(key, at, rest))
 }
 
 fn now_millis() -> u64 {
@@ -313,5 +380,52 @@ mod tests {
         assert_eq!(recipes.list().unwrap().len(), 3);
         let text = fs::read_to_string(dir.path().join("recipes.log")).unwrap();
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn use_marks_move_a_recipes_last_use_and_survive_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, fresh) = (Digest::of_bytes(b"old"), Digest::of_bytes(b"fresh"));
+        // Written an hour ago.
+        let hour_ago = now_millis() - 3_600_000;
+        fs::write(
+            dir.path().join("recipes.log"),
+            format!(
+                "{} {hour_ago} {{\"op\":1}}\n{} {hour_ago} {{\"op\":2}}\n",
+                old.hex(),
+                fresh.hex()
+            ),
+        )
+        .unwrap();
+        let engine = log(dir.path());
+        let since = SystemTime::now() - Duration::from_secs(60);
+        assert!(engine.get(&fresh).unwrap().is_some());
+        engine.mark_used(&fresh, since).unwrap();
+        // Marked once: a second read of this engine adds no line.
+        engine.mark_used(&fresh, since).unwrap();
+        let used = |log: &RecipeLog, key: &Digest| {
+            log.list()
+                .unwrap()
+                .into_iter()
+                .find(|r| r.key == *key)
+                .unwrap()
+                .used
+        };
+        let other = log(dir.path());
+        assert!(used(&other, &fresh) >= since);
+        assert!(used(&other, &old) < since);
+        let text = fs::read_to_string(dir.path().join("recipes.log")).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        // The mark is kept, once, by a rewrite; old readers skip it.
+        other.retain(|_| true).unwrap();
+        let text = fs::read_to_string(dir.path().join("recipes.log")).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.ends_with(" u")).count(),
+            1,
+            "{text}"
+        );
+        let rewritten = log(dir.path());
+        assert!(used(&rewritten, &fresh) >= since);
+        assert_eq!(rewritten.get(&fresh).unwrap().unwrap(), br#"{"op":2}"#);
     }
 }

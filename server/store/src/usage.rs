@@ -25,7 +25,8 @@ pub struct RecordInfo {
     pub key: Digest,
     pub bytes: u64,
     /// When it was last used: written, or read by an engine
-    /// (`DiskStore::for_engine` marks what it reads). Recipes: when written.
+    /// (`DiskStore::for_engine` marks what it reads; recipes with a use mark
+    /// in their log).
     pub modified: SystemTime,
 }
 
@@ -168,7 +169,7 @@ impl StateDir {
                     kind,
                     key: recipe.key,
                     bytes: recipe.bytes,
-                    modified: recipe.written,
+                    modified: recipe.used,
                 })
                 .collect());
         }

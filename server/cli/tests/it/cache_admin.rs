@@ -23,7 +23,7 @@ fn cache(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// `gantry cache ARGS --json`, which must succeed.
-fn cache_json(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn cache_json(dir: &Path, args: &[&str]) -> Value {
     let out = cache(dir, &[args, &["--json"]].concat());
     assert!(
         out.status.success(),
@@ -374,33 +374,8 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
 fn a_registry_that_refuses_deletes_is_named_with_the_setting() {
     require_runtime!();
     // Debian's docker-registry with deletes left disabled (its default).
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let config = dir.path().join("config.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut registry = std::process::Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("docker-registry (scripts/setup.sh installs it)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the registry did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let repository = format!("127.0.0.1:{port}/nodelete/cache");
+    let mut registry = support::PrivateRegistry::start(false);
+    let repository = format!("{}/nodelete/cache", registry.host());
     let marker = support::unique("nodelete");
     let mut machine = remote_server(&repository);
     assert_eq!(containers_for(&machine, &step(&marker, 0)), 1);
@@ -410,12 +385,104 @@ fn a_registry_that_refuses_deletes_is_named_with_the_setting() {
         machine.dir(),
         &["prune", "--remote", &repository, "--older-than", "0s"],
     );
-    let _ = registry.kill();
-    let _ = registry.wait();
+    registry.stop();
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{message}");
     assert!(
         message.contains("refuses to delete") && message.contains("storage: delete: enabled: true"),
         "{message}"
     );
+}
+
+/// `gantry session` (Dagger's SDKs start it) takes `--cache-max-size` as
+/// `serve` and `run` do: when the session ends, the cache is evicted down to it.
+#[test]
+fn a_session_keeps_the_cache_under_its_size_limit() {
+    require_runtime!();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("session-bound");
+    let (mut child, params) = support::start_session(dir.path(), &["--cache-max-size", "0"]);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-H", "Content-Type: application/json", "-u"])
+        .arg(format!("{}:", params["session_token"].as_str().unwrap()))
+        .arg("--data-binary")
+        .arg(serde_json::json!({ "query": step(&marker, 0) }).to_string())
+        .arg(format!("http://127.0.0.1:{}/query", params["port"]))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains(&marker), "{body}");
+    let state = dir.path().join("state");
+    assert!(exec_record(&state, &marker).is_some());
+    drop(child.stdin.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(exec_record(&state, &marker).is_none(), "not evicted");
+}
+
+/// Makes every recipe in `state`'s log look written `ago`.
+fn backdate_recipes(state: &Path, ago: Duration) {
+    let path = state.join("store").join("recipes.log");
+    let then = (SystemTime::now() - ago)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let text = fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let (key, rest) = line.split_once(' ').unwrap();
+        let (_, json) = rest.split_once(' ').unwrap();
+        out.push_str(&format!("{key} {then} {json}\n"));
+    }
+    fs::write(&path, out).unwrap();
+}
+
+/// Recipes (the ops behind IDs) are kept by last use, as results are: one an
+/// engine read again survives `--older-than`, an unused one of the same age
+/// goes.
+#[test]
+fn a_recipe_an_engine_reads_is_kept_by_use_not_by_age() {
+    require_runtime!();
+    let mut server = Server::start();
+    let id_of = |server: &Server, contents: &str| {
+        let out = server.query(&format!(
+            r#"{{ directory {{ withNewFile(path: "a", contents: "{contents}") {{ id }} }} }}"#
+        ));
+        support::text(&out, "data.directory.withNewFile.id")
+    };
+    let used = id_of(&server, &support::unique("recipe-used"));
+    let unused = id_of(&server, &support::unique("recipe-unused"));
+    server.stop();
+    let state = server.state_dir();
+    backdate_recipes(&state, Duration::from_secs(7200));
+    server.restart();
+    let out = server.query(&format!(
+        r#"{{ loadDirectoryFromID(id: "{used}") {{ entries }} }}"#
+    ));
+    assert!(out["errors"].is_null(), "{out}");
+    server.stop();
+    let out = cache(server.dir(), &["prune", "--older-than", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recipes: Vec<String> = all_records(&state)
+        .into_iter()
+        .filter(|record| record.kind == RecordKind::Recipe)
+        .map(|record| record.key.hex())
+        .collect();
+    let key = |id: &str| id.split_once(':').unwrap().1.to_owned();
+    assert!(recipes.contains(&key(&used)), "{recipes:?}");
+    assert!(!recipes.contains(&key(&unused)), "{recipes:?}");
 }

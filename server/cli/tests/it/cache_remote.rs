@@ -11,9 +11,10 @@ use std::process::Command;
 use gantry_core::store::RecordKind;
 use serde_json::{json, Value};
 
+use crate::cache_admin::cache_json;
 use crate::support::{
     busybox, containers_created_since, free_port, gantry, now, registry, run, strip_ansi, text,
-    unique, Server, ServerOptions,
+    unique, PrivateRegistry, Server, ServerOptions,
 };
 
 /// Three steps, the last reading what the first wrote; `$marker` keeps the keys
@@ -63,11 +64,15 @@ fn cache_server(repository: &str, env: &[(&str, &str)]) -> Server {
 /// Stops `server` and returns its log once the last lines are in (its stderr
 /// is copied to the log by a thread of its own, which may lag the exit).
 fn stop(server: &mut Server) -> String {
+    // The log outlives restarts: wait for this engine's line.
+    let before = plain_log(server).matches("remote cache flushed").count();
     server.stop();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let log = plain_log(server);
-        if log.contains("remote cache flushed") || std::time::Instant::now() > deadline {
+        if log.matches("remote cache flushed").count() > before
+            || std::time::Instant::now() > deadline
+        {
             return log;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -167,20 +172,26 @@ fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_k
 #[test]
 fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() {
     require_runtime!();
-    let repo = repository("ab");
-    let marker = unique("ab");
-    let mut a = cache_server(&repo, &[]);
-    let cold = pipeline_stdout(&a, &marker);
+    three_machines(&repository("ab"), &unique("ab"));
+}
+
+/// Machine A runs the pipeline cold and pushes to the remote cache
+/// `reference`; machine B (a fresh state directory) runs it without a
+/// container and without fetching a filesystem; machine C runs one step on
+/// top, fetching the filesystem it needs once. Returns A, stopped.
+fn three_machines(reference: &str, marker: &str) -> Server {
+    let mut a = cache_server(reference, &[]);
+    let cold = pipeline_stdout(&a, marker);
     assert_eq!(cold, format!("{marker}\ntwo\n"));
     let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 3, "{log}");
 
     // Machine B: a fresh state directory (another state ID: none of A's
-    // gantry images is visible to it), the same registry.
-    let mut b = cache_server(&repo, &[]);
+    // gantry images is visible to it), the same remote cache.
+    let mut b = cache_server(reference, &[]);
     assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
     let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), cold);
+    assert_eq!(pipeline_stdout(&b, marker), cold);
     assert_eq!(
         containers_created_since(&since, b.pid()),
         0,
@@ -194,10 +205,10 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
     assert!(!log.contains("WARN"), "{log}");
 
     // Machine C: a step on top of the cached ones needs their filesystem,
-    // pulled once; only that step runs.
-    let mut c = cache_server(&repo, &[]);
+    // fetched once; only that step runs.
+    let mut c = cache_server(reference, &[]);
     let since = now();
-    let data = run(&c, DOWNSTREAM, vars(&marker));
+    let data = run(&c, DOWNSTREAM, vars(marker));
     assert_eq!(
         text(
             &data,
@@ -209,6 +220,7 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
     let log = stop(&mut c);
     assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
     assert_eq!(counter(&log, "pushed"), 1, "{log}");
+    a
 }
 
 #[test]
@@ -298,6 +310,25 @@ fn key_of_step(repo: &str, state: &Path, needle: &str) -> String {
         .unwrap_or_else(|| panic!("no entry runs {needle:?}"))
 }
 
+/// A fresh machine runs the pipeline after the second step's record blob in
+/// `reference` was corrupted: one warning, and only that step runs (on the
+/// first step's filesystem, fetched); the step after it keys on its lineage,
+/// not on its image, and is a hit. Returns the engine's log.
+fn runs_past_a_corrupt_entry(reference: &str, marker: &str) -> String {
+    let mut b = cache_server(reference, &[]);
+    let since = now();
+    assert_eq!(pipeline_stdout(&b, marker), format!("{marker}\ntwo\n"));
+    assert_eq!(containers_created_since(&since, b.pid()), 1);
+    let log = stop(&mut b);
+    assert_eq!(
+        log.matches("ignoring a corrupt remote cache entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("does not match its digest"), "{log}");
+    log
+}
+
 #[test]
 fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     require_runtime!();
@@ -325,19 +356,7 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     corrupted[at] ^= 0x20;
     std::fs::write(&blob, &corrupted).unwrap();
 
-    let mut b = cache_server(&repo, &[]);
-    let since = now();
-    assert_eq!(pipeline_stdout(&b, &marker), format!("{marker}\ntwo\n"));
-    // Only the corrupt step ran here (on the first step's filesystem, pulled);
-    // the step after it keys on its lineage, not on its image, and is a hit.
-    assert_eq!(containers_created_since(&since, b.pid()), 1);
-    let log = stop(&mut b);
-    assert_eq!(
-        log.matches("ignoring a corrupt remote cache entry").count(),
-        1,
-        "{log}"
-    );
-    assert!(log.contains("does not match its digest"), "{log}");
+    runs_past_a_corrupt_entry(&repo, &marker);
     // The entry was replaced by B's own.
     assert_ne!(entry_config(&repo, &first), format!("sha256:{config}"));
 
@@ -375,19 +394,25 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     assert!(log.contains("pushed for another cache key"), "{log}");
 }
 
+/// Runs the pipeline on `a` and `b` at once; returns its output (both the same).
+fn run_at_once(a: &Server, b: &Server, marker: &str) -> String {
+    let expected = format!("{marker}\ntwo\n");
+    std::thread::scope(|scope| {
+        let runs = [a, b].map(|server| scope.spawn(|| pipeline_stdout(server, marker)));
+        for run in runs {
+            assert_eq!(run.join().unwrap(), expected);
+        }
+    });
+    expected
+}
+
 #[test]
 fn concurrent_pushers_of_one_key_both_succeed() {
     require_runtime!();
     let repo = repository("race");
     let marker = unique("race");
     let (mut a, mut b) = (cache_server(&repo, &[]), cache_server(&repo, &[]));
-    let expected = format!("{marker}\ntwo\n");
-    std::thread::scope(|scope| {
-        let runs = [&a, &b].map(|server| scope.spawn(|| pipeline_stdout(server, &marker)));
-        for run in runs {
-            assert_eq!(run.join().unwrap(), expected);
-        }
-    });
+    let expected = run_at_once(&a, &b, &marker);
     for server in [&mut a, &mut b] {
         let log = stop(server);
         assert_eq!(counter(&log, "lookups"), 3, "{log}");
@@ -506,11 +531,11 @@ fn a_docker_machine_and_a_native_machine_share_one_cache() {
             "4096\ntwo\n"
         );
         assert!(cold.starts_with(&marker));
-        // The three cached steps were hits (remote hits are not stored locally);
+        // The three cached steps were hits (and are recorded locally);
         // only the new step ran, on the filesystem the other runtime pushed.
         assert_eq!(counter(&log, "hits"), 3, "{first} → {second}: {log}");
         assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
-        assert_eq!(exec_keys(&b.state_dir()).len(), 1, "{log}");
+        assert_eq!(exec_keys(&b.state_dir()).len(), 4, "{log}");
     }
 }
 
@@ -602,4 +627,241 @@ fn a_fleet_of_ten_runners_runs_each_step_once() {
         stop(&mut runner);
     }
     assert_eq!(created, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+/// Machine B's remote hits are recorded in its state directory: its next
+/// engine runs the pipeline fully cached with the registry stopped, without
+/// a lookup.
+#[test]
+fn remote_hits_are_recorded_locally_and_need_no_registry_next_time() {
+    require_runtime!();
+    let mut registry = PrivateRegistry::start(false);
+    let repo = format!("{}/{}/cache", registry.host(), unique("writeback"));
+    let marker = unique("writeback");
+    let mut a = cache_server(&repo, &[]);
+    let cold = pipeline_stdout(&a, &marker);
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 3, "{log}");
+
+    let mut b = cache_server(&repo, &[]);
+    assert_eq!(pipeline_stdout(&b, &marker), cold);
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "hits"), 3, "{log}");
+    assert_eq!(exec_keys(&b.state_dir()), exec_keys(&a.state_dir()));
+
+    registry.stop();
+    b.restart();
+    let since = now();
+    assert_eq!(pipeline_stdout(&b, &marker), cold);
+    assert_eq!(containers_created_since(&since, b.pid()), 0);
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "lookups"), 0, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+/// `oci-layout:DIR` for the layout directory `dir`.
+fn layout_reference(dir: &Path) -> String {
+    format!("oci-layout:{}", dir.display())
+}
+
+/// The keys a layout's index.json names (its ref names), checked to be an
+/// OCI layout with no temporary file left behind.
+fn layout_keys(dir: &Path) -> BTreeSet<String> {
+    assert!(dir.join("oci-layout").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
+    require_runtime!();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("gantry-cache");
+    let reference = layout_reference(&dir);
+    let a = three_machines(&reference, &unique("layout"));
+    let keys = layout_keys(&dir);
+    assert_eq!(keys.len(), 4);
+    assert!(exec_keys(&a.state_dir()).is_subset(&keys));
+
+    // Listed and pruned like a registry's entries; a prune leaves no blob
+    // that no entry reaches.
+    let listed = cache_json(a.dir(), &["ls", "--remote", &reference]);
+    let listed: BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, keys);
+    let pruned = cache_json(
+        a.dir(),
+        &["prune", "--remote", &reference, "--older-than", "0s"],
+    );
+    assert_eq!(pruned["entries"].as_array().unwrap().len(), 4, "{pruned}");
+    assert!(layout_keys(&dir).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn a_corrupt_blob_in_an_oci_layout_is_a_warning_and_is_replaced() {
+    require_runtime!();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("gantry-cache");
+    let reference = layout_reference(&dir);
+    let marker = unique("layout-corrupt");
+    // Two engines push at once: the first writer of each key wins, both succeed.
+    let (mut a, mut other) = (cache_server(&reference, &[]), cache_server(&reference, &[]));
+    let expected = run_at_once(&a, &other, &marker);
+    for server in [&mut a, &mut other] {
+        let log = stop(server);
+        assert!(!log.contains("WARN"), "{log}");
+    }
+    assert_eq!(layout_keys(&dir), exec_keys(&a.state_dir()));
+
+    // The second step's record blob, one byte changed.
+    let record_blob = |key: &str| -> std::path::PathBuf {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let manifest = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == key)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned();
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("blobs/sha256").join(manifest)).unwrap(),
+        )
+        .unwrap();
+        dir.join("blobs/sha256").join(
+            manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        )
+    };
+    let store = gantry_store::DiskStore::open(a.state_dir()).unwrap();
+    let second = exec_keys(&a.state_dir())
+        .into_iter()
+        .find(|key| {
+            let key = gantry_core::Digest::from_hex(key).unwrap();
+            let record = gantry_core::store::Store::get(&store, RecordKind::Exec, &key)
+                .unwrap()
+                .unwrap();
+            String::from_utf8_lossy(&record).contains("cat /one; echo two")
+        })
+        .unwrap();
+    let blob = record_blob(&second);
+    let mut corrupted = std::fs::read(&blob).unwrap();
+    let at = corrupted.len() / 2;
+    corrupted[at] ^= 0x20;
+    std::fs::write(&blob, &corrupted).unwrap();
+
+    let log = runs_past_a_corrupt_entry(&reference, &marker);
+    assert_eq!(counter(&log, "pushed"), 1, "{log}");
+    // Replaced: the index names a new, sound record.
+    use sha2::Digest as _;
+    let replaced = record_blob(&second);
+    assert_ne!(replaced, blob);
+    let data = std::fs::read(&replaced).unwrap();
+    assert_eq!(
+        format!("{:x}", sha2::Sha256::digest(&data)),
+        replaced.file_name().unwrap().to_string_lossy()
+    );
+    let mut c = cache_server(&reference, &[]);
+    let since = now();
+    assert_eq!(pipeline_stdout(&c, &marker), expected);
+    assert_eq!(containers_created_since(&since, c.pid()), 0);
+    let log = stop(&mut c);
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+/// `gantry cache prune --remote` on the basic-auth registry: without
+/// credentials it is refused with the registry's answer; with `--cache-auth`
+/// the deletes go through, authenticated, and the password shows nowhere.
+#[test]
+fn a_remote_prune_on_the_auth_registry_deletes_with_the_credentials() {
+    require_runtime!();
+    let (host, user, password) = crate::support::auth_registry();
+    let repo = format!("{host}/{}/cache", unique("auth-prune"));
+    let marker = unique("auth-prune");
+    let empty = tempfile::tempdir().unwrap();
+    let no_docker_config = empty.path().to_str().unwrap();
+    let auth = format!("{user}:env:CACHE_PASSWORD");
+    let mut a = cache_server(
+        &repo,
+        &[
+            ("DOCKER_CONFIG", no_docker_config),
+            ("GANTRY_CACHE_AUTH", &auth),
+            ("CACHE_PASSWORD", &password),
+        ],
+    );
+    pipeline_stdout(&a, &marker);
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 3, "{log}");
+
+    let admin = |args: &[&str], with_auth: bool| {
+        let mut command = gantry(a.dir());
+        command
+            .arg("cache")
+            .args(args)
+            .args(["--remote", &repo, "--json"])
+            .env("DOCKER_CONFIG", no_docker_config)
+            .env("CACHE_PASSWORD", &password)
+            .env_remove("GANTRY_CACHE_AUTH");
+        if with_auth {
+            command.args(["--cache-auth", &auth]);
+        }
+        let out = command.output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(&password), "the password was shown: {all}");
+        (out.status.success(), all)
+    };
+    let (ok, said) = admin(&["prune", "--older-than", "0s"], false);
+    assert!(!ok, "{said}");
+    assert!(said.contains(&repo), "{said}");
+    let (ok, said) = admin(&["ls"], true);
+    assert!(ok, "{said}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&said)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (ok, said) = admin(&["prune", "--older-than", "0s"], true);
+    assert!(ok, "{said}");
+    let pruned: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(pruned["entries"].as_array().unwrap().len(), 3, "{said}");
+    let (ok, said) = admin(&["ls"], true);
+    assert!(ok, "{said}");
+    assert_eq!(serde_json::from_str::<Value>(&said).unwrap(), json!([]));
 }

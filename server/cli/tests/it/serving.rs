@@ -73,27 +73,23 @@ fn run_exports_session_variables_and_exit_status() {
 /// still open (TypeScript's `Close`).
 #[test]
 fn session_prints_its_line_and_ends_on_stdin_close_or_sigterm() {
-    use std::io::BufRead as _;
-    use std::process::Stdio;
     require_runtime!();
     let dir = tempfile::tempdir().unwrap();
     for ending in ["stdin", "sigterm"] {
-        let mut child = support::gantry(dir.path())
-            .args(["session", "--label", "dagger.io/sdk.name:nodejs"])
-            .args(["--workdir", ".", "--project", "x"])
-            .arg("--load-workspace-modules")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let params: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert!(params["port"].as_u64().is_some(), "{line}");
-        assert!(params["session_token"].as_str().is_some(), "{line}");
+        let (mut child, params) = support::start_session(
+            dir.path(),
+            &[
+                "--label",
+                "dagger.io/sdk.name:nodejs",
+                "--workdir",
+                ".",
+                "--project",
+                "x",
+                "--load-workspace-modules",
+            ],
+        );
+        assert!(params["port"].as_u64().is_some(), "{params}");
+        assert!(params["session_token"].as_str().is_some(), "{params}");
         let stdin = child.stdin.take().unwrap();
         if ending == "stdin" {
             drop(stdin);

@@ -439,6 +439,91 @@ impl Drop for Server {
     }
 }
 
+/// A registry of the test's own on a free loopback port (Debian's
+/// `docker-registry`, which scripts/setup.sh installs), for tests that stop
+/// it or configure it; killed when dropped.
+pub(crate) struct PrivateRegistry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRegistry {
+    /// Started and answering; `deletes`: manifest deletes enabled.
+    pub(crate) fn start(deletes: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        let delete = if deletes {
+            "  delete:\n    enabled: true\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n{delete}http:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/setup.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Stops it (nothing listens on its port afterwards).
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `gantry session ARGS` in `dir` as Dagger's SDKs start it (stdin and
+/// stdout piped), and the JSON line it prints (`port`, `session_token`).
+pub(crate) fn start_session(dir: &Path, args: &[&str]) -> (Child, Value) {
+    use std::io::BufRead as _;
+    let mut child = gantry(dir)
+        .arg("session")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let params = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    (child, params)
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

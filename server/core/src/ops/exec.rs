@@ -212,7 +212,7 @@ async fn run_exec(
                 }
                 None => lock,
             };
-            if let Some(record) = remote_recall(cx, &key).await {
+            if let Some(record) = remote_recall(cx, &key).await? {
                 step.emit(StepState::Cached, |_| {});
                 return Ok(Arc::new(record));
             }
@@ -306,18 +306,34 @@ pub(super) fn stored(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
 
 /// The result the remote cache tier (if any) shares under `key`. Its image
 /// may be fetched only when a later step or export needs the filesystem.
-async fn remote_recall(cx: &Context, key: &Digest) -> Option<ExecRecord> {
-    let bytes = cx.remote_cache.as_ref()?.lookup(key).await?;
-    let record = serde_json::from_slice::<ExecRecord>(&bytes).ok()?;
+/// It is stored locally too (with the image ID the remote cache gave it),
+/// so the next engine on this state directory needs no lookup.
+async fn remote_recall(cx: &Context, key: &Digest) -> Result<Option<ExecRecord>> {
+    let Some(cache) = cx.remote_cache.as_ref() else {
+        return Ok(None);
+    };
+    let Some(bytes) = cache.lookup(key).await else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_slice::<ExecRecord>(&bytes) else {
+        return Ok(None);
+    };
     debug!(%key, "remote cache hit");
-    Some(record)
+    cx.store.put(RecordKind::Exec, key, &bytes)?;
+    Ok(Some(record))
 }
 
-/// Whether a stored result's image is still on the runtime.
+/// Whether a stored result's image is still on the runtime. An image the
+/// runtime cannot even look up (a remote cache's filesystem, recorded by an
+/// engine with `--cache`, asked of one without) counts as gone.
 pub(super) async fn usable(cx: &Context, key: &Digest, record: &ExecRecord) -> Result<bool> {
-    if cx.runtime.image_exists(&record.image_id).await? {
-        debug!(%key, "exec cache hit");
-        return Ok(true);
+    match cx.runtime.image_exists(&record.image_id).await {
+        Ok(true) => {
+            debug!(%key, "exec cache hit");
+            return Ok(true);
+        }
+        Ok(false) => {}
+        Err(error) => debug!(%key, %error, "cannot look a cached step's image up"),
     }
     tracing::warn!(%key, image = %record.image_id, "a cached step's image is gone; running the step again");
     Ok(false)
