@@ -1980,6 +1980,14 @@ func (r *Directory) Changes(from *Directory) *Changeset {
 	return &Changeset{newObject(q)}
 }
 
+// Change the owner of the directory contents recursively.
+func (r *Directory) Chown(path string, owner string) *Directory {
+	q := r.q.sel("chown")
+	q = q.arg("path", path)
+	q = q.arg("owner", owner)
+	return &Directory{newObject(q)}
+}
+
 // Return the difference between this directory and another directory: what
 // `other` adds or changes. Deletions are not represented.
 func (r *Directory) Diff(other *Directory) *Directory {
@@ -2671,6 +2679,13 @@ func (r *File) AsEnvFile(opts ...FileAsEnvFileOpts) *EnvFile {
 func (r *File) AsJSON() *JSONValue {
 	q := r.q.sel("asJSON")
 	return &JSONValue{newObject(q)}
+}
+
+// Change the owner of the file recursively.
+func (r *File) Chown(owner string) *File {
+	q := r.q.sel("chown")
+	q = q.arg("owner", owner)
+	return &File{newObject(q)}
 }
 
 // FileContentsOpts holds the optional arguments of [File.Contents].

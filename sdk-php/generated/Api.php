@@ -2042,6 +2042,23 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
     }
 
     /**
+     * Change the owner of the directory contents recursively.
+     *
+     * @param string $path The file or directory to change, with everything
+     *     under it ("." for the whole directory).
+     * @param string $owner The new owner: user or user:group, each a numeric id
+     *     or a name looked up in this directory's etc/passwd and etc/group.
+     *     Without a group, the group id is the user's id.
+     */
+    public function chown(string $path, string $owner): Directory
+    {
+        return new Directory($this->ctx->select('chown', [
+            'path' => $path,
+            'owner' => $owner,
+        ]));
+    }
+
+    /**
      * Return the difference between this directory and another directory: what
      * `other` adds or changes. Deletions are not represented.
      */
@@ -2799,6 +2816,20 @@ final class File extends ApiObject implements Exportable, Node, Syncer
     public function asJSON(): JSONValue
     {
         return new JSONValue($this->ctx->select('asJSON'));
+    }
+
+    /**
+     * Change the owner of the file recursively.
+     *
+     * @param string $owner The new owner: user or user:group as numeric ids (a
+     *     file has no etc/passwd to look names up in). Without a group, the
+     *     group id is the user's id.
+     */
+    public function chown(string $owner): File
+    {
+        return new File($this->ctx->select('chown', [
+            'owner' => $owner,
+        ]));
     }
 
     /**

@@ -2022,6 +2022,26 @@ class Directory(Exportable, Node, Syncer):
         ]
         return Changeset(self._select("changes", _args))
 
+    def chown(
+        self,
+        path: str,
+        owner: str,
+    ) -> Directory:
+        """Change the owner of the directory contents recursively.
+
+        Args:
+            path: The file or directory to change, with everything under it ("." for the
+                whole directory).
+            owner: The new owner: user or user:group, each a numeric id or a name looked
+                up in this directory's etc/passwd and etc/group. Without a group, the
+                group id is the user's id.
+        """
+        _args = [
+            Arg("path", path),
+            Arg("owner", owner),
+        ]
+        return Directory(self._select("chown", _args))
+
     def diff(
         self,
         other: Directory,
@@ -2767,6 +2787,22 @@ class File(Exportable, Node, Syncer):
     def as_json(self) -> JSONValue:
         """The file's contents parsed as JSON."""
         return JSONValue(self._select("asJSON"))
+
+    def chown(
+        self,
+        owner: str,
+    ) -> File:
+        """Change the owner of the file recursively.
+
+        Args:
+            owner: The new owner: user or user:group as numeric ids (a file has no
+                etc/passwd to look names up in). Without a group, the group id is the
+                user's id.
+        """
+        _args = [
+            Arg("owner", owner),
+        ]
+        return File(self._select("chown", _args))
 
     async def contents(
         self,

@@ -1992,6 +1992,22 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /**
+   * Change the owner of the directory contents recursively.
+   *
+   * @param path - The file or directory to change, with everything under it ("." for the whole
+   *   directory).
+   * @param owner - The new owner: user or user:group, each a numeric id or a name looked up in this
+   *   directory's etc/passwd and etc/group. Without a group, the group id is the user's id.
+   */
+  chown(path: string, owner: string): Directory {
+    const _args = {
+      path,
+      owner,
+    };
+    return new Directory(this._select("chown", _args));
+  }
+
+  /**
    * Return the difference between this directory and another directory: what `other` adds or
    * changes. Deletions are not represented.
    */
@@ -2614,6 +2630,19 @@ export class File extends BaseObject implements Exportable, Node, Syncer {
   /** The file's contents parsed as JSON. */
   asJSON(): JSONValue {
     return new JSONValue(this._select("asJSON"));
+  }
+
+  /**
+   * Change the owner of the file recursively.
+   *
+   * @param owner - The new owner: user or user:group as numeric ids (a file has no etc/passwd to
+   *   look names up in). Without a group, the group id is the user's id.
+   */
+  chown(owner: string): File {
+    const _args = {
+      owner,
+    };
+    return new File(this._select("chown", _args));
   }
 
   /** Retrieves the contents of the file. */

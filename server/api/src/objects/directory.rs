@@ -271,6 +271,29 @@ impl Directory {
         ))
     }
 
+    /// Change the owner of the directory contents recursively.
+    async fn chown(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The file or directory to change, with everything under it (\".\" for the whole directory)."
+        )]
+        path: String,
+        #[graphql(
+            desc = "The new owner: user or user:group, each a numeric id or a name looked up in this directory's etc/passwd and etc/group. Without a group, the group id is the user's id."
+        )]
+        owner: String,
+    ) -> Directory {
+        self.then(
+            ctx,
+            ops::DirectoryChown {
+                parent: self.0.digest,
+                path,
+                owner,
+            },
+        )
+    }
+
     /// Retrieves this directory with all file/dir timestamps set to the given time.
     async fn with_timestamps(
         &self,

@@ -138,6 +138,24 @@ impl File {
         ))
     }
 
+    /// Change the owner of the file recursively.
+    async fn chown(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The new owner: user or user:group as numeric ids (a file has no etc/passwd to look names up in). Without a group, the group id is the user's id."
+        )]
+        owner: String,
+    ) -> File {
+        File(add(
+            ctx,
+            ops::FileChown {
+                parent: self.0.digest,
+                owner,
+            },
+        ))
+    }
+
     /// Retrieves this file with its created/modified timestamps set to the given time.
     async fn with_timestamps(&self, ctx: &Context<'_>, timestamp: i64) -> File {
         File(add(

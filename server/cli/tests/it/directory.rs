@@ -241,6 +241,76 @@ fn with_timestamps_reaches_containers_and_changes_the_cache_key() {
     );
 }
 
+#[test]
+fn chown_owns_what_containers_see() {
+    require_runtime!();
+    let server = Server::start();
+    let query = r#"{
+      directory { withNewFile(path: "etc/passwd", contents: "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n") {
+        withNewFile(path: "etc/group", contents: "root:x:0:\nstaff:x:4321:\n") {
+        withNewFile(path: "dir/sub/f", contents: "x") { withNewFile(path: "other", contents: "y") {
+          numeric: chown(path: "dir", owner: "555:556") { id }
+          named: chown(path: "dir/sub", owner: "app:staff") { id }
+          whole: chown(path: ".", owner: "7") { id }
+          file(path: "other") { chown(owner: "42:43") { id } }
+        } } } } } }"#;
+    let out = run(&server, query, json!({}));
+    let dir = at(
+        &out,
+        "directory.withNewFile.withNewFile.withNewFile.withNewFile",
+    );
+    let stat = |id: String, script: &str| {
+        stdout_of(
+            &server,
+            r#"query($image: String!, $dir: ID!, $script: String!) { container { from(address: $image) {
+                withDirectory(path: "/d", source: $dir) {
+                  withExec(args: ["sh", "-c", $script]) { stdout } } } } }"#,
+            json!({ "image": busybox(), "dir": id, "script": script }),
+            "container.from.withDirectory.withExec",
+        )
+    };
+    let owners = "cd /d && stat -c '%n %u:%g' dir dir/sub/f other";
+    assert_eq!(
+        stat(text(dir, "numeric.id"), owners),
+        "dir 555:556\ndir/sub/f 555:556\nother 0:0\n"
+    );
+    assert_eq!(
+        stat(text(dir, "named.id"), owners),
+        "dir 0:0\ndir/sub/f 1234:4321\nother 0:0\n"
+    );
+    assert_eq!(
+        stat(text(dir, "whole.id"), owners),
+        "dir 7:7\ndir/sub/f 7:7\nother 7:7\n"
+    );
+    let file = stdout_of(
+        &server,
+        r#"query($image: String!, $file: ID!) { container { from(address: $image) {
+            withFile(path: "/f", source: $file) {
+              withExec(args: ["stat", "-c", "%u:%g", "/f"]) { stdout } } } } }"#,
+        json!({ "image": busybox(), "file": text(dir, "file.chown.id") }),
+        "container.from.withFile.withExec",
+    );
+    assert_eq!(file, "42:43\n");
+    // Names a directory cannot resolve, a missing path, names on a file: refused by name.
+    for (query, expected) in [
+        (
+            r#"{ directory { withNewDirectory(path: "d") { chown(path: "d", owner: "nobody") { entries } } } }"#,
+            "has no /etc/passwd",
+        ),
+        (
+            r#"{ directory { chown(path: "missing", owner: "1") { entries } } }"#,
+            "no such file or directory",
+        ),
+        (
+            r#"{ file(name: "f", contents: "x") { chown(owner: "app") { contents } } }"#,
+            "a file has no /etc/passwd",
+        ),
+    ] {
+        let message = error_message(&server.query_vars(query, &json!({})));
+        assert!(message.contains(expected), "{query}: {message}");
+    }
+}
+
 // ---------------------------------------------------------------- rootfs
 
 #[test]

@@ -404,6 +404,55 @@ impl Operation for DirectoryWithTimestamps {
     }
 }
 
+/// `Directory.chown`: `path` and everything under it (the whole directory
+/// for `.` or an empty path) owned by `owner`, names looked up in the
+/// directory's own `etc/passwd` and `etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryChown {
+    pub parent: Digest,
+    pub path: String,
+    pub owner: String,
+}
+
+impl Operation for DirectoryChown {
+    const KIND: Kind = Kind::Directory;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.path).str(&self.owner);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let mut tree = (*call.inputs.tree(&self.parent)?).clone();
+        let Some(owner) = directory_owner(cx, &tree, &self.owner)? else {
+            return Err(Error::InvalidArgument {
+                message: "chown needs an owner: a user or user:group, each a name or a numeric id"
+                    .into(),
+            });
+        };
+        let path = tree::normalize(&self.path)?;
+        if !path.is_empty() && tree.get(&path).is_none() {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "chown: no such file or directory: {}",
+                    crate::text::quoted(&self.path)
+                ),
+            });
+        }
+        let prefix = format!("{path}/");
+        for (key, entry) in tree.entries.iter_mut() {
+            if path.is_empty() || *key == path || key.starts_with(&prefix) {
+                entry.set_owner(owner);
+            }
+        }
+        Ok(Value::from_tree(tree))
+    }
+}
+
 /// `Directory.directory`: the subtree at `path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
+use crate::owner::{Accounts, OwnerSpec};
 use crate::search;
 use crate::tree;
 use crate::value::{FileValue, Kind, Value};
@@ -99,6 +100,43 @@ impl Operation for FileWithName {
         }
         let mut file = (*call.inputs.file(&self.parent)?).clone();
         file.name = self.name.clone();
+        Ok(Value::File(Arc::new(file)))
+    }
+}
+
+/// `File.chown`: the file owned by `owner` (numeric ids: a file has no
+/// `/etc/passwd` to look names up in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChown {
+    pub parent: Digest,
+    pub owner: String,
+}
+
+impl Operation for FileChown {
+    const KIND: Kind = Kind::File;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.parent]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.parent).str(&self.owner);
+    }
+
+    async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
+        let Some(spec) = OwnerSpec::parse(&self.owner)? else {
+            return Err(Error::InvalidArgument {
+                message: "chown needs an owner: a user or user:group, as numeric ids".into(),
+            });
+        };
+        let accounts = Accounts {
+            of: "a file",
+            passwd: None,
+            group: None,
+        };
+        let mut file = (*call.inputs.file(&self.parent)?).clone();
+        file.owner = spec.resolve(&accounts)?;
         Ok(Value::File(Arc::new(file)))
     }
 }
