@@ -2,6 +2,11 @@ package gantry
 
 // Finding the engine and talking to it over HTTP (net/http: a Unix socket
 // through a custom dialer, or loopback TCP for a `gantry run` session).
+//
+// Every request names the SDK (X-Gantry-Client: go/VERSION) and every
+// response the engine's version (X-Gantry-Version). When they do not match
+// (from 1.0 on: major and minor; before 1.0: the whole version), the first
+// response says so, once per process, on stderr.
 
 import (
 	"bytes"
@@ -18,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,6 +33,22 @@ import (
 
 const installHint = "build it with `cargo build --release -p gantry` in the gantry repository and " +
 	"put target/release/gantry on PATH, or set " + EnvBin + " to the binary's path"
+
+// versionChecked compares the engine's version with the SDK's once per process.
+var versionChecked sync.Once
+
+// checkVersion warns, the first time a response names the engine's version,
+// when it does not match the SDK's.
+func checkVersion(engine string) {
+	if engine == "" {
+		return
+	}
+	versionChecked.Do(func() {
+		if warning := versionWarning(sdkVersion(), engine); warning != "" {
+			fmt.Fprintln(os.Stderr, warning)
+		}
+	})
+}
 
 // session sends GraphQL documents to one engine endpoint.
 type session struct {
@@ -50,7 +72,7 @@ func dial(ctx context.Context, config connectConfig) (*session, error) {
 		return &session{
 			url:      "http://127.0.0.1:" + port + "/query",
 			describe: "http://127.0.0.1:" + port,
-			headers:  map[string]string{"Authorization": "Basic " + auth},
+			headers:  map[string]string{"Authorization": "Basic " + auth, clientHeaderName: "go/" + sdkVersion()},
 			client:   &http.Client{Transport: &http.Transport{Proxy: nil}},
 		}, nil
 	}
@@ -58,7 +80,7 @@ func dial(ctx context.Context, config connectConfig) (*session, error) {
 	if path == "" {
 		path = socketPath()
 	}
-	headers := map[string]string{}
+	headers := map[string]string{clientHeaderName: "go/" + sdkVersion()}
 	if dir := workdirHeader(config.workdir); dir != "" {
 		headers[workdirHeaderName] = dir
 	}
@@ -113,6 +135,7 @@ func (s *session) query(ctx context.Context, document string) (any, error) {
 		return nil, &TransportError{Message: "cannot reach the gantry engine at " + s.describe, Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
+	checkVersion(resp.Header.Get(versionHeaderName))
 	payload, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, &TransportError{Message: "the connection to the gantry engine at " + s.describe + " failed mid-request", Status: resp.StatusCode, Err: err}

@@ -96,6 +96,9 @@ func TestEngineThatFailsToStartPointsAtItsLog(t *testing.T) {
 // runHelper is the program the `gantry run` test runs (the test binary
 // itself, re-executed with GANTRY_GO_TEST_HELPER set).
 func runHelper(name string) int {
+	if name == "versions" {
+		return twoConnections()
+	}
 	if name != "session" {
 		fmt.Fprintln(os.Stderr, "unknown helper", name)
 		return 2
@@ -135,6 +138,67 @@ func runHelper(name string) int {
 		fmt.Println("wrong token: no TransportError:", err)
 	}
 	return 0
+}
+
+// twoConnections asks the engine for its version over two connections.
+func twoConnections() int {
+	ctx := context.Background()
+	for range 2 {
+		client, err := gantry.Connect(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		_, err = client.Version(ctx)
+		client.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// TestVersionMismatchWarnsOnce checks the real engine's version against the
+// SDK's: GANTRY_TEST_SDK_VERSION makes the SDK claim another one (a test-only
+// override).
+func TestVersionMismatchWarnsOnce(t *testing.T) {
+	e := needEngine(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) string {
+		_, stderr, err := command(t, t.TempDir(), withEnv(append([]string{helperEnv + "=versions"}, extra...)...), self)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		return stderr
+	}
+	if stderr := run(); stderr != "" {
+		t.Fatalf("a matching engine says nothing, got %q", stderr)
+	}
+	stderr := run("GANTRY_TEST_SDK_VERSION=0.0.3-test")
+	var warnings []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "warning") {
+			warnings = append(warnings, line)
+		}
+	}
+	want := "gantry: warning: this SDK is version 0.0.3-test but the engine is version " + gantry.Version +
+		"; upgrade the SDK to " + gantry.Version + ", or use a 0.0.3-test engine: stop this one " +
+		"(`gantry engine stop`) and set GANTRY_BIN to a gantry 0.0.3-test binary"
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Fatalf("want one warning %q, got %q", want, stderr)
+	}
+	// The engine logged the odd client once, though it connected twice.
+	log, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), "client=go/0.0.3-test"); n != 1 {
+		t.Fatalf("the engine logged the client %d times:\n%s", n, log)
+	}
 }
 
 // autoState is the state directory of the engines the `gantry run` and

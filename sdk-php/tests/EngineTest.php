@@ -118,6 +118,49 @@ final class EngineTest extends TestCase
         self::assertStringNotContainsString($value, (string) file_get_contents(self::$engine->log));
     }
 
+    /**
+     * The real engine's version against the SDK's: GANTRY_TEST_SDK_VERSION
+     * makes the SDK claim another one (a test-only override).
+     */
+    public function testVersionMismatchWarnsOnceAndAMatchSaysNothing(): void
+    {
+        $dir = TestEngine::tempDir('gantry-php-versions');
+        $autoload = dirname(__DIR__) . '/vendor/autoload.php';
+        file_put_contents("{$dir}/two_connections.php", <<<PHP
+            <?php
+
+            declare(strict_types=1);
+
+            require '{$autoload}';
+
+            \Gantry\Client::connect()->version();
+            \Gantry\Client::connect()->version();
+            PHP);
+        [$code, , $err] = TestEngine::run(['php', "{$dir}/two_connections.php"], $dir);
+        self::assertSame(0, $code, $err);
+        self::assertSame('', $err, 'a matching engine says nothing');
+        [$code, , $err] = TestEngine::run(
+            ['php', "{$dir}/two_connections.php"],
+            $dir,
+            ['GANTRY_TEST_SDK_VERSION' => '0.0.4-test'],
+        );
+        TestEngine::removeTree($dir);
+        self::assertSame(0, $code, $err);
+        $version = \Gantry\Version::VERSION;
+        $warnings = array_values(array_filter(
+            explode("\n", $err),
+            static fn (string $line): bool => str_contains($line, 'warning'),
+        ));
+        self::assertSame([
+            "gantry: warning: this SDK is version 0.0.4-test but the engine is version {$version}; "
+            . "upgrade the SDK to {$version}, or use a 0.0.4-test engine: stop this one "
+            . '(`gantry engine stop`) and set GANTRY_BIN to a gantry 0.0.4-test binary',
+        ], $warnings, $err);
+        // The engine logged the odd client once, though it connected twice.
+        $log = (string) file_get_contents(self::$engine->log);
+        self::assertSame(1, substr_count($log, 'client=php/0.0.4-test'), TestEngine::tail(self::$engine->log));
+    }
+
     public function testGantryRunSession(): void
     {
         $dir = TestEngine::tempDir('gantry-php-run');

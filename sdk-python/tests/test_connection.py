@@ -100,6 +100,67 @@ def test_unix_socket_from_environment(engine: Engine) -> None:
     assert run(version())
 
 
+TWO_CONNECTIONS = textwrap.dedent(
+    """
+    import asyncio
+    import gantry
+
+    async def main() -> None:
+        for _ in range(2):
+            async with gantry.Connection() as client:
+                await client.version()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_version_mismatch_warns_once_and_a_match_says_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The real engine's version against the SDK's: GANTRY_TEST_SDK_VERSION makes
+    the SDK claim another one (a test-only override)."""
+    from gantry import _env
+
+    script = tmp_path / "two_connections.py"
+    script.write_text(TWO_CONNECTIONS)
+
+    def run_script(**extra: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            env=script_env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    assert run_script().stderr == "", "a matching engine says nothing"
+    stderr = run_script(GANTRY_TEST_SDK_VERSION="0.0.1-test").stderr
+    warnings = [line for line in stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        f"gantry: warning: this SDK is version 0.0.1-test but the engine is version "
+        f"{_env.VERSION}; upgrade the SDK to {_env.VERSION}, or use a 0.0.1-test "
+        "engine: stop this one (`gantry engine stop`) and set GANTRY_BIN to a "
+        "gantry 0.0.1-test binary"
+    ], stderr
+    # The engine logged the odd client once, though it connected twice.
+    log = engine.log.read_text()
+    assert log.count("client=python/0.0.1-test") == 1, tail(engine.log)
+    assert "client version does not match" in log
+
+
+def test_version_rule() -> None:
+    from gantry import _env
+
+    assert _env.versions_match("1.4.0", "1.4.9")
+    assert not _env.versions_match("1.4.0", "1.5.0")
+    assert not _env.versions_match("0.9.0", "0.9.1"), "before 1.0, any difference"
+    assert _env.version_warning("0.9.0", "0.9.0") is None
+
+
 def test_auto_start_leaves_the_engine_running(tmp_path: Path) -> None:
     """No engine on the socket: the script starts `gantry serve` and leaves it."""
     sock = tmp_path / "auto" / "engine.sock"

@@ -53,13 +53,15 @@ def test_content_length_and_headers(tmp_path: Path) -> None:
     def reply(_request: bytes) -> bytes:
         return (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 2\r\n\r\n{}"
+            b"X-Gantry-Version: 1.2.3\r\nContent-Length: 2\r\n\r\n{}"
         )
 
     result, seen = run(
         serve_once(tmp_path / "s", reply, lambda: _http.post(endpoint, "/query", b"{}"))
     )
-    assert result == (200, b"{}")
+    status, headers, body = result
+    assert (status, body) == (200, b"{}")
+    assert headers["x-gantry-version"] == "1.2.3", "names are lowercased"
     assert seen[0].startswith(b"POST /query HTTP/1.1\r\n")
     assert b"\r\nX-Gantry-Workdir: /w\r\n" in seen[0]
     assert seen[0].endswith(b"\r\n\r\n{}")
@@ -77,7 +79,7 @@ def test_chunked_body(tmp_path: Path) -> None:
     result, _ = run(
         serve_once(tmp_path / "s", reply, lambda: _http.post(endpoint, "/q", b"x"))
     )
-    assert result == (200, b"hello world")
+    assert (result[0], result[2]) == (200, b"hello world")
 
 
 def test_http_errors_become_transport_errors(tmp_path: Path) -> None:

@@ -16,6 +16,11 @@
  *    one says so, once, on stderr: `gantry: started engine (pid N) on SOCKET; log: PATH`;
  *    reusing one says nothing.
  *
+ * Every request names the SDK (`X-Gantry-Client: typescript/VERSION`) and every response the
+ * engine's version (`X-Gantry-Version`). When they do not match (from 1.0 on: major and
+ * minor; before 1.0: the whole version), the first response says so, once per process, on
+ * stderr.
+ *
  * @module
  */
 
@@ -72,11 +77,31 @@ export async function connect<T>(
   return fn(new Client(new Context(new HttpSession(endpoint))));
 }
 
+/** Whether this process has compared the engine's version with its own yet. */
+let versionChecked = false;
+
+/** Warns once per process when the engine's version does not match the SDK's. */
+function checkVersion(engineVersion: string | undefined): void {
+  if (versionChecked || engineVersion === undefined) return;
+  versionChecked = true;
+  const warning = env.versionWarning(env.sdkVersion(), engineVersion);
+  if (warning !== undefined) process.stderr.write(`${warning}\n`);
+}
+
+function clientHeader(): Record<string, string> {
+  return { [env.CLIENT_HEADER]: `typescript/${env.sdkVersion()}` };
+}
+
 class HttpSession implements Session {
   constructor(private readonly endpoint: Endpoint) {}
 
   async query(document: string): Promise<Record<string, unknown>> {
-    const { status, body } = await post(this.endpoint, "/query", JSON.stringify({ query: document }));
+    const { status, engineVersion, body } = await post(
+      this.endpoint,
+      "/query",
+      JSON.stringify({ query: document }),
+    );
+    checkVersion(engineVersion);
     let response: unknown;
     try {
       response = JSON.parse(body);
@@ -127,10 +152,16 @@ async function findEndpoint(options: ConnectOptions): Promise<Endpoint> {
       throw new ConnectError(`${env.SESSION_PORT}=${JSON.stringify(port)} is not a port number`);
     }
     const credentials = Buffer.from(`${token}:`).toString("base64");
-    return { port: Number(port), headers: { Authorization: `Basic ${credentials}` } };
+    return {
+      port: Number(port),
+      headers: { Authorization: `Basic ${credentials}`, ...clientHeader() },
+    };
   }
   const path = options.socket ?? env.socketPath();
-  const endpoint: Endpoint = { socket: path, headers: workdirHeader(options.workdir) };
+  const endpoint: Endpoint = {
+    socket: path,
+    headers: { ...workdirHeader(options.workdir), ...clientHeader() },
+  };
   if (await answers(path)) return endpoint;
   if (options.startEngine === false) {
     throw new ConnectError(`no gantry engine answers on ${path}: start one with \`gantry serve\``);

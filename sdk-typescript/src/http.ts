@@ -12,6 +12,7 @@
 
 import { request } from "node:http";
 
+import * as env from "./api/env.gen.js";
 import { TransportError } from "./errors.js";
 
 /** Where the engine listens: a Unix socket path, or a loopback TCP port. */
@@ -27,12 +28,16 @@ export function describe(endpoint: Endpoint): string {
     : `http://127.0.0.1:${endpoint.port ?? 0}`;
 }
 
-/** Sends `POST path` with a JSON body; resolves to the status and the response body. */
-export function post(
-  endpoint: Endpoint,
-  path: string,
-  body: string,
-): Promise<{ status: number; body: string }> {
+/** A response: its status, the engine's version header (if any) and its body. */
+export interface Response {
+  status: number;
+  /** `X-Gantry-Version`, which every engine response carries. */
+  engineVersion?: string;
+  body: string;
+}
+
+/** Sends `POST path` with a JSON body; resolves to the response. */
+export function post(endpoint: Endpoint, path: string, body: string): Promise<Response> {
   const payload = Buffer.from(body, "utf8");
   const target =
     endpoint.socket !== undefined
@@ -58,9 +63,14 @@ export function post(
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", (error) => reject(failure(endpoint, error)));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
-        );
+        res.on("end", () => {
+          const version = res.headers[env.VERSION_HEADER.toLowerCase()];
+          resolve({
+            status: res.statusCode ?? 0,
+            engineVersion: typeof version === "string" ? version : undefined,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
       },
     );
     req.on("error", (error) => reject(failure(endpoint, error)));

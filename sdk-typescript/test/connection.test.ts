@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 
-import { connect, ConnectError } from "@gantry/sdk";
+import { connect, ConnectError, VERSION } from "@gantry/sdk";
 
 import { BUSYBOX, engine, SDK, stopEngineOn } from "./support.js";
 
@@ -152,6 +152,44 @@ process.stdout.write(await connect((client) => client.version()));
   } finally {
     stopEngineOn(sock);
   }
+});
+
+test("a version mismatch warns once; a match says nothing", () => {
+  // The real engine's version against the SDK's: GANTRY_TEST_SDK_VERSION makes the SDK
+  // claim another one (a test-only override).
+  const dir = temp();
+  const script = join(dir, "two-connections.mjs");
+  const sdk = new URL("dist/index.js", `file://${SDK}`).href;
+  writeFileSync(
+    script,
+    `import { connect } from ${JSON.stringify(sdk)};
+for (let i = 0; i < 2; i++) await connect((client) => client.version());
+`,
+  );
+  const run = (extra: NodeJS.ProcessEnv) => {
+    const result = spawnSync(process.execPath, [script], {
+      env: { ...process.env, ...extra },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    return result.stderr;
+  };
+  assert.equal(run({}), "", "a matching engine says nothing");
+  const stderr = run({ GANTRY_TEST_SDK_VERSION: "0.0.2-test" });
+  const warnings = stderr.split("\n").filter((line) => line.includes("warning"));
+  assert.deepEqual(
+    warnings,
+    [
+      `gantry: warning: this SDK is version 0.0.2-test but the engine is version ${VERSION}; ` +
+        `upgrade the SDK to ${VERSION}, or use a 0.0.2-test engine: stop this one ` +
+        "(`gantry engine stop`) and set GANTRY_BIN to a gantry 0.0.2-test binary",
+    ],
+    stderr,
+  );
+  // The engine logged the odd client once, though it connected twice.
+  const log = readFileSync(engine.log, "utf8");
+  assert.equal(log.split("client=typescript/0.0.2-test").length - 1, 1, log);
 });
 
 function escape(text: string): string {

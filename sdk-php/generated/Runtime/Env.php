@@ -2,8 +2,8 @@
 
 /**
  * Names the SDK shares with the engine: the release version, the environment
- * variables it reads, the header that carries the working directory, and the
- * default socket path.
+ * variables it reads, the headers that carry the working directory and the
+ * versions, the version mismatch warning, and the default socket path.
  *
  * Generated from `gantry_api::env` in the engine's source, like every SDK's
  * copy.
@@ -32,8 +32,22 @@ final class Env
     public const BIN = 'GANTRY_BIN';
     /** Idle timeout of an engine the SDK starts (default 30m; 0 or off: never). */
     public const IDLE_TIMEOUT = 'GANTRY_IDLE_TIMEOUT';
+    /** Tests only: the version the SDK reports instead of its own. */
+    public const TEST_SDK_VERSION = 'GANTRY_TEST_SDK_VERSION';
     /** The request header carrying the client's working directory (percent-encoded: see encodeWorkdir). */
     public const WORKDIR_HEADER = 'X-Gantry-Workdir';
+
+    /** The response header naming the engine's version. */
+    public const VERSION_HEADER = 'X-Gantry-Version';
+
+    /** The request header naming the client: `php/<version>`. */
+    public const CLIENT_HEADER = 'X-Gantry-Client';
+
+    /**
+     * Printed once per process when the engine's version does not match the
+     * SDK's (`{sdk}` and `{engine}` stand for the two versions).
+     */
+    public const VERSION_WARNING = 'gantry: warning: this SDK is version {sdk} but the engine is version {engine}; upgrade the SDK to {engine}, or use a {sdk} engine: stop this one (`gantry engine stop`) and set GANTRY_BIN to a gantry {sdk} binary';
 
     /** Bytes a working directory keeps as they are in the header; every other byte is percent-encoded. */
     public const WORKDIR_UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/';
@@ -77,6 +91,47 @@ final class Env
     public static function socketPath(): string
     {
         return self::get(self::SOCKET) ?? self::defaultSocket();
+    }
+
+    /** The version this SDK reports: its own, or `TEST_SDK_VERSION` (tests only). */
+    public static function sdkVersion(): string
+    {
+        return self::get(self::TEST_SDK_VERSION) ?? self::VERSION;
+    }
+
+    /** From 1.0 on, the same major and minor version; before 1.0, the same version. */
+    public static function versionsMatch(string $sdk, string $engine): bool
+    {
+        $ours = self::majorMinor($sdk);
+        $theirs = self::majorMinor($engine);
+        if ($ours !== null && $theirs !== null && $ours[0] > 0) {
+            return $ours === $theirs;
+        }
+        return $sdk === $engine;
+    }
+
+    /** The warning for an engine of version `$engine`, or null when it matches. */
+    public static function versionWarning(string $sdk, string $engine): ?string
+    {
+        if (self::versionsMatch($sdk, $engine)) {
+            return null;
+        }
+        return strtr(self::VERSION_WARNING, ['{sdk}' => $sdk, '{engine}' => $engine]);
+    }
+
+    /** @return array{0: int, 1: int}|null */
+    private static function majorMinor(string $version): ?array
+    {
+        $parts = preg_split('/[.+-]/', $version);
+        if ($parts === false || count($parts) < 2) {
+            return null;
+        }
+        foreach ([$parts[0], $parts[1]] as $part) {
+            if (preg_match('/^[0-9]+$/D', $part) !== 1) {
+                return null;
+            }
+        }
+        return [(int) $parts[0], (int) $parts[1]];
     }
 
     private static function uid(): int

@@ -14,10 +14,18 @@ use Gantry\TransportError;
  *
  * One curl handle is kept and reused, so consecutive requests share a
  * connection when the engine keeps it alive.
+ *
+ * Every request names the SDK (`X-Gantry-Client: php/VERSION`) and every
+ * response the engine's version (`X-Gantry-Version`). When they do not match
+ * (from 1.0 on: major and minor; before 1.0: the whole version), the first
+ * response says so, once per process, on stderr.
  */
 final class HttpSession implements Session
 {
     private ?\CurlHandle $curl = null;
+
+    /** Whether this process has compared the engine's version with its own yet. */
+    private static bool $versionChecked = false;
 
     /**
      * @param string|null $socket Unix socket path, or null for TCP.
@@ -43,7 +51,8 @@ final class HttpSession implements Session
             ['query' => $document],
             JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR,
         );
-        [$status, $payload] = $this->post('/query', $body);
+        [$status, $payload, $engineVersion] = $this->post('/query', $body);
+        self::checkVersion($engineVersion);
         try {
             $response = json_decode($payload, true, 512, JSON_THROW_ON_ERROR);
         } catch (\JsonException) {
@@ -95,11 +104,26 @@ final class HttpSession implements Session
         throw new QueryError($errors);
     }
 
+    /** Warns once per process when the engine's version does not match the SDK's. */
+    private static function checkVersion(?string $engineVersion): void
+    {
+        if (self::$versionChecked || $engineVersion === null) {
+            return;
+        }
+        self::$versionChecked = true;
+        $warning = Env::versionWarning(Env::sdkVersion(), $engineVersion);
+        if ($warning !== null) {
+            fwrite(STDERR, $warning . "\n");
+        }
+    }
+
     /**
-     * @return array{int, string} The status and the response body.
+     * @return array{int, string, ?string} The status, the response body and the
+     *     engine's version header (if any).
      */
     private function post(string $path, string $body): array
     {
+        $engineVersion = null;
         $curl = $this->curl ??= curl_init();
         if ($curl === false) {
             throw new TransportError('could not initialise curl');
@@ -115,8 +139,16 @@ final class HttpSession implements Session
                 'Accept: application/json',
                 // curl would otherwise wait for 100-continue on large bodies.
                 'Expect:',
+                Env::CLIENT_HEADER . ': php/' . Env::sdkVersion(),
                 ...$this->headers,
             ],
+            CURLOPT_HEADERFUNCTION => static function (\CurlHandle $_, string $line) use (&$engineVersion): int {
+                [$name, $value] = array_pad(explode(':', $line, 2), 2, null);
+                if ($value !== null && strcasecmp(trim($name), Env::VERSION_HEADER) === 0) {
+                    $engineVersion = trim($value);
+                }
+                return strlen($line);
+            },
             CURLOPT_CONNECTTIMEOUT => 30,
             // No overall timeout: a leaf may run a long build.
             CURLOPT_PROXY => '',
@@ -136,7 +168,7 @@ final class HttpSession implements Session
             throw new TransportError("cannot reach the gantry engine at {$this->describe()}: {$error}");
         }
         $status = curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
-        return [is_int($status) ? $status : 0, $payload];
+        return [is_int($status) ? $status : 0, $payload, $engineVersion];
     }
 
     private static function firstMessage(mixed $response): ?string

@@ -14,6 +14,11 @@ The order (the same in every gantry SDK):
    for the next script. It stops by itself after `GANTRY_IDLE_TIMEOUT` (default
    30m) with no client. Starting one says so, once, on stderr:
    `gantry: started engine (pid N) on SOCKET; log: PATH`; reusing one says nothing.
+
+Every request names the SDK (`X-Gantry-Client: python/VERSION`) and every
+response the engine's version (`X-Gantry-Version`). When they do not match
+(from 1.0 on: major and minor; before 1.0: the whole version), the first
+response says so, once per process, on stderr.
 """
 
 from __future__ import annotations
@@ -43,6 +48,26 @@ _INSTALL_HINT = (
 )
 
 
+#: Whether this process has compared the engine's version with its own yet.
+_version_checked = False
+
+
+def _check_version(headers: dict[str, str]) -> None:
+    """Warns once per process when the engine's version does not match the SDK's."""
+    global _version_checked
+    engine = headers.get(_env.VERSION_HEADER.lower())
+    if _version_checked or engine is None:
+        return
+    _version_checked = True
+    warning = _env.version_warning(_env.sdk_version(), engine)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def _client_header() -> dict[str, str]:
+    return {_env.CLIENT_HEADER: f"python/{_env.sdk_version()}"}
+
+
 class _HttpSession:
     """Sends GraphQL documents to one engine endpoint."""
 
@@ -51,7 +76,8 @@ class _HttpSession:
 
     async def query(self, document: str) -> dict[str, Any]:
         body = json.dumps({"query": document}, ensure_ascii=False).encode()
-        status, payload = await _http.post(self.endpoint, "/query", body)
+        status, headers, payload = await _http.post(self.endpoint, "/query", body)
+        _check_version(headers)
         try:
             response = json.loads(payload)
         except ValueError:
@@ -141,10 +167,12 @@ class Connection:
 
             credentials = binascii.b2a_base64(f"{token}:".encode(), newline=False)
             headers = {"Authorization": "Basic " + credentials.decode("ascii")}
-            return _http.Endpoint(port=int(port), headers=headers)
+            return _http.Endpoint(port=int(port), headers=headers | _client_header())
 
         path = self._socket or _env.socket_path()
-        endpoint = _http.Endpoint(socket=path, headers=self._workdir_header())
+        endpoint = _http.Endpoint(
+            socket=path, headers=self._workdir_header() | _client_header()
+        )
         if await _answers(path):
             return endpoint
         if not self._start_engine:

@@ -49,8 +49,11 @@ class Endpoint:
         return await asyncio.open_connection(self.host, self.port, limit=_STREAM_LIMIT)
 
 
-async def post(endpoint: Endpoint, path: str, body: bytes) -> tuple[int, bytes]:
-    """Sends `POST path` with a JSON body; returns (status, response body)."""
+async def post(
+    endpoint: Endpoint, path: str, body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """Sends `POST path` with a JSON body; returns (status, response headers with
+    lowercase names, response body)."""
     try:
         reader, writer = await endpoint.open()
     except OSError as error:
@@ -81,7 +84,9 @@ async def post(endpoint: Endpoint, path: str, body: bytes) -> tuple[int, bytes]:
             await writer.wait_closed()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(
+    reader: asyncio.StreamReader,
+) -> tuple[int, dict[str, str], bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
@@ -96,14 +101,14 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         if sep:
             headers[name.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return status, await _read_chunked(reader)
+        return status, headers, await _read_chunked(reader)
     length = headers.get("content-length")
     if length is not None:
         size = int(length)
         if size > _MAX_BODY:
             raise TransportError(f"the engine's response is too large ({size} bytes)")
-        return status, await reader.readexactly(size)
-    return status, await reader.read()
+        return status, headers, await reader.readexactly(size)
+    return status, headers, await reader.read()
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

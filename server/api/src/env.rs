@@ -4,8 +4,9 @@
 //!
 //! This is their one definition. The CLI uses these constants, and `cargo
 //! xtask codegen` writes each SDK's copy from [`SDK_VARIABLES`],
-//! [`WORKDIR_HEADER`] and [`DEFAULT_SOCKET`] (its `--check` fails when one is
-//! stale). Variables only the engine reads (`GANTRY_STATE_DIR`, `GANTRY_LOG`,
+//! [`WORKDIR_HEADER`], the version headers ([`VERSION_HEADER`],
+//! [`CLIENT_HEADER`], [`VERSION_WARNING`]) and [`DEFAULT_SOCKET`] (its
+//! `--check` fails when one is stale). Variables only the engine reads (`GANTRY_STATE_DIR`, `GANTRY_LOG`,
 //! ...) live with the CLI.
 
 use std::path::PathBuf;
@@ -73,6 +74,56 @@ pub fn decode_workdir(header: &[u8]) -> Option<PathBuf> {
         .then(|| PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
+/// The response header naming the engine's version (every response carries
+/// it). An SDK compares it with its own version ([`versions_match`]) and
+/// warns once per process when they differ ([`VERSION_WARNING`]).
+pub const VERSION_HEADER: &str = "X-Gantry-Version";
+
+/// The request header naming the client: `<sdk>/<version>` (`python/0.9.0`).
+/// The engine logs each distinct value once.
+pub const CLIENT_HEADER: &str = "X-Gantry-Client";
+
+/// Tests only: the version an SDK reports and compares instead of its own, so
+/// that a test can see the mismatch warning against a real engine. Not for
+/// silencing the warning: it makes the SDK claim a version it is not.
+pub const TEST_SDK_VERSION: &str = "GANTRY_TEST_SDK_VERSION";
+
+/// What an SDK prints on stderr, once per process, when the engine's version
+/// does not match its own: `{sdk}` and `{engine}` stand for the two versions
+/// (each SDK substitutes them).
+pub const VERSION_WARNING: &str =
+    "gantry: warning: this SDK is version {sdk} but the engine is version {engine}; \
+upgrade the SDK to {engine}, or use a {sdk} engine: stop this one (`gantry engine stop`) and \
+set GANTRY_BIN to a gantry {sdk} binary";
+
+/// Whether an SDK of version `sdk` and an engine of version `engine` are
+/// meant to work together. From 1.0 on, the same major and minor version
+/// (patch releases change no API). Before 1.0 (or for a version that is not
+/// `major.minor.patch`), the very same version: every 0.x release may change
+/// the API, and the engine and the SDKs are released together.
+pub fn versions_match(sdk: &str, engine: &str) -> bool {
+    fn major_minor(version: &str) -> Option<(u64, u64)> {
+        let mut parts = version.split(['.', '-', '+']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+    match (major_minor(sdk), major_minor(engine)) {
+        (Some(a @ (major, _)), Some(b)) if major > 0 => a == b,
+        _ => sdk == engine,
+    }
+}
+
+/// The warning an SDK of version `sdk` prints for an engine of version
+/// `engine`, or `None` when they match.
+pub fn version_warning(sdk: &str, engine: &str) -> Option<String> {
+    (!versions_match(sdk, engine)).then(|| {
+        VERSION_WARNING
+            .replace("{sdk}", sdk)
+            .replace("{engine}", engine)
+    })
+}
+
 /// An environment variable as the SDKs see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
@@ -112,6 +163,11 @@ pub const SDK_VARIABLES: &[Variable] = &[
         key: "IDLE_TIMEOUT",
         name: IDLE_TIMEOUT,
         doc: "Idle timeout of an engine the SDK starts (default 30m; 0 or off: never).",
+    },
+    Variable {
+        key: "TEST_SDK_VERSION",
+        name: TEST_SDK_VERSION,
+        doc: "Tests only: the version the SDK reports instead of its own.",
     },
 ];
 
@@ -217,6 +273,29 @@ mod tests {
         ] {
             assert_eq!(decode_workdir(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn versions_match_by_major_and_minor_from_one_on() {
+        assert!(versions_match("1.4.0", "1.4.7"));
+        assert!(versions_match("2.0.1-rc.1", "2.0.0"));
+        assert!(!versions_match("1.4.0", "1.5.0"));
+        assert!(!versions_match("1.4.0", "2.4.0"));
+        // Before 1.0 every release may break the API: only the same version matches.
+        assert!(versions_match("0.9.0", "0.9.0"));
+        assert!(!versions_match("0.9.0", "0.9.1"));
+        assert!(!versions_match("0.9.0", "1.9.0"));
+        assert!(!versions_match("garbage", "0.9.0"));
+        assert_eq!(version_warning("0.9.0", "0.9.0"), None);
+        let warning = version_warning("0.8.0", "0.9.0").unwrap();
+        assert!(
+            warning.starts_with(
+                "gantry: warning: this SDK is version 0.8.0 but the engine is version 0.9.0; \
+                 upgrade the SDK to 0.9.0, or use a 0.8.0 engine"
+            ),
+            "{warning}"
+        );
+        assert!(!warning.contains('{'), "{warning}");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 
 mod graphiql;
 mod tcp;
+mod version;
 
 pub use tcp::serve_tcp;
+pub use version::version_headers;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -61,6 +63,7 @@ pub fn router(schema: GantrySchema, access: Access, workdir: Option<PathBuf>) ->
         .route("/", get(graphiql::index))
         .route("/graphiql/{file}", get(graphiql::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(version_headers))
         .with_state(Arc::new(AppState {
             schema,
             access,

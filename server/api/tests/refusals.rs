@@ -202,3 +202,40 @@ fn a_leading_tilde_is_the_home_directory() {
         std::path::Path::new("/tmp/a/~")
     );
 }
+
+#[tokio::test]
+async fn every_response_names_the_engine_version_refusals_too() {
+    let version = |response: &axum::response::Response| {
+        response
+            .headers()
+            .get(gantry_api::env::VERSION_HEADER)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    let request = |body: &str| {
+        axum::http::Request::post("/query")
+            .header("content-type", "application/json")
+            .header(gantry_api::env::CLIENT_HEADER, "test/0.0.0")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let open = gantry_api::router(schema(), Access::Open, None);
+    let answered = open
+        .clone()
+        .oneshot(request(r#"{"query": "{ version }"}"#))
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+    assert_eq!(version(&answered).as_deref(), Some(gantry_api::VERSION));
+    let refused = open.oneshot(request("{}")).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(version(&refused).as_deref(), Some(gantry_api::VERSION));
+    // Without the token: 401, and still the version (an SDK can say which
+    // engine refused it).
+    let guarded = gantry_api::router(schema(), Access::Token("secret".into()), None);
+    let unauthorised = guarded
+        .oneshot(request(r#"{"query": "{ version }"}"#))
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    assert_eq!(version(&unauthorised).as_deref(), Some(gantry_api::VERSION));
+}

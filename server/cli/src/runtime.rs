@@ -90,19 +90,25 @@ fn native_options(state: &StateDir) -> Result<gantry_native::NativeOptions> {
             crate::env::NATIVE_NETWORK
         ),
     };
-    options.source_date_epoch = match std::env::var(crate::env::SOURCE_DATE_EPOCH)
+    options.source_date_epoch = source_date_epoch()?;
+    Ok(options)
+}
+
+/// `SOURCE_DATE_EPOCH`: when both runtimes date the images they publish and
+/// export, and the latest file time in their layers (0 when unset).
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var(crate::env::SOURCE_DATE_EPOCH)
         .ok()
         .filter(|v| !v.is_empty())
     {
-        None => 0,
+        None => Ok(0),
         Some(value) => value.trim().parse().with_context(|| {
             format!(
                 "{}={value:?} is not a number of seconds",
                 crate::env::SOURCE_DATE_EPOCH
             )
-        })?,
-    };
-    Ok(options)
+        }),
+    }
 }
 
 /// Starts the chosen runtime and cleans up after engines that died.
@@ -116,7 +122,8 @@ pub(crate) async fn start(choice: Settled, state: &StateDir) -> Result<Arc<dyn R
         Settled::Docker => Arc::new(
             gantry_docker::DockerRuntime::connect()
                 .await
-                .context("while connecting to Docker")?,
+                .context("while connecting to Docker")?
+                .with_source_date_epoch(source_date_epoch()?),
         ),
     };
     match runtime.remove_orphans().await {

@@ -100,6 +100,8 @@ pub(crate) fn router(control: Control) -> Router {
     Router::new()
         .route("/engine", get(status))
         .route("/engine/stop", post(stop))
+        // Like the API's routes, these name the engine's version.
+        .layer(axum::middleware::from_fn(gantry_api::version_headers))
         .with_state(Arc::new(control))
 }
 

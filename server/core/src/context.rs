@@ -192,7 +192,7 @@ impl Context {
                 config.exposed_ports = state.ports.iter().map(|port| port.oci()).collect();
                 config
                     .labels
-                    .entry("dev.gantry.managed".into())
+                    .entry(crate::reproducible::MANAGED_LABEL.into())
                     .or_insert_with(|| "true".into());
                 Ok(self
                     .runtime

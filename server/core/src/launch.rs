@@ -214,7 +214,11 @@ async fn launch_container(
 ) -> Result<Instance> {
     let hostname = service.hostname.clone();
     let mut process = prepare(cx, state, cmd.clone()).await?;
-    process.spec.labels = [("dev.gantry.service".to_owned(), service.key.hex())].into();
+    process.spec.labels = [(
+        crate::reproducible::SERVICE_LABEL.to_owned(),
+        service.key.hex(),
+    )]
+    .into();
     process.spec.network.hostname = hostname.clone();
     process.spec.network.aliases = vec![hostname.clone(), format!("{hostname}.{SEARCH_DOMAIN}")];
     let step = service.key;

@@ -32,6 +32,7 @@ mod output;
 mod owner;
 mod reference;
 pub mod remote;
+pub mod reproducible;
 pub mod runtime;
 pub mod search;
 mod secrets;

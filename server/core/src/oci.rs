@@ -76,21 +76,21 @@ impl ImageFormat {
 /// One image of a `manifest.json` (Docker's tarball index).
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct SavedImage {
-    config: String,
+pub(crate) struct SavedImage {
+    pub(crate) config: String,
     #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
+    pub(crate) repo_tags: Option<Vec<String>>,
+    pub(crate) layers: Vec<String>,
 }
 
-fn malformed(what: &str) -> Error {
+pub(crate) fn malformed(what: &str) -> Error {
     Error::Archive(std::sync::Arc::new(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!("the runtime's image tarball {what}"),
     )))
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", Digest::of_bytes(bytes).hex())
 }
 
@@ -180,7 +180,8 @@ fn platform_of(config: &[u8]) -> serde_json::Value {
     platform
 }
 
-fn read_entries(saved: &[u8]) -> Result<HashMap<String, Vec<u8>>> {
+/// The regular files of a tarball by path (a leading `./` dropped).
+pub(crate) fn read_entries(saved: &[u8]) -> Result<HashMap<String, Vec<u8>>> {
     let mut files = HashMap::new();
     let mut archive = tar::Archive::new(saved);
     for entry in archive.entries().map_err(Error::tar)? {
@@ -226,36 +227,48 @@ fn compress(layer: &[u8], compression: Compression) -> Result<Vec<u8>> {
 }
 
 fn write_layout(blobs: Vec<(String, Vec<u8>)>, index: &[u8], manifest: &[u8]) -> Result<Vec<u8>> {
+    let mut blobs = blobs;
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    blobs.dedup_by(|a, b| a.0 == b.0);
+    let mut entries: Vec<(String, Option<&[u8]>)> = vec![
+        ("blobs/".to_owned(), None),
+        ("blobs/sha256/".to_owned(), None),
+    ];
+    for (digest, bytes) in &blobs {
+        entries.push((blob_path(digest), Some(bytes)));
+    }
+    entries.push(("index.json".to_owned(), Some(index)));
+    entries.push(("manifest.json".to_owned(), Some(manifest)));
+    entries.push((
+        "oci-layout".to_owned(),
+        Some(br#"{"imageLayoutVersion":"1.0.0"}"#),
+    ));
+    write_files(&entries)
+}
+
+/// A tarball of `entries` in order (a directory where there are no bytes),
+/// owned by root with fixed modes and times: the same entries always give
+/// the same bytes.
+pub(crate) fn write_files(entries: &[(String, Option<&[u8]>)]) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, bytes: &[u8], directory: bool| -> Result<()> {
+    for (path, bytes) in entries {
         let mut header = tar::Header::new_ustar();
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        if directory {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_size(0);
-        } else {
+        if let Some(bytes) = bytes {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o644);
             header.set_size(bytes.len() as u64);
+        } else {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
         }
         builder
-            .append_data(&mut header, path, bytes)
-            .map_err(Error::tar)
-    };
-    add("blobs/", &[], true)?;
-    add("blobs/sha256/", &[], true)?;
-    let mut blobs = blobs;
-    blobs.sort_by(|a, b| a.0.cmp(&b.0));
-    blobs.dedup_by(|a, b| a.0 == b.0);
-    for (digest, bytes) in &blobs {
-        add(&blob_path(digest), bytes, false)?;
+            .append_data(&mut header, path, bytes.unwrap_or_default())
+            .map_err(Error::tar)?;
     }
-    add("index.json", index, false)?;
-    add("manifest.json", manifest, false)?;
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, false)?;
     builder.into_inner().map_err(Error::tar)
 }
 

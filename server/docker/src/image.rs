@@ -20,7 +20,8 @@ use gantry_core::runtime::{
 use crate::error::{redact, runtime_error, status, Operation};
 use crate::exec::env_name;
 use crate::reference::{parse_pull, parse_target, pull_tag, split_tag};
-use crate::{archive, DockerRuntime, LABEL_MANAGED, SCRATCH_TAG};
+use crate::{archive, DockerRuntime, BUILDER_LABELS, LABEL_MANAGED, SCRATCH_TAG};
+use gantry_core::reproducible::{self, Epoch};
 use gantry_core::{is_image_id, ImageRef};
 
 /// The registry host of the names gantry gives to images it makes (`gantry.local/…`).
@@ -120,7 +121,13 @@ impl DockerRuntime {
     ) -> Result<String, RuntimeError> {
         let password = auth.map(|a| a.password.as_str());
         let parsed = parse_target(reference)?;
-        self.tag(image_id, parsed.repo(), parsed.tag_or_latest())
+        // What is pushed is the image made reproducible: saved, rewritten
+        // (`save`) and loaded back under the target's name. The same files
+        // and config load as the same image, which dockerd pushes as the
+        // same manifest.
+        let reproducible = self.save(image_id, reference).await?;
+        let loaded = self.load(reproducible).await?;
+        self.tag(&loaded.image_id, parsed.repo(), parsed.tag_or_latest())
             .await?;
         let options = PushImageOptionsBuilder::new()
             .tag(parsed.tag_or_latest())
@@ -191,12 +198,39 @@ impl DockerRuntime {
         Ok(image_id)
     }
 
-    /// `Runtime::save_image`.
+    /// `Runtime::save_image`: `docker save`, made reproducible (file times
+    /// clamped, `created` fixed, what the commit wrote about itself dropped:
+    /// `gantry_core::reproducible`), as a legacy `docker save` tarball.
     pub(crate) async fn save(
         &self,
         image_id: &str,
         reference: &str,
     ) -> Result<Bytes, RuntimeError> {
+        let saved = self.save_as_is(image_id, reference).await?;
+        let epoch = self.source_date_epoch;
+        let rewritten = tokio::task::spawn_blocking(move || {
+            reproducible::saved_image(
+                &saved,
+                Epoch {
+                    seconds: epoch,
+                    builder_labels: BUILDER_LABELS,
+                },
+            )
+        })
+        .await;
+        let failed = |reason: String| RuntimeError::Failed {
+            action: "making an image reproducible".to_owned(),
+            reason,
+        };
+        let rewritten = rewritten
+            .map_err(|error| failed(error.to_string()))?
+            .map_err(|error| failed(error.to_string()))?;
+        tracing::debug!(bytes = rewritten.len(), epoch, "image made reproducible");
+        Ok(Bytes::from(rewritten))
+    }
+
+    /// `docker save` of the image under `reference`'s name.
+    async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         let parsed = parse_target(reference)?;
         let (repo, tag) = (parsed.repo(), parsed.tag_or_latest());
         // Saved by name so that `docker load` restores the name too.

@@ -34,6 +34,8 @@ pub const LABEL_MANAGED: &str = "dev.gantry.managed";
 /// Label on every container: the pid of the engine process that created it, so that a
 /// later engine can tell leftovers of a dead engine from containers still in use.
 pub const LABEL_ENGINE_PID: &str = "dev.gantry.engine-pid";
+/// The labels above: gantry's own, left out of the images it publishes and saves.
+const BUILDER_LABELS: &[&str] = &[LABEL_MANAGED, LABEL_ENGINE_PID];
 /// Tag of the empty image used as the base of `scratch` root filesystems.
 pub const SCRATCH_TAG: &str = "gantry.local/scratch:latest";
 
@@ -60,6 +62,8 @@ pub struct DockerRuntime {
     scratch: OnceCell<String>,
     /// The network of steps and services, created when a service first runs.
     network: OnceCell<service::StepNetwork>,
+    /// When the images it publishes and saves are dated (see `with_source_date_epoch`).
+    source_date_epoch: u64,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -117,7 +121,18 @@ impl DockerRuntime {
             pid_scope: container::pid_scope(),
             scratch: OnceCell::new(),
             network: OnceCell::new(),
+            source_date_epoch: 0,
         })
+    }
+
+    /// Dates the images this runtime publishes and saves at `seconds` since
+    /// 1970 (their config's `created`) and clamps their layers' file times to
+    /// it (`SOURCE_DATE_EPOCH`; 0 unless set), so that the same pipeline gives
+    /// the same image digest on every engine (`gantry_core::reproducible`).
+    #[must_use]
+    pub fn with_source_date_epoch(mut self, seconds: u64) -> Self {
+        self.source_date_epoch = seconds;
+        self
     }
 
     /// The pid recorded in [`LABEL_ENGINE_PID`] on this engine's containers.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gantry_core::reproducible::{self, Epoch};
 use gantry_core::runtime::{
     format_go_duration, Healthcheck, ImageConfig, PulledImage, RegistryAuth, RootfsSpec,
     RuntimeError, TarLayer,
@@ -687,27 +688,6 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn rfc3339(epoch: u64) -> String {
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let days = i64::try_from(epoch / 86_400).unwrap_or(0);
-    let seconds = epoch % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
-}
-
 /// The image as OCI blobs; `compressed`: gzip layers (pushes), else plain tars
 /// (saved tarballs, as `docker save` writes them).
 fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, Error> {
@@ -721,18 +701,18 @@ fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, E
         .config
         .clone()
         .unwrap_or_else(|| config_document(&ImageConfig::default()));
-    config["rootfs"] = serde_json::json!({
-        "type": "layers",
-        "diff_ids": layers.iter().map(|(l, _)| l.diff_id.clone()).collect::<Vec<_>>(),
-    });
-    config["created"] = rfc3339(inner.options.source_date_epoch).into();
-    if let Some(object) = config.as_object_mut() {
-        // Pulled configs carry the history of their original layers, which no
-        // longer matches the re-exported ones.
-        object.remove("history");
-        object.remove("container_config");
-        object.remove("container");
-    }
+    let diff_ids: Vec<String> = layers.iter().map(|(l, _)| l.diff_id.clone()).collect();
+    // Dated at the epoch, without the history of the original layers (which
+    // no longer matches the re-exported ones) or what a builder wrote about
+    // itself: the same rule as the Docker runtime's.
+    reproducible::config(
+        &mut config,
+        &diff_ids,
+        Epoch {
+            seconds: inner.options.source_date_epoch,
+            builder_labels: &[],
+        },
+    );
     let config = serde_json::to_vec(&config).expect("configs serialise");
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -991,12 +971,6 @@ fn load_blocking(inner: &Inner, tarball: &[u8]) -> Result<PulledImage, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn created_times_are_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
 
     #[test]
     fn configs_round_trip() {

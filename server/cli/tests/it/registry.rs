@@ -206,3 +206,118 @@ fn export_and_as_tarball_load_into_docker_and_import_back() {
         assert_eq!(text(&out, "container.import.withExec.stdout"), marker);
     }
 }
+
+/// Item 7 of issue 21: the same pipeline published from two engines (fresh
+/// state directories, so the step runs twice, at different times) gives the
+/// same digest, and its tarball holds the same manifest; `SOURCE_DATE_EPOCH`
+/// dates the image and clamps the file times in it. On the runtime under test
+/// (`make rust-test` runs the suite on each).
+#[test]
+fn the_same_pipeline_publishes_the_same_digest_from_two_engines() {
+    require_runtime!();
+    let tag = support::unique("repro");
+    let target = format!("{}/gantry-test/repro:{tag}", support::registry());
+    let host = tempfile::tempdir().unwrap();
+    let build = r#"query($image: String!, $address: String!, $tarball: String!) { container {
+        from(address: $image) { withNewFile(path: "/etc/greeting", contents: "hello") {
+        withExec(args: ["sh", "-c", "mkdir -p /out && echo built > /out/file"]) {
+        withLabel(name: "org.example.kind", value: "repro") {
+          publish(address: $address) asTarball { export(path: $tarball) } } } } } } }"#;
+    let publish = |epoch: Option<&str>| {
+        let server = Server::start_with(ServerOptions {
+            env: epoch
+                .map(|seconds| ("SOURCE_DATE_EPOCH".to_owned(), seconds.to_owned()))
+                .into_iter()
+                .collect(),
+            ..ServerOptions::default()
+        });
+        let tarball = host
+            .path()
+            .join(support::unique("image"))
+            .with_extension("tar");
+        let out = run(
+            &server,
+            build,
+            json!({ "image": busybox(), "address": target, "tarball": tarball }),
+        );
+        let published = text(
+            &out,
+            "container.from.withNewFile.withExec.withLabel.publish",
+        );
+        assert_reference(&published, &target);
+        (published, tarball_manifest(&tarball))
+    };
+    let first = publish(None);
+    // File times are in seconds: the second engine's step runs in a later one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = publish(None);
+    assert_eq!(
+        first.0, second.0,
+        "the same pipeline, the same image digest"
+    );
+    assert_eq!(first.1, second.1, "the same manifest in the tarball");
+
+    let dated = publish(Some("1700000000"));
+    assert_ne!(dated.0, first.0, "another date, another image");
+    support::forget_published(&target);
+    let pulled = support::docker(&["pull", &dated.0]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let inspect = |format: &str| {
+        let out = support::docker(&["image", "inspect", "--format", format, &dated.0]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(inspect("{{.Created}}"), "2023-11-14T22:13:20Z");
+    let labels: Value = serde_json::from_str(&inspect("{{json .Config.Labels}}")).unwrap();
+    assert_eq!(labels["org.example.kind"], "repro", "{labels}");
+    for own in [
+        "dev.gantry.managed",
+        "dev.gantry.step",
+        "dev.gantry.engine-pid",
+    ] {
+        assert!(
+            labels.get(own).is_none(),
+            "no label of gantry's own: {labels}"
+        );
+    }
+    let times = support::docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "stat",
+        &dated.0,
+        "-c",
+        "%Y",
+        "/out/file",
+        "/out",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&times.stdout),
+        "1700000000\n1700000000\n",
+        "file times the step wrote clamped: {}",
+        String::from_utf8_lossy(&times.stderr)
+    );
+    support::docker(&["rmi", &dated.0]);
+}
+
+/// The digest of the manifest an image tarball's `index.json` names.
+fn tarball_manifest(path: &std::path::Path) -> String {
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(file);
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("index.json") {
+            let index: Value = serde_json::from_reader(entry).unwrap();
+            return index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+        }
+    }
+    panic!("{} has no index.json", path.display());
+}

@@ -229,7 +229,7 @@ async fn run_exec(
             let live = LiveOutput::new(&cx.events, call.node, &plaintexts);
             process.spec.stdin = stdin;
             process.spec.output = live.sink();
-            process.spec.labels = [("dev.gantry.step".to_owned(), key.hex())].into();
+            process.spec.labels = [(crate::reproducible::STEP_LABEL.to_owned(), key.hex())].into();
             process.spec.commit_tag = cx.images.step(&key);
             let _slot = cx
                 .exec_slots

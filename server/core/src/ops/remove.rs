@@ -142,7 +142,7 @@ async fn remove_from_image(
                 args: cmd.clone(),
                 env: vec![format!("PATH={DEFAULT_PATH}")],
                 workdir: "/".into(),
-                labels: [("dev.gantry.step".to_owned(), key.hex())].into(),
+                labels: [(crate::reproducible::STEP_LABEL.to_owned(), key.hex())].into(),
                 commit_tag: cx.images.step(&key),
                 ..ExecSpec::default()
             };

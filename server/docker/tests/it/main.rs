@@ -654,7 +654,14 @@ async fn build_image_then_push() {
     assert_eq!(digest.len(), "sha256:".len() + 64, "{digest}");
     let pulled = runtime.pull(&reference, None).await.unwrap();
     assert_eq!(pulled.resolved_ref, format!("{reference}@{digest}"));
-    assert_eq!(pulled.image_id, built);
+    // What is pushed is the image made reproducible (gantry_core::reproducible):
+    // the same files and settings, without gantry's own label.
+    assert_ne!(pulled.image_id, built);
+    assert_eq!(pulled.config.env, local.config.env);
+    assert_eq!(pulled.config.labels["org.example.x"], "y");
+    assert!(!pulled.config.labels.contains_key(LABEL_MANAGED));
+    let again = runtime.push(&built, &reference, None).await.unwrap();
+    assert_eq!(again, digest, "pushed twice, the same manifest");
     cleanup(&runtime, &[out.image_id, reference, tag]).await;
 }
 
@@ -677,9 +684,13 @@ async fn save_and_load_round_trip() {
         .unwrap();
     assert!(!runtime.image_exists(&made.image_id).await.unwrap());
 
-    let loaded = runtime.load_image(tarball).await.unwrap();
-    assert_eq!(loaded.image_id, made.image_id);
+    let loaded = runtime.load_image(tarball.clone()).await.unwrap();
+    // Saved made reproducible: another image ID, the same files, and saving
+    // the loaded image gives the same bytes again.
+    assert_ne!(loaded.image_id, made.image_id);
     assert!(runtime.image_exists(&loaded.image_id).await.unwrap());
+    let resaved = runtime.save_image(&loaded.image_id, &name).await.unwrap();
+    assert_eq!(resaved, tarball);
     let out = runtime
         .exec(spec(&loaded.image_id, &["cat", "/saved"]))
         .await
