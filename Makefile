@@ -35,6 +35,8 @@ export GANTRY_TEST_REGISTRY GANTRY_TEST_AUTH_REGISTRY GANTRY_TEST_AUTH_REGISTRY_
 	GANTRY_TEST_AUTH_REGISTRY_PASSWORD GANTRY_TEST_FIXTURES
 
 CARGO ?= cargo
+comma := ,
+space := $(subst ,, )
 
 # The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
 # The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
@@ -48,16 +50,17 @@ SUITE_RUNTIME ?= docker
 #     that no two steps compile at the same time;
 #  2. TEST_LANES side by side (scripts/lanes.sh): the steps of a lane in order, the lanes
 #     concurrently, each lane's log printed whole when it ends. Most steps wait on
-#     containers rather than the CPU. One lane per runtime runs the Rust end-to-end suite
-#     (test processes name their state dirs, sockets and images after their pid, so two
-#     passes do not collide). Steps that share a venv, node_modules or generated files
+#     containers rather than the CPU. The Rust end-to-end suite's passes (one per runtime)
+#     share a lane: the Docker runtime's tests and the Docker crate's remove images by ID,
+#     and reproducible images have the same ID wherever their content is the same, so the
+#     passes run one after the other. Steps that share a venv, node_modules or generated files
 #     (sdk-python/.venv, sdk-typescript/dist, sdk-php/vendor) are in one lane. The go lane
 #     ends with the release build that dist-test and docs-test use next (it starts when
 #     the Go tests are done, the shortest lane, so it does not slow the others' start);
 #  3. TEST_LAST, one after another, alone: dist-test and docs-test pack the SDK folders the
 #     lanes read from, and chaos restarts a dockerd and floods the machine.
 # `make test-serial` runs the same steps one after another.
-TEST_LANES := $(foreach runtime,$(RUNTIMES),rust-$(runtime)=rust-e2e-$(runtime))
+TEST_LANES := rust=$(subst $(space),$(comma),$(addprefix rust-e2e-,$(RUNTIMES)))
 TEST_LANES += sdk=compat,python-test,php-test,typescript-test,browser-test,conformance
 TEST_LANES += go=go-test,dagger-sdk-test,release-build
 TEST_LAST := dist-test docs-test chaos

@@ -352,6 +352,12 @@ struct RegistryBackend {
     auth: OciAuth,
     /// The same credentials for dockerd's pushes and pulls of filesystems.
     docker_auth: Option<RegistryAuth>,
+    /// One push at a time per filesystem image. Steps that change no file
+    /// share their parent's filesystem, and a push goes through a copy made
+    /// reproducible whose image ID depends only on its content: two pushes
+    /// of one filesystem share that copy, and one's untag after its push
+    /// would delete the copy under the other (a 404 mid-push on Docker).
+    pushing: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -387,6 +393,7 @@ pub(crate) async fn open(
                 repository: endpoint.repository,
                 auth,
                 docker_auth: docker_auth.clone(),
+                pushing: DashMap::new(),
             };
             (Backend::Registry(backend), docker_auth)
         }
@@ -527,6 +534,8 @@ impl RegistryBackend {
         image_id: &str,
         entry_of: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<bool, String> {
+        let turn = self.pushing.entry(image_id.to_owned()).or_default().clone();
+        let _turn = turn.lock().await;
         let short = image_id.trim_start_matches("sha256:");
         let fs_tag = format!(
             "{}:{hex}.fs.{}",

@@ -145,49 +145,6 @@ pub fn host_platform() -> String {
 }
 
 /// Whether `platform` (`os/arch[/variant]`) is this machine's own.
-/// Checks that `platform` reads as `OS[/ARCH[/VARIANT]]` (or a lone
-/// architecture) with an operating system and architecture images use (Go's
-/// names, which OCI platforms take, plus the usual aliases).
-pub fn check_platform(platform: &str) -> Result<(), crate::Error> {
-    const OSES: &[&str] = &[
-        "linux",
-        "windows",
-        "darwin",
-        "freebsd",
-        "netbsd",
-        "openbsd",
-        "dragonfly",
-        "solaris",
-        "illumos",
-        "aix",
-        "android",
-        "ios",
-        "plan9",
-        "js",
-        "wasip1",
-    ];
-    const ARCHES: &[&str] = &[
-        "amd64", "x86_64", "x86-64", "arm64", "aarch64", "arm", "armhf", "armel", "386", "i386",
-        "ppc64le", "ppc64", "s390x", "riscv64", "mips", "mipsle", "mips64", "mips64le", "loong64",
-        "wasm",
-    ];
-    let parts: Vec<&str> = platform.trim().split('/').collect();
-    let known = match parts.as_slice() {
-        [one] => OSES.contains(one) || ARCHES.contains(one),
-        [os, arch] | [os, arch, _] => OSES.contains(os) && ARCHES.contains(arch),
-        _ => false,
-    };
-    if known {
-        return Ok(());
-    }
-    Err(crate::Error::InvalidArgument {
-        message: format!(
-            "unknown operating system or architecture in platform {}: a platform reads OS/ARCH[/VARIANT], e.g. linux/amd64",
-            crate::text::quoted(platform)
-        ),
-    })
-}
-
 pub fn is_host_platform(platform: &str) -> bool {
     let host = host_platform();
     let normalize = |platform: &str| -> String {

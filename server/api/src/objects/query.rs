@@ -666,7 +666,7 @@ fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Resu
 /// Refuses a platform other than this machine's: running it would need an
 /// emulator, which gantry does not drive.
 pub(super) fn refuse_foreign_platform(platform: &str) -> Result<()> {
-    gantry_core::runtime::check_platform(platform).map_err(super::gql)?;
+    check_platform(platform)?;
     if gantry_core::runtime::is_host_platform(platform) {
         return Ok(());
     }
@@ -675,6 +675,49 @@ pub(super) fn refuse_foreign_platform(platform: &str) -> Result<()> {
         &format!("container(platform: {platform:?})"),
         &format!("gantry runs containers of this machine's platform ({host}) only; leave platform out, or run the pipeline on a {platform} machine"),
     ))
+}
+
+/// Checks that `platform` reads as `OS[/ARCH[/VARIANT]]` (or a lone
+/// architecture) with an operating system and architecture images use (Go's
+/// names, which OCI platforms take, plus the usual aliases).
+fn check_platform(platform: &str) -> Result<()> {
+    const OSES: &[&str] = &[
+        "linux",
+        "windows",
+        "darwin",
+        "freebsd",
+        "netbsd",
+        "openbsd",
+        "dragonfly",
+        "solaris",
+        "illumos",
+        "aix",
+        "android",
+        "ios",
+        "plan9",
+        "js",
+        "wasip1",
+    ];
+    const ARCHES: &[&str] = &[
+        "amd64", "x86_64", "x86-64", "arm64", "aarch64", "arm", "armhf", "armel", "386", "i386",
+        "ppc64le", "ppc64", "s390x", "riscv64", "mips", "mipsle", "mips64", "mips64le", "loong64",
+        "wasm",
+    ];
+    let parts: Vec<&str> = platform.trim().split('/').collect();
+    let known = match parts.as_slice() {
+        [one] => OSES.contains(one) || ARCHES.contains(one),
+        [os, arch] | [os, arch, _] => OSES.contains(os) && ARCHES.contains(arch),
+        _ => false,
+    };
+    if known {
+        return Ok(());
+    }
+    Err(super::gql(gantry_core::Error::InvalidArgument {
+        message: format!(
+            "unknown operating system or architecture in platform {}: a platform reads OS/ARCH[/VARIANT], e.g. linux/amd64",
+            gantry_core::text::quoted(platform)
+        ),
+    }))
 }
 
 /// The platform config OS and architecture in a Container, e.g. "linux/amd64".
