@@ -426,13 +426,22 @@ impl Tree {
             .collect())
     }
 
-    /// Paths matching a glob pattern, directories marked with a `/`.
-    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Error> {
+    /// The entries whose paths match a glob pattern (`*` within one level).
+    pub(crate) fn matching(
+        &self,
+        pattern: &str,
+    ) -> Result<impl Iterator<Item = (&String, &Entry)>, Error> {
         let matcher = crate::filter::glob(pattern)?.compile_matcher();
         Ok(self
             .entries
             .iter()
-            .filter(|(key, _)| matcher.is_match(key.as_str()))
+            .filter(move |(key, _)| matcher.is_match(key.as_str())))
+    }
+
+    /// Paths matching a glob pattern, directories marked with a `/`.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .matching(pattern)?
             .map(|(key, entry)| {
                 if entry.is_dir() {
                     format!("{key}/")

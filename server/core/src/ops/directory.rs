@@ -332,13 +332,7 @@ fn remove_matching(tree: &mut tree::Tree, path: &str) -> Result<()> {
         tree.remove(&path);
         return Ok(());
     }
-    let matcher = crate::filter::glob(&path)?.compile_matcher();
-    let matched: Vec<String> = tree
-        .entries
-        .keys()
-        .filter(|key| matcher.is_match(key.as_str()))
-        .cloned()
-        .collect();
+    let matched: Vec<String> = tree.matching(&path)?.map(|(key, _)| key.clone()).collect();
     for key in matched {
         tree.remove(&key);
     }
