@@ -264,7 +264,7 @@ go-test: setup
 	@cd sdk-go && if go run $(STATICCHECK) -version >/dev/null 2>&1; then \
 		echo "staticcheck ./..."; go run $(STATICCHECK) ./...; \
 	else echo "go-test: staticcheck ($(STATICCHECK)) is not available from the Go module proxy; skipped"; fi
-	cd sdk-go && GANTRY_BIN=$(GANTRY_TEST_BIN) GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 ./...
+	cd sdk-go && GANTRY_BIN=$(GANTRY_TEST_BIN) GANTRY_TEST_REQUIRE_DOCKER=1 go test -count=1 -timeout 30m ./...
 
 # Every code block in docs/ is run, or checked identical to a file a test runs
 # (scripts/docs-test.py says how blocks are marked); the root README's SDK examples must be

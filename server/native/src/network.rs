@@ -181,6 +181,7 @@ impl Network {
         let outcome = Self::ensure_shared().await;
         drop(guard);
         outcome?;
+        remove_stale_links(block).await;
         Ok(Self {
             block,
             _block_lock: block_lock,
@@ -339,6 +340,10 @@ impl Network {
             .insert(step.host);
     }
 
+    pub(crate) fn block(&self) -> u8 {
+        self.block
+    }
+
     pub(crate) fn resolv_conf(&self) -> &[u8] {
         &self.resolv_conf
     }
@@ -386,6 +391,25 @@ fn remove_shared() {
         quiet("ip", &["link", "delete", BRIDGE]);
     }
     tracing::info!("removed the step network");
+}
+
+/// Deletes the veth pairs named for `block` (`gv<block>-<host>`) that an engine which
+/// held the block before left behind. Their names are this engine's now, and a dead
+/// engine's pairs outlive it: its namespaces are only deleted by the orphan cleanup,
+/// and the kernel frees a deleted namespace's devices later, asynchronously. Deleting
+/// one end of a pair removes both at once.
+async fn remove_stale_links(block: u8) {
+    let prefix = format!("gv{block}-");
+    for entry in std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let link = entry.file_name().to_string_lossy().into_owned();
+        if link.starts_with(&prefix) && succeeds("ip", &["link", "delete", &link]).await {
+            tracing::info!(%link, "removed a step network link left by a stopped engine");
+        }
+    }
 }
 
 /// Network namespaces left by the engine `name` (orphan cleanup).

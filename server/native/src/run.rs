@@ -1,6 +1,7 @@
 //! The engine's run directory (on a tmpfs) and the cleanup of dead engines' leftovers.
 //!
 //! ```text
+//! RUN_ROOT/starting/<name>/          an engine's run directory while it is made
 //! RUN_ROOT/engines/<name>/lock       flock-held for the engine's lifetime: a lock
 //!                                    anyone can take means the engine is gone
 //! RUN_ROOT/engines/<name>/store       the snapshot store root it used
@@ -30,6 +31,9 @@ use crate::error::Error;
 use crate::oci::{Cgroups, OciRuntime};
 use crate::overlay;
 use crate::store::remove_tree;
+
+/// Where an engine's run directory is made before it moves into `engines/`.
+const STARTING: &str = "starting";
 
 /// The default run root: a tmpfs every Linux machine has.
 pub const DEFAULT_RUN_ROOT: &str = "/dev/shm/gantry-native";
@@ -80,22 +84,39 @@ impl EngineRun {
         }
         let instance = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{}-{instance}", std::process::id());
-        let dir = run_root.join("engines").join(&name);
-        if dir.exists() {
-            // A previous process with our pid died without cleaning up.
-            remove_tree(&dir);
+        // The directory is made and locked under `starting/`, then renamed into
+        // `engines/`: another engine's orphan cleanup, which takes any lock it can
+        // in `engines/`, never sees it unlocked (the lock is on the inode, which the
+        // rename keeps).
+        let staging = run_root.join(STARTING).join(&name);
+        if staging.exists() {
+            // A previous process with our pid died while starting.
+            remove_tree(&staging);
         }
         for sub in ["oci", "steps"] {
-            let path = dir.join(sub);
+            let path = staging.join(sub);
             fs::create_dir_all(&path)
                 .map_err(|source| Error::io("creating the run directory", &path, source))?;
         }
         use std::os::unix::fs::PermissionsExt as _;
         let _ = fs::set_permissions(run_root, fs::Permissions::from_mode(0o700));
-        let lock = try_lock(&dir.join("lock"))?
+        let lock = try_lock(&staging.join("lock"))?
             .ok_or_else(|| Error::other("locking the run directory", "another process holds it"))?;
-        fs::write(dir.join("store"), store_root.as_os_str().as_encoded_bytes())
-            .map_err(|source| Error::io("writing the run directory", &dir, source))?;
+        fs::write(
+            staging.join("store"),
+            store_root.as_os_str().as_encoded_bytes(),
+        )
+        .map_err(|source| Error::io("writing the run directory", &staging, source))?;
+        let engines = run_root.join("engines");
+        fs::create_dir_all(&engines)
+            .map_err(|source| Error::io("creating the run directory", &engines, source))?;
+        let dir = engines.join(&name);
+        if dir.exists() {
+            // A previous process with our pid died without cleaning up.
+            remove_tree(&dir);
+        }
+        fs::rename(&staging, &dir)
+            .map_err(|source| Error::io("creating the run directory", &dir, source))?;
         let created = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -155,6 +176,18 @@ impl Drop for EngineRun {
 
 /// Cleans up after engines that are gone; returns how many containers it removed.
 pub(crate) async fn orphans(run_root: &Path, oci: &OciRuntime, cgroups: &Cgroups) -> usize {
+    // Run directories of processes that died while starting an engine.
+    for entry in fs::read_dir(run_root.join(STARTING))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().unwrap_or_default();
+        if !Path::new("/proc").join(pid).exists() {
+            remove_tree(&entry.path());
+        }
+    }
     let engines = run_root.join("engines");
     let mut removed = 0;
     let mut dead: Vec<String> = Vec::new();

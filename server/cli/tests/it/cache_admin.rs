@@ -334,12 +334,24 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
         "{listed}"
     );
 
-    // Entries pushed 10 s apart: an --older-than of 7 s selects the first only
-    // (the prunes run within a few seconds of the second push).
+    let old_created = entries[0]["created"].as_u64().unwrap();
+
+    // Entries pushed at least 10 s apart. Each prune's --older-than is the old
+    // entry's age less one second, taken just before the prune starts: it
+    // selects the old entry and not the new one unless the prune starts over
+    // 8 s later (a fixed age would depend on how fast a loaded machine gets
+    // from the second push to the prune).
     std::thread::sleep(Duration::from_secs(10));
     machine_a.restart();
     assert_eq!(containers_for(&machine_a, &writes(&new)), 1);
     machine_a.stop();
+    let older_than = || {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        format!("{}s", now - old_created - 1)
+    };
     let dry = cache_json(
         machine_a.dir(),
         &[
@@ -347,13 +359,19 @@ fn remote_ls_lists_the_entries_and_prune_older_than_deletes_the_old_ones() {
             "--remote",
             &repository,
             "--older-than",
-            "7s",
+            &older_than(),
             "--dry-run",
         ],
     );
     let done = cache_json(
         machine_a.dir(),
-        &["prune", "--remote", &repository, "--older-than", "7s"],
+        &[
+            "prune",
+            "--remote",
+            &repository,
+            "--older-than",
+            &older_than(),
+        ],
     );
     assert_eq!(dry["entries"].as_array().unwrap().len(), 1, "{dry}");
     assert_eq!(dry["kept"], 1, "{dry}");

@@ -211,6 +211,66 @@ async fn a_killed_engines_leftovers_are_cleaned_by_the_next() {
     assert_eq!(out.stdout, b"clean\n");
 }
 
+/// A killed engine's veth pairs outlive it (its namespaces go with the orphan
+/// cleanup, their devices later still): the next engine to hold its address block
+/// removes them before its steps need their names.
+#[tokio::test]
+async fn links_a_dead_engine_left_on_its_address_block_do_not_stop_the_next() {
+    if !native_available() {
+        return;
+    }
+    // The blocks the next engines will take (the lowest no engine holds), each
+    // given stale veth pairs named as a dead engine's (a killed engine may have
+    // left some already).
+    let net = Path::new(gantry_native::DEFAULT_RUN_ROOT).join("net");
+    let free = |block: &u8| {
+        let path = net.join(format!("block-{block}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new().read(true).open(&path) else {
+            return true;
+        };
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+    };
+    let blocks: Vec<u8> = (1..=254u8).filter(free).take(3).collect();
+    let links: Vec<String> = blocks
+        .iter()
+        .flat_map(|block| (2..=4).map(move |host| format!("gv{block}-{host}")))
+        .collect();
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let exists = |link: &str| Path::new("/sys/class/net").join(link).exists();
+    for link in links.iter().filter(|link| !exists(link)) {
+        let peer = link.replacen("gv", "gs", 1);
+        let added = ip(&["link", "add", link, "type", "veth", "peer", "name", &peer]);
+        assert!(added, "ip link add {link}");
+    }
+    let state = tempfile::tempdir().unwrap();
+    let runtime = start_runtime(state.path()).await;
+    let block = runtime
+        .network_block()
+        .expect("the bridge network is the default");
+    assert!(
+        blocks.contains(&block),
+        "took block {block}, not one of {blocks:?}"
+    );
+    for host in 2..=4 {
+        let link = format!("gv{block}-{host}");
+        assert!(!exists(&link), "{link} is still there");
+    }
+    let image = runtime.pull(&busybox(), None).await.unwrap().image_id;
+    for _ in 0..3 {
+        let out = runtime.exec(spec(&image, &["echo", "ok"])).await.unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+    }
+    for link in links.iter().filter(|link| exists(link)) {
+        ip(&["link", "delete", link]);
+    }
+}
+
 #[tokio::test]
 async fn deep_chains_are_flattened_and_keep_every_change() {
     let Some(fixture) = Fixture::start().await else {
