@@ -60,7 +60,13 @@ fn finish(hash: Sha256) -> Digest {
     Digest::from_bytes(hash.finalize().into())
 }
 
-fn regular(open: &impl OpenBlob, blob: &Digest, size: u64, mode: u32, owner: Owner) -> Result<Digest> {
+fn regular(
+    open: &impl OpenBlob,
+    blob: &Digest,
+    size: u64,
+    mode: u32,
+    owner: Owner,
+) -> Result<Digest> {
     let mut hash = Sha256::new();
     header(&mut hash, mode, owner, size, REGULAR, "");
     if size > 0 {
@@ -220,7 +226,9 @@ mod tests {
 
         let mut renamed = base();
         renamed.remove("a.txt");
-        renamed.insert("c.txt", file_entry(contents, 0o644)).unwrap();
+        renamed
+            .insert("c.txt", file_entry(contents, 0o644))
+            .unwrap();
         assert_ne!(original, digest(&renamed));
 
         let mut linked = base();
@@ -246,7 +254,10 @@ mod tests {
         assert_ne!(digest(&linked), digest(&relinked));
 
         let mut owned = base();
-        owned.set_owners(Owner { uid: 1000, gid: 1000 });
+        owned.set_owners(Owner {
+            uid: 1000,
+            gid: 1000,
+        });
         assert_ne!(original, digest(&owned));
 
         let mut private = base();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, search, Node};
 
-use super::{add, checksum_blocking, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, Stat};
+use super::{
+    add, checksum_blocking, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, Stat,
+};
 use crate::error::gql;
 use crate::ids::format_id;
 
