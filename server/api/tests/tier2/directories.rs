@@ -398,3 +398,29 @@ async fn digests_are_the_ones_dagger_computes() {
     assert_ne!(open["digest"], one["file"]["digest"]);
     assert_eq!(open["contents"], contents);
 }
+
+/// `Directory.file` follows a symlink inside the directory (as Dagger does),
+/// in the last component and in the middle; the file keeps the link's name.
+#[tokio::test]
+async fn file_follows_symlinks_inside_the_directory() {
+    let (schema, _) = schema();
+    let out = data(
+        &schema,
+        &tree(
+            r#"link: file(path: "i-am") { name contents }
+               through: file(path: "abs/descartes") { name contents }"#,
+        ),
+    )
+    .await;
+    let d = at(&out, CHAIN);
+    assert_eq!(
+        d["link"],
+        json!({"name": "i-am", "contents": "Cogito, ergo sum\n"})
+    );
+    assert_eq!(
+        d["through"],
+        json!({"name": "descartes", "contents": "Cogito, ergo sum\n"})
+    );
+    let (message, code) = error(&schema, &tree(r#"file(path: "nothing") { contents }"#)).await;
+    assert!(message.contains("nothing"), "{message} ({code})");
+}
