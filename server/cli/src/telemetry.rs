@@ -192,18 +192,7 @@ impl SessionTrace {
             // TRACEPARENT still reaches the command through the environment).
             return None;
         }
-        let trace_id = parent
-            .as_ref()
-            .map_or_else(random_trace_id, SpanContext::trace_id);
-        let span = SpanContext::new(
-            trace_id,
-            random_span_id(),
-            TraceFlags::SAMPLED,
-            false,
-            parent
-                .as_ref()
-                .map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
-        );
+        let span = new_span(parent.as_ref());
         let (batches, outbox) = mpsc::unbounded_channel();
         // One warning per session about the collector, whichever way it fails.
         let warned = Arc::new(AtomicBool::new(false));
@@ -253,6 +242,18 @@ impl SessionTrace {
         let _ = self.stop.send(());
         let _ = self.collector.await;
     }
+}
+
+/// A new sampled span: in `parent`'s trace (with its trace state), or the
+/// root of a new trace.
+fn new_span(parent: Option<&SpanContext>) -> SpanContext {
+    SpanContext::new(
+        parent.map_or_else(random_trace_id, SpanContext::trace_id),
+        random_span_id(),
+        TraceFlags::SAMPLED,
+        false,
+        parent.map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
+    )
 }
 
 fn random_trace_id() -> TraceId {
@@ -654,13 +655,7 @@ struct ConnectionTrace {
 impl ConnectionTrace {
     fn new(observer: &ServeObserver) -> Self {
         Self {
-            span: SpanContext::new(
-                random_trace_id(),
-                random_span_id(),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            ),
+            span: new_span(None),
             started: SystemTime::now(),
             used: AtomicBool::new(false),
             batches: observer.batches.clone(),
@@ -820,17 +815,7 @@ impl gantry_api::RequestObserver for ServeObserver {
             connection.used.store(true, Ordering::SeqCst);
             Some(connection.span.clone())
         });
-        let span = SpanContext::new(
-            parent
-                .as_ref()
-                .map_or_else(random_trace_id, SpanContext::trace_id),
-            random_span_id(),
-            TraceFlags::SAMPLED,
-            false,
-            parent
-                .as_ref()
-                .map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
-        );
+        let span = new_span(parent.as_ref());
         self.requests
             .lock()
             .expect("the request map is never poisoned")

@@ -78,7 +78,7 @@ impl File {
     }
 
     /// Return the file's digest. With excludeMetadata, only the contents are hashed.
-    /// Computed as Dagger computes it (see gantry_core::checksum).
+    // Computed as Dagger computes it (see gantry_core::checksum).
     async fn digest(
         &self,
         ctx: &Context<'_>,
