@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +45,28 @@ pub enum Access {
     Open,
     /// Requests must carry this token.
     Token(Arc<str>),
+}
+
+/// Watches every `POST /query` (`gantry serve`'s traces): a router gets
+/// one as an `Extension(Arc<dyn RequestObserver>)` layer.
+pub trait RequestObserver: Send + Sync {
+    /// A request starts. `headers` and `extensions` are the request's own
+    /// (a `traceparent` header; what the server's connection added).
+    fn start(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        operation: Option<&str>,
+    ) -> Box<dyn RequestScope>;
+}
+
+/// One request being watched; ended when its response is ready.
+pub trait RequestScope: Send {
+    /// The tag of the step events the request's evaluation emits
+    /// (`gantry_core::events::with_origin`).
+    fn origin(&self) -> u64;
+    /// The request was answered; `failed` when its response has errors.
+    fn end(self: Box<Self>, failed: bool);
 }
 
 struct AppState {
@@ -160,7 +182,12 @@ fn unauthorized_json() -> Response {
     response
 }
 
-async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
     let Some(credential) = authenticate(&state.access, &headers) else {
         return unauthorized_json();
     };
@@ -206,10 +233,17 @@ async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             }
         },
     };
-    let response = state
-        .schema
-        .execute(request.data(ClientInfo { workdir }))
-        .await;
+    let scope = extensions
+        .get::<Arc<dyn RequestObserver>>()
+        .map(|observer| observer.start(&headers, &extensions, request.operation_name.as_deref()));
+    let execution = state.schema.execute(request.data(ClientInfo { workdir }));
+    let response = match &scope {
+        Some(scope) => gantry_core::events::with_origin(scope.origin(), execution).await,
+        None => execution.await,
+    };
+    if let Some(scope) = scope {
+        scope.end(!response.errors.is_empty());
+    }
     if let Some(error) = response.errors.first() {
         tracing::debug!(message = %error.message, "request failed");
     }

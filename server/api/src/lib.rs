@@ -18,7 +18,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use gantry_core::Engine;
 
 pub use client::ClientInfo;
-pub use http::{router, serve_tcp, version_headers, Access};
+pub use http::{router, serve_tcp, version_headers, Access, RequestObserver, RequestScope};
 pub use objects::Query;
 
 /// How deeply a query may nest (one level per chained call). async-graphql's

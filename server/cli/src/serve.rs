@@ -158,6 +158,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             activity.clone(),
             activity::track,
         ));
+    // OTEL_EXPORTER_OTLP_ENDPOINT: a trace per client session (see telemetry).
+    let trace = crate::telemetry::ServeTrace::start(&engine);
+    let unix_app = match &trace {
+        Some(trace) => trace.connections(unix_app),
+        None => crate::telemetry::TracedConnections::untraced(unix_app),
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let listener = activity::CountingListener {
         listener: unix,
@@ -191,6 +197,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             gantry_api::router(schema, Access::Token(Arc::from(token.as_str())), None).layer(
                 axum::middleware::from_fn_with_state(activity.clone(), activity::track),
             );
+        let tcp_app = match &trace {
+            Some(trace) => trace.observe(tcp_app),
+            None => tcp_app,
+        };
         tasks.spawn(async move {
             gantry_api::serve_tcp(tcp, tcp_app)
                 .await
@@ -231,6 +241,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     tasks.abort_all();
     let _ = fs::remove_file(&socket);
     evictor.abort();
+    if let Some(trace) = trace {
+        trace.finish().await;
+    }
     engine::finish(&engine).await;
     engine::stop(&engine).await;
     tracing::info!("engine stopped");

@@ -23,8 +23,8 @@
 //! for it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use gantry_core::events::{Event, StepEvent, StepState};
@@ -192,18 +192,7 @@ impl SessionTrace {
             // TRACEPARENT still reaches the command through the environment).
             return None;
         }
-        let trace_id = parent
-            .as_ref()
-            .map_or_else(random_trace_id, SpanContext::trace_id);
-        let span = SpanContext::new(
-            trace_id,
-            random_span_id(),
-            TraceFlags::SAMPLED,
-            false,
-            parent
-                .as_ref()
-                .map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
-        );
+        let span = new_span(parent.as_ref());
         let (batches, outbox) = mpsc::unbounded_channel();
         // One warning per session about the collector, whichever way it fails.
         let warned = Arc::new(AtomicBool::new(false));
@@ -253,6 +242,18 @@ impl SessionTrace {
         let _ = self.stop.send(());
         let _ = self.collector.await;
     }
+}
+
+/// A new sampled span: in `parent`'s trace (with its trace state), or the
+/// root of a new trace.
+fn new_span(parent: Option<&SpanContext>) -> SpanContext {
+    SpanContext::new(
+        parent.map_or_else(random_trace_id, SpanContext::trace_id),
+        random_span_id(),
+        TraceFlags::SAMPLED,
+        false,
+        parent.map_or(TraceState::NONE, |parent| parent.trace_state().clone()),
+    )
 }
 
 fn random_trace_id() -> TraceId {
@@ -341,93 +342,18 @@ impl Collector {
                     .running
                     .remove(&event.digest)
                     .map_or(time, |running| running.start);
-                let span = self.step_span(&event, start, time);
+                let span = step_span(
+                    &self.engine,
+                    &self.session,
+                    self.session.span_id(),
+                    &event,
+                    (start, time),
+                );
                 self.batch.push(span);
                 if self.batch.len() >= BATCH_SPANS {
                     self.send();
                 }
             }
-        }
-    }
-
-    fn step_span(&self, event: &StepEvent, start: SystemTime, end: SystemTime) -> SpanData {
-        let name = self.engine.scrub_secrets(&event.name);
-        let duration = end.duration_since(start).unwrap_or_default();
-        let mut attributes = vec![
-            KeyValue::new("gantry.step.name", cut(&name, MAX_ATTRIBUTE)),
-            KeyValue::new("gantry.step.digest", event.digest.clone()),
-            KeyValue::new("gantry.cache.hit", event.state == StepState::Cached),
-            KeyValue::new(
-                "gantry.step.duration_ms",
-                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            ),
-        ];
-        if let Some(code) = event.exit_code {
-            attributes.push(KeyValue::new("process.exit.code", code));
-        }
-        if let Some(image) = &event.image {
-            attributes.push(KeyValue::new(
-                "container.image.name",
-                self.engine.scrub_secrets(image),
-            ));
-        }
-        let status = match event.state {
-            StepState::Failed => Status::error(self.failure(event)),
-            _ => Status::Unset,
-        };
-        self.span(
-            cut(&name, MAX_SPAN_NAME),
-            random_span_id(),
-            self.session.span_id(),
-            (start, end),
-            attributes,
-            status,
-        )
-    }
-
-    /// A failed step's status description: its exit code, else the first
-    /// line of what went wrong (scrubbed).
-    fn failure(&self, event: &StepEvent) -> String {
-        if let Some(code) = event.exit_code {
-            return format!("exit code {code}");
-        }
-        let detail = event.detail.as_deref().unwrap_or("failed");
-        let first = detail.lines().next().unwrap_or("failed");
-        cut(&self.engine.scrub_secrets(first), MAX_ATTRIBUTE)
-    }
-
-    fn span(
-        &self,
-        name: String,
-        id: SpanId,
-        parent: SpanId,
-        (start, end): (SystemTime, SystemTime),
-        attributes: Vec<KeyValue>,
-        status: Status,
-    ) -> SpanData {
-        let parent_is_remote = id == self.session.span_id() && self.parent.is_some();
-        SpanData {
-            span_context: SpanContext::new(
-                self.session.trace_id(),
-                id,
-                TraceFlags::SAMPLED,
-                false,
-                self.session.trace_state().clone(),
-            ),
-            parent_span_id: parent,
-            parent_span_is_remote: parent_is_remote,
-            span_kind: SpanKind::Internal,
-            name: name.into(),
-            start_time: start,
-            end_time: end.max(start),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status,
-            instrumentation_scope: InstrumentationScope::builder("gantry")
-                .with_version(gantry_api::VERSION)
-                .build(),
         }
     }
 
@@ -443,33 +369,535 @@ impl Collector {
         let now = SystemTime::now();
         let unfinished: Vec<(String, Running)> = self.running.drain().collect();
         for (digest, running) in unfinished {
-            let name = self.engine.scrub_secrets(&running.name);
-            let span = self.span(
-                cut(&name, MAX_SPAN_NAME),
-                random_span_id(),
+            let span = unfinished_step_span(
+                &self.engine,
+                &self.session,
                 self.session.span_id(),
-                (running.start, now),
-                vec![
-                    KeyValue::new("gantry.step.name", cut(&name, MAX_ATTRIBUTE)),
-                    KeyValue::new("gantry.step.digest", digest),
-                    KeyValue::new("gantry.cache.hit", false),
-                ],
-                Status::error("the session ended before the step finished"),
+                digest,
+                &running,
+                now,
             );
             self.batch.push(span);
         }
-        let session = self.span(
-            self.name.to_owned(),
-            self.session.span_id(),
-            self.parent
+        let session = SpanIds {
+            trace: &self.session,
+            id: self.session.span_id(),
+            parent: self
+                .parent
                 .as_ref()
                 .map_or(SpanId::INVALID, SpanContext::span_id),
+            parent_is_remote: self.parent.is_some(),
+        };
+        let span = session.data(
+            self.name.to_owned(),
             (self.started, now),
             vec![KeyValue::new("gantry.version", gantry_api::VERSION)],
             Status::Unset,
         );
-        self.batch.push(session);
+        self.batch.push(span);
         self.send();
+    }
+}
+
+/// The span of a finished step, a child of `parent` in `trace`'s trace.
+fn step_span(
+    engine: &Engine,
+    trace: &SpanContext,
+    parent: SpanId,
+    event: &StepEvent,
+    (start, end): (SystemTime, SystemTime),
+) -> SpanData {
+    let name = engine.scrub_secrets(&event.name);
+    let duration = end.duration_since(start).unwrap_or_default();
+    let mut attributes = vec![
+        KeyValue::new("gantry.step.name", cut(&name, MAX_ATTRIBUTE)),
+        KeyValue::new("gantry.step.digest", event.digest.clone()),
+        KeyValue::new("gantry.cache.hit", event.state == StepState::Cached),
+        KeyValue::new(
+            "gantry.step.duration_ms",
+            i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+        ),
+    ];
+    if let Some(code) = event.exit_code {
+        attributes.push(KeyValue::new("process.exit.code", code));
+    }
+    if let Some(image) = &event.image {
+        attributes.push(KeyValue::new(
+            "container.image.name",
+            engine.scrub_secrets(image),
+        ));
+    }
+    let status = match event.state {
+        StepState::Failed => Status::error(failure(engine, event)),
+        _ => Status::Unset,
+    };
+    let span = SpanIds {
+        trace,
+        id: random_span_id(),
+        parent,
+        parent_is_remote: false,
+    };
+    span.data(cut(&name, MAX_SPAN_NAME), (start, end), attributes, status)
+}
+
+/// The span of a step the session (or request) ended under.
+fn unfinished_step_span(
+    engine: &Engine,
+    trace: &SpanContext,
+    parent: SpanId,
+    digest: String,
+    running: &Running,
+    now: SystemTime,
+) -> SpanData {
+    let name = engine.scrub_secrets(&running.name);
+    let span = SpanIds {
+        trace,
+        id: random_span_id(),
+        parent,
+        parent_is_remote: false,
+    };
+    span.data(
+        cut(&name, MAX_SPAN_NAME),
+        (running.start, now),
+        vec![
+            KeyValue::new("gantry.step.name", cut(&name, MAX_ATTRIBUTE)),
+            KeyValue::new("gantry.step.digest", digest),
+            KeyValue::new("gantry.cache.hit", false),
+        ],
+        Status::error("the session ended before the step finished"),
+    )
+}
+
+/// A failed step's status description: its exit code, else the first
+/// line of what went wrong (scrubbed).
+fn failure(engine: &Engine, event: &StepEvent) -> String {
+    if let Some(code) = event.exit_code {
+        return format!("exit code {code}");
+    }
+    let detail = event.detail.as_deref().unwrap_or("failed");
+    let first = detail.lines().next().unwrap_or("failed");
+    cut(&engine.scrub_secrets(first), MAX_ATTRIBUTE)
+}
+
+/// Where a span sits: its trace (and trace state), its id, its parent.
+struct SpanIds<'a> {
+    trace: &'a SpanContext,
+    id: SpanId,
+    parent: SpanId,
+    parent_is_remote: bool,
+}
+
+impl SpanIds<'_> {
+    fn data(
+        &self,
+        name: String,
+        (start, end): (SystemTime, SystemTime),
+        attributes: Vec<KeyValue>,
+        status: Status,
+    ) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                self.trace.trace_id(),
+                self.id,
+                TraceFlags::SAMPLED,
+                false,
+                self.trace.trace_state().clone(),
+            ),
+            parent_span_id: self.parent,
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: SpanKind::Internal,
+            name: name.into(),
+            start_time: start,
+            end_time: end.max(start),
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: InstrumentationScope::builder("gantry")
+                .with_version(gantry_api::VERSION)
+                .build(),
+        }
+    }
+}
+
+// ---- gantry serve -----------------------------------------------------------
+
+/// How long an answered request stays known to the collector, for step
+/// events that reach it after the answer.
+const ANSWERED_GRACE: Duration = Duration::from_secs(60);
+
+/// `gantry serve`'s traces. A served engine has many clients at once, so
+/// it has no session span of its own: each `/query` request gets a span,
+/// and each step a span under the request whose evaluation ran it (core
+/// tags step events with it, `gantry_core::events::with_origin`).
+///
+/// - A request with a W3C `traceparent` header (Dagger's SDKs send one on
+///   every request, from the client's current span) is a child of that span:
+///   a client session's requests share its trace.
+/// - Without one, the requests of one connection share a trace, under a
+///   span for the connection (exported when the connection closes).
+pub(crate) struct ServeTrace {
+    observer: Arc<ServeObserver>,
+    stop: oneshot::Sender<()>,
+    collector: tokio::task::JoinHandle<()>,
+}
+
+impl ServeTrace {
+    /// Starts tracing `engine`'s requests when an endpoint is configured.
+    pub(crate) fn start(engine: &Arc<Engine>) -> Option<Self> {
+        let exporter = exporter_from_env()?;
+        let (batches, outbox) = mpsc::unbounded_channel();
+        let warned = Arc::new(AtomicBool::new(false));
+        let sender = tokio::spawn(send_batches(exporter, outbox, warned));
+        let observer = Arc::new(ServeObserver {
+            engine: engine.clone(),
+            next_origin: AtomicU64::new(1),
+            requests: Arc::default(),
+            batches,
+        });
+        let events = engine.events().subscribe();
+        let (stop, stopped) = oneshot::channel();
+        let collecting = observer.clone();
+        let collector = tokio::spawn(async move {
+            collecting.collect(events, stopped).await;
+            // An empty batch is the last one: what is queued goes first.
+            let _ = collecting.batches.send(Vec::new());
+            if tokio::time::timeout(FLUSH_TIMEOUT, sender).await.is_err() {
+                tracing::warn!(
+                    timeout_seconds = FLUSH_TIMEOUT.as_secs(),
+                    "the OTLP collector did not take the engine's last spans in time; the rest are dropped"
+                );
+            }
+        });
+        Some(Self {
+            observer,
+            stop,
+            collector,
+        })
+    }
+
+    /// `router` with each request watched (a request without `traceparent`
+    /// is a trace of its own).
+    pub(crate) fn observe(&self, router: axum::Router) -> axum::Router {
+        let observer: Arc<dyn gantry_api::RequestObserver> = self.observer.clone();
+        router.layer(axum::Extension(observer))
+    }
+
+    /// `router` with each request watched and each connection traced.
+    pub(crate) fn connections(&self, router: axum::Router) -> TracedConnections {
+        TracedConnections {
+            router: self.observe(router),
+            observer: Some(self.observer.clone()),
+        }
+    }
+
+    /// Sends the spans not sent yet (waiting at most `FLUSH_TIMEOUT`).
+    pub(crate) async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.collector.await;
+    }
+}
+
+/// Per-connection routers for `axum::serve`: each connection's requests
+/// carry its `ConnectionTrace` (none when tracing is off).
+#[derive(Clone)]
+pub(crate) struct TracedConnections {
+    router: axum::Router,
+    observer: Option<Arc<ServeObserver>>,
+}
+
+impl TracedConnections {
+    /// Connections served as they are, untraced.
+    pub(crate) fn untraced(router: axum::Router) -> Self {
+        Self {
+            router,
+            observer: None,
+        }
+    }
+}
+
+impl<L: axum::serve::Listener> tower::Service<axum::serve::IncomingStream<'_, L>>
+    for TracedConnections
+{
+    type Response = axum::Router;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<axum::Router, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        let router = match &self.observer {
+            Some(observer) => self
+                .router
+                .clone()
+                .layer(axum::Extension(Arc::new(ConnectionTrace::new(observer)))),
+            None => self.router.clone(),
+        };
+        std::future::ready(Ok(router))
+    }
+}
+
+/// The trace of one connection's requests that carry no `traceparent`:
+/// its span is sent when the connection is gone, if a request used it.
+struct ConnectionTrace {
+    span: SpanContext,
+    started: SystemTime,
+    used: AtomicBool,
+    batches: mpsc::UnboundedSender<Vec<SpanData>>,
+}
+
+impl ConnectionTrace {
+    fn new(observer: &ServeObserver) -> Self {
+        Self {
+            span: new_span(None),
+            started: SystemTime::now(),
+            used: AtomicBool::new(false),
+            batches: observer.batches.clone(),
+        }
+    }
+}
+
+impl Drop for ConnectionTrace {
+    fn drop(&mut self) {
+        if !self.used.load(Ordering::SeqCst) {
+            return;
+        }
+        let ids = SpanIds {
+            trace: &self.span,
+            id: self.span.span_id(),
+            parent: SpanId::INVALID,
+            parent_is_remote: false,
+        };
+        let span = ids.data(
+            "gantry connection".to_owned(),
+            (self.started, SystemTime::now()),
+            vec![KeyValue::new("gantry.version", gantry_api::VERSION)],
+            Status::Unset,
+        );
+        let _ = self.batches.send(vec![span]);
+    }
+}
+
+/// A request's span while it runs (and for `ANSWERED_GRACE` after).
+struct RequestSpan {
+    span: SpanContext,
+    answered: Option<std::time::Instant>,
+}
+
+struct ServeObserver {
+    engine: Arc<Engine>,
+    next_origin: AtomicU64,
+    /// Traced requests by origin.
+    requests: Arc<Mutex<HashMap<u64, RequestSpan>>>,
+    batches: mpsc::UnboundedSender<Vec<SpanData>>,
+}
+
+impl ServeObserver {
+    /// The span the request's steps go under, if it is traced.
+    fn request_span(&self, origin: u64) -> Option<SpanContext> {
+        let requests = self
+            .requests
+            .lock()
+            .expect("the request map is never poisoned");
+        requests.get(&origin).map(|request| request.span.clone())
+    }
+
+    /// Turns step events into spans under their requests' spans.
+    async fn collect(
+        &self,
+        mut events: gantry_core::events::Subscription,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
+        let mut running: HashMap<String, Running> = HashMap::new();
+        let mut batch = Vec::new();
+        let mut tick = tokio::time::interval(EXPORT_INTERVAL);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(Event::Step(step)) => self.step(step, &mut running, &mut batch),
+                    Ok(Event::Output(_)) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "the trace collector fell behind the engine's events; some steps have no span");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    if !batch.is_empty() {
+                        let _ = self.batches.send(std::mem::take(&mut batch));
+                    }
+                    let mut requests = self.requests.lock().expect("the request map is never poisoned");
+                    requests.retain(|_, request| {
+                        request.answered.is_none_or(|at| at.elapsed() < ANSWERED_GRACE)
+                    });
+                }
+                _ = &mut stopped => {
+                    while let Ok(event) = events.try_recv() {
+                        if let Event::Step(step) = event {
+                            self.step(step, &mut running, &mut batch);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = self.batches.send(batch);
+        }
+    }
+
+    fn step(
+        &self,
+        event: StepEvent,
+        running: &mut HashMap<String, Running>,
+        batch: &mut Vec<SpanData>,
+    ) {
+        let Some(request) = event.origin.and_then(|origin| self.request_span(origin)) else {
+            return;
+        };
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(event.time.max(0.0));
+        if event.state == StepState::Running {
+            let name = event.name;
+            running.insert(event.digest, Running { start: time, name });
+            return;
+        }
+        let start = running
+            .remove(&event.digest)
+            .map_or(time, |running| running.start);
+        batch.push(step_span(
+            &self.engine,
+            &request,
+            request.span_id(),
+            &event,
+            (start, time),
+        ));
+        if batch.len() >= BATCH_SPANS {
+            let _ = self.batches.send(std::mem::take(batch));
+        }
+    }
+}
+
+impl gantry_api::RequestObserver for ServeObserver {
+    fn start(
+        &self,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+        operation: Option<&str>,
+    ) -> Box<dyn gantry_api::RequestScope> {
+        let origin = self.next_origin.fetch_add(1, Ordering::Relaxed);
+        let header = headers
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok());
+        let (parent, parent_is_remote) = match header.map(|value| (value, parse_traceparent(value)))
+        {
+            // The client's trace is not recorded: neither is the request.
+            Some((_, Some(parent))) if !parent.is_sampled() => {
+                return Box::new(RequestTrace {
+                    origin,
+                    traced: None,
+                });
+            }
+            Some((_, Some(parent))) => (Some(parent), true),
+            Some((value, None)) => {
+                tracing::debug!(value = %value, "a request's traceparent is not a W3C traceparent; it is traced with its connection");
+                (None, false)
+            }
+            None => (None, false),
+        };
+        let parent = parent.or_else(|| {
+            let connection = extensions.get::<Arc<ConnectionTrace>>()?;
+            connection.used.store(true, Ordering::SeqCst);
+            Some(connection.span.clone())
+        });
+        let span = new_span(parent.as_ref());
+        self.requests
+            .lock()
+            .expect("the request map is never poisoned")
+            .insert(
+                origin,
+                RequestSpan {
+                    span: span.clone(),
+                    answered: None,
+                },
+            );
+        let name = match operation {
+            Some(operation) => format!("query {}", cut(operation, MAX_SPAN_NAME)),
+            None => "query".to_owned(),
+        };
+        Box::new(RequestTrace {
+            origin,
+            traced: Some(Traced {
+                batches: self.batches.clone(),
+                requests: self.requests.clone(),
+                span,
+                parent: parent
+                    .as_ref()
+                    .map_or(SpanId::INVALID, SpanContext::span_id),
+                parent_is_remote,
+                name,
+                started: SystemTime::now(),
+            }),
+        })
+    }
+}
+
+/// A request's scope: its origin, and its span when it is traced.
+struct RequestTrace {
+    origin: u64,
+    traced: Option<Traced>,
+}
+
+struct Traced {
+    batches: mpsc::UnboundedSender<Vec<SpanData>>,
+    requests: Arc<Mutex<HashMap<u64, RequestSpan>>>,
+    span: SpanContext,
+    parent: SpanId,
+    parent_is_remote: bool,
+    name: String,
+    started: SystemTime,
+}
+
+impl gantry_api::RequestScope for RequestTrace {
+    fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    fn end(self: Box<Self>, failed: bool) {
+        let Some(traced) = self.traced else {
+            return;
+        };
+        if let Some(request) = traced
+            .requests
+            .lock()
+            .expect("the request map is never poisoned")
+            .get_mut(&self.origin)
+        {
+            request.answered = Some(std::time::Instant::now());
+        }
+        let ids = SpanIds {
+            trace: &traced.span,
+            id: traced.span.span_id(),
+            parent: traced.parent,
+            parent_is_remote: traced.parent_is_remote,
+        };
+        let status = if failed {
+            Status::error("the response has errors")
+        } else {
+            Status::Unset
+        };
+        let span = ids.data(
+            traced.name,
+            (traced.started, SystemTime::now()),
+            vec![KeyValue::new("gantry.version", gantry_api::VERSION)],
+            status,
+        );
+        let _ = traced.batches.send(vec![span]);
     }
 }
 
@@ -482,6 +910,10 @@ async fn send_batches(
     warned: Arc<AtomicBool>,
 ) {
     while let Some(batch) = outbox.recv().await {
+        if batch.is_empty() {
+            // The engine is stopping (sessions never send an empty batch).
+            break;
+        }
         let spans = batch.len();
         match exporter.export(batch).await {
             Ok(()) => tracing::debug!(spans, "sent spans to the OTLP collector"),

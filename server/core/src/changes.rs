@@ -543,12 +543,18 @@ pub fn merge(
     on_conflict: OnConflict,
 ) -> Result<(Tree, Tree)> {
     let mut before = ours.before.clone();
+    let mut after = ours.after.clone();
     for (path, entry) in &theirs.before.entries {
         if before.get(path).is_none() {
             before.insert(path, entry.clone())?;
+            // A path ours never had is one ours left unchanged (the empty
+            // changeset merges anything), unless ours added it.
+            if after.get(path).is_none() {
+                after.insert(path, entry.clone())?;
+            }
         }
     }
-    let mut after = ours.after.clone();
+    let ours_after = after.clone();
     let mut changed: BTreeSet<&String> = BTreeSet::new();
     for (path, entry) in &theirs.after.entries {
         if theirs.before.get(path) != Some(entry) {
@@ -563,7 +569,7 @@ pub fn merge(
     let mut conflicts = Vec::new();
     for path in changed {
         let base = before.get(path);
-        let mine = ours.after.get(path);
+        let mine = ours_after.get(path);
         let their = theirs.after.get(path);
         let merged = if mine == base || mine == their {
             their.cloned()
@@ -815,5 +821,40 @@ mod tests {
         assert!(String::from_utf8(store.get_blob(blob).unwrap())
             .unwrap()
             .contains("<<<<<<<"));
+    }
+
+    #[test]
+    fn the_empty_changeset_merges_with_any_other() {
+        let store = MemoryStore::default();
+        let empty = Tree::default();
+        let base = tree(&store, &[("a", "1\n"), ("d", "d\n")]);
+        let edited = tree(&store, &[("a", "one\n"), ("new", "n\n")]);
+        let nothing = Sides {
+            before: &empty,
+            after: &empty,
+        };
+        let edit = Sides {
+            before: &base,
+            after: &edited,
+        };
+        let (before, after) = merge(&store, nothing, edit, OnConflict::Fail).unwrap();
+        assert_eq!(before.digest(), base.digest());
+        assert_eq!(after.digest(), edited.digest());
+        // What ours added and theirs had before is ours' change, not a conflict
+        // with an untouched path.
+        let added = tree(&store, &[("x", "x\n")]);
+        let ours = Sides {
+            before: &empty,
+            after: &added,
+        };
+        let theirs_before = tree(&store, &[("y", "y\n")]);
+        let theirs_after = tree(&store, &[("y", "why\n")]);
+        let theirs = Sides {
+            before: &theirs_before,
+            after: &theirs_after,
+        };
+        let (_, after) = merge(&store, ours, theirs, OnConflict::FailEarly).unwrap();
+        let names: Vec<&String> = after.entries.keys().collect();
+        assert_eq!(names, ["x", "y"]);
     }
 }

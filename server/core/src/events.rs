@@ -50,6 +50,21 @@ pub struct StepEvent {
     /// (`Subscription::explaining`): why the cache missed, one reason a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_miss: Option<Vec<String>>,
+    /// The request whose evaluation emitted the event ([`with_origin`]),
+    /// for a server that traces each client apart. Never sent to clients.
+    #[serde(skip)]
+    pub origin: Option<u64>,
+}
+
+tokio::task_local! {
+    static ORIGIN: u64;
+}
+
+/// Runs `work` with every step event it emits tagged `origin` (see
+/// `StepEvent::origin`). A step that two requests wait on is evaluated,
+/// and so tagged, by the first.
+pub async fn with_origin<F: std::future::Future>(origin: u64, work: F) -> F::Output {
+    ORIGIN.scope(origin, work).await
 }
 
 impl StepEvent {
@@ -64,6 +79,7 @@ impl StepEvent {
             exit_code: None,
             image: None,
             cache_miss: None,
+            origin: ORIGIN.try_with(|origin| *origin).ok(),
         }
     }
 }

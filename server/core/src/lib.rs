@@ -7,6 +7,7 @@
 //! invariants `tests/architecture.rs` enforces.
 
 pub mod changes;
+pub mod checksum;
 mod context;
 mod digest;
 pub mod envfile;

@@ -126,7 +126,10 @@ pub fn stat(tree: &Tree, path: &str, follow: bool) -> Result<Stat> {
 
 /// Whether `path` exists (as `expected` when given). Like `test -f`, a
 /// symlink counts as what it points to unless `follow` is off.
+/// Asking for a symlink looks at the path itself (an `lstat`), whatever
+/// `follow` says: a followed link is never a symlink (Dagger does the same).
 pub fn exists(tree: &Tree, path: &str, expected: Option<FileType>, follow: bool) -> Result<bool> {
+    let follow = follow && expected != Some(FileType::Symlink);
     let Some(found) = resolve(tree, path, follow)? else {
         return Ok(false);
     };
@@ -211,6 +214,11 @@ mod tests {
         assert!(exists(&tree, "i-am", regular, true).unwrap());
         assert!(!exists(&tree, "i-am", regular, false).unwrap());
         assert!(exists(&tree, "i-am", Some(FileType::Symlink), false).unwrap());
+        // An expected symlink is never followed, so a link is one even when
+        // links are followed, and its target is not.
+        assert!(exists(&tree, "i-am", Some(FileType::Symlink), true).unwrap());
+        assert!(exists(&tree, "nothing", Some(FileType::Symlink), true).unwrap());
+        assert!(!exists(&tree, "quotes/descartes", Some(FileType::Symlink), true).unwrap());
         assert!(!exists(&tree, "nothing", None, true).unwrap());
         assert!(exists(&tree, "nothing", None, false).unwrap());
         assert!(exists(&tree, "abs/descartes", regular, true).unwrap());

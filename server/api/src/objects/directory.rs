@@ -76,9 +76,15 @@ impl Directory {
 
     /// Return the directory's digest. The format of the digest is not guaranteed to be stable between releases of gantry.
     async fn digest(&self, ctx: &Context<'_>) -> Result<String> {
-        // Content only (names, modes, link targets, contents), not timestamps.
+        // Names, modes, owners, link targets and contents, not timestamps,
+        // as Dagger computes it (see gantry_core::checksum).
         let (tree, _) = self.tree(ctx).await?;
-        Ok(tree.digest().to_string())
+        let engine = Arc::clone(engine(ctx));
+        let digest = super::checksum_blocking(move || {
+            gantry_core::checksum::tree(&|blob: &_| engine.open_blob(blob), &tree)
+        })
+        .await?;
+        Ok(digest.to_string())
     }
 
     /// Retrieve a file at the given path.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, search, Node};
 
-use super::{add, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, Stat};
+use super::{
+    add, checksum_blocking, client, engine, EnvFile, JsonValue, SearchArgs, SearchResult, Stat,
+};
 use crate::error::gql;
 use crate::ids::format_id;
 
@@ -76,17 +78,22 @@ impl File {
     }
 
     /// Return the file's digest. With excludeMetadata, only the contents are hashed.
+    // Computed as Dagger computes it (see gantry_core::checksum).
     async fn digest(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] exclude_metadata: Option<bool>,
     ) -> Result<String> {
         let file = self.value(ctx).await?;
-        Ok(if exclude_metadata.unwrap_or_default() {
-            file.blob.to_string()
-        } else {
-            file.key().to_string()
+        if exclude_metadata.unwrap_or_default() {
+            return Ok(gantry_core::checksum::file_contents(&file.blob).to_string());
+        }
+        let engine = Arc::clone(engine(ctx));
+        let digest = checksum_blocking(move || {
+            gantry_core::checksum::file(&|blob: &_| engine.open_blob(blob), &file)
         })
+        .await?;
+        Ok(digest.to_string())
     }
 
     /// Writes the file to a file path on the host. Returns the absolute path written.

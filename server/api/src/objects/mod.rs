@@ -177,6 +177,16 @@ pub(crate) fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
     ctx.data_unchecked::<ClientInfo>()
 }
 
+/// Runs a digest computation that reads blobs off the async threads.
+pub(crate) async fn checksum_blocking(
+    compute: impl FnOnce() -> gantry_core::Result<gantry_core::Digest> + Send + 'static,
+) -> async_graphql::Result<gantry_core::Digest> {
+    tokio::task::spawn_blocking(compute)
+        .await
+        .map_err(|error| async_graphql::Error::new(format!("computing a digest failed: {error}")))?
+        .map_err(gql)
+}
+
 /// Adds an op to the DAG (no evaluation).
 pub(crate) fn add(ctx: &Context<'_>, op: impl Into<Op>) -> Arc<DagNode> {
     engine(ctx).add(op)

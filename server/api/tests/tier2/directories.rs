@@ -41,6 +41,8 @@ async fn exists_and_stat_follow_symlinks_inside_the_directory() {
                notFile: exists(path: "quotes", expectedType: REGULAR_TYPE)
                link: exists(path: "i-am", expectedType: REGULAR_TYPE)
                linkItself: exists(path: "i-am", expectedType: SYMLINK_TYPE, doNotFollowSymlinks: true)
+               linkFollowed: exists(path: "i-am", expectedType: SYMLINK_TYPE)
+               fileNotLink: exists(path: "quotes/descartes", expectedType: SYMLINK_TYPE)
                dangling: exists(path: "nothing")
                danglingLink: exists(path: "nothing", doNotFollowSymlinks: true)
                absolute: exists(path: "abs/descartes", expectedType: REGULAR_TYPE)
@@ -57,6 +59,8 @@ async fn exists_and_stat_follow_symlinks_inside_the_directory() {
             &d["notFile"],
             &d["link"],
             &d["linkItself"],
+            &d["linkFollowed"],
+            &d["fileNotLink"],
             &d["dangling"],
             &d["danglingLink"],
             &d["absolute"]
@@ -66,6 +70,8 @@ async fn exists_and_stat_follow_symlinks_inside_the_directory() {
             &json!(false),
             &json!(true),
             &json!(true),
+            &json!(true),
+            &json!(false),
             &json!(false),
             &json!(true),
             &json!(true)
@@ -356,4 +362,65 @@ async fn names_are_checked_where_they_are_made() {
         message.contains("cannot create directory outside parent"),
         "{message}"
     );
+}
+
+/// Dagger's values for the same directories and file (Dagger v0.21.8 returns
+/// them): a pipeline comparing digests gets the same answer here.
+#[tokio::test]
+async fn digests_are_the_ones_dagger_computes() {
+    let (schema, _) = schema();
+    let out = data(
+        &schema,
+        r#"{ scratch: directory { digest }
+             one: directory { withNewFile(path: "/foo.txt", contents: "Hello, World!") {
+               digest
+               file(path: "foo.txt") { digest contents: digest(excludeMetadata: true) } } }
+             open: directory { withNewFile(path: "foo.txt", contents: "Hello, World!", permissions: 511) {
+               file(path: "foo.txt") { digest contents: digest(excludeMetadata: true) } } } }"#,
+    )
+    .await;
+    assert_eq!(
+        out["scratch"]["digest"],
+        "sha256:0e5db88383bce812f795689f5318a2b2f4fde740ef31c2a2365a46368aafddd2"
+    );
+    let one = &out["one"]["withNewFile"];
+    assert_eq!(
+        one["digest"],
+        "sha256:48ac4b4b73af8a75a3c77e9dc6211d89321c6ed4f13c6987c6837ac58645bd89"
+    );
+    assert_eq!(
+        one["file"]["digest"],
+        "sha256:8a887cdd3e476c79e1a14a65a6c401673b56071a24561dadb5e152605e72a613"
+    );
+    let contents = "sha256:042a7d64a581ef2ee983f21058801cc35663b705e6c55f62fa8e0f18ecc70989";
+    assert_eq!(one["file"]["contents"], contents);
+    let open = &out["open"]["withNewFile"]["file"];
+    assert_ne!(open["digest"], one["file"]["digest"]);
+    assert_eq!(open["contents"], contents);
+}
+
+/// `Directory.file` follows a symlink inside the directory (as Dagger does),
+/// in the last component and in the middle; the file keeps the link's name.
+#[tokio::test]
+async fn file_follows_symlinks_inside_the_directory() {
+    let (schema, _) = schema();
+    let out = data(
+        &schema,
+        &tree(
+            r#"link: file(path: "i-am") { name contents }
+               through: file(path: "abs/descartes") { name contents }"#,
+        ),
+    )
+    .await;
+    let d = at(&out, CHAIN);
+    assert_eq!(
+        d["link"],
+        json!({"name": "i-am", "contents": "Cogito, ergo sum\n"})
+    );
+    assert_eq!(
+        d["through"],
+        json!({"name": "descartes", "contents": "Cogito, ergo sum\n"})
+    );
+    let (message, code) = error(&schema, &tree(r#"file(path: "nothing") { contents }"#)).await;
+    assert!(message.contains("nothing"), "{message} ({code})");
 }

@@ -14,7 +14,7 @@ use prost::Message as _;
 use serde_json::json;
 
 use crate::servers::{HttpServer, Response};
-use crate::support::{self, busybox};
+use crate::support::{self, busybox, Server, ServerOptions};
 
 /// An OTLP/HTTP receiver on 127.0.0.1: the tests' HTTP server, answering
 /// every post with an empty success.
@@ -331,4 +331,84 @@ fn otel_gantry_query_with_its_engine_in_process_is_a_session_too() {
     let step = span_named(&spans, &format!("exec echo {marker}-b"));
     assert_eq!(step.parent_span_id, session.span_id);
     assert!(received.iter().all(|(service, _)| service == "ci-pipeline"));
+}
+
+#[test]
+fn otel_a_served_engine_traces_each_client_under_its_traceparent() {
+    require_runtime!();
+    let receiver = Receiver::start();
+    let marker = support::unique("otel-serve");
+    let mut server = Server::start_with(ServerOptions {
+        env: vec![("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.0.url(""))],
+        ..ServerOptions::default()
+    });
+    // A client with a trace of its own (as Dagger's SDKs send it).
+    let trace_hex = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let parent_hex = "10f067aa0ba902b8";
+    let traceparent = |flags: &str| {
+        vec![(
+            "traceparent",
+            format!("00-{trace_hex}-{parent_hex}-{flags}"),
+        )]
+    };
+    let out = server.query_with_headers(
+        &two_steps(&format!("{marker}-a1"), &format!("{marker}-a2")),
+        &serde_json::Value::Null,
+        &traceparent("01"),
+    );
+    assert!(out.get("errors").is_none(), "{out}");
+    // A client without one; then one whose trace is not sampled.
+    let out = server.query(&two_steps(&format!("{marker}-b1"), &format!("{marker}-b2")));
+    assert!(out.get("errors").is_none(), "{out}");
+    let out = server.query_with_headers(
+        &two_steps(&format!("{marker}-c1"), &format!("{marker}-c2")),
+        &serde_json::Value::Null,
+        &traceparent("00"),
+    );
+    assert!(out.get("errors").is_none(), "{out}");
+    // Stopping sends what is left.
+    server.stop();
+
+    let received = receiver.spans();
+    let spans: Vec<&Span> = received.iter().map(|(_, span)| span).collect();
+    let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
+    let trace_id = hex::decode(trace_hex).unwrap();
+    let a2 = span_named(&spans, &format!("exec echo {marker}-a2"));
+    assert_eq!(a2.trace_id, trace_id, "the client's trace");
+    let request = spans
+        .iter()
+        .find(|span| span.span_id == a2.parent_span_id)
+        .unwrap_or_else(|| panic!("no parent span of the step among {names:?}"));
+    assert_eq!(request.name, "query");
+    assert_eq!(request.trace_id, trace_id);
+    assert_eq!(request.parent_span_id, hex::decode(parent_hex).unwrap());
+    let a1 = span_named(&spans, &format!("exec echo {marker}-a1"));
+    assert_eq!(a1.parent_span_id, request.span_id);
+
+    // Without traceparent: the connection's trace, under its span.
+    let b2 = span_named(&spans, &format!("exec echo {marker}-b2"));
+    assert_ne!(b2.trace_id, trace_id);
+    let b_request = spans
+        .iter()
+        .find(|span| span.span_id == b2.parent_span_id)
+        .unwrap_or_else(|| panic!("no parent span of the step among {names:?}"));
+    assert_eq!(b_request.name, "query");
+    let connection = spans
+        .iter()
+        .find(|span| span.span_id == b_request.parent_span_id)
+        .unwrap_or_else(|| panic!("no connection span among {names:?}"));
+    assert_eq!(connection.name, "gantry connection");
+    assert!(
+        connection.parent_span_id.is_empty(),
+        "a connection's trace has a root"
+    );
+    assert_eq!(connection.trace_id, b2.trace_id);
+
+    // The unsampled client's steps are not recorded.
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.contains(&format!("{marker}-c"))),
+        "{names:?}"
+    );
 }

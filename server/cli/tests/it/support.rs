@@ -382,12 +382,23 @@ impl Server {
     }
 
     fn request(&self, query: &str, variables: &Value, workdir: Option<&Path>) -> Value {
-        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
         let headers: Vec<(&str, String)> = workdir
             .map(|dir| ("X-Gantry-Workdir", dir.display().to_string()))
             .into_iter()
             .collect();
-        let (status, text) = post_query(Endpoint::Unix(self.socket()), &body, &headers);
+        self.query_with_headers(query, variables, &headers)
+    }
+
+    /// A query sent with extra request headers (`traceparent`, say), on a
+    /// connection of its own.
+    pub(crate) fn query_with_headers(
+        &self,
+        query: &str,
+        variables: &Value,
+        headers: &[(&str, String)],
+    ) -> Value {
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+        let (status, text) = post_query(Endpoint::Unix(self.socket()), &body, headers);
         assert_eq!(status, 200, "{text}");
         serde_json::from_str(&text).unwrap()
     }

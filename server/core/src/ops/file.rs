@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::owner::{Accounts, OwnerSpec};
 use crate::search;
-use crate::tree;
+use crate::tree::{self, Entry, Tree};
 use crate::value::{FileValue, Kind, Value};
 
 /// A new file from text (`Container.withNewFile` and `Directory.withNewFile`
@@ -65,7 +65,21 @@ impl Operation for DirectoryFile {
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
         let tree = call.inputs.tree(&self.parent)?;
-        let file = FileValue::in_tree(&tree, &tree::normalize(&self.path)?, &self.path)?;
+        let inner = tree::normalize(&self.path)?;
+        // A symlink is followed inside the directory (as in Dagger); the
+        // file keeps the name it was asked by.
+        let through_link = match tree.get(&inner) {
+            Some(Entry::Symlink { .. }) | None => crate::lookup::resolve(&tree, &inner, true)?,
+            Some(_) => None,
+        };
+        let file = match through_link {
+            Some(found) => {
+                let mut file = FileValue::in_tree(&tree, &found.path, &self.path)?;
+                file.name = Tree::name_of(&inner).to_owned();
+                file
+            }
+            None => FileValue::in_tree(&tree, &inner, &self.path)?,
+        };
         Ok(Value::File(Arc::new(file)))
     }
 }
