@@ -39,6 +39,7 @@ mod secrets;
 mod services;
 mod solver;
 pub mod store;
+mod terminal;
 pub mod text;
 pub mod tree;
 pub mod value;
