@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use gantry_core::runtime::{
-    RuntimeError, TerminalHost, TerminalInput, TerminalIo, TerminalSize,
-};
+use gantry_core::runtime::{RuntimeError, TerminalHost, TerminalInput, TerminalIo, TerminalSize};
 use rustix::fs::{Mode, OFlags};
 use rustix::termios::{self, OptionalActions, Termios};
 use tokio::sync::Mutex;
@@ -116,10 +114,8 @@ impl TerminalHost for UserTerminal {
         tokio::spawn(async move {
             let _busy = busy;
             let _ = write_all(&tty, banner.as_bytes()).await;
-            let mut resized = tokio::signal::unix::signal(
-                tokio::signal::unix::SignalKind::window_change(),
-            )
-            .ok();
+            let mut resized =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
             loop {
                 tokio::select! {
                     chunk = output_rx.recv() => match chunk {

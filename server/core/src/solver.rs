@@ -35,9 +35,9 @@ use crate::ops::{git_listing, stat_container_path, Node, Op, Secret};
 use crate::reference::normalize_reference;
 use crate::remote::{GitRefs, Remote};
 use crate::runtime::{Runtime, TerminalHost};
-use crate::terminal;
 use crate::services::{Lease, Services};
 use crate::store::{RecordKind, RemoteCache, Store};
+use crate::terminal;
 use crate::tree::{self, Tree};
 use crate::value::{
     ChangesetValue, ContainerState, FileValue, GitRefValue, Kind, PortSpec, SecretValue,

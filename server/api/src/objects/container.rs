@@ -769,7 +769,11 @@ impl Container {
             TERMINAL_UNPRIVILEGED,
         )?;
         engine(ctx)
-            .terminal(self.parent(), &cmd.unwrap_or_default(), "Container.terminal")
+            .terminal(
+                self.parent(),
+                &cmd.unwrap_or_default(),
+                "Container.terminal",
+            )
             .await
             .map_err(gql)?;
         Ok(self.clone())

@@ -119,7 +119,11 @@ impl Directory {
             },
         );
         engine(ctx)
-            .terminal(at_src.digest, &cmd.unwrap_or_default(), "Directory.terminal")
+            .terminal(
+                at_src.digest,
+                &cmd.unwrap_or_default(),
+                "Directory.terminal",
+            )
             .await
             .map_err(gql)?;
         Ok(self.clone())

@@ -118,13 +118,14 @@ fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
         "the step's input files:\n{screen}"
     );
     type_line(&tmux, "exit");
-    let screen = tmux.wait_for("the run to finish", SLOW, |screen| {
-        screen.contains("exit=")
-    });
+    let screen = tmux.wait_for("the run to finish", SLOW, |screen| screen.contains("exit="));
     assert!(screen.contains("script-continues code="), "{screen}");
     assert!(!screen.contains("script-continues code=0"), "{screen}");
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
-    assert!(answer.contains("exit code: 3"), "the original error: {answer}");
+    assert!(
+        answer.contains("exit code: 3"),
+        "the original error: {answer}"
+    );
     assert!(!screen.contains("exit=0"), "{screen}");
 }
 

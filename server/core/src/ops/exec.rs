@@ -16,10 +16,10 @@ use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::{exec_name, StepEvent, StepState};
 use crate::history::{self, StepInputs};
 use crate::launch;
-use crate::terminal;
 use crate::output::{LiveOutput, TAIL_LINES};
 use crate::runtime::ExecOutput;
 use crate::store::RecordKind;
+use crate::terminal;
 use crate::text::{expand_vars, scrub_secrets, tail as tail_of};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
@@ -120,7 +120,11 @@ impl Operation for WithExec {
 
 /// `parent` as the command of `record` left it: its filesystem, and its
 /// writable directory mounts with what the command wrote there.
-fn state_after(cx: &Context, parent: &ContainerState, record: &ExecRecord) -> Result<ContainerState> {
+fn state_after(
+    cx: &Context,
+    parent: &ContainerState,
+    record: &ExecRecord,
+) -> Result<ContainerState> {
     let mut state = parent.clone();
     state.rootfs = Rootfs {
         image_id: Some(record.image_id.clone()),
@@ -153,7 +157,10 @@ async fn debug_failure(cx: &Context, parent: &ContainerState, record: &ExecRecor
     let opened = async {
         let state = state_after(cx, parent, record)?;
         let cmd = terminal::command(&state, &[]);
-        let title = format!("step failed, opening {} in its container: {error}", cmd.join(" "));
+        let title = format!(
+            "step failed, opening {} in its container: {error}",
+            cmd.join(" ")
+        );
         terminal::open(cx, &state, cmd, "--interactive", &title).await
     };
     if let Err(error) = opened.await {
