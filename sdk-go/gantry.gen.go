@@ -929,9 +929,9 @@ func (r *Container) Mounts(ctx context.Context) ([]string, error) {
 }
 
 // The platform this container executes and publishes as.
-func (r *Container) Platform(ctx context.Context) (string, error) {
+func (r *Container) Platform(ctx context.Context) (Platform, error) {
 	q := r.q.sel("platform")
-	var res string
+	var res Platform
 	err := q.execute(ctx, &res)
 	return res, err
 }
@@ -1032,6 +1032,37 @@ func (r *Container) Sync(ctx context.Context) (*Container, error) {
 	return &Container{r.load("Container", resID)}, nil
 }
 
+// ContainerTerminalOpts holds the optional arguments of [Container.Terminal].
+type ContainerTerminalOpts struct {
+	// If set, override the container's default terminal command and invoke
+	// these command arguments instead. Defaults to empty (the zero value leaves
+	// it out).
+	Cmd []string
+
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	ExperimentalPrivilegedNesting bool
+
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	InsecureRootCapabilities bool
+}
+
+// Opens an interactive terminal for this container using its configured default
+// terminal command if not overridden by args (or sh as a fallback default). The
+// terminal is the one of the client that owns the session (`gantry run`,
+// `gantry call` in a terminal); elsewhere the call fails with an error naming
+// that fix. Returns this container unchanged once the shell exits.
+func (r *Container) Terminal(opts ...ContainerTerminalOpts) *Container {
+	q := r.q.sel("terminal")
+	for _, opt := range opts {
+		q = q.optArg("cmd", opt.Cmd)
+		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
+		q = q.optArg("insecureRootCapabilities", opt.InsecureRootCapabilities)
+	}
+	return &Container{newObject(q)}
+}
+
 // ContainerUpOpts holds the optional arguments of [Container.Up].
 type ContainerUpOpts struct {
 	// Bind each tunnel port to a random port on the host. Defaults to false
@@ -1106,6 +1137,28 @@ func (r *Container) WithAnnotation(name string, value string) *Container {
 func (r *Container) WithDefaultArgs(args []string) *Container {
 	q := r.q.sel("withDefaultArgs")
 	q = q.arg("args", args)
+	return &Container{newObject(q)}
+}
+
+// ContainerWithDefaultTerminalCmdOpts holds the optional arguments of [Container.WithDefaultTerminalCmd].
+type ContainerWithDefaultTerminalCmdOpts struct {
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	ExperimentalPrivilegedNesting bool
+
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	InsecureRootCapabilities bool
+}
+
+// Set the default command to invoke for the container's terminal API.
+func (r *Container) WithDefaultTerminalCmd(args []string, opts ...ContainerWithDefaultTerminalCmdOpts) *Container {
+	q := r.q.sel("withDefaultTerminalCmd")
+	q = q.arg("args", args)
+	for _, opt := range opts {
+		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
+		q = q.optArg("insecureRootCapabilities", opt.InsecureRootCapabilities)
+	}
 	return &Container{newObject(q)}
 }
 
@@ -2290,6 +2343,41 @@ func (r *Directory) Sync(ctx context.Context) (*Directory, error) {
 		return nil, err
 	}
 	return &Directory{r.load("Directory", resID)}, nil
+}
+
+// DirectoryTerminalOpts holds the optional arguments of [Directory.Terminal].
+type DirectoryTerminalOpts struct {
+	// If set, override the default container used for the terminal (Dagger's
+	// default is an `alpine` image from Docker Hub).
+	Container *Container
+
+	// If set, override the container's default terminal command and invoke
+	// these command arguments instead. Defaults to empty (the zero value leaves
+	// it out).
+	Cmd []string
+
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	ExperimentalPrivilegedNesting bool
+
+	// Not supported by gantry; must be false. Defaults to false (the zero value
+	// leaves it out).
+	InsecureRootCapabilities bool
+}
+
+// Opens an interactive terminal in new container with this directory mounted
+// inside, at `/src` (read-only), its working directory. The terminal is the one
+// of the client that owns the session (`gantry run`, `gantry call` in a
+// terminal). Returns this directory once the shell exits.
+func (r *Directory) Terminal(opts ...DirectoryTerminalOpts) *Directory {
+	q := r.q.sel("terminal")
+	for _, opt := range opts {
+		q = q.optArg("container", opt.Container)
+		q = q.optArg("cmd", opt.Cmd)
+		q = q.optArg("experimentalPrivilegedNesting", opt.ExperimentalPrivilegedNesting)
+		q = q.optArg("insecureRootCapabilities", opt.InsecureRootCapabilities)
+	}
+	return &Directory{newObject(q)}
 }
 
 // Return a directory with changes from another directory applied to it.

@@ -1032,6 +1032,34 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     }
 
     /**
+     * Opens an interactive terminal for this container using its configured
+     * default terminal command if not overridden by args (or sh as a fallback
+     * default). The terminal is the one of the client that owns the session
+     * (`gantry run`, `gantry call` in a terminal); elsewhere the call fails
+     * with an error naming that fix. Returns this container unchanged once the
+     * shell exits.
+     *
+     * @param list<string>|null $cmd If set, override the container's default
+     *     terminal command and invoke these command arguments instead. Defaults
+     *     to [].
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
+     *     must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
+     *     be false. Defaults to false.
+     */
+    public function terminal(
+        ?array $cmd = null,
+        ?bool $experimentalPrivilegedNesting = null,
+        ?bool $insecureRootCapabilities = null,
+    ): Container {
+        return new Container($this->ctx->select('terminal', [
+            'cmd' => $cmd,
+            'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
+            'insecureRootCapabilities' => $insecureRootCapabilities,
+        ]));
+    }
+
+    /**
      * Starts a Service and creates a tunnel that forwards traffic from the
      * caller's network to that service.
      *
@@ -1104,6 +1132,27 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
     {
         return new Container($this->ctx->select('withDefaultArgs', [
             'args' => $args,
+        ]));
+    }
+
+    /**
+     * Set the default command to invoke for the container's terminal API.
+     *
+     * @param list<string> $args The args of the command.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
+     *     must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
+     *     be false. Defaults to false.
+     */
+    public function withDefaultTerminalCmd(
+        array $args,
+        ?bool $experimentalPrivilegedNesting = null,
+        ?bool $insecureRootCapabilities = null,
+    ): Container {
+        return new Container($this->ctx->select('withDefaultTerminalCmd', [
+            'args' => $args,
+            'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
+            'insecureRootCapabilities' => $insecureRootCapabilities,
         ]));
     }
 
@@ -2343,6 +2392,38 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
     {
         $__q = $this->ctx->select('sync');
         return new Directory($this->ctx->load('Directory', $__q->execute()));
+    }
+
+    /**
+     * Opens an interactive terminal in new container with this directory
+     * mounted inside, at `/src` (read-only), its working directory. The
+     * terminal is the one of the client that owns the session (`gantry run`,
+     * `gantry call` in a terminal). Returns this directory once the shell
+     * exits.
+     *
+     * @param Container|null $container If set, override the default container
+     *     used for the terminal (Dagger's default is an `alpine` image from
+     *     Docker Hub).
+     * @param list<string>|null $cmd If set, override the container's default
+     *     terminal command and invoke these command arguments instead. Defaults
+     *     to [].
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
+     *     must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
+     *     be false. Defaults to false.
+     */
+    public function terminal(
+        ?Container $container = null,
+        ?array $cmd = null,
+        ?bool $experimentalPrivilegedNesting = null,
+        ?bool $insecureRootCapabilities = null,
+    ): Directory {
+        return new Directory($this->ctx->select('terminal', [
+            'container' => $container,
+            'cmd' => $cmd,
+            'experimentalPrivilegedNesting' => $experimentalPrivilegedNesting,
+            'insecureRootCapabilities' => $insecureRootCapabilities,
+        ]));
     }
 
     /**

@@ -908,9 +908,9 @@ class Container(Exportable, Node, Syncer):
         _r: list[str] = await self._select("mounts").execute()
         return _r
 
-    async def platform(self) -> str:
+    async def platform(self) -> Platform:
         """The platform this container executes and publishes as."""
-        _r: str = await self._select("platform").execute()
+        _r: Platform = await self._select("platform").execute()
         return _r
 
     async def publish(
@@ -1001,6 +1001,34 @@ class Container(Exportable, Node, Syncer):
         _id: str = await self._select("sync").execute()
         return Container(self._load("Container", _id))
 
+    def terminal(
+        self,
+        *,
+        cmd: list[str] | None = None,
+        experimental_privileged_nesting: bool | None = None,
+        insecure_root_capabilities: bool | None = None,
+    ) -> Container:
+        """Opens an interactive terminal for this container using its configured default
+        terminal command if not overridden by args (or sh as a fallback default). The
+        terminal is the one of the client that owns the session (`gantry run`,
+        `gantry call` in a terminal); elsewhere the call fails with an error naming
+        that fix. Returns this container unchanged once the shell exits.
+
+        Args:
+            cmd: If set, override the container's default terminal command and invoke
+                these command arguments instead. Defaults to [].
+            experimental_privileged_nesting: Not supported by gantry; must be false.
+                Defaults to False.
+            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
+                to False.
+        """
+        _args = [
+            Arg("cmd", cmd),
+            Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
+            Arg("insecureRootCapabilities", insecure_root_capabilities),
+        ]
+        return Container(self._select("terminal", _args))
+
     async def up(
         self,
         *,
@@ -1077,6 +1105,29 @@ class Container(Exportable, Node, Syncer):
             Arg("args", args),
         ]
         return Container(self._select("withDefaultArgs", _args))
+
+    def with_default_terminal_cmd(
+        self,
+        args: list[str],
+        *,
+        experimental_privileged_nesting: bool | None = None,
+        insecure_root_capabilities: bool | None = None,
+    ) -> Container:
+        """Set the default command to invoke for the container's terminal API.
+
+        Args:
+            args: The args of the command.
+            experimental_privileged_nesting: Not supported by gantry; must be false.
+                Defaults to False.
+            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
+                to False.
+        """
+        _args = [
+            Arg("args", args),
+            Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
+            Arg("insecureRootCapabilities", insecure_root_capabilities),
+        ]
+        return Container(self._select("withDefaultTerminalCmd", _args))
 
     def with_directory(
         self,
@@ -2333,6 +2384,37 @@ class Directory(Exportable, Node, Syncer):
         """Force evaluation in the engine."""
         _id: str = await self._select("sync").execute()
         return Directory(self._load("Directory", _id))
+
+    def terminal(
+        self,
+        *,
+        container: Container | None = None,
+        cmd: list[str] | None = None,
+        experimental_privileged_nesting: bool | None = None,
+        insecure_root_capabilities: bool | None = None,
+    ) -> Directory:
+        """Opens an interactive terminal in new container with this directory mounted
+        inside, at `/src` (read-only), its working directory. The terminal is the one
+        of the client that owns the session (`gantry run`, `gantry call` in a
+        terminal). Returns this directory once the shell exits.
+
+        Args:
+            container: If set, override the default container used for the terminal
+                (Dagger's default is an `alpine` image from Docker Hub).
+            cmd: If set, override the container's default terminal command and invoke
+                these command arguments instead. Defaults to [].
+            experimental_privileged_nesting: Not supported by gantry; must be false.
+                Defaults to False.
+            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
+                to False.
+        """
+        _args = [
+            Arg("container", container),
+            Arg("cmd", cmd),
+            Arg("experimentalPrivilegedNesting", experimental_privileged_nesting),
+            Arg("insecureRootCapabilities", insecure_root_capabilities),
+        ]
+        return Directory(self._select("terminal", _args))
 
     def with_changes(
         self,

@@ -579,6 +579,19 @@ export interface ContainerStatOpts {
   doNotFollowSymlinks?: boolean;
 }
 
+/** Optional arguments of `Container.terminal`. */
+export interface ContainerTerminalOpts {
+  /**
+   * If set, override the container's default terminal command and invoke these command arguments
+   * instead. Defaults to `[]`.
+   */
+  cmd?: string[];
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  experimentalPrivilegedNesting?: boolean;
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  insecureRootCapabilities?: boolean;
+}
+
 /** Optional arguments of `Container.up`. */
 export interface ContainerUpOpts {
   /** Bind each tunnel port to a random port on the host. Defaults to `false`. */
@@ -602,6 +615,14 @@ export interface ContainerUpOpts {
   expand?: boolean;
   /** Defaults to `false`. */
   noInit?: boolean;
+}
+
+/** Optional arguments of `Container.withDefaultTerminalCmd`. */
+export interface ContainerWithDefaultTerminalCmdOpts {
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  experimentalPrivilegedNesting?: boolean;
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  insecureRootCapabilities?: boolean;
 }
 
 /** Optional arguments of `Container.withDirectory`. */
@@ -1106,8 +1127,8 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /** The platform this container executes and publishes as. */
-  async platform(): Promise<string> {
-    return this._select("platform").execute<string>();
+  async platform(): Promise<Platform> {
+    return this._select("platform").execute<Platform>();
   }
 
   /**
@@ -1170,6 +1191,21 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
   }
 
   /**
+   * Opens an interactive terminal for this container using its configured default terminal command
+   * if not overridden by args (or sh as a fallback default). The terminal is the one of the client
+   * that owns the session (`gantry run`, `gantry call` in a terminal); elsewhere the call fails
+   * with an error naming that fix. Returns this container unchanged once the shell exits.
+   */
+  terminal(opts?: ContainerTerminalOpts): Container {
+    const _args = {
+      cmd: opts?.cmd,
+      experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
+      insecureRootCapabilities: opts?.insecureRootCapabilities,
+    };
+    return new Container(this._select("terminal", _args));
+  }
+
+  /**
    * Starts a Service and creates a tunnel that forwards traffic from the caller's network to that
    * service.
    *
@@ -1215,6 +1251,20 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
       args,
     };
     return new Container(this._select("withDefaultArgs", _args));
+  }
+
+  /**
+   * Set the default command to invoke for the container's terminal API.
+   *
+   * @param args - The args of the command.
+   */
+  withDefaultTerminalCmd(args: string[], opts?: ContainerWithDefaultTerminalCmdOpts): Container {
+    const _args = {
+      args,
+      experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
+      insecureRootCapabilities: opts?.insecureRootCapabilities,
+    };
+    return new Container(this._select("withDefaultTerminalCmd", _args));
   }
 
   /**
@@ -1915,6 +1965,24 @@ export interface DirectoryStatOpts {
   doNotFollowSymlinks?: boolean;
 }
 
+/** Optional arguments of `Directory.terminal`. */
+export interface DirectoryTerminalOpts {
+  /**
+   * If set, override the default container used for the terminal (Dagger's default is an `alpine`
+   * image from Docker Hub).
+   */
+  container?: Container;
+  /**
+   * If set, override the container's default terminal command and invoke these command arguments
+   * instead. Defaults to `[]`.
+   */
+  cmd?: string[];
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  experimentalPrivilegedNesting?: boolean;
+  /** Not supported by gantry; must be false. Defaults to `false`. */
+  insecureRootCapabilities?: boolean;
+}
+
 /** Optional arguments of `Directory.withDirectory`. */
 export interface DirectoryWithDirectoryOpts {
   /**
@@ -2186,6 +2254,21 @@ export class Directory extends BaseObject implements Exportable, Node, Syncer {
   async sync(): Promise<Directory> {
     const id = await this._select("sync").execute<string>();
     return new Directory(this._load("Directory", id));
+  }
+
+  /**
+   * Opens an interactive terminal in new container with this directory mounted inside, at `/src`
+   * (read-only), its working directory. The terminal is the one of the client that owns the session
+   * (`gantry run`, `gantry call` in a terminal). Returns this directory once the shell exits.
+   */
+  terminal(opts?: DirectoryTerminalOpts): Directory {
+    const _args = {
+      container: opts?.container,
+      cmd: opts?.cmd,
+      experimentalPrivilegedNesting: opts?.experimentalPrivilegedNesting,
+      insecureRootCapabilities: opts?.insecureRootCapabilities,
+    };
+    return new Directory(this._select("terminal", _args));
   }
 
   /**

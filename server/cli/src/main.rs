@@ -26,6 +26,7 @@ mod serve;
 mod session;
 mod status;
 mod telemetry;
+mod terminal;
 mod units;
 
 use std::process::ExitCode;

@@ -65,6 +65,10 @@ pub(crate) enum Message {
     /// Output of the command `gantry run` runs, when it is routed through
     /// the renderer so it does not tear the in-place list.
     Output(Stream, Vec<u8>),
+    /// Stop drawing (the in-place list erased) until `Resume`, holding what
+    /// arrives meanwhile; acknowledged once the screen is the user's.
+    Pause(mpsc::Sender<()>),
+    Resume,
     Finish,
 }
 
@@ -289,27 +293,67 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
     match style {
         Style::Plain => {
             let mut view = PlainView::default();
-            while let Ok(message) = receiver.recv() {
+            let mut held = std::collections::VecDeque::new();
+            while let Some(message) = held.pop_front().or_else(|| receiver.recv().ok()) {
                 match message {
                     Message::Step(event) => view.step(&event),
                     Message::Lines(output) => view.lines(&output),
                     Message::Output(stream, bytes) => write_stream(stream, &bytes),
+                    Message::Pause(ack) => {
+                        let _ = ack.send(());
+                        match hold(receiver) {
+                            Some(messages) => held.extend(messages),
+                            None => break,
+                        }
+                    }
+                    Message::Resume => {}
                     Message::Finish => break,
                 }
             }
         }
         Style::Tty => {
             let mut view = TtyView::new();
+            let mut held = std::collections::VecDeque::new();
             loop {
-                match receiver.recv_timeout(TICK) {
+                let next = match held.pop_front() {
+                    Some(message) => Ok(message),
+                    None => receiver.recv_timeout(TICK),
+                };
+                match next {
                     Ok(Message::Step(event)) => view.step(&event),
                     Ok(Message::Lines(output)) => view.lines(&output),
                     Ok(Message::Output(stream, bytes)) => view.output(stream, &bytes),
+                    Ok(Message::Pause(ack)) => {
+                        let clear = view.clear();
+                        write_stderr(&clear);
+                        let _ = ack.send(());
+                        match hold(receiver) {
+                            Some(messages) => held.extend(messages),
+                            None => break,
+                        }
+                    }
+                    Ok(Message::Resume) => {}
                     Ok(Message::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(mpsc::RecvTimeoutError::Timeout) => view.redraw(""),
                 }
             }
             view.finish();
+        }
+    }
+}
+
+/// While paused (an interactive terminal owns the screen): what arrives
+/// until `Resume`, to show then; `None` when the renderer is to finish.
+fn hold(receiver: &mpsc::Receiver<Message>) -> Option<Vec<Message>> {
+    let mut held = Vec::new();
+    loop {
+        match receiver.recv() {
+            Ok(Message::Resume) => return Some(held),
+            Ok(Message::Finish) | Err(_) => return None,
+            Ok(Message::Pause(ack)) => {
+                let _ = ack.send(());
+            }
+            Ok(message) => held.push(message),
         }
     }
 }

@@ -103,6 +103,7 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
         None => {
             let engine = engine::start(&args.engine).await?;
             let trace = crate::telemetry::SessionTrace::start(&engine, "gantry query");
+            crate::terminal::UserTerminal::lend(&engine, progress.sender(), false)?;
             let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine.clone());
             let answer = gantry_api::execute_json(

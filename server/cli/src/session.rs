@@ -144,6 +144,11 @@ pub(crate) struct RunArgs {
     engine: EngineArgs,
     #[command(flatten)]
     progress: ProgressArgs,
+    /// When a step fails, open a shell in its container (as the failed
+    /// command left it) on this terminal; the run fails as before once the
+    /// shell exits
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// The command to run, after `--`
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
@@ -153,6 +158,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let workdir = std::env::current_dir().context("while reading the current directory")?;
     let progress = Progress::start(&args.progress);
     let mut session = start_session(&args.engine, workdir, "gantry run").await?;
+    crate::terminal::UserTerminal::lend(&session.engine, progress.sender(), args.interactive)?;
     let follower = progress.follow_engine(&session.engine);
     let port = session.port.to_string();
     let (program, rest) = args.command.split_first().expect("clap requires a command");

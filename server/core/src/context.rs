@@ -17,7 +17,9 @@ use crate::inflight::InFlight;
 use crate::oci::ImageFormat;
 use crate::reference::registry_host;
 use crate::remote::{GitRefs, NoRemote, Remote};
-use crate::runtime::{ExecSpec, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer};
+use crate::runtime::{
+    ExecSpec, PulledImage, RegistryAuth, RootfsSpec, Runtime, TarLayer, TerminalHost,
+};
 use crate::secrets::Secrets;
 use crate::services::Services;
 use crate::store::{ImageNames, Lock, RecordKind, RemoteCache, Store};
@@ -62,6 +64,11 @@ pub(crate) struct Context {
     cache_locks: DashMap<String, Arc<Mutex<()>>>,
     /// The services running for this engine.
     pub(crate) services: Services,
+    /// The user's terminal, when a client lent one (`Engine::attach_terminal`).
+    pub(crate) terminal: std::sync::OnceLock<Arc<dyn TerminalHost>>,
+    /// Whether a failed step opens a shell in its container first
+    /// (`--interactive`).
+    pub(crate) debug_failures: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -86,6 +93,8 @@ impl Context {
             exec_slots: Semaphore::new(options.max_parallel.max(1)),
             cache_locks: DashMap::new(),
             services: Services::default(),
+            terminal: std::sync::OnceLock::new(),
+            debug_failures: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

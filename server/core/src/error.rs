@@ -25,6 +25,10 @@ pub enum Error {
     NoCommand,
     #[error("no service command has been set: give asService args, or set default args or an entrypoint on the container")]
     NoServiceCommand,
+    /// `terminal` (or `--interactive`) where no client lent the engine a
+    /// terminal: a script run directly, CI, stdin not a terminal.
+    #[error("{what} needs an interactive terminal, and none is attached to this engine: run the pipeline under `gantry run -- CMD` (or `gantry call`) in a terminal, with stdin and stdout on it")]
+    NoTerminal { what: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -134,6 +138,7 @@ impl Error {
             Error::UnknownId { .. } | Error::WrongIdKind { .. } => "INVALID_ID",
             Error::SecretUnavailable { .. } => "SECRET_UNAVAILABLE",
             Error::Unsupported { .. } => "UNSUPPORTED",
+            Error::NoTerminal { .. } => "NO_TERMINAL",
             Error::Store { .. } | Error::Archive(_) => "INTERNAL",
             Error::Host { .. } => "HOST_ERROR",
             Error::Service { source, .. } => source.code(),

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::runtime::{
     ContainerControl, ContainerExit, ExecOutput, ExecSpec, ImageConfig, NetworkSpec, OutputStream,
     PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError, StartedContainer,
-    StepNetworkListener,
+    StepNetworkListener, TerminalIo,
 };
 
 #[derive(Default)]
@@ -48,6 +48,9 @@ pub struct FakeRuntime {
     pub services: Mutex<Vec<(Vec<String>, NetworkSpec)>>,
     /// Addresses handed out (the third and fourth bytes of 127.x.y.z).
     next_address: AtomicUsize,
+    /// Every terminal's command line and base image, in order. A terminal
+    /// prints its command line on its output and exits 0 at once.
+    pub terminals: Mutex<Vec<(Vec<String>, Option<String>)>>,
 }
 
 impl FakeRuntime {
@@ -168,6 +171,15 @@ impl Runtime for FakeRuntime {
             combined: Some(combined),
             exit_code,
         })
+    }
+
+    async fn terminal(&self, spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        self.terminals
+            .lock()
+            .expect("not poisoned")
+            .push((spec.args.clone(), spec.rootfs.image_id.clone()));
+        let _ = io.output.send(Bytes::from(spec.args.join(" "))).await;
+        Ok(0)
     }
 
     async fn read_path(&self, _rootfs: &RootfsSpec, path: &str) -> Result<Bytes, RuntimeError> {

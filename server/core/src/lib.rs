@@ -40,6 +40,7 @@ mod secrets;
 mod services;
 mod solver;
 pub mod store;
+mod terminal;
 pub mod text;
 pub mod tree;
 pub mod value;

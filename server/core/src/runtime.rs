@@ -390,6 +390,51 @@ pub struct ExecOutput {
     pub exit_code: i64,
 }
 
+/// What a user's terminal sends to an interactive process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TerminalInput {
+    /// Keystrokes (raw bytes, as the terminal produced them).
+    Data(Bytes),
+    /// The terminal's new size.
+    Resize(TerminalSize),
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl Default for TerminalSize {
+    fn default() -> Self {
+        Self { cols: 80, rows: 24 }
+    }
+}
+
+/// The two directions of an attached terminal, as a runtime sees them:
+/// `input` ends when the user's side detaches; the runtime drops `output`
+/// when the process has exited, which tells the user's side it is over.
+#[derive(Debug)]
+pub struct TerminalIo {
+    pub input: tokio::sync::mpsc::Receiver<TerminalInput>,
+    pub output: tokio::sync::mpsc::Sender<Bytes>,
+    /// The terminal's size when it was attached.
+    pub size: TerminalSize,
+}
+
+/// The user's terminal, lent to the engine by the client that owns it
+/// (`gantry run` and `gantry call` on a terminal). An engine without one
+/// refuses `terminal` and `--interactive` with an error naming the fix.
+#[async_trait]
+pub trait TerminalHost: Send + Sync {
+    /// Takes over the user's terminal (raw mode, progress output paused)
+    /// until the returned `TerminalIo`'s `output` is dropped. `title` says
+    /// what the shell runs in. One terminal at a time: a second request
+    /// waits for the first to end.
+    async fn attach(&self, title: &str) -> Result<TerminalIo, RuntimeError>;
+}
+
 /// Errors a runtime reports. Kept as data (not a boxed source) so the solver
 /// can share one failure between every waiter of a deduplicated operation.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -475,6 +520,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes containers left behind by engines that are no longer running.
     /// Returns how many were removed.
     async fn remove_orphans(&self) -> Result<usize, RuntimeError>;
+
+    /// Runs `spec.args` interactively on a terminal (a TTY in the
+    /// container wired to `io`, resized as it is) in a fresh container
+    /// built from `spec.rootfs`; returns its exit code once it has exited.
+    /// Nothing is committed (`spec.commit_tag`, `spec.stdin` and
+    /// `spec.output` are ignored) and the container is removed.
+    async fn terminal(&self, spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        let _ = (spec, io);
+        Err(RuntimeError::Unsupported {
+            reason: "this container runtime does not run interactive terminals yet: use the \
+                     Docker runtime (GANTRY_RUNTIME=docker) to open one"
+                .into(),
+        })
+    }
 
     // ---- Services. The defaults refuse, so a runtime can run pipelines
     // before it runs services.

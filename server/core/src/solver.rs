@@ -34,9 +34,10 @@ use crate::oci::ImageFormat;
 use crate::ops::{git_listing, stat_container_path, Node, Op, Secret};
 use crate::reference::normalize_reference;
 use crate::remote::{GitRefs, Remote};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, TerminalHost};
 use crate::services::{Lease, Services};
 use crate::store::{RecordKind, RemoteCache, Store};
+use crate::terminal;
 use crate::tree::{self, Tree};
 use crate::value::{
     ChangesetValue, ContainerState, FileValue, GitRefValue, Kind, PortSpec, SecretValue,
@@ -181,6 +182,29 @@ impl Engine {
         if let Some(cache) = &self.cx.remote_cache {
             cache.flush().await;
         }
+    }
+
+    /// Lends the engine the user's terminal (once; later calls are
+    /// ignored): `terminal` fields open their shell there, and with
+    /// `debug_failures` (`--interactive`) a failed step first opens a shell
+    /// in the state it left.
+    pub fn attach_terminal(&self, host: Arc<dyn TerminalHost>, debug_failures: bool) {
+        if self.cx.terminal.set(host).is_ok() {
+            self.cx
+                .debug_failures
+                .store(debug_failures, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `terminal`: opens `cmd` (or the container's default terminal
+    /// command, or `sh`) in container `digest`'s state on the user's
+    /// terminal and returns when it exits. `what` names the field in errors.
+    pub async fn terminal(&self, digest: Digest, cmd: &[String], what: &str) -> Result<()> {
+        terminal::check(&self.cx, what)?;
+        let state = self.container(digest).await?;
+        let cmd = terminal::command(&state, cmd);
+        let title = format!("terminal: {}", cmd.join(" "));
+        terminal::open(&self.cx, &state, cmd, what, &title).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

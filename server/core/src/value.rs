@@ -197,6 +197,9 @@ pub struct ContainerState {
     pub volatile_env: Vec<(String, String)>,
     /// OCI annotations for the image manifest (`withAnnotation`).
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// What `terminal` runs when not told (`withDefaultTerminalCmd`);
+    /// empty: `sh`.
+    pub default_terminal_cmd: Vec<String>,
 }
 
 impl ContainerState {

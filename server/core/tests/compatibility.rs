@@ -434,6 +434,12 @@ const RECIPES: &[(&str, &str, &str, &[&str])] = &[
         &["parent", "source"],
     ),
     (
+        r#"{"op":"withDefaultTerminalCmd","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["bash","-l"]}"#,
+        "7fc1c98e671d1fa5ec310f73d3304efe590505d384cf3d008371e441735871dc",
+        "36171d0ec449bbe8eeecf240b45e5fda3d644034b3c93f218e6f8a61f8715aa5",
+        &["parent"],
+    ),
+    (
         r#"{"op":"hostContainerImage","name":"app:latest"}"#,
         "33a60c7aec9275f144527b9d38991494912a5e38b6f80cc7b0dc40f17d36fa24",
         "9814c4520f01d0456df3d0a645af28eacf185fe8f152739f2db99da305a47011",

@@ -14,6 +14,7 @@ mod exec;
 mod image;
 mod reference;
 mod service;
+mod terminal;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use gantry_core::runtime::{
     ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
-    RuntimeError, StartedContainer, StepNetworkListener,
+    RuntimeError, StartedContainer, StepNetworkListener, TerminalIo,
 };
 use tokio::sync::OnceCell;
 
@@ -228,6 +229,10 @@ impl Runtime for DockerRuntime {
     ))]
     async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
         self.run(spec).await
+    }
+
+    async fn terminal(&self, spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        self.run_terminal(spec, io).await
     }
 
     #[tracing::instrument(skip_all, fields(

@@ -121,20 +121,35 @@ impl EnvVariable {
 
 /// Services run unprivileged, without nested engine access.
 fn refuse_service_privileges(nesting: Option<bool>, root: Option<bool>) -> Result<()> {
+    refuse_privileges(
+        nesting,
+        root,
+        "services run unprivileged; give the service what it needs through mounts and \
+         sockets (withUnixSocket)",
+    )
+}
+
+/// Services and terminals run unprivileged, without nested engine access;
+/// `instead` says what to do.
+pub(crate) fn refuse_privileges(
+    nesting: Option<bool>,
+    root: Option<bool>,
+    instead: &str,
+) -> Result<()> {
     for (given, option) in [
         (nesting, "experimentalPrivilegedNesting: true"),
         (root, "insecureRootCapabilities: true"),
     ] {
         if given.unwrap_or_default() {
-            return Err(unsupported(
-                option,
-                "services run unprivileged; give the service what it needs through mounts and \
-                 sockets (withUnixSocket)",
-            ));
+            return Err(unsupported(option, instead));
         }
     }
     Ok(())
 }
+
+/// What a terminal asked for privileges is told.
+pub(crate) const TERMINAL_UNPRIVILEGED: &str =
+    "terminals run unprivileged, as withExec does; leave the option false";
 
 fn unsupported_expand(expand: Option<bool>) -> Result<()> {
     if expand.unwrap_or_default() {
@@ -403,8 +418,8 @@ impl Container {
     }
 
     /// The platform this container executes and publishes as.
-    async fn platform(&self) -> String {
-        gantry_core::runtime::host_platform()
+    async fn platform(&self) -> super::query::Platform {
+        super::query::Platform(gantry_core::runtime::host_platform())
     }
 
     /// The unique image reference, which can only be retrieved immediately after the 'Container.From' call.
@@ -696,6 +711,72 @@ impl Container {
                 args,
             },
         )
+    }
+
+    /// Set the default command to invoke for the container's terminal API.
+    async fn with_default_terminal_cmd(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The args of the command.")] args: Vec<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        experimental_privileged_nesting: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        insecure_root_capabilities: Option<bool>,
+    ) -> Result<Container> {
+        refuse_privileges(
+            experimental_privileged_nesting,
+            insecure_root_capabilities,
+            TERMINAL_UNPRIVILEGED,
+        )?;
+        Ok(self.then(
+            ctx,
+            ops::WithDefaultTerminalCmd {
+                parent: self.parent(),
+                args,
+            },
+        ))
+    }
+
+    /// Opens an interactive terminal for this container using its configured default terminal command if not overridden by args (or sh as a fallback default). The terminal is the one of the client that owns the session (`gantry run`, `gantry call` in a terminal); elsewhere the call fails with an error naming that fix. Returns this container unchanged once the shell exits.
+    async fn terminal(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "If set, override the container's default terminal command and invoke these command arguments instead."
+        )]
+        cmd: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        experimental_privileged_nesting: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        insecure_root_capabilities: Option<bool>,
+    ) -> Result<Container> {
+        refuse_privileges(
+            experimental_privileged_nesting,
+            insecure_root_capabilities,
+            TERMINAL_UNPRIVILEGED,
+        )?;
+        engine(ctx)
+            .terminal(
+                self.parent(),
+                &cmd.unwrap_or_default(),
+                "Container.terminal",
+            )
+            .await
+            .map_err(gql)?;
+        Ok(self.clone())
     }
 
     /// Return the container's default arguments.

@@ -16,6 +16,10 @@ use crate::ids::format_id;
 #[derive(Clone)]
 pub(crate) struct Directory(pub(crate) Arc<Node>);
 
+/// The image `Directory.terminal` runs in when not given a container, as in
+/// Dagger (Docker Hub's `alpine`).
+const DEFAULT_TERMINAL_IMAGE: &str = "alpine:3";
+
 /// Key value object that represents a build argument.
 #[derive(async_graphql::InputObject)]
 pub(crate) struct BuildArg {
@@ -50,6 +54,79 @@ impl Directory {
     async fn sync(&self, ctx: &Context<'_>) -> Result<ID> {
         self.tree(ctx).await?;
         format_id(engine(ctx), &self.0)
+    }
+
+    /// Opens an interactive terminal in new container with this directory mounted inside, at `/src` (read-only), its working directory. The terminal is the one of the client that owns the session (`gantry run`, `gantry call` in a terminal). Returns this directory once the shell exits.
+    async fn terminal(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "If set, override the default container used for the terminal (Dagger's default is an `alpine` image from Docker Hub).",
+            directive = expected_type::apply("Container".into())
+        )]
+        container: Option<ID>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "If set, override the container's default terminal command and invoke these command arguments instead."
+        )]
+        cmd: Option<Vec<String>>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        experimental_privileged_nesting: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry; must be false."
+        )]
+        insecure_root_capabilities: Option<bool>,
+    ) -> Result<Directory> {
+        super::container::refuse_privileges(
+            experimental_privileged_nesting,
+            insecure_root_capabilities,
+            super::container::TERMINAL_UNPRIVILEGED,
+        )?;
+        let base = match &container {
+            Some(id) => load_arg(ctx, "container", id, Kind::Container)?.digest,
+            None => {
+                let scratch = add(ctx, ops::Scratch { platform: None });
+                add(
+                    ctx,
+                    ops::FromImage {
+                        parent: scratch.digest,
+                        address: DEFAULT_TERMINAL_IMAGE.to_owned(),
+                    },
+                )
+                .digest
+            }
+        };
+        let mounted = add(
+            ctx,
+            ops::WithMountedDirectory {
+                parent: base,
+                path: "/src".to_owned(),
+                source: self.0.digest,
+                read_only: true,
+                owner: String::new(),
+                inherit_owner: false,
+            },
+        );
+        let at_src = add(
+            ctx,
+            ops::WithWorkdir {
+                parent: mounted.digest,
+                path: "/src".to_owned(),
+            },
+        );
+        engine(ctx)
+            .terminal(
+                at_src.digest,
+                &cmd.unwrap_or_default(),
+                "Directory.terminal",
+            )
+            .await
+            .map_err(gql)?;
+        Ok(self.clone())
     }
 
     /// Returns a list of files and directories at the given path. Directories end with a slash.

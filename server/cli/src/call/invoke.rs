@@ -28,6 +28,8 @@ pub(crate) struct Call<'a> {
     pub(crate) cwd: PathBuf,
     pub(crate) engine: &'a EngineArgs,
     pub(crate) progress: ProgressArgs,
+    /// `--interactive`: a shell in a failed step's container.
+    pub(crate) interactive: bool,
 }
 
 /// What the function (or the chain) produced.
@@ -64,6 +66,7 @@ pub(crate) async fn call(call: Call<'_>) -> Result<ExitCode> {
     };
     let progress = Progress::start(&call.progress);
     let mut session = session::start_session(call.engine, call.cwd.clone(), "gantry call").await?;
+    crate::terminal::UserTerminal::lend(&session.engine, progress.sender(), call.interactive)?;
     let follower = progress.follow_engine(&session.engine);
     let engine = Engine {
         schema: session.schema.clone(),

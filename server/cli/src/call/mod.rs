@@ -90,6 +90,11 @@ pub(crate) struct CallArgs {
     engine: EngineArgs,
     #[command(flatten)]
     progress: ProgressArgs,
+    /// When a step fails, open a shell in its container (as the failed
+    /// command left it) on this terminal; the call fails as before once the
+    /// shell exits
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// The function, its flags, then fields to chain with theirs
     #[arg(
         trailing_var_arg = true,
@@ -343,6 +348,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<ExitCode> {
         cwd,
         engine: &args.engine,
         progress,
+        interactive: args.interactive,
     })
     .await
 }

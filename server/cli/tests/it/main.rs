@@ -57,4 +57,5 @@ mod secrets;
 mod services;
 mod serving;
 mod state_dir;
+mod terminal;
 mod tier2;

@@ -167,12 +167,12 @@ fn gantry_run_shows_the_steps_of_its_session() {
 }
 
 /// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn available() -> bool {
+    pub(crate) fn available() -> bool {
         let ok = Command::new("tmux")
             .arg("-V")
             .output()
@@ -186,14 +186,14 @@ impl Tmux {
         ok
     }
 
-    fn tmux(&self) -> Command {
+    pub(crate) fn tmux(&self) -> Command {
         let mut command = Command::new("tmux");
         command.args(["-L", &self.socket]);
         command
     }
 
     /// Runs `shell` in a new 100x30 window.
-    fn start(shell: &str) -> Self {
+    pub(crate) fn start(shell: &str) -> Self {
         let tmux = Self {
             socket: support::unique("gantry-progress"),
         };
@@ -216,12 +216,17 @@ impl Tmux {
         tmux
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self.tmux().args(["capture-pane", "-p"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let screen = self.screen();
@@ -243,7 +248,7 @@ impl Drop for Tmux {
     }
 }
 
-fn shell_quote(text: &str) -> String {
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

@@ -19,6 +19,7 @@ use crate::launch;
 use crate::output::{LiveOutput, TAIL_LINES};
 use crate::runtime::ExecOutput;
 use crate::store::RecordKind;
+use crate::terminal;
 use crate::text::{expand_vars, scrub_secrets, tail as tail_of};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{
@@ -101,25 +102,8 @@ impl Operation for WithExec {
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
         let record = run_exec(cx, call, &parent, &self.exec).await?;
-        let mut state = (*parent).clone();
+        let mut state = state_after(cx, &parent, &record)?;
         state.key = Some(call.key);
-        state.rootfs = Rootfs {
-            image_id: Some(record.image_id.clone()),
-            layers: Vec::new(),
-        };
-        for (path, content) in &record.mounts {
-            let tree = Arc::new(crate::host::load_tree(cx.store.as_ref(), content)?);
-            for mount in &mut state.mounts {
-                if mount.path == *path {
-                    if let MountSource::Directory { read_only, .. } = mount.source {
-                        mount.source = MountSource::Directory {
-                            tree: tree.clone(),
-                            read_only,
-                        };
-                    }
-                }
-            }
-        }
         // Redirected output under a mount went into the mount during the
         // run (`PreparedMounts::write_output`); the rest becomes a layer.
         for (target, output) in redirects(&parent, &self.exec, &record)? {
@@ -131,6 +115,56 @@ impl Operation for WithExec {
         state.image_ref = None;
         state.exec = Some(record);
         Ok(Value::Container(Arc::new(state)))
+    }
+}
+
+/// `parent` as the command of `record` left it: its filesystem, and its
+/// writable directory mounts with what the command wrote there.
+fn state_after(
+    cx: &Context,
+    parent: &ContainerState,
+    record: &ExecRecord,
+) -> Result<ContainerState> {
+    let mut state = parent.clone();
+    state.rootfs = Rootfs {
+        image_id: Some(record.image_id.clone()),
+        layers: Vec::new(),
+    };
+    for (path, content) in &record.mounts {
+        let tree = Arc::new(crate::host::load_tree(cx.store.as_ref(), content)?);
+        for mount in &mut state.mounts {
+            if mount.path == *path {
+                if let MountSource::Directory { read_only, .. } = mount.source {
+                    mount.source = MountSource::Directory {
+                        tree: tree.clone(),
+                        read_only,
+                    };
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// `--interactive`: a shell on the user's terminal in the state the failed
+/// command left (its filesystem, mounts, environment and workdir), before
+/// the step fails with `error` as it would have. A shell that cannot open
+/// is logged, and the step fails as before.
+async fn debug_failure(cx: &Context, parent: &ContainerState, record: &ExecRecord, error: &Error) {
+    if !cx.debug_failures.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let opened = async {
+        let state = state_after(cx, parent, record)?;
+        let cmd = terminal::command(&state, &[]);
+        let title = format!(
+            "step failed, opening {} in its container: {error}",
+            cmd.join(" ")
+        );
+        terminal::open(cx, &state, cmd, "--interactive", &title).await
+    };
+    if let Err(error) = opened.await {
+        tracing::warn!(%error, "cannot open a shell in the failed step");
     }
 }
 
@@ -271,7 +305,11 @@ async fn run_exec(
             drop(process);
             let allowed = exec.expect.allows(record.exit_code);
             step.remember(Some(record.exit_code), allowed);
-            check_outcome(&step, exec, &record, tail)?;
+            if let Err(error) = check_outcome(&step, exec, &record, tail) {
+                drop(_slot);
+                debug_failure(cx, parent, &record, &error).await;
+                return Err(error);
+            }
             let json = serde_json::to_vec(&record).expect("records always serialise");
             cx.store.put(RecordKind::Exec, &key, &json)?;
             if let Some(remote) = &cx.remote_cache {

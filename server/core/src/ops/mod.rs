@@ -37,6 +37,7 @@ mod remove;
 mod rootfs;
 mod service;
 mod socket;
+mod terminal;
 
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +164,7 @@ registry! {
     "containerWithError" => config::ContainerWithError,
     "withEnvFileVariables" => envfile::WithEnvFileVariables,
     "hostContainerImage" => image::HostContainerImage,
+    "withDefaultTerminalCmd" => terminal::WithDefaultTerminalCmd,
     // ---- Directory
     "emptyDirectory" => directory::EmptyDirectory,
     "directoryWithNewFile" => directory::DirectoryWithNewFile,

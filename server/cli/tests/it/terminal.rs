@@ -1,0 +1,173 @@
+//! Interactive terminals: `Container.terminal` and `gantry run
+//! --interactive` on a real terminal (tmux: keys typed, the screen read),
+//! and the error where no terminal is attached.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::progress::{shell_quote, Tmux};
+use crate::support::{self, busybox};
+
+/// Writes `query.graphql` and `pipeline.sh` into `dir`: the script sends
+/// the query to the session (`gantry query` on the session's socket,
+/// quietly) and then prints `script-continues` and the answer.
+fn pipeline(dir: &Path, query: &str) {
+    std::fs::write(dir.join("query.graphql"), query).unwrap();
+    let script = format!(
+        "{gantry} query --progress=quiet query.graphql > out.json 2>&1; code=$?\n\
+         echo \"script-continues code=$code $(cat out.json)\"\n\
+         exit $code\n",
+        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
+    );
+    std::fs::write(dir.join("pipeline.sh"), script).unwrap();
+}
+
+/// The shell line a tmux window runs: `gantry run FLAGS -- sh pipeline.sh`
+/// in `dir` with its own state, then `exit=CODE` (and a pause to read it).
+fn run_on_a_terminal(dir: &Path, flags: &str) -> String {
+    format!(
+        "cd {dir} && env -u GANTRY_PROGRESS GANTRY_STATE_DIR={dir}/state \
+         {gantry} run {flags} -- sh pipeline.sh; echo exit=$?; sleep 600",
+        dir = shell_quote(&dir.display().to_string()),
+        gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
+    )
+}
+
+fn type_line(tmux: &Tmux, line: &str) {
+    let status = tmux
+        .tmux()
+        .args(["send-keys", "-l", line])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tmux.tmux().args(["send-keys", "Enter"]).status().unwrap();
+    assert!(status.success());
+}
+
+const SLOW: Duration = Duration::from_secs(120);
+
+#[test]
+fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
+    // The native runtime refuses terminals (docs/compatibility.md).
+    require_docker!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("marker");
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withNewFile(path: "/etc/marker", contents: "{marker}") {{ withWorkdir(path: "/etc") {{ terminal {{ withExec(args: ["cat", "marker"]) {{ stdout }} }} }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    tmux.wait_for("the shell to open", SLOW, |screen| {
+        screen.contains("terminal: sh")
+    });
+    type_line(&tmux, "cat /etc/marker; echo; echo $((6*7))-answer; pwd");
+    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
+        screen.contains("42-answer")
+    });
+    assert!(
+        screen.lines().any(|line| line.trim_end() == marker),
+        "the container's file, read in the shell:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|line| line.trim_end() == "/etc"),
+        "the container's workdir:\n{screen}"
+    );
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    assert!(screen.contains("script-continues code=0"), "{screen}");
+    // The container came back unchanged: the next step reads the file.
+    let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(answer.contains(&marker), "{answer}");
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
+#[test]
+fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
+    require_docker!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("before");
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withNewFile(path: "/work/before.txt", contents: "{marker}") {{ withWorkdir(path: "/work") {{ withExec(args: ["sh", "-c", "echo $((20+3))-left-by-the-step > after.txt; exit 3"]) {{ stdout }} }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), "--interactive"));
+    tmux.wait_for("the shell to open", SLOW, |screen| {
+        screen.contains("step failed, opening sh")
+    });
+    type_line(&tmux, "cat before.txt; echo; cat after.txt");
+    let screen = tmux.wait_for("the failed step's files", SLOW, |screen| {
+        screen.contains("23-left-by-the-step")
+    });
+    assert!(
+        screen.lines().any(|line| line.trim_end() == marker),
+        "the step's input files:\n{screen}"
+    );
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the run to finish", SLOW, |screen| screen.contains("exit="));
+    assert!(screen.contains("script-continues code="), "{screen}");
+    assert!(!screen.contains("script-continues code=0"), "{screen}");
+    let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(
+        answer.contains("exit code: 3"),
+        "the original error: {answer}"
+    );
+    assert!(!screen.contains("exit=0"), "{screen}");
+}
+
+#[test]
+fn terminal_without_a_terminal_fails_at_once_naming_the_fix() {
+    require_runtime!();
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ terminal {{ id }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    // stdin is not a terminal (as in CI): nothing is lent, nothing waits.
+    let out = support::gantry(dir.path())
+        .env_remove("GANTRY_SOCKET")
+        .args(["run", "--", "sh", "pipeline.sh"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("script-continues code="), "{stdout}");
+    assert!(!stdout.contains("script-continues code=0"), "{stdout}");
+    let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(
+        answer.contains("Container.terminal needs an interactive terminal")
+            && answer.contains("run the pipeline under `gantry run -- CMD`"),
+        "{answer}"
+    );
+
+    // --interactive says at once that it has no terminal to open a shell on.
+    let out = support::gantry(dir.path())
+        .args(["run", "--interactive", "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--interactive") && stderr.contains("not a terminal"),
+        "{stderr}"
+    );
+}

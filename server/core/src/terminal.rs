@@ -1,0 +1,91 @@
+//! Interactive terminals: a shell in a container state on the user's
+//! terminal (`Container.terminal`, `Directory.terminal`) and, with
+//! `--interactive`, in the state a failed step left.
+//!
+//! The engine has no terminal of its own: the client that owns the user's
+//! terminal lends it (`Engine::attach_terminal`, a `TerminalHost`), and a
+//! terminal requested where none was lent fails at once with
+//! `Error::NoTerminal`, which names the fix. The process is prepared as an
+//! exec's is (mounts, bound services, environment, secrets) and run by the
+//! runtime with a TTY; nothing it does is committed or cached.
+
+use tracing::{debug, info_span, Instrument as _};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::launch;
+use crate::value::ContainerState;
+
+/// The shell a terminal runs when neither the call nor the container
+/// (`withDefaultTerminalCmd`) names a command, as in Dagger.
+pub(crate) const DEFAULT_TERMINAL_CMD: &str = "sh";
+
+/// The command a terminal runs in `state`: `cmd` when given, else the
+/// container's default terminal command, else `sh`.
+pub(crate) fn command(state: &ContainerState, cmd: &[String]) -> Vec<String> {
+    if !cmd.is_empty() {
+        cmd.to_vec()
+    } else if !state.default_terminal_cmd.is_empty() {
+        state.default_terminal_cmd.clone()
+    } else {
+        vec![DEFAULT_TERMINAL_CMD.to_owned()]
+    }
+}
+
+/// Whether a terminal can be opened at all; `what` names the request in
+/// the error (`Container.terminal`).
+pub(crate) fn check(cx: &Context, what: &str) -> Result<()> {
+    match cx.terminal.get() {
+        Some(_) => Ok(()),
+        None => Err(Error::NoTerminal { what: what.into() }),
+    }
+}
+
+/// Runs `cmd` in `state` on the user's terminal until it exits. `title`
+/// is what the user is told before the shell starts. The exit code of the
+/// shell is not an error: the user ends it however they like.
+pub(crate) async fn open(
+    cx: &Context,
+    state: &ContainerState,
+    cmd: Vec<String>,
+    what: &str,
+    title: &str,
+) -> Result<()> {
+    let Some(host) = cx.terminal.get() else {
+        return Err(Error::NoTerminal { what: what.into() });
+    };
+    let mut process = launch::prepare(cx, state, cmd).await?;
+    if !process
+        .spec
+        .env
+        .iter()
+        .any(|entry| entry.starts_with("TERM="))
+    {
+        process.spec.env.push("TERM=xterm".to_owned());
+    }
+    let io = host.attach(title).await?;
+    let run = cx
+        .runtime
+        .terminal(process.spec.clone(), io)
+        .instrument(info_span!("terminal"));
+    let exit_code = tokio::select! {
+        code = run => code?,
+        error = process.services.exited() => return Err(error),
+    };
+    debug!(exit_code, "terminal closed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_falls_back_to_the_default_then_sh() {
+        let mut state = ContainerState::default();
+        assert_eq!(command(&state, &[]), ["sh"]);
+        state.default_terminal_cmd = vec!["bash".into(), "-l".into()];
+        assert_eq!(command(&state, &[]), ["bash", "-l"]);
+        assert_eq!(command(&state, &["zsh".to_owned()]), ["zsh"]);
+    }
+}

@@ -1,0 +1,160 @@
+//! Terminals against `FakeRuntime` and a fake user terminal: which command
+//! runs where, the error without a terminal, `--interactive` on a failed
+//! step. The real terminal (tmux) is tested end to end in server/cli.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use gantry_core::fake::FakeRuntime;
+use gantry_core::ops::{self, ExecArgs};
+use gantry_core::runtime::{RuntimeError, TerminalHost, TerminalIo, TerminalSize};
+use gantry_core::store::MemoryStore;
+use gantry_core::{Digest, Engine, EngineOptions, Error};
+
+/// A terminal that records the titles it was attached with.
+#[derive(Default)]
+struct RecordingTerminal {
+    titles: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl TerminalHost for RecordingTerminal {
+    async fn attach(&self, title: &str) -> Result<TerminalIo, RuntimeError> {
+        self.titles.lock().unwrap().push(title.to_owned());
+        let (_keys, input) = tokio::sync::mpsc::channel(1);
+        let (output, mut shown) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        tokio::spawn(async move { while shown.recv().await.is_some() {} });
+        Ok(TerminalIo {
+            input,
+            output,
+            size: TerminalSize::default(),
+        })
+    }
+}
+
+fn engine() -> (Engine, Arc<FakeRuntime>) {
+    let runtime = Arc::new(FakeRuntime::default());
+    let engine = Engine::new(
+        runtime.clone(),
+        Arc::new(MemoryStore::default()),
+        EngineOptions {
+            max_parallel: 4,
+            secret_key: [3; 32],
+        },
+    );
+    (engine, runtime)
+}
+
+fn base(engine: &Engine) -> Digest {
+    let scratch = engine.add(ops::Scratch { platform: None }).digest;
+    engine
+        .add(ops::FromImage {
+            parent: scratch,
+            address: "127.0.0.1:5000/busybox".into(),
+        })
+        .digest
+}
+
+fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
+    engine
+        .add(ops::WithExec {
+            parent,
+            exec: ExecArgs {
+                args: args.iter().map(|arg| arg.to_string()).collect(),
+                ..ExecArgs::default()
+            },
+        })
+        .digest
+}
+
+#[tokio::test]
+async fn without_a_terminal_the_request_fails_at_once_naming_the_fix() {
+    let (engine, runtime) = engine();
+    let container = exec(&engine, base(&engine), &["echo", "built"]);
+    let error = engine
+        .terminal(container, &[], "Container.terminal")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NoTerminal { .. }), "{error}");
+    assert_eq!(error.code(), "NO_TERMINAL");
+    assert!(error.to_string().contains("gantry run -- CMD"), "{error}");
+    // Nothing was built for a terminal that cannot open.
+    assert_eq!(runtime.execs(), 0);
+    assert!(runtime.terminals.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_command_is_cmd_else_the_default_terminal_cmd_else_sh() {
+    let (engine, runtime) = engine();
+    let terminal = Arc::new(RecordingTerminal::default());
+    engine.attach_terminal(terminal.clone(), false);
+    let built = exec(&engine, base(&engine), &["echo", "built"]);
+    engine
+        .terminal(built, &[], "Container.terminal")
+        .await
+        .unwrap();
+    let with_default = engine
+        .add(ops::WithDefaultTerminalCmd {
+            parent: built,
+            args: vec!["bash".into(), "-l".into()],
+        })
+        .digest;
+    engine
+        .terminal(with_default, &[], "Container.terminal")
+        .await
+        .unwrap();
+    engine
+        .terminal(with_default, &["zsh".to_owned()], "Container.terminal")
+        .await
+        .unwrap();
+    let terminals = runtime.terminals.lock().unwrap().clone();
+    let commands: Vec<Vec<String>> = terminals.iter().map(|(args, _)| args.clone()).collect();
+    assert_eq!(
+        commands,
+        [
+            vec!["sh".to_owned()],
+            vec!["bash".into(), "-l".into()],
+            vec!["zsh".into()]
+        ]
+    );
+    // In the built state: the image the exec committed.
+    assert!(terminals
+        .iter()
+        .all(|(_, image)| image.as_deref() == Some("fake-committed:1")));
+    assert_eq!(terminal.titles.lock().unwrap().len(), 3);
+    // A default terminal command changes no step's inputs: the same exec
+    // after it is a cache hit.
+    let after = exec(&engine, with_default, &["echo", "next"]);
+    let again = exec(&engine, built, &["echo", "next"]);
+    engine.container(after).await.unwrap();
+    engine.container(again).await.unwrap();
+    assert_eq!(runtime.execs(), 2);
+}
+
+#[tokio::test]
+async fn interactive_opens_a_shell_in_the_failed_state_then_fails_as_before() {
+    let (engine, runtime) = engine();
+    let terminal = Arc::new(RecordingTerminal::default());
+    engine.attach_terminal(terminal.clone(), true);
+    let failing = exec(&engine, base(&engine), &["fail", "3"]);
+    let error = engine.container(failing).await.unwrap_err();
+    assert!(error.to_string().contains("exit code: 3"), "{error}");
+    let terminals = runtime.terminals.lock().unwrap().clone();
+    assert_eq!(
+        terminals,
+        [(vec!["sh".to_owned()], Some("fake-committed:1".to_owned()))],
+        "a shell in what the failed command left"
+    );
+    let titles = terminal.titles.lock().unwrap().clone();
+    assert!(
+        titles[0].contains("step failed") && titles[0].contains("exit code: 3"),
+        "{titles:?}"
+    );
+
+    // Without --interactive a failure opens nothing.
+    let (engine, runtime) = self::engine();
+    engine.attach_terminal(Arc::new(RecordingTerminal::default()), false);
+    let failing = exec(&engine, base(&engine), &["fail", "3"]);
+    engine.container(failing).await.unwrap_err();
+    assert!(runtime.terminals.lock().unwrap().is_empty());
+}
