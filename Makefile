@@ -69,9 +69,15 @@ TEST_LAST := dist-test docs-test chaos
 # packaging and the static musl link, not the optimiser: it is built without optimisation,
 # which compiles in a fraction of the time (cargo's per-profile environment override,
 # inherited by the cargo that docs-test's pages run, so theirs reuses the same build).
+# The same goes for whole-program optimisation (Cargo.toml's lto and codegen-units, which
+# shrink the shipped binary and its idle memory but make its link several times slower).
 # `make dist` on its own builds the release profile as it stands in Cargo.toml.
 TEST_RELEASE_OPT_LEVEL ?= 0
+TEST_RELEASE_LTO ?= off
+TEST_RELEASE_CODEGEN_UNITS ?= 16
 test test-serial: export CARGO_PROFILE_RELEASE_OPT_LEVEL := $(TEST_RELEASE_OPT_LEVEL)
+test test-serial: export CARGO_PROFILE_RELEASE_LTO := $(TEST_RELEASE_LTO)
+test test-serial: export CARGO_PROFILE_RELEASE_CODEGEN_UNITS := $(TEST_RELEASE_CODEGEN_UNITS)
 
 TEST_STEPS := rust-test compat python-test go-test dagger-sdk-test php-test typescript-test \
 	browser-test conformance chaos dist-test docs-test

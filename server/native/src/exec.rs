@@ -2,7 +2,8 @@
 //! becoming its snapshot.
 //!
 //! Per step: mount (the image's layers, the init skeleton, a fresh upper directory),
-//! apply pending layers, resolve the user, create a network namespace, write the spec
+//! apply pending layers, resolve the user (meanwhile, take a network namespace made
+//! ahead: `network`), write the spec
 //! to the run directory (tmpfs), run `RUNTIME run` inside gantry's cgroup with stdout
 //! and stderr on pipes, then tear down and keep the upper directory as a new layer (or
 //! nothing, when the command changed no file). A [`Step`] guard undoes everything if
@@ -62,6 +63,10 @@ impl Step {
     /// Tears down in order: processes, container state, cgroup, network, mount, and
     /// the step's run directory (so that a step that returned has no trace there).
     async fn release(&mut self) {
+        // The namespace is not needed for the snapshot: deleted off the step's path.
+        if let (Some(network), Some(net)) = (self.inner.network.as_ref(), self.network.take()) {
+            network.release_later(net);
+        }
         let leftovers = self.leftovers();
         let dir = std::mem::take(&mut self.dir);
         let _ = tokio::task::spawn_blocking(move || {
@@ -195,43 +200,57 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         started: false,
     };
 
-    // Mount and populate the root filesystem, resolve the user.
-    let phase = Instant::now();
+    // Mount and populate the root filesystem, resolve the user; meanwhile, take a
+    // network namespace (one made ahead, usually).
     let base_id = spec.rootfs.image_id.clone();
-    let (base_layers, mount, exec_user) = {
+    let prepared = async {
+        let phase = Instant::now();
         let inner = inner.clone();
         let scratch = step.scratch.clone();
         let dir = step.dir.clone();
         let layers = spec.rootfs.layers.clone();
         let user_spec = spec.user.clone();
         let base = base_id.clone();
-        tokio::task::spawn_blocking(move || {
+        let outcome = tokio::task::spawn_blocking(move || {
             prepare(&inner, base.as_deref(), &layers, &scratch, &dir, &user_spec)
         })
         .await
         .map_err(|error| RuntimeError::Failed {
             action: action.to_owned(),
             reason: error.to_string(),
-        })?
-    }?;
-    step.mount = Some(mount);
-    timings.prepare_ms = ms(phase);
-
-    let phase = Instant::now();
-    if let Some(network) = &inner.network {
-        let sequence = id
-            .rsplit('-')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        step.network = Some(
-            network
-                .create(&inner.run.name, sequence)
-                .await
-                .map_err(failed(action))?,
-        );
-    }
-    timings.network_ms = ms(phase);
+        });
+        (outcome, ms(phase))
+    };
+    let network = async {
+        let phase = Instant::now();
+        let outcome = match &inner.network {
+            Some(network) => Some(network.take().await.map_err(failed(action))),
+            None => None,
+        };
+        (outcome, ms(phase))
+    };
+    let ((prepared, prepare_ms), (network, network_ms)) = tokio::join!(prepared, network);
+    timings.prepare_ms = prepare_ms;
+    timings.network_ms = network_ms;
+    // Whatever failed, what the other half made is the step's: dropping it (the
+    // `Step` guard) releases it.
+    let (base_layers, exec_user) = match (prepared.and_then(|outcome| outcome), network.transpose())
+    {
+        (Ok((base_layers, mount, exec_user)), Ok(network)) => {
+            step.mount = Some(mount);
+            step.network = network;
+            (base_layers, exec_user)
+        }
+        (Ok((_, mount, _)), Err(error)) => {
+            step.mount = Some(mount);
+            return Err(error);
+        }
+        (Err(error), Ok(network)) => {
+            step.network = network;
+            return Err(error);
+        }
+        (Err(error), Err(_)) => return Err(error),
+    };
 
     let phase = Instant::now();
     let cgroup = format!("gantry/{}/{id}", inner.run.name);

@@ -155,7 +155,7 @@ pub(crate) struct Inner {
     pub(crate) run: run::EngineRun,
     pub(crate) oci: oci::OciRuntime,
     pub(crate) cgroups: oci::Cgroups,
-    pub(crate) network: Option<network::Network>,
+    pub(crate) network: Option<Arc<network::Network>>,
     pub(crate) options: NativeOptions,
     pub(crate) sequence: AtomicU64,
 }
@@ -184,7 +184,13 @@ impl NativeRuntime {
         let store = store::Store::open(&options.store_root)?;
         let run = run::EngineRun::create(&options.run_root, store.root())?;
         let network = match options.network {
-            NetworkMode::Bridge => Some(network::Network::start(&options.run_root).await?),
+            NetworkMode::Bridge => {
+                // Namespaces are made ahead once the orphans are gone (`remove_orphans`)
+                // or when the first step takes one.
+                Some(Arc::new(
+                    network::Network::start(&options.run_root, &run.name).await?,
+                ))
+            }
             NetworkMode::Host => None,
         };
         tracing::info!(
@@ -334,7 +340,17 @@ impl Runtime for NativeRuntime {
         let run_root = inner.options.run_root.clone();
         let _ =
             tokio::task::spawn_blocking(move || run::remove_stale_scratch(&tmp, &run_root)).await;
+        // The first steps' namespaces, made while the engine waits for them.
+        if let Some(network) = &inner.network {
+            network.refill();
+        }
         Ok(removed)
+    }
+
+    async fn shutdown(&self) {
+        if let Some(network) = &self.inner.network {
+            network.shutdown().await;
+        }
     }
 
     // Services (long-running containers on a shared step network, host

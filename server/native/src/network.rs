@@ -17,6 +17,14 @@
 //! - `net.ipv4.ip_forward` must be 1 for steps to reach beyond the host; gantry turns
 //!   it on when it is off (as Docker does) and says so in its log.
 //!
+//! - Creating a namespace takes two `ip` processes, and deleting one two more: neither
+//!   is on a step's path. The engine keeps a few namespaces ready ([`READY`]), made at
+//!   start (once dead engines' leftovers are gone) and refilled in the background as
+//!   steps take them, and deletes a finished
+//!   step's namespace in the background too ([`Network::release_later`]); its address is
+//!   handed out again only once that is done. [`Network::shutdown`] waits for both and
+//!   deletes the unused ready ones.
+//!
 //! Host networking (`NetworkMode::Host`) is an explicit opt-in: steps then share the
 //! engine's network namespace and none of the above is set up.
 
@@ -24,7 +32,8 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncWriteExt as _;
 
@@ -35,6 +44,9 @@ const SUBNET_PREFIX: &str = "10.87";
 const NAT_CHAIN: &str = "GANTRY-POSTROUTING";
 const FORWARD_CHAIN: &str = "GANTRY-FORWARD";
 const NETNS_DIR: &str = "/run/netns";
+/// Namespaces kept ready for the next steps: enough for a chain of steps and the first
+/// of a few parallel ones to start without waiting for `ip`.
+const READY: usize = 2;
 
 /// How steps reach the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +68,15 @@ pub(crate) struct Network {
     last: Mutex<u8>,
     run_root: PathBuf,
     resolv_conf: Vec<u8>,
+    /// `<pid>-<n>` of the engine: namespaces are named `gantry-<engine>-<sequence>`.
+    engine: String,
+    sequence: AtomicU64,
+    /// Namespaces made ahead, not yet given to a step.
+    ready: Mutex<Vec<StepNetwork>>,
+    /// A refill of `ready` is under way.
+    filling: AtomicBool,
+    /// Background refills and deletions, awaited by [`Network::shutdown`].
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One step's namespace, removed by [`Network::release`].
@@ -160,7 +181,7 @@ fn step_resolv_conf() -> Vec<u8> {
 
 impl Network {
     /// Sets up the bridge and the rules (once per machine) and claims a block.
-    pub(crate) async fn start(run_root: &Path) -> Result<Self, Error> {
+    pub(crate) async fn start(run_root: &Path, engine: &str) -> Result<Self, Error> {
         let net_dir = run_root.join("net");
         std::fs::create_dir_all(&net_dir)
             .map_err(|source| Error::io("creating", &net_dir, source))?;
@@ -189,6 +210,11 @@ impl Network {
             last: Mutex::new(1),
             run_root: run_root.to_owned(),
             resolv_conf: step_resolv_conf(),
+            engine: engine.to_owned(),
+            sequence: AtomicU64::new(0),
+            ready: Mutex::new(Vec::new()),
+            filling: AtomicBool::new(false),
+            background: Mutex::new(Vec::new()),
         })
     }
 
@@ -264,8 +290,106 @@ impl Network {
         Ok(())
     }
 
-    /// A namespace for one step, connected to the bridge.
-    pub(crate) async fn create(&self, engine: &str, sequence: u64) -> Result<StepNetwork, Error> {
+    /// A namespace for one step: a ready one if there is, else a new one. Either way a
+    /// refill of the ready ones starts in the background.
+    pub(crate) async fn take(self: &Arc<Self>) -> Result<StepNetwork, Error> {
+        let ready = self
+            .ready
+            .lock()
+            .expect("the ready set is never poisoned")
+            .pop();
+        self.refill();
+        match ready {
+            Some(step) => Ok(step),
+            None => self.create().await,
+        }
+    }
+
+    /// Starts making namespaces until [`READY`] are waiting (unless a refill is under way).
+    pub(crate) fn refill(self: &Arc<Self>) {
+        if self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let network = self.clone();
+        self.track(tokio::spawn(async move {
+            loop {
+                let missing = READY.saturating_sub(
+                    network
+                        .ready
+                        .lock()
+                        .expect("the ready set is never poisoned")
+                        .len(),
+                );
+                if missing == 0 {
+                    break;
+                }
+                match network.create().await {
+                    Ok(step) => network
+                        .ready
+                        .lock()
+                        .expect("the ready set is never poisoned")
+                        .push(step),
+                    Err(error) => {
+                        // Steps then make their own, and report the error themselves.
+                        tracing::debug!(%error, "cannot make a step network ahead");
+                        break;
+                    }
+                }
+            }
+            network.filling.store(false, Ordering::Release);
+        }));
+    }
+
+    fn track(&self, handle: tokio::task::JoinHandle<()>) {
+        let mut background = self
+            .background
+            .lock()
+            .expect("the task list is never poisoned");
+        background.retain(|task| !task.is_finished());
+        background.push(handle);
+    }
+
+    /// Deletes a finished step's namespace in the background (see the module
+    /// documentation); its address is free again afterwards.
+    pub(crate) fn release_later(self: &Arc<Self>, step: StepNetwork) {
+        let network = self.clone();
+        self.track(tokio::task::spawn_blocking(move || network.release(step)));
+    }
+
+    /// The engine is stopping: waits for the background work and deletes the ready
+    /// namespaces.
+    pub(crate) async fn shutdown(self: &Arc<Self>) {
+        loop {
+            let pending = std::mem::take(
+                &mut *self
+                    .background
+                    .lock()
+                    .expect("the task list is never poisoned"),
+            );
+            if pending.is_empty() {
+                break;
+            }
+            for task in pending {
+                let _ = task.await;
+            }
+        }
+        let network = self.clone();
+        let _ = tokio::task::spawn_blocking(move || network.release_ready()).await;
+    }
+
+    /// Deletes the namespaces made ahead and not used. Blocking.
+    fn release_ready(&self) {
+        let ready =
+            std::mem::take(&mut *self.ready.lock().expect("the ready set is never poisoned"));
+        for step in ready {
+            self.release(step);
+        }
+    }
+
+    /// A new namespace, connected to the bridge.
+    async fn create(&self) -> Result<StepNetwork, Error> {
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let engine = &self.engine;
         let host = {
             // Round robin: an address just released is the last to be reused.
             let mut free = self.free.lock().expect("the address set is never poisoned");
@@ -353,6 +477,8 @@ impl Drop for Network {
     /// The engine is stopping: when no other engine holds a block, the bridge, the
     /// chains and the jumps go (blocking: this runs when the runtime is dropped).
     fn drop(&mut self) {
+        // Without a `shutdown` (an engine dropped in a test), the ready ones go here.
+        self.release_ready();
         let net_dir = self.run_root.join("net");
         let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else {
             return;

@@ -6,6 +6,7 @@
 //! `auths` entries and credential helpers), as `docker pull` would use them.
 //! Registries on loopback addresses are spoken to over plain HTTP, as dockerd does.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -62,6 +63,21 @@ pub fn is_loopback(registry: &str) -> bool {
 
 pub(crate) fn client(registry: &str) -> Client {
     client_for(registry, is_loopback(registry))
+}
+
+/// The client for anonymous pulls from `registry`, made once per process and shared:
+/// making one loads the system's root certificates (twice, in `oci-client`), which
+/// cost every pull some tens of milliseconds. Only anonymous access shares a client
+/// (its token cache then holds anonymous tokens only); a pull with credentials gets a
+/// client of its own, so no pipeline's tokens serve another.
+fn anonymous_client(registry: &str) -> Client {
+    static CLIENTS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Client>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut clients = CLIENTS.lock().expect("the client map is never poisoned");
+    clients
+        .entry(registry.to_owned())
+        .or_insert_with(|| client(registry))
+        .clone()
 }
 
 /// A registry client for `registry`, over plain HTTP when `plain_http` (loopback
@@ -242,7 +258,10 @@ pub(crate) async fn pull(
     password: Option<&str>,
 ) -> Result<Pulled, RuntimeError> {
     let reference = image.whole();
-    let client = client(image.resolve_registry());
+    let client = match auth {
+        OciAuth::Anonymous => anonymous_client(image.resolve_registry()),
+        _ => client(image.resolve_registry()),
+    };
     let (manifest, manifest_digest, config, list_digest) = client
         .pull_manifest_and_config_and_list_digest(image, auth)
         .await

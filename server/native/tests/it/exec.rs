@@ -400,3 +400,68 @@ async fn steps_reach_a_server_on_the_host() {
         .await;
     assert!(addresses.starts_with("inet 10.87."), "{addresses}");
 }
+
+/// The engine's network namespaces (`gantry-<engine>-…`), by name.
+fn namespaces_of(runtime: &gantry_native::NativeRuntime) -> Vec<String> {
+    let engine = runtime
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let prefix = format!("gantry-{engine}-");
+    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn namespaces_are_made_ahead_used_once_and_gone_at_shutdown() {
+    let Some(fixture) = Fixture::start().await else {
+        return;
+    };
+    let image = fixture.pull(&busybox()).await.image_id;
+    // More parallel steps than namespaces kept ready: each still gets its own.
+    let address = "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'";
+    let outputs = futures::future::join_all((0..4).map(|_| fixture.sh(&image, address))).await;
+    let mut distinct = outputs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{outputs:?}");
+    // Idle, the engine holds the ready ones only: the steps' went in the background.
+    let ready = wait_for_namespaces(&fixture.runtime, |names| names.len() == 2).await;
+    // The next step takes one of them, which is deleted after it and not used again.
+    let next = fixture.sh(&image, address).await;
+    assert!(next.starts_with("inet 10.87."), "{next}");
+    wait_for_namespaces(&fixture.runtime, |names| {
+        names.len() == 2 && ready.iter().any(|name| !names.contains(name))
+    })
+    .await;
+    fixture.runtime.shutdown().await;
+    assert_eq!(namespaces_of(&fixture.runtime), Vec::<String>::new());
+}
+
+/// Waits (up to 20 s) until the engine's namespaces satisfy `done`; returns them.
+async fn wait_for_namespaces(
+    runtime: &gantry_native::NativeRuntime,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let names = namespaces_of(runtime);
+        if done(&names) {
+            return names;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out; the engine's namespaces: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
