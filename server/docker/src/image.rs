@@ -241,7 +241,11 @@ impl DockerRuntime {
     }
 
     /// `docker save` of the image under `reference`'s name (`save_as_is`).
-    pub(crate) async fn save_raw(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+    pub(crate) async fn save_raw(
+        &self,
+        image_id: &str,
+        reference: &str,
+    ) -> Result<Bytes, RuntimeError> {
         let parsed = parse_target(reference)?;
         let (repo, tag) = (parsed.repo(), parsed.tag_or_latest());
         // Saved by name so that `docker load` restores the name too.

@@ -90,7 +90,15 @@ impl Daemon {
             .map_err(|e| format!("cannot start its watcher (setsid sh): {e}"))?;
         let subnet = free_subnet().ok_or("no free /24 in 10.232.0.0/16 for its bridge")?;
         let added = ip(&["link", "add", &bridge, "type", "bridge"])
-            .and_then(|()| ip(&["addr", "add", &format!("10.232.{subnet}.1/24"), "dev", &bridge]))
+            .and_then(|()| {
+                ip(&[
+                    "addr",
+                    "add",
+                    &format!("10.232.{subnet}.1/24"),
+                    "dev",
+                    &bridge,
+                ])
+            })
             .and_then(|()| ip(&["link", "set", &bridge, "up"]));
         added.map_err(|e| format!("cannot make its bridge {bridge} (needs root): {e}"))?;
         let registry = crate::support::registry();
