@@ -1234,17 +1234,23 @@ class Suite:
         except RuntimeError as error:
             log(f"(13 on the native runtime skipped: {error})")
         probe.stop()
+        wanted = set(filter(None, self.args.cache_cases.split(",")))
         for runtime in runtimes:
-            self.bench_remote_cache_on(runtime)
+            for kind in ("registry", "layout"):
+                if not wanted or f"{runtime}-{kind}" in wanted:
+                    self.bench_remote_cache_on(runtime, kind)
 
-    def bench_remote_cache_on(self, runtime: str) -> None:
+    def bench_remote_cache_on(self, runtime: str, kind: str) -> None:
         where = ("one dockerd: B finds A's layers on the daemon, so it downloads nothing"
                  if runtime == "docker" else
                  "each state directory its own snapshot store: B downloads the base image and "
                  "the filesystems its leaves need")
-        log(f"== 13 ({runtime}). the seed pipeline on a fresh machine B from machine A's remote "
-            f"cache (--cache on the local registry); {where}")
-        src = self.work / f"cache-src-{runtime}"
+        cache_where = ("on the local registry" if kind == "registry" else
+                       "an OCI layout directory, oci-layout:DIR")
+        case = runtime if kind == "registry" else f"{runtime}-layout"
+        log(f"== 13 ({case}). the seed pipeline on a fresh machine B from machine A's remote "
+            f"cache (--cache {cache_where}); {where}")
+        src = self.work / f"cache-src-{case}"
         shutil.copytree(BENCH / "seed/app", src)
         source_doc = (BENCH / "seed/source.graphql").read_text()
         pipeline_doc = (BENCH / "seed/pipeline.graphql").read_text()
@@ -1264,43 +1270,48 @@ class Suite:
         for i in range(self.n(3, 1)):
             # A fresh source marker per round: every round is cold on A.
             (src / "bench_marker.txt").write_text(uuid.uuid4().hex)
-            repo = f"{REGISTRY}/gantry-bench-{uuid.uuid4().hex[:12]}/cache"
+            if kind == "registry":
+                repo = f"{REGISTRY}/gantry-bench-{uuid.uuid4().hex[:12]}/cache"
+            else:
+                repo = f"oci-layout:{self.work / f'cache-layout-{case}-{i}'}"
             cache = ["--cache", repo]
-            plain = self.engine(f"cache-plain-{runtime}-{i}", runtime=runtime)
+            plain = self.engine(f"cache-plain-{case}-{i}", runtime=runtime)
             plain.start()
             cold_plain.append(pipeline(plain))
             plain.stop()
             (src / "bench_marker.txt").write_text(uuid.uuid4().hex)
-            a = self.engine(f"cache-a-{runtime}-{i}", runtime=runtime, extra_args=cache)
+            a = self.engine(f"cache-a-{case}-{i}", runtime=runtime, extra_args=cache)
             a.start()
             cold_cache.append(pipeline(a))
             flushes.append(stopped(a))
-            b = self.engine(f"cache-b-{runtime}-{i}", runtime=runtime, extra_args=cache)
+            b = self.engine(f"cache-b-{case}-{i}", runtime=runtime, extra_args=cache)
             b.start()
             cached_b.append(pipeline(b))
             b.stop()
             b_bytes.append(tree_bytes(b.state_dir))
             # Machine A again, without the remote cache: its local cache, warm on disk.
-            warm = self.engine(f"cache-warm-{runtime}-{i}", state_dir=a.state_dir, runtime=runtime)
+            warm = self.engine(f"cache-warm-{case}-{i}", state_dir=a.state_dir, runtime=runtime)
             warm.start()
             warm_local.append(pipeline(warm))
             warm.stop()
+            if kind == "layout":
+                shutil.rmtree(repo.removeprefix("oci-layout:"), ignore_errors=True)
             log(f"round {i + 1}: A cold {cold_cache[-1]:.2f} s (+{flushes[-1]:.2f} s flushing "
                 f"at stop), no cache {cold_plain[-1]:.2f} s, B cached {cached_b[-1]:.2f} s, "
                 f"A warm local {warm_local[-1]:.2f} s, B's state dir {b_bytes[-1] / MB:.1f} MB")
         vs_cold = summary([b / a for a, b in zip(cold_cache, cached_b)])
         vs_warm = summary([b / w for w, b in zip(warm_local, cached_b)])
         push = summary([(a + f) / p for a, f, p in zip(cold_cache, flushes, cold_plain)])
-        self.record(f"13a-{runtime}", f"remote cache: machine B fully cached vs machine A cold ({runtime})",
+        self.record(f"13a-{case}", f"remote cache: machine B fully cached vs machine A cold ({case})",
                     gantry=summary(cached_b), baseline_name="machine A, cold",
                     baseline=summary(cold_cache), ratio=vs_cold, ratio_of="B / A cold",
                     target="<= 0.1x", met=vs_cold["median"] <= 0.1,
                     extra={"b_state_dir_bytes": b_bytes})
-        self.record(f"13b-{runtime}", f"remote cache: machine B vs a warm local cache ({runtime})",
+        self.record(f"13b-{case}", f"remote cache: machine B vs a warm local cache ({case})",
                     gantry=summary(cached_b), baseline_name="machine A again, warm local cache",
                     baseline=summary(warm_local), ratio=vs_warm, ratio_of="B / warm local",
                     target="<= 3x", met=vs_warm["median"] <= 3)
-        self.record(f"13c-{runtime}", f"remote cache: push overhead on a cold run ({runtime})",
+        self.record(f"13c-{case}", f"remote cache: push overhead on a cold run ({case})",
                     gantry=summary([a + f for a, f in zip(cold_cache, flushes)]),
                     baseline_name="the same cold run without --cache",
                     baseline=summary(cold_plain), ratio=push,
@@ -1475,6 +1486,9 @@ def main() -> int:
                         help="fewer runs (a smoke test of the suite); writes results/partial.*")
     parser.add_argument("--only", default="",
                         help="comma-separated benchmark numbers (1-13; 10 runs 10 and 11); writes results/partial.*")
+    parser.add_argument("--cache-cases", default="",
+                        help="benchmark 13's cases, comma-separated: docker-registry, docker-layout, "
+                             "native-registry, native-layout (default: all)")
     args = parser.parse_args()
     for tool, path in (("gantry", GANTRY), ("loadgen", LOADGEN)):
         if not path.exists():

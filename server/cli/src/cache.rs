@@ -352,11 +352,10 @@ struct RegistryBackend {
     auth: OciAuth,
     /// The same credentials for dockerd's pushes and pulls of filesystems.
     docker_auth: Option<RegistryAuth>,
-    /// One push at a time per filesystem image. Steps that change no file
-    /// share their parent's filesystem, and a push goes through a copy made
-    /// reproducible whose image ID depends only on its content: two pushes
-    /// of one filesystem share that copy, and one's untag after its push
-    /// would delete the copy under the other (a 404 mid-push on Docker).
+    /// One push at a time per filesystem image: steps that change no file
+    /// share their parent's filesystem, and the second push of it then finds
+    /// every layer in the repository instead of uploading the same layers
+    /// at the same time.
     pushing: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
@@ -542,8 +541,12 @@ impl RegistryBackend {
             self.repository,
             &short[..short.len().min(16)]
         );
+        // As the runtime holds it: a step filesystem needs no reproducible
+        // copy (its entry names it by digest, and the key, not the digest,
+        // finds it), and on Docker the copy costs a save, a rewrite and a
+        // load of every layer, the base image's included, on every push.
         let pushed = runtime
-            .push(image_id, &fs_tag, self.docker_auth.as_ref())
+            .push_as_is(image_id, &fs_tag, self.docker_auth.as_ref())
             .await;
         // The tag was only for the push (Docker tags before pushing; the native
         // runtime pushes without one): the image keeps its step tag.
@@ -738,9 +741,11 @@ async fn push_to_layout(
     replace: bool,
     entry_of: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
 ) -> Result<bool, String> {
-    // Saved under a name of its own (dockerd saves by name), dropped after.
+    // Saved under a name of its own (dockerd saves by name), dropped after;
+    // as the runtime holds it (see `RegistryBackend::push`), so that the
+    // config, and with Docker the image ID, stay those of the step's image.
     let name = format!("gantry-cache.local/filesystem:{hex}");
-    let saved = runtime.save_image(image_id, &name).await;
+    let saved = runtime.save_as_is(image_id, &name).await;
     if runtime.image_exists(&name).await == Ok(true) {
         let _ = runtime.remove_images(std::slice::from_ref(&name)).await;
     }
@@ -904,7 +909,13 @@ impl CachedRuntime {
                     return Ok(found.image_id);
                 }
                 let fetched = match place.strip_prefix("oci-layout:") {
-                    Some(dir) => self.load(Path::new(dir), digest, &local).await,
+                    Some(dir) => match self.loaded_before(Path::new(dir), digest).await {
+                        Some(found) => {
+                            tracing::debug!(%key, image = %found, "remote cache: step filesystem already here");
+                            return Ok(found);
+                        }
+                        None => self.load(Path::new(dir), digest, &local).await,
+                    },
                     None => self.inner.pull(&local, self.auth.as_ref()).await,
                 };
                 match fetched {
@@ -932,6 +943,21 @@ impl CachedRuntime {
                 Err(error)
             }
         }
+    }
+
+    /// The filesystem image `manifest` of the layout in `dir`, when the
+    /// runtime has its config already (Docker: an image of that ID, the step
+    /// image of the engine that pushed it on this daemon, or a load by an
+    /// earlier engine): loading it again would copy every layer for nothing.
+    async fn loaded_before(&self, dir: &Path, manifest: &str) -> Option<String> {
+        let layout = Layout::open(dir, false).ok()?;
+        let manifest = manifest.to_owned();
+        let config = tokio::task::spawn_blocking(move || layout.config_of(&manifest))
+            .await
+            .ok()?
+            .ok()?;
+        let found = self.inner.local_image(&config).await.ok()?;
+        (found.image_id == config).then_some(found.image_id)
     }
 
     /// Loads the filesystem image `manifest` of the layout in `dir` into the
@@ -1009,9 +1035,24 @@ impl Runtime for CachedRuntime {
         self.inner.push(&image_id, reference, auth).await
     }
 
+    async fn push_as_is(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        let image_id = self.resolve(image_id).await?;
+        self.inner.push_as_is(&image_id, reference, auth).await
+    }
+
     async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         let image_id = self.resolve(image_id).await?;
         self.inner.save_image(&image_id, reference).await
+    }
+
+    async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+        let image_id = self.resolve(image_id).await?;
+        self.inner.save_as_is(&image_id, reference).await
     }
 
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {

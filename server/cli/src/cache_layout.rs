@@ -351,6 +351,15 @@ impl Layout {
         Ok(true)
     }
 
+    /// The config digest of the filesystem image `manifest`.
+    pub(crate) fn config_of(&self, manifest: &str) -> Result<String, Fault> {
+        let bytes = self.blob(manifest, None)?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| m["config"]["digest"].as_str().map(str::to_owned))
+            .ok_or_else(|| Fault::Corrupt("its filesystem manifest is not valid".into()))
+    }
+
     /// The filesystem image `manifest` as a tarball both runtimes load
     /// (`docker save`'s `manifest.json` form) as `name`, every blob checked.
     pub(crate) fn image_tarball(&self, manifest: &str, name: &str) -> Result<Vec<u8>, Fault> {

@@ -504,8 +504,28 @@ pub trait Runtime: Send + Sync + 'static {
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError>;
 
+    /// `push` of the image as the runtime holds it, not made reproducible:
+    /// for gantry's own copies that no user pulls by digest (the remote
+    /// cache's step filesystems), where the rewrite would only cost time. A
+    /// runtime whose `push` costs no more keeps this default.
+    async fn push_as_is(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        self.push(image_id, reference, auth).await
+    }
+
     /// Writes `image_id` as a `docker save` tarball (loadable by `docker load`).
     async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError>;
+
+    /// `save_image` of the image as the runtime holds it, not made
+    /// reproducible (for the remote cache's step filesystems, as
+    /// `push_as_is`).
+    async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+        self.save_image(image_id, reference).await
+    }
 
     /// Loads a `docker save`/OCI tarball and returns the image ID it holds.
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError>;

@@ -119,15 +119,26 @@ impl DockerRuntime {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError> {
-        let password = auth.map(|a| a.password.as_str());
-        let parsed = parse_target(reference)?;
         // What is pushed is the image made reproducible: saved, rewritten
         // (`save`) and loaded back under the target's name. The same files
         // and config load as the same image, which dockerd pushes as the
         // same manifest.
         let reproducible = self.save(image_id, reference).await?;
         let loaded = self.load(reproducible).await?;
-        self.tag(&loaded.image_id, parsed.repo(), parsed.tag_or_latest())
+        self.push_tagged(&loaded.image_id, reference, auth).await
+    }
+
+    /// Tags `image_id` as `reference` and pushes it as it is (`push_as_is`;
+    /// the last step of `push_image`).
+    pub(crate) async fn push_tagged(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        let password = auth.map(|a| a.password.as_str());
+        let parsed = parse_target(reference)?;
+        self.tag(image_id, parsed.repo(), parsed.tag_or_latest())
             .await?;
         let options = PushImageOptionsBuilder::new()
             .tag(parsed.tag_or_latest())
@@ -206,7 +217,7 @@ impl DockerRuntime {
         image_id: &str,
         reference: &str,
     ) -> Result<Bytes, RuntimeError> {
-        let saved = self.save_as_is(image_id, reference).await?;
+        let saved = self.save_raw(image_id, reference).await?;
         let epoch = self.source_date_epoch;
         let rewritten = tokio::task::spawn_blocking(move || {
             reproducible::saved_image(
@@ -229,8 +240,12 @@ impl DockerRuntime {
         Ok(Bytes::from(rewritten))
     }
 
-    /// `docker save` of the image under `reference`'s name.
-    async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+    /// `docker save` of the image under `reference`'s name (`save_as_is`).
+    pub(crate) async fn save_raw(
+        &self,
+        image_id: &str,
+        reference: &str,
+    ) -> Result<Bytes, RuntimeError> {
         let parsed = parse_target(reference)?;
         let (repo, tag) = (parsed.repo(), parsed.tag_or_latest());
         // Saved by name so that `docker load` restores the name too.

@@ -268,9 +268,24 @@ impl Runtime for DockerRuntime {
         self.push_image(image_id, reference, auth).await
     }
 
+    #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference, auth = auth.is_some()))]
+    async fn push_as_is(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        self.push_tagged(image_id, reference, auth).await
+    }
+
     #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference))]
     async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         self.save(image_id, reference).await
+    }
+
+    #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference))]
+    async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+        self.save_raw(image_id, reference).await
     }
 
     #[tracing::instrument(skip_all, fields(bytes = tarball.len()))]

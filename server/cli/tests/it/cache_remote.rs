@@ -1,8 +1,10 @@
 //! The remote cache tier (`--cache REF`, docs/cache.md) on the runtime under test
 //! and the test registries: two "machines" are two engines with their own state
-//! directories (so their own state IDs: neither sees the other's gantry images,
-//! on this host's one dockerd or in its own snapshot store), sharing one registry
-//! repository.
+//! directories (so their own state IDs and paths), sharing one registry
+//! repository. In the cross-machine tests, machine B also has a Docker daemon of
+//! its own with the Docker runtime (the second dockerd of `daemon`: no image or
+//! layer of machine A's is there); with the native runtime, each state
+//! directory has its own snapshot store already.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,9 +14,10 @@ use gantry_core::store::RecordKind;
 use serde_json::{json, Value};
 
 use crate::cache_admin::cache_json;
+use crate::daemon::Daemon;
 use crate::support::{
-    busybox, containers_created_since, free_port, gantry, now, registry, run, strip_ansi, text,
-    unique, PrivateRegistry, Server, ServerOptions,
+    busybox, containers_created_on, containers_created_since, free_port, gantry, native, now,
+    registry, run, strip_ansi, text, unique, PrivateRegistry, Server, ServerOptions,
 };
 
 /// Three steps, the last reading what the first wrote; `$marker` keeps the keys
@@ -53,12 +56,37 @@ fn repository(name: &str) -> String {
 
 /// An engine (on the runtime under test) with the remote cache `repository` (plus `env`).
 fn cache_server(repository: &str, env: &[(&str, &str)]) -> Server {
+    cache_server_on(None, repository, env)
+}
+
+/// The Docker daemon of the other machine (B) in the cross-machine tests: the
+/// second dockerd with the Docker runtime; `None` with the native runtime,
+/// whose state directories have their own snapshot stores.
+fn other_daemon() -> Option<&'static Daemon> {
+    (!native()).then(Daemon::shared)
+}
+
+/// `cache_server` on `daemon` (`None`: the host's daemon, or the native runtime).
+fn cache_server_on(daemon: Option<&Daemon>, repository: &str, env: &[(&str, &str)]) -> Server {
     let mut all = vec![("GANTRY_CACHE".to_owned(), repository.to_owned())];
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     Server::start_with(ServerOptions {
-        env: all,
+        env: with_daemon(daemon, all),
         log: Some("info".into()),
     })
+}
+
+/// `env` plus the `DOCKER_HOST` of `daemon`, if any.
+fn with_daemon(daemon: Option<&Daemon>, mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    if let Some(daemon) = daemon {
+        env.push(("DOCKER_HOST".into(), daemon.host().to_owned()));
+    }
+    env
+}
+
+/// Containers the engine `server` created on `daemon` since `since`.
+fn created_on(daemon: Option<&Daemon>, since: &str, server: &Server) -> usize {
+    containers_created_on(daemon.map(Daemon::host), since, server.pid())
 }
 
 /// Stops `server` and returns its log once the last lines are in (its stderr
@@ -113,6 +141,17 @@ fn exec_keys(state: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The image IDs of the exec results stored in `state`.
+fn step_images(state: &Path) -> Vec<String> {
+    let store = gantry_store::DiskStore::open(state).unwrap();
+    let names = store.state_dir().image_names();
+    let records = store.state_dir().records(RecordKind::Exec).unwrap();
+    records
+        .iter()
+        .filter_map(|record| record.image(&names))
+        .collect()
+}
+
 fn state_id(state: &Path) -> String {
     std::fs::read_to_string(state.join("id")).unwrap()
 }
@@ -143,27 +182,34 @@ fn cache_keys_are_the_same_on_two_machines_and_secret_steps_only_with_a_shared_k
         "GANTRY_CACHE_KEY",
         "0123456789abcdef0123456789abcdef-test-key",
     )];
-    let engine = |env: &[(&str, &str)]| {
-        let mut all = Vec::new();
-        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    // Machine B: another state directory and, with Docker, another daemon.
+    let engine = |daemon: Option<&Daemon>, env: &[(&str, &str)]| {
+        let all = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Server::start_with(ServerOptions {
-            env: all,
+            env: with_daemon(daemon, all),
             log: None,
         })
     };
-    let a = engine(&[]);
-    let b = engine(&[]);
+    let other = other_daemon();
+    let a = engine(None, &[]);
+    let b = engine(other, &[]);
     assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
     assert_ne!(a.state_dir(), b.state_dir());
+    let since = now();
     assert_eq!(pipeline_stdout(&a, &marker), pipeline_stdout(&b, &marker));
+    // Both ran every step, each on its own daemon.
+    assert_eq!(created_on(other, &since, &b), 3);
     let keys_a = exec_keys(&a.state_dir());
     assert_eq!(keys_a.len(), 3, "three steps, three results: {keys_a:?}");
     assert_eq!(keys_a, exec_keys(&b.state_dir()));
     // Each state directory keys secrets with its own MAC key...
     assert_ne!(secret_keys(&a), secret_keys(&b));
     // ...unless the machines share one.
-    let c = engine(&shared_key);
-    let d = engine(&shared_key);
+    let c = engine(None, &shared_key);
+    let d = engine(other, &shared_key);
     let (keys_c, keys_d) = (secret_keys(&c), secret_keys(&d));
     assert_eq!(keys_c.len(), 1);
     assert_eq!(keys_c, keys_d);
@@ -176,9 +222,11 @@ fn machine_b_runs_machine_a_pipeline_from_the_remote_cache_without_containers() 
 }
 
 /// Machine A runs the pipeline cold and pushes to the remote cache
-/// `reference`; machine B (a fresh state directory) runs it without a
-/// container and without fetching a filesystem; machine C runs one step on
-/// top, fetching the filesystem it needs once. Returns A, stopped.
+/// `reference`; machine B (a fresh state directory at another path and, with
+/// Docker, another daemon) runs it without a container and without fetching
+/// a filesystem, and stores the same cache keys; machine C (B's daemon)
+/// runs one step on top, fetching the filesystem it needs once. Returns A,
+/// stopped.
 fn three_machines(reference: &str, marker: &str) -> Server {
     let mut a = cache_server(reference, &[]);
     let cold = pipeline_stdout(&a, marker);
@@ -186,27 +234,34 @@ fn three_machines(reference: &str, marker: &str) -> Server {
     let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 3, "{log}");
 
-    // Machine B: a fresh state directory (another state ID: none of A's
-    // gantry images is visible to it), the same remote cache.
-    let mut b = cache_server(reference, &[]);
+    // Machine B: a fresh state directory (another path and state ID: none of
+    // A's gantry images is visible to it) on another daemon, the same remote
+    // cache.
+    let other = other_daemon();
+    if let Some(daemon) = other {
+        for image in step_images(&a.state_dir()) {
+            let found = daemon.docker(&["image", "inspect", &image]);
+            assert!(!found.status.success(), "A's {image} is on B's daemon");
+        }
+    }
+    let mut b = cache_server_on(other, reference, &[]);
     assert_ne!(state_id(&a.state_dir()), state_id(&b.state_dir()));
+    assert_ne!(a.state_dir(), b.state_dir());
     let since = now();
     assert_eq!(pipeline_stdout(&b, marker), cold);
-    assert_eq!(
-        containers_created_since(&since, b.pid()),
-        0,
-        "machine B ran a step"
-    );
+    assert_eq!(created_on(other, &since, &b), 0, "machine B ran a step");
     let log = stop(&mut b);
     assert_eq!(counter(&log, "hits"), 3, "{log}");
     // A leaf (stdout) costs manifests and small blobs: no filesystem pulled.
     assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
     assert_eq!(counter(&log, "pushed"), 0, "{log}");
     assert!(!log.contains("WARN"), "{log}");
+    // The keys are machine-independent: B recorded A's keys as its own.
+    assert_eq!(exec_keys(&b.state_dir()), exec_keys(&a.state_dir()));
 
     // Machine C: a step on top of the cached ones needs their filesystem,
     // fetched once; only that step runs.
-    let mut c = cache_server(reference, &[]);
+    let mut c = cache_server_on(other, reference, &[]);
     let since = now();
     let data = run(&c, DOWNSTREAM, vars(marker));
     assert_eq!(
@@ -216,7 +271,7 @@ fn three_machines(reference: &str, marker: &str) -> Server {
         ),
         "4096\ntwo\n"
     );
-    assert_eq!(containers_created_since(&since, c.pid()), 1);
+    assert_eq!(created_on(other, &since, &c), 1);
     let log = stop(&mut c);
     assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
     assert_eq!(counter(&log, "pushed"), 1, "{log}");
@@ -619,11 +674,14 @@ fn a_fleet_of_ten_runners_runs_each_step_once() {
     let marker = unique("fleet");
     let expected = format!("{marker}\ntwo\n");
     let mut created = Vec::new();
-    for _ in 0..10 {
-        let mut runner = cache_server(&repo, &[]);
+    // Ten state directories; with Docker, every other runner on the second daemon.
+    let other = other_daemon();
+    for i in 0..10 {
+        let daemon = other.filter(|_| i % 2 == 1);
+        let mut runner = cache_server_on(daemon, &repo, &[]);
         let since = now();
         assert_eq!(pipeline_stdout(&runner, &marker), expected);
-        created.push(containers_created_since(&since, runner.pid()));
+        created.push(created_on(daemon, &since, &runner));
         stop(&mut runner);
     }
     assert_eq!(created, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);

@@ -40,6 +40,7 @@ macro_rules! require_docker {
 mod cache_admin;
 mod cache_remote;
 mod cache_volumes;
+mod daemon;
 mod directory;
 mod dockerfile;
 mod engine;

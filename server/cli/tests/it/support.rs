@@ -104,7 +104,13 @@ fn native_run_dirs(pid: u32) -> Vec<PathBuf> {
 /// pid is matched here because dockerd 20.10 ignores label filters on
 /// events), or from the native runtime's `created` counter.
 pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
-    if native() {
+    containers_created_on(None, since, pid)
+}
+
+/// `containers_created_since` on the dockerd at `docker_host` (`None`: the
+/// host's daemon, or the native runtime when that is under test).
+pub(crate) fn containers_created_on(docker_host: Option<&str>, since: &str, pid: u32) -> usize {
+    if native() && docker_host.is_none() {
         let since: f64 = since.parse().unwrap();
         let since_nanos = (since * 1e9) as u128;
         return native_run_dirs(pid)
@@ -118,7 +124,11 @@ pub(crate) fn containers_created_since(since: &str, pid: u32) -> usize {
             .filter(|nanos| *nanos >= since_nanos)
             .count();
     }
-    let out = Command::new("docker")
+    let mut command = Command::new("docker");
+    if let Some(host) = docker_host {
+        command.args(["--host", host]);
+    }
+    let out = command
         .args([
             "events",
             "--since",
