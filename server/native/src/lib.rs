@@ -220,7 +220,7 @@ impl NativeRuntime {
     /// The address block this engine holds on the step network (its steps get
     /// `10.87.<block>.<host>`), or `None` with host networking.
     pub fn network_block(&self) -> Option<u8> {
-        self.inner.network.as_ref().map(network::Network::block)
+        self.inner.network.as_ref().map(|network| network.block())
     }
 
     /// This engine's run directory (its `created` file counts containers).
