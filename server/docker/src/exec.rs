@@ -33,6 +33,28 @@ pub(crate) struct Prepared {
 const MAX_CAPTURE: usize = gantry_core::runtime::OUTPUT_CAP;
 
 impl DockerRuntime {
+    /// Starts a created container, then deletes the host files that held its
+    /// secrets: the container has its bind mounts now (or never will), so no
+    /// secret value outlives the start on the host, whatever happens next.
+    pub(crate) async fn start_forgetting_secrets(
+        &self,
+        name: &str,
+        remove_after_start: &[String],
+        secret_env: Option<&SecretEnv>,
+    ) -> Result<(), bollard::errors::Error> {
+        let started = self
+            .docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await;
+        for path in remove_after_start {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(secret_env) = secret_env {
+            secret_env.remove_file();
+        }
+        started
+    }
+
     /// `Runtime::exec`.
     pub(crate) async fn run(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
         let failed = |reason: &str| RuntimeError::Failed {
@@ -77,17 +99,8 @@ impl DockerRuntime {
             .map_err(|error| other("attaching to a container", &error))?;
 
         let started = self
-            .docker
-            .start_container(&name, None::<StartContainerOptions>)
+            .start_forgetting_secrets(&name, &spec.remove_after_start, secret_env.as_ref())
             .await;
-        // The container has its bind mounts now (or never will): secret files
-        // on the host are no longer needed, whatever happens next.
-        for path in &spec.remove_after_start {
-            let _ = std::fs::remove_file(path);
-        }
-        if let Some(secret_env) = &secret_env {
-            secret_env.remove_file();
-        }
         let (output, exit_code) = match started {
             Ok(()) => {
                 let AttachContainerResults { output, input } = attached;

@@ -18,7 +18,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    KillContainerOptionsBuilder, ListNetworksOptionsBuilder, StartContainerOptions,
+    KillContainerOptionsBuilder, ListNetworksOptionsBuilder,
 };
 use bollard::Docker;
 use futures::FutureExt as _;
@@ -191,15 +191,8 @@ impl DockerRuntime {
             .map_err(|error| other("attaching to a service", &error))?;
         drop(input);
         let started = self
-            .docker
-            .start_container(&name, None::<StartContainerOptions>)
+            .start_forgetting_secrets(&name, &spec.remove_after_start, secret_env.as_ref())
             .await;
-        for path in &spec.remove_after_start {
-            let _ = std::fs::remove_file(path);
-        }
-        if let Some(secret_env) = &secret_env {
-            secret_env.remove_file();
-        }
         let control = |container| {
             Box::new(DockerControl {
                 docker: self.docker.clone(),

@@ -2,9 +2,7 @@
 //! to the user's terminal through `TerminalIo`; nothing is committed.
 
 use bollard::container::{AttachContainerResults, LogOutput};
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, StartContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder};
 use futures::StreamExt as _;
 use gantry_core::runtime::{ExecSpec, RuntimeError, TerminalInput, TerminalIo, TerminalSize};
 use tokio::io::AsyncWriteExt as _;
@@ -51,15 +49,8 @@ impl DockerRuntime {
             .await
             .map_err(|error| other("attaching to a container", &error))?;
         let started = self
-            .docker
-            .start_container(&name, None::<StartContainerOptions>)
+            .start_forgetting_secrets(&name, &spec.remove_after_start, secret_env.as_ref())
             .await;
-        for path in &spec.remove_after_start {
-            let _ = std::fs::remove_file(path);
-        }
-        if let Some(secret_env) = &secret_env {
-            secret_env.remove_file();
-        }
         started.map_err(|error| other("starting a terminal container", &error))?;
         self.resize(&name, size).await;
         // Output until the process closes it; keystrokes and resizes until
