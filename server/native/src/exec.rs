@@ -14,7 +14,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gantry_core::runtime::{ExecOutput, ExecSpec, OutputSink, OutputStream, RuntimeError};
+use gantry_core::runtime::{
+    ExecOutput, ExecSpec, OutputSink, OutputStream, RuntimeError, TerminalInput, TerminalIo,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::error::{failed, Error};
@@ -22,7 +24,7 @@ use crate::network::StepNetwork;
 use crate::overlay::{Layers, OverlayMount};
 use crate::spec::{self, Bind, StepSpec};
 use crate::store::{remove_tree, ImageRecord, Store};
-use crate::{image, oci, user, Inner};
+use crate::{image, oci, pty, user, Inner};
 
 /// Captured output beyond this many bytes per stream is dropped (and a warning logged):
 /// the result lives in memory and in the cache.
@@ -176,7 +178,27 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+/// A step ready to run: its root filesystem mounted, its network, cgroup and spec in
+/// place.
+struct SetUp {
+    step: Step,
+    id: String,
+    base_id: Option<String>,
+    base_layers: Vec<String>,
+    cgroup: String,
+    /// The `cgroup.procs` files the runtime process joins.
+    procs: Vec<PathBuf>,
+    /// The OCI runtime's own errors (JSON lines).
+    log: PathBuf,
+}
+
+/// Everything before the OCI runtime starts; `terminal`: the process gets a TTY.
+async fn set_up(
+    inner: &Arc<Inner>,
+    spec: &ExecSpec,
+    terminal: bool,
+    timings: &mut Timings,
+) -> Result<SetUp, RuntimeError> {
     let action = "running a command";
     if spec.args.is_empty() {
         return Err(RuntimeError::Failed {
@@ -184,8 +206,6 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
             reason: "the command line is empty".to_owned(),
         });
     }
-    let started = Instant::now();
-    let mut timings = Timings::default();
     let id = inner.next_id();
     let scratch = inner.store.scratch("step").map_err(failed(action))?;
     let dir = inner.run.step_dir(&id);
@@ -257,26 +277,93 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
     let procs = inner.cgroups.create(&cgroup).map_err(failed(action))?;
     step.cgroup = Some(cgroup.clone());
     let log = step.dir.join("log.json");
-    write_bundle(&inner, &step, &spec, &exec_user, &cgroup)?;
+    write_bundle(inner, &step, spec, &exec_user, &cgroup, terminal)?;
     timings.spec_ms = ms(phase);
 
-    // Run: the runtime process joins gantry's cgroup before it starts (a shell writes
-    // its own pid, then execs the runtime), so everything it forks is accounted there.
+    Ok(SetUp {
+        step,
+        id,
+        base_id,
+        base_layers,
+        cgroup,
+        procs,
+        log,
+    })
+}
+
+impl SetUp {
+    /// `RUNTIME run` for the step, started from a shell that first puts itself in the
+    /// step's cgroup, so everything the runtime forks is accounted there.
+    fn command(&self, inner: &Inner) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@""#)
+            .arg("sh")
+            .arg(self.procs.len().to_string())
+            .args(&self.procs)
+            .arg(&inner.oci.binary)
+            .args(inner.oci.run_args(&inner.run.oci_root(), &self.log, &self.step.dir, &self.id))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// The files to delete once the container has started (see `remove_once_started`).
+    fn secret_files(&self, spec: &ExecSpec) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = spec.remove_after_start.iter().map(PathBuf::from).collect();
+        if !spec.secret_env.is_empty() {
+            files.push(self.step.dir.join("config.json"));
+        }
+        files
+    }
+}
+
+/// Deletes `files` once the runtime has written the step's pid file (the container
+/// exists with its mounts in place, and the bind mounts keep the files for it), or
+/// once the runtime has exited (`exited`).
+async fn remove_once_started(
+    dir: &Path,
+    files: &[PathBuf],
+    exited: &std::sync::atomic::AtomicBool,
+) {
+    if files.is_empty() {
+        return;
+    }
+    let pid_file = dir.join(oci::PID_FILE);
+    while !pid_file.exists() && !exited.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    remove_files(files);
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+    let action = "running a command";
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let set_up = set_up(&inner, &spec, false, &mut timings).await?;
+    let after_start = set_up.secret_files(&spec);
+    let mut command = set_up.command(&inner);
+    let SetUp {
+        mut step,
+        id,
+        base_id,
+        base_layers,
+        cgroup,
+        procs: _,
+        log,
+    } = set_up;
+
+    // Run.
     let phase = Instant::now();
     let spawned_at = std::time::SystemTime::now();
-    let mut command = tokio::process::Command::new("/bin/sh");
     command
-        .arg("-c")
-        .arg(r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@""#)
-        .arg("sh")
-        .arg(procs.len().to_string())
-        .args(&procs)
-        .arg(&inner.oci.binary)
-        .args(inner.oci.run_args(&inner.run.oci_root(), &log, &step.dir, &id))
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     tracing::debug!(
         step = %id,
         args = spec.args.len(),
@@ -304,23 +391,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         }
     };
     // Secret files (and the spec, which holds secret variables) are needed only until
-    // the container has started: the runtime writes its pid file once the container
-    // exists with its mounts in place, and the bind mounts keep the files for it.
-    let mut after_start: Vec<PathBuf> = spec.remove_after_start.iter().map(PathBuf::from).collect();
-    if !spec.secret_env.is_empty() {
-        after_start.push(step.dir.join("config.json"));
-    }
+    // the container has started.
     let exited = std::sync::atomic::AtomicBool::new(false);
-    let unlink = async {
-        if after_start.is_empty() {
-            return;
-        }
-        let pid_file = step.dir.join(oci::PID_FILE);
-        while !pid_file.exists() && !exited.load(std::sync::atomic::Ordering::Relaxed) {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        remove_files(&after_start);
-    };
+    let unlink = remove_once_started(&step.dir, &after_start, &exited);
     let wait = async {
         let status = child.wait().await;
         exited.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -413,6 +486,110 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
     })
 }
 
+/// `Runtime::terminal`: `spec.args` on a TTY lent by the user's terminal (`io`), in
+/// the state `spec` describes. Nothing is kept: the step's changes go with it.
+pub(crate) async fn terminal(
+    inner: Arc<Inner>,
+    spec: ExecSpec,
+    mut io: TerminalIo,
+) -> Result<i64, RuntimeError> {
+    let action = "running a terminal";
+    let mut timings = Timings::default();
+    let set_up = set_up(&inner, &spec, true, &mut timings).await?;
+    let after_start = set_up.secret_files(&spec);
+    let mut command = set_up.command(&inner);
+    let SetUp { mut step, log, .. } = set_up;
+    let pty = pty::Pty::open(io.size).map_err(failed(action))?;
+    let stdio = |fd: &std::os::fd::OwnedFd| {
+        fd.try_clone()
+            .map(Stdio::from)
+            .map_err(|source| Error::io("opening", Path::new("the pseudo-terminal"), source))
+            .map_err(failed(action))
+    };
+    command
+        .stdin(stdio(&pty.secondary)?)
+        .stdout(stdio(&pty.secondary)?)
+        .stderr(stdio(&pty.secondary)?);
+    let mut child = command.spawn().map_err(|source| {
+        Error::io("starting the OCI runtime", &inner.oci.binary, source).into_runtime(action)
+    })?;
+    step.started = true;
+    inner.run.count_created(&step.id);
+    let pid = child
+        .id()
+        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
+    // Only the runtime holds the secondary side now: when it exits, the copy ends.
+    drop(pty.secondary);
+    let primary = std::sync::Arc::new(pty.primary);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = pty::copy_out(
+        primary.try_clone().map_err(|source| {
+            Error::io("opening", Path::new("the pseudo-terminal"), source).into_runtime(action)
+        })?,
+        io.output.clone(),
+        done.clone(),
+    );
+    drop(io.output);
+    let exited = std::sync::atomic::AtomicBool::new(false);
+    let unlink = async {
+        remove_once_started(&step.dir, &after_start, &exited).await;
+        // The runtime sizes the container's terminal from its own on SIGWINCH.
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+        }
+    };
+    let keys = async {
+        while let Some(input) = io.input.recv().await {
+            match input {
+                TerminalInput::Data(data) => pty::write_in(&primary, &data),
+                TerminalInput::Resize(size) => {
+                    pty::resize(&*primary, size);
+                    if let Some(pid) = pid {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+                    }
+                }
+            }
+        }
+        // The user's side detached: the shell gets its input closed.
+        std::future::pending::<()>().await;
+    };
+    let wait = async {
+        let status = child.wait().await;
+        exited.store(true, std::sync::atomic::Ordering::Relaxed);
+        status
+    };
+    let status = tokio::select! {
+        (_, status) = async { tokio::join!(unlink, wait) } => status,
+        () = keys => unreachable!("waits forever"),
+    };
+    remove_files(&after_start);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    let status = status.map_err(|source| {
+        Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action)
+    })?;
+    step.started = false; // `run` removes its container when the process exits
+    let mut exit_code = status.code().map_or_else(
+        || 128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)),
+        i64::from,
+    );
+    if let Some(message) = oci::logged_error(&log) {
+        match oci::exec_failure_code(&message) {
+            Some(code) => exit_code = code,
+            None => {
+                step.release().await;
+                return Err(RuntimeError::Failed {
+                    action: action.to_owned(),
+                    reason: format!("{}: {message}", inner.oci.flavor.name()),
+                });
+            }
+        }
+    }
+    step.release().await;
+    drop(step);
+    Ok(exit_code)
+}
+
 /// Mounts the step's root filesystem: `init` over the image's layers (flattened when
 /// too deep), a fresh upper directory, pending layers applied. Returns the base layers
 /// the snapshot will sit on.
@@ -461,6 +638,7 @@ fn write_bundle(
     exec: &ExecSpec,
     exec_user: &user::ExecUser,
     cgroup: &str,
+    terminal: bool,
 ) -> Result<(), RuntimeError> {
     let action = "writing a step's spec";
     let write = |name: &str, data: &[u8]| {
@@ -492,6 +670,9 @@ fn write_bundle(
     }
     if !has(&env, "HOSTNAME") {
         env.push(format!("HOSTNAME={HOSTNAME}"));
+    }
+    if terminal && !has(&env, "TERM") {
+        env.push("TERM=xterm".to_owned()); // as Docker sets it for a TTY
     }
     // Secret variables go in the spec like the others: it lives on a tmpfs only and
     // is deleted with the step.
@@ -532,6 +713,7 @@ fn write_bundle(
         tmpfs: &exec.tmpfs,
         netns: netns.as_deref(),
         cgroup: &container_cgroup,
+        terminal,
     })
     .map_err(failed(action))?;
     let json = serde_json::to_vec(&oci_spec).expect("specs serialise");

@@ -17,6 +17,7 @@ mod network;
 mod oci;
 mod overlay;
 mod pack;
+mod pty;
 mod registry;
 mod run;
 mod spec;
@@ -32,7 +33,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use gantry_core::runtime::{
     ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
-    RuntimeError, StartedContainer, StepNetworkListener,
+    RuntimeError, StartedContainer, StepNetworkListener, TerminalIo,
 };
 
 pub use error::Error;
@@ -268,6 +269,10 @@ impl Runtime for NativeRuntime {
     ))]
     async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
         exec::run(self.inner.clone(), spec).await
+    }
+
+    async fn terminal(&self, spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        exec::terminal(self.inner.clone(), spec, io).await
     }
 
     #[tracing::instrument(skip_all, fields(path = %path))]

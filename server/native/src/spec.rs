@@ -59,6 +59,8 @@ pub(crate) struct StepSpec<'a> {
     pub(crate) netns: Option<&'a Path>,
     /// The cgroup path the runtime puts the container in.
     pub(crate) cgroup: &'a str,
+    /// The process gets a TTY (the runtime's own stdio is a terminal).
+    pub(crate) terminal: bool,
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
@@ -87,7 +89,7 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
         .build()
         .map_err(oci)?;
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(step.terminal)
         .user(user)
         .args(step.args.to_vec())
         .env(step.env.clone())
@@ -255,6 +257,7 @@ mod tests {
             tmpfs: &tmpfs,
             netns: Some(Path::new("/run/netns/x")),
             cgroup: "/gantry/1/2/c",
+            terminal: false,
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();

@@ -49,8 +49,7 @@ const SLOW: Duration = Duration::from_secs(120);
 
 #[test]
 fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
-    // The native runtime refuses terminals (docs/compatibility.md).
-    require_docker!();
+    require_runtime!();
     if !Tmux::available() {
         return;
     }
@@ -92,7 +91,7 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
 
 #[test]
 fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
-    require_docker!();
+    require_runtime!();
     if !Tmux::available() {
         return;
     }
