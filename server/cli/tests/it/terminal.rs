@@ -11,12 +11,14 @@ use crate::support::{self, busybox};
 
 /// Writes `query.graphql` and `pipeline.sh` into `dir`: the script sends
 /// the query to the session (`gantry query` on the session's socket,
-/// quietly) and then prints `script-continues` and the answer.
+/// quietly) and then prints `script-continues` and the answer (also kept in
+/// `continues.txt`: the screen's last lines are the progress summary's, and on
+/// a slow terminal its redraw can cover the script's line).
 fn pipeline(dir: &Path, query: &str) {
     std::fs::write(dir.join("query.graphql"), query).unwrap();
     let script = format!(
         "{gantry} query --progress=quiet query.graphql > out.json 2>&1; code=$?\n\
-         echo \"script-continues code=$code $(cat out.json)\"\n\
+         echo \"script-continues code=$code $(cat out.json)\" | tee continues.txt\n\
          exit $code\n",
         gantry = shell_quote(env!("CARGO_BIN_EXE_gantry")),
     );
@@ -82,7 +84,11 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
         screen.contains("exit=")
     });
-    assert!(screen.contains("script-continues code=0"), "{screen}");
+    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
+    assert!(
+        continues.contains("script-continues code=0"),
+        "{continues}\n{screen}"
+    );
     // The container came back unchanged: the next step reads the file.
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(answer.contains(&marker), "{answer}");
@@ -118,8 +124,15 @@ fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
     );
     type_line(&tmux, "exit");
     let screen = tmux.wait_for("the run to finish", SLOW, |screen| screen.contains("exit="));
-    assert!(screen.contains("script-continues code="), "{screen}");
-    assert!(!screen.contains("script-continues code=0"), "{screen}");
+    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
+    assert!(
+        continues.contains("script-continues code="),
+        "{continues}\n{screen}"
+    );
+    assert!(
+        !continues.contains("script-continues code=0"),
+        "{continues}\n{screen}"
+    );
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(
         answer.contains("exit code: 3"),
