@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_core::fake::FakeRuntime;
-use gantry_core::ops::{self, ExecArgs};
+use gantry_core::ops;
 use gantry_core::store::MemoryStore;
 use gantry_core::value::{PortForward, Protocol};
 use gantry_core::{Digest, Engine, EngineOptions, Error};
+
+mod common;
+use common::{base, exec};
 
 /// A short grace period, so the tests see services stop.
 const GRACE: Duration = Duration::from_millis(100);
@@ -27,28 +30,6 @@ fn new_engine() -> (Arc<Engine>, Arc<FakeRuntime>) {
     )
     .with_service_grace(GRACE);
     (Arc::new(engine), runtime)
-}
-
-fn base(engine: &Engine) -> Digest {
-    let scratch = engine.add(ops::Scratch { platform: None }).digest;
-    engine
-        .add(ops::FromImage {
-            parent: scratch,
-            address: "127.0.0.1:5000/busybox".into(),
-        })
-        .digest
-}
-
-fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
-    engine
-        .add(ops::WithExec {
-            parent,
-            exec: ExecArgs {
-                args: args.iter().map(|arg| arg.to_string()).collect(),
-                ..ExecArgs::default()
-            },
-        })
-        .digest
 }
 
 /// A service running `args`, exposing `ports`.

@@ -12,6 +12,9 @@ use gantry_core::runtime::OutputStream;
 use gantry_core::store::{MemoryStore, RecordKind, Store};
 use gantry_core::{Digest, Engine, EngineOptions, Error};
 
+mod common;
+use common::{base, exec};
+
 fn engine_with(runtime: Arc<FakeRuntime>, store: Arc<MemoryStore>) -> Engine {
     Engine::new(
         runtime,
@@ -27,28 +30,6 @@ fn new_engine() -> (Engine, Arc<FakeRuntime>, Arc<MemoryStore>) {
     let runtime = Arc::new(FakeRuntime::default());
     let store = Arc::new(MemoryStore::default());
     (engine_with(runtime.clone(), store.clone()), runtime, store)
-}
-
-fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
-    engine
-        .add(ops::WithExec {
-            parent,
-            exec: ExecArgs {
-                args: args.iter().map(|arg| arg.to_string()).collect(),
-                ..ExecArgs::default()
-            },
-        })
-        .digest
-}
-
-fn base(engine: &Engine) -> Digest {
-    let scratch = engine.add(ops::Scratch { platform: None }).digest;
-    engine
-        .add(ops::FromImage {
-            parent: scratch,
-            address: "127.0.0.1:5000/busybox".into(),
-        })
-        .digest
 }
 
 fn env_var(engine: &Engine, parent: Digest, name: &str, value: &str) -> Digest {

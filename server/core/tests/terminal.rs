@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use gantry_core::fake::FakeRuntime;
-use gantry_core::ops::{self, ExecArgs};
+use gantry_core::ops;
 use gantry_core::runtime::{RuntimeError, TerminalHost, TerminalIo, TerminalSize};
 use gantry_core::store::MemoryStore;
-use gantry_core::{Digest, Engine, EngineOptions, Error};
+use gantry_core::{Engine, EngineOptions, Error};
+
+mod common;
+use common::{base, exec};
 
 /// A terminal that records the titles it was attached with.
 #[derive(Default)]
@@ -43,28 +46,6 @@ fn engine() -> (Engine, Arc<FakeRuntime>) {
         },
     );
     (engine, runtime)
-}
-
-fn base(engine: &Engine) -> Digest {
-    let scratch = engine.add(ops::Scratch { platform: None }).digest;
-    engine
-        .add(ops::FromImage {
-            parent: scratch,
-            address: "127.0.0.1:5000/busybox".into(),
-        })
-        .digest
-}
-
-fn exec(engine: &Engine, parent: Digest, args: &[&str]) -> Digest {
-    engine
-        .add(ops::WithExec {
-            parent,
-            exec: ExecArgs {
-                args: args.iter().map(|arg| arg.to_string()).collect(),
-                ..ExecArgs::default()
-            },
-        })
-        .digest
 }
 
 #[tokio::test]
