@@ -5,7 +5,7 @@
 //! An entry per cache key: the tag `<key hex>` is a small OCI manifest whose
 //! config blob (`ENTRY_MEDIA_TYPE`) holds the step's record (stdout, stderr,
 //! exit code) and the key it belongs to; the step's filesystem is the image
-//! Docker pushed beside it (`<key hex>.fs.<image>`), named by manifest digest
+//! Docker pushed beside it (`<key hex>.fs.<image>.<push>`), named by manifest digest
 //! in the entry. A lookup costs one manifest and one small blob; the
 //! filesystem is pulled only when a later step or an export needs it
 //! (`CachedRuntime`, which stands between the solver and the runtime and
@@ -537,9 +537,10 @@ impl RegistryBackend {
         let _turn = turn.lock().await;
         let short = image_id.trim_start_matches("sha256:");
         let fs_tag = format!(
-            "{}:{hex}.fs.{}",
+            "{}:{hex}.fs.{}.{}",
             self.repository,
-            &short[..short.len().min(16)]
+            &short[..short.len().min(16)],
+            own_name_suffix()
         );
         // As the runtime holds it: a step filesystem needs no reproducible
         // copy (its entry names it by digest, and the key, not the digest,
@@ -730,6 +731,19 @@ impl Inner {
     }
 }
 
+/// A suffix no other push uses, for the names an engine gives an image only
+/// to save or push it and removes after: engines that share a Docker daemon
+/// push the same step's image at the same time, and one engine's removal of a
+/// shared name would take it from under the other's save or push.
+fn own_name_suffix() -> String {
+    static PUSHES: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        PUSHES.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Saves the filesystem `image_id` through the runtime and writes it and
 /// the entry into the layout; false when another writer got there first
 /// (and not `replace`).
@@ -744,7 +758,7 @@ async fn push_to_layout(
     // Saved under a name of its own (dockerd saves by name), dropped after;
     // as the runtime holds it (see `RegistryBackend::push`), so that the
     // config, and with Docker the image ID, stay those of the step's image.
-    let name = format!("gantry-cache.local/filesystem:{hex}");
+    let name = format!("gantry-cache.local/filesystem:{hex}.{}", own_name_suffix());
     let saved = runtime.save_as_is(image_id, &name).await;
     if runtime.image_exists(&name).await == Ok(true) {
         let _ = runtime.remove_images(std::slice::from_ref(&name)).await;
