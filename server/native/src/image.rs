@@ -271,6 +271,32 @@ impl Inner {
         }
     }
 
+    /// `Runtime::local_image`: an image of the snapshot store, by ID or by a
+    /// name it holds (one pulled, loaded, or given by `exportImage`), written
+    /// as given or in full (`busybox` finds `docker.io/library/busybox:latest`);
+    /// nothing is pulled.
+    pub(crate) fn local(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        let not_found = || RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            reason: "no such image in the snapshot store (the native runtime's image store: \
+                     images it pulled, loaded or exported with exportImage)"
+                .to_owned(),
+        };
+        let id = if is_image_id(reference) {
+            reference.to_owned()
+        } else {
+            let (parsed, image) = registry::parse(reference)?;
+            [reference.to_owned(), parsed.normalized(), image.whole()]
+                .iter()
+                .find_map(|name| self.store.resolve_tag(name))
+                .ok_or_else(not_found)?
+        };
+        match self.store.image(&id) {
+            Some(record) if self.store.image_complete(&id) => Ok(pulled(&id, id.clone(), &record)),
+            _ => Err(not_found()),
+        }
+    }
+
     pub(crate) fn record(&self, image_id: &str) -> Result<ImageRecord, Error> {
         let missing = |reason: String| Error::ImageMissing {
             image: image_id.to_owned(),

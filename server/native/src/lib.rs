@@ -321,6 +321,10 @@ impl Runtime for NativeRuntime {
         image::load(self.inner.clone(), tarball).await
     }
 
+    async fn local_image(&self, reference: &str) -> Result<PulledImage, RuntimeError> {
+        self.inner.local(reference)
+    }
+
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
         Ok(self.inner.store.image_complete(image_id))
     }
