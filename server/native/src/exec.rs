@@ -770,11 +770,7 @@ pub(crate) async fn capture(
         dropped += n - keep;
     }
     if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            limit,
-            "command output exceeded the capture limit"
-        );
+        tracing::warn!(dropped, limit, "command output exceeded the capture limit");
     }
     Ok(kept)
 }

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use gantry_core::runtime::{
-    ContainerControl, ContainerExit, ExecSpec, NetworkSpec, OutputSink, OutputStream,
-    RuntimeError, StartedContainer, StepNetworkListener,
+    ContainerControl, ContainerExit, ExecSpec, NetworkSpec, OutputSink, OutputStream, RuntimeError,
+    StartedContainer, StepNetworkListener,
 };
 
 use crate::error::Error;
@@ -79,8 +79,7 @@ pub(crate) fn hosts_file(
     network: &NetworkSpec,
     running: &[(String, IpAddr)],
 ) -> String {
-    let mut out =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let mut seen: Vec<&str> = vec!["localhost", "ip6-localhost", "ip6-loopback"];
     let own = address.unwrap_or("127.0.0.1");
     let mut own_names = vec![hostname];
@@ -204,12 +203,15 @@ pub(crate) async fn start(
     step.started = true;
     inner.run.count_created(&id);
     let address = match &step.network {
-        Some(network) => network.address.parse::<IpAddr>().map_err(|error| {
-            RuntimeError::Failed {
-                action: action.to_owned(),
-                reason: format!("the step network gave a bad address: {error}"),
-            }
-        })?,
+        Some(network) => {
+            network
+                .address
+                .parse::<IpAddr>()
+                .map_err(|error| RuntimeError::Failed {
+                    action: action.to_owned(),
+                    reason: format!("the step network gave a bad address: {error}"),
+                })?
+        }
         // Host networking: every step shares the host's loopback.
         None => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
@@ -237,8 +239,7 @@ pub(crate) async fn start(
                     exit.exit_code = Some(status.code().map_or_else(
                         || {
                             128 + i64::from(
-                                std::os::unix::process::ExitStatusExt::signal(&status)
-                                    .unwrap_or(9),
+                                std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9),
                             )
                         },
                         i64::from,
@@ -339,7 +340,8 @@ pub(crate) fn listen(inner: &Inner, ports: &[u16]) -> Result<StepNetworkListener
             // 127.87.0.1 onwards: the first address where every port is free.
             let mut last_error = None;
             for n in 0u16..1024 {
-                let address = IpAddr::V4(Ipv4Addr::new(127, 87, (n / 254) as u8, (n % 254 + 1) as u8));
+                let address =
+                    IpAddr::V4(Ipv4Addr::new(127, 87, (n / 254) as u8, (n % 254 + 1) as u8));
                 match bind_all(address) {
                     Ok(listeners) => {
                         return Ok(StepNetworkListener {
@@ -355,7 +357,9 @@ pub(crate) fn listen(inner: &Inner, ports: &[u16]) -> Result<StepNetworkListener
                 action: action.to_owned(),
                 reason: format!(
                     "no loopback address 127.87.x.y had ports {ports:?} free: {}",
-                    last_error.map(|error| error.to_string()).unwrap_or_default()
+                    last_error
+                        .map(|error| error.to_string())
+                        .unwrap_or_default()
                 ),
             })
         }

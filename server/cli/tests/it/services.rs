@@ -224,7 +224,10 @@ fn a_started_service_answers_by_its_hostname_without_a_binding() {
     // runtime's step, with its namespace and mount).
     let deadline = Instant::now() + Duration::from_secs(30);
     while support::gantry_containers_of(server.pid()) > 0 {
-        assert!(Instant::now() < deadline, "the stopped service's container is left");
+        assert!(
+            Instant::now() < deadline,
+            "the stopped service's container is left"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Stopped: a new step no longer resolves the name.
@@ -421,4 +424,3 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
         "{answer}"
     );
 }
-

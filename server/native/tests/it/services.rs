@@ -35,8 +35,14 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// busybox httpd serving `page` on port 8080 as a service named `hostname`.
-async fn http_service(fixture: &Fixture, image: &str, hostname: &str, page: &str) -> StartedContainer {
-    let script = format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 8080 -h /www");
+async fn http_service(
+    fixture: &Fixture,
+    image: &str,
+    hostname: &str,
+    page: &str,
+) -> StartedContainer {
+    let script =
+        format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 8080 -h /www");
     let mut service = spec(image, &["sh", "-c", &script]);
     service.network = NetworkSpec {
         hostname: hostname.to_owned(),
@@ -83,7 +89,12 @@ async fn a_service_answers_by_alias_and_name_and_goes_when_dropped() {
     };
     let out = fixture.run(client).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.exit_code, 0, "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.exit_code,
+        0,
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout.matches(page.as_str()).count(), 3, "{stdout}");
     assert!(stdout.ends_with("1\n"), "{stdout}");
 
@@ -166,7 +177,10 @@ async fn a_service_that_cannot_start_exits_with_its_reason() {
     // A service that prints and exits: its output and code.
     let service = fixture
         .runtime
-        .start_container(spec(&image, &["sh", "-c", "echo out; echo err >&2; exit 3"]))
+        .start_container(spec(
+            &image,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        ))
         .await
         .unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(30), service.exited.clone())
@@ -183,7 +197,11 @@ async fn the_engine_listens_on_an_address_of_its_own_on_the_bridge() {
         return;
     };
     let image = fixture.pull(&busybox()).await.image_id;
-    let bound = fixture.runtime.listen_on_step_network(&[8123]).await.unwrap();
+    let bound = fixture
+        .runtime
+        .listen_on_step_network(&[8123])
+        .await
+        .unwrap();
     let address = bound.address;
     assert!(bridge_has(address), "{address} is on the bridge");
     let listener = bound.listeners.into_iter().next().unwrap();
@@ -253,9 +271,11 @@ async fn a_killed_engines_services_are_removed_by_the_next() {
         .spawn()
         .unwrap();
     let addresses = state.path().join("addresses");
-    wait_until("the child engine's service", Duration::from_secs(60), || {
-        addresses.exists()
-    });
+    wait_until(
+        "the child engine's service",
+        Duration::from_secs(60),
+        || addresses.exists(),
+    );
     let text = std::fs::read_to_string(&addresses).unwrap();
     let (service, host): (IpAddr, IpAddr) = {
         let (a, b) = text.split_once(' ').unwrap();
@@ -266,7 +286,10 @@ async fn a_killed_engines_services_are_removed_by_the_next() {
             .unwrap()
             .flatten()
             .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-            .any(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " ").trim() == format!("sleep {seconds}"))
+            .any(|cmdline| {
+                String::from_utf8_lossy(&cmdline).replace('\0', " ").trim()
+                    == format!("sleep {seconds}")
+            })
     };
     let child_pid = child.id();
     child.kill().unwrap(); // SIGKILL: no cleanup of its own
@@ -278,10 +301,15 @@ async fn a_killed_engines_services_are_removed_by_the_next() {
     let next = start_runtime(state.path()).await;
     let removed = next.remove_orphans().await.unwrap();
     assert!(removed >= 1, "removed {removed}");
-    wait_until("the orphaned service to be killed", Duration::from_secs(15), || {
-        !sleeping()
-    });
-    assert!(!bridge_has(host), "the dead engine's host address was removed");
+    wait_until(
+        "the orphaned service to be killed",
+        Duration::from_secs(15),
+        || !sleeping(),
+    );
+    assert!(
+        !bridge_has(host),
+        "the dead engine's host address was removed"
+    );
     let engine = format!("gantry-{child_pid}-");
     let left = std::fs::read_dir("/run/netns")
         .map(|dir| {
