@@ -320,3 +320,59 @@ async fn a_killed_engines_services_are_removed_by_the_next() {
         .unwrap_or(0);
     assert_eq!(left, 0, "the service's namespace was removed");
 }
+
+/// With host networking every step shares the host's network: a service is reached at
+/// the loopback address, and the engine's listeners sit on a loopback address of their
+/// own.
+#[tokio::test]
+async fn services_run_with_host_networking_too() {
+    if !native_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut options = gantry_native::NativeOptions::new(store_root(state.path()));
+    options.oci_runtime = std::env::var("GANTRY_OCI_RUNTIME").ok();
+    options.network = gantry_native::NetworkMode::Host;
+    let runtime = gantry_native::NativeRuntime::start(options).await.unwrap();
+    let image = runtime.pull(&busybox(), None).await.unwrap().image_id;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let page = format!("host-page-{:x}", rand_u64());
+    let script = format!(
+        "mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 127.0.0.1:{port} -h /www"
+    );
+    let mut service = spec(&image, &["sh", "-c", &script]);
+    service.network.hostname = "hostnet".to_owned();
+    service.network.aliases = vec!["hostnet".to_owned()];
+    let service = runtime.start_container(service).await.unwrap();
+    assert!(service.address.is_loopback(), "{service:?}");
+    let client = format!(
+        "for n in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://hostnet:{port}/ && exit 0; sleep 0.5; done; exit 1"
+    );
+    let out = runtime
+        .exec(spec(&image, &["sh", "-c", &client]))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        page,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The engine's own listener, on a loopback address of its own.
+    let bound = runtime.listen_on_step_network(&[port]).await.unwrap();
+    assert!(bound.address.is_loopback(), "{}", bound.address);
+    assert_ne!(
+        bound.address,
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        "not the loopback address the service listens on"
+    );
+    drop(bound);
+    service.control.signal(true).await.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), service.exited.clone())
+        .await
+        .expect("the service exits once killed");
+    assert_eq!(exit.exit_code, Some(137), "{exit:?}");
+}
