@@ -13,8 +13,9 @@ package gantry_test
 // unless GANTRY_TEST_REQUIRE_DOCKER=1 (as in `make test`).
 //
 // The engine runs on the default runtime (auto: native where it can run).
-// Services run on the Docker runtime only, so their tests use a second engine
-// pinned to it (useDockerEngine), started the first time one asks.
+// The services tests use a second engine pinned to the Docker runtime
+// (useDockerEngine), started the first time one asks (services run on both
+// runtimes; these tests have not been unpinned yet).
 
 import (
 	"context"

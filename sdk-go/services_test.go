@@ -1,9 +1,10 @@
 package gantry_test
 
 // Services against a real engine: examples/services, a service's ports,
-// hostname and endpoint, and a service that exits early. Services run on the
-// Docker runtime only: every test here uses the engine pinned to it
-// (useDockerEngine), whatever the machine's default runtime.
+// hostname and endpoint, and a service that exits early. Every test here uses
+// the engine pinned to the Docker runtime (useDockerEngine), whatever the
+// machine's default runtime: services run on both runtimes, and the Rust
+// end-to-end suite covers them on each; these SDK tests are not unpinned yet.
 
 import (
 	"crypto/rand"

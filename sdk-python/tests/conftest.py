@@ -144,8 +144,8 @@ def docker_engine(
 ) -> Iterator[Engine]:
     """An engine pinned to the Docker runtime, for one module's tests.
 
-    Services run on the Docker runtime only (the native runtime refuses them),
-    so their tests pin it whatever the machine's default. Module-scoped: when
+    The services tests pin it whatever the machine's default (services run
+    on both runtimes; these tests have not been unpinned yet). Module-scoped: when
     the module is done, `GANTRY_SOCKET` names the session's engine again.
     """
     extra = {"GANTRY_RUNTIME": "docker"}

@@ -1,7 +1,8 @@
 """Services (examples/services.py) against a real engine on the Docker runtime.
 
-Services run on the Docker runtime only, so these tests use `docker_engine`,
-which pins it whatever the machine's default runtime.
+These tests use `docker_engine`, which pins the Docker runtime whatever the
+machine's default (services run on both runtimes; the Rust end-to-end suite
+covers each, and these tests have not been unpinned yet).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ function serve(extra: NodeJS.ProcessEnv) {
 }
 
 // The engine of every test, on the default runtime (`auto`: native where it can run), and one
-// pinned to the Docker runtime for the services tests (the native runtime runs no services).
+// pinned to the Docker runtime for the services tests (services run on both runtimes; these
+// tests have not been unpinned yet).
 const engine = serve({});
 const dockerEngine = serve({ GANTRY_RUNTIME: "docker" });
 let code = 1;

@@ -5,9 +5,8 @@
 // The server (busybox httpd) runs as a service bound to the client container
 // under the alias www; gantry starts it when the client's step runs, waits
 // until its exposed port accepts connections, and stops it when no step needs
-// it any more. Prints what the client read. Services run on the Docker runtime
-// only: the engine must run with --runtime docker (or GANTRY_RUNTIME=docker);
-// the native runtime refuses.
+// it any more. Prints what the client read. Services run on both runtimes
+// (native and Docker).
 package main
 
 import (

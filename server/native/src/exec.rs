@@ -32,18 +32,18 @@ const MAX_CAPTURE: usize = gantry_core::runtime::OUTPUT_CAP;
 const HOSTNAME: &str = "gantry";
 
 /// Everything one step holds; dropping it (cancellation) releases all of it.
-struct Step {
+pub(crate) struct Step {
     inner: Arc<Inner>,
-    id: String,
+    pub(crate) id: String,
     /// `ROOT/tmp/<…>`: `upper/`, `work/`.
     scratch: PathBuf,
     /// The run directory of the step (spec, hosts files, mount point).
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     mount: Option<OverlayMount>,
-    network: Option<StepNetwork>,
+    pub(crate) network: Option<StepNetwork>,
     cgroup: Option<String>,
     /// The runtime was started: its container may need deleting.
-    started: bool,
+    pub(crate) started: bool,
 }
 
 impl Step {
@@ -155,7 +155,7 @@ impl Drop for Step {
 /// How long each phase of a step took (milliseconds), logged and recorded in the run
 /// directory's `timings` file for the benchmarks.
 #[derive(Debug, Default, serde::Serialize)]
-struct Timings {
+pub(crate) struct Timings {
     prepare_ms: f64,
     network_ms: f64,
     spec_ms: f64,
@@ -180,20 +180,20 @@ fn ms(since: Instant) -> f64 {
 
 /// A step ready to run: its root filesystem mounted, its network, cgroup and spec in
 /// place.
-struct SetUp {
-    step: Step,
-    id: String,
+pub(crate) struct SetUp {
+    pub(crate) step: Step,
+    pub(crate) id: String,
     base_id: Option<String>,
     base_layers: Vec<String>,
     cgroup: String,
     /// The `cgroup.procs` files the runtime process joins.
     procs: Vec<PathBuf>,
     /// The OCI runtime's own errors (JSON lines).
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 /// Everything before the OCI runtime starts; `terminal`: the process gets a TTY.
-async fn set_up(
+pub(crate) async fn set_up(
     inner: &Arc<Inner>,
     spec: &ExecSpec,
     terminal: bool,
@@ -294,7 +294,7 @@ async fn set_up(
 impl SetUp {
     /// `RUNTIME run` for the step, started from a shell that first puts itself in the
     /// step's cgroup, so everything the runtime forks is accounted there.
-    fn command(&self, inner: &Inner) -> tokio::process::Command {
+    pub(crate) fn command(&self, inner: &Inner) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("/bin/sh");
         command
             .arg("-c")
@@ -309,7 +309,7 @@ impl SetUp {
     }
 
     /// The files to delete once the container has started (see `remove_once_started`).
-    fn secret_files(&self, spec: &ExecSpec) -> Vec<PathBuf> {
+    pub(crate) fn secret_files(&self, spec: &ExecSpec) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = spec.remove_after_start.iter().map(PathBuf::from).collect();
         if !spec.secret_env.is_empty() {
             files.push(self.step.dir.join("config.json"));
@@ -400,8 +400,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         status
     };
     let (out, err) = (
-        capture(stdout, &spec.output, OutputStream::Stdout),
-        capture(stderr, &spec.output, OutputStream::Stderr),
+        capture(stdout, &spec.output, OutputStream::Stdout, MAX_CAPTURE),
+        capture(stderr, &spec.output, OutputStream::Stderr, MAX_CAPTURE),
     );
     let (_, _, out, err, status) = tokio::join!(unlink, feed, out, err, wait);
     // Whatever happened, none of them outlives the run.
@@ -647,16 +647,30 @@ fn write_bundle(
             .map_err(|source| Error::io("writing", &path, source).into_runtime(action))
     };
     let address = step.network.as_ref().map(|n| n.address.as_str());
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    if let Some(address) = address {
-        hosts.push_str(&format!("{address}\t{HOSTNAME}\n"));
-    }
+    let hostname = if exec.network.hostname.is_empty() {
+        HOSTNAME
+    } else {
+        exec.network.hostname.as_str()
+    };
+    // No DNS server answers for services here: every name a step may resolve is an
+    // `/etc/hosts` line (`service::hosts_file`), and the search domains go in its
+    // `resolv.conf` for whatever it asks the host's name servers.
+    let running = inner.services.names();
+    let hosts = crate::service::hosts_file(address, hostname, &exec.network, &running);
     write("hosts", hosts.as_bytes())?;
-    write("hostname", format!("{HOSTNAME}\n").as_bytes())?;
+    write("hostname", format!("{hostname}\n").as_bytes())?;
     let resolv = match &inner.network {
         Some(network) => network.resolv_conf().to_vec(),
         None => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+    };
+    let named = !exec.network.hosts.is_empty()
+        || !exec.network.aliases.is_empty()
+        || !exec.network.hostname.is_empty()
+        || !running.is_empty();
+    let resolv = if named {
+        crate::service::with_search_domains(&resolv, &exec.network.search)
+    } else {
+        resolv
     };
     write("resolv.conf", &resolv)?;
 
@@ -669,7 +683,7 @@ fn write_bundle(
         env.push(format!("HOME={}", exec_user.home));
     }
     if !has(&env, "HOSTNAME") {
-        env.push(format!("HOSTNAME={HOSTNAME}"));
+        env.push(format!("HOSTNAME={hostname}"));
     }
     if terminal && !has(&env, "TERM") {
         env.push("TERM=xterm".to_owned()); // as Docker sets it for a TTY
@@ -708,7 +722,7 @@ fn write_bundle(
         env,
         cwd,
         user: exec_user,
-        hostname: HOSTNAME,
+        hostname,
         binds,
         tmpfs: &exec.tmpfs,
         netns: netns.as_deref(),
@@ -721,18 +735,19 @@ fn write_bundle(
 }
 
 /// Removes files, those already gone included.
-fn remove_files(paths: &[PathBuf]) {
+pub(crate) fn remove_files(paths: &[PathBuf]) {
     for path in paths {
         let _ = std::fs::remove_file(path);
     }
 }
 
-/// Reads a stream to its end, keeping at most `MAX_CAPTURE` bytes and handing every
+/// Reads a stream to its end, keeping at most `limit` bytes and handing every
 /// piece to `live` as it arrives (live step output).
-async fn capture(
+pub(crate) async fn capture(
     mut stream: impl tokio::io::AsyncRead + Unpin,
     live: &OutputSink,
     which: OutputStream,
+    limit: usize,
 ) -> Result<Vec<u8>, RuntimeError> {
     let mut kept = Vec::new();
     let mut dropped = 0usize;
@@ -750,16 +765,12 @@ async fn capture(
         }
         // Live output is not capped: it is passed on as it comes, not kept.
         live.write(which, &buffer[..n]);
-        let keep = MAX_CAPTURE.saturating_sub(kept.len()).min(n);
+        let keep = limit.saturating_sub(kept.len()).min(n);
         kept.extend_from_slice(&buffer[..keep]);
         dropped += n - keep;
     }
     if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            limit = MAX_CAPTURE,
-            "command output exceeded the capture limit"
-        );
+        tracing::warn!(dropped, limit, "command output exceeded the capture limit");
     }
     Ok(kept)
 }

@@ -6,8 +6,9 @@
 //! as an overlay of its image's layers and a fresh upper directory (`overlay`), the OCI
 //! spec (`spec`), the runtime process and its cgroup (`oci`), the step's network
 //! namespace (`network`), the step's upper directory becoming its snapshot (`exec`),
-//! images built, pushed, saved and loaded from snapshots (`image`), and the cleanup of
-//! engines that died (`run`). It does not decide what to cache or how images are
+//! services (long-running steps, named in every step's `/etc/hosts`) and the engine's
+//! own listeners on the bridge (`service`), images built, pushed, saved and loaded from
+//! snapshots (`image`), and the cleanup of engines that died (`run`). It does not decide what to cache or how images are
 //! configured; the solver does, exactly as with the Docker runtime.
 
 mod error;
@@ -20,6 +21,7 @@ mod pack;
 mod pty;
 mod registry;
 mod run;
+mod service;
 mod spec;
 mod store;
 mod unpack;
@@ -159,6 +161,8 @@ pub(crate) struct Inner {
     pub(crate) network: Option<Arc<network::Network>>,
     pub(crate) options: NativeOptions,
     pub(crate) sequence: AtomicU64,
+    /// The services running, by name: every step's `/etc/hosts` lists them.
+    pub(crate) services: service::Names,
 }
 
 impl std::fmt::Debug for NativeRuntime {
@@ -209,6 +213,7 @@ impl NativeRuntime {
                 network,
                 options,
                 sequence: AtomicU64::new(0),
+                services: service::Names::default(),
             }),
         })
     }
@@ -349,6 +354,15 @@ impl Runtime for NativeRuntime {
         let run_root = inner.options.run_root.clone();
         let _ =
             tokio::task::spawn_blocking(move || run::remove_stale_scratch(&tmp, &run_root)).await;
+        // Host service addresses of engines that are gone.
+        if let Some(network) = &inner.network {
+            let run_root = inner.options.run_root.clone();
+            let block = network.block();
+            let _ = tokio::task::spawn_blocking(move || {
+                network::remove_stale_addresses(&run_root, block)
+            })
+            .await;
+        }
         // The first steps' namespaces, made while the engine waits for them.
         if let Some(network) = &inner.network {
             network.refill();
@@ -357,39 +371,44 @@ impl Runtime for NativeRuntime {
     }
 
     async fn shutdown(&self) {
+        // Stopped services are removed on threads of their own (`exec::Step`'s drop):
+        // the engine waits for them (each removes its step directory last), so that
+        // none outlives it.
+        let steps = self.inner.run.dir.join("steps");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::fs::read_dir(&steps).is_ok_and(|mut dir| dir.next().is_some())
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         if let Some(network) = &self.inner.network {
             network.shutdown().await;
         }
     }
 
-    // Services (long-running containers on a shared step network, host
-    // forwards, tunnels) run on the Docker runtime only: every way in is
-    // refused with the same reason, which names the fix.
+    // Services: long-running steps on the step network, named in every step's
+    // `/etc/hosts` (`service`).
 
     fn check_services(&self) -> Result<(), RuntimeError> {
-        Err(no_services())
+        Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(hostname = %spec.network.hostname))]
     async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
-        let _ = spec;
-        Err(no_services())
+        service::start(self.inner.clone(), spec).await
     }
 
     async fn listen_on_step_network(
         &self,
         ports: &[u16],
     ) -> Result<StepNetworkListener, RuntimeError> {
-        let _ = ports;
-        Err(no_services())
-    }
-}
-
-/// Why a service cannot run here, and what to do instead.
-fn no_services() -> RuntimeError {
-    RuntimeError::Unsupported {
-        reason: "the native runtime does not run services (asService, withServiceBinding, up, \
-                 Service.start, Service.endpoint, Host.service, Host.tunnel): run the engine on \
-                 the Docker runtime with `--runtime docker` or GANTRY_RUNTIME=docker"
-            .into(),
+        let inner = self.inner.clone();
+        let ports = ports.to_vec();
+        tokio::task::spawn_blocking(move || service::listen(&inner, &ports))
+            .await
+            .map_err(|error| RuntimeError::Failed {
+                action: "listening for a host service".to_owned(),
+                reason: error.to_string(),
+            })?
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! - The bridge `gantry0` holds the gateway `10.87.0.1/16`; each step's namespace gets
 //!   a veth pair (`eth0` inside, `gv…` on the bridge), an address and a default route.
-//!   Steps can reach each other by address, which is what services and their aliases
-//!   will build on (an `/etc/hosts` line per alias).
+//!   Steps and services reach each other by address (their names are `/etc/hosts`
+//!   lines: `service`). The engine listens for containers (`Host.service`) on `/32`
+//!   addresses of its block added to the bridge ([`Network::host_address`]).
 //! - Each engine holds one `/24` block of the subnet (`10.87.<block>.0`), claimed with
 //!   a lock file for as long as it runs, so engines sharing the machine never hand
 //!   out the same address and a killed engine's block frees itself.
@@ -203,6 +204,12 @@ impl Network {
         drop(guard);
         outcome?;
         remove_stale_links(block).await;
+        // Host service addresses an earlier holder of the block left behind.
+        for (stale, host) in bridge_host_addresses() {
+            if stale == block {
+                delete_bridge_address(block, host);
+            }
+        }
         Ok(Self {
             block,
             _block_lock: block_lock,
@@ -390,25 +397,7 @@ impl Network {
     async fn create(&self) -> Result<StepNetwork, Error> {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let engine = &self.engine;
-        let host = {
-            // Round robin: an address just released is the last to be reused.
-            let mut free = self.free.lock().expect("the address set is never poisoned");
-            let mut last = self.last.lock().expect("the cursor is never poisoned");
-            let next = free
-                .range(last.saturating_add(1)..)
-                .next()
-                .or_else(|| free.iter().next())
-                .copied();
-            let host = next.ok_or_else(|| {
-                Error::other(
-                    "giving a step an address",
-                    "all 253 addresses of this engine are in use",
-                )
-            })?;
-            free.remove(&host);
-            *last = host;
-            host
-        };
+        let host = self.allocate()?;
         let step = StepNetwork {
             name: format!("gantry-{engine}-{sequence}"),
             address: format!("{SUBNET_PREFIX}.{}.{host}", self.block),
@@ -435,6 +424,58 @@ impl Network {
                 Err(error)
             }
         }
+    }
+
+    /// A free host number of this engine's block.
+    fn allocate(&self) -> Result<u8, Error> {
+        // Round robin: an address just released is the last to be reused.
+        let mut free = self.free.lock().expect("the address set is never poisoned");
+        let mut last = self.last.lock().expect("the cursor is never poisoned");
+        let next = free
+            .range(last.saturating_add(1)..)
+            .next()
+            .or_else(|| free.iter().next())
+            .copied();
+        let host = next.ok_or_else(|| {
+            Error::other(
+                "giving a step an address",
+                "all 253 addresses of this engine are in use",
+            )
+        })?;
+        free.remove(&host);
+        *last = host;
+        Ok(host)
+    }
+
+    /// An address of this engine's block on the bridge itself (a `/32` beside the
+    /// gateway), for the engine to listen on where containers reach it
+    /// (`Host.service`); removed when the [`HostAddress`] drops. Blocking.
+    pub(crate) fn host_address(self: &Arc<Self>) -> Result<HostAddress, Error> {
+        let host = self.allocate()?;
+        let held = HostAddress {
+            network: self.clone(),
+            host,
+        };
+        let address = format!("{}/32", held.address());
+        let output = std::process::Command::new("ip")
+            .args(["addr", "add", &address, "dev", BRIDGE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|source| Error::Command {
+                program: "ip".to_owned(),
+                action: "adding an address to the step network bridge",
+                detail: format!("cannot start it: {source} (install iproute2)"),
+            })?;
+        if !output.status.success() {
+            return Err(Error::Command {
+                program: format!("ip addr add {address} dev {BRIDGE}"),
+                action: "adding an address to the step network bridge",
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(held)
     }
 
     /// Deletes a step's namespace (its veth pair goes with it) and frees its address.
@@ -536,6 +577,98 @@ async fn remove_stale_links(block: u8) {
             tracing::info!(%link, "removed a step network link left by a stopped engine");
         }
     }
+}
+
+/// An address on the bridge held by the engine itself ([`Network::host_address`]).
+pub(crate) struct HostAddress {
+    network: Arc<Network>,
+    host: u8,
+}
+
+impl HostAddress {
+    pub(crate) fn address(&self) -> std::net::IpAddr {
+        format!("{SUBNET_PREFIX}.{}.{}", self.network.block, self.host)
+            .parse()
+            .expect("a step network address parses")
+    }
+}
+
+impl Drop for HostAddress {
+    fn drop(&mut self) {
+        let address = format!("{}/32", self.address());
+        let _ = std::process::Command::new("ip")
+            .args(["addr", "del", &address, "dev", BRIDGE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        self.network
+            .free
+            .lock()
+            .expect("the address set is never poisoned")
+            .insert(self.host);
+    }
+}
+
+/// The `/32` addresses on the bridge (`Network::host_address`) as (block, host).
+fn bridge_host_addresses() -> Vec<(u8, u8)> {
+    let Ok(output) = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", BRIDGE])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let prefix = format!("{SUBNET_PREFIX}.");
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|word| *word == "inet")?;
+            let cidr = words.next()?;
+            let host = cidr.strip_suffix("/32")?.strip_prefix(&prefix)?;
+            let (block, host) = host.split_once('.')?;
+            Some((block.parse().ok()?, host.parse().ok()?))
+        })
+        .collect()
+}
+
+fn delete_bridge_address(block: u8, host: u8) -> bool {
+    let address = format!("{SUBNET_PREFIX}.{block}.{host}/32");
+    let deleted = std::process::Command::new("ip")
+        .args(["addr", "del", &address, "dev", BRIDGE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if deleted {
+        tracing::info!(%address, "removed a host service address left by a stopped engine");
+    }
+    deleted
+}
+
+/// Host service addresses on the bridge of engines that are gone (their block's lock
+/// is free), or of an earlier holder of `own` (orphan cleanup). Blocking.
+pub(crate) fn remove_stale_addresses(run_root: &Path, own: u8) -> usize {
+    let net_dir = run_root.join("net");
+    // No engine claims a block meanwhile.
+    let Ok(Some(guard)) = lock_file(&net_dir.join("setup.lock"), true) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for (block, host) in bridge_host_addresses() {
+        let stale = block != own && {
+            let path = net_dir.join(format!("block-{block}.lock"));
+            matches!(lock_file(&path, false), Ok(Some(_)))
+        };
+        if stale && delete_bridge_address(block, host) {
+            removed += 1;
+        }
+    }
+    drop(guard);
+    removed
 }
 
 /// Network namespaces left by the engine `name` (orphan cleanup).

@@ -20,22 +20,6 @@ macro_rules! require_runtime {
     };
 }
 
-/// For tests that pin their engine to the Docker runtime (services).
-/// `make rust-test` runs the suite once per runtime; these tests ignore the
-/// runtime under test, so its native pass (GANTRY_RUNTIME=native) leaves
-/// them to the Docker pass rather than running them twice.
-macro_rules! require_docker {
-    () => {
-        if !crate::support::docker_available() {
-            return;
-        }
-        if std::env::var("GANTRY_RUNTIME").as_deref() == Ok("native") {
-            eprintln!("pinned to the Docker runtime: runs in the GANTRY_RUNTIME=docker pass");
-            return;
-        }
-    };
-}
-
 // After the macros, which the test modules use.
 mod cache_admin;
 mod cache_remote;

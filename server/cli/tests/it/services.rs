@@ -1,7 +1,8 @@
-//! Services on a real dockerd: an HTTP server (busybox httpd) reached by its
-//! alias and hostname, health-checked, shared, stopped; early exits; ports
-//! forwarded both ways (`up`, `Host.tunnel`, `Host.service`); host Unix
-//! sockets.
+//! Services on the runtime under test (both passes: Docker and native): an
+//! HTTP server (busybox httpd) reached by its alias and hostname,
+//! health-checked, shared, stopped; early exits; ports forwarded both ways
+//! (`up`, `Host.tunnel`, `Host.service`); host Unix sockets; on the native
+//! runtime, nothing of a service left once it stopped.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
@@ -9,16 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{self, busybox, data, error_message, run, text, Server, ServerOptions};
-
-/// An engine on the Docker runtime, whatever the machine's default: services
-/// run there (the native runtime refuses them).
-fn docker_server() -> Server {
-    Server::start_with(ServerOptions {
-        env: vec![("GANTRY_RUNTIME".into(), "docker".into())],
-        ..ServerOptions::default()
-    })
-}
+use crate::support::{self, busybox, data, error_message, run, text, Server};
 
 /// A service serving `page` over HTTP on port 8080 (busybox httpd), as an ID.
 fn http_service(server: &Server, page: &str) -> String {
@@ -83,8 +75,8 @@ fn http_get(host: &str, port: u16) -> String {
 
 #[test]
 fn a_bound_service_answers_by_alias_and_hostname() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let page = support::unique("page");
     let svc = http_service(&server, &page);
     let hostname = text(&service_field(&server, &svc, "hostname"), "hostname");
@@ -115,8 +107,8 @@ fn a_bound_service_answers_by_alias_and_hostname() {
 
 #[test]
 fn a_changed_service_reruns_its_dependents() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let script = "wget -qO- http://www:8080/";
     let first = support::unique("first");
     let second = support::unique("second");
@@ -141,8 +133,8 @@ fn a_changed_service_reruns_its_dependents() {
 
 #[test]
 fn a_service_that_exits_early_fails_its_dependent_with_its_output() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let out = run(
         &server,
         r#"query($image: String!) { container { from(address: $image) { withExposedPort(port: 8080) {
@@ -171,8 +163,8 @@ fn a_service_that_exits_early_fails_its_dependent_with_its_output() {
 
 #[test]
 fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let page = support::unique("tunnelled");
     let svc = http_service(&server, &page);
     let out = run(
@@ -199,8 +191,8 @@ fn start_stop_and_a_tunnel_reach_the_service_from_the_host() {
 
 #[test]
 fn a_started_service_answers_by_its_hostname_without_a_binding() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let page = support::unique("named");
     let svc = http_service(&server, &page);
     let hostname = support::unique("web").replace('_', "-");
@@ -228,6 +220,16 @@ fn a_started_service_answers_by_its_hostname_without_a_binding() {
         json!({ "id": named }),
     );
     assert_eq!(text(&stopped, "loadServiceFromID.stop"), named);
+    // Stopped: nothing of its container is left (Docker's container; the native
+    // runtime's step, with its namespace and mount).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::gantry_containers_of(server.pid()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped service's container is left"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Stopped: a new step no longer resolves the name.
     let after = server.query_vars(
         r#"query($image: String!, $url: String!) { container { from(address: $image) {
@@ -239,8 +241,8 @@ fn a_started_service_answers_by_its_hostname_without_a_binding() {
 
 #[test]
 fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let page = support::unique("up");
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -270,8 +272,8 @@ fn up_forwards_ports_to_the_host_until_the_client_hangs_up() {
 
 #[test]
 fn host_services_reach_a_server_on_the_host() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     // A one-answer-per-connection server on the host's loopback.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -312,8 +314,8 @@ fn host_services_reach_a_server_on_the_host() {
 
 #[test]
 fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.sock");
     let query = r#"query($image: String!, $path: String!) { host { unixSocket(path: $path) { id } }
@@ -361,8 +363,8 @@ fn unix_sockets_of_the_host_are_mounted_and_keyed_by_identity() {
 /// entrypoint, default args and EXPOSE run as a service with no arguments.
 #[test]
 fn an_image_runs_as_a_service_with_its_own_command_and_ports() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let greeting = support::unique("greeting");
     let out = run(
         &server,
@@ -390,8 +392,8 @@ fn an_image_runs_as_a_service_with_its_own_command_and_ports() {
 
 #[test]
 fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
-    require_docker!();
-    let server = docker_server();
+    require_runtime!();
+    let server = Server::start();
     let out = run(
         &server,
         r#"query($image: String!) { container { from(address: $image) {
@@ -420,68 +422,5 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
             .unwrap()
             .contains("failing on purpose"),
         "{answer}"
-    );
-}
-
-/// An engine on the native runtime, whatever the pass: it runs no services
-/// and must say so, naming the fix, for every way a pipeline needs one.
-#[test]
-fn the_native_runtime_refuses_services_naming_the_docker_runtime() {
-    if !support::native_available() {
-        return;
-    }
-    let server = Server::start_with(ServerOptions {
-        env: vec![("GANTRY_RUNTIME".into(), "native".into())],
-        ..ServerOptions::default()
-    });
-    let service = http_service(&server, "never served");
-    let refused = |out: &Value, what: &str| {
-        let message = error_message(out);
-        assert!(
-            message.contains("the native runtime does not run services")
-                && message.contains("--runtime docker")
-                && message.contains("GANTRY_RUNTIME=docker"),
-            "{what}: {out}"
-        );
-        assert_eq!(
-            out["errors"][0]["extensions"]["code"], "UNSUPPORTED",
-            "{what}: {out}"
-        );
-    };
-
-    // A step bound to the service: the error names the binding too.
-    let out = client_stdout(&server, &service, "web", "wget -qO- http://web:8080/");
-    refused(&out, "withServiceBinding");
-    assert!(error_message(&out).contains("(aliased as web)"), "{out}");
-    for (what, field) in [
-        ("Service.start", "start"),
-        ("Service.up", "up"),
-        ("Service.endpoint", "endpoint"),
-    ] {
-        let out = server.query_vars(
-            &format!(r#"query($id: ServiceID!) {{ loadServiceFromID(id: $id) {{ {field} }} }}"#),
-            &json!({ "id": service }),
-        );
-        refused(&out, what);
-    }
-    let out = server.query_vars(
-        r#"query($id: ServiceID!) { host { tunnel(service: $id) { endpoint } } }"#,
-        &json!({ "id": service }),
-    );
-    refused(&out, "Host.tunnel");
-    let out = server.query(r#"{ host { service(ports: [{ backend: 8080 }]) { start } } }"#);
-    refused(&out, "Host.service");
-    // Nothing was left half-started: the engine answers, and pipelines
-    // without services still run on it.
-    support::still_serving(&server);
-    let out = run(
-        &server,
-        r#"query($image: String!) { container { from(address: $image) {
-            withExec(args: ["echo", "still running steps"]) { stdout } } } }"#,
-        json!({ "image": busybox() }),
-    );
-    assert_eq!(
-        text(&out, "container.from.withExec.stdout"),
-        "still running steps\n"
     );
 }

@@ -11,6 +11,7 @@ mod support;
 mod exec;
 mod images;
 mod lifecycle;
+mod services;
 
 use support::*;
 
