@@ -4151,6 +4151,28 @@ func (r *Service) Sync(ctx context.Context) (*Service, error) {
 	return &Service{r.load("Service", resID)}, nil
 }
 
+// ServiceTerminalOpts holds the optional arguments of [Service.Terminal].
+type ServiceTerminalOpts struct {
+	// If set, override the container's default terminal command and invoke
+	// these command arguments instead. Defaults to empty (the zero value leaves
+	// it out).
+	Cmd []string
+}
+
+// Opens an interactive terminal in a new container of this service's container
+// state (gantry does not enter the running service), using its default terminal
+// command if not overridden by args (or sh as a fallback default). The terminal
+// is the one of the client that owns the session (`gantry run`, `gantry call`
+// in a terminal); elsewhere the call fails with an error naming that fix.
+// Returns this service once the shell exits.
+func (r *Service) Terminal(opts ...ServiceTerminalOpts) *Service {
+	q := r.q.sel("terminal")
+	for _, opt := range opts {
+		q = q.optArg("cmd", opt.Cmd)
+	}
+	return &Service{newObject(q)}
+}
+
 // ServiceUpOpts holds the optional arguments of [Service.Up].
 type ServiceUpOpts struct {
 	// List of frontend/backend port mappings to forward.

@@ -4428,6 +4428,25 @@ final class Service extends ApiObject implements Node
     }
 
     /**
+     * Opens an interactive terminal in a new container of this service's
+     * container state (gantry does not enter the running service), using its
+     * default terminal command if not overridden by args (or sh as a fallback
+     * default). The terminal is the one of the client that owns the session
+     * (`gantry run`, `gantry call` in a terminal); elsewhere the call fails
+     * with an error naming that fix. Returns this service once the shell exits.
+     *
+     * @param list<string>|null $cmd If set, override the container's default
+     *     terminal command and invoke these command arguments instead. Defaults
+     *     to [].
+     */
+    public function terminal(?array $cmd = null): Service
+    {
+        return new Service($this->ctx->select('terminal', [
+            'cmd' => $cmd,
+        ]));
+    }
+
+    /**
      * Creates a tunnel that forwards traffic from the caller's network to this
      * service.
      *

@@ -4233,6 +4233,27 @@ class Service(Node):
         _id: str = await self._select("sync").execute()
         return Service(self._load("Service", _id))
 
+    def terminal(
+        self,
+        *,
+        cmd: list[str] | None = None,
+    ) -> Service:
+        """Opens an interactive terminal in a new container of this service's container
+        state (gantry does not enter the running service), using its default terminal
+        command if not overridden by args (or sh as a fallback default). The terminal
+        is the one of the client that owns the session (`gantry run`, `gantry call`
+        in a terminal); elsewhere the call fails with an error naming that fix.
+        Returns this service once the shell exits.
+
+        Args:
+            cmd: If set, override the container's default terminal command and invoke
+                these command arguments instead. Defaults to [].
+        """
+        _args = [
+            Arg("cmd", cmd),
+        ]
+        return Service(self._select("terminal", _args))
+
     async def up(
         self,
         *,

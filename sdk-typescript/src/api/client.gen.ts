@@ -3913,6 +3913,15 @@ export interface ServiceStopOpts {
   kill?: boolean;
 }
 
+/** Optional arguments of `Service.terminal`. */
+export interface ServiceTerminalOpts {
+  /**
+   * If set, override the container's default terminal command and invoke these command arguments
+   * instead. Defaults to `[]`.
+   */
+  cmd?: string[];
+}
+
 /** Optional arguments of `Service.up`. */
 export interface ServiceUpOpts {
   /**
@@ -3985,6 +3994,20 @@ export class Service extends BaseObject implements Node {
   async sync(): Promise<Service> {
     const id = await this._select("sync").execute<string>();
     return new Service(this._load("Service", id));
+  }
+
+  /**
+   * Opens an interactive terminal in a new container of this service's container state (gantry does
+   * not enter the running service), using its default terminal command if not overridden by args
+   * (or sh as a fallback default). The terminal is the one of the client that owns the session
+   * (`gantry run`, `gantry call` in a terminal); elsewhere the call fails with an error naming that
+   * fix. Returns this service once the shell exits.
+   */
+  terminal(opts?: ServiceTerminalOpts): Service {
+    const _args = {
+      cmd: opts?.cmd,
+    };
+    return new Service(this._select("terminal", _args));
   }
 
   /** Creates a tunnel that forwards traffic from the caller's network to this service. */

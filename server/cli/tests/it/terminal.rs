@@ -96,6 +96,52 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
 }
 
 #[test]
+fn service_terminal_opens_a_shell_in_the_services_container_state() {
+    require_runtime!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("service-marker");
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withNewFile(path: "/srv/marker", contents: "{marker}") {{ withWorkdir(path: "/srv") {{ asService(args: ["sleep", "600"]) {{ terminal {{ withHostname(hostname: "after-terminal") {{ hostname }} }} }} }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    tmux.wait_for("the shell to open", SLOW, |screen| {
+        screen.contains("terminal (service ") && screen.contains("): sh")
+    });
+    type_line(&tmux, "cat /srv/marker; echo; echo $((6*7))-answer; pwd");
+    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
+        screen.contains("42-answer")
+    });
+    assert!(
+        screen.lines().any(|line| line.trim_end() == marker),
+        "the service container's file, read in the shell:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|line| line.trim_end() == "/srv"),
+        "the service container's workdir:\n{screen}"
+    );
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
+    assert!(
+        continues.contains("script-continues code=0"),
+        "{continues}\n{screen}"
+    );
+    // The service came back: the next field reads it.
+    let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(answer.contains("after-terminal"), "{answer}");
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
+#[test]
 fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
     require_runtime!();
     if !Tmux::available() {
