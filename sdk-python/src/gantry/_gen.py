@@ -833,7 +833,7 @@ class Container(Exportable, Node, Syncer):
         self,
         address: str,
         *,
-        registry_service: Node | None = None,
+        registry_service: Service | None = None,
         protocol: RegistryProtocol | None = None,
         insecure_skip_tls_verify: bool | None = None,
     ) -> Container:
@@ -920,7 +920,7 @@ class Container(Exportable, Node, Syncer):
         platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
-        registry_service: Node | None = None,
+        registry_service: Service | None = None,
         protocol: RegistryProtocol | None = None,
         insecure_skip_tls_verify: bool | None = None,
     ) -> str:
@@ -2131,7 +2131,7 @@ class Directory(Exportable, Node, Syncer):
         target: str | None = None,
         secrets: Sequence[Secret] | None = None,
         no_init: bool | None = None,
-        ssh: Node | None = None,
+        ssh: Socket | None = None,
     ) -> Container:
         """Use Dockerfile compatibility to build a container from this directory. Only
         use this function for Dockerfile compatibility. Otherwise use the native
@@ -3730,11 +3730,11 @@ class Client(Object):
         *,
         keep_git_dir: bool | None = None,
         ssh_known_hosts: str | None = None,
-        ssh_auth_socket: Node | None = None,
+        ssh_auth_socket: Socket | None = None,
         http_auth_username: str | None = None,
         http_auth_token: Secret | None = None,
         http_auth_header: Secret | None = None,
-        experimental_service_host: Node | None = None,
+        experimental_service_host: Service | None = None,
     ) -> GitRepository:
         """Queries a Git repository.
 
@@ -3780,7 +3780,7 @@ class Client(Object):
         permissions: int | None = None,
         checksum: str | None = None,
         auth_header: Secret | None = None,
-        experimental_service_host: Node | None = None,
+        experimental_service_host: Service | None = None,
     ) -> File:
         """Returns a file containing an http remote url content.
 

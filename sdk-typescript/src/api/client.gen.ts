@@ -538,7 +538,7 @@ export interface ContainerFileOpts {
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
   /** Not supported by gantry (it has no services); must be null. */
-  registryService?: Node;
+  registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
   /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
@@ -566,7 +566,7 @@ export interface ContainerPublishOpts {
    */
   mediaTypes?: ImageMediaTypes;
   /** Not supported by gantry (it has no services); must be null. */
-  registryService?: Node;
+  registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
   /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
@@ -1888,7 +1888,7 @@ export interface DirectoryDockerBuildOpts {
    * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
    * --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.
    */
-  ssh?: Node;
+  ssh?: Socket;
 }
 
 /** Optional arguments of `Directory.entries`. */
@@ -3422,7 +3422,7 @@ export interface ClientGitOpts {
    * Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which
    * forwards no sockets to them); must be null.
    */
-  sshAuthSocket?: Node;
+  sshAuthSocket?: Socket;
   /** Username used to populate the password during basic HTTP Authorization. Defaults to `""`. */
   httpAuthUsername?: string;
   /** Secret used to populate the password during basic HTTP Authorization */
@@ -3433,7 +3433,7 @@ export interface ClientGitOpts {
    * A service which must be started before the repo is fetched. Not supported by gantry (Git and
    * HTTP sources are fetched by the engine, not through services); must be null.
    */
-  experimentalServiceHost?: Node;
+  experimentalServiceHost?: Service;
 }
 
 /** Optional arguments of `Client.http`. */
@@ -3450,7 +3450,7 @@ export interface ClientHttpOpts {
    * A service which must be started before the URL is fetched. Not supported by gantry (Git and
    * HTTP sources are fetched by the engine, not through services); must be null.
    */
-  experimentalServiceHost?: Node;
+  experimentalServiceHost?: Service;
 }
 
 /** Optional arguments of `Client.secret`. */
