@@ -315,6 +315,10 @@ def compare_argument(where: str, owner: str, d: Argument, g: Argument) -> list[D
         found.append(Difference(key, owner, "type", f"argument `{d.name}` is `{g_type.show()}`, Dagger's is `{d_type.show()}`"))
     elif d.expected and g.expected and d.expected != g.expected:
         found.append(Difference(key, owner, "expected-type", f"argument `{d.name}` expects a {g.expected} ID, Dagger's a {d.expected} ID"))
+    elif d.expected and not g.expected and g_type.name == "ID":
+        # A bare ID without @expectedType: the generated SDKs type the parameter as any ID
+        # (a typed scalar such as `FileID` names its object itself).
+        found.append(Difference(key, owner, "expected-type", f"argument `{d.name}` takes any ID, Dagger's a {d.expected} ID"))
     if d.required and not g.required:
         found.append(Difference(key, owner, "optional", f"argument `{d.name}` is optional, Dagger's is required"))
     elif g.required and not d.required:

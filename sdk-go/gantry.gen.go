@@ -844,7 +844,7 @@ func (r *Container) File(path string, opts ...ContainerFileOpts) *File {
 // ContainerFromOpts holds the optional arguments of [Container.From].
 type ContainerFromOpts struct {
 	// Not supported by gantry (it has no services); must be null.
-	RegistryService Node
+	RegistryService *Service
 
 	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
@@ -951,7 +951,7 @@ type ContainerPublishOpts struct {
 	MediaTypes ImageMediaTypes
 
 	// Not supported by gantry (it has no services); must be null.
-	RegistryService Node
+	RegistryService *Service
 
 	// Not supported by gantry: Docker's daemon chooses; must be null.
 	Protocol RegistryProtocol
@@ -2095,7 +2095,7 @@ type DirectoryDockerBuildOpts struct {
 	// A socket to use for SSH authentication during the build (e.g., for
 	// Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
 	// (it has no sockets); must be null.
-	SSH Node
+	SSH *Socket
 }
 
 // Use Dockerfile compatibility to build a container from this directory. Only
@@ -3645,7 +3645,7 @@ type ClientGitOpts struct {
 
 	// Set SSH auth socket. Not supported by gantry (Git sources are fetched by
 	// the engine, which forwards no sockets to them); must be null.
-	SSHAuthSocket Node
+	SSHAuthSocket *Socket
 
 	// Username used to populate the password during basic HTTP Authorization.
 	// Defaults to "" (the zero value leaves it out).
@@ -3660,7 +3660,7 @@ type ClientGitOpts struct {
 	// A service which must be started before the repo is fetched. Not supported
 	// by gantry (Git and HTTP sources are fetched by the engine, not through
 	// services); must be null.
-	ExperimentalServiceHost Node
+	ExperimentalServiceHost *Service
 }
 
 // Queries a Git repository.
@@ -3702,7 +3702,7 @@ type ClientHTTPOpts struct {
 	// A service which must be started before the URL is fetched. Not supported
 	// by gantry (Git and HTTP sources are fetched by the engine, not through
 	// services); must be null.
-	ExperimentalServiceHost Node
+	ExperimentalServiceHost *Service
 }
 
 // Returns a file containing an http remote url content.
@@ -4149,6 +4149,28 @@ func (r *Service) Sync(ctx context.Context) (*Service, error) {
 		return nil, err
 	}
 	return &Service{r.load("Service", resID)}, nil
+}
+
+// ServiceTerminalOpts holds the optional arguments of [Service.Terminal].
+type ServiceTerminalOpts struct {
+	// If set, override the container's default terminal command and invoke
+	// these command arguments instead. Defaults to empty (the zero value leaves
+	// it out).
+	Cmd []string
+}
+
+// Opens an interactive terminal in a new container of this service's container
+// state (gantry does not enter the running service), using its default terminal
+// command if not overridden by args (or sh as a fallback default). The terminal
+// is the one of the client that owns the session (`gantry run`, `gantry call`
+// in a terminal); elsewhere the call fails with an error naming that fix.
+// Returns this service once the shell exits.
+func (r *Service) Terminal(opts ...ServiceTerminalOpts) *Service {
+	q := r.q.sel("terminal")
+	for _, opt := range opts {
+		q = q.optArg("cmd", opt.Cmd)
+	}
+	return &Service{newObject(q)}
 }
 
 // ServiceUpOpts holds the optional arguments of [Service.Up].

@@ -842,7 +842,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $address Image's address from its registry, e.g.
      *     127.0.0.1:5000/busybox:latest.
-     * @param Node|null $registryService Not supported by gantry (it has no
+     * @param Service|null $registryService Not supported by gantry (it has no
      *     services); must be null.
      * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
      *     daemon chooses; must be null.
@@ -851,7 +851,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      */
     public function from(
         string $address,
-        ?Node $registryService = null,
+        ?Service $registryService = null,
         ?RegistryProtocol $protocol = null,
         ?bool $insecureSkipTLSVerify = null,
     ): Container {
@@ -951,7 +951,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param ImageMediaTypes|null $mediaTypes Docker's daemon pushes Docker
      *     media types: OCIMediaTypes is accepted only as the default (see
      *     docs/compatibility.md). Defaults to ImageMediaTypes::OCIMediaTypes.
-     * @param Node|null $registryService Not supported by gantry (it has no
+     * @param Service|null $registryService Not supported by gantry (it has no
      *     services); must be null.
      * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
      *     daemon chooses; must be null.
@@ -963,7 +963,7 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
         ?array $platformVariants = null,
         ?ImageLayerCompression $forcedCompression = null,
         ?ImageMediaTypes $mediaTypes = null,
-        ?Node $registryService = null,
+        ?Service $registryService = null,
         ?RegistryProtocol $protocol = null,
         ?bool $insecureSkipTLSVerify = null,
     ): string {
@@ -2155,7 +2155,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * @param bool|null $noInit If set, skip the automatic init process injected
      *     into containers created by RUN statements. gantry never starts one,
      *     so every RUN step runs this way. Defaults to false.
-     * @param Node|null $ssh A socket to use for SSH authentication during the
+     * @param Socket|null $ssh A socket to use for SSH authentication during the
      *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not
      *     supported by gantry (it has no sockets); must be null.
      */
@@ -2166,7 +2166,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
         ?string $target = null,
         ?array $secrets = null,
         ?bool $noInit = null,
-        ?Node $ssh = null,
+        ?Socket $ssh = null,
     ): Container {
         return new Container($this->ctx->select('dockerBuild', [
             'dockerfile' => $dockerfile,
@@ -3843,7 +3843,7 @@ final class Client extends ApiClient
      * @param bool|null $keepGitDir Set to true to keep .git directory. Defaults
      *     to true.
      * @param string|null $sshKnownHosts Set SSH known hosts. Defaults to "".
-     * @param Node|null $sshAuthSocket Set SSH auth socket. Not supported by
+     * @param Socket|null $sshAuthSocket Set SSH auth socket. Not supported by
      *     gantry (Git sources are fetched by the engine, which forwards no
      *     sockets to them); must be null.
      * @param string|null $httpAuthUsername Username used to populate the
@@ -3852,20 +3852,20 @@ final class Client extends ApiClient
      *     during basic HTTP Authorization
      * @param Secret|null $httpAuthHeader Secret used to populate the
      *     Authorization HTTP header
-     * @param Node|null $experimentalServiceHost A service which must be started
-     *     before the repo is fetched. Not supported by gantry (Git and HTTP
-     *     sources are fetched by the engine, not through services); must be
-     *     null.
+     * @param Service|null $experimentalServiceHost A service which must be
+     *     started before the repo is fetched. Not supported by gantry (Git and
+     *     HTTP sources are fetched by the engine, not through services); must
+     *     be null.
      */
     public function git(
         string $url,
         ?bool $keepGitDir = null,
         ?string $sshKnownHosts = null,
-        ?Node $sshAuthSocket = null,
+        ?Socket $sshAuthSocket = null,
         ?string $httpAuthUsername = null,
         ?Secret $httpAuthToken = null,
         ?Secret $httpAuthHeader = null,
-        ?Node $experimentalServiceHost = null,
+        ?Service $experimentalServiceHost = null,
     ): GitRepository {
         return new GitRepository($this->ctx->select('git', [
             'url' => $url,
@@ -3899,10 +3899,10 @@ final class Client extends ApiClient
      *     (e.g., "sha256:...").
      * @param Secret|null $authHeader Secret used to populate the Authorization
      *     HTTP header
-     * @param Node|null $experimentalServiceHost A service which must be started
-     *     before the URL is fetched. Not supported by gantry (Git and HTTP
-     *     sources are fetched by the engine, not through services); must be
-     *     null.
+     * @param Service|null $experimentalServiceHost A service which must be
+     *     started before the URL is fetched. Not supported by gantry (Git and
+     *     HTTP sources are fetched by the engine, not through services); must
+     *     be null.
      */
     public function http(
         string $url,
@@ -3910,7 +3910,7 @@ final class Client extends ApiClient
         ?int $permissions = null,
         ?string $checksum = null,
         ?Secret $authHeader = null,
-        ?Node $experimentalServiceHost = null,
+        ?Service $experimentalServiceHost = null,
     ): File {
         return new File($this->ctx->select('http', [
             'url' => $url,
@@ -4425,6 +4425,25 @@ final class Service extends ApiObject implements Node
     {
         $__q = $this->ctx->select('sync');
         return new Service($this->ctx->load('Service', $__q->execute()));
+    }
+
+    /**
+     * Opens an interactive terminal in a new container of this service's
+     * container state (gantry does not enter the running service), using its
+     * default terminal command if not overridden by args (or sh as a fallback
+     * default). The terminal is the one of the client that owns the session
+     * (`gantry run`, `gantry call` in a terminal); elsewhere the call fails
+     * with an error naming that fix. Returns this service once the shell exits.
+     *
+     * @param list<string>|null $cmd If set, override the container's default
+     *     terminal command and invoke these command arguments instead. Defaults
+     *     to [].
+     */
+    public function terminal(?array $cmd = null): Service
+    {
+        return new Service($this->ctx->select('terminal', [
+            'cmd' => $cmd,
+        ]));
     }
 
     /**

@@ -49,19 +49,24 @@ export function enumArg(value: unknown): unknown {
   return value;
 }
 
+/** An input object, or a list of them nested to any depth (`[[PortForward!]!]`). @internal */
+export type NestedInput<T> = T | null | undefined | readonly NestedInput<T>[];
+
 /**
- * Passes an input object argument (or each element of a list of them) through `mark`, which
- * the generated code defines for input types holding enums: it wraps those fields in
- * {@link enumArg}.
+ * Passes an input object argument (or each element of a list of them, at any depth of
+ * nesting) through `mark`, which the generated code defines for input types holding enums:
+ * it wraps those fields in {@link enumArg}. A list is never passed to `mark` itself.
  *
  * @internal
  */
 export function inputArg<T extends object>(
-  value: T | readonly T[] | null | undefined,
+  value: NestedInput<T>,
   mark: (value: T) => unknown,
 ): unknown {
   if (value === null || value === undefined) return value;
-  if (Array.isArray(value)) return (value as readonly T[]).map((item) => mark(item));
+  if (Array.isArray(value)) {
+    return (value as readonly NestedInput<T>[]).map((item) => inputArg(item, mark));
+  }
   return mark(value as T);
 }
 

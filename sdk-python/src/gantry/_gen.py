@@ -833,7 +833,7 @@ class Container(Exportable, Node, Syncer):
         self,
         address: str,
         *,
-        registry_service: Node | None = None,
+        registry_service: Service | None = None,
         protocol: RegistryProtocol | None = None,
         insecure_skip_tls_verify: bool | None = None,
     ) -> Container:
@@ -920,7 +920,7 @@ class Container(Exportable, Node, Syncer):
         platform_variants: Sequence[Container] | None = None,
         forced_compression: ImageLayerCompression | None = None,
         media_types: ImageMediaTypes | None = None,
-        registry_service: Node | None = None,
+        registry_service: Service | None = None,
         protocol: RegistryProtocol | None = None,
         insecure_skip_tls_verify: bool | None = None,
     ) -> str:
@@ -2131,7 +2131,7 @@ class Directory(Exportable, Node, Syncer):
         target: str | None = None,
         secrets: Sequence[Secret] | None = None,
         no_init: bool | None = None,
-        ssh: Node | None = None,
+        ssh: Socket | None = None,
     ) -> Container:
         """Use Dockerfile compatibility to build a container from this directory. Only
         use this function for Dockerfile compatibility. Otherwise use the native
@@ -3730,11 +3730,11 @@ class Client(Object):
         *,
         keep_git_dir: bool | None = None,
         ssh_known_hosts: str | None = None,
-        ssh_auth_socket: Node | None = None,
+        ssh_auth_socket: Socket | None = None,
         http_auth_username: str | None = None,
         http_auth_token: Secret | None = None,
         http_auth_header: Secret | None = None,
-        experimental_service_host: Node | None = None,
+        experimental_service_host: Service | None = None,
     ) -> GitRepository:
         """Queries a Git repository.
 
@@ -3780,7 +3780,7 @@ class Client(Object):
         permissions: int | None = None,
         checksum: str | None = None,
         auth_header: Secret | None = None,
-        experimental_service_host: Node | None = None,
+        experimental_service_host: Service | None = None,
     ) -> File:
         """Returns a file containing an http remote url content.
 
@@ -4232,6 +4232,27 @@ class Service(Node):
         """Forces evaluation of the pipeline in the engine."""
         _id: str = await self._select("sync").execute()
         return Service(self._load("Service", _id))
+
+    def terminal(
+        self,
+        *,
+        cmd: list[str] | None = None,
+    ) -> Service:
+        """Opens an interactive terminal in a new container of this service's container
+        state (gantry does not enter the running service), using its default terminal
+        command if not overridden by args (or sh as a fallback default). The terminal
+        is the one of the client that owns the session (`gantry run`, `gantry call`
+        in a terminal); elsewhere the call fails with an error naming that fix.
+        Returns this service once the shell exits.
+
+        Args:
+            cmd: If set, override the container's default terminal command and invoke
+                these command arguments instead. Defaults to [].
+        """
+        _args = [
+            Arg("cmd", cmd),
+        ]
+        return Service(self._select("terminal", _args))
 
     async def up(
         self,

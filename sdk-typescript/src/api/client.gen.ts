@@ -538,7 +538,7 @@ export interface ContainerFileOpts {
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
   /** Not supported by gantry (it has no services); must be null. */
-  registryService?: Node;
+  registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
   /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
@@ -566,7 +566,7 @@ export interface ContainerPublishOpts {
    */
   mediaTypes?: ImageMediaTypes;
   /** Not supported by gantry (it has no services); must be null. */
-  registryService?: Node;
+  registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
   /** Not supported by gantry: configure Docker's daemon; must be false. Defaults to `false`. */
@@ -1888,7 +1888,7 @@ export interface DirectoryDockerBuildOpts {
    * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
    * --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.
    */
-  ssh?: Node;
+  ssh?: Socket;
 }
 
 /** Optional arguments of `Directory.entries`. */
@@ -3422,7 +3422,7 @@ export interface ClientGitOpts {
    * Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which
    * forwards no sockets to them); must be null.
    */
-  sshAuthSocket?: Node;
+  sshAuthSocket?: Socket;
   /** Username used to populate the password during basic HTTP Authorization. Defaults to `""`. */
   httpAuthUsername?: string;
   /** Secret used to populate the password during basic HTTP Authorization */
@@ -3433,7 +3433,7 @@ export interface ClientGitOpts {
    * A service which must be started before the repo is fetched. Not supported by gantry (Git and
    * HTTP sources are fetched by the engine, not through services); must be null.
    */
-  experimentalServiceHost?: Node;
+  experimentalServiceHost?: Service;
 }
 
 /** Optional arguments of `Client.http`. */
@@ -3450,7 +3450,7 @@ export interface ClientHttpOpts {
    * A service which must be started before the URL is fetched. Not supported by gantry (Git and
    * HTTP sources are fetched by the engine, not through services); must be null.
    */
-  experimentalServiceHost?: Node;
+  experimentalServiceHost?: Service;
 }
 
 /** Optional arguments of `Client.secret`. */
@@ -3913,6 +3913,15 @@ export interface ServiceStopOpts {
   kill?: boolean;
 }
 
+/** Optional arguments of `Service.terminal`. */
+export interface ServiceTerminalOpts {
+  /**
+   * If set, override the container's default terminal command and invoke these command arguments
+   * instead. Defaults to `[]`.
+   */
+  cmd?: string[];
+}
+
 /** Optional arguments of `Service.up`. */
 export interface ServiceUpOpts {
   /**
@@ -3985,6 +3994,20 @@ export class Service extends BaseObject implements Node {
   async sync(): Promise<Service> {
     const id = await this._select("sync").execute<string>();
     return new Service(this._load("Service", id));
+  }
+
+  /**
+   * Opens an interactive terminal in a new container of this service's container state (gantry does
+   * not enter the running service), using its default terminal command if not overridden by args
+   * (or sh as a fallback default). The terminal is the one of the client that owns the session
+   * (`gantry run`, `gantry call` in a terminal); elsewhere the call fails with an error naming that
+   * fix. Returns this service once the shell exits.
+   */
+  terminal(opts?: ServiceTerminalOpts): Service {
+    const _args = {
+      cmd: opts?.cmd,
+    };
+    return new Service(this._select("terminal", _args));
   }
 
   /** Creates a tunnel that forwards traffic from the caller's network to this service. */

@@ -75,14 +75,11 @@ fn the_schema_follows_the_argument_conventions() {
                     .directives
                     .iter()
                     .any(|d| d.node.name.node == "expectedType");
-                // `node(id:)` takes any object; `registryService`,
-                // `experimentalServiceHost`, `sshAuthSocket` and `ssh` have no type
-                // in gantry (no services, no sockets) and are refused when
-                // given.
-                let open = matches!(
-                    arg.name.node.as_str(),
-                    "registryService" | "experimentalServiceHost" | "sshAuthSocket" | "ssh"
-                ) || field.node.name.node == "node";
+                // Only `node(id:)` takes any object. Arguments gantry refuses
+                // when given (`registryService`, `experimentalServiceHost`,
+                // `sshAuthSocket`, `ssh`) are typed too: the SDKs generated
+                // from the schema type their parameters as Dagger's do.
+                let open = field.node.name.node == "node";
                 if is_id && !typed && !open {
                     broken.push(format!("{place}: an ID without @expectedType"));
                 }

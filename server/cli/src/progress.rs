@@ -294,17 +294,25 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
         Style::Plain => {
             let mut view = PlainView::default();
             let mut held = std::collections::VecDeque::new();
-            while let Some(message) = held.pop_front().or_else(|| receiver.recv().ok()) {
+            let mut finishing = false;
+            loop {
+                let message = match held.pop_front() {
+                    Some(message) => message,
+                    None if finishing => break,
+                    None => match receiver.recv() {
+                        Ok(message) => message,
+                        Err(_) => break,
+                    },
+                };
                 match message {
                     Message::Step(event) => view.step(&event),
                     Message::Lines(output) => view.lines(&output),
                     Message::Output(stream, bytes) => write_stream(stream, &bytes),
                     Message::Pause(ack) => {
                         let _ = ack.send(());
-                        match hold(receiver) {
-                            Some(messages) => held.extend(messages),
-                            None => break,
-                        }
+                        let (messages, resumed) = hold(receiver);
+                        held.extend(messages);
+                        finishing |= !resumed;
                     }
                     Message::Resume => {}
                     Message::Finish => break,
@@ -314,9 +322,11 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
         Style::Tty => {
             let mut view = TtyView::new();
             let mut held = std::collections::VecDeque::new();
+            let mut finishing = false;
             loop {
                 let next = match held.pop_front() {
                     Some(message) => Ok(message),
+                    None if finishing => break,
                     None => receiver.recv_timeout(TICK),
                 };
                 match next {
@@ -327,10 +337,12 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
                         let clear = view.clear();
                         write_stderr(&clear);
                         let _ = ack.send(());
-                        match hold(receiver) {
-                            Some(messages) => held.extend(messages),
-                            None => break,
-                        }
+                        let (messages, resumed) = hold(receiver);
+                        // The screen is the one the shell left: whatever
+                        // was drawn before is not below the cursor any more.
+                        view.handed_back();
+                        held.extend(messages);
+                        finishing |= !resumed;
                     }
                     Ok(Message::Resume) => {}
                     Ok(Message::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -343,13 +355,15 @@ fn render(style: Style, receiver: &mpsc::Receiver<Message>) {
 }
 
 /// While paused (an interactive terminal owns the screen): what arrives
-/// until `Resume`, to show then; `None` when the renderer is to finish.
-fn hold(receiver: &mpsc::Receiver<Message>) -> Option<Vec<Message>> {
+/// until `Resume`, to show then, and whether it resumed (`false`: the
+/// renderer is to finish, after showing what it held: a command's output
+/// that arrived while paused is never dropped).
+fn hold(receiver: &mpsc::Receiver<Message>) -> (Vec<Message>, bool) {
     let mut held = Vec::new();
     loop {
         match receiver.recv() {
-            Ok(Message::Resume) => return Some(held),
-            Ok(Message::Finish) | Err(_) => return None,
+            Ok(Message::Resume) => return (held, true),
+            Ok(Message::Finish) | Err(_) => return (held, false),
             Ok(Message::Pause(ack)) => {
                 let _ = ack.send(());
             }
@@ -758,6 +772,13 @@ impl TtyView {
         }
     }
 
+    /// The terminal is back from an interactive shell: the cursor is where
+    /// the shell left it (at the start of a line), so nothing drawn before
+    /// is below it and the next redraw clears nothing above it.
+    fn handed_back(&mut self) {
+        self.drawn = 0;
+    }
+
     /// Keeps a running step's last lines; redraws unless it just did.
     fn lines(&mut self, output: &OutputEvent) {
         let Some(step) = self
@@ -902,6 +923,34 @@ mod tests {
         assert_eq!(duration(1.25), "1.2s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(3720.0), "1h02m");
+    }
+
+    #[test]
+    fn what_arrives_while_paused_is_kept_also_when_the_run_finishes_first() {
+        // What the renderer receives after a Pause: a line of the script
+        // while the shell is open, the hand back, then (the run ending
+        // before the next hand back) a line and Finish while paused again.
+        let (sender, receiver) = mpsc::channel();
+        sender
+            .send(Message::Output(Stream::Stdout, b"script line\n".to_vec()))
+            .unwrap();
+        sender.send(Message::Resume).unwrap();
+        sender
+            .send(Message::Output(Stream::Stdout, b"after\n".to_vec()))
+            .unwrap();
+        sender.send(Message::Finish).unwrap();
+        let (held, resumed) = hold(&receiver);
+        assert!(resumed);
+        assert!(
+            matches!(held.as_slice(), [Message::Output(Stream::Stdout, line)] if line == b"script line\n")
+        );
+        // The run ended before the terminal was handed back: what was held
+        // is still shown (the renderer finishes after it).
+        let (held, resumed) = hold(&receiver);
+        assert!(!resumed);
+        assert!(
+            matches!(held.as_slice(), [Message::Output(Stream::Stdout, line)] if line == b"after\n")
+        );
     }
 
     #[test]

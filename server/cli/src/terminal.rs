@@ -108,7 +108,7 @@ impl TerminalHost for UserTerminal {
         let (input_tx, input) = tokio::sync::mpsc::channel(64);
         let (output, mut output_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_reader(tty.clone(), input_tx.clone(), stop.clone());
+        let reader_done = spawn_reader(tty.clone(), input_tx.clone(), stop.clone());
         let banner = format!("\x1b[33m●\x1b[0m {title}\r\n");
         let progress = self.progress.clone();
         tokio::spawn(async move {
@@ -138,11 +138,22 @@ impl TerminalHost for UserTerminal {
                     },
                 }
             }
-            // Raw mode ends with the last `Raw` (the reader's ends within a
-            // poll), before progress resumes.
+            // Raw mode ends with the last `Raw`, and progress resumes only
+            // after that: the reader lets go of its `Raw` within a poll, and
+            // this one is dropped last, off the async workers (restoring the
+            // mode waits until the terminal has read all output, which a
+            // slow terminal makes long). Resuming earlier let the renderer
+            // draw on a terminal still in raw mode (lines that do not return
+            // to the first column) and the restore's newline land below its
+            // block, unknown to it.
             stop.store(true, Ordering::Relaxed);
-            drop(tty);
-            tokio::time::sleep(READ_POLL * 2).await;
+            if tokio::time::timeout(READER_STOP, reader_done)
+                .await
+                .is_err()
+            {
+                tracing::debug!("the terminal's reader did not stop in time");
+            }
+            let _ = tokio::task::spawn_blocking(move || drop(tty)).await;
             if let Some(progress) = progress {
                 let _ = progress.send(Message::Resume);
             }
@@ -193,35 +204,47 @@ fn window_size(fd: &OwnedFd) -> TerminalSize {
 /// the thread can stop as soon as the shell exits).
 const READ_POLL: Duration = Duration::from_millis(10);
 
+/// How long the shell's end waits for the reader to let go of the tty.
+const READER_STOP: Duration = Duration::from_secs(1);
+
 /// Reads keystrokes on a thread of its own until `stop` or the shell's
-/// side closes.
+/// side closes. The receiver hears once the thread has let go of `tty`
+/// (also when it could not start).
 fn spawn_reader(
     tty: Arc<Raw>,
     input: tokio::sync::mpsc::Sender<TerminalInput>,
     stop: Arc<AtomicBool>,
-) {
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (done, reader_done) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("gantry-terminal".into())
         .spawn(move || {
-            let mut buffer = vec![0u8; 4096];
-            while !stop.load(Ordering::Relaxed) {
-                match rustix::io::read(&tty.fd, &mut buffer[..]) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        let data = Bytes::copy_from_slice(&buffer[..n]);
-                        if input.blocking_send(TerminalInput::Data(data)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
-                        std::thread::sleep(READ_POLL);
-                    }
-                    Err(_) => return,
-                }
-            }
+            read_keys(&tty, &input, &stop);
+            drop(tty);
+            let _ = done.send(());
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot read the terminal");
+    }
+    reader_done
+}
+
+fn read_keys(tty: &Raw, input: &tokio::sync::mpsc::Sender<TerminalInput>, stop: &AtomicBool) {
+    let mut buffer = vec![0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match rustix::io::read(&tty.fd, &mut buffer[..]) {
+            Ok(0) => return,
+            Ok(n) => {
+                let data = Bytes::copy_from_slice(&buffer[..n]);
+                if input.blocking_send(TerminalInput::Data(data)).is_err() {
+                    return;
+                }
+            }
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                std::thread::sleep(READ_POLL);
+            }
+            Err(_) => return,
+        }
     }
 }
 

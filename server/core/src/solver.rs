@@ -207,6 +207,21 @@ impl Engine {
         terminal::open(&self.cx, &state, cmd, what, &title).await
     }
 
+    /// `Service.terminal`: opens `cmd` (or the container's default
+    /// terminal command, or `sh`) in a new container of the service's
+    /// container state (a tunnel's: its upstream's), not inside the running
+    /// service, and returns when it exits. A service of the host's ports
+    /// has no container: that is an error naming it.
+    pub async fn service_terminal(&self, digest: Digest, cmd: &[String]) -> Result<()> {
+        const WHAT: &str = "Service.terminal";
+        terminal::check(&self.cx, WHAT)?;
+        let service = self.service(digest).await?;
+        let state = terminal::service_state(&service)?;
+        let cmd = terminal::command(&state, cmd);
+        let title = format!("terminal (service {}): {}", service.hostname, cmd.join(" "));
+        terminal::open(&self.cx, &state, cmd, WHAT, &title).await
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.cx.store
     }

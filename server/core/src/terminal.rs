@@ -1,5 +1,6 @@
 //! Interactive terminals: a shell in a container state on the user's
-//! terminal (`Container.terminal`, `Directory.terminal`) and, with
+//! terminal (`Container.terminal`, `Directory.terminal`, `Service.terminal`
+//! in its container's state) and, with
 //! `--interactive`, in the state a failed step left.
 //!
 //! The engine has no terminal of its own: the client that owns the user's
@@ -9,12 +10,14 @@
 //! exec's is (mounts, bound services, environment, secrets) and run by the
 //! runtime with a TTY; nothing it does is committed or cached.
 
+use std::sync::Arc;
+
 use tracing::{debug, info_span, Instrument as _};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::launch;
-use crate::value::ContainerState;
+use crate::value::{ContainerState, ServiceSource, ServiceValue};
 
 /// The shell a terminal runs when neither the call nor the container
 /// (`withDefaultTerminalCmd`) names a command, as in Dagger.
@@ -29,6 +32,23 @@ pub(crate) fn command(state: &ContainerState, cmd: &[String]) -> Vec<String> {
         state.default_terminal_cmd.clone()
     } else {
         vec![DEFAULT_TERMINAL_CMD.to_owned()]
+    }
+}
+
+/// The container state a `Service.terminal` shell runs in: a container
+/// service's own (`asService`), through any tunnels. A `Host.service` has
+/// none, which is an error naming the fix.
+pub(crate) fn service_state(service: &ServiceValue) -> Result<Arc<ContainerState>> {
+    match &service.source {
+        ServiceSource::Container { state, .. } => Ok(state.clone()),
+        ServiceSource::Tunnel { upstream, .. } => service_state(upstream),
+        ServiceSource::Host { host, .. } => Err(Error::Unsupported {
+            message: format!(
+                "Service.terminal needs a container service (`Container.asService`), and this \
+                 one forwards ports of the engine's host ({host}, `Host.service`), so there is \
+                 no container to open a shell in: call `terminal` on a container instead"
+            ),
+        }),
     }
 }
 

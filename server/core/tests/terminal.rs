@@ -139,3 +139,64 @@ async fn interactive_opens_a_shell_in_the_failed_state_then_fails_as_before() {
     engine.container(failing).await.unwrap_err();
     assert!(runtime.terminals.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn service_terminal_opens_the_shell_in_the_service_containers_state() {
+    let (engine, runtime) = engine();
+    let built = exec(&engine, base(&engine), &["echo", "built"]);
+    let service = engine
+        .add(ops::AsService {
+            container: built,
+            args: vec!["sleep".into(), "600".into()],
+            use_entrypoint: false,
+            expand: false,
+        })
+        .digest;
+
+    // Without a terminal: the error names the field and the fix.
+    let error = engine.service_terminal(service, &[]).await.unwrap_err();
+    assert!(matches!(error, Error::NoTerminal { .. }), "{error}");
+    assert!(error.to_string().contains("Service.terminal"), "{error}");
+
+    let terminal = Arc::new(RecordingTerminal::default());
+    engine.attach_terminal(terminal.clone(), false);
+    engine.service_terminal(service, &[]).await.unwrap();
+    engine
+        .service_terminal(service, &["ls".to_owned(), "/".to_owned()])
+        .await
+        .unwrap();
+    let terminals = runtime.terminals.lock().unwrap().clone();
+    // The shell (not the service's command) in the state the service runs
+    // in; the service itself was not started.
+    assert_eq!(
+        terminals,
+        [
+            (vec!["sh".to_owned()], Some("fake-committed:1".to_owned())),
+            (
+                vec!["ls".to_owned(), "/".to_owned()],
+                Some("fake-committed:1".to_owned())
+            )
+        ]
+    );
+    let titles = terminal.titles.lock().unwrap().clone();
+    assert!(
+        titles[0].contains("service") && titles[0].ends_with(": sh"),
+        "{titles:?}"
+    );
+
+    // A service of the host's ports has no container to open a shell in.
+    let host = engine
+        .add(ops::HostService {
+            host: "localhost".into(),
+            ports: Vec::new(),
+        })
+        .digest;
+    let error = engine.service_terminal(host, &[]).await.unwrap_err();
+    assert_eq!(error.code(), "UNSUPPORTED");
+    assert!(
+        error.to_string().contains("needs a container service")
+            && error.to_string().contains("Host.service"),
+        "{error}"
+    );
+    assert_eq!(runtime.terminals.lock().unwrap().len(), 2);
+}

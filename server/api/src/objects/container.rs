@@ -370,7 +370,10 @@ impl Container {
         ctx: &Context<'_>,
         #[graphql(desc = "Image's address from its registry, e.g. 127.0.0.1:5000/busybox:latest.")]
         address: String,
-        #[graphql(desc = "Not supported by gantry (it has no services); must be null.")]
+        #[graphql(
+            desc = "Not supported by gantry (it has no services); must be null.",
+            directive = expected_type::apply("Service".into())
+        )]
         registry_service: Option<ID>,
         #[graphql(desc = "Not supported by gantry: Docker's daemon chooses; must be null.")]
         protocol: Option<RegistryProtocol>,
@@ -1376,7 +1379,10 @@ impl Container {
             desc = "Docker's daemon pushes Docker media types: OCIMediaTypes is accepted only as the default (see docs/compatibility.md)."
         )]
         media_types: Option<ImageMediaTypes>,
-        #[graphql(desc = "Not supported by gantry (it has no services); must be null.")]
+        #[graphql(
+            desc = "Not supported by gantry (it has no services); must be null.",
+            directive = expected_type::apply("Service".into())
+        )]
         registry_service: Option<ID>,
         #[graphql(desc = "Not supported by gantry: Docker's daemon chooses; must be null.")]
         protocol: Option<RegistryProtocol>,

@@ -429,7 +429,8 @@ impl Directory {
         )]
         no_init: Option<bool>,
         #[graphql(
-            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null."
+            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.",
+            directive = expected_type::apply("Socket".into())
         )]
         ssh: Option<ID>,
     ) -> Result<Container> {

@@ -269,7 +269,8 @@ impl Query {
         #[graphql(default_with = "Some(String::new())", desc = "Set SSH known hosts")]
         ssh_known_hosts: Option<String>,
         #[graphql(
-            desc = "Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which forwards no sockets to them); must be null."
+            desc = "Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which forwards no sockets to them); must be null.",
+            directive = expected_type::apply("Socket".into())
         )]
         ssh_auth_socket: Option<ID>,
         #[graphql(
@@ -288,7 +289,8 @@ impl Query {
         )]
         http_auth_header: Option<ID>,
         #[graphql(
-            desc = "A service which must be started before the repo is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null."
+            desc = "A service which must be started before the repo is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null.",
+            directive = expected_type::apply("Service".into())
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<GitRepository> {
@@ -335,7 +337,8 @@ impl Query {
         )]
         auth_header: Option<ID>,
         #[graphql(
-            desc = "A service which must be started before the URL is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null."
+            desc = "A service which must be started before the URL is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null.",
+            directive = expected_type::apply("Service".into())
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<File> {

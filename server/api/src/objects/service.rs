@@ -111,6 +111,23 @@ impl Service {
         up(ctx, self.0.digest, ports, random).await
     }
 
+    /// Opens an interactive terminal in a new container of this service's container state (gantry does not enter the running service), using its default terminal command if not overridden by args (or sh as a fallback default). The terminal is the one of the client that owns the session (`gantry run`, `gantry call` in a terminal); elsewhere the call fails with an error naming that fix. Returns this service once the shell exits.
+    async fn terminal(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(Vec::new())",
+            desc = "If set, override the container's default terminal command and invoke these command arguments instead."
+        )]
+        cmd: Option<Vec<String>>,
+    ) -> Result<Service> {
+        engine(ctx)
+            .service_terminal(self.0.digest, &cmd.unwrap_or_default())
+            .await
+            .map_err(gql)?;
+        Ok(self.clone())
+    }
+
     /// Configures a hostname which can be used by clients within the session to reach this container.
     async fn with_hostname(
         &self,

@@ -12,8 +12,7 @@ use crate::support::{self, busybox};
 /// Writes `query.graphql` and `pipeline.sh` into `dir`: the script sends
 /// the query to the session (`gantry query` on the session's socket,
 /// quietly) and then prints `script-continues` and the answer (also kept in
-/// `continues.txt`: the screen's last lines are the progress summary's, and on
-/// a slow terminal its redraw can cover the script's line).
+/// `continues.txt`, to tell a wrong answer from a line missing on the screen).
 fn pipeline(dir: &Path, query: &str) {
     std::fs::write(dir.join("query.graphql"), query).unwrap();
     let script = format!(
@@ -49,6 +48,30 @@ fn type_line(tmux: &Tmux, line: &str) {
 
 const SLOW: Duration = Duration::from_secs(120);
 
+/// Waits for the shell's prompt (`PROMPT ` alone on the last line that has
+/// text) before anything is typed: keys typed earlier reach the shell before
+/// it reads them (busybox asks the terminal where the cursor is as it
+/// starts, and typed keys would mix with the answer).
+fn wait_for_prompt(tmux: &Tmux, prompt: &str) {
+    tmux.wait_for("the shell's prompt", SLOW, |screen| {
+        screen
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .is_some_and(|line| line.trim_end() == prompt)
+    });
+}
+
+/// The script's line is on the screen, whole and at the start of a row,
+/// after the run ended: the progress renderer's last redraw and its summary
+/// (and the terminal handed back after a shell) left it alone.
+fn assert_script_line_on(screen: &str, start: &str) {
+    assert!(
+        screen.lines().any(|line| line.starts_with(start)),
+        "the script's line ({start}…) is not on the screen:\n{screen}"
+    );
+}
+
 #[test]
 fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     require_runtime!();
@@ -68,7 +91,8 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     tmux.wait_for("the shell to open", SLOW, |screen| {
         screen.contains("terminal: sh")
     });
-    type_line(&tmux, "cat /etc/marker; echo; echo $((6*7))-answer; pwd");
+    wait_for_prompt(&tmux, "/etc #");
+    type_line(&tmux, "cat /etc/marker; echo; pwd; echo $((6*7))-answer");
     let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
         screen.contains("42-answer")
     });
@@ -89,9 +113,58 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
         continues.contains("script-continues code=0"),
         "{continues}\n{screen}"
     );
+    assert_script_line_on(&screen, "script-continues code=0");
     // The container came back unchanged: the next step reads the file.
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(answer.contains(&marker), "{answer}");
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
+#[test]
+fn service_terminal_opens_a_shell_in_the_services_container_state() {
+    require_runtime!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = support::unique("service-marker");
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withNewFile(path: "/srv/marker", contents: "{marker}") {{ withWorkdir(path: "/srv") {{ asService(args: ["sleep", "600"]) {{ terminal {{ withHostname(hostname: "after-terminal") {{ hostname }} }} }} }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    tmux.wait_for("the shell to open", SLOW, |screen| {
+        screen.contains("terminal (service ") && screen.contains("): sh")
+    });
+    wait_for_prompt(&tmux, "/srv #");
+    type_line(&tmux, "cat /srv/marker; echo; pwd; echo $((6*7))-answer");
+    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
+        screen.contains("42-answer")
+    });
+    assert!(
+        screen.lines().any(|line| line.trim_end() == marker),
+        "the service container's file, read in the shell:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|line| line.trim_end() == "/srv"),
+        "the service container's workdir:\n{screen}"
+    );
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
+    assert!(
+        continues.contains("script-continues code=0"),
+        "{continues}\n{screen}"
+    );
+    assert_script_line_on(&screen, "script-continues code=0");
+    // The service came back: the next field reads it.
+    let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(answer.contains("after-terminal"), "{answer}");
     assert!(screen.contains("exit=0"), "{screen}");
 }
 
@@ -114,10 +187,20 @@ fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
     tmux.wait_for("the shell to open", SLOW, |screen| {
         screen.contains("step failed, opening sh")
     });
-    type_line(&tmux, "cat before.txt; echo; cat after.txt");
+    wait_for_prompt(&tmux, "/work #");
+    type_line(
+        &tmux,
+        "cat before.txt; echo; cat after.txt; echo $((6*7))-end",
+    );
     let screen = tmux.wait_for("the failed step's files", SLOW, |screen| {
-        screen.contains("23-left-by-the-step")
+        screen.contains("42-end")
     });
+    assert!(
+        screen
+            .lines()
+            .any(|line| line.trim_end() == "23-left-by-the-step"),
+        "the failed step's files:\n{screen}"
+    );
     assert!(
         screen.lines().any(|line| line.trim_end() == marker),
         "the step's input files:\n{screen}"
@@ -133,6 +216,7 @@ fn interactive_opens_a_shell_where_a_step_failed_then_fails_as_before() {
         !continues.contains("script-continues code=0"),
         "{continues}\n{screen}"
     );
+    assert_script_line_on(&screen, "script-continues code=");
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(
         answer.contains("exit code: 3"),
