@@ -1237,8 +1237,8 @@ type ContainerWithDockerHealthcheckOpts struct {
 }
 
 // Retrieves this container with the given Docker health check. The check is
-// recorded in the image config; gantry runs no services yet, so it is never run
-// by gantry itself.
+// recorded in the image config; gantry does not run it: a service is ready when
+// its exposed ports accept connections.
 func (r *Container) WithDockerHealthcheck(args []string, opts ...ContainerWithDockerHealthcheckOpts) *Container {
 	q := r.q.sel("withDockerHealthcheck")
 	q = q.arg("args", args)
@@ -2094,7 +2094,7 @@ type DirectoryDockerBuildOpts struct {
 
 	// A socket to use for SSH authentication during the build (e.g., for
 	// Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
-	// (it has no sockets); must be null.
+	// yet (it forwards no sockets into Dockerfile builds); must be null.
 	SSH *Socket
 }
 

@@ -1205,8 +1205,8 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
 
     /**
      * Retrieves this container with the given Docker health check. The check is
-     * recorded in the image config; gantry runs no services yet, so it is never
-     * run by gantry itself.
+     * recorded in the image config; gantry does not run it: a service is ready
+     * when its exposed ports accept connections.
      *
      * @param list<string> $args Healthcheck command to execute within the
      *     container.
@@ -2157,7 +2157,8 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      *     so every RUN step runs this way. Defaults to false.
      * @param Socket|null $ssh A socket to use for SSH authentication during the
      *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not
-     *     supported by gantry (it has no sockets); must be null.
+     *     supported by gantry yet (it forwards no sockets into Dockerfile
+     *     builds); must be null.
      */
     public function dockerBuild(
         ?string $dockerfile = null,

@@ -233,7 +233,13 @@ final class TestEngine
         while (($status = proc_get_status($process))['running']) {
             if (microtime(true) > $deadline) {
                 proc_terminate($process, 9);
-                Assert::fail('timed out: ' . implode(' ', $command));
+                Assert::fail(sprintf(
+                    "timed out after %d s: %s\nits stdout so far:\n%s\nits stderr so far:\n%s",
+                    $timeout,
+                    implode(' ', $command),
+                    substr((string) file_get_contents($out), -4000),
+                    substr((string) file_get_contents($err), -4000),
+                ));
             }
             usleep(20_000);
         }

@@ -1188,8 +1188,8 @@ class Container(Exportable, Node, Syncer):
         retries: int | None = None,
     ) -> Container:
         """Retrieves this container with the given Docker health check. The check is
-        recorded in the image config; gantry runs no services yet, so it is never run
-        by gantry itself.
+        recorded in the image config; gantry does not run it: a service is ready when
+        its exposed ports accept connections.
 
         Args:
             args: Healthcheck command to execute within the container.
@@ -2152,7 +2152,7 @@ class Directory(Exportable, Node, Syncer):
                 runs this way. Defaults to False.
             ssh: A socket to use for SSH authentication during the build (e.g., for
                 Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
-                (it has no sockets); must be null.
+                yet (it forwards no sockets into Dockerfile builds); must be null.
         """
         _args = [
             Arg("dockerfile", dockerfile),

@@ -1290,7 +1290,7 @@ export class Container extends BaseObject implements Exportable, Node, Syncer {
 
   /**
    * Retrieves this container with the given Docker health check. The check is recorded in the image
-   * config; gantry runs no services yet, so it is never run by gantry itself.
+   * config; gantry does not run it: a service is ready when its exposed ports accept connections.
    *
    * @param args - Healthcheck command to execute within the container.
    */
@@ -1886,7 +1886,8 @@ export interface DirectoryDockerBuildOpts {
   noInit?: boolean;
   /**
    * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
-   * --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.
+   * --mount=type=ssh instructions). Not supported by gantry yet (it forwards no sockets into
+   * Dockerfile builds); must be null.
    */
   ssh?: Socket;
 }

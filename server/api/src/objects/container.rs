@@ -799,7 +799,7 @@ impl Container {
         )
     }
 
-    /// Retrieves this container with the given Docker health check. The check is recorded in the image config; gantry runs no services yet, so it is never run by gantry itself.
+    /// Retrieves this container with the given Docker health check. The check is recorded in the image config; gantry does not run it: a service is ready when its exposed ports accept connections.
     #[allow(clippy::too_many_arguments)]
     async fn with_docker_healthcheck(
         &self,

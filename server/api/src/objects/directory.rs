@@ -429,7 +429,7 @@ impl Directory {
         )]
         no_init: Option<bool>,
         #[graphql(
-            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry (it has no sockets); must be null.",
+            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry yet (it forwards no sockets into Dockerfile builds); must be null.",
             directive = expected_type::apply("Socket".into())
         )]
         ssh: Option<ID>,
@@ -440,7 +440,7 @@ impl Directory {
         if ssh.is_some() {
             return Err(unsupported(
                 "dockerBuild(ssh:)",
-                "gantry has no sockets yet; leave it out (RUN --mount=type=ssh is refused too)",
+                "gantry forwards no sockets into Dockerfile builds yet; leave it out (RUN --mount=type=ssh is refused too)",
             ));
         }
         if let Some(platform) = &platform {

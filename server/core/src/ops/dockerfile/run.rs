@@ -185,7 +185,7 @@ impl StageState<'_, '_> {
                     .await
             }
             "ssh" => Err(unsupported(
-                "RUN --mount=type=ssh is not supported yet (gantry has no sockets)",
+                "RUN --mount=type=ssh is not supported yet (gantry forwards no sockets into Dockerfile builds)",
             )),
             other => Err(invalid(format!("RUN --mount: unknown type {other:?}"))),
         }
