@@ -72,6 +72,40 @@ fn assert_script_line_on(screen: &str, start: &str) {
     );
 }
 
+/// In the shell on `tmux` (prompt `workdir #`): reads `workdir/marker` and
+/// the working directory, checks both on the screen, exits, and returns the
+/// screen once the script has ended, its line after the shell whole on the
+/// screen and in continues.txt.
+fn read_marker_and_exit(tmux: &Tmux, dir: &Path, workdir: &str, marker: &str) -> String {
+    wait_for_prompt(tmux, &format!("{workdir} #"));
+    type_line(
+        tmux,
+        &format!("cat {workdir}/marker; echo; pwd; echo $((6*7))-answer"),
+    );
+    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
+        screen.contains("42-answer")
+    });
+    assert!(
+        screen.lines().any(|line| line.trim_end() == marker),
+        "the container's file, read in the shell:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|line| line.trim_end() == workdir),
+        "the container's workdir:\n{screen}"
+    );
+    type_line(tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    let continues = std::fs::read_to_string(dir.join("continues.txt")).unwrap();
+    assert!(
+        continues.contains("script-continues code=0"),
+        "{continues}\n{screen}"
+    );
+    assert_script_line_on(&screen, "script-continues code=0");
+    screen
+}
+
 #[test]
 fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     require_runtime!();
@@ -91,29 +125,7 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     tmux.wait_for("the shell to open", SLOW, |screen| {
         screen.contains("terminal: sh")
     });
-    wait_for_prompt(&tmux, "/etc #");
-    type_line(&tmux, "cat /etc/marker; echo; pwd; echo $((6*7))-answer");
-    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
-        screen.contains("42-answer")
-    });
-    assert!(
-        screen.lines().any(|line| line.trim_end() == marker),
-        "the container's file, read in the shell:\n{screen}"
-    );
-    assert!(
-        screen.lines().any(|line| line.trim_end() == "/etc"),
-        "the container's workdir:\n{screen}"
-    );
-    type_line(&tmux, "exit");
-    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
-        screen.contains("exit=")
-    });
-    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
-    assert!(
-        continues.contains("script-continues code=0"),
-        "{continues}\n{screen}"
-    );
-    assert_script_line_on(&screen, "script-continues code=0");
+    let screen = read_marker_and_exit(&tmux, dir.path(), "/etc", &marker);
     // The container came back unchanged: the next step reads the file.
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(answer.contains(&marker), "{answer}");
@@ -139,29 +151,7 @@ fn service_terminal_opens_a_shell_in_the_services_container_state() {
     tmux.wait_for("the shell to open", SLOW, |screen| {
         screen.contains("terminal (service ") && screen.contains("): sh")
     });
-    wait_for_prompt(&tmux, "/srv #");
-    type_line(&tmux, "cat /srv/marker; echo; pwd; echo $((6*7))-answer");
-    let screen = tmux.wait_for("the shell's answer", SLOW, |screen| {
-        screen.contains("42-answer")
-    });
-    assert!(
-        screen.lines().any(|line| line.trim_end() == marker),
-        "the service container's file, read in the shell:\n{screen}"
-    );
-    assert!(
-        screen.lines().any(|line| line.trim_end() == "/srv"),
-        "the service container's workdir:\n{screen}"
-    );
-    type_line(&tmux, "exit");
-    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
-        screen.contains("exit=")
-    });
-    let continues = std::fs::read_to_string(dir.path().join("continues.txt")).unwrap();
-    assert!(
-        continues.contains("script-continues code=0"),
-        "{continues}\n{screen}"
-    );
-    assert_script_line_on(&screen, "script-continues code=0");
+    let screen = read_marker_and_exit(&tmux, dir.path(), "/srv", &marker);
     // The service came back: the next field reads it.
     let answer = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(answer.contains("after-terminal"), "{answer}");
