@@ -329,11 +329,28 @@ async fn remove_once_started(
     if files.is_empty() {
         return;
     }
+    wait_until_started(dir, exited).await;
+    remove_files(files);
+}
+
+/// Waits until the runtime has written the step's pid file in `dir` (the container
+/// exists with its mounts in place) or has exited (`exited`); true when the process
+/// started.
+pub(crate) async fn wait_until_started(dir: &Path, exited: &std::sync::atomic::AtomicBool) -> bool {
     let pid_file = dir.join(oci::PID_FILE);
-    while !pid_file.exists() && !exited.load(std::sync::atomic::Ordering::Relaxed) {
+    while !pid_file.exists() && !exited.load(std::sync::atomic::Ordering::Acquire) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    remove_files(files);
+    pid_file.exists()
+}
+
+/// The exit code of the OCI runtime's process: its own, or 128 + the signal that
+/// ended it, as a shell reports it.
+pub(crate) fn exit_code(status: &std::process::ExitStatus) -> i64 {
+    status.code().map_or_else(
+        || 128 + i64::from(std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(9)),
+        i64::from,
+    )
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
@@ -417,10 +434,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
         .map(|took| took.as_secs_f64() * 1000.0);
     timings.wait_ms = timings.start_ms.map(|start| timings.run_ms - start);
     let (stdout, mut stderr) = (out?, err?);
-    let mut exit_code = status.code().map_or_else(
-        || 128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)),
-        i64::from,
-    );
+    let mut exit_code = exit_code(&status);
     // The runtime's own failure (it logs one) is not the command's exit code.
     if let Some(message) = oci::logged_error(&log) {
         match oci::exec_failure_code(&message) {
@@ -569,10 +583,7 @@ pub(crate) async fn terminal(
         Error::io("waiting for the OCI runtime", &inner.oci.binary, source).into_runtime(action)
     })?;
     step.started = false; // `run` removes its container when the process exits
-    let mut exit_code = status.code().map_or_else(
-        || 128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)),
-        i64::from,
-    );
+    let mut exit_code = exit_code(&status);
     if let Some(message) = oci::logged_error(&log) {
         match oci::exec_failure_code(&message) {
             Some(code) => exit_code = code,

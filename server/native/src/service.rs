@@ -235,16 +235,7 @@ pub(crate) async fn start(
                 ..ContainerExit::default()
             };
             match status {
-                Ok(status) => {
-                    exit.exit_code = Some(status.code().map_or_else(
-                        || {
-                            128 + i64::from(
-                                std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9),
-                            )
-                        },
-                        i64::from,
-                    ));
-                }
+                Ok(status) => exit.exit_code = Some(exec::exit_code(&status)),
                 Err(error) => exit.error = Some(format!("waiting for the OCI runtime: {error}")),
             }
             // The runtime's own failure is not the command's exit code.
@@ -267,12 +258,8 @@ pub(crate) async fn start(
     // the container has started.
     // The runtime writes the pid file once the container exists (its mounts in place);
     // a runtime that exits first never started the process.
-    let pid_file = step.dir.join(oci::PID_FILE);
-    while !pid_file.exists() && !exited.load(Ordering::Acquire) {
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    let started_process = exec::wait_until_started(&step.dir, &exited).await;
     exec::remove_files(&after_start);
-    let started_process = pid_file.exists();
     let exited_future = async move {
         watcher.await.unwrap_or_else(|error| ContainerExit {
             error: Some(format!("lost track of the service: {error}")),
