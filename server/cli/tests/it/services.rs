@@ -397,7 +397,7 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
     let out = run(
         &server,
         r#"query($image: String!) { container { from(address: $image) {
-            asService(args: ["--listen", ":8080", "--fail-after", "2s"], useEntrypoint: true) { id } } } }"#,
+            asService(args: ["--listen", ":8080"], useEntrypoint: true) { id } } } }"#,
         json!({ "image": support::fixture("httpserver:latest") }),
     );
     let svc = text(&out, "container.from.asService.id");
@@ -406,7 +406,7 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
         &server,
         &svc,
         "api",
-        "wget -qO- http://api:8080/ && sleep 60",
+        "wget -qO- http://api:8080/ && wget -qO- http://api:8080/fail && sleep 60",
     );
     assert!(
         started.elapsed() < Duration::from_secs(45),
