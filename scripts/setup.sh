@@ -5,6 +5,8 @@
 #
 # What it sets up (nothing is pulled from Docker Hub or any outside registry):
 #   * Debian packages: docker.io docker-registry busybox-static apache2-utils tmux chromium,
+#     openssh-server (the tests' SSH Git remote and agent: sshd on loopback, started by the
+#     test itself; the package's own service is not started),
 #     PHP (with php-zip for the Composer archive test), gcc-aarch64-linux-gnu and musl-tools
 #     (C compilers for `make dist`'s build scripts: ring's C and assembly), crun iproute2 iptables (the native runtime: crun runs steps, iproute2 and
 #     iptables give them their network; runc comes with docker.io)
@@ -34,7 +36,7 @@ REGISTRY_LOG=/var/log/gantry-registry.log
 REGISTRY_AUTH_LOG=/var/log/gantry-registry-auth.log
 APT_LOG=/var/log/gantry-setup-apt.log
 
-PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux chromium php-cli php-curl php-mbstring php-zip composer phpunit gcc-aarch64-linux-gnu musl-tools crun iproute2 iptables)
+PACKAGES=(docker.io docker-registry busybox-static apache2-utils tmux openssh-server chromium php-cli php-curl php-mbstring php-zip composer phpunit gcc-aarch64-linux-gnu musl-tools crun iproute2 iptables)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -2093,8 +2093,7 @@ type DirectoryDockerBuildOpts struct {
 	NoInit bool
 
 	// A socket to use for SSH authentication during the build (e.g., for
-	// Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
-	// yet (it forwards no sockets into Dockerfile builds); must be null.
+	// Dockerfile RUN --mount=type=ssh instructions).
 	SSH *Socket
 }
 
@@ -3643,8 +3642,7 @@ type ClientGitOpts struct {
 	// Set SSH known hosts. Defaults to "" (the zero value leaves it out).
 	SSHKnownHosts string
 
-	// Set SSH auth socket. Not supported by gantry (Git sources are fetched by
-	// the engine, which forwards no sockets to them); must be null.
+	// Set SSH auth socket
 	SSHAuthSocket *Socket
 
 	// Username used to populate the password during basic HTTP Authorization.

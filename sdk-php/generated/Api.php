@@ -2156,9 +2156,7 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      *     into containers created by RUN statements. gantry never starts one,
      *     so every RUN step runs this way. Defaults to false.
      * @param Socket|null $ssh A socket to use for SSH authentication during the
-     *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not
-     *     supported by gantry yet (it forwards no sockets into Dockerfile
-     *     builds); must be null.
+     *     build (e.g., for Dockerfile RUN --mount=type=ssh instructions).
      */
     public function dockerBuild(
         ?string $dockerfile = null,
@@ -3844,9 +3842,7 @@ final class Client extends ApiClient
      * @param bool|null $keepGitDir Set to true to keep .git directory. Defaults
      *     to true.
      * @param string|null $sshKnownHosts Set SSH known hosts. Defaults to "".
-     * @param Socket|null $sshAuthSocket Set SSH auth socket. Not supported by
-     *     gantry (Git sources are fetched by the engine, which forwards no
-     *     sockets to them); must be null.
+     * @param Socket|null $sshAuthSocket Set SSH auth socket
      * @param string|null $httpAuthUsername Username used to populate the
      *     password during basic HTTP Authorization. Defaults to "".
      * @param Secret|null $httpAuthToken Secret used to populate the password

@@ -2151,8 +2151,7 @@ class Directory(Exportable, Node, Syncer):
                 created by RUN statements. gantry never starts one, so every RUN step
                 runs this way. Defaults to False.
             ssh: A socket to use for SSH authentication during the build (e.g., for
-                Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry
-                yet (it forwards no sockets into Dockerfile builds); must be null.
+                Dockerfile RUN --mount=type=ssh instructions).
         """
         _args = [
             Arg("dockerfile", dockerfile),
@@ -3744,9 +3743,7 @@ class Client(Object):
                 ".git" is optional.
             keep_git_dir: Set to true to keep .git directory. Defaults to True.
             ssh_known_hosts: Set SSH known hosts. Defaults to "".
-            ssh_auth_socket: Set SSH auth socket. Not supported by gantry (Git sources
-                are fetched by the engine, which forwards no sockets to them); must be
-                null.
+            ssh_auth_socket: Set SSH auth socket
             http_auth_username: Username used to populate the password during basic HTTP
                 Authorization. Defaults to "".
             http_auth_token: Secret used to populate the password during basic HTTP

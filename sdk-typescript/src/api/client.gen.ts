@@ -1886,8 +1886,7 @@ export interface DirectoryDockerBuildOpts {
   noInit?: boolean;
   /**
    * A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN
-   * --mount=type=ssh instructions). Not supported by gantry yet (it forwards no sockets into
-   * Dockerfile builds); must be null.
+   * --mount=type=ssh instructions).
    */
   ssh?: Socket;
 }
@@ -3419,10 +3418,7 @@ export interface ClientGitOpts {
   keepGitDir?: boolean;
   /** Set SSH known hosts. Defaults to `""`. */
   sshKnownHosts?: string;
-  /**
-   * Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which
-   * forwards no sockets to them); must be null.
-   */
+  /** Set SSH auth socket */
   sshAuthSocket?: Socket;
   /** Username used to populate the password during basic HTTP Authorization. Defaults to `""`. */
   httpAuthUsername?: string;

@@ -54,6 +54,10 @@ pub struct GitRemote {
     pub auth: GitAuth,
     /// `known_hosts` lines for SSH remotes; empty means no host checking.
     pub ssh_known_hosts: String,
+    /// An SSH agent's socket on the engine's host (`sshAuthSocket`): the
+    /// keys SSH remotes are authenticated with. None: no agent, so an SSH
+    /// remote that wants a key refuses the connection.
+    pub ssh_auth_socket: Option<String>,
 }
 
 /// One ref a remote advertises.
@@ -139,8 +143,9 @@ pub enum RemoteError {
         url: String,
         reason: String,
     },
-    #[error("{url}: authentication failed (check the credentials passed to `git`)")]
-    GitAuth { url: String },
+    /// `hint` says what to pass: credentials for HTTP, an agent for SSH.
+    #[error("{url}: authentication failed ({hint})")]
+    GitAuth { url: String, hint: String },
     #[error("GET {url} failed: {reason}")]
     Http { url: String, reason: String },
     #[error("GET {url} answered {status}")]

@@ -530,6 +530,8 @@ pub enum GitSource {
         token: Option<Digest>,
         header: Option<Digest>,
         ssh_known_hosts: String,
+        /// The host path of `sshAuthSocket`'s agent.
+        ssh_auth_socket: Option<String>,
     },
     /// A directory holding a repository (`Directory.asGit`).
     Local { tree: Arc<Tree>, key: Digest },

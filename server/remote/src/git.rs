@@ -208,6 +208,9 @@ impl GitCli {
                 ));
             }
         }
+        if let Some(socket) = &remote.ssh_auth_socket {
+            command.env("SSH_AUTH_SOCK", socket);
+        }
         command.env("GIT_CONFIG_COUNT", config.len().to_string());
         for (index, (key, value)) in config.iter().enumerate() {
             command.env(format!("GIT_CONFIG_KEY_{index}"), key);
@@ -310,8 +313,18 @@ async fn run(
         || lowered.contains("terminal prompts disabled")
         || lowered.contains("permission denied (publickey")
     {
+        let hint = if lowered.contains("permission denied (publickey") {
+            if remote.ssh_auth_socket.is_some() {
+                "the SSH server took none of the keys in the agent `sshAuthSocket` names"
+            } else {
+                "an SSH remote needs a key: pass the socket of an SSH agent holding one as `sshAuthSocket` (host.unixSocket(path:) of your SSH_AUTH_SOCK)"
+            }
+        } else {
+            "check the credentials passed to `git`: httpAuthToken, httpAuthHeader"
+        };
         return Err(RemoteError::GitAuth {
             url: remote.url.clone(),
+            hint: hint.into(),
         });
     }
     let trimmed = stderr.trim();

@@ -7,8 +7,8 @@ use gantry_core::{lookup, ops, search, Kind, Node, Op};
 
 use super::query::{refuse_foreign_platform, Platform};
 use super::{
-    add, client, engine, expected_type, load_arg, unsupported, Changeset, Container, ExistsType,
-    File, GitRepository, SearchArgs, SearchResult, Stat, FILE_MODE,
+    add, client, engine, expected_type, load_arg, Changeset, Container, ExistsType, File,
+    GitRepository, SearchArgs, SearchResult, Stat, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::format_id;
@@ -429,7 +429,7 @@ impl Directory {
         )]
         no_init: Option<bool>,
         #[graphql(
-            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions). Not supported by gantry yet (it forwards no sockets into Dockerfile builds); must be null.",
+            desc = "A socket to use for SSH authentication during the build (e.g., for Dockerfile RUN --mount=type=ssh instructions).",
             directive = expected_type::apply("Socket".into())
         )]
         ssh: Option<ID>,
@@ -437,12 +437,6 @@ impl Directory {
         // gantry runs RUN steps without an init process, which is what
         // noInit: true asks for; see docs/compatibility.md.
         let _no_init = no_init;
-        if ssh.is_some() {
-            return Err(unsupported(
-                "dockerBuild(ssh:)",
-                "gantry forwards no sockets into Dockerfile builds yet; leave it out (RUN --mount=type=ssh is refused too)",
-            ));
-        }
         if let Some(platform) = &platform {
             refuse_foreign_platform(&platform.0)?;
         }
@@ -468,6 +462,9 @@ impl Directory {
                     .collect(),
                 target: target.unwrap_or_default(),
                 secrets: named,
+                ssh: ssh
+                    .map(|id| load_arg(ctx, "ssh", &id, Kind::Socket).map(|socket| socket.digest))
+                    .transpose()?,
             },
         )))
     }

@@ -269,7 +269,7 @@ impl Query {
         #[graphql(default_with = "Some(String::new())", desc = "Set SSH known hosts")]
         ssh_known_hosts: Option<String>,
         #[graphql(
-            desc = "Set SSH auth socket. Not supported by gantry (Git sources are fetched by the engine, which forwards no sockets to them); must be null.",
+            desc = "Set SSH auth socket",
             directive = expected_type::apply("Socket".into())
         )]
         ssh_auth_socket: Option<ID>,
@@ -294,11 +294,7 @@ impl Query {
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<GitRepository> {
-        refuse_services_and_sockets(
-            "git",
-            ssh_auth_socket.is_some(),
-            experimental_service_host.is_some(),
-        )?;
+        refuse_service_host("git", experimental_service_host.is_some())?;
         let secret = |argument: &str, id: Option<ID>| -> Result<Option<Digest>> {
             id.map(|id| Ok(load_arg(ctx, argument, &id, Kind::Secret)?.digest))
                 .transpose()
@@ -312,6 +308,12 @@ impl Query {
                 http_auth_username: http_auth_username.unwrap_or_default(),
                 http_auth_token: secret("httpAuthToken", http_auth_token)?,
                 http_auth_header: secret("httpAuthHeader", http_auth_header)?,
+                ssh_auth_socket: ssh_auth_socket
+                    .map(|id| {
+                        load_arg(ctx, "sshAuthSocket", &id, Kind::Socket)
+                            .map(|socket| socket.digest)
+                    })
+                    .transpose()?,
             },
         )))
     }
@@ -342,7 +344,7 @@ impl Query {
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<File> {
-        refuse_services_and_sockets("http", false, experimental_service_host.is_some())?;
+        refuse_service_host("http", experimental_service_host.is_some())?;
         let auth_header = match auth_header {
             Some(id) => Some(load_arg(ctx, "authHeader", &id, Kind::Secret)?.digest),
             None => None,
@@ -651,18 +653,16 @@ fn default_platform() -> String {
     format!("linux/{arch}")
 }
 
-/// Git and HTTP sources are fetched by the engine itself, which reaches no
-/// service or socket for them: arguments that need one are refused by name
-/// rather than ignored.
-fn refuse_services_and_sockets(field: &str, socket: bool, service: bool) -> Result<()> {
-    let argument = match (socket, service) {
-        (true, _) => "sshAuthSocket",
-        (_, true) => "experimentalServiceHost",
-        _ => return Ok(()),
-    };
+/// Git and HTTP sources are fetched by the engine itself, which starts no
+/// service for them: `experimentalServiceHost` is refused by name rather
+/// than ignored.
+fn refuse_service_host(field: &str, service: bool) -> Result<()> {
+    if !service {
+        return Ok(());
+    }
     Err(unsupported(
-        &format!("{field}({argument}:)"),
-        "gantry fetches Git and HTTP sources itself, not through a service or socket; leave it out",
+        &format!("{field}(experimentalServiceHost:)"),
+        "gantry fetches Git and HTTP sources itself and starts no service for them; leave it out",
     ))
 }
 

@@ -1,5 +1,5 @@
-//! `Directory.dockerBuild` on real Docker: a multi-stage Go build, secret
-//! and cache mounts, a rebuild that runs nothing, a change that re-runs
+//! `Directory.dockerBuild` on real Docker: a multi-stage Go build, secret,
+//! cache and SSH agent mounts, a rebuild that runs nothing, a change that re-runs
 //! only its stage, and clear errors for what is not supported. Base images
 //! come from the local fixture registry only.
 
@@ -275,6 +275,71 @@ fn secret_and_cache_mounts_exist_for_their_run_only() {
     );
 }
 
+const SSH_MOUNTS: &str = r#"
+ARG FIXTURES
+FROM ${FIXTURES}/busybox:latest
+RUN --mount=type=ssh --mount=type=ssh,id=deploy \
+    test -S "$SSH_AUTH_SOCK" && test -S /run/buildkit/ssh_agent.1 && echo "$SSH_AUTH_SOCK" > /agent.txt
+RUN --mount=type=ssh,target=/tmp/agent.sock,required \
+    test -S /tmp/agent.sock && echo "$SSH_AUTH_SOCK" > /target.txt
+RUN test ! -S /run/buildkit/ssh_agent.0 && test ! -S /tmp/agent.sock && test -z "$SSH_AUTH_SOCK" && echo gone > /after.txt
+"#;
+
+#[test]
+fn ssh_mounts_hold_the_agent_socket_for_their_run_only() {
+    require_runtime!();
+    let context = workspace(&[("Dockerfile", SSH_MOUNTS)]);
+    let agent = tempfile::tempdir().unwrap();
+    let path = agent.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = Server::start();
+    let socket = text(
+        &run(
+            &server,
+            r#"query($path: String!) { host { unixSocket(path: $path) { id } } }"#,
+            json!({ "path": path.display().to_string() }),
+        ),
+        "host.unixSocket.id",
+    );
+    let query = r#"
+      query($dir: String!, $args: [BuildArg!], $ssh: ID!) {
+        host { directory(path: $dir) { dockerBuild(buildArgs: $args, ssh: $ssh) {
+          agent: file(path: "/agent.txt") { contents }
+          target: file(path: "/target.txt") { contents }
+          after: file(path: "/after.txt") { contents }
+        } } }
+      }"#;
+    let vars = json!({
+        "dir": context.path().display().to_string(),
+        "args": [{ "name": "FIXTURES", "value": fixtures_prefix() }],
+        "ssh": socket,
+    });
+    let out = run(&server, query, vars);
+    let built = &out["host"]["directory"]["dockerBuild"];
+    assert_eq!(text(built, "agent.contents"), "/run/buildkit/ssh_agent.0\n");
+    assert_eq!(text(built, "target.contents"), "/tmp/agent.sock\n");
+    assert_eq!(text(built, "after.contents"), "gone\n");
+    // Without an agent an optional mount is left out (a required one
+    // fails: what_is_not_supported_fails_clearly_with_its_line).
+    let optional = workspace(&[(
+        "Dockerfile",
+        "ARG FIXTURES\nFROM ${FIXTURES}/busybox:latest\nRUN --mount=type=ssh test -z \"$SSH_AUTH_SOCK\" && test ! -e /run/buildkit/ssh_agent.0 && echo none > /agent.txt\n",
+    )]);
+    let out = run(
+        &server,
+        r#"query($dir: String!, $args: [BuildArg!]) { host { directory(path: $dir) {
+            dockerBuild(buildArgs: $args) { file(path: "/agent.txt") { contents } } } } }"#,
+        json!({
+            "dir": optional.path().display().to_string(),
+            "args": [{ "name": "FIXTURES", "value": fixtures_prefix() }],
+        }),
+    );
+    assert_eq!(
+        text(&out, "host.directory.dockerBuild.file.contents"),
+        "none\n"
+    );
+}
+
 #[test]
 fn what_is_not_supported_fails_clearly_with_its_line() {
     require_runtime!();
@@ -285,8 +350,12 @@ fn what_is_not_supported_fails_clearly_with_its_line() {
             "Dockerfile:2: ONBUILD is not supported",
         ),
         (
-            "FROM scratch\nRUN --mount=type=ssh echo\n",
-            "Dockerfile:2: RUN --mount=type=ssh is not supported",
+            "FROM scratch\nRUN --mount=type=ssh,required echo\n",
+            "Dockerfile:2: RUN --mount=type=ssh,required: no SSH agent was given to the build",
+        ),
+        (
+            "FROM scratch\nRUN --mount=type=ssh,uid=1000 echo\n",
+            "Dockerfile:2: RUN --mount=type=ssh,uid=… is not supported",
         ),
         (
             "FROM scratch\nCOPY missing.txt /\n",

@@ -1,9 +1,10 @@
-//! Git sources against local servers only: `file://`, `git daemon` and
-//! `git http-backend` (smart HTTP with basic auth) on loopback.
+//! Git sources against local servers only: `file://`, `git daemon`,
+//! `git http-backend` (smart HTTP with basic auth) and `sshd` (with an
+//! SSH agent) on loopback.
 
 use serde_json::json;
 
-use crate::servers::{git, git_http_server, sample_repo, GitDaemon};
+use crate::servers::{git, git_http_server, sample_repo, GitDaemon, SshServer};
 use crate::support::{data, error_message, files_containing, run, text, Server};
 
 const REFS: &str = r#"
@@ -244,5 +245,51 @@ fn a_directory_holding_a_repository_is_one_as_git() {
     assert!(
         error_message(&plain).contains("no Git repository"),
         "{plain}"
+    );
+}
+
+#[test]
+fn ssh_remotes_authenticate_through_the_agent_socket_and_check_known_hosts() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let ssh = SshServer::start(&root.path().join("ssh"));
+    let url = ssh.url(&repo);
+    let server = Server::start();
+    let socket = text(
+        &run(
+            &server,
+            r#"query($path: String!) { host { unixSocket(path: $path) { id } } }"#,
+            json!({ "path": ssh.agent_socket.display().to_string() }),
+        ),
+        "host.unixSocket.id",
+    );
+    let query = r#"query($url: String!, $socket: ID, $hosts: String) {
+        git(url: $url, sshAuthSocket: $socket, sshKnownHosts: $hosts) {
+          head { commit tree { file(path: "README.md") { contents } } } } }"#;
+    // Without the agent the engine holds no key the server takes.
+    let refused = server.query_vars(query, &json!({ "url": url }));
+    assert!(
+        error_message(&refused).contains("pass the socket of an SSH agent"),
+        "{refused}"
+    );
+    let answer = run(
+        &server,
+        query,
+        json!({ "url": url, "socket": socket, "hosts": ssh.known_hosts }),
+    );
+    assert_eq!(
+        text(&answer, "git.head.commit"),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(text(&answer, "git.head.tree.file.contents"), "first\n");
+    // A server whose key is not the one known_hosts names is not trusted.
+    let mistrusted = server.query_vars(
+        query,
+        &json!({ "url": url, "socket": socket, "hosts": ssh.wrong_known_hosts }),
+    );
+    assert!(
+        error_message(&mistrusted).contains("Host key verification failed"),
+        "{mistrusted}"
     );
 }

@@ -364,3 +364,122 @@ pub(crate) fn sample_repo(root: &Path, name: &str) -> PathBuf {
     git(&dir, &["branch", "feature", "HEAD~1"]);
     dir
 }
+
+/// `sshd` on 127.0.0.1 that lets one key in, and an `ssh-agent` of its own
+/// holding that key: Git over SSH as a hosted remote serves it. Needs root
+/// (sshd switches to the user it logs in: the one running the tests) and
+/// Debian's openssh-server, which scripts/setup.sh installs.
+pub(crate) struct SshServer {
+    sshd: Child,
+    agent: Child,
+    port: u16,
+    user: String,
+    /// The agent's socket: what `sshAuthSocket` mounts.
+    pub(crate) agent_socket: PathBuf,
+    /// This server's `known_hosts` line.
+    pub(crate) known_hosts: String,
+    /// A `known_hosts` line naming this server with a key that is not its own.
+    pub(crate) wrong_known_hosts: String,
+}
+
+impl SshServer {
+    pub(crate) fn start(dir: &Path) -> Self {
+        const SSHD: &str = "/usr/sbin/sshd";
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install openssh-server (scripts/setup.sh does)"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let keygen = |name: &str| {
+            let path = dir.join(name);
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "gantry-test", "-f"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+            let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
+            let key: Vec<&str> = public.split_whitespace().take(2).collect();
+            (path, key.join(" "))
+        };
+        let (host_key, host_public) = keygen("host_key");
+        let (user_key, user_public) = keygen("user_key");
+        let authorized = dir.join("authorized_keys");
+        std::fs::write(&authorized, format!("{user_public}\n")).unwrap();
+        // sshd's privilege separation directory, which Debian's service
+        // would make.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = crate::support::free_port();
+        let options = [
+            "ListenAddress=127.0.0.1".to_owned(),
+            format!("AuthorizedKeysFile={}", authorized.display()),
+            "StrictModes=no".into(),
+            "PidFile=none".into(),
+            "UsePAM=no".into(),
+            "PasswordAuthentication=no".into(),
+            "KbdInteractiveAuthentication=no".into(),
+            "PermitRootLogin=prohibit-password".into(),
+        ];
+        let mut sshd = Command::new(SSHD);
+        sshd.args(["-D", "-e", "-f", "/dev/null", "-p", &port.to_string(), "-h"])
+            .arg(&host_key);
+        for option in &options {
+            sshd.args(["-o", option]);
+        }
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
+        let sshd = sshd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let agent_socket = dir.join("agent.sock");
+        let agent = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&agent_socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() || !agent_socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd or ssh-agent did not start: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let added = Command::new("ssh-add")
+            .arg("-q")
+            .arg(&user_key)
+            .env("SSH_AUTH_SOCK", &agent_socket)
+            .output()
+            .unwrap();
+        assert!(added.status.success(), "ssh-add: {added:?}");
+        let user = Command::new("id").arg("-un").output().unwrap().stdout;
+        Self {
+            sshd,
+            agent,
+            port,
+            user: String::from_utf8_lossy(&user).trim().to_owned(),
+            agent_socket,
+            known_hosts: format!("[127.0.0.1]:{port} {host_public}\n"),
+            wrong_known_hosts: format!("[127.0.0.1]:{port} {user_public}\n"),
+        }
+    }
+
+    /// The SSH URL of the repository at `path` on this machine.
+    pub(crate) fn url(&self, path: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        for child in [&mut self.sshd, &mut self.agent] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -41,6 +41,9 @@ pub struct Git {
     pub http_auth_token: Option<Digest>,
     /// A secret: a whole `Authorization` header.
     pub http_auth_header: Option<Digest>,
+    /// A socket (`Host.unixSocket`): the SSH agent for SSH remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_auth_socket: Option<Digest>,
 }
 
 /// A URL as `git` takes it: one without a scheme (`github.com/o/r`, not
@@ -77,6 +80,7 @@ impl Operation for Git {
         self.http_auth_token
             .iter()
             .chain(self.http_auth_header.iter())
+            .chain(self.ssh_auth_socket.iter())
             .copied()
             .collect()
     }
@@ -88,6 +92,12 @@ impl Operation for Git {
             .str(&self.http_auth_username);
         optional_input(e, self.http_auth_token.as_ref());
         optional_input(e, self.http_auth_header.as_ref());
+        // Written only when given, so repositories without one keep the
+        // digests they had before the argument was served.
+        if let Some(socket) = &self.ssh_auth_socket {
+            e.str("ssh-agent");
+            e.input(socket);
+        }
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
@@ -99,6 +109,10 @@ impl Operation for Git {
                 token: self.http_auth_token,
                 header: self.http_auth_header,
                 ssh_known_hosts: self.ssh_known_hosts.clone(),
+                ssh_auth_socket: self
+                    .ssh_auth_socket
+                    .map(|socket| call.inputs.socket(&socket))
+                    .transpose()?,
             },
             keep_git_dir: self.keep_git_dir,
         })))
@@ -361,6 +375,7 @@ fn git_remote(
             token,
             header,
             ssh_known_hosts,
+            ssh_auth_socket,
         } => {
             let value = |secret: &Option<Digest>| -> Result<Option<String>> {
                 secret
@@ -377,6 +392,7 @@ fn git_remote(
                 url: url.clone(),
                 auth,
                 ssh_known_hosts: ssh_known_hosts.clone(),
+                ssh_auth_socket: ssh_auth_socket.clone(),
             };
             Ok((remote, None))
         }
@@ -392,6 +408,7 @@ fn git_remote(
                 url: format!("file://{}", scratch.0.display()),
                 auth: GitAuth::default(),
                 ssh_known_hosts: String::new(),
+                ssh_auth_socket: None,
             };
             Ok((remote, Some(scratch)))
         }

@@ -38,6 +38,13 @@ pub(super) const PROXY_ARGS: [&str; 8] = [
     "no_proxy",
 ];
 
+/// The credentials `RUN --mount=type=secret|ssh` mount: the secrets by
+/// name, the SSH agent's socket.
+pub(super) struct Credentials {
+    pub(super) secrets: Vec<(String, Digest, Value)>,
+    pub(super) ssh: Option<(Digest, Value)>,
+}
+
 /// One Dockerfile build.
 pub(super) struct Build<'a> {
     pub(super) cx: &'a Context,
@@ -50,6 +57,8 @@ pub(super) struct Build<'a> {
     /// The (filtered) build context, under its own digest.
     pub(super) context: (Digest, Value),
     pub(super) secrets: Vec<(String, Digest, Value)>,
+    /// `dockerBuild(ssh:)`: the SSH agent's socket node and value.
+    pub(super) ssh: Option<(Digest, Value)>,
     build_args: &'a [(String, String)],
     pub(super) platform: Option<String>,
     /// `ARG`s before the first `FROM`, with their values.
@@ -88,7 +97,7 @@ impl<'a> Build<'a> {
         text: &'a str,
         file: &Dockerfile<'_>,
         context: Value,
-        secrets: Vec<(String, Digest, Value)>,
+        Credentials { secrets, ssh }: Credentials,
         build_args: &'a [(String, String)],
         platform: Option<String>,
     ) -> Self {
@@ -116,6 +125,7 @@ impl<'a> Build<'a> {
             escape,
             context,
             secrets,
+            ssh,
             build_args,
             platform,
             meta_args: Vec::new(),
@@ -259,6 +269,9 @@ impl<'b, 'a> StageState<'b, 'a> {
         let mut graph = Subgraph::new(build.cx);
         graph.insert(build.context.0, build.context.1.clone());
         for (_, digest, value) in &build.secrets {
+            graph.insert(*digest, value.clone());
+        }
+        if let Some((digest, value)) = &build.ssh {
             graph.insert(*digest, value.clone());
         }
         Self {

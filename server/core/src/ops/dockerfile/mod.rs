@@ -15,7 +15,7 @@
 //! the `escape` directive); word expansion follows BuildKit (`words.rs`),
 //! `.dockerignore` filters the context (`ignore.rs`). What is not
 //! supported fails with an error naming the instruction and its line:
-//! `ONBUILD`, `RUN --mount=type=ssh`, `--network` other than `default`,
+//! `ONBUILD`, `--network` other than `default`,
 //! `--security=insecure`, `ADD` of Git URLs or local archives, `COPY
 //! --parents`, platforms other than the engine's. `--chown` takes names
 //! as well as numbers, resolved against the stage's `/etc/passwd` and
@@ -37,7 +37,7 @@ use crate::eval::{Call, OpEncoder, Operation};
 use crate::tree::{self, Tree};
 use crate::value::{FileValue, Kind, Value};
 
-use self::build::Build;
+use self::build::{Build, Credentials};
 use self::ignore::DockerIgnore;
 
 /// `Directory.dockerBuild`.
@@ -55,6 +55,10 @@ pub struct DockerBuild {
     pub target: String,
     /// Secrets by the name `RUN --mount=type=secret,id=NAME` uses.
     pub secrets: Vec<(String, Digest)>,
+    /// A socket (`Host.unixSocket`): the SSH agent `RUN --mount=type=ssh`
+    /// mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Digest>,
 }
 
 impl Operation for DockerBuild {
@@ -63,6 +67,7 @@ impl Operation for DockerBuild {
     fn inputs(&self) -> Vec<Digest> {
         let mut inputs = vec![self.context];
         inputs.extend(self.secrets.iter().map(|(_, secret)| *secret));
+        inputs.extend(self.ssh);
         inputs
     }
 
@@ -78,6 +83,12 @@ impl Operation for DockerBuild {
         for (name, secret) in &self.secrets {
             e.str(name);
             e.input(secret);
+        }
+        // Written only when given, so builds without one keep the digests
+        // they had before the argument was served.
+        if let Some(ssh) = &self.ssh {
+            e.str("ssh-agent");
+            e.input(ssh);
         }
     }
 
@@ -95,12 +106,15 @@ impl Operation for DockerBuild {
             .iter()
             .map(|(name, digest)| (name.clone(), *digest, call.inputs.value(digest).clone()))
             .collect();
+        let ssh = self
+            .ssh
+            .map(|digest| (digest, call.inputs.value(&digest).clone()));
         let build = Build::new(
             cx,
             &text,
             &dockerfile,
             Value::from_tree(context),
-            secrets,
+            Credentials { secrets, ssh },
             &self.build_args,
             self.platform.clone(),
         );

@@ -1,6 +1,7 @@
 //! `RUN`: a `withExec` between the ops that set up and take down what it
 //! alone sees: `ARG` values as variables and its `--mount`s (cache
-//! volumes, secrets, bind mounts of the context or another stage, tmpfs).
+//! volumes, secrets, bind mounts of the context or another stage, tmpfs,
+//! the SSH agent's socket).
 
 use parse_dockerfile::{Command, RunInstruction};
 
@@ -18,6 +19,7 @@ use crate::ops::mount::{
     WithoutMount,
 };
 use crate::ops::read::{ContainerDirectory, ContainerFile};
+use crate::ops::socket::{WithUnixSocket, WithoutUnixSocket};
 use crate::tree::{self, Entry};
 use crate::value::Sharing;
 
@@ -60,7 +62,10 @@ impl MountSpec {
 #[derive(Default)]
 struct Undo {
     mounts: Vec<String>,
+    sockets: Vec<String>,
     variables: Vec<String>,
+    /// `type=ssh` mounts seen so far (their default targets count up).
+    ssh_mounts: usize,
 }
 
 impl StageState<'_, '_> {
@@ -119,6 +124,10 @@ impl StageState<'_, '_> {
         .await?;
         for path in undo.mounts {
             self.then(|parent| WithoutMount { parent, path }).await?;
+        }
+        for path in undo.sockets {
+            self.then(|parent| WithoutUnixSocket { parent, path })
+                .await?;
         }
         for name in undo.variables {
             self.then(|parent| WithoutEnvVariable { parent, name })
@@ -184,9 +193,7 @@ impl StageState<'_, '_> {
                 self.then(|parent| WithMountedTemp { parent, path, size })
                     .await
             }
-            "ssh" => Err(unsupported(
-                "RUN --mount=type=ssh is not supported yet (gantry forwards no sockets into Dockerfile builds)",
-            )),
+            "ssh" => self.ssh_mount(mount, undo).await,
             other => Err(invalid(format!("RUN --mount: unknown type {other:?}"))),
         }
     }
@@ -301,6 +308,63 @@ impl StageState<'_, '_> {
             inherit_owner: false,
         })
         .await
+    }
+
+    /// `type=ssh`: the build's SSH agent (`dockerBuild(ssh:)`) at `target`,
+    /// else `/run/buildkit/ssh_agent.N` (N counting this `RUN`'s ssh
+    /// mounts), and `SSH_AUTH_SOCK` naming the first unless the stage sets
+    /// it. The build has one agent, so it serves every `id`. Without one the
+    /// mount is left out, or fails when `required`.
+    async fn ssh_mount(&mut self, mount: &MountSpec, undo: &mut Undo) -> Result<()> {
+        let index = undo.ssh_mounts;
+        undo.ssh_mounts += 1;
+        if let Some(option) = ["uid", "gid", "mode"]
+            .into_iter()
+            .find(|option| mount.get(&[option]).is_some())
+        {
+            return Err(unsupported(format!(
+                "RUN --mount=type=ssh,{option}=… is not supported (the agent's socket keeps its owner and mode from the host)"
+            )));
+        }
+        let Some((source, _)) = &self.build.ssh else {
+            if mount.flag(&["required"]) {
+                return Err(invalid(
+                    "RUN --mount=type=ssh,required: no SSH agent was given to the build; pass dockerBuild(ssh:) a socket (host.unixSocket(path:) of your SSH_AUTH_SOCK)",
+                ));
+            }
+            return Ok(());
+        };
+        let source = *source;
+        let path = match mount.target() {
+            Some(target) => tree::absolute(&self.container()?.workdir(), target)?,
+            None => format!("/run/buildkit/ssh_agent.{index}"),
+        };
+        undo.sockets.push(path.clone());
+        let value = path.clone();
+        self.then(|parent| WithUnixSocket {
+            parent,
+            path,
+            source,
+        })
+        .await?;
+        let stage_sets_it = self
+            .container()?
+            .config
+            .env
+            .iter()
+            .any(|(name, _)| name == "SSH_AUTH_SOCK");
+        if index == 0 && !stage_sets_it {
+            let name = "SSH_AUTH_SOCK".to_owned();
+            undo.variables.push(name.clone());
+            self.then(|parent| WithEnvVariable {
+                parent,
+                name,
+                value,
+                expand: false,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn bind_mount(&mut self, mount: &MountSpec, undo: &mut Undo) -> Result<()> {
