@@ -1335,8 +1335,12 @@ type ContainerWithExecOpts struct {
 	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Run the command with every root capability the engine holds, close to
+	// Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor
+	// confinement, every device allowed. The command can then change the host
+	// it runs on: use it only for a command you trust that needs it (mounting
+	// filesystems, nested containers). Defaults to false (the zero value leaves
+	// it out).
 	InsecureRootCapabilities bool
 
 	// Replace ${VAR} or $VAR in the args according to the current environment

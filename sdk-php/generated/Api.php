@@ -1324,8 +1324,12 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *     with without error. Defaults to ReturnType::SUCCESS.
      * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
      *     (it needs a nested engine); must be false. Defaults to false.
-     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
-     *     be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Run the command with every
+     *     root capability the engine holds, close to Docker's --privileged:
+     *     nothing of /proc masked, no seccomp or AppArmor confinement, every
+     *     device allowed. The command can then change the host it runs on: use
+     *     it only for a command you trust that needs it (mounting filesystems,
+     *     nested containers). Defaults to false.
      * @param bool|null $expand Replace ${VAR} or $VAR in the args according to
      *     the current environment variables defined in the container. Defaults
      *     to false.

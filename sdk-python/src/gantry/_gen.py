@@ -1317,8 +1317,12 @@ class Container(Exportable, Node, Syncer):
                 Defaults to ReturnType.SUCCESS.
             experimental_privileged_nesting: Not supported by gantry (it needs a nested
                 engine); must be false. Defaults to False.
-            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
-                to False.
+            insecure_root_capabilities: Run the command with every root capability the
+                engine holds, close to Docker's --privileged: nothing of /proc masked,
+                no seccomp or AppArmor confinement, every device allowed. The command
+                can then change the host it runs on: use it only for a command you trust
+                that needs it (mounting filesystems, nested containers). Defaults to
+                False.
             expand: Replace ${VAR} or $VAR in the args according to the current
                 environment variables defined in the container. Defaults to False.
             no_init: Run without an init process. gantry never starts one, so every

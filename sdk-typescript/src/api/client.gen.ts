@@ -708,7 +708,12 @@ export interface ContainerWithExecOpts {
   expect?: ReturnType;
   /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /**
+   * Run the command with every root capability the engine holds, close to Docker's --privileged:
+   * nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. The command
+   * can then change the host it runs on: use it only for a command you trust that needs it
+   * (mounting filesystems, nested containers). Defaults to `false`.
+   */
   insecureRootCapabilities?: boolean;
   /**
    * Replace ${VAR} or $VAR in the args according to the current environment variables defined in

@@ -177,10 +177,6 @@ const REFUSED: &[(&str, &str)] = &[
         "withExec(experimentalPrivilegedNesting: true) is not supported",
     ),
     (
-        r#"{ container { withExec(args: ["true"], insecureRootCapabilities: true) { id } } }"#,
-        "withExec(insecureRootCapabilities: true) is not supported",
-    ),
-    (
         r#"{ container { asTarball(forcedCompression: Zstd) { id } } }"#,
         "asTarball(forcedCompression: Zstd) is not supported by gantry: use Gzip or Uncompressed",
     ),

@@ -220,6 +220,75 @@ pub struct RootfsSpec {
     pub layers: Vec<TarLayer>,
 }
 
+/// Linux's capabilities by number (`/proc/sys/kernel/cap_last_cap` is 40 on
+/// kernels since 5.9).
+pub const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The capabilities of a privileged step (`ExecSpec::privileged`): every
+/// one the engine's own bounding set holds. A process cannot pass on one it
+/// lacks: asking for it fails the container's start (as Docker 20.10's
+/// `--privileged` does where dockerd itself runs without
+/// `CAP_SYS_RESOURCE`), so both runtimes ask for this set by name.
+pub fn privileged_capabilities() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let hex = line.strip_prefix("CapBnd:")?.trim();
+                u64::from_str_radix(hex, 16).ok()
+            })
+        })
+        .unwrap_or(u64::MAX);
+    CAPABILITIES
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1 << bit) != 0)
+        .map(|(_, name)| name)
+        .collect()
+}
+
 /// One command to run to completion.
 #[derive(Debug, Clone, Default)]
 pub struct ExecSpec {
@@ -256,6 +325,12 @@ pub struct ExecSpec {
     pub remove_after_start: Vec<String>,
     /// Names and addresses on the step network.
     pub network: NetworkSpec,
+    /// `insecureRootCapabilities`: every capability the engine holds
+    /// (`privileged_capabilities`), nothing of `/proc` masked or read-only,
+    /// no seccomp or AppArmor confinement, every device allowed by the
+    /// device cgroup: Docker's `--privileged` without the host's device
+    /// nodes.
+    pub privileged: bool,
 }
 
 /// How a container sees the step network: every container of an engine

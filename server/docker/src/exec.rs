@@ -258,7 +258,7 @@ impl DockerRuntime {
             host_config: Some(HostConfig {
                 binds: Some(binds).filter(|b| !b.is_empty()),
                 tmpfs: Some(tmpfs).filter(|t| !t.is_empty()),
-                ..Default::default()
+                ..privileges(spec.privileged)
             }),
             ..Default::default()
         };
@@ -321,6 +321,42 @@ pub(crate) async fn wait_exit(docker: &Docker, name: &str) -> Result<i64, Runtim
             action: "waiting for a container".to_owned(),
             reason: "dockerd ended the wait without an exit status".to_owned(),
         }),
+    }
+}
+
+/// A privileged step's host config (`ExecSpec::privileged`): every
+/// capability Docker knows but those the engine's bounding set lacks, no
+/// seccomp, AppArmor or masked `/proc` paths, every device allowed. Not
+/// Docker's `privileged: true`, which asks for every capability and so
+/// fails to start where dockerd itself lacks one (Docker 20.10); nor the
+/// engine's set by name, which an older Docker refuses for names it does not
+/// know (`CAP_PERFMON`).
+fn privileges(privileged: bool) -> HostConfig {
+    if !privileged {
+        return HostConfig::default();
+    }
+    let held = gantry_core::runtime::privileged_capabilities();
+    HostConfig {
+        cap_add: Some(vec!["ALL".to_owned()]),
+        cap_drop: Some(
+            gantry_core::runtime::CAPABILITIES
+                .into_iter()
+                .filter(|name| !held.contains(name))
+                .map(str::to_owned)
+                .collect(),
+        )
+        .filter(|dropped: &Vec<String>| !dropped.is_empty()),
+        security_opt: Some(
+            ["seccomp=unconfined", "apparmor=unconfined"]
+                .map(str::to_owned)
+                .to_vec(),
+        ),
+        // Empty, not absent: nothing of /proc masked or read-only (the CLI's
+        // `--security-opt systempaths=unconfined`).
+        masked_paths: Some(Vec::new()),
+        readonly_paths: Some(Vec::new()),
+        device_cgroup_rules: Some(vec!["a *:* rwm".to_owned()]),
+        ..HostConfig::default()
     }
 }
 

@@ -739,6 +739,7 @@ fn write_bundle(
         netns: netns.as_deref(),
         cgroup: &container_cgroup,
         terminal,
+        privileged: exec.privileged,
     })
     .map_err(failed(action))?;
     let json = serde_json::to_vec(&oci_spec).expect("specs serialise");

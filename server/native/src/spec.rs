@@ -61,6 +61,18 @@ pub(crate) struct StepSpec<'a> {
     pub(crate) cgroup: &'a str,
     /// The process gets a TTY (the runtime's own stdio is a terminal).
     pub(crate) terminal: bool,
+    /// `insecureRootCapabilities` (Docker's `--privileged`): every
+    /// capability, no masked or read-only kernel paths, writable `/sys`,
+    /// every device allowed by the device cgroup.
+    pub(crate) privileged: bool,
+}
+
+/// A privileged step's capabilities (see `privileged_capabilities` in core).
+fn privileged_capabilities() -> oci_spec::runtime::Capabilities {
+    gantry_core::runtime::privileged_capabilities()
+        .into_iter()
+        .filter_map(|name| serde_json::from_value(serde_json::Value::from(name)).ok())
+        .collect()
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
@@ -81,7 +93,13 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
         .maximum
         .unwrap_or(1_048_576)
         .min(1_048_576);
-    let capabilities: oci_spec::runtime::Capabilities = CAPABILITIES.into_iter().collect();
+    let capabilities: oci_spec::runtime::Capabilities = if step.privileged {
+        privileged_capabilities()
+    } else {
+        CAPABILITIES.into_iter().collect()
+    };
+    // Privileged: the kernel's interfaces writable, as Docker's --privileged.
+    let sys = if step.privileged { "rw" } else { "ro" };
     let user = UserBuilder::default()
         .uid(step.user.uid)
         .gid(step.user.gid)
@@ -149,13 +167,13 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            &["nosuid", "noexec", "nodev", sys],
         )?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+            &["nosuid", "noexec", "nodev", "relatime", sys],
         )?,
     ];
     for tmpfs in step.tmpfs {
@@ -197,15 +215,23 @@ pub(crate) fn build(step: &StepSpec<'_>) -> Result<Spec, Error> {
         .resources(
             LinuxResourcesBuilder::default()
                 .devices(vec![LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
+                    .allow(step.privileged)
                     .access("rwm")
                     .build()
                     .map_err(oci)?])
                 .build()
                 .map_err(oci)?,
         )
-        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
-        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        .masked_paths(if step.privileged {
+            Vec::new()
+        } else {
+            oci_spec::runtime::get_default_maskedpaths()
+        })
+        .readonly_paths(if step.privileged {
+            Vec::new()
+        } else {
+            oci_spec::runtime::get_default_readonly_paths()
+        })
         .build()
         .map_err(oci)?;
 
@@ -258,6 +284,7 @@ mod tests {
             netns: Some(Path::new("/run/netns/x")),
             cgroup: "/gantry/1/2/c",
             terminal: false,
+            privileged: false,
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();

@@ -489,7 +489,7 @@ impl Container {
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Run the command with every root capability the engine holds, close to Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. The command can then change the host it runs on: use it only for a command you trust that needs it (mounting filesystems, nested containers)."
         )]
         insecure_root_capabilities: Option<bool>,
         #[graphql(
@@ -512,12 +512,6 @@ impl Container {
                 "nested Dagger engines do not exist in gantry; run the nested pipeline as its own gantry script",
             ));
         }
-        if insecure_root_capabilities.unwrap_or_default() {
-            return Err(unsupported(
-                "withExec(insecureRootCapabilities: true)",
-                "run the command without extra capabilities",
-            ));
-        }
         let stdin = stdin.unwrap_or_default();
         let redirect_stdin = redirect_stdin.unwrap_or_default();
         if !stdin.is_empty() && !redirect_stdin.is_empty() {
@@ -538,6 +532,7 @@ impl Container {
                     redirect_stderr: redirect_stderr.unwrap_or_default(),
                     expect: expect.unwrap_or(ReturnType::Success).into(),
                     expand: expand.unwrap_or_default(),
+                    insecure_root_capabilities: insecure_root_capabilities.unwrap_or_default(),
                 },
             },
         ))

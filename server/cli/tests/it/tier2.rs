@@ -1,6 +1,7 @@
 //! The Tier 2 container fields on real Docker: paths read and removed
 //! through the runtime, symlink and file layers, interleaved output,
-//! volatile variables, env files, and images in the daemon's own store.
+//! volatile variables, env files, images in the daemon's own store, and
+//! commands run with every root capability.
 
 use serde_json::json;
 
@@ -193,4 +194,51 @@ fn images_go_to_and_come_from_the_runtimes_store() {
     if !support::native() {
         support::docker(&["rmi", "-f", &name]);
     }
+}
+
+#[test]
+fn insecure_root_capabilities_run_the_command_privileged() {
+    require_runtime!();
+    let server = Server::start();
+    let probe = r#"grep CapEff /proc/self/status; mkdir -p /m && mount -t tmpfs tmpfs /m 2>/dev/null && echo mounted || echo refused"#;
+    let query = r#"query($image: String!, $probe: String!) { container { from(address: $image) {
+        plain: withExec(args: ["sh", "-c", $probe]) { stdout }
+        privileged: withExec(args: ["sh", "-c", $probe], insecureRootCapabilities: true) { stdout } } } }"#;
+    let out = run(
+        &server,
+        query,
+        json!({ "image": busybox(), "probe": probe }),
+    );
+    // The effective set, from `CapEff:\t<hex>` on the first line.
+    let effective = |stdout: &str| {
+        let hex = stdout.lines().next().unwrap().trim_start_matches("CapEff:");
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    };
+    // The engine runs as root beside the tests: its bounding set is theirs.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = effective(
+        status
+            .lines()
+            .find(|line| line.starts_with("CapBnd:"))
+            .unwrap()
+            .trim_start_matches("CapBnd:"),
+    );
+    const SYS_ADMIN: u64 = 1 << 21;
+    const NET_ADMIN: u64 = 1 << 12;
+    let privileged = text(&out, "container.from.privileged.stdout");
+    assert!(privileged.ends_with("\nmounted\n"), "{privileged}");
+    let caps = effective(&privileged);
+    assert_eq!(
+        caps & (SYS_ADMIN | NET_ADMIN),
+        SYS_ADMIN | NET_ADMIN,
+        "{privileged}"
+    );
+    assert_eq!(
+        caps & !bounding,
+        0,
+        "no capability the engine lacks: {privileged}"
+    );
+    let plain = text(&out, "container.from.plain.stdout");
+    assert!(plain.ends_with("\nrefused\n"), "{plain}");
+    assert_eq!(effective(&plain) & SYS_ADMIN, 0, "{plain}");
 }

@@ -69,6 +69,9 @@ pub struct ExecArgs {
     pub redirect_stderr: String,
     pub expect: Expect,
     pub expand: bool,
+    /// Run with every root capability (the runtime's privileged mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_root_capabilities: bool,
 }
 
 /// `Container.withExec`.
@@ -97,6 +100,10 @@ impl Operation for WithExec {
             .str(&exec.redirect_stderr)
             .str(exec.expect.tag())
             .bool(exec.expand);
+        // Written only when set, so every other exec keeps its digest.
+        if exec.insecure_root_capabilities {
+            e.str("insecure-root-capabilities");
+        }
     }
 
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
@@ -262,6 +269,7 @@ async fn run_exec(
             let plaintexts: Vec<&str> = process.secrets.iter().map(|s| &*s.plaintext).collect();
             let live = LiveOutput::new(&cx.events, call.node, &plaintexts);
             process.spec.stdin = stdin;
+            process.spec.privileged = exec.insecure_root_capabilities;
             process.spec.output = live.sink();
             process.spec.labels = [(crate::reproducible::STEP_LABEL.to_owned(), key.hex())].into();
             process.spec.commit_tag = cx.images.step(&key);
