@@ -471,15 +471,20 @@ impl<'b, 'a> StageState<'b, 'a> {
     async fn env(&mut self, text: &str) -> Result<()> {
         for (name, value) in words::pairs(text, &self.vars()?, self.build.escape, true)? {
             let value = value.ok_or_else(|| invalid(format!("ENV {name} needs a value")))?;
-            self.then(|parent| WithEnvVariable {
-                parent,
-                name,
-                value,
-                expand: false,
-            })
-            .await?;
+            self.set_env(name, value).await?;
         }
         Ok(())
+    }
+
+    /// Sets an environment variable of the stage's container, as written.
+    pub(super) async fn set_env(&mut self, name: String, value: String) -> Result<()> {
+        self.then(|parent| WithEnvVariable {
+            parent,
+            name,
+            value,
+            expand: false,
+        })
+        .await
     }
 
     async fn label(&mut self, text: &str) -> Result<()> {

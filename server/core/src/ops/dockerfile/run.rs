@@ -9,7 +9,7 @@ use super::build::{StageState, PROXY_ARGS};
 use super::errors::{invalid, unsupported};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::ops::config::{WithEnvVariable, WithSecretVariable, WithoutEnvVariable};
+use crate::ops::config::{WithSecretVariable, WithoutEnvVariable};
 use crate::ops::directory::Subdirectory;
 use crate::ops::exec::{ExecArgs, WithExec};
 use crate::ops::file::DirectoryFile;
@@ -101,14 +101,7 @@ impl StageState<'_, '_> {
             }
         }
         for (name, value) in variables {
-            undo.variables.push(name.clone());
-            self.then(|parent| WithEnvVariable {
-                parent,
-                name,
-                value,
-                expand: false,
-            })
-            .await?;
+            self.run_variable(name, value, &mut undo).await?;
         }
         for mount in &mounts {
             self.mount(mount, &mut undo).await?;
@@ -354,17 +347,16 @@ impl StageState<'_, '_> {
             .iter()
             .any(|(name, _)| name == "SSH_AUTH_SOCK");
         if index == 0 && !stage_sets_it {
-            let name = "SSH_AUTH_SOCK".to_owned();
-            undo.variables.push(name.clone());
-            self.then(|parent| WithEnvVariable {
-                parent,
-                name,
-                value,
-                expand: false,
-            })
-            .await?;
+            self.run_variable("SSH_AUTH_SOCK".to_owned(), value, undo)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Sets a variable for this `RUN` only: `undo` removes it after.
+    async fn run_variable(&mut self, name: String, value: String, undo: &mut Undo) -> Result<()> {
+        undo.variables.push(name.clone());
+        self.set_env(name, value).await
     }
 
     async fn bind_mount(&mut self, mount: &MountSpec, undo: &mut Undo) -> Result<()> {
