@@ -270,7 +270,8 @@ pub const CAPABILITIES: [&str; 41] = [
 /// one the engine's own bounding set holds. A process cannot pass on one it
 /// lacks: asking for it fails the container's start (as Docker 20.10's
 /// `--privileged` does where dockerd itself runs without
-/// `CAP_SYS_RESOURCE`), so both runtimes ask for this set by name.
+/// `CAP_SYS_RESOURCE`). The native runtime asks for this set; the Docker
+/// runtime for `ALL` less the capabilities missing from it.
 pub fn privileged_capabilities() -> Vec<&'static str> {
     let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()

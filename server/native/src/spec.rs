@@ -61,8 +61,8 @@ pub(crate) struct StepSpec<'a> {
     pub(crate) cgroup: &'a str,
     /// The process gets a TTY (the runtime's own stdio is a terminal).
     pub(crate) terminal: bool,
-    /// `insecureRootCapabilities` (Docker's `--privileged`): every
-    /// capability, no masked or read-only kernel paths, writable `/sys`,
+    /// `insecureRootCapabilities` (close to Docker's `--privileged`): every
+    /// capability the engine holds, no masked or read-only kernel paths, writable `/sys`,
     /// every device allowed by the device cgroup.
     pub(crate) privileged: bool,
 }

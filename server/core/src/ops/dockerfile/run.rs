@@ -19,7 +19,7 @@ use crate::ops::mount::{
     WithoutMount,
 };
 use crate::ops::read::{ContainerDirectory, ContainerFile};
-use crate::ops::socket::{WithUnixSocket, WithoutUnixSocket};
+use crate::ops::socket::WithUnixSocket;
 use crate::tree::{self, Entry};
 use crate::value::Sharing;
 
@@ -61,8 +61,8 @@ impl MountSpec {
 /// What a `RUN` set up that must go again after it.
 #[derive(Default)]
 struct Undo {
+    /// Mount targets of every kind (`WithoutMount` removes any mount).
     mounts: Vec<String>,
-    sockets: Vec<String>,
     variables: Vec<String>,
     /// `type=ssh` mounts seen so far (their default targets count up).
     ssh_mounts: usize,
@@ -117,10 +117,6 @@ impl StageState<'_, '_> {
         .await?;
         for path in undo.mounts {
             self.then(|parent| WithoutMount { parent, path }).await?;
-        }
-        for path in undo.sockets {
-            self.then(|parent| WithoutUnixSocket { parent, path })
-                .await?;
         }
         for name in undo.variables {
             self.then(|parent| WithoutEnvVariable { parent, name })
@@ -332,7 +328,7 @@ impl StageState<'_, '_> {
             Some(target) => tree::absolute(&self.container()?.workdir(), target)?,
             None => format!("/run/buildkit/ssh_agent.{index}"),
         };
-        undo.sockets.push(path.clone());
+        undo.mounts.push(path.clone());
         let value = path.clone();
         self.then(|parent| WithUnixSocket {
             parent,
