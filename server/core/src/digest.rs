@@ -51,12 +51,13 @@ impl Digest {
         Some(Self(out))
     }
 
-    /// The raw 32 bytes, for compact binary records.
-    pub(crate) fn bytes(&self) -> &[u8; 32] {
+    /// The raw 32 bytes, for compact binary records (host indexes, the
+    /// store's blob pack indexes).
+    pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
-    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 

@@ -79,24 +79,15 @@ impl DiskStore {
 
 impl Store for DiskStore {
     fn put_blob(&self, bytes: &[u8]) -> gantry_core::Result<Digest> {
-        let digest = Digest::of_bytes(bytes);
-        let path = self.dir.entry(Bucket::Blobs, &digest);
-        if !path.exists() {
-            // Content-addressed: whoever wrote it first wrote the same bytes.
-            self.dir.write(&path, bytes, true)?;
-        }
-        Ok(digest)
+        Ok(self.dir.write_blob(bytes)?)
     }
 
     fn get_blob(&self, digest: &Digest) -> gantry_core::Result<Vec<u8>> {
-        let path = self.dir.entry(Bucket::Blobs, digest);
-        Ok(fs::read(&path).map_err(Error::io("reading", path))?)
+        Ok(self.dir.read_blob(digest)?)
     }
 
     fn open_blob(&self, digest: &Digest) -> gantry_core::Result<Box<dyn std::io::Read + Send>> {
-        let path = self.dir.entry(Bucket::Blobs, digest);
-        let file = fs::File::open(&path).map_err(Error::io("reading", path))?;
-        Ok(Box::new(file))
+        Ok(self.dir.open_blob(digest)?)
     }
 
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> gantry_core::Result<()> {
@@ -260,6 +251,62 @@ mod tests {
         store
             .put(RecordKind::Exec, &Digest::of_bytes(b"other"), b"v")
             .unwrap();
+    }
+
+    #[test]
+    fn small_blobs_are_packed_large_ones_files_and_layout_3_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let small = store.put_blob(b"small").unwrap();
+        let large_bytes = vec![7u8; 300 * 1024];
+        let large = store.put_blob(&large_bytes).unwrap();
+        let source = dir.path().join("source");
+        fs::write(&source, b"from a host file").unwrap();
+        let (host, size) = store.put_blob_file(&source).unwrap();
+        assert_eq!(size, 16);
+        // A blob file written by layout 3.
+        let old_bytes = b"written before packs";
+        let old = Digest::of_bytes(old_bytes);
+        let old_path = store.state_dir().entry(Bucket::Blobs, &old);
+        fs::create_dir_all(old_path.parent().unwrap()).unwrap();
+        fs::write(&old_path, old_bytes).unwrap();
+        // Only the large one and the old one are files of their own.
+        let blobs = store.state_dir().bucket(Bucket::Blobs);
+        let mut files: Vec<_> = files_under(&blobs)
+            .into_iter()
+            .filter(|path| !path.starts_with(blobs.join("packs")))
+            .collect();
+        files.sort();
+        let mut expected = vec![store.state_dir().entry(Bucket::Blobs, &large), old_path];
+        expected.sort();
+        assert_eq!(files, expected);
+        // Another engine reads them all, by bytes and as streams.
+        let other = DiskStore::open(dir.path()).unwrap();
+        for (digest, bytes) in [
+            (small, &b"small"[..]),
+            (large, &large_bytes[..]),
+            (host, &b"from a host file"[..]),
+            (old, &old_bytes[..]),
+        ] {
+            assert_eq!(other.get_blob(&digest).unwrap(), bytes);
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut other.open_blob(&digest).unwrap(), &mut read).unwrap();
+            assert_eq!(read, bytes);
+        }
+        let mut listed = other.state_dir().blob_digests().unwrap();
+        listed.sort();
+        let mut all = vec![small, large, host, old];
+        all.sort();
+        assert_eq!(listed, all);
+        // Putting the old one again does not pack a copy.
+        other.put_blob(old_bytes).unwrap();
+        assert_eq!(
+            other.state_dir().usage().unwrap().of(Bucket::Blobs).entries,
+            4
+        );
+        // A missing blob names its path.
+        let missing = other.get_blob(&Digest::of_bytes(b"never")).unwrap_err();
+        assert!(missing.to_string().contains("store/blobs"), "{missing}");
     }
 
     #[test]

@@ -17,11 +17,15 @@ use gantry_core::store::{cache_volume_key, ImageNames, RecordKind};
 use gantry_core::Digest;
 
 use crate::error::{Error, Result};
+use crate::packs::{Packs, PACKED_MAX, PACKS_DIR};
 use crate::recipes::RecipeLog;
 
 /// The layout this gantry writes; `StateDir::open` migrates older ones.
 /// 3: recipes in one log (`store/recipes.log`) instead of a file each.
-pub const LAYOUT: u32 = 3;
+/// 4: small blobs in packs (`store/blobs/packs/`, see `packs.rs`); blob
+/// files of layout 3 stay where they are and are still read, so nothing
+/// moves, but a gantry that knows only layout 3 would not find packed blobs.
+pub const LAYOUT: u32 = 4;
 
 /// Holds the layout number. Layout 1 (before this file existed) had none.
 const LAYOUT_FILE: &str = "layout";
@@ -36,7 +40,9 @@ const ID_FILE: &str = "id";
 /// One directory of the state directory, by what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
-    /// File contents by their sha256: `store/blobs/ab/<hex>`.
+    /// File contents by their sha256: small ones in packs
+    /// (`store/blobs/packs/`, see `packs.rs`), larger ones a file each
+    /// (`store/blobs/ab/<hex>`).
     Blobs,
     /// Records of one kind by key: `store/<kind>/ab/<hex>`.
     Records(RecordKind),
@@ -130,11 +136,8 @@ pub struct StateDir {
     root: PathBuf,
     id: String,
     recipes: Arc<RecipeLog>,
+    packs: Arc<Packs>,
 }
-
-/// Host files up to this size are stored by `write_blob_from` in one
-/// piece (see `write_small_blob`); larger ones are streamed.
-const SMALL_BLOB: u64 = 256 * 1024;
 
 impl StateDir {
     /// Opens the state directory at `root`, creating it when missing and
@@ -149,10 +152,12 @@ impl StateDir {
             root.join(Bucket::Records(RecordKind::Recipe).dir()),
             root.join(Bucket::Temp.dir()),
         ));
+        let packs = Arc::new(Packs::new(root.join(Bucket::Blobs.dir()).join(PACKS_DIR)));
         let mut dir = Self {
             root,
             id: String::new(),
             recipes,
+            packs,
         };
         let marker = dir.root.join(LAYOUT_FILE);
         let found = match fs::read_to_string(&marker) {
@@ -163,7 +168,8 @@ impl StateDir {
         let migrate = found.as_deref() != Some(LAYOUT.to_string().as_str());
         match found.as_deref() {
             Some(found) if found == LAYOUT.to_string() => {}
-            Some("2") => {}
+            // Nothing moves from layout 3 to 4 (blob files are still read).
+            Some("2" | "3") => {}
             Some(found) => {
                 return Err(Error::NewerLayout {
                     path: dir.root.clone(),
@@ -285,6 +291,76 @@ impl StateDir {
         }
     }
 
+    /// Stores `bytes` as a blob (packed when small, see `packs.rs`) unless
+    /// it is there already, and returns its digest.
+    pub(crate) fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of_bytes(bytes);
+        let file = self.entry(Bucket::Blobs, &digest);
+        if bytes.len() as u64 <= PACKED_MAX {
+            // A file of layout 3 holds it, or a pack.
+            if !self.packs.contains(&digest)? && !file.exists() {
+                self.packs.put(&digest, bytes)?;
+            }
+        } else if !file.exists() {
+            // Content-addressed: whoever wrote it first wrote the same bytes.
+            self.write(&file, bytes, true)?;
+        }
+        Ok(digest)
+    }
+
+    /// A blob's bytes, from its pack or its file.
+    pub(crate) fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.packs.get(digest, false)? {
+            return Ok(bytes);
+        }
+        let file = self.entry(Bucket::Blobs, digest);
+        match fs::read(&file) {
+            Ok(bytes) => Ok(bytes),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                // Packed by another engine since this one last looked?
+                self.packs
+                    .get(digest, true)?
+                    .ok_or_else(|| Error::io("reading", file)(error))
+            }
+            Err(error) => Err(Error::io("reading", file)(error)),
+        }
+    }
+
+    /// A blob's contents as a stream: a large blob's file, or a packed
+    /// blob's bytes (at most `PACKED_MAX`) read whole.
+    pub(crate) fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        let file = self.entry(Bucket::Blobs, digest);
+        match fs::File::open(&file) {
+            Ok(opened) => Ok(Box::new(opened)),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                let bytes = self.read_blob(digest)?;
+                Ok(Box::new(std::io::Cursor::new(bytes)))
+            }
+            Err(error) => Err(Error::io("reading", file)(error)),
+        }
+    }
+
+    /// Every blob's digest: packed ones and files (a blob held both ways
+    /// once).
+    pub fn blob_digests(&self) -> Result<Vec<Digest>> {
+        let mut digests: std::collections::BTreeSet<Digest> =
+            self.packs.digests()?.into_iter().collect();
+        let bucket = self.bucket(Bucket::Blobs);
+        for shard in fs::read_dir(&bucket).map_err(Error::io("reading", &bucket))? {
+            let shard = shard.map_err(Error::io("reading", &bucket))?.path();
+            if shard.file_name().is_some_and(|name| name == PACKS_DIR) {
+                continue;
+            }
+            for entry in fs::read_dir(&shard).map_err(Error::io("reading", &shard))? {
+                let entry = entry.map_err(Error::io("reading", &shard))?;
+                if let Some(digest) = entry.file_name().to_str().and_then(Digest::from_hex) {
+                    digests.insert(digest);
+                }
+            }
+        }
+        Ok(digests.into_iter().collect())
+    }
+
     /// Copies the file at `source` into the blob bucket, hashing it on the
     /// way (64 KiB at a time: memory stays bounded whatever its size), and
     /// returns its digest and size. The copy is a temp file renamed into
@@ -293,7 +369,7 @@ impl StateDir {
         use std::io::{Read as _, Write as _};
         let mut input = fs::File::open(source).map_err(Error::io("reading", source))?;
         let len = input.metadata().map_or(u64::MAX, |meta| meta.len());
-        if len <= SMALL_BLOB {
+        if len <= PACKED_MAX {
             return self.write_small_blob(input, source, len);
         }
         let temp = self.bucket(Bucket::Temp);
@@ -346,11 +422,10 @@ impl StateDir {
     }
 
     /// `write_blob_from` for a file of (about) `len` bytes, up to
-    /// `SMALL_BLOB`: read whole, hashed, and written only when the blob is
-    /// new, as one temp file renamed into place (a rename may replace a copy
-    /// written meanwhile: blobs are content-addressed, so with the same
-    /// bytes). Most files of a source tree are small; this spares each the
-    /// staging copy, hard link and unlink of the streamed path.
+    /// `PACKED_MAX`: read whole and stored by `write_blob` (packed, unless
+    /// the file grew meanwhile). Most files of a source tree are small; this
+    /// spares each the staging copy, hard link and unlink of the streamed
+    /// path, and the inode of a file of its own.
     fn write_small_blob(
         &self,
         mut input: fs::File,
@@ -363,11 +438,7 @@ impl StateDir {
         input
             .read_to_end(&mut bytes)
             .map_err(Error::io("reading", source))?;
-        let digest = Digest::of_bytes(&bytes);
-        let target = self.entry(Bucket::Blobs, &digest);
-        if !target.exists() {
-            self.write(&target, &bytes, false)?;
-        }
+        let digest = self.write_blob(&bytes)?;
         Ok((digest, bytes.len() as u64))
     }
 
@@ -422,7 +493,7 @@ mod tests {
             }
         }
         let marker = fs::read_to_string(state.root().join(LAYOUT_FILE)).unwrap();
-        assert_eq!(marker, "3\n");
+        assert_eq!(marker, "4\n");
         let mode = fs::metadata(state.root()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
@@ -430,11 +501,11 @@ mod tests {
     #[test]
     fn a_newer_layout_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(LAYOUT_FILE), "4\n").unwrap();
+        fs::write(dir.path().join(LAYOUT_FILE), "5\n").unwrap();
         let error = StateDir::open(dir.path()).unwrap_err();
         let message = error.to_string();
         assert!(
-            message.contains("has layout 4") && message.contains("--state-dir"),
+            message.contains("has layout 5") && message.contains("--state-dir"),
             "{message}"
         );
     }

@@ -6,11 +6,12 @@
 //! `usage.rs` answers what the directory holds and prunes it.
 //!
 //! ```text
-//! STATE/layout                     the layout number (3); older layouts are migrated at open
+//! STATE/layout                     the layout number (4); older layouts are migrated at open
 //! STATE/secret-mac.key             the key that MACs secret values in cache keys (0600)
 //! STATE/id                         names this state directory's Docker images (gantry.local/<id>/…)
 //! STATE/engine.lock                held by the `gantry serve` serving the directory (pid, socket)
-//! STATE/store/blobs/ab/<hex>       file contents, by sha256
+//! STATE/store/blobs/packs/         small file contents, appended to packs (see `packs.rs`)
+//! STATE/store/blobs/ab/<hex>       larger file contents, by sha256
 //! STATE/store/exec/ab/<hex>        exec results (JSON), by cache key; image gantry.local/cache:<hex>
 //! STATE/store/path-reads/ab/<hex>  trees read from container paths, by container key and path
 //! STATE/store/host-trees/ab/<hex>  trees read from the host or a writable mount, by content
@@ -37,6 +38,7 @@ mod error;
 mod layout;
 mod locks;
 mod migrate;
+mod packs;
 mod recipes;
 mod sweep;
 mod usage;

@@ -17,6 +17,7 @@ use gantry_core::Digest;
 
 use crate::error::{Error, Result};
 use crate::layout::{Bucket, StateDir};
+use crate::packs::PACKS_DIR;
 
 /// One stored record, as prune sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +212,14 @@ impl StateDir {
                     Bucket::Blobs | Bucket::Records(_) => {
                         let mut size = Size::default();
                         for shard in read_dir(&dir)? {
-                            let shard = tree_size(&shard.path())?;
-                            size += shard;
+                            let path = shard.path();
+                            if bucket == Bucket::Blobs && shard.file_name() == PACKS_DIR {
+                                // Blobs, not files, are the entries.
+                                let (entries, bytes) = crate::packs::count(&path)?;
+                                size += Size { entries, bytes };
+                                continue;
+                            }
+                            size += tree_size(&path)?;
                         }
                         size
                     }
@@ -397,6 +404,8 @@ mod tests {
 
     /// What a recipe's line adds to its JSON: digest, time (13 digits of milliseconds), spaces, newline.
     const LINE: u64 = 64 + 1 + 13 + 1 + 1;
+    /// A packed blob's index entry.
+    const PACKED: u64 = crate::packs::ENTRY as u64;
 
     /// Backdates a record (recipes carry their time in the log: written now).
     fn age(state: &StateDir, kind: RecordKind, key: &Digest, seconds_ago: u64) {
@@ -413,7 +422,8 @@ mod tests {
     }
 
     /// A store with one record of every kind (100 bytes each, the exec the
-    /// oldest), a 1000-byte blob, a cache volume and a 20-byte snapshot.
+    /// oldest), a 1000-byte blob (packed: and its index entry), a cache
+    /// volume and a 20-byte snapshot.
     fn filled() -> (tempfile::TempDir, DiskStore, Vec<Digest>) {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path()).unwrap();
@@ -461,7 +471,7 @@ mod tests {
             usage.of(Bucket::Blobs),
             Size {
                 entries: 1,
-                bytes: 1000
+                bytes: 1000 + PACKED
             }
         );
         assert_eq!(
@@ -479,7 +489,7 @@ mod tests {
             }
         );
         assert_eq!(usage.of(Bucket::Temp), Size::default());
-        assert_eq!(usage.total().bytes, 1750 + LINE);
+        assert_eq!(usage.total().bytes, 1750 + LINE + PACKED);
     }
 
     #[test]
@@ -508,10 +518,10 @@ mod tests {
     fn keep_up_to_removes_the_oldest_evictable_records_first() {
         let (_dir, store, keys) = filled();
         let state = store.state_dir();
-        // Blobs and records hold 1700 bytes (and a recipe line's overhead);
-        // keeping 200 less must drop two records: the exec (oldest) and the
-        // path read (next).
-        let plan = state.plan_prune(Keep::up_to(1500 + LINE)).unwrap();
+        // Blobs and records hold 1700 bytes (and a recipe line's and a pack
+        // index entry's overhead); keeping 200 less must drop two records:
+        // the exec (oldest) and the path read (next).
+        let plan = state.plan_prune(Keep::up_to(1500 + LINE + PACKED)).unwrap();
         let planned: Vec<_> = plan.records().iter().map(|r| (r.kind, r.key)).collect();
         assert_eq!(
             planned,
@@ -539,7 +549,7 @@ mod tests {
         assert_eq!(usage.of(Bucket::Blobs).entries, 1);
         assert_eq!(usage.of(Bucket::CacheVolumes).entries, 1);
         assert_eq!(usage.of(Bucket::Snapshots).bytes, 20);
-        assert_eq!(usage.total().bytes, 1050);
+        assert_eq!(usage.total().bytes, 1050 + PACKED);
     }
 
     #[test]
@@ -599,7 +609,7 @@ mod tests {
         assert_eq!(plan.records().len(), RecordKind::ALL.len());
         assert_eq!(plan.images(), [tag(state, &keys[0])]);
         let pruned = state.prune(&plan).unwrap();
-        assert_eq!((pruned.records, pruned.bytes), (7, 1750 + LINE));
+        assert_eq!((pruned.records, pruned.bytes), (7, 1750 + LINE + PACKED));
         assert_eq!(state.usage().unwrap().total(), Size::default());
         assert!(!dir.path().join("store").exists());
         assert!(!dir.path().join("cache-volumes").exists());

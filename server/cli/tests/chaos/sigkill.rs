@@ -174,18 +174,17 @@ fn leftovers(state: &Path, pids: &[u32]) -> usize {
         .count()
 }
 
-/// Blobs whose bytes do not hash to their name, and records that do not
-/// parse, read through the state directory's own listing.
+/// Blobs whose bytes do not hash to their digest (packed or a file each), and
+/// records that do not parse, read through the state directory's own listing.
 fn corrupt_entries(state: &Path) -> usize {
     let mut corrupt = 0;
-    for blob in engine::files_under(&state.join("store/blobs")) {
-        let name = blob.file_name().unwrap().to_string_lossy().into_owned();
-        let bytes = std::fs::read(&blob).unwrap_or_default();
-        if gantry_core::Digest::of_bytes(&bytes).hex() != name {
+    let store = gantry_store::DiskStore::open(state).unwrap();
+    for blob in store.state_dir().blob_digests().unwrap() {
+        let bytes = store.get_blob(&blob).unwrap_or_default();
+        if gantry_core::Digest::of_bytes(&bytes) != blob {
             corrupt += 1;
         }
     }
-    let store = gantry_store::DiskStore::open(state).unwrap();
     for kind in RecordKind::ALL {
         for record in store.state_dir().records(kind).unwrap() {
             let sound = store
