@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
@@ -37,6 +38,54 @@ use crate::value::FileValue;
 /// Opens a blob of the store by its digest.
 pub trait OpenBlob: Fn(&Digest) -> Result<Box<dyn Read + Send>> {}
 impl<F: Fn(&Digest) -> Result<Box<dyn Read + Send>>> OpenBlob for F {}
+
+/// Digests already computed, by what they are a function of, so that asking
+/// again reads only contents not hashed before: an unchanged host directory
+/// reloaded costs no blob read, one changed file costs that file's (BuildKit
+/// keeps a checksum cache per snapshot for the same reason). Kept by the
+/// engine for its life; each map is emptied when it passes `MEMO_LIMIT`
+/// entries (a digest asked for again is then computed again).
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// A regular file's digest by contents (blob) and header fields.
+    files: DashMap<(Digest, u32, Owner, u64), Digest>,
+    /// `Directory.digest` by the tree's content key (`Tree::key`).
+    trees: DashMap<Digest, Digest>,
+}
+
+/// Entries each map of `Memo` holds at most (about 100 bytes each).
+const MEMO_LIMIT: usize = 200_000;
+
+impl Memo {
+    /// `tree` below, for a tree whose `Tree::key` is `key`.
+    pub fn tree(&self, open: &impl OpenBlob, tree: &Tree, key: &Digest) -> Result<Digest> {
+        if let Some(digest) = self.trees.get(key) {
+            return Ok(*digest);
+        }
+        let digest = hash_tree(open, Some(self), tree)?;
+        remember(&self.trees, *key, digest);
+        Ok(digest)
+    }
+
+    /// `file` below.
+    pub fn file(&self, open: &impl OpenBlob, file: &FileValue) -> Result<Digest> {
+        regular(
+            open,
+            Some(self),
+            &file.blob,
+            file.size,
+            file.mode,
+            file.owner,
+        )
+    }
+}
+
+fn remember<K: std::hash::Hash + Eq>(map: &DashMap<K, Digest>, key: K, digest: Digest) {
+    if map.len() >= MEMO_LIMIT {
+        map.clear();
+    }
+    map.insert(key, digest);
+}
 
 /// The tar type flags the header carries.
 const REGULAR: char = '0';
@@ -62,11 +111,16 @@ fn finish(hash: Sha256) -> Digest {
 
 fn regular(
     open: &impl OpenBlob,
+    memo: Option<&Memo>,
     blob: &Digest,
     size: u64,
     mode: u32,
     owner: Owner,
 ) -> Result<Digest> {
+    let key = (*blob, mode & MODE_BITS, owner, size);
+    if let Some(digest) = memo.and_then(|memo| memo.files.get(&key)) {
+        return Ok(*digest);
+    }
     let mut hash = Sha256::new();
     header(&mut hash, mode, owner, size, REGULAR, "");
     if size > 0 {
@@ -82,12 +136,16 @@ fn regular(
             hash.update(&buffer[..read]);
         }
     }
-    Ok(finish(hash))
+    let digest = finish(hash);
+    if let Some(memo) = memo {
+        remember(&memo.files, key, digest);
+    }
+    Ok(digest)
 }
 
 /// `File.digest`: the file's header (mode, owner, size) and its contents.
 pub fn file(open: &impl OpenBlob, file: &FileValue) -> Result<Digest> {
-    regular(open, &file.blob, file.size, file.mode, file.owner)
+    regular(open, None, &file.blob, file.size, file.mode, file.owner)
 }
 
 /// `File.digest(excludeMetadata: true)`: the contents only, from the digest
@@ -98,6 +156,10 @@ pub fn file_contents(blob: &Digest) -> Digest {
 
 /// `Directory.digest`: every entry's name, header and contents.
 pub fn tree(open: &impl OpenBlob, tree: &Tree) -> Result<Digest> {
+    hash_tree(open, None, tree)
+}
+
+fn hash_tree(open: &impl OpenBlob, memo: Option<&Memo>, tree: &Tree) -> Result<Digest> {
     // Entries by parent directory, in byte order of names (a tree's own
     // order puts `a.txt` before `a/b`, BuildKit's puts `a/` first).
     let mut children: BTreeMap<&str, Vec<(&str, &Entry)>> = BTreeMap::new();
@@ -111,11 +173,12 @@ pub fn tree(open: &impl OpenBlob, tree: &Tree) -> Result<Digest> {
     for list in children.values_mut() {
         list.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     }
-    directory(open, &children, "", DIR_MODE, Owner::ROOT)
+    directory(open, memo, &children, "", DIR_MODE, Owner::ROOT)
 }
 
 fn directory(
     open: &impl OpenBlob,
+    memo: Option<&Memo>,
     children: &BTreeMap<&str, Vec<(&str, &Entry)>>,
     path: &str,
     mode: u32,
@@ -134,7 +197,7 @@ fn directory(
                 mode,
                 owner,
                 ..
-            } => regular(open, blob, *size, *mode, *owner)?,
+            } => regular(open, memo, blob, *size, *mode, *owner)?,
             Entry::Symlink { target, owner } => {
                 let mut link = Sha256::new();
                 header(&mut link, 0o777, *owner, 0, SYMLINK, target);
@@ -146,7 +209,7 @@ fn directory(
                 } else {
                     format!("{path}/{name}")
                 };
-                directory(open, children, &child, *mode, *owner)?
+                directory(open, memo, children, &child, *mode, *owner)?
             }
         };
         hash.update(b"\0");
@@ -208,6 +271,56 @@ mod tests {
         assert_eq!(
             tree(&open(b"Hello, World!"), &one).unwrap().to_string(),
             "sha256:48ac4b4b73af8a75a3c77e9dc6211d89321c6ed4f13c6987c6837ac58645bd89"
+        );
+    }
+
+    #[test]
+    fn the_memo_gives_the_same_digests_and_reads_only_new_contents() {
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let counting = |blob: &Digest| -> Result<Box<dyn Read + Send>> {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let contents: &'static [u8] = if *blob == Digest::of_bytes(b"one") {
+                b"one"
+            } else {
+                b"two"
+            };
+            Ok(Box::new(contents))
+        };
+        let mut first = Tree::default();
+        first
+            .insert("a/one.txt", file_entry(b"one", 0o644))
+            .unwrap();
+        first.insert("b.txt", file_entry(b"two", 0o755)).unwrap();
+        let memo = Memo::default();
+        let expected = tree(&counting, &first).unwrap();
+        reads.store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            memo.tree(&counting, &first, &first.key()).unwrap(),
+            expected
+        );
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Asked again: nothing is read.
+        assert_eq!(
+            memo.tree(&counting, &first, &first.key()).unwrap(),
+            expected
+        );
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // One file's mode changed: its digest changes, no contents are read.
+        let mut second = first.clone();
+        second.insert("b.txt", file_entry(b"two", 0o644)).unwrap();
+        let changed = memo.tree(&counting, &second, &second.key()).unwrap();
+        assert_ne!(changed, expected);
+        assert_eq!(changed, tree(&counting, &second).unwrap());
+        reads.store(0, std::sync::atomic::Ordering::SeqCst);
+        // New contents are read once.
+        let mut third = first.clone();
+        third.insert("c.txt", file_entry(b"one", 0o600)).unwrap();
+        memo.tree(&counting, &third, &third.key()).unwrap();
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let file = FileValue::new("x".into(), Digest::of_bytes(b"one"), 3, 0o644);
+        assert_eq!(
+            memo.file(&counting, &file).unwrap(),
+            super::file(&counting, &file).unwrap()
         );
     }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// A numeric owner. Root (0:0) is the default and is left out of JSON and
 /// of tree digests, so trees without owners keep the digests they had
 /// before entries carried one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Owner {
     pub uid: u32,
     pub gid: u32,

@@ -65,6 +65,8 @@ pub struct Engine {
     values: InFlight<Digest, Value, Error>,
     /// The named inputs of exec nodes, by node digest (`step_inputs`).
     steps: DashMap<Digest, Arc<StepInputs>>,
+    /// `Directory.digest` and `File.digest` already computed.
+    checksums: crate::checksum::Memo,
 }
 
 /// An op as an input of a step: named, with a digest of what it holds,
@@ -140,6 +142,7 @@ impl Engine {
             persisted: DashSet::new(),
             values: InFlight::default(),
             steps: DashMap::new(),
+            checksums: crate::checksum::Memo::default(),
         }
     }
 
@@ -631,6 +634,19 @@ impl Engine {
     /// A blob as a stream (exports of large files).
     pub fn open_blob(&self, blob: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
         self.cx.store.open_blob(blob)
+    }
+
+    /// `Directory.digest` as Dagger computes it (`checksum::tree`) of a
+    /// tree whose content key (`Tree::key`) is `key`; blocking (reads the
+    /// contents not hashed before).
+    pub fn directory_checksum(&self, tree: &Tree, key: &Digest) -> Result<Digest> {
+        self.checksums
+            .tree(&|blob: &_| self.open_blob(blob), tree, key)
+    }
+
+    /// `File.digest` as Dagger computes it (`checksum::file`); blocking.
+    pub fn file_checksum(&self, file: &FileValue) -> Result<Digest> {
+        self.checksums.file(&|blob: &_| self.open_blob(blob), file)
     }
 
     /// A container as an image tarball (an OCI layout `docker load` accepts).

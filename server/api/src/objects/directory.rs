@@ -155,12 +155,10 @@ impl Directory {
     async fn digest(&self, ctx: &Context<'_>) -> Result<String> {
         // Names, modes, owners, link targets and contents, not timestamps,
         // as Dagger computes it (see gantry_core::checksum).
-        let (tree, _) = self.tree(ctx).await?;
+        let (tree, key) = self.tree(ctx).await?;
         let engine = Arc::clone(engine(ctx));
-        let digest = super::checksum_blocking(move || {
-            gantry_core::checksum::tree(&|blob: &_| engine.open_blob(blob), &tree)
-        })
-        .await?;
+        let digest =
+            super::checksum_blocking(move || engine.directory_checksum(&tree, &key)).await?;
         Ok(digest.to_string())
     }
 

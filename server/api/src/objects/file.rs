@@ -89,10 +89,7 @@ impl File {
             return Ok(gantry_core::checksum::file_contents(&file.blob).to_string());
         }
         let engine = Arc::clone(engine(ctx));
-        let digest = checksum_blocking(move || {
-            gantry_core::checksum::file(&|blob: &_| engine.open_blob(blob), &file)
-        })
-        .await?;
+        let digest = checksum_blocking(move || engine.file_checksum(&file)).await?;
         Ok(digest.to_string())
     }
 
