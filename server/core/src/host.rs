@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -154,6 +154,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
                 known: old.as_deref().map(known_blobs).unwrap_or_default(),
                 checks: Vec::new(),
                 tree: Tree::default(),
+                unread: Vec::new(),
             };
             if options.gitignore {
                 walk.git = enclosing_repository(root, &mut walk.checks)?;
@@ -167,6 +168,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
                 stat: Some(Stat::of_raw(&stat)),
             });
             walk.dir(root, "", &mut Vec::new())?;
+            walk.read_files()?;
             let digest = walk.tree.digest();
             Snapshot {
                 started_ns,
@@ -420,8 +422,10 @@ fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
         known: Known::default(),
         checks: Vec::new(),
         tree: Tree::default(),
+        unread: Vec::new(),
     };
     walk.dir(root, "", &mut Vec::new())?;
+    walk.read_files()?;
     Ok(walk.tree)
 }
 
@@ -482,6 +486,9 @@ struct Walk<'a> {
     /// What this read depended on (see `Snapshot`).
     checks: Vec<Check>,
     tree: Tree,
+    /// Regular files whose contents are still to be read (`read_files`):
+    /// their entries hold a placeholder blob until then.
+    unread: Vec<(String, PathBuf)>,
 }
 
 impl Walk<'_> {
@@ -612,12 +619,15 @@ impl Walk<'_> {
         if !file_type.is_file() {
             return Ok(None);
         }
-        let (blob, size) = match self.known.blob(rel, stat) {
-            Some(blob) => (blob, stat.size),
-            // Streamed into the store: memory stays bounded whatever the
-            // file's size.
-            None => self.store.put_blob_file(&dir.join(entry.file_name()))?,
+        let blob = match self.known.blob(rel, stat) {
+            Some(blob) => blob,
+            None => {
+                self.unread
+                    .push((rel.to_owned(), dir.join(entry.file_name())));
+                UNREAD
+            }
         };
+        let size = stat.size;
         self.checks.push(Check {
             path: rel.to_owned(),
             role: Role::Entry,
@@ -630,6 +640,71 @@ impl Walk<'_> {
             mtime: 0,
             owner,
         }))
+    }
+}
+
+/// The blob of a file entry until `Walk::read_files` has read the file.
+const UNREAD: Digest = Digest::from_bytes([0; 32]);
+
+/// Threads that read a walk's files at most.
+const READERS: usize = 4;
+
+impl Walk<'_> {
+    /// Reads the files the walk found new or changed into the store (each
+    /// streamed: memory stays bounded whatever a file's size), on up to
+    /// `READERS` threads (one per core): reading and hashing, not the walk,
+    /// is most of a first load. Their entries get their blobs and sizes.
+    fn read_files(&mut self) -> Result<()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let unread = std::mem::take(&mut self.unread);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(READERS)
+            .min(unread.len());
+        let next = AtomicUsize::new(0);
+        let failed = std::sync::Mutex::new(None);
+        let read: Vec<std::sync::OnceLock<(Digest, u64)>> =
+            unread.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let store = self.store;
+        let work = || loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some((_, path)) = unread.get(at) else {
+                break;
+            };
+            match store.put_blob_file(path) {
+                Ok(done) => {
+                    let _ = read[at].set(done);
+                }
+                Err(error) => {
+                    // Stop every reader: the load fails with this error.
+                    next.fetch_add(unread.len(), Ordering::Relaxed);
+                    failed.lock().expect("never poisoned").get_or_insert(error);
+                    break;
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+        if let Some(error) = failed.into_inner().expect("never poisoned") {
+            return Err(error);
+        }
+        for ((rel, _), done) in unread.iter().zip(read) {
+            let (blob, size) = done.into_inner().expect("every file was read");
+            if let Some(Entry::File {
+                blob: entry_blob,
+                size: entry_size,
+                ..
+            }) = self.tree.entries.get_mut(rel)
+            {
+                *entry_blob = blob;
+                *entry_size = size;
+            }
+        }
+        Ok(())
     }
 }
 
