@@ -216,34 +216,9 @@ fn recheck(store: &dyn Store, root: &Path, old: &Snapshot, started_ns: i64) -> R
     let Ok(dir) = open_dir(root) else {
         return Ok(Reload::Walk);
     };
-    let mut changed_files = Vec::new();
-    for (at, check) in old.checks.iter().enumerate() {
-        let path = if check.path.is_empty() {
-            "."
-        } else {
-            check.path.as_str()
-        };
-        let flags = match check.role {
-            Role::Rules | Role::Marker => AtFlags::empty(),
-            _ => AtFlags::SYMLINK_NOFOLLOW,
-        };
-        let now = rustix::fs::statat(&dir, path, flags)
-            .ok()
-            .map(|stat| Stat::of_raw(&stat));
-        let unchanged = match check.role {
-            Role::Marker => now.is_some() == check.stat.is_some(),
-            _ => still_valid(check.stat, now, old.started_ns),
-        };
-        if unchanged {
-            continue;
-        }
-        match (check.role, check.stat, now) {
-            (Role::Entry, Some(was), Some(now)) if was.is_file() && now.is_file() => {
-                changed_files.push((at, now));
-            }
-            _ => return Ok(Reload::Walk),
-        }
-    }
+    let Some(changed_files) = restat(&dir, old) else {
+        return Ok(Reload::Walk);
+    };
     if changed_files.is_empty() {
         return Ok(Reload::Same);
     }
@@ -276,6 +251,78 @@ fn recheck(store: &dyn Store, root: &Path, old: &Snapshot, started_ns: i64) -> R
     }
     snapshot.digest = snapshot.tree.digest();
     Ok(Reload::Patched(snapshot))
+}
+
+/// Snapshots with fewer checks than this are re-stat'ed on one thread.
+const PARALLEL_CHECKS: usize = 2_000;
+
+/// Re-stats every path `old` recorded, relative to `dir` (its root), on up
+/// to `READERS` threads for a large snapshot (the stats are most of an
+/// unchanged reload): the regular files whose stat changed, with their new
+/// stat, or `None` when anything else changed and the directory must be
+/// walked again.
+fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<Vec<(usize, Stat)>> {
+    let threads = if old.checks.len() < PARALLEL_CHECKS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(READERS))
+    };
+    let chunk = old.checks.len().div_ceil(threads).max(1);
+    let walk = std::sync::atomic::AtomicBool::new(false);
+    let restat_chunk = |first: usize, checks: &[Check]| {
+        let mut changed = Vec::new();
+        for (at, check) in (first..).zip(checks) {
+            if walk.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let path = if check.path.is_empty() {
+                "."
+            } else {
+                check.path.as_str()
+            };
+            let flags = match check.role {
+                Role::Rules | Role::Marker => AtFlags::empty(),
+                _ => AtFlags::SYMLINK_NOFOLLOW,
+            };
+            let now = rustix::fs::statat(dir, path, flags)
+                .ok()
+                .map(|stat| Stat::of_raw(&stat));
+            let unchanged = match check.role {
+                Role::Marker => now.is_some() == check.stat.is_some(),
+                _ => still_valid(check.stat, now, old.started_ns),
+            };
+            if unchanged {
+                continue;
+            }
+            match (check.role, check.stat, now) {
+                (Role::Entry, Some(was), Some(now)) if was.is_file() && now.is_file() => {
+                    changed.push((at, now));
+                }
+                _ => {
+                    walk.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        changed
+    };
+    let changed: Vec<(usize, Stat)> = if threads == 1 {
+        restat_chunk(0, &old.checks)
+    } else {
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = old
+                .checks
+                .chunks(chunk)
+                .enumerate()
+                .map(|(n, checks)| scope.spawn(move || restat_chunk(n * chunk, checks)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| part.join().expect("a stat thread does not panic"))
+                .collect()
+        })
+    };
+    (!walk.into_inner()).then_some(changed)
 }
 
 /// The blob of every regular file `snapshot` recorded, by path, with the
@@ -438,10 +485,7 @@ fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
 
 /// Stores a tree (once) under `digest`, its content digest.
 fn store_tree_as(store: &dyn Store, tree: &Tree, digest: &Digest) -> Result<()> {
-    if store
-        .get(RecordKind::HostTree, &tree_key(digest))?
-        .is_none()
-    {
+    if !store.has(RecordKind::HostTree, &tree_key(digest))? {
         let json = serde_json::to_vec(tree).expect("trees always serialise");
         store.put(RecordKind::HostTree, &tree_key(digest), &json)?;
     }
@@ -932,6 +976,48 @@ mod tests {
         assert_eq!(
             read_directory(&fresh, &root, options(false)).unwrap(),
             changed
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_large_directory_is_rechecked_on_several_threads_with_the_same_answers() {
+        // More checks than `PARALLEL_CHECKS`: the stats are split between threads.
+        let root = temp_dir("large");
+        for dir in 0..50 {
+            fs::create_dir_all(root.join(format!("d{dir}"))).unwrap();
+            for file in 0..50 {
+                fs::write(
+                    root.join(format!("d{dir}/f{file}")),
+                    format!("{dir}/{file}"),
+                )
+                .unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(store.files_read(), 2500);
+        assert_eq!(
+            read_directory(&store, &root, options(false)).unwrap(),
+            first
+        );
+        assert_eq!(store.files_read(), 0);
+        // A file in the last thread's share changed: that file alone is read.
+        rewrite_keeping_mtime(&root.join("d49/f49"), "49/4X");
+        let changed = read_directory(&store, &root, options(false)).unwrap();
+        assert_ne!(changed, first);
+        assert_eq!(store.files_read(), 1);
+        // A file added in the first share: the directory is walked again.
+        fs::write(root.join("d0/new"), "new").unwrap();
+        let added = read_directory(&store, &root, options(false)).unwrap();
+        assert_ne!(added, changed);
+        assert_eq!(contents(&store, &added, "d0/new").unwrap(), "new");
+        // The same trees a full read gives.
+        let fresh = CountingStore::default();
+        assert_eq!(
+            read_directory(&fresh, &root, options(false)).unwrap(),
+            added
         );
         let _ = fs::remove_dir_all(&root);
     }

@@ -124,6 +124,11 @@ pub trait Store: Send + Sync + 'static {
     /// new one, never a partial write.
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()>;
     fn get(&self, kind: RecordKind, key: &Digest) -> Result<Option<Vec<u8>>>;
+    /// Whether a record is there, without copying it out (a stored host
+    /// tree is checked on every unchanged reload and can be megabytes).
+    fn has(&self, kind: RecordKind, key: &Digest) -> Result<bool> {
+        Ok(self.get(kind, key)?.is_some())
+    }
     /// A new, empty directory for one exec's mount copies, on the same
     /// filesystem as the cache volumes. The caller removes it when done.
     fn scratch_dir(&self) -> Result<PathBuf>;

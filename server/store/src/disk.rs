@@ -133,6 +133,13 @@ impl Store for DiskStore {
         }
     }
 
+    fn has(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<bool> {
+        if self.records.contains_key(&(kind, *key)) {
+            return Ok(true);
+        }
+        Ok(self.get(kind, key)?.is_some())
+    }
+
     fn scratch_dir(&self) -> gantry_core::Result<PathBuf> {
         Ok(self.dir.new_scratch_dir()?)
     }
