@@ -67,6 +67,28 @@ impl Memo {
         Ok(digest)
     }
 
+    /// Records `digest` as the `File.digest` of a regular file holding
+    /// `blob` (`size` bytes) with `mode` and `owner`: what reads a file's
+    /// bytes anyway (a host directory's first load) computes it then
+    /// (`of_contents`), so a `digest` asked for next reads no blob back.
+    pub fn seed_file(&self, blob: Digest, size: u64, mode: u32, owner: Owner, digest: Digest) {
+        remember(&self.files, (blob, mode & MODE_BITS, owner, size), digest);
+    }
+
+    /// The `File.digest` remembered for a regular file holding `blob`
+    /// (`size` bytes) with `mode` and `owner`, if any.
+    pub(crate) fn known_file(
+        &self,
+        blob: Digest,
+        size: u64,
+        mode: u32,
+        owner: Owner,
+    ) -> Option<Digest> {
+        self.files
+            .get(&(blob, mode & MODE_BITS, owner, size))
+            .map(|digest| *digest)
+    }
+
     /// `file` below.
     pub fn file(&self, open: &impl OpenBlob, file: &FileValue) -> Result<Digest> {
         regular(
@@ -103,6 +125,19 @@ fn header(hash: &mut Sha256, mode: u32, owner: Owner, size: u64, kind: char, lin
         owner.gid,
     );
     hash.update(fields.as_bytes());
+}
+
+/// `digest.to_string()` (`sha256:<hex>`) without allocating: a directory
+/// hashes one per entry.
+fn as_text(digest: &Digest) -> [u8; 71] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 71];
+    text[..7].copy_from_slice(b"sha256:");
+    for (at, byte) in digest.bytes().iter().enumerate() {
+        text[7 + 2 * at] = HEX[usize::from(byte >> 4)];
+        text[8 + 2 * at] = HEX[usize::from(byte & 0xf)];
+    }
+    text
 }
 
 fn finish(hash: Sha256) -> Digest {
@@ -148,6 +183,15 @@ pub fn file(open: &impl OpenBlob, file: &FileValue) -> Result<Digest> {
     regular(open, None, &file.blob, file.size, file.mode, file.owner)
 }
 
+/// `File.digest` of a regular file whose contents are `bytes`, with
+/// `mode` and `owner` (`file` without a store: the bytes are at hand).
+pub fn of_contents(bytes: &[u8], mode: u32, owner: Owner) -> Digest {
+    let mut hash = Sha256::new();
+    header(&mut hash, mode, owner, bytes.len() as u64, REGULAR, "");
+    hash.update(bytes);
+    finish(hash)
+}
+
 /// `File.digest(excludeMetadata: true)`: the contents only, from the digest
 /// of the blob that holds them.
 pub fn file_contents(blob: &Digest) -> Digest {
@@ -188,7 +232,7 @@ fn directory(
     header(&mut own, mode, owner, 0, DIRECTORY, "");
     let mut hash = Sha256::new();
     hash.update(b"\0");
-    hash.update(finish(own).to_string().as_bytes());
+    hash.update(as_text(&finish(own)));
     for (name, entry) in children.get(path).map(Vec::as_slice).unwrap_or_default() {
         let digest = match entry {
             Entry::File {
@@ -214,7 +258,7 @@ fn directory(
         };
         hash.update(b"\0");
         hash.update(name.as_bytes());
-        hash.update(digest.to_string().as_bytes());
+        hash.update(as_text(&digest));
     }
     Ok(finish(hash))
 }
@@ -248,6 +292,11 @@ mod tests {
             "sha256:8a887cdd3e476c79e1a14a65a6c401673b56071a24561dadb5e152605e72a613"
         );
         assert_eq!(
+            of_contents(contents, 0o644, Owner::ROOT).to_string(),
+            "sha256:8a887cdd3e476c79e1a14a65a6c401673b56071a24561dadb5e152605e72a613",
+            "computed from the bytes at hand, as from the store"
+        );
+        assert_eq!(
             file_contents(&value.blob).to_string(),
             "sha256:042a7d64a581ef2ee983f21058801cc35663b705e6c55f62fa8e0f18ecc70989"
         );
@@ -256,6 +305,12 @@ mod tests {
             file(&open(contents), &executable).unwrap(),
             file(&open(contents), &value).unwrap()
         );
+    }
+
+    #[test]
+    fn a_digest_as_text_is_its_display_form() {
+        let digest = Digest::of_bytes(b"any");
+        assert_eq!(as_text(&digest)[..], digest.to_string().into_bytes()[..]);
     }
 
     #[test]

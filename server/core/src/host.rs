@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
+use crate::checksum::Memo;
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::filter::{Gitignores, PathFilter, Verdict};
@@ -66,15 +67,40 @@ pub fn tree_key(content: &Digest) -> Digest {
     encoder.finish()
 }
 
-/// A tree read earlier by `read_directory`/`read_file`.
-pub(crate) fn load_tree(store: &dyn Store, content: &Digest) -> Result<Tree> {
+/// A tree read earlier by `read_directory`/`read_file`: the one a snapshot
+/// in memory holds when there is one (no copy, nothing parsed), else the
+/// stored record.
+pub(crate) fn load_tree(store: &dyn Store, content: &Digest) -> Result<Arc<Tree>> {
+    let in_memory = store
+        .host_indexes()
+        .and_then(|indexes| indexes.by_content(content))
+        .and_then(|any| any.downcast::<Snapshot>().ok());
+    if let Some(snapshot) = in_memory {
+        return Ok(snapshot.tree.clone());
+    }
     let bytes = store
         .get(RecordKind::HostTree, &tree_key(content))?
         .ok_or_else(|| Error::UnknownId {
             kind: "host directory".into(),
             id: content.to_string(),
         })?;
+    if bytes.starts_with(crate::host_index::TREE_MAGIC) {
+        return crate::host_index::decode_tree(&bytes)
+            .map(Arc::new)
+            .ok_or_else(|| {
+                let damaged = std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the stored tree of host directory {content} is damaged; load the \
+                         directory again (or `gantry prune`)"
+                    ),
+                );
+                Error::store("reading a host tree", damaged)
+            });
+    }
+    // Stored by an earlier gantry version.
     serde_json::from_slice(&bytes)
+        .map(Arc::new)
         .map_err(|source| Error::store("reading a host tree", source.into()))
 }
 
@@ -107,6 +133,10 @@ pub struct ReadOptions<'a> {
     /// Apply the `.gitignore` files of the enclosing git repository (none
     /// when the directory is in no repository, as in Dagger).
     pub gitignore: bool,
+    /// Where to record the `File.digest` of each file read whole, computed
+    /// while its bytes are at hand (the engine's `checksums`), so a
+    /// `digest` of the directory reads no blob back.
+    pub checksums: Option<&'a Memo>,
 }
 
 /// Reads a host directory (filtered) and stores its tree; returns the tree
@@ -126,12 +156,12 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
         Some(old) => Some(old),
         None => store
             .get(RecordKind::HostIndex, &index_key)?
-            .and_then(|bytes| crate::host_index::decode(&bytes))
+            .and_then(|bytes| crate::host_index::decode(&bytes, options.checksums))
             .map(Arc::new),
     };
     let started_ns = now_ns();
     let reload = match &old {
-        Some(old) => recheck(store, root, old, started_ns)?,
+        Some(old) => recheck(store, root, old, started_ns, options.checksums)?,
         None => Reload::Walk,
     };
     let snapshot = match reload {
@@ -140,7 +170,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
             // The tree record may have been pruned since: put it back.
             store_tree_as(store, &old.tree, &old.digest)?;
             if let Some(indexes) = memory {
-                indexes.put(index_key, old.clone(), old.checks.len());
+                indexes.put(index_key, old.digest, old.clone(), old.checks.len());
             }
             return Ok(old.digest);
         }
@@ -155,6 +185,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
                 checks: Vec::new(),
                 tree: Tree::default(),
                 unread: Vec::new(),
+                checksums: options.checksums,
             };
             if options.gitignore {
                 walk.git = enclosing_repository(root, &mut walk.checks)?;
@@ -173,7 +204,7 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
             Snapshot {
                 started_ns,
                 digest,
-                tree: walk.tree,
+                tree: Arc::new(walk.tree),
                 checks: walk.checks,
             }
         }
@@ -182,12 +213,12 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     store.put(
         RecordKind::HostIndex,
         &index_key,
-        &crate::host_index::encode(&snapshot),
+        &crate::host_index::encode(&snapshot, options.checksums),
     )?;
     let digest = snapshot.digest;
     if let Some(indexes) = memory {
         let entries = snapshot.checks.len();
-        indexes.put(index_key, Arc::new(snapshot), entries);
+        indexes.put(index_key, digest, Arc::new(snapshot), entries);
     }
     Ok(digest)
 }
@@ -212,7 +243,13 @@ enum Reload {
 }
 
 /// Re-stats every path `old` recorded, relative to `root`'s descriptor.
-fn recheck(store: &dyn Store, root: &Path, old: &Snapshot, started_ns: i64) -> Result<Reload> {
+fn recheck(
+    store: &dyn Store,
+    root: &Path,
+    old: &Snapshot,
+    started_ns: i64,
+    checksums: Option<&Memo>,
+) -> Result<Reload> {
     let Ok(dir) = open_dir(root) else {
         return Ok(Reload::Walk);
     };
@@ -222,35 +259,37 @@ fn recheck(store: &dyn Store, root: &Path, old: &Snapshot, started_ns: i64) -> R
     if changed_files.is_empty() {
         return Ok(Reload::Same);
     }
-    let mut snapshot = Snapshot {
-        started_ns,
-        digest: old.digest,
-        tree: old.tree.clone(),
-        checks: old.checks.clone(),
-    };
+    let mut tree = Tree::clone(&old.tree);
+    let mut checks = old.checks.clone();
     for (at, stat) in changed_files {
-        let check = &mut snapshot.checks[at];
+        let check = &mut checks[at];
         // The stat was taken before the read: a change during the read
         // shows as a newer stat (or a racy one) next time.
-        let (blob, size) = store.put_blob_file(&root.join(&check.path))?;
         check.stat = Some(stat);
-        match snapshot.tree.entries.get_mut(&check.path) {
+        match tree.entries.get_mut(&check.path) {
             Some(Entry::File {
                 blob: old_blob,
                 size: old_size,
                 mode,
+                owner,
                 ..
             }) => {
-                *old_blob = blob;
-                *old_size = size;
                 *mode = stat.mode & 0o7777;
+                let read = read_host_file(store, &root.join(&check.path), *mode, *owner)?;
+                read.remember(checksums, *mode, *owner);
+                *old_blob = read.blob;
+                *old_size = read.size;
             }
             // A snapshot whose checks and tree disagree: read it all again.
             _ => return Ok(Reload::Walk),
         }
     }
-    snapshot.digest = snapshot.tree.digest();
-    Ok(Reload::Patched(snapshot))
+    Ok(Reload::Patched(Snapshot {
+        started_ns,
+        digest: tree.digest(),
+        tree: Arc::new(tree),
+        checks,
+    }))
 }
 
 /// Snapshots with fewer checks than this are re-stat'ed on one thread.
@@ -470,6 +509,7 @@ fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
         checks: Vec::new(),
         tree: Tree::default(),
         unread: Vec::new(),
+        checksums: None,
     };
     walk.dir(root, "", &mut Vec::new())?;
     walk.read_files()?;
@@ -486,8 +526,8 @@ fn store_tree(store: &dyn Store, tree: &Tree) -> Result<Digest> {
 /// Stores a tree (once) under `digest`, its content digest.
 fn store_tree_as(store: &dyn Store, tree: &Tree, digest: &Digest) -> Result<()> {
     if !store.has(RecordKind::HostTree, &tree_key(digest))? {
-        let json = serde_json::to_vec(tree).expect("trees always serialise");
-        store.put(RecordKind::HostTree, &tree_key(digest), &json)?;
+        let record = crate::host_index::encode_tree(tree);
+        store.put(RecordKind::HostTree, &tree_key(digest), &record)?;
     }
     Ok(())
 }
@@ -532,7 +572,18 @@ struct Walk<'a> {
     tree: Tree,
     /// Regular files whose contents are still to be read (`read_files`):
     /// their entries hold a placeholder blob until then.
-    unread: Vec<(String, PathBuf)>,
+    unread: Vec<Unread>,
+    /// See `ReadOptions::checksums`.
+    checksums: Option<&'a Memo>,
+}
+
+/// A file `Walk::read_files` is to read: `rel` in the tree, `path` on the
+/// host, and the mode and owner its entry has.
+struct Unread {
+    rel: String,
+    path: PathBuf,
+    mode: u32,
+    owner: Owner,
 }
 
 impl Walk<'_> {
@@ -666,8 +717,12 @@ impl Walk<'_> {
         let blob = match self.known.blob(rel, stat) {
             Some(blob) => blob,
             None => {
-                self.unread
-                    .push((rel.to_owned(), dir.join(entry.file_name())));
+                self.unread.push(Unread {
+                    rel: rel.to_owned(),
+                    path: dir.join(entry.file_name()),
+                    mode,
+                    owner,
+                });
                 UNREAD
             }
         };
@@ -707,16 +762,18 @@ impl Walk<'_> {
             .min(unread.len());
         let next = AtomicUsize::new(0);
         let failed = std::sync::Mutex::new(None);
-        let read: Vec<std::sync::OnceLock<(Digest, u64)>> =
+        let read: Vec<std::sync::OnceLock<FileRead>> =
             unread.iter().map(|_| std::sync::OnceLock::new()).collect();
         let store = self.store;
+        let checksums = self.checksums;
         let work = || loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
-            let Some((_, path)) = unread.get(at) else {
+            let Some(file) = unread.get(at) else {
                 break;
             };
-            match store.put_blob_file(path) {
+            match read_host_file(store, &file.path, file.mode, file.owner) {
                 Ok(done) => {
+                    done.remember(checksums, file.mode, file.owner);
                     let _ = read[at].set(done);
                 }
                 Err(error) => {
@@ -736,20 +793,73 @@ impl Walk<'_> {
         if let Some(error) = failed.into_inner().expect("never poisoned") {
             return Err(error);
         }
-        for ((rel, _), done) in unread.iter().zip(read) {
-            let (blob, size) = done.into_inner().expect("every file was read");
-            if let Some(Entry::File {
-                blob: entry_blob,
-                size: entry_size,
-                ..
-            }) = self.tree.entries.get_mut(rel)
-            {
-                *entry_blob = blob;
-                *entry_size = size;
+        for (file, done) in unread.iter().zip(read) {
+            let done = done.into_inner().expect("every file was read");
+            if let Some(Entry::File { blob, size, .. }) = self.tree.entries.get_mut(&file.rel) {
+                *blob = done.blob;
+                *size = done.size;
             }
         }
         Ok(())
     }
+}
+
+/// Files up to this size are read whole (most of a source tree): one read
+/// gives the blob, its digest and its `File.digest`. Larger ones are
+/// streamed into the store (`Store::put_blob_file`).
+const READ_WHOLE: u64 = 256 * 1024;
+
+/// One host file read into the store.
+struct FileRead {
+    blob: Digest,
+    size: u64,
+    /// Its `File.digest` for the mode and owner it was read with, when it
+    /// was read whole.
+    checksum: Option<Digest>,
+}
+
+impl FileRead {
+    fn remember(&self, checksums: Option<&Memo>, mode: u32, owner: Owner) {
+        if let (Some(memo), Some(checksum)) = (checksums, self.checksum) {
+            memo.seed_file(self.blob, self.size, mode, owner, checksum);
+        }
+    }
+}
+
+/// Reads the regular file at `path` into the store. A small file costs an
+/// open, an fstat and two reads (`fs::read` would also stat and seek), and
+/// is hashed twice while in memory: as a blob, and as `File.digest` hashes
+/// it with `mode` and `owner`.
+fn read_host_file(store: &dyn Store, path: &Path, mode: u32, owner: Owner) -> Result<FileRead> {
+    use std::io::Read as _;
+    let failed = |error: std::io::Error| host_error(path, error.to_string());
+    let mut file = fs::File::open(path).map_err(failed)?;
+    let len = file.metadata().map_err(failed)?.len();
+    if len <= READ_WHOLE {
+        let mut bytes = Vec::with_capacity(len as usize + 1);
+        // Through `take`: the generic read loop, which does not stat again.
+        (&mut file)
+            .take(READ_WHOLE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(failed)?;
+        if bytes.len() as u64 <= READ_WHOLE {
+            let blob = Digest::of_bytes(&bytes);
+            store.put_blob_hashed(&blob, &bytes)?;
+            return Ok(FileRead {
+                blob,
+                size: bytes.len() as u64,
+                checksum: Some(crate::checksum::of_contents(&bytes, mode, owner)),
+            });
+        }
+        // It grew past the limit meanwhile: stream it.
+    }
+    drop(file);
+    let (blob, size) = store.put_blob_file(path)?;
+    Ok(FileRead {
+        blob,
+        size,
+        checksum: None,
+    })
 }
 
 /// `Host.findUp`: the nearest `name` in `start` or one of its parents, as
@@ -819,6 +929,11 @@ mod tests {
         fn put_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
             self.files_read.fetch_add(1, Ordering::SeqCst);
             self.inner.put_blob_file(path)
+        }
+        // How a small host file is stored once read.
+        fn put_blob_hashed(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+            self.files_read.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_blob_hashed(digest, bytes)
         }
         fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
             self.inner.get_blob(digest)
@@ -941,6 +1056,7 @@ mod tests {
             include: &[],
             exclude: &[],
             gitignore,
+            checksums: None,
         }
     }
 
@@ -976,6 +1092,97 @@ mod tests {
         assert_eq!(
             read_directory(&fresh, &root, options(false)).unwrap(),
             changed
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_loaded_tree_is_the_snapshot_s_own_in_memory_and_else_the_stored_one() {
+        let root = project();
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        let shared = load_tree(&store, &first).unwrap();
+        assert_eq!(shared.digest(), first);
+        assert!(
+            Arc::ptr_eq(&shared, &load_tree(&store, &first).unwrap()),
+            "while a snapshot holds the tree, loading it copies nothing"
+        );
+        store.restart();
+        let stored = load_tree(&store, &first).unwrap();
+        assert!(!Arc::ptr_eq(&shared, &stored));
+        assert_eq!(*stored, *shared);
+        // A changed directory: the new tree is shared, the old one still stored.
+        fs::write(root.join("src/a.rs"), "fn a3() {}").unwrap();
+        let changed = read_directory(&store, &root, options(false)).unwrap();
+        assert_ne!(changed, first);
+        assert_eq!(load_tree(&store, &changed).unwrap().digest(), changed);
+        assert_eq!(*load_tree(&store, &first).unwrap(), *shared);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn stored_trees_load_in_the_binary_form_and_in_earlier_versions_json() {
+        let root = project();
+        let store = CountingStore::default();
+        let digest = read_directory(&store, &root, options(false)).unwrap();
+        let key = tree_key(&digest);
+        let stored = store.get(RecordKind::HostTree, &key).unwrap().unwrap();
+        assert!(stored.starts_with(crate::host_index::TREE_MAGIC));
+        store.restart();
+        let tree = load_tree(&store, &digest).unwrap();
+        assert_eq!(tree.digest(), digest);
+        // As an earlier version stored it.
+        let json = serde_json::to_vec(&*tree).unwrap();
+        store.put(RecordKind::HostTree, &key, &json).unwrap();
+        store.restart();
+        assert_eq!(*load_tree(&store, &digest).unwrap(), *tree);
+        // Damaged: an error that says so, not a wrong tree.
+        let mut damaged = stored.clone();
+        let last = damaged.len() - 40;
+        damaged[last] ^= 1;
+        store.put(RecordKind::HostTree, &key, &damaged).unwrap();
+        store.restart();
+        let error = load_tree(&store, &digest).unwrap_err().to_string();
+        assert!(error.contains("damaged"), "{error}");
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn files_read_give_their_digests_so_the_directory_digest_reads_no_blob() {
+        let root = project();
+        let store = CountingStore::default();
+        let memo = Memo::default();
+        let with_memo = |memo| ReadOptions {
+            checksums: Some(memo),
+            ..options(false)
+        };
+        let first = read_directory(&store, &root, with_memo(&memo)).unwrap();
+        let tree = load_tree(&store, &first).unwrap();
+        let open = |blob: &Digest| store.open_blob(blob);
+        let expected = crate::checksum::tree(&open, &tree).unwrap();
+        let refused = |_: &Digest| -> Result<Box<dyn std::io::Read + Send>> {
+            panic!("a file read by the load has its digest already")
+        };
+        let key = tree.key();
+        assert_eq!(memo.tree(&refused, &tree, &key).unwrap(), expected);
+        // A restarted engine (nothing in memory) finds them in the index.
+        store.restart();
+        let memo = Memo::default();
+        assert_eq!(
+            read_directory(&store, &root, with_memo(&memo)).unwrap(),
+            first
+        );
+        assert_eq!(memo.tree(&refused, &tree, &key).unwrap(), expected);
+        // A file changed and re-read alone (the index patched): the same.
+        fs::write(root.join("src/a.rs"), "fn changed() {}").unwrap();
+        let memo = Memo::default();
+        let changed = read_directory(&store, &root, with_memo(&memo)).unwrap();
+        assert_ne!(changed, first);
+        let tree = load_tree(&store, &changed).unwrap();
+        let file = crate::value::FileValue::in_tree(&tree, "src/a.rs", "src/a.rs").unwrap();
+        assert_eq!(
+            memo.file(&refused, &file).unwrap(),
+            crate::checksum::file(&open, &file).unwrap()
         );
         let _ = fs::remove_dir_all(&root);
     }
@@ -1105,7 +1312,7 @@ mod tests {
             );
             assert_eq!(store.files_read(), 7, "a damaged index is not trusted");
             let rewritten = store.get(RecordKind::HostIndex, &key).unwrap().unwrap();
-            assert!(crate::host_index::decode(&rewritten).is_some());
+            assert!(crate::host_index::decode(&rewritten, None).is_some());
         }
         let _ = fs::remove_dir_all(&root);
     }
@@ -1141,6 +1348,7 @@ mod tests {
             include,
             exclude,
             gitignore,
+            checksums: None,
         };
         let a = index_key(&root, &options(&[], &[], false));
         let b = index_key(&root, &options(&go, &[], false));

@@ -1,7 +1,9 @@
 //! The host-directory snapshots a running engine keeps in memory
 //! (`Indexes`), bounded by their total entries, least recently used first
-//! out. Values are opaque here (`host` stores its `host_index::Snapshot`),
-//! so the store can own the cache without depending on trees.
+//! out, found by index key (the directory and its filters) or by content
+//! digest (what a `Host.directory` node holds). Values are opaque here
+//! (`host` stores its `host_index::Snapshot`), so the store can own the
+//! cache without depending on trees.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -32,7 +34,17 @@ impl Default for Indexes {
 #[derive(Debug, Default)]
 struct Recent {
     clock: u64,
-    snapshots: HashMap<Digest, (u64, usize, Arc<dyn Any + Send + Sync>)>,
+    snapshots: HashMap<Digest, Held>,
+}
+
+/// One snapshot in memory.
+#[derive(Debug)]
+struct Held {
+    /// The clock when it was last asked for.
+    used: u64,
+    entries: usize,
+    content: Digest,
+    snapshot: Arc<dyn Any + Send + Sync>,
 }
 
 impl Indexes {
@@ -44,26 +56,54 @@ impl Indexes {
         }
     }
 
+    /// The snapshot stored under index `key`.
     pub(crate) fn get(&self, key: &Digest) -> Option<Arc<dyn Any + Send + Sync>> {
         let mut recent = self.lock();
         recent.clock += 1;
         let clock = recent.clock;
-        let (used, _, snapshot) = recent.snapshots.get_mut(key)?;
-        *used = clock;
-        Some(snapshot.clone())
+        let held = recent.snapshots.get_mut(key)?;
+        held.used = clock;
+        Some(held.snapshot.clone())
     }
 
-    pub(crate) fn put(&self, key: Digest, snapshot: Arc<dyn Any + Send + Sync>, entries: usize) {
+    /// A snapshot whose content digest is `content`, under any index key
+    /// (at most `MAX_INDEXES_IN_MEMORY` to look through).
+    pub(crate) fn by_content(&self, content: &Digest) -> Option<Arc<dyn Any + Send + Sync>> {
         let mut recent = self.lock();
         recent.clock += 1;
         let clock = recent.clock;
-        recent.snapshots.insert(key, (clock, entries, snapshot));
+        let held = recent
+            .snapshots
+            .values_mut()
+            .find(|held| held.content == *content)?;
+        held.used = clock;
+        Some(held.snapshot.clone())
+    }
+
+    /// Keeps `snapshot` (of `entries` recorded paths, content digest
+    /// `content`) under index `key`, dropping the least recently used ones
+    /// past the bounds.
+    pub(crate) fn put(
+        &self,
+        key: Digest,
+        content: Digest,
+        snapshot: Arc<dyn Any + Send + Sync>,
+        entries: usize,
+    ) {
+        let mut recent = self.lock();
+        recent.clock += 1;
+        let used = recent.clock;
+        recent.snapshots.insert(
+            key,
+            Held {
+                used,
+                entries,
+                content,
+                snapshot,
+            },
+        );
         loop {
-            let total: usize = recent
-                .snapshots
-                .values()
-                .map(|(_, entries, _)| *entries)
-                .sum();
+            let total: usize = recent.snapshots.values().map(|held| held.entries).sum();
             let over = total > self.max_entries || recent.snapshots.len() > MAX_INDEXES_IN_MEMORY;
             if !over || recent.snapshots.len() <= 1 {
                 break;
@@ -72,7 +112,7 @@ impl Indexes {
                 .snapshots
                 .iter()
                 .filter(|(candidate, _)| **candidate != key)
-                .min_by_key(|(_, (used, _, _))| *used)
+                .min_by_key(|(_, held)| held.used)
                 .map(|(oldest, _)| *oldest);
             match oldest {
                 Some(oldest) => recent.snapshots.remove(&oldest),
@@ -113,17 +153,20 @@ mod tests {
         let indexes = Indexes::with_bound(25);
         let big: Arc<dyn Any + Send + Sync> = Arc::new(());
         let keys: Vec<Digest> = (0u8..4).map(|n| Digest::of_bytes(&[n])).collect();
-        indexes.put(keys[0], big.clone(), 10);
-        indexes.put(keys[1], big.clone(), 10);
+        let content = |n: u8| Digest::of_bytes(&[n, n]);
+        indexes.put(keys[0], content(0), big.clone(), 10);
+        indexes.put(keys[1], content(1), big.clone(), 10);
         // Using the first makes the second the least recently used.
         assert!(indexes.get(&keys[0]).is_some());
-        indexes.put(keys[2], big.clone(), 10);
+        indexes.put(keys[2], content(2), big.clone(), 10);
         assert_eq!(indexes.len(), 2, "three thirds and a bit exceed the bound");
         assert!(indexes.get(&keys[1]).is_none());
+        assert!(indexes.by_content(&content(1)).is_none());
+        assert!(indexes.by_content(&content(2)).is_some());
         assert!(indexes.get(&keys[0]).is_some() && indexes.get(&keys[2]).is_some());
         // One snapshot over the bound on its own is still kept.
         let huge: Arc<dyn Any + Send + Sync> = Arc::new(());
-        indexes.put(keys[3], huge, 31);
+        indexes.put(keys[3], content(3), huge, 31);
         assert_eq!(indexes.len(), 1);
         assert!(indexes.get(&keys[3]).is_some());
     }

@@ -66,7 +66,7 @@ pub struct Engine {
     /// The named inputs of exec nodes, by node digest (`step_inputs`).
     steps: DashMap<Digest, Arc<StepInputs>>,
     /// `Directory.digest` and `File.digest` already computed.
-    checksums: crate::checksum::Memo,
+    checksums: Arc<crate::checksum::Memo>,
 }
 
 /// An op as an input of a step: named, with a digest of what it holds,
@@ -142,7 +142,7 @@ impl Engine {
             persisted: DashSet::new(),
             values: InFlight::default(),
             steps: DashMap::new(),
-            checksums: crate::checksum::Memo::default(),
+            checksums: Arc::default(),
         }
     }
 
@@ -642,6 +642,12 @@ impl Engine {
     pub fn directory_checksum(&self, tree: &Tree, key: &Digest) -> Result<Digest> {
         self.checksums
             .tree(&|blob: &_| self.open_blob(blob), tree, key)
+    }
+
+    /// The digests `directory_checksum` and `file_checksum` remember, for
+    /// what computes some ahead (`host::ReadOptions::checksums`).
+    pub fn checksums(&self) -> &Arc<crate::checksum::Memo> {
+        &self.checksums
     }
 
     /// `File.digest` as Dagger computes it (`checksum::file`); blocking.

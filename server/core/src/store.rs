@@ -114,6 +114,16 @@ pub type Lock = Box<dyn std::any::Any + Send>;
 
 pub trait Store: Send + Sync + 'static {
     fn put_blob(&self, bytes: &[u8]) -> Result<Digest>;
+    /// `put_blob` for bytes the caller has hashed already: `digest` is
+    /// `Digest::of_bytes(bytes)` (spares hashing them a second time).
+    fn put_blob_hashed(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let stored = self.put_blob(bytes)?;
+        debug_assert_eq!(
+            stored, *digest,
+            "put_blob_hashed: the digest is not the bytes'"
+        );
+        Ok(())
+    }
     /// Stores the contents of the host file at `path` as a blob, streamed
     /// (memory stays bounded whatever its size); returns its digest and size.
     fn put_blob_file(&self, path: &Path) -> Result<(Digest, u64)>;

@@ -204,7 +204,12 @@ impl Tree {
     /// host trees have none (the reader zeroes them) and keep `digest` as key,
     /// so an unchanged checkout stays a cache hit whatever its mtimes.
     pub fn key(&self) -> Digest {
-        let digest = self.digest();
+        self.key_with_digest(self.digest())
+    }
+
+    /// `key`, given the tree's `digest` (known already for host trees and
+    /// stored ones, and costly to recompute for a large tree).
+    pub(crate) fn key_with_digest(&self, digest: Digest) -> Digest {
         let mut stamped = self
             .entries
             .iter()

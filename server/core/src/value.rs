@@ -636,6 +636,13 @@ impl Value {
         }
     }
 
+    /// A directory value of a tree already shared, whose `Tree::digest` is
+    /// `digest`.
+    pub(crate) fn from_shared_tree(tree: Arc<Tree>, digest: Digest) -> Self {
+        let key = tree.key_with_digest(digest);
+        Value::Directory { tree, key }
+    }
+
     /// The content key downstream cache keys are built from.
     pub(crate) fn key(&self) -> Digest {
         match self {

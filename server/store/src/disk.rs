@@ -82,6 +82,10 @@ impl Store for DiskStore {
         Ok(self.dir.write_blob(bytes)?)
     }
 
+    fn put_blob_hashed(&self, digest: &Digest, bytes: &[u8]) -> gantry_core::Result<()> {
+        Ok(self.dir.write_hashed_blob(digest, bytes)?)
+    }
+
     fn get_blob(&self, digest: &Digest) -> gantry_core::Result<Vec<u8>> {
         Ok(self.dir.read_blob(digest)?)
     }

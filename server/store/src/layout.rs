@@ -295,17 +295,25 @@ impl StateDir {
     /// it is there already, and returns its digest.
     pub(crate) fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of_bytes(bytes);
-        let file = self.entry(Bucket::Blobs, &digest);
+        self.write_hashed_blob(&digest, bytes)?;
+        Ok(digest)
+    }
+
+    /// `write_blob` of bytes whose digest (`Digest::of_bytes`) the caller
+    /// computed.
+    pub(crate) fn write_hashed_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        debug_assert_eq!(*digest, Digest::of_bytes(bytes));
+        let file = self.entry(Bucket::Blobs, digest);
         if bytes.len() as u64 <= PACKED_MAX {
             // A file of layout 3 holds it, or a pack.
-            if !self.packs.contains(&digest)? && !file.exists() {
-                self.packs.put(&digest, bytes)?;
+            if !self.packs.contains(digest)? && !file.exists() {
+                self.packs.put(digest, bytes)?;
             }
         } else if !file.exists() {
             // Content-addressed: whoever wrote it first wrote the same bytes.
             self.write(&file, bytes, true)?;
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// A blob's bytes, from its pack or its file.
@@ -329,6 +337,10 @@ impl StateDir {
     /// A blob's contents as a stream: a large blob's file, or a packed
     /// blob's bytes (at most `PACKED_MAX`) read whole.
     pub(crate) fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        // Most blobs are small and packed: look there before trying a file.
+        if let Some(bytes) = self.packs.get(digest, false)? {
+            return Ok(Box::new(std::io::Cursor::new(bytes)));
+        }
         let file = self.entry(Bucket::Blobs, digest);
         match fs::File::open(&file) {
             Ok(opened) => Ok(Box::new(opened)),

@@ -94,6 +94,7 @@ impl Host {
         let gitignore = gitignore.unwrap_or_default();
         let key = serde_json::json!(["directory", root, include, exclude, gitignore]).to_string();
         let store = engine.store().clone();
+        let checksums = engine.checksums().clone();
         let (root_read, include_read, exclude_read) =
             (root.clone(), include.clone(), exclude.clone());
         let content =
@@ -102,6 +103,7 @@ impl Host {
                     include: &include_read,
                     exclude: &exclude_read,
                     gitignore,
+                    checksums: Some(&checksums),
                 };
                 host::read_directory(store.as_ref(), &root_read, options)
             })

@@ -138,7 +138,7 @@ fn state_after(
         layers: Vec::new(),
     };
     for (path, content) in &record.mounts {
-        let tree = Arc::new(crate::host::load_tree(cx.store.as_ref(), content)?);
+        let tree = crate::host::load_tree(cx.store.as_ref(), content)?;
         for mount in &mut state.mounts {
             if mount.path == *path {
                 if let MountSource::Directory { read_only, .. } = mount.source {

@@ -40,8 +40,9 @@ impl Operation for HostDirectory {
     }
 
     async fn evaluate(&self, cx: &Context, _call: &Call) -> Result<Value> {
+        // `content` is the tree's digest: `read_directory` returned it.
         let tree = load_tree(cx.store.as_ref(), &self.content)?;
-        Ok(Value::from_tree(tree))
+        Ok(Value::from_shared_tree(tree, self.content))
     }
 }
 
