@@ -67,6 +67,12 @@ pub fn tree_key(content: &Digest) -> Digest {
     encoder.finish()
 }
 
+/// Whether `bytes` are a tree record in the binary form `read_directory`
+/// writes (records of earlier versions are a tree's JSON).
+pub fn is_tree_record(bytes: &[u8]) -> bool {
+    bytes.starts_with(crate::host_index::TREE_MAGIC)
+}
+
 /// A tree read earlier by `read_directory`/`read_file`: the one a snapshot
 /// in memory holds when there is one (no copy, nothing parsed), else the
 /// stored record.
@@ -84,7 +90,7 @@ pub(crate) fn load_tree(store: &dyn Store, content: &Digest) -> Result<Arc<Tree>
             kind: "host directory".into(),
             id: content.to_string(),
         })?;
-    if bytes.starts_with(crate::host_index::TREE_MAGIC) {
+    if is_tree_record(&bytes) {
         return crate::host_index::decode_tree(&bytes)
             .map(Arc::new)
             .ok_or_else(|| {
