@@ -350,23 +350,35 @@ async fn wait_for_port(address: IpAddr, port: u16) {
 // Host services and tunnels: the engine forwards connections itself.
 
 /// Aborts its tasks (and so closes their listeners) when dropped.
-struct Forwarders(Vec<tokio::task::AbortHandle>);
+struct Forwarders(Vec<Forwarder>);
+
+/// A port forward's task, and its listening socket (a second descriptor of
+/// it). Aborting the task drops its listener only when the runtime next
+/// polls it, on another thread, so a stopped tunnel could still accept for a
+/// moment; the socket is shut down at once instead: stopping a tunnel or a
+/// host service closes its ports before it returns.
+struct Forwarder {
+    task: tokio::task::AbortHandle,
+    socket: Option<std::os::fd::OwnedFd>,
+}
 
 impl Drop for Forwarders {
     fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
+        for forwarder in &self.0 {
+            if let Some(socket) = &forwarder.socket {
+                // A listening TCP socket shut down for reading stops listening.
+                let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Read);
+            }
+            forwarder.task.abort();
         }
     }
 }
 
 /// Accepts on `listener` and joins each connection to `host:port`.
-fn spawn_forwarder(
-    listener: tokio::net::TcpListener,
-    host: String,
-    port: u16,
-) -> tokio::task::AbortHandle {
-    tokio::spawn(async move {
+fn spawn_forwarder(listener: tokio::net::TcpListener, host: String, port: u16) -> Forwarder {
+    use std::os::fd::AsFd as _;
+    let socket = listener.as_fd().try_clone_to_owned().ok();
+    let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
             let (mut inbound, peer) = match listener.accept().await {
@@ -392,7 +404,8 @@ fn spawn_forwarder(
             while connections.try_join_next().is_some() {}
         }
     })
-    .abort_handle()
+    .abort_handle();
+    Forwarder { task, socket }
 }
 
 fn tcp_only(what: &str, forwards: &[PortForward]) -> Result<()> {
@@ -491,4 +504,23 @@ async fn launch_tunnel(
         instance = instance.watching(exited);
     }
     Ok(instance.holding(Box::new((Forwarders(tasks), upstream_lease))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One thread: an aborted task is not dropped until this test yields, so
+    // only shutting the socket down can close the port before the connect.
+    #[tokio::test(flavor = "current_thread")]
+    async fn dropping_the_forwarders_closes_their_ports_at_once() {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let forwarders = Forwarders(vec![spawn_forwarder(listener, "127.0.0.1".into(), 9)]);
+        assert!(std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
+        drop(forwarders);
+        assert!(std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+    }
 }
