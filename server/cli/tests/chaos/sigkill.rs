@@ -200,14 +200,17 @@ fn corrupt_entries(state: &Path) -> usize {
     corrupt
 }
 
-/// Whether a record's bytes are whole: JSON for every kind but host indexes, which are
-/// binary and end with a sha256 of the bytes before it (server/core/src/host_index.rs).
+/// Whether a record's bytes are whole: JSON for every kind but host indexes and host
+/// trees, which are binary and end with a sha256 of the bytes before it
+/// (server/core/src/host_index.rs).
 fn record_is_sound(kind: RecordKind, bytes: &[u8]) -> bool {
     match kind {
-        RecordKind::HostIndex => bytes.len().checked_sub(32).is_some_and(|end| {
-            let trailer: String = bytes[end..].iter().map(|b| format!("{b:02x}")).collect();
-            gantry_core::Digest::of_bytes(&bytes[..end]).hex() == trailer
-        }),
+        RecordKind::HostIndex | RecordKind::HostTree => {
+            bytes.len().checked_sub(32).is_some_and(|end| {
+                let trailer: String = bytes[end..].iter().map(|b| format!("{b:02x}")).collect();
+                gantry_core::Digest::of_bytes(&bytes[..end]).hex() == trailer
+            })
+        }
         _ => serde_json::from_slice::<Value>(bytes).is_ok(),
     }
 }
