@@ -129,13 +129,9 @@ const TREE_VERSION: u16 = 1;
 /// form, and written and read without a parser (a 10,000-file tree is
 /// stored again on every reload that finds a file changed).
 pub(crate) fn encode_tree(tree: &Tree) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + tree.entries.len() * 100);
-    out.extend_from_slice(TREE_MAGIC);
-    out.extend_from_slice(&TREE_VERSION.to_le_bytes());
+    let mut out = new_record(TREE_MAGIC, TREE_VERSION, 16 + tree.entries.len() * 100);
     put_entries(&mut out, tree, None);
-    let sum = Digest::of_bytes(&out);
-    out.extend_from_slice(sum.bytes());
-    out
+    seal(out)
 }
 
 /// The tree in `bytes` (`encode_tree`), or `None` when they are not a
@@ -151,9 +147,7 @@ pub(crate) fn decode_tree(bytes: &[u8]) -> Option<Tree> {
 /// before it last (a torn or corrupted record is refused, not trusted).
 /// A file's `File.digest` is written when `checksums` knows it.
 pub(crate) fn encode(snapshot: &Snapshot, checksums: Option<&Memo>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + snapshot.checks.len() * 120);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    let mut out = new_record(MAGIC, VERSION, 64 + snapshot.checks.len() * 120);
     out.extend_from_slice(&snapshot.started_ns.to_le_bytes());
     out.extend_from_slice(snapshot.digest.bytes());
     put_u32(&mut out, snapshot.checks.len());
@@ -173,6 +167,20 @@ pub(crate) fn encode(snapshot: &Snapshot, checksums: Option<&Memo>) -> Vec<u8> {
         }
     }
     put_entries(&mut out, &snapshot.tree, checksums);
+    seal(out)
+}
+
+/// A record's first bytes: `magic` and `version` (`open_record` checks them).
+fn new_record(magic: &[u8; 4], version: u16, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out
+}
+
+/// A record's last bytes: the sha256 of all before them (`open_record`
+/// checks it).
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
     let sum = Digest::of_bytes(&out);
     out.extend_from_slice(sum.bytes());
     out
