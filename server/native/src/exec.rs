@@ -295,7 +295,7 @@ impl SetUp {
     /// `RUNTIME run` for the step, started from a shell that first puts itself in the
     /// step's cgroup, so everything the runtime forks is accounted there.
     pub(crate) fn command(&self, inner: &Inner) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new("/bin/sh");
+        let mut command = tokio::process::Command::from(inner.oci.command("/bin/sh"));
         command
             .arg("-c")
             .arg(r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@""#)
