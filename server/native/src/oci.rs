@@ -217,7 +217,11 @@ pub(crate) fn exec_failure_code(message: &str) -> Option<i64> {
     }
     if lower.contains("not found") || lower.contains("no such file or directory") {
         Some(127)
-    } else if lower.contains("permission denied") || lower.contains("is a directory") {
+    } else if lower.contains("permission denied")
+        || lower.contains("operation not permitted")
+        || lower.contains("is a directory")
+    {
+        // crun opens the executable first: a directory is EPERM there.
         Some(126)
     } else {
         None
@@ -481,6 +485,10 @@ mod tests {
                 "executable file `nosuch` not found in $PATH: No such file or directory"
             ),
             Some(127)
+        );
+        assert_eq!(
+            exec_failure_code("crun: open executable: Operation not permitted"),
+            Some(126)
         );
         assert_eq!(exec_failure_code("cgroup: permission denied"), None);
     }
