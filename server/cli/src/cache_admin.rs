@@ -3,6 +3,7 @@
 //! through `prune::prune_local`, shared with `gantry prune` and the engines'
 //! `--cache-max-size`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use gantry_store::{Bucket, DiskStore, Keep, Policy, RecordInfo, StateDir};
 use serde_json::{json, Value};
 
 use crate::prune::{self, Options};
-use crate::remote_admin::{RemoteEntry, Repository};
+use crate::remote_admin::{Footprint, RemoteEntry, Repository};
 use crate::runtime::RuntimeChoice;
 use crate::units;
 
@@ -104,13 +105,13 @@ struct DuArgs {
 
 #[derive(Debug, clap::Args)]
 struct CachePruneArgs {
-    /// Remove entries not used for this long: 30m, 12h, 7d, 2w
+    /// Remove entries not used for this long: 30m, 12h, 7d, 2w (with --remote: pushed this long ago)
     #[arg(long, value_name = "DURATION")]
     older_than: Option<String>,
-    /// Then remove the least recently used entries until records and blobs fit in SIZE: 500MB, 10GB
+    /// Then remove the least recently used entries until records and blobs fit in SIZE: 500MB, 10GB (with --remote: the oldest pushed, until the kept entries' manifests, records and filesystem images fit)
     #[arg(long, value_name = "SIZE")]
     max_size: Option<String>,
-    /// Remove everything (as `gantry prune`); refused while an engine uses the state directory
+    /// Remove everything (as `gantry prune`); refused while an engine uses the state directory; not with --remote
     #[arg(long, conflicts_with_all = ["older_than", "max_size"])]
     all: bool,
     /// Say what would be removed, and remove nothing
@@ -453,58 +454,200 @@ fn from_unix(seconds: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-/// Removes the entries pushed before `--older-than`, and the filesystems
-/// only they refer to, by manifest digest.
-async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<()> {
-    if args.max_size.is_some() || args.all {
-        bail!("--remote takes --older-than only (a registry reports no sizes to keep under; delete the repository to remove everything)");
+/// What `prune --remote` removes: `--older-than` (by push time), then
+/// `--max-size` (the oldest pushed first), as the local prune orders them.
+struct RemotePolicy {
+    pushed_before: Option<SystemTime>,
+    max_bytes: Option<u64>,
+}
+
+impl RemotePolicy {
+    fn of(args: &CachePruneArgs) -> Result<Self> {
+        if args.all {
+            bail!("--remote does not take --all: delete the repository (or the layout directory) to remove everything, or give --older-than 0s");
+        }
+        if args.older_than.is_none() && args.max_size.is_none() {
+            bail!("say what to remove from the remote cache: --older-than DURATION (e.g. 30d), --max-size SIZE (e.g. 10GB), or both");
+        }
+        let pushed_before = match &args.older_than {
+            Some(text) => Some(
+                SystemTime::now()
+                    .checked_sub(units::parse_duration(text).map_err(anyhow::Error::msg)?)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            ),
+            None => None,
+        };
+        let max_bytes = args
+            .max_size
+            .as_deref()
+            .map(|text| units::parse_size(text).map_err(anyhow::Error::msg))
+            .transpose()?;
+        Ok(Self {
+            pushed_before,
+            max_bytes,
+        })
     }
-    let Some(older_than) = &args.older_than else {
-        bail!("say what to remove from the remote cache: --older-than DURATION (e.g. 30d)");
+}
+
+/// The entries a remote prune removes and keeps (both oldest first), and,
+/// with `--max-size`, the bytes the removed ones alone occupied and the
+/// kept ones occupy.
+struct RemotePlan {
+    removed: Vec<RemoteEntry>,
+    kept: Vec<RemoteEntry>,
+    bytes: Option<(u64, u64)>,
+}
+
+impl RemotePlan {
+    /// The filesystem images only removed entries refer to (an image a kept
+    /// entry shares stays).
+    fn filesystems(&self) -> Vec<&str> {
+        let shared: std::collections::HashSet<&str> = self
+            .kept
+            .iter()
+            .map(|entry| entry.filesystem.as_str())
+            .collect();
+        let mut filesystems: Vec<&str> = self
+            .removed
+            .iter()
+            .map(|entry| entry.filesystem.as_str())
+            .filter(|digest| !shared.contains(digest) && !digest.is_empty())
+            .collect();
+        filesystems.sort();
+        filesystems.dedup();
+        filesystems
+    }
+}
+
+/// What `policy` removes from `entries` (oldest first).
+async fn plan_remote(
+    repository: &Repository,
+    entries: Vec<RemoteEntry>,
+    policy: &RemotePolicy,
+) -> Result<RemotePlan> {
+    // Footprints cost a manifest per filesystem image: read only for --max-size.
+    let footprints = match policy.max_bytes {
+        Some(_) => repository.footprints(&entries).await?,
+        None => vec![Footprint::new(); entries.len()],
     };
-    let cutoff = SystemTime::now()
-        .checked_sub(units::parse_duration(older_than).map_err(anyhow::Error::msg)?)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let entries = repository.entries().await?;
-    let (old, kept): (Vec<RemoteEntry>, Vec<RemoteEntry>) = entries
-        .into_iter()
-        .partition(|entry| from_unix(entry.created) < cutoff);
-    // A filesystem another kept entry refers to stays.
-    let shared: std::collections::HashSet<&str> =
-        kept.iter().map(|entry| entry.filesystem.as_str()).collect();
-    let mut filesystems: Vec<&str> = old
-        .iter()
-        .map(|entry| entry.filesystem.as_str())
-        .filter(|digest| !shared.contains(digest) && !digest.is_empty())
-        .collect();
-    filesystems.sort();
-    filesystems.dedup();
-    if !args.dry_run {
-        repository.remove(&old, &filesystems).await?;
+    Ok(select_remote(
+        entries.into_iter().zip(footprints).collect(),
+        policy,
+    ))
+}
+
+/// The entries pushed before `policy`'s cutoff, then the oldest pushed of
+/// the rest until what they occupy fits in its size; `measured` is every
+/// entry with its footprint, oldest first. Since both go by push time, the
+/// age and the size select a run of the oldest entries.
+fn select_remote(measured: Vec<(RemoteEntry, Footprint)>, policy: &RemotePolicy) -> RemotePlan {
+    let (old, young): (Vec<_>, Vec<_>) = measured.into_iter().partition(|(entry, _)| {
+        policy
+            .pushed_before
+            .is_some_and(|cutoff| from_unix(entry.created) < cutoff)
+    });
+    let (over, bytes) = match policy.max_bytes {
+        Some(max_bytes) => {
+            let footprints: Vec<&Footprint> =
+                young.iter().map(|(_, footprint)| footprint).collect();
+            let over = oldest_over(&footprints, max_bytes);
+            let all = unique_bytes(old.iter().chain(&young).map(|(_, footprint)| footprint));
+            let left = unique_bytes(footprints[over..].iter().copied());
+            (over, Some((all - left, left)))
+        }
+        None => (0, None),
+    };
+    let mut removed: Vec<RemoteEntry> = old.into_iter().map(|(entry, _)| entry).collect();
+    let mut kept: Vec<RemoteEntry> = young.into_iter().map(|(entry, _)| entry).collect();
+    removed.extend(kept.drain(..over));
+    RemotePlan {
+        removed,
+        kept,
+        bytes,
     }
+}
+
+/// How many of `footprints` (oldest first) go, oldest first, until the
+/// blobs the rest occupy fit in `max_bytes`; a blob several entries share
+/// counts once, and is freed only with the last of them.
+fn oldest_over(footprints: &[&Footprint], max_bytes: u64) -> usize {
+    let mut users: HashMap<&str, (usize, u64)> = HashMap::new();
+    for footprint in footprints {
+        for (digest, bytes) in *footprint {
+            users.entry(digest).or_insert((0, *bytes)).0 += 1;
+        }
+    }
+    let mut total: u64 = users.values().map(|(_, bytes)| bytes).sum();
+    let mut over = 0;
+    for footprint in footprints {
+        if total <= max_bytes {
+            break;
+        }
+        for digest in footprint.keys() {
+            let (count, bytes) = users
+                .get_mut(digest.as_str())
+                .expect("every digest was counted");
+            *count -= 1;
+            if *count == 0 {
+                total -= *bytes;
+            }
+        }
+        over += 1;
+    }
+    over
+}
+
+/// The bytes `footprints` occupy together (shared blobs once).
+fn unique_bytes<'a>(footprints: impl Iterator<Item = &'a Footprint>) -> u64 {
+    let mut seen = HashMap::new();
+    for footprint in footprints {
+        seen.extend(footprint.iter());
+    }
+    seen.values().copied().sum()
+}
+
+/// Removes the entries pushed before `--older-than`, then the oldest pushed
+/// until the rest fit in `--max-size`, and the filesystems only they refer
+/// to, by manifest digest.
+async fn prune_remote(repository: &Repository, args: &CachePruneArgs) -> Result<()> {
+    let policy = RemotePolicy::of(args)?;
+    let entries = repository.entries().await?;
+    let plan = plan_remote(repository, entries, &policy).await?;
+    let filesystems = plan.filesystems();
+    if !args.dry_run {
+        repository.remove(&plan.removed, &filesystems).await?;
+    }
+    let (bytes, left_bytes) = plan.bytes.unzip();
     if args.target.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "dry_run": args.dry_run,
-                "entries": old,
+                "entries": plan.removed,
                 "filesystems": filesystems,
-                "kept": kept.len(),
+                "kept": plan.kept.len(),
+                "bytes": bytes,
+                "left_bytes": left_bytes,
             }))?
         );
-    } else {
-        let verb = if args.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        eprintln!(
-            "gantry: {verb} {} remote cache entries and {} filesystems; {} entries kept",
-            old.len(),
-            filesystems.len(),
-            kept.len()
-        );
+        return Ok(());
     }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let size = |bytes: Option<u64>| {
+        bytes.map_or_else(String::new, |b| format!(" ({})", units::format_size(b)))
+    };
+    eprintln!(
+        "gantry: {verb} {} remote cache entries{} and {} filesystems; {} entries kept{}",
+        plan.removed.len(),
+        size(bytes),
+        filesystems.len(),
+        plan.kept.len(),
+        size(left_bytes),
+    );
     Ok(())
 }
 
@@ -526,4 +669,91 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footprint(blobs: &[(&str, u64)]) -> Footprint {
+        blobs.iter().map(|(d, b)| ((*d).to_owned(), *b)).collect()
+    }
+
+    #[test]
+    fn the_oldest_entries_go_until_the_rest_fit_and_shared_blobs_count_once() {
+        // Three entries on one base layer; the last two share a filesystem.
+        let one = footprint(&[("m1", 10), ("r1", 5), ("fs1", 100), ("base", 1000)]);
+        let two = footprint(&[("m2", 10), ("r2", 5), ("fs2", 200), ("base", 1000)]);
+        let three = footprint(&[("m3", 10), ("r3", 5), ("fs2", 200), ("base", 1000)]);
+        let all = [&one, &two, &three];
+        assert_eq!(unique_bytes(all.iter().copied()), 1345);
+        assert_eq!(oldest_over(&all, 1345), 0);
+        // Removing the first frees all but its base layer.
+        assert_eq!(oldest_over(&all, 1344), 1);
+        assert_eq!(oldest_over(&all, 1230), 1);
+        // The second frees only its manifest and record: fs2 stays with the third.
+        assert_eq!(oldest_over(&all, 1229), 2);
+        assert_eq!(oldest_over(&all, 1215), 2);
+        assert_eq!(oldest_over(&all, 1214), 3);
+        assert_eq!(oldest_over(&all, 0), 3);
+        assert_eq!(oldest_over(&[], 0), 0);
+    }
+
+    fn entry(key: &str, created: u64, filesystem: &str) -> RemoteEntry {
+        RemoteEntry {
+            key: key.to_owned(),
+            manifest: format!("m-{key}"),
+            filesystem: filesystem.to_owned(),
+            created,
+            command: String::new(),
+            record_bytes: 0,
+            record: String::new(),
+            manifest_bytes: 0,
+        }
+    }
+
+    fn keys(entries: &[RemoteEntry]) -> Vec<&str> {
+        entries.iter().map(|entry| entry.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_remote_prune_takes_the_age_then_the_size_and_keeps_shared_filesystems() {
+        // Four entries 100 s apart; the second and third share a filesystem.
+        let measured = |filesystems: [&str; 4]| -> Vec<(RemoteEntry, Footprint)> {
+            filesystems
+                .iter()
+                .enumerate()
+                .map(|(at, fs)| {
+                    let key = format!("e{at}");
+                    let blobs = footprint(&[(&format!("m-{key}"), 10), (fs, 100)]);
+                    (entry(&key, 100 * (at as u64 + 1), fs), blobs)
+                })
+                .collect()
+        };
+        let policy = |before: Option<u64>, max_bytes: Option<u64>| RemotePolicy {
+            pushed_before: before.map(from_unix),
+            max_bytes,
+        };
+        let four = measured(["a", "b", "b", "c"]);
+        // Age alone: the first goes; nothing is measured.
+        let plan = select_remote(four.clone(), &policy(Some(150), None));
+        assert_eq!(keys(&plan.removed), ["e0"]);
+        assert_eq!(plan.bytes, None);
+        // Size alone: the second goes with the first, its filesystem stays
+        // with the third (e2 and e3: 10 + 100 + 10 + 100).
+        let plan = select_remote(four.clone(), &policy(None, Some(220)));
+        assert_eq!(keys(&plan.removed), ["e0", "e1"]);
+        assert_eq!(keys(&plan.kept), ["e2", "e3"]);
+        assert_eq!(plan.filesystems(), ["a"]);
+        assert_eq!(plan.bytes, Some((120, 220)));
+        // Both: the age takes the first two, the size the third.
+        let plan = select_remote(four.clone(), &policy(Some(250), Some(110)));
+        assert_eq!(keys(&plan.removed), ["e0", "e1", "e2"]);
+        assert_eq!(plan.filesystems(), ["a", "b"]);
+        assert_eq!(plan.bytes, Some((230, 110)));
+        // What fits stays whatever its age.
+        let plan = select_remote(four, &policy(None, Some(10_000)));
+        assert!(plan.removed.is_empty());
+        assert_eq!(plan.bytes, Some((0, 340)));
+    }
 }

@@ -20,7 +20,7 @@
 //! This module owns the directory's format; `cache` decides what to store
 //! and when, and the runtime saves and loads the filesystems.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -468,6 +468,21 @@ impl Layout {
             removed.1 += size;
         }
         Ok(removed)
+    }
+
+    /// The blobs the entry `manifest` reaches (as `remove` keeps them: its
+    /// manifest, record, filesystem manifest, config and layers), each with
+    /// its size on disk; missing ones are left out.
+    pub(crate) fn footprint(&self, manifest: &str) -> BTreeMap<String, u64> {
+        let mut reachable = HashSet::new();
+        self.reach(manifest, &mut reachable);
+        reachable
+            .into_iter()
+            .filter_map(|digest| {
+                let size = std::fs::metadata(self.blob_path(&digest)?).ok()?.len();
+                Some((digest, size))
+            })
+            .collect()
     }
 
     /// Adds the blobs `manifest` reaches to `reachable` (unreadable ones are

@@ -11,6 +11,11 @@
 //! small blob per entry). Deleting needs the registry to allow it
 //! (Distribution: `storage.delete.enabled`); the space is reclaimed by the
 //! registry's own garbage collection.
+//!
+//! A registry reports no repository size, so `prune --max-size` measures
+//! entries from their manifests: an entry's footprint is its manifest, its
+//! record and its filesystem image's manifest, config and layers, by digest,
+//! so that blobs several entries share count once.
 
 use anyhow::{bail, Context as _, Result};
 use gantry_native::registry_client as registry;
@@ -18,7 +23,7 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cache::{self, Entry, ENTRY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::cache_layout::{fault_text, Layout};
@@ -38,7 +43,25 @@ pub(crate) struct RemoteEntry {
     pub(crate) command: String,
     /// The record blob's size.
     pub(crate) record_bytes: i64,
+    /// The record blob's digest (for sizes; not listed).
+    #[serde(skip)]
+    pub(crate) record: String,
+    /// The entry manifest's size (for sizes; not listed).
+    #[serde(skip)]
+    pub(crate) manifest_bytes: u64,
 }
+
+/// The blobs (manifests included) an entry occupies: digest to size.
+pub(crate) type Footprint = BTreeMap<String, u64>;
+
+/// What a filesystem image's manifest may be: Docker pushes its own manifest
+/// type, or an index with a containerd image store.
+const IMAGE_MEDIA_TYPES: &[&str] = &[
+    MANIFEST_MEDIA_TYPE,
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 /// A remote cache opened for listing and pruning.
 pub(crate) enum Repository {
@@ -67,6 +90,28 @@ impl Repository {
                 tokio::task::spawn_blocking(move || layout_entries(&layout))
                     .await
                     .context("while listing the cache directory")?
+            }
+        }
+    }
+
+    /// The footprint of each of `entries`, in their order (a filesystem
+    /// image shared by several appears in each of their footprints).
+    pub(crate) async fn footprints(&self, entries: &[RemoteEntry]) -> Result<Vec<Footprint>> {
+        match self {
+            Self::Registry(repository) => repository.footprints(entries).await,
+            Self::Layout(layout) => {
+                let (layout, manifests): (Layout, Vec<String>) = (
+                    layout.clone(),
+                    entries.iter().map(|entry| entry.manifest.clone()).collect(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    manifests
+                        .iter()
+                        .map(|manifest| layout.footprint(manifest))
+                        .collect()
+                })
+                .await
+                .context("while measuring the cache directory's entries")
             }
         }
     }
@@ -114,15 +159,27 @@ fn layout_entries(layout: &Layout) -> Result<Vec<RemoteEntry>> {
             listed.key.clone(),
             listed.manifest.clone(),
             entry,
-            blob.len() as i64,
+            Sizes {
+                record: String::new(),
+                record_bytes: blob.len() as i64,
+                manifest_bytes: 0,
+            },
         ));
     }
     entries.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
     Ok(entries)
 }
 
+/// The sizes (and record digest) of an entry's manifest and record, as read
+/// from the registry; a layout measures its files instead (`Layout::footprint`).
+struct Sizes {
+    record: String,
+    record_bytes: i64,
+    manifest_bytes: u64,
+}
+
 /// An entry as `ls` shows it.
-fn remote_entry(key: String, manifest: String, entry: Entry, record_bytes: i64) -> RemoteEntry {
+fn remote_entry(key: String, manifest: String, entry: Entry, sizes: Sizes) -> RemoteEntry {
     let command = entry.record["cmd"]
         .as_array()
         .map(|args| {
@@ -138,7 +195,9 @@ fn remote_entry(key: String, manifest: String, entry: Entry, record_bytes: i64) 
         filesystem: entry.image,
         created: entry.created,
         command,
-        record_bytes,
+        record_bytes: sizes.record_bytes,
+        record: sizes.record,
+        manifest_bytes: sizes.manifest_bytes,
     }
 }
 
@@ -257,8 +316,82 @@ impl RegistryRepository {
             tag.to_owned(),
             digest,
             entry,
-            config.size,
+            Sizes {
+                record: config.digest,
+                record_bytes: config.size,
+                manifest_bytes: manifest.len() as u64,
+            },
         )))
+    }
+
+    /// The footprints of `entries`: the manifest and record as listed, and
+    /// the filesystem image's blobs from its manifest (read once per image).
+    async fn footprints(&self, entries: &[RemoteEntry]) -> Result<Vec<Footprint>> {
+        let mut images: HashMap<&str, Footprint> = HashMap::new();
+        let mut footprints = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut footprint = Footprint::from([
+                (entry.manifest.clone(), entry.manifest_bytes),
+                (
+                    entry.record.clone(),
+                    u64::try_from(entry.record_bytes).unwrap_or(0),
+                ),
+            ]);
+            if !entry.filesystem.is_empty() {
+                if !images.contains_key(entry.filesystem.as_str()) {
+                    let image = self.image_footprint(&entry.filesystem).await?;
+                    images.insert(&entry.filesystem, image);
+                }
+                footprint.extend(images[entry.filesystem.as_str()].clone());
+            }
+            footprints.push(footprint);
+        }
+        Ok(footprints)
+    }
+
+    /// The image manifest `digest` and the blobs it names, with their sizes
+    /// (an index's manifests too); empty when it is gone (deleted by hand,
+    /// or by another prune since the listing).
+    async fn image_footprint(&self, digest: &str) -> Result<Footprint> {
+        let mut footprint = Footprint::new();
+        let mut pending = vec![digest.to_owned()];
+        while let Some(digest) = pending.pop() {
+            if footprint.contains_key(&digest) {
+                continue;
+            }
+            // A record names its image by digest; one that does not parse
+            // names nothing this repository holds.
+            let Ok(image) = format!("{}@{digest}", self.repository).parse::<Reference>() else {
+                continue;
+            };
+            let bytes = match self
+                .client
+                .pull_manifest_raw(&image, &self.auth, IMAGE_MEDIA_TYPES)
+                .await
+            {
+                Ok((bytes, _)) => bytes,
+                Err(error) if cache::is_not_found(&error) => continue,
+                Err(error) => return Err(self.failed("measuring a filesystem image", &error)),
+            };
+            footprint.insert(digest, bytes.len() as u64);
+            let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            let blobs = std::iter::once(&manifest["config"])
+                .chain(manifest["layers"].as_array().into_iter().flatten());
+            for blob in blobs {
+                if let (Some(digest), Some(size)) = (blob["digest"].as_str(), blob["size"].as_u64())
+                {
+                    footprint.insert(digest.to_owned(), size);
+                }
+            }
+            for child in manifest["manifests"].as_array().into_iter().flatten() {
+                if let Some(child) = child["digest"].as_str() {
+                    pending.push(child.to_owned());
+                }
+            }
+        }
+        Ok(footprint)
     }
 
     /// Deletes the manifest `digest` (and so every tag on it).

@@ -316,13 +316,17 @@ fn an_unreachable_registry_is_one_warning_and_the_pipeline_runs_locally() {
 
 /// `GET` on the test registry's HTTP API.
 fn registry_get(path: &str, accept: &str) -> Vec<u8> {
+    registry_try_get(path, accept).unwrap_or_else(|| panic!("GET {path} failed"))
+}
+
+/// `GET` on the test registry's HTTP API; `None` when it fails (a 404, say).
+fn registry_try_get(path: &str, accept: &str) -> Option<Vec<u8>> {
     let out = Command::new("curl")
         .args(["-sf", "-H", &format!("Accept: {accept}")])
         .arg(format!("http://{}{path}", registry()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "GET {path} failed");
-    out.stdout
+    out.status.success().then_some(out.stdout)
 }
 
 /// The repository path (without the registry) of `repo`.
@@ -915,6 +919,12 @@ fn a_remote_prune_on_the_auth_registry_deletes_with_the_credentials() {
             .len(),
         3
     );
+    // Measuring for --max-size reads the filesystem images with the credentials too.
+    let (ok, said) = admin(&["prune", "--max-size", "0", "--dry-run"], true);
+    assert!(ok, "{said}");
+    let dry: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(dry["entries"].as_array().unwrap().len(), 3, "{said}");
+    assert!(dry["bytes"].as_u64().unwrap() > 4096, "{said}");
     let (ok, said) = admin(&["prune", "--older-than", "0s"], true);
     assert!(ok, "{said}");
     let pruned: Value = serde_json::from_str(&said).unwrap();
@@ -922,4 +932,284 @@ fn a_remote_prune_on_the_auth_registry_deletes_with_the_credentials() {
     let (ok, said) = admin(&["ls"], true);
     assert!(ok, "{said}");
     assert_eq!(serde_json::from_str::<Value>(&said).unwrap(), json!([]));
+}
+
+/// The scripts of `PIPELINE`'s three steps, in order.
+const STEPS: [&str; 3] = [
+    "echo $0 > /one; head -c 4096 /dev/urandom > /noise",
+    "cat /one; echo two > /two",
+    "cat /one /two",
+];
+
+/// `PIPELINE` up to its `steps`th step (the same cache keys), printing that
+/// step's output.
+fn first_steps(steps: usize) -> String {
+    let mut query = String::from(
+        "query($image: String!, $marker: String!) { container { from(address: $image) { ",
+    );
+    for (at, script) in STEPS[..steps].iter().enumerate() {
+        let marker = if at == 0 { ", $marker" } else { "" };
+        query.push_str(&format!(
+            r#"withExec(args: ["sh", "-c", "{script}"{marker}]) {{ "#
+        ));
+    }
+    query.push_str("stdout ");
+    query.push_str(&"} ".repeat(steps + 3));
+    query
+}
+
+/// Pushes `PIPELINE`'s steps to `reference` one engine run each, over a
+/// second apart (an entry's push time is in whole seconds), so that the
+/// entries' push order is the steps' order. Returns the stopped engine and
+/// the keys, oldest first.
+fn push_one_step_at_a_time(reference: &str, marker: &str) -> (Server, Vec<String>) {
+    let mut a = cache_server(reference, &[]);
+    let mut keys = Vec::new();
+    for steps in 1..=STEPS.len() {
+        if steps > 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            a.restart();
+        }
+        let before = exec_keys(&a.state_dir());
+        run(&a, &first_steps(steps), vars(marker));
+        let log = stop(&mut a);
+        assert_eq!(counter(&log, "pushed"), 1, "{log}");
+        let new: Vec<String> = (&exec_keys(&a.state_dir()) - &before).into_iter().collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        keys.extend(new);
+    }
+    (a, keys)
+}
+
+/// A remote cache read behind gantry's back, to check what a prune left.
+enum Remote {
+    /// A repository on the test registry.
+    Registry(String),
+    /// An OCI layout directory.
+    Layout(std::path::PathBuf),
+}
+
+impl Remote {
+    fn reference(&self) -> String {
+        match self {
+            Self::Registry(repo) => repo.clone(),
+            Self::Layout(dir) => layout_reference(dir),
+        }
+    }
+
+    /// The entries' keys (the registry's 64-hex tags; the layout's ref names).
+    fn keys(&self) -> BTreeSet<String> {
+        match self {
+            Self::Registry(repo) => {
+                let tags = registry_get(
+                    &format!("/v2/{}/tags/list", repo_path(repo)),
+                    "application/json",
+                );
+                let tags: Value = serde_json::from_slice(&tags).unwrap();
+                tags["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|tag| tag.as_str())
+                    .filter(|tag| tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(str::to_owned)
+                    .collect()
+            }
+            Self::Layout(dir) => layout_keys(dir),
+        }
+    }
+
+    /// The manifest or blob `digest`; `None` when it is gone.
+    fn read(&self, digest: &str, manifest: bool) -> Option<Vec<u8>> {
+        match self {
+            Self::Registry(repo) => {
+                let kind = if manifest { "manifests" } else { "blobs" };
+                registry_try_get(
+                    &format!("/v2/{}/{kind}/{digest}", repo_path(repo)),
+                    &[
+                        MANIFEST_TYPE,
+                        "application/vnd.oci.image.index.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json",
+                    ]
+                    .join(", "),
+                )
+            }
+            Self::Layout(dir) => std::fs::read(
+                dir.join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:")),
+            )
+            .ok(),
+        }
+    }
+
+    /// The manifest digest of the entry for `key`.
+    fn entry_manifest(&self, key: &str) -> String {
+        use sha2::Digest as _;
+        let bytes = match self {
+            Self::Registry(repo) => entry_manifest_bytes(repo, key),
+            Self::Layout(dir) => {
+                let index: Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap())
+                        .unwrap();
+                let digest = index["manifests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == key)
+                    .unwrap()["digest"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                return digest;
+            }
+        };
+        format!("sha256:{:x}", sha2::Sha256::digest(&bytes))
+    }
+
+    /// The filesystem image (manifest digest) the entry for `key` names.
+    fn filesystem(&self, key: &str) -> String {
+        let manifest = self.entry_manifest(key);
+        let manifest: Value = serde_json::from_slice(&self.read(&manifest, true).unwrap()).unwrap();
+        let record = self
+            .read(manifest["config"]["digest"].as_str().unwrap(), false)
+            .unwrap();
+        let record: Value = serde_json::from_slice(&record).unwrap();
+        record["image"].as_str().unwrap().to_owned()
+    }
+
+    /// What the entry for `key` occupies, by digest: its manifest, its
+    /// record, and its filesystem image's manifest, config and layers.
+    fn footprint(&self, key: &str) -> std::collections::BTreeMap<String, u64> {
+        let mut footprint = std::collections::BTreeMap::new();
+        let described = |manifest: &str, footprint: &mut std::collections::BTreeMap<_, _>| {
+            let bytes = self.read(manifest, true).unwrap();
+            footprint.insert(manifest.to_owned(), bytes.len() as u64);
+            let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            let layers = manifest["layers"].as_array().unwrap().iter();
+            for blob in std::iter::once(&manifest["config"]).chain(layers) {
+                footprint.insert(
+                    blob["digest"].as_str().unwrap().to_owned(),
+                    blob["size"].as_u64().unwrap(),
+                );
+            }
+        };
+        described(&self.entry_manifest(key), &mut footprint);
+        described(&self.filesystem(key), &mut footprint);
+        footprint
+    }
+
+    /// The bytes the entries for `keys` occupy together (shared blobs once).
+    fn bytes(&self, keys: &[String]) -> u64 {
+        let mut all = std::collections::BTreeMap::new();
+        for key in keys {
+            all.extend(self.footprint(key));
+        }
+        all.values().sum()
+    }
+}
+
+/// `gantry cache prune --remote REF --max-size SIZE` on `remote`: the two
+/// oldest of three entries go, the newest stays with the filesystem it
+/// shares with the second; a dry run removes nothing; a fresh machine
+/// takes the kept entry (and its filesystem) from the cache and runs the
+/// removed step again.
+fn prune_by_size_keeps_the_newest(remote: &Remote, marker: &str) {
+    let reference = remote.reference();
+    let (a, keys) = push_one_step_at_a_time(&reference, marker);
+    let all: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(remote.keys(), all);
+    let (first_fs, shared_fs) = (remote.filesystem(&keys[0]), remote.filesystem(&keys[1]));
+    // The third step changes no file: its filesystem is the second's.
+    assert_eq!(remote.filesystem(&keys[2]), shared_fs);
+    assert_ne!(first_fs, shared_fs);
+    let newest = remote.bytes(&keys[2..]);
+    let total = remote.bytes(&keys);
+    assert!(remote.bytes(&keys[1..]) > newest);
+
+    let prune = |size: u64, dry_run: bool| {
+        let size = size.to_string();
+        let mut args = vec!["prune", "--remote", &reference, "--max-size", &size];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        cache_json(a.dir(), &args)
+    };
+    let removed = |pruned: &Value| -> Vec<String> {
+        pruned["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // One byte less than the newest entry occupies: everything would go.
+    let dry = prune(newest - 1, true);
+    assert_eq!(removed(&dry), keys, "{dry}");
+    assert_eq!(dry["left_bytes"], 0, "{dry}");
+    let dry = prune(newest, true);
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(removed(&dry), keys[..2], "{dry}");
+    assert_eq!(remote.keys(), all, "a dry run removed entries");
+    assert!(remote.read(&first_fs, true).is_some());
+
+    let done = prune(newest, false);
+    assert_eq!(removed(&done), keys[..2], "{done}");
+    assert_eq!(done["filesystems"], json!([first_fs]), "{done}");
+    assert_eq!(done["kept"], 1, "{done}");
+    assert_eq!(done["left_bytes"], newest, "{done}");
+    assert_eq!(done["bytes"], total - newest, "{done}");
+    assert_eq!(remote.keys(), BTreeSet::from([keys[2].clone()]));
+    assert!(remote.read(&first_fs, true).is_none(), "{first_fs} stayed");
+    assert!(remote.read(&shared_fs, true).is_some(), "{shared_fs} went");
+    if let Remote::Layout(dir) = remote {
+        // The directory holds what the kept entry reaches, no other blob.
+        let held: BTreeSet<String> = std::fs::read_dir(dir.join("blobs/sha256"))
+            .unwrap()
+            .map(|entry| format!("sha256:{}", entry.unwrap().file_name().to_string_lossy()))
+            .collect();
+        let reached: BTreeSet<String> = remote.footprint(&keys[2]).into_keys().collect();
+        assert_eq!(held, reached);
+    }
+
+    // A fresh machine (with Docker, on another daemon, which holds none of
+    // A's images): the two removed steps run again (the engine evaluates
+    // a pipeline from its first step); the kept third is a hit, and the step
+    // on top of it runs on its filesystem, the shared one, fetched from the
+    // cache (were it gone, the third would run too).
+    let other = other_daemon();
+    let mut b = cache_server_on(other, &reference, &[]);
+    let since = now();
+    let data = run(&b, DOWNSTREAM, vars(marker));
+    assert_eq!(
+        text(
+            &data,
+            "container.from.withExec.withExec.withExec.withExec.stdout"
+        ),
+        "4096\ntwo\n"
+    );
+    let created = created_on(other, &since, &b);
+    let log = stop(&mut b);
+    assert_eq!(created, 3, "{log}");
+    assert_eq!(counter(&log, "hits"), 1, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+#[test]
+fn a_remote_prune_by_size_removes_the_oldest_entries_and_keeps_a_shared_filesystem() {
+    require_runtime!();
+    prune_by_size_keeps_the_newest(
+        &Remote::Registry(repository("prune-size")),
+        &unique("prune-size"),
+    );
+}
+
+#[test]
+fn a_prune_by_size_of_an_oci_layout_removes_the_oldest_entries_and_their_blobs() {
+    require_runtime!();
+    let cache = tempfile::tempdir().unwrap();
+    prune_by_size_keeps_the_newest(
+        &Remote::Layout(cache.path().join("gantry-cache")),
+        &unique("layout-size"),
+    );
 }
