@@ -3659,9 +3659,7 @@ type ClientGitOpts struct {
 	// Secret used to populate the Authorization HTTP header
 	HTTPAuthHeader *Secret
 
-	// A service which must be started before the repo is fetched. Not supported
-	// by gantry (Git and HTTP sources are fetched by the engine, not through
-	// services); must be null.
+	// A service which must be started before the repo is fetched.
 	ExperimentalServiceHost *Service
 }
 
@@ -3701,9 +3699,7 @@ type ClientHTTPOpts struct {
 	// Secret used to populate the Authorization HTTP header
 	AuthHeader *Secret
 
-	// A service which must be started before the URL is fetched. Not supported
-	// by gantry (Git and HTTP sources are fetched by the engine, not through
-	// services); must be null.
+	// A service which must be started before the URL is fetched.
 	ExperimentalServiceHost *Service
 }
 

@@ -3854,9 +3854,7 @@ final class Client extends ApiClient
      * @param Secret|null $httpAuthHeader Secret used to populate the
      *     Authorization HTTP header
      * @param Service|null $experimentalServiceHost A service which must be
-     *     started before the repo is fetched. Not supported by gantry (Git and
-     *     HTTP sources are fetched by the engine, not through services); must
-     *     be null.
+     *     started before the repo is fetched.
      */
     public function git(
         string $url,
@@ -3901,9 +3899,7 @@ final class Client extends ApiClient
      * @param Secret|null $authHeader Secret used to populate the Authorization
      *     HTTP header
      * @param Service|null $experimentalServiceHost A service which must be
-     *     started before the URL is fetched. Not supported by gantry (Git and
-     *     HTTP sources are fetched by the engine, not through services); must
-     *     be null.
+     *     started before the URL is fetched.
      */
     public function http(
         string $url,

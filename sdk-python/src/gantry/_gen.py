@@ -3754,8 +3754,7 @@ class Client(Object):
                 Authorization
             http_auth_header: Secret used to populate the Authorization HTTP header
             experimental_service_host: A service which must be started before the repo
-                is fetched. Not supported by gantry (Git and HTTP sources are fetched by
-                the engine, not through services); must be null.
+                is fetched.
         """
         _args = [
             Arg("url", url),
@@ -3792,8 +3791,7 @@ class Client(Object):
             checksum: Expected digest of the downloaded content (e.g., "sha256:...").
             auth_header: Secret used to populate the Authorization HTTP header
             experimental_service_host: A service which must be started before the URL is
-                fetched. Not supported by gantry (Git and HTTP sources are fetched by
-                the engine, not through services); must be null.
+                fetched.
         """
         _args = [
             Arg("url", url),

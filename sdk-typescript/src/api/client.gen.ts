@@ -3431,10 +3431,7 @@ export interface ClientGitOpts {
   httpAuthToken?: Secret;
   /** Secret used to populate the Authorization HTTP header */
   httpAuthHeader?: Secret;
-  /**
-   * A service which must be started before the repo is fetched. Not supported by gantry (Git and
-   * HTTP sources are fetched by the engine, not through services); must be null.
-   */
+  /** A service which must be started before the repo is fetched. */
   experimentalServiceHost?: Service;
 }
 
@@ -3448,10 +3445,7 @@ export interface ClientHttpOpts {
   checksum?: string;
   /** Secret used to populate the Authorization HTTP header */
   authHeader?: Secret;
-  /**
-   * A service which must be started before the URL is fetched. Not supported by gantry (Git and
-   * HTTP sources are fetched by the engine, not through services); must be null.
-   */
+  /** A service which must be started before the URL is fetched. */
   experimentalServiceHost?: Service;
 }
 

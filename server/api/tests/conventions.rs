@@ -76,9 +76,9 @@ fn the_schema_follows_the_argument_conventions() {
                     .iter()
                     .any(|d| d.node.name.node == "expectedType");
                 // Only `node(id:)` takes any object. Arguments gantry refuses
-                // when given (`registryService`, `experimentalServiceHost`,
-                // `sshAuthSocket`, `ssh`) are typed too: the SDKs generated
-                // from the schema type their parameters as Dagger's do.
+                // when given (`registryService`, `sshAuthSocket`, `ssh`) are
+                // typed too: the SDKs generated from the schema type their
+                // parameters as Dagger's do.
                 let open = field.node.name.node == "node";
                 if is_id && !typed && !open {
                     broken.push(format!("{place}: an ID without @expectedType"));

@@ -37,6 +37,7 @@ pub mod reproducible;
 pub mod runtime;
 pub mod search;
 mod secrets;
+mod service_host;
 mod services;
 mod solver;
 pub mod store;

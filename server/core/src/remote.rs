@@ -9,6 +9,7 @@
 //! type that holds one redacts it in `Debug`, and implementations must
 //! keep them out of process arguments, files, logs and errors.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -58,6 +59,58 @@ pub struct GitRemote {
     /// keys SSH remotes are authenticated with. None: no agent, so an SSH
     /// remote that wants a key refuses the connection.
     pub ssh_auth_socket: Option<String>,
+    /// Where the URL's host is, when DNS cannot say (`experimentalServiceHost`).
+    pub resolve: Option<HostAddress>,
+}
+
+/// A host name and the address it stands for: a gantry service's, which
+/// only the engine knows (services get no DNS records on the engine's
+/// host). A fetch connects to `address` but keeps the name everywhere else
+/// (the `Host` header, TLS, credentials scoped to the URL's origin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    pub host: String,
+    pub address: IpAddr,
+}
+
+/// The authority of a `scheme://[userinfo@]host[:port]/…` URL. An
+/// scp-like Git URL (`user@host:path`) has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlAuthority<'a> {
+    pub scheme: &'a str,
+    /// The host without an IPv6 literal's brackets.
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// `scheme://` and the authority as written (user info included).
+    pub prefix: &'a str,
+}
+
+/// The authority of `url`, or None when it has none (or an invalid port).
+pub fn url_authority(url: &str) -> Option<UrlAuthority<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port = match port {
+        Some(port) => Some(port.parse().ok()?),
+        None => None,
+    };
+    Some(UrlAuthority {
+        scheme,
+        host,
+        port,
+        prefix: &url[..scheme.len() + 3 + end],
+    })
 }
 
 /// One ref a remote advertises.
@@ -104,6 +157,8 @@ pub struct HttpRequest {
     pub authorization: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// Where the URL's host is, when DNS cannot say (`experimentalServiceHost`).
+    pub resolve: Option<HostAddress>,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -113,6 +168,7 @@ impl std::fmt::Debug for HttpRequest {
             .field("authorization", &self.authorization.as_ref().map(|_| "***"))
             .field("etag", &self.etag)
             .field("last_modified", &self.last_modified)
+            .field("resolve", &self.resolve)
             .finish()
     }
 }
@@ -203,5 +259,24 @@ impl Remote for NoRemote {
 
     async fn http_get(&self, _request: &HttpRequest) -> Result<HttpResponse, RemoteError> {
         Err(Self::refuse())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_split_into_host_and_port() {
+        let parts = url_authority("http://user:pw@svc:8080/repo.git?x").unwrap();
+        assert_eq!(
+            (parts.scheme, parts.host, parts.port, parts.prefix),
+            ("http", "svc", Some(8080), "http://user:pw@svc:8080")
+        );
+        let parts = url_authority("https://[::1]/a").unwrap();
+        assert_eq!((parts.host, parts.port), ("::1", None));
+        assert_eq!(url_authority("git://host").unwrap().prefix, "git://host");
+        assert_eq!(url_authority("git@host:o/r"), None);
+        assert_eq!(url_authority("http://host:port/"), None);
     }
 }

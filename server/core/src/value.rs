@@ -532,6 +532,9 @@ pub enum GitSource {
         ssh_known_hosts: String,
         /// The host path of `sshAuthSocket`'s agent.
         ssh_auth_socket: Option<String>,
+        /// `experimentalServiceHost`: the service the URL names, started
+        /// for each listing and fetch.
+        service: Option<Arc<ServiceValue>>,
     },
     /// A directory holding a repository (`Directory.asGit`).
     Local { tree: Arc<Tree>, key: Digest },

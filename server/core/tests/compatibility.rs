@@ -631,6 +631,20 @@ const RECIPES: &[(&str, &str, &str, &[&str])] = &[
         "4bc46008c7843daefcb0a5b8a6b82b37c73ba438d292aff611d74d0210b0eb43",
         &["source"],
     ),
+    // experimentalServiceHost (pinned when it was first served; recipes
+    // without it keep the digests above).
+    (
+        r#"{"op":"git","url":"http://svc:8080/r.git","keepGitDir":true,"sshKnownHosts":"","httpAuthUsername":"","httpAuthToken":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d","httpAuthHeader":null,"serviceHost":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c"}"#,
+        "7869dba1a17b0ce9814e81ed72074973ec3170649de161318a48f61effb20456",
+        "6df89d806c35b3f417dff115cad18db3bf72bd4a18dc5f6f93e78671f08893e3",
+        &["source", "parent"],
+    ),
+    (
+        r#"{"op":"http","url":"http://svc:8080/f.txt","name":null,"permissions":null,"checksum":null,"authHeader":null,"serviceHost":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c"}"#,
+        "e68dee352dfc4219c4e509b917c51a20ce41e7cd4944676e1b2df414a9fcf3b3",
+        "48ea2c62e9c4f46f3b599cc95092bd5e151d00d6741b54341ba9042e655053e2",
+        &["parent"],
+    ),
     (
         r#"{"op":"dockerBuild","context":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","dockerfile":"Dockerfile","platform":null,"buildArgs":[["A","1"]],"target":"","secrets":[["token","sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"]]}"#,
         "86b4eeeb83481efcf3c5a13e384e8ddcb4e24617a7c31181e0072b1966931a27",

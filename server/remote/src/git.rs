@@ -8,11 +8,14 @@
 //! passed through `GIT_CONFIG_*` variables, scoped to the remote's origin:
 //! they are never in an argument (visible in `ps`), a file or `.git/config`.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use base64::Engine as _;
-use gantry_core::remote::{GitAuth, GitCheckout, GitRefEntry, GitRefs, GitRemote, RemoteError};
+use gantry_core::remote::{
+    url_authority, GitAuth, GitCheckout, GitRefEntry, GitRefs, GitRemote, RemoteError,
+};
 use tokio::process::Command;
 
 /// Proxy settings are the one part of the engine's environment git keeps.
@@ -192,14 +195,18 @@ impl GitCli {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for name in PROXY_VARIABLES {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
+        // A proxy could not reach a service (the only hosts resolved here).
+        if remote.resolve.is_none() {
+            for name in PROXY_VARIABLES {
+                if let Some(value) = std::env::var_os(name) {
+                    command.env(name, value);
+                }
             }
         }
         // Repositories may not pull in other local repositories as
         // submodules behind the caller's back.
         let mut config = vec![("protocol.file.allow".to_owned(), "user".to_owned())];
+        config.extend(resolve_config(remote));
         if let Some(header) = authorization(&remote.auth) {
             if let Some(origin) = http_origin(&remote.url) {
                 config.push((
@@ -281,6 +288,41 @@ fn http_origin(url: &str) -> Option<String> {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     Some(format!("{scheme}://{host}"))
+}
+
+/// Settings that make git connect to `remote.resolve`'s address for the
+/// URL's host. HTTP(S) keeps the URL (its `Host` header, TLS name and the
+/// origin credentials are scoped to) and tells curl the address; `git://`
+/// has no such setting, so its URL is rewritten to the address.
+fn resolve_config(remote: &GitRemote) -> Option<(String, String)> {
+    let resolve = remote.resolve.as_ref()?;
+    let parts = url_authority(&remote.url)?;
+    let address = match resolve.address {
+        IpAddr::V4(address) => address.to_string(),
+        IpAddr::V6(address) => format!("[{address}]"),
+    };
+    match parts.scheme {
+        "http" | "https" => {
+            let port = parts
+                .port
+                .unwrap_or(if parts.scheme == "http" { 80 } else { 443 });
+            Some((
+                "http.curloptResolve".to_owned(),
+                format!("{}:{port}:{address}", resolve.host),
+            ))
+        }
+        "git" => {
+            let rewritten = match parts.port {
+                Some(port) => format!("git://{address}:{port}/"),
+                None => format!("git://{address}/"),
+            };
+            Some((
+                format!("url.{rewritten}.insteadOf"),
+                format!("{}/", parts.prefix),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Runs a prepared command; its stdout on success, a classified error
@@ -403,5 +445,34 @@ mod tests {
             Some("https://example.com:8443")
         );
         assert_eq!(http_origin("git://example.com/r"), None);
+    }
+
+    #[test]
+    fn a_resolved_host_keeps_the_url_over_http_and_rewrites_it_over_git() {
+        let remote = |url: &str| GitRemote {
+            url: url.into(),
+            auth: GitAuth::default(),
+            ssh_known_hosts: String::new(),
+            ssh_auth_socket: None,
+            resolve: Some(gantry_core::remote::HostAddress {
+                host: "svc".into(),
+                address: "10.1.2.3".parse().unwrap(),
+            }),
+        };
+        let config = |url: &str| resolve_config(&remote(url)).unwrap();
+        assert_eq!(
+            config("http://svc:8080/repo.git"),
+            ("http.curloptResolve".into(), "svc:8080:10.1.2.3".into())
+        );
+        assert_eq!(config("https://u@svc/r").1, "svc:443:10.1.2.3");
+        assert_eq!(
+            config("git://svc/repo"),
+            ("url.git://10.1.2.3/.insteadOf".into(), "git://svc/".into())
+        );
+        let unresolved = GitRemote {
+            resolve: None,
+            ..remote("http://svc/r")
+        };
+        assert_eq!(resolve_config(&unresolved), None);
     }
 }

@@ -3,6 +3,8 @@
 //! machine or image without a trust store starts and serves everything but
 //! HTTP sources, which then fail naming the cause.
 
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::{Once, OnceLock};
 
 use bytes::Bytes;
@@ -34,23 +36,28 @@ impl HttpClient {
 
     fn client(&self) -> Result<&reqwest::Client, RemoteError> {
         self.client
-            .get_or_init(|| {
-                install_crypto_provider();
-                reqwest::Client::builder()
-                    .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|error| {
-                        format!(
-                            "building the HTTP client failed: {error} (is there a TLS trust \
-                             store? gantry reads the system's CA certificates, e.g. \
-                             /etc/ssl/certs; in a container image, mount or copy them)"
-                        )
-                    })
-            })
+            .get_or_init(|| build(reqwest::Client::builder()))
             .as_ref()
             .map_err(|reason| RemoteError::Unavailable {
                 reason: reason.clone(),
             })
+    }
+
+    /// The shared client, or one of its own for a request whose host only
+    /// the engine can resolve (a service's): it connects to the given
+    /// address, directly (a proxy could not reach a service), and keeps
+    /// the URL's name in the `Host` header and TLS.
+    fn client_for(&self, request: &HttpRequest) -> Result<Cow<'_, reqwest::Client>, RemoteError> {
+        let Some(resolve) = &request.resolve else {
+            return self.client().map(Cow::Borrowed);
+        };
+        // Port 0: the URL's own port (or its scheme's) is used.
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .resolve(&resolve.host, SocketAddr::new(resolve.address, 0));
+        build(builder)
+            .map(Cow::Owned)
+            .map_err(|reason| RemoteError::Unavailable { reason })
     }
 
     pub(crate) async fn get(&self, request: &HttpRequest) -> Result<HttpResponse, RemoteError> {
@@ -59,7 +66,7 @@ impl HttpClient {
             reason,
         };
         let response = self
-            .client()?
+            .client_for(request)?
             .get(&request.url)
             .headers(headers(request).map_err(failed)?)
             .send()
@@ -96,6 +103,20 @@ impl HttpClient {
             }),
         }
     }
+}
+
+fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    builder
+        .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| {
+            format!(
+                "building the HTTP client failed: {error} (is there a TLS trust store? gantry \
+                 reads the system's CA certificates, e.g. /etc/ssl/certs; in a container image, \
+                 mount or copy them)"
+            )
+        })
 }
 
 /// The request's headers; the `Authorization` value is marked sensitive

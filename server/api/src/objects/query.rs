@@ -4,10 +4,10 @@ use async_graphql::{Context, Object, Result, ID};
 use gantry_core::{ops, Digest, Kind};
 
 use super::{
-    add, engine, expected_type, load_arg, service, unsupported, Address, CacheSharingMode,
-    CacheVolume, Changeset, Container, DiffStat, Directory, EnvFile, EnvVariable, EnvVariableValue,
-    ErrorObject, ErrorValue, Exportable, File, GitRef, GitRepository, Host, JsonValue, Label, Node,
-    Port, SearchResult, SearchSubmatch, Secret, Service, Socket, Stat, Syncer, FILE_MODE,
+    add, engine, expected_type, load_arg, service, Address, CacheSharingMode, CacheVolume,
+    Changeset, Container, DiffStat, Directory, EnvFile, EnvVariable, EnvVariableValue, ErrorObject,
+    ErrorValue, Exportable, File, GitRef, GitRepository, Host, JsonValue, Label, Node, Port,
+    SearchResult, SearchSubmatch, Secret, Service, Socket, Stat, Syncer, FILE_MODE,
 };
 use crate::error::gql;
 use crate::ids::{
@@ -289,12 +289,11 @@ impl Query {
         )]
         http_auth_header: Option<ID>,
         #[graphql(
-            desc = "A service which must be started before the repo is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null.",
+            desc = "A service which must be started before the repo is fetched.",
             directive = expected_type::apply("Service".into())
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<GitRepository> {
-        refuse_service_host("git", experimental_service_host.is_some())?;
         let secret = |argument: &str, id: Option<ID>| -> Result<Option<Digest>> {
             id.map(|id| Ok(load_arg(ctx, argument, &id, Kind::Secret)?.digest))
                 .transpose()
@@ -314,6 +313,7 @@ impl Query {
                             .map(|socket| socket.digest)
                     })
                     .transpose()?,
+                service_host: service_host(ctx, experimental_service_host)?,
             },
         )))
     }
@@ -339,12 +339,11 @@ impl Query {
         )]
         auth_header: Option<ID>,
         #[graphql(
-            desc = "A service which must be started before the URL is fetched. Not supported by gantry (Git and HTTP sources are fetched by the engine, not through services); must be null.",
+            desc = "A service which must be started before the URL is fetched.",
             directive = expected_type::apply("Service".into())
         )]
         experimental_service_host: Option<ID>,
     ) -> Result<File> {
-        refuse_service_host("http", experimental_service_host.is_some())?;
         let auth_header = match auth_header {
             Some(id) => Some(load_arg(ctx, "authHeader", &id, Kind::Secret)?.digest),
             None => None,
@@ -357,6 +356,7 @@ impl Query {
                 permissions: permissions.map(|mode| mode as u32),
                 checksum,
                 auth_header,
+                service_host: service_host(ctx, experimental_service_host)?,
             },
         )))
     }
@@ -653,17 +653,10 @@ fn default_platform() -> String {
     format!("linux/{arch}")
 }
 
-/// Git and HTTP sources are fetched by the engine itself, which starts no
-/// service for them: `experimentalServiceHost` is refused by name rather
-/// than ignored.
-fn refuse_service_host(field: &str, service: bool) -> Result<()> {
-    if !service {
-        return Ok(());
-    }
-    Err(unsupported(
-        &format!("{field}(experimentalServiceHost:)"),
-        "gantry fetches Git and HTTP sources itself and starts no service for them; leave it out",
-    ))
+/// The service node `experimentalServiceHost` names, if given.
+fn service_host(ctx: &Context<'_>, id: Option<ID>) -> Result<Option<Digest>> {
+    id.map(|id| Ok(load_arg(ctx, "experimentalServiceHost", &id, Kind::Service)?.digest))
+        .transpose()
 }
 
 /// Refuses a platform other than this machine's: running it would need an

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::servers::{git, git_http_server, sample_repo, GitDaemon, SshServer};
-use crate::support::{data, error_message, files_containing, run, text, Server};
+use crate::support::{busybox, data, error_message, files_containing, run, text, Server};
 
 const REFS: &str = r#"
 query($url: String!) {
@@ -291,5 +291,128 @@ fn ssh_remotes_authenticate_through_the_agent_socket_and_check_known_hosts() {
     assert!(
         error_message(&mistrusted).contains("Host key verification failed"),
         "{mistrusted}"
+    );
+}
+
+/// A bare copy of `repo` at `root/www/repo.git`, readable over "dumb" HTTP
+/// (plain files; `update-server-info` lists the refs and packs).
+fn dumb_http_copy(root: &std::path::Path, repo: &std::path::Path) -> std::path::PathBuf {
+    let www = root.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let bare = www.join("repo.git");
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &repo.display().to_string(),
+            &bare.display().to_string(),
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+    www
+}
+
+#[test]
+fn a_repository_served_by_a_service_is_fetched_by_the_services_hostname() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let www = dumb_http_copy(root.path(), &repo);
+    let server = Server::start();
+    // busybox httpd has no git: it serves the repository's files, which
+    // git reads as a dumb HTTP remote.
+    let out = run(
+        &server,
+        r#"query($image: String!, $www: String!) { host { directory(path: $www) { id } }
+          container { from(address: $image) { withExposedPort(port: 8080) { id } } } }"#,
+        json!({ "image": busybox(), "www": www.display().to_string() }),
+    );
+    let out = run(
+        &server,
+        r#"query($container: ContainerID!, $www: ID!) { loadContainerFromID(id: $container) {
+            withDirectory(path: "/www", source: $www) {
+              asService(args: ["httpd", "-f", "-p", "8080", "-h", "/www"]) { id hostname } } } }"#,
+        json!({
+            "container": text(&out, "container.from.withExposedPort.id"),
+            "www": text(&out, "host.directory.id"),
+        }),
+    );
+    let service = &out["loadContainerFromID"]["withDirectory"]["asService"];
+    let svc = text(service, "id");
+    let url = format!("http://{}:8080/repo.git", text(service, "hostname"));
+    let answer = run(
+        &server,
+        r#"query($url: String!, $svc: ID!) { git(url: $url, experimentalServiceHost: $svc) {
+            head { commit ref }
+            branches
+            main: branch(name: "main") {
+              tree(depth: 0) { file(path: "src/main.txt") { contents } entries } }
+        } }"#,
+        json!({ "url": url, "svc": svc }),
+    );
+    assert_eq!(
+        text(&answer, "git.head.commit"),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(text(&answer, "git.head.ref"), "refs/heads/main");
+    assert_eq!(answer["git"]["branches"], json!(["feature", "main"]));
+    let tree = &answer["git"]["main"]["tree"];
+    assert_eq!(text(tree, "file.contents"), "second\n");
+    assert_eq!(tree["entries"], json!([".git/", "README.md", "src/"]));
+    // The same URL without the service: the engine's host cannot resolve
+    // the service's hostname.
+    let without = server.query_vars(
+        r#"query($url: String!) { git(url: $url) { head { commit } } }"#,
+        &json!({ "url": url }),
+    );
+    assert!(error_message(&without).contains("ls-remote"), "{without}");
+}
+
+/// `git://` has no setting that resolves a host, so the engine rewrites
+/// the URL to the service's address for git (not in the checkout's
+/// `.git/config`). The service here is `Host.service`, in front of a
+/// `git daemon` on the host's loopback.
+#[test]
+fn a_git_protocol_remote_behind_a_service_is_fetched_by_its_hostname() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let daemon = GitDaemon::start(root.path(), &root.path().join("daemon.log"));
+    let server = Server::start();
+    let out = run(
+        &server,
+        r#"query($port: Int!) { host { service(ports: [{ backend: $port }]) { id hostname } } }"#,
+        json!({ "port": daemon.port }),
+    );
+    let svc = text(&out, "host.service.id");
+    let url = format!(
+        "git://{}:{}/repo",
+        text(&out, "host.service.hostname"),
+        daemon.port
+    );
+    let answer = run(
+        &server,
+        r#"query($url: String!, $svc: ID!) { git(url: $url, experimentalServiceHost: $svc) {
+            head { commit tree { file(path: ".git/config") { contents } } } } }"#,
+        json!({ "url": url, "svc": svc }),
+    );
+    assert_eq!(
+        text(&answer, "git.head.commit"),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    let config = text(&answer, "git.head.tree.file.contents");
+    assert!(config.contains(&format!("url = {url}")), "{config}");
+    assert_eq!(daemon.upload_packs(), 2, "{}", log(&root));
+    // SSH would check the host key under another name: refused, saying so.
+    let ssh = server.query_vars(
+        r#"query($svc: ID!) { git(url: "ssh://git@svc/repo", experimentalServiceHost: $svc) {
+            head { commit } } }"#,
+        &json!({ "svc": svc }),
+    );
+    assert!(
+        error_message(&ssh).contains("over http://, https:// or git:// only"),
+        "{ssh}"
     );
 }

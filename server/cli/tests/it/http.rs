@@ -2,12 +2,13 @@
 //! validators (ETag / Last-Modified) across engines, the auth header.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sha2::Digest as _;
 
 use crate::servers::{HttpServer, Response};
-use crate::support::{files_containing, run, text, Server};
+use crate::support::{self, error_message, files_containing, run, text, Server};
 
 const LAST_MODIFIED: &str = "Tue, 15 Nov 1994 08:12:31 GMT";
 
@@ -178,4 +179,113 @@ fn the_auth_header_is_a_secret() {
     assert!(!server.log().contains("http-token-0451"));
     assert!(files_containing(&server.state_dir(), b"http-token-0451").is_empty());
     http.clear();
+}
+
+/// The fixture HTTP server as a service: `GET /` answers `greeting` and the
+/// request's `Host` header. Its ID and hostname.
+fn greeting_service(server: &Server, greeting: &str) -> (String, String) {
+    let out = run(
+        server,
+        r#"query($image: String!, $greeting: String!) { container { from(address: $image) {
+            asService(args: ["--listen", ":8080", "--greeting", $greeting], useEntrypoint: true) {
+              id hostname } } } }"#,
+        json!({ "image": support::fixture("httpserver:latest"), "greeting": greeting }),
+    );
+    (
+        text(&out, "container.from.asService.id"),
+        text(&out, "container.from.asService.hostname"),
+    )
+}
+
+const FROM_SERVICE: &str = r#"
+query($url: String!, $svc: ID!) { http(url: $url, experimentalServiceHost: $svc) { name contents } }"#;
+
+#[test]
+fn a_download_from_a_service_reaches_it_by_its_hostname_with_the_url_as_given() {
+    require_runtime!();
+    let server = Server::start();
+    let greeting = support::unique("greeting");
+    let (svc, hostname) = greeting_service(&server, &greeting);
+    // The engine's host cannot resolve the service's hostname; the request
+    // still names it (its Host header), bare and in the search domain.
+    for host in [hostname.clone(), format!("{hostname}.gantry.local")] {
+        let url = format!("http://{host}:8080/");
+        let answer = run(&server, FROM_SERVICE, json!({ "url": url, "svc": svc }));
+        assert_eq!(text(&answer, "http.name"), "index");
+        assert_eq!(
+            text(&answer, "http.contents"),
+            format!("{greeting} (host {host}:8080)\n")
+        );
+    }
+    // A hostname of the caller's choosing (`withHostname`).
+    let alias = support::unique("files").replace('_', "-");
+    let named = text(
+        &run(
+            &server,
+            r#"query($svc: ServiceID!, $alias: String!) { loadServiceFromID(id: $svc) {
+                withHostname(hostname: $alias) { id } } }"#,
+            json!({ "svc": svc, "alias": alias }),
+        ),
+        "loadServiceFromID.withHostname.id",
+    );
+    let url = format!("http://{alias}:8080/");
+    let answer = run(&server, FROM_SERVICE, json!({ "url": url, "svc": named }));
+    assert_eq!(
+        text(&answer, "http.contents"),
+        format!("{greeting} (host {alias}:8080)\n")
+    );
+    // Released with the download: the services outlive it by the grace
+    // period (10 s) only, as for a step bound to them.
+    assert!(support::gantry_containers_of(server.pid()) > 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while support::gantry_containers_of(server.pid()) > 0 {
+        assert!(Instant::now() < deadline, "the services were not stopped");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_service_host_that_fails_to_start_fails_the_download_with_its_output() {
+    require_runtime!();
+    let server = Server::start();
+    let out = run(
+        &server,
+        r#"query($image: String!) { container { from(address: $image) { withExposedPort(port: 8080) {
+            asService(args: ["sh", "-c", "echo missing configuration; exit 3"]) { id hostname } } } } }"#,
+        json!({ "image": support::busybox() }),
+    );
+    let svc = text(&out, "container.from.withExposedPort.asService.id");
+    let hostname = text(&out, "container.from.withExposedPort.asService.hostname");
+    let url = format!("http://{hostname}:8080/file.txt");
+    let answer = server.query_vars(FROM_SERVICE, &json!({ "url": url, "svc": svc }));
+    let message = error_message(&answer);
+    assert!(
+        message.contains(&format!("start {hostname} (experimentalServiceHost)")),
+        "{message}"
+    );
+    assert!(message.contains("exit code: 3"), "{message}");
+    let extensions = &answer["errors"][0]["extensions"];
+    assert_eq!(extensions["_type"], "EXEC_ERROR", "{answer}");
+    assert!(
+        extensions["stdout"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing configuration"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_url_that_does_not_name_the_service_fails_naming_both_hosts() {
+    require_runtime!();
+    let server = Server::start();
+    let (svc, hostname) = greeting_service(&server, "unused");
+    let url = "http://not-the-service.invalid:8080/";
+    let answer = server.query_vars(FROM_SERVICE, &json!({ "url": url, "svc": svc }));
+    let message = error_message(&answer);
+    assert!(
+        message.contains("not-the-service.invalid is not the hostname"),
+        "{message}"
+    );
+    assert!(message.contains(&hostname), "{message}");
 }

@@ -23,11 +23,14 @@ use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::host::read_tree;
 use crate::mounts::write_tree;
-use crate::remote::{GitAuth, GitCheckout, GitRefEntry, GitRefs, GitRemote, RemoteError};
+use crate::remote::{
+    url_authority, GitAuth, GitCheckout, GitRefEntry, GitRefs, GitRemote, RemoteError,
+};
+use crate::service_host::ServiceHost;
 use crate::store::RecordKind;
 use crate::text::scrub_secrets;
 use crate::tree::Tree;
-use crate::value::{GitRefValue, GitRepositoryValue, GitSource, Kind, Value};
+use crate::value::{GitRefValue, GitRepositoryValue, GitSource, Kind, ServiceValue, Value};
 
 /// `Query.git`: a remote repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +47,10 @@ pub struct Git {
     /// A socket (`Host.unixSocket`): the SSH agent for SSH remotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_auth_socket: Option<Digest>,
+    /// `experimentalServiceHost`: a service serving the repository, which
+    /// the URL names by its hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_host: Option<Digest>,
 }
 
 /// A URL as `git` takes it: one without a scheme (`github.com/o/r`, not
@@ -81,6 +88,7 @@ impl Operation for Git {
             .iter()
             .chain(self.http_auth_header.iter())
             .chain(self.ssh_auth_socket.iter())
+            .chain(self.service_host.iter())
             .copied()
             .collect()
     }
@@ -98,6 +106,10 @@ impl Operation for Git {
             e.str("ssh-agent");
             e.input(socket);
         }
+        if let Some(service) = &self.service_host {
+            e.str("service");
+            e.input(service);
+        }
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
@@ -112,6 +124,10 @@ impl Operation for Git {
                 ssh_auth_socket: self
                     .ssh_auth_socket
                     .map(|socket| call.inputs.socket(&socket))
+                    .transpose()?,
+                service: self
+                    .service_host
+                    .map(|service| call.inputs.service(&service))
                     .transpose()?,
             },
             keep_git_dir: self.keep_git_dir,
@@ -302,7 +318,7 @@ async fn checkout_tree(
             return Ok(Value::from_tree(record.tree));
         }
     }
-    let (remote, _local) = git_remote(cx, &reference.repository)?;
+    let (remote, held) = git_remote(cx, &reference.repository).await?;
     let dest = Scratch::new(cx)?;
     let step = Digest::of_bytes(key.hex().as_bytes());
     let name = format!(
@@ -312,11 +328,14 @@ async fn checkout_tree(
     );
     cx.events
         .emit(&step, name.clone(), StepState::Running, None);
-    let fetched = cx
-        .remote
-        .git_checkout(&remote, checkout, &dest.0)
-        .await
-        .map_err(|error| scrubbed(error, &remote.auth));
+    let fetched = held
+        .run(async {
+            cx.remote
+                .git_checkout(&remote, checkout, &dest.0)
+                .await
+                .map_err(|error| scrubbed(error, &remote.auth))
+        })
+        .await;
     if let Err(error) = &fetched {
         cx.events
             .emit(&step, name, StepState::Failed, Some(error.to_string()));
@@ -335,12 +354,15 @@ async fn checkout_tree(
 pub(crate) async fn listing(cx: &Context, repository: &GitRepositoryValue) -> Result<Arc<GitRefs>> {
     cx.git_listings
         .run(repository.key, || async {
-            let (remote, _local) = git_remote(cx, repository)?;
-            let refs = cx
-                .remote
-                .git_refs(&remote)
-                .await
-                .map_err(|error| scrubbed(error, &remote.auth))?;
+            let (remote, held) = git_remote(cx, repository).await?;
+            let refs = held
+                .run(async {
+                    cx.remote
+                        .git_refs(&remote)
+                        .await
+                        .map_err(|error| scrubbed(error, &remote.auth))
+                })
+                .await?;
             Ok(Arc::new(refs))
         })
         .await
@@ -361,13 +383,50 @@ impl Drop for Scratch {
     }
 }
 
-/// The remote to fetch from, with its credentials' values. A local
-/// repository is written to a scratch directory and fetched from as a
-/// `file://` remote; the returned guard removes it.
-fn git_remote(
+/// What a fetch holds until it is done: a local repository's scratch
+/// copy, the service a remote is fetched from.
+struct Held {
+    _local: Option<Scratch>,
+    service: Option<ServiceHost>,
+}
+
+impl Held {
+    async fn run<T>(&self, fetch: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        match &self.service {
+            Some(service) => service.run(fetch).await,
+            None => fetch.await,
+        }
+    }
+}
+
+/// Starts the service a remote is fetched from, if it has one. Git reaches
+/// it over HTTP(S) or `git://`: an SSH remote would need its host key
+/// checked under the service's name, which gantry does not arrange.
+async fn service_host(
     cx: &Context,
-    repository: &GitRepositoryValue,
-) -> Result<(GitRemote, Option<Scratch>)> {
+    service: Option<&Arc<ServiceValue>>,
+    url: &str,
+) -> Result<Option<ServiceHost>> {
+    let Some(service) = service else {
+        return Ok(None);
+    };
+    let scheme = url_authority(url).map(|parts| parts.scheme);
+    if !matches!(scheme, Some("http" | "https" | "git")) {
+        return Err(Error::Unsupported {
+            message: format!(
+                "git(experimentalServiceHost:): gantry fetches from a service over http://, \
+                 https:// or git:// only, not {url:?}"
+            ),
+        });
+    }
+    Ok(Some(ServiceHost::start(cx, service, url).await?))
+}
+
+/// The remote to fetch from, with its credentials' values, and what the
+/// fetch holds meanwhile (`Held`): the service a remote is fetched from,
+/// started; a local repository, written to a scratch directory and
+/// fetched from as a `file://` remote.
+async fn git_remote(cx: &Context, repository: &GitRepositoryValue) -> Result<(GitRemote, Held)> {
     match &repository.source {
         GitSource::Remote {
             url,
@@ -376,6 +435,7 @@ fn git_remote(
             header,
             ssh_known_hosts,
             ssh_auth_socket,
+            service,
         } => {
             let value = |secret: &Option<Digest>| -> Result<Option<String>> {
                 secret
@@ -388,13 +448,19 @@ fn git_remote(
                 token: value(token)?,
                 header: value(header)?,
             };
+            let service = service_host(cx, service.as_ref(), url).await?;
             let remote = GitRemote {
                 url: url.clone(),
                 auth,
                 ssh_known_hosts: ssh_known_hosts.clone(),
                 ssh_auth_socket: ssh_auth_socket.clone(),
+                resolve: service.as_ref().and_then(|service| service.resolve.clone()),
             };
-            Ok((remote, None))
+            let held = Held {
+                _local: None,
+                service,
+            };
+            Ok((remote, held))
         }
         GitSource::Local { tree, .. } => {
             if !tree.entries.contains_key(".git") && !tree.entries.contains_key("HEAD") {
@@ -409,8 +475,13 @@ fn git_remote(
                 auth: GitAuth::default(),
                 ssh_known_hosts: String::new(),
                 ssh_auth_socket: None,
+                resolve: None,
             };
-            Ok((remote, Some(scratch)))
+            let held = Held {
+                _local: Some(scratch),
+                service: None,
+            };
+            Ok((remote, held))
         }
     }
 }

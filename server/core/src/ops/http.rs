@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::remote::{HttpRequest, HttpResponse};
+use crate::service_host::ServiceHost;
 use crate::store::RecordKind;
-use crate::value::{FileValue, Kind, Value};
+use crate::value::{FileValue, Kind, ServiceValue, Value};
 
 /// The mode of a downloaded file unless `permissions` says otherwise.
 const DEFAULT_MODE: u32 = 0o600;
@@ -34,6 +35,10 @@ pub struct Http {
     pub checksum: Option<String>,
     /// A secret: a whole `Authorization` header.
     pub auth_header: Option<Digest>,
+    /// `experimentalServiceHost`: a service started for the download, which
+    /// the URL names by its hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_host: Option<Digest>,
 }
 
 /// What a URL last answered.
@@ -49,7 +54,11 @@ impl Operation for Http {
     const KIND: Kind = Kind::File;
 
     fn inputs(&self) -> Vec<Digest> {
-        self.auth_header.iter().copied().collect()
+        self.auth_header
+            .iter()
+            .chain(self.service_host.iter())
+            .copied()
+            .collect()
     }
 
     fn encode(&self, e: &mut OpEncoder<'_>) {
@@ -66,11 +75,21 @@ impl Operation for Http {
                 e.str("-");
             }
         }
+        // Written only when given, so downloads without one keep the
+        // digests they had before the argument was served.
+        if let Some(service) = &self.service_host {
+            e.str("service");
+            e.input(service);
+        }
     }
 
-    async fn evaluate(&self, cx: &Context, _call: &Call) -> Result<Value> {
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let expected = self.checksum.as_deref().map(parse_checksum).transpose()?;
-        let record = fetch(cx, self, expected).await?;
+        let service = self
+            .service_host
+            .map(|service| call.inputs.service(&service))
+            .transpose()?;
+        let record = fetch(cx, self, service.as_ref(), expected).await?;
         if let Some(expected) = expected {
             if record.blob != expected {
                 return Err(Error::Checksum {
@@ -98,8 +117,14 @@ impl Operation for Http {
 }
 
 /// The record of `op.url` after asking the server (conditionally when a
-/// record exists), or without asking when `expected` content is kept.
-async fn fetch(cx: &Context, op: &Http, expected: Option<Digest>) -> Result<HttpRecord> {
+/// record exists), or without asking when `expected` content is kept; the
+/// server is `service`, started for the request, when one is given.
+async fn fetch(
+    cx: &Context,
+    op: &Http,
+    service: Option<&Arc<ServiceValue>>,
+    expected: Option<Digest>,
+) -> Result<HttpRecord> {
     let key = record_key(&op.url);
     let kept: Option<HttpRecord> = cx
         .store
@@ -115,17 +140,26 @@ async fn fetch(cx: &Context, op: &Http, expected: Option<Digest>) -> Result<Http
         .as_ref()
         .map(|secret| Ok::<_, Error>(cx.secret(secret)?.plaintext.to_string()))
         .transpose()?;
+    let host = match service {
+        Some(service) => Some(ServiceHost::start(cx, service, &op.url).await?),
+        None => None,
+    };
     let request = HttpRequest {
         url: op.url.clone(),
         authorization,
         etag: kept.as_ref().and_then(|kept| kept.etag.clone()),
         last_modified: kept.as_ref().and_then(|kept| kept.last_modified.clone()),
+        resolve: host.as_ref().and_then(|host| host.resolve.clone()),
     };
     let step = Digest::of_bytes(op.url.as_bytes());
     let name = format!("GET {}", op.url);
     cx.events
         .emit(&step, name.clone(), StepState::Running, None);
-    let response = cx.remote.http_get(&request).await.map_err(Error::from);
+    let get = async { cx.remote.http_get(&request).await.map_err(Error::from) };
+    let response = match &host {
+        Some(host) => host.run(get).await,
+        None => get.await,
+    };
     let record = match response {
         Ok(HttpResponse::NotModified {
             etag,

@@ -175,6 +175,7 @@ impl StageState<'_, '_> {
                     permissions: None,
                     checksum: flags.checksum.clone(),
                     auth_header: None,
+                    service_host: None,
                 })
                 .await?;
             let name = self.graph.value(&file).file()?.name.clone();
