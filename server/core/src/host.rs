@@ -15,6 +15,10 @@
 //!   changed): a full walk, which still reuses the blob of every file whose
 //!   stat matches, as git's index does.
 //!
+//! In a running engine, a snapshot's watcher (`host_watch`) narrows the
+//! re-stat to the paths inotify events named since the read, plus what
+//! events cannot vouch for (`unvouched`).
+//!
 //! Snapshots live in memory in a running engine (`Indexes`, bounded) and in
 //! the store (`RecordKind::HostIndex`, compact binary), so they survive
 //! restarts; a damaged or older record means a full read, never an error.
@@ -23,7 +27,7 @@
 //! recorded it could keep its recorded stat ("racily clean"), so entries
 //! whose mtime or ctime is not safely older than that read are re-read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -37,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::filter::{Gitignores, PathFilter, Verdict};
 use crate::host_index::{Check, Role, Snapshot, Stat};
 pub use crate::host_memory::{Indexes, MAX_ENTRIES_IN_MEMORY, MAX_INDEXES_IN_MEMORY};
+use crate::host_watch::{Changes, Watched, Watcher};
 use crate::store::{RecordKind, Store};
 use crate::tree::{Entry, Owner, Tree};
 
@@ -158,6 +163,9 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     let in_memory = memory
         .and_then(|indexes| indexes.get(&index_key))
         .and_then(|any| any.downcast::<Snapshot>().ok());
+    // A snapshot in memory without a watcher is one inotify cannot serve;
+    // one read from the store gets a watcher armed when it can.
+    let arm = memory.is_some() && in_memory.is_none();
     let old = match in_memory {
         Some(old) => Some(old),
         None => store
@@ -166,53 +174,46 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
             .map(Arc::new),
     };
     let started_ns = now_ns();
+    let watch = memory.is_some();
     let reload = match &old {
-        Some(old) => recheck(store, root, old, started_ns, options.checksums)?,
-        None => Reload::Walk,
+        Some(old) => recheck(store, root, old, started_ns, options.checksums, arm)?,
+        None => Reload::Walk(None),
     };
     let snapshot = match reload {
-        Reload::Same => {
+        Reload::Same(armed) => {
             let old = old.expect("only a snapshot can be unchanged");
             // The tree record may have been pruned since: put it back.
             store_tree_as(store, &old.tree, &old.digest)?;
             if let Some(indexes) = memory {
-                indexes.put(index_key, old.digest, old.clone(), old.checks.len());
+                let kept = match armed {
+                    // Read from the store: from now on its watcher reports.
+                    Some(watch) => Arc::new(Snapshot {
+                        watch: Some(watch),
+                        ..Snapshot::clone(&old)
+                    }),
+                    None => old.clone(),
+                };
+                indexes.put(index_key, old.digest, kept, old.checks.len());
             }
             return Ok(old.digest);
         }
         Reload::Patched(snapshot) => snapshot,
-        Reload::Walk => {
-            let mut walk = Walk {
-                store,
-                filter: &filter,
-                git: None,
-                owners: false,
-                known: old.as_deref().map(known_blobs).unwrap_or_default(),
-                checks: Vec::new(),
-                tree: Tree::default(),
-                unread: Vec::new(),
-                checksums: options.checksums,
-            };
-            if options.gitignore {
-                walk.git = enclosing_repository(root, &mut walk.checks)?;
-            }
+        Reload::Walk(watcher) => {
             let dir = open_dir(root)?;
-            let stat =
-                rustix::fs::fstat(&dir).map_err(|error| host_error(root, error.to_string()))?;
-            walk.checks.push(Check {
-                path: String::new(),
-                role: Role::Dir,
-                stat: Some(Stat::of_raw(&stat)),
-            });
-            walk.dir(root, "", &mut Vec::new())?;
-            walk.read_files()?;
-            let digest = walk.tree.digest();
-            Snapshot {
-                started_ns,
-                digest,
-                tree: Arc::new(walk.tree),
-                checks: walk.checks,
-            }
+            let watcher = match watcher {
+                Some(watcher) => Some(watcher),
+                None if watch => Watcher::new(&dir),
+                None => None,
+            };
+            walk_root(
+                store,
+                root,
+                &dir,
+                &filter,
+                &options,
+                old.as_deref(),
+                watcher,
+            )?
         }
     };
     store_tree_as(store, &snapshot.tree, &snapshot.digest)?;
@@ -229,6 +230,64 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
     Ok(digest)
 }
 
+/// A full read of the directory open as `dir` (`root` on the host),
+/// reusing the blobs `old` vouches for; with a `watcher`, every directory
+/// is watched before it is listed.
+fn walk_root(
+    store: &dyn Store,
+    root: &Path,
+    dir: &rustix::fd::OwnedFd,
+    filter: &PathFilter,
+    options: &ReadOptions<'_>,
+    old: Option<&Snapshot>,
+    watcher: Option<Arc<Watcher>>,
+) -> Result<Snapshot> {
+    let started_ns = now_ns();
+    let stat = rustix::fs::fstat(dir).map_err(|error| host_error(root, error.to_string()))?;
+    let mut walk = Walk {
+        store,
+        filter,
+        git: None,
+        owners: false,
+        known: old.map(known_blobs).unwrap_or_default(),
+        checks: Vec::new(),
+        tree: Tree::default(),
+        unread: Vec::new(),
+        checksums: options.checksums,
+        watch: watcher.map(|watcher| WalkWatch {
+            seq: watcher.now(),
+            watcher,
+            #[allow(
+                clippy::unnecessary_cast,
+                reason = "`st_dev`'s type differs between targets"
+            )]
+            device: stat.st_dev as u64,
+            watched: std::collections::HashSet::new(),
+            linked: Vec::new(),
+        }),
+    };
+    if options.gitignore {
+        walk.git = enclosing_repository(root, &mut walk.checks)?;
+    }
+    walk.checks.push(Check {
+        path: String::new(),
+        role: Role::Dir,
+        stat: Some(Stat::of_raw(&stat)),
+    });
+    walk.dir(root, "", &mut Vec::new())?;
+    walk.read_files()?;
+    let digest = walk.tree.digest();
+    Ok(Snapshot {
+        started_ns,
+        digest,
+        tree: Arc::new(walk.tree),
+        checks: walk.checks,
+        watch: walk
+            .watch
+            .map(|watch| Watched::new(watch.watcher, watch.seq, watch.linked)),
+    })
+}
+
 fn open_dir(root: &Path) -> Result<rustix::fd::OwnedFd> {
     rustix::fs::open(
         root,
@@ -240,34 +299,88 @@ fn open_dir(root: &Path) -> Result<rustix::fd::OwnedFd> {
 
 /// What re-checking a snapshot against the host found.
 enum Reload {
-    /// Every recorded path is as recorded.
-    Same,
+    /// Every recorded path is as recorded. With the watcher armed for a
+    /// snapshot read from the store, which the snapshot is to keep.
+    Same(Option<Watched>),
     /// Only regular files changed; they were re-read into this snapshot.
     Patched(Snapshot),
-    /// Something else changed: walk the directory again.
-    Walk,
+    /// Something else changed: walk the directory again (with the
+    /// snapshot's watcher, when it had one).
+    Walk(Option<Arc<Watcher>>),
 }
 
-/// Re-stats every path `old` recorded, relative to `root`'s descriptor.
+/// Re-stats the paths `old` recorded, relative to `root`'s descriptor:
+/// those its watcher's events named and those events cannot vouch for
+/// (`unvouched`), or all of them when it has no watcher. Without one and
+/// with `arm` (a running engine's snapshot read from the store), a watcher
+/// is armed first, so that the next reload can rely on events.
 fn recheck(
     store: &dyn Store,
     root: &Path,
     old: &Snapshot,
     started_ns: i64,
     checksums: Option<&Memo>,
+    arm_watcher: bool,
 ) -> Result<Reload> {
     let Ok(dir) = open_dir(root) else {
-        return Ok(Reload::Walk);
+        return Ok(Reload::Walk(None));
     };
-    let Some(changed_files) = restat(&dir, old) else {
-        return Ok(Reload::Walk);
+    let (only, watcher, seq) = match &old.watch {
+        Some(watched) => {
+            let (changes, seq) = watched.watcher.changes_since(watched.seq());
+            let only = match changes {
+                Changes::Named(named) => Some(unvouched(old, &named, &watched.linked)),
+                Changes::Unknown => None,
+            };
+            (only, Some(watched.watcher.clone()), seq)
+        }
+        None if arm_watcher => match arm(root, &dir, old) {
+            Some((watcher, seq)) => (None, Some(watcher), seq),
+            None => (None, None, 0),
+        },
+        None => (None, None, 0),
     };
-    if changed_files.is_empty() {
-        return Ok(Reload::Same);
+    let restated = match &only {
+        Some(at) => restat(&dir, old, at),
+        None => restat(&dir, old, &(0..old.checks.len()).collect::<Vec<_>>()),
+    };
+    #[cfg(test)]
+    RESTATED.set(only.as_ref().map_or(old.checks.len(), Vec::len));
+    tracing::debug!(
+        root = %root.display(),
+        watched = old.watch.is_some(),
+        restated = only.as_ref().map_or(old.checks.len(), Vec::len),
+        of = old.checks.len(),
+        changed = restated.as_ref().map(|found| found.changed.len()),
+        "host directory re-stat'ed"
+    );
+    let Some(Restat { changed, linked }) = restated else {
+        return Ok(Reload::Walk(watcher));
+    };
+    // Files found linked join those known (a partial re-stat saw only some).
+    let linked = match (&only, &old.watch) {
+        (Some(_), Some(watched)) => {
+            let mut all = watched.linked.clone();
+            all.extend(linked);
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+        _ => linked,
+    };
+    let watched = watcher.map(|watcher| Watched::new(watcher, seq, linked));
+    if changed.is_empty() {
+        return Ok(match (&old.watch, watched) {
+            (Some(kept), _) => {
+                kept.confirm(seq);
+                Reload::Same(None)
+            }
+            (None, armed) => Reload::Same(armed),
+        });
     }
     let mut tree = Tree::clone(&old.tree);
     let mut checks = old.checks.clone();
-    for (at, stat) in changed_files {
+    for (at, stat) in changed {
         let check = &mut checks[at];
         // The stat was taken before the read: a change during the read
         // shows as a newer stat (or a racy one) next time.
@@ -287,7 +400,7 @@ fn recheck(
                 *old_size = read.size;
             }
             // A snapshot whose checks and tree disagree: read it all again.
-            _ => return Ok(Reload::Walk),
+            _ => return Ok(Reload::Walk(watched.map(|watched| watched.watcher))),
         }
     }
     Ok(Reload::Patched(Snapshot {
@@ -295,31 +408,113 @@ fn recheck(
         digest: tree.digest(),
         tree: Arc::new(tree),
         checks,
+        watch: watched,
     }))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many recorded paths the last `recheck` on this thread re-stat'ed.
+    static RESTATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A new watcher for a snapshot read from the store, watching each
+/// directory it recorded, and the number the re-stat that follows starts
+/// at: a change after a watch was added is reported, one before it is seen
+/// by that re-stat. `None` when inotify cannot serve (see `host_watch`), or
+/// a directory lies on another filesystem or is reached twice (as `Walk`
+/// decides for the directories it lists).
+fn arm(root: &Path, dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<(Arc<Watcher>, u64)> {
+    let watcher = Watcher::new(dir)?;
+    let seq = watcher.now();
+    let device = rustix::fs::fstat(dir).ok()?.st_dev;
+    let mut watched = HashSet::new();
+    for check in old.checks.iter().filter(|check| check.role == Role::Dir) {
+        if check.path.starts_with('/') {
+            return None;
+        }
+        if !check.path.is_empty() {
+            let stat = rustix::fs::statat(dir, check.path.as_str(), AtFlags::SYMLINK_NOFOLLOW);
+            if stat.ok()?.st_dev != device {
+                return None;
+            }
+        }
+        let path = if check.path.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(&check.path)
+        };
+        if !watched.insert(watcher.add(&path, &check.path)?) {
+            return None;
+        }
+    }
+    Some((watcher, seq))
+}
+
+/// The checks of `old` to re-stat when its watcher's events named only
+/// `named`: those, and what events cannot vouch for: the root itself,
+/// what lies above it and the rules files there are (their stat follows
+/// symlinks), and files with several links (`linked`). Racy entries need
+/// no stat here: the watches were in place before the read that recorded
+/// them (a walk adds each before listing its directory; an armed watcher is
+/// followed by a full re-stat), so a later change is an event, and a named
+/// entry is re-stat'ed under the racy rule.
+fn unvouched(old: &Snapshot, named: &HashSet<String>, linked: &[usize]) -> Vec<usize> {
+    let mut at: Vec<usize> = old
+        .checks
+        .iter()
+        .enumerate()
+        .filter(|(_, check)| {
+            check.path.is_empty()
+                || check.path.starts_with('/')
+                || check.role == Role::Marker
+                // A rules file that exists may be a symlink; one that does
+                // not would be created in a watched directory.
+                || (check.role == Role::Rules && check.stat.is_some())
+                || (!named.is_empty() && named.contains(&check.path))
+        })
+        .map(|(at, _)| at)
+        .collect();
+    at.extend_from_slice(linked);
+    at.sort_unstable();
+    at.dedup();
+    at
 }
 
 /// Snapshots with fewer checks than this are re-stat'ed on one thread.
 const PARALLEL_CHECKS: usize = 2_000;
 
-/// Re-stats every path `old` recorded, relative to `dir` (its root), on up
-/// to `READERS` threads for a large snapshot (the stats are most of an
-/// unchanged reload): the regular files whose stat changed, with their new
-/// stat, or `None` when anything else changed and the directory must be
+/// What re-stat'ing a snapshot's paths found (all unchanged but `changed`).
+struct Restat {
+    /// Regular files whose stat changed (by check), with their new stat.
+    changed: Vec<(usize, Stat)>,
+    /// Regular files with more than one link (by check).
+    linked: Vec<usize>,
+}
+
+/// Re-stats the paths `old` recorded at the indexes `at`, relative to
+/// `dir` (its root), on up to `READERS` threads when they are many (the
+/// stats are most of a reload without a watcher). `None` when anything but
+/// a regular file's contents or mode changed and the directory must be
 /// walked again.
-fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<Vec<(usize, Stat)>> {
-    let threads = if old.checks.len() < PARALLEL_CHECKS {
+fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot, at: &[usize]) -> Option<Restat> {
+    let threads = if at.len() < PARALLEL_CHECKS {
         1
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(READERS))
     };
-    let chunk = old.checks.len().div_ceil(threads).max(1);
+    let chunk = at.len().div_ceil(threads).max(1);
     let walk = std::sync::atomic::AtomicBool::new(false);
-    let restat_chunk = |first: usize, checks: &[Check]| {
-        let mut changed = Vec::new();
-        for (at, check) in (first..).zip(checks) {
+    let restat_chunk = |indexes: &[usize]| {
+        let mut found = Restat {
+            changed: Vec::new(),
+            linked: Vec::new(),
+        };
+        for &at in indexes {
             if walk.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
+            let check = &old.checks[at];
             let path = if check.path.is_empty() {
                 "."
             } else {
@@ -329,9 +524,11 @@ fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<Vec<(usize, Stat)
                 Role::Rules | Role::Marker => AtFlags::empty(),
                 _ => AtFlags::SYMLINK_NOFOLLOW,
             };
-            let now = rustix::fs::statat(dir, path, flags)
-                .ok()
-                .map(|stat| Stat::of_raw(&stat));
+            let raw = rustix::fs::statat(dir, path, flags).ok();
+            let now = raw.as_ref().map(Stat::of_raw);
+            if check.role == Role::Entry && raw.as_ref().is_some_and(|raw| raw.st_nlink > 1) {
+                found.linked.push(at);
+            }
             let unchanged = match check.role {
                 Role::Marker => now.is_some() == check.stat.is_some(),
                 _ => still_valid(check.stat, now, old.started_ns),
@@ -341,7 +538,7 @@ fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<Vec<(usize, Stat)
             }
             match (check.role, check.stat, now) {
                 (Role::Entry, Some(was), Some(now)) if was.is_file() && now.is_file() => {
-                    changed.push((at, now));
+                    found.changed.push((at, now));
                 }
                 _ => {
                     walk.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -349,25 +546,29 @@ fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot) -> Option<Vec<(usize, Stat)
                 }
             }
         }
-        changed
+        found
     };
-    let changed: Vec<(usize, Stat)> = if threads == 1 {
-        restat_chunk(0, &old.checks)
+    let found = if threads == 1 {
+        restat_chunk(at)
     } else {
         std::thread::scope(|scope| {
-            let parts: Vec<_> = old
-                .checks
+            let parts: Vec<_> = at
                 .chunks(chunk)
-                .enumerate()
-                .map(|(n, checks)| scope.spawn(move || restat_chunk(n * chunk, checks)))
+                .map(|indexes| scope.spawn(move || restat_chunk(indexes)))
                 .collect();
-            parts
-                .into_iter()
-                .flat_map(|part| part.join().expect("a stat thread does not panic"))
-                .collect()
+            let mut all = Restat {
+                changed: Vec::new(),
+                linked: Vec::new(),
+            };
+            for part in parts {
+                let part = part.join().expect("a stat thread does not panic");
+                all.changed.extend(part.changed);
+                all.linked.extend(part.linked);
+            }
+            all
         })
     };
-    (!walk.into_inner()).then_some(changed)
+    (!walk.into_inner()).then_some(found)
 }
 
 /// The blob of every regular file `snapshot` recorded, by path, with the
@@ -516,6 +717,7 @@ fn walk_plain(store: &dyn Store, root: &Path, owners: bool) -> Result<Tree> {
         tree: Tree::default(),
         unread: Vec::new(),
         checksums: None,
+        watch: None,
     };
     walk.dir(root, "", &mut Vec::new())?;
     walk.read_files()?;
@@ -581,6 +783,24 @@ struct Walk<'a> {
     unread: Vec<Unread>,
     /// See `ReadOptions::checksums`.
     checksums: Option<&'a Memo>,
+    /// Watching each directory before it is listed (`host_watch`); dropped
+    /// when a directory cannot be watched or lies on another filesystem.
+    watch: Option<WalkWatch>,
+}
+
+/// What a walk that watches has watched so far.
+struct WalkWatch {
+    watcher: Arc<Watcher>,
+    /// The watcher's number when the walk started.
+    seq: u64,
+    /// The root's filesystem: a directory on another one (a mount point)
+    /// may be one inotify does not serve, so the walk stops watching.
+    device: u64,
+    /// Watch descriptors added: one seen twice is a directory reached by
+    /// two paths (a bind mount), whose events would name only one.
+    watched: HashSet<i32>,
+    /// Checks of regular files with more than one link.
+    linked: Vec<usize>,
 }
 
 /// A file `Walk::read_files` is to read: `rel` in the tree, `path` on the
@@ -599,6 +819,12 @@ impl Walk<'_> {
     /// `fstatat` on its descriptor); full paths are built only for what is
     /// opened.
     fn dir(&mut self, dir: &Path, prefix: &str, pending: &mut Vec<(String, Entry)>) -> Result<()> {
+        if let Some(watch) = &mut self.watch {
+            let added = watch.watcher.add(dir, prefix);
+            if !added.is_some_and(|wd| watch.watched.insert(wd)) {
+                self.watch = None;
+            }
+        }
         if let Some(git) = &mut self.git {
             let in_repository = join(&git.prefix, prefix);
             let recorded = join(prefix, ".gitignore");
@@ -674,6 +900,13 @@ impl Walk<'_> {
         meta: &fs::Metadata,
         pending: &mut Vec<(String, Entry)>,
     ) -> Result<()> {
+        if self
+            .watch
+            .as_ref()
+            .is_some_and(|watch| watch.device != meta.dev())
+        {
+            self.watch = None;
+        }
         self.checks.push(Check {
             path: rel.to_owned(),
             role: Role::Dir,
@@ -733,6 +966,11 @@ impl Walk<'_> {
             }
         };
         let size = stat.size;
+        if meta.nlink() > 1 {
+            if let Some(watch) = &mut self.watch {
+                watch.linked.push(self.checks.len());
+            }
+        }
         self.checks.push(Check {
             path: rel.to_owned(),
             role: Role::Entry,
@@ -1216,12 +1454,15 @@ mod tests {
             first
         );
         assert_eq!(store.files_read(), 0);
+        // After a restart nothing reports changes: every path is re-stat'ed.
+        store.restart();
         // A file in the last thread's share changed: that file alone is read.
         rewrite_keeping_mtime(&root.join("d49/f49"), "49/4X");
         let changed = read_directory(&store, &root, options(false)).unwrap();
         assert_ne!(changed, first);
         assert_eq!(store.files_read(), 1);
         // A file added in the first share: the directory is walked again.
+        store.restart();
         fs::write(root.join("d0/new"), "new").unwrap();
         let added = read_directory(&store, &root, options(false)).unwrap();
         assert_ne!(added, changed);
@@ -1232,6 +1473,89 @@ mod tests {
             read_directory(&fresh, &root, options(false)).unwrap(),
             added
         );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    /// Re-stats in the last `recheck` on this thread.
+    fn restated() -> usize {
+        RESTATED.get()
+    }
+
+    #[test]
+    fn a_watched_directory_reloads_by_stat_ing_only_what_events_named() {
+        let root = unaged_project();
+        // Written through a link outside the directory: no event here.
+        let outside = temp_dir("outside");
+        fs::hard_link(root.join("src/b.rs"), outside.join("b-link")).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        store.files_read();
+        // Unchanged: the root and the linked file, nothing else.
+        assert_eq!(
+            read_directory(&store, &root, options(false)).unwrap(),
+            first
+        );
+        assert_eq!((restated(), store.files_read()), (2, 0));
+        // A file written: its event names it.
+        fs::write(root.join("src/a.rs"), "fn a2() {}").unwrap();
+        let written = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(
+            contents(&store, &written, "src/a.rs").unwrap(),
+            "fn a2() {}"
+        );
+        assert_eq!((restated(), store.files_read()), (3, 1));
+        // Through the outside link.
+        fs::write(outside.join("b-link"), "fn b2() {}").unwrap();
+        let linked = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(contents(&store, &linked, "src/b.rs").unwrap(), "fn b2() {}");
+        // A new directory is walked and watched: a file written in it later
+        // is seen.
+        fs::create_dir(root.join("src/new")).unwrap();
+        fs::write(root.join("src/new/x"), "x1").unwrap();
+        let added = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(contents(&store, &added, "src/new/x").unwrap(), "x1");
+        rewrite_keeping_mtime(&root.join("src/new/x"), "x2");
+        let rewritten = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(contents(&store, &rewritten, "src/new/x").unwrap(), "x2");
+        // A removed directory, and a file's mode.
+        fs::remove_dir_all(root.join("src/deep")).unwrap();
+        fs::set_permissions(root.join("README.md"), fs::Permissions::from_mode(0o600)).unwrap();
+        let removed = read_directory(&store, &root, options(false)).unwrap();
+        assert!(contents(&store, &removed, "src/deep/c.rs").is_none());
+        // Every answer is the one a full read gives.
+        let fresh = CountingStore::default();
+        assert_eq!(
+            read_directory(&fresh, &root, options(false)).unwrap(),
+            removed
+        );
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn a_restarted_engine_re_stats_once_then_relies_on_events() {
+        let root = project();
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(true)).unwrap();
+        store.files_read();
+        store.restart();
+        assert_eq!(read_directory(&store, &root, options(true)).unwrap(), first);
+        let all = restated();
+        assert!(all > 8, "the first reload re-stats every path, not {all}");
+        assert_eq!(read_directory(&store, &root, options(true)).unwrap(), first);
+        assert!(
+            restated() < all,
+            "the next relies on events: {} of {all}",
+            restated()
+        );
+        fs::write(root.join("src/deep/c.rs"), "fn c2() {}").unwrap();
+        let changed = read_directory(&store, &root, options(true)).unwrap();
+        assert_eq!(
+            contents(&store, &changed, "src/deep/c.rs").unwrap(),
+            "fn c2() {}"
+        );
+        assert_eq!(store.files_read(), 1);
         let _ = fs::remove_dir_all(&root);
     }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::checksum::Memo;
 use crate::digest::Digest;
+use crate::host_watch::Watched;
 use crate::tree::{Entry, Owner, Tree};
 
 /// What a reload compares. A directory whose stat is unchanged holds the
@@ -110,6 +111,9 @@ pub(crate) struct Snapshot {
     /// `digest` (`host::load_tree`).
     pub(crate) tree: Arc<Tree>,
     pub(crate) checks: Vec<Check>,
+    /// In a running engine: the watcher that reports changes since the
+    /// read (`host_watch`); never stored.
+    pub(crate) watch: Option<Watched>,
 }
 
 /// The first bytes of a stored snapshot; the JSON indexes of earlier
@@ -268,6 +272,7 @@ pub(crate) fn decode(bytes: &[u8], checksums: Option<&Memo>) -> Option<Snapshot>
         digest,
         tree: Arc::new(Tree { entries }),
         checks,
+        watch: None,
     })
 }
 
@@ -448,6 +453,7 @@ mod tests {
             digest: tree.digest(),
             tree: Arc::new(tree),
             checks,
+            watch: None,
         }
     }
 

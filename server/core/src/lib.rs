@@ -23,6 +23,7 @@ mod history;
 pub mod host;
 mod host_index;
 mod host_memory;
+mod host_watch;
 mod inflight;
 mod launch;
 pub mod lookup;

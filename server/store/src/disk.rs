@@ -27,7 +27,10 @@ pub struct DiskStore {
 
 /// Whether records of `kind` are kept in memory once read. Most are small
 /// and read on every cache lookup; a host index is read once per directory
-/// read, rewritten when the directory changes and can be large; an exec
+/// read, rewritten when the directory changes and can be large; so is a
+/// host tree (a new one per change, about 100 bytes an entry: kept, they
+/// would grow an engine by a megabyte per edit of a large tree), whose
+/// recent ones the host snapshots in memory hold anyway; an exec
 /// result is read once per node by the solver, and another engine on the
 /// state directory may replace it (when its image was gone), so it is always
 /// read from disk; a step's runs are read once per cache miss and rewritten
@@ -35,7 +38,7 @@ pub struct DiskStore {
 fn memoized(kind: RecordKind) -> bool {
     !matches!(
         kind,
-        RecordKind::HostIndex | RecordKind::Exec | RecordKind::StepRuns
+        RecordKind::HostIndex | RecordKind::HostTree | RecordKind::Exec | RecordKind::StepRuns
     )
 }
 
@@ -141,7 +144,16 @@ impl Store for DiskStore {
         if self.records.contains_key(&(kind, *key)) {
             return Ok(true);
         }
-        Ok(self.get(kind, key)?.is_some())
+        if memoized(kind) {
+            return Ok(self.get(kind, key)?.is_some());
+        }
+        // Not read (and kept) just to be found: a stat.
+        let path = self.dir.entry(Bucket::Records(kind), key);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::io("reading", path)(source).into()),
+        }
     }
 
     fn scratch_dir(&self) -> gantry_core::Result<PathBuf> {
