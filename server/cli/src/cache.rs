@@ -28,7 +28,7 @@ use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
     ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
 };
-use gantry_core::store::RemoteCache;
+use gantry_core::store::{RemoteCache, SharedRead};
 use gantry_core::Digest;
 use gantry_native::registry_client::{self as registry, Blob};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -45,6 +45,17 @@ use crate::cache_layout::{fault_text, Fault, Layout};
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
 /// The artifact type of an entry's manifest.
 const ARTIFACT_TYPE: &str = "application/vnd.gantry.cache.entry.v1";
+/// The media type of a path-read entry's config blob (`ReadEntry`). A kind of
+/// its own, not a new version of `ENTRY_MEDIA_TYPE`: an engine that knows only
+/// exec entries takes it for no gantry entry at all, never for an exec result.
+pub(crate) const READ_MEDIA_TYPE: &str = "application/vnd.gantry.cache.read.v1+json";
+/// The artifact type of a path-read entry's manifest.
+const READ_ARTIFACT_TYPE: &str = "application/vnd.gantry.cache.read.v1";
+/// A layer of a path-read entry: one file's contents, as they are.
+pub(crate) const FILE_MEDIA_TYPE: &str = "application/vnd.gantry.cache.file.v1";
+/// The most file bytes a path-read entry may carry (the engine shares reads
+/// of at most 64 MiB; anything larger is not an entry it wrote).
+const MAX_READ_FILE_BYTES: i64 = 64 << 20;
 pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Image IDs of filesystems still in the remote cache start with this:
 /// `gantry-remote-cache:<key hex>/<where>@<digest>`, where `<where>` is the
@@ -298,13 +309,36 @@ pub(crate) struct Entry {
     nonce: u64,
 }
 
-/// Counters the engine logs when it stops and tests read.
+/// What a path-read entry's config blob holds; its manifest's layers are the
+/// contents of the files the tree names (`FILE_MEDIA_TYPE`), by digest.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ReadEntry {
+    /// The read's cache key (hex), checked on every lookup.
+    pub(crate) key: String,
+    /// The path read, for listings.
+    #[serde(default)]
+    pub(crate) path: String,
+    /// The tree read, as the store keeps it.
+    pub(crate) tree: serde_json::Value,
+    /// When it was pushed (seconds since the Unix epoch).
+    #[serde(default)]
+    pub(crate) created: u64,
+    /// As `Entry::nonce`.
+    #[serde(default)]
+    nonce: u64,
+}
+
+/// Counters the engine logs when it stops and tests read. Exec entries
+/// count in the first four, path reads in the `reads_` ones.
 #[derive(Debug, Default)]
 struct Counters {
     lookups: AtomicUsize,
     hits: AtomicUsize,
     filesystems_fetched: AtomicUsize,
     pushed: AtomicUsize,
+    reads_asked: AtomicUsize,
+    reads_found: AtomicUsize,
+    reads_shared: AtomicUsize,
 }
 
 /// State the cache and the runtime wrapper share.
@@ -444,9 +478,9 @@ pub(crate) fn is_not_found(error: &OciDistributionError) -> bool {
 
 /// What a backend found for a key.
 enum Found {
-    /// The entry's record blob, checked against its digest, and where its
-    /// filesystem is (`repository@digest`, or the layout's manifest digest).
-    Blob(Vec<u8>),
+    /// The entry's record blob and, when asked for, its layers (a path
+    /// read's files), each checked against its digest.
+    Blob(Vec<u8>, Vec<Vec<u8>>),
     Missing,
     Corrupt(String),
 }
@@ -462,8 +496,9 @@ impl RegistryBackend {
         self.docker_auth.as_ref().map(|a| a.password.as_str())
     }
 
-    /// The entry blob tagged `hex`; `Err`: the registry failed to answer.
-    async fn entry_blob(&self, hex: &str) -> Result<Found, String> {
+    /// The entry blob tagged `hex`, of `media_type`, with its layers when
+    /// `layers`; `Err`: the registry failed to answer.
+    async fn entry_blob(&self, hex: &str, media_type: &str, layers: bool) -> Result<Found, String> {
         let image = self.reference(hex);
         let redact = |error: &OciDistributionError| {
             registry::registry_error(&image.whole(), error, self.password()).to_string()
@@ -480,10 +515,11 @@ impl RegistryBackend {
             Err(error) if is_not_found(&error) => return Ok(Found::Missing),
             Err(error) => return Err(redact(&error)),
         };
-        let Some(config) = serde_json::from_slice::<serde_json::Value>(&manifest)
-            .ok()
+        let manifest = serde_json::from_slice::<serde_json::Value>(&manifest).ok();
+        let Some(config) = manifest
+            .as_ref()
             .and_then(|m| serde_json::from_value::<OciDescriptor>(m["config"].clone()).ok())
-            .filter(|c| c.media_type == ENTRY_MEDIA_TYPE)
+            .filter(|c| c.media_type == media_type)
         else {
             return Ok(Found::Corrupt(
                 "its manifest is not a gantry cache entry".into(),
@@ -494,22 +530,50 @@ impl RegistryBackend {
                 "its record is larger than any record".into(),
             ));
         }
-        let mut blob = Vec::new();
-        if let Err(error) = self.client.pull_blob(&image, &config, &mut blob).await {
-            if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
-                return Ok(Found::Corrupt(
-                    "its record blob is missing or does not match its digest".into(),
-                ));
+        let blob = match self.checked_blob(&image, &config).await? {
+            Ok(blob) => blob,
+            Err(why) => return Ok(Found::Corrupt(format!("its record blob {why}"))),
+        };
+        let mut files = Vec::new();
+        if layers {
+            let descriptors: Vec<OciDescriptor> = manifest
+                .and_then(|m| serde_json::from_value(m["layers"].clone()).ok())
+                .unwrap_or_default();
+            let total: i64 = descriptors.iter().map(|d| d.size.max(0)).sum();
+            if total > MAX_READ_FILE_BYTES {
+                return Ok(Found::Corrupt("its files are larger than any read".into()));
             }
-            return Err(redact(&error));
+            for descriptor in &descriptors {
+                match self.checked_blob(&image, descriptor).await? {
+                    Ok(file) => files.push(file),
+                    Err(why) => return Ok(Found::Corrupt(format!("a file's blob {why}"))),
+                }
+            }
+        }
+        Ok(Found::Blob(blob, files))
+    }
+
+    /// The blob `descriptor` of `image`, checked against its digest and size;
+    /// `Ok(Err(why))`: missing or corrupt; `Err`: the registry failed to answer.
+    async fn checked_blob(
+        &self,
+        image: &Reference,
+        descriptor: &OciDescriptor,
+    ) -> Result<Result<Vec<u8>, &'static str>, String> {
+        let mut blob = Vec::new();
+        if let Err(error) = self.client.pull_blob(image, descriptor, &mut blob).await {
+            if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
+                return Ok(Err("is missing or does not match its digest"));
+            }
+            return Err(
+                registry::registry_error(&image.whole(), &error, self.password()).to_string(),
+            );
         }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
-        if digest != config.digest || blob.len() as i64 != config.size {
-            return Ok(Found::Corrupt(
-                "its record blob does not match its digest".into(),
-            ));
+        if digest != descriptor.digest || blob.len() as i64 != descriptor.size {
+            return Ok(Err("does not match its digest"));
         }
-        Ok(Found::Blob(blob))
+        Ok(Ok(blob))
     }
 
     /// Whether `hex` has an entry; `Err`: the registry's error, as text.
@@ -556,21 +620,37 @@ impl RegistryBackend {
         }
         let fs_digest = pushed.map_err(|error| error.to_string())?;
         let blob = entry_of(&fs_digest);
-        let config = Blob {
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(&blob))),
-            media_type: ENTRY_MEDIA_TYPE.to_owned(),
-            data: Bytes::from(blob),
+        self.push_entry(
+            hex,
+            ARTIFACT_TYPE,
+            blob_of(ENTRY_MEDIA_TYPE, blob),
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Pushes the entry manifest tagged `hex`: `config` (the record) and
+    /// `layers` (none for an exec entry, whose filesystem is an image of its own).
+    async fn push_entry(
+        &self,
+        hex: &str,
+        artifact_type: &str,
+        config: Blob,
+        layers: Vec<Blob>,
+    ) -> Result<bool, String> {
+        let descriptor = |blob: &Blob| {
+            serde_json::json!({
+                "mediaType": blob.media_type,
+                "digest": blob.digest,
+                "size": blob.data.len(),
+            })
         };
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": ARTIFACT_TYPE,
-            "config": {
-                "mediaType": ENTRY_MEDIA_TYPE,
-                "digest": config.digest,
-                "size": config.data.len(),
-            },
-            "layers": [],
+            "artifactType": artifact_type,
+            "config": descriptor(&config),
+            "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
             "annotations": BTreeMap::from([("dev.gantry.cache.key", hex)]),
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
@@ -579,7 +659,7 @@ impl RegistryBackend {
             &self.reference(hex),
             &self.auth,
             self.password(),
-            Vec::new(),
+            layers,
             config,
             manifest,
             MANIFEST_MEDIA_TYPE,
@@ -590,19 +670,39 @@ impl RegistryBackend {
     }
 }
 
-/// The layout's entry blob for `hex`; `Err`: the directory cannot be read.
-async fn layout_entry_blob(layout: &Layout, hex: &str) -> Result<Found, String> {
+/// `data` as a blob of `media_type`, named by its digest.
+fn blob_of(media_type: &str, data: Vec<u8>) -> Blob {
+    Blob {
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(&data))),
+        media_type: media_type.to_owned(),
+        data: Bytes::from(data),
+    }
+}
+
+/// The layout's entry blob for `hex`, of `media_type`, with its layers when
+/// `layers`; `Err`: the directory cannot be read.
+async fn layout_entry_blob(
+    layout: &Layout,
+    hex: &str,
+    media_type: &'static str,
+    layers: bool,
+) -> Result<Found, String> {
     let (layout, hex) = (layout.clone(), hex.to_owned());
     let found = tokio::task::spawn_blocking(move || {
         let Some(manifest) = layout.manifest_of(&hex)? else {
             return Ok(None);
         };
-        layout.entry_blob(&manifest, ENTRY_MEDIA_TYPE).map(Some)
+        let blob = layout.entry_blob(&manifest, media_type)?;
+        let files = match layers {
+            true => layout.entry_layers(&manifest, MAX_READ_FILE_BYTES)?,
+            false => Vec::new(),
+        };
+        Ok(Some((blob, files)))
     })
     .await
     .map_err(|error| error.to_string())?;
     match found {
-        Ok(Some(blob)) => Ok(Found::Blob(blob)),
+        Ok(Some((blob, files))) => Ok(Found::Blob(blob, files)),
         Ok(None) => Ok(Found::Missing),
         Err(Fault::Corrupt(why)) => Ok(Found::Corrupt(why)),
         Err(Fault::Unreadable(why)) => Err(why),
@@ -618,19 +718,33 @@ impl Inner {
         }
     }
 
-    async fn fetch(&self, key: &Digest) -> Result<Option<Vec<u8>>, String> {
+    /// The entry of `key` of `media_type` (with its layers when `layers`),
+    /// checked; a corrupt one is reported and is a miss.
+    async fn found(
+        &self,
+        key: &Digest,
+        media_type: &'static str,
+        layers: bool,
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, String> {
         let hex = key.hex();
         let found = match &self.backend {
-            Backend::Registry(registry) => registry.entry_blob(&hex).await?,
-            Backend::Layout(layout) => layout_entry_blob(layout, &hex).await?,
+            Backend::Registry(registry) => registry.entry_blob(&hex, media_type, layers).await?,
+            Backend::Layout(layout) => layout_entry_blob(layout, &hex, media_type, layers).await?,
         };
-        let blob = match found {
-            Found::Blob(blob) => blob,
-            Found::Missing => return Ok(None),
+        match found {
+            Found::Blob(blob, files) => Ok(Some((blob, files))),
+            Found::Missing => Ok(None),
             Found::Corrupt(why) => {
                 self.corrupt(key, &why);
-                return Ok(None);
+                Ok(None)
             }
+        }
+    }
+
+    async fn fetch(&self, key: &Digest) -> Result<Option<Vec<u8>>, String> {
+        let hex = key.hex();
+        let Some((blob, _)) = self.found(key, ENTRY_MEDIA_TYPE, false).await? else {
+            return Ok(None);
         };
         let entry = match serde_json::from_slice::<Entry>(&blob) {
             Ok(entry) if entry.key == hex => entry,
@@ -655,32 +769,68 @@ impl Inner {
         ))
     }
 
+    /// The path read shared under `key`: its tree and files, checked.
+    async fn fetch_read(&self, key: &Digest) -> Result<Option<SharedRead>, String> {
+        let Some((blob, files)) = self.found(key, READ_MEDIA_TYPE, true).await? else {
+            return Ok(None);
+        };
+        let entry = match serde_json::from_slice::<ReadEntry>(&blob) {
+            Ok(entry) if entry.key == key.hex() => entry,
+            Ok(_) => {
+                self.corrupt(key, "it was pushed for another cache key");
+                return Ok(None);
+            }
+            Err(_) => {
+                self.corrupt(key, "its record is not valid");
+                return Ok(None);
+            }
+        };
+        Ok(Some(SharedRead {
+            path: entry.path,
+            tree: serde_json::to_vec(&entry.tree).expect("JSON values always serialise"),
+            files,
+        }))
+    }
+
     fn corrupt(&self, key: &Digest, why: &str) {
         tracing::warn!(%key, %why, "ignoring a corrupt remote cache entry; the step runs here and its entry is replaced");
         self.shared.broken.insert(key.hex());
+    }
+
+    /// Whether `key` needs an entry pushed: none is there (first writer
+    /// wins), or the one there is broken. `None`: the cache failed to answer
+    /// (reported).
+    async fn wanted(&self, key: &Digest) -> Option<bool> {
+        let hex = key.hex();
+        if self.shared.broken.contains(&hex) {
+            return Some(true);
+        }
+        let there = match &self.backend {
+            Backend::Registry(registry) => registry.has_entry(&hex).await,
+            Backend::Layout(layout) => layout
+                .manifest_of(&hex)
+                .map(|found| found.is_some())
+                .map_err(|fault| fault_text(&fault).to_owned()),
+        };
+        match there {
+            Ok(true) => {
+                tracing::debug!(%key, "remote cache entry already there");
+                Some(false)
+            }
+            Ok(false) => Some(true),
+            Err(reason) => {
+                self.push_failed(key, &reason);
+                None
+            }
+        }
     }
 
     /// Pushes the step's filesystem and then its entry.
     async fn push(self: Arc<Self>, key: Digest, record: serde_json::Value) {
         let hex = key.hex();
         let replace = self.shared.broken.contains(&hex);
-        if !replace {
-            // First writer wins: an entry already there is kept.
-            let there = match &self.backend {
-                Backend::Registry(registry) => registry.has_entry(&hex).await,
-                Backend::Layout(layout) => layout
-                    .manifest_of(&hex)
-                    .map(|found| found.is_some())
-                    .map_err(|fault| fault_text(&fault).to_owned()),
-            };
-            match there {
-                Ok(true) => {
-                    tracing::debug!(%key, "remote cache entry already there");
-                    return;
-                }
-                Ok(false) => {}
-                Err(reason) => return self.push_failed(&key, &reason),
-            }
+        if self.wanted(&key).await != Some(true) {
+            return;
         }
         let Some(image_id) = record["image_id"].as_str().map(str::to_owned) else {
             return;
@@ -693,9 +843,7 @@ impl Inner {
                 key: entry_key,
                 image: image.to_owned(),
                 record,
-                created: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_secs()),
+                created: now_unix(),
                 nonce: rand::random(),
             };
             serde_json::to_vec(&entry).expect("entries always serialise")
@@ -721,6 +869,69 @@ impl Inner {
         }
     }
 
+    /// Pushes a path read's entry: its files as layers, its tree in the record.
+    async fn push_read(self: Arc<Self>, key: Digest, read: SharedRead) {
+        let hex = key.hex();
+        let replace = self.shared.broken.contains(&hex);
+        if self.wanted(&key).await != Some(true) {
+            return;
+        }
+        let Ok(tree) = serde_json::from_slice::<serde_json::Value>(&read.tree) else {
+            return;
+        };
+        let entry = ReadEntry {
+            key: hex.clone(),
+            path: read.path,
+            tree,
+            created: now_unix(),
+            nonce: rand::random(),
+        };
+        let config = serde_json::to_vec(&entry).expect("entries always serialise");
+        let outcome = match &self.backend {
+            Backend::Registry(registry) => {
+                let layers = read
+                    .files
+                    .into_iter()
+                    .map(|file| blob_of(FILE_MEDIA_TYPE, file))
+                    .collect();
+                let config = blob_of(READ_MEDIA_TYPE, config);
+                registry
+                    .push_entry(&hex, READ_ARTIFACT_TYPE, config, layers)
+                    .await
+            }
+            Backend::Layout(layout) => {
+                let layout = layout.clone();
+                let hex = hex.clone();
+                tokio::task::spawn_blocking(move || {
+                    layout.put_artifact(
+                        &hex,
+                        READ_MEDIA_TYPE,
+                        READ_ARTIFACT_TYPE,
+                        &config,
+                        &read.files,
+                        FILE_MEDIA_TYPE,
+                        replace,
+                    )
+                })
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|written| written.map_err(|error| format!("{error:#}")))
+            }
+        };
+        match outcome {
+            Ok(false) => tracing::debug!(%key, "remote cache entry already there"),
+            Ok(true) => {
+                self.shared
+                    .counters
+                    .reads_shared
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.broken.remove(&hex);
+                tracing::info!(%key, "remote cache path read pushed");
+            }
+            Err(reason) => self.push_failed(&key, &reason),
+        }
+    }
+
     /// One warning for the engine's life; later pushes are still tried.
     fn push_failed(&self, key: &Digest, reason: &str) {
         if !self.push_warned.swap(true, Ordering::SeqCst) {
@@ -729,6 +940,13 @@ impl Inner {
             tracing::debug!(%key, %reason, "pushing to the remote cache failed");
         }
     }
+}
+
+/// Seconds since the Unix epoch, as entries say when they were pushed.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A suffix no other push uses, for the names an engine gives an image only
@@ -799,6 +1017,22 @@ impl RemoteCache for SharedCache {
         pushes.spawn(self.inner.clone().push(*key, record));
     }
 
+    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+        self.inner.lookup_read(key).await
+    }
+
+    fn offer_read(&self, key: &Digest, read: SharedRead, secrets: bool) {
+        if !self.inner.may_push(key, secrets) {
+            return;
+        }
+        let mut pushes = self
+            .pushes
+            .lock()
+            .expect("the push set's lock is never poisoned");
+        while pushes.try_join_next().is_some() {}
+        pushes.spawn(self.inner.clone().push_read(*key, read));
+    }
+
     async fn flush(&self) {
         let mut pushes = std::mem::take(
             &mut *self
@@ -825,6 +1059,9 @@ impl RemoteCache for SharedCache {
             hits = counters.hits.load(Ordering::Relaxed),
             filesystems_fetched = counters.filesystems_fetched.load(Ordering::Relaxed),
             pushed = counters.pushed.load(Ordering::Relaxed),
+            reads_asked = counters.reads_asked.load(Ordering::Relaxed),
+            reads_found = counters.reads_found.load(Ordering::Relaxed),
+            reads_shared = counters.reads_shared.load(Ordering::Relaxed),
             "remote cache flushed"
         );
     }
@@ -858,13 +1095,48 @@ impl Inner {
         }
     }
 
-    /// The record to push for `key`, unless this step stays local.
-    fn pushable(&self, key: &Digest, record: &[u8], secrets: bool) -> Option<serde_json::Value> {
-        if self.mode == CacheMode::Read || self.unreachable.load(Ordering::SeqCst) {
+    /// The path read shared under `key`, if any (see `lookup`).
+    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+        if self.unreachable.load(Ordering::SeqCst) || self.shared.broken.contains(&key.hex()) {
             return None;
+        }
+        let counters = &self.shared.counters;
+        counters.reads_asked.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.fetch_read(key)).await {
+            Ok(Ok(Some(read))) => {
+                counters.reads_found.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%key, "remote cache hit (path read)");
+                Some(read)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(reason)) => {
+                self.unreachable(&reason);
+                None
+            }
+            Err(_) => {
+                self.unreachable("no answer within 15 s");
+                None
+            }
+        }
+    }
+
+    /// Whether this engine pushes what it made under `key`: not in read
+    /// mode, not once the cache failed, and not with secrets attached unless
+    /// the MAC key is shared.
+    fn may_push(&self, key: &Digest, secrets: bool) -> bool {
+        if self.mode == CacheMode::Read || self.unreachable.load(Ordering::SeqCst) {
+            return false;
         }
         if secrets && !self.share_secret_steps {
             tracing::debug!(%key, "a step with secrets stays local (the secret MAC key is not shared: GANTRY_CACHE_KEY)");
+            return false;
+        }
+        true
+    }
+
+    /// The record to push for `key`, unless this step stays local.
+    fn pushable(&self, key: &Digest, record: &[u8], secrets: bool) -> Option<serde_json::Value> {
+        if !self.may_push(key, secrets) {
             return None;
         }
         let record = serde_json::from_slice::<serde_json::Value>(record).ok()?;

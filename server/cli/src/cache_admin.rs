@@ -702,6 +702,7 @@ mod tests {
     fn entry(key: &str, created: u64, filesystem: &str) -> RemoteEntry {
         RemoteEntry {
             key: key.to_owned(),
+            kind: "exec",
             manifest: format!("m-{key}"),
             filesystem: filesystem.to_owned(),
             created,
@@ -709,6 +710,7 @@ mod tests {
             record_bytes: 0,
             record: String::new(),
             manifest_bytes: 0,
+            files: Default::default(),
         }
     }
 

@@ -269,6 +269,119 @@ impl Layout {
         self.blob(digest, config["size"].as_i64())
     }
 
+    /// The layers of the entry `manifest` (a path read's files), each checked,
+    /// at most `max` bytes in all.
+    pub(crate) fn entry_layers(&self, manifest: &str, max: i64) -> Result<Vec<Vec<u8>>, Fault> {
+        let manifest = self.blob(manifest, None)?;
+        let manifest = serde_json::from_slice::<serde_json::Value>(&manifest)
+            .map_err(|_| Fault::Corrupt("its manifest is not a gantry cache entry".into()))?;
+        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+        let total: i64 = layers.iter().filter_map(|l| l["size"].as_i64()).sum();
+        if total > max {
+            return Err(Fault::Corrupt("its files are larger than any read".into()));
+        }
+        layers
+            .iter()
+            .map(|layer| {
+                let digest = layer["digest"].as_str().unwrap_or_default();
+                self.blob(digest, layer["size"].as_i64())
+            })
+            .collect()
+    }
+
+    /// Adds an entry for `key` (hex) that carries its data itself: the
+    /// record `config` of `media_type` and `files` as layers of
+    /// `file_media_type` (a path read). Returns false, writing nothing, when
+    /// `key` has an entry already and not `replace`.
+    #[allow(clippy::too_many_arguments, reason = "one entry, described in full")]
+    pub(crate) fn put_artifact(
+        &self,
+        key: &str,
+        media_type: &str,
+        artifact_type: &str,
+        config: &[u8],
+        files: &[Vec<u8>],
+        file_media_type: &str,
+        replace: bool,
+    ) -> Result<bool> {
+        let _lock = self.lock()?;
+        let index = self
+            .index()
+            .map_err(|fault| anyhow::anyhow!("{}", fault_text(&fault)))?;
+        let Some(existing) = Self::slot_of(&index, key, replace)? else {
+            return Ok(false);
+        };
+        let mut layers = Vec::new();
+        for file in files {
+            layers.push(serde_json::json!({
+                "mediaType": file_media_type,
+                "digest": self.put_blob(file)?,
+                "size": file.len(),
+            }));
+        }
+        let record = self.put_blob(config)?;
+        let manifest = entry_manifest(
+            artifact_type,
+            media_type,
+            &record,
+            config.len(),
+            layers,
+            key,
+        );
+        self.list(index, existing, key, artifact_type, &manifest)?;
+        Ok(true)
+    }
+
+    /// Where `key`'s entry is in `index` (`Some(None)`: not there yet);
+    /// `None` when it is there and not to be replaced (first writer wins).
+    fn slot_of(
+        index: &serde_json::Value,
+        key: &str,
+        replace: bool,
+    ) -> Result<Option<Option<usize>>> {
+        let manifests = index["manifests"]
+            .as_array()
+            .context("index.json has no manifests list")?;
+        let existing = manifests
+            .iter()
+            .position(|d| d["annotations"][KEY_ANNOTATION] == key);
+        if existing.is_some() && !replace {
+            return Ok(None);
+        }
+        Ok(Some(existing))
+    }
+
+    /// Writes the entry `manifest` for `key` and lists it in `index` (at
+    /// `existing`, replacing what was there), then writes the index.
+    fn list(
+        &self,
+        mut index: serde_json::Value,
+        existing: Option<usize>,
+        key: &str,
+        artifact_type: &str,
+        manifest: &[u8],
+    ) -> Result<()> {
+        let manifest_digest = self.put_blob(manifest)?;
+        let descriptor = serde_json::json!({
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "artifactType": artifact_type,
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "annotations": { REF_NAME: key, KEY_ANNOTATION: key },
+        });
+        let manifests = index["manifests"]
+            .as_array_mut()
+            .context("index.json has no manifests list")?;
+        match existing {
+            Some(at) => manifests[at] = descriptor,
+            None => manifests.push(descriptor),
+        }
+        self.write_file(
+            &self.dir.join("index.json"),
+            &serde_json::to_vec_pretty(&index).expect("serialises"),
+        )
+    }
+
     /// Adds an entry for `key` (hex): the filesystem `tarball` (as the
     /// runtime saved it), then the entry blob `entry_of(filesystem digest)`
     /// of `media_type`, then the index line. Returns false, writing nothing,
@@ -284,18 +397,12 @@ impl Layout {
     ) -> Result<bool> {
         let image = SavedImage::read(tarball)?;
         let _lock = self.lock()?;
-        let mut index = self
+        let index = self
             .index()
             .map_err(|fault| anyhow::anyhow!("{}", fault_text(&fault)))?;
-        let manifests = index["manifests"]
-            .as_array_mut()
-            .context("index.json has no manifests list")?;
-        let existing = manifests
-            .iter()
-            .position(|d| d["annotations"][KEY_ANNOTATION] == key);
-        if existing.is_some() && !replace {
+        let Some(existing) = Self::slot_of(&index, key, replace)? else {
             return Ok(false);
-        }
+        };
         let config = self.put_blob(&image.config)?;
         let mut layers = Vec::new();
         for layer in &image.layers {
@@ -319,35 +426,15 @@ impl Layout {
         let filesystem = self.put_blob(&filesystem)?;
         let entry = entry_of(&filesystem);
         let entry_digest = self.put_blob(&entry)?;
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": artifact_type,
-            "config": {
-                "mediaType": media_type,
-                "digest": entry_digest,
-                "size": entry.len(),
-            },
-            "layers": [],
-            "annotations": { KEY_ANNOTATION: key },
-        }))
-        .expect("serialises");
-        let manifest_digest = self.put_blob(&manifest)?;
-        let descriptor = serde_json::json!({
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": artifact_type,
-            "digest": manifest_digest,
-            "size": manifest.len(),
-            "annotations": { REF_NAME: key, KEY_ANNOTATION: key },
-        });
-        match existing {
-            Some(at) => manifests[at] = descriptor,
-            None => manifests.push(descriptor),
-        }
-        self.write_file(
-            &self.dir.join("index.json"),
-            &serde_json::to_vec_pretty(&index).expect("serialises"),
-        )?;
+        let manifest = entry_manifest(
+            artifact_type,
+            media_type,
+            &entry_digest,
+            entry.len(),
+            Vec::new(),
+            key,
+        );
+        self.list(index, existing, key, artifact_type, &manifest)?;
         Ok(true)
     }
 
@@ -520,6 +607,31 @@ impl Layout {
             }
         }
     }
+}
+
+/// An entry's manifest: its record `record` (`size` bytes, of `media_type`)
+/// as config, and `layers`.
+fn entry_manifest(
+    artifact_type: &str,
+    media_type: &str,
+    record: &str,
+    size: usize,
+    layers: Vec<serde_json::Value>,
+    key: &str,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": media_type,
+            "digest": record,
+            "size": size,
+        },
+        "layers": layers,
+        "annotations": { KEY_ANNOTATION: key },
+    }))
+    .expect("serialises")
 }
 
 /// A fault as text, for errors and warnings.

@@ -25,7 +25,9 @@ use oci_client::{Client, Reference, RegistryOperation};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::cache::{self, Entry, ENTRY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::cache::{
+    self, Entry, ReadEntry, ENTRY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, READ_MEDIA_TYPE,
+};
 use crate::cache_layout::{fault_text, Layout};
 
 /// One entry of the remote cache.
@@ -33,13 +35,17 @@ use crate::cache_layout::{fault_text, Layout};
 pub(crate) struct RemoteEntry {
     /// The cache key (hex): the entry's tag.
     pub(crate) key: String,
+    /// `exec` (a step's result) or `path-read` (a file or directory read
+    /// out of a container's filesystem).
+    pub(crate) kind: &'static str,
     /// The entry manifest's digest.
     pub(crate) manifest: String,
-    /// The manifest digest of the step's filesystem image.
+    /// The manifest digest of the step's filesystem image (empty for a path
+    /// read, whose files are in its own manifest).
     pub(crate) filesystem: String,
     /// When it was pushed (seconds since the Unix epoch; 0 when unknown).
     pub(crate) created: u64,
-    /// The step's command.
+    /// The step's command (a path read: `read PATH`).
     pub(crate) command: String,
     /// The record blob's size.
     pub(crate) record_bytes: i64,
@@ -49,6 +55,10 @@ pub(crate) struct RemoteEntry {
     /// The entry manifest's size (for sizes; not listed).
     #[serde(skip)]
     pub(crate) manifest_bytes: u64,
+    /// The files a path read carries, its manifest's layers (for sizes; not
+    /// listed; empty for an exec entry and in a layout, measured as files).
+    #[serde(skip)]
+    pub(crate) files: Footprint,
 }
 
 /// The blobs (manifests included) an entry occupies: digest to size.
@@ -149,37 +159,61 @@ fn layout_entries(layout: &Layout) -> Result<Vec<RemoteEntry>> {
         .map_err(|fault| anyhow::anyhow!("{}", fault_text(&fault)))?;
     let mut entries = Vec::new();
     for listed in listed.iter() {
-        let Ok(blob) = layout.entry_blob(&listed.manifest, ENTRY_MEDIA_TYPE) else {
-            continue;
-        };
-        let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
-            continue;
-        };
-        entries.push(remote_entry(
-            listed.key.clone(),
-            listed.manifest.clone(),
-            entry,
-            Sizes {
+        for media_type in [ENTRY_MEDIA_TYPE, READ_MEDIA_TYPE] {
+            let Ok(blob) = layout.entry_blob(&listed.manifest, media_type) else {
+                continue;
+            };
+            let sizes = Sizes {
                 record: String::new(),
                 record_bytes: blob.len() as i64,
                 manifest_bytes: 0,
-            },
-        ));
+                files: Footprint::new(),
+            };
+            let (key, manifest) = (listed.key.clone(), listed.manifest.clone());
+            if let Some(entry) = remote_entry(key, manifest, media_type, &blob, sizes) {
+                entries.push(entry);
+            }
+        }
     }
     entries.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
     Ok(entries)
 }
 
 /// The sizes (and record digest) of an entry's manifest and record, as read
-/// from the registry; a layout measures its files instead (`Layout::footprint`).
+/// from the registry, and the files a path read carries (its manifest's
+/// layers); a layout measures its files instead (`Layout::footprint`).
 struct Sizes {
     record: String,
     record_bytes: i64,
     manifest_bytes: u64,
+    files: Footprint,
 }
 
-/// An entry as `ls` shows it.
-fn remote_entry(key: String, manifest: String, entry: Entry, sizes: Sizes) -> RemoteEntry {
+/// An entry as `ls` shows it, from its record `blob` of `media_type`; `None`
+/// when the record is not valid.
+fn remote_entry(
+    key: String,
+    manifest: String,
+    media_type: &str,
+    blob: &[u8],
+    sizes: Sizes,
+) -> Option<RemoteEntry> {
+    if media_type == READ_MEDIA_TYPE {
+        let entry = serde_json::from_slice::<ReadEntry>(blob).ok()?;
+        return Some(RemoteEntry {
+            key,
+            kind: "path-read",
+            manifest,
+            filesystem: String::new(),
+            created: entry.created,
+            command: format!("read {}", entry.path),
+            record_bytes: sizes.record_bytes,
+            record: sizes.record,
+            manifest_bytes: sizes.manifest_bytes,
+            files: sizes.files,
+        });
+    }
+    let entry = serde_json::from_slice::<Entry>(blob).ok()?;
     let command = entry.record["cmd"]
         .as_array()
         .map(|args| {
@@ -189,8 +223,9 @@ fn remote_entry(key: String, manifest: String, entry: Entry, sizes: Sizes) -> Re
                 .join(" ")
         })
         .unwrap_or_default();
-    RemoteEntry {
+    Some(RemoteEntry {
         key,
+        kind: "exec",
         manifest,
         filesystem: entry.image,
         created: entry.created,
@@ -198,7 +233,24 @@ fn remote_entry(key: String, manifest: String, entry: Entry, sizes: Sizes) -> Re
         record_bytes: sizes.record_bytes,
         record: sizes.record,
         manifest_bytes: sizes.manifest_bytes,
-    }
+        files: sizes.files,
+    })
+}
+
+/// The layers an entry `manifest` names (a path read's files), with their sizes.
+fn layers_of(manifest: &[u8]) -> Footprint {
+    let manifest = serde_json::from_slice::<serde_json::Value>(manifest).unwrap_or_default();
+    manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|layer| {
+            Some((
+                layer["digest"].as_str()?.to_owned(),
+                layer["size"].as_u64()?,
+            ))
+        })
+        .collect()
 }
 
 /// A cache repository on a registry.
@@ -299,7 +351,7 @@ impl RegistryRepository {
         let Some(config) = serde_json::from_slice::<serde_json::Value>(&manifest)
             .ok()
             .and_then(|m| serde_json::from_value::<OciDescriptor>(m["config"].clone()).ok())
-            .filter(|c| c.media_type == ENTRY_MEDIA_TYPE)
+            .filter(|c| [ENTRY_MEDIA_TYPE, READ_MEDIA_TYPE].contains(&c.media_type.as_str()))
         else {
             return Ok(None);
         };
@@ -309,19 +361,18 @@ impl RegistryRepository {
             Err(error) if cache::is_not_found(&error) => return Ok(None),
             Err(error) => return Err(self.failed("reading an entry's record", &error)),
         }
-        let Ok(entry) = serde_json::from_slice::<Entry>(&blob) else {
-            return Ok(None);
-        };
-        Ok(Some(remote_entry(
+        Ok(remote_entry(
             tag.to_owned(),
             digest,
-            entry,
+            &config.media_type,
+            &blob,
             Sizes {
-                record: config.digest,
+                record: config.digest.clone(),
                 record_bytes: config.size,
                 manifest_bytes: manifest.len() as u64,
+                files: layers_of(&manifest),
             },
-        )))
+        ))
     }
 
     /// The footprints of `entries`: the manifest and record as listed, and
@@ -337,6 +388,7 @@ impl RegistryRepository {
                     u64::try_from(entry.record_bytes).unwrap_or(0),
                 ),
             ]);
+            footprint.extend(entry.files.clone());
             if !entry.filesystem.is_empty() {
                 if !images.contains_key(entry.filesystem.as_str()) {
                     let image = self.image_footprint(&entry.filesystem).await?;

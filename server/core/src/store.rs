@@ -157,12 +157,27 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A path read shared through the remote cache (`RemoteCache::offer_read`,
+/// `lookup_read`): the tree as the store keeps it (`RecordKind::PathRead`
+/// JSON) and the contents of the files it names, so that the machine that
+/// finds it needs neither the container's filesystem nor the blob store of
+/// the machine that read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedRead {
+    /// The path read (absolute), for listings only: the key names the read.
+    pub path: String,
+    /// The tree's JSON.
+    pub tree: Vec<u8>,
+    /// The contents of every file of the tree, each once.
+    pub files: Vec<Vec<u8>>,
+}
+
 /// A cache tier shared between machines, behind the store: exec results
-/// by cache key, kept somewhere every engine can reach (an OCI registry, see
-/// the binary's `cache` module and docs/cache.md). Records cross it as the
-/// JSON the store keeps (`ExecRecord`).
+/// and path reads by cache key, kept somewhere every engine can reach (an
+/// OCI registry, see the binary's `cache` module and docs/cache.md). Exec
+/// records cross it as the JSON the store keeps (`ExecRecord`).
 ///
-/// Neither method fails: a cache that cannot be reached reports it itself
+/// No method fails: a cache that cannot be reached reports it itself
 /// (once) and answers as a miss, so the pipeline runs locally.
 #[async_trait::async_trait]
 pub trait RemoteCache: Send + Sync + 'static {
@@ -174,6 +189,18 @@ pub trait RemoteCache: Send + Sync + 'static {
     /// the background (never blocking the pipeline). `secrets`: secrets were
     /// attached to the step.
     fn offer(&self, key: &Digest, record: &[u8], secrets: bool);
+    /// The path read shared under `key` (a `RecordKind::PathRead` key), when
+    /// there is one and it is sound. A cache that shares no reads has none.
+    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+        let _ = key;
+        None
+    }
+    /// Hands over a path read just stored locally under `key`, to be shared
+    /// in the background like `offer`. `secrets`: secrets were attached to
+    /// the container read from.
+    fn offer_read(&self, key: &Digest, read: SharedRead, secrets: bool) {
+        let _ = (key, read, secrets);
+    }
     /// Waits for what was offered to be shared (or given up on).
     async fn flush(&self);
 }

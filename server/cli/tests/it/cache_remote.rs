@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::cache_admin::cache_json;
 use crate::daemon::Daemon;
 use crate::support::{
-    busybox, containers_created_on, containers_created_since, free_port, gantry, native, now,
+    at, busybox, containers_created_on, containers_created_since, free_port, gantry, native, now,
     registry, run, strip_ansi, text, unique, PrivateRegistry, Server, ServerOptions,
 };
 
@@ -369,6 +369,21 @@ fn key_of_step(repo: &str, state: &Path, needle: &str) -> String {
         .unwrap_or_else(|| panic!("no entry runs {needle:?}"))
 }
 
+/// Changes one byte of the blob `digest` (hex) on the test registry's disk
+/// (the same length, other bytes): its digest no longer matches.
+fn corrupt_registry_blob(digest: &str) {
+    let storage =
+        std::env::var("GANTRY_TEST_STATE_DIR").unwrap_or_else(|_| "/var/lib/gantry-test".into());
+    let blob = Path::new(&storage).join(format!(
+        "registry/storage/docker/registry/v2/blobs/sha256/{}/{digest}/data",
+        &digest[..2]
+    ));
+    let mut corrupted = std::fs::read(&blob).unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
+    let at = corrupted.len() / 2;
+    corrupted[at] ^= 0x20;
+    std::fs::write(&blob, &corrupted).unwrap();
+}
+
 /// A fresh machine runs the pipeline after the second step's record blob in
 /// `reference` was corrupted: one warning, and only that step runs (on the
 /// first step's filesystem, fetched); the step after it keys on its lineage,
@@ -403,17 +418,7 @@ fn a_corrupt_or_foreign_entry_is_ignored_with_a_warning_and_replaced() {
     let config = entry_config(&repo, &first)
         .trim_start_matches("sha256:")
         .to_owned();
-    let storage =
-        std::env::var("GANTRY_TEST_STATE_DIR").unwrap_or_else(|_| "/var/lib/gantry-test".into());
-    let blob = Path::new(&storage).join(format!(
-        "registry/storage/docker/registry/v2/blobs/sha256/{}/{config}/data",
-        &config[..2]
-    ));
-    let original = std::fs::read(&blob).unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
-    let mut corrupted = original.clone();
-    let at = corrupted.len() / 2;
-    corrupted[at] ^= 0x20;
-    std::fs::write(&blob, &corrupted).unwrap();
+    corrupt_registry_blob(&config);
 
     runs_past_a_corrupt_entry(&repo, &marker);
     // The entry was replaced by B's own.
@@ -1211,5 +1216,194 @@ fn a_prune_by_size_of_an_oci_layout_removes_the_oldest_entries_and_their_blobs()
     prune_by_size_keeps_the_newest(
         &Remote::Layout(cache.path().join("gantry-cache")),
         &unique("layout-size"),
+    );
+}
+
+/// `PIPELINE`'s first two steps, then a path read on the second's filesystem:
+/// the contents and size of the file the first step wrote.
+const READ_PIPELINE: &str = r#"
+query($image: String!, $marker: String!) {
+  container { from(address: $image) {
+    withExec(args: ["sh", "-c", "echo $0 > /one; head -c 4096 /dev/urandom > /noise", $marker]) {
+    withExec(args: ["sh", "-c", "cat /one; echo two > /two"]) {
+      file(path: "/one") { contents size } } } } }
+}"#;
+
+/// `READ_PIPELINE`'s answer: the file's contents and size.
+fn read_one(server: &Server, marker: &str) -> (String, u64) {
+    let data = run(server, READ_PIPELINE, vars(marker));
+    let file = at(&data, "container.from.withExec.withExec.file");
+    (
+        file["contents"].as_str().unwrap().to_owned(),
+        file["size"].as_u64().unwrap(),
+    )
+}
+
+/// What `read_one` answers for `marker`.
+fn read_answer(marker: &str) -> (String, u64) {
+    (format!("{marker}\n"), marker.len() as u64 + 1)
+}
+
+/// The keys (hex) of the path reads stored in `state`.
+fn read_keys(state: &Path) -> BTreeSet<String> {
+    let store = gantry_store::DiskStore::open(state).unwrap();
+    store
+        .state_dir()
+        .records(RecordKind::PathRead)
+        .unwrap()
+        .iter()
+        .map(|record| record.key.hex())
+        .collect()
+}
+
+/// Machine A runs `READ_PIPELINE` with the remote cache `reference` and
+/// pushes its two steps and its one path read; returns A (stopped) and the
+/// read's key.
+fn machine_a_reads(reference: &str, marker: &str) -> (Server, String) {
+    let mut a = cache_server(reference, &[]);
+    assert_eq!(read_one(&a, marker), read_answer(marker));
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "pushed"), 2, "{log}");
+    assert_eq!(counter(&log, "reads_shared"), 1, "{log}");
+    let keys = read_keys(&a.state_dir());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys.into_iter().next().unwrap();
+    (a, key)
+}
+
+/// Machine B (a fresh state directory and, with Docker, its own daemon)
+/// answers `contents` and `size` of a cached step's file from the remote
+/// cache: no container, no filesystem fetched.
+fn machine_b_reads_without_the_filesystem(reference: &str, marker: &str, key: &str) {
+    let other = other_daemon();
+    let mut b = cache_server_on(other, reference, &[]);
+    let since = now();
+    assert_eq!(read_one(&b, marker), read_answer(marker));
+    assert_eq!(
+        created_on(other, &since, &b),
+        0,
+        "machine B created a container"
+    );
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "hits"), 2, "{log}");
+    assert_eq!(counter(&log, "reads_found"), 1, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
+    assert_eq!(counter(&log, "reads_shared"), 0, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    // Recorded locally under the same key: B's next engine needs no lookup.
+    assert_eq!(read_keys(&b.state_dir()), BTreeSet::from([key.to_owned()]));
+    if let Some(daemon) = other {
+        // Nothing was pulled from the cache onto B's daemon.
+        let images = daemon.docker(&["image", "ls", "--digests", "--format", "{{.Repository}}"]);
+        let images = String::from_utf8_lossy(&images.stdout);
+        assert!(!images.contains(reference), "{images}");
+    }
+}
+
+#[test]
+fn machine_b_answers_a_path_read_from_the_remote_cache_without_the_filesystem() {
+    require_runtime!();
+    let repo = repository("pathread");
+    let marker = unique("pathread");
+    let (_a, key) = machine_a_reads(&repo, &marker);
+    // An entry of its own kind, the file's contents its one layer.
+    let manifest: Value = serde_json::from_slice(&entry_manifest_bytes(&repo, &key)).unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.gantry.cache.read.v1+json"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    assert_eq!(layers[0]["size"], marker.len() + 1);
+    machine_b_reads_without_the_filesystem(&repo, &marker, &key);
+}
+
+#[test]
+fn a_corrupt_path_read_entry_is_ignored_with_a_warning_and_the_path_is_read_here() {
+    require_runtime!();
+    let repo = repository("pathread-corrupt");
+    let marker = unique("pathread-corrupt");
+    let (_a, key) = machine_a_reads(&repo, &marker);
+    let config = entry_config(&repo, &key)
+        .trim_start_matches("sha256:")
+        .to_owned();
+    corrupt_registry_blob(&config);
+
+    // One warning; the read falls back to the filesystem, fetched, and the
+    // entry is replaced.
+    let mut b = cache_server(&repo, &[]);
+    assert_eq!(read_one(&b, &marker), read_answer(&marker));
+    let log = stop(&mut b);
+    assert_eq!(
+        log.matches("ignoring a corrupt remote cache entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("does not match its digest"), "{log}");
+    assert_eq!(counter(&log, "reads_found"), 0, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+    assert_eq!(counter(&log, "reads_shared"), 1, "{log}");
+    assert_ne!(entry_config(&repo, &key), format!("sha256:{config}"));
+
+    // The replaced entry serves the next machine.
+    machine_b_reads_without_the_filesystem(&repo, &marker, &key);
+}
+
+#[test]
+fn read_mode_pushes_no_path_read() {
+    require_runtime!();
+    let repo = repository("pathread-ro");
+    let marker = unique("pathread-ro");
+    let mut a = cache_server(&repo, &[("GANTRY_CACHE_MODE", "read")]);
+    assert_eq!(read_one(&a, &marker), read_answer(&marker));
+    let log = stop(&mut a);
+    assert_eq!(counter(&log, "reads_asked"), 1, "{log}");
+    assert_eq!(counter(&log, "reads_shared"), 0, "{log}");
+    let keys = read_keys(&a.state_dir());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // The registry has no entry under the read's key.
+    let key = keys.into_iter().next().unwrap();
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-H", &format!("Accept: {MANIFEST_TYPE}")])
+        .arg(format!(
+            "http://{}/v2/{}/manifests/{key}",
+            registry(),
+            repo_path(&repo)
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
+}
+
+#[test]
+fn an_oci_layout_directory_carries_path_reads_and_prunes_them() {
+    require_runtime!();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("gantry-cache");
+    let reference = layout_reference(&dir);
+    let marker = unique("layout-read");
+    let (a, key) = machine_a_reads(&reference, &marker);
+    assert!(layout_keys(&dir).contains(&key));
+    machine_b_reads_without_the_filesystem(&reference, &marker, &key);
+
+    let listed = cache_json(a.dir(), &["ls", "--remote", &reference]);
+    let read = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["key"] == key.as_str())
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(read["kind"], "path-read");
+    assert_eq!(read["command"], "read /one");
+    let pruned = cache_json(
+        a.dir(),
+        &["prune", "--remote", &reference, "--older-than", "0s"],
+    );
+    assert_eq!(pruned["entries"].as_array().unwrap().len(), 3, "{pruned}");
+    assert!(layout_keys(&dir).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count(),
+        0
     );
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
 
 use crate::context::Context;
 use crate::digest::{Digest, Domain, Encoder};
@@ -14,7 +15,7 @@ use crate::events::StepState;
 use crate::lookup::Stat;
 use crate::owner::{Accounts, Owner, OwnerSpec};
 use crate::runtime::RuntimeError;
-use crate::store::RecordKind;
+use crate::store::{RecordKind, SharedRead};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{ContainerState, FileValue, Kind, Mount, MountSource, Value};
 
@@ -181,14 +182,120 @@ pub(super) async fn read_container_path(
             return Ok(Arc::new(tree));
         }
     }
-    let tree = if state.rootfs.image_id.is_none() {
-        read_layers(state, path)?
-    } else {
-        read_image(cx, state, path, &read_key).await?
-    };
+    if state.rootfs.image_id.is_none() {
+        let tree = read_layers(state, path)?;
+        let json = serde_json::to_vec(&tree).expect("trees always serialise");
+        cx.store.put(RecordKind::PathRead, &read_key, &json)?;
+        return Ok(Arc::new(tree));
+    }
+    // Before the runtime is asked: a filesystem found in the remote cache
+    // is fetched only when a runtime operation needs it, and a shared read
+    // needs none.
+    if let Some(tree) = remote_read(cx, &read_key).await? {
+        cx.events
+            .emit(&read_key, format!("read {path}"), StepState::Cached, None);
+        return Ok(Arc::new(tree));
+    }
+    let tree = read_image(cx, state, path, &read_key).await?;
     let json = serde_json::to_vec(&tree).expect("trees always serialise");
     cx.store.put(RecordKind::PathRead, &read_key, &json)?;
+    offer_read(cx, state, &read_key, path, &tree, json)?;
     Ok(Arc::new(tree))
+}
+
+/// The most file bytes a shared path read carries: a larger read stays
+/// local, and another machine fetches the filesystem to read it (its layers
+/// cost about what the files would).
+const MAX_SHARED_READ_BYTES: u64 = 64 << 20;
+/// The most files a shared path read carries (each is a blob to fetch).
+const MAX_SHARED_READ_FILES: usize = 256;
+
+/// The contents a tree's files refer to, each once, with their sizes.
+fn file_blobs(tree: &Tree) -> std::collections::BTreeMap<Digest, u64> {
+    tree.entries
+        .values()
+        .filter_map(|entry| match entry {
+            Entry::File { blob, size, .. } => Some((*blob, *size)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Hands a read through the runtime, with its files' contents, to the
+/// remote cache (if any), unless it is too large to be worth sharing.
+fn offer_read(
+    cx: &Context,
+    state: &ContainerState,
+    key: &Digest,
+    path: &str,
+    tree: &Tree,
+    json: Vec<u8>,
+) -> Result<()> {
+    let Some(cache) = cx.remote_cache.as_ref() else {
+        return Ok(());
+    };
+    let blobs = file_blobs(tree);
+    let bytes: u64 = blobs.values().sum();
+    if blobs.len() > MAX_SHARED_READ_FILES || bytes > MAX_SHARED_READ_BYTES {
+        debug!(%key, %path, files = blobs.len(), bytes, "a large path read stays local");
+        return Ok(());
+    }
+    let files = blobs
+        .keys()
+        .map(|blob| cx.store.get_blob(blob))
+        .collect::<Result<Vec<_>>>()?;
+    // As for an exec: what was read may hold what the secrets revealed.
+    let secrets = !state.secret_env.is_empty()
+        || state
+            .mounts
+            .iter()
+            .any(|mount| matches!(mount.source, MountSource::Secret { .. }));
+    let read = SharedRead {
+        path: path.to_owned(),
+        tree: json,
+        files,
+    };
+    cache.offer_read(key, read, secrets);
+    Ok(())
+}
+
+/// The read the remote cache tier (if any) shares under `key`, stored
+/// locally (its files as blobs, then the record), so the next engine on this
+/// state directory needs no lookup. An answer that is not a tree, or lacks
+/// the contents of a file of it (or has them at another size), is ignored
+/// with a warning.
+async fn remote_read(cx: &Context, key: &Digest) -> Result<Option<Tree>> {
+    let Some(cache) = cx.remote_cache.as_ref() else {
+        return Ok(None);
+    };
+    let Some(read) = cache.lookup_read(key).await else {
+        return Ok(None);
+    };
+    let Ok(tree) = serde_json::from_slice::<Tree>(&read.tree) else {
+        warn!(%key, "ignoring a remote path read that is not a tree; reading the path here");
+        return Ok(None);
+    };
+    let files: std::collections::HashMap<Digest, &[u8]> = read
+        .files
+        .iter()
+        .map(|file| (Digest::of_bytes(file), file.as_slice()))
+        .collect();
+    let blobs = file_blobs(&tree);
+    let lacking = blobs.iter().find(|(blob, size)| {
+        files
+            .get(*blob)
+            .is_none_or(|file| file.len() as u64 != **size)
+    });
+    if let Some((missing, _)) = lacking {
+        warn!(%key, %missing, "ignoring a remote path read that lacks a file's contents; reading the path here");
+        return Ok(None);
+    }
+    for blob in blobs.keys() {
+        cx.store.put_blob_hashed(blob, files[blob])?;
+    }
+    cx.store.put(RecordKind::PathRead, key, &read.tree)?;
+    debug!(%key, "remote cache hit (path read)");
+    Ok(Some(tree))
 }
 
 /// A read under a mount: the mounted directory or file, never the
