@@ -1407,3 +1407,43 @@ fn an_oci_layout_directory_carries_path_reads_and_prunes_them() {
         0
     );
 }
+
+#[test]
+fn a_path_read_of_a_container_with_secrets_is_shared_only_with_a_shared_key() {
+    require_runtime!();
+    let repo = repository("pathread-secret");
+    let marker = unique("pathread-secret");
+    let query = r#"
+    query($image: String!, $marker: String!, $secret: ID!) {
+      container { from(address: $image) { withSecretVariable(name: "TOKEN", secret: $secret) {
+        withExec(args: ["sh", "-c", "echo $0 > /one; echo \"$TOKEN\" > /token", $marker]) {
+          file(path: "/one") { size } } } } }
+    }"#;
+    // One step and one read, the secret attached: (reads shared, steps pushed).
+    let shared = |env: &[(&str, &str)]| {
+        let mut server = cache_server(&repo, env);
+        let secret = run(
+            &server,
+            r#"{ setSecret(name: "token", plaintext: "not-a-real-token-43") { id } }"#,
+            json!({}),
+        );
+        let mut vars = vars(&marker);
+        vars["secret"] = json!(text(&secret, "setSecret.id"));
+        let data = run(&server, query, vars);
+        let size = at(
+            &data,
+            "container.from.withSecretVariable.withExec.file.size",
+        );
+        assert_eq!(size.as_u64(), Some(marker.len() as u64 + 1));
+        let log = stop(&mut server);
+        assert_eq!(counter(&log, "reads_asked"), 1, "{log}");
+        (counter(&log, "reads_shared"), counter(&log, "pushed"))
+    };
+    // Each state directory's own MAC key: the read stays local, as the step does.
+    assert_eq!(shared(&[]), (0, 0));
+    let key = [(
+        "GANTRY_CACHE_KEY",
+        "0123456789abcdef0123456789abcdef-test-key",
+    )];
+    assert_eq!(shared(&key), (1, 1));
+}
