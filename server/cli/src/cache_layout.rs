@@ -798,6 +798,47 @@ mod tests {
     }
 
     #[test]
+    fn artifacts_carry_their_files_as_layers_and_are_collected_with_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path(), true).unwrap();
+        let files = [b"one file".to_vec(), b"another".to_vec()];
+        let put = |key: &str, replace: bool| {
+            layout
+                .put_artifact(key, "r/json", "r", b"{}", &files, "f", replace)
+                .unwrap()
+        };
+        assert!(put("r1", false));
+        assert!(!put("r1", false));
+        assert!(put("r1", true));
+        let manifest = layout.manifest_of("r1").unwrap().unwrap();
+        assert_eq!(layout.entry_blob(&manifest, "r/json").unwrap(), b"{}");
+        assert_eq!(layout.entry_layers(&manifest, 1 << 20).unwrap(), files);
+        assert!(matches!(
+            layout.entry_layers(&manifest, 4),
+            Err(Fault::Corrupt(_))
+        ));
+        let file = layout.blob_path(&digest_of(b"another")).unwrap();
+        std::fs::write(&file, b"ANOTHER").unwrap();
+        assert!(matches!(
+            layout.entry_layers(&manifest, 1 << 20),
+            Err(Fault::Corrupt(_))
+        ));
+        // A prune reaches the files through the kept entry, and removes them
+        // with it.
+        put("r2", false);
+        let (blobs, _) = layout.remove(&HashSet::new()).unwrap();
+        assert_eq!(blobs, 0);
+        let all = layout
+            .listed()
+            .unwrap()
+            .iter()
+            .map(|l| l.manifest.clone())
+            .collect();
+        layout.remove(&all).unwrap();
+        assert_eq!(std::fs::read_dir(layout.blobs()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn a_corrupt_blob_is_reported_and_replaced_by_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::open(dir.path(), true).unwrap();
