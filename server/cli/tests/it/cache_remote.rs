@@ -1305,7 +1305,7 @@ fn machine_b_answers_a_path_read_from_the_remote_cache_without_the_filesystem() 
     require_runtime!();
     let repo = repository("pathread");
     let marker = unique("pathread");
-    let (_a, key) = machine_a_reads(&repo, &marker);
+    let (a, key) = machine_a_reads(&repo, &marker);
     // An entry of its own kind, the file's contents its one layer.
     let manifest: Value = serde_json::from_slice(&entry_manifest_bytes(&repo, &key)).unwrap();
     assert_eq!(
@@ -1316,6 +1316,21 @@ fn machine_b_answers_a_path_read_from_the_remote_cache_without_the_filesystem() 
     assert_eq!(layers.len(), 1, "{manifest}");
     assert_eq!(layers[0]["size"], marker.len() + 1);
     machine_b_reads_without_the_filesystem(&repo, &marker, &key);
+    // Listed as a path read, beside the two steps.
+    let listed = cache_json(a.dir(), &["ls", "--remote", &repo]);
+    let kinds: BTreeSet<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["kind"].to_string(), entry["command"].to_string()))
+        .filter(|(kind, _)| kind.contains("path-read"))
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([(r#""path-read""#.into(), r#""read /one""#.into())]),
+        "{listed}"
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
 }
 
 #[test]
