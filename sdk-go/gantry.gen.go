@@ -574,10 +574,15 @@ type ContainerAsServiceOpts struct {
 	// false (the zero value leaves it out).
 	UseEntrypoint bool
 
+	// Not supported by gantry (it needs a nested engine); must be false.
 	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Defaults to false (the zero value leaves it out).
+	// Run the service with every root capability the engine holds, close to
+	// Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor
+	// confinement, every device allowed. It can then change the host it runs
+	// on: use it only for a service you trust that needs it. Defaults to false
+	// (the zero value leaves it out).
 	InsecureRootCapabilities bool
 
 	// Replace "${VAR}" or "$VAR" in the args according to the current
@@ -843,7 +848,9 @@ func (r *Container) File(path string, opts ...ContainerFileOpts) *File {
 
 // ContainerFromOpts holds the optional arguments of [Container.From].
 type ContainerFromOpts struct {
-	// Not supported by gantry (it has no services); must be null.
+	// A registry running as a service, which the address names by the service's
+	// hostname and the registry's port (e.g. HOSTNAME:5000/app:v1); it is
+	// started for the pull and reached over plain HTTP.
 	RegistryService *Service
 
 	// Not supported by gantry: Docker's daemon chooses; must be null.
@@ -950,7 +957,9 @@ type ContainerPublishOpts struct {
 	// ImageMediaTypesOCIMediaTypes (the zero value leaves it out).
 	MediaTypes ImageMediaTypes
 
-	// Not supported by gantry (it has no services); must be null.
+	// A registry running as a service, which the address names by the service's
+	// hostname and the registry's port (e.g. HOSTNAME:5000/app:v1); it is
+	// started for the push and reached over plain HTTP.
 	RegistryService *Service
 
 	// Not supported by gantry: Docker's daemon chooses; must be null.
@@ -1039,12 +1048,15 @@ type ContainerTerminalOpts struct {
 	// it out).
 	Cmd []string
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Not supported by gantry (it needs a nested engine); must be false.
+	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Run the terminal command with every root capability the engine holds,
+	// close to Docker's --privileged: nothing of /proc masked, no seccomp or
+	// AppArmor confinement, every device allowed. It can then change the host
+	// it runs on: use it only for a command you trust that needs it. Defaults
+	// to false (the zero value leaves it out).
 	InsecureRootCapabilities bool
 }
 
@@ -1142,12 +1154,15 @@ func (r *Container) WithDefaultArgs(args []string) *Container {
 
 // ContainerWithDefaultTerminalCmdOpts holds the optional arguments of [Container.WithDefaultTerminalCmd].
 type ContainerWithDefaultTerminalCmdOpts struct {
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Not supported by gantry (it needs a nested engine); must be false.
+	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Run the terminal command with every root capability the engine holds,
+	// close to Docker's --privileged: nothing of /proc masked, no seccomp or
+	// AppArmor confinement, every device allowed. It can then change the host
+	// it runs on: use it only for a command you trust that needs it. Defaults
+	// to false (the zero value leaves it out).
 	InsecureRootCapabilities bool
 }
 
@@ -2359,12 +2374,15 @@ type DirectoryTerminalOpts struct {
 	// it out).
 	Cmd []string
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Not supported by gantry (it needs a nested engine); must be false.
+	// Defaults to false (the zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
-	// Not supported by gantry; must be false. Defaults to false (the zero value
-	// leaves it out).
+	// Run the terminal command with every root capability the engine holds,
+	// close to Docker's --privileged: nothing of /proc masked, no seccomp or
+	// AppArmor confinement, every device allowed. It can then change the host
+	// it runs on: use it only for a command you trust that needs it. Defaults
+	// to false (the zero value leaves it out).
 	InsecureRootCapabilities bool
 }
 

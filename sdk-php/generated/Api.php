@@ -586,8 +586,13 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *     container's default command is used. Defaults to [].
      * @param bool|null $useEntrypoint If the container has an entrypoint,
      *     prepend it to the args. Defaults to false.
-     * @param bool|null $experimentalPrivilegedNesting Defaults to false.
-     * @param bool|null $insecureRootCapabilities Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Run the service with every
+     *     root capability the engine holds, close to Docker's --privileged:
+     *     nothing of /proc masked, no seccomp or AppArmor confinement, every
+     *     device allowed. It can then change the host it runs on: use it only
+     *     for a service you trust that needs it. Defaults to false.
      * @param bool|null $expand Replace "${VAR}" or "$VAR" in the args according
      *     to the current environment variables defined in the container (e.g.
      *     "/opt/bin:$PATH"). Defaults to false.
@@ -842,8 +847,10 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *
      * @param string $address Image's address from its registry, e.g.
      *     127.0.0.1:5000/busybox:latest.
-     * @param Service|null $registryService Not supported by gantry (it has no
-     *     services); must be null.
+     * @param Service|null $registryService A registry running as a service,
+     *     which the address names by the service's hostname and the registry's
+     *     port (e.g. HOSTNAME:5000/app:v1); it is started for the pull and
+     *     reached over plain HTTP.
      * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
      *     daemon chooses; must be null.
      * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
@@ -951,8 +958,10 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param ImageMediaTypes|null $mediaTypes Docker's daemon pushes Docker
      *     media types: OCIMediaTypes is accepted only as the default (see
      *     docs/compatibility.md). Defaults to ImageMediaTypes::OCIMediaTypes.
-     * @param Service|null $registryService Not supported by gantry (it has no
-     *     services); must be null.
+     * @param Service|null $registryService A registry running as a service,
+     *     which the address names by the service's hostname and the registry's
+     *     port (e.g. HOSTNAME:5000/app:v1); it is started for the push and
+     *     reached over plain HTTP.
      * @param RegistryProtocol|null $protocol Not supported by gantry: Docker's
      *     daemon chooses; must be null.
      * @param bool|null $insecureSkipTLSVerify Not supported by gantry:
@@ -1042,10 +1051,14 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param list<string>|null $cmd If set, override the container's default
      *     terminal command and invoke these command arguments instead. Defaults
      *     to [].
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
-     *     must be false. Defaults to false.
-     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
-     *     be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Run the terminal command with
+     *     every root capability the engine holds, close to Docker's
+     *     --privileged: nothing of /proc masked, no seccomp or AppArmor
+     *     confinement, every device allowed. It can then change the host it
+     *     runs on: use it only for a command you trust that needs it. Defaults
+     *     to false.
      */
     public function terminal(
         ?array $cmd = null,
@@ -1139,10 +1152,14 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Set the default command to invoke for the container's terminal API.
      *
      * @param list<string> $args The args of the command.
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
-     *     must be false. Defaults to false.
-     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
-     *     be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Run the terminal command with
+     *     every root capability the engine holds, close to Docker's
+     *     --privileged: nothing of /proc masked, no seccomp or AppArmor
+     *     confinement, every device allowed. It can then change the host it
+     *     runs on: use it only for a command you trust that needs it. Defaults
+     *     to false.
      */
     public function withDefaultTerminalCmd(
         array $args,
@@ -2410,10 +2427,14 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * @param list<string>|null $cmd If set, override the container's default
      *     terminal command and invoke these command arguments instead. Defaults
      *     to [].
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry;
-     *     must be false. Defaults to false.
-     * @param bool|null $insecureRootCapabilities Not supported by gantry; must
-     *     be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
+     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $insecureRootCapabilities Run the terminal command with
+     *     every root capability the engine holds, close to Docker's
+     *     --privileged: nothing of /proc masked, no seccomp or AppArmor
+     *     confinement, every device allowed. It can then change the host it
+     *     runs on: use it only for a command you trust that needs it. Defaults
+     *     to false.
      */
     public function terminal(
         ?Container $container = null,

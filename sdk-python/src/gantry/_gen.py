@@ -606,8 +606,13 @@ class Container(Exportable, Node, Syncer):
                 used. Defaults to [].
             use_entrypoint: If the container has an entrypoint, prepend it to the args.
                 Defaults to False.
-            experimental_privileged_nesting: Defaults to False.
-            insecure_root_capabilities: Defaults to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Run the service with every root capability the
+                engine holds, close to Docker's --privileged: nothing of /proc masked,
+                no seccomp or AppArmor confinement, every device allowed. It can then
+                change the host it runs on: use it only for a service you trust that
+                needs it. Defaults to False.
             expand: Replace "${VAR}" or "$VAR" in the args according to the current
                 environment variables defined in the container (e.g. "/opt/bin:$PATH").
                 Defaults to False.
@@ -842,8 +847,10 @@ class Container(Exportable, Node, Syncer):
         Args:
             address: Image's address from its registry, e.g.
                 127.0.0.1:5000/busybox:latest.
-            registry_service: Not supported by gantry (it has no services); must be
-                null.
+            registry_service: A registry running as a service, which the address names
+                by the service's hostname and the registry's port (e.g.
+                HOSTNAME:5000/app:v1); it is started for the pull and reached over plain
+                HTTP.
             protocol: Not supported by gantry: Docker's daemon chooses; must be null.
             insecure_skip_tls_verify: Not supported by gantry: configure Docker's
                 daemon; must be false. Defaults to False.
@@ -937,8 +944,10 @@ class Container(Exportable, Node, Syncer):
             media_types: Docker's daemon pushes Docker media types: OCIMediaTypes is
                 accepted only as the default (see docs/compatibility.md). Defaults to
                 ImageMediaTypes.OCIMediaTypes.
-            registry_service: Not supported by gantry (it has no services); must be
-                null.
+            registry_service: A registry running as a service, which the address names
+                by the service's hostname and the registry's port (e.g.
+                HOSTNAME:5000/app:v1); it is started for the push and reached over plain
+                HTTP.
             protocol: Not supported by gantry: Docker's daemon chooses; must be null.
             insecure_skip_tls_verify: Not supported by gantry: configure Docker's
                 daemon; must be false. Defaults to False.
@@ -1017,10 +1026,13 @@ class Container(Exportable, Node, Syncer):
         Args:
             cmd: If set, override the container's default terminal command and invoke
                 these command arguments instead. Defaults to [].
-            experimental_privileged_nesting: Not supported by gantry; must be false.
-                Defaults to False.
-            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
-                to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Run the terminal command with every root
+                capability the engine holds, close to Docker's --privileged: nothing of
+                /proc masked, no seccomp or AppArmor confinement, every device allowed.
+                It can then change the host it runs on: use it only for a command you
+                trust that needs it. Defaults to False.
         """
         _args = [
             Arg("cmd", cmd),
@@ -1117,10 +1129,13 @@ class Container(Exportable, Node, Syncer):
 
         Args:
             args: The args of the command.
-            experimental_privileged_nesting: Not supported by gantry; must be false.
-                Defaults to False.
-            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
-                to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Run the terminal command with every root
+                capability the engine holds, close to Docker's --privileged: nothing of
+                /proc masked, no seccomp or AppArmor confinement, every device allowed.
+                It can then change the host it runs on: use it only for a command you
+                trust that needs it. Defaults to False.
         """
         _args = [
             Arg("args", args),
@@ -2406,10 +2421,13 @@ class Directory(Exportable, Node, Syncer):
                 (Dagger's default is an `alpine` image from Docker Hub).
             cmd: If set, override the container's default terminal command and invoke
                 these command arguments instead. Defaults to [].
-            experimental_privileged_nesting: Not supported by gantry; must be false.
-                Defaults to False.
-            insecure_root_capabilities: Not supported by gantry; must be false. Defaults
-                to False.
+            experimental_privileged_nesting: Not supported by gantry (it needs a nested
+                engine); must be false. Defaults to False.
+            insecure_root_capabilities: Run the terminal command with every root
+                capability the engine holds, close to Docker's --privileged: nothing of
+                /proc masked, no seccomp or AppArmor confinement, every device allowed.
+                It can then change the host it runs on: use it only for a command you
+                trust that needs it. Defaults to False.
         """
         _args = [
             Arg("container", container),

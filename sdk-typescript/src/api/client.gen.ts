@@ -447,9 +447,14 @@ export interface ContainerAsServiceOpts {
   args?: string[];
   /** If the container has an entrypoint, prepend it to the args. Defaults to `false`. */
   useEntrypoint?: boolean;
-  /** Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Defaults to `false`. */
+  /**
+   * Run the service with every root capability the engine holds, close to Docker's --privileged:
+   * nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. It can then
+   * change the host it runs on: use it only for a service you trust that needs it. Defaults to
+   * `false`.
+   */
   insecureRootCapabilities?: boolean;
   /**
    * Replace "${VAR}" or "$VAR" in the args according to the current environment variables defined
@@ -537,7 +542,11 @@ export interface ContainerFileOpts {
 
 /** Optional arguments of `Container.from`. */
 export interface ContainerFromOpts {
-  /** Not supported by gantry (it has no services); must be null. */
+  /**
+   * A registry running as a service, which the address names by the service's hostname and the
+   * registry's port (e.g. HOSTNAME:5000/app:v1); it is started for the pull and reached over plain
+   * HTTP.
+   */
   registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
@@ -565,7 +574,11 @@ export interface ContainerPublishOpts {
    * docs/compatibility.md). Defaults to `ImageMediaTypes.OCIMediaTypes`.
    */
   mediaTypes?: ImageMediaTypes;
-  /** Not supported by gantry (it has no services); must be null. */
+  /**
+   * A registry running as a service, which the address names by the service's hostname and the
+   * registry's port (e.g. HOSTNAME:5000/app:v1); it is started for the push and reached over plain
+   * HTTP.
+   */
   registryService?: Service;
   /** Not supported by gantry: Docker's daemon chooses; must be null. */
   protocol?: RegistryProtocol;
@@ -586,9 +599,14 @@ export interface ContainerTerminalOpts {
    * instead. Defaults to `[]`.
    */
   cmd?: string[];
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /**
+   * Run the terminal command with every root capability the engine holds, close to Docker's
+   * --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device
+   * allowed. It can then change the host it runs on: use it only for a command you trust that needs
+   * it. Defaults to `false`.
+   */
   insecureRootCapabilities?: boolean;
 }
 
@@ -619,9 +637,14 @@ export interface ContainerUpOpts {
 
 /** Optional arguments of `Container.withDefaultTerminalCmd`. */
 export interface ContainerWithDefaultTerminalCmdOpts {
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /**
+   * Run the terminal command with every root capability the engine holds, close to Docker's
+   * --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device
+   * allowed. It can then change the host it runs on: use it only for a command you trust that needs
+   * it. Defaults to `false`.
+   */
   insecureRootCapabilities?: boolean;
 }
 
@@ -1982,9 +2005,14 @@ export interface DirectoryTerminalOpts {
    * instead. Defaults to `[]`.
    */
   cmd?: string[];
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
   experimentalPrivilegedNesting?: boolean;
-  /** Not supported by gantry; must be false. Defaults to `false`. */
+  /**
+   * Run the terminal command with every root capability the engine holds, close to Docker's
+   * --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device
+   * allowed. It can then change the host it runs on: use it only for a command you trust that needs
+   * it. Defaults to `false`.
+   */
   insecureRootCapabilities?: boolean;
 }
 

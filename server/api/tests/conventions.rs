@@ -76,7 +76,7 @@ fn the_schema_follows_the_argument_conventions() {
                     .iter()
                     .any(|d| d.node.name.node == "expectedType");
                 // Only `node(id:)` takes any object. Arguments gantry refuses
-                // when given (`registryService`, `sshAuthSocket`, `ssh`) are
+                // when given (`sshAuthSocket`, `ssh`) are
                 // typed too: the SDKs generated from the schema type their
                 // parameters as Dagger's do.
                 let open = field.node.name.node == "node";
@@ -169,8 +169,12 @@ const REFUSED: &[(&str, &str)] = &[
         "from(insecureSkipTLSVerify: true) is not supported",
     ),
     (
-        r#"{ container { from(address: "x/busybox", registryService: "Container:00") { id } } }"#,
-        "from(registryService:) is not supported",
+        r#"{ container { asService(experimentalPrivilegedNesting: true) { id } } }"#,
+        "Container.asService(experimentalPrivilegedNesting: true) is not supported",
+    ),
+    (
+        r#"{ container { terminal(experimentalPrivilegedNesting: true) { id } } }"#,
+        "Container.terminal(experimentalPrivilegedNesting: true) is not supported",
     ),
     (
         r#"{ container { withExec(args: ["true"], experimentalPrivilegedNesting: true) { id } } }"#,

@@ -51,6 +51,9 @@ pub struct FakeRuntime {
     /// Every terminal's command line and base image, in order. A terminal
     /// prints its command line on its output and exits 0 at once.
     pub terminals: Mutex<Vec<(Vec<String>, Option<String>)>>,
+    /// Whether each service, then each terminal, ran privileged, in order.
+    pub privileged_services: Mutex<Vec<bool>>,
+    pub privileged_terminals: Mutex<Vec<bool>>,
 }
 
 impl FakeRuntime {
@@ -178,6 +181,10 @@ impl Runtime for FakeRuntime {
             .lock()
             .expect("not poisoned")
             .push((spec.args.clone(), spec.rootfs.image_id.clone()));
+        self.privileged_terminals
+            .lock()
+            .expect("not poisoned")
+            .push(spec.privileged);
         let _ = io.output.send(Bytes::from(spec.args.join(" "))).await;
         Ok(0)
     }
@@ -238,6 +245,10 @@ impl Runtime for FakeRuntime {
             .lock()
             .expect("not poisoned")
             .push((spec.args.clone(), spec.network.clone()));
+        self.privileged_services
+            .lock()
+            .expect("not poisoned")
+            .push(spec.privileged);
         let address = self.address();
         let args = spec.args;
         let (stop, mut stopped) = watch::channel(None::<i64>);

@@ -193,9 +193,11 @@ async fn launch(cx: &Context, service: &ServiceValue) -> Result<Instance> {
     // services says so, and what to use instead.
     cx.runtime.check_services()?;
     match &service.source {
-        ServiceSource::Container { state, cmd } => {
-            launch_container(cx, service, state, cmd.clone()).await
-        }
+        ServiceSource::Container {
+            state,
+            cmd,
+            privileged,
+        } => launch_container(cx, service, state, cmd.clone(), *privileged).await,
         ServiceSource::Host { host, forwards } => launch_host(cx, service, host, forwards).await,
         ServiceSource::Tunnel { upstream, forwards } => {
             launch_tunnel(cx, service, upstream, forwards).await
@@ -211,9 +213,11 @@ async fn launch_container(
     service: &ServiceValue,
     state: &ContainerState,
     cmd: Vec<String>,
+    privileged: bool,
 ) -> Result<Instance> {
     let hostname = service.hostname.clone();
     let mut process = prepare(cx, state, cmd.clone()).await?;
+    process.spec.privileged = privileged;
     process.spec.labels = [(
         crate::reproducible::SERVICE_LABEL.to_owned(),
         service.key.hex(),
@@ -372,6 +376,26 @@ impl Drop for Forwarders {
             forwarder.task.abort();
         }
     }
+}
+
+/// A forward from a free port of the engine host's loopback to
+/// `address:port`: the port, and what closes it when dropped.
+pub(crate) async fn loopback_forward(
+    address: IpAddr,
+    port: u16,
+) -> Result<(u16, Box<dyn Send + Sync>)> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .and_then(|listener| Ok((listener.local_addr()?.port(), listener)))
+        .map_err(|error| {
+            Error::Runtime(RuntimeError::Failed {
+                action: "listening on a loopback port of the host".into(),
+                reason: error.to_string(),
+            })
+        })?;
+    let (local, listener) = listener;
+    let forwarders = Forwarders(vec![spawn_forwarder(listener, address.to_string(), port)]);
+    Ok((local, Box::new(forwarders)))
 }
 
 /// Accepts on `listener` and joins each connection to `host:port`.

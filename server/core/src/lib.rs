@@ -33,6 +33,7 @@ pub mod ops;
 mod output;
 mod owner;
 mod reference;
+mod registry_service;
 pub mod remote;
 pub mod reproducible;
 pub mod runtime;

@@ -33,6 +33,7 @@ use crate::lookup::Stat;
 use crate::oci::ImageFormat;
 use crate::ops::{git_listing, stat_container_path, Node, Op, Secret};
 use crate::reference::normalize_reference;
+use crate::registry_service::RegistryService;
 use crate::remote::{GitRefs, Remote};
 use crate::runtime::{Runtime, TerminalHost};
 use crate::services::{Lease, Services};
@@ -201,13 +202,22 @@ impl Engine {
 
     /// `terminal`: opens `cmd` (or the container's default terminal
     /// command, or `sh`) in container `digest`'s state on the user's
-    /// terminal and returns when it exits. `what` names the field in errors.
-    pub async fn terminal(&self, digest: Digest, cmd: &[String], what: &str) -> Result<()> {
+    /// terminal and returns when it exits; with every root capability when
+    /// `privileged` (`insecureRootCapabilities`). `what` names the field in
+    /// errors.
+    pub async fn terminal(
+        &self,
+        digest: Digest,
+        cmd: &[String],
+        privileged: bool,
+        what: &str,
+    ) -> Result<()> {
         terminal::check(&self.cx, what)?;
         let state = self.container(digest).await?;
+        let privileged = terminal::privileged(&state, cmd, privileged);
         let cmd = terminal::command(&state, cmd);
         let title = format!("terminal: {}", cmd.join(" "));
-        terminal::open(&self.cx, &state, cmd, what, &title).await
+        terminal::open(&self.cx, &state, cmd, privileged, what, &title).await
     }
 
     /// `Service.terminal`: opens `cmd` (or the container's default
@@ -220,9 +230,10 @@ impl Engine {
         terminal::check(&self.cx, WHAT)?;
         let service = self.service(digest).await?;
         let state = terminal::service_state(&service)?;
+        let privileged = terminal::privileged(&state, cmd, false);
         let cmd = terminal::command(&state, cmd);
         let title = format!("terminal (service {}): {}", service.hostname, cmd.join(" "));
-        terminal::open(&self.cx, &state, cmd, WHAT, &title).await
+        terminal::open(&self.cx, &state, cmd, privileged, WHAT, &title).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -680,18 +691,41 @@ impl Engine {
     }
 
     /// Pushes a container to `address` and returns the reference with its
-    /// pushed digest.
-    pub async fn publish(&self, digest: Digest, address: &str) -> Result<String> {
+    /// pushed digest; to a registry running as `registry_service` when
+    /// given (`registryService`).
+    pub async fn publish(
+        &self,
+        digest: Digest,
+        address: &str,
+        registry_service: Option<Digest>,
+    ) -> Result<String> {
         let state = self.container(digest).await?;
         let reference = normalize_reference(address);
         let auth = self.cx.registry_auth_for(&state, &reference)?;
         let image_id = self.cx.build_image(&state).await?;
-        let pushed = self
-            .cx
-            .runtime
-            .push(&image_id, &reference, auth.as_ref())
-            .instrument(info_span!("push", reference = %reference))
-            .await?;
+        let registry = match registry_service {
+            Some(service) => {
+                let service = self.service(service).await?;
+                Some(RegistryService::start(&self.cx, &service, &reference).await?)
+            }
+            None => None,
+        };
+        // To a registry service: through its loopback forward, under the
+        // reference as given.
+        let (target, auth) = match &registry {
+            Some(registry) => (registry.local(&reference), registry.local_auth(auth)),
+            None => (reference.clone(), auth),
+        };
+        let push = async {
+            let pushed = self.cx.runtime.push(&image_id, &target, auth.as_ref());
+            Ok(pushed
+                .instrument(info_span!("push", reference = %reference))
+                .await?)
+        };
+        let pushed = match &registry {
+            Some(registry) => registry.run(push).await?,
+            None => push.await?,
+        };
         Ok(format!("{reference}@{pushed}"))
     }
 }

@@ -35,6 +35,16 @@ pub(crate) fn command(state: &ContainerState, cmd: &[String]) -> Vec<String> {
     }
 }
 
+/// Whether a terminal runs with every root capability: when asked
+/// (`insecureRootCapabilities`), or when it falls back to a default
+/// terminal command that was set privileged, as in Dagger.
+pub(crate) fn privileged(state: &ContainerState, cmd: &[String], asked: bool) -> bool {
+    asked
+        || (cmd.is_empty()
+            && !state.default_terminal_cmd.is_empty()
+            && state.default_terminal_privileged)
+}
+
 /// The container state a `Service.terminal` shell runs in: a container
 /// service's own (`asService`), through any tunnels. A `Host.service` has
 /// none, which is an error naming the fix.
@@ -61,13 +71,15 @@ pub(crate) fn check(cx: &Context, what: &str) -> Result<()> {
     }
 }
 
-/// Runs `cmd` in `state` on the user's terminal until it exits. `title`
+/// Runs `cmd` in `state` on the user's terminal until it exits, with every
+/// root capability when `privileged` (as `withExec` runs one). `title`
 /// is what the user is told before the shell starts. The exit code of the
 /// shell is not an error: the user ends it however they like.
 pub(crate) async fn open(
     cx: &Context,
     state: &ContainerState,
     cmd: Vec<String>,
+    privileged: bool,
     what: &str,
     title: &str,
 ) -> Result<()> {
@@ -75,6 +87,7 @@ pub(crate) async fn open(
         return Err(Error::NoTerminal { what: what.into() });
     };
     let mut process = launch::prepare(cx, state, cmd).await?;
+    process.spec.privileged = privileged;
     if !process
         .spec
         .env
@@ -107,5 +120,16 @@ mod tests {
         state.default_terminal_cmd = vec!["bash".into(), "-l".into()];
         assert_eq!(command(&state, &[]), ["bash", "-l"]);
         assert_eq!(command(&state, &["zsh".to_owned()]), ["zsh"]);
+    }
+
+    #[test]
+    fn a_privileged_default_command_is_privileged_only_when_it_runs() {
+        let mut state = ContainerState::default();
+        assert!(!privileged(&state, &[], false));
+        assert!(privileged(&state, &[], true));
+        state.default_terminal_cmd = vec!["bash".into()];
+        state.default_terminal_privileged = true;
+        assert!(privileged(&state, &[], false));
+        assert!(!privileged(&state, &["zsh".to_owned()], false));
     }
 }

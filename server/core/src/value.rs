@@ -200,6 +200,9 @@ pub struct ContainerState {
     /// What `terminal` runs when not told (`withDefaultTerminalCmd`);
     /// empty: `sh`.
     pub default_terminal_cmd: Vec<String>,
+    /// Whether that default command runs with every root capability
+    /// (`withDefaultTerminalCmd(insecureRootCapabilities: true)`).
+    pub default_terminal_privileged: bool,
 }
 
 impl ContainerState {
@@ -367,6 +370,9 @@ pub enum ServiceSource {
     Container {
         state: Arc<ContainerState>,
         cmd: Vec<String>,
+        /// `insecureRootCapabilities`: the runtime's privileged mode, as
+        /// `withExec` runs it.
+        privileged: bool,
     },
     /// `Host.service`: ports of the engine's host (`host`), reachable from
     /// containers at the service's own address.

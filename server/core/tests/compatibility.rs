@@ -631,6 +631,27 @@ const RECIPES: &[(&str, &str, &str, &[&str])] = &[
         "4bc46008c7843daefcb0a5b8a6b82b37c73ba438d292aff611d74d0210b0eb43",
         &["source"],
     ),
+    // insecureRootCapabilities on services and default terminal commands,
+    // registryService on from (pinned when first served; recipes without
+    // them keep the digests above).
+    (
+        r#"{"op":"asService","container":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["httpd","-f"],"useEntrypoint":true,"expand":false,"insecureRootCapabilities":true}"#,
+        "d83d55aa9ee072bd35c8223354868d6fd31c1d19e3fb96b515feed1b6d14c985",
+        "5434a98bfb467f5555c798149f7c65282b6c6820a1f42709586ede74c29928fa",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"withDefaultTerminalCmd","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","args":["bash","-l"],"insecureRootCapabilities":true}"#,
+        "66cd282d369cb09426f6ce8ecad7a8ad80dd100d5e868f6dc3c541cdb234ab1d",
+        "beef90bfc4c4a43f6dcf9f07f44fd4a46041bb202ce0f3938ee677f959ae9dc6",
+        &["parent"],
+    ),
+    (
+        r#"{"op":"from","parent":"sha256:e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c","address":"reg:5000/app:v1","registryService":"sha256:41cf6794ba4200b839c53531555f0f3998df4cbb01a4d5cb0b94e3ca5e23947d"}"#,
+        "6926888a61d871adc44d9654066c97acb3e9a359c7f3911bc32524d0c5d6bae3",
+        "72bd1d9bbf9bf3c337a774da898fad371348cf1ddc616dec357751f5022e68c5",
+        &["parent", "source"],
+    ),
     // experimentalServiceHost (pinned when it was first served; recipes
     // without it keep the digests above).
     (
@@ -723,6 +744,7 @@ async fn content_keys_survive_the_upgrade() {
         .add(ops::FromImage {
             parent: scratch,
             address: "127.0.0.1:5000/busybox".into(),
+            registry_service: None,
         })
         .digest;
     assert_eq!(

@@ -52,8 +52,20 @@ fn service(engine: &Engine, args: &[&str], ports: &[u16]) -> Digest {
             args: args.iter().map(|arg| arg.to_string()).collect(),
             use_entrypoint: false,
             expand: false,
+            insecure_root_capabilities: false,
         })
         .digest
+}
+
+/// `service` (an `asService` node) with `insecureRootCapabilities: true`.
+fn privileged_service(engine: &Engine, service: Digest) -> Digest {
+    let node = engine.node(&service).unwrap();
+    let ops::Op::AsService(as_service) = &node.op else {
+        panic!("an asService node");
+    };
+    let mut as_service = as_service.clone();
+    as_service.insecure_root_capabilities = true;
+    engine.add(as_service).digest
 }
 
 fn bind(engine: &Engine, parent: Digest, alias: &str, service: Digest) -> Digest {
@@ -111,6 +123,36 @@ async fn a_dependent_starts_its_service_and_reaches_it_by_alias_and_hostname() {
     assert!(services[0].1.aliases.contains(&hostname));
 
     // No dependent left: it stops after the grace period.
+    settle(&runtime, 0).await;
+}
+
+#[tokio::test]
+async fn a_privileged_service_is_another_service_and_runs_privileged() {
+    let (engine, runtime) = new_engine();
+    let plain = service(&engine, &["serve", "80"], &[80]);
+    let privileged = privileged_service(&engine, plain);
+    assert_ne!(privileged, plain, "the flag is in the service's identity");
+    let plain_name = engine.service(plain).await.unwrap().hostname.clone();
+    let privileged_name = engine.service(privileged).await.unwrap().hostname.clone();
+    assert_ne!(plain_name, privileged_name, "so is its instance");
+
+    let first = exec(
+        &engine,
+        bind(&engine, base(&engine), "s", plain),
+        &["echo", "1"],
+    );
+    engine.container(first).await.unwrap();
+    let second = exec(
+        &engine,
+        bind(&engine, base(&engine), "s", privileged),
+        &["echo", "1"],
+    );
+    engine.container(second).await.unwrap();
+    assert_eq!(
+        *runtime.privileged_services.lock().unwrap(),
+        [false, true],
+        "two instances, the second privileged"
+    );
     settle(&runtime, 0).await;
 }
 
@@ -318,6 +360,7 @@ async fn services_bound_to_services_start_first() {
             args: vec!["serve".into(), "80".into()],
             use_entrypoint: false,
             expand: false,
+            insecure_root_capabilities: false,
         })
         .digest;
     let run = exec(
@@ -413,6 +456,7 @@ async fn a_container_without_a_command_is_no_service() {
             args: Vec::new(),
             use_entrypoint: false,
             expand: false,
+            insecure_root_capabilities: false,
         })
         .digest;
     let error = engine.service(svc).await.unwrap_err();

@@ -433,6 +433,7 @@ async fn a_pull_with_other_credentials_is_another_pull() {
             .add(ops::FromImage {
                 parent: authed,
                 address: "127.0.0.1:5001/app:1".into(),
+                registry_service: None,
             })
             .digest
     };

@@ -53,7 +53,7 @@ async fn without_a_terminal_the_request_fails_at_once_naming_the_fix() {
     let (engine, runtime) = engine();
     let container = exec(&engine, base(&engine), &["echo", "built"]);
     let error = engine
-        .terminal(container, &[], "Container.terminal")
+        .terminal(container, &[], false, "Container.terminal")
         .await
         .unwrap_err();
     assert!(matches!(error, Error::NoTerminal { .. }), "{error}");
@@ -71,21 +71,27 @@ async fn the_command_is_cmd_else_the_default_terminal_cmd_else_sh() {
     engine.attach_terminal(terminal.clone(), false);
     let built = exec(&engine, base(&engine), &["echo", "built"]);
     engine
-        .terminal(built, &[], "Container.terminal")
+        .terminal(built, &[], false, "Container.terminal")
         .await
         .unwrap();
     let with_default = engine
         .add(ops::WithDefaultTerminalCmd {
             parent: built,
             args: vec!["bash".into(), "-l".into()],
+            insecure_root_capabilities: false,
         })
         .digest;
     engine
-        .terminal(with_default, &[], "Container.terminal")
+        .terminal(with_default, &[], false, "Container.terminal")
         .await
         .unwrap();
     engine
-        .terminal(with_default, &["zsh".to_owned()], "Container.terminal")
+        .terminal(
+            with_default,
+            &["zsh".to_owned()],
+            false,
+            "Container.terminal",
+        )
         .await
         .unwrap();
     let terminals = runtime.terminals.lock().unwrap().clone();
@@ -110,6 +116,42 @@ async fn the_command_is_cmd_else_the_default_terminal_cmd_else_sh() {
     engine.container(after).await.unwrap();
     engine.container(again).await.unwrap();
     assert_eq!(runtime.execs(), 2);
+}
+
+#[tokio::test]
+async fn insecure_root_capabilities_run_the_terminal_privileged() {
+    let (engine, runtime) = engine();
+    engine.attach_terminal(Arc::new(RecordingTerminal::default()), false);
+    let built = exec(&engine, base(&engine), &["echo", "built"]);
+    engine
+        .terminal(built, &[], true, "Container.terminal")
+        .await
+        .unwrap();
+    // A default command set privileged runs so when it is what runs.
+    let with_default = engine
+        .add(ops::WithDefaultTerminalCmd {
+            parent: built,
+            args: vec!["bash".into()],
+            insecure_root_capabilities: true,
+        })
+        .digest;
+    engine
+        .terminal(with_default, &[], false, "Container.terminal")
+        .await
+        .unwrap();
+    engine
+        .terminal(
+            with_default,
+            &["sh".to_owned()],
+            false,
+            "Container.terminal",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *runtime.privileged_terminals.lock().unwrap(),
+        [true, true, false]
+    );
 }
 
 #[tokio::test]
@@ -150,6 +192,7 @@ async fn service_terminal_opens_the_shell_in_the_service_containers_state() {
             args: vec!["sleep".into(), "600".into()],
             use_entrypoint: false,
             expand: false,
+            insecure_root_capabilities: false,
         })
         .digest;
 

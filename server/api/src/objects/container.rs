@@ -119,37 +119,26 @@ impl EnvVariable {
     }
 }
 
-/// Services run unprivileged, without nested engine access.
-fn refuse_service_privileges(nesting: Option<bool>, root: Option<bool>) -> Result<()> {
-    refuse_privileges(
-        nesting,
-        root,
-        "services run unprivileged; give the service what it needs through mounts and \
-         sockets (withUnixSocket)",
-    )
+/// The arguments `asService` and `up` share about what the service runs.
+struct ServiceArgs {
+    args: Option<Vec<String>>,
+    use_entrypoint: Option<bool>,
+    expand: Option<bool>,
+    insecure_root_capabilities: Option<bool>,
 }
 
-/// Services and terminals run unprivileged, without nested engine access;
-/// `instead` says what to do.
-pub(crate) fn refuse_privileges(
-    nesting: Option<bool>,
-    root: Option<bool>,
-    instead: &str,
-) -> Result<()> {
-    for (given, option) in [
-        (nesting, "experimentalPrivilegedNesting: true"),
-        (root, "insecureRootCapabilities: true"),
-    ] {
-        if given.unwrap_or_default() {
-            return Err(unsupported(option, instead));
-        }
+/// Services and terminals have no nested engine access; `what` names the
+/// field in the error.
+pub(crate) fn refuse_nesting(nesting: Option<bool>, what: &str) -> Result<()> {
+    if nesting.unwrap_or_default() {
+        return Err(unsupported(
+            &format!("{what}(experimentalPrivilegedNesting: true)"),
+            "nested Dagger engines do not exist in gantry; run the nested pipeline as its own \
+             gantry script",
+        ));
     }
     Ok(())
 }
-
-/// What a terminal asked for privileges is told.
-pub(crate) const TERMINAL_UNPRIVILEGED: &str =
-    "terminals run unprivileged, as withExec does; leave the option false";
 
 fn unsupported_expand(expand: Option<bool>) -> Result<()> {
     if expand.unwrap_or_default() {
@@ -218,16 +207,9 @@ fn volume_defaults(cache: &Node) -> VolumeDefaults {
 /// decides how it reaches a registry), naming each.
 fn refuse_registry_options(
     field: &str,
-    registry_service: Option<&ID>,
     protocol: Option<RegistryProtocol>,
     insecure_skip_tls_verify: Option<bool>,
 ) -> Result<()> {
-    if registry_service.is_some() {
-        return Err(unsupported(
-            &format!("{field}(registryService:)"),
-            "Docker's daemon pulls and pushes and does not reach gantry's services; use a registry that it reaches by its address",
-        ));
-    }
     if protocol.is_some() {
         return Err(unsupported(
             &format!("{field}(protocol:)"),
@@ -319,20 +301,15 @@ impl Container {
     }
 
     /// `asService`'s node (also `up`'s).
-    fn service(
-        &self,
-        ctx: &Context<'_>,
-        args: Option<Vec<String>>,
-        use_entrypoint: Option<bool>,
-        expand: Option<bool>,
-    ) -> Service {
+    fn service(&self, ctx: &Context<'_>, how: ServiceArgs) -> Service {
         Service(add(
             ctx,
             ops::AsService {
                 container: self.parent(),
-                args: args.unwrap_or_default(),
-                use_entrypoint: use_entrypoint.unwrap_or_default(),
-                expand: expand.unwrap_or_default(),
+                args: how.args.unwrap_or_default(),
+                use_entrypoint: how.use_entrypoint.unwrap_or_default(),
+                expand: how.expand.unwrap_or_default(),
+                insecure_root_capabilities: how.insecure_root_capabilities.unwrap_or_default(),
             },
         ))
     }
@@ -371,7 +348,7 @@ impl Container {
         #[graphql(desc = "Image's address from its registry, e.g. 127.0.0.1:5000/busybox:latest.")]
         address: String,
         #[graphql(
-            desc = "Not supported by gantry (it has no services); must be null.",
+            desc = "A registry running as a service, which the address names by the service's hostname and the registry's port (e.g. HOSTNAME:5000/app:v1); it is started for the pull and reached over plain HTTP.",
             directive = expected_type::apply("Service".into())
         )]
         registry_service: Option<ID>,
@@ -384,12 +361,11 @@ impl Container {
         )]
         insecure_skip_tls_verify: Option<bool>,
     ) -> Result<Container> {
-        refuse_registry_options(
-            "from",
-            registry_service.as_ref(),
-            protocol,
-            insecure_skip_tls_verify,
-        )?;
+        refuse_registry_options("from", protocol, insecure_skip_tls_verify)?;
+        let registry_service = registry_service
+            .map(|id| load_arg(ctx, "registryService", &id, Kind::Service))
+            .transpose()?
+            .map(|service| service.digest);
         if address.trim().is_empty() {
             return Err(gql(gantry_core::Error::InvalidArgument {
                 message: "from: address must not be empty".into(),
@@ -400,6 +376,7 @@ impl Container {
             ops::FromImage {
                 parent: self.parent(),
                 address,
+                registry_service,
             },
         ))
     }
@@ -718,25 +695,25 @@ impl Container {
         #[graphql(desc = "The args of the command.")] args: Vec<String>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Not supported by gantry (it needs a nested engine); must be false."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Run the terminal command with every root capability the engine holds, close to Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. It can then change the host it runs on: use it only for a command you trust that needs it."
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Container> {
-        refuse_privileges(
+        refuse_nesting(
             experimental_privileged_nesting,
-            insecure_root_capabilities,
-            TERMINAL_UNPRIVILEGED,
+            "Container.withDefaultTerminalCmd",
         )?;
         Ok(self.then(
             ctx,
             ops::WithDefaultTerminalCmd {
                 parent: self.parent(),
                 args,
+                insecure_root_capabilities: insecure_root_capabilities.unwrap_or_default(),
             },
         ))
     }
@@ -752,24 +729,21 @@ impl Container {
         cmd: Option<Vec<String>>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Not supported by gantry (it needs a nested engine); must be false."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Run the terminal command with every root capability the engine holds, close to Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. It can then change the host it runs on: use it only for a command you trust that needs it."
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Container> {
-        refuse_privileges(
-            experimental_privileged_nesting,
-            insecure_root_capabilities,
-            TERMINAL_UNPRIVILEGED,
-        )?;
+        refuse_nesting(experimental_privileged_nesting, "Container.terminal")?;
         engine(ctx)
             .terminal(
                 self.parent(),
                 &cmd.unwrap_or_default(),
+                insecure_root_capabilities.unwrap_or_default(),
                 "Container.terminal",
             )
             .await
@@ -1375,7 +1349,7 @@ impl Container {
         )]
         media_types: Option<ImageMediaTypes>,
         #[graphql(
-            desc = "Not supported by gantry (it has no services); must be null.",
+            desc = "A registry running as a service, which the address names by the service's hostname and the registry's port (e.g. HOSTNAME:5000/app:v1); it is started for the push and reached over plain HTTP.",
             directive = expected_type::apply("Service".into())
         )]
         registry_service: Option<ID>,
@@ -1388,16 +1362,15 @@ impl Container {
         )]
         insecure_skip_tls_verify: Option<bool>,
     ) -> Result<String> {
-        refuse_registry_options(
-            "publish",
-            registry_service.as_ref(),
-            protocol,
-            insecure_skip_tls_verify,
-        )?;
+        refuse_registry_options("publish", protocol, insecure_skip_tls_verify)?;
         refuse_platform_variants("publish", platform_variants)?;
         refuse_push_format(ctx, forced_compression, media_types)?;
+        let registry_service = registry_service
+            .map(|id| load_arg(ctx, "registryService", &id, Kind::Service))
+            .transpose()?
+            .map(|service| service.digest);
         engine(ctx)
-            .publish(self.0.digest, &address)
+            .publish(self.0.digest, &address, registry_service)
             .await
             .map_err(gql)
     }
@@ -1580,8 +1553,16 @@ impl Container {
             desc = "If the container has an entrypoint, prepend it to the args."
         )]
         use_entrypoint: Option<bool>,
-        #[graphql(default_with = "Some(false)")] experimental_privileged_nesting: Option<bool>,
-        #[graphql(default_with = "Some(false)")] insecure_root_capabilities: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Not supported by gantry (it needs a nested engine); must be false."
+        )]
+        experimental_privileged_nesting: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Run the service with every root capability the engine holds, close to Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. It can then change the host it runs on: use it only for a service you trust that needs it."
+        )]
+        insecure_root_capabilities: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
             desc = "Replace \"${VAR}\" or \"$VAR\" in the args according to the current environment variables defined in the container (e.g. \"/opt/bin:$PATH\")."
@@ -1593,10 +1574,16 @@ impl Container {
         )]
         no_init: Option<bool>,
     ) -> Result<Service> {
-        refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
+        refuse_nesting(experimental_privileged_nesting, "Container.asService")?;
         // gantry injects no init process: noInit asks for what it does anyway.
         let _ = no_init;
-        Ok(self.service(ctx, args, use_entrypoint, expand))
+        let how = ServiceArgs {
+            args,
+            use_entrypoint,
+            expand,
+            insecure_root_capabilities,
+        };
+        Ok(self.service(ctx, how))
     }
 
     /// Starts a Service and creates a tunnel that forwards traffic from the caller's network to that service.
@@ -1626,9 +1613,15 @@ impl Container {
         #[graphql(default_with = "Some(false)")] expand: Option<bool>,
         #[graphql(default_with = "Some(false)")] no_init: Option<bool>,
     ) -> Result<Option<Void>> {
-        refuse_service_privileges(experimental_privileged_nesting, insecure_root_capabilities)?;
+        refuse_nesting(experimental_privileged_nesting, "Container.up")?;
         let _ = no_init;
-        let service = self.service(ctx, args, use_entrypoint, expand);
+        let how = ServiceArgs {
+            args,
+            use_entrypoint,
+            expand,
+            insecure_root_capabilities,
+        };
+        let service = self.service(ctx, how);
         service::up(ctx, service.0.digest, ports, random).await
     }
 

@@ -72,20 +72,16 @@ impl Directory {
         cmd: Option<Vec<String>>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Not supported by gantry (it needs a nested engine); must be false."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry; must be false."
+            desc = "Run the terminal command with every root capability the engine holds, close to Docker's --privileged: nothing of /proc masked, no seccomp or AppArmor confinement, every device allowed. It can then change the host it runs on: use it only for a command you trust that needs it."
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Directory> {
-        super::container::refuse_privileges(
-            experimental_privileged_nesting,
-            insecure_root_capabilities,
-            super::container::TERMINAL_UNPRIVILEGED,
-        )?;
+        super::container::refuse_nesting(experimental_privileged_nesting, "Directory.terminal")?;
         let base = match &container {
             Some(id) => load_arg(ctx, "container", id, Kind::Container)?.digest,
             None => {
@@ -95,6 +91,7 @@ impl Directory {
                     ops::FromImage {
                         parent: scratch.digest,
                         address: DEFAULT_TERMINAL_IMAGE.to_owned(),
+                        registry_service: None,
                     },
                 )
                 .digest
@@ -122,6 +119,7 @@ impl Directory {
             .terminal(
                 at_src.digest,
                 &cmd.unwrap_or_default(),
+                insecure_root_capabilities.unwrap_or_default(),
                 "Directory.terminal",
             )
             .await

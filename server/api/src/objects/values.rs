@@ -341,6 +341,7 @@ impl Address {
             gantry_core::ops::FromImage {
                 parent: scratch.digest,
                 address: self.value.clone(),
+                registry_service: None,
             },
         ))
     }

@@ -424,3 +424,127 @@ fn a_service_that_dies_mid_step_fails_the_step_with_its_output() {
         "{answer}"
     );
 }
+
+#[test]
+fn insecure_root_capabilities_run_the_service_privileged() {
+    require_runtime!();
+    let server = Server::start();
+    // The service says over HTTP whether it could mount a tmpfs, which
+    // takes CAP_SYS_ADMIN (and no seccomp or AppArmor in the way).
+    let serve = "mkdir -p /m /www; if mount -t tmpfs tmpfs /m 2>/dev/null; \
+                 then echo mounted; else echo refused; fi > /www/index.html; \
+                 exec httpd -f -p 8080 -h /www";
+    let out = run(
+        &server,
+        r#"query($image: String!, $serve: String!) { container { from(address: $image) {
+            withExposedPort(port: 8080) {
+              plain: asService(args: ["sh", "-c", $serve]) { id }
+              privileged: asService(args: ["sh", "-c", $serve], insecureRootCapabilities: true) { id }
+            } } } }"#,
+        json!({ "image": busybox(), "serve": serve }),
+    );
+    let answer = |name: &str| {
+        let svc = text(&out, &format!("container.from.withExposedPort.{name}.id"));
+        stdout(client_stdout(
+            &server,
+            &svc,
+            "www",
+            "wget -qO- http://www:8080/",
+        ))
+    };
+    assert_eq!(answer("privileged"), "mounted\n");
+    assert_eq!(answer("plain"), "refused\n");
+}
+
+/// A registry (the host's `docker-registry`, Debian's build of the
+/// distribution registry, with the C library it loads) as a started
+/// service on port 5000: its ID and hostname. Started, so that its storage
+/// (the container's own) outlives each pull and push.
+fn registry_service(server: &Server) -> (String, String) {
+    let real = |path: &str| std::fs::canonicalize(path).unwrap().display().to_string();
+    let files = run(
+        server,
+        r#"query($registry: String!, $libc: String!, $loader: String!) { host {
+            registry: file(path: $registry) { id }
+            libc: file(path: $libc) { id }
+            loader: file(path: $loader) { id } } }"#,
+        json!({
+            "registry": real("/usr/bin/docker-registry"),
+            "libc": real("/lib/x86_64-linux-gnu/libc.so.6"),
+            "loader": real("/lib64/ld-linux-x86-64.so.2"),
+        }),
+    );
+    let config = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n\
+                  http:\n  addr: :5000\n";
+    let out = run(
+        server,
+        r#"query($image: String!, $registry: FileID!, $libc: FileID!, $loader: FileID!,
+                 $config: String!) { container { from(address: $image) {
+            withFile(path: "/usr/bin/registry", source: $registry) {
+            withFile(path: "/lib/x86_64-linux-gnu/libc.so.6", source: $libc) {
+            withFile(path: "/lib64/ld-linux-x86-64.so.2", source: $loader) {
+            withNewFile(path: "/etc/registry.yml", contents: $config) {
+            withExposedPort(port: 5000) {
+              asService(args: ["/usr/bin/registry", "serve", "/etc/registry.yml"]) {
+                start hostname } } } } } } } } }"#,
+        json!({
+            "image": busybox(),
+            "registry": text(&files, "host.registry.id"),
+            "libc": text(&files, "host.libc.id"),
+            "loader": text(&files, "host.loader.id"),
+            "config": config,
+        }),
+    );
+    let service = "container.from.withFile.withFile.withFile.withNewFile.withExposedPort.asService";
+    (
+        text(&out, &format!("{service}.start")),
+        text(&out, &format!("{service}.hostname")),
+    )
+}
+
+#[test]
+fn an_image_is_published_to_and_pulled_from_a_registry_service() {
+    require_runtime!();
+    let server = Server::start();
+    let (registry, hostname) = registry_service(&server);
+    let marker = support::unique("published");
+    let address = format!("{hostname}:5000/gantry-test/app:v1");
+    let published = run(
+        &server,
+        r#"query($image: String!, $marker: String!, $address: String!, $registry: ID!) {
+            container { from(address: $image) { withNewFile(path: "/marker", contents: $marker) {
+              publish(address: $address, registryService: $registry) } } } }"#,
+        json!({ "image": busybox(), "marker": marker, "address": address, "registry": registry }),
+    );
+    let published = text(&published, "container.from.withNewFile.publish");
+    assert!(
+        published.starts_with(&format!("{address}@sha256:")),
+        "{published}"
+    );
+    // Pulled back by the name it was published under, and run.
+    let pulled = run(
+        &server,
+        r#"query($address: String!, $registry: ID!) { container {
+            from(address: $address, registryService: $registry) {
+              imageRef withExec(args: ["cat", "/marker"]) { stdout } } } }"#,
+        json!({ "address": address, "registry": registry }),
+    );
+    assert_eq!(text(&pulled, "container.from.withExec.stdout"), marker);
+    let image_ref = text(&pulled, "container.from.imageRef");
+    assert!(
+        image_ref.starts_with(&format!("{hostname}:5000/gantry-test/app")),
+        "the reference names the registry as given: {image_ref}"
+    );
+    // Another host than the service's is an error naming both.
+    let wrong = server.query_vars(
+        r#"query($registry: ID!) { container {
+            from(address: "elsewhere:5000/gantry-test/app:v1", registryService: $registry) {
+              sync } } }"#,
+        &json!({ "registry": registry }),
+    );
+    let message = error_message(&wrong);
+    assert!(
+        message.contains("elsewhere") && message.contains(&hostname),
+        "{message}"
+    );
+}

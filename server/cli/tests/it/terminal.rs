@@ -133,6 +133,39 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
 }
 
 #[test]
+fn a_terminal_with_insecure_root_capabilities_can_mount() {
+    require_runtime!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withWorkdir(path: "/tmp") {{ terminal(insecureRootCapabilities: true) {{ id }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    wait_for_prompt(&tmux, "/tmp #");
+    // Mounting takes CAP_SYS_ADMIN, which an unprivileged terminal lacks.
+    // The answer is computed, so the typed line cannot satisfy the wait.
+    type_line(
+        &tmux,
+        "mkdir -p m; mount -t tmpfs tmpfs m && echo $((6*7))-mounted || echo $((6*7))-refused",
+    );
+    let screen = tmux.wait_for("the mount's answer", SLOW, |screen| {
+        screen.contains("42-mounted") || screen.contains("42-refused")
+    });
+    assert!(screen.contains("42-mounted"), "{screen}");
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
+#[test]
 fn service_terminal_opens_a_shell_in_the_services_container_state() {
     require_runtime!();
     if !Tmux::available() {

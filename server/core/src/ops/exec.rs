@@ -157,7 +157,13 @@ fn state_after(
 /// command left (its filesystem, mounts, environment and workdir), before
 /// the step fails with `error` as it would have. A shell that cannot open
 /// is logged, and the step fails as before.
-async fn debug_failure(cx: &Context, parent: &ContainerState, record: &ExecRecord, error: &Error) {
+async fn debug_failure(
+    cx: &Context,
+    parent: &ContainerState,
+    exec: &ExecArgs,
+    record: &ExecRecord,
+    error: &Error,
+) {
     if !cx.debug_failures.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
@@ -168,7 +174,9 @@ async fn debug_failure(cx: &Context, parent: &ContainerState, record: &ExecRecor
             "step failed, opening {} in its container: {error}",
             cmd.join(" ")
         );
-        terminal::open(cx, &state, cmd, "--interactive", &title).await
+        // As privileged as the command that failed, to retry it there.
+        let privileged = exec.insecure_root_capabilities;
+        terminal::open(cx, &state, cmd, privileged, "--interactive", &title).await
     };
     if let Err(error) = opened.await {
         tracing::warn!(%error, "cannot open a shell in the failed step");
@@ -315,7 +323,7 @@ async fn run_exec(
             step.remember(Some(record.exit_code), allowed);
             if let Err(error) = check_outcome(&step, exec, &record, tail) {
                 drop(_slot);
-                debug_failure(cx, parent, &record, &error).await;
+                debug_failure(cx, parent, exec, &record, &error).await;
                 return Err(error);
             }
             let json = serde_json::to_vec(&record).expect("records always serialise");

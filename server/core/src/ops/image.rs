@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
 use crate::events::StepState;
 use crate::oci::{Compression, ImageFormat, MediaTypes};
+use crate::registry_service::RegistryService;
 use crate::runtime::{ImageConfig, PulledImage, RegistryAuth};
-use crate::value::{ContainerState, FileValue, Kind, Rootfs, Value};
+use crate::value::{ContainerState, FileValue, Kind, Rootfs, ServiceValue, Value};
 
 /// `Query.container`: an empty container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,23 +50,40 @@ impl Operation for Scratch {
 pub struct FromImage {
     pub parent: Digest,
     pub address: String,
+    /// `registryService`: a registry running as a service, which the
+    /// address names by its hostname, started for the pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_service: Option<Digest>,
 }
 
 impl Operation for FromImage {
     const KIND: Kind = Kind::Container;
 
     fn inputs(&self) -> Vec<Digest> {
-        vec![self.parent]
+        std::iter::once(self.parent)
+            .chain(self.registry_service)
+            .collect()
     }
 
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.parent).str(&self.address);
+        // Written only when given, so other pulls keep their digests.
+        if let Some(service) = &self.registry_service {
+            e.str("registry-service");
+            e.input(service);
+        }
     }
 
     async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
         let parent = call.inputs.container(&self.parent)?;
         let auth = cx.registry_auth_for(&parent, &self.address)?;
-        let pulled = pull(cx, &self.address, auth).await?;
+        let pulled = match self.registry_service {
+            Some(service) => {
+                let service = call.inputs.service(&service)?;
+                pull_from_service(cx, &service, &self.address, auth).await?
+            }
+            None => pull(cx, &self.address, auth).await?,
+        };
         let mut state = (*parent).clone();
         // Keyed on the image ID the tag resolved to, not the tag.
         let mut encoder = Encoder::new(Domain::FromKey);
@@ -114,6 +132,23 @@ async fn pull(cx: &Context, address: &str, auth: Option<RegistryAuth>) -> Result
             pulled
         })
         .await
+}
+
+/// `pull` of `address` from the registry `service` runs: through a loopback
+/// forward (`registry_service.rs`), answering with the address as given.
+async fn pull_from_service(
+    cx: &Context,
+    service: &Arc<ServiceValue>,
+    address: &str,
+    auth: Option<RegistryAuth>,
+) -> Result<PulledImage> {
+    let registry = RegistryService::start(cx, service, address).await?;
+    let auth = registry.local_auth(auth);
+    let mut pulled = registry
+        .run(pull(cx, &registry.local(address), auth))
+        .await?;
+    pulled.resolved_ref = registry.given(&pulled.resolved_ref);
+    Ok(pulled)
 }
 
 /// `from` replaces the image config but keeps env and labels set before it

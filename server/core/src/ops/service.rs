@@ -32,6 +32,9 @@ pub struct AsService {
     pub args: Vec<String>,
     pub use_entrypoint: bool,
     pub expand: bool,
+    /// Run the service with every root capability, as `withExec` can.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_root_capabilities: bool,
 }
 
 impl Operation for AsService {
@@ -46,6 +49,11 @@ impl Operation for AsService {
             .strs(&self.args)
             .bool(self.use_entrypoint)
             .bool(self.expand);
+        // Written only when set, so every other service keeps its key (and
+        // its hostname, which comes from the key).
+        if self.insecure_root_capabilities {
+            e.str("insecure-root-capabilities");
+        }
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
@@ -62,7 +70,11 @@ impl Operation for AsService {
         Ok(Value::Service(Arc::new(ServiceValue {
             key: call.key,
             hostname: host_hash(&call.key),
-            source: ServiceSource::Container { state, cmd },
+            source: ServiceSource::Container {
+                state,
+                cmd,
+                privileged: self.insecure_root_capabilities,
+            },
         })))
     }
 }

@@ -13,9 +13,13 @@ use crate::value::{Kind, Value};
 /// changes no step's inputs, so execs downstream share their cache with
 /// the same container without it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WithDefaultTerminalCmd {
     pub parent: Digest,
     pub args: Vec<String>,
+    /// The command runs with every root capability.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_root_capabilities: bool,
 }
 
 impl Operation for WithDefaultTerminalCmd {
@@ -27,6 +31,10 @@ impl Operation for WithDefaultTerminalCmd {
 
     fn encode(&self, e: &mut OpEncoder<'_>) {
         e.input(&self.parent).strs(&self.args);
+        // Written only when set, so other nodes keep their digests.
+        if self.insecure_root_capabilities {
+            e.str("insecure-root-capabilities");
+        }
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
@@ -34,6 +42,7 @@ impl Operation for WithDefaultTerminalCmd {
         let key = parent.key.expect("evaluated containers have keys");
         parent.derive(key, |state| {
             state.default_terminal_cmd.clone_from(&self.args);
+            state.default_terminal_privileged = self.insecure_root_capabilities;
             Ok(())
         })
     }

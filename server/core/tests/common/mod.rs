@@ -10,6 +10,7 @@ pub(crate) fn base(engine: &Engine) -> Digest {
         .add(ops::FromImage {
             parent: scratch,
             address: "127.0.0.1:5000/busybox".into(),
+            registry_service: None,
         })
         .digest
 }

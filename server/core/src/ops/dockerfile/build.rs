@@ -338,6 +338,7 @@ impl<'b, 'a> StageState<'b, 'a> {
         self.eval(FromImage {
             parent: scratch,
             address,
+            registry_service: None,
         })
         .await
     }
