@@ -712,6 +712,25 @@ async fn layout_entry_blob(
 impl Inner {
     /// A fault of the cache itself: one warning for the engine's life, then
     /// the cache is left alone (the pipeline goes on locally).
+    /// What a lookup found within `LOOKUP_TIMEOUT`; a failure or no answer
+    /// in time makes the cache unreachable for the rest of the session.
+    async fn answer<T>(
+        &self,
+        lookup: impl std::future::Future<Output = Result<Option<T>, String>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(reason)) => {
+                self.unreachable(&reason);
+                None
+            }
+            Err(_) => {
+                self.unreachable("no answer within 15 s");
+                None
+            }
+        }
+    }
+
     fn unreachable(&self, reason: &str) {
         if !self.unreachable.swap(true, Ordering::SeqCst) {
             tracing::warn!(repository = %self.name, %reason, "the remote cache is unavailable (unreachable, too slow or refusing access); running without it");
@@ -1076,23 +1095,11 @@ impl Inner {
             return Some(found.clone());
         }
         self.shared.counters.lookups.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(LOOKUP_TIMEOUT, self.fetch(key)).await {
-            Ok(Ok(Some(record))) => {
-                self.shared.counters.hits.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%key, "remote cache hit");
-                self.found.insert(*key, record.clone());
-                Some(record)
-            }
-            Ok(Ok(None)) => None,
-            Ok(Err(reason)) => {
-                self.unreachable(&reason);
-                None
-            }
-            Err(_) => {
-                self.unreachable("no answer within 15 s");
-                None
-            }
-        }
+        let record = self.answer(self.fetch(key)).await?;
+        self.shared.counters.hits.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%key, "remote cache hit");
+        self.found.insert(*key, record.clone());
+        Some(record)
     }
 
     /// The path read shared under `key`, if any (see `lookup`).
@@ -1102,22 +1109,10 @@ impl Inner {
         }
         let counters = &self.shared.counters;
         counters.reads_asked.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(LOOKUP_TIMEOUT, self.fetch_read(key)).await {
-            Ok(Ok(Some(read))) => {
-                counters.reads_found.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%key, "remote cache hit (path read)");
-                Some(read)
-            }
-            Ok(Ok(None)) => None,
-            Ok(Err(reason)) => {
-                self.unreachable(&reason);
-                None
-            }
-            Err(_) => {
-                self.unreachable("no answer within 15 s");
-                None
-            }
-        }
+        let read = self.answer(self.fetch_read(key)).await?;
+        counters.reads_found.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%key, "remote cache hit (path read)");
+        Some(read)
     }
 
     /// Whether this engine pushes what it made under `key`: not in read

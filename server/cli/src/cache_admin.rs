@@ -353,6 +353,25 @@ async fn du_lines(state: &StateDir, runtime: Option<RuntimeChoice>) -> Result<Ve
     ])
 }
 
+/// `--older-than` as the time before which entries go, and `--max-size`
+/// in bytes, as given.
+fn age_and_size(args: &CachePruneArgs) -> Result<(Option<SystemTime>, Option<u64>)> {
+    let before = match &args.older_than {
+        Some(text) => Some(
+            SystemTime::now()
+                .checked_sub(units::parse_duration(text).map_err(anyhow::Error::msg)?)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        ),
+        None => None,
+    };
+    let max_bytes = args
+        .max_size
+        .as_deref()
+        .map(|text| units::parse_size(text).map_err(anyhow::Error::msg))
+        .transpose()?;
+    Ok((before, max_bytes))
+}
+
 async fn prune(args: CachePruneArgs) -> Result<()> {
     let keep = if args.all {
         Keep::Nothing
@@ -360,19 +379,7 @@ async fn prune(args: CachePruneArgs) -> Result<()> {
         if args.older_than.is_none() && args.max_size.is_none() {
             bail!("say what to remove: --older-than DURATION (e.g. 7d), --max-size SIZE (e.g. 10GB), or --all");
         }
-        let unused_before = match &args.older_than {
-            Some(text) => Some(
-                SystemTime::now()
-                    .checked_sub(units::parse_duration(text).map_err(anyhow::Error::msg)?)
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
-            ),
-            None => None,
-        };
-        let max_bytes = args
-            .max_size
-            .as_deref()
-            .map(|text| units::parse_size(text).map_err(anyhow::Error::msg))
-            .transpose()?;
+        let (unused_before, max_bytes) = age_and_size(&args)?;
         Keep::Records(Policy {
             unused_before,
             max_bytes,
@@ -469,19 +476,7 @@ impl RemotePolicy {
         if args.older_than.is_none() && args.max_size.is_none() {
             bail!("say what to remove from the remote cache: --older-than DURATION (e.g. 30d), --max-size SIZE (e.g. 10GB), or both");
         }
-        let pushed_before = match &args.older_than {
-            Some(text) => Some(
-                SystemTime::now()
-                    .checked_sub(units::parse_duration(text).map_err(anyhow::Error::msg)?)
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
-            ),
-            None => None,
-        };
-        let max_bytes = args
-            .max_size
-            .as_deref()
-            .map(|text| units::parse_size(text).map_err(anyhow::Error::msg))
-            .transpose()?;
+        let (pushed_before, max_bytes) = age_and_size(args)?;
         Ok(Self {
             pushed_before,
             max_bytes,
