@@ -740,13 +740,43 @@ fn store_tree_as(store: &dyn Store, tree: &Tree, digest: &Digest) -> Result<()> 
     Ok(())
 }
 
+/// The key a host file's snapshot is stored under (`RecordKind::HostIndex`,
+/// beside the directories' own, which never end in this marker).
+fn file_key(path: &Path) -> Digest {
+    let mut encoder = Encoder::new(Domain::HostIndex);
+    encoder.str(&path.to_string_lossy()).str("host-file");
+    encoder.finish()
+}
+
 /// Reads one host file as a one-entry tree named after the file, streamed
 /// into the store (a 1 GiB file costs no more memory than a small one).
+///
+/// Each read leaves a snapshot (the file's stat, under the racy rule) in the
+/// store, so reading an unchanged file again, in a new session or after a
+/// restart, is a `stat` and a small record: its bytes are neither copied
+/// again nor does the copy need room for a second one.
 pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
     let meta = fs::metadata(path).map_err(|error| host_error(path, error.to_string()))?;
     if !meta.is_file() {
         return Err(host_error(path, "not a regular file"));
     }
+    let key = file_key(path);
+    let stat = Stat::of(&meta);
+    let old = store
+        .get(RecordKind::HostIndex, &key)?
+        .and_then(|bytes| crate::host_index::decode(&bytes, None));
+    if let Some(old) = old {
+        let recorded = match old.checks.as_slice() {
+            [check] => check.stat,
+            _ => None,
+        };
+        if still_valid(recorded, Some(stat), old.started_ns) {
+            // The tree record may have been pruned since: put it back.
+            store_tree_as(store, &old.tree, &old.digest)?;
+            return Ok(old.digest);
+        }
+    }
+    let started_ns = now_ns();
     let (blob, size) = store.put_blob_file(path)?;
     let name = path
         .file_name()
@@ -762,7 +792,26 @@ pub fn read_file(store: &dyn Store, path: &Path) -> Result<Digest> {
             owner: Owner::ROOT,
         },
     )?;
-    store_tree(store, &tree)
+    let digest = store_tree(store, &tree)?;
+    // The stat taken before the copy: a change during it makes the next
+    // read copy again (a changed stat, or one too recent to vouch).
+    let snapshot = Snapshot {
+        started_ns,
+        digest,
+        tree: Arc::new(tree),
+        checks: vec![Check {
+            path: path.to_string_lossy().into_owned(),
+            role: Role::Entry,
+            stat: Some(stat),
+        }],
+        watch: None,
+    };
+    store.put(
+        RecordKind::HostIndex,
+        &key,
+        &crate::host_index::encode(&snapshot, None),
+    )?;
+    Ok(digest)
 }
 
 /// One walk of a host directory into a tree.
@@ -1667,6 +1716,57 @@ mod tests {
         rewrite_keeping_mtime(&fresh, "new-2");
         let digest = read_directory(&store, &root, options(false)).unwrap();
         assert_eq!(contents(&store, &digest, "fresh.txt").unwrap(), "new-2");
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_unchanged_host_file_is_copied_once_and_every_change_is_seen() {
+        let root = temp_dir("file");
+        let store = CountingStore::default();
+        let path = root.join("big.bin");
+        let aged = |path: &Path| {
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+        };
+        let named = |digest: &Digest| contents(&store, digest, "big.bin").unwrap();
+        fs::write(&path, "one").unwrap();
+        aged(&path);
+        // Its ctime is fresh: the first reload copies again, then relies on
+        // the stat.
+        std::thread::sleep(Duration::from_millis(1100));
+        let first = read_file(&store, &path).unwrap();
+        assert_eq!(store.files_read(), 1);
+        assert_eq!(read_file(&store, &path).unwrap(), first);
+        assert_eq!(store.files_read(), 0, "an unchanged file is not copied");
+        store.restart();
+        assert_eq!(read_file(&store, &path).unwrap(), first);
+        assert_eq!(store.files_read(), 0, "the snapshot is in the store");
+        // Rewritten with its size and mtime kept: the ctime tells.
+        fs::write(&path, "two").unwrap();
+        aged(&path);
+        let second = read_file(&store, &path).unwrap();
+        assert_eq!(store.files_read(), 1);
+        assert_eq!(named(&second), "two");
+        // A mode change.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        let third = read_file(&store, &path).unwrap();
+        assert_ne!(third, second);
+        // Replaced by another file of the same size, renamed over it.
+        let other = root.join("other");
+        fs::write(&other, "six").unwrap();
+        fs::rename(&other, &path).unwrap();
+        assert_eq!(named(&read_file(&store, &path).unwrap()), "six");
+        // A damaged snapshot means a copy, never an error or a wrong answer.
+        store
+            .put(RecordKind::HostIndex, &file_key(&path), b"GHIX-damaged")
+            .unwrap();
+        store.files_read();
+        assert_eq!(named(&read_file(&store, &path).unwrap()), "six");
+        assert_eq!(store.files_read(), 1);
         let _ = fs::remove_dir_all(&root);
     }
 
