@@ -100,6 +100,15 @@ fn init_tracing(default: &str) {
 const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    // The native runtime's preamble: one thread, then exec (see its module).
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|arg| arg == gantry_native::preamble::ARG)
+    {
+        let code = gantry_native::preamble::main(args);
+        return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

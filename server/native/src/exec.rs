@@ -292,18 +292,16 @@ pub(crate) async fn set_up(
 }
 
 impl SetUp {
-    /// `RUNTIME run` for the step, started from a shell that first puts itself in the
-    /// step's cgroup, so everything the runtime forks is accounted there.
+    /// `RUNTIME run` for the step, in the step's cgroup from its start, so
+    /// everything the runtime forks is accounted there.
     pub(crate) fn command(&self, inner: &Inner) -> tokio::process::Command {
-        let mut command = tokio::process::Command::from(inner.oci.command("/bin/sh"));
+        let mut command = tokio::process::Command::from(inner.oci.command(&self.procs));
         command
-            .arg("-c")
-            .arg(r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@""#)
-            .arg("sh")
-            .arg(self.procs.len().to_string())
-            .args(&self.procs)
-            .arg(&inner.oci.binary)
-            .args(inner.oci.run_args(&inner.run.oci_root(), &self.log, &self.step.dir, &self.id))
+            .args(
+                inner
+                    .oci
+                    .run_args(&inner.run.oci_root(), &self.log, &self.step.dir, &self.id),
+            )
             .kill_on_drop(true);
         command
     }
@@ -435,6 +433,13 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: ExecSpec) -> Result<ExecOutput,
     timings.wait_ms = timings.start_ms.map(|start| timings.run_ms - start);
     let (stdout, mut stderr) = (out?, err?);
     let mut exit_code = exit_code(&status);
+    if let Some(reason) = crate::preamble::failure(exit_code, &stderr) {
+        step.release().await;
+        return Err(RuntimeError::Failed {
+            action: action.to_owned(),
+            reason,
+        });
+    }
     // The runtime's own failure (it logs one) is not the command's exit code.
     if let Some(message) = oci::logged_error(&log) {
         match oci::exec_failure_code(&message) {

@@ -18,6 +18,7 @@ mod network;
 mod oci;
 mod overlay;
 mod pack;
+pub mod preamble;
 mod pty;
 mod registry;
 mod run;

@@ -12,14 +12,15 @@
 //! v2 hierarchy at `/sys/fs/cgroup/unified` that has controllers of its own), which
 //! runc accepts, but runc takes about twice as long to start a container. On such a
 //! host gantry runs crun in a mount namespace of its own in which an empty tmpfs
-//! covers `/sys/fs/cgroup/unified` (`OciRuntime::command`, through util-linux's
-//! `unshare`): crun then sees plain cgroup v1, all that gantry's accounting uses
+//! covers `/sys/fs/cgroup/unified` (`OciRuntime::command`, through gantry's own
+//! `preamble`): crun then sees plain cgroup v1, all that gantry's accounting uses
 //! there, and the host's own mounts are untouched.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::error::Error;
+use crate::preamble::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -44,16 +45,9 @@ pub(crate) const PID_FILE: &str = "container.pid";
 pub(crate) struct OciRuntime {
     pub(crate) binary: PathBuf,
     pub(crate) flavor: Flavor,
-    /// Run it with the cgroup v2 half of a hybrid layout hidden (see above): the
-    /// `unshare` binary that does it.
-    pub(crate) hide_unified: Option<PathBuf>,
+    /// Run it with the cgroup v2 half of a hybrid layout hidden (see `command`).
+    pub(crate) hide_unified: bool,
 }
-
-/// Started in a new mount namespace by `unshare`: covers the hybrid layout's cgroup
-/// v2 half, then runs the rest of its arguments (exit 125, as a runtime that cannot
-/// start, when the mount fails).
-const HIDE_UNIFIED: &str =
-    r#"mount -t tmpfs -o size=4k,mode=755 gantry /sys/fs/cgroup/unified || exit 125; exec "$@""#;
 
 /// Finds `name` on `PATH`.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
@@ -92,42 +86,24 @@ impl OciRuntime {
                 })?
             };
             let flavor = flavor_of(&binary);
-            let hide_unified = match flavor {
-                Flavor::Crun if !cgroups.crun_compatible() => {
-                    Some(which("unshare").ok_or_else(|| Error::Unsupported {
-                        reason: "crun needs util-linux's unshare on this host's hybrid cgroup layout (apt-get install util-linux), or choose runc".to_owned(),
-                    })?)
-                }
-                _ => None,
-            };
             return Ok(Self {
                 binary,
                 flavor,
-                hide_unified,
+                hide_unified: flavor == Flavor::Crun && !cgroups.crun_compatible(),
             });
         }
         if let Some(binary) = which("crun") {
-            if cgroups.crun_compatible() {
-                return Ok(Self {
-                    binary,
-                    flavor: Flavor::Crun,
-                    hide_unified: None,
-                });
-            }
-            if let Some(unshare) = which("unshare") {
-                return Ok(Self {
-                    binary,
-                    flavor: Flavor::Crun,
-                    hide_unified: Some(unshare),
-                });
-            }
-            tracing::debug!("crun refuses hybrid cgroup hierarchies with controllers in the unified one, and unshare is missing; using runc");
+            return Ok(Self {
+                binary,
+                flavor: Flavor::Crun,
+                hide_unified: !cgroups.crun_compatible(),
+            });
         }
         if let Some(binary) = which("runc") {
             return Ok(Self {
                 binary,
                 flavor: Flavor::Runc,
-                hide_unified: None,
+                hide_unified: false,
             });
         }
         Err(Error::Unsupported {
@@ -156,23 +132,19 @@ impl OciRuntime {
         ]
     }
 
-    /// A command that runs `program` (the runtime, or a shell that execs it) where
-    /// the runtime can work: with `hide_unified`, in a mount namespace of its own
-    /// whose `/sys/fs/cgroup/unified` is an empty tmpfs (same pid: `unshare` and
-    /// the shell exec what follows).
-    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-        match &self.hide_unified {
-            None => std::process::Command::new(program),
-            Some(unshare) => {
-                let mut command = std::process::Command::new(unshare);
-                command
-                    .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
-                    .arg(HIDE_UNIFIED)
-                    .arg("sh")
-                    .arg(program);
-                command
-            }
+    /// A command that runs the runtime (the caller adds its arguments) where it can
+    /// work: in the cgroups whose `cgroup.procs` files `procs` names, from its
+    /// start, and with `hide_unified` in a mount namespace of its own whose
+    /// `/sys/fs/cgroup/unified` is an empty tmpfs (see `preamble`).
+    pub(crate) fn command(&self, procs: &[PathBuf]) -> std::process::Command {
+        let plan = Plan {
+            procs: procs.to_vec(),
+            hide_unified: self.hide_unified,
+        };
+        if plan.is_empty() {
+            return std::process::Command::new(&self.binary);
         }
+        plan.command(&self.binary)
     }
 
     /// `kill ID KILL` then `delete --force ID`; errors (it is gone already) ignored.
@@ -180,7 +152,7 @@ impl OciRuntime {
     pub(crate) fn destroy(&self, root: &Path, id: &str) {
         for args in [vec!["kill", id, "KILL"], vec!["delete", "--force", id]] {
             let status = self
-                .command(&self.binary)
+                .command(&[])
                 .arg("--root")
                 .arg(root)
                 .args(&args)
@@ -494,32 +466,30 @@ mod tests {
     }
 
     #[test]
-    fn on_a_hybrid_layout_crun_is_started_through_unshare_with_the_v2_half_covered() {
-        let oci = |hide_unified: Option<PathBuf>| OciRuntime {
+    fn on_a_hybrid_layout_crun_is_started_with_the_v2_half_covered() {
+        let oci = |hide_unified: bool| OciRuntime {
             binary: "/usr/bin/crun".into(),
             flavor: Flavor::Crun,
             hide_unified,
         };
-        let plain = oci(None).command("/usr/bin/crun");
+        // Nothing to do first: the runtime itself.
+        let plain = oci(false).command(&[]);
         assert_eq!(plain.get_program(), "/usr/bin/crun");
         assert_eq!(plain.get_args().count(), 0);
-        let hidden = oci(Some("/usr/bin/unshare".into())).command("/usr/bin/crun");
-        assert_eq!(hidden.get_program(), "/usr/bin/unshare");
-        let args: Vec<_> = hidden
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        // Else gantry's preamble, which then execs it.
+        let procs = PathBuf::from("/sys/fs/cgroup/x/cgroup.procs");
+        let hidden = oci(true).command(std::slice::from_ref(&procs));
+        assert_eq!(hidden.get_program(), "/proc/self/exe");
+        let args: Vec<_> = hidden.get_args().collect();
         assert_eq!(
             args,
             [
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                HIDE_UNIFIED,
-                "sh",
-                "/usr/bin/crun"
+                crate::preamble::ARG.as_ref(),
+                "--hide-unified".as_ref(),
+                "--procs".as_ref(),
+                procs.as_os_str(),
+                "--".as_ref(),
+                "/usr/bin/crun".as_ref()
             ]
         );
         // A hybrid layout with controllers in its v2 half is what crun refuses.

@@ -145,7 +145,7 @@ impl ContainerControl for NativeControl {
             return Ok(());
         }
         let signal = if kill { "KILL" } else { "TERM" };
-        let output = tokio::process::Command::from(self.inner.oci.command(&self.inner.oci.binary))
+        let output = tokio::process::Command::from(self.inner.oci.command(&[]))
             .arg("--root")
             .arg(self.inner.run.oci_root())
             .args(["kill", &self.id, signal])

@@ -260,3 +260,65 @@ fn a_step_container_removed_outside_gantry_is_named_and_the_engine_keeps_serving
     );
     support::still_serving(&server);
 }
+
+/// The native runtime's preamble (`gantry __oci-start`), run by hand: it writes
+/// the process into each `cgroup.procs` file given (plain files stand in for
+/// them here) and, with `--hide-unified`, covers the cgroup v2 half with an
+/// empty tmpfs in a mount namespace of its own, then execs the command; the
+/// host's mounts stay as they were. A failure exits 125 with the cause.
+#[test]
+fn the_native_preamble_joins_cgroups_and_hides_the_v2_half_in_its_own_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let procs = [dir.path().join("a.procs"), dir.path().join("b.procs")];
+    for path in &procs {
+        std::fs::write(path, "").unwrap();
+    }
+    let preamble = |hide: bool, procs: &[std::path::PathBuf], script: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"));
+        command.arg("__oci-start");
+        if hide {
+            command.arg("--hide-unified");
+        }
+        for path in procs {
+            command.arg("--procs").arg(path);
+        }
+        command
+            .args(["--", "/bin/sh", "-c", script])
+            .output()
+            .unwrap()
+    };
+    let out = preamble(false, &procs, "echo ran");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    for path in &procs {
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "0");
+    }
+    let missing = [dir.path().join("gone/cgroup.procs")];
+    let out = preamble(false, &missing, "echo ran");
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("gantry: cannot start the OCI runtime: joining the step's cgroup")
+            && stderr.contains("gone/cgroup.procs"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let covered = |mounts: &str| {
+        mounts
+            .lines()
+            .any(|line| line.starts_with("gantry /sys/fs/cgroup/unified tmpfs "))
+    };
+    let out = preamble(true, &[], "cat /proc/self/mounts");
+    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").is_dir();
+    if hybrid && rustix::process::geteuid().is_root() {
+        assert!(out.status.success(), "{out:?}");
+        assert!(covered(&String::from_utf8_lossy(&out.stdout)));
+        let host = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(!covered(&host), "the host's mounts changed");
+    } else {
+        // No hybrid layout or no root: refused, naming what failed.
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("hiding the cgroup v2 half"));
+    }
+}
