@@ -65,6 +65,12 @@ pub struct NativeOptions {
     /// Exported layers' modification times are clamped to this (`SOURCE_DATE_EPOCH`;
     /// 0 when unset), so that a pipeline publishes the same digest every time.
     pub source_date_epoch: u64,
+    /// The program that runs a step's runtime process through [`preamble`]
+    /// (joins its cgroups, and on a hybrid cgroup layout hides the v2 half from
+    /// crun): by default the running binary ([`preamble::SELF_EXE`]), whose
+    /// `main` must then hand [`preamble::ARG`] to [`preamble::main`] before
+    /// anything else, as `gantry`'s does; or the `gantry-oci-start` program.
+    pub preamble: PathBuf,
 }
 
 impl NativeOptions {
@@ -75,6 +81,7 @@ impl NativeOptions {
             oci_runtime: None,
             network: NetworkMode::Bridge,
             source_date_epoch: 0,
+            preamble: PathBuf::from(preamble::SELF_EXE),
         }
     }
 }
@@ -99,7 +106,7 @@ pub fn unavailable_reason() -> Option<String> {
         Ok(cgroups) => cgroups,
         Err(error) => return Some(error.to_string()),
     };
-    if let Err(error) = oci::OciRuntime::detect(None, &cgroups) {
+    if let Err(error) = oci::OciRuntime::detect(None, &cgroups, Path::new(preamble::SELF_EXE)) {
         return Some(error.to_string());
     }
     None
@@ -184,7 +191,8 @@ impl NativeRuntime {
             return Err(Error::Unsupported { reason });
         }
         let cgroups = oci::Cgroups::detect()?;
-        let oci = oci::OciRuntime::detect(options.oci_runtime.as_deref(), &cgroups)?;
+        let oci =
+            oci::OciRuntime::detect(options.oci_runtime.as_deref(), &cgroups, &options.preamble)?;
         std::fs::create_dir_all(&options.run_root)
             .map_err(|source| Error::io("creating the run directory", &options.run_root, source))?;
         let store = store::Store::open(&options.store_root)?;

@@ -47,6 +47,8 @@ pub(crate) struct OciRuntime {
     pub(crate) flavor: Flavor,
     /// Run it with the cgroup v2 half of a hybrid layout hidden (see `command`).
     pub(crate) hide_unified: bool,
+    /// The program that runs `preamble::main` (see `NativeOptions::preamble`).
+    pub(crate) preamble: PathBuf,
 }
 
 /// Finds `name` on `PATH`.
@@ -66,7 +68,12 @@ pub(crate) fn which(name: &str) -> Option<PathBuf> {
 impl OciRuntime {
     /// `preference`: `crun`, `runc`, a path to either, or `None` for crun when it can
     /// run here, else runc.
-    pub(crate) fn detect(preference: Option<&str>, cgroups: &Cgroups) -> Result<Self, Error> {
+    pub(crate) fn detect(
+        preference: Option<&str>,
+        cgroups: &Cgroups,
+        preamble: &Path,
+    ) -> Result<Self, Error> {
+        let preamble = preamble.to_path_buf();
         let flavor_of = |path: &Path| {
             if path
                 .file_name()
@@ -90,6 +97,7 @@ impl OciRuntime {
                 binary,
                 flavor,
                 hide_unified: flavor == Flavor::Crun && !cgroups.crun_compatible(),
+                preamble,
             });
         }
         if let Some(binary) = which("crun") {
@@ -97,6 +105,7 @@ impl OciRuntime {
                 binary,
                 flavor: Flavor::Crun,
                 hide_unified: !cgroups.crun_compatible(),
+                preamble,
             });
         }
         if let Some(binary) = which("runc") {
@@ -104,6 +113,7 @@ impl OciRuntime {
                 binary,
                 flavor: Flavor::Runc,
                 hide_unified: false,
+                preamble,
             });
         }
         Err(Error::Unsupported {
@@ -144,7 +154,7 @@ impl OciRuntime {
         if plan.is_empty() {
             return std::process::Command::new(&self.binary);
         }
-        plan.command(&self.binary)
+        plan.command(&self.preamble, &self.binary)
     }
 
     /// `kill ID KILL` then `delete --force ID`; errors (it is gone already) ignored.
@@ -471,6 +481,7 @@ mod tests {
             binary: "/usr/bin/crun".into(),
             flavor: Flavor::Crun,
             hide_unified,
+            preamble: crate::preamble::SELF_EXE.into(),
         };
         // Nothing to do first: the runtime itself.
         let plain = oci(false).command(&[]);

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 /// The argument that makes `gantry` run `main` here.
 pub const ARG: &str = "__oci-start";
 
-/// The program that runs the preamble: the engine's own binary.
-const SELF_EXE: &str = "/proc/self/exe";
+/// The program that runs the preamble by default: the engine's own binary,
+/// whose `main` must hand [`ARG`] to [`main`] first (`gantry`'s does).
+pub const SELF_EXE: &str = "/proc/self/exe";
 
 /// The exit code of a failed preamble (as of a runtime that cannot start).
 const EXIT_FAILED: i32 = 125;
@@ -50,10 +51,11 @@ impl Plan {
         self.procs.is_empty() && !self.hide_unified
     }
 
-    /// A command that carries out the plan, then runs `runtime` with the
+    /// A command that carries out the plan (through `preamble`, a program
+    /// whose `main` hands [`ARG`] to [`main`]), then runs `runtime` with the
     /// arguments the caller adds.
-    pub(crate) fn command(&self, runtime: &Path) -> std::process::Command {
-        let mut command = std::process::Command::new(SELF_EXE);
+    pub(crate) fn command(&self, preamble: &Path, runtime: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(preamble);
         command.arg(ARG);
         if self.hide_unified {
             command.arg("--hide-unified");
@@ -178,7 +180,7 @@ mod tests {
             ],
             hide_unified: true,
         };
-        let command = plan.command(Path::new("/usr/bin/crun"));
+        let command = plan.command(Path::new(SELF_EXE), Path::new("/usr/bin/crun"));
         assert_eq!(command.get_program(), SELF_EXE);
         let mut args: Vec<OsString> = command.get_args().map(OsString::from).collect();
         assert_eq!(args.remove(0), ARG);

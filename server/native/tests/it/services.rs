@@ -330,8 +330,7 @@ async fn services_run_with_host_networking_too() {
         return;
     }
     let state = tempfile::tempdir().unwrap();
-    let mut options = gantry_native::NativeOptions::new(store_root(state.path()));
-    options.oci_runtime = std::env::var("GANTRY_OCI_RUNTIME").ok();
+    let mut options = options(state.path());
     options.network = gantry_native::NetworkMode::Host;
     let runtime = gantry_native::NativeRuntime::start(options).await.unwrap();
     let image = runtime.pull(&busybox(), None).await.unwrap().image_id;

@@ -103,9 +103,17 @@ pub(crate) fn store_root(state: &Path) -> PathBuf {
 }
 
 pub(crate) async fn start_runtime(state: &Path) -> NativeRuntime {
+    NativeRuntime::start(options(state)).await.unwrap()
+}
+
+/// The options of a runtime on `state`: the OCI runtime `GANTRY_OCI_RUNTIME`
+/// names, the preamble as a program of its own (this test binary's `main` is
+/// libtest's, which knows no `__oci-start`).
+pub(crate) fn options(state: &Path) -> NativeOptions {
     let mut options = NativeOptions::new(store_root(state));
     options.oci_runtime = std::env::var("GANTRY_OCI_RUNTIME").ok();
-    NativeRuntime::start(options).await.unwrap()
+    options.preamble = env!("CARGO_BIN_EXE_gantry-oci-start").into();
+    options
 }
 
 pub(crate) fn spec(image: &str, args: &[&str]) -> ExecSpec {
