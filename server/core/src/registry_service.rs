@@ -84,10 +84,19 @@ impl RegistryService {
         swap_registry(reference, &self.local, &self.given)
     }
 
-    /// Runs `transfer`; fails with the service's reason if it stops first.
-    pub(crate) async fn run<T>(&self, transfer: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Runs `transfer` of `reference` (as given; the transfer itself names
+    /// `self.local(reference)`); fails with the service's reason if the
+    /// service stops first. The runtime's name for the image afterwards is
+    /// `reference`: the loopback one names a port that is gone once the
+    /// transfer ends, and would be left behind by every transfer.
+    pub(crate) async fn run<T>(
+        &self,
+        cx: &Context,
+        reference: &str,
+        transfer: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let instance = &self.lease.instance;
-        match instance.exited.clone() {
+        let result = match instance.exited.clone() {
             Some(exited) => tokio::select! {
                 biased;
                 result = transfer => result,
@@ -97,7 +106,13 @@ impl RegistryService {
                 }),
             },
             None => transfer.await,
+        }?;
+        let local = self.local(reference);
+        if let Err(error) = cx.runtime.rename_image(&local, reference).await {
+            // The image stays, under the loopback name.
+            tracing::warn!(%local, %reference, %error, "cannot rename an image pulled or pushed through a registry service");
         }
+        Ok(result)
     }
 }
 

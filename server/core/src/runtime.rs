@@ -610,6 +610,16 @@ pub trait Runtime: Send + Sync + 'static {
     /// image that was removed behind gantry's back).
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError>;
 
+    /// Gives the image a pull or push left under the name `from` the name
+    /// `to` instead: a transfer through a registry service's loopback
+    /// forward (`registry_service.rs`) names a port that is gone once it
+    /// ends. A name by digest, or one this runtime never recorded (a
+    /// runtime that keeps no names keeps this default), is left as it is.
+    async fn rename_image(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        let _ = (from, to);
+        Ok(())
+    }
+
     /// Removes images (by ID or tag); missing ones are not an error.
     async fn remove_images(&self, images: &[String]) -> Result<(), RuntimeError>;
 

@@ -723,7 +723,7 @@ impl Engine {
                 .await?)
         };
         let pushed = match &registry {
-            Some(registry) => registry.run(push).await?,
+            Some(registry) => registry.run(&self.cx, &reference, push).await?,
             None => push.await?,
         };
         Ok(format!("{reference}@{pushed}"))

@@ -348,6 +348,37 @@ impl DockerRuntime {
 
     /// `Runtime::remove_images`. An image still in use (a container or a child image
     /// depends on it) is left in place with a warning rather than failing the batch.
+    /// `Runtime::rename_image`: tags the image `from` names as `to`, then
+    /// removes the tag `from` (only the tag: the image has another now).
+    pub(crate) async fn rename(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        let (from, to) = (parse_target(from)?, parse_target(to)?);
+        if from.digest().is_some() || to.digest().is_some() {
+            return Ok(());
+        }
+        let old = from.local_name();
+        if old == to.local_name() {
+            return Ok(());
+        }
+        match self.tag(&old, to.repo(), to.tag_or_latest()).await {
+            // Nothing was recorded under `from`.
+            Err(RuntimeError::ImageMissing { .. } | RuntimeError::ImageNotFound { .. }) => {
+                return Ok(())
+            }
+            other => other?,
+        }
+        let options = RemoveImageOptionsBuilder::new().noprune(true).build();
+        match self.docker.remove_image(&old, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(error) if status(&error) == Some(404) => Ok(()),
+            Err(error) => Err(runtime_error(
+                Operation::Other {
+                    action: "removing an image's old name",
+                },
+                &error,
+            )),
+        }
+    }
+
     pub(crate) async fn remove(&self, images: &[String]) -> Result<(), RuntimeError> {
         let mut first_error = None;
         for image in images {

@@ -298,6 +298,11 @@ impl Runtime for DockerRuntime {
         self.exists(image_id).await
     }
 
+    #[tracing::instrument(skip_all, fields(from = %from, to = %to))]
+    async fn rename_image(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        self.rename(from, to).await
+    }
+
     #[tracing::instrument(skip_all, fields(count = images.len()))]
     async fn remove_images(&self, images: &[String]) -> Result<(), RuntimeError> {
         self.remove(images).await

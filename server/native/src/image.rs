@@ -206,6 +206,24 @@ fn pulled(image_id: &str, resolved_ref: String, record: &ImageRecord) -> PulledI
 }
 
 impl Inner {
+    /// `Runtime::rename_image`: the name a pull recorded (a push records
+    /// none) moved to `to`.
+    pub(crate) fn rename(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        let ((from_ref, from), (to_ref, to)) = (registry::parse(from)?, registry::parse(to)?);
+        let (old, new) = (from.whole(), to.whole());
+        if from_ref.digest().is_some() || to_ref.digest().is_some() || old == new {
+            return Ok(());
+        }
+        let Some(id) = self.store.resolve_tag(&old) else {
+            return Ok(());
+        };
+        self.store
+            .tag(&new, &id)
+            .and_then(|()| self.store.remove(&[old]))
+            .map(drop)
+            .map_err(failed("renaming a pulled image"))
+    }
+
     /// `Runtime::pull`.
     pub(crate) async fn pull(
         &self,

@@ -131,6 +131,12 @@ pub fn tags_in(store_root: &Path, repos: &[String]) -> Vec<String> {
     }
 }
 
+/// Every name in the snapshot store at `store_root`, sorted, without starting a
+/// runtime.
+pub fn names_in(store_root: &Path) -> Vec<String> {
+    store::Store::open_existing(store_root).map_or_else(Vec::new, |store| store.names())
+}
+
 /// Whether the snapshot store at `store_root` holds the image `name` (an image ID or a
 /// tag such as `gantry.local/cache:<key>`) with all its layers.
 pub fn image_exists_in(store_root: &Path, name: &str) -> bool {
@@ -341,6 +347,11 @@ impl Runtime for NativeRuntime {
 
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
         Ok(self.inner.store.image_complete(image_id))
+    }
+
+    #[tracing::instrument(skip_all, fields(from = %from, to = %to))]
+    async fn rename_image(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        self.inner.rename(from, to)
     }
 
     async fn remove_images(&self, images: &[String]) -> Result<(), RuntimeError> {

@@ -209,15 +209,17 @@ impl Store {
 
     /// Every tag whose repository is one of `repos` (`repo:tag` names).
     pub(crate) fn tags_in(&self, repos: &[String]) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .tags()
-            .into_iter()
-            .map(|(_, tag)| tag.name)
-            .filter(|name| {
-                name.rsplit_once(':')
-                    .is_some_and(|(repo, _)| repos.iter().any(|wanted| wanted == repo))
-            })
-            .collect();
+        let mut names = self.names();
+        names.retain(|name| {
+            name.rsplit_once(':')
+                .is_some_and(|(repo, _)| repos.iter().any(|wanted| wanted == repo))
+        });
+        names
+    }
+
+    /// Every tag, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tags().into_iter().map(|(_, tag)| tag.name).collect();
         names.sort();
         names
     }

@@ -518,7 +518,9 @@ fn an_image_is_published_to_and_pulled_from_a_registry_service() {
     let server = Server::start();
     let (registry, hostname) = registry_service(&server);
     let marker = support::unique("published");
-    let address = format!("{hostname}:5000/gantry-test/app:v1");
+    // A repository of its own: the service's hostname is the same every run.
+    let repo = support::unique("gantry-test/app");
+    let address = format!("{hostname}:5000/{repo}:v1");
     let published = run(
         &server,
         r#"query($image: String!, $marker: String!, $address: String!, $registry: ID!) {
@@ -542,9 +544,19 @@ fn an_image_is_published_to_and_pulled_from_a_registry_service() {
     assert_eq!(text(&pulled, "container.from.withExec.stdout"), marker);
     let image_ref = text(&pulled, "container.from.imageRef");
     assert!(
-        image_ref.starts_with(&format!("{hostname}:5000/gantry-test/app")),
+        image_ref.starts_with(&format!("{hostname}:5000/{repo}")),
         "the reference names the registry as given: {image_ref}"
     );
+    // The runtime's image store names the image as given too, not by the
+    // loopback forward each transfer went through (`127.0.0.1:PORT/…`, a
+    // port gone since).
+    let names = support::image_names(server.dir(), &format!("/{repo}:"));
+    assert_eq!(
+        names,
+        std::slice::from_ref(&address),
+        "named as given, and only so"
+    );
+    support::forget_published(&address);
     // Another host than the service's is an error naming both.
     let wrong = server.query_vars(
         r#"query($registry: ID!) { container {

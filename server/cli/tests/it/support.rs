@@ -177,6 +177,26 @@ pub(crate) fn image_exists(dir: &Path, reference: &str) -> bool {
     docker_image_exists(reference)
 }
 
+/// The names (`repo:tag`) in the runtime's image store that contain `needle`
+/// (the native one is the snapshot bucket of the state directory under `dir`).
+pub(crate) fn image_names(dir: &Path, needle: &str) -> Vec<String> {
+    let mut names = if native() {
+        gantry_native::names_in(&snapshots(&dir.join("state")))
+    } else {
+        let out = Command::new("docker")
+            .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker image ls: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    names.retain(|name| name.contains(needle));
+    names
+}
+
 /// Whether Docker has the image `reference` (an ID or a name).
 pub(crate) fn docker_image_exists(reference: &str) -> bool {
     Command::new("docker")

@@ -145,7 +145,7 @@ async fn pull_from_service(
     let registry = RegistryService::start(cx, service, address).await?;
     let auth = registry.local_auth(auth);
     let mut pulled = registry
-        .run(pull(cx, &registry.local(address), auth))
+        .run(cx, address, pull(cx, &registry.local(address), auth))
         .await?;
     pulled.resolved_ref = registry.given(&pulled.resolved_ref);
     Ok(pulled)
