@@ -346,8 +346,6 @@ impl DockerRuntime {
         }
     }
 
-    /// `Runtime::remove_images`. An image still in use (a container or a child image
-    /// depends on it) is left in place with a warning rather than failing the batch.
     /// `Runtime::rename_image`: tags the image `from` names as `to`, then
     /// removes the tag `from` (only the tag: the image has another now).
     pub(crate) async fn rename(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
@@ -379,6 +377,8 @@ impl DockerRuntime {
         }
     }
 
+    /// `Runtime::remove_images`. An image still in use (a container or a child image
+    /// depends on it) is left in place with a warning rather than failing the batch.
     pub(crate) async fn remove(&self, images: &[String]) -> Result<(), RuntimeError> {
         let mut first_error = None;
         for image in images {
