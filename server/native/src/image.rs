@@ -214,13 +214,8 @@ impl Inner {
         if from_ref.digest().is_some() || to_ref.digest().is_some() || old == new {
             return Ok(());
         }
-        let Some(id) = self.store.resolve_tag(&old) else {
-            return Ok(());
-        };
         self.store
-            .tag(&new, &id)
-            .and_then(|()| self.store.remove(&[old]))
-            .map(drop)
+            .rename_tag(&old, &new)
             .map_err(failed("renaming a pulled image"))
     }
 

@@ -188,6 +188,24 @@ impl Store {
         )
     }
 
+    /// Gives the image `old` names the name `new` instead, if `old` names
+    /// one. The image keeps a name, so nothing else changes: no layer
+    /// becomes unused (unlike `remove`, no collection follows).
+    pub(crate) fn rename_tag(&self, old: &str, new: &str) -> Result<(), Error> {
+        let Some(image) = self.resolve_tag(old) else {
+            return Ok(());
+        };
+        self.tag(new, &image)?;
+        match fs::remove_file(self.tag_path(old)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                "removing an image name",
+                &self.tag_path(old),
+                error,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn resolve_tag(&self, name: &str) -> Option<String> {
         let bytes = fs::read(self.tag_path(name)).ok()?;
         let record: TagRecord = serde_json::from_slice(&bytes).ok()?;
@@ -384,6 +402,24 @@ mod tests {
         assert!(store.has_layer(&"a".repeat(32)));
         assert!(!store.has_layer(&"b".repeat(32)));
         assert!(store.init_dir().join("etc/resolv.conf").is_file());
+    }
+
+    #[test]
+    fn a_renamed_tag_names_the_same_image_and_the_old_name_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = format!("sha256:{}", "d".repeat(64));
+        store.tag("127.0.0.1:4321/app:v1", &id).unwrap();
+        store
+            .rename_tag("127.0.0.1:4321/app:v1", "reg:5000/app:v1")
+            .unwrap();
+        assert_eq!(store.names(), ["reg:5000/app:v1"]);
+        assert_eq!(store.resolve_tag("reg:5000/app:v1"), Some(id));
+        // A name never recorded: nothing to do, and no error.
+        store
+            .rename_tag("127.0.0.1:1/none:v1", "x:1/none:v1")
+            .unwrap();
+        assert_eq!(store.names(), ["reg:5000/app:v1"]);
     }
 
     #[test]
