@@ -24,8 +24,10 @@
 //! hashes as a `0755` directory owned by root, as Dagger's scratch directory
 //! and the directories it creates are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Read;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
@@ -51,7 +53,18 @@ pub struct Memo {
     files: DashMap<(Digest, u32, Owner, u64), Digest>,
     /// `Directory.digest` by the tree's content key (`Tree::key`).
     trees: DashMap<Digest, Digest>,
+    /// The digest of every directory of the trees hashed last, by tree
+    /// key, so that a tree differing from one of them in a few files (a
+    /// host directory reloaded after an edit) hashes only the directories
+    /// above those files (`carry`) instead of looking up every file again.
+    recent: Mutex<VecDeque<(Digest, Arc<Directories>)>>,
 }
+
+/// The digest of each directory of a tree, by path (`""` for its root).
+type Directories = HashMap<String, Digest>;
+
+/// How many trees `Memo::recent` keeps the directory digests of.
+const RECENT_TREES: usize = 4;
 
 /// Entries each map of `Memo` holds at most (about 100 bytes each).
 const MEMO_LIMIT: usize = 200_000;
@@ -62,9 +75,130 @@ impl Memo {
         if let Some(digest) = self.trees.get(key) {
             return Ok(*digest);
         }
-        let digest = hash_tree(open, Some(self), tree)?;
-        remember(&self.trees, *key, digest);
+        let mut directories = Directories::new();
+        let digest = hash_tree(open, Some(self), tree, &mut directories)?;
+        self.keep(*key, digest, directories);
         Ok(digest)
+    }
+
+    /// Whether the `Directory.digest` of the tree of key `key` is known.
+    #[cfg(test)]
+    pub(crate) fn knows_tree(&self, key: &Digest) -> bool {
+        self.trees.contains_key(key)
+    }
+
+    fn keep(&self, key: Digest, digest: Digest, directories: Directories) {
+        remember(&self.trees, key, digest);
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if recent.len() >= RECENT_TREES {
+            recent.pop_front();
+        }
+        recent.push_back((key, Arc::new(directories)));
+    }
+
+    /// Computes ahead the `Directory.digest` of `tree` (key `key`), which
+    /// differs from the tree of key `from` only in the entries at `changed`
+    /// (files whose contents or modes changed, directories whose modes
+    /// did), when `from`'s directories were hashed
+    /// lately and the changed files' digests are known (`seed_file`): only
+    /// the directories above those files are hashed again. Does nothing
+    /// otherwise (`tree` then hashes in full when asked for).
+    pub fn carry<'a>(
+        &self,
+        from: &Digest,
+        tree: &Tree,
+        key: &Digest,
+        changed: impl IntoIterator<Item = &'a str>,
+    ) {
+        let old = {
+            let recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            match recent.iter().find(|(tree_key, _)| tree_key == from) {
+                Some((_, directories)) => directories.clone(),
+                None => return,
+            }
+        };
+        // Every directory above a changed file, deepest first (a directory's
+        // path is longer than its parent's).
+        let mut dirty = BTreeSet::new();
+        for path in changed {
+            if let Some(Entry::Dir { .. }) = tree.entries.get(path) {
+                dirty.insert(path);
+            }
+            let mut current = path;
+            while let Some(index) = current.rfind('/') {
+                current = &current[..index];
+                dirty.insert(current);
+            }
+            dirty.insert("");
+        }
+        let mut dirty: Vec<&str> = dirty.into_iter().collect();
+        dirty.sort_by_key(|path| std::cmp::Reverse(path.len()));
+        let mut directories = Directories::clone(&old);
+        for path in dirty {
+            let Some(digest) = self.rehash_directory(tree, path, &directories) else {
+                return;
+            };
+            directories.insert(path.to_owned(), digest);
+        }
+        let Some(&digest) = directories.get("") else {
+            return;
+        };
+        self.keep(*key, digest, directories);
+    }
+
+    /// The digest of the directory at `path` in `tree` from the digests of
+    /// its subdirectories in `directories` and its files' known digests;
+    /// `None` when one is missing.
+    fn rehash_directory(
+        &self,
+        tree: &Tree,
+        path: &str,
+        directories: &Directories,
+    ) -> Option<Digest> {
+        let (mode, owner) = match path {
+            "" => (DIR_MODE, Owner::ROOT),
+            _ => match tree.entries.get(path)? {
+                Entry::Dir { mode, owner, .. } => (*mode, *owner),
+                _ => return None,
+            },
+        };
+        let prefix = match path {
+            "" => String::new(),
+            _ => format!("{path}/"),
+        };
+        // In a tree's order, a directory's descendants follow one another,
+        // its children by the byte order of their names.
+        let mut children = Vec::new();
+        for (child, entry) in tree
+            .entries
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        {
+            let Some(name) = child.strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            if name.contains('/') {
+                continue;
+            }
+            let digest = match entry {
+                Entry::File {
+                    blob,
+                    size,
+                    mode,
+                    owner,
+                    ..
+                } => self.known_file(*blob, *size, *mode, *owner)?,
+                Entry::Symlink { target, owner } => symlink(target, *owner),
+                Entry::Dir { .. } => *directories.get(child.as_str())?,
+            };
+            children.push((name, digest));
+        }
+        Some(directory_digest(mode, owner, children))
     }
 
     /// Records `digest` as the `File.digest` of a regular file holding
@@ -200,10 +334,16 @@ pub fn file_contents(blob: &Digest) -> Digest {
 
 /// `Directory.digest`: every entry's name, header and contents.
 pub fn tree(open: &impl OpenBlob, tree: &Tree) -> Result<Digest> {
-    hash_tree(open, None, tree)
+    hash_tree(open, None, tree, &mut Directories::new())
 }
 
-fn hash_tree(open: &impl OpenBlob, memo: Option<&Memo>, tree: &Tree) -> Result<Digest> {
+/// `tree`, recording each directory's digest in `directories`.
+fn hash_tree(
+    open: &impl OpenBlob,
+    memo: Option<&Memo>,
+    tree: &Tree,
+    directories: &mut Directories,
+) -> Result<Digest> {
     // Entries by parent directory, in byte order of names (a tree's own
     // order puts `a.txt` before `a/b`, BuildKit's puts `a/` first).
     let mut children: BTreeMap<&str, Vec<(&str, &Entry)>> = BTreeMap::new();
@@ -217,50 +357,86 @@ fn hash_tree(open: &impl OpenBlob, memo: Option<&Memo>, tree: &Tree) -> Result<D
     for list in children.values_mut() {
         list.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     }
-    directory(open, memo, &children, "", DIR_MODE, Owner::ROOT)
+    let walk = Walk {
+        open,
+        memo,
+        children: &children,
+    };
+    walk.directory("", DIR_MODE, Owner::ROOT, directories)
 }
 
-fn directory(
-    open: &impl OpenBlob,
-    memo: Option<&Memo>,
-    children: &BTreeMap<&str, Vec<(&str, &Entry)>>,
-    path: &str,
+/// A tree's entries by parent directory, hashed from the bottom up.
+struct Walk<'a, O> {
+    open: &'a O,
+    memo: Option<&'a Memo>,
+    children: &'a BTreeMap<&'a str, Vec<(&'a str, &'a Entry)>>,
+}
+
+impl<O: OpenBlob> Walk<'_, O> {
+    fn directory(
+        &self,
+        path: &str,
+        mode: u32,
+        owner: Owner,
+        directories: &mut Directories,
+    ) -> Result<Digest> {
+        let listed = self
+            .children
+            .get(path)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut children = Vec::with_capacity(listed.len());
+        for (name, entry) in listed {
+            let digest = match entry {
+                Entry::File {
+                    blob,
+                    size,
+                    mode,
+                    owner,
+                    ..
+                } => regular(self.open, self.memo, blob, *size, *mode, *owner)?,
+                Entry::Symlink { target, owner } => symlink(target, *owner),
+                Entry::Dir { mode, owner, .. } => {
+                    let child = if path.is_empty() {
+                        (*name).to_owned()
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    self.directory(&child, *mode, *owner, directories)?
+                }
+            };
+            children.push((*name, digest));
+        }
+        let digest = directory_digest(mode, owner, children);
+        directories.insert(path.to_owned(), digest);
+        Ok(digest)
+    }
+}
+
+fn symlink(target: &str, owner: Owner) -> Digest {
+    let mut link = Sha256::new();
+    header(&mut link, 0o777, owner, 0, SYMLINK, target);
+    finish(link)
+}
+
+/// A directory's digest from its header and its children's names and
+/// digests, in byte order of names.
+fn directory_digest<'a>(
     mode: u32,
     owner: Owner,
-) -> Result<Digest> {
+    children: impl IntoIterator<Item = (&'a str, Digest)>,
+) -> Digest {
     let mut own = Sha256::new();
     header(&mut own, mode, owner, 0, DIRECTORY, "");
     let mut hash = Sha256::new();
     hash.update(b"\0");
     hash.update(as_text(&finish(own)));
-    for (name, entry) in children.get(path).map(Vec::as_slice).unwrap_or_default() {
-        let digest = match entry {
-            Entry::File {
-                blob,
-                size,
-                mode,
-                owner,
-                ..
-            } => regular(open, memo, blob, *size, *mode, *owner)?,
-            Entry::Symlink { target, owner } => {
-                let mut link = Sha256::new();
-                header(&mut link, 0o777, *owner, 0, SYMLINK, target);
-                finish(link)
-            }
-            Entry::Dir { mode, owner, .. } => {
-                let child = if path.is_empty() {
-                    (*name).to_owned()
-                } else {
-                    format!("{path}/{name}")
-                };
-                directory(open, memo, children, &child, *mode, *owner)?
-            }
-        };
+    for (name, digest) in children {
         hash.update(b"\0");
         hash.update(name.as_bytes());
         hash.update(as_text(&digest));
     }
-    Ok(finish(hash))
+    finish(hash)
 }
 
 #[cfg(test)]
@@ -376,6 +552,75 @@ mod tests {
         assert_eq!(
             memo.file(&counting, &file).unwrap(),
             super::file(&counting, &file).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_carried_digest_is_the_full_one_and_reads_nothing() {
+        let contents: std::collections::HashMap<Digest, &'static [u8]> =
+            [&b"one"[..], b"two", b"three", b"new"]
+                .into_iter()
+                .map(|bytes| (Digest::of_bytes(bytes), bytes))
+                .collect();
+        let open = |blob: &Digest| -> Result<Box<dyn Read + Send>> { Ok(Box::new(contents[blob])) };
+        let nothing = |_: &Digest| -> Result<Box<dyn Read + Send>> { panic!("no blob to read") };
+        let mut first = Tree::default();
+        first
+            .insert("a/b/c.txt", file_entry(b"one", 0o644))
+            .unwrap();
+        first.insert("a/d.txt", file_entry(b"two", 0o644)).unwrap();
+        first.insert("a.txt", file_entry(b"three", 0o644)).unwrap();
+        first.insert("a0/e.txt", file_entry(b"one", 0o600)).unwrap();
+        first
+            .insert(
+                "a/l",
+                Entry::Symlink {
+                    target: "d.txt".into(),
+                    owner: Owner::ROOT,
+                },
+            )
+            .unwrap();
+        let memo = Memo::default();
+        memo.tree(&open, &first, &first.key()).unwrap();
+
+        // A file deep down changed, its new digest known.
+        let mut second = first.clone();
+        second
+            .insert("a/b/c.txt", file_entry(b"new", 0o755))
+            .unwrap();
+        memo.seed_file(
+            Digest::of_bytes(b"new"),
+            3,
+            0o755,
+            Owner::ROOT,
+            of_contents(b"new", 0o755, Owner::ROOT),
+        );
+        memo.carry(&first.key(), &second, &second.key(), ["a/b/c.txt"]);
+        let carried = memo.tree(&nothing, &second, &second.key()).unwrap();
+        assert_eq!(carried, tree(&open, &second).unwrap());
+        assert_ne!(carried, tree(&open, &first).unwrap());
+
+        // From the carried tree on: a directory's mode changed.
+        let mut third = second.clone();
+        third.insert("a/b", Entry::dir(0o700)).unwrap();
+        memo.carry(&second.key(), &third, &third.key(), ["a/b"]);
+        let carried = memo.tree(&nothing, &third, &third.key()).unwrap();
+        assert_eq!(carried, tree(&open, &third).unwrap());
+
+        // Nothing is carried from a tree never hashed, nor with a changed
+        // file whose digest is unknown: the full digest is computed later.
+        let fresh = Memo::default();
+        fresh.carry(&first.key(), &second, &second.key(), ["a/b/c.txt"]);
+        assert!(fresh.trees.get(&second.key()).is_none());
+        let mut fourth = third.clone();
+        fourth
+            .insert("a0/e.txt", file_entry(b"two", 0o600))
+            .unwrap();
+        memo.carry(&third.key(), &fourth, &fourth.key(), ["a0/e.txt"]);
+        assert!(memo.trees.get(&fourth.key()).is_none());
+        assert_eq!(
+            memo.tree(&open, &fourth, &fourth.key()).unwrap(),
+            tree(&open, &fourth).unwrap()
         );
     }
 

@@ -409,6 +409,7 @@ fn recheck(
     }
     let mut tree = Tree::clone(&old.tree);
     let mut checks = old.checks.clone();
+    let paths: Vec<usize> = changed.iter().map(|(at, _)| *at).collect();
     for (at, stat) in changed {
         let check = &mut checks[at];
         // The stat was taken before the read: a change during the read
@@ -432,9 +433,16 @@ fn recheck(
             _ => return Ok(Reload::Walk(watched.map(|watched| watched.watcher))),
         }
     }
+    let digest = tree.digest();
+    if let Some(memo) = checksums {
+        // The new `Directory.digest` from the old one's: only the
+        // directories above the changed files are hashed again.
+        let changed = paths.iter().map(|&at| checks[at].path.as_str());
+        memo.carry(&old.digest, &tree, &digest, changed);
+    }
     Ok(Reload::Patched(Snapshot {
         started_ns,
-        digest: tree.digest(),
+        digest,
         tree: Arc::new(tree),
         checks,
         watch: watched,
@@ -1505,6 +1513,18 @@ mod tests {
         assert_eq!(
             memo.file(&refused, &file).unwrap(),
             crate::checksum::file(&open, &file).unwrap()
+        );
+        // The directory's digest asked for before a change: the changed
+        // directory's is carried from it by the reload, and is the same.
+        let before = load_tree(&store, &changed).unwrap();
+        memo.tree(&open, &before, &before.key()).unwrap();
+        fs::write(root.join("src/a.rs"), "fn changed_again() {}").unwrap();
+        let again = read_directory(&store, &root, with_memo(&memo)).unwrap();
+        let tree = load_tree(&store, &again).unwrap();
+        assert!(memo.knows_tree(&tree.key()), "carried by the reload");
+        assert_eq!(
+            memo.tree(&refused, &tree, &tree.key()).unwrap(),
+            crate::checksum::tree(&open, &tree).unwrap()
         );
         let _ = fs::remove_dir_all(&root);
     }
