@@ -173,30 +173,37 @@ impl Memo {
             _ => format!("{path}/"),
         };
         // In a tree's order, a directory's descendants follow one another,
-        // its children by the byte order of their names.
+        // its children by the byte order of their names; the entries below
+        // a child `c` lie between `c/` and `c0` (`0` follows `/`), and are
+        // skipped with one seek.
         let mut children = Vec::new();
-        for (child, entry) in tree
-            .entries
-            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-        {
-            let Some(name) = child.strip_prefix(prefix.as_str()) else {
-                break;
-            };
-            if name.contains('/') {
-                continue;
+        let mut from = prefix.clone();
+        'seek: loop {
+            let entries = tree
+                .entries
+                .range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded));
+            for (child, entry) in entries {
+                let Some(name) = child.strip_prefix(prefix.as_str()) else {
+                    break 'seek;
+                };
+                if let Some(slash) = name.find('/') {
+                    from = format!("{prefix}{}0", &name[..slash]);
+                    continue 'seek;
+                }
+                let digest = match entry {
+                    Entry::File {
+                        blob,
+                        size,
+                        mode,
+                        owner,
+                        ..
+                    } => self.known_file(*blob, *size, *mode, *owner)?,
+                    Entry::Symlink { target, owner } => symlink(target, *owner),
+                    Entry::Dir { .. } => *directories.get(child.as_str())?,
+                };
+                children.push((name, digest));
             }
-            let digest = match entry {
-                Entry::File {
-                    blob,
-                    size,
-                    mode,
-                    owner,
-                    ..
-                } => self.known_file(*blob, *size, *mode, *owner)?,
-                Entry::Symlink { target, owner } => symlink(target, *owner),
-                Entry::Dir { .. } => *directories.get(child.as_str())?,
-            };
-            children.push((name, digest));
+            break;
         }
         Some(directory_digest(mode, owner, children))
     }
