@@ -39,7 +39,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use crate::cache_layout::{fault_text, Fault, Layout};
+use crate::cache_layout::{fault_text, sha256_digest, Fault, Layout};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -449,6 +449,23 @@ pub(crate) async fn open(
         push_warned: AtomicBool::new(false),
     });
     tracing::info!(repository = %inner.name, mode = ?inner.mode, "remote cache enabled");
+    if let Backend::Registry(_) = &inner.backend {
+        // The registry's version check now, in the background: the first
+        // lookup then finds a connection open (and a token, where the
+        // registry wants one) instead of paying for them. A failure here is
+        // the first lookup's to report.
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Backend::Registry(registry) = &inner.backend {
+                let probe = registry.reference("latest");
+                let checked = registry
+                    .client
+                    .auth(&probe, &registry.auth, oci_client::RegistryOperation::Pull)
+                    .await;
+                tracing::debug!(ok = checked.is_ok(), "remote cache registry checked");
+            }
+        });
+    }
     let cache = Arc::new(SharedCache {
         inner,
         pushes: Mutex::new(JoinSet::new()),
@@ -479,8 +496,8 @@ pub(crate) fn is_not_found(error: &OciDistributionError) -> bool {
 /// What a backend found for a key.
 enum Found {
     /// The entry's record blob and, when asked for, its layers (a path
-    /// read's files), each checked against its digest.
-    Blob(Vec<u8>, Vec<Vec<u8>>),
+    /// read's files) with their digests, each checked against its digest.
+    Blob(Vec<u8>, Vec<(Digest, Vec<u8>)>),
     Missing,
     Corrupt(String),
 }
@@ -530,36 +547,50 @@ impl RegistryBackend {
                 "its record is larger than any record".into(),
             ));
         }
-        let blob = match self.checked_blob(&image, &config).await? {
-            Ok(blob) => blob,
+        let descriptors: Vec<OciDescriptor> = match layers {
+            true => manifest
+                .and_then(|m| serde_json::from_value(m["layers"].clone()).ok())
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let total: i64 = descriptors.iter().map(|d| d.size.max(0)).sum();
+        if total > MAX_READ_FILE_BYTES {
+            return Ok(Found::Corrupt("its files are larger than any read".into()));
+        }
+        // The record and the files at once: each is a round trip of its own.
+        let (blob, fetched) = tokio::join!(
+            self.checked_blob(&image, &config),
+            futures::future::join_all(
+                descriptors
+                    .iter()
+                    .map(|descriptor| self.checked_blob(&image, descriptor))
+            ),
+        );
+        let blob = match blob? {
+            Ok((_, blob)) => blob,
             Err(why) => return Ok(Found::Corrupt(format!("its record blob {why}"))),
         };
-        let mut files = Vec::new();
-        if layers {
-            let descriptors: Vec<OciDescriptor> = manifest
-                .and_then(|m| serde_json::from_value(m["layers"].clone()).ok())
-                .unwrap_or_default();
-            let total: i64 = descriptors.iter().map(|d| d.size.max(0)).sum();
-            if total > MAX_READ_FILE_BYTES {
-                return Ok(Found::Corrupt("its files are larger than any read".into()));
-            }
-            for descriptor in &descriptors {
-                match self.checked_blob(&image, descriptor).await? {
-                    Ok(file) => files.push(file),
-                    Err(why) => return Ok(Found::Corrupt(format!("a file's blob {why}"))),
-                }
+        let mut files = Vec::with_capacity(fetched.len());
+        for file in fetched {
+            match file? {
+                Ok(file) => files.push(file),
+                Err(why) => return Ok(Found::Corrupt(format!("a file's blob {why}"))),
             }
         }
         Ok(Found::Blob(blob, files))
     }
 
-    /// The blob `descriptor` of `image`, checked against its digest and size;
-    /// `Ok(Err(why))`: missing or corrupt; `Err`: the registry failed to answer.
+    /// The blob `descriptor` of `image`, with its digest, checked against its
+    /// digest (by the client, as it downloads) and size; `Ok(Err(why))`:
+    /// missing or corrupt; `Err`: the registry failed to answer.
     async fn checked_blob(
         &self,
         image: &Reference,
         descriptor: &OciDescriptor,
-    ) -> Result<Result<Vec<u8>, &'static str>, String> {
+    ) -> Result<Result<(Digest, Vec<u8>), &'static str>, String> {
+        let Some(digest) = sha256_digest(&descriptor.digest) else {
+            return Ok(Err("is not named by a sha256 digest"));
+        };
         let mut blob = Vec::new();
         if let Err(error) = self.client.pull_blob(image, descriptor, &mut blob).await {
             if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
@@ -569,11 +600,12 @@ impl RegistryBackend {
                 registry::registry_error(&image.whole(), &error, self.password()).to_string(),
             );
         }
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
-        if digest != descriptor.digest || blob.len() as i64 != descriptor.size {
+        // `pull_blob` refuses bytes that do not hash to the descriptor's
+        // digest (a `DigestError`, above): only the size is left to check.
+        if blob.len() as i64 != descriptor.size {
             return Ok(Err("does not match its digest"));
         }
-        Ok(Ok(blob))
+        Ok(Ok((digest, blob)))
     }
 
     /// Whether `hex` has an entry; `Err`: the registry's error, as text.
@@ -744,7 +776,7 @@ impl Inner {
         key: &Digest,
         media_type: &'static str,
         layers: bool,
-    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, String> {
+    ) -> Result<Option<(Vec<u8>, Vec<(Digest, Vec<u8>)>)>, String> {
         let hex = key.hex();
         let found = match &self.backend {
             Backend::Registry(registry) => registry.entry_blob(&hex, media_type, layers).await?,
@@ -911,7 +943,11 @@ impl Inner {
                 let layers = read
                     .files
                     .into_iter()
-                    .map(|file| blob_of(FILE_MEDIA_TYPE, file))
+                    .map(|(digest, file)| Blob {
+                        digest: format!("sha256:{}", digest.hex()),
+                        media_type: FILE_MEDIA_TYPE.to_owned(),
+                        data: Bytes::from(file),
+                    })
                     .collect();
                 let config = blob_of(READ_MEDIA_TYPE, config);
                 registry
@@ -921,13 +957,14 @@ impl Inner {
             Backend::Layout(layout) => {
                 let layout = layout.clone();
                 let hex = hex.clone();
+                let files: Vec<Vec<u8>> = read.files.into_iter().map(|(_, file)| file).collect();
                 tokio::task::spawn_blocking(move || {
                     layout.put_artifact(
                         &hex,
                         READ_MEDIA_TYPE,
                         READ_ARTIFACT_TYPE,
                         &config,
-                        &read.files,
+                        &files,
                         FILE_MEDIA_TYPE,
                         replace,
                     )

@@ -271,7 +271,11 @@ impl Layout {
 
     /// The layers of the entry `manifest` (a path read's files), each checked,
     /// at most `max` bytes in all.
-    pub(crate) fn entry_layers(&self, manifest: &str, max: i64) -> Result<Vec<Vec<u8>>, Fault> {
+    pub(crate) fn entry_layers(
+        &self,
+        manifest: &str,
+        max: i64,
+    ) -> Result<Vec<(gantry_core::Digest, Vec<u8>)>, Fault> {
         let manifest = self.blob(manifest, None)?;
         let manifest = serde_json::from_slice::<serde_json::Value>(&manifest)
             .map_err(|_| Fault::Corrupt("its manifest is not a gantry cache entry".into()))?;
@@ -284,7 +288,10 @@ impl Layout {
             .iter()
             .map(|layer| {
                 let digest = layer["digest"].as_str().unwrap_or_default();
-                self.blob(digest, layer["size"].as_i64())
+                let data = self.blob(digest, layer["size"].as_i64())?;
+                let blob = sha256_digest(digest)
+                    .ok_or_else(|| Fault::Corrupt(format!("{digest:?} is not a sha256 digest")))?;
+                Ok((blob, data))
             })
             .collect()
     }
@@ -668,6 +675,11 @@ fn normalise(path: &Path) -> String {
         .join("/")
 }
 
+/// The digest `sha256:<hex>` names, if it is one.
+pub(crate) fn sha256_digest(text: &str) -> Option<gantry_core::Digest> {
+    gantry_core::Digest::from_hex(text.strip_prefix("sha256:")?)
+}
+
 fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
@@ -812,7 +824,11 @@ mod tests {
         assert!(put("r1", true));
         let manifest = layout.manifest_of("r1").unwrap().unwrap();
         assert_eq!(layout.entry_blob(&manifest, "r/json").unwrap(), b"{}");
-        assert_eq!(layout.entry_layers(&manifest, 1 << 20).unwrap(), files);
+        let named: Vec<_> = files
+            .iter()
+            .map(|file| (gantry_core::Digest::of_bytes(file), file.clone()))
+            .collect();
+        assert_eq!(layout.entry_layers(&manifest, 1 << 20).unwrap(), named);
         assert!(matches!(
             layout.entry_layers(&manifest, 4),
             Err(Fault::Corrupt(_))

@@ -168,8 +168,11 @@ pub struct SharedRead {
     pub path: String,
     /// The tree's JSON.
     pub tree: Vec<u8>,
-    /// The contents of every file of the tree, each once.
-    pub files: Vec<Vec<u8>>,
+    /// The contents of every file of the tree, each once, with its blob
+    /// digest: the remote cache checks the one against the other (a
+    /// registry client verifies what it downloads), so the engine that
+    /// takes a read stores the contents without hashing them again.
+    pub files: Vec<(Digest, Vec<u8>)>,
 }
 
 /// A cache tier shared between machines, behind the store: exec results

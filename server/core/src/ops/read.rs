@@ -242,7 +242,7 @@ fn offer_read(
     }
     let files = blobs
         .keys()
-        .map(|blob| cx.store.get_blob(blob))
+        .map(|blob| Ok((*blob, cx.store.get_blob(blob)?)))
         .collect::<Result<Vec<_>>>()?;
     // As for an exec: what was read may hold what the secrets revealed.
     let secrets = !state.secret_env.is_empty()
@@ -278,7 +278,7 @@ async fn remote_read(cx: &Context, key: &Digest) -> Result<Option<Tree>> {
     let files: std::collections::HashMap<Digest, &[u8]> = read
         .files
         .iter()
-        .map(|file| (Digest::of_bytes(file), file.as_slice()))
+        .map(|(blob, file)| (*blob, file.as_slice()))
         .collect();
     let blobs = file_blobs(&tree);
     let lacking = blobs.iter().find(|(blob, size)| {
