@@ -46,8 +46,6 @@ pub struct FakeRuntime {
     pub service_stops: Arc<AtomicUsize>,
     /// Every service's command line and network spec, in order.
     pub services: Mutex<Vec<(Vec<String>, NetworkSpec)>>,
-    /// Addresses handed out (the third and fourth bytes of 127.x.y.z).
-    next_address: AtomicUsize,
     /// Every terminal's command line and base image, in order. A terminal
     /// prints its command line on its output and exits 0 at once.
     pub terminals: Mutex<Vec<(Vec<String>, Option<String>)>>,
@@ -55,6 +53,13 @@ pub struct FakeRuntime {
     pub privileged_services: Mutex<Vec<bool>>,
     pub privileged_terminals: Mutex<Vec<bool>>,
 }
+
+/// Addresses handed out (the third and fourth bytes of 127.77.y.z), shared
+/// by every fake runtime of the process: tests run side by side in one
+/// process, and two fakes handing out one address would bind each other's
+/// ports (a service then answered for another test's, and was gone when that
+/// test ended).
+static NEXT_ADDRESS: AtomicUsize = AtomicUsize::new(0);
 
 impl FakeRuntime {
     pub fn execs(&self) -> usize {
@@ -66,9 +71,9 @@ impl FakeRuntime {
         self.service_starts.load(Ordering::SeqCst) - self.service_stops.load(Ordering::SeqCst)
     }
 
-    /// A loopback address no other fake container has.
+    /// A loopback address no other fake container of this process has.
     fn address(&self) -> IpAddr {
-        let n = self.next_address.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = NEXT_ADDRESS.fetch_add(1, Ordering::SeqCst) + 1;
         // 127.0.0.0/8 is loopback on Linux: every address in it can be bound.
         IpAddr::V4(Ipv4Addr::new(127, 77, (n / 250) as u8, (n % 250 + 1) as u8))
     }
@@ -270,11 +275,17 @@ impl Runtime for FakeRuntime {
                 },
                 _ => {
                     let mut listeners = Vec::new();
+                    let mut refused = None;
                     let serve = async {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                         for port in &ports {
-                            if let Ok(listener) = tokio::net::TcpListener::bind((address, *port)).await {
-                                listeners.push(listener);
+                            match tokio::net::TcpListener::bind((address, *port)).await {
+                                Ok(listener) => listeners.push(listener),
+                                // As a real server would: it says why and exits.
+                                Err(error) => {
+                                    refused = Some(format!("fake service: binding {address}:{port}: {error}\n"));
+                                    return Some(1);
+                                }
                             }
                         }
                         if command == "exit-after" {
@@ -290,6 +301,7 @@ impl Runtime for FakeRuntime {
                     drop(listeners);
                     ContainerExit {
                         exit_code: code,
+                        stderr: refused.unwrap_or_default().into_bytes(),
                         ..ContainerExit::default()
                     }
                 }
