@@ -944,7 +944,7 @@ impl Inner {
                     .files
                     .into_iter()
                     .map(|(digest, file)| Blob {
-                        digest: format!("sha256:{}", digest.hex()),
+                        digest: digest.to_string(),
                         media_type: FILE_MEDIA_TYPE.to_owned(),
                         data: Bytes::from(file),
                     })

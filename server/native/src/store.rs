@@ -196,12 +196,11 @@ impl Store {
             return Ok(());
         };
         self.tag(new, &image)?;
-        match fs::remove_file(self.tag_path(old)) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
-                "removing an image name",
-                &self.tag_path(old),
-                error,
-            )),
+        let path = self.tag_path(old);
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("removing an image name", &path, error))
+            }
             _ => Ok(()),
         }
     }
