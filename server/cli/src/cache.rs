@@ -28,7 +28,7 @@ use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
     ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
 };
-use gantry_core::store::{RemoteCache, SharedRead};
+use gantry_core::store::{FoundRead, RemoteCache, SharedRead};
 use gantry_core::Digest;
 use gantry_native::registry_client::{self as registry, Blob};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -338,6 +338,8 @@ struct Counters {
     pushed: AtomicUsize,
     reads_asked: AtomicUsize,
     reads_found: AtomicUsize,
+    /// Files of found path reads fetched because something read them.
+    read_files_fetched: AtomicUsize,
     reads_shared: AtomicUsize,
 }
 
@@ -495,9 +497,10 @@ pub(crate) fn is_not_found(error: &OciDistributionError) -> bool {
 
 /// What a backend found for a key.
 enum Found {
-    /// The entry's record blob and, when asked for, its layers (a path
-    /// read's files) with their digests, each checked against its digest.
-    Blob(Vec<u8>, Vec<(Digest, Vec<u8>)>),
+    /// The entry's record blob, checked against its digest, and when asked
+    /// for, its layers (a path read's files) as digests and sizes, not
+    /// fetched.
+    Blob(Vec<u8>, Vec<(Digest, u64)>),
     Missing,
     Corrupt(String),
 }
@@ -553,31 +556,35 @@ impl RegistryBackend {
                 .unwrap_or_default(),
             false => Vec::new(),
         };
-        let total: i64 = descriptors.iter().map(|d| d.size.max(0)).sum();
-        if total > MAX_READ_FILE_BYTES {
-            return Ok(Found::Corrupt("its files are larger than any read".into()));
-        }
-        // The record and the files at once: each is a round trip of its own.
-        let (blob, fetched) = tokio::join!(
-            self.checked_blob(&image, &config),
-            futures::future::join_all(
-                descriptors
-                    .iter()
-                    .map(|descriptor| self.checked_blob(&image, descriptor))
-            ),
-        );
-        let blob = match blob? {
+        let files = match read_files(&descriptors) {
+            Ok(files) => files,
+            Err(why) => return Ok(Found::Corrupt(why.into())),
+        };
+        let blob = match self.checked_blob(&image, &config).await? {
             Ok((_, blob)) => blob,
             Err(why) => return Ok(Found::Corrupt(format!("its record blob {why}"))),
         };
-        let mut files = Vec::with_capacity(fetched.len());
-        for file in fetched {
-            match file? {
-                Ok(file) => files.push(file),
-                Err(why) => return Ok(Found::Corrupt(format!("a file's blob {why}"))),
-            }
-        }
         Ok(Found::Blob(blob, files))
+    }
+
+    /// The file `blob` (of `size` bytes) of the path read entry tagged
+    /// `hex`, checked; `Ok(Err(why))`: missing or corrupt.
+    async fn read_file(
+        &self,
+        hex: &str,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<Result<Vec<u8>, String>, String> {
+        let descriptor = OciDescriptor {
+            media_type: FILE_MEDIA_TYPE.to_owned(),
+            digest: blob.to_string(),
+            size: size as i64,
+            ..Default::default()
+        };
+        let found = self.checked_blob(&self.reference(hex), &descriptor).await?;
+        Ok(found
+            .map(|(_, file)| file)
+            .map_err(|why| format!("the file {blob} {why}")))
     }
 
     /// The blob `descriptor` of `image`, with its digest, checked against its
@@ -711,6 +718,24 @@ fn blob_of(media_type: &str, data: Vec<u8>) -> Blob {
     }
 }
 
+/// A path read entry's files (its layers) as digests and sizes; `Err`: why
+/// the entry is not sound.
+fn read_files(descriptors: &[OciDescriptor]) -> Result<Vec<(Digest, u64)>, &'static str> {
+    let total: i64 = descriptors.iter().map(|d| d.size.max(0)).sum();
+    if total > MAX_READ_FILE_BYTES {
+        return Err("its files are larger than any read");
+    }
+    descriptors
+        .iter()
+        .map(|descriptor| {
+            let digest = sha256_digest(&descriptor.digest)
+                .ok_or("a file's blob is not named by a sha256 digest")?;
+            let size = u64::try_from(descriptor.size).map_err(|_| "a file's size is negative")?;
+            Ok((digest, size))
+        })
+        .collect()
+}
+
 /// The layout's entry blob for `hex`, of `media_type`, with its layers when
 /// `layers`; `Err`: the directory cannot be read.
 async fn layout_entry_blob(
@@ -776,7 +801,7 @@ impl Inner {
         key: &Digest,
         media_type: &'static str,
         layers: bool,
-    ) -> Result<Option<(Vec<u8>, Vec<(Digest, Vec<u8>)>)>, String> {
+    ) -> Result<Option<(Vec<u8>, Vec<(Digest, u64)>)>, String> {
         let hex = key.hex();
         let found = match &self.backend {
             Backend::Registry(registry) => registry.entry_blob(&hex, media_type, layers).await?,
@@ -820,8 +845,9 @@ impl Inner {
         ))
     }
 
-    /// The path read shared under `key`: its tree and files, checked.
-    async fn fetch_read(&self, key: &Digest) -> Result<Option<SharedRead>, String> {
+    /// The path read shared under `key`: its tree, checked, and its files
+    /// (digests and sizes).
+    async fn fetch_read(&self, key: &Digest) -> Result<Option<FoundRead>, String> {
         let Some((blob, files)) = self.found(key, READ_MEDIA_TYPE, true).await? else {
             return Ok(None);
         };
@@ -836,11 +862,34 @@ impl Inner {
                 return Ok(None);
             }
         };
-        Ok(Some(SharedRead {
-            path: entry.path,
+        Ok(Some(FoundRead {
             tree: serde_json::to_vec(&entry.tree).expect("JSON values always serialise"),
             files,
         }))
+    }
+
+    /// The file `blob` of the path read entry of `key`, checked: `Ok(Err)`
+    /// when missing or corrupt.
+    async fn fetch_read_file(
+        &self,
+        key: &Digest,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<Result<Vec<u8>, String>, String> {
+        match &self.backend {
+            Backend::Registry(registry) => registry.read_file(&key.hex(), blob, size).await,
+            Backend::Layout(layout) => {
+                let (layout, blob) = (layout.clone(), *blob);
+                let file = tokio::task::spawn_blocking(move || layout.file(&blob, size))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                match file {
+                    Ok(file) => Ok(Ok(file)),
+                    Err(Fault::Corrupt(why)) => Ok(Err(why)),
+                    Err(Fault::Unreadable(why)) => Err(why),
+                }
+            }
+        }
     }
 
     fn corrupt(&self, key: &Digest, why: &str) {
@@ -1073,8 +1122,12 @@ impl RemoteCache for SharedCache {
         pushes.spawn(self.inner.clone().push(*key, record));
     }
 
-    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+    async fn lookup_read(&self, key: &Digest) -> Option<FoundRead> {
         self.inner.lookup_read(key).await
+    }
+
+    async fn read_file(&self, key: &Digest, blob: &Digest, size: u64) -> Option<Vec<u8>> {
+        self.inner.read_file(key, blob, size).await
     }
 
     fn offer_read(&self, key: &Digest, read: SharedRead, secrets: bool) {
@@ -1117,6 +1170,7 @@ impl RemoteCache for SharedCache {
             pushed = counters.pushed.load(Ordering::Relaxed),
             reads_asked = counters.reads_asked.load(Ordering::Relaxed),
             reads_found = counters.reads_found.load(Ordering::Relaxed),
+            read_files_fetched = counters.read_files_fetched.load(Ordering::Relaxed),
             reads_shared = counters.reads_shared.load(Ordering::Relaxed),
             "remote cache flushed"
         );
@@ -1140,7 +1194,7 @@ impl Inner {
     }
 
     /// The path read shared under `key`, if any (see `lookup`).
-    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+    async fn lookup_read(&self, key: &Digest) -> Option<FoundRead> {
         if self.unreachable.load(Ordering::SeqCst) || self.shared.broken.contains(&key.hex()) {
             return None;
         }
@@ -1150,6 +1204,32 @@ impl Inner {
         counters.reads_found.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%key, "remote cache hit (path read)");
         Some(read)
+    }
+
+    /// A file of the path read found under `key` (see `lookup_read`); a
+    /// missing or corrupt one is reported (and its entry replaced by the
+    /// next push), a failing cache is given up on.
+    async fn read_file(&self, key: &Digest, blob: &Digest, size: u64) -> Option<Vec<u8>> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return None;
+        }
+        let fetched = self
+            .answer(async {
+                match self.fetch_read_file(key, blob, size).await? {
+                    Ok(file) => Ok(Some(file)),
+                    Err(why) => {
+                        self.corrupt(key, &why);
+                        Ok(None)
+                    }
+                }
+            })
+            .await?;
+        self.shared
+            .counters
+            .read_files_fetched
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%key, %blob, "remote cache: a path read's file fetched");
+        Some(fetched)
     }
 
     /// Whether this engine pushes what it made under `key`: not in read

@@ -269,13 +269,14 @@ impl Layout {
         self.blob(digest, config["size"].as_i64())
     }
 
-    /// The layers of the entry `manifest` (a path read's files), each checked,
-    /// at most `max` bytes in all.
+    /// The layers of the entry `manifest` (a path read's files) as digests
+    /// and sizes, at most `max` bytes in all; each is read (and checked)
+    /// only when asked for (`file`).
     pub(crate) fn entry_layers(
         &self,
         manifest: &str,
         max: i64,
-    ) -> Result<Vec<(gantry_core::Digest, Vec<u8>)>, Fault> {
+    ) -> Result<Vec<(gantry_core::Digest, u64)>, Fault> {
         let manifest = self.blob(manifest, None)?;
         let manifest = serde_json::from_slice::<serde_json::Value>(&manifest)
             .map_err(|_| Fault::Corrupt("its manifest is not a gantry cache entry".into()))?;
@@ -288,12 +289,30 @@ impl Layout {
             .iter()
             .map(|layer| {
                 let digest = layer["digest"].as_str().unwrap_or_default();
-                let data = self.blob(digest, layer["size"].as_i64())?;
                 let blob = sha256_digest(digest)
                     .ok_or_else(|| Fault::Corrupt(format!("{digest:?} is not a sha256 digest")))?;
-                Ok((blob, data))
+                let size = layer["size"]
+                    .as_u64()
+                    .ok_or_else(|| Fault::Corrupt(format!("layer {digest} has no size")))?;
+                // A missing or truncated file is found now, by its size;
+                // one whose bytes were changed when it is read.
+                let on_disk = self
+                    .blob_path(digest)
+                    .and_then(|path| std::fs::metadata(path).ok())
+                    .map(|meta| meta.len());
+                if on_disk != Some(size) {
+                    return Err(Fault::Corrupt(format!(
+                        "blob {digest} is missing or does not match its digest"
+                    )));
+                }
+                Ok((blob, size))
             })
             .collect()
+    }
+
+    /// The file `blob` of a path read entry, `size` bytes, checked.
+    pub(crate) fn file(&self, blob: &gantry_core::Digest, size: u64) -> Result<Vec<u8>, Fault> {
+        self.blob(&blob.to_string(), Some(size as i64))
     }
 
     /// Adds an entry for `key` (hex) that carries its data itself: the
@@ -826,17 +845,25 @@ mod tests {
         assert_eq!(layout.entry_blob(&manifest, "r/json").unwrap(), b"{}");
         let named: Vec<_> = files
             .iter()
-            .map(|file| (gantry_core::Digest::of_bytes(file), file.clone()))
+            .map(|file| (gantry_core::Digest::of_bytes(file), file.len() as u64))
             .collect();
         assert_eq!(layout.entry_layers(&manifest, 1 << 20).unwrap(), named);
+        for ((blob, size), file) in named.iter().zip(&files) {
+            assert_eq!(&layout.file(blob, *size).unwrap(), file);
+        }
         assert!(matches!(
             layout.entry_layers(&manifest, 4),
             Err(Fault::Corrupt(_))
         ));
         let file = layout.blob_path(&digest_of(b"another")).unwrap();
         std::fs::write(&file, b"ANOTHER").unwrap();
+        let (another, size) = named[1];
         assert!(matches!(
-            layout.entry_layers(&manifest, 1 << 20),
+            layout.file(&another, size),
+            Err(Fault::Corrupt(_))
+        ));
+        assert!(matches!(
+            layout.file(&another, size + 1),
             Err(Fault::Corrupt(_))
         ));
         // A prune reaches the files through the kept entry, and removes them

@@ -173,20 +173,7 @@ impl Context {
 
     /// A root filesystem as the runtime takes it: pending layers as tars.
     pub(crate) fn rootfs_spec(&self, rootfs: &Rootfs) -> Result<RootfsSpec> {
-        let layers = rootfs
-            .layers
-            .iter()
-            .map(|layer| {
-                Ok(TarLayer {
-                    dest: layer.dest.clone(),
-                    tar: Bytes::from(layer.tree.to_tar(self.store.as_ref())?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RootfsSpec {
-            image_id: rootfs.image_id.clone(),
-            layers,
-        })
+        rootfs_spec(self.store.as_ref(), rootfs)
     }
 
     /// Commits a container's filesystem and config as an image (once per
@@ -291,4 +278,23 @@ impl Context {
         }
         guards
     }
+}
+
+/// What the runtime is given for `rootfs`: its image and its layers as tars
+/// of their trees' contents from `store`.
+pub(crate) fn rootfs_spec(store: &dyn Store, rootfs: &Rootfs) -> Result<RootfsSpec> {
+    let layers = rootfs
+        .layers
+        .iter()
+        .map(|layer| {
+            Ok(TarLayer {
+                dest: layer.dest.clone(),
+                tar: Bytes::from(layer.tree.to_tar(store)?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RootfsSpec {
+        image_id: rootfs.image_id.clone(),
+        layers,
+    })
 }

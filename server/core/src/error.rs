@@ -57,6 +57,10 @@ pub enum Error {
     SecretUnavailable { name: String },
     #[error("{message}")]
     Unsupported { message: String },
+    #[error(
+        "the contents of {blob}, a file read from the remote cache, cannot be fetched: {reason}"
+    )]
+    BlobUnavailable { blob: String, reason: String },
     /// A read or write of the state directory failed: the OS's reason, what
     /// was being done, to which path (the action names it), and on a full
     /// disk what frees space. (The cause is part of the message, not a
@@ -131,7 +135,7 @@ impl Error {
             Error::Runtime(_) => "RUNTIME_ERROR",
             Error::Remote(RemoteError::GitAuth { .. }) => "UNAUTHORIZED",
             Error::Remote(RemoteError::Unsupported { .. }) => "UNSUPPORTED",
-            Error::Remote(_) => "REMOTE_ERROR",
+            Error::Remote(_) | Error::BlobUnavailable { .. } => "REMOTE_ERROR",
             Error::Checksum { .. } => "CHECKSUM_MISMATCH",
             Error::NotADirectory { .. } | Error::IsADirectory { .. } => "WRONG_FILE_TYPE",
             Error::PathEscapes { .. } | Error::InvalidArgument { .. } => "INVALID_ARGUMENT",

@@ -6,6 +6,7 @@
 //! `docs/architecture.md` has the code map (what each module owns) and the
 //! invariants `tests/architecture.rs` enforces.
 
+pub mod arrivals;
 pub mod changes;
 pub mod checksum;
 mod context;

@@ -130,6 +130,11 @@ pub trait Store: Send + Sync + 'static {
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>>;
     /// A blob's contents as a stream, for copies too large to hold in memory.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn std::io::Read + Send>>;
+    /// Whether the blob is here now (an expected one is not, see
+    /// `arrivals`), without reading it.
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.open_blob(digest).is_ok())
+    }
     /// Stores a record atomically: a reader sees the old value or the whole
     /// new one, never a partial write.
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()>;
@@ -155,6 +160,13 @@ pub trait Store: Send + Sync + 'static {
     fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
         None
     }
+    /// The blobs this store expects and reads only once they are here
+    /// (`get_blob` and `open_blob` wait for them); `None`: a store that
+    /// takes no blobs on trust (a path read from the remote cache then
+    /// fetches its files' contents at once).
+    fn arrivals(&self) -> Option<&crate::arrivals::Arrivals> {
+        None
+    }
 }
 
 /// A path read shared through the remote cache (`RemoteCache::offer_read`,
@@ -175,6 +187,16 @@ pub struct SharedRead {
     pub files: Vec<(Digest, Vec<u8>)>,
 }
 
+/// A path read found in the remote cache (`RemoteCache::lookup_read`): its
+/// tree (`RecordKind::PathRead` JSON) and the files its entry holds, by
+/// digest and size. Their contents are fetched (`RemoteCache::read_file`)
+/// only when something reads them (see `arrivals`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoundRead {
+    pub tree: Vec<u8>,
+    pub files: Vec<(Digest, u64)>,
+}
+
 /// A cache tier shared between machines, behind the store: exec results
 /// and path reads by cache key, kept somewhere every engine can reach (an
 /// OCI registry, see the binary's `cache` module and docs/cache.md). Exec
@@ -193,9 +215,18 @@ pub trait RemoteCache: Send + Sync + 'static {
     /// attached to the step.
     fn offer(&self, key: &Digest, record: &[u8], secrets: bool);
     /// The path read shared under `key` (a `RecordKind::PathRead` key), when
-    /// there is one and it is sound. A cache that shares no reads has none.
-    async fn lookup_read(&self, key: &Digest) -> Option<SharedRead> {
+    /// there is one and its tree is sound. A cache that shares no reads has
+    /// none.
+    async fn lookup_read(&self, key: &Digest) -> Option<FoundRead> {
         let _ = key;
+        None
+    }
+    /// The contents of file `blob` (`size` bytes) of the path read found
+    /// under `key`, checked against its digest. `None`: missing, corrupt or
+    /// the cache failed (reported by the cache, which replaces a corrupt
+    /// entry with the next push of that read).
+    async fn read_file(&self, key: &Digest, blob: &Digest, size: u64) -> Option<Vec<u8>> {
+        let _ = (key, blob, size);
         None
     }
     /// Hands over a path read just stored locally under `key`, to be shared
@@ -218,6 +249,7 @@ pub struct MemoryStore {
     records: DashMap<(RecordKind, Digest), Vec<u8>>,
     dir: PathBuf,
     host_indexes: crate::host_memory::Indexes,
+    arrivals: crate::arrivals::Arrivals,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -232,6 +264,7 @@ impl Default for MemoryStore {
                 rand::random::<u64>()
             )),
             host_indexes: crate::host_memory::Indexes::default(),
+            arrivals: Default::default(),
         }
     }
 }
@@ -274,15 +307,17 @@ impl Store for MemoryStore {
     }
 
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        self.blobs
-            .get(digest)
-            .map(|bytes| bytes.clone())
-            .ok_or_else(|| {
-                Error::store(
-                    "reading a blob",
-                    std::io::Error::new(std::io::ErrorKind::NotFound, digest.to_string()),
-                )
-            })
+        self.arrivals.read(digest, || {
+            self.blobs
+                .get(digest)
+                .map(|bytes| bytes.clone())
+                .ok_or_else(|| {
+                    Error::store(
+                        "reading a blob",
+                        std::io::Error::new(std::io::ErrorKind::NotFound, digest.to_string()),
+                    )
+                })
+        })
     }
 
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()> {
@@ -314,6 +349,10 @@ impl Store for MemoryStore {
         Ok(Box::new(std::io::Cursor::new(self.get_blob(digest)?)))
     }
 
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blobs.contains_key(digest))
+    }
+
     fn lock(&self, _kind: RecordKind, _key: &Digest) -> Result<Lock> {
         Ok(Box::new(()))
     }
@@ -324,5 +363,9 @@ impl Store for MemoryStore {
 
     fn host_indexes(&self) -> Option<&crate::host_memory::Indexes> {
         Some(&self.host_indexes)
+    }
+
+    fn arrivals(&self) -> Option<&crate::arrivals::Arrivals> {
+        Some(&self.arrivals)
     }
 }

@@ -23,6 +23,8 @@ pub struct DiskStore {
     /// Host-directory indexes of this engine, in memory (bounded, see
     /// `gantry_core::host::Indexes`).
     host_indexes: gantry_core::host::Indexes,
+    /// Blobs this engine expects (`Store::arrivals`).
+    arrivals: gantry_core::arrivals::Arrivals,
 }
 
 /// Whether records of `kind` are kept in memory once read. Most are small
@@ -55,6 +57,7 @@ impl DiskStore {
             lease: None,
             since: std::time::SystemTime::now(),
             host_indexes: gantry_core::host::Indexes::default(),
+            arrivals: Default::default(),
         }
     }
 
@@ -90,11 +93,17 @@ impl Store for DiskStore {
     }
 
     fn get_blob(&self, digest: &Digest) -> gantry_core::Result<Vec<u8>> {
-        Ok(self.dir.read_blob(digest)?)
+        self.arrivals
+            .read(digest, || Ok(self.dir.read_blob(digest)?))
+    }
+
+    fn has_blob(&self, digest: &Digest) -> gantry_core::Result<bool> {
+        Ok(self.dir.has_blob(digest)?)
     }
 
     fn open_blob(&self, digest: &Digest) -> gantry_core::Result<Box<dyn std::io::Read + Send>> {
-        Ok(self.dir.open_blob(digest)?)
+        self.arrivals
+            .read(digest, || Ok(self.dir.open_blob(digest)?))
     }
 
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> gantry_core::Result<()> {
@@ -178,6 +187,10 @@ impl Store for DiskStore {
 
     fn host_indexes(&self) -> Option<&gantry_core::host::Indexes> {
         Some(&self.host_indexes)
+    }
+
+    fn arrivals(&self) -> Option<&gantry_core::arrivals::Arrivals> {
+        Some(&self.arrivals)
     }
 }
 

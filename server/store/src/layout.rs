@@ -316,6 +316,12 @@ impl StateDir {
         Ok(())
     }
 
+    /// Whether the blob is here (in a pack this engine has seen, or as a
+    /// file), without reading it.
+    pub(crate) fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.packs.contains(digest)? || self.entry(Bucket::Blobs, digest).exists())
+    }
+
     /// A blob's bytes, from its pack or its file.
     pub(crate) fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         if let Some(bytes) = self.packs.get(digest, false)? {

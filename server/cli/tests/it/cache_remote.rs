@@ -1287,6 +1287,7 @@ fn machine_b_reads_without_the_filesystem(reference: &str, marker: &str, key: &s
     let log = stop(&mut b);
     assert_eq!(counter(&log, "hits"), 2, "{log}");
     assert_eq!(counter(&log, "reads_found"), 1, "{log}");
+    assert_eq!(counter(&log, "read_files_fetched"), 1, "{log}");
     assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
     assert_eq!(counter(&log, "reads_shared"), 0, "{log}");
     assert!(!log.contains("WARN"), "{log}");
@@ -1362,6 +1363,75 @@ fn a_corrupt_path_read_entry_is_ignored_with_a_warning_and_the_path_is_read_here
 
     // The replaced entry serves the next machine.
     machine_b_reads_without_the_filesystem(&repo, &marker, &key);
+}
+
+/// `READ_PIPELINE` asking only for the file's size.
+const SIZE_PIPELINE: &str = r#"
+query($image: String!, $marker: String!) {
+  container { from(address: $image) {
+    withExec(args: ["sh", "-c", "echo $0 > /one; head -c 4096 /dev/urandom > /noise", $marker]) {
+    withExec(args: ["sh", "-c", "cat /one; echo two > /two"]) {
+      file(path: "/one") { size } } } } }
+}"#;
+
+#[test]
+fn a_path_read_from_the_remote_cache_fetches_a_file_only_when_its_contents_are_read() {
+    require_runtime!();
+    let repo = repository("pathread-lazy");
+    let marker = unique("pathread-lazy");
+    let (_a, key) = machine_a_reads(&repo, &marker);
+
+    // The size is in the tree: the file itself is not fetched, and the read
+    // is not recorded on B (its contents are not there).
+    let mut b = cache_server(&repo, &[]);
+    let data = run(&b, SIZE_PIPELINE, vars(&marker));
+    let size = at(&data, "container.from.withExec.withExec.file")["size"].as_u64();
+    assert_eq!(size, Some(read_answer(&marker).1));
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "reads_found"), 1, "{log}");
+    assert_eq!(counter(&log, "read_files_fetched"), 0, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
+    assert!(read_keys(&b.state_dir()).is_empty());
+
+    // The contents, on the same state directory: the file is fetched once,
+    // and the read recorded for the next engine.
+    b.restart();
+    assert_eq!(read_one(&b, &marker), read_answer(&marker));
+    let log = stop(&mut b);
+    assert_eq!(counter(&log, "read_files_fetched"), 1, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    assert_eq!(read_keys(&b.state_dir()), BTreeSet::from([key]));
+}
+
+#[test]
+fn a_corrupt_file_of_a_path_read_is_a_warning_and_the_path_is_read_here() {
+    require_runtime!();
+    let repo = repository("pathread-corrupt-file");
+    let marker = unique("pathread-corrupt-file");
+    let (_a, key) = machine_a_reads(&repo, &marker);
+    let manifest: Value = serde_json::from_slice(&entry_manifest_bytes(&repo, &key)).unwrap();
+    let file = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    corrupt_registry_blob(file.trim_start_matches("sha256:"));
+
+    // The tree is sound, so the read is found; its file is not, so when
+    // the contents are read the path is read here (from the step's
+    // filesystem, fetched) and shared again. (The registry keeps the
+    // corrupt file: a push does not upload a blob it has.)
+    let mut b = cache_server(&repo, &[]);
+    assert_eq!(read_one(&b, &marker), read_answer(&marker));
+    let log = stop(&mut b);
+    assert_eq!(
+        log.matches("ignoring a corrupt remote cache entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("does not match its digest"), "{log}");
+    assert_eq!(counter(&log, "reads_found"), 1, "{log}");
+    assert_eq!(counter(&log, "read_files_fetched"), 0, "{log}");
+    assert_eq!(counter(&log, "filesystems_fetched"), 1, "{log}");
+    assert_eq!(counter(&log, "reads_shared"), 1, "{log}");
+    assert_eq!(read_keys(&b.state_dir()), BTreeSet::from([key]));
 }
 
 #[test]

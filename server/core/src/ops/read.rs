@@ -2,6 +2,7 @@
 //! `rootfs` and `file`, and the read behind `redirectStdin`. Reads are
 //! cached persistently per container content key and path.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,11 +12,11 @@ use crate::context::Context;
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
 use crate::eval::{Call, OpEncoder, Operation};
-use crate::events::StepState;
+use crate::events::{EventSink, StepState};
 use crate::lookup::Stat;
 use crate::owner::{Accounts, Owner, OwnerSpec};
-use crate::runtime::RuntimeError;
-use crate::store::{RecordKind, SharedRead};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::store::{RecordKind, RemoteCache, SharedRead, Store};
 use crate::tree::{self, Entry, Tree};
 use crate::value::{ContainerState, FileValue, Kind, Mount, MountSource, Value};
 
@@ -191,7 +192,7 @@ pub(super) async fn read_container_path(
     // Before the runtime is asked: a filesystem found in the remote cache
     // is fetched only when a runtime operation needs it, and a shared read
     // needs none.
-    if let Some(tree) = remote_read(cx, &read_key).await? {
+    if let Some(tree) = remote_read(cx, state, path, &read_key).await? {
         cx.events
             .emit(&read_key, format!("read {path}"), StepState::Cached, None);
         return Ok(Arc::new(tree));
@@ -199,7 +200,17 @@ pub(super) async fn read_container_path(
     let tree = read_image(cx, state, path, &read_key).await?;
     let json = serde_json::to_vec(&tree).expect("trees always serialise");
     cx.store.put(RecordKind::PathRead, &read_key, &json)?;
-    offer_read(cx, state, &read_key, path, &tree, json)?;
+    if let Some(cache) = &cx.remote_cache {
+        offer_read(
+            cache.as_ref(),
+            cx.store.as_ref(),
+            state,
+            &read_key,
+            path,
+            &tree,
+            json,
+        )?;
+    }
     Ok(Arc::new(tree))
 }
 
@@ -222,18 +233,16 @@ fn file_blobs(tree: &Tree) -> std::collections::BTreeMap<Digest, u64> {
 }
 
 /// Hands a read through the runtime, with its files' contents, to the
-/// remote cache (if any), unless it is too large to be worth sharing.
+/// remote cache, unless it is too large to be worth sharing.
 fn offer_read(
-    cx: &Context,
+    cache: &dyn RemoteCache,
+    store: &dyn Store,
     state: &ContainerState,
     key: &Digest,
     path: &str,
     tree: &Tree,
     json: Vec<u8>,
 ) -> Result<()> {
-    let Some(cache) = cx.remote_cache.as_ref() else {
-        return Ok(());
-    };
     let blobs = file_blobs(tree);
     let bytes: u64 = blobs.values().sum();
     if blobs.len() > MAX_SHARED_READ_FILES || bytes > MAX_SHARED_READ_BYTES {
@@ -242,7 +251,7 @@ fn offer_read(
     }
     let files = blobs
         .keys()
-        .map(|blob| Ok((*blob, cx.store.get_blob(blob)?)))
+        .map(|blob| Ok((*blob, store.get_blob(blob)?)))
         .collect::<Result<Vec<_>>>()?;
     // As for an exec: what was read may hold what the secrets revealed.
     let secrets = !state.secret_env.is_empty()
@@ -259,43 +268,169 @@ fn offer_read(
     Ok(())
 }
 
-/// The read the remote cache tier (if any) shares under `key`, stored
-/// locally (its files as blobs, then the record), so the next engine on this
-/// state directory needs no lookup. An answer that is not a tree, or lacks
-/// the contents of a file of it (or has them at another size), is ignored
+/// The read the remote cache tier (if any) shares under `key`, for
+/// `state`'s `path`. Its tree is the answer at once; the contents of its
+/// files that the store lacks are fetched only when something reads them
+/// (the store expects them: `arrivals`), and the read is recorded locally
+/// once they are all here (`LazyRead`). An answer that is not a tree, or
+/// whose entry lacks a file of it (or has it at another size), is ignored
 /// with a warning.
-async fn remote_read(cx: &Context, key: &Digest) -> Result<Option<Tree>> {
+async fn remote_read(
+    cx: &Context,
+    state: &ContainerState,
+    path: &str,
+    key: &Digest,
+) -> Result<Option<Tree>> {
     let Some(cache) = cx.remote_cache.as_ref() else {
         return Ok(None);
     };
-    let Some(read) = cache.lookup_read(key).await else {
+    let Some(found) = cache.lookup_read(key).await else {
         return Ok(None);
     };
-    let Ok(tree) = serde_json::from_slice::<Tree>(&read.tree) else {
+    let Ok(tree) = serde_json::from_slice::<Tree>(&found.tree) else {
         warn!(%key, "ignoring a remote path read that is not a tree; reading the path here");
         return Ok(None);
     };
-    let files: std::collections::HashMap<Digest, &[u8]> = read
-        .files
-        .iter()
-        .map(|(blob, file)| (*blob, file.as_slice()))
-        .collect();
+    let held: std::collections::HashMap<Digest, u64> = found.files.iter().copied().collect();
     let blobs = file_blobs(&tree);
-    let lacking = blobs.iter().find(|(blob, size)| {
-        files
-            .get(*blob)
-            .is_none_or(|file| file.len() as u64 != **size)
-    });
+    let lacking = blobs
+        .iter()
+        .find(|(blob, size)| held.get(*blob) != Some(*size));
     if let Some((missing, _)) = lacking {
         warn!(%key, %missing, "ignoring a remote path read that lacks a file's contents; reading the path here");
         return Ok(None);
     }
-    for blob in blobs.keys() {
-        cx.store.put_blob_hashed(blob, files[blob])?;
+    let mut absent = Vec::new();
+    for (blob, size) in blobs {
+        if !cx.store.has_blob(&blob)? {
+            absent.push((blob, size));
+        }
     }
-    cx.store.put(RecordKind::PathRead, key, &read.tree)?;
-    debug!(%key, "remote cache hit (path read)");
+    debug!(%key, files = held.len(), absent = absent.len(), "remote cache hit (path read)");
+    let lazy = Arc::new(LazyRead {
+        key: *key,
+        path: path.to_owned(),
+        tree: found.tree,
+        state: state.clone(),
+        left: AtomicUsize::new(absent.len()),
+        here: tokio::sync::OnceCell::new(),
+        cache: cache.clone(),
+        runtime: cx.runtime.clone(),
+        store: cx.store.clone(),
+        events: cx.events.clone(),
+    });
+    match cx.store.arrivals() {
+        _ if absent.is_empty() => lazy.record(),
+        Some(arrivals) => {
+            for (blob, size) in absent {
+                arrivals.expect(blob, Box::pin(lazy.clone().fetch(blob, size)));
+            }
+        }
+        // A store that takes no blobs on trust: every file now.
+        None => {
+            for (blob, size) in absent {
+                lazy.clone()
+                    .fetch(blob, size)
+                    .await
+                    .map_err(|reason| Error::BlobUnavailable {
+                        blob: blob.to_string(),
+                        reason,
+                    })?;
+            }
+        }
+    }
     Ok(Some(tree))
+}
+
+/// A path read found in the remote cache, whose files the store expects
+/// (`remote_read`). Each file is fetched from the cache when first read;
+/// once all are here, the read is recorded locally. A file the cache
+/// cannot give (gone unreachable, or the entry is corrupt) is had by
+/// reading the path here instead, once for the whole read, which is then
+/// shared again (replacing a corrupt entry).
+struct LazyRead {
+    key: Digest,
+    path: String,
+    /// The tree's JSON, as found.
+    tree: Vec<u8>,
+    /// The container read from, for a read here.
+    state: ContainerState,
+    /// Files not here yet.
+    left: AtomicUsize,
+    /// The read here, when one was needed; `Err`: why it failed.
+    here: tokio::sync::OnceCell<std::result::Result<(), String>>,
+    cache: Arc<dyn RemoteCache>,
+    runtime: Arc<dyn Runtime>,
+    store: Arc<dyn Store>,
+    events: EventSink,
+}
+
+impl LazyRead {
+    /// Gets file `blob` (`size` bytes) into the store.
+    async fn fetch(self: Arc<Self>, blob: Digest, size: u64) -> std::result::Result<(), String> {
+        if let Some(file) = self.cache.read_file(&self.key, &blob, size).await {
+            self.store
+                .put_blob_hashed(&blob, &file)
+                .map_err(|error| error.to_string())?;
+            if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.record();
+            }
+            return Ok(());
+        }
+        self.here.get_or_init(|| self.read_here()).await.clone()?;
+        match self.store.has_blob(&blob) {
+            Ok(true) => Ok(()),
+            _ => Err(format!(
+                "the remote cache could not give it, and {} read here has other contents",
+                self.path
+            )),
+        }
+    }
+
+    /// Records the read locally, as found: the next engine on this store
+    /// needs no lookup.
+    fn record(&self) {
+        if let Err(error) = self.store.put(RecordKind::PathRead, &self.key, &self.tree) {
+            debug!(key = %self.key, %error, "cannot record a remote path read locally");
+        }
+    }
+
+    /// Reads the path through the runtime (its files into the store),
+    /// records that read and offers it to the cache.
+    async fn read_here(&self) -> std::result::Result<(), String> {
+        tracing::info!(key = %self.key, path = %self.path, "reading the path here: the remote cache could not give a file of it");
+        let failed = |error: Error| {
+            format!(
+                "the remote cache could not give it, and reading {} here failed: {error}",
+                self.path
+            )
+        };
+        let (runtime, store) = (self.runtime.as_ref(), self.store.as_ref());
+        let tree = read_through(
+            runtime,
+            store,
+            &self.events,
+            &self.state,
+            &self.path,
+            &self.key,
+        )
+        .await
+        .map_err(failed)?;
+        let json = serde_json::to_vec(&tree).expect("trees always serialise");
+        store
+            .put(RecordKind::PathRead, &self.key, &json)
+            .map_err(failed)?;
+        offer_read(
+            self.cache.as_ref(),
+            store,
+            &self.state,
+            &self.key,
+            &self.path,
+            &tree,
+            json,
+        )
+        .map_err(failed)
+    }
 }
 
 /// A read under a mount: the mounted directory or file, never the
@@ -356,11 +491,23 @@ async fn read_image(
     path: &str,
     read_key: &Digest,
 ) -> Result<Tree> {
-    let spec = cx.rootfs_spec(&state.rootfs)?;
+    read_through(&*cx.runtime, &*cx.store, &cx.events, state, path, read_key).await
+}
+
+/// `read_image` with the parts of the context it needs (a read done later
+/// has no context: `LazyRead`).
+async fn read_through(
+    runtime: &dyn Runtime,
+    store: &dyn Store,
+    events: &EventSink,
+    state: &ContainerState,
+    path: &str,
+    read_key: &Digest,
+) -> Result<Tree> {
+    let spec = crate::context::rootfs_spec(store, &state.rootfs)?;
     let name = || format!("read {path}");
-    cx.events.emit(read_key, name(), StepState::Running, None);
-    let tar = cx
-        .runtime
+    events.emit(read_key, name(), StepState::Running, None);
+    let tar = runtime
         .read_path(&spec, path)
         .await
         .map_err(|error| match error {
@@ -372,9 +519,9 @@ async fn read_image(
     } else {
         StepState::Failed
     };
-    cx.events.emit(read_key, name(), outcome, None);
+    events.emit(read_key, name(), outcome, None);
     let tar = tar?;
-    let tree = Tree::from_tar(&tar, cx.store.as_ref())?;
+    let tree = Tree::from_tar(&tar, store)?;
     // The runtime gives a directory's entries relative to `path`, starting
     // with a `./` root entry; a file comes back as one entry with its own
     // name.
