@@ -23,8 +23,10 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// Gets an expected blob into the store; `Err`: why it could not (for the
-/// reader's error message).
-pub type Fetch = Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>;
+/// reader's error message). Called again by the next read after a failure.
+pub type Fetch = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>> + Send + Sync,
+>;
 
 /// The blobs a store expects, by digest.
 #[derive(Default)]
@@ -41,17 +43,21 @@ impl std::fmt::Debug for Arrivals {
 }
 
 struct Arrival {
+    fetch: Fetch,
+    /// The runtime the fetch runs on.
+    runtime: tokio::runtime::Handle,
     state: Mutex<State>,
     changed: Condvar,
 }
 
 enum State {
-    /// Not asked for yet: the fetch and the runtime to run it on.
-    Idle(Fetch, tokio::runtime::Handle),
+    /// Not asked for yet.
+    Idle,
     Fetching,
     /// Stored (and gone from the table).
     Arrived,
-    /// The fetch failed; kept so that every reader gets the reason.
+    /// The last fetch failed, and why: the readers that waited for it get
+    /// the reason; the next read tries again.
     Failed(String),
 }
 
@@ -60,10 +66,12 @@ impl Arrivals {
     /// from within a Tokio runtime (the fetch runs there). A blob expected
     /// already keeps its first fetch.
     pub fn expect(&self, blob: Digest, fetch: Fetch) {
-        let handle = tokio::runtime::Handle::current();
+        let runtime = tokio::runtime::Handle::current();
         self.expected.entry(blob).or_insert_with(|| {
             Arc::new(Arrival {
-                state: Mutex::new(State::Idle(fetch, handle)),
+                fetch,
+                runtime,
+                state: Mutex::new(State::Idle),
                 changed: Condvar::new(),
             })
         });
@@ -75,8 +83,9 @@ impl Arrivals {
     }
 
     /// Returns once `blob` is in the store, when it is expected: starts its
-    /// fetch if nobody has, and blocks until it ends. `Ok` at once for a
-    /// blob not expected. `Err`: the fetch failed, and why.
+    /// fetch unless one is under way (a failed one is tried again), and
+    /// blocks until it ends. `Ok` at once for a blob not expected. `Err`:
+    /// the fetch failed, and why.
     pub fn wait(&self, blob: &Digest) -> std::result::Result<(), String> {
         let Some(arrival) = self
             .expected
@@ -86,14 +95,13 @@ impl Arrivals {
             return Ok(());
         };
         let mut state = arrival.state.lock().expect("never poisoned");
-        if matches!(*state, State::Idle(..)) {
-            let State::Idle(fetch, handle) = std::mem::replace(&mut *state, State::Fetching) else {
-                unreachable!("matched just above")
-            };
-            let (expected, blob, arrival) = (self.expected.clone(), *blob, arrival.clone());
-            handle.spawn(async move {
+        if matches!(*state, State::Idle | State::Failed(_)) {
+            *state = State::Fetching;
+            let fetch = (arrival.fetch)();
+            let (expected, blob, done) = (self.expected.clone(), *blob, arrival.clone());
+            arrival.runtime.spawn(async move {
                 let outcome = fetch.await;
-                let mut state = arrival.state.lock().expect("never poisoned");
+                let mut state = done.state.lock().expect("never poisoned");
                 *state = match outcome {
                     Ok(()) => {
                         expected.remove(&blob);
@@ -101,7 +109,7 @@ impl Arrivals {
                     }
                     Err(why) => State::Failed(why),
                 };
-                arrival.changed.notify_all();
+                done.changed.notify_all();
             });
         }
         let until_done = |state| {
@@ -151,10 +159,13 @@ mod tests {
 
     fn counted(fetches: &Arc<AtomicUsize>, outcome: std::result::Result<(), String>) -> Fetch {
         let fetches = fetches.clone();
-        Box::pin(async move {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            outcome
+        Arc::new(move || {
+            let (fetches, outcome) = (fetches.clone(), outcome.clone());
+            Box::pin(async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                outcome
+            })
         })
     }
 
@@ -192,16 +203,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_fetch_gives_every_reader_its_reason() {
-        let arrivals = Arrivals::default();
+    async fn a_failed_fetch_gives_its_readers_the_reason_and_the_next_read_tries_again() {
+        let arrivals = Arc::new(Arrivals::default());
         let blob = Digest::of_bytes(b"contents");
         let fetches = Arc::new(AtomicUsize::new(0));
-        arrivals.expect(
-            blob,
-            counted(&fetches, Err("the registry went away".into())),
-        );
-        assert_eq!(arrivals.wait(&blob), Err("the registry went away".into()));
-        assert_eq!(arrivals.wait(&blob), Err("the registry went away".into()));
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let reason = || Err("the registry went away".to_owned());
+        arrivals.expect(blob, counted(&fetches, reason()));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let arrivals = arrivals.clone();
+                tokio::task::spawn_blocking(move || arrivals.wait(&blob))
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), reason());
+        }
+        let first = fetches.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&first), "{first} fetches for two readers");
+        assert_eq!(arrivals.wait(&blob), reason());
+        assert_eq!(fetches.load(Ordering::SeqCst), first + 1);
+        assert!(arrivals.expects(&blob));
     }
 }

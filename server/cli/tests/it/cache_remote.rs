@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::cache_admin::cache_json;
 use crate::daemon::Daemon;
 use crate::support::{
-    at, busybox, containers_created_on, containers_created_since, free_port, gantry, native, now,
-    registry, run, strip_ansi, text, unique, PrivateRegistry, Server, ServerOptions,
+    at, busybox, containers_created_on, containers_created_since, error_message, free_port, gantry,
+    native, now, registry, run, strip_ansi, text, unique, PrivateRegistry, Server, ServerOptions,
 };
 
 /// Three steps, the last reading what the first wrote; `$marker` keeps the keys
@@ -1402,6 +1402,36 @@ fn a_path_read_from_the_remote_cache_fetches_a_file_only_when_its_contents_are_r
     assert_eq!(counter(&log, "filesystems_fetched"), 0, "{log}");
     assert!(!log.contains("WARN"), "{log}");
     assert_eq!(read_keys(&b.state_dir()), BTreeSet::from([key]));
+}
+
+#[test]
+fn a_registry_gone_before_a_read_file_is_fetched_is_a_clear_error_until_it_is_back() {
+    require_runtime!();
+    let mut registry = PrivateRegistry::start(false);
+    let repo = format!("{}/{}/cache", registry.host(), unique("pathread-gone"));
+    let marker = unique("pathread-gone");
+    let (_a, _key) = machine_a_reads(&repo, &marker);
+
+    // The read is found and answers the size; then the registry goes away:
+    // neither the file nor the step's filesystem (to read it here) can be
+    // had, and reading the contents says so.
+    let b = cache_server(&repo, &[]);
+    let data = run(&b, SIZE_PIPELINE, vars(&marker));
+    let size = at(&data, "container.from.withExec.withExec.file")["size"].as_u64();
+    assert_eq!(size, Some(read_answer(&marker).1));
+    registry.stop();
+    let failed = b.query_vars(READ_PIPELINE, &vars(&marker));
+    let message = error_message(&failed);
+    assert!(
+        message.contains("a file read from the remote cache, cannot be fetched")
+            && message.contains("reading /one here failed"),
+        "{message}"
+    );
+
+    // The registry is back: the next read gets the file (through the
+    // step's filesystem: the engine gave up on the cache's lookups).
+    registry.restart();
+    assert_eq!(read_one(&b, &marker), read_answer(&marker));
 }
 
 #[test]

@@ -486,6 +486,7 @@ impl Drop for Server {
 pub(crate) struct PrivateRegistry {
     child: Child,
     host: String,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -508,23 +509,36 @@ impl PrivateRegistry {
             ),
         )
         .unwrap();
+        let host = format!("127.0.0.1:{port}");
+        Self {
+            child: Self::serve(&config, &host),
+            host,
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// `docker-registry serve CONFIG`, once it answers on `host`.
+    fn serve(config: &Path, host: &str) -> Child {
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (scripts/setup.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(host).is_err() {
             assert!(Instant::now() < deadline, "the registry did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self {
-            child,
-            host: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Starts it again after `stop`, on the same port and storage.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        self.child = Self::serve(&self.config, &self.host);
     }
 
     /// `127.0.0.1:PORT`.

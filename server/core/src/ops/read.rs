@@ -313,7 +313,7 @@ async fn remote_read(
         tree: found.tree,
         state: state.clone(),
         left: AtomicUsize::new(absent.len()),
-        here: tokio::sync::OnceCell::new(),
+        read_here: tokio::sync::Mutex::new(false),
         cache: cache.clone(),
         runtime: cx.runtime.clone(),
         store: cx.store.clone(),
@@ -323,7 +323,11 @@ async fn remote_read(
         _ if absent.is_empty() => lazy.record(),
         Some(arrivals) => {
             for (blob, size) in absent {
-                arrivals.expect(blob, Box::pin(lazy.clone().fetch(blob, size)));
+                let lazy = lazy.clone();
+                arrivals.expect(
+                    blob,
+                    Arc::new(move || Box::pin(lazy.clone().fetch(blob, size))),
+                );
             }
         }
         // A store that takes no blobs on trust: every file now.
@@ -347,7 +351,8 @@ async fn remote_read(
 /// once all are here, the read is recorded locally. A file the cache
 /// cannot give (gone unreachable, or the entry is corrupt) is had by
 /// reading the path here instead, once for the whole read, which is then
-/// shared again (replacing a corrupt entry).
+/// shared again (replacing a corrupt entry). A failed fetch is tried again
+/// by the next read of that file.
 struct LazyRead {
     key: Digest,
     path: String,
@@ -357,8 +362,9 @@ struct LazyRead {
     state: ContainerState,
     /// Files not here yet.
     left: AtomicUsize,
-    /// The read here, when one was needed; `Err`: why it failed.
-    here: tokio::sync::OnceCell<std::result::Result<(), String>>,
+    /// Whether the path was read here (when a file could not be fetched);
+    /// held while it is read.
+    read_here: tokio::sync::Mutex<bool>,
     cache: Arc<dyn RemoteCache>,
     runtime: Arc<dyn Runtime>,
     store: Arc<dyn Store>,
@@ -377,7 +383,13 @@ impl LazyRead {
             }
             return Ok(());
         }
-        self.here.get_or_init(|| self.read_here()).await.clone()?;
+        {
+            let mut done = self.read_here.lock().await;
+            if !*done {
+                self.read_here().await?;
+                *done = true;
+            }
+        }
         match self.store.has_blob(&blob) {
             Ok(true) => Ok(()),
             _ => Err(format!(
