@@ -630,6 +630,11 @@ struct ExportedLayer {
 
 /// The layer as a deterministic gzip blob, cached per layer and clamp time.
 fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), Error> {
+    // Pushes of images that share layers (a step's and the next step's, at
+    // once) export each shared layer once: the later ones wait here and
+    // take its file.
+    let turn = inner.exports.of(layer);
+    let _turn = turn.lock().expect("never poisoned");
     let dir = inner.store.root().join("export");
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let epoch = inner.options.source_date_epoch;
@@ -677,6 +682,20 @@ fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), 
     };
     write_atomic(&meta, &serde_json::to_vec(&exported).expect("serialises"))?;
     Ok((exported, blob))
+}
+
+/// Locks by name, each made when first asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Turns(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::Mutex<()>>>>,
+);
+
+impl Turns {
+    /// The lock of `name`.
+    pub(crate) fn of(&self, name: &str) -> Arc<std::sync::Mutex<()>> {
+        let mut turns = self.0.lock().expect("never poisoned");
+        turns.entry(name.to_owned()).or_default().clone()
+    }
 }
 
 struct HashingWriter<W> {

@@ -177,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) sequence: AtomicU64,
     /// The services running, by name: every step's `/etc/hosts` lists them.
     pub(crate) services: service::Names,
+    /// One export of a layer at a time (`image::export_layer`), by layer ID.
+    pub(crate) exports: image::Turns,
 }
 
 impl std::fmt::Debug for NativeRuntime {
@@ -229,6 +231,7 @@ impl NativeRuntime {
                 options,
                 sequence: AtomicU64::new(0),
                 services: service::Names::default(),
+                exports: image::Turns::default(),
             }),
         })
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -483,6 +483,19 @@ impl Read for ChannelReader {
     }
 }
 
+/// The lock of one blob's upload to one repository (`name`: its
+/// registry, repository and digest), process-wide.
+fn upload_turn(name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static UPLOADS: std::sync::LazyLock<
+        std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut uploads = UPLOADS.lock().expect("never poisoned");
+    // Uploads nobody waits for are forgotten (a long-lived engine pushes
+    // many blobs).
+    uploads.retain(|_, turn| Arc::strong_count(turn) > 1);
+    uploads.entry(name.to_owned()).or_default().clone()
+}
+
 /// A blob to push: its digest, size, media type and bytes.
 pub struct Blob {
     pub digest: String,
@@ -523,6 +536,15 @@ pub async fn push(
         .await
         .map_err(fail)?;
     for blob in layers.iter().chain(std::iter::once(&config)) {
+        // Pushes at once of images that share layers upload each once: the
+        // later ones wait for the upload under way and find the blob there.
+        let turn = upload_turn(&format!(
+            "{}/{}@{}",
+            image.resolve_registry(),
+            image.repository(),
+            blob.digest
+        ));
+        let _turn = turn.lock().await;
         if client
             .blob_exists(image, &blob.digest)
             .await
