@@ -20,7 +20,7 @@ use crate::error::{failed, Error};
 use crate::overlay::{self, Layers, OverlayMount};
 use crate::pack::{self, PackOptions};
 use crate::registry;
-use crate::store::{remove_tree, write_atomic, ImageRecord, Store};
+use crate::store::{remove_tree, write_atomic, ImageRecord, LayerOrigin, Store};
 use crate::unpack::{self, Mode};
 use crate::Inner;
 
@@ -626,6 +626,9 @@ struct ExportedLayer {
     diff_size: u64,
     digest: String,
     size: u64,
+    /// The blob's media type, when not gzip OCI (a mounted layer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
 }
 
 /// The layer as a deterministic gzip blob, cached per layer and clamp time.
@@ -679,6 +682,7 @@ fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), 
         diff_size,
         digest,
         size,
+        media_type: None,
     };
     write_atomic(&meta, &serde_json::to_vec(&exported).expect("serialises"))?;
     Ok((exported, blob))
@@ -737,7 +741,8 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 
 /// An image exported as OCI blobs.
 struct Exported {
-    layers: Vec<(ExportedLayer, PathBuf)>,
+    /// Each layer and its gzip blob, `None` for a layer mounted instead.
+    layers: Vec<(ExportedLayer, Option<PathBuf>)>,
     config: Vec<u8>,
     manifest: Vec<u8>,
 }
@@ -747,13 +752,32 @@ fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// The image as OCI blobs; `compressed`: gzip layers (pushes), else plain tars
-/// (saved tarballs, as `docker save` writes them).
-fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, Error> {
+/// (saved tarballs, as `docker save` writes them). The layers in `mounted`
+/// (compressed only) are the registry blobs they were pulled from, not
+/// exported.
+fn export(
+    inner: &Inner,
+    image_id: &str,
+    compressed: bool,
+    mounted: &HashMap<String, LayerOrigin>,
+) -> Result<Exported, Error> {
     let record = inner.record(image_id)?;
     let layers = record
         .layers
         .iter()
-        .map(|layer| export_layer(inner, layer))
+        .map(|layer| match mounted.get(layer) {
+            Some(origin) if compressed => Ok((
+                ExportedLayer {
+                    diff_id: origin.diff_id.clone(),
+                    diff_size: 0,
+                    digest: origin.digest.clone(),
+                    size: origin.size.max(0) as u64,
+                    media_type: Some(origin.media_type.clone()),
+                },
+                None,
+            )),
+            _ => export_layer(inner, layer).map(|(exported, path)| (exported, Some(path))),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = record
         .config
@@ -777,7 +801,8 @@ fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, E
         "mediaType": OCI_MANIFEST,
         "config": { "mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len() },
         "layers": layers.iter().map(|(l, _)| if compressed {
-            serde_json::json!({ "mediaType": OCI_LAYER_GZIP, "digest": l.digest, "size": l.size })
+            let media_type = l.media_type.as_deref().unwrap_or(OCI_LAYER_GZIP);
+            serde_json::json!({ "mediaType": media_type, "digest": l.digest, "size": l.size })
         } else {
             serde_json::json!({ "mediaType": OCI_LAYER, "digest": l.diff_id, "size": l.diff_size })
         }).collect::<Vec<_>>(),
@@ -790,17 +815,40 @@ fn export(inner: &Inner, image_id: &str, compressed: bool) -> Result<Exported, E
     })
 }
 
-/// `Runtime::push`.
+/// `Runtime::push`; `as_is`: `Runtime::push_as_is`, where a layer pulled from
+/// the registry pushed to is mounted from where it was pulled (no export, no
+/// upload) when the registry allows it.
 pub(crate) async fn push(
     inner: Arc<Inner>,
     image_id: &str,
     reference: &str,
     auth: Option<&RegistryAuth>,
+    as_is: bool,
 ) -> Result<String, RuntimeError> {
     let (_, image) = registry::parse(reference)?;
+    let credentials = registry::credentials(image.resolve_registry(), auth).await;
+    let password = auth.map(|a| a.password.as_str());
+    let client = registry::client(image.resolve_registry());
+    let mut mounted = HashMap::new();
+    if as_is {
+        let layers = inner
+            .record(image_id)
+            .map(|record| record.layers)
+            .unwrap_or_default();
+        for layer in layers {
+            let Some(origin) = inner.store.origin(&layer) else {
+                continue;
+            };
+            if origin.registry == image.resolve_registry()
+                && registry::mount(&client, &image, &credentials, &origin).await
+            {
+                mounted.insert(layer, origin);
+            }
+        }
+    }
     let id = image_id.to_owned();
     let exporter = inner.clone();
-    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, true))
+    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, true, &mounted))
         .await
         .map_err(|error| RuntimeError::Failed {
             action: "exporting an image".to_owned(),
@@ -809,6 +857,9 @@ pub(crate) async fn push(
         .map_err(failed("exporting an image"))?;
     let mut blobs = Vec::new();
     for (layer, path) in &exported.layers {
+        let Some(path) = path else {
+            continue;
+        };
         let data = tokio::fs::read(path).await.map_err(|source| {
             Error::io("reading a layer blob", path, source).into_runtime("pushing an image")
         })?;
@@ -823,9 +874,6 @@ pub(crate) async fn push(
         media_type: OCI_CONFIG.to_owned(),
         data: exported.config.into(),
     };
-    let credentials = registry::credentials(image.resolve_registry(), auth).await;
-    let password = auth.map(|a| a.password.as_str());
-    let client = registry::client(image.resolve_registry());
     let digest = registry::push(
         &client,
         &image,
@@ -849,7 +897,7 @@ pub(crate) async fn save(
     reference: String,
 ) -> Result<Bytes, RuntimeError> {
     tokio::task::spawn_blocking(move || {
-        let exported = export(&inner, &image_id, false)?;
+        let exported = export(&inner, &image_id, false, &HashMap::new())?;
         let name = match ImageRef::parse(&reference) {
             Ok(image) => {
                 let full = image.canonical();
@@ -871,6 +919,7 @@ pub(crate) async fn save(
         add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         add(&blob_path(&digest_of(&exported.config)), &exported.config)?;
         for (layer, path) in &exported.layers {
+            let path = path.as_ref().expect("a saved image exports every layer");
             let file = std::fs::File::open(path).map_err(|source| Error::io("reading a layer blob", path, source))?;
             let mut data = Vec::with_capacity(usize::try_from(layer.diff_size).unwrap_or(0));
             flate2::read::GzDecoder::new(std::io::BufReader::new(file))

@@ -326,7 +326,17 @@ impl Runtime for NativeRuntime {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError> {
-        image::push(self.inner.clone(), image_id, reference, auth).await
+        image::push(self.inner.clone(), image_id, reference, auth, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference))]
+    async fn push_as_is(
+        &self,
+        image_id: &str,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, RuntimeError> {
+        image::push(self.inner.clone(), image_id, reference, auth, true).await
     }
 
     #[tracing::instrument(skip_all, fields(image = %image_id))]

@@ -24,7 +24,7 @@ use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
-use crate::store::{ImageRecord, Store, LAYER_ID_LEN};
+use crate::store::{ImageRecord, LayerOrigin, Store, LAYER_ID_LEN};
 use crate::unpack::{self, Mode};
 
 /// Layers downloaded and unpacked at once.
@@ -320,6 +320,20 @@ pub(crate) async fn pull(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "layers pulled"
     );
+    for ((descriptor, diff_id), id) in manifest.layers.iter().zip(&diff_ids).zip(&layers) {
+        let origin = LayerOrigin {
+            registry: image.resolve_registry().to_owned(),
+            repository: image.repository().to_owned(),
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            media_type: descriptor.media_type.clone(),
+            diff_id: diff_id.clone(),
+        };
+        // Best effort: without it, a push exports the layer instead.
+        if let Err(error) = store.set_origin(id, &origin) {
+            tracing::debug!(layer = %id, %error, "cannot record where a layer came from");
+        }
+    }
     let record = ImageRecord {
         layers,
         config: Some(config),
@@ -480,6 +494,45 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         bytes::Buf::advance(&mut self.current, n);
         Ok(n)
+    }
+}
+
+/// Makes the blob `origin` (of a layer pulled from `image`'s registry) part
+/// of `image`'s repository without uploading it: there already, or mounted
+/// from the repository it was pulled from. `false`: it could not be (the
+/// registry refused the mount, or the blob is gone); the caller uploads the
+/// layer instead.
+pub(crate) async fn mount(
+    client: &Client,
+    image: &Reference,
+    auth: &OciAuth,
+    origin: &LayerOrigin,
+) -> bool {
+    // A push token (anonymous registries need none): the mount is a push.
+    let _ = client
+        .auth(image, auth, oci_client::RegistryOperation::Push)
+        .await;
+    if client
+        .blob_exists(image, &origin.digest)
+        .await
+        .unwrap_or(false)
+    {
+        return true;
+    }
+    let source = Reference::with_tag(
+        origin.registry.clone(),
+        origin.repository.clone(),
+        "latest".to_owned(),
+    );
+    match client.mount_blob(image, &source, &origin.digest).await {
+        Ok(()) => {
+            tracing::debug!(digest = %origin.digest, from = %origin.repository, "blob mounted");
+            true
+        }
+        Err(error) => {
+            tracing::debug!(digest = %origin.digest, from = %origin.repository, %error, "cannot mount a blob; uploading the layer");
+            false
+        }
     }
 }
 

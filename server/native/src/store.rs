@@ -7,6 +7,8 @@
 //! ROOT/images/<hex>.json   an image: its layers bottom to top, and its OCI config if it
 //!                          has one. Named by the image ID (`sha256:<hex>`).
 //! ROOT/tags/<hex>.json     a name (`gantry.local/<state id>/cache:…`, a pulled reference) → image ID.
+//! ROOT/origins/<id>.json   where a pulled layer came from: the registry blob it was unpacked
+//!                          from (`LayerOrigin`), so that a push can mount that blob.
 //! ROOT/tmp/                layers being written (unpacks, upper dirs of running steps),
 //!                          renamed into `layers/` when complete.
 //! ROOT/init/               the mount-point skeleton every step gets as its top lower layer.
@@ -49,6 +51,22 @@ impl ImageRecord {
         let json = serde_json::to_vec(self).expect("records always serialise");
         format!("sha256:{}", hex::encode(Sha256::digest(&json)))
     }
+}
+
+/// Where a pulled layer came from: the blob a registry holds of it. A push of
+/// an image with that layer, as it is, to the same registry mounts that blob
+/// rather than export and upload the layer again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LayerOrigin {
+    /// The registry host, as a reference names it.
+    pub(crate) registry: String,
+    pub(crate) repository: String,
+    /// The blob: digest, size and media type, as the manifest listed it.
+    pub(crate) digest: String,
+    pub(crate) size: i64,
+    pub(crate) media_type: String,
+    /// The digest of the uncompressed layer (the image config's diff ID).
+    pub(crate) diff_id: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,6 +177,29 @@ impl Store {
             &path,
             &serde_json::to_vec(record).expect("records serialise"),
         )
+    }
+
+    fn origin_path(&self, layer: &str) -> PathBuf {
+        self.root.join("origins").join(format!("{layer}.json"))
+    }
+
+    /// Records where `layer` was pulled from, unless known already.
+    pub(crate) fn set_origin(&self, layer: &str, origin: &LayerOrigin) -> Result<(), Error> {
+        let path = self.origin_path(layer);
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = self.root.join("origins");
+        fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
+        write_atomic(
+            &path,
+            &serde_json::to_vec(origin).expect("origins serialise"),
+        )
+    }
+
+    /// Where `layer` was pulled from, when it was.
+    pub(crate) fn origin(&self, layer: &str) -> Option<LayerOrigin> {
+        serde_json::from_slice(&fs::read(self.origin_path(layer)).ok()?).ok()
     }
 
     pub(crate) fn image(&self, id: &str) -> Option<ImageRecord> {
@@ -298,6 +339,7 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !used.contains(&name) {
                 remove_tree(&entry.path());
+                let _ = fs::remove_file(self.origin_path(&name));
                 removed += 1;
             }
         }

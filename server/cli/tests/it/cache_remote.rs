@@ -278,6 +278,49 @@ fn three_machines(reference: &str, marker: &str) -> Server {
     a
 }
 
+/// The layer digests of the manifest `reference` (`REPO:TAG` or
+/// `REPO@DIGEST` on the test registry).
+fn manifest_layers(path: &str, reference: &str) -> Vec<String> {
+    let accept = "application/vnd.oci.image.manifest.v1+json, \
+                  application/vnd.docker.distribution.manifest.v2+json";
+    let manifest: Value = serde_json::from_slice(&registry_get(
+        &format!("/v2/{path}/manifests/{reference}"),
+        accept,
+    ))
+    .unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_pushed_filesystem_shares_the_base_image_blobs_of_its_registry() {
+    require_runtime!();
+    let repo = repository("base-blobs");
+    let marker = unique("base-blobs");
+    let mut a = cache_server(&repo, &[]);
+    pipeline_stdout(&a, &marker);
+    stop(&mut a);
+    // The first step's filesystem: the base image's layers, by the digests
+    // the base image has on this registry (mounted from its repository, not
+    // exported and uploaded again), then the step's own layer.
+    let key = key_of_step(&repo, &a.state_dir(), "head -c 4096");
+    let filesystem = entry_record(&repo, &key)["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let layers = manifest_layers(repo_path(&repo), &filesystem);
+    let image = busybox();
+    let (base_repo, tag) = image.rsplit_once(':').unwrap();
+    let base = manifest_layers(repo_path(base_repo), tag);
+    assert!(!base.is_empty());
+    assert_eq!(layers.len(), base.len() + 1, "{layers:?} on {base:?}");
+    assert_eq!(layers[..base.len()], base[..]);
+}
+
 #[test]
 fn read_mode_pushes_nothing() {
     require_runtime!();
