@@ -1278,8 +1278,8 @@ class Suite:
     def bench_remote_cache_on(self, runtime: str, kind: str) -> None:
         where = ("one dockerd: B finds A's layers on the daemon, so it downloads nothing"
                  if runtime == "docker" else
-                 "each state directory its own snapshot store: B downloads the base image and "
-                 "the filesystems its leaves need")
+                 "each state directory its own snapshot store: B resolves the base image "
+                 "(manifest and config) and downloads only the filesystems its leaves need")
         cache_where = ("on the local registry" if kind == "registry" else
                        "an OCI layout directory, oci-layout:DIR")
         case = runtime if kind == "registry" else f"{runtime}-layout"

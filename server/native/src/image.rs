@@ -205,7 +205,76 @@ fn pulled(image_id: &str, resolved_ref: String, record: &ImageRecord) -> PulledI
     }
 }
 
+/// A pulled image whose layers the store lacks, left to fetch until
+/// something needs them (`Inner::ensure`); recorded in the store (with its
+/// name) only then, so the store never holds an image without its layers.
+pub(crate) struct Deferred {
+    /// The name the pull records.
+    name: String,
+    image: oci_client::Reference,
+    credentials: oci_client::secrets::RegistryAuth,
+    password: Option<String>,
+    record: ImageRecord,
+    missing: Vec<registry::MissingLayer>,
+    /// Held while the layers are fetched; `true` once they are.
+    fetched: tokio::sync::Mutex<bool>,
+}
+
 impl Inner {
+    /// The deferred pull of `image_id`, if any.
+    pub(crate) fn deferred(&self, image_id: &str) -> Option<Arc<Deferred>> {
+        self.deferred
+            .lock()
+            .expect("never poisoned")
+            .get(image_id)
+            .cloned()
+    }
+
+    /// Fetches the layers of `image_id` when its pull deferred them, and
+    /// records the image; every runtime operation that mounts, reads,
+    /// builds on or pushes an image calls this first.
+    pub(crate) async fn ensure(&self, image_id: Option<&str>) -> Result<(), RuntimeError> {
+        let Some(deferred) = image_id.and_then(|id| self.deferred(id)) else {
+            return Ok(());
+        };
+        let image_id = image_id.expect("found by it");
+        let mut fetched = deferred.fetched.lock().await;
+        if *fetched {
+            return Ok(());
+        }
+        registry::fetch_layers(
+            &self.store,
+            &deferred.image,
+            &deferred.credentials,
+            deferred.password.as_deref(),
+            deferred.missing.clone(),
+        )
+        .await?;
+        self.store
+            .put_image(image_id, &deferred.record)
+            .and_then(|()| self.store.tag(&deferred.name, image_id))
+            .map_err(failed("recording a pulled image"))?;
+        *fetched = true;
+        self.deferred
+            .lock()
+            .expect("never poisoned")
+            .remove(image_id);
+        tracing::debug!(image = %image_id, "deferred layers pulled");
+        Ok(())
+    }
+
+    /// `ensure` of the deferred pull recorded under `name`, if any.
+    pub(crate) async fn ensure_named(&self, name: &str) -> Result<(), RuntimeError> {
+        let id = self
+            .deferred
+            .lock()
+            .expect("never poisoned")
+            .iter()
+            .find(|(_, deferred)| deferred.name == name)
+            .map(|(id, _)| id.clone());
+        self.ensure(id.as_deref()).await
+    }
+
     /// `Runtime::rename_image`: the name a pull recorded (a push records
     /// none) moved to `to`.
     pub(crate) fn rename(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
@@ -231,8 +300,9 @@ impl Inner {
         };
         if is_image_id(reference) {
             let record = self
-                .store
-                .image(reference)
+                .deferred(reference)
+                .map(|deferred| deferred.record.clone())
+                .or_else(|| self.store.image(reference))
                 .ok_or_else(|| not_found("no such image in the snapshot store"))?;
             return Ok(pulled(reference, reference.to_owned(), &record));
         }
@@ -253,14 +323,35 @@ impl Inner {
         let name = image.whole();
         let credentials = registry::credentials(image.resolve_registry(), auth).await;
         let password = auth.map(|a| a.password.as_str());
-        match registry::pull(&self.store, &image, &credentials, password).await {
-            Ok(result) => {
-                self.store
-                    .tag(&name, &result.image_id)
-                    .map_err(failed("recording a pulled image"))?;
+        match registry::pull(&self.store, &image, &credentials, password, true).await {
+            Ok(mut result) => {
                 let resolved = parsed.canonical().resolved(&result.digest);
-                tracing::debug!(image = %result.image_id, %resolved, "image pulled");
-                Ok(pulled(&result.image_id, resolved, &result.record))
+                let answer = pulled(&result.image_id, resolved.clone(), &result.record);
+                if result.missing.is_empty() {
+                    self.store
+                        .put_image(&result.image_id, &result.record)
+                        .and_then(|()| self.store.tag(&name, &result.image_id))
+                        .map_err(failed("recording a pulled image"))?;
+                    tracing::debug!(image = %result.image_id, %resolved, "image pulled");
+                } else {
+                    // Its layers come when something needs them (`ensure`): a
+                    // pipeline whose steps are all cached needs only the config.
+                    tracing::debug!(image = %result.image_id, %resolved, layers = result.missing.len(), "image resolved; its layers are fetched when needed");
+                    let deferred = Deferred {
+                        name,
+                        image,
+                        credentials,
+                        password: auth.map(|a| a.password.clone()),
+                        record: result.record,
+                        missing: std::mem::take(&mut result.missing),
+                        fetched: tokio::sync::Mutex::new(false),
+                    };
+                    self.deferred
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(result.image_id.clone(), Arc::new(deferred));
+                }
+                Ok(answer)
             }
             Err(error) => {
                 // As with dockerd: an image pulled before stands in for an unreachable

@@ -179,6 +179,8 @@ pub(crate) struct Inner {
     pub(crate) services: service::Names,
     /// One export of a layer at a time (`image::export_layer`), by layer ID.
     pub(crate) exports: image::Turns,
+    /// Pulls whose layers are fetched when first needed, by image ID.
+    pub(crate) deferred: std::sync::Mutex<std::collections::HashMap<String, Arc<image::Deferred>>>,
 }
 
 impl std::fmt::Debug for NativeRuntime {
@@ -232,6 +234,7 @@ impl NativeRuntime {
                 sequence: AtomicU64::new(0),
                 services: service::Names::default(),
                 exports: image::Turns::default(),
+                deferred: Default::default(),
             }),
         })
     }
@@ -291,15 +294,18 @@ impl Runtime for NativeRuntime {
         layers = spec.rootfs.layers.len(),
     ))]
     async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+        self.inner.ensure(spec.rootfs.image_id.as_deref()).await?;
         exec::run(self.inner.clone(), spec).await
     }
 
     async fn terminal(&self, spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        self.inner.ensure(spec.rootfs.image_id.as_deref()).await?;
         exec::terminal(self.inner.clone(), spec, io).await
     }
 
     #[tracing::instrument(skip_all, fields(path = %path))]
     async fn read_path(&self, rootfs: &RootfsSpec, path: &str) -> Result<Bytes, RuntimeError> {
+        self.inner.ensure(rootfs.image_id.as_deref()).await?;
         image::read_path(self.inner.clone(), rootfs.clone(), path.to_owned()).await
     }
 
@@ -310,6 +316,7 @@ impl Runtime for NativeRuntime {
         config: &ImageConfig,
         tag: &str,
     ) -> Result<String, RuntimeError> {
+        self.inner.ensure(rootfs.image_id.as_deref()).await?;
         image::build(
             self.inner.clone(),
             rootfs.clone(),
@@ -326,6 +333,7 @@ impl Runtime for NativeRuntime {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError> {
+        self.inner.ensure(Some(image_id)).await?;
         image::push(self.inner.clone(), image_id, reference, auth, false).await
     }
 
@@ -336,11 +344,13 @@ impl Runtime for NativeRuntime {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<String, RuntimeError> {
+        self.inner.ensure(Some(image_id)).await?;
         image::push(self.inner.clone(), image_id, reference, auth, true).await
     }
 
     #[tracing::instrument(skip_all, fields(image = %image_id))]
     async fn save_image(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
+        self.inner.ensure(Some(image_id)).await?;
         image::save(
             self.inner.clone(),
             image_id.to_owned(),
@@ -359,11 +369,16 @@ impl Runtime for NativeRuntime {
     }
 
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {
-        Ok(self.inner.store.image_complete(image_id))
+        Ok(self.inner.deferred(image_id).is_some() || self.inner.store.image_complete(image_id))
     }
 
     #[tracing::instrument(skip_all, fields(from = %from, to = %to))]
     async fn rename_image(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        // A name a deferred pull has not recorded yet: its layers now (a
+        // registry service that served it may not stay up).
+        if let Ok((_, image)) = registry::parse(from) {
+            self.inner.ensure_named(&image.whole()).await?;
+        }
         self.inner.rename(from, to)
     }
 
@@ -428,6 +443,7 @@ impl Runtime for NativeRuntime {
 
     #[tracing::instrument(skip_all, fields(hostname = %spec.network.hostname))]
     async fn start_container(&self, spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        self.inner.ensure(spec.rootfs.image_id.as_deref()).await?;
         service::start(self.inner.clone(), spec).await
     }
 

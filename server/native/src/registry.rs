@@ -246,22 +246,23 @@ pub(crate) struct Pulled {
     pub(crate) image_id: String,
     pub(crate) digest: String,
     pub(crate) record: ImageRecord,
+    /// The layers left to fetch (a deferred pull's).
+    pub(crate) missing: Vec<MissingLayer>,
 }
 
 /// Pulls `reference` into `store`: the manifest and config, then every layer the
 /// store lacks (downloaded, decompressed, verified against its diff ID and unpacked
-/// in one stream, several layers at once).
+/// in one stream, several layers at once). With `defer`, the layers are left for
+/// `fetch_layers` and the image is not recorded: `Pulled::missing` lists them.
 pub(crate) async fn pull(
     store: &Store,
     image: &Reference,
     auth: &OciAuth,
     password: Option<&str>,
+    defer: bool,
 ) -> Result<Pulled, RuntimeError> {
     let reference = image.whole();
-    let client = match auth {
-        OciAuth::Anonymous => anonymous_client(image.resolve_registry()),
-        _ => client(image.resolve_registry()),
-    };
+    let client = pull_client(image, auth);
     let (manifest, manifest_digest, config, list_digest) = client
         .pull_manifest_and_config_and_list_digest(image, auth)
         .await
@@ -287,7 +288,21 @@ pub(crate) async fn pull(
     for diff_id in &diff_ids {
         layers.push(layer_id(diff_id).map_err(crate::error::failed("pulling an image"))?);
     }
-    let missing: Vec<(OciDescriptor, String, String)> = manifest
+    for ((descriptor, diff_id), id) in manifest.layers.iter().zip(&diff_ids).zip(&layers) {
+        let origin = LayerOrigin {
+            registry: image.resolve_registry().to_owned(),
+            repository: image.repository().to_owned(),
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            media_type: descriptor.media_type.clone(),
+            diff_id: diff_id.clone(),
+        };
+        // Best effort: without it, a push exports the layer instead.
+        if let Err(error) = store.set_origin(id, &origin) {
+            tracing::debug!(layer = %id, %error, "cannot record where a layer came from");
+        }
+    }
+    let missing: Vec<MissingLayer> = manifest
         .layers
         .iter()
         .zip(&diff_ids)
@@ -295,6 +310,60 @@ pub(crate) async fn pull(
         .filter(|(_, id)| !store.has_layer(id))
         .map(|((descriptor, diff_id), id)| (descriptor.clone(), diff_id.clone(), id.clone()))
         .collect();
+    let record = ImageRecord {
+        layers,
+        config: Some(config),
+    };
+    let mut pulled = Pulled {
+        image_id,
+        digest: list_digest.unwrap_or(manifest_digest),
+        record,
+        missing,
+    };
+    if !defer {
+        fetch_layers(
+            store,
+            image,
+            auth,
+            password,
+            std::mem::take(&mut pulled.missing),
+        )
+        .await?;
+        store
+            .put_image(&pulled.image_id, &pulled.record)
+            .map_err(crate::error::failed("recording a pulled image"))?;
+    }
+    Ok(pulled)
+}
+
+/// A layer a pull found missing from the store: its blob, diff ID and layer ID.
+pub(crate) type MissingLayer = (OciDescriptor, String, String);
+
+/// The client a pull of `image` uses.
+fn pull_client(image: &Reference, auth: &OciAuth) -> Client {
+    match auth {
+        OciAuth::Anonymous => anonymous_client(image.resolve_registry()),
+        _ => client(image.resolve_registry()),
+    }
+}
+
+/// Downloads and unpacks `missing` layers of `image` into `store` (several at
+/// once).
+pub(crate) async fn fetch_layers(
+    store: &Store,
+    image: &Reference,
+    auth: &OciAuth,
+    password: Option<&str>,
+    missing: Vec<MissingLayer>,
+) -> Result<(), RuntimeError> {
+    let reference = image.whole();
+    let client = pull_client(image, auth);
+    if !missing.is_empty() {
+        // The token the manifest request would have fetched.
+        client
+            .store_auth_if_needed(image.resolve_registry(), auth)
+            .await;
+    }
     let started = std::time::Instant::now();
     let count = missing.len();
     futures::stream::iter(missing)
@@ -320,32 +389,7 @@ pub(crate) async fn pull(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "layers pulled"
     );
-    for ((descriptor, diff_id), id) in manifest.layers.iter().zip(&diff_ids).zip(&layers) {
-        let origin = LayerOrigin {
-            registry: image.resolve_registry().to_owned(),
-            repository: image.repository().to_owned(),
-            digest: descriptor.digest.clone(),
-            size: descriptor.size,
-            media_type: descriptor.media_type.clone(),
-            diff_id: diff_id.clone(),
-        };
-        // Best effort: without it, a push exports the layer instead.
-        if let Err(error) = store.set_origin(id, &origin) {
-            tracing::debug!(layer = %id, %error, "cannot record where a layer came from");
-        }
-    }
-    let record = ImageRecord {
-        layers,
-        config: Some(config),
-    };
-    store
-        .put_image(&image_id, &record)
-        .map_err(crate::error::failed("recording a pulled image"))?;
-    Ok(Pulled {
-        image_id,
-        digest: list_digest.unwrap_or(manifest_digest),
-        record,
-    })
+    Ok(())
 }
 
 enum FetchError {

@@ -1336,6 +1336,13 @@ fn machine_b_reads_without_the_filesystem(reference: &str, marker: &str, key: &s
     assert!(!log.contains("WARN"), "{log}");
     // Recorded locally under the same key: B's next engine needs no lookup.
     assert_eq!(read_keys(&b.state_dir()), BTreeSet::from([key.to_owned()]));
+    if native() {
+        // The base image was resolved, not downloaded: no layer in B's
+        // snapshot store.
+        let layers = b.state_dir().join("snapshots/layers");
+        let count = std::fs::read_dir(&layers).map_or(0, |dir| dir.count());
+        assert_eq!(count, 0, "{} holds layers", layers.display());
+    }
     if let Some(daemon) = other {
         // Nothing was pulled from the cache onto B's daemon.
         let images = daemon.docker(&["image", "ls", "--digests", "--format", "{{.Repository}}"]);
