@@ -1234,8 +1234,10 @@ class Suite:
                 doc = '{ container { from(address: %s) { id } } }' % json.dumps(golang)
                 fresh.query(doc)  # `id` pulls nothing: the pull is lazy
                 t0 = time.perf_counter()
-                fresh.query('{ container { from(address: %s) { envVariables { name } } } }'
-                            % json.dumps(golang))
+                # Reading a file needs the layers (the image's config alone needs none:
+                # a pull resolves the manifest and config and fetches layers on first use).
+                fresh.query('{ container { from(address: %s) { file(path: "/bin/busybox") '
+                            '{ size } } } }' % json.dumps(golang))
                 pulls.append(time.perf_counter() - t0)
                 fresh.stop()
                 shutil.rmtree(fresh.state_dir, ignore_errors=True)
