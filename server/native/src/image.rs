@@ -709,7 +709,7 @@ impl Inner {
     }
 }
 
-/// One exported layer: its digests and where its gzip blob is cached.
+/// One exported layer: its digests and where its blob is cached.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ExportedLayer {
     diff_id: String,
@@ -717,23 +717,56 @@ struct ExportedLayer {
     diff_size: u64,
     digest: String,
     size: u64,
-    /// The blob's media type, when not gzip OCI (a mounted layer's).
+    /// The blob's media type, when not gzip OCI (a plain tar's, a mounted
+    /// layer's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media_type: Option<String>,
 }
 
-/// The layer as a deterministic gzip blob, cached per layer and clamp time.
-fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), Error> {
+impl ExportedLayer {
+    fn media_type(&self) -> &str {
+        self.media_type.as_deref().unwrap_or(OCI_LAYER_GZIP)
+    }
+}
+
+/// The form of an exported layer's blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LayerBlob {
+    /// Gzip, as registries and `docker pull` expect of published images.
+    Gzip,
+    /// The plain tar, digest = diff ID: saved tarballs (as `docker save`
+    /// writes them), and remote cache pushes that cross no network, where
+    /// compressing costs more time than the bytes it saves.
+    Tar,
+}
+
+impl LayerBlob {
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Gzip => "tar.gz",
+            Self::Tar => "tar",
+        }
+    }
+}
+
+/// The layer as a deterministic blob of form `form`, cached per layer, form
+/// and clamp time.
+fn export_layer(
+    inner: &Inner,
+    layer: &str,
+    form: LayerBlob,
+) -> Result<(ExportedLayer, PathBuf), Error> {
     // Pushes of images that share layers (a step's and the next step's, at
     // once) export each shared layer once: the later ones wait here and
     // take its file.
     let turn = inner.exports.of(layer);
     let _turn = turn.lock().expect("never poisoned");
-    let dir = inner.store.root().join("export");
+    let dir = inner.store.export_dir();
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let epoch = inner.options.source_date_epoch;
-    let blob = dir.join(format!("{layer}-{epoch}.tar.gz"));
-    let meta = dir.join(format!("{layer}-{epoch}.json"));
+    let extension = form.extension();
+    let blob = dir.join(format!("{layer}-{epoch}.{extension}"));
+    let meta = dir.join(format!("{layer}-{epoch}.{extension}.json"));
     if let (Ok(bytes), true) = (std::fs::read(&meta), blob.is_file()) {
         if let Ok(exported) = serde_json::from_slice::<ExportedLayer>(&bytes) {
             return Ok((exported, blob));
@@ -746,35 +779,51 @@ fn export_layer(inner: &Inner, layer: &str) -> Result<(ExportedLayer, PathBuf), 
     ));
     let file = std::fs::File::create(&tmp)
         .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-    let compressed = HashingWriter::new(std::io::BufWriter::new(file));
-    let encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(compressed, flate2::Compression::fast());
-    let mut uncompressed = HashingWriter::new(encoder);
-    pack::pack_layer(
-        &inner.store.layer_dir(layer),
-        &mut uncompressed,
-        PackOptions {
-            overlay_whiteouts: true,
-            clamp_mtime: Some(epoch),
-        },
-    )?;
-    let (encoder, diff_id, diff_size) = uncompressed.finish();
-    let compressed = encoder
-        .finish()
-        .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-    let (mut file, digest, size) = compressed.finish();
+    let written = HashingWriter::new(std::io::BufWriter::new(file));
+    let options = PackOptions {
+        overlay_whiteouts: true,
+        clamp_mtime: Some(epoch),
+    };
+    let layer_dir = inner.store.layer_dir(layer);
+    let (mut file, exported) = match form {
+        LayerBlob::Gzip => {
+            let encoder = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(written, flate2::Compression::fast());
+            let mut uncompressed = HashingWriter::new(encoder);
+            pack::pack_layer(&layer_dir, &mut uncompressed, options)?;
+            let (encoder, diff_id, diff_size) = uncompressed.finish();
+            let compressed = encoder
+                .finish()
+                .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
+            let (file, digest, size) = compressed.finish();
+            let exported = ExportedLayer {
+                diff_id,
+                diff_size,
+                digest,
+                size,
+                media_type: None,
+            };
+            (file, exported)
+        }
+        LayerBlob::Tar => {
+            let mut plain = written;
+            pack::pack_layer(&layer_dir, &mut plain, options)?;
+            let (file, diff_id, diff_size) = plain.finish();
+            let exported = ExportedLayer {
+                digest: diff_id.clone(),
+                size: diff_size,
+                diff_id,
+                diff_size,
+                media_type: Some(OCI_LAYER.to_owned()),
+            };
+            (file, exported)
+        }
+    };
     std::io::Write::flush(&mut file)
         .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
     std::fs::rename(&tmp, &blob)
         .map_err(|source| Error::io("writing a layer blob", &blob, source))?;
-    let exported = ExportedLayer {
-        diff_id,
-        diff_size,
-        digest,
-        size,
-        media_type: None,
-    };
     write_atomic(&meta, &serde_json::to_vec(&exported).expect("serialises"))?;
     Ok((exported, blob))
 }
@@ -832,7 +881,7 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 
 /// An image exported as OCI blobs.
 struct Exported {
-    /// Each layer and its gzip blob, `None` for a layer mounted instead.
+    /// Each layer and its blob, `None` for a layer mounted instead.
     layers: Vec<(ExportedLayer, Option<PathBuf>)>,
     config: Vec<u8>,
     manifest: Vec<u8>,
@@ -842,14 +891,12 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The image as OCI blobs; `compressed`: gzip layers (pushes), else plain tars
-/// (saved tarballs, as `docker save` writes them). The layers in `mounted`
-/// (compressed only) are the registry blobs they were pulled from, not
-/// exported.
+/// The image as OCI blobs, its layers as `form`. The layers in `mounted`
+/// are the registry blobs they were pulled from, not exported.
 fn export(
     inner: &Inner,
     image_id: &str,
-    compressed: bool,
+    form: LayerBlob,
     mounted: &HashMap<String, LayerOrigin>,
 ) -> Result<Exported, Error> {
     let record = inner.record(image_id)?;
@@ -857,7 +904,7 @@ fn export(
         .layers
         .iter()
         .map(|layer| match mounted.get(layer) {
-            Some(origin) if compressed => Ok((
+            Some(origin) => Ok((
                 ExportedLayer {
                     diff_id: origin.diff_id.clone(),
                     diff_size: 0,
@@ -867,7 +914,7 @@ fn export(
                 },
                 None,
             )),
-            _ => export_layer(inner, layer).map(|(exported, path)| (exported, Some(path))),
+            None => export_layer(inner, layer, form).map(|(exported, path)| (exported, Some(path))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = record
@@ -891,11 +938,8 @@ fn export(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": { "mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len() },
-        "layers": layers.iter().map(|(l, _)| if compressed {
-            let media_type = l.media_type.as_deref().unwrap_or(OCI_LAYER_GZIP);
-            serde_json::json!({ "mediaType": media_type, "digest": l.digest, "size": l.size })
-        } else {
-            serde_json::json!({ "mediaType": OCI_LAYER, "digest": l.diff_id, "size": l.diff_size })
+        "layers": layers.iter().map(|(l, _)| {
+            serde_json::json!({ "mediaType": l.media_type(), "digest": l.digest, "size": l.size })
         }).collect::<Vec<_>>(),
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifests serialise");
@@ -908,7 +952,9 @@ fn export(
 
 /// `Runtime::push`; `as_is`: `Runtime::push_as_is`, where a layer pulled from
 /// the registry pushed to is mounted from where it was pulled (no export, no
-/// upload) when the registry allows it.
+/// upload) when the registry allows it, and the other layers go uncompressed
+/// to a registry on a loopback address (nothing crosses a network: gzip
+/// would cost the pipeline more time than the bytes it saves).
 pub(crate) async fn push(
     inner: Arc<Inner>,
     image_id: &str,
@@ -937,9 +983,14 @@ pub(crate) async fn push(
             }
         }
     }
+    let form = if as_is && registry::is_loopback(image.resolve_registry()) {
+        LayerBlob::Tar
+    } else {
+        LayerBlob::Gzip
+    };
     let id = image_id.to_owned();
     let exporter = inner.clone();
-    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, true, &mounted))
+    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, form, &mounted))
         .await
         .map_err(|error| RuntimeError::Failed {
             action: "exporting an image".to_owned(),
@@ -956,7 +1007,7 @@ pub(crate) async fn push(
         })?;
         blobs.push(registry::Blob {
             digest: layer.digest.clone(),
-            media_type: OCI_LAYER_GZIP.to_owned(),
+            media_type: layer.media_type().to_owned(),
             data: data.into(),
         });
     }
@@ -988,7 +1039,7 @@ pub(crate) async fn save(
     reference: String,
 ) -> Result<Bytes, RuntimeError> {
     tokio::task::spawn_blocking(move || {
-        let exported = export(&inner, &image_id, false, &HashMap::new())?;
+        let exported = export(&inner, &image_id, LayerBlob::Tar, &HashMap::new())?;
         let name = match ImageRef::parse(&reference) {
             Ok(image) => {
                 let full = image.canonical();
@@ -1011,11 +1062,7 @@ pub(crate) async fn save(
         add(&blob_path(&digest_of(&exported.config)), &exported.config)?;
         for (layer, path) in &exported.layers {
             let path = path.as_ref().expect("a saved image exports every layer");
-            let file = std::fs::File::open(path).map_err(|source| Error::io("reading a layer blob", path, source))?;
-            let mut data = Vec::with_capacity(usize::try_from(layer.diff_size).unwrap_or(0));
-            flate2::read::GzDecoder::new(std::io::BufReader::new(file))
-                .read_to_end(&mut data)
-                .map_err(|source| Error::io("reading a layer blob", path, source))?;
+            let data = std::fs::read(path).map_err(|source| Error::io("reading a layer blob", path, source))?;
             add(&blob_path(&layer.diff_id), &data)?;
         }
         let manifest_digest = digest_of(&exported.manifest);

@@ -159,6 +159,11 @@ impl Store {
     }
 
     /// A new random layer ID.
+    /// Where exported layer blobs are cached (`image::export_layer`).
+    pub(crate) fn export_dir(&self) -> PathBuf {
+        self.root.join("export")
+    }
+
     pub(crate) fn new_layer_id() -> String {
         hex::encode(rand::random::<[u8; LAYER_ID_LEN / 2]>())
     }
@@ -332,6 +337,7 @@ impl Store {
         }
         let layers = self.root.join("layers");
         let mut removed = 0;
+        let mut gone = std::collections::HashSet::new();
         for entry in fs::read_dir(&layers)
             .map_err(|source| Error::io("listing layers", &layers, source))?
             .flatten()
@@ -340,10 +346,29 @@ impl Store {
             if !used.contains(&name) {
                 remove_tree(&entry.path());
                 let _ = fs::remove_file(self.origin_path(&name));
+                gone.insert(name);
                 removed += 1;
             }
         }
+        self.remove_exports(&gone);
         Ok(removed)
+    }
+
+    /// Deletes the exported blobs (`export/LAYER-EPOCH.FORM`, and their
+    /// `.json`) of the layers in `gone`.
+    fn remove_exports(&self, gone: &std::collections::HashSet<String>) {
+        let Ok(entries) = fs::read_dir(self.export_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name
+                .split_once('-')
+                .is_some_and(|(layer, _)| gone.contains(layer))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Every image ID with a record (for prune).
@@ -417,8 +442,10 @@ mod tests {
     fn tags_and_removal_collect_unused_layers() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
+        fs::create_dir_all(store.export_dir()).unwrap();
         for id in ["a".repeat(32), "b".repeat(32)] {
             fs::create_dir(store.layer_dir(&id)).unwrap();
+            fs::write(store.export_dir().join(format!("{id}-0.tar")), "").unwrap();
         }
         let base = ImageRecord {
             layers: vec!["a".repeat(32)],
@@ -442,6 +469,12 @@ mod tests {
         assert!(store.image(&base_id).is_some());
         assert!(store.has_layer(&"a".repeat(32)));
         assert!(!store.has_layer(&"b".repeat(32)));
+        let exported = |id: String| store.export_dir().join(format!("{id}-0.tar")).exists();
+        assert!(exported("a".repeat(32)));
+        assert!(
+            !exported("b".repeat(32)),
+            "a removed layer's exported blob goes with it"
+        );
         assert!(store.init_dir().join("etc/resolv.conf").is_file());
     }
 
