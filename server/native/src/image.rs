@@ -734,9 +734,8 @@ impl ExportedLayer {
 pub(crate) enum LayerBlob {
     /// Gzip, as registries and `docker pull` expect of published images.
     Gzip,
-    /// The plain tar, digest = diff ID: saved tarballs (as `docker save`
-    /// writes them), and remote cache pushes that cross no network, where
-    /// compressing costs more time than the bytes it saves.
+    /// The plain tar, digest = diff ID: saved tarballs, as `docker save`
+    /// writes them.
     Tar,
 }
 
@@ -952,9 +951,7 @@ fn export(
 
 /// `Runtime::push`; `as_is`: `Runtime::push_as_is`, where a layer pulled from
 /// the registry pushed to is mounted from where it was pulled (no export, no
-/// upload) when the registry allows it, and the other layers go uncompressed
-/// to a registry on a loopback address (nothing crosses a network: gzip
-/// would cost the pipeline more time than the bytes it saves).
+/// upload) when the registry allows it.
 pub(crate) async fn push(
     inner: Arc<Inner>,
     image_id: &str,
@@ -983,20 +980,16 @@ pub(crate) async fn push(
             }
         }
     }
-    let form = if as_is && registry::is_loopback(image.resolve_registry()) {
-        LayerBlob::Tar
-    } else {
-        LayerBlob::Gzip
-    };
     let id = image_id.to_owned();
     let exporter = inner.clone();
-    let exported = tokio::task::spawn_blocking(move || export(&exporter, &id, form, &mounted))
-        .await
-        .map_err(|error| RuntimeError::Failed {
-            action: "exporting an image".to_owned(),
-            reason: error.to_string(),
-        })?
-        .map_err(failed("exporting an image"))?;
+    let exported =
+        tokio::task::spawn_blocking(move || export(&exporter, &id, LayerBlob::Gzip, &mounted))
+            .await
+            .map_err(|error| RuntimeError::Failed {
+                action: "exporting an image".to_owned(),
+                reason: error.to_string(),
+            })?
+            .map_err(failed("exporting an image"))?;
     let mut blobs = Vec::new();
     for (layer, path) in &exported.layers {
         let Some(path) = path else {
