@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use gantry_core::runtime::{RegistryAuth, RuntimeError};
 use gantry_core::ImageRef;
-use oci_client::client::{Certificate, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
@@ -93,7 +93,6 @@ pub fn client_for(registry: &str, plain_http: bool) -> Client {
     };
     Client::new(ClientConfig {
         protocol,
-        tls_certs_only: system_roots(),
         max_concurrent_download: PARALLEL_LAYERS,
         // One request per blob (a POST, then a PUT of it all), which every
         // registry serves: oci-client's default sends 4 MiB chunks, a request
@@ -103,31 +102,6 @@ pub fn client_for(registry: &str, plain_http: bool) -> Client {
         read_timeout: Some(std::time::Duration::from_secs(300)),
         ..Default::default()
     })
-}
-
-/// The system's root certificates (`SSL_CERT_FILE`/`SSL_CERT_DIR` when set), read
-/// once per process and given to each client: left to itself, a client made by
-/// oci-client reads and parses them twice, about 4 ms each time, which every first
-/// pull from a registry and every push with credentials paid. Empty when none could
-/// be read (the client then reads them itself), and on systems other than Linux,
-/// whose platform verifier also honours trust settings a root list cannot carry.
-fn system_roots() -> Vec<Certificate> {
-    #[cfg(target_os = "linux")]
-    {
-        static ROOTS: std::sync::LazyLock<Vec<Certificate>> = std::sync::LazyLock::new(|| {
-            rustls_native_certs::load_native_certs()
-                .certs
-                .into_iter()
-                .map(|der| Certificate {
-                    encoding: oci_client::client::CertificateEncoding::Der,
-                    data: der.to_vec(),
-                })
-                .collect()
-        });
-        ROOTS.clone()
-    }
-    #[cfg(not(target_os = "linux"))]
-    Vec::new()
 }
 
 /// Credentials for `registry`: the pipeline's, else the Docker configuration's.
