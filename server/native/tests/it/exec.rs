@@ -309,7 +309,8 @@ async fn every_mount_kind_and_secrets_stay_off_disk() {
 
 /// `remove_after_start`: secret files go from the host as soon as the container has
 /// started (while its command still runs), and the container keeps reading them
-/// through its bind mount.
+/// through its bind mount. The command waits for the test to say `go` (a file in a
+/// second bind mount), so "still running" does not hang on how long a start takes.
 #[tokio::test]
 async fn secret_files_are_unlinked_once_the_container_started() {
     let Some(fixture) = Fixture::start().await else {
@@ -319,22 +320,39 @@ async fn secret_files_are_unlinked_once_the_container_started() {
     let shm = tempfile::tempdir_in("/dev/shm").unwrap();
     let secret_file = shm.path().join("secret");
     std::fs::write(&secret_file, "s3cret").unwrap();
-    let mut step = spec(&image, &["sh", "-c", "sleep 3; cat /run/secrets/token"]);
-    step.mounts = vec![bind(&secret_file, "/run/secrets/token", true)];
+    let signal = tempfile::tempdir().unwrap();
+    let mut step = spec(
+        &image,
+        &[
+            "sh",
+            "-c",
+            // At most a minute: a runtime that never unlinks fails the
+            // assertion below rather than hanging the suite.
+            "i=0; while [ ! -e /signal/go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             cat /run/secrets/token",
+        ],
+    );
+    step.mounts = vec![
+        bind(&secret_file, "/run/secrets/token", true),
+        bind(signal.path(), "/signal", false),
+    ];
     step.remove_after_start = vec![secret_file.display().to_string()];
     let watch = async {
         let started = std::time::Instant::now();
-        while secret_file.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+        while secret_file.exists() && started.elapsed() < std::time::Duration::from_secs(50) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        started.elapsed()
+        // Gone (or given up on) while the command still waits for this.
+        let gone = !secret_file.exists();
+        std::fs::write(signal.path().join("go"), "").unwrap();
+        gone
     };
-    let (out, gone_after) = tokio::join!(fixture.run(step), watch);
+    let (out, gone_while_running) = tokio::join!(fixture.run(step), watch);
     assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cret");
     assert!(
-        gone_after < std::time::Duration::from_millis(2500),
-        "the secret file stayed on the host while the command ran ({gone_after:?})"
+        gone_while_running,
+        "the secret file stayed on the host while the command ran"
     );
 }
 
