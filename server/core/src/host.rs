@@ -147,7 +147,7 @@ pub struct ReadOptions<'a> {
     /// Where to record the `File.digest` of each file read whole, computed
     /// while its bytes are at hand (the engine's `checksums`), so a
     /// `digest` of the directory reads no blob back.
-    pub checksums: Option<&'a Memo>,
+    pub checksums: Option<&'a Arc<Memo>>,
 }
 
 /// Reads a host directory (filtered) and stores its tree; returns the tree
@@ -170,13 +170,20 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
         Some(old) => Some(old),
         None => store
             .get(RecordKind::HostIndex, &index_key)?
-            .and_then(|bytes| crate::host_index::decode(&bytes, options.checksums))
+            .and_then(|bytes| crate::host_index::decode(&bytes, options.checksums.map(Arc::as_ref)))
             .map(Arc::new),
     };
     let started_ns = now_ns();
     let watch = memory.is_some();
     let reload = match &old {
-        Some(old) => recheck(store, root, old, started_ns, options.checksums, arm)?,
+        Some(old) => recheck(
+            store,
+            root,
+            old,
+            started_ns,
+            options.checksums.map(Arc::as_ref),
+            arm,
+        )?,
         None => Reload::Walk(None),
     };
     let snapshot = match reload {
@@ -216,47 +223,57 @@ pub fn read_directory(store: &dyn Store, root: &Path, options: ReadOptions<'_>) 
             )?
         }
     };
+    let snapshot = Arc::new(snapshot);
     store_records(store, &index_key, &snapshot, options.checksums)?;
-    let digest = snapshot.digest;
     if let Some(indexes) = memory {
         let entries = snapshot.checks.len();
-        indexes.put(index_key, digest, Arc::new(snapshot), entries);
+        indexes.put(index_key, snapshot.digest, snapshot.clone(), entries);
     }
-    Ok(digest)
+    Ok(snapshot.digest)
 }
 
-/// Above this many recorded paths a snapshot's two records are encoded,
-/// sealed and written on two threads (each hashes its own megabyte or so
-/// for a 10,000-file tree); below it a thread costs more than it saves.
+/// Above this many recorded paths a snapshot's two records are encoded
+/// and sealed on two threads (each hashes its own megabyte or so for a
+/// 10,000-file tree); below it a thread costs more than it saves.
 const RECORDS_IN_PARALLEL: usize = 2_000;
 
-/// Stores a new snapshot: its tree (`HostTree`, by content) and the index
-/// (`HostIndex`, by `index_key`).
+/// Stores a new snapshot: its tree (`HostTree`, by content, unless stored
+/// already) and the index (`HostIndex`, by `index_key`), written behind
+/// the answer (`Store::put_behind`): a running engine answers from the
+/// snapshot in memory, and a record that never got written is rebuilt by
+/// the next read (an index) or put back by it (a tree).
 fn store_records(
     store: &dyn Store,
     index_key: &Digest,
-    snapshot: &Snapshot,
-    checksums: Option<&Memo>,
+    snapshot: &Arc<Snapshot>,
+    checksums: Option<&Arc<Memo>>,
 ) -> Result<()> {
-    let index = || {
-        store.put(
-            RecordKind::HostIndex,
-            index_key,
-            &crate::host_index::encode(snapshot, checksums),
-        )
-    };
-    if snapshot.checks.len() < RECORDS_IN_PARALLEL {
-        store_tree_as(store, &snapshot.tree, &snapshot.digest)?;
-        return index();
+    let tree_key = tree_key(&snapshot.digest);
+    let with_tree = !store.has(RecordKind::HostTree, &tree_key)?;
+    let mut keys = vec![(RecordKind::HostIndex, *index_key)];
+    if with_tree {
+        keys.push((RecordKind::HostTree, tree_key));
     }
-    std::thread::scope(|scope| {
-        let indexed = scope.spawn(index);
-        let stored = store_tree_as(store, &snapshot.tree, &snapshot.digest);
-        let indexed = indexed
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        stored.and(indexed)
-    })
+    let (snapshot, checksums) = (snapshot.clone(), checksums.cloned());
+    let encode = move || {
+        let index = || crate::host_index::encode(&snapshot, checksums.as_deref());
+        if !with_tree {
+            return vec![index()];
+        }
+        let tree = || crate::host_index::encode_tree(&snapshot.tree);
+        if snapshot.checks.len() < RECORDS_IN_PARALLEL {
+            return vec![index(), tree()];
+        }
+        std::thread::scope(|scope| {
+            let index = scope.spawn(index);
+            let tree = tree();
+            let index = index
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            vec![index, tree]
+        })
+    };
+    store.put_behind(keys, Box::new(encode))
 }
 
 /// A full read of the directory open as `dir` (`root` on the host),
@@ -282,7 +299,7 @@ fn walk_root(
         checks: Vec::new(),
         tree: Tree::default(),
         unread: Vec::new(),
-        checksums: options.checksums,
+        checksums: options.checksums.map(Arc::as_ref),
         watch: watcher.map(|watcher| WalkWatch {
             seq: watcher.now(),
             watcher,
@@ -1481,7 +1498,7 @@ mod tests {
     fn files_read_give_their_digests_so_the_directory_digest_reads_no_blob() {
         let root = project();
         let store = CountingStore::default();
-        let memo = Memo::default();
+        let memo = Arc::new(Memo::default());
         let with_memo = |memo| ReadOptions {
             checksums: Some(memo),
             ..options(false)
@@ -1497,7 +1514,7 @@ mod tests {
         assert_eq!(memo.tree(&refused, &tree, &key).unwrap(), expected);
         // A restarted engine (nothing in memory) finds them in the index.
         store.restart();
-        let memo = Memo::default();
+        let memo = Arc::new(Memo::default());
         assert_eq!(
             read_directory(&store, &root, with_memo(&memo)).unwrap(),
             first
@@ -1505,7 +1522,7 @@ mod tests {
         assert_eq!(memo.tree(&refused, &tree, &key).unwrap(), expected);
         // A file changed and re-read alone (the index patched): the same.
         fs::write(root.join("src/a.rs"), "fn changed() {}").unwrap();
-        let memo = Memo::default();
+        let memo = Arc::new(Memo::default());
         let changed = read_directory(&store, &root, with_memo(&memo)).unwrap();
         assert_ne!(changed, first);
         let tree = load_tree(&store, &changed).unwrap();

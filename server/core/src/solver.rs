@@ -161,11 +161,16 @@ impl Engine {
         self
     }
 
-    /// Stops every service and releases what the runtime set up for this
-    /// engine. Call once, when the engine stops.
+    /// Stops every service, releases what the runtime set up for this
+    /// engine and writes the records the store still holds (`Store::flush`).
+    /// Call once, when the engine stops.
     pub async fn shutdown(&self) {
         self.cx.services.shutdown().await;
         self.cx.runtime.shutdown().await;
+        let store = self.cx.store.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || store.flush()).await {
+            tracing::warn!(%error, "writing the store's last records failed");
+        }
     }
 
     /// Gives the engine its network client for Git and HTTP sources.

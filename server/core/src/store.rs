@@ -112,6 +112,10 @@ pub fn cache_volume_key(name: &str) -> Digest {
 /// What `Store::lock` hands out: the lock is held until it is dropped.
 pub type Lock = Box<dyn std::any::Any + Send>;
 
+/// What `Store::put_behind` runs to have its records: their values, one
+/// per key, in the keys' order.
+pub type Encode = Box<dyn FnOnce() -> Vec<Vec<u8>> + Send>;
+
 pub trait Store: Send + Sync + 'static {
     fn put_blob(&self, bytes: &[u8]) -> Result<Digest>;
     /// `put_blob` for bytes the caller has hashed already: `digest` is
@@ -139,6 +143,21 @@ pub trait Store: Send + Sync + 'static {
     /// new one, never a partial write.
     fn put(&self, kind: RecordKind, key: &Digest, value: &[u8]) -> Result<()>;
     fn get(&self, kind: RecordKind, key: &Digest) -> Result<Option<Vec<u8>>>;
+    /// Stores records off the caller's path: `encode` gives the values of
+    /// `keys` and runs, with their writes, when the store gets to it, in
+    /// the order of the calls; a `get` of a key meanwhile waits for its
+    /// write (and `has` counts it as there). A write that fails is logged, not returned, so this
+    /// is for records the engine rebuilds when they are missing (a host
+    /// directory's snapshot). By default, written at once.
+    fn put_behind(&self, keys: Vec<(RecordKind, Digest)>, encode: Encode) -> Result<()> {
+        for ((kind, key), value) in keys.iter().zip(encode()) {
+            self.put(*kind, key, &value)?;
+        }
+        Ok(())
+    }
+    /// Waits until every record `put_behind` took is written (an engine
+    /// that stops calls it).
+    fn flush(&self) {}
     /// Whether a record is there, without copying it out (a stored host
     /// tree is checked on every unchanged reload and can be megabytes).
     fn has(&self, kind: RecordKind, key: &Digest) -> Result<bool> {

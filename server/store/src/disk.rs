@@ -25,6 +25,8 @@ pub struct DiskStore {
     host_indexes: gantry_core::host::Indexes,
     /// Blobs this engine expects (`Store::arrivals`).
     arrivals: gantry_core::arrivals::Arrivals,
+    /// Records to write off the caller's path (`Store::put_behind`).
+    behind: crate::behind::Behind,
 }
 
 /// Whether records of `kind` are kept in memory once read. Most are small
@@ -58,6 +60,7 @@ impl DiskStore {
             since: std::time::SystemTime::now(),
             host_indexes: gantry_core::host::Indexes::default(),
             arrivals: Default::default(),
+            behind: Default::default(),
         }
     }
 
@@ -119,7 +122,31 @@ impl Store for DiskStore {
         Ok(())
     }
 
+    fn put_behind(
+        &self,
+        keys: Vec<(RecordKind, Digest)>,
+        encode: gantry_core::store::Encode,
+    ) -> gantry_core::Result<()> {
+        // Kept in memory or appended to a log: those are written the usual way.
+        if keys
+            .iter()
+            .any(|(kind, _)| *kind == RecordKind::Recipe || memoized(*kind))
+        {
+            for ((kind, key), value) in keys.iter().zip(encode()) {
+                self.put(*kind, key, &value)?;
+            }
+            return Ok(());
+        }
+        self.behind.put(&self.dir, keys, encode);
+        Ok(())
+    }
+
+    fn flush(&self) {
+        self.behind.flush();
+    }
+
     fn get(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<Option<Vec<u8>>> {
+        self.behind.wait_for(kind, key);
         if let Some(value) = self.records.get(&(kind, *key)) {
             return Ok(Some(value.clone()));
         }
@@ -150,7 +177,7 @@ impl Store for DiskStore {
     }
 
     fn has(&self, kind: RecordKind, key: &Digest) -> gantry_core::Result<bool> {
-        if self.records.contains_key(&(kind, *key)) {
+        if self.behind.pending(kind, key) || self.records.contains_key(&(kind, *key)) {
             return Ok(true);
         }
         if memoized(kind) {
@@ -367,5 +394,116 @@ mod tests {
         assert_eq!(store.get_blob(&blob).unwrap(), b"content");
         let scratch = store.scratch_dir().unwrap();
         assert!(scratch.is_dir());
+    }
+
+    #[test]
+    fn records_written_behind_are_had_at_once_in_order_and_on_disk_once_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(DiskStore::open(dir.path()).unwrap());
+        let key = Digest::of_bytes(b"index");
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        // The first job waits for the test's go: its key is pending meanwhile.
+        store
+            .put_behind(
+                vec![(RecordKind::HostIndex, key)],
+                Box::new(move || {
+                    hold.recv().unwrap();
+                    vec![b"first".to_vec()]
+                }),
+            )
+            .unwrap();
+        store
+            .put_behind(
+                vec![(RecordKind::HostIndex, key)],
+                Box::new(|| vec![b"second".to_vec()]),
+            )
+            .unwrap();
+        assert!(
+            store.has(RecordKind::HostIndex, &key).unwrap(),
+            "a pending record counts as there"
+        );
+        let reader = {
+            let store = store.clone();
+            std::thread::spawn(move || store.get(RecordKind::HostIndex, &key).unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !reader.is_finished(),
+            "a read of a pending record waits for its write"
+        );
+        release.send(()).unwrap();
+        assert_eq!(
+            reader.join().unwrap().as_deref(),
+            Some(&b"second"[..]),
+            "the last write wins"
+        );
+        drop(store);
+        let reopened = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened
+                .get(RecordKind::HostIndex, &key)
+                .unwrap()
+                .as_deref(),
+            Some(&b"second"[..])
+        );
+    }
+
+    #[test]
+    fn dropping_or_flushing_the_store_writes_what_it_held_and_a_panic_holds_no_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, index) = (Digest::of_bytes(b"tree"), Digest::of_bytes(b"index"));
+        let store = DiskStore::open(dir.path()).unwrap();
+        store
+            .put_behind(
+                vec![(RecordKind::HostTree, tree)],
+                Box::new(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    vec![b"tree".to_vec()]
+                }),
+            )
+            .unwrap();
+        drop(store);
+        let store = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get(RecordKind::HostTree, &tree).unwrap().as_deref(),
+            Some(&b"tree"[..])
+        );
+        store
+            .put_behind(
+                vec![(RecordKind::HostIndex, index)],
+                Box::new(|| panic!("an encoder that fails")),
+            )
+            .unwrap();
+        assert_eq!(store.get(RecordKind::HostIndex, &index).unwrap(), None);
+        store
+            .put_behind(
+                vec![(RecordKind::HostIndex, index)],
+                Box::new(|| vec![b"index".to_vec()]),
+            )
+            .unwrap();
+        store.flush();
+        let path = store
+            .dir
+            .entry(Bucket::Records(RecordKind::HostIndex), &index);
+        assert_eq!(fs::read(path).unwrap(), b"index");
+    }
+
+    #[test]
+    fn records_kept_in_memory_are_not_written_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let key = Digest::of_bytes(b"fetch");
+        store
+            .put_behind(
+                vec![(RecordKind::Fetch, key)],
+                Box::new(|| vec![b"{}".to_vec()]),
+            )
+            .unwrap();
+        let path = store.dir.entry(Bucket::Records(RecordKind::Fetch), &key);
+        assert_eq!(
+            fs::read(path).unwrap(),
+            b"{}",
+            "written before put_behind returned"
+        );
     }
 }

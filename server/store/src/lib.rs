@@ -31,8 +31,10 @@
 //! (`gantry_core::files::AtomicFile`), so a crash mid-write never leaves an
 //! entry that reads as valid, and a failed write leaves no temp file.
 //! Records are small and read on every cache lookup, so most are also kept
-//! in memory once read; blobs are not.
+//! in memory once read; blobs are not. Host-directory snapshots, large and
+//! answered from memory, are written behind the answer (`behind.rs`).
 
+mod behind;
 mod disk;
 mod error;
 mod layout;
