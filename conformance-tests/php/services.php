@@ -5,6 +5,8 @@ declare(strict_types=1);
 require __DIR__ . '/common.php';
 
 const HTTPD = ['httpd', '-f', '-p', '8080', '-h', '/www'];
+// Mounting a filesystem needs root's capabilities (insecureRootCapabilities).
+const MOUNT = 'mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused';
 
 $client = \Gantry\Client::connect();
 $web = $client->container()->from(BUSYBOX)
@@ -32,3 +34,16 @@ try {
     echo 'exit code: ', $error->getExitCode(), "\n";
     echo 'stdout: ', trim($error->getStdout()), "\n";
 }
+$mount = ['sh', '-c', MOUNT];
+$privileged = $clientCtr->withExec($mount, insecureRootCapabilities: true)->stdout();
+echo 'privileged exec: ', trim($privileged), "\n";
+echo 'plain exec: ', trim($clientCtr->withExec($mount)->stdout()), "\n";
+$capable = $client->container()->from(BUSYBOX)->withExposedPort(8080)
+    ->asService(
+        args: ['sh', '-c', 'mkdir -p /www; (' . MOUNT . ') > /www/index.html; exec ' . implode(' ', HTTPD)],
+        insecureRootCapabilities: true,
+    );
+$answer = $clientCtr->withServiceBinding('capable', $capable)
+    ->withExec(['wget', '-qO-', 'http://capable:8080/'])
+    ->stdout();
+echo 'privileged service: ', trim($answer), "\n";

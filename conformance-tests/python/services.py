@@ -4,6 +4,8 @@ import gantry
 from common import BUSYBOX, MARKER
 
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+# Mounting a filesystem needs root's capabilities (insecureRootCapabilities).
+MOUNT = "mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused"
 
 
 async def main() -> None:
@@ -40,6 +42,25 @@ async def main() -> None:
             print("caught ExecError")
             print("exit code:", error.exit_code)
             print("stdout:", error.stdout.strip())
+        mount = ["sh", "-c", MOUNT]
+        privileged = await client_ctr.with_exec(mount, insecure_root_capabilities=True).stdout()
+        print("privileged exec:", privileged.strip())
+        print("plain exec:", (await client_ctr.with_exec(mount).stdout()).strip())
+        capable = (
+            client.container()
+            .from_(BUSYBOX)
+            .with_exposed_port(8080)
+            .as_service(
+                args=["sh", "-c", f"mkdir -p /www; ({MOUNT}) > /www/index.html; exec {' '.join(HTTPD)}"],
+                insecure_root_capabilities=True,
+            )
+        )
+        answer = await (
+            client_ctr.with_service_binding("capable", capable)
+            .with_exec(["wget", "-qO-", "http://capable:8080/"])
+            .stdout()
+        )
+        print("privileged service:", answer.strip())
 
 
 asyncio.run(main())

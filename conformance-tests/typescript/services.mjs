@@ -2,6 +2,8 @@ import { connect, ExecError } from "@gantry/sdk";
 import { BUSYBOX, MARKER } from "./common.mjs";
 
 const HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"];
+// Mounting a filesystem needs root's capabilities (insecureRootCapabilities).
+const MOUNT = "mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused";
 
 await connect(async (client) => {
   const web = client
@@ -36,4 +38,21 @@ await connect(async (client) => {
     console.log(`exit code: ${error.exitCode}`);
     console.log(`stdout: ${error.stdout.trim()}`);
   }
+  const mount = ["sh", "-c", MOUNT];
+  const privileged = await clientCtr.withExec(mount, { insecureRootCapabilities: true }).stdout();
+  console.log(`privileged exec: ${privileged.trim()}`);
+  console.log(`plain exec: ${(await clientCtr.withExec(mount).stdout()).trim()}`);
+  const capable = client
+    .container()
+    .from(BUSYBOX)
+    .withExposedPort(8080)
+    .asService({
+      args: ["sh", "-c", `mkdir -p /www; (${MOUNT}) > /www/index.html; exec ${HTTPD.join(" ")}`],
+      insecureRootCapabilities: true,
+    });
+  const answer = await clientCtr
+    .withServiceBinding("capable", capable)
+    .withExec(["wget", "-qO-", "http://capable:8080/"])
+    .stdout();
+  console.log(`privileged service: ${answer.trim()}`);
 });

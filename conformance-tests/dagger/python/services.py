@@ -1,5 +1,6 @@
 """Services as Dagger scripts use them: an HTTP server bound by alias, its ports,
-hostname and endpoint, a tunnel to the host, and a service that exits early."""
+hostname and endpoint, a tunnel to the host, a service that exits early, and a command
+and a service with root's capabilities."""
 
 import sys
 import urllib.request
@@ -10,6 +11,8 @@ from dagger import dag
 
 BUSYBOX = "127.0.0.1:5000/gantry-fixtures/busybox:latest"
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+# Mounting a filesystem needs root's capabilities (insecureRootCapabilities).
+MOUNT = "mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused"
 
 
 async def main() -> None:
@@ -58,6 +61,25 @@ async def main() -> None:
             assert e.stdout.strip() == "broken service", repr(e.stdout)
         else:
             raise AssertionError("expected dagger.ExecError")
+
+        ctr = dag.container().from_(BUSYBOX)
+        mount = ["sh", "-c", MOUNT]
+        privileged = await ctr.with_exec(mount, insecure_root_capabilities=True).stdout()
+        assert privileged == "mounted\n", repr(privileged)
+        assert await ctr.with_exec(mount).stdout() == "refused\n"
+        capable = (
+            ctr.with_exposed_port(8080)
+            .as_service(
+                args=["sh", "-c", f"mkdir -p /www; ({MOUNT}) > /www/index.html; exec {' '.join(HTTPD)}"],
+                insecure_root_capabilities=True,
+            )
+        )
+        answer = await (
+            ctr.with_service_binding("capable", capable)
+            .with_exec(["wget", "-qO-", "http://capable:8080/"])
+            .stdout()
+        )
+        assert answer == "mounted\n", repr(answer)
     print("services: ok")
 
 

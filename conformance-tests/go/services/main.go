@@ -12,6 +12,9 @@ import (
 
 var httpd = []string{"httpd", "-f", "-p", "8080", "-h", "/www"}
 
+// Mounting a filesystem needs root's capabilities (InsecureRootCapabilities).
+const mount = "mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused"
+
 func main() {
 	ctx := context.Background()
 	client := conf.Connect(ctx)
@@ -55,4 +58,21 @@ func main() {
 	default:
 		conf.Check(err)
 	}
+
+	mountCmd := []string{"sh", "-c", mount}
+	privileged, err := clientCtr.WithExec(mountCmd, gantry.ContainerWithExecOpts{InsecureRootCapabilities: true}).Stdout(ctx)
+	conf.Check(err)
+	fmt.Println("privileged exec:", strings.TrimSpace(privileged))
+	plain, err := clientCtr.WithExec(mountCmd).Stdout(ctx)
+	conf.Check(err)
+	fmt.Println("plain exec:", strings.TrimSpace(plain))
+	capable := client.Container().From(conf.Busybox).WithExposedPort(8080).
+		AsService(gantry.ContainerAsServiceOpts{
+			Args:                     []string{"sh", "-c", "mkdir -p /www; (" + mount + ") > /www/index.html; exec " + strings.Join(httpd, " ")},
+			InsecureRootCapabilities: true,
+		})
+	answer, err := clientCtr.WithServiceBinding("capable", capable).
+		WithExec([]string{"wget", "-qO-", "http://capable:8080/"}).Stdout(ctx)
+	conf.Check(err)
+	fmt.Println("privileged service:", strings.TrimSpace(answer))
 }

@@ -1,5 +1,6 @@
 // Services as Dagger scripts use them: an HTTP server bound by alias, its ports,
-// hostname and endpoint, a tunnel to the host, and a service that exits early.
+// hostname and endpoint, a tunnel to the host, a service that exits early, and a command
+// and a service with root's capabilities.
 package main
 
 import (
@@ -16,6 +17,9 @@ import (
 )
 
 const busybox = "127.0.0.1:5000/gantry-fixtures/busybox:latest"
+
+// Mounting a filesystem needs root's capabilities (InsecureRootCapabilities).
+const mount = "mkdir -p /m && mount -t tmpfs tmpfs /m && echo mounted || echo refused"
 
 func main() {
 	ctx := context.Background()
@@ -90,6 +94,26 @@ func main() {
 	}
 	if execErr.ExitCode != 3 || strings.TrimSpace(execErr.Stdout) != "broken service" {
 		log.Fatalf("exit code %d stdout %q", execErr.ExitCode, execErr.Stdout)
+	}
+
+	ctr := client.Container().From(busybox)
+	mountCmd := []string{"sh", "-c", mount}
+	privileged, err := ctr.WithExec(mountCmd, dagger.ContainerWithExecOpts{InsecureRootCapabilities: true}).Stdout(ctx)
+	if err != nil || privileged != "mounted\n" {
+		log.Fatalf("privileged exec %q: %v", privileged, err)
+	}
+	plain, err := ctr.WithExec(mountCmd).Stdout(ctx)
+	if err != nil || plain != "refused\n" {
+		log.Fatalf("plain exec %q: %v", plain, err)
+	}
+	capable := ctr.WithExposedPort(8080).AsService(dagger.ContainerAsServiceOpts{
+		Args:                     []string{"sh", "-c", "mkdir -p /www; (" + mount + ") > /www/index.html; exec " + "httpd -f -p 8080 -h /www"},
+		InsecureRootCapabilities: true,
+	})
+	answer, err := ctr.WithServiceBinding("capable", capable).
+		WithExec([]string{"wget", "-qO-", "http://capable:8080/"}).Stdout(ctx)
+	if err != nil || answer != "mounted\n" {
+		log.Fatalf("privileged service %q: %v", answer, err)
 	}
 	fmt.Println("services: ok")
 }
