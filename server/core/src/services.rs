@@ -45,7 +45,10 @@ pub(crate) struct Instance {
     /// process exited, or a service it depends on did). `None` for
     /// services that only stop when told to.
     pub(crate) exited: Option<Shared<BoxFuture<'static, Error>>>,
-    control: Option<Box<dyn ContainerControl>>,
+    /// Its container: signalled when it is stopped, then dropped (which
+    /// removes the container and what its step holds), however long others
+    /// keep the instance (a dependent's lease in its grace period).
+    control: Mutex<Option<Box<dyn ContainerControl>>>,
     /// What the instance keeps alive: its container's mounts and locks,
     /// its own dependencies' leases, listening tasks. Dropped when it stops.
     resources: Mutex<Option<Box<dyn Send + Sync>>>,
@@ -64,7 +67,7 @@ impl Instance {
             ports,
             resolvable,
             exited: None,
-            control: None,
+            control: Mutex::new(None),
             resources: Mutex::new(None),
         }
     }
@@ -76,8 +79,8 @@ impl Instance {
     }
 
     /// A container service's process, signalled when it is stopped.
-    pub(crate) fn controlling(mut self, control: Box<dyn ContainerControl>) -> Self {
-        self.control = Some(control);
+    pub(crate) fn controlling(self, control: Box<dyn ContainerControl>) -> Self {
+        *self.control.lock().expect("not poisoned") = Some(control);
         self
     }
 
@@ -97,7 +100,8 @@ impl Instance {
     /// Stops the process (SIGTERM, SIGKILL after a grace period or at once
     /// with `kill`) and releases everything it holds.
     async fn stop(&self, kill: bool) {
-        if let (Some(control), Some(exited)) = (&self.control, &self.exited) {
+        let control = self.control.lock().expect("not poisoned").take();
+        if let (Some(control), Some(exited)) = (&control, &self.exited) {
             if !self.has_exited() {
                 if let Err(error) = control.signal(kill).await {
                     tracing::debug!(%error, hostname = %self.hostname, "cannot signal a service");
@@ -112,6 +116,8 @@ impl Instance {
                 }
             }
         }
+        // The container first: it may use what the resources hold.
+        drop(control);
         let resources = self.resources.lock().expect("not poisoned").take();
         drop(resources);
         tracing::debug!(hostname = %self.hostname, "service stopped");
@@ -484,5 +490,67 @@ mod tests {
         assert!(error.to_string().contains("boom"));
         let lease = services.acquire(key, || async { Ok(instance()) }).await;
         assert!(lease.is_ok(), "the next acquirer starts it again");
+    }
+
+    /// A control that counts its signals and its drop (the container's removal).
+    struct Counted {
+        signals: Arc<AtomicUsize>,
+        removed: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl ContainerControl for Counted {
+        async fn signal(
+            &self,
+            _kill: bool,
+        ) -> std::result::Result<(), crate::runtime::RuntimeError> {
+            self.signals.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.removed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_service_s_container_goes_while_a_lease_is_in_its_grace_period() {
+        // A grace period no test waits for: the container must not wait for it.
+        let services = Services::new(Duration::from_secs(3600), DEFAULT_READY_TIMEOUT);
+        let key = Digest::of_bytes(b"svc");
+        let (signals, removed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let control = Counted {
+            signals: signals.clone(),
+            removed: removed.clone(),
+        };
+        // It exits as soon as it is told to.
+        let exited = futures::future::ready(Error::Unsupported {
+            message: "exited".into(),
+        })
+        .boxed()
+        .shared();
+        let lease = services
+            .acquire(key, || async {
+                Ok(instance().controlling(Box::new(control)).watching(exited))
+            })
+            .await
+            .unwrap();
+        // A dependent is done: its lease waits out the grace period, holding the instance.
+        drop(lease);
+        tokio::task::yield_now().await;
+        services.stop(&key, false).await;
+        assert_eq!(
+            signals.load(Ordering::SeqCst),
+            1,
+            "SIGTERM, and no SIGKILL: it exited"
+        );
+        assert_eq!(
+            removed.load(Ordering::SeqCst),
+            1,
+            "the container is removed at stop"
+        );
+        assert_eq!(services.running_count(), 0);
     }
 }
