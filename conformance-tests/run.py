@@ -57,6 +57,7 @@ SCENARIOS: dict[str, tuple[int, bool]] = {
     "inspect_and_change": (1, False),
     "git": (1, False),
     "docker_build": (1, False),
+    "registry_service": (1, False),
 }
 MODULES = ROOT / "examples" / "modules"
 

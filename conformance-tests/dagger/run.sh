@@ -54,7 +54,7 @@ fi
 (cd "$here/go" && go mod download) || die "go mod download failed"
 
 # --- scenarios -------------------------------------------------------------------------
-scenarios=(hello host_cache_secret exec_error seed more_api services git docker_build)
+scenarios=(hello host_cache_secret exec_error seed more_api services registry_service git docker_build)
 modules=1
 if (($# > 0)); then
 	scenarios=()
