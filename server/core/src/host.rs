@@ -375,7 +375,9 @@ fn recheck(
         Some(watched) => {
             let (changes, seq) = watched.watcher.changes_since(watched.seq());
             let only = match changes {
-                Changes::Named(named) => Some(unvouched(old, &named, &watched.linked)),
+                Changes::Named(named) => {
+                    Some((unvouched(old, &named, &watched.linked), named.contains("")))
+                }
                 Changes::Unknown => None,
             };
             (only, Some(watched.watcher.clone()), seq)
@@ -387,15 +389,15 @@ fn recheck(
         None => (None, None, 0),
     };
     let restated = match &only {
-        Some(at) => restat(&dir, old, at),
-        None => restat(&dir, old, &(0..old.checks.len()).collect::<Vec<_>>()),
+        Some((at, root_named)) => restat(&dir, old, at, !root_named),
+        None => restat(&dir, old, &(0..old.checks.len()).collect::<Vec<_>>(), false),
     };
     #[cfg(test)]
-    RESTATED.set(only.as_ref().map_or(old.checks.len(), Vec::len));
+    RESTATED.set(only.as_ref().map_or(old.checks.len(), |(at, _)| at.len()));
     tracing::debug!(
         root = %root.display(),
         watched = old.watch.is_some(),
-        restated = only.as_ref().map_or(old.checks.len(), Vec::len),
+        restated = only.as_ref().map_or(old.checks.len(), |(at, _)| at.len()),
         of = old.checks.len(),
         changed = restated.as_ref().map(|found| found.changed.len()),
         "host directory re-stat'ed"
@@ -550,8 +552,18 @@ struct Restat {
 /// `dir` (its root), on up to `READERS` threads when they are many (the
 /// stats are most of a reload without a watcher). `None` when anything but
 /// a regular file's contents or mode changed and the directory must be
-/// walked again.
-fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot, at: &[usize]) -> Option<Restat> {
+/// walked again. With `root_vouched` (its watcher's events did not name
+/// the root), the root is only compared with its recorded stat: it is
+/// re-stat'ed to see it replaced, and a change in it after its listing
+/// would have been an event, so the racy rule (which would walk a root
+/// changed in the second before the read, on every reload of that
+/// second) does not apply to it.
+fn restat(
+    dir: &rustix::fd::OwnedFd,
+    old: &Snapshot,
+    at: &[usize],
+    root_vouched: bool,
+) -> Option<Restat> {
     let threads = if at.len() < PARALLEL_CHECKS {
         1
     } else {
@@ -585,6 +597,7 @@ fn restat(dir: &rustix::fd::OwnedFd, old: &Snapshot, at: &[usize]) -> Option<Res
             }
             let unchanged = match check.role {
                 Role::Marker => now.is_some() == check.stat.is_some(),
+                Role::Dir if root_vouched && check.path.is_empty() => check.stat == now,
                 _ => still_valid(check.stat, now, old.started_ns),
             };
             if unchanged {
@@ -1646,6 +1659,32 @@ mod tests {
         );
         let _ = fs::remove_dir_all(&root);
         let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn a_watched_root_changed_just_before_its_read_is_not_walked_again_without_events() {
+        // Made just now: the root (and every file) changed within the racy
+        // margin of the first read.
+        let root = unaged_project();
+        let store = CountingStore::default();
+        let first = read_directory(&store, &root, options(false)).unwrap();
+        store.files_read();
+        // No event named anything: the root is compared, not walked.
+        assert_eq!(
+            read_directory(&store, &root, options(false)).unwrap(),
+            first
+        );
+        assert_eq!((restated(), store.files_read()), (1, 0));
+        // A name added in the root names it: that change is seen.
+        fs::write(root.join("new.txt"), "new").unwrap();
+        let added = read_directory(&store, &root, options(false)).unwrap();
+        assert_eq!(contents(&store, &added, "new.txt").unwrap(), "new");
+        let fresh = CountingStore::default();
+        assert_eq!(
+            read_directory(&fresh, &root, options(false)).unwrap(),
+            added
+        );
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
