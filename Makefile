@@ -58,7 +58,8 @@ SUITE_RUNTIME ?= docker
 #     ends with the release build that dist-test and docs-test use next (it starts when
 #     the Go tests are done, the shortest lane, so it does not slow the others' start);
 #  3. TEST_LAST, one after another, alone: dist-test and docs-test pack the SDK folders the
-#     lanes read from, and chaos restarts a dockerd and floods the machine.
+#     lanes read from, and chaos restarts a dockerd and floods the machine. They too use the
+#     lanes' engine binary (docs-test had rebuilt `-p gantry` for its pages: 46 s in CI).
 # `make test-serial` runs the same steps one after another.
 TEST_LANES := rust=$(subst $(space),$(comma),$(addprefix rust-e2e-,$(RUNTIMES)))
 TEST_LANES += sdk=compat,python-test,php-test,typescript-test,browser-test,conformance
@@ -94,7 +95,7 @@ setup:
 test: setup
 	$(MAKE) --no-print-directory SKIP_SETUP=1 test-build
 	SKIP_SETUP=1 BUILT=1 GANTRY_TEST_BIN=$(LANES_BIN) bash scripts/lanes.sh $(TEST_LANES)
-	$(MAKE) --no-print-directory SKIP_SETUP=1 $(TEST_LAST)
+	$(MAKE) --no-print-directory SKIP_SETUP=1 BUILT=1 GANTRY_TEST_BIN=$(LANES_BIN) $(TEST_LAST)
 
 test-serial: setup $(TEST_STEPS)
 
@@ -284,7 +285,7 @@ docs-test: setup python-venv
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall ./sdk-python
 	@if [[ ! -x conformance-tests/dagger/python/.venv/bin/python ]]; then \
 		bash conformance-tests/dagger/run.sh hello; fi
-	$(PYTHON) scripts/docs-test.py
+	GANTRY_BIN=$(GANTRY_TEST_BIN) $(PYTHON) scripts/docs-test.py
 
 # Compatibility with Dagger's API (docs/compatibility.md): scripts/compat.py compares
 # schema.graphql with the generated client of Dagger's Python SDK (dagger-io, pinned in

@@ -20,8 +20,9 @@ with it (GitHub shows only the language):
 A block without a language, or with one that is neither a shell nor marked, fails the check.
 Pages run in a temporary HOME with their own gantry state directory and socket, images from
 the local test registry (the *_IMAGE variables the examples read), and on PATH: the folder
-install.sh installs into, the Python SDK's venv and target/debug/gantry. The README's SDK
-examples are checked too (scripts/check-readme-examples.py).
+install.sh installs into, the Python SDK's venv and the engine binary's folder ($GANTRY_BIN's,
+default target/debug). The README's SDK examples are checked too
+(scripts/check-readme-examples.py).
 
   scripts/docs-test.py [PAGE...]      (default: every docs/**/*.md)
 
@@ -191,7 +192,8 @@ def environment(tmp: Path) -> dict[str, str]:
     bin_dir = tmp / "bin"
     venv = ROOT / "sdk-python" / ".venv" / "bin"
     cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
-    path = [bin_dir, home / ".local" / "bin", venv, ROOT / "target" / "debug", cargo_home / "bin"]
+    engine_dir = Path(os.environ["GANTRY_BIN"]).parent if os.environ.get("GANTRY_BIN") else ROOT / "target" / "debug"
+    path = [bin_dir, home / ".local" / "bin", venv, engine_dir, cargo_home / "bin"]
     # CARGO_PROFILE_*: `make test` builds the release archive with its own profile settings
     # (TEST_RELEASE_OPT_LEVEL); a page's `cargo install` must see the same to reuse that build.
     keep = {
