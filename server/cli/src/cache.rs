@@ -15,7 +15,7 @@
 //! warning and the engine stops asking it; a corrupt entry (digest or key
 //! mismatch) is ignored with a warning and replaced by the local run's entry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
+    RuntimeError,
 };
 use gantry_core::store::{FoundRead, RemoteCache, SharedRead};
 use gantry_core::Digest;
@@ -39,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use crate::cache_layout::{fault_text, sha256_digest, Fault, Layout};
+use crate::cache_layout::{fault_text, sha256_digest, Fault, ForeignLayer, Layout};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -1078,6 +1079,29 @@ async fn push_to_layout(
     replace: bool,
     entry_of: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
 ) -> Result<bool, String> {
+    // A runtime that can name its pulled layers' sources writes only the
+    // step's own layers (the Go toolchain image's 350 MB were copied into
+    // the directory by every cold run's first push).
+    match runtime.cache_layers(image_id).await {
+        Ok(Some(image)) => {
+            let (layout, hex) = (layout.clone(), hex.to_owned());
+            let written = tokio::task::spawn_blocking(move || {
+                layout.put_layers(
+                    &hex,
+                    &image,
+                    ENTRY_MEDIA_TYPE,
+                    ARTIFACT_TYPE,
+                    replace,
+                    entry_of,
+                )
+            })
+            .await
+            .map_err(|error| error.to_string())?;
+            return written.map_err(|error| format!("{error:#}"));
+        }
+        Ok(None) => {}
+        Err(error) => return Err(error.to_string()),
+    }
     // Saved under a name of its own (dockerd saves by name), dropped after;
     // as the runtime holds it (see `RegistryBackend::push`), so that the
     // config, and with Docker the image ID, stay those of the step's image.
@@ -1101,6 +1125,63 @@ async fn push_to_layout(
     .await
     .map_err(|error| error.to_string())?;
     written.map_err(|error| format!("{error:#}"))
+}
+
+/// The blobs of `layers` from the repositories they name, at once, each
+/// checked against its digest and size; credentials from the Docker
+/// configuration, plain HTTP for loopback registries only (as pulls).
+async fn fetch_foreign_layers(layers: &[ForeignLayer]) -> Result<HashMap<String, Vec<u8>>, String> {
+    let fetches = layers.iter().map(|layer| async move {
+        let reference: Reference = format!("{}@{}", layer.repository, layer.digest)
+            .parse()
+            .map_err(|_| {
+                format!(
+                    "the cache names {:?} as a layer's repository",
+                    layer.repository
+                )
+            })?;
+        let host = reference.resolve_registry().to_owned();
+        let client = registry::client_for(&host, registry::is_loopback(&host));
+        let auth = registry::credentials(&host, None).await;
+        client
+            .auth(&reference, &auth, oci_client::RegistryOperation::Pull)
+            .await
+            .map_err(|error| {
+                registry::registry_error(&reference.whole(), &error, None).to_string()
+            })?;
+        let descriptor = OciDescriptor {
+            media_type: layer.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size as i64,
+            ..Default::default()
+        };
+        // The size is the directory's word until the bytes are counted.
+        let mut blob = Vec::with_capacity(layer.size.min(64 << 20) as usize);
+        client
+            .pull_blob(&reference, &descriptor, &mut blob)
+            .await
+            .map_err(|error| {
+                format!(
+                    "layer {} from {}: {}",
+                    layer.digest,
+                    layer.repository,
+                    registry::registry_error(&reference.whole(), &error, None)
+                )
+            })?;
+        if blob.len() as u64 != layer.size {
+            return Err(format!(
+                "layer {} from {} is {} bytes, not {}",
+                layer.digest,
+                layer.repository,
+                blob.len(),
+                layer.size
+            ));
+        }
+        Ok((layer.digest.clone(), blob))
+    });
+    futures::future::try_join_all(fetches)
+        .await
+        .map(|blobs| blobs.into_iter().collect())
 }
 
 #[async_trait]
@@ -1366,21 +1447,25 @@ impl CachedRuntime {
         manifest: &str,
         name: &str,
     ) -> Result<PulledImage, RuntimeError> {
-        let layout = Layout::open(dir, false).map_err(|error| RuntimeError::Failed {
+        let failed = |reason: String| RuntimeError::Failed {
             action: "reading a cached filesystem".to_owned(),
-            reason: format!("{error:#}"),
-        })?;
+            reason,
+        };
+        let layout = Layout::open(dir, false).map_err(|error| failed(format!("{error:#}")))?;
+        let foreign = {
+            let (layout, manifest) = (layout.clone(), manifest.to_owned());
+            tokio::task::spawn_blocking(move || layout.foreign_layers(&manifest))
+                .await
+                .map_err(|error| failed(error.to_string()))?
+                .map_err(|fault| failed(fault_text(&fault).to_owned()))?
+        };
+        let fetched = fetch_foreign_layers(&foreign).await.map_err(failed)?;
         let (manifest, name) = (manifest.to_owned(), name.to_owned());
-        let tarball = tokio::task::spawn_blocking(move || layout.image_tarball(&manifest, &name))
-            .await
-            .map_err(|error| RuntimeError::Failed {
-                action: "reading a cached filesystem".to_owned(),
-                reason: error.to_string(),
-            })?
-            .map_err(|fault| RuntimeError::Failed {
-                action: "reading a cached filesystem".to_owned(),
-                reason: fault_text(&fault).to_owned(),
-            })?;
+        let tarball =
+            tokio::task::spawn_blocking(move || layout.image_tarball(&manifest, &name, &fetched))
+                .await
+                .map_err(|error| failed(error.to_string()))?
+                .map_err(|fault| failed(fault_text(&fault).to_owned()))?;
         self.inner.load_image(Bytes::from(tarball)).await
     }
 
@@ -1451,6 +1536,11 @@ impl Runtime for CachedRuntime {
     async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         let image_id = self.resolve(image_id).await?;
         self.inner.save_as_is(&image_id, reference).await
+    }
+
+    async fn cache_layers(&self, image_id: &str) -> Result<Option<CacheImage>, RuntimeError> {
+        let image_id = self.resolve(image_id).await?;
+        self.inner.cache_layers(&image_id).await
     }
 
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {

@@ -7,7 +7,10 @@
 //! cache key as its `org.opencontainers.image.ref.name` (the tag of the
 //! registry form). The step's filesystem is an OCI image manifest in the same
 //! `blobs/sha256/` directory, named by digest in the entry, its layers
-//! uncompressed tars shared by digest between entries.
+//! uncompressed tars shared by digest between entries; a layer pulled
+//! unchanged from a registry may instead be named by the repository it came
+//! from (`put_layers`), and is then fetched from there by a reader that needs
+//! it (`foreign_layers`).
 //!
 //! Writes are atomic: every blob and `index.json` is written to a temporary
 //! file and renamed into place, so an engine killed mid-write leaves at worst
@@ -26,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _, Result};
+use gantry_core::runtime::{CacheImage, CacheLayer};
 use sha2::{Digest as _, Sha256};
 
 /// The index's media type.
@@ -40,6 +44,9 @@ const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation that holds the cache key.
 const KEY_ANNOTATION: &str = "dev.gantry.cache.key";
+/// On a filesystem layer pulled unchanged from a registry: the repository
+/// (`host/name`) to fetch the blob from, which the directory does not hold.
+const SOURCE_ANNOTATION: &str = "dev.gantry.cache.source";
 /// The file writers lock.
 const LOCK_FILE: &str = "gantry.lock";
 /// Temporary files start with this (in the directory they are renamed into).
@@ -61,6 +68,17 @@ pub(crate) struct Listed {
     pub(crate) key: String,
     /// The entry manifest's digest.
     pub(crate) manifest: String,
+}
+
+/// A layer a filesystem image lists with its repository and the directory
+/// does not hold (`Layout::foreign_layers`).
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignLayer {
+    /// `host/name`.
+    pub(crate) repository: String,
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    pub(crate) media_type: String,
 }
 
 /// A local OCI image layout directory holding cache entries.
@@ -171,6 +189,35 @@ impl Layout {
             self.write_file(&path, data)?;
         }
         Ok(digest)
+    }
+
+    /// Stores the file at `source` as the blob `digest` unless a sound copy
+    /// is there, checking it against `digest` as it is copied; returns its
+    /// size.
+    fn put_file_blob(&self, source: &Path, digest: &str) -> Result<u64> {
+        let path = self
+            .blob_path(digest)
+            .with_context(|| format!("{digest:?} is not a sha256 digest"))?;
+        if let Ok((stored, size)) = file_digest(&path, None) {
+            if stored == digest {
+                return Ok(size);
+            }
+        }
+        let parent = path.parent().expect("layout paths have a parent");
+        let temp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let copied = (|| {
+            let (copied, size) = file_digest(source, Some(&temp))?;
+            if copied != digest {
+                anyhow::bail!("{} is {copied}, not {digest}", source.display());
+            }
+            std::fs::File::open(&temp)?.sync_all()?;
+            std::fs::rename(&temp, &path)?;
+            Ok(size)
+        })();
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        copied.with_context(|| format!("while writing {}", path.display()))
     }
 
     /// The blob `digest`, checked against it (and against `size` when given).
@@ -422,6 +469,92 @@ impl Layout {
         entry_of: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<bool> {
         let image = SavedImage::read(tarball)?;
+        self.put_filesystem(
+            key,
+            &image.config,
+            media_type,
+            artifact_type,
+            replace,
+            entry_of,
+            |layout| {
+                image
+                    .layers
+                    .iter()
+                    .map(|layer| {
+                        Ok(serde_json::json!({
+                            "mediaType": LAYER_MEDIA_TYPE,
+                            "digest": layout.put_blob(layer)?,
+                            "size": layer.len(),
+                        }))
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// `put` of a filesystem a runtime gave as `CacheImage`: its tars are
+    /// copied in unless the directory has them; its pulled layers are listed
+    /// with the repository they came from, and not copied (a registry push
+    /// mounts them likewise). A reader fetches those from there when it needs
+    /// the filesystem (`foreign_layers`).
+    pub(crate) fn put_layers(
+        &self,
+        key: &str,
+        image: &CacheImage,
+        media_type: &str,
+        artifact_type: &str,
+        replace: bool,
+        entry_of: impl FnOnce(&str) -> Vec<u8>,
+    ) -> Result<bool> {
+        self.put_filesystem(
+            key,
+            &image.config,
+            media_type,
+            artifact_type,
+            replace,
+            entry_of,
+            |layout| {
+                image
+                    .layers
+                    .iter()
+                    .map(|layer| match layer {
+                        CacheLayer::Tar { path, digest } => Ok(serde_json::json!({
+                            "mediaType": LAYER_MEDIA_TYPE,
+                            "digest": digest,
+                            "size": layout.put_file_blob(path, digest)?,
+                        })),
+                        CacheLayer::Pulled {
+                            repository,
+                            digest,
+                            size,
+                            media_type,
+                        } => Ok(serde_json::json!({
+                            "mediaType": media_type,
+                            "digest": digest,
+                            "size": size,
+                            "annotations": { SOURCE_ANNOTATION: repository },
+                        })),
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// Writes the filesystem image (`config` and the layer descriptors
+    /// `layers` returns, having stored what they need) and the entry for
+    /// `key`, under the writers' lock; false when another writer got there
+    /// first (and not `replace`).
+    #[allow(clippy::too_many_arguments)]
+    fn put_filesystem(
+        &self,
+        key: &str,
+        config: &[u8],
+        media_type: &str,
+        artifact_type: &str,
+        replace: bool,
+        entry_of: impl FnOnce(&str) -> Vec<u8>,
+        layers: impl FnOnce(&Self) -> Result<Vec<serde_json::Value>>,
+    ) -> Result<bool> {
         let _lock = self.lock()?;
         let index = self
             .index()
@@ -429,22 +562,15 @@ impl Layout {
         let Some(existing) = Self::slot_of(&index, key, replace)? else {
             return Ok(false);
         };
-        let config = self.put_blob(&image.config)?;
-        let mut layers = Vec::new();
-        for layer in &image.layers {
-            layers.push(serde_json::json!({
-                "mediaType": LAYER_MEDIA_TYPE,
-                "digest": self.put_blob(layer)?,
-                "size": layer.len(),
-            }));
-        }
+        let config_digest = self.put_blob(config)?;
+        let layers = layers(self)?;
         let filesystem = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
             "config": {
                 "mediaType": IMAGE_CONFIG_MEDIA_TYPE,
-                "digest": config,
-                "size": image.config.len(),
+                "digest": config_digest,
+                "size": config.len(),
             },
             "layers": layers,
         }))
@@ -473,12 +599,56 @@ impl Layout {
             .ok_or_else(|| Fault::Corrupt("its filesystem manifest is not valid".into()))
     }
 
-    /// The filesystem image `manifest` as a tarball both runtimes load
-    /// (`docker save`'s `manifest.json` form) as `name`, every blob checked.
-    pub(crate) fn image_tarball(&self, manifest: &str, name: &str) -> Result<Vec<u8>, Fault> {
+    /// The layers of the filesystem image `manifest` that the directory
+    /// lists with the repository they came from and does not hold (see
+    /// `put_layers`): what `image_tarball` needs fetched.
+    pub(crate) fn foreign_layers(&self, manifest: &str) -> Result<Vec<ForeignLayer>, Fault> {
+        let manifest = self.filesystem_manifest(manifest)?;
+        let mut foreign = Vec::new();
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let Some(repository) = layer["annotations"][SOURCE_ANNOTATION].as_str() else {
+                continue;
+            };
+            let (Some(digest), Some(size), Some(media_type)) = (
+                layer["digest"].as_str(),
+                layer["size"].as_u64(),
+                layer["mediaType"].as_str(),
+            ) else {
+                return Err(Fault::Corrupt(
+                    "its filesystem manifest names a layer without digest, size or media type"
+                        .into(),
+                ));
+            };
+            if self.blob_path(digest).is_some_and(|path| path.is_file()) {
+                continue;
+            }
+            foreign.push(ForeignLayer {
+                repository: repository.to_owned(),
+                digest: digest.to_owned(),
+                size,
+                media_type: media_type.to_owned(),
+            });
+        }
+        Ok(foreign)
+    }
+
+    fn filesystem_manifest(&self, manifest: &str) -> Result<serde_json::Value, Fault> {
         let bytes = self.blob(manifest, None)?;
-        let manifest = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map_err(|_| Fault::Corrupt("its filesystem manifest is not valid".into()))?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|_| Fault::Corrupt("its filesystem manifest is not valid".into()))
+    }
+
+    /// The filesystem image `manifest` as a tarball both runtimes load
+    /// (`docker save`'s `manifest.json` form) as `name`, every blob checked;
+    /// `fetched`: the foreign layers' blobs by digest (checked by whoever
+    /// fetched them).
+    pub(crate) fn image_tarball(
+        &self,
+        manifest: &str,
+        name: &str,
+        fetched: &HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<u8>, Fault> {
+        let manifest = self.filesystem_manifest(manifest)?;
         let descriptor = |d: &serde_json::Value| -> Result<(String, Option<i64>), Fault> {
             match d["digest"].as_str() {
                 Some(digest) => Ok((digest.to_owned(), d["size"].as_i64())),
@@ -509,7 +679,10 @@ impl Layout {
         let mut seen = HashSet::new();
         for (digest, size) in std::iter::once(&config).chain(&layers) {
             if seen.insert(digest.clone()) {
-                add(&path(digest), &self.blob(digest, *size)?)?;
+                match fetched.get(digest) {
+                    Some(blob) => add(&path(digest), blob)?,
+                    None => add(&path(digest), &self.blob(digest, *size)?)?,
+                }
             }
         }
         let docker_manifest = serde_json::json!([{
@@ -703,6 +876,28 @@ fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
+/// The digest and size of the file at `path`, read once; copied to `copy`
+/// as it is read when given.
+fn file_digest(path: &Path, copy: Option<&Path>) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut copy = copy.map(std::fs::File::create).transpose()?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    let mut size = 0;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        if let Some(copy) = &mut copy {
+            copy.write_all(&buffer[..read])?;
+        }
+        size += read as u64;
+    }
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
+}
+
 /// An image as a runtime's `save_image` wrote it (`manifest.json` form:
 /// dockerd's, and the native runtime's, which also writes an OCI index).
 struct SavedImage {
@@ -818,7 +1013,7 @@ mod tests {
         let record: serde_json::Value =
             serde_json::from_slice(&layout.entry_blob(&manifest, MEDIA).unwrap()).unwrap();
         let tarball = layout
-            .image_tarball(record["image"].as_str().unwrap(), "x/y:z")
+            .image_tarball(record["image"].as_str().unwrap(), "x/y:z", &HashMap::new())
             .unwrap();
         let image = SavedImage::read(&tarball).unwrap();
         assert_eq!(image.layers, [b"base".to_vec(), b"one".to_vec()]);
@@ -826,6 +1021,70 @@ mod tests {
             layout.entry_blob(&manifest, "other/type"),
             Err(Fault::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_runtime_s_pulled_layers_are_named_by_their_repository_and_its_tars_copied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(&dir.path().join("cache"), true).unwrap();
+        let own = dir.path().join("own.tar");
+        std::fs::write(&own, b"own layer").unwrap();
+        let pulled = CacheLayer::Pulled {
+            repository: "127.0.0.1:5000/base".into(),
+            digest: digest_of(b"base blob"),
+            size: 9,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        let image = |own_digest: &str| CacheImage {
+            config: br#"{"rootfs":{}}"#.to_vec(),
+            layers: vec![
+                pulled.clone(),
+                CacheLayer::Tar {
+                    path: own.clone(),
+                    digest: own_digest.to_owned(),
+                },
+            ],
+        };
+        let put = |key: &str, image: &CacheImage| {
+            layout.put_layers(key, image, MEDIA, "t", false, |fs| {
+                serde_json::to_vec(&serde_json::json!({ "key": key, "image": fs })).unwrap()
+            })
+        };
+        // A tar that is not what the runtime says it is: refused, nothing listed.
+        let refused = put("k0", &image(&digest_of(b"something else"))).unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("own.tar is sha256:"),
+            "{refused:#}"
+        );
+        assert!(layout.manifest_of("k0").unwrap().is_none());
+        assert!(put("k1", &image(&digest_of(b"own layer"))).unwrap());
+        assert!(put("k2", &image(&digest_of(b"own layer"))).unwrap());
+        // The own layer once, one config, one filesystem, two records and two
+        // manifests; no base blob, no temporary file.
+        assert_eq!(std::fs::read_dir(layout.blobs()).unwrap().count(), 7);
+        let manifest = layout.manifest_of("k1").unwrap().unwrap();
+        let record: serde_json::Value =
+            serde_json::from_slice(&layout.entry_blob(&manifest, MEDIA).unwrap()).unwrap();
+        let filesystem = record["image"].as_str().unwrap();
+        let foreign = layout.foreign_layers(filesystem).unwrap();
+        assert_eq!(foreign.len(), 1);
+        assert_eq!(foreign[0].repository, "127.0.0.1:5000/base");
+        assert_eq!(foreign[0].digest, digest_of(b"base blob"));
+        assert_eq!(foreign[0].size, 9);
+        // Without the fetched blob the filesystem cannot be read; with it, it
+        // is the pulled layer then the own one.
+        assert!(matches!(
+            layout.image_tarball(filesystem, "x/y:z", &HashMap::new()),
+            Err(Fault::Corrupt(_))
+        ));
+        let fetched = HashMap::from([(digest_of(b"base blob"), b"base blob".to_vec())]);
+        let tarball = layout.image_tarball(filesystem, "x/y:z", &fetched).unwrap();
+        let image = SavedImage::read(&tarball).unwrap();
+        assert_eq!(image.layers, [b"base blob".to_vec(), b"own layer".to_vec()]);
+        // The directory's own footprint leaves the pulled layer out.
+        assert!(!layout
+            .footprint(filesystem)
+            .contains_key(&digest_of(b"base blob")));
     }
 
     #[test]
@@ -892,7 +1151,7 @@ mod tests {
         let layer = layout.blob_path(&digest_of(b"layer")).unwrap();
         std::fs::write(&layer, b"LAYER").unwrap();
         assert!(matches!(
-            layout.image_tarball(record["image"].as_str().unwrap(), "x/y:z"),
+            layout.image_tarball(record["image"].as_str().unwrap(), "x/y:z", &HashMap::new()),
             Err(Fault::Corrupt(_))
         ));
         assert!(put(&layout, "k", &[b"layer"], true));

@@ -169,6 +169,36 @@ pub struct PulledImage {
     pub config: ImageConfig,
 }
 
+/// A step's filesystem as the remote cache's OCI layout form stores it
+/// (`Runtime::cache_layers`): its config and its layers, bottom first.
+#[derive(Debug, Clone)]
+pub struct CacheImage {
+    /// The image config, as `Runtime::save_as_is` would write it.
+    pub config: Vec<u8>,
+    pub layers: Vec<CacheLayer>,
+}
+
+/// One layer of a `CacheImage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLayer {
+    /// An uncompressed layer tar on disk, named by its digest (`sha256:…`),
+    /// which is also its diff ID. The file is the runtime's and stays put.
+    Tar {
+        path: std::path::PathBuf,
+        digest: String,
+    },
+    /// A layer that came unchanged from a registry blob: stored as where to
+    /// fetch it again, not as bytes (as a registry push mounts it).
+    Pulled {
+        /// `host/repository` the blob was pulled from.
+        repository: String,
+        /// The blob: digest, size and media type as its manifest listed them.
+        digest: String,
+        size: u64,
+        media_type: String,
+    },
+}
+
 /// Credentials for one registry; `password` is a secret value held in memory only.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RegistryAuth {
@@ -601,6 +631,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// `push_as_is`).
     async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         self.save_image(image_id, reference).await
+    }
+
+    /// `image_id` as the remote cache's layout form stores it, its pulled
+    /// layers named by where they came from; `None` when the runtime can only
+    /// `save_as_is` the whole image (the Docker runtime: dockerd saves every
+    /// layer). The config is the one `save_as_is` writes.
+    async fn cache_layers(&self, _image_id: &str) -> Result<Option<CacheImage>, RuntimeError> {
+        Ok(None)
     }
 
     /// Loads a `docker save`/OCI tarball and returns the image ID it holds.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gantry_core::reproducible::{self, Epoch};
 use gantry_core::runtime::{
-    format_go_duration, Healthcheck, ImageConfig, PulledImage, RegistryAuth, RootfsSpec,
-    RuntimeError, TarLayer,
+    format_go_duration, CacheImage, CacheLayer, Healthcheck, ImageConfig, PulledImage,
+    RegistryAuth, RootfsSpec, RuntimeError, TarLayer,
 };
 use gantry_core::ImageRef;
 use sha2::{Digest as _, Sha256};
@@ -244,6 +244,7 @@ impl Inner {
         }
         registry::fetch_layers(
             &self.store,
+            &self.clients,
             &deferred.image,
             &deferred.credentials,
             deferred.password.as_deref(),
@@ -323,7 +324,16 @@ impl Inner {
         let name = image.whole();
         let credentials = registry::credentials(image.resolve_registry(), auth).await;
         let password = auth.map(|a| a.password.as_str());
-        match registry::pull(&self.store, &image, &credentials, password, true).await {
+        match registry::pull(
+            &self.store,
+            &self.clients,
+            &image,
+            &credentials,
+            password,
+            true,
+        )
+        .await
+        {
             Ok(mut result) => {
                 let resolved = parsed.canonical().resolved(&result.digest);
                 let answer = pulled(&result.image_id, resolved.clone(), &result.record);
@@ -1089,6 +1099,52 @@ pub(crate) async fn save(
         reason: error.to_string(),
     })?
     .map_err(failed("saving an image"))
+}
+
+/// `Runtime::cache_layers`: the layers pulled from a registry, whose snapshots
+/// are those blobs unpacked, as where they came from; the others exported as
+/// tars. The config is `save`'s, with the pulled layers' own diff IDs.
+pub(crate) async fn cache_layers(
+    inner: Arc<Inner>,
+    image_id: String,
+) -> Result<CacheImage, RuntimeError> {
+    tokio::task::spawn_blocking(move || {
+        let record = inner.record(&image_id)?;
+        let pulled: HashMap<String, LayerOrigin> = record
+            .layers
+            .iter()
+            .filter_map(|layer| Some((layer.clone(), inner.store.origin(layer)?)))
+            .collect();
+        let exported = export(&inner, &image_id, LayerBlob::Tar, &pulled)?;
+        let layers = record
+            .layers
+            .iter()
+            .zip(exported.layers)
+            .map(|(id, (layer, path))| match (path, pulled.get(id)) {
+                (Some(path), _) => CacheLayer::Tar {
+                    path,
+                    digest: layer.diff_id,
+                },
+                (None, Some(origin)) => CacheLayer::Pulled {
+                    repository: format!("{}/{}", origin.registry, origin.repository),
+                    digest: origin.digest.clone(),
+                    size: origin.size.max(0) as u64,
+                    media_type: origin.media_type.clone(),
+                },
+                (None, None) => unreachable!("export leaves out only the layers it was given"),
+            })
+            .collect();
+        Ok::<_, Error>(CacheImage {
+            config: exported.config,
+            layers,
+        })
+    })
+    .await
+    .map_err(|error| RuntimeError::Failed {
+        action: "saving an image for the cache".to_owned(),
+        reason: error.to_string(),
+    })?
+    .map_err(failed("saving an image for the cache"))
 }
 
 /// `Runtime::load_image`: a `docker save` or OCI layout tarball.

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
+    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
     RuntimeError, StartedContainer, StepNetworkListener, TerminalIo,
 };
 
@@ -181,6 +181,8 @@ pub(crate) struct Inner {
     pub(crate) exports: image::Turns,
     /// Pulls whose layers are fetched when first needed, by image ID.
     pub(crate) deferred: std::sync::Mutex<std::collections::HashMap<String, Arc<image::Deferred>>>,
+    /// Registry clients shared by anonymous pulls.
+    pub(crate) clients: registry::Clients,
 }
 
 impl std::fmt::Debug for NativeRuntime {
@@ -235,6 +237,7 @@ impl NativeRuntime {
                 services: service::Names::default(),
                 exports: image::Turns::default(),
                 deferred: Default::default(),
+                clients: Default::default(),
             }),
         })
     }
@@ -357,6 +360,14 @@ impl Runtime for NativeRuntime {
             reference.to_owned(),
         )
         .await
+    }
+
+    #[tracing::instrument(skip_all, fields(image = %image_id))]
+    async fn cache_layers(&self, image_id: &str) -> Result<Option<CacheImage>, RuntimeError> {
+        self.inner.ensure(Some(image_id)).await?;
+        image::cache_layers(self.inner.clone(), image_id.to_owned())
+            .await
+            .map(Some)
     }
 
     #[tracing::instrument(skip_all, fields(bytes = tarball.len()))]

@@ -65,19 +65,33 @@ pub(crate) fn client(registry: &str) -> Client {
     client_for(registry, is_loopback(registry))
 }
 
-/// The client for anonymous pulls from `registry`, made once per process and shared:
-/// making one loads the system's root certificates (twice, in `oci-client`), which
-/// cost every pull some tens of milliseconds. Only anonymous access shares a client
-/// (its token cache then holds anonymous tokens only); a pull with credentials gets a
-/// client of its own, so no pipeline's tokens serve another.
-fn anonymous_client(registry: &str) -> Client {
-    static CLIENTS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Client>>> =
-        std::sync::LazyLock::new(Default::default);
-    let mut clients = CLIENTS.lock().expect("the client map is never poisoned");
-    clients
-        .entry(registry.to_owned())
-        .or_insert_with(|| client(registry))
-        .clone()
+/// The clients for anonymous pulls, one per registry, made once per runtime and
+/// shared by its pulls: making one loads the system's root certificates (twice, in
+/// `oci-client`), which cost every pull some tens of milliseconds. Only anonymous
+/// access shares a client (its token cache then holds anonymous tokens only); a pull
+/// with credentials gets a client of its own, so no pipeline's tokens serve another.
+/// Per runtime, not per process: a client's pooled connections are tasks of the
+/// tokio runtime that opened them, and a pull in another runtime that takes one after
+/// that runtime ended fails ("dispatch task is gone"), as tests that each start their
+/// own runtime did.
+#[derive(Default)]
+pub(crate) struct Clients(std::sync::Mutex<HashMap<String, Client>>);
+
+impl Clients {
+    /// The client a pull of `image` with `auth` uses.
+    fn for_pull(&self, image: &Reference, auth: &OciAuth) -> Client {
+        let registry = image.resolve_registry();
+        match auth {
+            OciAuth::Anonymous => self
+                .0
+                .lock()
+                .expect("the client map is never poisoned")
+                .entry(registry.to_owned())
+                .or_insert_with(|| client(registry))
+                .clone(),
+            _ => client(registry),
+        }
+    }
 }
 
 /// A registry client for `registry`, over plain HTTP when `plain_http` (loopback
@@ -260,13 +274,14 @@ pub(crate) struct Pulled {
 /// `fetch_layers` and the image is not recorded: `Pulled::missing` lists them.
 pub(crate) async fn pull(
     store: &Store,
+    clients: &Clients,
     image: &Reference,
     auth: &OciAuth,
     password: Option<&str>,
     defer: bool,
 ) -> Result<Pulled, RuntimeError> {
     let reference = image.whole();
-    let client = pull_client(image, auth);
+    let client = clients.for_pull(image, auth);
     let (manifest, manifest_digest, config, list_digest) = client
         .pull_manifest_and_config_and_list_digest(image, auth)
         .await
@@ -327,6 +342,7 @@ pub(crate) async fn pull(
     if !defer {
         fetch_layers(
             store,
+            clients,
             image,
             auth,
             password,
@@ -343,25 +359,18 @@ pub(crate) async fn pull(
 /// A layer a pull found missing from the store: its blob, diff ID and layer ID.
 pub(crate) type MissingLayer = (OciDescriptor, String, String);
 
-/// The client a pull of `image` uses.
-fn pull_client(image: &Reference, auth: &OciAuth) -> Client {
-    match auth {
-        OciAuth::Anonymous => anonymous_client(image.resolve_registry()),
-        _ => client(image.resolve_registry()),
-    }
-}
-
 /// Downloads and unpacks `missing` layers of `image` into `store` (several at
 /// once).
 pub(crate) async fn fetch_layers(
     store: &Store,
+    clients: &Clients,
     image: &Reference,
     auth: &OciAuth,
     password: Option<&str>,
     missing: Vec<MissingLayer>,
 ) -> Result<(), RuntimeError> {
     let reference = image.whole();
-    let client = pull_client(image, auth);
+    let client = clients.for_pull(image, auth);
     if !missing.is_empty() {
         // The token the manifest request would have fetched.
         client

@@ -619,15 +619,24 @@ fn a_docker_machine_and_a_native_machine_share_one_cache() {
         eprintln!("skipping: needs both the Docker and the native runtime");
         return;
     }
-    let repo = repository("mixed");
+    let layout = tempfile::tempdir().unwrap();
     let marker = unique("mixed");
-    for (first, second) in [("docker", "native"), ("native", "docker")] {
-        let marker = format!("{marker}-{first}");
-        let mut a = cache_server(&repo, &[("GANTRY_RUNTIME", first)]);
+    // A registry, and a layout directory (where the native runtime's entries
+    // name the base image's layers, which the Docker machine fetches).
+    let remotes = [
+        repository("mixed"),
+        layout_reference(&layout.path().join("cache")),
+    ];
+    let runs = remotes
+        .iter()
+        .flat_map(|repo| [(repo, "docker", "native"), (repo, "native", "docker")]);
+    for (n, (repo, first, second)) in runs.enumerate() {
+        let marker = format!("{marker}-{n}-{first}");
+        let mut a = cache_server(repo, &[("GANTRY_RUNTIME", first)]);
         let cold = pipeline_stdout(&a, &marker);
         let log = stop(&mut a);
         assert_eq!(counter(&log, "pushed"), 3, "{log}");
-        let mut b = cache_server(&repo, &[("GANTRY_RUNTIME", second)]);
+        let mut b = cache_server(repo, &[("GANTRY_RUNTIME", second)]);
         let data = run(&b, DOWNSTREAM, vars(&marker));
         let log = stop(&mut b);
         assert_eq!(
@@ -799,6 +808,62 @@ fn layout_keys(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The annotation of a layout's layer that names where the layer came from.
+const SOURCE_ANNOTATION: &str = "dev.gantry.cache.source";
+
+/// Every filesystem of the layout `dir` starts with the base image's layers.
+/// The native runtime names them by the repository they were pulled from and
+/// does not copy them (a machine that needs them fetches them from there, as
+/// machine C did); dockerd saves every layer, so on Docker they are held.
+fn base_layers_in_layout(dir: &Path) {
+    let image = busybox();
+    let (base_repo, tag) = image.rsplit_once(':').unwrap();
+    let base = manifest_layers(repo_path(base_repo), tag);
+    assert!(!base.is_empty());
+    let remote = Remote::Layout(dir.to_owned());
+    for key in layout_keys(dir) {
+        let filesystem = remote.filesystem(&key);
+        let manifest: Value =
+            serde_json::from_slice(&remote.read(&filesystem, true).unwrap()).unwrap();
+        let layers = manifest["layers"].as_array().unwrap();
+        assert!(layers.len() > base.len(), "{manifest}");
+        for layer in &layers[base.len()..] {
+            assert!(
+                remote
+                    .read(layer["digest"].as_str().unwrap(), false)
+                    .is_some(),
+                "{manifest}"
+            );
+        }
+        if native() {
+            for (layer, base) in layers.iter().zip(&base) {
+                assert_eq!(layer["digest"], *base, "{manifest}");
+                assert_eq!(
+                    layer["annotations"][SOURCE_ANNOTATION], base_repo,
+                    "{manifest}"
+                );
+                assert!(
+                    remote.read(base, false).is_none(),
+                    "{base} copied: {manifest}"
+                );
+            }
+        } else {
+            for layer in &layers[..base.len()] {
+                assert!(
+                    layer["annotations"][SOURCE_ANNOTATION].is_null(),
+                    "{manifest}"
+                );
+                assert!(
+                    remote
+                        .read(layer["digest"].as_str().unwrap(), false)
+                        .is_some(),
+                    "{manifest}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
     require_runtime!();
@@ -809,6 +874,7 @@ fn an_oci_layout_directory_carries_the_cache_between_two_machines() {
     let keys = layout_keys(&dir);
     assert_eq!(keys.len(), 4);
     assert!(exec_keys(&a.state_dir()).is_subset(&keys));
+    base_layers_in_layout(&dir);
 
     // Listed and pruned like a registry's entries; a prune leaves no blob
     // that no entry reaches.
@@ -1135,6 +1201,11 @@ impl Remote {
             let manifest: Value = serde_json::from_slice(&bytes).unwrap();
             let layers = manifest["layers"].as_array().unwrap().iter();
             for blob in std::iter::once(&manifest["config"]).chain(layers) {
+                // A layer named by the repository it came from (the native
+                // runtime's layout entries) is not held here.
+                if blob["annotations"][SOURCE_ANNOTATION].is_string() {
+                    continue;
+                }
                 footprint.insert(
                     blob["digest"].as_str().unwrap().to_owned(),
                     blob["size"].as_u64().unwrap(),
