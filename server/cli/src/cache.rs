@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use crate::cache_layout::{fault_text, sha256_digest, Fault, ForeignLayer, Layout};
+use crate::cache_layout::{fault_text, sha256_digest, Fault, Filesystem, ForeignLayer, Layout};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -1082,40 +1082,30 @@ async fn push_to_layout(
     // A runtime that can name its pulled layers' sources writes only the
     // step's own layers (the Go toolchain image's 350 MB were copied into
     // the directory by every cold run's first push).
-    match runtime.cache_layers(image_id).await {
-        Ok(Some(image)) => {
-            let (layout, hex) = (layout.clone(), hex.to_owned());
-            let written = tokio::task::spawn_blocking(move || {
-                layout.put_layers(
-                    &hex,
-                    &image,
-                    ENTRY_MEDIA_TYPE,
-                    ARTIFACT_TYPE,
-                    replace,
-                    entry_of,
-                )
-            })
-            .await
-            .map_err(|error| error.to_string())?;
-            return written.map_err(|error| format!("{error:#}"));
+    let filesystem = match runtime
+        .cache_layers(image_id)
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        Some(image) => Filesystem::Layers(image),
+        None => {
+            // Saved under a name of its own (dockerd saves by name), dropped
+            // after; as the runtime holds it (see `RegistryBackend::push`), so
+            // that the config, and with Docker the image ID, stay those of the
+            // step's image.
+            let name = format!("gantry-cache.local/filesystem:{hex}.{}", own_name_suffix());
+            let saved = runtime.save_as_is(image_id, &name).await;
+            if runtime.image_exists(&name).await == Ok(true) {
+                let _ = runtime.remove_images(std::slice::from_ref(&name)).await;
+            }
+            Filesystem::Saved(saved.map_err(|error| error.to_string())?)
         }
-        Ok(None) => {}
-        Err(error) => return Err(error.to_string()),
-    }
-    // Saved under a name of its own (dockerd saves by name), dropped after;
-    // as the runtime holds it (see `RegistryBackend::push`), so that the
-    // config, and with Docker the image ID, stay those of the step's image.
-    let name = format!("gantry-cache.local/filesystem:{hex}.{}", own_name_suffix());
-    let saved = runtime.save_as_is(image_id, &name).await;
-    if runtime.image_exists(&name).await == Ok(true) {
-        let _ = runtime.remove_images(std::slice::from_ref(&name)).await;
-    }
-    let tarball = saved.map_err(|error| error.to_string())?;
+    };
     let (layout, hex) = (layout.clone(), hex.to_owned());
     let written = tokio::task::spawn_blocking(move || {
         layout.put(
             &hex,
-            &tarball,
+            &filesystem,
             ENTRY_MEDIA_TYPE,
             ARTIFACT_TYPE,
             replace,

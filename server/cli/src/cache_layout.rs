@@ -9,7 +9,7 @@
 //! `blobs/sha256/` directory, named by digest in the entry, its layers
 //! uncompressed tars shared by digest between entries; a layer pulled
 //! unchanged from a registry may instead be named by the repository it came
-//! from (`put_layers`), and is then fetched from there by a reader that needs
+//! from (`Filesystem::Layers`), and is then fetched from there by a reader that needs
 //! it (`foreign_layers`).
 //!
 //! Writes are atomic: every blob and `index.json` is written to a temporary
@@ -68,6 +68,20 @@ pub(crate) struct Listed {
     pub(crate) key: String,
     /// The entry manifest's digest.
     pub(crate) manifest: String,
+}
+
+/// A step's filesystem as a runtime gave it, for `Layout::put`.
+pub(crate) enum Filesystem {
+    /// A whole saved image (`Runtime::save_as_is`).
+    Saved(bytes::Bytes),
+    /// Its config and layers (`Runtime::cache_layers`).
+    Layers(CacheImage),
+}
+
+/// A layer `Layout::put` stores: a saved image's, or a runtime's.
+enum NewLayer<'a> {
+    Bytes(&'a [u8]),
+    Runtime(&'a CacheLayer),
 }
 
 /// A layer a filesystem image lists with its repository and the directory
@@ -455,106 +469,36 @@ impl Layout {
         )
     }
 
-    /// Adds an entry for `key` (hex): the filesystem `tarball` (as the
-    /// runtime saved it), then the entry blob `entry_of(filesystem digest)`
-    /// of `media_type`, then the index line. Returns false, writing nothing,
-    /// when `key` has an entry already and not `replace` (first writer wins).
+    /// Adds an entry for `key` (hex): the filesystem (its layers, config and
+    /// manifest), then the entry blob `entry_of(filesystem digest)` of
+    /// `media_type`, then the index line, under the writers' lock. Returns
+    /// false, writing nothing, when `key` has an entry already and not
+    /// `replace` (first writer wins). A runtime's layer tars are copied in
+    /// unless the directory has them; its pulled layers are listed with the
+    /// repository they came from and not copied (a registry push mounts them
+    /// likewise): a reader fetches those from there when it needs the
+    /// filesystem (`foreign_layers`).
     pub(crate) fn put(
         &self,
         key: &str,
-        tarball: &[u8],
+        filesystem: &Filesystem,
         media_type: &str,
         artifact_type: &str,
         replace: bool,
         entry_of: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<bool> {
-        let image = SavedImage::read(tarball)?;
-        self.put_filesystem(
-            key,
-            &image.config,
-            media_type,
-            artifact_type,
-            replace,
-            entry_of,
-            |layout| {
-                image
-                    .layers
-                    .iter()
-                    .map(|layer| {
-                        Ok(serde_json::json!({
-                            "mediaType": LAYER_MEDIA_TYPE,
-                            "digest": layout.put_blob(layer)?,
-                            "size": layer.len(),
-                        }))
-                    })
-                    .collect()
-            },
-        )
-    }
-
-    /// `put` of a filesystem a runtime gave as `CacheImage`: its tars are
-    /// copied in unless the directory has them; its pulled layers are listed
-    /// with the repository they came from, and not copied (a registry push
-    /// mounts them likewise). A reader fetches those from there when it needs
-    /// the filesystem (`foreign_layers`).
-    pub(crate) fn put_layers(
-        &self,
-        key: &str,
-        image: &CacheImage,
-        media_type: &str,
-        artifact_type: &str,
-        replace: bool,
-        entry_of: impl FnOnce(&str) -> Vec<u8>,
-    ) -> Result<bool> {
-        self.put_filesystem(
-            key,
-            &image.config,
-            media_type,
-            artifact_type,
-            replace,
-            entry_of,
-            |layout| {
-                image
-                    .layers
-                    .iter()
-                    .map(|layer| match layer {
-                        CacheLayer::Tar { path, digest } => Ok(serde_json::json!({
-                            "mediaType": LAYER_MEDIA_TYPE,
-                            "digest": digest,
-                            "size": layout.put_file_blob(path, digest)?,
-                        })),
-                        CacheLayer::Pulled {
-                            repository,
-                            digest,
-                            size,
-                            media_type,
-                        } => Ok(serde_json::json!({
-                            "mediaType": media_type,
-                            "digest": digest,
-                            "size": size,
-                            "annotations": { SOURCE_ANNOTATION: repository },
-                        })),
-                    })
-                    .collect()
-            },
-        )
-    }
-
-    /// Writes the filesystem image (`config` and the layer descriptors
-    /// `layers` returns, having stored what they need) and the entry for
-    /// `key`, under the writers' lock; false when another writer got there
-    /// first (and not `replace`).
-    #[allow(clippy::too_many_arguments)]
-    fn put_filesystem(
-        &self,
-        key: &str,
-        config: &[u8],
-        media_type: &str,
-        artifact_type: &str,
-        replace: bool,
-        entry_of: impl FnOnce(&str) -> Vec<u8>,
-        layers: impl FnOnce(&Self) -> Result<Vec<serde_json::Value>>,
-    ) -> Result<bool> {
+        let saved;
+        let (config, layers): (&[u8], Vec<NewLayer<'_>>) = match filesystem {
+            Filesystem::Saved(tarball) => {
+                saved = SavedImage::read(tarball)?;
+                let layers = saved.layers.iter().map(|l| NewLayer::Bytes(l)).collect();
+                (&saved.config, layers)
+            }
+            Filesystem::Layers(image) => (
+                &image.config,
+                image.layers.iter().map(NewLayer::Runtime).collect(),
+            ),
+        };
         let _lock = self.lock()?;
         let index = self
             .index()
@@ -563,7 +507,10 @@ impl Layout {
             return Ok(false);
         };
         let config_digest = self.put_blob(config)?;
-        let layers = layers(self)?;
+        let layers = layers
+            .iter()
+            .map(|layer| self.put_layer(layer))
+            .collect::<Result<Vec<_>>>()?;
         let filesystem = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
@@ -590,6 +537,33 @@ impl Layout {
         Ok(true)
     }
 
+    /// Stores what `layer` needs and returns its descriptor.
+    fn put_layer(&self, layer: &NewLayer<'_>) -> Result<serde_json::Value> {
+        Ok(match layer {
+            NewLayer::Bytes(data) => serde_json::json!({
+                "mediaType": LAYER_MEDIA_TYPE,
+                "digest": self.put_blob(data)?,
+                "size": data.len(),
+            }),
+            NewLayer::Runtime(CacheLayer::Tar { path, digest }) => serde_json::json!({
+                "mediaType": LAYER_MEDIA_TYPE,
+                "digest": digest,
+                "size": self.put_file_blob(path, digest)?,
+            }),
+            NewLayer::Runtime(CacheLayer::Pulled {
+                repository,
+                digest,
+                size,
+                media_type,
+            }) => serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest,
+                "size": size,
+                "annotations": { SOURCE_ANNOTATION: repository },
+            }),
+        })
+    }
+
     /// The config digest of the filesystem image `manifest`.
     pub(crate) fn config_of(&self, manifest: &str) -> Result<String, Fault> {
         let bytes = self.blob(manifest, None)?;
@@ -601,7 +575,7 @@ impl Layout {
 
     /// The layers of the filesystem image `manifest` that the directory
     /// lists with the repository they came from and does not hold (see
-    /// `put_layers`): what `image_tarball` needs fetched.
+    /// `put`): what `image_tarball` needs fetched.
     pub(crate) fn foreign_layers(&self, manifest: &str) -> Result<Vec<ForeignLayer>, Fault> {
         let manifest = self.filesystem_manifest(manifest)?;
         let mut foreign = Vec::new();
@@ -994,9 +968,14 @@ mod tests {
 
     fn put(layout: &Layout, key: &str, layers: &[&[u8]], replace: bool) -> bool {
         layout
-            .put(key, &saved_image(layers), MEDIA, "t", replace, |fs| {
-                serde_json::to_vec(&serde_json::json!({ "key": key, "image": fs })).unwrap()
-            })
+            .put(
+                key,
+                &Filesystem::Saved(saved_image(layers).into()),
+                MEDIA,
+                "t",
+                replace,
+                |fs| serde_json::to_vec(&serde_json::json!({ "key": key, "image": fs })).unwrap(),
+            )
             .unwrap()
     }
 
@@ -1046,9 +1025,14 @@ mod tests {
             ],
         };
         let put = |key: &str, image: &CacheImage| {
-            layout.put_layers(key, image, MEDIA, "t", false, |fs| {
-                serde_json::to_vec(&serde_json::json!({ "key": key, "image": fs })).unwrap()
-            })
+            layout.put(
+                key,
+                &Filesystem::Layers(image.clone()),
+                MEDIA,
+                "t",
+                false,
+                |fs| serde_json::to_vec(&serde_json::json!({ "key": key, "image": fs })).unwrap(),
+            )
         };
         // A tar that is not what the runtime says it is: refused, nothing listed.
         let refused = put("k0", &image(&digest_of(b"something else"))).unwrap_err();
