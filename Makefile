@@ -39,11 +39,13 @@ comma := ,
 space := $(subst ,, )
 
 # The runtimes the Rust end-to-end suite runs on (GANTRY_RUNTIME of its engines), one pass each.
-# The SDKs' own tests start engines with the default, `auto`: the native runtime where it can
-# run. Conformance and the Dagger SDK scripts run once, on SUITE_RUNTIME, so that between them
-# the SDK-level suites cover both runtimes without running every scenario twice (CI time).
+# The SDK-level suites run once each, so that between them both runtimes serve both kinds of
+# SDK without running every scenario twice (CI time): the gantry SDKs' own tests start engines
+# with the default, `auto` (the native runtime where it can run), conformance (the gantry SDKs
+# again) runs on SUITE_RUNTIME, and Dagger's official SDKs on DAGGER_SDK_RUNTIME.
 RUNTIMES ?= native docker
 SUITE_RUNTIME ?= docker
+DAGGER_SDK_RUNTIME ?= native
 
 # `make test` runs in three phases:
 #  1. `setup`, then `test-build`: fmt, clippy and every debug build the steps use, once, so
@@ -248,11 +250,12 @@ php-test: setup
 # 0.21.9) running unmodified scenarios against target/debug/gantry, via `gantry run` and via
 # `_EXPERIMENTAL_DAGGER_CLI_BIN=gantry` (conformance-tests/dagger/run.sh). Installs are cached
 # in conformance-tests/dagger/python/.venv and typescript/node_modules (gitignored); the
-# engine state in target/dagger-sdk-test. Last line: `dagger-sdks: N passed, M failed`.
+# engine state in target/dagger-sdk-test; on DAGGER_SDK_RUNTIME (default: native). Last line:
+# `dagger-sdks: N passed, M failed`.
 .PHONY: dagger-sdk-test
 dagger-sdk-test: setup
 	$(BUILD_GANTRY)
-	GANTRY_RUNTIME=$(SUITE_RUNTIME) GANTRY_BIN=$(GANTRY_TEST_BIN) bash conformance-tests/dagger/run.sh
+	GANTRY_RUNTIME=$(DAGGER_SDK_RUNTIME) GANTRY_BIN=$(GANTRY_TEST_BIN) bash conformance-tests/dagger/run.sh
 
 # Go SDK (sdk-go/): generated code is fresh, gofmt -l is empty, go vet, staticcheck (pinned,
 # fetched through the Go module proxy; skipped with a note when that is unreachable), then
