@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
-    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
-    RuntimeError,
+    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, PulledLayer, RegistryAuth,
+    RootfsSpec, Runtime, RuntimeError,
 };
 use gantry_core::store::{FoundRead, RemoteCache, SharedRead};
 use gantry_core::Digest;
@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use crate::cache_layout::{fault_text, sha256_digest, Fault, Filesystem, ForeignLayer, Layout};
+use crate::cache_layout::{fault_text, sha256_digest, Fault, Filesystem, Layout};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -599,21 +599,8 @@ impl RegistryBackend {
         let Some(digest) = sha256_digest(&descriptor.digest) else {
             return Ok(Err("is not named by a sha256 digest"));
         };
-        let mut blob = Vec::new();
-        if let Err(error) = self.client.pull_blob(image, descriptor, &mut blob).await {
-            if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
-                return Ok(Err("is missing or does not match its digest"));
-            }
-            return Err(
-                registry::registry_error(&image.whole(), &error, self.password()).to_string(),
-            );
-        }
-        // `pull_blob` refuses bytes that do not hash to the descriptor's
-        // digest (a `DigestError`, above): only the size is left to check.
-        if blob.len() as i64 != descriptor.size {
-            return Ok(Err("does not match its digest"));
-        }
-        Ok(Ok((digest, blob)))
+        let blob = pull_checked(&self.client, image, descriptor, self.password()).await?;
+        Ok(blob.map(|blob| (digest, blob)))
     }
 
     /// Whether `hex` has an entry; `Err`: the registry's error, as text.
@@ -1117,61 +1104,82 @@ async fn push_to_layout(
     written.map_err(|error| format!("{error:#}"))
 }
 
-/// The blobs of `layers` from the repositories they name, at once, each
-/// checked against its digest and size; credentials from the Docker
-/// configuration, plain HTTP for loopback registries only (as pulls).
-async fn fetch_foreign_layers(layers: &[ForeignLayer]) -> Result<HashMap<String, Vec<u8>>, String> {
-    let fetches = layers.iter().map(|layer| async move {
-        let reference: Reference = format!("{}@{}", layer.repository, layer.digest)
-            .parse()
-            .map_err(|_| {
-                format!(
-                    "the cache names {:?} as a layer's repository",
-                    layer.repository
-                )
-            })?;
-        let host = reference.resolve_registry().to_owned();
-        let client = registry::client_for(&host, registry::is_loopback(&host));
-        let auth = registry::credentials(&host, None).await;
-        client
-            .auth(&reference, &auth, oci_client::RegistryOperation::Pull)
-            .await
-            .map_err(|error| {
-                registry::registry_error(&reference.whole(), &error, None).to_string()
-            })?;
-        let descriptor = OciDescriptor {
-            media_type: layer.media_type.clone(),
-            digest: layer.digest.clone(),
-            size: layer.size as i64,
-            ..Default::default()
-        };
-        // The size is the directory's word until the bytes are counted.
-        let mut blob = Vec::with_capacity(layer.size.min(64 << 20) as usize);
-        client
-            .pull_blob(&reference, &descriptor, &mut blob)
-            .await
-            .map_err(|error| {
-                format!(
-                    "layer {} from {}: {}",
-                    layer.digest,
-                    layer.repository,
-                    registry::registry_error(&reference.whole(), &error, None)
-                )
-            })?;
-        if blob.len() as u64 != layer.size {
-            return Err(format!(
-                "layer {} from {} is {} bytes, not {}",
-                layer.digest,
-                layer.repository,
-                blob.len(),
-                layer.size
-            ));
+/// The blob `descriptor` of `image`, checked against its digest (by the
+/// client, as it downloads) and its size; `Ok(Err(why))`: missing or
+/// corrupt; `Err`: the registry failed to answer.
+async fn pull_checked(
+    client: &Client,
+    image: &Reference,
+    descriptor: &OciDescriptor,
+    password: Option<&str>,
+) -> Result<Result<Vec<u8>, &'static str>, String> {
+    // The size is the descriptor's word until the bytes are counted.
+    let mut blob = Vec::with_capacity(descriptor.size.clamp(0, 64 << 20) as usize);
+    if let Err(error) = client.pull_blob(image, descriptor, &mut blob).await {
+        if matches!(error, OciDistributionError::DigestError(_)) || is_not_found(&error) {
+            return Ok(Err("is missing or does not match its digest"));
         }
-        Ok((layer.digest.clone(), blob))
-    });
-    futures::future::try_join_all(fetches)
-        .await
-        .map(|blobs| blobs.into_iter().collect())
+        return Err(registry::registry_error(&image.whole(), &error, password).to_string());
+    }
+    // `pull_blob` refuses bytes that do not hash to the descriptor's digest
+    // (a `DigestError`, above): only the size is left to check.
+    if blob.len() as i64 != descriptor.size {
+        return Ok(Err("does not match its digest"));
+    }
+    Ok(Ok(blob))
+}
+
+/// The blobs of `layers` from the repositories they name, at once, each
+/// checked against its digest and size; one client and one authentication
+/// per repository, credentials from the Docker configuration, plain HTTP
+/// for loopback registries only (as pulls).
+async fn fetch_foreign_layers(layers: &[PulledLayer]) -> Result<HashMap<String, Vec<u8>>, String> {
+    let mut by_repository: BTreeMap<&str, Vec<&PulledLayer>> = BTreeMap::new();
+    for layer in layers {
+        by_repository
+            .entry(&layer.repository)
+            .or_default()
+            .push(layer);
+    }
+    let fetches = by_repository
+        .into_iter()
+        .map(|(repository, layers)| async move {
+            let image: Reference = repository
+                .parse()
+                .map_err(|_| format!("the cache names {repository:?} as a layer's repository"))?;
+            let host = image.resolve_registry().to_owned();
+            let client = registry::client_for(&host, registry::is_loopback(&host));
+            let auth = registry::credentials(&host, None).await;
+            client
+                .auth(&image, &auth, oci_client::RegistryOperation::Pull)
+                .await
+                .map_err(|error| {
+                    registry::registry_error(&image.whole(), &error, None).to_string()
+                })?;
+            let pulls = layers.into_iter().map(|layer| {
+                let (client, image) = (&client, &image);
+                async move {
+                    let descriptor = OciDescriptor {
+                        media_type: layer.media_type.clone(),
+                        digest: layer.digest.clone(),
+                        size: layer.size as i64,
+                        ..Default::default()
+                    };
+                    match pull_checked(client, image, &descriptor, None).await {
+                        Ok(Ok(blob)) => Ok((layer.digest.clone(), blob)),
+                        Ok(Err(why)) => {
+                            Err(format!("layer {} from {repository} {why}", layer.digest))
+                        }
+                        Err(error) => {
+                            Err(format!("layer {} from {repository}: {error}", layer.digest))
+                        }
+                    }
+                }
+            });
+            futures::future::try_join_all(pulls).await
+        });
+    let blobs = futures::future::try_join_all(fetches).await?;
+    Ok(blobs.into_iter().flatten().collect())
 }
 
 #[async_trait]

@@ -9,8 +9,8 @@
 //! `blobs/sha256/` directory, named by digest in the entry, its layers
 //! uncompressed tars shared by digest between entries; a layer pulled
 //! unchanged from a registry may instead be named by the repository it came
-//! from (`Filesystem::Layers`), and is then fetched from there by a reader that needs
-//! it (`foreign_layers`).
+//! from (`Filesystem::Layers`), and is then fetched from there by a reader
+//! that needs it (`foreign_layers`).
 //!
 //! Writes are atomic: every blob and `index.json` is written to a temporary
 //! file and renamed into place, so an engine killed mid-write leaves at worst
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _, Result};
-use gantry_core::runtime::{CacheImage, CacheLayer};
+use gantry_core::runtime::{CacheImage, CacheLayer, PulledLayer};
 use sha2::{Digest as _, Sha256};
 
 /// The index's media type.
@@ -82,17 +82,6 @@ pub(crate) enum Filesystem {
 enum NewLayer<'a> {
     Bytes(&'a [u8]),
     Runtime(&'a CacheLayer),
-}
-
-/// A layer a filesystem image lists with its repository and the directory
-/// does not hold (`Layout::foreign_layers`).
-#[derive(Debug, Clone)]
-pub(crate) struct ForeignLayer {
-    /// `host/name`.
-    pub(crate) repository: String,
-    pub(crate) digest: String,
-    pub(crate) size: u64,
-    pub(crate) media_type: String,
 }
 
 /// A local OCI image layout directory holding cache entries.
@@ -550,12 +539,12 @@ impl Layout {
                 "digest": digest,
                 "size": self.put_file_blob(path, digest)?,
             }),
-            NewLayer::Runtime(CacheLayer::Pulled {
+            NewLayer::Runtime(CacheLayer::Pulled(PulledLayer {
                 repository,
                 digest,
                 size,
                 media_type,
-            }) => serde_json::json!({
+            })) => serde_json::json!({
                 "mediaType": media_type,
                 "digest": digest,
                 "size": size,
@@ -566,17 +555,16 @@ impl Layout {
 
     /// The config digest of the filesystem image `manifest`.
     pub(crate) fn config_of(&self, manifest: &str) -> Result<String, Fault> {
-        let bytes = self.blob(manifest, None)?;
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|m| m["config"]["digest"].as_str().map(str::to_owned))
+        self.filesystem_manifest(manifest)?["config"]["digest"]
+            .as_str()
+            .map(str::to_owned)
             .ok_or_else(|| Fault::Corrupt("its filesystem manifest is not valid".into()))
     }
 
     /// The layers of the filesystem image `manifest` that the directory
     /// lists with the repository they came from and does not hold (see
     /// `put`): what `image_tarball` needs fetched.
-    pub(crate) fn foreign_layers(&self, manifest: &str) -> Result<Vec<ForeignLayer>, Fault> {
+    pub(crate) fn foreign_layers(&self, manifest: &str) -> Result<Vec<PulledLayer>, Fault> {
         let manifest = self.filesystem_manifest(manifest)?;
         let mut foreign = Vec::new();
         for layer in manifest["layers"].as_array().into_iter().flatten() {
@@ -596,7 +584,7 @@ impl Layout {
             if self.blob_path(digest).is_some_and(|path| path.is_file()) {
                 continue;
             }
-            foreign.push(ForeignLayer {
+            foreign.push(PulledLayer {
                 repository: repository.to_owned(),
                 digest: digest.to_owned(),
                 size,
@@ -1008,12 +996,12 @@ mod tests {
         let layout = Layout::open(&dir.path().join("cache"), true).unwrap();
         let own = dir.path().join("own.tar");
         std::fs::write(&own, b"own layer").unwrap();
-        let pulled = CacheLayer::Pulled {
+        let pulled = CacheLayer::Pulled(PulledLayer {
             repository: "127.0.0.1:5000/base".into(),
             digest: digest_of(b"base blob"),
             size: 9,
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        };
+        });
         let image = |own_digest: &str| CacheImage {
             config: br#"{"rootfs":{}}"#.to_vec(),
             layers: vec![

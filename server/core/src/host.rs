@@ -392,12 +392,13 @@ fn recheck(
         Some((at, root_named)) => restat(&dir, old, at, !root_named),
         None => restat(&dir, old, &(0..old.checks.len()).collect::<Vec<_>>(), false),
     };
+    let restated_count = only.as_ref().map_or(old.checks.len(), |(at, _)| at.len());
     #[cfg(test)]
-    RESTATED.set(only.as_ref().map_or(old.checks.len(), |(at, _)| at.len()));
+    RESTATED.set(restated_count);
     tracing::debug!(
         root = %root.display(),
         watched = old.watch.is_some(),
-        restated = only.as_ref().map_or(old.checks.len(), |(at, _)| at.len()),
+        restated = restated_count,
         of = old.checks.len(),
         changed = restated.as_ref().map(|found| found.changed.len()),
         "host directory re-stat'ed"

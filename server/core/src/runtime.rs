@@ -189,14 +189,18 @@ pub enum CacheLayer {
     },
     /// A layer that came unchanged from a registry blob: stored as where to
     /// fetch it again, not as bytes (as a registry push mounts it).
-    Pulled {
-        /// `host/repository` the blob was pulled from.
-        repository: String,
-        /// The blob: digest, size and media type as its manifest listed them.
-        digest: String,
-        size: u64,
-        media_type: String,
-    },
+    Pulled(PulledLayer),
+}
+
+/// A registry blob a layer was pulled from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledLayer {
+    /// `host/repository` the blob was pulled from.
+    pub repository: String,
+    /// The blob: digest, size and media type as its manifest listed them.
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
 }
 
 /// Credentials for one registry; `password` is a secret value held in memory only.

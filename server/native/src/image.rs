@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gantry_core::reproducible::{self, Epoch};
 use gantry_core::runtime::{
-    format_go_duration, CacheImage, CacheLayer, Healthcheck, ImageConfig, PulledImage,
+    format_go_duration, CacheImage, CacheLayer, Healthcheck, ImageConfig, PulledImage, PulledLayer,
     RegistryAuth, RootfsSpec, RuntimeError, TarLayer,
 };
 use gantry_core::ImageRef;
@@ -1125,12 +1125,12 @@ pub(crate) async fn cache_layers(
                     path,
                     digest: layer.diff_id,
                 },
-                (None, Some(origin)) => CacheLayer::Pulled {
+                (None, Some(origin)) => CacheLayer::Pulled(PulledLayer {
                     repository: format!("{}/{}", origin.registry, origin.repository),
                     digest: origin.digest.clone(),
                     size: origin.size.max(0) as u64,
                     media_type: origin.media_type.clone(),
-                },
+                }),
                 (None, None) => unreachable!("export leaves out only the layers it was given"),
             })
             .collect();
