@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
-    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, PulledLayer, RegistryAuth,
-    RootfsSpec, Runtime, RuntimeError,
+    CacheImage, CacheLayer, ExecOutput, ExecSpec, ImageConfig, PulledImage, PulledLayer,
+    RegistryAuth, RootfsSpec, Runtime, RuntimeError,
 };
 use gantry_core::store::{FoundRead, RemoteCache, SharedRead};
 use gantry_core::Digest;
@@ -40,7 +40,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use crate::cache_layout::{fault_text, sha256_digest, Fault, Filesystem, Layout};
+use crate::cache_layout::{
+    fault_text, sha256_digest, Fault, Filesystem, Layout, RUNTIME_ID_ANNOTATION,
+};
 
 /// The media type of an entry's config blob (the step's record).
 pub(crate) const ENTRY_MEDIA_TYPE: &str = "application/vnd.gantry.cache.entry.v1+json";
@@ -58,6 +60,9 @@ pub(crate) const FILE_MEDIA_TYPE: &str = "application/vnd.gantry.cache.file.v1";
 /// of at most 64 MiB; anything larger is not an entry it wrote).
 const MAX_READ_FILE_BYTES: i64 = 64 << 20;
 pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A step filesystem's config, and its layers as this engine pushes them.
+const IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const GZIP_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Image IDs of filesystems still in the remote cache start with this:
 /// `gantry-remote-cache:<key hex>/<where>@<digest>`, where `<where>` is the
 /// repository or `oci-layout:DIR` and `<digest>` the filesystem's manifest.
@@ -379,7 +384,7 @@ struct Inner {
 
 /// Where entries are read and written.
 enum Backend {
-    Registry(RegistryBackend),
+    Registry(Box<RegistryBackend>),
     Layout(Layout),
 }
 
@@ -394,6 +399,9 @@ struct RegistryBackend {
     /// every layer in the repository instead of uploading the same layers
     /// at the same time.
     pushing: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// A runtime's layer tars gzipped and pushed so far: tar digest → the
+    /// blob's digest and size (a step image shares its parent's layers).
+    gzipped: DashMap<String, (String, u64)>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -430,8 +438,9 @@ pub(crate) async fn open(
                 auth,
                 docker_auth: docker_auth.clone(),
                 pushing: DashMap::new(),
+                gzipped: DashMap::new(),
             };
-            (Backend::Registry(backend), docker_auth)
+            (Backend::Registry(Box::new(backend)), docker_auth)
         }
         Location::Layout(dir) => {
             let layout = Layout::open(&dir, config.mode == CacheMode::Readwrite)
@@ -473,10 +482,15 @@ pub(crate) async fn open(
         inner,
         pushes: Mutex::new(JoinSet::new()),
     });
+    let registry = match &cache.inner.backend {
+        Backend::Registry(registry) => Some((registry.client.clone(), registry.auth.clone())),
+        Backend::Layout(_) => None,
+    };
     let wrapped = Arc::new(CachedRuntime {
         inner: runtime,
         shared,
         auth,
+        registry,
     });
     Ok((cache, wrapped))
 }
@@ -633,19 +647,24 @@ impl RegistryBackend {
             &short[..short.len().min(16)],
             own_name_suffix()
         );
-        // As the runtime holds it: a step filesystem needs no reproducible
-        // copy (its entry names it by digest, and the key, not the digest,
-        // finds it), and on Docker the copy costs a save, a rewrite and a
-        // load of every layer, the base image's included, on every push.
-        let pushed = runtime
-            .push_as_is(image_id, &fs_tag, self.docker_auth.as_ref())
-            .await;
-        // The tag was only for the push (Docker tags before pushing; the native
-        // runtime pushes without one): the image keeps its step tag.
-        if runtime.image_exists(&fs_tag).await == Ok(true) {
-            let _ = runtime.remove_images(std::slice::from_ref(&fs_tag)).await;
-        }
-        let fs_digest = pushed.map_err(|error| error.to_string())?;
+        let fs_digest = match self.push_layers(runtime, image_id, &fs_tag).await? {
+            Some(digest) => digest,
+            None => {
+                // As the runtime holds it: a step filesystem needs no reproducible
+                // copy (its entry names it by digest, and the key, not the digest,
+                // finds it), and on Docker the copy costs a save, a rewrite and a
+                // load of every layer, the base image's included, on every push.
+                let pushed = runtime
+                    .push_as_is(image_id, &fs_tag, self.docker_auth.as_ref())
+                    .await;
+                // The tag was only for the push (Docker tags before pushing; the native
+                // runtime pushes without one): the image keeps its step tag.
+                if runtime.image_exists(&fs_tag).await == Ok(true) {
+                    let _ = runtime.remove_images(std::slice::from_ref(&fs_tag)).await;
+                }
+                pushed.map_err(|error| error.to_string())?
+            }
+        };
         let blob = entry_of(&fs_digest);
         self.push_entry(
             hex,
@@ -654,6 +673,145 @@ impl RegistryBackend {
             Vec::new(),
         )
         .await
+    }
+
+    /// Pushes the filesystem `image_id` as `fs_tag` from the runtime's own
+    /// layers (`Runtime::cache_layers`), where the runtime's push would not
+    /// push it as well: the Docker runtime's image (dockerd compresses every
+    /// new layer with Go's gzip at its default level, 1.7-2.3 s a cold seed
+    /// run). The step's layers are gzipped here at the fastest level, once
+    /// per engine; the pulled ones are mounted from their repository. `None`:
+    /// not so (the native runtime's push does the same already, or a layer
+    /// cannot be mounted here); the caller pushes through the runtime.
+    async fn push_layers(
+        &self,
+        runtime: &dyn Runtime,
+        image_id: &str,
+        fs_tag: &str,
+    ) -> Result<Option<String>, String> {
+        let Some(image) = runtime
+            .cache_layers(image_id)
+            .await
+            .map_err(|error| error.to_string())?
+            .filter(|image| image.runtime_id.is_some())
+        else {
+            return Ok(None);
+        };
+        let image = match name_image_layers(image).await {
+            Ok(image) => image,
+            Err(why) => {
+                tracing::debug!(image = %image_id, %why, "pushing the filesystem through the runtime");
+                return Ok(None);
+            }
+        };
+        let target: Reference = fs_tag
+            .parse()
+            .map_err(|_| format!("{fs_tag:?} is not an image reference"))?;
+        let fail = |error: OciDistributionError| {
+            registry::registry_error(fs_tag, &error, self.password()).to_string()
+        };
+        self.client
+            .auth(&target, &self.auth, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(fail)?;
+        let mut descriptors = Vec::with_capacity(image.layers.len());
+        let mut blobs = Vec::new();
+        for layer in &image.layers {
+            match layer {
+                CacheLayer::Pulled(pulled) => {
+                    if !self.mount(&target, pulled).await {
+                        return Ok(None);
+                    }
+                    descriptors.push(serde_json::json!({
+                        "mediaType": pulled.media_type,
+                        "digest": pulled.digest,
+                        "size": pulled.size,
+                    }));
+                }
+                CacheLayer::Tar { path, digest } => {
+                    let known = self.gzipped.get(digest).map(|known| known.clone());
+                    let (blob_digest, size) = match known {
+                        Some((blob, size))
+                            if self
+                                .client
+                                .blob_exists(&target, &blob)
+                                .await
+                                .unwrap_or(false) =>
+                        {
+                            (blob, size)
+                        }
+                        _ => {
+                            let blob = gzip_file(path.clone()).await?;
+                            let named = (blob.digest.clone(), blob.data.len() as u64);
+                            self.gzipped.insert(digest.clone(), named.clone());
+                            blobs.push(blob);
+                            named
+                        }
+                    };
+                    descriptors.push(serde_json::json!({
+                        "mediaType": GZIP_LAYER_MEDIA_TYPE,
+                        "digest": blob_digest,
+                        "size": size,
+                    }));
+                }
+                CacheLayer::OfImage { .. } => unreachable!("named by name_image_layers"),
+            }
+        }
+        let config = blob_of(IMAGE_CONFIG_MEDIA_TYPE, image.config);
+        let mut manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {
+                "mediaType": IMAGE_CONFIG_MEDIA_TYPE,
+                "digest": config.digest,
+                "size": config.data.len(),
+            },
+            "layers": descriptors,
+        });
+        if let Some(id) = image.runtime_id.filter(|id| *id != config.digest) {
+            manifest["annotations"] = serde_json::json!({ RUNTIME_ID_ANNOTATION: id });
+        }
+        let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
+        registry::push(
+            &self.client,
+            &target,
+            &self.auth,
+            self.password(),
+            blobs,
+            config,
+            manifest,
+            MANIFEST_MEDIA_TYPE,
+        )
+        .await
+        .map(Some)
+        .map_err(|error| error.to_string())
+    }
+
+    /// Makes the pulled blob `layer` part of `target`'s repository without
+    /// uploading it: there already, or mounted from its own repository on
+    /// the same registry. False: neither.
+    async fn mount(&self, target: &Reference, layer: &PulledLayer) -> bool {
+        if self
+            .client
+            .blob_exists(target, &layer.digest)
+            .await
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        let Ok(source) = layer.repository.parse::<Reference>() else {
+            return false;
+        };
+        if source.resolve_registry() != target.resolve_registry() {
+            return false;
+        }
+        match self.client.mount_blob(target, &source, &layer.digest).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(digest = %layer.digest, from = %layer.repository, %error, "cannot mount a blob; pushing the filesystem through the runtime");
+                false
+            }
+        }
     }
 
     /// Pushes the entry manifest tagged `hex`: `config` (the record) and
@@ -695,6 +853,21 @@ impl RegistryBackend {
         .map(|_| true)
         .map_err(|error| error.to_string())
     }
+}
+
+/// The layer tar at `path` gzipped at the fastest level, as a blob.
+async fn gzip_file(path: PathBuf) -> Result<Blob, String> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)
+            .map_err(|error| format!("reading {}: {error}", path.display()))?;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::copy(&mut file, &mut encoder)
+            .and_then(|_| encoder.finish())
+            .map(|data| blob_of(GZIP_LAYER_MEDIA_TYPE, data))
+            .map_err(|error| format!("compressing {}: {error}", path.display()))
+    })
+    .await
+    .map_err(|error| error.to_string())?
 }
 
 /// `data` as a blob of `media_type`, named by its digest.
@@ -1069,11 +1242,21 @@ async fn push_to_layout(
     // A runtime that can name its pulled layers' sources writes only the
     // step's own layers (the Go toolchain image's 350 MB were copied into
     // the directory by every cold run's first push).
-    let filesystem = match runtime
+    let layers = match runtime
         .cache_layers(image_id)
         .await
         .map_err(|error| error.to_string())?
     {
+        Some(image) => match name_image_layers(image).await {
+            Ok(image) => Some(image),
+            Err(why) => {
+                tracing::debug!(image = %image_id, %why, "saving the whole image for the cache");
+                None
+            }
+        },
+        None => None,
+    };
+    let filesystem = match layers {
         Some(image) => Filesystem::Layers(image),
         None => {
             // Saved under a name of its own (dockerd saves by name), dropped
@@ -1102,6 +1285,59 @@ async fn push_to_layout(
     .await
     .map_err(|error| error.to_string())?;
     written.map_err(|error| format!("{error:#}"))
+}
+
+/// `image` with its `OfImage` layers as the registry blobs that their
+/// image's manifest lists (one manifest read per image); `Err`: why they
+/// cannot be named, and the caller saves the whole image instead.
+async fn name_image_layers(mut image: CacheImage) -> Result<CacheImage, String> {
+    let mut manifests: HashMap<String, (Reference, Vec<OciDescriptor>)> = HashMap::new();
+    for layer in &image.layers {
+        let CacheLayer::OfImage {
+            reference, config, ..
+        } = layer
+        else {
+            continue;
+        };
+        if manifests.contains_key(reference) {
+            continue;
+        }
+        let parsed: Reference = reference
+            .parse()
+            .map_err(|_| format!("{reference:?} is not an image reference"))?;
+        let host = parsed.resolve_registry().to_owned();
+        let client = registry::client_for(&host, registry::is_loopback(&host));
+        let auth = registry::credentials(&host, None).await;
+        let (manifest, _) = client
+            .pull_image_manifest(&parsed, &auth)
+            .await
+            .map_err(|error| registry::registry_error(reference, &error, None).to_string())?;
+        if manifest.config.digest != *config {
+            return Err(format!(
+                "{reference} is now another image than the one pulled"
+            ));
+        }
+        manifests.insert(reference.clone(), (parsed, manifest.layers));
+    }
+    for layer in &mut image.layers {
+        let CacheLayer::OfImage {
+            reference, index, ..
+        } = layer
+        else {
+            continue;
+        };
+        let (parsed, layers) = &manifests[reference.as_str()];
+        let blob = layers
+            .get(*index)
+            .ok_or_else(|| format!("{reference} has no layer {index}"))?;
+        *layer = CacheLayer::Pulled(PulledLayer {
+            repository: format!("{}/{}", parsed.registry(), parsed.repository()),
+            digest: blob.digest.clone(),
+            size: blob.size.max(0) as u64,
+            media_type: blob.media_type.clone(),
+        });
+    }
+    Ok(image)
 }
 
 /// The blob `descriptor` of `image`, checked against its digest (by the
@@ -1347,6 +1583,8 @@ struct CachedRuntime {
     shared: Arc<Shared>,
     /// The cache registry's credentials, for pulls of filesystems.
     auth: Option<RegistryAuth>,
+    /// The cache registry's client and credentials, for filesystem manifests.
+    registry: Option<(Client, OciAuth)>,
 }
 
 /// A placeholder image ID taken apart: the key (hex), where the filesystem
@@ -1385,14 +1623,16 @@ impl CachedRuntime {
                     tracing::debug!(%key, image = %found.image_id, "remote cache: step filesystem already here");
                     return Ok(found.image_id);
                 }
+                let here = match place.strip_prefix("oci-layout:") {
+                    Some(dir) => self.loaded_before(Path::new(dir), digest).await,
+                    None => self.pushed_from_here(&local, digest).await,
+                };
+                if let Some(found) = here {
+                    tracing::debug!(%key, image = %found, "remote cache: step filesystem already here");
+                    return Ok(found);
+                }
                 let fetched = match place.strip_prefix("oci-layout:") {
-                    Some(dir) => match self.loaded_before(Path::new(dir), digest).await {
-                        Some(found) => {
-                            tracing::debug!(%key, image = %found, "remote cache: step filesystem already here");
-                            return Ok(found);
-                        }
-                        None => self.load(Path::new(dir), digest, &local).await,
-                    },
+                    Some(dir) => self.load(Path::new(dir), digest, &local).await,
                     None => self.inner.pull(&local, self.auth.as_ref()).await,
                 };
                 match fetched {
@@ -1429,12 +1669,38 @@ impl CachedRuntime {
     async fn loaded_before(&self, dir: &Path, manifest: &str) -> Option<String> {
         let layout = Layout::open(dir, false).ok()?;
         let manifest = manifest.to_owned();
-        let config = tokio::task::spawn_blocking(move || layout.config_of(&manifest))
+        let ids = tokio::task::spawn_blocking(move || layout.image_ids_of(&manifest))
             .await
             .ok()?
             .ok()?;
-        let found = self.inner.local_image(&config).await.ok()?;
-        (found.image_id == config).then_some(found.image_id)
+        for id in ids {
+            if let Ok(found) = self.inner.local_image(&id).await {
+                if found.image_id == id {
+                    return Some(found.image_id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The image the registry's filesystem manifest `reference` (with
+    /// `digest`) names by its runtime ID, when this runtime holds it: pushed
+    /// from this daemon by `push_layers`, whose tars dockerd would not know.
+    async fn pushed_from_here(&self, reference: &str, digest: &str) -> Option<String> {
+        let (client, auth) = self.registry.as_ref()?;
+        let image: Reference = reference.parse().ok()?;
+        let (manifest, _) = client
+            .pull_manifest_raw(&image, auth, &[MANIFEST_MEDIA_TYPE])
+            .await
+            .ok()?;
+        if format!("sha256:{}", hex::encode(Sha256::digest(&manifest))) != digest {
+            return None;
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+        let id = manifest["annotations"][RUNTIME_ID_ANNOTATION].as_str()?;
+        sha256_digest(id)?;
+        let found = self.inner.local_image(id).await.ok()?;
+        (found.image_id == id).then_some(found.image_id)
     }
 
     /// Loads the filesystem image `manifest` of the layout in `dir` into the

@@ -47,6 +47,10 @@ const KEY_ANNOTATION: &str = "dev.gantry.cache.key";
 /// On a filesystem layer pulled unchanged from a registry: the repository
 /// (`host/name`) to fetch the blob from, which the directory does not hold.
 const SOURCE_ANNOTATION: &str = "dev.gantry.cache.source";
+/// On a filesystem manifest (here and in a registry): the image's ID in the
+/// runtime that wrote it,
+/// when that is not the config's digest (`CacheImage::runtime_id`).
+pub(crate) const RUNTIME_ID_ANNOTATION: &str = "dev.gantry.cache.runtime-id";
 /// The file writers lock.
 const LOCK_FILE: &str = "gantry.lock";
 /// Temporary files start with this (in the directory they are renamed into).
@@ -477,15 +481,16 @@ impl Layout {
         entry_of: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<bool> {
         let saved;
-        let (config, layers): (&[u8], Vec<NewLayer<'_>>) = match filesystem {
+        let (config, layers, runtime_id): (&[u8], Vec<NewLayer<'_>>, _) = match filesystem {
             Filesystem::Saved(tarball) => {
                 saved = SavedImage::read(tarball)?;
                 let layers = saved.layers.iter().map(|l| NewLayer::Bytes(l)).collect();
-                (&saved.config, layers)
+                (&saved.config, layers, None)
             }
             Filesystem::Layers(image) => (
                 &image.config,
                 image.layers.iter().map(NewLayer::Runtime).collect(),
+                image.runtime_id.as_deref(),
             ),
         };
         let _lock = self.lock()?;
@@ -500,7 +505,7 @@ impl Layout {
             .iter()
             .map(|layer| self.put_layer(layer))
             .collect::<Result<Vec<_>>>()?;
-        let filesystem = serde_json::to_vec(&serde_json::json!({
+        let mut filesystem = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
             "config": {
@@ -509,8 +514,11 @@ impl Layout {
                 "size": config.len(),
             },
             "layers": layers,
-        }))
-        .expect("serialises");
+        });
+        if let Some(id) = runtime_id.filter(|id| **id != config_digest) {
+            filesystem["annotations"] = serde_json::json!({ RUNTIME_ID_ANNOTATION: id });
+        }
+        let filesystem = serde_json::to_vec(&filesystem).expect("serialises");
         let filesystem = self.put_blob(&filesystem)?;
         let entry = entry_of(&filesystem);
         let entry_digest = self.put_blob(&entry)?;
@@ -550,15 +558,26 @@ impl Layout {
                 "size": size,
                 "annotations": { SOURCE_ANNOTATION: repository },
             }),
+            NewLayer::Runtime(CacheLayer::OfImage { reference, .. }) => {
+                anyhow::bail!("layer of {reference} not named by its registry blob")
+            }
         })
     }
 
-    /// The config digest of the filesystem image `manifest`.
-    pub(crate) fn config_of(&self, manifest: &str) -> Result<String, Fault> {
-        self.filesystem_manifest(manifest)?["config"]["digest"]
+    /// The IDs a runtime may hold the filesystem image `manifest` under:
+    /// its config digest, and the writer's own ID for it where that differs
+    /// (`CacheImage::runtime_id`).
+    pub(crate) fn image_ids_of(&self, manifest: &str) -> Result<Vec<String>, Fault> {
+        let manifest = self.filesystem_manifest(manifest)?;
+        let config = manifest["config"]["digest"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| Fault::Corrupt("its filesystem manifest is not valid".into()))
+            .ok_or_else(|| Fault::Corrupt("its filesystem manifest is not valid".into()))?;
+        let runtime_id = manifest["annotations"][RUNTIME_ID_ANNOTATION]
+            .as_str()
+            .filter(|id| sha256_digest(id).is_some())
+            .map(str::to_owned);
+        Ok(std::iter::once(config).chain(runtime_id).collect())
     }
 
     /// The layers of the filesystem image `manifest` that the directory
@@ -1011,6 +1030,7 @@ mod tests {
                     digest: own_digest.to_owned(),
                 },
             ],
+            runtime_id: Some(digest_of(b"dockerd's config")),
         };
         let put = |key: &str, image: &CacheImage| {
             layout.put(
@@ -1057,6 +1077,15 @@ mod tests {
         assert!(!layout
             .footprint(filesystem)
             .contains_key(&digest_of(b"base blob")));
+        // A runtime finds the image by its config's digest or by the
+        // writer's own ID for it.
+        assert_eq!(
+            layout.image_ids_of(filesystem).unwrap(),
+            [
+                digest_of(br#"{"rootfs":{}}"#),
+                digest_of(b"dockerd's config")
+            ]
+        );
     }
 
     #[test]

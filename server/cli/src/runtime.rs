@@ -123,7 +123,13 @@ pub(crate) async fn start(choice: Settled, state: &StateDir) -> Result<Arc<dyn R
             gantry_docker::DockerRuntime::connect()
                 .await
                 .context("while connecting to Docker")?
-                .with_source_date_epoch(source_date_epoch()?),
+                .with_source_date_epoch(source_date_epoch()?)
+                // Removed with the rest of a dead engine's scratch.
+                .with_layer_dir(
+                    state
+                        .new_scratch_dir()
+                        .context("while making the Docker runtime's scratch directory")?,
+                ),
         ),
     };
     match runtime.remove_orphans().await {

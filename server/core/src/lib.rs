@@ -33,6 +33,7 @@ mod oci;
 pub mod ops;
 mod output;
 mod owner;
+pub mod pack;
 mod reference;
 mod registry_service;
 pub mod remote;

@@ -173,9 +173,15 @@ pub struct PulledImage {
 /// (`Runtime::cache_layers`): its config and its layers, bottom first.
 #[derive(Debug, Clone)]
 pub struct CacheImage {
-    /// The image config, as `Runtime::save_as_is` would write it.
+    /// The image config, as `Runtime::save_as_is` would write it, with the
+    /// `Tar` layers' digests as their diff IDs.
     pub config: Vec<u8>,
     pub layers: Vec<CacheLayer>,
+    /// The image's ID in the runtime, when that is not the config's digest
+    /// (the Docker runtime packs its own tars of the image's layers, which
+    /// dockerd's diff IDs do not name): a reader on the same runtime finds
+    /// the image by it and loads nothing.
+    pub runtime_id: Option<String>,
 }
 
 /// One layer of a `CacheImage`.
@@ -190,6 +196,15 @@ pub enum CacheLayer {
     /// A layer that came unchanged from a registry blob: stored as where to
     /// fetch it again, not as bytes (as a registry push mounts it).
     Pulled(PulledLayer),
+    /// Layer `index` (bottom first) of the image pulled as `reference`
+    /// (`host/repository@sha256:…`), whose config digest is `config`: a
+    /// registry blob like `Pulled`, whose descriptor the caller reads from
+    /// that manifest (the Docker runtime keeps no registry descriptors).
+    OfImage {
+        reference: String,
+        config: String,
+        index: usize,
+    },
 }
 
 /// A registry blob a layer was pulled from.
@@ -639,8 +654,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// `image_id` as the remote cache's layout form stores it, its pulled
     /// layers named by where they came from; `None` when the runtime can only
-    /// `save_as_is` the whole image (the Docker runtime: dockerd saves every
-    /// layer). The config is the one `save_as_is` writes.
+    /// `save_as_is` the whole image (the Docker runtime where it cannot read
+    /// dockerd's layer store: dockerd saves every layer).
     async fn cache_layers(&self, _image_id: &str) -> Result<Option<CacheImage>, RuntimeError> {
         Ok(None)
     }

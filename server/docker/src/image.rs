@@ -107,7 +107,11 @@ impl DockerRuntime {
             .inspect_image(&local_name)
             .await
             .map_err(|error| runtime_error(Operation::Pull { reference }, &error))?;
-        let pulled = pulled_image(inspect, Some(&parsed), pulled_digest.as_deref())?;
+        let pulled = pulled_image(inspect.clone(), Some(&parsed), pulled_digest.as_deref())?;
+        if let Some((_, digest)) = pulled.resolved_ref.rsplit_once('@') {
+            self.layer_tars
+                .note_pulled(&inspect, format!("{}@{digest}", parsed.canonical().repo()));
+        }
         tracing::debug!(image = %pulled.image_id, resolved = %pulled.resolved_ref, "image pulled");
         Ok(pulled)
     }

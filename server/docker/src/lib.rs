@@ -12,6 +12,7 @@ mod container;
 mod error;
 mod exec;
 mod image;
+mod layers;
 mod reference;
 mod service;
 mod terminal;
@@ -23,7 +24,7 @@ use async_trait::async_trait;
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
+    CacheImage, ExecOutput, ExecSpec, ImageConfig, PulledImage, RegistryAuth, RootfsSpec, Runtime,
     RuntimeError, StartedContainer, StepNetworkListener, TerminalIo,
 };
 use tokio::sync::OnceCell;
@@ -65,6 +66,10 @@ pub struct DockerRuntime {
     network: OnceCell<service::StepNetwork>,
     /// When the images it publishes and saves are dated (see `with_source_date_epoch`).
     source_date_epoch: u64,
+    /// dockerd's root directory (`docker info`), asked once.
+    root_dir: OnceCell<String>,
+    /// Layer tars packed for the cache (see `with_layer_dir`).
+    layer_tars: layers::LayerTars,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -123,6 +128,8 @@ impl DockerRuntime {
             scratch: OnceCell::new(),
             network: OnceCell::new(),
             source_date_epoch: 0,
+            root_dir: OnceCell::new(),
+            layer_tars: layers::LayerTars::default(),
         })
     }
 
@@ -133,6 +140,16 @@ impl DockerRuntime {
     #[must_use]
     pub fn with_source_date_epoch(mut self, seconds: u64) -> Self {
         self.source_date_epoch = seconds;
+        self
+    }
+
+    /// Lets the remote cache's OCI layout form take a step image's own layers
+    /// from dockerd's overlay2 store, packed into `dir`, instead of saving
+    /// the whole image (`Runtime::cache_layers`). `dir` is this runtime's
+    /// alone and its tars stay until it is removed.
+    #[must_use]
+    pub fn with_layer_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.layer_tars.set_dir(dir);
         self
     }
 
@@ -286,6 +303,11 @@ impl Runtime for DockerRuntime {
     #[tracing::instrument(skip_all, fields(image = %image_id, reference = %reference))]
     async fn save_as_is(&self, image_id: &str, reference: &str) -> Result<Bytes, RuntimeError> {
         self.save_raw(image_id, reference).await
+    }
+
+    #[tracing::instrument(skip_all, fields(image = %image_id))]
+    async fn cache_layers(&self, image_id: &str) -> Result<Option<CacheImage>, RuntimeError> {
+        self.layers_for_cache(image_id).await
     }
 
     #[tracing::instrument(skip_all, fields(bytes = tarball.len()))]

@@ -36,6 +36,16 @@ pub enum Error {
     },
 }
 
+impl From<gantry_core::pack::Error> for Error {
+    fn from(error: gantry_core::pack::Error) -> Self {
+        Self::Io {
+            action: error.action,
+            path: error.path,
+            source: error.source,
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self::Io {

@@ -18,11 +18,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{failed, Error};
 use crate::overlay::{self, Layers, OverlayMount};
-use crate::pack::{self, PackOptions};
 use crate::registry;
 use crate::store::{remove_tree, write_atomic, ImageRecord, LayerOrigin, Store};
 use crate::unpack::{self, Mode};
 use crate::Inner;
+use gantry_core::pack::{self, PackOptions};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -604,7 +604,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     let packed = packer
         .join()
         .map_err(|_| Error::other("copying a tree", "the packing thread panicked"))?;
-    packed.and(unpacked)
+    packed.map_err(Error::from).and(unpacked)
 }
 
 /// `Runtime::read_path`.
@@ -661,7 +661,8 @@ fn read_in_mount(root: &Path, path: &str) -> Result<Bytes, RuntimeError> {
         return Err(not_found());
     }
     let mut out = Vec::new();
-    pack::pack_path(&target, &name, &mut out).map_err(failed("reading a path"))?;
+    pack::pack_path(&target, &name, &mut out)
+        .map_err(|error| failed("reading a path")(error.into()))?;
     Ok(out.into())
 }
 
@@ -1137,6 +1138,7 @@ pub(crate) async fn cache_layers(
         Ok::<_, Error>(CacheImage {
             config: exported.config,
             layers,
+            runtime_id: None,
         })
     })
     .await

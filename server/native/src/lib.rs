@@ -17,7 +17,6 @@ mod image;
 mod network;
 mod oci;
 mod overlay;
-mod pack;
 pub mod preamble;
 mod pty;
 mod registry;

@@ -23,10 +23,7 @@ use rustix::io::Errno;
 
 use crate::error::Error;
 
-/// The xattr overlayfs marks an opaque directory with.
-pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
-pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub(crate) use gantry_core::pack::{OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {

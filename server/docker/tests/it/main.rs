@@ -13,10 +13,11 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use gantry_core::runtime::{
-    ExecSpec, ImageConfig, OutputSink, OutputStream, RegistryAuth, RootfsSpec, Runtime,
+    CacheLayer, ExecSpec, ImageConfig, OutputSink, OutputStream, RegistryAuth, RootfsSpec, Runtime,
     RuntimeError, TarLayer,
 };
 use gantry_docker::{DockerRuntime, LABEL_ENGINE_PID, LABEL_MANAGED};
+use sha2::{Digest as _, Sha256};
 
 const BUSYBOX: &str = "127.0.0.1:5000/gantry-fixtures/busybox:latest";
 const TEST_LABEL: &str = "dev.gantry.test";
@@ -701,6 +702,83 @@ async fn save_and_load_round_trip() {
         .unwrap();
     assert_eq!(out.stdout, b"saved\n");
     cleanup(&runtime, &[out.image_id, name, loaded.image_id]).await;
+}
+
+#[tokio::test]
+async fn cache_layers_pack_the_steps_own_layers_and_name_the_pulled_ones() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let image = busybox(&runtime).await;
+    let made = runtime
+        .exec(spec(
+            &image,
+            &[
+                "sh",
+                "-c",
+                "echo own > /own && rm /bin/ls && mkdir -p /d && echo x > /d/x",
+            ],
+        ))
+        .await
+        .unwrap();
+    // Without a directory for its tars the runtime saves whole images.
+    assert!(runtime
+        .cache_layers(&made.image_id)
+        .await
+        .unwrap()
+        .is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let tars = dir.path().join("tars");
+    let runtime = runtime.with_layer_dir(tars.clone());
+    let image = busybox(&runtime).await;
+    let cached = runtime
+        .cache_layers(&made.image_id)
+        .await
+        .unwrap()
+        .expect("dockerd's overlay2 store is readable here");
+    assert_eq!(cached.runtime_id.as_deref(), Some(made.image_id.as_str()));
+    let [base, own] = cached.layers.as_slice() else {
+        panic!("two layers: {:?}", cached.layers);
+    };
+    // The base layer: the busybox fixture, named by the digest it was pulled as.
+    match base {
+        CacheLayer::OfImage {
+            reference,
+            config,
+            index,
+        } => {
+            assert!(
+                reference.starts_with("127.0.0.1:5000/gantry-fixtures/busybox@sha256:"),
+                "{reference}"
+            );
+            assert_eq!((config.as_str(), *index), (image.as_str(), 0));
+        }
+        other => panic!("the base layer is not named by its image: {other:?}"),
+    }
+    // The step's layer, packed from dockerd's store: the new files and a
+    // whiteout for the removed one; its digest is the file's and the config's.
+    let CacheLayer::Tar { path, digest } = own else {
+        panic!("the step's layer is not a tar: {own:?}");
+    };
+    assert!(path.starts_with(&tars));
+    let tar = std::fs::read(path).unwrap();
+    assert_eq!(
+        *digest,
+        format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
+    );
+    let names: Vec<String> = entries(&tar).into_iter().map(|(name, ..)| name).collect();
+    for name in ["own", "bin/.wh.ls", "d/", "d/x"] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    let config: serde_json::Value = serde_json::from_slice(&cached.config).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"][1], *digest);
+    // A second ask packs nothing again.
+    let again = runtime.cache_layers(&made.image_id).await.unwrap().unwrap();
+    assert_eq!(again.layers, cached.layers);
+    cleanup(&runtime, &[made.image_id]).await;
+    drop(runtime);
+    assert!(!tars.exists(), "the runtime's tars outlive it");
 }
 
 #[tokio::test]

@@ -15,19 +15,43 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
-use crate::unpack::{OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX};
+/// The xattr overlayfs marks an opaque directory with.
+pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// OCI's whiteout: `.wh.NAME` hides `NAME` of the layers below.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// OCI's opaque directory marker: hides everything below the directory.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Why packing failed: what was being done, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} failed at {path}")]
+pub struct Error {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Error {
+    fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PackOptions {
+pub struct PackOptions {
     /// Translate overlayfs whiteouts and opaque directories to OCI's `.wh.` entries.
-    pub(crate) overlay_whiteouts: bool,
+    pub overlay_whiteouts: bool,
     /// Modification times later than this (seconds since the epoch) are set to it.
-    pub(crate) clamp_mtime: Option<u64>,
+    pub clamp_mtime: Option<u64>,
 }
 
 /// Packs the whole of `dir` as an image layer: entries named relative to it (no `./`).
-pub(crate) fn pack_layer(dir: &Path, out: impl Write, options: PackOptions) -> Result<(), Error> {
+pub fn pack_layer(dir: &Path, out: impl Write, options: PackOptions) -> Result<(), Error> {
     let mut packer = Packer::new(out, options);
     packer.children(dir, b"")?;
     packer.finish()
@@ -36,7 +60,7 @@ pub(crate) fn pack_layer(dir: &Path, out: impl Write, options: PackOptions) -> R
 /// Packs `path` (inside an unpacked root filesystem, already resolved on the host) the
 /// way `Runtime::read_path` promises: a directory as a `./` entry and its contents
 /// relative to it, anything else as one entry named `name`.
-pub(crate) fn pack_path(path: &Path, name: &[u8], out: impl Write) -> Result<(), Error> {
+pub fn pack_path(path: &Path, name: &[u8], out: impl Write) -> Result<(), Error> {
     let meta =
         fs::symlink_metadata(path).map_err(|source| Error::io("reading a path", path, source))?;
     let mut packer = Packer::new(
@@ -263,7 +287,7 @@ fn is_opaque(path: &Path) -> bool {
 
 /// Extended attributes of `path` (not following a symlink), sorted, without
 /// overlayfs's own; empty where the filesystem has none or refuses to list them.
-pub(crate) fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     let Ok(size) = rustix::fs::llistxattr_query(path) else {
         return Vec::new();
     };
