@@ -124,12 +124,13 @@ pub(crate) async fn start(choice: Settled, state: &StateDir) -> Result<Arc<dyn R
                 .await
                 .context("while connecting to Docker")?
                 .with_source_date_epoch(source_date_epoch()?)
-                // Removed with the rest of a dead engine's scratch.
-                .with_layer_dir(
-                    state
-                        .new_scratch_dir()
-                        .context("while making the Docker runtime's scratch directory")?,
-                ),
+                // Made when first needed; named like every scratch entry
+                // (`<pid>-…`), so a dead engine's goes with the rest of its scratch.
+                .with_layer_dir(state.bucket(Bucket::Scratch).join(format!(
+                    "{}-{:016x}-docker-layers",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ))),
         ),
     };
     match runtime.remove_orphans().await {

@@ -146,7 +146,7 @@ impl DockerRuntime {
     /// Lets the remote cache's OCI layout form take a step image's own layers
     /// from dockerd's overlay2 store, packed into `dir`, instead of saving
     /// the whole image (`Runtime::cache_layers`). `dir` is this runtime's
-    /// alone and its tars stay until it is removed.
+    /// alone: made when first needed, removed with the runtime.
     #[must_use]
     pub fn with_layer_dir(mut self, dir: std::path::PathBuf) -> Self {
         self.layer_tars.set_dir(dir);
