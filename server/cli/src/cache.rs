@@ -1287,6 +1287,17 @@ async fn push_to_layout(
     written.map_err(|error| format!("{error:#}"))
 }
 
+/// `reference` parsed, with a client for its registry (plain HTTP to a
+/// loopback one only) and the Docker configuration's credentials there;
+/// `None`: not an image reference.
+async fn reader_of(reference: &str) -> Option<(Reference, Client, OciAuth)> {
+    let image: Reference = reference.parse().ok()?;
+    let host = image.resolve_registry().to_owned();
+    let client = registry::client_for(&host, registry::is_loopback(&host));
+    let auth = registry::credentials(&host, None).await;
+    Some((image, client, auth))
+}
+
 /// `image` with its `OfImage` layers as the registry blobs that their
 /// image's manifest lists (one manifest read per image); `Err`: why they
 /// cannot be named, and the caller saves the whole image instead.
@@ -1302,12 +1313,9 @@ async fn name_image_layers(mut image: CacheImage) -> Result<CacheImage, String> 
         if manifests.contains_key(reference) {
             continue;
         }
-        let parsed: Reference = reference
-            .parse()
-            .map_err(|_| format!("{reference:?} is not an image reference"))?;
-        let host = parsed.resolve_registry().to_owned();
-        let client = registry::client_for(&host, registry::is_loopback(&host));
-        let auth = registry::credentials(&host, None).await;
+        let (parsed, client, auth) = reader_of(reference)
+            .await
+            .ok_or_else(|| format!("{reference:?} is not an image reference"))?;
         let (manifest, _) = client
             .pull_image_manifest(&parsed, &auth)
             .await
@@ -1380,12 +1388,9 @@ async fn fetch_foreign_layers(layers: &[PulledLayer]) -> Result<HashMap<String, 
     let fetches = by_repository
         .into_iter()
         .map(|(repository, layers)| async move {
-            let image: Reference = repository
-                .parse()
-                .map_err(|_| format!("the cache names {repository:?} as a layer's repository"))?;
-            let host = image.resolve_registry().to_owned();
-            let client = registry::client_for(&host, registry::is_loopback(&host));
-            let auth = registry::credentials(&host, None).await;
+            let (image, client, auth) = reader_of(repository)
+                .await
+                .ok_or_else(|| format!("the cache names {repository:?} as a layer's repository"))?;
             client
                 .auth(&image, &auth, oci_client::RegistryOperation::Pull)
                 .await
