@@ -27,7 +27,8 @@ use bytes::Bytes;
 use dashmap::{DashMap, DashSet};
 use gantry_core::runtime::{
     CacheImage, CacheLayer, ExecOutput, ExecSpec, ImageConfig, PulledImage, PulledLayer,
-    RegistryAuth, RootfsSpec, Runtime, RuntimeError,
+    RegistryAuth, RootfsSpec, Runtime, RuntimeError, StartedContainer, StepNetworkListener,
+    TerminalIo,
 };
 use gantry_core::store::{FoundRead, RemoteCache, SharedRead};
 use gantry_core::Digest;
@@ -677,23 +678,26 @@ impl RegistryBackend {
 
     /// Pushes the filesystem `image_id` as `fs_tag` from the runtime's own
     /// layers (`Runtime::cache_layers`), where the runtime's push would not
-    /// push it as well: the Docker runtime's image (dockerd compresses every
-    /// new layer with Go's gzip at its default level, 1.7-2.3 s a cold seed
-    /// run). The step's layers are gzipped here at the fastest level, once
-    /// per engine; the pulled ones are mounted from their repository. `None`:
-    /// not so (the native runtime's push does the same already, or a layer
-    /// cannot be mounted here); the caller pushes through the runtime.
+    /// push it as well (`Runtime::cache_pushes_as_is`: dockerd compresses
+    /// every new layer with Go's gzip at its default level, 1.7-2.3 s of a
+    /// cold seed run). The step's layers are gzipped here at the fastest
+    /// level, once per engine; the pulled ones are mounted from their
+    /// repository. `None`: not so (the native runtime's push does the same
+    /// already, the runtime has no layers to give, or a layer cannot be
+    /// mounted here); the caller pushes through the runtime.
     async fn push_layers(
         &self,
         runtime: &dyn Runtime,
         image_id: &str,
         fs_tag: &str,
     ) -> Result<Option<String>, String> {
+        if runtime.cache_pushes_as_is() {
+            return Ok(None);
+        }
         let Some(image) = runtime
             .cache_layers(image_id)
             .await
             .map_err(|error| error.to_string())?
-            .filter(|image| image.runtime_id.is_some())
         else {
             return Ok(None);
         };
@@ -1747,6 +1751,8 @@ impl CachedRuntime {
     }
 }
 
+/// Every method of `Runtime` is forwarded, those with a default too (a
+/// default here would refuse services and terminals behind `--cache`).
 #[async_trait]
 impl Runtime for CachedRuntime {
     async fn pull(
@@ -1812,8 +1818,41 @@ impl Runtime for CachedRuntime {
         self.inner.cache_layers(&image_id).await
     }
 
+    fn cache_pushes_as_is(&self) -> bool {
+        self.inner.cache_pushes_as_is()
+    }
+
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {
         self.inner.load_image(tarball).await
+    }
+
+    async fn rename_image(&self, from: &str, to: &str) -> Result<(), RuntimeError> {
+        self.inner.rename_image(from, to).await
+    }
+
+    async fn terminal(&self, mut spec: ExecSpec, io: TerminalIo) -> Result<i64, RuntimeError> {
+        spec.rootfs = self.rootfs(&spec.rootfs).await?;
+        self.inner.terminal(spec, io).await
+    }
+
+    fn check_services(&self) -> Result<(), RuntimeError> {
+        self.inner.check_services()
+    }
+
+    async fn start_container(&self, mut spec: ExecSpec) -> Result<StartedContainer, RuntimeError> {
+        spec.rootfs = self.rootfs(&spec.rootfs).await?;
+        self.inner.start_container(spec).await
+    }
+
+    async fn listen_on_step_network(
+        &self,
+        ports: &[u16],
+    ) -> Result<StepNetworkListener, RuntimeError> {
+        self.inner.listen_on_step_network(ports).await
+    }
+
+    async fn shutdown(&self) {
+        self.inner.shutdown().await;
     }
 
     async fn image_exists(&self, image_id: &str) -> Result<bool, RuntimeError> {

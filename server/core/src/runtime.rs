@@ -660,6 +660,14 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether the remote cache pushes a filesystem to a registry through
+    /// `push_as_is` (the default) or from `cache_layers` with its own client:
+    /// the Docker runtime's `push_as_is` is `docker push`, which compresses
+    /// every new layer with Go's gzip at its default level.
+    fn cache_pushes_as_is(&self) -> bool {
+        true
+    }
+
     /// Loads a `docker save`/OCI tarball and returns the image ID it holds.
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError>;
 

@@ -310,6 +310,10 @@ impl Runtime for DockerRuntime {
         self.layers_for_cache(image_id).await
     }
 
+    fn cache_pushes_as_is(&self) -> bool {
+        false
+    }
+
     #[tracing::instrument(skip_all, fields(bytes = tarball.len()))]
     async fn load_image(&self, tarball: Bytes) -> Result<PulledImage, RuntimeError> {
         self.load(tarball).await

@@ -1706,3 +1706,37 @@ fn a_path_read_of_a_container_with_secrets_is_shared_only_with_a_shared_key() {
     )];
     assert_eq!(shared(&key), (1, 1));
 }
+
+/// An engine with a remote cache runs everything an engine without one does:
+/// a service bound to a step (the cache wraps the runtime, and services,
+/// terminals and shutdown must reach the runtime through it).
+#[test]
+fn services_run_on_an_engine_with_a_remote_cache() {
+    require_runtime!();
+    let repo = repository("svc");
+    let mut a = cache_server(&repo, &[]);
+    let page = unique("page");
+    let service = text(
+        &run(
+            &a,
+            r#"query($image: String!, $page: String!) { container { from(address: $image) {
+                withNewFile(path: "/www/index.html", contents: $page) { withExposedPort(port: 8080) {
+                  asService(args: ["httpd", "-f", "-p", "8080", "-h", "/www"]) { id } } } } } }"#,
+            json!({ "image": busybox(), "page": page }),
+        ),
+        "container.from.withNewFile.withExposedPort.asService.id",
+    );
+    let answer = run(
+        &a,
+        r#"query($image: String!, $svc: ID!) { container { from(address: $image) {
+            withServiceBinding(alias: "www", service: $svc) {
+              withExec(args: ["wget", "-qO-", "http://www:8080/"]) { stdout } } } } }"#,
+        json!({ "image": busybox(), "svc": service }),
+    );
+    assert_eq!(
+        text(&answer, "container.from.withServiceBinding.withExec.stdout"),
+        page
+    );
+    let log = stop(&mut a);
+    assert!(!log.contains("WARN"), "{log}");
+}
