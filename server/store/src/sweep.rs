@@ -4,11 +4,17 @@
 //! nobody holds. Each name starts with the pid of the engine that made it
 //! (`gantry_core::files::create_unique_dir` and `AtomicFile` name them so);
 //! only entries of processes that no longer exist are touched, since other
-//! engines may share the state directory. A pid reused by an unrelated
-//! process keeps its entries until that process exits, which is harmless.
+//! engines may share the state directory. A pid that another process took
+//! again (a long CI run wraps pids around) does not keep a dead engine's
+//! entries: a process that started more than a second after an entry last
+//! changed (its ctime, which no writer can set back) is not the one that
+//! made it. One that took the pid within that
+//! second keeps them until it exits or a later sweep, which is harmless.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use gantry_core::files::SECRET_FILES_DIR;
 
@@ -38,8 +44,57 @@ fn pid_of(name: &str) -> Option<u32> {
     rest.split('-').next()?.parse().ok()
 }
 
-fn alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+/// Whether the engine that made an entry last changed at `changed` may
+/// still run: `pid` is ours, or names a process that started no later than
+/// a second after that (the margin covers the 10 ms resolution of the
+/// times compared, with room to spare: a live engine's entry is never
+/// taken for a dead one's).
+fn alive(pid: u32, changed: Option<SystemTime>) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => may_have_made(&stat, changed),
+        Err(_) => false,
+    }
+}
+
+/// Whether the process whose `/proc/PID/stat` is `stat` may have made an
+/// entry last changed at `changed` (in doubt, yes).
+fn may_have_made(stat: &str, changed: Option<SystemTime>) -> bool {
+    match (changed, started(stat)) {
+        (Some(changed), Some(started)) => started <= changed + REUSE_MARGIN,
+        _ => true,
+    }
+}
+
+/// See `alive`.
+const REUSE_MARGIN: Duration = Duration::from_secs(1);
+/// The kernel's unit of `/proc/PID/stat`'s start time (`USER_HZ`, 100 on
+/// every architecture Linux runs on).
+const USER_HZ: u64 = 100;
+
+/// When the process whose `/proc/PID/stat` is `stat` started, on the wall
+/// clock: its start in ticks since boot, plus when the machine booted
+/// (now less `/proc/uptime`).
+fn started(stat: &str) -> Option<SystemTime> {
+    // The fields after the command name (which may hold spaces and
+    // parentheses): the 22nd field of the line, start time, is the 20th.
+    let ticks: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let boot = SystemTime::now().checked_sub(Duration::try_from_secs_f64(uptime).ok()?)?;
+    boot.checked_add(Duration::from_millis(ticks.saturating_mul(1000) / USER_HZ))
 }
 
 /// Removes the entries of `dir` whose pid is dead; returns how many went.
@@ -53,7 +108,14 @@ fn remove_dead(dir: &Path) -> usize {
         let Some(pid) = name.to_str().and_then(pid_of) else {
             continue;
         };
-        if alive(pid) {
+        // The status change time: a writer can set an entry's mtime to
+        // anything (a mounted tree's own times), never its ctime.
+        let changed = entry.metadata().ok().and_then(|meta| {
+            let seconds = u64::try_from(meta.ctime()).ok()?;
+            let nanos = u32::try_from(meta.ctime_nsec()).ok()?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+        });
+        if alive(pid, changed) {
             continue;
         }
         let path = entry.path();
@@ -108,6 +170,33 @@ mod tests {
         assert_eq!(pid_of(".gantry-tmp-123-00ff"), Some(123));
         assert_eq!(pid_of("456-00ff"), Some(456));
         assert_eq!(pid_of("layout"), None);
+    }
+
+    #[test]
+    fn a_pid_taken_again_after_an_entry_changed_does_not_keep_it() {
+        let me = fs::read_to_string("/proc/self/stat").unwrap();
+        let started = started(&me).unwrap();
+        let now = SystemTime::now();
+        assert!(started <= now, "{started:?} after {now:?}");
+        assert!(now.duration_since(started).unwrap() < Duration::from_secs(3600));
+        // This process, as it would be judged under another pid: an entry
+        // changed after it started may be its; one last changed well before
+        // it started belongs to a dead engine whose pid it took again.
+        assert!(may_have_made(&me, Some(now)));
+        assert!(may_have_made(&me, Some(started)));
+        assert!(!may_have_made(&me, Some(started - Duration::from_secs(5))));
+        assert!(may_have_made(&me, None));
+        // A parent is a live process that started before this one.
+        assert!(alive(std::os::unix::process::parent_id(), Some(now)));
+        assert!(!alive(4_194_305, Some(now)));
+        // The command name may hold spaces and parentheses.
+        let odd = me.replacen('(', "(a) b (", 1);
+        let gap = |a: SystemTime, b: SystemTime| {
+            a.duration_since(b)
+                .or_else(|_| b.duration_since(a))
+                .unwrap()
+        };
+        assert!(gap(super::started(&odd).unwrap(), started) < Duration::from_millis(100));
     }
 
     #[test]
