@@ -694,19 +694,8 @@ impl RegistryBackend {
         if runtime.cache_pushes_as_is() {
             return Ok(None);
         }
-        let Some(image) = runtime
-            .cache_layers(image_id)
-            .await
-            .map_err(|error| error.to_string())?
-        else {
+        let Some(image) = named_layers(runtime, image_id).await? else {
             return Ok(None);
-        };
-        let image = match name_image_layers(image).await {
-            Ok(image) => image,
-            Err(why) => {
-                tracing::debug!(image = %image_id, %why, "pushing the filesystem through the runtime");
-                return Ok(None);
-            }
         };
         let target: Reference = fs_tag
             .parse()
@@ -1246,21 +1235,7 @@ async fn push_to_layout(
     // A runtime that can name its pulled layers' sources writes only the
     // step's own layers (the Go toolchain image's 350 MB were copied into
     // the directory by every cold run's first push).
-    let layers = match runtime
-        .cache_layers(image_id)
-        .await
-        .map_err(|error| error.to_string())?
-    {
-        Some(image) => match name_image_layers(image).await {
-            Ok(image) => Some(image),
-            Err(why) => {
-                tracing::debug!(image = %image_id, %why, "saving the whole image for the cache");
-                None
-            }
-        },
-        None => None,
-    };
-    let filesystem = match layers {
+    let filesystem = match named_layers(runtime, image_id).await? {
         Some(image) => Filesystem::Layers(image),
         None => {
             // Saved under a name of its own (dockerd saves by name), dropped
@@ -1289,6 +1264,26 @@ async fn push_to_layout(
     .await
     .map_err(|error| error.to_string())?;
     written.map_err(|error| format!("{error:#}"))
+}
+
+/// The runtime's `cache_layers` of `image_id` with every layer named
+/// (`name_image_layers`); `None`: the runtime gives none, or a base layer
+/// cannot be named, and the caller takes the whole image through the runtime.
+async fn named_layers(runtime: &dyn Runtime, image_id: &str) -> Result<Option<CacheImage>, String> {
+    let Some(image) = runtime
+        .cache_layers(image_id)
+        .await
+        .map_err(|error| error.to_string())?
+    else {
+        return Ok(None);
+    };
+    match name_image_layers(image).await {
+        Ok(image) => Ok(Some(image)),
+        Err(why) => {
+            tracing::debug!(image = %image_id, %why, "taking the whole image through the runtime");
+            Ok(None)
+        }
+    }
 }
 
 /// `reference` parsed, with a client for its registry (plain HTTP to a
