@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CommitContainerOptionsBuilder, StartContainerOptions,
     WaitContainerOptionsBuilder,
@@ -188,10 +188,6 @@ impl DockerRuntime {
         spec: &ExecSpec,
         has_stdin: bool,
     ) -> Result<Prepared, RuntimeError> {
-        let failed = |reason: &str| RuntimeError::Failed {
-            action: "running a command".to_owned(),
-            reason: reason.to_owned(),
-        };
         // Secret variables travel in a tmpfs file that /bin/sh sources (see `SecretEnv`).
         let secret_env = if spec.secret_env.is_empty() {
             None
@@ -208,23 +204,21 @@ impl DockerRuntime {
             });
             args = SecretEnv::wrap(&spec.args);
         }
-        let binds = mounts
+        // `Mounts`, not the older `Binds` strings: for a bind source that is missing when
+        // the container starts, `Binds` makes an empty directory on the host and mounts that
+        // (a secret file unlinked early would become an empty directory in the container,
+        // and a stopped engine's tmpfs directory would come back after its sweep), where
+        // `Mounts` refuses to start. Paths may hold ':' too.
+        let mounts: Vec<Mount> = mounts
             .iter()
-            .map(|mount| {
-                // The `Binds` syntax is colon-separated.
-                if mount.host_path.contains(':') || mount.container_path.contains(':') {
-                    return Err(failed(&format!(
-                        "cannot bind-mount a path containing ':' ({} -> {})",
-                        mount.host_path, mount.container_path
-                    )));
-                }
-                let mode = if mount.read_only { ":ro" } else { "" };
-                Ok(format!(
-                    "{}:{}{mode}",
-                    mount.host_path, mount.container_path
-                ))
+            .map(|mount| Mount {
+                typ: Some(MountTypeEnum::BIND),
+                source: Some(mount.host_path.clone()),
+                target: Some(mount.container_path.clone()),
+                read_only: Some(mount.read_only),
+                ..Default::default()
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         // Docker mounts tmpfs `noexec` by default; build steps run binaries from /tmp.
         let tmpfs: HashMap<String, String> = spec
             .tmpfs
@@ -256,7 +250,7 @@ impl DockerRuntime {
             attach_stderr: Some(true),
             tty: Some(false),
             host_config: Some(HostConfig {
-                binds: Some(binds).filter(|b| !b.is_empty()),
+                mounts: Some(mounts).filter(|m| !m.is_empty()),
                 tmpfs: Some(tmpfs).filter(|t| !t.is_empty()),
                 ..privileges(spec.privileged)
             }),

@@ -166,8 +166,25 @@ fn leftovers(state: &Path, pids: &[u32]) -> usize {
         .chain(entries(Path::new("/dev/shm/gantry-secrets")))
         .filter(|path| ours(path))
         .inspect(|path| {
+            // When it last changed and what it holds tell who made it when (a
+            // leftover that changed after its engine was killed was made by another).
+            let age = std::fs::symlink_metadata(path)
+                .ok()
+                .map(|meta| {
+                    use std::os::unix::fs::MetadataExt as _;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs_f64();
+                    format!("{:.1} s", now - meta.ctime() as f64)
+                })
+                .unwrap_or_else(|| "?".into());
+            let holds: Vec<String> = entries(path)
+                .iter()
+                .map(|entry| entry.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .collect();
             eprintln!(
-                "chaos: sigkill: left by a killed engine: {}",
+                "chaos: sigkill: left by a killed engine: {} (changed {age} before the count, holds {holds:?})",
                 path.display()
             )
         })

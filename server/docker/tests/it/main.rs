@@ -17,7 +17,6 @@ use gantry_core::runtime::{
     RuntimeError, TarLayer,
 };
 use gantry_docker::{DockerRuntime, LABEL_ENGINE_PID, LABEL_MANAGED};
-use sha2::{Digest as _, Sha256};
 
 const BUSYBOX: &str = "127.0.0.1:5000/gantry-fixtures/busybox:latest";
 const TEST_LABEL: &str = "dev.gantry.test";
@@ -317,7 +316,8 @@ async fn exec_sees_env_workdir_user_and_mounts() {
         return;
     };
     let image = busybox(&runtime).await;
-    let host_dir = std::env::temp_dir().join(unique("gantry-docker-it-mount"));
+    // A ':' in the path: the older `Binds` strings could not carry one.
+    let host_dir = std::env::temp_dir().join(unique("gantry-docker-it-mount:a"));
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("m.txt"), "mounted").unwrap();
     let mut exec = spec(
@@ -349,6 +349,22 @@ async fn exec_sees_env_workdir_user_and_mounts() {
         String::from_utf8_lossy(&out.stderr)
     );
     cleanup(&runtime, &[out.image_id]).await;
+
+    // A bind source that is gone (a secret file unlinked, a dead engine's swept tmpfs
+    // directory) fails the exec, naming it; dockerd neither makes it on the host nor
+    // mounts an empty directory in its place.
+    let mut exec = spec(&image, &["ls", "-la", "/mnt/gone"]);
+    exec.mounts.push(gantry_core::runtime::BindMount {
+        host_path: host_dir.join("gone").to_str().unwrap().to_owned(),
+        container_path: "/mnt/gone".into(),
+        read_only: true,
+    });
+    let error = runtime.exec(exec).await.unwrap_err().to_string();
+    assert!(
+        error.contains("gone") && error.contains("does not exist"),
+        "{error}"
+    );
+    assert!(!host_dir.exists(), "dockerd made the missing bind source");
 }
 
 #[tokio::test]
@@ -763,10 +779,7 @@ async fn cache_layers_pack_the_steps_own_layers_and_name_the_pulled_ones() {
     };
     assert!(path.starts_with(&tars));
     let tar = std::fs::read(path).unwrap();
-    assert_eq!(
-        *digest,
-        format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
-    );
+    assert_eq!(*digest, gantry_core::Digest::of_bytes(&tar).to_string());
     let names: Vec<String> = entries(&tar).into_iter().map(|(name, ..)| name).collect();
     for name in ["own", "bin/.wh.ls", "d/", "d/x"] {
         assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
