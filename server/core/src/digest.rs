@@ -35,6 +35,55 @@ impl BlobHasher {
     }
 }
 
+/// A reader or a writer that hashes and counts the bytes passing through it
+/// (a layer as it is packed or unpacked, a blob as it is compressed).
+pub struct Hashing<T> {
+    inner: T,
+    hasher: BlobHasher,
+    size: u64,
+}
+
+impl<T> Hashing<T> {
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner,
+            hasher: BlobHasher::default(),
+            size: 0,
+        }
+    }
+
+    /// The inner reader or writer, the digest of the bytes so far and their
+    /// count.
+    pub fn finish(self) -> (T, Digest, u64) {
+        (self.inner, self.hasher.finish(), self.size)
+    }
+
+    fn count(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.count(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.count(&buf[..read]);
+        Ok(read)
+    }
+}
+
 impl Digest {
     /// The digest of raw bytes (used for blobs).
     pub fn of_bytes(bytes: &[u8]) -> Self {
@@ -290,6 +339,22 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_counts_what_passes_either_way() {
+        use std::io::{Read as _, Write as _};
+        let mut writer = Hashing::new(Vec::new());
+        writer.write_all(b"hello ").unwrap();
+        writer.write_all(b"world").unwrap();
+        let (bytes, digest, size) = writer.finish();
+        assert_eq!(bytes, b"hello world");
+        assert_eq!((digest, size), (Digest::of_bytes(b"hello world"), 11));
+        let mut reader = Hashing::new(&b"hello world"[..]);
+        let mut head = [0u8; 5];
+        reader.read_exact(&mut head).unwrap();
+        let (_, digest, size) = reader.finish();
+        assert_eq!((digest, size), (Digest::of_bytes(b"hello"), 5));
+    }
 
     #[test]
     fn field_boundaries_matter() {

@@ -51,7 +51,7 @@ pub mod tree;
 pub mod value;
 
 pub use context::EngineOptions;
-pub use digest::{BlobHasher, Digest, InvalidDigest};
+pub use digest::{BlobHasher, Digest, Hashing, InvalidDigest};
 pub use error::{Error, ExecFailure, Result};
 pub use ops::{Node, Op};
 pub use reference::{is_image_id, ImageRef, InvalidReference};

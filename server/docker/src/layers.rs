@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use bollard::models::ImageInspect;
 use gantry_core::pack::{self, PackOptions};
 use gantry_core::runtime::{CacheImage, CacheLayer, RuntimeError};
-use sha2::{Digest as _, Sha256};
+use gantry_core::Hashing;
 use tokio::sync::OnceCell;
 
 use crate::error::{runtime_error, Operation};
@@ -187,7 +187,7 @@ impl DockerRuntime {
         let config = tokio::fs::read(&path)
             .await
             .map_err(|error| Ok(format!("cannot read {}: {error}", path.display())))?;
-        if hex::encode(Sha256::digest(&config)) != hex {
+        if gantry_core::Digest::of_bytes(&config).hex() != hex {
             return Err(Ok(format!("{} is not the image's config", path.display())));
         }
         Ok(config)
@@ -316,36 +316,15 @@ fn pack_to_file(tar_dir: &Path, diff_id: &str, dir: &Path) -> Result<PackedTar, 
     let name = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
     let path = tar_dir.join(format!("{name}.tar"));
     let file = std::fs::File::create(&path).map_err(|error| fail(&error))?;
-    let mut out = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-    };
+    let mut out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let options = PackOptions {
         overlay_whiteouts: true,
         clamp_mtime: None,
     };
     pack::pack_layer(dir, &mut out, options).map_err(|error| fail(&error))?;
-    out.inner.flush().map_err(|error| fail(&error))?;
-    let digest = format!("sha256:{}", hex::encode(out.hasher.finalize()));
+    out.flush().map_err(|error| fail(&error))?;
+    let digest = out.finish().1.to_string();
     Ok((path, digest))
-}
-
-/// A writer that hashes what it writes.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        self.hasher.update(&buf[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// `config` with `diff_ids` as its `rootfs.diff_ids`.

@@ -13,8 +13,7 @@ use gantry_core::runtime::{
     format_go_duration, CacheImage, CacheLayer, Healthcheck, ImageConfig, PulledImage, PulledLayer,
     RegistryAuth, RootfsSpec, RuntimeError, TarLayer,
 };
-use gantry_core::ImageRef;
-use sha2::{Digest as _, Sha256};
+use gantry_core::{Hashing, ImageRef};
 
 use crate::error::{failed, Error};
 use crate::overlay::{self, Layers, OverlayMount};
@@ -789,7 +788,7 @@ fn export_layer(
     ));
     let file = std::fs::File::create(&tmp)
         .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-    let written = HashingWriter::new(std::io::BufWriter::new(file));
+    let written = Hashing::new(std::io::BufWriter::new(file));
     let options = PackOptions {
         overlay_whiteouts: true,
         clamp_mtime: Some(epoch),
@@ -800,7 +799,7 @@ fn export_layer(
             let encoder = flate2::GzBuilder::new()
                 .mtime(0)
                 .write(written, flate2::Compression::fast());
-            let mut uncompressed = HashingWriter::new(encoder);
+            let mut uncompressed = Hashing::new(encoder);
             pack::pack_layer(&layer_dir, &mut uncompressed, options)?;
             let (encoder, diff_id, diff_size) = uncompressed.finish();
             let compressed = encoder
@@ -808,9 +807,9 @@ fn export_layer(
                 .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
             let (file, digest, size) = compressed.finish();
             let exported = ExportedLayer {
-                diff_id,
+                diff_id: diff_id.to_string(),
                 diff_size,
-                digest,
+                digest: digest.to_string(),
                 size,
                 media_type: None,
             };
@@ -821,9 +820,9 @@ fn export_layer(
             pack::pack_layer(&layer_dir, &mut plain, options)?;
             let (file, diff_id, diff_size) = plain.finish();
             let exported = ExportedLayer {
-                digest: diff_id.clone(),
+                digest: diff_id.to_string(),
                 size: diff_size,
-                diff_id,
+                diff_id: diff_id.to_string(),
                 diff_size,
                 media_type: Some(OCI_LAYER.to_owned()),
             };
@@ -852,43 +851,6 @@ impl Turns {
     }
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<W> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
-    }
-
-    fn finish(self) -> (W, String, u64) {
-        (
-            self.inner,
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
-            self.size,
-        )
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// An image exported as OCI blobs.
 struct Exported {
     /// Each layer and its blob, `None` for a layer mounted instead.
@@ -898,7 +860,7 @@ struct Exported {
 }
 
 fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    gantry_core::Digest::of_bytes(bytes).to_string()
 }
 
 /// The image as OCI blobs, its layers as `form`. The layers in `mounted`

@@ -15,13 +15,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use gantry_core::runtime::{RegistryAuth, RuntimeError};
-use gantry_core::ImageRef;
+use gantry_core::{Hashing, ImageRef};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth as OciAuth;
 use oci_client::{Client, Reference};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 use crate::store::{ImageRecord, LayerOrigin, Store, LAYER_ID_LEN};
@@ -494,34 +493,18 @@ pub(crate) fn unpack_stream(
     } else {
         Box::new(reader)
     };
-    let mut hashing = HashingReader {
-        inner: decompressed,
-        hasher: Sha256::new(),
-    };
+    let mut hashing = Hashing::new(decompressed);
     unpack::unpack(&mut hashing, target, Mode::Layer)?;
     // The archive may end before its reader does (padding blocks): hash the rest.
     std::io::copy(&mut hashing, &mut std::io::sink())
         .map_err(|source| Error::io("reading a layer", target, source))?;
-    let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+    let actual = hashing.finish().1.to_string();
     if actual != diff_id {
         return Err(Error::archive(format!(
             "layer content is {actual}, but the image config says {diff_id}"
         )));
     }
     Ok(())
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// A blocking reader over chunks sent from an async task.
@@ -668,7 +651,7 @@ pub async fn push(
             .map_err(fail)?;
         tracing::debug!(digest = %blob.digest, media_type = %blob.media_type, bytes = blob.data.len(), "blob pushed");
     }
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
+    let digest = gantry_core::Digest::of_bytes(&manifest).to_string();
     let content_type =
         http::HeaderValue::from_str(manifest_type).expect("media types are valid header values");
     client

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gantry_core::files::AtomicFile;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 
@@ -49,7 +48,7 @@ impl ImageRecord {
     /// The ID of an image gantry made: the digest of its record.
     pub(crate) fn derived_id(&self) -> String {
         let json = serde_json::to_vec(self).expect("records always serialise");
-        format!("sha256:{}", hex::encode(Sha256::digest(&json)))
+        gantry_core::Digest::of_bytes(&json).to_string()
     }
 }
 
@@ -219,7 +218,7 @@ impl Store {
     }
 
     fn tag_path(&self, name: &str) -> PathBuf {
-        let hex = hex::encode(Sha256::digest(name.as_bytes()));
+        let hex = gantry_core::Digest::of_bytes(name.as_bytes()).hex();
         self.root.join("tags").join(format!("{hex}.json"))
     }
 

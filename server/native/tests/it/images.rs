@@ -5,12 +5,11 @@ use std::io::Write as _;
 
 use gantry_core::runtime::{ImageConfig, RegistryAuth, RootfsSpec, Runtime as _, RuntimeError};
 use oci_client::secrets::RegistryAuth as OciAuth;
-use sha2::{Digest as _, Sha256};
 
 use crate::support::*;
 
 fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    gantry_core::Digest::of_bytes(bytes).to_string()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
