@@ -521,7 +521,11 @@ class Suite:
         for mount in self.mounts:
             subprocess.run(["umount", str(mount)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
-        shutil.rmtree(self.work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            # The engines' logs and state dirs, to read what a run did.
+            log(f"bench: kept {self.work} (BENCH_KEEP)")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     # -- 1. engine start
 

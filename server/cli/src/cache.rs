@@ -848,14 +848,17 @@ impl RegistryBackend {
     }
 }
 
-/// The layer tar at `path` gzipped at the fastest level, as a blob.
+/// The layer tar at `path` gzipped at the fastest level on every core, as a
+/// blob.
 async fn gzip_file(path: PathBuf) -> Result<Blob, String> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)
             .map_err(|error| format!("reading {}: {error}", path.display()))?;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::copy(&mut file, &mut encoder)
-            .and_then(|_| encoder.finish())
+        gantry_core::gzip::ParallelGzip::new(Vec::new())
+            .and_then(|mut encoder| {
+                std::io::copy(&mut file, &mut encoder)?;
+                encoder.finish()
+            })
             .map(|data| blob_of(GZIP_LAYER_MEDIA_TYPE, data))
             .map_err(|error| format!("compressing {}: {error}", path.display()))
     })

@@ -20,6 +20,7 @@ pub mod fake;
 pub mod files;
 mod filter;
 mod gitignore;
+pub mod gzip;
 mod history;
 pub mod host;
 mod host_index;

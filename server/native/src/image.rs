@@ -21,6 +21,7 @@ use crate::registry;
 use crate::store::{remove_tree, write_atomic, ImageRecord, LayerOrigin, Store};
 use crate::unpack::{self, Mode};
 use crate::Inner;
+use gantry_core::gzip::ParallelGzip;
 use gantry_core::pack::{self, PackOptions};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -765,22 +766,57 @@ fn export_layer(
     layer: &str,
     form: LayerBlob,
 ) -> Result<(ExportedLayer, PathBuf), Error> {
+    export_layer_streaming(inner, layer, form, None)
+}
+
+/// Where an exported layer's blob is cached, and its metadata.
+fn export_paths(inner: &Inner, layer: &str, form: LayerBlob) -> (PathBuf, PathBuf) {
+    let dir = inner.store.export_dir();
+    let epoch = inner.options.source_date_epoch;
+    let extension = form.extension();
+    (
+        dir.join(format!("{layer}-{epoch}.{extension}")),
+        dir.join(format!("{layer}-{epoch}.{extension}.json")),
+    )
+}
+
+/// The layer's cached blob, when it was exported before.
+fn exported_before(
+    inner: &Inner,
+    layer: &str,
+    form: LayerBlob,
+) -> Option<(ExportedLayer, PathBuf)> {
+    let (blob, meta) = export_paths(inner, layer, form);
+    let exported = serde_json::from_slice::<ExportedLayer>(&std::fs::read(&meta).ok()?).ok()?;
+    blob.is_file().then_some((exported, blob))
+}
+
+/// `export_layer`; a first export also sends the blob's bytes to `stream`
+/// as they are written (a cached blob sends none), and keeps the layer's
+/// turn until `stream`'s upload has ended.
+fn export_layer_streaming(
+    inner: &Inner,
+    layer: &str,
+    form: LayerBlob,
+    stream: Option<BlobStream>,
+) -> Result<(ExportedLayer, PathBuf), Error> {
     // Pushes of images that share layers (a step's and the next step's, at
     // once) export each shared layer once: the later ones wait here and
-    // take its file.
+    // take its file (and, streamed, find the blob in the registry).
     let turn = inner.exports.of(layer);
     let _turn = turn.lock().expect("never poisoned");
+    if let Some(found) = exported_before(inner, layer, form) {
+        return Ok(found);
+    }
     let dir = inner.store.export_dir();
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let epoch = inner.options.source_date_epoch;
-    let extension = form.extension();
-    let blob = dir.join(format!("{layer}-{epoch}.{extension}"));
-    let meta = dir.join(format!("{layer}-{epoch}.{extension}.json"));
-    if let (Ok(bytes), true) = (std::fs::read(&meta), blob.is_file()) {
-        if let Ok(exported) = serde_json::from_slice::<ExportedLayer>(&bytes) {
-            return Ok((exported, blob));
-        }
-    }
+    let (blob, meta) = export_paths(inner, layer, form);
+    let (copy, upload_ended) = match stream {
+        Some(stream) => (Some(stream.pieces), Some(stream.ended)),
+        None => (None, None),
+    };
+    let started = std::time::Instant::now();
     let tmp = blob.with_extension(format!(
         "tmp-{}-{:08x}",
         std::process::id(),
@@ -788,24 +824,26 @@ fn export_layer(
     ));
     let file = std::fs::File::create(&tmp)
         .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-    let written = Hashing::new(std::io::BufWriter::new(file));
+    let written = Hashing::new(Copying {
+        inner: std::io::BufWriter::new(file),
+        copy,
+    });
     let options = PackOptions {
         overlay_whiteouts: true,
         clamp_mtime: Some(epoch),
     };
     let layer_dir = inner.store.layer_dir(layer);
-    let (mut file, exported) = match form {
+    let (copying, exported) = match form {
         LayerBlob::Gzip => {
-            let encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(written, flate2::Compression::fast());
+            let encoder = ParallelGzip::new(written)
+                .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
             let mut uncompressed = Hashing::new(encoder);
             pack::pack_layer(&layer_dir, &mut uncompressed, options)?;
             let (encoder, diff_id, diff_size) = uncompressed.finish();
             let compressed = encoder
                 .finish()
                 .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
-            let (file, digest, size) = compressed.finish();
+            let (copying, digest, size) = compressed.finish();
             let exported = ExportedLayer {
                 diff_id: diff_id.to_string(),
                 diff_size,
@@ -813,12 +851,12 @@ fn export_layer(
                 size,
                 media_type: None,
             };
-            (file, exported)
+            (copying, exported)
         }
         LayerBlob::Tar => {
             let mut plain = written;
             pack::pack_layer(&layer_dir, &mut plain, options)?;
-            let (file, diff_id, diff_size) = plain.finish();
+            let (copying, diff_id, diff_size) = plain.finish();
             let exported = ExportedLayer {
                 digest: diff_id.to_string(),
                 size: diff_size,
@@ -826,15 +864,176 @@ fn export_layer(
                 diff_size,
                 media_type: Some(OCI_LAYER.to_owned()),
             };
-            (file, exported)
+            (copying, exported)
         }
     };
+    // The whole blob went to the stream: its upload can end.
+    let mut file = copying.finish();
     std::io::Write::flush(&mut file)
         .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
     std::fs::rename(&tmp, &blob)
         .map_err(|source| Error::io("writing a layer blob", &blob, source))?;
     write_atomic(&meta, &serde_json::to_vec(&exported).expect("serialises"))?;
+    tracing::debug!(
+        layer,
+        bytes = exported.diff_size,
+        blob_bytes = exported.size,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "layer exported"
+    );
+    if let Some(ended) = upload_ended {
+        let _ = ended.recv();
+    }
     Ok((exported, blob))
+}
+
+/// Uploads each layer of `image_id` that has not been exported yet while it
+/// is packed and compressed (a chunked upload fed by the export), rather than
+/// after it: a step's new 100 MB layer reaches the registry about when its
+/// export ends, which the end of a pipeline waits for. A layer whose upload
+/// fails here (a registry that refuses chunked uploads) is uploaded whole by
+/// the push that follows, as one exported before is.
+async fn stream_new_layers(
+    inner: &Arc<Inner>,
+    image_id: &str,
+    mounted: &HashMap<String, LayerOrigin>,
+    client: &oci_client::Client,
+    image: &oci_client::Reference,
+    credentials: &oci_client::secrets::RegistryAuth,
+    password: Option<&str>,
+) {
+    let layers = inner
+        .record(image_id)
+        .map(|record| record.layers)
+        .unwrap_or_default();
+    for layer in layers {
+        if mounted.contains_key(&layer) || exported_before(inner, &layer, LayerBlob::Gzip).is_some()
+        {
+            continue;
+        }
+        let (to, mut from) = tokio::sync::mpsc::channel(2);
+        let (ended, upload_ended) = std::sync::mpsc::channel();
+        let exporter = inner.clone();
+        let name = layer.clone();
+        let export = tokio::task::spawn_blocking(move || {
+            let stream = BlobStream {
+                pieces: UploadPieces {
+                    piece: Vec::new(),
+                    to: Some(to),
+                },
+                ended: upload_ended,
+            };
+            export_layer_streaming(&exporter, &name, LayerBlob::Gzip, Some(stream))
+        });
+        let pieces = futures::stream::poll_fn(move |cx| from.poll_recv(cx));
+        let uploaded = registry::push_stream(client, image, credentials, password, pieces).await;
+        let _ = ended.send(());
+        let Ok(Ok((exported, _))) = export.await else {
+            // The push's own export of the layer says why.
+            return;
+        };
+        match uploaded {
+            Ok(digest) if digest == exported.digest => {
+                tracing::debug!(%layer, %digest, bytes = exported.size, "layer uploaded as it was exported");
+            }
+            Ok(digest) => tracing::warn!(
+                %layer,
+                %digest,
+                exported = %exported.digest,
+                "a streamed layer upload differs from its export; the export is uploaded"
+            ),
+            Err(error) => {
+                tracing::debug!(%layer, %error, "streamed layer upload failed; the layer is uploaded whole");
+            }
+        }
+    }
+}
+
+/// A blob's bytes on their way to a registry as they are exported (see
+/// `stream_new_layers`).
+struct BlobStream {
+    pieces: UploadPieces,
+    /// Answers once the upload has ended, either way.
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+/// Pieces of at least 8 MiB sent from a blocking thread to an upload, each a
+/// PATCH of a chunked upload (registries such as ECR refuse pieces under
+/// 5 MiB). When the upload stops taking them (it failed) the export goes on
+/// without it, and the blob is uploaded whole afterwards.
+struct UploadPieces {
+    piece: Vec<u8>,
+    to: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
+}
+
+const UPLOAD_PIECE: usize = 8 << 20;
+
+impl UploadPieces {
+    fn send(&mut self, bytes: &[u8]) {
+        if self.to.is_none() {
+            return;
+        }
+        self.piece.extend_from_slice(bytes);
+        if self.piece.len() >= UPLOAD_PIECE {
+            self.send_piece();
+        }
+    }
+
+    fn send_piece(&mut self) {
+        let piece = Bytes::from(std::mem::take(&mut self.piece));
+        if let Some(to) = &self.to {
+            if to.blocking_send(Ok(piece)).is_err() {
+                self.to = None;
+            }
+        }
+    }
+
+    /// Sends the rest; the stream ends with the last piece.
+    fn finish(mut self) {
+        if !self.piece.is_empty() {
+            self.send_piece();
+        }
+        self.to = None;
+    }
+}
+
+impl Drop for UploadPieces {
+    /// Dropped before `finish` (the export failed): the upload fails too,
+    /// rather than commit part of a blob.
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.blocking_send(Err(std::io::Error::other("the layer's export failed")));
+        }
+    }
+}
+
+/// A writer that also sends what it writes to an upload.
+struct Copying<W> {
+    inner: W,
+    copy: Option<UploadPieces>,
+}
+
+impl<W> Copying<W> {
+    fn finish(mut self) -> W {
+        if let Some(copy) = self.copy.take() {
+            copy.finish();
+        }
+        self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Copying<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        if let Some(copy) = &mut self.copy {
+            copy.send(&buf[..written]);
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Locks by name, each made when first asked for.
@@ -953,6 +1152,16 @@ pub(crate) async fn push(
             }
         }
     }
+    stream_new_layers(
+        &inner,
+        image_id,
+        &mounted,
+        &client,
+        &image,
+        &credentials,
+        password,
+    )
+    .await;
     let id = image_id.to_owned();
     let exporter = inner.clone();
     let exported =

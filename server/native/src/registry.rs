@@ -507,6 +507,60 @@ pub(crate) fn unpack_stream(
     Ok(())
 }
 
+/// A push's error: an image "not found" there is a repository that cannot be
+/// pushed to.
+fn push_error(
+    reference: &str,
+    error: &OciDistributionError,
+    password: Option<&str>,
+) -> RuntimeError {
+    match registry_error(reference, error, password) {
+        RuntimeError::ImageNotFound { reason, .. } => RuntimeError::Failed {
+            action: format!("pushing {reference}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// A first authenticated request, so that the push operations get a token.
+async fn authorize_push(
+    client: &Client,
+    image: &Reference,
+    auth: &OciAuth,
+) -> Result<(), OciDistributionError> {
+    client
+        .store_auth_if_needed(image.resolve_registry(), auth)
+        .await;
+    client
+        .auth(image, auth, oci_client::RegistryOperation::Push)
+        .await
+        .map(|_| ())
+}
+
+/// Uploads a blob from `pieces` as a chunked upload (a PATCH each), its
+/// digest computed on the way; returns that digest.
+pub(crate) async fn push_stream(
+    client: &Client,
+    image: &Reference,
+    auth: &OciAuth,
+    password: Option<&str>,
+    pieces: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> Result<String, RuntimeError> {
+    use futures::StreamExt as _;
+    let reference = image.whole();
+    let fail = |error: OciDistributionError| push_error(&reference, &error, password);
+    authorize_push(client, image, auth).await.map_err(fail)?;
+    let pieces = pieces.map(|piece| {
+        piece.map_err(|error| OciDistributionError::GenericError(Some(error.to_string())))
+    });
+    let pushed = client
+        .push_blob_stream_chunked(image, pieces)
+        .await
+        .map_err(fail)?;
+    Ok(pushed.blob_digest)
+}
+
 /// A blocking reader over chunks sent from an async task.
 pub(crate) struct ChannelReader {
     receiver: mpsc::Receiver<Bytes>,
@@ -610,24 +664,8 @@ pub async fn push(
     manifest_type: &str,
 ) -> Result<String, RuntimeError> {
     let reference = image.whole();
-    client
-        .store_auth_if_needed(image.resolve_registry(), auth)
-        .await;
-    let fail = |error: OciDistributionError| {
-        let mapped = registry_error(&reference, &error, password);
-        match mapped {
-            RuntimeError::ImageNotFound { reason, .. } => RuntimeError::Failed {
-                action: format!("pushing {reference}"),
-                reason,
-            },
-            other => other,
-        }
-    };
-    // A first authenticated request, so that the push operations get a token.
-    client
-        .auth(image, auth, oci_client::RegistryOperation::Push)
-        .await
-        .map_err(fail)?;
+    let fail = |error: OciDistributionError| push_error(&reference, &error, password);
+    authorize_push(client, image, auth).await.map_err(fail)?;
     for blob in layers.iter().chain(std::iter::once(&config)) {
         // Pushes at once of images that share layers upload each once: the
         // later ones wait for the upload under way and find the blob there.
