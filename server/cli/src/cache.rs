@@ -848,13 +848,14 @@ impl RegistryBackend {
     }
 }
 
-/// The layer tar at `path` gzipped at the fastest level on every core, as a
-/// blob.
+/// The layer tar at `path` gzipped at the fastest level, as a blob.
 async fn gzip_file(path: PathBuf) -> Result<Blob, String> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)
             .map_err(|error| format!("reading {}: {error}", path.display()))?;
-        gantry_core::gzip::ParallelGzip::new(Vec::new())
+        // On one core: the steps beside the push need the others (see
+        // `ParallelGzip::with_threads`).
+        gantry_core::gzip::ParallelGzip::with_threads(Vec::new(), 0)
             .and_then(|mut encoder| {
                 std::io::copy(&mut file, &mut encoder)?;
                 encoder.finish()

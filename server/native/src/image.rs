@@ -743,17 +743,37 @@ impl ExportedLayer {
 /// The form of an exported layer's blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LayerBlob {
-    /// Gzip, as registries and `docker pull` expect of published images.
-    Gzip,
+    /// Gzip, as registries and `docker pull` expect of published images, on
+    /// that many cores (the bytes are the same on any).
+    Gzip(Cores),
     /// The plain tar, digest = diff ID: saved tarballs, as `docker save`
     /// writes them.
     Tar,
 }
 
+/// How many cores gzip a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cores {
+    /// Every core: a publish, which the pipeline waits for.
+    All,
+    /// One: a remote cache push, beside the steps (see
+    /// `ParallelGzip::with_threads`).
+    One,
+}
+
+impl Cores {
+    fn threads(self) -> usize {
+        match self {
+            Self::All => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Self::One => 0,
+        }
+    }
+}
+
 impl LayerBlob {
     fn extension(self) -> &'static str {
         match self {
-            Self::Gzip => "tar.gz",
+            Self::Gzip(_) => "tar.gz",
             Self::Tar => "tar",
         }
     }
@@ -834,8 +854,8 @@ fn export_layer_streaming(
     };
     let layer_dir = inner.store.layer_dir(layer);
     let (copying, exported) = match form {
-        LayerBlob::Gzip => {
-            let encoder = ParallelGzip::new(written)
+        LayerBlob::Gzip(cores) => {
+            let encoder = ParallelGzip::with_threads(written, cores.threads())
                 .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
             let mut uncompressed = Hashing::new(encoder);
             pack::pack_layer(&layer_dir, &mut uncompressed, options)?;
@@ -897,17 +917,16 @@ async fn stream_new_layers(
     inner: &Arc<Inner>,
     image_id: &str,
     mounted: &HashMap<String, LayerOrigin>,
-    client: &oci_client::Client,
-    image: &oci_client::Reference,
-    credentials: &oci_client::secrets::RegistryAuth,
-    password: Option<&str>,
+    (client, image, credentials, password): PushTarget<'_>,
+    cores: Cores,
 ) {
     let layers = inner
         .record(image_id)
         .map(|record| record.layers)
         .unwrap_or_default();
     for layer in layers {
-        if mounted.contains_key(&layer) || exported_before(inner, &layer, LayerBlob::Gzip).is_some()
+        if mounted.contains_key(&layer)
+            || exported_before(inner, &layer, LayerBlob::Gzip(Cores::One)).is_some()
         {
             continue;
         }
@@ -923,7 +942,7 @@ async fn stream_new_layers(
                 },
                 ended: upload_ended,
             };
-            export_layer_streaming(&exporter, &name, LayerBlob::Gzip, Some(stream))
+            export_layer_streaming(&exporter, &name, LayerBlob::Gzip(cores), Some(stream))
         });
         let pieces = futures::stream::poll_fn(move |cx| from.poll_recv(cx));
         let uploaded = registry::push_stream(client, image, credentials, password, pieces).await;
@@ -948,6 +967,15 @@ async fn stream_new_layers(
         }
     }
 }
+
+/// Where a push goes: the client, the image, its credentials and the
+/// password to keep out of errors.
+type PushTarget<'a> = (
+    &'a oci_client::Client,
+    &'a oci_client::Reference,
+    &'a oci_client::secrets::RegistryAuth,
+    Option<&'a str>,
+);
 
 /// A blob's bytes on their way to a registry as they are exported (see
 /// `stream_new_layers`).
@@ -1152,26 +1180,22 @@ pub(crate) async fn push(
             }
         }
     }
-    stream_new_layers(
-        &inner,
-        image_id,
-        &mounted,
-        &client,
-        &image,
-        &credentials,
-        password,
-    )
-    .await;
+    // A publish has the cores to itself; the remote cache's pushes (as is)
+    // run beside the steps.
+    let cores = if as_is { Cores::One } else { Cores::All };
+    let target = (&client, &image, &credentials, password);
+    stream_new_layers(&inner, image_id, &mounted, target, cores).await;
     let id = image_id.to_owned();
     let exporter = inner.clone();
-    let exported =
-        tokio::task::spawn_blocking(move || export(&exporter, &id, LayerBlob::Gzip, &mounted))
-            .await
-            .map_err(|error| RuntimeError::Failed {
-                action: "exporting an image".to_owned(),
-                reason: error.to_string(),
-            })?
-            .map_err(failed("exporting an image"))?;
+    let exported = tokio::task::spawn_blocking(move || {
+        export(&exporter, &id, LayerBlob::Gzip(cores), &mounted)
+    })
+    .await
+    .map_err(|error| RuntimeError::Failed {
+        action: "exporting an image".to_owned(),
+        reason: error.to_string(),
+    })?
+    .map_err(failed("exporting an image"))?;
     let mut blobs = Vec::new();
     for (layer, path) in &exported.layers {
         let Some(path) = path else {
