@@ -853,13 +853,9 @@ async fn gzip_file(path: PathBuf) -> Result<Blob, String> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)
             .map_err(|error| format!("reading {}: {error}", path.display()))?;
-        // On one core: the steps beside the push need the others (see
-        // `ParallelGzip::with_threads`).
-        gantry_core::gzip::ParallelGzip::with_threads(Vec::new(), 0)
-            .and_then(|mut encoder| {
-                std::io::copy(&mut file, &mut encoder)?;
-                encoder.finish()
-            })
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::copy(&mut file, &mut encoder)
+            .and_then(|_| encoder.finish())
             .map(|data| blob_of(GZIP_LAYER_MEDIA_TYPE, data))
             .map_err(|error| format!("compressing {}: {error}", path.display()))
     })

@@ -50,8 +50,8 @@ impl<W: Write> ParallelGzip<W> {
     ///
     /// Work beside running steps (a remote cache push) takes 0: on the
     /// 2-core bench machine, gzip on both cores during the cold seed run
-    /// made its `go build` 10-15% slower (bench 13c, Docker: 1.09x with one
-    /// core, 1.17x with two), even at nice 19.
+    /// made its `go build` 10-15% slower (bench 13c on Docker: 1.09x with
+    /// one core, 1.17x with two), even at nice 19.
     pub fn with_threads(mut out: W, threads: usize) -> io::Result<Self> {
         out.write_all(&HEADER)?;
         Ok(Self {
@@ -87,6 +87,11 @@ impl<W: Write> ParallelGzip<W> {
             &mut self.window,
             input[input.len().saturating_sub(WINDOW)..].to_vec(),
         );
+        if self.threads == 0 {
+            // One core: here, without a thread.
+            let (bytes, crc) = deflate(&input, &dictionary, last)?;
+            return self.write_piece(&bytes, &crc);
+        }
         let piece = std::thread::Builder::new()
             .name("gantry-gzip".into())
             .spawn(move || deflate(&input, &dictionary, last))?;
@@ -97,6 +102,12 @@ impl<W: Write> ParallelGzip<W> {
         Ok(())
     }
 
+    fn write_piece(&mut self, bytes: &[u8], crc: &Crc) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.crc.combine(crc);
+        Ok(())
+    }
+
     fn write_oldest(&mut self) -> io::Result<()> {
         let Some(piece) = self.pending.pop_front() else {
             return Ok(());
@@ -104,9 +115,7 @@ impl<W: Write> ParallelGzip<W> {
         let (bytes, crc) = piece
             .join()
             .map_err(|_| io::Error::other("a gzip thread panicked"))??;
-        self.out.write_all(&bytes)?;
-        self.crc.combine(&crc);
-        Ok(())
+        self.write_piece(&bytes, &crc)
     }
 }
 

@@ -925,7 +925,11 @@ async fn stream_new_layers(
         .map(|record| record.layers)
         .unwrap_or_default();
     for layer in layers {
-        if mounted.contains_key(&layer)
+        // Exported before, or being exported by another push (which uploads
+        // it, and this push's export waits for that and finds it there).
+        let exporting = inner.exports.of(&layer).try_lock().is_err();
+        if exporting
+            || mounted.contains_key(&layer)
             || exported_before(inner, &layer, LayerBlob::Gzip(Cores::One)).is_some()
         {
             continue;
