@@ -1,13 +1,13 @@
-//! Gzip at the fastest level on every core, for layer blobs (a cache push, an
-//! image push): one thread deflates at 200-250 MB/s here, so a 100 MB layer
-//! took half a second of a push that a pipeline's end waits for.
+//! Gzip at the fastest level in pieces, for layer blobs: one thread deflates
+//! at 200-250 MB/s here, so a 100 MB layer took half a second of a publish.
 //!
-//! The input is cut into `CHUNK`-sized pieces, each deflated on a thread of
-//! its own with the 32 KiB before it as its dictionary (what `pigz` does), and
-//! ended with a sync flush so that the pieces join on a byte boundary. The
-//! pieces are written in order as one gzip member, whose CRC is combined from
-//! theirs. The bytes depend on the input alone, never on thread timing: the
-//! same layer gives the same blob digest on every machine.
+//! The input is cut into `CHUNK`-sized pieces, each deflated with the 32 KiB
+//! before it as its dictionary (what `pigz` does) and ended with a sync flush
+//! so that the pieces join on a byte boundary. The pieces are written in
+//! order as one gzip member, whose CRC is combined from theirs. `new`
+//! deflates them on every core, `one_core` one after another; the bytes
+//! depend on the input alone, never on the cores or thread timing: the same
+//! layer gives the same blob digest on every machine, whichever wrote it.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -38,21 +38,25 @@ pub struct ParallelGzip<W: Write> {
 }
 
 impl<W: Write> ParallelGzip<W> {
-    /// Compressing on every core.
+    /// Compressing on every core: a piece per core deflates while the
+    /// writer takes more input.
     pub fn new(out: W) -> io::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::with_threads(out, cores)
     }
 
-    /// With at most `threads` pieces compressing while the writer takes
-    /// more input; 0 compresses each piece before the next is taken, one
-    /// core's worth. The bytes are the same either way.
-    ///
-    /// Work beside running steps (a remote cache push) takes 0: on the
+    /// Compressing on the writer's thread, each piece before the next is
+    /// taken: for work beside running steps (a remote cache push). On the
     /// 2-core bench machine, gzip on both cores during the cold seed run
     /// made its `go build` 10-15% slower (bench 13c on Docker: 1.09x with
     /// one core, 1.17x with two), even at nice 19.
-    pub fn with_threads(mut out: W, threads: usize) -> io::Result<Self> {
+    pub fn one_core(out: W) -> io::Result<Self> {
+        Self::with_threads(out, 0)
+    }
+
+    /// With at most `threads` pieces deflating on threads of their own
+    /// while the writer takes more input; 0: none, on the writer's thread.
+    fn with_threads(mut out: W, threads: usize) -> io::Result<Self> {
         out.write_all(&HEADER)?;
         Ok(Self {
             out,
@@ -78,8 +82,9 @@ impl<W: Write> ParallelGzip<W> {
         Ok(self.out)
     }
 
-    /// Hands `chunk` to a thread of its own; waits for the oldest piece when
-    /// every core has one (so at most one piece per core is held).
+    /// Deflates `chunk` here (one core) or hands it to a thread of its own,
+    /// then waits for the oldest piece when every core has one (so at most
+    /// one piece per core is held).
     fn submit(&mut self, last: bool) -> io::Result<()> {
         let input = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         // Every piece but the last is whole, so its end is a whole window.
@@ -244,7 +249,7 @@ mod tests {
         let one = gzipped(&input, 1 << 16);
         let other = gzipped(&input, 777);
         assert_eq!(one, other);
-        let mut serial = ParallelGzip::with_threads(Vec::new(), 0).unwrap();
+        let mut serial = ParallelGzip::one_core(Vec::new()).unwrap();
         serial.write_all(&input).unwrap();
         assert_eq!(serial.finish().unwrap(), one);
         // As small as one thread's stream, give or take the dictionaries.

@@ -757,17 +757,8 @@ pub(crate) enum Cores {
     /// Every core: a publish, which the pipeline waits for.
     All,
     /// One: a remote cache push, beside the steps (see
-    /// `ParallelGzip::with_threads`).
+    /// `ParallelGzip::one_core`).
     One,
-}
-
-impl Cores {
-    fn threads(self) -> usize {
-        match self {
-            Self::All => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Self::One => 0,
-        }
-    }
 }
 
 impl LayerBlob {
@@ -855,8 +846,11 @@ fn export_layer_streaming(
     let layer_dir = inner.store.layer_dir(layer);
     let (copying, exported) = match form {
         LayerBlob::Gzip(cores) => {
-            let encoder = ParallelGzip::with_threads(written, cores.threads())
-                .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
+            let encoder = match cores {
+                Cores::All => ParallelGzip::new(written),
+                Cores::One => ParallelGzip::one_core(written),
+            }
+            .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
             let mut uncompressed = Hashing::new(encoder);
             pack::pack_layer(&layer_dir, &mut uncompressed, options)?;
             let (encoder, diff_id, diff_size) = uncompressed.finish();
@@ -908,17 +902,22 @@ fn export_layer_streaming(
 }
 
 /// Uploads each layer of `image_id` that has not been exported yet while it
-/// is packed and compressed (a chunked upload fed by the export), rather than
-/// after it: a step's new 100 MB layer reaches the registry about when its
-/// export ends, which the end of a pipeline waits for. A layer whose upload
-/// fails here (a registry that refuses chunked uploads) is uploaded whole by
-/// the push that follows, as one exported before is.
+/// is packed and compressed on one core (a chunked upload fed by the export),
+/// rather than after it: a step's new 100 MB layer reaches the registry about
+/// when its export ends, which the end of a pipeline waits for. A layer whose
+/// upload fails here (a registry that refuses chunked uploads) is uploaded
+/// whole by the push that follows, as one exported before is.
+///
+/// For the remote cache's pushes only, whose layers are steps' new output:
+/// a publish's layers may be in the registry already (the same reproducible
+/// image published again from another state directory), which the push finds
+/// by digest and does not upload, and a streamed upload cannot know the digest
+/// before it has sent the bytes.
 async fn stream_new_layers(
     inner: &Arc<Inner>,
     image_id: &str,
     mounted: &HashMap<String, LayerOrigin>,
     (client, image, credentials, password): PushTarget<'_>,
-    cores: Cores,
 ) {
     let layers = inner
         .record(image_id)
@@ -946,7 +945,7 @@ async fn stream_new_layers(
                 },
                 ended: upload_ended,
             };
-            export_layer_streaming(&exporter, &name, LayerBlob::Gzip(cores), Some(stream))
+            export_layer_streaming(&exporter, &name, LayerBlob::Gzip(Cores::One), Some(stream))
         });
         let pieces = futures::stream::poll_fn(move |cx| from.poll_recv(cx));
         let uploaded = registry::push_stream(client, image, credentials, password, pieces).await;
@@ -1185,10 +1184,14 @@ pub(crate) async fn push(
         }
     }
     // A publish has the cores to itself; the remote cache's pushes (as is)
-    // run beside the steps.
-    let cores = if as_is { Cores::One } else { Cores::All };
-    let target = (&client, &image, &credentials, password);
-    stream_new_layers(&inner, image_id, &mounted, target, cores).await;
+    // run beside the steps, and stream their new layers.
+    let cores = if as_is {
+        let target = (&client, &image, &credentials, password);
+        stream_new_layers(&inner, image_id, &mounted, target).await;
+        Cores::One
+    } else {
+        Cores::All
+    };
     let id = image_id.to_owned();
     let exporter = inner.clone();
     let exported = tokio::task::spawn_blocking(move || {
