@@ -391,8 +391,7 @@ enum Backend {
 
 struct RegistryBackend {
     repository: String,
-    client: Client,
-    auth: OciAuth,
+    connection: Arc<Connection>,
     /// The same credentials for dockerd's pushes and pulls of filesystems.
     docker_auth: Option<RegistryAuth>,
     /// One push at a time per filesystem image: steps that change no file
@@ -403,6 +402,42 @@ struct RegistryBackend {
     /// A runtime's layer tars gzipped and pushed so far: tar digest → the
     /// blob's digest and size (a step image shares its parent's layers).
     gzipped: DashMap<String, (String, u64)>,
+}
+
+/// The cache registry's client and the credentials it sends, shared by the
+/// backend and the runtime's filesystem fetches.
+struct Connection {
+    registry: String,
+    plain_http: bool,
+    /// As configured: `--cache-auth`, else the Docker configuration's.
+    configured: OciAuth,
+    /// Made at the first request (`registry::tokenless`).
+    client: OnceCell<(Client, OciAuth)>,
+    /// A reference in the repository, to ask the registry with.
+    probe: Reference,
+}
+
+impl Connection {
+    /// The client and what it sends: the configured credentials, or for a
+    /// registry that asks for none, an empty bearer token (`tokenless`).
+    /// The client that asked keeps serving unless that changes what it
+    /// must send (a client keeps the first credentials it is given for a
+    /// registry); only then is another one made.
+    async fn get(&self) -> (&Client, &OciAuth) {
+        let (client, auth) = self
+            .client
+            .get_or_init(|| async {
+                let asked = registry::client_for(&self.registry, self.plain_http);
+                let auth = registry::tokenless(&asked, &self.probe, self.configured.clone()).await;
+                if matches!(auth, OciAuth::Bearer(ref token) if token.is_empty()) {
+                    (registry::client_for(&self.registry, self.plain_http), auth)
+                } else {
+                    (asked, auth)
+                }
+            })
+            .await;
+        (client, auth)
+    }
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -433,10 +468,18 @@ pub(crate) async fn open(
                 }),
                 _ => None,
             };
+            let connection = Arc::new(Connection {
+                probe: format!("{}:latest", endpoint.repository)
+                    .parse()
+                    .context("the cache repository is not an image reference")?,
+                registry: endpoint.registry.clone(),
+                plain_http: endpoint.plain_http,
+                configured: auth,
+                client: OnceCell::new(),
+            });
             let backend = RegistryBackend {
-                client: registry::client_for(&endpoint.registry, endpoint.plain_http),
                 repository: endpoint.repository,
-                auth,
+                connection,
                 docker_auth: docker_auth.clone(),
                 pushing: DashMap::new(),
                 gzipped: DashMap::new(),
@@ -464,16 +507,16 @@ pub(crate) async fn open(
     tracing::info!(repository = %inner.name, mode = ?inner.mode, "remote cache enabled");
     if let Backend::Registry(_) = &inner.backend {
         // The registry's version check now, in the background: the first
-        // lookup then finds a connection open (and a token, where the
-        // registry wants one) instead of paying for them. A failure here is
-        // the first lookup's to report.
+        // lookup then finds the credentials decided, a connection open (and
+        // a token, where the registry wants one) instead of paying for them.
+        // A failure here is the first lookup's to report.
         let inner = inner.clone();
         tokio::spawn(async move {
             if let Backend::Registry(registry) = &inner.backend {
                 let probe = registry.reference("latest");
-                let checked = registry
-                    .client
-                    .auth(&probe, &registry.auth, oci_client::RegistryOperation::Pull)
+                let (client, auth) = registry.connection.get().await;
+                let checked = client
+                    .auth(&probe, auth, oci_client::RegistryOperation::Pull)
                     .await;
                 tracing::debug!(ok = checked.is_ok(), "remote cache registry checked");
             }
@@ -484,7 +527,7 @@ pub(crate) async fn open(
         pushes: Mutex::new(JoinSet::new()),
     });
     let registry = match &cache.inner.backend {
-        Backend::Registry(registry) => Some((registry.client.clone(), registry.auth.clone())),
+        Backend::Registry(registry) => Some(registry.connection.clone()),
         Backend::Layout(_) => None,
     };
     let wrapped = Arc::new(CachedRuntime {
@@ -522,6 +565,14 @@ enum Found {
 }
 
 impl RegistryBackend {
+    async fn client(&self) -> &Client {
+        self.connection.get().await.0
+    }
+
+    async fn auth(&self) -> &OciAuth {
+        self.connection.get().await.1
+    }
+
     fn reference(&self, tag: &str) -> Reference {
         format!("{}:{tag}", self.repository)
             .parse()
@@ -539,12 +590,12 @@ impl RegistryBackend {
         let redact = |error: &OciDistributionError| {
             registry::registry_error(&image.whole(), error, self.password()).to_string()
         };
-        self.client
-            .store_auth_if_needed(image.resolve_registry(), &self.auth)
+        let (client, auth) = self.connection.get().await;
+        client
+            .store_auth_if_needed(image.resolve_registry(), auth)
             .await;
-        let manifest = self
-            .client
-            .pull_manifest_raw(&image, &self.auth, &[MANIFEST_MEDIA_TYPE])
+        let manifest = client
+            .pull_manifest_raw(&image, auth, &[MANIFEST_MEDIA_TYPE])
             .await;
         let (manifest, _) = match manifest {
             Ok(found) => found,
@@ -614,14 +665,20 @@ impl RegistryBackend {
         let Some(digest) = sha256_digest(&descriptor.digest) else {
             return Ok(Err("is not named by a sha256 digest"));
         };
-        let blob = pull_checked(&self.client, image, descriptor, self.password()).await?;
+        let blob = pull_checked(self.client().await, image, descriptor, self.password()).await?;
         Ok(blob.map(|blob| (digest, blob)))
     }
 
     /// Whether `hex` has an entry; `Err`: the registry's error, as text.
     async fn has_entry(&self, hex: &str) -> Result<bool, String> {
         let image = self.reference(hex);
-        match self.client.fetch_manifest_digest(&image, &self.auth).await {
+        let auth = self.auth().await;
+        match self
+            .client()
+            .await
+            .fetch_manifest_digest(&image, auth)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if is_not_found(&error) => Ok(false),
             Err(error) => {
@@ -703,8 +760,13 @@ impl RegistryBackend {
         let fail = |error: OciDistributionError| {
             registry::registry_error(fs_tag, &error, self.password()).to_string()
         };
-        self.client
-            .auth(&target, &self.auth, oci_client::RegistryOperation::Push)
+        self.client()
+            .await
+            .auth(
+                &target,
+                self.auth().await,
+                oci_client::RegistryOperation::Push,
+            )
             .await
             .map_err(fail)?;
         let mut descriptors = Vec::with_capacity(image.layers.len());
@@ -726,7 +788,8 @@ impl RegistryBackend {
                     let (blob_digest, size) = match known {
                         Some((blob, size))
                             if self
-                                .client
+                                .client()
+                                .await
                                 .blob_exists(&target, &blob)
                                 .await
                                 .unwrap_or(false) =>
@@ -766,9 +829,9 @@ impl RegistryBackend {
         }
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
         registry::push(
-            &self.client,
+            self.client().await,
             &target,
-            &self.auth,
+            self.auth().await,
             self.password(),
             blobs,
             config,
@@ -785,7 +848,8 @@ impl RegistryBackend {
     /// the same registry. False: neither.
     async fn mount(&self, target: &Reference, layer: &PulledLayer) -> bool {
         if self
-            .client
+            .client()
+            .await
             .blob_exists(target, &layer.digest)
             .await
             .unwrap_or(false)
@@ -798,7 +862,12 @@ impl RegistryBackend {
         if source.resolve_registry() != target.resolve_registry() {
             return false;
         }
-        match self.client.mount_blob(target, &source, &layer.digest).await {
+        match self
+            .client()
+            .await
+            .mount_blob(target, &source, &layer.digest)
+            .await
+        {
             Ok(()) => true,
             Err(error) => {
                 tracing::debug!(digest = %layer.digest, from = %layer.repository, %error, "cannot mount a blob; pushing the filesystem through the runtime");
@@ -833,9 +902,9 @@ impl RegistryBackend {
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
         registry::push(
-            &self.client,
+            self.client().await,
             &self.reference(hex),
-            &self.auth,
+            self.auth().await,
             self.password(),
             layers,
             config,
@@ -848,12 +917,14 @@ impl RegistryBackend {
     }
 }
 
-/// The layer tar at `path` gzipped at the fastest level, as a blob.
+/// The layer tar at `path` gzipped at the fastest level, as a blob: on one
+/// core while steps run, on every core once none does.
 async fn gzip_file(path: PathBuf) -> Result<Blob, String> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)
             .map_err(|error| format!("reading {}: {error}", path.display()))?;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = gantry_core::gzip::ParallelGzip::beside_steps(Vec::new())
+            .map_err(|error| format!("compressing {}: {error}", path.display()))?;
         std::io::copy(&mut file, &mut encoder)
             .and_then(|_| encoder.finish())
             .map(|data| blob_of(GZIP_LAYER_MEDIA_TYPE, data))
@@ -1588,7 +1659,7 @@ struct CachedRuntime {
     /// The cache registry's credentials, for pulls of filesystems.
     auth: Option<RegistryAuth>,
     /// The cache registry's client and credentials, for filesystem manifests.
-    registry: Option<(Client, OciAuth)>,
+    registry: Option<Arc<Connection>>,
 }
 
 /// A placeholder image ID taken apart: the key (hex), where the filesystem
@@ -1691,7 +1762,7 @@ impl CachedRuntime {
     /// `digest`) names by its runtime ID, when this runtime holds it: pushed
     /// from this daemon by `push_layers`, whose tars dockerd would not know.
     async fn pushed_from_here(&self, reference: &str, digest: &str) -> Option<String> {
-        let (client, auth) = self.registry.as_ref()?;
+        let (client, auth) = self.registry.as_ref()?.get().await;
         let image: Reference = reference.parse().ok()?;
         let (manifest, _) = client
             .pull_manifest_raw(&image, auth, &[MANIFEST_MEDIA_TYPE])

@@ -5,9 +5,10 @@
 //! before it as its dictionary (what `pigz` does) and ended with a sync flush
 //! so that the pieces join on a byte boundary. The pieces are written in
 //! order as one gzip member, whose CRC is combined from theirs. `new`
-//! deflates them on every core, `one_core` one after another; the bytes
-//! depend on the input alone, never on the cores or thread timing: the same
-//! layer gives the same blob digest on every machine, whichever wrote it.
+//! deflates them on every core, `beside_steps` on one while steps run and
+//! on every core once none does (`crate::busy`); the bytes depend on the
+//! input alone, never on the cores or thread timing: the same layer gives
+//! the same blob digest on every machine, whichever wrote it.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -34,29 +35,48 @@ pub struct ParallelGzip<W: Write> {
     window: Vec<u8>,
     pending: VecDeque<Piece>,
     crc: Crc,
-    threads: usize,
+    cores: Cores,
+}
+
+/// How many pieces deflate on threads of their own at once.
+#[derive(Debug, Clone, Copy)]
+enum Cores {
+    /// Up to this many.
+    All(usize),
+    /// None while a step runs (on the writer's thread, each piece before the
+    /// next is taken), else up to this many.
+    BesideSteps(usize),
+}
+
+impl Cores {
+    fn now(self) -> usize {
+        match self {
+            Self::All(cores) => cores,
+            Self::BesideSteps(_) if crate::busy::steps_running() => 0,
+            Self::BesideSteps(cores) => cores,
+        }
+    }
+}
+
+fn core_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl<W: Write> ParallelGzip<W> {
     /// Compressing on every core: a piece per core deflates while the
     /// writer takes more input.
     pub fn new(out: W) -> io::Result<Self> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_threads(out, cores)
+        Self::with_cores(out, Cores::All(core_count()))
     }
 
-    /// Compressing on the writer's thread, each piece before the next is
-    /// taken: for work beside running steps (a remote cache push). On the
-    /// 2-core bench machine, gzip on both cores during the cold seed run
-    /// made its `go build` 10-15% slower (bench 13c on Docker: 1.09x with
-    /// one core, 1.17x with two), even at nice 19.
-    pub fn one_core(out: W) -> io::Result<Self> {
-        Self::with_threads(out, 0)
+    /// For work beside the steps (a remote cache push): on the writer's
+    /// thread while a step runs, each piece before the next is taken, and on
+    /// every core while none does (see `crate::busy`).
+    pub fn beside_steps(out: W) -> io::Result<Self> {
+        Self::with_cores(out, Cores::BesideSteps(core_count()))
     }
 
-    /// With at most `threads` pieces deflating on threads of their own
-    /// while the writer takes more input; 0: none, on the writer's thread.
-    fn with_threads(mut out: W, threads: usize) -> io::Result<Self> {
+    fn with_cores(mut out: W, cores: Cores) -> io::Result<Self> {
         out.write_all(&HEADER)?;
         Ok(Self {
             out,
@@ -64,7 +84,7 @@ impl<W: Write> ParallelGzip<W> {
             window: Vec::new(),
             pending: VecDeque::new(),
             crc: Crc::new(),
-            threads,
+            cores,
         })
     }
 
@@ -82,9 +102,9 @@ impl<W: Write> ParallelGzip<W> {
         Ok(self.out)
     }
 
-    /// Deflates `chunk` here (one core) or hands it to a thread of its own,
-    /// then waits for the oldest piece when every core has one (so at most
-    /// one piece per core is held).
+    /// Deflates `chunk` here (no thread now) or hands it to a thread of its
+    /// own, then waits for the oldest piece when every core has one (so at
+    /// most one piece per core is held).
     fn submit(&mut self, last: bool) -> io::Result<()> {
         let input = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         // Every piece but the last is whole, so its end is a whole window.
@@ -92,8 +112,12 @@ impl<W: Write> ParallelGzip<W> {
             &mut self.window,
             input[input.len().saturating_sub(WINDOW)..].to_vec(),
         );
-        if self.threads == 0 {
-            // One core: here, without a thread.
+        let threads = self.cores.now();
+        if threads == 0 {
+            // Here, without a thread, after the pieces still on threads.
+            while !self.pending.is_empty() {
+                self.write_oldest()?;
+            }
             let (bytes, crc) = deflate(&input, &dictionary, last)?;
             return self.write_piece(&bytes, &crc);
         }
@@ -101,7 +125,7 @@ impl<W: Write> ParallelGzip<W> {
             .name("gantry-gzip".into())
             .spawn(move || deflate(&input, &dictionary, last))?;
         self.pending.push_back(piece);
-        while self.pending.len() > self.threads {
+        while self.pending.len() > threads {
             self.write_oldest()?;
         }
         Ok(())
@@ -249,9 +273,18 @@ mod tests {
         let one = gzipped(&input, 1 << 16);
         let other = gzipped(&input, 777);
         assert_eq!(one, other);
-        let mut serial = ParallelGzip::one_core(Vec::new()).unwrap();
-        serial.write_all(&input).unwrap();
-        assert_eq!(serial.finish().unwrap(), one);
+        // Beside steps: on threads while no step runs (unless another test
+        // runs one), on the writer's thread while this one does, and on
+        // threads again after; pieces still on threads go out first.
+        let mut beside = ParallelGzip::beside_steps(Vec::new()).unwrap();
+        beside.write_all(&input[..CHUNK + 10]).unwrap();
+        let running = crate::busy::step();
+        beside
+            .write_all(&input[CHUNK + 10..2 * CHUNK + 20])
+            .unwrap();
+        drop(running);
+        beside.write_all(&input[2 * CHUNK + 20..]).unwrap();
+        assert_eq!(beside.finish().unwrap(), one);
         // As small as one thread's stream, give or take the dictionaries.
         let mut single = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
         single.write_all(&input).unwrap();

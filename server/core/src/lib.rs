@@ -7,6 +7,7 @@
 //! invariants `tests/architecture.rs` enforces.
 
 pub mod arrivals;
+mod busy;
 pub mod changes;
 pub mod checksum;
 mod context;

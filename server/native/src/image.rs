@@ -756,9 +756,9 @@ pub(crate) enum LayerBlob {
 pub(crate) enum Cores {
     /// Every core: a publish, which the pipeline waits for.
     All,
-    /// One: a remote cache push, beside the steps (see
-    /// `ParallelGzip::one_core`).
-    One,
+    /// One while steps run, every core once none does: a remote cache
+    /// push, beside the steps (see `ParallelGzip::beside_steps`).
+    BesideSteps,
 }
 
 impl LayerBlob {
@@ -848,7 +848,7 @@ fn export_layer_streaming(
         LayerBlob::Gzip(cores) => {
             let encoder = match cores {
                 Cores::All => ParallelGzip::new(written),
-                Cores::One => ParallelGzip::one_core(written),
+                Cores::BesideSteps => ParallelGzip::beside_steps(written),
             }
             .map_err(|source| Error::io("writing a layer blob", &tmp, source))?;
             let mut uncompressed = Hashing::new(encoder);
@@ -902,9 +902,10 @@ fn export_layer_streaming(
 }
 
 /// Uploads each layer of `image_id` that has not been exported yet while it
-/// is packed and compressed on one core (a chunked upload fed by the export),
-/// rather than after it: a step's new 100 MB layer reaches the registry about
-/// when its export ends, which the end of a pipeline waits for. A layer whose
+/// is packed and compressed beside the steps (a chunked upload fed by the
+/// export), rather than after it: a step's new 100 MB layer reaches the
+/// registry about when its export ends, which the end of a pipeline waits
+/// for. A layer whose
 /// upload fails here (a registry that refuses chunked uploads) is uploaded
 /// whole by the push that follows, as one exported before is.
 ///
@@ -929,7 +930,7 @@ async fn stream_new_layers(
         let exporting = inner.exports.of(&layer).try_lock().is_err();
         if exporting
             || mounted.contains_key(&layer)
-            || exported_before(inner, &layer, LayerBlob::Gzip(Cores::One)).is_some()
+            || exported_before(inner, &layer, LayerBlob::Gzip(Cores::BesideSteps)).is_some()
         {
             continue;
         }
@@ -945,7 +946,12 @@ async fn stream_new_layers(
                 },
                 ended: upload_ended,
             };
-            export_layer_streaming(&exporter, &name, LayerBlob::Gzip(Cores::One), Some(stream))
+            export_layer_streaming(
+                &exporter,
+                &name,
+                LayerBlob::Gzip(Cores::BesideSteps),
+                Some(stream),
+            )
         });
         let pieces = futures::stream::poll_fn(move |cx| from.poll_recv(cx));
         let uploaded = registry::push_stream(client, image, credentials, password, pieces).await;
@@ -1188,7 +1194,7 @@ pub(crate) async fn push(
     let cores = if as_is {
         let target = (&client, &image, &credentials, password);
         stream_new_layers(&inner, image_id, &mounted, target).await;
-        Cores::One
+        Cores::BesideSteps
     } else {
         Cores::All
     };

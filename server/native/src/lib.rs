@@ -47,7 +47,9 @@ pub use run::DEFAULT_RUN_ROOT;
 /// The registry plumbing of image pulls and pushes, for the binary's remote cache
 /// tier (one registry client in the engine: `oci-client` with Docker's credentials).
 pub mod registry_client {
-    pub use crate::registry::{client_for, credentials, is_loopback, push, registry_error, Blob};
+    pub use crate::registry::{
+        client_for, credentials, is_loopback, push, registry_error, tokenless, Blob,
+    };
 }
 
 /// How to set up a native runtime.

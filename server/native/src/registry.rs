@@ -130,6 +130,35 @@ pub async fn credentials(registry: &str, auth: Option<&RegistryAuth>) -> OciAuth
         .unwrap_or(OciAuth::Anonymous)
 }
 
+/// The credentials to hand a registry client for `image`: `auth`, or, where
+/// `auth` is anonymous and the registry asks `client` for no token, an empty
+/// bearer token, for a client of its own.
+///
+/// oci-client asks a registry's `/v2/` for a token before each request while
+/// it holds none, and it keeps none from a registry that gives none (a plain
+/// `registry:2`), so every manifest and blob request there cost two. An empty
+/// bearer token is kept and sent instead, and such a registry ignores it; one
+/// that wants Basic credentials refuses the request as it would an anonymous
+/// one. `client` keeps the anonymous access it asked with (a client keeps the
+/// first credentials it is given for a registry), so the token goes to
+/// another client.
+pub async fn tokenless(client: &Client, image: &Reference, auth: OciAuth) -> OciAuth {
+    if !matches!(auth, OciAuth::Anonymous) {
+        return auth;
+    }
+    match client
+        .auth(
+            image,
+            &OciAuth::Anonymous,
+            oci_client::RegistryOperation::Pull,
+        )
+        .await
+    {
+        Ok(None) => OciAuth::Bearer(String::new()),
+        _ => OciAuth::Anonymous,
+    }
+}
+
 fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("config.json"));
@@ -643,6 +672,11 @@ fn upload_turn(name: &str) -> Arc<tokio::sync::Mutex<()>> {
     uploads.entry(name.to_owned()).or_default().clone()
 }
 
+/// Blobs up to this size (configs, cache records) are uploaded without
+/// asking the registry first whether it has them (`push`): a new one then
+/// costs two requests instead of three.
+const ASK_FIRST_ABOVE: usize = 64 << 10;
+
 /// A blob to push: its digest, size, media type and bytes.
 pub struct Blob {
     pub digest: String,
@@ -667,19 +701,28 @@ pub async fn push(
     let fail = |error: OciDistributionError| push_error(&reference, &error, password);
     authorize_push(client, image, auth).await.map_err(fail)?;
     for blob in layers.iter().chain(std::iter::once(&config)) {
-        // Pushes at once of images that share layers upload each once: the
-        // later ones wait for the upload under way and find the blob there.
-        let turn = upload_turn(&format!(
-            "{}/{}@{}",
-            image.resolve_registry(),
-            image.repository(),
-            blob.digest
-        ));
-        let _turn = turn.lock().await;
-        if client
-            .blob_exists(image, &blob.digest)
-            .await
-            .unwrap_or(false)
+        // A small blob is sent again at no more cost than asking whether it
+        // is there. Pushes at once of images that share layers upload each
+        // layer once: the later ones wait for the upload under way and find
+        // the blob there.
+        let ask = blob.data.len() > ASK_FIRST_ABOVE;
+        let turn = ask.then(|| {
+            upload_turn(&format!(
+                "{}/{}@{}",
+                image.resolve_registry(),
+                image.repository(),
+                blob.digest
+            ))
+        });
+        let _turn = match &turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
+        if ask
+            && client
+                .blob_exists(image, &blob.digest)
+                .await
+                .unwrap_or(false)
         {
             continue;
         }

@@ -288,6 +288,7 @@ async fn run_exec(
                 .expect("the exec semaphore is never closed");
             let miss = step.explain_miss();
             step.emit(StepState::Running, |event| event.cache_miss = miss);
+            let _running = crate::busy::step();
             let run = cx
                 .runtime
                 .exec(process.spec.clone())
