@@ -844,36 +844,20 @@ impl RegistryBackend {
     }
 
     /// Makes the pulled blob `layer` part of `target`'s repository without
-    /// uploading it: there already, or mounted from its own repository on
-    /// the same registry. False: neither.
+    /// exporting it: there already, mounted from its own repository on the
+    /// same registry, or copied from its registry
+    /// (`registry::mount_or_copy`). False: none of these.
     async fn mount(&self, target: &Reference, layer: &PulledLayer) -> bool {
-        if self
-            .client()
-            .await
-            .blob_exists(target, &layer.digest)
-            .await
-            .unwrap_or(false)
-        {
-            return true;
-        }
         let Ok(source) = layer.repository.parse::<Reference>() else {
             return false;
         };
-        if source.resolve_registry() != target.resolve_registry() {
-            return false;
-        }
-        match self
-            .client()
-            .await
-            .mount_blob(target, &source, &layer.digest)
-            .await
-        {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(digest = %layer.digest, from = %layer.repository, %error, "cannot mount a blob; pushing the filesystem through the runtime");
-                false
-            }
-        }
+        let blob = OciDescriptor {
+            media_type: layer.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size as i64,
+            ..Default::default()
+        };
+        registry::mount_or_copy(self.client().await, target, &source, &blob).await
     }
 
     /// Pushes the entry manifest tagged `hex`: `config` (the record) and

@@ -994,16 +994,13 @@ struct BlobStream {
     ended: std::sync::mpsc::Receiver<()>,
 }
 
-/// Pieces of at least 8 MiB sent from a blocking thread to an upload, each a
-/// PATCH of a chunked upload (registries such as ECR refuse pieces under
-/// 5 MiB). When the upload stops taking them (it failed) the export goes on
+/// Pieces of at least `registry::UPLOAD_PIECE` bytes sent from a blocking
+/// thread to an upload, each a PATCH of a chunked upload. When the upload stops taking them (it failed) the export goes on
 /// without it, and the blob is uploaded whole afterwards.
 struct UploadPieces {
     piece: Vec<u8>,
     to: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
 }
-
-const UPLOAD_PIECE: usize = 8 << 20;
 
 impl UploadPieces {
     fn send(&mut self, bytes: &[u8]) {
@@ -1011,7 +1008,7 @@ impl UploadPieces {
             return;
         }
         self.piece.extend_from_slice(bytes);
-        if self.piece.len() >= UPLOAD_PIECE {
+        if self.piece.len() >= registry::UPLOAD_PIECE {
             self.send_piece();
         }
     }
@@ -1178,12 +1175,16 @@ pub(crate) async fn push(
             .record(image_id)
             .map(|record| record.layers)
             .unwrap_or_default();
+        // A push token (anonymous registries need none): a mount is a push.
+        let _ = client
+            .auth(&image, &credentials, oci_client::RegistryOperation::Push)
+            .await;
         for layer in layers {
             let Some(origin) = inner.store.origin(&layer) else {
                 continue;
             };
-            if origin.registry == image.resolve_registry()
-                && registry::mount(&client, &image, &credentials, &origin).await
+            if registry::mount_or_copy(&client, &image, &origin.source(), &origin.descriptor())
+                .await
             {
                 mounted.insert(layer, origin);
             }

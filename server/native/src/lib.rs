@@ -48,7 +48,7 @@ pub use run::DEFAULT_RUN_ROOT;
 /// tier (one registry client in the engine: `oci-client` with Docker's credentials).
 pub mod registry_client {
     pub use crate::registry::{
-        client_for, credentials, is_loopback, push, registry_error, tokenless, Blob,
+        client_for, credentials, is_loopback, mount_or_copy, push, registry_error, tokenless, Blob,
     };
 }
 

@@ -620,43 +620,140 @@ impl Read for ChannelReader {
     }
 }
 
-/// Makes the blob `origin` (of a layer pulled from `image`'s registry) part
-/// of `image`'s repository without uploading it: there already, or mounted
-/// from the repository it was pulled from. `false`: it could not be (the
-/// registry refused the mount, or the blob is gone); the caller uploads the
-/// layer instead.
-pub(crate) async fn mount(
+/// Makes the blob `blob` of `source` (a layer of a pulled image) part of
+/// `image`'s repository without exporting the layer again: there already,
+/// mounted from `source` on the same registry (one request), or else copied
+/// from `source`'s registry (`copy_blob`), so that its digest stays the one
+/// every machine that pulled the image has. `false`: none of these worked
+/// (the blob is gone, the source needs credentials the Docker configuration
+/// does not hold); the caller uploads the layer itself.
+///
+/// The caller has asked `client` for push access to `image` (a mount is a
+/// push).
+pub async fn mount_or_copy(
     client: &Client,
     image: &Reference,
-    auth: &OciAuth,
-    origin: &LayerOrigin,
+    source: &Reference,
+    blob: &OciDescriptor,
 ) -> bool {
-    // A push token (anonymous registries need none): the mount is a push.
-    let _ = client
-        .auth(image, auth, oci_client::RegistryOperation::Push)
-        .await;
     if client
-        .blob_exists(image, &origin.digest)
+        .blob_exists(image, &blob.digest)
         .await
         .unwrap_or(false)
     {
         return true;
     }
-    let source = Reference::with_tag(
-        origin.registry.clone(),
-        origin.repository.clone(),
-        "latest".to_owned(),
-    );
-    match client.mount_blob(image, &source, &origin.digest).await {
+    let from = source.repository();
+    if source.resolve_registry() == image.resolve_registry() {
+        match client.mount_blob(image, source, &blob.digest).await {
+            Ok(()) => {
+                tracing::debug!(digest = %blob.digest, from, "blob mounted");
+                return true;
+            }
+            Err(error) => {
+                tracing::debug!(digest = %blob.digest, from, %error, "cannot mount a blob; copying it");
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    match copy_blob(client, image, source, blob).await {
         Ok(()) => {
-            tracing::debug!(digest = %origin.digest, from = %origin.repository, "blob mounted");
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(digest = %blob.digest, from = %source.whole(), size = blob.size, elapsed_ms, "blob copied");
             true
         }
         Err(error) => {
-            tracing::debug!(digest = %origin.digest, from = %origin.repository, %error, "cannot mount a blob; uploading the layer");
+            tracing::debug!(digest = %blob.digest, from = %source.whole(), %error, "cannot copy a blob; uploading the layer");
             false
         }
     }
+}
+
+impl LayerOrigin {
+    /// The repository the layer was pulled from.
+    pub(crate) fn source(&self) -> Reference {
+        Reference::with_tag(
+            self.registry.clone(),
+            self.repository.clone(),
+            "latest".to_owned(),
+        )
+    }
+
+    /// The blob, as the manifest listed it.
+    pub(crate) fn descriptor(&self) -> OciDescriptor {
+        OciDescriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            ..Default::default()
+        }
+    }
+}
+
+/// Streams the blob `blob` from `source`'s registry into `image`'s
+/// repository: pulled and uploaded piece by piece (a chunked upload), never
+/// whole in memory, its digest checked on both sides. The source's
+/// credentials come from the Docker configuration; plain HTTP for loopback
+/// registries only, as pulls.
+async fn copy_blob(
+    client: &Client,
+    image: &Reference,
+    source: &Reference,
+    blob: &OciDescriptor,
+) -> Result<(), String> {
+    let registry = source.resolve_registry();
+    let reader = client_for(registry, is_loopback(registry));
+    let auth = credentials(registry, None).await;
+    let pull_error = |error: OciDistributionError| registry_error(&source.whole(), &error, None);
+    reader
+        .auth(source, &auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|error| pull_error(error).to_string())?;
+    let pulled = reader
+        .pull_blob_stream(source, blob)
+        .await
+        .map_err(|error| pull_error(error).to_string())?;
+    let copied = client
+        .push_blob_stream_chunked(image, in_pieces(pulled.stream))
+        .await
+        .map_err(|error| registry_error(&image.whole(), &error, None).to_string())?;
+    if copied.blob_digest != blob.digest {
+        return Err(format!(
+            "the copy's digest is {}, not {}",
+            copied.blob_digest, blob.digest
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes per request of a chunked upload, at least: registries such as ECR
+/// refuse pieces under 5 MiB (but the last).
+pub(crate) const UPLOAD_PIECE: usize = 8 << 20;
+
+/// `stream` (as a download gives it, in pieces of a few KiB) in pieces of
+/// `UPLOAD_PIECE` bytes, the last one shorter.
+fn in_pieces(
+    stream: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+) -> impl futures::Stream<Item = oci_client::errors::Result<Bytes>> + Send + 'static {
+    futures::stream::unfold(Some(stream), |stream| async move {
+        let mut stream = stream?;
+        let mut piece = bytes::BytesMut::new();
+        loop {
+            match stream.next().await {
+                Some(Ok(bytes)) => {
+                    piece.extend_from_slice(&bytes);
+                    if piece.len() >= UPLOAD_PIECE {
+                        return Some((Ok(piece.freeze()), Some(stream)));
+                    }
+                }
+                Some(Err(error)) => {
+                    let error = OciDistributionError::GenericError(Some(error.to_string()));
+                    return Some((Err(error), None));
+                }
+                None => return (!piece.is_empty()).then(|| (Ok(piece.freeze()), None)),
+            }
+        }
+    })
 }
 
 /// The lock of one blob's upload to one repository (`name`: its
@@ -745,6 +842,40 @@ pub async fn push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_copied_blob_goes_up_in_whole_pieces() {
+        // A download's small pieces, 3.5 upload pieces' worth in all.
+        let input: Vec<u8> = (0..UPLOAD_PIECE * 7 / 2).map(|i| (i % 251) as u8).collect();
+        let small: Vec<std::io::Result<Bytes>> = input
+            .chunks(16 << 10)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let pieces: Vec<Bytes> = in_pieces(futures::stream::iter(small).boxed())
+            .map(|piece| piece.unwrap())
+            .collect()
+            .await;
+        let sizes: Vec<usize> = pieces.iter().map(Bytes::len).collect();
+        assert_eq!(
+            sizes,
+            [UPLOAD_PIECE, UPLOAD_PIECE, UPLOAD_PIECE, UPLOAD_PIECE / 2]
+        );
+        assert_eq!(pieces.concat(), input);
+
+        // A failed download ends the stream with its error: the upload
+        // fails rather than commit part of a blob.
+        let failing = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        let pieces: Vec<_> = in_pieces(failing.boxed()).collect().await;
+        assert_eq!(pieces.len(), 1);
+        assert!(pieces[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("connection reset"));
+    }
 
     #[test]
     fn loopback_registries_use_http() {

@@ -366,11 +366,18 @@ fn registry_get(path: &str, accept: &str) -> Vec<u8> {
 
 /// `GET` on the test registry's HTTP API; `None` when it fails (a 404, say).
 fn registry_try_get(path: &str, accept: &str) -> Option<Vec<u8>> {
-    let out = Command::new("curl")
-        .args(["-sf", "-H", &format!("Accept: {accept}")])
-        .arg(format!("http://{}{path}", registry()))
-        .output()
-        .unwrap();
+    http_get(&registry(), None, path, accept)
+}
+
+/// `GET` on the HTTP API of the registry `host`, with `user:password` as
+/// Basic credentials if given; `None` when it fails.
+fn http_get(host: &str, credentials: Option<&str>, path: &str, accept: &str) -> Option<Vec<u8>> {
+    let mut curl = Command::new("curl");
+    curl.args(["-sf", "-H", &format!("Accept: {accept}")]);
+    if let Some(credentials) = credentials {
+        curl.args(["-u", credentials]);
+    }
+    let out = curl.arg(format!("http://{host}{path}")).output().unwrap();
     out.status.success().then_some(out.stdout)
 }
 
@@ -556,6 +563,7 @@ fn the_auth_registry_is_used_with_docker_config_credentials() {
     let log = stop(&mut a);
     assert_eq!(counter(&log, "pushed"), 3, "{log}");
     assert!(!log.contains(&password), "the password reached the log");
+    base_layers_copied(&host, &format!("{user}:{password}"), &repo, &a.state_dir());
 
     let mut b = cache_server(&repo, &[("DOCKER_CONFIG", docker_config)]);
     let since = now();
@@ -586,6 +594,60 @@ fn the_auth_registry_is_used_with_docker_config_credentials() {
     pipeline_stdout(&c, &marker);
     let log = stop(&mut c);
     assert_eq!(log.matches("WARN").count(), 1, "{log}");
+}
+
+/// The base image lives on the test registry and the cache `repo` on the
+/// registry `host` (with `credentials`): no mount reaches across, so each
+/// filesystem's base layers were copied into the cache's repository by their
+/// digests (not exported again, nor pushed by dockerd, which compresses
+/// them again). On Docker the filesystem was pushed from dockerd's store by
+/// the engine, which names dockerd's image ID; a `docker push` would not.
+fn base_layers_copied(host: &str, credentials: &str, repo: &str, state: &Path) {
+    let path = repo_path(repo);
+    let get = |what: &str, accept: &str| {
+        http_get(
+            host,
+            Some(credentials),
+            &format!("/v2/{path}/{what}"),
+            accept,
+        )
+        .unwrap_or_else(|| panic!("GET {what} from {host}/{path} failed"))
+    };
+    let image = busybox();
+    let (base_repo, tag) = image.rsplit_once(':').unwrap();
+    let base = manifest_layers(repo_path(base_repo), tag);
+    assert!(!base.is_empty());
+    let keys = exec_keys(state);
+    assert!(!keys.is_empty());
+    for key in keys {
+        let entry: Value =
+            serde_json::from_slice(&get(&format!("manifests/{key}"), MANIFEST_TYPE)).unwrap();
+        let config = entry["config"]["digest"].as_str().unwrap();
+        let record: Value =
+            serde_json::from_slice(&get(&format!("blobs/{config}"), "*/*")).unwrap();
+        let filesystem = record["image"].as_str().unwrap();
+        let accept = "application/vnd.oci.image.manifest.v1+json, \
+                      application/vnd.docker.distribution.manifest.v2+json";
+        let manifest: Value =
+            serde_json::from_slice(&get(&format!("manifests/{filesystem}"), accept)).unwrap();
+        let layers: Vec<&str> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["digest"].as_str().unwrap())
+            .collect();
+        assert!(layers.len() > base.len(), "{manifest}");
+        assert_eq!(layers[..base.len()], base[..], "{manifest}");
+        for digest in &layers {
+            get(&format!("blobs/{digest}"), "*/*");
+        }
+        if !native() {
+            assert!(
+                manifest["annotations"]["dev.gantry.cache.runtime-id"].is_string(),
+                "pushed by dockerd, not from its store: {manifest}"
+            );
+        }
+    }
 }
 
 /// A GraphQL document file in `dir`.
