@@ -386,6 +386,18 @@ func (r *Address) File(opts ...AddressFileOpts) *File {
 	return &File{newObject(q)}
 }
 
+// Load a git ref (branch, tag or commit) from the address.
+func (r *Address) GitRef() *GitRef {
+	q := r.q.sel("gitRef")
+	return &GitRef{newObject(q)}
+}
+
+// Load a git repository from the address.
+func (r *Address) GitRepository() *GitRepository {
+	q := r.q.sel("gitRepository")
+	return &GitRepository{newObject(q)}
+}
+
 // A unique identifier for this Address.
 func (r *Address) ID(ctx context.Context) (string, error) {
 	return r.objectID(ctx)

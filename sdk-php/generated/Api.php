@@ -371,6 +371,22 @@ final class Address extends ApiObject implements Node
     }
 
     /**
+     * Load a git ref (branch, tag or commit) from the address.
+     */
+    public function gitRef(): GitRef
+    {
+        return new GitRef($this->ctx->select('gitRef'));
+    }
+
+    /**
+     * Load a git repository from the address.
+     */
+    public function gitRepository(): GitRepository
+    {
+        return new GitRepository($this->ctx->select('gitRepository'));
+    }
+
+    /**
      * A unique identifier for this Address.
      */
     public function id(): string

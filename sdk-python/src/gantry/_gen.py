@@ -443,6 +443,14 @@ class Address(Node):
         ]
         return File(self._select("file", _args))
 
+    def git_ref(self) -> GitRef:
+        """Load a git ref (branch, tag or commit) from the address."""
+        return GitRef(self._select("gitRef"))
+
+    def git_repository(self) -> GitRepository:
+        """Load a git repository from the address."""
+        return GitRepository(self._select("gitRepository"))
+
     async def id(self) -> str:
         """A unique identifier for this Address."""
         return await self._id()

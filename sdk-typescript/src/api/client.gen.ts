@@ -288,6 +288,16 @@ export class Address extends BaseObject implements Node {
     return new File(this._select("file", _args));
   }
 
+  /** Load a git ref (branch, tag or commit) from the address. */
+  gitRef(): GitRef {
+    return new GitRef(this._select("gitRef"));
+  }
+
+  /** Load a git repository from the address. */
+  gitRepository(): GitRepository {
+    return new GitRepository(this._select("gitRepository"));
+  }
+
   /** A unique identifier for this Address. */
   async id(): Promise<string> {
     return this._id();

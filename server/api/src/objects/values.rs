@@ -3,7 +3,9 @@
 //! and loads without the engine; none is a DAG node.
 
 use async_graphql::{Context, Enum, Object, Result, ID};
-use gantry_core::{lookup, search};
+use std::sync::Arc;
+
+use gantry_core::{lookup, ops, search, Node as DagNode};
 use serde::{Deserialize, Serialize};
 
 use super::{add, client, engine, Container, Directory, File, Host, Secret};
@@ -301,23 +303,68 @@ impl Address {
             .to_owned()
     }
 
-    fn refuse(&self, what: &str, why: &str) -> async_graphql::Error {
-        gql(gantry_core::Error::Unsupported {
-            message: format!(
-                "address {:?}: loading a {what} is not supported by gantry: {why}",
-                self.value
-            ),
+    /// This address as a Git address; an error where it is none.
+    fn git(&self) -> Result<ops::GitAddress> {
+        ops::GitAddress::parse(&self.value).ok_or_else(|| {
+            gql(gantry_core::Error::InvalidArgument {
+                message: format!(
+                    "address {:?} is not a Git URL: give URL[#REF][:PATH], the URL with a \
+                     scheme (https://, http://, git://, ssh://) or as user@host:path",
+                    self.value
+                ),
+            })
         })
     }
 
-    fn refuse_remote(&self) -> Result<()> {
-        if self.value.contains("://") && !self.value.starts_with("file://") {
-            return Err(self.refuse(
-                "remote source",
-                "only local paths and file:// addresses load directories and files",
-            ));
-        }
-        Ok(())
+    /// `git(url)` for the Git address `git`, as `git` defaults.
+    fn git_repository_of(ctx: &Context<'_>, git: &ops::GitAddress) -> Arc<DagNode> {
+        add(
+            ctx,
+            ops::Git {
+                url: ops::normalize_url(&git.url),
+                keep_git_dir: true,
+                ssh_known_hosts: String::new(),
+                http_auth_username: String::new(),
+                http_auth_token: None,
+                http_auth_header: None,
+                ssh_auth_socket: None,
+                service_host: None,
+            },
+        )
+    }
+
+    /// The address's ref of `repository` (`ref(REF)`, or `head` without one).
+    fn git_ref_of(
+        ctx: &Context<'_>,
+        repository: &Arc<DagNode>,
+        git: &ops::GitAddress,
+    ) -> super::GitRef {
+        super::GitRef(add(
+            ctx,
+            ops::GitRef {
+                repository: repository.digest,
+                selector: match &git.reference {
+                    Some(name) => ops::RefSelector::Ref(name.clone()),
+                    None => ops::RefSelector::Head,
+                },
+            },
+        ))
+    }
+
+    /// The tree of the Git address `git` (`git(url).ref(REF).tree()`, or
+    /// `head` without a ref), as `git` and `tree` default.
+    fn git_tree(ctx: &Context<'_>, git: &ops::GitAddress) -> Directory {
+        let repository = Self::git_repository_of(ctx, git);
+        let reference = Self::git_ref_of(ctx, &repository, git);
+        Directory(add(
+            ctx,
+            ops::GitTree {
+                reference: reference.0.digest,
+                discard_git_dir: false,
+                depth: 1,
+                include_tags: false,
+            },
+        ))
     }
 }
 
@@ -355,7 +402,32 @@ impl Address {
         #[graphql(default_with = "Some(false)")] gitignore: Option<bool>,
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<Directory> {
-        self.refuse_remote()?;
+        if let Some(git) = ops::GitAddress::parse(&self.value) {
+            let mut directory = Self::git_tree(ctx, &git);
+            if let Some(path) = git.path {
+                directory = Directory(add(
+                    ctx,
+                    ops::Subdirectory {
+                        parent: directory.0.digest,
+                        path,
+                    },
+                ));
+            }
+            let (exclude, include) = (exclude.unwrap_or_default(), include.unwrap_or_default());
+            let gitignore = gitignore.unwrap_or(false);
+            if !exclude.is_empty() || !include.is_empty() || gitignore {
+                directory = Directory(add(
+                    ctx,
+                    ops::DirectoryFilter {
+                        parent: directory.0.digest,
+                        include,
+                        exclude,
+                        gitignore,
+                    },
+                ));
+            }
+            return Ok(directory);
+        }
         Host.directory(
             ctx,
             self.local_path(),
@@ -376,7 +448,6 @@ impl Address {
         #[graphql(default_with = "Some(false)")] gitignore: Option<bool>,
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<File> {
-        self.refuse_remote()?;
         // Filters select files of a directory: for one file they would be
         // ignored, so they are refused (as every ignored option is).
         if !exclude.unwrap_or_default().is_empty()
@@ -388,7 +459,39 @@ impl Address {
                 "they filter directories; load the file without them, or use Address.directory",
             ));
         }
+        if let Some(git) = ops::GitAddress::parse(&self.value) {
+            let Some(path) = git.path.clone() else {
+                return Err(gql(gantry_core::Error::InvalidArgument {
+                    message: format!(
+                        "address {:?} names no file in the repository: name it as \
+                         URL#REF:PATH (URL#:PATH at HEAD); an HTTP download is Query.http",
+                        self.value
+                    ),
+                }));
+            };
+            let tree = Self::git_tree(ctx, &git);
+            return Ok(File(add(
+                ctx,
+                ops::DirectoryFile {
+                    parent: tree.0.digest,
+                    path,
+                },
+            )));
+        }
         Host.file(ctx, self.local_path(), no_cache).await
+    }
+
+    /// Load a git ref (branch, tag or commit) from the address.
+    async fn git_ref(&self, ctx: &Context<'_>) -> Result<super::GitRef> {
+        let git = self.git()?;
+        let repository = Self::git_repository_of(ctx, &git);
+        Ok(Self::git_ref_of(ctx, &repository, &git))
+    }
+
+    /// Load a git repository from the address.
+    async fn git_repository(&self, ctx: &Context<'_>) -> Result<super::GitRepository> {
+        let git = self.git()?;
+        Ok(super::GitRepository(Self::git_repository_of(ctx, &git)))
     }
 
     /// Load a secret from the address.

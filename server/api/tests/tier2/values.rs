@@ -81,12 +81,15 @@ async fn addresses_load_host_paths_images_and_secrets() {
     assert!(d["defaultPlatform"].as_str().unwrap().starts_with("linux/"));
     let (message, _) = error(&schema, r#"{ address(value: "") { value } }"#).await;
     assert!(message.contains("empty address"), "{message}");
+    // A Git address loads through Query.git (tests/it/git.rs); a file needs
+    // its path in the repository.
     let (message, code) = error(
         &schema,
-        r#"{ address(value: "https://example.com/repo.git") { directory { entries } } }"#,
+        r#"{ address(value: "https://example.com/repo.git#main") { file { contents } } }"#,
     )
     .await;
-    assert_eq!(code, "UNSUPPORTED", "{message}");
+    assert_eq!(code, "INVALID_ARGUMENT", "{message}");
+    assert!(message.contains("URL#REF:PATH"), "{message}");
 }
 
 #[tokio::test]

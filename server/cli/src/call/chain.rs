@@ -26,6 +26,10 @@ pub(crate) enum Value {
 pub(crate) enum ObjectSource {
     Directory(PathBuf),
     File(PathBuf),
+    /// A directory or file in a Git repository: `URL[#REF][:PATH]`
+    /// (`gantry_core::ops::GitAddress`), loaded through `Query.address`.
+    GitDirectory(String),
+    GitFile(String),
     Container(String),
     CacheVolume(String),
     /// `env:NAME`, `file:PATH` or `cmd:COMMAND`; read only when the call runs.
@@ -300,7 +304,16 @@ fn object(flag: &str, ty: &Ty, value: &str, base: &Path) -> Result<ObjectSource,
         )));
     };
     let path = || base.join(value);
+    let git = gantry_core::ops::GitAddress::parse(value);
     Ok(match name.as_str() {
+        "Directory" if git.is_some() => ObjectSource::GitDirectory(value.to_owned()),
+        "File" if git.as_ref().is_some_and(|git| git.path.is_none()) => {
+            return Err(Usage::new(format!(
+                "{flag}: {value} names no file in the repository: use URL#REF:PATH \
+                 (URL#:PATH at HEAD)"
+            )))
+        }
+        "File" if git.is_some() => ObjectSource::GitFile(value.to_owned()),
         "Directory" => {
             let path = path();
             if !path.is_dir() {

@@ -96,7 +96,8 @@ pub(crate) fn usage(prefix: &str, field: &Field, chainable: Option<&[Field]>) ->
     for param in &field.params {
         let hint = match &param.ty {
             Ty::Object(name) => match name.as_str() {
-                "Directory" | "File" => "a host path",
+                "Directory" => "a host path, or a Git URL[#REF][:DIR]",
+                "File" => "a host path, or a Git URL#REF:PATH",
                 "Secret" => {
                     "env:NAME, file:PATH or cmd:COMMAND (the value never appears in output)"
                 }

@@ -237,6 +237,16 @@ async fn object_id(
             json!({ "v": path_text(path) }),
             "/host/file/id",
         ),
+        ObjectSource::GitDirectory(address) => (
+            "query($v: String!) { address(value: $v) { directory { id } } }",
+            json!({ "v": address }),
+            "/address/directory/id",
+        ),
+        ObjectSource::GitFile(address) => (
+            "query($v: String!) { address(value: $v) { file { id } } }",
+            json!({ "v": address }),
+            "/address/file/id",
+        ),
         ObjectSource::Container(address) => (
             "query($v: String!) { container { from(address: $v) { id } } }",
             json!({ "v": address }),

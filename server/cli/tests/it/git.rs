@@ -416,3 +416,75 @@ fn a_git_protocol_remote_behind_a_service_is_fetched_by_its_hostname() {
         "{ssh}"
     );
 }
+
+#[test]
+fn an_address_loads_a_directory_or_a_file_from_a_git_url() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    sample_repo(root.path(), "repo");
+    let daemon = GitDaemon::start(root.path(), &root.path().join("daemon.log"));
+    let url = daemon.url("repo");
+    let server = Server::start();
+    let query = r#"
+      query($head: String!, $tagged: String!, $sub: String!, $file: String!, $filtered: String!) {
+        head: address(value: $head) { directory { entries } }
+        tagged: address(value: $tagged) { directory { entries } }
+        sub: address(value: $sub) { directory { entries } }
+        file: address(value: $file) { file { contents } }
+        filtered: address(value: $filtered) { directory(exclude: [".git", "src"]) { entries } }
+        repository: address(value: $head) { gitRepository { branches } }
+        ref: address(value: $tagged) { gitRef { ref } }
+      }"#;
+    let answer = run(
+        &server,
+        query,
+        json!({
+            // No ref: HEAD (main), the whole tree with its .git, as git().head.tree() gives it.
+            "head": url,
+            // A tag from before src/ existed.
+            "tagged": format!("{url}#v1.0.0"),
+            "sub": format!("{url}#main:src"),
+            "file": format!("{url}#feature:README.md"),
+            "filtered": format!("{url}#v1.2.0"),
+        }),
+    );
+    assert_eq!(
+        answer["head"]["directory"]["entries"],
+        json!([".git/", "README.md", "src/"])
+    );
+    assert_eq!(
+        answer["tagged"]["directory"]["entries"],
+        json!([".git/", "README.md"])
+    );
+    assert_eq!(answer["sub"]["directory"]["entries"], json!(["main.txt"]));
+    assert_eq!(text(&answer, "file.file.contents"), "first\n");
+    assert_eq!(
+        answer["filtered"]["directory"]["entries"],
+        json!(["README.md"])
+    );
+    assert_eq!(
+        answer["repository"]["gitRepository"]["branches"],
+        json!(["feature", "main"])
+    );
+    assert_eq!(text(&answer, "ref.gitRef.ref"), "refs/tags/v1.0.0");
+    let local = server.query(r#"{ address(value: "./src") { gitRef { commit } } }"#);
+    assert!(
+        error_message(&local).contains("is not a Git URL"),
+        "{local}"
+    );
+
+    // A file needs its path; a ref the remote lacks is the ref's error.
+    let no_path = server.query_vars(
+        r#"query($v: String!) { address(value: $v) { file { contents } } }"#,
+        &json!({ "v": format!("{url}#main") }),
+    );
+    assert!(
+        error_message(&no_path).contains("URL#REF:PATH"),
+        "{no_path}"
+    );
+    let missing = server.query_vars(
+        r#"query($v: String!) { address(value: $v) { directory { entries } } }"#,
+        &json!({ "v": format!("{url}#nope") }),
+    );
+    assert!(error_message(&missing).contains("nope"), "{missing}");
+}

@@ -267,7 +267,7 @@ Flags:
 Returns: string
 
 Values:
-  Directory: a host path
+  Directory: a host path, or a Git URL[#REF][:DIR]
   Secret: env:NAME, file:PATH or cmd:COMMAND (the value never appears in output)
 ";
     assert_eq!(help.stdout, expected);
@@ -509,40 +509,30 @@ fn module_failures_show_their_own_error() {
     call(&["broken"]).fails(3, &["SyntaxError", "could not load module errors"]);
 }
 
+/// `gantry call -m core container from --address=BUSYBOX` and then `chain`.
+fn core_container(state: &Path, cwd: &Path, chain: &[&str]) -> Command {
+    let address = format!("--address={}", crate::support::busybox());
+    let head = ["call", "-m", "core", "container", "from", address.as_str()];
+    gantry(state, cwd, &[&head[..], chain].concat())
+}
+
 #[test]
 fn core_api_without_a_module() {
     require_runtime!();
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let address = format!("--address={}", crate::support::busybox());
-    let out = run(gantry(
+    let out = run(core_container(
         state.path(),
         work.path(),
-        &[
-            "call",
-            "-m",
-            "core",
-            "container",
-            "from",
-            &address,
-            "with-exec",
-            "--args=echo,hi from core",
-            "stdout",
-        ],
+        &["with-exec", "--args=echo,hi from core", "stdout"],
     ))
     .ok();
     assert_eq!(out.stdout, "hi from core\n");
     std::fs::write(work.path().join("in.txt"), "host file\n").unwrap();
-    let out = run(gantry(
+    let out = run(core_container(
         state.path(),
         work.path(),
         &[
-            "call",
-            "-m",
-            "core",
-            "container",
-            "from",
-            &address,
             "with-file",
             "--path=/in.txt",
             "--source=in.txt",
@@ -609,5 +599,43 @@ fn init_scaffolds_a_module_that_lists_its_function() {
             .contains("--name string   Who to greet. (default: \"world\")"),
         "{}",
         help.stdout
+    );
+}
+
+#[test]
+fn directory_and_file_flags_take_git_urls() {
+    require_runtime!();
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    crate::servers::sample_repo(root.path(), "repo");
+    let daemon = crate::servers::GitDaemon::start(root.path(), &root.path().join("daemon.log"));
+    let url = daemon.url("repo");
+    let call = |file_flag: &str| {
+        core_container(
+            state.path(),
+            work.path(),
+            &[
+                "with-directory",
+                "--path=/src",
+                &format!("--source={url}#main:src"),
+                "with-file",
+                "--path=/readme",
+                file_flag,
+                "with-exec",
+                "--args=cat,/src/main.txt,/readme",
+                "stdout",
+            ],
+        )
+    };
+    let out = run(call(&format!("--source={url}#feature:README.md"))).ok();
+    assert_eq!(out.stdout, "second\nfirst\n");
+    // A File flag names a file in the repository.
+    run(call(&format!("--source={url}#main"))).fails(
+        2,
+        &[
+            "--source:",
+            "names no file in the repository: use URL#REF:PATH",
+        ],
     );
 }

@@ -66,6 +66,48 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
+/// A directory or file in a Git repository, named as Dagger's CLI and
+/// `Address` name one (the `#REF:PATH` fragment of BuildKit's Git contexts):
+/// `URL[#[REF][:PATH]]`. The URL has a scheme other than `file://`
+/// (`https://`, `http://`, `git://`, `ssh://`) or is SSH's `user@host:path`;
+/// anything else is a local path. No ref: the remote's HEAD; no path: the
+/// repository's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitAddress {
+    pub url: String,
+    pub reference: Option<String>,
+    pub path: Option<String>,
+}
+
+impl GitAddress {
+    /// `value` as a Git address; `None`: a local path (or `file://`).
+    pub fn parse(value: &str) -> Option<Self> {
+        let (url, fragment) = match value.split_once('#') {
+            Some((url, fragment)) => (url, Some(fragment)),
+            None => (value, None),
+        };
+        let remote = match url.split_once("://") {
+            Some((scheme, rest)) => scheme != "file" && !scheme.is_empty() && !rest.is_empty(),
+            None => url.split_once(':').is_some_and(|(host, path)| {
+                host.contains('@') && !host.contains('/') && !path.is_empty()
+            }),
+        };
+        if !remote {
+            return None;
+        }
+        let (reference, path) = match fragment.map(|f| f.split_once(':').unwrap_or((f, ""))) {
+            Some((reference, path)) => (reference, path),
+            None => ("", ""),
+        };
+        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        Some(Self {
+            url: url.to_owned(),
+            reference: some(reference),
+            path: some(path.trim_start_matches('/')),
+        })
+    }
+}
+
 /// Writes an optional input with a presence marker, so that "none" and
 /// any input encode differently.
 fn optional_input(e: &mut OpEncoder<'_>, input: Option<&Digest>) {
@@ -713,6 +755,48 @@ fn compare_prerelease(a: &[String], b: &[String]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_addresses_name_a_url_a_ref_and_a_path() {
+        let parsed = |value: &str| GitAddress::parse(value).map(|a| (a.url, a.reference, a.path));
+        let some = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            parsed("https://example.com/o/r.git#v1.2:docs/api"),
+            Some((
+                "https://example.com/o/r.git".into(),
+                some("v1.2"),
+                some("docs/api")
+            ))
+        );
+        assert_eq!(
+            parsed("http://127.0.0.1:8080/r.git"),
+            Some(("http://127.0.0.1:8080/r.git".into(), None, None))
+        );
+        assert_eq!(
+            parsed("git://host/r#main"),
+            Some(("git://host/r".into(), some("main"), None))
+        );
+        // No ref: HEAD, with a path; a leading slash is the root's.
+        assert_eq!(
+            parsed("ssh://git@host/r#:/sub"),
+            Some(("ssh://git@host/r".into(), None, some("sub")))
+        );
+        assert_eq!(
+            parsed("git@github.com:o/r.git#feature/x"),
+            Some(("git@github.com:o/r.git".into(), some("feature/x"), None))
+        );
+        // Local paths, file:// included, are not Git addresses.
+        for local in [
+            "./src",
+            "/abs/dir",
+            "file:///abs/dir",
+            "dir#with-hash",
+            "C:dir",
+            "://x",
+        ] {
+            assert_eq!(parsed(local), None, "{local}");
+        }
+    }
 
     fn refs(entries: &[(&str, &str)], head: Option<&str>) -> GitRefs {
         GitRefs {

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use self::envfile::engine_env;
 pub use self::exec::{ExecArgs, Expect};
 pub(crate) use self::git::listing as git_listing;
-pub use self::git::{is_commit_sha, normalize_url, short_names, RefSelector};
+pub use self::git::{is_commit_sha, normalize_url, short_names, GitAddress, RefSelector};
 pub(crate) use self::read::stat_container_path;
 pub use crate::oci::{Compression, ImageFormat, MediaTypes};
 pub use crate::value::Sharing;
