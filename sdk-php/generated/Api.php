@@ -1355,8 +1355,11 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      *     to a file in the container. Defaults to "".
      * @param ReturnType|null $expect Exit codes this command is allowed to exit
      *     with without error. Defaults to ReturnType::SUCCESS.
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
-     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Give the command the API:
+     *     a session of its own (GANTRY_SESSION_PORT/TOKEN and
+     *     DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the
+     *     host's network. Its clients have no host: the engine's files and
+     *     environment are not theirs. Defaults to false.
      * @param bool|null $insecureRootCapabilities Run the command with every
      *     root capability the engine holds, close to Docker's --privileged:
      *     nothing of /proc masked, no seccomp or AppArmor confinement, every

@@ -1338,8 +1338,11 @@ class Container(Exportable, Node, Syncer):
                 container. Defaults to "".
             expect: Exit codes this command is allowed to exit with without error.
                 Defaults to ReturnType.SUCCESS.
-            experimental_privileged_nesting: Not supported by gantry (it needs a nested
-                engine); must be false. Defaults to False.
+            experimental_privileged_nesting: Give the command the API: a session of its
+                own (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on
+                127.0.0.1), with the command on the host's network. Its clients have no
+                host: the engine's files and environment are not theirs. Defaults to
+                False.
             insecure_root_capabilities: Run the command with every root capability the
                 engine holds, close to Docker's --privileged: nothing of /proc masked,
                 no seccomp or AppArmor confinement, every device allowed. The command

@@ -739,7 +739,11 @@ export interface ContainerWithExecOpts {
    * `ReturnType.SUCCESS`.
    */
   expect?: ReturnType;
-  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
+  /**
+   * Give the command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+   * DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients
+   * have no host: the engine's files and environment are not theirs. Defaults to `false`.
+   */
   experimentalPrivilegedNesting?: boolean;
   /**
    * Run the command with every root capability the engine holds, close to Docker's --privileged:

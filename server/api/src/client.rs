@@ -18,6 +18,42 @@ use gantry_core::{Engine, Error};
 pub struct ClientInfo {
     /// `None` when the client did not say (see the module docs).
     pub workdir: Option<PathBuf>,
+    /// False for a nested session's clients (`experimentalPrivilegedNesting`):
+    /// they run in a container, and the engine's files and environment are
+    /// not theirs to read or write.
+    has_host: bool,
+}
+
+impl ClientInfo {
+    /// A client on the engine's host, in `workdir` if it said.
+    pub fn new(workdir: Option<PathBuf>) -> Self {
+        Self {
+            workdir,
+            has_host: true,
+        }
+    }
+
+    /// A nested session's client: no host.
+    pub(crate) fn nested() -> Self {
+        Self {
+            workdir: None,
+            has_host: false,
+        }
+    }
+
+    /// Refuses host access (`what`) to a client without a host.
+    pub(crate) fn check_host(&self, what: &str) -> Result<(), Error> {
+        if self.has_host {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            message: format!(
+                "{what}: a client inside a step (experimentalPrivilegedNesting) has no host: the \
+                 engine's files and environment are not its own; pass what it needs into the \
+                 step (withDirectory, withFile, withSecretVariable)"
+            ),
+        })
+    }
 }
 
 fn host_error(path: &Path, error: std::io::Error) -> Error {
@@ -31,6 +67,7 @@ impl ClientInfo {
     /// An absolute host path for `path` (relative paths join the workdir; a
     /// leading `~` is the home directory, as in Dagger and shells).
     pub fn resolve(&self, path: &str) -> Result<PathBuf, Error> {
+        self.check_host(&format!("host path {}", gantry_core::text::quoted(path)))?;
         let home_relative = match path.strip_prefix('~') {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => Some(rest),
             _ => None,
@@ -196,4 +233,25 @@ pub(crate) fn set_mtime(path: &Path, mtime: u64) -> Result<(), Error> {
     fs::File::open(path)
         .and_then(|file| file.set_times(times))
         .map_err(|error| host_error(path, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nested_client_has_no_host() {
+        let nested = ClientInfo::nested();
+        for path in ["/etc", "relative", "~/x"] {
+            let error = nested.resolve(path).unwrap_err().to_string();
+            assert!(error.contains("has no host"), "{error}");
+        }
+        for uri in ["env://HOME", "file:///etc/hostname"] {
+            let error = crate::secret_from_uri(uri, &nested).unwrap_err().to_string();
+            assert!(error.contains("has no host"), "{uri}: {error}");
+        }
+        let on_host = ClientInfo::new(None);
+        assert_eq!(on_host.resolve("/etc").unwrap(), PathBuf::from("/etc"));
+        assert!(crate::secret_from_uri("env://HOME", &on_host).is_ok());
+    }
 }

@@ -73,12 +73,35 @@ struct AppState {
     schema: GantrySchema,
     access: Access,
     workdir: Option<PathBuf>,
+    /// A nested session's listener: its clients have no host
+    /// (`ClientInfo::nested`).
+    nested: bool,
 }
 
 /// The router for one listener. `workdir` is where relative host paths
 /// resolve for clients that send no `X-Gantry-Workdir` header (a session's
 /// command directory); with none, such clients get relative paths refused.
 pub fn router(schema: GantrySchema, access: Access, workdir: Option<PathBuf>) -> Router {
+    router_for(AppState {
+        schema,
+        access,
+        workdir,
+        nested: false,
+    })
+}
+
+/// The router of a nested session (`crate::nested`): `token` required, no
+/// host for its clients.
+pub(crate) fn nested_router(schema: GantrySchema, token: Arc<str>) -> Router {
+    router_for(AppState {
+        schema,
+        access: Access::Token(token),
+        workdir: None,
+        nested: true,
+    })
+}
+
+fn router_for(state: AppState) -> Router {
     Router::new()
         .route("/query", post(query))
         .route("/events", get(events))
@@ -86,11 +109,7 @@ pub fn router(schema: GantrySchema, access: Access, workdir: Option<PathBuf>) ->
         .route("/graphiql/{file}", get(graphiql::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(version_headers))
-        .with_state(Arc::new(AppState {
-            schema,
-            access,
-            workdir,
-        }))
+        .with_state(Arc::new(state))
 }
 
 fn error_body(status: StatusCode, message: &str) -> Response {
@@ -236,7 +255,11 @@ async fn query(
     let scope = extensions
         .get::<Arc<dyn RequestObserver>>()
         .map(|observer| observer.start(&headers, &extensions, request.operation_name.as_deref()));
-    let execution = state.schema.execute(request.data(ClientInfo { workdir }));
+    let client = match state.nested {
+        true => ClientInfo::nested(),
+        false => ClientInfo::new(workdir),
+    };
+    let execution = state.schema.execute(request.data(client));
     let response = match &scope {
         Some(scope) => gantry_core::events::with_origin(scope.origin(), execution).await,
         None => execution.await,

@@ -10,6 +10,7 @@ pub mod env;
 mod error;
 mod http;
 mod ids;
+mod nested;
 mod objects;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub type GantrySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 /// Builds the schema; `engine` is reachable from every resolver.
 pub fn schema(engine: Arc<Engine>) -> GantrySchema {
+    nested::attach(&engine);
     builder()
         .data(engine)
         // SDKs replay whole chains, so documents nest as deep as pipelines
@@ -45,6 +47,7 @@ pub fn schema(engine: Arc<Engine>) -> GantrySchema {
 /// `gantry session`, `gantry call`): host paths are read once per session,
 /// as Dagger snapshots them, rather than once per request.
 pub fn session_schema(engine: Arc<Engine>) -> GantrySchema {
+    nested::attach(&engine);
     builder()
         .data(engine)
         .data(objects::HostSnapshots::default())
@@ -78,6 +81,9 @@ pub(crate) fn secret_from_uri(
     };
     let (scheme, rest) = uri.split_once(':').ok_or_else(unsupported)?;
     let rest = rest.trim_start_matches("//");
+    if scheme == "env" {
+        client.check_host(&format!("secret URI {uri:?}"))?;
+    }
     match scheme {
         "env" => std::env::var(rest).map_err(|_| gantry_core::Error::InvalidArgument {
             message: format!("secret URI {uri:?}: environment variable {rest} is not set"),

@@ -23,9 +23,7 @@ fn schema() -> (gantry_api::GantrySchema, Arc<FakeRuntime>) {
 }
 
 async fn run(schema: &gantry_api::GantrySchema, query: &str) -> Value {
-    let request = Request::new(query).data(ClientInfo {
-        workdir: Some(std::env::temp_dir()),
-    });
+    let request = Request::new(query).data(ClientInfo::new(Some(std::env::temp_dir())));
     serde_json::to_value(schema.execute(request).await).unwrap()
 }
 

@@ -27,7 +27,7 @@ fn schema() -> gantry_api::GantrySchema {
 }
 
 async fn run_in(workdir: Option<std::path::PathBuf>, query: &str) -> Value {
-    let request = Request::new(query).data(ClientInfo { workdir });
+    let request = Request::new(query).data(ClientInfo::new(workdir));
     serde_json::to_value(schema().execute(request).await).unwrap()
 }
 
@@ -185,9 +185,7 @@ async fn the_router_refuses_bodies_without_a_query_and_bad_workdirs() {
 
 #[test]
 fn a_leading_tilde_is_the_home_directory() {
-    let client = ClientInfo {
-        workdir: Some("/tmp".into()),
-    };
+    let client = ClientInfo::new(Some("/tmp".into()));
     let home = std::env::var("HOME").expect("tests run with HOME set");
     let home = std::path::Path::new(&home);
     assert_eq!(client.resolve("~/a/../b").unwrap(), home.join("b"));

@@ -106,14 +106,9 @@ pub(crate) async fn run(args: QueryArgs) -> Result<ExitCode> {
             crate::terminal::UserTerminal::lend(&engine, progress.sender(), false)?;
             let follower = progress.follow_engine(&engine);
             let schema = gantry_api::schema(engine.clone());
-            let answer = gantry_api::execute_json(
-                &schema,
-                body,
-                gantry_api::ClientInfo {
-                    workdir: Some(workdir),
-                },
-            )
-            .await;
+            let answer =
+                gantry_api::execute_json(&schema, body, gantry_api::ClientInfo::new(Some(workdir)))
+                    .await;
             engine::finish(&engine).await;
             if let Some(trace) = trace {
                 trace.finish().await;

@@ -66,6 +66,8 @@ pub(crate) struct Context {
     pub(crate) services: Services,
     /// The user's terminal, when a client lent one (`Engine::attach_terminal`).
     pub(crate) terminal: std::sync::OnceLock<Arc<dyn TerminalHost>>,
+    /// Sessions for `experimentalPrivilegedNesting` (`Engine::attach_nesting`).
+    pub(crate) nesting: std::sync::OnceLock<Arc<dyn crate::runtime::NestedSessions>>,
     /// Whether a failed step opens a shell in its container first
     /// (`--interactive`).
     pub(crate) debug_failures: std::sync::atomic::AtomicBool,
@@ -94,6 +96,7 @@ impl Context {
             cache_locks: DashMap::new(),
             services: Services::default(),
             terminal: std::sync::OnceLock::new(),
+            nesting: std::sync::OnceLock::new(),
             debug_failures: std::sync::atomic::AtomicBool::new(false),
         }
     }

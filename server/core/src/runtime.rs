@@ -381,6 +381,11 @@ pub struct ExecSpec {
     /// device cgroup: Docker's `--privileged` without the host's device
     /// nodes.
     pub privileged: bool,
+    /// In the host's network namespace instead of on the step network
+    /// (`experimentalPrivilegedNesting`: the command reaches its nested
+    /// session on the host's loopback). `network.hosts` still names the
+    /// bound services, whose step-network addresses the host routes to.
+    pub host_network: bool,
 }
 
 /// How a container sees the step network: every container of an engine
@@ -558,6 +563,23 @@ pub trait TerminalHost: Send + Sync {
     /// what the shell runs in. One terminal at a time: a second request
     /// waits for the first to end.
     async fn attach(&self, title: &str) -> Result<TerminalIo, RuntimeError>;
+}
+
+/// Opens the API to a command that runs with `experimentalPrivilegedNesting`
+/// (the API crate's, lent with `Engine::attach_nesting`): a session of its
+/// own on the host's loopback, with a token, whose clients have no host (the
+/// engine's files and environment are not theirs).
+#[async_trait]
+pub trait NestedSessions: Send + Sync {
+    async fn open(&self) -> Result<NestedSession, String>;
+}
+
+/// A session open for one command, closed when dropped.
+pub struct NestedSession {
+    pub port: u16,
+    pub token: String,
+    /// Serves the session until dropped.
+    pub serving: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// Errors a runtime reports. Kept as data (not a boxed source) so the solver

@@ -193,6 +193,12 @@ impl Engine {
         }
     }
 
+    /// Lends the engine what opens nested sessions (once; later calls are
+    /// ignored): `withExec(experimentalPrivilegedNesting: true)` needs it.
+    pub fn attach_nesting(&self, sessions: Arc<dyn crate::runtime::NestedSessions>) {
+        let _ = self.cx.nesting.set(sessions);
+    }
+
     /// Lends the engine the user's terminal (once; later calls are
     /// ignored): `terminal` fields open their shell there, and with
     /// `debug_failures` (`--interactive`) a failed step first opens a shell

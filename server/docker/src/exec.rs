@@ -71,7 +71,11 @@ impl DockerRuntime {
             base,
         } = self.prepare(&spec, has_stdin).await?;
         let base_config = self.inspect_config(&base).await?;
-        self.join_network(&mut body, &spec.network, false).await?;
+        if spec.host_network {
+            Self::join_host_network(&mut body, &spec.network);
+        } else {
+            self.join_network(&mut body, &spec.network, false).await?;
+        }
         tracing::debug!(
             args = spec.args.len(),
             env = spec.env.len(),

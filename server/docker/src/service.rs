@@ -146,12 +146,7 @@ impl DockerRuntime {
         body.hostname = Some(network.hostname.clone()).filter(|name| !name.is_empty());
         let host_config = body.host_config.get_or_insert_with(Default::default);
         host_config.network_mode = Some(step.name.clone());
-        let hosts: Vec<String> = network
-            .hosts
-            .iter()
-            .map(|(name, address)| format!("{name}:{address}"))
-            .collect();
-        host_config.extra_hosts = Some(hosts).filter(|hosts| !hosts.is_empty());
+        host_config.extra_hosts = extra_hosts(network);
         host_config.dns_search = Some(network.search.clone()).filter(|s| !s.is_empty());
         let endpoint = EndpointSettings {
             aliases: Some(network.aliases.clone()).filter(|a| !a.is_empty()),
@@ -161,6 +156,15 @@ impl DockerRuntime {
             endpoints_config: Some(HashMap::from([(step.name.clone(), endpoint)])),
         });
         Ok(Some(step))
+    }
+
+    /// Puts a container in the host's network namespace
+    /// (`ExecSpec::host_network`), its bound services as `/etc/hosts` lines:
+    /// the host routes to their step-network addresses.
+    pub(crate) fn join_host_network(body: &mut ContainerCreateBody, network: &NetworkSpec) {
+        let host_config = body.host_config.get_or_insert_with(Default::default);
+        host_config.network_mode = Some("host".to_owned());
+        host_config.extra_hosts = extra_hosts(network);
     }
 
     /// `Runtime::start_container`.
@@ -357,4 +361,14 @@ async fn remove_network(docker: &Docker, name: &str) -> bool {
         }
     }
     false
+}
+
+/// The bound services of `network` as Docker's `extra_hosts` (`name:address`).
+fn extra_hosts(network: &NetworkSpec) -> Option<Vec<String>> {
+    let hosts: Vec<String> = network
+        .hosts
+        .iter()
+        .map(|(name, address)| format!("{name}:{address}"))
+        .collect();
+    Some(hosts).filter(|hosts| !hosts.is_empty())
 }

@@ -243,9 +243,12 @@ pub(crate) async fn set_up(
     };
     let network = async {
         let phase = Instant::now();
+        // On the host's network (`host_network`): no namespace of its own.
         let outcome = match &inner.network {
-            Some(network) => Some(network.take().await.map_err(failed(action))),
-            None => None,
+            Some(network) if !spec.host_network => {
+                Some(network.take().await.map_err(failed(action)))
+            }
+            _ => None,
         };
         (outcome, ms(phase))
     };
@@ -676,8 +679,8 @@ fn write_bundle(
     write("hosts", hosts.as_bytes())?;
     write("hostname", format!("{hostname}\n").as_bytes())?;
     let resolv = match &inner.network {
-        Some(network) => network.resolv_conf().to_vec(),
-        None => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        Some(network) if !exec.host_network => network.resolv_conf().to_vec(),
+        _ => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
     };
     let named = !exec.network.hosts.is_empty()
         || !exec.network.aliases.is_empty()

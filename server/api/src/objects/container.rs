@@ -133,8 +133,8 @@ pub(crate) fn refuse_nesting(nesting: Option<bool>, what: &str) -> Result<()> {
     if nesting.unwrap_or_default() {
         return Err(unsupported(
             &format!("{what}(experimentalPrivilegedNesting: true)"),
-            "nested Dagger engines do not exist in gantry; run the nested pipeline as its own \
-             gantry script",
+            "only withExec gives a command the API (a nested session); run the nested \
+             pipeline from a withExec step",
         ));
     }
     Ok(())
@@ -461,7 +461,7 @@ impl Container {
         expect: Option<ReturnType>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry (it needs a nested engine); must be false."
+            desc = "Give the command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients have no host: the engine's files and environment are not theirs."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
@@ -483,12 +483,6 @@ impl Container {
         // gantry runs the command itself as PID 1 (no init process), which
         // is what noInit: true asks for; see docs/compatibility.md.
         let _no_init = no_init;
-        if experimental_privileged_nesting.unwrap_or_default() {
-            return Err(unsupported(
-                "withExec(experimentalPrivilegedNesting: true)",
-                "nested Dagger engines do not exist in gantry; run the nested pipeline as its own gantry script",
-            ));
-        }
         let stdin = stdin.unwrap_or_default();
         let redirect_stdin = redirect_stdin.unwrap_or_default();
         if !stdin.is_empty() && !redirect_stdin.is_empty() {
@@ -510,6 +504,8 @@ impl Container {
                     expect: expect.unwrap_or(ReturnType::Success).into(),
                     expand: expand.unwrap_or_default(),
                     insecure_root_capabilities: insecure_root_capabilities.unwrap_or_default(),
+                    experimental_privileged_nesting: experimental_privileged_nesting
+                        .unwrap_or_default(),
                 },
             },
         ))

@@ -37,9 +37,7 @@ pub(crate) async fn run_in(
     workdir: PathBuf,
     query: &str,
 ) -> Value {
-    let request = Request::new(query).data(ClientInfo {
-        workdir: Some(workdir),
-    });
+    let request = Request::new(query).data(ClientInfo::new(Some(workdir)));
     serde_json::to_value(schema.execute(request).await).unwrap()
 }
 

@@ -110,9 +110,7 @@ impl Engine {
     /// Runs one document; GraphQL errors are printed and reported.
     async fn query(&self, query: &str, variables: Json) -> Result<Json, Reported> {
         let body = json!({ "query": query, "variables": variables });
-        let client = gantry_api::ClientInfo {
-            workdir: Some(self.workdir.clone()),
-        };
+        let client = gantry_api::ClientInfo::new(Some(self.workdir.clone()));
         let response = match gantry_api::execute_json(&self.schema, body, client).await {
             Ok(response) => response,
             Err(error) => {

@@ -570,3 +570,22 @@ fn an_image_is_published_to_and_pulled_from_a_registry_service() {
         "{message}"
     );
 }
+
+/// A nested command (`experimentalPrivilegedNesting`) runs on the host's
+/// network, and still reaches the services bound to it by alias.
+#[test]
+fn a_nested_command_reaches_its_bound_service() {
+    require_runtime!();
+    let server = Server::start();
+    let service = http_service(&server, "nested and bound");
+    let answer = server.query_vars(
+        r#"query($image: String!, $svc: ID!) { container {
+            from(address: $image) { withServiceBinding(alias: "web", service: $svc) {
+              withExec(args: ["sh", "-c", "wget -qO- http://web:8080/ && echo port=$DAGGER_SESSION_PORT"],
+                       experimentalPrivilegedNesting: true) { stdout } } } } }"#,
+        &json!({ "image": busybox(), "svc": service }),
+    );
+    let out = stdout(answer);
+    assert!(out.starts_with("nested and bound"), "{out}");
+    assert!(out.contains("port=") && !out.ends_with("port=\n"), "{out}");
+}

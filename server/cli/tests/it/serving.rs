@@ -133,3 +133,48 @@ fn query_command_reports_errors_with_a_non_zero_exit() {
     assert!(good.status.success());
     assert!(String::from_utf8_lossy(&good.stdout).contains("fine"));
 }
+
+/// `withExec(experimentalPrivilegedNesting: true)`: the command gets a
+/// session of its own (DAGGER_SESSION_PORT/TOKEN, GANTRY_SESSION_PORT/TOKEN)
+/// on the host's loopback and calls the API there, here with busybox's
+/// `wget`: its query runs a step of its own. The nested client has no host,
+/// and the token is scrubbed from the output like a secret.
+#[test]
+fn a_nested_command_calls_the_api_through_its_own_session() {
+    require_runtime!();
+    let server = Server::start();
+    let image = busybox();
+    let nested = format!(
+        r#"{{"query":"{{ container {{ from(address: \"{image}\") {{ withExec(args: [\"echo\", \"from the nested step\"]) {{ stdout }} }} }} }}"}}"#
+    );
+    let host = r#"{"query":"{ host { directory(path: \"/etc\") { entries } } }"}"#;
+    let script = format!(
+        r#"post() {{ wget -qO- --header "Authorization: Bearer $DAGGER_SESSION_TOKEN" --header 'Content-Type: application/json' --post-data "$1" "http://127.0.0.1:$DAGGER_SESSION_PORT/query"; echo; }}
+post '{nested}'
+post '{host}'
+echo "token=$GANTRY_SESSION_TOKEN port=$GANTRY_SESSION_PORT""#
+    );
+    let query = r#"query($image: String!, $script: String!) { container { from(address: $image) {
+        withExec(args: ["sh", "-c", $script], experimentalPrivilegedNesting: true) { stdout } } } }"#;
+    let answer = support::run(
+        &server,
+        query,
+        serde_json::json!({ "image": image, "script": script }),
+    );
+    let stdout = support::text(&answer, "container.from.withExec.stdout");
+    assert!(
+        stdout.contains(r#""stdout":"from the nested step\n""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("has no host"), "{stdout}");
+    assert!(stdout.contains("token=*** port="), "{stdout}");
+
+    // Without the flag the command has neither the session nor its variables.
+    let plain = r#"query($image: String!) { container { from(address: $image) {
+        withExec(args: ["sh", "-c", "echo port=${DAGGER_SESSION_PORT:-none}"]) { stdout } } } }"#;
+    let answer = support::run(&server, plain, serde_json::json!({ "image": image }));
+    assert_eq!(
+        support::text(&answer, "container.from.withExec.stdout"),
+        "port=none\n"
+    );
+}

@@ -72,6 +72,10 @@ pub struct ExecArgs {
     /// Run with every root capability (the runtime's privileged mode).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_root_capabilities: bool,
+    /// Give the command the API: a nested session of its own, on the
+    /// host's network (`NestedSessions`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub experimental_privileged_nesting: bool,
 }
 
 /// `Container.withExec`.
@@ -103,6 +107,9 @@ impl Operation for WithExec {
         // Written only when set, so every other exec keeps its digest.
         if exec.insecure_root_capabilities {
             e.str("insecure-root-capabilities");
+        }
+        if exec.experimental_privileged_nesting {
+            e.str("experimental-privileged-nesting");
         }
     }
 
@@ -218,6 +225,42 @@ fn file_layer(cx: &Context, path: &str, contents: &[u8], mode: u32) -> Result<La
     })
 }
 
+/// A nested session for one exec (`experimentalPrivilegedNesting`).
+async fn open_nested(cx: &Context) -> Result<crate::runtime::NestedSession> {
+    let sessions = cx.nesting.get().ok_or_else(|| Error::Unsupported {
+        message: "withExec(experimentalPrivilegedNesting: true) needs an engine that serves \
+                  nested sessions, and this one was started without the API"
+            .into(),
+    })?;
+    sessions.open().await.map_err(|reason| {
+        Error::Runtime(crate::runtime::RuntimeError::Failed {
+            action: "opening a nested session".into(),
+            reason,
+        })
+    })
+}
+
+/// Puts the command on the host's network, where `session` listens on the
+/// loopback, and names it in the variables gantry's and Dagger's SDKs read.
+/// The token is a secret: in the process's environment only, and scrubbed
+/// from output like one.
+fn nest(process: &mut launch::Process, session: &crate::runtime::NestedSession) {
+    process.spec.host_network = true;
+    for name in ["GANTRY_SESSION_PORT", "DAGGER_SESSION_PORT"] {
+        process.spec.env.push(format!("{name}={}", session.port));
+    }
+    for name in ["GANTRY_SESSION_TOKEN", "DAGGER_SESSION_TOKEN"] {
+        process
+            .spec
+            .secret_env
+            .push(format!("{name}={}", session.token));
+    }
+    process.secrets.push(SecretValue {
+        name: "the nested session's token".into(),
+        plaintext: Arc::from(session.token.as_str()),
+    });
+}
+
 /// Runs (or recalls) one exec. Failures are returned as errors and never
 /// cached; allowed outcomes are cached persistently under the call's key.
 async fn run_exec(
@@ -266,6 +309,10 @@ async fn run_exec(
                 return Ok(Arc::new(record));
             }
             let stdin = stdin(cx, parent, exec).await?;
+            let nested = match exec.experimental_privileged_nesting {
+                true => Some(open_nested(cx).await?),
+                false => None,
+            };
             let mut process =
                 launch::prepare(cx, parent, cmd.clone())
                     .await
@@ -274,6 +321,9 @@ async fn run_exec(
                             event.detail = Some(error.to_string());
                         });
                     })?;
+            if let Some(session) = &nested {
+                nest(&mut process, session);
+            }
             let plaintexts: Vec<&str> = process.secrets.iter().map(|s| &*s.plaintext).collect();
             let live = LiveOutput::new(&cx.events, call.node, &plaintexts);
             process.spec.stdin = stdin;
@@ -320,6 +370,7 @@ async fn run_exec(
             let record = record_of(output, cmd.clone(), mount_trees, &process.secrets);
             let had_secrets = !process.secrets.is_empty();
             drop(process);
+            drop(nested);
             let allowed = exec.expect.allows(record.exit_code);
             step.remember(Some(record.exit_code), allowed);
             if let Err(error) = check_outcome(&step, exec, &record, tail) {
