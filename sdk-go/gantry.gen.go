@@ -586,8 +586,9 @@ type ContainerAsServiceOpts struct {
 	// false (the zero value leaves it out).
 	UseEntrypoint bool
 
-	// Not supported by gantry (it needs a nested engine); must be false.
-	// Defaults to false (the zero value leaves it out).
+	// Not supported by gantry for services (withExec and terminals give a
+	// command the API); must be false. Defaults to false (the zero value leaves
+	// it out).
 	ExperimentalPrivilegedNesting bool
 
 	// Run the service with every root capability the engine holds, close to
@@ -1060,8 +1061,11 @@ type ContainerTerminalOpts struct {
 	// it out).
 	Cmd []string
 
-	// Not supported by gantry (it needs a nested engine); must be false.
-	// Defaults to false (the zero value leaves it out).
+	// Give the terminal command the API: a session of its own
+	// (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1),
+	// with the command on the host's network. Its clients have no host: the
+	// engine's files and environment are not theirs. Defaults to false (the
+	// zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
 	// Run the terminal command with every root capability the engine holds,
@@ -1166,8 +1170,11 @@ func (r *Container) WithDefaultArgs(args []string) *Container {
 
 // ContainerWithDefaultTerminalCmdOpts holds the optional arguments of [Container.WithDefaultTerminalCmd].
 type ContainerWithDefaultTerminalCmdOpts struct {
-	// Not supported by gantry (it needs a nested engine); must be false.
-	// Defaults to false (the zero value leaves it out).
+	// Give the terminal command the API: a session of its own
+	// (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1),
+	// with the command on the host's network. Its clients have no host: the
+	// engine's files and environment are not theirs. Defaults to false (the
+	// zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
 	// Run the terminal command with every root capability the engine holds,
@@ -2389,8 +2396,11 @@ type DirectoryTerminalOpts struct {
 	// it out).
 	Cmd []string
 
-	// Not supported by gantry (it needs a nested engine); must be false.
-	// Defaults to false (the zero value leaves it out).
+	// Give the terminal command the API: a session of its own
+	// (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1),
+	// with the command on the host's network. Its clients have no host: the
+	// engine's files and environment are not theirs. Defaults to false (the
+	// zero value leaves it out).
 	ExperimentalPrivilegedNesting bool
 
 	// Run the terminal command with every root capability the engine holds,

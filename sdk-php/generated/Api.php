@@ -603,7 +603,8 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param bool|null $useEntrypoint If the container has an entrypoint,
      *     prepend it to the args. Defaults to false.
      * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
-     *     (it needs a nested engine); must be false. Defaults to false.
+     *     for services (withExec and terminals give a command the API); must be
+     *     false. Defaults to false.
      * @param bool|null $insecureRootCapabilities Run the service with every
      *     root capability the engine holds, close to Docker's --privileged:
      *     nothing of /proc masked, no seccomp or AppArmor confinement, every
@@ -1067,8 +1068,11 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * @param list<string>|null $cmd If set, override the container's default
      *     terminal command and invoke these command arguments instead. Defaults
      *     to [].
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
-     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Give the terminal command
+     *     the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+     *     DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the
+     *     host's network. Its clients have no host: the engine's files and
+     *     environment are not theirs. Defaults to false.
      * @param bool|null $insecureRootCapabilities Run the terminal command with
      *     every root capability the engine holds, close to Docker's
      *     --privileged: nothing of /proc masked, no seccomp or AppArmor
@@ -1168,8 +1172,11 @@ final class Container extends ApiObject implements Exportable, Node, Syncer
      * Set the default command to invoke for the container's terminal API.
      *
      * @param list<string> $args The args of the command.
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
-     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Give the terminal command
+     *     the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+     *     DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the
+     *     host's network. Its clients have no host: the engine's files and
+     *     environment are not theirs. Defaults to false.
      * @param bool|null $insecureRootCapabilities Run the terminal command with
      *     every root capability the engine holds, close to Docker's
      *     --privileged: nothing of /proc masked, no seccomp or AppArmor
@@ -2446,8 +2453,11 @@ final class Directory extends ApiObject implements Exportable, Node, Syncer
      * @param list<string>|null $cmd If set, override the container's default
      *     terminal command and invoke these command arguments instead. Defaults
      *     to [].
-     * @param bool|null $experimentalPrivilegedNesting Not supported by gantry
-     *     (it needs a nested engine); must be false. Defaults to false.
+     * @param bool|null $experimentalPrivilegedNesting Give the terminal command
+     *     the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+     *     DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the
+     *     host's network. Its clients have no host: the engine's files and
+     *     environment are not theirs. Defaults to false.
      * @param bool|null $insecureRootCapabilities Run the terminal command with
      *     every root capability the engine holds, close to Docker's
      *     --privileged: nothing of /proc masked, no seccomp or AppArmor

@@ -614,8 +614,9 @@ class Container(Exportable, Node, Syncer):
                 used. Defaults to [].
             use_entrypoint: If the container has an entrypoint, prepend it to the args.
                 Defaults to False.
-            experimental_privileged_nesting: Not supported by gantry (it needs a nested
-                engine); must be false. Defaults to False.
+            experimental_privileged_nesting: Not supported by gantry for services
+                (withExec and terminals give a command the API); must be false. Defaults
+                to False.
             insecure_root_capabilities: Run the service with every root capability the
                 engine holds, close to Docker's --privileged: nothing of /proc masked,
                 no seccomp or AppArmor confinement, every device allowed. It can then
@@ -1034,8 +1035,11 @@ class Container(Exportable, Node, Syncer):
         Args:
             cmd: If set, override the container's default terminal command and invoke
                 these command arguments instead. Defaults to [].
-            experimental_privileged_nesting: Not supported by gantry (it needs a nested
-                engine); must be false. Defaults to False.
+            experimental_privileged_nesting: Give the terminal command the API: a
+                session of its own (GANTRY_SESSION_PORT/TOKEN and
+                DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's
+                network. Its clients have no host: the engine's files and environment
+                are not theirs. Defaults to False.
             insecure_root_capabilities: Run the terminal command with every root
                 capability the engine holds, close to Docker's --privileged: nothing of
                 /proc masked, no seccomp or AppArmor confinement, every device allowed.
@@ -1137,8 +1141,11 @@ class Container(Exportable, Node, Syncer):
 
         Args:
             args: The args of the command.
-            experimental_privileged_nesting: Not supported by gantry (it needs a nested
-                engine); must be false. Defaults to False.
+            experimental_privileged_nesting: Give the terminal command the API: a
+                session of its own (GANTRY_SESSION_PORT/TOKEN and
+                DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's
+                network. Its clients have no host: the engine's files and environment
+                are not theirs. Defaults to False.
             insecure_root_capabilities: Run the terminal command with every root
                 capability the engine holds, close to Docker's --privileged: nothing of
                 /proc masked, no seccomp or AppArmor confinement, every device allowed.
@@ -2432,8 +2439,11 @@ class Directory(Exportable, Node, Syncer):
                 (Dagger's default is an `alpine` image from Docker Hub).
             cmd: If set, override the container's default terminal command and invoke
                 these command arguments instead. Defaults to [].
-            experimental_privileged_nesting: Not supported by gantry (it needs a nested
-                engine); must be false. Defaults to False.
+            experimental_privileged_nesting: Give the terminal command the API: a
+                session of its own (GANTRY_SESSION_PORT/TOKEN and
+                DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's
+                network. Its clients have no host: the engine's files and environment
+                are not theirs. Defaults to False.
             insecure_root_capabilities: Run the terminal command with every root
                 capability the engine holds, close to Docker's --privileged: nothing of
                 /proc masked, no seccomp or AppArmor confinement, every device allowed.

@@ -457,7 +457,10 @@ export interface ContainerAsServiceOpts {
   args?: string[];
   /** If the container has an entrypoint, prepend it to the args. Defaults to `false`. */
   useEntrypoint?: boolean;
-  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
+  /**
+   * Not supported by gantry for services (withExec and terminals give a command the API); must be
+   * false. Defaults to `false`.
+   */
   experimentalPrivilegedNesting?: boolean;
   /**
    * Run the service with every root capability the engine holds, close to Docker's --privileged:
@@ -609,7 +612,11 @@ export interface ContainerTerminalOpts {
    * instead. Defaults to `[]`.
    */
   cmd?: string[];
-  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
+  /**
+   * Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+   * DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients
+   * have no host: the engine's files and environment are not theirs. Defaults to `false`.
+   */
   experimentalPrivilegedNesting?: boolean;
   /**
    * Run the terminal command with every root capability the engine holds, close to Docker's
@@ -647,7 +654,11 @@ export interface ContainerUpOpts {
 
 /** Optional arguments of `Container.withDefaultTerminalCmd`. */
 export interface ContainerWithDefaultTerminalCmdOpts {
-  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
+  /**
+   * Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+   * DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients
+   * have no host: the engine's files and environment are not theirs. Defaults to `false`.
+   */
   experimentalPrivilegedNesting?: boolean;
   /**
    * Run the terminal command with every root capability the engine holds, close to Docker's
@@ -2019,7 +2030,11 @@ export interface DirectoryTerminalOpts {
    * instead. Defaults to `[]`.
    */
   cmd?: string[];
-  /** Not supported by gantry (it needs a nested engine); must be false. Defaults to `false`. */
+  /**
+   * Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and
+   * DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients
+   * have no host: the engine's files and environment are not theirs. Defaults to `false`.
+   */
   experimentalPrivilegedNesting?: boolean;
   /**
    * Run the terminal command with every root capability the engine holds, close to Docker's

@@ -247,7 +247,9 @@ mod tests {
             assert!(error.contains("has no host"), "{error}");
         }
         for uri in ["env://HOME", "file:///etc/hostname"] {
-            let error = crate::secret_from_uri(uri, &nested).unwrap_err().to_string();
+            let error = crate::secret_from_uri(uri, &nested)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("has no host"), "{uri}: {error}");
         }
         let on_host = ClientInfo::new(None);

@@ -171,10 +171,6 @@ const REFUSED: &[(&str, &str)] = &[
         "Container.asService(experimentalPrivilegedNesting: true) is not supported",
     ),
     (
-        r#"{ container { terminal(experimentalPrivilegedNesting: true) { id } } }"#,
-        "Container.terminal(experimentalPrivilegedNesting: true) is not supported",
-    ),
-    (
         r#"{ container { asTarball(forcedCompression: Zstd) { id } } }"#,
         "asTarball(forcedCompression: Zstd) is not supported by gantry: use Gzip or Uncompressed",
     ),

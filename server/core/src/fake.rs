@@ -52,6 +52,9 @@ pub struct FakeRuntime {
     /// Whether each service, then each terminal, ran privileged, in order.
     pub privileged_services: Mutex<Vec<bool>>,
     pub privileged_terminals: Mutex<Vec<bool>>,
+    /// Each terminal's nested session, in order: the port its
+    /// `DAGGER_SESSION_PORT` names when it runs on the host's network.
+    pub nested_terminals: Mutex<Vec<Option<String>>>,
 }
 
 /// Addresses handed out (the third and fourth bytes of 127.77.y.z), shared
@@ -190,6 +193,14 @@ impl Runtime for FakeRuntime {
             .lock()
             .expect("not poisoned")
             .push(spec.privileged);
+        let port = spec
+            .env
+            .iter()
+            .find_map(|entry| entry.strip_prefix("DAGGER_SESSION_PORT="));
+        self.nested_terminals.lock().expect("not poisoned").push(
+            spec.host_network
+                .then(|| port.unwrap_or_default().to_owned()),
+        );
         let _ = io.output.send(Bytes::from(spec.args.join(" "))).await;
         Ok(0)
     }

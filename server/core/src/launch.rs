@@ -24,7 +24,7 @@ use crate::context::Context;
 use crate::error::{Error, ExecFailure, Result};
 use crate::events::StepState;
 use crate::mounts::PreparedMounts;
-use crate::runtime::{ContainerExit, ExecSpec, NetworkSpec, RuntimeError};
+use crate::runtime::{ContainerExit, ExecSpec, NestedSession, NetworkSpec, RuntimeError};
 use crate::services::{first_exit, Instance, Lease};
 use crate::text::{scrub_secrets, tail};
 use crate::value::{
@@ -50,6 +50,43 @@ pub(crate) struct Process {
     /// Values to scrub from the process's output.
     pub(crate) secrets: Vec<SecretValue>,
     _locks: Vec<OwnedMutexGuard<()>>,
+}
+
+/// A nested session for one command (`experimentalPrivilegedNesting`).
+pub(crate) async fn open_nested(cx: &Context) -> Result<NestedSession> {
+    let sessions = cx.nesting.get().ok_or_else(|| Error::Unsupported {
+        message: "experimentalPrivilegedNesting needs an engine that serves nested sessions, \
+                  and this one was started without the API"
+            .into(),
+    })?;
+    sessions.open().await.map_err(|reason| {
+        Error::Runtime(RuntimeError::Failed {
+            action: "opening a nested session".into(),
+            reason,
+        })
+    })
+}
+
+impl Process {
+    /// Puts the command on the host's network, where `session` listens on
+    /// the loopback, and names it in the variables gantry's and Dagger's
+    /// SDKs read. The token is a secret: in the process's environment only,
+    /// and scrubbed from its output like one.
+    pub(crate) fn nest(&mut self, session: &NestedSession) {
+        self.spec.host_network = true;
+        for name in ["GANTRY_SESSION_PORT", "DAGGER_SESSION_PORT"] {
+            self.spec.env.push(format!("{name}={}", session.port));
+        }
+        for name in ["GANTRY_SESSION_TOKEN", "DAGGER_SESSION_TOKEN"] {
+            self.spec
+                .secret_env
+                .push(format!("{name}={}", session.token));
+        }
+        self.secrets.push(SecretValue {
+            name: "the nested session's token".into(),
+            plaintext: Arc::from(session.token.as_str()),
+        });
+    }
 }
 
 /// Starts `state`'s bound services, locks its LOCKED cache volumes, puts

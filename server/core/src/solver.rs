@@ -221,14 +221,16 @@ impl Engine {
         digest: Digest,
         cmd: &[String],
         privileged: bool,
+        nesting: bool,
         what: &str,
     ) -> Result<()> {
         terminal::check(&self.cx, what)?;
         let state = self.container(digest).await?;
         let privileged = terminal::privileged(&state, cmd, privileged);
+        let nesting = terminal::nesting(&state, cmd, nesting);
         let cmd = terminal::command(&state, cmd);
         let title = format!("terminal: {}", cmd.join(" "));
-        terminal::open(&self.cx, &state, cmd, privileged, what, &title).await
+        terminal::open(&self.cx, &state, cmd, privileged, nesting, what, &title).await
     }
 
     /// `Service.terminal`: opens `cmd` (or the container's default
@@ -244,7 +246,7 @@ impl Engine {
         let privileged = terminal::privileged(&state, cmd, false);
         let cmd = terminal::command(&state, cmd);
         let title = format!("terminal (service {}): {}", service.hostname, cmd.join(" "));
-        terminal::open(&self.cx, &state, cmd, privileged, WHAT, &title).await
+        terminal::open(&self.cx, &state, cmd, privileged, false, WHAT, &title).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

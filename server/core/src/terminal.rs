@@ -45,6 +45,16 @@ pub(crate) fn privileged(state: &ContainerState, cmd: &[String], asked: bool) ->
             && state.default_terminal_privileged)
 }
 
+/// Whether a terminal gets a nested session (`experimentalPrivilegedNesting`):
+/// when asked, or when it falls back to a default terminal command that was
+/// set so, as `privileged`.
+pub(crate) fn nesting(state: &ContainerState, cmd: &[String], asked: bool) -> bool {
+    asked
+        || (cmd.is_empty()
+            && !state.default_terminal_cmd.is_empty()
+            && state.default_terminal_nesting)
+}
+
 /// The container state a `Service.terminal` shell runs in: a container
 /// service's own (`asService`), through any tunnels. A `Host.service` has
 /// none, which is an error naming the fix.
@@ -72,7 +82,8 @@ pub(crate) fn check(cx: &Context, what: &str) -> Result<()> {
 }
 
 /// Runs `cmd` in `state` on the user's terminal until it exits, with every
-/// root capability when `privileged` (as `withExec` runs one). `title`
+/// root capability when `privileged` and a nested session of its own when
+/// `nesting` (as `withExec` runs one). `title`
 /// is what the user is told before the shell starts. The exit code of the
 /// shell is not an error: the user ends it however they like.
 pub(crate) async fn open(
@@ -80,14 +91,22 @@ pub(crate) async fn open(
     state: &ContainerState,
     cmd: Vec<String>,
     privileged: bool,
+    nesting: bool,
     what: &str,
     title: &str,
 ) -> Result<()> {
     let Some(host) = cx.terminal.get() else {
         return Err(Error::NoTerminal { what: what.into() });
     };
+    let nested = match nesting {
+        true => Some(launch::open_nested(cx).await?),
+        false => None,
+    };
     let mut process = launch::prepare(cx, state, cmd).await?;
     process.spec.privileged = privileged;
+    if let Some(session) = &nested {
+        process.nest(session);
+    }
     if !process
         .spec
         .env

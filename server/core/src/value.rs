@@ -203,6 +203,9 @@ pub struct ContainerState {
     /// Whether that default command runs with every root capability
     /// (`withDefaultTerminalCmd(insecureRootCapabilities: true)`).
     pub default_terminal_privileged: bool,
+    /// Whether it gets a nested session
+    /// (`withDefaultTerminalCmd(experimentalPrivilegedNesting: true)`).
+    pub default_terminal_nesting: bool,
 }
 
 impl ContainerState {

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use gantry_core::fake::FakeRuntime;
 use gantry_core::ops;
-use gantry_core::runtime::{RuntimeError, TerminalHost, TerminalIo, TerminalSize};
+use gantry_core::runtime::{
+    NestedSession, NestedSessions, RuntimeError, TerminalHost, TerminalIo, TerminalSize,
+};
 use gantry_core::store::MemoryStore;
 use gantry_core::{Engine, EngineOptions, Error};
 
@@ -53,7 +55,7 @@ async fn without_a_terminal_the_request_fails_at_once_naming_the_fix() {
     let (engine, runtime) = engine();
     let container = exec(&engine, base(&engine), &["echo", "built"]);
     let error = engine
-        .terminal(container, &[], false, "Container.terminal")
+        .terminal(container, &[], false, false, "Container.terminal")
         .await
         .unwrap_err();
     assert!(matches!(error, Error::NoTerminal { .. }), "{error}");
@@ -71,7 +73,7 @@ async fn the_command_is_cmd_else_the_default_terminal_cmd_else_sh() {
     engine.attach_terminal(terminal.clone(), false);
     let built = exec(&engine, base(&engine), &["echo", "built"]);
     engine
-        .terminal(built, &[], false, "Container.terminal")
+        .terminal(built, &[], false, false, "Container.terminal")
         .await
         .unwrap();
     let with_default = engine
@@ -79,16 +81,18 @@ async fn the_command_is_cmd_else_the_default_terminal_cmd_else_sh() {
             parent: built,
             args: vec!["bash".into(), "-l".into()],
             insecure_root_capabilities: false,
+            experimental_privileged_nesting: false,
         })
         .digest;
     engine
-        .terminal(with_default, &[], false, "Container.terminal")
+        .terminal(with_default, &[], false, false, "Container.terminal")
         .await
         .unwrap();
     engine
         .terminal(
             with_default,
             &["zsh".to_owned()],
+            false,
             false,
             "Container.terminal",
         )
@@ -124,7 +128,7 @@ async fn insecure_root_capabilities_run_the_terminal_privileged() {
     engine.attach_terminal(Arc::new(RecordingTerminal::default()), false);
     let built = exec(&engine, base(&engine), &["echo", "built"]);
     engine
-        .terminal(built, &[], true, "Container.terminal")
+        .terminal(built, &[], true, false, "Container.terminal")
         .await
         .unwrap();
     // A default command set privileged runs so when it is what runs.
@@ -133,16 +137,18 @@ async fn insecure_root_capabilities_run_the_terminal_privileged() {
             parent: built,
             args: vec!["bash".into()],
             insecure_root_capabilities: true,
+            experimental_privileged_nesting: false,
         })
         .digest;
     engine
-        .terminal(with_default, &[], false, "Container.terminal")
+        .terminal(with_default, &[], false, false, "Container.terminal")
         .await
         .unwrap();
     engine
         .terminal(
             with_default,
             &["sh".to_owned()],
+            false,
             false,
             "Container.terminal",
         )
@@ -151,6 +157,73 @@ async fn insecure_root_capabilities_run_the_terminal_privileged() {
     assert_eq!(
         *runtime.privileged_terminals.lock().unwrap(),
         [true, true, false]
+    );
+}
+
+/// Opens sessions on port 4242 with the token `nested-token`.
+struct FixedSessions;
+
+#[async_trait]
+impl NestedSessions for FixedSessions {
+    async fn open(&self) -> Result<NestedSession, String> {
+        Ok(NestedSession {
+            port: 4242,
+            token: "nested-token".into(),
+            serving: Box::new(()),
+        })
+    }
+}
+
+#[tokio::test]
+async fn nesting_gives_the_terminal_a_session_on_the_hosts_network() {
+    let (engine, runtime) = engine();
+    engine.attach_terminal(Arc::new(RecordingTerminal::default()), false);
+    let built = exec(&engine, base(&engine), &["echo", "built"]);
+    // Without sessions to open, nesting is refused, naming the option.
+    let error = engine
+        .terminal(built, &[], false, true, "Container.terminal")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("experimentalPrivilegedNesting"),
+        "{error}"
+    );
+    engine.attach_nesting(Arc::new(FixedSessions));
+    engine
+        .terminal(built, &[], false, true, "Container.terminal")
+        .await
+        .unwrap();
+    engine
+        .terminal(built, &[], false, false, "Container.terminal")
+        .await
+        .unwrap();
+    // A default command set with nesting gets a session when it is what runs.
+    let with_default = engine
+        .add(ops::WithDefaultTerminalCmd {
+            parent: built,
+            args: vec!["bash".into()],
+            insecure_root_capabilities: false,
+            experimental_privileged_nesting: true,
+        })
+        .digest;
+    engine
+        .terminal(with_default, &[], false, false, "Container.terminal")
+        .await
+        .unwrap();
+    engine
+        .terminal(
+            with_default,
+            &["sh".to_owned()],
+            false,
+            false,
+            "Container.terminal",
+        )
+        .await
+        .unwrap();
+    let port = Some("4242".to_owned());
+    assert_eq!(
+        *runtime.nested_terminals.lock().unwrap(),
+        [port.clone(), None, port, None]
     );
 }
 

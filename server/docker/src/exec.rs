@@ -71,11 +71,7 @@ impl DockerRuntime {
             base,
         } = self.prepare(&spec, has_stdin).await?;
         let base_config = self.inspect_config(&base).await?;
-        if spec.host_network {
-            Self::join_host_network(&mut body, &spec.network);
-        } else {
-            self.join_network(&mut body, &spec.network, false).await?;
-        }
+        self.join_for(&mut body, &spec).await?;
         tracing::debug!(
             args = spec.args.len(),
             env = spec.env.len(),

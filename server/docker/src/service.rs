@@ -158,10 +158,26 @@ impl DockerRuntime {
         Ok(Some(step))
     }
 
+    /// Puts an exec's or a terminal's container where `spec` says: the
+    /// host's network (`join_host_network`) or the step network's
+    /// (`join_network`).
+    pub(crate) async fn join_for(
+        &self,
+        body: &mut ContainerCreateBody,
+        spec: &ExecSpec,
+    ) -> Result<(), RuntimeError> {
+        if spec.host_network {
+            Self::join_host_network(body, &spec.network);
+        } else {
+            self.join_network(body, &spec.network, false).await?;
+        }
+        Ok(())
+    }
+
     /// Puts a container in the host's network namespace
     /// (`ExecSpec::host_network`), its bound services as `/etc/hosts` lines:
     /// the host routes to their step-network addresses.
-    pub(crate) fn join_host_network(body: &mut ContainerCreateBody, network: &NetworkSpec) {
+    fn join_host_network(body: &mut ContainerCreateBody, network: &NetworkSpec) {
         let host_config = body.host_config.get_or_insert_with(Default::default);
         host_config.network_mode = Some("host".to_owned());
         host_config.extra_hosts = extra_hosts(network);

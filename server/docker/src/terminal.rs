@@ -30,7 +30,7 @@ impl DockerRuntime {
         // One stream, as a terminal has: stdin stays open for the session.
         body.tty = Some(true);
         body.stdin_once = Some(false);
-        self.join_network(&mut body, &spec.network, false).await?;
+        self.join_for(&mut body, &spec).await?;
         let container = self.create_container(body).await?;
         let name = container.name().to_owned();
         self.apply_layers(&name, &spec.rootfs.layers).await?;

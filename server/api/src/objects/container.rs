@@ -127,14 +127,14 @@ struct ServiceArgs {
     insecure_root_capabilities: Option<bool>,
 }
 
-/// Services and terminals have no nested engine access; `what` names the
+/// Services have no nested sessions; `what` names the
 /// field in the error.
 pub(crate) fn refuse_nesting(nesting: Option<bool>, what: &str) -> Result<()> {
     if nesting.unwrap_or_default() {
         return Err(unsupported(
             &format!("{what}(experimentalPrivilegedNesting: true)"),
-            "only withExec gives a command the API (a nested session); run the nested \
-             pipeline from a withExec step",
+            "only withExec and terminals give a command the API (a nested session); run \
+             the nested pipeline from a withExec step",
         ));
     }
     Ok(())
@@ -691,7 +691,7 @@ impl Container {
         #[graphql(desc = "The args of the command.")] args: Vec<String>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry (it needs a nested engine); must be false."
+            desc = "Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients have no host: the engine's files and environment are not theirs."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
@@ -700,16 +700,14 @@ impl Container {
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Container> {
-        refuse_nesting(
-            experimental_privileged_nesting,
-            "Container.withDefaultTerminalCmd",
-        )?;
         Ok(self.then(
             ctx,
             ops::WithDefaultTerminalCmd {
                 parent: self.parent(),
                 args,
                 insecure_root_capabilities: insecure_root_capabilities.unwrap_or_default(),
+                experimental_privileged_nesting: experimental_privileged_nesting
+                    .unwrap_or_default(),
             },
         ))
     }
@@ -725,7 +723,7 @@ impl Container {
         cmd: Option<Vec<String>>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry (it needs a nested engine); must be false."
+            desc = "Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients have no host: the engine's files and environment are not theirs."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
@@ -734,12 +732,12 @@ impl Container {
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Container> {
-        refuse_nesting(experimental_privileged_nesting, "Container.terminal")?;
         engine(ctx)
             .terminal(
                 self.parent(),
                 &cmd.unwrap_or_default(),
                 insecure_root_capabilities.unwrap_or_default(),
+                experimental_privileged_nesting.unwrap_or_default(),
                 "Container.terminal",
             )
             .await
@@ -1551,7 +1549,7 @@ impl Container {
         use_entrypoint: Option<bool>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry (it needs a nested engine); must be false."
+            desc = "Not supported by gantry for services (withExec and terminals give a command the API); must be false."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(

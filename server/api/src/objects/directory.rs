@@ -72,7 +72,7 @@ impl Directory {
         cmd: Option<Vec<String>>,
         #[graphql(
             default_with = "Some(false)",
-            desc = "Not supported by gantry (it needs a nested engine); must be false."
+            desc = "Give the terminal command the API: a session of its own (GANTRY_SESSION_PORT/TOKEN and DAGGER_SESSION_PORT/TOKEN, on 127.0.0.1), with the command on the host's network. Its clients have no host: the engine's files and environment are not theirs."
         )]
         experimental_privileged_nesting: Option<bool>,
         #[graphql(
@@ -81,7 +81,6 @@ impl Directory {
         )]
         insecure_root_capabilities: Option<bool>,
     ) -> Result<Directory> {
-        super::container::refuse_nesting(experimental_privileged_nesting, "Directory.terminal")?;
         let base = match &container {
             Some(id) => load_arg(ctx, "container", id, Kind::Container)?.digest,
             None => {
@@ -120,6 +119,7 @@ impl Directory {
                 at_src.digest,
                 &cmd.unwrap_or_default(),
                 insecure_root_capabilities.unwrap_or_default(),
+                experimental_privileged_nesting.unwrap_or_default(),
                 "Directory.terminal",
             )
             .await

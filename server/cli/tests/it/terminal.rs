@@ -165,6 +165,40 @@ fn a_terminal_with_insecure_root_capabilities_can_mount() {
     assert!(screen.contains("exit=0"), "{screen}");
 }
 
+/// `terminal(experimentalPrivilegedNesting: true)`: the shell has a nested
+/// session of its own, as `withExec` gives one, and a query sent to it from
+/// the shell is answered.
+#[test]
+fn a_terminal_with_nesting_reaches_its_own_session() {
+    require_runtime!();
+    if !Tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withWorkdir(path: "/tmp") {{ terminal(experimentalPrivilegedNesting: true) {{ id }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    wait_for_prompt(&tmux, "/tmp #");
+    type_line(
+        &tmux,
+        r#"wget -qO- --header "Authorization: Bearer $DAGGER_SESSION_TOKEN" --post-data '{"query":"{ version }"}' "http://127.0.0.1:$DAGGER_SESSION_PORT/query"; echo; echo $((6*7))-asked"#,
+    );
+    let screen = tmux.wait_for("the nested session's answer", SLOW, |screen| {
+        screen.contains("42-asked")
+    });
+    assert!(screen.contains(r#"{"data":{"version":""#), "{screen}");
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
 #[test]
 fn service_terminal_opens_a_shell_in_the_services_container_state() {
     require_runtime!();

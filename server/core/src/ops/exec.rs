@@ -181,9 +181,20 @@ async fn debug_failure(
             "step failed, opening {} in its container: {error}",
             cmd.join(" ")
         );
-        // As privileged as the command that failed, to retry it there.
+        // As privileged as the command that failed, with a nested session
+        // as it had, to retry it there.
         let privileged = exec.insecure_root_capabilities;
-        terminal::open(cx, &state, cmd, privileged, "--interactive", &title).await
+        let nesting = exec.experimental_privileged_nesting;
+        terminal::open(
+            cx,
+            &state,
+            cmd,
+            privileged,
+            nesting,
+            "--interactive",
+            &title,
+        )
+        .await
     };
     if let Err(error) = opened.await {
         tracing::warn!(%error, "cannot open a shell in the failed step");
@@ -223,42 +234,6 @@ fn file_layer(cx: &Context, path: &str, contents: &[u8], mode: u32) -> Result<La
         dest: dir,
         tree: Arc::new(Tree::single(&name, entry)?),
     })
-}
-
-/// A nested session for one exec (`experimentalPrivilegedNesting`).
-async fn open_nested(cx: &Context) -> Result<crate::runtime::NestedSession> {
-    let sessions = cx.nesting.get().ok_or_else(|| Error::Unsupported {
-        message: "withExec(experimentalPrivilegedNesting: true) needs an engine that serves \
-                  nested sessions, and this one was started without the API"
-            .into(),
-    })?;
-    sessions.open().await.map_err(|reason| {
-        Error::Runtime(crate::runtime::RuntimeError::Failed {
-            action: "opening a nested session".into(),
-            reason,
-        })
-    })
-}
-
-/// Puts the command on the host's network, where `session` listens on the
-/// loopback, and names it in the variables gantry's and Dagger's SDKs read.
-/// The token is a secret: in the process's environment only, and scrubbed
-/// from output like one.
-fn nest(process: &mut launch::Process, session: &crate::runtime::NestedSession) {
-    process.spec.host_network = true;
-    for name in ["GANTRY_SESSION_PORT", "DAGGER_SESSION_PORT"] {
-        process.spec.env.push(format!("{name}={}", session.port));
-    }
-    for name in ["GANTRY_SESSION_TOKEN", "DAGGER_SESSION_TOKEN"] {
-        process
-            .spec
-            .secret_env
-            .push(format!("{name}={}", session.token));
-    }
-    process.secrets.push(SecretValue {
-        name: "the nested session's token".into(),
-        plaintext: Arc::from(session.token.as_str()),
-    });
 }
 
 /// Runs (or recalls) one exec. Failures are returned as errors and never
@@ -310,7 +285,7 @@ async fn run_exec(
             }
             let stdin = stdin(cx, parent, exec).await?;
             let nested = match exec.experimental_privileged_nesting {
-                true => Some(open_nested(cx).await?),
+                true => Some(launch::open_nested(cx).await?),
                 false => None,
             };
             let mut process =
@@ -322,7 +297,7 @@ async fn run_exec(
                         });
                     })?;
             if let Some(session) = &nested {
-                nest(&mut process, session);
+                process.nest(session);
             }
             let plaintexts: Vec<&str> = process.secrets.iter().map(|s| &*s.plaintext).collect();
             let live = LiveOutput::new(&cx.events, call.node, &plaintexts);

@@ -20,6 +20,9 @@ pub struct WithDefaultTerminalCmd {
     /// The command runs with every root capability.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_root_capabilities: bool,
+    /// The command gets a nested session (`launch::open_nested`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub experimental_privileged_nesting: bool,
 }
 
 impl Operation for WithDefaultTerminalCmd {
@@ -35,6 +38,9 @@ impl Operation for WithDefaultTerminalCmd {
         if self.insecure_root_capabilities {
             e.str("insecure-root-capabilities");
         }
+        if self.experimental_privileged_nesting {
+            e.str("experimental-privileged-nesting");
+        }
     }
 
     async fn evaluate(&self, _cx: &Context, call: &Call) -> Result<Value> {
@@ -43,6 +49,7 @@ impl Operation for WithDefaultTerminalCmd {
         parent.derive(key, |state| {
             state.default_terminal_cmd.clone_from(&self.args);
             state.default_terminal_privileged = self.insecure_root_capabilities;
+            state.default_terminal_nesting = self.experimental_privileged_nesting;
             Ok(())
         })
     }
