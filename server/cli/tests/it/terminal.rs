@@ -132,37 +132,44 @@ fn terminal_opens_a_shell_in_the_container_and_the_script_continues() {
     assert!(screen.contains("exit=0"), "{screen}");
 }
 
+/// Opens `terminal(ARGUMENTS)` on busybox in `/tmp` under `gantry run`,
+/// types `line` at its prompt, and returns the screen once `done` shows
+/// (computed by the line, so that the typed text cannot show it), after
+/// checking that the shell exits and the run ends well.
+fn answer_in_a_terminal(arguments: &str, line: &str, done: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(
+        dir.path(),
+        &format!(
+            r#"{{ container {{ from(address: "{}") {{ withWorkdir(path: "/tmp") {{ terminal({arguments}) {{ id }} }} }} }} }}"#,
+            busybox()
+        ),
+    );
+    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
+    wait_for_prompt(&tmux, "/tmp #");
+    type_line(&tmux, line);
+    let answer = tmux.wait_for("the shell's answer", SLOW, |screen| screen.contains(done));
+    type_line(&tmux, "exit");
+    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
+        screen.contains("exit=")
+    });
+    assert!(screen.contains("exit=0"), "{screen}");
+    answer
+}
+
 #[test]
 fn a_terminal_with_insecure_root_capabilities_can_mount() {
     require_runtime!();
     if !Tmux::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    pipeline(
-        dir.path(),
-        &format!(
-            r#"{{ container {{ from(address: "{}") {{ withWorkdir(path: "/tmp") {{ terminal(insecureRootCapabilities: true) {{ id }} }} }} }} }}"#,
-            busybox()
-        ),
-    );
-    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
-    wait_for_prompt(&tmux, "/tmp #");
     // Mounting takes CAP_SYS_ADMIN, which an unprivileged terminal lacks.
-    // The answer is computed, so the typed line cannot satisfy the wait.
-    type_line(
-        &tmux,
-        "mkdir -p m; mount -t tmpfs tmpfs m && echo $((6*7))-mounted || echo $((6*7))-refused",
+    let screen = answer_in_a_terminal(
+        "insecureRootCapabilities: true",
+        "mkdir -p m; mount -t tmpfs tmpfs m && echo $((6*7))-mounted; echo $((6*7))-done",
+        "42-done",
     );
-    let screen = tmux.wait_for("the mount's answer", SLOW, |screen| {
-        screen.contains("42-mounted") || screen.contains("42-refused")
-    });
     assert!(screen.contains("42-mounted"), "{screen}");
-    type_line(&tmux, "exit");
-    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
-        screen.contains("exit=")
-    });
-    assert!(screen.contains("exit=0"), "{screen}");
 }
 
 /// `terminal(experimentalPrivilegedNesting: true)`: the shell has a nested
@@ -174,29 +181,12 @@ fn a_terminal_with_nesting_reaches_its_own_session() {
     if !Tmux::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    pipeline(
-        dir.path(),
-        &format!(
-            r#"{{ container {{ from(address: "{}") {{ withWorkdir(path: "/tmp") {{ terminal(experimentalPrivilegedNesting: true) {{ id }} }} }} }} }}"#,
-            busybox()
-        ),
+    let screen = answer_in_a_terminal(
+        "experimentalPrivilegedNesting: true",
+        r#"wget -qO- --header "Authorization: Bearer $DAGGER_SESSION_TOKEN" --post-data '{"query":"{ version }"}' "http://127.0.0.1:$DAGGER_SESSION_PORT/query"; echo; echo $((6*7))-done"#,
+        "42-done",
     );
-    let tmux = Tmux::start(&run_on_a_terminal(dir.path(), ""));
-    wait_for_prompt(&tmux, "/tmp #");
-    type_line(
-        &tmux,
-        r#"wget -qO- --header "Authorization: Bearer $DAGGER_SESSION_TOKEN" --post-data '{"query":"{ version }"}' "http://127.0.0.1:$DAGGER_SESSION_PORT/query"; echo; echo $((6*7))-asked"#,
-    );
-    let screen = tmux.wait_for("the nested session's answer", SLOW, |screen| {
-        screen.contains("42-asked")
-    });
     assert!(screen.contains(r#"{"data":{"version":""#), "{screen}");
-    type_line(&tmux, "exit");
-    let screen = tmux.wait_for("the script to finish", SLOW, |screen| {
-        screen.contains("exit=")
-    });
-    assert!(screen.contains("exit=0"), "{screen}");
 }
 
 #[test]
