@@ -243,7 +243,7 @@ fn a_directory_holding_a_repository_is_one_as_git() {
         r#"{ directory { withNewFile(path: "a", contents: "b") { asGit { head { commit } } } } }"#,
     );
     assert!(
-        error_message(&plain).contains("no Git repository"),
+        error_message(&plain).contains("not a git repository"),
         "{plain}"
     );
 }

@@ -507,7 +507,7 @@ async fn git_remote(cx: &Context, repository: &GitRepositoryValue) -> Result<(Gi
         GitSource::Local { tree, .. } => {
             if !tree.entries.contains_key(".git") && !tree.entries.contains_key("HEAD") {
                 return Err(Error::InvalidArgument {
-                    message: "asGit: the directory holds no Git repository (no .git)".into(),
+                    message: "asGit: not a git repository: the directory holds neither a .git nor a bare repository".into(),
                 });
             }
             let scratch = Scratch::new(cx)?;
