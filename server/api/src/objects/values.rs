@@ -2,9 +2,9 @@
 //! error. Each is its own content, so its ID is its fields (`ids::value_id`)
 //! and loads without the engine; none is a DAG node.
 
-use async_graphql::{Context, Enum, Object, Result, ID};
 use std::sync::Arc;
 
+use async_graphql::{Context, Enum, Object, Result, ID};
 use gantry_core::{lookup, ops, search, Node as DagNode};
 use serde::{Deserialize, Serialize};
 
