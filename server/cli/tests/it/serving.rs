@@ -178,3 +178,59 @@ echo "token=$GANTRY_SESSION_TOKEN port=$GANTRY_SESSION_PORT""#
         "port=none\n"
     );
 }
+
+/// Dagger's official Python SDK (the venv `make dagger-python-sdk` installs),
+/// run inside a nested step on the fixture image with the host's Python,
+/// connects to the step's own session as it would to Dagger's and runs a
+/// step of its own.
+#[test]
+fn daggers_python_sdk_runs_a_pipeline_from_inside_a_nested_step() {
+    require_runtime!();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let site = root.join("conformance-tests/dagger/python/.venv/lib/python3.11/site-packages");
+    if !site.join("dagger").is_dir() {
+        assert!(
+            std::env::var("GANTRY_TEST_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "Dagger's Python SDK is not installed: run `make dagger-python-sdk`"
+        );
+        return;
+    }
+    let server = Server::start();
+    let script = format!(
+        r#"
+import anyio, dagger
+from dagger import dag
+
+async def main():
+    async with dagger.connection():
+        out = await dag.container().from_("{busybox}").with_exec(["echo", "dagger-io, nested"]).stdout()
+    print("inner:", out.strip())
+
+anyio.run(main)
+"#,
+        busybox = busybox()
+    );
+    let query = r#"query($image: String!, $site: String!, $script: String!) {
+        container { from(address: $image) {
+          withMountedDirectory(path: "/sdk", source: $site) { withEnvVariable(name: "PYTHONPATH", value: "/sdk") {
+            withExec(args: ["python3", "-c", $script], experimentalPrivilegedNesting: true) { stdout } } } } } }"#;
+    let site_id = support::run(
+        &server,
+        r#"query($path: String!) { host { directory(path: $path) { id } } }"#,
+        serde_json::json!({ "path": site.display().to_string() }),
+    );
+    let answer = support::run(
+        &server,
+        query,
+        serde_json::json!({
+            "image": support::fixture("python:latest"),
+            "site": support::text(&site_id, "host.directory.id"),
+            "script": script,
+        }),
+    );
+    let stdout = support::text(
+        &answer,
+        "container.from.withMountedDirectory.withEnvVariable.withExec.stdout",
+    );
+    assert_eq!(stdout, "inner: dagger-io, nested\n");
+}
