@@ -3163,6 +3163,12 @@ func (r *GitRepository) Tags(ctx context.Context, opts ...GitRepositoryTagsOpts)
 	return res, err
 }
 
+// Returns the changeset of uncommitted changes in the git repository.
+func (r *GitRepository) Uncommitted() *Changeset {
+	q := r.q.sel("uncommitted")
+	return &Changeset{newObject(q)}
+}
+
 // The URL of the git repository.
 func (r *GitRepository) URL(ctx context.Context) (string, error) {
 	q := r.q.sel("url")

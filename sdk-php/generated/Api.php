@@ -3317,6 +3317,14 @@ final class GitRepository extends ApiObject implements Node
     }
 
     /**
+     * Returns the changeset of uncommitted changes in the git repository.
+     */
+    public function uncommitted(): Changeset
+    {
+        return new Changeset($this->ctx->select('uncommitted'));
+    }
+
+    /**
      * The URL of the git repository.
      */
     public function url(): ?string

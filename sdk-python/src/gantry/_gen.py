@@ -3257,6 +3257,10 @@ class GitRepository(Node):
         _r: list[str] = await self._select("tags", _args).execute()
         return _r
 
+    def uncommitted(self) -> Changeset:
+        """Returns the changeset of uncommitted changes in the git repository."""
+        return Changeset(self._select("uncommitted"))
+
     async def url(self) -> str | None:
         """The URL of the git repository."""
         _r: str | None = await self._select("url").execute()

@@ -3042,6 +3042,11 @@ export class GitRepository extends BaseObject implements Node {
     return this._select("tags", _args).execute<string[]>();
   }
 
+  /** Returns the changeset of uncommitted changes in the git repository. */
+  uncommitted(): Changeset {
+    return new Changeset(this._select("uncommitted"));
+  }
+
   /** The URL of the git repository. */
   async url(): Promise<string | null> {
     return this._select("url").execute<string | null>();

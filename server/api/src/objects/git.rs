@@ -49,6 +49,16 @@ impl GitRepository {
         format_id(engine(ctx), &self.0)
     }
 
+    /// Returns the changeset of uncommitted changes in the git repository.
+    async fn uncommitted(&self, ctx: &Context<'_>) -> super::Changeset {
+        super::Changeset(add(
+            ctx,
+            ops::GitUncommitted {
+                repository: self.0.digest,
+            },
+        ))
+    }
+
     /// Returns details for HEAD.
     async fn head(&self, ctx: &Context<'_>) -> GitRef {
         self.reference(ctx, RefSelector::Head)

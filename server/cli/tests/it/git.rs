@@ -488,3 +488,51 @@ fn an_address_loads_a_directory_or_a_file_from_a_git_url() {
     );
     assert!(error_message(&missing).contains("nope"), "{missing}");
 }
+
+#[test]
+fn uncommitted_changes_of_a_worktree_are_a_changeset() {
+    require_runtime!();
+    let root = tempfile::tempdir().unwrap();
+    let repo = sample_repo(root.path(), "repo");
+    let server = Server::start();
+    let query = r#"query($path: String!) { host {
+        worktree: directory(path: $path) { asGit { uncommitted {
+          isEmpty addedPaths modifiedPaths removedPaths } } }
+        bare: directory(path: $path) { directory(path: ".git") { asGit { uncommitted { isEmpty } } } } } }"#;
+    let vars = json!({ "path": repo.display().to_string() });
+    let clean = run(&server, query, vars.clone());
+    assert_eq!(
+        clean["host"]["worktree"]["asGit"]["uncommitted"]["isEmpty"], true,
+        "{clean}"
+    );
+
+    // Modified, added and removed, one of them staged: all uncommitted.
+    std::fs::write(repo.join("README.md"), "first\nand more\n").unwrap();
+    std::fs::write(repo.join("new.txt"), "new\n").unwrap();
+    std::fs::remove_file(repo.join("src/main.txt")).unwrap();
+    git(&repo, &["add", "new.txt"]);
+    let changed = run(&server, query, vars);
+    let changes = &changed["host"]["worktree"]["asGit"]["uncommitted"];
+    assert_eq!(changes["isEmpty"], false, "{changed}");
+    assert_eq!(changes["addedPaths"], json!(["new.txt"]), "{changed}");
+    assert_eq!(changes["modifiedPaths"], json!(["README.md"]), "{changed}");
+    assert_eq!(
+        changes["removedPaths"],
+        json!(["src/main.txt"]),
+        "{changed}"
+    );
+    // A bare repository (the .git directory alone) has no worktree.
+    assert_eq!(
+        changed["host"]["bare"]["directory"]["asGit"]["uncommitted"]["isEmpty"], true,
+        "{changed}"
+    );
+
+    // A remote repository has none either.
+    let daemon = GitDaemon::start(root.path(), &root.path().join("daemon.log"));
+    let remote = run(
+        &server,
+        r#"query($url: String!) { git(url: $url) { uncommitted { isEmpty } } }"#,
+        json!({ "url": daemon.url("repo") }),
+    );
+    assert_eq!(remote["git"]["uncommitted"]["isEmpty"], true, "{remote}");
+}

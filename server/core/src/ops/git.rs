@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::digest::{Digest, Domain, Encoder};
 use crate::error::{Error, Result};
-use crate::eval::{Call, OpEncoder, Operation};
+use crate::eval::{Call, OpEncoder, Operation, Subgraph};
 use crate::events::StepState;
 use crate::host::read_tree;
 use crate::mounts::write_tree;
@@ -30,7 +30,9 @@ use crate::service_host::ServiceHost;
 use crate::store::RecordKind;
 use crate::text::scrub_secrets;
 use crate::tree::Tree;
-use crate::value::{GitRefValue, GitRepositoryValue, GitSource, Kind, ServiceValue, Value};
+use crate::value::{
+    ChangesetValue, GitRefValue, GitRepositoryValue, GitSource, Kind, ServiceValue, Value,
+};
 
 /// `Query.git`: a remote repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +204,68 @@ impl Operation for AsGit {
             source: GitSource::Local { tree, key },
             keep_git_dir: true,
         })))
+    }
+}
+
+/// `GitRepository.uncommitted`: a local worktree's changes against its
+/// HEAD commit (staged or not, `.git` left out), as a changeset. A remote
+/// repository, or a bare one (`Directory.asGit` of a `.git` directory), has
+/// none. Untracked files count as added, ignored ones too: `.gitignore` is
+/// not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitUncommitted {
+    pub repository: Digest,
+}
+
+impl Operation for GitUncommitted {
+    const KIND: Kind = Kind::Changeset;
+
+    fn inputs(&self) -> Vec<Digest> {
+        vec![self.repository]
+    }
+
+    fn encode(&self, e: &mut OpEncoder<'_>) {
+        e.input(&self.repository);
+    }
+
+    async fn evaluate(&self, cx: &Context, call: &Call) -> Result<Value> {
+        let value = call.inputs.value(&self.repository).clone();
+        let repository = value.git_repository()?;
+        let worktree = match &repository.source {
+            GitSource::Local { tree, .. } if tree.entries.contains_key(".git") => tree.clone(),
+            _ => {
+                let empty = Arc::new(Tree::default());
+                return Ok(Value::Changeset(Arc::new(ChangesetValue::new(
+                    empty.clone(),
+                    empty,
+                ))));
+            }
+        };
+        // HEAD's files, as `head.tree(discardGitDir: true)` checks them out.
+        let mut graph = Subgraph::new(cx);
+        graph.insert(self.repository, value);
+        let head = graph
+            .eval(GitRef {
+                repository: self.repository,
+                selector: RefSelector::Head,
+            })
+            .await?;
+        let checkout = graph
+            .eval(GitTree {
+                reference: head,
+                discard_git_dir: true,
+                depth: 1,
+                include_tags: false,
+            })
+            .await?;
+        let (before, _) = graph.value(&checkout).directory()?;
+        let mut after = (*worktree).clone();
+        after.remove(".git");
+        Ok(Value::Changeset(Arc::new(ChangesetValue::new(
+            before,
+            Arc::new(after),
+        ))))
     }
 }
 

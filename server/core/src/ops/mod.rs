@@ -232,6 +232,7 @@ registry! {
     "git" => git::Git,
     "directoryAsGit" => git::AsGit,
     "gitRef" => git::GitRef,
+    "gitUncommitted" => git::GitUncommitted,
 }
 
 impl Op {
