@@ -81,13 +81,13 @@ pub(crate) fn secret_from_uri(
     };
     let (scheme, rest) = uri.split_once(':').ok_or_else(unsupported)?;
     let rest = rest.trim_start_matches("//");
-    if scheme == "env" {
-        client.check_host(&format!("secret URI {uri:?}"))?;
-    }
     match scheme {
-        "env" => std::env::var(rest).map_err(|_| gantry_core::Error::InvalidArgument {
-            message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
-        }),
+        "env" => {
+            client.check_host(&format!("secret URI {uri:?}"))?;
+            std::env::var(rest).map_err(|_| gantry_core::Error::InvalidArgument {
+                message: format!("secret URI {uri:?}: environment variable {rest} is not set"),
+            })
+        }
         "file" => {
             let path = client.resolve(rest)?;
             std::fs::read_to_string(&path).map_err(|error| gantry_core::Error::Host {

@@ -565,14 +565,6 @@ enum Found {
 }
 
 impl RegistryBackend {
-    async fn client(&self) -> &Client {
-        self.connection.get().await.0
-    }
-
-    async fn auth(&self) -> &OciAuth {
-        self.connection.get().await.1
-    }
-
     fn reference(&self, tag: &str) -> Reference {
         format!("{}:{tag}", self.repository)
             .parse()
@@ -665,20 +657,16 @@ impl RegistryBackend {
         let Some(digest) = sha256_digest(&descriptor.digest) else {
             return Ok(Err("is not named by a sha256 digest"));
         };
-        let blob = pull_checked(self.client().await, image, descriptor, self.password()).await?;
+        let (client, _) = self.connection.get().await;
+        let blob = pull_checked(client, image, descriptor, self.password()).await?;
         Ok(blob.map(|blob| (digest, blob)))
     }
 
     /// Whether `hex` has an entry; `Err`: the registry's error, as text.
     async fn has_entry(&self, hex: &str) -> Result<bool, String> {
         let image = self.reference(hex);
-        let auth = self.auth().await;
-        match self
-            .client()
-            .await
-            .fetch_manifest_digest(&image, auth)
-            .await
-        {
+        let (client, auth) = self.connection.get().await;
+        match client.fetch_manifest_digest(&image, auth).await {
             Ok(_) => Ok(true),
             Err(error) if is_not_found(&error) => Ok(false),
             Err(error) => {
@@ -760,13 +748,9 @@ impl RegistryBackend {
         let fail = |error: OciDistributionError| {
             registry::registry_error(fs_tag, &error, self.password()).to_string()
         };
-        self.client()
-            .await
-            .auth(
-                &target,
-                self.auth().await,
-                oci_client::RegistryOperation::Push,
-            )
+        let (client, auth) = self.connection.get().await;
+        client
+            .auth(&target, auth, oci_client::RegistryOperation::Push)
             .await
             .map_err(fail)?;
         let mut descriptors = Vec::with_capacity(image.layers.len());
@@ -787,12 +771,7 @@ impl RegistryBackend {
                     let known = self.gzipped.get(digest).map(|known| known.clone());
                     let (blob_digest, size) = match known {
                         Some((blob, size))
-                            if self
-                                .client()
-                                .await
-                                .blob_exists(&target, &blob)
-                                .await
-                                .unwrap_or(false) =>
+                            if client.blob_exists(&target, &blob).await.unwrap_or(false) =>
                         {
                             (blob, size)
                         }
@@ -829,9 +808,9 @@ impl RegistryBackend {
         }
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
         registry::push(
-            self.client().await,
+            client,
             &target,
-            self.auth().await,
+            auth,
             self.password(),
             blobs,
             config,
@@ -857,7 +836,8 @@ impl RegistryBackend {
             size: layer.size as i64,
             ..Default::default()
         };
-        registry::mount_or_copy(self.client().await, target, &source, &blob).await
+        let (client, _) = self.connection.get().await;
+        registry::mount_or_copy(client, target, &source, &blob).await
     }
 
     /// Pushes the entry manifest tagged `hex`: `config` (the record) and
@@ -885,10 +865,11 @@ impl RegistryBackend {
             "annotations": BTreeMap::from([("dev.gantry.cache.key", hex)]),
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
+        let (client, auth) = self.connection.get().await;
         registry::push(
-            self.client().await,
+            client,
             &self.reference(hex),
-            self.auth().await,
+            auth,
             self.password(),
             layers,
             config,

@@ -50,29 +50,29 @@ pub(crate) struct Process {
     /// Values to scrub from the process's output.
     pub(crate) secrets: Vec<SecretValue>,
     _locks: Vec<OwnedMutexGuard<()>>,
-}
-
-/// A nested session for one command (`experimentalPrivilegedNesting`).
-pub(crate) async fn open_nested(cx: &Context) -> Result<NestedSession> {
-    let sessions = cx.nesting.get().ok_or_else(|| Error::Unsupported {
-        message: "experimentalPrivilegedNesting needs an engine that serves nested sessions, \
-                  and this one was started without the API"
-            .into(),
-    })?;
-    sessions.open().await.map_err(|reason| {
-        Error::Runtime(RuntimeError::Failed {
-            action: "opening a nested session".into(),
-            reason,
-        })
-    })
+    /// Its nested session (`nest`), served until the process is dropped.
+    nested: Option<NestedSession>,
 }
 
 impl Process {
-    /// Puts the command on the host's network, where `session` listens on
-    /// the loopback, and names it in the variables gantry's and Dagger's
-    /// SDKs read. The token is a secret: in the process's environment only,
-    /// and scrubbed from its output like one.
-    pub(crate) fn nest(&mut self, session: &NestedSession) {
+    /// Gives the command a nested session of its own
+    /// (`experimentalPrivilegedNesting`), served until the process is
+    /// dropped: puts it on the host's network, where the session listens on
+    /// the loopback, and names the session in the variables gantry's and
+    /// Dagger's SDKs read. The token is a secret: in the process's
+    /// environment only, and scrubbed from its output like one.
+    pub(crate) async fn nest(&mut self, cx: &Context) -> Result<()> {
+        let sessions = cx.nesting.get().ok_or_else(|| Error::Unsupported {
+            message: "experimentalPrivilegedNesting needs an engine that serves nested \
+                      sessions, and this one was started without the API"
+                .into(),
+        })?;
+        let session = sessions.open().await.map_err(|reason| {
+            Error::Runtime(RuntimeError::Failed {
+                action: "opening a nested session".into(),
+                reason,
+            })
+        })?;
         self.spec.host_network = true;
         for name in ["GANTRY_SESSION_PORT", "DAGGER_SESSION_PORT"] {
             self.spec.env.push(format!("{name}={}", session.port));
@@ -86,6 +86,8 @@ impl Process {
             name: "the nested session's token".into(),
             plaintext: Arc::from(session.token.as_str()),
         });
+        self.nested = Some(session);
+        Ok(())
     }
 }
 
@@ -116,6 +118,7 @@ pub(crate) async fn prepare(
         mounts,
         secrets,
         _locks: locks,
+        nested: None,
     })
 }
 

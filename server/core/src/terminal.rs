@@ -35,24 +35,24 @@ pub(crate) fn command(state: &ContainerState, cmd: &[String]) -> Vec<String> {
     }
 }
 
+/// Whether a terminal falls back to the default terminal command
+/// (`withDefaultTerminalCmd`), whose options then apply.
+fn runs_default(state: &ContainerState, cmd: &[String]) -> bool {
+    cmd.is_empty() && !state.default_terminal_cmd.is_empty()
+}
+
 /// Whether a terminal runs with every root capability: when asked
 /// (`insecureRootCapabilities`), or when it falls back to a default
 /// terminal command that was set privileged, as in Dagger.
 pub(crate) fn privileged(state: &ContainerState, cmd: &[String], asked: bool) -> bool {
-    asked
-        || (cmd.is_empty()
-            && !state.default_terminal_cmd.is_empty()
-            && state.default_terminal_privileged)
+    asked || (runs_default(state, cmd) && state.default_terminal_privileged)
 }
 
 /// Whether a terminal gets a nested session (`experimentalPrivilegedNesting`):
 /// when asked, or when it falls back to a default terminal command that was
 /// set so, as `privileged`.
 pub(crate) fn nesting(state: &ContainerState, cmd: &[String], asked: bool) -> bool {
-    asked
-        || (cmd.is_empty()
-            && !state.default_terminal_cmd.is_empty()
-            && state.default_terminal_nesting)
+    asked || (runs_default(state, cmd) && state.default_terminal_nesting)
 }
 
 /// The container state a `Service.terminal` shell runs in: a container
@@ -98,14 +98,10 @@ pub(crate) async fn open(
     let Some(host) = cx.terminal.get() else {
         return Err(Error::NoTerminal { what: what.into() });
     };
-    let nested = match nesting {
-        true => Some(launch::open_nested(cx).await?),
-        false => None,
-    };
     let mut process = launch::prepare(cx, state, cmd).await?;
     process.spec.privileged = privileged;
-    if let Some(session) = &nested {
-        process.nest(session);
+    if nesting {
+        process.nest(cx).await?;
     }
     if !process
         .spec

@@ -905,9 +905,9 @@ fn export_layer_streaming(
 /// is packed and compressed beside the steps (a chunked upload fed by the
 /// export), rather than after it: a step's new 100 MB layer reaches the
 /// registry about when its export ends, which the end of a pipeline waits
-/// for. A layer whose
-/// upload fails here (a registry that refuses chunked uploads) is uploaded
-/// whole by the push that follows, as one exported before is.
+/// for. A layer whose upload fails here (a registry that refuses chunked
+/// uploads) is uploaded whole by the push that follows, as one exported
+/// before is.
 ///
 /// For the remote cache's pushes only, whose layers are steps' new output:
 /// a publish's layers may be in the registry already (the same reproducible
@@ -995,8 +995,9 @@ struct BlobStream {
 }
 
 /// Pieces of at least `registry::UPLOAD_PIECE` bytes sent from a blocking
-/// thread to an upload, each a PATCH of a chunked upload. When the upload stops taking them (it failed) the export goes on
-/// without it, and the blob is uploaded whole afterwards.
+/// thread to an upload, each a PATCH of a chunked upload. When the upload
+/// stops taking them (it failed) the export goes on without it, and the
+/// blob is uploaded whole afterwards.
 struct UploadPieces {
     piece: Vec<u8>,
     to: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,

@@ -284,10 +284,6 @@ async fn run_exec(
                 return Ok(Arc::new(record));
             }
             let stdin = stdin(cx, parent, exec).await?;
-            let nested = match exec.experimental_privileged_nesting {
-                true => Some(launch::open_nested(cx).await?),
-                false => None,
-            };
             let mut process =
                 launch::prepare(cx, parent, cmd.clone())
                     .await
@@ -296,8 +292,8 @@ async fn run_exec(
                             event.detail = Some(error.to_string());
                         });
                     })?;
-            if let Some(session) = &nested {
-                process.nest(session);
+            if exec.experimental_privileged_nesting {
+                process.nest(cx).await?;
             }
             let plaintexts: Vec<&str> = process.secrets.iter().map(|s| &*s.plaintext).collect();
             let live = LiveOutput::new(&cx.events, call.node, &plaintexts);
@@ -345,7 +341,6 @@ async fn run_exec(
             let record = record_of(output, cmd.clone(), mount_trees, &process.secrets);
             let had_secrets = !process.secrets.is_empty();
             drop(process);
-            drop(nested);
             let allowed = exec.expect.allows(record.exit_code);
             step.remember(Some(record.exit_code), allowed);
             if let Err(error) = check_outcome(&step, exec, &record, tail) {

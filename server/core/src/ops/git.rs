@@ -58,14 +58,18 @@ pub struct Git {
 /// A URL as `git` takes it: one without a scheme (`github.com/o/r`, not
 /// `user@host:path`) means HTTPS, as in Dagger.
 pub fn normalize_url(url: &str) -> String {
-    let scp_like = url
-        .split_once(':')
-        .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'));
-    if url.contains("://") || scp_like {
+    if url.contains("://") || scp_path(url).is_some() {
         url.to_owned()
     } else {
         format!("https://{url}")
     }
+}
+
+/// The path of SSH's `user@host:path` form, where `url` has that form.
+fn scp_path(url: &str) -> Option<&str> {
+    url.split_once(':')
+        .filter(|(host, _)| host.contains('@') && !host.contains('/'))
+        .map(|(_, path)| path)
 }
 
 /// A directory or file in a Git repository, named as Dagger's CLI and
@@ -90,9 +94,7 @@ impl GitAddress {
         };
         let remote = match url.split_once("://") {
             Some((scheme, rest)) => scheme != "file" && !scheme.is_empty() && !rest.is_empty(),
-            None => url.split_once(':').is_some_and(|(host, path)| {
-                host.contains('@') && !host.contains('/') && !path.is_empty()
-            }),
+            None => scp_path(url).is_some_and(|path| !path.is_empty()),
         };
         if !remote {
             return None;

@@ -20,7 +20,7 @@ pub struct WithDefaultTerminalCmd {
     /// The command runs with every root capability.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_root_capabilities: bool,
-    /// The command gets a nested session (`launch::open_nested`).
+    /// The command gets a nested session (`launch::Process::nest`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub experimental_privileged_nesting: bool,
 }
